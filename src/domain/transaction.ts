@@ -1,0 +1,28 @@
+import type { Posting } from './posting.ts'
+import type { Metadata } from './metadata.ts'
+
+/** Per-ledger sequence number of a transaction, from 0. */
+export type TransactionId = bigint
+
+/** The stored record of a transaction: the ledger's own view of it. */
+export interface TransactionRecord {
+  readonly id: TransactionId
+  readonly postings: readonly Posting[]
+  readonly timestamp: string
+  readonly insertedAt: string
+  readonly updatedAt: string
+  readonly reference?: string
+  readonly metadata: Metadata
+  readonly reverted: boolean
+  readonly revertedAt?: string
+}
+
+/** Metadata key Formance v2 sets on a revert transaction. */
+export const REVERTS_METADATA_KEY = 'com.formance.spec/state/reverts'
+
+export const referenceLengthMax = 512
+
+/** Dates on the wire and in the store: RFC 3339 UTC with milliseconds. */
+export function formatDate(epochMs: number): string {
+  return new Date(epochMs).toISOString()
+}

@@ -1,0 +1,136 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fc from 'fast-check'
+import {
+  parseJson,
+  stringifyJson,
+  canonicalJson,
+  parseAmount,
+  parseAccountAddress,
+  parseAsset,
+  parseLedgerName,
+  parsePostings,
+  parseMetadata,
+  isAccountAddress,
+  isAsset,
+  TallyError,
+  AMOUNT_LIMIT,
+  httpStatusOf,
+  mergeMetadata,
+  withoutKey,
+  addInput,
+  addOutput,
+  balanceOf,
+  ZERO_VOLUMES,
+  InvariantViolation,
+} from '../../src/domain/index.ts'
+
+function expectValidation(fn: () => unknown, fragment: string): void {
+  assert.throws(fn, (error: unknown) => {
+    assert.ok(error instanceof TallyError, 'a TallyError')
+    assert.equal(error.code, 'VALIDATION')
+    assert.match(error.message, new RegExp(fragment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    return true
+  })
+}
+
+test('JSON codec keeps integers beyond 2^53 exact both ways', () => {
+  const text = '{"amount":115792089237316195423570985008687907853269984665640564039457584007913129639935,"x":1.5}'
+  const value = parseJson(text) as { amount: bigint; x: number }
+  assert.equal(value.amount, (1n << 256n) - 1n)
+  assert.equal(value.x, 1.5)
+  assert.equal(stringifyJson(value), text)
+  assert.equal(stringifyJson({ a: 9007199254740993n }), '{"a":9007199254740993}')
+})
+
+test('JSON codec: every bigint round-trips (property)', () => {
+  fc.assert(
+    fc.property(fc.bigInt({ min: -(1n << 300n), max: 1n << 300n }), (n) => {
+      assert.equal((parseJson(stringifyJson({ n })) as { n: bigint }).n, n)
+    }),
+  )
+})
+
+test('JSON codec rejects malformed input as VALIDATION', () => {
+  expectValidation(() => parseJson('{"a":'), 'malformed JSON')
+  expectValidation(() => parseJson('{a:1}'), 'malformed JSON')
+})
+
+test('canonical JSON sorts keys at every depth and drops undefined', () => {
+  assert.equal(canonicalJson({ b: 1n, a: { d: [{ z: 1, y: 2 }], c: undefined } }), '{"a":{"d":[{"y":2,"z":1}]},"b":1}')
+})
+
+test('amounts: 0 ≤ a < 2^256, integers only', () => {
+  assert.equal(parseAmount(0n), 0n)
+  assert.equal(parseAmount(AMOUNT_LIMIT - 1n), AMOUNT_LIMIT - 1n)
+  assert.equal(parseAmount('12345678901234567890'), 12345678901234567890n)
+  expectValidation(() => parseAmount(-1n), 'negative')
+  expectValidation(() => parseAmount(AMOUNT_LIMIT), 'exceeds')
+  expectValidation(() => parseAmount(1.5), 'not a non-negative integer')
+  expectValidation(() => parseAmount('1.5'), 'expected a non-negative integer')
+  expectValidation(() => parseAmount('-3'), 'expected a non-negative integer')
+  expectValidation(() => parseAmount(null), 'expected a non-negative integer')
+  expectValidation(() => parseAmount(true, 'postings[0].amount'), 'postings[0].amount')
+})
+
+test('account addresses follow the contract pattern', () => {
+  for (const ok of ['world', 'users:1234:wallet', 'a-b_c:D9', 'x']) assert.ok(isAccountAddress(ok), ok)
+  for (const bad of ['', ':a', 'a:', 'a::b', 'a b', 'a.b', 'é', 'a:b:', 'a'.repeat(2000)]) {
+    assert.ok(!isAccountAddress(bad), bad)
+  }
+  expectValidation(() => parseAccountAddress('a b', 'postings[0].source'), 'postings[0].source: invalid account address')
+})
+
+test('assets follow the contract pattern', () => {
+  for (const ok of ['USD', 'USD/2', 'BTC/8', 'COIN', 'EUR_CENT/2', 'A', 'USD/123456']) assert.ok(isAsset(ok), ok)
+  for (const bad of ['usd', 'USD/', 'USD/1234567', '1USD', 'USD_', 'USD_cent', '', 'ABCDEFGHIJKLMNOPQR']) {
+    assert.ok(!isAsset(bad), bad)
+  }
+  expectValidation(() => parseAsset('usd'), 'invalid asset')
+})
+
+test('ledger names: 1..63 of [a-zA-Z0-9_-]', () => {
+  assert.equal(parseLedgerName('main-1_X'), 'main-1_X')
+  expectValidation(() => parseLedgerName('a'.repeat(64)), 'invalid ledger name')
+  expectValidation(() => parseLedgerName(''), 'invalid ledger name')
+  expectValidation(() => parseLedgerName('a/b'), 'invalid ledger name')
+})
+
+test('postings: strict shape with precise field paths', () => {
+  const postings = parsePostings([{ source: 'world', destination: 'a', amount: 10n, asset: 'USD/2' }])
+  assert.deepEqual(postings, [{ source: 'world', destination: 'a', amount: 10n, asset: 'USD/2' }])
+  expectValidation(() => parsePostings({}), 'postings: expected an array')
+  expectValidation(
+    () => parsePostings([{ source: 'world', destination: 'a', amount: 10n, asset: 'USD', extra: 1 }]),
+    'unknown field "extra"',
+  )
+  expectValidation(() => parsePostings([{ source: 'world', destination: 'a', amount: -1n, asset: 'USD' }]), 'postings[0].amount')
+  expectValidation(() => parsePostings([{ source: 'world', destination: 'a b', amount: 1n, asset: 'USD' }]), 'postings[0].destination')
+})
+
+test('metadata: strings only, keys named on error', () => {
+  assert.deepEqual(parseMetadata({ a: 'b' }), { a: 'b' })
+  assert.deepEqual(parseMetadata(undefined), {})
+  expectValidation(() => parseMetadata({ a: 1n }), 'metadata["a"]: expected a string')
+  expectValidation(() => parseMetadata([]), 'expected an object')
+  assert.deepEqual(mergeMetadata({ b: '1', a: '2' }, { b: '3' }), { a: '2', b: '3' })
+  assert.deepEqual(Object.keys(mergeMetadata({ z: '1' }, { a: '2' })), ['a', 'z'])
+  assert.deepEqual(withoutKey({ a: '1', b: '2' }, 'a'), { b: '2' })
+})
+
+test('volumes: balance = input − output; negative amounts are invariant violations', () => {
+  const v = addOutput(addInput(ZERO_VOLUMES, 10n), 25n)
+  assert.equal(balanceOf(v), -15n)
+  assert.throws(() => addInput(ZERO_VOLUMES, -1n), InvariantViolation)
+})
+
+test('every error kind maps to one HTTP status', () => {
+  assert.equal(httpStatusOf('validation'), 400)
+  assert.equal(httpStatusOf('not_found'), 404)
+  assert.equal(httpStatusOf('conflict'), 409)
+  assert.equal(httpStatusOf('unavailable'), 503)
+  assert.equal(httpStatusOf('internal'), 500)
+  assert.equal(httpStatusOf('precondition'), 412)
+  assert.equal(httpStatusOf('too_large'), 413)
+  assert.equal(httpStatusOf('business'), 400)
+})
