@@ -1,0 +1,177 @@
+import type { AttributeValue, CanonicalKey } from '../domain/index.ts'
+import { TallyError, decodeAttribute, idempotencyKey, invariant, kindOf } from '../domain/index.ts'
+import type { AttributeCache } from '../cache/index.ts'
+import type { KnownValue, ProposedOrder } from '../orders/index.ts'
+import { needsOf } from '../orders/index.ts'
+import type { CoverageEntry, OrderResult, Proposal, ProposalResult } from '../fsm/index.ts'
+import { encodeBits, encodeProposal, proposalOrdersMax } from '../fsm/index.ts'
+import type { StoreReader } from '../store/index.ts'
+import { attributeRowKey } from '../store/index.ts'
+
+/** Where admission appends: the log assigns indexes and reports apply results. */
+export interface Sequencer {
+  /** The index the next append will get. */
+  nextIndex(): number
+  /** Synchronous: appends and returns the index, which equals `nextIndex()` at call time. */
+  append(payload: Buffer): number
+  /** Resolves once `index` is durable, applied and stored. */
+  result(index: number): Promise<ProposalResult>
+  /** Highest index whose effects are in the store (reads at least this state). */
+  storeIndex(): number
+}
+
+export interface AdmissionOptions {
+  readonly cache: AttributeCache
+  readonly store: StoreReader
+  readonly sequencer: Sequencer
+  readonly now: () => number
+  readonly newId: () => string
+  /** Bound on proposals admitted but not yet applied. */
+  readonly inFlightMax?: number
+}
+
+export interface SubmitOptions {
+  readonly atomic: boolean
+  readonly continueOnFailure: boolean
+}
+
+const planRoundsMax = 4
+const staleRetriesMax = 8
+
+/**
+ * Admission (contract §2.1): turns validated orders into a proposal whose plan
+ * declares every attribute the FSM will touch, with seeds for what the cache
+ * will not hold, then appends it and waits for the FSM's result.
+ */
+export class Admission {
+  private inFlight = 0
+  private readonly inFlightMax: number
+
+  constructor(private readonly options: AdmissionOptions) {
+    this.inFlightMax = options.inFlightMax ?? 16_384
+  }
+
+  async submit(orders: readonly ProposedOrder[], options: SubmitOptions): Promise<readonly OrderResult[]> {
+    invariant(orders.length > 0, 'a proposal has at least one order')
+    if (orders.length > proposalOrdersMax) {
+      throw new TallyError({ code: 'BULK_SIZE_EXCEEDED', kind: 'validation', message: `more than ${proposalOrdersMax} orders` })
+    }
+    if (this.inFlight >= this.inFlightMax) {
+      throw new TallyError({ code: 'RESOURCE_EXHAUSTED', kind: 'unavailable', message: 'too many writes in flight, retry' })
+    }
+    this.inFlight++
+    try {
+      for (let attempt = 0; attempt < staleRetriesMax; attempt++) {
+        const index = await this.propose(orders, options)
+        const result = await this.options.sequencer.result(index)
+        if (result.outcome === 'applied') return result.results
+      }
+      throw new TallyError({ code: 'STALE_PROPOSAL', kind: 'unavailable', message: 'the plan went stale repeatedly, retry' })
+    } finally {
+      this.inFlight--
+    }
+  }
+
+  private async propose(orders: readonly ProposedOrder[], options: SubmitOptions): Promise<number> {
+    const known = new Map<CanonicalKey, AttributeValue | null>()
+    const perOrderKeys = await this.resolveNeeds(orders, known)
+    const allKeys = [...new Set(perOrderKeys.flat())]
+    const seeds = new Map<CanonicalKey, string | null>()
+    let storeIndexAtLoad = this.options.sequencer.storeIndex()
+    for (let round = 0; round < planRoundsMax; round++) {
+      const cache = this.options.cache
+      const guess = this.options.sequencer.nextIndex()
+      const toLoad = allKeys.filter((key) => !seeds.has(key) && this.check(key, guess) === 'miss')
+      if (toLoad.length > 0) await this.loadSeeds(toLoad, seeds)
+      // Stamping: synchronous from here to the append, so no other proposal
+      // takes the index in between (the predicted index is exact).
+      const index = this.options.sequencer.nextIndex()
+      const coverage: CoverageEntry[] = []
+      let missing = false
+      for (const key of allKeys) {
+        const check = this.check(key, index)
+        if (check === 'hit') coverage.push({ key })
+        else if (seeds.has(key)) coverage.push({ key, seed: seeds.get(key) as string | null })
+        else missing = true
+      }
+      const usesSeeds = coverage.some((entry) => entry.seed !== undefined)
+      const seedsTooOld = usesSeeds && cache.generationOf(index) > cache.generationOf(storeIndexAtLoad + 1) + 1
+      if (missing || seedsTooOld) {
+        if (seedsTooOld) {
+          seeds.clear()
+          storeIndexAtLoad = this.options.sequencer.storeIndex()
+        }
+        continue
+      }
+      const position = new Map(coverage.map((entry, i) => [entry.key, i]))
+      const proposal: Proposal = {
+        id: this.options.newId(),
+        date: new Date(this.options.now()).toISOString(),
+        predictedIndex: index,
+        cacheEpoch: cache.epoch,
+        storeIndexAtLoad,
+        coverage,
+        orders: orders.map((proposed, i) => ({
+          ...proposed,
+          coverageBits: encodeBits((perOrderKeys[i] as CanonicalKey[]).map((key) => position.get(key) as number), coverage.length),
+        })),
+        atomic: options.atomic,
+        continueOnFailure: options.continueOnFailure,
+      }
+      const appended = this.options.sequencer.append(encodeProposal(proposal))
+      invariant(appended === index, () => `predicted index ${index}, appended at ${appended}`)
+      return index
+    }
+    throw new TallyError({ code: 'STALE_PROPOSAL', kind: 'unavailable', message: 'could not plan against a moving cache, retry' })
+  }
+
+  /** Δ ≥ 2 generations: the proposal would outlive the cache (503, retry). */
+  private check(key: CanonicalKey, index: number): 'hit' | 'miss' {
+    const check = this.options.cache.check(key, index)
+    if (check === 'unreachable') {
+      throw new TallyError({
+        code: 'CACHE_HORIZON_EXCEEDED',
+        kind: 'unavailable',
+        message: 'too many proposals in flight for the cache horizon, retry',
+      })
+    }
+    return check
+  }
+
+  /** Needs in rounds: some depend on values (a revert's postings). */
+  private async resolveNeeds(orders: readonly ProposedOrder[], known: Map<CanonicalKey, AttributeValue | null>): Promise<CanonicalKey[][]> {
+    for (let round = 0; round < planRoundsMax; round++) {
+      const unknown = new Set<CanonicalKey>()
+      const lookup = (key: CanonicalKey): KnownValue => {
+        if (known.has(key)) return known.get(key) as AttributeValue | null
+        const cached = this.options.cache.get(key)
+        if (cached.state === 'live') return cached.attribute.value
+        if (cached.state === 'deleted') return null
+        unknown.add(key)
+        return 'unknown'
+      }
+      const perOrder = orders.map((proposed) => {
+        const needs = needsOf(proposed.order, lookup)
+        const keys = [...needs.keys]
+        if (proposed.idempotencyKey !== undefined) keys.push(idempotencyKey(proposed.order.ledger, proposed.idempotencyKey))
+        return { keys, complete: needs.complete }
+      })
+      if (perOrder.every((needs) => needs.complete)) return perOrder.map((needs) => needs.keys)
+      const keys = [...unknown]
+      const rows = await this.options.store.getMany(keys.map(attributeRowKey))
+      keys.forEach((key, i) => {
+        const row = rows[i]
+        known.set(key, row === undefined ? null : decodeAttribute(kindOf(key), row).value)
+      })
+    }
+    throw new TallyError({ code: 'INTERNAL', kind: 'internal', message: 'needs did not resolve' })
+  }
+
+  private async loadSeeds(keys: readonly CanonicalKey[], seeds: Map<CanonicalKey, string | null>): Promise<void> {
+    const rows = await this.options.store.getMany(keys.map(attributeRowKey))
+    keys.forEach((key, i) => {
+      const row = rows[i]
+      seeds.set(key, row === undefined ? null : row.toString('utf8'))
+    })
+  }
+}

@@ -1,0 +1,2 @@
+export { Admission } from './admission.ts'
+export type { AdmissionOptions, Sequencer, SubmitOptions } from './admission.ts'

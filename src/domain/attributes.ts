@@ -1,0 +1,176 @@
+import type { AccountAddress, Asset, LedgerName } from './names.ts'
+import type { Metadata } from './metadata.ts'
+import type { TransactionId, TransactionRecord } from './transaction.ts'
+import type { Volumes } from './volumes.ts'
+import type { Posting } from './posting.ts'
+import { parseJson, canonicalJson, isJsonObject } from './json.ts'
+import type { Json } from './json.ts'
+import { InvariantViolation, invariant } from './errors.ts'
+
+/**
+ * The state the FSM reads and writes, as attributes: each has a kind and a
+ * canonical key (a string whose first character is the kind). The cache, its
+ * disk mirror, the store's attribute zone and the coverage gate all speak in
+ * canonical keys, so one key names one thing everywhere.
+ */
+export const AttributeKind = {
+  volumes: 'v',
+  account: 'a',
+  transaction: 't',
+  reference: 'r',
+  ledger: 'l',
+  idempotency: 'i',
+} as const
+export type AttributeKind = (typeof AttributeKind)[keyof typeof AttributeKind]
+
+const SEPARATOR = '\u0000'
+
+export type CanonicalKey = string & { readonly __brand: 'CanonicalKey' }
+
+export function volumesKey(ledger: LedgerName, account: AccountAddress, asset: Asset): CanonicalKey {
+  return `v${ledger}${SEPARATOR}${account}${SEPARATOR}${asset}` as CanonicalKey
+}
+/** Prefix of every volumes key of one account: scanned to read all its assets. */
+export function volumesPrefix(ledger: LedgerName, account: AccountAddress): string {
+  return `v${ledger}${SEPARATOR}${account}${SEPARATOR}`
+}
+export function accountKey(ledger: LedgerName, account: AccountAddress): CanonicalKey {
+  return `a${ledger}${SEPARATOR}${account}` as CanonicalKey
+}
+export function accountPrefix(ledger: LedgerName): string {
+  return `a${ledger}${SEPARATOR}`
+}
+/** Fixed-width hex keeps transactions in id order under a byte-wise scan. */
+export function transactionKey(ledger: LedgerName, id: TransactionId): CanonicalKey {
+  invariant(id >= 0n && id < 1n << 64n, 'transaction id out of range')
+  return `t${ledger}${SEPARATOR}${id.toString(16).padStart(16, '0')}` as CanonicalKey
+}
+export function transactionPrefix(ledger: LedgerName): string {
+  return `t${ledger}${SEPARATOR}`
+}
+export function referenceKey(ledger: LedgerName, reference: string): CanonicalKey {
+  return `r${ledger}${SEPARATOR}${reference}` as CanonicalKey
+}
+export function ledgerKey(ledger: LedgerName): CanonicalKey {
+  return `l${ledger}` as CanonicalKey
+}
+export const LEDGER_PREFIX = 'l'
+export function idempotencyKey(ledger: LedgerName, key: string): CanonicalKey {
+  return `i${ledger}${SEPARATOR}${key}` as CanonicalKey
+}
+
+export function kindOf(key: CanonicalKey): AttributeKind {
+  const kind = key[0]
+  switch (kind) {
+    case 'v':
+    case 'a':
+    case 't':
+    case 'r':
+    case 'l':
+    case 'i':
+      return kind
+    default:
+      throw new InvariantViolation(`canonical key with unknown kind ${JSON.stringify(kind)}`)
+  }
+}
+
+/** Splits the fields after the kind character. */
+export function keyFields(key: CanonicalKey): string[] {
+  return key.slice(1).split(SEPARATOR)
+}
+
+// ---- values ---------------------------------------------------------------
+
+export interface AccountRecord {
+  readonly address: AccountAddress
+  readonly metadata: Metadata
+  readonly insertionDate: string
+  readonly updatedAt: string
+  readonly firstUsage: string
+}
+
+export interface LedgerRecord {
+  readonly name: LedgerName
+  readonly bucket: string
+  readonly addedAt: string
+  readonly metadata: Metadata
+  readonly features: Readonly<Record<string, string>>
+  readonly nextTransactionId: bigint
+  readonly nextLogId: bigint
+  /** Hash of the ledger's last v2 log, base64; "" before the first log. */
+  readonly lastLogHash: string
+}
+
+export interface ReferenceRecord {
+  readonly transactionId: TransactionId
+}
+
+/** What an idempotent order returned the first time, replayed on a hit. */
+export interface IdempotencyRecord {
+  readonly requestHash: string
+  readonly result: Json
+}
+
+export type AttributeValue =
+  | { readonly kind: 'v'; readonly value: Volumes }
+  | { readonly kind: 'a'; readonly value: AccountRecord }
+  | { readonly kind: 't'; readonly value: TransactionRecord }
+  | { readonly kind: 'r'; readonly value: ReferenceRecord }
+  | { readonly kind: 'l'; readonly value: LedgerRecord }
+  | { readonly kind: 'i'; readonly value: IdempotencyRecord }
+
+/** An attribute value with its encoding, computed once per write. */
+export interface Attribute {
+  readonly value: AttributeValue
+  readonly bytes: Buffer
+}
+
+export function encodeAttribute(value: AttributeValue): Attribute {
+  return { value, bytes: Buffer.from(canonicalJson(value.value), 'utf8') }
+}
+
+export function decodeAttribute(kind: AttributeKind, bytes: Buffer): Attribute {
+  const json = parseJson(bytes.toString('utf8'))
+  invariant(isJsonObject(json), () => `attribute of kind ${kind} is not an object`)
+  return { value: decodeValue(kind, json), bytes }
+}
+
+function decodeValue(kind: AttributeKind, json: { [key: string]: Json }): AttributeValue {
+  switch (kind) {
+    case 'v':
+      return { kind, value: { input: bigintField(json, 'input'), output: bigintField(json, 'output') } }
+    case 'a':
+      return { kind, value: json as unknown as AccountRecord }
+    case 't': {
+      const record = json as unknown as TransactionRecord
+      return { kind, value: { ...record, id: bigintField(json, 'id'), postings: record.postings.map(decodePosting) } }
+    }
+    case 'r':
+      return { kind, value: { transactionId: bigintField(json, 'transactionId') } }
+    case 'l':
+      return {
+        kind,
+        value: {
+          ...(json as unknown as LedgerRecord),
+          nextTransactionId: bigintField(json, 'nextTransactionId'),
+          nextLogId: bigintField(json, 'nextLogId'),
+        },
+      }
+    case 'i':
+      return { kind, value: json as unknown as IdempotencyRecord }
+    default: {
+      const never: never = kind
+      throw new InvariantViolation(`unknown attribute kind ${String(never)}`)
+    }
+  }
+}
+
+function decodePosting(posting: Posting): Posting {
+  return { ...posting, amount: BigInt(posting.amount) }
+}
+
+function bigintField(json: { [key: string]: Json }, field: string): bigint {
+  const value = json[field]
+  invariant(typeof value === 'bigint', () => `attribute field ${field} is not an integer`)
+  return value
+}

@@ -1,0 +1,6 @@
+export { LedgerStateMachine, encodeCacheState } from './state-machine.ts'
+export type { OrderResult, OrderFailure, ProposalResult, StateMachineOptions } from './state-machine.ts'
+export { WriteBatch } from './write-batch.ts'
+export { CoverageMiss } from './gated-scope.ts'
+export type { Proposal, CoverageEntry, PlannedOrder } from './proposal.ts'
+export { encodeProposal, decodeProposal, encodeBits, decodeBits, WAL_TYPE_PROPOSAL, proposalOrdersMax } from './proposal.ts'

@@ -1,0 +1,73 @@
+import type { CanonicalKey } from '../domain/index.ts'
+import { canonicalJson, invariant, isJsonObject, parseJson } from '../domain/index.ts'
+import type { ProposedOrder } from '../orders/index.ts'
+
+/**
+ * One plan entry (contract §2.1 step 4): authorises the FSM to read `key`.
+ * `seed` absent = coverage-only (the cache holds the key at apply time);
+ * `seed: null` = the store had no row; a string = the store row (canonical
+ * JSON) read by admission.
+ */
+export interface CoverageEntry {
+  readonly key: CanonicalKey
+  readonly seed?: string | null
+}
+
+export interface PlannedOrder extends ProposedOrder {
+  /** LSB-first bitset over `Proposal.coverage`, hex: the keys this order may touch. */
+  readonly coverageBits: string
+}
+
+/** A batch of orders plus everything needed to apply them without reading the store. */
+export interface Proposal {
+  readonly id: string
+  readonly date: string
+  readonly predictedIndex: number
+  readonly cacheEpoch: number
+  /**
+   * Store index observed before admission's loads started. A seed is only
+   * trustworthy while every write since then is still cached, i.e. while
+   * gen(index) ≤ gen(storeIndexAtLoad + 1) + 1; later it is stale.
+   */
+  readonly storeIndexAtLoad: number
+  readonly coverage: readonly CoverageEntry[]
+  readonly orders: readonly PlannedOrder[]
+  readonly atomic: boolean
+  readonly continueOnFailure: boolean
+}
+
+export const proposalOrdersMax = 10_000
+export const proposalCoverageMax = 200_000
+
+export const WAL_TYPE_PROPOSAL = 1
+
+export function encodeProposal(proposal: Proposal): Buffer {
+  invariant(proposal.orders.length <= proposalOrdersMax, 'too many orders in one proposal')
+  return Buffer.from(canonicalJson(proposal), 'utf8')
+}
+
+/** The WAL is CRC-checked and written by us: decoding restores integer widths only. */
+export function decodeProposal(bytes: Uint8Array): Proposal {
+  const json = parseJson(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
+  invariant(isJsonObject(json), 'proposal is not an object')
+  const raw = json as unknown as Record<string, unknown>
+  return {
+    ...(raw as unknown as Proposal),
+    predictedIndex: Number(raw.predictedIndex),
+    cacheEpoch: Number(raw.cacheEpoch),
+    storeIndexAtLoad: Number(raw.storeIndexAtLoad),
+  }
+}
+
+export function encodeBits(indexes: Iterable<number>, size: number): string {
+  const bits = new Uint8Array(Math.ceil(size / 8))
+  for (const i of indexes) bits[i >> 3] = (bits[i >> 3] as number) | (1 << (i & 7))
+  return Buffer.from(bits).toString('hex')
+}
+
+export function decodeBits(hex: string, size: number): number[] {
+  const bits = Buffer.from(hex, 'hex')
+  const indexes: number[] = []
+  for (let i = 0; i < size; i++) if (((bits[i >> 3] ?? 0) >> (i & 7)) & 1) indexes.push(i)
+  return indexes
+}

@@ -1,0 +1,236 @@
+import type { CanonicalKey, Json } from '../domain/index.ts'
+import {
+  InvariantViolation,
+  TallyError,
+  decodeAttribute,
+  encodeAttribute,
+  idempotencyKey,
+  invariant,
+  kindOf,
+  stringifyJson,
+} from '../domain/index.ts'
+import type { ErrorCode, ErrorKind } from '../domain/index.ts'
+import type { AttributeCache } from '../cache/index.ts'
+import type { AuditHead } from '../audit/index.ts'
+import { chainEntry } from '../audit/index.ts'
+import type { OrderOutput } from '../orders/index.ts'
+import { executeOrder } from '../orders/index.ts'
+import { MetaKey, attributeRowKey, auditRowKey, logRowKey, metaKey } from '../store/layout.ts'
+import type { Proposal, PlannedOrder } from './proposal.ts'
+import { decodeBits } from './proposal.ts'
+import { GatedScope, WriteSet } from './gated-scope.ts'
+import type { WriteBatch } from './write-batch.ts'
+
+export interface OrderFailure {
+  readonly code: ErrorCode
+  readonly kind: ErrorKind
+  readonly message: string
+  readonly details?: Readonly<Record<string, string>>
+}
+
+export type OrderResult =
+  | { readonly status: 'applied'; readonly output: OrderOutput; readonly idempotencyHit: boolean }
+  | { readonly status: 'failed'; readonly error: OrderFailure }
+  /** Not run: an earlier order failed and the bulk neither continues nor is atomic-rolled-back. */
+  | { readonly status: 'skipped' }
+
+export type ProposalResult =
+  | { readonly index: number; readonly outcome: 'applied'; readonly results: readonly OrderResult[] }
+  /** Retryable: planned against another index or cache epoch; nothing applied, nothing audited. */
+  | { readonly index: number; readonly outcome: 'stale'; readonly reason: string }
+
+export interface StateMachineOptions {
+  readonly cache: AttributeCache
+  readonly clusterId: string
+  readonly appliedIndex: number
+  readonly auditHead: AuditHead
+  /** Called on every coverage miss: the failure is audited, and also loud. */
+  readonly onCoverageMiss?: (error: TallyError, index: number) => void
+}
+
+/**
+ * The deterministic FSM (contract §2.2). It applies committed proposals in
+ * index order against the cache and writes rows into a `WriteBatch`. It
+ * cannot read the store, the clock or randomness: its only inputs are the
+ * proposal, the index and its own state.
+ */
+export class LedgerStateMachine {
+  private readonly cache: AttributeCache
+  private readonly clusterId: string
+  private applied: number
+  private head: AuditHead
+  private readonly onCoverageMiss: ((error: TallyError, index: number) => void) | undefined
+
+  constructor(options: StateMachineOptions) {
+    this.cache = options.cache
+    this.clusterId = options.clusterId
+    this.applied = options.appliedIndex
+    this.head = options.auditHead
+    this.onCoverageMiss = options.onCoverageMiss
+  }
+
+  get appliedIndex(): number {
+    return this.applied
+  }
+
+  get auditHead(): AuditHead {
+    return this.head
+  }
+
+  apply(index: number, proposal: Proposal, batch: WriteBatch): ProposalResult {
+    invariant(index === this.applied + 1, () => `apply of index ${index} after ${this.applied}`)
+    this.applied = index
+    batch.put(metaKey(MetaKey.appliedIndex), Buffer.from(String(index)))
+    const stale = this.staleness(index, proposal)
+    const generation = this.cache.generationOf(index)
+    if (generation > this.cache.generation) {
+      this.cache.rotate(generation, batch)
+      batch.put(metaKey(MetaKey.cacheState), encodeCacheState(this.cache))
+    }
+    if (stale !== undefined) return { index, outcome: 'stale', reason: stale }
+
+    const seededAbsent = this.preload(proposal, batch)
+    const proposalWrites = new WriteSet(undefined)
+    const results = this.runOrders(index, proposal, seededAbsent, proposalWrites)
+    const failed = results.some((result) => result.status === 'failed')
+    const committed = proposal.atomic && failed ? new WriteSet(undefined) : proposalWrites
+    const finalResults = proposal.atomic && failed ? results.map(atomicRollback) : results
+    this.flush(committed, batch)
+    this.audit(index, proposal, finalResults, batch)
+    return { index, outcome: 'applied', results: finalResults }
+  }
+
+  /** Contract §2.2 step 1, plus the seed horizon (see `Proposal.storeIndexAtLoad`). */
+  private staleness(index: number, proposal: Proposal): string | undefined {
+    if (proposal.predictedIndex !== index) return `planned for index ${proposal.predictedIndex}, logged at ${index}`
+    if (proposal.cacheEpoch !== this.cache.epoch) return `planned for cache epoch ${proposal.cacheEpoch}, now ${this.cache.epoch}`
+    const hasSeeds = proposal.coverage.some((entry) => entry.seed !== undefined)
+    if (hasSeeds && this.cache.generationOf(index) > this.cache.generationOf(proposal.storeIndexAtLoad + 1) + 1) {
+      return `seeds read at store index ${proposal.storeIndexAtLoad} are older than the cache horizon`
+    }
+    return undefined
+  }
+
+  /** Step 3: seeds fill the cache where neither generation holds the key (the cache wins). */
+  private preload(proposal: Proposal, batch: WriteBatch): Set<CanonicalKey> {
+    const seededAbsent = new Set<CanonicalKey>()
+    for (const entry of proposal.coverage) {
+      if (entry.seed === undefined) continue
+      if (entry.seed === null) {
+        seededAbsent.add(entry.key)
+        continue
+      }
+      const attribute = decodeAttribute(kindOf(entry.key), Buffer.from(entry.seed, 'utf8'))
+      if (this.cache.preload(entry.key, attribute, batch)) batch.put(attributeRowKey(entry.key), attribute.bytes)
+    }
+    return seededAbsent
+  }
+
+  private runOrders(index: number, proposal: Proposal, seededAbsent: Set<CanonicalKey>, writes: WriteSet): OrderResult[] {
+    const results: OrderResult[] = []
+    let stopped = false
+    for (const planned of proposal.orders) {
+      if (stopped) {
+        results.push({ status: 'skipped' })
+        continue
+      }
+      const allowed = new Set(decodeBits(planned.coverageBits, proposal.coverage.length).map((i) => (proposal.coverage[i] as { key: CanonicalKey }).key))
+      const orderWrites = new WriteSet(writes)
+      const scope = new GatedScope(proposal.date, planned.idempotencyKey, allowed, seededAbsent, this.cache, orderWrites)
+      const result = this.runOrder(index, planned, scope, orderWrites)
+      results.push(result)
+      if (result.status === 'applied') orderWrites.mergeIntoParent()
+      else if (proposal.atomic || !proposal.continueOnFailure) stopped = true
+    }
+    return results
+  }
+
+  private runOrder(index: number, planned: PlannedOrder, scope: GatedScope, writes: WriteSet): OrderResult {
+    try {
+      const ikKey = planned.idempotencyKey === undefined ? undefined : idempotencyKey(planned.order.ledger, planned.idempotencyKey)
+      if (ikKey !== undefined) {
+        const previous = scope.read(ikKey)
+        if (previous !== undefined) {
+          invariant(previous.kind === 'i', 'idempotency key holds another kind')
+          if (previous.value.requestHash !== planned.requestHash) {
+            throw new TallyError({
+              code: 'VALIDATION',
+              kind: 'validation',
+              message: `idempotency key ${JSON.stringify(planned.idempotencyKey)} was already used with a different request`,
+            })
+          }
+          return { status: 'applied', output: previous.value.result as unknown as OrderOutput, idempotencyHit: true }
+        }
+      }
+      const output = executeOrder(scope, planned.order)
+      if (ikKey !== undefined) {
+        writes.values.set(ikKey, { kind: 'i', value: { requestHash: planned.requestHash ?? '', result: output as unknown as Json } })
+      }
+      return { status: 'applied', output, idempotencyHit: false }
+    } catch (error) {
+      if (!(error instanceof TallyError)) throw error // invariant violations stop the node
+      if (error.code === 'COVERAGE_MISS') this.onCoverageMiss?.(error, index)
+      return {
+        status: 'failed',
+        error: { code: error.code, kind: error.kind, message: error.message, ...(error.details ? { details: error.details } : {}) },
+      }
+    }
+  }
+
+  /** Step 6: attribute rows and cache (with mirror) from the write set, then v2 log rows. */
+  private flush(writes: WriteSet, batch: WriteBatch): void {
+    invariant(writes.parent === undefined, 'only the proposal-level write set is flushed')
+    for (const [key, value] of writes.values) {
+      const attribute = encodeAttribute(value)
+      this.cache.put(key, attribute, batch)
+      batch.put(attributeRowKey(key), attribute.bytes)
+    }
+    for (const { ledger, log } of writes.logs) {
+      batch.put(logRowKey(ledger, log.id), Buffer.from(stringifyJson(log), 'utf8'))
+    }
+  }
+
+  private audit(index: number, proposal: Proposal, results: readonly OrderResult[], batch: WriteBatch): void {
+    const entry = chainEntry(this.clusterId, this.head, {
+      index,
+      date: proposal.date,
+      proposalId: proposal.id,
+      orders: proposal.orders.map((planned) => planned.order) as unknown as Json,
+      outcome: results.map(auditOutcome),
+      idempotencyKeys: proposal.orders.flatMap((planned) => (planned.idempotencyKey === undefined ? [] : [planned.idempotencyKey])),
+    })
+    this.head = { seq: entry.seq, hash: entry.hash }
+    batch.put(auditRowKey(entry.seq), Buffer.from(stringifyJson(entry), 'utf8'))
+    batch.put(metaKey(MetaKey.auditHead), Buffer.from(stringifyJson(this.head), 'utf8'))
+  }
+}
+
+function atomicRollback(result: OrderResult): OrderResult {
+  if (result.status === 'failed') return result
+  return {
+    status: 'failed',
+    error: { code: 'VALIDATION', kind: 'validation', message: 'not applied: another order of this atomic bulk failed' },
+  }
+}
+
+function auditOutcome(result: OrderResult): Json {
+  switch (result.status) {
+    case 'applied':
+      return { status: 'applied', idempotencyHit: result.idempotencyHit, output: result.output as unknown as Json }
+    case 'failed':
+      return { status: 'failed', code: result.error.code, message: result.error.message }
+    case 'skipped':
+      return { status: 'skipped' }
+    default: {
+      const never: never = result
+      throw new InvariantViolation(`unknown result ${JSON.stringify(never)}`)
+    }
+  }
+}
+
+export function encodeCacheState(cache: AttributeCache): Buffer {
+  return Buffer.from(
+    stringifyJson({ generation: cache.generation, epoch: cache.epoch, rotationThreshold: cache.rotationThreshold }),
+    'utf8',
+  )
+}

@@ -1,0 +1,24 @@
+import { notFound, withoutKey } from '../../domain/index.ts'
+import type { DeleteAccountMetadata, SaveAccountMetadata } from '../order.ts'
+import type { OrderOutput } from '../output.ts'
+import type { Scope } from '../scope.ts'
+import { readAccount, readLedger, writeAccount } from '../scope.ts'
+import { appendLedgerLog } from '../ledger-log.ts'
+import { touchAccounts } from '../postings-apply.ts'
+
+/** Saving metadata on an account that was never used creates it, as in v2. */
+export function saveAccountMetadata(scope: Scope, order: SaveAccountMetadata): OrderOutput {
+  const ledger = readLedger(scope, order.ledger)
+  touchAccounts(scope, order.ledger, [order.address], scope.date, { [order.address]: order.metadata })
+  const logged = appendLedgerLog(scope, ledger, 'SET_METADATA', { targetType: 'ACCOUNT', targetId: order.address, metadata: order.metadata })
+  return { type: 'METADATA', logId: logged.nextLogId - 1n }
+}
+
+export function deleteAccountMetadata(scope: Scope, order: DeleteAccountMetadata): OrderOutput {
+  const ledger = readLedger(scope, order.ledger)
+  const account = readAccount(scope, order.ledger, order.address)
+  if (account === undefined) throw notFound(`account ${order.address} not found`)
+  writeAccount(scope, order.ledger, { ...account, metadata: withoutKey(account.metadata, order.key), updatedAt: scope.date })
+  const logged = appendLedgerLog(scope, ledger, 'DELETE_METADATA', { targetType: 'ACCOUNT', targetId: order.address, key: order.key })
+  return { type: 'METADATA', logId: logged.nextLogId - 1n }
+}

@@ -1,0 +1,17 @@
+export type * from './order.ts'
+export type { Scope, LedgerLog } from './scope.ts'
+export type { OrderOutput, AggregatedVolumes } from './output.ts'
+export { transactionView } from './output.ts'
+export { executeOrder } from './dispatch.ts'
+export { needsOf } from './needs.ts'
+export type { KnownValue, Needs } from './needs.ts'
+export {
+  parseCreateTransaction,
+  parseRevertTransaction,
+  parseAccountMetadata,
+  parseReference,
+  parseTimestamp,
+  parseBoolean,
+  parseTransactionId,
+} from './parse.ts'
+export { revertPostings } from './handlers/revert-transaction.ts'

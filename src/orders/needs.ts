@@ -1,0 +1,76 @@
+import type { AttributeValue, CanonicalKey } from '../domain/index.ts'
+import {
+  accountKey,
+  ledgerKey,
+  referenceKey,
+  transactionKey,
+  volumesKey,
+  InvariantViolation,
+} from '../domain/index.ts'
+import type { Order } from './order.ts'
+import { revertPostings } from './handlers/revert-transaction.ts'
+import type { Posting } from '../domain/index.ts'
+import type { LedgerName } from '../domain/index.ts'
+
+/** What admission knows of a key while planning: a value, absent (null), or not yet loaded. */
+export type KnownValue = AttributeValue | null | 'unknown'
+
+export interface Needs {
+  readonly keys: readonly CanonicalKey[]
+  /** false when some needs depend on values not loaded yet (e.g. a revert's postings). */
+  readonly complete: boolean
+}
+
+/**
+ * Every attribute the FSM will read or delete for an order (contract §2.1
+ * step 2). Admission resolves them in rounds: a revert first needs the
+ * transaction, then the volumes of its postings.
+ */
+export function needsOf(order: Order, known: (key: CanonicalKey) => KnownValue): Needs {
+  switch (order.type) {
+    case 'CREATE_LEDGER':
+    case 'SAVE_LEDGER_METADATA':
+    case 'DELETE_LEDGER_METADATA':
+      return { keys: [ledgerKey(order.ledger)], complete: true }
+    case 'CREATE_TRANSACTION': {
+      const keys = [ledgerKey(order.ledger), ...postingNeeds(order.ledger, order.postings)]
+      for (const address of Object.keys(order.accountMetadata)) keys.push(accountKey(order.ledger, address as never))
+      if (order.reference !== undefined) keys.push(referenceKey(order.ledger, order.reference))
+      return { keys: unique(keys), complete: true }
+    }
+    case 'REVERT_TRANSACTION': {
+      const key = transactionKey(order.ledger, order.id)
+      const keys = [ledgerKey(order.ledger), key]
+      const transaction = known(key)
+      if (transaction === 'unknown') return { keys, complete: false }
+      if (transaction !== null) {
+        if (transaction.kind !== 't') throw new InvariantViolation('transaction key holds another kind')
+        keys.push(...postingNeeds(order.ledger, revertPostings(transaction.value.postings)))
+      }
+      return { keys: unique(keys), complete: true }
+    }
+    case 'SAVE_TRANSACTION_METADATA':
+    case 'DELETE_TRANSACTION_METADATA':
+      return { keys: [ledgerKey(order.ledger), transactionKey(order.ledger, order.id)], complete: true }
+    case 'SAVE_ACCOUNT_METADATA':
+    case 'DELETE_ACCOUNT_METADATA':
+      return { keys: [ledgerKey(order.ledger), accountKey(order.ledger, order.address)], complete: true }
+    default: {
+      const never: never = order
+      throw new InvariantViolation(`unknown order ${JSON.stringify(never)}`)
+    }
+  }
+}
+
+function postingNeeds(ledger: LedgerName, postings: readonly Posting[]): CanonicalKey[] {
+  const keys: CanonicalKey[] = []
+  for (const posting of postings) {
+    keys.push(volumesKey(ledger, posting.source, posting.asset), volumesKey(ledger, posting.destination, posting.asset))
+    keys.push(accountKey(ledger, posting.source), accountKey(ledger, posting.destination))
+  }
+  return keys
+}
+
+function unique(keys: CanonicalKey[]): CanonicalKey[] {
+  return [...new Set(keys)]
+}

@@ -1,0 +1,101 @@
+import type {
+  AccountAddress,
+  LedgerName,
+  Metadata,
+  Posting,
+  TransactionId,
+} from '../domain/index.ts'
+
+/**
+ * An order is one thing a client asked the ledger to do. Orders are data:
+ * they are logged, replayed and hashed into the audit chain as they are
+ * (invariant #8), so every field is plain JSON (bigint for integers).
+ */
+export type Order =
+  | CreateLedger
+  | CreateTransaction
+  | RevertTransaction
+  | SaveTransactionMetadata
+  | DeleteTransactionMetadata
+  | SaveAccountMetadata
+  | DeleteAccountMetadata
+  | SaveLedgerMetadata
+  | DeleteLedgerMetadata
+
+export interface CreateLedger {
+  readonly type: 'CREATE_LEDGER'
+  readonly ledger: LedgerName
+  readonly bucket: string
+  readonly metadata: Metadata
+  readonly features: Readonly<Record<string, string>>
+}
+
+export interface CreateTransaction {
+  readonly type: 'CREATE_TRANSACTION'
+  readonly ledger: LedgerName
+  readonly postings: readonly Posting[]
+  readonly timestamp?: string
+  readonly reference?: string
+  readonly metadata: Metadata
+  readonly accountMetadata: Readonly<Record<string, Metadata>>
+  readonly force: boolean
+}
+
+export interface RevertTransaction {
+  readonly type: 'REVERT_TRANSACTION'
+  readonly ledger: LedgerName
+  readonly id: TransactionId
+  readonly force: boolean
+  readonly atEffectiveDate: boolean
+  readonly metadata: Metadata
+}
+
+export interface SaveTransactionMetadata {
+  readonly type: 'SAVE_TRANSACTION_METADATA'
+  readonly ledger: LedgerName
+  readonly id: TransactionId
+  readonly metadata: Metadata
+}
+
+export interface DeleteTransactionMetadata {
+  readonly type: 'DELETE_TRANSACTION_METADATA'
+  readonly ledger: LedgerName
+  readonly id: TransactionId
+  readonly key: string
+}
+
+export interface SaveAccountMetadata {
+  readonly type: 'SAVE_ACCOUNT_METADATA'
+  readonly ledger: LedgerName
+  readonly address: AccountAddress
+  readonly metadata: Metadata
+}
+
+export interface DeleteAccountMetadata {
+  readonly type: 'DELETE_ACCOUNT_METADATA'
+  readonly ledger: LedgerName
+  readonly address: AccountAddress
+  readonly key: string
+}
+
+export interface SaveLedgerMetadata {
+  readonly type: 'SAVE_LEDGER_METADATA'
+  readonly ledger: LedgerName
+  readonly metadata: Metadata
+}
+
+export interface DeleteLedgerMetadata {
+  readonly type: 'DELETE_LEDGER_METADATA'
+  readonly ledger: LedgerName
+  readonly key: string
+}
+
+export type OrderType = Order['type']
+
+/** An order as proposed: with the idempotency key and request hash it was sent with. */
+export interface ProposedOrder {
+  readonly order: Order
+  readonly idempotencyKey?: string
+  /** base64url(sha256(canonical request)): same key + other request = VALIDATION. */
+  readonly requestHash?: string
+}

@@ -1,0 +1,71 @@
+/**
+ * The store's row layout, importable by pure code (the FSM writes rows but
+ * never reads the store: it may import this file and nothing else of the
+ * store module).
+ *
+ * Key zones of the store (contract §2): one leading byte says what a row is.
+ * Attribute rows are keyed by their canonical key so that a ledger's accounts
+ * or transactions can be listed by a prefix scan in order.
+ */
+export const Zone = {
+  meta: 0x00,
+  logs: 0xf0,
+  attributes: 0xf1,
+  audit: 0xf2,
+  cacheMirror: 0xff,
+} as const
+
+/** Keys inside the meta zone. */
+export const MetaKey = {
+  schemaVersion: 'schema-version',
+  clusterId: 'cluster-id',
+  appliedIndex: 'applied-index',
+  cacheState: 'cache-state',
+  auditHead: 'audit-head',
+} as const
+
+export function metaKey(name: string): Buffer {
+  return Buffer.concat([Buffer.of(Zone.meta), Buffer.from(name, 'utf8')])
+}
+
+export function attributeRowKey(canonicalKey: string): Buffer {
+  return Buffer.concat([Buffer.of(Zone.attributes), Buffer.from(canonicalKey, 'utf8')])
+}
+
+/** Smallest key strictly greater than every key starting with `prefix`. */
+export function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix)
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] !== 0xff) {
+      end[i] = (end[i] as number) + 1
+      return end.subarray(0, i + 1)
+    }
+  }
+  return Buffer.alloc(0)
+}
+
+export function u64be(value: number | bigint): Buffer {
+  const buffer = Buffer.alloc(8)
+  buffer.writeBigUInt64BE(BigInt(value))
+  return buffer
+}
+
+/** One row change of an atomic batch; `value: null` deletes the row. */
+export interface RowWrite {
+  readonly key: Buffer
+  readonly value: Buffer | null
+}
+
+/** v2 log rows: [zone][ledger][0][id u64 BE], in id order per ledger. */
+export function logRowKey(ledger: string, id: bigint): Buffer {
+  return Buffer.concat([Buffer.of(Zone.logs), Buffer.from(ledger, 'utf8'), Buffer.of(0), u64be(id)])
+}
+
+export function logRowPrefix(ledger: string): Buffer {
+  return Buffer.concat([Buffer.of(Zone.logs), Buffer.from(ledger, 'utf8'), Buffer.of(0)])
+}
+
+/** Audit rows: [zone][seq u64 BE]. */
+export function auditRowKey(seq: bigint): Buffer {
+  return Buffer.concat([Buffer.of(Zone.audit), u64be(seq)])
+}

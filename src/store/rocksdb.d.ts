@@ -1,0 +1,9 @@
+// @nxtedition/rocksdb ships no type declarations; it is an abstract-level
+// database, so it is typed as one.
+declare module '@nxtedition/rocksdb' {
+  import { AbstractLevel } from 'abstract-level'
+
+  export class RocksLevel<K = string, V = string> extends AbstractLevel<Buffer | Uint8Array | string, K, V> {
+    constructor(location: string, options?: { keyEncoding?: string; valueEncoding?: string })
+  }
+}

@@ -1,0 +1,122 @@
+import { RocksLevel } from '@nxtedition/rocksdb'
+import { TallyError } from '../domain/index.ts'
+import { MetaKey, metaKey, prefixEnd } from './layout.ts'
+import type { RowWrite } from './layout.ts'
+
+/** Bumped whenever the on-disk layout changes; see docs/operations.md. */
+export const STORAGE_SCHEMA_VERSION = 1
+
+export interface RangeOptions {
+  readonly gte: Buffer
+  readonly lt: Buffer
+  readonly reverse?: boolean
+  readonly limit?: number
+}
+
+/** Reads: admission's loads and the API's views. Never used by the FSM. */
+export interface StoreReader {
+  get(key: Buffer): Promise<Buffer | undefined>
+  getMany(keys: readonly Buffer[]): Promise<(Buffer | undefined)[]>
+  range(options: RangeOptions): AsyncIterable<[Buffer, Buffer]>
+}
+
+/** The one way state reaches disk: an atomic batch, fsynced when `sync`. */
+export interface StoreWriter {
+  write(rows: readonly RowWrite[], options: { sync: boolean }): Promise<void>
+}
+
+export class SchemaVersionMismatch extends TallyError {
+  constructor(found: string, directory: string) {
+    super({
+      code: 'INTERNAL',
+      kind: 'internal',
+      message:
+        `the store at ${directory} was written with storage schema version ${found}, ` +
+        `this build reads version ${STORAGE_SCHEMA_VERSION}; refusing to open. ` +
+        `Run the Tally release that wrote it, export the ledgers (tally export) and import them into a fresh data directory.`,
+    })
+  }
+}
+
+/** RocksDB behind the store interfaces. */
+export class Store implements StoreReader, StoreWriter {
+  private constructor(
+    private readonly db: RocksLevel<Buffer, Buffer>,
+    readonly directory: string,
+  ) {}
+
+  /**
+   * Opens (creating when missing) and checks the schema version. A store
+   * written by another version is refused: there is no flag to bypass it.
+   */
+  static async open(directory: string): Promise<Store> {
+    const db = new RocksLevel<Buffer, Buffer>(directory, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    await db.open({ createIfMissing: true })
+    const store = new Store(db, directory)
+    const version = await store.get(metaKey(MetaKey.schemaVersion))
+    if (version === undefined) {
+      const anyRow = await store.firstKey()
+      if (anyRow !== undefined) {
+        await db.close()
+        throw new SchemaVersionMismatch('(none: rows without a schema version)', directory)
+      }
+      await store.write([{ key: metaKey(MetaKey.schemaVersion), value: Buffer.from(String(STORAGE_SCHEMA_VERSION)) }], {
+        sync: true,
+      })
+    } else if (version.toString('utf8') !== String(STORAGE_SCHEMA_VERSION)) {
+      await db.close()
+      throw new SchemaVersionMismatch(version.toString('utf8'), directory)
+    }
+    return store
+  }
+
+  private async firstKey(): Promise<Buffer | undefined> {
+    for await (const [key] of this.range({ gte: Buffer.of(0), lt: Buffer.alloc(64, 0xff), limit: 1 })) return key
+    return undefined
+  }
+
+  async get(key: Buffer): Promise<Buffer | undefined> {
+    const [value] = await this.db.getMany([key])
+    return value ?? undefined
+  }
+
+  async getMany(keys: readonly Buffer[]): Promise<(Buffer | undefined)[]> {
+    if (keys.length === 0) return []
+    const values = await this.db.getMany([...keys])
+    return values.map((value) => value ?? undefined)
+  }
+
+  async *range(options: RangeOptions): AsyncIterable<[Buffer, Buffer]> {
+    const iterator = this.db.iterator({
+      gte: options.gte,
+      lt: options.lt,
+      reverse: options.reverse ?? false,
+      ...(options.limit === undefined ? {} : { limit: options.limit }),
+    })
+    try {
+      for await (const entry of iterator) yield entry as [Buffer, Buffer]
+    } finally {
+      await iterator.close()
+    }
+  }
+
+  async *prefix(prefix: Buffer): AsyncIterable<[Buffer, Buffer]> {
+    yield* this.range({ gte: prefix, lt: prefixEnd(prefix) })
+  }
+
+  async write(rows: readonly RowWrite[], options: { sync: boolean }): Promise<void> {
+    if (rows.length === 0) return
+    const operations = rows.map((row) =>
+      row.value === null
+        ? { type: 'del' as const, key: row.key }
+        : { type: 'put' as const, key: row.key, value: row.value },
+    )
+    // `sync` is honoured by the RocksDB binding (WriteOptions.sync) though
+    // abstract-level's types do not list it.
+    await this.db.batch(operations, { sync: options.sync } as object)
+  }
+
+  async close(): Promise<void> {
+    await this.db.close()
+  }
+}

@@ -1,0 +1,47 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { LedgerNode } from '../../src/server/index.ts'
+import type { Order } from '../../src/orders/index.ts'
+import type { OrderResult } from '../../src/fsm/index.ts'
+import { tempDirectory } from '../support/temp.ts'
+import type { LedgerName, AccountAddress, Asset } from '../../src/domain/index.ts'
+
+const L = 'main' as LedgerName
+const usd = 'USD/2' as Asset
+const a = (s: string) => s as AccountAddress
+
+function send(source: string, destination: string, amount: bigint, extra: Partial<Order> = {}): Order {
+  return { type: 'CREATE_TRANSACTION', ledger: L, postings: [{ source: a(source), destination: a(destination), amount, asset: usd }], metadata: {}, accountMetadata: {}, force: false, ...extra } as Order
+}
+
+async function one(node: LedgerNode, order: Order, idempotencyKey?: string): Promise<OrderResult> {
+  const [result] = await node.admission.submit([{ order, ...(idempotencyKey ? { idempotencyKey, requestHash: 'h' } : {}) }], { atomic: false, continueOnFailure: false })
+  return result as OrderResult
+}
+
+test('pipeline: create ledger, transfer, refuse overdraft, revert, survive restart', async () => {
+  const tmp = tempDirectory()
+  try {
+    let node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 4 })
+    assert.equal((await one(node, { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} })).status, 'applied')
+    const created = await one(node, send('world', 'users:1', 100n))
+    assert.equal(created.status, "applied", JSON.stringify(created, (_k, v) => (typeof v === "bigint" ? String(v) : v)))
+    const refused = await one(node, send('users:1', 'users:2', 101n))
+    assert.equal(refused.status, 'failed')
+    assert.equal(refused.status === 'failed' && refused.error.code, 'INSUFFICIENT_FUND')
+    for (let i = 0; i < 10; i++) assert.equal((await one(node, send('users:1', 'users:2', 1n))).status, 'applied')
+    const reverted = await one(node, { type: 'REVERT_TRANSACTION', ledger: L, id: 1n, force: false, atEffectiveDate: false, metadata: {} })
+    assert.equal(reverted.status, 'applied', JSON.stringify(reverted, (_k, v) => (typeof v === 'bigint' ? String(v) : v)))
+    const again = await one(node, { type: 'REVERT_TRANSACTION', ledger: L, id: 1n, force: false, atEffectiveDate: false, metadata: {} })
+    assert.equal(again.status === 'failed' && again.error.code, 'ALREADY_REVERT')
+    await node.close()
+    node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 4 })
+    const afterRestart = await one(node, send('users:2', 'users:3', 9n))
+    assert.equal(afterRestart.status, 'applied')
+    const tooMuch = await one(node, send('users:2', 'users:3', 1n))
+    assert.equal(tooMuch.status === 'failed' && tooMuch.error.code, 'INSUFFICIENT_FUND')
+    await node.close()
+  } finally {
+    tmp.remove()
+  }
+})
