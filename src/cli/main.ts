@@ -1,6 +1,29 @@
-/** The `tally` command line. Subcommands are registered in `commands.ts`. */
+import { serveCommand } from './serve-command.ts'
+import { benchCommand } from './bench-command.ts'
+
+type Command = (argv: string[]) => Promise<number>
+
+/** Subcommands, each in its own file; loaded lazily so `tally serve` pays only for itself. */
+const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  serve: { summary: 'serve the Formance Ledger v2 API (single node)', load: async () => serveCommand },
+  bench: { summary: 'drive a running server with a write load and report throughput and latency', load: async () => benchCommand },
+}
+
+function usage(): string {
+  const lines = Object.entries(commands).map(([name, command]) => `  ${name.padEnd(12)} ${command.summary}`)
+  return `Usage: tally <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun \`tally <command> --help\` for a command's options.\n`
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const [command] = argv
-  process.stderr.write(`tally: unknown command ${command ?? '(none)'}\n`)
-  return 2
+  const [name, ...rest] = argv
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage())
+    return name === undefined ? 2 : 0
+  }
+  const command = commands[name]
+  if (command === undefined) {
+    process.stderr.write(`tally: unknown command ${JSON.stringify(name)}\n\n${usage()}`)
+    return 2
+  }
+  return (await command.load())(rest)
 }

@@ -1,0 +1,56 @@
+import Fastify from 'fastify'
+import type { FastifyInstance } from 'fastify'
+import type { LedgerNode } from '../server/index.ts'
+import { parseJson, stringifyJson } from '../domain/index.ts'
+import { errorHandler } from './errors.ts'
+import { Views } from './views.ts'
+import { systemRoutes } from './routes/system.ts'
+import { ledgerRoutes } from './routes/ledgers.ts'
+import { transactionRoutes } from './routes/transactions.ts'
+import { accountRoutes } from './routes/accounts.ts'
+import { logRoutes } from './routes/logs.ts'
+import { bulkRoutes, bulkElementsMaxDefault } from './routes/bulk.ts'
+
+export interface ApiOptions {
+  readonly bodyBytesMax?: number
+  readonly bulkElementsMax?: number
+  readonly logger?: boolean
+}
+
+export const bodyBytesMaxDefault = 32 * 1024 * 1024
+
+/**
+ * The HTTP adapter: Formance v2 routes at `/v2/…` and under the gateway
+ * prefix `/api/ledger/v2/…` that Formance's SDKs use, plus Tally's `/_/…`.
+ * Bodies go through the lossless JSON codec both ways.
+ */
+export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: options.bodyBytesMax ?? bodyBytesMaxDefault })
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8')
+    if (text.trim() === '') return done(null, undefined)
+    try {
+      done(null, parseJson(text))
+    } catch (error) {
+      done(error as Error, undefined)
+    }
+  })
+  app.setReplySerializer((payload) => stringifyJson(payload))
+  app.setErrorHandler(errorHandler)
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ errorCode: 'NOT_FOUND', errorMessage: `no route ${request.method} ${request.url}` }),
+  )
+  const views = new Views(node.store)
+  const routes = async (scope: FastifyInstance): Promise<void> => {
+    systemRoutes(scope, node)
+    ledgerRoutes(scope, node, views)
+    transactionRoutes(scope, node, views)
+    accountRoutes(scope, node, views)
+    logRoutes(scope, views)
+    bulkRoutes(scope, node, { bulkElementsMax: options.bulkElementsMax ?? bulkElementsMaxDefault })
+  }
+  await app.register(routes)
+  await app.register(routes, { prefix: '/api/ledger' })
+  return app
+}

@@ -1,0 +1,44 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { InvariantViolation, TallyError, httpStatusOf } from '../domain/index.ts'
+import type { OrderFailure } from '../fsm/index.ts'
+
+/** v2 error body: `{errorCode, errorMessage, details?}`; retryable errors carry Retry-After. */
+export function sendFailure(reply: FastifyReply, failure: OrderFailure): FastifyReply {
+  const status = httpStatusOf(failure.kind)
+  if (status === 503) void reply.header('Retry-After', '1')
+  // v2 error codes only: our internal reasons map to INTERNAL on the wire, with the reason kept in the message.
+  const errorCode = wireCode(failure.code)
+  return reply.code(status).send({
+    errorCode,
+    errorMessage: errorCode === failure.code ? failure.message : `${failure.code}: ${failure.message}`,
+    ...(failure.details === undefined ? {} : { details: JSON.stringify(failure.details) }),
+  })
+}
+
+function wireCode(code: OrderFailure['code']): string {
+  switch (code) {
+    case 'COVERAGE_MISS':
+    case 'STALE_PROPOSAL':
+    case 'STALE_INPUTS':
+    case 'RESOURCE_EXHAUSTED':
+      return 'INTERNAL'
+    default:
+      return code
+  }
+}
+
+export function errorHandler(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (error instanceof TallyError) {
+    return sendFailure(reply, { code: error.code, kind: error.kind, message: error.message, ...(error.details ? { details: error.details } : {}) })
+  }
+  const fastifyError = error as FastifyError
+  if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return reply.code(413).send({ errorCode: 'VALIDATION', errorMessage: `request body larger than the limit` })
+  }
+  if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
+    return reply.code(fastifyError.statusCode).send({ errorCode: 'VALIDATION', errorMessage: fastifyError.message })
+  }
+  if (error instanceof InvariantViolation) request.log.fatal({ err: error }, 'invariant violated')
+  else request.log.error({ err: error }, 'unexpected error')
+  return reply.code(500).send({ errorCode: 'INTERNAL', errorMessage: 'internal error' })
+}

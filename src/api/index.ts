@@ -1,0 +1,2 @@
+export { buildApi, bodyBytesMaxDefault } from './app.ts'
+export type { ApiOptions } from './app.ts'

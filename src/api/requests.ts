@@ -1,0 +1,41 @@
+import { createHash } from 'node:crypto'
+import type { FastifyRequest } from 'fastify'
+import type { LedgerName } from '../domain/index.ts'
+import { canonicalJson, parseLedgerName, validationError } from '../domain/index.ts'
+
+export type Params = Record<string, string>
+export type Query = Record<string, string | undefined>
+
+export function ledgerParam(request: FastifyRequest): LedgerName {
+  return parseLedgerName((request.params as Params).ledger, 'ledger')
+}
+
+/** v2 boolean query flags: "true"/"false"/"1"/"0"; anything else is a 400. */
+export function queryFlag(request: FastifyRequest, name: string): boolean {
+  const value = (request.query as Query)[name]
+  if (value === undefined || value === '' || value === 'false' || value === '0') return false
+  if (value === 'true' || value === '1') return true
+  throw validationError(`${name}: expected true or false, got ${JSON.stringify(value)}`)
+}
+
+export const idempotencyKeyLengthMax = 256
+
+export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
+  const value = request.headers['idempotency-key']
+  if (value === undefined || value === '') return undefined
+  if (typeof value !== 'string' || value.length > idempotencyKeyLengthMax) {
+    throw validationError(`Idempotency-Key: expected one key of at most ${idempotencyKeyLengthMax} characters`)
+  }
+  return value
+}
+
+/** base64url(sha256(canonical request)) — what "the same request" means for an idempotency key. */
+export function requestHash(parts: unknown): string {
+  return createHash('sha256').update(canonicalJson(parts)).digest('base64url')
+}
+
+export function expandsVolumes(request: FastifyRequest): boolean {
+  const expand = (request.query as Query).expand
+  if (expand === undefined) return false
+  return expand.split(',').map((part) => part.trim()).includes('volumes')
+}

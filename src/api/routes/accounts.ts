@@ -1,0 +1,39 @@
+import type { FastifyInstance } from 'fastify'
+import type { LedgerNode } from '../../server/index.ts'
+import { parseAccountAddress, parseMetadata, parseMetadataKey } from '../../domain/index.ts'
+import type { Views } from '../views.ts'
+import { parsePageRequest } from '../paging.ts'
+import type { Params, Query } from '../requests.ts'
+import { expandsVolumes, idempotencyKeyOf, ledgerParam, requestHash } from '../requests.ts'
+import { noContent, submitOne } from '../writes.ts'
+
+export function accountRoutes(app: FastifyInstance, node: LedgerNode, views: Views): void {
+  app.get('/v2/:ledger/accounts', async (request) => {
+    const ledger = ledgerParam(request)
+    return { cursor: await views.listAccounts(ledger, parsePageRequest(request.query as Query), expandsVolumes(request)) }
+  })
+
+  app.get('/v2/:ledger/accounts/:address', async (request) => {
+    const ledger = ledgerParam(request)
+    const address = parseAccountAddress((request.params as Params).address)
+    return { data: await views.account(ledger, address, expandsVolumes(request)) }
+  })
+
+  app.post('/v2/:ledger/accounts/:address/metadata', async (request, reply) => {
+    const ledger = ledgerParam(request)
+    const address = parseAccountAddress((request.params as Params).address)
+    const metadata = parseMetadata(request.body, 'body')
+    const key = idempotencyKeyOf(request)
+    const order = { type: 'SAVE_ACCOUNT_METADATA' as const, ledger, address, metadata }
+    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['account-metadata', order]) } : {}) }, noContent)
+  })
+
+  app.delete('/v2/:ledger/accounts/:address/metadata/:key', async (request, reply) => {
+    const ledger = ledgerParam(request)
+    const address = parseAccountAddress((request.params as Params).address)
+    const metadataKey = parseMetadataKey((request.params as Params).key)
+    const key = idempotencyKeyOf(request)
+    const order = { type: 'DELETE_ACCOUNT_METADATA' as const, ledger, address, key: metadataKey }
+    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['account-metadata-delete', order]) } : {}) }, noContent)
+  })
+}

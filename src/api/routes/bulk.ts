@@ -1,0 +1,150 @@
+import type { FastifyInstance } from 'fastify'
+import type { LedgerNode } from '../../server/index.ts'
+import type { Json, LedgerName } from '../../domain/index.ts'
+import {
+  TallyError,
+  describe,
+  isJsonObject,
+  parseAccountAddress,
+  parseMetadata,
+  parseMetadataKey,
+  validationError,
+  InvariantViolation,
+} from '../../domain/index.ts'
+import type { Order, ProposedOrder } from '../../orders/index.ts'
+import { parseBoolean, parseCreateTransaction, parseRevertTransaction, parseTransactionId } from '../../orders/index.ts'
+import type { OrderResult } from '../../fsm/index.ts'
+import { ledgerParam, queryFlag, requestHash } from '../requests.ts'
+
+export interface BulkOptions {
+  /** Far above v2's 100: bulk is the fast path. */
+  readonly bulkElementsMax: number
+}
+
+export const bulkElementsMaxDefault = 10_000
+
+const ACTIONS = ['CREATE_TRANSACTION', 'ADD_METADATA', 'REVERT_TRANSACTION', 'DELETE_METADATA'] as const
+type Action = (typeof ACTIONS)[number]
+
+export function bulkRoutes(app: FastifyInstance, node: LedgerNode, options: BulkOptions): void {
+  app.post('/v2/:ledger/_bulk', async (request, reply) => {
+    const ledger = ledgerParam(request)
+    const atomic = queryFlag(request, 'atomic')
+    const parallel = queryFlag(request, 'parallel')
+    const continueOnFailure = queryFlag(request, 'continueOnFailure')
+    if (atomic && parallel) {
+      throw new TallyError({ code: 'VALIDATION', kind: 'precondition', message: 'atomic and parallel cannot be combined' })
+    }
+    const body = request.body
+    if (!Array.isArray(body)) throw validationError(`body: expected an array of bulk elements, got ${describe(body)}`)
+    if (body.length > options.bulkElementsMax) {
+      throw new TallyError({
+        code: 'BULK_SIZE_EXCEEDED',
+        kind: 'validation',
+        message: `bulk of ${body.length} elements exceeds the limit of ${options.bulkElementsMax}`,
+      })
+    }
+    if (body.length === 0) return reply.code(200).send({ data: [] })
+    const elements = body.map((element, i) => parseElement(ledger, element, i))
+    // Parallel elements are independent; applying them in order gives the same results.
+    const results = await node.admission.submit(
+      elements.map((element) => element.proposed),
+      { atomic, continueOnFailure: continueOnFailure || parallel },
+    )
+    const data: Json[] = []
+    let firstError: OrderResult | undefined
+    results.forEach((result, i) => {
+      const action = (elements[i] as { action: Action }).action
+      if (result.status === 'skipped') return
+      if (result.status === 'failed') {
+        firstError ??= result
+        data.push({ responseType: 'ERROR', logID: 0n, errorCode: wireErrorCode(result.error.code), errorDescription: result.error.message })
+        return
+      }
+      data.push(bulkSuccess(action, result))
+    })
+    if (firstError !== undefined && firstError.status === 'failed') {
+      return reply.code(400).send({ data, errorCode: wireErrorCode(firstError.error.code), errorMessage: firstError.error.message })
+    }
+    return reply.code(200).send({ data })
+  })
+}
+
+function wireErrorCode(code: string): string {
+  return code === 'COVERAGE_MISS' || code === 'STALE_PROPOSAL' ? 'INTERNAL' : code
+}
+
+function bulkSuccess(action: Action, result: Extract<OrderResult, { status: 'applied' }>): Json {
+  const output = result.output
+  switch (output.type) {
+    case 'TRANSACTION':
+      return { responseType: action, logID: output.logId, data: output.transaction }
+    case 'METADATA':
+      return { responseType: action, logID: output.logId ?? 0n }
+    case 'LEDGER':
+      throw new InvariantViolation('bulk elements never create ledgers')
+    default: {
+      const never: never = output
+      throw new InvariantViolation(`unknown output ${JSON.stringify(never)}`)
+    }
+  }
+}
+
+function parseElement(ledger: LedgerName, element: unknown, i: number): { action: Action; proposed: ProposedOrder } {
+  const field = `[${i}]`
+  if (!isJsonObject(element)) throw validationError(`${field}: expected a bulk element object, got ${describe(element)}`)
+  const action = element.action
+  if (typeof action !== 'string' || !(ACTIONS as readonly string[]).includes(action)) {
+    throw validationError(`${field}.action: expected one of ${ACTIONS.join(', ')}, got ${describe(action)}`)
+  }
+  const ik = element.ik
+  if (ik !== undefined && ik !== null && (typeof ik !== 'string' || ik.length > 256)) {
+    throw validationError(`${field}.ik: expected a string of at most 256 characters`)
+  }
+  let order: Order
+  try {
+    order = parseAction(ledger, action as Action, element.data)
+  } catch (error) {
+    if (error instanceof TallyError) {
+      throw new TallyError({ code: error.code, kind: error.kind, message: `${field}.data: ${error.message}` })
+    }
+    throw error
+  }
+  const proposed: ProposedOrder =
+    typeof ik === 'string' && ik !== '' ? { order, idempotencyKey: ik, requestHash: requestHash(['bulk', order]) } : { order }
+  return { action: action as Action, proposed }
+}
+
+function parseAction(ledger: LedgerName, action: Action, data: unknown): Order {
+  if (!isJsonObject(data)) throw validationError(`expected an object, got ${describe(data)}`)
+  switch (action) {
+    case 'CREATE_TRANSACTION':
+      return parseCreateTransaction(ledger, data)
+    case 'REVERT_TRANSACTION':
+      return parseRevertTransaction(ledger, parseTransactionId(data.id, 'id'), { metadata: data.metadata ?? null }, {
+        force: parseBoolean(data.force, 'force'),
+        atEffectiveDate: parseBoolean(data.atEffectiveDate, 'atEffectiveDate'),
+      })
+    case 'ADD_METADATA':
+    case 'DELETE_METADATA': {
+      const targetType = data.targetType
+      if (targetType !== 'ACCOUNT' && targetType !== 'TRANSACTION') {
+        throw validationError(`targetType: expected ACCOUNT or TRANSACTION, got ${describe(targetType)}`)
+      }
+      if (action === 'ADD_METADATA') {
+        const metadata = parseMetadata(data.metadata, 'metadata')
+        return targetType === 'ACCOUNT'
+          ? { type: 'SAVE_ACCOUNT_METADATA', ledger, address: parseAccountAddress(data.targetId, 'targetId'), metadata }
+          : { type: 'SAVE_TRANSACTION_METADATA', ledger, id: parseTransactionId(data.targetId, 'targetId'), metadata }
+      }
+      const key = parseMetadataKey(data.key, 'key')
+      return targetType === 'ACCOUNT'
+        ? { type: 'DELETE_ACCOUNT_METADATA', ledger, address: parseAccountAddress(data.targetId, 'targetId'), key }
+        : { type: 'DELETE_TRANSACTION_METADATA', ledger, id: parseTransactionId(data.targetId, 'targetId'), key }
+    }
+    default: {
+      const never: never = action
+      throw new InvariantViolation(`unknown action ${String(never)}`)
+    }
+  }
+}

@@ -1,0 +1,57 @@
+import type { FastifyInstance } from 'fastify'
+import type { LedgerNode } from '../../server/index.ts'
+import { parseMetadata, parseMetadataKey } from '../../domain/index.ts'
+import { parseCreateTransaction, parseRevertTransaction, parseTransactionId } from '../../orders/index.ts'
+import type { Views } from '../views.ts'
+import { parsePageRequest } from '../paging.ts'
+import type { Params, Query } from '../requests.ts'
+import { idempotencyKeyOf, ledgerParam, queryFlag, requestHash } from '../requests.ts'
+import { noContent, submitOne, transactionData } from '../writes.ts'
+
+export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views: Views): void {
+  app.get('/v2/:ledger/transactions', async (request) => {
+    const ledger = ledgerParam(request)
+    return { cursor: await views.listTransactions(ledger, parsePageRequest(request.query as Query)) }
+  })
+
+  app.get('/v2/:ledger/transactions/:id', async (request) => {
+    const ledger = ledgerParam(request)
+    return { data: await views.transaction(ledger, parseTransactionId((request.params as Params).id)) }
+  })
+
+  app.post('/v2/:ledger/transactions', async (request, reply) => {
+    const ledger = ledgerParam(request)
+    const order = parseCreateTransaction(ledger, request.body, { force: queryFlag(request, 'force') })
+    const key = idempotencyKeyOf(request)
+    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['create-transaction', order]) } : {}) }, transactionData(200))
+  })
+
+  app.post('/v2/:ledger/transactions/:id/revert', async (request, reply) => {
+    const ledger = ledgerParam(request)
+    const id = parseTransactionId((request.params as Params).id)
+    const order = parseRevertTransaction(ledger, id, request.body, {
+      force: queryFlag(request, 'force'),
+      atEffectiveDate: queryFlag(request, 'atEffectiveDate'),
+    })
+    const key = idempotencyKeyOf(request)
+    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['revert', order]) } : {}) }, transactionData(201))
+  })
+
+  app.post('/v2/:ledger/transactions/:id/metadata', async (request, reply) => {
+    const ledger = ledgerParam(request)
+    const id = parseTransactionId((request.params as Params).id)
+    const metadata = parseMetadata(request.body, 'body')
+    const key = idempotencyKeyOf(request)
+    const order = { type: 'SAVE_TRANSACTION_METADATA' as const, ledger, id, metadata }
+    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['tx-metadata', order]) } : {}) }, noContent)
+  })
+
+  app.delete('/v2/:ledger/transactions/:id/metadata/:key', async (request, reply) => {
+    const ledger = ledgerParam(request)
+    const id = parseTransactionId((request.params as Params).id)
+    const metadataKey = parseMetadataKey((request.params as Params).key)
+    const key = idempotencyKeyOf(request)
+    const order = { type: 'DELETE_TRANSACTION_METADATA' as const, ledger, id, key: metadataKey }
+    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['tx-metadata-delete', order]) } : {}) }, noContent)
+  })
+}

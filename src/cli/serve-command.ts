@@ -1,0 +1,106 @@
+import { parseArgs } from 'node:util'
+import path from 'node:path'
+import { LedgerNode } from '../server/index.ts'
+import { buildApi } from '../api/index.ts'
+import { cacheRotationThresholdDefault } from '../cache/index.ts'
+
+const usage = `Usage: tally serve [options]
+
+Starts a single-node Tally serving the Formance Ledger v2 API.
+
+Options (each also read from the environment variable shown):
+  --data DIR                      data directory            [TALLY_DATA, default ./data]
+  --listen HOST:PORT              address to listen on      [TALLY_LISTEN, default 127.0.0.1:3068]
+  --cache-rotation-threshold K    cache generation size     [TALLY_CACHE_ROTATION_THRESHOLD, default ${cacheRotationThresholdDefault}]
+  --bulk-elements-max N           largest _bulk accepted    [TALLY_BULK_ELEMENTS_MAX, default 10000]
+  -h, --help                      show this help
+`
+
+export interface ServeSettings {
+  readonly dataDirectory: string
+  readonly host: string
+  readonly port: number
+  readonly cacheRotationThreshold: number
+  readonly bulkElementsMax: number
+}
+
+export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSettings | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      data: { type: 'string' },
+      listen: { type: 'string' },
+      'cache-rotation-threshold': { type: 'string' },
+      'bulk-elements-max': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  })
+  if (values.help === true) return 'help'
+  const listen = values.listen ?? env.TALLY_LISTEN ?? '127.0.0.1:3068'
+  const match = /^(.*):(\d{1,5})$/.exec(listen)
+  if (match === null) throw new Error(`--listen: expected HOST:PORT, got ${JSON.stringify(listen)}`)
+  const port = Number(match[2])
+  if (port > 65535) throw new Error(`--listen: port ${port} out of range`)
+  return {
+    dataDirectory: path.resolve(values.data ?? env.TALLY_DATA ?? 'data'),
+    host: (match[1] as string).replace(/^\[(.*)\]$/, '$1'),
+    port,
+    cacheRotationThreshold: positiveInteger(
+      values['cache-rotation-threshold'] ?? env.TALLY_CACHE_ROTATION_THRESHOLD,
+      cacheRotationThresholdDefault,
+      '--cache-rotation-threshold',
+    ),
+    bulkElementsMax: positiveInteger(values['bulk-elements-max'] ?? env.TALLY_BULK_ELEMENTS_MAX, 10_000, '--bulk-elements-max'),
+  }
+}
+
+function positiveInteger(value: string | undefined, fallback: number, flag: string): number {
+  if (value === undefined) return fallback
+  if (!/^[1-9][0-9]{0,8}$/.test(value)) throw new Error(`${flag}: expected a positive integer, got ${JSON.stringify(value)}`)
+  return Number(value)
+}
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  let settings: ServeSettings | 'help'
+  try {
+    settings = parseServeArgs(argv, process.env)
+  } catch (error) {
+    process.stderr.write(`tally serve: ${(error as Error).message}\n\n${usage}`)
+    return 2
+  }
+  if (settings === 'help') {
+    process.stdout.write(usage)
+    return 0
+  }
+  const log = (message: string): void => void process.stderr.write(`${new Date().toISOString()} ${message}\n`)
+  log(`opening ${settings.dataDirectory}`)
+  const node = await LedgerNode.open({ dataDirectory: settings.dataDirectory, cacheRotationThreshold: settings.cacheRotationThreshold, log })
+  const app = await buildApi(node, { bulkElementsMax: settings.bulkElementsMax })
+  await app.listen({ host: settings.host, port: settings.port })
+  const address = app.server.address()
+  const bound = typeof address === 'object' && address !== null ? `${address.address}:${address.port}` : String(address)
+  log(`tally listening on http://${bound} (applied index ${node.fsm.appliedIndex})`)
+  process.stdout.write(`listening ${bound}\n`)
+  return new Promise<number>((resolve) => {
+    let stopping = false
+    const stop = (signal: string): void => {
+      if (stopping) return
+      stopping = true
+      log(`${signal}: draining and shutting down`)
+      app
+        .close()
+        .then(() => node.close())
+        .then(() => {
+          log('stopped cleanly')
+          resolve(0)
+        })
+        .catch((error: unknown) => {
+          log(`shutdown failed: ${String(error)}`)
+          resolve(1)
+        })
+    }
+    process.once('SIGTERM', () => stop('SIGTERM'))
+    process.once('SIGINT', () => stop('SIGINT'))
+  })
+}
