@@ -1,0 +1,890 @@
+/**
+ * The write-ahead log: assigns each proposal its index (LSN) and makes it
+ * durable by group commit. See docs/wal.md for the format and the rules.
+ *
+ * Invariants (checked where they change):
+ *   tail ≤ durable ≤ head;
+ *   segments are contiguous: segment[i + 1].indexFirst = segment[i].indexLast + 1;
+ *   tail = segment[0].indexFirst − 1; head = last segment's indexLast;
+ *   at most one group is being written at a time, and groups are written in index order.
+ */
+import * as fs from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
+import * as path from 'node:path'
+import { invariant } from '../domain/index.ts'
+import { WalError, corruption } from './errors.ts'
+import {
+  encodeEntry,
+  entryOverheadBytes,
+  indexMax,
+  parseSegmentFileName,
+  payloadBytesMaxFormat,
+  segmentFileName,
+  typeMax,
+} from './format.ts'
+import { offsetStride, readEntries, scanSegment } from './segment.ts'
+
+export interface WalRecord {
+  index: number
+  epoch: number
+  type: number
+  payload: Uint8Array
+}
+
+/** The I/O the group commit performs; injectable so tests and the simulator can fail or stall it. */
+export interface WalIo {
+  /** Writes `buffers` contiguously at `position`; returns the bytes written (may be short). */
+  write(handle: FileHandle, buffers: Buffer[], position: number): Promise<number>
+  /** fdatasync. */
+  sync(handle: FileHandle): Promise<void>
+}
+
+export interface WalOptions {
+  directory: string
+  /** default 64 MiB; a segment rolls when an append would exceed it */
+  segmentBytesMax?: number
+  /** default true: fdatasync on every group flush; false only for tests/bench */
+  sync?: boolean
+  /** bound on one group write (default 16 MiB); pending bytes are bounded by 4× this */
+  groupBytesMax?: number
+  /** test/simulator hook: replaces the group write and fsync */
+  io?: Partial<WalIo>
+}
+
+export interface WalRecovery {
+  head: number
+  tail: number
+  truncatedTornBytes: number
+  segments: number
+}
+
+export interface WalCounters {
+  appendCount: number
+  /** groups made durable (one write + one fsync each) */
+  groupCount: number
+  /** `write`/`writev` calls for groups */
+  writeCount: number
+  /** fdatasync calls on segment files (0 when sync is off) */
+  syncCount: number
+  /** fsyncs of the directory (segment creation and deletion) */
+  directorySyncCount: number
+  bytesWritten: number
+}
+
+export const segmentBytesMaxDefault = 64 * 1024 * 1024
+export const groupBytesMaxDefault = 16 * 1024 * 1024
+/** an append is refused while this many groups' worth of bytes wait to be written */
+export const pendingGroupsMax = 4
+const bytesMin = 64
+const groupBytesMaxLimit = 1024 * 1024 * 1024
+const chunkBytesDefault = 1024 * 1024
+
+interface Config {
+  directory: string
+  segmentBytesMax: number
+  groupBytesMax: number
+  pendingBytesMax: number
+  recordBytesMax: number
+  chunkBytes: number
+  sync: boolean
+  io: WalIo
+}
+
+interface Segment {
+  indexFirst: number
+  /** highest index appended to this segment; indexFirst − 1 when empty */
+  indexLast: number
+  /** logical size, pending bytes included */
+  bytes: number
+  /** bytes written to the file (maybe not synced yet) */
+  bytesWritten: number
+  /** bytes known to be on stable storage */
+  bytesDurable: number
+  /** whether the file exists and its directory entry is synced */
+  created: boolean
+  file: string
+  /** offsets[k] = byte offset of entry indexFirst + k × offsetStride */
+  offsets: number[]
+}
+
+/** A run of encoded entries for one segment, waiting to be written. */
+interface Piece {
+  segment: Segment
+  buffer: Buffer
+  indexFirst: number
+  indexLast: number
+}
+
+interface Group {
+  segment: Segment
+  buffers: Buffer[]
+  bytes: number
+  indexFirst: number
+  indexLast: number
+}
+
+interface Waiter {
+  index: number
+  resolve: () => void
+  reject: (error: unknown) => void
+}
+
+const realIo: WalIo = {
+  async write(handle, buffers, position) {
+    const { bytesWritten } = await handle.writev(buffers, position)
+    return bytesWritten
+  },
+  async sync(handle) {
+    await handle.datasync()
+  },
+}
+
+function checkByteOption(name: string, value: number | undefined, fallback: number, max: number): number {
+  const result = value ?? fallback
+  invariant(Number.isSafeInteger(result) && result >= bytesMin && result <= max, `${name} must be an integer in [${bytesMin}, ${max}]`)
+  return result
+}
+
+function configOf(options: WalOptions): Config {
+  invariant(typeof options.directory === 'string' && options.directory.length > 0, 'directory is required')
+  const segmentBytesMax = checkByteOption('segmentBytesMax', options.segmentBytesMax, segmentBytesMaxDefault, indexMax)
+  const groupBytesMax = checkByteOption('groupBytesMax', options.groupBytesMax, groupBytesMaxDefault, groupBytesMaxLimit)
+  const recordBytesMax = Math.min(segmentBytesMax, groupBytesMax, entryOverheadBytes + payloadBytesMaxFormat)
+  return {
+    directory: path.resolve(options.directory),
+    segmentBytesMax,
+    groupBytesMax,
+    pendingBytesMax: pendingGroupsMax * groupBytesMax,
+    recordBytesMax,
+    chunkBytes: Math.min(chunkBytesDefault, groupBytesMax),
+    sync: options.sync ?? true,
+    io: { ...realIo, ...(options.io ?? {}) },
+  }
+}
+
+async function syncDirectory(directory: string): Promise<void> {
+  const handle = await fs.open(directory, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}
+
+async function listSegments(directory: string): Promise<number[]> {
+  const names = await fs.readdir(directory)
+  const firsts: number[] = []
+  for (const name of names) {
+    const indexFirst = parseSegmentFileName(name)
+    if (indexFirst !== undefined) firsts.push(indexFirst)
+  }
+  return firsts.sort((a, b) => a - b)
+}
+
+async function createEmptySegmentFile(directory: string, indexFirst: number): Promise<void> {
+  const handle = await fs.open(path.join(directory, segmentFileName(indexFirst)), 'wx')
+  await handle.close()
+  await syncDirectory(directory)
+}
+
+function isErrorCode(error: unknown, code: string): boolean {
+  return error instanceof Error && (error as NodeJS.ErrnoException).code === code
+}
+
+/**
+ * Empties the WAL in `directory` so that it restarts after `head`: the next
+ * append gets index head + 1, and head = tail = head. Used when the store is
+ * restored from a snapshot taken at `head`. The WAL must not be open.
+ *
+ * Not atomic across a crash: the caller records "restore complete" only after
+ * this resolves and re-runs it on restart otherwise.
+ */
+export async function resetWal(options: { directory: string; head: number }): Promise<void> {
+  invariant(Number.isSafeInteger(options.head) && options.head >= 0 && options.head < indexMax, 'reset head out of range')
+  const directory = path.resolve(options.directory)
+  await fs.mkdir(directory, { recursive: true })
+  for (const indexFirst of await listSegments(directory)) {
+    await fs.unlink(path.join(directory, segmentFileName(indexFirst)))
+  }
+  await syncDirectory(directory)
+  await createEmptySegmentFile(directory, options.head + 1)
+}
+
+export class Wal {
+  readonly #config: Config
+  #segments: Segment[]
+  #handle: FileHandle | null // open on the last created segment
+  #handleSegment: Segment | null
+
+  #head: number
+  #durable: number
+  #tail: number
+  #epochHead: number
+
+  // Pending (appended, not yet handed to a group write). Entries are encoded
+  // into `#chunk`; [#pieceStart, #chunkUsed) is the open piece.
+  #pieces: Piece[] = []
+  #chunk: Buffer | null = null
+  #chunkUsed = 0
+  #pieceStart = 0
+  #pieceIndexFirst = 0
+  #pendingBytes = 0
+
+  #flushing = false
+  #flushTarget = 0
+  #waiters: Waiter[] = []
+  #listeners: Array<(fromIndex: number, toIndex: number) => void> = []
+  #pins: number[] = []
+
+  #failure: WalError | null = null
+  #closed = false
+  #truncationsPending = 0
+  #maintenance: Promise<void> = Promise.resolve()
+  #truncateGeneration = 0
+
+  readonly #counters: WalCounters = {
+    appendCount: 0,
+    groupCount: 0,
+    writeCount: 0,
+    syncCount: 0,
+    directorySyncCount: 0,
+    bytesWritten: 0,
+  }
+
+  private constructor(config: Config, segments: Segment[], handle: FileHandle, epochHead: number) {
+    const first = segments[0]
+    const last = segments[segments.length - 1]
+    invariant(first !== undefined && last !== undefined, 'a WAL has at least one segment')
+    this.#config = config
+    this.#segments = segments
+    this.#handle = handle
+    this.#handleSegment = last
+    this.#head = last.indexLast
+    this.#durable = last.indexLast
+    this.#tail = first.indexFirst - 1
+    this.#epochHead = epochHead
+  }
+
+  /** Opens (creating if needed) the WAL in `options.directory`, recovering from a crash. */
+  static async open(options: WalOptions): Promise<{ wal: Wal; recovery: WalRecovery }> {
+    const config = configOf(options)
+    await fs.mkdir(config.directory, { recursive: true })
+    let firsts = await listSegments(config.directory)
+    if (firsts.length === 0) {
+      await createEmptySegmentFile(config.directory, 1)
+      firsts = [1]
+    }
+    const segments: Segment[] = []
+    let epochHead = 0
+    let truncatedTornBytes = 0
+    for (let i = 0; i < firsts.length; i += 1) {
+      const indexFirst = firsts[i]
+      invariant(indexFirst !== undefined, 'segment list index')
+      const file = path.join(config.directory, segmentFileName(indexFirst))
+      const previous = segments[segments.length - 1]
+      if (previous !== undefined && previous.indexLast + 1 !== indexFirst) {
+        throw corruption(file, 0, `segment starts at ${indexFirst} but the previous segment ends at ${previous.indexLast}`)
+      }
+      const isLast = i === firsts.length - 1
+      const image = await fs.readFile(file)
+      const scan = scanSegment({ image, file, indexFirst, isLast, epochBefore: epochHead })
+      if (scan.bytesTorn > 0) {
+        invariant(isLast, 'only the last segment may have a torn tail')
+        await fs.truncate(file, scan.bytesValid)
+        truncatedTornBytes += scan.bytesTorn
+      }
+      epochHead = scan.epochLast ?? epochHead
+      segments.push({
+        indexFirst,
+        indexLast: scan.indexLast,
+        bytes: scan.bytesValid,
+        bytesWritten: scan.bytesValid,
+        bytesDurable: scan.bytesValid,
+        created: true,
+        file,
+        offsets: scan.offsets,
+      })
+    }
+    const last = segments[segments.length - 1]
+    invariant(last !== undefined, 'at least one segment')
+    // What survived a process crash may still sit in the page cache only: make it durable before reporting it.
+    const handle = await fs.open(last.file, 'r+')
+    try {
+      await handle.datasync()
+      await syncDirectory(config.directory)
+    } catch (error) {
+      await handle.close()
+      throw error
+    }
+    const wal = new Wal(config, segments, handle, epochHead)
+    wal.#counters.directorySyncCount += 1
+    return {
+      wal,
+      recovery: { head: wal.#head, tail: wal.#tail, truncatedTornBytes, segments: segments.length },
+    }
+  }
+
+  /** highest index appended (maybe not yet durable); 0 when empty */
+  get head(): number {
+    return this.#head
+  }
+
+  /** highest index fsynced */
+  get durable(): number {
+    return this.#durable
+  }
+
+  /** entries with index > tail are retained (0 = nothing recycled) */
+  get tail(): number {
+    return this.#tail
+  }
+
+  /** epoch of the entry at head (or of the last entry seen before a reset; 0 for a new WAL) */
+  get epochHead(): number {
+    return this.#epochHead
+  }
+
+  /** a snapshot of the I/O counters */
+  get counters(): WalCounters {
+    return { ...this.#counters }
+  }
+
+  get segmentCount(): number {
+    return this.#segments.length
+  }
+
+  /** bytes appended but not yet handed to a group write */
+  get pendingBytes(): number {
+    return this.#pendingBytes
+  }
+
+  /** SYNCHRONOUS: assigns index = head + 1, encodes the entry into the pending buffer and returns the index. */
+  append(record: { epoch: number; type: number; payload: Uint8Array }): number {
+    this.#assertWritable()
+    const { epoch, type, payload } = record
+    invariant(Number.isSafeInteger(epoch) && epoch >= 0, () => `epoch ${epoch} is not a non-negative safe integer`)
+    invariant(epoch >= this.#epochHead, () => `epoch ${epoch} is below the epoch at head ${this.#epochHead}`)
+    invariant(Number.isInteger(type) && type >= 0 && type <= typeMax, () => `type ${type} is not a u8`)
+    invariant(payload instanceof Uint8Array, 'payload is a Uint8Array')
+    const bytes = entryOverheadBytes + payload.byteLength
+    if (bytes > this.#config.recordBytesMax) {
+      throw new WalError({
+        reason: 'RECORD_TOO_LARGE',
+        message: `entry of ${bytes} bytes exceeds the ${this.#config.recordBytesMax}-byte record bound`,
+      })
+    }
+    if (this.#pendingBytes + bytes > this.#config.pendingBytesMax) {
+      throw new WalError({
+        reason: 'RESOURCE_EXHAUSTED',
+        message: `${this.#pendingBytes} bytes already wait to be written (bound ${this.#config.pendingBytesMax})`,
+      })
+    }
+    const index = this.#head + 1
+    invariant(index <= indexMax, 'index space exhausted')
+
+    let segment = this.#segmentLast()
+    if (segment.bytes > 0 && segment.bytes + bytes > this.#config.segmentBytesMax) {
+      this.#sealPiece()
+      segment = this.#rollSegment(index)
+    }
+    if (this.#chunk === null || this.#chunk.byteLength - this.#chunkUsed < bytes) {
+      this.#sealPiece()
+      this.#chunk = Buffer.allocUnsafeSlow(Math.max(this.#config.chunkBytes, bytes))
+      this.#chunkUsed = 0
+      this.#pieceStart = 0
+    }
+    if (this.#chunkUsed === this.#pieceStart) this.#pieceIndexFirst = index
+    const written = encodeEntry(this.#chunk, this.#chunkUsed, { index, epoch, type, payload })
+    invariant(written === bytes, 'encoded size matches')
+    if ((index - segment.indexFirst) % offsetStride === 0) segment.offsets.push(segment.bytes)
+    segment.bytes += bytes
+    segment.indexLast = index
+    this.#chunkUsed += bytes
+    this.#pendingBytes += bytes
+    this.#head = index
+    this.#epochHead = epoch
+    this.#counters.appendCount += 1
+    return index
+  }
+
+  /**
+   * Resolves when every record appended before the call is durable; returns
+   * `durable`. Concurrent callers share one write + fsync (group commit).
+   */
+  flush(): Promise<number> {
+    if (this.#failure !== null) return Promise.reject(this.#failure)
+    const target = this.#head
+    if (this.#durable >= target) return Promise.resolve(this.#durable)
+    return new Promise<number>((resolve, reject) => {
+      this.#waiters.push({ index: target, resolve: () => resolve(this.#durable), reject })
+      this.#requestFlush(target)
+    })
+  }
+
+  /** Resolves once `index` is durable (starting a group write if needed). */
+  waitDurable(index: number): Promise<void> {
+    invariant(Number.isSafeInteger(index) && index >= 0, `index ${index} is not a non-negative integer`)
+    invariant(index <= this.#head, () => `waitDurable(${index}) beyond head ${this.#head}`)
+    if (this.#durable >= index) return Promise.resolve()
+    if (this.#failure !== null) return Promise.reject(this.#failure)
+    return new Promise<void>((resolve, reject) => {
+      this.#waiters.push({ index, resolve, reject })
+      this.#requestFlush(index)
+    })
+  }
+
+  /**
+   * `listener(fromIndex, toIndex)` runs synchronously after each group becomes
+   * durable, in index order. A listener that throws crashes the process (the
+   * error is rethrown on the next tick): the WAL never swallows it.
+   * Returns the unsubscribe function.
+   */
+  onDurable(listener: (fromIndex: number, toIndex: number) => void): () => void {
+    this.#listeners.push(listener)
+    return () => {
+      this.#listeners = this.#listeners.filter((candidate) => candidate !== listener)
+    }
+  }
+
+  /**
+   * Keeps every entry with index > `indexAfter` from being recycled until the
+   * returned release function is called (replication catch-up pins). Throws
+   * RECYCLED when those entries are already gone.
+   */
+  pinRetention(indexAfter: number): () => void {
+    invariant(Number.isSafeInteger(indexAfter) && indexAfter >= 0, 'pin index is a non-negative integer')
+    if (indexAfter < this.#tail) {
+      throw new WalError({ reason: 'RECYCLED', message: `cannot pin after ${indexAfter}: tail is ${this.#tail}` })
+    }
+    this.#pins.push(indexAfter)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const at = this.#pins.indexOf(indexAfter)
+      invariant(at >= 0, 'pin is registered')
+      this.#pins.splice(at, 1)
+    }
+  }
+
+  /**
+   * Retained, durable records with fromIndex ≤ index ≤ toIndex, in order.
+   * `toIndex` defaults to, and is clamped to, `durable` at the time of the call.
+   * Throws RECYCLED if fromIndex ≤ tail (now, or when iteration reaches a
+   * segment recycled meanwhile); CONCURRENT_TRUNCATE if truncateAfter runs
+   * during the iteration.
+   */
+  read(fromIndex: number, toIndex?: number): AsyncIterable<WalRecord> {
+    if (this.#closed) throw new WalError({ reason: 'CLOSED', message: 'read after close' })
+    invariant(Number.isSafeInteger(fromIndex) && fromIndex >= 1, `read from ${fromIndex}: not a positive integer`)
+    invariant(toIndex === undefined || Number.isSafeInteger(toIndex), 'read toIndex is an integer')
+    if (fromIndex <= this.#tail) {
+      throw new WalError({ reason: 'RECYCLED', message: `read from ${fromIndex}: entries up to ${this.#tail} are recycled` })
+    }
+    const last = Math.min(toIndex ?? this.#durable, this.#durable)
+    const generation = this.#truncateGeneration
+    return { [Symbol.asyncIterator]: () => this.#iterate(fromIndex, last, generation) }
+  }
+
+  /**
+   * Drops every record > index (replica divergence repair); head and durable
+   * become `index`. Appends are refused (BUSY) while it runs. Records ≤ index
+   * that were pending are made durable first.
+   */
+  truncateAfter(index: number): Promise<void> {
+    invariant(Number.isSafeInteger(index) && index >= 0, `truncateAfter(${index}): not a non-negative integer`)
+    invariant(index <= this.#head, () => `truncateAfter(${index}) beyond head ${this.#head}`)
+    if (index < this.#tail) {
+      return Promise.reject(new WalError({ reason: 'RECYCLED', message: `truncateAfter(${index}) below tail ${this.#tail}` }))
+    }
+    try {
+      this.#assertWritable()
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    this.#truncationsPending += 1 // appends are refused from now on, not from when the operation starts
+    return this.#exclusive(async () => {
+      try {
+        if (this.#closed) throw new WalError({ reason: 'CLOSED', message: 'truncateAfter after close' })
+        await this.flush()
+        if (index < this.#tail) {
+          throw new WalError({ reason: 'RECYCLED', message: `truncateAfter(${index}) below tail ${this.#tail}` })
+        }
+        invariant(index <= this.#head, 'no append slipped in before the truncation')
+        if (index < this.#head) await this.#truncateFiles(index)
+      } finally {
+        this.#truncationsPending -= 1
+      }
+    })
+  }
+
+  /**
+   * Deletes whole segments whose records are all ≤ min(upToIndex, durable,
+   * every retention pin); never the segment holding head. Returns the new tail.
+   */
+  recycle(upToIndex: number): Promise<number> {
+    invariant(Number.isSafeInteger(upToIndex) && upToIndex >= 0, `recycle(${upToIndex}): not a non-negative integer`)
+    return this.#exclusive(async () => {
+      if (this.#closed) throw new WalError({ reason: 'CLOSED', message: 'recycle after close' })
+      const limit = Math.min(upToIndex, this.#durable, ...this.#pins)
+      let deleted = 0
+      for (;;) {
+        const first = this.#segments[0]
+        const second = this.#segments[1]
+        if (first === undefined || second === undefined) break
+        if (first.indexLast > limit || !second.created) break
+        invariant(first !== this.#handleSegment, 'the open segment is never recycled')
+        invariant(first.bytesDurable === first.bytes, 'a recycled segment is fully durable')
+        await fs.unlink(first.file)
+        this.#segments.shift()
+        this.#tail = second.indexFirst - 1
+        deleted += 1
+      }
+      if (deleted > 0) await this.#syncDirectory()
+      invariant(this.#tail <= this.#durable, 'tail ≤ durable')
+      return this.#tail
+    })
+  }
+
+  /** Flushes and closes; further appends throw CLOSED. Rejects if the WAL had failed. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true // appends now throw CLOSED
+    await this.#maintenance.catch(() => undefined)
+    let flushError: unknown
+    try {
+      await this.flush()
+    } catch (error) {
+      flushError = error
+    }
+    invariant(!this.#flushing || flushError !== undefined, 'no group in flight after the final flush')
+    const handle = this.#handle
+    this.#handle = null
+    this.#handleSegment = null
+    if (handle !== null) await handle.close()
+    this.#rejectWaiters(new WalError({ reason: 'CLOSED', message: 'closed' }))
+    if (flushError !== undefined) throw flushError
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #assertWritable(): void {
+    if (this.#failure !== null) throw this.#failure
+    if (this.#closed) throw new WalError({ reason: 'CLOSED', message: 'append after close' })
+    if (this.#truncationsPending > 0) throw new WalError({ reason: 'BUSY', message: 'truncateAfter in progress' })
+  }
+
+  #segmentLast(): Segment {
+    const last = this.#segments[this.#segments.length - 1]
+    invariant(last !== undefined, 'a WAL has at least one segment')
+    return last
+  }
+
+  #rollSegment(indexFirst: number): Segment {
+    const segment: Segment = {
+      indexFirst,
+      indexLast: indexFirst - 1,
+      bytes: 0,
+      bytesWritten: 0,
+      bytesDurable: 0,
+      created: false,
+      file: path.join(this.#config.directory, segmentFileName(indexFirst)),
+      offsets: [],
+    }
+    this.#segments.push(segment)
+    return segment
+  }
+
+  /** Closes the open piece (it belongs to the last segment) and queues it. */
+  #sealPiece(): void {
+    if (this.#chunk === null || this.#chunkUsed === this.#pieceStart) return
+    this.#pieces.push({
+      segment: this.#segmentLast(),
+      buffer: this.#chunk.subarray(this.#pieceStart, this.#chunkUsed),
+      indexFirst: this.#pieceIndexFirst,
+      indexLast: this.#head,
+    })
+    this.#pieceStart = this.#chunkUsed
+  }
+
+  /** Pending pieces of the first pending segment, up to groupBytesMax (at least one piece). */
+  #takeGroup(): Group {
+    this.#sealPiece()
+    const first = this.#pieces[0]
+    invariant(first !== undefined, 'a group needs pending entries')
+    const group: Group = { segment: first.segment, buffers: [], bytes: 0, indexFirst: first.indexFirst, indexLast: 0 }
+    while (this.#pieces.length > 0) {
+      const piece = this.#pieces[0]
+      invariant(piece !== undefined, 'piece present')
+      if (piece.segment !== group.segment) break
+      if (group.bytes > 0 && group.bytes + piece.buffer.byteLength > this.#config.groupBytesMax) break
+      invariant(group.bytes === 0 || piece.indexFirst === group.indexLast + 1, 'pieces are contiguous')
+      group.buffers.push(piece.buffer)
+      group.bytes += piece.buffer.byteLength
+      group.indexLast = piece.indexLast
+      this.#pieces.shift()
+    }
+    invariant(group.bytes <= this.#config.groupBytesMax, 'a group respects groupBytesMax')
+    this.#pendingBytes -= group.bytes
+    invariant(this.#pendingBytes >= 0, 'pending bytes never negative')
+    return group
+  }
+
+  #requestFlush(target: number): void {
+    this.#flushTarget = Math.max(this.#flushTarget, target)
+    if (this.#flushing) return
+    this.#flushing = true
+    // Start on a microtask so that appends made in the same synchronous run join the group.
+    queueMicrotask(() => {
+      this.#runFlushLoop().catch((error: unknown) => this.#fail(error))
+    })
+  }
+
+  async #runFlushLoop(): Promise<void> {
+    try {
+      while (this.#failure === null && this.#durable < this.#flushTarget) {
+        invariant(this.#pendingBytes > 0, 'entries below the flush target are pending')
+        const group = this.#takeGroup()
+        await this.#writeGroup(group)
+        this.#markDurable(group)
+      }
+    } catch (error) {
+      this.#fail(error)
+    } finally {
+      this.#flushing = false
+    }
+  }
+
+  async #writeGroup(group: Group): Promise<void> {
+    const { segment } = group
+    if (!segment.created) await this.#createSegment(segment)
+    invariant(this.#handle !== null && this.#handleSegment === segment, 'groups go to the open segment')
+    invariant(group.indexFirst === this.#durable + 1, 'groups are written in index order')
+    let position = segment.bytesWritten
+    let buffers = group.buffers
+    let remaining = group.bytes
+    while (remaining > 0) {
+      const written = await this.#config.io.write(this.#handle, buffers, position)
+      this.#counters.writeCount += 1
+      invariant(written > 0 && written <= remaining, 'write made progress')
+      position += written
+      remaining -= written
+      buffers = remaining > 0 ? skipBytes(buffers, written) : []
+    }
+    segment.bytesWritten = position
+    this.#counters.bytesWritten += group.bytes
+    if (this.#config.sync) {
+      await this.#config.io.sync(this.#handle)
+      this.#counters.syncCount += 1
+    }
+    segment.bytesDurable = segment.bytesWritten
+  }
+
+  async #createSegment(segment: Segment): Promise<void> {
+    const handle = await fs.open(segment.file, 'wx')
+    try {
+      await this.#syncDirectory()
+    } catch (error) {
+      await handle.close()
+      throw error
+    }
+    const previous = this.#handle
+    const previousSegment = this.#handleSegment
+    invariant(previousSegment === null || previousSegment.bytesDurable === previousSegment.bytes, 'a segment is complete before the next opens')
+    this.#handle = handle
+    this.#handleSegment = segment
+    segment.created = true
+    if (previous !== null) await previous.close()
+  }
+
+  #markDurable(group: Group): void {
+    invariant(group.indexLast > this.#durable && group.indexLast <= this.#head, 'durable advances within head')
+    this.#durable = group.indexLast
+    this.#counters.groupCount += 1
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(group.indexFirst, group.indexLast)
+      } catch (error) {
+        process.nextTick(() => {
+          throw error
+        })
+      }
+    }
+    const durable = this.#durable
+    const still: Waiter[] = []
+    for (const waiter of this.#waiters) {
+      if (waiter.index <= durable) waiter.resolve()
+      else still.push(waiter)
+    }
+    this.#waiters = still
+  }
+
+  #fail(error: unknown): void {
+    if (this.#failure !== null) return
+    this.#failure =
+      error instanceof WalError && error.reason === 'FAILED'
+        ? error
+        : new WalError({
+            reason: 'FAILED',
+            message: `write or fsync failed; durable index stays ${this.#durable}: ${error instanceof Error ? error.message : String(error)}`,
+            cause: error,
+          })
+    this.#rejectWaiters(this.#failure)
+  }
+
+  #rejectWaiters(error: WalError): void {
+    const waiters = this.#waiters
+    this.#waiters = []
+    for (const waiter of waiters) waiter.reject(error)
+  }
+
+  async #syncDirectory(): Promise<void> {
+    await syncDirectory(this.#config.directory)
+    this.#counters.directorySyncCount += 1
+  }
+
+  #exclusive<T>(operation: () => Promise<T>): Promise<T> {
+    const result = this.#maintenance.then(operation)
+    this.#maintenance = result.then(
+      () => undefined,
+      () => undefined,
+    )
+    return result
+  }
+
+  /** Everything is durable and no group is in flight; appends are blocked. */
+  async #truncateFiles(index: number): Promise<void> {
+    invariant(!this.#flushing && this.#pendingBytes === 0 && this.#durable === this.#head, 'truncate runs on a quiescent WAL')
+    invariant(index >= this.#tail && index < this.#head, 'truncate index within (tail, head)')
+    this.#truncateGeneration += 1
+    // The segment that will hold index + 1: the last one starting at or before it.
+    let keep = 0
+    while (keep + 1 < this.#segments.length && (this.#segments[keep + 1]?.indexFirst ?? Infinity) <= index + 1) keep += 1
+    const target = this.#segments[keep]
+    invariant(target !== undefined, 'truncate target segment exists')
+    const doomed = this.#segments.slice(keep + 1).reverse() // newest first: a crash leaves a valid prefix
+    if (doomed.length > 0) {
+      if (this.#handle !== null) await this.#handle.close()
+      this.#handle = null
+      this.#handleSegment = null
+      for (const segment of doomed) await fs.unlink(segment.file)
+      await this.#syncDirectory()
+      this.#segments.length = keep + 1
+    }
+    const { offset, epoch } = await this.#locateEnd(target, index)
+    const handle = this.#handle ?? (await fs.open(target.file, 'r+'))
+    this.#handle = handle
+    this.#handleSegment = target
+    await handle.truncate(offset)
+    await handle.datasync()
+    this.#counters.syncCount += 1
+    target.indexLast = index
+    target.bytes = offset
+    target.bytesWritten = offset
+    target.bytesDurable = offset
+    target.offsets.length = Math.ceil((index - target.indexFirst + 1) / offsetStride)
+    this.#head = index
+    this.#durable = index
+    this.#flushTarget = Math.min(this.#flushTarget, index)
+    if (epoch !== undefined) this.#epochHead = epoch
+    this.#chunk = null
+    this.#chunkUsed = 0
+    this.#pieceStart = 0
+  }
+
+  /** Byte offset just after entry `index` in `segment` (0 when index precedes it) and that entry's epoch. */
+  async #locateEnd(segment: Segment, index: number): Promise<{ offset: number; epoch: number | undefined }> {
+    if (index < segment.indexFirst) return { offset: 0, epoch: undefined }
+    invariant(index <= segment.indexLast, 'located index lies in the segment')
+    const slot = Math.floor((index - segment.indexFirst) / offsetStride)
+    const offsetStart = segment.offsets[slot]
+    invariant(offsetStart !== undefined, 'sparse offset present')
+    const handle = await fs.open(segment.file, 'r')
+    try {
+      const entries = readEntries({
+        handle,
+        file: segment.file,
+        offsetStart,
+        offsetEnd: segment.bytesDurable,
+        indexStart: segment.indexFirst + slot * offsetStride,
+      })
+      for await (const entry of entries) {
+        if (entry.header.index === index) return { offset: entry.offsetEnd, epoch: entry.header.epoch }
+      }
+    } finally {
+      await handle.close()
+    }
+    throw corruption(segment.file, segment.bytesDurable, `entry ${index} not found`)
+  }
+
+  async *#iterate(fromIndex: number, toIndex: number, generation: number): AsyncGenerator<WalRecord> {
+    let next = fromIndex
+    while (next <= toIndex) {
+      if (generation !== this.#truncateGeneration) {
+        throw new WalError({ reason: 'CONCURRENT_TRUNCATE', message: `truncateAfter ran while reading at ${next}` })
+      }
+      if (next <= this.#tail) {
+        throw new WalError({ reason: 'RECYCLED', message: `read at ${next}: entries up to ${this.#tail} are recycled` })
+      }
+      const segment = this.#segments.find((candidate) => candidate.indexFirst <= next && next <= candidate.indexLast)
+      invariant(segment !== undefined, () => `a retained segment holds durable index ${next}`)
+      const slot = Math.floor((next - segment.indexFirst) / offsetStride)
+      const offsetStart = segment.offsets[slot]
+      invariant(offsetStart !== undefined, 'sparse offset present')
+      let handle: FileHandle
+      try {
+        handle = await fs.open(segment.file, 'r')
+      } catch (error) {
+        if (isErrorCode(error, 'ENOENT')) {
+          throw new WalError({ reason: 'RECYCLED', message: `read at ${next}: segment recycled meanwhile`, cause: error })
+        }
+        throw error
+      }
+      try {
+        const entries = readEntries({
+          handle,
+          file: segment.file,
+          offsetStart,
+          offsetEnd: segment.bytesDurable,
+          indexStart: segment.indexFirst + slot * offsetStride,
+        })
+        for await (const entry of entries) {
+          const { index, epoch, type } = entry.header
+          if (index < next) continue
+          if (generation !== this.#truncateGeneration) {
+            throw new WalError({ reason: 'CONCURRENT_TRUNCATE', message: `truncateAfter ran while reading at ${index}` })
+          }
+          yield { index, epoch, type, payload: new Uint8Array(entry.payload) }
+          next = index + 1
+          if (next > toIndex || next > segment.indexLast) break
+        }
+      } catch (error) {
+        // A file shortened under us by truncateAfter reads as damage: report the race, not corruption.
+        if (generation !== this.#truncateGeneration && !(error instanceof WalError && error.reason === 'CONCURRENT_TRUNCATE')) {
+          throw new WalError({ reason: 'CONCURRENT_TRUNCATE', message: `truncateAfter ran while reading at ${next}`, cause: error })
+        }
+        throw error
+      } finally {
+        await handle.close()
+      }
+      if (next <= toIndex && next <= segment.indexLast) {
+        throw corruption(segment.file, segment.bytesDurable, `segment ended before durable entry ${next}`)
+      }
+    }
+  }
+}
+
+/** The buffers left after dropping the first `count` bytes. */
+function skipBytes(buffers: Buffer[], count: number): Buffer[] {
+  let skip = count
+  const rest: Buffer[] = []
+  for (const buffer of buffers) {
+    if (skip >= buffer.byteLength) {
+      skip -= buffer.byteLength
+      continue
+    }
+    rest.push(skip > 0 ? buffer.subarray(skip) : buffer)
+    skip = 0
+  }
+  return rest
+}
