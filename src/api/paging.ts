@@ -76,7 +76,7 @@ export async function pageOfRows<T>(
   // Scan direction in key order: forward pages of a descending list scan down.
   const scanDown = descending !== backward
   let gte = prefix
-  let lt = prefixEnd(prefix)
+  let lt: Buffer | undefined = prefixEnd(prefix)
   if (boundary !== undefined) {
     if (scanDown) lt = boundary
     else gte = Buffer.concat([boundary, Buffer.of(0)])

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { crc32 } from 'node:zlib'
 import type { Attribute, CanonicalKey } from '../domain/index.ts'
 import { InvariantViolation, invariant, kindOf, decodeAttribute } from '../domain/index.ts'
 
@@ -181,37 +182,44 @@ function hashKey(key: string): { keyHash: Buffer; tag: Buffer } {
   return { keyHash: digest.subarray(0, 16), tag: digest.subarray(16, 24) }
 }
 
-/** Row value: [tag 8][flag 1][key length u32][key][value bytes when live]. */
+/**
+ * Row value: [tag 8][flag 1][crc32 4][key length u32][key][value bytes when
+ * live]. The CRC covers everything after it, so restore fails closed on any
+ * flipped byte, not only on rows that no longer parse.
+ */
+const HEADER = 17
 function encodeRow(key: string, entry: Entry): Buffer {
   const keyBytes = Buffer.from(key, 'utf8')
   const valueBytes = entry.attribute?.bytes
-  const row = Buffer.allocUnsafe(13 + keyBytes.length + (valueBytes?.length ?? 0))
+  const row = Buffer.allocUnsafe(HEADER + keyBytes.length + (valueBytes?.length ?? 0))
   entry.tag.copy(row, 0)
   row[8] = entry.attribute === null ? FLAG_TOMBSTONE : FLAG_LIVE
-  row.writeUInt32LE(keyBytes.length, 9)
-  keyBytes.copy(row, 13)
-  valueBytes?.copy(row, 13 + keyBytes.length)
+  row.writeUInt32LE(keyBytes.length, 13)
+  keyBytes.copy(row, HEADER)
+  valueBytes?.copy(row, HEADER + keyBytes.length)
+  row.writeUInt32LE(crc32(row.subarray(13)), 9)
   return row
 }
 
 function decodeRow(rowKey: Buffer, row: Buffer): { key: CanonicalKey; entry: Entry } {
-  if (row.length < 13) throw new MalformedMirrorRow(`short row ${rowKey.toString('hex')}`)
+  if (row.length < HEADER) throw new MalformedMirrorRow(`short row ${rowKey.toString('hex')}`)
   const flag = row[8]
   if (flag !== FLAG_LIVE && flag !== FLAG_TOMBSTONE) throw new MalformedMirrorRow(`bad flag in ${rowKey.toString('hex')}`)
-  const keyLength = row.readUInt32LE(9)
-  if (13 + keyLength > row.length) throw new MalformedMirrorRow(`key overruns row ${rowKey.toString('hex')}`)
-  const key = row.toString('utf8', 13, 13 + keyLength) as CanonicalKey
+  if (row.readUInt32LE(9) !== crc32(row.subarray(13))) throw new MalformedMirrorRow(`checksum mismatch in ${rowKey.toString('hex')}`)
+  const keyLength = row.readUInt32LE(13)
+  if (HEADER + keyLength > row.length) throw new MalformedMirrorRow(`key overruns row ${rowKey.toString('hex')}`)
+  const key = row.toString('utf8', HEADER, HEADER + keyLength) as CanonicalKey
   const { keyHash, tag } = hashKey(key)
   if (!keyHash.equals(rowKey.subarray(3)) || !tag.equals(row.subarray(0, 8)) || rowKey[2] !== key.charCodeAt(0)) {
     throw new MalformedMirrorRow(`hash or tag mismatch in ${rowKey.toString('hex')}`)
   }
   if (flag === FLAG_TOMBSTONE) {
-    if (row.length !== 13 + keyLength) throw new MalformedMirrorRow(`tombstone with payload ${rowKey.toString('hex')}`)
+    if (row.length !== HEADER + keyLength) throw new MalformedMirrorRow(`tombstone with payload ${rowKey.toString('hex')}`)
     return { key, entry: { keyHash, tag, attribute: null } }
   }
   let attribute: Attribute
   try {
-    attribute = decodeAttribute(kindOf(key), Buffer.from(row.subarray(13 + keyLength)))
+    attribute = decodeAttribute(kindOf(key), Buffer.from(row.subarray(HEADER + keyLength)))
   } catch (error) {
     if (error instanceof InvariantViolation || error instanceof Error) {
       throw new MalformedMirrorRow(`undecodable value in ${rowKey.toString('hex')}: ${error.message}`)

@@ -32,8 +32,11 @@ export function attributeRowKey(canonicalKey: string): Buffer {
   return Buffer.concat([Buffer.of(Zone.attributes), Buffer.from(canonicalKey, 'utf8')])
 }
 
-/** Smallest key strictly greater than every key starting with `prefix`. */
-export function prefixEnd(prefix: Buffer): Buffer {
+/**
+ * Smallest key strictly greater than every key starting with `prefix`;
+ * undefined when there is none (a prefix of 0xff bytes, like the mirror zone).
+ */
+export function prefixEnd(prefix: Buffer): Buffer | undefined {
   const end = Buffer.from(prefix)
   for (let i = end.length - 1; i >= 0; i--) {
     if (end[i] !== 0xff) {
@@ -41,7 +44,7 @@ export function prefixEnd(prefix: Buffer): Buffer {
       return end.subarray(0, i + 1)
     }
   }
-  return Buffer.alloc(0)
+  return undefined
 }
 
 export function u64be(value: number | bigint): Buffer {

@@ -8,7 +8,8 @@ export const STORAGE_SCHEMA_VERSION = 1
 
 export interface RangeOptions {
   readonly gte: Buffer
-  readonly lt: Buffer
+  /** Exclusive upper bound; none = to the end of the key space. */
+  readonly lt?: Buffer | undefined
   readonly reverse?: boolean
   readonly limit?: number
 }
@@ -71,7 +72,7 @@ export class Store implements StoreReader, StoreWriter {
   }
 
   private async firstKey(): Promise<Buffer | undefined> {
-    for await (const [key] of this.range({ gte: Buffer.of(0), lt: Buffer.alloc(64, 0xff), limit: 1 })) return key
+    for await (const [key] of this.range({ gte: Buffer.of(0), limit: 1 })) return key
     return undefined
   }
 
@@ -89,7 +90,7 @@ export class Store implements StoreReader, StoreWriter {
   async *range(options: RangeOptions): AsyncIterable<[Buffer, Buffer]> {
     const iterator = this.db.iterator({
       gte: options.gte,
-      lt: options.lt,
+      ...(options.lt === undefined ? {} : { lt: options.lt }),
       reverse: options.reverse ?? false,
       ...(options.limit === undefined ? {} : { limit: options.limit }),
     })
