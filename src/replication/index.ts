@@ -1,0 +1,60 @@
+/** Public surface of the replication/recovery engine. See docs/replication.md. */
+export type {
+  Lsn,
+  Epoch,
+  Tick,
+  SessionId,
+  ReplicaId,
+  Endpoint,
+  ReplicaState,
+  SessionKind,
+  SessionPhase,
+  SessionTicket,
+  RejectionReason,
+  Outcome,
+} from './types.ts'
+export { endpointChanged, sessionPhaseTransitions, isSessionPhaseTransitionAllowed } from './types.ts'
+export { RecoveryLog, formatRecoveryEvent } from './log.ts'
+export type { RecoveryEvent, RecoveryEventKind } from './log.ts'
+export {
+  classifyHandshake,
+  proveRecoverability,
+  isRecoverable,
+  selectRebuildSource,
+  validateRetainedHistory,
+} from './recoverability.ts'
+export type {
+  RetainedHistory,
+  HandshakeOutcome,
+  RecoverabilityProof,
+  RebuildSourceDecision,
+  FullBaseReason,
+} from './recoverability.ts'
+export { BudgetTracker, unlimitedBudget } from './budget.ts'
+export type { CatchUpBudget, BudgetViolation } from './budget.ts'
+export { RebuildProgress } from './rebuild.ts'
+export type { RebuildPhase } from './rebuild.ts'
+export { Session } from './session.ts'
+export { Sender } from './sender.ts'
+export { Registry } from './registry.ts'
+export type { Assignment, ReplicaAssignment, ReconcileResult, SenderStatus } from './registry.ts'
+export { planRecovery, planRebuild, releasePlan, cancelPlan, PinSet } from './planner.ts'
+export type { PlannerContext, RecoveryPlan, RebuildPlan, RecoveryPlanKind, PlanResult, PinKind } from './planner.ts'
+export { CatchUpExecutor, RebuildExecutor } from './executor.ts'
+export type { ExecutorStatus, ExecutorOptions, StepHook } from './executor.ts'
+export type {
+  PinOwner,
+  PinResult,
+  RetainedHistorySource,
+  RetentionPins,
+  StorageAdapter,
+  TransferReport,
+  BaseTransferReport,
+  ConnectReport,
+  ReplicaConnector,
+  WalStreamer,
+  BaseTransfer,
+  ReplicaTruncator,
+  RecoveryTransport,
+  AssignmentSource,
+} from './adapters.ts'
