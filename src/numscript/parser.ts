@@ -512,7 +512,7 @@ class Parser {
       const token = this.peek()
       if (token.kind === 'eof') this.fail("a destination clause or '}'")
       if (this.isIdent('max')) {
-        if (items.length > 0) {
+        if (items.some((item) => item.portion.kind === 'portion')) {
           throw new ParseError("cannot mix 'max' clauses with allotment items in one block", token.range)
         }
         if (remaining !== undefined) throw new ParseError("the 'remaining' clause must be the last one", remaining.range)
