@@ -60,7 +60,7 @@ test('coverage gate: reading an undeclared key fails loudly with COVERAGE_MISS, 
   const batch = new WriteBatch()
   const result = fsm.apply(2, proposal(2, send, declared.map((key) => (key === ledgerKey(L) ? { key } : { key, seed: null }))), batch)
   assert.equal(result.outcome, 'applied')
-  const [orderResult] = (result as { results: OrderResult[] }).results
+  const [orderResult] = (result as { results: readonly OrderResult[] }).results
   assert.equal(orderResult?.status, 'failed')
   assert.equal(orderResult?.status === 'failed' && orderResult.error.code, 'COVERAGE_MISS')
   assert.match(misses[0] ?? '', /users:1/)
