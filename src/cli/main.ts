@@ -7,6 +7,10 @@ type Command = (argv: string[]) => Promise<number>
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
   serve: { summary: 'serve the Formance Ledger v2 API (single node)', load: async () => serveCommand },
   bench: { summary: 'drive a running server with a write load and report throughput and latency', load: async () => benchCommand },
+  numscript: {
+    summary: 'Numscript tools: `numscript test DIR` runs specs files',
+    load: async () => (await import('./numscript-command.ts')).numscriptCommand,
+  },
 }
 
 function usage(): string {
