@@ -108,7 +108,6 @@ class Run {
   private queue: Sender[] = []
   private queueHead = 0
   private currentAsset = ''
-  private inVarOrigin = false
   /** Accounts visited by the current source evaluation (for MissingFunds). */
   private visitedAccounts: string[] = []
 
@@ -136,9 +135,7 @@ class Run {
   // ---- program
 
   run(checked: CheckedProgram): void {
-    this.inVarOrigin = true
     for (const declaration of checked.program.vars) this.declare(declaration)
-    this.inVarOrigin = false
     for (const statement of checked.program.statements) this.statement(statement)
     for (const posting of this.postings) {
       invariant(posting.amount > 0n, 'a posting with a non-positive amount was emitted')
@@ -811,11 +808,7 @@ class Run {
         return { type: 'number', value: monetary.amount }
       }
       default:
-        throw new RuntimeError(
-          this.inVarOrigin ? 'RUNTIME_TYPE_MISMATCH' : 'RUNTIME_TYPE_MISMATCH',
-          `unknown function ${call.name}`,
-          call.nameRange,
-        )
+        throw new RuntimeError('RUNTIME_TYPE_MISMATCH', `unknown function ${call.name}`, call.nameRange)
     }
   }
 }
