@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto'
 import type { Json } from '../domain/index.ts'
-import { canonicalJson, invariant } from '../domain/index.ts'
+import { canonicalJson, invariant, parseJson } from '../domain/index.ts'
 
 /** The head of the audit chain: last sequence number and its hash (hex). */
 export interface AuditHead {
@@ -26,16 +26,29 @@ export interface AuditEntry extends AuditBody {
   readonly hash: string
 }
 
+/** An entry with its stored encoding: `{"body":<canonical body>,"previousHash":…,"hash":…}`. */
+export interface EncodedAuditEntry extends AuditEntry {
+  readonly text: string
+}
+
 /**
  * hash = HMAC-SHA256(key = cluster id, previousHash ‖ canonical(body)).
  * Keyed by the cluster id so an entry cannot be moved to another cluster's
  * chain and still verify.
  */
-export function chainEntry(clusterId: string, head: AuditHead, body: Omit<AuditBody, 'seq'>): AuditEntry {
+export function chainEntry(clusterId: string, head: AuditHead, body: Omit<AuditBody, 'seq'>): EncodedAuditEntry {
   invariant(clusterId.length > 0, 'the audit chain needs a cluster id')
   const full: AuditBody = { ...body, seq: head.seq + 1n }
-  const hash = createHmac('sha256', clusterId).update(head.hash).update(canonicalJson(full)).digest('hex')
-  return { ...full, previousHash: head.hash, hash }
+  const bodyText = canonicalJson(full)
+  const hash = createHmac('sha256', clusterId).update(head.hash).update(bodyText).digest('hex')
+  const text = `{"body":${bodyText},"previousHash":${JSON.stringify(head.hash)},"hash":${JSON.stringify(hash)}}`
+  return { ...full, previousHash: head.hash, hash, text }
+}
+
+/** Reads a stored audit row back. */
+export function decodeAuditEntry(text: string): AuditEntry {
+  const json = parseJson(text) as unknown as { body: AuditBody; previousHash: string; hash: string }
+  return { ...json.body, index: Number(json.body.index), previousHash: json.previousHash, hash: json.hash }
 }
 
 /** Recomputes one entry's hash from its body and the previous hash. */

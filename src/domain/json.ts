@@ -1,4 +1,4 @@
-import { parse as losslessParse, stringify as losslessStringify } from 'lossless-json'
+import { parse as losslessParse } from 'lossless-json'
 import { validationError, InvariantViolation } from './errors.ts'
 
 /**
@@ -24,8 +24,14 @@ export function parseJson(text: string): Json {
   }
 }
 
+/**
+ * Prints JSON with `bigint` as a JSON number. Our own printer (not
+ * lossless-json's): it is on the hot path of every response, WAL entry and
+ * store row, and this one is several times faster. Strings and finite
+ * numbers print exactly as `JSON.stringify` prints them.
+ */
 export function stringifyJson(value: unknown): string {
-  const text = losslessStringify(value)
+  const text = write(value, false)
   if (text === undefined) throw new InvariantViolation('value has no JSON representation')
   return text
 }
@@ -35,21 +41,47 @@ export function stringifyJson(value: unknown): string {
  * Used wherever bytes are hashed, so equal values always hash equal.
  */
 export function canonicalJson(value: unknown): string {
-  return stringifyJson(sortKeys(value))
+  const text = write(value, true)
+  if (text === undefined) throw new InvariantViolation('value has no JSON representation')
+  return text
 }
 
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys)
-  if (value !== null && typeof value === 'object') {
-    const source = value as Record<string, unknown>
-    const sorted: Record<string, unknown> = {}
-    for (const key of Object.keys(source).sort()) {
-      const entry = source[key]
-      if (entry !== undefined) sorted[key] = sortKeys(entry)
+function write(value: unknown, sorted: boolean): string | undefined {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value)
+    case 'bigint':
+      return value.toString()
+    case 'number':
+      if (!Number.isFinite(value)) throw new InvariantViolation(`non-finite number ${value} has no JSON representation`)
+      return JSON.stringify(value)
+    case 'boolean':
+      return value ? 'true' : 'false'
+    case 'object': {
+      if (value === null) return 'null'
+      if (Array.isArray(value)) {
+        let text = '['
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) text += ','
+          text += write(value[i], sorted) ?? 'null'
+        }
+        return `${text}]`
+      }
+      const record = value as Record<string, unknown>
+      const keys = sorted ? Object.keys(record).sort() : Object.keys(record)
+      let text = '{'
+      let first = true
+      for (const key of keys) {
+        const entry = write(record[key], sorted)
+        if (entry === undefined) continue
+        text += `${first ? '' : ','}${JSON.stringify(key)}:${entry}`
+        first = false
+      }
+      return `${text}}`
     }
-    return sorted
+    default:
+      return undefined // undefined and functions are skipped, as JSON.stringify does
   }
-  return value
 }
 
 export function isJsonObject(value: unknown): value is { [key: string]: Json } {

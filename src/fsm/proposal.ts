@@ -1,5 +1,5 @@
 import type { CanonicalKey } from '../domain/index.ts'
-import { canonicalJson, invariant, isJsonObject, parseJson } from '../domain/index.ts'
+import { invariant, isJsonObject, parseJson, stringifyJson } from '../domain/index.ts'
 import type { ProposedOrder } from '../orders/index.ts'
 
 /**
@@ -43,7 +43,8 @@ export const WAL_TYPE_PROPOSAL = 1
 
 export function encodeProposal(proposal: Proposal): Buffer {
   invariant(proposal.orders.length <= proposalOrdersMax, 'too many orders in one proposal')
-  return Buffer.from(canonicalJson(proposal), 'utf8')
+  // Not canonical: the logged bytes are the source of truth, nothing re-encodes them.
+  return Buffer.from(stringifyJson(proposal), 'utf8')
 }
 
 /** The WAL is CRC-checked and written by us: decoding restores integer widths only. */

@@ -200,7 +200,7 @@ export class LedgerStateMachine {
       idempotencyKeys: proposal.orders.flatMap((planned) => (planned.idempotencyKey === undefined ? [] : [planned.idempotencyKey])),
     })
     this.head = { seq: entry.seq, hash: entry.hash }
-    batch.put(auditRowKey(entry.seq), Buffer.from(stringifyJson(entry), 'utf8'))
+    batch.put(auditRowKey(entry.seq), Buffer.from(entry.text, 'utf8'))
     batch.put(metaKey(MetaKey.auditHead), Buffer.from(stringifyJson(this.head), 'utf8'))
   }
 }
@@ -213,10 +213,23 @@ function atomicRollback(result: OrderResult): OrderResult {
   }
 }
 
+/**
+ * What the audit entry attests per order: the status, and for a success the
+ * ids it produced (everything else is recomputed by replay; keeping entries
+ * small keeps the apply loop fast).
+ */
 function auditOutcome(result: OrderResult): Json {
   switch (result.status) {
-    case 'applied':
-      return { status: 'applied', idempotencyHit: result.idempotencyHit, output: result.output as unknown as Json }
+    case 'applied': {
+      const output = result.output
+      const ids: Record<string, Json> =
+        output.type === 'TRANSACTION'
+          ? { transactionId: (output.transaction as { id: bigint }).id, logId: output.logId }
+          : output.type === 'METADATA' && output.logId !== null
+            ? { logId: output.logId }
+            : {}
+      return { status: 'applied', idempotencyHit: result.idempotencyHit, ...ids }
+    }
     case 'failed':
       return { status: 'failed', code: result.error.code, message: result.error.message }
     case 'skipped':

@@ -261,6 +261,11 @@ export class Lexer {
 
   private asset(start: Position): Token {
     while (isUpper(this.peek()) || isDigit(this.peek())) this.advance()
+    // the ledger's `_SUFFIX` (e.g. a colored asset written out: USD_RED/2)
+    if (this.peek() === '_' && isUpper(this.peek(1))) {
+      this.advance()
+      while (isUpper(this.peek())) this.advance()
+    }
     if (this.peek() === '/' && isDigit(this.peek(1))) {
       this.advance()
       this.digits()

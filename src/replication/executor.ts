@@ -93,10 +93,14 @@ abstract class Executor {
     }
   }
 
-  /** Releases resources and invalidates the session if it is still this executor's. */
-  cancel(reason: string): ExecutorStatus {
+  /**
+   * Releases resources and invalidates the session if it is still this
+   * executor's, leaving the sender in `state` (a timeout escalates with
+   * `needs_rebuild`; an operator cancel just disconnects).
+   */
+  cancel(reason: string, state: ReplicaState = 'disconnected'): ExecutorStatus {
     if (this.#status.state !== 'running') return this.#status
-    return this.failAndInvalidate(reason, 'disconnected')
+    return this.failAndInvalidate(reason, state)
   }
 
   /** Steps at ticks startTick+1, startTick+2, … until the executor exits or `stepsMax` is reached. */

@@ -134,3 +134,21 @@ test('every error kind maps to one HTTP status', () => {
   assert.equal(httpStatusOf('too_large'), 413)
   assert.equal(httpStatusOf('business'), 400)
 })
+
+test('JSON printer matches JSON.stringify on bigint-free values (property)', () => {
+  fc.assert(
+    fc.property(fc.jsonValue(), (value) => {
+      assert.equal(stringifyJson(value), JSON.stringify(value))
+    }),
+  )
+})
+
+test('canonical JSON is insensitive to key order (property)', () => {
+  fc.assert(
+    fc.property(fc.dictionary(fc.string(), fc.oneof(fc.bigInt(), fc.string())), (record) => {
+      const reversed = Object.fromEntries(Object.entries(record).reverse())
+      assert.equal(canonicalJson(record), canonicalJson(reversed))
+      assert.deepEqual(parseJson(canonicalJson(record)), parseJson(stringifyJson(record)))
+    }),
+  )
+})

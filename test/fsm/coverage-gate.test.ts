@@ -5,8 +5,8 @@ import { LedgerStateMachine, WriteBatch, encodeBits } from '../../src/fsm/index.
 import type { CoverageEntry, Proposal, OrderResult } from '../../src/fsm/index.ts'
 import type { Order } from '../../src/orders/index.ts'
 import type { AccountAddress, Asset, CanonicalKey, LedgerName } from '../../src/domain/index.ts'
-import { GENESIS } from '../../src/audit/index.ts'
-import { accountKey, ledgerKey, parseJson, volumesKey } from '../../src/domain/index.ts'
+import { GENESIS, decodeAuditEntry } from '../../src/audit/index.ts'
+import { accountKey, ledgerKey, volumesKey } from '../../src/domain/index.ts'
 import { Zone } from '../../src/store/index.ts'
 
 const L = 'main' as LedgerName
@@ -31,7 +31,7 @@ function auditOutcomes(batch: WriteBatch): unknown[] {
   return batch
     .rows()
     .filter((row) => row.key[0] === Zone.audit && row.value !== null)
-    .map((row) => (parseJson((row.value as Buffer).toString('utf8')) as { outcome: unknown }).outcome)
+    .map((row) => decodeAuditEntry((row.value as Buffer).toString('utf8')).outcome)
 }
 
 test('coverage gate: reading an undeclared key fails loudly with COVERAGE_MISS, and the failure is in the audit chain', () => {

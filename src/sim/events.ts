@@ -1,0 +1,112 @@
+/**
+ * Simulated time: integer ticks and a queue of scheduled messages and
+ * timers. In `ordered` mode a tick delivers its messages (in send order)
+ * before firing its timers (in schedule order): data before timers. In
+ * `shuffled` mode the same-tick events are permuted by the seeded PRNG,
+ * except that messages on one link keep their send order (a TCP stream).
+ */
+import { invariant } from '../domain/index.ts'
+import type { Endpoint, Epoch, Lsn, ReplicaId, SessionId, Tick } from '../replication/index.ts'
+import type { WalEntry } from './node.ts'
+import type { Prng } from './prng.ts'
+
+export type NodeId = string
+export const coordinatorId = 'coordinator'
+
+interface MessageBase {
+  readonly from: NodeId
+  readonly to: NodeId
+  readonly epoch: Epoch
+}
+
+export type Message =
+  | (MessageBase & { readonly kind: 'ship'; readonly endpointVersion: number; readonly entry: WalEntry; readonly committedLsn: Lsn })
+  | (MessageBase & {
+      readonly kind: 'barrier'
+      readonly endpointVersion: number
+      readonly barrierId: number
+      readonly lsn: Lsn
+      readonly committedLsn: Lsn
+      readonly attempt: number
+    })
+  | (MessageBase & { readonly kind: 'ack'; readonly barrierId: number; readonly durableLsn: Lsn })
+  | (MessageBase & { readonly kind: 'heartbeat'; readonly endpoint: Endpoint })
+  | (MessageBase & { readonly kind: 'assignment' })
+  | (MessageBase & { readonly kind: 'membership'; readonly endpoints: ReadonlyArray<readonly [NodeId, Endpoint]> })
+
+export type Timer =
+  | { readonly kind: 'barrier_timeout'; readonly incarnation: number; readonly barrierId: number }
+  | { readonly kind: 'catchup_timeout'; readonly incarnation: number; readonly replicaId: ReplicaId; readonly sessionId: SessionId }
+  | { readonly kind: 'reservation_timeout'; readonly incarnation: number; readonly replicaId: ReplicaId; readonly sessionId: SessionId }
+
+export type ScheduledEvent =
+  | { readonly at: Tick; readonly seq: number; readonly type: 'message'; readonly message: Message }
+  | { readonly at: Tick; readonly seq: number; readonly type: 'timer'; readonly timer: Timer }
+
+export type EventOrder = 'ordered' | 'shuffled'
+
+export const eventsPendingMax = 200_000
+
+export class EventQueue {
+  readonly #byTick = new Map<Tick, ScheduledEvent[]>()
+  #seq = 0
+  #pending = 0
+
+  get pendingCount(): number {
+    return this.#pending
+  }
+
+  sendAt(at: Tick, message: Message): void {
+    this.#push({ at, seq: this.#nextSeq(), type: 'message', message })
+  }
+
+  timerAt(at: Tick, timer: Timer): void {
+    this.#push({ at, seq: this.#nextSeq(), type: 'timer', timer })
+  }
+
+  /** Removes and returns the events due at `now`, in delivery order. */
+  take(now: Tick, order: EventOrder, prng: Prng): ScheduledEvent[] {
+    const due = this.#byTick.get(now) ?? []
+    this.#byTick.delete(now)
+    this.#pending -= due.length
+    if (order === 'ordered') {
+      return due.sort((a, b) => (a.type === b.type ? a.seq - b.seq : a.type === 'message' ? -1 : 1))
+    }
+    const shuffled = prng.shuffle(due.sort((a, b) => a.seq - b.seq).slice())
+    // Restore per-link FIFO: each link's messages take that link's slots in send order.
+    const byLink = new Map<string, ScheduledEvent[]>()
+    for (const event of due) {
+      if (event.type !== 'message') continue
+      const link = `${event.message.from}>${event.message.to}`
+      const queue = byLink.get(link) ?? []
+      queue.push(event)
+      byLink.set(link, queue)
+    }
+    return shuffled.map((event) => {
+      if (event.type !== 'message') return event
+      const next = byLink.get(`${event.message.from}>${event.message.to}`)?.shift()
+      invariant(next !== undefined, 'link queue exhausted while restoring FIFO')
+      return next
+    })
+  }
+
+  /** Every message still in flight (for the no-future-epoch check). */
+  *messages(): Generator<Message> {
+    for (const events of this.#byTick.values()) {
+      for (const event of events) if (event.type === 'message') yield event.message
+    }
+  }
+
+  #push(event: ScheduledEvent): void {
+    invariant(this.#pending < eventsPendingMax, `more than ${eventsPendingMax} pending events`)
+    const list = this.#byTick.get(event.at)
+    if (list === undefined) this.#byTick.set(event.at, [event])
+    else list.push(event)
+    this.#pending += 1
+  }
+
+  #nextSeq(): number {
+    this.#seq += 1
+    return this.#seq
+  }
+}
