@@ -180,6 +180,10 @@ test('asset colors: postings carry the colored ledger asset', () => {
   )
 })
 
+test('assets with the ledger _SUFFIX are valid literals', () => {
+  assert.deepEqual(postings(send('[USD_RED/2 5]', '@world', '@d')), [['world', 'd', 5n, 'USD_RED/2']])
+})
+
 test('inputsRead records every consulted input; the digest is stable and order-independent', () => {
   const source = `vars { string $s = meta(@a, "k") monetary $b = balance(@z, USD) }\n${send('[USD 5]', '{ @a @b @world }', '@d')}`
   const result = run(source, { balances: { a: { USD: 2n }, z: { USD: 9n } }, metadata: { a: { k: 'v' } } })
