@@ -21,8 +21,3 @@ export interface TransactionRecord {
 export const REVERTS_METADATA_KEY = 'com.formance.spec/state/reverts'
 
 export const referenceLengthMax = 512
-
-/** Dates on the wire and in the store: RFC 3339 UTC with milliseconds. */
-export function formatDate(epochMs: number): string {
-  return new Date(epochMs).toISOString()
-}
