@@ -48,7 +48,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     transactionRoutes(scope, node, views)
     accountRoutes(scope, node, views)
     logRoutes(scope, views)
-    bulkRoutes(scope, node, { bulkElementsMax: options.bulkElementsMax ?? bulkElementsMaxDefault })
+    bulkRoutes(scope, node, views, { bulkElementsMax: options.bulkElementsMax ?? bulkElementsMaxDefault })
   }
   await app.register(routes)
   await app.register(routes, { prefix: '/api/ledger' })

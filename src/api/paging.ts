@@ -11,12 +11,19 @@ interface Cursor {
   /** hex of the row key the page starts after (in the list's order). */
   readonly boundary: string
   readonly direction: 'next' | 'previous'
+  /** The list's query options (e.g. `expand`), kept so later pages are the same list. */
+  readonly options: Readonly<Record<string, string>>
 }
 
 export interface PageRequest {
   readonly pageSize: number
   readonly cursor: Cursor | undefined
+  /** Query options of the list: from the request, or from the cursor when one is given. */
+  readonly options: Readonly<Record<string, string>>
 }
+
+/** Query parameters that shape a list (carried in cursors). */
+const LIST_OPTIONS = ['expand'] as const
 
 export interface Page<T> {
   readonly pageSize: number
@@ -26,6 +33,11 @@ export interface Page<T> {
   readonly data: T[]
 }
 
+/**
+ * A cursor is validated like any input: page size in range, a boundary that
+ * is hex, and (in `pageOfRows`) a boundary inside the list's own key range —
+ * a forged cursor can never reach rows of another list.
+ */
 export function parsePageRequest(query: Record<string, unknown>): PageRequest {
   const cursorText = query.cursor
   if (typeof cursorText === 'string' && cursorText !== '') {
@@ -33,19 +45,35 @@ export function parsePageRequest(query: Record<string, unknown>): PageRequest {
     try {
       cursor = JSON.parse(Buffer.from(cursorText, 'base64url').toString('utf8')) as Cursor
     } catch {
-      throw validationError('cursor: not a cursor this server issued')
+      throw invalidCursor()
     }
     if (
-      typeof cursor.pageSize !== 'number' ||
+      cursor === null ||
+      typeof cursor !== 'object' ||
+      !Number.isInteger(cursor.pageSize) ||
+      cursor.pageSize < 1 ||
+      cursor.pageSize > pageSizeMax ||
       typeof cursor.boundary !== 'string' ||
-      !/^([0-9a-f]{2})*$/.test(cursor.boundary) ||
-      (cursor.direction !== 'next' && cursor.direction !== 'previous')
+      !/^([0-9a-f]{2})+$/.test(cursor.boundary) ||
+      (cursor.direction !== 'next' && cursor.direction !== 'previous') ||
+      cursor.options === null ||
+      typeof cursor.options !== 'object' ||
+      Object.values(cursor.options).some((value) => typeof value !== 'string')
     ) {
-      throw validationError('cursor: not a cursor this server issued')
+      throw invalidCursor()
     }
-    return { pageSize: cursor.pageSize, cursor }
+    return { pageSize: cursor.pageSize, cursor, options: cursor.options }
   }
-  return { pageSize: parsePageSize(query.pageSize), cursor: undefined }
+  const options: Record<string, string> = {}
+  for (const name of LIST_OPTIONS) {
+    const value = query[name]
+    if (typeof value === 'string') options[name] = value
+  }
+  return { pageSize: parsePageSize(query.pageSize), cursor: undefined, options }
+}
+
+function invalidCursor(): Error {
+  return validationError('cursor: not a cursor this server issued for this list')
 }
 
 function parsePageSize(value: unknown): number {
@@ -72,6 +100,9 @@ export async function pageOfRows<T>(
   const { prefix, descending, request } = options
   const size = request.pageSize
   const boundary = request.cursor === undefined ? undefined : Buffer.from(request.cursor.boundary, 'hex')
+  if (boundary !== undefined && (boundary.length <= prefix.length || !boundary.subarray(0, prefix.length).equals(prefix))) {
+    throw invalidCursor()
+  }
   const backward = request.cursor?.direction === 'previous'
   // Scan direction in key order: forward pages of a descending list scan down.
   const scanDown = descending !== backward
@@ -93,9 +124,9 @@ export async function pageOfRows<T>(
   return {
     pageSize: size,
     hasMore: hasNext && last !== undefined,
-    ...(hasNext && last !== undefined ? { next: encodeCursor({ pageSize: size, boundary: last[0].toString('hex'), direction: 'next' }) } : {}),
+    ...(hasNext && last !== undefined ? { next: encodeCursor({ pageSize: size, boundary: last[0].toString('hex'), direction: 'next', options: request.options }) } : {}),
     ...(hasPrevious && first !== undefined
-      ? { previous: encodeCursor({ pageSize: size, boundary: first[0].toString('hex'), direction: 'previous' }) }
+      ? { previous: encodeCursor({ pageSize: size, boundary: first[0].toString('hex'), direction: 'previous', options: request.options }) }
       : {}),
     data: page.map(([key, value]) => options.view(key, value)),
   }

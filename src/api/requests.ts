@@ -34,8 +34,8 @@ export function requestHash(parts: unknown): string {
   return createHash('sha256').update(canonicalJson(parts)).digest('base64url')
 }
 
-export function expandsVolumes(request: FastifyRequest): boolean {
-  const expand = (request.query as Query).expand
+export function expandsVolumes(options: Readonly<Record<string, string | undefined>>): boolean {
+  const expand = options.expand
   if (expand === undefined) return false
   return expand.split(',').map((part) => part.trim()).includes('volumes')
 }

@@ -30,7 +30,8 @@ export interface OrderFailure {
 
 export type OrderResult =
   | { readonly status: 'applied'; readonly output: OrderOutput; readonly idempotencyHit: boolean }
-  | { readonly status: 'failed'; readonly error: OrderFailure }
+  /** `rolledBack`: the order itself succeeded, but another order of its atomic proposal failed. */
+  | { readonly status: 'failed'; readonly error: OrderFailure; readonly rolledBack?: true }
   /** Not run: an earlier order failed and the bulk neither continues nor is atomic-rolled-back. */
   | { readonly status: 'skipped' }
 
@@ -210,6 +211,7 @@ function atomicRollback(result: OrderResult): OrderResult {
   return {
     status: 'failed',
     error: { code: 'VALIDATION', kind: 'validation', message: 'not applied: another order of this atomic bulk failed' },
+    rolledBack: true,
   }
 }
 

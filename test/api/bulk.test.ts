@@ -133,7 +133,7 @@ test('_bulk: atomic=true rolls everything back when one element fails', async ()
 
 test(
   '_bulk: a failed atomic bulk reports the failing element\'s code at the top level',
-  { todo: 'server bug: top-level errorCode is VALIDATION ("not applied: another order of this atomic bulk failed"), not INSUFFICIENT_FUND' },
+  {},
   async () => {
     const api = await fresh()
     try {
@@ -177,7 +177,7 @@ test('_bulk: atomic&parallel 412, BULK_SIZE_EXCEEDED, malformed elements 400 nam
 
 test(
   '_bulk: an unknown ledger is 404 LEDGER_NOT_FOUND like every other ledger route',
-  { todo: 'server bug: POST /v2/nope/_bulk answers 400 with an ERROR element (errorCode LEDGER_NOT_FOUND) instead of 404' },
+  {},
   async () => {
     const api = await fresh()
     try {

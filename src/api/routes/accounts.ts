@@ -10,13 +10,14 @@ import { noContent, submitOne } from '../writes.ts'
 export function accountRoutes(app: FastifyInstance, node: LedgerNode, views: Views): void {
   app.get('/v2/:ledger/accounts', async (request) => {
     const ledger = ledgerParam(request)
-    return { cursor: await views.listAccounts(ledger, parsePageRequest(request.query as Query), expandsVolumes(request)) }
+    const page = parsePageRequest(request.query as Query)
+    return { cursor: await views.listAccounts(ledger, page, expandsVolumes(page.options)) }
   })
 
   app.get('/v2/:ledger/accounts/:address', async (request) => {
     const ledger = ledgerParam(request)
     const address = parseAccountAddress((request.params as Params).address)
-    return { data: await views.account(ledger, address, expandsVolumes(request)) }
+    return { data: await views.account(ledger, address, expandsVolumes(request.query as Query)) }
   })
 
   app.post('/v2/:ledger/accounts/:address/metadata', async (request, reply) => {

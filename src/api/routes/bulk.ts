@@ -15,6 +15,7 @@ import type { Order, ProposedOrder } from '../../orders/index.ts'
 import { parseBoolean, parseCreateTransaction, parseRevertTransaction, parseTransactionId } from '../../orders/index.ts'
 import type { OrderResult } from '../../fsm/index.ts'
 import { ledgerParam, queryFlag, requestHash } from '../requests.ts'
+import type { Views } from '../views.ts'
 
 export interface BulkOptions {
   /** Far above v2's 100: bulk is the fast path. */
@@ -26,7 +27,7 @@ export const bulkElementsMaxDefault = 10_000
 const ACTIONS = ['CREATE_TRANSACTION', 'ADD_METADATA', 'REVERT_TRANSACTION', 'DELETE_METADATA'] as const
 type Action = (typeof ACTIONS)[number]
 
-export function bulkRoutes(app: FastifyInstance, node: LedgerNode, options: BulkOptions): void {
+export function bulkRoutes(app: FastifyInstance, node: LedgerNode, views: Views, options: BulkOptions): void {
   app.post('/v2/:ledger/_bulk', async (request, reply) => {
     const ledger = ledgerParam(request)
     const atomic = queryFlag(request, 'atomic')
@@ -44,6 +45,7 @@ export function bulkRoutes(app: FastifyInstance, node: LedgerNode, options: Bulk
         message: `bulk of ${body.length} elements exceeds the limit of ${options.bulkElementsMax}`,
       })
     }
+    await views.ledger(ledger) // 404 LEDGER_NOT_FOUND like every other ledger route
     if (body.length === 0) return reply.code(200).send({ data: [] })
     const elements = body.map((element, i) => parseElement(ledger, element, i))
     // Parallel elements are independent; applying them in order gives the same results.
@@ -57,7 +59,7 @@ export function bulkRoutes(app: FastifyInstance, node: LedgerNode, options: Bulk
       const action = (elements[i] as { action: Action }).action
       if (result.status === 'skipped') return
       if (result.status === 'failed') {
-        firstError ??= result
+        if (result.rolledBack !== true) firstError ??= result
         data.push({ responseType: 'ERROR', logID: 0n, errorCode: wireErrorCode(result.error.code), errorDescription: result.error.message })
         return
       }

@@ -1,0 +1,117 @@
+/**
+ * The invariants checked after every simulated tick. Each returns violations
+ * instead of throwing, so a run reports every broken property with the tick
+ * and a replayable trace.
+ *
+ * 1. No acknowledged (committed) entry is ever lost: the committed point never
+ *    regresses, the primary holds every committed entry and matches the
+ *    reference, and some node durably holds the committed prefix.
+ * 2. Nothing uncommitted is revived (checked at commit by the reference).
+ * 3. No future epochs: no node, primary or message carries an epoch above the
+ *    coordinator's.
+ * 4. Every replica the primary considers in sync matches the reference at
+ *    its LSN.
+ * 5. Pins are held only by running executors of active sessions, and every
+ *    active session has an executor (so all pins are released when sessions end).
+ * 6. Node storage keeps tail <= checkpoint <= durable <= head.
+ */
+import type { Tick } from '../replication/index.ts'
+import type { Cluster } from './cluster.ts'
+
+export type ViolationKind =
+  | 'committed_regressed'
+  | 'committed_entry_lost'
+  | 'committed_prefix_unrecoverable'
+  | 'commit_not_durable'
+  | 'uncommitted_revived'
+  | 'unknown_write'
+  | 'reference_diverged'
+  | 'future_epoch'
+  | 'in_sync_replica_diverged'
+  | 'pin_leaked'
+  | 'session_orphaned'
+  | 'storage_structure'
+  | 'exception'
+
+export interface Violation {
+  readonly tick: Tick
+  readonly kind: ViolationKind
+  readonly detail: string
+}
+
+export function checkCluster(cluster: Cluster): Violation[] {
+  const violations: Violation[] = []
+  const tick = cluster.now
+  const add = (kind: ViolationKind, detail: string): void => {
+    violations.push({ tick, kind, detail })
+  }
+  const committed = cluster.coordinator.committedLsn
+  const reference = cluster.reference
+
+  if (committed < cluster.committedHighWater) add('committed_regressed', `committed ${committed} < ${cluster.committedHighWater}`)
+  if (reference.committedLsn !== committed) add('reference_diverged', `reference ${reference.committedLsn} != coordinator ${committed}`)
+
+  for (const node of cluster.nodes.values()) {
+    const problem = node.checkStructure()
+    if (problem !== undefined) add('storage_structure', `${node.id}: ${problem}`)
+    if (node.epoch > cluster.coordinator.epoch) add('future_epoch', `${node.id} at epoch ${node.epoch} > ${cluster.coordinator.epoch}`)
+  }
+  for (const message of cluster.queue.messages()) {
+    if (message.epoch > cluster.coordinator.epoch) add('future_epoch', `${message.kind} ${message.from}->${message.to} at epoch ${message.epoch}`)
+  }
+
+  const primary = cluster.primary()
+  const runtime = cluster.runtime
+  if (primary !== undefined && runtime !== undefined) {
+    if (runtime.epoch > cluster.coordinator.epoch) add('future_epoch', `primary runtime at epoch ${runtime.epoch}`)
+    if (primary.headLsn < committed) {
+      add('committed_entry_lost', `primary ${primary.id} head ${primary.headLsn} < committed ${committed}`)
+    } else {
+      for (let lsn = Math.max(primary.tailLsn, 0) + 1; lsn <= committed; lsn += 1) {
+        const digest = primary.entry(lsn)?.digest
+        if (digest === undefined) {
+          add('committed_entry_lost', `primary ${primary.id} is missing committed lsn ${lsn}`)
+          break
+        }
+        if (digest !== reference.digestAt(lsn)) {
+          add('committed_entry_lost', `primary ${primary.id} lsn ${lsn} differs from the reference`)
+          break
+        }
+      }
+      if (primary.digestAt(committed) !== reference.digestAt(committed)) {
+        add('committed_entry_lost', `primary ${primary.id} state at ${committed} differs from the reference`)
+      }
+    }
+
+    for (const sender of runtime.registry.senders()) {
+      const node = cluster.node(sender.replicaId)
+      if (sender.state === 'in_sync' && node.running) {
+        const lsn = Math.min(node.headLsn, committed)
+        const digest = node.digestAt(lsn)
+        if (digest !== undefined && digest !== reference.digestAt(lsn)) {
+          add('in_sync_replica_diverged', `${node.id} in sync but differs from the reference at ${lsn}`)
+        }
+      }
+      const session = sender.activeSession()
+      const executor = runtime.executors.get(sender.replicaId)
+      if (session !== undefined && (executor === undefined || executor.sessionId !== session.id)) {
+        add('session_orphaned', `${sender.replicaId} session ${session.id} has no executor`)
+      }
+    }
+    for (const pin of runtime.pins.values()) {
+      const executor = runtime.executors.get(pin.owner.replicaId)
+      const session = runtime.registry.sender(pin.owner.replicaId)?.activeSession()
+      if (executor === undefined || executor.sessionId !== pin.owner.sessionId || session?.id !== pin.owner.sessionId) {
+        add('pin_leaked', `${pin.kind} pin at ${pin.lsn} held for ${pin.owner.replicaId} session ${pin.owner.sessionId}`)
+      }
+    }
+  }
+
+  let holders = 0
+  const committedDigest = reference.digestAt(committed)
+  for (const node of cluster.nodes.values()) {
+    if (node.durableLsn >= committed && node.digestAt(committed) === committedDigest) holders += 1
+  }
+  if (holders === 0) add('committed_prefix_unrecoverable', `no node durably holds the committed prefix at ${committed}`)
+  return violations
+}

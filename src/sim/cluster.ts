@@ -1,0 +1,1128 @@
+/**
+ * The deterministic cluster simulator. It runs the real recovery engine
+ * (`src/replication/`) on the primary against simulated nodes, network,
+ * disks and a coordinator, with integer ticks. One tick:
+ *
+ *   1. deliver due messages, then fire due timers (`ordered`), or the same
+ *      events permuted by the seeded PRNG with per-link FIFO (`shuffled`);
+ *   2. the primary group-commits (fsyncs its WAL);
+ *   3. the commit point advances over the contiguous prefix the durability
+ *      mode allows, and the coordinator acknowledges it;
+ *   4. nodes heartbeat the coordinator; the coordinator promotes an eligible
+ *      candidate once the primary's lease is gone;
+ *   5. the primary's recovery driver steps executors and starts sessions;
+ *   6. the checker verifies every invariant (see `checker.ts`).
+ *
+ * No clock, no randomness beyond the seeded PRNG, no I/O. Test-only planted
+ * bugs (`plantedBugs`) exist so tests can show the checker catches them.
+ */
+import { invariant, validationError } from '../domain/index.ts'
+import {
+  CatchUpExecutor,
+  RebuildExecutor,
+  RecoveryLog,
+  Registry,
+  formatRecoveryEvent,
+  planRebuild,
+  planRecovery,
+} from '../replication/index.ts'
+import type {
+  BaseTransferReport,
+  CatchUpBudget,
+  ConnectReport,
+  Endpoint,
+  Epoch,
+  ExecutorStatus,
+  Lsn,
+  PinOwner,
+  PinResult,
+  RecoveryTransport,
+  ReplicaId,
+  ReplicaState,
+  RetainedHistory,
+  Sender,
+  SessionId,
+  SessionKind,
+  SessionTicket,
+  StorageAdapter,
+  Tick,
+  TransferReport,
+} from '../replication/index.ts'
+import { checkCluster, type Violation } from './checker.ts'
+import { EventQueue, coordinatorId, type EventOrder, type Message, type NodeId, type Timer } from './events.ts'
+import { SimNode, type Image, type WalEntry } from './node.ts'
+import { Prng } from './prng.ts'
+import { ReferenceModel } from './reference.ts'
+
+export type DurabilityMode = 'sync_all' | 'sync_quorum' | 'best_effort'
+
+/**
+ * Test-only defects, off by default. Each one breaks a safety rule on purpose
+ * so a test can show that randomized runs and the checker catch it.
+ */
+export interface PlantedBugs {
+  /** The coordinator promotes any running node, ignoring epoch, state and committed prefix. */
+  readonly promoteIgnoresEligibility?: boolean
+  /** A replica appends an entry past a hole in its WAL and acknowledges it (a non-contiguous ack). */
+  readonly ackNonContiguous?: boolean
+}
+
+export interface ClusterOptions {
+  readonly seed: number
+  readonly nodeCount: number
+  readonly durability: DurabilityMode
+  readonly order: EventOrder
+  readonly barrierTimeoutTicks: number
+  readonly barrierRetriesMax: number
+  readonly catchUpBudget: CatchUpBudget
+  readonly catchUpTimeoutTicks: number
+  readonly reservationTimeoutTicks: number
+  readonly rebuildStallTicks: number
+  readonly leaseTimeoutTicks: number
+  readonly recoveryRetryTicks: number
+  readonly chunkEntriesMax: number
+  readonly trace: boolean
+  readonly traceEventsMax: number
+  readonly plantedBugs: PlantedBugs
+}
+
+export const clusterDefaults: Omit<ClusterOptions, 'seed'> = {
+  nodeCount: 3,
+  durability: 'sync_quorum',
+  order: 'ordered',
+  barrierTimeoutTicks: 4,
+  barrierRetriesMax: 3,
+  catchUpBudget: { durationTicksMax: 40, entriesMax: 0, progressDeadlineTicks: 8 },
+  catchUpTimeoutTicks: 50,
+  reservationTimeoutTicks: 60,
+  rebuildStallTicks: 10,
+  leaseTimeoutTicks: 3,
+  recoveryRetryTicks: 2,
+  chunkEntriesMax: 8,
+  trace: false,
+  traceEventsMax: 200_000,
+  plantedBugs: {},
+}
+
+export const nodeCountMax = 9
+
+export type TraceKind =
+  | 'action'
+  | 'deliver'
+  | 'reject'
+  | 'timer'
+  | 'timeout_ignored'
+  | 'commit'
+  | 'promote'
+  | 'promotion_blocked'
+  | 'coordinator'
+  | 'recovery'
+  | 'engine'
+  | 'violation'
+
+export interface TraceEvent {
+  readonly tick: Tick
+  readonly kind: TraceKind
+  readonly text: string
+}
+
+export function formatTraceEvent(event: TraceEvent): string {
+  return `t=${event.tick} ${event.kind} ${event.text}`
+}
+
+interface BarrierState {
+  readonly replicaId: ReplicaId
+  readonly lsn: Lsn
+  readonly live: boolean
+  expiredAt: Tick | undefined
+}
+
+interface PinRecord {
+  readonly owner: PinOwner
+  readonly kind: 'wal' | 'snapshot' | 'full_base'
+  readonly lsn: Lsn
+  readonly image: Image | undefined
+}
+
+interface ExecutorEntry {
+  readonly executor: CatchUpExecutor | RebuildExecutor
+  readonly kind: SessionKind
+  readonly sessionId: SessionId
+  lastProgressAt: Tick
+  progress: number
+}
+
+/** The primary's in-memory state: lost when the primary crashes. */
+export class PrimaryRuntime {
+  readonly nodeId: NodeId
+  readonly incarnation: number
+  epoch: Epoch
+  committedLsn: Lsn
+  readonly log: RecoveryLog
+  readonly registry: Registry
+  readonly executors = new Map<ReplicaId, ExecutorEntry>()
+  readonly acks = new Map<ReplicaId, Lsn>()
+  readonly barriers = new Map<number, BarrierState>()
+  readonly pins = new Map<number, PinRecord>()
+  readonly retryAt = new Map<ReplicaId, Tick>()
+  readonly reassign = new Set<ReplicaId>()
+  readonly everInSync = new Set<ReplicaId>()
+  readonly streamed = new Map<ReplicaId, { fromLsn: Lsn; toLsn: Lsn; tick: Tick }>()
+
+  constructor(options: { nodeId: NodeId; incarnation: number; epoch: Epoch; committedLsn: Lsn; now: () => Tick; firstSessionId: SessionId }) {
+    this.nodeId = options.nodeId
+    this.incarnation = options.incarnation
+    this.epoch = options.epoch
+    this.committedLsn = options.committedLsn
+    this.log = new RecoveryLog({ now: options.now })
+    this.registry = new Registry({ log: this.log, firstSessionId: options.firstSessionId })
+  }
+}
+
+export interface CoordinatorState {
+  epoch: Epoch
+  primaryId: NodeId | undefined
+  committedLsn: Lsn
+  primaryLostAt: Tick | undefined
+  readonly knownEndpoints: Map<NodeId, Endpoint>
+  readonly replicaStates: Map<NodeId, ReplicaState>
+  readonly assignmentSentAt: Map<NodeId, Tick>
+}
+
+export interface ClusterStats {
+  writes: number
+  promotions: number
+  promotionsBlocked: number
+  crashes: number
+  restarts: number
+  catchUpsCompleted: number
+  rebuildsCompleted: number
+  recoveriesFailed: number
+  messagesDelivered: number
+  messagesRejected: number
+}
+
+const stateRank: Record<ReplicaState, number> = {
+  in_sync: 0,
+  catching_up: 1,
+  degraded: 2,
+  connecting: 3,
+  disconnected: 4,
+  rebuilding: 5,
+  needs_rebuild: 6,
+}
+
+export class Cluster {
+  readonly options: ClusterOptions
+  readonly prng: Prng
+  readonly nodes = new Map<NodeId, SimNode>()
+  readonly nodeIds: readonly NodeId[]
+  readonly queue = new EventQueue()
+  readonly reference = new ReferenceModel()
+  readonly violations: Violation[] = []
+  readonly coordinator: CoordinatorState
+  readonly stats: ClusterStats = {
+    writes: 0,
+    promotions: 0,
+    promotionsBlocked: 0,
+    crashes: 0,
+    restarts: 0,
+    catchUpsCompleted: 0,
+    rebuildsCompleted: 0,
+    recoveriesFailed: 0,
+    messagesDelivered: 0,
+    messagesRejected: 0,
+  }
+  readonly #trace: TraceEvent[] | undefined
+  readonly #linksDown = new Set<string>()
+  #now: Tick = 0
+  #runtime: PrimaryRuntime | undefined
+  #incarnation = 0
+  #nextBarrierId = 1
+  #nextPinId = 1
+  #nextSessionId = 1
+  #traceDropped = 0
+  /** Highest committed LSN ever acknowledged, to detect regressions. */
+  committedHighWater: Lsn = 0
+
+  constructor(options: Partial<ClusterOptions> & { readonly seed: number }) {
+    this.options = { ...clusterDefaults, ...options }
+    const { nodeCount, durability } = this.options
+    if (!Number.isSafeInteger(nodeCount) || nodeCount < 1 || nodeCount > nodeCountMax) {
+      throw validationError(`nodeCount must be in [1, ${nodeCountMax}]`)
+    }
+    if (durability === 'sync_quorum' && nodeCount < 3) {
+      throw validationError('sync_quorum needs a true majority: at least 3 members (RF >= 3)')
+    }
+    this.prng = new Prng(this.options.seed)
+    this.#trace = this.options.trace ? [] : undefined
+    const ids: NodeId[] = []
+    for (let index = 1; index <= nodeCount; index += 1) {
+      const id = `n${index}`
+      ids.push(id)
+      const endpoint = { dataAddress: `${id}:data:v1`, controlAddress: `${id}:ctrl:v1`, version: 1 }
+      this.nodes.set(id, new SimNode(id, 1, endpoint))
+    }
+    this.nodeIds = ids
+    this.coordinator = {
+      epoch: 1,
+      primaryId: undefined,
+      committedLsn: 0,
+      primaryLostAt: undefined,
+      knownEndpoints: new Map(ids.map((id) => [id, this.node(id).endpoint])),
+      replicaStates: new Map(),
+      assignmentSentAt: new Map(),
+    }
+    this.#becomePrimary(this.node('n1'), 1, 0)
+  }
+
+  // ------------------------------------------------------------------ views
+
+  get now(): Tick {
+    return this.#now
+  }
+
+  get runtime(): PrimaryRuntime | undefined {
+    return this.#runtime
+  }
+
+  node(id: NodeId): SimNode {
+    const node = this.nodes.get(id)
+    invariant(node !== undefined, () => `unknown node ${id}`)
+    return node
+  }
+
+  primary(): SimNode | undefined {
+    return this.#runtime === undefined ? undefined : this.node(this.#runtime.nodeId)
+  }
+
+  sender(id: NodeId): Sender | undefined {
+    return this.#runtime?.registry.sender(id)
+  }
+
+  trace(): readonly TraceEvent[] {
+    return this.#trace ?? []
+  }
+
+  traceLines(): string[] {
+    const lines = this.trace().map(formatTraceEvent)
+    if (this.#traceDropped > 0) lines.unshift(`(${this.#traceDropped} earlier trace events dropped)`)
+    return lines
+  }
+
+  isLinkDown(from: NodeId, to: NodeId): boolean {
+    return this.#linksDown.has(`${from}>${to}`)
+  }
+
+  linksDown(): string[] {
+    return [...this.#linksDown]
+  }
+
+  // ---------------------------------------------------------------- actions
+
+  /** A client write on the primary; returns its LSN, or undefined when there is no primary. */
+  write(): Lsn | undefined {
+    const runtime = this.#runtime
+    if (runtime === undefined) {
+      this.#log('action', 'write rejected reason=no_primary')
+      return undefined
+    }
+    const primary = this.node(runtime.nodeId)
+    const value = this.prng.int(1_000_000_000)
+    const entry = primary.appendLocal(runtime.epoch, value)
+    this.reference.recordWrite(runtime.epoch, entry.lsn, value)
+    this.stats.writes += 1
+    this.#log('action', `write lsn=${entry.lsn} epoch=${entry.epoch} primary=${primary.id}`)
+    for (const sender of runtime.registry.senders()) {
+      if (sender.state === 'in_sync') this.#ship(runtime, sender, entry.lsn - 1, entry.lsn, true)
+    }
+    return entry.lsn
+  }
+
+  crash(id: NodeId): void {
+    const node = this.node(id)
+    if (!node.running) return
+    node.crash()
+    this.stats.crashes += 1
+    this.#log('action', `crash ${id} durable=${node.durableLsn}`)
+    if (this.#runtime?.nodeId === id) {
+      this.#runtime = undefined
+      this.#log('action', `primary ${id} lost its in-memory state (sessions, pins, acks)`)
+    }
+  }
+
+  restart(id: NodeId, options: { changeEndpoint?: boolean } = {}): void {
+    const node = this.node(id)
+    if (node.running) return
+    node.restart(options.changeEndpoint === true ? this.#nextEndpoint(node) : undefined)
+    this.stats.restarts += 1
+    this.#log('action', `restart ${id} endpoint=${node.endpoint.dataAddress} v${node.endpoint.version} epoch=${node.epoch}`)
+  }
+
+  /** A running replica moves to a new address (same identity). */
+  moveEndpoint(id: NodeId): void {
+    const node = this.node(id)
+    node.endpoint = this.#nextEndpoint(node)
+    this.#log('action', `move ${id} endpoint=${node.endpoint.dataAddress} v${node.endpoint.version}`)
+  }
+
+  linkDown(from: NodeId, to: NodeId, bothWays = true): void {
+    this.#linksDown.add(`${from}>${to}`)
+    if (bothWays) this.#linksDown.add(`${to}>${from}`)
+    this.#log('action', `link down ${from}${bothWays ? '<>' : '>'}${to}`)
+  }
+
+  linkUp(from: NodeId, to: NodeId, bothWays = true): void {
+    this.#linksDown.delete(`${from}>${to}`)
+    if (bothWays) this.#linksDown.delete(`${to}>${from}`)
+    this.#log('action', `link up ${from}${bothWays ? '<>' : '>'}${to}`)
+  }
+
+  /** Takes a checkpoint at the highest LSN the node knows is committed and holds. */
+  checkpoint(id: NodeId): void {
+    const node = this.node(id)
+    if (!node.running) return
+    const lsn = Math.min(node.durableLsn, node.knownCommittedLsn)
+    if (node.takeCheckpoint(lsn)) this.#log('action', `checkpoint ${id} lsn=${lsn}`)
+  }
+
+  distrustCheckpoint(id: NodeId): void {
+    this.node(id).distrustCheckpoint()
+    this.#log('action', `distrust checkpoint ${id} lsn=${this.node(id).checkpoint.lsn}`)
+  }
+
+  /** Recycles WAL up to the checkpoint, held back by the primary's WAL pins. */
+  recycle(id: NodeId): void {
+    const node = this.node(id)
+    if (!node.running) return
+    let target = node.checkpoint.lsn
+    if (this.#runtime?.nodeId === id) {
+      for (const pin of this.#runtime.pins.values()) if (pin.kind === 'wal') target = Math.min(target, pin.lsn)
+    }
+    if (node.recycle(target)) this.#log('action', `recycle ${id} tail=${node.tailLsn}`)
+  }
+
+  /** The control plane re-issues the assignment at a new epoch to the same primary. */
+  bumpEpoch(): void {
+    const runtime = this.#runtime
+    if (runtime === undefined) return
+    const epoch = this.coordinator.epoch + 1
+    this.coordinator.epoch = epoch
+    this.#log('action', `epoch bump to ${epoch} primary=${runtime.nodeId}`)
+    const primary = this.node(runtime.nodeId)
+    primary.epoch = epoch
+    this.#truncatePrimaryUncommitted(primary, runtime.committedLsn)
+    runtime.epoch = epoch
+    runtime.acks.clear()
+    runtime.streamed.clear()
+    for (const barrier of runtime.barriers.values()) barrier.expiredAt ??= this.#now
+    runtime.registry.reconcile({ epoch, replicas: this.#replicaAssignments(runtime) })
+    this.#sendAssignments(runtime.nodeId)
+  }
+
+  /** Test hook: put an arbitrary message on the wire (late or stale traffic). */
+  inject(message: Message, at: Tick = this.#now + 1): void {
+    invariant(at > this.#now, 'an injected message must be due in the future')
+    this.#log('action', `inject ${describe(message)} at=${at}`)
+    this.queue.sendAt(at, message)
+  }
+
+  /** Advances one tick (see the module comment for the order). */
+  tick(): void {
+    this.#now += 1
+    for (const event of this.queue.take(this.#now, this.options.order, this.prng)) {
+      if (event.type === 'message') this.#deliver(event.message)
+      else this.#fire(event.timer)
+    }
+    this.#groupCommit()
+    this.#refreshCommit()
+    this.#heartbeat()
+    this.#coordinate()
+    this.#driveRecovery()
+    this.#reportStates()
+    this.#sweepBarriers()
+    for (const violation of checkCluster(this)) this.recordViolation(violation)
+  }
+
+  run(ticks: number): void {
+    for (let index = 0; index < ticks; index += 1) this.tick()
+  }
+
+  recordViolation(violation: Violation): void {
+    this.violations.push(violation)
+    this.#log('violation', `${violation.kind} ${violation.detail}`)
+  }
+
+  // ---------------------------------------------------------------- network
+
+  #deliver(message: Message): void {
+    if (message.to === coordinatorId) {
+      this.#coordinatorReceive(message)
+      return
+    }
+    const node = this.node(message.to)
+    if (!node.running) return this.#reject(message, 'node_down')
+    if (message.kind === 'assignment') return this.#adoptAssignment(node, message.epoch)
+    if (message.kind === 'membership') return this.#receiveMembership(message)
+    if (message.kind === 'ack') {
+      const runtime = this.#runtime
+      if (runtime === undefined || runtime.nodeId !== message.to) return this.#reject(message, 'not_primary')
+      if (message.epoch !== runtime.epoch) return this.#reject(message, 'epoch_mismatch')
+    } else if (message.epoch !== node.epoch) {
+      return this.#reject(message, 'epoch_mismatch')
+    }
+    if (this.isLinkDown(message.from, message.to)) return this.#reject(message, 'link_down')
+    if ((message.kind === 'ship' || message.kind === 'barrier') && message.endpointVersion !== node.endpoint.version) {
+      return this.#reject(message, 'stale_endpoint')
+    }
+    switch (message.kind) {
+      case 'ship':
+        return this.#receiveShip(node, message)
+      case 'barrier':
+        return this.#receiveBarrier(node, message)
+      case 'ack':
+        return this.#receiveAck(message)
+      case 'heartbeat':
+        return this.#reject(message, 'misrouted')
+      default: {
+        const never: never = message
+        throw new Error(`unknown message ${String(never)}`)
+      }
+    }
+  }
+
+  #reject(message: Message, reason: string): void {
+    this.stats.messagesRejected += 1
+    this.#log('reject', `${describe(message)} reason=${reason}`)
+  }
+
+  #accept(message: Message, note: string): void {
+    this.stats.messagesDelivered += 1
+    this.#log('deliver', `${describe(message)}${note === '' ? '' : ` ${note}`}`)
+  }
+
+  #receiveShip(node: SimNode, message: Extract<Message, { kind: 'ship' }>): void {
+    const result = node.appendShipped(message.entry, this.options.plantedBugs.ackNonContiguous === true)
+    if (result === 'appended' || result === 'duplicate') {
+      node.knownCommittedLsn = Math.max(node.knownCommittedLsn, Math.min(message.committedLsn, message.entry.lsn))
+      this.#accept(message, result === 'duplicate' ? 'duplicate' : '')
+    } else {
+      this.#reject(message, result)
+    }
+  }
+
+  #receiveBarrier(node: SimNode, message: Extract<Message, { kind: 'barrier' }>): void {
+    if (node.headLsn >= message.lsn && node.digestAt(message.lsn) !== undefined) {
+      node.flush()
+      node.knownCommittedLsn = Math.max(node.knownCommittedLsn, Math.min(message.committedLsn, message.lsn))
+      this.#accept(message, `flushed=${node.durableLsn}`)
+      this.queue.sendAt(this.#now + 1, {
+        kind: 'ack',
+        from: node.id,
+        to: message.from,
+        epoch: node.epoch,
+        barrierId: message.barrierId,
+        durableLsn: node.durableLsn,
+      })
+      return
+    }
+    if (message.attempt < this.options.barrierRetriesMax) {
+      this.#log('deliver', `${describe(message)} waiting head=${node.headLsn}`)
+      this.queue.sendAt(this.#now + 1, { ...message, attempt: message.attempt + 1 })
+      return
+    }
+    this.#reject(message, 'barrier_abandoned')
+  }
+
+  #receiveAck(message: Extract<Message, { kind: 'ack' }>): void {
+    const runtime = this.#runtime
+    invariant(runtime !== undefined, 'ack accepted without a primary')
+    const barrier = runtime.barriers.get(message.barrierId)
+    if (barrier === undefined) return this.#reject(message, 'barrier_unknown')
+    if (barrier.expiredAt !== undefined) return this.#reject(message, 'barrier_expired')
+    invariant(barrier.replicaId === message.from, 'ack from a replica the barrier was not sent to')
+    runtime.barriers.delete(message.barrierId)
+    runtime.acks.set(message.from, Math.max(runtime.acks.get(message.from) ?? 0, message.durableLsn))
+    this.#accept(message, `acked=${runtime.acks.get(message.from) ?? 0}`)
+  }
+
+  /** Ships (from, to] to a replica, then a barrier for `to` with its timeout. */
+  #ship(runtime: PrimaryRuntime, sender: Sender, fromLsn: Lsn, toLsn: Lsn, live: boolean): void {
+    if (toLsn <= fromLsn) return
+    const primary = this.node(runtime.nodeId)
+    for (let lsn = fromLsn + 1; lsn <= toLsn; lsn += 1) {
+      const entry = primary.entry(lsn)
+      invariant(entry !== undefined, () => `primary ${primary.id} ships lsn ${lsn} it does not retain (tail ${primary.tailLsn})`)
+      this.queue.sendAt(this.#now + 1, {
+        kind: 'ship',
+        from: primary.id,
+        to: sender.replicaId,
+        epoch: runtime.epoch,
+        endpointVersion: sender.endpoint.version,
+        entry,
+        committedLsn: runtime.committedLsn,
+      })
+    }
+    const barrierId = this.#nextBarrierId
+    this.#nextBarrierId += 1
+    runtime.barriers.set(barrierId, { replicaId: sender.replicaId, lsn: toLsn, live, expiredAt: undefined })
+    this.queue.sendAt(this.#now + 2, {
+      kind: 'barrier',
+      from: primary.id,
+      to: sender.replicaId,
+      epoch: runtime.epoch,
+      endpointVersion: sender.endpoint.version,
+      barrierId,
+      lsn: toLsn,
+      committedLsn: runtime.committedLsn,
+      attempt: 0,
+    })
+    this.queue.timerAt(this.#now + 2 + this.options.barrierTimeoutTicks, {
+      kind: 'barrier_timeout',
+      incarnation: runtime.incarnation,
+      barrierId,
+    })
+  }
+
+  // ----------------------------------------------------------------- timers
+
+  #fire(timer: Timer): void {
+    const runtime = this.#runtime
+    if (runtime === undefined || runtime.incarnation !== timer.incarnation) {
+      this.#log('timeout_ignored', `${timer.kind} reason=primary_gone`)
+      return
+    }
+    switch (timer.kind) {
+      case 'barrier_timeout': {
+        const barrier = runtime.barriers.get(timer.barrierId)
+        if (barrier === undefined || barrier.expiredAt !== undefined) {
+          this.#log('timeout_ignored', `barrier_timeout barrier=${timer.barrierId} reason=acked`)
+          return
+        }
+        barrier.expiredAt = this.#now
+        this.#log('timer', `barrier_timeout barrier=${timer.barrierId} replica=${barrier.replicaId} lsn=${barrier.lsn}`)
+        if (barrier.live) runtime.registry.sender(barrier.replicaId)?.markDegraded('barrier_timeout')
+        return
+      }
+      case 'catchup_timeout':
+      case 'reservation_timeout': {
+        const entry = runtime.executors.get(timer.replicaId)
+        if (entry === undefined || entry.sessionId !== timer.sessionId || entry.executor.status.state !== 'running') {
+          this.#log('timeout_ignored', `${timer.kind} replica=${timer.replicaId} session=${timer.sessionId} reason=session_ended`)
+          return
+        }
+        const reason = timer.kind === 'catchup_timeout' ? 'catchup_timeout' : 'reservation_expired'
+        this.#log('timer', `${timer.kind} replica=${timer.replicaId} session=${timer.sessionId}`)
+        this.#finishExecutor(runtime, timer.replicaId, entry.executor.cancel(reason, 'needs_rebuild'))
+        return
+      }
+      default: {
+        const never: never = timer
+        throw new Error(`unknown timer ${String(never)}`)
+      }
+    }
+  }
+
+  #sweepBarriers(): void {
+    const runtime = this.#runtime
+    if (runtime === undefined) return
+    for (const [id, barrier] of runtime.barriers) {
+      if (barrier.expiredAt !== undefined && this.#now - barrier.expiredAt > 50) runtime.barriers.delete(id)
+    }
+  }
+
+  // ----------------------------------------------------------------- commit
+
+  #groupCommit(): void {
+    const runtime = this.#runtime
+    if (runtime !== undefined) this.node(runtime.nodeId).flush()
+  }
+
+  /** Members needed for a commit under the durability mode (the primary always counts). */
+  durableMembersNeeded(): number {
+    switch (this.options.durability) {
+      case 'sync_all':
+        return this.options.nodeCount
+      case 'sync_quorum':
+        return Math.floor(this.options.nodeCount / 2) + 1
+      case 'best_effort':
+        return 1
+      default: {
+        const never: never = this.options.durability
+        throw new Error(`unknown durability ${String(never)}`)
+      }
+    }
+  }
+
+  #refreshCommit(): void {
+    const runtime = this.#runtime
+    if (runtime === undefined) return
+    const primary = this.node(runtime.nodeId)
+    const needed = this.durableMembersNeeded()
+    const previous = runtime.committedLsn
+    let committed = previous
+    // Contiguous prefix only: stop at the first LSN without enough durable copies.
+    while (committed < primary.durableLsn) {
+      const lsn = committed + 1
+      let durable = 1
+      for (const ack of runtime.acks.values()) if (ack >= lsn) durable += 1
+      if (durable < needed) break
+      committed = lsn
+    }
+    if (committed === previous) return
+    const entries: WalEntry[] = []
+    for (let lsn = previous + 1; lsn <= committed; lsn += 1) {
+      const entry = primary.entry(lsn)
+      invariant(entry !== undefined, () => `primary commits lsn ${lsn} it does not hold`)
+      entries.push(entry)
+    }
+    if (runtime.epoch !== this.coordinator.epoch) {
+      this.#log('reject', `commit ${committed} from epoch ${runtime.epoch} reason=epoch_mismatch`)
+      return
+    }
+    runtime.committedLsn = committed
+    primary.knownCommittedLsn = committed
+    this.coordinator.committedLsn = committed
+    this.committedHighWater = Math.max(this.committedHighWater, committed)
+    this.#log('commit', `committed=${committed} epoch=${runtime.epoch} primary=${primary.id}`)
+    for (const problem of this.reference.commit(entries, runtime.epoch)) {
+      this.recordViolation({ tick: this.#now, kind: problem.kind, detail: problem.detail })
+    }
+    this.#auditCommitDurability(primary, previous, committed, needed)
+  }
+
+  /** A8: at commit time the mode's number of members really hold (previous, committed] durably. */
+  #auditCommitDurability(primary: SimNode, previous: Lsn, committed: Lsn, needed: number): void {
+    const digest = primary.digestAt(committed)
+    let holders = 0
+    for (const node of this.nodes.values()) {
+      if (node.durableLsn >= committed && node.digestAt(committed) === digest && node.holdsRange(previous, committed)) holders += 1
+    }
+    if (holders < needed) {
+      this.recordViolation({
+        tick: this.#now,
+        kind: 'commit_not_durable',
+        detail: `committed ${committed} (${this.options.durability}) held durably by ${holders} < ${needed} members`,
+      })
+    }
+  }
+
+  // ------------------------------------------------------------ coordinator
+
+  #heartbeat(): void {
+    for (const node of this.nodes.values()) {
+      if (!node.running) continue
+      this.queue.sendAt(this.#now + 1, { kind: 'heartbeat', from: node.id, to: coordinatorId, epoch: node.epoch, endpoint: node.endpoint })
+    }
+  }
+
+  #coordinatorReceive(message: Message): void {
+    if (message.kind !== 'heartbeat') return this.#reject(message, 'misrouted')
+    const coordinator = this.coordinator
+    const known = coordinator.knownEndpoints.get(message.from)
+    if (known === undefined || known.version !== message.endpoint.version || known.dataAddress !== message.endpoint.dataAddress) {
+      coordinator.knownEndpoints.set(message.from, message.endpoint)
+      this.#log('coordinator', `endpoint_changed ${message.from} v${message.endpoint.version}`)
+      const runtime = this.#runtime
+      if (runtime !== undefined && runtime.nodeId !== message.from) {
+        this.queue.sendAt(this.#now + 1, {
+          kind: 'membership',
+          from: coordinatorId,
+          to: runtime.nodeId,
+          epoch: coordinator.epoch,
+          endpoints: [...coordinator.knownEndpoints],
+        })
+      }
+    }
+    if (message.epoch < coordinator.epoch && message.from !== coordinator.primaryId) {
+      const sentAt = coordinator.assignmentSentAt.get(message.from)
+      if (sentAt === undefined || this.#now - sentAt > 2) {
+        coordinator.assignmentSentAt.set(message.from, this.#now)
+        this.queue.sendAt(this.#now + 1, { kind: 'assignment', from: coordinatorId, to: message.from, epoch: coordinator.epoch })
+      }
+    }
+  }
+
+  /** A replica adopts a newer epoch and drops whatever it holds beyond its lineage-safe LSN. */
+  #adoptAssignment(node: SimNode, epoch: Epoch): void {
+    if (epoch <= node.epoch || this.#runtime?.nodeId === node.id) {
+      this.#log('reject', `assignment to ${node.id} epoch=${epoch} reason=not_newer`)
+      return
+    }
+    const safe = node.lineageSafeLsn()
+    node.truncate(safe)
+    node.epoch = epoch
+    this.#log('deliver', `assignment ${node.id} adopts epoch=${epoch} truncated_to=${safe}`)
+  }
+
+  #receiveMembership(message: Extract<Message, { kind: 'membership' }>): void {
+    const runtime = this.#runtime
+    if (runtime === undefined || runtime.nodeId !== message.to || message.epoch !== runtime.epoch) {
+      return this.#reject(message, 'epoch_mismatch')
+    }
+    for (const [id, endpoint] of message.endpoints) {
+      const sender = runtime.registry.sender(id)
+      if (sender !== undefined && sender.endpoint.version !== endpoint.version) runtime.reassign.add(id)
+    }
+    runtime.registry.reconcile({ epoch: runtime.epoch, replicas: this.#replicaAssignments(runtime, new Map(message.endpoints)) })
+    this.#accept(message, '')
+  }
+
+  #coordinate(): void {
+    const coordinator = this.coordinator
+    if (this.#runtime !== undefined) {
+      coordinator.primaryLostAt = undefined
+      return
+    }
+    coordinator.primaryLostAt ??= this.#now
+    if (this.#now - coordinator.primaryLostAt < this.options.leaseTimeoutTicks) return
+    this.#promote()
+  }
+
+  /** Why a node may not be promoted, or undefined when it is eligible (A9). */
+  ineligibility(node: SimNode): string | undefined {
+    if (!node.running) return 'not_running'
+    if (node.epoch !== this.coordinator.epoch) return 'epoch_stale'
+    const state = this.coordinator.replicaStates.get(node.id)
+    if (state === 'needs_rebuild' || state === 'rebuilding') return `state_${state}`
+    if (node.durableLsn < this.coordinator.committedLsn) return 'missing_committed_prefix'
+    return undefined
+  }
+
+  #promote(): void {
+    const coordinator = this.coordinator
+    const ignoreEligibility = this.options.plantedBugs.promoteIgnoresEligibility === true
+    const verdicts = this.nodeIds.map((id) => ({ node: this.node(id), reason: this.ineligibility(this.node(id)) }))
+    const candidates = verdicts.filter(({ node, reason }) => (ignoreEligibility ? node.running : reason === undefined)).map(({ node }) => node)
+    if (candidates.length === 0) {
+      this.stats.promotionsBlocked += 1
+      if (this.#trace !== undefined) {
+        this.#log('promotion_blocked', verdicts.map(({ node, reason }) => `${node.id}:${reason ?? 'eligible'}`).join(' '))
+      }
+      return
+    }
+    candidates.sort((a, b) => {
+      const rank = (node: SimNode): number => stateRank[coordinator.replicaStates.get(node.id) ?? 'disconnected']
+      if (ignoreEligibility) return a.id < b.id ? -1 : 1
+      return rank(a) - rank(b) || b.durableLsn - a.durableLsn || (a.id < b.id ? -1 : 1)
+    })
+    const chosen = candidates[0]
+    invariant(chosen !== undefined, 'a candidate exists')
+    const epoch = coordinator.epoch + 1
+    coordinator.epoch = epoch
+    this.#log(
+      'promote',
+      `${chosen.id} epoch=${epoch} committed=${coordinator.committedLsn} durable=${chosen.durableLsn} candidates=${verdicts
+        .map(({ node, reason }) => `${node.id}:${reason ?? 'eligible'}`)
+        .join(',')}`,
+    )
+    this.stats.promotions += 1
+    chosen.epoch = epoch
+    this.#truncatePrimaryUncommitted(chosen, coordinator.committedLsn)
+    this.#becomePrimary(chosen, epoch, Math.min(coordinator.committedLsn, chosen.durableLsn))
+    this.#sendAssignments(chosen.id)
+  }
+
+  /** A node that becomes primary at a new epoch drops its uncommitted tail (never revived). */
+  #truncatePrimaryUncommitted(node: SimNode, committedLsn: Lsn): void {
+    if (node.headLsn > committedLsn) {
+      node.truncate(Math.max(committedLsn, node.checkpoint.lsn))
+      this.#log('recovery', `${node.id} drops uncommitted tail above ${committedLsn}`)
+    }
+    node.knownCommittedLsn = Math.max(node.knownCommittedLsn, Math.min(committedLsn, node.headLsn))
+  }
+
+  #becomePrimary(node: SimNode, epoch: Epoch, committedLsn: Lsn): void {
+    this.#incarnation += 1
+    const runtime = new PrimaryRuntime({
+      nodeId: node.id,
+      incarnation: this.#incarnation,
+      epoch,
+      committedLsn,
+      now: () => this.#now,
+      firstSessionId: this.#nextSessionId,
+    })
+    this.#nextSessionId += 1_000_000
+    if (this.#trace !== undefined) runtime.log.subscribe((event) => this.#log('engine', formatRecoveryEvent(event)))
+    this.#runtime = runtime
+    this.coordinator.primaryId = node.id
+    this.coordinator.primaryLostAt = undefined
+    this.coordinator.replicaStates.set(node.id, 'in_sync')
+    runtime.registry.reconcile({ epoch, replicas: this.#replicaAssignments(runtime) })
+  }
+
+  #replicaAssignments(runtime: PrimaryRuntime, endpoints: Map<NodeId, Endpoint> = this.coordinator.knownEndpoints) {
+    return this.nodeIds
+      .filter((id) => id !== runtime.nodeId)
+      .map((id) => ({ replicaId: id, endpoint: endpoints.get(id) ?? this.node(id).endpoint }))
+  }
+
+  #sendAssignments(primaryId: NodeId): void {
+    for (const id of this.nodeIds) {
+      if (id === primaryId) continue
+      this.coordinator.assignmentSentAt.set(id, this.#now)
+      this.queue.sendAt(this.#now + 1, { kind: 'assignment', from: coordinatorId, to: id, epoch: this.coordinator.epoch })
+    }
+  }
+
+  #reportStates(): void {
+    const runtime = this.#runtime
+    if (runtime === undefined) return
+    for (const sender of runtime.registry.senders()) this.coordinator.replicaStates.set(sender.replicaId, sender.state)
+  }
+
+  // --------------------------------------------------------------- recovery
+
+  #driveRecovery(): void {
+    const runtime = this.#runtime
+    if (runtime === undefined) return
+    for (const sender of runtime.registry.senders()) {
+      const entry = runtime.executors.get(sender.replicaId)
+      if (entry !== undefined) {
+        this.#stepExecutor(runtime, sender, entry)
+        continue
+      }
+      if (sender.state === 'in_sync') continue
+      if ((runtime.retryAt.get(sender.replicaId) ?? 0) > this.#now) continue
+      this.#startRecovery(runtime, sender)
+    }
+  }
+
+  #stepExecutor(runtime: PrimaryRuntime, sender: Sender, entry: ExecutorEntry): void {
+    let status = entry.executor.step(this.#now)
+    if (status.state === 'running' && entry.executor instanceof RebuildExecutor) {
+      const progress = sender.activeSession()?.rebuild?.rebuiltTo() ?? -1
+      if (progress > entry.progress) {
+        entry.progress = progress
+        entry.lastProgressAt = this.#now
+      } else if (this.#now - entry.lastProgressAt > this.options.rebuildStallTicks) {
+        status = entry.executor.cancel('rebuild_stalled', 'needs_rebuild')
+      }
+    }
+    this.#finishExecutor(runtime, sender.replicaId, status)
+  }
+
+  #finishExecutor(runtime: PrimaryRuntime, replicaId: ReplicaId, status: ExecutorStatus): void {
+    if (status.state === 'running') return
+    const entry = runtime.executors.get(replicaId)
+    runtime.executors.delete(replicaId)
+    if (status.state === 'failed') {
+      this.stats.recoveriesFailed += 1
+      runtime.retryAt.set(replicaId, this.#now + this.options.recoveryRetryTicks)
+      this.#log('recovery', `${replicaId} ${entry?.kind ?? 'session'} failed reason=${status.reason}`)
+      return
+    }
+    const sender = runtime.registry.sender(replicaId)
+    invariant(sender !== undefined && sender.state === 'in_sync', 'a completed executor leaves its replica in sync')
+    if (entry?.kind === 'rebuild') this.stats.rebuildsCompleted += 1
+    else this.stats.catchUpsCompleted += 1
+    runtime.everInSync.add(replicaId)
+    const syncedTo = sender.session?.targetLsn ?? 0
+    const head = this.node(runtime.nodeId).headLsn
+    this.#log('recovery', `${replicaId} in_sync at ${syncedTo}; shipping (${syncedTo}, ${head}]`)
+    this.#ship(runtime, sender, syncedTo, head, true)
+  }
+
+  #startRecovery(runtime: PrimaryRuntime, sender: Sender): void {
+    const replicaId = sender.replicaId
+    const kind: SessionKind =
+      sender.state === 'needs_rebuild'
+        ? 'rebuild'
+        : runtime.reassign.has(replicaId)
+          ? 'reassign'
+          : runtime.everInSync.has(replicaId)
+            ? 'catchup'
+            : 'bootstrap'
+    const attached = runtime.registry.attach(replicaId, kind)
+    invariant(attached.ok, () => `attach on an idle sender failed: ${attached.ok ? '' : attached.reason}`)
+    runtime.reassign.delete(replicaId)
+    const ticket = attached.value
+    const retryLater = (): void => {
+      runtime.retryAt.set(replicaId, this.#now + this.options.recoveryRetryTicks)
+      // A plan that failed closed has invalidated its session; make sure of it.
+      if (sender.activeSession()?.id === ticket.sessionId) sender.invalidateSession(ticket, 'plan_failed', 'disconnected')
+    }
+    const connected = this.#connect(runtime, ticket)
+    if (!connected.ok) {
+      sender.invalidateSession(ticket, `connect_${connected.reason}`, kind === 'rebuild' ? 'needs_rebuild' : 'disconnected')
+      retryLater()
+      return
+    }
+    const adapters = this.#adapters(runtime)
+    const context = { registry: runtime.registry, storage: adapters }
+    let executor: CatchUpExecutor | RebuildExecutor
+    if (kind === 'rebuild') {
+      const planned = planRebuild(context, ticket)
+      if (!planned.ok) return retryLater()
+      executor = new RebuildExecutor({ registry: runtime.registry, transport: adapters, plan: planned.plan, chunkEntriesMax: this.options.chunkEntriesMax })
+    } else {
+      const planned = planRecovery(context, ticket, connected.flushedLsn)
+      if (!planned.ok) {
+        if (planned.reason !== 'needs_rebuild') retryLater()
+        invariant(sender.activeSession() === undefined, 'a failed plan leaves no active session')
+        return
+      }
+      executor = new CatchUpExecutor({
+        registry: runtime.registry,
+        transport: adapters,
+        plan: planned.plan,
+        chunkEntriesMax: this.options.chunkEntriesMax,
+        budget: this.options.catchUpBudget,
+      })
+      if (planned.plan.kind === 'catch_up') {
+        const timer = { incarnation: runtime.incarnation, replicaId, sessionId: ticket.sessionId }
+        this.queue.timerAt(this.#now + this.options.catchUpTimeoutTicks, { kind: 'catchup_timeout', ...timer })
+        this.queue.timerAt(this.#now + this.options.reservationTimeoutTicks, { kind: 'reservation_timeout', ...timer })
+      }
+    }
+    runtime.executors.set(replicaId, { executor, kind, sessionId: ticket.sessionId, lastProgressAt: this.#now, progress: -1 })
+    this.#finishExecutor(runtime, replicaId, executor.start(this.#now))
+  }
+
+  /** Reachability checks shared by every primary -> replica operation. */
+  #unreachable(runtime: PrimaryRuntime, ticket: SessionTicket): string | undefined {
+    const node = this.node(ticket.replicaId)
+    if (!node.running) return 'node_down'
+    if (this.isLinkDown(runtime.nodeId, node.id) || this.isLinkDown(node.id, runtime.nodeId)) return 'link_down'
+    if (ticket.endpoint.version !== node.endpoint.version) return 'stale_endpoint'
+    if (ticket.epoch !== runtime.epoch || node.epoch !== runtime.epoch) return 'epoch_mismatch'
+    return undefined
+  }
+
+  /**
+   * Handshake transport: the replica's flushed LSN on the primary's lineage.
+   * Entries carry chained digests, so the highest LSN where both digests
+   * agree is the last common entry; a replica never goes below what it knows
+   * is committed. Anything above is a divergent or volatile tail and dropped.
+   */
+  #connect(runtime: PrimaryRuntime, ticket: SessionTicket): ConnectReport {
+    const reason = this.#unreachable(runtime, ticket)
+    if (reason !== undefined) return { ok: false, reason }
+    const primary = this.node(runtime.nodeId)
+    const node = this.node(ticket.replicaId)
+    const floor = node.lineageSafeLsn()
+    let flushed = floor
+    for (let lsn = Math.min(node.durableLsn, primary.headLsn); lsn > floor; lsn -= 1) {
+      const digest = node.digestAt(lsn)
+      if (digest !== undefined && digest === primary.digestAt(lsn)) {
+        flushed = lsn
+        break
+      }
+    }
+    if (node.headLsn > flushed) {
+      node.truncate(flushed)
+      this.#log('recovery', `${node.id} drops tail above ${flushed} (off the primary's lineage or volatile)`)
+    }
+    runtime.acks.set(node.id, Math.min(runtime.acks.get(node.id) ?? 0, flushed))
+    return { ok: true, flushedLsn: flushed }
+  }
+
+  /** The engine's adapters over this simulated primary. */
+  #adapters(runtime: PrimaryRuntime): StorageAdapter & RecoveryTransport {
+    const primary = this.node(runtime.nodeId)
+    const pin = (owner: PinOwner, kind: PinRecord['kind'], lsn: Lsn, image: Image | undefined): PinResult => {
+      const id = this.#nextPinId
+      this.#nextPinId += 1
+      runtime.pins.set(id, { owner, kind, lsn, image })
+      return { ok: true, release: () => void runtime.pins.delete(id) }
+    }
+    const pinnedImage = (ticket: SessionTicket, kind: PinRecord['kind']): Image | undefined => {
+      for (const record of runtime.pins.values()) {
+        if (record.owner.sessionId === ticket.sessionId && record.kind === kind) return record.image
+      }
+      return undefined
+    }
+    const install = (ticket: SessionTicket, kind: 'snapshot' | 'full_base'): BaseTransferReport => {
+      const reason = this.#unreachable(runtime, ticket)
+      if (reason !== undefined) return { ok: false, reason }
+      const image = pinnedImage(ticket, kind)
+      if (image === undefined) return { ok: false, reason: `${kind}_not_pinned` }
+      this.node(ticket.replicaId).installImage(image)
+      runtime.acks.set(ticket.replicaId, image.lsn)
+      runtime.streamed.delete(ticket.replicaId)
+      this.#log('recovery', `${ticket.replicaId} installed ${kind} at ${image.lsn}`)
+      return { ok: true, installedLsn: image.lsn }
+    }
+    return {
+      retainedHistory: (): RetainedHistory => ({
+        headLsn: primary.headLsn,
+        tailLsn: primary.tailLsn,
+        committedLsn: runtime.committedLsn,
+        checkpointLsn: primary.checkpoint.lsn,
+        checkpointTrusted: primary.checkpoint.trusted,
+      }),
+      pinWalRetention: (owner, fromLsn) =>
+        fromLsn < primary.tailLsn ? { ok: false, reason: 'wal_recycled' } : pin(owner, 'wal', fromLsn, undefined),
+      pinSnapshot: (owner, snapshotLsn) =>
+        primary.checkpoint.lsn !== snapshotLsn || !primary.checkpoint.trusted
+          ? { ok: false, reason: 'snapshot_unavailable' }
+          : pin(owner, 'snapshot', snapshotLsn, { lsn: snapshotLsn, digest: primary.checkpoint.digest }),
+      pinFullBase: (owner, targetLsn) => {
+        const digest = primary.digestAt(targetLsn)
+        return digest === undefined ? { ok: false, reason: 'base_unavailable' } : pin(owner, 'full_base', targetLsn, { lsn: targetLsn, digest })
+      },
+      streamWal: ({ ticket, fromLsnExclusive, toLsnInclusive }): TransferReport => {
+        const reason = this.#unreachable(runtime, ticket)
+        if (reason !== undefined) return { ok: false, reason }
+        const sender = runtime.registry.sender(ticket.replicaId)
+        invariant(sender !== undefined, 'streaming to a replica without a sender')
+        const last = runtime.streamed.get(ticket.replicaId)
+        const inFlight = last !== undefined && last.fromLsn === fromLsnExclusive && last.toLsn >= toLsnInclusive && this.#now - last.tick < 4
+        if (!inFlight) {
+          this.#ship(runtime, sender, fromLsnExclusive, toLsnInclusive, false)
+          runtime.streamed.set(ticket.replicaId, { fromLsn: fromLsnExclusive, toLsn: toLsnInclusive, tick: this.#now })
+        }
+        return { ok: true, durableLsn: runtime.acks.get(ticket.replicaId) ?? 0 }
+      },
+      transferSnapshot: ({ ticket }) => install(ticket, 'snapshot'),
+      transferFullBase: ({ ticket }) => install(ticket, 'full_base'),
+      truncate: ({ ticket, toLsn }): TransferReport => {
+        const reason = this.#unreachable(runtime, ticket)
+        if (reason !== undefined) return { ok: false, reason }
+        const node = this.node(ticket.replicaId)
+        if (node.headLsn > toLsn) node.truncate(toLsn)
+        runtime.acks.set(node.id, Math.min(runtime.acks.get(node.id) ?? 0, toLsn))
+        return { ok: true, durableLsn: Math.min(node.durableLsn, toLsn) }
+      },
+    }
+  }
+
+  // ------------------------------------------------------------------ trace
+
+  #log(kind: TraceKind, text: string): void {
+    const trace = this.#trace
+    if (trace === undefined) return
+    if (trace.length >= this.options.traceEventsMax) {
+      trace.shift()
+      this.#traceDropped += 1
+    }
+    trace.push({ tick: this.#now, kind, text })
+  }
+
+  #nextEndpoint(node: SimNode): Endpoint {
+    const version = node.endpoint.version + 1
+    return { dataAddress: `${node.id}:data:v${version}`, controlAddress: `${node.id}:ctrl:v${version}`, version }
+  }
+}
+
+export function describe(message: Message): string {
+  const route = `${message.from}->${message.to} e${message.epoch}`
+  switch (message.kind) {
+    case 'ship':
+      return `ship ${route} lsn=${message.entry.lsn}`
+    case 'barrier':
+      return `barrier ${route} id=${message.barrierId} lsn=${message.lsn}`
+    case 'ack':
+      return `ack ${route} id=${message.barrierId} durable=${message.durableLsn}`
+    case 'heartbeat':
+      return `heartbeat ${route} v${message.endpoint.version}`
+    case 'assignment':
+      return `assignment ${route}`
+    case 'membership':
+      return `membership ${route}`
+    default: {
+      const never: never = message
+      throw new Error(`unknown message ${String(never)}`)
+    }
+  }
+}

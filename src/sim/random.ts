@@ -1,0 +1,225 @@
+/**
+ * Randomized runs: a seed picks the cluster shape (3–5 nodes, durability
+ * mode, event order) and then one action per step (writes, crashes,
+ * restarts with or without a new address, link failures, checkpoints, WAL
+ * recycling, epoch bumps), each followed by one tick and the invariant
+ * checks. The same seed always produces the same run, so a failing seed is
+ * replayed with the trace switched on.
+ */
+import { InvariantViolation } from '../domain/index.ts'
+import { Cluster, type ClusterOptions, type ClusterStats, type DurabilityMode, type PlantedBugs } from './cluster.ts'
+import type { Violation } from './checker.ts'
+import type { EventOrder, NodeId } from './events.ts'
+import { Prng } from './prng.ts'
+
+export interface RandomRunOptions {
+  readonly seed: number
+  readonly steps: number
+  readonly trace?: boolean
+  readonly plantedBugs?: PlantedBugs
+  /** Fixes parts of the cluster shape instead of drawing them from the seed. */
+  readonly shape?: Partial<Pick<ClusterOptions, 'nodeCount' | 'durability' | 'order'>>
+}
+
+export interface RunShape {
+  readonly nodeCount: number
+  readonly durability: DurabilityMode
+  readonly order: EventOrder
+}
+
+export interface RunResult {
+  readonly seed: number
+  readonly shape: RunShape
+  readonly stepsRun: number
+  readonly violations: readonly Violation[]
+  readonly stats: ClusterStats
+  readonly committedLsn: number
+  readonly trace: readonly string[]
+}
+
+export const stepsMax = 1_000_000
+
+const actions = [
+  'write',
+  'idle',
+  'crash',
+  'restart',
+  'link_down',
+  'link_up',
+  'move_endpoint',
+  'checkpoint',
+  'recycle',
+  'distrust_checkpoint',
+  'epoch_bump',
+] as const
+type Action = (typeof actions)[number]
+const actionWeights: Record<Action, number> = {
+  write: 34,
+  idle: 20,
+  crash: 4,
+  restart: 9,
+  link_down: 4,
+  link_up: 8,
+  move_endpoint: 2,
+  checkpoint: 7,
+  recycle: 6,
+  distrust_checkpoint: 1,
+  epoch_bump: 1,
+}
+const weights = actions.map((action) => actionWeights[action])
+
+export function shapeFor(seed: number, fixed: RandomRunOptions['shape'] = {}): RunShape {
+  const prng = new Prng(seed ^ 0x51ab)
+  const nodeCount = fixed.nodeCount ?? 3 + prng.int(3)
+  const durabilities: DurabilityMode[] = ['sync_all', 'sync_quorum', 'best_effort']
+  return {
+    nodeCount,
+    durability: fixed.durability ?? prng.pick(durabilities),
+    order: fixed.order ?? (prng.chance(0.5) ? 'ordered' : 'shuffled'),
+  }
+}
+
+function step(cluster: Cluster, prng: Prng): void {
+  const action = actions[prng.weighted(weights)]
+  const ids = cluster.nodeIds
+  const running = ids.filter((id) => cluster.node(id).running)
+  const crashed = ids.filter((id) => !cluster.node(id).running)
+  const any = (list: readonly NodeId[]): NodeId | undefined => (list.length === 0 ? undefined : prng.pick(list))
+  switch (action) {
+    case 'write': {
+      const count = 1 + prng.int(3)
+      for (let index = 0; index < count; index += 1) cluster.write()
+      break
+    }
+    case 'idle':
+      break
+    case 'crash': {
+      const id = any(running)
+      if (id !== undefined) cluster.crash(id)
+      break
+    }
+    case 'restart': {
+      const id = any(crashed)
+      if (id !== undefined) cluster.restart(id, { changeEndpoint: prng.chance(0.25) })
+      break
+    }
+    case 'link_down': {
+      const from = prng.pick(ids)
+      const to = prng.pick(ids.filter((id) => id !== from))
+      cluster.linkDown(from, to, prng.chance(0.7))
+      break
+    }
+    case 'link_up': {
+      const down = cluster.linksDown()
+      if (down.length > 0) {
+        const [from, to] = prng.pick(down).split('>') as [NodeId, NodeId]
+        cluster.linkUp(from, to, false)
+      }
+      break
+    }
+    case 'move_endpoint': {
+      const id = any(running.filter((candidate) => candidate !== cluster.runtime?.nodeId))
+      if (id !== undefined) cluster.moveEndpoint(id)
+      break
+    }
+    case 'checkpoint': {
+      const id = any(running)
+      if (id !== undefined) cluster.checkpoint(id)
+      break
+    }
+    case 'recycle': {
+      const id = any(running)
+      if (id !== undefined) cluster.recycle(id)
+      break
+    }
+    case 'distrust_checkpoint': {
+      const id = any(running)
+      if (id !== undefined) cluster.distrustCheckpoint(id)
+      break
+    }
+    case 'epoch_bump':
+      cluster.bumpEpoch()
+      break
+    case undefined:
+      throw new InvariantViolation('action index out of range')
+    default: {
+      const never: never = action
+      throw new InvariantViolation(`unknown action ${String(never)}`)
+    }
+  }
+}
+
+/** One seeded run; stops at the first step that records a violation. */
+export function runRandom(options: RandomRunOptions): RunResult {
+  if (!Number.isSafeInteger(options.steps) || options.steps < 0 || options.steps > stepsMax) {
+    throw new InvariantViolation(`steps must be in [0, ${stepsMax}]`)
+  }
+  const shape = shapeFor(options.seed, options.shape)
+  const cluster = new Cluster({ seed: options.seed, ...shape, trace: options.trace === true, plantedBugs: options.plantedBugs ?? {} })
+  const prng = new Prng(options.seed ^ 0x7f4a7c15)
+  let stepsRun = 0
+  try {
+    while (stepsRun < options.steps && cluster.violations.length === 0) {
+      step(cluster, prng)
+      cluster.tick()
+      stepsRun += 1
+    }
+  } catch (error) {
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+    cluster.recordViolation({ tick: cluster.now, kind: 'exception', detail: message })
+  }
+  return {
+    seed: options.seed,
+    shape,
+    stepsRun,
+    violations: cluster.violations,
+    stats: cluster.stats,
+    committedLsn: cluster.coordinator.committedLsn,
+    trace: options.trace === true ? cluster.traceLines() : [],
+  }
+}
+
+export interface SeedsSummary {
+  readonly runs: number
+  readonly steps: number
+  readonly failures: readonly RunResult[]
+  readonly totals: ClusterStats
+}
+
+/** Runs `count` seeds starting at `firstSeed`; `onRun` sees each result (for progress). */
+export function runSeeds(options: {
+  readonly firstSeed: number
+  readonly count: number
+  readonly steps: number
+  readonly plantedBugs?: PlantedBugs
+  readonly shape?: RandomRunOptions['shape']
+  readonly onRun?: (result: RunResult, index: number) => void
+}): SeedsSummary {
+  const failures: RunResult[] = []
+  const totals: ClusterStats = {
+    writes: 0,
+    promotions: 0,
+    promotionsBlocked: 0,
+    crashes: 0,
+    restarts: 0,
+    catchUpsCompleted: 0,
+    rebuildsCompleted: 0,
+    recoveriesFailed: 0,
+    messagesDelivered: 0,
+    messagesRejected: 0,
+  }
+  let steps = 0
+  for (let index = 0; index < options.count; index += 1) {
+    const result = runRandom({
+      seed: options.firstSeed + index,
+      steps: options.steps,
+      ...(options.plantedBugs === undefined ? {} : { plantedBugs: options.plantedBugs }),
+      ...(options.shape === undefined ? {} : { shape: options.shape }),
+    })
+    steps += result.stepsRun
+    for (const key of Object.keys(totals) as Array<keyof ClusterStats>) totals[key] += result.stats[key]
+    if (result.violations.length > 0) failures.push(result)
+    options.onRun?.(result, index)
+  }
+  return { runs: options.count, steps, failures, totals }
+}
