@@ -16,7 +16,10 @@ export interface AuditBody {
   readonly index: number
   readonly date: string
   readonly proposalId: string
+  /** The proposed orders: `{order, idempotencyKey?, requestHash?}` each. */
   readonly orders: Json
+  readonly atomic: boolean
+  readonly continueOnFailure: boolean
   readonly outcome: Json
   readonly idempotencyKeys: readonly string[]
 }

@@ -196,7 +196,14 @@ export class LedgerStateMachine {
       index,
       date: proposal.date,
       proposalId: proposal.id,
-      orders: proposal.orders.map((planned) => planned.order) as unknown as Json,
+      // Everything replay needs besides the plan (which a checker rebuilds from its own state).
+      orders: proposal.orders.map(({ order, idempotencyKey, requestHash }) => ({
+        order,
+        ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+        ...(requestHash === undefined ? {} : { requestHash }),
+      })) as unknown as Json,
+      atomic: proposal.atomic,
+      continueOnFailure: proposal.continueOnFailure,
       outcome: results.map(auditOutcome),
       idempotencyKeys: proposal.orders.flatMap((planned) => (planned.idempotencyKey === undefined ? [] : [planned.idempotencyKey])),
     })

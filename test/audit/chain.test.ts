@@ -4,7 +4,7 @@ import { GENESIS, chainEntry, decodeAuditEntry, verifyEntry, v2LogHash } from '.
 import type { AuditHead } from '../../src/audit/index.ts'
 
 function body(n: number) {
-  return { index: n, date: '2026-01-01T00:00:00.000Z', proposalId: `p${n}`, orders: [{ type: 'X', amount: 10n ** 30n }], outcome: [{ status: 'applied' }], idempotencyKeys: [] }
+  return { index: n, date: '2026-01-01T00:00:00.000Z', proposalId: `p${n}`, orders: [{ type: 'X', amount: 10n ** 30n }], outcome: [{ status: 'applied' }], idempotencyKeys: [], atomic: false, continueOnFailure: false }
 }
 
 test('audit chain: entries link, verify after a store round trip, and any change breaks them', () => {
