@@ -33,6 +33,11 @@ export interface AdmissionOptions {
 export interface SubmitOptions {
   readonly atomic: boolean
   readonly continueOnFailure: boolean
+  /**
+   * The proposal's date (RFC 3339, as `toISOString` prints it) instead of the
+   * admission clock: a log import replays each log at its original date.
+   */
+  readonly date?: string
 }
 
 const planRoundsMax = 4
@@ -106,7 +111,7 @@ export class Admission {
       const position = new Map(coverage.map((entry, i) => [entry.key, i]))
       const proposal: Proposal = {
         id: this.options.newId(),
-        date: new Date(this.options.now()).toISOString(),
+        date: options.date ?? new Date(this.options.now()).toISOString(),
         predictedIndex: index,
         cacheEpoch: cache.epoch,
         storeIndexAtLoad,
