@@ -1,0 +1,43 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { runSimCommand, simExit } from '../../src/cli/sim-command.ts'
+
+function capture(env: Record<string, string> = {}) {
+  const out: string[] = []
+  const err: string[] = []
+  return { io: { out: (text: string) => void out.push(text), err: (text: string) => void err.push(text), env }, out, err }
+}
+
+test('tally sim prints runs, steps and violations and exits 0 when clean', async () => {
+  const { io, out } = capture()
+  assert.equal(await runSimCommand(['--seeds', '5', '--seed', '3', '--steps', '50'], io), simExit.ok)
+  const text = out.join('')
+  assert.match(text, /^runs 5$/m)
+  assert.match(text, /^steps 250$/m)
+  assert.match(text, /^violations 0$/m)
+})
+
+test('tally sim reads its options from the environment', async () => {
+  const { io, out } = capture({ TALLY_SIM_SEEDS: '2', TALLY_SIM_STEPS: '10' })
+  assert.equal(await runSimCommand([], io), simExit.ok)
+  assert.match(out.join(''), /^steps 20$/m)
+})
+
+test('tally sim --trace prints a replayable trace of one seed', async () => {
+  const { io, out } = capture()
+  assert.equal(await runSimCommand(['--seeds', '1', '--seed', '9', '--steps', '30', '--trace'], io), simExit.ok)
+  const text = out.join('')
+  assert.match(text, /t=\d+ action write lsn=1/)
+  assert.match(text, /seed 9 \(/)
+})
+
+test('tally sim --help and bad usage', async () => {
+  const help = capture()
+  assert.equal(await runSimCommand(['--help'], help.io), simExit.ok)
+  assert.match(help.out.join(''), /Usage: tally sim --seeds N/)
+  for (const argv of [['--seeds', 'x'], ['--steps', '0'], ['--bogus'], ['--durability', 'maybe'], ['--nodes', '2', '--durability', 'sync_quorum']]) {
+    const bad = capture()
+    assert.equal(await runSimCommand(argv, bad.io), simExit.usage, argv.join(' '))
+    assert.ok(bad.err.join('').length > 0)
+  }
+})
