@@ -40,7 +40,8 @@ export interface SubmitOptions {
   readonly date?: string
 }
 
-const planRoundsMax = 4
+/** Bounds planning rounds: a Numscript chain of meta() lookups may need several loads. */
+const planRoundsMax = 8
 const staleRetriesMax = 8
 
 /**
@@ -69,9 +70,12 @@ export class Admission {
       for (let attempt = 0; attempt < staleRetriesMax; attempt++) {
         const index = await this.propose(orders, options)
         const result = await this.options.sequencer.result(index)
-        if (result.outcome === 'applied') return result.results
+        if (result.outcome !== 'applied') continue
+        // A script whose inputs moved is retried whole when nothing else of the proposal was kept.
+        const retryable = (options.atomic || orders.length === 1) && result.results.some(isStaleInputs)
+        if (!retryable) return result.results
       }
-      throw new TallyError({ code: 'STALE_PROPOSAL', kind: 'unavailable', message: 'the plan went stale repeatedly, retry' })
+      throw new TallyError({ code: 'STALE_PROPOSAL', kind: 'unavailable', message: 'the plan (or a script\'s inputs) went stale repeatedly, retry' })
     } finally {
       this.inFlight--
     }
@@ -79,7 +83,8 @@ export class Admission {
 
   private async propose(orders: readonly ProposedOrder[], options: SubmitOptions): Promise<number> {
     const known = new Map<CanonicalKey, AttributeValue | null>()
-    const perOrderKeys = await this.resolveNeeds(orders, known)
+    const resolved = await this.resolveNeeds(orders, known)
+    const perOrderKeys = resolved.map((needs) => needs.keys)
     const allKeys = [...new Set(perOrderKeys.flat())]
     const seeds = new Map<CanonicalKey, string | null>()
     let storeIndexAtLoad = this.options.sequencer.storeIndex()
@@ -118,6 +123,7 @@ export class Admission {
         coverage,
         orders: orders.map((proposed, i) => ({
           ...proposed,
+          order: (resolved[i] as { order: ProposedOrder['order'] }).order,
           coverageBits: encodeBits((perOrderKeys[i] as CanonicalKey[]).map((key) => position.get(key) as number), coverage.length),
         })),
         atomic: options.atomic,
@@ -144,7 +150,10 @@ export class Admission {
   }
 
   /** Needs in rounds: some depend on values (a revert's postings). */
-  private async resolveNeeds(orders: readonly ProposedOrder[], known: Map<CanonicalKey, AttributeValue | null>): Promise<CanonicalKey[][]> {
+  private async resolveNeeds(
+    orders: readonly ProposedOrder[],
+    known: Map<CanonicalKey, AttributeValue | null>,
+  ): Promise<{ keys: CanonicalKey[]; order: ProposedOrder['order'] }[]> {
     for (let round = 0; round < planRoundsMax; round++) {
       const unknown = new Set<CanonicalKey>()
       const lookup = (key: CanonicalKey): KnownValue => {
@@ -159,9 +168,9 @@ export class Admission {
         const needs = needsOf(proposed.order, lookup)
         const keys = [...needs.keys]
         if (proposed.idempotencyKey !== undefined) keys.push(idempotencyKey(proposed.order.ledger, proposed.idempotencyKey))
-        return { keys, complete: needs.complete }
+        return { keys, complete: needs.complete, order: needs.order ?? proposed.order }
       })
-      if (perOrder.every((needs) => needs.complete)) return perOrder.map((needs) => needs.keys)
+      if (perOrder.every((needs) => needs.complete)) return perOrder
       const keys = [...unknown]
       const rows = await this.options.store.getMany(keys.map(attributeRowKey))
       keys.forEach((key, i) => {
@@ -179,4 +188,8 @@ export class Admission {
       seeds.set(key, row === undefined ? null : row.toString('utf8'))
     })
   }
+}
+
+function isStaleInputs(result: OrderResult): boolean {
+  return result.status === 'failed' && result.error.code === 'STALE_INPUTS'
 }

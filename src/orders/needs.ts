@@ -9,6 +9,7 @@ import {
 } from '../domain/index.ts'
 import type { Order } from './order.ts'
 import { revertPostings } from './handlers/revert-transaction.ts'
+import { digestOf, planScript } from './script.ts'
 import type { Posting } from '../domain/index.ts'
 import type { LedgerName } from '../domain/index.ts'
 
@@ -19,6 +20,8 @@ export interface Needs {
   readonly keys: readonly CanonicalKey[]
   /** false when some needs depend on values not loaded yet (e.g. a revert's postings). */
   readonly complete: boolean
+  /** The order as admission must propose it (a script order gains its inputs digest). */
+  readonly order?: Order
 }
 
 /**
@@ -36,7 +39,11 @@ export function needsOf(order: Order, known: (key: CanonicalKey) => KnownValue):
       const keys = [ledgerKey(order.ledger), ...postingNeeds(order.ledger, order.postings)]
       for (const address of Object.keys(order.accountMetadata)) keys.push(accountKey(order.ledger, address as never))
       if (order.reference !== undefined) keys.push(referenceKey(order.ledger, order.reference))
-      return { keys: unique(keys), complete: true }
+      if (order.script === undefined) return { keys: unique(keys), complete: true }
+      const planned = planScript(order.ledger, order.script, order.force, known)
+      keys.push(...planned.keys)
+      if (planned.unknown) return { keys: unique(keys), complete: false }
+      return { keys: unique(keys), complete: true, order: { ...order, scriptInputsDigest: digestOf(planned.run) } }
     }
     case 'REVERT_TRANSACTION': {
       const key = transactionKey(order.ledger, order.id)

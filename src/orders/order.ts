@@ -30,10 +30,23 @@ export interface CreateLedger {
   readonly features: Readonly<Record<string, string>>
 }
 
+/** A Numscript program and its variables (v2: `script: {plain, vars}`). */
+export interface TransactionScript {
+  readonly plain: string
+  readonly vars: Readonly<Record<string, string>>
+}
+
 export interface CreateTransaction {
   readonly type: 'CREATE_TRANSACTION'
   readonly ledger: LedgerName
+  /** Empty when `script` is set: the FSM computes them by running the script. */
   readonly postings: readonly Posting[]
+  readonly script?: TransactionScript
+  /**
+   * Digest of the script inputs (balances, metadata) admission's run read;
+   * the FSM's run must read the same, or the order is STALE_INPUTS (retryable).
+   */
+  readonly scriptInputsDigest?: string
   readonly timestamp?: string
   readonly reference?: string
   readonly metadata: Metadata

@@ -10,20 +10,19 @@ import {
   TallyError,
   validationError,
 } from '../domain/index.ts'
-import type { CreateTransaction, RevertTransaction } from './order.ts'
+import type { CreateTransaction, RevertTransaction, TransactionScript } from './order.ts'
+import { compileScript } from './script.ts'
 
 /** Builds orders from v2 request bodies; every failure is a precise 400. */
 export function parseCreateTransaction(ledger: LedgerName, body: unknown, options: { force?: boolean } = {}): CreateTransaction {
   if (!isJsonObject(body)) throw validationError(`body: expected a transaction object, got ${describe(body)}`)
-  if (body.script !== undefined && body.script !== null) {
-    throw new TallyError({
-      code: 'COMPILATION_FAILED',
-      kind: 'validation',
-      message: 'Numscript transactions are not available in this build yet; send postings',
-    })
+  const script = parseScript(body.script)
+  const hasPostings = body.postings !== undefined && body.postings !== null && !(Array.isArray(body.postings) && body.postings.length === 0)
+  if (script !== undefined && hasPostings) throw validationError('postings and script: send one or the other')
+  if (script === undefined && (body.postings === undefined || body.postings === null)) {
+    throw new TallyError({ code: 'NO_POSTINGS', kind: 'validation', message: 'postings: required (or a script)' })
   }
-  if (body.postings === undefined) throw new TallyError({ code: 'NO_POSTINGS', kind: 'validation', message: 'postings: required' })
-  const postings = parsePostings(body.postings)
+  const postings = script === undefined ? parsePostings(body.postings) : []
   const force = parseBoolean(body.force, 'force') || options.force === true
   const metadata = parseMetadata(body.metadata, 'metadata')
   const accountMetadata = parseAccountMetadata(body.accountMetadata)
@@ -33,6 +32,7 @@ export function parseCreateTransaction(ledger: LedgerName, body: unknown, option
     type: 'CREATE_TRANSACTION',
     ledger,
     postings,
+    ...(script === undefined ? {} : { script }),
     ...(timestamp === undefined ? {} : { timestamp }),
     ...(reference === undefined ? {} : { reference }),
     metadata,
@@ -49,6 +49,42 @@ export function parseRevertTransaction(
 ): RevertTransaction {
   const metadata = body === undefined || body === null ? {} : isJsonObject(body) ? parseMetadata(body.metadata) : invalidBody(body)
   return { type: 'REVERT_TRANSACTION', ledger, id, force: options.force, atEffectiveDate: options.atEffectiveDate, metadata }
+}
+
+export const scriptLengthMax = 256 * 1024
+
+/**
+ * `script: {plain, vars}`. Compiled here so that parse and type errors are a
+ * 400 before anything is proposed (INTERPRETER_PARSE / COMPILATION_FAILED,
+ * with line and column). Variables are strings as in v2; integers and
+ * `{amount, asset}` monetaries are accepted and written in Numscript's syntax.
+ */
+export function parseScript(value: unknown): TransactionScript | undefined {
+  if (value === undefined || value === null) return undefined
+  if (!isJsonObject(value)) throw validationError(`script: expected {plain, vars}, got ${describe(value)}`)
+  if (value.template !== undefined && value.template !== null) {
+    throw new TallyError({ code: 'NOT_IMPLEMENTED', kind: 'validation', message: 'script.template: transaction templates are not supported; send script.plain' })
+  }
+  const plain = value.plain
+  if (typeof plain !== 'string' || plain.trim() === '') throw validationError('script.plain: expected the Numscript source')
+  if (plain.length > scriptLengthMax) throw validationError(`script.plain: longer than ${scriptLengthMax} characters`)
+  const vars: Record<string, string> = {}
+  if (value.vars !== undefined && value.vars !== null) {
+    if (!isJsonObject(value.vars)) throw validationError(`script.vars: expected an object, got ${describe(value.vars)}`)
+    for (const [name, raw] of Object.entries(value.vars)) vars[name] = scriptVariable(name, raw)
+  }
+  const script: TransactionScript = { plain, vars }
+  compileScript(script)
+  return script
+}
+
+function scriptVariable(name: string, raw: unknown): string {
+  if (typeof raw === 'string') return raw
+  if (typeof raw === 'bigint') return raw.toString()
+  if (isJsonObject(raw) && typeof raw.asset === 'string' && (typeof raw.amount === 'bigint' || typeof raw.amount === 'string')) {
+    return `${raw.asset} ${String(raw.amount)}`
+  }
+  throw validationError(`script.vars[${JSON.stringify(name)}]: expected a string, got ${describe(raw)}`)
 }
 
 function invalidBody(body: unknown): never {

@@ -1,32 +1,37 @@
-import type { TransactionRecord } from '../../domain/index.ts'
-import { TallyError, mergeMetadata, referenceKey } from '../../domain/index.ts'
+import type { Metadata, Posting, TransactionRecord } from '../../domain/index.ts'
+import { TallyError, invariant, mergeMetadata, referenceKey } from '../../domain/index.ts'
+import type { InputsProvider } from '../../numscript/index.ts'
+import { runProgram } from '../../numscript/index.ts'
 import type { CreateTransaction } from '../order.ts'
 import type { OrderOutput } from '../output.ts'
 import { transactionView } from '../output.ts'
 import type { Scope } from '../scope.ts'
-import { readLedger, readReference, writeTransaction } from '../scope.ts'
+import { readAccount, readLedger, readReference, readVolumes, writeTransaction } from '../scope.ts'
 import { accountsOf, applyPostings, touchAccounts } from '../postings-apply.ts'
 import { appendLedgerLog } from '../ledger-log.ts'
+import { compileScript, digestOf, scriptAccountMetadata, scriptPostings, staleInputs } from '../script.ts'
 
 export function createTransaction(scope: Scope, order: CreateTransaction): OrderOutput {
   const ledger = readLedger(scope, order.ledger)
-  if (order.postings.length === 0) {
-    throw new TallyError({ code: 'NO_POSTINGS', kind: 'validation', message: 'a transaction needs at least one posting' })
-  }
   if (order.reference !== undefined && readReference(scope, order.ledger, order.reference) !== undefined) {
     throw new TallyError({ code: 'CONFLICT', kind: 'conflict', message: `reference ${JSON.stringify(order.reference)} is already used` })
   }
+  const moves = order.script === undefined ? fromPostings(order) : fromScript(scope, order)
+  if (moves.postings.length === 0) {
+    throw new TallyError({ code: 'NO_POSTINGS', kind: 'validation', message: 'a transaction needs at least one posting' })
+  }
   const timestamp = order.timestamp ?? scope.date
-  const volumes = applyPostings(scope, order.ledger, order.postings, order.force)
-  touchAccounts(scope, order.ledger, [...accountsOf(order.postings), ...(Object.keys(order.accountMetadata) as never[])], timestamp, order.accountMetadata)
+  // A script already enforced its own overdraft rules: its postings apply as they are.
+  const volumes = applyPostings(scope, order.ledger, moves.postings, order.force || order.script !== undefined)
+  touchAccounts(scope, order.ledger, [...accountsOf(moves.postings), ...(Object.keys(moves.accountMetadata) as never[])], timestamp, moves.accountMetadata)
   const transaction: TransactionRecord = {
     id: ledger.nextTransactionId,
-    postings: order.postings,
+    postings: moves.postings,
     timestamp,
     insertedAt: scope.date,
     updatedAt: scope.date,
     ...(order.reference === undefined ? {} : { reference: order.reference }),
-    metadata: mergeMetadata({}, order.metadata),
+    metadata: moves.metadata,
     reverted: false,
   }
   writeTransaction(scope, order.ledger, transaction)
@@ -36,7 +41,62 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
   const afterTransaction = { ...ledger, nextTransactionId: ledger.nextTransactionId + 1n }
   const logged = appendLedgerLog(scope, afterTransaction, 'NEW_TRANSACTION', {
     transaction: transactionView(transaction),
-    accountMetadata: order.accountMetadata,
+    accountMetadata: moves.accountMetadata,
   })
   return { type: 'TRANSACTION', transaction: transactionView(transaction, volumes), logId: logged.nextLogId - 1n }
+}
+
+interface Moves {
+  readonly postings: readonly Posting[]
+  readonly metadata: Metadata
+  readonly accountMetadata: Readonly<Record<string, Metadata>>
+}
+
+function fromPostings(order: CreateTransaction): Moves {
+  return { postings: order.postings, metadata: mergeMetadata({}, order.metadata), accountMetadata: order.accountMetadata }
+}
+
+/**
+ * Runs the script on the values the gated scope serves. An input the plan did
+ * not declare, or inputs that differ from admission's run, mean the world
+ * moved between planning and apply: STALE_INPUTS, retried by admission.
+ */
+function fromScript(scope: Scope, order: CreateTransaction): Moves {
+  const script = order.script
+  invariant(script !== undefined, 'fromScript needs a script')
+  invariant(order.scriptInputsDigest !== undefined, 'a script order carries the digest of its planned inputs')
+  const inputs: InputsProvider = {
+    balance: (account, asset) => {
+      const volumes = guarded(() => readVolumes(scope, order.ledger, account as never, asset as never))
+      return volumes.input - volumes.output
+    },
+    metadata: (account, key) => guarded(() => readAccount(scope, order.ledger, account as never))?.metadata[key],
+  }
+  const run = runProgram(compileScript(script), { variables: script.vars, inputs, unboundedOverdraftEverywhere: order.force })
+  if (digestOf(run) !== order.scriptInputsDigest) throw staleInputs('a balance or metadata value read by the script differs')
+  if (!run.ok) throw run.error
+  const metadata = mergeMetadata({}, order.metadata)
+  for (const [key, value] of run.txMetadata) {
+    if (metadata[key] !== undefined && metadata[key] !== value) {
+      throw new TallyError({
+        code: 'METADATA_OVERRIDE',
+        kind: 'validation',
+        message: `metadata ${JSON.stringify(key)} is set both by the request and by the script`,
+      })
+    }
+  }
+  const accountMetadata: Record<string, Metadata> = { ...order.accountMetadata }
+  for (const [account, entries] of Object.entries(scriptAccountMetadata(run))) {
+    accountMetadata[account] = mergeMetadata(accountMetadata[account] ?? {}, entries)
+  }
+  return { postings: scriptPostings(run), metadata: mergeMetadata(metadata, Object.fromEntries(run.txMetadata)), accountMetadata }
+}
+
+function guarded<T>(read: () => T): T {
+  try {
+    return read()
+  } catch (error) {
+    if (error instanceof TallyError && error.code === 'COVERAGE_MISS') throw staleInputs('the script read an input the plan did not declare')
+    throw error
+  }
 }

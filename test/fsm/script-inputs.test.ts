@@ -1,0 +1,53 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { AttributeCache } from '../../src/cache/index.ts'
+import { LedgerStateMachine, WriteBatch, encodeBits } from '../../src/fsm/index.ts'
+import type { CoverageEntry, Proposal } from '../../src/fsm/index.ts'
+import type { Order } from '../../src/orders/index.ts'
+import type { AccountAddress, Asset, CanonicalKey, LedgerName } from '../../src/domain/index.ts'
+import { accountKey, ledgerKey, volumesKey } from '../../src/domain/index.ts'
+import { GENESIS } from '../../src/audit/index.ts'
+import { inputsDigest, compile, runProgram, staticInputs } from '../../src/numscript/index.ts'
+
+const L = 'main' as LedgerName
+const at = (index: number, order: Order, coverage: CoverageEntry[]): Proposal => ({
+  id: `p${index}`,
+  date: '2026-01-01T00:00:00.000Z',
+  predictedIndex: index,
+  cacheEpoch: 0,
+  storeIndexAtLoad: index - 1,
+  coverage,
+  orders: [{ order, coverageBits: encodeBits(coverage.map((_, i) => i), coverage.length) }],
+  atomic: true,
+  continueOnFailure: false,
+})
+
+test('FSM: a script whose inputs differ from admission’s is STALE_INPUTS, applied only when they match', () => {
+  const fsm = new LedgerStateMachine({ cache: new AttributeCache(100), clusterId: 'c', appliedIndex: 0, auditHead: GENESIS })
+  fsm.apply(1, at(1, { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} }, [{ key: ledgerKey(L), seed: null }]), new WriteBatch())
+  const plain = 'vars { monetary $b = balance(@a, USD) }\nsend [USD 1] ( source = @a allowing unbounded overdraft destination = @b )'
+  const a = 'a' as AccountAddress
+  const b = 'b' as AccountAddress
+  const usd = 'USD' as Asset
+  const keys: CanonicalKey[] = [volumesKey(L, a, usd), volumesKey(L, b, usd), accountKey(L, a), accountKey(L, b)]
+  const coverage: CoverageEntry[] = [{ key: ledgerKey(L) }, ...keys.map((key) => ({ key, seed: null }))]
+  const run = runProgram(compile(plain), { inputs: staticInputs({}) })
+  const rightDigest = inputsDigest(run.inputsRead)
+  const order = (digest: string): Order => ({
+    type: 'CREATE_TRANSACTION',
+    ledger: L,
+    postings: [],
+    script: { plain, vars: {} },
+    scriptInputsDigest: digest,
+    metadata: {},
+    accountMetadata: {},
+    force: false,
+  })
+  const stale = fsm.apply(2, at(2, order('0'.repeat(64)), coverage), new WriteBatch())
+  assert.equal(stale.outcome === 'applied' && stale.results[0]?.status === 'failed' && stale.results[0].error.code, 'STALE_INPUTS')
+  const applied = fsm.apply(3, at(3, order(rightDigest), coverage), new WriteBatch())
+  assert.equal(applied.outcome === 'applied' && applied.results[0]?.status, 'applied')
+  // An input outside the plan (the script reads @a, the plan only declares the ledger) is stale too, not a coverage miss.
+  const undeclared = fsm.apply(4, at(4, order(rightDigest), [{ key: ledgerKey(L) }]), new WriteBatch())
+  assert.equal(undeclared.outcome === 'applied' && undeclared.results[0]?.status === 'failed' && undeclared.results[0].error.code, 'STALE_INPUTS')
+})
