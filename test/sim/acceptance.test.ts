@@ -286,7 +286,7 @@ test('A9 / §12.13 lineage over highest LSN: a stale-epoch node with more entrie
   expectClean(cluster)
 })
 
-test('A9 a node that needs a rebuild or lacks the committed prefix is never promoted; promotion waits instead', () => {
+test('A9 a node lacking the committed prefix, or reported needs_rebuild/rebuilding, is never promoted; promotion waits instead', () => {
   const cluster = traced()
   cluster.run(3)
   cluster.crash('n3')
@@ -301,6 +301,12 @@ test('A9 a node that needs a rebuild or lacks the committed prefix is never prom
   cluster.restart('n2')
   cluster.run(6)
   expectEvent(cluster, 'promote', 'n2 epoch=2')
+  cluster.run(20)
+  assert.equal(cluster.ineligibility(cluster.node('n3')), undefined, 'n3 caught up and is eligible again')
+  for (const state of ['needs_rebuild', 'rebuilding'] as const) {
+    cluster.coordinator.replicaStates.set('n3', state)
+    assert.equal(cluster.ineligibility(cluster.node('n3')), `state_${state}`)
+  }
   expectClean(cluster)
 })
 
