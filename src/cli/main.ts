@@ -11,6 +11,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'Numscript tools: `numscript test DIR` runs specs files',
     load: async () => (await import('./numscript-command.ts')).numscriptCommand,
   },
+  sim: {
+    summary: 'run the deterministic cluster simulator over seeds: `sim --seeds N [--seed S] [--steps M]`',
+    load: async () => (await import('./sim-command.ts')).simCommand,
+  },
 }
 
 function usage(): string {
