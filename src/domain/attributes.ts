@@ -97,6 +97,8 @@ export interface LedgerRecord {
   readonly features: Readonly<Record<string, string>>
   readonly nextTransactionId: bigint
   readonly nextLogId: bigint
+  /** Accounts ever used in this ledger (`/stats`). */
+  readonly accountCount: bigint
   /** Hash of the ledger's last v2 log, base64; "" before the first log. */
   readonly lastLogHash: string
 }
@@ -154,6 +156,7 @@ function decodeValue(kind: AttributeKind, json: { [key: string]: Json }): Attrib
           ...(json as unknown as LedgerRecord),
           nextTransactionId: bigintField(json, 'nextTransactionId'),
           nextLogId: bigintField(json, 'nextLogId'),
+          accountCount: bigintField(json, 'accountCount'),
         },
       }
     case 'i':

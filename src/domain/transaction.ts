@@ -1,5 +1,6 @@
 import type { Posting } from './posting.ts'
 import type { Metadata } from './metadata.ts'
+import type { AggregatedVolumes } from './volumes.ts'
 
 /** Per-ledger sequence number of a transaction, from 0. */
 export type TransactionId = bigint
@@ -15,6 +16,9 @@ export interface TransactionRecord {
   readonly metadata: Metadata
   readonly reverted: boolean
   readonly revertedAt?: string
+  /** Volumes of every touched (account, asset) just before and after it, in insertion order. */
+  readonly preCommitVolumes?: AggregatedVolumes
+  readonly postCommitVolumes?: AggregatedVolumes
 }
 
 /** Metadata key Formance v2 sets on a revert transaction. */

@@ -23,6 +23,9 @@ export function addOutput(volumes: Volumes, amount: Amount): Volumes {
   return { input: volumes.input, output: volumes.output + amount }
 }
 
+/** Per account, per asset volumes as v2 prints them (`V2AggregatedVolumes`). */
+export type AggregatedVolumes = Record<string, Record<string, { input: bigint; output: bigint; balance: bigint }>>
+
 /** Wire shape of v2: `{input, output, balance}`. */
 export function volumesWithBalance(volumes: Volumes): { input: bigint; output: bigint; balance: bigint } {
   return { input: volumes.input, output: volumes.output, balance: volumes.input - volumes.output }

@@ -19,6 +19,7 @@ import { MetaKey, attributeRowKey, auditRowKey, logRowKey, metaKey } from '../st
 import type { Proposal, PlannedOrder } from './proposal.ts'
 import { decodeBits } from './proposal.ts'
 import { GatedScope, WriteSet } from './gated-scope.ts'
+import { writeTransactionIndexes } from './indexes.ts'
 import type { WriteBatch } from './write-batch.ts'
 
 export interface OrderFailure {
@@ -188,6 +189,7 @@ export class LedgerStateMachine {
     }
     for (const { ledger, log } of writes.logs) {
       batch.put(logRowKey(ledger, log.id), Buffer.from(stringifyJson(log), 'utf8'))
+      writeTransactionIndexes(ledger, log, batch)
     }
   }
 

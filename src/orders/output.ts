@@ -1,8 +1,7 @@
-import type { Json, TransactionRecord, Volumes } from '../domain/index.ts'
+import type { AggregatedVolumes, Json, TransactionRecord, Volumes } from '../domain/index.ts'
 import { volumesWithBalance } from '../domain/index.ts'
 
-/** Per account, per asset volumes as v2 prints them (`V2AggregatedVolumes`). */
-export type AggregatedVolumes = Record<string, Record<string, { input: bigint; output: bigint; balance: bigint }>>
+export type { AggregatedVolumes }
 
 /** What an order returns; stored verbatim for idempotent replays. */
 export type OrderOutput =
@@ -10,11 +9,11 @@ export type OrderOutput =
   | { readonly type: 'METADATA'; readonly logId: bigint | null }
   | { readonly type: 'LEDGER' }
 
-/** The v2 wire shape of a transaction (`V2Transaction`). */
-export function transactionView(
-  record: TransactionRecord,
-  volumes?: { pre: AggregatedVolumes; post: AggregatedVolumes },
-): Json {
+/**
+ * The v2 wire shape of a transaction (`V2Transaction`); commit volumes are
+ * shown when asked for (write responses, `expand=volumes`).
+ */
+export function transactionView(record: TransactionRecord, options: { volumes: boolean } = { volumes: false }): Json {
   const view: Record<string, Json> = {
     id: record.id,
     postings: record.postings.map((p) => ({ source: p.source, destination: p.destination, amount: p.amount, asset: p.asset })),
@@ -26,9 +25,9 @@ export function transactionView(
   }
   if (record.reference !== undefined) view.reference = record.reference
   if (record.revertedAt !== undefined) view.revertedAt = record.revertedAt
-  if (volumes !== undefined) {
-    view.preCommitVolumes = volumes.pre
-    view.postCommitVolumes = volumes.post
+  if (options.volumes && record.preCommitVolumes !== undefined && record.postCommitVolumes !== undefined) {
+    view.preCommitVolumes = record.preCommitVolumes
+    view.postCommitVolumes = record.postCommitVolumes
   }
   return view
 }

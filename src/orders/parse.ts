@@ -116,7 +116,10 @@ export function parseTimestamp(value: unknown, field: string): string | undefine
   const rfc3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i
   const millis = Date.parse(value)
   if (!rfc3339.test(value) || Number.isNaN(millis)) throw validationError(`${field}: ${describe(value)} is not an RFC 3339 date`)
-  return new Date(millis).toISOString()
+  const normalised = new Date(millis).toISOString()
+  // Years 0000–9999 only: dates are stored fixed-width so that they order as bytes.
+  if (normalised.length !== 24) throw validationError(`${field}: ${describe(value)} is outside years 0000–9999`)
+  return normalised
 }
 
 export function parseBoolean(value: unknown, field: string): boolean {

@@ -71,11 +71,13 @@ export function touchAccounts(
   accounts: Iterable<AccountAddress>,
   usedAt: string,
   metadataByAccount: Readonly<Record<string, Metadata>> = {},
-): void {
+): bigint {
+  let created = 0n
   for (const address of new Set(accounts)) {
     const existing = readAccount(scope, ledger, address)
     const metadata = metadataByAccount[address]
     if (existing === undefined) {
+      created++
       writeAccount(scope, ledger, {
         address,
         metadata: mergeMetadata({}, metadata ?? {}),
@@ -92,6 +94,7 @@ export function touchAccounts(
       })
     }
   }
+  return created
 }
 
 export function accountsOf(postings: readonly Posting[]): AccountAddress[] {

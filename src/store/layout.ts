@@ -12,6 +12,7 @@ export const Zone = {
   logs: 0xf0,
   attributes: 0xf1,
   audit: 0xf2,
+  indexes: 0xf3,
   cacheMirror: 0xff,
 } as const
 
@@ -66,6 +67,33 @@ export function logRowKey(ledger: string, id: bigint): Buffer {
 
 export function logRowPrefix(ledger: string): Buffer {
   return Buffer.concat([Buffer.of(Zone.logs), Buffer.from(ledger, 'utf8'), Buffer.of(0)])
+}
+
+/**
+ * Secondary indexes the FSM writes in the same batch as the transaction:
+ *  - by account, in insertion order: [zone]['A'][ledger][0][account][0][id u64]
+ *    → `{insertedAt, timestamp, volumes: {asset: {input, output}}}` (this
+ *    transaction's moves on the account);
+ *  - moves by effective date: [zone]['M'][ledger][0][account][0][asset][0][timestamp][0][id u64]
+ *    → `{input, output}`; a prefix sum is the account's effective volumes at a date.
+ */
+export const IndexKind = { accountTransactions: 0x41, moves: 0x4d } as const
+
+export function accountTransactionsPrefix(ledger: string, account?: string): Buffer {
+  return Buffer.concat([Buffer.of(Zone.indexes, IndexKind.accountTransactions), Buffer.from(`${ledger}\u0000${account === undefined ? '' : `${account}\u0000`}`, 'utf8')])
+}
+
+export function accountTransactionKey(ledger: string, account: string, id: bigint): Buffer {
+  return Buffer.concat([accountTransactionsPrefix(ledger, account), u64be(id)])
+}
+
+export function movesPrefix(ledger: string, account: string, asset?: string): Buffer {
+  return Buffer.concat([Buffer.of(Zone.indexes, IndexKind.moves), Buffer.from(`${ledger}\u0000${account}\u0000${asset === undefined ? '' : `${asset}\u0000`}`, 'utf8')])
+}
+
+/** Timestamps are fixed-width RFC 3339 UTC (`toISOString`), so bytes order as instants. */
+export function moveKey(ledger: string, account: string, asset: string, timestamp: string, id: bigint): Buffer {
+  return Buffer.concat([movesPrefix(ledger, account, asset), Buffer.from(`${timestamp}\u0000`, 'utf8'), u64be(id)])
 }
 
 /** Audit rows: [zone][seq u64 BE]. */

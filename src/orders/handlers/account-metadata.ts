@@ -9,8 +9,8 @@ import { touchAccounts } from '../postings-apply.ts'
 /** Saving metadata on an account that was never used creates it, as in v2. */
 export function saveAccountMetadata(scope: Scope, order: SaveAccountMetadata): OrderOutput {
   const ledger = readLedger(scope, order.ledger)
-  touchAccounts(scope, order.ledger, [order.address], scope.date, { [order.address]: order.metadata })
-  const logged = appendLedgerLog(scope, ledger, 'SET_METADATA', { targetType: 'ACCOUNT', targetId: order.address, metadata: order.metadata })
+  const created = touchAccounts(scope, order.ledger, [order.address], scope.date, { [order.address]: order.metadata })
+  const logged = appendLedgerLog(scope, { ...ledger, accountCount: ledger.accountCount + created }, 'SET_METADATA', { targetType: 'ACCOUNT', targetId: order.address, metadata: order.metadata })
   return { type: 'METADATA', logId: logged.nextLogId - 1n }
 }
 

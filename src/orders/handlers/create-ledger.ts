@@ -16,6 +16,7 @@ export function createLedger(scope: Scope, order: CreateLedger): OrderOutput {
     features: { ...order.features },
     nextTransactionId: 0n,
     nextLogId: 0n,
+    accountCount: 0n,
     lastLogHash: '',
   })
   return { type: 'LEDGER' }

@@ -23,7 +23,7 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
   const timestamp = order.timestamp ?? scope.date
   // A script already enforced its own overdraft rules: its postings apply as they are.
   const volumes = applyPostings(scope, order.ledger, moves.postings, order.force || order.script !== undefined)
-  touchAccounts(scope, order.ledger, [...accountsOf(moves.postings), ...(Object.keys(moves.accountMetadata) as never[])], timestamp, moves.accountMetadata)
+  const created = touchAccounts(scope, order.ledger, [...accountsOf(moves.postings), ...(Object.keys(moves.accountMetadata) as never[])], timestamp, moves.accountMetadata)
   const transaction: TransactionRecord = {
     id: ledger.nextTransactionId,
     postings: moves.postings,
@@ -33,17 +33,19 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
     ...(order.reference === undefined ? {} : { reference: order.reference }),
     metadata: moves.metadata,
     reverted: false,
+    preCommitVolumes: volumes.pre,
+    postCommitVolumes: volumes.post,
   }
   writeTransaction(scope, order.ledger, transaction)
   if (order.reference !== undefined) {
     scope.write(referenceKey(order.ledger, order.reference), { kind: 'r', value: { transactionId: transaction.id } })
   }
-  const afterTransaction = { ...ledger, nextTransactionId: ledger.nextTransactionId + 1n }
+  const afterTransaction = { ...ledger, nextTransactionId: ledger.nextTransactionId + 1n, accountCount: ledger.accountCount + created }
   const logged = appendLedgerLog(scope, afterTransaction, 'NEW_TRANSACTION', {
     transaction: transactionView(transaction),
     accountMetadata: moves.accountMetadata,
   })
-  return { type: 'TRANSACTION', transaction: transactionView(transaction, volumes), logId: logged.nextLogId - 1n }
+  return { type: 'TRANSACTION', transaction: transactionView(transaction, { volumes: true }), logId: logged.nextLogId - 1n }
 }
 
 interface Moves {

@@ -23,7 +23,7 @@ export function revertTransaction(scope: Scope, order: RevertTransaction): Order
   const postings = revertPostings(original.postings)
   const timestamp = order.atEffectiveDate ? original.timestamp : scope.date
   const volumes = applyPostings(scope, order.ledger, postings, order.force)
-  touchAccounts(scope, order.ledger, accountsOf(postings), timestamp)
+  const created = touchAccounts(scope, order.ledger, accountsOf(postings), timestamp)
   const revert: TransactionRecord = {
     id: ledger.nextTransactionId,
     postings,
@@ -32,12 +32,15 @@ export function revertTransaction(scope: Scope, order: RevertTransaction): Order
     updatedAt: scope.date,
     metadata: mergeMetadata(order.metadata, { [REVERTS_METADATA_KEY]: original.id.toString() }),
     reverted: false,
+    preCommitVolumes: volumes.pre,
+    postCommitVolumes: volumes.post,
   }
   writeTransaction(scope, order.ledger, revert)
   writeTransaction(scope, order.ledger, { ...original, reverted: true, revertedAt: scope.date, updatedAt: scope.date })
-  const logged = appendLedgerLog(scope, { ...ledger, nextTransactionId: ledger.nextTransactionId + 1n }, 'REVERTED_TRANSACTION', {
+  const next = { ...ledger, nextTransactionId: ledger.nextTransactionId + 1n, accountCount: ledger.accountCount + created }
+  const logged = appendLedgerLog(scope, next, 'REVERTED_TRANSACTION', {
     revertedTransactionID: original.id,
     transaction: transactionView(revert),
   })
-  return { type: 'TRANSACTION', transaction: transactionView(revert, volumes), logId: logged.nextLogId - 1n }
+  return { type: 'TRANSACTION', transaction: transactionView(revert, { volumes: true }), logId: logged.nextLogId - 1n }
 }

@@ -1,0 +1,44 @@
+import type { Json } from '../domain/index.ts'
+import { invariant, stringifyJson } from '../domain/index.ts'
+import type { LedgerLog } from '../orders/index.ts'
+import { accountTransactionKey, moveKey } from '../store/layout.ts'
+import type { WriteBatch } from './write-batch.ts'
+
+interface LoggedTransaction {
+  readonly id: bigint
+  readonly timestamp: string
+  readonly insertedAt: string
+  readonly postings: readonly { source: string; destination: string; amount: bigint; asset: string }[]
+}
+
+/**
+ * Index rows for a transaction, derived from its v2 log (the one place every
+ * new transaction is described): by account in insertion order, and moves by
+ * effective date. Pure: same log, same rows.
+ */
+export function writeTransactionIndexes(ledger: string, log: LedgerLog, batch: WriteBatch): void {
+  if (log.type !== 'NEW_TRANSACTION' && log.type !== 'REVERTED_TRANSACTION') return
+  const transaction = (log.data as unknown as { transaction: LoggedTransaction }).transaction
+  invariant(typeof transaction.id === 'bigint' && transaction.postings.length > 0, 'logged transaction with id and postings')
+  const deltas = new Map<string, Map<string, { input: bigint; output: bigint }>>()
+  const delta = (account: string, asset: string) => {
+    let byAsset = deltas.get(account)
+    if (byAsset === undefined) deltas.set(account, (byAsset = new Map()))
+    let entry = byAsset.get(asset)
+    if (entry === undefined) byAsset.set(asset, (entry = { input: 0n, output: 0n }))
+    return entry
+  }
+  for (const posting of transaction.postings) {
+    delta(posting.source, posting.asset).output += posting.amount
+    delta(posting.destination, posting.asset).input += posting.amount
+  }
+  for (const [account, byAsset] of deltas) {
+    const volumes: Record<string, Json> = {}
+    for (const [asset, moved] of byAsset) {
+      volumes[asset] = moved
+      batch.put(moveKey(ledger, account, asset, transaction.timestamp, transaction.id), Buffer.from(stringifyJson(moved), 'utf8'))
+    }
+    const row = { insertedAt: transaction.insertedAt, timestamp: transaction.timestamp, volumes }
+    batch.put(accountTransactionKey(ledger, account, transaction.id), Buffer.from(stringifyJson(row), 'utf8'))
+  }
+}
