@@ -38,6 +38,8 @@ export interface SubmitOptions {
    * admission clock: a log import replays each log at its original date.
    */
   readonly date?: string
+  /** Execute through the whole pipeline, apply and audit nothing (v2 `dryRun`). */
+  readonly dryRun?: boolean
 }
 
 /** Bounds planning rounds: a Numscript chain of meta() lookups may need several loads. */
@@ -128,6 +130,7 @@ export class Admission {
         })),
         atomic: options.atomic,
         continueOnFailure: options.continueOnFailure,
+        ...(options.dryRun === true ? { dryRun: true } : {}),
       }
       const appended = this.options.sequencer.append(encodeProposal(proposal))
       invariant(appended === index, () => `predicted index ${index}, appended at ${appended}`)

@@ -12,8 +12,9 @@ export async function submitOne(
   reply: FastifyReply,
   proposed: ProposedOrder,
   success: (output: OrderOutput, reply: FastifyReply) => FastifyReply,
+  options: { dryRun?: boolean } = {},
 ): Promise<FastifyReply> {
-  const [result] = await node.admission.submit([proposed], { atomic: true, continueOnFailure: false })
+  const [result] = await node.admission.submit([proposed], { atomic: true, continueOnFailure: false, dryRun: options.dryRun === true })
   return answer(reply, result, success)
 }
 

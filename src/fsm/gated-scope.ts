@@ -45,7 +45,7 @@ export class GatedScope implements Scope {
     readonly date: string,
     readonly idempotencyKey: string | undefined,
     private readonly allowed: ReadonlySet<CanonicalKey>,
-    private readonly seededAbsent: ReadonlySet<CanonicalKey>,
+    private readonly seeds: ReadonlyMap<CanonicalKey, AttributeValue | null>,
     private readonly cache: AttributeCache,
     private readonly writes: WriteSet,
   ) {}
@@ -57,7 +57,8 @@ export class GatedScope implements Scope {
     const cached = this.cache.get(key)
     if (cached.state === 'live') return cached.attribute.value
     if (cached.state === 'deleted') return undefined
-    if (this.seededAbsent.has(key)) return undefined
+    const seed = this.seeds.get(key)
+    if (seed !== undefined) return seed ?? undefined
     throw new CoverageMiss(key, 'declared coverage-only but the cache does not hold it')
   }
 

@@ -34,6 +34,8 @@ export interface Proposal {
   readonly orders: readonly PlannedOrder[]
   readonly atomic: boolean
   readonly continueOnFailure: boolean
+  /** Run every order and keep nothing (v2 `dryRun`). */
+  readonly dryRun?: boolean
 }
 
 export const proposalOrdersMax = 10_000

@@ -1,4 +1,4 @@
-import type { CanonicalKey, Json } from '../domain/index.ts'
+import type { AttributeValue, CanonicalKey, Json } from '../domain/index.ts'
 import {
   InvariantViolation,
   TallyError,
@@ -91,9 +91,11 @@ export class LedgerStateMachine {
     }
     if (stale !== undefined) return { index, outcome: 'stale', reason: stale }
 
-    const seededAbsent = this.preload(proposal, batch)
+    const seeds = this.preload(proposal, batch)
     const proposalWrites = new WriteSet(undefined)
-    const results = this.runOrders(index, proposal, seededAbsent, proposalWrites)
+    const results = this.runOrders(index, proposal, seeds, proposalWrites)
+    // A dry run executes everything and keeps nothing: no rows, no cache change, no audit entry.
+    if (proposal.dryRun === true) return { index, outcome: 'applied', results }
     const failed = results.some((result) => result.status === 'failed')
     const committed = proposal.atomic && failed ? new WriteSet(undefined) : proposalWrites
     const finalResults = proposal.atomic && failed ? results.map(atomicRollback) : results
@@ -113,22 +115,29 @@ export class LedgerStateMachine {
     return undefined
   }
 
-  /** Step 3: seeds fill the cache where neither generation holds the key (the cache wins). */
-  private preload(proposal: Proposal, batch: WriteBatch): Set<CanonicalKey> {
-    const seededAbsent = new Set<CanonicalKey>()
+  /**
+   * Step 3: seeds fill the cache where neither generation holds the key (the
+   * cache wins). Returns the seeds for the gated scope, which serves them only
+   * where the cache has nothing: absent rows, and every seed of a dry run,
+   * which leaves the cache untouched.
+   */
+  private preload(proposal: Proposal, batch: WriteBatch): Map<CanonicalKey, AttributeValue | null> {
+    const seeds = new Map<CanonicalKey, AttributeValue | null>()
     for (const entry of proposal.coverage) {
       if (entry.seed === undefined) continue
       if (entry.seed === null) {
-        seededAbsent.add(entry.key)
+        seeds.set(entry.key, null)
         continue
       }
       const attribute = decodeAttribute(kindOf(entry.key), Buffer.from(entry.seed, 'utf8'))
-      if (this.cache.preload(entry.key, attribute, batch)) batch.put(attributeRowKey(entry.key), attribute.bytes)
+      seeds.set(entry.key, attribute.value)
+      // The row came from the store: only the cache (and its mirror) needs it.
+      if (proposal.dryRun !== true) this.cache.preload(entry.key, attribute, batch)
     }
-    return seededAbsent
+    return seeds
   }
 
-  private runOrders(index: number, proposal: Proposal, seededAbsent: Set<CanonicalKey>, writes: WriteSet): OrderResult[] {
+  private runOrders(index: number, proposal: Proposal, seeds: ReadonlyMap<CanonicalKey, AttributeValue | null>, writes: WriteSet): OrderResult[] {
     const results: OrderResult[] = []
     let stopped = false
     for (const planned of proposal.orders) {
@@ -138,7 +147,7 @@ export class LedgerStateMachine {
       }
       const allowed = new Set(decodeBits(planned.coverageBits, proposal.coverage.length).map((i) => (proposal.coverage[i] as { key: CanonicalKey }).key))
       const orderWrites = new WriteSet(writes)
-      const scope = new GatedScope(proposal.date, planned.idempotencyKey, allowed, seededAbsent, this.cache, orderWrites)
+      const scope = new GatedScope(proposal.date, planned.idempotencyKey, allowed, seeds, this.cache, orderWrites)
       const result = this.runOrder(index, planned, scope, orderWrites)
       results.push(result)
       if (result.status === 'applied') orderWrites.mergeIntoParent()

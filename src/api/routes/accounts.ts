@@ -4,7 +4,7 @@ import { parseAccountAddress, parseMetadata, parseMetadataKey } from '../../doma
 import type { Views } from '../views.ts'
 import { parsePageRequest } from '../paging.ts'
 import type { Params, Query } from '../requests.ts'
-import { expandsVolumes, idempotencyKeyOf, ledgerParam, requestHash } from '../requests.ts'
+import { expandsVolumes, idempotencyKeyOf, ledgerParam, queryFlag, requestHash } from '../requests.ts'
 import { noContent, submitOne } from '../writes.ts'
 
 export function accountRoutes(app: FastifyInstance, node: LedgerNode, views: Views): void {
@@ -26,7 +26,9 @@ export function accountRoutes(app: FastifyInstance, node: LedgerNode, views: Vie
     const metadata = parseMetadata(request.body, 'body')
     const key = idempotencyKeyOf(request)
     const order = { type: 'SAVE_ACCOUNT_METADATA' as const, ledger, address, metadata }
-    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['account-metadata', order]) } : {}) }, noContent)
+    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['account-metadata', order]) } : {}) }, noContent, {
+      dryRun: queryFlag(request, 'dryRun'),
+    })
   })
 
   app.delete('/v2/:ledger/accounts/:address/metadata/:key', async (request, reply) => {

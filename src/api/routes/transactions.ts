@@ -23,7 +23,9 @@ export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views:
     const ledger = ledgerParam(request)
     const order = parseCreateTransaction(ledger, request.body, { force: queryFlag(request, 'force') })
     const key = idempotencyKeyOf(request)
-    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['create-transaction', order]) } : {}) }, transactionData(200))
+    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['create-transaction', order]) } : {}) }, transactionData(200), {
+      dryRun: queryFlag(request, 'dryRun'),
+    })
   })
 
   app.post('/v2/:ledger/transactions/:id/revert', async (request, reply) => {
@@ -34,7 +36,9 @@ export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views:
       atEffectiveDate: queryFlag(request, 'atEffectiveDate'),
     })
     const key = idempotencyKeyOf(request)
-    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['revert', order]) } : {}) }, transactionData(201))
+    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['revert', order]) } : {}) }, transactionData(201), {
+      dryRun: queryFlag(request, 'dryRun'),
+    })
   })
 
   app.post('/v2/:ledger/transactions/:id/metadata', async (request, reply) => {
