@@ -1,24 +1,180 @@
 import { createHash } from 'node:crypto'
 import type { Json } from '../domain/index.ts'
-import { stringifyJson } from '../domain/index.ts'
+import { InvariantViolation, isJsonObject, validationError } from '../domain/index.ts'
 
 /**
- * Formance v2's log hash: SHA-256 over the previous hash as a JSON string
- * line (absent for a ledger's first log) followed by the log as a JSON line
- * with `id` zeroed and `hash` null. Go's encoder escapes <, > and & in
- * strings, so we do too. The exact byte rule is pinned by the import/export
- * fixtures (issue 4).
+ * Formance v2's log hash (`shared/reference/formance.md` §3, v2's Go
+ * `Log.ComputeHash`): SHA-256 over a Go `json.Encoder` stream of
+ *
+ *   "<previous hash, base64>"\n          (absent for a ledger's first log)
+ *   {"type":T,"data":MEMENTO,"date":D,"idempotencyKey":K,"id":0,"hash":null[,"schemaVersion":V]}\n
+ *
+ * where MEMENTO is the log payload reduced to what v2 hashes (`GetMemento`):
+ * a transaction is `{postings, metadata, timestamp, reference?, id,
+ * reverted: false}` (volumes and dates other than the timestamp excluded),
+ * in Go's struct field order; maps (metadata) in Go's key order (UTF-8
+ * bytes). Dates print as Go's RFC 3339 with trailing fractional zeros
+ * trimmed (`2026-01-01T00:00:01Z`, `…:01.5Z`). Strings are escaped as Go's
+ * encoder does (`<`, `>`, `&`, U+2028, U+2029 as \uXXXX).
+ *
+ * A payload that does not have its type's shape is hashed as a generic JSON
+ * value (Go's encoding of `map[string]any`: keys sorted).
  */
-export function v2LogHash(previousHash: string, log: { type: string; data: Json; date: string; idempotencyKey?: string }): string {
+export interface V2LogHashInput {
+  readonly type: string
+  readonly data: Json
+  readonly date: string
+  readonly idempotencyKey?: string
+  readonly schemaVersion?: string
+}
+
+export function v2LogHash(previousHash: string, log: V2LogHashInput): string {
   const hash = createHash('sha256')
-  if (previousHash !== '') hash.update(`${goJson(previousHash)}\n`)
-  const body = `{"type":${goJson(log.type)},"data":${goJson(log.data)},"date":${goJson(log.date)},"idempotencyKey":${goJson(
-    log.idempotencyKey ?? '',
-  )},"id":0,"hash":null}\n`
-  hash.update(body)
+  if (previousHash !== '') hash.update(`${goString(previousHash)}\n`)
+  hash.update(v2LogHashText(log), 'utf8')
   return hash.digest('base64')
 }
 
-function goJson(value: Json | string): string {
-  return stringifyJson(value).replace(/[<>&\u2028\u2029]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`)
+/** The exact text hashed for one log (after the previous hash line), newline included. */
+export function v2LogHashText(log: V2LogHashInput): string {
+  const schemaVersion = log.schemaVersion === undefined || log.schemaVersion === '' ? '' : `,"schemaVersion":${goString(log.schemaVersion)}`
+  return (
+    `{"type":${goString(log.type)},"data":${v2Memento(log.type, log.data)},"date":${goString(goDate(log.date))},` +
+    `"idempotencyKey":${goString(log.idempotencyKey ?? '')},"id":0,"hash":null${schemaVersion}}\n`
+  )
+}
+
+/** The payload as v2 hashes it, Go-encoded. */
+export function v2Memento(type: string, data: Json): string {
+  if (!isJsonObject(data)) return goValue(data)
+  switch (type) {
+    case 'NEW_TRANSACTION': {
+      const transaction = data.transaction
+      if (!isJsonObject(transaction)) return goValue(data)
+      return `{"transaction":${transactionResume(transaction)},"accountMetadata":${goValue(data.accountMetadata ?? null)}}`
+    }
+    case 'REVERTED_TRANSACTION': {
+      const transaction = data.transaction
+      const reverted = data.revertedTransaction
+      const revertedId = data.revertedTransactionID ?? (isJsonObject(reverted) ? reverted.id : undefined)
+      if (!isJsonObject(transaction) || revertedId === undefined) return goValue(data)
+      return `{"revertedTransactionID":${goValue(revertedId)},"transaction":${transactionResume(transaction)}}`
+    }
+    case 'SET_METADATA':
+      return `{"targetType":${goValue(data.targetType ?? '')},"targetId":${goValue(data.targetId ?? null)},"metadata":${goValue(data.metadata ?? null)}}`
+    case 'DELETE_METADATA':
+      return `{"targetType":${goValue(data.targetType ?? '')},"targetId":${goValue(data.targetId ?? null)},"key":${goValue(data.key ?? '')}}`
+    default:
+      return goValue(data)
+  }
+}
+
+/** v2's `transactionResume`: `reverted` is never set in the memento, so it is always false. */
+function transactionResume(transaction: { [key: string]: Json }): string {
+  const postings = transaction.postings
+  const postingsText = Array.isArray(postings) ? `[${postings.map(postingText).join(',')}]` : 'null'
+  const timestamp = typeof transaction.timestamp === 'string' ? goDate(transaction.timestamp) : '0001-01-01T00:00:00Z'
+  const reference = typeof transaction.reference === 'string' && transaction.reference !== '' ? `,"reference":${goString(transaction.reference)}` : ''
+  return `{"postings":${postingsText},"metadata":${goValue(transaction.metadata ?? null)},"timestamp":${goString(timestamp)}${reference},"id":${goValue(transaction.id ?? 0n)},"reverted":false}`
+}
+
+function postingText(posting: Json): string {
+  if (!isJsonObject(posting)) return goValue(posting)
+  return `{"source":${goValue(posting.source ?? '')},"destination":${goValue(posting.destination ?? '')},"amount":${goValue(posting.amount ?? null)},"asset":${goValue(posting.asset ?? '')}}`
+}
+
+// ---- Go's encoding/json -------------------------------------------------------
+
+/** A generic value as Go encodes `any`: object keys in byte order of their UTF-8. */
+function goValue(value: Json): string {
+  switch (typeof value) {
+    case 'string':
+      return goString(value)
+    case 'bigint':
+      return value.toString()
+    case 'number':
+      if (!Number.isFinite(value)) throw new InvariantViolation('non-finite number in a v2 log')
+      return JSON.stringify(value)
+    case 'boolean':
+      return value ? 'true' : 'false'
+    case 'object': {
+      if (value === null) return 'null'
+      if (Array.isArray(value)) return `[${value.map(goValue).join(',')}]`
+      const keys = Object.keys(value).sort(compareUtf8)
+      return `{${keys.map((key) => `${goString(key)}:${goValue(value[key] as Json)}`).join(',')}}`
+    }
+    default:
+      throw new InvariantViolation(`value of type ${typeof value} in a v2 log`)
+  }
+}
+
+/** JSON.stringify escapes what Go escapes except the HTML-safe set and the JS line separators. */
+function goString(text: string): string {
+  return JSON.stringify(text).replace(/[<>&\u2028\u2029]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
+/** Go sorts map keys as byte strings; UTF-16 order differs only around surrogates. */
+export function compareUtf8(left: string, right: string): number {
+  if (left === right) return 0
+  return Buffer.compare(Buffer.from(left, 'utf8'), Buffer.from(right, 'utf8'))
+}
+
+// ---- dates --------------------------------------------------------------------
+
+const RFC3339 = /^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$/
+
+interface ParsedDate {
+  /** `YYYY-MM-DDTHH:MM:SS` in UTC. */
+  readonly seconds: string
+  /** Fraction of a second, exactly 9 digits. */
+  readonly nanos: string
+}
+
+function parseRfc3339(text: string): ParsedDate | undefined {
+  const match = RFC3339.exec(text)
+  if (match === null) return undefined
+  const [, day, time, fraction = '', zone = 'Z'] = match as unknown as [string, string, string, string | undefined, string]
+  const millis = Date.parse(`${day}T${time}${zone === 'z' ? 'Z' : zone}`)
+  if (Number.isNaN(millis)) return undefined
+  const seconds = zone === 'Z' || zone === 'z' ? `${day}T${time}` : utcSeconds(Math.floor(millis / 1000))
+  return { seconds, nanos: fraction.padEnd(9, '0') }
+}
+
+/** `YYYY-MM-DDTHH:MM:SS` of a Unix time, by civil-calendar arithmetic (the core reads no Date objects). */
+function utcSeconds(unixSeconds: number): string {
+  const days = Math.floor(unixSeconds / 86_400)
+  const secondOfDay = unixSeconds - days * 86_400
+  const shifted = days + 719_468
+  const era = Math.floor(shifted / 146_097)
+  const dayOfEra = shifted - era * 146_097
+  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36_524) - Math.floor(dayOfEra / 146_096)) / 365)
+  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100))
+  const monthIndex = Math.floor((5 * dayOfYear + 2) / 153)
+  const day = dayOfYear - Math.floor((153 * monthIndex + 2) / 5) + 1
+  const month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+  const year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+  const two = (value: number): string => String(value).padStart(2, '0')
+  const time = `${two(Math.floor(secondOfDay / 3600))}:${two(Math.floor((secondOfDay % 3600) / 60))}:${two(secondOfDay % 60)}`
+  return `${String(year).padStart(4, '0')}-${two(month)}-${two(day)}T${time}`
+}
+
+/** Go's `time.RFC3339Nano` of a UTC time: the fraction without trailing zeros, none when zero. */
+export function goDate(text: string): string {
+  const parsed = parseRfc3339(text)
+  if (parsed === undefined) throw new InvariantViolation(`not an RFC 3339 date: ${JSON.stringify(text)}`)
+  const fraction = parsed.nanos.replace(/0+$/, '')
+  return `${parsed.seconds}${fraction === '' ? '' : `.${fraction}`}Z`
+}
+
+/**
+ * A v2 date (microsecond precision) as Tally stores dates: `toISOString`'s
+ * millisecond form when the date falls on a millisecond, else six digits, so
+ * both our own exports and v2's round-trip to the same instant and hash.
+ */
+export function importedDate(text: string, field: string): string {
+  const parsed = parseRfc3339(text)
+  if (parsed === undefined) throw validationError(`${field}: ${JSON.stringify(text)} is not an RFC 3339 date`)
+  if (!parsed.nanos.endsWith('000')) throw validationError(`${field}: ${JSON.stringify(text)} is finer than v2's microsecond precision`)
+  const fraction = parsed.nanos.endsWith('000000') ? parsed.nanos.slice(0, 3) : parsed.nanos.slice(0, 6)
+  return `${parsed.seconds}.${fraction}Z`
 }

@@ -1,0 +1,99 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { parseJson } from '../../src/domain/index.ts'
+import type { Json } from '../../src/domain/index.ts'
+import { goDate, importedDate, v2LogHash, v2LogHashText } from '../../src/audit/v2-log-hash.ts'
+
+export const HAND_BUILT_FIXTURE = fileURLToPath(new URL('./fixtures/v2-hand-built.jsonl', import.meta.url))
+
+/**
+ * The texts v2 hashes for the fixture's logs, written by hand from the rule in
+ * formance.md §3 (memento field order, Go map key order, Go date format, Go's
+ * HTML-safe string escapes, "id":0 and "hash":null): the oracle, independent of
+ * `v2LogHash`. The fixture's hashes were computed from these texts outside
+ * this code base.
+ */
+const HAND_TEXTS = [
+  '{"type":"NEW_TRANSACTION","data":{"transaction":{"postings":[{"source":"world","destination":"users:1","amount":100,"asset":"USD/2"}],"metadata":{"a":"\\u003c1\\u003e","b":"2"},"timestamp":"2024-03-01T10:00:00.123456Z","reference":"ref-0","id":0,"reverted":false},"accountMetadata":{"users:1":{"role":"payer"}}},"date":"2024-03-01T10:00:00.123456Z","idempotencyKey":"ik-0","id":0,"hash":null}\n',
+  '{"type":"NEW_TRANSACTION","data":{"transaction":{"postings":[{"source":"users:1","destination":"users:2","amount":40,"asset":"USD/2"}],"metadata":{},"timestamp":"2024-03-01T09:00:00Z","id":1,"reverted":false},"accountMetadata":{}},"date":"2024-03-01T10:00:01.5Z","idempotencyKey":"","id":0,"hash":null}\n',
+  '{"type":"SET_METADATA","data":{"targetType":"ACCOUNT","targetId":"users:2","metadata":{"tier":"gold"}},"date":"2024-03-01T10:00:02Z","idempotencyKey":"","id":0,"hash":null}\n',
+  '{"type":"SET_METADATA","data":{"targetType":"TRANSACTION","targetId":1,"metadata":{"note":"é \\u0026 more"}},"date":"2024-03-01T10:00:03.000001Z","idempotencyKey":"","id":0,"hash":null}\n',
+  '{"type":"DELETE_METADATA","data":{"targetType":"ACCOUNT","targetId":"users:1","key":"role"},"date":"2024-03-01T10:00:04Z","idempotencyKey":"","id":0,"hash":null}\n',
+  '{"type":"REVERTED_TRANSACTION","data":{"revertedTransactionID":1,"transaction":{"postings":[{"source":"users:2","destination":"users:1","amount":40,"asset":"USD/2"}],"metadata":{"com.formance.spec/state/reverts":"1"},"timestamp":"2024-03-01T10:00:05.25Z","id":2,"reverted":false}},"date":"2024-03-01T10:00:05.25Z","idempotencyKey":"","id":0,"hash":null}\n',
+  '{"type":"DELETE_METADATA","data":{"targetType":"TRANSACTION","targetId":1,"key":"note"},"date":"2024-03-01T10:00:06Z","idempotencyKey":"","id":0,"hash":null}\n',
+]
+
+interface FixtureLog {
+  readonly type: string
+  readonly data: Json
+  readonly date: string
+  readonly idempotencyKey: string
+  readonly hash: string
+}
+
+export function readFixture(): FixtureLog[] {
+  return readFileSync(HAND_BUILT_FIXTURE, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => parseJson(line) as unknown as FixtureLog)
+}
+
+test('v2 hash: the hand-written texts chain to the fixture hashes (plain SHA-256, no Tally code)', () => {
+  const logs = readFixture()
+  assert.equal(logs.length, HAND_TEXTS.length)
+  let previous = ''
+  HAND_TEXTS.forEach((text, i) => {
+    const digest = createHash('sha256')
+    if (previous !== '') digest.update(`"${previous}"\n`)
+    previous = digest.update(text, 'utf8').digest('base64')
+    assert.equal(previous, logs[i]?.hash, `log ${i}`)
+  })
+})
+
+test('v2 hash: v2LogHash reproduces every fixture hash from the exported logs (extra fields ignored)', () => {
+  let previous = ''
+  readFixture().forEach((log, i) => {
+    assert.equal(v2LogHashText(log), HAND_TEXTS[i], `text of log ${i}`)
+    const hash = v2LogHash(previous, log)
+    assert.equal(hash, log.hash, `hash of log ${i}`)
+    previous = hash
+  })
+})
+
+test('v2 hash: chained and sensitive to type, data, date and idempotency key; key order of metadata is not', () => {
+  const [first] = readFixture()
+  assert.ok(first !== undefined)
+  const base = v2LogHash('', first)
+  assert.notEqual(v2LogHash(base, first), base)
+  assert.notEqual(v2LogHash('', { ...first, idempotencyKey: 'other' }), base)
+  assert.notEqual(v2LogHash('', { ...first, date: '2024-03-01T10:00:00.123457Z' }), base)
+  assert.notEqual(v2LogHash('', { ...first, type: 'SET_METADATA' }), base)
+  const data = first.data as { transaction: { metadata: Record<string, string> } }
+  const reordered = { ...data, transaction: { ...data.transaction, metadata: { b: '2', a: '<1>' } } }
+  assert.equal(v2LogHash('', { ...first, data: reordered as unknown as Json }), base)
+  const changed = { ...data, transaction: { ...data.transaction, metadata: { a: '<1>', b: '3' } } }
+  assert.notEqual(v2LogHash('', { ...first, data: changed as unknown as Json }), base)
+})
+
+test('v2 dates: Go RFC3339Nano for hashing, microsecond-exact import form', () => {
+  assert.equal(goDate('2026-01-01T00:00:01.000Z'), '2026-01-01T00:00:01Z')
+  assert.equal(goDate('2026-01-01T00:00:01.120Z'), '2026-01-01T00:00:01.12Z')
+  assert.equal(goDate('2026-01-01T02:00:01.5+02:00'), '2026-01-01T00:00:01.5Z')
+  assert.equal(importedDate('2026-01-01T00:00:01Z', 'date'), '2026-01-01T00:00:01.000Z')
+  assert.equal(importedDate('2026-01-01T00:00:01.25Z', 'date'), '2026-01-01T00:00:01.250Z')
+  assert.equal(importedDate('2026-01-01T00:00:01.000001Z', 'date'), '2026-01-01T00:00:01.000001Z')
+  assert.throws(() => importedDate('2026-01-01T00:00:01.0000001Z', 'date'), /microsecond/)
+  assert.throws(() => importedDate('yesterday', 'date'), /RFC 3339/)
+  for (const date of ['2026-01-01T00:00:01.000Z', '2024-03-01T10:00:00.123456Z']) assert.equal(goDate(importedDate(goDate(date), 'd')), goDate(date))
+})
+
+test('v2 dates: offsets convert to UTC across day, month and leap-year boundaries', () => {
+  assert.equal(goDate('2024-03-01T01:30:00-02:00'), '2024-03-01T03:30:00Z')
+  assert.equal(goDate('2024-03-01T01:30:00+02:00'), '2024-02-29T23:30:00Z')
+  assert.equal(goDate('2023-03-01T01:30:00.25+02:00'), '2023-02-28T23:30:00.25Z')
+  assert.equal(goDate('2000-01-01T00:00:00+00:01'), '1999-12-31T23:59:00Z')
+  assert.equal(goDate('1969-12-31T23:00:00-02:00'), '1970-01-01T01:00:00Z')
+})
