@@ -23,7 +23,7 @@ export interface PageRequest {
 }
 
 /** Query parameters that shape a list (carried in cursors). */
-const LIST_OPTIONS = ['expand'] as const
+const LIST_OPTIONS = ['expand', 'pit'] as const
 
 export interface Page<T> {
   readonly pageSize: number

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import type { LedgerName } from '../domain/index.ts'
 import { canonicalJson, parseLedgerName, validationError } from '../domain/index.ts'
+import { parseTimestamp } from '../orders/index.ts'
+import type { Expand } from './views.ts'
 
 export type Params = Record<string, string>
 export type Query = Record<string, string | undefined>
@@ -34,8 +36,14 @@ export function requestHash(parts: unknown): string {
   return createHash('sha256').update(canonicalJson(parts)).digest('base64url')
 }
 
-export function expandsVolumes(options: Readonly<Record<string, string | undefined>>): boolean {
-  const expand = options.expand
-  if (expand === undefined) return false
-  return expand.split(',').map((part) => part.trim()).includes('volumes')
+const EXPANSIONS = ['volumes', 'effectiveVolumes'] as const
+
+/** `expand=volumes,effectiveVolumes` and `pit` (RFC 3339), validated. */
+export function expandOf(options: Readonly<Record<string, string | undefined>>): Expand {
+  const parts = (options.expand ?? '').split(',').map((part) => part.trim()).filter((part) => part !== '')
+  for (const part of parts) {
+    if (!(EXPANSIONS as readonly string[]).includes(part)) throw validationError(`expand: unknown expansion ${JSON.stringify(part)}, expected ${EXPANSIONS.join(' or ')}`)
+  }
+  const pit = parseTimestamp(options.pit, 'pit')
+  return { volumes: parts.includes('volumes'), effectiveVolumes: parts.includes('effectiveVolumes'), ...(pit === undefined ? {} : { pit }) }
 }

@@ -20,6 +20,16 @@ import type { Store } from '../store/index.ts'
 import { attributeRowKey, logRowPrefix } from '../store/index.ts'
 import type { Page, PageRequest } from './paging.ts'
 import { pageOfRows } from './paging.ts'
+import { effectiveVolumes, transactionEffectiveVolumes, volumesInsertedBy, volumesJson } from './history.ts'
+
+/** What a read adds to the stored record: commit volumes, effective volumes, a point in time. */
+export interface Expand {
+  readonly volumes: boolean
+  readonly effectiveVolumes: boolean
+  readonly pit?: string
+}
+
+export const NO_EXPAND: Expand = { volumes: false, effectiveVolumes: false }
 
 /**
  * Read views over the store (never the FSM's in-flight state): what a write
@@ -53,37 +63,52 @@ export class Views {
     })
   }
 
-  async transaction(ledger: LedgerName, id: TransactionId): Promise<Json> {
+  async transaction(ledger: LedgerName, id: TransactionId, expand: Expand = NO_EXPAND): Promise<Json> {
     await this.ledger(ledger)
     const row = await this.store.get(attributeRowKey(transactionKey(ledger, id)))
     if (row === undefined) throw notFound(`transaction ${id} not found`)
-    return this.transactionFromRow(row)
+    return this.transactionFromRow(ledger, row, expand)
   }
 
-  private transactionFromRow(row: Buffer): Json {
+  private async transactionFromRow(ledger: LedgerName, row: Buffer, expand: Expand): Promise<Json> {
     const attribute = decodeAttribute('t', row)
     invariant(attribute.value.kind === 't', 'transaction row of another kind')
-    return transactionView(attribute.value.value)
+    const record = attribute.value.value
+    const view = transactionView(record, { volumes: expand.volumes }) as Record<string, Json>
+    if (expand.effectiveVolumes) {
+      const effective = await transactionEffectiveVolumes(this.store, ledger, record)
+      view.preCommitEffectiveVolumes = effective.pre
+      view.postCommitEffectiveVolumes = effective.post
+    }
+    return view
   }
 
-  async listTransactions(ledger: LedgerName, request: PageRequest): Promise<Page<Json>> {
+  async listTransactions(ledger: LedgerName, request: PageRequest, expand: Expand = NO_EXPAND): Promise<Page<Json>> {
     await this.ledger(ledger)
-    return pageOfRows(this.store, {
+    const page = await pageOfRows(this.store, {
       prefix: attributeRowKey(transactionPrefix(ledger) as never),
       descending: true,
       request,
-      view: (_key, value) => this.transactionFromRow(value),
+      view: (_key, value) => value,
     })
+    const data: Json[] = []
+    for (const row of page.data) data.push(await this.transactionFromRow(ledger, row, expand))
+    return { ...page, data }
   }
 
-  async account(ledger: LedgerName, address: AccountAddress, expandVolumes: boolean): Promise<Json> {
+  async stats(ledger: LedgerName): Promise<Json> {
+    const record = await this.ledger(ledger)
+    return { accounts: record.accountCount, transactions: record.nextTransactionId }
+  }
+
+  async account(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): Promise<Json> {
     await this.ledger(ledger)
     const row = await this.store.get(attributeRowKey(accountKey(ledger, address)))
     if (row === undefined) throw notFound(`account ${address} not found`)
-    return this.accountFromRow(ledger, row, expandVolumes)
+    return this.accountFromRow(ledger, row, expand)
   }
 
-  private async accountFromRow(ledger: LedgerName, row: Buffer, expandVolumes: boolean): Promise<Json> {
+  private async accountFromRow(ledger: LedgerName, row: Buffer, expand: Expand): Promise<Json> {
     const attribute = decodeAttribute('a', row)
     invariant(attribute.value.kind === 'a', 'account row of another kind')
     const record: AccountRecord = attribute.value.value
@@ -94,7 +119,11 @@ export class Views {
       updatedAt: record.updatedAt,
       firstUsage: record.firstUsage,
     }
-    if (expandVolumes) view.volumes = await this.volumesOf(ledger, record.address)
+    if (expand.volumes) {
+      view.volumes =
+        expand.pit === undefined ? await this.volumesOf(ledger, record.address) : volumesJson(await volumesInsertedBy(this.store, ledger, record.address, expand.pit))
+    }
+    if (expand.effectiveVolumes) view.effectiveVolumes = volumesJson(await effectiveVolumes(this.store, ledger, record.address, expand.pit))
     return view
   }
 
@@ -110,7 +139,7 @@ export class Views {
     return volumes
   }
 
-  async listAccounts(ledger: LedgerName, request: PageRequest, expandVolumes: boolean): Promise<Page<Json>> {
+  async listAccounts(ledger: LedgerName, request: PageRequest, expand: Expand = NO_EXPAND): Promise<Page<Json>> {
     await this.ledger(ledger)
     const page = await pageOfRows(this.store, {
       prefix: attributeRowKey(accountPrefix(ledger) as never),
@@ -119,7 +148,7 @@ export class Views {
       view: (_key, value) => value,
     })
     const data: Json[] = []
-    for (const row of page.data) data.push(await this.accountFromRow(ledger, row, expandVolumes))
+    for (const row of page.data) data.push(await this.accountFromRow(ledger, row, expand))
     return { ...page, data }
   }
 

@@ -57,7 +57,7 @@ test('numscript through the pipeline: fee split, metadata, missing funds, force,
     assert.equal(transaction?.metadata.kind, 'sale')
     assert.equal(await balance(node, 'users:1'), 9_000n)
     assert.equal(await balance(node, 'fees'), 20n)
-    const merchant = (await new Views(node.store).account(L, 'merchant' as AccountAddress, false)) as { metadata: Record<string, string> }
+    const merchant = (await new Views(node.store).account(L, 'merchant' as AccountAddress)) as { metadata: Record<string, string> }
     assert.equal(merchant.metadata.tier, 'gold')
 
     const short = await one(node, script('send [USD/2 100000] ( source = @users:1 destination = @x )'))

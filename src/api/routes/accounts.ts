@@ -4,20 +4,20 @@ import { parseAccountAddress, parseMetadata, parseMetadataKey } from '../../doma
 import type { Views } from '../views.ts'
 import { parsePageRequest } from '../paging.ts'
 import type { Params, Query } from '../requests.ts'
-import { expandsVolumes, idempotencyKeyOf, ledgerParam, queryFlag, requestHash } from '../requests.ts'
+import { expandOf, idempotencyKeyOf, ledgerParam, queryFlag, requestHash } from '../requests.ts'
 import { noContent, submitOne } from '../writes.ts'
 
 export function accountRoutes(app: FastifyInstance, node: LedgerNode, views: Views): void {
   app.get('/v2/:ledger/accounts', async (request) => {
     const ledger = ledgerParam(request)
     const page = parsePageRequest(request.query as Query)
-    return { cursor: await views.listAccounts(ledger, page, expandsVolumes(page.options)) }
+    return { cursor: await views.listAccounts(ledger, page, expandOf(page.options)) }
   })
 
   app.get('/v2/:ledger/accounts/:address', async (request) => {
     const ledger = ledgerParam(request)
     const address = parseAccountAddress((request.params as Params).address)
-    return { data: await views.account(ledger, address, expandsVolumes(request.query as Query)) }
+    return { data: await views.account(ledger, address, expandOf(request.query as Query)) }
   })
 
   app.post('/v2/:ledger/accounts/:address/metadata', async (request, reply) => {

@@ -12,6 +12,8 @@ export function ledgerRoutes(app: FastifyInstance, node: LedgerNode, views: View
 
   app.get('/v2/:ledger', async (request) => ({ data: views.ledgerView(await views.ledger(ledgerParam(request))) }))
 
+  app.get('/v2/:ledger/stats', async (request) => ({ data: await views.stats(ledgerParam(request)) }))
+
   app.get('/v2/:ledger/_info', async (request) => {
     const ledger = await views.ledger(ledgerParam(request))
     return { data: { name: ledger.name, storage: { migrations: [] } } }

@@ -5,18 +5,19 @@ import { parseCreateTransaction, parseRevertTransaction, parseTransactionId } fr
 import type { Views } from '../views.ts'
 import { parsePageRequest } from '../paging.ts'
 import type { Params, Query } from '../requests.ts'
-import { idempotencyKeyOf, ledgerParam, queryFlag, requestHash } from '../requests.ts'
+import { expandOf, idempotencyKeyOf, ledgerParam, queryFlag, requestHash } from '../requests.ts'
 import { noContent, submitOne, transactionData } from '../writes.ts'
 
 export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views: Views): void {
   app.get('/v2/:ledger/transactions', async (request) => {
     const ledger = ledgerParam(request)
-    return { cursor: await views.listTransactions(ledger, parsePageRequest(request.query as Query)) }
+    const page = parsePageRequest(request.query as Query)
+    return { cursor: await views.listTransactions(ledger, page, expandOf(page.options)) }
   })
 
   app.get('/v2/:ledger/transactions/:id', async (request) => {
     const ledger = ledgerParam(request)
-    return { data: await views.transaction(ledger, parseTransactionId((request.params as Params).id)) }
+    return { data: await views.transaction(ledger, parseTransactionId((request.params as Params).id), expandOf(request.query as Query)) }
   })
 
   app.post('/v2/:ledger/transactions', async (request, reply) => {

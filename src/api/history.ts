@@ -1,0 +1,99 @@
+import type { AggregatedVolumes, Json, LedgerName, Posting, TransactionRecord } from '../domain/index.ts'
+import { invariant, parseJson } from '../domain/index.ts'
+import type { StoreReader } from '../store/index.ts'
+import { accountTransactionsPrefix, moveKey, movesPrefix, prefixEnd } from '../store/index.ts'
+
+/** Volumes per asset: `{asset: {input, output}}`, summed from index rows. */
+export type VolumesByAsset = Map<string, { input: bigint; output: bigint }>
+
+function add(target: VolumesByAsset, asset: string, input: bigint, output: bigint): void {
+  const entry = target.get(asset)
+  if (entry === undefined) target.set(asset, { input, output })
+  else target.set(asset, { input: entry.input + input, output: entry.output + output })
+}
+
+export function volumesJson(volumes: VolumesByAsset): Json {
+  const result: Record<string, Json> = {}
+  for (const asset of [...volumes.keys()].sort()) {
+    const { input, output } = volumes.get(asset) as { input: bigint; output: bigint }
+    result[asset] = { input, output, balance: input - output }
+  }
+  return result
+}
+
+/**
+ * Effective volumes of an account: the moves of every transaction whose
+ * timestamp is at or before `pit` (all of them without one), whatever order
+ * they were inserted in. A prefix sum over the moves index.
+ */
+export async function effectiveVolumes(store: StoreReader, ledger: LedgerName, account: string, pit?: string): Promise<VolumesByAsset> {
+  const prefix = movesPrefix(ledger, account)
+  const volumes: VolumesByAsset = new Map()
+  for await (const [key, value] of store.range({ gte: prefix, lt: prefixEnd(prefix) })) {
+    const rest = key.toString('utf8', prefix.length, key.length - 9)
+    const separator = rest.indexOf('\u0000')
+    invariant(separator > 0, 'move key has an asset and a timestamp')
+    const asset = rest.slice(0, separator)
+    const timestamp = rest.slice(separator + 1)
+    if (pit !== undefined && timestamp > pit) continue
+    const moved = parseJson(value.toString('utf8')) as { input: bigint; output: bigint }
+    add(volumes, asset, moved.input, moved.output)
+  }
+  return volumes
+}
+
+/** Volumes of an account as inserted up to `pit` (insertion date), from the by-account index. */
+export async function volumesInsertedBy(store: StoreReader, ledger: LedgerName, account: string, pit: string): Promise<VolumesByAsset> {
+  const prefix = accountTransactionsPrefix(ledger, account)
+  const volumes: VolumesByAsset = new Map()
+  for await (const [, value] of store.range({ gte: prefix, lt: prefixEnd(prefix) })) {
+    const row = parseJson(value.toString('utf8')) as { insertedAt: string; volumes: Record<string, { input: bigint; output: bigint }> }
+    if (row.insertedAt > pit) break // insertion order: nothing later qualifies
+    for (const [asset, moved] of Object.entries(row.volumes)) add(volumes, asset, moved.input, moved.output)
+  }
+  return volumes
+}
+
+/**
+ * Pre/post commit *effective* volumes of a transaction: for each touched
+ * (account, asset), the moves of transactions ordered before it by
+ * (timestamp, id), then the same plus its own. They change when a
+ * transaction is backdated before it, so they are computed on read.
+ */
+export async function transactionEffectiveVolumes(
+  store: StoreReader,
+  ledger: LedgerName,
+  transaction: TransactionRecord,
+): Promise<{ pre: AggregatedVolumes; post: AggregatedVolumes }> {
+  const own = new Map<string, VolumesByAsset>()
+  for (const posting of transaction.postings) addPosting(own, posting)
+  const pre: AggregatedVolumes = {}
+  const post: AggregatedVolumes = {}
+  for (const [account, assets] of own) {
+    for (const [asset, moved] of assets) {
+      const prefix = movesPrefix(ledger, account, asset)
+      let input = 0n
+      let output = 0n
+      for await (const [, value] of store.range({ gte: prefix, lt: moveKey(ledger, account, asset, transaction.timestamp, transaction.id) })) {
+        const row = parseJson(value.toString('utf8')) as { input: bigint; output: bigint }
+        input += row.input
+        output += row.output
+      }
+      ;(pre[account] ??= {})[asset] = { input, output, balance: input - output }
+      const after = { input: input + moved.input, output: output + moved.output }
+      ;(post[account] ??= {})[asset] = { ...after, balance: after.input - after.output }
+    }
+  }
+  return { pre, post }
+}
+
+function addPosting(target: Map<string, VolumesByAsset>, posting: Posting): void {
+  for (const [account, input, output] of [
+    [posting.source, 0n, posting.amount],
+    [posting.destination, posting.amount, 0n],
+  ] as const) {
+    let byAsset = target.get(account)
+    if (byAsset === undefined) target.set(account, (byAsset = new Map()))
+    add(byAsset, posting.asset, input, output)
+  }
+}
