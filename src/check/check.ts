@@ -1,0 +1,424 @@
+import { createHash } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+import type { CanonicalKey } from '../domain/index.ts'
+import { isJsonObject, parseJson } from '../domain/index.ts'
+import type { AuditEntry, AuditHead } from '../audit/index.ts'
+import { GENESIS, decodeAuditEntry, verifyEntry } from '../audit/index.ts'
+import type { StoreReader } from '../store/index.ts'
+import { MetaKey, Zone, attributeRowKey, metaKey } from '../store/index.ts'
+import type { Finding, FindingKind } from './findings.ts'
+import {
+  REPLAYED_META_KEYS,
+  describeAttribute,
+  describeAuditRow,
+  describeIndexRow,
+  describeLogRow,
+  describeMetaRow,
+  describeMirrorRow,
+  zoneName,
+} from './findings.ts'
+import { Replayer } from './replay.ts'
+
+export type CheckPhase = 'scan' | 'replay' | 'compare'
+
+export interface CheckProgress {
+  readonly phase: CheckPhase
+  /** Audit entries replayed so far (scan: rows read). */
+  readonly done: number
+  /** Audit entries in the checked view (the audit head's sequence number). */
+  readonly total: number
+  readonly entriesPerSecond: number
+  /** Remaining seconds at the current rate; null until there is a rate. */
+  readonly etaSeconds: number | null
+}
+
+export interface CheckSummary {
+  readonly ok: boolean
+  readonly findings: number
+  readonly findingsByKind: Readonly<Partial<Record<FindingKind, number>>>
+  readonly appliedIndex: number
+  readonly auditEntries: number
+  readonly ordersReplayed: number
+  readonly rowsCompared: number
+  readonly durationMs: number
+  /** Set when the replay could not run to the end (the projections were then not compared). */
+  readonly stopped?: string
+}
+
+export interface CheckOptions {
+  readonly onProgress?: (progress: CheckProgress) => void
+  readonly onFinding?: (finding: Finding) => void
+  /** Minimum time between two progress reports. */
+  readonly progressIntervalMs?: number
+  /** Longest stretch of synchronous replay before yielding to the event loop (a server keeps serving). */
+  readonly sliceMs?: number
+}
+
+/** Findings kept in memory for the summary and the result; beyond, they are only streamed. */
+export const findingsKeptMax = 10_000
+
+export interface CheckResult extends CheckSummary {
+  readonly findingsList: readonly Finding[]
+}
+
+/**
+ * `tally check` (contract §3): proves the store is what the audit chain says.
+ *
+ * Consistency: everything is read through ONE store iterator over the whole
+ * key space. A RocksDB iterator reads an implicit snapshot taken when it is
+ * created, and every applied batch is one atomic write, so the meta rows
+ * (applied index, audit head, cache state), the projections, the audit chain
+ * and the cache mirror are all seen at the same applied index even while a
+ * server keeps writing. Zones come in key order — meta, v2 logs, attributes,
+ * audit, secondary indexes, mirror — so the live logs and attributes are remembered (as digests)
+ * until the audit zone has been replayed, then compared.
+ *
+ * The replay runs every audited proposal through the real FSM with a fresh
+ * cache (see `Replayer`); stale proposals, which consume an index without an
+ * audit entry, are re-applied as stale so the cache rotates at the same
+ * indexes. Each replayed audit entry is compared with the stored one; the
+ * chain's links and HMACs are verified independently.
+ */
+export async function runCheck(store: StoreReader, options: CheckOptions = {}): Promise<CheckResult> {
+  const run = new CheckRun(store, options)
+  return run.execute()
+}
+
+const digestOf = (value: Buffer): string => createHash('sha256').update(value).digest('base64')
+
+class CheckRun {
+  private readonly started = performance.now()
+  private readonly kept: Finding[] = []
+  private readonly byKind: Partial<Record<FindingKind, number>> = {}
+  private findingCount = 0
+  private readonly meta = new Map<string, Buffer>()
+  /** Live rows other than meta and audit, by latin1 key: value digests. */
+  private readonly live = new Map<string, string>()
+  /** Rows the replay wrote outside the attribute zone (logs, mirror, meta), by latin1 key. */
+  private readonly replayed = new Map<string, Buffer>()
+  private replayer: Replayer | undefined
+  private stopped: string | undefined
+  private initialised = false
+  private clusterId = ''
+  private appliedIndex = 0
+  private auditTotal = 0
+  private entriesDone = 0
+  private rowsRead = 0
+  private previous: AuditHead = GENESIS
+  private lastProgress = 0
+  private sliceStart = performance.now()
+  private replayStarted: number | undefined
+
+  constructor(
+    private readonly store: StoreReader,
+    private readonly options: CheckOptions,
+  ) {}
+
+  async execute(): Promise<CheckResult> {
+    for await (const [key, value] of this.store.range({ gte: Buffer.of(Zone.meta) })) {
+      this.rowsRead++
+      const zone = key[0] as number
+      if (zone !== Zone.meta && !this.initialised) this.initialise()
+      switch (zone) {
+        case Zone.meta:
+          this.meta.set(key.toString('utf8', 1), value)
+          break
+        case Zone.logs:
+        case Zone.attributes:
+        case Zone.indexes:
+        case Zone.cacheMirror:
+          this.live.set(key.toString('latin1'), digestOf(value))
+          break
+        case Zone.audit:
+          this.auditRow(key, value)
+          break
+        default:
+          this.report({ kind: 'meta', key: `row=${key.toString('hex')}`, message: `row in ${zoneName(zone)}: no projection lives there` })
+      }
+      await this.pace(false)
+    }
+    if (!this.initialised) this.initialise()
+    if (this.stopped === undefined && this.replayer !== undefined) {
+      this.replayer.fillTo(this.appliedIndex)
+      this.progress('compare', true)
+      await this.compare(this.replayer)
+    }
+    return this.result()
+  }
+
+  // ---- setup ------------------------------------------------------------------------
+
+  private initialise(): void {
+    this.initialised = true
+    const cluster = this.meta.get(MetaKey.clusterId)
+    const applied = this.meta.get(MetaKey.appliedIndex)
+    const head = this.meta.get(MetaKey.auditHead)
+    this.appliedIndex = applied === undefined ? 0 : Number(applied.toString('utf8'))
+    if (!Number.isSafeInteger(this.appliedIndex) || this.appliedIndex < 0) {
+      this.stop({ kind: 'meta', key: MetaKey.appliedIndex, message: 'the applied index is not a non-negative integer', actual: applied?.toString('utf8') })
+      return
+    }
+    if (head !== undefined) {
+      const json = safeParse(head)
+      if (isJsonObject(json) && typeof json.seq === 'bigint') this.auditTotal = Number(json.seq)
+    }
+    if (cluster === undefined) {
+      if (this.appliedIndex > 0) this.stop({ kind: 'meta', key: MetaKey.clusterId, message: 'no cluster id: the audit chain cannot be verified (it is keyed by the cluster id)' })
+      return
+    }
+    this.clusterId = cluster.toString('utf8')
+    const threshold = this.rotationThreshold()
+    if (threshold === undefined) return
+    this.replayer = new Replayer(this.clusterId, threshold, (rowKey, rowValue) => {
+      if (rowKey[0] === Zone.audit) return // compared entry by entry as they are replayed
+      const id = rowKey.toString('latin1')
+      if (rowValue === null) this.replayed.delete(id)
+      else this.replayed.set(id, rowValue)
+    })
+    this.replayStarted = performance.now()
+  }
+
+  /** K from the stored cache state; none stored means no rotation yet, which any K ≥ applied reproduces. */
+  private rotationThreshold(): number | undefined {
+    const row = this.meta.get(MetaKey.cacheState)
+    if (row === undefined) return Math.max(1, this.appliedIndex)
+    const state = safeParse(row)
+    if (!isJsonObject(state) || typeof state.rotationThreshold !== 'bigint' || typeof state.epoch !== 'bigint') {
+      this.stop({ kind: 'meta', key: MetaKey.cacheState, message: 'the cache state does not decode', actual: row.toString('utf8') })
+      return undefined
+    }
+    if (state.epoch !== 0n) {
+      this.stop({
+        kind: 'meta',
+        key: MetaKey.cacheState,
+        message:
+          `the cache was reset (epoch ${state.epoch}, e.g. by a changed --cache-rotation-threshold): proposals after the reset ` +
+          'were planned against another cache, so the chain cannot be replayed from genesis through one cache',
+        actual: row.toString('utf8'),
+      })
+      return undefined
+    }
+    return Number(state.rotationThreshold)
+  }
+
+  // ---- the audit zone ---------------------------------------------------------------------
+
+  private auditRow(rowKey: Buffer, value: Buffer): void {
+    const key = describeAuditRow(rowKey)
+    let entry: AuditEntry
+    try {
+      entry = decodeAuditEntry(value.toString('utf8'))
+      if (typeof entry.seq !== 'bigint' || !Number.isSafeInteger(entry.index) || !Array.isArray(entry.orders) || !Array.isArray(entry.outcome)) {
+        throw new Error('fields of the wrong type')
+      }
+    } catch (error) {
+      this.report({ kind: 'audit', key, message: `the entry does not decode (${(error as Error).message}); the replay stops here`, actual: printable(value) })
+      this.stop(undefined, `audit entry ${key} does not decode`)
+      return
+    }
+    const keySeq = rowKey.length === 9 ? rowKey.readBigUInt64BE(1) : -1n
+    const chainOk = this.verifyLink(key, keySeq, entry)
+    this.previous = { seq: entry.seq, hash: entry.hash }
+    this.entriesDone++
+    if (this.replayer === undefined || this.stopped !== undefined) return
+    // An entry beyond the stored applied index is still replayed: the applied-index meta row is then reported.
+    if (entry.index <= this.replayer.appliedIndex) {
+      this.report({
+        kind: 'audit',
+        key,
+        message: `index ${entry.index} is out of order (the previous entry is at index ${this.replayer.appliedIndex}); the replay stops here`,
+      })
+      this.stop(undefined, `audit entry ${key} is out of index order`)
+      return
+    }
+    let replayed: ReturnType<Replayer['replay']>
+    try {
+      replayed = this.replayer.replay(entry)
+    } catch (error) {
+      this.report({ kind: 'audit', key, message: `the replay of this entry failed: ${(error as Error).message}; the replay stops here` })
+      this.stop(undefined, `the replay of ${key} failed`)
+      return
+    }
+    if (!chainOk) return // already reported: the stored entry is not what was hashed
+    if (replayed.result.outcome !== 'applied' || replayed.auditRow === undefined) {
+      this.report({ kind: 'audit', key, message: `the replay found the proposal stale (${replayed.result.outcome === 'stale' ? replayed.result.reason : 'no entry'}), yet it is audited` })
+      return
+    }
+    if (!replayed.auditRow.equals(value)) {
+      const expected = decodeAuditEntry(replayed.auditRow.toString('utf8'))
+      this.report({
+        kind: 'audit',
+        key,
+        message: 'the replay through the FSM produced another entry than the stored one (its outcome or hash differs)',
+        expected: printable(Buffer.from(JSON.stringify({ outcome: show(expected.outcome), hash: expected.hash }))),
+        actual: printable(Buffer.from(JSON.stringify({ outcome: show(entry.outcome), hash: entry.hash }))),
+      })
+    }
+  }
+
+  /** Sequence, link and HMAC, against the previous stored entry. */
+  private verifyLink(key: string, keySeq: bigint, entry: AuditEntry): boolean {
+    if (keySeq !== entry.seq) {
+      this.report({ kind: 'audit', key, message: `the entry says seq ${entry.seq}, its row key says ${keySeq}` })
+      return false
+    }
+    if (entry.seq !== this.previous.seq + 1n) {
+      this.report({ kind: 'audit', key, message: `sequence gap: expected seq ${this.previous.seq + 1n} after ${this.previous.seq}` })
+      return false
+    }
+    if (entry.previousHash !== this.previous.hash) {
+      this.report({ kind: 'audit', key, message: `the entry does not link to seq ${this.previous.seq} (previousHash differs)`, expected: this.previous.hash, actual: entry.previousHash })
+      return false
+    }
+    if (!verifyEntry(this.clusterId, this.previous, entry)) {
+      this.report({ kind: 'audit', key, message: 'hash mismatch: the HMAC of the stored body is not the stored hash (the entry was altered)' })
+      return false
+    }
+    return true
+  }
+
+  // ---- comparison -------------------------------------------------------------------------
+
+  private async compare(replayer: Replayer): Promise<void> {
+    if (this.previous.seq !== BigInt(this.auditTotal)) {
+      this.report({ kind: 'meta', key: MetaKey.auditHead, message: `the audit head says seq ${this.auditTotal}, the last stored entry is seq ${this.previous.seq}` })
+    }
+    const expected = new Map<string, Buffer>()
+    for (const [key, value] of replayer.attributes) expected.set(attributeRowKey(key).toString('latin1'), value)
+    for (const [key, value] of this.replayed) if (key.charCodeAt(0) !== Zone.audit && key.charCodeAt(0) !== Zone.meta) expected.set(key, value)
+    const differing: string[] = []
+    for (const [key, value] of expected) {
+      if (this.live.get(key) !== digestOf(value)) differing.push(key)
+      await this.pace(true)
+    }
+    for (const key of this.live.keys()) if (!expected.has(key)) differing.push(key)
+    differing.sort()
+    for (const id of differing) await this.reportRow(Buffer.from(id, 'latin1'), expected.get(id))
+    this.compareMeta()
+  }
+
+  private async reportRow(rowKey: Buffer, expected: Buffer | undefined): Promise<void> {
+    const present = this.live.has(rowKey.toString('latin1'))
+    // Display only: a point read (the digest comparison above used the snapshot).
+    const actual = present ? await this.store.get(rowKey) : undefined
+    const message =
+      expected === undefined
+        ? 'in the store, but no audited proposal wrote it'
+        : !present
+          ? 'missing from the store: the replay of the audit chain wrote it'
+          : 'differs from the replay of the audit chain'
+    const zone = rowKey[0] as number
+    let kind: FindingKind
+    let key: string
+    if (zone === Zone.attributes) {
+      ;({ kind, key } = describeAttribute(rowKey.toString('utf8', 1) as CanonicalKey))
+    } else if (zone === Zone.logs) {
+      kind = 'log'
+      key = describeLogRow(rowKey)
+    } else if (zone === Zone.indexes) {
+      kind = 'index'
+      key = describeIndexRow(rowKey)
+    } else {
+      kind = 'cache-mirror'
+      key = describeMirrorRow(rowKey, expected, actual)
+    }
+    const binary = zone === Zone.cacheMirror
+    this.report({
+      kind,
+      key,
+      message,
+      ...(expected === undefined ? {} : { expected: binary ? expected.toString('hex') : printable(expected) }),
+      ...(actual === undefined ? {} : { actual: binary ? actual.toString('hex') : printable(actual) }),
+    })
+  }
+
+  private compareMeta(): void {
+    for (const name of REPLAYED_META_KEYS) {
+      const expected = this.replayed.get(metaKey(name).toString('latin1'))
+      const actual = this.meta.get(name)
+      if (expected === undefined && actual === undefined) continue
+      if (expected !== undefined && actual !== undefined && expected.equals(actual)) continue
+      this.report({
+        kind: 'meta',
+        key: describeMetaRow(metaKey(name)),
+        message: 'differs from the replay of the audit chain',
+        ...(expected === undefined ? {} : { expected: printable(expected) }),
+        ...(actual === undefined ? {} : { actual: printable(actual) }),
+      })
+    }
+  }
+
+  // ---- reporting --------------------------------------------------------------------------
+
+  private report(finding: Finding): void {
+    this.findingCount++
+    this.byKind[finding.kind] = (this.byKind[finding.kind] ?? 0) + 1
+    if (this.kept.length < findingsKeptMax) this.kept.push(finding)
+    this.options.onFinding?.(finding)
+  }
+
+  private stop(finding: Finding | undefined, reason?: string): void {
+    if (finding !== undefined) this.report(finding)
+    this.stopped ??= reason ?? finding?.message ?? 'stopped'
+  }
+
+  /** Progress at most every `progressIntervalMs`, and a yield to the event loop every `sliceMs`. */
+  private async pace(comparing: boolean): Promise<void> {
+    const now = performance.now()
+    if (now - this.lastProgress >= (this.options.progressIntervalMs ?? 250)) this.progress(comparing ? 'compare' : this.entriesDone > 0 ? 'replay' : 'scan', false)
+    if (now - this.sliceStart >= (this.options.sliceMs ?? 20)) {
+      await new Promise<void>((resolve) => setImmediate(resolve))
+      this.sliceStart = performance.now()
+    }
+  }
+
+  private progress(phase: CheckPhase, force: boolean): void {
+    const now = performance.now()
+    if (!force && now - this.lastProgress < (this.options.progressIntervalMs ?? 250)) return
+    this.lastProgress = now
+    const elapsedSeconds = this.replayStarted === undefined ? 0 : (now - this.replayStarted) / 1000
+    const rate = elapsedSeconds > 0 ? this.entriesDone / elapsedSeconds : 0
+    const remaining = Math.max(0, this.auditTotal - this.entriesDone)
+    this.options.onProgress?.({
+      phase,
+      done: phase === 'scan' ? this.rowsRead : this.entriesDone,
+      total: this.auditTotal,
+      entriesPerSecond: Math.round(rate),
+      etaSeconds: phase === 'compare' ? 0 : rate > 0 ? Math.round(remaining / rate) : null,
+    })
+  }
+
+  private result(): CheckResult {
+    this.progress('compare', true)
+    return {
+      ok: this.findingCount === 0,
+      findings: this.findingCount,
+      findingsByKind: { ...this.byKind },
+      appliedIndex: this.appliedIndex,
+      auditEntries: this.entriesDone,
+      ordersReplayed: this.replayer?.ordersReplayed ?? 0,
+      rowsCompared: this.rowsRead,
+      durationMs: Math.round(performance.now() - this.started),
+      ...(this.stopped === undefined ? {} : { stopped: this.stopped }),
+      findingsList: this.kept,
+    }
+  }
+}
+
+function safeParse(row: Buffer): unknown {
+  try {
+    return parseJson(row.toString('utf8'))
+  } catch {
+    return undefined
+  }
+}
+
+/** Row text for a finding, bounded: findings are read by people. */
+function printable(value: Buffer): string {
+  const text = value.toString('utf8')
+  return text.length > 2000 ? `${text.slice(0, 2000)}…` : text
+}
+
+function show(value: unknown): unknown {
+  return JSON.parse(JSON.stringify(value, (_key, entry: unknown) => (typeof entry === 'bigint' ? entry.toString() : entry)))
+}

@@ -1,0 +1,6 @@
+export { runCheck, findingsKeptMax } from './check.ts'
+export type { CheckOptions, CheckProgress, CheckPhase, CheckResult, CheckSummary } from './check.ts'
+export { FINDING_KINDS } from './findings.ts'
+export type { Finding, FindingKind } from './findings.ts'
+export { Replayer } from './replay.ts'
+export { openStoreForTool, storeDirectoryOf, StoreInUse, NoDataDirectory, isLockError, rotationThresholdOf } from './open-store.ts'

@@ -1,0 +1,150 @@
+import type { CanonicalKey } from '../domain/index.ts'
+import { decodeAttribute, idempotencyKey, invariant, kindOf } from '../domain/index.ts'
+import type { AuditEntry, AuditHead } from '../audit/index.ts'
+import { AttributeCache } from '../cache/index.ts'
+import type { CoverageEntry, PlannedOrder, Proposal, ProposalResult } from '../fsm/index.ts'
+import { LedgerStateMachine, WriteBatch, encodeBits } from '../fsm/index.ts'
+import type { KnownValue, ProposedOrder } from '../orders/index.ts'
+import { needsOf } from '../orders/index.ts'
+import { Zone, auditRowKey } from '../store/index.ts'
+
+/** A proposal that consumes an index without applying anything, as a stale one did. */
+const STALE: Proposal = Object.freeze({
+  id: 'check:stale',
+  date: '',
+  predictedIndex: -1,
+  cacheEpoch: 0,
+  storeIndexAtLoad: 0,
+  coverage: [],
+  orders: [],
+  atomic: false,
+  continueOnFailure: false,
+})
+
+const planRoundsMax = 4
+
+/**
+ * The scratch state a replay of the audit chain builds, row by row, through
+ * the real FSM and a fresh cache. Attribute rows are kept whole (they are the
+ * FSM's seeds); other rows are handed to `sink` as they are written.
+ */
+export class Replayer {
+  readonly cache: AttributeCache
+  private fsm: LedgerStateMachine
+  /** Canonical key → attribute row bytes: what the store's 0xf1 zone should hold. */
+  readonly attributes = new Map<CanonicalKey, Buffer>()
+  ordersReplayed = 0
+
+  constructor(
+    private readonly clusterId: string,
+    rotationThreshold: number,
+    private readonly sink: (key: Buffer, value: Buffer | null) => void,
+  ) {
+    this.cache = new AttributeCache(rotationThreshold, 0)
+    this.fsm = new LedgerStateMachine({ cache: this.cache, clusterId, appliedIndex: 0, auditHead: { seq: 0n, hash: '' } })
+  }
+
+  get appliedIndex(): number {
+    return this.fsm.appliedIndex
+  }
+
+  /** Applies stale proposals up to `index` (exclusive of nothing): rotation happens at the same indexes. */
+  fillTo(index: number): void {
+    while (this.fsm.appliedIndex < index) {
+      const batch = new WriteBatch()
+      const result = this.fsm.apply(this.fsm.appliedIndex + 1, STALE, batch)
+      invariant(result.outcome === 'stale', 'a fill proposal is stale')
+      this.fold(batch)
+    }
+  }
+
+  /**
+   * Replays one audited proposal at its index. The FSM's chain head is set to
+   * the stored entry's predecessor first, so one broken link is reported once
+   * instead of cascading. Returns the audit row the replay wrote.
+   */
+  replay(entry: AuditEntry): { result: ProposalResult; auditRow: Buffer | undefined } {
+    invariant(entry.index > this.fsm.appliedIndex, 'audit entries replay in index order')
+    this.fillTo(entry.index - 1)
+    const head: AuditHead = { seq: entry.seq - 1n, hash: entry.previousHash }
+    if (this.fsm.auditHead.seq !== head.seq || this.fsm.auditHead.hash !== head.hash) {
+      this.fsm = new LedgerStateMachine({ cache: this.cache, clusterId: this.clusterId, appliedIndex: this.fsm.appliedIndex, auditHead: head })
+    }
+    const batch = new WriteBatch()
+    const result = this.fsm.apply(entry.index, this.proposalOf(entry), batch)
+    const auditKey = auditRowKey(entry.seq).toString('latin1')
+    let auditRow: Buffer | undefined
+    for (const row of batch.rows()) {
+      if (row.key[0] === Zone.audit && row.key.toString('latin1') === auditKey && row.value !== null) auditRow = row.value
+    }
+    this.fold(batch)
+    this.ordersReplayed += (entry.orders as unknown[]).length
+    return { result, auditRow }
+  }
+
+  /** The plan admission would have made, from the scratch state: every needed key seeded with its row. */
+  private proposalOf(entry: AuditEntry): Proposal {
+    const proposed = entry.orders as unknown as ProposedOrder[]
+    const outcomes = entry.outcome as unknown as { status?: string; code?: string }[]
+    const perOrderKeys = proposed.map((order, i) => this.keysOf(order, outcomes[i]))
+    const coverage: CoverageEntry[] = []
+    const position = new Map<CanonicalKey, number>()
+    for (const keys of perOrderKeys) {
+      for (const key of keys) {
+        if (position.has(key)) continue
+        position.set(key, coverage.length)
+        const row = this.attributes.get(key)
+        coverage.push({ key, seed: row === undefined ? null : row.toString('utf8') })
+      }
+    }
+    const orders: PlannedOrder[] = proposed.map((order, i) => ({
+      ...order,
+      coverageBits: encodeBits((perOrderKeys[i] as CanonicalKey[]).map((key) => position.get(key) as number), coverage.length),
+    }))
+    return {
+      id: entry.proposalId,
+      date: entry.date,
+      predictedIndex: entry.index,
+      cacheEpoch: 0,
+      storeIndexAtLoad: entry.index - 1,
+      coverage,
+      orders,
+      atomic: entry.atomic,
+      continueOnFailure: entry.continueOnFailure,
+    }
+  }
+
+  /**
+   * Needs as admission resolves them. A revert audited as a COVERAGE_MISS was
+   * planned before its transaction was applied (a race the gate caught): it
+   * is planned the same way, as if the transaction were absent.
+   */
+  private keysOf(proposed: ProposedOrder, outcome: { status?: string; code?: string } | undefined): CanonicalKey[] {
+    const plannedBlind = outcome?.status === 'failed' && outcome.code === 'COVERAGE_MISS' && proposed.order.type === 'REVERT_TRANSACTION'
+    const known = (key: CanonicalKey): KnownValue => {
+      if (plannedBlind && key[0] === 't') return null
+      const row = this.attributes.get(key)
+      return row === undefined ? null : decodeAttribute(kindOf(key), row).value
+    }
+    for (let round = 0; round < planRoundsMax; round++) {
+      const needs = needsOf(proposed.order, known)
+      if (!needs.complete) continue
+      const keys = [...needs.keys]
+      if (proposed.idempotencyKey !== undefined) keys.push(idempotencyKey(proposed.order.ledger, proposed.idempotencyKey))
+      return keys
+    }
+    throw new Error(`needs of a ${proposed.order.type} order did not resolve from a complete state`)
+  }
+
+  private fold(batch: WriteBatch): void {
+    for (const row of batch.rows()) {
+      if (row.key[0] === Zone.attributes) {
+        const key = row.key.toString('utf8', 1) as CanonicalKey
+        if (row.value === null) this.attributes.delete(key)
+        else this.attributes.set(key, row.value)
+      } else {
+        this.sink(row.key, row.value)
+      }
+    }
+  }
+}

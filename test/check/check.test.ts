@@ -1,0 +1,186 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import fc from 'fast-check'
+import { LedgerNode } from '../../src/server/index.ts'
+import { Store, Zone } from '../../src/store/index.ts'
+import { runCheck } from '../../src/check/index.ts'
+import type { CheckResult, FindingKind } from '../../src/check/index.ts'
+import { tempDirectory } from '../support/temp.ts'
+import { FIXED_STEPS, clock, runWorkload, stepArbitrary } from './workload.ts'
+
+const CLUSTER = 'check-cluster'
+
+async function checkDirectory(directory: string): Promise<CheckResult> {
+  const store = await Store.open(path.join(directory, 'store'))
+  try {
+    return await runCheck(store)
+  } finally {
+    await store.close()
+  }
+}
+
+function describeFindings(result: CheckResult): string {
+  return JSON.stringify(result.findingsList, null, 1).slice(0, 4000)
+}
+
+test('check: passes on stores produced by random workloads (rotations, reverts, metadata, idempotency, bulks, two ledgers)', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(stepArbitrary, { minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 5 }), async (steps, threshold) => {
+      const temp = tempDirectory('tally-check-')
+      try {
+        const node = await LedgerNode.open({ dataDirectory: temp.directory, cacheRotationThreshold: threshold, clusterId: CLUSTER, sync: false, now: clock() })
+        await runWorkload(node, steps)
+        await node.close()
+        const result = await checkDirectory(temp.directory)
+        assert.equal(result.ok, true, describeFindings(result))
+        assert.equal(result.stopped, undefined)
+        assert.ok(result.auditEntries >= 2)
+      } finally {
+        temp.remove()
+      }
+    }),
+    { numRuns: 12 },
+  )
+})
+
+test('check: reports progress with a total and an ETA, and works on a live node (one snapshot iterator)', async () => {
+  const temp = tempDirectory('tally-check-')
+  try {
+    const node = await LedgerNode.open({ dataDirectory: temp.directory, cacheRotationThreshold: 2, clusterId: CLUSTER, sync: false, now: clock() })
+    await runWorkload(node, FIXED_STEPS)
+    const progress: { phase: string; done: number; total: number }[] = []
+    const checking = runCheck(node.store, { onProgress: (p) => progress.push(p), progressIntervalMs: 0 })
+    // Writes while the check runs: the check sees the store at one applied index.
+    await runWorkload(node, FIXED_STEPS.slice(0, 3)).catch(() => {})
+    const result = await checking
+    assert.equal(result.ok, true, describeFindings(result))
+    const last = progress.at(-1)
+    assert.ok(last !== undefined && last.phase === 'compare' && last.total === result.auditEntries, JSON.stringify(progress.slice(-3)))
+    assert.ok(progress.some((p) => p.phase === 'replay'))
+    await node.close()
+    const after = await checkDirectory(temp.directory)
+    assert.equal(after.ok, true, describeFindings(after))
+    assert.ok(after.auditEntries > result.auditEntries)
+  } finally {
+    temp.remove()
+  }
+})
+
+// ---- tamper evidence: one flipped byte per projection kind, named precisely ----------------------
+
+/** Builds the fixed store, flips one byte of the first row `pick` selects, and checks it. */
+async function tamper(pick: (key: Buffer, value: Buffer) => number | undefined): Promise<{ result: CheckResult; key: Buffer }> {
+  const temp = tempDirectory('tally-tamper-')
+  try {
+    const node = await LedgerNode.open({ dataDirectory: temp.directory, cacheRotationThreshold: 4, clusterId: CLUSTER, sync: false, now: clock() })
+    await runWorkload(node, FIXED_STEPS)
+    await node.close()
+    const clean = await checkDirectory(temp.directory)
+    assert.equal(clean.ok, true, describeFindings(clean))
+    const store = await Store.open(path.join(temp.directory, 'store'))
+    let target: { key: Buffer; value: Buffer; offset: number } | undefined
+    for await (const [key, value] of store.range({ gte: Buffer.of(0) })) {
+      const offset = pick(key, value)
+      if (offset !== undefined) {
+        target = { key, value, offset }
+        break
+      }
+    }
+    assert.ok(target !== undefined, 'the store holds a row to tamper with')
+    const flipped = Buffer.from(target.value)
+    flipped[target.offset] = (flipped[target.offset] as number) ^ 0x01
+    await store.write([{ key: target.key, value: flipped }], { sync: true })
+    await store.close()
+    return { result: await checkDirectory(temp.directory), key: target.key }
+  } finally {
+    temp.remove()
+  }
+}
+
+/** Offset of the first character of the JSON string value of `field`, if the row has one. */
+function stringValueOffset(value: Buffer, field: string): number | undefined {
+  const marker = Buffer.from(`"${field}":"`)
+  const at = value.indexOf(marker)
+  return at < 0 ? undefined : at + marker.length
+}
+
+function attributeRow(kind: string, field: string) {
+  return (key: Buffer, value: Buffer): number | undefined =>
+    key[0] === Zone.attributes && key[1] === kind.charCodeAt(0) ? stringValueOffset(value, field) : undefined
+}
+
+function digitOf(field: string) {
+  return (key: Buffer, value: Buffer): number | undefined => {
+    if (key[0] !== Zone.attributes || key[1] !== 'v'.charCodeAt(0)) return undefined
+    const marker = Buffer.from(`"${field}":`)
+    const at = value.indexOf(marker)
+    return at < 0 ? undefined : at + marker.length
+  }
+}
+
+function assertOnly(result: CheckResult, kind: FindingKind, keyIncludes: string): void {
+  assert.equal(result.ok, false, 'the tampering is detected')
+  assert.ok(result.findingsList.length >= 1)
+  for (const finding of result.findingsList) {
+    assert.equal(finding.kind, kind, describeFindings(result))
+    assert.ok(finding.key.includes(keyIncludes), `${finding.key} names ${keyIncludes}: ${describeFindings(result)}`)
+  }
+  assert.equal(result.findingsList.length, 1, describeFindings(result))
+}
+
+test('tamper: a flipped byte in a volumes row is named (volumes, ledger, account, asset)', async () => {
+  const { result, key } = await tamper(digitOf('input'))
+  const [ledger, account, asset] = key.toString('utf8', 2).split('\u0000')
+  assertOnly(result, 'volumes', `ledger=${ledger} account=${account} asset=${asset}`)
+  assert.ok(result.findingsList[0]?.expected !== undefined && result.findingsList[0]?.actual !== undefined)
+})
+
+test('tamper: a flipped byte in a transaction row is named (transaction, ledger, id)', async () => {
+  const { result } = await tamper(attributeRow('t', 'timestamp'))
+  assertOnly(result, 'transaction', 'ledger=main id=0')
+})
+
+test('tamper: a flipped byte in an account row is named', async () => {
+  const { result, key } = await tamper(attributeRow('a', 'firstUsage'))
+  assertOnly(result, 'account', `address=${key.toString('utf8', 2).split('\u0000')[1]}`)
+})
+
+test('tamper: a flipped byte in a reference row is named', async () => {
+  const { result } = await tamper((key, value) => (key[0] === Zone.attributes && key[1] === 'r'.charCodeAt(0) ? value.indexOf('0') : undefined))
+  assertOnly(result, 'reference', 'reference=ref-')
+})
+
+test('tamper: a flipped byte in an idempotency record is named', async () => {
+  const { result } = await tamper(attributeRow('i', 'requestHash'))
+  assertOnly(result, 'idempotency', 'key=k')
+})
+
+test('tamper: a flipped byte in a ledger record is named', async () => {
+  const { result } = await tamper(attributeRow('l', 'bucket'))
+  assertOnly(result, 'ledger', 'ledger=')
+})
+
+test('tamper: a flipped byte in a v2 log row is named (log, ledger, id)', async () => {
+  const { result, key } = await tamper((rowKey, value) => (rowKey[0] === Zone.logs ? stringValueOffset(value, 'hash') : undefined))
+  assertOnly(result, 'log', `id=${key.readBigUInt64BE(key.length - 8)}`)
+})
+
+test('tamper: a flipped byte in a cache-mirror row is named by the attribute it mirrors', async () => {
+  const { result } = await tamper((key, value) => (key[0] === Zone.cacheMirror ? value.length - 2 : undefined))
+  assertOnly(result, 'cache-mirror', 'gen-byte=')
+  assert.match(result.findingsList[0]?.key ?? '', /gen-byte=[01] (volumes|account|transaction|reference|ledger|idempotency) ledger=/)
+})
+
+test('tamper: a flipped byte in an audit entry is a hash mismatch at its seq, and nothing else', async () => {
+  let seen = 0
+  const { result, key } = await tamper((rowKey, value) => (rowKey[0] === Zone.audit && ++seen === 5 ? stringValueOffset(value, 'proposalId') : undefined))
+  assertOnly(result, 'audit', `seq=${key.readBigUInt64BE(1)}`)
+  assert.match(result.findingsList[0]?.message ?? '', /hash mismatch/)
+})
+
+test('tamper: a flipped byte in the applied index is a meta finding', async () => {
+  const { result } = await tamper((key) => (key[0] === Zone.meta && key.toString('utf8', 1) === 'applied-index' ? 0 : undefined))
+  assert.equal(result.ok, false)
+  assert.ok(result.findingsList.some((finding) => finding.kind === 'meta' && finding.key === 'applied-index'), describeFindings(result))
+})
