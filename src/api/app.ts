@@ -10,6 +10,8 @@ import { transactionRoutes } from './routes/transactions.ts'
 import { accountRoutes } from './routes/accounts.ts'
 import { logRoutes } from './routes/logs.ts'
 import { bulkRoutes, bulkElementsMaxDefault } from './routes/bulk.ts'
+import { openApiRoutes } from './routes/openapi.ts'
+import { unsupportedRoutes } from './routes/unsupported.ts'
 
 export interface ApiOptions {
   readonly bodyBytesMax?: number
@@ -43,12 +45,14 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
   )
   const views = new Views(node.store)
   const routes = async (scope: FastifyInstance): Promise<void> => {
+    openApiRoutes(scope) // first: documents the routes registered after it
     systemRoutes(scope, node)
     ledgerRoutes(scope, node, views)
     transactionRoutes(scope, node, views)
     accountRoutes(scope, node, views)
     logRoutes(scope, views)
     bulkRoutes(scope, node, views, { bulkElementsMax: options.bulkElementsMax ?? bulkElementsMaxDefault })
+    unsupportedRoutes(scope) // last: 501 for the v2 operations no route above serves
   }
   await app.register(routes)
   await app.register(routes, { prefix: '/api/ledger' })

@@ -1,0 +1,8 @@
+export { buildOpenApiDocument, openApiPathOf, pathParameterNames, routeUrlOf } from './document.ts'
+export type { DocumentOptions } from './document.ts'
+export { RouteInventory } from './inventory.ts'
+export type { ServedRoute } from './inventory.ts'
+export { operations } from './operations.ts'
+export { componentSchemas, v2ErrorCodes } from './schemas.ts'
+export type { HttpMethod, OpenApiObject, OpenApiValue, Operation, OperationStatus, OperationTag } from './types.ts'
+export { httpMethods } from './types.ts'

@@ -1,0 +1,331 @@
+import { ref } from './schemas.ts'
+import type { HttpMethod, OpenApiObject, Operation, OperationStatus } from './types.ts'
+
+/**
+ * Every operation of the Formance Ledger v2 document, plus Tally's own, with
+ * where each stands in Tally. The served document (`/_/openapi.json`) keeps
+ * the operations whose route the app registered; `test/api/openapi.test.ts`
+ * checks this list against the app's routes and against the v2 document.
+ */
+
+// ---- parameters --------------------------------------------------------------------
+
+function query(name: string, description: string, schema: OpenApiObject): OpenApiObject {
+  return { name, in: 'query', required: false, description, schema }
+}
+
+const flag = (name: string, description: string): OpenApiObject => query(name, description, { type: 'boolean' })
+
+const pageSize = query('pageSize', 'Items per page, 1 to 1000; 15 when absent.', { type: 'integer', format: 'int64', minimum: 1, maximum: 1000, default: 15 })
+const cursor = query('cursor', 'A `next`/`previous` value from an earlier page; it carries the page size and list options, so other paging parameters are ignored.', {
+  type: 'string',
+})
+const expand = query('expand', 'Comma-separated: `volumes`, `effectiveVolumes`.', { type: 'string' })
+const pit = query('pit', 'Point in time: read the state as of this date.', { type: 'string', format: 'date-time' })
+const sort = query('sort', '`field:asc` or `field:desc`.', { type: 'string' })
+const dryRun = flag('dryRun', 'Run every check and compute the result, write nothing.')
+const schemaVersion = query('schemaVersion', 'Ignored: Tally does not serve schemas.', { type: 'string' })
+const idempotencyKey: OpenApiObject = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description:
+    'Per ledger. The first successful request with a key stores its result; replaying the same request returns it with `Idempotency-Hit: true` and writes nothing; the same key with another request is a 400 `VALIDATION`.',
+  schema: { type: 'string', maxLength: 256 },
+}
+/** v2 list and count routes take their filter as a JSON body, even on GET and HEAD. */
+const filterBody: OpenApiObject = {
+  required: false,
+  description: 'Filter: `$match $in $exists $like $lt $gt $lte $gte $and $or $not` over the resource fields.',
+  content: { 'application/json': { schema: { type: 'object', additionalProperties: true } } },
+}
+
+function jsonBody(schema: OpenApiObject, required = true): OpenApiObject {
+  return { required, content: { 'application/json': { schema } } }
+}
+
+// ---- responses ---------------------------------------------------------------------
+
+const idempotencyHit: OpenApiObject = {
+  'Idempotency-Hit': { description: '`true` when the answer replays an earlier request with the same key.', schema: { type: 'string', enum: ['true'] } },
+}
+
+function json(description: string, schema: OpenApiObject, headers?: OpenApiObject): OpenApiObject {
+  return { description, ...(headers === undefined ? {} : { headers }), content: { 'application/json': { schema } } }
+}
+
+const noContent = (description: string, headers?: OpenApiObject): OpenApiObject => ({ description, ...(headers === undefined ? {} : { headers }) })
+
+const countHeader: OpenApiObject = { Count: { description: 'Number of matching items.', schema: { type: 'integer', format: 'bigint', minimum: 0 } } }
+
+// ---- statuses ----------------------------------------------------------------------
+
+const served = (differences?: string): OperationStatus => ({ kind: 'served', ...(differences === undefined ? {} : { differences }) })
+const planned = (issue: number, what: string): OperationStatus => ({ kind: 'planned', issue, what })
+const unsupported = (reason: string): OperationStatus => ({ kind: 'unsupported', reason })
+
+function notServed(method: HttpMethod, path: string, operationId: string, summary: string, reason: string): Operation {
+  return { method, path, operationId, origin: 'v2', tag: 'unsupported', summary, status: unsupported(reason), responses: {} }
+}
+
+const NO_SCHEMAS = 'ledger schemas (charts of accounts, transaction and query templates) are not part of Tally'
+const NO_EXPORTERS = 'exporters and pipelines stream logs to external systems; Tally has no connectors (export the logs with POST /v2/{ledger}/logs/export instead)'
+const NO_BUCKETS = 'buckets are a PostgreSQL storage unit of Formance; Tally records the bucket name of a ledger but has no buckets to delete or restore'
+
+// ---- the catalogue -----------------------------------------------------------------
+
+export const operations: readonly Operation[] = [
+  // Tally's own and v2's server routes
+  {
+    method: 'get', path: '/_/info', operationId: 'v2GetInfo', origin: 'v2', tag: 'server', summary: 'Server name and version', status: served(),
+    responses: { '200': json('Server information.', ref('ServerInfo')) },
+  },
+  {
+    method: 'get', path: '/_/metrics', operationId: 'getMetrics', origin: 'v2', tag: 'server', summary: 'In-memory metrics',
+    status: unsupported('Tally does not expose in-memory metrics yet'),
+    responses: { '200': json('Metrics by name.', { type: 'object', additionalProperties: true }) },
+  },
+  {
+    method: 'get', path: '/_/healthz', operationId: 'tallyHealth', origin: 'tally', tag: 'server', summary: 'Liveness of the apply pipeline', status: served(),
+    description: '200 while the apply pipeline runs; 503 (with `Retry-After`) once it stopped.',
+    responses: { '200': json('Healthy.', ref('Health')) },
+  },
+  {
+    method: 'get', path: '/_/readyz', operationId: 'tallyReadiness', origin: 'tally', tag: 'server', summary: 'Readiness (same answer as healthz today)', status: served(),
+    responses: { '200': json('Ready.', ref('Health')) },
+  },
+  {
+    method: 'get', path: '/_/openapi.json', operationId: 'tallyOpenApi', origin: 'tally', tag: 'server', summary: "This document: the operations this server's routes serve", status: served(),
+    responses: { '200': json('OpenAPI 3.0 document.', ref('OpenApiDocument')) },
+  },
+  {
+    method: 'post', path: '/_/check', operationId: 'tallyCheck', origin: 'tally', tag: 'server', summary: 'Verify the audit chain and every projection of the store',
+    status: planned(4, 'POST /_/check streams progress and findings'),
+    responses: { '200': { description: 'Progress and findings, streamed.', content: { 'application/x-ndjson': { schema: { type: 'string' } } } } },
+  },
+
+  // ledgers
+  {
+    method: 'get', path: '/v2', operationId: 'v2ListLedgers', origin: 'v2', tag: 'ledgers', summary: 'List ledgers, by name',
+    status: served('`includeDeleted` has no effect (Tally never deletes ledgers); filter body and `sort` are issue 3'),
+    parameters: [pageSize, cursor, flag('includeDeleted', 'No effect: Tally never deletes ledgers.'), sort],
+    requestBody: filterBody,
+    responses: { '200': json('A page of ledgers.', ref('LedgerPage')) },
+  },
+  {
+    method: 'get', path: '/v2/{ledger}', operationId: 'v2GetLedger', origin: 'v2', tag: 'ledgers', summary: 'Get a ledger', status: served(),
+    responses: { '200': json('The ledger.', ref('LedgerData')) },
+  },
+  {
+    method: 'post', path: '/v2/{ledger}', operationId: 'v2CreateLedger', origin: 'v2', tag: 'ledgers', summary: 'Create a ledger',
+    status: served('`bucket` and `features` are recorded, not acted on'),
+    description: '`LEDGER_ALREADY_EXISTS` (400) when the name is taken.',
+    requestBody: jsonBody(ref('CreateLedgerRequest'), false),
+    responses: { '204': noContent('Created.') },
+  },
+  {
+    method: 'put', path: '/v2/{ledger}/metadata', operationId: 'v2UpdateLedgerMetadata', origin: 'v2', tag: 'ledgers', summary: 'Add or replace ledger metadata keys', status: served(),
+    parameters: [idempotencyKey],
+    requestBody: jsonBody(ref('Metadata')),
+    responses: { '204': noContent('Saved.', idempotencyHit) },
+  },
+  {
+    method: 'delete', path: '/v2/{ledger}/metadata/{key}', operationId: 'v2DeleteLedgerMetadata', origin: 'v2', tag: 'ledgers', summary: 'Remove one ledger metadata key', status: served(),
+    responses: { '204': noContent('Removed (also when the key was absent).') },
+  },
+  {
+    method: 'get', path: '/v2/{ledger}/_info', operationId: 'v2GetLedgerInfo', origin: 'v2', tag: 'ledgers', summary: 'Ledger storage information',
+    status: served('`storage.migrations` is always empty: Tally has no SQL migrations'),
+    responses: { '200': json('Storage information.', ref('LedgerInfo')) },
+  },
+  {
+    method: 'get', path: '/v2/{ledger}/stats', operationId: 'v2ReadStats', origin: 'v2', tag: 'ledgers', summary: 'Count accounts and transactions',
+    status: planned(3, 'aggregations (point 6)'),
+    responses: { '200': json('Counts.', ref('Stats')) },
+  },
+
+  // schemas, query templates: not part of Tally
+  notServed('post', '/v2/{ledger}/schemas/{version}', 'v2InsertSchema', 'Insert a ledger schema', NO_SCHEMAS),
+  notServed('get', '/v2/{ledger}/schemas/{version}', 'v2GetSchema', 'Get a ledger schema', NO_SCHEMAS),
+  notServed('get', '/v2/{ledger}/schemas', 'v2ListSchemas', 'List ledger schemas', NO_SCHEMAS),
+  notServed('post', '/v2/{ledger}/queries/{id}/run', 'v2RunQuery', 'Run a query template', NO_SCHEMAS),
+
+  // transactions
+  {
+    method: 'get', path: '/v2/{ledger}/transactions', operationId: 'v2ListTransactions', origin: 'v2', tag: 'transactions', summary: 'List transactions, newest first',
+    status: served('filter body, `pit`, `order`, `reverse`, `sort` are issue 3'),
+    parameters: [pageSize, cursor, expand, pit, query('order', 'Deprecated in v2: `effective` orders by timestamp.', { type: 'string', enum: ['effective'] }), flag('reverse', 'Oldest first.'), sort],
+    requestBody: filterBody,
+    responses: { '200': json('A page of transactions.', ref('TransactionPage')) },
+  },
+  {
+    method: 'head', path: '/v2/{ledger}/transactions', operationId: 'v2CountTransactions', origin: 'v2', tag: 'transactions', summary: 'Count transactions (header `Count`)',
+    status: planned(3, 'HEAD counts (point 4)'),
+    parameters: [pit],
+    requestBody: filterBody,
+    responses: { '204': noContent('Counted.', countHeader) },
+  },
+  {
+    method: 'post', path: '/v2/{ledger}/transactions', operationId: 'v2CreateTransaction', origin: 'v2', tag: 'transactions', summary: 'Create a transaction from postings or a Numscript script',
+    status: served('`script.template` is refused (400); `runtime` and `schemaVersion` are ignored'),
+    description:
+      '`force` (query or body) skips balance checks. Errors: `NO_POSTINGS`, `INSUFFICIENT_FUND`, `COMPILATION_FAILED`, `INTERPRETER_PARSE`, `INTERPRETER_RUNTIME` (400), `CONFLICT` (409, reference used), `LEDGER_NOT_FOUND` (404).',
+    parameters: [flag('force', 'Skip balance checks.'), dryRun, schemaVersion, idempotencyKey],
+    requestBody: jsonBody(ref('TransactionRequest')),
+    responses: { '200': json('The transaction, with `preCommitVolumes` and `postCommitVolumes`.', ref('TransactionData'), idempotencyHit) },
+  },
+  {
+    method: 'get', path: '/v2/{ledger}/transactions/{id}', operationId: 'v2GetTransaction', origin: 'v2', tag: 'transactions', summary: 'Get a transaction', status: served(),
+    parameters: [expand, pit],
+    responses: { '200': json('The transaction.', ref('TransactionData')) },
+  },
+  {
+    method: 'post', path: '/v2/{ledger}/transactions/{id}/metadata', operationId: 'v2AddMetadataOnTransaction', origin: 'v2', tag: 'transactions', summary: 'Add or replace transaction metadata keys',
+    status: served(),
+    parameters: [dryRun, schemaVersion, idempotencyKey],
+    requestBody: jsonBody(ref('Metadata')),
+    responses: { '204': noContent('Saved.', idempotencyHit) },
+  },
+  {
+    method: 'delete', path: '/v2/{ledger}/transactions/{id}/metadata/{key}', operationId: 'v2DeleteTransactionMetadata', origin: 'v2', tag: 'transactions', summary: 'Remove one transaction metadata key',
+    status: served(),
+    parameters: [idempotencyKey],
+    responses: { '204': noContent('Removed.', idempotencyHit) },
+  },
+  {
+    method: 'post', path: '/v2/{ledger}/transactions/{id}/revert', operationId: 'v2RevertTransaction', origin: 'v2', tag: 'transactions', summary: 'Revert a transaction',
+    status: served('`schemaVersion` is ignored'),
+    description: 'Writes the mirror transaction. `ALREADY_REVERT` (400) on a second revert; `INSUFFICIENT_FUND` unless `force`.',
+    parameters: [flag('force', 'Allow balances to go negative.'), flag('atEffectiveDate', "Date the revert at the original transaction's timestamp."), dryRun, schemaVersion, idempotencyKey],
+    requestBody: jsonBody(ref('RevertRequest'), false),
+    responses: { '201': json('The reverting transaction.', ref('TransactionData'), idempotencyHit) },
+  },
+
+  // accounts
+  {
+    method: 'get', path: '/v2/{ledger}/accounts', operationId: 'v2ListAccounts', origin: 'v2', tag: 'accounts', summary: 'List accounts, by address',
+    status: served('ascending by address (v2 documents descending); filter body, `pit`, `sort` are issue 3'),
+    parameters: [pageSize, cursor, expand, pit, sort],
+    requestBody: filterBody,
+    responses: { '200': json('A page of accounts.', ref('AccountPage')) },
+  },
+  {
+    method: 'head', path: '/v2/{ledger}/accounts', operationId: 'v2CountAccounts', origin: 'v2', tag: 'accounts', summary: 'Count accounts (header `Count`)',
+    status: planned(3, 'HEAD counts (point 4)'),
+    parameters: [pit],
+    requestBody: filterBody,
+    responses: { '204': noContent('Counted.', countHeader) },
+  },
+  {
+    method: 'get', path: '/v2/{ledger}/accounts/{address}', operationId: 'v2GetAccount', origin: 'v2', tag: 'accounts', summary: 'Get an account',
+    status: served('404 `NOT_FOUND` for an address never used'),
+    parameters: [expand, pit],
+    responses: { '200': json('The account.', ref('AccountData')) },
+  },
+  {
+    method: 'post', path: '/v2/{ledger}/accounts/{address}/metadata', operationId: 'v2AddMetadataToAccount', origin: 'v2', tag: 'accounts', summary: 'Add or replace account metadata keys (creates the account)',
+    status: served('`schemaVersion` is ignored'),
+    parameters: [dryRun, schemaVersion, idempotencyKey],
+    requestBody: jsonBody(ref('Metadata')),
+    responses: { '204': noContent('Saved.', idempotencyHit) },
+  },
+  {
+    method: 'delete', path: '/v2/{ledger}/accounts/{address}/metadata/{key}', operationId: 'v2DeleteAccountMetadata', origin: 'v2', tag: 'accounts', summary: 'Remove one account metadata key',
+    status: served(),
+    parameters: [idempotencyKey],
+    responses: { '204': noContent('Removed.', idempotencyHit) },
+  },
+
+  // aggregates
+  {
+    method: 'get', path: '/v2/{ledger}/aggregate/balances', operationId: 'v2GetBalancesAggregated', origin: 'v2', tag: 'aggregates', summary: 'Sum balances by asset over the matching accounts',
+    status: planned(3, 'aggregations (point 6)'),
+    parameters: [pit, flag('useInsertionDate', 'Use insertion dates instead of effective dates.')],
+    requestBody: filterBody,
+    responses: { '200': json('Balances by asset.', ref('AggregatedBalances')) },
+  },
+  {
+    method: 'get', path: '/v2/{ledger}/volumes', operationId: 'v2GetVolumesWithBalances', origin: 'v2', tag: 'aggregates', summary: 'Volumes and balances by account and asset over a period',
+    status: planned(3, 'aggregations (point 6)'),
+    parameters: [
+      pageSize,
+      cursor,
+      query('startTime', 'Start of the period (inclusive).', { type: 'string', format: 'date-time' }),
+      query('endTime', 'End of the period.', { type: 'string', format: 'date-time' }),
+      flag('insertionDate', 'Use insertion dates instead of effective dates.'),
+      query('groupBy', 'Group by the first N address segments.', { type: 'integer', format: 'int64', minimum: 0, maximum: 1000 }),
+      sort,
+    ],
+    requestBody: filterBody,
+    responses: { '200': json('A page of volumes.', ref('VolumesPage')) },
+  },
+
+  // logs
+  {
+    method: 'get', path: '/v2/{ledger}/logs', operationId: 'v2ListLogs', origin: 'v2', tag: 'logs', summary: 'List logs, newest first',
+    status: served('filter body, `pit`, `sort` are issue 3'),
+    parameters: [pageSize, cursor, pit, sort],
+    requestBody: filterBody,
+    responses: { '200': json('A page of logs.', ref('LogPage')) },
+  },
+  {
+    method: 'post', path: '/v2/{ledger}/logs/import', operationId: 'v2ImportLogs', origin: 'v2', tag: 'logs', summary: 'Replay a v2 log stream into an empty ledger',
+    status: planned(4, 'log import (point 4)'),
+    requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+    responses: { '204': noContent('Imported.') },
+  },
+  {
+    method: 'post', path: '/v2/{ledger}/logs/export', operationId: 'v2ExportLogs', origin: 'v2', tag: 'logs', summary: 'Stream the logs, one JSON object a line',
+    status: planned(4, 'log export (point 4)'),
+    responses: { '200': { description: 'The logs.', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } } },
+  },
+
+  // bulk
+  {
+    method: 'post', path: '/v2/{ledger}/_bulk', operationId: 'v2CreateBulk', origin: 'v2', tag: 'bulk', summary: 'Apply many writes in one request',
+    status: served('up to 10,000 elements by default (v2: 100); `parallel` elements are applied in order; `schemaVersion` is ignored'),
+    description:
+      '`atomic`: all or nothing. `continueOnFailure`: later elements run after a failure. `atomic` with `parallel` is a 412. Any failed element makes the answer a 400 whose body is still the element list, with the first error in `errorCode`/`errorMessage`.',
+    parameters: [flag('atomic', 'All elements or none.'), flag('continueOnFailure', 'Keep going after a failed element.'), flag('parallel', 'Elements are independent.'), schemaVersion],
+    requestBody: jsonBody({ type: 'array', items: ref('BulkElement') }),
+    responses: {
+      '200': json('One result per element.', ref('BulkResponse')),
+      '400': json('At least one element failed; results per element.', ref('BulkResponse')),
+    },
+  },
+
+  // exporters, buckets, pipelines: not part of Tally
+  notServed('get', '/v2/_/exporters', 'v2ListExporters', 'List exporters', NO_EXPORTERS),
+  notServed('post', '/v2/_/exporters', 'v2CreateExporter', 'Create an exporter', NO_EXPORTERS),
+  notServed('get', '/v2/_/exporters/{exporterID}', 'v2GetExporterState', 'Get an exporter', NO_EXPORTERS),
+  notServed('put', '/v2/_/exporters/{exporterID}', 'v2UpdateExporter', 'Update an exporter', NO_EXPORTERS),
+  notServed('delete', '/v2/_/exporters/{exporterID}', 'v2DeleteExporter', 'Delete an exporter', NO_EXPORTERS),
+  notServed('delete', '/v2/_/buckets/{bucket}', 'v2DeleteBucket', 'Soft-delete the ledgers of a bucket', NO_BUCKETS),
+  notServed('post', '/v2/_/buckets/{bucket}/restore', 'v2RestoreBucket', 'Restore the ledgers of a bucket', NO_BUCKETS),
+  notServed('get', '/v2/{ledger}/pipelines', 'v2ListPipelines', 'List pipelines', NO_EXPORTERS),
+  notServed('post', '/v2/{ledger}/pipelines', 'v2CreatePipeline', 'Create a pipeline', NO_EXPORTERS),
+  notServed('get', '/v2/{ledger}/pipelines/{pipelineID}', 'v2GetPipelineState', 'Get a pipeline', NO_EXPORTERS),
+  notServed('delete', '/v2/{ledger}/pipelines/{pipelineID}', 'v2DeletePipeline', 'Delete a pipeline', NO_EXPORTERS),
+  notServed('post', '/v2/{ledger}/pipelines/{pipelineID}/reset', 'v2ResetPipeline', 'Reset a pipeline', NO_EXPORTERS),
+  notServed('post', '/v2/{ledger}/pipelines/{pipelineID}/start', 'v2StartPipeline', 'Start a pipeline', NO_EXPORTERS),
+  notServed('post', '/v2/{ledger}/pipelines/{pipelineID}/stop', 'v2StopPipeline', 'Stop a pipeline', NO_EXPORTERS),
+]
+
+/** Path parameters by name; `id` is a transaction id except under `/queries/`. */
+export function pathParameter(path: string, name: string): OpenApiObject {
+  const described = (description: string, schema: OpenApiObject): OpenApiObject => ({ name, in: 'path', required: true, description, schema })
+  switch (name) {
+    case 'ledger':
+      return described('Ledger name.', { type: 'string', pattern: '^[a-zA-Z0-9_-]{1,63}$' })
+    case 'address':
+      return described('Account address, segments separated by `:`.', { type: 'string', pattern: '^[a-zA-Z0-9_-]+(:[a-zA-Z0-9_-]+)*$' })
+    case 'id':
+      return path.includes('/transactions/')
+        ? described('Transaction id.', { type: 'integer', format: 'bigint', minimum: 0 })
+        : described('Query template id.', { type: 'string' })
+    case 'key':
+      return described('Metadata key.', { type: 'string' })
+    default:
+      return described(`The ${name}.`, { type: 'string' })
+  }
+}
