@@ -9,6 +9,7 @@ import { ledgerRoutes } from './routes/ledgers.ts'
 import { transactionRoutes } from './routes/transactions.ts'
 import { accountRoutes } from './routes/accounts.ts'
 import { logRoutes } from './routes/logs.ts'
+import { aggregateRoutes } from './routes/aggregates.ts'
 import { bulkRoutes, bulkElementsMaxDefault } from './routes/bulk.ts'
 import { openApiRoutes } from './routes/openapi.ts'
 import { unsupportedRoutes } from './routes/unsupported.ts'
@@ -28,6 +29,9 @@ export const bodyBytesMaxDefault = 32 * 1024 * 1024
  */
 export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: options.bodyBytesMax ?? bodyBytesMaxDefault })
+  // v2 clients send list filters as a JSON body on GET and HEAD.
+  app.addHttpMethod('GET', { hasBody: true, overrideExisting: true })
+  app.addHttpMethod('HEAD', { hasBody: true, overrideExisting: true })
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8')
@@ -51,6 +55,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     transactionRoutes(scope, node, views)
     accountRoutes(scope, node, views)
     logRoutes(scope, views)
+    aggregateRoutes(scope, node.store, views)
     bulkRoutes(scope, node, views, { bulkElementsMax: options.bulkElementsMax ?? bulkElementsMaxDefault })
     unsupportedRoutes(scope) // last: 501 for the v2 operations no route above serves
   }

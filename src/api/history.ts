@@ -26,7 +26,7 @@ export function volumesJson(volumes: VolumesByAsset): Json {
  * timestamp is at or before `pit` (all of them without one), whatever order
  * they were inserted in. A prefix sum over the moves index.
  */
-export async function effectiveVolumes(store: StoreReader, ledger: LedgerName, account: string, pit?: string): Promise<VolumesByAsset> {
+export async function effectiveVolumes(store: StoreReader, ledger: LedgerName, account: string, pit?: string, from?: string): Promise<VolumesByAsset> {
   const prefix = movesPrefix(ledger, account)
   const volumes: VolumesByAsset = new Map()
   for await (const [key, value] of store.range({ gte: prefix, lt: prefixEnd(prefix) })) {
@@ -36,6 +36,7 @@ export async function effectiveVolumes(store: StoreReader, ledger: LedgerName, a
     const asset = rest.slice(0, separator)
     const timestamp = rest.slice(separator + 1)
     if (pit !== undefined && timestamp > pit) continue
+    if (from !== undefined && timestamp < from) continue
     const moved = parseJson(value.toString('utf8')) as { input: bigint; output: bigint }
     add(volumes, asset, moved.input, moved.output)
   }
@@ -43,12 +44,13 @@ export async function effectiveVolumes(store: StoreReader, ledger: LedgerName, a
 }
 
 /** Volumes of an account as inserted up to `pit` (insertion date), from the by-account index. */
-export async function volumesInsertedBy(store: StoreReader, ledger: LedgerName, account: string, pit: string): Promise<VolumesByAsset> {
+export async function volumesInsertedBy(store: StoreReader, ledger: LedgerName, account: string, pit: string | undefined, from?: string): Promise<VolumesByAsset> {
   const prefix = accountTransactionsPrefix(ledger, account)
   const volumes: VolumesByAsset = new Map()
   for await (const [, value] of store.range({ gte: prefix, lt: prefixEnd(prefix) })) {
     const row = parseJson(value.toString('utf8')) as { insertedAt: string; volumes: Record<string, { input: bigint; output: bigint }> }
-    if (row.insertedAt > pit) break // insertion order: nothing later qualifies
+    if (pit !== undefined && row.insertedAt > pit) break // insertion order: nothing later qualifies
+    if (from !== undefined && row.insertedAt < from) continue
     for (const [asset, moved] of Object.entries(row.volumes)) add(volumes, asset, moved.input, moved.output)
   }
   return volumes

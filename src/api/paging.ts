@@ -23,7 +23,7 @@ export interface PageRequest {
 }
 
 /** Query parameters that shape a list (carried in cursors). */
-const LIST_OPTIONS = ['expand', 'pit'] as const
+const LIST_OPTIONS = ['expand', 'pit', 'query', 'useInsertionDate', 'startTime', 'endTime', 'insertionDate', 'groupBy'] as const
 
 export interface Page<T> {
   readonly pageSize: number
@@ -90,12 +90,20 @@ function encodeCursor(cursor: Cursor): string {
 }
 
 /**
- * One page of rows under `prefix`, ascending or descending by key. A
- * `previous` cursor walks back from the first row of the page.
+ * One page of rows under `prefix`, ascending or descending by key, keeping
+ * only the rows `select` turns into an item (a filter). A `previous` cursor
+ * walks back from the first row of the page. `scan` narrows the range inside
+ * the prefix (an address prefix taken from the filter).
  */
 export async function pageOfRows<T>(
   store: StoreReader,
-  options: { prefix: Buffer; descending: boolean; request: PageRequest; view: (key: Buffer, value: Buffer) => T },
+  options: {
+    prefix: Buffer
+    descending: boolean
+    request: PageRequest
+    select: (key: Buffer, value: Buffer) => T | undefined | Promise<T | undefined>
+    scan?: { gte: Buffer; lt: Buffer | undefined }
+  },
 ): Promise<Page<T>> {
   const { prefix, descending, request } = options
   const size = request.pageSize
@@ -106,14 +114,24 @@ export async function pageOfRows<T>(
   const backward = request.cursor?.direction === 'previous'
   // Scan direction in key order: forward pages of a descending list scan down.
   const scanDown = descending !== backward
-  let gte = prefix
-  let lt: Buffer | undefined = prefixEnd(prefix)
+  let gte = options.scan?.gte ?? prefix
+  let lt: Buffer | undefined = options.scan === undefined ? prefixEnd(prefix) : options.scan.lt
   if (boundary !== undefined) {
-    if (scanDown) lt = boundary
-    else gte = Buffer.concat([boundary, Buffer.of(0)])
+    if (scanDown) lt = lt === undefined || Buffer.compare(boundary, lt) < 0 ? boundary : lt
+    else {
+      const after = Buffer.concat([boundary, Buffer.of(0)])
+      if (Buffer.compare(after, gte) > 0) gte = after
+    }
   }
-  const rows: [Buffer, Buffer][] = []
-  for await (const row of store.range({ gte, lt, reverse: scanDown, limit: size + 1 })) rows.push(row)
+  const rows: [Buffer, T][] = []
+  if (lt === undefined || Buffer.compare(gte, lt) < 0) {
+    for await (const [key, value] of store.range({ gte, lt, reverse: scanDown })) {
+      const item = await options.select(key, value)
+      if (item === undefined) continue
+      rows.push([key, item])
+      if (rows.length > size) break
+    }
+  }
   const more = rows.length > size
   const page = rows.slice(0, size)
   if (backward) page.reverse()
@@ -128,6 +146,20 @@ export async function pageOfRows<T>(
     ...(hasPrevious && first !== undefined
       ? { previous: encodeCursor({ pageSize: size, boundary: first[0].toString('hex'), direction: 'previous', options: request.options }) }
       : {}),
-    data: page.map(([key, value]) => options.view(key, value)),
+    data: page.map(([, item]) => item),
+  }
+}
+
+/** A sorted in-memory list seen as a store range, so computed lists page like stored ones. */
+export function sortedRows(rows: readonly [Buffer, Buffer][]): StoreReader {
+  const inRange = (key: Buffer, gte: Buffer, lt: Buffer | undefined) => Buffer.compare(key, gte) >= 0 && (lt === undefined || Buffer.compare(key, lt) < 0)
+  return {
+    get: async () => undefined,
+    getMany: async (keys) => keys.map(() => undefined),
+    async *range(options) {
+      const selected = rows.filter(([key]) => inRange(key, options.gte, options.lt))
+      if (options.reverse === true) selected.reverse()
+      yield* selected.slice(0, options.limit ?? selected.length)
+    },
   }
 }

@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import type { LedgerName } from '../domain/index.ts'
-import { canonicalJson, parseLedgerName, validationError } from '../domain/index.ts'
+import { canonicalJson, isJsonObject, parseJson, parseLedgerName, validationError } from '../domain/index.ts'
+import type { Filter, Resource } from '../query/index.ts'
+import { filterInputOf, parseFilter } from '../query/index.ts'
+import type { PageRequest } from './paging.ts'
+import { parsePageRequest } from './paging.ts'
 import { parseTimestamp } from '../orders/index.ts'
 import type { Expand } from './views.ts'
 
@@ -46,4 +50,34 @@ export function expandOf(options: Readonly<Record<string, string | undefined>>):
   }
   const pit = parseTimestamp(options.pit, 'pit')
   return { volumes: parts.includes('volumes'), effectiveVolumes: parts.includes('effectiveVolumes'), ...(pit === undefined ? {} : { pit }) }
+}
+
+/**
+ * The filter of a list or count request and the page request that carries
+ * it: the first page takes it from the `query` parameter or the body (v2's
+ * two transports); later pages from the cursor, so a page never changes list.
+ */
+export function listRequest<R extends Resource>(resource: R, request: FastifyRequest): { page: PageRequest; filter: Filter<R> | undefined } {
+  const query = request.query as Record<string, string | undefined>
+  const page = parsePageRequest(query)
+  const input = page.cursor !== undefined ? parseCursorFilter(page.options.query) : filterInputOf({ query, body: request.body })
+  if (input === undefined || (isJsonObject(input) && Object.keys(input).length === 0)) return { page: withoutQuery(page), filter: undefined }
+  const filter = parseFilter(resource, input)
+  return { page: { ...page, options: { ...page.options, query: canonicalJson(input) } }, filter }
+}
+
+/** A count takes its filter the same way, without paging. */
+export function countFilter<R extends Resource>(resource: R, request: FastifyRequest): Filter<R> | undefined {
+  const input = filterInputOf({ query: request.query as Record<string, string | undefined>, body: request.body })
+  if (input === undefined || (isJsonObject(input) && Object.keys(input).length === 0)) return undefined
+  return parseFilter(resource, input)
+}
+
+function parseCursorFilter(text: string | undefined): unknown {
+  return text === undefined ? undefined : parseJson(text)
+}
+
+function withoutQuery(page: PageRequest): PageRequest {
+  const { query: _query, ...options } = page.options
+  return { ...page, options }
 }

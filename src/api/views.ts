@@ -1,8 +1,9 @@
-import type { AccountAddress, Json, LedgerName, LedgerRecord, TransactionId } from '../domain/index.ts'
+import type { AccountAddress, AccountRecord, Json, LedgerName, LedgerRecord, TransactionId, TransactionRecord } from '../domain/index.ts'
 import {
   accountKey,
   accountPrefix,
   decodeAttribute,
+  invariant,
   ledgerKey,
   ledgerNotFound,
   LEDGER_PREFIX,
@@ -11,15 +12,15 @@ import {
   transactionKey,
   transactionPrefix,
   volumesPrefix,
-  volumesWithBalance,
-  invariant,
 } from '../domain/index.ts'
-import type { AccountRecord } from '../domain/index.ts'
 import { transactionView } from '../orders/index.ts'
+import type { Filter, Leaf, FilterNode } from '../query/index.ts'
+import { addressPrefix, fieldsUsed, matches } from '../query/index.ts'
 import type { Store } from '../store/index.ts'
-import { attributeRowKey, logRowPrefix } from '../store/index.ts'
+import { accountTransactionsPrefix, attributeRowKey, logRowPrefix, prefixEnd } from '../store/index.ts'
 import type { Page, PageRequest } from './paging.ts'
 import { pageOfRows } from './paging.ts'
+import type { VolumesByAsset } from './history.ts'
 import { effectiveVolumes, transactionEffectiveVolumes, volumesInsertedBy, volumesJson } from './history.ts'
 
 /** What a read adds to the stored record: commit volumes, effective volumes, a point in time. */
@@ -34,16 +35,19 @@ export const NO_EXPAND: Expand = { volumes: false, effectiveVolumes: false }
 /**
  * Read views over the store (never the FSM's in-flight state): what a write
  * acknowledged is already there, since acknowledgement waits for the store.
+ * Each list is a keyset scan of its own key range; a filter narrows the range
+ * where it can (an account prefix, an indexed account) and is evaluated on
+ * each row otherwise.
  */
 export class Views {
   constructor(private readonly store: Store) {}
 
+  // ---- ledgers ---------------------------------------------------------------
+
   async ledger(name: LedgerName): Promise<LedgerRecord> {
     const row = await this.store.get(attributeRowKey(ledgerKey(name)))
     if (row === undefined) throw ledgerNotFound(name)
-    const attribute = decodeAttribute('l', row)
-    invariant(attribute.value.kind === 'l', 'ledger row of another kind')
-    return attribute.value.value
+    return decodeLedger(row)
   }
 
   ledgerView(record: LedgerRecord): Json {
@@ -55,25 +59,25 @@ export class Views {
       prefix: attributeRowKey(LEDGER_PREFIX as never),
       descending: false,
       request,
-      view: (_key, value) => {
-        const attribute = decodeAttribute('l', value)
-        invariant(attribute.value.kind === 'l', 'ledger row of another kind')
-        return this.ledgerView(attribute.value.value)
-      },
+      select: (_key, value) => this.ledgerView(decodeLedger(value)),
     })
   }
+
+  async stats(ledger: LedgerName): Promise<Json> {
+    const record = await this.ledger(ledger)
+    return { accounts: record.accountCount, transactions: record.nextTransactionId }
+  }
+
+  // ---- transactions ------------------------------------------------------------
 
   async transaction(ledger: LedgerName, id: TransactionId, expand: Expand = NO_EXPAND): Promise<Json> {
     await this.ledger(ledger)
     const row = await this.store.get(attributeRowKey(transactionKey(ledger, id)))
     if (row === undefined) throw notFound(`transaction ${id} not found`)
-    return this.transactionFromRow(ledger, row, expand)
+    return this.transactionJson(ledger, decodeTransaction(row), expand)
   }
 
-  private async transactionFromRow(ledger: LedgerName, row: Buffer, expand: Expand): Promise<Json> {
-    const attribute = decodeAttribute('t', row)
-    invariant(attribute.value.kind === 't', 'transaction row of another kind')
-    const record = attribute.value.value
+  private async transactionJson(ledger: LedgerName, record: TransactionRecord, expand: Expand): Promise<Json> {
     const view = transactionView(record, { volumes: expand.volumes }) as Record<string, Json>
     if (expand.effectiveVolumes) {
       const effective = await transactionEffectiveVolumes(this.store, ledger, record)
@@ -83,35 +87,67 @@ export class Views {
     return view
   }
 
-  async listTransactions(ledger: LedgerName, request: PageRequest, expand: Expand = NO_EXPAND): Promise<Page<Json>> {
+  /**
+   * Transactions, newest first. A filter naming one exact account (as
+   * `account`, `source` or `destination`, in a conjunction) walks that
+   * account's index instead of the whole ledger: the scan scales with the
+   * account's transactions, not the ledger's.
+   */
+  async listTransactions(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): Promise<Page<Json>> {
     await this.ledger(ledger)
+    const account = filter?.root === undefined ? undefined : indexedAccount(filter.root)
+    if (account !== undefined) {
+      const page = await pageOfRows(this.store, {
+        prefix: accountTransactionsPrefix(ledger, account),
+        descending: true,
+        request,
+        select: async (key) => {
+          const id = key.readBigUInt64BE(key.length - 8)
+          const row = await this.store.get(attributeRowKey(transactionKey(ledger, id)))
+          invariant(row !== undefined, () => `indexed transaction ${id} has no row`)
+          const record = decodeTransaction(row)
+          return filter === undefined || matches(filter, record) ? record : undefined
+        },
+      })
+      return this.transactionPage(ledger, page, expand)
+    }
     const page = await pageOfRows(this.store, {
       prefix: attributeRowKey(transactionPrefix(ledger) as never),
       descending: true,
       request,
-      view: (_key, value) => value,
+      select: (_key, value) => {
+        const record = decodeTransaction(value)
+        return filter === undefined || matches(filter, record) ? record : undefined
+      },
     })
+    return this.transactionPage(ledger, page, expand)
+  }
+
+  async countTransactions(ledger: LedgerName, filter: Filter<'transactions'> | undefined): Promise<bigint> {
+    const record = await this.ledger(ledger)
+    if (filter?.root === undefined) return record.nextTransactionId
+    let count = 0n
+    const prefix = attributeRowKey(transactionPrefix(ledger) as never)
+    for await (const [, value] of this.store.range({ gte: prefix, lt: prefixEnd(prefix) })) if (matches(filter, decodeTransaction(value))) count++
+    return count
+  }
+
+  private async transactionPage(ledger: LedgerName, page: Page<TransactionRecord>, expand: Expand): Promise<Page<Json>> {
     const data: Json[] = []
-    for (const row of page.data) data.push(await this.transactionFromRow(ledger, row, expand))
+    for (const record of page.data) data.push(await this.transactionJson(ledger, record, expand))
     return { ...page, data }
   }
 
-  async stats(ledger: LedgerName): Promise<Json> {
-    const record = await this.ledger(ledger)
-    return { accounts: record.accountCount, transactions: record.nextTransactionId }
-  }
+  // ---- accounts ----------------------------------------------------------------
 
   async account(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): Promise<Json> {
     await this.ledger(ledger)
     const row = await this.store.get(attributeRowKey(accountKey(ledger, address)))
     if (row === undefined) throw notFound(`account ${address} not found`)
-    return this.accountFromRow(ledger, row, expand)
+    return this.accountJson(ledger, decodeAccount(row), expand)
   }
 
-  private async accountFromRow(ledger: LedgerName, row: Buffer, expand: Expand): Promise<Json> {
-    const attribute = decodeAttribute('a', row)
-    invariant(attribute.value.kind === 'a', 'account row of another kind')
-    const record: AccountRecord = attribute.value.value
+  private async accountJson(ledger: LedgerName, record: AccountRecord, expand: Expand): Promise<Json> {
     const view: Record<string, Json> = {
       address: record.address,
       metadata: record.metadata,
@@ -119,46 +155,139 @@ export class Views {
       updatedAt: record.updatedAt,
       firstUsage: record.firstUsage,
     }
-    if (expand.volumes) {
-      view.volumes =
-        expand.pit === undefined ? await this.volumesOf(ledger, record.address) : volumesJson(await volumesInsertedBy(this.store, ledger, record.address, expand.pit))
-    }
+    if (expand.volumes) view.volumes = volumesJson(await this.accountVolumes(ledger, record.address, expand.pit, true))
     if (expand.effectiveVolumes) view.effectiveVolumes = volumesJson(await effectiveVolumes(this.store, ledger, record.address, expand.pit))
     return view
   }
 
-  async volumesOf(ledger: LedgerName, address: AccountAddress): Promise<Json> {
-    const prefix = volumesPrefix(ledger, address)
-    const volumes: Record<string, Json> = {}
-    for await (const [key, value] of this.store.prefix(attributeRowKey(prefix as never))) {
-      const asset = key.toString('utf8', 1 + Buffer.byteLength(prefix))
+  /** Current volumes, or at `pit` by insertion date (`byInsertion`) or by effective date. */
+  async accountVolumes(ledger: LedgerName, address: string, pit: string | undefined, byInsertion: boolean): Promise<VolumesByAsset> {
+    if (pit !== undefined) {
+      return byInsertion ? volumesInsertedBy(this.store, ledger, address, pit) : effectiveVolumes(this.store, ledger, address, pit)
+    }
+    const prefix = volumesPrefix(ledger, address as AccountAddress)
+    const rowPrefix = attributeRowKey(prefix as never)
+    const volumes: VolumesByAsset = new Map()
+    for await (const [key, value] of this.store.range({ gte: rowPrefix, lt: prefixEnd(rowPrefix) })) {
       const attribute = decodeAttribute('v', value)
       invariant(attribute.value.kind === 'v', 'volumes row of another kind')
-      volumes[asset] = volumesWithBalance(attribute.value.value)
+      volumes.set(key.toString('utf8', rowPrefix.length), attribute.value.value)
     }
     return volumes
   }
 
-  async listAccounts(ledger: LedgerName, request: PageRequest, expand: Expand = NO_EXPAND): Promise<Page<Json>> {
+  /** Volumes of one account as v2 prints them (tests and tools). */
+  async volumesOf(ledger: LedgerName, address: AccountAddress): Promise<Json> {
+    return volumesJson(await this.accountVolumes(ledger, address, undefined, true))
+  }
+
+  async listAccounts(ledger: LedgerName, request: PageRequest, filter: Filter<'accounts'> | undefined, expand: Expand = NO_EXPAND): Promise<Page<Json>> {
     await this.ledger(ledger)
+    const scan = this.accountScan(ledger, filter)
     const page = await pageOfRows(this.store, {
-      prefix: attributeRowKey(accountPrefix(ledger) as never),
+      prefix: scan.prefix,
+      ...(scan.range === undefined ? {} : { scan: scan.range }),
       descending: false,
       request,
-      view: (_key, value) => value,
+      select: (_key, value) => this.selectAccount(ledger, value, filter, expand.pit),
     })
     const data: Json[] = []
-    for (const row of page.data) data.push(await this.accountFromRow(ledger, row, expand))
+    for (const record of page.data) data.push(await this.accountJson(ledger, record, expand))
     return { ...page, data }
   }
 
-  async listLogs(ledger: LedgerName, request: PageRequest): Promise<Page<Json>> {
+  async countAccounts(ledger: LedgerName, filter: Filter<'accounts'> | undefined, pit?: string): Promise<bigint> {
+    const record = await this.ledger(ledger)
+    if (filter?.root === undefined && pit === undefined) return record.accountCount
+    let count = 0n
+    await this.eachAccount(ledger, filter, pit, () => {
+      count++
+    })
+    return count
+  }
+
+  /** Calls `visit` for every account the filter selects, with the volumes it was judged on. */
+  async eachAccount(
+    ledger: LedgerName,
+    filter: Filter<'accounts'> | undefined,
+    pit: string | undefined,
+    visit: (record: AccountRecord, volumes: VolumesByAsset | undefined) => void,
+    options: { byInsertion: boolean; needVolumes: boolean } = { byInsertion: true, needVolumes: false },
+  ): Promise<void> {
+    const scan = this.accountScan(ledger, filter)
+    const range = scan.range ?? { gte: scan.prefix, lt: prefixEnd(scan.prefix) }
+    for await (const [, value] of this.store.range(range)) {
+      const record = decodeAccount(value)
+      const needVolumes = options.needVolumes || (filter !== undefined && fieldsUsed(filter).has('balance'))
+      const volumes = needVolumes ? await this.accountVolumes(ledger, record.address, pit, options.byInsertion) : undefined
+      if (filter !== undefined && !matches(filter, accountFilterRecord(record, volumes))) continue
+      visit(record, volumes)
+    }
+  }
+
+  private accountScan(ledger: LedgerName, filter: Filter<'accounts'> | undefined): { prefix: Buffer; range?: { gte: Buffer; lt: Buffer | undefined } } {
+    const prefix = attributeRowKey(accountPrefix(ledger) as never)
+    const start = filter === undefined ? undefined : addressPrefix(filter)
+    if (start === undefined) return { prefix }
+    const gte = Buffer.concat([prefix, Buffer.from(start, 'utf8')])
+    return { prefix, range: { gte, lt: prefixEnd(gte) } }
+  }
+
+  private async selectAccount(ledger: LedgerName, value: Buffer, filter: Filter<'accounts'> | undefined, pit: string | undefined): Promise<AccountRecord | undefined> {
+    const record = decodeAccount(value)
+    if (filter === undefined || filter.root === undefined) return record
+    const volumes = fieldsUsed(filter).has('balance') ? await this.accountVolumes(ledger, record.address, pit, true) : undefined
+    return matches(filter, accountFilterRecord(record, volumes)) ? record : undefined
+  }
+
+  // ---- logs --------------------------------------------------------------------
+
+  async listLogs(ledger: LedgerName, request: PageRequest, filter: Filter<'logs'> | undefined): Promise<Page<Json>> {
     await this.ledger(ledger)
     return pageOfRows(this.store, {
       prefix: logRowPrefix(ledger),
       descending: true,
       request,
-      view: (_key, value) => parseJson(value.toString('utf8')),
+      select: (_key, value) => {
+        const log = parseJson(value.toString('utf8')) as { id: bigint; type: string; date: string }
+        return filter === undefined || matches(filter, log) ? (log as unknown as Json) : undefined
+      },
     })
   }
+}
+
+function accountFilterRecord(record: AccountRecord, volumes: VolumesByAsset | undefined) {
+  const balances = new Map<string, bigint>()
+  for (const [asset, moved] of volumes ?? []) balances.set(asset, moved.input - moved.output)
+  return { address: record.address, metadata: record.metadata, balances, firstUsage: record.firstUsage, insertionDate: record.insertionDate, updatedAt: record.updatedAt }
+}
+
+/** An exact account a transaction filter requires (a conjunct `$match` on account/source/destination). */
+function indexedAccount(node: FilterNode): string | undefined {
+  const leaves: Leaf[] = []
+  const walk = (item: FilterNode): void => {
+    if (item.kind === 'and') item.items.forEach(walk)
+    else if (item.kind !== 'or' && item.kind !== 'not') leaves.push(item)
+  }
+  walk(node)
+  for (const leaf of leaves) if (leaf.kind === 'address' && leaf.pattern.exact) return leaf.pattern.source
+  return undefined
+}
+
+export function decodeLedger(row: Buffer): LedgerRecord {
+  const attribute = decodeAttribute('l', row)
+  invariant(attribute.value.kind === 'l', 'ledger row of another kind')
+  return attribute.value.value
+}
+
+export function decodeTransaction(row: Buffer): TransactionRecord {
+  const attribute = decodeAttribute('t', row)
+  invariant(attribute.value.kind === 't', 'transaction row of another kind')
+  return attribute.value.value
+}
+
+export function decodeAccount(row: Buffer): AccountRecord {
+  const attribute = decodeAttribute('a', row)
+  invariant(attribute.value.kind === 'a', 'account row of another kind')
+  return attribute.value.value
 }

@@ -162,10 +162,10 @@ export function withCursor(url: string, cursor: string): string {
 }
 
 /** Follows `next` cursors to the end; returns every item of every page, in order. */
-export async function walkForward(api: TestApi, url: string): Promise<{ items: Json[]; pages: JsonObject[] }> {
+export async function walkForward(api: TestApi, url: string, filter?: unknown): Promise<{ items: Json[]; pages: JsonObject[] }> {
   const pages: JsonObject[] = []
   const items: Json[] = []
-  let reply = await api.request('GET', url)
+  let reply = await api.request('GET', url, filter)
   for (let guard = 0; guard < 10_000; guard++) {
     assertStatus(reply, 200)
     const cursor = asObject(at(reply.body, 'cursor'))

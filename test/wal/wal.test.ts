@@ -13,6 +13,7 @@ import {
   resetWal,
   segmentFileName,
   entryOverheadBytes,
+  pendingGroupsMax,
   type WalIo,
   type WalOptions,
   type WalRecord,
@@ -707,6 +708,8 @@ test('property: the WAL behaves like an array of records (appends, flushes, trun
             case 'append': {
               for (let i = 0; i < operation.count; i += 1) {
                 const payload = payloadFor(head + 1, operation.payloadBytes)
+                // A producer honours backpressure: past the pending bound, wait for a flush first.
+                if (wal.pendingBytes + payload.length + entryOverheadBytes > pendingGroupsMax * (options.groupBytesMax ?? 0)) await wal.flush()
                 assert.equal(wal.append({ epoch: 1, type: 1, payload }), head + 1)
                 head += 1
                 model.set(head, payload)

@@ -2,16 +2,21 @@ import type { FastifyInstance } from 'fastify'
 import type { LedgerNode } from '../../server/index.ts'
 import { parseAccountAddress, parseMetadata, parseMetadataKey } from '../../domain/index.ts'
 import type { Views } from '../views.ts'
-import { parsePageRequest } from '../paging.ts'
 import type { Params, Query } from '../requests.ts'
-import { expandOf, idempotencyKeyOf, ledgerParam, queryFlag, requestHash } from '../requests.ts'
+import { countFilter, expandOf, listRequest, idempotencyKeyOf, ledgerParam, queryFlag, requestHash } from '../requests.ts'
 import { noContent, submitOne } from '../writes.ts'
 
 export function accountRoutes(app: FastifyInstance, node: LedgerNode, views: Views): void {
-  app.get('/v2/:ledger/accounts', async (request) => {
+  app.head('/v2/:ledger/accounts', async (request, reply) => {
+    const query = request.query as Query
+    const count = await views.countAccounts(ledgerParam(request), countFilter('accounts', request), expandOf({ pit: query.pit }).pit)
+    return reply.header('Count', count.toString()).code(204).send()
+  })
+
+  app.get('/v2/:ledger/accounts', { exposeHeadRoute: false }, async (request) => {
     const ledger = ledgerParam(request)
-    const page = parsePageRequest(request.query as Query)
-    return { cursor: await views.listAccounts(ledger, page, expandOf(page.options)) }
+    const { page, filter } = listRequest('accounts', request)
+    return { cursor: await views.listAccounts(ledger, page, filter, expandOf(page.options)) }
   })
 
   app.get('/v2/:ledger/accounts/:address', async (request) => {

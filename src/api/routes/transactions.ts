@@ -3,16 +3,20 @@ import type { LedgerNode } from '../../server/index.ts'
 import { parseMetadata, parseMetadataKey } from '../../domain/index.ts'
 import { parseCreateTransaction, parseRevertTransaction, parseTransactionId } from '../../orders/index.ts'
 import type { Views } from '../views.ts'
-import { parsePageRequest } from '../paging.ts'
 import type { Params, Query } from '../requests.ts'
-import { expandOf, idempotencyKeyOf, ledgerParam, queryFlag, requestHash } from '../requests.ts'
+import { countFilter, expandOf, idempotencyKeyOf, ledgerParam, listRequest, queryFlag, requestHash } from '../requests.ts'
 import { noContent, submitOne, transactionData } from '../writes.ts'
 
 export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views: Views): void {
-  app.get('/v2/:ledger/transactions', async (request) => {
+  app.head('/v2/:ledger/transactions', async (request, reply) => {
+    const count = await views.countTransactions(ledgerParam(request), countFilter('transactions', request))
+    return reply.header('Count', count.toString()).code(204).send()
+  })
+
+  app.get('/v2/:ledger/transactions', { exposeHeadRoute: false }, async (request) => {
     const ledger = ledgerParam(request)
-    const page = parsePageRequest(request.query as Query)
-    return { cursor: await views.listTransactions(ledger, page, expandOf(page.options)) }
+    const { page, filter } = listRequest('transactions', request)
+    return { cursor: await views.listTransactions(ledger, page, filter, expandOf(page.options)) }
   })
 
   app.get('/v2/:ledger/transactions/:id', async (request) => {
