@@ -216,11 +216,13 @@ export class Views {
   ): Promise<void> {
     const scan = this.accountScan(ledger, filter)
     const range = scan.range ?? { gte: scan.prefix, lt: prefixEnd(scan.prefix) }
+    const filterNeedsVolumes = filter !== undefined && fieldsUsed(filter).has('balance')
     for await (const [, value] of this.store.range(range)) {
       const record = decodeAccount(value)
-      const needVolumes = options.needVolumes || (filter !== undefined && fieldsUsed(filter).has('balance'))
-      const volumes = needVolumes ? await this.accountVolumes(ledger, record.address, pit, options.byInsertion) : undefined
-      if (filter !== undefined && !matches(filter, accountFilterRecord(record, volumes))) continue
+      // Judge on the account row alone when the filter allows: volumes are read only for selected accounts.
+      if (filter !== undefined && !filterNeedsVolumes && !matches(filter, accountFilterRecord(record, undefined))) continue
+      const volumes = options.needVolumes || filterNeedsVolumes ? await this.accountVolumes(ledger, record.address, pit, options.byInsertion) : undefined
+      if (filterNeedsVolumes && filter !== undefined && !matches(filter, accountFilterRecord(record, volumes))) continue
       visit(record, volumes)
     }
   }
