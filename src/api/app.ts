@@ -13,6 +13,8 @@ import { aggregateRoutes } from './routes/aggregates.ts'
 import { bulkRoutes, bulkElementsMaxDefault } from './routes/bulk.ts'
 import { openApiRoutes } from './routes/openapi.ts'
 import { unsupportedRoutes } from './routes/unsupported.ts'
+import { logTransferRoutes } from './routes/logs-transfer.ts'
+import { checkRoutes } from './routes/check.ts'
 
 export interface ApiOptions {
   readonly bodyBytesMax?: number
@@ -57,6 +59,8 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     logRoutes(scope, views)
     aggregateRoutes(scope, node.store, views)
     bulkRoutes(scope, node, views, { bulkElementsMax: options.bulkElementsMax ?? bulkElementsMaxDefault })
+    logTransferRoutes(scope, node)
+    checkRoutes(scope, node)
     unsupportedRoutes(scope) // last: 501 for the v2 operations no route above serves
   }
   await app.register(routes)
