@@ -23,7 +23,16 @@ export interface LedgerNodeOptions {
   readonly log?: (message: string) => void
   /** Bound on proposals per store batch (also kept under half a cache generation). */
   readonly applyBatchProposalsMax?: number
+  /** Applied entries between store checkpoints (a synced store write, then WAL recycling). */
+  readonly checkpointEntries?: number
+  /** WAL entries kept below the last checkpoint (history for replicas and inspection). */
+  readonly walRetainEntries?: number
+  /** WAL segment size; recycling drops whole segments. */
+  readonly walSegmentBytesMax?: number
 }
+
+export const checkpointEntriesDefault = 10_000
+export const walRetainEntriesDefault = 1_000_000
 
 interface Waiter {
   resolve(result: ProposalResult): void
@@ -47,6 +56,7 @@ export class LedgerNode implements Sequencer {
   private closed = false
   private readonly unsubscribe: () => void
   private readonly batchProposalsMax: number
+  private checkpointIndex: number
 
   private constructor(
     readonly store: Store,
@@ -57,6 +67,7 @@ export class LedgerNode implements Sequencer {
     private readonly options: LedgerNodeOptions,
   ) {
     this.storedIndex = fsm.appliedIndex
+    this.checkpointIndex = fsm.appliedIndex
     this.batchProposalsMax = Math.max(1, Math.min(options.applyBatchProposalsMax ?? 1024, Math.floor(cache.rotationThreshold / 2)))
     this.admission = new Admission({ cache, store, sequencer: this, now: options.now ?? Date.now, newId: randomUUID })
     this.unsubscribe = wal.onDurable((from, to) => {
@@ -74,7 +85,12 @@ export class LedgerNode implements Sequencer {
       const auditHead = await readAuditHead(store)
       const cache = await restoreCache(store, options.cacheRotationThreshold ?? cacheRotationThresholdDefault, log)
       const walDirectory = path.join(options.dataDirectory, 'wal')
-      let { wal, recovery } = await Wal.open({ directory: walDirectory, sync: options.sync ?? true })
+      const walOptions = {
+        directory: walDirectory,
+        sync: options.sync ?? true,
+        ...(options.walSegmentBytesMax === undefined ? {} : { segmentBytesMax: options.walSegmentBytesMax }),
+      }
+      let { wal, recovery } = await Wal.open(walOptions)
       if (recovery.truncatedTornBytes > 0) log(`wal: dropped a torn tail of ${recovery.truncatedTornBytes} bytes`)
       if (wal.head < appliedIndex) {
         if (wal.head !== 0 || wal.tail !== 0) {
@@ -83,7 +99,7 @@ export class LedgerNode implements Sequencer {
         }
         await wal.close()
         await resetWal({ directory: walDirectory, head: appliedIndex })
-        ;({ wal } = await Wal.open({ directory: walDirectory, sync: options.sync ?? true }))
+        ;({ wal } = await Wal.open(walOptions))
       }
       if (wal.tail > appliedIndex) {
         await wal.close()
@@ -173,10 +189,25 @@ export class LedgerNode implements Sequencer {
         this.payloads.delete(index)
         results.push(this.fsm.apply(index, decodeProposal(payload), batch))
       }
-      await this.store.write(batch.rows(), { sync: this.options.sync ?? true })
+      // Not fsynced: the WAL group holding these proposals already is (ADR 0005).
+      await this.store.write(batch.rows(), { sync: false })
       this.storedIndex = end
       for (const result of results) this.deliver(result)
     }
+    if (this.storedIndex - this.checkpointIndex >= (this.options.checkpointEntries ?? checkpointEntriesDefault)) await this.checkpoint()
+  }
+
+  /**
+   * Makes every store batch so far durable (one synced write flushes RocksDB's
+   * log), then lets the WAL drop what the store no longer needs, keeping
+   * `walRetainEntries` of history.
+   */
+  async checkpoint(): Promise<void> {
+    const index = this.storedIndex
+    await this.store.write([{ key: metaKey(MetaKey.checkpointIndex), value: Buffer.from(String(index)) }], { sync: true })
+    this.checkpointIndex = index
+    const recyclable = index - (this.options.walRetainEntries ?? walRetainEntriesDefault)
+    if (recyclable > this.wal.tail) await this.wal.recycle(recyclable)
   }
 
   private deliver(result: ProposalResult): void {
@@ -210,6 +241,7 @@ export class LedgerNode implements Sequencer {
     if (this.fatal === undefined) {
       await this.wal.flush().catch(() => {})
       await this.applyChain
+      await this.store.write([{ key: metaKey(MetaKey.checkpointIndex), value: Buffer.from(String(this.storedIndex)) }], { sync: true })
     }
     this.unsubscribe()
     await this.wal.close().catch(() => {})

@@ -23,6 +23,8 @@ export const MetaKey = {
   appliedIndex: 'applied-index',
   cacheState: 'cache-state',
   auditHead: 'audit-head',
+  /** Store index known durable (synced); the WAL below it may be recycled. */
+  checkpointIndex: 'checkpoint-index',
 } as const
 
 export function metaKey(name: string): Buffer {

@@ -45,3 +45,24 @@ test('pipeline: create ledger, transfer, refuse overdraft, revert, survive resta
     tmp.remove()
   }
 })
+
+test('checkpoints: a synced store write lets the WAL recycle what the store holds; restart recovers', async () => {
+  const tmp = tempDirectory()
+  try {
+    let node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 8, checkpointEntries: 5, walRetainEntries: 3, walSegmentBytesMax: 2048, sync: false })
+    assert.equal((await one(node, { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} })).status, 'applied')
+    for (let i = 0; i < 30; i++) assert.equal((await one(node, send('world', 'users:1', 1n))).status, 'applied')
+    assert.ok(node.wal.tail > 0, 'the WAL dropped segments below the checkpoint')
+    assert.ok(node.wal.tail <= node.fsm.appliedIndex - 3, 'and kept the retained history')
+    const applied = node.fsm.appliedIndex
+    await node.close()
+    node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 8, checkpointEntries: 5, walRetainEntries: 3, walSegmentBytesMax: 2048, sync: false })
+    assert.equal(node.fsm.appliedIndex, applied)
+    const refused = await one(node, send('users:1', 'users:2', 31n))
+    assert.equal(refused.status === 'failed' && refused.error.code, 'INSUFFICIENT_FUND')
+    assert.equal((await one(node, send('users:1', 'users:2', 30n))).status, 'applied')
+    await node.close()
+  } finally {
+    tmp.remove()
+  }
+})
