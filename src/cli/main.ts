@@ -7,6 +7,18 @@ type Command = (argv: string[]) => Promise<number>
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
   serve: { summary: 'serve the Formance Ledger v2 API (single node)', load: async () => serveCommand },
   bench: { summary: 'drive a running server with a write load and report throughput and latency', load: async () => benchCommand },
+  check: {
+    summary: 'prove the store matches its audit chain (offline --data DIR, or --target URL)',
+    load: async () => (await import('./check-command.ts')).checkCommand,
+  },
+  export: {
+    summary: 'write a ledger\'s v2 logs as JSON lines (v2 export format)',
+    load: async () => (await import('./export-command.ts')).exportCommand,
+  },
+  import: {
+    summary: 'replay a v2 log stream into an empty ledger, verifying every hash',
+    load: async () => (await import('./import-command.ts')).importCommand,
+  },
   numscript: {
     summary: 'Numscript tools: `numscript test DIR` runs specs files',
     load: async () => (await import('./numscript-command.ts')).numscriptCommand,

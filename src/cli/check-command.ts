@@ -1,0 +1,162 @@
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import { TallyError, parseJson, stringifyJson } from '../domain/index.ts'
+import type { Json } from '../domain/index.ts'
+import { SchemaVersionMismatch } from '../store/index.ts'
+import { NoDataDirectory, StoreInUse, openStoreForTool, runCheck } from '../check/index.ts'
+import type { CheckProgress, CheckSummary, Finding } from '../check/index.ts'
+import { progressLine } from './progress-line.ts'
+
+const usage = `Usage: tally check [--data DIR | --target URL] [--json]
+
+Proves the store is what the audit chain says: verifies the chain (links,
+HMACs, sequence), replays every audited proposal through the FSM into a
+scratch state and compares every projection (volumes, accounts,
+transactions, references, ledgers, idempotency records, v2 logs, indexes,
+cache mirror, meta) with the store. Exit code 0 when nothing differs, 1 on
+any finding, 2 when the check could not run.
+
+Options (each also read from the environment variable shown):
+  --data DIR      data directory, checked offline     [TALLY_DATA, default ./data]
+  --target URL    a running server: POST URL/_/check  [TALLY_TARGET]
+  --json          findings and the summary as JSON lines on stdout
+  -h, --help      show this help
+
+A running server holds its data directory's lock: check it with --target
+(or POST /_/check); the check then reads one consistent snapshot while the
+server keeps serving.
+`
+
+interface Output {
+  finding(finding: Finding): void
+  summary(summary: CheckSummary): void
+}
+
+export async function checkCommand(argv: string[]): Promise<number> {
+  let values: { data?: string | undefined; target?: string | undefined; json?: boolean | undefined; help?: boolean | undefined }
+  try {
+    ;({ values } = parseArgs({
+      args: argv,
+      options: { data: { type: 'string' }, target: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+    }))
+  } catch (error) {
+    process.stderr.write(`tally check: ${(error as Error).message}\n\n${usage}`)
+    return 2
+  }
+  if (values.help === true) {
+    process.stdout.write(usage)
+    return 0
+  }
+  const output = values.json === true ? jsonOutput() : textOutput()
+  const target = values.target ?? (values.data === undefined ? process.env.TALLY_TARGET : undefined)
+  try {
+    const summary = target !== undefined && target !== '' ? await checkRemote(target, output) : await checkLocal(path.resolve(values.data ?? process.env.TALLY_DATA ?? 'data'), output)
+    if (summary === undefined) return 2
+    output.summary(summary)
+    return summary.ok ? 0 : 1
+  } catch (error) {
+    if (error instanceof StoreInUse || error instanceof NoDataDirectory || error instanceof SchemaVersionMismatch || error instanceof TallyError) {
+      process.stderr.write(`tally check: ${error.message}\n`)
+      return 2
+    }
+    throw error
+  }
+}
+
+async function checkLocal(dataDirectory: string, output: Output): Promise<CheckSummary> {
+  const store = await openStoreForTool(dataDirectory, 'POST /_/check on that server, or tally check --target http://HOST:PORT')
+  const progress = progressLine()
+  try {
+    const { findingsList: _kept, ...summary } = await runCheck(store, {
+      onProgress: (state) => showProgress(progress, state),
+      onFinding: (finding) => {
+        progress.done()
+        output.finding(finding)
+      },
+    })
+    return summary
+  } finally {
+    progress.done()
+    await store.close()
+  }
+}
+
+/** Streams the server's NDJSON answer: progress, findings, then the summary. */
+async function checkRemote(target: string, output: Output): Promise<CheckSummary | undefined> {
+  const url = new URL('/_/check', target)
+  const response = await fetch(url, { method: 'POST' })
+  if (!response.ok || response.body === null) {
+    process.stderr.write(`tally check: ${url.href} answered ${response.status}: ${await response.text()}\n`)
+    return undefined
+  }
+  const progress = progressLine()
+  let summary: CheckSummary | undefined
+  let pending = ''
+  const decoder = new TextDecoder()
+  const handle = (line: string): void => {
+    if (line.trim() === '') return
+    const message = jsonToPlain(parseJson(line)) as { type: string } & Record<string, unknown>
+    const { type, ...rest } = message
+    if (type === 'progress') showProgress(progress, rest as unknown as CheckProgress)
+    else if (type === 'finding') {
+      progress.done()
+      output.finding(rest as unknown as Finding)
+    } else if (type === 'summary') summary = rest as unknown as CheckSummary
+    else if (type === 'error') throw new Error(`the server's check failed: ${String(rest.message)}`)
+  }
+  try {
+    for await (const chunk of response.body) {
+      pending += decoder.decode(chunk as Uint8Array, { stream: true })
+      const lines = pending.split('\n')
+      pending = lines.pop() ?? ''
+      for (const line of lines) handle(line)
+    }
+    handle(pending)
+  } finally {
+    progress.done()
+  }
+  if (summary === undefined) process.stderr.write('tally check: the server closed the stream before its summary\n')
+  return summary
+}
+
+function showProgress(progress: ReturnType<typeof progressLine>, state: CheckProgress): void {
+  progress.update({
+    label: `check ${state.phase}`,
+    done: state.done,
+    total: state.phase === 'scan' ? null : state.total,
+    rate: state.entriesPerSecond,
+    etaSeconds: state.etaSeconds,
+    unit: state.phase === 'scan' ? 'rows' : 'entries',
+  })
+}
+
+function textOutput(): Output {
+  return {
+    finding(finding) {
+      const detail = [finding.expected === undefined ? '' : `\n    expected: ${finding.expected}`, finding.actual === undefined ? '' : `\n    actual:   ${finding.actual}`].join('')
+      process.stdout.write(`FINDING ${finding.kind} ${finding.key}: ${finding.message}${detail}\n`)
+    },
+    summary(summary) {
+      const counts = Object.entries(summary.findingsByKind).map(([kind, count]) => `${kind} ${count}`)
+      const facts = `${summary.auditEntries} audit entries, ${summary.ordersReplayed} orders replayed, applied index ${summary.appliedIndex}, ${summary.rowsCompared} rows, ${(summary.durationMs / 1000).toFixed(1)}s`
+      const stopped = summary.stopped === undefined ? '' : `\n  the replay stopped: ${summary.stopped}; projections were not compared`
+      process.stdout.write(summary.ok ? `check: OK — ${facts}\n` : `check: ${summary.findings} finding(s) (${counts.join(', ')}) — ${facts}${stopped}\n`)
+    },
+  }
+}
+
+function jsonOutput(): Output {
+  return {
+    finding: (finding) => void process.stdout.write(`${stringifyJson({ type: 'finding', ...finding })}\n`),
+    summary: (summary) => void process.stdout.write(`${stringifyJson({ type: 'summary', ...summary })}\n`),
+  }
+}
+
+/** Lossless JSON back to plain values (integers that fit become numbers). */
+function jsonToPlain(value: Json): unknown {
+  if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString()
+  if (Array.isArray(value)) return value.map(jsonToPlain)
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, entry]) => [key, jsonToPlain(entry)]))
+  return value
+}
