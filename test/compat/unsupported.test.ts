@@ -1,0 +1,40 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { operations } from '../../src/api/openapi/index.ts'
+import { rejectsWithV2Error, withServer } from './server.ts'
+import type { LedgerV2 } from './server.ts'
+
+/** Each unsupported v2 operation, called the way an application would call it through the SDK. */
+const calls: Readonly<Record<string, (v2: LedgerV2) => Promise<unknown>>> = {
+  getMetrics: (v2) => v2.getMetrics(),
+  v2InsertSchema: (v2) => v2.insertSchema({ ledger: 'main', version: 'v1.0.0', v2SchemaData: { chart: {} } }),
+  v2GetSchema: (v2) => v2.getSchema({ ledger: 'main', version: 'v1.0.0' }),
+  v2ListSchemas: (v2) => v2.listSchemas({ ledger: 'main' }),
+  v2RunQuery: (v2) => v2.runQuery({ ledger: 'main', id: 'CUSTOMER_DEPOSIT', schemaVersion: 'v1.0.0', requestBody: {} }),
+  v2ListExporters: (v2) => v2.listExporters(),
+  v2CreateExporter: (v2) => v2.createExporter({ driver: 'clickhouse', config: {} }),
+  v2GetExporterState: (v2) => v2.getExporterState({ exporterID: 'e1' }),
+  v2UpdateExporter: (v2) => v2.updateExporter({ exporterID: 'e1', v2ExporterConfiguration: { driver: 'clickhouse', config: {} } }),
+  v2DeleteExporter: (v2) => v2.deleteExporter({ exporterID: 'e1' }),
+  v2DeleteBucket: (v2) => v2.deleteBucket({ bucket: '_default' }),
+  v2RestoreBucket: (v2) => v2.restoreBucket({ bucket: '_default' }),
+  v2ListPipelines: (v2) => v2.listPipelines({ ledger: 'main' }),
+  v2CreatePipeline: (v2) => v2.createPipeline({ ledger: 'main', v2CreatePipelineRequest: { exporterID: 'e1' } }),
+  v2GetPipelineState: (v2) => v2.getPipelineState({ ledger: 'main', pipelineID: 'p1' }),
+  v2DeletePipeline: (v2) => v2.deletePipeline({ ledger: 'main', pipelineID: 'p1' }),
+  v2ResetPipeline: (v2) => v2.resetPipeline({ ledger: 'main', pipelineID: 'p1' }),
+  v2StartPipeline: (v2) => v2.startPipeline({ ledger: 'main', pipelineID: 'p1' }),
+  v2StopPipeline: (v2) => v2.stopPipeline({ ledger: 'main', pipelineID: 'p1' }),
+}
+
+test('SDK: every operation Tally does not support fails with the typed v2 error, status 501, errorCode INTERNAL, naming the operation', async () => {
+  await withServer(async ({ v2 }) => {
+    await v2.createLedger({ ledger: 'main', v2CreateLedgerRequest: {} })
+    const unsupported = operations.filter((operation) => operation.status.kind === 'unsupported').map((operation) => operation.operationId)
+    assert.deepEqual(Object.keys(calls).sort(), [...unsupported].sort(), 'one SDK call per unsupported operation')
+    for (const [operationId, call] of Object.entries(calls)) {
+      const error = await rejectsWithV2Error(call(v2), { status: 501, errorCode: 'INTERNAL', messageIncludes: `NOT_IMPLEMENTED: Tally does not support ${operationId}` })
+      assert.deepEqual(JSON.parse(error.details ?? '{}'), { reason: 'NOT_IMPLEMENTED', operationId, documentation: 'docs/api-compatibility.md' })
+    }
+  })
+})
