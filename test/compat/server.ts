@@ -20,9 +20,14 @@ export interface CompatServer {
   close(): Promise<void>
 }
 
-export async function openCompatServer(options: ApiOptions = {}): Promise<CompatServer> {
+/** Node settings a compatibility test may change (the rest are the defaults, without fsync). */
+export interface CompatNodeOptions {
+  readonly cacheRotationThreshold?: number
+}
+
+export async function openCompatServer(options: ApiOptions = {}, nodeOptions: CompatNodeOptions = {}): Promise<CompatServer> {
   const temp = tempDirectory('tally-compat-')
-  const node = await LedgerNode.open({ dataDirectory: temp.directory, sync: false })
+  const node = await LedgerNode.open({ dataDirectory: temp.directory, sync: false, ...nodeOptions })
   const app = await buildApi(node, options)
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/)
@@ -42,8 +47,8 @@ export async function openCompatServer(options: ApiOptions = {}): Promise<Compat
 }
 
 /** Opens a server, runs `body`, always closes it. */
-export async function withServer(body: (server: CompatServer) => Promise<void>, options: ApiOptions = {}): Promise<void> {
-  const server = await openCompatServer(options)
+export async function withServer(body: (server: CompatServer) => Promise<void>, options: ApiOptions = {}, nodeOptions: CompatNodeOptions = {}): Promise<void> {
+  const server = await openCompatServer(options, nodeOptions)
   try {
     await body(server)
   } finally {

@@ -33,6 +33,8 @@ const idempotencyKey: OpenApiObject = {
     'Per ledger. The first successful request with a key stores its result; replaying the same request returns it with `Idempotency-Hit: true` and writes nothing; the same key with another request is a 400 `VALIDATION`.',
   schema: { type: 'string', maxLength: 256 },
 }
+/** Formance's SDKs send the filter as a JSON `query` parameter rather than a body; Tally reads either. */
+const filterQuery = query('query', 'The filter as JSON text (what Formance SDKs send); same language as the body.', { type: 'string' })
 /** v2 list and count routes take their filter as a JSON body, even on GET and HEAD. */
 const filterBody: OpenApiObject = {
   required: false,
@@ -100,14 +102,14 @@ export const operations: readonly Operation[] = [
   },
   {
     method: 'post', path: '/_/check', operationId: 'tallyCheck', origin: 'tally', tag: 'server', summary: 'Verify the audit chain and every projection of the store',
-    status: planned(4, 'POST /_/check streams progress and findings'),
+    status: served(),
     responses: { '200': { description: 'Progress and findings, streamed.', content: { 'application/x-ndjson': { schema: { type: 'string' } } } } },
   },
 
   // ledgers
   {
     method: 'get', path: '/v2', operationId: 'v2ListLedgers', origin: 'v2', tag: 'ledgers', summary: 'List ledgers, by name',
-    status: served('`includeDeleted` has no effect (Tally never deletes ledgers); filter body and `sort` are issue 3'),
+    status: served('`includeDeleted` has no effect (Tally never deletes ledgers); `sort` is ignored (issue 3)'),
     parameters: [pageSize, cursor, flag('includeDeleted', 'No effect: Tally never deletes ledgers.'), sort],
     requestBody: filterBody,
     responses: { '200': json('A page of ledgers.', ref('LedgerPage')) },
@@ -140,7 +142,7 @@ export const operations: readonly Operation[] = [
   },
   {
     method: 'get', path: '/v2/{ledger}/stats', operationId: 'v2ReadStats', origin: 'v2', tag: 'ledgers', summary: 'Count accounts and transactions',
-    status: planned(3, 'aggregations (point 6)'),
+    status: served(),
     responses: { '200': json('Counts.', ref('Stats')) },
   },
 
@@ -153,15 +155,15 @@ export const operations: readonly Operation[] = [
   // transactions
   {
     method: 'get', path: '/v2/{ledger}/transactions', operationId: 'v2ListTransactions', origin: 'v2', tag: 'transactions', summary: 'List transactions, newest first',
-    status: served('filter body, `pit`, `order`, `reverse`, `sort` are issue 3'),
-    parameters: [pageSize, cursor, expand, pit, query('order', 'Deprecated in v2: `effective` orders by timestamp.', { type: 'string', enum: ['effective'] }), flag('reverse', 'Oldest first.'), sort],
+    status: served('`order`, `reverse` and `sort` are ignored (issue 3, point 4)'),
+    parameters: [filterQuery, pageSize, cursor, expand, pit, query('order', 'Deprecated in v2: `effective` orders by timestamp.', { type: 'string', enum: ['effective'] }), flag('reverse', 'Oldest first.'), sort],
     requestBody: filterBody,
     responses: { '200': json('A page of transactions.', ref('TransactionPage')) },
   },
   {
     method: 'head', path: '/v2/{ledger}/transactions', operationId: 'v2CountTransactions', origin: 'v2', tag: 'transactions', summary: 'Count transactions (header `Count`)',
-    status: planned(3, 'HEAD counts (point 4)'),
-    parameters: [pit],
+    status: served(),
+    parameters: [filterQuery, pit],
     requestBody: filterBody,
     responses: { '204': noContent('Counted.', countHeader) },
   },
@@ -204,15 +206,15 @@ export const operations: readonly Operation[] = [
   // accounts
   {
     method: 'get', path: '/v2/{ledger}/accounts', operationId: 'v2ListAccounts', origin: 'v2', tag: 'accounts', summary: 'List accounts, by address',
-    status: served('ascending by address (v2 documents descending); filter body, `pit`, `sort` are issue 3'),
-    parameters: [pageSize, cursor, expand, pit, sort],
+    status: served('ascending by address (v2 documents descending); `sort` is ignored (issue 3, point 4)'),
+    parameters: [filterQuery, pageSize, cursor, expand, pit, sort],
     requestBody: filterBody,
     responses: { '200': json('A page of accounts.', ref('AccountPage')) },
   },
   {
     method: 'head', path: '/v2/{ledger}/accounts', operationId: 'v2CountAccounts', origin: 'v2', tag: 'accounts', summary: 'Count accounts (header `Count`)',
-    status: planned(3, 'HEAD counts (point 4)'),
-    parameters: [pit],
+    status: served(),
+    parameters: [filterQuery, pit],
     requestBody: filterBody,
     responses: { '204': noContent('Counted.', countHeader) },
   },
@@ -239,15 +241,15 @@ export const operations: readonly Operation[] = [
   // aggregates
   {
     method: 'get', path: '/v2/{ledger}/aggregate/balances', operationId: 'v2GetBalancesAggregated', origin: 'v2', tag: 'aggregates', summary: 'Sum balances by asset over the matching accounts',
-    status: planned(3, 'aggregations (point 6)'),
-    parameters: [pit, flag('useInsertionDate', 'Use insertion dates instead of effective dates.')],
+    status: served(),
+    parameters: [filterQuery, pit, flag('useInsertionDate', 'Use insertion dates instead of effective dates.')],
     requestBody: filterBody,
     responses: { '200': json('Balances by asset.', ref('AggregatedBalances')) },
   },
   {
     method: 'get', path: '/v2/{ledger}/volumes', operationId: 'v2GetVolumesWithBalances', origin: 'v2', tag: 'aggregates', summary: 'Volumes and balances by account and asset over a period',
-    status: planned(3, 'aggregations (point 6)'),
-    parameters: [
+    status: served(),
+    parameters: [filterQuery, 
       pageSize,
       cursor,
       query('startTime', 'Start of the period (inclusive).', { type: 'string', format: 'date-time' }),
@@ -263,20 +265,20 @@ export const operations: readonly Operation[] = [
   // logs
   {
     method: 'get', path: '/v2/{ledger}/logs', operationId: 'v2ListLogs', origin: 'v2', tag: 'logs', summary: 'List logs, newest first',
-    status: served('filter body, `pit`, `sort` are issue 3'),
-    parameters: [pageSize, cursor, pit, sort],
+    status: served('`sort` is ignored (issue 3, point 4)'),
+    parameters: [filterQuery, pageSize, cursor, pit, sort],
     requestBody: filterBody,
     responses: { '200': json('A page of logs.', ref('LogPage')) },
   },
   {
     method: 'post', path: '/v2/{ledger}/logs/import', operationId: 'v2ImportLogs', origin: 'v2', tag: 'logs', summary: 'Replay a v2 log stream into an empty ledger',
-    status: planned(4, 'log import (point 4)'),
+    status: served(),
     requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
     responses: { '204': noContent('Imported.') },
   },
   {
     method: 'post', path: '/v2/{ledger}/logs/export', operationId: 'v2ExportLogs', origin: 'v2', tag: 'logs', summary: 'Stream the logs, one JSON object a line',
-    status: planned(4, 'log export (point 4)'),
+    status: served(),
     responses: { '200': { description: 'The logs.', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } } },
   },
 
