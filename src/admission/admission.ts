@@ -3,6 +3,7 @@ import { TallyError, decodeAttribute, idempotencyKey, invariant, kindOf } from '
 import type { AttributeCache } from '../cache/index.ts'
 import type { KnownValue, ProposedOrder } from '../orders/index.ts'
 import { needsOf } from '../orders/index.ts'
+import { speculate } from './speculation.ts'
 import type { CoverageEntry, OrderResult, Proposal, ProposalResult } from '../fsm/index.ts'
 import { encodeBits, encodeProposal, proposalOrdersMax } from '../fsm/index.ts'
 import type { StoreReader } from '../store/index.ts'
@@ -85,7 +86,8 @@ export class Admission {
 
   private async propose(orders: readonly ProposedOrder[], options: SubmitOptions): Promise<number> {
     const known = new Map<CanonicalKey, AttributeValue | null>()
-    const resolved = await this.resolveNeeds(orders, known)
+    const date = options.date ?? new Date(this.options.now()).toISOString()
+    const resolved = await this.resolveNeeds(orders, known, date)
     const perOrderKeys = resolved.map((needs) => needs.keys)
     const allKeys = [...new Set(perOrderKeys.flat())]
     const seeds = new Map<CanonicalKey, string | null>()
@@ -118,7 +120,7 @@ export class Admission {
       const position = new Map(coverage.map((entry, i) => [entry.key, i]))
       const proposal: Proposal = {
         id: this.options.newId(),
-        date: options.date ?? new Date(this.options.now()).toISOString(),
+        date,
         predictedIndex: index,
         cacheEpoch: cache.epoch,
         storeIndexAtLoad,
@@ -153,13 +155,22 @@ export class Admission {
   }
 
   /** Needs in rounds: some depend on values (a revert's postings). */
+  /**
+   * Orders are planned in sequence on a speculative overlay of the earlier
+   * orders' effects (`speculate`), so an order that depends on an earlier one
+   * of the same proposal declares what it will really read.
+   */
   private async resolveNeeds(
     orders: readonly ProposedOrder[],
     known: Map<CanonicalKey, AttributeValue | null>,
+    date: string,
   ): Promise<{ keys: CanonicalKey[]; order: ProposedOrder['order'] }[]> {
     for (let round = 0; round < planRoundsMax; round++) {
       const unknown = new Set<CanonicalKey>()
+      const overlay = new Map<CanonicalKey, AttributeValue>()
       const lookup = (key: CanonicalKey): KnownValue => {
+        const speculated = overlay.get(key)
+        if (speculated !== undefined) return speculated
         if (known.has(key)) return known.get(key) as AttributeValue | null
         const cached = this.options.cache.get(key)
         if (cached.state === 'live') return cached.attribute.value
@@ -171,7 +182,9 @@ export class Admission {
         const needs = needsOf(proposed.order, lookup)
         const keys = [...needs.keys]
         if (proposed.idempotencyKey !== undefined) keys.push(idempotencyKey(proposed.order.ledger, proposed.idempotencyKey))
-        return { keys, complete: needs.complete, order: needs.order ?? proposed.order }
+        const order = needs.order ?? proposed.order
+        const complete = needs.complete && (orders.length === 1 || speculate(order, date, proposed.idempotencyKey, lookup, overlay))
+        return { keys, complete, order }
       })
       if (perOrder.every((needs) => needs.complete)) return perOrder
       const keys = [...unknown]

@@ -15,16 +15,33 @@ export function sendFailure(reply: FastifyReply, failure: OrderFailure): Fastify
   })
 }
 
-function wireCode(code: OrderFailure['code']): string {
-  switch (code) {
-    case 'COVERAGE_MISS':
-    case 'STALE_PROPOSAL':
-    case 'STALE_INPUTS':
-    case 'RESOURCE_EXHAUSTED':
-      return 'INTERNAL'
-    default:
-      return code
-  }
+/** The error codes of v2's `V2ErrorsEnum`: clients (and generated SDKs) accept only these. */
+const V2_ERROR_CODES: ReadonlySet<string> = new Set([
+  'INTERNAL',
+  'INSUFFICIENT_FUND',
+  'VALIDATION',
+  'CONFLICT',
+  'COMPILATION_FAILED',
+  'METADATA_OVERRIDE',
+  'NOT_FOUND',
+  'REVERT_OCCURRING',
+  'ALREADY_REVERT',
+  'NO_POSTINGS',
+  'LEDGER_NOT_FOUND',
+  'IMPORT',
+  'TIMEOUT',
+  'BULK_SIZE_EXCEEDED',
+  'INTERPRETER_PARSE',
+  'INTERPRETER_RUNTIME',
+  'LEDGER_ALREADY_EXISTS',
+  'SCHEMA_ALREADY_EXISTS',
+  'SCHEMA_NOT_SPECIFIED',
+  'OUTDATED_SCHEMA',
+])
+
+/** Tally's own reasons (CACHE_HORIZON_EXCEEDED, STALE_INPUTS, …) travel as INTERNAL, the reason leading the message. */
+export function wireCode(code: string): string {
+  return V2_ERROR_CODES.has(code) ? code : 'INTERNAL'
 }
 
 export function errorHandler(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {

@@ -22,8 +22,33 @@ export interface PageRequest {
   readonly options: Readonly<Record<string, string>>
 }
 
+/**
+ * The order of a list from v2's `sort=<field>:<asc|desc>` and `reverse=true`
+ * (and the deprecated `order=effective`). Lists are ordered by their key
+ * (`keyField`); other fields would need an index per order and are refused.
+ */
+export function listDescending(options: Readonly<Record<string, string>>, keyField: string, descendingByDefault: boolean): boolean {
+  let descending = descendingByDefault
+  const sort = options.sort
+  if (sort !== undefined && sort !== '') {
+    const match = /^([a-zA-Z_]+)(?::(asc|desc))?$/.exec(sort)
+    if (match === null) throw validationError(`sort: expected <field>:<asc|desc>, got ${JSON.stringify(sort)}`)
+    if (match[1] !== keyField) throw validationError(`sort: this list is ordered by ${keyField} only (got ${JSON.stringify(match[1])})`)
+    descending = match[2] === undefined ? descendingByDefault : match[2] === 'desc'
+  }
+  if (options.order !== undefined && options.order !== '') {
+    throw validationError(`order: ordering by ${JSON.stringify(options.order)} is not supported; lists are ordered by ${keyField} (use sort)`)
+  }
+  const reverse = options.reverse
+  if (reverse !== undefined && reverse !== '' && reverse !== 'false' && reverse !== '0') {
+    if (reverse !== 'true' && reverse !== '1') throw validationError(`reverse: expected true or false, got ${JSON.stringify(reverse)}`)
+    descending = !descending
+  }
+  return descending
+}
+
 /** Query parameters that shape a list (carried in cursors). */
-const LIST_OPTIONS = ['expand', 'pit', 'query', 'useInsertionDate', 'startTime', 'endTime', 'insertionDate', 'groupBy'] as const
+const LIST_OPTIONS = ['expand', 'pit', 'query', 'useInsertionDate', 'startTime', 'endTime', 'insertionDate', 'groupBy', 'sort', 'reverse', 'order'] as const
 
 export interface Page<T> {
   readonly pageSize: number

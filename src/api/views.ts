@@ -19,7 +19,7 @@ import { addressPrefix, fieldsUsed, matches } from '../query/index.ts'
 import type { Store } from '../store/index.ts'
 import { accountTransactionsPrefix, attributeRowKey, logRowPrefix, prefixEnd } from '../store/index.ts'
 import type { Page, PageRequest } from './paging.ts'
-import { pageOfRows } from './paging.ts'
+import { listDescending, pageOfRows } from './paging.ts'
 import type { VolumesByAsset } from './history.ts'
 import { effectiveVolumes, transactionEffectiveVolumes, volumesInsertedBy, volumesJson } from './history.ts'
 
@@ -57,7 +57,7 @@ export class Views {
   async listLedgers(request: PageRequest): Promise<Page<Json>> {
     return pageOfRows(this.store, {
       prefix: attributeRowKey(LEDGER_PREFIX as never),
-      descending: false,
+      descending: listDescending(request.options, 'name', false),
       request,
       select: (_key, value) => this.ledgerView(decodeLedger(value)),
     })
@@ -99,7 +99,7 @@ export class Views {
     if (account !== undefined) {
       const page = await pageOfRows(this.store, {
         prefix: accountTransactionsPrefix(ledger, account),
-        descending: true,
+        descending: listDescending(request.options, 'id', true),
         request,
         select: async (key) => {
           const id = key.readBigUInt64BE(key.length - 8)
@@ -113,7 +113,7 @@ export class Views {
     }
     const page = await pageOfRows(this.store, {
       prefix: attributeRowKey(transactionPrefix(ledger) as never),
-      descending: true,
+      descending: listDescending(request.options, 'id', true),
       request,
       select: (_key, value) => {
         const record = decodeTransaction(value)
@@ -187,7 +187,7 @@ export class Views {
     const page = await pageOfRows(this.store, {
       prefix: scan.prefix,
       ...(scan.range === undefined ? {} : { scan: scan.range }),
-      descending: false,
+      descending: listDescending(request.options, 'address', false),
       request,
       select: (_key, value) => this.selectAccount(ledger, value, filter, expand.pit),
     })
@@ -248,7 +248,7 @@ export class Views {
     await this.ledger(ledger)
     return pageOfRows(this.store, {
       prefix: logRowPrefix(ledger),
-      descending: true,
+      descending: listDescending(request.options, 'id', true),
       request,
       select: (_key, value) => {
         const log = parseJson(value.toString('utf8')) as { id: bigint; type: string; date: string }

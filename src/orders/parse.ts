@@ -63,7 +63,7 @@ export function parseScript(value: unknown): TransactionScript | undefined {
   if (value === undefined || value === null) return undefined
   if (!isJsonObject(value)) throw validationError(`script: expected {plain, vars}, got ${describe(value)}`)
   if (value.template !== undefined && value.template !== null) {
-    throw new TallyError({ code: 'NOT_IMPLEMENTED', kind: 'validation', message: 'script.template: transaction templates are not supported; send script.plain' })
+    throw validationError('script.template: transaction templates are not supported; send script.plain')
   }
   const plain = value.plain
   if (typeof plain !== 'string' || plain.trim() === '') throw validationError('script.plain: expected the Numscript source')

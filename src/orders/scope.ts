@@ -16,6 +16,7 @@ import {
   accountKey,
   ledgerKey,
   ledgerNotFound,
+  TallyError,
   referenceKey,
   transactionKey,
   volumesKey,
@@ -96,4 +97,23 @@ export function readReference(scope: Scope, ledger: LedgerName, reference: strin
 
 export function writeLedger(scope: Scope, ledger: LedgerRecord): void {
   scope.write(ledgerKey(ledger.name), { kind: 'l', value: ledger })
+}
+
+/**
+ * An order whose reads depend on values (a script's inputs, the postings of
+ * the transaction a revert names) found the world different from what
+ * admission planned on: retryable, never served from undeclared state.
+ */
+export function staleInputs(reason: string): TallyError {
+  return new TallyError({ code: 'STALE_INPUTS', kind: 'unavailable', message: `inputs changed since admission (${reason}), retry` })
+}
+
+/** Runs `read`, turning a coverage miss into STALE_INPUTS (see `staleInputs`). */
+export function plannedRead<T>(reason: string, read: () => T): T {
+  try {
+    return read()
+  } catch (error) {
+    if (error instanceof TallyError && error.code === 'COVERAGE_MISS') throw staleInputs(reason)
+    throw error
+  }
 }

@@ -16,9 +16,7 @@ export function compileScript(script: TransactionScript): CheckedProgram {
   return compile(script.plain)
 }
 
-export function staleInputs(reason: string): TallyError {
-  return new TallyError({ code: 'STALE_INPUTS', kind: 'unavailable', message: `script inputs changed since admission (${reason}), retry` })
-}
+export { staleInputs } from './scope.ts'
 
 /** The planning run: unknown inputs read as zero/unset and are reported, to be loaded for the next round. */
 export function planScript(

@@ -22,7 +22,9 @@ test('too many writes in flight for the cache horizon: 503 CACHE_HORIZON_EXCEEDE
     assert.equal(refused.length + accepted.length, replies.length)
     for (const reply of refused) {
       assert.equal(reply.headers['retry-after'], '1')
-      assert.equal((parseJson(reply.body) as { errorCode: string }).errorCode, 'CACHE_HORIZON_EXCEEDED')
+      const body = parseJson(reply.body) as { errorCode: string; errorMessage: string }
+      assert.equal(body.errorCode, 'INTERNAL', 'v2 clients only know v2 codes')
+      assert.match(body.errorMessage, /^CACHE_HORIZON_EXCEEDED: /)
     }
     const stats = parseJson((await app.inject({ method: 'GET', url: '/v2/main/stats' })).body) as { data: { transactions: bigint } }
     assert.equal(stats.data.transactions, BigInt(accepted.length), 'a refused write applied nothing')

@@ -197,3 +197,25 @@ test('aggregate balances and volumes: filters, pit, insertion dates, windows, gr
     await api.close()
   }
 })
+
+test('ordering: sort=<key>:<asc|desc> and reverse on every list; other orders are refused precisely', async () => {
+  const api = await openTestApi()
+  try {
+    await createLedger(api, 'o')
+    for (let i = 0; i < 5; i++) await postTransaction(api, 'o', [{ source: 'world', destination: `a:${i}`, amount: 1, asset: 'USD' }])
+    const ids = async (url: string) => (await walkForward(api, url)).items.map((item) => at(item, 'id'))
+    assert.deepEqual(await ids('/v2/o/transactions?pageSize=2'), [4n, 3n, 2n, 1n, 0n])
+    assert.deepEqual(await ids('/v2/o/transactions?pageSize=2&reverse=true'), [0n, 1n, 2n, 3n, 4n])
+    assert.deepEqual(await ids('/v2/o/transactions?pageSize=2&sort=id:asc'), [0n, 1n, 2n, 3n, 4n])
+    assert.deepEqual(await ids('/v2/o/transactions?pageSize=2&sort=id:asc&reverse=true'), [4n, 3n, 2n, 1n, 0n])
+    assert.deepEqual(await ids('/v2/o/logs?pageSize=2&sort=id:asc'), [0n, 1n, 2n, 3n, 4n])
+    const accounts = (await walkForward(api, '/v2/o/accounts?pageSize=2&sort=address:desc')).items.map((item) => at(item, 'address'))
+    assert.deepEqual(accounts, ['world', 'a:4', 'a:3', 'a:2', 'a:1', 'a:0'])
+    assertError(await api.request('GET', '/v2/o/transactions?sort=timestamp:asc'), 400, 'VALIDATION', 'ordered by id')
+    assertError(await api.request('GET', '/v2/o/transactions?sort=id:sideways'), 400, 'VALIDATION', 'sort')
+    assertError(await api.request('GET', '/v2/o/transactions?order=effective'), 400, 'VALIDATION', 'order')
+    assertError(await api.request('GET', '/v2/o/transactions?reverse=maybe'), 400, 'VALIDATION', 'reverse')
+  } finally {
+    await api.close()
+  }
+})

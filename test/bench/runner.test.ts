@@ -339,9 +339,10 @@ test('an abort signal stops new requests; a bug in a workload fails the run', as
   )
 })
 
-test('the default registry holds the write workloads and rejects duplicates', () => {
+test('the default registry holds the write and read workloads and rejects duplicates', () => {
   const registry = createDefaultRegistry()
-  assert.deepEqual(registry.names(), ['transactions', 'bulk'])
+  assert.deepEqual(registry.names(), ['transactions', 'bulk', 'get-account', 'list-filter', 'aggregate-balances'])
+  assert.deepEqual(registry.list().filter((workload) => workload.kind === 'read').map((workload) => workload.name), ['get-account', 'list-filter', 'aggregate-balances'])
   assert.throws(() => registry.register(transactionsWorkload), /already registered/)
   assert.equal(parseResponseBody('not json'), undefined)
 })

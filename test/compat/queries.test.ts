@@ -43,7 +43,7 @@ test('SDK filters (the SDK sends them as a JSON `query` parameter): accounts, tr
   })
 })
 
-test('SDK listTransactions reverse and sort', { todo: 'issue 3 point 4: order, reverse, sort' }, async () => {
+test('SDK listTransactions reverse and sort', async () => {
   await seeded(async ({ v2 }) => {
     const reversed = present((await v2.listTransactions({ ledger: 'main', reverse: true })).v2TransactionsCursorResponse, 'reverse').cursor.data
     assert.deepEqual(reversed.map((transaction) => transaction.id), [0n, 1n, 2n])

@@ -86,7 +86,7 @@ test('SDK createTransaction with a Numscript script {plain, vars}; refusals surf
   })
 })
 
-test('SDK createTransaction with script.template: Tally refuses it with a v2 error code the SDK can parse', { todo: 'deviation: Tally answers 400 errorCode NOT_IMPLEMENTED (outside the v2 enum), so the SDK throws ResponseValidationError' }, async () => {
+test('SDK createTransaction with script.template: Tally refuses it with a v2 error code the SDK can parse', async () => {
   await withServer(async ({ v2 }) => {
     await v2.createLedger({ ledger: 'main', v2CreateLedgerRequest: {} })
     const call = create(v2, 'main', { script: { template: 'CUSTOMER_DEPOSIT', vars: {} }, metadata: {} })
@@ -220,7 +220,7 @@ test('SDK idempotencyKey: a replay returns the stored result with Idempotency-Hi
 
 test(
   'SDK: a 503 (too many writes in flight for the cache horizon) is the typed v2 error INTERNAL with Retry-After, and applied nothing',
-  { todo: 'deviation: the 503 body says errorCode CACHE_HORIZON_EXCEEDED, outside the v2 enum, so the SDK throws ResponseValidationError' },
+  {},
   async () => {
     await withServer(
       async ({ v2 }) => {

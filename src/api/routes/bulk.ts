@@ -15,6 +15,7 @@ import type { Order, ProposedOrder } from '../../orders/index.ts'
 import { parseBoolean, parseCreateTransaction, parseRevertTransaction, parseTransactionId } from '../../orders/index.ts'
 import type { OrderResult } from '../../fsm/index.ts'
 import { ledgerParam, queryFlag, requestHash } from '../requests.ts'
+import { wireCode } from '../errors.ts'
 import type { Views } from '../views.ts'
 
 export interface BulkOptions {
@@ -60,20 +61,20 @@ export function bulkRoutes(app: FastifyInstance, node: LedgerNode, views: Views,
       if (result.status === 'skipped') return
       if (result.status === 'failed') {
         if (result.rolledBack !== true) firstError ??= result
-        data.push({ responseType: 'ERROR', logID: 0n, errorCode: wireErrorCode(result.error.code), errorDescription: result.error.message })
+        data.push({ responseType: 'ERROR', logID: 0n, errorCode: wireCode(result.error.code), errorDescription: wireMessage(result.error) })
         return
       }
       data.push(bulkSuccess(action, result))
     })
     if (firstError !== undefined && firstError.status === 'failed') {
-      return reply.code(400).send({ data, errorCode: wireErrorCode(firstError.error.code), errorMessage: firstError.error.message })
+      return reply.code(400).send({ data, errorCode: wireCode(firstError.error.code), errorMessage: wireMessage(firstError.error) })
     }
     return reply.code(200).send({ data })
   })
 }
 
-function wireErrorCode(code: string): string {
-  return code === 'COVERAGE_MISS' || code === 'STALE_PROPOSAL' ? 'INTERNAL' : code
+function wireMessage(error: { code: string; message: string }): string {
+  return wireCode(error.code) === error.code ? error.message : `${error.code}: ${error.message}`
 }
 
 function bulkSuccess(action: Action, result: Extract<OrderResult, { status: 'applied' }>): Json {

@@ -6,7 +6,7 @@ import type { CreateTransaction } from '../order.ts'
 import type { OrderOutput } from '../output.ts'
 import { transactionView } from '../output.ts'
 import type { Scope } from '../scope.ts'
-import { readAccount, readLedger, readReference, readVolumes, writeTransaction } from '../scope.ts'
+import { plannedRead, readAccount, readLedger, readReference, readVolumes, writeTransaction } from '../scope.ts'
 import { accountsOf, applyPostings, touchAccounts } from '../postings-apply.ts'
 import { appendLedgerLog } from '../ledger-log.ts'
 import { compileScript, digestOf, scriptAccountMetadata, scriptPostings, staleInputs } from '../script.ts'
@@ -95,10 +95,5 @@ function fromScript(scope: Scope, order: CreateTransaction): Moves {
 }
 
 function guarded<T>(read: () => T): T {
-  try {
-    return read()
-  } catch (error) {
-    if (error instanceof TallyError && error.code === 'COVERAGE_MISS') throw staleInputs('the script read an input the plan did not declare')
-    throw error
-  }
+  return plannedRead('the script read an input the plan did not declare', read)
 }

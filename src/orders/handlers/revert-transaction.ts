@@ -4,7 +4,7 @@ import type { RevertTransaction } from '../order.ts'
 import type { OrderOutput } from '../output.ts'
 import { transactionView } from '../output.ts'
 import type { Scope } from '../scope.ts'
-import { readLedger, readTransaction, writeTransaction } from '../scope.ts'
+import { plannedRead, readLedger, readTransaction, writeTransaction } from '../scope.ts'
 import { accountsOf, applyPostings, touchAccounts } from '../postings-apply.ts'
 import { appendLedgerLog } from '../ledger-log.ts'
 
@@ -22,8 +22,10 @@ export function revertTransaction(scope: Scope, order: RevertTransaction): Order
   }
   const postings = revertPostings(original.postings)
   const timestamp = order.atEffectiveDate ? original.timestamp : scope.date
-  const volumes = applyPostings(scope, order.ledger, postings, order.force)
-  const created = touchAccounts(scope, order.ledger, accountsOf(postings), timestamp)
+  // The accounts to read come from the stored transaction: if it is not the one admission planned on, retry.
+  const reason = `transaction ${order.id} is not the one planned`
+  const volumes = plannedRead(reason, () => applyPostings(scope, order.ledger, postings, order.force))
+  const created = plannedRead(reason, () => touchAccounts(scope, order.ledger, accountsOf(postings), timestamp))
   const revert: TransactionRecord = {
     id: ledger.nextTransactionId,
     postings,
