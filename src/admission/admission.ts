@@ -1,9 +1,8 @@
 import type { AttributeValue, CanonicalKey } from '../domain/index.ts'
-import { TallyError, decodeAttribute, idempotencyKey, invariant, kindOf } from '../domain/index.ts'
+import { TallyError, decodeAttribute, invariant, kindOf } from '../domain/index.ts'
 import type { AttributeCache } from '../cache/index.ts'
 import type { KnownValue, ProposedOrder } from '../orders/index.ts'
-import { needsOf } from '../orders/index.ts'
-import { speculate } from './speculation.ts'
+import { planRound } from './speculation.ts'
 import type { CoverageEntry, OrderResult, Proposal, ProposalResult } from '../fsm/index.ts'
 import { encodeBits, encodeProposal, proposalOrdersMax } from '../fsm/index.ts'
 import type { StoreReader } from '../store/index.ts'
@@ -167,10 +166,7 @@ export class Admission {
   ): Promise<{ keys: CanonicalKey[]; order: ProposedOrder['order'] }[]> {
     for (let round = 0; round < planRoundsMax; round++) {
       const unknown = new Set<CanonicalKey>()
-      const overlay = new Map<CanonicalKey, AttributeValue>()
       const lookup = (key: CanonicalKey): KnownValue => {
-        const speculated = overlay.get(key)
-        if (speculated !== undefined) return speculated
         if (known.has(key)) return known.get(key) as AttributeValue | null
         const cached = this.options.cache.get(key)
         if (cached.state === 'live') return cached.attribute.value
@@ -178,14 +174,7 @@ export class Admission {
         unknown.add(key)
         return 'unknown'
       }
-      const perOrder = orders.map((proposed) => {
-        const needs = needsOf(proposed.order, lookup)
-        const keys = [...needs.keys]
-        if (proposed.idempotencyKey !== undefined) keys.push(idempotencyKey(proposed.order.ledger, proposed.idempotencyKey))
-        const order = needs.order ?? proposed.order
-        const complete = needs.complete && (orders.length === 1 || speculate(order, date, proposed.idempotencyKey, lookup, overlay))
-        return { keys, complete, order }
-      })
+      const perOrder = planRound(orders, date, lookup)
       if (perOrder.every((needs) => needs.complete)) return perOrder
       const keys = [...unknown]
       const rows = await this.options.store.getMany(keys.map(attributeRowKey))

@@ -1,7 +1,8 @@
 import type { AttributeValue, CanonicalKey } from '../domain/index.ts'
 import { TallyError } from '../domain/index.ts'
-import type { KnownValue, Order, Scope } from '../orders/index.ts'
-import { executeOrder } from '../orders/index.ts'
+import { idempotencyKey as idempotencyRecordKey } from '../domain/index.ts'
+import type { KnownValue, Order, ProposedOrder, Scope } from '../orders/index.ts'
+import { executeOrder, needsOf } from '../orders/index.ts'
 
 class NeedsLoad extends Error {}
 
@@ -47,4 +48,32 @@ export function speculate(
   }
   for (const [key, value] of writes) overlay.set(key, value)
   return true
+}
+
+export interface PlannedNeeds {
+  /** Every key the order may read (its coverage), idempotency record included. */
+  readonly keys: CanonicalKey[]
+  /** The order as proposed (a script order carries its inputs digest). */
+  readonly order: Order
+  readonly complete: boolean
+}
+
+/**
+ * One planning round over a proposal's orders, in sequence, each on the
+ * speculative effects of the ones before. `lookup` answers from what the
+ * caller knows ('unknown' = load it and plan again). Pure: admission runs it
+ * against the cache and store loads, the checker against its replayed state,
+ * so both plan alike.
+ */
+export function planRound(orders: readonly ProposedOrder[], date: string, lookup: (key: CanonicalKey) => KnownValue): PlannedNeeds[] {
+  const overlay = new Map<CanonicalKey, AttributeValue>()
+  const withOverlay = (key: CanonicalKey): KnownValue => overlay.get(key) ?? lookup(key)
+  return orders.map((proposed) => {
+    const needs = needsOf(proposed.order, withOverlay)
+    const keys = [...needs.keys]
+    if (proposed.idempotencyKey !== undefined) keys.push(idempotencyRecordKey(proposed.order.ledger, proposed.idempotencyKey))
+    const order = needs.order ?? proposed.order
+    const complete = needs.complete && (orders.length === 1 || speculate(order, date, proposed.idempotencyKey, withOverlay, overlay))
+    return { keys, complete, order }
+  })
 }
