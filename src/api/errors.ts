@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { InvariantViolation, TallyError, httpStatusOf } from '../domain/index.ts'
 import type { OrderFailure } from '../fsm/index.ts'
+import { v2ErrorCodes } from './openapi/schemas.ts'
 
 /** v2 error body: `{errorCode, errorMessage, details?}`; retryable errors carry Retry-After. */
 export function sendFailure(reply: FastifyReply, failure: OrderFailure): FastifyReply {
@@ -15,29 +16,7 @@ export function sendFailure(reply: FastifyReply, failure: OrderFailure): Fastify
   })
 }
 
-/** The error codes of v2's `V2ErrorsEnum`: clients (and generated SDKs) accept only these. */
-const V2_ERROR_CODES: ReadonlySet<string> = new Set([
-  'INTERNAL',
-  'INSUFFICIENT_FUND',
-  'VALIDATION',
-  'CONFLICT',
-  'COMPILATION_FAILED',
-  'METADATA_OVERRIDE',
-  'NOT_FOUND',
-  'REVERT_OCCURRING',
-  'ALREADY_REVERT',
-  'NO_POSTINGS',
-  'LEDGER_NOT_FOUND',
-  'IMPORT',
-  'TIMEOUT',
-  'BULK_SIZE_EXCEEDED',
-  'INTERPRETER_PARSE',
-  'INTERPRETER_RUNTIME',
-  'LEDGER_ALREADY_EXISTS',
-  'SCHEMA_ALREADY_EXISTS',
-  'SCHEMA_NOT_SPECIFIED',
-  'OUTDATED_SCHEMA',
-])
+const V2_ERROR_CODES: ReadonlySet<string> = new Set(v2ErrorCodes)
 
 /** Tally's own reasons (CACHE_HORIZON_EXCEEDED, STALE_INPUTS, …) travel as INTERNAL, the reason leading the message. */
 export function wireCode(code: string): string {
