@@ -1,11 +1,11 @@
 import type { CanonicalKey } from '../domain/index.ts'
-import { decodeAttribute, idempotencyKey, invariant, kindOf } from '../domain/index.ts'
+import { decodeAttribute, invariant, kindOf, transactionKey } from '../domain/index.ts'
 import type { AuditEntry, AuditHead } from '../audit/index.ts'
 import { AttributeCache } from '../cache/index.ts'
 import type { CoverageEntry, PlannedOrder, Proposal, ProposalResult } from '../fsm/index.ts'
 import { LedgerStateMachine, WriteBatch, encodeBits } from '../fsm/index.ts'
 import type { KnownValue, ProposedOrder } from '../orders/index.ts'
-import { needsOf } from '../orders/index.ts'
+import { planRound } from '../admission/index.ts'
 import { Zone, auditRowKey } from '../store/index.ts'
 
 /** A proposal that consumes an index without applying anything, as a stale one did. */
@@ -20,8 +20,6 @@ const STALE: Proposal = Object.freeze({
   atomic: false,
   continueOnFailure: false,
 })
-
-const planRoundsMax = 4
 
 /**
  * The scratch state a replay of the audit chain builds, row by row, through
@@ -82,11 +80,15 @@ export class Replayer {
     return { result, auditRow }
   }
 
-  /** The plan admission would have made, from the scratch state: every needed key seeded with its row. */
+  /**
+   * The plan admission would have made, from the scratch state: needs
+   * planned as admission plans them (`planRound`, each order on the
+   * speculative effects of the earlier ones), every key seeded with its row.
+   */
   private proposalOf(entry: AuditEntry): Proposal {
     const proposed = entry.orders as unknown as ProposedOrder[]
     const outcomes = entry.outcome as unknown as { status?: string; code?: string }[]
-    const perOrderKeys = proposed.map((order, i) => this.keysOf(order, outcomes[i]))
+    const perOrderKeys = this.keysOf(proposed, outcomes, entry.date)
     const coverage: CoverageEntry[] = []
     const position = new Map<CanonicalKey, number>()
     for (const keys of perOrderKeys) {
@@ -115,25 +117,30 @@ export class Replayer {
   }
 
   /**
-   * Needs as admission resolves them. A revert audited as a COVERAGE_MISS was
-   * planned before its transaction was applied (a race the gate caught): it
-   * is planned the same way, as if the transaction were absent.
+   * Per-order coverage keys. A revert audited as STALE_INPUTS (or, from
+   * before that reason existed, COVERAGE_MISS) was planned while its
+   * transaction did not exist yet (a race the gate caught): it is planned the
+   * same way, blind to the transaction, so the replay refuses it alike. A
+   * script keeps its audited inputs digest, so a stale one is refused alike.
    */
-  private keysOf(proposed: ProposedOrder, outcome: { status?: string; code?: string } | undefined): CanonicalKey[] {
-    const plannedBlind = outcome?.status === 'failed' && outcome.code === 'COVERAGE_MISS' && proposed.order.type === 'REVERT_TRANSACTION'
+  private keysOf(proposed: readonly ProposedOrder[], outcomes: readonly { status?: string; code?: string }[], date: string): CanonicalKey[][] {
+    const blind = new Set<string>()
+    proposed.forEach((order, i) => {
+      const outcome = outcomes[i]
+      const stale = outcome?.status === 'failed' && (outcome.code === 'STALE_INPUTS' || outcome.code === 'COVERAGE_MISS')
+      if (stale && order.order.type === 'REVERT_TRANSACTION') blind.add(transactionKey(order.order.ledger, order.order.id))
+    })
     const known = (key: CanonicalKey): KnownValue => {
-      if (plannedBlind && key[0] === 't') return null
+      if (blind.has(key)) return null
       const row = this.attributes.get(key)
       return row === undefined ? null : decodeAttribute(kindOf(key), row).value
     }
-    for (let round = 0; round < planRoundsMax; round++) {
-      const needs = needsOf(proposed.order, known)
-      if (!needs.complete) continue
-      const keys = [...needs.keys]
-      if (proposed.idempotencyKey !== undefined) keys.push(idempotencyKey(proposed.order.ledger, proposed.idempotencyKey))
-      return keys
-    }
-    throw new Error(`needs of a ${proposed.order.type} order did not resolve from a complete state`)
+    const planned = planRound(proposed, date, known)
+    invariant(
+      planned.every((needs) => needs.complete),
+      'needs resolve in one round from a complete state',
+    )
+    return planned.map((needs) => needs.keys)
   }
 
   private fold(batch: WriteBatch): void {
