@@ -4,7 +4,7 @@ import type { AttributeCache } from '../cache/index.ts'
 import type { KnownValue, ProposedOrder } from '../orders/index.ts'
 import { planRound } from './speculation.ts'
 import type { CoverageEntry, OrderResult, Proposal, ProposalResult } from '../fsm/index.ts'
-import { encodeBits, encodeProposal, proposalOrdersMax } from '../fsm/index.ts'
+import { coverageIndexesOf, encodeProposal, proposalOrdersMax } from '../fsm/index.ts'
 import type { StoreReader } from '../store/index.ts'
 import { attributeRowKey } from '../store/index.ts'
 
@@ -127,7 +127,7 @@ export class Admission {
         orders: orders.map((proposed, i) => ({
           ...proposed,
           order: (resolved[i] as { order: ProposedOrder['order'] }).order,
-          coverageBits: encodeBits((perOrderKeys[i] as CanonicalKey[]).map((key) => position.get(key) as number), coverage.length),
+          coverageIndexes: coverageIndexesOf(perOrderKeys[i] as CanonicalKey[], position),
         })),
         atomic: options.atomic,
         continueOnFailure: options.continueOnFailure,

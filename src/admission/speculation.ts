@@ -4,7 +4,8 @@ import { idempotencyKey as idempotencyRecordKey } from '../domain/index.ts'
 import type { KnownValue, Order, ProposedOrder, Scope } from '../orders/index.ts'
 import { executeOrder, needsOf } from '../orders/index.ts'
 
-class NeedsLoad extends Error {}
+/** Thrown through a handler when a value is not loaded; one frozen instance (no stack to build). */
+const NEEDS_LOAD: unique symbol = Symbol('needs load')
 
 /**
  * Runs an order's handler on planning values, so that the next orders of the
@@ -31,7 +32,7 @@ export function speculate(
       const written = writes.get(key)
       if (written !== undefined) return written
       const value = lookup(key)
-      if (value === 'unknown') throw new NeedsLoad()
+      if (value === 'unknown') throw NEEDS_LOAD
       return value ?? undefined
     },
     write(key, value) {
@@ -42,7 +43,7 @@ export function speculate(
   try {
     executeOrder(scope, order)
   } catch (error) {
-    if (error instanceof NeedsLoad) return false
+    if (error === NEEDS_LOAD) return false
     if (error instanceof TallyError) return true // a refused order leaves nothing behind, as in the FSM
     throw error
   }

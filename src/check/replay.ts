@@ -3,7 +3,7 @@ import { decodeAttribute, invariant, kindOf, transactionKey } from '../domain/in
 import type { AuditEntry, AuditHead } from '../audit/index.ts'
 import { AttributeCache } from '../cache/index.ts'
 import type { CoverageEntry, PlannedOrder, Proposal, ProposalResult } from '../fsm/index.ts'
-import { LedgerStateMachine, WriteBatch, encodeBits } from '../fsm/index.ts'
+import { LedgerStateMachine, WriteBatch, coverageIndexesOf } from '../fsm/index.ts'
 import type { KnownValue, ProposedOrder } from '../orders/index.ts'
 import { planRound } from '../admission/index.ts'
 import { Zone, auditRowKey } from '../store/index.ts'
@@ -101,7 +101,7 @@ export class Replayer {
     }
     const orders: PlannedOrder[] = proposed.map((order, i) => ({
       ...order,
-      coverageBits: encodeBits((perOrderKeys[i] as CanonicalKey[]).map((key) => position.get(key) as number), coverage.length),
+      coverageIndexes: coverageIndexesOf(perOrderKeys[i] as CanonicalKey[], position),
     }))
     return {
       id: entry.proposalId,

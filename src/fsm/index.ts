@@ -3,4 +3,4 @@ export type { OrderResult, OrderFailure, ProposalResult, StateMachineOptions } f
 export { WriteBatch } from './write-batch.ts'
 export { CoverageMiss } from './gated-scope.ts'
 export type { Proposal, CoverageEntry, PlannedOrder } from './proposal.ts'
-export { encodeProposal, decodeProposal, encodeBits, decodeBits, WAL_TYPE_PROPOSAL, proposalOrdersMax } from './proposal.ts'
+export { encodeProposal, decodeProposal, coverageIndexesOf, WAL_TYPE_PROPOSAL, proposalOrdersMax } from './proposal.ts'

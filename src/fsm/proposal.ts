@@ -14,8 +14,13 @@ export interface CoverageEntry {
 }
 
 export interface PlannedOrder extends ProposedOrder {
-  /** LSB-first bitset over `Proposal.coverage`, hex: the keys this order may touch. */
-  readonly coverageBits: string
+  /**
+   * The order's coverage: the set of `Proposal.coverage` entries it may read,
+   * as ascending positions. A sparse set rather than a bitset: a bitset per
+   * order is as wide as the whole plan, so a 1000-order bulk would carry (and
+   * the FSM decode) a million bits.
+   */
+  readonly coverageIndexes: readonly number[]
 }
 
 /** A batch of orders plus everything needed to apply them without reading the store. */
@@ -54,23 +59,23 @@ export function decodeProposal(bytes: Uint8Array): Proposal {
   const json = parseJson(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
   invariant(isJsonObject(json), 'proposal is not an object')
   const raw = json as unknown as Record<string, unknown>
+  const proposal = raw as unknown as Proposal
   return {
-    ...(raw as unknown as Proposal),
+    ...proposal,
     predictedIndex: Number(raw.predictedIndex),
     cacheEpoch: Number(raw.cacheEpoch),
     storeIndexAtLoad: Number(raw.storeIndexAtLoad),
+    orders: proposal.orders.map((planned) => ({ ...planned, coverageIndexes: planned.coverageIndexes.map(Number) })),
   }
 }
 
-export function encodeBits(indexes: Iterable<number>, size: number): string {
-  const bits = new Uint8Array(Math.ceil(size / 8))
-  for (const i of indexes) bits[i >> 3] = (bits[i >> 3] as number) | (1 << (i & 7))
-  return Buffer.from(bits).toString('hex')
-}
-
-export function decodeBits(hex: string, size: number): number[] {
-  const bits = Buffer.from(hex, 'hex')
-  const indexes: number[] = []
-  for (let i = 0; i < size; i++) if (((bits[i >> 3] ?? 0) >> (i & 7)) & 1) indexes.push(i)
-  return indexes
+/** Positions of `keys` in the plan, ascending, each once. */
+export function coverageIndexesOf(keys: Iterable<CanonicalKey>, position: ReadonlyMap<CanonicalKey, number>): number[] {
+  const indexes = new Set<number>()
+  for (const key of keys) {
+    const index = position.get(key)
+    invariant(index !== undefined, () => `key ${JSON.stringify(key)} is not in the plan`)
+    indexes.add(index)
+  }
+  return [...indexes].sort((a, b) => a - b)
 }

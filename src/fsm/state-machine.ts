@@ -17,7 +17,6 @@ import type { OrderOutput } from '../orders/index.ts'
 import { executeOrder } from '../orders/index.ts'
 import { MetaKey, attributeRowKey, auditRowKey, logRowKey, metaKey } from '../store/layout.ts'
 import type { Proposal, PlannedOrder } from './proposal.ts'
-import { decodeBits } from './proposal.ts'
 import { GatedScope, WriteSet } from './gated-scope.ts'
 import { writeTransactionIndexes } from './indexes.ts'
 import type { WriteBatch } from './write-batch.ts'
@@ -145,7 +144,12 @@ export class LedgerStateMachine {
         results.push({ status: 'skipped' })
         continue
       }
-      const allowed = new Set(decodeBits(planned.coverageBits, proposal.coverage.length).map((i) => (proposal.coverage[i] as { key: CanonicalKey }).key))
+      const allowed = new Set<CanonicalKey>()
+      for (const i of planned.coverageIndexes) {
+        const entry = proposal.coverage[i]
+        invariant(entry !== undefined, () => `coverage index ${i} outside the plan`)
+        allowed.add(entry.key)
+      }
       const orderWrites = new WriteSet(writes)
       const scope = new GatedScope(proposal.date, planned.idempotencyKey, allowed, seeds, this.cache, orderWrites)
       const result = this.runOrder(index, planned, scope, orderWrites)

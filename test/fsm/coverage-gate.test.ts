@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { AttributeCache } from '../../src/cache/index.ts'
-import { LedgerStateMachine, WriteBatch, encodeBits } from '../../src/fsm/index.ts'
+import { LedgerStateMachine, WriteBatch } from '../../src/fsm/index.ts'
 import type { CoverageEntry, Proposal, OrderResult } from '../../src/fsm/index.ts'
 import type { Order } from '../../src/orders/index.ts'
 import type { AccountAddress, Asset, CanonicalKey, LedgerName } from '../../src/domain/index.ts'
@@ -21,7 +21,7 @@ function proposal(index: number, order: Order, coverage: CoverageEntry[], covere
     cacheEpoch: 0,
     storeIndexAtLoad: index - 1,
     coverage,
-    orders: [{ order, coverageBits: encodeBits(covered, coverage.length) }],
+    orders: [{ order, coverageIndexes: covered }],
     atomic: false,
     continueOnFailure: false,
   }

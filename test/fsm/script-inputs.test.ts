@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { AttributeCache } from '../../src/cache/index.ts'
-import { LedgerStateMachine, WriteBatch, encodeBits } from '../../src/fsm/index.ts'
+import { LedgerStateMachine, WriteBatch } from '../../src/fsm/index.ts'
 import type { CoverageEntry, Proposal } from '../../src/fsm/index.ts'
 import type { Order } from '../../src/orders/index.ts'
 import type { AccountAddress, Asset, CanonicalKey, LedgerName } from '../../src/domain/index.ts'
@@ -17,7 +17,7 @@ const at = (index: number, order: Order, coverage: CoverageEntry[]): Proposal =>
   cacheEpoch: 0,
   storeIndexAtLoad: index - 1,
   coverage,
-  orders: [{ order, coverageBits: encodeBits(coverage.map((_, i) => i), coverage.length) }],
+  orders: [{ order, coverageIndexes: coverage.map((_, i) => i) }],
   atomic: true,
   continueOnFailure: false,
 })

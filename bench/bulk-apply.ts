@@ -1,0 +1,51 @@
+/**
+ * In-process pipeline throughput for bulk proposals (no HTTP):
+ *   node --import tsx bench/bulk-apply.ts [--proposals P] [--orders N] [--sync]
+ * Submits P proposals of N CREATE_TRANSACTION orders, 4 in flight, and
+ * prints orders/s. Isolates admission + WAL + FSM + store from HTTP.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import { performance } from 'node:perf_hooks'
+import { LedgerNode } from '../src/server/index.ts'
+import type { AccountAddress, Asset, LedgerName } from '../src/domain/index.ts'
+import type { ProposedOrder } from '../src/orders/index.ts'
+
+const { values } = parseArgs({ options: { proposals: { type: 'string' }, orders: { type: 'string' }, sync: { type: 'boolean' } } })
+const proposals = Number(values.proposals ?? 40)
+const ordersPerProposal = Number(values.orders ?? 1000)
+const directory = mkdtempSync(path.join(os.tmpdir(), 'tally-bulk-apply-'))
+const ledger = 'bench' as LedgerName
+const node = await LedgerNode.open({ dataDirectory: directory, sync: values.sync === true })
+await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger, bucket: '_default', metadata: {}, features: {} } }], { atomic: true, continueOnFailure: false })
+let next = 0
+function orders(): ProposedOrder[] {
+  return Array.from({ length: ordersPerProposal }, () => {
+    const i = next++
+    return {
+      order: {
+        type: 'CREATE_TRANSACTION',
+        ledger,
+        postings: [{ source: 'world' as AccountAddress, destination: `users:${i % 10_000}` as AccountAddress, amount: BigInt(1 + (i % 997)), asset: 'USD/2' as Asset }],
+        metadata: {},
+        accountMetadata: {},
+        force: false,
+      },
+    }
+  })
+}
+const started = performance.now()
+let submitted = 0
+async function client(): Promise<void> {
+  while (submitted < proposals) {
+    submitted++
+    await node.admission.submit(orders(), { atomic: false, continueOnFailure: true })
+  }
+}
+await Promise.all([client(), client(), client(), client()])
+const seconds = (performance.now() - started) / 1000
+console.log(`${proposals} proposals × ${ordersPerProposal} orders in ${seconds.toFixed(2)} s: ${Math.round((proposals * ordersPerProposal) / seconds)} orders/s (sync ${values.sync === true})`)
+await node.close()
+rmSync(directory, { recursive: true, force: true })
