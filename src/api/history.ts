@@ -1,7 +1,7 @@
 import type { AggregatedVolumes, Json, LedgerName, Posting, TransactionRecord } from '../domain/index.ts'
 import { invariant, parseJson } from '../domain/index.ts'
 import type { StoreReader } from '../store/index.ts'
-import { accountTransactionsPrefix, moveKey, movesPrefix, prefixEnd } from '../store/index.ts'
+import { accountTransactionsPrefix, fixedWidthInstant, moveKey, movesPrefix, prefixEnd } from '../store/index.ts'
 
 /** Volumes per asset: `{asset: {input, output}}`, summed from index rows. */
 export type VolumesByAsset = Map<string, { input: bigint; output: bigint }>
@@ -28,6 +28,8 @@ export function volumesJson(volumes: VolumesByAsset): Json {
  */
 export async function effectiveVolumes(store: StoreReader, ledger: LedgerName, account: string, pit?: string, from?: string): Promise<VolumesByAsset> {
   const prefix = movesPrefix(ledger, account)
+  const until = pit === undefined ? undefined : fixedWidthInstant(pit)
+  const since = from === undefined ? undefined : fixedWidthInstant(from)
   const volumes: VolumesByAsset = new Map()
   for await (const [key, value] of store.range({ gte: prefix, lt: prefixEnd(prefix) })) {
     const rest = key.toString('utf8', prefix.length, key.length - 9)
@@ -35,8 +37,8 @@ export async function effectiveVolumes(store: StoreReader, ledger: LedgerName, a
     invariant(separator > 0, 'move key has an asset and a timestamp')
     const asset = rest.slice(0, separator)
     const timestamp = rest.slice(separator + 1)
-    if (pit !== undefined && timestamp > pit) continue
-    if (from !== undefined && timestamp < from) continue
+    if (until !== undefined && timestamp > until) continue
+    if (since !== undefined && timestamp < since) continue
     const moved = parseJson(value.toString('utf8')) as { input: bigint; output: bigint }
     add(volumes, asset, moved.input, moved.output)
   }
@@ -49,8 +51,9 @@ export async function volumesInsertedBy(store: StoreReader, ledger: LedgerName, 
   const volumes: VolumesByAsset = new Map()
   for await (const [, value] of store.range({ gte: prefix, lt: prefixEnd(prefix) })) {
     const row = parseJson(value.toString('utf8')) as { insertedAt: string; volumes: Record<string, { input: bigint; output: bigint }> }
-    if (pit !== undefined && row.insertedAt > pit) break // insertion order: nothing later qualifies
-    if (from !== undefined && row.insertedAt < from) continue
+    const insertedAt = fixedWidthInstant(row.insertedAt)
+    if (pit !== undefined && insertedAt > fixedWidthInstant(pit)) break // insertion order: nothing later qualifies
+    if (from !== undefined && insertedAt < fixedWidthInstant(from)) continue
     for (const [asset, moved] of Object.entries(row.volumes)) add(volumes, asset, moved.input, moved.output)
   }
   return volumes

@@ -1,3 +1,4 @@
+import { InvariantViolation } from '../domain/errors.ts'
 /**
  * The store's row layout, importable by pure code (the FSM writes rows but
  * never reads the store: it may import this file and nothing else of the
@@ -93,9 +94,19 @@ export function movesPrefix(ledger: string, account: string, asset?: string): Bu
   return Buffer.concat([Buffer.of(Zone.indexes, IndexKind.moves), Buffer.from(`${ledger}\u0000${account}\u0000${asset === undefined ? '' : `${asset}\u0000`}`, 'utf8')])
 }
 
-/** Timestamps are fixed-width RFC 3339 UTC (`toISOString`), so bytes order as instants. */
+/**
+ * RFC 3339 UTC with the fraction padded to nanoseconds, so that bytes order
+ * as instants whatever precision a date came with (ours carry milliseconds,
+ * imported v2 dates microseconds).
+ */
+export function fixedWidthInstant(date: string): string {
+  const match = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$/.exec(date)
+  if (match === null) throw new InvariantViolation(`date ${JSON.stringify(date)} is not RFC 3339 UTC`)
+  return `${match[1]}.${(match[2] ?? '').padEnd(9, '0')}Z`
+}
+
 export function moveKey(ledger: string, account: string, asset: string, timestamp: string, id: bigint): Buffer {
-  return Buffer.concat([movesPrefix(ledger, account, asset), Buffer.from(`${timestamp}\u0000`, 'utf8'), u64be(id)])
+  return Buffer.concat([movesPrefix(ledger, account, asset), Buffer.from(`${fixedWidthInstant(timestamp)}\u0000`, 'utf8'), u64be(id)])
 }
 
 /** Audit rows: [zone][seq u64 BE]. */

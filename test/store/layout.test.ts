@@ -1,0 +1,29 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fc from 'fast-check'
+import { fixedWidthInstant, moveKey, prefixEnd } from '../../src/store/index.ts'
+
+test('fixed-width instants order as bytes like the instants they name, whatever their precision (property)', () => {
+  const instant = fc.record({ seconds: fc.integer({ min: 0, max: 253402300799 }), nanos: fc.integer({ min: 0, max: 999_999_999 }), digits: fc.integer({ min: 0, max: 9 }) })
+  const text = ({ seconds, nanos, digits }: { seconds: number; nanos: number; digits: number }) => {
+    const base = new Date(seconds * 1000).toISOString().slice(0, 19)
+    const fraction = String(nanos).padStart(9, '0').slice(0, digits)
+    return { text: `${base}${digits === 0 ? '' : `.${fraction}`}Z`, value: BigInt(seconds) * 1_000_000_000n + BigInt(fraction.padEnd(9, '0')) }
+  }
+  fc.assert(
+    fc.property(instant, instant, (a, b) => {
+      const x = text(a)
+      const y = text(b)
+      const byBytes = Math.sign(Buffer.compare(moveKey('l', 'a', 'USD', x.text, 1n), moveKey('l', 'a', 'USD', y.text, 1n)))
+      const byValue = x.value < y.value ? -1 : x.value > y.value ? 1 : 0
+      assert.equal(byBytes, byValue, `${x.text} vs ${y.text}`)
+    }),
+  )
+  assert.equal(fixedWidthInstant('2026-01-01T00:00:00.123Z'), '2026-01-01T00:00:00.123000000Z')
+  assert.throws(() => fixedWidthInstant('2026-01-01'), /RFC 3339/)
+})
+
+test('prefixEnd: the first key after a prefix, none after 0xff…', () => {
+  assert.deepEqual(prefixEnd(Buffer.of(1, 2, 0xff)), Buffer.of(1, 3))
+  assert.equal(prefixEnd(Buffer.of(0xff, 0xff)), undefined)
+})
