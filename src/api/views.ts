@@ -101,9 +101,9 @@ export class Views {
         prefix: accountTransactionsPrefix(ledger, account),
         descending: listDescending(request.options, 'id', true),
         request,
-        select: async (key) => {
+        select: (key) => {
           const id = key.readBigUInt64BE(key.length - 8)
-          const row = await this.store.get(attributeRowKey(transactionKey(ledger, id)))
+          const [row] = this.store.getManySync([attributeRowKey(transactionKey(ledger, id))])
           invariant(row !== undefined, () => `indexed transaction ${id} has no row`)
           const record = decodeTransaction(row)
           return filter === undefined || matches(filter, record) ? record : undefined

@@ -87,6 +87,16 @@ export class Store implements StoreReader, StoreWriter {
     return values.map((value) => value ?? undefined)
   }
 
+  /**
+   * Point reads on the JavaScript thread. For reads that are a few
+   * microseconds each (memtable and block cache), a thread-pool round trip
+   * per row costs more than the read; use for small batches on read paths.
+   */
+  getManySync(keys: readonly Buffer[]): (Buffer | undefined)[] {
+    if (keys.length === 0) return []
+    return this.db._getManySync([...keys]).map((value) => value ?? undefined)
+  }
+
   async *range(options: RangeOptions): AsyncIterable<[Buffer, Buffer]> {
     const iterator = this.db.iterator({
       gte: options.gte,
