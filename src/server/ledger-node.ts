@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { InvariantViolation, TallyError, invariant, parseJson } from '../domain/index.ts'
@@ -32,6 +33,7 @@ export interface LedgerNodeOptions {
 }
 
 export const checkpointEntriesDefault = 10_000
+const slowCheckpointMs = 100
 export const walRetainEntriesDefault = 1_000_000
 
 interface Waiter {
@@ -204,7 +206,10 @@ export class LedgerNode implements Sequencer {
    */
   async checkpoint(): Promise<void> {
     const index = this.storedIndex
+    const started = performance.now()
     await this.store.write([{ key: metaKey(MetaKey.checkpointIndex), value: Buffer.from(String(index)) }], { sync: true })
+    const elapsedMs = performance.now() - started
+    if (elapsedMs > slowCheckpointMs) this.options.log?.(`checkpoint at ${index} held the event loop ${elapsedMs.toFixed(0)} ms`)
     this.checkpointIndex = index
     const recyclable = index - (this.options.walRetainEntries ?? walRetainEntriesDefault)
     if (recyclable > this.wal.tail) await this.wal.recycle(recyclable)
