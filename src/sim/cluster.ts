@@ -202,6 +202,22 @@ export interface ClusterStats {
   messagesRejected: number
 }
 
+/** Every counter at zero: a run's start, and the sum over no runs. */
+export function emptyClusterStats(): ClusterStats {
+  return {
+    writes: 0,
+    promotions: 0,
+    promotionsBlocked: 0,
+    crashes: 0,
+    restarts: 0,
+    catchUpsCompleted: 0,
+    rebuildsCompleted: 0,
+    recoveriesFailed: 0,
+    messagesDelivered: 0,
+    messagesRejected: 0,
+  }
+}
+
 const stateRank: Record<ReplicaState, number> = {
   in_sync: 0,
   catching_up: 1,
@@ -221,18 +237,7 @@ export class Cluster {
   readonly reference = new ReferenceModel()
   readonly violations: Violation[] = []
   readonly coordinator: CoordinatorState
-  readonly stats: ClusterStats = {
-    writes: 0,
-    promotions: 0,
-    promotionsBlocked: 0,
-    crashes: 0,
-    restarts: 0,
-    catchUpsCompleted: 0,
-    rebuildsCompleted: 0,
-    recoveriesFailed: 0,
-    messagesDelivered: 0,
-    messagesRejected: 0,
-  }
+  readonly stats: ClusterStats = emptyClusterStats()
   readonly #trace: TraceEvent[] | undefined
   readonly #linksDown = new Set<string>()
   #now: Tick = 0

@@ -7,7 +7,7 @@
  * replayed with the trace switched on.
  */
 import { InvariantViolation } from '../domain/index.ts'
-import { Cluster, type ClusterOptions, type ClusterStats, type DurabilityMode, type PlantedBugs } from './cluster.ts'
+import { Cluster, emptyClusterStats, type ClusterOptions, type ClusterStats, type DurabilityMode, type PlantedBugs } from './cluster.ts'
 import type { Violation } from './checker.ts'
 import type { EventOrder, NodeId } from './events.ts'
 import { Prng } from './prng.ts'
@@ -196,18 +196,7 @@ export function runSeeds(options: {
   readonly onRun?: (result: RunResult, index: number) => void
 }): SeedsSummary {
   const failures: RunResult[] = []
-  const totals: ClusterStats = {
-    writes: 0,
-    promotions: 0,
-    promotionsBlocked: 0,
-    crashes: 0,
-    restarts: 0,
-    catchUpsCompleted: 0,
-    rebuildsCompleted: 0,
-    recoveriesFailed: 0,
-    messagesDelivered: 0,
-    messagesRejected: 0,
-  }
+  const totals: ClusterStats = emptyClusterStats()
   let steps = 0
   for (let index = 0; index < options.count; index += 1) {
     const result = runRandom({
