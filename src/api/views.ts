@@ -13,11 +13,11 @@ import {
   transactionPrefix,
   volumesPrefix,
 } from '../domain/index.ts'
-import { transactionView } from '../orders/index.ts'
+import { parseTimestamp, transactionView } from '../orders/index.ts'
 import type { Filter, Leaf, FilterNode } from '../query/index.ts'
 import { addressPrefix, fieldsUsed, matches } from '../query/index.ts'
 import type { Store } from '../store/index.ts'
-import { accountTransactionsPrefix, attributeRowKey, logRowPrefix, prefixEnd } from '../store/index.ts'
+import { accountTransactionsPrefix, attributeRowKey, fixedWidthInstant, logRowPrefix, prefixEnd } from '../store/index.ts'
 import type { Page, PageRequest } from './paging.ts'
 import { listDescending, pageOfRows } from './paging.ts'
 import type { VolumesByAsset } from './history.ts'
@@ -91,10 +91,13 @@ export class Views {
    * Transactions, newest first. A filter naming one exact account (as
    * `account`, `source` or `destination`, in a conjunction) walks that
    * account's index instead of the whole ledger: the scan scales with the
-   * account's transactions, not the ledger's.
+   * account's transactions, not the ledger's. With `pit`, the ledger as it
+   * stood then: transactions dated at or before it, a revert after it not yet
+   * seen (metadata is shown as it is now: its history is not kept).
    */
   async listTransactions(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): Promise<Page<Json>> {
     await this.ledger(ledger)
+    const selected = transactionSelector(filter, expand.pit)
     const account = filter?.root === undefined ? undefined : indexedAccount(filter.root)
     if (account !== undefined) {
       const page = await pageOfRows(this.store, {
@@ -105,8 +108,7 @@ export class Views {
           const id = key.readBigUInt64BE(key.length - 8)
           const [row] = this.store.getManySync([attributeRowKey(transactionKey(ledger, id))])
           invariant(row !== undefined, () => `indexed transaction ${id} has no row`)
-          const record = decodeTransaction(row)
-          return filter === undefined || matches(filter, record) ? record : undefined
+          return selected(decodeTransaction(row))
         },
       })
       return this.transactionPage(ledger, page, expand)
@@ -115,20 +117,18 @@ export class Views {
       prefix: attributeRowKey(transactionPrefix(ledger) as never),
       descending: listDescending(request.options, 'id', true),
       request,
-      select: (_key, value) => {
-        const record = decodeTransaction(value)
-        return filter === undefined || matches(filter, record) ? record : undefined
-      },
+      select: (_key, value) => selected(decodeTransaction(value)),
     })
     return this.transactionPage(ledger, page, expand)
   }
 
-  async countTransactions(ledger: LedgerName, filter: Filter<'transactions'> | undefined): Promise<bigint> {
+  async countTransactions(ledger: LedgerName, filter: Filter<'transactions'> | undefined, pit?: string): Promise<bigint> {
     const record = await this.ledger(ledger)
-    if (filter?.root === undefined) return record.nextTransactionId
+    if (filter?.root === undefined && pit === undefined) return record.nextTransactionId
+    const selected = transactionSelector(filter, pit)
     let count = 0n
     const prefix = attributeRowKey(transactionPrefix(ledger) as never)
-    for await (const [, value] of this.store.range({ gte: prefix, lt: prefixEnd(prefix) })) if (matches(filter, decodeTransaction(value))) count++
+    for await (const [, value] of this.store.range({ gte: prefix, lt: prefixEnd(prefix) })) if (selected(decodeTransaction(value)) !== undefined) count++
     return count
   }
 
@@ -244,14 +244,18 @@ export class Views {
 
   // ---- logs --------------------------------------------------------------------
 
+  /** Logs, newest first; with `pit`, those dated at or before it. */
   async listLogs(ledger: LedgerName, request: PageRequest, filter: Filter<'logs'> | undefined): Promise<Page<Json>> {
     await this.ledger(ledger)
+    const pit = parseTimestamp(request.options.pit, 'pit')
+    const until = pit === undefined ? undefined : fixedWidthInstant(pit)
     return pageOfRows(this.store, {
       prefix: logRowPrefix(ledger),
       descending: listDescending(request.options, 'id', true),
       request,
       select: (_key, value) => {
         const log = parseJson(value.toString('utf8')) as { id: bigint; type: string; date: string }
+        if (until !== undefined && fixedWidthInstant(log.date) > until) return undefined
         return filter === undefined || matches(filter, log) ? (log as unknown as Json) : undefined
       },
     })
@@ -262,6 +266,22 @@ function accountFilterRecord(record: AccountRecord, volumes: VolumesByAsset | un
   const balances = new Map<string, bigint>()
   for (const [asset, moved] of volumes ?? []) balances.set(asset, moved.input - moved.output)
   return { address: record.address, metadata: record.metadata, balances, firstUsage: record.firstUsage, insertionDate: record.insertionDate, updatedAt: record.updatedAt }
+}
+
+/** The transactions a list shows: at `pit` (see `listTransactions`), then filtered. */
+function transactionSelector(filter: Filter<'transactions'> | undefined, pit: string | undefined): (record: TransactionRecord) => TransactionRecord | undefined {
+  const until = pit === undefined ? undefined : fixedWidthInstant(pit)
+  return (record) => {
+    let seen = record
+    if (until !== undefined) {
+      if (fixedWidthInstant(record.timestamp) > until) return undefined
+      if (record.revertedAt !== undefined && fixedWidthInstant(record.revertedAt) > until) {
+        const { revertedAt: _revertedAt, ...rest } = record
+        seen = { ...rest, reverted: false }
+      }
+    }
+    return filter === undefined || matches(filter, seen) ? seen : undefined
+  }
 }
 
 /** An exact account a transaction filter requires (a conjunct `$match` on account/source/destination). */

@@ -58,6 +58,18 @@ test('backdated transactions: commit volumes follow insertion, effective volumes
     assert.equal(unknownExpand.statusCode, 400)
 
     assert.deepEqual(await get('/v2/main/stats'), { accounts: 3n, transactions: 3n })
+
+    // pit on the transaction list: dated at or before it; a revert after it is not yet seen.
+    assert.equal((await post('/v2/main/transactions/0/revert?force=true', {})).statusCode, 201)
+    const listAt = async (pit: string) => {
+      const reply = await app.inject({ method: 'GET', url: `/v2/main/transactions?pit=${pit}` })
+      return (parseJson(reply.body) as { cursor: { data: { id: bigint; reverted: boolean }[] } }).cursor.data
+    }
+    assert.deepEqual((await listAt('2026-01-02T12:00:00Z')).map((tx) => [tx.id, tx.reverted]), [[1n, false], [0n, false]])
+    const later = await listAt('2030-01-01T00:00:00Z')
+    assert.equal(later.find((tx) => tx.id === 0n)?.reverted, true)
+    const count = await app.inject({ method: 'HEAD', url: '/v2/main/transactions?pit=2026-01-02T12:00:00Z' })
+    assert.equal(count.headers.count, '2')
   } finally {
     await app.close()
     await node.close()

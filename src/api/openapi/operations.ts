@@ -109,7 +109,7 @@ export const operations: readonly Operation[] = [
   // ledgers
   {
     method: 'get', path: '/v2', operationId: 'v2ListLedgers', origin: 'v2', tag: 'ledgers', summary: 'List ledgers, by name',
-    status: served('`includeDeleted` has no effect (Tally never deletes ledgers); `sort` is ignored (issue 3)'),
+    status: served('`includeDeleted` has no effect (Tally never deletes ledgers); `sort` by `name` only'),
     parameters: [pageSize, cursor, flag('includeDeleted', 'No effect: Tally never deletes ledgers.'), sort],
     requestBody: filterBody,
     responses: { '200': json('A page of ledgers.', ref('LedgerPage')) },
@@ -155,7 +155,7 @@ export const operations: readonly Operation[] = [
   // transactions
   {
     method: 'get', path: '/v2/{ledger}/transactions', operationId: 'v2ListTransactions', origin: 'v2', tag: 'transactions', summary: 'List transactions, newest first',
-    status: served('`order`, `reverse` and `sort` are ignored (issue 3, point 4)'),
+    status: served('`sort` by `id` only (another field is a 400), `reverse`; `order=effective` refused (no timestamp index); `pit`: dated at or before it, later reverts not yet seen'),
     parameters: [filterQuery, pageSize, cursor, expand, pit, query('order', 'Deprecated in v2: `effective` orders by timestamp.', { type: 'string', enum: ['effective'] }), flag('reverse', 'Oldest first.'), sort],
     requestBody: filterBody,
     responses: { '200': json('A page of transactions.', ref('TransactionPage')) },
@@ -206,7 +206,7 @@ export const operations: readonly Operation[] = [
   // accounts
   {
     method: 'get', path: '/v2/{ledger}/accounts', operationId: 'v2ListAccounts', origin: 'v2', tag: 'accounts', summary: 'List accounts, by address',
-    status: served('ascending by address (v2 documents descending); `sort` is ignored (issue 3, point 4)'),
+    status: served('ascending by address by default (v2 documents descending); `sort` by `address` only, `reverse`'),
     parameters: [filterQuery, pageSize, cursor, expand, pit, sort],
     requestBody: filterBody,
     responses: { '200': json('A page of accounts.', ref('AccountPage')) },
@@ -265,7 +265,7 @@ export const operations: readonly Operation[] = [
   // logs
   {
     method: 'get', path: '/v2/{ledger}/logs', operationId: 'v2ListLogs', origin: 'v2', tag: 'logs', summary: 'List logs, newest first',
-    status: served('`sort` is ignored (issue 3, point 4)'),
+    status: served('`sort` by `id` only, `reverse`; `pit`: logs dated at or before it'),
     parameters: [filterQuery, pageSize, cursor, pit, sort],
     requestBody: filterBody,
     responses: { '200': json('A page of logs.', ref('LogPage')) },

@@ -9,7 +9,7 @@ import { noContent, submitOne, transactionData } from '../writes.ts'
 
 export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views: Views): void {
   app.head('/v2/:ledger/transactions', async (request, reply) => {
-    const count = await views.countTransactions(ledgerParam(request), countFilter('transactions', request))
+    const count = await views.countTransactions(ledgerParam(request), countFilter('transactions', request), expandOf({ pit: (request.query as Query).pit }).pit)
     return reply.header('Count', count.toString()).code(204).send()
   })
 
@@ -52,7 +52,9 @@ export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views:
     const metadata = parseMetadata(request.body, 'body')
     const key = idempotencyKeyOf(request)
     const order = { type: 'SAVE_TRANSACTION_METADATA' as const, ledger, id, metadata }
-    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['tx-metadata', order]) } : {}) }, noContent)
+    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['tx-metadata', order]) } : {}) }, noContent, {
+      dryRun: queryFlag(request, 'dryRun'),
+    })
   })
 
   app.delete('/v2/:ledger/transactions/:id/metadata/:key', async (request, reply) => {
