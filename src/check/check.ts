@@ -84,7 +84,11 @@ export async function runCheck(store: StoreReader, options: CheckOptions = {}): 
   return run.execute()
 }
 
-const digestOf = (value: Buffer): string => createHash('sha256').update(value).digest('base64')
+/**
+ * A row's fingerprint for comparison: 16 bytes of SHA-256, held as a latin1
+ * string (16 characters), so millions of rows fit in memory.
+ */
+const digestOf = (value: Buffer): string => createHash('sha256').update(value).digest().toString('latin1', 0, 16)
 
 class CheckRun {
   private readonly started = performance.now()
@@ -95,7 +99,12 @@ class CheckRun {
   /** Live rows other than meta and audit, by latin1 key: value digests. */
   private readonly live = new Map<string, string>()
   /** Rows the replay wrote outside the attribute zone (logs, mirror, meta), by latin1 key. */
-  private readonly replayed = new Map<string, Buffer>()
+  /**
+   * Rows the replay wrote outside the attribute zone: logs and indexes as
+   * digests (there are millions); cache mirror and meta rows whole (a
+   * finding on them decodes the bytes).
+   */
+  private readonly replayed = new Map<string, Buffer | string>()
   private replayer: Replayer | undefined
   private stopped: string | undefined
   private initialised = false
@@ -173,6 +182,7 @@ class CheckRun {
       if (rowKey[0] === Zone.audit) return // compared entry by entry as they are replayed
       const id = rowKey.toString('latin1')
       if (rowValue === null) this.replayed.delete(id)
+      else if (rowKey[0] === Zone.logs || rowKey[0] === Zone.indexes) this.replayed.set(id, digestOf(rowValue))
       else this.replayed.set(id, rowValue)
     })
     this.replayStarted = performance.now()
@@ -283,26 +293,38 @@ class CheckRun {
     if (this.previous.seq !== BigInt(this.auditTotal)) {
       this.report({ kind: 'meta', key: MetaKey.auditHead, message: `the audit head says seq ${this.auditTotal}, the last stored entry is seq ${this.previous.seq}` })
     }
-    const expected = new Map<string, Buffer>()
-    for (const [key, value] of replayer.attributes) expected.set(attributeRowKey(key).toString('latin1'), value)
-    for (const [key, value] of this.replayed) if (key.charCodeAt(0) !== Zone.audit && key.charCodeAt(0) !== Zone.meta) expected.set(key, value)
+    // Walk both sides in place (no merged copy): every expected row against the
+    // live digest, then every live row that nothing expected.
+    const expectedOf = (id: string): Buffer | string | undefined => {
+      if (id.charCodeAt(0) === Zone.attributes) return replayer.attributes.get(Buffer.from(id, 'latin1').toString('utf8', 1) as CanonicalKey)
+      return this.replayed.get(id)
+    }
     const differing: string[] = []
-    for (const [key, value] of expected) {
-      if (this.live.get(key) !== digestOf(value)) differing.push(key)
+    for (const [key, value] of replayer.attributes) {
+      const id = attributeRowKey(key).toString('latin1')
+      if (this.live.get(id) !== digestOf(value)) differing.push(id)
       await this.pace(true)
     }
-    for (const key of this.live.keys()) if (!expected.has(key)) differing.push(key)
+    for (const [id, value] of this.replayed) {
+      const zone = id.charCodeAt(0)
+      if (zone === Zone.audit || zone === Zone.meta) continue
+      if (this.live.get(id) !== (typeof value === 'string' ? value : digestOf(value))) differing.push(id)
+      await this.pace(true)
+    }
+    for (const id of this.live.keys()) if (expectedOf(id) === undefined) differing.push(id)
     differing.sort()
-    for (const id of differing) await this.reportRow(Buffer.from(id, 'latin1'), expected.get(id))
+    for (const id of differing) await this.reportRow(Buffer.from(id, 'latin1'), expectedOf(id))
     this.compareMeta()
   }
 
-  private async reportRow(rowKey: Buffer, expected: Buffer | undefined): Promise<void> {
+  /** `expected` is the replayed row, or only its digest for logs and indexes (then not printed). */
+  private async reportRow(rowKey: Buffer, expectedRow: Buffer | string | undefined): Promise<void> {
+    const expected = typeof expectedRow === 'string' ? undefined : expectedRow
     const present = this.live.has(rowKey.toString('latin1'))
     // Display only: a point read (the digest comparison above used the snapshot).
     const actual = present ? await this.store.get(rowKey) : undefined
     const message =
-      expected === undefined
+      expectedRow === undefined
         ? 'in the store, but no audited proposal wrote it'
         : !present
           ? 'missing from the store: the replay of the audit chain wrote it'
@@ -334,7 +356,8 @@ class CheckRun {
 
   private compareMeta(): void {
     for (const name of REPLAYED_META_KEYS) {
-      const expected = this.replayed.get(metaKey(name).toString('latin1'))
+      const replayedRow = this.replayed.get(metaKey(name).toString('latin1'))
+      const expected = typeof replayedRow === 'string' ? undefined : replayedRow
       const actual = this.meta.get(name)
       if (expected === undefined && actual === undefined) continue
       if (expected !== undefined && actual !== undefined && expected.equals(actual)) continue
