@@ -28,23 +28,41 @@ export interface PageRequest {
  * (`keyField`); other fields would need an index per order and are refused.
  */
 export function listDescending(options: Readonly<Record<string, string>>, keyField: string, descendingByDefault: boolean): boolean {
+  return listOrder(options, [keyField], descendingByDefault).descending
+}
+
+/**
+ * Like `listDescending` for lists with several orders, each backed by an
+ * index: `fields[0]` is the default. v2's deprecated `order=effective` is
+ * `sort=timestamp` where `timestamp` is one of the fields.
+ */
+export function listOrder(
+  options: Readonly<Record<string, string>>,
+  fields: readonly string[],
+  descendingByDefault: boolean,
+): { field: string; descending: boolean } {
   let descending = descendingByDefault
+  let field = fields[0] as string
   const sort = options.sort
+  if (options.order !== undefined && options.order !== '') {
+    if (options.order !== 'effective' || !fields.includes('timestamp')) {
+      throw validationError(`order: expected "effective" on transaction lists, got ${JSON.stringify(options.order)} (use sort)`)
+    }
+    field = 'timestamp'
+  }
   if (sort !== undefined && sort !== '') {
     const match = /^([a-zA-Z_]+)(?::(asc|desc))?$/.exec(sort)
     if (match === null) throw validationError(`sort: expected <field>:<asc|desc>, got ${JSON.stringify(sort)}`)
-    if (match[1] !== keyField) throw validationError(`sort: this list is ordered by ${keyField} only (got ${JSON.stringify(match[1])})`)
+    if (!fields.includes(match[1] as string)) throw validationError(`sort: this list is ordered by ${fields.join(' or ')} (got ${JSON.stringify(match[1])})`)
+    field = match[1] as string
     descending = match[2] === undefined ? descendingByDefault : match[2] === 'desc'
-  }
-  if (options.order !== undefined && options.order !== '') {
-    throw validationError(`order: ordering by ${JSON.stringify(options.order)} is not supported; lists are ordered by ${keyField} (use sort)`)
   }
   const reverse = options.reverse
   if (reverse !== undefined && reverse !== '' && reverse !== 'false' && reverse !== '0') {
     if (reverse !== 'true' && reverse !== '1') throw validationError(`reverse: expected true or false, got ${JSON.stringify(reverse)}`)
     descending = !descending
   }
-  return descending
+  return { field, descending }
 }
 
 /** Query parameters that shape a list (carried in cursors). */

@@ -17,9 +17,9 @@ import { parseTimestamp, transactionView } from '../orders/index.ts'
 import type { Filter, Leaf, FilterNode } from '../query/index.ts'
 import { addressPrefix, fieldsUsed, matches } from '../query/index.ts'
 import type { Store } from '../store/index.ts'
-import { accountTransactionsPrefix, attributeRowKey, fixedWidthInstant, logRowPrefix, prefixEnd } from '../store/index.ts'
+import { accountTransactionsPrefix, attributeRowKey, fixedWidthInstant, logRowPrefix, prefixEnd, transactionsByTimestampPrefix } from '../store/index.ts'
 import type { Page, PageRequest } from './paging.ts'
-import { listDescending, pageOfRows } from './paging.ts'
+import { listDescending, listOrder, pageOfRows } from './paging.ts'
 import type { VolumesByAsset } from './history.ts'
 import { effectiveVolumes, transactionEffectiveVolumes, volumesInsertedBy, volumesJson } from './history.ts'
 
@@ -98,24 +98,30 @@ export class Views {
   async listTransactions(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): Promise<Page<Json>> {
     await this.ledger(ledger)
     const selected = transactionSelector(filter, expand.pit)
+    const order = listOrder(request.options, ['id', 'timestamp'], true)
+    const byIndexedRow = (key: Buffer) => {
+      const id = key.readBigUInt64BE(key.length - 8)
+      const [row] = this.store.getManySync([attributeRowKey(transactionKey(ledger, id))])
+      invariant(row !== undefined, () => `indexed transaction ${id} has no row`)
+      return selected(decodeTransaction(row))
+    }
+    if (order.field === 'timestamp') {
+      const page = await pageOfRows(this.store, { prefix: transactionsByTimestampPrefix(ledger), descending: order.descending, request, select: byIndexedRow })
+      return this.transactionPage(ledger, page, expand)
+    }
     const account = filter?.root === undefined ? undefined : indexedAccount(filter.root)
     if (account !== undefined) {
       const page = await pageOfRows(this.store, {
         prefix: accountTransactionsPrefix(ledger, account),
-        descending: listDescending(request.options, 'id', true),
+        descending: order.descending,
         request,
-        select: (key) => {
-          const id = key.readBigUInt64BE(key.length - 8)
-          const [row] = this.store.getManySync([attributeRowKey(transactionKey(ledger, id))])
-          invariant(row !== undefined, () => `indexed transaction ${id} has no row`)
-          return selected(decodeTransaction(row))
-        },
+        select: byIndexedRow,
       })
       return this.transactionPage(ledger, page, expand)
     }
     const page = await pageOfRows(this.store, {
       prefix: attributeRowKey(transactionPrefix(ledger) as never),
-      descending: listDescending(request.options, 'id', true),
+      descending: order.descending,
       request,
       select: (_key, value) => selected(decodeTransaction(value)),
     })

@@ -90,10 +90,13 @@ export function describeLogRow(rowKey: Buffer): string {
 export function describeIndexRow(rowKey: Buffer): string {
   const kind = rowKey[1]
   const idOffset = rowKey.length - 8
-  if (rowKey.length < 11 || (kind !== IndexKind.accountTransactions && kind !== IndexKind.moves)) return `row=${rowKey.toString('hex')}`
+  if (rowKey.length < 11 || (kind !== IndexKind.accountTransactions && kind !== IndexKind.moves && kind !== IndexKind.transactionsByTimestamp)) {
+    return `row=${rowKey.toString('hex')}`
+  }
   const fields = rowKey.toString('utf8', 2, idOffset).split('\u0000')
   const id = rowKey.readBigUInt64BE(idOffset).toString()
   if (kind === IndexKind.accountTransactions) return `transactions-by-account ledger=${fields[0]} account=${fields[1]} id=${id}`
+  if (kind === IndexKind.transactionsByTimestamp) return `transactions-by-timestamp ledger=${fields[0]} timestamp=${fields[1]} id=${id}`
   return `moves ledger=${fields[0]} account=${fields[1]} asset=${fields[2]} timestamp=${fields[3]} id=${id}`
 }
 

@@ -1,7 +1,7 @@
 import type { Json } from '../domain/index.ts'
 import { invariant, stringifyJson } from '../domain/index.ts'
 import type { LedgerLog } from '../orders/index.ts'
-import { accountTransactionKey, moveKey } from '../store/layout.ts'
+import { accountTransactionKey, moveKey, transactionByTimestampKey } from '../store/layout.ts'
 import type { WriteBatch } from './write-batch.ts'
 
 interface LoggedTransaction {
@@ -13,8 +13,8 @@ interface LoggedTransaction {
 
 /**
  * Index rows for a transaction, derived from its v2 log (the one place every
- * new transaction is described): by account in insertion order, and moves by
- * effective date. Pure: same log, same rows.
+ * new transaction is described): by account in insertion order, moves by
+ * effective date, and the transaction by effective date. Pure: same log, same rows.
  */
 export function writeTransactionIndexes(ledger: string, log: LedgerLog, batch: WriteBatch): void {
   if (log.type !== 'NEW_TRANSACTION' && log.type !== 'REVERTED_TRANSACTION') return
@@ -41,4 +41,7 @@ export function writeTransactionIndexes(ledger: string, log: LedgerLog, batch: W
     const row = { insertedAt: transaction.insertedAt, timestamp: transaction.timestamp, volumes }
     batch.put(accountTransactionKey(ledger, account, transaction.id), Buffer.from(stringifyJson(row), 'utf8'))
   }
+  batch.put(transactionByTimestampKey(ledger, transaction.timestamp, transaction.id), EMPTY)
 }
+
+const EMPTY = Buffer.alloc(0)

@@ -78,9 +78,19 @@ export function logRowPrefix(ledger: string): Buffer {
  *    → `{insertedAt, timestamp, volumes: {asset: {input, output}}}` (this
  *    transaction's moves on the account);
  *  - moves by effective date: [zone]['M'][ledger][0][account][0][asset][0][timestamp][0][id u64]
- *    → `{input, output}`; a prefix sum is the account's effective volumes at a date.
+ *    → `{input, output}`; a prefix sum is the account's effective volumes at a date;
+ *  - transactions by effective date: [zone]['T'][ledger][0][timestamp][0][id u64] → empty,
+ *    for lists ordered by timestamp (`sort=timestamp`, v2's `order=effective`).
  */
-export const IndexKind = { accountTransactions: 0x41, moves: 0x4d } as const
+export const IndexKind = { accountTransactions: 0x41, moves: 0x4d, transactionsByTimestamp: 0x54 } as const
+
+export function transactionsByTimestampPrefix(ledger: string): Buffer {
+  return Buffer.concat([Buffer.of(Zone.indexes, IndexKind.transactionsByTimestamp), Buffer.from(`${ledger}\u0000`, 'utf8')])
+}
+
+export function transactionByTimestampKey(ledger: string, timestamp: string, id: bigint): Buffer {
+  return Buffer.concat([transactionsByTimestampPrefix(ledger), Buffer.from(`${fixedWidthInstant(timestamp)}\u0000`, 'utf8'), u64be(id)])
+}
 
 export function accountTransactionsPrefix(ledger: string, account?: string): Buffer {
   return Buffer.concat([Buffer.of(Zone.indexes, IndexKind.accountTransactions), Buffer.from(`${ledger}\u0000${account === undefined ? '' : `${account}\u0000`}`, 'utf8')])

@@ -198,7 +198,7 @@ test('aggregate balances and volumes: filters, pit, insertion dates, windows, gr
   }
 })
 
-test('ordering: sort=<key>:<asc|desc> and reverse on every list; other orders are refused precisely', async () => {
+test('ordering: sort and reverse on every list, timestamp order (order=effective) on transactions; other orders are refused precisely', async () => {
   const api = await openTestApi()
   try {
     await createLedger(api, 'o')
@@ -211,9 +211,15 @@ test('ordering: sort=<key>:<asc|desc> and reverse on every list; other orders ar
     assert.deepEqual(await ids('/v2/o/logs?pageSize=2&sort=id:asc'), [0n, 1n, 2n, 3n, 4n])
     const accounts = (await walkForward(api, '/v2/o/accounts?pageSize=2&sort=address:desc')).items.map((item) => at(item, 'address'))
     assert.deepEqual(accounts, ['world', 'a:4', 'a:3', 'a:2', 'a:1', 'a:0'])
-    assertError(await api.request('GET', '/v2/o/transactions?sort=timestamp:asc'), 400, 'VALIDATION', 'ordered by id')
+    // Backdate one transaction: timestamp order differs from id order.
+    await postTransaction(api, 'o', [{ source: 'world', destination: 'early', amount: 1, asset: 'USD' }], { timestamp: '2020-01-01T00:00:00Z' })
+    assert.deepEqual(await ids('/v2/o/transactions?pageSize=2&sort=timestamp:asc'), [5n, 0n, 1n, 2n, 3n, 4n])
+    assert.deepEqual(await ids('/v2/o/transactions?pageSize=2&order=effective'), [4n, 3n, 2n, 1n, 0n, 5n])
+    assert.deepEqual(await ids('/v2/o/transactions?pageSize=4&sort=timestamp:desc&reverse=true'), [5n, 0n, 1n, 2n, 3n, 4n])
+    assertError(await api.request('GET', '/v2/o/transactions?sort=reference:asc'), 400, 'VALIDATION', 'ordered by id or timestamp')
+    assertError(await api.request('GET', '/v2/o/accounts?sort=balance:asc'), 400, 'VALIDATION', 'ordered by address')
     assertError(await api.request('GET', '/v2/o/transactions?sort=id:sideways'), 400, 'VALIDATION', 'sort')
-    assertError(await api.request('GET', '/v2/o/transactions?order=effective'), 400, 'VALIDATION', 'order')
+    assertError(await api.request('GET', '/v2/o/transactions?order=inserted'), 400, 'VALIDATION', 'order')
     assertError(await api.request('GET', '/v2/o/transactions?reverse=maybe'), 400, 'VALIDATION', 'reverse')
   } finally {
     await api.close()

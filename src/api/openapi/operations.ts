@@ -155,7 +155,7 @@ export const operations: readonly Operation[] = [
   // transactions
   {
     method: 'get', path: '/v2/{ledger}/transactions', operationId: 'v2ListTransactions', origin: 'v2', tag: 'transactions', summary: 'List transactions, newest first',
-    status: served('`sort` by `id` only (another field is a 400), `reverse`; `order=effective` refused (no timestamp index); `pit`: dated at or before it, later reverts not yet seen'),
+    status: served('`sort` by `id` or `timestamp` (another field is a 400), `reverse`, `order=effective`; `pit`: dated at or before it, later reverts not yet seen'),
     parameters: [filterQuery, pageSize, cursor, expand, pit, query('order', 'Deprecated in v2: `effective` orders by timestamp.', { type: 'string', enum: ['effective'] }), flag('reverse', 'Oldest first.'), sort],
     requestBody: filterBody,
     responses: { '200': json('A page of transactions.', ref('TransactionPage')) },
