@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import type { CanonicalKey } from '../domain/index.ts'
 import { isJsonObject, parseJson } from '../domain/index.ts'
@@ -85,10 +85,10 @@ export async function runCheck(store: StoreReader, options: CheckOptions = {}): 
 }
 
 /**
- * A row's fingerprint for comparison: 16 bytes of SHA-256, held as a latin1
- * string (16 characters), so millions of rows fit in memory.
+ * A row's fingerprint for comparison: the first 16 bytes of its SHA-256
+ * (22 base64 characters), so millions of rows fit in memory.
  */
-const digestOf = (value: Buffer): string => createHash('sha256').update(value).digest().toString('latin1', 0, 16)
+const digestOf = (value: Buffer): string => hash('sha256', value, 'base64').slice(0, 22)
 
 class CheckRun {
   private readonly started = performance.now()

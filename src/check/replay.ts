@@ -130,10 +130,17 @@ export class Replayer {
       const stale = outcome?.status === 'failed' && (outcome.code === 'STALE_INPUTS' || outcome.code === 'COVERAGE_MISS')
       if (stale && order.order.type === 'REVERT_TRANSACTION') blind.add(transactionKey(order.order.ledger, order.order.id))
     })
+    // Decoded once per proposal: planning reads the same keys many times.
+    const decoded = new Map<CanonicalKey, KnownValue>()
     const known = (key: CanonicalKey): KnownValue => {
       if (blind.has(key)) return null
-      const row = this.attributes.get(key)
-      return row === undefined ? null : decodeAttribute(kindOf(key), row).value
+      let value = decoded.get(key)
+      if (value === undefined) {
+        const row = this.attributes.get(key)
+        value = row === undefined ? null : decodeAttribute(kindOf(key), row).value
+        decoded.set(key, value)
+      }
+      return value
     }
     const planned = planRound(proposed, date, known)
     invariant(
