@@ -220,10 +220,8 @@ export class Views {
     visit: (record: AccountRecord, volumes: VolumesByAsset | undefined) => void,
     options: { byInsertion: boolean; needVolumes: boolean } = { byInsertion: true, needVolumes: false },
   ): Promise<void> {
-    const scan = this.accountScan(ledger, filter)
-    const range = scan.range ?? { gte: scan.prefix, lt: prefixEnd(scan.prefix) }
     const filterNeedsVolumes = filter !== undefined && fieldsUsed(filter).has('balance')
-    for await (const [, value] of this.store.range(range)) {
+    for await (const value of this.accountRows(ledger, filter)) {
       const record = decodeAccount(value)
       // Judge on the account row alone when the filter allows: volumes are read only for selected accounts.
       if (filter !== undefined && !filterNeedsVolumes && !matches(filter, accountFilterRecord(record, undefined))) continue
@@ -231,6 +229,22 @@ export class Views {
       if (filterNeedsVolumes && filter !== undefined && !matches(filter, accountFilterRecord(record, volumes))) continue
       visit(record, volumes)
     }
+  }
+
+  /**
+   * The account rows a filter can select: point reads when it names its
+   * accounts exactly (`$match` on exact addresses, alone or under `$or`),
+   * else a scan of its address prefix, else of the whole ledger.
+   */
+  private async *accountRows(ledger: LedgerName, filter: Filter<'accounts'> | undefined): AsyncIterable<Buffer> {
+    const exact = filter?.root === undefined ? undefined : exactAddresses(filter.root)
+    if (exact !== undefined) {
+      const keys = [...new Set(exact)].sort().map((address) => attributeRowKey(accountKey(ledger, address as AccountAddress)))
+      for (const row of this.store.getManySync(keys)) if (row !== undefined) yield row
+      return
+    }
+    const scan = this.accountScan(ledger, filter)
+    for await (const [, value] of this.store.range(scan.range ?? { gte: scan.prefix, lt: prefixEnd(scan.prefix) })) yield value
   }
 
   private accountScan(ledger: LedgerName, filter: Filter<'accounts'> | undefined): { prefix: Buffer; range?: { gte: Buffer; lt: Buffer | undefined } } {
@@ -289,6 +303,21 @@ function transactionSelector(filter: Filter<'transactions'> | undefined, pit: st
     return filter === undefined || matches(filter, seen) ? seen : undefined
   }
 }
+
+/** The addresses a filter is limited to, when it names them all exactly (a `$match` or an `$or` of them). */
+function exactAddresses(node: FilterNode): string[] | undefined {
+  if (node.kind === 'address' && node.field === 'address' && node.pattern.exact) return [node.pattern.source]
+  if (node.kind !== 'or' || node.items.length === 0 || node.items.length > exactAddressesMax) return undefined
+  const addresses: string[] = []
+  for (const item of node.items) {
+    const inner = exactAddresses(item)
+    if (inner === undefined) return undefined
+    addresses.push(...inner)
+  }
+  return addresses
+}
+
+const exactAddressesMax = 1000
 
 /** An exact account a transaction filter requires (a conjunct `$match` on account/source/destination). */
 function indexedAccount(node: FilterNode): string | undefined {
