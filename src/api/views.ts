@@ -2,7 +2,7 @@ import type { AccountAddress, AccountRecord, Json, LedgerName, LedgerRecord, Tra
 import {
   accountKey,
   accountPrefix,
-  decodeAttribute,
+  decodeRowValue,
   invariant,
   ledgerKey,
   ledgerNotFound,
@@ -175,9 +175,7 @@ export class Views {
     const rowPrefix = attributeRowKey(prefix as never)
     const volumes: VolumesByAsset = new Map()
     for await (const [key, value] of this.store.range({ gte: rowPrefix, lt: prefixEnd(rowPrefix) })) {
-      const attribute = decodeAttribute('v', value)
-      invariant(attribute.value.kind === 'v', 'volumes row of another kind')
-      volumes.set(key.toString('utf8', rowPrefix.length), attribute.value.value)
+      volumes.set(key.toString('utf8', rowPrefix.length), decodeRowValue('v', value))
     }
     return volumes
   }
@@ -332,19 +330,13 @@ function indexedAccount(node: FilterNode): string | undefined {
 }
 
 export function decodeLedger(row: Buffer): LedgerRecord {
-  const attribute = decodeAttribute('l', row)
-  invariant(attribute.value.kind === 'l', 'ledger row of another kind')
-  return attribute.value.value
+  return decodeRowValue('l', row)
 }
 
 export function decodeTransaction(row: Buffer): TransactionRecord {
-  const attribute = decodeAttribute('t', row)
-  invariant(attribute.value.kind === 't', 'transaction row of another kind')
-  return attribute.value.value
+  return decodeRowValue('t', row)
 }
 
 export function decodeAccount(row: Buffer): AccountRecord {
-  const attribute = decodeAttribute('a', row)
-  invariant(attribute.value.kind === 'a', 'account row of another kind')
-  return attribute.value.value
+  return decodeRowValue('a', row)
 }

@@ -36,6 +36,12 @@ const DELETED: CacheLookup = Object.freeze({ state: 'deleted' })
 
 export const cacheRotationThresholdDefault = 1000
 
+/** gen(i) = floor((i − 1) / K); index 0 (nothing applied) is generation 0. */
+export function generationOf(index: number, rotationThreshold: number): number {
+  invariant(Number.isSafeInteger(index) && index >= 0, 'index must be a non-negative integer')
+  return index === 0 ? 0 : Math.floor((index - 1) / rotationThreshold)
+}
+
 export class MalformedMirrorRow extends Error {
   constructor(message: string) {
     super(`cache mirror: ${message}; refusing to start (run tally check)`)
@@ -48,11 +54,15 @@ export class AttributeCache {
   private gen1 = new Map<string, Entry>()
   private currentGeneration = 0
 
+  /** A new cache is empty; `generation` places it at an applied index (a reset after a threshold change). */
   constructor(
     readonly rotationThreshold: number,
-    private currentEpoch = 0,
+    private readonly currentEpoch = 0,
+    generation = 0,
   ) {
     invariant(Number.isSafeInteger(rotationThreshold) && rotationThreshold >= 1, 'rotation threshold must be ≥ 1')
+    invariant(Number.isSafeInteger(generation) && generation >= 0, 'generation must be a non-negative integer')
+    this.currentGeneration = generation
   }
 
   get generation(): number {
@@ -63,10 +73,8 @@ export class AttributeCache {
     return this.currentEpoch
   }
 
-  /** gen(i) = floor((i − 1) / K); index 0 (nothing applied) is generation 0. */
   generationOf(index: number): number {
-    invariant(Number.isSafeInteger(index) && index >= 0, 'index must be a non-negative integer')
-    return index === 0 ? 0 : Math.floor((index - 1) / this.rotationThreshold)
+    return generationOf(index, this.rotationThreshold)
   }
 
   /** Will `key` still be in the cache when `predictedIndex` is applied? */
@@ -155,16 +163,6 @@ export class AttributeCache {
     if (this.currentGeneration > 0) add(this.currentGeneration - 1, this.gen1)
     add(this.currentGeneration, this.gen0)
     return rows
-  }
-
-  /** Throws the cache away (threshold change): the epoch moves so in-flight plans go stale. */
-  reset(mirror: MirrorSink, generation: number): void {
-    if (this.currentGeneration > 0) for (const [key, entry] of this.gen1) mirror.del(this.mirrorKey(this.currentGeneration - 1, key, entry.keyHash))
-    for (const [key, entry] of this.gen0) mirror.del(this.mirrorKey(this.currentGeneration, key, entry.keyHash))
-    this.gen0 = new Map()
-    this.gen1 = new Map()
-    this.currentGeneration = generation
-    this.currentEpoch += 1
   }
 
   private mirrorKey(generation: number, key: string, keyHash: Buffer): Buffer {

@@ -1,2 +1,2 @@
-export { AttributeCache, MalformedMirrorRow, MIRROR_ZONE, cacheRotationThresholdDefault } from './cache.ts'
+export { AttributeCache, MalformedMirrorRow, MIRROR_ZONE, cacheRotationThresholdDefault, generationOf } from './cache.ts'
 export type { MirrorSink, CacheCheck, CacheLookup } from './cache.ts'

@@ -121,6 +121,28 @@ export type AttributeValue =
   | { readonly kind: 'l'; readonly value: LedgerRecord }
   | { readonly kind: 'i'; readonly value: IdempotencyRecord }
 
+/** The value type of each attribute kind. */
+export interface AttributeValueOf {
+  v: Volumes
+  a: AccountRecord
+  t: TransactionRecord
+  r: ReferenceRecord
+  l: LedgerRecord
+  i: IdempotencyRecord
+}
+
+/** The value of an attribute known to be of `kind` (a key's kind); another kind is an invariant violation. */
+export function valueOfKind<K extends AttributeKind>(attribute: AttributeValue | undefined, kind: K): AttributeValueOf[K] | undefined {
+  if (attribute === undefined) return undefined
+  invariant(attribute.kind === kind, () => `attribute of kind ${attribute.kind} where ${kind} was expected`)
+  return attribute.value as AttributeValueOf[K]
+}
+
+/** Decodes a stored attribute row of `kind` to its value. */
+export function decodeRowValue<K extends AttributeKind>(kind: K, row: Buffer): AttributeValueOf[K] {
+  return decodeAttribute(kind, row).value.value as AttributeValueOf[K]
+}
+
 /** An attribute value with its encoding, computed once per write. */
 export interface Attribute {
   readonly value: AttributeValue

@@ -137,5 +137,3 @@ export function parseTransactionId(value: unknown, field = 'id'): TransactionId 
   throw validationError(`${field}: expected a transaction id (non-negative integer), got ${describe(value)}`)
 }
 
-export { parseAccountAddress, parseMetadata, parseMetadataKey }
-export type { AccountAddress }

@@ -21,6 +21,7 @@ import {
   transactionKey,
   volumesKey,
   invariant,
+  valueOfKind,
 } from '../domain/index.ts'
 import type { Json } from '../domain/index.ts'
 
@@ -48,17 +49,13 @@ export interface Scope {
 }
 
 export function readLedger(scope: Scope, ledger: LedgerName): LedgerRecord {
-  const found = scope.read(ledgerKey(ledger))
+  const found = valueOfKind(scope.read(ledgerKey(ledger)), 'l')
   if (found === undefined) throw ledgerNotFound(ledger)
-  invariant(found.kind === 'l', 'ledger key holds another kind')
-  return found.value
+  return found
 }
 
 export function readVolumes(scope: Scope, ledger: LedgerName, account: AccountAddress, asset: Asset): Volumes {
-  const found = scope.read(volumesKey(ledger, account, asset))
-  if (found === undefined) return ZERO_VOLUMES
-  invariant(found.kind === 'v', 'volumes key holds another kind')
-  return found.value
+  return valueOfKind(scope.read(volumesKey(ledger, account, asset)), 'v') ?? ZERO_VOLUMES
 }
 
 export function writeVolumes(scope: Scope, ledger: LedgerName, account: AccountAddress, asset: Asset, volumes: Volumes): void {
@@ -67,10 +64,7 @@ export function writeVolumes(scope: Scope, ledger: LedgerName, account: AccountA
 }
 
 export function readAccount(scope: Scope, ledger: LedgerName, address: AccountAddress): AccountRecord | undefined {
-  const found = scope.read(accountKey(ledger, address))
-  if (found === undefined) return undefined
-  invariant(found.kind === 'a', 'account key holds another kind')
-  return found.value
+  return valueOfKind(scope.read(accountKey(ledger, address)), 'a')
 }
 
 export function writeAccount(scope: Scope, ledger: LedgerName, account: AccountRecord): void {
@@ -78,10 +72,7 @@ export function writeAccount(scope: Scope, ledger: LedgerName, account: AccountR
 }
 
 export function readTransaction(scope: Scope, ledger: LedgerName, id: TransactionId): TransactionRecord | undefined {
-  const found = scope.read(transactionKey(ledger, id))
-  if (found === undefined) return undefined
-  invariant(found.kind === 't', 'transaction key holds another kind')
-  return found.value
+  return valueOfKind(scope.read(transactionKey(ledger, id)), 't')
 }
 
 export function writeTransaction(scope: Scope, ledger: LedgerName, transaction: TransactionRecord): void {
@@ -89,10 +80,7 @@ export function writeTransaction(scope: Scope, ledger: LedgerName, transaction: 
 }
 
 export function readReference(scope: Scope, ledger: LedgerName, reference: string): ReferenceRecord | undefined {
-  const found = scope.read(referenceKey(ledger, reference))
-  if (found === undefined) return undefined
-  invariant(found.kind === 'r', 'reference key holds another kind')
-  return found.value
+  return valueOfKind(scope.read(referenceKey(ledger, reference)), 'r')
 }
 
 export function writeLedger(scope: Scope, ledger: LedgerRecord): void {

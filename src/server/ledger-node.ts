@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { InvariantViolation, TallyError, invariant, parseJson } from '../domain/index.ts'
-import { AttributeCache, MIRROR_ZONE, cacheRotationThresholdDefault } from '../cache/index.ts'
+import { AttributeCache, MIRROR_ZONE, cacheRotationThresholdDefault, generationOf } from '../cache/index.ts'
 import type { AuditHead } from '../audit/index.ts'
 import { GENESIS } from '../audit/index.ts'
 import type { ProposalResult } from '../fsm/index.ts'
@@ -288,9 +288,8 @@ async function restoreCache(store: Store, threshold: number, log: (message: stri
     const appliedIndex = Number((await store.get(metaKey(MetaKey.appliedIndex)))?.toString('utf8') ?? '0')
     const batch = new WriteBatch()
     for (const [key] of rows) batch.del(key)
-    // Realign so that gen(applied) is the current generation under the new K.
-    const realigned = new AttributeCache(threshold, Number(state.epoch) + 1)
-    realigned.restore(realigned.generationOf(appliedIndex), [])
+    // A new epoch (in-flight plans go stale), aligned so that gen(applied) is current under the new K.
+    const realigned = new AttributeCache(threshold, Number(state.epoch) + 1, generationOf(appliedIndex, threshold))
     batch.put(metaKey(MetaKey.cacheState), encodeCacheState(realigned))
     await store.write(batch.rows(), { sync: true })
     return realigned

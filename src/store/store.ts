@@ -111,10 +111,6 @@ export class Store implements StoreReader, StoreWriter {
     }
   }
 
-  async *prefix(prefix: Buffer): AsyncIterable<[Buffer, Buffer]> {
-    yield* this.range({ gte: prefix, lt: prefixEnd(prefix) })
-  }
-
   async write(rows: readonly RowWrite[], options: { sync: boolean }): Promise<void> {
     if (rows.length === 0) return
     const operations = rows.map((row) =>
