@@ -3,8 +3,7 @@ import type { Json } from '../domain/index.ts'
 import { InvariantViolation, isJsonObject, validationError } from '../domain/index.ts'
 
 /**
- * Formance v2's log hash (`shared/reference/formance.md` §3, v2's Go
- * `Log.ComputeHash`): SHA-256 over a Go `json.Encoder` stream of
+ * Formance v2's log hash (v2's Go `Log.ComputeHash`): SHA-256 over a Go `json.Encoder` stream of
  *
  *   "<previous hash, base64>"\n          (absent for a ledger's first log)
  *   {"type":T,"data":MEMENTO,"date":D,"idempotencyKey":K,"id":0,"hash":null[,"schemaVersion":V]}\n

@@ -1,17 +1,24 @@
 import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { runSpecsDirectory } from '../../src/numscript/specs-runner.ts'
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-const corpus = resolve(repoRoot, '..', 'shared', 'conformance', 'numscript')
+/**
+ * Formance's conformance corpus is not part of this repository: the team keeps
+ * a copy beside it. Where it is absent (a fresh clone) the suite says so in
+ * one line and skips; the interpreter's own tests stand alone.
+ */
+const corpus = process.env.TALLY_NUMSCRIPT_CORPUS ?? resolve(repoRoot, '..', 'shared', 'conformance', 'numscript')
+const corpusMissing = existsSync(corpus) ? false : `Numscript conformance corpus absent (${corpus}; set TALLY_NUMSCRIPT_CORPUS to run it)`
 
 function isExperimental(file: string, featureFlags: readonly string[]): boolean {
   return file.split('/').includes('experimental') || featureFlags.length > 0
 }
 
-test('Formance numscript conformance corpus', (t) => {
+test('Formance numscript conformance corpus', { skip: corpusMissing }, (t) => {
   const report = runSpecsDirectory(corpus)
   assert.ok(report.files.length > 0, `no specs found under ${corpus}`)
   assert.equal(report.focused, false, 'the corpus must not contain focused cases')
