@@ -6,7 +6,7 @@ import type { CompatServer } from './server.ts'
 /**
  * The SDK operations of issue 3 (filters, counts, time travel, aggregations,
  * dryRun, order/reverse/sort) and issue 4 (log export/import). A test stays a
- * `todo` while its feature is missing (today: order/reverse/sort).
+ * `todo` while its feature is missing, and is listed in docs/api-compatibility.md.
  */
 
 async function seeded(body: (server: CompatServer) => Promise<void>): Promise<void> {
