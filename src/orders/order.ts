@@ -1,5 +1,6 @@
 import type {
   AccountAddress,
+  Keyed,
   LedgerName,
   Metadata,
   Posting,
@@ -27,13 +28,13 @@ export interface CreateLedger {
   readonly ledger: LedgerName
   readonly bucket: string
   readonly metadata: Metadata
-  readonly features: Readonly<Record<string, string>>
+  readonly features: Readonly<Keyed<string>>
 }
 
 /** A Numscript program and its variables (v2: `script: {plain, vars}`). */
 export interface TransactionScript {
   readonly plain: string
-  readonly vars: Readonly<Record<string, string>>
+  readonly vars: Readonly<Keyed<string>>
 }
 
 export interface CreateTransaction {
@@ -50,7 +51,7 @@ export interface CreateTransaction {
   readonly timestamp?: string
   readonly reference?: string
   readonly metadata: Metadata
-  readonly accountMetadata: Readonly<Record<string, Metadata>>
+  readonly accountMetadata: Readonly<Keyed<Metadata>>
   readonly force: boolean
 }
 

@@ -1,5 +1,5 @@
-import type { AccountAddress, Asset, CanonicalKey, LedgerName, Metadata, Posting } from '../domain/index.ts'
-import { TallyError, accountKey, invariant, isAccountAddress, isAsset, volumesKey } from '../domain/index.ts'
+import type { AccountAddress, Asset, CanonicalKey, Keyed, LedgerName, Metadata, Posting } from '../domain/index.ts'
+import { TallyError, accountKey, canonicalAccountMetadata, canonicalMetadata, invariant, isAccountAddress, isAsset, metadataValue, volumesKey } from '../domain/index.ts'
 import type { CheckedProgram, InputsProvider, RunResult } from '../numscript/index.ts'
 import { compile, inputsDigest, runProgram } from '../numscript/index.ts'
 import type { TransactionScript } from './order.ts'
@@ -50,7 +50,7 @@ export function planScript(
       }
       if (value === null) return undefined
       invariant(value.kind === 'a', 'account key holds another kind')
-      return value.value.metadata[metadataKey]
+      return metadataValue(value.value.metadata, metadataKey)
     },
   }
   const run = runProgram(compileScript(script), { variables: script.vars, inputs, unboundedOverdraftEverywhere: force })
@@ -80,10 +80,8 @@ export function scriptPostings(run: Extract<RunResult, { ok: true }>): Posting[]
   }))
 }
 
-export function scriptAccountMetadata(run: Extract<RunResult, { ok: true }>): Record<string, Metadata> {
-  const result: Record<string, Metadata> = {}
-  for (const [account, entries] of run.accountMetadata) result[checkedAccount(account)] = Object.fromEntries(entries)
-  return result
+export function scriptAccountMetadata(run: Extract<RunResult, { ok: true }>): Keyed<Metadata> {
+  return canonicalAccountMetadata([...run.accountMetadata].map(([account, entries]) => [checkedAccount(account), canonicalMetadata(entries)]))
 }
 
 function checkedAccount(account: string): AccountAddress {

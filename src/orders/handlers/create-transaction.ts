@@ -1,5 +1,5 @@
-import type { Metadata, Posting, TransactionRecord } from '../../domain/index.ts'
-import { TallyError, invariant, mergeMetadata, referenceKey } from '../../domain/index.ts'
+import type { AccountAddress, Keyed, Metadata, Posting, TransactionRecord } from '../../domain/index.ts'
+import { TallyError, canonicalAccountMetadata, canonicalMetadata, invariant, mergeMetadata, metadataValue, ownEntries, referenceKey } from '../../domain/index.ts'
 import type { InputsProvider } from '../../numscript/index.ts'
 import { runProgram } from '../../numscript/index.ts'
 import type { CreateTransaction } from '../order.ts'
@@ -23,7 +23,7 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
   const timestamp = order.timestamp ?? scope.date
   // A script already enforced its own overdraft rules: its postings apply as they are.
   const volumes = applyPostings(scope, order.ledger, moves.postings, order.force || order.script !== undefined)
-  const created = touchAccounts(scope, order.ledger, [...accountsOf(moves.postings), ...(Object.keys(moves.accountMetadata) as never[])], timestamp, moves.accountMetadata)
+  const created = touchAccounts(scope, order.ledger, [...accountsOf(moves.postings), ...(Object.keys(moves.accountMetadata) as AccountAddress[])], timestamp, moves.accountMetadata)
   const transaction: TransactionRecord = {
     id: ledger.nextTransactionId,
     postings: moves.postings,
@@ -51,11 +51,11 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
 interface Moves {
   readonly postings: readonly Posting[]
   readonly metadata: Metadata
-  readonly accountMetadata: Readonly<Record<string, Metadata>>
+  readonly accountMetadata: Readonly<Keyed<Metadata>>
 }
 
 function fromPostings(order: CreateTransaction): Moves {
-  return { postings: order.postings, metadata: mergeMetadata({}, order.metadata), accountMetadata: order.accountMetadata }
+  return { postings: order.postings, metadata: canonicalMetadata(ownEntries(order.metadata)), accountMetadata: canonicalAccountMetadata(ownEntries(order.accountMetadata)) }
 }
 
 /**
@@ -72,14 +72,18 @@ function fromScript(scope: Scope, order: CreateTransaction): Moves {
       const volumes = guarded(() => readVolumes(scope, order.ledger, account as never, asset as never))
       return volumes.input - volumes.output
     },
-    metadata: (account, key) => guarded(() => readAccount(scope, order.ledger, account as never))?.metadata[key],
+    metadata: (account, key) => {
+      const record = guarded(() => readAccount(scope, order.ledger, account as never))
+      return record === undefined ? undefined : metadataValue(record.metadata, key)
+    },
   }
   const run = runProgram(compileScript(script), { variables: script.vars, inputs, unboundedOverdraftEverywhere: order.force })
   if (digestOf(run) !== order.scriptInputsDigest) throw staleInputs('a balance or metadata value read by the script differs')
   if (!run.ok) throw run.error
-  const metadata = mergeMetadata({}, order.metadata)
+  const metadata = canonicalMetadata(ownEntries(order.metadata))
   for (const [key, value] of run.txMetadata) {
-    if (metadata[key] !== undefined && metadata[key] !== value) {
+    const requested = metadataValue(metadata, key)
+    if (requested !== undefined && requested !== value) {
       throw new TallyError({
         code: 'METADATA_OVERRIDE',
         kind: 'validation',
@@ -87,11 +91,15 @@ function fromScript(scope: Scope, order: CreateTransaction): Moves {
       })
     }
   }
-  const accountMetadata: Record<string, Metadata> = { ...order.accountMetadata }
-  for (const [account, entries] of Object.entries(scriptAccountMetadata(run))) {
-    accountMetadata[account] = mergeMetadata(accountMetadata[account] ?? {}, entries)
+  const accountMetadata = new Map(ownEntries(order.accountMetadata))
+  for (const [account, entries] of ownEntries(scriptAccountMetadata(run))) {
+    accountMetadata.set(account, mergeMetadata(accountMetadata.get(account) ?? canonicalMetadata([]), entries))
   }
-  return { postings: scriptPostings(run), metadata: mergeMetadata(metadata, Object.fromEntries(run.txMetadata)), accountMetadata }
+  return {
+    postings: scriptPostings(run),
+    metadata: mergeMetadata(metadata, canonicalMetadata(run.txMetadata)),
+    accountMetadata: canonicalAccountMetadata(accountMetadata),
+  }
 }
 
 function guarded<T>(read: () => T): T {

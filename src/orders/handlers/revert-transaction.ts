@@ -1,5 +1,5 @@
 import type { Posting, TransactionRecord } from '../../domain/index.ts'
-import { REVERTS_METADATA_KEY, TallyError, mergeMetadata, notFound } from '../../domain/index.ts'
+import { REVERTS_METADATA_KEY, TallyError, canonicalMetadata, mergeMetadata, notFound } from '../../domain/index.ts'
 import type { RevertTransaction } from '../order.ts'
 import type { OrderOutput } from '../output.ts'
 import { transactionView } from '../output.ts'
@@ -32,7 +32,7 @@ export function revertTransaction(scope: Scope, order: RevertTransaction): Order
     timestamp,
     insertedAt: scope.date,
     updatedAt: scope.date,
-    metadata: mergeMetadata(order.metadata, { [REVERTS_METADATA_KEY]: original.id.toString() }),
+    metadata: mergeMetadata(order.metadata, canonicalMetadata([[REVERTS_METADATA_KEY, original.id.toString()]])),
     reverted: false,
     preCommitVolumes: volumes.pre,
     postCommitVolumes: volumes.post,
