@@ -44,10 +44,12 @@ export interface CreateTransaction {
   readonly postings: readonly Posting[]
   readonly script?: TransactionScript
   /**
-   * Digest of the script inputs (balances, metadata) admission's run read;
-   * the FSM's run must read the same, or the order is STALE_INPUTS (retryable).
+   * What admission's planning run of the script read, in order: one
+   * fingerprint per input (which balance or metadata, and its value;
+   * `scriptInputFingerprint`). The FSM's run must read the same values, or
+   * the order is STALE_INPUTS (retryable); stamped by admission.
    */
-  readonly scriptInputsDigest?: string
+  readonly scriptInputs?: readonly string[]
   readonly timestamp?: string
   readonly reference?: string
   readonly metadata: Metadata
@@ -62,6 +64,12 @@ export interface RevertTransaction {
   readonly force: boolean
   readonly atEffectiveDate: boolean
   readonly metadata: Metadata
+  /**
+   * The postings of the reverted transaction as admission planned on them
+   * (`revertedPostingsFingerprint`; absent when it did not exist yet): they
+   * decide which volumes the revert reads. Stamped by admission.
+   */
+  readonly plannedPostings?: string
 }
 
 export interface SaveTransactionMetadata {

@@ -6,10 +6,10 @@ import type { CreateTransaction } from '../order.ts'
 import type { OrderOutput } from '../output.ts'
 import { transactionView } from '../output.ts'
 import type { Scope } from '../scope.ts'
-import { plannedRead, readAccount, readLedger, readReference, readVolumes, writeTransaction } from '../scope.ts'
+import { readAccount, readLedger, readReference, readVolumes, writeTransaction } from '../scope.ts'
 import { accountsOf, applyPostings, touchAccounts } from '../postings-apply.ts'
 import { appendLedgerLog } from '../ledger-log.ts'
-import { compileScript, digestOf, scriptAccountMetadata, scriptPostings, staleInputs } from '../script.ts'
+import { checkedAccount, checkedAsset, runPlannedScript, scriptAccountMetadata, scriptPostings } from '../script.ts'
 
 export function createTransaction(scope: Scope, order: CreateTransaction): OrderOutput {
   const ledger = readLedger(scope, order.ledger)
@@ -59,26 +59,27 @@ function fromPostings(order: CreateTransaction): Moves {
 }
 
 /**
- * Runs the script on the values the gated scope serves. An input the plan did
- * not declare, or inputs that differ from admission's run, mean the world
- * moved between planning and apply: STALE_INPUTS, retried by admission.
+ * Runs the script on the values the gated scope serves, compared input by
+ * input with admission's planning run (`runPlannedScript`): a value that
+ * moved since planning is STALE_INPUTS, retried by admission; an undeclared
+ * input while every value matched is a planning gap, COVERAGE_MISS.
  */
 function fromScript(scope: Scope, order: CreateTransaction): Moves {
   const script = order.script
   invariant(script !== undefined, 'fromScript needs a script')
-  invariant(order.scriptInputsDigest !== undefined, 'a script order carries the digest of its planned inputs')
+  invariant(order.scriptInputs !== undefined, 'a script order carries the inputs its planning run read')
+  // Addresses and assets are checked as planning checks them, before the read.
   const inputs: InputsProvider = {
     balance: (account, asset) => {
-      const volumes = guarded(() => readVolumes(scope, order.ledger, account as never, asset as never))
+      const volumes = readVolumes(scope, order.ledger, checkedAccount(account), checkedAsset(asset))
       return volumes.input - volumes.output
     },
     metadata: (account, key) => {
-      const record = guarded(() => readAccount(scope, order.ledger, account as never))
+      const record = readAccount(scope, order.ledger, checkedAccount(account))
       return record === undefined ? undefined : metadataValue(record.metadata, key)
     },
   }
-  const run = runProgram(compileScript(script), { variables: script.vars, inputs, unboundedOverdraftEverywhere: order.force })
-  if (digestOf(run) !== order.scriptInputsDigest) throw staleInputs('a balance or metadata value read by the script differs')
+  const run = runPlannedScript(script, order.scriptInputs, order.force, inputs)
   if (!run.ok) throw run.error
   const metadata = canonicalMetadata(ownEntries(order.metadata))
   for (const [key, value] of run.txMetadata) {
@@ -100,8 +101,4 @@ function fromScript(scope: Scope, order: CreateTransaction): Moves {
     metadata: mergeMetadata(metadata, canonicalMetadata(run.txMetadata)),
     accountMetadata: canonicalAccountMetadata(accountMetadata),
   }
-}
-
-function guarded<T>(read: () => T): T {
-  return plannedRead('the script read an input the plan did not declare', read)
 }
