@@ -1,6 +1,6 @@
 import { validationError } from './errors.ts'
 import { describe } from './names.ts'
-import { isJsonObject } from './json.ts'
+import { canonicalJson, isJsonObject } from './json.ts'
 import type { Json } from './json.ts'
 import { invariant } from './errors.ts'
 import { emptyKeyed, keyedFrom, ownEntries, ownValue } from './keyed.ts'
@@ -16,7 +16,16 @@ import type { Keyed } from './keyed.ts'
  */
 export type Metadata = Keyed<string>
 
+/**
+ * Bounds on the metadata of ONE transaction, account or ledger as stored
+ * (whatever number of requests built it), and on one request's metadata.
+ * They bound the rows that carry metadata, so that a row always fits, as a
+ * seed, in the log record a proposal travels in (admission refuses a
+ * proposal that would not fit instead of logging it).
+ */
 export const metadataKeysMax = 1024
+/** Size of the canonical JSON encoding of the whole map, in UTF-8 bytes. */
+export const metadataBytesMax = 256 * 1024
 export const metadataKeyLengthMax = 1024
 export const metadataValueLengthMax = 64 * 1024
 
@@ -54,7 +63,28 @@ export function parseMetadata(value: unknown, field = 'metadata'): Metadata {
       throw validationError(`${field}[${JSON.stringify(key)}]: value longer than ${metadataValueLengthMax}`)
     }
   }
-  return canonicalMetadata(entries as [string, string][])
+  return boundedMetadata(canonicalMetadata(entries as [string, string][]), field)
+}
+
+/**
+ * `metadata` when it is within the stored bounds (`metadataKeysMax`,
+ * `metadataBytesMax`); otherwise a 400 naming the limit.
+ */
+export function boundedMetadata(metadata: Metadata, field = 'metadata'): Metadata {
+  const keys = Object.keys(metadata).length
+  if (keys > metadataKeysMax) {
+    throw validationError(`${field}: ${keys} keys, over the limit of ${metadataKeysMax} metadata keys per transaction, account or ledger`)
+  }
+  const bytes = Buffer.byteLength(canonicalJson(metadata), 'utf8')
+  if (bytes > metadataBytesMax) {
+    throw validationError(`${field}: ${bytes} bytes, over the limit of ${metadataBytesMax} bytes of metadata per transaction, account or ledger (JSON-encoded)`)
+  }
+  return metadata
+}
+
+/** Metadata as it will be stored: canonical, and within the per-entity bounds (else a 400). */
+export function storedMetadata(metadata: Metadata, field = 'metadata'): Metadata {
+  return boundedMetadata(canonicalMetadata(ownEntries(metadata)), field)
 }
 
 /** Metadata read back from a row or a log we wrote: canonical again, or an invariant violation. */
@@ -72,9 +102,14 @@ export function parseMetadataKey(value: unknown, field = 'key'): string {
   return value
 }
 
-/** `update` over `base`, own keys only, in the canonical form. */
+/**
+ * `update` over `base`, own keys only, in the canonical form. The merged
+ * map is what gets stored, so the per-entity bounds apply to it: a save
+ * that would grow metadata past them is refused (400), whatever the size of
+ * the request itself.
+ */
 export function mergeMetadata(base: Metadata, update: Metadata): Metadata {
-  return canonicalMetadata([...ownEntries(base), ...ownEntries(update)])
+  return boundedMetadata(canonicalMetadata([...ownEntries(base), ...ownEntries(update)]), 'metadata after this save')
 }
 
 /** The one canonical form of metadata by account (`accountMetadata`): addresses sorted, no prototype. */

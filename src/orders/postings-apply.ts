@@ -1,5 +1,5 @@
 import type { AccountAddress, Asset, LedgerName, Posting, Volumes } from '../domain/index.ts'
-import { TallyError, WORLD, addInput, addOutput, balanceOf, canonicalMetadata, emptyKeyed, invariant, mergeMetadata, ownEntries, ownValue } from '../domain/index.ts'
+import { TallyError, WORLD, addInput, addOutput, balanceOf, emptyKeyed, invariant, mergeMetadata, ownValue, storedMetadata } from '../domain/index.ts'
 import type { Keyed, Metadata } from '../domain/index.ts'
 import type { Scope } from './scope.ts'
 import { readAccount, readVolumes, writeAccount, writeVolumes } from './scope.ts'
@@ -80,7 +80,7 @@ export function touchAccounts(
       created++
       writeAccount(scope, ledger, {
         address,
-        metadata: canonicalMetadata(ownEntries(metadata ?? emptyKeyed())),
+        metadata: storedMetadata(metadata ?? emptyKeyed()),
         insertionDate: scope.date,
         updatedAt: scope.date,
         firstUsage: usedAt,

@@ -1,5 +1,5 @@
 import type { AccountAddress, Keyed, Metadata, Posting, TransactionRecord } from '../../domain/index.ts'
-import { TallyError, canonicalAccountMetadata, canonicalMetadata, invariant, mergeMetadata, metadataValue, ownEntries, referenceKey } from '../../domain/index.ts'
+import { TallyError, canonicalAccountMetadata, canonicalMetadata, invariant, mergeMetadata, metadataValue, ownEntries, referenceKey, storedMetadata } from '../../domain/index.ts'
 import type { InputsProvider } from '../../numscript/index.ts'
 import { runProgram } from '../../numscript/index.ts'
 import type { CreateTransaction } from '../order.ts'
@@ -55,7 +55,7 @@ interface Moves {
 }
 
 function fromPostings(order: CreateTransaction): Moves {
-  return { postings: order.postings, metadata: canonicalMetadata(ownEntries(order.metadata)), accountMetadata: canonicalAccountMetadata(ownEntries(order.accountMetadata)) }
+  return { postings: order.postings, metadata: storedMetadata(order.metadata), accountMetadata: canonicalAccountMetadata(ownEntries(order.accountMetadata)) }
 }
 
 /**
@@ -81,7 +81,7 @@ function fromScript(scope: Scope, order: CreateTransaction): Moves {
   }
   const run = runPlannedScript(script, order.scriptInputs, order.force, inputs)
   if (!run.ok) throw run.error
-  const metadata = canonicalMetadata(ownEntries(order.metadata))
+  const metadata = storedMetadata(order.metadata)
   for (const [key, value] of run.txMetadata) {
     const requested = metadataValue(metadata, key)
     if (requested !== undefined && requested !== value) {
