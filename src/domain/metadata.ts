@@ -112,10 +112,16 @@ export function mergeMetadata(base: Metadata, update: Metadata): Metadata {
   return boundedMetadata(canonicalMetadata([...ownEntries(base), ...ownEntries(update)]), 'metadata after this save')
 }
 
-/** The one canonical form of metadata by account (`accountMetadata`): addresses sorted, no prototype. */
+/**
+ * The one canonical form of metadata by account (`accountMetadata`):
+ * addresses sorted, no prototype, each account's metadata canonical and
+ * within bounds (`storedMetadata`).
+ */
 export function canonicalAccountMetadata(entries: Iterable<readonly [string, Metadata]>): Keyed<Metadata> {
   const byAddress = new Map(entries)
-  return keyedFrom([...byAddress.keys()].sort().map((address) => [address, byAddress.get(address) as Metadata]))
+  return keyedFrom(
+    [...byAddress.keys()].sort().map((address) => [address, storedMetadata(byAddress.get(address) as Metadata, `accountMetadata[${JSON.stringify(address)}]`)]),
+  )
 }
 
 export function withoutKey(base: Metadata, key: string): Metadata {

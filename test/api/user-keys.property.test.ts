@@ -10,7 +10,7 @@ import { runCheck } from '../../src/check/index.ts'
 import { parseJson } from '../../src/domain/index.ts'
 import type { Json } from '../../src/domain/index.ts'
 import { tempDirectory } from '../support/temp.ts'
-import { asArray, asObject, at, show } from '../support/api.ts'
+import { asArray, asObject, assertError, assertStatus, at, createLedger, openTestApi, show } from '../support/api.ts'
 
 /**
  * Issue #9 point 4: every map keyed by user input, swept with the keys a
@@ -253,4 +253,28 @@ test('user-keyed maps: account names and metadata keys named after Object.protot
     }),
     { numRuns: 15 },
   )
+})
+
+test('user-keyed maps in scripts: variables, tx metadata and account metadata named after Object.prototype', async () => {
+  const api = await openTestApi()
+  try {
+    await createLedger(api, 'main')
+    const post = (body: string) => api.request('POST', '/v2/main/transactions', body)
+    // A variable `$__proto__` given in `vars` is a value, not a prototype.
+    const proto = await post('{"script":{"plain":"vars { account $__proto__ }\\nsend [USD 1] ( source = @world destination = $__proto__ )","vars":{"__proto__":"users:2"}}}')
+    assertStatus(proto, 200)
+    assert.equal(at(proto.body, 'data', 'postings', 0, 'destination'), 'users:2')
+    // A variable `$constructor` NOT given is missing, not Object's constructor.
+    assertError(await post('{"script":{"plain":"vars { account $constructor }\\nsend [USD 1] ( source = @world destination = $constructor )","vars":{}}}'), 400, 'INTERPRETER_RUNTIME', 'no value given for variable $constructor')
+    // Script metadata keys `constructor` / `__proto__` are data, and clash with nothing the request did not set.
+    const meta = await post('{"script":{"plain":"send [USD 1] ( source = @world destination = @constructor )\\nset_account_meta(@__proto__, \\"__proto__\\", \\"x\\")\\nset_tx_meta(\\"constructor\\", \\"y\\")","vars":{}}}')
+    assertStatus(meta, 200)
+    assert.equal(at(meta.body, 'data', 'metadata', 'constructor'), 'y')
+    const account = await api.request('GET', '/v2/main/accounts/__proto__')
+    assertStatus(account, 200)
+    assert.deepEqual(Object.entries(asObject(at(account.body, 'data', 'metadata'))), [['__proto__', 'x']])
+    assertPrototypeUntouched('after scripts')
+  } finally {
+    await api.close()
+  }
 })

@@ -5,6 +5,8 @@ import { LedgerNode } from '../../src/server/index.ts'
 import { buildApi } from '../../src/api/app.ts'
 import { Store } from '../../src/store/index.ts'
 import { runCheck } from '../../src/check/index.ts'
+import type { AccountAddress, Asset, LedgerName } from '../../src/domain/index.ts'
+import type { Order } from '../../src/orders/index.ts'
 import { tempDirectory } from '../support/temp.ts'
 
 /**
@@ -67,3 +69,34 @@ for (const route of ROUTES) {
     }
   })
 }
+
+test('check: orders built outside the HTTP parser (plain objects, any key order) are stored and logged canonically', async () => {
+  const temp = tempDirectory('tally-metadata-order-')
+  try {
+    const node = await LedgerNode.open({ dataDirectory: temp.directory, clusterId: 'order', sync: false })
+    const ledger = 'main' as LedgerName
+    const unsorted = { b: '1', a: '2', ['__proto__']: 'p' }
+    const submit = (order: Order) => node.admission.submit([{ order }], { atomic: true, continueOnFailure: false })
+    await submit({ type: 'CREATE_LEDGER', ledger, bucket: '_default', metadata: unsorted, features: {} })
+    await submit({
+      type: 'CREATE_TRANSACTION',
+      ledger,
+      postings: [{ source: 'world' as AccountAddress, destination: 'users:1' as AccountAddress, amount: 3n, asset: 'USD' as Asset }],
+      metadata: unsorted,
+      accountMetadata: { 'users:2': unsorted, 'users:1': unsorted },
+      force: false,
+    })
+    await submit({ type: 'SAVE_ACCOUNT_METADATA', ledger, address: 'users:3' as AccountAddress, metadata: unsorted })
+    await submit({ type: 'SAVE_TRANSACTION_METADATA', ledger, id: 0n, metadata: unsorted })
+    await node.close()
+    const store = await Store.open(path.join(temp.directory, 'store'))
+    try {
+      const result = await runCheck(store)
+      assert.equal(result.ok, true, JSON.stringify(result.findingsList).slice(0, 2000))
+    } finally {
+      await store.close()
+    }
+  } finally {
+    temp.remove()
+  }
+})
