@@ -125,6 +125,17 @@ test('metadata: strings only, keys named on error', () => {
   assert.deepEqual(withoutKey({ a: '1', b: '2' }, 'a'), bare({ b: '2' }))
 })
 
+test('json codec: a `__proto__` key is data both ways, nested or not, and never reaches Object.prototype', () => {
+  const text = '{"__proto__":{"polluted":"yes","__proto__":"x"},"constructor":{"prototype":"p"},"a":[{"__proto__":1}]}'
+  const parsed = parseJson(text) as Record<string, unknown>
+  assert.equal(Object.hasOwn(parsed, '__proto__'), true)
+  assert.equal(Object.getPrototypeOf(parsed), Object.prototype)
+  assert.equal(stringifyJson(parsed), text)
+  assert.equal(canonicalJson(parsed), '{"__proto__":{"__proto__":"x","polluted":"yes"},"a":[{"__proto__":1}],"constructor":{"prototype":"p"}}')
+  assert.equal(Object.hasOwn(Object.prototype, 'polluted'), false)
+  assert.equal(stringifyJson(parseMetadata(parseJson('{"__proto__":"p"}'))), '{"__proto__":"p"}')
+})
+
 test('metadata: keys named after Object.prototype are data; one canonical order whatever the input order', () => {
   const names = [...new Set([...Object.getOwnPropertyNames(Object.prototype), '__proto__'])]
   const body = parseJson(`{${names.map((name, i) => `${JSON.stringify(name)}:"${i}"`).reverse().join(',')}}`)
