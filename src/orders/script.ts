@@ -5,6 +5,7 @@ import type { CheckedProgram, InputsProvider, RunResult } from '../numscript/ind
 import { compile, runProgram } from '../numscript/index.ts'
 import type { TransactionScript } from './order.ts'
 import type { KnownValue } from './needs.ts'
+import { staleInputs } from './scope.ts'
 
 /**
  * Numscript in the pipeline. Admission runs the script against what it knows
@@ -16,8 +17,6 @@ import type { KnownValue } from './needs.ts'
 export function compileScript(script: TransactionScript): CheckedProgram {
   return compile(script.plain)
 }
-
-import { staleInputs } from './scope.ts'
 
 /** The planning run: unknown inputs read as zero/unset and are reported, to be loaded for the next round. */
 export function planScript(

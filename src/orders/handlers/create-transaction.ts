@@ -1,7 +1,6 @@
 import type { AccountAddress, Keyed, Metadata, Posting, TransactionRecord } from '../../domain/index.ts'
 import { TallyError, canonicalAccountMetadata, canonicalMetadata, invariant, mergeMetadata, metadataValue, ownEntries, referenceKey, storedMetadata } from '../../domain/index.ts'
 import type { InputsProvider } from '../../numscript/index.ts'
-import { runProgram } from '../../numscript/index.ts'
 import type { CreateTransaction } from '../order.ts'
 import type { OrderOutput } from '../output.ts'
 import { transactionView } from '../output.ts'
