@@ -18,6 +18,8 @@ export interface Sequencer {
   result(index: number): Promise<ProposalResult>
   /** Highest index whose effects are in the store (reads at least this state). */
   storeIndex(): number
+  /** The largest payload one append accepts (the log's record bound). */
+  payloadBytesMax(): number
 }
 
 export interface AdmissionOptions {
@@ -133,11 +135,39 @@ export class Admission {
         continueOnFailure: options.continueOnFailure,
         ...(options.dryRun === true ? { dryRun: true } : {}),
       }
-      const appended = this.options.sequencer.append(encodeProposal(proposal))
+      const payload = encodeProposal(proposal)
+      this.checkFits(payload, coverage)
+      const appended = this.options.sequencer.append(payload)
       invariant(appended === index, () => `predicted index ${index}, appended at ${appended}`)
       return index
     }
     throw new TallyError({ code: 'STALE_PROPOSAL', kind: 'unavailable', message: 'could not plan against a moving cache, retry' })
+  }
+
+  /**
+   * A proposal travels in one log record, with the rows it seeds: one that
+   * would not fit is refused here, before anything is logged, naming the
+   * bound (413). Rows are bounded (metadata per entity, postings per
+   * transaction), so a single order on ordinary rows always fits; a write
+   * touching many large rows (or a large bulk) is split by the client.
+   */
+  private checkFits(payload: Buffer, coverage: readonly CoverageEntry[]): void {
+    const bytesMax = this.options.sequencer.payloadBytesMax()
+    if (payload.byteLength <= bytesMax) return
+    let seeded = 0
+    let seedBytes = 0
+    for (const entry of coverage) {
+      if (typeof entry.seed !== 'string') continue
+      seeded++
+      seedBytes += Buffer.byteLength(entry.seed, 'utf8')
+    }
+    throw new TallyError({
+      code: 'VALIDATION',
+      kind: 'too_large',
+      message:
+        `this write would be logged as ${payload.byteLength} bytes (its orders, and ${seeded} stored rows of ${seedBytes} bytes it reads), ` +
+        `over the log's record limit of ${bytesMax} bytes: send it as smaller writes (fewer bulk elements, or fewer accounts per transaction)`,
+    })
   }
 
   /** Δ ≥ 2 generations: the proposal would outlive the cache (503, retry). */

@@ -1,5 +1,5 @@
 import type { AccountAddress, Json, LedgerName } from '../domain/index.ts'
-import { accountPrefix, validationError } from '../domain/index.ts'
+import { accountPrefix, emptyKeyed, validationError } from '../domain/index.ts'
 import type { Filter } from '../query/index.ts'
 import { addressPrefix, matches } from '../query/index.ts'
 import type { Store } from '../store/index.ts'
@@ -33,7 +33,7 @@ export async function aggregateBalances(
     },
     { byInsertion: options.useInsertionDate, needVolumes: true },
   )
-  const data: Record<string, Json> = {}
+  const data = emptyKeyed<Json>()
   for (const asset of [...totals.keys()].sort()) data[asset] = totals.get(asset) as bigint
   return data
 }

@@ -1,5 +1,5 @@
 import type { AggregatedVolumes, Json, LedgerName, Posting, TransactionRecord } from '../domain/index.ts'
-import { invariant, parseJson } from '../domain/index.ts'
+import { emptyKeyed, invariant, keyedChild, ownEntries, parseJson } from '../domain/index.ts'
 import type { StoreReader } from '../store/index.ts'
 import { accountTransactionsPrefix, fixedWidthInstant, moveKey, movesPrefix, prefixEnd } from '../store/index.ts'
 
@@ -13,7 +13,7 @@ function add(target: VolumesByAsset, asset: string, input: bigint, output: bigin
 }
 
 export function volumesJson(volumes: VolumesByAsset): Json {
-  const result: Record<string, Json> = {}
+  const result = emptyKeyed<Json>()
   for (const asset of [...volumes.keys()].sort()) {
     const { input, output } = volumes.get(asset) as { input: bigint; output: bigint }
     result[asset] = { input, output, balance: input - output }
@@ -54,7 +54,7 @@ export async function volumesInsertedBy(store: StoreReader, ledger: LedgerName, 
     const insertedAt = fixedWidthInstant(row.insertedAt)
     if (pit !== undefined && insertedAt > fixedWidthInstant(pit)) break // insertion order: nothing later qualifies
     if (from !== undefined && insertedAt < fixedWidthInstant(from)) continue
-    for (const [asset, moved] of Object.entries(row.volumes)) add(volumes, asset, moved.input, moved.output)
+    for (const [asset, moved] of ownEntries(row.volumes)) add(volumes, asset, moved.input, moved.output)
   }
   return volumes
 }
@@ -72,8 +72,8 @@ export async function transactionEffectiveVolumes(
 ): Promise<{ pre: AggregatedVolumes; post: AggregatedVolumes }> {
   const own = new Map<string, VolumesByAsset>()
   for (const posting of transaction.postings) addPosting(own, posting)
-  const pre: AggregatedVolumes = {}
-  const post: AggregatedVolumes = {}
+  const pre: AggregatedVolumes = emptyKeyed()
+  const post: AggregatedVolumes = emptyKeyed()
   for (const [account, assets] of own) {
     for (const [asset, moved] of assets) {
       const prefix = movesPrefix(ledger, account, asset)
@@ -84,9 +84,9 @@ export async function transactionEffectiveVolumes(
         input += row.input
         output += row.output
       }
-      ;(pre[account] ??= {})[asset] = { input, output, balance: input - output }
+      keyedChild(pre, account)[asset] = { input, output, balance: input - output }
       const after = { input: input + moved.input, output: output + moved.output }
-      ;(post[account] ??= {})[asset] = { ...after, balance: after.input - after.output }
+      keyedChild(post, account)[asset] = { ...after, balance: after.input - after.output }
     }
   }
   return { pre, post }

@@ -117,17 +117,19 @@ export class Replayer {
   }
 
   /**
-   * Per-order coverage keys. A revert audited as STALE_INPUTS (or, from
-   * before that reason existed, COVERAGE_MISS) was planned while its
-   * transaction did not exist yet (a race the gate caught): it is planned the
-   * same way, blind to the transaction, so the replay refuses it alike. A
-   * script keeps its audited inputs digest, so a stale one is refused alike.
+   * Per-order coverage keys. A revert audited as STALE_INPUTS was planned
+   * while its transaction did not exist yet (its order says so: its planned
+   * postings are absent): it is planned the same way, blind to the
+   * transaction, so the replay seeds the same keys and refuses it alike. A
+   * revert audited as COVERAGE_MISS is a planning gap: planned as admission
+   * plans, it misses alike. A script keeps its audited inputs, so a stale
+   * one is refused alike.
    */
   private keysOf(proposed: readonly ProposedOrder[], outcomes: readonly { status?: string; code?: string }[], date: string): CanonicalKey[][] {
     const blind = new Set<string>()
     proposed.forEach((order, i) => {
       const outcome = outcomes[i]
-      const stale = outcome?.status === 'failed' && (outcome.code === 'STALE_INPUTS' || outcome.code === 'COVERAGE_MISS')
+      const stale = outcome?.status === 'failed' && outcome.code === 'STALE_INPUTS'
       if (stale && order.order.type === 'REVERT_TRANSACTION') blind.add(transactionKey(order.order.ledger, order.order.id))
     })
     // Decoded once per proposal: planning reads the same keys many times.

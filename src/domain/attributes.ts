@@ -1,7 +1,9 @@
 import type { AccountAddress, Asset, LedgerName } from './names.ts'
 import type { Metadata } from './metadata.ts'
 import type { TransactionId, TransactionRecord } from './transaction.ts'
-import type { Volumes } from './volumes.ts'
+import type { AggregatedVolumes, Volumes } from './volumes.ts'
+import { decodeMetadata } from './metadata.ts'
+import { emptyKeyed, keyedChild, ownEntries } from './keyed.ts'
 import type { Posting } from './posting.ts'
 import { parseJson, canonicalJson, isJsonObject } from './json.ts'
 import type { Json } from './json.ts'
@@ -163,11 +165,21 @@ function decodeValue(kind: AttributeKind, json: { [key: string]: Json }): Attrib
   switch (kind) {
     case 'v':
       return { kind, value: { input: bigintField(json, 'input'), output: bigintField(json, 'output') } }
-    case 'a':
-      return { kind, value: json as unknown as AccountRecord }
+    case 'a': {
+      const record = json as unknown as AccountRecord
+      return { kind, value: { ...record, metadata: decodeMetadata(record.metadata, 'account') } }
+    }
     case 't': {
       const record = json as unknown as TransactionRecord
-      return { kind, value: { ...record, id: bigintField(json, 'id'), postings: record.postings.map(decodePosting) } }
+      const value: TransactionRecord = {
+        ...record,
+        id: bigintField(json, 'id'),
+        postings: record.postings.map(decodePosting),
+        metadata: decodeMetadata(record.metadata, 'transaction'),
+        ...(record.preCommitVolumes === undefined ? {} : { preCommitVolumes: decodeAggregatedVolumes(record.preCommitVolumes) }),
+        ...(record.postCommitVolumes === undefined ? {} : { postCommitVolumes: decodeAggregatedVolumes(record.postCommitVolumes) }),
+      }
+      return { kind, value }
     }
     case 'r':
       return { kind, value: { transactionId: bigintField(json, 'transactionId') } }
@@ -176,6 +188,8 @@ function decodeValue(kind: AttributeKind, json: { [key: string]: Json }): Attrib
         kind,
         value: {
           ...(json as unknown as LedgerRecord),
+          metadata: decodeMetadata(json.metadata, 'ledger'),
+          features: decodeMetadata(json.features, 'ledger features'),
           nextTransactionId: bigintField(json, 'nextTransactionId'),
           nextLogId: bigintField(json, 'nextLogId'),
           accountCount: bigintField(json, 'accountCount'),
@@ -188,6 +202,16 @@ function decodeValue(kind: AttributeKind, json: { [key: string]: Json }): Attrib
       throw new InvariantViolation(`unknown attribute kind ${String(never)}`)
     }
   }
+}
+
+/** Commit volumes by account then asset, rebuilt without prototypes (an account may be named `__proto__`). */
+function decodeAggregatedVolumes(volumes: AggregatedVolumes): AggregatedVolumes {
+  const decoded: AggregatedVolumes = emptyKeyed()
+  for (const [account, byAsset] of ownEntries(volumes)) {
+    const assets = keyedChild(decoded, account)
+    for (const [asset, moved] of ownEntries(byAsset)) assets[asset] = moved
+  }
+  return decoded
 }
 
 function decodePosting(posting: Posting): Posting {

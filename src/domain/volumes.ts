@@ -1,5 +1,6 @@
 import type { Amount } from './amount.ts'
 import { invariant } from './errors.ts'
+import type { Keyed } from './keyed.ts'
 
 /** Per (account, asset): everything received and everything sent. */
 export interface Volumes {
@@ -23,8 +24,8 @@ export function addOutput(volumes: Volumes, amount: Amount): Volumes {
   return { input: volumes.input, output: volumes.output + amount }
 }
 
-/** Per account, per asset volumes as v2 prints them (`V2AggregatedVolumes`). */
-export type AggregatedVolumes = Record<string, Record<string, { input: bigint; output: bigint; balance: bigint }>>
+/** Per account, per asset volumes as v2 prints them (`V2AggregatedVolumes`); maps without prototype (`keyed.ts`). */
+export type AggregatedVolumes = Keyed<Keyed<{ input: bigint; output: bigint; balance: bigint }>>
 
 /** Wire shape of v2: `{input, output, balance}`. */
 export function volumesWithBalance(volumes: Volumes): { input: bigint; output: bigint; balance: bigint } {

@@ -74,7 +74,8 @@ class NeedsWalker {
     for (const declaration of checked.program.vars) {
       const type = checked.variableTypes.get(declaration.name)
       if (declaration.origin === undefined) {
-        const raw = this.options.variables?.[declaration.name]
+        const variables = this.options.variables
+        const raw = variables !== undefined && Object.hasOwn(variables, declaration.name) ? variables[declaration.name] : undefined
         const parsed = raw === undefined || type === undefined ? undefined : parseVariableValue(type, raw)
         this.values.set(declaration.name, parsed === undefined || typeof parsed === 'string' ? UNKNOWN : this.known(parsed))
       } else if (declaration.origin.kind === 'call' && declaration.origin.name === 'meta') {

@@ -14,4 +14,6 @@ export {
   parseBoolean,
   parseTransactionId,
 } from './parse.ts'
-export { revertPostings } from './handlers/revert-transaction.ts'
+export { revertPostings, revertedPostingsFingerprint } from './handlers/revert-transaction.ts'
+export { scriptInputFingerprint } from './script.ts'
+export type { ScriptInput } from './script.ts'

@@ -8,8 +8,8 @@ import {
   InvariantViolation,
 } from '../domain/index.ts'
 import type { Order } from './order.ts'
-import { revertPostings } from './handlers/revert-transaction.ts'
-import { digestOf, planScript } from './script.ts'
+import { revertPostings, revertedPostingsFingerprint } from './handlers/revert-transaction.ts'
+import { planScript } from './script.ts'
 import type { Posting } from '../domain/index.ts'
 import type { LedgerName } from '../domain/index.ts'
 
@@ -20,7 +20,7 @@ export interface Needs {
   readonly keys: readonly CanonicalKey[]
   /** false when some needs depend on values not loaded yet (e.g. a revert's postings). */
   readonly complete: boolean
-  /** The order as admission must propose it (a script order gains its inputs digest). */
+  /** The order as admission must propose it (a script order gains the inputs its planning run read, a revert the postings it planned on). */
   readonly order?: Order
 }
 
@@ -43,18 +43,17 @@ export function needsOf(order: Order, known: (key: CanonicalKey) => KnownValue):
       const planned = planScript(order.ledger, order.script, order.force, known)
       keys.push(...planned.keys)
       if (planned.unknown) return { keys: unique(keys), complete: false }
-      return { keys: unique(keys), complete: true, order: { ...order, scriptInputsDigest: digestOf(planned.run) } }
+      return { keys: unique(keys), complete: true, order: { ...order, scriptInputs: planned.inputs } }
     }
     case 'REVERT_TRANSACTION': {
       const key = transactionKey(order.ledger, order.id)
       const keys = [ledgerKey(order.ledger), key]
       const transaction = known(key)
       if (transaction === 'unknown') return { keys, complete: false }
-      if (transaction !== null) {
-        if (transaction.kind !== 't') throw new InvariantViolation('transaction key holds another kind')
-        keys.push(...postingNeeds(order.ledger, revertPostings(transaction.value.postings)))
-      }
-      return { keys: unique(keys), complete: true }
+      if (transaction !== null && transaction.kind !== 't') throw new InvariantViolation('transaction key holds another kind')
+      if (transaction !== null) keys.push(...postingNeeds(order.ledger, revertPostings(transaction.value.postings)))
+      const plannedPostings = revertedPostingsFingerprint(transaction === null ? undefined : transaction.value)
+      return { keys: unique(keys), complete: true, order: { ...order, plannedPostings } }
     }
     case 'SAVE_TRANSACTION_METADATA':
     case 'DELETE_TRANSACTION_METADATA':

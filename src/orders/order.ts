@@ -1,5 +1,6 @@
 import type {
   AccountAddress,
+  Keyed,
   LedgerName,
   Metadata,
   Posting,
@@ -27,13 +28,13 @@ export interface CreateLedger {
   readonly ledger: LedgerName
   readonly bucket: string
   readonly metadata: Metadata
-  readonly features: Readonly<Record<string, string>>
+  readonly features: Readonly<Keyed<string>>
 }
 
 /** A Numscript program and its variables (v2: `script: {plain, vars}`). */
 export interface TransactionScript {
   readonly plain: string
-  readonly vars: Readonly<Record<string, string>>
+  readonly vars: Readonly<Keyed<string>>
 }
 
 export interface CreateTransaction {
@@ -43,14 +44,16 @@ export interface CreateTransaction {
   readonly postings: readonly Posting[]
   readonly script?: TransactionScript
   /**
-   * Digest of the script inputs (balances, metadata) admission's run read;
-   * the FSM's run must read the same, or the order is STALE_INPUTS (retryable).
+   * What admission's planning run of the script read, in order: one
+   * fingerprint per input (which balance or metadata, and its value;
+   * `scriptInputFingerprint`). The FSM's run must read the same values, or
+   * the order is STALE_INPUTS (retryable); stamped by admission.
    */
-  readonly scriptInputsDigest?: string
+  readonly scriptInputs?: readonly string[]
   readonly timestamp?: string
   readonly reference?: string
   readonly metadata: Metadata
-  readonly accountMetadata: Readonly<Record<string, Metadata>>
+  readonly accountMetadata: Readonly<Keyed<Metadata>>
   readonly force: boolean
 }
 
@@ -61,6 +64,12 @@ export interface RevertTransaction {
   readonly force: boolean
   readonly atEffectiveDate: boolean
   readonly metadata: Metadata
+  /**
+   * The postings of the reverted transaction as admission planned on them
+   * (`revertedPostingsFingerprint`; absent when it did not exist yet): they
+   * decide which volumes the revert reads. Stamped by admission.
+   */
+  readonly plannedPostings?: string
 }
 
 export interface SaveTransactionMetadata {

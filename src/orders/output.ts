@@ -1,5 +1,5 @@
 import type { AggregatedVolumes, Json, TransactionRecord, Volumes } from '../domain/index.ts'
-import { volumesWithBalance } from '../domain/index.ts'
+import { canonicalMetadata, keyedChild, ownEntries, volumesWithBalance } from '../domain/index.ts'
 
 export type { AggregatedVolumes }
 
@@ -20,7 +20,7 @@ export function transactionView(record: TransactionRecord, options: { volumes: b
     timestamp: record.timestamp,
     insertedAt: record.insertedAt,
     updatedAt: record.updatedAt,
-    metadata: { ...record.metadata },
+    metadata: canonicalMetadata(ownEntries(record.metadata)),
     reverted: record.reverted,
   }
   if (record.reference !== undefined) view.reference = record.reference
@@ -33,6 +33,5 @@ export function transactionView(record: TransactionRecord, options: { volumes: b
 }
 
 export function addAggregated(target: AggregatedVolumes, account: string, asset: string, volumes: Volumes): void {
-  const byAsset = (target[account] ??= {})
-  byAsset[asset] = volumesWithBalance(volumes)
+  keyedChild(target, account)[asset] = volumesWithBalance(volumes)
 }

@@ -1,6 +1,9 @@
-import type { AccountAddress, LedgerName, Metadata, TransactionId } from '../domain/index.ts'
+import type { AccountAddress, Keyed, LedgerName, Metadata, TransactionId } from '../domain/index.ts'
 import {
   describe,
+  emptyKeyed,
+  canonicalAccountMetadata,
+  ownEntries,
   isJsonObject,
   parseAccountAddress,
   parseMetadata,
@@ -68,10 +71,10 @@ export function parseScript(value: unknown): TransactionScript | undefined {
   const plain = value.plain
   if (typeof plain !== 'string' || plain.trim() === '') throw validationError('script.plain: expected the Numscript source')
   if (plain.length > scriptLengthMax) throw validationError(`script.plain: longer than ${scriptLengthMax} characters`)
-  const vars: Record<string, string> = {}
+  const vars = emptyKeyed<string>()
   if (value.vars !== undefined && value.vars !== null) {
     if (!isJsonObject(value.vars)) throw validationError(`script.vars: expected an object, got ${describe(value.vars)}`)
-    for (const [name, raw] of Object.entries(value.vars)) vars[name] = scriptVariable(name, raw)
+    for (const [name, raw] of ownEntries(value.vars)) vars[name] = scriptVariable(name, raw)
   }
   const script: TransactionScript = { plain, vars }
   compileScript(script)
@@ -91,15 +94,16 @@ function invalidBody(body: unknown): never {
   throw validationError(`body: expected an object, got ${describe(body)}`)
 }
 
-export function parseAccountMetadata(value: unknown): Record<string, Metadata> {
-  if (value === undefined || value === null) return {}
+/** `accountMetadata`: by address, addresses in sorted order, each map canonical. */
+export function parseAccountMetadata(value: unknown): Keyed<Metadata> {
+  if (value === undefined || value === null) return emptyKeyed()
   if (!isJsonObject(value)) throw validationError(`accountMetadata: expected an object, got ${describe(value)}`)
-  const result: Record<string, Metadata> = {}
-  for (const address of Object.keys(value).sort()) {
-    parseAccountAddress(address, `accountMetadata[${JSON.stringify(address)}]`)
-    result[address] = parseMetadata(value[address], `accountMetadata[${JSON.stringify(address)}]`)
-  }
-  return result
+  const entries = ownEntries(value).map(([address, metadata]): [string, Metadata] => {
+    const field = `accountMetadata[${JSON.stringify(address)}]`
+    parseAccountAddress(address, field)
+    return [address, parseMetadata(metadata, field)]
+  })
+  return canonicalAccountMetadata(entries)
 }
 
 export function parseReference(value: unknown): string | undefined {

@@ -1,6 +1,6 @@
 import type { AccountAddress, Asset, LedgerName, Posting, Volumes } from '../domain/index.ts'
-import { TallyError, WORLD, addInput, addOutput, balanceOf, invariant, mergeMetadata } from '../domain/index.ts'
-import type { Metadata } from '../domain/index.ts'
+import { TallyError, WORLD, addInput, addOutput, balanceOf, emptyKeyed, invariant, mergeMetadata, ownValue, storedMetadata } from '../domain/index.ts'
+import type { Keyed, Metadata } from '../domain/index.ts'
 import type { Scope } from './scope.ts'
 import { readAccount, readVolumes, writeAccount, writeVolumes } from './scope.ts'
 import type { AggregatedVolumes } from './output.ts'
@@ -54,8 +54,8 @@ export function applyPostings(
     const destination = touch(posting.destination, posting.asset)
     destination.post = addInput(destination.post, posting.amount)
   }
-  const pre: AggregatedVolumes = {}
-  const post: AggregatedVolumes = {}
+  const pre: AggregatedVolumes = emptyKeyed()
+  const post: AggregatedVolumes = emptyKeyed()
   for (const entry of moved.values()) {
     writeVolumes(scope, ledger, entry.account, entry.asset, entry.post)
     addAggregated(pre, entry.account, entry.asset, entry.pre)
@@ -70,17 +70,17 @@ export function touchAccounts(
   ledger: LedgerName,
   accounts: Iterable<AccountAddress>,
   usedAt: string,
-  metadataByAccount: Readonly<Record<string, Metadata>> = {},
+  metadataByAccount: Readonly<Keyed<Metadata>> = emptyKeyed(),
 ): bigint {
   let created = 0n
   for (const address of new Set(accounts)) {
     const existing = readAccount(scope, ledger, address)
-    const metadata = metadataByAccount[address]
+    const metadata = ownValue(metadataByAccount, address)
     if (existing === undefined) {
       created++
       writeAccount(scope, ledger, {
         address,
-        metadata: mergeMetadata({}, metadata ?? {}),
+        metadata: storedMetadata(metadata ?? emptyKeyed()),
         insertionDate: scope.date,
         updatedAt: scope.date,
         firstUsage: usedAt,

@@ -89,19 +89,12 @@ export function writeLedger(scope: Scope, ledger: LedgerRecord): void {
 
 /**
  * An order whose reads depend on values (a script's inputs, the postings of
- * the transaction a revert names) found the world different from what
- * admission planned on: retryable, never served from undeclared state.
+ * the transaction a revert names) found one of those values different from
+ * what admission planned on: retryable. Raised only after comparing the value
+ * read with the planned one, before any read the value decides: a read the
+ * plan did not declare while every value matched is a planning gap, and stays
+ * a loud COVERAGE_MISS (invariants #5, #6).
  */
 export function staleInputs(reason: string): TallyError {
   return new TallyError({ code: 'STALE_INPUTS', kind: 'unavailable', message: `inputs changed since admission (${reason}), retry` })
-}
-
-/** Runs `read`, turning a coverage miss into STALE_INPUTS (see `staleInputs`). */
-export function plannedRead<T>(reason: string, read: () => T): T {
-  try {
-    return read()
-  } catch (error) {
-    if (error instanceof TallyError && error.code === 'COVERAGE_MISS') throw staleInputs(reason)
-    throw error
-  }
 }

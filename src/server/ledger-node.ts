@@ -153,6 +153,10 @@ export class LedgerNode implements Sequencer {
     return this.storedIndex
   }
 
+  payloadBytesMax(): number {
+    return this.wal.payloadBytesMax
+  }
+
   append(payload: Buffer): number {
     if (this.fatal !== undefined) throw unavailable(`node stopped: ${this.fatal.message}`)
     if (this.closed) throw unavailable('node is shutting down')

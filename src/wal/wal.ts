@@ -353,6 +353,11 @@ export class Wal {
     return this.#segments.length
   }
 
+  /** the largest payload one append accepts (the record bound less the entry's header and trailer) */
+  get payloadBytesMax(): number {
+    return this.#config.recordBytesMax - entryOverheadBytes
+  }
+
   /** bytes appended but not yet handed to a group write */
   get pendingBytes(): number {
     return this.#pendingBytes

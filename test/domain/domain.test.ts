@@ -17,6 +17,10 @@ import {
   AMOUNT_LIMIT,
   httpStatusOf,
   mergeMetadata,
+  metadataValue,
+  ownValue,
+  emptyKeyed,
+  keyedChild,
   withoutKey,
   addInput,
   addOutput,
@@ -108,14 +112,53 @@ test('postings: strict shape with precise field paths', () => {
   expectValidation(() => parsePostings([{ source: 'world', destination: 'a b', amount: 1n, asset: 'USD' }]), 'postings[0].destination')
 })
 
+/** Metadata as the domain builds it: no prototype. */
+const bare = (entries: Record<string, string>) => Object.assign(Object.create(null) as Record<string, string>, entries)
+
 test('metadata: strings only, keys named on error', () => {
-  assert.deepEqual(parseMetadata({ a: 'b' }), { a: 'b' })
-  assert.deepEqual(parseMetadata(undefined), {})
+  assert.deepEqual(parseMetadata({ a: 'b' }), bare({ a: 'b' }))
+  assert.deepEqual(parseMetadata(undefined), bare({}))
   expectValidation(() => parseMetadata({ a: 1n }), 'metadata["a"]: expected a string')
   expectValidation(() => parseMetadata([]), 'expected an object')
-  assert.deepEqual(mergeMetadata({ b: '1', a: '2' }, { b: '3' }), { a: '2', b: '3' })
+  assert.deepEqual(mergeMetadata({ b: '1', a: '2' }, { b: '3' }), bare({ a: '2', b: '3' }))
   assert.deepEqual(Object.keys(mergeMetadata({ z: '1' }, { a: '2' })), ['a', 'z'])
-  assert.deepEqual(withoutKey({ a: '1', b: '2' }, 'a'), { b: '2' })
+  assert.deepEqual(withoutKey({ a: '1', b: '2' }, 'a'), bare({ b: '2' }))
+})
+
+test('json codec: a `__proto__` key is data both ways, nested or not, and never reaches Object.prototype', () => {
+  const text = '{"__proto__":{"polluted":"yes","__proto__":"x"},"constructor":{"prototype":"p"},"a":[{"__proto__":1}]}'
+  const parsed = parseJson(text) as Record<string, unknown>
+  assert.equal(Object.hasOwn(parsed, '__proto__'), true)
+  assert.equal(Object.getPrototypeOf(parsed), Object.prototype)
+  assert.equal(stringifyJson(parsed), text)
+  assert.equal(canonicalJson(parsed), '{"__proto__":{"__proto__":"x","polluted":"yes"},"a":[{"__proto__":1}],"constructor":{"prototype":"p"}}')
+  assert.equal(Object.hasOwn(Object.prototype, 'polluted'), false)
+  assert.equal(stringifyJson(parseMetadata(parseJson('{"__proto__":"p"}'))), '{"__proto__":"p"}')
+})
+
+test('metadata: keys named after Object.prototype are data; one canonical order whatever the input order', () => {
+  const names = [...new Set([...Object.getOwnPropertyNames(Object.prototype), '__proto__'])]
+  const body = parseJson(`{${names.map((name, i) => `${JSON.stringify(name)}:"${i}"`).reverse().join(',')}}`)
+  const metadata = parseMetadata(body)
+  assert.deepEqual(Object.keys(metadata), [...names].sort())
+  names.forEach((name, i) => assert.equal(metadataValue(metadata, name), String(i)))
+  assert.equal(Object.getPrototypeOf(metadata), null)
+  // A stored `constructor` key survives an unrelated save; an absent one is not read through the prototype.
+  const saved = mergeMetadata(parseMetadata(parseJson('{"constructor":"kept"}')), parseMetadata(parseJson('{"other":"1"}')))
+  assert.deepEqual(Object.entries(saved), [['constructor', 'kept'], ['other', '1']])
+  assert.deepEqual(Object.entries(mergeMetadata(parseMetadata({}), parseMetadata(parseJson('{"a":"1"}')))), [['a', '1']])
+  assert.equal(metadataValue(parseMetadata({}), 'toString'), undefined)
+  // A plain object (a parsed body, a decoded order) is read by its own keys only.
+  assert.equal(ownValue<unknown>({}, 'constructor'), undefined)
+  assert.equal(ownValue(parseJson('{"__proto__":"p"}') as Record<string, string>, '__proto__'), 'p')
+  const child = emptyKeyed<Record<string, string>>()
+  keyedChild(child, '__proto__').USD = '1'
+  assert.equal(Object.hasOwn(Object.prototype, 'USD'), false)
+  assert.deepEqual(Object.keys(child), ['__proto__'])
+  assert.deepEqual(Object.keys(withoutKey(metadata, '__proto__')), [...names].sort().filter((name) => name !== '__proto__'))
+  assert.equal(canonicalJson(parseMetadata(parseJson('{"b":"1","a":"2"}'))), canonicalJson(parseMetadata(parseJson('{"a":"2","b":"1"}'))))
+  assert.equal(stringifyJson(parseMetadata(parseJson('{"b":"1","a":"2"}'))), '{"a":"2","b":"1"}')
+  assert.equal(stringifyJson(parseMetadata(parseJson('{"__proto__":"p"}'))), '{"__proto__":"p"}')
 })
 
 test('volumes: balance = input − output; negative amounts are invariant violations', () => {

@@ -7,7 +7,7 @@ import type { Order } from '../../src/orders/index.ts'
 import type { AccountAddress, Asset, CanonicalKey, LedgerName } from '../../src/domain/index.ts'
 import { accountKey, ledgerKey, volumesKey } from '../../src/domain/index.ts'
 import { GENESIS } from '../../src/audit/index.ts'
-import { inputsDigest, compile, runProgram, staticInputs } from '../../src/numscript/index.ts'
+import { scriptInputFingerprint } from '../../src/orders/index.ts'
 
 const L = 'main' as LedgerName
 const at = (index: number, order: Order, coverage: CoverageEntry[]): Proposal => ({
@@ -31,23 +31,23 @@ test('FSM: a script whose inputs differ from admission’s is STALE_INPUTS, appl
   const usd = 'USD' as Asset
   const keys: CanonicalKey[] = [volumesKey(L, a, usd), volumesKey(L, b, usd), accountKey(L, a), accountKey(L, b)]
   const coverage: CoverageEntry[] = [{ key: ledgerKey(L) }, ...keys.map((key) => ({ key, seed: null }))]
-  const run = runProgram(compile(plain), { inputs: staticInputs({}) })
-  const rightDigest = inputsDigest(run.inputsRead)
-  const order = (digest: string): Order => ({
+  // The planning run read one input: the balance of @a in USD, 0.
+  const rightInputs = [scriptInputFingerprint(['balance', 'a', 'USD'], 0n)]
+  const order = (inputs: readonly string[]): Order => ({
     type: 'CREATE_TRANSACTION',
     ledger: L,
     postings: [],
     script: { plain, vars: {} },
-    scriptInputsDigest: digest,
+    scriptInputs: inputs,
     metadata: {},
     accountMetadata: {},
     force: false,
   })
-  const stale = fsm.apply(2, at(2, order('0'.repeat(64)), coverage), new WriteBatch())
+  const stale = fsm.apply(2, at(2, order([scriptInputFingerprint(['balance', 'a', 'USD'], 5n)]), coverage), new WriteBatch())
   assert.equal(stale.outcome === 'applied' && stale.results[0]?.status === 'failed' && stale.results[0].error.code, 'STALE_INPUTS')
-  const applied = fsm.apply(3, at(3, order(rightDigest), coverage), new WriteBatch())
+  const applied = fsm.apply(3, at(3, order(rightInputs), coverage), new WriteBatch())
   assert.equal(applied.outcome === 'applied' && applied.results[0]?.status, 'applied')
-  // An input outside the plan (the script reads @a, the plan only declares the ledger) is stale too, not a coverage miss.
-  const undeclared = fsm.apply(4, at(4, order(rightDigest), [{ key: ledgerKey(L) }]), new WriteBatch())
-  assert.equal(undeclared.outcome === 'applied' && undeclared.results[0]?.status === 'failed' && undeclared.results[0].error.code, 'STALE_INPUTS')
+  // An input the planning run read but the plan did not declare (only the ledger is) is a planning gap: COVERAGE_MISS, never STALE_INPUTS.
+  const undeclared = fsm.apply(4, at(4, order(rightInputs), [{ key: ledgerKey(L) }]), new WriteBatch())
+  assert.equal(undeclared.outcome === 'applied' && undeclared.results[0]?.status === 'failed' && undeclared.results[0].error.code, 'COVERAGE_MISS')
 })

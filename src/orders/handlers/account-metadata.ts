@@ -1,4 +1,4 @@
-import { notFound, withoutKey } from '../../domain/index.ts'
+import { keyedFrom, notFound, storedMetadata, withoutKey } from '../../domain/index.ts'
 import type { DeleteAccountMetadata, SaveAccountMetadata } from '../order.ts'
 import type { OrderOutput } from '../output.ts'
 import type { Scope } from '../scope.ts'
@@ -9,8 +9,9 @@ import { touchAccounts } from '../postings-apply.ts'
 /** Saving metadata on an account that was never used creates it, as in v2. */
 export function saveAccountMetadata(scope: Scope, order: SaveAccountMetadata): OrderOutput {
   const ledger = readLedger(scope, order.ledger)
-  const created = touchAccounts(scope, order.ledger, [order.address], scope.date, { [order.address]: order.metadata })
-  const logged = appendLedgerLog(scope, { ...ledger, accountCount: ledger.accountCount + created }, 'SET_METADATA', { targetType: 'ACCOUNT', targetId: order.address, metadata: order.metadata })
+  const metadata = storedMetadata(order.metadata)
+  const created = touchAccounts(scope, order.ledger, [order.address], scope.date, keyedFrom([[order.address, metadata]]))
+  const logged = appendLedgerLog(scope, { ...ledger, accountCount: ledger.accountCount + created }, 'SET_METADATA', { targetType: 'ACCOUNT', targetId: order.address, metadata })
   return { type: 'METADATA', logId: logged.nextLogId - 1n }
 }
 

@@ -1,4 +1,4 @@
-import { TallyError, ledgerKey, mergeMetadata } from '../../domain/index.ts'
+import { TallyError, ledgerKey, storedMetadata } from '../../domain/index.ts'
 import type { CreateLedger } from '../order.ts'
 import type { OrderOutput } from '../output.ts'
 import type { Scope } from '../scope.ts'
@@ -12,8 +12,8 @@ export function createLedger(scope: Scope, order: CreateLedger): OrderOutput {
     name: order.ledger,
     bucket: order.bucket,
     addedAt: scope.date,
-    metadata: mergeMetadata({}, order.metadata),
-    features: { ...order.features },
+    metadata: storedMetadata(order.metadata),
+    features: storedMetadata(order.features, 'features'),
     nextTransactionId: 0n,
     nextLogId: 0n,
     accountCount: 0n,

@@ -1,15 +1,14 @@
-import type { Metadata, Posting, TransactionRecord } from '../../domain/index.ts'
-import { TallyError, invariant, mergeMetadata, referenceKey } from '../../domain/index.ts'
+import type { AccountAddress, Keyed, Metadata, Posting, TransactionRecord } from '../../domain/index.ts'
+import { TallyError, canonicalAccountMetadata, canonicalMetadata, invariant, mergeMetadata, metadataValue, ownEntries, referenceKey, storedMetadata } from '../../domain/index.ts'
 import type { InputsProvider } from '../../numscript/index.ts'
-import { runProgram } from '../../numscript/index.ts'
 import type { CreateTransaction } from '../order.ts'
 import type { OrderOutput } from '../output.ts'
 import { transactionView } from '../output.ts'
 import type { Scope } from '../scope.ts'
-import { plannedRead, readAccount, readLedger, readReference, readVolumes, writeTransaction } from '../scope.ts'
+import { readAccount, readLedger, readReference, readVolumes, writeTransaction } from '../scope.ts'
 import { accountsOf, applyPostings, touchAccounts } from '../postings-apply.ts'
 import { appendLedgerLog } from '../ledger-log.ts'
-import { compileScript, digestOf, scriptAccountMetadata, scriptPostings, staleInputs } from '../script.ts'
+import { checkedAccount, checkedAsset, runPlannedScript, scriptAccountMetadata, scriptPostings } from '../script.ts'
 
 export function createTransaction(scope: Scope, order: CreateTransaction): OrderOutput {
   const ledger = readLedger(scope, order.ledger)
@@ -23,7 +22,7 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
   const timestamp = order.timestamp ?? scope.date
   // A script already enforced its own overdraft rules: its postings apply as they are.
   const volumes = applyPostings(scope, order.ledger, moves.postings, order.force || order.script !== undefined)
-  const created = touchAccounts(scope, order.ledger, [...accountsOf(moves.postings), ...(Object.keys(moves.accountMetadata) as never[])], timestamp, moves.accountMetadata)
+  const created = touchAccounts(scope, order.ledger, [...accountsOf(moves.postings), ...(Object.keys(moves.accountMetadata) as AccountAddress[])], timestamp, moves.accountMetadata)
   const transaction: TransactionRecord = {
     id: ledger.nextTransactionId,
     postings: moves.postings,
@@ -51,35 +50,40 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
 interface Moves {
   readonly postings: readonly Posting[]
   readonly metadata: Metadata
-  readonly accountMetadata: Readonly<Record<string, Metadata>>
+  readonly accountMetadata: Readonly<Keyed<Metadata>>
 }
 
 function fromPostings(order: CreateTransaction): Moves {
-  return { postings: order.postings, metadata: mergeMetadata({}, order.metadata), accountMetadata: order.accountMetadata }
+  return { postings: order.postings, metadata: storedMetadata(order.metadata), accountMetadata: canonicalAccountMetadata(ownEntries(order.accountMetadata)) }
 }
 
 /**
- * Runs the script on the values the gated scope serves. An input the plan did
- * not declare, or inputs that differ from admission's run, mean the world
- * moved between planning and apply: STALE_INPUTS, retried by admission.
+ * Runs the script on the values the gated scope serves, compared input by
+ * input with admission's planning run (`runPlannedScript`): a value that
+ * moved since planning is STALE_INPUTS, retried by admission; an undeclared
+ * input while every value matched is a planning gap, COVERAGE_MISS.
  */
 function fromScript(scope: Scope, order: CreateTransaction): Moves {
   const script = order.script
   invariant(script !== undefined, 'fromScript needs a script')
-  invariant(order.scriptInputsDigest !== undefined, 'a script order carries the digest of its planned inputs')
+  invariant(order.scriptInputs !== undefined, 'a script order carries the inputs its planning run read')
+  // Addresses and assets are checked as planning checks them, before the read.
   const inputs: InputsProvider = {
     balance: (account, asset) => {
-      const volumes = guarded(() => readVolumes(scope, order.ledger, account as never, asset as never))
+      const volumes = readVolumes(scope, order.ledger, checkedAccount(account), checkedAsset(asset))
       return volumes.input - volumes.output
     },
-    metadata: (account, key) => guarded(() => readAccount(scope, order.ledger, account as never))?.metadata[key],
+    metadata: (account, key) => {
+      const record = readAccount(scope, order.ledger, checkedAccount(account))
+      return record === undefined ? undefined : metadataValue(record.metadata, key)
+    },
   }
-  const run = runProgram(compileScript(script), { variables: script.vars, inputs, unboundedOverdraftEverywhere: order.force })
-  if (digestOf(run) !== order.scriptInputsDigest) throw staleInputs('a balance or metadata value read by the script differs')
+  const run = runPlannedScript(script, order.scriptInputs, order.force, inputs)
   if (!run.ok) throw run.error
-  const metadata = mergeMetadata({}, order.metadata)
+  const metadata = storedMetadata(order.metadata)
   for (const [key, value] of run.txMetadata) {
-    if (metadata[key] !== undefined && metadata[key] !== value) {
+    const requested = metadataValue(metadata, key)
+    if (requested !== undefined && requested !== value) {
       throw new TallyError({
         code: 'METADATA_OVERRIDE',
         kind: 'validation',
@@ -87,13 +91,13 @@ function fromScript(scope: Scope, order: CreateTransaction): Moves {
       })
     }
   }
-  const accountMetadata: Record<string, Metadata> = { ...order.accountMetadata }
-  for (const [account, entries] of Object.entries(scriptAccountMetadata(run))) {
-    accountMetadata[account] = mergeMetadata(accountMetadata[account] ?? {}, entries)
+  const accountMetadata = new Map(ownEntries(order.accountMetadata))
+  for (const [account, entries] of ownEntries(scriptAccountMetadata(run))) {
+    accountMetadata.set(account, mergeMetadata(accountMetadata.get(account) ?? canonicalMetadata([]), entries))
   }
-  return { postings: scriptPostings(run), metadata: mergeMetadata(metadata, Object.fromEntries(run.txMetadata)), accountMetadata }
-}
-
-function guarded<T>(read: () => T): T {
-  return plannedRead('the script read an input the plan did not declare', read)
+  return {
+    postings: scriptPostings(run),
+    metadata: mergeMetadata(metadata, canonicalMetadata(run.txMetadata)),
+    accountMetadata: canonicalAccountMetadata(accountMetadata),
+  }
 }

@@ -1,4 +1,4 @@
-import { mergeMetadata, notFound, withoutKey } from '../../domain/index.ts'
+import { mergeMetadata, notFound, storedMetadata, withoutKey } from '../../domain/index.ts'
 import type { DeleteTransactionMetadata, SaveTransactionMetadata } from '../order.ts'
 import type { OrderOutput } from '../output.ts'
 import type { Scope } from '../scope.ts'
@@ -9,8 +9,9 @@ export function saveTransactionMetadata(scope: Scope, order: SaveTransactionMeta
   const ledger = readLedger(scope, order.ledger)
   const transaction = readTransaction(scope, order.ledger, order.id)
   if (transaction === undefined) throw notFound(`transaction ${order.id} not found`)
-  writeTransaction(scope, order.ledger, { ...transaction, metadata: mergeMetadata(transaction.metadata, order.metadata), updatedAt: scope.date })
-  const logged = appendLedgerLog(scope, ledger, 'SET_METADATA', { targetType: 'TRANSACTION', targetId: order.id, metadata: order.metadata })
+  const metadata = storedMetadata(order.metadata)
+  writeTransaction(scope, order.ledger, { ...transaction, metadata: mergeMetadata(transaction.metadata, metadata), updatedAt: scope.date })
+  const logged = appendLedgerLog(scope, ledger, 'SET_METADATA', { targetType: 'TRANSACTION', targetId: order.id, metadata })
   return { type: 'METADATA', logId: logged.nextLogId - 1n }
 }
 
