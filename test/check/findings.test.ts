@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { LedgerNode } from '../../src/server/index.ts'
-import { MetaKey, Store, Zone, auditRowKey, metaKey } from '../../src/store/index.ts'
+import { MetaKey, Store, Zone, auditCheckpointRowKey, auditRowKey, metaKey } from '../../src/store/index.ts'
 import { FINDING_KINDS, runCheck } from '../../src/check/index.ts'
 import type { CheckResult, Finding, FindingKind } from '../../src/check/index.ts'
 import { chainEntry, decodeAuditEntry } from '../../src/audit/index.ts'
@@ -288,6 +288,20 @@ test('findings: an audit row that does not decode stops the replay there', async
   })
   findingOf(result, 'audit', 'seq=4', /does not decode/)
   assert.match(result.stopped ?? '', /does not decode/)
+})
+
+// ---- checkpoints (signatures and rewrites: test/check/checkpoints.test.ts) ------------------------------
+
+test('findings: a stored checkpoint that does not parse, and one the chain disagrees with (checkpoint)', async () => {
+  const result = await tampered(async (store, rows) => {
+    const head = decodeAuditEntry((auditRows(rows).at(-1) as [Buffer, Buffer])[1].toString('utf8'))
+    const origin = `tally/${CLUSTER}/audit`
+    await put(store, auditCheckpointRowKey(1n), Buffer.from('not a note'))
+    await put(store, auditCheckpointRowKey(head.seq), Buffer.from(`${origin}\n${head.seq}\n${Buffer.alloc(32, 9).toString('base64')}\n\n\u2014 k AAAAAAA=\n`))
+  })
+  findingOf(result, 'checkpoint', 'size=1', /does not parse/)
+  findingOf(result, 'checkpoint', `size=${result.auditEntries}`, /the chain was rewritten/)
+  assert.equal(result.checkpointsUnverified, 0)
 })
 
 // ---- meta rows ---------------------------------------------------------------------------------------
