@@ -3,7 +3,7 @@ import path from 'node:path'
 import { LedgerNode } from '../server/index.ts'
 import { buildApi } from '../api/index.ts'
 import { cacheRotationThresholdDefault } from '../cache/index.ts'
-import { AuditKeyError, auditCheckpointEntriesDefault, loadAuditCheckpointSettings } from '../server/index.ts'
+import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, loadAuditCheckpointSettings } from '../server/index.ts'
 import type { AuditCheckpointSettings } from '../server/index.ts'
 
 const usage = `Usage: tally serve [options]
@@ -117,12 +117,19 @@ export async function serveCommand(argv: string[]): Promise<number> {
     return 2
   }
   log(`opening ${settings.dataDirectory}`)
-  const node = await LedgerNode.open({
-    dataDirectory: settings.dataDirectory,
-    cacheRotationThreshold: settings.cacheRotationThreshold,
-    log,
-    ...(auditCheckpoints === undefined ? {} : { auditCheckpoints }),
-  })
+  let node: LedgerNode
+  try {
+    node = await LedgerNode.open({
+      dataDirectory: settings.dataDirectory,
+      cacheRotationThreshold: settings.cacheRotationThreshold,
+      log,
+      ...(auditCheckpoints === undefined ? {} : { auditCheckpoints }),
+    })
+  } catch (error) {
+    if (!(error instanceof AuditHistoryRewritten)) throw error
+    process.stderr.write(`tally serve: ${error.message}\n`)
+    return 1
+  }
   if (auditCheckpoints === undefined) log('audit: no --audit-key: no signed checkpoints (the audit chain alone proves nothing to a holder of the store)')
   const app = await buildApi(node, { bulkElementsMax: settings.bulkElementsMax })
   await app.listen({ host: settings.host, port: settings.port })

@@ -2,9 +2,9 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 import path from 'node:path'
 import type { AuditHead, NoteSigner } from '../audit/index.ts'
-import { NoteError, checkpointOrigin, parseSignerKey, readCheckpoint, signCheckpoint } from '../audit/index.ts'
+import { NoteError, checkpointOrigin, decodeAuditEntry, openCheckpoint, parseSignerKey, signCheckpoint } from '../audit/index.ts'
 import type { Store } from '../store/index.ts'
-import { Zone, auditCheckpointRowKey, prefixEnd } from '../store/index.ts'
+import { Zone, auditCheckpointRowKey, auditRowKey, prefixEnd } from '../store/index.ts'
 
 /** Audit entries between two signed checkpoints, at most. */
 export const auditCheckpointEntriesDefault = 1000
@@ -26,6 +26,18 @@ export class AuditKeyError extends Error {
   constructor(message: string) {
     super(message)
     this.name = 'AuditKeyError'
+  }
+}
+
+/**
+ * The stored chain disagrees with the last checkpoint this very key signed:
+ * someone rewrote history while the server was down. Signing on would
+ * vouch for the rewritten chain, so the server does not start.
+ */
+export class AuditHistoryRewritten extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'AuditHistoryRewritten'
   }
 }
 
@@ -144,11 +156,7 @@ export class AuditCheckpoints {
     for await (const [key, value] of options.store.range({ gte: prefix, lt: prefixEnd(prefix), reverse: true, limit: 1 })) {
       latest = { note: value.toString('utf8'), size: key.readBigUInt64BE(1) }
     }
-    if (latest !== undefined && latest.size > options.head.seq) {
-      // The store was rolled back behind its own checkpoint; the WAL replay restores it, else `tally check` reports it.
-      options.log(`audit: the last checkpoint (size ${latest.size}) is ahead of the chain (seq ${options.head.seq})`)
-    }
-    if (latest !== undefined) readCheckpoint(latest.note)
+    if (latest !== undefined) await verifyLatest(options.store, latest, options.settings.signer, options.head, options.log)
     return new AuditCheckpoints(options.store, options.clusterId, options.settings, options.head, latest, options.log)
   }
 
@@ -201,5 +209,39 @@ export class AuditCheckpoints {
     } finally {
       await file.close()
     }
+  }
+}
+
+/**
+ * Before signing anything new: the stored chain must have, at the size of
+ * the last checkpoint this key signed, exactly the signed hash. A checkpoint
+ * of another key (before a rotation) or one that does not verify is only
+ * logged: `tally check` judges those.
+ */
+async function verifyLatest(store: Store, latest: { note: string; size: bigint }, signer: NoteSigner, head: AuditHead, log: (message: string) => void): Promise<void> {
+  let signed: { size: bigint; hash: string }
+  try {
+    signed = openCheckpoint(latest.note, [signer.verifier])
+  } catch (error) {
+    if (!(error instanceof NoteError)) throw error
+    log(`audit: the last stored checkpoint (size ${latest.size}) is not verifiable with this key (${error.message}); tally check judges it`)
+    return
+  }
+  if (signed.size > head.seq) {
+    log(`audit: the last checkpoint (size ${signed.size}) is ahead of the chain (seq ${head.seq}): the store was rolled back; tally check --checkpoints reports it`)
+    return
+  }
+  const row = await store.get(auditRowKey(signed.size))
+  let hash: string | undefined
+  try {
+    hash = row === undefined ? undefined : decodeAuditEntry(row.toString('utf8')).hash
+  } catch {
+    hash = undefined
+  }
+  if (hash !== signed.hash) {
+    throw new AuditHistoryRewritten(
+      `the stored audit chain disagrees with the checkpoint this key signed at size ${signed.size}: history was rewritten or lost; ` +
+        'refusing to sign on. Run tally check --verifier-key with this key to see what changed',
+    )
   }
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
 import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { AuditKeyError, LedgerNode, loadAuditCheckpointSettings } from '../../src/server/index.ts'
+import { AuditHistoryRewritten, AuditKeyError, LedgerNode, loadAuditCheckpointSettings } from '../../src/server/index.ts'
 import type { AuditCheckpointSettings } from '../../src/server/index.ts'
 import { MetaKey, Store, Zone, auditCheckpointRowKey, auditRowKey, metaKey } from '../../src/store/index.ts'
 import { runCheck } from '../../src/check/index.ts'
@@ -137,6 +137,38 @@ test('checkpoints: a holder of the store who rewrites an entry and recomputes ev
     const rewritten = result.findingsList.filter((finding) => finding.kind === 'checkpoint' && /the chain was rewritten/.test(finding.message))
     assert.ok(rewritten.length >= 1, describe(result))
     assert.ok(rewritten.every((finding) => /^size=\d+$/.test(finding.key) && Number(finding.key.slice(5)) >= 4), describe(result))
+  } finally {
+    ledger.remove()
+  }
+})
+
+test('checkpoints: a server given the key refuses to start on a chain rewritten behind its back, instead of signing the forgery', async () => {
+  const ledger = await signedLedger()
+  try {
+    await rewriteHistory(ledger.storeDirectory, 4n)
+    const logged: string[] = []
+    await assert.rejects(
+      LedgerNode.open({ dataDirectory: ledger.directory, cacheRotationThreshold: 4, sync: false, log: (line) => logged.push(line), auditCheckpoints: { signer: ledger.signer } }),
+      (error: unknown) => error instanceof AuditHistoryRewritten && /disagrees with the checkpoint this key signed at size \d+/.test(error.message),
+    )
+    // Under another key (a rotation) the old checkpoints are not this key's to judge: it starts, and says so.
+    const rotated = await LedgerNode.open({ dataDirectory: ledger.directory, cacheRotationThreshold: 4, sync: false, log: (line) => logged.push(line), auditCheckpoints: { signer: newSigner() } })
+    await rotated.close()
+    assert.ok(logged.some((line) => /not verifiable with this key/.test(line)), logged.join('\n'))
+  } finally {
+    ledger.remove()
+  }
+})
+
+test('checkpoints: a server restarted on its own untouched store signs on', async () => {
+  const ledger = await signedLedger(FIXED_STEPS.slice(0, 5))
+  try {
+    const node = await LedgerNode.open({ dataDirectory: ledger.directory, cacheRotationThreshold: 4, sync: false, now: clock(Date.UTC(2026, 1, 1)), auditCheckpoints: { signer: ledger.signer, entriesMax: 2 } })
+    await runWorkload(node, FIXED_STEPS.slice(5))
+    await node.close()
+    const result = await check(ledger.storeDirectory, { verifierKeys: [ledger.signer.verifier] })
+    assert.equal(result.ok, true, describe(result))
+    assert.equal(result.latestCheckpoint, result.auditEntries)
   } finally {
     ledger.remove()
   }
