@@ -280,6 +280,24 @@ test('findings: a rewritten outcome, re-hashed and re-chained by a store holder,
   assert.match(finding.actual ?? '', /INSUFFICIENT_FUND/)
 })
 
+test('findings: an entry re-hashed around an order no handler knows makes the replay fail there (audit)', async () => {
+  const result = await tampered(async (store, rows) => {
+    const entries = auditRows(rows).map(([, value]) => decodeAuditEntry(value.toString('utf8')))
+    const writes: { key: Buffer; value: Buffer }[] = []
+    let previousHash = (entries[3] as AuditEntry).previousHash
+    for (const [i, entry] of entries.entries()) {
+      if (i < 3) continue
+      const change = i === 3 ? { orders: [{ order: { type: 'PRINT_MONEY', ledger: 'main' } }] as unknown as AuditEntry['orders'] } : {}
+      const encoded = rechained(entry, previousHash, change)
+      writes.push({ key: auditRowKey(entry.seq), value: Buffer.from(encoded.text) })
+      previousHash = encoded.hash
+    }
+    await store.write(writes, { sync: true })
+  })
+  findingOf(result, 'audit', 'seq=4', /the replay of this entry failed/)
+  assert.match(result.stopped ?? '', /the replay of seq=4 failed/)
+})
+
 test('findings: an audit row that does not decode stops the replay there', async () => {
   const result = await tampered(async (store, rows) => {
     const row = auditRows(rows)[3]
@@ -319,6 +337,23 @@ test('findings: a cache state that does not decode stops the check (meta cache-s
   })
   findingOf(result, 'meta', MetaKey.cacheState, /does not decode/)
   assert.ok(result.stopped !== undefined)
+})
+
+test('findings: a cache reset (epoch not 0) stops the check: the chain cannot be replayed through one cache (meta cache-state)', async () => {
+  const result = await tampered(async (store, rows) => {
+    const state = rows.find(([key]) => key.equals(metaKey(MetaKey.cacheState)))
+    assert.ok(state !== undefined)
+    await put(store, state[0], Buffer.from(state[1].toString('utf8').replace(/"epoch":0/, '"epoch":1')))
+  })
+  findingOf(result, 'meta', MetaKey.cacheState, /the cache was reset \(epoch 1/)
+  assert.ok(result.stopped !== undefined)
+})
+
+test('findings: an applied index that is not a non-negative integer stops the check (meta applied-index)', async () => {
+  const result = await tampered(async (store) => {
+    await put(store, metaKey(MetaKey.appliedIndex), Buffer.from('-3'))
+  })
+  findingOf(result, 'meta', MetaKey.appliedIndex, /not a non-negative integer/)
 })
 
 test('findings: a missing cluster id (meta cluster-id)', async () => {
