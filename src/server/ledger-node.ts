@@ -122,7 +122,11 @@ export class LedgerNode implements Sequencer {
       const node = new LedgerNode(store, wal, cache, fsm, clusterId, options)
       await node.replay(log)
       if (options.auditCheckpoints !== undefined) {
-        node.signedCheckpoints = await AuditCheckpoints.open({ store, clusterId, settings: options.auditCheckpoints, head: fsm.auditHead, log })
+        node.signedCheckpoints = await AuditCheckpoints.open({ store, clusterId, settings: options.auditCheckpoints, head: fsm.auditHead, log }).catch(async (error: unknown) => {
+          node.unsubscribe()
+          await wal.close().catch(() => {})
+          throw error
+        })
       }
       return node
     } catch (error) {
