@@ -90,15 +90,18 @@ export interface CheckResult extends CheckSummary {
  * created, and every applied batch is one atomic write, so the meta rows
  * (applied index, audit head, cache state), the projections, the audit chain
  * and the cache mirror are all seen at the same applied index even while a
- * server keeps writing. Zones come in key order — meta, v2 logs, attributes,
- * audit, secondary indexes, mirror — so the live logs and attributes are remembered (as digests)
- * until the audit zone has been replayed, then compared.
+ * server keeps writing. Zones come in key order — meta, audit checkpoints,
+ * v2 logs, attributes, audit, secondary indexes, mirror — so the signed
+ * checkpoints are known before the chain they pin, and the live logs and
+ * attributes are remembered (as digests) until the audit zone has been
+ * replayed, then compared.
  *
  * The replay runs every audited proposal through the real FSM with a fresh
  * cache (see `Replayer`); stale proposals, which consume an index without an
  * audit entry, are re-applied as stale so the cache rotates at the same
  * indexes. Each replayed audit entry is compared with the stored one; the
- * chain's links and HMACs are verified independently.
+ * chain's links and HMACs are verified independently, and so is every
+ * checkpoint's claim on the chain (its signature with `verifierKeys`).
  */
 export async function runCheck(store: StoreReader, options: CheckOptions = {}): Promise<CheckResult> {
   const run = new CheckRun(store, options)
