@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto'
 import type { Json } from '../domain/index.ts'
-import { canonicalJson, invariant, parseJson } from '../domain/index.ts'
+import { canonicalJson, invariant, isJsonObject, parseJson } from '../domain/index.ts'
 
 /** The head of the audit chain: last sequence number and its hash (hex). */
 export interface AuditHead {
@@ -35,29 +35,76 @@ export interface EncodedAuditEntry extends AuditEntry {
 }
 
 /**
- * hash = HMAC-SHA256(key = cluster id, previousHash ‖ canonical(body)).
- * Keyed by the cluster id so an entry cannot be moved to another cluster's
- * chain and still verify.
+ * The one hash of the chain, used by the writer (the FSM), the replay and the
+ * checker alike: HMAC-SHA256(key = cluster id, previousHash ‖ canonical(body)).
+ *
+ * The cluster id is NOT a secret (it is stored in the data directory): it
+ * binds every entry to one cluster, so an entry cannot be moved into another
+ * cluster's chain and still verify. Against someone who can write the store,
+ * the chain alone proves nothing (they can recompute every hash); signed
+ * checkpoints (`checkpoint.ts`) do.
  */
-export function chainEntry(clusterId: string, head: AuditHead, body: Omit<AuditBody, 'seq'>): EncodedAuditEntry {
+export function entryHash(clusterId: string, previousHash: string, body: AuditBody): string {
   invariant(clusterId.length > 0, 'the audit chain needs a cluster id')
+  return createHmac('sha256', clusterId).update(previousHash).update(canonicalJson(body)).digest('hex')
+}
+
+/** The next entry of the chain after `head`, with its stored encoding. */
+export function chainEntry(clusterId: string, head: AuditHead, body: Omit<AuditBody, 'seq'>): EncodedAuditEntry {
   const full: AuditBody = { ...body, seq: head.seq + 1n }
-  const bodyText = canonicalJson(full)
-  const hash = createHmac('sha256', clusterId).update(head.hash).update(bodyText).digest('hex')
-  const text = `{"body":${bodyText},"previousHash":${JSON.stringify(head.hash)},"hash":${JSON.stringify(hash)}}`
+  const hash = entryHash(clusterId, head.hash, full)
+  const text = `{"body":${canonicalJson(full)},"previousHash":${JSON.stringify(head.hash)},"hash":${JSON.stringify(hash)}}`
   return { ...full, previousHash: head.hash, hash, text }
 }
 
-/** Reads a stored audit row back. */
+const ENTRY_FIELDS = ['body', 'hash', 'previousHash']
+const BODY_FIELDS = ['atomic', 'continueOnFailure', 'date', 'idempotencyKeys', 'index', 'orders', 'outcome', 'proposalId', 'seq']
+
+/**
+ * Reads a stored audit row back. Strict: a row with a field the writer never
+ * writes does not decode (the hash covers only the body's known fields, so an
+ * added one must not pass silently).
+ */
 export function decodeAuditEntry(text: string): AuditEntry {
-  const json = parseJson(text) as unknown as { body: AuditBody; previousHash: string; hash: string }
-  return { ...json.body, index: Number(json.body.index), previousHash: json.previousHash, hash: json.hash }
+  const json = parseJson(text)
+  if (!isJsonObject(json) || !hasExactly(json, ENTRY_FIELDS) || !isJsonObject(json.body) || !hasExactly(json.body, BODY_FIELDS)) {
+    throw new Error('not an audit entry: its fields are not {body, previousHash, hash} with the body of an entry')
+  }
+  const entry = json as unknown as { body: AuditBody; previousHash: string; hash: string }
+  return { ...entry.body, index: Number(entry.body.index), previousHash: entry.previousHash, hash: entry.hash }
 }
 
-/** Recomputes one entry's hash from its body and the previous hash. */
-export function verifyEntry(clusterId: string, previous: AuditHead, entry: AuditEntry): boolean {
-  if (entry.seq !== previous.seq + 1n || entry.previousHash !== previous.hash) return false
-  const { previousHash: _previous, hash, ...body } = entry
-  const expected = createHmac('sha256', clusterId).update(previous.hash).update(canonicalJson(body)).digest('hex')
-  return expected === hash
+function hasExactly(object: object, fields: readonly string[]): boolean {
+  const keys = Object.keys(object).sort()
+  return keys.length === fields.length && keys.every((key, i) => key === fields[i])
+}
+
+/**
+ * Why an entry does not follow `previous` in the chain, or 'ok':
+ * `sequence` its seq is not the next one (a row deleted, duplicated or
+ * moved), `link` its previousHash is not the previous entry's hash,
+ * `hash` its body was altered after it was hashed.
+ */
+export type EntryVerdict = 'ok' | 'sequence' | 'link' | 'hash'
+
+/** Checks one entry against the entry before it (GENESIS for the first). */
+export function verifyEntry(clusterId: string, previous: AuditHead, entry: AuditEntry): EntryVerdict {
+  if (entry.seq !== previous.seq + 1n) return 'sequence'
+  if (entry.previousHash !== previous.hash) return 'link'
+  return entryHash(clusterId, previous.hash, bodyOf(entry)) === entry.hash ? 'ok' : 'hash'
+}
+
+/** Exactly the hashed fields of an entry, whatever else the object carries (its hash, its encoding). */
+function bodyOf(entry: AuditBody): AuditBody {
+  return {
+    seq: entry.seq,
+    index: entry.index,
+    date: entry.date,
+    proposalId: entry.proposalId,
+    orders: entry.orders,
+    atomic: entry.atomic,
+    continueOnFailure: entry.continueOnFailure,
+    outcome: entry.outcome,
+    idempotencyKeys: entry.idempotencyKeys,
+  }
 }

@@ -1,9 +1,9 @@
 import { hash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import type { CanonicalKey } from '../domain/index.ts'
-import { isJsonObject, parseJson } from '../domain/index.ts'
-import type { AuditEntry, AuditHead } from '../audit/index.ts'
-import { GENESIS, decodeAuditEntry, verifyEntry } from '../audit/index.ts'
+import { InvariantViolation, isJsonObject, parseJson } from '../domain/index.ts'
+import type { AuditCheckpoint, AuditEntry, AuditHead, NoteVerifier } from '../audit/index.ts'
+import { GENESIS, NoteError, checkpointOrigin, decodeAuditEntry, openCheckpoint, readCheckpoint, verifyEntry } from '../audit/index.ts'
 import type { StoreReader } from '../store/index.ts'
 import { MetaKey, Zone, attributeRowKey, metaKey } from '../store/index.ts'
 import type { Finding, FindingKind } from './findings.ts'
@@ -11,6 +11,7 @@ import {
   REPLAYED_META_KEYS,
   describeAttribute,
   describeAuditRow,
+  describeCheckpointRow,
   describeIndexRow,
   describeLogRow,
   describeMetaRow,
@@ -41,6 +42,12 @@ export interface CheckSummary {
   readonly ordersReplayed: number
   readonly rowsCompared: number
   readonly durationMs: number
+  /** Signed checkpoints (stored or given) whose signature verified and whose size and hash the chain has. */
+  readonly checkpointsVerified: number
+  /** Stored checkpoints the chain agrees with, their signatures unchecked (no verifier key was given). */
+  readonly checkpointsUnverified: number
+  /** Size of the largest checkpoint the chain agrees with (verified when keys were given); null when none. */
+  readonly latestCheckpoint: number | null
   /** Set when the replay could not run to the end (the projections were then not compared). */
   readonly stopped?: string
 }
@@ -52,6 +59,20 @@ export interface CheckOptions {
   readonly progressIntervalMs?: number
   /** Longest stretch of synchronous replay before yielding to the event loop (a server keeps serving). */
   readonly sliceMs?: number
+  /**
+   * Public keys the audit checkpoints must be signed with (several while a
+   * key is rotated). Without any, stored checkpoints are only compared with
+   * the chain: that proves nothing against a writer of the store.
+   */
+  readonly verifierKeys?: readonly NoteVerifier[]
+  /** Checkpoint notes kept outside the store (a file the server appended to, notes fetched earlier); need `verifierKeys`. */
+  readonly externalCheckpoints?: readonly string[]
+}
+
+/** A signed claim the chain must honour: at `size` entries, the head hash is `hash`. */
+interface CheckpointClaim extends AuditCheckpoint {
+  readonly key: string
+  readonly verified: boolean
 }
 
 /** Findings kept in memory for the summary and the result; beyond, they are only streamed. */
@@ -69,15 +90,18 @@ export interface CheckResult extends CheckSummary {
  * created, and every applied batch is one atomic write, so the meta rows
  * (applied index, audit head, cache state), the projections, the audit chain
  * and the cache mirror are all seen at the same applied index even while a
- * server keeps writing. Zones come in key order — meta, v2 logs, attributes,
- * audit, secondary indexes, mirror — so the live logs and attributes are remembered (as digests)
- * until the audit zone has been replayed, then compared.
+ * server keeps writing. Zones come in key order — meta, audit checkpoints,
+ * v2 logs, attributes, audit, secondary indexes, mirror — so the signed
+ * checkpoints are known before the chain they pin, and the live logs and
+ * attributes are remembered (as digests) until the audit zone has been
+ * replayed, then compared.
  *
  * The replay runs every audited proposal through the real FSM with a fresh
  * cache (see `Replayer`); stale proposals, which consume an index without an
  * audit entry, are re-applied as stale so the cache rotates at the same
  * indexes. Each replayed audit entry is compared with the stored one; the
- * chain's links and HMACs are verified independently.
+ * chain's links and HMACs are verified independently, and so is every
+ * checkpoint's claim on the chain (its signature with `verifierKeys`).
  */
 export async function runCheck(store: StoreReader, options: CheckOptions = {}): Promise<CheckResult> {
   const run = new CheckRun(store, options)
@@ -114,6 +138,11 @@ class CheckRun {
   private entriesDone = 0
   private rowsRead = 0
   private previous: AuditHead = GENESIS
+  /** Checkpoint claims by chain size, met (and removed) as the audit zone is read. */
+  private readonly claims = new Map<bigint, CheckpointClaim[]>()
+  private checkpointsVerified = 0
+  private checkpointsUnverified = 0
+  private latestCheckpoint: bigint | undefined
   private lastProgress = 0
   private sliceStart = performance.now()
   private replayStarted: number | undefined
@@ -138,6 +167,9 @@ class CheckRun {
         case Zone.cacheMirror:
           this.live.set(key.toString('latin1'), digestOf(value))
           break
+        case Zone.auditCheckpoints:
+          this.checkpointRow(key, value)
+          break
         case Zone.audit:
           this.auditRow(key, value)
           break
@@ -147,6 +179,7 @@ class CheckRun {
       await this.pace(false)
     }
     if (!this.initialised) this.initialise()
+    this.unmetClaims()
     if (this.stopped === undefined && this.replayer !== undefined) {
       this.replayer.fillTo(this.appliedIndex)
       this.progress('compare', true)
@@ -176,6 +209,7 @@ class CheckRun {
       return
     }
     this.clusterId = cluster.toString('utf8')
+    for (const [i, note] of (this.options.externalCheckpoints ?? []).entries()) this.claim(note, `external #${i + 1}`)
     const threshold = this.rotationThreshold()
     if (threshold === undefined) return
     this.replayer = new Replayer(this.clusterId, threshold, (rowKey, rowValue) => {
@@ -227,7 +261,9 @@ class CheckRun {
       return
     }
     const keySeq = rowKey.length === 9 ? rowKey.readBigUInt64BE(1) : -1n
-    const chainOk = this.verifyLink(key, keySeq, entry)
+    // Without a cluster id (already reported) no hash can be recomputed.
+    const chainOk = this.clusterId !== '' && this.verifyLink(key, keySeq, entry)
+    this.meetClaims(keySeq, entry)
     this.previous = { seq: entry.seq, hash: entry.hash }
     this.entriesDone++
     if (this.replayer === undefined || this.stopped !== undefined) return
@@ -266,25 +302,117 @@ class CheckRun {
     }
   }
 
-  /** Sequence, link and HMAC, against the previous stored entry. */
+  /** Row key, then sequence, link and HMAC against the previous stored entry (one verdict, from the audit module). */
   private verifyLink(key: string, keySeq: bigint, entry: AuditEntry): boolean {
     if (keySeq !== entry.seq) {
       this.report({ kind: 'audit', key, message: `the entry says seq ${entry.seq}, its row key says ${keySeq}` })
       return false
     }
-    if (entry.seq !== this.previous.seq + 1n) {
-      this.report({ kind: 'audit', key, message: `sequence gap: expected seq ${this.previous.seq + 1n} after ${this.previous.seq}` })
-      return false
+    const verdict = verifyEntry(this.clusterId, this.previous, entry)
+    switch (verdict) {
+      case 'ok':
+        return true
+      case 'sequence':
+        this.report({ kind: 'audit', key, message: `sequence gap: expected seq ${this.previous.seq + 1n} after ${this.previous.seq}` })
+        return false
+      case 'link':
+        this.report({ kind: 'audit', key, message: `the entry does not link to seq ${this.previous.seq} (previousHash differs)`, expected: this.previous.hash, actual: entry.previousHash })
+        return false
+      case 'hash':
+        this.report({ kind: 'audit', key, message: 'hash mismatch: the HMAC of the stored body is not the stored hash (the entry was altered)' })
+        return false
+      default: {
+        const never: never = verdict
+        throw new InvariantViolation(`unknown audit verdict ${String(never)}`)
+      }
     }
-    if (entry.previousHash !== this.previous.hash) {
-      this.report({ kind: 'audit', key, message: `the entry does not link to seq ${this.previous.seq} (previousHash differs)`, expected: this.previous.hash, actual: entry.previousHash })
-      return false
+  }
+
+  // ---- signed checkpoints ---------------------------------------------------------------------
+
+  private checkpointRow(rowKey: Buffer, value: Buffer): void {
+    const key = describeCheckpointRow(rowKey)
+    const claim = this.claim(value.toString('utf8'), key)
+    if (claim !== undefined && rowKey.length === 9 && rowKey.readBigUInt64BE(1) !== claim.size) {
+      this.report({ kind: 'checkpoint', key, message: `the row is keyed by size ${rowKey.readBigUInt64BE(1)}, the checkpoint says ${claim.size}` })
     }
-    if (!verifyEntry(this.clusterId, this.previous, entry)) {
-      this.report({ kind: 'audit', key, message: 'hash mismatch: the HMAC of the stored body is not the stored hash (the entry was altered)' })
-      return false
+  }
+
+  /**
+   * Reads one checkpoint note (stored, or `external #n`) into a claim on the
+   * chain: its signature verified with the given keys when there are any,
+   * its origin this cluster's audit chain.
+   */
+  private claim(note: string, source: string): CheckpointClaim | undefined {
+    const keys = this.options.verifierKeys ?? []
+    let checkpoint: AuditCheckpoint
+    try {
+      checkpoint = keys.length > 0 ? openCheckpoint(note, keys) : readCheckpoint(note)
+    } catch (error) {
+      if (!(error instanceof NoteError)) throw error
+      const key = source
+      const forged = keys.length > 0 ? 'it does not verify with the given verifier key(s) (forged, or signed by a key not given)' : 'it does not parse'
+      this.report({ kind: 'checkpoint', key, message: `${forged}: ${error.message}`, actual: note.slice(0, 2000) })
+      return undefined
     }
-    return true
+    const key = source.startsWith('external') ? `external size=${checkpoint.size}` : source
+    if (this.clusterId !== '' && checkpoint.origin !== checkpointOrigin(this.clusterId)) {
+      this.report({ kind: 'checkpoint', key, message: 'the checkpoint is of another log (its origin is not this cluster\'s audit chain)', expected: checkpointOrigin(this.clusterId), actual: checkpoint.origin })
+      return undefined
+    }
+    const claim: CheckpointClaim = { origin: checkpoint.origin, size: checkpoint.size, hash: checkpoint.hash, key, verified: keys.length > 0 }
+    const atSize = this.claims.get(claim.size)
+    if (atSize === undefined) this.claims.set(claim.size, [claim])
+    else atSize.push(claim)
+    return claim
+  }
+
+  /** The entry stored at `seq` against every checkpoint of that size. */
+  private meetClaims(seq: bigint, entry: AuditEntry): void {
+    const claims = this.claims.get(seq)
+    if (claims === undefined) return
+    this.claims.delete(seq)
+    for (const claim of claims) {
+      if (claim.hash !== entry.hash) {
+        this.report({
+          kind: 'checkpoint',
+          key: claim.key,
+          message: `the chain was rewritten: its entry at seq ${seq} hashes to another value than the signed checkpoint of size ${claim.size}`,
+          expected: claim.hash,
+          actual: entry.hash,
+        })
+        continue
+      }
+      if (claim.verified) this.checkpointsVerified++
+      else this.checkpointsUnverified++
+      if (this.latestCheckpoint === undefined || seq > this.latestCheckpoint) this.latestCheckpoint = seq
+    }
+  }
+
+  /** Checkpoints no stored entry met: the chain was cut short (rolled back) or an entry deleted. */
+  private unmetClaims(): void {
+    const end = this.previous.seq
+    for (const [size, claims] of [...this.claims].sort(([left], [right]) => (left < right ? -1 : 1))) {
+      for (const claim of claims) {
+        this.report({
+          kind: 'checkpoint',
+          key: claim.key,
+          message:
+            size > end
+              ? `the checkpoint of size ${size} is ahead of the chain, which ends at seq ${end}: entries were removed or the store was rolled back`
+              : `no entry is stored at seq ${size}, which the checkpoint of size ${size} covers`,
+          expected: claim.hash,
+        })
+      }
+    }
+    this.claims.clear()
+    if ((this.options.verifierKeys ?? []).length > 0 && end > 0n && this.checkpointsVerified === 0) {
+      this.report({
+        kind: 'checkpoint',
+        key: 'latest',
+        message: 'no checkpoint signed by the given key(s) agrees with the chain: nothing proves it was not rewritten by a holder of the store',
+      })
+    }
   }
 
   // ---- comparison -------------------------------------------------------------------------
@@ -422,6 +550,9 @@ class CheckRun {
       ordersReplayed: this.replayer?.ordersReplayed ?? 0,
       rowsCompared: this.rowsRead,
       durationMs: Math.round(performance.now() - this.started),
+      checkpointsVerified: this.checkpointsVerified,
+      checkpointsUnverified: this.checkpointsUnverified,
+      latestCheckpoint: this.latestCheckpoint === undefined ? null : Number(this.latestCheckpoint),
       ...(this.stopped === undefined ? {} : { stopped: this.stopped }),
       findingsList: this.kept,
     }

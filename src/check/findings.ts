@@ -14,6 +14,7 @@ export type FindingKind =
   | 'index'
   | 'cache-mirror'
   | 'audit'
+  | 'checkpoint'
   | 'meta'
 
 export const FINDING_KINDS: readonly FindingKind[] = [
@@ -27,6 +28,7 @@ export const FINDING_KINDS: readonly FindingKind[] = [
   'index',
   'cache-mirror',
   'audit',
+  'checkpoint',
   'meta',
 ]
 
@@ -104,6 +106,10 @@ export function describeAuditRow(rowKey: Buffer): string {
   return rowKey.length === 9 ? `seq=${rowKey.readBigUInt64BE(1).toString()}` : `row=${rowKey.toString('hex')}`
 }
 
+export function describeCheckpointRow(rowKey: Buffer): string {
+  return rowKey.length === 9 ? `size=${rowKey.readBigUInt64BE(1).toString()}` : `row=${rowKey.toString('hex')}`
+}
+
 export function describeMetaRow(rowKey: Buffer): string {
   return rowKey.toString('utf8', 1)
 }
@@ -137,6 +143,8 @@ export function zoneName(zone: number): string {
       return 'attributes'
     case Zone.audit:
       return 'audit'
+    case Zone.auditCheckpoints:
+      return 'audit checkpoints'
     case Zone.indexes:
       return 'indexes'
     case Zone.cacheMirror:

@@ -1,3 +1,4 @@
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { TallyError, parseJson, stringifyJson } from '../domain/index.ts'
@@ -5,9 +6,12 @@ import type { Json } from '../domain/index.ts'
 import { SchemaVersionMismatch } from '../store/index.ts'
 import { NoDataDirectory, StoreInUse, openStoreForTool, runCheck } from '../check/index.ts'
 import type { CheckProgress, CheckSummary, Finding } from '../check/index.ts'
+import type { NoteVerifier } from '../audit/index.ts'
+import { NoteError, checkpointFileBytesMax, parseVerifierKey, splitCheckpointNotes } from '../audit/index.ts'
 import { progressLine } from './progress-line.ts'
 
 const usage = `Usage: tally check [--data DIR | --target URL] [--json]
+                   [--verifier-key KEY]... [--checkpoints FILE]...
 
 Proves the store is what the audit chain says: verifies the chain (links,
 HMACs, sequence), replays every audited proposal through the FSM into a
@@ -20,6 +24,15 @@ Options (each also read from the environment variable shown):
   --data DIR      data directory, checked offline     [TALLY_DATA, default ./data]
   --target URL    a running server: POST URL/_/check  [TALLY_TARGET]
   --json          findings and the summary as JSON lines on stdout
+  --verifier-key KEY
+                  the audit checkpoints must be signed by this key: a verifier
+                  key (tally audit-key prints it) or a file holding them, one
+                  per line; repeat while rotating keys  [TALLY_AUDIT_VERIFIER_KEY]
+  --checkpoints FILE
+                  signed checkpoints kept outside the store (the server's
+                  --audit-checkpoint-file, notes saved from GET
+                  /_/audit/checkpoint): the store must not be behind or
+                  disagree with any of them; needs --verifier-key
   -h, --help      show this help
 
 A running server holds its data directory's lock: check it with --target
@@ -33,13 +46,29 @@ interface Output {
 }
 
 export async function checkCommand(argv: string[]): Promise<number> {
-  let values: { data?: string | undefined; target?: string | undefined; json?: boolean | undefined; help?: boolean | undefined }
+  let values: {
+    data?: string | undefined
+    target?: string | undefined
+    json?: boolean | undefined
+    help?: boolean | undefined
+    'verifier-key'?: string[] | undefined
+    checkpoints?: string[] | undefined
+  }
+  let audit: AuditInputs
   try {
     ;({ values } = parseArgs({
       args: argv,
-      options: { data: { type: 'string' }, target: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        data: { type: 'string' },
+        target: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        'verifier-key': { type: 'string', multiple: true },
+        checkpoints: { type: 'string', multiple: true },
+      },
       strict: true,
     }))
+    audit = auditInputs(values['verifier-key'] ?? (process.env.TALLY_AUDIT_VERIFIER_KEY ? [process.env.TALLY_AUDIT_VERIFIER_KEY] : []), values.checkpoints ?? [])
   } catch (error) {
     process.stderr.write(`tally check: ${(error as Error).message}\n\n${usage}`)
     return 2
@@ -51,7 +80,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
   const output = values.json === true ? jsonOutput() : textOutput()
   const target = values.target ?? (values.data === undefined ? process.env.TALLY_TARGET : undefined)
   try {
-    const summary = target !== undefined && target !== '' ? await checkRemote(target, output) : await checkLocal(path.resolve(values.data ?? process.env.TALLY_DATA ?? 'data'), output)
+    const summary = target !== undefined && target !== '' ? await checkRemote(target, output, audit) : await checkLocal(path.resolve(values.data ?? process.env.TALLY_DATA ?? 'data'), output, audit)
     if (summary === undefined) return 2
     output.summary(summary)
     return summary.ok ? 0 : 1
@@ -64,11 +93,50 @@ export async function checkCommand(argv: string[]): Promise<number> {
   }
 }
 
-async function checkLocal(dataDirectory: string, output: Output): Promise<CheckSummary> {
+interface AuditInputs {
+  readonly verifierKeys: readonly NoteVerifier[]
+  readonly checkpoints: readonly string[]
+}
+
+/** Verifier keys (given inline or as files of keys, one per line) and external checkpoint notes; throws on anything unusable. */
+function auditInputs(keys: readonly string[], checkpointFiles: readonly string[]): AuditInputs {
+  const verifierKeys: NoteVerifier[] = []
+  for (const value of keys) {
+    const lines = existsSync(value) ? readBounded(value, 64 * 1024).split('\n').filter((line) => line.trim() !== '') : [value]
+    for (const line of lines) {
+      try {
+        verifierKeys.push(parseVerifierKey(line))
+      } catch (error) {
+        if (error instanceof NoteError) throw new Error(`--verifier-key ${value}: ${error.message}`)
+        throw error
+      }
+    }
+  }
+  if (checkpointFiles.length > 0 && verifierKeys.length === 0) throw new Error('--checkpoints needs --verifier-key (a checkpoint is only worth its signature)')
+  const checkpoints: string[] = []
+  for (const file of checkpointFiles) {
+    try {
+      checkpoints.push(...splitCheckpointNotes(readBounded(file, checkpointFileBytesMax)))
+    } catch (error) {
+      if (error instanceof NoteError) throw new Error(`--checkpoints ${file}: ${error.message}`)
+      throw error
+    }
+  }
+  return { verifierKeys, checkpoints }
+}
+
+function readBounded(file: string, bytesMax: number): string {
+  if (statSync(file).size > bytesMax) throw new Error(`${file} is larger than ${bytesMax} bytes`)
+  return readFileSync(file, 'utf8')
+}
+
+async function checkLocal(dataDirectory: string, output: Output, audit: AuditInputs): Promise<CheckSummary> {
   const store = await openStoreForTool(dataDirectory, 'POST /_/check on that server, or tally check --target http://HOST:PORT')
   const progress = progressLine()
   try {
     const { findingsList: _kept, ...summary } = await runCheck(store, {
+      verifierKeys: audit.verifierKeys,
+      externalCheckpoints: audit.checkpoints,
       onProgress: (state) => showProgress(progress, state),
       onFinding: (finding) => {
         progress.done()
@@ -83,9 +151,10 @@ async function checkLocal(dataDirectory: string, output: Output): Promise<CheckS
 }
 
 /** Streams the server's NDJSON answer: progress, findings, then the summary. */
-async function checkRemote(target: string, output: Output): Promise<CheckSummary | undefined> {
+async function checkRemote(target: string, output: Output, audit: AuditInputs): Promise<CheckSummary | undefined> {
   const url = new URL('/_/check', target)
-  const response = await fetch(url, { method: 'POST' })
+  const body = audit.verifierKeys.length === 0 ? undefined : JSON.stringify({ verifierKeys: audit.verifierKeys.map((key) => key.text), checkpoints: audit.checkpoints })
+  const response = await fetch(url, { method: 'POST', ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/json' } }) })
   if (!response.ok || response.body === null) {
     process.stderr.write(`tally check: ${url.href} answered ${response.status}: ${await response.text()}\n`)
     return undefined
@@ -141,9 +210,20 @@ function textOutput(): Output {
       const counts = Object.entries(summary.findingsByKind).map(([kind, count]) => `${kind} ${count}`)
       const facts = `${summary.auditEntries} audit entries, ${summary.ordersReplayed} orders replayed, applied index ${summary.appliedIndex}, ${summary.rowsCompared} rows, ${(summary.durationMs / 1000).toFixed(1)}s`
       const stopped = summary.stopped === undefined ? '' : `\n  the replay stopped: ${summary.stopped}; projections were not compared`
+      process.stdout.write(`${checkpointLine(summary)}\n`)
       process.stdout.write(summary.ok ? `check: OK — ${facts}\n` : `check: ${summary.findings} finding(s) (${counts.join(', ')}) — ${facts}${stopped}\n`)
     },
   }
+}
+
+/** What the checkpoints proved, in one line: the window after the latest one is what they do not cover. */
+function checkpointLine(summary: CheckSummary): string {
+  const latest = summary.latestCheckpoint
+  if (summary.checkpointsVerified > 0 && latest !== null) {
+    return `checkpoints: ${summary.checkpointsVerified} signed checkpoint(s) verified; the latest covers ${latest} of ${summary.auditEntries} audit entries`
+  }
+  if (summary.checkpointsUnverified > 0) return `checkpoints: ${summary.checkpointsUnverified} stored checkpoint(s) agree with the chain, signatures not checked (give --verifier-key)`
+  return 'checkpoints: none verified (without them the chain proves nothing to a holder of the store)'
 }
 
 function jsonOutput(): Output {

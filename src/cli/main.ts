@@ -11,6 +11,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'prove the store matches its audit chain (offline --data DIR, or --target URL)',
     load: async () => (await import('./check-command.ts')).checkCommand,
   },
+  'audit-key': {
+    summary: 'generate the Ed25519 key audit checkpoints are signed with; print its verifier key',
+    load: async () => (await import('./audit-key-command.ts')).auditKeyCommand,
+  },
   export: {
     summary: 'write a ledger\'s v2 logs as JSON lines (v2 export format)',
     load: async () => (await import('./export-command.ts')).exportCommand,

@@ -3,6 +3,8 @@ import path from 'node:path'
 import { LedgerNode } from '../server/index.ts'
 import { buildApi } from '../api/index.ts'
 import { cacheRotationThresholdDefault } from '../cache/index.ts'
+import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, loadAuditCheckpointSettings } from '../server/index.ts'
+import type { AuditCheckpointSettings } from '../server/index.ts'
 
 const usage = `Usage: tally serve [options]
 
@@ -13,6 +15,12 @@ Options (each also read from the environment variable shown):
   --listen HOST:PORT              address to listen on      [TALLY_LISTEN, default 127.0.0.1:3068]
   --cache-rotation-threshold K    cache generation size     [TALLY_CACHE_ROTATION_THRESHOLD, default ${cacheRotationThresholdDefault}]
   --bulk-elements-max N           largest _bulk accepted    [TALLY_BULK_ELEMENTS_MAX, default 10000]
+  --audit-key FILE                sign audit checkpoints with this key, kept outside --data
+                                  (tally audit-key makes one)  [TALLY_AUDIT_KEY]
+  --audit-checkpoint-entries N    audit entries between two checkpoints
+                                  [TALLY_AUDIT_CHECKPOINT_ENTRIES, default ${auditCheckpointEntriesDefault}]
+  --audit-checkpoint-file FILE    also append every checkpoint to FILE, outside --data
+                                  [TALLY_AUDIT_CHECKPOINT_FILE]
   -h, --help                      show this help
 `
 
@@ -22,6 +30,9 @@ export interface ServeSettings {
   readonly port: number
   readonly cacheRotationThreshold: number
   readonly bulkElementsMax: number
+  readonly auditKeyFile?: string
+  readonly auditCheckpointEntries?: number
+  readonly auditCheckpointFile?: string
 }
 
 export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSettings | 'help' {
@@ -32,6 +43,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
       listen: { type: 'string' },
       'cache-rotation-threshold': { type: 'string' },
       'bulk-elements-max': { type: 'string' },
+      'audit-key': { type: 'string' },
+      'audit-checkpoint-entries': { type: 'string' },
+      'audit-checkpoint-file': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -52,6 +66,23 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
       '--cache-rotation-threshold',
     ),
     bulkElementsMax: positiveInteger(values['bulk-elements-max'] ?? env.TALLY_BULK_ELEMENTS_MAX, 10_000, '--bulk-elements-max'),
+    ...auditSettings(values, env),
+  }
+}
+
+function auditSettings(values: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): Pick<ServeSettings, 'auditKeyFile' | 'auditCheckpointEntries' | 'auditCheckpointFile'> {
+  const pick = (flag: string, variable: string): string | undefined => {
+    const value = values[flag] ?? env[variable]
+    return typeof value === 'string' && value !== '' ? value : undefined
+  }
+  const keyFile = pick('audit-key', 'TALLY_AUDIT_KEY')
+  const entries = pick('audit-checkpoint-entries', 'TALLY_AUDIT_CHECKPOINT_ENTRIES')
+  const file = pick('audit-checkpoint-file', 'TALLY_AUDIT_CHECKPOINT_FILE')
+  if (keyFile === undefined && (entries !== undefined || file !== undefined)) throw new Error('--audit-checkpoint-entries and --audit-checkpoint-file need --audit-key')
+  return {
+    ...(keyFile === undefined ? {} : { auditKeyFile: path.resolve(keyFile) }),
+    ...(entries === undefined ? {} : { auditCheckpointEntries: positiveInteger(entries, auditCheckpointEntriesDefault, '--audit-checkpoint-entries') }),
+    ...(file === undefined ? {} : { auditCheckpointFile: path.resolve(file) }),
   }
 }
 
@@ -74,8 +105,32 @@ export async function serveCommand(argv: string[]): Promise<number> {
     return 0
   }
   const log = (message: string): void => void process.stderr.write(`${new Date().toISOString()} ${message}\n`)
+  let auditCheckpoints: AuditCheckpointSettings | undefined
+  try {
+    auditCheckpoints =
+      settings.auditKeyFile === undefined
+        ? undefined
+        : loadAuditCheckpointSettings({ dataDirectory: settings.dataDirectory, keyFile: settings.auditKeyFile, appendFile: settings.auditCheckpointFile, entriesMax: settings.auditCheckpointEntries })
+  } catch (error) {
+    if (!(error instanceof AuditKeyError)) throw error
+    process.stderr.write(`tally serve: ${error.message}\n`)
+    return 2
+  }
   log(`opening ${settings.dataDirectory}`)
-  const node = await LedgerNode.open({ dataDirectory: settings.dataDirectory, cacheRotationThreshold: settings.cacheRotationThreshold, log })
+  let node: LedgerNode
+  try {
+    node = await LedgerNode.open({
+      dataDirectory: settings.dataDirectory,
+      cacheRotationThreshold: settings.cacheRotationThreshold,
+      log,
+      ...(auditCheckpoints === undefined ? {} : { auditCheckpoints }),
+    })
+  } catch (error) {
+    if (!(error instanceof AuditHistoryRewritten)) throw error
+    process.stderr.write(`tally serve: ${error.message}\n`)
+    return 1
+  }
+  if (auditCheckpoints === undefined) log('audit: no --audit-key: no signed checkpoints (the audit chain alone proves nothing to a holder of the store)')
   const app = await buildApi(node, { bulkElementsMax: settings.bulkElementsMax })
   await app.listen({ host: settings.host, port: settings.port })
   const address = app.server.address()

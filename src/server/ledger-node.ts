@@ -12,6 +12,8 @@ import { Admission } from '../admission/index.ts'
 import type { Sequencer } from '../admission/index.ts'
 import { MetaKey, Store, metaKey, prefixEnd } from '../store/index.ts'
 import { Wal, resetWal } from '../wal/index.ts'
+import { AuditCheckpoints } from './audit-checkpoints.ts'
+import type { AuditCheckpointSettings } from './audit-checkpoints.ts'
 
 export interface LedgerNodeOptions {
   readonly dataDirectory: string
@@ -30,6 +32,8 @@ export interface LedgerNodeOptions {
   readonly walRetainEntries?: number
   /** WAL segment size; recycling drops whole segments. */
   readonly walSegmentBytesMax?: number
+  /** Signed checkpoints of the audit chain (docs/check.md); none without a key. */
+  readonly auditCheckpoints?: AuditCheckpointSettings
 }
 
 export const checkpointEntriesDefault = 10_000
@@ -59,6 +63,7 @@ export class LedgerNode implements Sequencer {
   private readonly unsubscribe: () => void
   private readonly batchProposalsMax: number
   private checkpointIndex: number
+  private signedCheckpoints: AuditCheckpoints | undefined
 
   private constructor(
     readonly store: Store,
@@ -116,6 +121,13 @@ export class LedgerNode implements Sequencer {
       })
       const node = new LedgerNode(store, wal, cache, fsm, clusterId, options)
       await node.replay(log)
+      if (options.auditCheckpoints !== undefined) {
+        node.signedCheckpoints = await AuditCheckpoints.open({ store, clusterId, settings: options.auditCheckpoints, head: fsm.auditHead, log }).catch(async (error: unknown) => {
+          node.unsubscribe()
+          await wal.close().catch(() => {})
+          throw error
+        })
+      }
       return node
     } catch (error) {
       await store.close().catch(() => {})
@@ -198,6 +210,7 @@ export class LedgerNode implements Sequencer {
       // Not fsynced: the WAL group holding these proposals already is (ADR 0005).
       await this.store.write(batch.rows(), { sync: false })
       this.storedIndex = end
+      this.signedCheckpoints?.observe(this.fsm.auditHead)
       for (const result of results) this.deliver(result)
     }
     if (this.storedIndex - this.checkpointIndex >= (this.options.checkpointEntries ?? checkpointEntriesDefault)) await this.checkpoint()
@@ -211,6 +224,7 @@ export class LedgerNode implements Sequencer {
   async checkpoint(): Promise<void> {
     const index = this.storedIndex
     const started = performance.now()
+    await this.signedCheckpoints?.flush()
     await this.store.write([{ key: metaKey(MetaKey.checkpointIndex), value: Buffer.from(String(index)) }], { sync: true })
     const elapsedMs = performance.now() - started
     if (elapsedMs > slowCheckpointMs) this.options.log?.(`checkpoint at ${index} held the event loop ${elapsedMs.toFixed(0)} ms`)
@@ -239,6 +253,11 @@ export class LedgerNode implements Sequencer {
     this.waiters.clear()
   }
 
+  /** The signed audit checkpoints this node produces, when it was given a key. */
+  get auditCheckpoints(): AuditCheckpoints | undefined {
+    return this.signedCheckpoints
+  }
+
   get failure(): Error | undefined {
     return this.fatal
   }
@@ -250,8 +269,10 @@ export class LedgerNode implements Sequencer {
     if (this.fatal === undefined) {
       await this.wal.flush().catch(() => {})
       await this.applyChain
+      await this.signedCheckpoints?.close()
       await this.store.write([{ key: metaKey(MetaKey.checkpointIndex), value: Buffer.from(String(this.storedIndex)) }], { sync: true })
     }
+    this.signedCheckpoints?.stop()
     this.unsubscribe()
     await this.wal.close().catch(() => {})
     await this.store.close()

@@ -10,6 +10,8 @@ import { InvariantViolation } from '../domain/errors.ts'
  */
 export const Zone = {
   meta: 0x00,
+  /** Signed checkpoints of the audit chain; below the audit zone so one ordered scan meets them first. */
+  auditCheckpoints: 0xe2,
   logs: 0xf0,
   attributes: 0xf1,
   audit: 0xf2,
@@ -117,6 +119,11 @@ export function fixedWidthInstant(date: string): string {
 
 export function moveKey(ledger: string, account: string, asset: string, timestamp: string, id: bigint): Buffer {
   return Buffer.concat([movesPrefix(ledger, account, asset), Buffer.from(`${fixedWidthInstant(timestamp)}\u0000`, 'utf8'), u64be(id)])
+}
+
+/** Signed audit checkpoints: [zone][chain size u64 BE] → the C2SP checkpoint note (text). */
+export function auditCheckpointRowKey(size: bigint): Buffer {
+  return Buffer.concat([Buffer.of(Zone.auditCheckpoints), u64be(size)])
 }
 
 /** Audit rows: [zone][seq u64 BE]. */

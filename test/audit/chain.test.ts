@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { GENESIS, chainEntry, decodeAuditEntry, verifyEntry, v2LogHash } from '../../src/audit/index.ts'
+import { GENESIS, chainEntry, decodeAuditEntry, entryHash, verifyEntry, v2LogHash } from '../../src/audit/index.ts'
 import type { AuditHead } from '../../src/audit/index.ts'
 
 function body(n: number) {
@@ -20,14 +20,31 @@ test('audit chain: entries link, verify after a store round trip, and any change
   let previous: AuditHead = GENESIS
   for (const text of stored) {
     const entry = decodeAuditEntry(text)
-    assert.ok(verifyEntry('cluster-a', previous, entry))
-    assert.ok(!verifyEntry('cluster-b', previous, entry), 'keyed by the cluster id')
-    assert.ok(!verifyEntry('cluster-a', previous, { ...entry, proposalId: 'forged' }))
-    assert.ok(!verifyEntry('cluster-a', previous, { ...entry, outcome: [{ status: 'failed' }] }))
+    assert.equal(verifyEntry('cluster-a', previous, entry), 'ok')
+    assert.equal(verifyEntry('cluster-b', previous, entry), 'hash', 'keyed by the cluster id')
+    assert.equal(verifyEntry('cluster-a', previous, { ...entry, proposalId: 'forged' }), 'hash')
+    assert.equal(verifyEntry('cluster-a', previous, { ...entry, outcome: [{ status: 'failed' }] }), 'hash')
     previous = { seq: entry.seq, hash: entry.hash }
   }
   const second = decodeAuditEntry(stored[1] as string)
-  assert.ok(!verifyEntry('cluster-a', GENESIS, second), 'a gap or reorder does not verify')
+  assert.equal(verifyEntry('cluster-a', GENESIS, second), 'sequence', 'a gap or reorder does not verify')
+})
+
+test('audit chain: the sequence and the link are each checked on their own (neither hides behind the HMAC)', () => {
+  const first = chainEntry('cluster-a', GENESIS, body(1))
+  const second = chainEntry('cluster-a', { seq: first.seq, hash: first.hash }, body(2))
+  // Right predecessor hash, wrong sequence number: only the sequence check refuses it.
+  assert.equal(verifyEntry('cluster-a', { seq: 5n, hash: first.hash }, second), 'sequence')
+  // The previousHash field alone altered: the HMAC covers the predecessor's hash, not this field, so only the link check refuses it.
+  assert.equal(verifyEntry('cluster-a', { seq: first.seq, hash: first.hash }, { ...second, previousHash: 'f'.repeat(64) }), 'link')
+  assert.equal(verifyEntry('cluster-a', { seq: first.seq, hash: first.hash }, second), 'ok')
+})
+
+test('audit chain: one hash function serves the writer and the verifier', () => {
+  const entry = chainEntry('cluster-a', GENESIS, body(1))
+  const { previousHash: _previous, hash, text: _text, ...full } = entry
+  assert.equal(entryHash('cluster-a', '', full), hash)
+  assert.equal(JSON.parse(entry.text).hash, hash)
 })
 
 test('v2 log hash: chained, and sensitive to every field', () => {
@@ -38,4 +55,12 @@ test('v2 log hash: chained, and sensitive to every field', () => {
   assert.notEqual(v2LogHash('', { ...log, data: { a: 2n } }), first)
   assert.notEqual(v2LogHash('', { ...log, idempotencyKey: 'k' }), first)
   assert.equal(v2LogHash('', log), first)
+})
+
+test('audit chain: a stored entry with a field the writer never writes does not decode (the hash covers only known fields)', () => {
+  const entry = chainEntry('cluster-a', GENESIS, body(1))
+  assert.equal(decodeAuditEntry(entry.text).hash, entry.hash)
+  assert.throws(() => decodeAuditEntry(entry.text.replace('{"body":{', '{"body":{"extra":1,')), /not an audit entry/)
+  assert.throws(() => decodeAuditEntry(entry.text.replace('{"body":', '{"extra":1,"body":')), /not an audit entry/)
+  assert.throws(() => decodeAuditEntry('[]'), /not an audit entry/)
 })

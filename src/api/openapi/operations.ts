@@ -105,6 +105,11 @@ export const operations: readonly Operation[] = [
     status: served(),
     responses: { '200': { description: 'Progress and findings, streamed.', content: { 'application/x-ndjson': { schema: { type: 'string' } } } } },
   },
+  {
+    method: 'get', path: '/_/audit/checkpoint', operationId: 'tallyAuditCheckpoint', origin: 'tally', tag: 'server', summary: 'The latest signed checkpoint of the audit chain (C2SP tlog-checkpoint note)',
+    status: served(),
+    responses: { '200': { description: 'The signed note.', content: { 'text/plain': { schema: { type: 'string' } } } } },
+  },
 
   // ledgers
   {
