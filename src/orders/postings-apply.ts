@@ -1,5 +1,5 @@
 import type { AccountAddress, Asset, LedgerName, Posting, Volumes } from '../domain/index.ts'
-import { TallyError, WORLD, addInput, addOutput, balanceOf, invariant, mergeMetadata } from '../domain/index.ts'
+import { TallyError, WORLD, addInput, addOutput, balanceOf, fitsVolume, invariant, mergeMetadata } from '../domain/index.ts'
 import type { Metadata } from '../domain/index.ts'
 import type { Scope } from './scope.ts'
 import { readAccount, readVolumes, writeAccount, writeVolumes } from './scope.ts'
@@ -50,8 +50,10 @@ export function applyPostings(
         })
       }
     }
+    if (!fitsVolume(source.post.output, posting.amount)) throw volumeLimitReached(posting, posting.source, 'output', source.post.output)
     source.post = addOutput(source.post, posting.amount)
     const destination = touch(posting.destination, posting.asset)
+    if (!fitsVolume(destination.post.input, posting.amount)) throw volumeLimitReached(posting, posting.destination, 'input', destination.post.input)
     destination.post = addInput(destination.post, posting.amount)
   }
   const pre: AggregatedVolumes = {}
@@ -62,6 +64,20 @@ export function applyPostings(
     addAggregated(post, entry.account, entry.asset, entry.post)
   }
   return { pre, post }
+}
+
+/**
+ * Volumes are amounts, so they stop at 2^256 - 1 like any amount (stored,
+ * printed and summed exactly): the posting that would pass the bound is
+ * refused here, in the apply path, so every replica refuses the same one.
+ */
+function volumeLimitReached(posting: Posting, account: AccountAddress, side: 'input' | 'output', volume: bigint): TallyError {
+  return new TallyError({
+    code: 'VALIDATION',
+    kind: 'business',
+    message: `account ${account}: its ${side} volume of ${posting.asset} (${volume}) plus ${posting.amount} would pass 2^256 - 1, the largest volume`,
+    details: { account, asset: posting.asset, side, volume: String(volume), amount: String(posting.amount) },
+  })
 }
 
 /** Accounts exist from first use: creates missing records, moves firstUsage back on a backdated use. */
