@@ -3,6 +3,7 @@ import {
   describe,
   isJsonObject,
   parseAccountAddress,
+  parseDate,
   parseMetadata,
   parseMetadataKey,
   parsePostings,
@@ -109,17 +110,12 @@ export function parseReference(value: unknown): string | undefined {
   return value
 }
 
-/** RFC 3339 in, normalised to UTC with milliseconds so dates order as strings. */
+/**
+ * A date a request gives, in the one canonical text dates are stored and
+ * compared in (`parseDate`: real calendar dates only, v2's microseconds).
+ */
 export function parseTimestamp(value: unknown, field: string): string | undefined {
-  if (value === undefined || value === null) return undefined
-  if (typeof value !== 'string') throw validationError(`${field}: expected an RFC 3339 date, got ${describe(value)}`)
-  const rfc3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i
-  const millis = Date.parse(value)
-  if (!rfc3339.test(value) || Number.isNaN(millis)) throw validationError(`${field}: ${describe(value)} is not an RFC 3339 date`)
-  const normalised = new Date(millis).toISOString()
-  // Years 0000–9999 only: dates are stored fixed-width so that they order as bytes.
-  if (normalised.length !== 24) throw validationError(`${field}: ${describe(value)} is outside years 0000–9999`)
-  return normalised
+  return parseDate(value, field)
 }
 
 export function parseBoolean(value: unknown, field: string): boolean {

@@ -1,5 +1,5 @@
 import type { AccountAddress, Asset, LedgerName, Posting, Volumes } from '../domain/index.ts'
-import { TallyError, WORLD, addInput, addOutput, balanceOf, fitsVolume, invariant, mergeMetadata } from '../domain/index.ts'
+import { TallyError, WORLD, addInput, addOutput, balanceOf, compareDates, fitsVolume, invariant, mergeMetadata } from '../domain/index.ts'
 import type { Metadata } from '../domain/index.ts'
 import type { Scope } from './scope.ts'
 import { readAccount, readVolumes, writeAccount, writeVolumes } from './scope.ts'
@@ -101,12 +101,13 @@ export function touchAccounts(
         updatedAt: scope.date,
         firstUsage: usedAt,
       })
-    } else if (metadata !== undefined || usedAt < existing.firstUsage) {
+    } else if (metadata !== undefined || compareDates(usedAt, existing.firstUsage) < 0) {
+      // Dates compare as instants: `….123Z` is earlier than `….123456Z`, though not as text.
       writeAccount(scope, ledger, {
         ...existing,
         metadata: metadata === undefined ? existing.metadata : mergeMetadata(existing.metadata, metadata),
         updatedAt: metadata === undefined ? existing.updatedAt : scope.date,
-        firstUsage: usedAt < existing.firstUsage ? usedAt : existing.firstUsage,
+        firstUsage: compareDates(usedAt, existing.firstUsage) < 0 ? usedAt : existing.firstUsage,
       })
     }
   }

@@ -56,3 +56,86 @@ test('volumes never pass 2^256 - 1: the posting that would is refused (business 
     await api.close()
   }
 })
+
+const impossibleDates = [
+  '2021-02-29T00:00:00Z',
+  '2020-02-30T00:00:00Z',
+  '2021-04-31T00:00:00Z',
+  '2021-01-01T24:00:00Z',
+  '2021-01-01T25:00:00Z',
+  '2021-01-01T00:60:00Z',
+  '2021-01-01T00:00:60Z',
+  '2021-01-01T00:00:00+24:00',
+  '2021-01-01T00:00:00+01:60',
+  '2021-13-01T00:00:00Z',
+  '2021-00-10T00:00:00Z',
+]
+
+test('impossible dates are 400 wherever a date enters: timestamp, pit, startTime/endTime, filters, import', async () => {
+  const api = await fresh()
+  try {
+    await postTransaction(api, 'main', [{ source: 'world', destination: 'a', amount: 1n, asset: 'USD' }])
+    for (const date of impossibleDates) {
+      const created = await api.request('POST', '/v2/main/transactions', { postings: [{ source: 'world', destination: 'b', amount: 1, asset: 'USD' }], timestamp: date })
+      assertError(created, 400, 'VALIDATION', /^timestamp: .* is not a date: /)
+      const encoded = encodeURIComponent(date)
+      assertError(await api.request('GET', `/v2/main/transactions?pit=${encoded}`), 400, 'VALIDATION', 'pit')
+      assertError(await api.request('GET', `/v2/main/accounts/a?pit=${encoded}`), 400, 'VALIDATION', 'pit')
+      assertError(await api.request('GET', `/v2/main/aggregate/balances?pit=${encoded}`), 400, 'VALIDATION', 'pit')
+      assertError(await api.request('GET', `/v2/main/logs?pit=${encoded}`), 400, 'VALIDATION', 'pit')
+      assertError(await api.request('GET', `/v2/main/volumes?startTime=${encoded}`), 400, 'VALIDATION', 'startTime')
+      assertError(await api.request('GET', `/v2/main/volumes?endTime=${encoded}`), 400, 'VALIDATION', 'endTime')
+      assertError(await api.request('GET', '/v2/main/transactions', { $lt: { timestamp: date } }), 400, 'VALIDATION', 'timestamp')
+    }
+    assert.equal(await balanceOf(api, 'main', 'b', 'USD'), 0n, 'no impossible date was rolled over into a transaction')
+    // Import: a v2 log dated on an impossible day is refused before anything is applied.
+    const log = `{"type":"NEW_TRANSACTION","data":{"transaction":{"postings":[],"metadata":{},"timestamp":"2021-02-29T00:00:00Z","id":0},"accountMetadata":{}},"date":"2021-02-29T00:00:00Z","idempotencyKey":"","id":0,"hash":"AAAA"}`
+    assertError(await api.request('POST', '/v2/copy/logs/import', log), 400, 'IMPORT', /log 0: .*not a date/)
+  } finally {
+    await api.close()
+  }
+})
+
+test('timestamps keep v2 microseconds (finer digits round half up), and dates of any precision order as instants', async () => {
+  const api = await fresh()
+  try {
+    const at = async (timestamp: string, destination = 'users:1'): Promise<string> => {
+      const created = await postTransaction(api, 'main', [{ source: 'world', destination, amount: 1n, asset: 'USD' }], { timestamp })
+      return created.timestamp as string
+    }
+    assert.equal(await at('2024-01-01T00:00:00.123456Z'), '2024-01-01T00:00:00.123456Z')
+    assert.equal(await at('2024-01-01T00:00:00.1234565Z'), '2024-01-01T00:00:00.123457Z')
+    assert.equal(await at('2024-01-01T00:00:00.123456499Z'), '2024-01-01T00:00:00.123456Z')
+    assert.equal(await at('2024-01-01T00:00:00.123000Z'), '2024-01-01T00:00:00.123Z')
+    assert.equal(await at('2024-01-01T01:00:00.1234567+01:00'), '2024-01-01T00:00:00.123457Z')
+    assert.equal(await at('2024-12-31T23:59:59.9999996Z'), '2025-01-01T00:00:00.000Z', 'rounding carries into the next year')
+    assertError(
+      await api.request('POST', '/v2/main/transactions', { postings: [{ source: 'world', destination: 'x', amount: 1, asset: 'USD' }], timestamp: '9999-12-31T23:59:59.9999999Z' }),
+      400,
+      'VALIDATION',
+      '0000–9999',
+    )
+    // Read back as stored, microseconds kept.
+    const read = await api.request('GET', '/v2/main/transactions/0')
+    assert.equal((read.body as { data: { timestamp: string } }).data.timestamp, '2024-01-01T00:00:00.123456Z')
+    // A later use dated a millisecond-exact instant before the microsecond one moves firstUsage back.
+    await at('2024-01-01T00:00:00.200Z', 'users:2')
+    await at('2024-01-01T00:00:00.123Z', 'users:2')
+    await at('2024-01-01T00:00:00.123456Z', 'users:2')
+    const account = await api.request('GET', '/v2/main/accounts/users:2')
+    assert.equal((account.body as { data: { firstUsage: string } }).data.firstUsage, '2024-01-01T00:00:00.123Z')
+    // sort=timestamp orders .123Z before .123456Z before .123457Z.
+    const listed = await api.request('GET', '/v2/main/transactions?sort=timestamp:asc&pageSize=100')
+    const stamps = ((listed.body as { cursor: { data: { timestamp: string }[] } }).cursor.data).map((transaction) => transaction.timestamp)
+    const byInstant = [...stamps].sort((left, right) => (instantOf(left) < instantOf(right) ? -1 : instantOf(left) > instantOf(right) ? 1 : 0))
+    assert.deepEqual(stamps, byInstant)
+  } finally {
+    await api.close()
+  }
+})
+
+function instantOf(text: string): bigint {
+  const match = /^(.*T\d{2}:\d{2}:\d{2})(?:\.(\d+))?Z$/.exec(text)
+  assert.ok(match !== null, text)
+  return BigInt(Date.parse(`${match[1]}Z`)) * 1_000_000n + BigInt((match[2] ?? '').padEnd(9, '0'))
+}
