@@ -213,7 +213,8 @@ export const componentSchemas: Readonly<Record<string, OpenApiObject>> = {
     required: ['errorCode', 'errorMessage'],
     description:
       'Every error. Tally-specific reasons (`NOT_IMPLEMENTED`, `CACHE_HORIZON_EXCEEDED`, …) travel as `INTERNAL` with the reason ' +
-      'leading `errorMessage` (`"NOT_IMPLEMENTED: …"`), so clients with a closed v2 enum still parse the body.',
+      'leading `errorMessage` (`"NOT_IMPLEMENTED: …"`) and in `details` as `{"reason": …}` (plus `"retryable": "true"` on a 503), ' +
+      'so clients with a closed v2 enum still parse the body and programs can still tell the reasons apart.',
     properties: {
       errorCode: ref('ErrorCode'),
       errorMessage: { type: 'string' },
