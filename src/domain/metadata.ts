@@ -1,5 +1,5 @@
 import { validationError } from './errors.ts'
-import { describe } from './names.ts'
+import { describe, lengthLimitError } from './names.ts'
 import { isJsonObject } from './json.ts'
 
 /** Metadata is string → string on transactions, accounts and ledgers. */
@@ -21,14 +21,13 @@ export function parseMetadata(value: unknown, field = 'metadata'): Metadata {
   const metadata: Metadata = {}
   for (const key of keys) {
     const entry = value[key]
-    if (key.length === 0 || key.length > metadataKeyLengthMax) {
-      throw validationError(`${field}: key length must be 1..${metadataKeyLengthMax}`)
-    }
+    if (key.length === 0) throw validationError(`${field}: a key is empty; keys have 1 to ${metadataKeyLengthMax} characters`)
+    if (key.length > metadataKeyLengthMax) throw lengthLimitError(field, `key ${describe(key)}`, key.length, metadataKeyLengthMax)
     if (typeof entry !== 'string') {
       throw validationError(`${field}[${JSON.stringify(key)}]: expected a string, got ${describe(entry)}`)
     }
     if (entry.length > metadataValueLengthMax) {
-      throw validationError(`${field}[${JSON.stringify(key)}]: value longer than ${metadataValueLengthMax}`)
+      throw lengthLimitError(`${field}[${JSON.stringify(key)}]`, 'value', entry.length, metadataValueLengthMax)
     }
     metadata[key] = entry
   }
@@ -36,7 +35,8 @@ export function parseMetadata(value: unknown, field = 'metadata'): Metadata {
 }
 
 export function parseMetadataKey(value: unknown, field = 'key'): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > metadataKeyLengthMax) {
+  if (typeof value === 'string' && value.length > metadataKeyLengthMax) throw lengthLimitError(field, 'metadata key', value.length, metadataKeyLengthMax)
+  if (typeof value !== 'string' || value.length === 0) {
     throw validationError(`${field}: expected a metadata key of 1..${metadataKeyLengthMax} characters`)
   }
   return value

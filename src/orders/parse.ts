@@ -2,6 +2,7 @@ import type { AccountAddress, LedgerName, Metadata, TransactionId } from '../dom
 import {
   describe,
   isJsonObject,
+  lengthLimitError,
   parseAccountAddress,
   parseDate,
   parseMetadata,
@@ -68,7 +69,7 @@ export function parseScript(value: unknown): TransactionScript | undefined {
   }
   const plain = value.plain
   if (typeof plain !== 'string' || plain.trim() === '') throw validationError('script.plain: expected the Numscript source')
-  if (plain.length > scriptLengthMax) throw validationError(`script.plain: longer than ${scriptLengthMax} characters`)
+  if (plain.length > scriptLengthMax) throw lengthLimitError('script.plain', 'script', plain.length, scriptLengthMax)
   const vars: Record<string, string> = {}
   if (value.vars !== undefined && value.vars !== null) {
     if (!isJsonObject(value.vars)) throw validationError(`script.vars: expected an object, got ${describe(value.vars)}`)
@@ -106,7 +107,7 @@ export function parseAccountMetadata(value: unknown): Record<string, Metadata> {
 export function parseReference(value: unknown): string | undefined {
   if (value === undefined || value === null || value === '') return undefined
   if (typeof value !== 'string') throw validationError(`reference: expected a string, got ${describe(value)}`)
-  if (value.length > referenceLengthMax) throw validationError(`reference: longer than ${referenceLengthMax} characters`)
+  if (value.length > referenceLengthMax) throw lengthLimitError('reference', 'reference', value.length, referenceLengthMax)
   return value
 }
 

@@ -139,3 +139,29 @@ function instantOf(text: string): bigint {
   assert.ok(match !== null, text)
   return BigInt(Date.parse(`${match[1]}Z`)) * 1_000_000n + BigInt((match[2] ?? '').padEnd(9, '0'))
 }
+
+test('a field over its length limit says it is a length limit (addresses, ledger names, assets, references, metadata keys, bulk ik)', async () => {
+  const api = await fresh()
+  const tooLong = /longer than the limit of \d+/
+  const send = (posting: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+    api.request('POST', '/v2/main/transactions', { postings: [{ source: 'world', destination: 'a', amount: 1, asset: 'USD', ...posting }], ...extra })
+  try {
+    assertStatus(await send({ destination: 'a'.repeat(1024) }), 200)
+    assertError(await send({ destination: 'a'.repeat(1025) }), 400, 'VALIDATION', /postings\[0\]\.destination: .*1025 characters.*longer than the limit of 1024/)
+    assertError(await send({ source: `${'a:'.repeat(600)}b` }), 400, 'VALIDATION', tooLong)
+    assertError(await send({}, { accountMetadata: { [`${'x'.repeat(1025)}`]: { k: 'v' } } }), 400, 'VALIDATION', tooLong)
+    // Still a pattern error, not a length one, for a short bad address.
+    assertError(await send({ destination: 'a b' }), 400, 'VALIDATION', /invalid account address/)
+    assertError(await send({ asset: `A${'B'.repeat(17)}` }), 400, 'VALIDATION', tooLong)
+    assertError(await send({ asset: 'USD/1234567' }), 400, 'VALIDATION', tooLong)
+    assertError(await send({ asset: `USD_${'A'.repeat(17)}` }), 400, 'VALIDATION', tooLong)
+    assertStatus(await send({ asset: `A${'B'.repeat(16)}_${'C'.repeat(16)}/123456` }), 200)
+    assertError(await send({ asset: 'usd' }), 400, 'VALIDATION', /invalid asset/)
+    assertError(await send({}, { reference: 'r'.repeat(513) }), 400, 'VALIDATION', tooLong)
+    assertError(await send({}, { metadata: { ['k'.repeat(1025)]: 'v' } }), 400, 'VALIDATION', tooLong)
+    assertError(await api.request('POST', `/v2/${'l'.repeat(64)}`, {}), 400, 'VALIDATION', /ledger: .*64 characters.*longer than the limit of 63/)
+    assertError(await api.request('POST', '/v2/main/_bulk', [{ action: 'ADD_METADATA', ik: 'i'.repeat(257), data: { targetType: 'ACCOUNT', targetId: 'a', metadata: { k: 'v' } } }]), 400, 'VALIDATION', tooLong)
+  } finally {
+    await api.close()
+  }
+})

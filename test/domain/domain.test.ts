@@ -92,7 +92,7 @@ test('assets follow the contract pattern', () => {
 
 test('ledger names: 1..63 of [a-zA-Z0-9_-]', () => {
   assert.equal(parseLedgerName('main-1_X'), 'main-1_X')
-  expectValidation(() => parseLedgerName('a'.repeat(64)), 'invalid ledger name')
+  expectValidation(() => parseLedgerName('a'.repeat(64)), 'ledger name of 64 characters is longer than the limit of 63')
   expectValidation(() => parseLedgerName(''), 'invalid ledger name')
   expectValidation(() => parseLedgerName('a/b'), 'invalid ledger name')
 })
