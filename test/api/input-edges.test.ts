@@ -165,3 +165,22 @@ test('a field over its length limit says it is a length limit (addresses, ledger
     await api.close()
   }
 })
+
+test('an address in a URL path: any length up to the limit is served, one past it is a length-limit 400', async () => {
+  const api = await fresh()
+  try {
+    for (const length of [101, 500, 1024]) {
+      const address = 'p'.repeat(length)
+      await postTransaction(api, 'main', [{ source: 'world', destination: address, amount: 1n, asset: 'USD' }])
+      assertStatus(await api.request('GET', `/v2/main/accounts/${address}`), 200)
+      assertStatus(await api.request('POST', `/v2/main/accounts/${address}/metadata`, { k: 'v' }), 204)
+    }
+    // A metadata key in a path may be 1024 characters of any script, percent-encoded.
+    const key = '€'.repeat(1024)
+    assertStatus(await api.request('DELETE', `/v2/main/accounts/${'p'.repeat(101)}/metadata/${encodeURIComponent(key)}`), 204)
+    assertError(await api.request('GET', `/v2/main/accounts/${'p'.repeat(1025)}`), 400, 'VALIDATION', /1025 characters is longer than the limit of 1024/)
+    assertError(await api.request('DELETE', `/v2/main/accounts/a/metadata/${encodeURIComponent('€'.repeat(1025))}`), 400, 'VALIDATION', /1025 characters is longer than the limit of 1024/)
+  } finally {
+    await api.close()
+  }
+})
