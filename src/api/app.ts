@@ -4,6 +4,7 @@ import type { LedgerNode } from '../server/index.ts'
 import { accountAddressLengthMax, metadataKeyLengthMax, parseJson, stringifyJson } from '../domain/index.ts'
 import { errorHandler } from './errors.ts'
 import { Views } from './views.ts'
+import { cursorKeyOf } from './paging.ts'
 import { systemRoutes } from './routes/system.ts'
 import { ledgerRoutes } from './routes/ledgers.ts'
 import { transactionRoutes } from './routes/transactions.ts'
@@ -53,6 +54,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
       done(error as Error, undefined)
     }
   })
+  app.decorate('cursorKey', cursorKeyOf(node.clusterId))
   app.setReplySerializer((payload) => stringifyJson(payload))
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler((request, reply) =>

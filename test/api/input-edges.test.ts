@@ -2,6 +2,11 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { assertError, assertStatus, balanceOf, createLedger, openTestApi, postTransaction } from '../support/api.ts'
 import type { TestApi } from '../support/api.ts'
+import type { FastifyInstance } from 'fastify'
+import { LedgerNode } from '../../src/server/index.ts'
+import { buildApi } from '../../src/api/index.ts'
+import { parseJson } from '../../src/domain/index.ts'
+import { tempDirectory } from '../support/temp.ts'
 
 /** Edges of what a request may say: amounts, balances at the 2^256 bound, dates, lengths, cursors. */
 
@@ -182,5 +187,35 @@ test('an address in a URL path: any length up to the limit is served, one past i
     assertError(await api.request('DELETE', `/v2/main/accounts/a/metadata/${encodeURIComponent('€'.repeat(1025))}`), 400, 'VALIDATION', /1025 characters is longer than the limit of 1024/)
   } finally {
     await api.close()
+  }
+})
+
+test('an issued cursor stays good across a restart (its key derives from the cluster id, kept in the store)', async () => {
+  const temp = tempDirectory('tally-cursor-')
+  const open = async () => {
+    const node = await LedgerNode.open({ dataDirectory: temp.directory, sync: false })
+    return { node, app: await buildApi(node) }
+  }
+  const get = async (app: FastifyInstance, url: string) => app.inject({ method: 'GET', url })
+  try {
+    let { node, app } = await open()
+    await app.inject({ method: 'POST', url: '/v2/main', payload: '{}', headers: { 'content-type': 'application/json' } })
+    for (let i = 0; i < 3; i++) {
+      const body = `{"postings":[{"source":"world","destination":"u${i}","amount":1,"asset":"USD"}]}`
+      await app.inject({ method: 'POST', url: '/v2/main/transactions', payload: body, headers: { 'content-type': 'application/json' } })
+    }
+    const first = await get(app, '/v2/main/transactions?pageSize=1')
+    const next = (parseJson(first.body) as { cursor: { next: string } }).cursor.next
+    const before = await get(app, `/v2/main/transactions?cursor=${next}`)
+    await app.close()
+    await node.close()
+    ;({ node, app } = await open())
+    const after = await get(app, `/v2/main/transactions?cursor=${next}`)
+    assert.equal(after.statusCode, 200, after.body)
+    assert.equal(after.body, before.body)
+    await app.close()
+    await node.close()
+  } finally {
+    temp.remove()
   }
 })
