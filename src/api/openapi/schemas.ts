@@ -79,7 +79,7 @@ const posting: OpenApiObject = {
   properties: {
     source: { type: 'string', description: 'Account address the amount leaves (`world` may go negative).' },
     destination: { type: 'string', description: 'Account address the amount enters.' },
-    amount: bigint('Non-negative amount in the smallest unit of the asset.', 0),
+    amount: bigint('Non-negative amount in the smallest unit of the asset: a JSON integer (a string, decimal point or exponent is a 400).', 0),
     asset: { type: 'string', description: 'Asset code, optionally with a precision suffix (`USD/2`).' },
   },
 }
@@ -129,7 +129,7 @@ const transactionRequest: OpenApiObject = {
       },
     },
     runtime: { type: 'string', enum: ['experimental-interpreter', 'machine'], description: 'Ignored: Tally has one Numscript interpreter.' },
-    timestamp: dateTime('Backdates the transaction; defaults to now.'),
+    timestamp: dateTime('Backdates the transaction; defaults to now. A real RFC 3339 date (`2021-02-29` is a 400), kept to the microsecond (finer digits rounded half up).'),
     reference: { type: 'string' },
     metadata,
     accountMetadata: { type: 'object', additionalProperties: ref('Metadata'), description: 'Metadata to save on accounts, by address, in the same write.' },
