@@ -40,7 +40,7 @@ export const pathParameterLengthMax = 9 * Math.max(accountAddressLengthMax, meta
  * Bodies go through the lossless JSON codec both ways.
  */
 export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: options.bodyBytesMax ?? bodyBytesMaxDefault, maxParamLength: pathParameterLengthMax })
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: options.bodyBytesMax ?? bodyBytesMaxDefault, routerOptions: { maxParamLength: pathParameterLengthMax } })
   // v2 clients send list filters as a JSON body on GET and HEAD.
   app.addHttpMethod('GET', { hasBody: true, overrideExisting: true })
   app.addHttpMethod('HEAD', { hasBody: true, overrideExisting: true })

@@ -1,4 +1,4 @@
-import { InvariantViolation, validationError } from './errors.ts'
+import { InvariantViolation, invariant, validationError } from './errors.ts'
 import { describe } from './names.ts'
 
 /**
@@ -112,6 +112,9 @@ export function parseDate(value: unknown, field: string): string | undefined {
   if ('error' in read) throw validationError(`${field}: ${describe(value)} is not a date: ${read.error}`)
   const text = canonicalDate(toMicroseconds(read.nanos))
   if (text === undefined) throw validationError(`${field}: ${describe(value)} is outside years 0000–9999 (in UTC)`)
+  // Fixed width per precision, so that byte order is instant order within each (and layout.ts pads across them).
+  invariant(text.length === 24 || text.length === 27, () => `canonical date ${text} is not fixed-width`)
+  invariant(parseInstant(text)?.nanos === toMicroseconds(read.nanos), () => `canonical date ${text} names another instant than ${value}`)
   return text
 }
 

@@ -1,4 +1,5 @@
 import { validationError } from './errors.ts'
+import type { TallyError } from './errors.ts'
 
 /** Branded strings: values that must not be mixed up with one another. */
 export type LedgerName = string & { readonly __brand: 'LedgerName' }
@@ -25,7 +26,7 @@ export const assetPrecisionDigitsMax = 6
  * as a malformed value: the client's fix is to shorten it, not to change
  * its characters. Every length-limited field goes through here.
  */
-export function lengthLimitError(field: string, what: string, length: number, lengthMax: number) {
+export function lengthLimitError(field: string, what: string, length: number, lengthMax: number): TallyError {
   return validationError(`${field}: ${what} of ${length} characters is longer than the limit of ${lengthMax}`)
 }
 
