@@ -1,9 +1,10 @@
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import type { LedgerNode } from '../server/index.ts'
-import { parseJson, stringifyJson } from '../domain/index.ts'
+import { accountAddressLengthMax, metadataKeyLengthMax, parseJson, stringifyJson } from '../domain/index.ts'
 import { errorHandler } from './errors.ts'
 import { Views } from './views.ts'
+import { cursorKeyOf } from './paging.ts'
 import { systemRoutes } from './routes/system.ts'
 import { ledgerRoutes } from './routes/ledgers.ts'
 import { transactionRoutes } from './routes/transactions.ts'
@@ -25,12 +26,21 @@ export interface ApiOptions {
 export const bodyBytesMaxDefault = 32 * 1024 * 1024
 
 /**
+ * The longest path parameter the router passes on, as sent: every field a
+ * path carries (an address, a metadata key) fits percent-encoded (up to 9
+ * characters for a UTF-16 unit: three UTF-8 bytes as `%XX`), so that its own
+ * parser answers — with its length limit when it passes it — instead of the
+ * router's 100-character default refusing fields Tally accepts in bodies.
+ */
+export const pathParameterLengthMax = 9 * Math.max(accountAddressLengthMax, metadataKeyLengthMax) + 9
+
+/**
  * The HTTP adapter: Formance v2 routes at `/v2/…` and under the gateway
  * prefix `/api/ledger/v2/…` that Formance's SDKs use, plus Tally's `/_/…`.
  * Bodies go through the lossless JSON codec both ways.
  */
 export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: options.bodyBytesMax ?? bodyBytesMaxDefault })
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: options.bodyBytesMax ?? bodyBytesMaxDefault, routerOptions: { maxParamLength: pathParameterLengthMax } })
   // v2 clients send list filters as a JSON body on GET and HEAD.
   app.addHttpMethod('GET', { hasBody: true, overrideExisting: true })
   app.addHttpMethod('HEAD', { hasBody: true, overrideExisting: true })
@@ -44,6 +54,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
       done(error as Error, undefined)
     }
   })
+  app.decorate('cursorKey', cursorKeyOf(node.clusterId))
   app.setReplySerializer((payload) => stringifyJson(payload))
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler((request, reply) =>

@@ -9,11 +9,23 @@ export function sendFailure(reply: FastifyReply, failure: OrderFailure): Fastify
   if (status === 503) void reply.header('Retry-After', '1')
   // v2 error codes only: our internal reasons map to INTERNAL on the wire, with the reason kept in the message.
   const errorCode = wireCode(failure.code)
+  const details = errorCode === failure.code ? failure.details : reasonDetails(failure, status)
   return reply.code(status).send({
     errorCode,
     errorMessage: errorCode === failure.code ? failure.message : `${failure.code}: ${failure.message}`,
-    ...(failure.details === undefined ? {} : { details: JSON.stringify(failure.details) }),
+    ...(details === undefined ? {} : { details: JSON.stringify(details) }),
   })
+}
+
+/**
+ * A Tally-only reason travels as v2's `INTERNAL` (v2 answers its own
+ * retryable overload with 503 `INTERNAL`, and v2 SDKs parse a closed enum),
+ * so the reason is also given where a program reads it: `details.reason`,
+ * with `retryable: "true"` on a 503 — nothing was applied, retry after
+ * `Retry-After`.
+ */
+function reasonDetails(failure: OrderFailure, status: number): Record<string, string> {
+  return { reason: failure.code, ...(status === 503 ? { retryable: 'true' } : {}), ...failure.details }
 }
 
 const V2_ERROR_CODES: ReadonlySet<string> = new Set(v2ErrorCodes)

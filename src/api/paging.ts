@@ -1,3 +1,4 @@
+import { createHmac, timingSafeEqual } from 'node:crypto'
 import type { StoreReader } from '../store/index.ts'
 import { prefixEnd } from '../store/index.ts'
 import { validationError } from '../domain/index.ts'
@@ -5,7 +6,32 @@ import { validationError } from '../domain/index.ts'
 export const pageSizeDefault = 15
 export const pageSizeMax = 1000
 
-/** Opaque to clients: base64url of this JSON. Keyset paging, so stable under concurrent writes. */
+/**
+ * The key cursors are tagged with: derived from the cluster id, so that a
+ * cursor survives a restart and is good on every node of the cluster, and
+ * never the cluster id itself.
+ */
+export type CursorKey = Buffer & { readonly __brand: 'CursorKey' }
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Decorated by `buildApi`: what list routes tag and verify cursors with. */
+    readonly cursorKey: CursorKey
+  }
+}
+
+export function cursorKeyOf(clusterId: string): CursorKey {
+  return createHmac('sha256', clusterId).update('tally list cursors v1').digest() as CursorKey
+}
+
+/** Bytes of the tag a cursor carries (HMAC-SHA256, truncated: 128 bits cannot be guessed). */
+const cursorTagBytes = 16
+
+/**
+ * Opaque to clients: `base64url(JSON of this).base64url(tag)`, the tag an
+ * HMAC of the JSON under the server's cursor key. Keyset paging, so stable
+ * under concurrent writes.
+ */
 interface Cursor {
   readonly pageSize: number
   /** hex of the row key the page starts after (in the list's order). */
@@ -16,6 +42,8 @@ interface Cursor {
 }
 
 export interface PageRequest {
+  /** The key the page's own cursors are tagged with. */
+  readonly cursorKey: CursorKey
   readonly pageSize: number
   readonly cursor: Cursor | undefined
   /** Query options of the list: from the request, or from the cursor when one is given. */
@@ -77,16 +105,18 @@ export interface Page<T> {
 }
 
 /**
- * A cursor is validated like any input: page size in range, a boundary that
- * is hex, and (in `pageOfRows`) a boundary inside the list's own key range —
- * a forged cursor can never reach rows of another list.
+ * A cursor is refused (400) unless this cluster issued it, unchanged: its tag
+ * must verify under the cursor key. It is then validated like any input —
+ * page size in range, a boundary that is hex, and (in `pageOfRows`) a
+ * boundary inside the list's own key range, so an issued cursor moved to
+ * another list is refused too.
  */
-export function parsePageRequest(query: Record<string, unknown>): PageRequest {
+export function parsePageRequest(query: Record<string, unknown>, cursorKey: CursorKey): PageRequest {
   const cursorText = query.cursor
   if (typeof cursorText === 'string' && cursorText !== '') {
     let cursor: Cursor
     try {
-      cursor = JSON.parse(Buffer.from(cursorText, 'base64url').toString('utf8')) as Cursor
+      cursor = JSON.parse(verifiedPayload(cursorText, cursorKey)) as Cursor
     } catch {
       throw invalidCursor()
     }
@@ -105,14 +135,32 @@ export function parsePageRequest(query: Record<string, unknown>): PageRequest {
     ) {
       throw invalidCursor()
     }
-    return { pageSize: cursor.pageSize, cursor, options: cursor.options }
+    return { cursorKey, pageSize: cursor.pageSize, cursor, options: cursor.options }
   }
   const options: Record<string, string> = {}
   for (const name of LIST_OPTIONS) {
     const value = query[name]
     if (typeof value === 'string') options[name] = value
   }
-  return { pageSize: parsePageSize(query.pageSize), cursor: undefined, options }
+  return { cursorKey, pageSize: parsePageSize(query.pageSize), cursor: undefined, options }
+}
+
+/** The cursor's JSON text when its tag verifies; throws otherwise. */
+function verifiedPayload(cursorText: string, cursorKey: CursorKey): string {
+  const parts = cursorText.split('.')
+  if (parts.length !== 2) throw invalidCursor()
+  const [payloadText = '', tagText = ''] = parts
+  const payload = Buffer.from(payloadText, 'base64url')
+  const tag = Buffer.from(tagText, 'base64url')
+  // base64url decoding skips what is not base64url: re-encoding must give the text back, or the text was not ours.
+  if (payload.toString('base64url') !== payloadText || tag.toString('base64url') !== tagText) throw invalidCursor()
+  const expected = cursorTag(payload, cursorKey)
+  if (tag.length !== expected.length || !timingSafeEqual(tag, expected)) throw invalidCursor()
+  return payload.toString('utf8')
+}
+
+function cursorTag(payload: Buffer, cursorKey: CursorKey): Buffer {
+  return createHmac('sha256', cursorKey).update(payload).digest().subarray(0, cursorTagBytes)
 }
 
 function invalidCursor(): Error {
@@ -128,8 +176,9 @@ function parsePageSize(value: unknown): number {
   return size
 }
 
-function encodeCursor(cursor: Cursor): string {
-  return Buffer.from(JSON.stringify(cursor), 'utf8').toString('base64url')
+function encodeCursor(cursor: Cursor, cursorKey: CursorKey): string {
+  const payload = Buffer.from(JSON.stringify(cursor), 'utf8')
+  return `${payload.toString('base64url')}.${cursorTag(payload, cursorKey).toString('base64url')}`
 }
 
 /**
@@ -185,9 +234,11 @@ export async function pageOfRows<T>(
   return {
     pageSize: size,
     hasMore: hasNext && last !== undefined,
-    ...(hasNext && last !== undefined ? { next: encodeCursor({ pageSize: size, boundary: last[0].toString('hex'), direction: 'next', options: request.options }) } : {}),
+    ...(hasNext && last !== undefined
+      ? { next: encodeCursor({ pageSize: size, boundary: last[0].toString('hex'), direction: 'next', options: request.options }, request.cursorKey) }
+      : {}),
     ...(hasPrevious && first !== undefined
-      ? { previous: encodeCursor({ pageSize: size, boundary: first[0].toString('hex'), direction: 'previous', options: request.options }) }
+      ? { previous: encodeCursor({ pageSize: size, boundary: first[0].toString('hex'), direction: 'previous', options: request.options }, request.cursorKey) }
       : {}),
     data: page.map(([, item]) => item),
   }

@@ -59,7 +59,7 @@ export function expandOf(options: Readonly<Record<string, string | undefined>>):
  */
 export function listRequest<R extends Resource>(resource: R, request: FastifyRequest): { page: PageRequest; filter: Filter<R> | undefined } {
   const query = request.query as Record<string, string | undefined>
-  const page = parsePageRequest(query)
+  const page = parsePageRequest(query, request.server.cursorKey)
   const input = page.cursor !== undefined ? parseCursorFilter(page.options.query) : filterInputOf({ query, body: request.body })
   if (input === undefined || (isJsonObject(input) && Object.keys(input).length === 0)) return { page: withoutQuery(page), filter: undefined }
   const filter = parseFilter(resource, input)

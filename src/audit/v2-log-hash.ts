@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Json } from '../domain/index.ts'
-import { InvariantViolation, isJsonObject, validationError } from '../domain/index.ts'
+import { InvariantViolation, canonicalDate, isJsonObject, readInstant, validationError } from '../domain/index.ts'
 
 /**
  * Formance v2's log hash (v2's Go `Log.ComputeHash`): SHA-256 over a Go `json.Encoder` stream of
@@ -120,8 +120,6 @@ export function compareUtf8(left: string, right: string): number {
 
 // ---- dates --------------------------------------------------------------------
 
-const RFC3339 = /^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$/
-
 interface ParsedDate {
   /** `YYYY-MM-DDTHH:MM:SS` in UTC. */
   readonly seconds: string
@@ -129,32 +127,14 @@ interface ParsedDate {
   readonly nanos: string
 }
 
+/** Through the domain's parser: an impossible date (`2021-02-29`) names no instant here either. */
 function parseRfc3339(text: string): ParsedDate | undefined {
-  const match = RFC3339.exec(text)
-  if (match === null) return undefined
-  const [, day, time, fraction = '', zone = 'Z'] = match as unknown as [string, string, string, string | undefined, string]
-  const millis = Date.parse(`${day}T${time}${zone === 'z' ? 'Z' : zone}`)
-  if (Number.isNaN(millis)) return undefined
-  const seconds = zone === 'Z' || zone === 'z' ? `${day}T${time}` : utcSeconds(Math.floor(millis / 1000))
-  return { seconds, nanos: fraction.padEnd(9, '0') }
-}
-
-/** `YYYY-MM-DDTHH:MM:SS` of a Unix time, by civil-calendar arithmetic (the core reads no Date objects). */
-function utcSeconds(unixSeconds: number): string {
-  const days = Math.floor(unixSeconds / 86_400)
-  const secondOfDay = unixSeconds - days * 86_400
-  const shifted = days + 719_468
-  const era = Math.floor(shifted / 146_097)
-  const dayOfEra = shifted - era * 146_097
-  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36_524) - Math.floor(dayOfEra / 146_096)) / 365)
-  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100))
-  const monthIndex = Math.floor((5 * dayOfYear + 2) / 153)
-  const day = dayOfYear - Math.floor((153 * monthIndex + 2) / 5) + 1
-  const month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-  const year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-  const two = (value: number): string => String(value).padStart(2, '0')
-  const time = `${two(Math.floor(secondOfDay / 3600))}:${two(Math.floor((secondOfDay % 3600) / 60))}:${two(secondOfDay % 60)}`
-  return `${String(year).padStart(4, '0')}-${two(month)}-${two(day)}T${time}`
+  const read = readInstant(text)
+  if ('error' in read) return undefined
+  const nanosOfSecond = ((read.nanos % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n
+  const whole = canonicalDate(read.nanos - nanosOfSecond)
+  if (whole === undefined) return undefined
+  return { seconds: whole.slice(0, 19), nanos: String(nanosOfSecond).padStart(9, '0') }
 }
 
 /** Go's `time.RFC3339Nano` of a UTC time: the fraction without trailing zeros, none when zero. */
@@ -171,9 +151,11 @@ export function goDate(text: string): string {
  * both our own exports and v2's round-trip to the same instant and hash.
  */
 export function importedDate(text: string, field: string): string {
-  const parsed = parseRfc3339(text)
-  if (parsed === undefined) throw validationError(`${field}: ${JSON.stringify(text)} is not an RFC 3339 date`)
-  if (!parsed.nanos.endsWith('000')) throw validationError(`${field}: ${JSON.stringify(text)} is finer than v2's microsecond precision`)
-  const fraction = parsed.nanos.endsWith('000000') ? parsed.nanos.slice(0, 3) : parsed.nanos.slice(0, 6)
-  return `${parsed.seconds}.${fraction}Z`
+  const read = readInstant(text)
+  if ('error' in read) throw validationError(`${field}: ${JSON.stringify(text)} is not a date: ${read.error}`)
+  // Refused, not rounded (as a request's date is): the imported hash covers the date as written.
+  if (read.nanos % 1000n !== 0n) throw validationError(`${field}: ${JSON.stringify(text)} is finer than v2's microsecond precision`)
+  const canonical = canonicalDate(read.nanos)
+  if (canonical === undefined) throw validationError(`${field}: ${JSON.stringify(text)} is outside years 0000–9999`)
+  return canonical
 }

@@ -11,22 +11,27 @@ export function isAmount(value: unknown): value is Amount {
 }
 
 /**
- * Accepts what the lossless JSON codec yields for an amount: a bigint (JSON
- * integer) or a decimal string of digits (some clients send big amounts as
- * strings). Rejects negative, fractional, non-numeric and out-of-range values.
+ * v2 amounts are JSON integers in the asset's smallest unit, and nothing
+ * else: the lossless codec yields a bigint for those only. A string
+ * (`"100"`), a decimal (`100.0`) or an exponent (`1e3`) is refused with a
+ * message naming the form, so a client learns what to send rather than
+ * having its value reinterpreted.
  */
 export function parseAmount(value: unknown, field = 'amount'): Amount {
-  let amount: bigint
   if (typeof value === 'bigint') {
-    amount = value
-  } else if (typeof value === 'string' && /^[0-9]{1,78}$/.test(value)) {
-    amount = BigInt(value)
-  } else if (typeof value === 'number') {
-    throw validationError(`${field}: ${describe(value)} is not a non-negative integer amount`)
-  } else {
-    throw validationError(`${field}: expected a non-negative integer, got ${describe(value)}`)
+    if (value < 0n) throw validationError(`${field}: amount ${value} is negative; amounts are non-negative integers`)
+    if (value >= AMOUNT_LIMIT) throw validationError(`${field}: amount exceeds 2^256 - 1, the largest amount`)
+    return value
   }
-  if (amount < 0n) throw validationError(`${field}: amount ${amount} is negative`)
-  if (amount >= AMOUNT_LIMIT) throw validationError(`${field}: amount exceeds 2^256 - 1`)
-  return amount
+  if (typeof value === 'number') {
+    // The codec turns every JSON number with a fraction or an exponent into a `number`.
+    if (Number.isInteger(value)) {
+      throw validationError(`${field}: written with a decimal point or an exponent (${describe(value)}); amounts are JSON integers, digits only`)
+    }
+    throw validationError(`${field}: ${describe(value)} is not a whole number; amounts are JSON integers in the asset's smallest unit`)
+  }
+  if (typeof value === 'string') {
+    throw validationError(`${field}: got a string (${describe(value)}); amounts are JSON integers, not strings`)
+  }
+  throw validationError(`${field}: expected a non-negative JSON integer, got ${describe(value)}`)
 }

@@ -1,6 +1,7 @@
 export * from './errors.ts'
 export * from './names.ts'
 export * from './amount.ts'
+export * from './dates.ts'
 export * from './json.ts'
 export * from './keyed.ts'
 export * from './metadata.ts'

@@ -1,5 +1,5 @@
 import { validationError } from './errors.ts'
-import { describe } from './names.ts'
+import { describe, lengthLimitError } from './names.ts'
 import { canonicalJson, isJsonObject } from './json.ts'
 import type { Json } from './json.ts'
 import { invariant } from './errors.ts'
@@ -53,14 +53,13 @@ export function parseMetadata(value: unknown, field = 'metadata'): Metadata {
   const entries = ownEntries<Json>(value)
   if (entries.length > metadataKeysMax) throw validationError(`${field}: more than ${metadataKeysMax} keys`)
   for (const [key, entry] of entries) {
-    if (key.length === 0 || key.length > metadataKeyLengthMax) {
-      throw validationError(`${field}: key length must be 1..${metadataKeyLengthMax}`)
-    }
+    if (key.length === 0) throw validationError(`${field}: a key is empty; keys have 1 to ${metadataKeyLengthMax} characters`)
+    if (key.length > metadataKeyLengthMax) throw lengthLimitError(field, `key ${describe(key)}`, key.length, metadataKeyLengthMax)
     if (typeof entry !== 'string') {
       throw validationError(`${field}[${JSON.stringify(key)}]: expected a string, got ${describe(entry)}`)
     }
     if (entry.length > metadataValueLengthMax) {
-      throw validationError(`${field}[${JSON.stringify(key)}]: value longer than ${metadataValueLengthMax}`)
+      throw lengthLimitError(`${field}[${JSON.stringify(key)}]`, 'value', entry.length, metadataValueLengthMax)
     }
   }
   return boundedMetadata(canonicalMetadata(entries as [string, string][]), field)
@@ -96,7 +95,8 @@ export function decodeMetadata(value: unknown, what: string): Metadata {
 }
 
 export function parseMetadataKey(value: unknown, field = 'key'): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > metadataKeyLengthMax) {
+  if (typeof value === 'string' && value.length > metadataKeyLengthMax) throw lengthLimitError(field, 'metadata key', value.length, metadataKeyLengthMax)
+  if (typeof value !== 'string' || value.length === 0) {
     throw validationError(`${field}: expected a metadata key of 1..${metadataKeyLengthMax} characters`)
   }
   return value

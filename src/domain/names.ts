@@ -1,4 +1,5 @@
 import { validationError } from './errors.ts'
+import type { TallyError } from './errors.ts'
 
 /** Branded strings: values that must not be mixed up with one another. */
 export type LedgerName = string & { readonly __brand: 'LedgerName' }
@@ -14,6 +15,20 @@ export const WORLD = 'world' as AccountAddress
 
 /** Longest address we accept; bounds key sizes in the store. */
 export const accountAddressLengthMax = 1024
+/** The limits `LEDGER_NAME_PATTERN` and `ASSET_PATTERN` encode, named so that a refusal can say which one was passed. */
+export const ledgerNameLengthMax = 63
+export const assetCodeLengthMax = 17
+export const assetSuffixLengthMax = 16
+export const assetPrecisionDigitsMax = 6
+
+/**
+ * A value over a length limit is refused saying so (and by how much), not
+ * as a malformed value: the client's fix is to shorten it, not to change
+ * its characters. Every length-limited field goes through here.
+ */
+export function lengthLimitError(field: string, what: string, length: number, lengthMax: number): TallyError {
+  return validationError(`${field}: ${what} of ${length} characters is longer than the limit of ${lengthMax}`)
+}
 
 export function isLedgerName(value: unknown): value is LedgerName {
   return typeof value === 'string' && LEDGER_NAME_PATTERN.test(value)
@@ -30,6 +45,7 @@ export function isAsset(value: unknown): value is Asset {
 }
 
 export function parseLedgerName(value: unknown, field = 'ledger'): LedgerName {
+  if (typeof value === 'string' && value.length > ledgerNameLengthMax) throw lengthLimitError(field, 'ledger name', value.length, ledgerNameLengthMax)
   if (!isLedgerName(value)) {
     throw validationError(`${field}: invalid ledger name ${describe(value)}, expected ${LEDGER_NAME_PATTERN.source}`)
   }
@@ -37,13 +53,26 @@ export function parseLedgerName(value: unknown, field = 'ledger'): LedgerName {
 }
 
 export function parseAccountAddress(value: unknown, field = 'address'): AccountAddress {
+  if (typeof value === 'string' && value.length > accountAddressLengthMax) {
+    throw lengthLimitError(field, 'account address', value.length, accountAddressLengthMax)
+  }
   if (!isAccountAddress(value)) {
     throw validationError(`${field}: invalid account address ${describe(value)}, expected ${ACCOUNT_ADDRESS_PATTERN.source}`)
   }
   return value
 }
 
+/** `ASSET_PATTERN` without its length bounds: a value of this shape that is not an asset is too long somewhere. */
+const ASSET_SHAPE = /^([A-Z][A-Z0-9]*)(?:_([A-Z]+))?(?:\/(\d+))?$/
+
 export function parseAsset(value: unknown, field = 'asset'): Asset {
+  const shape = typeof value === 'string' ? ASSET_SHAPE.exec(value) : null
+  if (shape !== null && !isAsset(value)) {
+    const [, code = '', suffix = '', precision = ''] = shape
+    if (code.length > assetCodeLengthMax) throw lengthLimitError(field, 'asset code', code.length, assetCodeLengthMax)
+    if (suffix.length > assetSuffixLengthMax) throw lengthLimitError(field, 'asset suffix (after _)', suffix.length, assetSuffixLengthMax)
+    if (precision.length > assetPrecisionDigitsMax) throw lengthLimitError(field, 'asset precision (after /)', precision.length, assetPrecisionDigitsMax)
+  }
   if (!isAsset(value)) {
     throw validationError(`${field}: invalid asset ${describe(value)}, expected ${ASSET_PATTERN.source}`)
   }

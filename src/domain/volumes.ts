@@ -1,4 +1,5 @@
 import type { Amount } from './amount.ts'
+import { AMOUNT_LIMIT } from './amount.ts'
 import { invariant } from './errors.ts'
 import type { Keyed } from './keyed.ts'
 
@@ -14,13 +15,20 @@ export function balanceOf(volumes: Volumes): bigint {
   return volumes.input - volumes.output
 }
 
+/** Whether `volume + amount` stays an amount (below 2^256): callers refuse the posting when not. */
+export function fitsVolume(volume: Amount, amount: Amount): boolean {
+  return volume + amount < AMOUNT_LIMIT
+}
+
 export function addInput(volumes: Volumes, amount: Amount): Volumes {
   invariant(amount >= 0n, 'posting amount is negative')
+  invariant(fitsVolume(volumes.input, amount), 'input volume past 2^256 - 1: the posting should have been refused')
   return { input: volumes.input + amount, output: volumes.output }
 }
 
 export function addOutput(volumes: Volumes, amount: Amount): Volumes {
   invariant(amount >= 0n, 'posting amount is negative')
+  invariant(fitsVolume(volumes.output, amount), 'output volume past 2^256 - 1: the posting should have been refused')
   return { input: volumes.input, output: volumes.output + amount }
 }
 

@@ -5,7 +5,9 @@ import {
   canonicalAccountMetadata,
   ownEntries,
   isJsonObject,
+  lengthLimitError,
   parseAccountAddress,
+  parseDate,
   parseMetadata,
   parseMetadataKey,
   parsePostings,
@@ -70,7 +72,7 @@ export function parseScript(value: unknown): TransactionScript | undefined {
   }
   const plain = value.plain
   if (typeof plain !== 'string' || plain.trim() === '') throw validationError('script.plain: expected the Numscript source')
-  if (plain.length > scriptLengthMax) throw validationError(`script.plain: longer than ${scriptLengthMax} characters`)
+  if (plain.length > scriptLengthMax) throw lengthLimitError('script.plain', 'script', plain.length, scriptLengthMax)
   const vars = emptyKeyed<string>()
   if (value.vars !== undefined && value.vars !== null) {
     if (!isJsonObject(value.vars)) throw validationError(`script.vars: expected an object, got ${describe(value.vars)}`)
@@ -109,21 +111,16 @@ export function parseAccountMetadata(value: unknown): Keyed<Metadata> {
 export function parseReference(value: unknown): string | undefined {
   if (value === undefined || value === null || value === '') return undefined
   if (typeof value !== 'string') throw validationError(`reference: expected a string, got ${describe(value)}`)
-  if (value.length > referenceLengthMax) throw validationError(`reference: longer than ${referenceLengthMax} characters`)
+  if (value.length > referenceLengthMax) throw lengthLimitError('reference', 'reference', value.length, referenceLengthMax)
   return value
 }
 
-/** RFC 3339 in, normalised to UTC with milliseconds so dates order as strings. */
+/**
+ * A date a request gives, in the one canonical text dates are stored and
+ * compared in (`parseDate`: real calendar dates only, v2's microseconds).
+ */
 export function parseTimestamp(value: unknown, field: string): string | undefined {
-  if (value === undefined || value === null) return undefined
-  if (typeof value !== 'string') throw validationError(`${field}: expected an RFC 3339 date, got ${describe(value)}`)
-  const rfc3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i
-  const millis = Date.parse(value)
-  if (!rfc3339.test(value) || Number.isNaN(millis)) throw validationError(`${field}: ${describe(value)} is not an RFC 3339 date`)
-  const normalised = new Date(millis).toISOString()
-  // Years 0000–9999 only: dates are stored fixed-width so that they order as bytes.
-  if (normalised.length !== 24) throw validationError(`${field}: ${describe(value)} is outside years 0000–9999`)
-  return normalised
+  return parseDate(value, field)
 }
 
 export function parseBoolean(value: unknown, field: string): boolean {

@@ -1,5 +1,5 @@
 import type { AccountAddress, Asset, LedgerName, Posting, Volumes } from '../domain/index.ts'
-import { TallyError, WORLD, addInput, addOutput, balanceOf, emptyKeyed, invariant, mergeMetadata, ownValue, storedMetadata } from '../domain/index.ts'
+import { TallyError, WORLD, addInput, addOutput, balanceOf, compareDates, emptyKeyed, fitsVolume, invariant, mergeMetadata, ownValue, storedMetadata } from '../domain/index.ts'
 import type { Keyed, Metadata } from '../domain/index.ts'
 import type { Scope } from './scope.ts'
 import { readAccount, readVolumes, writeAccount, writeVolumes } from './scope.ts'
@@ -50,8 +50,10 @@ export function applyPostings(
         })
       }
     }
+    if (!fitsVolume(source.post.output, posting.amount)) throw volumeLimitReached(posting, posting.source, 'output', source.post.output)
     source.post = addOutput(source.post, posting.amount)
     const destination = touch(posting.destination, posting.asset)
+    if (!fitsVolume(destination.post.input, posting.amount)) throw volumeLimitReached(posting, posting.destination, 'input', destination.post.input)
     destination.post = addInput(destination.post, posting.amount)
   }
   const pre: AggregatedVolumes = emptyKeyed()
@@ -62,6 +64,20 @@ export function applyPostings(
     addAggregated(post, entry.account, entry.asset, entry.post)
   }
   return { pre, post }
+}
+
+/**
+ * Volumes are amounts, so they stop at 2^256 - 1 like any amount (stored,
+ * printed and summed exactly): the posting that would pass the bound is
+ * refused here, in the apply path, so every replica refuses the same one.
+ */
+function volumeLimitReached(posting: Posting, account: AccountAddress, side: 'input' | 'output', volume: bigint): TallyError {
+  return new TallyError({
+    code: 'VALIDATION',
+    kind: 'business',
+    message: `account ${account}: its ${side} volume of ${posting.asset} (${volume}) plus ${posting.amount} would pass 2^256 - 1, the largest volume`,
+    details: { account, asset: posting.asset, side, volume: String(volume), amount: String(posting.amount) },
+  })
 }
 
 /** Accounts exist from first use: creates missing records, moves firstUsage back on a backdated use. */
@@ -85,12 +101,13 @@ export function touchAccounts(
         updatedAt: scope.date,
         firstUsage: usedAt,
       })
-    } else if (metadata !== undefined || usedAt < existing.firstUsage) {
+    } else if (metadata !== undefined || compareDates(usedAt, existing.firstUsage) < 0) {
+      // Dates compare as instants: `….123Z` is earlier than `….123456Z`, though not as text.
       writeAccount(scope, ledger, {
         ...existing,
         metadata: metadata === undefined ? existing.metadata : mergeMetadata(existing.metadata, metadata),
         updatedAt: metadata === undefined ? existing.updatedAt : scope.date,
-        firstUsage: usedAt < existing.firstUsage ? usedAt : existing.firstUsage,
+        firstUsage: compareDates(usedAt, existing.firstUsage) < 0 ? usedAt : existing.firstUsage,
       })
     }
   }

@@ -12,7 +12,7 @@ import {
 import type { Comparison, Filter, FilterNode, Leaf, Operator, Resource, StringTest } from './ast.ts'
 import { OPERATORS } from './ast.ts'
 import { parseAddressPattern } from './address.ts'
-import { parseInstant } from './instant.ts'
+import { readInstant } from './instant.ts'
 import { compileLikePattern } from './like.ts'
 import type { FieldSpec } from './fields.ts'
 import { FIELDS, METADATA_EXISTS_OPERATORS, OPERATORS_BY_TYPE, describeFields } from './fields.ts'
@@ -152,10 +152,11 @@ class Parser {
         return { kind: 'address', field: spec.name, pattern }
       }
       case 'date': {
-        const instant = typeof value === 'string' ? parseInstant(value) : undefined
-        if (instant === undefined) {
+        const instant = typeof value === 'string' ? readInstant(value) : undefined
+        if (instant === undefined || ('error' in instant && instant.shape)) {
           throw fail(path, `expected an RFC 3339 date-time such as "2024-01-31T12:00:00Z", got ${describe(value)}`, where)
         }
+        if ('error' in instant) throw fail(path, `${describe(value)} is not a date: ${instant.error}`, where)
         return { kind: 'date', field: spec.name, operator: comparisonOf(operator), value: instant }
       }
       case 'integer':

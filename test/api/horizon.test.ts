@@ -4,6 +4,9 @@ import { LedgerNode } from '../../src/server/index.ts'
 import { buildApi } from '../../src/api/index.ts'
 import { parseJson } from '../../src/domain/index.ts'
 import { tempDirectory } from '../support/temp.ts'
+import { SDK } from '@formance/formance-sdk'
+import { ErrorsV2ErrorResponse } from '@formance/formance-sdk/sdk/models/ledger/index.js'
+import { openCompatServer } from '../compat/server.ts'
 
 test('too many writes in flight for the cache horizon: 503 CACHE_HORIZON_EXCEEDED with Retry-After: 1, nothing applied', async () => {
   const tmp = tempDirectory()
@@ -22,9 +25,12 @@ test('too many writes in flight for the cache horizon: 503 CACHE_HORIZON_EXCEEDE
     assert.equal(refused.length + accepted.length, replies.length)
     for (const reply of refused) {
       assert.equal(reply.headers['retry-after'], '1')
-      const body = parseJson(reply.body) as { errorCode: string; errorMessage: string }
-      assert.equal(body.errorCode, 'INTERNAL', 'v2 clients only know v2 codes')
+      const body = parseJson(reply.body) as { errorCode: string; errorMessage: string; details?: string }
+      // v2's own code for its own retryable 503 (too many database clients), so closed-enum SDKs parse it; the reason
+      // is machine-readable in `details` and leads the message.
+      assert.equal(body.errorCode, 'INTERNAL')
       assert.match(body.errorMessage, /^CACHE_HORIZON_EXCEEDED: /)
+      assert.deepEqual(parseJson(body.details ?? 'null'), { reason: 'CACHE_HORIZON_EXCEEDED', retryable: 'true' })
     }
     const stats = parseJson((await app.inject({ method: 'GET', url: '/v2/main/stats' })).body) as { data: { transactions: bigint } }
     assert.equal(stats.data.transactions, BigInt(accepted.length), 'a refused write applied nothing')
@@ -35,5 +41,35 @@ test('too many writes in flight for the cache horizon: 503 CACHE_HORIZON_EXCEEDE
     await app.close()
     await node.close()
     tmp.remove()
+  }
+})
+
+test("Formance's SDK under the horizon: the typed v2 error with status 503, Retry-After and the reason in details; the SDK's retry makes every write land", async () => {
+  const server = await openCompatServer({}, { cacheRotationThreshold: 1 })
+  try {
+    await server.v2.createLedger({ ledger: 'main', v2CreateLedgerRequest: {} })
+    const write = (sdk: SDK, i: number) =>
+      sdk.ledger.v2.createTransaction({ ledger: 'main', v2PostTransaction: { postings: [{ source: 'world', destination: `users:${i}`, amount: 1n, asset: 'USD' }], metadata: {} } })
+    // Without retries: the refused calls throw the SDK's typed error, carrying what a client needs to act.
+    const settled = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => write(server.sdk, i)))
+    const refused = settled.filter((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected')
+    assert.ok(refused.length > 0, 'some writes were refused')
+    for (const { reason } of refused) {
+      assert.ok(reason instanceof ErrorsV2ErrorResponse, `the SDK parsed the 503: ${String(reason)}`)
+      assert.equal(reason.statusCode, 503)
+      assert.equal(reason.headers.get('retry-after'), '1')
+      assert.equal(reason.errorCode, 'INTERNAL')
+      assert.equal((parseJson(reason.details ?? 'null') as { reason?: string }).reason, 'CACHE_HORIZON_EXCEEDED')
+    }
+    // With the SDK's own retry (status-driven, honouring Retry-After): every write lands.
+    const retrying = new SDK({
+      serverURL: server.url,
+      retryConfig: { strategy: 'backoff', backoff: { initialInterval: 10, maxInterval: 200, exponent: 1.5, maxElapsedTime: 60_000 }, retryConnectionErrors: false },
+    })
+    const landed = await Promise.all(Array.from({ length: 12 }, (_, i) => write(retrying, 100 + i)))
+    assert.equal(landed.length, 12)
+    for (const response of landed) assert.ok(response.v2CreateTransactionResponse?.data.id !== undefined)
+  } finally {
+    await server.close()
   }
 })

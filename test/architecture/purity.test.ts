@@ -36,13 +36,11 @@ const FORBIDDEN: [RegExp, string][] = [
 /**
  * Invariants #2 and #3, made structural: the deterministic core (domain,
  * cache, orders, fsm, audit, numscript) reads no clock, no randomness, no environment,
- * does no I/O, and reaches the store only through its pure row layout. The
- * one exemption: the v2 timestamp parser in orders/parse.ts uses Date to
- * normalise client input, and runs at admission, never in apply.
+ * does no I/O, and reaches the store only through its pure row layout.
+ * Dates are parsed by calendar arithmetic (domain/dates.ts), never `Date`.
  */
 test('the deterministic core has no clock, randomness, environment or I/O', () => {
   const exemptions = new Map([
-    [path.join(root, 'src/orders/parse.ts'), [/\bnew Date\b/]],
     // The specs runner reads spec files for `tally numscript test`; the interpreter never imports it.
     [path.join(root, 'src/numscript/specs-runner.ts'), [/from 'node:(fs|fs\/promises|net|http|child_process|os|worker_threads)'/]],
   ])

@@ -25,7 +25,9 @@ export interface DocumentOptions {
 const unavailable: OpenApiObject = {
   description:
     'Retryable unavailability: too many writes in flight (cache horizon), a plan that went stale repeatedly, or a stopped apply pipeline. ' +
-    'Body `{errorCode: INTERNAL, errorMessage}` naming the reason; retry after `Retry-After` seconds. Nothing was applied.',
+    'Body `{errorCode: INTERNAL, errorMessage, details}` (as v2 answers its own overload), the reason leading `errorMessage` and in ' +
+    '`details` (`{"reason": "CACHE_HORIZON_EXCEEDED" | "RESOURCE_EXHAUSTED" | "STALE_PROPOSAL" | "STALE_INPUTS" | "INTERNAL", ' +
+    '"retryable": "true"}`); retry after `Retry-After` seconds. Nothing was applied.',
   headers: { 'Retry-After': { description: 'Seconds to wait before retrying (1).', schema: { type: 'integer', minimum: 1 } } },
   content: { 'application/json': { schema: ref('Error') } },
 }

@@ -79,7 +79,7 @@ const posting: OpenApiObject = {
   properties: {
     source: { type: 'string', description: 'Account address the amount leaves (`world` may go negative).' },
     destination: { type: 'string', description: 'Account address the amount enters.' },
-    amount: bigint('Non-negative amount in the smallest unit of the asset.', 0),
+    amount: bigint('Non-negative amount in the smallest unit of the asset: a JSON integer (a string, decimal point or exponent is a 400).', 0),
     asset: { type: 'string', description: 'Asset code, optionally with a precision suffix (`USD/2`).' },
   },
 }
@@ -129,7 +129,7 @@ const transactionRequest: OpenApiObject = {
       },
     },
     runtime: { type: 'string', enum: ['experimental-interpreter', 'machine'], description: 'Ignored: Tally has one Numscript interpreter.' },
-    timestamp: dateTime('Backdates the transaction; defaults to now.'),
+    timestamp: dateTime('Backdates the transaction; defaults to now. A real RFC 3339 date (`2021-02-29` is a 400), kept to the microsecond (finer digits rounded half up).'),
     reference: { type: 'string' },
     metadata,
     accountMetadata: { type: 'object', additionalProperties: ref('Metadata'), description: 'Metadata to save on accounts, by address, in the same write.' },
@@ -213,7 +213,8 @@ export const componentSchemas: Readonly<Record<string, OpenApiObject>> = {
     required: ['errorCode', 'errorMessage'],
     description:
       'Every error. Tally-specific reasons (`NOT_IMPLEMENTED`, `CACHE_HORIZON_EXCEEDED`, …) travel as `INTERNAL` with the reason ' +
-      'leading `errorMessage` (`"NOT_IMPLEMENTED: …"`), so clients with a closed v2 enum still parse the body.',
+      'leading `errorMessage` (`"NOT_IMPLEMENTED: …"`) and in `details` as `{"reason": …}` (plus `"retryable": "true"` on a 503), ' +
+      'so clients with a closed v2 enum still parse the body and programs can still tell the reasons apart.',
     properties: {
       errorCode: ref('ErrorCode'),
       errorMessage: { type: 'string' },

@@ -5,6 +5,7 @@ import {
   TallyError,
   describe,
   isJsonObject,
+  lengthLimitError,
   parseAccountAddress,
   parseMetadata,
   parseMetadataKey,
@@ -14,7 +15,7 @@ import {
 import type { Order, ProposedOrder } from '../../orders/index.ts'
 import { parseBoolean, parseCreateTransaction, parseRevertTransaction, parseTransactionId } from '../../orders/index.ts'
 import type { OrderResult } from '../../fsm/index.ts'
-import { ledgerParam, queryFlag, requestHash } from '../requests.ts'
+import { idempotencyKeyLengthMax, ledgerParam, queryFlag, requestHash } from '../requests.ts'
 import { wireCode } from '../errors.ts'
 import type { Views } from '../views.ts'
 
@@ -101,8 +102,9 @@ function parseElement(ledger: LedgerName, element: unknown, i: number): { action
     throw validationError(`${field}.action: expected one of ${ACTIONS.join(', ')}, got ${describe(action)}`)
   }
   const ik = element.ik
-  if (ik !== undefined && ik !== null && (typeof ik !== 'string' || ik.length > 256)) {
-    throw validationError(`${field}.ik: expected a string of at most 256 characters`)
+  if (typeof ik === 'string' && ik.length > idempotencyKeyLengthMax) throw lengthLimitError(`${field}.ik`, 'idempotency key', ik.length, idempotencyKeyLengthMax)
+  if (ik !== undefined && ik !== null && typeof ik !== 'string') {
+    throw validationError(`${field}.ik: expected a string of at most ${idempotencyKeyLengthMax} characters`)
   }
   let order: Order
   try {

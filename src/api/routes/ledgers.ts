@@ -8,7 +8,7 @@ import { idempotencyKeyOf, ledgerParam, requestHash } from '../requests.ts'
 import { noContent, submitOne } from '../writes.ts'
 
 export function ledgerRoutes(app: FastifyInstance, node: LedgerNode, views: Views): void {
-  app.get('/v2', async (request) => ({ cursor: await views.listLedgers(parsePageRequest(request.query as Query)) }))
+  app.get('/v2', async (request) => ({ cursor: await views.listLedgers(parsePageRequest(request.query as Query, request.server.cursorKey)) }))
 
   app.get('/v2/:ledger', async (request) => ({ data: views.ledgerView(await views.ledger(ledgerParam(request))) }))
 

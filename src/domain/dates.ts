@@ -1,0 +1,170 @@
+import { InvariantViolation, invariant, validationError } from './errors.ts'
+import { describe } from './names.ts'
+
+/**
+ * RFC 3339 date-times as exact instants, and the one canonical text every
+ * date is stored, hashed and compared in.
+ *
+ * An instant is nanoseconds since the Unix epoch as a bigint: `Date` keeps
+ * only milliseconds and rolls impossible dates over (`2021-02-29` becomes
+ * March 1st), so it is used nowhere here. Pure: no clock, no locale.
+ *
+ * Precision is v2's: Formance v2 keeps microseconds (Go's `time.Time`
+ * rounded with `Round(time.Microsecond)` before PostgreSQL's `timestamp`), so
+ * a date with more fraction digits is rounded half up to the microsecond,
+ * as v2 does, rather than refused: Go clients print nanoseconds by default.
+ */
+export interface Instant {
+  /** The text as written. */
+  readonly text: string
+  /** Nanoseconds since 1970-01-01T00:00:00Z. */
+  readonly nanos: bigint
+}
+
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/
+
+const NANOS_PER_SECOND = 1_000_000_000n
+const NANOS_PER_MICROSECOND = 1_000n
+const SECONDS_PER_DAY = 86_400
+const MONTH_NAMES = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December']
+
+/** Years a stored date may fall in: four digits, so that canonical texts stay fixed-width. */
+export const DATE_YEAR_MIN = 0
+export const DATE_YEAR_MAX = 9999
+
+/** Why a text names no instant: not RFC 3339 at all, or a field out of range (`2021-02-29`). */
+export interface DateError {
+  readonly error: string
+  readonly shape: boolean
+}
+
+/** An instant, or why the text names none. */
+export function readInstant(text: string): Instant | DateError {
+  const match = RFC3339.exec(text)
+  if (match === null) return { error: 'not an RFC 3339 date-time such as "2024-01-31T12:00:00Z"', shape: true }
+  const [, yearText, monthText, dayText, hourText, minuteText, secondText, fraction, zulu, sign, offsetHourText, offsetMinuteText] = match
+  const year = Number(yearText)
+  const month = Number(monthText)
+  const day = Number(dayText)
+  const hour = Number(hourText)
+  const minute = Number(minuteText)
+  const second = Number(secondText)
+  if (month < 1 || month > 12) return { error: `month ${monthText} does not exist`, shape: false }
+  const days = daysInMonth(year, month)
+  if (day < 1 || day > days) return { error: `${MONTH_NAMES[month - 1]} ${yearText} has ${days} days, not ${dayText}`, shape: false }
+  if (hour > 23) return { error: `hour ${hourText} does not exist (00 to 23)`, shape: false }
+  if (minute > 59) return { error: `minute ${minuteText} does not exist (00 to 59)`, shape: false }
+  if (second > 59) return { error: `second ${secondText} does not exist (00 to 59)`, shape: false }
+  let offsetSeconds = 0
+  if (zulu === undefined) {
+    const offsetHour = Number(offsetHourText)
+    const offsetMinute = Number(offsetMinuteText)
+    if (offsetHour > 23 || offsetMinute > 59) return { error: `offset ${sign}${offsetHourText}:${offsetMinuteText} does not exist (up to ±23:59)`, shape: false }
+    offsetSeconds = (sign === '-' ? -1 : 1) * (offsetHour * 3600 + offsetMinute * 60)
+  }
+  const seconds = daysFromCivil(year, month, day) * SECONDS_PER_DAY + hour * 3600 + minute * 60 + second - offsetSeconds
+  const fractionNanos = fraction === undefined ? 0n : BigInt(fraction.padEnd(9, '0'))
+  return { text, nanos: BigInt(seconds) * NANOS_PER_SECOND + fractionNanos }
+}
+
+/** Parses an RFC 3339 date-time (`Z` or `±hh:mm`, up to 9 fraction digits), exactly. */
+export function parseInstant(text: string): Instant | undefined {
+  const read = readInstant(text)
+  return 'error' in read ? undefined : read
+}
+
+/** Rounds half up to v2's precision, the microsecond. */
+export function toMicroseconds(nanos: bigint): bigint {
+  return floorDivide(nanos + NANOS_PER_MICROSECOND / 2n, NANOS_PER_MICROSECOND) * NANOS_PER_MICROSECOND
+}
+
+/**
+ * The canonical text of an instant: UTC, `Z`, milliseconds when the instant
+ * falls on one (what `toISOString` prints, so every date Tally stamps itself
+ * is already canonical), else microseconds. Undefined outside years
+ * 0000–9999 or below the microsecond: such an instant has no canonical text.
+ */
+export function canonicalDate(nanos: bigint): string | undefined {
+  if (nanos % NANOS_PER_MICROSECOND !== 0n) return undefined
+  const seconds = floorDivide(nanos, NANOS_PER_SECOND)
+  const fractionNanos = nanos - seconds * NANOS_PER_SECOND
+  const days = Number(floorDivide(seconds, BigInt(SECONDS_PER_DAY)))
+  const secondOfDay = Number(seconds) - days * SECONDS_PER_DAY
+  const { year, month, day } = civilFromDays(days)
+  if (year < DATE_YEAR_MIN || year > DATE_YEAR_MAX) return undefined
+  const digits = String(fractionNanos).padStart(9, '0')
+  const fraction = digits.endsWith('000000') ? digits.slice(0, 3) : digits.slice(0, 6)
+  const hour = Math.floor(secondOfDay / 3600)
+  const minute = Math.floor((secondOfDay % 3600) / 60)
+  return `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}T${pad(hour, 2)}:${pad(minute, 2)}:${pad(secondOfDay % 60, 2)}.${fraction}Z`
+}
+
+/**
+ * A date a request gives (a transaction's `timestamp`, `pit`, `startTime`,
+ * …): RFC 3339 naming a real instant, rounded to the microsecond, in
+ * canonical text. Anything else is a 400 saying what is wrong.
+ */
+export function parseDate(value: unknown, field: string): string | undefined {
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'string') throw validationError(`${field}: expected an RFC 3339 date-time, got ${describe(value)}`)
+  const read = readInstant(value)
+  if ('error' in read) throw validationError(`${field}: ${describe(value)} is not a date: ${read.error}`)
+  const text = canonicalDate(toMicroseconds(read.nanos))
+  if (text === undefined) throw validationError(`${field}: ${describe(value)} is outside years 0000–9999 (in UTC)`)
+  // Fixed width per precision, so that byte order is instant order within each (and layout.ts pads across them).
+  invariant(text.length === 24 || text.length === 27, () => `canonical date ${text} is not fixed-width`)
+  invariant(parseInstant(text)?.nanos === toMicroseconds(read.nanos), () => `canonical date ${text} names another instant than ${value}`)
+  return text
+}
+
+/** Orders two stored dates as the instants they name, whatever their precision. */
+export function compareDates(left: string, right: string): number {
+  if (left === right) return 0
+  const a = parseInstant(left)
+  const b = parseInstant(right)
+  if (a === undefined || b === undefined) throw new InvariantViolation(`stored date ${JSON.stringify(a === undefined ? left : right)} is not RFC 3339`)
+  return a.nanos < b.nanos ? -1 : a.nanos > b.nanos ? 1 : 0
+}
+
+function floorDivide(numerator: bigint, denominator: bigint): bigint {
+  const quotient = numerator / denominator
+  return numerator % denominator !== 0n && numerator < 0n !== denominator < 0n ? quotient - 1n : quotient
+}
+
+function pad(value: number, width: number): string {
+  return String(value).padStart(width, '0')
+}
+
+function isLeapYear(year: number): boolean {
+  return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0
+}
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return isLeapYear(year) ? 29 : 28
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31
+}
+
+/** Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`). */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year
+  const era = Math.floor(y / 400)
+  const yearOfEra = y - era * 400
+  const monthFromMarch = month > 2 ? month - 3 : month + 9
+  const dayOfYear = Math.floor((153 * monthFromMarch + 2) / 5) + day - 1
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear
+  return era * 146_097 + dayOfEra - 719_468
+}
+
+/** The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`). */
+function civilFromDays(days: number): { year: number; month: number; day: number } {
+  const shifted = days + 719_468
+  const era = Math.floor(shifted / 146_097)
+  const dayOfEra = shifted - era * 146_097
+  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36_524) - Math.floor(dayOfEra / 146_096)) / 365)
+  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100))
+  const monthFromMarch = Math.floor((5 * dayOfYear + 2) / 153)
+  const day = dayOfYear - Math.floor((153 * monthFromMarch + 2) / 5) + 1
+  const month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9
+  return { year: yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day }
+}
