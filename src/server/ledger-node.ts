@@ -221,15 +221,21 @@ export class LedgerNode implements Sequencer {
 
   private async applyDurable(from: number, to: number): Promise<void> {
     for (let start = from, end = from - 1; start <= to; start = end + 1) {
-      end = Math.min(to, start + this.batchProposalsMax() - 1)
+      const last = Math.min(to, start + this.batchProposalsMax() - 1)
       const batch = new WriteBatch()
       const results: ProposalResult[] = []
-      for (let index = start; index <= end; index++) {
-        const payload = this.payloads.get(index)
-        invariant(payload !== undefined, () => `no payload for durable index ${index}`)
-        this.payloads.delete(index)
-        results.push(this.fsm.apply(index, decodeProposal(payload), batch))
+      const generation = this.cache.generation
+      for (end = start; end <= last; end++) {
+        const payload = this.payloads.get(end)
+        invariant(payload !== undefined, () => `no payload for durable index ${end}`)
+        this.payloads.delete(end)
+        results.push(this.fsm.apply(end, decodeProposal(payload), batch))
+        // A batch ends at a rotation: the store index then keeps up with Gen1's
+        // first index, which seeds are judged against (ADR 0002), however
+        // often a byte budget rotates.
+        if (this.cache.generation !== generation) break
       }
+      end = Math.min(end, last)
       // Not fsynced: the WAL group holding these proposals already is (ADR 0005).
       await this.store.write(batch.rows(), { sync: false })
       this.storedIndex = end
