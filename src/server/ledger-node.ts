@@ -129,7 +129,12 @@ export class LedgerNode implements Sequencer {
       })
       const node = new LedgerNode(store, wal, cache, fsm, clusterId, options)
       await node.replay(log)
-      await node.applyRequestedCacheSettings(log)
+      try {
+        await node.applyRequestedCacheSettings(log)
+      } catch (error) {
+        await node.close().catch(() => {})
+        throw error
+      }
       return node
     } catch (error) {
       await store.close().catch(() => {})
