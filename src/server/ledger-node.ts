@@ -93,7 +93,7 @@ export class LedgerNode implements Sequencer {
     mkdirSync(options.dataDirectory, { recursive: true })
     const store = await Store.open(path.join(options.dataDirectory, 'store'))
     try {
-      const clusterId = await ensureClusterId(store, options)
+      const { clusterId, created } = await ensureClusterId(store, options)
       const appliedIndex = Number((await store.get(metaKey(MetaKey.appliedIndex)))?.toString('utf8') ?? '0')
       const auditHead = await readAuditHead(store)
       // The stored settings, never the flags: replay must see what the original apply saw.
@@ -130,7 +130,8 @@ export class LedgerNode implements Sequencer {
       const node = new LedgerNode(store, wal, cache, fsm, clusterId, options)
       await node.replay(log)
       try {
-        await node.applyRequestedCacheSettings(log)
+        // A new directory was created with the flags: a WAL replayed into it (a rebuild) carries its own changes.
+        if (!created) await node.applyRequestedCacheSettings(log)
       } catch (error) {
         await node.close().catch(() => {})
         throw error
@@ -312,9 +313,9 @@ function unavailable(message: string): TallyError {
  * A new data directory gets its cluster id and its cache settings in one
  * synced batch (ADR 0007), so that a later flag never silently changes them.
  */
-async function ensureClusterId(store: Store, options: LedgerNodeOptions): Promise<string> {
+async function ensureClusterId(store: Store, options: LedgerNodeOptions): Promise<{ clusterId: string; created: boolean }> {
   const existing = await store.get(metaKey(MetaKey.clusterId))
-  if (existing !== undefined) return existing.toString('utf8')
+  if (existing !== undefined) return { clusterId: existing.toString('utf8'), created: false }
   const clusterId = options.clusterId ?? randomUUID()
   const settings: CacheSettings = {
     rotationThreshold: options.cacheRotationThreshold ?? cacheRotationThresholdDefault,
@@ -325,7 +326,7 @@ async function ensureClusterId(store: Store, options: LedgerNodeOptions): Promis
   // A store that already applied entries without a cluster id predates this: leave its cache state alone.
   if ((await store.get(metaKey(MetaKey.appliedIndex))) === undefined) rows.push(...cacheCreationRows(settings))
   await store.write(rows, { sync: true })
-  return clusterId
+  return { clusterId, created: true }
 }
 
 async function readAuditHead(store: Store): Promise<AuditHead> {
