@@ -232,11 +232,6 @@ export class AttributeCache {
     return entry.attribute === null ? DELETED : { state: 'live', attribute: entry.attribute }
   }
 
-  /** Does either generation hold the key (a value or a tombstone)? */
-  holds(key: CanonicalKey): boolean {
-    return this.gen0.has(key) || this.gen1.has(key)
-  }
-
   put(key: CanonicalKey, attribute: Attribute, mirror: MirrorSink): void {
     invariant(attribute.value.kind === kindOf(key), 'attribute kind differs from its key')
     const { keyHash, tag } = this.gen0.get(key) ?? this.gen1.get(key) ?? hashKey(key)

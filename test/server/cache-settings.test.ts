@@ -7,7 +7,7 @@ import type { Order } from '../../src/orders/index.ts'
 import type { OrderResult } from '../../src/fsm/index.ts'
 import type { AccountAddress, Asset, LedgerName } from '../../src/domain/index.ts'
 import { TallyError, volumesKey } from '../../src/domain/index.ts'
-import { Store, attributeRowKey } from '../../src/store/index.ts'
+import { MetaKey, Store, attributeRowKey, metaKey } from '../../src/store/index.ts'
 import { runCheck } from '../../src/check/index.ts'
 import type { CheckResult } from '../../src/check/index.ts'
 import { tempDirectory } from '../support/temp.ts'
@@ -114,6 +114,39 @@ test('regression: lowering the rotation threshold before the first rotation keep
     }
     const refused = await one(node, send('users:1', 'users:2', 1n))
     assert.equal(refused.status === 'failed' && refused.error.code, 'INSUFFICIENT_FUND')
+    await node.close()
+    const result = await check(tmp.directory)
+    assert.equal(result.ok, true, JSON.stringify(result.findingsList).slice(0, 2000))
+  } finally {
+    tmp.remove()
+  }
+})
+
+test('a store from before ADR 0007 (cache state without settings or start indexes, no genesis row) opens, keeps rotating at the same indexes and checks clean', async () => {
+  const tmp = tempDirectory('tally-settings-')
+  try {
+    const options = { dataDirectory: tmp.directory, clusterId: CLUSTER, now: clock(), sync: false }
+    let node = await LedgerNode.open({ ...options, cacheRotationThreshold: 2, cacheGenerationBytesMax: null })
+    await one(node, { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} })
+    for (let i = 0; i < 6; i++) assert.equal((await one(node, send('world', 'users:1', 1n))).status, 'applied')
+    const generation = node.cache.generation
+    const mirror = node.cache.mirrorRows()
+    await node.close()
+    // Rewrite the meta rows as the code before ADR 0007 left them.
+    const store = await Store.open(path.join(tmp.directory, 'store'))
+    await store.write(
+      [
+        { key: metaKey(MetaKey.cacheState), value: Buffer.from(JSON.stringify({ generation, epoch: 0, rotationThreshold: 2 })) },
+        { key: metaKey(MetaKey.cacheGenesis), value: null },
+      ],
+      { sync: true },
+    )
+    await store.close()
+    node = await LedgerNode.open({ ...options, cacheRotationThreshold: 2 })
+    assert.deepEqual(node.cache.settings, { rotationThreshold: 2, generationBytesMax: null })
+    assert.deepEqual(node.cache.mirrorRows(), mirror)
+    for (let i = 0; i < 5; i++) assert.equal((await one(node, send('users:1', 'users:2', 1n))).status, 'applied')
+    assert.ok(node.cache.generation > generation)
     await node.close()
     const result = await check(tmp.directory)
     assert.equal(result.ok, true, JSON.stringify(result.findingsList).slice(0, 2000))
