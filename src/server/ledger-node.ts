@@ -93,7 +93,7 @@ export class LedgerNode implements Sequencer {
     mkdirSync(options.dataDirectory, { recursive: true })
     const store = await Store.open(path.join(options.dataDirectory, 'store'))
     try {
-      const { clusterId, created } = await ensureClusterId(store, options)
+      const { clusterId, created } = await openOrCreateIdentity(store, options)
       const appliedIndex = Number((await store.get(metaKey(MetaKey.appliedIndex)))?.toString('utf8') ?? '0')
       const auditHead = await readAuditHead(store)
       // The stored settings, never the flags: replay must see what the original apply saw.
@@ -313,7 +313,7 @@ function unavailable(message: string): TallyError {
  * A new data directory gets its cluster id and its cache settings in one
  * synced batch (ADR 0007), so that a later flag never silently changes them.
  */
-async function ensureClusterId(store: Store, options: LedgerNodeOptions): Promise<{ clusterId: string; created: boolean }> {
+async function openOrCreateIdentity(store: Store, options: LedgerNodeOptions): Promise<{ clusterId: string; created: boolean }> {
   const existing = await store.get(metaKey(MetaKey.clusterId))
   if (existing !== undefined) return { clusterId: existing.toString('utf8'), created: false }
   const clusterId = options.clusterId ?? randomUUID()
