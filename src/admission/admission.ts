@@ -1,6 +1,6 @@
 import type { AttributeValue, CanonicalKey } from '../domain/index.ts'
 import { TallyError, decodeAttribute, invariant, kindOf } from '../domain/index.ts'
-import type { AttributeCache } from '../cache/index.ts'
+import type { AttributeCache, CacheSettings } from '../cache/index.ts'
 import type { KnownValue, ProposedOrder } from '../orders/index.ts'
 import { planRound } from './speculation.ts'
 import type { CoverageEntry, OrderResult, Proposal, ProposalResult } from '../fsm/index.ts'
@@ -110,7 +110,7 @@ export class Admission {
         else missing = true
       }
       const usesSeeds = coverage.some((entry) => entry.seed !== undefined)
-      const seedsTooOld = usesSeeds && cache.generationOf(index) > cache.generationOf(storeIndexAtLoad + 1) + 1
+      const seedsTooOld = usesSeeds && !cache.seedsHold(storeIndexAtLoad, index)
       if (missing || seedsTooOld) {
         if (seedsTooOld) {
           seeds.clear()
@@ -124,6 +124,7 @@ export class Admission {
         date,
         predictedIndex: index,
         cacheEpoch: cache.epoch,
+        cacheGeneration: cache.generationAt(index),
         storeIndexAtLoad,
         coverage,
         orders: orders.map((proposed, i) => ({
@@ -168,6 +169,34 @@ export class Admission {
         `this write would be logged as ${payload.byteLength} bytes (its orders, and ${seeded} stored rows of ${seedBytes} bytes it reads), ` +
         `over the log's record limit of ${bytesMax} bytes: send it as smaller writes (fewer bulk elements, or fewer accounts per transaction)`,
     })
+  }
+
+  /**
+   * Logs a change of the cache's replicated settings (ADR 0007): a proposal
+   * without orders, applied by the FSM at its index on every node and in
+   * every replay, recorded in the audit chain.
+   */
+  async changeCacheSettings(settings: CacheSettings): Promise<void> {
+    for (let attempt = 0; attempt < staleRetriesMax; attempt++) {
+      const index = this.options.sequencer.nextIndex()
+      const proposal: Proposal = {
+        id: this.options.newId(),
+        date: new Date(this.options.now()).toISOString(),
+        predictedIndex: index,
+        cacheEpoch: this.options.cache.epoch,
+        storeIndexAtLoad: this.options.sequencer.storeIndex(),
+        coverage: [],
+        orders: [],
+        atomic: true,
+        continueOnFailure: false,
+        cacheSettings: settings,
+      }
+      const appended = this.options.sequencer.append(encodeProposal(proposal))
+      invariant(appended === index, () => `predicted index ${index}, appended at ${appended}`)
+      const result = await this.options.sequencer.result(index)
+      if (result.outcome === 'applied') return
+    }
+    throw new TallyError({ code: 'STALE_PROPOSAL', kind: 'unavailable', message: 'the cache settings change went stale repeatedly, retry' })
   }
 
   /** Δ ≥ 2 generations: the proposal would outlive the cache (503, retry). */

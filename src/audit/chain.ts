@@ -22,6 +22,8 @@ export interface AuditBody {
   readonly continueOnFailure: boolean
   readonly outcome: Json
   readonly idempotencyKeys: readonly string[]
+  /** A change of the cache's replicated settings (a proposal without orders). */
+  readonly cacheSettings?: Json
 }
 
 export interface AuditEntry extends AuditBody {

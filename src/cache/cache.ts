@@ -35,11 +35,53 @@ const ABSENT: CacheLookup = Object.freeze({ state: 'absent' })
 const DELETED: CacheLookup = Object.freeze({ state: 'deleted' })
 
 export const cacheRotationThresholdDefault = 1000
+/** Gen0's default byte budget: both generations then hold about 2 × 64 MiB of counted bytes. */
+export const cacheGenerationBytesMaxDefault = 64 * 1024 * 1024
+/**
+ * What one cached entry costs beyond its key and value bytes (map slot,
+ * entry and attribute objects, buffer headers), counted so that many small
+ * entries weigh what they really cost. A constant: the count must be a pure
+ * function of applied content, identical on every node.
+ */
+export const cacheEntryOverheadBytes = 200
 
-/** gen(i) = floor((i − 1) / K); index 0 (nothing applied) is generation 0. */
-export function generationOf(index: number, rotationThreshold: number): number {
-  invariant(Number.isSafeInteger(index) && index >= 0, 'index must be a non-negative integer')
-  return index === 0 ? 0 : Math.floor((index - 1) / rotationThreshold)
+/**
+ * The cache's replicated settings (contract §2.3): changed only by an
+ * ordered log entry, so every node rotates at the same indexes.
+ * `generationBytesMax` null: no byte bound (stores created before it existed).
+ */
+export interface CacheSettings {
+  readonly rotationThreshold: number
+  readonly generationBytesMax: number | null
+}
+
+/** The replicated cache state: settings plus where the two generations start. */
+export interface CacheState {
+  readonly settings: CacheSettings
+  readonly epoch: number
+  readonly generation: number
+  /** First index of Gen0's generation. */
+  readonly gen0FirstIndex: number
+  /** First index of Gen1's generation (1 at generation 0, when Gen1 is empty). */
+  readonly gen1FirstIndex: number
+}
+
+export function validateCacheSettings(settings: CacheSettings): void {
+  invariant(Number.isSafeInteger(settings.rotationThreshold) && settings.rotationThreshold >= 1, 'rotation threshold must be ≥ 1')
+  invariant(
+    settings.generationBytesMax === null || (Number.isSafeInteger(settings.generationBytesMax) && settings.generationBytesMax >= 1),
+    'generation byte budget must be ≥ 1',
+  )
+}
+
+export function sameCacheSettings(a: CacheSettings, b: CacheSettings): boolean {
+  return a.rotationThreshold === b.rotationThreshold && a.generationBytesMax === b.generationBytesMax
+}
+
+/** The state of an empty cache before index 1: what a new data directory starts from. */
+export function initialCacheState(settings: CacheSettings): CacheState {
+  validateCacheSettings(settings)
+  return { settings, epoch: 0, generation: 0, gen0FirstIndex: 1, gen1FirstIndex: 1 }
 }
 
 export class MalformedMirrorRow extends Error {
@@ -49,41 +91,139 @@ export class MalformedMirrorRow extends Error {
   }
 }
 
+/**
+ * Rotation (contract §2.3): applying index i starts a new generation when
+ * Gen0 has spanned K indexes, or when Gen0's counted bytes reached their
+ * budget. Both are functions of applied content only, so every node (and
+ * every replay) rotates at the same indexes; the FSM decides, admission
+ * predicts from the same rule (`generationAt`).
+ */
 export class AttributeCache {
   private gen0 = new Map<string, Entry>()
   private gen1 = new Map<string, Entry>()
-  private currentGeneration = 0
+  private gen0ByteCount = 0
+  private gen1ByteCount = 0
+  private state: CacheState
+  /** The last index the cache entered (applied, stale or not). */
+  private lastIndex: number
 
-  /** A new cache is empty; `generation` places it at an applied index (a reset after a threshold change). */
-  constructor(
-    readonly rotationThreshold: number,
-    private readonly currentEpoch = 0,
-    generation = 0,
-  ) {
-    invariant(Number.isSafeInteger(rotationThreshold) && rotationThreshold >= 1, 'rotation threshold must be ≥ 1')
-    invariant(Number.isSafeInteger(generation) && generation >= 0, 'generation must be a non-negative integer')
-    this.currentGeneration = generation
+  /**
+   * A new cache is empty. `settings` may be a bare K (no byte bound), as
+   * older code and focused tests build it.
+   */
+  constructor(settings: CacheSettings | number, epoch = 0) {
+    const full = typeof settings === 'number' ? { rotationThreshold: settings, generationBytesMax: null } : settings
+    this.state = { ...initialCacheState(full), epoch }
+    this.lastIndex = 0
+  }
+
+  /** An empty cache at a restored state, for `restoreRow` to fill (boot). */
+  static restoring(state: CacheState, appliedIndex: number): AttributeCache {
+    validateCacheSettings(state.settings)
+    invariant(Number.isSafeInteger(state.generation) && state.generation >= 0, 'generation must be a non-negative integer')
+    invariant(state.gen1FirstIndex <= state.gen0FirstIndex, 'Gen1 starts before Gen0')
+    invariant(state.gen0FirstIndex <= Math.max(1, appliedIndex), () => `Gen0 starts at ${state.gen0FirstIndex}, after the applied index ${appliedIndex}`)
+    const cache = new AttributeCache(state.settings, state.epoch)
+    cache.state = state
+    cache.lastIndex = appliedIndex
+    return cache
   }
 
   get generation(): number {
-    return this.currentGeneration
+    return this.state.generation
   }
 
   get epoch(): number {
-    return this.currentEpoch
+    return this.state.epoch
   }
 
-  generationOf(index: number): number {
-    return generationOf(index, this.rotationThreshold)
+  get settings(): CacheSettings {
+    return this.state.settings
+  }
+
+  get rotationThreshold(): number {
+    return this.state.settings.rotationThreshold
+  }
+
+  /** The replicated state, as the cache-state row records it. */
+  get snapshot(): CacheState {
+    return this.state
+  }
+
+  /** First index of Gen1's generation: every write from there on is still cached. */
+  get gen1FirstIndex(): number {
+    return this.state.gen1FirstIndex
+  }
+
+  get gen0FirstIndex(): number {
+    return this.state.gen0FirstIndex
+  }
+
+  /** Counted bytes (keys, encoded values, a fixed overhead per entry) per generation. */
+  get bytes(): { gen0: number; gen1: number } {
+    return { gen0: this.gen0ByteCount, gen1: this.gen1ByteCount }
+  }
+
+  /** A settings change takes effect for the indexes after the one that carries it. */
+  configure(settings: CacheSettings): void {
+    validateCacheSettings(settings)
+    this.state = { ...this.state, settings }
+  }
+
+  /** Would applying `index` (the next one) rotate? */
+  rotationDue(index: number): boolean {
+    const { settings, gen0FirstIndex } = this.state
+    if (index - gen0FirstIndex >= settings.rotationThreshold) return true
+    return settings.generationBytesMax !== null && this.gen0ByteCount >= settings.generationBytesMax
+  }
+
+  /**
+   * The FSM enters every index in order before applying it (stale or not):
+   * rotates when the rule says so. Returns whether it rotated.
+   */
+  enter(index: number, mirror: MirrorSink): boolean {
+    invariant(index === this.lastIndex + 1, () => `cache entered at index ${index} after ${this.lastIndex}`)
+    this.lastIndex = index
+    if (!this.rotationDue(index)) return false
+    this.rotate(index, mirror)
+    return true
+  }
+
+  /**
+   * The generation `index` will be applied in, as far as the cache can tell
+   * now: a rotation due at the next index (count or bytes), then one every K
+   * indexes. Byte rotations caused by proposals not yet applied cannot be
+   * foreseen: they only make the real generation larger, which the FSM
+   * refuses as stale when the plan depended on it.
+   */
+  generationAt(index: number): number {
+    const next = this.lastIndex + 1
+    const { generation, gen0FirstIndex, settings } = this.state
+    if (index < next) return generation
+    if (this.rotationDue(next)) return generation + 1 + Math.floor((index - next) / settings.rotationThreshold)
+    return generation + Math.floor((index - gen0FirstIndex) / settings.rotationThreshold)
   }
 
   /** Will `key` still be in the cache when `predictedIndex` is applied? */
   check(key: CanonicalKey, predictedIndex: number): CacheCheck {
-    const delta = this.generationOf(predictedIndex) - this.currentGeneration
+    if (predictedIndex <= this.lastIndex) return 'miss'
+    const delta = this.generationAt(predictedIndex) - this.state.generation
     if (delta >= 2) return 'unreachable'
     if (delta === 1) return this.gen0.has(key) ? 'hit' : 'miss'
-    if (delta === 0) return this.gen0.has(key) || this.gen1.has(key) ? 'hit' : 'miss'
-    return 'miss'
+    return this.gen0.has(key) || this.gen1.has(key) ? 'hit' : 'miss'
+  }
+
+  /**
+   * ADR 0002 with real rotation points: a seed read from the store at
+   * `storeIndexAtLoad` is trustworthy at `predictedIndex` while every write
+   * after the load is still cached then, i.e. the load is not older than the
+   * first index of Gen1's generation at that point.
+   */
+  seedsHold(storeIndexAtLoad: number, predictedIndex: number): boolean {
+    const delta = this.generationAt(predictedIndex) - this.state.generation
+    if (delta >= 2) return false
+    const gen1First = delta === 1 ? this.state.gen0FirstIndex : this.state.gen1FirstIndex
+    return storeIndexAtLoad + 1 >= gen1First
   }
 
   get(key: CanonicalKey): CacheLookup {
@@ -95,19 +235,26 @@ export class AttributeCache {
   put(key: CanonicalKey, attribute: Attribute, mirror: MirrorSink): void {
     invariant(attribute.value.kind === kindOf(key), 'attribute kind differs from its key')
     const { keyHash, tag } = this.gen0.get(key) ?? this.gen1.get(key) ?? hashKey(key)
-    const entry: Entry = { keyHash, tag, attribute }
-    this.gen0.set(key, entry)
-    mirror.put(this.mirrorKey(this.currentGeneration, key, keyHash), encodeRow(key, entry))
+    this.setGen0(key, { keyHash, tag, attribute }, mirror)
   }
 
   /** Tombstone in Gen0; when only Gen1 holds the key the tombstone reuses Gen1's tag. */
   del(key: CanonicalKey, mirror: MirrorSink): 'deleted' | 'not_found' {
     const existing = this.gen0.get(key) ?? this.gen1.get(key)
     if (existing === undefined || existing.attribute === null) return 'not_found'
-    const tombstone: Entry = { keyHash: existing.keyHash, tag: existing.tag, attribute: null }
-    this.gen0.set(key, tombstone)
-    mirror.put(this.mirrorKey(this.currentGeneration, key, existing.keyHash), encodeRow(key, tombstone))
+    this.tombstone(key, mirror)
     return 'deleted'
+  }
+
+  /**
+   * Records a deletion whatever the cache held: a Gen0 tombstone (reusing
+   * the tag of a generation that holds the key). A delete is a write: it must
+   * stay cached like any other, or a seed read before it would revive the key
+   * (ADR 0002).
+   */
+  tombstone(key: CanonicalKey, mirror: MirrorSink): void {
+    const { keyHash, tag } = this.gen0.get(key) ?? this.gen1.get(key) ?? hashKey(key)
+    this.setGen0(key, { keyHash, tag, attribute: null }, mirror)
   }
 
   /** A seed is written only where neither generation holds the key: the cache is at least as new. */
@@ -118,13 +265,20 @@ export class AttributeCache {
     return true
   }
 
-  /** Applying the first index of generation g+1: Gen1 := Gen0, Gen0 := ∅, old Gen1 dropped. */
-  rotate(toGeneration: number, mirror: MirrorSink): void {
-    invariant(toGeneration === this.currentGeneration + 1, () => `rotation from ${this.currentGeneration} to ${toGeneration}`)
-    for (const [key, entry] of this.gen1) mirror.del(this.mirrorKey(this.currentGeneration - 1, key, entry.keyHash))
+  /**
+   * Applying the first index of a new generation: Gen1 := Gen0 (tombstones
+   * included: they shadow nothing any more, but they keep the delete cached
+   * for the seed horizon), Gen0 := ∅, old Gen1 dropped.
+   */
+  rotate(firstIndex: number, mirror: MirrorSink): void {
+    invariant(firstIndex > this.state.gen0FirstIndex, () => `rotation at ${firstIndex}, Gen0 started at ${this.state.gen0FirstIndex}`)
+    const generation = this.state.generation
+    for (const [key, entry] of this.gen1) mirror.del(this.mirrorKey(generation - 1, key, entry.keyHash))
     this.gen1 = this.gen0
+    this.gen1ByteCount = this.gen0ByteCount
     this.gen0 = new Map()
-    this.currentGeneration = toGeneration
+    this.gen0ByteCount = 0
+    this.state = { ...this.state, generation: generation + 1, gen1FirstIndex: this.state.gen0FirstIndex, gen0FirstIndex: firstIndex }
   }
 
   get size(): { gen0: number; gen1: number } {
@@ -132,24 +286,30 @@ export class AttributeCache {
   }
 
   /**
-   * Rebuilds both generations from mirror rows read at boot. Fails closed on
-   * any row that does not decode, has a wrong tag, or is a tombstone outside
-   * Gen0's byte.
+   * Restores one mirror row read at boot, so that rows stream from the store
+   * into the maps without a list of them all. Fails closed on a row that does
+   * not decode, has a wrong tag, or sits under Gen1's byte at generation 0.
+   * Tombstones may sit under either byte: a rotation relabels Gen0's rows.
    */
-  restore(generation: number, rows: Iterable<[Buffer, Buffer]>): void {
+  restoreRow(rowKey: Buffer, rowValue: Buffer): void {
+    if (rowKey.length !== 19 || rowKey[0] !== MIRROR_ZONE) throw new MalformedMirrorRow(`bad row key ${rowKey.toString('hex')}`)
+    const genByte = rowKey[1] as number
+    if (genByte !== 0 && genByte !== 1) throw new MalformedMirrorRow(`bad generation byte in ${rowKey.toString('hex')}`)
+    const { key, entry } = decodeRow(rowKey, rowValue)
+    const generation = this.state.generation
+    const isGen0 = genByte === generation % 2
+    if (!isGen0 && generation === 0) throw new MalformedMirrorRow(`Gen1 row at generation 0: ${rowKey.toString('hex')}`)
+    const map = isGen0 ? this.gen0 : this.gen1
+    if (map.has(key)) throw new MalformedMirrorRow(`two rows for one key in ${rowKey.toString('hex')}`)
+    map.set(key, entry)
+    if (isGen0) this.gen0ByteCount += entryBytes(key, entry)
+    else this.gen1ByteCount += entryBytes(key, entry)
+  }
+
+  /** Rebuilds both generations from mirror rows (for tests; boot streams through `restoreRow`). */
+  restore(rows: Iterable<[Buffer, Buffer]>): void {
     invariant(this.gen0.size === 0 && this.gen1.size === 0, 'restore into a non-empty cache')
-    this.currentGeneration = generation
-    const gen0Byte = generation % 2
-    for (const [rowKey, rowValue] of rows) {
-      if (rowKey.length !== 19 || rowKey[0] !== MIRROR_ZONE) throw new MalformedMirrorRow(`bad row key ${rowKey.toString('hex')}`)
-      const genByte = rowKey[1] as number
-      if (genByte !== 0 && genByte !== 1) throw new MalformedMirrorRow(`bad generation byte in ${rowKey.toString('hex')}`)
-      const { key, entry } = decodeRow(rowKey, rowValue)
-      const isGen0 = genByte === gen0Byte
-      if (!isGen0 && generation === 0) throw new MalformedMirrorRow(`Gen1 row at generation 0: ${rowKey.toString('hex')}`)
-      if (!isGen0 && entry.attribute === null) throw new MalformedMirrorRow(`tombstone outside Gen0: ${rowKey.toString('hex')}`)
-      ;(isGen0 ? this.gen0 : this.gen1).set(key, entry)
-    }
+    for (const [rowKey, rowValue] of rows) this.restoreRow(rowKey, rowValue)
   }
 
   /** The mirror rows memory implies, for invariant #1 checks. */
@@ -160,9 +320,17 @@ export class AttributeCache {
         rows.set(this.mirrorKey(generation, key, entry.keyHash).toString('hex'), encodeRow(key, entry))
       }
     }
-    if (this.currentGeneration > 0) add(this.currentGeneration - 1, this.gen1)
-    add(this.currentGeneration, this.gen0)
+    if (this.state.generation > 0) add(this.state.generation - 1, this.gen1)
+    add(this.state.generation, this.gen0)
     return rows
+  }
+
+  private setGen0(key: CanonicalKey, entry: Entry, mirror: MirrorSink): void {
+    const previous = this.gen0.get(key)
+    if (previous !== undefined) this.gen0ByteCount -= entryBytes(key, previous)
+    this.gen0.set(key, entry)
+    this.gen0ByteCount += entryBytes(key, entry)
+    mirror.put(this.mirrorKey(this.state.generation, key, entry.keyHash), encodeRow(key, entry))
   }
 
   private mirrorKey(generation: number, key: string, keyHash: Buffer): Buffer {
@@ -173,6 +341,11 @@ export class AttributeCache {
     keyHash.copy(row, 3)
     return row
   }
+}
+
+/** What an entry counts against the byte budget: a pure function of the entry. */
+function entryBytes(key: string, entry: Entry): number {
+  return Buffer.byteLength(key, 'utf8') + (entry.attribute?.bytes.length ?? 0) + cacheEntryOverheadBytes
 }
 
 function hashKey(key: string): { keyHash: Buffer; tag: Buffer } {

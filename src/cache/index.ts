@@ -1,2 +1,12 @@
-export { AttributeCache, MalformedMirrorRow, MIRROR_ZONE, cacheRotationThresholdDefault, generationOf } from './cache.ts'
-export type { MirrorSink, CacheCheck, CacheLookup } from './cache.ts'
+export {
+  AttributeCache,
+  MalformedMirrorRow,
+  MIRROR_ZONE,
+  cacheRotationThresholdDefault,
+  cacheGenerationBytesMaxDefault,
+  cacheEntryOverheadBytes,
+  initialCacheState,
+  sameCacheSettings,
+  validateCacheSettings,
+} from './cache.ts'
+export type { MirrorSink, CacheCheck, CacheLookup, CacheSettings, CacheState } from './cache.ts'

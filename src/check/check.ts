@@ -3,6 +3,8 @@ import { performance } from 'node:perf_hooks'
 import type { CanonicalKey } from '../domain/index.ts'
 import { InvariantViolation, isJsonObject, parseJson } from '../domain/index.ts'
 import type { AuditCheckpoint, AuditEntry, AuditHead, NoteVerifier } from '../audit/index.ts'
+import type { CacheSettings } from '../cache/index.ts'
+import { cacheSettingsFromJson } from '../fsm/index.ts'
 import { GENESIS, NoteError, checkpointOrigin, decodeAuditEntry, openCheckpoint, readCheckpoint, verifyEntry } from '../audit/index.ts'
 import type { StoreReader } from '../store/index.ts'
 import { MetaKey, Zone, attributeRowKey, metaKey } from '../store/index.ts'
@@ -210,22 +212,36 @@ class CheckRun {
     }
     this.clusterId = cluster.toString('utf8')
     for (const [i, note] of (this.options.externalCheckpoints ?? []).entries()) this.claim(note, `external #${i + 1}`)
-    const threshold = this.rotationThreshold()
-    if (threshold === undefined) return
-    this.replayer = new Replayer(this.clusterId, threshold, (rowKey, rowValue) => {
+    const genesis = this.cacheGenesis()
+    if (genesis === undefined) return
+    this.replayer = new Replayer(this.clusterId, genesis.settings, (rowKey, rowValue) => {
       if (rowKey[0] === Zone.audit) return // compared entry by entry as they are replayed
       const id = rowKey.toString('latin1')
       if (rowValue === null) this.replayed.delete(id)
       else if (rowKey[0] === Zone.logs || rowKey[0] === Zone.indexes) this.replayed.set(id, digestOf(rowValue))
       else this.replayed.set(id, rowValue)
-    })
+    }, genesis.created)
     this.replayStarted = performance.now()
   }
 
-  /** K from the stored cache state; none stored means no rotation yet, which any K ≥ applied reproduces. */
-  private rotationThreshold(): number | undefined {
+  /**
+   * The cache settings the replay starts from: those the data directory was
+   * created with (ADR 0007; later changes are audited entries). A store from
+   * before the genesis row: K from its cache state, none stored meaning no
+   * rotation yet, which any K ≥ applied reproduces.
+   */
+  private cacheGenesis(): { settings: CacheSettings; created: boolean } | undefined {
+    const genesisRow = this.meta.get(MetaKey.cacheGenesis)
+    if (genesisRow !== undefined) {
+      try {
+        return { settings: cacheSettingsFromJson(parseJson(genesisRow.toString('utf8'))), created: true }
+      } catch {
+        this.stop({ kind: 'meta', key: MetaKey.cacheGenesis, message: 'the cache genesis settings do not decode', actual: genesisRow.toString('utf8') })
+        return undefined
+      }
+    }
     const row = this.meta.get(MetaKey.cacheState)
-    if (row === undefined) return Math.max(1, this.appliedIndex)
+    if (row === undefined) return { settings: { rotationThreshold: Math.max(1, this.appliedIndex), generationBytesMax: null }, created: false }
     const state = safeParse(row)
     if (!isJsonObject(state) || typeof state.rotationThreshold !== 'bigint' || typeof state.epoch !== 'bigint') {
       this.stop({ kind: 'meta', key: MetaKey.cacheState, message: 'the cache state does not decode', actual: row.toString('utf8') })
@@ -236,13 +252,13 @@ class CheckRun {
         kind: 'meta',
         key: MetaKey.cacheState,
         message:
-          `the cache was reset (epoch ${state.epoch}, e.g. by a changed --cache-rotation-threshold): proposals after the reset ` +
-          'were planned against another cache, so the chain cannot be replayed from genesis through one cache',
+          `the cache was reset (epoch ${state.epoch}, by a changed --cache-rotation-threshold before settings changes were logged): ` +
+          'proposals after the reset were planned against another cache, so the chain cannot be replayed from genesis through one cache',
         actual: row.toString('utf8'),
       })
       return undefined
     }
-    return Number(state.rotationThreshold)
+    return { settings: { rotationThreshold: Number(state.rotationThreshold), generationBytesMax: null }, created: false }
   }
 
   // ---- the audit zone ---------------------------------------------------------------------

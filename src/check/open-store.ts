@@ -55,7 +55,7 @@ export function isLockError(error: unknown): boolean {
   return /\block\b/i.test(text) && /LOCK/.test(text)
 }
 
-/** The cache rotation threshold a store was running with; undefined before its first rotation. */
+/** The cache rotation threshold a store is running with; undefined for a store from before ADR 0007 that never rotated. */
 export async function rotationThresholdOf(store: StoreReader): Promise<number | undefined> {
   const row = await store.get(metaKey(MetaKey.cacheState))
   if (row === undefined) return undefined

@@ -1,12 +1,13 @@
 import type { CanonicalKey } from '../domain/index.ts'
 import { decodeAttribute, invariant, kindOf, transactionKey } from '../domain/index.ts'
 import type { AuditEntry, AuditHead } from '../audit/index.ts'
+import type { CacheSettings } from '../cache/index.ts'
 import { AttributeCache } from '../cache/index.ts'
 import type { CoverageEntry, PlannedOrder, Proposal, ProposalResult } from '../fsm/index.ts'
-import { LedgerStateMachine, WriteBatch, coverageIndexesOf } from '../fsm/index.ts'
+import { LedgerStateMachine, WriteBatch, cacheSettingsFromJson, coverageIndexesOf, encodeCacheState } from '../fsm/index.ts'
 import type { KnownValue, ProposedOrder } from '../orders/index.ts'
 import { planRound } from '../admission/index.ts'
-import { Zone, auditRowKey } from '../store/index.ts'
+import { MetaKey, Zone, auditRowKey, metaKey } from '../store/index.ts'
 
 /** A proposal that consumes an index without applying anything, as a stale one did. */
 const STALE: Proposal = Object.freeze({
@@ -33,13 +34,20 @@ export class Replayer {
   readonly attributes = new Map<CanonicalKey, Buffer>()
   ordersReplayed = 0
 
+  /**
+   * `settings`: what the data directory was created with; later changes are
+   * audited entries, replayed like any other. `created`: the store wrote its
+   * cache state at creation (ADR 0007), so the replay does too.
+   */
   constructor(
     private readonly clusterId: string,
-    rotationThreshold: number,
+    settings: CacheSettings,
     private readonly sink: (key: Buffer, value: Buffer | null) => void,
+    created = false,
   ) {
-    this.cache = new AttributeCache(rotationThreshold, 0)
+    this.cache = new AttributeCache(settings, 0)
     this.fsm = new LedgerStateMachine({ cache: this.cache, clusterId, appliedIndex: 0, auditHead: { seq: 0n, hash: '' } })
+    if (created) sink(metaKey(MetaKey.cacheState), encodeCacheState(this.cache.snapshot))
   }
 
   get appliedIndex(): number {
@@ -113,6 +121,7 @@ export class Replayer {
       orders,
       atomic: entry.atomic,
       continueOnFailure: entry.continueOnFailure,
+      ...(entry.cacheSettings === undefined ? {} : { cacheSettings: cacheSettingsFromJson(entry.cacheSettings) }),
     }
   }
 

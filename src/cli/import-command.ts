@@ -72,7 +72,7 @@ export async function importCommand(argv: string[]): Promise<number> {
 
 async function importLocal(dataDirectory: string, ledger: string, input: Readable, thresholdFlag: string | undefined): Promise<number> {
   const whenInUse = `POST /v2/${ledger}/logs/import on that server, or tally import --target http://HOST:PORT`
-  // An existing store keeps its rotation threshold: opening it with another one would reset its cache.
+  // An existing store keeps its rotation threshold: opening it with another one would log a settings change (ADR 0007).
   let threshold = thresholdFlag === undefined ? cacheRotationThresholdDefault : Number(thresholdFlag)
   if (!Number.isSafeInteger(threshold) || threshold < 1) throw new TallyError({ code: 'VALIDATION', kind: 'validation', message: '--cache-rotation-threshold: expected a positive integer' })
   if (existsSync(path.join(storeDirectoryOf(dataDirectory), 'CURRENT'))) {

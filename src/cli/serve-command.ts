@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util'
 import path from 'node:path'
 import { LedgerNode } from '../server/index.ts'
 import { buildApi } from '../api/index.ts'
-import { cacheRotationThresholdDefault } from '../cache/index.ts'
+import { cacheGenerationBytesMaxDefault, cacheRotationThresholdDefault } from '../cache/index.ts'
 import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, loadAuditCheckpointSettings } from '../server/index.ts'
 import type { AuditCheckpointSettings } from '../server/index.ts'
 
@@ -13,7 +13,14 @@ Starts a single-node Tally serving the Formance Ledger v2 API.
 Options (each also read from the environment variable shown):
   --data DIR                      data directory            [TALLY_DATA, default ./data]
   --listen HOST:PORT              address to listen on      [TALLY_LISTEN, default 127.0.0.1:3068]
-  --cache-rotation-threshold K    cache generation size     [TALLY_CACHE_ROTATION_THRESHOLD, default ${cacheRotationThresholdDefault}]
+  --cache-rotation-threshold K    cache generation length, in log entries
+                                                            [TALLY_CACHE_ROTATION_THRESHOLD, default ${cacheRotationThresholdDefault}]
+  --cache-generation-bytes-max B  cache generation byte budget (e.g. 64MiB); the
+                                  cache holds about twice that
+                                                            [TALLY_CACHE_GENERATION_BYTES_MAX, default ${cacheGenerationBytesMaxDefault / 1024 / 1024}MiB]
+                                  Both cache settings are replicated: they set a new data
+                                  directory; on an existing one a different value is logged
+                                  as a settings change, and leaving them out keeps the stored ones.
   --bulk-elements-max N           largest _bulk accepted    [TALLY_BULK_ELEMENTS_MAX, default 10000]
   --audit-key FILE                sign audit checkpoints with this key, kept outside --data
                                   (tally audit-key makes one)  [TALLY_AUDIT_KEY]
@@ -28,7 +35,9 @@ export interface ServeSettings {
   readonly dataDirectory: string
   readonly host: string
   readonly port: number
-  readonly cacheRotationThreshold: number
+  /** undefined: keep the data directory's own (the default for a new one). */
+  readonly cacheRotationThreshold: number | undefined
+  readonly cacheGenerationBytesMax: number | undefined
   readonly bulkElementsMax: number
   readonly auditKeyFile?: string
   readonly auditCheckpointEntries?: number
@@ -42,6 +51,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
       data: { type: 'string' },
       listen: { type: 'string' },
       'cache-rotation-threshold': { type: 'string' },
+      'cache-generation-bytes-max': { type: 'string' },
       'bulk-elements-max': { type: 'string' },
       'audit-key': { type: 'string' },
       'audit-checkpoint-entries': { type: 'string' },
@@ -60,10 +70,11 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
     dataDirectory: path.resolve(values.data ?? env.TALLY_DATA ?? 'data'),
     host: (match[1] as string).replace(/^\[(.*)\]$/, '$1'),
     port,
-    cacheRotationThreshold: positiveInteger(
-      values['cache-rotation-threshold'] ?? env.TALLY_CACHE_ROTATION_THRESHOLD,
-      cacheRotationThresholdDefault,
-      '--cache-rotation-threshold',
+    cacheRotationThreshold: optional(values['cache-rotation-threshold'] ?? env.TALLY_CACHE_ROTATION_THRESHOLD, (value) =>
+      positiveInteger(value, 0, '--cache-rotation-threshold'),
+    ),
+    cacheGenerationBytesMax: optional(values['cache-generation-bytes-max'] ?? env.TALLY_CACHE_GENERATION_BYTES_MAX, (value) =>
+      byteSize(value, '--cache-generation-bytes-max'),
     ),
     bulkElementsMax: positiveInteger(values['bulk-elements-max'] ?? env.TALLY_BULK_ELEMENTS_MAX, 10_000, '--bulk-elements-max'),
     ...auditSettings(values, env),
@@ -90,6 +101,31 @@ function positiveInteger(value: string | undefined, fallback: number, flag: stri
   if (value === undefined) return fallback
   if (!/^[1-9][0-9]{0,8}$/.test(value)) throw new Error(`${flag}: expected a positive integer, got ${JSON.stringify(value)}`)
   return Number(value)
+}
+
+function optional<T>(value: string | undefined, parse: (value: string) => T): T | undefined {
+  return value === undefined ? undefined : parse(value)
+}
+
+const byteUnits = new Map<string, number>([
+  ['', 1],
+  ['b', 1],
+  ['kib', 1024],
+  ['mib', 1024 ** 2],
+  ['gib', 1024 ** 3],
+  ['k', 1024],
+  ['m', 1024 ** 2],
+  ['g', 1024 ** 3],
+])
+
+/** A byte count: an integer, optionally with a binary unit (64MiB, 512k, 1G). */
+export function byteSize(value: string, flag: string): number {
+  const match = /^([1-9][0-9]{0,12})\s*([a-zA-Z]*)$/.exec(value)
+  const unit = match === null ? undefined : byteUnits.get((match[2] as string).toLowerCase())
+  if (match === null || unit === undefined) throw new Error(`${flag}: expected a byte count such as 67108864 or 64MiB, got ${JSON.stringify(value)}`)
+  const bytes = Number(match[1]) * unit
+  if (!Number.isSafeInteger(bytes) || bytes < 1024) throw new Error(`${flag}: expected at least 1KiB, got ${JSON.stringify(value)}`)
+  return bytes
 }
 
 export async function serveCommand(argv: string[]): Promise<number> {
@@ -121,7 +157,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
   try {
     node = await LedgerNode.open({
       dataDirectory: settings.dataDirectory,
-      cacheRotationThreshold: settings.cacheRotationThreshold,
+      ...(settings.cacheRotationThreshold === undefined ? {} : { cacheRotationThreshold: settings.cacheRotationThreshold }),
+      ...(settings.cacheGenerationBytesMax === undefined ? {} : { cacheGenerationBytesMax: settings.cacheGenerationBytesMax }),
       log,
       ...(auditCheckpoints === undefined ? {} : { auditCheckpoints }),
     })

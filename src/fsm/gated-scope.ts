@@ -16,16 +16,19 @@ export class CoverageMiss extends TallyError {
 
 /**
  * A read-your-writes overlay. Layers stack: proposal → order, so a failed
- * order (or a failed atomic proposal) is discarded whole.
+ * order (or a failed atomic proposal) is discarded whole. A `null` value is a
+ * deletion.
  */
 export class WriteSet {
-  readonly values = new Map<CanonicalKey, AttributeValue>()
+  readonly values = new Map<CanonicalKey, AttributeValue | null>()
   readonly logs: { ledger: LedgerName; log: LedgerLog }[] = []
 
   constructor(readonly parent: WriteSet | undefined) {}
 
-  lookup(key: CanonicalKey): AttributeValue | undefined {
-    return this.values.get(key) ?? this.parent?.lookup(key)
+  /** undefined: this overlay has not written the key; null: it deleted it. */
+  lookup(key: CanonicalKey): AttributeValue | null | undefined {
+    const written = this.values.get(key)
+    return written !== undefined ? written : this.parent?.lookup(key)
   }
 
   mergeIntoParent(): void {
@@ -53,7 +56,7 @@ export class GatedScope implements Scope {
   read(key: CanonicalKey): AttributeValue | undefined {
     if (!this.allowed.has(key)) throw new CoverageMiss(key, 'read of a key the plan does not declare for this order')
     const written = this.writes.lookup(key)
-    if (written !== undefined) return written
+    if (written !== undefined) return written ?? undefined
     const cached = this.cache.get(key)
     if (cached.state === 'live') return cached.attribute.value
     if (cached.state === 'deleted') return undefined
@@ -65,6 +68,18 @@ export class GatedScope implements Scope {
   /** Writes need no coverage (contract: reads and deletes do): a new transaction's key is unknown at admission. */
   write(key: CanonicalKey, value: AttributeValue): void {
     this.writes.values.set(key, value)
+  }
+
+  /**
+   * Deletes an attribute (contract §2.2: deletes are gated like reads).
+   * Returns false when there was nothing to delete. No order deletes a whole
+   * attribute yet; the path exists so that tombstones are exercised end to
+   * end (flush writes a cache tombstone and deletes the store row).
+   */
+  delete(key: CanonicalKey): boolean {
+    if (this.read(key) === undefined) return false
+    this.writes.values.set(key, null)
+    return true
   }
 
   appendLog(ledger: LedgerName, log: LedgerLog): void {

@@ -1,5 +1,7 @@
-import type { CanonicalKey } from '../domain/index.ts'
+import type { CanonicalKey, Json } from '../domain/index.ts'
 import { invariant, isJsonObject, parseJson, stringifyJson } from '../domain/index.ts'
+import type { CacheSettings } from '../cache/index.ts'
+import { validateCacheSettings } from '../cache/index.ts'
 import type { ProposedOrder } from '../orders/index.ts'
 
 /**
@@ -30,6 +32,14 @@ export interface Proposal {
   readonly predictedIndex: number
   readonly cacheEpoch: number
   /**
+   * The cache generation admission classified coverage-only entries against
+   * (the generation it predicted for `predictedIndex`). A rotation admission
+   * could not foresee (Gen0's byte budget filled by proposals still in
+   * flight) makes the FSM's generation larger: the plan is then stale, never
+   * a coverage miss. Absent in proposals logged before it existed.
+   */
+  readonly cacheGeneration?: number
+  /**
    * Store index observed before admission's loads started. A seed is only
    * trustworthy while every write since then is still cached, i.e. while
    * gen(index) ≤ gen(storeIndexAtLoad + 1) + 1; later it is stale.
@@ -41,6 +51,12 @@ export interface Proposal {
   readonly continueOnFailure: boolean
   /** Run every order and keep nothing (v2 `dryRun`). */
   readonly dryRun?: boolean
+  /**
+   * A change of the cache's replicated settings (ADR 0007), carried by a
+   * proposal without orders: every node applies it at the same index, and
+   * the audit chain records it so that a replay applies it too.
+   */
+  readonly cacheSettings?: CacheSettings
 }
 
 export const proposalOrdersMax = 10_000
@@ -65,6 +81,8 @@ export function decodeProposal(bytes: Uint8Array): Proposal {
     predictedIndex: Number(raw.predictedIndex),
     cacheEpoch: Number(raw.cacheEpoch),
     storeIndexAtLoad: Number(raw.storeIndexAtLoad),
+    ...(raw.cacheGeneration === undefined ? {} : { cacheGeneration: Number(raw.cacheGeneration) }),
+    ...(raw.cacheSettings === undefined ? {} : { cacheSettings: cacheSettingsFromJson(raw.cacheSettings as Json) }),
     orders: proposal.orders.map((planned) => ({ ...planned, coverageIndexes: planned.coverageIndexes.map(Number) })),
   }
 }
@@ -78,4 +96,24 @@ export function coverageIndexesOf(keys: Iterable<CanonicalKey>, position: Readon
     indexes.add(index)
   }
   return [...indexes].sort((a, b) => a - b)
+}
+
+/** Settings as JSON (the WAL, the audit chain, the cache-state row): one form, integers as numbers. */
+export function cacheSettingsToJson(settings: CacheSettings): Json {
+  return { rotationThreshold: settings.rotationThreshold, generationBytesMax: settings.generationBytesMax }
+}
+
+/** Settings parsed back (integers arrive as bigints); fails loudly on anything else. */
+export function cacheSettingsFromJson(json: Json): CacheSettings {
+  invariant(isJsonObject(json), 'cache settings are not an object')
+  const threshold = json.rotationThreshold
+  const bytes = json.generationBytesMax
+  invariant(typeof threshold === 'bigint' || typeof threshold === 'number', 'cache settings without a rotation threshold')
+  invariant(bytes === undefined || bytes === null || typeof bytes === 'bigint' || typeof bytes === 'number', 'cache settings with a bad byte budget')
+  const settings: CacheSettings = {
+    rotationThreshold: Number(threshold),
+    generationBytesMax: bytes === undefined || bytes === null ? null : Number(bytes),
+  }
+  validateCacheSettings(settings)
+  return settings
 }

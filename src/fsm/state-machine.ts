@@ -6,17 +6,20 @@ import {
   encodeAttribute,
   idempotencyKey,
   invariant,
+  isJsonObject,
   kindOf,
+  parseJson,
   stringifyJson,
 } from '../domain/index.ts'
 import type { ErrorCode, ErrorKind } from '../domain/index.ts'
-import type { AttributeCache } from '../cache/index.ts'
+import type { AttributeCache, CacheState } from '../cache/index.ts'
 import type { AuditHead } from '../audit/index.ts'
 import { chainEntry } from '../audit/index.ts'
-import type { OrderOutput } from '../orders/index.ts'
+import type { Order, OrderOutput } from '../orders/index.ts'
 import { executeOrder } from '../orders/index.ts'
 import { MetaKey, attributeRowKey, auditRowKey, logRowKey, metaKey } from '../store/layout.ts'
 import type { Proposal, PlannedOrder } from './proposal.ts'
+import { cacheSettingsFromJson, cacheSettingsToJson } from './proposal.ts'
 import { GatedScope, WriteSet } from './gated-scope.ts'
 import { writeTransactionIndexes } from './indexes.ts'
 import type { WriteBatch } from './write-batch.ts'
@@ -37,7 +40,11 @@ export type OrderResult =
 
 export type ProposalResult =
   | { readonly index: number; readonly outcome: 'applied'; readonly results: readonly OrderResult[] }
-  /** Retryable: planned against another index or cache epoch; nothing applied, nothing audited. */
+  /**
+   * Retryable: planned against another index, cache epoch or cache
+   * generation (an unforeseen rotation), or with seeds past the horizon;
+   * nothing applied, nothing audited.
+   */
   | { readonly index: number; readonly outcome: 'stale'; readonly reason: string }
 
 export interface StateMachineOptions {
@@ -47,6 +54,11 @@ export interface StateMachineOptions {
   readonly auditHead: AuditHead
   /** Called on every coverage miss: the failure is audited, and also loud. */
   readonly onCoverageMiss?: (error: TallyError, index: number) => void
+  /**
+   * Runs one order's handler; the real handlers by default. Tests drive
+   * paths no order uses yet (deleting a whole attribute) through it.
+   */
+  readonly execute?: (scope: GatedScope, order: Order) => OrderOutput
 }
 
 /**
@@ -61,6 +73,7 @@ export class LedgerStateMachine {
   private applied: number
   private head: AuditHead
   private readonly onCoverageMiss: ((error: TallyError, index: number) => void) | undefined
+  private readonly execute: (scope: GatedScope, order: Order) => OrderOutput
 
   constructor(options: StateMachineOptions) {
     this.cache = options.cache
@@ -68,6 +81,7 @@ export class LedgerStateMachine {
     this.applied = options.appliedIndex
     this.head = options.auditHead
     this.onCoverageMiss = options.onCoverageMiss
+    this.execute = options.execute ?? executeOrder
   }
 
   get appliedIndex(): number {
@@ -82,13 +96,14 @@ export class LedgerStateMachine {
     invariant(index === this.applied + 1, () => `apply of index ${index} after ${this.applied}`)
     this.applied = index
     batch.put(metaKey(MetaKey.appliedIndex), Buffer.from(String(index)))
+    // Step 2 first: staleness is judged against the generation the index is applied in.
+    if (this.cache.enter(index, batch)) batch.put(metaKey(MetaKey.cacheState), encodeCacheState(this.cache.snapshot))
     const stale = this.staleness(index, proposal)
-    const generation = this.cache.generationOf(index)
-    if (generation > this.cache.generation) {
-      this.cache.rotate(generation, batch)
-      batch.put(metaKey(MetaKey.cacheState), encodeCacheState(this.cache))
-    }
     if (stale !== undefined) return { index, outcome: 'stale', reason: stale }
+    if (proposal.cacheSettings !== undefined && proposal.dryRun !== true) {
+      this.cache.configure(proposal.cacheSettings)
+      batch.put(metaKey(MetaKey.cacheState), encodeCacheState(this.cache.snapshot))
+    }
 
     const seeds = this.preload(proposal, batch)
     const proposalWrites = new WriteSet(undefined)
@@ -103,13 +118,22 @@ export class LedgerStateMachine {
     return { index, outcome: 'applied', results: finalResults }
   }
 
-  /** Contract §2.2 step 1, plus the seed horizon (see `Proposal.storeIndexAtLoad`). */
+  /** Contract §2.2 step 1, plus the seed horizon (ADR 0002) and unforeseen rotations (ADR 0007). */
   private staleness(index: number, proposal: Proposal): string | undefined {
     if (proposal.predictedIndex !== index) return `planned for index ${proposal.predictedIndex}, logged at ${index}`
     if (proposal.cacheEpoch !== this.cache.epoch) return `planned for cache epoch ${proposal.cacheEpoch}, now ${this.cache.epoch}`
-    const hasSeeds = proposal.coverage.some((entry) => entry.seed !== undefined)
-    if (hasSeeds && this.cache.generationOf(index) > this.cache.generationOf(proposal.storeIndexAtLoad + 1) + 1) {
-      return `seeds read at store index ${proposal.storeIndexAtLoad} are older than the cache horizon`
+    let hasSeeds = false
+    let hasHits = false
+    for (const entry of proposal.coverage) {
+      if (entry.seed === undefined) hasHits = true
+      else hasSeeds = true
+    }
+    // Hits were classified for one generation: another one means a rotation the plan did not foresee.
+    if (hasHits && proposal.cacheGeneration !== undefined && proposal.cacheGeneration !== this.cache.generation) {
+      return `planned for cache generation ${proposal.cacheGeneration}, applied in ${this.cache.generation}`
+    }
+    if (hasSeeds && proposal.storeIndexAtLoad + 1 < this.cache.gen1FirstIndex) {
+      return `seeds read at store index ${proposal.storeIndexAtLoad} are older than the cache horizon (index ${this.cache.gen1FirstIndex})`
     }
     return undefined
   }
@@ -177,7 +201,7 @@ export class LedgerStateMachine {
           return { status: 'applied', output: previous.value.result as unknown as OrderOutput, idempotencyHit: true }
         }
       }
-      const output = executeOrder(scope, planned.order)
+      const output = this.execute(scope, planned.order)
       if (ikKey !== undefined) {
         writes.values.set(ikKey, { kind: 'i', value: { requestHash: planned.requestHash ?? '', result: output as unknown as Json } })
       }
@@ -192,10 +216,19 @@ export class LedgerStateMachine {
     }
   }
 
-  /** Step 6: attribute rows and cache (with mirror) from the write set, then v2 log rows. */
+  /**
+   * Step 6: attribute rows and cache (with mirror) from the write set, then
+   * v2 log rows. A deletion leaves a cache tombstone and removes the store
+   * row, so the key reads as absent from either once the tombstone rotates out.
+   */
   private flush(writes: WriteSet, batch: WriteBatch): void {
     invariant(writes.parent === undefined, 'only the proposal-level write set is flushed')
     for (const [key, value] of writes.values) {
+      if (value === null) {
+        this.cache.tombstone(key, batch)
+        batch.del(attributeRowKey(key))
+        continue
+      }
       const attribute = encodeAttribute(value)
       this.cache.put(key, attribute, batch)
       batch.put(attributeRowKey(key), attribute.bytes)
@@ -221,6 +254,7 @@ export class LedgerStateMachine {
       continueOnFailure: proposal.continueOnFailure,
       outcome: results.map(auditOutcome),
       idempotencyKeys: proposal.orders.flatMap((planned) => (planned.idempotencyKey === undefined ? [] : [planned.idempotencyKey])),
+      ...(proposal.cacheSettings === undefined ? {} : { cacheSettings: cacheSettingsToJson(proposal.cacheSettings) }),
     })
     this.head = { seq: entry.seq, hash: entry.hash }
     batch.put(auditRowKey(entry.seq), Buffer.from(entry.text, 'utf8'))
@@ -265,9 +299,36 @@ function auditOutcome(result: OrderResult): Json {
   }
 }
 
-export function encodeCacheState(cache: AttributeCache): Buffer {
+/** The cache-state meta row: one encoding, written at creation, rotations and settings changes. */
+export function encodeCacheState(state: CacheState): Buffer {
   return Buffer.from(
-    stringifyJson({ generation: cache.generation, epoch: cache.epoch, rotationThreshold: cache.rotationThreshold }),
+    stringifyJson({
+      generation: state.generation,
+      epoch: state.epoch,
+      rotationThreshold: state.settings.rotationThreshold,
+      generationBytesMax: state.settings.generationBytesMax,
+      gen0FirstIndex: state.gen0FirstIndex,
+      gen1FirstIndex: state.gen1FirstIndex,
+    }),
     'utf8',
   )
+}
+
+/**
+ * Reads the cache-state row back. Rows written before the byte budget hold
+ * only `{generation, epoch, rotationThreshold}`: generations then started
+ * every K indexes and nothing bounded bytes.
+ */
+export function decodeCacheState(row: Buffer): CacheState {
+  const json = parseJson(row.toString('utf8'))
+  invariant(isJsonObject(json), 'the cache state is not an object')
+  const settings = cacheSettingsFromJson(json)
+  const generation = Number(json.generation)
+  const epoch = Number(json.epoch)
+  invariant(Number.isSafeInteger(generation) && generation >= 0 && Number.isSafeInteger(epoch) && epoch >= 0, 'the cache state has a bad generation or epoch')
+  const K = settings.rotationThreshold
+  const gen0FirstIndex = json.gen0FirstIndex === undefined ? generation * K + 1 : Number(json.gen0FirstIndex)
+  const gen1FirstIndex = json.gen1FirstIndex === undefined ? Math.max(1, (generation - 1) * K + 1) : Number(json.gen1FirstIndex)
+  invariant(Number.isSafeInteger(gen0FirstIndex) && Number.isSafeInteger(gen1FirstIndex) && 1 <= gen1FirstIndex && gen1FirstIndex <= gen0FirstIndex, 'the cache state has bad generation bounds')
+  return { settings, epoch, generation, gen0FirstIndex, gen1FirstIndex }
 }

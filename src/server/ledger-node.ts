@@ -3,21 +3,32 @@ import { performance } from 'node:perf_hooks'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { InvariantViolation, TallyError, invariant, parseJson } from '../domain/index.ts'
-import { AttributeCache, MIRROR_ZONE, cacheRotationThresholdDefault, generationOf } from '../cache/index.ts'
+import type { AttributeCache, CacheSettings } from '../cache/index.ts'
+import { cacheGenerationBytesMaxDefault, cacheRotationThresholdDefault, sameCacheSettings, validateCacheSettings } from '../cache/index.ts'
 import type { AuditHead } from '../audit/index.ts'
 import { GENESIS } from '../audit/index.ts'
 import type { ProposalResult } from '../fsm/index.ts'
-import { LedgerStateMachine, WAL_TYPE_PROPOSAL, WriteBatch, decodeProposal, encodeCacheState } from '../fsm/index.ts'
+import { LedgerStateMachine, WAL_TYPE_PROPOSAL, WriteBatch, decodeProposal } from '../fsm/index.ts'
 import { Admission } from '../admission/index.ts'
 import type { Sequencer } from '../admission/index.ts'
-import { MetaKey, Store, metaKey, prefixEnd } from '../store/index.ts'
+import type { RowWrite } from '../store/index.ts'
+import { MetaKey, Store, metaKey } from '../store/index.ts'
+import { cacheCreationRows, readCacheState, restoreCache } from './cache-restore.ts'
 import { Wal, resetWal } from '../wal/index.ts'
 import { AuditCheckpoints } from './audit-checkpoints.ts'
 import type { AuditCheckpointSettings } from './audit-checkpoints.ts'
 
 export interface LedgerNodeOptions {
   readonly dataDirectory: string
+  /**
+   * The cache's replicated settings (ADR 0007). A new data directory is
+   * created with them (defaults when absent); on an existing one a value that
+   * differs from the stored setting is logged as a settings change after
+   * recovery, and an absent one keeps the stored setting.
+   */
   readonly cacheRotationThreshold?: number
+  /** Gen0's byte budget: reaching it rotates early (null: no byte bound). */
+  readonly cacheGenerationBytesMax?: number | null
   /** Only when creating a data directory; tests pin it for byte-identical stores. */
   readonly clusterId?: string
   /** false only in tests and benchmarks that accept losing acknowledged writes. */
@@ -47,8 +58,10 @@ interface Waiter {
 
 /**
  * One single-node Tally: store, WAL, cache, FSM and admission wired into the
- * pipeline of contract §2. Durability: a write is acknowledged only after its
- * WAL group is fsynced, the FSM applied it and its store batch is synced.
+ * pipeline of contract §2. Durability (ADR 0005): a write is acknowledged
+ * after its WAL group is fsynced, the FSM applied it and its store batch is
+ * written; the store is synced at checkpoints, and boot replays the WAL
+ * beyond the store's applied index.
  */
 export class LedgerNode implements Sequencer {
   readonly admission: Admission
@@ -61,7 +74,6 @@ export class LedgerNode implements Sequencer {
   private fatal: Error | undefined
   private closed = false
   private readonly unsubscribe: () => void
-  private readonly batchProposalsMax: number
   private checkpointIndex: number
   private signedCheckpoints: AuditCheckpoints | undefined
 
@@ -75,7 +87,6 @@ export class LedgerNode implements Sequencer {
   ) {
     this.storedIndex = fsm.appliedIndex
     this.checkpointIndex = fsm.appliedIndex
-    this.batchProposalsMax = Math.max(1, Math.min(options.applyBatchProposalsMax ?? 1024, Math.floor(cache.rotationThreshold / 2)))
     this.admission = new Admission({ cache, store, sequencer: this, now: options.now ?? Date.now, newId: randomUUID })
     this.unsubscribe = wal.onDurable((from, to) => {
       this.applyChain = this.applyChain.then(() => this.applyDurable(from, to)).catch((error: unknown) => this.fail(error))
@@ -87,10 +98,12 @@ export class LedgerNode implements Sequencer {
     mkdirSync(options.dataDirectory, { recursive: true })
     const store = await Store.open(path.join(options.dataDirectory, 'store'))
     try {
-      const clusterId = await ensureClusterId(store, options.clusterId)
+      const { clusterId, created } = await openOrCreateIdentity(store, options)
       const appliedIndex = Number((await store.get(metaKey(MetaKey.appliedIndex)))?.toString('utf8') ?? '0')
       const auditHead = await readAuditHead(store)
-      const cache = await restoreCache(store, options.cacheRotationThreshold ?? cacheRotationThresholdDefault, log)
+      // The stored settings, never the flags: replay must see what the original apply saw.
+      const cacheState = await readCacheState(store, options.cacheRotationThreshold ?? cacheRotationThresholdDefault)
+      const cache = await restoreCache(store, cacheState, appliedIndex)
       const walDirectory = path.join(options.dataDirectory, 'wal')
       const walOptions = {
         directory: walDirectory,
@@ -128,6 +141,13 @@ export class LedgerNode implements Sequencer {
           throw error
         })
       }
+      try {
+        // A new directory was created with the flags: a WAL replayed into it (a rebuild) carries its own changes.
+        if (!created) await node.applyRequestedCacheSettings(log)
+      } catch (error) {
+        await node.close().catch(() => {})
+        throw error
+      }
       return node
     } catch (error) {
       await store.close().catch(() => {})
@@ -145,7 +165,7 @@ export class LedgerNode implements Sequencer {
     for await (const record of this.wal.read(from)) {
       invariant(record.type === WAL_TYPE_PROPOSAL, () => `unknown WAL record type ${record.type}`)
       this.fsm.apply(record.index, decodeProposal(record.payload), batch)
-      if (++count % this.batchProposalsMax === 0) {
+      if (++count % this.batchProposalsMax() === 0) {
         await this.store.write(batch.rows(), { sync: true })
         batch = new WriteBatch()
       }
@@ -153,6 +173,31 @@ export class LedgerNode implements Sequencer {
     await this.store.write(batch.rows(), { sync: true })
     this.storedIndex = this.fsm.appliedIndex
     log(`recovery: applied up to ${this.storedIndex}`)
+  }
+
+  /**
+   * A cache setting given for an existing data directory that differs from
+   * the stored one becomes an ordered log entry, after recovery: every node
+   * and every replay applies it at the same index (ADR 0007).
+   */
+  private async applyRequestedCacheSettings(log: (message: string) => void): Promise<void> {
+    const current = this.cache.settings
+    const requested: CacheSettings = {
+      rotationThreshold: this.options.cacheRotationThreshold ?? current.rotationThreshold,
+      generationBytesMax: this.options.cacheGenerationBytesMax === undefined ? current.generationBytesMax : this.options.cacheGenerationBytesMax,
+    }
+    validateCacheSettings(requested)
+    if (sameCacheSettings(current, requested)) return
+    log(
+      `cache: settings change logged at index ${this.nextIndex()}: rotation threshold ${current.rotationThreshold} → ${requested.rotationThreshold}, ` +
+        `generation byte budget ${current.generationBytesMax ?? 'none'} → ${requested.generationBytesMax ?? 'none'}`,
+    )
+    await this.admission.changeCacheSettings(requested)
+  }
+
+  /** Proposals per store batch: bounded, and under half a generation so the seed horizon keeps up. */
+  private batchProposalsMax(): number {
+    return Math.max(1, Math.min(this.options.applyBatchProposalsMax ?? 1024, Math.floor(this.cache.rotationThreshold / 2)))
   }
 
   // ---- Sequencer -------------------------------------------------------------
@@ -197,16 +242,22 @@ export class LedgerNode implements Sequencer {
   // ---- apply loop --------------------------------------------------------------
 
   private async applyDurable(from: number, to: number): Promise<void> {
-    for (let start = from; start <= to; start += this.batchProposalsMax) {
-      const end = Math.min(to, start + this.batchProposalsMax - 1)
+    for (let start = from, end = from - 1; start <= to; start = end + 1) {
+      const last = Math.min(to, start + this.batchProposalsMax() - 1)
       const batch = new WriteBatch()
       const results: ProposalResult[] = []
-      for (let index = start; index <= end; index++) {
-        const payload = this.payloads.get(index)
-        invariant(payload !== undefined, () => `no payload for durable index ${index}`)
-        this.payloads.delete(index)
-        results.push(this.fsm.apply(index, decodeProposal(payload), batch))
+      const generation = this.cache.generation
+      for (end = start; end <= last; end++) {
+        const payload = this.payloads.get(end)
+        invariant(payload !== undefined, () => `no payload for durable index ${end}`)
+        this.payloads.delete(end)
+        results.push(this.fsm.apply(end, decodeProposal(payload), batch))
+        // A batch ends at a rotation: the store index then keeps up with Gen1's
+        // first index, which seeds are judged against (ADR 0002), however
+        // often a byte budget rotates.
+        if (this.cache.generation !== generation) break
       }
+      end = Math.min(end, last)
       // Not fsynced: the WAL group holding these proposals already is (ADR 0005).
       await this.store.write(batch.rows(), { sync: false })
       this.storedIndex = end
@@ -283,12 +334,24 @@ function unavailable(message: string): TallyError {
   return new TallyError({ code: 'INTERNAL', kind: 'unavailable', message })
 }
 
-async function ensureClusterId(store: Store, requested: string | undefined): Promise<string> {
+/**
+ * A new data directory gets its cluster id and its cache settings in one
+ * synced batch (ADR 0007), so that a later flag never silently changes them.
+ */
+async function openOrCreateIdentity(store: Store, options: LedgerNodeOptions): Promise<{ clusterId: string; created: boolean }> {
   const existing = await store.get(metaKey(MetaKey.clusterId))
-  if (existing !== undefined) return existing.toString('utf8')
-  const clusterId = requested ?? randomUUID()
-  await store.write([{ key: metaKey(MetaKey.clusterId), value: Buffer.from(clusterId) }], { sync: true })
-  return clusterId
+  if (existing !== undefined) return { clusterId: existing.toString('utf8'), created: false }
+  const clusterId = options.clusterId ?? randomUUID()
+  const settings: CacheSettings = {
+    rotationThreshold: options.cacheRotationThreshold ?? cacheRotationThresholdDefault,
+    generationBytesMax: options.cacheGenerationBytesMax === undefined ? cacheGenerationBytesMaxDefault : options.cacheGenerationBytesMax,
+  }
+  validateCacheSettings(settings)
+  const rows: RowWrite[] = [{ key: metaKey(MetaKey.clusterId), value: Buffer.from(clusterId) }]
+  // A store that already applied entries without a cluster id predates this: leave its cache state alone.
+  if ((await store.get(metaKey(MetaKey.appliedIndex))) === undefined) rows.push(...cacheCreationRows(settings))
+  await store.write(rows, { sync: true })
+  return { clusterId, created: true }
 }
 
 async function readAuditHead(store: Store): Promise<AuditHead> {
@@ -298,28 +361,3 @@ async function readAuditHead(store: Store): Promise<AuditHead> {
   return { seq: json.seq, hash: json.hash }
 }
 
-/**
- * Rebuilds the cache from its disk mirror, failing closed on a malformed row.
- * A changed rotation threshold resets the cache (new epoch) instead.
- */
-async function restoreCache(store: Store, threshold: number, log: (message: string) => void): Promise<AttributeCache> {
-  const stateRow = await store.get(metaKey(MetaKey.cacheState))
-  const state = stateRow === undefined ? { generation: 0n, epoch: 0n, rotationThreshold: BigInt(threshold) } : (parseJson(stateRow.toString('utf8')) as { generation: bigint; epoch: bigint; rotationThreshold: bigint })
-  const mirrorPrefix = Buffer.of(MIRROR_ZONE)
-  const rows: [Buffer, Buffer][] = []
-  for await (const row of store.range({ gte: mirrorPrefix, lt: prefixEnd(mirrorPrefix) })) rows.push(row)
-  if (Number(state.rotationThreshold) !== threshold) {
-    log(`cache: rotation threshold changed from ${state.rotationThreshold} to ${threshold}; resetting the cache`)
-    const appliedIndex = Number((await store.get(metaKey(MetaKey.appliedIndex)))?.toString('utf8') ?? '0')
-    const batch = new WriteBatch()
-    for (const [key] of rows) batch.del(key)
-    // A new epoch (in-flight plans go stale), aligned so that gen(applied) is current under the new K.
-    const realigned = new AttributeCache(threshold, Number(state.epoch) + 1, generationOf(appliedIndex, threshold))
-    batch.put(metaKey(MetaKey.cacheState), encodeCacheState(realigned))
-    await store.write(batch.rows(), { sync: true })
-    return realigned
-  }
-  const cache = new AttributeCache(threshold, Number(state.epoch))
-  cache.restore(Number(state.generation), rows)
-  return cache
-}

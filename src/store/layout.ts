@@ -25,6 +25,11 @@ export const MetaKey = {
   clusterId: 'cluster-id',
   appliedIndex: 'applied-index',
   cacheState: 'cache-state',
+  /**
+   * The cache settings a data directory was created with, never rewritten:
+   * where a replay of the audit chain starts (later changes are audited).
+   */
+  cacheGenesis: 'cache-genesis',
   auditHead: 'audit-head',
   /** Store index known durable (synced); the WAL below it may be recycled. */
   checkpointIndex: 'checkpoint-index',

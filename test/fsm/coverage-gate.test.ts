@@ -109,3 +109,24 @@ test('seeds older than the cache horizon are stale', () => {
   const result = fsm.apply(5, { ...proposal(5, order, [{ key: ledgerKey(L), seed: null }]), storeIndexAtLoad: 0 }, batch)
   assert.equal(result.outcome, 'stale')
 })
+
+test('a plan overtaken by a rotation it could not foresee (a byte budget filled in flight) is stale, never a coverage miss', () => {
+  const cache = new AttributeCache({ rotationThreshold: 100, generationBytesMax: 300 })
+  const misses: string[] = []
+  const fsm = new LedgerStateMachine({ cache, clusterId: 'c', appliedIndex: 0, auditHead: GENESIS, onCoverageMiss: (error) => misses.push(error.message) })
+  const create = (ledger: string): Order => ({ type: 'CREATE_LEDGER', ledger: ledger as LedgerName, bucket: '_default', metadata: {}, features: {} })
+  const batch = new WriteBatch()
+  assert.equal(fsm.apply(1, proposal(1, create(L), [{ key: ledgerKey(L), seed: null }]), batch).outcome, 'applied')
+  assert.ok(cache.bytes.gen0 >= 300, 'the ledger record fills the budget')
+  fsm.apply(2, { ...proposal(2, create(L), []), predictedIndex: 0 }, batch) // stale filler; rotation by bytes at 2
+  assert.equal(cache.generation, 1)
+  // Admission plans index 4 now: the ledger record sits in Gen1 and no rotation is due (Δ = 0): a hit.
+  assert.equal(cache.check(ledgerKey(L), 4), 'hit')
+  const planned: Proposal = { ...proposal(4, create(L), [{ key: ledgerKey(L) }]), cacheGeneration: cache.generationAt(4) }
+  // Index 3, logged before it, fills Gen0's budget: a rotation at 4 that the plan could not foresee.
+  assert.equal(fsm.apply(3, proposal(3, create('other'), [{ key: ledgerKey('other' as LedgerName), seed: null }]), batch).outcome, 'applied')
+  const result = fsm.apply(4, planned, batch)
+  assert.equal(cache.generation, 2, 'rotated at 4: the old Gen1, with the ledger record, is gone')
+  assert.equal(result.outcome, 'stale', JSON.stringify(result))
+  assert.deepEqual(misses, [])
+})

@@ -67,25 +67,30 @@ test('checkpoints: a synced store write lets the WAL recycle what the store hold
   }
 })
 
-test('a changed cache rotation threshold resets the cache at restart (new epoch, empty mirror) and the ledger carries on', async () => {
+test('a changed cache rotation threshold is an ordered log entry: nothing reset, the cache carries on, memory and mirror agree', async () => {
   const tmp = tempDirectory()
   try {
-    let node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 4, sync: false })
+    const messages: string[] = []
+    const log = (message: string): void => void messages.push(message)
+    let node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 4, sync: false, log })
     await one(node, { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} })
     for (let i = 0; i < 9; i++) assert.equal((await one(node, send('world', 'users:1', 1n))).status, 'applied')
     const epoch = node.cache.epoch
+    const applied = node.fsm.appliedIndex
     await node.close()
-    node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 8, sync: false })
-    assert.equal(node.cache.epoch, epoch + 1)
-    assert.equal(node.cache.generation, node.cache.generationOf(node.fsm.appliedIndex))
-    assert.deepEqual(node.cache.size, { gen0: 0, gen1: 0 })
-    // Reads now come from the store through seeds: the balance is intact.
+    node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 8, sync: false, log })
+    assert.equal(node.cache.epoch, epoch, 'no reset: in-flight plans of other nodes stay valid')
+    assert.equal(node.fsm.appliedIndex, applied + 1, 'the change took one index')
+    assert.equal(node.cache.settings.rotationThreshold, 8)
+    assert.equal(messages.filter((m) => m.startsWith('cache: settings change')).length, 1, messages.join('\n'))
     assert.equal((await one(node, send('users:1', 'users:2', 9n))).status, 'applied')
     const refused = await one(node, send('users:1', 'users:2', 1n))
     assert.equal(refused.status === 'failed' && refused.error.code, 'INSUFFICIENT_FUND')
     await node.close()
-    node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 8, sync: false })
-    assert.equal(node.cache.epoch, epoch + 1, 'the same threshold restores instead')
+    // Without the flag, the stored setting stays: nothing is logged.
+    node = await LedgerNode.open({ dataDirectory: tmp.directory, sync: false, log })
+    assert.equal(node.cache.settings.rotationThreshold, 8)
+    assert.equal(messages.filter((m) => m.startsWith('cache: settings change')).length, 1)
     const stored = new Map<string, Buffer>()
     for await (const [key, value] of node.store.range({ gte: Buffer.of(0xff) })) stored.set(key.toString('hex'), value)
     assert.deepEqual(node.cache.mirrorRows(), stored, 'memory and mirror agree')

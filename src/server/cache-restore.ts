@@ -1,0 +1,45 @@
+import type { CacheSettings, CacheState } from '../cache/index.ts'
+import { AttributeCache, MIRROR_ZONE, initialCacheState } from '../cache/index.ts'
+import { cacheSettingsToJson, decodeCacheState, encodeCacheState } from '../fsm/index.ts'
+import type { RowWrite, StoreReader } from '../store/index.ts'
+import { MetaKey, metaKey, prefixEnd } from '../store/index.ts'
+import { stringifyJson } from '../domain/index.ts'
+
+/**
+ * The rows a new data directory starts with (ADR 0007): the cache settings
+ * it is created with, kept twice — the genesis row, never rewritten, where a
+ * replay of the audit chain starts, and the live cache-state row.
+ */
+export function cacheCreationRows(settings: CacheSettings): RowWrite[] {
+  return [
+    { key: metaKey(MetaKey.cacheGenesis), value: encodeCacheGenesis(settings) },
+    { key: metaKey(MetaKey.cacheState), value: encodeCacheState(initialCacheState(settings)) },
+  ]
+}
+
+export function encodeCacheGenesis(settings: CacheSettings): Buffer {
+  return Buffer.from(stringifyJson(cacheSettingsToJson(settings)), 'utf8')
+}
+
+/**
+ * The cache state a store holds. A store from before the state was written
+ * at creation has no row until its first rotation: it ran with the flag's K
+ * and no byte bound.
+ */
+export async function readCacheState(store: StoreReader, legacyThreshold: number): Promise<CacheState> {
+  const row = await store.get(metaKey(MetaKey.cacheState))
+  if (row === undefined) return initialCacheState({ rotationThreshold: legacyThreshold, generationBytesMax: null })
+  return decodeCacheState(row)
+}
+
+/**
+ * Rebuilds the cache from its disk mirror, row by row as the store iterator
+ * yields them (no list of every row: the mirror can hold millions), failing
+ * closed on a malformed row.
+ */
+export async function restoreCache(store: StoreReader, state: CacheState, appliedIndex: number): Promise<AttributeCache> {
+  const cache = AttributeCache.restoring(state, appliedIndex)
+  const mirrorPrefix = Buffer.of(MIRROR_ZONE)
+  for await (const [rowKey, rowValue] of store.range({ gte: mirrorPrefix, lt: prefixEnd(mirrorPrefix) })) cache.restoreRow(rowKey, rowValue)
+  return cache
+}

@@ -1,0 +1,168 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { cpSync } from 'node:fs'
+import path from 'node:path'
+import { LedgerNode } from '../../src/server/index.ts'
+import type { LedgerNodeOptions } from '../../src/server/index.ts'
+import type { Order } from '../../src/orders/index.ts'
+import type { AccountAddress, Asset, LedgerName } from '../../src/domain/index.ts'
+import { TallyError } from '../../src/domain/index.ts'
+import { AttributeCache, MIRROR_ZONE } from '../../src/cache/index.ts'
+import { decodeCacheState } from '../../src/fsm/index.ts'
+import { MetaKey, Store, metaKey } from '../../src/store/index.ts'
+import type { RangeOptions, StoreReader } from '../../src/store/index.ts'
+import { restoreCache } from '../../src/server/cache-restore.ts'
+import { runCheck } from '../../src/check/index.ts'
+import { tempDirectory } from '../support/temp.ts'
+
+const L = 'main' as LedgerName
+const CLUSTER = 'cache-bytes-cluster'
+const budget = 128 * 1024
+
+function clock(): () => number {
+  let t = Date.UTC(2026, 0, 1)
+  return () => (t += 1000)
+}
+
+async function allRows(directory: string): Promise<Map<string, string>> {
+  const store = await Store.open(path.join(directory, 'store'))
+  const rows = new Map<string, string>()
+  for await (const [key, value] of store.range({ gte: Buffer.of(0) })) rows.set(key.toString('hex'), value.toString('hex'))
+  await store.close()
+  return rows
+}
+
+/** A client retries the retryable 503s, as the contract asks. */
+async function submitRetrying(node: LedgerNode, orders: Order[]): Promise<void> {
+  for (;;) {
+    try {
+      const results = await node.admission.submit(
+        orders.map((order) => ({ order })),
+        { atomic: true, continueOnFailure: false },
+      )
+      assert.ok(results.every((result) => result.status === 'applied'), JSON.stringify(results.find((result) => result.status !== 'applied')))
+      return
+    } catch (error) {
+      if (!(error instanceof TallyError) || (error.code !== 'CACHE_HORIZON_EXCEEDED' && error.code !== 'STALE_PROPOSAL')) throw error
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+  }
+}
+
+function bulk(round: number, size: number): Order[] {
+  return Array.from({ length: size }, (_, i) => ({
+    type: 'CREATE_TRANSACTION' as const,
+    ledger: L,
+    postings: [{ source: 'world' as AccountAddress, destination: `users:${round}:${i}` as AccountAddress, amount: BigInt(1 + i), asset: 'USD/2' as Asset }],
+    metadata: { round: String(round), note: 'x'.repeat(40) },
+    accountMetadata: {},
+    force: false,
+  }))
+}
+
+test('byte budget: big bulks keep Gen0 + Gen1 under 2 × (budget + one proposal); rotation points are replicated state; restart and check agree', async () => {
+  const live = tempDirectory('tally-bytes-')
+  const replayA = tempDirectory('tally-bytes-a-')
+  const replayB = tempDirectory('tally-bytes-b-')
+  try {
+    const options: Omit<LedgerNodeOptions, 'dataDirectory'> = { cacheRotationThreshold: 1000, cacheGenerationBytesMax: budget, clusterId: CLUSTER, sync: false }
+    const node = await LedgerNode.open({ ...options, dataDirectory: live.directory, now: clock() })
+    // Watch every apply: the bound must hold at every index, not only at the end.
+    let heldMax = 0
+    let proposalMax = 0
+    const apply = node.fsm.apply.bind(node.fsm)
+    node.fsm.apply = (index, proposal, batch) => {
+      const before = node.cache.bytes.gen0
+      const result = apply(index, proposal, batch)
+      const { gen0, gen1 } = node.cache.bytes
+      proposalMax = Math.max(proposalMax, gen0 - (node.cache.gen0FirstIndex === index ? 0 : before))
+      heldMax = Math.max(heldMax, gen0 + gen1)
+      return result
+    }
+    await submitRetrying(node, [{ type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} }])
+    // Four bulks in flight at a time: some are overtaken by rotations they could not foresee.
+    for (let round = 0; round < 24; round += 4) {
+      await Promise.all([0, 1, 2, 3].map((offset) => submitRetrying(node, bulk(round + offset, 60))))
+    }
+    const applied = node.fsm.appliedIndex
+    assert.ok(node.cache.generation >= 6, `rotations by bytes, not by count (generation ${node.cache.generation} at index ${applied})`)
+    assert.ok(heldMax > budget, 'the workload fills the budget')
+    assert.ok(heldMax <= 2 * (budget + proposalMax), `held ${heldMax} bytes, bound ${2 * (budget + proposalMax)}`)
+    const bytesBefore = node.cache.bytes
+    const mirrorBefore = node.cache.mirrorRows()
+    await node.close()
+
+    // Restart: the same cache, byte counts included.
+    const reopened = await LedgerNode.open({ ...options, dataDirectory: live.directory })
+    assert.deepEqual(reopened.cache.bytes, bytesBefore)
+    assert.deepEqual(reopened.cache.mirrorRows(), mirrorBefore)
+    await reopened.close()
+
+    // Every replica (a replay of the same WAL) rotates at the same indexes: byte-identical stores.
+    for (const replay of [replayA, replayB]) {
+      cpSync(path.join(live.directory, 'wal'), path.join(replay.directory, 'wal'), { recursive: true })
+      const replayed = await LedgerNode.open({ ...options, dataDirectory: replay.directory })
+      assert.equal(replayed.fsm.appliedIndex, applied)
+      await replayed.close()
+    }
+    const [rowsLive, rowsA, rowsB] = await Promise.all([allRows(live.directory), allRows(replayA.directory), allRows(replayB.directory)])
+    assert.deepEqual(rowsA, rowsB)
+    assert.deepEqual(rowsA, rowsLive)
+
+    const store = await Store.open(path.join(live.directory, 'store'))
+    const result = await runCheck(store)
+    await store.close()
+    assert.equal(result.ok, true, JSON.stringify(result.findingsList).slice(0, 2000))
+  } finally {
+    live.remove()
+    replayA.remove()
+    replayB.remove()
+  }
+})
+
+test('restore streams: each mirror row reaches the cache before the store yields the next one', async () => {
+  const tmp = tempDirectory('tally-stream-')
+  try {
+    const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 1000, clusterId: CLUSTER, sync: false, now: clock() })
+    await submitRetrying(node, [{ type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} }])
+    await submitRetrying(node, bulk(0, 50))
+    const applied = node.fsm.appliedIndex
+    await node.close()
+    const store = await Store.open(path.join(tmp.directory, 'store'))
+    try {
+      let restored = 0
+      const restoreRow = AttributeCache.prototype.restoreRow
+      AttributeCache.prototype.restoreRow = function (this: AttributeCache, key: Buffer, value: Buffer): void {
+        restored++
+        restoreRow.call(this, key, value)
+      }
+      let yielded = 0
+      const watched: StoreReader = {
+        get: (key) => store.get(key),
+        getMany: (keys) => store.getMany(keys),
+        range: (options: RangeOptions) =>
+          (async function* () {
+            for await (const row of store.range(options)) {
+              if (row[0][0] === MIRROR_ZONE) {
+                assert.equal(restored, yielded, 'the previous row was restored before this one is read')
+                yielded++
+              }
+              yield row
+            }
+          })(),
+      }
+      try {
+        const state = decodeCacheState((await store.get(metaKey(MetaKey.cacheState))) as Buffer)
+        const cache = await restoreCache(watched, state, applied)
+        assert.ok(yielded > 100, `${yielded} rows streamed`)
+        assert.equal(cache.size.gen0 + cache.size.gen1, yielded)
+      } finally {
+        AttributeCache.prototype.restoreRow = restoreRow
+      }
+    } finally {
+      await store.close()
+    }
+  } finally {
+    tmp.remove()
+  }
+})
