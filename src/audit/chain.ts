@@ -61,6 +61,8 @@ export function chainEntry(clusterId: string, head: AuditHead, body: Omit<AuditB
 
 const ENTRY_FIELDS = ['body', 'hash', 'previousHash']
 const BODY_FIELDS = ['atomic', 'continueOnFailure', 'date', 'idempotencyKeys', 'index', 'orders', 'outcome', 'proposalId', 'seq']
+/** A cache settings change (ADR 0007) adds exactly one field. */
+const SETTINGS_BODY_FIELDS = [...BODY_FIELDS, 'cacheSettings'].sort()
 
 /**
  * Reads a stored audit row back. Strict: a row with a field the writer never
@@ -69,7 +71,7 @@ const BODY_FIELDS = ['atomic', 'continueOnFailure', 'date', 'idempotencyKeys', '
  */
 export function decodeAuditEntry(text: string): AuditEntry {
   const json = parseJson(text)
-  if (!isJsonObject(json) || !hasExactly(json, ENTRY_FIELDS) || !isJsonObject(json.body) || !hasExactly(json.body, BODY_FIELDS)) {
+  if (!isJsonObject(json) || !hasExactly(json, ENTRY_FIELDS) || !isJsonObject(json.body) || !(hasExactly(json.body, BODY_FIELDS) || hasExactly(json.body, SETTINGS_BODY_FIELDS))) {
     throw new Error('not an audit entry: its fields are not {body, previousHash, hash} with the body of an entry')
   }
   const entry = json as unknown as { body: AuditBody; previousHash: string; hash: string }
@@ -108,5 +110,6 @@ function bodyOf(entry: AuditBody): AuditBody {
     continueOnFailure: entry.continueOnFailure,
     outcome: entry.outcome,
     idempotencyKeys: entry.idempotencyKeys,
+    ...(entry.cacheSettings === undefined ? {} : { cacheSettings: entry.cacheSettings }),
   }
 }

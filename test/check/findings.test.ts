@@ -331,18 +331,26 @@ test('findings: an audit head that disagrees with the chain (meta audit-head)', 
   findingOf(result, 'meta', MetaKey.auditHead, /the audit head says seq 2/)
 })
 
-test('findings: a cache state that does not decode stops the check (meta cache-state)', async () => {
+test('findings: a cache state that does not decode differs from the replay (meta cache-state)', async () => {
   const result = await tampered(async (store) => {
     await put(store, metaKey(MetaKey.cacheState), Buffer.from('{"generation":'))
   })
-  findingOf(result, 'meta', MetaKey.cacheState, /does not decode/)
+  findingOf(result, 'meta', MetaKey.cacheState, /differs from the replay/)
+})
+
+test('findings: cache genesis settings that do not decode stop the check (meta cache-genesis)', async () => {
+  const result = await tampered(async (store) => {
+    await put(store, metaKey(MetaKey.cacheGenesis), Buffer.from('{"rotationThreshold":'))
+  })
+  findingOf(result, 'meta', MetaKey.cacheGenesis, /do not decode/)
   assert.ok(result.stopped !== undefined)
 })
 
-test('findings: a cache reset (epoch not 0) stops the check: the chain cannot be replayed through one cache (meta cache-state)', async () => {
+test('findings: a store from before the genesis row whose cache was reset (epoch not 0) stops the check (meta cache-state)', async () => {
   const result = await tampered(async (store, rows) => {
     const state = rows.find(([key]) => key.equals(metaKey(MetaKey.cacheState)))
     assert.ok(state !== undefined)
+    await del(store, metaKey(MetaKey.cacheGenesis))
     await put(store, state[0], Buffer.from(state[1].toString('utf8').replace(/"epoch":0/, '"epoch":1')))
   })
   findingOf(result, 'meta', MetaKey.cacheState, /the cache was reset \(epoch 1/)
