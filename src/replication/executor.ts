@@ -16,7 +16,7 @@ import type { PinSet, RebuildPlan, RecoveryPlan } from './planner.ts'
 import type { Registry } from './registry.ts'
 import type { Sender } from './sender.ts'
 import type { Session } from './session.ts'
-import type { ReplicaState, SessionTicket, Tick } from './types.ts'
+import { Lsn, Tick, type ReplicaState, type SessionTicket } from './types.ts'
 
 export type ExecutorStatus =
   | { readonly state: 'running' }
@@ -106,7 +106,7 @@ abstract class Executor {
   /** Steps at ticks startTick+1, startTick+2, … until the executor exits or `stepsMax` is reached. */
   run(startTick: Tick, stepsMax: number): ExecutorStatus {
     let status = this.start(startTick)
-    for (let index = 0; index < stepsMax && status.state === 'running'; index += 1) status = this.step(startTick + index + 1)
+    for (let index = 0; index < stepsMax && status.state === 'running'; index += 1) status = this.step(Tick.after(startTick, index + 1))
     return status
   }
 
@@ -191,10 +191,10 @@ export class CatchUpExecutor extends Executor {
     if (this.plan.kind !== 'catch_up' || session.recoveredTo >= session.targetLsn) return undefined
     invariant(session.phase === 'catchup', () => `catch-up executor stepping a session in phase ${session.phase}`)
     const fromLsn = session.recoveredTo
-    const toLsn = Math.min(fromLsn + this.chunkEntriesMax, session.targetLsn)
+    const toLsn = Lsn.min(Lsn.after(fromLsn, this.chunkEntriesMax), session.targetLsn)
     const report = this.transport.streamWal({ ticket: this.ticket, fromLsnExclusive: fromLsn, toLsnInclusive: toLsn })
     if (!report.ok) return this.failAndInvalidate(report.reason, 'disconnected')
-    const durableLsn = Math.min(report.durableLsn, session.targetLsn)
+    const durableLsn = Lsn.min(report.durableLsn, session.targetLsn)
     if (durableLsn > fromLsn) {
       const progress = sender.recordCatchUpProgress(this.ticket, durableLsn, tick)
       if (!progress.ok) return this.failAndInvalidate(progress.reason, 'disconnected')
@@ -260,10 +260,10 @@ export class RebuildExecutor extends Executor {
     if (decision.source !== 'snapshot_tail') return undefined
     const replayedTo = rebuild.tailReplayedTo ?? decision.snapshotLsn
     if (replayedTo >= decision.targetLsn) return undefined
-    const toLsn = Math.min(replayedTo + this.chunkEntriesMax, decision.targetLsn)
+    const toLsn = Lsn.min(Lsn.after(replayedTo, this.chunkEntriesMax), decision.targetLsn)
     const report = this.transport.streamWal({ ticket: this.ticket, fromLsnExclusive: replayedTo, toLsnInclusive: toLsn })
     if (!report.ok) return this.failAndInvalidate(report.reason, 'needs_rebuild')
-    const durableLsn = Math.min(report.durableLsn, decision.targetLsn)
+    const durableLsn = Lsn.min(report.durableLsn, decision.targetLsn)
     if (durableLsn > replayedTo) {
       const recorded = sender.recordRebuildTailReplay(this.ticket, durableLsn)
       if (!recorded.ok) return this.failAndInvalidate(recorded.reason, 'needs_rebuild')

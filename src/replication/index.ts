@@ -1,10 +1,5 @@
 /** Public surface of the replication/recovery engine. See docs/replication.md. */
 export type {
-  Lsn,
-  Epoch,
-  Tick,
-  SessionId,
-  ReplicaId,
   Endpoint,
   ReplicaState,
   SessionKind,
@@ -13,7 +8,17 @@ export type {
   RejectionReason,
   Outcome,
 } from './types.ts'
-export { endpointChanged, sessionPhaseTransitions, isSessionPhaseTransitionAllowed } from './types.ts'
+export type { SessionIdScope } from './types.ts'
+export {
+  endpointChanged,
+  sessionPhaseTransitions,
+  isSessionPhaseTransitionAllowed,
+  Lsn,
+  Epoch,
+  Tick,
+  SessionId,
+  ReplicaId,
+} from './types.ts'
 export { RecoveryLog, formatRecoveryEvent } from './log.ts'
 export type { RecoveryEvent, RecoveryEventKind } from './log.ts'
 export {

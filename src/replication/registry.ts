@@ -3,13 +3,25 @@
  * assignment: existing senders keep their identity (endpoint, then epoch,
  * updated in place), new ones are created, missing ones are stopped, and a
  * replica whose assignment epoch is older than its sender's is refused (fail
- * closed). Session ids come from the registry's own counter, which the
- * caller seeds, so runs are reproducible.
+ * closed). Session ids are made by `sessionIdOf` from the registry's scope
+ * (primary id and incarnation), the sender's epoch and the registry's own
+ * counter: reproducible, and never reissued by another primary or a
+ * restarted one.
  */
 import { invariant } from '../domain/index.ts'
 import type { RecoveryLog } from './log.ts'
 import { Sender } from './sender.ts'
-import type { Endpoint, Epoch, Outcome, ReplicaId, ReplicaState, SessionId, SessionKind, SessionTicket } from './types.ts'
+import {
+  type Endpoint,
+  type Epoch,
+  type Outcome,
+  type ReplicaId,
+  type ReplicaState,
+  SessionId,
+  type SessionIdScope,
+  type SessionKind,
+  type SessionTicket,
+} from './types.ts'
 
 export interface ReplicaAssignment {
   readonly replicaId: ReplicaId
@@ -44,12 +56,12 @@ export const replicasMax = 64
 export class Registry {
   readonly log: RecoveryLog
   readonly #senders = new Map<ReplicaId, Sender>()
-  #nextSessionId: SessionId
+  readonly sessionScope: SessionIdScope
+  #sessionCounter = 0
 
-  constructor(options: { log: RecoveryLog; firstSessionId?: SessionId }) {
+  constructor(options: { log: RecoveryLog; sessionScope: SessionIdScope }) {
     this.log = options.log
-    this.#nextSessionId = options.firstSessionId ?? 1
-    invariant(Number.isSafeInteger(this.#nextSessionId) && this.#nextSessionId > 0, 'firstSessionId must be positive')
+    this.sessionScope = options.sessionScope
   }
 
   sender(replicaId: ReplicaId): Sender | undefined {
@@ -88,7 +100,7 @@ export class Registry {
         sender.updateEpoch(assignment.epoch)
       }
       if (intent.recovery !== undefined) {
-        const attached = sender.supersedeSession(this.#takeSessionId(), intent.recovery, 'assignment_intent')
+        const attached = sender.supersedeSession(this.#takeSessionId(sender.epoch), intent.recovery, 'assignment_intent')
         if (attached.ok) tickets.push(attached.value)
       }
     }
@@ -106,7 +118,7 @@ export class Registry {
   attach(replicaId: ReplicaId, kind: SessionKind): Outcome<SessionTicket> {
     const sender = this.#senders.get(replicaId)
     if (sender === undefined) return { ok: false, reason: 'sender_missing' }
-    return sender.attachSession(this.#takeSessionId(), kind)
+    return sender.attachSession(this.#takeSessionId(sender.epoch), kind)
   }
 
   /** Invalidates every active session older than `epoch` and moves senders to it. */
@@ -135,9 +147,8 @@ export class Registry {
     return this.senders().filter((sender) => sender.state === 'in_sync').length
   }
 
-  #takeSessionId(): SessionId {
-    const id = this.#nextSessionId
-    this.#nextSessionId += 1
-    return id
+  #takeSessionId(sessionEpoch: Epoch): SessionId {
+    this.#sessionCounter += 1
+    return SessionId.of(this.sessionScope, sessionEpoch, this.#sessionCounter)
   }
 }

@@ -24,10 +24,10 @@ import {
   assertLsn,
   assertTick,
   endpointChanged,
+  Lsn,
   rejected,
   type Endpoint,
   type Epoch,
-  type Lsn,
   type Outcome,
   type RejectionReason,
   type ReplicaId,
@@ -89,7 +89,7 @@ export class Sender {
       epoch: this.#epoch,
       endpoint: this.#endpoint,
     })
-    invariant(this.#session === undefined || this.#session.id < sessionId, 'session ids must increase per sender')
+    invariant(this.#session?.id !== sessionId, () => `session id ${sessionId} reused by sender ${this.replicaId}`)
     this.#session = session
     this.#log.append({ kind: 'session_attached', replicaId: this.replicaId, sessionId, detail: { kind, epoch: this.#epoch } })
     return accepted(session.ticket())
@@ -276,7 +276,7 @@ export class Sender {
     if (session.phase !== 'connecting') return this.#reject('wrong_phase', ticket)
     const decision = selectRebuildSource(history)
     session.advance('handshake')
-    session.setRange(0, decision.targetLsn)
+    session.setRange(Lsn.zero, decision.targetLsn)
     session.rebuild.selectSource(decision)
     this.#state = 'rebuilding'
     this.#log.append({

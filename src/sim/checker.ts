@@ -15,7 +15,7 @@
  *    active session has an executor (so all pins are released when sessions end).
  * 6. Node storage keeps tail <= checkpoint <= durable <= head.
  */
-import type { Tick } from '../replication/index.ts'
+import { Lsn, type Tick } from '../replication/index.ts'
 import type { Cluster } from './cluster.ts'
 
 export type ViolationKind =
@@ -67,7 +67,7 @@ export function checkCluster(cluster: Cluster): Violation[] {
     if (primary.headLsn < committed) {
       add('committed_entry_lost', `primary ${primary.id} head ${primary.headLsn} < committed ${committed}`)
     } else {
-      for (let lsn = Math.max(primary.tailLsn, 0) + 1; lsn <= committed; lsn += 1) {
+      for (let lsn = Lsn.after(primary.tailLsn); lsn <= committed; lsn = Lsn.after(lsn)) {
         const digest = primary.entry(lsn)?.digest
         if (digest === undefined) {
           add('committed_entry_lost', `primary ${primary.id} is missing committed lsn ${lsn}`)
@@ -86,7 +86,7 @@ export function checkCluster(cluster: Cluster): Violation[] {
     for (const sender of runtime.registry.senders()) {
       const node = cluster.node(sender.replicaId)
       if (sender.state === 'in_sync' && node.running) {
-        const lsn = Math.min(node.headLsn, committed)
+        const lsn = Lsn.min(node.headLsn, committed)
         const digest = node.digestAt(lsn)
         if (digest !== undefined && digest !== reference.digestAt(lsn)) {
           add('in_sync_replica_diverged', `${node.id} in sync but differs from the reference at ${lsn}`)

@@ -19,9 +19,13 @@
 import { invariant, validationError } from '../domain/index.ts'
 import {
   CatchUpExecutor,
+  Epoch,
+  Lsn,
   RebuildExecutor,
   RecoveryLog,
   Registry,
+  ReplicaId,
+  Tick,
   formatRecoveryEvent,
   planRebuild,
   planRecovery,
@@ -31,13 +35,10 @@ import type {
   CatchUpBudget,
   ConnectReport,
   Endpoint,
-  Epoch,
   ExecutorStatus,
-  Lsn,
   PinOwner,
   PinResult,
   RecoveryTransport,
-  ReplicaId,
   ReplicaState,
   RetainedHistory,
   Sender,
@@ -45,7 +46,6 @@ import type {
   SessionKind,
   SessionTicket,
   StorageAdapter,
-  Tick,
   TransferReport,
 } from '../replication/index.ts'
 import { checkCluster, type Violation } from './checker.ts'
@@ -169,13 +169,13 @@ export class PrimaryRuntime {
   readonly everInSync = new Set<ReplicaId>()
   readonly streamed = new Map<ReplicaId, { fromLsn: Lsn; toLsn: Lsn; tick: Tick }>()
 
-  constructor(options: { nodeId: NodeId; incarnation: number; epoch: Epoch; committedLsn: Lsn; now: () => Tick; firstSessionId: SessionId }) {
+  constructor(options: { nodeId: NodeId; incarnation: number; epoch: Epoch; committedLsn: Lsn; now: () => Tick }) {
     this.nodeId = options.nodeId
     this.incarnation = options.incarnation
     this.epoch = options.epoch
     this.committedLsn = options.committedLsn
     this.log = new RecoveryLog({ now: options.now })
-    this.registry = new Registry({ log: this.log, firstSessionId: options.firstSessionId })
+    this.registry = new Registry({ log: this.log, sessionScope: { primaryId: options.nodeId, incarnation: options.incarnation } })
   }
 }
 
@@ -240,15 +240,14 @@ export class Cluster {
   readonly stats: ClusterStats = emptyClusterStats()
   readonly #trace: TraceEvent[] | undefined
   readonly #linksDown = new Set<string>()
-  #now: Tick = 0
+  #now: Tick = Tick.zero
   #runtime: PrimaryRuntime | undefined
   #incarnation = 0
   #nextBarrierId = 1
   #nextPinId = 1
-  #nextSessionId = 1
   #traceDropped = 0
   /** Highest committed LSN ever acknowledged, to detect regressions. */
-  committedHighWater: Lsn = 0
+  committedHighWater: Lsn = Lsn.zero
 
   constructor(options: Partial<ClusterOptions> & { readonly seed: number }) {
     this.options = { ...clusterDefaults, ...options }
@@ -263,22 +262,22 @@ export class Cluster {
     this.#trace = this.options.trace ? [] : undefined
     const ids: NodeId[] = []
     for (let index = 1; index <= nodeCount; index += 1) {
-      const id = `n${index}`
+      const id = ReplicaId.of(`n${index}`)
       ids.push(id)
       const endpoint = { dataAddress: `${id}:data:v1`, controlAddress: `${id}:ctrl:v1`, version: 1 }
-      this.nodes.set(id, new SimNode(id, 1, endpoint))
+      this.nodes.set(id, new SimNode(id, Epoch.first, endpoint))
     }
     this.nodeIds = ids
     this.coordinator = {
-      epoch: 1,
+      epoch: Epoch.first,
       primaryId: undefined,
-      committedLsn: 0,
+      committedLsn: Lsn.zero,
       primaryLostAt: undefined,
       knownEndpoints: new Map(ids.map((id) => [id, this.node(id).endpoint])),
       replicaStates: new Map(),
       assignmentSentAt: new Map(),
     }
-    this.#becomePrimary(this.node('n1'), 1, 0)
+    this.#becomePrimary(this.node(ReplicaId.of('n1')), Epoch.first, Lsn.zero)
   }
 
   // ------------------------------------------------------------------ views
@@ -339,7 +338,7 @@ export class Cluster {
     this.stats.writes += 1
     this.#log('action', `write lsn=${entry.lsn} epoch=${entry.epoch} primary=${primary.id}`)
     for (const sender of runtime.registry.senders()) {
-      if (sender.state === 'in_sync') this.#ship(runtime, sender, entry.lsn - 1, entry.lsn, true)
+      if (sender.state === 'in_sync') this.#ship(runtime, sender, Lsn.after(entry.lsn, -1), entry.lsn, true)
     }
     return entry.lsn
   }
@@ -387,7 +386,7 @@ export class Cluster {
   checkpoint(id: NodeId): void {
     const node = this.node(id)
     if (!node.running) return
-    const lsn = Math.min(node.durableLsn, node.knownCommittedLsn)
+    const lsn = Lsn.min(node.durableLsn, node.knownCommittedLsn)
     if (node.takeCheckpoint(lsn)) this.#log('action', `checkpoint ${id} lsn=${lsn}`)
   }
 
@@ -402,7 +401,7 @@ export class Cluster {
     if (!node.running) return
     let target = node.checkpoint.lsn
     if (this.#runtime?.nodeId === id) {
-      for (const pin of this.#runtime.pins.values()) if (pin.kind === 'wal') target = Math.min(target, pin.lsn)
+      for (const pin of this.#runtime.pins.values()) if (pin.kind === 'wal') target = Lsn.min(target, pin.lsn)
     }
     if (node.recycle(target)) this.#log('action', `recycle ${id} tail=${node.tailLsn}`)
   }
@@ -411,7 +410,7 @@ export class Cluster {
   bumpEpoch(): void {
     const runtime = this.#runtime
     if (runtime === undefined) return
-    const epoch = this.coordinator.epoch + 1
+    const epoch = Epoch.next(this.coordinator.epoch)
     this.coordinator.epoch = epoch
     this.#log('action', `epoch bump to ${epoch} primary=${runtime.nodeId}`)
     const primary = this.node(runtime.nodeId)
@@ -426,7 +425,7 @@ export class Cluster {
   }
 
   /** Test hook: put an arbitrary message on the wire (late or stale traffic). */
-  inject(message: Message, at: Tick = this.#now + 1): void {
+  inject(message: Message, at: Tick = Tick.after(this.#now, 1)): void {
     invariant(at > this.#now, 'an injected message must be due in the future')
     this.#log('action', `inject ${describe(message)} at=${at}`)
     this.queue.sendAt(at, message)
@@ -434,7 +433,7 @@ export class Cluster {
 
   /** Advances one tick (see the module comment for the order). */
   tick(): void {
-    this.#now += 1
+    this.#now = Tick.after(this.#now, 1)
     for (const event of this.queue.take(this.#now, this.options.order, this.prng)) {
       if (event.type === 'message') this.#deliver(event.message)
       else this.#fire(event.timer)
@@ -509,7 +508,7 @@ export class Cluster {
   #receiveShip(node: SimNode, message: Extract<Message, { kind: 'ship' }>): void {
     const result = node.appendShipped(message.entry, this.options.plantedBugs.ackNonContiguous === true)
     if (result === 'appended' || result === 'duplicate') {
-      node.knownCommittedLsn = Math.max(node.knownCommittedLsn, Math.min(message.committedLsn, message.entry.lsn))
+      node.knownCommittedLsn = Lsn.max(node.knownCommittedLsn, Lsn.min(message.committedLsn, message.entry.lsn))
       this.#accept(message, result === 'duplicate' ? 'duplicate' : '')
     } else {
       this.#reject(message, result)
@@ -519,9 +518,9 @@ export class Cluster {
   #receiveBarrier(node: SimNode, message: Extract<Message, { kind: 'barrier' }>): void {
     if (node.headLsn >= message.lsn && node.digestAt(message.lsn) !== undefined) {
       node.flush()
-      node.knownCommittedLsn = Math.max(node.knownCommittedLsn, Math.min(message.committedLsn, message.lsn))
+      node.knownCommittedLsn = Lsn.max(node.knownCommittedLsn, Lsn.min(message.committedLsn, message.lsn))
       this.#accept(message, `flushed=${node.durableLsn}`)
-      this.queue.sendAt(this.#now + 1, {
+      this.queue.sendAt(Tick.after(this.#now, 1), {
         kind: 'ack',
         from: node.id,
         to: message.from,
@@ -533,7 +532,7 @@ export class Cluster {
     }
     if (message.attempt < this.options.barrierRetriesMax) {
       this.#log('deliver', `${describe(message)} waiting head=${node.headLsn}`)
-      this.queue.sendAt(this.#now + 1, { ...message, attempt: message.attempt + 1 })
+      this.queue.sendAt(Tick.after(this.#now, 1), { ...message, attempt: message.attempt + 1 })
       return
     }
     this.#reject(message, 'barrier_abandoned')
@@ -547,7 +546,7 @@ export class Cluster {
     if (barrier.expiredAt !== undefined) return this.#reject(message, 'barrier_expired')
     invariant(barrier.replicaId === message.from, 'ack from a replica the barrier was not sent to')
     runtime.barriers.delete(message.barrierId)
-    runtime.acks.set(message.from, Math.max(runtime.acks.get(message.from) ?? 0, message.durableLsn))
+    runtime.acks.set(message.from, Lsn.max(runtime.acks.get(message.from) ?? Lsn.zero, message.durableLsn))
     this.#accept(message, `acked=${runtime.acks.get(message.from) ?? 0}`)
   }
 
@@ -555,10 +554,10 @@ export class Cluster {
   #ship(runtime: PrimaryRuntime, sender: Sender, fromLsn: Lsn, toLsn: Lsn, live: boolean): void {
     if (toLsn <= fromLsn) return
     const primary = this.node(runtime.nodeId)
-    for (let lsn = fromLsn + 1; lsn <= toLsn; lsn += 1) {
+    for (let lsn = Lsn.after(fromLsn); lsn <= toLsn; lsn = Lsn.after(lsn)) {
       const entry = primary.entry(lsn)
       invariant(entry !== undefined, () => `primary ${primary.id} ships lsn ${lsn} it does not retain (tail ${primary.tailLsn})`)
-      this.queue.sendAt(this.#now + 1, {
+      this.queue.sendAt(Tick.after(this.#now, 1), {
         kind: 'ship',
         from: primary.id,
         to: sender.replicaId,
@@ -571,7 +570,7 @@ export class Cluster {
     const barrierId = this.#nextBarrierId
     this.#nextBarrierId += 1
     runtime.barriers.set(barrierId, { replicaId: sender.replicaId, lsn: toLsn, live, expiredAt: undefined })
-    this.queue.sendAt(this.#now + 2, {
+    this.queue.sendAt(Tick.after(this.#now, 2), {
       kind: 'barrier',
       from: primary.id,
       to: sender.replicaId,
@@ -582,7 +581,7 @@ export class Cluster {
       committedLsn: runtime.committedLsn,
       attempt: 0,
     })
-    this.queue.timerAt(this.#now + 2 + this.options.barrierTimeoutTicks, {
+    this.queue.timerAt(Tick.after(this.#now, 2 + this.options.barrierTimeoutTicks), {
       kind: 'barrier_timeout',
       incarnation: runtime.incarnation,
       barrierId,
@@ -668,7 +667,7 @@ export class Cluster {
     let committed = previous
     // Contiguous prefix only: stop at the first LSN without enough durable copies.
     while (committed < primary.durableLsn) {
-      const lsn = committed + 1
+      const lsn = Lsn.after(committed)
       let durable = 1
       for (const ack of runtime.acks.values()) if (ack >= lsn) durable += 1
       if (durable < needed) break
@@ -676,7 +675,7 @@ export class Cluster {
     }
     if (committed === previous) return
     const entries: WalEntry[] = []
-    for (let lsn = previous + 1; lsn <= committed; lsn += 1) {
+    for (let lsn = Lsn.after(previous); lsn <= committed; lsn = Lsn.after(lsn)) {
       const entry = primary.entry(lsn)
       invariant(entry !== undefined, () => `primary commits lsn ${lsn} it does not hold`)
       entries.push(entry)
@@ -688,7 +687,7 @@ export class Cluster {
     runtime.committedLsn = committed
     primary.knownCommittedLsn = committed
     this.coordinator.committedLsn = committed
-    this.committedHighWater = Math.max(this.committedHighWater, committed)
+    this.committedHighWater = Lsn.max(this.committedHighWater, committed)
     this.#log('commit', `committed=${committed} epoch=${runtime.epoch} primary=${primary.id}`)
     for (const problem of this.reference.commit(entries, runtime.epoch)) {
       this.recordViolation({ tick: this.#now, kind: problem.kind, detail: problem.detail })
@@ -717,7 +716,7 @@ export class Cluster {
   #heartbeat(): void {
     for (const node of this.nodes.values()) {
       if (!node.running) continue
-      this.queue.sendAt(this.#now + 1, { kind: 'heartbeat', from: node.id, to: coordinatorId, epoch: node.epoch, endpoint: node.endpoint })
+      this.queue.sendAt(Tick.after(this.#now, 1), { kind: 'heartbeat', from: node.id, to: coordinatorId, epoch: node.epoch, endpoint: node.endpoint })
     }
   }
 
@@ -730,7 +729,7 @@ export class Cluster {
       this.#log('coordinator', `endpoint_changed ${message.from} v${message.endpoint.version}`)
       const runtime = this.#runtime
       if (runtime !== undefined && runtime.nodeId !== message.from) {
-        this.queue.sendAt(this.#now + 1, {
+        this.queue.sendAt(Tick.after(this.#now, 1), {
           kind: 'membership',
           from: coordinatorId,
           to: runtime.nodeId,
@@ -743,7 +742,7 @@ export class Cluster {
       const sentAt = coordinator.assignmentSentAt.get(message.from)
       if (sentAt === undefined || this.#now - sentAt > 2) {
         coordinator.assignmentSentAt.set(message.from, this.#now)
-        this.queue.sendAt(this.#now + 1, { kind: 'assignment', from: coordinatorId, to: message.from, epoch: coordinator.epoch })
+        this.queue.sendAt(Tick.after(this.#now, 1), { kind: 'assignment', from: coordinatorId, to: message.from, epoch: coordinator.epoch })
       }
     }
   }
@@ -813,7 +812,7 @@ export class Cluster {
     })
     const chosen = candidates[0]
     invariant(chosen !== undefined, 'a candidate exists')
-    const epoch = coordinator.epoch + 1
+    const epoch = Epoch.next(coordinator.epoch)
     coordinator.epoch = epoch
     this.#log(
       'promote',
@@ -824,17 +823,17 @@ export class Cluster {
     this.stats.promotions += 1
     chosen.epoch = epoch
     this.#truncatePrimaryUncommitted(chosen, coordinator.committedLsn)
-    this.#becomePrimary(chosen, epoch, Math.min(coordinator.committedLsn, chosen.durableLsn))
+    this.#becomePrimary(chosen, epoch, Lsn.min(coordinator.committedLsn, chosen.durableLsn))
     this.#sendAssignments(chosen.id)
   }
 
   /** A node that becomes primary at a new epoch drops its uncommitted tail (never revived). */
   #truncatePrimaryUncommitted(node: SimNode, committedLsn: Lsn): void {
     if (node.headLsn > committedLsn) {
-      node.truncate(Math.max(committedLsn, node.checkpoint.lsn))
+      node.truncate(Lsn.max(committedLsn, node.checkpoint.lsn))
       this.#log('recovery', `${node.id} drops uncommitted tail above ${committedLsn}`)
     }
-    node.knownCommittedLsn = Math.max(node.knownCommittedLsn, Math.min(committedLsn, node.headLsn))
+    node.knownCommittedLsn = Lsn.max(node.knownCommittedLsn, Lsn.min(committedLsn, node.headLsn))
   }
 
   #becomePrimary(node: SimNode, epoch: Epoch, committedLsn: Lsn): void {
@@ -845,9 +844,7 @@ export class Cluster {
       epoch,
       committedLsn,
       now: () => this.#now,
-      firstSessionId: this.#nextSessionId,
     })
-    this.#nextSessionId += 1_000_000
     if (this.#trace !== undefined) runtime.log.subscribe((event) => this.#log('engine', formatRecoveryEvent(event)))
     this.#runtime = runtime
     this.coordinator.primaryId = node.id
@@ -866,7 +863,7 @@ export class Cluster {
     for (const id of this.nodeIds) {
       if (id === primaryId) continue
       this.coordinator.assignmentSentAt.set(id, this.#now)
-      this.queue.sendAt(this.#now + 1, { kind: 'assignment', from: coordinatorId, to: id, epoch: this.coordinator.epoch })
+      this.queue.sendAt(Tick.after(this.#now, 1), { kind: 'assignment', from: coordinatorId, to: id, epoch: this.coordinator.epoch })
     }
   }
 
@@ -888,7 +885,7 @@ export class Cluster {
         continue
       }
       if (sender.state === 'in_sync') continue
-      if ((runtime.retryAt.get(sender.replicaId) ?? 0) > this.#now) continue
+      if ((runtime.retryAt.get(sender.replicaId) ?? Tick.zero) > this.#now) continue
       this.#startRecovery(runtime, sender)
     }
   }
@@ -913,7 +910,7 @@ export class Cluster {
     runtime.executors.delete(replicaId)
     if (status.state === 'failed') {
       this.stats.recoveriesFailed += 1
-      runtime.retryAt.set(replicaId, this.#now + this.options.recoveryRetryTicks)
+      runtime.retryAt.set(replicaId, Tick.after(this.#now, this.options.recoveryRetryTicks))
       this.#log('recovery', `${replicaId} ${entry?.kind ?? 'session'} failed reason=${status.reason}`)
       return
     }
@@ -922,7 +919,7 @@ export class Cluster {
     if (entry?.kind === 'rebuild') this.stats.rebuildsCompleted += 1
     else this.stats.catchUpsCompleted += 1
     runtime.everInSync.add(replicaId)
-    const syncedTo = sender.session?.targetLsn ?? 0
+    const syncedTo = sender.session?.targetLsn ?? Lsn.zero
     const head = this.node(runtime.nodeId).headLsn
     this.#log('recovery', `${replicaId} in_sync at ${syncedTo}; shipping (${syncedTo}, ${head}]`)
     this.#ship(runtime, sender, syncedTo, head, true)
@@ -943,7 +940,7 @@ export class Cluster {
     runtime.reassign.delete(replicaId)
     const ticket = attached.value
     const retryLater = (): void => {
-      runtime.retryAt.set(replicaId, this.#now + this.options.recoveryRetryTicks)
+      runtime.retryAt.set(replicaId, Tick.after(this.#now, this.options.recoveryRetryTicks))
       // A plan that failed closed has invalidated its session; make sure of it.
       if (sender.activeSession()?.id === ticket.sessionId) sender.invalidateSession(ticket, 'plan_failed', 'disconnected')
     }
@@ -976,8 +973,8 @@ export class Cluster {
       })
       if (planned.plan.kind === 'catch_up') {
         const timer = { incarnation: runtime.incarnation, replicaId, sessionId: ticket.sessionId }
-        this.queue.timerAt(this.#now + this.options.catchUpTimeoutTicks, { kind: 'catchup_timeout', ...timer })
-        this.queue.timerAt(this.#now + this.options.reservationTimeoutTicks, { kind: 'reservation_timeout', ...timer })
+        this.queue.timerAt(Tick.after(this.#now, this.options.catchUpTimeoutTicks), { kind: 'catchup_timeout', ...timer })
+        this.queue.timerAt(Tick.after(this.#now, this.options.reservationTimeoutTicks), { kind: 'reservation_timeout', ...timer })
       }
     }
     runtime.executors.set(replicaId, { executor, kind, sessionId: ticket.sessionId, lastProgressAt: this.#now, progress: -1 })
@@ -1007,7 +1004,7 @@ export class Cluster {
     const node = this.node(ticket.replicaId)
     const floor = node.lineageSafeLsn()
     let flushed = floor
-    for (let lsn = Math.min(node.durableLsn, primary.headLsn); lsn > floor; lsn -= 1) {
+    for (let lsn = Lsn.min(node.durableLsn, primary.headLsn); lsn > floor; lsn = Lsn.after(lsn, -1)) {
       const digest = node.digestAt(lsn)
       if (digest !== undefined && digest === primary.digestAt(lsn)) {
         flushed = lsn
@@ -1018,7 +1015,7 @@ export class Cluster {
       node.truncate(flushed)
       this.#log('recovery', `${node.id} drops tail above ${flushed} (off the primary's lineage or volatile)`)
     }
-    runtime.acks.set(node.id, Math.min(runtime.acks.get(node.id) ?? 0, flushed))
+    runtime.acks.set(node.id, Lsn.min(runtime.acks.get(node.id) ?? Lsn.zero, flushed))
     return { ok: true, flushedLsn: flushed }
   }
 
@@ -1077,7 +1074,7 @@ export class Cluster {
           this.#ship(runtime, sender, fromLsnExclusive, toLsnInclusive, false)
           runtime.streamed.set(ticket.replicaId, { fromLsn: fromLsnExclusive, toLsn: toLsnInclusive, tick: this.#now })
         }
-        return { ok: true, durableLsn: runtime.acks.get(ticket.replicaId) ?? 0 }
+        return { ok: true, durableLsn: runtime.acks.get(ticket.replicaId) ?? Lsn.zero }
       },
       transferSnapshot: ({ ticket }) => install(ticket, 'snapshot'),
       transferFullBase: ({ ticket }) => install(ticket, 'full_base'),
@@ -1086,8 +1083,8 @@ export class Cluster {
         if (reason !== undefined) return { ok: false, reason }
         const node = this.node(ticket.replicaId)
         if (node.headLsn > toLsn) node.truncate(toLsn)
-        runtime.acks.set(node.id, Math.min(runtime.acks.get(node.id) ?? 0, toLsn))
-        return { ok: true, durableLsn: Math.min(node.durableLsn, toLsn) }
+        runtime.acks.set(node.id, Lsn.min(runtime.acks.get(node.id) ?? Lsn.zero, toLsn))
+        return { ok: true, durableLsn: Lsn.min(node.durableLsn, toLsn) }
       },
     }
   }

@@ -6,12 +6,13 @@
  * except that messages on one link keep their send order (a TCP stream).
  */
 import { invariant } from '../domain/index.ts'
-import type { Endpoint, Epoch, Lsn, ReplicaId, SessionId, Tick } from '../replication/index.ts'
+import { ReplicaId, type Endpoint, type Epoch, type Lsn, type SessionId, type Tick } from '../replication/index.ts'
 import type { WalEntry } from './node.ts'
 import type { Prng } from './prng.ts'
 
-export type NodeId = string
-export const coordinatorId = 'coordinator'
+/** Simulated nodes are replicas of one another; the id is the replica id. */
+export type NodeId = ReplicaId
+export const coordinatorId: NodeId = ReplicaId.of('coordinator')
 
 interface MessageBase {
   readonly from: NodeId

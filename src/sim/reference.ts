@@ -6,7 +6,7 @@
  * older epoch than the committing primary's, is a revival of uncommitted
  * data and is reported.
  */
-import type { Epoch, Lsn } from '../replication/index.ts'
+import { Lsn, type Epoch } from '../replication/index.ts'
 import { genesisDigest, type WalEntry } from './node.ts'
 import { chainDigest } from './prng.ts'
 
@@ -18,7 +18,7 @@ export interface ReferenceProblem {
 export class ReferenceModel {
   readonly #writes = new Map<string, number>()
   readonly #digests: number[] = [genesisDigest]
-  #committedLsn: Lsn = 0
+  #committedLsn: Lsn = Lsn.zero
 
   get committedLsn(): Lsn {
     return this.#committedLsn
@@ -36,7 +36,7 @@ export class ReferenceModel {
   commit(entries: readonly WalEntry[], epoch: Epoch): ReferenceProblem[] {
     const problems: ReferenceProblem[] = []
     for (const entry of entries) {
-      const lsn = this.#committedLsn + 1
+      const lsn = Lsn.after(this.#committedLsn)
       if (entry.lsn !== lsn) {
         problems.push({ kind: 'reference_diverged', detail: `commit skipped from ${lsn - 1} to ${entry.lsn}` })
         return problems
