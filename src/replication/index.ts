@@ -35,6 +35,8 @@ export type {
   RebuildSourceDecision,
   FullBaseReason,
 } from './recoverability.ts'
+export { CommitTracker, durableCopiesNeeded, durabilityModes, validateDurability } from './commit.ts'
+export type { DurabilityMode, CommitAdvance } from './commit.ts'
 export { BudgetTracker, unlimitedBudget } from './budget.ts'
 export type { CatchUpBudget, BudgetViolation } from './budget.ts'
 export { RebuildProgress } from './rebuild.ts'

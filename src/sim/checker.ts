@@ -15,7 +15,8 @@
  *    active session has an executor (so all pins are released when sessions end).
  * 6. Node storage keeps tail <= checkpoint <= durable <= head.
  */
-import { Lsn, type Tick } from '../replication/index.ts'
+import { InvariantViolation } from '../domain/index.ts'
+import { Lsn, type DurabilityMode, type Tick } from '../replication/index.ts'
 import type { Cluster } from './cluster.ts'
 
 export type ViolationKind =
@@ -37,6 +38,49 @@ export interface Violation {
   readonly tick: Tick
   readonly kind: ViolationKind
   readonly detail: string
+}
+
+/**
+ * Whether `holders` of `members` durably holding an entry satisfy the mode,
+ * written from each mode's definition rather than from the commit rule it
+ * audits: sync_all — every member; sync_quorum — strictly more than half of
+ * the members; best_effort — at least one (the primary).
+ */
+export function durabilityHeld(mode: DurabilityMode, members: number, holders: number): boolean {
+  switch (mode) {
+    case 'sync_all':
+      return holders === members
+    case 'sync_quorum':
+      return holders * 2 > members
+    case 'best_effort':
+      return holders >= 1
+    default: {
+      const never: never = mode
+      throw new InvariantViolation(`unknown durability mode ${String(never)}`)
+    }
+  }
+}
+
+/**
+ * A8, audited at the moment of a commit: enough members hold the newly
+ * committed range (previous, committed] durably, as an intact chain equal to
+ * the primary's.
+ */
+export function auditCommitDurability(cluster: Cluster, previous: Lsn, committed: Lsn): Violation | undefined {
+  const primary = cluster.primary()
+  if (primary === undefined) return undefined
+  const digest = primary.digestAt(committed)
+  let holders = 0
+  for (const node of cluster.nodes.values()) {
+    if (node.durableLsn >= committed && node.digestAt(committed) === digest && node.holdsRange(previous, committed)) holders += 1
+  }
+  const { durability, nodeCount } = cluster.options
+  if (durabilityHeld(durability, nodeCount, holders)) return undefined
+  return {
+    tick: cluster.now,
+    kind: 'commit_not_durable',
+    detail: `committed ${committed} (${durability}) held durably by ${holders} of ${nodeCount} members`,
+  }
 }
 
 export function checkCluster(cluster: Cluster): Violation[] {

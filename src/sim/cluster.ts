@@ -19,6 +19,7 @@
 import { invariant, validationError } from '../domain/index.ts'
 import {
   CatchUpExecutor,
+  CommitTracker,
   Epoch,
   Lsn,
   RebuildExecutor,
@@ -27,6 +28,7 @@ import {
   ReplicaId,
   Tick,
   formatRecoveryEvent,
+  validateDurability,
   planRebuild,
   planRecovery,
 } from '../replication/index.ts'
@@ -34,6 +36,7 @@ import type {
   BaseTransferReport,
   CatchUpBudget,
   ConnectReport,
+  DurabilityMode,
   Endpoint,
   ExecutorStatus,
   PinOwner,
@@ -48,13 +51,13 @@ import type {
   StorageAdapter,
   TransferReport,
 } from '../replication/index.ts'
-import { checkCluster, type Violation } from './checker.ts'
+import { auditCommitDurability, checkCluster, type Violation } from './checker.ts'
 import { EventQueue, coordinatorId, type EventOrder, type Message, type NodeId, type Timer } from './events.ts'
 import { SimNode, type Image, type WalEntry } from './node.ts'
 import { Prng } from './prng.ts'
 import { ReferenceModel } from './reference.ts'
 
-export type DurabilityMode = 'sync_all' | 'sync_quorum' | 'best_effort'
+export type { DurabilityMode }
 
 /**
  * Test-only defects, off by default. Each one breaks a safety rule on purpose
@@ -157,11 +160,10 @@ export class PrimaryRuntime {
   readonly nodeId: NodeId
   readonly incarnation: number
   epoch: Epoch
-  committedLsn: Lsn
+  readonly commit: CommitTracker
   readonly log: RecoveryLog
   readonly registry: Registry
   readonly executors = new Map<ReplicaId, ExecutorEntry>()
-  readonly acks = new Map<ReplicaId, Lsn>()
   readonly barriers = new Map<number, BarrierState>()
   readonly pins = new Map<number, PinRecord>()
   readonly retryAt = new Map<ReplicaId, Tick>()
@@ -169,11 +171,19 @@ export class PrimaryRuntime {
   readonly everInSync = new Set<ReplicaId>()
   readonly streamed = new Map<ReplicaId, { fromLsn: Lsn; toLsn: Lsn; tick: Tick }>()
 
-  constructor(options: { nodeId: NodeId; incarnation: number; epoch: Epoch; committedLsn: Lsn; now: () => Tick }) {
+  constructor(options: {
+    nodeId: NodeId
+    incarnation: number
+    epoch: Epoch
+    committedLsn: Lsn
+    durability: DurabilityMode
+    memberCount: number
+    now: () => Tick
+  }) {
     this.nodeId = options.nodeId
     this.incarnation = options.incarnation
     this.epoch = options.epoch
-    this.committedLsn = options.committedLsn
+    this.commit = new CommitTracker({ mode: options.durability, memberCount: options.memberCount, committedLsn: options.committedLsn })
     this.log = new RecoveryLog({ now: options.now })
     this.registry = new Registry({ log: this.log, sessionScope: { primaryId: options.nodeId, incarnation: options.incarnation } })
   }
@@ -255,9 +265,7 @@ export class Cluster {
     if (!Number.isSafeInteger(nodeCount) || nodeCount < 1 || nodeCount > nodeCountMax) {
       throw validationError(`nodeCount must be in [1, ${nodeCountMax}]`)
     }
-    if (durability === 'sync_quorum' && nodeCount < 3) {
-      throw validationError('sync_quorum needs a true majority: at least 3 members (RF >= 3)')
-    }
+    validateDurability(durability, nodeCount)
     this.prng = new Prng(this.options.seed)
     this.#trace = this.options.trace ? [] : undefined
     const ids: NodeId[] = []
@@ -415,9 +423,9 @@ export class Cluster {
     this.#log('action', `epoch bump to ${epoch} primary=${runtime.nodeId}`)
     const primary = this.node(runtime.nodeId)
     primary.epoch = epoch
-    this.#truncatePrimaryUncommitted(primary, runtime.committedLsn)
+    this.#truncatePrimaryUncommitted(primary, runtime.commit.committedLsn)
     runtime.epoch = epoch
-    runtime.acks.clear()
+    runtime.commit.clearAcks()
     runtime.streamed.clear()
     for (const barrier of runtime.barriers.values()) barrier.expiredAt ??= this.#now
     runtime.registry.reconcile({ epoch, replicas: this.#replicaAssignments(runtime) })
@@ -546,8 +554,8 @@ export class Cluster {
     if (barrier.expiredAt !== undefined) return this.#reject(message, 'barrier_expired')
     invariant(barrier.replicaId === message.from, 'ack from a replica the barrier was not sent to')
     runtime.barriers.delete(message.barrierId)
-    runtime.acks.set(message.from, Lsn.max(runtime.acks.get(message.from) ?? Lsn.zero, message.durableLsn))
-    this.#accept(message, `acked=${runtime.acks.get(message.from) ?? 0}`)
+    runtime.commit.recordAck(message.from, message.durableLsn)
+    this.#accept(message, `acked=${runtime.commit.ackedLsn(message.from)}`)
   }
 
   /** Ships (from, to] to a replica, then a barrier for `to` with its timeout. */
@@ -564,7 +572,7 @@ export class Cluster {
         epoch: runtime.epoch,
         endpointVersion: sender.endpoint.version,
         entry,
-        committedLsn: runtime.committedLsn,
+        committedLsn: runtime.commit.committedLsn,
       })
     }
     const barrierId = this.#nextBarrierId
@@ -578,7 +586,7 @@ export class Cluster {
       endpointVersion: sender.endpoint.version,
       barrierId,
       lsn: toLsn,
-      committedLsn: runtime.committedLsn,
+      committedLsn: runtime.commit.committedLsn,
       attempt: 0,
     })
     this.queue.timerAt(Tick.after(this.#now, 2 + this.options.barrierTimeoutTicks), {
@@ -642,49 +650,27 @@ export class Cluster {
     if (runtime !== undefined) this.node(runtime.nodeId).flush()
   }
 
-  /** Members needed for a commit under the durability mode (the primary always counts). */
-  durableMembersNeeded(): number {
-    switch (this.options.durability) {
-      case 'sync_all':
-        return this.options.nodeCount
-      case 'sync_quorum':
-        return Math.floor(this.options.nodeCount / 2) + 1
-      case 'best_effort':
-        return 1
-      default: {
-        const never: never = this.options.durability
-        throw new Error(`unknown durability ${String(never)}`)
-      }
-    }
-  }
-
   #refreshCommit(): void {
     const runtime = this.#runtime
     if (runtime === undefined) return
     const primary = this.node(runtime.nodeId)
-    const needed = this.durableMembersNeeded()
-    const previous = runtime.committedLsn
-    let committed = previous
-    // Contiguous prefix only: stop at the first LSN without enough durable copies.
-    while (committed < primary.durableLsn) {
-      const lsn = Lsn.after(committed)
-      let durable = 1
-      for (const ack of runtime.acks.values()) if (ack >= lsn) durable += 1
-      if (durable < needed) break
-      committed = lsn
-    }
+    runtime.commit.recordPrimaryDurable(primary.durableLsn)
+    const previous = runtime.commit.committedLsn
+    const committed = runtime.commit.candidateLsn()
     if (committed === previous) return
+    // Client acknowledgement is modelled as the coordinator accepting the
+    // commit: a primary of an older epoch is refused (it lost its lease).
+    if (runtime.epoch !== this.coordinator.epoch) {
+      this.#log('reject', `commit ${committed} from epoch ${runtime.epoch} reason=epoch_mismatch`)
+      return
+    }
+    runtime.commit.advance()
     const entries: WalEntry[] = []
     for (let lsn = Lsn.after(previous); lsn <= committed; lsn = Lsn.after(lsn)) {
       const entry = primary.entry(lsn)
       invariant(entry !== undefined, () => `primary commits lsn ${lsn} it does not hold`)
       entries.push(entry)
     }
-    if (runtime.epoch !== this.coordinator.epoch) {
-      this.#log('reject', `commit ${committed} from epoch ${runtime.epoch} reason=epoch_mismatch`)
-      return
-    }
-    runtime.committedLsn = committed
     primary.knownCommittedLsn = committed
     this.coordinator.committedLsn = committed
     this.committedHighWater = Lsn.max(this.committedHighWater, committed)
@@ -692,23 +678,8 @@ export class Cluster {
     for (const problem of this.reference.commit(entries, runtime.epoch)) {
       this.recordViolation({ tick: this.#now, kind: problem.kind, detail: problem.detail })
     }
-    this.#auditCommitDurability(primary, previous, committed, needed)
-  }
-
-  /** A8: at commit time the mode's number of members really hold (previous, committed] durably. */
-  #auditCommitDurability(primary: SimNode, previous: Lsn, committed: Lsn, needed: number): void {
-    const digest = primary.digestAt(committed)
-    let holders = 0
-    for (const node of this.nodes.values()) {
-      if (node.durableLsn >= committed && node.digestAt(committed) === digest && node.holdsRange(previous, committed)) holders += 1
-    }
-    if (holders < needed) {
-      this.recordViolation({
-        tick: this.#now,
-        kind: 'commit_not_durable',
-        detail: `committed ${committed} (${this.options.durability}) held durably by ${holders} < ${needed} members`,
-      })
-    }
+    const audit = auditCommitDurability(this, previous, committed)
+    if (audit !== undefined) this.recordViolation(audit)
   }
 
   // ------------------------------------------------------------ coordinator
@@ -843,6 +814,8 @@ export class Cluster {
       incarnation: this.#incarnation,
       epoch,
       committedLsn,
+      durability: this.options.durability,
+      memberCount: this.options.nodeCount,
       now: () => this.#now,
     })
     if (this.#trace !== undefined) runtime.log.subscribe((event) => this.#log('engine', formatRecoveryEvent(event)))
@@ -1015,7 +988,7 @@ export class Cluster {
       node.truncate(flushed)
       this.#log('recovery', `${node.id} drops tail above ${flushed} (off the primary's lineage or volatile)`)
     }
-    runtime.acks.set(node.id, Lsn.min(runtime.acks.get(node.id) ?? Lsn.zero, flushed))
+    runtime.commit.lowerAck(node.id, flushed)
     return { ok: true, flushedLsn: flushed }
   }
 
@@ -1040,7 +1013,7 @@ export class Cluster {
       const image = pinnedImage(ticket, kind)
       if (image === undefined) return { ok: false, reason: `${kind}_not_pinned` }
       this.node(ticket.replicaId).installImage(image)
-      runtime.acks.set(ticket.replicaId, image.lsn)
+      runtime.commit.resetAck(ticket.replicaId, image.lsn)
       runtime.streamed.delete(ticket.replicaId)
       this.#log('recovery', `${ticket.replicaId} installed ${kind} at ${image.lsn}`)
       return { ok: true, installedLsn: image.lsn }
@@ -1049,7 +1022,7 @@ export class Cluster {
       retainedHistory: (): RetainedHistory => ({
         headLsn: primary.headLsn,
         tailLsn: primary.tailLsn,
-        committedLsn: runtime.committedLsn,
+        committedLsn: runtime.commit.committedLsn,
         checkpointLsn: primary.checkpoint.lsn,
         checkpointTrusted: primary.checkpoint.trusted,
       }),
@@ -1074,7 +1047,7 @@ export class Cluster {
           this.#ship(runtime, sender, fromLsnExclusive, toLsnInclusive, false)
           runtime.streamed.set(ticket.replicaId, { fromLsn: fromLsnExclusive, toLsn: toLsnInclusive, tick: this.#now })
         }
-        return { ok: true, durableLsn: runtime.acks.get(ticket.replicaId) ?? Lsn.zero }
+        return { ok: true, durableLsn: runtime.commit.ackedLsn(ticket.replicaId) }
       },
       transferSnapshot: ({ ticket }) => install(ticket, 'snapshot'),
       transferFullBase: ({ ticket }) => install(ticket, 'full_base'),
@@ -1083,7 +1056,7 @@ export class Cluster {
         if (reason !== undefined) return { ok: false, reason }
         const node = this.node(ticket.replicaId)
         if (node.headLsn > toLsn) node.truncate(toLsn)
-        runtime.acks.set(node.id, Lsn.min(runtime.acks.get(node.id) ?? Lsn.zero, toLsn))
+        runtime.commit.lowerAck(node.id, toLsn)
         return { ok: true, durableLsn: Lsn.min(node.durableLsn, toLsn) }
       },
     }
