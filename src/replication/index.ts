@@ -37,6 +37,8 @@ export type {
 } from './recoverability.ts'
 export { CommitTracker, durableCopiesNeeded, durabilityModes, validateDurability } from './commit.ts'
 export type { DurabilityMode, CommitAdvance } from './commit.ts'
+export { decidePromotion, decideDesperatePromotion, acceptPromotion, ineligibility, isReportFresh } from './promotion.ts'
+export type { MemberReport, PromotionInput, PromotionDecision, DesperatePromotionDecision, Ineligibility, PromotionVerdict } from './promotion.ts'
 export { BudgetTracker, unlimitedBudget } from './budget.ts'
 export type { CatchUpBudget, BudgetViolation } from './budget.ts'
 export { RebuildProgress } from './rebuild.ts'

@@ -41,6 +41,7 @@ export type RecoveryEventKind =
   | 'exec_failed'
   | 'exec_completed'
   | 'exec_resources_released'
+  | 'desperate_promotion'
 
 export interface RecoveryEvent {
   readonly seq: number

@@ -21,6 +21,9 @@ import {
   CatchUpExecutor,
   CommitTracker,
   Epoch,
+  acceptPromotion,
+  decidePromotion,
+  ineligibility,
   Lsn,
   RebuildExecutor,
   RecoveryLog,
@@ -39,8 +42,12 @@ import type {
   DurabilityMode,
   Endpoint,
   ExecutorStatus,
+  Ineligibility,
+  MemberReport,
   PinOwner,
   PinResult,
+  PromotionDecision,
+  PromotionInput,
   RecoveryTransport,
   ReplicaState,
   RetainedHistory,
@@ -82,6 +89,8 @@ export interface ClusterOptions {
   readonly reservationTimeoutTicks: number
   readonly rebuildStallTicks: number
   readonly leaseTimeoutTicks: number
+  /** A heartbeat older than this says nothing to the coordinator about a node now. */
+  readonly reportFreshTicks: number
   readonly recoveryRetryTicks: number
   readonly chunkEntriesMax: number
   readonly trace: boolean
@@ -100,6 +109,7 @@ export const clusterDefaults: Omit<ClusterOptions, 'seed'> = {
   reservationTimeoutTicks: 60,
   rebuildStallTicks: 10,
   leaseTimeoutTicks: 3,
+  reportFreshTicks: 2,
   recoveryRetryTicks: 2,
   chunkEntriesMax: 8,
   trace: false,
@@ -196,6 +206,8 @@ export interface CoordinatorState {
   primaryLostAt: Tick | undefined
   readonly knownEndpoints: Map<NodeId, Endpoint>
   readonly replicaStates: Map<NodeId, ReplicaState>
+  /** The last heartbeat from each node: all the coordinator knows of its disk. */
+  readonly heard: Map<NodeId, { epoch: Epoch; durableLsn: Lsn; reportedAt: Tick }>
   readonly assignmentSentAt: Map<NodeId, Tick>
 }
 
@@ -226,16 +238,6 @@ export function emptyClusterStats(): ClusterStats {
     messagesDelivered: 0,
     messagesRejected: 0,
   }
-}
-
-const stateRank: Record<ReplicaState, number> = {
-  in_sync: 0,
-  catching_up: 1,
-  degraded: 2,
-  connecting: 3,
-  disconnected: 4,
-  rebuilding: 5,
-  needs_rebuild: 6,
 }
 
 export class Cluster {
@@ -283,6 +285,7 @@ export class Cluster {
       primaryLostAt: undefined,
       knownEndpoints: new Map(ids.map((id) => [id, this.node(id).endpoint])),
       replicaStates: new Map(),
+      heard: new Map(),
       assignmentSentAt: new Map(),
     }
     this.#becomePrimary(this.node(ReplicaId.of('n1')), Epoch.first, Lsn.zero)
@@ -687,13 +690,21 @@ export class Cluster {
   #heartbeat(): void {
     for (const node of this.nodes.values()) {
       if (!node.running) continue
-      this.queue.sendAt(Tick.after(this.#now, 1), { kind: 'heartbeat', from: node.id, to: coordinatorId, epoch: node.epoch, endpoint: node.endpoint })
+      this.queue.sendAt(Tick.after(this.#now, 1), {
+        kind: 'heartbeat',
+        from: node.id,
+        to: coordinatorId,
+        epoch: node.epoch,
+        endpoint: node.endpoint,
+        durableLsn: node.durableLsn,
+      })
     }
   }
 
   #coordinatorReceive(message: Message): void {
     if (message.kind !== 'heartbeat') return this.#reject(message, 'misrouted')
     const coordinator = this.coordinator
+    coordinator.heard.set(message.from, { epoch: message.epoch, durableLsn: message.durableLsn, reportedAt: this.#now })
     const known = coordinator.knownEndpoints.get(message.from)
     if (known === undefined || known.version !== message.endpoint.version || known.dataAddress !== message.endpoint.dataAddress) {
       coordinator.knownEndpoints.set(message.from, message.endpoint)
@@ -754,48 +765,65 @@ export class Cluster {
     this.#promote()
   }
 
-  /** Why a node may not be promoted, or undefined when it is eligible (A9). */
-  ineligibility(node: SimNode): string | undefined {
-    if (!node.running) return 'not_running'
-    if (node.epoch !== this.coordinator.epoch) return 'epoch_stale'
-    const state = this.coordinator.replicaStates.get(node.id)
-    if (state === 'needs_rebuild' || state === 'rebuilding') return `state_${state}`
-    if (node.durableLsn < this.coordinator.committedLsn) return 'missing_committed_prefix'
-    return undefined
+  /** What the coordinator knows when it decides a promotion: heartbeats and published states. */
+  promotionInput(): PromotionInput {
+    const coordinator = this.coordinator
+    const reports = new Map<ReplicaId, MemberReport>()
+    for (const [id, heard] of coordinator.heard) reports.set(id, { replicaId: id, ...heard, state: coordinator.replicaStates.get(id) })
+    return {
+      now: this.#now,
+      epoch: coordinator.epoch,
+      committedLsn: coordinator.committedLsn,
+      members: this.nodeIds,
+      reports,
+      reportFreshTicks: this.options.reportFreshTicks,
+      lapsedPrimary: this.#runtime === undefined ? coordinator.primaryId : undefined,
+    }
+  }
+
+  /** Why a node may not be promoted now, or undefined when it is eligible (A9). */
+  ineligibility(node: SimNode): Ineligibility | undefined {
+    return ineligibility(this.promotionInput(), node.id)
   }
 
   #promote(): void {
     const coordinator = this.coordinator
-    const ignoreEligibility = this.options.plantedBugs.promoteIgnoresEligibility === true
-    const verdicts = this.nodeIds.map((id) => ({ node: this.node(id), reason: this.ineligibility(this.node(id)) }))
-    const candidates = verdicts.filter(({ node, reason }) => (ignoreEligibility ? node.running : reason === undefined)).map(({ node }) => node)
-    if (candidates.length === 0) {
+    const decision = this.options.plantedBugs.promoteIgnoresEligibility === true ? this.#promoteAnyRunning() : decidePromotion(this.promotionInput())
+    const verdicts = decision.verdicts.map(({ replicaId, ineligibility }) => `${replicaId}:${ineligibility ?? 'eligible'}`)
+    if (decision.kind === 'blocked') {
       this.stats.promotionsBlocked += 1
-      if (this.#trace !== undefined) {
-        this.#log('promotion_blocked', verdicts.map(({ node, reason }) => `${node.id}:${reason ?? 'eligible'}`).join(' '))
-      }
+      this.#log('promotion_blocked', `reason=${decision.reason} ${verdicts.join(' ')}`)
       return
     }
-    candidates.sort((a, b) => {
-      const rank = (node: SimNode): number => stateRank[coordinator.replicaStates.get(node.id) ?? 'disconnected']
-      if (ignoreEligibility) return a.id < b.id ? -1 : 1
-      return rank(a) - rank(b) || b.durableLsn - a.durableLsn || (a.id < b.id ? -1 : 1)
-    })
-    const chosen = candidates[0]
-    invariant(chosen !== undefined, 'a candidate exists')
-    const epoch = Epoch.next(coordinator.epoch)
+    const chosen = this.node(decision.replicaId)
+    // The assignment reaches the chosen node, which checks it against its own disk.
+    const accepted: { ok: true } | { ok: false; reason: string } = !chosen.running
+      ? { ok: false, reason: 'node_down' }
+      : this.options.plantedBugs.promoteIgnoresEligibility === true
+        ? { ok: true }
+        : acceptPromotion(chosen, { fromEpoch: coordinator.epoch, committedLsn: coordinator.committedLsn, desperate: false })
+    if (!accepted.ok) {
+      this.stats.promotionsBlocked += 1
+      coordinator.heard.delete(chosen.id)
+      this.#log('promotion_blocked', `reason=offer_refused_${accepted.reason} ${chosen.id} ${verdicts.join(' ')}`)
+      return
+    }
+    const epoch = decision.epoch
     coordinator.epoch = epoch
-    this.#log(
-      'promote',
-      `${chosen.id} epoch=${epoch} committed=${coordinator.committedLsn} durable=${chosen.durableLsn} candidates=${verdicts
-        .map(({ node, reason }) => `${node.id}:${reason ?? 'eligible'}`)
-        .join(',')}`,
-    )
+    this.#log('promote', `${chosen.id} epoch=${epoch} committed=${coordinator.committedLsn} durable=${chosen.durableLsn} candidates=${verdicts.join(',')}`)
     this.stats.promotions += 1
     chosen.epoch = epoch
     this.#truncatePrimaryUncommitted(chosen, coordinator.committedLsn)
     this.#becomePrimary(chosen, epoch, Lsn.min(coordinator.committedLsn, chosen.durableLsn))
     this.#sendAssignments(chosen.id)
+  }
+
+  /** Planted bug: the first running node by id, whatever its epoch, state or prefix. */
+  #promoteAnyRunning(): PromotionDecision {
+    const verdicts = this.nodeIds.map((replicaId) => ({ replicaId, ineligibility: undefined }))
+    const chosen = this.nodeIds.find((id) => this.node(id).running)
+    if (chosen === undefined) return { kind: 'blocked', reason: 'no_eligible_member', verdicts }
+    return { kind: 'promote', replicaId: chosen, epoch: Epoch.next(this.coordinator.epoch), verdicts }
   }
 
   /** A node that becomes primary at a new epoch drops its uncommitted tail (never revived). */
@@ -1090,7 +1118,7 @@ export function describe(message: Message): string {
     case 'ack':
       return `ack ${route} id=${message.barrierId} durable=${message.durableLsn}`
     case 'heartbeat':
-      return `heartbeat ${route} v${message.endpoint.version}`
+      return `heartbeat ${route} v${message.endpoint.version} durable=${message.durableLsn}`
     case 'assignment':
       return `assignment ${route}`
     case 'membership':

@@ -31,7 +31,7 @@ export type Message =
       readonly attempt: number
     })
   | (MessageBase & { readonly kind: 'ack'; readonly barrierId: number; readonly durableLsn: Lsn })
-  | (MessageBase & { readonly kind: 'heartbeat'; readonly endpoint: Endpoint })
+  | (MessageBase & { readonly kind: 'heartbeat'; readonly endpoint: Endpoint; readonly durableLsn: Lsn })
   | (MessageBase & { readonly kind: 'assignment' })
   | (MessageBase & { readonly kind: 'membership'; readonly endpoints: ReadonlyArray<readonly [NodeId, Endpoint]> })
 
