@@ -39,6 +39,8 @@ export { CommitTracker, durableCopiesNeeded, durabilityModes, validateDurability
 export type { DurabilityMode, CommitAdvance } from './commit.ts'
 export { decidePromotion, decideDesperatePromotion, acceptPromotion, ineligibility, isReportFresh } from './promotion.ts'
 export type { MemberReport, PromotionInput, PromotionDecision, DesperatePromotionDecision, Ineligibility, PromotionVerdict } from './promotion.ts'
+export { lineageSafeLsn, fenceEpoch, decideEpochAdoption, matchLog, learnCommitted, decideBarrier, decidePrimaryTakeover } from './replica.ts'
+export type { ReplicaLogView, EpochFence, EpochAdoption, BarrierDecision } from './replica.ts'
 export { BudgetTracker, unlimitedBudget } from './budget.ts'
 export type { CatchUpBudget, BudgetViolation } from './budget.ts'
 export { RebuildProgress } from './rebuild.ts'

@@ -22,6 +22,12 @@ import {
   CommitTracker,
   Epoch,
   acceptPromotion,
+  decideBarrier,
+  decideEpochAdoption,
+  decidePrimaryTakeover,
+  fenceEpoch,
+  learnCommitted,
+  matchLog,
   decidePromotion,
   ineligibility,
   Lsn,
@@ -482,8 +488,8 @@ export class Cluster {
     if (message.kind === 'ack') {
       const runtime = this.#runtime
       if (runtime === undefined || runtime.nodeId !== message.to) return this.#reject(message, 'not_primary')
-      if (message.epoch !== runtime.epoch) return this.#reject(message, 'epoch_mismatch')
-    } else if (message.epoch !== node.epoch) {
+      if (fenceEpoch(runtime.epoch, message.epoch) !== 'current') return this.#reject(message, 'epoch_mismatch')
+    } else if (fenceEpoch(node.epoch, message.epoch) !== 'current') {
       return this.#reject(message, 'epoch_mismatch')
     }
     if (this.isLinkDown(message.from, message.to)) return this.#reject(message, 'link_down')
@@ -519,7 +525,7 @@ export class Cluster {
   #receiveShip(node: SimNode, message: Extract<Message, { kind: 'ship' }>): void {
     const result = node.appendShipped(message.entry, this.options.plantedBugs.ackNonContiguous === true)
     if (result === 'appended' || result === 'duplicate') {
-      node.knownCommittedLsn = Lsn.max(node.knownCommittedLsn, Lsn.min(message.committedLsn, message.entry.lsn))
+      node.knownCommittedLsn = learnCommitted(node, message.committedLsn, message.entry.lsn)
       this.#accept(message, result === 'duplicate' ? 'duplicate' : '')
     } else {
       this.#reject(message, result)
@@ -527,9 +533,10 @@ export class Cluster {
   }
 
   #receiveBarrier(node: SimNode, message: Extract<Message, { kind: 'barrier' }>): void {
-    if (node.headLsn >= message.lsn && node.digestAt(message.lsn) !== undefined) {
+    const decision = decideBarrier(node, { ...message, retriesMax: this.options.barrierRetriesMax })
+    if (decision.kind === 'flush_and_ack') {
       node.flush()
-      node.knownCommittedLsn = Lsn.max(node.knownCommittedLsn, Lsn.min(message.committedLsn, message.lsn))
+      node.knownCommittedLsn = decision.knownCommittedLsn
       this.#accept(message, `flushed=${node.durableLsn}`)
       this.queue.sendAt(Tick.after(this.#now, 1), {
         kind: 'ack',
@@ -541,9 +548,9 @@ export class Cluster {
       })
       return
     }
-    if (message.attempt < this.options.barrierRetriesMax) {
+    if (decision.kind === 'wait') {
       this.#log('deliver', `${describe(message)} waiting head=${node.headLsn}`)
-      this.queue.sendAt(Tick.after(this.#now, 1), { ...message, attempt: message.attempt + 1 })
+      this.queue.sendAt(Tick.after(this.#now, 1), { ...message, attempt: decision.attempt })
       return
     }
     this.#reject(message, 'barrier_abandoned')
@@ -731,14 +738,14 @@ export class Cluster {
 
   /** A replica adopts a newer epoch and drops whatever it holds beyond its lineage-safe LSN. */
   #adoptAssignment(node: SimNode, epoch: Epoch): void {
-    if (epoch <= node.epoch || this.#runtime?.nodeId === node.id) {
-      this.#log('reject', `assignment to ${node.id} epoch=${epoch} reason=not_newer`)
+    const decision = decideEpochAdoption({ log: node, currentEpoch: node.epoch, offeredEpoch: epoch, isPrimary: this.#runtime?.nodeId === node.id })
+    if (decision.kind === 'ignore') {
+      this.#log('reject', `assignment to ${node.id} epoch=${epoch} reason=${decision.reason}`)
       return
     }
-    const safe = node.lineageSafeLsn()
-    node.truncate(safe)
-    node.epoch = epoch
-    this.#log('deliver', `assignment ${node.id} adopts epoch=${epoch} truncated_to=${safe}`)
+    node.truncate(decision.truncateToLsn)
+    node.epoch = decision.persistEpoch
+    this.#log('deliver', `assignment ${node.id} adopts epoch=${epoch} truncated_to=${decision.truncateToLsn}`)
   }
 
   #receiveMembership(message: Extract<Message, { kind: 'membership' }>): void {
@@ -828,11 +835,12 @@ export class Cluster {
 
   /** A node that becomes primary at a new epoch drops its uncommitted tail (never revived). */
   #truncatePrimaryUncommitted(node: SimNode, committedLsn: Lsn): void {
-    if (node.headLsn > committedLsn) {
-      node.truncate(Lsn.max(committedLsn, node.checkpoint.lsn))
+    const takeover = decidePrimaryTakeover(node, committedLsn)
+    if (takeover.truncateToLsn !== undefined) {
+      node.truncate(takeover.truncateToLsn)
       this.#log('recovery', `${node.id} drops uncommitted tail above ${committedLsn}`)
     }
-    node.knownCommittedLsn = Lsn.max(node.knownCommittedLsn, Lsn.min(committedLsn, node.headLsn))
+    node.knownCommittedLsn = takeover.knownCommittedLsn
   }
 
   #becomePrimary(node: SimNode, epoch: Epoch, committedLsn: Lsn): void {
@@ -993,25 +1001,16 @@ export class Cluster {
   }
 
   /**
-   * Handshake transport: the replica's flushed LSN on the primary's lineage.
-   * Entries carry chained digests, so the highest LSN where both digests
-   * agree is the last common entry; a replica never goes below what it knows
-   * is committed. Anything above is a divergent or volatile tail and dropped.
+   * Handshake transport: the replica's flushed LSN on the primary's lineage,
+   * found by the replica side's log matching on (LSN, epoch) (`matchLog`);
+   * the replica drops everything above it (a divergent or volatile tail).
    */
   #connect(runtime: PrimaryRuntime, ticket: SessionTicket): ConnectReport {
     const reason = this.#unreachable(runtime, ticket)
     if (reason !== undefined) return { ok: false, reason }
     const primary = this.node(runtime.nodeId)
     const node = this.node(ticket.replicaId)
-    const floor = node.lineageSafeLsn()
-    let flushed = floor
-    for (let lsn = Lsn.min(node.durableLsn, primary.headLsn); lsn > floor; lsn = Lsn.after(lsn, -1)) {
-      const digest = node.digestAt(lsn)
-      if (digest !== undefined && digest === primary.digestAt(lsn)) {
-        flushed = lsn
-        break
-      }
-    }
+    const flushed = matchLog(node, primary)
     if (node.headLsn > flushed) {
       node.truncate(flushed)
       this.#log('recovery', `${node.id} drops tail above ${flushed} (off the primary's lineage or volatile)`)

@@ -10,7 +10,7 @@
  * in (tail, head] is present (unless a test-only planted bug punched a hole).
  */
 import { invariant } from '../domain/index.ts'
-import { Lsn, type Endpoint, type Epoch, type ReplicaId } from '../replication/index.ts'
+import { Lsn, type Endpoint, type Epoch, type ReplicaId, type ReplicaLogView } from '../replication/index.ts'
 import { chainDigest } from './prng.ts'
 
 export interface WalEntry {
@@ -30,7 +30,7 @@ export type AppendResult = 'appended' | 'duplicate' | 'gap' | 'lineage_mismatch'
 
 export const genesisDigest = 0
 
-export class SimNode {
+export class SimNode implements ReplicaLogView {
   readonly id: ReplicaId
   running = true
   epoch: Epoch
@@ -83,9 +83,14 @@ export class SimNode {
     return this.digestAt(toLsn) !== undefined
   }
 
-  /** Lineage-safe durable LSN: known committed and durably held. */
-  lineageSafeLsn(): Lsn {
-    return Lsn.max(this.#checkpoint.lsn, Lsn.min(this.knownCommittedLsn, this.#durableLsn))
+  get checkpointLsn(): Lsn {
+    return this.#checkpoint.lsn
+  }
+
+  /** The epoch of the entry held at `lsn` (the replica side's log-matching key). */
+  epochAt(lsn: Lsn): Epoch | undefined {
+    if (lsn <= this.#tailLsn || lsn > this.#headLsn) return undefined
+    return this.#entries.get(lsn)?.epoch
   }
 
   /** A new entry written by this node as primary. */
