@@ -137,15 +137,13 @@ export function checkCluster(cluster: Cluster): Violation[] {
         }
       }
       const session = sender.activeSession()
-      const executor = runtime.executors.get(sender.replicaId)
-      if (session !== undefined && (executor === undefined || executor.sessionId !== session.id)) {
+      if (session !== undefined && runtime.driver.executorSessionId(sender.replicaId) !== session.id) {
         add('session_orphaned', `${sender.replicaId} session ${session.id} has no executor`)
       }
     }
     for (const pin of runtime.pins.values()) {
-      const executor = runtime.executors.get(pin.owner.replicaId)
       const session = runtime.registry.sender(pin.owner.replicaId)?.activeSession()
-      if (executor === undefined || executor.sessionId !== pin.owner.sessionId || session?.id !== pin.owner.sessionId) {
+      if (runtime.driver.executorSessionId(pin.owner.replicaId) !== pin.owner.sessionId || session?.id !== pin.owner.sessionId) {
         add('pin_leaked', `${pin.kind} pin at ${pin.lsn} held for ${pin.owner.replicaId} session ${pin.owner.sessionId}`)
       }
     }

@@ -1,7 +1,9 @@
 /**
- * The deterministic cluster simulator. It runs the real recovery engine
- * (`src/replication/`) on the primary against simulated nodes, network,
- * disks and a coordinator, with integer ticks. One tick:
+ * The deterministic cluster simulator: a harness that wires the engine's
+ * protocol modules (`src/replication/`: commit tracker, replica side,
+ * promotion policy, recovery driver, sessions and executors) to simulated
+ * nodes, network, disks and a coordinator, with integer ticks. The protocol
+ * decides; the harness carries messages, timers and disk writes. One tick:
  *
  *   1. deliver due messages, then fire due timers (`ordered`), or the same
  *      events permuted by the seeded PRNG with per-link FIFO (`shuffled`);
@@ -18,7 +20,6 @@
  */
 import { invariant, validationError } from '../domain/index.ts'
 import {
-  CatchUpExecutor,
   CommitTracker,
   Epoch,
   acceptPromotion,
@@ -31,15 +32,13 @@ import {
   decidePromotion,
   ineligibility,
   Lsn,
-  RebuildExecutor,
+  RecoveryDriver,
   RecoveryLog,
   Registry,
   ReplicaId,
   Tick,
   formatRecoveryEvent,
   validateDurability,
-  planRebuild,
-  planRecovery,
 } from '../replication/index.ts'
 import type {
   BaseTransferReport,
@@ -47,21 +46,18 @@ import type {
   ConnectReport,
   DurabilityMode,
   Endpoint,
-  ExecutorStatus,
+  DriverOptions,
+  DriverReady,
   Ineligibility,
   MemberReport,
   PinOwner,
   PinResult,
   PromotionDecision,
   PromotionInput,
-  RecoveryTransport,
   ReplicaState,
   RetainedHistory,
   Sender,
-  SessionId,
-  SessionKind,
   SessionTicket,
-  StorageAdapter,
   TransferReport,
 } from '../replication/index.ts'
 import { auditCommitDurability, checkCluster, type Violation } from './checker.ts'
@@ -163,14 +159,6 @@ interface PinRecord {
   readonly image: Image | undefined
 }
 
-interface ExecutorEntry {
-  readonly executor: CatchUpExecutor | RebuildExecutor
-  readonly kind: SessionKind
-  readonly sessionId: SessionId
-  lastProgressAt: Tick
-  progress: number
-}
-
 /** The primary's in-memory state: lost when the primary crashes. */
 export class PrimaryRuntime {
   readonly nodeId: NodeId
@@ -179,12 +167,9 @@ export class PrimaryRuntime {
   readonly commit: CommitTracker
   readonly log: RecoveryLog
   readonly registry: Registry
-  readonly executors = new Map<ReplicaId, ExecutorEntry>()
+  readonly driver: RecoveryDriver
   readonly barriers = new Map<number, BarrierState>()
   readonly pins = new Map<number, PinRecord>()
-  readonly retryAt = new Map<ReplicaId, Tick>()
-  readonly reassign = new Set<ReplicaId>()
-  readonly everInSync = new Set<ReplicaId>()
   readonly streamed = new Map<ReplicaId, { fromLsn: Lsn; toLsn: Lsn; tick: Tick }>()
 
   constructor(options: {
@@ -195,6 +180,8 @@ export class PrimaryRuntime {
     durability: DurabilityMode
     memberCount: number
     now: () => Tick
+    recovery: Omit<DriverOptions, 'registry' | 'adapters'>
+    adapters: (runtime: PrimaryRuntime) => DriverOptions['adapters']
   }) {
     this.nodeId = options.nodeId
     this.incarnation = options.incarnation
@@ -202,6 +189,7 @@ export class PrimaryRuntime {
     this.commit = new CommitTracker({ mode: options.durability, memberCount: options.memberCount, committedLsn: options.committedLsn })
     this.log = new RecoveryLog({ now: options.now })
     this.registry = new Registry({ log: this.log, sessionScope: { primaryId: options.nodeId, incarnation: options.incarnation } })
+    this.driver = new RecoveryDriver({ ...options.recovery, registry: this.registry, adapters: options.adapters(this) })
   }
 }
 
@@ -628,14 +616,10 @@ export class Cluster {
       }
       case 'catchup_timeout':
       case 'reservation_timeout': {
-        const entry = runtime.executors.get(timer.replicaId)
-        if (entry === undefined || entry.sessionId !== timer.sessionId || entry.executor.status.state !== 'running') {
-          this.#log('timeout_ignored', `${timer.kind} replica=${timer.replicaId} session=${timer.sessionId} reason=session_ended`)
-          return
-        }
-        const reason = timer.kind === 'catchup_timeout' ? 'catchup_timeout' : 'reservation_expired'
-        this.#log('timer', `${timer.kind} replica=${timer.replicaId} session=${timer.sessionId}`)
-        this.#finishExecutor(runtime, timer.replicaId, entry.executor.cancel(reason, 'needs_rebuild'))
+        const fired = { kind: timer.kind, at: this.#now, replicaId: timer.replicaId, sessionId: timer.sessionId }
+        const ready = runtime.driver.timerFired(fired, this.#now)
+        if (ready.ignored.length === 0) this.#log('timer', `${timer.kind} replica=${timer.replicaId} session=${timer.sessionId}`)
+        this.#applyRecovery(runtime, ready)
         return
       }
       default: {
@@ -755,7 +739,7 @@ export class Cluster {
     }
     for (const [id, endpoint] of message.endpoints) {
       const sender = runtime.registry.sender(id)
-      if (sender !== undefined && sender.endpoint.version !== endpoint.version) runtime.reassign.add(id)
+      if (sender !== undefined && sender.endpoint.version !== endpoint.version) runtime.driver.requestReassign(id)
     }
     runtime.registry.reconcile({ epoch: runtime.epoch, replicas: this.#replicaAssignments(runtime, new Map(message.endpoints)) })
     this.#accept(message, '')
@@ -853,6 +837,15 @@ export class Cluster {
       durability: this.options.durability,
       memberCount: this.options.nodeCount,
       now: () => this.#now,
+      recovery: {
+        chunkEntriesMax: this.options.chunkEntriesMax,
+        catchUpBudget: this.options.catchUpBudget,
+        catchUpTimeoutTicks: this.options.catchUpTimeoutTicks,
+        reservationTimeoutTicks: this.options.reservationTimeoutTicks,
+        rebuildStallTicks: this.options.rebuildStallTicks,
+        recoveryRetryTicks: this.options.recoveryRetryTicks,
+      },
+      adapters: (created) => this.#adapters(created),
     })
     if (this.#trace !== undefined) runtime.log.subscribe((event) => this.#log('engine', formatRecoveryEvent(event)))
     this.#runtime = runtime
@@ -886,112 +879,34 @@ export class Cluster {
 
   #driveRecovery(): void {
     const runtime = this.#runtime
-    if (runtime === undefined) return
-    for (const sender of runtime.registry.senders()) {
-      const entry = runtime.executors.get(sender.replicaId)
-      if (entry !== undefined) {
-        this.#stepExecutor(runtime, sender, entry)
-        continue
-      }
-      if (sender.state === 'in_sync') continue
-      if ((runtime.retryAt.get(sender.replicaId) ?? Tick.zero) > this.#now) continue
-      this.#startRecovery(runtime, sender)
-    }
+    if (runtime !== undefined) this.#applyRecovery(runtime, runtime.driver.tick(this.#now))
   }
 
-  #stepExecutor(runtime: PrimaryRuntime, sender: Sender, entry: ExecutorEntry): void {
-    let status = entry.executor.step(this.#now)
-    if (status.state === 'running' && entry.executor instanceof RebuildExecutor) {
-      const progress = sender.activeSession()?.rebuild?.rebuiltTo() ?? -1
-      if (progress > entry.progress) {
-        entry.progress = progress
-        entry.lastProgressAt = this.#now
-      } else if (this.#now - entry.lastProgressAt > this.options.rebuildStallTicks) {
-        status = entry.executor.cancel('rebuild_stalled', 'needs_rebuild')
-      }
+  /** Carries out what the driver asked for: timers, live shipping after a completion, statistics. */
+  #applyRecovery(runtime: PrimaryRuntime, ready: DriverReady): void {
+    for (const timer of ready.timers) {
+      this.queue.timerAt(timer.at, { kind: timer.kind, incarnation: runtime.incarnation, replicaId: timer.replicaId, sessionId: timer.sessionId })
     }
-    this.#finishExecutor(runtime, sender.replicaId, status)
-  }
-
-  #finishExecutor(runtime: PrimaryRuntime, replicaId: ReplicaId, status: ExecutorStatus): void {
-    if (status.state === 'running') return
-    const entry = runtime.executors.get(replicaId)
-    runtime.executors.delete(replicaId)
-    if (status.state === 'failed') {
+    for (const timer of ready.ignored) {
+      this.#log('timeout_ignored', `${timer.kind} replica=${timer.replicaId} session=${timer.sessionId} reason=session_ended`)
+    }
+    for (const failed of ready.failed) {
       this.stats.recoveriesFailed += 1
-      runtime.retryAt.set(replicaId, Tick.after(this.#now, this.options.recoveryRetryTicks))
-      this.#log('recovery', `${replicaId} ${entry?.kind ?? 'session'} failed reason=${status.reason}`)
-      return
+      this.#log('recovery', `${failed.replicaId} ${failed.kind} failed reason=${failed.reason}`)
     }
-    const sender = runtime.registry.sender(replicaId)
-    invariant(sender !== undefined && sender.state === 'in_sync', 'a completed executor leaves its replica in sync')
-    if (entry?.kind === 'rebuild') this.stats.rebuildsCompleted += 1
-    else this.stats.catchUpsCompleted += 1
-    runtime.everInSync.add(replicaId)
-    const syncedTo = sender.session?.targetLsn ?? Lsn.zero
-    const head = this.node(runtime.nodeId).headLsn
-    this.#log('recovery', `${replicaId} in_sync at ${syncedTo}; shipping (${syncedTo}, ${head}]`)
-    this.#ship(runtime, sender, syncedTo, head, true)
-  }
-
-  #startRecovery(runtime: PrimaryRuntime, sender: Sender): void {
-    const replicaId = sender.replicaId
-    const kind: SessionKind =
-      sender.state === 'needs_rebuild'
-        ? 'rebuild'
-        : runtime.reassign.has(replicaId)
-          ? 'reassign'
-          : runtime.everInSync.has(replicaId)
-            ? 'catchup'
-            : 'bootstrap'
-    const attached = runtime.registry.attach(replicaId, kind)
-    invariant(attached.ok, () => `attach on an idle sender failed: ${attached.ok ? '' : attached.reason}`)
-    runtime.reassign.delete(replicaId)
-    const ticket = attached.value
-    const retryLater = (): void => {
-      runtime.retryAt.set(replicaId, Tick.after(this.#now, this.options.recoveryRetryTicks))
-      // A plan that failed closed has invalidated its session; make sure of it.
-      if (sender.activeSession()?.id === ticket.sessionId) sender.invalidateSession(ticket, 'plan_failed', 'disconnected')
+    for (const completed of ready.completed) {
+      if (completed.kind === 'rebuild') this.stats.rebuildsCompleted += 1
+      else this.stats.catchUpsCompleted += 1
+      const sender = runtime.registry.sender(completed.replicaId)
+      invariant(sender !== undefined, 'a completed recovery has a sender')
+      const head = this.node(runtime.nodeId).headLsn
+      this.#log('recovery', `${completed.replicaId} in_sync at ${completed.syncedToLsn}; shipping (${completed.syncedToLsn}, ${head}]`)
+      this.#ship(runtime, sender, completed.syncedToLsn, head, true)
     }
-    const connected = this.#connect(runtime, ticket)
-    if (!connected.ok) {
-      sender.invalidateSession(ticket, `connect_${connected.reason}`, kind === 'rebuild' ? 'needs_rebuild' : 'disconnected')
-      retryLater()
-      return
-    }
-    const adapters = this.#adapters(runtime)
-    const context = { registry: runtime.registry, storage: adapters }
-    let executor: CatchUpExecutor | RebuildExecutor
-    if (kind === 'rebuild') {
-      const planned = planRebuild(context, ticket)
-      if (!planned.ok) return retryLater()
-      executor = new RebuildExecutor({ registry: runtime.registry, transport: adapters, plan: planned.plan, chunkEntriesMax: this.options.chunkEntriesMax })
-    } else {
-      const planned = planRecovery(context, ticket, connected.flushedLsn)
-      if (!planned.ok) {
-        if (planned.reason !== 'needs_rebuild') retryLater()
-        invariant(sender.activeSession() === undefined, 'a failed plan leaves no active session')
-        return
-      }
-      executor = new CatchUpExecutor({
-        registry: runtime.registry,
-        transport: adapters,
-        plan: planned.plan,
-        chunkEntriesMax: this.options.chunkEntriesMax,
-        budget: this.options.catchUpBudget,
-      })
-      if (planned.plan.kind === 'catch_up') {
-        const timer = { incarnation: runtime.incarnation, replicaId, sessionId: ticket.sessionId }
-        this.queue.timerAt(Tick.after(this.#now, this.options.catchUpTimeoutTicks), { kind: 'catchup_timeout', ...timer })
-        this.queue.timerAt(Tick.after(this.#now, this.options.reservationTimeoutTicks), { kind: 'reservation_timeout', ...timer })
-      }
-    }
-    runtime.executors.set(replicaId, { executor, kind, sessionId: ticket.sessionId, lastProgressAt: this.#now, progress: -1 })
-    this.#finishExecutor(runtime, replicaId, executor.start(this.#now))
   }
 
   /** Reachability checks shared by every primary -> replica operation. */
-  #unreachable(runtime: PrimaryRuntime, ticket: SessionTicket): string | undefined {
+  #unreachable(runtime: PrimaryRuntime, ticket: Pick<SessionTicket, 'replicaId' | 'endpoint' | 'epoch'>): string | undefined {
     const node = this.node(ticket.replicaId)
     if (!node.running) return 'node_down'
     if (this.isLinkDown(runtime.nodeId, node.id) || this.isLinkDown(node.id, runtime.nodeId)) return 'link_down'
@@ -1005,7 +920,7 @@ export class Cluster {
    * found by the replica side's log matching on (LSN, epoch) (`matchLog`);
    * the replica drops everything above it (a divergent or volatile tail).
    */
-  #connect(runtime: PrimaryRuntime, ticket: SessionTicket): ConnectReport {
+  #connect(runtime: PrimaryRuntime, ticket: Pick<SessionTicket, 'replicaId' | 'endpoint' | 'epoch'>): ConnectReport {
     const reason = this.#unreachable(runtime, ticket)
     if (reason !== undefined) return { ok: false, reason }
     const primary = this.node(runtime.nodeId)
@@ -1020,7 +935,7 @@ export class Cluster {
   }
 
   /** The engine's adapters over this simulated primary. */
-  #adapters(runtime: PrimaryRuntime): StorageAdapter & RecoveryTransport {
+  #adapters(runtime: PrimaryRuntime): DriverOptions['adapters'] {
     const primary = this.node(runtime.nodeId)
     const pin = (owner: PinOwner, kind: PinRecord['kind'], lsn: Lsn, image: Image | undefined): PinResult => {
       const id = this.#nextPinId
@@ -1046,6 +961,7 @@ export class Cluster {
       return { ok: true, installedLsn: image.lsn }
     }
     return {
+      connect: (request) => this.#connect(runtime, request),
       retainedHistory: (): RetainedHistory => ({
         headLsn: primary.headLsn,
         tailLsn: primary.tailLsn,
