@@ -20,6 +20,7 @@
  */
 import { invariant, validationError } from '../domain/index.ts'
 import {
+  BarrierTracker,
   CommitTracker,
   Epoch,
   acceptPromotion,
@@ -145,13 +146,6 @@ export function formatTraceEvent(event: TraceEvent): string {
   return `t=${event.tick} ${event.kind} ${event.text}`
 }
 
-interface BarrierState {
-  readonly replicaId: ReplicaId
-  readonly lsn: Lsn
-  readonly live: boolean
-  expiredAt: Tick | undefined
-}
-
 interface PinRecord {
   readonly owner: PinOwner
   readonly kind: 'wal' | 'snapshot' | 'full_base'
@@ -168,7 +162,7 @@ export class PrimaryRuntime {
   readonly log: RecoveryLog
   readonly registry: Registry
   readonly driver: RecoveryDriver
-  readonly barriers = new Map<number, BarrierState>()
+  readonly barriers: BarrierTracker
   readonly pins = new Map<number, PinRecord>()
   readonly streamed = new Map<ReplicaId, { fromLsn: Lsn; toLsn: Lsn; tick: Tick }>()
 
@@ -179,6 +173,7 @@ export class PrimaryRuntime {
     committedLsn: Lsn
     durability: DurabilityMode
     memberCount: number
+    barrierTimeoutTicks: number
     now: () => Tick
     recovery: Omit<DriverOptions, 'registry' | 'adapters'>
     adapters: (runtime: PrimaryRuntime) => DriverOptions['adapters']
@@ -189,6 +184,7 @@ export class PrimaryRuntime {
     this.commit = new CommitTracker({ mode: options.durability, memberCount: options.memberCount, committedLsn: options.committedLsn })
     this.log = new RecoveryLog({ now: options.now })
     this.registry = new Registry({ log: this.log, sessionScope: { primaryId: options.nodeId, incarnation: options.incarnation } })
+    this.barriers = new BarrierTracker({ timeoutTicks: options.barrierTimeoutTicks })
     this.driver = new RecoveryDriver({ ...options.recovery, registry: this.registry, adapters: options.adapters(this) })
   }
 }
@@ -424,7 +420,7 @@ export class Cluster {
     runtime.epoch = epoch
     runtime.commit.clearAcks()
     runtime.streamed.clear()
-    for (const barrier of runtime.barriers.values()) barrier.expiredAt ??= this.#now
+    runtime.barriers.expireAll(this.#now)
     runtime.registry.reconcile({ epoch, replicas: this.#replicaAssignments(runtime) })
     this.#sendAssignments(runtime.nodeId)
   }
@@ -547,11 +543,8 @@ export class Cluster {
   #receiveAck(message: Extract<Message, { kind: 'ack' }>): void {
     const runtime = this.#runtime
     invariant(runtime !== undefined, 'ack accepted without a primary')
-    const barrier = runtime.barriers.get(message.barrierId)
-    if (barrier === undefined) return this.#reject(message, 'barrier_unknown')
-    if (barrier.expiredAt !== undefined) return this.#reject(message, 'barrier_expired')
-    invariant(barrier.replicaId === message.from, 'ack from a replica the barrier was not sent to')
-    runtime.barriers.delete(message.barrierId)
+    const verdict = runtime.barriers.ack(message.barrierId, message.from)
+    if (verdict !== 'accepted') return this.#reject(message, verdict)
     runtime.commit.recordAck(message.from, message.durableLsn)
     this.#accept(message, `acked=${runtime.commit.ackedLsn(message.from)}`)
   }
@@ -575,8 +568,9 @@ export class Cluster {
     }
     const barrierId = this.#nextBarrierId
     this.#nextBarrierId += 1
-    runtime.barriers.set(barrierId, { replicaId: sender.replicaId, lsn: toLsn, live, expiredAt: undefined })
-    this.queue.sendAt(Tick.after(this.#now, 2), {
+    const deliveredAt = Tick.after(this.#now, 2)
+    const { timeoutAt } = runtime.barriers.open({ barrierId, replicaId: sender.replicaId, lsn: toLsn, live, deliveredAt })
+    this.queue.sendAt(deliveredAt, {
       kind: 'barrier',
       from: primary.id,
       to: sender.replicaId,
@@ -587,7 +581,7 @@ export class Cluster {
       committedLsn: runtime.commit.committedLsn,
       attempt: 0,
     })
-    this.queue.timerAt(Tick.after(this.#now, 2 + this.options.barrierTimeoutTicks), {
+    this.queue.timerAt(timeoutAt, {
       kind: 'barrier_timeout',
       incarnation: runtime.incarnation,
       barrierId,
@@ -604,14 +598,13 @@ export class Cluster {
     }
     switch (timer.kind) {
       case 'barrier_timeout': {
-        const barrier = runtime.barriers.get(timer.barrierId)
-        if (barrier === undefined || barrier.expiredAt !== undefined) {
+        const timeout = runtime.barriers.timedOut(timer.barrierId, this.#now)
+        if (timeout.kind === 'ignored') {
           this.#log('timeout_ignored', `barrier_timeout barrier=${timer.barrierId} reason=acked`)
           return
         }
-        barrier.expiredAt = this.#now
-        this.#log('timer', `barrier_timeout barrier=${timer.barrierId} replica=${barrier.replicaId} lsn=${barrier.lsn}`)
-        if (barrier.live) runtime.registry.sender(barrier.replicaId)?.markDegraded('barrier_timeout')
+        this.#log('timer', `barrier_timeout barrier=${timer.barrierId} replica=${timeout.replicaId} lsn=${timeout.lsn}`)
+        if (timeout.degradeReplica) runtime.registry.sender(timeout.replicaId)?.markDegraded('barrier_timeout')
         return
       }
       case 'catchup_timeout':
@@ -632,9 +625,7 @@ export class Cluster {
   #sweepBarriers(): void {
     const runtime = this.#runtime
     if (runtime === undefined) return
-    for (const [id, barrier] of runtime.barriers) {
-      if (barrier.expiredAt !== undefined && this.#now - barrier.expiredAt > 50) runtime.barriers.delete(id)
-    }
+    runtime.barriers.sweep(this.#now)
   }
 
   // ----------------------------------------------------------------- commit
@@ -836,6 +827,7 @@ export class Cluster {
       committedLsn,
       durability: this.options.durability,
       memberCount: this.options.nodeCount,
+      barrierTimeoutTicks: this.options.barrierTimeoutTicks,
       now: () => this.#now,
       recovery: {
         chunkEntriesMax: this.options.chunkEntriesMax,
