@@ -41,8 +41,12 @@ export interface PromotionInput {
   readonly reports: ReadonlyMap<ReplicaId, MemberReport>
   /** A report older than this many ticks says nothing about the member now. */
   readonly reportFreshTicks: number
-  /** The primary whose lease lapsed (the reason for this promotion); never re-picked by it. */
-  readonly lapsedPrimary: ReplicaId | undefined
+  /**
+   * The primary whose lease lapsed (the reason for this promotion) and when:
+   * what it reported before then says nothing about it now; a report after
+   * (it restarted) counts like any other member's.
+   */
+  readonly lapsedPrimary: { readonly replicaId: ReplicaId; readonly lapsedAt: Tick } | undefined
 }
 
 export type Ineligibility =
@@ -90,14 +94,20 @@ export function isReportFresh(report: MemberReport | undefined, now: Tick, repor
 
 /** Why a member may not be promoted now, or undefined when it is eligible. */
 export function ineligibility(input: PromotionInput, replicaId: ReplicaId): Ineligibility | undefined {
-  if (replicaId === input.lapsedPrimary) return 'lease_lapsed'
   const report = input.reports.get(replicaId)
+  if (lapsedBefore(input, report)) return 'lease_lapsed'
   if (!isReportFresh(report, input.now, input.reportFreshTicks)) return 'not_reporting'
   if (report.epoch !== input.epoch) return 'epoch_stale'
   if (report.state === 'needs_rebuild') return 'state_needs_rebuild'
   if (report.state === 'rebuilding') return 'state_rebuilding'
   if (report.durableLsn < input.committedLsn) return 'missing_committed_prefix'
   return undefined
+}
+
+/** A report the lapsed primary sent before its lease lapsed. */
+function lapsedBefore(input: PromotionInput, report: MemberReport | undefined): boolean {
+  const lapsed = input.lapsedPrimary
+  return report !== undefined && lapsed !== undefined && report.replicaId === lapsed.replicaId && report.reportedAt <= lapsed.lapsedAt
 }
 
 function quorum(memberCount: number): number {
@@ -114,9 +124,10 @@ export function decidePromotion(input: PromotionInput): PromotionDecision {
   invariant(input.members.length >= 1, 'a promotion needs members')
   const verdicts = input.members.map((replicaId) => ({ replicaId, ineligibility: ineligibility(input, replicaId) }))
   // The lapsed primary's last words do not count towards the quorum that replaces it.
-  const reporting = input.members.filter(
-    (replicaId) => replicaId !== input.lapsedPrimary && isReportFresh(input.reports.get(replicaId), input.now, input.reportFreshTicks),
-  ).length
+  const reporting = input.members.filter((replicaId) => {
+    const report = input.reports.get(replicaId)
+    return !lapsedBefore(input, report) && isReportFresh(report, input.now, input.reportFreshTicks)
+  }).length
   if (reporting < quorum(input.members.length)) return { kind: 'blocked', reason: 'no_quorum_reporting', verdicts }
   const candidates = verdicts
     .filter((verdict) => verdict.ineligibility === undefined)

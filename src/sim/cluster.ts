@@ -759,7 +759,10 @@ export class Cluster {
       members: this.nodeIds,
       reports,
       reportFreshTicks: this.options.reportFreshTicks,
-      lapsedPrimary: this.#runtime === undefined ? coordinator.primaryId : undefined,
+      lapsedPrimary:
+        this.#runtime === undefined && coordinator.primaryId !== undefined && coordinator.primaryLostAt !== undefined
+          ? { replicaId: coordinator.primaryId, lapsedAt: coordinator.primaryLostAt }
+          : undefined,
     }
   }
 

@@ -32,7 +32,7 @@ function input(reports: readonly MemberReport[], values: Partial<PromotionInput>
     members,
     reports: new Map(reports.map((entry) => [entry.replicaId, entry])),
     reportFreshTicks: 2,
-    lapsedPrimary: n1,
+    lapsedPrimary: { replicaId: n1, lapsedAt: Tick.of(100) },
     ...values,
   }
 }
@@ -132,23 +132,31 @@ test('property: a promotion happens exactly when a quorum reports and some membe
                 }),
               ],
         )
-        const given = input(reports, { committedLsn: Lsn.of(committed), lapsedPrimary: lapsed })
+        const given = input(reports, { committedLsn: Lsn.of(committed), lapsedPrimary: lapsed === undefined ? undefined : { replicaId: lapsed, lapsedAt: Tick.of(99) } })
         // The naive reading of the policy, member by member.
-        const fresh = (entry: MemberReport): boolean => 100 - entry.reportedAt <= 2
+        const fresh = (entry: MemberReport): boolean => 100 - entry.reportedAt <= 2 && !(entry.replicaId === lapsed && entry.reportedAt <= 99)
         const eligible = reports.filter(
           (entry) =>
-            entry.replicaId !== lapsed &&
             fresh(entry) &&
             entry.epoch === 3 &&
             entry.state !== 'rebuilding' &&
             entry.state !== 'needs_rebuild' &&
             entry.durableLsn >= committed,
         )
-        const quorum = reports.filter((entry) => entry.replicaId !== lapsed && fresh(entry)).length >= 3
+        const quorum = reports.filter((entry) => fresh(entry)).length >= 3
         const decision = decidePromotion(given)
         assert.equal(decision.kind === 'promote', quorum && eligible.length > 0)
         if (decision.kind === 'promote') assert.ok(eligible.some((entry) => entry.replicaId === decision.replicaId))
       },
     ),
   )
+})
+
+test('the lapsed primary is not re-picked on its old reports, but is once it reports again after a restart', () => {
+  const lapsed = { replicaId: n1, lapsedAt: Tick.of(99) }
+  const others = [report(n2, { durableLsn: Lsn.of(3) }), report(n3, { durableLsn: Lsn.of(3) })]
+  const before = decidePromotion(input([report(n1, { reportedAt: Tick.of(99), durableLsn: Lsn.of(10) }), ...others], { lapsedPrimary: lapsed }))
+  assert.equal(before.kind, 'blocked', 'only the lapsed primary holds the committed prefix, and its report predates the lapse')
+  const after = decidePromotion(input([report(n1, { reportedAt: Tick.of(100), durableLsn: Lsn.of(10) }), ...others], { lapsedPrimary: lapsed }))
+  assert.equal(after.kind === 'promote' && after.replicaId, 'n1')
 })
