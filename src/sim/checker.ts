@@ -32,6 +32,7 @@ export type ViolationKind =
   | 'pin_leaked'
   | 'session_orphaned'
   | 'storage_structure'
+  | 'liveness'
   | 'exception'
 
 export interface Violation {

@@ -19,6 +19,8 @@ export interface RandomRunOptions {
   readonly plantedBugs?: PlantedBugs
   /** Fixes parts of the cluster shape instead of drawing them from the seed. */
   readonly shape?: Partial<Pick<ClusterOptions, 'nodeCount' | 'durability' | 'order'>>
+  /** After the faulty steps, heal and require every replica in sync within `livenessTicksMax` (default on). */
+  readonly liveness?: boolean
 }
 
 export interface RunShape {
@@ -35,7 +37,12 @@ export interface RunResult {
   readonly stats: ClusterStats
   readonly committedLsn: number
   readonly trace: readonly string[]
+  /** Ticks the healed cluster took to bring every replica in sync (undefined when not checked or not reached). */
+  readonly settledAfterTicks: number | undefined
 }
+
+/** The liveness bound: after faults stop, every replica is in sync within this many ticks. */
+export const livenessTicksMax = 200
 
 export const stepsMax = 1_000_000
 
@@ -158,12 +165,14 @@ export function runRandom(options: RandomRunOptions): RunResult {
   const cluster = new Cluster({ seed: options.seed, ...shape, trace: options.trace === true, plantedBugs: options.plantedBugs ?? {} })
   const prng = new Prng(options.seed ^ 0x7f4a7c15)
   let stepsRun = 0
+  let settledAfterTicks: number | undefined
   try {
     while (stepsRun < options.steps && cluster.violations.length === 0) {
       step(cluster, prng)
       cluster.tick()
       stepsRun += 1
     }
+    if (options.liveness !== false && cluster.violations.length === 0) settledAfterTicks = settle(cluster)
   } catch (error) {
     const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
     cluster.recordViolation({ tick: cluster.now, kind: 'exception', detail: message })
@@ -176,7 +185,38 @@ export function runRandom(options: RandomRunOptions): RunResult {
     stats: cluster.stats,
     committedLsn: cluster.coordinator.committedLsn,
     trace: options.trace === true ? cluster.traceLines() : [],
+    settledAfterTicks,
   }
+}
+
+/** A primary serves and every other node's sender is in sync. */
+function inSyncEverywhere(cluster: Cluster): boolean {
+  const runtime = cluster.runtime
+  if (runtime === undefined) return false
+  return cluster.nodeIds.every((id) => id === runtime.nodeId || runtime.registry.sender(id)?.state === 'in_sync')
+}
+
+/**
+ * Liveness: faults stop (crashed nodes restart at their address, links come
+ * back), then the cluster must bring every replica in sync within
+ * `livenessTicksMax` ticks, with the invariants still checked every tick.
+ * Returns the ticks it took; a cluster stuck past the bound is a violation.
+ */
+function settle(cluster: Cluster): number | undefined {
+  for (const id of cluster.nodeIds) if (!cluster.node(id).running) cluster.restart(id)
+  for (const link of cluster.linksDown()) {
+    const [from, to] = link.split('>') as [NodeId, NodeId]
+    cluster.linkUp(from, to, false)
+  }
+  for (let ticks = 1; ticks <= livenessTicksMax && cluster.violations.length === 0; ticks += 1) {
+    cluster.tick()
+    if (inSyncEverywhere(cluster)) return ticks
+  }
+  if (cluster.violations.length > 0) return undefined
+  const runtime = cluster.runtime
+  const states = cluster.nodeIds.map((id) => `${id}:${id === runtime?.nodeId ? 'primary' : (runtime?.registry.sender(id)?.state ?? 'no_primary')}`)
+  cluster.recordViolation({ tick: cluster.now, kind: 'liveness', detail: `not every replica in sync ${livenessTicksMax} ticks after faults stopped: ${states.join(' ')}` })
+  return undefined
 }
 
 export interface SeedsSummary {
