@@ -12,6 +12,7 @@
  * releases (client answers, the FSM apply).
  */
 import { invariant, validationError } from '../domain/index.ts'
+import type { ProtocolFaults } from './faults.ts'
 import { Lsn, type ReplicaId } from './types.ts'
 
 export type DurabilityMode = 'sync_all' | 'sync_quorum' | 'best_effort'
@@ -56,11 +57,12 @@ export class CommitTracker {
   #primaryDurableLsn: Lsn
   #committedLsn: Lsn
 
-  constructor(options: { mode: DurabilityMode; memberCount: number; committedLsn: Lsn }) {
+  constructor(options: { mode: DurabilityMode; memberCount: number; committedLsn: Lsn; faults?: ProtocolFaults }) {
     validateDurability(options.mode, options.memberCount)
     this.mode = options.mode
     this.memberCount = options.memberCount
-    this.copiesNeeded = durableCopiesNeeded(options.mode, options.memberCount)
+    const counted = options.faults?.syncAllCountedAsMajority === true && options.mode === 'sync_all' ? 'sync_quorum' : options.mode
+    this.copiesNeeded = durableCopiesNeeded(counted, options.memberCount)
     this.#committedLsn = options.committedLsn
     this.#primaryDurableLsn = options.committedLsn
   }

@@ -21,6 +21,7 @@
 import { invariant } from '../domain/index.ts'
 import type { RecoveryTransport, ReplicaConnector, StorageAdapter } from './adapters.ts'
 import type { CatchUpBudget } from './budget.ts'
+import type { ProtocolFaults } from './faults.ts'
 import { CatchUpExecutor, RebuildExecutor, type ExecutorStatus } from './executor.ts'
 import { planRebuild, planRecovery } from './planner.ts'
 import type { Registry } from './registry.ts'
@@ -36,6 +37,7 @@ export interface DriverOptions {
   readonly reservationTimeoutTicks: number
   readonly rebuildStallTicks: number
   readonly recoveryRetryTicks: number
+  readonly faults?: ProtocolFaults
 }
 
 export type DriverTimerKind = 'catchup_timeout' | 'reservation_timeout'
@@ -210,7 +212,7 @@ export class RecoveryDriver {
     const { registry, adapters, chunkEntriesMax } = this.#options
     const planned = planRebuild({ registry, storage: adapters }, ticket)
     if (!planned.ok) return 'retry'
-    return new RebuildExecutor({ registry, transport: adapters, plan: planned.plan, chunkEntriesMax })
+    return new RebuildExecutor({ registry, transport: adapters, plan: planned.plan, chunkEntriesMax, faults: this.#options.faults })
   }
 
   #catchUpExecutor(ticket: SessionTicket, flushedLsn: Lsn, now: Tick, ready: ReadyBuilder): CatchUpExecutor | 'retry' | 'needs_rebuild' {
@@ -222,6 +224,6 @@ export class RecoveryDriver {
       ready.timers.push({ kind: 'catchup_timeout', at: Tick.after(now, this.#options.catchUpTimeoutTicks), ...timer })
       ready.timers.push({ kind: 'reservation_timeout', at: Tick.after(now, this.#options.reservationTimeoutTicks), ...timer })
     }
-    return new CatchUpExecutor({ registry, transport: adapters, plan: planned.plan, chunkEntriesMax, budget: catchUpBudget })
+    return new CatchUpExecutor({ registry, transport: adapters, plan: planned.plan, chunkEntriesMax, budget: catchUpBudget, faults: this.#options.faults })
   }
 }

@@ -12,6 +12,7 @@
 import { invariant } from '../domain/index.ts'
 import type { RecoveryTransport } from './adapters.ts'
 import type { CatchUpBudget } from './budget.ts'
+import { noFaults, type ProtocolFaults } from './faults.ts'
 import type { PinSet, RebuildPlan, RecoveryPlan } from './planner.ts'
 import type { Registry } from './registry.ts'
 import type { Sender } from './sender.ts'
@@ -31,6 +32,7 @@ export interface ExecutorOptions {
   /** Most entries shipped per step (bounds each step's work). */
   readonly chunkEntriesMax?: number
   readonly onStep?: StepHook
+  readonly faults?: ProtocolFaults
 }
 
 export const chunkEntriesMaxDefault = 64
@@ -43,6 +45,7 @@ abstract class Executor {
   protected readonly transport: RecoveryTransport
   protected readonly chunkEntriesMax: number
   protected readonly onStep: StepHook | undefined
+  protected readonly faults: ProtocolFaults
   readonly #pins: PinSet
   #status: ExecutorStatus = running
   #released = false
@@ -54,6 +57,7 @@ abstract class Executor {
     this.chunkEntriesMax = options.chunkEntriesMax ?? chunkEntriesMaxDefault
     invariant(Number.isSafeInteger(this.chunkEntriesMax) && this.chunkEntriesMax > 0, 'chunkEntriesMax must be positive')
     this.onStep = options.onStep
+    this.faults = options.faults ?? noFaults
     this.ticket = ticket
     this.#pins = pins
   }
@@ -124,7 +128,8 @@ abstract class Executor {
   }
 
   protected fail(reason: string): ExecutorStatus {
-    this.#release(reason)
+    const leak = this.faults.keepPinsOnBudgetViolation === true && reason.startsWith('budget_')
+    if (!leak) this.#release(reason)
     this.#status = { state: 'failed', reason }
     this.registry.log.append({ kind: 'exec_failed', replicaId: this.ticket.replicaId, sessionId: this.ticket.sessionId, reason })
     return this.#status
@@ -210,7 +215,10 @@ export class CatchUpExecutor extends Executor {
     }
     if (session.recoveredTo < session.targetLsn) return this.status
     const truncation = session.truncation
-    if (truncation !== undefined && !truncation.recorded) {
+    if (truncation !== undefined && !truncation.recorded && this.faults.skipReplicaAheadTruncation === true) {
+      const recorded = sender.recordTruncation(this.ticket, truncation.toLsn)
+      if (!recorded.ok) return this.failAndInvalidate(recorded.reason, 'disconnected')
+    } else if (truncation !== undefined && !truncation.recorded) {
       const report = this.transport.truncate({ ticket: this.ticket, toLsn: truncation.toLsn })
       if (!report.ok) return this.failAndInvalidate(report.reason, 'disconnected')
       const recorded = sender.recordTruncation(this.ticket, report.durableLsn)

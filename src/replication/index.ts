@@ -41,6 +41,8 @@ export { decidePromotion, decideDesperatePromotion, acceptPromotion, ineligibili
 export type { MemberReport, PromotionInput, PromotionDecision, DesperatePromotionDecision, Ineligibility, PromotionVerdict } from './promotion.ts'
 export { lineageSafeLsn, fenceEpoch, decideEpochAdoption, matchLog, learnCommitted, decideBarrier, decidePrimaryTakeover } from './replica.ts'
 export type { ReplicaLogView, EpochFence, EpochAdoption, BarrierDecision } from './replica.ts'
+export { noFaults, protocolFaultNames } from './faults.ts'
+export type { ProtocolFaults } from './faults.ts'
 export { BarrierTracker, expiredBarrierTicksKept } from './barriers.ts'
 export type { AckVerdict, BarrierTimeout } from './barriers.ts'
 export { RecoveryDriver } from './driver.ts'

@@ -10,6 +10,7 @@
  */
 import { invariant } from '../domain/index.ts'
 import type { RecoveryLog } from './log.ts'
+import { noFaults, type ProtocolFaults } from './faults.ts'
 import { Sender } from './sender.ts'
 import {
   type Endpoint,
@@ -59,9 +60,12 @@ export class Registry {
   readonly sessionScope: SessionIdScope
   #sessionCounter = 0
 
-  constructor(options: { log: RecoveryLog; sessionScope: SessionIdScope }) {
+  readonly #faults: ProtocolFaults
+
+  constructor(options: { log: RecoveryLog; sessionScope: SessionIdScope; faults?: ProtocolFaults }) {
     this.log = options.log
     this.sessionScope = options.sessionScope
+    this.#faults = options.faults ?? noFaults
   }
 
   sender(replicaId: ReplicaId): Sender | undefined {
@@ -82,7 +86,7 @@ export class Registry {
       invariant(!seen.has(intent.replicaId), () => `replica ${intent.replicaId} assigned twice`)
       seen.add(intent.replicaId)
       let sender = this.#senders.get(intent.replicaId)
-      if (sender !== undefined && assignment.epoch < sender.epoch) {
+      if (sender !== undefined && assignment.epoch < sender.epoch && this.#faults.acceptOlderAssignment !== true) {
         this.log.append({
           kind: 'stale_assignment',
           replicaId: intent.replicaId,
@@ -93,7 +97,7 @@ export class Registry {
         continue
       }
       if (sender === undefined) {
-        sender = new Sender({ replicaId: intent.replicaId, endpoint: intent.endpoint, epoch: assignment.epoch, log: this.log })
+        sender = new Sender({ replicaId: intent.replicaId, endpoint: intent.endpoint, epoch: assignment.epoch, log: this.log, faults: this.#faults })
         this.#senders.set(intent.replicaId, sender)
       } else {
         sender.updateEndpoint(intent.endpoint)

@@ -10,6 +10,7 @@
  * same epoch at the same LSN hold the same prefix up to it.
  */
 import { invariant } from '../domain/index.ts'
+import { noFaults, type ProtocolFaults } from './faults.ts'
 import { Lsn, type Epoch } from './types.ts'
 
 /** What the replica side reads of a node's log. */
@@ -37,8 +38,9 @@ export function lineageSafeLsn(log: ReplicaLogView): Lsn {
 export type EpochFence = 'current' | 'stale' | 'future'
 
 /** Traffic is accepted only from the node's own epoch: older is fenced, newer waits for its assignment. */
-export function fenceEpoch(nodeEpoch: Epoch, messageEpoch: Epoch): EpochFence {
+export function fenceEpoch(nodeEpoch: Epoch, messageEpoch: Epoch, faults: ProtocolFaults = noFaults): EpochFence {
   if (messageEpoch === nodeEpoch) return 'current'
+  if (faults.acceptOlderEpochTraffic === true && messageEpoch < nodeEpoch) return 'current'
   return messageEpoch < nodeEpoch ? 'stale' : 'future'
 }
 

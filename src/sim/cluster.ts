@@ -22,6 +22,7 @@ import { invariant, validationError } from '../domain/index.ts'
 import {
   BarrierTracker,
   CommitTracker,
+  noFaults,
   Epoch,
   acceptPromotion,
   decideBarrier,
@@ -53,6 +54,7 @@ import type {
   MemberReport,
   PinOwner,
   PinResult,
+  ProtocolFaults,
   PromotionDecision,
   PromotionInput,
   ReplicaState,
@@ -99,6 +101,8 @@ export interface ClusterOptions {
   readonly trace: boolean
   readonly traceEventsMax: number
   readonly plantedBugs: PlantedBugs
+  /** Test-only defects planted in the protocol modules themselves (see `src/replication/faults.ts`). */
+  readonly faults: ProtocolFaults
 }
 
 export const clusterDefaults: Omit<ClusterOptions, 'seed'> = {
@@ -118,6 +122,7 @@ export const clusterDefaults: Omit<ClusterOptions, 'seed'> = {
   trace: false,
   traceEventsMax: 200_000,
   plantedBugs: {},
+  faults: noFaults,
 }
 
 export const nodeCountMax = 9
@@ -174,6 +179,7 @@ export class PrimaryRuntime {
     durability: DurabilityMode
     memberCount: number
     barrierTimeoutTicks: number
+    faults: ProtocolFaults
     now: () => Tick
     recovery: Omit<DriverOptions, 'registry' | 'adapters'>
     adapters: (runtime: PrimaryRuntime) => DriverOptions['adapters']
@@ -181,11 +187,20 @@ export class PrimaryRuntime {
     this.nodeId = options.nodeId
     this.incarnation = options.incarnation
     this.epoch = options.epoch
-    this.commit = new CommitTracker({ mode: options.durability, memberCount: options.memberCount, committedLsn: options.committedLsn })
+    this.commit = new CommitTracker({
+      mode: options.durability,
+      memberCount: options.memberCount,
+      committedLsn: options.committedLsn,
+      faults: options.faults,
+    })
     this.log = new RecoveryLog({ now: options.now })
-    this.registry = new Registry({ log: this.log, sessionScope: { primaryId: options.nodeId, incarnation: options.incarnation } })
+    this.registry = new Registry({
+      log: this.log,
+      sessionScope: { primaryId: options.nodeId, incarnation: options.incarnation },
+      faults: options.faults,
+    })
     this.barriers = new BarrierTracker({ timeoutTicks: options.barrierTimeoutTicks })
-    this.driver = new RecoveryDriver({ ...options.recovery, registry: this.registry, adapters: options.adapters(this) })
+    this.driver = new RecoveryDriver({ ...options.recovery, registry: this.registry, adapters: options.adapters(this), faults: options.faults })
   }
 }
 
@@ -472,8 +487,8 @@ export class Cluster {
     if (message.kind === 'ack') {
       const runtime = this.#runtime
       if (runtime === undefined || runtime.nodeId !== message.to) return this.#reject(message, 'not_primary')
-      if (fenceEpoch(runtime.epoch, message.epoch) !== 'current') return this.#reject(message, 'epoch_mismatch')
-    } else if (fenceEpoch(node.epoch, message.epoch) !== 'current') {
+      if (fenceEpoch(runtime.epoch, message.epoch, this.options.faults) !== 'current') return this.#reject(message, 'epoch_mismatch')
+    } else if (fenceEpoch(node.epoch, message.epoch, this.options.faults) !== 'current') {
       return this.#reject(message, 'epoch_mismatch')
     }
     if (this.isLinkDown(message.from, message.to)) return this.#reject(message, 'link_down')
@@ -831,6 +846,7 @@ export class Cluster {
       durability: this.options.durability,
       memberCount: this.options.nodeCount,
       barrierTimeoutTicks: this.options.barrierTimeoutTicks,
+      faults: this.options.faults,
       now: () => this.#now,
       recovery: {
         chunkEntriesMax: this.options.chunkEntriesMax,

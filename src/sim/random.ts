@@ -11,12 +11,15 @@ import { Cluster, emptyClusterStats, type ClusterOptions, type ClusterStats, typ
 import type { Violation } from './checker.ts'
 import type { EventOrder, NodeId } from './events.ts'
 import { Prng } from './prng.ts'
+import { noFaults, type ProtocolFaults } from '../replication/index.ts'
 
 export interface RandomRunOptions {
   readonly seed: number
   readonly steps: number
   readonly trace?: boolean
   readonly plantedBugs?: PlantedBugs
+  /** Test-only defects planted in the protocol modules (off by default). */
+  readonly faults?: ProtocolFaults
   /** Fixes parts of the cluster shape instead of drawing them from the seed. */
   readonly shape?: Partial<Pick<ClusterOptions, 'nodeCount' | 'durability' | 'order'>>
   /** After the faulty steps, heal and require every replica in sync within `livenessTicksMax` (default on). */
@@ -162,7 +165,13 @@ export function runRandom(options: RandomRunOptions): RunResult {
     throw new InvariantViolation(`steps must be in [0, ${stepsMax}]`)
   }
   const shape = shapeFor(options.seed, options.shape)
-  const cluster = new Cluster({ seed: options.seed, ...shape, trace: options.trace === true, plantedBugs: options.plantedBugs ?? {} })
+  const cluster = new Cluster({
+    seed: options.seed,
+    ...shape,
+    trace: options.trace === true,
+    plantedBugs: options.plantedBugs ?? {},
+    faults: options.faults ?? noFaults,
+  })
   const prng = new Prng(options.seed ^ 0x7f4a7c15)
   let stepsRun = 0
   let settledAfterTicks: number | undefined
@@ -232,6 +241,7 @@ export function runSeeds(options: {
   readonly count: number
   readonly steps: number
   readonly plantedBugs?: PlantedBugs
+  readonly faults?: ProtocolFaults
   readonly shape?: RandomRunOptions['shape']
   readonly onRun?: (result: RunResult, index: number) => void
 }): SeedsSummary {
@@ -243,6 +253,7 @@ export function runSeeds(options: {
       seed: options.firstSeed + index,
       steps: options.steps,
       ...(options.plantedBugs === undefined ? {} : { plantedBugs: options.plantedBugs }),
+      ...(options.faults === undefined ? {} : { faults: options.faults }),
       ...(options.shape === undefined ? {} : { shape: options.shape }),
     })
     steps += result.stepsRun
