@@ -20,8 +20,7 @@
  */
 import { invariant, validationError } from '../domain/index.ts'
 import {
-  BarrierTracker,
-  CommitTracker,
+  PrimaryProtocol,
   noFaults,
   Epoch,
   acceptPromotion,
@@ -34,9 +33,7 @@ import {
   decidePromotion,
   ineligibility,
   Lsn,
-  RecoveryDriver,
   RecoveryLog,
-  Registry,
   ReplicaId,
   Tick,
   formatRecoveryEvent,
@@ -158,49 +155,17 @@ interface PinRecord {
   readonly image: Image | undefined
 }
 
-/** The primary's in-memory state: lost when the primary crashes. */
-export class PrimaryRuntime {
-  readonly nodeId: NodeId
-  readonly incarnation: number
-  epoch: Epoch
-  readonly commit: CommitTracker
-  readonly log: RecoveryLog
-  readonly registry: Registry
-  readonly driver: RecoveryDriver
-  readonly barriers: BarrierTracker
+/**
+ * The primary's in-memory state, lost when the primary crashes: the engine's
+ * `PrimaryProtocol` plus what the simulated adapters keep (pins, the last
+ * stream request per replica).
+ */
+export class PrimaryRuntime extends PrimaryProtocol {
   readonly pins = new Map<number, PinRecord>()
   readonly streamed = new Map<ReplicaId, { fromLsn: Lsn; toLsn: Lsn; tick: Tick }>()
 
-  constructor(options: {
-    nodeId: NodeId
-    incarnation: number
-    epoch: Epoch
-    committedLsn: Lsn
-    durability: DurabilityMode
-    memberCount: number
-    barrierTimeoutTicks: number
-    faults: ProtocolFaults
-    now: () => Tick
-    recovery: Omit<DriverOptions, 'registry' | 'adapters'>
-    adapters: (runtime: PrimaryRuntime) => DriverOptions['adapters']
-  }) {
-    this.nodeId = options.nodeId
-    this.incarnation = options.incarnation
-    this.epoch = options.epoch
-    this.commit = new CommitTracker({
-      mode: options.durability,
-      memberCount: options.memberCount,
-      committedLsn: options.committedLsn,
-      faults: options.faults,
-    })
-    this.log = new RecoveryLog({ now: options.now })
-    this.registry = new Registry({
-      log: this.log,
-      sessionScope: { primaryId: options.nodeId, incarnation: options.incarnation },
-      faults: options.faults,
-    })
-    this.barriers = new BarrierTracker({ timeoutTicks: options.barrierTimeoutTicks })
-    this.driver = new RecoveryDriver({ ...options.recovery, registry: this.registry, adapters: options.adapters(this), faults: options.faults })
+  get nodeId(): NodeId {
+    return this.primaryId
   }
 }
 
@@ -353,9 +318,7 @@ export class Cluster {
     this.reference.recordWrite(runtime.epoch, entry.lsn, value)
     this.stats.writes += 1
     this.#log('action', `write lsn=${entry.lsn} epoch=${entry.epoch} primary=${primary.id}`)
-    for (const sender of runtime.registry.senders()) {
-      if (sender.state === 'in_sync') this.#ship(runtime, sender, Lsn.after(entry.lsn, -1), entry.lsn, true)
-    }
+    for (const sender of runtime.liveShipTargets()) this.#ship(runtime, sender, Lsn.after(entry.lsn, -1), entry.lsn, true)
     return entry.lsn
   }
 
@@ -432,11 +395,8 @@ export class Cluster {
     const primary = this.node(runtime.nodeId)
     primary.epoch = epoch
     this.#truncatePrimaryUncommitted(primary, runtime.commit.committedLsn)
-    runtime.epoch = epoch
-    runtime.commit.clearAcks()
     runtime.streamed.clear()
-    runtime.barriers.expireAll(this.#now)
-    runtime.registry.reconcile({ epoch, replicas: this.#replicaAssignments(runtime) })
+    runtime.changeEpoch(epoch, this.#now, this.#replicaAssignments(runtime))
     this.#sendAssignments(runtime.nodeId)
   }
 
@@ -558,9 +518,8 @@ export class Cluster {
   #receiveAck(message: Extract<Message, { kind: 'ack' }>): void {
     const runtime = this.#runtime
     invariant(runtime !== undefined, 'ack accepted without a primary')
-    const verdict = runtime.barriers.ack(message.barrierId, message.from)
+    const verdict = runtime.receiveAck(message)
     if (verdict !== 'accepted') return this.#reject(message, verdict)
-    runtime.commit.recordAck(message.from, message.durableLsn)
     this.#accept(message, `acked=${runtime.commit.ackedLsn(message.from)}`)
   }
 
@@ -743,11 +702,7 @@ export class Cluster {
     if (runtime === undefined || runtime.nodeId !== message.to || message.epoch !== runtime.epoch) {
       return this.#reject(message, 'epoch_mismatch')
     }
-    for (const [id, endpoint] of message.endpoints) {
-      const sender = runtime.registry.sender(id)
-      if (sender !== undefined && sender.endpoint.version !== endpoint.version) runtime.driver.requestReassign(id)
-    }
-    runtime.registry.reconcile({ epoch: runtime.epoch, replicas: this.#replicaAssignments(runtime, new Map(message.endpoints)) })
+    runtime.applyMembership(this.#replicaAssignments(runtime, new Map(message.endpoints)))
     this.#accept(message, '')
   }
 
@@ -839,7 +794,7 @@ export class Cluster {
   #becomePrimary(node: SimNode, epoch: Epoch, committedLsn: Lsn): void {
     this.#incarnation += 1
     const runtime = new PrimaryRuntime({
-      nodeId: node.id,
+      primaryId: node.id,
       incarnation: this.#incarnation,
       epoch,
       committedLsn,
@@ -847,7 +802,7 @@ export class Cluster {
       memberCount: this.options.nodeCount,
       barrierTimeoutTicks: this.options.barrierTimeoutTicks,
       faults: this.options.faults,
-      now: () => this.#now,
+      log: new RecoveryLog({ now: () => this.#now }),
       recovery: {
         chunkEntriesMax: this.options.chunkEntriesMax,
         catchUpBudget: this.options.catchUpBudget,
@@ -856,7 +811,8 @@ export class Cluster {
         rebuildStallTicks: this.options.rebuildStallTicks,
         recoveryRetryTicks: this.options.recoveryRetryTicks,
       },
-      adapters: (created) => this.#adapters(created),
+      // Only PrimaryRuntime instances are built here, so the adapters see the pins and streams.
+      adapters: (created) => this.#adapters(created as PrimaryRuntime),
     })
     if (this.#trace !== undefined) runtime.log.subscribe((event) => this.#log('engine', formatRecoveryEvent(event)))
     this.#runtime = runtime
