@@ -26,6 +26,8 @@ export interface MemberReport {
   readonly replicaId: ReplicaId
   readonly epoch: Epoch
   readonly durableLsn: Lsn
+  /** The member's lineage-safe LSN (known committed and durable, or its checkpoint): what it can keep whatever lineage won. */
+  readonly safeLsn: Lsn
   readonly reportedAt: Tick
   /** The member's state as the last primary published it; undefined when never published. */
   readonly state: ReplicaState | undefined
@@ -141,18 +143,20 @@ export function decidePromotion(input: PromotionInput): PromotionDecision {
 }
 
 /**
- * The operator's last resort: the reporting member with the most durable
- * entries, eligible or not. The decision's event names the committed range
- * that may be lost, for the recovery log.
+ * The operator's last resort: the reporting member that keeps the longest
+ * prefix of the committed lineage, eligible or not. It keeps only its
+ * lineage-safe prefix (entries above it may be an older primary's
+ * uncommitted tail); the decision's event names the committed range that may
+ * be lost, for the recovery log.
  */
 export function decideDesperatePromotion(input: PromotionInput): DesperatePromotionDecision {
   const reporting = input.members
     .map((replicaId) => input.reports.get(replicaId))
     .filter((report): report is MemberReport => isReportFresh(report, input.now, input.reportFreshTicks))
-    .sort((a, b) => b.durableLsn - a.durableLsn || b.epoch - a.epoch || (a.replicaId < b.replicaId ? -1 : 1))
+    .sort((a, b) => b.safeLsn - a.safeLsn || b.durableLsn - a.durableLsn || b.epoch - a.epoch || (a.replicaId < b.replicaId ? -1 : 1))
   const chosen = reporting[0]
   if (chosen === undefined) return { kind: 'blocked', reason: 'no_member_reporting' }
-  const keptLsn = Lsn.min(chosen.durableLsn, input.committedLsn)
+  const keptLsn = Lsn.min(chosen.safeLsn, input.committedLsn)
   const lostEntries = Lsn.entriesBetween(keptLsn, input.committedLsn)
   return {
     kind: 'promote_desperate',

@@ -29,7 +29,7 @@ export interface ReplicaLogView {
  * committed, or covered by its checkpoint. Anything above may be an
  * uncommitted tail of a deposed primary.
  */
-export function lineageSafeLsn(log: ReplicaLogView): Lsn {
+export function lineageSafeLsn(log: Omit<ReplicaLogView, 'epochAt'>): Lsn {
   return Lsn.max(log.checkpointLsn, Lsn.min(log.knownCommittedLsn, log.durableLsn))
 }
 
@@ -47,24 +47,54 @@ export function fenceEpoch(nodeEpoch: Epoch, messageEpoch: Epoch, faults: Protoc
 // ---------------------------------------------------------- epoch adoption
 
 export type EpochAdoption =
-  | { readonly kind: 'adopt'; readonly persistEpoch: Epoch; readonly truncateToLsn: Lsn }
+  | {
+      readonly kind: 'adopt'
+      readonly persistEpoch: Epoch
+      readonly truncateToLsn: Lsn
+      readonly knownCommittedLsn: Lsn
+      /** The node's checkpoint lies above a lineage reset: its whole store is of a lost lineage; drop it and rebuild. */
+      readonly wipeStore: boolean
+    }
   | { readonly kind: 'ignore'; readonly reason: 'not_newer' | 'is_primary' }
+
+/**
+ * A desperate promotion at `epoch` kept the committed lineage only up to
+ * `keptLsn`: what any node knew committed above it is gone. The control plane
+ * keeps these and hands them out with assignments.
+ */
+export interface LineageReset {
+  readonly epoch: Epoch
+  readonly keptLsn: Lsn
+}
 
 /**
  * A replica told of a newer epoch persists it and drops whatever it holds
  * beyond its lineage-safe LSN: that tail was written by a primary that may
  * have been deposed, and a connect will fetch what the new lineage holds.
- * The primary adopts epochs through promotion, never through this path.
+ * A lineage reset between its epoch and the new one (a desperate promotion)
+ * caps what it may still call committed at the reset's kept LSN. The primary
+ * adopts epochs through promotion, never through this path.
  */
 export function decideEpochAdoption(options: {
   readonly log: ReplicaLogView
   readonly currentEpoch: Epoch
   readonly offeredEpoch: Epoch
   readonly isPrimary: boolean
+  readonly lineageResets?: readonly LineageReset[]
 }): EpochAdoption {
   if (options.isPrimary) return { kind: 'ignore', reason: 'is_primary' }
   if (options.offeredEpoch <= options.currentEpoch) return { kind: 'ignore', reason: 'not_newer' }
-  return { kind: 'adopt', persistEpoch: options.offeredEpoch, truncateToLsn: lineageSafeLsn(options.log) }
+  const crossed = (options.lineageResets ?? []).filter((reset) => reset.epoch > options.currentEpoch && reset.epoch <= options.offeredEpoch)
+  const knownCommittedLsn = crossed.reduce((known, reset) => Lsn.min(known, reset.keptLsn), options.log.knownCommittedLsn)
+  if (options.log.checkpointLsn > knownCommittedLsn) {
+    return { kind: 'adopt', persistEpoch: options.offeredEpoch, truncateToLsn: Lsn.zero, knownCommittedLsn: Lsn.zero, wipeStore: true }
+  }
+  const truncateToLsn = lineageSafeLsn({ ...viewOf(options.log), knownCommittedLsn })
+  return { kind: 'adopt', persistEpoch: options.offeredEpoch, truncateToLsn, knownCommittedLsn, wipeStore: false }
+}
+
+function viewOf(log: ReplicaLogView): Omit<ReplicaLogView, 'epochAt'> {
+  return { headLsn: log.headLsn, durableLsn: log.durableLsn, checkpointLsn: log.checkpointLsn, knownCommittedLsn: log.knownCommittedLsn }
 }
 
 // ------------------------------------------------------------ log matching

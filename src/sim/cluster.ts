@@ -25,10 +25,12 @@ import {
   Epoch,
   acceptPromotion,
   decideBarrier,
+  decideDesperatePromotion,
   decideEpochAdoption,
   decidePrimaryTakeover,
   fenceEpoch,
   learnCommitted,
+  lineageSafeLsn,
   matchLog,
   decidePromotion,
   ineligibility,
@@ -48,6 +50,7 @@ import type {
   DriverOptions,
   DriverReady,
   Ineligibility,
+  LineageReset,
   MemberReport,
   PinOwner,
   PinResult,
@@ -176,8 +179,12 @@ export interface CoordinatorState {
   primaryLostAt: Tick | undefined
   readonly knownEndpoints: Map<NodeId, Endpoint>
   readonly replicaStates: Map<NodeId, ReplicaState>
+  /** Desperate promotions so far: adopting nodes cap what they call committed (bounded by promotions). */
+  readonly lineageResets: LineageReset[]
+  /** The control plane's own recovery log (desperate promotions say here what may be lost). */
+  readonly log: RecoveryLog
   /** The last heartbeat from each node: all the coordinator knows of its disk. */
-  readonly heard: Map<NodeId, { epoch: Epoch; durableLsn: Lsn; reportedAt: Tick }>
+  readonly heard: Map<NodeId, { epoch: Epoch; durableLsn: Lsn; safeLsn: Lsn; reportedAt: Tick }>
   readonly assignmentSentAt: Map<NodeId, Tick>
 }
 
@@ -256,8 +263,11 @@ export class Cluster {
       knownEndpoints: new Map(ids.map((id) => [id, this.node(id).endpoint])),
       replicaStates: new Map(),
       heard: new Map(),
+      lineageResets: [],
+      log: new RecoveryLog({ now: () => this.#now }),
       assignmentSentAt: new Map(),
     }
+    if (this.#trace !== undefined) this.coordinator.log.subscribe((event) => this.#log('coordinator', formatRecoveryEvent(event)))
     this.#becomePrimary(this.node(ReplicaId.of('n1')), Epoch.first, Lsn.zero)
   }
 
@@ -442,7 +452,7 @@ export class Cluster {
     }
     const node = this.node(message.to)
     if (!node.running) return this.#reject(message, 'node_down')
-    if (message.kind === 'assignment') return this.#adoptAssignment(node, message.epoch)
+    if (message.kind === 'assignment') return this.#adoptAssignment(node, message)
     if (message.kind === 'membership') return this.#receiveMembership(message)
     if (message.kind === 'ack') {
       const runtime = this.#runtime
@@ -653,6 +663,7 @@ export class Cluster {
         epoch: node.epoch,
         endpoint: node.endpoint,
         durableLsn: node.durableLsn,
+        safeLsn: lineageSafeLsn(node),
       })
     }
   }
@@ -660,7 +671,7 @@ export class Cluster {
   #coordinatorReceive(message: Message): void {
     if (message.kind !== 'heartbeat') return this.#reject(message, 'misrouted')
     const coordinator = this.coordinator
-    coordinator.heard.set(message.from, { epoch: message.epoch, durableLsn: message.durableLsn, reportedAt: this.#now })
+    coordinator.heard.set(message.from, { epoch: message.epoch, durableLsn: message.durableLsn, safeLsn: message.safeLsn, reportedAt: this.#now })
     const known = coordinator.knownEndpoints.get(message.from)
     if (known === undefined || known.version !== message.endpoint.version || known.dataAddress !== message.endpoint.dataAddress) {
       coordinator.knownEndpoints.set(message.from, message.endpoint)
@@ -680,19 +691,34 @@ export class Cluster {
       const sentAt = coordinator.assignmentSentAt.get(message.from)
       if (sentAt === undefined || this.#now - sentAt > 2) {
         coordinator.assignmentSentAt.set(message.from, this.#now)
-        this.queue.sendAt(Tick.after(this.#now, 1), { kind: 'assignment', from: coordinatorId, to: message.from, epoch: coordinator.epoch })
+        this.queue.sendAt(Tick.after(this.#now, 1), {
+          kind: 'assignment',
+          from: coordinatorId,
+          to: message.from,
+          epoch: coordinator.epoch,
+          lineageResets: coordinator.lineageResets,
+        })
       }
     }
   }
 
   /** A replica adopts a newer epoch and drops whatever it holds beyond its lineage-safe LSN. */
-  #adoptAssignment(node: SimNode, epoch: Epoch): void {
-    const decision = decideEpochAdoption({ log: node, currentEpoch: node.epoch, offeredEpoch: epoch, isPrimary: this.#runtime?.nodeId === node.id })
+  #adoptAssignment(node: SimNode, message: Extract<Message, { kind: 'assignment' }>): void {
+    const epoch = message.epoch
+    const decision = decideEpochAdoption({
+      log: node,
+      currentEpoch: node.epoch,
+      offeredEpoch: epoch,
+      isPrimary: this.#runtime?.nodeId === node.id,
+      lineageResets: message.lineageResets,
+    })
     if (decision.kind === 'ignore') {
       this.#log('reject', `assignment to ${node.id} epoch=${epoch} reason=${decision.reason}`)
       return
     }
-    node.truncate(decision.truncateToLsn)
+    if (decision.wipeStore) node.wipe()
+    else node.truncate(decision.truncateToLsn)
+    node.knownCommittedLsn = decision.knownCommittedLsn
     node.epoch = decision.persistEpoch
     this.#log('deliver', `assignment ${node.id} adopts epoch=${epoch} truncated_to=${decision.truncateToLsn}`)
   }
@@ -773,6 +799,48 @@ export class Cluster {
     this.#sendAssignments(chosen.id)
   }
 
+  /**
+   * The operator's desperate promotion (ARCHITECTURE.md §4): with no primary,
+   * promote the reporting node that keeps the longest committed prefix,
+   * eligible or not. The loss is declared — in the control plane's recovery
+   * log, to the reference (clients were told), and to every node through the
+   * lineage reset its next assignment carries. Returns whether it promoted.
+   */
+  promoteDesperately(): boolean {
+    const coordinator = this.coordinator
+    if (this.#runtime !== undefined) {
+      this.#log('promotion_blocked', 'desperate reason=primary_serving')
+      return false
+    }
+    const decision = decideDesperatePromotion(this.promotionInput())
+    if (decision.kind === 'blocked') {
+      this.#log('promotion_blocked', `desperate reason=${decision.reason}`)
+      return false
+    }
+    const chosen = this.node(decision.replicaId)
+    if (!chosen.running || !acceptPromotion(chosen, { fromEpoch: chosen.epoch, committedLsn: coordinator.committedLsn, desperate: true }).ok) {
+      this.#log('promotion_blocked', `desperate reason=offer_refused ${chosen.id}`)
+      return false
+    }
+    // The node keeps what it knows is on the committed lineage now, which its report may have understated.
+    const keptLsn = Lsn.min(decision.keptLsn, lineageSafeLsn(chosen))
+    coordinator.log.append({ ...decision.event, detail: { ...decision.event.detail, keptLsn } })
+    const epoch = decision.epoch
+    coordinator.epoch = epoch
+    coordinator.lineageResets.push({ epoch, keptLsn })
+    coordinator.committedLsn = keptLsn
+    this.committedHighWater = keptLsn
+    this.reference.declareLoss(keptLsn)
+    this.#log('promote', `${chosen.id} epoch=${epoch} desperate kept=${keptLsn} reason=${decision.event.reason ?? ''}`)
+    this.stats.promotions += 1
+    chosen.epoch = epoch
+    chosen.knownCommittedLsn = Lsn.min(chosen.knownCommittedLsn, keptLsn)
+    this.#truncatePrimaryUncommitted(chosen, keptLsn)
+    this.#becomePrimary(chosen, epoch, keptLsn)
+    this.#sendAssignments(chosen.id)
+    return true
+  }
+
   /** Planted bug: the first running node by id, whatever its epoch, state or prefix. */
   #promoteAnyRunning(): PromotionDecision {
     const verdicts = this.nodeIds.map((replicaId) => ({ replicaId, ineligibility: undefined }))
@@ -832,7 +900,13 @@ export class Cluster {
     for (const id of this.nodeIds) {
       if (id === primaryId) continue
       this.coordinator.assignmentSentAt.set(id, this.#now)
-      this.queue.sendAt(Tick.after(this.#now, 1), { kind: 'assignment', from: coordinatorId, to: id, epoch: this.coordinator.epoch })
+      this.queue.sendAt(Tick.after(this.#now, 1), {
+        kind: 'assignment',
+        from: coordinatorId,
+        to: id,
+        epoch: this.coordinator.epoch,
+        lineageResets: this.coordinator.lineageResets,
+      })
     }
   }
 

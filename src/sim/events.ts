@@ -6,7 +6,7 @@
  * except that messages on one link keep their send order (a TCP stream).
  */
 import { invariant } from '../domain/index.ts'
-import { ReplicaId, type Endpoint, type Epoch, type Lsn, type SessionId, type Tick } from '../replication/index.ts'
+import { ReplicaId, type Endpoint, type Epoch, type LineageReset, type Lsn, type SessionId, type Tick } from '../replication/index.ts'
 import type { WalEntry } from './node.ts'
 import type { Prng } from './prng.ts'
 
@@ -31,8 +31,8 @@ export type Message =
       readonly attempt: number
     })
   | (MessageBase & { readonly kind: 'ack'; readonly barrierId: number; readonly durableLsn: Lsn })
-  | (MessageBase & { readonly kind: 'heartbeat'; readonly endpoint: Endpoint; readonly durableLsn: Lsn })
-  | (MessageBase & { readonly kind: 'assignment' })
+  | (MessageBase & { readonly kind: 'heartbeat'; readonly endpoint: Endpoint; readonly durableLsn: Lsn; readonly safeLsn: Lsn })
+  | (MessageBase & { readonly kind: 'assignment'; readonly lineageResets: readonly LineageReset[] })
   | (MessageBase & { readonly kind: 'membership'; readonly endpoints: ReadonlyArray<readonly [NodeId, Endpoint]> })
 
 export type Timer =

@@ -174,6 +174,12 @@ export class SimNode implements ReplicaLogView {
     return true
   }
 
+  /** The whole store belonged to a lost lineage: back to empty (genesis), to be rebuilt. */
+  wipe(): void {
+    this.installImage({ lsn: Lsn.zero, digest: genesisDigest })
+    this.knownCommittedLsn = Lsn.zero
+  }
+
   /** A rebuild replaced this node's store with an image; its WAL restarts there. */
   installImage(image: Image): void {
     this.#entries.clear()

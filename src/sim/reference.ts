@@ -32,6 +32,17 @@ export class ReferenceModel {
     return this.#digests[lsn]
   }
 
+  /**
+   * An operator's desperate promotion declared the committed entries above
+   * `keptLsn` lost: clients are told (the recovery log says so), and the
+   * reference forgets them, so what is committed next is checked afresh.
+   */
+  declareLoss(keptLsn: Lsn): void {
+    if (keptLsn >= this.#committedLsn) return
+    this.#digests.length = keptLsn + 1
+    this.#committedLsn = keptLsn
+  }
+
   /** Entries (committed, entries.at(-1).lsn] become committed by a primary at `epoch`. */
   commit(entries: readonly WalEntry[], epoch: Epoch): ReferenceProblem[] {
     const problems: ReferenceProblem[] = []

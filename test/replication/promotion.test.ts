@@ -21,7 +21,7 @@ const members = ['n1', 'n2', 'n3', 'n4', 'n5'].map((id) => ReplicaId.of(id))
 const [n1, n2, n3, n4, n5] = members as [ReplicaId, ReplicaId, ReplicaId, ReplicaId, ReplicaId]
 
 function report(replicaId: ReplicaId, values: Partial<Omit<MemberReport, 'replicaId'>> = {}): MemberReport {
-  return { replicaId, epoch: Epoch.of(3), durableLsn: Lsn.of(10), reportedAt: Tick.of(100), state: 'in_sync', ...values }
+  return { replicaId, epoch: Epoch.of(3), durableLsn: Lsn.of(10), safeLsn: Lsn.of(10), reportedAt: Tick.of(100), state: 'in_sync', ...values }
 }
 
 function input(reports: readonly MemberReport[], values: Partial<PromotionInput> = {}): PromotionInput {
@@ -87,7 +87,10 @@ test('the chosen member refuses an offer its disk no longer supports', () => {
 })
 
 test('desperate promotion: the most durable reporting member, with the possible loss in its recovery-log event', () => {
-  const reports = [report(n2, { durableLsn: Lsn.of(6), state: 'needs_rebuild' }), report(n3, { durableLsn: Lsn.of(4), epoch: Epoch.of(2) })]
+  const reports = [
+    report(n2, { durableLsn: Lsn.of(6), safeLsn: Lsn.of(6), state: 'needs_rebuild' }),
+    report(n3, { durableLsn: Lsn.of(9), safeLsn: Lsn.of(4), epoch: Epoch.of(2) }),
+  ]
   assert.equal(decidePromotion(input(reports)).kind, 'blocked')
   const decision = decideDesperatePromotion(input(reports))
   assert.equal(decision.kind, 'promote_desperate')

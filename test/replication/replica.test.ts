@@ -49,6 +49,8 @@ test('epoch adoption: a newer epoch is persisted and the tail beyond the lineage
     kind: 'adopt',
     persistEpoch: 3,
     truncateToLsn: 2,
+    knownCommittedLsn: 2,
+    wipeStore: false,
   })
   assert.deepEqual(decideEpochAdoption({ log, currentEpoch: Epoch.of(3), offeredEpoch: Epoch.of(3), isPrimary: false }), {
     kind: 'ignore',
@@ -106,4 +108,21 @@ test('primary takeover: the uncommitted tail goes, never below the checkpoint', 
   assert.deepEqual(decidePrimaryTakeover(view([1, 1, 1, 1, 1]), Lsn.of(3)), { truncateToLsn: 3, knownCommittedLsn: 3 })
   assert.deepEqual(decidePrimaryTakeover(view([1, 1, 1, 1, 1], { checkpoint: 4 }), Lsn.of(3)), { truncateToLsn: 4, knownCommittedLsn: 3 })
   assert.deepEqual(decidePrimaryTakeover(view([1, 1]), Lsn.of(3)), { truncateToLsn: undefined, knownCommittedLsn: 2 })
+})
+
+test('epoch adoption across a lineage reset (a desperate promotion) caps what the node calls committed', () => {
+  const log = view([1, 1, 1, 1, 1], { knownCommitted: 5 })
+  const resets = [{ epoch: Epoch.of(3), keptLsn: Lsn.of(2) }]
+  assert.deepEqual(decideEpochAdoption({ log, currentEpoch: Epoch.of(1), offeredEpoch: Epoch.of(4), isPrimary: false, lineageResets: resets }), {
+    kind: 'adopt',
+    persistEpoch: 4,
+    truncateToLsn: 2,
+    knownCommittedLsn: 2,
+    wipeStore: false,
+  })
+  const notCrossed = decideEpochAdoption({ log, currentEpoch: Epoch.of(3), offeredEpoch: Epoch.of(4), isPrimary: false, lineageResets: resets })
+  assert.equal(notCrossed.kind === 'adopt' && notCrossed.truncateToLsn, 5, 'a reset the node already lived through does not apply again')
+  const checkpointed = view([1, 1, 1, 1, 1], { knownCommitted: 5, checkpoint: 4 })
+  const wiped = decideEpochAdoption({ log: checkpointed, currentEpoch: Epoch.of(1), offeredEpoch: Epoch.of(4), isPrimary: false, lineageResets: resets })
+  assert.equal(wiped.kind === 'adopt' && wiped.wipeStore, true, 'a checkpoint of the lost lineage cannot be kept')
 })
