@@ -125,6 +125,8 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
     return failed ? simExit.violations : simExit.ok
   }
 
+  let settledTicksMax = 0
+  let settledRuns = 0
   const progressEvery = Math.max(1, Math.floor(count / 20))
   const showProgress = count * steps >= 200_000
   const summary = runSeeds({
@@ -133,6 +135,10 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
     steps,
     shape,
     onRun: (result, index) => {
+      if (result.settledAfterTicks !== undefined) {
+        settledRuns += 1
+        settledTicksMax = Math.max(settledTicksMax, result.settledAfterTicks)
+      }
       if (result.violations.length > 0) {
         io.err(`violation: ${describeRun(result)}: ${result.violations.map((v) => `${v.kind} at t=${v.tick}: ${v.detail}`).join('; ')}\n`)
       }
@@ -150,6 +156,7 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
       `writes ${totals.writes} promotions ${totals.promotions} crashes ${totals.crashes} restarts ${totals.restarts}`,
       `catch-ups ${totals.catchUpsCompleted} rebuilds ${totals.rebuildsCompleted} failed recoveries ${totals.recoveriesFailed}`,
       `messages delivered ${totals.messagesDelivered} rejected ${totals.messagesRejected}`,
+      `liveness: ${settledRuns} of ${summary.runs} runs settled after faults stopped, slowest in ${settledTicksMax} ticks`,
     ].join('\n') + '\n',
   )
   const first = summary.failures[0]
