@@ -23,16 +23,15 @@ import {
   PrimaryProtocol,
   noFaults,
   Epoch,
+  ControlPlane,
   acceptPromotion,
   decideBarrier,
-  decideDesperatePromotion,
   decideEpochAdoption,
   decidePrimaryTakeover,
   fenceEpoch,
   learnCommitted,
   lineageSafeLsn,
   matchLog,
-  decidePromotion,
   ineligibility,
   Lsn,
   RecoveryLog,
@@ -172,22 +171,6 @@ export class PrimaryRuntime extends PrimaryProtocol {
   }
 }
 
-export interface CoordinatorState {
-  epoch: Epoch
-  primaryId: NodeId | undefined
-  committedLsn: Lsn
-  primaryLostAt: Tick | undefined
-  readonly knownEndpoints: Map<NodeId, Endpoint>
-  readonly replicaStates: Map<NodeId, ReplicaState>
-  /** Desperate promotions so far: adopting nodes cap what they call committed (bounded by promotions). */
-  readonly lineageResets: LineageReset[]
-  /** The control plane's own recovery log (desperate promotions say here what may be lost). */
-  readonly log: RecoveryLog
-  /** The last heartbeat from each node: all the coordinator knows of its disk. */
-  readonly heard: Map<NodeId, { epoch: Epoch; durableLsn: Lsn; safeLsn: Lsn; reportedAt: Tick }>
-  readonly assignmentSentAt: Map<NodeId, Tick>
-}
-
 export interface ClusterStats {
   writes: number
   promotions: number
@@ -225,7 +208,7 @@ export class Cluster {
   readonly queue = new EventQueue()
   readonly reference = new ReferenceModel()
   readonly violations: Violation[] = []
-  readonly coordinator: CoordinatorState
+  readonly coordinator: ControlPlane
   readonly stats: ClusterStats = emptyClusterStats()
   readonly #trace: TraceEvent[] | undefined
   readonly #linksDown = new Set<string>()
@@ -255,19 +238,15 @@ export class Cluster {
       this.nodes.set(id, new SimNode(id, Epoch.first, endpoint))
     }
     this.nodeIds = ids
-    this.coordinator = {
-      epoch: Epoch.first,
-      primaryId: undefined,
-      committedLsn: Lsn.zero,
-      primaryLostAt: undefined,
-      knownEndpoints: new Map(ids.map((id) => [id, this.node(id).endpoint])),
-      replicaStates: new Map(),
-      heard: new Map(),
-      lineageResets: [],
+    this.coordinator = new ControlPlane({
+      members: ids.map((id) => ({ replicaId: id, endpoint: this.node(id).endpoint })),
       log: new RecoveryLog({ now: () => this.#now }),
-      assignmentSentAt: new Map(),
-    }
+      leaseTicks: this.options.leaseTimeoutTicks,
+      reportFreshTicks: this.options.reportFreshTicks,
+      assignmentResendTicks: 2,
+    })
     if (this.#trace !== undefined) this.coordinator.log.subscribe((event) => this.#log('coordinator', formatRecoveryEvent(event)))
+    this.coordinator.assignInitialPrimary(ReplicaId.of('n1'))
     this.#becomePrimary(this.node(ReplicaId.of('n1')), Epoch.first, Lsn.zero)
   }
 
@@ -399,8 +378,7 @@ export class Cluster {
   bumpEpoch(): void {
     const runtime = this.#runtime
     if (runtime === undefined) return
-    const epoch = Epoch.next(this.coordinator.epoch)
-    this.coordinator.epoch = epoch
+    const epoch = this.coordinator.bumpEpoch()
     this.#log('action', `epoch bump to ${epoch} primary=${runtime.nodeId}`)
     const primary = this.node(runtime.nodeId)
     primary.epoch = epoch
@@ -629,7 +607,7 @@ export class Cluster {
     if (committed === previous) return
     // Client acknowledgement is modelled as the coordinator accepting the
     // commit: a primary of an older epoch is refused (it lost its lease).
-    if (runtime.epoch !== this.coordinator.epoch) {
+    if (!this.coordinator.acknowledgeCommit(runtime.epoch, committed)) {
       this.#log('reject', `commit ${committed} from epoch ${runtime.epoch} reason=epoch_mismatch`)
       return
     }
@@ -641,7 +619,6 @@ export class Cluster {
       entries.push(entry)
     }
     primary.knownCommittedLsn = committed
-    this.coordinator.committedLsn = committed
     this.committedHighWater = Lsn.max(this.committedHighWater, committed)
     this.#log('commit', `committed=${committed} epoch=${runtime.epoch} primary=${primary.id}`)
     for (const problem of this.reference.commit(entries, runtime.epoch)) {
@@ -671,10 +648,8 @@ export class Cluster {
   #coordinatorReceive(message: Message): void {
     if (message.kind !== 'heartbeat') return this.#reject(message, 'misrouted')
     const coordinator = this.coordinator
-    coordinator.heard.set(message.from, { epoch: message.epoch, durableLsn: message.durableLsn, safeLsn: message.safeLsn, reportedAt: this.#now })
-    const known = coordinator.knownEndpoints.get(message.from)
-    if (known === undefined || known.version !== message.endpoint.version || known.dataAddress !== message.endpoint.dataAddress) {
-      coordinator.knownEndpoints.set(message.from, message.endpoint)
+    const outcome = coordinator.receiveHeartbeat({ replicaId: message.from, ...message }, this.#now)
+    if (outcome.endpointChanged) {
       this.#log('coordinator', `endpoint_changed ${message.from} v${message.endpoint.version}`)
       const runtime = this.#runtime
       if (runtime !== undefined && runtime.nodeId !== message.from) {
@@ -687,18 +662,14 @@ export class Cluster {
         })
       }
     }
-    if (message.epoch < coordinator.epoch && message.from !== coordinator.primaryId) {
-      const sentAt = coordinator.assignmentSentAt.get(message.from)
-      if (sentAt === undefined || this.#now - sentAt > 2) {
-        coordinator.assignmentSentAt.set(message.from, this.#now)
-        this.queue.sendAt(Tick.after(this.#now, 1), {
-          kind: 'assignment',
-          from: coordinatorId,
-          to: message.from,
-          epoch: coordinator.epoch,
-          lineageResets: coordinator.lineageResets,
-        })
-      }
+    if (outcome.sendAssignment) {
+      this.queue.sendAt(Tick.after(this.#now, 1), {
+        kind: 'assignment',
+        from: coordinatorId,
+        to: message.from,
+        epoch: coordinator.epoch,
+        lineageResets: coordinator.lineageResets,
+      })
     }
   }
 
@@ -733,33 +704,12 @@ export class Cluster {
   }
 
   #coordinate(): void {
-    const coordinator = this.coordinator
-    if (this.#runtime !== undefined) {
-      coordinator.primaryLostAt = undefined
-      return
-    }
-    coordinator.primaryLostAt ??= this.#now
-    if (this.#now - coordinator.primaryLostAt < this.options.leaseTimeoutTicks) return
-    this.#promote()
+    if (this.coordinator.promotionDue(this.#runtime !== undefined, this.#now)) this.#promote()
   }
 
   /** What the coordinator knows when it decides a promotion: heartbeats and published states. */
   promotionInput(): PromotionInput {
-    const coordinator = this.coordinator
-    const reports = new Map<ReplicaId, MemberReport>()
-    for (const [id, heard] of coordinator.heard) reports.set(id, { replicaId: id, ...heard, state: coordinator.replicaStates.get(id) })
-    return {
-      now: this.#now,
-      epoch: coordinator.epoch,
-      committedLsn: coordinator.committedLsn,
-      members: this.nodeIds,
-      reports,
-      reportFreshTicks: this.options.reportFreshTicks,
-      lapsedPrimary:
-        this.#runtime === undefined && coordinator.primaryId !== undefined && coordinator.primaryLostAt !== undefined
-          ? { replicaId: coordinator.primaryId, lapsedAt: coordinator.primaryLostAt }
-          : undefined,
-    }
+    return this.coordinator.promotionInput(this.#now, this.#runtime !== undefined)
   }
 
   /** Why a node may not be promoted now, or undefined when it is eligible (A9). */
@@ -769,7 +719,7 @@ export class Cluster {
 
   #promote(): void {
     const coordinator = this.coordinator
-    const decision = this.options.plantedBugs.promoteIgnoresEligibility === true ? this.#promoteAnyRunning() : decidePromotion(this.promotionInput())
+    const decision = this.options.plantedBugs.promoteIgnoresEligibility === true ? this.#promoteAnyRunning() : this.coordinator.decidePromotion(this.#now)
     const verdicts = decision.verdicts.map(({ replicaId, ineligibility }) => `${replicaId}:${ineligibility ?? 'eligible'}`)
     if (decision.kind === 'blocked') {
       this.stats.promotionsBlocked += 1
@@ -785,12 +735,12 @@ export class Cluster {
         : acceptPromotion(chosen, { fromEpoch: coordinator.epoch, committedLsn: coordinator.committedLsn, desperate: false })
     if (!accepted.ok) {
       this.stats.promotionsBlocked += 1
-      coordinator.heard.delete(chosen.id)
+      coordinator.forgetReport(chosen.id)
       this.#log('promotion_blocked', `reason=offer_refused_${accepted.reason} ${chosen.id} ${verdicts.join(' ')}`)
       return
     }
     const epoch = decision.epoch
-    coordinator.epoch = epoch
+    coordinator.promoted(chosen.id, epoch)
     this.#log('promote', `${chosen.id} epoch=${epoch} committed=${coordinator.committedLsn} durable=${chosen.durableLsn} candidates=${verdicts.join(',')}`)
     this.stats.promotions += 1
     chosen.epoch = epoch
@@ -812,7 +762,7 @@ export class Cluster {
       this.#log('promotion_blocked', 'desperate reason=primary_serving')
       return false
     }
-    const decision = decideDesperatePromotion(this.promotionInput())
+    const decision = coordinator.decideDesperatePromotion(this.#now)
     if (decision.kind === 'blocked') {
       this.#log('promotion_blocked', `desperate reason=${decision.reason}`)
       return false
@@ -826,9 +776,8 @@ export class Cluster {
     const keptLsn = Lsn.min(decision.keptLsn, lineageSafeLsn(chosen))
     coordinator.log.append({ ...decision.event, detail: { ...decision.event.detail, keptLsn } })
     const epoch = decision.epoch
-    coordinator.epoch = epoch
-    coordinator.lineageResets.push({ epoch, keptLsn })
-    coordinator.committedLsn = keptLsn
+    coordinator.promoted(chosen.id, epoch)
+    coordinator.declareLoss(epoch, keptLsn)
     this.committedHighWater = keptLsn
     this.reference.declareLoss(keptLsn)
     this.#log('promote', `${chosen.id} epoch=${epoch} desperate kept=${keptLsn} reason=${decision.event.reason ?? ''}`)
@@ -884,9 +833,6 @@ export class Cluster {
     })
     if (this.#trace !== undefined) runtime.log.subscribe((event) => this.#log('engine', formatRecoveryEvent(event)))
     this.#runtime = runtime
-    this.coordinator.primaryId = node.id
-    this.coordinator.primaryLostAt = undefined
-    this.coordinator.replicaStates.set(node.id, 'in_sync')
     runtime.registry.reconcile({ epoch, replicas: this.#replicaAssignments(runtime) })
   }
 
@@ -899,7 +845,7 @@ export class Cluster {
   #sendAssignments(primaryId: NodeId): void {
     for (const id of this.nodeIds) {
       if (id === primaryId) continue
-      this.coordinator.assignmentSentAt.set(id, this.#now)
+      this.coordinator.recordAssignmentSent(id, this.#now)
       this.queue.sendAt(Tick.after(this.#now, 1), {
         kind: 'assignment',
         from: coordinatorId,
