@@ -224,7 +224,8 @@ function settle(cluster: Cluster): number | undefined {
   if (cluster.violations.length > 0) return undefined
   const runtime = cluster.runtime
   const states = cluster.nodeIds.map((id) => `${id}:${id === runtime?.nodeId ? 'primary' : (runtime?.registry.sender(id)?.state ?? 'no_primary')}`)
-  cluster.recordViolation({ tick: cluster.now, kind: 'liveness', detail: `not every replica in sync ${livenessTicksMax} ticks after faults stopped: ${states.join(' ')}` })
+  const detail = `not every replica in sync ${livenessTicksMax} ticks after faults stopped: ${states.join(' ')}`
+  cluster.recordViolation({ tick: cluster.now, kind: 'liveness', detail })
   return undefined
 }
 
