@@ -70,6 +70,11 @@ export class BarrierTracker {
     return { kind: 'expired', replicaId: barrier.replicaId, lsn: barrier.lsn, degradeReplica: barrier.live }
   }
 
+  /** The replica's log was rewound (truncated or replaced): acks of barriers sent before describe a log it no longer holds. */
+  expireFor(replicaId: ReplicaId, now: Tick): void {
+    for (const barrier of this.#barriers.values()) if (barrier.replicaId === replicaId) barrier.expiredAt ??= now
+  }
+
   /** A new epoch: no ack for an older barrier may count any more. */
   expireAll(now: Tick): void {
     for (const barrier of this.#barriers.values()) barrier.expiredAt ??= now

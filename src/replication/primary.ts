@@ -95,6 +95,24 @@ export class PrimaryProtocol {
     this.registry.reconcile({ epoch: this.#epoch, replicas })
   }
 
+  /**
+   * The primary learned the replica now holds only up to `durableLsn` (it
+   * truncated a tail at connect or on the engine's request): its ack drops
+   * to that, and every barrier already sent to it expires, so an ack still
+   * in flight from before — which describes entries the replica dropped —
+   * cannot raise it again.
+   */
+  replicaRewound(replicaId: ReplicaId, durableLsn: Lsn, now: Tick): void {
+    this.commit.lowerAck(replicaId, durableLsn)
+    this.barriers.expireFor(replicaId, now)
+  }
+
+  /** The replica's store was replaced by an image at `installedLsn` (a rebuild); same reasoning as a rewind. */
+  replicaInstalled(replicaId: ReplicaId, installedLsn: Lsn, now: Tick): void {
+    this.commit.resetAck(replicaId, installedLsn)
+    this.barriers.expireFor(replicaId, now)
+  }
+
   /** An ack counts towards commit only while its barrier is open. */
   receiveAck(ack: { readonly barrierId: number; readonly from: ReplicaId; readonly durableLsn: Lsn }): AckVerdict {
     const verdict = this.barriers.ack(ack.barrierId, ack.from)

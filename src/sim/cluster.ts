@@ -102,7 +102,18 @@ export interface ClusterOptions {
   readonly plantedBugs: PlantedBugs
   /** Test-only defects planted in the protocol modules themselves (see `src/replication/faults.ts`). */
   readonly faults: ProtocolFaults
+  /** The network model: every message may be lost, delayed or duplicated (all zero: every message arrives once, on time). */
+  readonly network: NetworkModel
 }
+
+export interface NetworkModel {
+  /** Extra delay, 0..max ticks, drawn per message (reorders messages on a link). */
+  readonly delayTicksMax: number
+  readonly lossPercent: number
+  readonly duplicatePercent: number
+}
+
+export const reliableNetwork: NetworkModel = Object.freeze({ delayTicksMax: 0, lossPercent: 0, duplicatePercent: 0 })
 
 export const clusterDefaults: Omit<ClusterOptions, 'seed'> = {
   nodeCount: 3,
@@ -122,6 +133,7 @@ export const clusterDefaults: Omit<ClusterOptions, 'seed'> = {
   traceEventsMax: 200_000,
   plantedBugs: {},
   faults: noFaults,
+  network: reliableNetwork,
 }
 
 export const nodeCountMax = 9
@@ -212,6 +224,8 @@ export class Cluster {
   readonly stats: ClusterStats = emptyClusterStats()
   readonly #trace: TraceEvent[] | undefined
   readonly #linksDown = new Set<string>()
+  /** Draws for the network model only, so turning it on leaves the action sequence of a seed alone. */
+  readonly #networkPrng: Prng
   #now: Tick = Tick.zero
   #runtime: PrimaryRuntime | undefined
   #incarnation = 0
@@ -229,6 +243,7 @@ export class Cluster {
     }
     validateDurability(durability, nodeCount)
     this.prng = new Prng(this.options.seed)
+    this.#networkPrng = new Prng(this.options.seed ^ 0x6e6574)
     this.#trace = this.options.trace ? [] : undefined
     const ids: NodeId[] = []
     for (let index = 1; index <= nodeCount; index += 1) {
@@ -459,6 +474,20 @@ export class Cluster {
     }
   }
 
+  /** Puts a message on the simulated network, which may lose, delay or duplicate it. */
+  #send(at: Tick, message: Message): void {
+    const network = this.options.network
+    if (network.delayTicksMax === 0 && network.lossPercent === 0 && network.duplicatePercent === 0) return this.queue.sendAt(at, message)
+    if (this.#networkPrng.int(100) < network.lossPercent) {
+      this.#log('reject', `${describe(message)} reason=lost`)
+      return
+    }
+    this.queue.sendAt(Tick.after(at, this.#networkPrng.int(network.delayTicksMax + 1)), message)
+    if (this.#networkPrng.int(100) < network.duplicatePercent) {
+      this.queue.sendAt(Tick.after(at, this.#networkPrng.int(network.delayTicksMax + 1)), message)
+    }
+  }
+
   #reject(message: Message, reason: string): void {
     this.stats.messagesRejected += 1
     this.#log('reject', `${describe(message)} reason=${reason}`)
@@ -485,7 +514,7 @@ export class Cluster {
       node.flush()
       node.knownCommittedLsn = decision.knownCommittedLsn
       this.#accept(message, `flushed=${node.durableLsn}`)
-      this.queue.sendAt(Tick.after(this.#now, 1), {
+      this.#send(Tick.after(this.#now, 1), {
         kind: 'ack',
         from: node.id,
         to: message.from,
@@ -518,7 +547,7 @@ export class Cluster {
     for (let lsn = Lsn.after(fromLsn); lsn <= toLsn; lsn = Lsn.after(lsn)) {
       const entry = primary.entry(lsn)
       invariant(entry !== undefined, () => `primary ${primary.id} ships lsn ${lsn} it does not retain (tail ${primary.tailLsn})`)
-      this.queue.sendAt(Tick.after(this.#now, 1), {
+      this.#send(Tick.after(this.#now, 1), {
         kind: 'ship',
         from: primary.id,
         to: sender.replicaId,
@@ -532,7 +561,7 @@ export class Cluster {
     this.#nextBarrierId += 1
     const deliveredAt = Tick.after(this.#now, 2)
     const { timeoutAt } = runtime.barriers.open({ barrierId, replicaId: sender.replicaId, lsn: toLsn, live, deliveredAt })
-    this.queue.sendAt(deliveredAt, {
+    this.#send(deliveredAt, {
       kind: 'barrier',
       from: primary.id,
       to: sender.replicaId,
@@ -633,7 +662,7 @@ export class Cluster {
   #heartbeat(): void {
     for (const node of this.nodes.values()) {
       if (!node.running) continue
-      this.queue.sendAt(Tick.after(this.#now, 1), {
+      this.#send(Tick.after(this.#now, 1), {
         kind: 'heartbeat',
         from: node.id,
         to: coordinatorId,
@@ -653,7 +682,7 @@ export class Cluster {
       this.#log('coordinator', `endpoint_changed ${message.from} v${message.endpoint.version}`)
       const runtime = this.#runtime
       if (runtime !== undefined && runtime.nodeId !== message.from) {
-        this.queue.sendAt(Tick.after(this.#now, 1), {
+        this.#send(Tick.after(this.#now, 1), {
           kind: 'membership',
           from: coordinatorId,
           to: runtime.nodeId,
@@ -663,7 +692,7 @@ export class Cluster {
       }
     }
     if (outcome.sendAssignment) {
-      this.queue.sendAt(Tick.after(this.#now, 1), {
+      this.#send(Tick.after(this.#now, 1), {
         kind: 'assignment',
         from: coordinatorId,
         to: message.from,
@@ -846,7 +875,7 @@ export class Cluster {
     for (const id of this.nodeIds) {
       if (id === primaryId) continue
       this.coordinator.recordAssignmentSent(id, this.#now)
-      this.queue.sendAt(Tick.after(this.#now, 1), {
+      this.#send(Tick.after(this.#now, 1), {
         kind: 'assignment',
         from: coordinatorId,
         to: id,
@@ -917,7 +946,7 @@ export class Cluster {
       node.truncate(flushed)
       this.#log('recovery', `${node.id} drops tail above ${flushed} (off the primary's lineage or volatile)`)
     }
-    runtime.commit.lowerAck(node.id, flushed)
+    runtime.replicaRewound(node.id, flushed, this.#now)
     return { ok: true, flushedLsn: flushed }
   }
 
@@ -942,7 +971,7 @@ export class Cluster {
       const image = pinnedImage(ticket, kind)
       if (image === undefined) return { ok: false, reason: `${kind}_not_pinned` }
       this.node(ticket.replicaId).installImage(image)
-      runtime.commit.resetAck(ticket.replicaId, image.lsn)
+      runtime.replicaInstalled(ticket.replicaId, image.lsn, this.#now)
       runtime.streamed.delete(ticket.replicaId)
       this.#log('recovery', `${ticket.replicaId} installed ${kind} at ${image.lsn}`)
       return { ok: true, installedLsn: image.lsn }
@@ -986,7 +1015,7 @@ export class Cluster {
         if (reason !== undefined) return { ok: false, reason }
         const node = this.node(ticket.replicaId)
         if (node.headLsn > toLsn) node.truncate(toLsn)
-        runtime.commit.lowerAck(node.id, toLsn)
+        runtime.replicaRewound(node.id, toLsn, this.#now)
         return { ok: true, durableLsn: Lsn.min(node.durableLsn, toLsn) }
       },
     }

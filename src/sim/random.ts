@@ -7,7 +7,7 @@
  * replayed with the trace switched on.
  */
 import { InvariantViolation } from '../domain/index.ts'
-import { Cluster, emptyClusterStats, type ClusterOptions, type ClusterStats, type DurabilityMode, type PlantedBugs } from './cluster.ts'
+import { Cluster, emptyClusterStats, reliableNetwork, type NetworkModel, type ClusterOptions, type ClusterStats, type DurabilityMode, type PlantedBugs } from './cluster.ts'
 import type { Violation } from './checker.ts'
 import type { EventOrder, NodeId } from './events.ts'
 import { Prng } from './prng.ts'
@@ -20,6 +20,8 @@ export interface RandomRunOptions {
   readonly plantedBugs?: PlantedBugs
   /** Test-only defects planted in the protocol modules (off by default). */
   readonly faults?: ProtocolFaults
+  /** The network model (reliable by default). */
+  readonly network?: NetworkModel
   /** Fixes parts of the cluster shape instead of drawing them from the seed. */
   readonly shape?: Partial<Pick<ClusterOptions, 'nodeCount' | 'durability' | 'order'>>
   /** After the faulty steps, heal and require every replica in sync within `livenessTicksMax` (default on). */
@@ -171,6 +173,7 @@ export function runRandom(options: RandomRunOptions): RunResult {
     trace: options.trace === true,
     plantedBugs: options.plantedBugs ?? {},
     faults: options.faults ?? noFaults,
+    network: options.network ?? reliableNetwork,
   })
   const prng = new Prng(options.seed ^ 0x7f4a7c15)
   let stepsRun = 0
@@ -243,6 +246,7 @@ export function runSeeds(options: {
   readonly steps: number
   readonly plantedBugs?: PlantedBugs
   readonly faults?: ProtocolFaults
+  readonly network?: NetworkModel
   readonly shape?: RandomRunOptions['shape']
   readonly onRun?: (result: RunResult, index: number) => void
 }): SeedsSummary {
@@ -255,6 +259,7 @@ export function runSeeds(options: {
       steps: options.steps,
       ...(options.plantedBugs === undefined ? {} : { plantedBugs: options.plantedBugs }),
       ...(options.faults === undefined ? {} : { faults: options.faults }),
+      ...(options.network === undefined ? {} : { network: options.network }),
       ...(options.shape === undefined ? {} : { shape: options.shape }),
     })
     steps += result.stepsRun

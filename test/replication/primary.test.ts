@@ -94,3 +94,18 @@ test('a membership update with a new endpoint makes the next session a reassign'
   for (let at = 10; at < 13; at += 1) kinds.push(...protocol.driver.tick(Tick.of(at)).completed.map((done) => `${done.replicaId}:${done.kind}`))
   assert.deepEqual(kinds, ['r1:reassign'])
 })
+
+test('a replica rewound (truncated) drops its ack, and an ack still in flight from before cannot raise it again', () => {
+  const protocol = primary()
+  syncAll(protocol, 1)
+  protocol.barriers.open({ barrierId: 1, replicaId: r1, lsn: Lsn.of(19), live: true, deliveredAt: Tick.of(5) })
+  protocol.barriers.open({ barrierId: 2, replicaId: r2, lsn: Lsn.of(19), live: true, deliveredAt: Tick.of(5) })
+  protocol.replicaRewound(r1, Lsn.of(10), Tick.of(6))
+  assert.equal(protocol.receiveAck({ barrierId: 1, from: r1, durableLsn: Lsn.of(19) }), 'barrier_expired')
+  assert.equal(protocol.commit.ackedLsn(r1), 0, 'never above what the primary learned at the rewind')
+  assert.equal(protocol.receiveAck({ barrierId: 2, from: r2, durableLsn: Lsn.of(19) }), 'accepted', 'other replicas are untouched')
+  protocol.barriers.open({ barrierId: 3, replicaId: r1, lsn: Lsn.of(12), live: true, deliveredAt: Tick.of(7) })
+  protocol.replicaInstalled(r1, Lsn.of(12), Tick.of(8))
+  assert.equal(protocol.commit.ackedLsn(r1), 12)
+  assert.equal(protocol.receiveAck({ barrierId: 3, from: r1, durableLsn: Lsn.of(12) }), 'barrier_expired')
+})
