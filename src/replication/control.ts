@@ -55,6 +55,7 @@ export class ControlPlane {
   readonly #options: ControlPlaneOptions
   readonly #heard = new Map<ReplicaId, Omit<MemberReport, 'replicaId' | 'state'>>()
   readonly #assignmentSentAt = new Map<ReplicaId, Tick>()
+  #membershipSentAt: Tick | undefined
   #epoch: Epoch = Epoch.first
   #primaryId: ReplicaId | undefined
   #primaryLostAt: Tick | undefined
@@ -97,6 +98,30 @@ export class ControlPlane {
       }
     }
     return { endpointChanged: moved && replicaId !== this.#primaryId, sendAssignment }
+  }
+
+  /**
+   * The primary published its view of each replica. Returns true when it
+   * still uses an endpoint the control plane knows is outdated — the
+   * membership update was lost — so the caller sends it again (at most every
+   * `assignmentResendTicks`): a one-shot update would leave that replica
+   * unreachable for good.
+   */
+  publishStates(statuses: ReadonlyArray<{ readonly replicaId: ReplicaId; readonly state: ReplicaState; readonly endpointVersion: number }>, now: Tick): boolean {
+    let stale = false
+    for (const status of statuses) {
+      this.replicaStates.set(status.replicaId, status.state)
+      const known = this.knownEndpoints.get(status.replicaId)
+      if (known !== undefined && known.version !== status.endpointVersion) stale = true
+    }
+    if (!stale) return false
+    if (this.#membershipSentAt !== undefined && Tick.between(this.#membershipSentAt, now) <= this.#options.assignmentResendTicks) return false
+    this.#membershipSentAt = now
+    return true
+  }
+
+  recordMembershipSent(now: Tick): void {
+    this.#membershipSentAt = now
   }
 
   recordAssignmentSent(replicaId: ReplicaId, now: Tick): void {

@@ -226,6 +226,7 @@ export class Cluster {
   readonly #linksDown = new Set<string>()
   /** Draws for the network model only, so turning it on leaves the action sequence of a seed alone. */
   readonly #networkPrng: Prng
+  #network: NetworkModel
   #now: Tick = Tick.zero
   #runtime: PrimaryRuntime | undefined
   #incarnation = 0
@@ -244,6 +245,7 @@ export class Cluster {
     validateDurability(durability, nodeCount)
     this.prng = new Prng(this.options.seed)
     this.#networkPrng = new Prng(this.options.seed ^ 0x6e6574)
+    this.#network = this.options.network
     this.#trace = this.options.trace ? [] : undefined
     const ids: NodeId[] = []
     for (let index = 1; index <= nodeCount; index += 1) {
@@ -365,6 +367,12 @@ export class Cluster {
     this.#log('action', `link up ${from}${bothWays ? '<>' : '>'}${to}`)
   }
 
+  /** The network stops losing, delaying and duplicating messages (those already in flight still arrive as drawn). */
+  healNetwork(): void {
+    this.#network = reliableNetwork
+    this.#log('action', 'network healed')
+  }
+
   /** Takes a checkpoint at the highest LSN the node knows is committed and holds. */
   checkpoint(id: NodeId): void {
     const node = this.node(id)
@@ -476,7 +484,7 @@ export class Cluster {
 
   /** Puts a message on the simulated network, which may lose, delay or duplicate it. */
   #send(at: Tick, message: Message): void {
-    const network = this.options.network
+    const network = this.#network
     if (network.delayTicksMax === 0 && network.lossPercent === 0 && network.duplicatePercent === 0) return this.queue.sendAt(at, message)
     if (this.#networkPrng.int(100) < network.lossPercent) {
       this.#log('reject', `${describe(message)} reason=lost`)
@@ -681,15 +689,7 @@ export class Cluster {
     if (outcome.endpointChanged) {
       this.#log('coordinator', `endpoint_changed ${message.from} v${message.endpoint.version}`)
       const runtime = this.#runtime
-      if (runtime !== undefined && runtime.nodeId !== message.from) {
-        this.#send(Tick.after(this.#now, 1), {
-          kind: 'membership',
-          from: coordinatorId,
-          to: runtime.nodeId,
-          epoch: coordinator.epoch,
-          endpoints: [...coordinator.knownEndpoints],
-        })
-      }
+      if (runtime !== undefined && runtime.nodeId !== message.from) this.#sendMembership(runtime)
     }
     if (outcome.sendAssignment) {
       this.#send(Tick.after(this.#now, 1), {
@@ -885,10 +885,22 @@ export class Cluster {
     }
   }
 
+  /** The primary publishes its replicas' states; the coordinator re-sends a membership update the primary missed. */
   #reportStates(): void {
     const runtime = this.#runtime
     if (runtime === undefined) return
-    for (const sender of runtime.registry.senders()) this.coordinator.replicaStates.set(sender.replicaId, sender.state)
+    if (this.coordinator.publishStates(runtime.registry.status(), this.#now)) this.#sendMembership(runtime)
+  }
+
+  #sendMembership(runtime: PrimaryRuntime): void {
+    this.coordinator.recordMembershipSent(this.#now)
+    this.#send(Tick.after(this.#now, 1), {
+      kind: 'membership',
+      from: coordinatorId,
+      to: runtime.nodeId,
+      epoch: this.coordinator.epoch,
+      endpoints: [...this.coordinator.knownEndpoints],
+    })
   }
 
   // --------------------------------------------------------------- recovery

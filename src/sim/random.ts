@@ -210,11 +210,12 @@ function inSyncEverywhere(cluster: Cluster): boolean {
 
 /**
  * Liveness: faults stop (crashed nodes restart at their address, links come
- * back), then the cluster must bring every replica in sync within
+ * back, the network stops losing, delaying and duplicating), then the cluster must bring every replica in sync within
  * `livenessTicksMax` ticks, with the invariants still checked every tick.
  * Returns the ticks it took; a cluster stuck past the bound is a violation.
  */
 function settle(cluster: Cluster): number | undefined {
+  cluster.healNetwork()
   for (const id of cluster.nodeIds) if (!cluster.node(id).running) cluster.restart(id)
   for (const link of cluster.linksDown()) {
     const [from, to] = link.split('>') as [NodeId, NodeId]

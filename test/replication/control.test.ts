@@ -76,3 +76,15 @@ test('commits are acknowledged only from the current epoch and only forward; a d
   assert.equal(plane.committedLsn, 2)
   assert.deepEqual(plane.lineageResets, [{ epoch: 3, keptLsn: 2 }])
 })
+
+test('a membership update the primary missed is sent again while its published endpoints lag, rate-limited', () => {
+  const plane = controlPlane()
+  plane.receiveHeartbeat(beat(n2, { version: 2 }), Tick.of(1))
+  plane.recordMembershipSent(Tick.of(1))
+  const lagging = [{ replicaId: n2, state: 'disconnected' as const, endpointVersion: 1 }]
+  assert.equal(plane.publishStates(lagging, Tick.of(2)), false, 'the first update may still be in flight')
+  assert.equal(plane.publishStates(lagging, Tick.of(4)), true)
+  assert.equal(plane.publishStates(lagging, Tick.of(5)), false)
+  assert.equal(plane.replicaStates.get(n2), 'disconnected')
+  assert.equal(plane.publishStates([{ replicaId: n2, state: 'in_sync', endpointVersion: 2 }], Tick.of(9)), false)
+})

@@ -7,6 +7,10 @@
 //   syncAllCountedAsMajority   75/200, first seed 4    commit_not_durable (independent audit)
 //   retentionBoundaryOffByOne   6/200, first seed 32   liveness (a replica never gets back in sync)
 //   keepPinsOnBudgetViolation   1/200, seed 186        pin_leaked (budget violations are rare)
+// With the network model on (2 ticks of extra delay, 2% loss, 2% duplicates;
+// seeds 1–150):
+//   keepPinsOnBudgetViolation  75/150, first seed 2    pin_leaked (delays make budgets trip)
+//   acceptOlderEpochTraffic     4/150, first seed 21   commit_not_durable, in_sync_replica_diverged
 // Not caught yet (0/200), kept as todo tests so the gap stays visible. Our
 // reading of why (each todo names it): nothing in the simulator yet presents
 // the stale input the rule rejects — adapter completions arriving after an
@@ -15,15 +19,18 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { runSeeds } from '../../src/sim/index.ts'
+import type { NetworkModel } from '../../src/sim/index.ts'
 import type { ProtocolFaults } from '../../src/replication/index.ts'
 
 const steps = 250
 
-function expectCaught(faults: ProtocolFaults, seeds: { firstSeed: number; count: number }, kind: string): void {
-  const summary = runSeeds({ ...seeds, steps, faults })
+const lossyNetwork: NetworkModel = { delayTicksMax: 2, lossPercent: 2, duplicatePercent: 2 }
+
+function expectCaught(faults: ProtocolFaults, seeds: { firstSeed: number; count: number }, kind: string, network?: NetworkModel): void {
+  const summary = runSeeds({ ...seeds, steps, faults, ...(network === undefined ? {} : { network }) })
   const kinds = summary.failures.map((failure) => failure.violations[0]?.kind)
   assert.ok(kinds.includes(kind as never), `expected ${kind} in seeds ${seeds.firstSeed}..${seeds.firstSeed + seeds.count - 1}, got [${kinds.join(',')}]`)
-  const clean = runSeeds({ ...seeds, steps })
+  const clean = runSeeds({ ...seeds, steps, ...(network === undefined ? {} : { network }) })
   assert.equal(clean.failures.length, 0, 'the same seeds are clean without the fault')
 }
 
@@ -39,12 +46,16 @@ test('planted: pins kept on the budget-violation exit are caught as pin_leaked (
   expectCaught({ keepPinsOnBudgetViolation: true }, { firstSeed: 183, count: 6 }, 'pin_leaked')
 })
 
+test('planted, network model on: pins kept on the budget-violation exit are caught early', () => {
+  expectCaught({ keepPinsOnBudgetViolation: true }, { firstSeed: 1, count: 4 }, 'pin_leaked', lossyNetwork)
+})
+
+test('planted, network model on: a replica accepting older-epoch ship/barrier traffic is caught', () => {
+  expectCaught({ acceptOlderEpochTraffic: true }, { firstSeed: 19, count: 4 }, 'commit_not_durable', lossyNetwork)
+})
+
 const notCaughtYet: Array<[keyof ProtocolFaults, string]> = [
   ['acceptStaleEpochTicket', 'executors present their ticket in the same tick they read it; needs async adapter completions (point 2)'],
-  [
-    'acceptOlderEpochTraffic',
-    'a stale ship on the same lineage is harmless and a divergent one fails the node chain check; needs delayed, reordered traffic (point 3)',
-  ],
   [
     'skipReplicaAheadTruncation',
     'log matching at connect already cut any divergent tail, so what remains ahead is the primary lineage; the checker stops at committed',
