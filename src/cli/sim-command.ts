@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util'
 import { runRandom, runSeeds } from '../sim/index.ts'
-import type { DurabilityMode, EventOrder, RunResult } from '../sim/index.ts'
+import type { DurabilityMode, EventOrder, NetworkModel, RunResult } from '../sim/index.ts'
 
 export const simExit = { ok: 0, violations: 1, usage: 2 } as const
 
@@ -28,6 +28,9 @@ Options (each also read from the environment variable shown):
   --durability MODE  fix the mode: sync_all | sync_quorum | best_effort (default: drawn per seed)
   --nodes K          fix the node count, 1–9 (default: 3–5 drawn per seed)
   --order ORDER      fix same-tick event order: ordered | shuffled (default: drawn per seed)
+  --delay D          network model: each message delayed 0–D extra ticks, so reordered (default 0)
+  --loss P           network model: each message lost with probability P% (default 0)
+  --duplicate P      network model: each message delivered twice with probability P% (default 0)
   --trace            print the full trace of every run (use with --seeds 1)
   -h, --help         show this help
 
@@ -67,6 +70,9 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
         durability: { type: 'string' },
         nodes: { type: 'string' },
         order: { type: 'string' },
+        delay: { type: 'string' },
+        loss: { type: 'string' },
+        duplicate: { type: 'string' },
         trace: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -86,6 +92,7 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
   let firstSeed: number
   let steps: number
   let nodeCount: number | undefined
+  let network: NetworkModel
   const durability = values.durability as DurabilityMode | undefined
   const order = values.order as EventOrder | undefined
   try {
@@ -93,6 +100,11 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
     firstSeed = parseCount(values.seed ?? io.env.TALLY_SIM_SEED, '--seed', 1, 0, Number.MAX_SAFE_INTEGER - simSeedsMax)
     steps = parseCount(values.steps ?? io.env.TALLY_SIM_STEPS, '--steps', 300, 1, simStepsMax)
     nodeCount = values.nodes === undefined ? undefined : parseCount(values.nodes, '--nodes', 3, 1, 9)
+    network = {
+      delayTicksMax: parseCount(values.delay, '--delay', 0, 0, 50),
+      lossPercent: parseCount(values.loss, '--loss', 0, 0, 50),
+      duplicatePercent: parseCount(values.duplicate, '--duplicate', 0, 0, 50),
+    }
     if (durability !== undefined && !['sync_all', 'sync_quorum', 'best_effort'].includes(durability)) {
       throw new UsageError('--durability must be sync_all, sync_quorum or best_effort')
     }
@@ -118,13 +130,15 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
   if (values.trace === true) {
     let failed = false
     for (let index = 0; index < count; index += 1) {
-      const result = runRandom({ seed: firstSeed + index, steps, trace: true, shape })
+      const result = runRandom({ seed: firstSeed + index, steps, trace: true, shape, network })
       io.out(`${result.trace.join('\n')}\n${describeRun(result)} violations ${result.violations.length}\n`)
       failed ||= result.violations.length > 0
     }
     return failed ? simExit.violations : simExit.ok
   }
 
+  let settledTicksMax = 0
+  let settledRuns = 0
   const progressEvery = Math.max(1, Math.floor(count / 20))
   const showProgress = count * steps >= 200_000
   const summary = runSeeds({
@@ -132,7 +146,12 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
     count,
     steps,
     shape,
+    network,
     onRun: (result, index) => {
+      if (result.settledAfterTicks !== undefined) {
+        settledRuns += 1
+        settledTicksMax = Math.max(settledTicksMax, result.settledAfterTicks)
+      }
       if (result.violations.length > 0) {
         io.err(`violation: ${describeRun(result)}: ${result.violations.map((v) => `${v.kind} at t=${v.tick}: ${v.detail}`).join('; ')}\n`)
       }
@@ -150,11 +169,12 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
       `writes ${totals.writes} promotions ${totals.promotions} crashes ${totals.crashes} restarts ${totals.restarts}`,
       `catch-ups ${totals.catchUpsCompleted} rebuilds ${totals.rebuildsCompleted} failed recoveries ${totals.recoveriesFailed}`,
       `messages delivered ${totals.messagesDelivered} rejected ${totals.messagesRejected}`,
+      `liveness: ${settledRuns} of ${summary.runs} runs settled after faults stopped, slowest in ${settledTicksMax} ticks`,
     ].join('\n') + '\n',
   )
   const first = summary.failures[0]
   if (first !== undefined) {
-    const replay = runRandom({ seed: first.seed, steps: first.stepsRun, trace: true, shape })
+    const replay = runRandom({ seed: first.seed, steps: first.stepsRun, trace: true, shape, network })
     io.out(`\nreplayable trace of seed ${first.seed} (rerun: tally sim --seeds 1 --seed ${first.seed} --steps ${first.stepsRun} --trace):\n`)
     io.out(`${replay.trace.join('\n')}\n`)
     io.out(`failing seeds: ${summary.failures.map((failure) => failure.seed).join(' ')}\n`)

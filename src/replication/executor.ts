@@ -12,11 +12,12 @@
 import { invariant } from '../domain/index.ts'
 import type { RecoveryTransport } from './adapters.ts'
 import type { CatchUpBudget } from './budget.ts'
+import { noFaults, type ProtocolFaults } from './faults.ts'
 import type { PinSet, RebuildPlan, RecoveryPlan } from './planner.ts'
 import type { Registry } from './registry.ts'
 import type { Sender } from './sender.ts'
 import type { Session } from './session.ts'
-import type { ReplicaState, SessionTicket, Tick } from './types.ts'
+import { Lsn, Tick, type ReplicaState, type SessionTicket } from './types.ts'
 
 export type ExecutorStatus =
   | { readonly state: 'running' }
@@ -31,6 +32,7 @@ export interface ExecutorOptions {
   /** Most entries shipped per step (bounds each step's work). */
   readonly chunkEntriesMax?: number
   readonly onStep?: StepHook
+  readonly faults?: ProtocolFaults
 }
 
 export const chunkEntriesMaxDefault = 64
@@ -43,6 +45,7 @@ abstract class Executor {
   protected readonly transport: RecoveryTransport
   protected readonly chunkEntriesMax: number
   protected readonly onStep: StepHook | undefined
+  protected readonly faults: ProtocolFaults
   readonly #pins: PinSet
   #status: ExecutorStatus = running
   #released = false
@@ -54,6 +57,7 @@ abstract class Executor {
     this.chunkEntriesMax = options.chunkEntriesMax ?? chunkEntriesMaxDefault
     invariant(Number.isSafeInteger(this.chunkEntriesMax) && this.chunkEntriesMax > 0, 'chunkEntriesMax must be positive')
     this.onStep = options.onStep
+    this.faults = options.faults ?? noFaults
     this.ticket = ticket
     this.#pins = pins
   }
@@ -106,7 +110,7 @@ abstract class Executor {
   /** Steps at ticks startTick+1, startTick+2, … until the executor exits or `stepsMax` is reached. */
   run(startTick: Tick, stepsMax: number): ExecutorStatus {
     let status = this.start(startTick)
-    for (let index = 0; index < stepsMax && status.state === 'running'; index += 1) status = this.step(startTick + index + 1)
+    for (let index = 0; index < stepsMax && status.state === 'running'; index += 1) status = this.step(Tick.after(startTick, index + 1))
     return status
   }
 
@@ -124,7 +128,8 @@ abstract class Executor {
   }
 
   protected fail(reason: string): ExecutorStatus {
-    this.#release(reason)
+    const leak = this.faults.keepPinsOnBudgetViolation === true && reason.startsWith('budget_')
+    if (!leak) this.#release(reason)
     this.#status = { state: 'failed', reason }
     this.registry.log.append({ kind: 'exec_failed', replicaId: this.ticket.replicaId, sessionId: this.ticket.sessionId, reason })
     return this.#status
@@ -191,10 +196,10 @@ export class CatchUpExecutor extends Executor {
     if (this.plan.kind !== 'catch_up' || session.recoveredTo >= session.targetLsn) return undefined
     invariant(session.phase === 'catchup', () => `catch-up executor stepping a session in phase ${session.phase}`)
     const fromLsn = session.recoveredTo
-    const toLsn = Math.min(fromLsn + this.chunkEntriesMax, session.targetLsn)
+    const toLsn = Lsn.min(Lsn.after(fromLsn, this.chunkEntriesMax), session.targetLsn)
     const report = this.transport.streamWal({ ticket: this.ticket, fromLsnExclusive: fromLsn, toLsnInclusive: toLsn })
     if (!report.ok) return this.failAndInvalidate(report.reason, 'disconnected')
-    const durableLsn = Math.min(report.durableLsn, session.targetLsn)
+    const durableLsn = Lsn.min(report.durableLsn, session.targetLsn)
     if (durableLsn > fromLsn) {
       const progress = sender.recordCatchUpProgress(this.ticket, durableLsn, tick)
       if (!progress.ok) return this.failAndInvalidate(progress.reason, 'disconnected')
@@ -210,7 +215,10 @@ export class CatchUpExecutor extends Executor {
     }
     if (session.recoveredTo < session.targetLsn) return this.status
     const truncation = session.truncation
-    if (truncation !== undefined && !truncation.recorded) {
+    if (truncation !== undefined && !truncation.recorded && this.faults.skipReplicaAheadTruncation === true) {
+      const recorded = sender.recordTruncation(this.ticket, truncation.toLsn)
+      if (!recorded.ok) return this.failAndInvalidate(recorded.reason, 'disconnected')
+    } else if (truncation !== undefined && !truncation.recorded) {
       const report = this.transport.truncate({ ticket: this.ticket, toLsn: truncation.toLsn })
       if (!report.ok) return this.failAndInvalidate(report.reason, 'disconnected')
       const recorded = sender.recordTruncation(this.ticket, report.durableLsn)
@@ -260,10 +268,10 @@ export class RebuildExecutor extends Executor {
     if (decision.source !== 'snapshot_tail') return undefined
     const replayedTo = rebuild.tailReplayedTo ?? decision.snapshotLsn
     if (replayedTo >= decision.targetLsn) return undefined
-    const toLsn = Math.min(replayedTo + this.chunkEntriesMax, decision.targetLsn)
+    const toLsn = Lsn.min(Lsn.after(replayedTo, this.chunkEntriesMax), decision.targetLsn)
     const report = this.transport.streamWal({ ticket: this.ticket, fromLsnExclusive: replayedTo, toLsnInclusive: toLsn })
     if (!report.ok) return this.failAndInvalidate(report.reason, 'needs_rebuild')
-    const durableLsn = Math.min(report.durableLsn, decision.targetLsn)
+    const durableLsn = Lsn.min(report.durableLsn, decision.targetLsn)
     if (durableLsn > replayedTo) {
       const recorded = sender.recordRebuildTailReplay(this.ticket, durableLsn)
       if (!recorded.ok) return this.failAndInvalidate(recorded.reason, 'needs_rebuild')

@@ -1,10 +1,5 @@
 /** Public surface of the replication/recovery engine. See docs/replication.md. */
 export type {
-  Lsn,
-  Epoch,
-  Tick,
-  SessionId,
-  ReplicaId,
   Endpoint,
   ReplicaState,
   SessionKind,
@@ -13,7 +8,17 @@ export type {
   RejectionReason,
   Outcome,
 } from './types.ts'
-export { endpointChanged, sessionPhaseTransitions, isSessionPhaseTransitionAllowed } from './types.ts'
+export type { SessionIdScope } from './types.ts'
+export {
+  endpointChanged,
+  sessionPhaseTransitions,
+  isSessionPhaseTransitionAllowed,
+  Lsn,
+  Epoch,
+  Tick,
+  SessionId,
+  ReplicaId,
+} from './types.ts'
 export { RecoveryLog, formatRecoveryEvent } from './log.ts'
 export type { RecoveryEvent, RecoveryEventKind } from './log.ts'
 export {
@@ -30,6 +35,22 @@ export type {
   RebuildSourceDecision,
   FullBaseReason,
 } from './recoverability.ts'
+export { CommitTracker, durableCopiesNeeded, durabilityModes, validateDurability } from './commit.ts'
+export type { DurabilityMode, CommitAdvance } from './commit.ts'
+export { decidePromotion, decideDesperatePromotion, acceptPromotion, ineligibility, isReportFresh } from './promotion.ts'
+export type { MemberReport, PromotionInput, PromotionDecision, DesperatePromotionDecision, Ineligibility, PromotionVerdict } from './promotion.ts'
+export { lineageSafeLsn, fenceEpoch, decideEpochAdoption, matchLog, learnCommitted, decideBarrier, decidePrimaryTakeover } from './replica.ts'
+export type { ReplicaLogView, EpochFence, EpochAdoption, BarrierDecision, LineageReset } from './replica.ts'
+export { noFaults, protocolFaultNames } from './faults.ts'
+export type { ProtocolFaults } from './faults.ts'
+export { BarrierTracker, expiredBarrierTicksKept } from './barriers.ts'
+export type { AckVerdict, BarrierTimeout } from './barriers.ts'
+export { RecoveryDriver } from './driver.ts'
+export { PrimaryProtocol } from './primary.ts'
+export { ControlPlane, lineageResetsMax } from './control.ts'
+export type { ControlPlaneOptions, Heartbeat, HeartbeatOutcome } from './control.ts'
+export type { PrimaryOptions } from './primary.ts'
+export type { DriverOptions, DriverReady, DriverTimer, DriverTimerKind, RecoveryCompleted, RecoveryFailed } from './driver.ts'
 export { BudgetTracker, unlimitedBudget } from './budget.ts'
 export type { CatchUpBudget, BudgetViolation } from './budget.ts'
 export { RebuildProgress } from './rebuild.ts'

@@ -5,7 +5,7 @@
  * counted, so a long-lived primary cannot grow it without limit.
  */
 import { invariant } from '../domain/index.ts'
-import type { ReplicaId, SessionId, Tick } from './types.ts'
+import { Tick, type ReplicaId, type SessionId } from './types.ts'
 
 export type RecoveryEventKind =
   | 'sender_created'
@@ -41,6 +41,7 @@ export type RecoveryEventKind =
   | 'exec_failed'
   | 'exec_completed'
   | 'exec_resources_released'
+  | 'desperate_promotion'
 
 export interface RecoveryEvent {
   readonly seq: number
@@ -73,7 +74,7 @@ export class RecoveryLog {
   #dropped = 0
 
   constructor(options: { now?: () => Tick; eventsMax?: number } = {}) {
-    this.#now = options.now ?? (() => 0)
+    this.#now = options.now ?? (() => Tick.zero)
     this.#eventsMax = options.eventsMax ?? recoveryLogEventsMaxDefault
     invariant(this.#eventsMax >= 2, 'recovery log eventsMax must be >= 2')
   }

@@ -7,6 +7,7 @@
  */
 import { invariant } from '../domain/index.ts'
 import { assertLsn, type Lsn } from './types.ts'
+import { noFaults, type ProtocolFaults } from './faults.ts'
 
 /** What the primary still holds, as reported by the storage adapter. */
 export interface RetainedHistory {
@@ -39,10 +40,11 @@ export function validateRetainedHistory(history: RetainedHistory): void {
 }
 
 /** Entries (startExclusive, endInclusive] are all still retained. */
-export function isRecoverable(history: RetainedHistory, startExclusive: Lsn, endInclusive: Lsn): boolean {
+export function isRecoverable(history: RetainedHistory, startExclusive: Lsn, endInclusive: Lsn, faults: ProtocolFaults = noFaults): boolean {
   validateRetainedHistory(history)
   invariant(startExclusive <= endInclusive, () => `range (${startExclusive}, ${endInclusive}] is reversed`)
-  return startExclusive >= history.tailLsn && endInclusive <= history.headLsn
+  const tail = faults.retentionBoundaryOffByOne === true ? history.tailLsn - 1 : history.tailLsn
+  return startExclusive >= tail && endInclusive <= history.headLsn
 }
 
 export type HandshakeOutcome = 'zero_gap' | 'catch_up' | 'needs_rebuild'
@@ -68,7 +70,7 @@ export type RecoverabilityProof =
     }
   | { readonly kind: 'gap_beyond_retention'; readonly flushedLsn: Lsn; readonly committedLsn: Lsn; readonly tailLsn: Lsn }
 
-export function proveRecoverability(history: RetainedHistory, flushedLsn: Lsn): RecoverabilityProof {
+export function proveRecoverability(history: RetainedHistory, flushedLsn: Lsn, faults: ProtocolFaults = noFaults): RecoverabilityProof {
   validateRetainedHistory(history)
   assertLsn(flushedLsn, 'flushedLsn')
   const committedLsn = history.committedLsn
@@ -77,7 +79,7 @@ export function proveRecoverability(history: RetainedHistory, flushedLsn: Lsn): 
     return { kind: 'replica_ahead', flushedLsn, committedLsn, truncateToLsn: committedLsn }
   }
   // F + 1 >= tail + 1, i.e. every entry in (F, C] is still retained.
-  if (isRecoverable(history, flushedLsn, committedLsn)) {
+  if (isRecoverable(history, flushedLsn, committedLsn, faults)) {
     return {
       kind: 'gap_within_retention',
       flushedLsn,

@@ -3,13 +3,26 @@
  * assignment: existing senders keep their identity (endpoint, then epoch,
  * updated in place), new ones are created, missing ones are stopped, and a
  * replica whose assignment epoch is older than its sender's is refused (fail
- * closed). Session ids come from the registry's own counter, which the
- * caller seeds, so runs are reproducible.
+ * closed). Session ids are made by `sessionIdOf` from the registry's scope
+ * (primary id and incarnation), the sender's epoch and the registry's own
+ * counter: reproducible, and never reissued by another primary or a
+ * restarted one.
  */
 import { invariant } from '../domain/index.ts'
 import type { RecoveryLog } from './log.ts'
+import { noFaults, type ProtocolFaults } from './faults.ts'
 import { Sender } from './sender.ts'
-import type { Endpoint, Epoch, Outcome, ReplicaId, ReplicaState, SessionId, SessionKind, SessionTicket } from './types.ts'
+import {
+  type Endpoint,
+  type Epoch,
+  type Outcome,
+  type ReplicaId,
+  type ReplicaState,
+  SessionId,
+  type SessionIdScope,
+  type SessionKind,
+  type SessionTicket,
+} from './types.ts'
 
 export interface ReplicaAssignment {
   readonly replicaId: ReplicaId
@@ -44,12 +57,15 @@ export const replicasMax = 64
 export class Registry {
   readonly log: RecoveryLog
   readonly #senders = new Map<ReplicaId, Sender>()
-  #nextSessionId: SessionId
+  readonly sessionScope: SessionIdScope
+  #sessionCounter = 0
 
-  constructor(options: { log: RecoveryLog; firstSessionId?: SessionId }) {
+  readonly #faults: ProtocolFaults
+
+  constructor(options: { log: RecoveryLog; sessionScope: SessionIdScope; faults?: ProtocolFaults }) {
     this.log = options.log
-    this.#nextSessionId = options.firstSessionId ?? 1
-    invariant(Number.isSafeInteger(this.#nextSessionId) && this.#nextSessionId > 0, 'firstSessionId must be positive')
+    this.sessionScope = options.sessionScope
+    this.#faults = options.faults ?? noFaults
   }
 
   sender(replicaId: ReplicaId): Sender | undefined {
@@ -70,7 +86,7 @@ export class Registry {
       invariant(!seen.has(intent.replicaId), () => `replica ${intent.replicaId} assigned twice`)
       seen.add(intent.replicaId)
       let sender = this.#senders.get(intent.replicaId)
-      if (sender !== undefined && assignment.epoch < sender.epoch) {
+      if (sender !== undefined && assignment.epoch < sender.epoch && this.#faults.acceptOlderAssignment !== true) {
         this.log.append({
           kind: 'stale_assignment',
           replicaId: intent.replicaId,
@@ -81,14 +97,14 @@ export class Registry {
         continue
       }
       if (sender === undefined) {
-        sender = new Sender({ replicaId: intent.replicaId, endpoint: intent.endpoint, epoch: assignment.epoch, log: this.log })
+        sender = new Sender({ replicaId: intent.replicaId, endpoint: intent.endpoint, epoch: assignment.epoch, log: this.log, faults: this.#faults })
         this.#senders.set(intent.replicaId, sender)
       } else {
         sender.updateEndpoint(intent.endpoint)
         sender.updateEpoch(assignment.epoch)
       }
       if (intent.recovery !== undefined) {
-        const attached = sender.supersedeSession(this.#takeSessionId(), intent.recovery, 'assignment_intent')
+        const attached = sender.supersedeSession(this.#takeSessionId(sender.epoch), intent.recovery, 'assignment_intent')
         if (attached.ok) tickets.push(attached.value)
       }
     }
@@ -106,7 +122,7 @@ export class Registry {
   attach(replicaId: ReplicaId, kind: SessionKind): Outcome<SessionTicket> {
     const sender = this.#senders.get(replicaId)
     if (sender === undefined) return { ok: false, reason: 'sender_missing' }
-    return sender.attachSession(this.#takeSessionId(), kind)
+    return sender.attachSession(this.#takeSessionId(sender.epoch), kind)
   }
 
   /** Invalidates every active session older than `epoch` and moves senders to it. */
@@ -135,9 +151,8 @@ export class Registry {
     return this.senders().filter((sender) => sender.state === 'in_sync').length
   }
 
-  #takeSessionId(): SessionId {
-    const id = this.#nextSessionId
-    this.#nextSessionId += 1
-    return id
+  #takeSessionId(sessionEpoch: Epoch): SessionId {
+    this.#sessionCounter += 1
+    return SessionId.of(this.sessionScope, sessionEpoch, this.#sessionCounter)
   }
 }

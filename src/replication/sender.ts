@@ -18,16 +18,17 @@ import {
   type RecoverabilityProof,
   type RetainedHistory,
 } from './recoverability.ts'
+import { noFaults, type ProtocolFaults } from './faults.ts'
 import { Session } from './session.ts'
 import {
   accepted,
   assertLsn,
   assertTick,
   endpointChanged,
+  Lsn,
   rejected,
   type Endpoint,
   type Epoch,
-  type Lsn,
   type Outcome,
   type RejectionReason,
   type ReplicaId,
@@ -47,13 +48,16 @@ export class Sender {
   #session: Session | undefined
   #stopped = false
 
-  constructor(options: { replicaId: ReplicaId; endpoint: Endpoint; epoch: Epoch; log: RecoveryLog }) {
+  readonly #faults: ProtocolFaults
+
+  constructor(options: { replicaId: ReplicaId; endpoint: Endpoint; epoch: Epoch; log: RecoveryLog; faults?: ProtocolFaults }) {
     invariant(options.replicaId.length > 0, 'replica id must not be empty')
     invariant(Number.isSafeInteger(options.epoch) && options.epoch >= 0, 'epoch must be a non-negative integer')
     this.replicaId = options.replicaId
     this.#endpoint = options.endpoint
     this.#epoch = options.epoch
     this.#log = options.log
+    this.#faults = options.faults ?? noFaults
     this.#log.append({ kind: 'sender_created', replicaId: this.replicaId, detail: { epoch: this.#epoch } })
   }
 
@@ -89,7 +93,7 @@ export class Sender {
       epoch: this.#epoch,
       endpoint: this.#endpoint,
     })
-    invariant(this.#session === undefined || this.#session.id < sessionId, 'session ids must increase per sender')
+    invariant(this.#session?.id !== sessionId, () => `session id ${sessionId} reused by sender ${this.replicaId}`)
     this.#session = session
     this.#log.append({ kind: 'session_attached', replicaId: this.replicaId, sessionId, detail: { kind, epoch: this.#epoch } })
     return accepted(session.ticket())
@@ -127,7 +131,7 @@ export class Sender {
     const session = authorized.value
     if (session.kind === 'rebuild') return this.#reject('wrong_kind', ticket)
     if (session.phase !== 'connecting') return this.#reject('wrong_phase', ticket)
-    const proof = proveRecoverability(history, flushedLsn)
+    const proof = proveRecoverability(history, flushedLsn, this.#faults)
     this.#log.append({
       kind: 'handshake_recorded',
       replicaId: this.replicaId,
@@ -276,7 +280,7 @@ export class Sender {
     if (session.phase !== 'connecting') return this.#reject('wrong_phase', ticket)
     const decision = selectRebuildSource(history)
     session.advance('handshake')
-    session.setRange(0, decision.targetLsn)
+    session.setRange(Lsn.zero, decision.targetLsn)
     session.rebuild.selectSource(decision)
     this.#state = 'rebuilding'
     this.#log.append({
@@ -402,7 +406,8 @@ export class Sender {
     if (session === undefined) return this.#reject('session_missing', ticket)
     if (session.id !== ticket.sessionId) return this.#reject('session_mismatch', ticket)
     if (!session.isActive()) return this.#reject('session_inactive', ticket)
-    if (ticket.epoch !== this.#epoch || session.epoch !== this.#epoch) return this.#reject('epoch_stale', ticket)
+    const epochChecked = this.#faults.acceptStaleEpochTicket !== true
+    if (epochChecked && (ticket.epoch !== this.#epoch || session.epoch !== this.#epoch)) return this.#reject('epoch_stale', ticket)
     if (endpointChanged(ticket.endpoint, this.#endpoint) || endpointChanged(session.endpoint, this.#endpoint)) {
       return this.#reject('endpoint_stale', ticket)
     }

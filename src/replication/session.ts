@@ -11,9 +11,9 @@ import { RebuildProgress } from './rebuild.ts'
 import {
   isSessionPhaseTransitionAllowed,
   isTerminalPhase,
+  Lsn,
   type Endpoint,
   type Epoch,
-  type Lsn,
   type ReplicaId,
   type SessionId,
   type SessionKind,
@@ -36,15 +36,14 @@ export class Session {
   #phase: SessionPhase = 'init'
   #invalidationReason: string | undefined
   /** Range (startLsn, targetLsn]; targetLsn is frozen by the handshake. */
-  startLsn: Lsn = 0
-  targetLsn: Lsn = 0
-  recoveredTo: Lsn = 0
+  startLsn: Lsn = Lsn.zero
+  targetLsn: Lsn = Lsn.zero
+  recoveredTo: Lsn = Lsn.zero
   rangeSet = false
   truncation: Truncation | undefined
   budget: BudgetTracker | undefined
 
   constructor(options: { id: SessionId; replicaId: ReplicaId; kind: SessionKind; epoch: Epoch; endpoint: Endpoint }) {
-    invariant(Number.isSafeInteger(options.id) && options.id > 0, 'session id must be a positive integer')
     this.id = options.id
     this.replicaId = options.replicaId
     this.kind = options.kind

@@ -5,16 +5,121 @@
  */
 import { invariant } from '../domain/index.ts'
 
+// Branded scalars: an Lsn, an Epoch and a Tick are all integers and a
+// ReplicaId is a string, but passing one where another is expected is a
+// compile error. Values enter the engine only through the constructors
+// below, which check their range, and arithmetic goes through the helpers,
+// so a position never silently becomes a count or a time.
+declare const lsnBrand: unique symbol
+declare const epochBrand: unique symbol
+declare const tickBrand: unique symbol
+declare const sessionIdBrand: unique symbol
+declare const replicaIdBrand: unique symbol
+
 /** A WAL position. 0 means "before the first entry". */
-export type Lsn = number
+export type Lsn = number & { readonly [lsnBrand]: 'Lsn' }
 /** A control-plane term: every assignment carries one; older ones are fenced. */
-export type Epoch = number
+export type Epoch = number & { readonly [epochBrand]: 'Epoch' }
 /** An injected, integer, monotonic time unit. The engine never reads a clock. */
-export type Tick = number
-/** Session ids come from an injected per-registry counter, never a global. */
-export type SessionId = number
+export type Tick = number & { readonly [tickBrand]: 'Tick' }
+/**
+ * Names one recovery session across every primary and incarnation that ever
+ * ran: `<primary>/<incarnation>/e<epoch>/<counter>` (see `SessionId.of`).
+ */
+export type SessionId = string & { readonly [sessionIdBrand]: 'SessionId' }
 /** A stable replica identity. Never derived from an address. */
-export type ReplicaId = string
+export type ReplicaId = string & { readonly [replicaIdBrand]: 'ReplicaId' }
+
+export const replicaIdBytesMax = 128
+
+/**
+ * Companion objects: `Lsn.of(5)`, `Lsn.after(at)`, `Epoch.next(e)`, … The
+ * type and its constructors share one name, so call sites read in the
+ * ledger's words and local variables named `lsn` or `epoch` shadow nothing.
+ */
+export const Lsn = {
+  zero: 0 as Lsn,
+  of(value: number): Lsn {
+    assertLsn(value, 'lsn')
+    return value as Lsn
+  },
+  /** The position `count` entries after `at` (count may be negative, never below 0). */
+  after(at: Lsn, count = 1): Lsn {
+    return Lsn.of(at + count)
+  },
+  /** How many entries (from, to] holds; 0 when to <= from. */
+  entriesBetween(fromExclusive: Lsn, toInclusive: Lsn): number {
+    return Math.max(0, toInclusive - fromExclusive)
+  },
+  min(first: Lsn, ...rest: Lsn[]): Lsn {
+    return rest.reduce((low, value) => (value < low ? value : low), first)
+  },
+  max(first: Lsn, ...rest: Lsn[]): Lsn {
+    return rest.reduce((high, value) => (value > high ? value : high), first)
+  },
+} as const
+
+export const Epoch = {
+  first: 1 as Epoch,
+  of(value: number): Epoch {
+    invariant(Number.isSafeInteger(value), () => `epoch must be an integer, got ${value}`)
+    invariant(value >= 1, () => `epoch must be >= 1, got ${value}`)
+    return value as Epoch
+  },
+  next(current: Epoch): Epoch {
+    return Epoch.of(current + 1)
+  },
+} as const
+
+export const Tick = {
+  zero: 0 as Tick,
+  of(value: number): Tick {
+    assertTick(value, 'tick')
+    return value as Tick
+  },
+  after(at: Tick, ticks: number): Tick {
+    return Tick.of(at + ticks)
+  },
+  /** Ticks elapsed from `earlier` to `later` (negative when `later` is before). */
+  between(earlier: Tick, later: Tick): number {
+    return later - earlier
+  },
+} as const
+
+export const ReplicaId = {
+  of(value: string): ReplicaId {
+    invariant(value.length > 0, 'a replica id is not empty')
+    invariant(value.length <= replicaIdBytesMax, () => `replica id longer than ${replicaIdBytesMax}: ${value.slice(0, 32)}...`)
+    invariant(!value.includes('/'), () => `replica id ${value} contains '/', the session id separator`)
+    return value as ReplicaId
+  },
+} as const
+
+/**
+ * Who hands out session ids: one primary process. `incarnation` counts the
+ * primary's starts and must survive its crashes (a server keeps it on disk),
+ * so a restarted primary never reissues an id a replica or a late timer
+ * still holds.
+ */
+export interface SessionIdScope {
+  readonly primaryId: ReplicaId
+  readonly incarnation: number
+}
+
+/**
+ * The one way to make a session id: unique across primaries (primary id),
+ * restarts (incarnation) and within a run (counter); the epoch is part of
+ * it so a log line says which term the session belonged to.
+ */
+export const SessionId = {
+  of(scope: SessionIdScope, sessionEpoch: Epoch, counter: number): SessionId {
+    invariant(Number.isSafeInteger(scope.incarnation), () => `incarnation must be an integer, got ${scope.incarnation}`)
+    invariant(scope.incarnation >= 1, () => `incarnation must be >= 1, got ${scope.incarnation}`)
+    invariant(Number.isSafeInteger(counter), () => `session counter must be an integer, got ${counter}`)
+    invariant(counter >= 1, () => `session counter must be >= 1, got ${counter}`)
+    return `${scope.primaryId}/${scope.incarnation}/e${sessionEpoch}/${counter}` as SessionId
+  },
+} as const
 
 /** Where a replica is reached. Identity is the `ReplicaId`, not this. */
 export interface Endpoint {

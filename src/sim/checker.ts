@@ -15,7 +15,8 @@
  *    active session has an executor (so all pins are released when sessions end).
  * 6. Node storage keeps tail <= checkpoint <= durable <= head.
  */
-import type { Tick } from '../replication/index.ts'
+import { InvariantViolation } from '../domain/index.ts'
+import { Lsn, type DurabilityMode, type Tick } from '../replication/index.ts'
 import type { Cluster } from './cluster.ts'
 
 export type ViolationKind =
@@ -31,12 +32,56 @@ export type ViolationKind =
   | 'pin_leaked'
   | 'session_orphaned'
   | 'storage_structure'
+  | 'liveness'
   | 'exception'
 
 export interface Violation {
   readonly tick: Tick
   readonly kind: ViolationKind
   readonly detail: string
+}
+
+/**
+ * Whether `holders` of `members` durably holding an entry satisfy the mode,
+ * written from each mode's definition rather than from the commit rule it
+ * audits: sync_all — every member; sync_quorum — strictly more than half of
+ * the members; best_effort — at least one (the primary).
+ */
+export function durabilityHeld(mode: DurabilityMode, members: number, holders: number): boolean {
+  switch (mode) {
+    case 'sync_all':
+      return holders === members
+    case 'sync_quorum':
+      return holders * 2 > members
+    case 'best_effort':
+      return holders >= 1
+    default: {
+      const never: never = mode
+      throw new InvariantViolation(`unknown durability mode ${String(never)}`)
+    }
+  }
+}
+
+/**
+ * A8, audited at the moment of a commit: enough members hold the newly
+ * committed range (previous, committed] durably, as an intact chain equal to
+ * the primary's.
+ */
+export function auditCommitDurability(cluster: Cluster, previous: Lsn, committed: Lsn): Violation | undefined {
+  const primary = cluster.primary()
+  if (primary === undefined) return undefined
+  const digest = primary.digestAt(committed)
+  let holders = 0
+  for (const node of cluster.nodes.values()) {
+    if (node.durableLsn >= committed && node.digestAt(committed) === digest && node.holdsRange(previous, committed)) holders += 1
+  }
+  const { durability, nodeCount } = cluster.options
+  if (durabilityHeld(durability, nodeCount, holders)) return undefined
+  return {
+    tick: cluster.now,
+    kind: 'commit_not_durable',
+    detail: `committed ${committed} (${durability}) held durably by ${holders} of ${nodeCount} members`,
+  }
 }
 
 export function checkCluster(cluster: Cluster): Violation[] {
@@ -67,7 +112,7 @@ export function checkCluster(cluster: Cluster): Violation[] {
     if (primary.headLsn < committed) {
       add('committed_entry_lost', `primary ${primary.id} head ${primary.headLsn} < committed ${committed}`)
     } else {
-      for (let lsn = Math.max(primary.tailLsn, 0) + 1; lsn <= committed; lsn += 1) {
+      for (let lsn = Lsn.after(primary.tailLsn); lsn <= committed; lsn = Lsn.after(lsn)) {
         const digest = primary.entry(lsn)?.digest
         if (digest === undefined) {
           add('committed_entry_lost', `primary ${primary.id} is missing committed lsn ${lsn}`)
@@ -86,22 +131,20 @@ export function checkCluster(cluster: Cluster): Violation[] {
     for (const sender of runtime.registry.senders()) {
       const node = cluster.node(sender.replicaId)
       if (sender.state === 'in_sync' && node.running) {
-        const lsn = Math.min(node.headLsn, committed)
+        const lsn = Lsn.min(node.headLsn, committed)
         const digest = node.digestAt(lsn)
         if (digest !== undefined && digest !== reference.digestAt(lsn)) {
           add('in_sync_replica_diverged', `${node.id} in sync but differs from the reference at ${lsn}`)
         }
       }
       const session = sender.activeSession()
-      const executor = runtime.executors.get(sender.replicaId)
-      if (session !== undefined && (executor === undefined || executor.sessionId !== session.id)) {
+      if (session !== undefined && runtime.driver.executorSessionId(sender.replicaId) !== session.id) {
         add('session_orphaned', `${sender.replicaId} session ${session.id} has no executor`)
       }
     }
     for (const pin of runtime.pins.values()) {
-      const executor = runtime.executors.get(pin.owner.replicaId)
       const session = runtime.registry.sender(pin.owner.replicaId)?.activeSession()
-      if (executor === undefined || executor.sessionId !== pin.owner.sessionId || session?.id !== pin.owner.sessionId) {
+      if (runtime.driver.executorSessionId(pin.owner.replicaId) !== pin.owner.sessionId || session?.id !== pin.owner.sessionId) {
         add('pin_leaked', `${pin.kind} pin at ${pin.lsn} held for ${pin.owner.replicaId} session ${pin.owner.sessionId}`)
       }
     }

@@ -1,7 +1,9 @@
 /**
- * The deterministic cluster simulator. It runs the real recovery engine
- * (`src/replication/`) on the primary against simulated nodes, network,
- * disks and a coordinator, with integer ticks. One tick:
+ * The deterministic cluster simulator: a harness that wires the engine's
+ * protocol modules (`src/replication/`: commit tracker, replica side,
+ * promotion policy, recovery driver, sessions and executors) to simulated
+ * nodes, network, disks and a coordinator, with integer ticks. The protocol
+ * decides; the harness carries messages, timers and disk writes. One tick:
  *
  *   1. deliver due messages, then fire due timers (`ordered`), or the same
  *      events permuted by the seeded PRNG with per-link FIFO (`shuffled`);
@@ -18,43 +20,55 @@
  */
 import { invariant, validationError } from '../domain/index.ts'
 import {
-  CatchUpExecutor,
-  RebuildExecutor,
+  PrimaryProtocol,
+  noFaults,
+  Epoch,
+  ControlPlane,
+  acceptPromotion,
+  decideBarrier,
+  decideEpochAdoption,
+  decidePrimaryTakeover,
+  fenceEpoch,
+  learnCommitted,
+  lineageSafeLsn,
+  matchLog,
+  ineligibility,
+  Lsn,
   RecoveryLog,
-  Registry,
+  ReplicaId,
+  Tick,
   formatRecoveryEvent,
-  planRebuild,
-  planRecovery,
+  validateDurability,
 } from '../replication/index.ts'
 import type {
   BaseTransferReport,
   CatchUpBudget,
   ConnectReport,
+  DurabilityMode,
   Endpoint,
-  Epoch,
-  ExecutorStatus,
-  Lsn,
+  DriverOptions,
+  DriverReady,
+  Ineligibility,
+  LineageReset,
+  MemberReport,
   PinOwner,
   PinResult,
-  RecoveryTransport,
-  ReplicaId,
+  ProtocolFaults,
+  PromotionDecision,
+  PromotionInput,
   ReplicaState,
   RetainedHistory,
   Sender,
-  SessionId,
-  SessionKind,
   SessionTicket,
-  StorageAdapter,
-  Tick,
   TransferReport,
 } from '../replication/index.ts'
-import { checkCluster, type Violation } from './checker.ts'
+import { auditCommitDurability, checkCluster, type Violation } from './checker.ts'
 import { EventQueue, coordinatorId, type EventOrder, type Message, type NodeId, type Timer } from './events.ts'
 import { SimNode, type Image, type WalEntry } from './node.ts'
 import { Prng } from './prng.ts'
 import { ReferenceModel } from './reference.ts'
 
-export type DurabilityMode = 'sync_all' | 'sync_quorum' | 'best_effort'
+export type { DurabilityMode }
 
 /**
  * Test-only defects, off by default. Each one breaks a safety rule on purpose
@@ -79,12 +93,27 @@ export interface ClusterOptions {
   readonly reservationTimeoutTicks: number
   readonly rebuildStallTicks: number
   readonly leaseTimeoutTicks: number
+  /** A heartbeat older than this says nothing to the coordinator about a node now. */
+  readonly reportFreshTicks: number
   readonly recoveryRetryTicks: number
   readonly chunkEntriesMax: number
   readonly trace: boolean
   readonly traceEventsMax: number
   readonly plantedBugs: PlantedBugs
+  /** Test-only defects planted in the protocol modules themselves (see `src/replication/faults.ts`). */
+  readonly faults: ProtocolFaults
+  /** The network model: every message may be lost, delayed or duplicated (all zero: every message arrives once, on time). */
+  readonly network: NetworkModel
 }
+
+export interface NetworkModel {
+  /** Extra delay, 0..max ticks, drawn per message (reorders messages on a link). */
+  readonly delayTicksMax: number
+  readonly lossPercent: number
+  readonly duplicatePercent: number
+}
+
+export const reliableNetwork: NetworkModel = Object.freeze({ delayTicksMax: 0, lossPercent: 0, duplicatePercent: 0 })
 
 export const clusterDefaults: Omit<ClusterOptions, 'seed'> = {
   nodeCount: 3,
@@ -97,11 +126,14 @@ export const clusterDefaults: Omit<ClusterOptions, 'seed'> = {
   reservationTimeoutTicks: 60,
   rebuildStallTicks: 10,
   leaseTimeoutTicks: 3,
+  reportFreshTicks: 2,
   recoveryRetryTicks: 2,
   chunkEntriesMax: 8,
   trace: false,
   traceEventsMax: 200_000,
   plantedBugs: {},
+  faults: noFaults,
+  network: reliableNetwork,
 }
 
 export const nodeCountMax = 9
@@ -130,13 +162,6 @@ export function formatTraceEvent(event: TraceEvent): string {
   return `t=${event.tick} ${event.kind} ${event.text}`
 }
 
-interface BarrierState {
-  readonly replicaId: ReplicaId
-  readonly lsn: Lsn
-  readonly live: boolean
-  expiredAt: Tick | undefined
-}
-
 interface PinRecord {
   readonly owner: PinOwner
   readonly kind: 'wal' | 'snapshot' | 'full_base'
@@ -144,49 +169,18 @@ interface PinRecord {
   readonly image: Image | undefined
 }
 
-interface ExecutorEntry {
-  readonly executor: CatchUpExecutor | RebuildExecutor
-  readonly kind: SessionKind
-  readonly sessionId: SessionId
-  lastProgressAt: Tick
-  progress: number
-}
-
-/** The primary's in-memory state: lost when the primary crashes. */
-export class PrimaryRuntime {
-  readonly nodeId: NodeId
-  readonly incarnation: number
-  epoch: Epoch
-  committedLsn: Lsn
-  readonly log: RecoveryLog
-  readonly registry: Registry
-  readonly executors = new Map<ReplicaId, ExecutorEntry>()
-  readonly acks = new Map<ReplicaId, Lsn>()
-  readonly barriers = new Map<number, BarrierState>()
+/**
+ * The primary's in-memory state, lost when the primary crashes: the engine's
+ * `PrimaryProtocol` plus what the simulated adapters keep (pins, the last
+ * stream request per replica).
+ */
+export class PrimaryRuntime extends PrimaryProtocol {
   readonly pins = new Map<number, PinRecord>()
-  readonly retryAt = new Map<ReplicaId, Tick>()
-  readonly reassign = new Set<ReplicaId>()
-  readonly everInSync = new Set<ReplicaId>()
   readonly streamed = new Map<ReplicaId, { fromLsn: Lsn; toLsn: Lsn; tick: Tick }>()
 
-  constructor(options: { nodeId: NodeId; incarnation: number; epoch: Epoch; committedLsn: Lsn; now: () => Tick; firstSessionId: SessionId }) {
-    this.nodeId = options.nodeId
-    this.incarnation = options.incarnation
-    this.epoch = options.epoch
-    this.committedLsn = options.committedLsn
-    this.log = new RecoveryLog({ now: options.now })
-    this.registry = new Registry({ log: this.log, firstSessionId: options.firstSessionId })
+  get nodeId(): NodeId {
+    return this.primaryId
   }
-}
-
-export interface CoordinatorState {
-  epoch: Epoch
-  primaryId: NodeId | undefined
-  committedLsn: Lsn
-  primaryLostAt: Tick | undefined
-  readonly knownEndpoints: Map<NodeId, Endpoint>
-  readonly replicaStates: Map<NodeId, ReplicaState>
-  readonly assignmentSentAt: Map<NodeId, Tick>
 }
 
 export interface ClusterStats {
@@ -218,16 +212,6 @@ export function emptyClusterStats(): ClusterStats {
   }
 }
 
-const stateRank: Record<ReplicaState, number> = {
-  in_sync: 0,
-  catching_up: 1,
-  degraded: 2,
-  connecting: 3,
-  disconnected: 4,
-  rebuilding: 5,
-  needs_rebuild: 6,
-}
-
 export class Cluster {
   readonly options: ClusterOptions
   readonly prng: Prng
@@ -236,19 +220,21 @@ export class Cluster {
   readonly queue = new EventQueue()
   readonly reference = new ReferenceModel()
   readonly violations: Violation[] = []
-  readonly coordinator: CoordinatorState
+  readonly coordinator: ControlPlane
   readonly stats: ClusterStats = emptyClusterStats()
   readonly #trace: TraceEvent[] | undefined
   readonly #linksDown = new Set<string>()
-  #now: Tick = 0
+  /** Draws for the network model only, so turning it on leaves the action sequence of a seed alone. */
+  readonly #networkPrng: Prng
+  #network: NetworkModel
+  #now: Tick = Tick.zero
   #runtime: PrimaryRuntime | undefined
   #incarnation = 0
   #nextBarrierId = 1
   #nextPinId = 1
-  #nextSessionId = 1
   #traceDropped = 0
   /** Highest committed LSN ever acknowledged, to detect regressions. */
-  committedHighWater: Lsn = 0
+  committedHighWater: Lsn = Lsn.zero
 
   constructor(options: Partial<ClusterOptions> & { readonly seed: number }) {
     this.options = { ...clusterDefaults, ...options }
@@ -256,29 +242,29 @@ export class Cluster {
     if (!Number.isSafeInteger(nodeCount) || nodeCount < 1 || nodeCount > nodeCountMax) {
       throw validationError(`nodeCount must be in [1, ${nodeCountMax}]`)
     }
-    if (durability === 'sync_quorum' && nodeCount < 3) {
-      throw validationError('sync_quorum needs a true majority: at least 3 members (RF >= 3)')
-    }
+    validateDurability(durability, nodeCount)
     this.prng = new Prng(this.options.seed)
+    this.#networkPrng = new Prng(this.options.seed ^ 0x6e6574)
+    this.#network = this.options.network
     this.#trace = this.options.trace ? [] : undefined
     const ids: NodeId[] = []
     for (let index = 1; index <= nodeCount; index += 1) {
-      const id = `n${index}`
+      const id = ReplicaId.of(`n${index}`)
       ids.push(id)
       const endpoint = { dataAddress: `${id}:data:v1`, controlAddress: `${id}:ctrl:v1`, version: 1 }
-      this.nodes.set(id, new SimNode(id, 1, endpoint))
+      this.nodes.set(id, new SimNode(id, Epoch.first, endpoint))
     }
     this.nodeIds = ids
-    this.coordinator = {
-      epoch: 1,
-      primaryId: undefined,
-      committedLsn: 0,
-      primaryLostAt: undefined,
-      knownEndpoints: new Map(ids.map((id) => [id, this.node(id).endpoint])),
-      replicaStates: new Map(),
-      assignmentSentAt: new Map(),
-    }
-    this.#becomePrimary(this.node('n1'), 1, 0)
+    this.coordinator = new ControlPlane({
+      members: ids.map((id) => ({ replicaId: id, endpoint: this.node(id).endpoint })),
+      log: new RecoveryLog({ now: () => this.#now }),
+      leaseTicks: this.options.leaseTimeoutTicks,
+      reportFreshTicks: this.options.reportFreshTicks,
+      assignmentResendTicks: 2,
+    })
+    if (this.#trace !== undefined) this.coordinator.log.subscribe((event) => this.#log('coordinator', formatRecoveryEvent(event)))
+    this.coordinator.assignInitialPrimary(ReplicaId.of('n1'))
+    this.#becomePrimary(this.node(ReplicaId.of('n1')), Epoch.first, Lsn.zero)
   }
 
   // ------------------------------------------------------------------ views
@@ -338,9 +324,7 @@ export class Cluster {
     this.reference.recordWrite(runtime.epoch, entry.lsn, value)
     this.stats.writes += 1
     this.#log('action', `write lsn=${entry.lsn} epoch=${entry.epoch} primary=${primary.id}`)
-    for (const sender of runtime.registry.senders()) {
-      if (sender.state === 'in_sync') this.#ship(runtime, sender, entry.lsn - 1, entry.lsn, true)
-    }
+    for (const sender of runtime.liveShipTargets()) this.#ship(runtime, sender, Lsn.after(entry.lsn, -1), entry.lsn, true)
     return entry.lsn
   }
 
@@ -383,11 +367,17 @@ export class Cluster {
     this.#log('action', `link up ${from}${bothWays ? '<>' : '>'}${to}`)
   }
 
+  /** The network stops losing, delaying and duplicating messages (those already in flight still arrive as drawn). */
+  healNetwork(): void {
+    this.#network = reliableNetwork
+    this.#log('action', 'network healed')
+  }
+
   /** Takes a checkpoint at the highest LSN the node knows is committed and holds. */
   checkpoint(id: NodeId): void {
     const node = this.node(id)
     if (!node.running) return
-    const lsn = Math.min(node.durableLsn, node.knownCommittedLsn)
+    const lsn = Lsn.min(node.durableLsn, node.knownCommittedLsn)
     if (node.takeCheckpoint(lsn)) this.#log('action', `checkpoint ${id} lsn=${lsn}`)
   }
 
@@ -402,7 +392,7 @@ export class Cluster {
     if (!node.running) return
     let target = node.checkpoint.lsn
     if (this.#runtime?.nodeId === id) {
-      for (const pin of this.#runtime.pins.values()) if (pin.kind === 'wal') target = Math.min(target, pin.lsn)
+      for (const pin of this.#runtime.pins.values()) if (pin.kind === 'wal') target = Lsn.min(target, pin.lsn)
     }
     if (node.recycle(target)) this.#log('action', `recycle ${id} tail=${node.tailLsn}`)
   }
@@ -411,22 +401,18 @@ export class Cluster {
   bumpEpoch(): void {
     const runtime = this.#runtime
     if (runtime === undefined) return
-    const epoch = this.coordinator.epoch + 1
-    this.coordinator.epoch = epoch
+    const epoch = this.coordinator.bumpEpoch()
     this.#log('action', `epoch bump to ${epoch} primary=${runtime.nodeId}`)
     const primary = this.node(runtime.nodeId)
     primary.epoch = epoch
-    this.#truncatePrimaryUncommitted(primary, runtime.committedLsn)
-    runtime.epoch = epoch
-    runtime.acks.clear()
+    this.#truncatePrimaryUncommitted(primary, runtime.commit.committedLsn)
     runtime.streamed.clear()
-    for (const barrier of runtime.barriers.values()) barrier.expiredAt ??= this.#now
-    runtime.registry.reconcile({ epoch, replicas: this.#replicaAssignments(runtime) })
+    runtime.changeEpoch(epoch, this.#now, this.#replicaAssignments(runtime))
     this.#sendAssignments(runtime.nodeId)
   }
 
   /** Test hook: put an arbitrary message on the wire (late or stale traffic). */
-  inject(message: Message, at: Tick = this.#now + 1): void {
+  inject(message: Message, at: Tick = Tick.after(this.#now, 1)): void {
     invariant(at > this.#now, 'an injected message must be due in the future')
     this.#log('action', `inject ${describe(message)} at=${at}`)
     this.queue.sendAt(at, message)
@@ -434,7 +420,7 @@ export class Cluster {
 
   /** Advances one tick (see the module comment for the order). */
   tick(): void {
-    this.#now += 1
+    this.#now = Tick.after(this.#now, 1)
     for (const event of this.queue.take(this.#now, this.options.order, this.prng)) {
       if (event.type === 'message') this.#deliver(event.message)
       else this.#fire(event.timer)
@@ -467,13 +453,13 @@ export class Cluster {
     }
     const node = this.node(message.to)
     if (!node.running) return this.#reject(message, 'node_down')
-    if (message.kind === 'assignment') return this.#adoptAssignment(node, message.epoch)
+    if (message.kind === 'assignment') return this.#adoptAssignment(node, message)
     if (message.kind === 'membership') return this.#receiveMembership(message)
     if (message.kind === 'ack') {
       const runtime = this.#runtime
       if (runtime === undefined || runtime.nodeId !== message.to) return this.#reject(message, 'not_primary')
-      if (message.epoch !== runtime.epoch) return this.#reject(message, 'epoch_mismatch')
-    } else if (message.epoch !== node.epoch) {
+      if (fenceEpoch(runtime.epoch, message.epoch, this.options.faults) !== 'current') return this.#reject(message, 'epoch_mismatch')
+    } else if (fenceEpoch(node.epoch, message.epoch, this.options.faults) !== 'current') {
       return this.#reject(message, 'epoch_mismatch')
     }
     if (this.isLinkDown(message.from, message.to)) return this.#reject(message, 'link_down')
@@ -496,6 +482,20 @@ export class Cluster {
     }
   }
 
+  /** Puts a message on the simulated network, which may lose, delay or duplicate it. */
+  #send(at: Tick, message: Message): void {
+    const network = this.#network
+    if (network.delayTicksMax === 0 && network.lossPercent === 0 && network.duplicatePercent === 0) return this.queue.sendAt(at, message)
+    if (this.#networkPrng.int(100) < network.lossPercent) {
+      this.#log('reject', `${describe(message)} reason=lost`)
+      return
+    }
+    this.queue.sendAt(Tick.after(at, this.#networkPrng.int(network.delayTicksMax + 1)), message)
+    if (this.#networkPrng.int(100) < network.duplicatePercent) {
+      this.queue.sendAt(Tick.after(at, this.#networkPrng.int(network.delayTicksMax + 1)), message)
+    }
+  }
+
   #reject(message: Message, reason: string): void {
     this.stats.messagesRejected += 1
     this.#log('reject', `${describe(message)} reason=${reason}`)
@@ -509,7 +509,7 @@ export class Cluster {
   #receiveShip(node: SimNode, message: Extract<Message, { kind: 'ship' }>): void {
     const result = node.appendShipped(message.entry, this.options.plantedBugs.ackNonContiguous === true)
     if (result === 'appended' || result === 'duplicate') {
-      node.knownCommittedLsn = Math.max(node.knownCommittedLsn, Math.min(message.committedLsn, message.entry.lsn))
+      node.knownCommittedLsn = learnCommitted(node, message.committedLsn, message.entry.lsn)
       this.#accept(message, result === 'duplicate' ? 'duplicate' : '')
     } else {
       this.#reject(message, result)
@@ -517,11 +517,12 @@ export class Cluster {
   }
 
   #receiveBarrier(node: SimNode, message: Extract<Message, { kind: 'barrier' }>): void {
-    if (node.headLsn >= message.lsn && node.digestAt(message.lsn) !== undefined) {
+    const decision = decideBarrier(node, { ...message, retriesMax: this.options.barrierRetriesMax })
+    if (decision.kind === 'flush_and_ack') {
       node.flush()
-      node.knownCommittedLsn = Math.max(node.knownCommittedLsn, Math.min(message.committedLsn, message.lsn))
+      node.knownCommittedLsn = decision.knownCommittedLsn
       this.#accept(message, `flushed=${node.durableLsn}`)
-      this.queue.sendAt(this.#now + 1, {
+      this.#send(Tick.after(this.#now, 1), {
         kind: 'ack',
         from: node.id,
         to: message.from,
@@ -531,9 +532,9 @@ export class Cluster {
       })
       return
     }
-    if (message.attempt < this.options.barrierRetriesMax) {
+    if (decision.kind === 'wait') {
       this.#log('deliver', `${describe(message)} waiting head=${node.headLsn}`)
-      this.queue.sendAt(this.#now + 1, { ...message, attempt: message.attempt + 1 })
+      this.queue.sendAt(Tick.after(this.#now, 1), { ...message, attempt: decision.attempt })
       return
     }
     this.#reject(message, 'barrier_abandoned')
@@ -542,36 +543,33 @@ export class Cluster {
   #receiveAck(message: Extract<Message, { kind: 'ack' }>): void {
     const runtime = this.#runtime
     invariant(runtime !== undefined, 'ack accepted without a primary')
-    const barrier = runtime.barriers.get(message.barrierId)
-    if (barrier === undefined) return this.#reject(message, 'barrier_unknown')
-    if (barrier.expiredAt !== undefined) return this.#reject(message, 'barrier_expired')
-    invariant(barrier.replicaId === message.from, 'ack from a replica the barrier was not sent to')
-    runtime.barriers.delete(message.barrierId)
-    runtime.acks.set(message.from, Math.max(runtime.acks.get(message.from) ?? 0, message.durableLsn))
-    this.#accept(message, `acked=${runtime.acks.get(message.from) ?? 0}`)
+    const verdict = runtime.receiveAck(message)
+    if (verdict !== 'accepted') return this.#reject(message, verdict)
+    this.#accept(message, `acked=${runtime.commit.ackedLsn(message.from)}`)
   }
 
   /** Ships (from, to] to a replica, then a barrier for `to` with its timeout. */
   #ship(runtime: PrimaryRuntime, sender: Sender, fromLsn: Lsn, toLsn: Lsn, live: boolean): void {
     if (toLsn <= fromLsn) return
     const primary = this.node(runtime.nodeId)
-    for (let lsn = fromLsn + 1; lsn <= toLsn; lsn += 1) {
+    for (let lsn = Lsn.after(fromLsn); lsn <= toLsn; lsn = Lsn.after(lsn)) {
       const entry = primary.entry(lsn)
       invariant(entry !== undefined, () => `primary ${primary.id} ships lsn ${lsn} it does not retain (tail ${primary.tailLsn})`)
-      this.queue.sendAt(this.#now + 1, {
+      this.#send(Tick.after(this.#now, 1), {
         kind: 'ship',
         from: primary.id,
         to: sender.replicaId,
         epoch: runtime.epoch,
         endpointVersion: sender.endpoint.version,
         entry,
-        committedLsn: runtime.committedLsn,
+        committedLsn: runtime.commit.committedLsn,
       })
     }
     const barrierId = this.#nextBarrierId
     this.#nextBarrierId += 1
-    runtime.barriers.set(barrierId, { replicaId: sender.replicaId, lsn: toLsn, live, expiredAt: undefined })
-    this.queue.sendAt(this.#now + 2, {
+    const deliveredAt = Tick.after(this.#now, 2)
+    const { timeoutAt } = runtime.barriers.open({ barrierId, replicaId: sender.replicaId, lsn: toLsn, live, deliveredAt })
+    this.#send(deliveredAt, {
       kind: 'barrier',
       from: primary.id,
       to: sender.replicaId,
@@ -579,10 +577,10 @@ export class Cluster {
       endpointVersion: sender.endpoint.version,
       barrierId,
       lsn: toLsn,
-      committedLsn: runtime.committedLsn,
+      committedLsn: runtime.commit.committedLsn,
       attempt: 0,
     })
-    this.queue.timerAt(this.#now + 2 + this.options.barrierTimeoutTicks, {
+    this.queue.timerAt(timeoutAt, {
       kind: 'barrier_timeout',
       incarnation: runtime.incarnation,
       barrierId,
@@ -599,26 +597,21 @@ export class Cluster {
     }
     switch (timer.kind) {
       case 'barrier_timeout': {
-        const barrier = runtime.barriers.get(timer.barrierId)
-        if (barrier === undefined || barrier.expiredAt !== undefined) {
+        const timeout = runtime.barriers.timedOut(timer.barrierId, this.#now)
+        if (timeout.kind === 'ignored') {
           this.#log('timeout_ignored', `barrier_timeout barrier=${timer.barrierId} reason=acked`)
           return
         }
-        barrier.expiredAt = this.#now
-        this.#log('timer', `barrier_timeout barrier=${timer.barrierId} replica=${barrier.replicaId} lsn=${barrier.lsn}`)
-        if (barrier.live) runtime.registry.sender(barrier.replicaId)?.markDegraded('barrier_timeout')
+        this.#log('timer', `barrier_timeout barrier=${timer.barrierId} replica=${timeout.replicaId} lsn=${timeout.lsn}`)
+        if (timeout.degradeReplica) runtime.registry.sender(timeout.replicaId)?.markDegraded('barrier_timeout')
         return
       }
       case 'catchup_timeout':
       case 'reservation_timeout': {
-        const entry = runtime.executors.get(timer.replicaId)
-        if (entry === undefined || entry.sessionId !== timer.sessionId || entry.executor.status.state !== 'running') {
-          this.#log('timeout_ignored', `${timer.kind} replica=${timer.replicaId} session=${timer.sessionId} reason=session_ended`)
-          return
-        }
-        const reason = timer.kind === 'catchup_timeout' ? 'catchup_timeout' : 'reservation_expired'
-        this.#log('timer', `${timer.kind} replica=${timer.replicaId} session=${timer.sessionId}`)
-        this.#finishExecutor(runtime, timer.replicaId, entry.executor.cancel(reason, 'needs_rebuild'))
+        const fired = { kind: timer.kind, at: this.#now, replicaId: timer.replicaId, sessionId: timer.sessionId }
+        const ready = runtime.driver.timerFired(fired, this.#now)
+        if (ready.ignored.length === 0) this.#log('timer', `${timer.kind} replica=${timer.replicaId} session=${timer.sessionId}`)
+        this.#applyRecovery(runtime, ready)
         return
       }
       default: {
@@ -631,9 +624,7 @@ export class Cluster {
   #sweepBarriers(): void {
     const runtime = this.#runtime
     if (runtime === undefined) return
-    for (const [id, barrier] of runtime.barriers) {
-      if (barrier.expiredAt !== undefined && this.#now - barrier.expiredAt > 50) runtime.barriers.delete(id)
-    }
+    runtime.barriers.sweep(this.#now)
   }
 
   // ----------------------------------------------------------------- commit
@@ -643,73 +634,35 @@ export class Cluster {
     if (runtime !== undefined) this.node(runtime.nodeId).flush()
   }
 
-  /** Members needed for a commit under the durability mode (the primary always counts). */
-  durableMembersNeeded(): number {
-    switch (this.options.durability) {
-      case 'sync_all':
-        return this.options.nodeCount
-      case 'sync_quorum':
-        return Math.floor(this.options.nodeCount / 2) + 1
-      case 'best_effort':
-        return 1
-      default: {
-        const never: never = this.options.durability
-        throw new Error(`unknown durability ${String(never)}`)
-      }
-    }
-  }
-
   #refreshCommit(): void {
     const runtime = this.#runtime
     if (runtime === undefined) return
     const primary = this.node(runtime.nodeId)
-    const needed = this.durableMembersNeeded()
-    const previous = runtime.committedLsn
-    let committed = previous
-    // Contiguous prefix only: stop at the first LSN without enough durable copies.
-    while (committed < primary.durableLsn) {
-      const lsn = committed + 1
-      let durable = 1
-      for (const ack of runtime.acks.values()) if (ack >= lsn) durable += 1
-      if (durable < needed) break
-      committed = lsn
-    }
+    runtime.commit.recordPrimaryDurable(primary.durableLsn)
+    const previous = runtime.commit.committedLsn
+    const committed = runtime.commit.candidateLsn()
     if (committed === previous) return
+    // Client acknowledgement is modelled as the coordinator accepting the
+    // commit: a primary of an older epoch is refused (it lost its lease).
+    if (!this.coordinator.acknowledgeCommit(runtime.epoch, committed)) {
+      this.#log('reject', `commit ${committed} from epoch ${runtime.epoch} reason=epoch_mismatch`)
+      return
+    }
+    runtime.commit.advance()
     const entries: WalEntry[] = []
-    for (let lsn = previous + 1; lsn <= committed; lsn += 1) {
+    for (let lsn = Lsn.after(previous); lsn <= committed; lsn = Lsn.after(lsn)) {
       const entry = primary.entry(lsn)
       invariant(entry !== undefined, () => `primary commits lsn ${lsn} it does not hold`)
       entries.push(entry)
     }
-    if (runtime.epoch !== this.coordinator.epoch) {
-      this.#log('reject', `commit ${committed} from epoch ${runtime.epoch} reason=epoch_mismatch`)
-      return
-    }
-    runtime.committedLsn = committed
     primary.knownCommittedLsn = committed
-    this.coordinator.committedLsn = committed
-    this.committedHighWater = Math.max(this.committedHighWater, committed)
+    this.committedHighWater = Lsn.max(this.committedHighWater, committed)
     this.#log('commit', `committed=${committed} epoch=${runtime.epoch} primary=${primary.id}`)
     for (const problem of this.reference.commit(entries, runtime.epoch)) {
       this.recordViolation({ tick: this.#now, kind: problem.kind, detail: problem.detail })
     }
-    this.#auditCommitDurability(primary, previous, committed, needed)
-  }
-
-  /** A8: at commit time the mode's number of members really hold (previous, committed] durably. */
-  #auditCommitDurability(primary: SimNode, previous: Lsn, committed: Lsn, needed: number): void {
-    const digest = primary.digestAt(committed)
-    let holders = 0
-    for (const node of this.nodes.values()) {
-      if (node.durableLsn >= committed && node.digestAt(committed) === digest && node.holdsRange(previous, committed)) holders += 1
-    }
-    if (holders < needed) {
-      this.recordViolation({
-        tick: this.#now,
-        kind: 'commit_not_durable',
-        detail: `committed ${committed} (${this.options.durability}) held durably by ${holders} < ${needed} members`,
-      })
-    }
+    const audit = auditCommitDurability(this, previous, committed)
+    if (audit !== undefined) this.recordViolation(audit)
   }
 
   // ------------------------------------------------------------ coordinator
@@ -717,47 +670,57 @@ export class Cluster {
   #heartbeat(): void {
     for (const node of this.nodes.values()) {
       if (!node.running) continue
-      this.queue.sendAt(this.#now + 1, { kind: 'heartbeat', from: node.id, to: coordinatorId, epoch: node.epoch, endpoint: node.endpoint })
+      this.#send(Tick.after(this.#now, 1), {
+        kind: 'heartbeat',
+        from: node.id,
+        to: coordinatorId,
+        epoch: node.epoch,
+        endpoint: node.endpoint,
+        durableLsn: node.durableLsn,
+        safeLsn: lineageSafeLsn(node),
+      })
     }
   }
 
   #coordinatorReceive(message: Message): void {
     if (message.kind !== 'heartbeat') return this.#reject(message, 'misrouted')
     const coordinator = this.coordinator
-    const known = coordinator.knownEndpoints.get(message.from)
-    if (known === undefined || known.version !== message.endpoint.version || known.dataAddress !== message.endpoint.dataAddress) {
-      coordinator.knownEndpoints.set(message.from, message.endpoint)
+    const outcome = coordinator.receiveHeartbeat({ replicaId: message.from, ...message }, this.#now)
+    if (outcome.endpointChanged) {
       this.#log('coordinator', `endpoint_changed ${message.from} v${message.endpoint.version}`)
       const runtime = this.#runtime
-      if (runtime !== undefined && runtime.nodeId !== message.from) {
-        this.queue.sendAt(this.#now + 1, {
-          kind: 'membership',
-          from: coordinatorId,
-          to: runtime.nodeId,
-          epoch: coordinator.epoch,
-          endpoints: [...coordinator.knownEndpoints],
-        })
-      }
+      if (runtime !== undefined && runtime.nodeId !== message.from) this.#sendMembership(runtime)
     }
-    if (message.epoch < coordinator.epoch && message.from !== coordinator.primaryId) {
-      const sentAt = coordinator.assignmentSentAt.get(message.from)
-      if (sentAt === undefined || this.#now - sentAt > 2) {
-        coordinator.assignmentSentAt.set(message.from, this.#now)
-        this.queue.sendAt(this.#now + 1, { kind: 'assignment', from: coordinatorId, to: message.from, epoch: coordinator.epoch })
-      }
+    if (outcome.sendAssignment) {
+      this.#send(Tick.after(this.#now, 1), {
+        kind: 'assignment',
+        from: coordinatorId,
+        to: message.from,
+        epoch: coordinator.epoch,
+        lineageResets: coordinator.lineageResets,
+      })
     }
   }
 
   /** A replica adopts a newer epoch and drops whatever it holds beyond its lineage-safe LSN. */
-  #adoptAssignment(node: SimNode, epoch: Epoch): void {
-    if (epoch <= node.epoch || this.#runtime?.nodeId === node.id) {
-      this.#log('reject', `assignment to ${node.id} epoch=${epoch} reason=not_newer`)
+  #adoptAssignment(node: SimNode, message: Extract<Message, { kind: 'assignment' }>): void {
+    const epoch = message.epoch
+    const decision = decideEpochAdoption({
+      log: node,
+      currentEpoch: node.epoch,
+      offeredEpoch: epoch,
+      isPrimary: this.#runtime?.nodeId === node.id,
+      lineageResets: message.lineageResets,
+    })
+    if (decision.kind === 'ignore') {
+      this.#log('reject', `assignment to ${node.id} epoch=${epoch} reason=${decision.reason}`)
       return
     }
-    const safe = node.lineageSafeLsn()
-    node.truncate(safe)
-    node.epoch = epoch
-    this.#log('deliver', `assignment ${node.id} adopts epoch=${epoch} truncated_to=${safe}`)
+    if (decision.wipeStore) node.wipe()
+    else node.truncate(decision.truncateToLsn)
+    node.knownCommittedLsn = decision.knownCommittedLsn
+    node.epoch = decision.persistEpoch
+    this.#log('deliver', `assignment ${node.id} adopts epoch=${epoch} truncated_to=${decision.truncateToLsn}`)
   }
 
   #receiveMembership(message: Extract<Message, { kind: 'membership' }>): void {
@@ -765,94 +728,140 @@ export class Cluster {
     if (runtime === undefined || runtime.nodeId !== message.to || message.epoch !== runtime.epoch) {
       return this.#reject(message, 'epoch_mismatch')
     }
-    for (const [id, endpoint] of message.endpoints) {
-      const sender = runtime.registry.sender(id)
-      if (sender !== undefined && sender.endpoint.version !== endpoint.version) runtime.reassign.add(id)
-    }
-    runtime.registry.reconcile({ epoch: runtime.epoch, replicas: this.#replicaAssignments(runtime, new Map(message.endpoints)) })
+    runtime.applyMembership(this.#replicaAssignments(runtime, new Map(message.endpoints)))
     this.#accept(message, '')
   }
 
   #coordinate(): void {
-    const coordinator = this.coordinator
-    if (this.#runtime !== undefined) {
-      coordinator.primaryLostAt = undefined
-      return
-    }
-    coordinator.primaryLostAt ??= this.#now
-    if (this.#now - coordinator.primaryLostAt < this.options.leaseTimeoutTicks) return
-    this.#promote()
+    if (this.coordinator.promotionDue(this.#runtime !== undefined, this.#now)) this.#promote()
   }
 
-  /** Why a node may not be promoted, or undefined when it is eligible (A9). */
-  ineligibility(node: SimNode): string | undefined {
-    if (!node.running) return 'not_running'
-    if (node.epoch !== this.coordinator.epoch) return 'epoch_stale'
-    const state = this.coordinator.replicaStates.get(node.id)
-    if (state === 'needs_rebuild' || state === 'rebuilding') return `state_${state}`
-    if (node.durableLsn < this.coordinator.committedLsn) return 'missing_committed_prefix'
-    return undefined
+  /** What the coordinator knows when it decides a promotion: heartbeats and published states. */
+  promotionInput(): PromotionInput {
+    return this.coordinator.promotionInput(this.#now, this.#runtime !== undefined)
+  }
+
+  /** Why a node may not be promoted now, or undefined when it is eligible (A9). */
+  ineligibility(node: SimNode): Ineligibility | undefined {
+    return ineligibility(this.promotionInput(), node.id)
   }
 
   #promote(): void {
     const coordinator = this.coordinator
-    const ignoreEligibility = this.options.plantedBugs.promoteIgnoresEligibility === true
-    const verdicts = this.nodeIds.map((id) => ({ node: this.node(id), reason: this.ineligibility(this.node(id)) }))
-    const candidates = verdicts.filter(({ node, reason }) => (ignoreEligibility ? node.running : reason === undefined)).map(({ node }) => node)
-    if (candidates.length === 0) {
+    const decision = this.options.plantedBugs.promoteIgnoresEligibility === true ? this.#promoteAnyRunning() : this.coordinator.decidePromotion(this.#now)
+    const verdicts = decision.verdicts.map(({ replicaId, ineligibility }) => `${replicaId}:${ineligibility ?? 'eligible'}`)
+    if (decision.kind === 'blocked') {
       this.stats.promotionsBlocked += 1
-      if (this.#trace !== undefined) {
-        this.#log('promotion_blocked', verdicts.map(({ node, reason }) => `${node.id}:${reason ?? 'eligible'}`).join(' '))
-      }
+      this.#log('promotion_blocked', `reason=${decision.reason} ${verdicts.join(' ')}`)
       return
     }
-    candidates.sort((a, b) => {
-      const rank = (node: SimNode): number => stateRank[coordinator.replicaStates.get(node.id) ?? 'disconnected']
-      if (ignoreEligibility) return a.id < b.id ? -1 : 1
-      return rank(a) - rank(b) || b.durableLsn - a.durableLsn || (a.id < b.id ? -1 : 1)
-    })
-    const chosen = candidates[0]
-    invariant(chosen !== undefined, 'a candidate exists')
-    const epoch = coordinator.epoch + 1
-    coordinator.epoch = epoch
-    this.#log(
-      'promote',
-      `${chosen.id} epoch=${epoch} committed=${coordinator.committedLsn} durable=${chosen.durableLsn} candidates=${verdicts
-        .map(({ node, reason }) => `${node.id}:${reason ?? 'eligible'}`)
-        .join(',')}`,
-    )
+    const chosen = this.node(decision.replicaId)
+    // The assignment reaches the chosen node, which checks it against its own disk.
+    const accepted: { ok: true } | { ok: false; reason: string } = !chosen.running
+      ? { ok: false, reason: 'node_down' }
+      : this.options.plantedBugs.promoteIgnoresEligibility === true
+        ? { ok: true }
+        : acceptPromotion(chosen, { fromEpoch: coordinator.epoch, committedLsn: coordinator.committedLsn, desperate: false })
+    if (!accepted.ok) {
+      this.stats.promotionsBlocked += 1
+      coordinator.forgetReport(chosen.id)
+      this.#log('promotion_blocked', `reason=offer_refused_${accepted.reason} ${chosen.id} ${verdicts.join(' ')}`)
+      return
+    }
+    const epoch = decision.epoch
+    coordinator.promoted(chosen.id, epoch)
+    this.#log('promote', `${chosen.id} epoch=${epoch} committed=${coordinator.committedLsn} durable=${chosen.durableLsn} candidates=${verdicts.join(',')}`)
     this.stats.promotions += 1
     chosen.epoch = epoch
     this.#truncatePrimaryUncommitted(chosen, coordinator.committedLsn)
-    this.#becomePrimary(chosen, epoch, Math.min(coordinator.committedLsn, chosen.durableLsn))
+    this.#becomePrimary(chosen, epoch, Lsn.min(coordinator.committedLsn, chosen.durableLsn))
     this.#sendAssignments(chosen.id)
+  }
+
+  /**
+   * The operator's desperate promotion (ARCHITECTURE.md §4): with no primary,
+   * promote the reporting node that keeps the longest committed prefix,
+   * eligible or not. The loss is declared — in the control plane's recovery
+   * log, to the reference (clients were told), and to every node through the
+   * lineage reset its next assignment carries. Returns whether it promoted.
+   */
+  promoteDesperately(): boolean {
+    const coordinator = this.coordinator
+    if (this.#runtime !== undefined) {
+      this.#log('promotion_blocked', 'desperate reason=primary_serving')
+      return false
+    }
+    const decision = coordinator.decideDesperatePromotion(this.#now)
+    if (decision.kind === 'blocked') {
+      this.#log('promotion_blocked', `desperate reason=${decision.reason}`)
+      return false
+    }
+    const chosen = this.node(decision.replicaId)
+    if (!chosen.running || !acceptPromotion(chosen, { fromEpoch: chosen.epoch, committedLsn: coordinator.committedLsn, desperate: true }).ok) {
+      this.#log('promotion_blocked', `desperate reason=offer_refused ${chosen.id}`)
+      return false
+    }
+    // The node keeps what it knows is on the committed lineage now, which its report may have understated.
+    const keptLsn = Lsn.min(decision.keptLsn, lineageSafeLsn(chosen))
+    coordinator.log.append({ ...decision.event, detail: { ...decision.event.detail, keptLsn } })
+    const epoch = decision.epoch
+    coordinator.promoted(chosen.id, epoch)
+    coordinator.declareLoss(epoch, keptLsn)
+    this.committedHighWater = keptLsn
+    this.reference.declareLoss(keptLsn)
+    this.#log('promote', `${chosen.id} epoch=${epoch} desperate kept=${keptLsn} reason=${decision.event.reason ?? ''}`)
+    this.stats.promotions += 1
+    chosen.epoch = epoch
+    chosen.knownCommittedLsn = Lsn.min(chosen.knownCommittedLsn, keptLsn)
+    this.#truncatePrimaryUncommitted(chosen, keptLsn)
+    this.#becomePrimary(chosen, epoch, keptLsn)
+    this.#sendAssignments(chosen.id)
+    return true
+  }
+
+  /** Planted bug: the first running node by id, whatever its epoch, state or prefix. */
+  #promoteAnyRunning(): PromotionDecision {
+    const verdicts = this.nodeIds.map((replicaId) => ({ replicaId, ineligibility: undefined }))
+    const chosen = this.nodeIds.find((id) => this.node(id).running)
+    if (chosen === undefined) return { kind: 'blocked', reason: 'no_eligible_member', verdicts }
+    return { kind: 'promote', replicaId: chosen, epoch: Epoch.next(this.coordinator.epoch), verdicts }
   }
 
   /** A node that becomes primary at a new epoch drops its uncommitted tail (never revived). */
   #truncatePrimaryUncommitted(node: SimNode, committedLsn: Lsn): void {
-    if (node.headLsn > committedLsn) {
-      node.truncate(Math.max(committedLsn, node.checkpoint.lsn))
+    const takeover = decidePrimaryTakeover(node, committedLsn)
+    if (takeover.truncateToLsn !== undefined) {
+      node.truncate(takeover.truncateToLsn)
       this.#log('recovery', `${node.id} drops uncommitted tail above ${committedLsn}`)
     }
-    node.knownCommittedLsn = Math.max(node.knownCommittedLsn, Math.min(committedLsn, node.headLsn))
+    node.knownCommittedLsn = takeover.knownCommittedLsn
   }
 
   #becomePrimary(node: SimNode, epoch: Epoch, committedLsn: Lsn): void {
     this.#incarnation += 1
     const runtime = new PrimaryRuntime({
-      nodeId: node.id,
+      primaryId: node.id,
       incarnation: this.#incarnation,
       epoch,
       committedLsn,
-      now: () => this.#now,
-      firstSessionId: this.#nextSessionId,
+      durability: this.options.durability,
+      memberCount: this.options.nodeCount,
+      barrierTimeoutTicks: this.options.barrierTimeoutTicks,
+      faults: this.options.faults,
+      log: new RecoveryLog({ now: () => this.#now }),
+      recovery: {
+        chunkEntriesMax: this.options.chunkEntriesMax,
+        catchUpBudget: this.options.catchUpBudget,
+        catchUpTimeoutTicks: this.options.catchUpTimeoutTicks,
+        reservationTimeoutTicks: this.options.reservationTimeoutTicks,
+        rebuildStallTicks: this.options.rebuildStallTicks,
+        recoveryRetryTicks: this.options.recoveryRetryTicks,
+      },
+      // Only PrimaryRuntime instances are built here, so the adapters see the pins and streams.
+      adapters: (created) => this.#adapters(created as PrimaryRuntime),
     })
-    this.#nextSessionId += 1_000_000
     if (this.#trace !== undefined) runtime.log.subscribe((event) => this.#log('engine', formatRecoveryEvent(event)))
     this.#runtime = runtime
-    this.coordinator.primaryId = node.id
-    this.coordinator.primaryLostAt = undefined
-    this.coordinator.replicaStates.set(node.id, 'in_sync')
     runtime.registry.reconcile({ epoch, replicas: this.#replicaAssignments(runtime) })
   }
 
@@ -865,127 +874,67 @@ export class Cluster {
   #sendAssignments(primaryId: NodeId): void {
     for (const id of this.nodeIds) {
       if (id === primaryId) continue
-      this.coordinator.assignmentSentAt.set(id, this.#now)
-      this.queue.sendAt(this.#now + 1, { kind: 'assignment', from: coordinatorId, to: id, epoch: this.coordinator.epoch })
+      this.coordinator.recordAssignmentSent(id, this.#now)
+      this.#send(Tick.after(this.#now, 1), {
+        kind: 'assignment',
+        from: coordinatorId,
+        to: id,
+        epoch: this.coordinator.epoch,
+        lineageResets: this.coordinator.lineageResets,
+      })
     }
   }
 
+  /** The primary publishes its replicas' states; the coordinator re-sends a membership update the primary missed. */
   #reportStates(): void {
     const runtime = this.#runtime
     if (runtime === undefined) return
-    for (const sender of runtime.registry.senders()) this.coordinator.replicaStates.set(sender.replicaId, sender.state)
+    if (this.coordinator.publishStates(runtime.registry.status(), this.#now)) this.#sendMembership(runtime)
+  }
+
+  #sendMembership(runtime: PrimaryRuntime): void {
+    this.coordinator.recordMembershipSent(this.#now)
+    this.#send(Tick.after(this.#now, 1), {
+      kind: 'membership',
+      from: coordinatorId,
+      to: runtime.nodeId,
+      epoch: this.coordinator.epoch,
+      endpoints: [...this.coordinator.knownEndpoints],
+    })
   }
 
   // --------------------------------------------------------------- recovery
 
   #driveRecovery(): void {
     const runtime = this.#runtime
-    if (runtime === undefined) return
-    for (const sender of runtime.registry.senders()) {
-      const entry = runtime.executors.get(sender.replicaId)
-      if (entry !== undefined) {
-        this.#stepExecutor(runtime, sender, entry)
-        continue
-      }
-      if (sender.state === 'in_sync') continue
-      if ((runtime.retryAt.get(sender.replicaId) ?? 0) > this.#now) continue
-      this.#startRecovery(runtime, sender)
-    }
+    if (runtime !== undefined) this.#applyRecovery(runtime, runtime.driver.tick(this.#now))
   }
 
-  #stepExecutor(runtime: PrimaryRuntime, sender: Sender, entry: ExecutorEntry): void {
-    let status = entry.executor.step(this.#now)
-    if (status.state === 'running' && entry.executor instanceof RebuildExecutor) {
-      const progress = sender.activeSession()?.rebuild?.rebuiltTo() ?? -1
-      if (progress > entry.progress) {
-        entry.progress = progress
-        entry.lastProgressAt = this.#now
-      } else if (this.#now - entry.lastProgressAt > this.options.rebuildStallTicks) {
-        status = entry.executor.cancel('rebuild_stalled', 'needs_rebuild')
-      }
+  /** Carries out what the driver asked for: timers, live shipping after a completion, statistics. */
+  #applyRecovery(runtime: PrimaryRuntime, ready: DriverReady): void {
+    for (const timer of ready.timers) {
+      this.queue.timerAt(timer.at, { kind: timer.kind, incarnation: runtime.incarnation, replicaId: timer.replicaId, sessionId: timer.sessionId })
     }
-    this.#finishExecutor(runtime, sender.replicaId, status)
-  }
-
-  #finishExecutor(runtime: PrimaryRuntime, replicaId: ReplicaId, status: ExecutorStatus): void {
-    if (status.state === 'running') return
-    const entry = runtime.executors.get(replicaId)
-    runtime.executors.delete(replicaId)
-    if (status.state === 'failed') {
+    for (const timer of ready.ignored) {
+      this.#log('timeout_ignored', `${timer.kind} replica=${timer.replicaId} session=${timer.sessionId} reason=session_ended`)
+    }
+    for (const failed of ready.failed) {
       this.stats.recoveriesFailed += 1
-      runtime.retryAt.set(replicaId, this.#now + this.options.recoveryRetryTicks)
-      this.#log('recovery', `${replicaId} ${entry?.kind ?? 'session'} failed reason=${status.reason}`)
-      return
+      this.#log('recovery', `${failed.replicaId} ${failed.kind} failed reason=${failed.reason}`)
     }
-    const sender = runtime.registry.sender(replicaId)
-    invariant(sender !== undefined && sender.state === 'in_sync', 'a completed executor leaves its replica in sync')
-    if (entry?.kind === 'rebuild') this.stats.rebuildsCompleted += 1
-    else this.stats.catchUpsCompleted += 1
-    runtime.everInSync.add(replicaId)
-    const syncedTo = sender.session?.targetLsn ?? 0
-    const head = this.node(runtime.nodeId).headLsn
-    this.#log('recovery', `${replicaId} in_sync at ${syncedTo}; shipping (${syncedTo}, ${head}]`)
-    this.#ship(runtime, sender, syncedTo, head, true)
-  }
-
-  #startRecovery(runtime: PrimaryRuntime, sender: Sender): void {
-    const replicaId = sender.replicaId
-    const kind: SessionKind =
-      sender.state === 'needs_rebuild'
-        ? 'rebuild'
-        : runtime.reassign.has(replicaId)
-          ? 'reassign'
-          : runtime.everInSync.has(replicaId)
-            ? 'catchup'
-            : 'bootstrap'
-    const attached = runtime.registry.attach(replicaId, kind)
-    invariant(attached.ok, () => `attach on an idle sender failed: ${attached.ok ? '' : attached.reason}`)
-    runtime.reassign.delete(replicaId)
-    const ticket = attached.value
-    const retryLater = (): void => {
-      runtime.retryAt.set(replicaId, this.#now + this.options.recoveryRetryTicks)
-      // A plan that failed closed has invalidated its session; make sure of it.
-      if (sender.activeSession()?.id === ticket.sessionId) sender.invalidateSession(ticket, 'plan_failed', 'disconnected')
+    for (const completed of ready.completed) {
+      if (completed.kind === 'rebuild') this.stats.rebuildsCompleted += 1
+      else this.stats.catchUpsCompleted += 1
+      const sender = runtime.registry.sender(completed.replicaId)
+      invariant(sender !== undefined, 'a completed recovery has a sender')
+      const head = this.node(runtime.nodeId).headLsn
+      this.#log('recovery', `${completed.replicaId} in_sync at ${completed.syncedToLsn}; shipping (${completed.syncedToLsn}, ${head}]`)
+      this.#ship(runtime, sender, completed.syncedToLsn, head, true)
     }
-    const connected = this.#connect(runtime, ticket)
-    if (!connected.ok) {
-      sender.invalidateSession(ticket, `connect_${connected.reason}`, kind === 'rebuild' ? 'needs_rebuild' : 'disconnected')
-      retryLater()
-      return
-    }
-    const adapters = this.#adapters(runtime)
-    const context = { registry: runtime.registry, storage: adapters }
-    let executor: CatchUpExecutor | RebuildExecutor
-    if (kind === 'rebuild') {
-      const planned = planRebuild(context, ticket)
-      if (!planned.ok) return retryLater()
-      executor = new RebuildExecutor({ registry: runtime.registry, transport: adapters, plan: planned.plan, chunkEntriesMax: this.options.chunkEntriesMax })
-    } else {
-      const planned = planRecovery(context, ticket, connected.flushedLsn)
-      if (!planned.ok) {
-        if (planned.reason !== 'needs_rebuild') retryLater()
-        invariant(sender.activeSession() === undefined, 'a failed plan leaves no active session')
-        return
-      }
-      executor = new CatchUpExecutor({
-        registry: runtime.registry,
-        transport: adapters,
-        plan: planned.plan,
-        chunkEntriesMax: this.options.chunkEntriesMax,
-        budget: this.options.catchUpBudget,
-      })
-      if (planned.plan.kind === 'catch_up') {
-        const timer = { incarnation: runtime.incarnation, replicaId, sessionId: ticket.sessionId }
-        this.queue.timerAt(this.#now + this.options.catchUpTimeoutTicks, { kind: 'catchup_timeout', ...timer })
-        this.queue.timerAt(this.#now + this.options.reservationTimeoutTicks, { kind: 'reservation_timeout', ...timer })
-      }
-    }
-    runtime.executors.set(replicaId, { executor, kind, sessionId: ticket.sessionId, lastProgressAt: this.#now, progress: -1 })
-    this.#finishExecutor(runtime, replicaId, executor.start(this.#now))
   }
 
   /** Reachability checks shared by every primary -> replica operation. */
-  #unreachable(runtime: PrimaryRuntime, ticket: SessionTicket): string | undefined {
+  #unreachable(runtime: PrimaryRuntime, ticket: Pick<SessionTicket, 'replicaId' | 'endpoint' | 'epoch'>): string | undefined {
     const node = this.node(ticket.replicaId)
     if (!node.running) return 'node_down'
     if (this.isLinkDown(runtime.nodeId, node.id) || this.isLinkDown(node.id, runtime.nodeId)) return 'link_down'
@@ -995,35 +944,26 @@ export class Cluster {
   }
 
   /**
-   * Handshake transport: the replica's flushed LSN on the primary's lineage.
-   * Entries carry chained digests, so the highest LSN where both digests
-   * agree is the last common entry; a replica never goes below what it knows
-   * is committed. Anything above is a divergent or volatile tail and dropped.
+   * Handshake transport: the replica's flushed LSN on the primary's lineage,
+   * found by the replica side's log matching on (LSN, epoch) (`matchLog`);
+   * the replica drops everything above it (a divergent or volatile tail).
    */
-  #connect(runtime: PrimaryRuntime, ticket: SessionTicket): ConnectReport {
+  #connect(runtime: PrimaryRuntime, ticket: Pick<SessionTicket, 'replicaId' | 'endpoint' | 'epoch'>): ConnectReport {
     const reason = this.#unreachable(runtime, ticket)
     if (reason !== undefined) return { ok: false, reason }
     const primary = this.node(runtime.nodeId)
     const node = this.node(ticket.replicaId)
-    const floor = node.lineageSafeLsn()
-    let flushed = floor
-    for (let lsn = Math.min(node.durableLsn, primary.headLsn); lsn > floor; lsn -= 1) {
-      const digest = node.digestAt(lsn)
-      if (digest !== undefined && digest === primary.digestAt(lsn)) {
-        flushed = lsn
-        break
-      }
-    }
+    const flushed = matchLog(node, primary)
     if (node.headLsn > flushed) {
       node.truncate(flushed)
       this.#log('recovery', `${node.id} drops tail above ${flushed} (off the primary's lineage or volatile)`)
     }
-    runtime.acks.set(node.id, Math.min(runtime.acks.get(node.id) ?? 0, flushed))
+    runtime.replicaRewound(node.id, flushed, this.#now)
     return { ok: true, flushedLsn: flushed }
   }
 
   /** The engine's adapters over this simulated primary. */
-  #adapters(runtime: PrimaryRuntime): StorageAdapter & RecoveryTransport {
+  #adapters(runtime: PrimaryRuntime): DriverOptions['adapters'] {
     const primary = this.node(runtime.nodeId)
     const pin = (owner: PinOwner, kind: PinRecord['kind'], lsn: Lsn, image: Image | undefined): PinResult => {
       const id = this.#nextPinId
@@ -1043,16 +983,17 @@ export class Cluster {
       const image = pinnedImage(ticket, kind)
       if (image === undefined) return { ok: false, reason: `${kind}_not_pinned` }
       this.node(ticket.replicaId).installImage(image)
-      runtime.acks.set(ticket.replicaId, image.lsn)
+      runtime.replicaInstalled(ticket.replicaId, image.lsn, this.#now)
       runtime.streamed.delete(ticket.replicaId)
       this.#log('recovery', `${ticket.replicaId} installed ${kind} at ${image.lsn}`)
       return { ok: true, installedLsn: image.lsn }
     }
     return {
+      connect: (request) => this.#connect(runtime, request),
       retainedHistory: (): RetainedHistory => ({
         headLsn: primary.headLsn,
         tailLsn: primary.tailLsn,
-        committedLsn: runtime.committedLsn,
+        committedLsn: runtime.commit.committedLsn,
         checkpointLsn: primary.checkpoint.lsn,
         checkpointTrusted: primary.checkpoint.trusted,
       }),
@@ -1077,7 +1018,7 @@ export class Cluster {
           this.#ship(runtime, sender, fromLsnExclusive, toLsnInclusive, false)
           runtime.streamed.set(ticket.replicaId, { fromLsn: fromLsnExclusive, toLsn: toLsnInclusive, tick: this.#now })
         }
-        return { ok: true, durableLsn: runtime.acks.get(ticket.replicaId) ?? 0 }
+        return { ok: true, durableLsn: runtime.commit.ackedLsn(ticket.replicaId) }
       },
       transferSnapshot: ({ ticket }) => install(ticket, 'snapshot'),
       transferFullBase: ({ ticket }) => install(ticket, 'full_base'),
@@ -1086,8 +1027,8 @@ export class Cluster {
         if (reason !== undefined) return { ok: false, reason }
         const node = this.node(ticket.replicaId)
         if (node.headLsn > toLsn) node.truncate(toLsn)
-        runtime.acks.set(node.id, Math.min(runtime.acks.get(node.id) ?? 0, toLsn))
-        return { ok: true, durableLsn: Math.min(node.durableLsn, toLsn) }
+        runtime.replicaRewound(node.id, toLsn, this.#now)
+        return { ok: true, durableLsn: Lsn.min(node.durableLsn, toLsn) }
       },
     }
   }
@@ -1120,7 +1061,7 @@ export function describe(message: Message): string {
     case 'ack':
       return `ack ${route} id=${message.barrierId} durable=${message.durableLsn}`
     case 'heartbeat':
-      return `heartbeat ${route} v${message.endpoint.version}`
+      return `heartbeat ${route} v${message.endpoint.version} durable=${message.durableLsn}`
     case 'assignment':
       return `assignment ${route}`
     case 'membership':

@@ -6,12 +6,13 @@
  * except that messages on one link keep their send order (a TCP stream).
  */
 import { invariant } from '../domain/index.ts'
-import type { Endpoint, Epoch, Lsn, ReplicaId, SessionId, Tick } from '../replication/index.ts'
+import { ReplicaId, type Endpoint, type Epoch, type LineageReset, type Lsn, type SessionId, type Tick } from '../replication/index.ts'
 import type { WalEntry } from './node.ts'
 import type { Prng } from './prng.ts'
 
-export type NodeId = string
-export const coordinatorId = 'coordinator'
+/** Simulated nodes are replicas of one another; the id is the replica id. */
+export type NodeId = ReplicaId
+export const coordinatorId: NodeId = ReplicaId.of('coordinator')
 
 interface MessageBase {
   readonly from: NodeId
@@ -30,8 +31,8 @@ export type Message =
       readonly attempt: number
     })
   | (MessageBase & { readonly kind: 'ack'; readonly barrierId: number; readonly durableLsn: Lsn })
-  | (MessageBase & { readonly kind: 'heartbeat'; readonly endpoint: Endpoint })
-  | (MessageBase & { readonly kind: 'assignment' })
+  | (MessageBase & { readonly kind: 'heartbeat'; readonly endpoint: Endpoint; readonly durableLsn: Lsn; readonly safeLsn: Lsn })
+  | (MessageBase & { readonly kind: 'assignment'; readonly lineageResets: readonly LineageReset[] })
   | (MessageBase & { readonly kind: 'membership'; readonly endpoints: ReadonlyArray<readonly [NodeId, Endpoint]> })
 
 export type Timer =

@@ -10,7 +10,7 @@
  * in (tail, head] is present (unless a test-only planted bug punched a hole).
  */
 import { invariant } from '../domain/index.ts'
-import type { Endpoint, Epoch, Lsn } from '../replication/index.ts'
+import { Lsn, type Endpoint, type Epoch, type ReplicaId, type ReplicaLogView } from '../replication/index.ts'
 import { chainDigest } from './prng.ts'
 
 export interface WalEntry {
@@ -30,20 +30,20 @@ export type AppendResult = 'appended' | 'duplicate' | 'gap' | 'lineage_mismatch'
 
 export const genesisDigest = 0
 
-export class SimNode {
-  readonly id: string
+export class SimNode implements ReplicaLogView {
+  readonly id: ReplicaId
   running = true
   epoch: Epoch
   endpoint: Endpoint
   readonly #entries = new Map<Lsn, WalEntry>()
-  #tailLsn: Lsn = 0
-  #headLsn: Lsn = 0
-  #durableLsn: Lsn = 0
-  #checkpoint: Image & { trusted: boolean } = { lsn: 0, digest: genesisDigest, trusted: true }
+  #tailLsn: Lsn = Lsn.zero
+  #headLsn: Lsn = Lsn.zero
+  #durableLsn: Lsn = Lsn.zero
+  #checkpoint: Image & { trusted: boolean } = { lsn: Lsn.zero, digest: genesisDigest, trusted: true }
   /** Highest LSN this node knows is committed and holds on the committed lineage. */
-  knownCommittedLsn: Lsn = 0
+  knownCommittedLsn: Lsn = Lsn.zero
 
-  constructor(id: string, epoch: Epoch, endpoint: Endpoint) {
+  constructor(id: ReplicaId, epoch: Epoch, endpoint: Endpoint) {
     this.id = id
     this.epoch = epoch
     this.endpoint = endpoint
@@ -77,22 +77,27 @@ export class SimNode {
   /** Every LSN in (from, to] is present and the chain is intact. */
   holdsRange(fromLsn: Lsn, toLsn: Lsn): boolean {
     if (toLsn > this.#headLsn) return false
-    for (let lsn = Math.max(fromLsn, this.#tailLsn) + 1; lsn <= toLsn; lsn += 1) {
-      if (!this.#entries.has(lsn)) return false
+    for (let at = Math.max(fromLsn, this.#tailLsn) + 1; at <= toLsn; at += 1) {
+      if (!this.#entries.has(Lsn.of(at))) return false
     }
     return this.digestAt(toLsn) !== undefined
   }
 
-  /** Lineage-safe durable LSN: known committed and durably held. */
-  lineageSafeLsn(): Lsn {
-    return Math.max(this.#checkpoint.lsn, Math.min(this.knownCommittedLsn, this.#durableLsn))
+  get checkpointLsn(): Lsn {
+    return this.#checkpoint.lsn
+  }
+
+  /** The epoch of the entry held at `lsn` (the replica side's log-matching key). */
+  epochAt(lsn: Lsn): Epoch | undefined {
+    if (lsn <= this.#tailLsn || lsn > this.#headLsn) return undefined
+    return this.#entries.get(lsn)?.epoch
   }
 
   /** A new entry written by this node as primary. */
   appendLocal(epoch: Epoch, value: number): WalEntry {
     const previous = this.digestAt(this.#headLsn)
     invariant(previous !== undefined, () => `${this.id}: head ${this.#headLsn} digest missing`)
-    const lsn = this.#headLsn + 1
+    const lsn = Lsn.after(this.#headLsn)
     const entry = { lsn, epoch, value, digest: chainDigest(previous, lsn, epoch, value) }
     this.#entries.set(lsn, entry)
     this.#headLsn = lsn
@@ -162,11 +167,17 @@ export class SimNode {
 
   /** Recycles WAL entries up to `toLsn` (at most the checkpoint). */
   recycle(toLsn: Lsn): boolean {
-    const target = Math.min(toLsn, this.#checkpoint.lsn)
+    const target = Lsn.min(toLsn, this.#checkpoint.lsn)
     if (target <= this.#tailLsn) return false
-    for (let lsn = this.#tailLsn + 1; lsn <= target; lsn += 1) this.#entries.delete(lsn)
+    for (let at = this.#tailLsn + 1; at <= target; at += 1) this.#entries.delete(Lsn.of(at))
     this.#tailLsn = target
     return true
+  }
+
+  /** The whole store belonged to a lost lineage: back to empty (genesis), to be rebuilt. */
+  wipe(): void {
+    this.installImage({ lsn: Lsn.zero, digest: genesisDigest })
+    this.knownCommittedLsn = Lsn.zero
   }
 
   /** A rebuild replaced this node's store with an image; its WAL restarts there. */
@@ -176,7 +187,7 @@ export class SimNode {
     this.#headLsn = image.lsn
     this.#durableLsn = image.lsn
     this.#checkpoint = { lsn: image.lsn, digest: image.digest, trusted: true }
-    this.knownCommittedLsn = Math.max(this.knownCommittedLsn, image.lsn)
+    this.knownCommittedLsn = Lsn.max(this.knownCommittedLsn, image.lsn)
   }
 
   checkStructure(): string | undefined {
@@ -188,8 +199,8 @@ export class SimNode {
 
   #dropAbove(lsn: Lsn): void {
     if (this.#headLsn <= lsn) return
-    for (let at = lsn + 1; at <= this.#headLsn; at += 1) this.#entries.delete(at)
+    for (let at = lsn + 1; at <= this.#headLsn; at += 1) this.#entries.delete(Lsn.of(at))
     this.#headLsn = lsn
-    this.#durableLsn = Math.min(this.#durableLsn, lsn)
+    this.#durableLsn = Lsn.min(this.#durableLsn, lsn)
   }
 }

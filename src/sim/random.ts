@@ -7,18 +7,25 @@
  * replayed with the trace switched on.
  */
 import { InvariantViolation } from '../domain/index.ts'
-import { Cluster, emptyClusterStats, type ClusterOptions, type ClusterStats, type DurabilityMode, type PlantedBugs } from './cluster.ts'
+import { Cluster, emptyClusterStats, reliableNetwork, type NetworkModel, type ClusterOptions, type ClusterStats, type DurabilityMode, type PlantedBugs } from './cluster.ts'
 import type { Violation } from './checker.ts'
 import type { EventOrder, NodeId } from './events.ts'
 import { Prng } from './prng.ts'
+import { noFaults, type ProtocolFaults } from '../replication/index.ts'
 
 export interface RandomRunOptions {
   readonly seed: number
   readonly steps: number
   readonly trace?: boolean
   readonly plantedBugs?: PlantedBugs
+  /** Test-only defects planted in the protocol modules (off by default). */
+  readonly faults?: ProtocolFaults
+  /** The network model (reliable by default). */
+  readonly network?: NetworkModel
   /** Fixes parts of the cluster shape instead of drawing them from the seed. */
   readonly shape?: Partial<Pick<ClusterOptions, 'nodeCount' | 'durability' | 'order'>>
+  /** After the faulty steps, heal and require every replica in sync within `livenessTicksMax` (default on). */
+  readonly liveness?: boolean
 }
 
 export interface RunShape {
@@ -35,7 +42,12 @@ export interface RunResult {
   readonly stats: ClusterStats
   readonly committedLsn: number
   readonly trace: readonly string[]
+  /** Ticks the healed cluster took to bring every replica in sync (undefined when not checked or not reached). */
+  readonly settledAfterTicks: number | undefined
 }
+
+/** The liveness bound: after faults stop, every replica is in sync within this many ticks. */
+export const livenessTicksMax = 200
 
 export const stepsMax = 1_000_000
 
@@ -155,15 +167,24 @@ export function runRandom(options: RandomRunOptions): RunResult {
     throw new InvariantViolation(`steps must be in [0, ${stepsMax}]`)
   }
   const shape = shapeFor(options.seed, options.shape)
-  const cluster = new Cluster({ seed: options.seed, ...shape, trace: options.trace === true, plantedBugs: options.plantedBugs ?? {} })
+  const cluster = new Cluster({
+    seed: options.seed,
+    ...shape,
+    trace: options.trace === true,
+    plantedBugs: options.plantedBugs ?? {},
+    faults: options.faults ?? noFaults,
+    network: options.network ?? reliableNetwork,
+  })
   const prng = new Prng(options.seed ^ 0x7f4a7c15)
   let stepsRun = 0
+  let settledAfterTicks: number | undefined
   try {
     while (stepsRun < options.steps && cluster.violations.length === 0) {
       step(cluster, prng)
       cluster.tick()
       stepsRun += 1
     }
+    if (options.liveness !== false && cluster.violations.length === 0) settledAfterTicks = settle(cluster)
   } catch (error) {
     const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
     cluster.recordViolation({ tick: cluster.now, kind: 'exception', detail: message })
@@ -176,7 +197,40 @@ export function runRandom(options: RandomRunOptions): RunResult {
     stats: cluster.stats,
     committedLsn: cluster.coordinator.committedLsn,
     trace: options.trace === true ? cluster.traceLines() : [],
+    settledAfterTicks,
   }
+}
+
+/** A primary serves and every other node's sender is in sync. */
+function inSyncEverywhere(cluster: Cluster): boolean {
+  const runtime = cluster.runtime
+  if (runtime === undefined) return false
+  return cluster.nodeIds.every((id) => id === runtime.nodeId || runtime.registry.sender(id)?.state === 'in_sync')
+}
+
+/**
+ * Liveness: faults stop (crashed nodes restart at their address, links come
+ * back, the network stops losing, delaying and duplicating), then the cluster must bring every replica in sync within
+ * `livenessTicksMax` ticks, with the invariants still checked every tick.
+ * Returns the ticks it took; a cluster stuck past the bound is a violation.
+ */
+function settle(cluster: Cluster): number | undefined {
+  cluster.healNetwork()
+  for (const id of cluster.nodeIds) if (!cluster.node(id).running) cluster.restart(id)
+  for (const link of cluster.linksDown()) {
+    const [from, to] = link.split('>') as [NodeId, NodeId]
+    cluster.linkUp(from, to, false)
+  }
+  for (let ticks = 1; ticks <= livenessTicksMax && cluster.violations.length === 0; ticks += 1) {
+    cluster.tick()
+    if (inSyncEverywhere(cluster)) return ticks
+  }
+  if (cluster.violations.length > 0) return undefined
+  const runtime = cluster.runtime
+  const states = cluster.nodeIds.map((id) => `${id}:${id === runtime?.nodeId ? 'primary' : (runtime?.registry.sender(id)?.state ?? 'no_primary')}`)
+  const detail = `not every replica in sync ${livenessTicksMax} ticks after faults stopped: ${states.join(' ')}`
+  cluster.recordViolation({ tick: cluster.now, kind: 'liveness', detail })
+  return undefined
 }
 
 export interface SeedsSummary {
@@ -192,6 +246,8 @@ export function runSeeds(options: {
   readonly count: number
   readonly steps: number
   readonly plantedBugs?: PlantedBugs
+  readonly faults?: ProtocolFaults
+  readonly network?: NetworkModel
   readonly shape?: RandomRunOptions['shape']
   readonly onRun?: (result: RunResult, index: number) => void
 }): SeedsSummary {
@@ -203,6 +259,8 @@ export function runSeeds(options: {
       seed: options.firstSeed + index,
       steps: options.steps,
       ...(options.plantedBugs === undefined ? {} : { plantedBugs: options.plantedBugs }),
+      ...(options.faults === undefined ? {} : { faults: options.faults }),
+      ...(options.network === undefined ? {} : { network: options.network }),
       ...(options.shape === undefined ? {} : { shape: options.shape }),
     })
     steps += result.stepsRun

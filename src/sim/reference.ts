@@ -6,7 +6,7 @@
  * older epoch than the committing primary's, is a revival of uncommitted
  * data and is reported.
  */
-import type { Epoch, Lsn } from '../replication/index.ts'
+import { Lsn, type Epoch } from '../replication/index.ts'
 import { genesisDigest, type WalEntry } from './node.ts'
 import { chainDigest } from './prng.ts'
 
@@ -18,7 +18,7 @@ export interface ReferenceProblem {
 export class ReferenceModel {
   readonly #writes = new Map<string, number>()
   readonly #digests: number[] = [genesisDigest]
-  #committedLsn: Lsn = 0
+  #committedLsn: Lsn = Lsn.zero
 
   get committedLsn(): Lsn {
     return this.#committedLsn
@@ -32,11 +32,22 @@ export class ReferenceModel {
     return this.#digests[lsn]
   }
 
+  /**
+   * An operator's desperate promotion declared the committed entries above
+   * `keptLsn` lost: clients are told (the recovery log says so), and the
+   * reference forgets them, so what is committed next is checked afresh.
+   */
+  declareLoss(keptLsn: Lsn): void {
+    if (keptLsn >= this.#committedLsn) return
+    this.#digests.length = keptLsn + 1
+    this.#committedLsn = keptLsn
+  }
+
   /** Entries (committed, entries.at(-1).lsn] become committed by a primary at `epoch`. */
   commit(entries: readonly WalEntry[], epoch: Epoch): ReferenceProblem[] {
     const problems: ReferenceProblem[] = []
     for (const entry of entries) {
-      const lsn = this.#committedLsn + 1
+      const lsn = Lsn.after(this.#committedLsn)
       if (entry.lsn !== lsn) {
         problems.push({ kind: 'reference_diverged', detail: `commit skipped from ${lsn - 1} to ${entry.lsn}` })
         return problems

@@ -3,7 +3,6 @@
 import type {
   BaseTransferReport,
   Endpoint,
-  Lsn,
   PinOwner,
   PinResult,
   RecoveryTransport,
@@ -12,14 +11,14 @@ import type {
   StorageAdapter,
   TransferReport,
 } from '../../src/replication/index.ts'
-import { RecoveryLog, Registry } from '../../src/replication/index.ts'
+import { Epoch, Lsn, RecoveryLog, Registry, ReplicaId, SessionId } from '../../src/replication/index.ts'
 
 export function endpoint(dataAddress: string, version = 1, controlAddress = `${dataAddress}:ctrl`): Endpoint {
   return { dataAddress, controlAddress, version }
 }
 
 export function history(values: Partial<RetainedHistory> & { headLsn: Lsn; committedLsn: Lsn }): RetainedHistory {
-  return { tailLsn: 0, checkpointLsn: 0, checkpointTrusted: false, ...values }
+  return { tailLsn: Lsn.of(0), checkpointLsn: Lsn.of(0), checkpointTrusted: false, ...values }
 }
 
 export class FakeStorage implements StorageAdapter {
@@ -90,7 +89,7 @@ export class FakeTransport implements RecoveryTransport {
     if (this.throwOnStream) throw new Error('transport exploded')
     if (this.failStream !== undefined) return { ok: false, reason: this.failStream }
     this.streamed.push([request.fromLsnExclusive, request.toLsnInclusive])
-    if (!this.stalled) this.durableLsn = Math.max(this.durableLsn, request.toLsnInclusive)
+    if (!this.stalled) this.durableLsn = Lsn.max(this.durableLsn, request.toLsnInclusive)
     return { ok: true, durableLsn: this.durableLsn }
   }
 
@@ -109,17 +108,25 @@ export class FakeTransport implements RecoveryTransport {
   truncate(request: { ticket: SessionTicket; toLsn: Lsn }): TransferReport {
     if (this.failTruncate !== undefined) return { ok: false, reason: this.failTruncate }
     this.truncatedTo = request.toLsn
-    this.durableLsn = Math.min(this.durableLsn, request.toLsn)
+    this.durableLsn = Lsn.min(this.durableLsn, request.toLsn)
     return { ok: true, durableLsn: this.durableLsn }
   }
 }
 
+/** The scope of the registry under test: primary `p1`, first incarnation. */
+export const testSessionScope = { primaryId: ReplicaId.of('p1'), incarnation: 1 }
+
+/** The id the test registry gives its `counter`-th session at `epoch`. */
+export function testSessionId(counter: number, epoch = 1): SessionId {
+  return SessionId.of(testSessionScope, Epoch.of(epoch), counter)
+}
+
 export function registryWith(replicaIds: string[], epoch = 1): { registry: Registry; log: RecoveryLog } {
   const log = new RecoveryLog()
-  const registry = new Registry({ log })
+  const registry = new Registry({ log, sessionScope: testSessionScope })
   registry.reconcile({
-    epoch,
-    replicas: replicaIds.map((replicaId, index) => ({ replicaId, endpoint: endpoint(`10.0.0.${index + 1}`) })),
+    epoch: Epoch.of(epoch),
+    replicas: replicaIds.map((id, index) => ({ replicaId: ReplicaId.of(id), endpoint: endpoint(`10.0.0.${index + 1}`) })),
   })
   return { registry, log }
 }

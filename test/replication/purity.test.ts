@@ -37,6 +37,10 @@ function withoutComments(text: string): string {
 test('replication engine and simulator sources reference no clock, randomness, timers or I/O', () => {
   const files = roots.flatMap((root) => sources(root))
   assert.ok(files.length > 5, 'expected sources to scan')
+  // The protocol core a server shares with the simulator is among them.
+  for (const name of ['commit.ts', 'replica.ts', 'promotion.ts', 'driver.ts', 'types.ts']) {
+    assert.ok(files.includes(join('src/replication', name)), `${name} is scanned`)
+  }
   const findings: string[] = []
   for (const file of files) {
     const text = withoutComments(readFileSync(file, 'utf8'))

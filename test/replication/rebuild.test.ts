@@ -1,13 +1,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { InvariantViolation } from '../../src/domain/index.ts'
-import { RebuildProgress } from '../../src/replication/index.ts'
+import { Lsn, RebuildProgress } from '../../src/replication/index.ts'
 
 test('rebuild: full base at committed 0 transfers 0 and completes', () => {
   const rebuild = new RebuildProgress()
-  rebuild.selectSource({ source: 'full_base', targetLsn: 0, reason: 'no_checkpoint' })
+  rebuild.selectSource({ source: 'full_base', targetLsn: Lsn.of(0), reason: 'no_checkpoint' })
   assert.equal(rebuild.readyToComplete(), false)
-  assert.deepEqual(rebuild.recordTransfer(0), { ok: true, value: undefined })
+  assert.deepEqual(rebuild.recordTransfer(Lsn.of(0)), { ok: true, value: undefined })
   assert.equal(rebuild.readyToComplete(), true)
   assert.equal(rebuild.complete().ok, true)
   assert.equal(rebuild.phase, 'completed')
@@ -15,52 +15,52 @@ test('rebuild: full base at committed 0 transfers 0 and completes', () => {
 
 test('rebuild: transfer progress is strictly increasing and bounded by the transfer target', () => {
   const rebuild = new RebuildProgress()
-  rebuild.selectSource({ source: 'full_base', targetLsn: 100, reason: 'no_checkpoint' })
-  assert.equal(rebuild.recordTransfer(40).ok, true)
-  assert.deepEqual(rebuild.recordTransfer(40), { ok: false, reason: 'transfer_regression' })
-  assert.deepEqual(rebuild.recordTransfer(101), { ok: false, reason: 'transfer_beyond_target' })
+  rebuild.selectSource({ source: 'full_base', targetLsn: Lsn.of(100), reason: 'no_checkpoint' })
+  assert.equal(rebuild.recordTransfer(Lsn.of(40)).ok, true)
+  assert.deepEqual(rebuild.recordTransfer(Lsn.of(40)), { ok: false, reason: 'transfer_regression' })
+  assert.deepEqual(rebuild.recordTransfer(Lsn.of(101)), { ok: false, reason: 'transfer_beyond_target' })
   assert.equal(rebuild.complete().ok, false)
-  assert.equal(rebuild.recordTransfer(100).ok, true)
+  assert.equal(rebuild.recordTransfer(Lsn.of(100)).ok, true)
   assert.equal(rebuild.complete().ok, true)
 })
 
 test('rebuild: snapshot + tail needs the snapshot transferred before tail replay, then replay to target', () => {
   const rebuild = new RebuildProgress()
-  rebuild.selectSource({ source: 'snapshot_tail', snapshotLsn: 50, targetLsn: 100 })
-  assert.deepEqual(rebuild.recordTailReplay(60), { ok: false, reason: 'wrong_phase' })
-  assert.equal(rebuild.recordTransfer(30).ok, true)
-  assert.deepEqual(rebuild.recordTailReplay(60), { ok: false, reason: 'transfer_incomplete' })
-  assert.deepEqual(rebuild.recordTransfer(51), { ok: false, reason: 'transfer_beyond_target' })
-  assert.equal(rebuild.recordTransfer(50).ok, true)
-  assert.deepEqual(rebuild.recordTailReplay(50), { ok: false, reason: 'transfer_regression' })
-  assert.equal(rebuild.recordTailReplay(80).ok, true)
+  rebuild.selectSource({ source: 'snapshot_tail', snapshotLsn: Lsn.of(50), targetLsn: Lsn.of(100) })
+  assert.deepEqual(rebuild.recordTailReplay(Lsn.of(60)), { ok: false, reason: 'wrong_phase' })
+  assert.equal(rebuild.recordTransfer(Lsn.of(30)).ok, true)
+  assert.deepEqual(rebuild.recordTailReplay(Lsn.of(60)), { ok: false, reason: 'transfer_incomplete' })
+  assert.deepEqual(rebuild.recordTransfer(Lsn.of(51)), { ok: false, reason: 'transfer_beyond_target' })
+  assert.equal(rebuild.recordTransfer(Lsn.of(50)).ok, true)
+  assert.deepEqual(rebuild.recordTailReplay(Lsn.of(50)), { ok: false, reason: 'transfer_regression' })
+  assert.equal(rebuild.recordTailReplay(Lsn.of(80)).ok, true)
   assert.equal(rebuild.readyToComplete(), false)
-  assert.deepEqual(rebuild.recordTailReplay(101), { ok: false, reason: 'transfer_beyond_target' })
-  assert.equal(rebuild.recordTailReplay(100).ok, true)
+  assert.deepEqual(rebuild.recordTailReplay(Lsn.of(101)), { ok: false, reason: 'transfer_beyond_target' })
+  assert.equal(rebuild.recordTailReplay(Lsn.of(100)).ok, true)
   assert.equal(rebuild.phase, 'tail_replay')
   assert.equal(rebuild.complete().ok, true)
 })
 
 test('rebuild: a snapshot at the target completes without tail replay', () => {
   const rebuild = new RebuildProgress()
-  rebuild.selectSource({ source: 'snapshot_tail', snapshotLsn: 70, targetLsn: 70 })
-  rebuild.recordTransfer(70)
+  rebuild.selectSource({ source: 'snapshot_tail', snapshotLsn: Lsn.of(70), targetLsn: Lsn.of(70) })
+  rebuild.recordTransfer(Lsn.of(70))
   assert.equal(rebuild.readyToComplete(), true)
 })
 
 test('rebuild: full base rejects tail replay; aborted is terminal', () => {
   const rebuild = new RebuildProgress()
-  rebuild.selectSource({ source: 'full_base', targetLsn: 10, reason: 'no_checkpoint' })
-  rebuild.recordTransfer(10)
-  assert.deepEqual(rebuild.recordTailReplay(10), { ok: false, reason: 'tail_replay_not_applicable' })
+  rebuild.selectSource({ source: 'full_base', targetLsn: Lsn.of(10), reason: 'no_checkpoint' })
+  rebuild.recordTransfer(Lsn.of(10))
+  assert.deepEqual(rebuild.recordTailReplay(Lsn.of(10)), { ok: false, reason: 'tail_replay_not_applicable' })
   rebuild.abort('epoch_changed')
   assert.equal(rebuild.phase, 'aborted')
-  assert.deepEqual(rebuild.recordTransfer(10), { ok: false, reason: 'wrong_phase' })
+  assert.deepEqual(rebuild.recordTransfer(Lsn.of(10)), { ok: false, reason: 'wrong_phase' })
   assert.equal(rebuild.complete().ok, false)
 })
 
 test('rebuild: selecting a source twice is an invariant violation', () => {
   const rebuild = new RebuildProgress()
-  rebuild.selectSource({ source: 'full_base', targetLsn: 10, reason: 'no_checkpoint' })
-  assert.throws(() => rebuild.selectSource({ source: 'full_base', targetLsn: 10, reason: 'no_checkpoint' }), InvariantViolation)
+  rebuild.selectSource({ source: 'full_base', targetLsn: Lsn.of(10), reason: 'no_checkpoint' })
+  assert.throws(() => rebuild.selectSource({ source: 'full_base', targetLsn: Lsn.of(10), reason: 'no_checkpoint' }), InvariantViolation)
 })

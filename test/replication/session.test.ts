@@ -1,9 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { InvariantViolation } from '../../src/domain/index.ts'
-import { Session, isSessionPhaseTransitionAllowed, sessionPhaseTransitions } from '../../src/replication/index.ts'
+import { Epoch, isSessionPhaseTransitionAllowed, Lsn, ReplicaId, SessionId, Session, sessionPhaseTransitions } from '../../src/replication/index.ts'
 import type { SessionPhase } from '../../src/replication/index.ts'
-import { endpoint } from './fakes.ts'
+import { endpoint, testSessionId } from './fakes.ts'
 
 const phases: SessionPhase[] = ['init', 'connecting', 'handshake', 'catchup', 'completed', 'invalidated']
 const allowed: Record<SessionPhase, SessionPhase[]> = {
@@ -16,7 +16,7 @@ const allowed: Record<SessionPhase, SessionPhase[]> = {
 }
 
 function sessionAt(phase: SessionPhase): Session {
-  const session = new Session({ id: 1, replicaId: 'r1', kind: 'catchup', epoch: 1, endpoint: endpoint('a') })
+  const session = new Session({ id: testSessionId(1), replicaId: ReplicaId.of('r1'), kind: 'catchup', epoch: Epoch.of(1), endpoint: endpoint('a') })
   const path: Record<SessionPhase, SessionPhase[]> = {
     init: [],
     connecting: ['connecting'],
@@ -58,20 +58,24 @@ test('completed and invalidated sessions are not active', () => {
 
 test('the session range is frozen once set', () => {
   const session = sessionAt('handshake')
-  session.setRange(10, 50)
-  assert.throws(() => session.setRange(10, 60), InvariantViolation)
+  session.setRange(Lsn.of(10), Lsn.of(50))
+  assert.throws(() => session.setRange(Lsn.of(10), Lsn.of(60)), InvariantViolation)
   assert.equal(session.targetLsn, 50)
 })
 
 test('a rebuild session owns a rebuild state machine and can never complete through the catch-up gate', () => {
-  const session = new Session({ id: 2, replicaId: 'r1', kind: 'rebuild', epoch: 1, endpoint: endpoint('a') })
+  const session = new Session({ id: testSessionId(2), replicaId: ReplicaId.of('r1'), kind: 'rebuild', epoch: Epoch.of(1), endpoint: endpoint('a') })
   assert.ok(session.rebuild !== undefined)
   session.advance('connecting')
   session.advance('handshake')
-  session.setRange(0, 0)
+  session.setRange(Lsn.of(0), Lsn.of(0))
   assert.equal(session.canComplete(), false)
 })
 
-test('session ids must be positive integers', () => {
-  assert.throws(() => new Session({ id: 0, replicaId: 'r1', kind: 'catchup', epoch: 1, endpoint: endpoint('a') }), InvariantViolation)
+test('session ids name primary, incarnation, epoch and a positive counter', () => {
+  const scope = { primaryId: ReplicaId.of('n2'), incarnation: 3 }
+  assert.equal(SessionId.of(scope, Epoch.of(4), 7), 'n2/3/e4/7')
+  assert.throws(() => SessionId.of(scope, Epoch.of(4), 0), InvariantViolation)
+  assert.throws(() => SessionId.of({ ...scope, incarnation: 0 }, Epoch.of(4), 1), InvariantViolation)
+  assert.throws(() => ReplicaId.of('a/b'), InvariantViolation)
 })

@@ -7,6 +7,7 @@ import { InvariantViolation } from '../../src/domain/index.ts'
 import { Prng, ReferenceModel, SimNode, chainDigest } from '../../src/sim/index.ts'
 import { EventQueue } from '../../src/sim/events.ts'
 import type { Message } from '../../src/sim/index.ts'
+import { Epoch, Lsn, ReplicaId, Tick } from '../../src/replication/index.ts'
 
 const endpoint = { dataAddress: 'a', controlAddress: 'a', version: 1 }
 
@@ -26,16 +27,17 @@ test('prng: same seed, same sequence; different seeds differ; int stays in range
 })
 
 function ship(from: string, to: string, lsn: number): Message {
-  return { kind: 'ship', from, to, epoch: 1, endpointVersion: 1, entry: { lsn, epoch: 1, value: lsn, digest: 0 }, committedLsn: 0 }
+  const entry = { lsn: Lsn.of(lsn), epoch: Epoch.of(1), value: lsn, digest: 0 }
+  return { kind: 'ship', from: ReplicaId.of(from), to: ReplicaId.of(to), epoch: Epoch.of(1), endpointVersion: 1, entry, committedLsn: Lsn.zero }
 }
 
 test('events: ordered mode delivers messages (in send order) before timers in a tick', () => {
   const queue = new EventQueue()
-  queue.timerAt(5, { kind: 'barrier_timeout', incarnation: 1, barrierId: 1 })
-  queue.sendAt(5, ship('n1', 'n2', 1))
-  queue.sendAt(5, ship('n1', 'n2', 2))
-  queue.sendAt(6, ship('n1', 'n2', 3))
-  const due = queue.take(5, 'ordered', new Prng(1))
+  queue.timerAt(Tick.of(5), { kind: 'barrier_timeout', incarnation: 1, barrierId: 1 })
+  queue.sendAt(Tick.of(5), ship('n1', 'n2', 1))
+  queue.sendAt(Tick.of(5), ship('n1', 'n2', 2))
+  queue.sendAt(Tick.of(6), ship('n1', 'n2', 3))
+  const due = queue.take(Tick.of(5), 'ordered', new Prng(1))
   assert.deepEqual(due.map((event) => (event.type === 'message' && event.message.kind === 'ship' ? event.message.entry.lsn : 'timer')), [1, 2, 'timer'])
   assert.equal(queue.pendingCount, 1)
 })
@@ -45,11 +47,11 @@ test('events: shuffled mode permutes same-tick events but keeps each link in FIF
     fc.property(fc.integer(), (seed) => {
       const queue = new EventQueue()
       for (let lsn = 1; lsn <= 5; lsn += 1) {
-        queue.sendAt(1, ship('n1', 'n2', lsn))
-        queue.sendAt(1, ship('n1', 'n3', lsn))
-        queue.timerAt(1, { kind: 'barrier_timeout', incarnation: 1, barrierId: lsn })
+        queue.sendAt(Tick.of(1), ship('n1', 'n2', lsn))
+        queue.sendAt(Tick.of(1), ship('n1', 'n3', lsn))
+        queue.timerAt(Tick.of(1), { kind: 'barrier_timeout', incarnation: 1, barrierId: lsn })
       }
-      const due = queue.take(1, 'shuffled', new Prng(seed))
+      const due = queue.take(Tick.of(1), 'shuffled', new Prng(seed))
       assert.equal(due.length, 15)
       for (const to of ['n2', 'n3']) {
         const order = due.flatMap((event) => (event.type === 'message' && event.message.to === to && event.message.kind === 'ship' ? [event.message.entry.lsn] : []))
@@ -60,24 +62,24 @@ test('events: shuffled mode permutes same-tick events but keeps each link in FIF
 })
 
 test('node: shipped entries must extend the head and chain onto the local prefix', () => {
-  const primary = new SimNode('p', 1, endpoint)
-  const replica = new SimNode('r', 1, endpoint)
-  const first = primary.appendLocal(1, 10)
-  const second = primary.appendLocal(1, 20)
+  const primary = new SimNode(ReplicaId.of('p'), Epoch.of(1), endpoint)
+  const replica = new SimNode(ReplicaId.of('r'), Epoch.of(1), endpoint)
+  const first = primary.appendLocal(Epoch.of(1), 10)
+  const second = primary.appendLocal(Epoch.of(1), 20)
   assert.equal(replica.appendShipped(second, false), 'gap')
   assert.equal(replica.appendShipped(first, false), 'appended')
   assert.equal(replica.appendShipped(first, false), 'duplicate')
   assert.equal(replica.appendShipped({ ...second, value: 99 }, false), 'lineage_mismatch')
   assert.equal(replica.appendShipped(second, false), 'appended')
-  assert.equal(replica.digestAt(2), primary.digestAt(2))
+  assert.equal(replica.digestAt(Lsn.of(2)), primary.digestAt(Lsn.of(2)))
 })
 
 test('node: a crash drops the volatile part; restart keeps checkpoint + durable WAL', () => {
-  const node = new SimNode('n', 1, endpoint)
-  node.appendLocal(1, 1)
-  node.appendLocal(1, 2)
+  const node = new SimNode(ReplicaId.of('n'), Epoch.of(1), endpoint)
+  node.appendLocal(Epoch.of(1), 1)
+  node.appendLocal(Epoch.of(1), 2)
   node.flush()
-  node.appendLocal(1, 3)
+  node.appendLocal(Epoch.of(1), 3)
   node.crash()
   assert.equal(node.headLsn, 2)
   assert.equal(node.durableLsn, 2)
@@ -87,29 +89,29 @@ test('node: a crash drops the volatile part; restart keeps checkpoint + durable 
 })
 
 test('node: checkpoint, recycle and image install keep tail <= checkpoint <= durable <= head', () => {
-  const node = new SimNode('n', 1, endpoint)
-  for (let value = 1; value <= 6; value += 1) node.appendLocal(1, value)
+  const node = new SimNode(ReplicaId.of('n'), Epoch.of(1), endpoint)
+  for (let value = 1; value <= 6; value += 1) node.appendLocal(Epoch.of(1), value)
   node.flush()
-  assert.equal(node.takeCheckpoint(4), true)
-  assert.equal(node.recycle(6), true)
+  assert.equal(node.takeCheckpoint(Lsn.of(4)), true)
+  assert.equal(node.recycle(Lsn.of(6)), true)
   assert.equal(node.tailLsn, 4, 'recycling stops at the checkpoint')
-  assert.equal(node.digestAt(3), undefined)
-  assert.ok(node.digestAt(4) !== undefined)
-  assert.throws(() => node.truncate(3), InvariantViolation)
-  node.installImage({ lsn: 9, digest: 123 })
+  assert.equal(node.digestAt(Lsn.of(3)), undefined)
+  assert.ok(node.digestAt(Lsn.of(4)) !== undefined)
+  assert.throws(() => node.truncate(Lsn.of(3)), InvariantViolation)
+  node.installImage({ lsn: Lsn.of(9), digest: 123 })
   assert.deepEqual([node.tailLsn, node.checkpoint.lsn, node.durableLsn, node.headLsn], [9, 9, 9, 9])
   assert.equal(node.checkStructure(), undefined)
 })
 
 test('reference: commits verify the writes, the epoch and the digest chain', () => {
   const reference = new ReferenceModel()
-  reference.recordWrite(1, 1, 7)
-  const entry = { lsn: 1, epoch: 1, value: 7, digest: chainDigest(0, 1, 1, 7) }
-  assert.deepEqual(reference.commit([entry], 1), [])
+  reference.recordWrite(Epoch.of(1), Lsn.of(1), 7)
+  const entry = { lsn: Lsn.of(1), epoch: Epoch.of(1), value: 7, digest: chainDigest(0, 1, 1, 7) }
+  assert.deepEqual(reference.commit([entry], Epoch.of(1)), [])
   assert.equal(reference.committedLsn, 1)
-  reference.recordWrite(1, 2, 8)
-  const old = { lsn: 2, epoch: 1, value: 8, digest: chainDigest(entry.digest, 2, 1, 8) }
-  assert.deepEqual(reference.commit([old], 2).map((problem) => problem.kind), ['uncommitted_revived'])
-  const forged = { lsn: 3, epoch: 2, value: 5, digest: 1 }
-  assert.deepEqual(reference.commit([forged], 2).map((problem) => problem.kind), ['unknown_write', 'reference_diverged'])
+  reference.recordWrite(Epoch.of(1), Lsn.of(2), 8)
+  const old = { lsn: Lsn.of(2), epoch: Epoch.of(1), value: 8, digest: chainDigest(entry.digest, 2, 1, 8) }
+  assert.deepEqual(reference.commit([old], Epoch.of(2)).map((problem) => problem.kind), ['uncommitted_revived'])
+  const forged = { lsn: Lsn.of(3), epoch: Epoch.of(2), value: 5, digest: 1 }
+  assert.deepEqual(reference.commit([forged], Epoch.of(2)).map((problem) => problem.kind), ['unknown_write', 'reference_diverged'])
 })

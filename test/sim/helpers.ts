@@ -2,6 +2,7 @@
 // and the reference comparison every scenario ends with.
 import assert from 'node:assert/strict'
 import { Cluster, formatTraceEvent } from '../../src/sim/index.ts'
+import { ReplicaId } from '../../src/replication/index.ts'
 import type { ClusterOptions, TraceEvent, TraceKind } from '../../src/sim/index.ts'
 
 export function traced(options: Partial<ClusterOptions> = {}): Cluster {
@@ -50,7 +51,7 @@ export function expectClean(cluster: Cluster): void {
 /** The node's state at the committed LSN equals the reference's. */
 export function expectMatchesReference(cluster: Cluster, id: string): void {
   const committed = cluster.coordinator.committedLsn
-  assert.equal(cluster.node(id).digestAt(committed), cluster.reference.digestAt(committed), `${id} differs from the reference at ${committed}`)
+  assert.equal(cluster.node(ReplicaId.of(id)).digestAt(committed), cluster.reference.digestAt(committed), `${id} differs from the reference at ${committed}`)
 }
 
 export function dump(cluster: Cluster): string {

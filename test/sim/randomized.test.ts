@@ -18,7 +18,7 @@
 // `committed_entry_lost` within 200 seeds).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { runRandom, runSeeds } from '../../src/sim/index.ts'
+import { livenessTicksMax, runRandom, runSeeds } from '../../src/sim/index.ts'
 import type { RunResult } from '../../src/sim/index.ts'
 
 /** Seed sets covered by `npm test` (recorded in bench/results/sim-throughput.md). */
@@ -39,8 +39,9 @@ function describeFailures(failures: readonly RunResult[]): string {
     .join('\n\n')
 }
 
-test('randomized: 120 seeds x 250 steps over mixed shapes hold every invariant', () => {
-  const summary = runSeeds(seedSets.mixed)
+test('randomized: 120 seeds x 250 steps over mixed shapes hold every invariant, and every run settles after faults stop', () => {
+  const settled: number[] = []
+  const summary = runSeeds({ ...seedSets.mixed, onRun: (result) => settled.push(result.settledAfterTicks ?? Number.NaN) })
   assert.equal(summary.failures.length, 0, describeFailures(summary.failures))
   assert.equal(summary.steps, 120 * 250)
   // The runs exercise what they claim to.
@@ -48,6 +49,9 @@ test('randomized: 120 seeds x 250 steps over mixed shapes hold every invariant',
   assert.ok(summary.totals.catchUpsCompleted > 100, `catch-ups ${summary.totals.catchUpsCompleted}`)
   assert.ok(summary.totals.rebuildsCompleted > 5, `rebuilds ${summary.totals.rebuildsCompleted}`)
   assert.ok(summary.totals.messagesRejected > 1000, `rejections ${summary.totals.messagesRejected}`)
+  // Liveness was checked on every run: each brought all replicas in sync within the bound.
+  assert.equal(settled.length, 120)
+  assert.ok(settled.every((ticks) => ticks >= 1 && ticks <= livenessTicksMax), `settle ticks ${settled.join(',')}`)
 })
 
 test('randomized: sync_all (3 nodes) and best_effort (shuffled events) seed sets hold every invariant', () => {

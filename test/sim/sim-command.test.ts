@@ -15,6 +15,15 @@ test('tally sim prints runs, steps and violations and exits 0 when clean', async
   assert.match(text, /^runs 5$/m)
   assert.match(text, /^steps 250$/m)
   assert.match(text, /^violations 0$/m)
+  assert.match(text, /^liveness: 5 of 5 runs settled after faults stopped, slowest in \d+ ticks$/m)
+})
+
+test('tally sim --delay/--loss/--duplicate turn the network model on', async () => {
+  const { io, out } = capture()
+  assert.equal(await runSimCommand(['--seeds', '3', '--seed', '10', '--steps', '100', '--delay', '2', '--loss', '2', '--duplicate', '2'], io), simExit.ok)
+  assert.match(out.join(''), /^violations 0$/m)
+  const bad = capture()
+  assert.equal(await runSimCommand(['--loss', '80'], bad.io), simExit.usage)
 })
 
 test('tally sim reads its options from the environment', async () => {

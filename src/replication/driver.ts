@@ -1,0 +1,229 @@
+/**
+ * The recovery driver: the primary's loop that turns replicas out of sync
+ * into sessions, plans and executors, etcd/raft style. Inputs are ticks
+ * (`tick(now)`), fired timers (`timerFired`) and control-plane hints
+ * (`requestReassign`); every call returns a `DriverReady`: timers to
+ * schedule, replicas that completed recovery (the caller resumes live
+ * shipping from `syncedToLsn`), and recoveries that failed. The driver owns
+ * no clock and schedules nothing itself: the caller turns each timer into
+ * whatever its runtime uses and hands it back when it fires.
+ *
+ * Per replica and tick, in order: step its executor if it has one (a
+ * rebuild that made no progress for `rebuildStallTicks` is cancelled into
+ * `needs_rebuild`); otherwise, unless it is in sync or waiting out
+ * `recoveryRetryTicks` after a failure, start a session of the right kind
+ * (`rebuild` when it needs one, `reassign` after an endpoint change,
+ * `catchup` once it was in sync under this primary, else `bootstrap`),
+ * connect, plan and start an executor. A catch-up gets two timers: the
+ * catch-up deadline and the reservation (pin) deadline; either cancels a
+ * still-running session into `needs_rebuild`.
+ */
+import { invariant } from '../domain/index.ts'
+import type { RecoveryTransport, ReplicaConnector, StorageAdapter } from './adapters.ts'
+import type { CatchUpBudget } from './budget.ts'
+import type { ProtocolFaults } from './faults.ts'
+import { CatchUpExecutor, RebuildExecutor, type ExecutorStatus } from './executor.ts'
+import { planRebuild, planRecovery } from './planner.ts'
+import type { Registry } from './registry.ts'
+import type { Sender } from './sender.ts'
+import { Lsn, Tick, type ReplicaId, type SessionId, type SessionKind, type SessionTicket } from './types.ts'
+
+export interface DriverOptions {
+  readonly registry: Registry
+  readonly adapters: StorageAdapter & RecoveryTransport & ReplicaConnector
+  readonly chunkEntriesMax: number
+  readonly catchUpBudget: CatchUpBudget
+  readonly catchUpTimeoutTicks: number
+  readonly reservationTimeoutTicks: number
+  readonly rebuildStallTicks: number
+  readonly recoveryRetryTicks: number
+  readonly faults?: ProtocolFaults
+}
+
+export type DriverTimerKind = 'catchup_timeout' | 'reservation_timeout'
+
+export interface DriverTimer {
+  readonly kind: DriverTimerKind
+  readonly at: Tick
+  readonly replicaId: ReplicaId
+  readonly sessionId: SessionId
+}
+
+export interface RecoveryCompleted {
+  readonly replicaId: ReplicaId
+  readonly kind: SessionKind
+  /** The replica holds the primary's log up to here; live shipping resumes above it. */
+  readonly syncedToLsn: Lsn
+}
+
+export interface RecoveryFailed {
+  readonly replicaId: ReplicaId
+  readonly kind: SessionKind
+  readonly reason: string
+}
+
+export interface DriverReady {
+  readonly timers: readonly DriverTimer[]
+  readonly completed: readonly RecoveryCompleted[]
+  readonly failed: readonly RecoveryFailed[]
+  /** Timers that fired for a session that had already ended (logged, no effect). */
+  readonly ignored: readonly DriverTimer[]
+}
+
+interface RunningRecovery {
+  readonly executor: CatchUpExecutor | RebuildExecutor
+  readonly kind: SessionKind
+  readonly sessionId: SessionId
+  lastProgressAt: Tick
+  progress: number
+}
+
+/** The Ready a call fills in; handed back as plain data. */
+interface ReadyBuilder {
+  readonly timers: DriverTimer[]
+  readonly completed: RecoveryCompleted[]
+  readonly failed: RecoveryFailed[]
+  readonly ignored: DriverTimer[]
+}
+
+function emptyReady(): ReadyBuilder {
+  return { timers: [], completed: [], failed: [], ignored: [] }
+}
+
+export class RecoveryDriver {
+  readonly registry: Registry
+  readonly #options: DriverOptions
+  readonly #running = new Map<ReplicaId, RunningRecovery>()
+  readonly #retryAt = new Map<ReplicaId, Tick>()
+  readonly #reassign = new Set<ReplicaId>()
+  readonly #everInSync = new Set<ReplicaId>()
+
+  constructor(options: DriverOptions) {
+    invariant(options.recoveryRetryTicks >= 1, 'recoveryRetryTicks must be >= 1')
+    invariant(options.rebuildStallTicks >= 1, 'rebuildStallTicks must be >= 1')
+    this.#options = options
+    this.registry = options.registry
+  }
+
+  /** The session a replica's running executor serves, if any (for audits of pins and sessions). */
+  executorSessionId(replicaId: ReplicaId): SessionId | undefined {
+    return this.#running.get(replicaId)?.sessionId
+  }
+
+  /** The control plane reported a new endpoint: the next session for the replica is a `reassign`. */
+  requestReassign(replicaId: ReplicaId): void {
+    this.#reassign.add(replicaId)
+  }
+
+  tick(now: Tick): DriverReady {
+    const ready = emptyReady()
+    for (const sender of this.registry.senders()) {
+      const running = this.#running.get(sender.replicaId)
+      if (running !== undefined) {
+        this.#step(sender, running, now, ready)
+        continue
+      }
+      if (sender.state === 'in_sync') continue
+      if ((this.#retryAt.get(sender.replicaId) ?? Tick.zero) > now) continue
+      this.#start(sender, now, ready)
+    }
+    return ready
+  }
+
+  timerFired(timer: DriverTimer, now: Tick): DriverReady {
+    const ready = emptyReady()
+    const running = this.#running.get(timer.replicaId)
+    if (running === undefined || running.sessionId !== timer.sessionId || running.executor.status.state !== 'running') {
+      ready.ignored.push(timer)
+      return ready
+    }
+    const reason = timer.kind === 'catchup_timeout' ? 'catchup_timeout' : 'reservation_expired'
+    this.#finish(timer.replicaId, running.executor.cancel(reason, 'needs_rebuild'), now, ready)
+    return ready
+  }
+
+  #step(sender: Sender, running: RunningRecovery, now: Tick, ready: ReadyBuilder): void {
+    let status = running.executor.step(now)
+    if (status.state === 'running' && running.executor instanceof RebuildExecutor) {
+      const progress = sender.activeSession()?.rebuild?.rebuiltTo() ?? -1
+      if (progress > running.progress) {
+        running.progress = progress
+        running.lastProgressAt = now
+      } else if (Tick.between(running.lastProgressAt, now) > this.#options.rebuildStallTicks) {
+        status = running.executor.cancel('rebuild_stalled', 'needs_rebuild')
+      }
+    }
+    this.#finish(sender.replicaId, status, now, ready)
+  }
+
+  #finish(replicaId: ReplicaId, status: ExecutorStatus, now: Tick, ready: ReadyBuilder): void {
+    if (status.state === 'running') return
+    const running = this.#running.get(replicaId)
+    invariant(running !== undefined, () => `${replicaId}: an executor finished that the driver does not run`)
+    this.#running.delete(replicaId)
+    if (status.state === 'failed') {
+      this.#retryAt.set(replicaId, Tick.after(now, this.#options.recoveryRetryTicks))
+      ready.failed.push({ replicaId, kind: running.kind, reason: status.reason })
+      return
+    }
+    const sender = this.registry.sender(replicaId)
+    invariant(sender !== undefined && sender.state === 'in_sync', 'a completed executor leaves its replica in sync')
+    this.#everInSync.add(replicaId)
+    ready.completed.push({ replicaId, kind: running.kind, syncedToLsn: sender.session?.targetLsn ?? Lsn.zero })
+  }
+
+  #kindFor(sender: Sender): SessionKind {
+    if (sender.state === 'needs_rebuild') return 'rebuild'
+    if (this.#reassign.has(sender.replicaId)) return 'reassign'
+    return this.#everInSync.has(sender.replicaId) ? 'catchup' : 'bootstrap'
+  }
+
+  #start(sender: Sender, now: Tick, ready: ReadyBuilder): void {
+    const replicaId = sender.replicaId
+    const kind = this.#kindFor(sender)
+    const attached = this.registry.attach(replicaId, kind)
+    invariant(attached.ok, () => `attach on an idle sender failed: ${attached.ok ? '' : attached.reason}`)
+    this.#reassign.delete(replicaId)
+    const ticket = attached.value
+    const retryLater = (): void => {
+      this.#retryAt.set(replicaId, Tick.after(now, this.#options.recoveryRetryTicks))
+      // A plan that failed closed has invalidated its session; make sure of it.
+      if (sender.activeSession()?.id === ticket.sessionId) sender.invalidateSession(ticket, 'plan_failed', 'disconnected')
+    }
+    const { adapters } = this.#options
+    const connected = adapters.connect({ replicaId, endpoint: ticket.endpoint, epoch: ticket.epoch })
+    if (!connected.ok) {
+      sender.invalidateSession(ticket, `connect_${connected.reason}`, kind === 'rebuild' ? 'needs_rebuild' : 'disconnected')
+      retryLater()
+      return
+    }
+    const executor = kind === 'rebuild' ? this.#rebuildExecutor(ticket) : this.#catchUpExecutor(ticket, connected.flushedLsn, now, ready)
+    if (executor === 'retry' || executor === 'needs_rebuild') {
+      // A needs_rebuild verdict is retried at once, as a rebuild, on the next tick.
+      if (executor === 'retry') retryLater()
+      invariant(sender.activeSession() === undefined, 'a failed plan leaves no active session')
+      return
+    }
+    this.#running.set(replicaId, { executor, kind, sessionId: ticket.sessionId, lastProgressAt: now, progress: -1 })
+    this.#finish(replicaId, executor.start(now), now, ready)
+  }
+
+  #rebuildExecutor(ticket: SessionTicket): RebuildExecutor | 'retry' {
+    const { registry, adapters, chunkEntriesMax } = this.#options
+    const planned = planRebuild({ registry, storage: adapters }, ticket)
+    if (!planned.ok) return 'retry'
+    return new RebuildExecutor({ registry, transport: adapters, plan: planned.plan, chunkEntriesMax, faults: this.#options.faults })
+  }
+
+  #catchUpExecutor(ticket: SessionTicket, flushedLsn: Lsn, now: Tick, ready: ReadyBuilder): CatchUpExecutor | 'retry' | 'needs_rebuild' {
+    const { registry, adapters, chunkEntriesMax, catchUpBudget } = this.#options
+    const planned = planRecovery({ registry, storage: adapters }, ticket, flushedLsn)
+    if (!planned.ok) return planned.reason === 'needs_rebuild' ? 'needs_rebuild' : 'retry'
+    if (planned.plan.kind === 'catch_up') {
+      const timer = { replicaId: ticket.replicaId, sessionId: ticket.sessionId }
+      ready.timers.push({ kind: 'catchup_timeout', at: Tick.after(now, this.#options.catchUpTimeoutTicks), ...timer })
+      ready.timers.push({ kind: 'reservation_timeout', at: Tick.after(now, this.#options.reservationTimeoutTicks), ...timer })
+    }
+    return new CatchUpExecutor({ registry, transport: adapters, plan: planned.plan, chunkEntriesMax, budget: catchUpBudget, faults: this.#options.faults })
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * Test-only protocol defects, every one off by default. Each re-creates a
+ * bug from issue #10's table inside the code under test, so a test can show
+ * whether the randomized simulator (not only a scripted test) catches it
+ * (`test/sim/planted-bugs.test.ts`). Production code never sets them: the
+ * CLI has no way to, and `noFaults` is the default everywhere.
+ */
+export interface ProtocolFaults {
+  /** Sender: a ticket from an older epoch passes the authority check. */
+  readonly acceptStaleEpochTicket?: boolean
+  /** Replica side: ship and barrier traffic from an older epoch passes the fence. */
+  readonly acceptOlderEpochTraffic?: boolean
+  /** Executor: a catch-up that violates its budget exits without releasing its pins. */
+  readonly keepPinsOnBudgetViolation?: boolean
+  /** Executor: a replica ahead of the committed LSN is marked truncated without being truncated. */
+  readonly skipReplicaAheadTruncation?: boolean
+  /** Commit tracker: `sync_all` needs only a majority. */
+  readonly syncAllCountedAsMajority?: boolean
+  /** Registry: an assignment older than a sender's epoch is applied. */
+  readonly acceptOlderAssignment?: boolean
+  /** Recoverability: a gap starting one entry below the retention tail counts as retained. */
+  readonly retentionBoundaryOffByOne?: boolean
+}
+
+export const noFaults: ProtocolFaults = Object.freeze({})
+
+export const protocolFaultNames = [
+  'acceptStaleEpochTicket',
+  'acceptOlderEpochTraffic',
+  'keepPinsOnBudgetViolation',
+  'skipReplicaAheadTruncation',
+  'syncAllCountedAsMajority',
+  'acceptOlderAssignment',
+  'retentionBoundaryOffByOne',
+] as const satisfies ReadonlyArray<keyof ProtocolFaults>

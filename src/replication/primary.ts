@@ -1,0 +1,122 @@
+/**
+ * The primary side of the protocol in one object: its epoch, the commit
+ * tracker, the barriers, the sender registry and the recovery driver, and
+ * the rules that tie them together — who receives a new entry live, what an
+ * epoch change resets, how an ack counts, how a membership update becomes
+ * reassign sessions. One `PrimaryProtocol` lives as long as one primary
+ * incarnation; a crash loses it (the next primary builds a new one at a new
+ * epoch). Pure: the caller ships, schedules and persists.
+ */
+import { invariant } from '../domain/index.ts'
+import { BarrierTracker, type AckVerdict } from './barriers.ts'
+import { CommitTracker, type DurabilityMode } from './commit.ts'
+import { RecoveryDriver, type DriverOptions } from './driver.ts'
+import type { ProtocolFaults } from './faults.ts'
+import type { RecoveryLog } from './log.ts'
+import { Registry, type ReplicaAssignment } from './registry.ts'
+import type { Sender } from './sender.ts'
+import type { Epoch, Lsn, ReplicaId, Tick } from './types.ts'
+
+export interface PrimaryOptions {
+  readonly primaryId: ReplicaId
+  /** Counts this node's starts as primary; must survive crashes (it scopes session ids). */
+  readonly incarnation: number
+  readonly epoch: Epoch
+  readonly committedLsn: Lsn
+  readonly durability: DurabilityMode
+  readonly memberCount: number
+  readonly barrierTimeoutTicks: number
+  readonly log: RecoveryLog
+  readonly recovery: Omit<DriverOptions, 'registry' | 'adapters' | 'faults'>
+  /** Built once the protocol exists (adapters usually need the primary's pins and acks). */
+  readonly adapters: (primary: PrimaryProtocol) => DriverOptions['adapters']
+  readonly faults?: ProtocolFaults
+}
+
+export class PrimaryProtocol {
+  readonly primaryId: ReplicaId
+  readonly incarnation: number
+  readonly log: RecoveryLog
+  readonly commit: CommitTracker
+  readonly barriers: BarrierTracker
+  readonly registry: Registry
+  readonly driver: RecoveryDriver
+  #epoch: Epoch
+
+  constructor(options: PrimaryOptions) {
+    invariant(Number.isSafeInteger(options.incarnation) && options.incarnation >= 1, 'incarnation must be >= 1')
+    this.primaryId = options.primaryId
+    this.incarnation = options.incarnation
+    this.#epoch = options.epoch
+    this.log = options.log
+    this.commit = new CommitTracker({
+      mode: options.durability,
+      memberCount: options.memberCount,
+      committedLsn: options.committedLsn,
+      faults: options.faults,
+    })
+    this.barriers = new BarrierTracker({ timeoutTicks: options.barrierTimeoutTicks })
+    this.registry = new Registry({
+      log: this.log,
+      sessionScope: { primaryId: options.primaryId, incarnation: options.incarnation },
+      faults: options.faults,
+    })
+    this.driver = new RecoveryDriver({ ...options.recovery, registry: this.registry, adapters: options.adapters(this), faults: options.faults })
+  }
+
+  get epoch(): Epoch {
+    return this.#epoch
+  }
+
+  /** A new entry is shipped live only to replicas in sync; the others get it through their session. */
+  liveShipTargets(): Sender[] {
+    return this.registry.senders().filter((sender) => sender.state === 'in_sync')
+  }
+
+  /**
+   * The control plane moved this primary to a newer epoch: acks and
+   * barriers of the old epoch stop counting, and reconciling at the new
+   * epoch invalidates every older session (replicas handshake again).
+   */
+  changeEpoch(epoch: Epoch, now: Tick, replicas: readonly ReplicaAssignment[]): void {
+    invariant(epoch > this.#epoch, () => `primary epoch ${this.#epoch} -> ${epoch} does not move forward`)
+    this.#epoch = epoch
+    this.commit.clearAcks()
+    this.barriers.expireAll(now)
+    this.registry.reconcile({ epoch, replicas })
+  }
+
+  /** Membership at this epoch: a replica whose endpoint changed gets a `reassign` session. */
+  applyMembership(replicas: readonly ReplicaAssignment[]): void {
+    for (const replica of replicas) {
+      const sender = this.registry.sender(replica.replicaId)
+      if (sender !== undefined && sender.endpoint.version !== replica.endpoint.version) this.driver.requestReassign(replica.replicaId)
+    }
+    this.registry.reconcile({ epoch: this.#epoch, replicas })
+  }
+
+  /**
+   * The primary learned the replica now holds only up to `durableLsn` (it
+   * truncated a tail at connect or on the engine's request): its ack drops
+   * to that, and every barrier already sent to it expires, so an ack still
+   * in flight from before — which describes entries the replica dropped —
+   * cannot raise it again.
+   */
+  replicaRewound(replicaId: ReplicaId, durableLsn: Lsn, now: Tick): void {
+    this.commit.lowerAck(replicaId, durableLsn)
+    this.barriers.expireFor(replicaId, now)
+  }
+
+  /** The replica's store was replaced by an image at `installedLsn` (a rebuild); same reasoning as a rewind. */
+  replicaInstalled(replicaId: ReplicaId, installedLsn: Lsn, now: Tick): void {
+    this.commit.resetAck(replicaId, installedLsn)
+    this.barriers.expireFor(replicaId, now)
+  }
+
+  /** An ack counts towards commit only while its barrier is open. */
+  receiveAck(ack: { readonly barrierId: number; readonly from: ReplicaId; readonly durableLsn: Lsn }): AckVerdict {
+    const verdict = this.barriers.ack(ack.barrierId, ack.from)
+    if (verdict === 'accepted') this.commit.recordAck(ack.from, ack.durableLsn)
+    return verdict
+  }
+}
