@@ -1,5 +1,5 @@
-// Acceptance scenarios A1–A12 (ARCHITECTURE.md §4, swblock.md §2) and the
-// simulator scenarios of swblock.md §12 (9–13; 1–8 are engine scenarios in
+// Acceptance scenarios A1–A12 (the design contract §4; sw-block V2 acceptance list §2) and the
+// simulator scenarios of the sw-block V2 design, §12 (9–13; 1–8 are engine scenarios in
 // test/replication/). Each runs the real engine in a traced, seeded cluster,
 // asserts the expected trace events, and ends with no checker violation.
 import { test } from 'node:test'
