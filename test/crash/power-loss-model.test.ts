@@ -6,7 +6,7 @@ import path from 'node:path'
 import fc from 'fast-check'
 import { Store } from '../../src/store/index.ts'
 import type { RowWrite } from '../../src/store/index.ts'
-import { Wal } from '../../src/wal/index.ts'
+import { Wal, resetWal } from '../../src/wal/index.ts'
 import { PowerLossDisk, PowerLost } from '../support/power-loss.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { mulberry32 } from './power-loss-harness.ts'
@@ -152,4 +152,55 @@ test('power-loss directories: a file created or deleted since the last directory
     }
   }
   assert.deepEqual([...seen].sort(), ['fresh kept', 'fresh vanished', 'old came back', 'old stayed deleted'])
+})
+
+/** Sizes of the files of a directory: what a mutating operation changes. */
+async function snapshot(directory: string): Promise<string> {
+  const { readdir, stat } = await import('node:fs/promises')
+  const names = (await readdir(directory)).sort()
+  const sizes = await Promise.all(names.map(async (name) => `${name}:${(await stat(path.join(directory, name))).size}`))
+  return sizes.join(' ')
+}
+
+test('WalIo sweep: every change the WAL makes to its files goes through its io (the power-loss model sees them all)', async () => {
+  const temp = tempDirectory('tally-power-model-')
+  try {
+    const directory = path.join(temp.directory, 'wal')
+    await mkdir(directory)
+    let expected = await snapshot(directory)
+    const kinds = new Set<string>()
+    const real = new PowerLossDisk({ random: mulberry32(1) }).walIo
+    // Between two io calls the directory must not change: nothing bypasses the io.
+    const watched = Object.fromEntries(
+      Object.entries(real).map(([kind, operation]) => [
+        kind,
+        async (...args: unknown[]) => {
+          assert.equal(await snapshot(directory), expected, `the WAL changed its files outside io before ${kind}`)
+          kinds.add(kind)
+          const result: unknown = await (operation as (...a: unknown[]) => Promise<unknown>)(...args)
+          expected = await snapshot(directory)
+          return result
+        },
+      ]),
+    ) as unknown as typeof real
+    let { wal } = await Wal.open({ directory, io: watched, segmentBytesMax: 256 })
+    for (let i = 0; i < 40; i++) wal.append({ epoch: 0, type: 1, payload: Buffer.alloc(20, i) })
+    await wal.flush()
+    await wal.recycle(20)
+    await wal.truncateAfter(30)
+    await wal.close()
+    assert.equal(await snapshot(directory), expected)
+    // A torn tail: recovery truncates it through io.
+    const { appendFile } = await import('node:fs/promises')
+    const last = (await (await import('node:fs/promises')).readdir(directory)).sort().at(-1) as string
+    await appendFile(path.join(directory, last), Buffer.alloc(7, 1))
+    expected = await snapshot(directory)
+    ;({ wal } = await Wal.open({ directory, io: watched, segmentBytesMax: 256 }))
+    await wal.close()
+    await resetWal({ directory, head: 100, io: watched })
+    assert.equal(await snapshot(directory), expected)
+    assert.deepEqual([...kinds].sort(), ['open', 'sync', 'syncDirectory', 'truncate', 'unlink', 'write'])
+  } finally {
+    temp.remove()
+  }
 })
