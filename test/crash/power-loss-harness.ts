@@ -25,7 +25,7 @@ import { LedgerNode } from '../../src/server/index.ts'
 import type { LedgerNodeOptions } from '../../src/server/index.ts'
 import { Views, decodeTransaction } from '../../src/api/views.ts'
 import { runCheck, openStoreForTool } from '../../src/check/index.ts'
-import { TallyError, canonicalJson, transactionPrefix } from '../../src/domain/index.ts'
+import { TallyError, canonicalJson, ledgerKey, transactionPrefix } from '../../src/domain/index.ts'
 import type { AccountAddress, Asset, CanonicalKey, Json, LedgerName } from '../../src/domain/index.ts'
 import type { Order, ProposedOrder } from '../../src/orders/index.ts'
 import type { OrderResult } from '../../src/fsm/index.ts'
@@ -59,6 +59,8 @@ export interface PowerLossReport {
   readonly acknowledged: number
   readonly outcomes: readonly PowerLossOutcome[]
   readonly openFailuresFromPowerLoss: number
+  /** Keyed writes of unknown outcome retried after a restart (each landed exactly once). */
+  readonly uncertainRetried: number
 }
 
 export type PowerLossFailureKind = 'lost-write' | 'changed-write' | 'duplicate' | 'invariant' | 'check' | 'restart-refused' | 'unexpected-error'
@@ -112,6 +114,9 @@ interface History {
   readonly transactionMetadata: { id: bigint; key: string; value: string }[]
   readonly reverts: { original: bigint; revert: bigint }[]
   readonly keyed: { proposed: ProposedOrder; id: bigint }[]
+  /** Keyed transactions whose outcome the power loss hid: retried after the restart, they must land once. */
+  readonly uncertainKeyed: Map<string, { proposed: ProposedOrder; postings: readonly Posting[] }>
+  uncertainRetried: number
   /** Acknowledged transactions that were not yet reverted (revert targets). */
   readonly revertible: bigint[]
 }
@@ -180,7 +185,7 @@ export async function runPowerLossSeed(options: PowerLossRunOptions): Promise<Po
   const configuration = () => `K=${rotationThreshold} checkpointEntries=${base.checkpointEntries} walRetainEntries=${base.walRetainEntries} walSegmentBytesMax=${base.walSegmentBytesMax} applyBatchProposalsMax=${base.applyBatchProposalsMax}`
   const disk = new PowerLossDisk({ random, worstCase: options.worstCase ?? false, ...(options.storeSyncIgnored === undefined ? {} : { storeSyncIgnored: options.storeSyncIgnored }) })
   const temp = scratchDirectory()
-  const history: History = { transactions: new Map(), accountMetadata: [], transactionMetadata: [], reverts: [], keyed: [], revertible: [] }
+  const history: History = { transactions: new Map(), accountMetadata: [], transactionMetadata: [], reverts: [], keyed: [], uncertainKeyed: new Map(), uncertainRetried: 0, revertible: [] }
   const outcomes: PowerLossOutcome[] = []
   let openFailuresFromPowerLoss = 0
   let clock = Date.UTC(2026, 0, 1)
@@ -215,7 +220,7 @@ export async function runPowerLossSeed(options: PowerLossRunOptions): Promise<Po
       }
       if (node !== undefined) {
         try {
-          await verify(node, history, fail, false)
+          await retryUncertain(node, disk, history, await verify(node, history, fail, false), fail)
           const workload = mulberry32(seed * 7919 + cycle)
           await Promise.all(Array.from({ length: clientsCount }, (_, client) => runClient(node as LedgerNode, disk, workload, history, `c${cycle}k${client}`, requestsPerClient, fail)))
           if (node.failure !== undefined && !disk.crashed) fail('unexpected-error', node.failure.message)
@@ -241,6 +246,7 @@ export async function runPowerLossSeed(options: PowerLossRunOptions): Promise<Po
       return fail('restart-refused', error instanceof Error ? (error.stack ?? error.message) : String(error))
     }
     try {
+      await retryUncertain(node, disk, history, await verify(node, history, fail, false), fail)
       await verify(node, history, fail, true)
     } finally {
       await node.close()
@@ -252,7 +258,7 @@ export async function runPowerLossSeed(options: PowerLossRunOptions): Promise<Po
     } finally {
       await store.close()
     }
-    return { seed, configuration: configuration(), acknowledged: history.transactions.size, outcomes, openFailuresFromPowerLoss }
+    return { seed, configuration: configuration(), acknowledged: history.transactions.size, outcomes, openFailuresFromPowerLoss, uncertainRetried: history.uncertainRetried }
   } finally {
     temp.remove()
   }
@@ -295,6 +301,7 @@ async function runClient(node: LedgerNode, disk: PowerLossDisk, random: Random, 
       const keyed = random() < 0.3
       const proposed: ProposedOrder = keyed ? { order, idempotencyKey: `key-${tag}`, requestHash: canonicalJson(order) } : { order }
       const results = await submit(node, disk, [proposed], true)
+      if (results === undefined && keyed) history.uncertainKeyed.set(tag, { proposed, postings })
       const id = transactionIdOf(results?.[0])
       if (id === undefined) continue
       history.transactions.set(tag, { tag, id, postings })
@@ -335,9 +342,12 @@ async function runClient(node: LedgerNode, disk: PowerLossDisk, random: Random, 
 }
 
 /** Everything acknowledged is there, once, with its result; the ledger invariants hold; the check is clean. */
-async function verify(node: LedgerNode, history: History, fail: (kind: PowerLossFailureKind, detail: string) => never, final: boolean): Promise<void> {
+async function verify(node: LedgerNode, history: History, fail: (kind: PowerLossFailureKind, detail: string) => never, final: boolean): Promise<Map<string, bigint>> {
   const views = new Views(node.store)
-  if (history.transactions.size === 0 && history.accountMetadata.length === 0) return
+  if ((await node.store.get(attributeRowKey(ledgerKey(ledger)))) === undefined) {
+    if (history.transactions.size > 0 || history.accountMetadata.length > 0) fail('lost-write', `ledger ${ledger} is gone`)
+    return new Map()
+  }
   // Every stored transaction, in id order: ids 0..n−1, each tag once.
   const prefix = attributeRowKey(transactionPrefix(ledger) as CanonicalKey)
   const stored = new Map<string, bigint>()
@@ -385,11 +395,39 @@ async function verify(node: LedgerNode, history: History, fail: (kind: PowerLoss
     }
   }
   for (const [asset, sum] of sums) if (sum !== 0n) fail('invariant', `Σ balances of ${asset} is ${sum}`)
-  if (!final) return
+  if (!final) return stored
   for (const { proposed, id } of history.keyed) {
     const [result] = (await node.admission.submit([proposed], { atomic: true, continueOnFailure: false })) as OrderResult[]
     if (result?.status !== 'applied' || !result.idempotencyHit || transactionIdOf(result) !== id) {
       fail('changed-write', `idempotency key ${proposed.idempotencyKey} acknowledged as ${id} now replays as ${textOf(result)}`)
     }
+  }
+  return stored
+}
+
+/**
+ * Retries the keyed writes whose outcome a power loss hid, as a client
+ * would: one that was applied replays its transaction, one that was not
+ * applies now — never twice.
+ */
+async function retryUncertain(node: LedgerNode, disk: PowerLossDisk, history: History, stored: ReadonlyMap<string, bigint>, fail: (kind: PowerLossFailureKind, detail: string) => never): Promise<void> {
+  for (const [tag, { proposed, postings }] of history.uncertainKeyed) {
+    const results = await submit(node, disk, [proposed], true)
+    if (results === undefined) return
+    history.uncertainKeyed.delete(tag)
+    history.uncertainRetried += 1
+    const [result] = results
+    const before = stored.get(tag)
+    const id = transactionIdOf(result)
+    if (id === undefined) {
+      if (before !== undefined) fail('changed-write', `${tag} is transaction ${before}, but its key's retry was refused: ${textOf(result)}`)
+      continue
+    }
+    const hit = result?.status === 'applied' && result.idempotencyHit
+    if (before !== undefined && (!hit || id !== before)) fail('duplicate', `${tag} was applied as ${before} before the power loss; its retry gave ${id} (idempotency hit: ${hit})`)
+    if (before === undefined && hit) fail('changed-write', `${tag} is not in the ledger, yet its key replayed transaction ${id}`)
+    history.transactions.set(tag, { tag, id, postings })
+    history.keyed.push({ proposed, id })
+    history.revertible.push(id)
   }
 }

@@ -20,7 +20,7 @@ test(`power loss: every acknowledged write survives, invariants hold, check is c
   for (const seed of seeds) {
     const report = await runPowerLossSeed({ seed, cycles: 4, worstCase: seed % 3 === 0 })
     for (const outcome of report.outcomes) crashKinds.add(outcome.crashedAt?.replace(/^.*\((.*)\)$/, '$1') ?? 'none')
-    t.diagnostic(`seed ${seed}${seed % 3 === 0 ? ' (worst case)' : ''}: ${report.acknowledged} transactions acknowledged; ${report.configuration}; ${report.outcomes.map((o) => o.crashedAt).join(' | ')}`)
+    t.diagnostic(`seed ${seed}${seed % 3 === 0 ? ' (worst case)' : ''}: ${report.acknowledged} transactions acknowledged, ${report.uncertainRetried} uncertain keyed writes retried; ${report.configuration}; ${report.outcomes.map((o) => o.crashedAt).join(' | ')}`)
   }
   // The crash points are drawn, not fixed: they land on different kinds of disk operation.
   if (replayed === undefined) assert.ok(crashKinds.size >= 3, `crash points hit only ${[...crashKinds].join(', ')}`)
