@@ -10,8 +10,9 @@
  * machine that lost power keeps, drawn from the seeded `random`:
  *
  *  - a WAL file keeps the bytes up to its last `fdatasync`, then — at random —
- *    nothing more, all of the unsynced bytes, a prefix of them, or a prefix
- *    followed by garbage (a torn write: zeros or noise);
+ *    nothing more, all of the unsynced bytes (including part of a write the
+ *    power failed in), a prefix of them, or a prefix followed by garbage (a
+ *    torn write: zeros or noise);
  *  - a file created since its directory's last fsync may vanish, a file
  *    deleted since then may come back with its durable content;
  *  - the store keeps every batch written before its last synced write, then a
@@ -85,6 +86,11 @@ export class PowerLossDisk {
   constructor(private readonly options: PowerLossDiskOptions) {
     this.walIo = {
       write: async (handle, buffers, position) => {
+        if (this.failsNext()) {
+          // The write the power fails in may have partly reached the file (a torn write; its fate is drawn at restore).
+          const image = Buffer.concat(buffers)
+          await handle.write(image, 0, Math.floor(this.options.random() * image.byteLength), position)
+        }
         this.step('wal write')
         const { bytesWritten } = await handle.writev(buffers, position)
         this.assertPowered()
@@ -165,6 +171,11 @@ export class PowerLossDisk {
   /** The power fails now, between two operations. */
   pullPlug(): void {
     this.crashedAt ??= `after operation ${this.operations} (plug pulled)`
+  }
+
+  /** Whether the power fails during the next operation. */
+  private failsNext(): boolean {
+    return this.crashedAt === undefined && this.operations + 1 >= this.crashAt
   }
 
   /** @internal Called before every disk-changing operation. */
