@@ -13,8 +13,10 @@
  *    nothing more, all of the unsynced bytes (including part of a write the
  *    power failed in), a prefix of them, or a prefix followed by garbage (a
  *    torn write: zeros or noise);
- *  - a file created since its directory's last fsync may vanish, a file
- *    deleted since then may come back with its durable content;
+ *  - the entries created or deleted in a directory since its last fsync
+ *    survive as a prefix, in the order they were made (a journalled file
+ *    system's metadata): a later creation may vanish, a later deletion be
+ *    undone (the file comes back with its durable content);
  *  - the store keeps every batch written before its last synced write, then a
  *    prefix (possibly empty) of the later, unsynced batches — what RocksDB
  *    recovers from its log — never anything else.
@@ -75,10 +77,8 @@ export class PowerLossDisk {
   /** WAL files written this power period: bytes up to the last fdatasync. */
   private durableBytes = new Map<string, number>()
   private handleFiles = new Map<FileHandle, string>()
-  /** Per directory touched this period: the names its last fsync made durable. */
-  private durableNames = new Map<string, Set<string>>()
-  /** Files deleted since their directory's last fsync: their durable content. */
-  private unlinked = new Map<string, Buffer>()
+  /** Per directory: its entries created or deleted since its last fsync, in order. */
+  private directoryChanges = new Map<string, DirectoryChange[]>()
   private stores = new Set<PowerLossStore>()
 
   readonly walIo: WalIo
@@ -106,9 +106,9 @@ export class PowerLossDisk {
       },
       open: async (file, flags) => {
         this.step(`wal open ${flags}`)
-        await this.trackDirectory(path.dirname(file))
         const handle = await fs.open(file, flags)
         this.handleFiles.set(handle, file)
+        if (flags === 'wx') this.changesOf(path.dirname(file)).push({ kind: 'create', file })
         // A file found at open survived the last power loss whole.
         if (flags === 'wx') this.durableBytes.set(file, 0)
         else if (!this.durableBytes.has(file)) this.durableBytes.set(file, (await handle.stat()).size)
@@ -127,22 +127,18 @@ export class PowerLossDisk {
       },
       unlink: async (file) => {
         this.step('wal unlink')
-        const directory = path.dirname(file)
-        await this.trackDirectory(directory)
-        if (this.durableNames.get(directory)?.has(path.basename(file)) === true) {
-          const image = await fs.readFile(file)
-          this.unlinked.set(file, image.subarray(0, this.durableBytes.get(file) ?? image.byteLength))
-        }
+        const image = await fs.readFile(file)
+        this.changesOf(path.dirname(file)).push({ kind: 'unlink', file, image: image.subarray(0, this.durableBytes.get(file) ?? image.byteLength) })
         this.durableBytes.delete(file)
         await fs.unlink(file)
         this.assertPowered()
       },
       syncDirectory: async (directory) => {
         this.step('wal directory fsync')
-        const names = new Set(await fs.readdir(directory))
+        const made = this.changesOf(directory).length
+        await fs.readdir(directory) // stands for the real fsync's latency (the model decides durability)
         this.assertPowered()
-        this.durableNames.set(directory, names)
-        for (const file of [...this.unlinked.keys()]) if (path.dirname(file) === directory) this.unlinked.delete(file)
+        this.changesOf(directory).splice(0, made)
       },
     }
   }
@@ -199,9 +195,13 @@ export class PowerLossDisk {
     return file
   }
 
-  private async trackDirectory(directory: string): Promise<void> {
-    // Everything on disk at the first touch of a period survived the last power loss.
-    if (!this.durableNames.has(directory)) this.durableNames.set(directory, new Set(await fs.readdir(directory)))
+  private changesOf(directory: string): DirectoryChange[] {
+    let changes = this.directoryChanges.get(directory)
+    if (changes === undefined) {
+      changes = []
+      this.directoryChanges.set(directory, changes)
+    }
+    return changes
   }
 
   /**
@@ -215,45 +215,43 @@ export class PowerLossDisk {
     const seeded = this.options.random
     // Worst case: every draw says "lost" (draws ≥ every threshold keep nothing).
     const random = this.options.worstCase === true ? () => 0 : seeded
-    const survives = (chance: number): boolean => this.options.worstCase !== true && seeded() < chance
     let walBytesDropped = 0
     let walTornFiles = 0
     let filesVanished = 0
     let filesReappeared = 0
-    for (const [directory, durable] of this.durableNames) {
-      for (const name of await fs.readdir(directory)) {
-        const file = path.join(directory, name)
-        if (!durable.has(name) && !survives(0.5)) {
-          await fs.unlink(file)
-          filesVanished += 1
-          continue
-        }
-        const durableBytes = this.durableBytes.get(file)
-        if (durableBytes === undefined) continue
-        const { size } = await fs.stat(file)
-        const unsynced = size - durableBytes
-        if (unsynced <= 0) continue
-        const fate = random()
-        let kept = 0
-        let garbage: Buffer | undefined
-        if (fate < 0.4) kept = 0
-        else if (fate < 0.55) kept = unsynced
-        else if (fate < 0.85) kept = Math.floor(random() * unsynced)
-        else {
-          kept = Math.floor(random() * unsynced)
-          const length = 1 + Math.floor(random() * Math.min(64, unsynced - kept))
-          garbage = random() < 0.5 ? Buffer.alloc(length) : Buffer.from(Array.from({ length }, () => Math.floor(random() * 256)))
-        }
-        await fs.truncate(file, durableBytes + kept)
-        if (garbage !== undefined) await fs.appendFile(file, garbage)
-        walBytesDropped += unsynced - kept - (garbage?.byteLength ?? 0)
-        if (kept > 0 || garbage !== undefined) walTornFiles += 1
+    for (const [file, durableBytes] of this.durableBytes) {
+      const size = await fileSize(file)
+      if (size === undefined) continue
+      const unsynced = size - durableBytes
+      if (unsynced <= 0) continue
+      const fate = random()
+      let kept = 0
+      let garbage: Buffer | undefined
+      if (fate < 0.4) kept = 0
+      else if (fate < 0.55) kept = unsynced
+      else if (fate < 0.85) kept = Math.floor(random() * unsynced)
+      else {
+        kept = Math.floor(random() * unsynced)
+        const length = 1 + Math.floor(random() * Math.min(64, unsynced - kept))
+        garbage = random() < 0.5 ? Buffer.alloc(length) : Buffer.from(Array.from({ length }, () => Math.floor(random() * 256)))
       }
+      await fs.truncate(file, durableBytes + kept)
+      if (garbage !== undefined) await fs.appendFile(file, garbage)
+      walBytesDropped += unsynced - kept - (garbage?.byteLength ?? 0)
+      if (kept > 0 || garbage !== undefined) walTornFiles += 1
     }
-    for (const [file, image] of this.unlinked) {
-      if (!survives(0.5)) {
-        await fs.writeFile(file, image)
-        filesReappeared += 1
+    // Directory changes not yet fsynced survive as a prefix, in the order they were made (journalled
+    // metadata; the WAL's deletion orders rely on it, docs/wal.md): the rest is undone, newest first.
+    for (const changes of this.directoryChanges.values()) {
+      const kept = Math.floor(random() * (changes.length + 1))
+      for (const change of changes.slice(kept).reverse()) {
+        if (change.kind === 'create') {
+          await fs.rm(change.file, { force: true })
+          filesVanished += 1
+        } else {
+          await fs.writeFile(change.file, change.image)
+          filesReappeared += 1
+        }
       }
     }
     let storeBatchesDropped = 0
@@ -278,10 +276,20 @@ export class PowerLossDisk {
     this.crashedAt = undefined
     this.durableBytes = new Map()
     this.handleFiles = new Map()
-    this.durableNames = new Map()
-    this.unlinked = new Map()
+    this.directoryChanges = new Map()
     this.stores = new Set()
     return outcome
+  }
+}
+
+type DirectoryChange = { readonly kind: 'create'; readonly file: string } | { readonly kind: 'unlink'; readonly file: string; readonly image: Buffer }
+
+async function fileSize(file: string): Promise<number | undefined> {
+  try {
+    return (await fs.stat(file)).size
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw error
   }
 }
 
