@@ -31,12 +31,14 @@ const failed: number[] = []
 let acknowledged = 0
 let powerLosses = 0
 let uncertainRetried = 0
+let plannerGaveUp = 0
 for (let seed = from; seed < from + seeds; seed++) {
   try {
     const report = await runPowerLossSeed({ seed, cycles, changeRotationThreshold, worstCase: seed % 3 === 0, ...(verbose ? { trace: (line: string) => console.log(`  seed ${seed}, ${line}`) } : {}) })
     acknowledged += report.acknowledged
     powerLosses += report.outcomes.length
     uncertainRetried += report.uncertainRetried
+    plannerGaveUp += report.plannerGaveUp
     if (verbose) console.log(`seed ${seed}: ok, ${report.acknowledged} acknowledged; ${report.configuration}; ${report.outcomes.map((o) => o.crashedAt).join(' | ')}`)
   } catch (error) {
     failed.push(seed)
@@ -44,7 +46,7 @@ for (let seed = from; seed < from + seeds; seed++) {
   }
 }
 const seconds = (performance.now() - started) / 1000
-console.log(`${seeds - failed.length}/${seeds} seeds passed (${powerLosses} power losses, ${acknowledged} transactions acknowledged, ${uncertainRetried} keyed writes of unknown outcome retried) in ${seconds.toFixed(1)} s`)
+console.log(`${seeds - failed.length}/${seeds} seeds passed (${powerLosses} power losses, ${acknowledged} transactions acknowledged, ${uncertainRetried} keyed writes of unknown outcome retried, ${plannerGaveUp} requests refused as "needs did not resolve") in ${seconds.toFixed(1)} s`)
 if (failed.length > 0) {
   console.log(`failing seeds: ${failed.join(' ')}`)
   process.exitCode = 1

@@ -52,8 +52,8 @@ test('power loss: an unsynced store checkpoint (batches lost after the WAL recyc
   const checkpointRow = metaKey(MetaKey.checkpointIndex)
   const isCheckpoint = (rows: readonly RowWrite[]): boolean => rows.some((row) => row.key.equals(checkpointRow))
   // Segments small enough to be recycled, and no history kept below the checkpoint.
-  const settings = { checkpointEntries: 4, walRetainEntries: 0, walSegmentBytesMax: 16_384 }
-  const caught = await assertCaught({ storeSyncIgnored: isCheckpoint, worstCase: true, cycles: 4, requestsPerClient: 30, settings }, [1, 2], ['lost-write', 'restart-refused'])
+  const settings = { checkpointEntries: 2, walRetainEntries: 0, walSegmentBytesMax: 8192 }
+  const caught = await assertCaught({ storeSyncIgnored: isCheckpoint, worstCase: true, cycles: 8, requestsPerClient: 30, settings }, [1, 2], ['lost-write', 'restart-refused'])
   t.diagnostic(caught.join('; '))
 })
 
