@@ -207,3 +207,67 @@ test('WalIo sweep: every change the WAL makes to its files goes through its io (
     temp.remove()
   }
 })
+
+test('the real WalIo really syncs: one fdatasync per group, a directory fsync per segment created (what the model takes on trust)', async () => {
+  const temp = tempDirectory('tally-power-model-')
+  const { open } = await import('node:fs/promises')
+  const probe = await open(temp.directory, 'r')
+  const prototype = Object.getPrototypeOf(probe) as { datasync: () => Promise<void>; sync: () => Promise<void> }
+  await probe.close()
+  const { datasync, sync } = prototype
+  const calls = { datasync: 0, sync: 0 }
+  prototype.datasync = function (this: unknown) {
+    calls.datasync += 1
+    return datasync.call(this)
+  }
+  prototype.sync = function (this: unknown) {
+    calls.sync += 1
+    return sync.call(this)
+  }
+  try {
+    const { wal } = await Wal.open({ directory: path.join(temp.directory, 'wal'), segmentBytesMax: 256 })
+    const before = { ...calls, groups: wal.counters.groupCount, directorySyncs: wal.counters.directorySyncCount }
+    for (let group = 0; group < 6; group++) {
+      wal.append({ epoch: 0, type: 1, payload: Buffer.alloc(100, group) })
+      await wal.flush()
+    }
+    assert.ok(wal.segmentCount > 2, 'the groups rolled segments')
+    assert.equal(calls.datasync - before.datasync, wal.counters.groupCount - before.groups, 'one real fdatasync per group')
+    assert.equal(calls.sync - before.sync, wal.counters.directorySyncCount - before.directorySyncs, 'one real directory fsync per segment created')
+    assert.ok(calls.sync - before.sync >= 2)
+    await wal.close()
+  } finally {
+    prototype.datasync = datasync
+    prototype.sync = sync
+    temp.remove()
+  }
+})
+
+/** The real store, with its RocksDB batch calls recorded. */
+class RecordedStore extends Store {
+  readonly batchOptions: unknown[] = []
+
+  static async openRecorded(directory: string): Promise<RecordedStore> {
+    const store = new RecordedStore(await Store.openDatabase(directory), directory)
+    const db = store.db as unknown as { batch: (operations: unknown, options: unknown) => Promise<void> }
+    const batch = db.batch.bind(db)
+    db.batch = (operations, options) => {
+      store.batchOptions.push(options)
+      return batch(operations, options)
+    }
+    return store
+  }
+}
+
+test('the real Store passes `sync` to RocksDB (what the model takes on trust)', async () => {
+  const temp = tempDirectory('tally-power-model-')
+  try {
+    const store = await RecordedStore.openRecorded(temp.directory)
+    await store.write([{ key: keyOf(1), value: valueOf(1) }], { sync: false })
+    await store.write([{ key: keyOf(2), value: valueOf(2) }], { sync: true })
+    await store.close()
+    assert.deepEqual(store.batchOptions, [{ sync: false }, { sync: true }])
+  } finally {
+    temp.remove()
+  }
+})
