@@ -17,6 +17,7 @@ import { cacheCreationRows, readCacheState, restoreCache } from './cache-restore
 import { Wal, resetWal } from '../wal/index.ts'
 import { AuditCheckpoints } from './audit-checkpoints.ts'
 import type { AuditCheckpointSettings } from './audit-checkpoints.ts'
+import type { WalIo } from '../wal/index.ts'
 
 export interface LedgerNodeOptions {
   readonly dataDirectory: string
@@ -45,6 +46,10 @@ export interface LedgerNodeOptions {
   readonly walSegmentBytesMax?: number
   /** Signed checkpoints of the audit chain (docs/check.md); none without a key. */
   readonly auditCheckpoints?: AuditCheckpointSettings
+  /** Tests: the WAL's file operations (a fault layer modelling power loss). */
+  readonly walIo?: Partial<WalIo>
+  /** Tests: opens the store instead of `Store.open` (a fault layer modelling power loss). */
+  readonly openStore?: (directory: string) => Promise<Store>
 }
 
 export const checkpointEntriesDefault = 10_000
@@ -96,7 +101,8 @@ export class LedgerNode implements Sequencer {
   static async open(options: LedgerNodeOptions): Promise<LedgerNode> {
     const log = options.log ?? (() => {})
     mkdirSync(options.dataDirectory, { recursive: true })
-    const store = await Store.open(path.join(options.dataDirectory, 'store'))
+    const store = await (options.openStore ?? Store.open)(path.join(options.dataDirectory, 'store'))
+    let opened: Wal | undefined
     try {
       const { clusterId, created } = await openOrCreateIdentity(store, options)
       const appliedIndex = Number((await store.get(metaKey(MetaKey.appliedIndex)))?.toString('utf8') ?? '0')
@@ -109,8 +115,10 @@ export class LedgerNode implements Sequencer {
         directory: walDirectory,
         sync: options.sync ?? true,
         ...(options.walSegmentBytesMax === undefined ? {} : { segmentBytesMax: options.walSegmentBytesMax }),
+        ...(options.walIo === undefined ? {} : { io: options.walIo }),
       }
       let { wal, recovery } = await Wal.open(walOptions)
+      opened = wal
       if (recovery.truncatedTornBytes > 0) log(`wal: dropped a torn tail of ${recovery.truncatedTornBytes} bytes`)
       if (wal.head < appliedIndex) {
         if (wal.head !== 0 || wal.tail !== 0) {
@@ -118,8 +126,10 @@ export class LedgerNode implements Sequencer {
           throw new InvariantViolation(`WAL head ${wal.head} is behind the store's applied index ${appliedIndex}`)
         }
         await wal.close()
-        await resetWal({ directory: walDirectory, head: appliedIndex })
+        opened = undefined
+        await resetWal({ directory: walDirectory, head: appliedIndex, ...(options.walIo === undefined ? {} : { io: options.walIo }) })
         ;({ wal } = await Wal.open(walOptions))
+        opened = wal
       }
       if (wal.tail > appliedIndex) {
         await wal.close()
@@ -150,6 +160,8 @@ export class LedgerNode implements Sequencer {
       }
       return node
     } catch (error) {
+      // A failed recovery must not leak the WAL's file handle (the caller may retry the open).
+      await opened?.close().catch(() => {})
       await store.close().catch(() => {})
       throw error
     }

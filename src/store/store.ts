@@ -39,10 +39,14 @@ export class SchemaVersionMismatch extends TallyError {
   }
 }
 
-/** RocksDB behind the store interfaces. */
+/**
+ * RocksDB behind the store interfaces. Subclassable so that a test layer can
+ * sit between the node and RocksDB (e.g. to model what a power loss keeps:
+ * test/support/power-loss.ts) while every caller keeps one store type.
+ */
 export class Store implements StoreReader, StoreWriter {
-  private constructor(
-    private readonly db: RocksLevel<Buffer, Buffer>,
+  protected constructor(
+    protected readonly db: RocksLevel<Buffer, Buffer>,
     readonly directory: string,
   ) {}
 
@@ -51,24 +55,33 @@ export class Store implements StoreReader, StoreWriter {
    * written by another version is refused: there is no flag to bypass it.
    */
   static async open(directory: string): Promise<Store> {
+    const store = new Store(await Store.openDatabase(directory), directory)
+    await store.checkSchemaVersion()
+    return store
+  }
+
+  protected static async openDatabase(directory: string): Promise<RocksLevel<Buffer, Buffer>> {
     const db = new RocksLevel<Buffer, Buffer>(directory, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     await db.open({ createIfMissing: true })
-    const store = new Store(db, directory)
-    const version = await store.get(metaKey(MetaKey.schemaVersion))
+    return db
+  }
+
+  /** Writes the version into a new store; closes the database and throws on another version. */
+  protected async checkSchemaVersion(): Promise<void> {
+    const version = await this.get(metaKey(MetaKey.schemaVersion))
     if (version === undefined) {
-      const anyRow = await store.firstKey()
+      const anyRow = await this.firstKey()
       if (anyRow !== undefined) {
-        await db.close()
-        throw new SchemaVersionMismatch('(none: rows without a schema version)', directory)
+        await this.db.close()
+        throw new SchemaVersionMismatch('(none: rows without a schema version)', this.directory)
       }
-      await store.write([{ key: metaKey(MetaKey.schemaVersion), value: Buffer.from(String(STORAGE_SCHEMA_VERSION)) }], {
+      await this.write([{ key: metaKey(MetaKey.schemaVersion), value: Buffer.from(String(STORAGE_SCHEMA_VERSION)) }], {
         sync: true,
       })
     } else if (version.toString('utf8') !== String(STORAGE_SCHEMA_VERSION)) {
-      await db.close()
-      throw new SchemaVersionMismatch(version.toString('utf8'), directory)
+      await this.db.close()
+      throw new SchemaVersionMismatch(version.toString('utf8'), this.directory)
     }
-    return store
   }
 
   private async firstKey(): Promise<Buffer | undefined> {

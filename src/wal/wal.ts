@@ -31,12 +31,24 @@ export interface WalRecord {
   payload: Uint8Array
 }
 
-/** The I/O the group commit performs; injectable so tests and the simulator can fail or stall it. */
+/**
+ * Every operation by which the WAL changes its files or makes them durable;
+ * injectable so tests and the simulator can fail or stall it, and so that a
+ * fault layer can model a power loss (what was never synced is lost). Reads
+ * are not part of it: they see whatever the files hold.
+ */
 export interface WalIo {
   /** Writes `buffers` contiguously at `position`; returns the bytes written (may be short). */
   write(handle: FileHandle, buffers: Buffer[], position: number): Promise<number>
   /** fdatasync. */
   sync(handle: FileHandle): Promise<void>
+  /** Opens a segment for writing: `wx` creates it (it must not exist), `r+` opens an existing one. */
+  open(file: string, flags: 'wx' | 'r+'): Promise<FileHandle>
+  /** Shortens a segment file to `bytes`. */
+  truncate(file: string, bytes: number): Promise<void>
+  unlink(file: string): Promise<void>
+  /** fsync of the directory: makes file creations and deletions in it durable. */
+  syncDirectory(directory: string): Promise<void>
 }
 
 export interface WalOptions {
@@ -47,7 +59,7 @@ export interface WalOptions {
   sync?: boolean
   /** bound on one group write (default 16 MiB); pending bytes are bounded by 4× this */
   groupBytesMax?: number
-  /** test/simulator hook: replaces the group write and fsync */
+  /** test/simulator hook: replaces any of the WAL's mutating file operations */
   io?: Partial<WalIo>
 }
 
@@ -137,6 +149,27 @@ const realIo: WalIo = {
   async sync(handle) {
     await handle.datasync()
   },
+  open(file, flags) {
+    return fs.open(file, flags)
+  },
+  truncate(file, bytes) {
+    return fs.truncate(file, bytes)
+  },
+  unlink(file) {
+    return fs.unlink(file)
+  },
+  async syncDirectory(directory) {
+    const handle = await fs.open(directory, 'r')
+    try {
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+  },
+}
+
+function ioOf(io: Partial<WalIo> | undefined): WalIo {
+  return { ...realIo, ...(io ?? {}) }
 }
 
 function checkByteOption(name: string, value: number | undefined, fallback: number, max: number): number {
@@ -158,16 +191,7 @@ function configOf(options: WalOptions): Config {
     recordBytesMax,
     chunkBytes: Math.min(chunkBytesDefault, groupBytesMax),
     sync: options.sync ?? true,
-    io: { ...realIo, ...(options.io ?? {}) },
-  }
-}
-
-async function syncDirectory(directory: string): Promise<void> {
-  const handle = await fs.open(directory, 'r')
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
+    io: ioOf(options.io),
   }
 }
 
@@ -181,10 +205,10 @@ async function listSegments(directory: string): Promise<number[]> {
   return firsts.sort((a, b) => a - b)
 }
 
-async function createEmptySegmentFile(directory: string, indexFirst: number): Promise<void> {
-  const handle = await fs.open(path.join(directory, segmentFileName(indexFirst)), 'wx')
+async function createEmptySegmentFile(io: WalIo, directory: string, indexFirst: number): Promise<void> {
+  const handle = await io.open(path.join(directory, segmentFileName(indexFirst)), 'wx')
   await handle.close()
-  await syncDirectory(directory)
+  await io.syncDirectory(directory)
 }
 
 function isErrorCode(error: unknown, code: string): boolean {
@@ -199,15 +223,16 @@ function isErrorCode(error: unknown, code: string): boolean {
  * Not atomic across a crash: the caller records "restore complete" only after
  * this resolves and re-runs it on restart otherwise.
  */
-export async function resetWal(options: { directory: string; head: number }): Promise<void> {
+export async function resetWal(options: { directory: string; head: number; io?: Partial<WalIo> }): Promise<void> {
   invariant(Number.isSafeInteger(options.head) && options.head >= 0 && options.head < indexMax, 'reset head out of range')
   const directory = path.resolve(options.directory)
+  const io = ioOf(options.io)
   await fs.mkdir(directory, { recursive: true })
   for (const indexFirst of await listSegments(directory)) {
-    await fs.unlink(path.join(directory, segmentFileName(indexFirst)))
+    await io.unlink(path.join(directory, segmentFileName(indexFirst)))
   }
-  await syncDirectory(directory)
-  await createEmptySegmentFile(directory, options.head + 1)
+  await io.syncDirectory(directory)
+  await createEmptySegmentFile(io, directory, options.head + 1)
 }
 
 export class Wal {
@@ -271,7 +296,7 @@ export class Wal {
     await fs.mkdir(config.directory, { recursive: true })
     let firsts = await listSegments(config.directory)
     if (firsts.length === 0) {
-      await createEmptySegmentFile(config.directory, 1)
+      await createEmptySegmentFile(config.io, config.directory, 1)
       firsts = [1]
     }
     const segments: Segment[] = []
@@ -290,7 +315,7 @@ export class Wal {
       const scan = scanSegment({ image, file, indexFirst, isLast, epochBefore: epochHead })
       if (scan.bytesTorn > 0) {
         invariant(isLast, 'only the last segment may have a torn tail')
-        await fs.truncate(file, scan.bytesValid)
+        await config.io.truncate(file, scan.bytesValid)
         truncatedTornBytes += scan.bytesTorn
       }
       epochHead = scan.epochLast ?? epochHead
@@ -308,10 +333,12 @@ export class Wal {
     const last = segments[segments.length - 1]
     invariant(last !== undefined, 'at least one segment')
     // What survived a process crash may still sit in the page cache only: make it durable before reporting it.
-    const handle = await fs.open(last.file, 'r+')
+    const handle = await config.io.open(last.file, 'r+')
     try {
+      // Not `io.sync`: that is the group commit's (tests gate it); this one
+      // only hardens what a process crash left in the page cache.
       await handle.datasync()
-      await syncDirectory(config.directory)
+      await config.io.syncDirectory(config.directory)
     } catch (error) {
       await handle.close()
       throw error
@@ -540,7 +567,7 @@ export class Wal {
         if (first.indexLast > limit || !second.created) break
         invariant(first !== this.#handleSegment, 'the open segment is never recycled')
         invariant(first.bytesDurable === first.bytes, 'a recycled segment is fully durable')
-        await fs.unlink(first.file)
+        await this.#config.io.unlink(first.file)
         this.#segments.shift()
         this.#tail = second.indexFirst - 1
         deleted += 1
@@ -686,7 +713,7 @@ export class Wal {
   }
 
   async #createSegment(segment: Segment): Promise<void> {
-    const handle = await fs.open(segment.file, 'wx')
+    const handle = await this.#config.io.open(segment.file, 'wx')
     try {
       await this.#syncDirectory()
     } catch (error) {
@@ -744,7 +771,7 @@ export class Wal {
   }
 
   async #syncDirectory(): Promise<void> {
-    await syncDirectory(this.#config.directory)
+    await this.#config.io.syncDirectory(this.#config.directory)
     this.#counters.directorySyncCount += 1
   }
 
@@ -772,16 +799,16 @@ export class Wal {
       if (this.#handle !== null) await this.#handle.close()
       this.#handle = null
       this.#handleSegment = null
-      for (const segment of doomed) await fs.unlink(segment.file)
+      for (const segment of doomed) await this.#config.io.unlink(segment.file)
       await this.#syncDirectory()
       this.#segments.length = keep + 1
     }
     const { offset, epoch } = await this.#locateEnd(target, index)
-    const handle = this.#handle ?? (await fs.open(target.file, 'r+'))
+    const handle = this.#handle ?? (await this.#config.io.open(target.file, 'r+'))
     this.#handle = handle
     this.#handleSegment = target
-    await handle.truncate(offset)
-    await handle.datasync()
+    await this.#config.io.truncate(target.file, offset)
+    await this.#config.io.sync(handle)
     this.#counters.syncCount += 1
     target.indexLast = index
     target.bytes = offset

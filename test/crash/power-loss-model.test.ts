@@ -1,0 +1,273 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync, readFileSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import path from 'node:path'
+import fc from 'fast-check'
+import { Store } from '../../src/store/index.ts'
+import type { RowWrite } from '../../src/store/index.ts'
+import { Wal, resetWal } from '../../src/wal/index.ts'
+import { PowerLossDisk, PowerLost } from '../support/power-loss.ts'
+import { tempDirectory } from '../support/temp.ts'
+import { mulberry32 } from './power-loss-harness.ts'
+
+/** The power-loss model itself: reads are RocksDB's, and a loss keeps exactly what it may. */
+
+type Operation =
+  | { kind: 'write'; rows: { key: number; value: number | null }[]; sync: boolean }
+  | { kind: 'range'; from: number; to: number | null; reverse: boolean; limit: number | undefined }
+  | { kind: 'getMany'; keys: number[] }
+
+const keyOf = (n: number): Buffer => Buffer.from([0x10, n])
+const valueOf = (n: number): Buffer => Buffer.from(`v${n}`)
+
+const operation: fc.Arbitrary<Operation> = fc.oneof(
+  fc.record({ kind: fc.constant('write' as const), rows: fc.array(fc.record({ key: fc.nat({ max: 12 }), value: fc.option(fc.nat({ max: 99 }), { nil: null }) }), { minLength: 1, maxLength: 4 }), sync: fc.boolean() }),
+  fc.record({ kind: fc.constant('range' as const), from: fc.nat({ max: 13 }), to: fc.option(fc.nat({ max: 14 }), { nil: null }), reverse: fc.boolean(), limit: fc.option(fc.integer({ min: 0, max: 6 }), { nil: undefined }) }),
+  fc.record({ kind: fc.constant('getMany' as const), keys: fc.array(fc.nat({ max: 13 }), { maxLength: 4 }) }),
+)
+
+function apply(state: Map<number, number>, rows: readonly { key: number; value: number | null }[]): void {
+  for (const row of rows) {
+    if (row.value === null) state.delete(row.key)
+    else state.set(row.key, row.value)
+  }
+}
+
+test('power-loss store: reads merge unsynced batches over RocksDB exactly; a loss keeps the synced state plus a prefix of later batches', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(operation, { maxLength: 30 }), fc.nat(), async (operations, seed) => {
+      const temp = tempDirectory('tally-power-model-')
+      try {
+        const disk = new PowerLossDisk({ random: mulberry32(seed) })
+        const store = await disk.openStore(temp.directory)
+        const model = new Map<number, number>()
+        let synced = new Map<number, number>()
+        let unsynced: { key: number; value: number | null }[][] = []
+        for (const op of operations) {
+          if (op.kind === 'write') {
+            await store.write(op.rows.map((row): RowWrite => ({ key: keyOf(row.key), value: row.value === null ? null : valueOf(row.value) })), { sync: op.sync })
+            apply(model, op.rows)
+            if (op.sync) {
+              synced = new Map(model)
+              unsynced = []
+            } else unsynced.push(op.rows)
+          } else if (op.kind === 'getMany') {
+            const got = await store.getMany(op.keys.map(keyOf))
+            assert.deepEqual(got.map((value) => value?.toString()), op.keys.map((key) => (model.has(key) ? `v${model.get(key)}` : undefined)))
+            assert.deepEqual(store.getManySync(op.keys.map(keyOf)), got)
+          } else {
+            const rows: string[] = []
+            for await (const [key, value] of store.range({ gte: keyOf(op.from), ...(op.to === null ? {} : { lt: keyOf(op.to) }), reverse: op.reverse, ...(op.limit === undefined ? {} : { limit: op.limit }) })) rows.push(`${key[1]}=${value.toString()}`)
+            let expected = [...model].filter(([key]) => key >= op.from && (op.to === null || key < op.to)).sort(([a], [b]) => a - b)
+            if (op.reverse) expected.reverse()
+            if (op.limit !== undefined) expected = expected.slice(0, op.limit)
+            assert.deepEqual(rows, expected.map(([key, value]) => `${key}=v${value}`))
+          }
+        }
+        const outcome = await disk.restorePower()
+        const reopened = await Store.open(temp.directory)
+        try {
+          const survived = new Map<number, string>()
+          for await (const [key, value] of reopened.range({ gte: Buffer.of(0x10), lt: Buffer.of(0x11) })) survived.set(key[1] as number, value.toString())
+          const kept = new Map(synced)
+          for (const batch of unsynced.slice(0, outcome.storeBatchesKept)) apply(kept, batch)
+          assert.equal(outcome.storeBatchesKept + outcome.storeBatchesDropped, unsynced.length)
+          assert.deepEqual(survived, new Map([...kept].map(([key, value]) => [key, `v${value}`])))
+        } finally {
+          await reopened.close()
+        }
+      } finally {
+        temp.remove()
+      }
+    }),
+    { numRuns: 20 },
+  )
+})
+
+test('power-loss WAL: synced entries always survive; unsynced ones are dropped, kept or torn, never reordered', async () => {
+  const fates = new Set<string>()
+  for (let seed = 1; seed <= 24; seed++) {
+    const temp = tempDirectory('tally-power-model-')
+    try {
+      const disk = new PowerLossDisk({ random: mulberry32(seed) })
+      const directory = path.join(temp.directory, 'wal')
+      const synced = await Wal.open({ directory, io: disk.walIo })
+      for (let i = 0; i < 5; i++) synced.wal.append({ epoch: 0, type: 1, payload: Buffer.from(`entry ${i}`) })
+      await synced.wal.flush()
+      await synced.wal.close()
+      // The same log, now without fdatasync: its next entries reach the page cache only.
+      const unsynced = await Wal.open({ directory, io: disk.walIo, sync: false })
+      for (let i = 5; i < 10; i++) unsynced.wal.append({ epoch: 0, type: 1, payload: Buffer.from(`entry ${i}`) })
+      await unsynced.wal.flush()
+      await unsynced.wal.close()
+      const outcome = await disk.restorePower()
+      const { wal, recovery } = await Wal.open({ directory })
+      try {
+        assert.ok(wal.head >= 5 && wal.head <= 10, `head ${wal.head}`)
+        let index = 0
+        for await (const record of wal.read(1)) assert.equal(Buffer.from(record.payload).toString(), `entry ${index++}`)
+        assert.equal(index, wal.head)
+        fates.add(wal.head === 5 ? 'dropped' : wal.head === 10 ? 'kept' : 'partly kept')
+        if (recovery.truncatedTornBytes > 0) fates.add('torn')
+        assert.ok(outcome.walBytesDropped >= 0)
+      } finally {
+        await wal.close()
+      }
+    } finally {
+      temp.remove()
+    }
+  }
+  assert.deepEqual([...fates].sort(), ['dropped', 'kept', 'partly kept', 'torn'])
+})
+
+test('power-loss directories: entries created or deleted since the last directory fsync survive as a prefix, in order', async () => {
+  const seen = new Set<string>()
+  for (let seed = 1; seed <= 16; seed++) {
+    const temp = tempDirectory('tally-power-model-')
+    try {
+      const disk = new PowerLossDisk({ random: mulberry32(seed) })
+      const directory = path.join(temp.directory, 'd')
+      await mkdir(directory)
+      const old = path.join(directory, 'old')
+      const handle = await disk.walIo.open(old, 'wx')
+      await disk.walIo.write(handle, [Buffer.from('durable')], 0)
+      await disk.walIo.sync(handle)
+      await handle.close()
+      await disk.walIo.syncDirectory(directory)
+      const fresh = path.join(directory, 'fresh')
+      await (await disk.walIo.open(fresh, 'wx')).close()
+      await disk.walIo.unlink(old)
+      disk.failAtOperation(1)
+      await assert.rejects(disk.walIo.syncDirectory(directory), PowerLost)
+      await assert.rejects(disk.walIo.unlink(fresh), PowerLost, 'nothing reaches the disk after the loss')
+      await disk.restorePower()
+      seen.add(existsSync(fresh) ? 'fresh kept' : 'fresh vanished')
+      if (existsSync(old)) {
+        assert.equal(readFileSync(old, 'utf8'), 'durable')
+        seen.add('old came back')
+      } else {
+        seen.add('old stayed deleted')
+        assert.ok(existsSync(fresh), 'the deletion survived, so the earlier creation did too')
+      }
+    } finally {
+      temp.remove()
+    }
+  }
+  assert.deepEqual([...seen].sort(), ['fresh kept', 'fresh vanished', 'old came back', 'old stayed deleted'])
+})
+
+/** Sizes of the files of a directory: what a mutating operation changes. */
+async function snapshot(directory: string): Promise<string> {
+  const { readdir, stat } = await import('node:fs/promises')
+  const names = (await readdir(directory)).sort()
+  const sizes = await Promise.all(names.map(async (name) => `${name}:${(await stat(path.join(directory, name))).size}`))
+  return sizes.join(' ')
+}
+
+test('WalIo sweep: every change the WAL makes to its files goes through its io (the power-loss model sees them all)', async () => {
+  const temp = tempDirectory('tally-power-model-')
+  try {
+    const directory = path.join(temp.directory, 'wal')
+    await mkdir(directory)
+    let expected = await snapshot(directory)
+    const kinds = new Set<string>()
+    const real = new PowerLossDisk({ random: mulberry32(1) }).walIo
+    // Between two io calls the directory must not change: nothing bypasses the io.
+    const watched = Object.fromEntries(
+      Object.entries(real).map(([kind, operation]) => [
+        kind,
+        async (...args: unknown[]) => {
+          assert.equal(await snapshot(directory), expected, `the WAL changed its files outside io before ${kind}`)
+          kinds.add(kind)
+          const result: unknown = await (operation as (...a: unknown[]) => Promise<unknown>)(...args)
+          expected = await snapshot(directory)
+          return result
+        },
+      ]),
+    ) as unknown as typeof real
+    let { wal } = await Wal.open({ directory, io: watched, segmentBytesMax: 256 })
+    for (let i = 0; i < 40; i++) wal.append({ epoch: 0, type: 1, payload: Buffer.alloc(20, i) })
+    await wal.flush()
+    await wal.recycle(20)
+    await wal.truncateAfter(30)
+    await wal.close()
+    assert.equal(await snapshot(directory), expected)
+    // A torn tail: recovery truncates it through io.
+    const { appendFile } = await import('node:fs/promises')
+    const last = (await (await import('node:fs/promises')).readdir(directory)).sort().at(-1) as string
+    await appendFile(path.join(directory, last), Buffer.alloc(7, 1))
+    expected = await snapshot(directory)
+    ;({ wal } = await Wal.open({ directory, io: watched, segmentBytesMax: 256 }))
+    await wal.close()
+    await resetWal({ directory, head: 100, io: watched })
+    assert.equal(await snapshot(directory), expected)
+    assert.deepEqual([...kinds].sort(), ['open', 'sync', 'syncDirectory', 'truncate', 'unlink', 'write'])
+  } finally {
+    temp.remove()
+  }
+})
+
+test('the real WalIo really syncs: one fdatasync per group, a directory fsync per segment created (what the model takes on trust)', async () => {
+  const temp = tempDirectory('tally-power-model-')
+  const { open } = await import('node:fs/promises')
+  const probe = await open(temp.directory, 'r')
+  const prototype = Object.getPrototypeOf(probe) as { datasync: () => Promise<void>; sync: () => Promise<void> }
+  await probe.close()
+  const { datasync, sync } = prototype
+  const calls = { datasync: 0, sync: 0 }
+  prototype.datasync = function (this: unknown) {
+    calls.datasync += 1
+    return datasync.call(this)
+  }
+  prototype.sync = function (this: unknown) {
+    calls.sync += 1
+    return sync.call(this)
+  }
+  try {
+    const { wal } = await Wal.open({ directory: path.join(temp.directory, 'wal'), segmentBytesMax: 256 })
+    const before = { ...calls, groups: wal.counters.groupCount, directorySyncs: wal.counters.directorySyncCount }
+    for (let group = 0; group < 6; group++) {
+      wal.append({ epoch: 0, type: 1, payload: Buffer.alloc(100, group) })
+      await wal.flush()
+    }
+    assert.ok(wal.segmentCount > 2, 'the groups rolled segments')
+    assert.equal(calls.datasync - before.datasync, wal.counters.groupCount - before.groups, 'one real fdatasync per group')
+    assert.equal(calls.sync - before.sync, wal.counters.directorySyncCount - before.directorySyncs, 'one real directory fsync per segment created')
+    assert.ok(calls.sync - before.sync >= 2)
+    await wal.close()
+  } finally {
+    prototype.datasync = datasync
+    prototype.sync = sync
+    temp.remove()
+  }
+})
+
+/** The real store, with its RocksDB batch calls recorded. */
+class RecordedStore extends Store {
+  readonly batchOptions: unknown[] = []
+
+  static async openRecorded(directory: string): Promise<RecordedStore> {
+    const store = new RecordedStore(await Store.openDatabase(directory), directory)
+    const db = store.db as unknown as { batch: (operations: unknown, options: unknown) => Promise<void> }
+    const batch = db.batch.bind(db)
+    db.batch = (operations, options) => {
+      store.batchOptions.push(options)
+      return batch(operations, options)
+    }
+    return store
+  }
+}
+
+test('the real Store passes `sync` to RocksDB (what the model takes on trust)', async () => {
+  const temp = tempDirectory('tally-power-model-')
+  try {
+    const store = await RecordedStore.openRecorded(temp.directory)
+    await store.write([{ key: keyOf(1), value: valueOf(1) }], { sync: false })
+    await store.write([{ key: keyOf(2), value: valueOf(2) }], { sync: true })
+    await store.close()
+    assert.deepEqual(store.batchOptions, [{ sync: false }, { sync: true }])
+  } finally {
+    temp.remove()
+  }
+})

@@ -1,0 +1,444 @@
+/**
+ * A power-loss model under the WAL and the store (issue 9, point 18).
+ *
+ * A SIGKILL keeps the page cache, so it cannot show that a write was made
+ * durable before it was acknowledged. This layer can: it sits under the WAL
+ * (`WalIo`) and the store (a `Store` subclass), counts every operation that
+ * changes the disk, and at a chosen operation "pulls the plug": that
+ * operation and every later one never complete (they reject with
+ * `PowerLost`). `restorePower()` then reduces the data directory to what a
+ * machine that lost power keeps, drawn from the seeded `random`:
+ *
+ *  - a WAL file keeps the bytes up to its last `fdatasync`, then — at random —
+ *    nothing more, all of the unsynced bytes (including part of a write the
+ *    power failed in), a prefix of them, or a prefix followed by garbage (a
+ *    torn write: zeros or noise);
+ *  - the entries created or deleted in a directory since its last fsync
+ *    survive as a prefix, in the order they were made (a journalled file
+ *    system's metadata): a later creation may vanish, a later deletion be
+ *    undone (the file comes back with its durable content);
+ *  - the store keeps every batch written before its last synced write, then a
+ *    prefix (possibly empty) of the later, unsynced batches — what RocksDB
+ *    recovers from its log — never anything else.
+ *
+ * Nothing is ever really lost by the machine running the test, so the real
+ * calls skip their own fsyncs: the model alone decides what survived.
+ * Out of scope: reordered pages inside one unsynced write (the WAL refuses
+ * them by design, docs/wal.md), and the parent directory of the data
+ * directory (created once, before any write).
+ */
+import * as fs from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
+import path from 'node:path'
+import type { RocksLevel } from '@nxtedition/rocksdb'
+import { Store } from '../../src/store/index.ts'
+import type { RangeOptions, RowWrite } from '../../src/store/index.ts'
+import type { WalIo } from '../../src/wal/index.ts'
+
+export class PowerLost extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'PowerLost'
+  }
+}
+
+export interface PowerLossDiskOptions {
+  /** Seeded: decides what survives each power loss. */
+  readonly random: () => number
+  /**
+   * A deliberately broken store, to show the harness notices: synced writes
+   * for which this returns true are kept unsynced (as if the sync were lost).
+   */
+  readonly storeSyncIgnored?: (rows: readonly RowWrite[]) => boolean
+  /**
+   * Every loss keeps only what was synced (no unsynced byte, batch or
+   * directory change survives): the surest way to expose a missing sync.
+   */
+  readonly worstCase?: boolean
+}
+
+/** What one `restorePower` did, for diagnostics. */
+export interface PowerLossOutcome {
+  readonly operations: number
+  readonly crashedAt: string | undefined
+  readonly walBytesDropped: number
+  readonly walTornFiles: number
+  readonly filesVanished: number
+  readonly filesReappeared: number
+  readonly storeBatchesDropped: number
+  readonly storeBatchesKept: number
+}
+
+/** The disk of one data directory across power cycles. */
+export class PowerLossDisk {
+  private operations = 0
+  private crashAt = Number.POSITIVE_INFINITY
+  private crashedAt: string | undefined
+  /** WAL files written this power period: bytes up to the last fdatasync. */
+  private durableBytes = new Map<string, number>()
+  private handleFiles = new Map<FileHandle, string>()
+  /** Per directory: its entries created or deleted since its last fsync, in order. */
+  private directoryChanges = new Map<string, DirectoryChange[]>()
+  private stores = new Set<PowerLossStore>()
+
+  readonly walIo: WalIo
+
+  constructor(private readonly options: PowerLossDiskOptions) {
+    this.walIo = {
+      write: async (handle, buffers, position) => {
+        if (this.failsNext()) {
+          // The write the power fails in may have partly reached the file (a torn write; its fate is drawn at restore).
+          const image = Buffer.concat(buffers)
+          await handle.write(image, 0, Math.floor(this.options.random() * image.byteLength), position)
+        }
+        this.step('wal write')
+        const { bytesWritten } = await handle.writev(buffers, position)
+        this.assertPowered()
+        return bytesWritten
+      },
+      sync: async (handle) => {
+        this.step('wal fdatasync')
+        const file = this.fileOf(handle)
+        const { size } = await handle.stat()
+        // The power may fail while the sync runs: then it never returned.
+        this.assertPowered()
+        this.durableBytes.set(file, size)
+      },
+      open: async (file, flags) => {
+        this.step(`wal open ${flags}`)
+        const handle = await fs.open(file, flags)
+        this.handleFiles.set(handle, file)
+        if (flags === 'wx') this.changesOf(path.dirname(file)).push({ kind: 'create', file })
+        // A file found at open survived the last power loss whole.
+        if (flags === 'wx') this.durableBytes.set(file, 0)
+        else if (!this.durableBytes.has(file)) this.durableBytes.set(file, (await handle.stat()).size)
+        if (this.crashed) {
+          // The open never returned: nobody will close this handle.
+          await handle.close()
+          this.assertPowered()
+        }
+        return handle
+      },
+      truncate: async (file, bytes) => {
+        this.step('wal truncate')
+        await fs.truncate(file, bytes)
+        this.durableBytes.set(file, Math.min(this.durableBytes.get(file) ?? bytes, bytes))
+        this.assertPowered()
+      },
+      unlink: async (file) => {
+        this.step('wal unlink')
+        const image = await fs.readFile(file)
+        this.changesOf(path.dirname(file)).push({ kind: 'unlink', file, image: image.subarray(0, this.durableBytes.get(file) ?? image.byteLength) })
+        this.durableBytes.delete(file)
+        await fs.unlink(file)
+        this.assertPowered()
+      },
+      syncDirectory: async (directory) => {
+        this.step('wal directory fsync')
+        const made = this.changesOf(directory).length
+        await fs.readdir(directory) // stands for the real fsync's latency (the model decides durability)
+        this.assertPowered()
+        this.changesOf(directory).splice(0, made)
+      },
+    }
+  }
+
+  /** `LedgerNodeOptions.openStore`. */
+  readonly openStore = async (directory: string): Promise<Store> => {
+    this.assertPowered()
+    const store = await PowerLossStore.openOn(this, directory, this.options.storeSyncIgnored)
+    this.stores.add(store)
+    return store
+  }
+
+  get crashed(): boolean {
+    return this.crashedAt !== undefined
+  }
+
+  get operationCount(): number {
+    return this.operations
+  }
+
+  /** The power fails during the `operation`-th disk operation from now (1 = the next one). */
+  failAtOperation(operation: number): void {
+    this.crashAt = this.operations + operation
+  }
+
+  /** The power fails now, between two operations. */
+  pullPlug(): void {
+    this.crashedAt ??= `after operation ${this.operations} (plug pulled)`
+  }
+
+  /** Whether the power fails during the next operation. */
+  private failsNext(): boolean {
+    return this.crashedAt === undefined && this.operations + 1 >= this.crashAt
+  }
+
+  /** @internal Called before every disk-changing operation. */
+  step(what: string): void {
+    this.assertPowered()
+    this.operations += 1
+    if (this.operations >= this.crashAt) {
+      this.crashedAt = `during operation ${this.operations} (${what})`
+      throw new PowerLost(`power lost ${this.crashedAt}`)
+    }
+  }
+
+  /** @internal */
+  assertPowered(): void {
+    if (this.crashedAt !== undefined) throw new PowerLost(`power lost ${this.crashedAt}`)
+  }
+
+  private fileOf(handle: FileHandle): string {
+    const file = this.handleFiles.get(handle)
+    if (file === undefined) throw new Error('power-loss model: a WAL handle not opened through WalIo.open')
+    return file
+  }
+
+  private changesOf(directory: string): DirectoryChange[] {
+    let changes = this.directoryChanges.get(directory)
+    if (changes === undefined) {
+      changes = []
+      this.directoryChanges.set(directory, changes)
+    }
+    return changes
+  }
+
+  /**
+   * Reduces the disk to what survives the power loss (pulling the plug first
+   * if the chosen operation was never reached) and starts a new power period.
+   * Call after the node's WAL and store were abandoned (closing them is fine:
+   * after the loss, nothing more reaches the disk).
+   */
+  async restorePower(): Promise<PowerLossOutcome> {
+    this.pullPlug()
+    const seeded = this.options.random
+    // Worst case: every draw says "lost" (draws ≥ every threshold keep nothing).
+    const random = this.options.worstCase === true ? () => 0 : seeded
+    let walBytesDropped = 0
+    let walTornFiles = 0
+    let filesVanished = 0
+    let filesReappeared = 0
+    for (const [file, durableBytes] of this.durableBytes) {
+      const size = await fileSize(file)
+      if (size === undefined) continue
+      const unsynced = size - durableBytes
+      if (unsynced <= 0) continue
+      const fate = random()
+      let kept = 0
+      let garbage: Buffer | undefined
+      if (fate < 0.4) kept = 0
+      else if (fate < 0.55) kept = unsynced
+      else if (fate < 0.85) kept = Math.floor(random() * unsynced)
+      else {
+        kept = Math.floor(random() * unsynced)
+        const length = 1 + Math.floor(random() * Math.min(64, unsynced - kept))
+        garbage = random() < 0.5 ? Buffer.alloc(length) : Buffer.from(Array.from({ length }, () => Math.floor(random() * 256)))
+      }
+      await fs.truncate(file, durableBytes + kept)
+      if (garbage !== undefined) await fs.appendFile(file, garbage)
+      walBytesDropped += unsynced - kept - (garbage?.byteLength ?? 0)
+      if (kept > 0 || garbage !== undefined) walTornFiles += 1
+    }
+    // Directory changes not yet fsynced survive as a prefix, in the order they were made (journalled
+    // metadata; the WAL's deletion orders rely on it, docs/wal.md): the rest is undone, newest first.
+    for (const changes of this.directoryChanges.values()) {
+      const kept = Math.floor(random() * (changes.length + 1))
+      for (const change of changes.slice(kept).reverse()) {
+        if (change.kind === 'create') {
+          await fs.rm(change.file, { force: true })
+          filesVanished += 1
+        } else {
+          await fs.writeFile(change.file, change.image)
+          filesReappeared += 1
+        }
+      }
+    }
+    let storeBatchesDropped = 0
+    let storeBatchesKept = 0
+    for (const store of this.stores) {
+      const { dropped, kept } = await store.loseUnsynced(random)
+      storeBatchesDropped += dropped
+      storeBatchesKept += kept
+    }
+    const outcome: PowerLossOutcome = {
+      operations: this.operations,
+      crashedAt: this.crashedAt,
+      walBytesDropped,
+      walTornFiles,
+      filesVanished,
+      filesReappeared,
+      storeBatchesDropped,
+      storeBatchesKept,
+    }
+    this.operations = 0
+    this.crashAt = Number.POSITIVE_INFINITY
+    this.crashedAt = undefined
+    this.durableBytes = new Map()
+    this.handleFiles = new Map()
+    this.directoryChanges = new Map()
+    this.stores = new Set()
+    return outcome
+  }
+}
+
+type DirectoryChange = { readonly kind: 'create'; readonly file: string } | { readonly kind: 'unlink'; readonly file: string; readonly image: Buffer }
+
+async function fileSize(file: string): Promise<number | undefined> {
+  try {
+    return (await fs.stat(file)).size
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw error
+  }
+}
+
+const overlayKey = (key: Buffer): string => key.toString('latin1')
+
+/**
+ * The store as a power loss sees it: RocksDB holds exactly what is durable;
+ * batches written without `sync` wait in an in-memory overlay (reads merge it
+ * over RocksDB) until a synced write carries them down, in order.
+ */
+class PowerLossStore extends Store {
+  /** Unsynced batches, oldest first. */
+  private pending: RowWrite[][] = []
+  /** The overlay: latest unsynced value per key (null: deleted). latin1 strings order like the bytes. */
+  private overlay = new Map<string, { key: Buffer; value: Buffer | null }>()
+  private lost = false
+
+  private constructor(
+    db: RocksLevel<Buffer, Buffer>,
+    directory: string,
+    private readonly disk: PowerLossDisk,
+    private readonly syncIgnored: ((rows: readonly RowWrite[]) => boolean) | undefined,
+  ) {
+    super(db, directory)
+  }
+
+  static async openOn(disk: PowerLossDisk, directory: string, syncIgnored?: (rows: readonly RowWrite[]) => boolean): Promise<PowerLossStore> {
+    const db = await Store.openDatabase(directory)
+    const store = new PowerLossStore(db, directory, disk, syncIgnored)
+    try {
+      await store.checkSchemaVersion()
+    } catch (error) {
+      if (db.status === 'open') await db.close()
+      throw error
+    }
+    return store
+  }
+
+  override async write(rows: readonly RowWrite[], options: { sync: boolean }): Promise<void> {
+    if (rows.length === 0) return
+    const sync = options.sync && this.syncIgnored?.(rows) !== true
+    this.disk.step(sync ? 'store synced write' : 'store write')
+    if (!sync) {
+      this.pending.push([...rows])
+      for (const row of rows) this.overlay.set(overlayKey(row.key), row)
+      return
+    }
+    const carried = this.pending.length
+    // The real write need not be synced: only the model decides what a power loss keeps.
+    await super.write([...this.pending.flat(), ...rows], { sync: false })
+    this.pending = this.pending.slice(carried)
+    this.overlay = new Map()
+    for (const batch of this.pending) for (const row of batch) this.overlay.set(overlayKey(row.key), row)
+    this.disk.assertPowered()
+  }
+
+  override async get(key: Buffer): Promise<Buffer | undefined> {
+    this.disk.assertPowered()
+    const row = this.overlay.get(overlayKey(key))
+    if (row !== undefined) return row.value ?? undefined
+    return super.get(key)
+  }
+
+  override async getMany(keys: readonly Buffer[]): Promise<(Buffer | undefined)[]> {
+    this.disk.assertPowered()
+    // The overlay as of the call: a synced write finishing during the read empties it.
+    const mine = keys.map((key) => this.overlay.get(overlayKey(key)))
+    const below = await super.getMany(keys)
+    return mine.map((row, i) => (row === undefined ? below[i] : (row.value ?? undefined)))
+  }
+
+  override getManySync(keys: readonly Buffer[]): (Buffer | undefined)[] {
+    this.disk.assertPowered()
+    const below = super.getManySync(keys)
+    return keys.map((key, i) => {
+      const row = this.overlay.get(overlayKey(key))
+      return row === undefined ? below[i] : (row.value ?? undefined)
+    })
+  }
+
+  override async *range(options: RangeOptions): AsyncIterable<[Buffer, Buffer]> {
+    this.disk.assertPowered()
+    const reverse = options.reverse ?? false
+    const limit = options.limit ?? Number.POSITIVE_INFINITY
+    if (limit <= 0) return
+    const inRange = (key: Buffer): boolean => Buffer.compare(key, options.gte) >= 0 && (options.lt === undefined || Buffer.compare(key, options.lt) < 0)
+    const mine = [...this.overlay.values()].filter((row) => inRange(row.key)).sort((a, b) => Buffer.compare(a.key, b.key))
+    if (reverse) mine.reverse()
+    // Created now, with the overlay captured above: one moment for both (RocksDB iterators read a snapshot).
+    const iterator = this.db.iterator({ gte: options.gte, ...(options.lt === undefined ? {} : { lt: options.lt }), reverse })
+    try {
+      yield* this.merged(iterator, mine, reverse, limit)
+    } finally {
+      await iterator.close()
+    }
+  }
+
+  private async *merged(iterator: AsyncIterable<[Buffer, Buffer]>, mine: { key: Buffer; value: Buffer | null }[], reverse: boolean, limit: number): AsyncIterable<[Buffer, Buffer]> {
+    const before = (a: Buffer, b: Buffer): boolean => (reverse ? Buffer.compare(a, b) > 0 : Buffer.compare(a, b) < 0)
+    let next = 0
+    let yielded = 0
+    for await (const [key, value] of iterator) {
+      for (let row = mine[next]; row !== undefined && before(row.key, key); row = mine[++next]) {
+        if (row.value === null) continue
+        yield [row.key, row.value]
+        if (++yielded >= limit) return
+      }
+      const shadow = mine[next]
+      if (shadow !== undefined && shadow.key.equals(key)) {
+        next += 1
+        if (shadow.value === null) continue
+        yield [shadow.key, shadow.value]
+      } else {
+        yield [key, value]
+      }
+      if (++yielded >= limit) return
+    }
+    for (let row = mine[next]; row !== undefined; row = mine[++next]) {
+      if (row.value === null) continue
+      yield [row.key, row.value]
+      if (++yielded >= limit) return
+    }
+  }
+
+  override async close(): Promise<void> {
+    // After a power loss the database stays open until `restorePower` decides what it keeps.
+    if (this.disk.crashed || this.lost) return
+    if (this.pending.length > 0) {
+      // A graceful close: RocksDB flushes what it holds.
+      await super.write(this.pending.flat(), { sync: false })
+      this.pending = []
+      this.overlay = new Map()
+    }
+    this.lost = true
+    await super.close()
+  }
+
+  /** The power loss: a prefix of the unsynced batches reaches RocksDB, the rest is gone. */
+  async loseUnsynced(random: () => number): Promise<{ dropped: number; kept: number }> {
+    if (this.lost) return { dropped: 0, kept: 0 }
+    this.lost = true
+    const fate = random()
+    const kept = fate < 0.4 ? 0 : fate < 0.6 ? this.pending.length : Math.floor(random() * (this.pending.length + 1))
+    const survivors = this.pending.slice(0, kept).flat()
+    const dropped = this.pending.length - kept
+    this.pending = []
+    this.overlay = new Map()
+    if (survivors.length > 0) await super.write(survivors, { sync: false })
+    await this.db.close()
+    return { dropped, kept }
+  }
+}
