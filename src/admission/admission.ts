@@ -228,10 +228,17 @@ export class Admission {
       const lookup = (key: CanonicalKey): KnownValue => {
         if (known.has(key)) return known.get(key) as AttributeValue | null
         const cached = this.options.cache.get(key)
-        if (cached.state === 'live') return cached.attribute.value
-        if (cached.state === 'deleted') return null
-        unknown.add(key)
-        return 'unknown'
+        if (cached.state === 'absent') {
+          unknown.add(key)
+          return 'unknown'
+        }
+        // Kept for the later rounds: the cache may rotate the key out while
+        // they await the store, and planning must not chase it round after
+        // round. A value that moves before apply is the FSM's to refuse
+        // (STALE_INPUTS), as for any planned value.
+        const value = cached.state === 'live' ? cached.attribute.value : null
+        known.set(key, value)
+        return value
       }
       const perOrder = planRound(orders, date, lookup)
       if (perOrder.every((needs) => needs.complete)) return perOrder
@@ -242,7 +249,9 @@ export class Admission {
         known.set(key, row === undefined ? null : decodeAttribute(kindOf(key), row).value)
       })
     }
-    throw new TallyError({ code: 'INTERNAL', kind: 'internal', message: 'needs did not resolve' })
+    // Each round settles every key it found unknown, so only a chain of value
+    // dependencies deeper than the rounds gets here: a planner defect.
+    throw new TallyError({ code: 'INTERNAL', kind: 'internal', message: `the needs of this write did not resolve in ${planRoundsMax} planning rounds` })
   }
 
   private async loadSeeds(keys: readonly CanonicalKey[], seeds: Map<CanonicalKey, string | null>): Promise<void> {
