@@ -2,23 +2,13 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { LedgerNode } from '../../src/server/index.ts'
 import type { Order } from '../../src/orders/index.ts'
-import type { AccountAddress, Asset, CanonicalKey, LedgerName } from '../../src/domain/index.ts'
+import type { CanonicalKey, LedgerName } from '../../src/domain/index.ts'
 import type { CacheLookup } from '../../src/cache/index.ts'
 import { tempDirectory } from '../support/temp.ts'
+import { transfer } from '../support/ledger.ts'
 
 const L = 'main' as LedgerName
-const usd = 'USD/2' as Asset
 
-function send(source: string, destination: string, amount: bigint): Order {
-  return {
-    type: 'CREATE_TRANSACTION',
-    ledger: L,
-    postings: [{ source: source as AccountAddress, destination: destination as AccountAddress, amount, asset: usd }],
-    metadata: {},
-    accountMetadata: {},
-    force: false,
-  } as Order
-}
 
 /**
  * Planning reads values in rounds, awaiting the store between them; under a
@@ -34,7 +24,7 @@ test('planning keeps what it read from the cache: keys rotating out between roun
     const accounts = Array.from({ length: 12 }, (_, i) => `users:${i}`)
     const [created] = await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} } as Order }], { atomic: true, continueOnFailure: false })
     assert.equal(created?.status, 'applied')
-    const funded = await node.admission.submit(accounts.map((account) => ({ order: send('world', account, 100n) })), { atomic: true, continueOnFailure: false })
+    const funded = await node.admission.submit(accounts.map((account) => ({ order: transfer('world', account, 100n) })), { atomic: true, continueOnFailure: false })
     assert.ok(funded.every((result) => result.status === 'applied'))
 
     // From here until the proposal is appended, every store read "rotates"
@@ -58,8 +48,8 @@ test('planning keeps what it read from the cache: keys rotating out between roun
       node.store.getMany = getMany
       return append(payload)
     }
-    const orders = accounts.map((account, i) => ({ order: send(account, accounts[(i + 1) % accounts.length] as string, 1n) }))
-    orders.push({ order: send('world', 'users:new', 1n) }) // unknown to the cache: one store read at least
+    const orders = accounts.map((account, i) => ({ order: transfer(account, accounts[(i + 1) % accounts.length] as string, 1n) }))
+    orders.push({ order: transfer('world', 'users:new', 1n) }) // unknown to the cache: one store read at least
     const results = await node.admission.submit(orders, { atomic: true, continueOnFailure: false })
     assert.deepEqual(results.map((result) => result.status), orders.map(() => 'applied'))
     assert.ok(storeReads >= 1, 'the planner read the store')

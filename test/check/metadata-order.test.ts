@@ -1,13 +1,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import path from 'node:path'
 import { LedgerNode } from '../../src/server/index.ts'
 import { buildApi } from '../../src/api/app.ts'
-import { Store } from '../../src/store/index.ts'
-import { runCheck } from '../../src/check/index.ts'
 import type { AccountAddress, Asset, LedgerName } from '../../src/domain/index.ts'
 import type { Order } from '../../src/orders/index.ts'
 import { tempDirectory } from '../support/temp.ts'
+import { assertCheckClean } from '../support/ledger.ts'
 
 /**
  * Issue #9 point 5: metadata keys sent out of order must not make a healthy
@@ -57,13 +55,7 @@ for (const route of ROUTES) {
       assert.equal(account.statusCode, 200)
       await app.close()
       await node.close()
-      const store = await Store.open(path.join(temp.directory, 'store'))
-      try {
-        const result = await runCheck(store)
-        assert.equal(result.ok, true, JSON.stringify(result.findingsList).slice(0, 2000))
-      } finally {
-        await store.close()
-      }
+      await assertCheckClean(temp.directory)
     } finally {
       temp.remove()
     }
@@ -89,13 +81,7 @@ test('check: orders built outside the HTTP parser (plain objects, any key order)
     await submit({ type: 'SAVE_ACCOUNT_METADATA', ledger, address: 'users:3' as AccountAddress, metadata: unsorted })
     await submit({ type: 'SAVE_TRANSACTION_METADATA', ledger, id: 0n, metadata: unsorted })
     await node.close()
-    const store = await Store.open(path.join(temp.directory, 'store'))
-    try {
-      const result = await runCheck(store)
-      assert.equal(result.ok, true, JSON.stringify(result.findingsList).slice(0, 2000))
-    } finally {
-      await store.close()
-    }
+    await assertCheckClean(temp.directory)
   } finally {
     temp.remove()
   }

@@ -8,16 +8,9 @@ import { Store } from '../../src/store/index.ts'
 import { runCheck } from '../../src/check/index.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { clock, runWorkload, stepArbitrary } from '../check/workload.ts'
+import { storeRows } from '../support/ledger.ts'
 
 const CLUSTER = 'cache-budget-cluster'
-
-async function allRows(directory: string): Promise<Map<string, string>> {
-  const store = await Store.open(path.join(directory, 'store'))
-  const rows = new Map<string, string>()
-  for await (const [key, value] of store.range({ gte: Buffer.of(0) })) rows.set(key.toString('hex'), value.toString('hex'))
-  await store.close()
-  return rows
-}
 
 /**
  * Byte rotations anywhere: random workloads (reverts, metadata, idempotency,
@@ -59,7 +52,7 @@ test('property: under any byte budget and K, with a settings change midway, chec
           cpSync(path.join(live.directory, 'wal'), path.join(replay.directory, 'wal'), { recursive: true })
           const replayed = await LedgerNode.open({ dataDirectory: replay.directory, cacheRotationThreshold: threshold, cacheGenerationBytesMax: budgetBefore, clusterId: CLUSTER, sync: false })
           await replayed.close()
-          assert.deepEqual(await allRows(replay.directory), await allRows(live.directory))
+          assert.deepEqual(await storeRows(replay.directory), await storeRows(live.directory))
         } finally {
           live.remove()
           replay.remove()

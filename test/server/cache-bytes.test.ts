@@ -14,23 +14,12 @@ import type { RangeOptions, StoreReader } from '../../src/store/index.ts'
 import { restoreCache } from '../../src/server/cache-restore.ts'
 import { runCheck } from '../../src/check/index.ts'
 import { tempDirectory } from '../support/temp.ts'
+import { storeRows } from '../support/ledger.ts'
+import { clock } from '../check/workload.ts'
 
 const L = 'main' as LedgerName
 const CLUSTER = 'cache-bytes-cluster'
 const budget = 128 * 1024
-
-function clock(): () => number {
-  let t = Date.UTC(2026, 0, 1)
-  return () => (t += 1000)
-}
-
-async function allRows(directory: string): Promise<Map<string, string>> {
-  const store = await Store.open(path.join(directory, 'store'))
-  const rows = new Map<string, string>()
-  for await (const [key, value] of store.range({ gte: Buffer.of(0) })) rows.set(key.toString('hex'), value.toString('hex'))
-  await store.close()
-  return rows
-}
 
 /** A client retries the retryable 503s, as the contract asks. */
 async function submitRetrying(node: LedgerNode, orders: Order[]): Promise<void> {
@@ -105,7 +94,7 @@ test('byte budget: big bulks keep Gen0 + Gen1 under 2 × (budget + one proposal)
       assert.equal(replayed.fsm.appliedIndex, applied)
       await replayed.close()
     }
-    const [rowsLive, rowsA, rowsB] = await Promise.all([allRows(live.directory), allRows(replayA.directory), allRows(replayB.directory)])
+    const [rowsLive, rowsA, rowsB] = await Promise.all([storeRows(live.directory), storeRows(replayA.directory), storeRows(replayB.directory)])
     assert.deepEqual(rowsA, rowsB)
     assert.deepEqual(rowsA, rowsLive)
 

@@ -3,40 +3,19 @@ import assert from 'node:assert/strict'
 import { cpSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import { LedgerNode } from '../../src/server/index.ts'
-import type { Order } from '../../src/orders/index.ts'
-import type { OrderResult } from '../../src/fsm/index.ts'
 import type { AccountAddress, Asset, LedgerName } from '../../src/domain/index.ts'
 import { TallyError, volumesKey } from '../../src/domain/index.ts'
 import { MetaKey, Store, attributeRowKey, metaKey } from '../../src/store/index.ts'
 import { runCheck } from '../../src/check/index.ts'
 import type { CheckResult } from '../../src/check/index.ts'
 import { tempDirectory } from '../support/temp.ts'
+import { clock } from '../check/workload.ts'
+import { submitOne, transfer } from '../support/ledger.ts'
 
 const L = 'main' as LedgerName
 const usd = 'USD/2' as Asset
 const CLUSTER = 'cache-settings-cluster'
 
-function send(source: string, destination: string, amount: bigint): Order {
-  return {
-    type: 'CREATE_TRANSACTION',
-    ledger: L,
-    postings: [{ source: source as AccountAddress, destination: destination as AccountAddress, amount, asset: usd }],
-    metadata: {},
-    accountMetadata: {},
-    force: false,
-  }
-}
-
-async function one(node: LedgerNode, order: Order): Promise<OrderResult> {
-  const [result] = await node.admission.submit([{ order }], { atomic: false, continueOnFailure: false })
-  return result as OrderResult
-}
-
-/** A fixed clock: dates are part of each proposal. */
-function clock(): () => number {
-  let t = Date.UTC(2026, 0, 1)
-  return () => (t += 1000)
-}
 
 async function check(directory: string): Promise<CheckResult> {
   const store = await Store.open(path.join(directory, 'store'))
@@ -65,13 +44,13 @@ test('regression: acknowledged writes survive a power loss followed by a restart
   try {
     const options = { dataDirectory: tmp.directory, clusterId: CLUSTER, now: clock(), checkpointEntries: 1_000_000 }
     let node = await LedgerNode.open({ ...options, cacheRotationThreshold: 4 })
-    assert.equal((await one(node, { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} })).status, 'applied')
+    assert.equal((await submitOne(node, { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} })).status, 'applied')
     await node.close() // a clean close syncs the store: this is its last synced state
     const storeDirectory = path.join(tmp.directory, 'store')
     cpSync(storeDirectory, synced.directory, { recursive: true })
 
     node = await LedgerNode.open({ ...options, cacheRotationThreshold: 4 })
-    for (let i = 0; i < 5; i++) assert.equal((await one(node, send('world', 'users:1', 10n))).status, 'applied', `transfer ${i} acknowledged`)
+    for (let i = 0; i < 5; i++) assert.equal((await submitOne(node, transfer('world', 'users:1', 10n))).status, 'applied', `transfer ${i} acknowledged`)
     const acknowledged = node.fsm.appliedIndex
     await node.close()
     // Power loss: the WAL (fsynced) survives, the store falls back to its last synced state.
@@ -81,8 +60,8 @@ test('regression: acknowledged writes survive a power loss followed by a restart
     node = await LedgerNode.open({ ...options, cacheRotationThreshold: 2 })
     assert.ok(node.fsm.appliedIndex >= acknowledged)
     // The five transfers are there: users:1 can spend 50 and not a cent more.
-    assert.equal((await one(node, send('users:1', 'users:2', 50n))).status, 'applied')
-    const refused = await one(node, send('users:1', 'users:2', 1n))
+    assert.equal((await submitOne(node, transfer('users:1', 'users:2', 50n))).status, 'applied')
+    const refused = await submitOne(node, transfer('users:1', 'users:2', 1n))
     assert.equal(refused.status === 'failed' && refused.error.code, 'INSUFFICIENT_FUND')
     assert.equal(node.cache.settings.rotationThreshold, 2, 'the new threshold is in force after recovery')
     await node.close()
@@ -101,18 +80,18 @@ test('regression: lowering the rotation threshold before the first rotation keep
   try {
     const options = { dataDirectory: tmp.directory, clusterId: CLUSTER, now: clock(), sync: false }
     let node = await LedgerNode.open({ ...options, cacheRotationThreshold: 1000 })
-    await one(node, { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} })
-    for (let i = 0; i < 20; i++) assert.equal((await one(node, send('world', 'users:1', 1n))).status, 'applied')
+    await submitOne(node, { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} })
+    for (let i = 0; i < 20; i++) assert.equal((await submitOne(node, transfer('world', 'users:1', 1n))).status, 'applied')
     await node.close()
     node = await LedgerNode.open({ ...options, cacheRotationThreshold: 3 })
     for (let i = 0; i < 20; i++) {
       try {
-        assert.equal((await one(node, send('users:1', 'users:2', 1n))).status, 'applied', `write ${i} after lowering K`)
+        assert.equal((await submitOne(node, transfer('users:1', 'users:2', 1n))).status, 'applied', `write ${i} after lowering K`)
       } catch (error) {
         assert.fail(`write ${i} after lowering K was refused: ${error instanceof TallyError ? error.code : String(error)}`)
       }
     }
-    const refused = await one(node, send('users:1', 'users:2', 1n))
+    const refused = await submitOne(node, transfer('users:1', 'users:2', 1n))
     assert.equal(refused.status === 'failed' && refused.error.code, 'INSUFFICIENT_FUND')
     await node.close()
     const result = await check(tmp.directory)
@@ -127,8 +106,8 @@ test('a store from before ADR 0007 (cache state without settings or start indexe
   try {
     const options = { dataDirectory: tmp.directory, clusterId: CLUSTER, now: clock(), sync: false }
     let node = await LedgerNode.open({ ...options, cacheRotationThreshold: 2, cacheGenerationBytesMax: null })
-    await one(node, { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} })
-    for (let i = 0; i < 6; i++) assert.equal((await one(node, send('world', 'users:1', 1n))).status, 'applied')
+    await submitOne(node, { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} })
+    for (let i = 0; i < 6; i++) assert.equal((await submitOne(node, transfer('world', 'users:1', 1n))).status, 'applied')
     const generation = node.cache.generation
     const mirror = node.cache.mirrorRows()
     await node.close()
@@ -145,7 +124,7 @@ test('a store from before ADR 0007 (cache state without settings or start indexe
     node = await LedgerNode.open({ ...options, cacheRotationThreshold: 2 })
     assert.deepEqual(node.cache.settings, { rotationThreshold: 2, generationBytesMax: null })
     assert.deepEqual(node.cache.mirrorRows(), mirror)
-    for (let i = 0; i < 5; i++) assert.equal((await one(node, send('users:1', 'users:2', 1n))).status, 'applied')
+    for (let i = 0; i < 5; i++) assert.equal((await submitOne(node, transfer('users:1', 'users:2', 1n))).status, 'applied')
     assert.ok(node.cache.generation > generation)
     await node.close()
     const result = await check(tmp.directory)

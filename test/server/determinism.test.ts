@@ -5,27 +5,14 @@ import path from 'node:path'
 import { LedgerNode } from '../../src/server/index.ts'
 import type { Order } from '../../src/orders/index.ts'
 import type { AccountAddress, Asset, LedgerName } from '../../src/domain/index.ts'
-import { Store } from '../../src/store/index.ts'
 import { TallyError } from '../../src/domain/index.ts'
 import { tempDirectory } from '../support/temp.ts'
+import { storeRows } from '../support/ledger.ts'
+import { clock } from '../check/workload.ts'
 
 const L = 'main' as LedgerName
 const acct = (s: string) => s as AccountAddress
 const CLUSTER = 'determinism-cluster'
-
-async function allRows(directory: string): Promise<Map<string, string>> {
-  const store = await Store.open(path.join(directory, 'store'))
-  const rows = new Map<string, string>()
-  for await (const [key, value] of store.range({ gte: Buffer.of(0) })) rows.set(key.toString('hex'), value.toString('hex'))
-  await store.close()
-  return rows
-}
-
-/** A fixed clock: the date is part of each proposal, so replays see the same dates. */
-function clock(): () => number {
-  let t = Date.UTC(2026, 0, 1)
-  return () => (t += 1000)
-}
 
 test('determinism: the same WAL applied into two fresh stores yields byte-identical stores, equal to the live one', async () => {
   const live = tempDirectory()
@@ -70,7 +57,7 @@ test('determinism: the same WAL applied into two fresh stores yields byte-identi
       assert.equal(replayed.fsm.appliedIndex, node.fsm.appliedIndex)
       await replayed.close()
     }
-    const [rowsLive, rowsA, rowsB] = await Promise.all([allRows(live.directory), allRows(replayA.directory), allRows(replayB.directory)])
+    const [rowsLive, rowsA, rowsB] = await Promise.all([storeRows(live.directory), storeRows(replayA.directory), storeRows(replayB.directory)])
     assert.ok(rowsLive.size > 100, `a non-trivial store (${rowsLive.size} rows)`)
     assert.deepEqual(rowsA, rowsB)
     assert.deepEqual(rowsA, rowsLive)

@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import type { AccountAddress, Asset, LedgerName } from '../../src/domain/index.ts'
+import type { OrderResult } from '../../src/fsm/index.ts'
+import type { Order } from '../../src/orders/index.ts'
+import type { LedgerNode } from '../../src/server/index.ts'
+import { Store } from '../../src/store/index.ts'
+import { runCheck } from '../../src/check/index.ts'
+
+/** Orders and store helpers shared by the pipeline-level tests. */
+
+export const MAIN = 'main' as LedgerName
+export const USD = 'USD/2' as Asset
+
+/** A one-posting transaction order, as the HTTP parser would build it. */
+export function transfer(source: string, destination: string, amount: bigint, options: { ledger?: LedgerName; asset?: Asset } = {}): Order {
+  return {
+    type: 'CREATE_TRANSACTION',
+    ledger: options.ledger ?? MAIN,
+    postings: [{ source: source as AccountAddress, destination: destination as AccountAddress, amount, asset: options.asset ?? USD }],
+    metadata: {},
+    accountMetadata: {},
+    force: false,
+  } as Order
+}
+
+/** Submits one order alone and returns its result. */
+export async function submitOne(node: LedgerNode, order: Order): Promise<OrderResult> {
+  const [result] = await node.admission.submit([{ order }], { atomic: false, continueOnFailure: false })
+  assert.ok(result !== undefined)
+  return result
+}
+
+/** Every row of a closed data directory's store, hex-encoded (byte-identity checks). */
+export async function storeRows(directory: string): Promise<Map<string, string>> {
+  const store = await Store.open(path.join(directory, 'store'))
+  const rows = new Map<string, string>()
+  try {
+    for await (const [key, value] of store.range({ gte: Buffer.of(0) })) rows.set(key.toString('hex'), value.toString('hex'))
+  } finally {
+    await store.close()
+  }
+  return rows
+}
+
+/** Runs `tally check` over a closed data directory and asserts it is clean. */
+export async function assertCheckClean(directory: string): Promise<void> {
+  const store = await Store.open(path.join(directory, 'store'))
+  try {
+    const result = await runCheck(store)
+    assert.equal(result.ok, true, JSON.stringify(result.findingsList).slice(0, 2000))
+  } finally {
+    await store.close()
+  }
+}
