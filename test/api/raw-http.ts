@@ -67,8 +67,8 @@ export function parseRawResponse(text: string): RawResponse | undefined {
 export interface RawConnection {
   readonly socket: net.Socket
   write(text: string | Buffer): void
-  /** The first complete response; rejects if the connection closes without one. */
-  response(): Promise<RawResponse>
+  /** The first complete response; rejects if the connection closes without one or none comes within the deadline. */
+  response(deadlineMs?: number): Promise<RawResponse>
   /** Resolves when the server (or we) closed the connection. */
   readonly closed: Promise<void>
   /** Everything received so far. */
@@ -101,12 +101,19 @@ export async function connect(port: number): Promise<RawConnection> {
   return {
     socket,
     write: (bytes) => void socket.write(bytes),
-    async response() {
-      for (;;) {
-        const parsed = parseRawResponse(text)
-        if (parsed !== undefined) return parsed
-        if (isClosed) throw new Error(`connection closed without a complete response: ${JSON.stringify(text.slice(0, 500))}`)
-        await new Promise<void>((resolve) => waiting.push(resolve))
+    async response(deadlineMs = 15_000) {
+      const deadline = setTimeout(wake, deadlineMs)
+      const started = Date.now()
+      try {
+        for (;;) {
+          const parsed = parseRawResponse(text)
+          if (parsed !== undefined) return parsed
+          if (isClosed) throw new Error(`connection closed without a complete response: ${JSON.stringify(text.slice(0, 500))}`)
+          if (Date.now() - started >= deadlineMs) throw new Error(`no response within ${deadlineMs} ms: ${JSON.stringify(text.slice(0, 500))}`)
+          await new Promise<void>((resolve) => waiting.push(resolve))
+        }
+      } finally {
+        clearTimeout(deadline)
       }
     },
     closed,
@@ -136,9 +143,9 @@ export function assertV2Error(response: RawResponse, status: number, errorCode: 
 }
 
 /** Polls `condition` until it holds or the deadline passes (no fixed sleeps). */
-export async function eventually(condition: () => boolean, what: string, deadlineMs = 10_000): Promise<void> {
+export async function eventually(condition: () => boolean | Promise<boolean>, what: string, deadlineMs = 10_000): Promise<void> {
   const deadline = Date.now() + deadlineMs
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) assert.fail(`not within ${deadlineMs} ms: ${what}`)
     await new Promise<void>((resolve) => setTimeout(resolve, 10)) // a polling step, not a synchronisation
   }
