@@ -1,7 +1,10 @@
 import { parseArgs } from 'node:util'
+import { accessSync, constants, mkdirSync } from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import { LedgerNode } from '../server/index.ts'
-import { buildApi } from '../api/index.ts'
+import { bodyBytesMaxFor, buildApi, transportLimitsDefault } from '../api/index.ts'
+import type { TransportLimits } from '../api/index.ts'
 import { cacheRotationThresholdDefault } from '../cache/index.ts'
 
 const usage = `Usage: tally serve [options]
@@ -13,6 +16,12 @@ Options (each also read from the environment variable shown):
   --listen HOST:PORT              address to listen on      [TALLY_LISTEN, default 127.0.0.1:3068]
   --cache-rotation-threshold K    cache generation size     [TALLY_CACHE_ROTATION_THRESHOLD, default ${cacheRotationThresholdDefault}]
   --bulk-elements-max N           largest _bulk accepted    [TALLY_BULK_ELEMENTS_MAX, default 10000]
+  --body-bytes-max N              largest request body      [TALLY_BODY_BYTES_MAX, default 1 MiB + 2 KiB per bulk element]
+  --request-timeout-ms MS         whole request must arrive [TALLY_REQUEST_TIMEOUT_MS, default ${transportLimitsDefault.requestTimeoutMs}]
+  --headers-timeout-ms MS         headers must arrive       [TALLY_HEADERS_TIMEOUT_MS, default ${transportLimitsDefault.headersTimeoutMs}]
+  --idle-timeout-ms MS            idle keep-alive closed    [TALLY_IDLE_TIMEOUT_MS, default ${transportLimitsDefault.idleTimeoutMs}]
+  --connections-max N             open connections bound    [TALLY_CONNECTIONS_MAX, default ${transportLimitsDefault.connectionsMax}]
+  --shutdown-grace-ms MS          drain bound at shutdown   [TALLY_SHUTDOWN_GRACE_MS, default ${transportLimitsDefault.shutdownGraceMs}]
   -h, --help                      show this help
 `
 
@@ -22,62 +31,181 @@ export interface ServeSettings {
   readonly port: number
   readonly cacheRotationThreshold: number
   readonly bulkElementsMax: number
+  readonly bodyBytesMax: number
+  readonly transport: TransportLimits
 }
 
+/** A command line or environment that cannot start a server; its message is the whole answer. */
+export class ServeUsageError extends Error {}
+
+const integerFlags = {
+  'cache-rotation-threshold': 'TALLY_CACHE_ROTATION_THRESHOLD',
+  'bulk-elements-max': 'TALLY_BULK_ELEMENTS_MAX',
+  'body-bytes-max': 'TALLY_BODY_BYTES_MAX',
+  'request-timeout-ms': 'TALLY_REQUEST_TIMEOUT_MS',
+  'headers-timeout-ms': 'TALLY_HEADERS_TIMEOUT_MS',
+  'idle-timeout-ms': 'TALLY_IDLE_TIMEOUT_MS',
+  'connections-max': 'TALLY_CONNECTIONS_MAX',
+  'shutdown-grace-ms': 'TALLY_SHUTDOWN_GRACE_MS',
+} as const
+type IntegerFlag = keyof typeof integerFlags
+
 export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSettings | 'help' {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      data: { type: 'string' },
-      listen: { type: 'string' },
-      'cache-rotation-threshold': { type: 'string' },
-      'bulk-elements-max': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  })
+  let values: Record<string, string | boolean | undefined>
+  try {
+    ;({ values } = parseArgs({
+      args: argv,
+      options: {
+        data: { type: 'string' },
+        listen: { type: 'string' },
+        ...Object.fromEntries(Object.keys(integerFlags).map((flag) => [flag, { type: 'string' as const }])),
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }))
+  } catch (error) {
+    throw new ServeUsageError((error as Error).message)
+  }
   if (values.help === true) return 'help'
-  const listen = values.listen ?? env.TALLY_LISTEN ?? '127.0.0.1:3068'
-  const match = /^(.*):(\d{1,5})$/.exec(listen)
-  if (match === null) throw new Error(`--listen: expected HOST:PORT, got ${JSON.stringify(listen)}`)
+  const integer = (flag: IntegerFlag, fallback: number): number => {
+    const fromFlag = values[flag]
+    const value = typeof fromFlag === 'string' ? fromFlag : env[integerFlags[flag]]
+    const source = typeof fromFlag === 'string' ? `--${flag}` : `${integerFlags[flag]} (--${flag})`
+    return positiveInteger(value, fallback, source)
+  }
+  const listenFlag = values.listen
+  const listen = typeof listenFlag === 'string' ? listenFlag : (env.TALLY_LISTEN ?? '127.0.0.1:3068')
+  const listenSource = typeof listenFlag === 'string' ? '--listen' : 'TALLY_LISTEN (--listen)'
+  const match = /^(.+):(\d{1,5})$/.exec(listen)
+  if (match === null) throw new ServeUsageError(`${listenSource}: expected HOST:PORT, got ${JSON.stringify(listen)}`)
   const port = Number(match[2])
-  if (port > 65535) throw new Error(`--listen: port ${port} out of range`)
+  if (port > 65535) throw new ServeUsageError(`${listenSource}: port ${port} out of range 0..65535`)
+  const bulkElementsMax = integer('bulk-elements-max', 10_000)
+  const transport: TransportLimits = {
+    requestTimeoutMs: integer('request-timeout-ms', transportLimitsDefault.requestTimeoutMs),
+    headersTimeoutMs: integer('headers-timeout-ms', transportLimitsDefault.headersTimeoutMs),
+    idleTimeoutMs: integer('idle-timeout-ms', transportLimitsDefault.idleTimeoutMs),
+    connectionsMax: integer('connections-max', transportLimitsDefault.connectionsMax),
+    shutdownGraceMs: integer('shutdown-grace-ms', transportLimitsDefault.shutdownGraceMs),
+  }
+  if (transport.headersTimeoutMs > transport.requestTimeoutMs) {
+    throw new ServeUsageError(`--headers-timeout-ms (${transport.headersTimeoutMs}) must not exceed --request-timeout-ms (${transport.requestTimeoutMs})`)
+  }
+  const dataFlag = values.data
   return {
-    dataDirectory: path.resolve(values.data ?? env.TALLY_DATA ?? 'data'),
+    dataDirectory: path.resolve(typeof dataFlag === 'string' ? dataFlag : (env.TALLY_DATA ?? 'data')),
     host: (match[1] as string).replace(/^\[(.*)\]$/, '$1'),
     port,
-    cacheRotationThreshold: positiveInteger(
-      values['cache-rotation-threshold'] ?? env.TALLY_CACHE_ROTATION_THRESHOLD,
-      cacheRotationThresholdDefault,
-      '--cache-rotation-threshold',
-    ),
-    bulkElementsMax: positiveInteger(values['bulk-elements-max'] ?? env.TALLY_BULK_ELEMENTS_MAX, 10_000, '--bulk-elements-max'),
+    cacheRotationThreshold: integer('cache-rotation-threshold', cacheRotationThresholdDefault),
+    bulkElementsMax,
+    bodyBytesMax: integer('body-bytes-max', bodyBytesMaxFor(bulkElementsMax)),
+    transport,
   }
 }
 
-function positiveInteger(value: string | undefined, fallback: number, flag: string): number {
+function positiveInteger(value: string | undefined, fallback: number, source: string): number {
   if (value === undefined) return fallback
-  if (!/^[1-9][0-9]{0,8}$/.test(value)) throw new Error(`${flag}: expected a positive integer, got ${JSON.stringify(value)}`)
+  if (!/^[1-9][0-9]{0,9}$/.test(value) || !Number.isSafeInteger(Number(value)) || Number(value) > 2 ** 31 - 1) {
+    throw new ServeUsageError(`${source}: expected a positive integer below 2^31, got ${JSON.stringify(value)}`)
+  }
   return Number(value)
 }
 
+// ---- startup failures: one line, what is wrong and what to do ------------------------
+
+interface SystemErrorLike {
+  readonly code?: string
+  readonly syscall?: string
+  readonly path?: string
+  readonly message: string
+  readonly cause?: unknown
+}
+
+/** The error and its causes, outermost first (RocksDB wraps the reason a store would not open). */
+function causeChain(error: unknown): SystemErrorLike[] {
+  const chain: SystemErrorLike[] = []
+  for (let current = error; current instanceof Error && chain.length < 8; current = (current as SystemErrorLike).cause) {
+    chain.push(current as SystemErrorLike)
+  }
+  return chain
+}
+
+/** Why `tally serve` could not start, said so an operator knows what to change. */
+export function describeStartupFailure(error: unknown, settings: Pick<ServeSettings, 'dataDirectory' | 'host' | 'port'>): string {
+  const chain = causeChain(error)
+  const codes = new Set(chain.map((entry) => entry.code))
+  const data = settings.dataDirectory
+  const address = `${settings.host}:${settings.port}`
+  const system = chain.find((entry) => entry.syscall !== undefined)
+  if (codes.has('EADDRINUSE')) return `port ${settings.port} on ${settings.host} is already in use (another tally or another server); stop it or choose another --listen`
+  if (system?.syscall === 'listen' || system?.syscall === 'bind' || codes.has('ENOTFOUND') || codes.has('EAI_AGAIN')) {
+    if (codes.has('EACCES')) return `not allowed to listen on ${address} (ports below 1024 need privileges); choose another --listen`
+    if (codes.has('EADDRNOTAVAIL')) return `${settings.host} is not an address of this machine; choose another --listen`
+    if (codes.has('ENOTFOUND') || codes.has('EAI_AGAIN')) return `cannot resolve host ${JSON.stringify(settings.host)}; choose another --listen`
+    return `cannot listen on ${address}: ${system?.message ?? (error as Error).message}; choose another --listen`
+  }
+  if (codes.has('LEVEL_LOCKED')) return `data directory ${data} is in use by another tally process (or tool); stop it, or give this one another --data`
+  if (codes.has('ENOTDIR') || codes.has('EEXIST')) return `data directory ${data} is not a directory (it, or a parent, is a file); choose another --data`
+  if (codes.has('EACCES') || codes.has('EPERM') || codes.has('EROFS')) {
+    return `data directory ${data} is not writable (${system?.code ?? 'EACCES'} on ${system?.path ?? data}); fix its permissions or choose another --data`
+  }
+  if (codes.has('ENOSPC')) return `no space left on the device holding ${data}; free some space or choose another --data`
+  const first = chain[0]
+  return `cannot start with data directory ${data}: ${first === undefined ? String(error) : first.message.split('\n')[0]}`
+}
+
+/** Fails as binding would, without holding the port: checked before the data directory is touched. */
+async function checkPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return
+  const probe = net.createServer()
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject)
+    probe.listen({ host, port, exclusive: true }, () => resolve())
+  })
+  await new Promise<void>((resolve) => probe.close(() => resolve()))
+}
+
+/** Creates the data directory and proves it writable, so a bad one is named before the store opens. */
+function prepareDataDirectory(directory: string): void {
+  mkdirSync(directory, { recursive: true })
+  accessSync(directory, constants.W_OK | constants.X_OK)
+}
+
 export async function serveCommand(argv: string[]): Promise<number> {
+  const fail = (message: string): number => {
+    process.stderr.write(`tally serve: ${message}\n`)
+    return 1
+  }
   let settings: ServeSettings | 'help'
   try {
     settings = parseServeArgs(argv, process.env)
   } catch (error) {
-    process.stderr.write(`tally serve: ${(error as Error).message}\n\n${usage}`)
-    return 2
+    if (!(error instanceof ServeUsageError)) throw error
+    return fail(`${error.message}; see tally serve --help`)
   }
   if (settings === 'help') {
     process.stdout.write(usage)
     return 0
   }
   const log = (message: string): void => void process.stderr.write(`${new Date().toISOString()} ${message}\n`)
-  log(`opening ${settings.dataDirectory}`)
-  const node = await LedgerNode.open({ dataDirectory: settings.dataDirectory, cacheRotationThreshold: settings.cacheRotationThreshold, log })
-  const app = await buildApi(node, { bulkElementsMax: settings.bulkElementsMax })
-  await app.listen({ host: settings.host, port: settings.port })
+  let node: LedgerNode
+  try {
+    await checkPortFree(settings.host, settings.port)
+    prepareDataDirectory(settings.dataDirectory)
+    log(`opening ${settings.dataDirectory}`)
+    node = await LedgerNode.open({ dataDirectory: settings.dataDirectory, cacheRotationThreshold: settings.cacheRotationThreshold, log })
+  } catch (error) {
+    return fail(describeStartupFailure(error, settings))
+  }
+  const app = await buildApi(node, { bulkElementsMax: settings.bulkElementsMax, bodyBytesMax: settings.bodyBytesMax, transport: settings.transport })
+  try {
+    await app.listen({ host: settings.host, port: settings.port })
+  } catch (error) {
+    // Taken between the check and now: close what was opened, then say so.
+    await app.close()
+    await node.close()
+    return fail(describeStartupFailure(error, settings))
+  }
   const address = app.server.address()
   const bound = typeof address === 'object' && address !== null ? `${address.address}:${address.port}` : String(address)
   log(`tally listening on http://${bound} (applied index ${node.fsm.appliedIndex})`)
