@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import type { LedgerNode } from '../server/index.ts'
-import { parseJson, stringifyJson } from '../domain/index.ts'
+import { jsonSliceCharacters, parseJson, parseJsonInSlices, stringifyJson } from '../domain/index.ts'
 import { errorHandler } from './errors.ts'
 import { ConnectionTracker, RouteTable, clientErrorHandler, frameworkErrors, refuseUnexpectedBodyType, timeoutCheckIntervalMs, transportLimitsDefault } from './transport.ts'
 import type { TransportLimits } from './transport.ts'
@@ -70,14 +70,11 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
   app.addHttpMethod('HEAD', { hasBody: true, overrideExisting: true })
   app.addHook('preParsing', async (request) => refuseUnexpectedBodyType(request))
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+  // Large bodies parse in slices so one request cannot hold the event loop (health checks, other clients).
+  app.addContentTypeParser('*', { parseAs: 'string' }, async (_request: unknown, body: string | Buffer) => {
     const text = typeof body === 'string' ? body : body.toString('utf8')
-    if (text.trim() === '') return done(null, undefined)
-    try {
-      done(null, parseJson(text))
-    } catch (error) {
-      done(error as Error, undefined)
-    }
+    if (text.trim() === '') return undefined
+    return text.length <= jsonSliceCharacters ? parseJson(text) : parseJsonInSlices(text)
   })
   app.setReplySerializer((payload) => stringifyJson(payload))
   app.setErrorHandler(errorHandler)
