@@ -1,7 +1,8 @@
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import type { LedgerNode } from '../server/index.ts'
-import { jsonSliceCharacters, parseJson, parseJsonInSlices, stringifyJson } from '../domain/index.ts'
+import { stringifyJson } from '../domain/index.ts'
+import { parseJsonBody } from './json-body.ts'
 import { errorHandler } from './errors.ts'
 import { ConnectionTracker, RouteTable, clientErrorHandler, frameworkErrors, refuseUnexpectedBodyType, timeoutCheckIntervalMs, transportLimitsDefault } from './transport.ts'
 import type { TransportLimits } from './transport.ts'
@@ -74,7 +75,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
   app.addContentTypeParser('*', { parseAs: 'string' }, async (_request: unknown, body: string | Buffer) => {
     const text = typeof body === 'string' ? body : body.toString('utf8')
     if (text.trim() === '') return undefined
-    return text.length <= jsonSliceCharacters ? parseJson(text) : parseJsonInSlices(text)
+    return parseJsonBody(text)
   })
   app.setReplySerializer((payload) => stringifyJson(payload))
   app.setErrorHandler(errorHandler)

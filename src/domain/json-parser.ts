@@ -5,7 +5,8 @@ import type { Json } from './json.ts'
  * `bigint` exactly (amounts go up to 2^256 − 1), other numbers to `number`.
  * It runs in slices of a bounded number of characters, so a large request
  * body can be parsed between other work instead of holding the event loop
- * (`parseJsonInSlices`); the same code, run to the end, parses store rows.
+ * (`parseJsonBody` in `src/api/json-body.ts`); the same code, run to the end,
+ * parses store rows.
  *
  * Stricter than `JSON.parse` in one way: a key repeated in one object is an
  * error (which value would the ledger have meant?). Like `JSON.parse`, a key

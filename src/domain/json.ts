@@ -1,13 +1,16 @@
 import { validationError, InvariantViolation } from './errors.ts'
 import { JsonParser, JsonSyntaxError } from './json-parser.ts'
 
+export { JsonParser, JsonSyntaxError, jsonDepthMax } from './json-parser.ts'
+
 /**
  * The lossless JSON codec for every body we read or write. The v2 wire format
  * carries amounts as JSON numbers that may exceed 2^53: integers parse to
  * `bigint` exactly, other numbers to `number`; `bigint` prints as a JSON
  * number. Node 20's JSON would silently round both ways. The parser is our
- * own (`json-parser.ts`): it can run in slices, and is several times faster
- * than the library it replaced.
+ * own (`json-parser.ts`): it can run in slices (the HTTP edge parses large
+ * bodies that way, `src/api/json-body.ts`), and is faster than the library
+ * it replaced.
  */
 export type Json = null | boolean | number | bigint | string | Json[] | { [key: string]: Json }
 
@@ -17,29 +20,12 @@ export function parseJson(text: string): Json {
     parser.step(Number.POSITIVE_INFINITY)
     return parser.result()
   } catch (error) {
-    throw malformed(error)
+    throw malformedJson(error)
   }
 }
 
-/** Characters parsed between two yields to the event loop: a few milliseconds of work. */
-export const jsonSliceCharacters = 256 * 1024
-
-/**
- * `parseJson` for large request bodies: parses a slice, lets the event loop
- * run (other requests, health checks), parses the next. Same parser, same
- * result; a body of tens of MB never holds the loop for more than a slice.
- */
-export async function parseJsonInSlices(text: string, sliceCharacters = jsonSliceCharacters): Promise<Json> {
-  const parser = new JsonParser(text)
-  try {
-    while (!parser.step(sliceCharacters)) await new Promise<void>((resolve) => setImmediate(resolve))
-    return parser.result()
-  } catch (error) {
-    throw malformed(error)
-  }
-}
-
-function malformed(error: unknown): Error {
+/** A parser failure as the codec reports it: a 400 VALIDATION "malformed JSON: …" for a syntax error. */
+export function malformedJson(error: unknown): Error {
   if (!(error instanceof JsonSyntaxError)) return error instanceof Error ? error : new Error(String(error))
   return validationError(`malformed JSON: ${error.message}`)
 }

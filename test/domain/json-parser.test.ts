@@ -2,7 +2,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { parse as losslessParse } from 'lossless-json'
-import { canonicalJson, parseJson, parseJsonInSlices, stringifyJson, TallyError } from '../../src/domain/index.ts'
+import { canonicalJson, parseJson, stringifyJson, TallyError } from '../../src/domain/index.ts'
+import { parseJsonBody } from '../../src/api/json-body.ts'
 import type { Json } from '../../src/domain/index.ts'
 import { jsonDepthMax } from '../../src/domain/json-parser.ts'
 
@@ -73,7 +74,7 @@ test('parsing in slices of any size gives the same value as parsing at once', as
   await fc.assert(
     fc.asyncProperty(json, fc.integer({ min: 1, max: 64 }), async (value, slice) => {
       const text = stringifyJson(value)
-      assert.deepStrictEqual(await parseJsonInSlices(text, slice), parseJson(text))
+      assert.deepStrictEqual(await parseJsonBody(text, slice), parseJson(text))
     }),
     { numRuns: 300 },
   )
@@ -161,7 +162,7 @@ test('parsing in slices lets other work run between slices (the event loop is no
     if (running) setImmediate(spin)
   }
   setImmediate(spin)
-  const parsed = await parseJsonInSlices(text, slice)
+  const parsed = await parseJsonBody(text, slice)
   running = false
   assert.equal((parsed as Json[]).length, 20_000)
   const slices = Math.floor(text.length / slice)
