@@ -206,10 +206,6 @@ export async function serveCommand(argv: string[]): Promise<number> {
     await node.close()
     return fail(describeStartupFailure(error, settings))
   }
-  const address = app.server.address()
-  const bound = typeof address === 'object' && address !== null ? `${address.address}:${address.port}` : String(address)
-  log(`tally listening on http://${bound} (applied index ${node.fsm.appliedIndex})`)
-  process.stdout.write(`listening ${bound}\n`)
   return new Promise<number>((resolve) => {
     let stopping = false
     const stop = (signal: string): void => {
@@ -228,7 +224,12 @@ export async function serveCommand(argv: string[]): Promise<number> {
           resolve(1)
         })
     }
+    // Before announcing the address: a supervisor may signal as soon as it reads it.
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))
+    const address = app.server.address()
+    const bound = typeof address === 'object' && address !== null ? `${address.address}:${address.port}` : String(address)
+    log(`tally listening on http://${bound} (applied index ${node.fsm.appliedIndex})`)
+    process.stdout.write(`listening ${bound}\n`)
   })
 }

@@ -7,6 +7,7 @@ import path from 'node:path'
 import { killTally, repositoryRoot, spawnTally } from '../support/server-process.ts'
 import type { ServerProcess } from '../support/server-process.ts'
 import { tempDirectory } from '../support/temp.ts'
+import { describeStartupFailure } from '../../src/cli/serve-command.ts'
 
 /**
  * `tally serve` refusing to start says what is wrong and what to do in one
@@ -102,4 +103,51 @@ describe('tally serve startup failures', () => {
     assertRefused(await runServe(data, { TALLY_LISTEN: 'nowhere' }), /TALLY_LISTEN|--listen/)
     assert.equal(existsSync(path.join(temp.directory, 'flags')), false, 'nothing created for a bad command line')
   })
+})
+
+test('SIGTERM with a stalled request body: the server stops cleanly without waiting for the client', async () => {
+  const temp = tempDirectory('tally-serve-stop-')
+  // A long grace: only closing the stalled connection at once can stop the server within the deadline.
+  const server = await spawnTally({ dataDirectory: temp.directory, args: ['--shutdown-grace-ms', '60000'] })
+  const socket = net.connect({ host: '127.0.0.1', port: Number(new URL(server.baseUrl).port) })
+  try {
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject))
+    socket.write('POST /v2/main/transactions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{')
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    server.child.kill('SIGTERM')
+    let timer: NodeJS.Timeout | undefined
+    const outcome = await Promise.race([
+      server.exited,
+      new Promise<'deadline'>((resolve) => {
+        timer = setTimeout(() => resolve('deadline'), 15_000) // far below the 60 s request timeout and grace
+      }),
+    ])
+    clearTimeout(timer)
+    assert.deepEqual(outcome, { code: 0, signal: null }, server.stderr())
+    await closed
+    assert.match(server.stderr(), /stopped cleanly/)
+  } finally {
+    socket.destroy()
+    await killTally(server)
+    temp.remove()
+  }
+})
+
+test('startup failures are classified from the error and its causes, whoever runs the tests', () => {
+  const settings = { dataDirectory: '/data/tally', host: '127.0.0.1', port: 3068 }
+  const system = (code: string, syscall: string, path?: string): Error => Object.assign(new Error(`${code}: ${syscall}`), { code, syscall, ...(path ? { path } : {}) })
+  const cases: [unknown, RegExp][] = [
+    [system('EACCES', 'mkdir', '/data/tally'), /not writable \(EACCES on \/data\/tally\).*--data/],
+    [system('EROFS', 'open', '/data/tally/wal/0001'), /not writable \(EROFS.*--data/],
+    [system('EPERM', 'mkdir', '/data'), /not writable.*--data/],
+    [system('ENOSPC', 'write', '/data/tally/wal'), /no space left.*--data/],
+    [system('ENOTDIR', 'mkdir', '/data/tally'), /not a directory.*--data/],
+    [Object.assign(new Error('Database is not open'), { code: 'LEVEL_DATABASE_NOT_OPEN', cause: Object.assign(new Error('lock'), { code: 'LEVEL_LOCKED' }) }), /in use by another tally.*--data/],
+    [system('EADDRINUSE', 'listen'), /3068.*already in use.*--listen/],
+    [system('EACCES', 'listen'), /not allowed to listen.*--listen/],
+    [system('EADDRNOTAVAIL', 'listen'), /not an address of this machine.*--listen/],
+    [system('ENOTFOUND', 'getaddrinfo'), /cannot resolve host.*--listen/],
+    [new Error('something else\nwith a second line'), /^cannot start with data directory \/data\/tally: something else$/],
+  ]
+  for (const [error, pattern] of cases) assert.match(describeStartupFailure(error, settings), pattern)
 })
