@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { assertV2Error, connect, exchange, openListeningApi } from './raw-http.ts'
 import type { ListeningApi } from './raw-http.ts'
+import { operations, routeUrlOf } from '../../src/api/openapi/index.ts'
 
 /**
  * Every error a client can provoke at the transport level — including the
@@ -33,6 +34,26 @@ describe('transport errors answer the v2 error shape', () => {
     assert.ok(allowed.includes('GET') && allowed.includes('POST'), `Allow: ${response.headers.get('allow')}`)
     const prefixed = await exchange(api.port, `PUT /api/ledger/v2/main/accounts/a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`)
     assertV2Error(prefixed, 405, 'VALIDATION')
+  })
+
+  test('sweep: every v2 operation path, called with a method it does not take, is 405 with Allow naming the ones it does', async () => {
+    const methodsByPath = new Map<string, Set<string>>()
+    for (const operation of operations) {
+      const url = routeUrlOf(operation.path).replace(/:[A-Za-z]+/g, 'x')
+      const methods = methodsByPath.get(url) ?? new Set<string>()
+      methods.add(operation.method.toUpperCase())
+      methodsByPath.set(url, methods)
+    }
+    assert.ok(methodsByPath.size > 20, 'the catalogue is there')
+    for (const [url, methods] of methodsByPath) {
+      const wrong = ['PATCH', 'PUT', 'DELETE', 'POST', 'GET'].find((method) => !methods.has(method)) as string
+      for (const prefix of ['', '/api/ledger']) {
+        const response = await exchange(api.port, `${wrong} ${prefix}${url} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`)
+        assertV2Error(response, 405, 'VALIDATION')
+        const allowed = new Set((response.headers.get('allow') ?? '').split(',').map((method) => method.trim()))
+        for (const method of methods) assert.ok(allowed.has(method), `${wrong} ${prefix}${url}: Allow ${response.headers.get('allow')} lacks ${method}`)
+      }
+    }
   })
 
   test('path parameter far over every length limit: 414 saying it is a length limit', async () => {
