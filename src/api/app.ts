@@ -1,8 +1,11 @@
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import type { LedgerNode } from '../server/index.ts'
-import { accountAddressLengthMax, metadataKeyLengthMax, parseJson, stringifyJson } from '../domain/index.ts'
+import { accountAddressLengthMax, metadataKeyLengthMax, stringifyJson } from '../domain/index.ts'
+import { parseJsonBody } from './json-body.ts'
 import { errorHandler } from './errors.ts'
+import { ConnectionTracker, RouteTable, clientErrorHandler, frameworkErrors, refuseUnexpectedBodyType, timeoutCheckIntervalMs, transportLimitsDefault } from './transport.ts'
+import type { TransportLimits } from './transport.ts'
 import { Views } from './views.ts'
 import { cursorKeyOf } from './paging.ts'
 import { systemRoutes } from './routes/system.ts'
@@ -18,12 +21,20 @@ import { logTransferRoutes } from './routes/logs-transfer.ts'
 import { checkRoutes } from './routes/check.ts'
 
 export interface ApiOptions {
+  /** Largest request body; default sized to the bulk limit (`bodyBytesMaxFor`). */
   readonly bodyBytesMax?: number
   readonly bulkElementsMax?: number
   readonly logger?: boolean
+  /** Timeouts, connection bound and shutdown grace; each defaults to `transportLimitsDefault`. */
+  readonly transport?: Partial<TransportLimits>
 }
 
-export const bodyBytesMaxDefault = 32 * 1024 * 1024
+/** Room for one `_bulk` of `bulkElementsMax` elements of up to 2 KiB each, and never under 1 MiB. */
+export function bodyBytesMaxFor(bulkElementsMax: number): number {
+  return 1024 * 1024 + bulkElementsMax * 2 * 1024
+}
+
+export const bodyBytesMaxDefault = bodyBytesMaxFor(bulkElementsMaxDefault)
 
 /**
  * The longest path parameter the router passes on, as sent: every field a
@@ -37,29 +48,52 @@ export const pathParameterLengthMax = 9 * Math.max(accountAddressLengthMax, meta
 /**
  * The HTTP adapter: Formance v2 routes at `/v2/…` and under the gateway
  * prefix `/api/ledger/v2/…` that Formance's SDKs use, plus Tally's `/_/…`.
- * Bodies go through the lossless JSON codec both ways.
+ * Bodies go through the lossless JSON codec both ways; every error, the
+ * transport's own included, answers `{errorCode, errorMessage}`.
  */
 export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: options.bodyBytesMax ?? bodyBytesMaxDefault, routerOptions: { maxParamLength: pathParameterLengthMax } })
+  const limits: TransportLimits = { ...transportLimitsDefault, ...options.transport }
+  const bulkElementsMax = options.bulkElementsMax ?? bulkElementsMaxDefault
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: options.bodyBytesMax ?? bodyBytesMaxFor(bulkElementsMax),
+    routerOptions: { maxParamLength: pathParameterLengthMax },
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.idleTimeoutMs,
+    http: { headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs, connectionsCheckingInterval: timeoutCheckIntervalMs(limits) },
+    return503OnClosing: false, // answered by the connection tracker, in the v2 shape
+    clientErrorHandler: clientErrorHandler(limits),
+    frameworkErrors: frameworkErrors(pathParameterLengthMax),
+  })
+  const connections = new ConnectionTracker(limits)
+  connections.attach(app)
+  const routeTable = new RouteTable()
+  app.addHook('onRoute', (route) => routeTable.add(route.method, route.url))
   // v2 clients send list filters as a JSON body on GET and HEAD.
   app.addHttpMethod('GET', { hasBody: true, overrideExisting: true })
   app.addHttpMethod('HEAD', { hasBody: true, overrideExisting: true })
+  app.addHook('preParsing', async (request) => refuseUnexpectedBodyType(request))
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+  // Large bodies parse in slices so one request cannot hold the event loop (health checks, other clients).
+  app.addContentTypeParser('*', { parseAs: 'string' }, async (_request: unknown, body: string | Buffer) => {
     const text = typeof body === 'string' ? body : body.toString('utf8')
-    if (text.trim() === '') return done(null, undefined)
-    try {
-      done(null, parseJson(text))
-    } catch (error) {
-      done(error as Error, undefined)
-    }
+    if (text.trim() === '') return undefined
+    return parseJsonBody(text)
   })
   app.decorate('cursorKey', cursorKeyOf(node.clusterId))
   app.setReplySerializer((payload) => stringifyJson(payload))
   app.setErrorHandler(errorHandler)
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ errorCode: 'NOT_FOUND', errorMessage: `no route ${request.method} ${request.url}` }),
-  )
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?', 1)[0] as string
+    const allowed = routeTable.methodsAt(path)
+    if (allowed.length > 0) {
+      return reply
+        .code(405)
+        .header('Allow', allowed.join(', '))
+        .send({ errorCode: 'VALIDATION', errorMessage: `method ${request.method} not allowed on ${path}; allowed: ${allowed.join(', ')}` })
+    }
+    return reply.code(404).send({ errorCode: 'NOT_FOUND', errorMessage: `no route ${request.method} ${path}` })
+  })
   const views = new Views(node.store)
   const routes = async (scope: FastifyInstance): Promise<void> => {
     openApiRoutes(scope) // first: documents the routes registered after it
@@ -69,7 +103,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     accountRoutes(scope, node, views)
     logRoutes(scope, views)
     aggregateRoutes(scope, node.store, views)
-    bulkRoutes(scope, node, views, { bulkElementsMax: options.bulkElementsMax ?? bulkElementsMaxDefault })
+    bulkRoutes(scope, node, views, { bulkElementsMax })
     logTransferRoutes(scope, node)
     checkRoutes(scope, node)
     unsupportedRoutes(scope) // last: 501 for the v2 operations no route above serves

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { InvariantViolation, TallyError, httpStatusOf } from '../domain/index.ts'
 import type { OrderFailure } from '../fsm/index.ts'
 import { v2ErrorCodes } from './openapi/schemas.ts'
+import { TransportError } from './transport.ts'
 
 /** v2 error body: `{errorCode, errorMessage, details?}`; retryable errors carry Retry-After. */
 export function sendFailure(reply: FastifyReply, failure: OrderFailure): FastifyReply {
@@ -39,9 +40,12 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
   if (error instanceof TallyError) {
     return sendFailure(reply, { code: error.code, kind: error.kind, message: error.message, ...(error.details ? { details: error.details } : {}) })
   }
+  if (error instanceof TransportError) {
+    return reply.code(error.statusCode).send({ errorCode: error.errorCode, errorMessage: error.message })
+  }
   const fastifyError = error as FastifyError
   if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return reply.code(413).send({ errorCode: 'VALIDATION', errorMessage: `request body larger than the limit` })
+    return reply.code(413).send({ errorCode: 'VALIDATION', errorMessage: `request body larger than the limit of ${request.routeOptions.bodyLimit} bytes` })
   }
   if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
     return reply.code(fastifyError.statusCode).send({ errorCode: 'VALIDATION', errorMessage: fastifyError.message })

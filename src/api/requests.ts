@@ -27,12 +27,21 @@ export function queryFlag(request: FastifyRequest, name: string): boolean {
 export const idempotencyKeyLengthMax = 256
 
 export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
+  // Node joins repeated headers with ", "; two keys must not pass as one key "k1, k2".
+  if (headerCount(request, 'idempotency-key') > 1) throw validationError('Idempotency-Key: sent more than once; send exactly one key')
   const value = request.headers['idempotency-key']
   if (value === undefined || value === '') return undefined
   if (typeof value !== 'string' || value.length > idempotencyKeyLengthMax) {
     throw validationError(`Idempotency-Key: expected one key of at most ${idempotencyKeyLengthMax} characters`)
   }
   return value
+}
+
+function headerCount(request: FastifyRequest, lowerCaseName: string): number {
+  const raw = request.raw.rawHeaders
+  let count = 0
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === lowerCaseName) count++
+  return count
 }
 
 /** base64url(sha256(canonical request)) — what "the same request" means for an idempotency key. */

@@ -1,7 +1,10 @@
 import { parseArgs } from 'node:util'
+import { accessSync, constants, mkdirSync } from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import { LedgerNode } from '../server/index.ts'
-import { buildApi } from '../api/index.ts'
+import { bodyBytesMaxFor, buildApi, transportLimitsDefault } from '../api/index.ts'
+import type { TransportLimits } from '../api/index.ts'
 import { cacheGenerationBytesMaxDefault, cacheRotationThresholdDefault } from '../cache/index.ts'
 import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, loadAuditCheckpointSettings } from '../server/index.ts'
 import type { AuditCheckpointSettings } from '../server/index.ts'
@@ -22,6 +25,12 @@ Options (each also read from the environment variable shown):
                                   directory; on an existing one a different value is logged
                                   as a settings change, and leaving them out keeps the stored ones.
   --bulk-elements-max N           largest _bulk accepted    [TALLY_BULK_ELEMENTS_MAX, default 10000]
+  --body-bytes-max N              largest request body      [TALLY_BODY_BYTES_MAX, default 1 MiB + 2 KiB per bulk element]
+  --request-timeout-ms MS         whole request must arrive [TALLY_REQUEST_TIMEOUT_MS, default ${transportLimitsDefault.requestTimeoutMs}]
+  --headers-timeout-ms MS         headers must arrive       [TALLY_HEADERS_TIMEOUT_MS, default ${transportLimitsDefault.headersTimeoutMs}]
+  --idle-timeout-ms MS            idle keep-alive closed    [TALLY_IDLE_TIMEOUT_MS, default ${transportLimitsDefault.idleTimeoutMs}]
+  --connections-max N             open connections bound    [TALLY_CONNECTIONS_MAX, default ${transportLimitsDefault.connectionsMax}]
+  --shutdown-grace-ms MS          drain bound at shutdown   [TALLY_SHUTDOWN_GRACE_MS, default ${transportLimitsDefault.shutdownGraceMs}]
   --audit-key FILE                sign audit checkpoints with this key, kept outside --data
                                   (tally audit-key makes one)  [TALLY_AUDIT_KEY]
   --audit-checkpoint-entries N    audit entries between two checkpoints
@@ -39,72 +48,112 @@ export interface ServeSettings {
   readonly cacheRotationThreshold: number | undefined
   readonly cacheGenerationBytesMax: number | undefined
   readonly bulkElementsMax: number
+  readonly bodyBytesMax: number
+  readonly transport: TransportLimits
   readonly auditKeyFile?: string
   readonly auditCheckpointEntries?: number
   readonly auditCheckpointFile?: string
 }
 
+/** A command line or environment that cannot start a server; its message is the whole answer. */
+export class ServeUsageError extends Error {}
+
+const integerFlags = {
+  'cache-rotation-threshold': 'TALLY_CACHE_ROTATION_THRESHOLD',
+  'bulk-elements-max': 'TALLY_BULK_ELEMENTS_MAX',
+  'body-bytes-max': 'TALLY_BODY_BYTES_MAX',
+  'request-timeout-ms': 'TALLY_REQUEST_TIMEOUT_MS',
+  'headers-timeout-ms': 'TALLY_HEADERS_TIMEOUT_MS',
+  'idle-timeout-ms': 'TALLY_IDLE_TIMEOUT_MS',
+  'connections-max': 'TALLY_CONNECTIONS_MAX',
+  'shutdown-grace-ms': 'TALLY_SHUTDOWN_GRACE_MS',
+  'audit-checkpoint-entries': 'TALLY_AUDIT_CHECKPOINT_ENTRIES',
+} as const
+type IntegerFlag = keyof typeof integerFlags
+
+const stringFlags = {
+  'cache-generation-bytes-max': 'TALLY_CACHE_GENERATION_BYTES_MAX',
+  'audit-key': 'TALLY_AUDIT_KEY',
+  'audit-checkpoint-file': 'TALLY_AUDIT_CHECKPOINT_FILE',
+} as const
+type StringFlag = keyof typeof stringFlags
+
 export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSettings | 'help' {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      data: { type: 'string' },
-      listen: { type: 'string' },
-      'cache-rotation-threshold': { type: 'string' },
-      'cache-generation-bytes-max': { type: 'string' },
-      'bulk-elements-max': { type: 'string' },
-      'audit-key': { type: 'string' },
-      'audit-checkpoint-entries': { type: 'string' },
-      'audit-checkpoint-file': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  })
+  let values: Record<string, string | boolean | undefined>
+  try {
+    ;({ values } = parseArgs({
+      args: argv,
+      options: {
+        data: { type: 'string' },
+        listen: { type: 'string' },
+        ...Object.fromEntries([...Object.keys(integerFlags), ...Object.keys(stringFlags)].map((flag) => [flag, { type: 'string' as const }])),
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }))
+  } catch (error) {
+    throw new ServeUsageError((error as Error).message)
+  }
   if (values.help === true) return 'help'
-  const listen = values.listen ?? env.TALLY_LISTEN ?? '127.0.0.1:3068'
-  const match = /^(.*):(\d{1,5})$/.exec(listen)
-  if (match === null) throw new Error(`--listen: expected HOST:PORT, got ${JSON.stringify(listen)}`)
+  const given = (flag: IntegerFlag | StringFlag): { value: string; source: string } | undefined => {
+    const fromFlag = values[flag]
+    if (typeof fromFlag === 'string') return { value: fromFlag, source: `--${flag}` }
+    const variable = flag in integerFlags ? integerFlags[flag as IntegerFlag] : stringFlags[flag as StringFlag]
+    const fromEnv = env[variable]
+    return fromEnv === undefined || fromEnv === '' ? undefined : { value: fromEnv, source: `${variable} (--${flag})` }
+  }
+  const optionalInteger = (flag: IntegerFlag): number | undefined => {
+    const found = given(flag)
+    return found === undefined ? undefined : positiveInteger(found.value, 0, found.source)
+  }
+  const integer = (flag: IntegerFlag, fallback: number): number => optionalInteger(flag) ?? fallback
+  const bytes = given('cache-generation-bytes-max')
+  const auditKey = given('audit-key')
+  const auditEntries = optionalInteger('audit-checkpoint-entries')
+  const auditFile = given('audit-checkpoint-file')
+  if (auditKey === undefined && (auditEntries !== undefined || auditFile !== undefined)) {
+    throw new ServeUsageError('--audit-checkpoint-entries and --audit-checkpoint-file need --audit-key')
+  }
+  const listenFlag = values.listen
+  const listen = typeof listenFlag === 'string' ? listenFlag : (env.TALLY_LISTEN ?? '127.0.0.1:3068')
+  const listenSource = typeof listenFlag === 'string' ? '--listen' : 'TALLY_LISTEN (--listen)'
+  const match = /^(.+):(\d{1,5})$/.exec(listen)
+  if (match === null) throw new ServeUsageError(`${listenSource}: expected HOST:PORT, got ${JSON.stringify(listen)}`)
   const port = Number(match[2])
-  if (port > 65535) throw new Error(`--listen: port ${port} out of range`)
+  if (port > 65535) throw new ServeUsageError(`${listenSource}: port ${port} out of range 0..65535`)
+  const bulkElementsMax = integer('bulk-elements-max', 10_000)
+  const transport: TransportLimits = {
+    requestTimeoutMs: integer('request-timeout-ms', transportLimitsDefault.requestTimeoutMs),
+    headersTimeoutMs: integer('headers-timeout-ms', transportLimitsDefault.headersTimeoutMs),
+    idleTimeoutMs: integer('idle-timeout-ms', transportLimitsDefault.idleTimeoutMs),
+    connectionsMax: integer('connections-max', transportLimitsDefault.connectionsMax),
+    shutdownGraceMs: integer('shutdown-grace-ms', transportLimitsDefault.shutdownGraceMs),
+  }
+  if (transport.headersTimeoutMs > transport.requestTimeoutMs) {
+    throw new ServeUsageError(`--headers-timeout-ms (${transport.headersTimeoutMs}) must not exceed --request-timeout-ms (${transport.requestTimeoutMs})`)
+  }
+  const dataFlag = values.data
   return {
-    dataDirectory: path.resolve(values.data ?? env.TALLY_DATA ?? 'data'),
+    dataDirectory: path.resolve(typeof dataFlag === 'string' ? dataFlag : (env.TALLY_DATA ?? 'data')),
     host: (match[1] as string).replace(/^\[(.*)\]$/, '$1'),
     port,
-    cacheRotationThreshold: optional(values['cache-rotation-threshold'] ?? env.TALLY_CACHE_ROTATION_THRESHOLD, (value) =>
-      positiveInteger(value, 0, '--cache-rotation-threshold'),
-    ),
-    cacheGenerationBytesMax: optional(values['cache-generation-bytes-max'] ?? env.TALLY_CACHE_GENERATION_BYTES_MAX, (value) =>
-      byteSize(value, '--cache-generation-bytes-max'),
-    ),
-    bulkElementsMax: positiveInteger(values['bulk-elements-max'] ?? env.TALLY_BULK_ELEMENTS_MAX, 10_000, '--bulk-elements-max'),
-    ...auditSettings(values, env),
+    cacheRotationThreshold: optionalInteger('cache-rotation-threshold'),
+    cacheGenerationBytesMax: bytes === undefined ? undefined : byteSize(bytes.value, bytes.source),
+    bulkElementsMax,
+    bodyBytesMax: integer('body-bytes-max', bodyBytesMaxFor(bulkElementsMax)),
+    transport,
+    ...(auditKey === undefined ? {} : { auditKeyFile: path.resolve(auditKey.value) }),
+    ...(auditEntries === undefined ? {} : { auditCheckpointEntries: auditEntries }),
+    ...(auditFile === undefined ? {} : { auditCheckpointFile: path.resolve(auditFile.value) }),
   }
 }
 
-function auditSettings(values: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): Pick<ServeSettings, 'auditKeyFile' | 'auditCheckpointEntries' | 'auditCheckpointFile'> {
-  const pick = (flag: string, variable: string): string | undefined => {
-    const value = values[flag] ?? env[variable]
-    return typeof value === 'string' && value !== '' ? value : undefined
-  }
-  const keyFile = pick('audit-key', 'TALLY_AUDIT_KEY')
-  const entries = pick('audit-checkpoint-entries', 'TALLY_AUDIT_CHECKPOINT_ENTRIES')
-  const file = pick('audit-checkpoint-file', 'TALLY_AUDIT_CHECKPOINT_FILE')
-  if (keyFile === undefined && (entries !== undefined || file !== undefined)) throw new Error('--audit-checkpoint-entries and --audit-checkpoint-file need --audit-key')
-  return {
-    ...(keyFile === undefined ? {} : { auditKeyFile: path.resolve(keyFile) }),
-    ...(entries === undefined ? {} : { auditCheckpointEntries: positiveInteger(entries, auditCheckpointEntriesDefault, '--audit-checkpoint-entries') }),
-    ...(file === undefined ? {} : { auditCheckpointFile: path.resolve(file) }),
-  }
-}
-
-function positiveInteger(value: string | undefined, fallback: number, flag: string): number {
+function positiveInteger(value: string | undefined, fallback: number, source: string): number {
   if (value === undefined) return fallback
-  if (!/^[1-9][0-9]{0,8}$/.test(value)) throw new Error(`${flag}: expected a positive integer, got ${JSON.stringify(value)}`)
+  if (!/^[1-9][0-9]{0,9}$/.test(value) || !Number.isSafeInteger(Number(value)) || Number(value) > 2 ** 31 - 1) {
+    throw new ServeUsageError(`${source}: expected a positive integer below 2^31, got ${JSON.stringify(value)}`)
+  }
   return Number(value)
-}
-
-function optional<T>(value: string | undefined, parse: (value: string) => T): T | undefined {
-  return value === undefined ? undefined : parse(value)
 }
 
 const byteUnits = new Map<string, number>([
@@ -119,22 +168,86 @@ const byteUnits = new Map<string, number>([
 ])
 
 /** A byte count: an integer, optionally with a binary unit (64MiB, 512k, 1G). */
-export function byteSize(value: string, flag: string): number {
+export function byteSize(value: string, source: string): number {
   const match = /^([1-9][0-9]{0,12})\s*([a-zA-Z]*)$/.exec(value)
   const unit = match === null ? undefined : byteUnits.get((match[2] as string).toLowerCase())
-  if (match === null || unit === undefined) throw new Error(`${flag}: expected a byte count such as 67108864 or 64MiB, got ${JSON.stringify(value)}`)
+  if (match === null || unit === undefined) throw new ServeUsageError(`${source}: expected a byte count such as 67108864 or 64MiB, got ${JSON.stringify(value)}`)
   const bytes = Number(match[1]) * unit
-  if (!Number.isSafeInteger(bytes) || bytes < 1024) throw new Error(`${flag}: expected at least 1KiB, got ${JSON.stringify(value)}`)
+  if (!Number.isSafeInteger(bytes) || bytes < 1024) throw new ServeUsageError(`${source}: expected at least 1KiB, got ${JSON.stringify(value)}`)
   return bytes
 }
 
+// ---- startup failures: one line, what is wrong and what to do ------------------------
+
+interface SystemErrorLike {
+  readonly code?: string
+  readonly syscall?: string
+  readonly path?: string
+  readonly message: string
+  readonly cause?: unknown
+}
+
+/** The error and its causes, outermost first (RocksDB wraps the reason a store would not open). */
+function causeChain(error: unknown): SystemErrorLike[] {
+  const chain: SystemErrorLike[] = []
+  for (let current = error; current instanceof Error && chain.length < 8; current = (current as SystemErrorLike).cause) {
+    chain.push(current as SystemErrorLike)
+  }
+  return chain
+}
+
+/** Why `tally serve` could not start, said so an operator knows what to change. */
+export function describeStartupFailure(error: unknown, settings: Pick<ServeSettings, 'dataDirectory' | 'host' | 'port'>): string {
+  const chain = causeChain(error)
+  const codes = new Set(chain.map((entry) => entry.code))
+  const data = settings.dataDirectory
+  const address = `${settings.host}:${settings.port}`
+  const system = chain.find((entry) => entry.syscall !== undefined)
+  if (codes.has('EADDRINUSE')) return `port ${settings.port} on ${settings.host} is already in use (another tally or another server); stop it or choose another --listen`
+  if (system?.syscall === 'listen' || system?.syscall === 'bind' || codes.has('ENOTFOUND') || codes.has('EAI_AGAIN')) {
+    if (codes.has('EACCES')) return `not allowed to listen on ${address} (ports below 1024 need privileges); choose another --listen`
+    if (codes.has('EADDRNOTAVAIL')) return `${settings.host} is not an address of this machine; choose another --listen`
+    if (codes.has('ENOTFOUND') || codes.has('EAI_AGAIN')) return `cannot resolve host ${JSON.stringify(settings.host)}; choose another --listen`
+    return `cannot listen on ${address}: ${system?.message ?? (error as Error).message}; choose another --listen`
+  }
+  if (codes.has('LEVEL_LOCKED')) return `data directory ${data} is in use by another tally process (or tool); stop it, or give this one another --data`
+  if (codes.has('ENOTDIR') || codes.has('EEXIST')) return `data directory ${data} is not a directory (it, or a parent, is a file); choose another --data`
+  if (codes.has('EACCES') || codes.has('EPERM') || codes.has('EROFS')) {
+    return `data directory ${data} is not writable (${system?.code ?? 'EACCES'} on ${system?.path ?? data}); fix its permissions or choose another --data`
+  }
+  if (codes.has('ENOSPC')) return `no space left on the device holding ${data}; free some space or choose another --data`
+  const first = chain[0]
+  return `cannot start with data directory ${data}: ${first === undefined ? String(error) : first.message.split('\n')[0]}`
+}
+
+/** Fails as binding would, without holding the port: checked before the data directory is touched. */
+async function checkPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return
+  const probe = net.createServer()
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject)
+    probe.listen({ host, port, exclusive: true }, () => resolve())
+  })
+  await new Promise<void>((resolve) => probe.close(() => resolve()))
+}
+
+/** Creates the data directory and proves it writable, so a bad one is named before the store opens. */
+function prepareDataDirectory(directory: string): void {
+  mkdirSync(directory, { recursive: true })
+  accessSync(directory, constants.W_OK | constants.X_OK)
+}
+
 export async function serveCommand(argv: string[]): Promise<number> {
+  const fail = (message: string): number => {
+    process.stderr.write(`tally serve: ${message}\n`)
+    return 1
+  }
   let settings: ServeSettings | 'help'
   try {
     settings = parseServeArgs(argv, process.env)
   } catch (error) {
-    process.stderr.write(`tally serve: ${(error as Error).message}\n\n${usage}`)
-    return 2
+    if (!(error instanceof ServeUsageError)) throw error
+    return fail(`${error.message}; see tally serve --help`)
   }
   if (settings === 'help') {
     process.stdout.write(usage)
@@ -149,12 +262,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
         : loadAuditCheckpointSettings({ dataDirectory: settings.dataDirectory, keyFile: settings.auditKeyFile, appendFile: settings.auditCheckpointFile, entriesMax: settings.auditCheckpointEntries })
   } catch (error) {
     if (!(error instanceof AuditKeyError)) throw error
-    process.stderr.write(`tally serve: ${error.message}\n`)
-    return 2
+    return fail(error.message)
   }
-  log(`opening ${settings.dataDirectory}`)
   let node: LedgerNode
   try {
+    await checkPortFree(settings.host, settings.port)
+    prepareDataDirectory(settings.dataDirectory)
+    log(`opening ${settings.dataDirectory}`)
     node = await LedgerNode.open({
       dataDirectory: settings.dataDirectory,
       ...(settings.cacheRotationThreshold === undefined ? {} : { cacheRotationThreshold: settings.cacheRotationThreshold }),
@@ -163,17 +277,19 @@ export async function serveCommand(argv: string[]): Promise<number> {
       ...(auditCheckpoints === undefined ? {} : { auditCheckpoints }),
     })
   } catch (error) {
-    if (!(error instanceof AuditHistoryRewritten)) throw error
-    process.stderr.write(`tally serve: ${error.message}\n`)
-    return 1
+    // A history rewritten while the server was down says itself what to do.
+    return fail(error instanceof AuditHistoryRewritten ? error.message : describeStartupFailure(error, settings))
   }
   if (auditCheckpoints === undefined) log('audit: no --audit-key: no signed checkpoints (the audit chain alone proves nothing to a holder of the store)')
-  const app = await buildApi(node, { bulkElementsMax: settings.bulkElementsMax })
-  await app.listen({ host: settings.host, port: settings.port })
-  const address = app.server.address()
-  const bound = typeof address === 'object' && address !== null ? `${address.address}:${address.port}` : String(address)
-  log(`tally listening on http://${bound} (applied index ${node.fsm.appliedIndex})`)
-  process.stdout.write(`listening ${bound}\n`)
+  const app = await buildApi(node, { bulkElementsMax: settings.bulkElementsMax, bodyBytesMax: settings.bodyBytesMax, transport: settings.transport })
+  try {
+    await app.listen({ host: settings.host, port: settings.port })
+  } catch (error) {
+    // Taken between the check and now: close what was opened, then say so.
+    await app.close()
+    await node.close()
+    return fail(describeStartupFailure(error, settings))
+  }
   return new Promise<number>((resolve) => {
     let stopping = false
     const stop = (signal: string): void => {
@@ -192,7 +308,12 @@ export async function serveCommand(argv: string[]): Promise<number> {
           resolve(1)
         })
     }
+    // Before announcing the address: a supervisor may signal as soon as it reads it.
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))
+    const address = app.server.address()
+    const bound = typeof address === 'object' && address !== null ? `${address.address}:${address.port}` : String(address)
+    log(`tally listening on http://${bound} (applied index ${node.fsm.appliedIndex})`)
+    process.stdout.write(`listening ${bound}\n`)
   })
 }

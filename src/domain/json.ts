@@ -1,32 +1,38 @@
-import { parse as losslessParse } from 'lossless-json'
 import { validationError, InvariantViolation } from './errors.ts'
+import { JsonParser, JsonSyntaxError } from './json-parser.ts'
+
+export { JsonParser, JsonSyntaxError, jsonDepthMax } from './json-parser.ts'
 
 /**
  * The lossless JSON codec for every body we read or write. The v2 wire format
  * carries amounts as JSON numbers that may exceed 2^53: integers parse to
  * `bigint` exactly, other numbers to `number`; `bigint` prints as a JSON
- * number. Node 20's JSON would silently round both ways.
+ * number. Node 20's JSON would silently round both ways. The parser is our
+ * own (`json-parser.ts`): it can run in slices (the HTTP edge parses large
+ * bodies that way, `src/api/json-body.ts`), and is faster than the library
+ * it replaced.
  */
 export type Json = null | boolean | number | bigint | string | Json[] | { [key: string]: Json }
 
-const INTEGER = /^-?(0|[1-9][0-9]*)$/
-
-function parseNumber(text: string): number | bigint {
-  return INTEGER.test(text) ? BigInt(text) : Number(text)
-}
-
 export function parseJson(text: string): Json {
+  const parser = new JsonParser(text)
   try {
-    return losslessParse(text, null, parseNumber) as Json
+    parser.step(Number.POSITIVE_INFINITY)
+    return parser.result()
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error)
-    throw validationError(`malformed JSON: ${message}`)
+    throw malformedJson(error)
   }
 }
 
+/** A parser failure as the codec reports it: a 400 VALIDATION "malformed JSON: …" for a syntax error. */
+export function malformedJson(error: unknown): Error {
+  if (!(error instanceof JsonSyntaxError)) return error instanceof Error ? error : new Error(String(error))
+  return validationError(`malformed JSON: ${error.message}`)
+}
+
 /**
- * Prints JSON with `bigint` as a JSON number. Our own printer (not
- * lossless-json's): it is on the hot path of every response, WAL entry and
+ * Prints JSON with `bigint` as a JSON number. Our own printer (not a
+ * library's): it is on the hot path of every response, WAL entry and
  * store row, and this one is several times faster. Strings and finite
  * numbers print exactly as `JSON.stringify` prints them.
  */

@@ -130,12 +130,12 @@ test('PUT /v2/{ledger}/metadata and DELETE /v2/{ledger}/metadata/{key}', async (
   }
 })
 
-test('unknown routes are 404 NOT_FOUND; the /api/ledger prefix serves the same routes', async () => {
+test('unknown routes are 404 NOT_FOUND, a wrong method on a known one 405; the /api/ledger prefix serves the same routes', async () => {
   const api = await openTestApi()
   try {
     assertError(await api.request('GET', '/nowhere'), 404, 'NOT_FOUND')
     assertError(await api.request('GET', '/v3/main'), 404, 'NOT_FOUND')
-    assertError(await api.request('PATCH' as 'GET', '/v2/main'), 404, 'NOT_FOUND')
+    assertError(await api.request('PATCH' as 'GET', '/v2/main'), 405, 'VALIDATION') // a known route, another method
     assertStatus(await api.request('GET', '/api/ledger/_/info'), 200)
     assertStatus(await api.request('POST', '/api/ledger/v2/gw'), 204)
     assertError(await api.request('POST', '/api/ledger/v2/gw'), 400, 'LEDGER_ALREADY_EXISTS')

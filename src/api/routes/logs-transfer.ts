@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { LedgerNode } from '../../server/index.ts'
 import { exportLogLines, importLogs, parseJsonStream } from '../../check/index.ts'
 import { ledgerParam } from '../requests.ts'
+import { jsonLinesRoute } from '../transport.ts'
 
 /** The raw request bodies of imports, taken before the JSON body parser buffers them. */
 const importBodies = new WeakMap<FastifyRequest, Readable>()
@@ -33,6 +34,7 @@ export function logTransferRoutes(app: FastifyInstance, node: LedgerNode): void 
   app.post(
     '/v2/:ledger/logs/import',
     {
+      config: jsonLinesRoute,
       // Take the raw stream; the body parser then sees an empty body.
       preParsing: async (request, _reply, payload) => {
         importBodies.set(request, payload)

@@ -1,0 +1,170 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import Fastify from 'fastify'
+import { assertV2Error, connect, eventually, openListeningApi } from './raw-http.ts'
+import { ConnectionTracker, clientErrorHandler, timeoutCheckIntervalMs, transportLimitsDefault } from '../../src/api/transport.ts'
+import type { TransportLimits } from '../../src/api/transport.ts'
+import { errorHandler } from '../../src/api/errors.ts'
+
+/**
+ * Connections are bounded in time and number, and shutdown does not wait on
+ * a client that stopped sending. Timeouts are short here so the tests wait
+ * on events (a response, a close), never on a fixed sleep.
+ */
+
+const short = { requestTimeoutMs: 300, headersTimeoutMs: 200, idleTimeoutMs: 200 }
+
+/** Resolves with 'closed' when `promise` settles, 'deadline' if it has not after `ms`. */
+async function within(promise: Promise<unknown>, ms: number): Promise<'settled' | 'deadline'> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<'deadline'>((resolve) => {
+    timer = setTimeout(() => resolve('deadline'), ms)
+  })
+  try {
+    return await Promise.race([promise.then(() => 'settled' as const), deadline])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+test('a body that never finishes is cut with 408 TIMEOUT in the v2 shape, and the connection closed', async () => {
+  const api = await openListeningApi({ transport: short })
+  try {
+    const connection = await connect(api.port)
+    connection.write('POST /v2/main/transactions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{')
+    assertV2Error(await connection.response(), 408, 'TIMEOUT', /in time/)
+    assert.equal(await within(connection.closed, 10_000), 'settled', 'the stalled connection is closed')
+  } finally {
+    await api.close()
+  }
+})
+
+test('headers that never finish are cut with 408 and the connection closed', async () => {
+  const api = await openListeningApi({ transport: short })
+  try {
+    const connection = await connect(api.port)
+    connection.write('POST /v2/main/transactions HTTP/1.1\r\nHost: x\r\n')
+    assertV2Error(await connection.response(), 408, 'TIMEOUT')
+    assert.equal(await within(connection.closed, 10_000), 'settled')
+  } finally {
+    await api.close()
+  }
+})
+
+test('a kept-alive connection with nothing in flight is closed after the idle timeout', async () => {
+  const api = await openListeningApi({ transport: short })
+  try {
+    const connection = await connect(api.port)
+    connection.write('GET /_/healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+    assert.equal((await connection.response()).status, 200)
+    assert.equal(await within(connection.closed, 10_000), 'settled', 'idle connection closed by the server')
+  } finally {
+    await api.close()
+  }
+})
+
+test('connections beyond connectionsMax are refused; the ones within keep working', async () => {
+  const api = await openListeningApi({ transport: { connectionsMax: 2 } })
+  const connections = [await connect(api.port), await connect(api.port)]
+  try {
+    await eventually(async () => (await connectionsOf(api.app.server)) === 2, 'two connections accepted')
+    const third = await connect(api.port)
+    connections.push(third)
+    assert.equal(await within(third.closed, 10_000), 'settled', 'the third connection is closed at once')
+    const first = connections[0]!
+    first.write('GET /_/healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+    assert.equal((await first.response()).status, 200)
+  } finally {
+    for (const connection of connections) connection.socket.destroy()
+    await api.close()
+  }
+})
+
+function connectionsOf(server: import('node:http').Server): Promise<number> {
+  return new Promise((resolve, reject) => server.getConnections((error, count) => (error ? reject(error) : resolve(count))))
+}
+
+test('shutdown with a stalled body and an idle connection finishes promptly, long before any timeout', async () => {
+  const api = await openListeningApi() // default timeouts: a minute for a request
+  const stalled = await connect(api.port)
+  const idle = await connect(api.port)
+  try {
+    stalled.write('POST /v2/main/transactions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{')
+    idle.write('GET /_/healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+    assert.equal((await idle.response()).status, 200)
+    await eventually(async () => (await connectionsOf(api.app.server)) === 2, 'both connections accepted')
+    assert.equal(await within(api.app.close(), 10_000), 'settled', 'close did not wait for the stalled body')
+    assert.equal(await within(Promise.all([stalled.closed, idle.closed]), 10_000), 'settled', 'both connections closed')
+  } finally {
+    stalled.socket.destroy()
+    idle.socket.destroy()
+    await api.close()
+  }
+})
+
+/** A bare fastify app with the tracker and a route that waits until the test releases it. */
+async function slowApp(limits: Partial<TransportLimits>) {
+  const settings: TransportLimits = { ...transportLimitsDefault, ...limits }
+  const app = Fastify({
+    requestTimeout: settings.requestTimeoutMs,
+    http: { headersTimeout: settings.headersTimeoutMs, requestTimeout: settings.requestTimeoutMs, connectionsCheckingInterval: timeoutCheckIntervalMs(settings) },
+    return503OnClosing: false,
+    clientErrorHandler: clientErrorHandler(settings),
+  })
+  new ConnectionTracker(settings).attach(app)
+  app.setErrorHandler(errorHandler)
+  let started = 0
+  let release: () => void = () => {}
+  const released = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  app.post('/slow', async () => {
+    started++
+    await released
+    return { done: true }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const address = app.server.address()
+  assert.ok(address !== null && typeof address === 'object')
+  return { app, port: address.port, started: () => started, release }
+}
+
+test('shutdown lets a request being handled finish (a write in flight drains) and closes a stalled body at once', async () => {
+  const { app, port, started, release } = await slowApp({ shutdownGraceMs: 60_000 })
+  const busy = await connect(port)
+  const stalled = await connect(port)
+  try {
+    busy.write('POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}')
+    stalled.write('POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{')
+    await eventually(() => started() === 1, 'the handler started')
+    const closing = app.close()
+    assert.equal(await within(stalled.closed, 10_000), 'settled', 'the stalled body is closed at once')
+    release()
+    const response = await busy.response()
+    assert.equal(response.status, 200, response.body)
+    assert.deepEqual(JSON.parse(response.body), { done: true })
+    assert.equal(await within(closing, 10_000), 'settled')
+  } finally {
+    busy.socket.destroy()
+    stalled.socket.destroy()
+    release()
+    await app.close()
+  }
+})
+
+test('shutdown cuts a request still being handled after the grace bound', async () => {
+  const { app, port, started, release } = await slowApp({ shutdownGraceMs: 100 })
+  const busy = await connect(port)
+  try {
+    busy.write('POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}')
+    await eventually(() => started() === 1, 'the handler started')
+    const closing = app.close()
+    assert.equal(await within(busy.closed, 10_000), 'settled', 'connection cut after the grace bound')
+    release()
+    assert.equal(await within(closing, 10_000), 'settled')
+  } finally {
+    busy.socket.destroy()
+    release()
+    await app.close()
+  }
+})
