@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { assertV2Error, connect, exchange, openListeningApi } from './raw-http.ts'
 import type { ListeningApi } from './raw-http.ts'
 import { operations, routeUrlOf } from '../../src/api/openapi/index.ts'
+import { pathParameterLengthMax } from '../../src/api/app.ts'
 
 /**
  * Every error a client can provoke at the transport level — including the
@@ -57,7 +58,7 @@ describe('transport errors answer the v2 error shape', () => {
   })
 
   test('path parameter far over every length limit: 414 saying it is a length limit', async () => {
-    assertV2Error(await exchange(api.port, get(`/v2/main/accounts/${'a'.repeat(5000)}`)), 414, 'VALIDATION', /long/)
+    assertV2Error(await exchange(api.port, get(`/v2/main/accounts/${'a'.repeat(pathParameterLengthMax + 1)}`)), 414, 'VALIDATION', /long/)
   })
 
   test('bad percent-encoding in the path: 400 VALIDATION', async () => {
