@@ -16,6 +16,7 @@ import { openApiRoutes } from './routes/openapi.ts'
 import { unsupportedRoutes } from './routes/unsupported.ts'
 import { logTransferRoutes } from './routes/logs-transfer.ts'
 import { checkRoutes } from './routes/check.ts'
+import { schemaRoutes } from './routes/schemas.ts'
 
 export interface ApiOptions {
   readonly bodyBytesMax?: number
@@ -72,6 +73,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     bulkRoutes(scope, node, views, { bulkElementsMax: options.bulkElementsMax ?? bulkElementsMaxDefault })
     logTransferRoutes(scope, node)
     checkRoutes(scope, node)
+    schemaRoutes(scope, node, views)
     unsupportedRoutes(scope) // last: 501 for the v2 operations no route above serves
   }
   await app.register(routes)

@@ -254,7 +254,7 @@ class Importer {
         throw importError(`log ${planned.id}: the replay failed (${cause}); the ledger holds the logs before it`)
       }
       const output = result.output
-      const logged = output.type === 'TRANSACTION' || output.type === 'METADATA' ? output.logId : null
+      const logged = output.type === 'TRANSACTION' || output.type === 'METADATA' || output.type === 'SCHEMA' ? output.logId : null
       if (result.idempotencyHit || logged !== this.nextLogId) {
         throw importError(`log ${planned.id}: replayed as log ${String(logged)}, expected ${this.nextLogId} (a concurrent write to ledger ${this.ledger}, or a repeated idempotency key)`)
       }
