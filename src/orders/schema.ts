@@ -59,7 +59,24 @@ export function parseSchemaData(body: unknown): Keyed<Json> {
   if (body.queries !== undefined && body.queries !== null) data.queries = parseQueryTemplates(body.queries)
   const bytes = Buffer.byteLength(canonicalJson(data), 'utf8')
   if (bytes > schemaBytesMax) throw lengthLimitError('body', 'schema (canonical JSON bytes)', bytes, schemaBytesMax)
-  return data
+  return canonicalSchemaData(data)
+}
+
+/**
+ * The one form a schema is stored, logged and served in, whatever order its
+ * keys arrived in (a request, or an order decoded from the WAL or the audit
+ * chain): keys sorted at every depth, maps without prototype.
+ */
+export function canonicalSchemaData(data: { readonly [key: string]: Json }): Keyed<Json> {
+  return sortedJson(data) as Keyed<Json>
+}
+
+function sortedJson(value: Json): Json {
+  if (Array.isArray(value)) return value.map(sortedJson)
+  if (!isJsonObject(value)) return value
+  const sorted = emptyKeyed<Json>()
+  for (const key of Object.keys(value).sort()) sorted[key] = sortedJson(value[key] as Json)
+  return sorted
 }
 
 const TEMPLATE_NAME = /^[a-zA-Z0-9_.-]{1,128}$/

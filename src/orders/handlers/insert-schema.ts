@@ -1,10 +1,11 @@
 import { TallyError, schemaKey } from '../../domain/index.ts'
-import type { SchemaRecord } from '../../domain/index.ts'
+import type { Json, SchemaRecord } from '../../domain/index.ts'
 import type { InsertSchema } from '../order.ts'
 import type { OrderOutput } from '../output.ts'
 import type { Scope } from '../scope.ts'
 import { readLedger } from '../scope.ts'
 import { appendLedgerLog } from '../ledger-log.ts'
+import { canonicalSchemaData } from '../schema.ts'
 
 /**
  * Schemas are immutable: a version is inserted once (SCHEMA_ALREADY_EXISTS
@@ -17,13 +18,14 @@ export function insertSchema(scope: Scope, order: InsertSchema): OrderOutput {
   if (scope.read(key) !== undefined) {
     throw new TallyError({ code: 'SCHEMA_ALREADY_EXISTS', kind: 'business', message: `schema ${order.version} already exists in ledger ${order.ledger} (schemas are immutable: insert a new version)` })
   }
-  const schema: SchemaRecord = { version: order.version, createdAt: scope.date, logId: ledger.nextLogId, data: order.data }
+  // Canonical here, in the FSM: the log row's bytes must not depend on the order's key order (live or replayed).
+  const schema: SchemaRecord = { version: order.version, createdAt: scope.date, logId: ledger.nextLogId, data: canonicalSchemaData(order.data) }
   scope.write(key, { kind: 's', value: schema })
   const logged = appendLedgerLog(scope, { ...ledger, latestSchemaVersion: order.version }, 'INSERTED_SCHEMA', { schema: schemaView(schema) })
   return { type: 'SCHEMA', logId: logged.nextLogId - 1n }
 }
 
 /** The v2 wire shape of a schema (`V2Schema`): its data, version and creation date. */
-export function schemaView(schema: SchemaRecord): { [key: string]: import('../../domain/index.ts').Json } {
+export function schemaView(schema: SchemaRecord): { [key: string]: Json } {
   return { ...schema.data, version: schema.version, createdAt: schema.createdAt }
 }
