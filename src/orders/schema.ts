@@ -143,7 +143,10 @@ function parseQueryTemplates(value: Json): Keyed<Json> {
           throw validationError(`${field}.${key}: unknown field, expected description, resource, params, vars or body`)
       }
     }
-    if (parsed.resource === undefined) throw validationError(`${field}.resource: required (${QUERY_RESOURCES.join(', ')})`)
+    const params = parsed.params
+    if (parsed.resource === undefined && !(isJsonObject(params) && params.resource !== undefined)) {
+      throw validationError(`${field}.resource: required, here or in params.resource (${QUERY_RESOURCES.join(', ')})`)
+    }
     templates[id] = parsed
   }
   return templates

@@ -53,7 +53,8 @@ export function schemaRoutes(app: FastifyInstance, node: LedgerNode, views: View
     const template = isJsonObject(templates) ? ownValue(templates, id) : undefined
     if (template === undefined || !isJsonObject(template)) throw notFound(`query template ${JSON.stringify(id)} not found in schema ${version}`)
     const run = runRequestOf(request.body)
-    const resource = parseQueryResource(run.params.resource ?? template.resource, 'params.resource')
+    const templateParams = isJsonObject(template.params) ? template.params : undefined
+    const resource = parseQueryResource(run.params.resource ?? template.resource ?? templateParams?.resource, 'params.resource')
     const page = pageRequestOf(request.server.cursorKey, query, template, run)
     const filter = page.cursor !== undefined ? cursorFilter(resource, page) : undefined
     const input = page.cursor !== undefined ? undefined : filterInput(template, run.vars)
