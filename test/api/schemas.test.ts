@@ -147,3 +147,27 @@ test('schemas: queries/{id}/run runs a query template with its variables, paged 
     await api.close()
   }
 })
+
+test('schemas: export → import carries INSERTED_SCHEMA and schemaVersion byte for byte, hashes included; check is clean', async () => {
+  const api = await openTestApi()
+  try {
+    await withSchema(api, 'v1')
+    const posting = (destination: string) => ({ postings: [{ source: 'world', destination, amount: 5, asset: 'USD' }] })
+    assertStatus(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', posting('users:1')), 200)
+    assertStatus(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { template: 'DEPOSIT', vars: { user: 'users:2', amount: 'USD 3' } } }), 200)
+    assertStatus(await api.request('POST', '/v2/main/accounts/users:2/metadata?schemaVersion=v1', { tier: 'gold' }), 204)
+    assertStatus(await api.request('POST', '/v2/main/schemas/v2', { chart: { world: {}, users: { $id: {} } } }), 204)
+    assertStatus(await api.request('POST', '/v2/main/transactions/0/revert?schemaVersion=v2'), 201)
+    const exported = (await api.app.inject({ method: 'POST', url: '/v2/main/logs/export' })).body
+    const imported = await api.request('POST', '/v2/copy/logs/import', exported)
+    assertStatus(imported, 204)
+    assert.equal((await api.app.inject({ method: 'POST', url: '/v2/copy/logs/export' })).body, exported, 'the copy exports the same bytes')
+    const schemas = await api.request('GET', '/v2/copy/schemas?order=asc')
+    assert.deepEqual(asArray(at(schemas.body, 'cursor', 'data')).map((schema) => asObject(schema).version), ['v1', 'v2'])
+    assertError(await api.request('POST', '/v2/copy/transactions', posting('users:1')), 400, 'SCHEMA_NOT_SPECIFIED')
+    const checked = (await api.app.inject({ method: 'POST', url: '/_/check' })).body.trim().split('\n').at(-1) ?? ''
+    assert.match(checked, /"ok":true/, checked)
+  } finally {
+    await api.close()
+  }
+})

@@ -1,5 +1,5 @@
 import type { AccountAddress, Keyed, Metadata, Posting, TransactionRecord } from '../../domain/index.ts'
-import { TallyError, canonicalAccountMetadata, canonicalMetadata, invariant, mergeMetadata, metadataValue, ownEntries, referenceKey, storedMetadata } from '../../domain/index.ts'
+import { TallyError, validationError, canonicalAccountMetadata, canonicalMetadata, invariant, mergeMetadata, metadataValue, ownEntries, referenceKey, storedMetadata } from '../../domain/index.ts'
 import type { InputsProvider } from '../../numscript/index.ts'
 import type { CreateTransaction } from '../order.ts'
 import type { OrderOutput } from '../output.ts'
@@ -15,9 +15,11 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
   const ledger = readLedger(scope, order.ledger)
   const schema = followedSchema(scope, ledger, order.schemaVersion)
   if (order.template !== undefined) {
-    invariant(schema !== undefined && order.script !== undefined, 'a template order names its schema and carries the script')
-    // Schemas are immutable: admission took the script from this very schema.
-    invariant(templateScript(schema, order.template) === order.script.plain, 'a template order carries its template\'s script')
+    if (schema === undefined) throw validationError(`template ${JSON.stringify(order.template)}: a template comes from a schema; name its version (schemaVersion)`)
+    const script = templateScript(schema, order.template)
+    // Schemas are immutable: admission took the script from this very schema. (An imported log
+    // replays the template's postings instead, and keeps its name.)
+    if (order.script !== undefined) invariant(script === order.script.plain, 'a template order carries its template\'s script')
   }
   if (order.reference !== undefined && readReference(scope, order.ledger, order.reference) !== undefined) {
     throw new TallyError({ code: 'CONFLICT', kind: 'conflict', message: `reference ${JSON.stringify(order.reference)} is already used` })
