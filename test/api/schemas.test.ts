@@ -17,6 +17,8 @@ const SCHEMA = {
   queries: {
     BY_USER: { resource: 'transactions', vars: { user: { type: 'string' } }, body: { $match: { destination: 'users:<user>' } } },
     USERS: { resource: 'accounts', params: { pageSize: 1 }, body: { $match: { address: 'users:' } } },
+    VOLUMES: { params: { resource: 'volumes', insertionDate: true }, body: { $match: { address: 'users:<user>' } }, vars: { user: { type: 'string', default: '1' } } },
+    LOGS: { resource: 'logs', params: { sort: 'id:asc' } },
   },
 }
 
@@ -139,6 +141,11 @@ test('schemas: queries/{id}/run runs a query template with its variables, paged 
     assert.equal(at(accounts.body, 'cursor', 'hasMore'), true)
     const next = await api.request('POST', `/v2/main/queries/USERS/run?schemaVersion=v1&cursor=${String(at(accounts.body, 'cursor', 'next'))}`, {})
     assert.deepEqual(asArray(at(next.body, 'cursor', 'data')).map((account) => asObject(account).address), ['users:2'])
+    const volumes = await api.request('POST', '/v2/main/queries/VOLUMES/run?schemaVersion=v1', {})
+    assertStatus(volumes, 200)
+    assert.deepEqual(asArray(at(volumes.body, 'cursor', 'data')).map((row) => [asObject(row).account, asObject(row).balance]), [['users:1', 2n]], 'the default of the variable')
+    const logs = await api.request('POST', '/v2/main/queries/LOGS/run?schemaVersion=v1&pageSize=2', {})
+    assert.deepEqual(asArray(at(logs.body, 'cursor', 'data')).map((log) => asObject(log).type), ['INSERTED_SCHEMA', 'NEW_TRANSACTION'])
     assertError(await api.request('POST', '/v2/main/queries/BY_USER/run?schemaVersion=v1', {}), 400, 'VALIDATION', 'vars["user"]')
     assertError(await api.request('POST', '/v2/main/queries/BY_USER/run?schemaVersion=v1', { vars: { other: 'x' } }), 400, 'VALIDATION', 'no such variable')
     assertError(await api.request('POST', '/v2/main/queries/NOPE/run?schemaVersion=v1', {}), 404, 'NOT_FOUND', 'NOPE')

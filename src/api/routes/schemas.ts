@@ -56,10 +56,10 @@ export function schemaRoutes(app: FastifyInstance, node: LedgerNode, views: View
     const templateParams = isJsonObject(template.params) ? template.params : undefined
     const resource = parseQueryResource(run.params.resource ?? template.resource ?? templateParams?.resource, 'params.resource')
     const page = pageRequestOf(request.server.cursorKey, query, template, run)
-    const filter = page.cursor !== undefined ? cursorFilter(resource, page) : undefined
-    const input = page.cursor !== undefined ? undefined : filterInput(template, run.vars)
+    // A later page takes its filter from the cursor, as any list does: the page never changes list.
+    const input = page.cursor !== undefined ? cursorFilterInput(page) : filterInput(template, run.vars)
     const withFilter: PageRequest = input === undefined ? page : { ...page, options: { ...page.options, query: canonicalJson(input) } }
-    return { cursor: await runList(node, views, ledger, resource, withFilter, filter ?? (input === undefined ? undefined : parseFilter(resource, input))) }
+    return { cursor: await runList(node, views, ledger, resource, withFilter, input) }
   })
 }
 
@@ -152,25 +152,27 @@ function substitute(value: Json, values: ReadonlyMap<string, string>): Json {
   return value
 }
 
-function cursorFilter(resource: QueryResource, page: PageRequest) {
+function cursorFilterInput(page: PageRequest): Json | undefined {
   const text = page.options.query
-  return text === undefined ? undefined : parseFilter(resource, parseJson(text))
+  return text === undefined ? undefined : parseJson(text)
 }
 
-async function runList(node: LedgerNode, views: Views, ledger: LedgerName, resource: QueryResource, page: PageRequest, filter: ReturnType<typeof parseFilter> | undefined) {
+/** The page of the template's resource; its filter is parsed for that resource (a 400 naming what it cannot filter on). */
+async function runList(node: LedgerNode, views: Views, ledger: LedgerName, resource: QueryResource, page: PageRequest, input: Json | undefined) {
   switch (resource) {
     case 'transactions':
-      return views.listTransactions(ledger, page, filter as never, expandOf(page.options))
+      return views.listTransactions(ledger, page, input === undefined ? undefined : parseFilter('transactions', input), expandOf(page.options))
     case 'accounts':
-      return views.listAccounts(ledger, page, filter as never, expandOf(page.options))
+      return views.listAccounts(ledger, page, input === undefined ? undefined : parseFilter('accounts', input), expandOf(page.options))
     case 'logs':
-      return views.listLogs(ledger, page, filter as never)
+      return views.listLogs(ledger, page, input === undefined ? undefined : parseFilter('logs', input))
     case 'volumes': {
       const options = page.options
       const insertionDate = options.insertionDate === 'true' || options.insertionDate === '1'
       const startTime = parseTimestamp(options.startTime, 'startTime')
       const endTime = parseTimestamp(options.endTime, 'endTime')
-      return listVolumes(node.store, views, ledger, filter as never, {
+      const filter = input === undefined ? undefined : parseFilter('volumes', input)
+      return listVolumes(node.store, views, ledger, filter, {
         ...(startTime === undefined ? {} : { startTime }),
         ...(endTime === undefined ? {} : { endTime }),
         insertionDate,
