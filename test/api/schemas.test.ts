@@ -178,3 +178,23 @@ test('schemas: export → import carries INSERTED_SCHEMA and schemaVersion byte 
     await api.close()
   }
 })
+
+test('schemas: template and query names that are Object.prototype members are data (never prototype lookups)', async () => {
+  const api = await openTestApi()
+  try {
+    await createLedger(api, 'main')
+    const schema = '{"chart":{"world":{},"__proto__":{}},"transactions":{"__proto__":{"script":"send [USD 1] (\\n  source = @world\\n  destination = @__proto__\\n)\\n"}},"queries":{"constructor":{"resource":"accounts"}}}'
+    assertStatus(await api.request('POST', '/v2/main/schemas/v1', schema), 204)
+    const got = await api.request('GET', '/v2/main/schemas/v1')
+    assert.deepEqual(Object.keys(asObject(at(got.body, 'data', 'transactions'))), ['__proto__'])
+    const created = await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { template: '__proto__' } })
+    assertStatus(created, 200)
+    assert.equal(at(created.body, 'data', 'postings', 0, 'destination'), '__proto__')
+    assertError(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { template: 'toString' } }), 404, 'NOT_FOUND', 'toString')
+    assertStatus(await api.request('POST', '/v2/main/queries/constructor/run?schemaVersion=v1', {}), 200)
+    assertError(await api.request('POST', '/v2/main/queries/hasOwnProperty/run?schemaVersion=v1', {}), 404, 'NOT_FOUND')
+    assertError(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { postings: [{ source: 'world', destination: 'constructor', amount: 1, asset: 'USD' }] }), 400, 'VALIDATION', 'constructor')
+  } finally {
+    await api.close()
+  }
+})
