@@ -94,11 +94,15 @@ export function parseScript(value: unknown, templatePlain?: string): Transaction
   return script
 }
 
+/** Template names are at most this long in a schema (`parseSchemaData`): a longer one names nothing. */
+const templateNameLengthMax = 128
+
 /** `script.template`, when the body names one. */
 export function scriptTemplateOf(body: { [key: string]: unknown }): string | undefined {
   const script = body.script
   if (!isJsonObject(script) || script.template === undefined || script.template === null || script.template === '') return undefined
   if (typeof script.template !== 'string') throw validationError(`script.template: expected a template name, got ${describe(script.template)}`)
+  if (script.template.length > templateNameLengthMax) throw lengthLimitError('script.template', 'template name', script.template.length, templateNameLengthMax)
   return script.template
 }
 

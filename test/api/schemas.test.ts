@@ -117,6 +117,8 @@ test('schemas: script.template creates a transaction from a named template with 
     assert.deepEqual(at(created.body, 'data', 'postings'), [{ source: 'world', destination: 'users:42', amount: 100n, asset: 'USD' }])
     assertError(await api.request('POST', '/v2/main/transactions', body), 400, 'SCHEMA_NOT_SPECIFIED', 'template')
     assertError(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { template: 'NOPE' } }), 404, 'NOT_FOUND', 'NOPE')
+    assertError(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { template: 'x'.repeat(129) } }), 400, 'VALIDATION', 'longer than the limit of 128')
+    assertError(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { template: 'DEPOSIT', plain: 'send [USD 1] (source = @world destination = @a)' } }), 400, 'VALIDATION', 'not both')
     assertError(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { template: 'DEPOSIT', vars: { user: 'users:x', amount: 'USD 1' } } }), 400, 'VALIDATION', 'users:x')
     const got = await api.request('GET', '/v2/main/transactions/0')
     assert.equal(at(got.body, 'data', 'template'), 'DEPOSIT')
