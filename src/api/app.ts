@@ -19,6 +19,7 @@ import { openApiRoutes } from './routes/openapi.ts'
 import { unsupportedRoutes } from './routes/unsupported.ts'
 import { logTransferRoutes } from './routes/logs-transfer.ts'
 import { checkRoutes } from './routes/check.ts'
+import { schemaRoutes } from './routes/schemas.ts'
 
 export interface ApiOptions {
   /** Largest request body; default sized to the bulk limit (`bodyBytesMaxFor`). */
@@ -106,6 +107,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     bulkRoutes(scope, node, views, { bulkElementsMax })
     logTransferRoutes(scope, node)
     checkRoutes(scope, node)
+    schemaRoutes(scope, node, views)
     unsupportedRoutes(scope) // last: 501 for the v2 operations no route above serves
   }
   await app.register(routes)

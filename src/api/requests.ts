@@ -6,7 +6,7 @@ import type { Filter, Resource } from '../query/index.ts'
 import { filterInputOf, parseFilter } from '../query/index.ts'
 import type { PageRequest } from './paging.ts'
 import { parsePageRequest } from './paging.ts'
-import { parseTimestamp } from '../orders/index.ts'
+import { optionalSchemaVersion, parseTimestamp } from '../orders/index.ts'
 import type { Expand } from './views.ts'
 
 export type Params = Record<string, string>
@@ -22,6 +22,12 @@ export function queryFlag(request: FastifyRequest, name: string): boolean {
   if (value === undefined || value === '' || value === 'false' || value === '0') return false
   if (value === 'true' || value === '1') return true
   throw validationError(`${name}: expected true or false, got ${JSON.stringify(value)}`)
+}
+
+/** `schemaVersion` of a write, as `{schemaVersion}` to spread into its order (nothing when absent). */
+export function schemaVersionOf(request: FastifyRequest): { schemaVersion?: string } {
+  const version = optionalSchemaVersion((request.query as Query).schemaVersion)
+  return version === undefined ? {} : { schemaVersion: version }
 }
 
 export const idempotencyKeyLengthMax = 256

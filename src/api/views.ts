@@ -1,4 +1,4 @@
-import type { AccountAddress, AccountRecord, Json, LedgerName, LedgerRecord, TransactionId, TransactionRecord } from '../domain/index.ts'
+import type { AccountAddress, AccountRecord, Json, LedgerName, LedgerRecord, SchemaRecord, TransactionId, TransactionRecord } from '../domain/index.ts'
 import {
   accountKey,
   accountPrefix,
@@ -9,15 +9,17 @@ import {
   LEDGER_PREFIX,
   notFound,
   parseJson,
+  validationError,
+  schemaKey,
   transactionKey,
   transactionPrefix,
   volumesPrefix,
 } from '../domain/index.ts'
-import { parseTimestamp, transactionView } from '../orders/index.ts'
+import { parseTimestamp, schemaNotFound, schemaView, transactionView } from '../orders/index.ts'
 import type { Filter, Leaf, FilterNode } from '../query/index.ts'
 import { addressPrefix, fieldsUsed, matches } from '../query/index.ts'
 import type { Store } from '../store/index.ts'
-import { accountTransactionsPrefix, attributeRowKey, fixedWidthInstant, logRowPrefix, prefixEnd, transactionsByTimestampPrefix } from '../store/index.ts'
+import { accountTransactionsPrefix, attributeRowKey, fixedWidthInstant, logRowPrefix, prefixEnd, schemasPrefix, transactionsByTimestampPrefix } from '../store/index.ts'
 import type { Page, PageRequest } from './paging.ts'
 import { listDescending, listOrder, pageOfRows } from './paging.ts'
 import type { VolumesByAsset } from './history.ts'
@@ -258,6 +260,34 @@ export class Views {
     if (filter === undefined || filter.root === undefined) return record
     const volumes = fieldsUsed(filter).has('balance') ? await this.accountVolumes(ledger, record.address, pit, true) : undefined
     return matches(filter, accountFilterRecord(record, volumes)) ? record : undefined
+  }
+
+  // ---- schemas -----------------------------------------------------------------
+
+  /** A schema by version; NOT_FOUND naming the latest when the ledger has no such version. */
+  async schema(ledger: LedgerName, version: string): Promise<SchemaRecord> {
+    const record = await this.ledger(ledger)
+    const row = await this.store.get(attributeRowKey(schemaKey(ledger, version)))
+    if (row === undefined) throw schemaNotFound(ledger, version, record.latestSchemaVersion)
+    return decodeRowValue('s', row)
+  }
+
+  /** Schemas by creation (their INSERTED_SCHEMA log id), newest first unless `order=asc`. */
+  async listSchemas(ledger: LedgerName, request: PageRequest): Promise<Page<Json>> {
+    await this.ledger(ledger)
+    const sort = request.options.sort
+    if (sort !== undefined && sort !== '' && sort !== 'created_at' && sort !== 'created_at:asc' && sort !== 'created_at:desc') {
+      throw validationError(`sort: schemas are listed by created_at (got ${JSON.stringify(sort)})`)
+    }
+    const order = request.options.order
+    if (order !== undefined && order !== '' && order !== 'asc' && order !== 'desc') throw validationError(`order: expected asc or desc, got ${JSON.stringify(order)}`)
+    const descending = sort === 'created_at:asc' ? false : sort === 'created_at:desc' ? true : order !== 'asc'
+    return pageOfRows(this.store, {
+      prefix: schemasPrefix(ledger),
+      descending,
+      request,
+      select: async (_key, value) => schemaView(await this.schema(ledger, value.toString('utf8'))),
+    })
   }
 
   // ---- logs --------------------------------------------------------------------

@@ -10,6 +10,7 @@ export type FindingKind =
   | 'reference'
   | 'ledger'
   | 'idempotency'
+  | 'schema'
   | 'log'
   | 'index'
   | 'cache-mirror'
@@ -24,6 +25,7 @@ export const FINDING_KINDS: readonly FindingKind[] = [
   'reference',
   'ledger',
   'idempotency',
+  'schema',
   'log',
   'index',
   'cache-mirror',
@@ -53,6 +55,7 @@ const ATTRIBUTE_KINDS: Readonly<Record<string, FindingKind>> = {
   r: 'reference',
   l: 'ledger',
   i: 'idempotency',
+  s: 'schema',
 }
 
 /** The finding kind and readable key of an attribute row (zone 0xf1), from its canonical key. */
@@ -73,6 +76,8 @@ export function describeAttribute(key: CanonicalKey): { kind: FindingKind; key: 
       return { kind, key: `ledger=${ledger}` }
     case 'i':
       return { kind, key: `ledger=${ledger} key=${second}` }
+    case 's':
+      return { kind, key: `ledger=${ledger} version=${second}` }
     default:
       return { kind: 'meta', key: `attribute ${JSON.stringify(key)} of unknown kind` }
   }
@@ -92,6 +97,9 @@ export function describeLogRow(rowKey: Buffer): string {
 export function describeIndexRow(rowKey: Buffer): string {
   const kind = rowKey[1]
   const idOffset = rowKey.length - 8
+  if (kind === IndexKind.schemas && rowKey.length >= 11) {
+    return `schemas ledger=${rowKey.toString('utf8', 2, rowKey.length - 9)} logId=${rowKey.readBigUInt64BE(rowKey.length - 8).toString()}`
+  }
   if (rowKey.length < 11 || (kind !== IndexKind.accountTransactions && kind !== IndexKind.moves && kind !== IndexKind.transactionsByTimestamp)) {
     return `row=${rowKey.toString('hex')}`
   }

@@ -6,7 +6,7 @@ import { attributeRowKey, logRowPrefix, prefixEnd } from '../store/index.ts'
 /**
  * A ledger's v2 logs, oldest first, one JSON object per line as v2's export
  * writes them (`{type, data, date, idempotencyKey, idempotencyHash?, id,
- * hash}`). The logs come from one store iterator (one snapshot); a log with
+ * hash, schemaVersion?}`; the version a write followed is part of its hash). The logs come from one store iterator (one snapshot); a log with
  * an idempotency key carries its request hash (`idempotencyHash`, read from
  * the immutable idempotency record), so an import restores the record as it
  * was.
@@ -27,6 +27,7 @@ export async function* exportLogLines(store: Store, ledger: LedgerName): AsyncGe
       ...(idempotencyHash === undefined ? {} : { idempotencyHash }),
       id: log.id ?? null,
       hash: log.hash ?? null,
+      ...(typeof log.schemaVersion === 'string' ? { schemaVersion: log.schemaVersion } : {}),
     }
     yield `${stringifyJson(exported)}\n`
   }

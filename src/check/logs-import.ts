@@ -17,7 +17,7 @@ import {
 import { goDate, importedDate, v2LogHash, v2Memento } from '../audit/v2-log-hash.ts'
 import type { OrderResult } from '../fsm/index.ts'
 import type { Order, ProposedOrder } from '../orders/index.ts'
-import { parseAccountMetadata, parseReference, parseTransactionId, revertPostings } from '../orders/index.ts'
+import { parseAccountMetadata, parseReference, parseSchemaData, parseSchemaVersion, parseTransactionId, revertPostings } from '../orders/index.ts'
 import type { SubmitOptions } from '../admission/index.ts'
 import type { StoreReader } from '../store/index.ts'
 import { attributeRowKey } from '../store/index.ts'
@@ -153,13 +153,14 @@ class Importer {
     const key = raw.idempotencyKey ?? ''
     if (typeof key !== 'string') throw importError(`${where}: idempotencyKey: expected a string`)
     if (typeof raw.hash !== 'string') throw importError(`${where}: hash: expected the log's base64 hash`)
-    const schemaVersion = raw.schemaVersion
-    if (schemaVersion !== undefined && schemaVersion !== null && schemaVersion !== '') {
-      throw importError(`${where}: logs written under a schema version are not supported`)
+    const schemaVersion = raw.schemaVersion === undefined || raw.schemaVersion === null || raw.schemaVersion === '' ? undefined : wrap(where, () => parseSchemaVersion(raw.schemaVersion))
+    // Only the writes that name a schema log its version: a version on another log could not be replayed to the same hash.
+    if (schemaVersion !== undefined && type !== 'NEW_TRANSACTION' && type !== 'REVERTED_TRANSACTION' && type !== 'SET_METADATA') {
+      throw importError(`${where}: schemaVersion on a ${describe(type as Json)} log is not supported (Tally logs it on NEW_TRANSACTION, REVERTED_TRANSACTION and SET_METADATA only)`)
     }
     if (type === 'REVERTED_TRANSACTION' && this.group.length > 0) return 'flush-first'
     const previousHash = this.group.at(-1)?.hash ?? this.previousHash
-    const expected = v2LogHash(previousHash, { type: String(type), data, date: raw.date, idempotencyKey: key })
+    const expected = v2LogHash(previousHash, { type: String(type), data, date: raw.date, idempotencyKey: key, ...(schemaVersion === undefined ? {} : { schemaVersion }) })
     if (expected !== raw.hash) {
       await this.flush() // everything before this log is verified: it is applied, nothing after
       throw importError(`${where}: invalid hash: expected ${expected}, got ${raw.hash}`)
@@ -170,8 +171,9 @@ class Importer {
       throw importError(`${where}: Tally would replay it to another log (a field v2 allows but Tally writes differently, e.g. a null map); nothing after log ${this.previousId ?? 'none'} is applied`)
     }
     this.previousId = id
+    const order: Order = schemaVersion === undefined ? mapped.order : { ...mapped.order, schemaVersion } as Order
     const idempotencyHash = typeof raw.idempotencyHash === 'string' && raw.idempotencyHash !== '' ? raw.idempotencyHash : `import:${this.ledger}:${key}`
-    const proposed: ProposedOrder = key === '' ? { order: mapped.order } : { order: mapped.order, idempotencyKey: key, requestHash: idempotencyHash }
+    const proposed: ProposedOrder = key === '' ? { order } : { order, idempotencyKey: key, requestHash: idempotencyHash }
     if (mapped.createsTransaction) this.nextTransactionId++
     return { id, hash: raw.hash, date, proposed, createsTransaction: mapped.createsTransaction }
   }
@@ -189,7 +191,9 @@ class Importer {
         const reference = parseReference(transaction.reference)
         this.expectTransactionId(transaction.id)
         const accountMetadata = parseAccountMetadata(data.accountMetadata)
-        const order: Order = { type: 'CREATE_TRANSACTION', ledger, postings, timestamp, ...(reference === undefined ? {} : { reference }), metadata, accountMetadata, force: true }
+        const template = transaction.template === undefined || transaction.template === null || transaction.template === '' ? undefined : transaction.template
+        if (template !== undefined && typeof template !== 'string') throw importError(`transaction.template: expected a template name, got ${describe(template)}`)
+        const order: Order = { type: 'CREATE_TRANSACTION', ledger, postings, timestamp, ...(reference === undefined ? {} : { reference }), ...(template === undefined ? {} : { template }), metadata, accountMetadata, force: true }
         const predicted = { transaction: resume(postings, mergeMetadata({}, metadata), timestamp, reference, this.nextTransactionId), accountMetadata }
         return { order, predicted: predicted as unknown as Json, createsTransaction: true }
       }
@@ -227,8 +231,16 @@ class Importer {
         }
         throw importError(`targetType: expected ACCOUNT or TRANSACTION, got ${describe(targetType)}`)
       }
+      case 'INSERTED_SCHEMA': {
+        const schema = objectField(data, 'schema')
+        const version = parseSchemaVersion(schema.version, 'schema.version')
+        const { version: _version, createdAt: _createdAt, ...body } = schema
+        const order: Order = { type: 'INSERT_SCHEMA', ledger, version, data: parseSchemaData(body) }
+        const predicted = { schema: { ...order.data, version, createdAt: date } }
+        return { order, predicted, createsTransaction: false }
+      }
       default:
-        throw importError(`type ${describe(type)} is not imported (NEW_TRANSACTION, REVERTED_TRANSACTION, SET_METADATA, DELETE_METADATA)`)
+        throw importError(`type ${describe(type)} is not imported (NEW_TRANSACTION, REVERTED_TRANSACTION, SET_METADATA, DELETE_METADATA, INSERTED_SCHEMA)`)
     }
   }
 
@@ -254,7 +266,7 @@ class Importer {
         throw importError(`log ${planned.id}: the replay failed (${cause}); the ledger holds the logs before it`)
       }
       const output = result.output
-      const logged = output.type === 'TRANSACTION' || output.type === 'METADATA' ? output.logId : null
+      const logged = output.type === 'TRANSACTION' || output.type === 'METADATA' || output.type === 'SCHEMA' ? output.logId : null
       if (result.idempotencyHit || logged !== this.nextLogId) {
         throw importError(`log ${planned.id}: replayed as log ${String(logged)}, expected ${this.nextLogId} (a concurrent write to ledger ${this.ledger}, or a repeated idempotency key)`)
       }

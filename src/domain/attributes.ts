@@ -22,6 +22,7 @@ export const AttributeKind = {
   reference: 'r',
   ledger: 'l',
   idempotency: 'i',
+  schema: 's',
 } as const
 export type AttributeKind = (typeof AttributeKind)[keyof typeof AttributeKind]
 
@@ -61,6 +62,11 @@ export function idempotencyKey(ledger: LedgerName, key: string): CanonicalKey {
   return `i${ledger}${SEPARATOR}${key}` as CanonicalKey
 }
 
+/** A ledger schema by version (immutable once inserted). */
+export function schemaKey(ledger: LedgerName, version: string): CanonicalKey {
+  return `s${ledger}${SEPARATOR}${version}` as CanonicalKey
+}
+
 export function kindOf(key: CanonicalKey): AttributeKind {
   const kind = key[0]
   switch (kind) {
@@ -70,6 +76,7 @@ export function kindOf(key: CanonicalKey): AttributeKind {
     case 'r':
     case 'l':
     case 'i':
+    case 's':
       return kind
     default:
       throw new InvariantViolation(`canonical key with unknown kind ${JSON.stringify(kind)}`)
@@ -103,6 +110,23 @@ export interface LedgerRecord {
   readonly accountCount: bigint
   /** Hash of the ledger's last v2 log, base64; "" before the first log. */
   readonly lastLogHash: string
+  /**
+   * The version of the last schema inserted, absent while the ledger has
+   * none: once it has one, every write that v2 validates must name a version.
+   */
+  readonly latestSchemaVersion?: string
+}
+
+/**
+ * A ledger schema (v2 `V2Schema`): immutable once inserted. `data` holds the
+ * canonical `chart` and, when given, `transactions` and `queries` templates.
+ * `logId` is the id of its INSERTED_SCHEMA log: schemas list in that order.
+ */
+export interface SchemaRecord {
+  readonly version: string
+  readonly createdAt: string
+  readonly logId: bigint
+  readonly data: { readonly [key: string]: Json }
 }
 
 export interface ReferenceRecord {
@@ -122,6 +146,7 @@ export type AttributeValue =
   | { readonly kind: 'r'; readonly value: ReferenceRecord }
   | { readonly kind: 'l'; readonly value: LedgerRecord }
   | { readonly kind: 'i'; readonly value: IdempotencyRecord }
+  | { readonly kind: 's'; readonly value: SchemaRecord }
 
 /** The value type of each attribute kind. */
 export interface AttributeValueOf {
@@ -131,6 +156,7 @@ export interface AttributeValueOf {
   r: ReferenceRecord
   l: LedgerRecord
   i: IdempotencyRecord
+  s: SchemaRecord
 }
 
 /** The value of an attribute known to be of `kind` (a key's kind); another kind is an invariant violation. */
@@ -197,6 +223,12 @@ function decodeValue(kind: AttributeKind, json: { [key: string]: Json }): Attrib
       }
     case 'i':
       return { kind, value: json as unknown as IdempotencyRecord }
+    case 's': {
+      const data = json.data
+      invariant(isJsonObject(data) && isJsonObject(data.chart), 'a schema row holds a chart')
+      invariant(typeof json.version === 'string' && typeof json.createdAt === 'string', 'a schema row has a version and a date')
+      return { kind, value: { version: json.version, createdAt: json.createdAt, logId: bigintField(json, 'logId'), data } }
+    }
     default: {
       const never: never = kind
       throw new InvariantViolation(`unknown attribute kind ${String(never)}`)

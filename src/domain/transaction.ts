@@ -16,6 +16,8 @@ export interface TransactionRecord {
   readonly metadata: Metadata
   readonly reverted: boolean
   readonly revertedAt?: string
+  /** The schema's transaction template it was created from (`script.template`). */
+  readonly template?: string
   /** Volumes of every touched (account, asset) just before and after it, in insertion order. */
   readonly preCommitVolumes?: AggregatedVolumes
   readonly postCommitVolumes?: AggregatedVolumes

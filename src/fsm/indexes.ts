@@ -1,7 +1,7 @@
 import type { Json } from '../domain/index.ts'
 import { invariant, stringifyJson } from '../domain/index.ts'
 import type { LedgerLog } from '../orders/index.ts'
-import { accountTransactionKey, moveKey, transactionByTimestampKey } from '../store/layout.ts'
+import { accountTransactionKey, moveKey, schemaIndexKey, transactionByTimestampKey } from '../store/layout.ts'
 import type { WriteBatch } from './write-batch.ts'
 
 interface LoggedTransaction {
@@ -17,6 +17,7 @@ interface LoggedTransaction {
  * effective date, and the transaction by effective date. Pure: same log, same rows.
  */
 export function writeTransactionIndexes(ledger: string, log: LedgerLog, batch: WriteBatch): void {
+  if (log.type === 'INSERTED_SCHEMA') return writeSchemaIndex(ledger, log, batch)
   if (log.type !== 'NEW_TRANSACTION' && log.type !== 'REVERTED_TRANSACTION') return
   const transaction = (log.data as unknown as { transaction: LoggedTransaction }).transaction
   invariant(typeof transaction.id === 'bigint' && transaction.postings.length > 0, 'logged transaction with id and postings')
@@ -45,3 +46,10 @@ export function writeTransactionIndexes(ledger: string, log: LedgerLog, batch: W
 }
 
 const EMPTY = Buffer.alloc(0)
+
+/** A schema in insertion order (its log id), naming its version: schemas list by creation. */
+function writeSchemaIndex(ledger: string, log: LedgerLog, batch: WriteBatch): void {
+  const version = (log.data as unknown as { schema: { version: unknown } }).schema.version
+  invariant(typeof version === 'string', 'an INSERTED_SCHEMA log names the version')
+  batch.put(schemaIndexKey(ledger, log.id), Buffer.from(version, 'utf8'))
+}

@@ -283,7 +283,7 @@ function auditOutcome(result: OrderResult): Json {
       const ids: Record<string, Json> =
         output.type === 'TRANSACTION'
           ? { transactionId: (output.transaction as { id: bigint }).id, logId: output.logId }
-          : output.type === 'METADATA' && output.logId !== null
+          : (output.type === 'METADATA' && output.logId !== null) || output.type === 'SCHEMA'
             ? { logId: output.logId }
             : {}
       return { status: 'applied', idempotencyHit: result.idempotencyHit, ...ids }

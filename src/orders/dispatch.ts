@@ -8,6 +8,7 @@ import { revertTransaction } from './handlers/revert-transaction.ts'
 import { deleteTransactionMetadata, saveTransactionMetadata } from './handlers/transaction-metadata.ts'
 import { deleteAccountMetadata, saveAccountMetadata } from './handlers/account-metadata.ts'
 import { deleteLedgerMetadata, saveLedgerMetadata } from './handlers/ledger-metadata.ts'
+import { insertSchema } from './handlers/insert-schema.ts'
 
 /** Runs one order's handler. Business refusals throw `TallyError`. */
 export function executeOrder(scope: Scope, order: Order): OrderOutput {
@@ -30,6 +31,8 @@ export function executeOrder(scope: Scope, order: Order): OrderOutput {
       return saveLedgerMetadata(scope, order)
     case 'DELETE_LEDGER_METADATA':
       return deleteLedgerMetadata(scope, order)
+    case 'INSERT_SCHEMA':
+      return insertSchema(scope, order)
     default: {
       const never: never = order
       throw new InvariantViolation(`unknown order ${JSON.stringify(never)}`)

@@ -7,6 +7,7 @@ export { needsOf } from './needs.ts'
 export type { KnownValue, Needs } from './needs.ts'
 export {
   parseCreateTransaction,
+  scriptTemplateOf,
   parseRevertTransaction,
   parseAccountMetadata,
   parseReference,
@@ -17,3 +18,18 @@ export {
 export { revertPostings, revertedPostingsFingerprint } from './handlers/revert-transaction.ts'
 export { scriptInputFingerprint } from './script.ts'
 export type { ScriptInput } from './script.ts'
+export { schemaView } from './handlers/insert-schema.ts'
+export {
+  parseSchemaData,
+  parseSchemaVersion,
+  optionalSchemaVersion,
+  parseQueryParams,
+  parseQueryResource,
+  schemaNotFound,
+  templateScript,
+  QUERY_RESOURCES,
+  SCHEMA_VERSION_PATTERN,
+  schemaBytesMax,
+} from './schema.ts'
+export type { QueryResource } from './schema.ts'
+export type { CreateTransactionOptions } from './parse.ts'

@@ -11,13 +11,14 @@ import { transactionView } from './output.ts'
  * as v2 prints dates, and a REVERTED_TRANSACTION carries the reverted
  * transaction (`revertedTransaction`, as v2's payload does) besides its id.
  */
-export function appendLedgerLog(scope: Scope, ledger: LedgerRecord, type: LedgerLog['type'], data: Json): LedgerRecord {
+export function appendLedgerLog(scope: Scope, ledger: LedgerRecord, type: LedgerLog['type'], data: Json, schemaVersion?: string): LedgerRecord {
   const payload = type === 'REVERTED_TRANSACTION' ? withRevertedTransaction(scope, ledger, data) : data
   const base = {
     type,
     data: payload,
     date: goDate(scope.date),
     ...(scope.idempotencyKey === undefined ? {} : { idempotencyKey: scope.idempotencyKey }),
+    ...(schemaVersion === undefined ? {} : { schemaVersion }),
   }
   const hash = v2LogHash(ledger.lastLogHash, base)
   scope.appendLog(ledger.name, { id: ledger.nextLogId, hash, ...base })

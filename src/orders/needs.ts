@@ -3,6 +3,7 @@ import {
   accountKey,
   ledgerKey,
   referenceKey,
+  schemaKey,
   transactionKey,
   volumesKey,
   InvariantViolation,
@@ -35,8 +36,10 @@ export function needsOf(order: Order, known: (key: CanonicalKey) => KnownValue):
     case 'SAVE_LEDGER_METADATA':
     case 'DELETE_LEDGER_METADATA':
       return { keys: [ledgerKey(order.ledger)], complete: true }
+    case 'INSERT_SCHEMA':
+      return { keys: [ledgerKey(order.ledger), schemaKey(order.ledger, order.version)], complete: true }
     case 'CREATE_TRANSACTION': {
-      const keys = [ledgerKey(order.ledger), ...postingNeeds(order.ledger, order.postings)]
+      const keys = [ledgerKey(order.ledger), ...schemaNeeds(order), ...postingNeeds(order.ledger, order.postings)]
       for (const address of Object.keys(order.accountMetadata)) keys.push(accountKey(order.ledger, address as never))
       if (order.reference !== undefined) keys.push(referenceKey(order.ledger, order.reference))
       if (order.script === undefined) return { keys: unique(keys), complete: true }
@@ -47,7 +50,7 @@ export function needsOf(order: Order, known: (key: CanonicalKey) => KnownValue):
     }
     case 'REVERT_TRANSACTION': {
       const key = transactionKey(order.ledger, order.id)
-      const keys = [ledgerKey(order.ledger), key]
+      const keys = [ledgerKey(order.ledger), ...schemaNeeds(order), key]
       const transaction = known(key)
       if (transaction === 'unknown') return { keys, complete: false }
       if (transaction !== null && transaction.kind !== 't') throw new InvariantViolation('transaction key holds another kind')
@@ -56,9 +59,11 @@ export function needsOf(order: Order, known: (key: CanonicalKey) => KnownValue):
       return { keys: unique(keys), complete: true, order: { ...order, plannedPostings } }
     }
     case 'SAVE_TRANSACTION_METADATA':
+      return { keys: [ledgerKey(order.ledger), ...schemaNeeds(order), transactionKey(order.ledger, order.id)], complete: true }
     case 'DELETE_TRANSACTION_METADATA':
       return { keys: [ledgerKey(order.ledger), transactionKey(order.ledger, order.id)], complete: true }
     case 'SAVE_ACCOUNT_METADATA':
+      return { keys: [ledgerKey(order.ledger), ...schemaNeeds(order), accountKey(order.ledger, order.address)], complete: true }
     case 'DELETE_ACCOUNT_METADATA':
       return { keys: [ledgerKey(order.ledger), accountKey(order.ledger, order.address)], complete: true }
     default: {
@@ -66,6 +71,11 @@ export function needsOf(order: Order, known: (key: CanonicalKey) => KnownValue):
       throw new InvariantViolation(`unknown order ${JSON.stringify(never)}`)
     }
   }
+}
+
+/** The schema a write names: read to check the write against it. */
+function schemaNeeds(order: { readonly ledger: LedgerName; readonly schemaVersion?: string }): CanonicalKey[] {
+  return order.schemaVersion === undefined ? [] : [schemaKey(order.ledger, order.schemaVersion)]
 }
 
 function postingNeeds(ledger: LedgerName, postings: readonly Posting[]): CanonicalKey[] {

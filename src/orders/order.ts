@@ -1,5 +1,6 @@
 import type {
   AccountAddress,
+  Json,
   Keyed,
   LedgerName,
   Metadata,
@@ -22,6 +23,7 @@ export type Order =
   | DeleteAccountMetadata
   | SaveLedgerMetadata
   | DeleteLedgerMetadata
+  | InsertSchema
 
 export interface CreateLedger {
   readonly type: 'CREATE_LEDGER'
@@ -37,9 +39,20 @@ export interface TransactionScript {
   readonly vars: Readonly<Keyed<string>>
 }
 
-export interface CreateTransaction {
+/**
+ * The schema version a write follows (v2 `schemaVersion`): the FSM reads that
+ * schema and refuses what breaks it. Absent while the ledger has a schema is
+ * SCHEMA_NOT_SPECIFIED.
+ */
+export interface FollowsSchema {
+  readonly schemaVersion?: string
+}
+
+export interface CreateTransaction extends FollowsSchema {
   readonly type: 'CREATE_TRANSACTION'
   readonly ledger: LedgerName
+  /** The transaction template of the schema the script comes from (`script.template`). */
+  readonly template?: string
   /** Empty when `script` is set: the FSM computes them by running the script. */
   readonly postings: readonly Posting[]
   readonly script?: TransactionScript
@@ -57,7 +70,7 @@ export interface CreateTransaction {
   readonly force: boolean
 }
 
-export interface RevertTransaction {
+export interface RevertTransaction extends FollowsSchema {
   readonly type: 'REVERT_TRANSACTION'
   readonly ledger: LedgerName
   readonly id: TransactionId
@@ -72,7 +85,7 @@ export interface RevertTransaction {
   readonly plannedPostings?: string
 }
 
-export interface SaveTransactionMetadata {
+export interface SaveTransactionMetadata extends FollowsSchema {
   readonly type: 'SAVE_TRANSACTION_METADATA'
   readonly ledger: LedgerName
   readonly id: TransactionId
@@ -86,7 +99,7 @@ export interface DeleteTransactionMetadata {
   readonly key: string
 }
 
-export interface SaveAccountMetadata {
+export interface SaveAccountMetadata extends FollowsSchema {
   readonly type: 'SAVE_ACCOUNT_METADATA'
   readonly ledger: LedgerName
   readonly address: AccountAddress
@@ -110,6 +123,14 @@ export interface DeleteLedgerMetadata {
   readonly type: 'DELETE_LEDGER_METADATA'
   readonly ledger: LedgerName
   readonly key: string
+}
+
+/** `POST /v2/{ledger}/schemas/{version}`: `data` is the canonical `V2SchemaData` (`parseSchemaData`). */
+export interface InsertSchema {
+  readonly type: 'INSERT_SCHEMA'
+  readonly ledger: LedgerName
+  readonly version: string
+  readonly data: { readonly [key: string]: Json }
 }
 
 export type OrderType = Order['type']

@@ -8,6 +8,7 @@ export type OrderOutput =
   | { readonly type: 'TRANSACTION'; readonly transaction: Json; readonly logId: bigint }
   | { readonly type: 'METADATA'; readonly logId: bigint | null }
   | { readonly type: 'LEDGER' }
+  | { readonly type: 'SCHEMA'; readonly logId: bigint }
 
 /**
  * The v2 wire shape of a transaction (`V2Transaction`); commit volumes are
@@ -25,6 +26,7 @@ export function transactionView(record: TransactionRecord, options: { volumes: b
   }
   if (record.reference !== undefined) view.reference = record.reference
   if (record.revertedAt !== undefined) view.revertedAt = record.revertedAt
+  if (record.template !== undefined) view.template = record.template
   if (options.volumes && record.preCommitVolumes !== undefined && record.postCommitVolumes !== undefined) {
     view.preCommitVolumes = record.preCommitVolumes
     view.postCommitVolumes = record.postCommitVolumes

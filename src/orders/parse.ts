@@ -19,9 +19,18 @@ import type { CreateTransaction, RevertTransaction, TransactionScript } from './
 import { compileScript } from './script.ts'
 
 /** Builds orders from v2 request bodies; every failure is a precise 400. */
-export function parseCreateTransaction(ledger: LedgerName, body: unknown, options: { force?: boolean } = {}): CreateTransaction {
+export interface CreateTransactionOptions {
+  readonly force?: boolean
+  /** The schema version the transaction follows (`schemaVersion`). */
+  readonly schemaVersion?: string
+  /** The script of a transaction template of that schema (`script.template`), loaded by the caller. */
+  readonly templateScript?: (template: string) => string
+}
+
+export function parseCreateTransaction(ledger: LedgerName, body: unknown, options: CreateTransactionOptions = {}): CreateTransaction {
   if (!isJsonObject(body)) throw validationError(`body: expected a transaction object, got ${describe(body)}`)
-  const script = parseScript(body.script)
+  const template = scriptTemplateOf(body)
+  const script = parseScript(body.script, template === undefined ? undefined : resolvedTemplate(template, options))
   const hasPostings = body.postings !== undefined && body.postings !== null && !(Array.isArray(body.postings) && body.postings.length === 0)
   if (script !== undefined && hasPostings) throw validationError('postings and script: send one or the other')
   if (script === undefined && (body.postings === undefined || body.postings === null)) {
@@ -38,6 +47,8 @@ export function parseCreateTransaction(ledger: LedgerName, body: unknown, option
     ledger,
     postings,
     ...(script === undefined ? {} : { script }),
+    ...(template === undefined ? {} : { template }),
+    ...(options.schemaVersion === undefined ? {} : { schemaVersion: options.schemaVersion }),
     ...(timestamp === undefined ? {} : { timestamp }),
     ...(reference === undefined ? {} : { reference }),
     metadata,
@@ -64,13 +75,13 @@ export const scriptLengthMax = 256 * 1024
  * with line and column). Variables are strings as in v2; integers and
  * `{amount, asset}` monetaries are accepted and written in Numscript's syntax.
  */
-export function parseScript(value: unknown): TransactionScript | undefined {
+export function parseScript(value: unknown, templatePlain?: string): TransactionScript | undefined {
   if (value === undefined || value === null) return undefined
   if (!isJsonObject(value)) throw validationError(`script: expected {plain, vars}, got ${describe(value)}`)
-  if (value.template !== undefined && value.template !== null) {
-    throw validationError('script.template: transaction templates are not supported; send script.plain')
+  if (templatePlain !== undefined && value.plain !== undefined && value.plain !== null && value.plain !== '') {
+    throw validationError('script: send script.plain or script.template, not both')
   }
-  const plain = value.plain
+  const plain = templatePlain ?? value.plain
   if (typeof plain !== 'string' || plain.trim() === '') throw validationError('script.plain: expected the Numscript source')
   if (plain.length > scriptLengthMax) throw lengthLimitError('script.plain', 'script', plain.length, scriptLengthMax)
   const vars = emptyKeyed<string>()
@@ -81,6 +92,26 @@ export function parseScript(value: unknown): TransactionScript | undefined {
   const script: TransactionScript = { plain, vars }
   compileScript(script)
   return script
+}
+
+/** Template names are at most this long in a schema (`parseSchemaData`): a longer one names nothing. */
+const templateNameLengthMax = 128
+
+/** `script.template`, when the body names one. */
+export function scriptTemplateOf(body: { [key: string]: unknown }): string | undefined {
+  const script = body.script
+  if (!isJsonObject(script) || script.template === undefined || script.template === null || script.template === '') return undefined
+  if (typeof script.template !== 'string') throw validationError(`script.template: expected a template name, got ${describe(script.template)}`)
+  if (script.template.length > templateNameLengthMax) throw lengthLimitError('script.template', 'template name', script.template.length, templateNameLengthMax)
+  return script.template
+}
+
+function resolvedTemplate(template: string, options: CreateTransactionOptions): string {
+  if (options.schemaVersion === undefined) {
+    throw new TallyError({ code: 'SCHEMA_NOT_SPECIFIED', kind: 'validation', message: `script.template: template ${JSON.stringify(template)} comes from a schema; name its version (schemaVersion)` })
+  }
+  if (options.templateScript === undefined) throw validationError('script.template: transaction templates are served by POST /v2/{ledger}/transactions, not in bulk elements; send script.plain')
+  return options.templateScript(template)
 }
 
 function scriptVariable(name: string, raw: unknown): string {

@@ -28,11 +28,13 @@ import type { Json } from '../domain/index.ts'
 /** A v2 log entry as stored and served (`/v2/{ledger}/logs`). */
 export interface LedgerLog {
   readonly id: bigint
-  readonly type: 'NEW_TRANSACTION' | 'SET_METADATA' | 'REVERTED_TRANSACTION' | 'DELETE_METADATA'
+  readonly type: 'NEW_TRANSACTION' | 'SET_METADATA' | 'REVERTED_TRANSACTION' | 'DELETE_METADATA' | 'INSERTED_SCHEMA'
   readonly data: Json
   readonly date: string
   readonly hash: string
   readonly idempotencyKey?: string
+  /** The schema version the write followed (hashed, as v2 hashes it). */
+  readonly schemaVersion?: string
 }
 
 /**

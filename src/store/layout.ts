@@ -87,9 +87,19 @@ export function logRowPrefix(ledger: string): Buffer {
  *  - moves by effective date: [zone]['M'][ledger][0][account][0][asset][0][timestamp][0][id u64]
  *    → `{input, output}`; a prefix sum is the account's effective volumes at a date;
  *  - transactions by effective date: [zone]['T'][ledger][0][timestamp][0][id u64] → empty,
- *    for lists ordered by timestamp (`sort=timestamp`, v2's `order=effective`).
+ *    for lists ordered by timestamp (`sort=timestamp`, v2's `order=effective`);
+ *  - schemas in insertion order: [zone]['S'][ledger][0][log id u64] → the version,
+ *    for `GET /v2/{ledger}/schemas` (v2 lists them by creation).
  */
-export const IndexKind = { accountTransactions: 0x41, moves: 0x4d, transactionsByTimestamp: 0x54 } as const
+export const IndexKind = { accountTransactions: 0x41, moves: 0x4d, transactionsByTimestamp: 0x54, schemas: 0x53 } as const
+
+export function schemasPrefix(ledger: string): Buffer {
+  return Buffer.concat([Buffer.of(Zone.indexes, IndexKind.schemas), Buffer.from(`${ledger}\u0000`, 'utf8')])
+}
+
+export function schemaIndexKey(ledger: string, logId: bigint): Buffer {
+  return Buffer.concat([schemasPrefix(ledger), u64be(logId)])
+}
 
 export function transactionsByTimestampPrefix(ledger: string): Buffer {
   return Buffer.concat([Buffer.of(Zone.indexes, IndexKind.transactionsByTimestamp), Buffer.from(`${ledger}\u0000`, 'utf8')])

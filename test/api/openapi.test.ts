@@ -153,7 +153,7 @@ test('unsupported v2 operations answer 501 with a v2 error body naming the opera
   const api = await openTestApi()
   try {
     const unsupported = operations.filter((operation) => operation.status.kind === 'unsupported')
-    assert.ok(unsupported.length >= 18, `${unsupported.length} unsupported operations`)
+    assert.ok(unsupported.length > 0, 'the sweep below is not vacuous')
     for (const operation of unsupported) {
       const url = routeUrlOf(operation.path).replace(/:([A-Za-z]+)/g, (_match, name: string) => (name === 'ledger' ? 'main' : `some-${name}`))
       for (const prefix of ['', gatewayPrefix]) {

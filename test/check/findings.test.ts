@@ -93,6 +93,7 @@ const ATTRIBUTE_KINDS: [string, FindingKind][] = [
   ['r', 'reference'],
   ['l', 'ledger'],
   ['i', 'idempotency'],
+  ['s', 'schema'],
 ]
 
 for (const [tag, kind] of ATTRIBUTE_KINDS) {

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import type { LedgerNode } from '../../src/server/index.ts'
 import type { Order, ProposedOrder } from '../../src/orders/index.ts'
-import type { AccountAddress, Asset, LedgerName } from '../../src/domain/index.ts'
+import type { AccountAddress, Asset, Json, LedgerName } from '../../src/domain/index.ts'
 import { TallyError, canonicalJson } from '../../src/domain/index.ts'
 
 const acct = (s: string) => s as AccountAddress
@@ -16,23 +16,31 @@ export function clock(start = Date.UTC(2026, 0, 1)): () => number {
 }
 
 export type Step =
-  | { kind: 'send'; ledger: number; postings: { from: number; to: number; amount: bigint; asset: number }[]; force: boolean; reference: number | null; meta: string | null; accountMeta: number | null; ik: string | null }
+  | { kind: 'send'; ledger: number; postings: { from: number; to: number; amount: bigint; asset: number }[]; force: boolean; reference: number | null; meta: string | null; accountMeta: number | null; ik: string | null; schema?: string | null }
   | { kind: 'revert'; ledger: number; target: number; force: boolean; atEffectiveDate: boolean }
   | { kind: 'txMeta'; ledger: number; target: number; value: string | null }
   | { kind: 'accountMeta'; ledger: number; account: number; value: string | null }
   | { kind: 'ledgerMeta'; ledger: number; value: string | null }
   | { kind: 'bulk'; ledger: number; size: number; atomic: boolean; continueOnFailure: boolean; seed: number }
+  | { kind: 'schema'; ledger: number; version: string }
 
 const posting = fc.record({ from: fc.integer({ min: 0, max: 4 }), to: fc.integer({ min: 0, max: 4 }), amount: fc.bigInt({ min: 0n, max: 50n }), asset: fc.integer({ min: 0, max: 2 }) })
 
 export const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('send' as const), ledger: fc.integer({ min: 0, max: 1 }), postings: fc.array(posting, { minLength: 1, maxLength: 3 }), force: fc.boolean(), reference: fc.option(fc.integer({ min: 0, max: 5 }), { nil: null }), meta: fc.option(fc.string({ maxLength: 3 }), { nil: null }), accountMeta: fc.option(fc.integer({ min: 1, max: 4 }), { nil: null }), ik: fc.option(fc.constantFrom('k1', 'k2', 'k3'), { nil: null }) }) },
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('send' as const), ledger: fc.integer({ min: 0, max: 1 }), postings: fc.array(posting, { minLength: 1, maxLength: 3 }), force: fc.boolean(), reference: fc.option(fc.integer({ min: 0, max: 5 }), { nil: null }), meta: fc.option(fc.string({ maxLength: 3 }), { nil: null }), accountMeta: fc.option(fc.integer({ min: 1, max: 4 }), { nil: null }), ik: fc.option(fc.constantFrom('k1', 'k2', 'k3'), { nil: null }), schema: fc.option(fc.constantFrom('v1', 'v2'), { nil: null }) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('revert' as const), ledger: fc.integer({ min: 0, max: 1 }), target: fc.nat({ max: 20 }), force: fc.boolean(), atEffectiveDate: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('txMeta' as const), ledger: fc.integer({ min: 0, max: 1 }), target: fc.nat({ max: 20 }), value: fc.option(fc.string({ maxLength: 3 }), { nil: null }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('accountMeta' as const), ledger: fc.integer({ min: 0, max: 1 }), account: fc.integer({ min: 1, max: 4 }), value: fc.option(fc.string({ maxLength: 3 }), { nil: null }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('ledgerMeta' as const), ledger: fc.integer({ min: 0, max: 1 }), value: fc.option(fc.string({ maxLength: 3 }), { nil: null }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('bulk' as const), ledger: fc.integer({ min: 0, max: 1 }), size: fc.integer({ min: 1, max: 6 }), atomic: fc.boolean(), continueOnFailure: fc.boolean(), seed: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('schema' as const), ledger: fc.integer({ min: 0, max: 1 }), version: fc.constantFrom('v1', 'v2') }) },
 )
+
+/** A chart holding some of the workload's accounts: `users:3` and `bank` are outside it under v1. */
+function schemaData(version: string): { [key: string]: Json } {
+  const users: Json = version === 'v1' ? { $id: { '.pattern': '^[12]$' } } : { $id: {} }
+  return { chart: { world: {}, users, ...(version === 'v1' ? {} : { bank: {} }) } }
+}
 
 const ledgerName = (i: number) => (i === 0 ? 'main' : 'other') as LedgerName
 
@@ -48,6 +56,7 @@ function stepOrders(step: Step): ProposedOrder[] {
         metadata: step.meta === null ? {} : { note: step.meta },
         accountMetadata: step.accountMeta === null ? {} : { [ACCOUNTS[step.accountMeta] as string]: { seen: 'yes' } },
         force: step.force,
+        ...(step.schema === undefined || step.schema === null ? {} : { schemaVersion: step.schema }),
       }
       return [{ order, ...(step.ik === null ? {} : { idempotencyKey: step.ik, requestHash: canonicalJson(order) }) }]
     }
@@ -69,6 +78,8 @@ function stepOrders(step: Step): ProposedOrder[] {
       }
       return orders
     }
+    case 'schema':
+      return [{ order: { type: 'INSERT_SCHEMA', ledger, version: step.version, data: schemaData(step.version) } }]
     default: {
       const never: never = step
       throw new Error(`unknown step ${JSON.stringify(never)}`)
@@ -106,7 +117,7 @@ export async function runWorkload(node: LedgerNode, steps: readonly Step[]): Pro
   await Promise.all(pending)
 }
 
-/** A fixed workload touching every projection kind: volumes, accounts, transactions, references, ledgers, idempotency, logs. */
+/** A fixed workload touching every projection kind: volumes, accounts, transactions, references, ledgers, idempotency, schemas, logs. */
 export const FIXED_STEPS: readonly Step[] = [
   { kind: 'send', ledger: 0, postings: [{ from: 0, to: 1, amount: 100n, asset: 0 }], force: false, reference: 1, meta: 'first', accountMeta: 1, ik: 'k1' },
   { kind: 'send', ledger: 0, postings: [{ from: 1, to: 2, amount: 30n, asset: 0 }, { from: 0, to: 3, amount: 5n, asset: 1 }], force: false, reference: 2, meta: null, accountMeta: null, ik: null },
@@ -120,4 +131,9 @@ export const FIXED_STEPS: readonly Step[] = [
   { kind: 'send', ledger: 0, postings: [{ from: 0, to: 1, amount: 100n, asset: 0 }], force: false, reference: 1, meta: 'first', accountMeta: 1, ik: 'k1' },
   { kind: 'revert', ledger: 0, target: 1, force: false, atEffectiveDate: false },
   { kind: 'send', ledger: 0, postings: [{ from: 3, to: 1, amount: 1000n, asset: 0 }], force: false, reference: null, meta: null, accountMeta: null, ik: null },
+  // A schema on the second ledger: a write naming it, one breaking it, one naming none (SCHEMA_NOT_SPECIFIED).
+  { kind: 'schema', ledger: 1, version: 'v1' },
+  { kind: 'send', ledger: 1, postings: [{ from: 0, to: 1, amount: 3n, asset: 0 }], force: false, reference: null, meta: null, accountMeta: null, ik: null, schema: 'v1' },
+  { kind: 'send', ledger: 1, postings: [{ from: 0, to: 3, amount: 3n, asset: 0 }], force: false, reference: null, meta: null, accountMeta: null, ik: null, schema: 'v1' },
+  { kind: 'send', ledger: 1, postings: [{ from: 0, to: 1, amount: 3n, asset: 0 }], force: false, reference: null, meta: null, accountMeta: null, ik: null },
 ]

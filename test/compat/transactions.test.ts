@@ -86,13 +86,13 @@ test('SDK createTransaction with a Numscript script {plain, vars}; refusals surf
   })
 })
 
-test('SDK createTransaction with script.template: Tally refuses it with a v2 error code the SDK can parse', async () => {
+test('SDK createTransaction with script.template but no schemaVersion: SCHEMA_NOT_SPECIFIED, a v2 error code the SDK can parse (templates: test/compat/schemas.test.ts)', async () => {
   await withServer(async ({ v2 }) => {
     await v2.createLedger({ ledger: 'main', v2CreateLedgerRequest: {} })
     const call = create(v2, 'main', { script: { template: 'CUSTOMER_DEPOSIT', vars: {} }, metadata: {} })
     const error = await call.then(() => undefined, (caught: unknown) => caught)
     assert.ok(!(error instanceof ResponseValidationError), `the SDK could not parse the error body: ${error instanceof ResponseValidationError ? error.body : ''}`)
-    await rejectsWithV2Error(Promise.reject(error), { status: 400, errorCode: 'VALIDATION' })
+    await rejectsWithV2Error(Promise.reject(error), { status: 400, errorCode: 'SCHEMA_NOT_SPECIFIED', messageIncludes: 'CUSTOMER_DEPOSIT' })
   })
 })
 

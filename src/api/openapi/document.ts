@@ -105,6 +105,7 @@ export function buildOpenApiDocument(options: DocumentOptions): OpenApiObject {
       { name: 'aggregates', description: 'Balances and volumes over many accounts.' },
       { name: 'logs', description: 'The v2 log of each ledger, hash-chained.' },
       { name: 'bulk', description: 'Many writes in one request.' },
+      { name: 'schemas', description: 'Ledger schemas: chart of accounts, transaction and query templates.' },
       { name: 'unsupported', description: 'v2 operations Tally answers with 501.' },
     ],
     paths,

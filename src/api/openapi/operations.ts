@@ -24,7 +24,7 @@ const expand = query('expand', 'Comma-separated: `volumes`, `effectiveVolumes`.'
 const pit = query('pit', 'Point in time: read the state as of this date.', { type: 'string', format: 'date-time' })
 const sort = query('sort', '`field:asc` or `field:desc`.', { type: 'string' })
 const dryRun = flag('dryRun', 'Run every check and compute the result, write nothing.')
-const schemaVersion = query('schemaVersion', 'Ignored: Tally does not serve schemas.', { type: 'string' })
+const schemaVersion = query('schemaVersion', 'The schema version the write follows: required once the ledger has a schema (`SCHEMA_NOT_SPECIFIED`), checked by the FSM.', { type: 'string' })
 const idempotencyKey: OpenApiObject = {
   name: 'Idempotency-Key',
   in: 'header',
@@ -70,7 +70,6 @@ function notServed(method: HttpMethod, path: string, operationId: string, summar
   return { method, path, operationId, origin: 'v2', tag: 'unsupported', summary, status: unsupported(reason), responses: {} }
 }
 
-const NO_SCHEMAS = 'ledger schemas (charts of accounts, transaction and query templates) are not part of Tally'
 const NO_EXPORTERS = 'exporters and pipelines stream logs to external systems; Tally has no connectors (export the logs with POST /v2/{ledger}/logs/export instead)'
 const NO_BUCKETS = 'buckets are a PostgreSQL storage unit of Formance; Tally records the bucket name of a ledger but has no buckets to delete or restore'
 
@@ -151,11 +150,36 @@ export const operations: readonly Operation[] = [
     responses: { '200': json('Counts.', ref('Stats')) },
   },
 
-  // schemas, query templates: not part of Tally
-  notServed('post', '/v2/{ledger}/schemas/{version}', 'v2InsertSchema', 'Insert a ledger schema', NO_SCHEMAS),
-  notServed('get', '/v2/{ledger}/schemas/{version}', 'v2GetSchema', 'Get a ledger schema', NO_SCHEMAS),
-  notServed('get', '/v2/{ledger}/schemas', 'v2ListSchemas', 'List ledger schemas', NO_SCHEMAS),
-  notServed('post', '/v2/{ledger}/queries/{id}/run', 'v2RunQuery', 'Run a query template', NO_SCHEMAS),
+  // schemas: chart of accounts, transaction and query templates
+  {
+    method: 'post', path: '/v2/{ledger}/schemas/{version}', operationId: 'v2InsertSchema', origin: 'v2', tag: 'schemas', summary: 'Insert an immutable ledger schema',
+    status: served('versions match `^[a-zA-Z0-9][a-zA-Z0-9._+-]{0,63}$`; a schema is at most 1 MiB; chart patterns that can backtrack exponentially, and account rules v2 does not define, are refused'),
+    description:
+      'Logged as `INSERTED_SCHEMA`. `SCHEMA_ALREADY_EXISTS` (400) for a version already inserted; `VALIDATION` (400) naming the offending chart segment or template; a template script that does not compile is `INTERPRETER_PARSE` or `COMPILATION_FAILED`.',
+    parameters: [idempotencyKey],
+    requestBody: jsonBody(ref('SchemaData')),
+    responses: { '204': noContent('Inserted.', idempotencyHit) },
+  },
+  {
+    method: 'get', path: '/v2/{ledger}/schemas/{version}', operationId: 'v2GetSchema', origin: 'v2', tag: 'schemas', summary: 'Get a ledger schema', status: served(),
+    responses: { '200': json('The schema.', ref('SchemaResponse')) },
+  },
+  {
+    method: 'get', path: '/v2/{ledger}/schemas', operationId: 'v2ListSchemas', origin: 'v2', tag: 'schemas', summary: 'List ledger schemas by creation, newest first',
+    status: served(),
+    parameters: [pageSize, cursor, query('sort', 'Only `created_at`.', { type: 'string', enum: ['created_at'] }), query('order', 'asc or desc (default).', { type: 'string', enum: ['asc', 'desc'] })],
+    responses: { '200': json('A page of schemas.', ref('SchemaPage')) },
+  },
+  {
+    method: 'post', path: '/v2/{ledger}/queries/{id}/run', operationId: 'v2RunQuery', origin: 'v2', tag: 'schemas', summary: 'Run a query template of a schema',
+    status: served('variables are substituted where the template body writes `<name>`; the run pages like the list of its resource'),
+    parameters: [
+      { name: 'schemaVersion', in: 'query', required: true, description: 'The schema holding the query template.', schema: { type: 'string' } },
+      pageSize, cursor, expand, pit, sort,
+    ],
+    requestBody: jsonBody({ type: 'object', properties: { cursor: { type: 'string' }, params: { type: 'object', additionalProperties: true }, vars: { type: 'object', additionalProperties: { type: 'string' } } } }),
+    responses: { '200': json('A page of the resource the template queries.', { type: 'object', additionalProperties: true }) },
+  },
 
   // transactions
   {
@@ -174,7 +198,7 @@ export const operations: readonly Operation[] = [
   },
   {
     method: 'post', path: '/v2/{ledger}/transactions', operationId: 'v2CreateTransaction', origin: 'v2', tag: 'transactions', summary: 'Create a transaction from postings or a Numscript script',
-    status: served('`script.template` is refused (400); `runtime` and `schemaVersion` are ignored'),
+    status: served('`runtime` is ignored'),
     description:
       '`force` (query or body) skips balance checks. Errors: `NO_POSTINGS`, `INSUFFICIENT_FUND`, `COMPILATION_FAILED`, `INTERPRETER_PARSE`, `INTERPRETER_RUNTIME` (400), `CONFLICT` (409, reference used), `LEDGER_NOT_FOUND` (404).',
     parameters: [flag('force', 'Skip balance checks.'), dryRun, schemaVersion, idempotencyKey],
@@ -201,7 +225,7 @@ export const operations: readonly Operation[] = [
   },
   {
     method: 'post', path: '/v2/{ledger}/transactions/{id}/revert', operationId: 'v2RevertTransaction', origin: 'v2', tag: 'transactions', summary: 'Revert a transaction',
-    status: served('`schemaVersion` is ignored'),
+    status: served(),
     description: 'Writes the mirror transaction. `ALREADY_REVERT` (400) on a second revert; `INSUFFICIENT_FUND` unless `force`.',
     parameters: [flag('force', 'Allow balances to go negative.'), flag('atEffectiveDate', "Date the revert at the original transaction's timestamp."), dryRun, schemaVersion, idempotencyKey],
     requestBody: jsonBody(ref('RevertRequest'), false),
@@ -231,7 +255,7 @@ export const operations: readonly Operation[] = [
   },
   {
     method: 'post', path: '/v2/{ledger}/accounts/{address}/metadata', operationId: 'v2AddMetadataToAccount', origin: 'v2', tag: 'accounts', summary: 'Add or replace account metadata keys (creates the account)',
-    status: served('`schemaVersion` is ignored'),
+    status: served(),
     parameters: [dryRun, schemaVersion, idempotencyKey],
     requestBody: jsonBody(ref('Metadata')),
     responses: { '204': noContent('Saved.', idempotencyHit) },

@@ -168,16 +168,30 @@ const log: OpenApiObject = {
   required: ['id', 'type', 'data', 'hash', 'date'],
   properties: {
     id: bigint('Sequential id inside the ledger, from 0.', 0),
-    type: { type: 'string', enum: ['NEW_TRANSACTION', 'SET_METADATA', 'REVERTED_TRANSACTION', 'DELETE_METADATA'] },
+    type: { type: 'string', enum: ['NEW_TRANSACTION', 'SET_METADATA', 'REVERTED_TRANSACTION', 'DELETE_METADATA', 'INSERTED_SCHEMA'] },
     data: {
       type: 'object',
       additionalProperties: true,
       description:
         'NEW_TRANSACTION: `{transaction, accountMetadata}`; SET_METADATA: `{targetType, targetId, metadata}`; ' +
-        'REVERTED_TRANSACTION: `{revertedTransaction, transaction}`; DELETE_METADATA: `{targetType, targetId, key}`.',
+        'REVERTED_TRANSACTION: `{revertedTransaction, transaction}`; DELETE_METADATA: `{targetType, targetId, key}`; INSERTED_SCHEMA: `{schema}`.',
     },
+    schemaVersion: { type: 'string', description: 'The schema version the write followed, when it named one (hashed).' },
     hash: { type: 'string', format: 'byte', description: 'base64 SHA-256 chained over the previous log, by v2\'s rule.' },
     date: dateTime('When the log was written.'),
+  },
+}
+
+const schemaData: OpenApiObject = {
+  type: 'object',
+  required: ['chart'],
+  description:
+    'A ledger schema (`docs/schemas.md`). `chart`: address segments; `$name` is a variable segment (one per level) with an optional `.pattern`; ' +
+    'a segment without sub-segments is an account, `.self: {}` makes one with sub-segments an account too; `.metadata` gives default values; `.rules` must be empty (v2 defines none).',
+  properties: {
+    chart: { type: 'object', additionalProperties: true },
+    transactions: { type: 'object', additionalProperties: { type: 'object', required: ['script'], properties: { script: { type: 'string' }, description: { type: 'string' }, runtime: { type: 'string', enum: ['machine', 'experimental-interpreter'] } } } },
+    queries: { type: 'object', additionalProperties: { type: 'object', additionalProperties: true } },
   },
 }
 
@@ -258,6 +272,10 @@ export const componentSchemas: Readonly<Record<string, OpenApiObject>> = {
     },
   },
   Log: log,
+  SchemaData: schemaData,
+  Schema: { allOf: [schemaData, { type: 'object', required: ['version', 'createdAt'], properties: { version: { type: 'string' }, createdAt: dateTime('When the schema was inserted.') } }] },
+  SchemaResponse: dataOf('Schema'),
+  SchemaPage: page('Schema', 'schemas, newest first'),
   LogPage: page('Log', 'logs, newest first'),
   BulkElement: bulkElement,
   BulkResult: bulkResult,

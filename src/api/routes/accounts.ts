@@ -3,7 +3,7 @@ import type { LedgerNode } from '../../server/index.ts'
 import { parseAccountAddress, parseMetadata, parseMetadataKey } from '../../domain/index.ts'
 import type { Views } from '../views.ts'
 import type { Params, Query } from '../requests.ts'
-import { countFilter, expandOf, listRequest, idempotencyKeyOf, ledgerParam, queryFlag, requestHash } from '../requests.ts'
+import { countFilter, expandOf, listRequest, idempotencyKeyOf, ledgerParam, queryFlag, requestHash, schemaVersionOf } from '../requests.ts'
 import { noContent, submitOne } from '../writes.ts'
 
 export function accountRoutes(app: FastifyInstance, node: LedgerNode, views: Views): void {
@@ -30,7 +30,7 @@ export function accountRoutes(app: FastifyInstance, node: LedgerNode, views: Vie
     const address = parseAccountAddress((request.params as Params).address)
     const metadata = parseMetadata(request.body, 'body')
     const key = idempotencyKeyOf(request)
-    const order = { type: 'SAVE_ACCOUNT_METADATA' as const, ledger, address, metadata }
+    const order = { type: 'SAVE_ACCOUNT_METADATA' as const, ledger, address, metadata, ...schemaVersionOf(request) }
     return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['account-metadata', order]) } : {}) }, noContent, {
       dryRun: queryFlag(request, 'dryRun'),
     })

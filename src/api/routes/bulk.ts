@@ -15,7 +15,7 @@ import {
 import type { Order, ProposedOrder } from '../../orders/index.ts'
 import { parseBoolean, parseCreateTransaction, parseRevertTransaction, parseTransactionId } from '../../orders/index.ts'
 import type { OrderResult } from '../../fsm/index.ts'
-import { idempotencyKeyLengthMax, ledgerParam, queryFlag, requestHash } from '../requests.ts'
+import { idempotencyKeyLengthMax, ledgerParam, queryFlag, requestHash, schemaVersionOf } from '../requests.ts'
 import { wireCode } from '../errors.ts'
 import type { Views } from '../views.ts'
 
@@ -49,7 +49,8 @@ export function bulkRoutes(app: FastifyInstance, node: LedgerNode, views: Views,
     }
     await views.ledger(ledger) // 404 LEDGER_NOT_FOUND like every other ledger route
     if (body.length === 0) return reply.code(200).send({ data: [] })
-    const elements = body.map((element, i) => parseElement(ledger, element, i))
+    const schema = schemaVersionOf(request)
+    const elements = body.map((element, i) => parseElement(ledger, element, i, schema))
     // Parallel elements are independent; applying them in order gives the same results.
     const results = await node.admission.submit(
       elements.map((element) => element.proposed),
@@ -86,7 +87,8 @@ function bulkSuccess(action: Action, result: Extract<OrderResult, { status: 'app
     case 'METADATA':
       return { responseType: action, logID: output.logId ?? 0n }
     case 'LEDGER':
-      throw new InvariantViolation('bulk elements never create ledgers')
+    case 'SCHEMA':
+      throw new InvariantViolation(`bulk elements never produce a ${output.type} output`)
     default: {
       const never: never = output
       throw new InvariantViolation(`unknown output ${JSON.stringify(never)}`)
@@ -94,7 +96,8 @@ function bulkSuccess(action: Action, result: Extract<OrderResult, { status: 'app
   }
 }
 
-function parseElement(ledger: LedgerName, element: unknown, i: number): { action: Action; proposed: ProposedOrder } {
+/** `schema`: the bulk's `schemaVersion`, followed by every element that v2 validates against a schema. */
+function parseElement(ledger: LedgerName, element: unknown, i: number, schema: { schemaVersion?: string }): { action: Action; proposed: ProposedOrder } {
   const field = `[${i}]`
   if (!isJsonObject(element)) throw validationError(`${field}: expected a bulk element object, got ${describe(element)}`)
   const action = element.action
@@ -108,7 +111,7 @@ function parseElement(ledger: LedgerName, element: unknown, i: number): { action
   }
   let order: Order
   try {
-    order = parseAction(ledger, action as Action, element.data)
+    order = parseAction(ledger, action as Action, element.data, schema)
   } catch (error) {
     if (error instanceof TallyError) {
       throw new TallyError({ code: error.code, kind: error.kind, message: `${field}.data: ${error.message}` })
@@ -120,16 +123,19 @@ function parseElement(ledger: LedgerName, element: unknown, i: number): { action
   return { action: action as Action, proposed }
 }
 
-function parseAction(ledger: LedgerName, action: Action, data: unknown): Order {
+function parseAction(ledger: LedgerName, action: Action, data: unknown, schema: { schemaVersion?: string }): Order {
   if (!isJsonObject(data)) throw validationError(`expected an object, got ${describe(data)}`)
   switch (action) {
     case 'CREATE_TRANSACTION':
-      return parseCreateTransaction(ledger, data)
+      return parseCreateTransaction(ledger, data, schema)
     case 'REVERT_TRANSACTION':
-      return parseRevertTransaction(ledger, parseTransactionId(data.id, 'id'), { metadata: data.metadata ?? null }, {
-        force: parseBoolean(data.force, 'force'),
-        atEffectiveDate: parseBoolean(data.atEffectiveDate, 'atEffectiveDate'),
-      })
+      return {
+        ...parseRevertTransaction(ledger, parseTransactionId(data.id, 'id'), { metadata: data.metadata ?? null }, {
+          force: parseBoolean(data.force, 'force'),
+          atEffectiveDate: parseBoolean(data.atEffectiveDate, 'atEffectiveDate'),
+        }),
+        ...schema,
+      }
     case 'ADD_METADATA':
     case 'DELETE_METADATA': {
       const targetType = data.targetType
@@ -139,8 +145,8 @@ function parseAction(ledger: LedgerName, action: Action, data: unknown): Order {
       if (action === 'ADD_METADATA') {
         const metadata = parseMetadata(data.metadata, 'metadata')
         return targetType === 'ACCOUNT'
-          ? { type: 'SAVE_ACCOUNT_METADATA', ledger, address: parseAccountAddress(data.targetId, 'targetId'), metadata }
-          : { type: 'SAVE_TRANSACTION_METADATA', ledger, id: parseTransactionId(data.targetId, 'targetId'), metadata }
+          ? { type: 'SAVE_ACCOUNT_METADATA', ledger, address: parseAccountAddress(data.targetId, 'targetId'), metadata, ...schema }
+          : { type: 'SAVE_TRANSACTION_METADATA', ledger, id: parseTransactionId(data.targetId, 'targetId'), metadata, ...schema }
       }
       const key = parseMetadataKey(data.key, 'key')
       return targetType === 'ACCOUNT'

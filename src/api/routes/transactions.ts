@@ -1,10 +1,11 @@
 import type { FastifyInstance } from 'fastify'
 import type { LedgerNode } from '../../server/index.ts'
 import { parseMetadata, parseMetadataKey } from '../../domain/index.ts'
-import { parseCreateTransaction, parseRevertTransaction, parseTransactionId } from '../../orders/index.ts'
+import { parseCreateTransaction, parseRevertTransaction, parseTransactionId, scriptTemplateOf, templateScript } from '../../orders/index.ts'
+import { isJsonObject } from '../../domain/index.ts'
 import type { Views } from '../views.ts'
 import type { Params, Query } from '../requests.ts'
-import { countFilter, expandOf, idempotencyKeyOf, ledgerParam, listRequest, queryFlag, requestHash } from '../requests.ts'
+import { countFilter, expandOf, idempotencyKeyOf, ledgerParam, listRequest, queryFlag, requestHash, schemaVersionOf } from '../requests.ts'
 import { noContent, submitOne, transactionData } from '../writes.ts'
 
 export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views: Views): void {
@@ -26,7 +27,15 @@ export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views:
 
   app.post('/v2/:ledger/transactions', async (request, reply) => {
     const ledger = ledgerParam(request)
-    const order = parseCreateTransaction(ledger, request.body, { force: queryFlag(request, 'force') })
+    const schema = schemaVersionOf(request)
+    // A template's script is read from the schema here; the FSM checks it against the schema it reads.
+    const template = isJsonObject(request.body) ? scriptTemplateOf(request.body) : undefined
+    const followed = template === undefined || schema.schemaVersion === undefined ? undefined : await views.schema(ledger, schema.schemaVersion)
+    const order = parseCreateTransaction(ledger, request.body, {
+      force: queryFlag(request, 'force'),
+      ...schema,
+      ...(followed === undefined ? {} : { templateScript: (name: string) => templateScript(followed, name) }),
+    })
     const key = idempotencyKeyOf(request)
     return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['create-transaction', order]) } : {}) }, transactionData(200), {
       dryRun: queryFlag(request, 'dryRun'),
@@ -36,10 +45,13 @@ export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views:
   app.post('/v2/:ledger/transactions/:id/revert', async (request, reply) => {
     const ledger = ledgerParam(request)
     const id = parseTransactionId((request.params as Params).id)
-    const order = parseRevertTransaction(ledger, id, request.body, {
-      force: queryFlag(request, 'force'),
-      atEffectiveDate: queryFlag(request, 'atEffectiveDate'),
-    })
+    const order = {
+      ...parseRevertTransaction(ledger, id, request.body, {
+        force: queryFlag(request, 'force'),
+        atEffectiveDate: queryFlag(request, 'atEffectiveDate'),
+      }),
+      ...schemaVersionOf(request),
+    }
     const key = idempotencyKeyOf(request)
     return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['revert', order]) } : {}) }, transactionData(201), {
       dryRun: queryFlag(request, 'dryRun'),
@@ -51,7 +63,7 @@ export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views:
     const id = parseTransactionId((request.params as Params).id)
     const metadata = parseMetadata(request.body, 'body')
     const key = idempotencyKeyOf(request)
-    const order = { type: 'SAVE_TRANSACTION_METADATA' as const, ledger, id, metadata }
+    const order = { type: 'SAVE_TRANSACTION_METADATA' as const, ledger, id, metadata, ...schemaVersionOf(request) }
     return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['tx-metadata', order]) } : {}) }, noContent, {
       dryRun: queryFlag(request, 'dryRun'),
     })

@@ -5,13 +5,16 @@ import type { Scope } from '../scope.ts'
 import { readAccount, readLedger, writeAccount } from '../scope.ts'
 import { appendLedgerLog } from '../ledger-log.ts'
 import { touchAccounts } from '../postings-apply.ts'
+import { checkAccountsInChart, followedSchema } from '../schema.ts'
 
 /** Saving metadata on an account that was never used creates it, as in v2. */
 export function saveAccountMetadata(scope: Scope, order: SaveAccountMetadata): OrderOutput {
   const ledger = readLedger(scope, order.ledger)
+  const schema = followedSchema(scope, ledger, order.schemaVersion)
+  if (schema !== undefined) checkAccountsInChart(schema, [order.address], 'the metadata')
   const metadata = storedMetadata(order.metadata)
   const created = touchAccounts(scope, order.ledger, [order.address], scope.date, keyedFrom([[order.address, metadata]]))
-  const logged = appendLedgerLog(scope, { ...ledger, accountCount: ledger.accountCount + created }, 'SET_METADATA', { targetType: 'ACCOUNT', targetId: order.address, metadata })
+  const logged = appendLedgerLog(scope, { ...ledger, accountCount: ledger.accountCount + created }, 'SET_METADATA', { targetType: 'ACCOUNT', targetId: order.address, metadata }, order.schemaVersion)
   return { type: 'METADATA', logId: logged.nextLogId - 1n }
 }
 

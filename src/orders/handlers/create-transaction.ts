@@ -1,5 +1,5 @@
 import type { AccountAddress, Keyed, Metadata, Posting, TransactionRecord } from '../../domain/index.ts'
-import { TallyError, canonicalAccountMetadata, canonicalMetadata, invariant, mergeMetadata, metadataValue, ownEntries, referenceKey, storedMetadata } from '../../domain/index.ts'
+import { TallyError, validationError, canonicalAccountMetadata, canonicalMetadata, invariant, mergeMetadata, metadataValue, ownEntries, referenceKey, storedMetadata } from '../../domain/index.ts'
 import type { InputsProvider } from '../../numscript/index.ts'
 import type { CreateTransaction } from '../order.ts'
 import type { OrderOutput } from '../output.ts'
@@ -9,9 +9,18 @@ import { readAccount, readLedger, readReference, readVolumes, writeTransaction }
 import { accountsOf, applyPostings, touchAccounts } from '../postings-apply.ts'
 import { appendLedgerLog } from '../ledger-log.ts'
 import { checkedAccount, checkedAsset, runPlannedScript, scriptAccountMetadata, scriptPostings } from '../script.ts'
+import { checkAccountsInChart, followedSchema, templateScript } from '../schema.ts'
 
 export function createTransaction(scope: Scope, order: CreateTransaction): OrderOutput {
   const ledger = readLedger(scope, order.ledger)
+  const schema = followedSchema(scope, ledger, order.schemaVersion)
+  if (order.template !== undefined) {
+    if (schema === undefined) throw validationError(`template ${JSON.stringify(order.template)}: a template comes from a schema; name its version (schemaVersion)`)
+    const script = templateScript(schema, order.template)
+    // Schemas are immutable: admission took the script from this very schema. (An imported log
+    // replays the template's postings instead, and keeps its name.)
+    if (order.script !== undefined) invariant(script === order.script.plain, 'a template order carries its template\'s script')
+  }
   if (order.reference !== undefined && readReference(scope, order.ledger, order.reference) !== undefined) {
     throw new TallyError({ code: 'CONFLICT', kind: 'conflict', message: `reference ${JSON.stringify(order.reference)} is already used` })
   }
@@ -19,6 +28,8 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
   if (moves.postings.length === 0) {
     throw new TallyError({ code: 'NO_POSTINGS', kind: 'validation', message: 'a transaction needs at least one posting' })
   }
+  // Checked before anything is written: a refused transaction leaves nothing.
+  if (schema !== undefined) checkAccountsInChart(schema, [...accountsOf(moves.postings), ...Object.keys(moves.accountMetadata)], 'the transaction')
   const timestamp = order.timestamp ?? scope.date
   // A script already enforced its own overdraft rules: its postings apply as they are.
   const volumes = applyPostings(scope, order.ledger, moves.postings, order.force || order.script !== undefined)
@@ -30,6 +41,7 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
     insertedAt: scope.date,
     updatedAt: scope.date,
     ...(order.reference === undefined ? {} : { reference: order.reference }),
+    ...(order.template === undefined ? {} : { template: order.template }),
     metadata: moves.metadata,
     reverted: false,
     preCommitVolumes: volumes.pre,
@@ -43,7 +55,7 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
   const logged = appendLedgerLog(scope, afterTransaction, 'NEW_TRANSACTION', {
     transaction: transactionView(transaction),
     accountMetadata: moves.accountMetadata,
-  })
+  }, order.schemaVersion)
   return { type: 'TRANSACTION', transaction: transactionView(transaction, { volumes: true }), logId: logged.nextLogId - 1n }
 }
 

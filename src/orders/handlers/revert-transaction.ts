@@ -8,6 +8,7 @@ import type { Scope } from '../scope.ts'
 import { readLedger, readTransaction, staleInputs, writeTransaction } from '../scope.ts'
 import { accountsOf, applyPostings, touchAccounts } from '../postings-apply.ts'
 import { appendLedgerLog } from '../ledger-log.ts'
+import { checkAccountsInChart, followedSchema } from '../schema.ts'
 
 /** Inverse postings, last first, as v2 builds a revert. */
 export function revertPostings(postings: readonly Posting[]): Posting[] {
@@ -26,6 +27,7 @@ export function revertedPostingsFingerprint(transaction: TransactionRecord | und
 
 export function revertTransaction(scope: Scope, order: RevertTransaction): OrderOutput {
   const ledger = readLedger(scope, order.ledger)
+  const schema = followedSchema(scope, ledger, order.schemaVersion)
   const original = readTransaction(scope, order.ledger, order.id)
   invariant(order.plannedPostings !== undefined, 'a revert order carries the postings admission planned on')
   // Planned while the transaction did not exist yet (another proposal in flight created it): retry.
@@ -35,6 +37,7 @@ export function revertTransaction(scope: Scope, order: RevertTransaction): Order
     throw new TallyError({ code: 'ALREADY_REVERT', kind: 'business', message: `transaction ${order.id} is already reverted` })
   }
   const postings = revertPostings(original.postings)
+  if (schema !== undefined) checkAccountsInChart(schema, accountsOf(postings), 'the revert')
   const timestamp = order.atEffectiveDate ? original.timestamp : scope.date
   // The transaction is the one planned: every read below was declared, a miss is a planning gap (COVERAGE_MISS).
   const volumes = applyPostings(scope, order.ledger, postings, order.force)
@@ -56,6 +59,6 @@ export function revertTransaction(scope: Scope, order: RevertTransaction): Order
   const logged = appendLedgerLog(scope, next, 'REVERTED_TRANSACTION', {
     revertedTransactionID: original.id,
     transaction: transactionView(revert),
-  })
+  }, order.schemaVersion)
   return { type: 'TRANSACTION', transaction: transactionView(revert, { volumes: true }), logId: logged.nextLogId - 1n }
 }

@@ -4,14 +4,16 @@ import type { OrderOutput } from '../output.ts'
 import type { Scope } from '../scope.ts'
 import { readLedger, readTransaction, writeTransaction } from '../scope.ts'
 import { appendLedgerLog } from '../ledger-log.ts'
+import { followedSchema } from '../schema.ts'
 
 export function saveTransactionMetadata(scope: Scope, order: SaveTransactionMetadata): OrderOutput {
   const ledger = readLedger(scope, order.ledger)
+  followedSchema(scope, ledger, order.schemaVersion)
   const transaction = readTransaction(scope, order.ledger, order.id)
   if (transaction === undefined) throw notFound(`transaction ${order.id} not found`)
   const metadata = storedMetadata(order.metadata)
   writeTransaction(scope, order.ledger, { ...transaction, metadata: mergeMetadata(transaction.metadata, metadata), updatedAt: scope.date })
-  const logged = appendLedgerLog(scope, ledger, 'SET_METADATA', { targetType: 'TRANSACTION', targetId: order.id, metadata })
+  const logged = appendLedgerLog(scope, ledger, 'SET_METADATA', { targetType: 'TRANSACTION', targetId: order.id, metadata }, order.schemaVersion)
   return { type: 'METADATA', logId: logged.nextLogId - 1n }
 }
 

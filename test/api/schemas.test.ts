@@ -1,0 +1,202 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { asArray, asObject, assertError, assertStatus, at, createLedger, openTestApi } from '../support/api.ts'
+import type { TestApi } from '../support/api.ts'
+
+const CHART = {
+  world: {},
+  bank: { $bankID: { '.pattern': '^[0-9]{3}$' } },
+  users: { $userID: { '.pattern': '^[0-9]+$', '.self': {}, wallet: {}, '.metadata': { tier: { default: 'basic' } } } },
+}
+
+const SCHEMA = {
+  chart: CHART,
+  transactions: {
+    DEPOSIT: { description: 'money in', script: 'vars {\n  account $user\n  monetary $amount\n}\nsend $amount (\n  source = @world\n  destination = $user\n)\n' },
+  },
+  queries: {
+    BY_USER: { resource: 'transactions', vars: { user: { type: 'string' } }, body: { $match: { destination: 'users:<user>' } } },
+    USERS: { resource: 'accounts', params: { pageSize: 1 }, body: { $match: { address: 'users:' } } },
+    VOLUMES: { params: { resource: 'volumes', insertionDate: true }, body: { $match: { address: 'users:<user>' } }, vars: { user: { type: 'string', default: '1' } } },
+    LOGS: { resource: 'logs', params: { sort: 'id:asc' } },
+  },
+}
+
+async function withSchema(api: TestApi, version = 'v1.0.0'): Promise<void> {
+  await createLedger(api, 'main')
+  assertStatus(await api.request('POST', `/v2/main/schemas/${version}`, SCHEMA), 204)
+}
+
+test('schemas: insert, get, list by creation; immutable; precise 400s', async () => {
+  const api = await openTestApi()
+  try {
+    await withSchema(api)
+    const got = await api.request('GET', '/v2/main/schemas/v1.0.0')
+    assertStatus(got, 200)
+    assert.equal(at(got.body, 'data', 'version'), 'v1.0.0')
+    assert.equal(typeof at(got.body, 'data', 'createdAt'), 'string')
+    assert.deepEqual(at(got.body, 'data', 'chart'), CHART)
+    assertError(await api.request('POST', '/v2/main/schemas/v1.0.0', { chart: { world: {} } }), 400, 'SCHEMA_ALREADY_EXISTS', 'v1.0.0')
+    assertStatus(await api.request('POST', '/v2/main/schemas/v2', { chart: { world: {}, users: { $id: {} } } }), 204)
+    const listed = await api.request('GET', '/v2/main/schemas')
+    assertStatus(listed, 200)
+    assert.deepEqual(asArray(at(listed.body, 'cursor', 'data')).map((schema) => asObject(schema).version), ['v2', 'v1.0.0'])
+    const ascending = await api.request('GET', '/v2/main/schemas?order=asc&pageSize=1')
+    assert.deepEqual(asArray(at(ascending.body, 'cursor', 'data')).map((schema) => asObject(schema).version), ['v1.0.0'])
+    const next = await api.request('GET', `/v2/main/schemas?cursor=${String(at(ascending.body, 'cursor', 'next'))}`)
+    assert.deepEqual(asArray(at(next.body, 'cursor', 'data')).map((schema) => asObject(schema).version), ['v2'])
+    assertError(await api.request('GET', '/v2/main/schemas/v9'), 404, 'NOT_FOUND', 'latest: v2')
+    assertError(await api.request('GET', '/v2/nope/schemas/v1'), 404, 'LEDGER_NOT_FOUND')
+    assertError(await api.request('POST', '/v2/main/schemas/v3', {}), 400, 'VALIDATION', 'chart: required')
+    assertError(await api.request('POST', '/v2/main/schemas/v3', { chart: { $x: {} } }), 400, 'VALIDATION', 'root')
+    assertError(await api.request('POST', '/v2/main/schemas/v3', { chart: { a: { $x: {}, $y: {} } } }), 400, 'VALIDATION', 'one per level')
+    assertError(await api.request('POST', '/v2/main/schemas/v3', { chart: { a: { b: { '.pattern': 'x' } } } }), 400, 'VALIDATION', 'variable segments')
+    assertError(await api.request('POST', '/v2/main/schemas/v3', { chart: { a: { $b: { '.pattern': '(a+)+$' } } } }), 400, 'VALIDATION', 'backtracking')
+    assertError(await api.request('POST', '/v2/main/schemas/v3', { chart: { a: { $b: { '.pattern': '[' } } } }), 400, 'VALIDATION', 'invalid pattern')
+    assertError(await api.request('POST', '/v2/main/schemas/v3', { chart: { a: { '.rules': { maxBalance: 1 } } } }), 400, 'VALIDATION', 'unknown account rule')
+    assertError(await api.request('POST', '/v2/main/schemas/v3', { chart: { a: { b: {}, '.metadata': {} } } }), 400, 'VALIDATION', 'only an account segment')
+    assertError(await api.request('POST', '/v2/main/schemas/v3', { chart: { world: {} }, transactions: { T: { script: 'send' } } }), 400, 'INTERPRETER_PARSE', 'transactions["T"].script')
+    assertError(await api.request('POST', '/v2/main/schemas/v3', { chart: { world: {} }, queries: { Q: { resource: 'nope' } } }), 400, 'VALIDATION', 'resource')
+    assertError(await api.request('POST', '/v2/main/schemas/bad version', { chart: {} }), 400, 'VALIDATION', 'version')
+  } finally {
+    await api.close()
+  }
+})
+
+test('schemas: writes name their version; postings outside the chart are refused with nothing applied', async () => {
+  const api = await openTestApi()
+  try {
+    // Before any schema, writes need no version.
+    await createLedger(api, 'main')
+    assertStatus(await api.request('POST', '/v2/main/transactions', { postings: [{ source: 'world', destination: 'anything', amount: 1, asset: 'USD' }] }), 200)
+    assertStatus(await api.request('POST', '/v2/main/schemas/v1', SCHEMA), 204)
+    const posting = (destination: string) => ({ postings: [{ source: 'world', destination, amount: 5, asset: 'USD' }] })
+    assertError(await api.request('POST', '/v2/main/transactions', posting('users:1')), 400, 'SCHEMA_NOT_SPECIFIED', 'v1')
+    assertError(await api.request('POST', '/v2/main/transactions?schemaVersion=v7', posting('users:1')), 404, 'NOT_FOUND', 'schema v7')
+    assertError(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', posting('users:abc')), 400, 'VALIDATION', 'does not match the pattern ^[0-9]+$ of $userID')
+    assertError(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', posting('shops:1')), 400, 'VALIDATION', 'no segment "shops" at the root')
+    assertError(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', posting('bank')), 400, 'VALIDATION', 'not an account')
+    assertError(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', posting('users:1:wallet:x')), 400, 'VALIDATION', 'under users:1:wallet')
+    const stats = await api.request('GET', '/v2/main/stats')
+    assert.equal(at(stats.body, 'data', 'transactions'), 1n, 'nothing applied by the refusals')
+    const created = await api.request('POST', '/v2/main/transactions?schemaVersion=v1', posting('users:1:wallet'))
+    assertStatus(created, 200)
+    assertStatus(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', posting('users:12')), 200)
+    // Metadata writes and reverts follow the schema too.
+    assertError(await api.request('POST', '/v2/main/accounts/users:x/metadata?schemaVersion=v1', { a: 'b' }), 400, 'VALIDATION', 'users:x')
+    assertError(await api.request('POST', '/v2/main/accounts/users:1/metadata', { a: 'b' }), 400, 'SCHEMA_NOT_SPECIFIED')
+    assertStatus(await api.request('POST', '/v2/main/accounts/users:1/metadata?schemaVersion=v1', { a: 'b' }), 204)
+    assertError(await api.request('POST', '/v2/main/transactions/1/metadata', { a: 'b' }), 400, 'SCHEMA_NOT_SPECIFIED')
+    assertStatus(await api.request('POST', '/v2/main/transactions/1/metadata?schemaVersion=v1', { a: 'b' }), 204)
+    // The transaction made before the schema moved `anything`, outside the chart: its revert is refused.
+    assertError(await api.request('POST', '/v2/main/transactions/0/revert?schemaVersion=v1'), 400, 'VALIDATION', 'anything')
+    assertStatus(await api.request('POST', '/v2/main/transactions/1/revert?schemaVersion=v1'), 201)
+    // A bulk names the version for its elements.
+    const element = (destination: string) => ({ action: 'CREATE_TRANSACTION', data: posting(destination) })
+    assertError(await api.request('POST', '/v2/main/_bulk', [element('users:3')]), 400, 'SCHEMA_NOT_SPECIFIED')
+    assertError(await api.request('POST', '/v2/main/_bulk?schemaVersion=v1&atomic=true', [element('users:3'), element('users:y')]), 400, 'VALIDATION', 'users:y')
+    assert.equal(at((await api.request('GET', '/v2/main/stats')).body, 'data', 'transactions'), 4n, 'an atomic bulk with one refused element applies nothing')
+    assertStatus(await api.request('POST', '/v2/main/_bulk?schemaVersion=v1', [element('users:3')]), 200)
+    // Logs written under a schema carry its version.
+    const logs = await api.request('GET', '/v2/main/logs')
+    const types = asArray(at(logs.body, 'cursor', 'data')).map((log) => `${String(asObject(log).type)}:${String(asObject(log).schemaVersion ?? '-')}`)
+    assert.deepEqual(types.reverse(), ['NEW_TRANSACTION:-', 'INSERTED_SCHEMA:-', 'NEW_TRANSACTION:v1', 'NEW_TRANSACTION:v1', 'SET_METADATA:v1', 'SET_METADATA:v1', 'REVERTED_TRANSACTION:v1', 'NEW_TRANSACTION:v1'])
+  } finally {
+    await api.close()
+  }
+})
+
+test('schemas: script.template creates a transaction from a named template with its variables', async () => {
+  const api = await openTestApi()
+  try {
+    await withSchema(api, 'v1')
+    const body = { script: { template: 'DEPOSIT', vars: { user: 'users:42', amount: 'USD 100' } } }
+    const created = await api.request('POST', '/v2/main/transactions?schemaVersion=v1', body)
+    assertStatus(created, 200)
+    assert.equal(at(created.body, 'data', 'template'), 'DEPOSIT')
+    assert.deepEqual(at(created.body, 'data', 'postings'), [{ source: 'world', destination: 'users:42', amount: 100n, asset: 'USD' }])
+    assertError(await api.request('POST', '/v2/main/transactions', body), 400, 'SCHEMA_NOT_SPECIFIED', 'template')
+    assertError(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { template: 'NOPE' } }), 404, 'NOT_FOUND', 'NOPE')
+    assertError(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { template: 'x'.repeat(129) } }), 400, 'VALIDATION', 'longer than the limit of 128')
+    assertError(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { template: 'DEPOSIT', plain: 'send [USD 1] (source = @world destination = @a)' } }), 400, 'VALIDATION', 'not both')
+    assertError(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { template: 'DEPOSIT', vars: { user: 'users:x', amount: 'USD 1' } } }), 400, 'VALIDATION', 'users:x')
+    const got = await api.request('GET', '/v2/main/transactions/0')
+    assert.equal(at(got.body, 'data', 'template'), 'DEPOSIT')
+  } finally {
+    await api.close()
+  }
+})
+
+test('schemas: queries/{id}/run runs a query template with its variables, paged like any list', async () => {
+  const api = await openTestApi()
+  try {
+    await withSchema(api, 'v1')
+    for (const user of ['1', '2', '1']) {
+      assertStatus(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { postings: [{ source: 'world', destination: `users:${user}`, amount: 1, asset: 'USD' }] }), 200)
+    }
+    const run = await api.request('POST', '/v2/main/queries/BY_USER/run?schemaVersion=v1', { vars: { user: '1' } })
+    assertStatus(run, 200)
+    assert.deepEqual(asArray(at(run.body, 'cursor', 'data')).map((tx) => asObject(tx).id), [2n, 0n])
+    const accounts = await api.request('POST', '/v2/main/queries/USERS/run?schemaVersion=v1', {})
+    assertStatus(accounts, 200)
+    assert.deepEqual(asArray(at(accounts.body, 'cursor', 'data')).map((account) => asObject(account).address), ['users:1'])
+    assert.equal(at(accounts.body, 'cursor', 'hasMore'), true)
+    const next = await api.request('POST', `/v2/main/queries/USERS/run?schemaVersion=v1&cursor=${String(at(accounts.body, 'cursor', 'next'))}`, {})
+    assert.deepEqual(asArray(at(next.body, 'cursor', 'data')).map((account) => asObject(account).address), ['users:2'])
+    const volumes = await api.request('POST', '/v2/main/queries/VOLUMES/run?schemaVersion=v1', {})
+    assertStatus(volumes, 200)
+    assert.deepEqual(asArray(at(volumes.body, 'cursor', 'data')).map((row) => [asObject(row).account, asObject(row).balance]), [['users:1', 2n]], 'the default of the variable')
+    const logs = await api.request('POST', '/v2/main/queries/LOGS/run?schemaVersion=v1&pageSize=2', {})
+    assert.deepEqual(asArray(at(logs.body, 'cursor', 'data')).map((log) => asObject(log).type), ['INSERTED_SCHEMA', 'NEW_TRANSACTION'])
+    assertError(await api.request('POST', '/v2/main/queries/BY_USER/run?schemaVersion=v1', {}), 400, 'VALIDATION', 'vars["user"]')
+    assertError(await api.request('POST', '/v2/main/queries/BY_USER/run?schemaVersion=v1', { vars: { other: 'x' } }), 400, 'VALIDATION', 'no such variable')
+    assertError(await api.request('POST', '/v2/main/queries/NOPE/run?schemaVersion=v1', {}), 404, 'NOT_FOUND', 'NOPE')
+    assertError(await api.request('POST', '/v2/main/queries/USERS/run', {}), 400, 'VALIDATION', 'schemaVersion')
+  } finally {
+    await api.close()
+  }
+})
+
+test('schemas: export → import carries INSERTED_SCHEMA and schemaVersion byte for byte, hashes included; check is clean', async () => {
+  const api = await openTestApi()
+  try {
+    await withSchema(api, 'v1')
+    const posting = (destination: string) => ({ postings: [{ source: 'world', destination, amount: 5, asset: 'USD' }] })
+    assertStatus(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', posting('users:1')), 200)
+    assertStatus(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { template: 'DEPOSIT', vars: { user: 'users:2', amount: 'USD 3' } } }), 200)
+    assertStatus(await api.request('POST', '/v2/main/accounts/users:2/metadata?schemaVersion=v1', { tier: 'gold' }), 204)
+    assertStatus(await api.request('POST', '/v2/main/schemas/v2', { chart: { world: {}, users: { $id: {} } } }), 204)
+    assertStatus(await api.request('POST', '/v2/main/transactions/0/revert?schemaVersion=v2'), 201)
+    const exported = (await api.app.inject({ method: 'POST', url: '/v2/main/logs/export' })).body
+    const imported = await api.request('POST', '/v2/copy/logs/import', exported)
+    assertStatus(imported, 204)
+    assert.equal((await api.app.inject({ method: 'POST', url: '/v2/copy/logs/export' })).body, exported, 'the copy exports the same bytes')
+    const schemas = await api.request('GET', '/v2/copy/schemas?order=asc')
+    assert.deepEqual(asArray(at(schemas.body, 'cursor', 'data')).map((schema) => asObject(schema).version), ['v1', 'v2'])
+    assertError(await api.request('POST', '/v2/copy/transactions', posting('users:1')), 400, 'SCHEMA_NOT_SPECIFIED')
+    const checked = (await api.app.inject({ method: 'POST', url: '/_/check' })).body.trim().split('\n').at(-1) ?? ''
+    assert.match(checked, /"ok":true/, checked)
+  } finally {
+    await api.close()
+  }
+})
+
+test('schemas: template and query names that are Object.prototype members are data (never prototype lookups)', async () => {
+  const api = await openTestApi()
+  try {
+    await createLedger(api, 'main')
+    const schema = '{"chart":{"world":{},"__proto__":{}},"transactions":{"__proto__":{"script":"send [USD 1] (\\n  source = @world\\n  destination = @__proto__\\n)\\n"}},"queries":{"constructor":{"resource":"accounts"}}}'
+    assertStatus(await api.request('POST', '/v2/main/schemas/v1', schema), 204)
+    const got = await api.request('GET', '/v2/main/schemas/v1')
+    assert.deepEqual(Object.keys(asObject(at(got.body, 'data', 'transactions'))), ['__proto__'])
+    const created = await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { template: '__proto__' } })
+    assertStatus(created, 200)
+    assert.equal(at(created.body, 'data', 'postings', 0, 'destination'), '__proto__')
+    assertError(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { template: 'toString' } }), 404, 'NOT_FOUND', 'toString')
+    assertStatus(await api.request('POST', '/v2/main/queries/constructor/run?schemaVersion=v1', {}), 200)
+    assertError(await api.request('POST', '/v2/main/queries/hasOwnProperty/run?schemaVersion=v1', {}), 404, 'NOT_FOUND')
+    assertError(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { postings: [{ source: 'world', destination: 'constructor', amount: 1, asset: 'USD' }] }), 400, 'VALIDATION', 'constructor')
+  } finally {
+    await api.close()
+  }
+})
