@@ -10,6 +10,7 @@ import {
   LedgerSetupError,
   runBench,
   TargetUnreachableError,
+  startCpuMeter,
   concurrencyMax,
   ratePerSecondMax,
   type BenchEnvironment,
@@ -63,6 +64,12 @@ const optionSpecs = {
     help: 'exit 1 when failed/attempted operations exceeds X (default 0)',
   },
   'request-timeout-ms': { type: 'string', env: 'TALLY_BENCH_REQUEST_TIMEOUT_MS', value: 'MS', help: 'give up on a request after MS (default 30000)' },
+  'server-pid': {
+    type: 'string',
+    env: 'TALLY_BENCH_SERVER_PID',
+    value: 'PID',
+    help: "also report the server's CPU per transaction, read from /proc/PID (Linux, same machine)",
+  },
   json: { type: 'boolean', env: 'TALLY_BENCH_JSON', value: '', help: 'print the result as JSON on stdout' },
   help: { type: 'boolean', env: '', value: '', help: 'show this help' },
 } as const
@@ -90,6 +97,7 @@ export interface BenchConfig {
   readonly maxErrorRate: number
   readonly requestTimeoutMs: number
   readonly json: boolean
+  readonly serverPid: number | undefined
 }
 
 class UsageError extends Error {}
@@ -133,6 +141,7 @@ export async function runBenchCommand(argv: string[], io: BenchCommandIo): Promi
     io.stderr.write(`tally bench: ledger ${config.settings.ledger} ${ledgerState === 'created' ? 'created' : 'exists'} at ${targetText}\n`)
     const startedAt = new Date()
     const progress = progressWriter(io.stderr)
+    const cpuMeter = startCpuMeter(config.serverPid)
     const result = await runBench({
       transport,
       plans: config.plans,
@@ -144,6 +153,7 @@ export async function runBenchCommand(argv: string[], io: BenchCommandIo): Promi
       ...(io.signal === undefined ? {} : { signal: io.signal }),
       ...(io.progressIntervalMs === undefined ? {} : { progressIntervalMs: io.progressIntervalMs }),
     })
+    const cpu = cpuMeter.finish(result.total.transactions)
     progress.end()
     const report = buildReport({
       startedAt,
@@ -154,6 +164,7 @@ export async function runBenchCommand(argv: string[], io: BenchCommandIo): Promi
       environment: environment(),
       maxErrorRate: config.maxErrorRate,
       result,
+      cpu,
     })
     if (config.json) {
       io.stdout.write(JSON.stringify(report, null, 2) + '\n')
@@ -316,6 +327,7 @@ export function resolveConfig(values: OptionValues, registry: WorkloadRegistry):
     maxErrorRate: numberOption(values, 'max-error-rate', defaults.maxErrorRate, { min: 0, max: 1 }),
     requestTimeoutMs: integerOption(values, 'request-timeout-ms', defaults.requestTimeoutMs, { min: 1, max: limits.requestTimeoutMsMax }),
     json: values.json === true,
+    serverPid: stringOption(values, 'server-pid') === undefined ? undefined : integerOption(values, 'server-pid', 1, { min: 1, max: 0x3fff_ffff }),
   }
 }
 
