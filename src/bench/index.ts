@@ -15,6 +15,13 @@ export {
   transactionsWorkload,
   bulkWorkload,
   nextTransactionData,
+  drawTransaction,
+  transactionDataOf,
+  encodeTransaction,
+  countBulk,
+  createBulkCounter,
+ 
+  bulkResponseSampleEvery,
   userAccount,
   ledgerPath,
   benchAsset,
@@ -25,7 +32,7 @@ export {
   parseResponseBody,
   isSuccessStatus,
 } from './workloads/index.ts'
-export type { BenchPosting, BenchTransactionData } from './workloads/index.ts'
+export type { BenchPosting, BenchTransactionData, TransactionDraw } from './workloads/index.ts'
 export { LatencyHistogram, nearestRank, relativeErrorMax, bucketIndexOf, bucketHighMicros } from './latency.ts'
 export type { LatencySummaryMs } from './latency.ts'
 export { Random, deriveSeed } from './random.ts'
