@@ -4,6 +4,7 @@ import {
   buildReport,
   createDefaultRegistry,
   createHttpTransport,
+  createLeanHttpTransport,
   ensureLedger,
   formatProgress,
   formatSummary,
@@ -64,6 +65,12 @@ const optionSpecs = {
     help: 'exit 1 when failed/attempted operations exceeds X (default 0)',
   },
   'request-timeout-ms': { type: 'string', env: 'TALLY_BENCH_REQUEST_TIMEOUT_MS', value: 'MS', help: 'give up on a request after MS (default 30000)' },
+  client: {
+    type: 'string',
+    env: 'TALLY_BENCH_CLIENT',
+    value: 'lean|node',
+    help: 'HTTP client: lean (bare keep-alive sockets, cheapest; http only) or node (node:http; default for https)',
+  },
   'server-pid': {
     type: 'string',
     env: 'TALLY_BENCH_SERVER_PID',
@@ -98,6 +105,7 @@ export interface BenchConfig {
   readonly requestTimeoutMs: number
   readonly json: boolean
   readonly serverPid: number | undefined
+  readonly client: 'lean' | 'node'
 }
 
 class UsageError extends Error {}
@@ -133,8 +141,9 @@ export async function runBenchCommand(argv: string[], io: BenchCommandIo): Promi
   }
 
   const socketsMax = config.plans.reduce((total, plan) => total + plan.concurrency, 0)
+  const transportOptions = { target: config.target, socketsMax, requestTimeoutMs: config.requestTimeoutMs }
   const transport =
-    io.transport ?? createHttpTransport({ target: config.target, socketsMax, requestTimeoutMs: config.requestTimeoutMs })
+    io.transport ?? (config.client === 'lean' ? createLeanHttpTransport(transportOptions) : createHttpTransport(transportOptions))
   const targetText = config.target.href.replace(/\/$/, '')
   try {
     const ledgerState = await ensureLedger(transport, targetText, config.settings.ledger)
@@ -292,6 +301,11 @@ export function resolveConfig(values: OptionValues, registry: WorkloadRegistry):
   }
   if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new UsageError(`--target must be http or https, got ${targetText}`)
 
+  const clientText = stringOption(values, 'client') ?? (target.protocol === 'https:' ? 'node' : 'lean')
+  if (clientText !== 'lean' && clientText !== 'node') throw new UsageError(`--client must be lean or node, got ${clientText}`)
+  if (clientText === 'lean' && target.protocol === 'https:') throw new UsageError('--client lean speaks plain http; use --client node for https')
+  const client: 'lean' | 'node' = clientText
+
   const ledger = stringOption(values, 'ledger') ?? defaults.ledger
   if (!/^[a-zA-Z0-9_-]{1,63}$/.test(ledger)) throw new UsageError(`--ledger must match [a-zA-Z0-9_-]{1,63}, got ${ledger}`)
 
@@ -327,6 +341,7 @@ export function resolveConfig(values: OptionValues, registry: WorkloadRegistry):
     maxErrorRate: numberOption(values, 'max-error-rate', defaults.maxErrorRate, { min: 0, max: 1 }),
     requestTimeoutMs: integerOption(values, 'request-timeout-ms', defaults.requestTimeoutMs, { min: 1, max: limits.requestTimeoutMsMax }),
     json: values.json === true,
+    client,
     serverPid: stringOption(values, 'server-pid') === undefined ? undefined : integerOption(values, 'server-pid', 1, { min: 1, max: 0x3fff_ffff }),
   }
 }

@@ -178,3 +178,18 @@ test('--server-pid reports the server CPU per transaction beside the client\'s',
     assert.match(text.stdout, /CPU per transaction: client [0-9.]+ µs, server not measured/)
   })
 })
+
+test('--client picks the lean socket client (default for http) or node:http; lean refuses https', async () => {
+  await withServer({}, async (server) => {
+    for (const client of ['lean', 'node']) {
+      const out = await bench(['--target', server.url, '--client', client, '--workload', 'transactions:2,bulk:1', '--bulk-size', '3', '--requests', '10'])
+      assert.equal(out.code, benchExit.ok, `${client}: ${out.stderr}`)
+      assert.match(out.stdout, /^total\s+20\s+40\s+0/m)
+    }
+  })
+  const https = await bench(['--target', 'https://127.0.0.1:1', '--client', 'lean'])
+  assert.equal(https.code, benchExit.usage)
+  assert.match(https.stderr, /--client lean speaks plain http/)
+  const unknown = await bench(['--client', 'curl'])
+  assert.equal(unknown.code, benchExit.usage)
+})
