@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { invariant } from '../domain/index.ts'
 
 /**
@@ -60,6 +60,44 @@ export function readServerCpu(pid: number): ServerCpuTimes | undefined {
   }
 }
 
+/** The parent pid (field 4) of a `/proc/…/stat` line. */
+export function parseProcStatParentPid(line: string): number {
+  const close = line.lastIndexOf(')')
+  invariant(close > 0, 'a /proc stat line names its command in parentheses')
+  const parent = Number(line.slice(close + 2).split(' ')[1])
+  invariant(Number.isSafeInteger(parent) && parent >= 0, `ppid is a process id in ${line}`)
+  return parent
+}
+
+/**
+ * A server made of processes (PostgreSQL: a postmaster and one backend per
+ * connection, each its direct child): the CPU of `pid` and its live direct
+ * children. Children that exit between two readings take their time with
+ * them, so readings are only comparable while the connections stay open.
+ * The main-thread figure is the sum of every process's main thread.
+ */
+export function readProcessFamilyCpu(pid: number): ServerCpuTimes | undefined {
+  const own = readServerCpu(pid)
+  if (own === undefined) return undefined
+  let micros = own.micros
+  let mainThreadMicros = own.mainThreadMicros
+  for (const entry of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(entry) || Number(entry) === pid) continue
+    let line: string
+    try {
+      line = readFileSync(`/proc/${entry}/stat`, 'utf8')
+    } catch {
+      continue // exited while we looked
+    }
+    if (parseProcStatParentPid(line) !== pid) continue
+    const child = readServerCpu(Number(entry))
+    if (child === undefined) continue
+    micros += child.micros
+    mainThreadMicros += child.mainThreadMicros
+  }
+  return { micros, mainThreadMicros }
+}
+
 export function readClientCpu(): CpuTimes {
   const usage = process.cpuUsage()
   return { micros: usage.user + usage.system }
@@ -85,13 +123,16 @@ export function costOf(micros: number, transactions: number): CpuCost {
 }
 
 /** A running meter: start before the load, `finish` with the transactions committed. */
-export function startCpuMeter(serverPid: number | undefined): { finish(transactions: number): RunCpu } {
+export function startCpuMeter(
+  serverPid: number | undefined,
+  readServer: (pid: number) => ServerCpuTimes | undefined = readServerCpu,
+): { finish(transactions: number): RunCpu } {
   const clientBefore = readClientCpu()
-  const serverBefore = serverPid === undefined ? undefined : readServerCpu(serverPid)
+  const serverBefore = serverPid === undefined ? undefined : readServer(serverPid)
   return {
     finish(transactions) {
       const client = costOf(readClientCpu().micros - clientBefore.micros, transactions)
-      const serverAfter = serverPid === undefined ? undefined : readServerCpu(serverPid)
+      const serverAfter = serverPid === undefined ? undefined : readServer(serverPid)
       let server: RunCpu['server'] = null
       if (serverBefore !== undefined && serverAfter !== undefined) {
         const total = costOf(serverAfter.micros - serverBefore.micros, transactions)

@@ -41,7 +41,7 @@ export type { HttpTransport, HttpRequest, HttpResponse, HttpTransportOptions } f
 export { ensureLedger, TargetUnreachableError, LedgerSetupError } from './ledger.ts'
 export { buildReport, formatSummary, formatProgress } from './report.ts'
 export type { BenchReport, BenchEnvironment } from './report.ts'
-export { startCpuMeter, readServerCpu, readClientCpu, parseProcStatCpuMicros, costOf, procTicksPerSecond } from './cpu.ts'
+export { startCpuMeter, readServerCpu, readProcessFamilyCpu, parseProcStatParentPid, readClientCpu, parseProcStatCpuMicros, costOf, procTicksPerSecond } from './cpu.ts'
 export type { RunCpu, CpuCost, CpuTimes, ServerCpuTimes } from './cpu.ts'
 export { formatCpu } from './report.ts'
 export { createLeanHttpTransport, parseResponseHead, decodeChunked, responseHeadBytesMax, responseBodyBytesMax } from './lean-http.ts'

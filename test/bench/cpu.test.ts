@@ -25,3 +25,27 @@ test('costs are per committed transaction, and absent when none committed', () =
   assert.equal(cpu.server, null)
   assert.ok(cpu.client.micros >= 0)
 })
+
+test('a process family counts its direct children, as PostgreSQL backends under the postmaster', { skip: process.platform !== 'linux' && 'reads Linux /proc' }, async () => {
+  const { spawn } = await import('node:child_process')
+  const { parseProcStatParentPid, readProcessFamilyCpu } = await import('../../src/bench/index.ts')
+  assert.equal(parseProcStatParentPid('4242 (a ) b) S 17 4242 4242 0'), 17)
+  const child = spawn(process.execPath, ['-e', 'while (process.cpuUsage().user < 300000) {} setInterval(() => {}, 1000)'], { stdio: 'ignore' })
+  try {
+    const pid = child.pid
+    assert.ok(pid !== undefined)
+    const deadline = Date.now() + 20_000
+    let childMicros = 0
+    while (childMicros < 200_000 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20)) // poll interval, bounded by the deadline
+      childMicros = readServerCpu(pid)?.micros ?? 0
+    }
+    assert.ok(childMicros >= 200_000, 'the child burnt CPU')
+    const own = readServerCpu(process.pid)
+    const family = readProcessFamilyCpu(process.pid)
+    assert.ok(own !== undefined && family !== undefined)
+    assert.ok(family.micros >= own.micros + childMicros, 'the family includes the child')
+  } finally {
+    child.kill('SIGKILL')
+  }
+})

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
-import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -54,6 +54,8 @@ export interface PostgresCluster {
   readonly user: string
   readonly database: string
   readonly directory: string
+  /** The postmaster's process id; its direct children are the backends and background workers. */
+  readonly serverPid: number
   /** Stops the server (fast shutdown) and deletes its directory; safe to call twice. */
   stop(): Promise<void>
 }
@@ -101,8 +103,12 @@ export async function startPostgresCluster(options: PostgresClusterOptions): Pro
     if (identity !== undefined) await chown(path.join(dataDirectory, 'postgresql.auto.conf'), identity.uid, identity.gid)
     const seconds = Math.ceil((options.startMsMax ?? 60_000) / 1000)
     await run(options.binaries.pgCtl, ['-D', dataDirectory, '-l', path.join(directory, 'server.log'), '-w', '-t', String(seconds), 'start'])
+    const pidText = await readFile(path.join(dataDirectory, 'postmaster.pid'), 'utf8')
+    const serverPid = Number(pidText.split('\n')[0])
+    invariant(Number.isSafeInteger(serverPid) && serverPid > 0, 'postmaster.pid starts with the server pid')
     let stopped = false
     return {
+      serverPid,
       host: '127.0.0.1',
       port,
       user: superuser,
