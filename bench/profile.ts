@@ -120,20 +120,27 @@ out.push(`| --- | --- |`)
 out.push(`| server CPU, all threads (/proc) | ${cpu.server === null ? '–' : perTransaction(cpu.server.micros)} |`)
 out.push(`| server CPU, JavaScript thread (/proc) | ${cpu.server === null ? '–' : perTransaction(cpu.server.mainThreadMicros)} |`)
 out.push(`| server CPU, other threads (RocksDB, libuv pool/fsync, GC helpers) | ${cpu.server === null ? '–' : perTransaction(cpu.server.micros - cpu.server.mainThreadMicros)} |`)
-out.push(`| JavaScript thread busy in the profile | ${perTransaction(summary.busyMicros)} |`)
+out.push(`| JavaScript thread non-idle wall time in the profile (≥ its CPU when the machine is shared) | ${perTransaction(summary.busyMicros)} |`)
 out.push(`| client (load generator) CPU | ${perTransaction(cpu.client.micros)} |`)
 out.push('')
-out.push('| category (JS thread self time) | µs/tx | share |')
+// The profiler samples wall time: on a shared machine the thread is also
+// descheduled while "busy", so the profile's shares are applied to the JS
+// thread's CPU from /proc rather than its own busy total.
+const jsThreadMicros = cpu.server?.mainThreadMicros ?? summary.busyMicros
+const scaled = (micros: number): string => perTransaction((micros * jsThreadMicros) / summary.busyMicros)
+out.push('| category (JS thread self time) | share | µs/tx (share × JS-thread CPU) |')
 out.push('| --- | --- | --- |')
 for (const category of profileCategories) {
   const micros = summary.byCategory.get(category) ?? 0
   if (micros === 0) continue
-  out.push(`| ${category} | ${perTransaction(micros)} | ${((100 * micros) / summary.busyMicros).toFixed(1)} % |`)
+  out.push(`| ${category} | ${((100 * micros) / summary.busyMicros).toFixed(1)} % | ${scaled(micros)} |`)
 }
 out.push('')
-out.push('| heaviest functions (self) | category | µs/tx |')
-out.push('| --- | --- | --- |')
-for (const cost of summary.topFunctions) out.push(`| \`${cost.name}\` | ${cost.category} | ${perTransaction(cost.micros)} |`)
+out.push('| heaviest functions (self) | category | share | µs/tx |')
+out.push('| --- | --- | --- | --- |')
+for (const cost of summary.topFunctions) {
+  out.push(`| \`${cost.name.replaceAll('|', '\\|')}\` | ${cost.category} | ${((100 * cost.micros) / summary.busyMicros).toFixed(1)} % | ${scaled(cost.micros)} |`)
+}
 process.stdout.write(out.join('\n') + '\n')
 
 if (values.keep !== undefined) {
