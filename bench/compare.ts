@@ -42,7 +42,7 @@ import {
 } from '../src/bench/index.ts'
 import { findPostgresBinaries, startPostgresCluster } from '../src/bench/peer/cluster.ts'
 import { createPeerTransport } from '../src/bench/peer/peer-transport.ts'
-import { installPeerSchema } from '../src/bench/peer/postgres-ledger.ts'
+import { installPeerSchema, peerCounts } from '../src/bench/peer/postgres-ledger.ts'
 
 interface Shape {
   readonly name: string
@@ -162,6 +162,13 @@ try {
     process.stderr.write(`  tally ${tallyRun.result.transactionsPerSecond.toFixed(0)} tx/s, peer ${peerRun.result.transactionsPerSecond.toFixed(0)} tx/s\n`)
   }
   tallyTransport.close()
+  // The peer's books after the run: a sanity check that it did the work it was credited with.
+  const counts = await peerCounts(pool)
+  const peerCommitted = rows.reduce((sum, row) => sum + row.peer.result.transactions, 0)
+  process.stderr.write(`compare: peer holds ${counts.transfers} transfers (${peerCommitted} in measured windows), ${counts.entries} entries summing to ${counts.entrySum}\n`)
+  if (counts.entries !== 2n * counts.transfers || counts.entrySum !== 0n || counts.transfers < BigInt(peerCommitted)) {
+    throw new Error('the peer\'s books do not balance or miss credited transfers')
+  }
 } finally {
   await pool.end()
   await cluster.stop()
