@@ -118,6 +118,9 @@ function lazyResponse(status: number, bytes: Buffer): HttpResponse {
 
 class Connection {
   private readonly socket: net.Socket
+  /** Bytes of the answer so far, joined only when they must be read. */
+  private chunks: Buffer[] = []
+  private chunkBytes = 0
   private buffered: Buffer = Buffer.alloc(0)
   private head: ResponseHead | undefined
   private headBytes = 0
@@ -160,7 +163,13 @@ class Connection {
       this.fail(new NetworkError('BAD_RESPONSE', 'unsolicited bytes on an idle connection'))
       return
     }
-    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk])
+    this.chunks.push(chunk)
+    this.chunkBytes += chunk.length
+    // A body of known length: wait for all of it before joining (one copy, not one per chunk).
+    const head = this.head
+    if (head !== undefined && !head.chunked && head.contentLength !== undefined && this.chunkBytes < this.headBytes + head.contentLength) return
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.chunkBytes)]
+    this.buffered = this.chunks[0] ?? Buffer.alloc(0)
     try {
       this.tryComplete(false)
     } catch (error) {
@@ -170,7 +179,12 @@ class Connection {
 
   private receiveEnd(): void {
     if (this.current !== undefined && this.head !== undefined && this.head.contentLength === undefined && !this.head.chunked) {
-      this.tryComplete(true)
+      try {
+        this.tryComplete(true)
+      } catch (error) {
+        this.fail(error instanceof NetworkError ? error : new NetworkError('BAD_RESPONSE', String(error)))
+        return
+      }
     }
     this.fail(new NetworkError('ECONNRESET', 'the server closed the connection'))
   }
@@ -187,6 +201,8 @@ class Connection {
       // 1xx interim answers (100 Continue) carry no body: skip them.
       if (this.head.status >= 100 && this.head.status < 200) {
         this.buffered = this.buffered.subarray(this.headBytes)
+        this.chunks = [this.buffered]
+        this.chunkBytes = this.buffered.length
         this.head = undefined
         this.tryComplete(atEnd)
         return
@@ -223,9 +239,11 @@ class Connection {
     this.current = undefined
     this.head = undefined
     this.buffered = Buffer.alloc(0)
+    this.chunks = []
+    this.chunkBytes = 0
     this.socket.setTimeout(0)
-    // Copy out of the socket's chunk so the lazy body does not pin it.
-    pending.resolve(lazyResponse(head.status, Buffer.from(body)))
+    // The body may pin the socket's chunk until the classifier drops it: no copy.
+    pending.resolve(lazyResponse(head.status, body))
     if (head.closeAfter || atEnd) {
       this.ended = true
       this.socket.end()

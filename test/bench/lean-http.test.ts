@@ -105,6 +105,18 @@ test('lean client: a hung server times out, a refused connection and a reset are
   gone.close()
   await assert.rejects(gone.send({ method: 'GET', path: '/', body: undefined }), (error: unknown) => error instanceof NetworkError && error.code === 'CLOSED')
 
+  const untilClose = await rawServer(() => 'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"framed":"by close"}')
+  const closing = createLeanHttpTransport({ target: new URL(untilClose.url), socketsMax: 1, requestTimeoutMs: 5000 })
+  try {
+    for (let round = 0; round < 2; round++) {
+      const answer = await closing.send({ method: 'GET', path: '/', body: undefined })
+      assert.deepEqual([answer.status, answer.body], [200, '{"framed":"by close"}'], 'a body without length ends with the connection')
+    }
+  } finally {
+    closing.close()
+    await untilClose.close()
+  }
+
   const resetting = await rawServer(() => 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{"short"')
   const reset = createLeanHttpTransport({ target: new URL(resetting.url), socketsMax: 1, requestTimeoutMs: 5000 })
   try {
