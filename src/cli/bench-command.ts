@@ -417,6 +417,7 @@ export function helpText(registry: WorkloadRegistry): string {
     '  tally bench --workload transactions --concurrency 32 --duration 30',
     '  tally bench --workload bulk --bulk-size 100 --concurrency 4 --requests 500',
     '  tally bench --workload transactions:16@2000,bulk:2@20 --duration 60 --json',
+    '  tally bench --workload bulk --server-pid "$(pgrep -nf \'tally.mjs serve\')"   # server CPU per transaction too',
     '',
     'Exit codes: 0 ok, 1 error rate above --max-error-rate, 2 usage error,',
     '3 target unreachable or the ledger could not be created.',
