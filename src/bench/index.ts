@@ -15,6 +15,13 @@ export {
   transactionsWorkload,
   bulkWorkload,
   nextTransactionData,
+  drawTransaction,
+  transactionDataOf,
+  encodeTransaction,
+  countBulk,
+  createBulkCounter,
+ 
+  bulkResponseSampleEvery,
   userAccount,
   ledgerPath,
   benchAsset,
@@ -25,7 +32,7 @@ export {
   parseResponseBody,
   isSuccessStatus,
 } from './workloads/index.ts'
-export type { BenchPosting, BenchTransactionData } from './workloads/index.ts'
+export type { BenchPosting, BenchTransactionData, TransactionDraw } from './workloads/index.ts'
 export { LatencyHistogram, nearestRank, relativeErrorMax, bucketIndexOf, bucketHighMicros } from './latency.ts'
 export type { LatencySummaryMs } from './latency.ts'
 export { Random, deriveSeed } from './random.ts'
@@ -34,3 +41,8 @@ export type { HttpTransport, HttpRequest, HttpResponse, HttpTransportOptions } f
 export { ensureLedger, TargetUnreachableError, LedgerSetupError } from './ledger.ts'
 export { buildReport, formatSummary, formatProgress } from './report.ts'
 export type { BenchReport, BenchEnvironment } from './report.ts'
+export { startCpuMeter, readServerCpu, readProcessFamilyCpu, parseProcStatParentPid, readClientCpu, parseProcStatCpuMicros, costOf, procTicksPerSecond } from './cpu.ts'
+export type { RunCpu, CpuCost, CpuTimes, ServerCpuTimes } from './cpu.ts'
+export { formatCpu } from './report.ts'
+export { createLeanHttpTransport, parseResponseHead, decodeChunked, responseHeadBytesMax, responseBodyBytesMax } from './lean-http.ts'
+export type { ResponseHead } from './lean-http.ts'

@@ -1,3 +1,4 @@
+import type { RunCpu } from './cpu.ts'
 import type { LatencySummaryMs } from './latency.ts'
 import type { ProgressSnapshot, RunResult, StopCondition, Tally, WorkloadResult } from './runner.ts'
 import type { WorkloadSettings } from './workload.ts'
@@ -5,7 +6,8 @@ import type { WorkloadSettings } from './workload.ts'
 /** The machine-readable result (`--json`), also what `docs/bench.md` asks to keep in `bench/results/`. */
 export interface BenchReport {
   readonly tool: 'tally bench'
-  readonly reportVersion: 1
+  /** 2 added `cpu`. */
+  readonly reportVersion: 2
   readonly startedAt: string
   readonly target: string
   readonly seed: number
@@ -18,6 +20,8 @@ export interface BenchReport {
   readonly elapsedMs: number
   readonly workloads: WorkloadResult[]
   readonly total: Tally
+  /** CPU the load generator and (given its pid) the server spent over the run. */
+  readonly cpu: RunCpu | null
 }
 
 export interface BenchEnvironment {
@@ -37,10 +41,11 @@ export function buildReport(input: {
   environment: BenchEnvironment
   maxErrorRate: number
   result: RunResult
+  cpu?: RunCpu
 }): BenchReport {
   return {
     tool: 'tally bench',
-    reportVersion: 1,
+    reportVersion: 2,
     startedAt: input.startedAt.toISOString(),
     target: input.target,
     seed: input.seed,
@@ -52,6 +57,7 @@ export function buildReport(input: {
     elapsedMs: input.result.elapsedMs,
     workloads: input.result.workloads,
     total: input.result.total,
+    cpu: input.cpu ?? null,
   }
 }
 
@@ -142,6 +148,7 @@ export function formatSummary(report: BenchReport): string {
     Object.entries(workload.failures).map(([key, count]) => `  ${workload.name}: ${key} × ${integer(count)}`),
   )
   if (failureLines.length > 0) lines.push('failures (operations):', ...failureLines)
+  if (report.cpu !== null) lines.push(formatCpu(report.cpu))
   const errorPercent = (report.total.errorRate * 100).toFixed(3)
   lines.push(
     report.passed
@@ -153,4 +160,18 @@ export function formatSummary(report: BenchReport): string {
 
 function describeStop(stop: StopCondition): string {
   return stop.kind === 'duration' ? `${stop.durationMs / 1000} s` : `${integer(stop.requests)} requests per workload`
+}
+
+function micros(value: number | null): string {
+  return value === null ? '–' : value >= 100 ? value.toFixed(0) : value.toFixed(1)
+}
+
+/** `CPU per transaction: client 3.1 µs, server 120 µs (JS thread 95 µs)`. */
+export function formatCpu(cpu: RunCpu): string {
+  const client = `client ${micros(cpu.client.microsPerTransaction)} µs`
+  const server =
+    cpu.server === null
+      ? 'server not measured (--server-pid)'
+      : `server ${micros(cpu.server.microsPerTransaction)} µs (JS thread ${micros(cpu.server.mainThreadMicrosPerTransaction)} µs)`
+  return `CPU per transaction: ${client}, ${server}`
 }

@@ -4,12 +4,14 @@ import {
   buildReport,
   createDefaultRegistry,
   createHttpTransport,
+  createLeanHttpTransport,
   ensureLedger,
   formatProgress,
   formatSummary,
   LedgerSetupError,
   runBench,
   TargetUnreachableError,
+  startCpuMeter,
   concurrencyMax,
   ratePerSecondMax,
   type BenchEnvironment,
@@ -63,6 +65,18 @@ const optionSpecs = {
     help: 'exit 1 when failed/attempted operations exceeds X (default 0)',
   },
   'request-timeout-ms': { type: 'string', env: 'TALLY_BENCH_REQUEST_TIMEOUT_MS', value: 'MS', help: 'give up on a request after MS (default 30000)' },
+  client: {
+    type: 'string',
+    env: 'TALLY_BENCH_CLIENT',
+    value: 'lean|node',
+    help: 'HTTP client: lean (bare keep-alive sockets, cheapest; http only) or node (node:http; default for https)',
+  },
+  'server-pid': {
+    type: 'string',
+    env: 'TALLY_BENCH_SERVER_PID',
+    value: 'PID',
+    help: "also report the server's CPU per transaction, read from /proc/PID (Linux, same machine)",
+  },
   json: { type: 'boolean', env: 'TALLY_BENCH_JSON', value: '', help: 'print the result as JSON on stdout' },
   help: { type: 'boolean', env: '', value: '', help: 'show this help' },
 } as const
@@ -90,6 +104,8 @@ export interface BenchConfig {
   readonly maxErrorRate: number
   readonly requestTimeoutMs: number
   readonly json: boolean
+  readonly serverPid: number | undefined
+  readonly client: 'lean' | 'node'
 }
 
 class UsageError extends Error {}
@@ -125,14 +141,16 @@ export async function runBenchCommand(argv: string[], io: BenchCommandIo): Promi
   }
 
   const socketsMax = config.plans.reduce((total, plan) => total + plan.concurrency, 0)
+  const transportOptions = { target: config.target, socketsMax, requestTimeoutMs: config.requestTimeoutMs }
   const transport =
-    io.transport ?? createHttpTransport({ target: config.target, socketsMax, requestTimeoutMs: config.requestTimeoutMs })
+    io.transport ?? (config.client === 'lean' ? createLeanHttpTransport(transportOptions) : createHttpTransport(transportOptions))
   const targetText = config.target.href.replace(/\/$/, '')
   try {
     const ledgerState = await ensureLedger(transport, targetText, config.settings.ledger)
     io.stderr.write(`tally bench: ledger ${config.settings.ledger} ${ledgerState === 'created' ? 'created' : 'exists'} at ${targetText}\n`)
     const startedAt = new Date()
     const progress = progressWriter(io.stderr)
+    const cpuMeter = startCpuMeter(config.serverPid)
     const result = await runBench({
       transport,
       plans: config.plans,
@@ -144,6 +162,7 @@ export async function runBenchCommand(argv: string[], io: BenchCommandIo): Promi
       ...(io.signal === undefined ? {} : { signal: io.signal }),
       ...(io.progressIntervalMs === undefined ? {} : { progressIntervalMs: io.progressIntervalMs }),
     })
+    const cpu = cpuMeter.finish(result.total.transactions)
     progress.end()
     const report = buildReport({
       startedAt,
@@ -154,6 +173,7 @@ export async function runBenchCommand(argv: string[], io: BenchCommandIo): Promi
       environment: environment(),
       maxErrorRate: config.maxErrorRate,
       result,
+      cpu,
     })
     if (config.json) {
       io.stdout.write(JSON.stringify(report, null, 2) + '\n')
@@ -281,6 +301,11 @@ export function resolveConfig(values: OptionValues, registry: WorkloadRegistry):
   }
   if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new UsageError(`--target must be http or https, got ${targetText}`)
 
+  const clientText = stringOption(values, 'client') ?? (target.protocol === 'https:' ? 'node' : 'lean')
+  if (clientText !== 'lean' && clientText !== 'node') throw new UsageError(`--client must be lean or node, got ${clientText}`)
+  if (clientText === 'lean' && target.protocol === 'https:') throw new UsageError('--client lean speaks plain http; use --client node for https')
+  const client: 'lean' | 'node' = clientText
+
   const ledger = stringOption(values, 'ledger') ?? defaults.ledger
   if (!/^[a-zA-Z0-9_-]{1,63}$/.test(ledger)) throw new UsageError(`--ledger must match [a-zA-Z0-9_-]{1,63}, got ${ledger}`)
 
@@ -316,6 +341,8 @@ export function resolveConfig(values: OptionValues, registry: WorkloadRegistry):
     maxErrorRate: numberOption(values, 'max-error-rate', defaults.maxErrorRate, { min: 0, max: 1 }),
     requestTimeoutMs: integerOption(values, 'request-timeout-ms', defaults.requestTimeoutMs, { min: 1, max: limits.requestTimeoutMsMax }),
     json: values.json === true,
+    client,
+    serverPid: stringOption(values, 'server-pid') === undefined ? undefined : integerOption(values, 'server-pid', 1, { min: 1, max: 0x3fff_ffff }),
   }
 }
 
@@ -390,6 +417,7 @@ export function helpText(registry: WorkloadRegistry): string {
     '  tally bench --workload transactions --concurrency 32 --duration 30',
     '  tally bench --workload bulk --bulk-size 100 --concurrency 4 --requests 500',
     '  tally bench --workload transactions:16@2000,bulk:2@20 --duration 60 --json',
+    '  tally bench --workload bulk --server-pid "$(pgrep -nf \'tally.mjs serve\')"   # server CPU per transaction too',
     '',
     'Exit codes: 0 ok, 1 error rate above --max-error-rate, 2 usage error,',
     '3 target unreachable or the ledger could not be created.',

@@ -162,3 +162,34 @@ test('progress lines show cumulative counts and per-second rates', () => {
   })
   assert.equal(line, '[   3.0s]  12,345 req (4,100/s)  12,000 tx (4,000/s)  2 failed  p50 1.20 ms p99 5.10 ms')
 })
+
+test('--server-pid reports the server CPU per transaction beside the client\'s', { skip: process.platform !== 'linux' && 'reads Linux /proc' }, async () => {
+  await withServer({}, async (server) => {
+    // The fake server runs in this process, so its pid is ours.
+    const out = await bench(['--target', server.url, '--workload', 'bulk', '--bulk-size', '10', '--requests', '20', '--server-pid', String(process.pid), '--json'])
+    assert.equal(out.code, benchExit.ok, out.stderr)
+    const report = JSON.parse(out.stdout) as BenchReport
+    assert.equal(report.reportVersion, 2)
+    assert.ok(report.cpu !== null)
+    assert.ok(report.cpu.server !== null, 'server measured')
+    assert.equal(report.cpu.server.microsPerTransaction, report.cpu.server.micros / 200)
+    assert.equal(report.cpu.client.microsPerTransaction, report.cpu.client.micros / 200)
+    const text = await bench(['--target', server.url, '--requests', '5'])
+    assert.match(text.stdout, /CPU per transaction: client [0-9.]+ µs, server not measured/)
+  })
+})
+
+test('--client picks the lean socket client (default for http) or node:http; lean refuses https', async () => {
+  await withServer({}, async (server) => {
+    for (const client of ['lean', 'node']) {
+      const out = await bench(['--target', server.url, '--client', client, '--workload', 'transactions:2,bulk:1', '--bulk-size', '3', '--requests', '10'])
+      assert.equal(out.code, benchExit.ok, `${client}: ${out.stderr}`)
+      assert.match(out.stdout, /^total\s+20\s+40\s+0/m)
+    }
+  })
+  const https = await bench(['--target', 'https://127.0.0.1:1', '--client', 'lean'])
+  assert.equal(https.code, benchExit.usage)
+  assert.match(https.stderr, /--client lean speaks plain http/)
+  const unknown = await bench(['--client', 'curl'])
+  assert.equal(unknown.code, benchExit.usage)
+})

@@ -6,9 +6,9 @@ import { aggregateBalancesWorkload, getAccountWorkload, listFilterWorkload } fro
 export { transactionsWorkload } from './transactions.ts'
 export { bulkWorkload } from './bulk.ts'
 export { getAccountWorkload, listFilterWorkload, aggregateBalancesWorkload } from './reads.ts'
-export { nextTransactionData, userAccount, ledgerPath, benchAsset, amountMax } from './postings.ts'
-export type { BenchPosting, BenchTransactionData } from './postings.ts'
-export { classifySingle, classifyBulk, failureKeyOf, parseResponseBody, isSuccessStatus } from './responses.ts'
+export { nextTransactionData, drawTransaction, transactionDataOf, encodeTransaction, userAccount, ledgerPath, benchAsset, amountMax } from './postings.ts'
+export type { BenchPosting, BenchTransactionData, TransactionDraw } from './postings.ts'
+export { classifySingle, classifyBulk, countBulk, createBulkCounter, bulkResponseSampleEvery, failureKeyOf, parseResponseBody, isSuccessStatus } from './responses.ts'
 
 /** A registry holding every built-in workload: writes, and reads to run beside them. */
 export function createDefaultRegistry(): WorkloadRegistry {

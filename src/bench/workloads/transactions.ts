@@ -1,6 +1,5 @@
-import { stringifyJson } from '../../domain/index.ts'
 import type { WorkloadDefinition } from '../workload.ts'
-import { ledgerPath, nextTransactionData } from './postings.ts'
+import { drawTransaction, encodeTransaction, ledgerPath } from './postings.ts'
 import { classifySingle } from './responses.ts'
 
 /** One transaction per request: `POST /v2/{ledger}/transactions`. */
@@ -12,10 +11,11 @@ export const transactionsWorkload: WorkloadDefinition = {
     const path = `${ledgerPath(settings.ledger)}/transactions`
     return {
       next() {
-        const data = nextTransactionData(settings, random)
+        const draw = drawTransaction(settings, random)
         // `force` is a query parameter of this route and a body field of
         // V2PostTransaction; send both so either reading works.
-        return { method: 'POST', path: data.force ? `${path}?force=true` : path, body: stringifyJson(data), operations: 1 }
+        const forced = draw.sourceIndex !== undefined
+        return { method: 'POST', path: forced ? `${path}?force=true` : path, body: encodeTransaction(draw), operations: 1 }
       },
       classify: (_request, response) => classifySingle(response, 1),
     }
