@@ -16,6 +16,7 @@ import { openApiRoutes } from './routes/openapi.ts'
 import { unsupportedRoutes } from './routes/unsupported.ts'
 import { logTransferRoutes } from './routes/logs-transfer.ts'
 import { checkRoutes } from './routes/check.ts'
+import { ServerMetrics, metricsRoutes } from './metrics.ts'
 
 export interface ApiOptions {
   readonly bodyBytesMax?: number
@@ -60,6 +61,9 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ errorCode: 'NOT_FOUND', errorMessage: `no route ${request.method} ${request.url}` }),
   )
+  const metrics = new ServerMetrics(node)
+  node.observe(metrics)
+  app.addHook('onResponse', async (request, reply) => metrics.requestAnswered(request, reply))
   const views = new Views(node.store)
   const routes = async (scope: FastifyInstance): Promise<void> => {
     openApiRoutes(scope) // first: documents the routes registered after it
@@ -72,6 +76,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     bulkRoutes(scope, node, views, { bulkElementsMax: options.bulkElementsMax ?? bulkElementsMaxDefault })
     logTransferRoutes(scope, node)
     checkRoutes(scope, node)
+    metricsRoutes(scope, metrics)
     unsupportedRoutes(scope) // last: 501 for the v2 operations no route above serves
   }
   await app.register(routes)

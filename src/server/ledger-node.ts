@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { mkdirSync } from 'node:fs'
+import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { InvariantViolation, TallyError, invariant, parseJson } from '../domain/index.ts'
 import type { AttributeCache, CacheSettings } from '../cache/index.ts'
@@ -16,6 +17,8 @@ import { MetaKey, Store, metaKey } from '../store/index.ts'
 import { cacheCreationRows, readCacheState, restoreCache } from './cache-restore.ts'
 import { Wal, resetWal } from '../wal/index.ts'
 import { AuditCheckpoints } from './audit-checkpoints.ts'
+import { silentObserver } from './pipeline-observer.ts'
+import type { PipelineObserver } from './pipeline-observer.ts'
 import type { AuditCheckpointSettings } from './audit-checkpoints.ts'
 
 export interface LedgerNodeOptions {
@@ -76,6 +79,7 @@ export class LedgerNode implements Sequencer {
   private readonly unsubscribe: () => void
   private checkpointIndex: number
   private signedCheckpoints: AuditCheckpoints | undefined
+  private pipelineObserver: PipelineObserver = silentObserver
 
   private constructor(
     readonly store: Store,
@@ -84,11 +88,13 @@ export class LedgerNode implements Sequencer {
     readonly fsm: LedgerStateMachine,
     readonly clusterId: string,
     private readonly options: LedgerNodeOptions,
+    private readonly walTiming: WalTiming,
   ) {
     this.storedIndex = fsm.appliedIndex
     this.checkpointIndex = fsm.appliedIndex
     this.admission = new Admission({ cache, store, sequencer: this, now: options.now ?? Date.now, newId: randomUUID })
     this.unsubscribe = wal.onDurable((from, to) => {
+      this.pipelineObserver.walGroupDurable(to - from + 1, walTiming.fsyncSeconds)
       this.applyChain = this.applyChain.then(() => this.applyDurable(from, to)).catch((error: unknown) => this.fail(error))
     })
   }
@@ -105,9 +111,18 @@ export class LedgerNode implements Sequencer {
       const cacheState = await readCacheState(store, options.cacheRotationThreshold ?? cacheRotationThresholdDefault)
       const cache = await restoreCache(store, cacheState, appliedIndex)
       const walDirectory = path.join(options.dataDirectory, 'wal')
+      const walTiming: WalTiming = { fsyncSeconds: 0 }
       const walOptions = {
         directory: walDirectory,
         sync: options.sync ?? true,
+        // Times each group's fdatasync for metrics; groups are synced one at a time, so the last timing is the group's.
+        io: {
+          async sync(handle: FileHandle): Promise<void> {
+            const started = performance.now()
+            await handle.datasync()
+            walTiming.fsyncSeconds = (performance.now() - started) / 1000
+          },
+        },
         ...(options.walSegmentBytesMax === undefined ? {} : { segmentBytesMax: options.walSegmentBytesMax }),
       }
       let { wal, recovery } = await Wal.open(walOptions)
@@ -130,9 +145,13 @@ export class LedgerNode implements Sequencer {
         clusterId,
         appliedIndex,
         auditHead,
-        onCoverageMiss: (error, index) => log(`COVERAGE_MISS at index ${index}: ${error.message}`),
+        onCoverageMiss: (error, index) => {
+          log(`COVERAGE_MISS at index ${index}: ${error.message}`)
+          // Called while applying, so after `node` below exists.
+          node.pipelineObserver.coverageMiss()
+        },
       })
-      const node = new LedgerNode(store, wal, cache, fsm, clusterId, options)
+      const node: LedgerNode = new LedgerNode(store, wal, cache, fsm, clusterId, options, walTiming)
       await node.replay(log)
       if (options.auditCheckpoints !== undefined) {
         node.signedCheckpoints = await AuditCheckpoints.open({ store, clusterId, settings: options.auditCheckpoints, head: fsm.auditHead, log }).catch(async (error: unknown) => {
@@ -200,6 +219,15 @@ export class LedgerNode implements Sequencer {
     return Math.max(1, Math.min(this.options.applyBatchProposalsMax ?? 1024, Math.floor(this.cache.rotationThreshold / 2)))
   }
 
+  /**
+   * Reports the pipeline's work to `observer` (metrics) from now on; also
+   * admission's proposals and horizon refusals.
+   */
+  observe(observer: PipelineObserver): void {
+    this.pipelineObserver = observer
+    this.admission.observer = observer
+  }
+
   // ---- Sequencer -------------------------------------------------------------
 
   nextIndex(): number {
@@ -243,6 +271,7 @@ export class LedgerNode implements Sequencer {
 
   private async applyDurable(from: number, to: number): Promise<void> {
     for (let start = from, end = from - 1; start <= to; start = end + 1) {
+      const started = performance.now()
       const last = Math.min(to, start + this.batchProposalsMax() - 1)
       const batch = new WriteBatch()
       const results: ProposalResult[] = []
@@ -261,6 +290,7 @@ export class LedgerNode implements Sequencer {
       // Not fsynced: the WAL group holding these proposals already is (ADR 0005).
       await this.store.write(batch.rows(), { sync: false })
       this.storedIndex = end
+      this.pipelineObserver.batchApplied(end - start + 1, (performance.now() - started) / 1000)
       this.signedCheckpoints?.observe(this.fsm.auditHead)
       for (const result of results) this.deliver(result)
     }
@@ -278,6 +308,7 @@ export class LedgerNode implements Sequencer {
     await this.signedCheckpoints?.flush()
     await this.store.write([{ key: metaKey(MetaKey.checkpointIndex), value: Buffer.from(String(index)) }], { sync: true })
     const elapsedMs = performance.now() - started
+    this.pipelineObserver.checkpointed(elapsedMs / 1000)
     if (elapsedMs > slowCheckpointMs) this.options.log?.(`checkpoint at ${index} held the event loop ${elapsedMs.toFixed(0)} ms`)
     this.checkpointIndex = index
     const recyclable = index - (this.options.walRetainEntries ?? walRetainEntriesDefault)
@@ -328,6 +359,11 @@ export class LedgerNode implements Sequencer {
     await this.wal.close().catch(() => {})
     await this.store.close()
   }
+}
+
+/** The last WAL fdatasync's duration, shared by the WAL's I/O hook and the node. */
+interface WalTiming {
+  fsyncSeconds: number
 }
 
 function unavailable(message: string): TallyError {

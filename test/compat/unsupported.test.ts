@@ -6,7 +6,6 @@ import type { LedgerV2 } from './server.ts'
 
 /** Each unsupported v2 operation, called the way an application would call it through the SDK. */
 const calls: Readonly<Record<string, (v2: LedgerV2) => Promise<unknown>>> = {
-  getMetrics: (v2) => v2.getMetrics(),
   v2InsertSchema: (v2) => v2.insertSchema({ ledger: 'main', version: 'v1.0.0', v2SchemaData: { chart: {} } }),
   v2GetSchema: (v2) => v2.getSchema({ ledger: 'main', version: 'v1.0.0' }),
   v2ListSchemas: (v2) => v2.listSchemas({ ledger: 'main' }),

@@ -83,9 +83,9 @@ export const operations: readonly Operation[] = [
     responses: { '200': json('Server information.', ref('ServerInfo')) },
   },
   {
-    method: 'get', path: '/_/metrics', operationId: 'getMetrics', origin: 'v2', tag: 'server', summary: 'In-memory metrics',
-    status: unsupported('Tally does not expose in-memory metrics yet'),
-    responses: { '200': json('Metrics by name.', { type: 'object', additionalProperties: true }) },
+    method: 'get', path: '/_/metrics', operationId: 'getMetrics', origin: 'v2', tag: 'server', summary: 'Metrics, in the Prometheus text format',
+    status: served('Prometheus text exposition format (what a scraper reads) instead of v2\'s JSON map of in-memory metrics; see docs/operations.md'),
+    responses: { '200': { description: 'Metrics (text/plain; version=0.0.4).', content: { 'text/plain': { schema: { type: 'string' } } } } },
   },
   {
     method: 'get', path: '/_/healthz', operationId: 'tallyHealth', origin: 'tally', tag: 'server', summary: 'Liveness of the apply pipeline', status: served(),
