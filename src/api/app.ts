@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import type { LedgerNode } from '../server/index.ts'
@@ -21,7 +22,33 @@ import { ServerMetrics, metricsRoutes } from './metrics.ts'
 export interface ApiOptions {
   readonly bodyBytesMax?: number
   readonly bulkElementsMax?: number
-  readonly logger?: boolean
+  /** Structured JSON request logs (fastify's pino); none when absent. */
+  readonly logger?: ApiLogOptions
+  /** A request answered after this long logs one warning with its figures. */
+  readonly slowRequestMs?: number
+}
+
+export interface ApiLogOptions {
+  readonly level: string
+  readonly stream: NodeJS.WritableStream
+}
+
+export const slowRequestMsDefault = 1000
+
+/** An incoming `X-Request-Id` is kept when it is short visible ASCII (it goes into logs); otherwise a new one is made. */
+const requestIdPattern = /^[\x21-\x7e]{1,128}$/
+
+export function requestIdOf(header: string | string[] | undefined): string {
+  return typeof header === 'string' && requestIdPattern.test(header) ? header : randomUUID()
+}
+
+/**
+ * What a request line logs of the request: no query string (filters carry
+ * metadata values), no headers (Authorization), no body (amounts).
+ */
+function requestSummary(request: { method: string; url: string; ip?: string }): Record<string, string | undefined> {
+  const query = request.url.indexOf('?')
+  return { method: request.method, url: query < 0 ? request.url : request.url.slice(0, query), remoteAddress: request.ip }
 }
 
 export const bodyBytesMaxDefault = 32 * 1024 * 1024
@@ -41,7 +68,10 @@ export const pathParameterLengthMax = 9 * Math.max(accountAddressLengthMax, meta
  * Bodies go through the lossless JSON codec both ways.
  */
 export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: options.bodyBytesMax ?? bodyBytesMaxDefault, routerOptions: { maxParamLength: pathParameterLengthMax } })
+  const app = Fastify({
+    logger: options.logger === undefined ? false : { level: options.logger.level, stream: options.logger.stream, serializers: { req: requestSummary } },
+    genReqId: (request) => requestIdOf(request.headers['x-request-id']),
+    bodyLimit: options.bodyBytesMax ?? bodyBytesMaxDefault, routerOptions: { maxParamLength: pathParameterLengthMax } })
   // v2 clients send list filters as a JSON body on GET and HEAD.
   app.addHttpMethod('GET', { hasBody: true, overrideExisting: true })
   app.addHttpMethod('HEAD', { hasBody: true, overrideExisting: true })
@@ -63,7 +93,17 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
   )
   const metrics = new ServerMetrics(node)
   node.observe(metrics)
-  app.addHook('onResponse', async (request, reply) => metrics.requestAnswered(request, reply))
+  const slowRequestMs = options.slowRequestMs ?? slowRequestMsDefault
+  app.addHook('onRequest', async (request, reply) => {
+    void reply.header('X-Request-Id', request.id)
+  })
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.requestAnswered(request, reply)
+    if (reply.elapsedTime >= slowRequestMs) {
+      const route = request.routeOptions.url ?? 'unmatched'
+      request.log.warn({ method: request.method, route, statusCode: reply.statusCode, durationMs: Math.round(reply.elapsedTime), slowRequestMs }, 'slow request')
+    }
+  })
   const views = new Views(node.store)
   const routes = async (scope: FastifyInstance): Promise<void> => {
     openApiRoutes(scope) // first: documents the routes registered after it

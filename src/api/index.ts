@@ -1,2 +1,2 @@
-export { buildApi, bodyBytesMaxDefault } from './app.ts'
-export type { ApiOptions } from './app.ts'
+export { buildApi, bodyBytesMaxDefault, requestIdOf, slowRequestMsDefault } from './app.ts'
+export type { ApiLogOptions, ApiOptions } from './app.ts'

@@ -5,6 +5,7 @@ import { buildApi } from '../api/index.ts'
 import { cacheGenerationBytesMaxDefault, cacheRotationThresholdDefault } from '../cache/index.ts'
 import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, loadAuditCheckpointSettings } from '../server/index.ts'
 import type { AuditCheckpointSettings } from '../server/index.ts'
+import { nodeLogLines, parseLogLevel, prettyLines } from './log-lines.ts'
 
 const usage = `Usage: tally serve [options]
 
@@ -28,6 +29,9 @@ Options (each also read from the environment variable shown):
                                   [TALLY_AUDIT_CHECKPOINT_ENTRIES, default ${auditCheckpointEntriesDefault}]
   --audit-checkpoint-file FILE    also append every checkpoint to FILE, outside --data
                                   [TALLY_AUDIT_CHECKPOINT_FILE]
+  --log-level LEVEL               trace, debug, info, warn, error, fatal or silent: JSON lines
+                                  on stderr (readable lines on a terminal)
+                                                            [TALLY_LOG_LEVEL, default info]
   -h, --help                      show this help
 `
 
@@ -42,6 +46,7 @@ export interface ServeSettings {
   readonly auditKeyFile?: string
   readonly auditCheckpointEntries?: number
   readonly auditCheckpointFile?: string
+  readonly logLevel: string
 }
 
 export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSettings | 'help' {
@@ -56,6 +61,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
       'audit-key': { type: 'string' },
       'audit-checkpoint-entries': { type: 'string' },
       'audit-checkpoint-file': { type: 'string' },
+      'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -78,6 +84,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
     ),
     bulkElementsMax: positiveInteger(values['bulk-elements-max'] ?? env.TALLY_BULK_ELEMENTS_MAX, 10_000, '--bulk-elements-max'),
     ...auditSettings(values, env),
+    logLevel: parseLogLevel(values['log-level'] ?? env.TALLY_LOG_LEVEL ?? 'info'),
   }
 }
 
@@ -140,7 +147,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.stdout.write(usage)
     return 0
   }
-  const log = (message: string): void => void process.stderr.write(`${new Date().toISOString()} ${message}\n`)
+  const logStream = process.stderr.isTTY ? prettyLines(process.stderr) : process.stderr
+  const log = nodeLogLines({ level: settings.logLevel, stream: logStream })
   let auditCheckpoints: AuditCheckpointSettings | undefined
   try {
     auditCheckpoints =
@@ -168,7 +176,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     return 1
   }
   if (auditCheckpoints === undefined) log('audit: no --audit-key: no signed checkpoints (the audit chain alone proves nothing to a holder of the store)')
-  const app = await buildApi(node, { bulkElementsMax: settings.bulkElementsMax })
+  const app = await buildApi(node, { bulkElementsMax: settings.bulkElementsMax, logger: { level: settings.logLevel, stream: logStream } })
   await app.listen({ host: settings.host, port: settings.port })
   const address = app.server.address()
   const bound = typeof address === 'object' && address !== null ? `${address.address}:${address.port}` : String(address)
@@ -188,7 +196,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
           resolve(0)
         })
         .catch((error: unknown) => {
-          log(`shutdown failed: ${String(error)}`)
+          log(`shutdown failed: ${String(error)}`, { level: 'error' })
           resolve(1)
         })
     }

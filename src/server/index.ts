@@ -4,3 +4,4 @@ export { AuditCheckpoints, AuditKeyError, AuditHistoryRewritten, loadAuditCheckp
 export type { AuditCheckpointSettings } from './audit-checkpoints.ts'
 export { silentObserver } from './pipeline-observer.ts'
 export type { PipelineObserver } from './pipeline-observer.ts'
+export type { NodeLog, NodeLogFields, NodeLogLevel } from './log.ts'

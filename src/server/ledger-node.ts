@@ -19,6 +19,7 @@ import { Wal, resetWal } from '../wal/index.ts'
 import { AuditCheckpoints } from './audit-checkpoints.ts'
 import { silentObserver } from './pipeline-observer.ts'
 import type { PipelineObserver } from './pipeline-observer.ts'
+import type { NodeLog } from './log.ts'
 import type { AuditCheckpointSettings } from './audit-checkpoints.ts'
 
 export interface LedgerNodeOptions {
@@ -37,7 +38,7 @@ export interface LedgerNodeOptions {
   /** false only in tests and benchmarks that accept losing acknowledged writes. */
   readonly sync?: boolean
   readonly now?: () => number
-  readonly log?: (message: string) => void
+  readonly log?: NodeLog
   /** Bound on proposals per store batch (also kept under half a cache generation). */
   readonly applyBatchProposalsMax?: number
   /** Applied entries between store checkpoints (a synced store write, then WAL recycling). */
@@ -46,12 +47,14 @@ export interface LedgerNodeOptions {
   readonly walRetainEntries?: number
   /** WAL segment size; recycling drops whole segments. */
   readonly walSegmentBytesMax?: number
+  /** A checkpoint longer than this logs one warning with its figures. */
+  readonly slowCheckpointMs?: number
   /** Signed checkpoints of the audit chain (docs/check.md); none without a key. */
   readonly auditCheckpoints?: AuditCheckpointSettings
 }
 
 export const checkpointEntriesDefault = 10_000
-const slowCheckpointMs = 100
+export const slowCheckpointMsDefault = 100
 export const walRetainEntriesDefault = 1_000_000
 
 interface Waiter {
@@ -146,7 +149,7 @@ export class LedgerNode implements Sequencer {
         appliedIndex,
         auditHead,
         onCoverageMiss: (error, index) => {
-          log(`COVERAGE_MISS at index ${index}: ${error.message}`)
+          log(`COVERAGE_MISS at index ${index}: ${error.message}`, { level: 'error', index })
           // Called while applying, so after `node` below exists.
           node.pipelineObserver.coverageMiss()
         },
@@ -175,7 +178,7 @@ export class LedgerNode implements Sequencer {
   }
 
   /** Re-applies what the WAL holds beyond the store's applied index (crash recovery). */
-  private async replay(log: (message: string) => void): Promise<void> {
+  private async replay(log: NodeLog): Promise<void> {
     const from = this.fsm.appliedIndex + 1
     if (this.wal.head < from) return
     log(`recovery: replaying WAL entries ${from}..${this.wal.head}`)
@@ -199,7 +202,7 @@ export class LedgerNode implements Sequencer {
    * the stored one becomes an ordered log entry, after recovery: every node
    * and every replay applies it at the same index (ADR 0007).
    */
-  private async applyRequestedCacheSettings(log: (message: string) => void): Promise<void> {
+  private async applyRequestedCacheSettings(log: NodeLog): Promise<void> {
     const current = this.cache.settings
     const requested: CacheSettings = {
       rotationThreshold: this.options.cacheRotationThreshold ?? current.rotationThreshold,
@@ -309,7 +312,10 @@ export class LedgerNode implements Sequencer {
     await this.store.write([{ key: metaKey(MetaKey.checkpointIndex), value: Buffer.from(String(index)) }], { sync: true })
     const elapsedMs = performance.now() - started
     this.pipelineObserver.checkpointed(elapsedMs / 1000)
-    if (elapsedMs > slowCheckpointMs) this.options.log?.(`checkpoint at ${index} held the event loop ${elapsedMs.toFixed(0)} ms`)
+    const slowCheckpointMs = this.options.slowCheckpointMs ?? slowCheckpointMsDefault
+    if (elapsedMs >= slowCheckpointMs) {
+      this.options.log?.(`slow checkpoint at index ${index}: ${elapsedMs.toFixed(0)} ms`, { level: 'warn', index, durationMs: Math.round(elapsedMs), slowCheckpointMs })
+    }
     this.checkpointIndex = index
     const recyclable = index - (this.options.walRetainEntries ?? walRetainEntriesDefault)
     if (recyclable > this.wal.tail) await this.wal.recycle(recyclable)
@@ -329,7 +335,9 @@ export class LedgerNode implements Sequencer {
     const failure = error instanceof Error ? error : new Error(String(error))
     if (this.fatal === undefined) {
       this.fatal = failure
-      ;(this.options.log ?? console.error)(`FATAL: the apply pipeline stopped: ${failure.stack ?? failure.message}`)
+      const message = `FATAL: the apply pipeline stopped: ${failure.stack ?? failure.message}`
+      if (this.options.log === undefined) console.error(message)
+      else this.options.log(message, { level: 'error' })
     }
     for (const waiter of this.waiters.values()) waiter.reject(unavailable(`node stopped: ${failure.message}`))
     this.waiters.clear()
