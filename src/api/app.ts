@@ -18,6 +18,8 @@ import { unsupportedRoutes } from './routes/unsupported.ts'
 import { logTransferRoutes } from './routes/logs-transfer.ts'
 import { checkRoutes } from './routes/check.ts'
 import { ServerMetrics, metricsRoutes } from './metrics.ts'
+import { authentication, tokenEndpoint } from './auth/plugin.ts'
+import type { AuthOptions } from './auth/plugin.ts'
 
 export interface ApiOptions {
   readonly bodyBytesMax?: number
@@ -26,6 +28,8 @@ export interface ApiOptions {
   readonly logger?: ApiLogOptions
   /** A request answered after this long logs one warning with its figures. */
   readonly slowRequestMs?: number
+  /** Bearer tokens required on every route but the probes (`docs/security.md`); none when absent. */
+  readonly auth?: AuthOptions
 }
 
 export interface ApiLogOptions {
@@ -97,6 +101,10 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
   app.addHook('onRequest', async (request, reply) => {
     void reply.header('X-Request-Id', request.id)
   })
+  if (options.auth !== undefined) {
+    authentication(app, options.auth)
+    tokenEndpoint(app, options.auth)
+  }
   app.addHook('onResponse', async (request, reply) => {
     metrics.requestAnswered(request, reply)
     if (reply.elapsedTime >= slowRequestMs) {
