@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import Fastify from 'fastify'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { LedgerNode } from '../server/index.ts'
 import { accountAddressLengthMax, metadataKeyLengthMax, parseJson, stringifyJson } from '../domain/index.ts'
 import { errorHandler } from './errors.ts'
@@ -30,6 +30,8 @@ export interface ApiOptions {
   readonly slowRequestMs?: number
   /** Bearer tokens required on every route but the probes (`docs/security.md`); none when absent. */
   readonly auth?: AuthOptions
+  /** Serve HTTPS with this certificate chain and key (PEM); plain HTTP when absent. */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer }
 }
 
 export interface ApiLogOptions {
@@ -72,10 +74,15 @@ export const pathParameterLengthMax = 9 * Math.max(accountAddressLengthMax, meta
  * Bodies go through the lossless JSON codec both ways.
  */
 export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({
+  const serverOptions: FastifyServerOptions & { https?: { cert: Buffer; key: Buffer; minVersion: 'TLSv1.2' } } = {
+    ...(options.tls === undefined ? {} : { https: { cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' } }),
     logger: options.logger === undefined ? false : { level: options.logger.level, stream: options.logger.stream, serializers: { req: requestSummary } },
     genReqId: (request) => requestIdOf(request.headers['x-request-id']),
-    bodyLimit: options.bodyBytesMax ?? bodyBytesMaxDefault, routerOptions: { maxParamLength: pathParameterLengthMax } })
+    bodyLimit: options.bodyBytesMax ?? bodyBytesMaxDefault,
+    routerOptions: { maxParamLength: pathParameterLengthMax },
+  }
+  // One instance type for both: the routes never see whether the socket is TLS.
+  const app = Fastify(serverOptions) as unknown as FastifyInstance
   // v2 clients send list filters as a JSON body on GET and HEAD.
   app.addHttpMethod('GET', { hasBody: true, overrideExisting: true })
   app.addHttpMethod('HEAD', { hasBody: true, overrideExisting: true })

@@ -1,5 +1,6 @@
 import os from 'node:os'
 import { parseArgs } from 'node:util'
+import { BearerToken, credentialsHelp } from './credentials.ts'
 import {
   buildReport,
   createDefaultRegistry,
@@ -126,7 +127,7 @@ export async function runBenchCommand(argv: string[], io: BenchCommandIo): Promi
 
   const socketsMax = config.plans.reduce((total, plan) => total + plan.concurrency, 0)
   const transport =
-    io.transport ?? createHttpTransport({ target: config.target, socketsMax, requestTimeoutMs: config.requestTimeoutMs })
+    io.transport ?? createHttpTransport({ target: config.target, socketsMax, requestTimeoutMs: config.requestTimeoutMs, ...credentialsFor(config.target) })
   const targetText = config.target.href.replace(/\/$/, '')
   try {
     const ledgerState = await ensureLedger(transport, targetText, config.settings.ledger)
@@ -391,8 +392,16 @@ export function helpText(registry: WorkloadRegistry): string {
     '  tally bench --workload bulk --bulk-size 100 --concurrency 4 --requests 500',
     '  tally bench --workload transactions:16@2000,bulk:2@20 --duration 60 --json',
     '',
+    credentialsHelp,
+    '',
     'Exit codes: 0 ok, 1 error rate above --max-error-rate, 2 usage error,',
     '3 target unreachable or the ledger could not be created.',
     '',
   ].join('\n')
+}
+
+/** A token source from the environment (TALLY_CLIENT_ID/SECRET or TALLY_TOKEN), when it names one. */
+function credentialsFor(target: URL): { credentials?: () => Promise<Record<string, string>> } {
+  const bearer = BearerToken.fromEnvironment(process.env, target)
+  return bearer === undefined ? {} : { credentials: () => bearer.headers() }
 }

@@ -6,6 +6,10 @@ import { cacheGenerationBytesMaxDefault, cacheRotationThresholdDefault } from '.
 import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, loadAuditCheckpointSettings } from '../server/index.ts'
 import type { AuditCheckpointSettings } from '../server/index.ts'
 import { nodeLogLines, parseLogLevel, prettyLines } from './log-lines.ts'
+import { isIP } from 'node:net'
+import { readFileSync } from 'node:fs'
+import { SigningKey, audienceDefault, builtInIssuerDefault, loadApiClients, tokenSecondsDefault } from '../api/index.ts'
+import type { ApiOptions, AuthOptions } from '../api/index.ts'
 
 const usage = `Usage: tally serve [options]
 
@@ -29,6 +33,17 @@ Options (each also read from the environment variable shown):
                                   [TALLY_AUDIT_CHECKPOINT_ENTRIES, default ${auditCheckpointEntriesDefault}]
   --audit-checkpoint-file FILE    also append every checkpoint to FILE, outside --data
                                   [TALLY_AUDIT_CHECKPOINT_FILE]
+  --tls-cert FILE --tls-key FILE  serve HTTPS with this PEM certificate chain and key
+                                                            [TALLY_TLS_CERT, TALLY_TLS_KEY]
+  --auth-clients FILE             require bearer tokens; serve the OAuth2 token endpoint for
+                                  these API clients (docs/security.md) [TALLY_AUTH_CLIENTS]
+  --auth-signing-key FILE         Ed25519 PKCS#8 PEM key signing the tokens (default: one made
+                                  at start; tokens then end with the process) [TALLY_AUTH_SIGNING_KEY]
+  --auth-issuer URL               also trust tokens of this OpenID Connect issuer (JWKS from
+                                  its discovery document)       [TALLY_AUTH_ISSUER]
+  --auth-audience AUD             the audience every token must carry [TALLY_AUTH_AUDIENCE, default tally]
+  --auth-token-seconds N          lifetime of issued tokens [TALLY_AUTH_TOKEN_SECONDS, default 300]
+                                  Auth on an address other than loopback needs --tls-cert.
   --log-level LEVEL               trace, debug, info, warn, error, fatal or silent: JSON lines
                                   on stderr (readable lines on a terminal)
                                                             [TALLY_LOG_LEVEL, default info]
@@ -47,6 +62,16 @@ export interface ServeSettings {
   readonly auditCheckpointEntries?: number
   readonly auditCheckpointFile?: string
   readonly logLevel: string
+  readonly tls?: { readonly certFile: string; readonly keyFile: string }
+  readonly auth?: AuthSettings
+}
+
+export interface AuthSettings {
+  readonly clientsFile?: string
+  readonly signingKeyFile?: string
+  readonly externalIssuer?: string
+  readonly audience: string
+  readonly tokenSeconds: number
 }
 
 export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSettings | 'help' {
@@ -62,6 +87,13 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
       'audit-checkpoint-entries': { type: 'string' },
       'audit-checkpoint-file': { type: 'string' },
       'log-level': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'auth-clients': { type: 'string' },
+      'auth-signing-key': { type: 'string' },
+      'auth-issuer': { type: 'string' },
+      'auth-audience': { type: 'string' },
+      'auth-token-seconds': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -72,9 +104,16 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
   if (match === null) throw new Error(`--listen: expected HOST:PORT, got ${JSON.stringify(listen)}`)
   const port = Number(match[2])
   if (port > 65535) throw new Error(`--listen: port ${port} out of range`)
+  const host = (match[1] as string).replace(/^\[(.*)\]$/, '$1')
+  const tls = tlsSettings(values, env)
+  const auth = authSettings(values, env)
+  // As Formance v3: a token sent in clear text beyond this machine is a token given away.
+  if (auth !== undefined && tls === undefined && !isLoopback(host)) throw new Error(`authentication on ${host}, which is not a loopback address, needs TLS (--tls-cert and --tls-key)`)
   return {
+    ...(tls === undefined ? {} : { tls }),
+    ...(auth === undefined ? {} : { auth }),
     dataDirectory: path.resolve(values.data ?? env.TALLY_DATA ?? 'data'),
-    host: (match[1] as string).replace(/^\[(.*)\]$/, '$1'),
+    host,
     port,
     cacheRotationThreshold: optional(values['cache-rotation-threshold'] ?? env.TALLY_CACHE_ROTATION_THRESHOLD, (value) =>
       positiveInteger(value, 0, '--cache-rotation-threshold'),
@@ -102,6 +141,51 @@ function auditSettings(values: Record<string, string | boolean | undefined>, env
     ...(entries === undefined ? {} : { auditCheckpointEntries: positiveInteger(entries, auditCheckpointEntriesDefault, '--audit-checkpoint-entries') }),
     ...(file === undefined ? {} : { auditCheckpointFile: path.resolve(file) }),
   }
+}
+
+type FlagValues = Record<string, string | boolean | undefined>
+
+function pickFlag(values: FlagValues, env: NodeJS.ProcessEnv, flag: string, variable: string): string | undefined {
+  const value = values[flag] ?? env[variable]
+  return typeof value === 'string' && value !== '' ? value : undefined
+}
+
+function tlsSettings(values: FlagValues, env: NodeJS.ProcessEnv): ServeSettings['tls'] {
+  const certFile = pickFlag(values, env, 'tls-cert', 'TALLY_TLS_CERT')
+  const keyFile = pickFlag(values, env, 'tls-key', 'TALLY_TLS_KEY')
+  if (certFile === undefined && keyFile === undefined) return undefined
+  if (certFile === undefined || keyFile === undefined) throw new Error('--tls-cert and --tls-key go together')
+  return { certFile: path.resolve(certFile), keyFile: path.resolve(keyFile) }
+}
+
+function authSettings(values: FlagValues, env: NodeJS.ProcessEnv): AuthSettings | undefined {
+  const clientsFile = pickFlag(values, env, 'auth-clients', 'TALLY_AUTH_CLIENTS')
+  const signingKeyFile = pickFlag(values, env, 'auth-signing-key', 'TALLY_AUTH_SIGNING_KEY')
+  const externalIssuer = pickFlag(values, env, 'auth-issuer', 'TALLY_AUTH_ISSUER')
+  const audience = pickFlag(values, env, 'auth-audience', 'TALLY_AUTH_AUDIENCE')
+  const tokenSeconds = pickFlag(values, env, 'auth-token-seconds', 'TALLY_AUTH_TOKEN_SECONDS')
+  if (clientsFile === undefined && externalIssuer === undefined) {
+    if (signingKeyFile !== undefined || audience !== undefined || tokenSeconds !== undefined) throw new Error('--auth-signing-key, --auth-audience and --auth-token-seconds need --auth-clients or --auth-issuer')
+    return undefined
+  }
+  if (externalIssuer !== undefined && !/^https?:\/\/[^\s]+$/.test(externalIssuer)) throw new Error(`--auth-issuer: expected an http(s) URL, got ${JSON.stringify(externalIssuer)}`)
+  const seconds = positiveInteger(tokenSeconds, tokenSecondsDefault, '--auth-token-seconds')
+  if (seconds > 86_400) throw new Error('--auth-token-seconds: at most 86400 (tokens are meant to be short-lived)')
+  return {
+    ...(clientsFile === undefined ? {} : { clientsFile: path.resolve(clientsFile) }),
+    ...(signingKeyFile === undefined ? {} : { signingKeyFile: path.resolve(signingKeyFile) }),
+    ...(externalIssuer === undefined ? {} : { externalIssuer }),
+    audience: audience ?? audienceDefault,
+    tokenSeconds: seconds,
+  }
+}
+
+/** 127.0.0.0/8, ::1 and localhost: the only addresses where auth may go without TLS. */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true
+  const v4 = host.replace(/^::ffff:/, '')
+  if (isIP(v4) === 4) return v4.startsWith('127.')
+  return false
 }
 
 function positiveInteger(value: string | undefined, fallback: number, flag: string): number {
@@ -160,6 +244,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.stderr.write(`tally serve: ${error.message}\n`)
     return 2
   }
+  let security: Pick<ApiOptions, 'tls' | 'auth'>
+  try {
+    security = await loadSecurity(settings)
+  } catch (error) {
+    process.stderr.write(`tally serve: ${(error as Error).message}\n`)
+    return 2
+  }
   log(`opening ${settings.dataDirectory}`)
   let node: LedgerNode
   try {
@@ -176,11 +267,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
     return 1
   }
   if (auditCheckpoints === undefined) log('audit: no --audit-key: no signed checkpoints (the audit chain alone proves nothing to a holder of the store)')
-  const app = await buildApi(node, { bulkElementsMax: settings.bulkElementsMax, logger: { level: settings.logLevel, stream: logStream } })
+  const app = await buildApi(node, { bulkElementsMax: settings.bulkElementsMax, logger: { level: settings.logLevel, stream: logStream }, ...security })
   await app.listen({ host: settings.host, port: settings.port })
   const address = app.server.address()
   const bound = typeof address === 'object' && address !== null ? `${address.address}:${address.port}` : String(address)
-  log(`tally listening on http://${bound} (applied index ${node.fsm.appliedIndex})`)
+  const scheme = security.tls === undefined ? 'http' : 'https'
+  log(`tally listening on ${scheme}://${bound} (applied index ${node.fsm.appliedIndex})`, { auth: security.auth === undefined ? 'off' : 'on', tls: security.tls === undefined ? 'off' : 'on' })
+  if (security.auth === undefined && !isLoopback(settings.host)) log(`no --auth-clients on ${settings.host}: anyone who reaches the port can move money`, { level: 'warn' })
   process.stdout.write(`listening ${bound}\n`)
   return new Promise<number>((resolve) => {
     let stopping = false
@@ -203,4 +296,21 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))
   })
+}
+
+/** Reads the TLS material and the API clients before anything opens: a bad file stops the start. */
+async function loadSecurity(settings: ServeSettings): Promise<Pick<ApiOptions, 'tls' | 'auth'>> {
+  const tls = settings.tls === undefined ? undefined : { cert: readFileSync(settings.tls.certFile), key: readFileSync(settings.tls.keyFile) }
+  if (settings.auth === undefined) return tls === undefined ? {} : { tls }
+  const auth: AuthOptions = {
+    clients: settings.auth.clientsFile === undefined ? new Map() : loadApiClients(settings.auth.clientsFile),
+    key: settings.auth.signingKeyFile === undefined ? await SigningKey.generate() : await SigningKey.fromFile(settings.auth.signingKeyFile),
+    settings: {
+      issuer: builtInIssuerDefault,
+      audience: settings.auth.audience,
+      tokenSeconds: settings.auth.tokenSeconds,
+      ...(settings.auth.externalIssuer === undefined ? {} : { externalIssuer: settings.auth.externalIssuer }),
+    },
+  }
+  return { ...(tls === undefined ? {} : { tls }), auth }
 }
