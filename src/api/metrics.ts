@@ -165,6 +165,12 @@ export class ServerMetrics implements PipelineObserver {
   async text(): Promise<string> {
     return (await this.registry.metrics()) + (await processRegistry().metrics())
   }
+
+  /** The same metrics as v2's `getMetrics` shape: a JSON object by metric name. */
+  async json(): Promise<Record<string, unknown>> {
+    const metrics = [...(await this.registry.getMetricsAsJSON()), ...(await processRegistry().getMetricsAsJSON())]
+    return Object.fromEntries(metrics.map((metric) => [metric.name, { type: metric.type, help: metric.help, values: metric.values }]))
+  }
 }
 
 const httpMethods: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
@@ -180,7 +186,15 @@ function processRegistry(): Registry {
   return processMetrics
 }
 
-/** `GET /_/metrics`, in the Prometheus text exposition format. */
+/**
+ * `GET /_/metrics`: the Prometheus text exposition format, or — for a
+ * client that accepts JSON and not text, as Formance's SDKs do — v2's JSON
+ * object of metrics by name.
+ */
 export function metricsRoutes(app: FastifyInstance, metrics: ServerMetrics): void {
-  app.get('/_/metrics', async (_request, reply) => reply.header('Content-Type', metrics.registry.contentType).send(await metrics.text()))
+  app.get('/_/metrics', async (request, reply) => {
+    const accept = request.headers.accept ?? ''
+    if (accept.includes('application/json') && !accept.includes('text/plain')) return reply.send(await metrics.json())
+    return reply.header('Content-Type', metrics.registry.contentType).send(await metrics.text())
+  })
 }

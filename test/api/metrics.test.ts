@@ -95,3 +95,16 @@ test('/_/metrics: a write refused for the cache horizon counts as a refusal and 
     tmp.remove()
   }
 })
+
+test('SDK getMetrics: a client that accepts JSON gets the metrics as a JSON object by name', async () => {
+  const { withServer } = await import('../compat/server.ts')
+  await withServer(async ({ v2 }) => {
+    await v2.createLedger({ ledger: 'main', v2CreateLedgerRequest: {} })
+    const answer = await v2.getMetrics()
+    assert.equal(answer.statusCode, 200)
+    const metrics = answer.object as Record<string, { type: string; values: { value: number }[] }> | undefined
+    assert.equal(metrics?.tally_proposals_total?.type, 'counter')
+    assert.equal(metrics?.tally_proposals_total?.values[0]?.value, 1)
+    assert.ok(metrics?.process_cpu_user_seconds_total !== undefined)
+  })
+})

@@ -84,8 +84,13 @@ export const operations: readonly Operation[] = [
   },
   {
     method: 'get', path: '/_/metrics', operationId: 'getMetrics', origin: 'v2', tag: 'server', summary: 'Metrics, in the Prometheus text format',
-    status: served('Prometheus text exposition format (what a scraper reads) instead of v2\'s JSON map of in-memory metrics; see docs/operations.md'),
-    responses: { '200': { description: 'Metrics (text/plain; version=0.0.4).', content: { 'text/plain': { schema: { type: 'string' } } } } },
+    status: served('Prometheus text format by default (what a scraper reads); a client accepting JSON but not text gets v2\'s JSON object of metrics by name; see docs/operations.md'),
+    responses: {
+      '200': {
+        description: 'Metrics: Prometheus text (text/plain; version=0.0.4), or JSON by metric name for `Accept: application/json`.',
+        content: { 'text/plain': { schema: { type: 'string' } }, 'application/json': { schema: { type: 'object', additionalProperties: true } } },
+      },
+    },
   },
   {
     method: 'get', path: '/_/healthz', operationId: 'tallyHealth', origin: 'tally', tag: 'server', summary: 'Liveness of the apply pipeline', status: served(),
