@@ -296,3 +296,24 @@ test('auth: an external OpenID Connect issuer: discovery, JWKS, key rotation; it
     await new Promise<void>((resolve) => issuerServer.close(() => resolve()))
   }
 })
+
+test('auth: a clients file holds hashes only; malformed entries stop the start with the entry named', async () => {
+  const hash = await hashClientSecret('s3cret-value')
+  const refused: [unknown, RegExp][] = [
+    [{ clients: [{ id: 'a', secret: 's3cret-value', secretHash: hash, scopes: ['ledger:read'] }] }, /unknown field "secret".*never secrets/],
+    [{ clients: [{ id: 'a', secretHash: 's3cret-value', scopes: ['ledger:read'] }] }, /secretHash must be scrypt/],
+    [{ clients: [{ id: 'a', secretHash: hash, scopes: ['ledger:everything'] }] }, /scopes must be/],
+    [{ clients: [{ id: 'a', secretHash: hash, scopes: [] }] }, /scopes must be/],
+    [{ clients: [{ id: 'a', secretHash: hash, scopes: ['ledger:read'] }, { id: 'a', secretHash: hash, scopes: ['ledger:read'] }] }, /appears twice/],
+    [{ clients: [{ id: 'has space', secretHash: hash, scopes: ['ledger:read'] }] }, /id must match/],
+    [{ clients: [{ id: 'a', secretHash: hash.replace('$16384$', '$1048577$'), scopes: ['ledger:read'] }] }, /out of range/],
+    [{ clients: [{ id: 'a', secretHash: hash, scopes: ['ledger:read'], ledgers: ['bad name'] }] }, /ledger/],
+    [{ client: [] }, /expected \{"clients"/],
+  ]
+  for (const [document, reason] of refused) assert.throws(() => parseApiClients(document, 'clients.json'), reason, JSON.stringify(document))
+  const clients = parseApiClients({ clients: [{ id: '__proto__', secretHash: hash, scopes: ['ledger:read'] }] }, 'clients.json')
+  assert.equal(clients.get('__proto__')?.id, '__proto__', 'ids key a Map, never an object')
+  const { secretMatches } = await import('../../src/api/auth/clients.ts')
+  assert.equal(await secretMatches('s3cret-value', hash), true)
+  assert.equal(await secretMatches('s3cret-valuE', hash), false)
+})

@@ -44,6 +44,9 @@ test('serve: auth on an address other than loopback without TLS is refused; with
   assert.throws(() => parseServeArgs(['--listen', '0.0.0.0:3068', '--auth-clients', 'clients.json'], {}), /needs TLS/)
   assert.throws(() => parseServeArgs(['--listen', '[2001:db8::1]:3068'], { TALLY_AUTH_ISSUER: 'https://issuer.example' }), /needs TLS/)
   assert.throws(() => parseServeArgs(['--tls-cert', 'cert.pem'], {}), /go together/)
+  assert.throws(() => parseServeArgs(['--log-level', 'loud'], {}), /--log-level/)
+  assert.throws(() => parseServeArgs(['--auth-token-seconds', '600'], {}), /need --auth-clients or --auth-issuer/)
+  assert.throws(() => parseServeArgs(['--auth-clients', 'c.json', '--auth-token-seconds', '100000'], {}), /at most 86400/)
   assert.ok(parseServeArgs(['--listen', '0.0.0.0:3068', '--auth-clients', 'clients.json', '--tls-cert', 'c.pem', '--tls-key', 'k.pem'], {}) !== 'help')
   for (const listen of ['127.0.0.1:3068', '[::1]:3068', 'localhost:3068', '127.1.2.3:1']) {
     const settings = parseServeArgs(['--listen', listen, '--auth-clients', 'clients.json'], {})

@@ -79,6 +79,8 @@ export async function issueToken(key: SigningKey, settings: TokenSettings, clien
   return { token, scopes: client.scopes }
 }
 
+/** An OpenID Connect discovery document is a few KiB; a larger answer is refused. */
+const discoveryBytesMax = 256 * 1024
 const externalAlgorithms = ['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA']
 const clockToleranceSeconds = 5
 
@@ -154,7 +156,9 @@ async function discoverKeys(issuer: string, cooldownMs: number): Promise<ReturnT
   const url = `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`
   const response = await fetch(url, { signal: AbortSignal.timeout(5000) })
   if (!response.ok) throw new Error(`${url} answered ${response.status}`)
-  const document = (await response.json()) as { issuer?: unknown; jwks_uri?: unknown }
+  const text = await response.text()
+  if (text.length > discoveryBytesMax) throw new Error(`${url} is larger than ${discoveryBytesMax} bytes`)
+  const document = JSON.parse(text) as { issuer?: unknown; jwks_uri?: unknown }
   if (document.issuer !== issuer) throw new Error(`${url} names issuer ${JSON.stringify(document.issuer)}, not ${issuer}`)
   if (typeof document.jwks_uri !== 'string') throw new Error(`${url} has no jwks_uri`)
   // jose caches the key set, refetches on an unknown kid (rotation) at most once per cooldown, and refreshes after 10 min.
