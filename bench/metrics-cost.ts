@@ -2,7 +2,7 @@
  * What metrics cost the write path, in process (no disk noise, no HTTP client):
  *   node --import tsx bench/metrics-cost.ts [--rounds R] [--writes W]
  * 1. The hooks alone: ns per write for the calls one single-order write makes
- *    (proposal appended, WAL group, store batch, HTTP request observed).
+ *    (proposal appended, WAL group, store batch, commit latency, HTTP request observed).
  * 2. Pipeline A/B: W single-order writes, 16 in flight, alternating rounds with
  *    the node reporting to ServerMetrics or to the silent observer; prints
  *    writes/s of each and the median ratio of paired rounds.
@@ -34,6 +34,7 @@ for (let i = 0; i < calls; i++) {
   metrics.proposalAppended(1, 3, 1)
   metrics.walGroupDurable(1, 0.0002)
   metrics.batchApplied(1, 0.0001)
+  metrics.proposalCommitted(0.002)
   metrics.requestAnswered(request, reply)
 }
 const hookNs = ((performance.now() - started) * 1e6) / calls

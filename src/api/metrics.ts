@@ -56,6 +56,12 @@ export class ServerMetrics implements PipelineObserver {
     buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
     registers: [this.registry],
   })
+  private readonly commitSeconds = new Histogram({
+    name: 'tally_commit_duration_seconds',
+    help: 'Per proposal, from WAL append to applied and stored: group commit, fsync, apply and store write.',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  })
   private readonly appliedProposals = new Counter({ name: 'tally_applied_proposals_total', help: 'Proposals applied by the FSM and stored.', registers: [this.registry] })
   private readonly coverageMisses = new Counter({
     name: 'tally_coverage_misses_total',
@@ -142,6 +148,10 @@ export class ServerMetrics implements PipelineObserver {
   batchApplied(proposals: number, seconds: number): void {
     this.appliedProposals.inc(proposals)
     this.applySeconds.observe(seconds)
+  }
+
+  proposalCommitted(seconds: number): void {
+    this.commitSeconds.observe(seconds)
   }
 
   coverageMiss(): void {

@@ -72,6 +72,8 @@ interface Waiter {
 export class LedgerNode implements Sequencer {
   readonly admission: Admission
   private readonly payloads = new Map<number, Buffer>()
+  /** When each index was appended (performance.now), for the commit latency metric. */
+  private readonly appendedAtMs = new Map<number, number>()
   private readonly waiters = new Map<number, Waiter>()
   private readonly results = new Map<number, ProposalResult>()
   private storedIndex: number
@@ -250,6 +252,7 @@ export class LedgerNode implements Sequencer {
     if (this.closed) throw unavailable('node is shutting down')
     const index = this.wal.append({ epoch: 0, type: WAL_TYPE_PROPOSAL, payload })
     this.payloads.set(index, payload)
+    this.appendedAtMs.set(index, performance.now())
     if (!this.flushScheduled) {
       this.flushScheduled = true
       queueMicrotask(() => {
@@ -293,7 +296,13 @@ export class LedgerNode implements Sequencer {
       // Not fsynced: the WAL group holding these proposals already is (ADR 0005).
       await this.store.write(batch.rows(), { sync: false })
       this.storedIndex = end
-      this.pipelineObserver.batchApplied(end - start + 1, (performance.now() - started) / 1000)
+      const stored = performance.now()
+      this.pipelineObserver.batchApplied(end - start + 1, (stored - started) / 1000)
+      for (let index = start; index <= end; index++) {
+        const appended = this.appendedAtMs.get(index)
+        this.appendedAtMs.delete(index)
+        if (appended !== undefined) this.pipelineObserver.proposalCommitted((stored - appended) / 1000)
+      }
       this.signedCheckpoints?.observe(this.fsm.auditHead)
       for (const result of results) this.deliver(result)
     }

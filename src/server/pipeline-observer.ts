@@ -13,6 +13,8 @@ export interface PipelineObserver {
   walGroupDurable(entries: number, fsyncSeconds: number): void
   /** One store batch was applied by the FSM and written. */
   batchApplied(proposals: number, seconds: number): void
+  /** One proposal went from WAL append to applied and stored in this long (what a write waits after admission). */
+  proposalCommitted(seconds: number): void
   /** The FSM found a key outside a proposal's declared coverage. */
   coverageMiss(): void
   /** A store checkpoint (a synced store write) took this long. */
@@ -25,6 +27,7 @@ export const silentObserver: PipelineObserver = {
   horizonRefused() {},
   walGroupDurable() {},
   batchApplied() {},
+  proposalCommitted() {},
   coverageMiss() {},
   checkpointed() {},
 }

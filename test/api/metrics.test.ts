@@ -53,6 +53,7 @@ test('/_/metrics: Prometheus text whose counters move with the work done, labell
     assert.ok(sample(after, 'tally_wal_fsync_duration_seconds_count') >= 1)
     assert.ok(sample(after, 'tally_wal_fsync_duration_seconds_sum') > 0, 'fsync timed')
     assert.ok(sample(after, 'tally_apply_batch_duration_seconds_count') >= 1)
+    assert.equal(sample(after, 'tally_commit_duration_seconds_count'), 6, 'one commit latency per proposal')
     assert.ok(sample(after, 'tally_store_checkpoint_duration_seconds_count') >= 1, 'checkpoint every 3 entries')
     assert.equal(sample(after, 'tally_applied_index'), 6)
     assert.equal(sample(after, 'tally_durable_index'), 6)
