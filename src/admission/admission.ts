@@ -44,6 +44,14 @@ export interface SubmitOptions {
   readonly dryRun?: boolean
 }
 
+/** What admission reports for metrics (once per proposal, never per key). */
+export interface AdmissionObserver {
+  proposalAppended(orders: number, cacheHits: number, cacheMisses: number): void
+  horizonRefused(): void
+}
+
+const unobserved: AdmissionObserver = { proposalAppended() {}, horizonRefused() {} }
+
 /** Bounds planning rounds: a Numscript chain of meta() lookups may need several loads. */
 const planRoundsMax = 8
 const staleRetriesMax = 8
@@ -56,6 +64,8 @@ const staleRetriesMax = 8
 export class Admission {
   private inFlight = 0
   private readonly inFlightMax: number
+  /** Set by whoever exposes metrics; admission never depends on it. */
+  observer: AdmissionObserver = unobserved
 
   constructor(private readonly options: AdmissionOptions) {
     this.inFlightMax = options.inFlightMax ?? 16_384
@@ -103,10 +113,13 @@ export class Admission {
       const index = this.options.sequencer.nextIndex()
       const coverage: CoverageEntry[] = []
       let missing = false
+      let hits = 0
       for (const key of allKeys) {
         const check = this.check(key, index)
-        if (check === 'hit') coverage.push({ key })
-        else if (seeds.has(key)) coverage.push({ key, seed: seeds.get(key) as string | null })
+        if (check === 'hit') {
+          hits++
+          coverage.push({ key })
+        } else if (seeds.has(key)) coverage.push({ key, seed: seeds.get(key) as string | null })
         else missing = true
       }
       const usesSeeds = coverage.some((entry) => entry.seed !== undefined)
@@ -140,6 +153,7 @@ export class Admission {
       this.checkFits(payload, coverage)
       const appended = this.options.sequencer.append(payload)
       invariant(appended === index, () => `predicted index ${index}, appended at ${appended}`)
+      this.observer.proposalAppended(orders.length, hits, coverage.length - hits)
       return index
     }
     throw new TallyError({ code: 'STALE_PROPOSAL', kind: 'unavailable', message: 'could not plan against a moving cache, retry' })
@@ -203,6 +217,7 @@ export class Admission {
   private check(key: CanonicalKey, index: number): 'hit' | 'miss' {
     const check = this.options.cache.check(key, index)
     if (check === 'unreachable') {
+      this.observer.horizonRefused()
       throw new TallyError({
         code: 'CACHE_HORIZON_EXCEEDED',
         kind: 'unavailable',

@@ -1,5 +1,6 @@
+import { randomUUID } from 'node:crypto'
 import Fastify from 'fastify'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { LedgerNode } from '../server/index.ts'
 import { accountAddressLengthMax, metadataKeyLengthMax, stringifyJson } from '../domain/index.ts'
 import { parseJsonBody } from './json-body.ts'
@@ -20,14 +21,47 @@ import { unsupportedRoutes } from './routes/unsupported.ts'
 import { logTransferRoutes } from './routes/logs-transfer.ts'
 import { checkRoutes } from './routes/check.ts'
 import { schemaRoutes } from './routes/schemas.ts'
+import { ServerMetrics, metricsRoutes } from './metrics.ts'
+import { authentication, tokenEndpoint } from './auth/plugin.ts'
+import type { AuthOptions } from './auth/plugin.ts'
 
 export interface ApiOptions {
   /** Largest request body; default sized to the bulk limit (`bodyBytesMaxFor`). */
   readonly bodyBytesMax?: number
   readonly bulkElementsMax?: number
-  readonly logger?: boolean
+  /** Structured JSON request logs (fastify's pino); none when absent. */
+  readonly logger?: ApiLogOptions
+  /** A request answered after this long logs one warning with its figures. */
+  readonly slowRequestMs?: number
+  /** Bearer tokens required on every route but the probes (`docs/security.md`); none when absent. */
+  readonly auth?: AuthOptions
+  /** Serve HTTPS with this certificate chain and key (PEM); plain HTTP when absent. */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer }
   /** Timeouts, connection bound and shutdown grace; each defaults to `transportLimitsDefault`. */
   readonly transport?: Partial<TransportLimits>
+}
+
+export interface ApiLogOptions {
+  readonly level: string
+  readonly stream: NodeJS.WritableStream
+}
+
+export const slowRequestMsDefault = 1000
+
+/** An incoming `X-Request-Id` is kept when it is short visible ASCII (it goes into logs); otherwise a new one is made. */
+const requestIdPattern = /^[\x21-\x7e]{1,128}$/
+
+export function requestIdOf(header: string | string[] | undefined): string {
+  return typeof header === 'string' && requestIdPattern.test(header) ? header : randomUUID()
+}
+
+/**
+ * What a request line logs of the request: no query string (filters carry
+ * metadata values), no headers (Authorization), no body (amounts).
+ */
+function requestSummary(request: { method: string; url: string; ip?: string }): Record<string, string | undefined> {
+  const query = request.url.indexOf('?')
+  return { method: request.method, url: query < 0 ? request.url : request.url.slice(0, query), remoteAddress: request.ip }
 }
 
 /** Room for one `_bulk` of `bulkElementsMax` elements of up to 2 KiB each, and never under 1 MiB. */
@@ -55,17 +89,22 @@ export const pathParameterLengthMax = 9 * Math.max(accountAddressLengthMax, meta
 export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Promise<FastifyInstance> {
   const limits: TransportLimits = { ...transportLimitsDefault, ...options.transport }
   const bulkElementsMax = options.bulkElementsMax ?? bulkElementsMaxDefault
-  const app = Fastify({
-    logger: options.logger ?? false,
+  // Node's own timeouts live on the HTTP(S) server: the same for both.
+  const serverTimeouts = { headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs, connectionsCheckingInterval: timeoutCheckIntervalMs(limits) }
+  const serverOptions: FastifyServerOptions & { https?: { cert: Buffer; key: Buffer; minVersion: 'TLSv1.2' } & typeof serverTimeouts } = {
+    ...(options.tls === undefined ? { http: serverTimeouts } : { https: { cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2', ...serverTimeouts } }),
+    logger: options.logger === undefined ? false : { level: options.logger.level, stream: options.logger.stream, serializers: { req: requestSummary } },
+    genReqId: (request) => requestIdOf(request.headers['x-request-id']),
     bodyLimit: options.bodyBytesMax ?? bodyBytesMaxFor(bulkElementsMax),
     routerOptions: { maxParamLength: pathParameterLengthMax },
     requestTimeout: limits.requestTimeoutMs,
     keepAliveTimeout: limits.idleTimeoutMs,
-    http: { headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs, connectionsCheckingInterval: timeoutCheckIntervalMs(limits) },
     return503OnClosing: false, // answered by the connection tracker, in the v2 shape
     clientErrorHandler: clientErrorHandler(limits),
     frameworkErrors: frameworkErrors(pathParameterLengthMax),
-  })
+  }
+  // One instance type for both: the routes never see whether the socket is TLS.
+  const app = Fastify(serverOptions) as unknown as FastifyInstance
   const connections = new ConnectionTracker(limits)
   connections.attach(app)
   const routeTable = new RouteTable()
@@ -95,6 +134,23 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     }
     return reply.code(404).send({ errorCode: 'NOT_FOUND', errorMessage: `no route ${request.method} ${path}` })
   })
+  const metrics = new ServerMetrics(node)
+  node.observe(metrics)
+  const slowRequestMs = options.slowRequestMs ?? slowRequestMsDefault
+  app.addHook('onRequest', async (request, reply) => {
+    void reply.header('X-Request-Id', request.id)
+  })
+  if (options.auth !== undefined) {
+    authentication(app, options.auth)
+    tokenEndpoint(app, options.auth)
+  }
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.requestAnswered(request, reply)
+    if (reply.elapsedTime >= slowRequestMs) {
+      const route = request.routeOptions.url ?? 'unmatched'
+      request.log.warn({ method: request.method, route, statusCode: reply.statusCode, durationMs: Math.round(reply.elapsedTime), slowRequestMs }, 'slow request')
+    }
+  })
   const views = new Views(node.store)
   const routes = async (scope: FastifyInstance): Promise<void> => {
     openApiRoutes(scope) // first: documents the routes registered after it
@@ -108,6 +164,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     logTransferRoutes(scope, node)
     checkRoutes(scope, node)
     schemaRoutes(scope, node, views)
+    metricsRoutes(scope, metrics)
     unsupportedRoutes(scope) // last: 501 for the v2 operations no route above serves
   }
   await app.register(routes)

@@ -1,4 +1,5 @@
-export { buildApi, bodyBytesMaxDefault, bodyBytesMaxFor } from './app.ts'
-export type { ApiOptions } from './app.ts'
+export { buildApi, bodyBytesMaxDefault, bodyBytesMaxFor, requestIdOf, slowRequestMsDefault } from './app.ts'
+export type { ApiLogOptions, ApiOptions } from './app.ts'
 export { transportLimitsDefault } from './transport.ts'
 export type { TransportLimits } from './transport.ts'
+export * from './auth/index.ts'

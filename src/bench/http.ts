@@ -36,6 +36,8 @@ export interface HttpTransportOptions {
   /** Upper bound on open sockets: the sum of all workloads' concurrency. */
   readonly socketsMax: number
   readonly requestTimeoutMs: number
+  /** Extra headers per request (a bearer token, renewed by its source). */
+  readonly credentials?: () => Promise<Record<string, string>>
 }
 
 /**
@@ -52,10 +54,11 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
   const request = secure ? https.request : http.request
   const basePath = options.target.pathname.replace(/\/+$/, '')
 
-  function send(input: HttpRequest): Promise<HttpResponse> {
+  async function send(input: HttpRequest): Promise<HttpResponse> {
     invariant(input.path.startsWith('/'), `request path ${input.path} must start with /`)
+    const credentials = options.credentials === undefined ? {} : await options.credentials()
     return new Promise<HttpResponse>((resolve, reject) => {
-      const headers: Record<string, string | number> = { accept: 'application/json' }
+      const headers: Record<string, string | number> = { accept: 'application/json', ...credentials }
       if (input.body !== undefined) {
         headers['content-type'] = 'application/json'
         headers['content-length'] = Buffer.byteLength(input.body)

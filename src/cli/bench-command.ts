@@ -1,5 +1,6 @@
 import os from 'node:os'
 import { parseArgs } from 'node:util'
+import { BearerToken, credentialsHelp } from './credentials.ts'
 import {
   buildReport,
   createDefaultRegistry,
@@ -142,8 +143,10 @@ export async function runBenchCommand(argv: string[], io: BenchCommandIo): Promi
 
   const socketsMax = config.plans.reduce((total, plan) => total + plan.concurrency, 0)
   const transportOptions = { target: config.target, socketsMax, requestTimeoutMs: config.requestTimeoutMs }
+  const credentials = credentialsFor(config.target)
   const transport =
-    io.transport ?? (config.client === 'lean' ? createLeanHttpTransport(transportOptions) : createHttpTransport(transportOptions))
+    // The lean client sends no credentials: a server that wants tokens is driven through node:http.
+    io.transport ?? (config.client === 'lean' && credentials.credentials === undefined ? createLeanHttpTransport(transportOptions) : createHttpTransport({ ...transportOptions, ...credentials }))
   const targetText = config.target.href.replace(/\/$/, '')
   try {
     const ledgerState = await ensureLedger(transport, targetText, config.settings.ledger)
@@ -419,8 +422,16 @@ export function helpText(registry: WorkloadRegistry): string {
     '  tally bench --workload transactions:16@2000,bulk:2@20 --duration 60 --json',
     '  tally bench --workload bulk --server-pid "$(pgrep -nf \'tally.mjs serve\')"   # server CPU per transaction too',
     '',
+    credentialsHelp,
+    '',
     'Exit codes: 0 ok, 1 error rate above --max-error-rate, 2 usage error,',
     '3 target unreachable or the ledger could not be created.',
     '',
   ].join('\n')
+}
+
+/** A token source from the environment (TALLY_CLIENT_ID/SECRET or TALLY_TOKEN), when it names one. */
+function credentialsFor(target: URL): { credentials?: () => Promise<Record<string, string>> } {
+  const bearer = BearerToken.fromEnvironment(process.env, target)
+  return bearer === undefined ? {} : { credentials: () => bearer.headers() }
 }

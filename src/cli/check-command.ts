@@ -1,3 +1,4 @@
+import { BearerToken, credentialsHelp } from './credentials.ts'
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -38,6 +39,8 @@ Options (each also read from the environment variable shown):
 A running server holds its data directory's lock: check it with --target
 (or POST /_/check); the check then reads one consistent snapshot while the
 server keeps serving.
+
+${credentialsHelp}
 `
 
 interface Output {
@@ -154,7 +157,8 @@ async function checkLocal(dataDirectory: string, output: Output, audit: AuditInp
 async function checkRemote(target: string, output: Output, audit: AuditInputs): Promise<CheckSummary | undefined> {
   const url = new URL('/_/check', target)
   const body = audit.verifierKeys.length === 0 ? undefined : JSON.stringify({ verifierKeys: audit.verifierKeys.map((key) => key.text), checkpoints: audit.checkpoints })
-  const response = await fetch(url, { method: 'POST', ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/json' } }) })
+  const credentials = (await BearerToken.fromEnvironment(process.env, target)?.headers()) ?? {}
+  const response = await fetch(url, { method: 'POST', ...(body === undefined ? { headers: credentials } : { body, headers: { 'content-type': 'application/json', ...credentials } }) })
   if (!response.ok || response.body === null) {
     process.stderr.write(`tally check: ${url.href} answered ${response.status}: ${await response.text()}\n`)
     return undefined

@@ -1,3 +1,4 @@
+import { BearerToken, credentialsHelp } from './credentials.ts'
 import { createWriteStream } from 'node:fs'
 import { once } from 'node:events'
 import path from 'node:path'
@@ -19,6 +20,8 @@ Options (each also read from the environment variable shown):
   --target URL    a running server: POST URL/v2/L/logs/export  [TALLY_TARGET]
   --out FILE      output file                          [default: stdout]
   -h, --help      show this help
+
+${credentialsHelp}
 `
 
 export async function exportCommand(argv: string[]): Promise<number> {
@@ -50,7 +53,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
   try {
     if (target !== undefined && target !== '') {
       const url = new URL(`/v2/${ledger}/logs/export`, target)
-      const response = await fetch(url, { method: 'POST' })
+      const bearer = BearerToken.fromEnvironment(process.env, target)
+      const response = await fetch(url, { method: 'POST', headers: (await bearer?.headers()) ?? {} })
       if (!response.ok || response.body === null) {
         process.stderr.write(`tally export: ${url.href} answered ${response.status}: ${await response.text()}\n`)
         return 1

@@ -1,3 +1,4 @@
+import { BearerToken, credentialsHelp } from './credentials.ts'
 import { createReadStream, statSync } from 'node:fs'
 import path from 'node:path'
 import { Readable } from 'node:stream'
@@ -25,6 +26,8 @@ Options (each also read from the environment variable shown):
   --in FILE                       the log stream            [default: stdin]
   --cache-rotation-threshold K    only for a new data directory (an existing one keeps its own)
   -h, --help                      show this help
+
+${credentialsHelp}
 `
 
 export async function importCommand(argv: string[]): Promise<number> {
@@ -115,7 +118,7 @@ async function importRemote(target: string, ledger: string, input: Readable, fil
   })
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-ndjson' },
+    headers: { 'content-type': 'application/x-ndjson', ...((await BearerToken.fromEnvironment(process.env, target)?.headers()) ?? {}) },
     body: Readable.toWeb(input) as ReadableStream,
     duplex: 'half',
   } as RequestInit)

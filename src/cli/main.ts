@@ -15,6 +15,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'generate the Ed25519 key audit checkpoints are signed with; print its verifier key',
     load: async () => (await import('./audit-key-command.ts')).auditKeyCommand,
   },
+  'auth-client': {
+    summary: 'make an API client for serve --auth-clients: a secret (shown once) and its hashed entry',
+    load: async () => (await import('./auth-client-command.ts')).authClientCommand,
+  },
   export: {
     summary: 'write a ledger\'s v2 logs as JSON lines (v2 export format)',
     load: async () => (await import('./export-command.ts')).exportCommand,

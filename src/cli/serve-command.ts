@@ -8,6 +8,11 @@ import type { TransportLimits } from '../api/index.ts'
 import { cacheGenerationBytesMaxDefault, cacheRotationThresholdDefault } from '../cache/index.ts'
 import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, loadAuditCheckpointSettings } from '../server/index.ts'
 import type { AuditCheckpointSettings } from '../server/index.ts'
+import { nodeLogLines, parseLogLevel, prettyLines } from './log-lines.ts'
+import { isIP } from 'node:net'
+import { readFileSync } from 'node:fs'
+import { SigningKey, audienceDefault, builtInIssuerDefault, loadApiClients, tokenSecondsDefault } from '../api/index.ts'
+import type { ApiOptions, AuthOptions } from '../api/index.ts'
 
 const usage = `Usage: tally serve [options]
 
@@ -37,6 +42,20 @@ Options (each also read from the environment variable shown):
                                   [TALLY_AUDIT_CHECKPOINT_ENTRIES, default ${auditCheckpointEntriesDefault}]
   --audit-checkpoint-file FILE    also append every checkpoint to FILE, outside --data
                                   [TALLY_AUDIT_CHECKPOINT_FILE]
+  --tls-cert FILE --tls-key FILE  serve HTTPS with this PEM certificate chain and key
+                                                            [TALLY_TLS_CERT, TALLY_TLS_KEY]
+  --auth-clients FILE             require bearer tokens; serve the OAuth2 token endpoint for
+                                  these API clients (docs/security.md) [TALLY_AUTH_CLIENTS]
+  --auth-signing-key FILE         Ed25519 PKCS#8 PEM key signing the tokens (default: one made
+                                  at start; tokens then end with the process) [TALLY_AUTH_SIGNING_KEY]
+  --auth-issuer URL               also trust tokens of this OpenID Connect issuer (JWKS from
+                                  its discovery document)       [TALLY_AUTH_ISSUER]
+  --auth-audience AUD             the audience every token must carry [TALLY_AUTH_AUDIENCE, default tally]
+  --auth-token-seconds N          lifetime of issued tokens [TALLY_AUTH_TOKEN_SECONDS, default 300]
+                                  Auth on an address other than loopback needs --tls-cert.
+  --log-level LEVEL               trace, debug, info, warn, error, fatal or silent: JSON lines
+                                  on stderr (readable lines on a terminal)
+                                                            [TALLY_LOG_LEVEL, default info]
   -h, --help                      show this help
 `
 
@@ -53,6 +72,17 @@ export interface ServeSettings {
   readonly auditKeyFile?: string
   readonly auditCheckpointEntries?: number
   readonly auditCheckpointFile?: string
+  readonly logLevel: string
+  readonly tls?: { readonly certFile: string; readonly keyFile: string }
+  readonly auth?: AuthSettings
+}
+
+export interface AuthSettings {
+  readonly clientsFile?: string
+  readonly signingKeyFile?: string
+  readonly externalIssuer?: string
+  readonly audience: string
+  readonly tokenSeconds: number
 }
 
 /** A command line or environment that cannot start a server; its message is the whole answer. */
@@ -75,6 +105,14 @@ const stringFlags = {
   'cache-generation-bytes-max': 'TALLY_CACHE_GENERATION_BYTES_MAX',
   'audit-key': 'TALLY_AUDIT_KEY',
   'audit-checkpoint-file': 'TALLY_AUDIT_CHECKPOINT_FILE',
+  'log-level': 'TALLY_LOG_LEVEL',
+  'tls-cert': 'TALLY_TLS_CERT',
+  'tls-key': 'TALLY_TLS_KEY',
+  'auth-clients': 'TALLY_AUTH_CLIENTS',
+  'auth-signing-key': 'TALLY_AUTH_SIGNING_KEY',
+  'auth-issuer': 'TALLY_AUTH_ISSUER',
+  'auth-audience': 'TALLY_AUTH_AUDIENCE',
+  'auth-token-seconds': 'TALLY_AUTH_TOKEN_SECONDS',
 } as const
 type StringFlag = keyof typeof stringFlags
 
@@ -132,10 +170,20 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
   if (transport.headersTimeoutMs > transport.requestTimeoutMs) {
     throw new ServeUsageError(`--headers-timeout-ms (${transport.headersTimeoutMs}) must not exceed --request-timeout-ms (${transport.requestTimeoutMs})`)
   }
+  const host = (match[1] as string).replace(/^\[(.*)\]$/, '$1')
+  const tls = tlsSettings(values, env)
+  const auth = authSettings(values, env)
+  // As Formance v3: a token sent in clear text beyond this machine is a token given away.
+  if (auth !== undefined && tls === undefined && !isLoopback(host)) {
+    throw new ServeUsageError(`authentication on ${host}, which is not a loopback address, needs TLS (--tls-cert and --tls-key)`)
+  }
+  const logLevel = given('log-level')
   const dataFlag = values.data
   return {
+    ...(tls === undefined ? {} : { tls }),
+    ...(auth === undefined ? {} : { auth }),
     dataDirectory: path.resolve(typeof dataFlag === 'string' ? dataFlag : (env.TALLY_DATA ?? 'data')),
-    host: (match[1] as string).replace(/^\[(.*)\]$/, '$1'),
+    host,
     port,
     cacheRotationThreshold: optionalInteger('cache-rotation-threshold'),
     cacheGenerationBytesMax: bytes === undefined ? undefined : byteSize(bytes.value, bytes.source),
@@ -145,8 +193,63 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
     ...(auditKey === undefined ? {} : { auditKeyFile: path.resolve(auditKey.value) }),
     ...(auditEntries === undefined ? {} : { auditCheckpointEntries: auditEntries }),
     ...(auditFile === undefined ? {} : { auditCheckpointFile: path.resolve(auditFile.value) }),
+    logLevel: logLevelOf(logLevel?.value ?? 'info'),
   }
 }
+
+function logLevelOf(value: string): string {
+  try {
+    return parseLogLevel(value)
+  } catch (error) {
+    throw new ServeUsageError((error as Error).message)
+  }
+}
+
+type FlagValues = Record<string, string | boolean | undefined>
+
+function pickFlag(values: FlagValues, env: NodeJS.ProcessEnv, flag: string, variable: string): string | undefined {
+  const value = values[flag] ?? env[variable]
+  return typeof value === 'string' && value !== '' ? value : undefined
+}
+
+function tlsSettings(values: FlagValues, env: NodeJS.ProcessEnv): ServeSettings['tls'] {
+  const certFile = pickFlag(values, env, 'tls-cert', 'TALLY_TLS_CERT')
+  const keyFile = pickFlag(values, env, 'tls-key', 'TALLY_TLS_KEY')
+  if (certFile === undefined && keyFile === undefined) return undefined
+  if (certFile === undefined || keyFile === undefined) throw new ServeUsageError('--tls-cert and --tls-key go together')
+  return { certFile: path.resolve(certFile), keyFile: path.resolve(keyFile) }
+}
+
+function authSettings(values: FlagValues, env: NodeJS.ProcessEnv): AuthSettings | undefined {
+  const clientsFile = pickFlag(values, env, 'auth-clients', 'TALLY_AUTH_CLIENTS')
+  const signingKeyFile = pickFlag(values, env, 'auth-signing-key', 'TALLY_AUTH_SIGNING_KEY')
+  const externalIssuer = pickFlag(values, env, 'auth-issuer', 'TALLY_AUTH_ISSUER')
+  const audience = pickFlag(values, env, 'auth-audience', 'TALLY_AUTH_AUDIENCE')
+  const tokenSeconds = pickFlag(values, env, 'auth-token-seconds', 'TALLY_AUTH_TOKEN_SECONDS')
+  if (clientsFile === undefined && externalIssuer === undefined) {
+    if (signingKeyFile !== undefined || audience !== undefined || tokenSeconds !== undefined) throw new ServeUsageError('--auth-signing-key, --auth-audience and --auth-token-seconds need --auth-clients or --auth-issuer')
+    return undefined
+  }
+  if (externalIssuer !== undefined && !/^https?:\/\/[^\s]+$/.test(externalIssuer)) throw new ServeUsageError(`--auth-issuer: expected an http(s) URL, got ${JSON.stringify(externalIssuer)}`)
+  const seconds = positiveInteger(tokenSeconds, tokenSecondsDefault, '--auth-token-seconds')
+  if (seconds > 86_400) throw new ServeUsageError('--auth-token-seconds: at most 86400 (tokens are meant to be short-lived)')
+  return {
+    ...(clientsFile === undefined ? {} : { clientsFile: path.resolve(clientsFile) }),
+    ...(signingKeyFile === undefined ? {} : { signingKeyFile: path.resolve(signingKeyFile) }),
+    ...(externalIssuer === undefined ? {} : { externalIssuer }),
+    audience: audience ?? audienceDefault,
+    tokenSeconds: seconds,
+  }
+}
+
+/** 127.0.0.0/8, ::1 and localhost: the only addresses where auth may go without TLS. */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true
+  const v4 = host.replace(/^::ffff:/, '')
+  if (isIP(v4) === 4) return v4.startsWith('127.')
+  return false
+}
+
 
 function positiveInteger(value: string | undefined, fallback: number, source: string): number {
   if (value === undefined) return fallback
@@ -253,7 +356,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.stdout.write(usage)
     return 0
   }
-  const log = (message: string): void => void process.stderr.write(`${new Date().toISOString()} ${message}\n`)
+  const logStream = process.stderr.isTTY ? prettyLines(process.stderr) : process.stderr
+  const log = nodeLogLines({ level: settings.logLevel, stream: logStream })
   let auditCheckpoints: AuditCheckpointSettings | undefined
   try {
     auditCheckpoints =
@@ -263,6 +367,12 @@ export async function serveCommand(argv: string[]): Promise<number> {
   } catch (error) {
     if (!(error instanceof AuditKeyError)) throw error
     return fail(error.message)
+  }
+  let security: Pick<ApiOptions, 'tls' | 'auth'>
+  try {
+    security = await loadSecurity(settings)
+  } catch (error) {
+    return fail((error as Error).message)
   }
   let node: LedgerNode
   try {
@@ -281,7 +391,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
     return fail(error instanceof AuditHistoryRewritten ? error.message : describeStartupFailure(error, settings))
   }
   if (auditCheckpoints === undefined) log('audit: no --audit-key: no signed checkpoints (the audit chain alone proves nothing to a holder of the store)')
-  const app = await buildApi(node, { bulkElementsMax: settings.bulkElementsMax, bodyBytesMax: settings.bodyBytesMax, transport: settings.transport })
+  const app = await buildApi(node, {
+    bulkElementsMax: settings.bulkElementsMax,
+    bodyBytesMax: settings.bodyBytesMax,
+    transport: settings.transport,
+    logger: { level: settings.logLevel, stream: logStream },
+    ...security,
+  })
   try {
     await app.listen({ host: settings.host, port: settings.port })
   } catch (error) {
@@ -304,7 +420,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
           resolve(0)
         })
         .catch((error: unknown) => {
-          log(`shutdown failed: ${String(error)}`)
+          log(`shutdown failed: ${String(error)}`, { level: 'error' })
           resolve(1)
         })
     }
@@ -313,7 +429,26 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'))
     const address = app.server.address()
     const bound = typeof address === 'object' && address !== null ? `${address.address}:${address.port}` : String(address)
-    log(`tally listening on http://${bound} (applied index ${node.fsm.appliedIndex})`)
+    const scheme = security.tls === undefined ? 'http' : 'https'
+    log(`tally listening on ${scheme}://${bound} (applied index ${node.fsm.appliedIndex})`, { auth: security.auth === undefined ? 'off' : 'on', tls: security.tls === undefined ? 'off' : 'on' })
+    if (security.auth === undefined && !isLoopback(settings.host)) log(`no --auth-clients on ${settings.host}: anyone who reaches the port can move money`, { level: 'warn' })
     process.stdout.write(`listening ${bound}\n`)
   })
+}
+
+/** Reads the TLS material and the API clients before anything opens: a bad file stops the start. */
+async function loadSecurity(settings: ServeSettings): Promise<Pick<ApiOptions, 'tls' | 'auth'>> {
+  const tls = settings.tls === undefined ? undefined : { cert: readFileSync(settings.tls.certFile), key: readFileSync(settings.tls.keyFile) }
+  if (settings.auth === undefined) return tls === undefined ? {} : { tls }
+  const auth: AuthOptions = {
+    clients: settings.auth.clientsFile === undefined ? new Map() : loadApiClients(settings.auth.clientsFile),
+    key: settings.auth.signingKeyFile === undefined ? await SigningKey.generate() : await SigningKey.fromFile(settings.auth.signingKeyFile),
+    settings: {
+      issuer: builtInIssuerDefault,
+      audience: settings.auth.audience,
+      tokenSeconds: settings.auth.tokenSeconds,
+      ...(settings.auth.externalIssuer === undefined ? {} : { externalIssuer: settings.auth.externalIssuer }),
+    },
+  }
+  return { ...(tls === undefined ? {} : { tls }), auth }
 }

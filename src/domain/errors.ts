@@ -9,6 +9,8 @@ export type ErrorKind =
   | 'conflict' // 409 (reference/idempotency clash)
   | 'business' // a well-formed order the ledger refuses (insufficient funds…): 400
   | 'precondition' // 412
+  | 'unauthenticated' // no valid bearer token: 401
+  | 'forbidden' // a valid token without the scope or the ledger: 403
   | 'unavailable' // retryable: 503 + Retry-After
   | 'too_large' // 413
   | 'internal' // 500
@@ -39,6 +41,8 @@ export type ErrorCode =
   | 'RESOURCE_EXHAUSTED'
   | 'NOT_IMPLEMENTED'
   | 'PRECONDITION_FAILED'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
 
 export class TallyError extends Error {
   readonly code: ErrorCode
@@ -102,6 +106,10 @@ export function httpStatusOf(kind: ErrorKind): number {
       return 409
     case 'precondition':
       return 412
+    case 'unauthenticated':
+      return 401
+    case 'forbidden':
+      return 403
     case 'too_large':
       return 413
     case 'unavailable':

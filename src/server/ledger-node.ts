@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { mkdirSync } from 'node:fs'
+import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { InvariantViolation, TallyError, invariant, parseJson } from '../domain/index.ts'
 import type { AttributeCache, CacheSettings } from '../cache/index.ts'
@@ -16,6 +17,9 @@ import { MetaKey, Store, metaKey } from '../store/index.ts'
 import { cacheCreationRows, readCacheState, restoreCache } from './cache-restore.ts'
 import { Wal, resetWal } from '../wal/index.ts'
 import { AuditCheckpoints } from './audit-checkpoints.ts'
+import { silentObserver } from './pipeline-observer.ts'
+import type { PipelineObserver } from './pipeline-observer.ts'
+import type { NodeLog } from './log.ts'
 import type { AuditCheckpointSettings } from './audit-checkpoints.ts'
 import type { WalIo } from '../wal/index.ts'
 
@@ -35,7 +39,7 @@ export interface LedgerNodeOptions {
   /** false only in tests and benchmarks that accept losing acknowledged writes. */
   readonly sync?: boolean
   readonly now?: () => number
-  readonly log?: (message: string) => void
+  readonly log?: NodeLog
   /** Bound on proposals per store batch (also kept under half a cache generation). */
   readonly applyBatchProposalsMax?: number
   /** Applied entries between store checkpoints (a synced store write, then WAL recycling). */
@@ -44,6 +48,8 @@ export interface LedgerNodeOptions {
   readonly walRetainEntries?: number
   /** WAL segment size; recycling drops whole segments. */
   readonly walSegmentBytesMax?: number
+  /** A checkpoint longer than this logs one warning with its figures. */
+  readonly slowCheckpointMs?: number
   /** Signed checkpoints of the audit chain (docs/check.md); none without a key. */
   readonly auditCheckpoints?: AuditCheckpointSettings
   /** Tests: the WAL's file operations (a fault layer modelling power loss). */
@@ -53,7 +59,7 @@ export interface LedgerNodeOptions {
 }
 
 export const checkpointEntriesDefault = 10_000
-const slowCheckpointMs = 100
+export const slowCheckpointMsDefault = 100
 export const walRetainEntriesDefault = 1_000_000
 
 interface Waiter {
@@ -71,6 +77,8 @@ interface Waiter {
 export class LedgerNode implements Sequencer {
   readonly admission: Admission
   private readonly payloads = new Map<number, Buffer>()
+  /** When each index was appended (performance.now), for the commit latency metric. */
+  private readonly appendedAtMs = new Map<number, number>()
   private readonly waiters = new Map<number, Waiter>()
   private readonly results = new Map<number, ProposalResult>()
   private storedIndex: number
@@ -81,6 +89,7 @@ export class LedgerNode implements Sequencer {
   private readonly unsubscribe: () => void
   private checkpointIndex: number
   private signedCheckpoints: AuditCheckpoints | undefined
+  private pipelineObserver: PipelineObserver = silentObserver
 
   private constructor(
     readonly store: Store,
@@ -89,11 +98,13 @@ export class LedgerNode implements Sequencer {
     readonly fsm: LedgerStateMachine,
     readonly clusterId: string,
     private readonly options: LedgerNodeOptions,
+    private readonly walTiming: WalTiming,
   ) {
     this.storedIndex = fsm.appliedIndex
     this.checkpointIndex = fsm.appliedIndex
     this.admission = new Admission({ cache, store, sequencer: this, now: options.now ?? Date.now, newId: randomUUID })
     this.unsubscribe = wal.onDurable((from, to) => {
+      this.pipelineObserver.walGroupDurable(to - from + 1, walTiming.fsyncSeconds)
       this.applyChain = this.applyChain.then(() => this.applyDurable(from, to)).catch((error: unknown) => this.fail(error))
     })
   }
@@ -111,9 +122,18 @@ export class LedgerNode implements Sequencer {
       const cacheState = await readCacheState(store, options.cacheRotationThreshold ?? cacheRotationThresholdDefault)
       const cache = await restoreCache(store, cacheState, appliedIndex)
       const walDirectory = path.join(options.dataDirectory, 'wal')
+      const walTiming: WalTiming = { fsyncSeconds: 0 }
       const walOptions = {
         directory: walDirectory,
         sync: options.sync ?? true,
+        // Times each group's fdatasync for metrics; groups are synced one at a time, so the last timing is the group's.
+        io: {
+          async sync(handle: FileHandle): Promise<void> {
+            const started = performance.now()
+            await handle.datasync()
+            walTiming.fsyncSeconds = (performance.now() - started) / 1000
+          },
+        },
         ...(options.walSegmentBytesMax === undefined ? {} : { segmentBytesMax: options.walSegmentBytesMax }),
         ...(options.walIo === undefined ? {} : { io: options.walIo }),
       }
@@ -140,9 +160,13 @@ export class LedgerNode implements Sequencer {
         clusterId,
         appliedIndex,
         auditHead,
-        onCoverageMiss: (error, index) => log(`COVERAGE_MISS at index ${index}: ${error.message}`),
+        onCoverageMiss: (error, index) => {
+          log(`COVERAGE_MISS at index ${index}: ${error.message}`, { level: 'error', index })
+          // Called while applying, so after `node` below exists.
+          node.pipelineObserver.coverageMiss()
+        },
       })
-      const node = new LedgerNode(store, wal, cache, fsm, clusterId, options)
+      const node: LedgerNode = new LedgerNode(store, wal, cache, fsm, clusterId, options, walTiming)
       await node.replay(log)
       if (options.auditCheckpoints !== undefined) {
         node.signedCheckpoints = await AuditCheckpoints.open({ store, clusterId, settings: options.auditCheckpoints, head: fsm.auditHead, log }).catch(async (error: unknown) => {
@@ -168,7 +192,7 @@ export class LedgerNode implements Sequencer {
   }
 
   /** Re-applies what the WAL holds beyond the store's applied index (crash recovery). */
-  private async replay(log: (message: string) => void): Promise<void> {
+  private async replay(log: NodeLog): Promise<void> {
     const from = this.fsm.appliedIndex + 1
     if (this.wal.head < from) return
     log(`recovery: replaying WAL entries ${from}..${this.wal.head}`)
@@ -192,7 +216,7 @@ export class LedgerNode implements Sequencer {
    * the stored one becomes an ordered log entry, after recovery: every node
    * and every replay applies it at the same index (ADR 0007).
    */
-  private async applyRequestedCacheSettings(log: (message: string) => void): Promise<void> {
+  private async applyRequestedCacheSettings(log: NodeLog): Promise<void> {
     const current = this.cache.settings
     const requested: CacheSettings = {
       rotationThreshold: this.options.cacheRotationThreshold ?? current.rotationThreshold,
@@ -210,6 +234,15 @@ export class LedgerNode implements Sequencer {
   /** Proposals per store batch: bounded, and under half a generation so the seed horizon keeps up. */
   private batchProposalsMax(): number {
     return Math.max(1, Math.min(this.options.applyBatchProposalsMax ?? 1024, Math.floor(this.cache.rotationThreshold / 2)))
+  }
+
+  /**
+   * Reports the pipeline's work to `observer` (metrics) from now on; also
+   * admission's proposals and horizon refusals.
+   */
+  observe(observer: PipelineObserver): void {
+    this.pipelineObserver = observer
+    this.admission.observer = observer
   }
 
   // ---- Sequencer -------------------------------------------------------------
@@ -231,6 +264,7 @@ export class LedgerNode implements Sequencer {
     if (this.closed) throw unavailable('node is shutting down')
     const index = this.wal.append({ epoch: 0, type: WAL_TYPE_PROPOSAL, payload })
     this.payloads.set(index, payload)
+    this.appendedAtMs.set(index, performance.now())
     if (!this.flushScheduled) {
       this.flushScheduled = true
       queueMicrotask(() => {
@@ -255,6 +289,7 @@ export class LedgerNode implements Sequencer {
 
   private async applyDurable(from: number, to: number): Promise<void> {
     for (let start = from, end = from - 1; start <= to; start = end + 1) {
+      const started = performance.now()
       const last = Math.min(to, start + this.batchProposalsMax() - 1)
       const batch = new WriteBatch()
       const results: ProposalResult[] = []
@@ -273,6 +308,13 @@ export class LedgerNode implements Sequencer {
       // Not fsynced: the WAL group holding these proposals already is (ADR 0005).
       await this.store.write(batch.rows(), { sync: false })
       this.storedIndex = end
+      const stored = performance.now()
+      this.pipelineObserver.batchApplied(end - start + 1, (stored - started) / 1000)
+      for (let index = start; index <= end; index++) {
+        const appended = this.appendedAtMs.get(index)
+        this.appendedAtMs.delete(index)
+        if (appended !== undefined) this.pipelineObserver.proposalCommitted((stored - appended) / 1000)
+      }
       this.signedCheckpoints?.observe(this.fsm.auditHead)
       for (const result of results) this.deliver(result)
     }
@@ -290,7 +332,11 @@ export class LedgerNode implements Sequencer {
     await this.signedCheckpoints?.flush()
     await this.store.write([{ key: metaKey(MetaKey.checkpointIndex), value: Buffer.from(String(index)) }], { sync: true })
     const elapsedMs = performance.now() - started
-    if (elapsedMs > slowCheckpointMs) this.options.log?.(`checkpoint at ${index} held the event loop ${elapsedMs.toFixed(0)} ms`)
+    this.pipelineObserver.checkpointed(elapsedMs / 1000)
+    const slowCheckpointMs = this.options.slowCheckpointMs ?? slowCheckpointMsDefault
+    if (elapsedMs >= slowCheckpointMs) {
+      this.options.log?.(`slow checkpoint at index ${index}: ${elapsedMs.toFixed(0)} ms`, { level: 'warn', index, durationMs: Math.round(elapsedMs), slowCheckpointMs })
+    }
     this.checkpointIndex = index
     const recyclable = index - (this.options.walRetainEntries ?? walRetainEntriesDefault)
     if (recyclable > this.wal.tail) await this.wal.recycle(recyclable)
@@ -310,7 +356,9 @@ export class LedgerNode implements Sequencer {
     const failure = error instanceof Error ? error : new Error(String(error))
     if (this.fatal === undefined) {
       this.fatal = failure
-      ;(this.options.log ?? console.error)(`FATAL: the apply pipeline stopped: ${failure.stack ?? failure.message}`)
+      const message = `FATAL: the apply pipeline stopped: ${failure.stack ?? failure.message}`
+      if (this.options.log === undefined) console.error(message)
+      else this.options.log(message, { level: 'error' })
     }
     for (const waiter of this.waiters.values()) waiter.reject(unavailable(`node stopped: ${failure.message}`))
     this.waiters.clear()
@@ -340,6 +388,11 @@ export class LedgerNode implements Sequencer {
     await this.wal.close().catch(() => {})
     await this.store.close()
   }
+}
+
+/** The last WAL fdatasync's duration, shared by the WAL's I/O hook and the node. */
+interface WalTiming {
+  fsyncSeconds: number
 }
 
 function unavailable(message: string): TallyError {

@@ -6,6 +6,8 @@ declare module '@nxtedition/rocksdb' {
   export class RocksLevel<K = string, V = string> extends AbstractLevel<Buffer | Uint8Array | string, K, V> {
     constructor(location: string, options?: { keyEncoding?: string; valueEncoding?: string })
     /** Point reads on the calling thread (no thread-pool hop); binding-specific. */
+    /** A RocksDB property (`rocksdb.cur-size-all-mem-tables`, …), read synchronously. */
+    getProperty(property: string): string
     _getManySync(keys: Buffer[], options?: object): (Buffer | undefined | null)[]
   }
 }

@@ -136,6 +136,13 @@ export class Store implements StoreReader, StoreWriter {
     await this.db.batch(operations, { sync: options.sync } as object)
   }
 
+  /** A numeric RocksDB property for metrics (memtable bytes, pending compactions); undefined when unknown or closed. */
+  numericProperty(name: string): number | undefined {
+    if (this.db.status !== 'open') return undefined
+    const value = Number(this.db.getProperty(name))
+    return Number.isFinite(value) ? value : undefined
+  }
+
   async close(): Promise<void> {
     await this.db.close()
   }

@@ -6,7 +6,6 @@ import type { LedgerV2 } from './server.ts'
 
 /** Each unsupported v2 operation, called the way an application would call it through the SDK. */
 const calls: Readonly<Record<string, (v2: LedgerV2) => Promise<unknown>>> = {
-  getMetrics: (v2) => v2.getMetrics(),
   v2ListExporters: (v2) => v2.listExporters(),
   v2CreateExporter: (v2) => v2.createExporter({ driver: 'clickhouse', config: {} }),
   v2GetExporterState: (v2) => v2.getExporterState({ exporterID: 'e1' }),

@@ -82,9 +82,14 @@ export const operations: readonly Operation[] = [
     responses: { '200': json('Server information.', ref('ServerInfo')) },
   },
   {
-    method: 'get', path: '/_/metrics', operationId: 'getMetrics', origin: 'v2', tag: 'server', summary: 'In-memory metrics',
-    status: unsupported('Tally does not expose in-memory metrics yet'),
-    responses: { '200': json('Metrics by name.', { type: 'object', additionalProperties: true }) },
+    method: 'get', path: '/_/metrics', operationId: 'getMetrics', origin: 'v2', tag: 'server', summary: 'Metrics, in the Prometheus text format',
+    status: served('Prometheus text format by default (what a scraper reads); a client accepting JSON but not text gets v2\'s JSON object of metrics by name; see docs/operations.md'),
+    responses: {
+      '200': {
+        description: 'Metrics: Prometheus text (text/plain; version=0.0.4), or JSON by metric name for `Accept: application/json`.',
+        content: { 'text/plain': { schema: { type: 'string' } }, 'application/json': { schema: { type: 'object', additionalProperties: true } } },
+      },
+    },
   },
   {
     method: 'get', path: '/_/healthz', operationId: 'tallyHealth', origin: 'tally', tag: 'server', summary: 'Liveness of the apply pipeline', status: served(),

@@ -1,0 +1,8 @@
+export { authentication, tokenEndpoint, tokenRequestsInFlightMax } from './plugin.ts'
+export type { AuthOptions } from './plugin.ts'
+export { hashClientSecret, loadApiClients, parseApiClients, scopeNames, secretMatches } from './clients.ts'
+export type { ApiClient, Scope } from './clients.ts'
+export { SigningKey, TokenVerifier, audienceDefault, builtInIssuerDefault, issueToken, tokenSecondsDefault } from './tokens.ts'
+export type { Grant, TokenSettings } from './tokens.ts'
+export { requirementOf, tokenRoutes } from './requirements.ts'
+export type { Requirement } from './requirements.ts'

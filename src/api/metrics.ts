@@ -1,0 +1,210 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { LedgerNode, PipelineObserver } from '../server/index.ts'
+
+/**
+ * Prometheus metrics of one server (`GET /_/metrics`, text format 0.0.4).
+ * Labels are bounded: HTTP routes are the registered route templates
+ * (`/v2/:ledger/transactions`), never a raw URL, a ledger name or an
+ * address; everything else is labelled by a closed set of values.
+ * The pipeline reports through `PipelineObserver` (once per proposal, WAL
+ * group, store batch or checkpoint); gauges are read at scrape time.
+ */
+export class ServerMetrics implements PipelineObserver {
+  readonly registry = new Registry()
+  private readonly httpSeconds = new Histogram({
+    name: 'tally_http_request_duration_seconds',
+    help: 'HTTP requests by method, route template and status, with their latency.',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+    registers: [this.registry],
+  })
+  private readonly proposals = new Counter({ name: 'tally_proposals_total', help: 'Proposals appended to the WAL.', registers: [this.registry] })
+  private readonly orders = new Counter({ name: 'tally_orders_total', help: 'Orders in the proposals appended to the WAL.', registers: [this.registry] })
+  private readonly ordersPerProposal = new Histogram({
+    name: 'tally_proposal_orders',
+    help: 'Orders per proposal.',
+    buckets: [1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000],
+    registers: [this.registry],
+  })
+  private readonly cacheLookups = new Counter({
+    name: 'tally_cache_lookups_total',
+    help: "Keys of admitted proposals by the cache's answer at stamping: hit, miss (seeded from the store), unreachable (refused).",
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  })
+  private readonly horizonRefusals = new Counter({
+    name: 'tally_cache_horizon_refusals_total',
+    help: 'Writes refused with 503 CACHE_HORIZON_EXCEEDED.',
+    registers: [this.registry],
+  })
+  private readonly walGroupEntries = new Histogram({
+    name: 'tally_wal_group_entries',
+    help: 'Entries per durable WAL group (group commit).',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096],
+    registers: [this.registry],
+  })
+  private readonly walFsyncSeconds = new Histogram({
+    name: 'tally_wal_fsync_duration_seconds',
+    help: 'fdatasync latency per WAL group (0 when the WAL runs without sync).',
+    buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+    registers: [this.registry],
+  })
+  private readonly applySeconds = new Histogram({
+    name: 'tally_apply_batch_duration_seconds',
+    help: 'FSM apply plus store write per store batch.',
+    buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+    registers: [this.registry],
+  })
+  private readonly commitSeconds = new Histogram({
+    name: 'tally_commit_duration_seconds',
+    help: 'Per proposal, from WAL append to applied and stored: group commit, fsync, apply and store write.',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  })
+  private readonly appliedProposals = new Counter({ name: 'tally_applied_proposals_total', help: 'Proposals applied by the FSM and stored.', registers: [this.registry] })
+  private readonly coverageMisses = new Counter({
+    name: 'tally_coverage_misses_total',
+    help: "Keys the FSM touched outside a proposal's declared coverage (a bug in admission's plan: alert on any).",
+    registers: [this.registry],
+  })
+  private readonly checkpointSeconds = new Histogram({
+    name: 'tally_store_checkpoint_duration_seconds',
+    help: 'Store checkpoints (a synced store write, then WAL recycling).',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+    registers: [this.registry],
+  })
+
+  constructor(node: LedgerNode) {
+    const registers = [this.registry]
+    new Gauge({ name: 'tally_applied_index', help: 'Highest log index applied by the FSM.', registers, collect() { this.set(node.fsm.appliedIndex) } })
+    new Gauge({ name: 'tally_durable_index', help: 'Highest log index fsynced in the WAL.', registers, collect() { this.set(node.wal.durable) } })
+    new Gauge({
+      name: 'tally_apply_lag_entries',
+      help: 'Durable but not yet applied entries (durable index − applied index).',
+      registers,
+      collect() { this.set(Math.max(0, node.wal.durable - node.fsm.appliedIndex)) },
+    })
+    new Gauge({
+      name: 'tally_cache_entries',
+      help: 'Entries in each cache generation.',
+      labelNames: ['generation'] as const,
+      registers,
+      collect() {
+        const size = node.cache.size
+        this.set({ generation: 'gen0' }, size.gen0)
+        this.set({ generation: 'gen1' }, size.gen1)
+      },
+    })
+    new Gauge({
+      name: 'tally_cache_bytes',
+      help: "Counted bytes of each cache generation (keys, encoded values, 200 per entry).",
+      labelNames: ['generation'] as const,
+      registers,
+      collect() {
+        const bytes = node.cache.bytes
+        this.set({ generation: 'gen0' }, bytes.gen0)
+        this.set({ generation: 'gen1' }, bytes.gen1)
+      },
+    })
+    new Gauge({ name: 'tally_cache_generation', help: "The cache's current generation number.", registers, collect() { this.set(node.cache.generation) } })
+    const rocksdb = (name: string, help: string, property: string): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const value = node.store.numericProperty(property)
+          if (value !== undefined) this.set(value)
+        },
+      })
+    }
+    rocksdb('tally_rocksdb_memtable_bytes', 'RocksDB memtables, all column families (rocksdb.cur-size-all-mem-tables).', 'rocksdb.cur-size-all-mem-tables')
+    rocksdb('tally_rocksdb_pending_compaction_bytes', 'RocksDB estimate of bytes compaction must rewrite (rocksdb.estimate-pending-compaction-bytes).', 'rocksdb.estimate-pending-compaction-bytes')
+    rocksdb('tally_rocksdb_running_compactions', 'RocksDB compactions running (rocksdb.num-running-compactions).', 'rocksdb.num-running-compactions')
+    rocksdb('tally_rocksdb_live_data_bytes', 'RocksDB estimate of live data (rocksdb.estimate-live-data-size).', 'rocksdb.estimate-live-data-size')
+  }
+
+  // ---- PipelineObserver ------------------------------------------------------------
+
+  proposalAppended(orders: number, cacheHits: number, cacheMisses: number): void {
+    this.proposals.inc()
+    this.orders.inc(orders)
+    this.ordersPerProposal.observe(orders)
+    if (cacheHits > 0) this.cacheLookups.inc({ result: 'hit' }, cacheHits)
+    if (cacheMisses > 0) this.cacheLookups.inc({ result: 'miss' }, cacheMisses)
+  }
+
+  horizonRefused(): void {
+    this.horizonRefusals.inc()
+    this.cacheLookups.inc({ result: 'unreachable' })
+  }
+
+  walGroupDurable(entries: number, fsyncSeconds: number): void {
+    this.walGroupEntries.observe(entries)
+    this.walFsyncSeconds.observe(fsyncSeconds)
+  }
+
+  batchApplied(proposals: number, seconds: number): void {
+    this.appliedProposals.inc(proposals)
+    this.applySeconds.observe(seconds)
+  }
+
+  proposalCommitted(seconds: number): void {
+    this.commitSeconds.observe(seconds)
+  }
+
+  coverageMiss(): void {
+    this.coverageMisses.inc()
+  }
+
+  checkpointed(seconds: number): void {
+    this.checkpointSeconds.observe(seconds)
+  }
+
+  // ---- HTTP ------------------------------------------------------------------------
+
+  /** Counts each answered request under its route template (`unmatched` for a 404 no route took). */
+  requestAnswered(request: FastifyRequest, reply: FastifyReply): void {
+    const route = request.routeOptions.url ?? 'unmatched'
+    const method = httpMethods.has(request.method) ? request.method : 'OTHER'
+    this.httpSeconds.observe({ method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000)
+  }
+
+  /** This server's metrics, then the process's (shared by every server of the process). */
+  async text(): Promise<string> {
+    return (await this.registry.metrics()) + (await processRegistry().metrics())
+  }
+
+  /** The same metrics as v2's `getMetrics` shape: a JSON object by metric name. */
+  async json(): Promise<Record<string, unknown>> {
+    const metrics = [...(await this.registry.getMetricsAsJSON()), ...(await processRegistry().getMetricsAsJSON())]
+    return Object.fromEntries(metrics.map((metric) => [metric.name, { type: metric.type, help: metric.help, values: metric.values }]))
+  }
+}
+
+const httpMethods: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
+
+let processMetrics: Registry | undefined
+
+/** prom-client's process and Node.js metrics (CPU, memory, event loop lag, GC), registered once per process. */
+function processRegistry(): Registry {
+  if (processMetrics === undefined) {
+    processMetrics = new Registry()
+    collectDefaultMetrics({ register: processMetrics })
+  }
+  return processMetrics
+}
+
+/**
+ * `GET /_/metrics`: the Prometheus text exposition format, or — for a
+ * client that accepts JSON and not text, as Formance's SDKs do — v2's JSON
+ * object of metrics by name.
+ */
+export function metricsRoutes(app: FastifyInstance, metrics: ServerMetrics): void {
+  app.get('/_/metrics', async (request, reply) => {
+    const accept = request.headers.accept ?? ''
+    if (accept.includes('application/json') && !accept.includes('text/plain')) return reply.send(await metrics.json())
+    return reply.header('Content-Type', metrics.registry.contentType).send(await metrics.text())
+  })
+}

@@ -1,0 +1,111 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { LedgerNode } from '../../src/server/index.ts'
+import { buildApi } from '../../src/api/index.ts'
+import { tempDirectory } from '../support/temp.ts'
+
+/** The value of one sample of the Prometheus text (`name{labels} value`); 0 when absent. */
+function sample(text: string, series: string): number {
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue
+    const space = line.lastIndexOf(' ')
+    if (line.slice(0, space) === series) return Number(line.slice(space + 1))
+  }
+  return 0
+}
+
+test('/_/metrics: Prometheus text whose counters move with the work done, labelled by route template only', async () => {
+  const tmp = tempDirectory()
+  const node = await LedgerNode.open({ dataDirectory: tmp.directory, sync: true, checkpointEntries: 3 })
+  const app = await buildApi(node)
+  try {
+    const scrape = async (): Promise<string> => {
+      const reply = await app.inject({ method: 'GET', url: '/_/metrics' })
+      assert.equal(reply.statusCode, 200)
+      assert.match(String(reply.headers['content-type']), /^text\/plain; version=0\.0\.4/)
+      return reply.body
+    }
+    const before = await scrape()
+    assert.equal(sample(before, 'tally_proposals_total'), 0)
+    const post = (url: string, body: unknown) => app.inject({ method: 'POST', url, payload: JSON.stringify(body), headers: { 'content-type': 'application/json' } })
+    assert.equal((await post('/v2/secret-ledger-name', {})).statusCode, 204)
+    // Concurrent: their proposals may share WAL groups (group commit).
+    const written = await Promise.all(
+      Array.from({ length: 4 }, (_, i) => post('/v2/secret-ledger-name/transactions', { postings: [{ source: 'world', destination: `users:secret-${i}`, amount: 100 + i, asset: 'USD' }] })),
+    )
+    for (const reply of written) assert.equal(reply.statusCode, 200)
+    const bulk = await post('/v2/secret-ledger-name/_bulk?atomic=true', [
+      { action: 'CREATE_TRANSACTION', data: { postings: [{ source: 'world', destination: 'users:a', amount: 1, asset: 'USD' }] } },
+      { action: 'CREATE_TRANSACTION', data: { postings: [{ source: 'world', destination: 'users:b', amount: 1, asset: 'USD' }] } },
+    ])
+    assert.equal(bulk.statusCode, 200, bulk.body)
+    assert.equal((await app.inject({ method: 'GET', url: '/v2/secret-ledger-name/transactions/999' })).statusCode, 404)
+    const after = await scrape()
+
+    // 1 ledger creation + 4 transactions + 1 bulk of 2: 6 proposals, 7 orders, all applied.
+    assert.equal(sample(after, 'tally_proposals_total'), 6)
+    assert.equal(sample(after, 'tally_orders_total'), 7)
+    assert.equal(sample(after, 'tally_applied_proposals_total'), 6)
+    assert.equal(sample(after, 'tally_proposal_orders_count'), 6)
+    assert.equal(sample(after, 'tally_proposal_orders_sum'), 7)
+    assert.ok(sample(after, 'tally_cache_lookups_total{result="hit"}') + sample(after, 'tally_cache_lookups_total{result="miss"}') > 0)
+    assert.equal(sample(after, 'tally_wal_group_entries_sum'), 6, 'every durable entry is in a WAL group')
+    assert.ok(sample(after, 'tally_wal_fsync_duration_seconds_count') >= 1)
+    assert.ok(sample(after, 'tally_wal_fsync_duration_seconds_sum') > 0, 'fsync timed')
+    assert.ok(sample(after, 'tally_apply_batch_duration_seconds_count') >= 1)
+    assert.equal(sample(after, 'tally_commit_duration_seconds_count'), 6, 'one commit latency per proposal')
+    assert.ok(sample(after, 'tally_store_checkpoint_duration_seconds_count') >= 1, 'checkpoint every 3 entries')
+    assert.equal(sample(after, 'tally_applied_index'), 6)
+    assert.equal(sample(after, 'tally_durable_index'), 6)
+    assert.equal(sample(after, 'tally_apply_lag_entries'), 0)
+    assert.ok(sample(after, 'tally_cache_entries{generation="gen0"}') > 0)
+    assert.ok(sample(after, 'tally_cache_bytes{generation="gen0"}') > 0)
+    assert.ok(sample(after, 'tally_rocksdb_memtable_bytes') > 0)
+    assert.equal(sample(after, 'tally_coverage_misses_total'), 0)
+    assert.ok(sample(after, 'process_cpu_user_seconds_total') > 0, 'process metrics')
+    assert.equal(sample(after, 'tally_http_request_duration_seconds_count{method="POST",route="/v2/:ledger/transactions",status="200"}'), 4)
+    assert.equal(sample(after, 'tally_http_request_duration_seconds_count{method="GET",route="/v2/:ledger/transactions/:id",status="404"}'), 1)
+    // Bounded labels: no ledger name, address or URL in any series.
+    assert.doesNotMatch(after, /secret/)
+  } finally {
+    await app.close()
+    await node.close()
+    tmp.remove()
+  }
+})
+
+test('/_/metrics: a write refused for the cache horizon counts as a refusal and an unreachable lookup', async () => {
+  const tmp = tempDirectory()
+  const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 1, sync: false })
+  const app = await buildApi(node)
+  try {
+    const post = (url: string, body: unknown) => app.inject({ method: 'POST', url, payload: JSON.stringify(body), headers: { 'content-type': 'application/json' } })
+    assert.equal((await post('/v2/main', {})).statusCode, 204)
+    const replies = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => post('/v2/main/transactions', { postings: [{ source: 'world', destination: `users:${i}`, amount: 1, asset: 'USD' }] })),
+    )
+    const refused = replies.filter((reply) => reply.statusCode === 503).length
+    assert.ok(refused > 0)
+    const text = (await app.inject({ method: 'GET', url: '/_/metrics' })).body
+    assert.equal(sample(text, 'tally_cache_horizon_refusals_total'), refused)
+    assert.equal(sample(text, 'tally_cache_lookups_total{result="unreachable"}'), refused)
+    assert.equal(sample(text, 'tally_http_request_duration_seconds_count{method="POST",route="/v2/:ledger/transactions",status="503"}'), refused)
+  } finally {
+    await app.close()
+    await node.close()
+    tmp.remove()
+  }
+})
+
+test('SDK getMetrics: a client that accepts JSON gets the metrics as a JSON object by name', async () => {
+  const { withServer } = await import('../compat/server.ts')
+  await withServer(async ({ v2 }) => {
+    await v2.createLedger({ ledger: 'main', v2CreateLedgerRequest: {} })
+    const answer = await v2.getMetrics()
+    assert.equal(answer.statusCode, 200)
+    const metrics = answer.object as Record<string, { type: string; values: { value: number }[] }> | undefined
+    assert.equal(metrics?.tally_proposals_total?.type, 'counter')
+    assert.equal(metrics?.tally_proposals_total?.values[0]?.value, 1)
+    assert.ok(metrics?.process_cpu_user_seconds_total !== undefined)
+  })
+})
