@@ -168,6 +168,17 @@ export const jsonLinesRoute = { bodyTypes: 'json-lines' } as const
 
 const JSON_LINES_TYPES: ReadonlySet<string> = new Set(['application/octet-stream', 'application/x-ndjson', 'application/jsonl'])
 
+/**
+ * Route config of the OAuth2 token endpoint, which RFC 6749 has take a form.
+ * It moves no money: a cross-site form can only ask for a token with
+ * credentials it would need to know.
+ */
+export const formRoute = { bodyTypes: 'form' } as const
+
+function isFormContentType(value: string): boolean {
+  return (value.split(';', 1)[0] as string).trim().toLowerCase() === 'application/x-www-form-urlencoded'
+}
+
 function isJsonLinesContentType(value: string): boolean {
   return JSON_LINES_TYPES.has((value.split(';', 1)[0] as string).trim().toLowerCase()) || isJsonContentType(value)
 }
@@ -183,9 +194,11 @@ export function refuseUnexpectedBodyType(request: FastifyRequest): void {
   if (!WRITE_METHODS.has(request.method)) return
   const config = request.routeOptions.config as { bodyTypes?: string }
   const jsonLines = config.bodyTypes === jsonLinesRoute.bodyTypes
+  const form = config.bodyTypes === formRoute.bodyTypes
   const type = request.headers['content-type']
-  if (type === undefined ? !hasBody(request) : jsonLines ? isJsonLinesContentType(type) : isJsonContentType(type)) return
-  const expected = jsonLines ? 'application/json, application/x-ndjson or application/octet-stream' : 'application/json'
+  const accepted = (value: string): boolean => (form ? isFormContentType(value) : jsonLines ? isJsonLinesContentType(value) : isJsonContentType(value))
+  if (type === undefined ? !hasBody(request) : accepted(type)) return
+  const expected = form ? 'application/x-www-form-urlencoded' : jsonLines ? 'application/json, application/x-ndjson or application/octet-stream' : 'application/json'
   throw new TransportError(
     415,
     'VALIDATION',

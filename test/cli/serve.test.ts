@@ -34,6 +34,16 @@ function runServe(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise
   return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })))
 }
 
+/** The node's own log lines: JSON lines (pino's shape) on stderr. */
+function isLogLine(line: string): boolean {
+  try {
+    const parsed: unknown = JSON.parse(line)
+    return typeof parsed === 'object' && parsed !== null && 'level' in parsed && 'msg' in parsed
+  } catch {
+    return false
+  }
+}
+
 /** Exit 1, one `tally serve:` line matching `pattern`, no stack trace, nothing on stdout. */
 function assertRefused(outcome: Outcome, pattern: RegExp): void {
   assert.equal(outcome.code, 1, `exit code; stderr: ${outcome.stderr}`)
@@ -41,7 +51,7 @@ function assertRefused(outcome: Outcome, pattern: RegExp): void {
   const lines = outcome.stderr.split('\n').filter((line) => line.startsWith('tally serve:'))
   assert.equal(lines.length, 1, `one line saying what is wrong: ${outcome.stderr}`)
   assert.match(lines[0] as string, pattern)
-  const others = outcome.stderr.split('\n').filter((line) => line !== '' && !line.startsWith('tally serve:') && !/^\d{4}-\d\d-\d\dT\S+ /.test(line))
+  const others = outcome.stderr.split('\n').filter((line) => line !== '' && !line.startsWith('tally serve:') && !isLogLine(line))
   assert.deepEqual(others, [], `nothing but the line and log lines: ${outcome.stderr}`)
   assert.equal(outcome.stdout, '')
 }

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { TallyError } from '../../domain/index.ts'
+import { formRoute } from '../transport.ts'
 import { secretMatches } from './clients.ts'
 import type { ApiClient } from './clients.ts'
 import { requirementOf, tokenRoutes } from './requirements.ts'
@@ -77,7 +78,7 @@ export function tokenEndpoint(app: FastifyInstance, options: AuthOptions): void 
       done(null, new URLSearchParams(typeof body === 'string' ? body : body.toString('utf8')))
     })
     for (const url of tokenRoutes()) {
-      scope.post(url, { bodyLimit: tokenBodyBytesMax }, async (request, reply) => {
+      scope.post(url, { bodyLimit: tokenBodyBytesMax, config: formRoute }, async (request, reply) => {
         void reply.header('Cache-Control', 'no-store')
         const form = request.body instanceof URLSearchParams ? request.body : undefined
         if (form === undefined) return reply.code(400).send({ error: 'invalid_request', error_description: 'expected an application/x-www-form-urlencoded body' })
