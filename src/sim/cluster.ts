@@ -56,6 +56,7 @@ import type {
   ProtocolFaults,
   PromotionDecision,
   PromotionInput,
+  RecoveryEvent,
   ReplicaState,
   RetainedHistory,
   Sender,
@@ -194,6 +195,13 @@ export interface ClusterStats {
   recoveriesFailed: number
   messagesDelivered: number
   messagesRejected: number
+  /** Recovery paths taken (the seed sets must exercise each; see `test/sim/paths.test.ts`). */
+  budgetViolations: number
+  catchUpTimeouts: number
+  reservationTimeouts: number
+  pinFailures: number
+  rebuildStalls: number
+  staleAssignments: number
 }
 
 /** Every counter at zero: a run's start, and the sum over no runs. */
@@ -209,6 +217,12 @@ export function emptyClusterStats(): ClusterStats {
     recoveriesFailed: 0,
     messagesDelivered: 0,
     messagesRejected: 0,
+    budgetViolations: 0,
+    catchUpTimeouts: 0,
+    reservationTimeouts: 0,
+    pinFailures: 0,
+    rebuildStalls: 0,
+    staleAssignments: 0,
   }
 }
 
@@ -725,11 +739,10 @@ export class Cluster {
 
   #receiveMembership(message: Extract<Message, { kind: 'membership' }>): void {
     const runtime = this.#runtime
-    if (runtime === undefined || runtime.nodeId !== message.to || message.epoch !== runtime.epoch) {
-      return this.#reject(message, 'epoch_mismatch')
-    }
-    runtime.applyMembership(this.#replicaAssignments(runtime, new Map(message.endpoints)))
-    this.#accept(message, '')
+    if (runtime === undefined || runtime.nodeId !== message.to) return this.#reject(message, 'not_primary')
+    const verdict = runtime.applyMembership({ epoch: message.epoch, replicas: this.#replicaAssignments(runtime, new Map(message.endpoints)) })
+    if (verdict === 'applied') this.#accept(message, '')
+    else this.#reject(message, verdict === 'stale' ? 'stale_assignment' : 'epoch_ahead')
   }
 
   #coordinate(): void {
@@ -860,9 +873,23 @@ export class Cluster {
       // Only PrimaryRuntime instances are built here, so the adapters see the pins and streams.
       adapters: (created) => this.#adapters(created as PrimaryRuntime),
     })
+    runtime.log.subscribe((event) => this.#countPath(event))
     if (this.#trace !== undefined) runtime.log.subscribe((event) => this.#log('engine', formatRecoveryEvent(event)))
     this.#runtime = runtime
     runtime.registry.reconcile({ epoch, replicas: this.#replicaAssignments(runtime) })
+  }
+
+  /** Counts the recovery paths the engine reports taking. */
+  #countPath(event: RecoveryEvent): void {
+    if (event.kind === 'pin_failed') this.stats.pinFailures += 1
+    else if (event.kind === 'stale_assignment') this.stats.staleAssignments += 1
+    else if (event.kind === 'exec_failed') {
+      const reason = event.reason ?? ''
+      if (reason.startsWith('budget_')) this.stats.budgetViolations += 1
+      else if (reason === 'catchup_timeout') this.stats.catchUpTimeouts += 1
+      else if (reason === 'reservation_expired') this.stats.reservationTimeouts += 1
+      else if (reason === 'rebuild_stalled') this.stats.rebuildStalls += 1
+    }
   }
 
   #replicaAssignments(runtime: PrimaryRuntime, endpoints: Map<NodeId, Endpoint> = this.coordinator.knownEndpoints) {
