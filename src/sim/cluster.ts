@@ -60,6 +60,7 @@ import type {
   ReplicaState,
   RetainedHistory,
   Sender,
+  SessionId,
   SessionTicket,
   TransferReport,
 } from '../replication/index.ts'
@@ -105,7 +106,31 @@ export interface ClusterOptions {
   readonly faults: ProtocolFaults
   /** The network model: every message may be lost, delayed or duplicated (all zero: every message arrives once, on time). */
   readonly network: NetworkModel
+  /** The storage model: slow or failing fsync, long base transfers, bounded pins (all zero: instant, reliable, unbounded). */
+  readonly storage: StorageModel
 }
+
+export interface StorageModel {
+  /** Per mille of replica fsyncs (on a barrier) that take 1..`slowFsyncTicksMax` extra ticks; a crash meanwhile loses them. */
+  readonly slowFsyncPermille: number
+  readonly slowFsyncTicksMax: number
+  /** Per mille of fsyncs (a replica's on a barrier, the primary's group commit) that fail: the node crashes (its volatile tail is gone). */
+  readonly failedFsyncPermille: number
+  /** Per cent of base transfers (snapshot or full base) that take 2..`slowTransferTicksMax` ticks and are polled until done or interrupted. */
+  readonly slowTransferPercent: number
+  readonly slowTransferTicksMax: number
+  /** Most pins the primary's storage holds at once; a pin beyond it is refused (`pin_limit`). 0: unbounded. */
+  readonly pinsMax: number
+}
+
+export const healthyStorage: StorageModel = Object.freeze({
+  slowFsyncPermille: 0,
+  slowFsyncTicksMax: 0,
+  failedFsyncPermille: 0,
+  slowTransferPercent: 0,
+  slowTransferTicksMax: 0,
+  pinsMax: 0,
+})
 
 export interface NetworkModel {
   /** Extra delay, 0..max ticks, drawn per message (reorders messages on a link). */
@@ -135,6 +160,7 @@ export const clusterDefaults: Omit<ClusterOptions, 'seed'> = {
   plantedBugs: {},
   faults: noFaults,
   network: reliableNetwork,
+  storage: healthyStorage,
 }
 
 export const nodeCountMax = 9
@@ -178,6 +204,10 @@ interface PinRecord {
 export class PrimaryRuntime extends PrimaryProtocol {
   readonly pins = new Map<number, PinRecord>()
   readonly streamed = new Map<ReplicaId, { fromLsn: Lsn; toLsn: Lsn; tick: Tick }>()
+  /** The newest endpoint version this primary has addressed each member at (the checker's memory). */
+  readonly endpointVersionsUsed = new Map<ReplicaId, number>()
+  /** Base transfers under way (at most one per replica: the one of its current session). */
+  readonly transfers = new Map<ReplicaId, { sessionId: SessionId; doneAt: Tick }>()
 
   get nodeId(): NodeId {
     return this.primaryId
@@ -202,6 +232,8 @@ export interface ClusterStats {
   pinFailures: number
   rebuildStalls: number
   staleAssignments: number
+  fsyncFailures: number
+  transfersInterrupted: number
 }
 
 /** Every counter at zero: a run's start, and the sum over no runs. */
@@ -223,6 +255,8 @@ export function emptyClusterStats(): ClusterStats {
     pinFailures: 0,
     rebuildStalls: 0,
     staleAssignments: 0,
+    fsyncFailures: 0,
+    transfersInterrupted: 0,
   }
 }
 
@@ -240,7 +274,10 @@ export class Cluster {
   readonly #linksDown = new Set<string>()
   /** Draws for the network model only, so turning it on leaves the action sequence of a seed alone. */
   readonly #networkPrng: Prng
+  /** Draws for the storage model only, for the same reason. */
+  readonly #storagePrng: Prng
   #network: NetworkModel
+  #storage: StorageModel
   #now: Tick = Tick.zero
   #runtime: PrimaryRuntime | undefined
   #incarnation = 0
@@ -260,6 +297,8 @@ export class Cluster {
     this.prng = new Prng(this.options.seed)
     this.#networkPrng = new Prng(this.options.seed ^ 0x6e6574)
     this.#network = this.options.network
+    this.#storagePrng = new Prng(this.options.seed ^ 0x646973)
+    this.#storage = this.options.storage
     this.#trace = this.options.trace ? [] : undefined
     const ids: NodeId[] = []
     for (let index = 1; index <= nodeCount; index += 1) {
@@ -385,6 +424,12 @@ export class Cluster {
   healNetwork(): void {
     this.#network = reliableNetwork
     this.#log('action', 'network healed')
+  }
+
+  /** Fsyncs stop failing (a fault); slow fsyncs, slow transfers and the pin bound stay (they are how this disk is). */
+  healStorage(): void {
+    this.#storage = { ...this.#storage, failedFsyncPermille: 0 }
+    this.#log('action', 'storage healed (fsyncs no longer fail)')
   }
 
   /** Takes a checkpoint at the highest LSN the node knows is committed and holds. */
@@ -533,6 +578,16 @@ export class Cluster {
   #receiveBarrier(node: SimNode, message: Extract<Message, { kind: 'barrier' }>): void {
     const decision = decideBarrier(node, { ...message, retriesMax: this.options.barrierRetriesMax })
     if (decision.kind === 'flush_and_ack') {
+      if (message.fsyncStarted !== true) {
+        const fsync = this.#drawFsync()
+        if (fsync === 'failed') return this.#fsyncFailed(node)
+        if (fsync === 'slow') {
+          // The fsync completes later; a crash before then loses it (the barrier dies with the node).
+          this.#log('deliver', `${describe(message)} fsync slow`)
+          this.queue.sendAt(Tick.after(this.#now, 1 + this.#storagePrng.int(this.#storage.slowFsyncTicksMax)), { ...message, fsyncStarted: true })
+          return
+        }
+      }
       node.flush()
       node.knownCommittedLsn = decision.knownCommittedLsn
       this.#accept(message, `flushed=${node.durableLsn}`)
@@ -645,7 +700,29 @@ export class Cluster {
 
   #groupCommit(): void {
     const runtime = this.#runtime
-    if (runtime !== undefined) this.node(runtime.nodeId).flush()
+    if (runtime === undefined) return
+    const primary = this.node(runtime.nodeId)
+    if (primary.headLsn === primary.durableLsn) return
+    const fsync = this.#drawFsync()
+    if (fsync === 'failed') return this.#fsyncFailed(primary)
+    // A slow group commit is still running at the end of this tick; the next one retries.
+    if (fsync === 'ok') primary.flush()
+  }
+
+  /** One fsync's fate under the storage model. */
+  #drawFsync(): 'ok' | 'slow' | 'failed' {
+    const storage = this.#storage
+    if (storage.failedFsyncPermille === 0 && storage.slowFsyncPermille === 0) return 'ok'
+    const roll = this.#storagePrng.int(1000)
+    if (roll < storage.failedFsyncPermille) return 'failed'
+    return roll < storage.failedFsyncPermille + storage.slowFsyncPermille ? 'slow' : 'ok'
+  }
+
+  /** A failed fsync is not retried (what it covered may be lost in the page cache): the node crashes and restarts from its disk. */
+  #fsyncFailed(node: SimNode): void {
+    this.#log('action', `fsync failed on ${node.id}`)
+    this.stats.fsyncFailures += 1
+    this.crash(node.id)
   }
 
   #refreshCommit(): void {
@@ -993,6 +1070,8 @@ export class Cluster {
   #adapters(runtime: PrimaryRuntime): DriverOptions['adapters'] {
     const primary = this.node(runtime.nodeId)
     const pin = (owner: PinOwner, kind: PinRecord['kind'], lsn: Lsn, image: Image | undefined): PinResult => {
+      const pinsMax = this.#storage.pinsMax
+      if (pinsMax > 0 && runtime.pins.size >= pinsMax) return { ok: false, reason: 'pin_limit' }
       const id = this.#nextPinId
       this.#nextPinId += 1
       runtime.pins.set(id, { owner, kind, lsn, image })
@@ -1005,10 +1084,27 @@ export class Cluster {
       return undefined
     }
     const install = (ticket: SessionTicket, kind: 'snapshot' | 'full_base'): BaseTransferReport => {
+      const transfer = runtime.transfers.get(ticket.replicaId)
+      const underWay = transfer !== undefined && transfer.sessionId === ticket.sessionId
       const reason = this.#unreachable(runtime, ticket)
-      if (reason !== undefined) return { ok: false, reason }
+      if (reason !== undefined) {
+        runtime.transfers.delete(ticket.replicaId)
+        if (underWay) this.stats.transfersInterrupted += 1
+        return { ok: false, reason: underWay ? `transfer_interrupted_${reason}` : reason }
+      }
       const image = pinnedImage(ticket, kind)
       if (image === undefined) return { ok: false, reason: `${kind}_not_pinned` }
+      if (!underWay) {
+        const ticks = this.#drawTransferTicks()
+        if (ticks > 0) {
+          runtime.transfers.set(ticket.replicaId, { sessionId: ticket.sessionId, doneAt: Tick.after(this.#now, ticks) })
+          this.#log('recovery', `${ticket.replicaId} ${kind} transfer at ${image.lsn} takes ${ticks} ticks`)
+          return { ok: true, installedLsn: undefined }
+        }
+      } else if (transfer.doneAt > this.#now) {
+        return { ok: true, installedLsn: undefined }
+      }
+      runtime.transfers.delete(ticket.replicaId)
       this.node(ticket.replicaId).installImage(image)
       runtime.replicaInstalled(ticket.replicaId, image.lsn, this.#now)
       runtime.streamed.delete(ticket.replicaId)
@@ -1058,6 +1154,13 @@ export class Cluster {
         return { ok: true, durableLsn: Lsn.min(node.durableLsn, toLsn) }
       },
     }
+  }
+
+  /** 0 for an immediate base transfer, else how many ticks a slow one takes. */
+  #drawTransferTicks(): number {
+    const storage = this.#storage
+    if (storage.slowTransferPercent === 0 || this.#storagePrng.int(100) >= storage.slowTransferPercent) return 0
+    return 2 + this.#storagePrng.int(Math.max(1, storage.slowTransferTicksMax - 1))
   }
 
   // ------------------------------------------------------------------ trace

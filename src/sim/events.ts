@@ -29,6 +29,8 @@ export type Message =
       readonly lsn: Lsn
       readonly committedLsn: Lsn
       readonly attempt: number
+      /** The replica's fsync for this barrier already started (slow fsync under the storage model). */
+      readonly fsyncStarted?: boolean
     })
   | (MessageBase & { readonly kind: 'ack'; readonly barrierId: number; readonly durableLsn: Lsn })
   | (MessageBase & { readonly kind: 'heartbeat'; readonly endpoint: Endpoint; readonly durableLsn: Lsn; readonly safeLsn: Lsn })
