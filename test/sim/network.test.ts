@@ -11,7 +11,11 @@
 // moved the control plane's view of a member back to the address it had left,
 // and a membership update reordered behind a newer one did the same to the
 // primary's sender (seed 9: endpoint_regressed); endpoint versions now only
-// go forward, in the control plane and in the registry.
+// go forward, in the control plane and in the registry. With the storage
+// model, a full-base rebuild whose transfer took many ticks completed at its
+// target after the WAL above it was recycled, so live shipping could not
+// resume (seed 107331, 300 steps: an invariant exception); a full-base plan
+// now pins WAL from its target too.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { runRandom } from '../../src/sim/index.ts'
@@ -37,6 +41,14 @@ test('network model: a lost membership update is sent again, so a moved replica 
 
 test('network model: a reordered heartbeat or membership update never moves a member back to an address it left (seed 9)', () => {
   const result = runRandom({ seed: 9, steps: 250, network: lossyNetwork })
+  assert.deepEqual(
+    result.violations.map((violation) => `${violation.kind} ${violation.detail}`),
+    [],
+  )
+})
+
+test('network model, slow transfers: the WAL above a full-base target outlives the transfer (seed 107331)', () => {
+  const result = runRandom({ seed: 107_331, steps: 300, network: lossyNetwork })
   assert.deepEqual(
     result.violations.map((violation) => `${violation.kind} ${violation.detail}`),
     [],
