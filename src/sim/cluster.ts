@@ -426,10 +426,15 @@ export class Cluster {
     this.#log('action', 'network healed')
   }
 
-  /** Fsyncs stop failing (a fault); slow fsyncs, slow transfers and the pin bound stay (they are how this disk is). */
+  /**
+   * The storage model stops: fsyncs neither fail nor stall, transfers are
+   * immediate, pins unbounded (transfers and fsyncs already under way finish
+   * as drawn). With pins scarce, recoveries serialise, and one chunk per
+   * round trip makes a replica far behind outlast the liveness bound.
+   */
   healStorage(): void {
-    this.#storage = { ...this.#storage, failedFsyncPermille: 0 }
-    this.#log('action', 'storage healed (fsyncs no longer fail)')
+    this.#storage = healthyStorage
+    this.#log('action', 'storage healed')
   }
 
   /** Takes a checkpoint at the highest LSN the node knows is committed and holds. */

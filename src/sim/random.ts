@@ -121,7 +121,7 @@ export function optionsFor(seed: number, shape: RunShape): Partial<ClusterOption
       failedFsyncPermille: 1,
       slowTransferPercent: 30,
       slowTransferTicksMax: 16,
-      pinsMax: 4 + prng.int(3),
+      pinsMax: 2 + prng.int(3),
     }
   }
   return options
