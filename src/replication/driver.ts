@@ -122,6 +122,11 @@ export class RecoveryDriver {
     return this.#running.get(replicaId)?.sessionId
   }
 
+  /** The session whose handshake is still unanswered for a replica, if any (it has no executor yet). */
+  connectingSessionId(replicaId: ReplicaId): SessionId | undefined {
+    return this.#connecting.get(replicaId)?.ticket.sessionId
+  }
+
   /** The control plane reported a new endpoint: the next session for the replica is a `reassign`. */
   requestReassign(replicaId: ReplicaId): void {
     this.#reassign.add(replicaId)

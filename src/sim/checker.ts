@@ -148,7 +148,8 @@ export function checkCluster(cluster: Cluster): Violation[] {
         runtime.endpointVersionsUsed.set(sender.replicaId, sender.endpoint.version)
       }
       const session = sender.activeSession()
-      if (session !== undefined && runtime.driver.executorSessionId(sender.replicaId) !== session.id) {
+      const driven = runtime.driver.executorSessionId(sender.replicaId) ?? runtime.driver.connectingSessionId(sender.replicaId)
+      if (session !== undefined && driven !== session.id) {
         add('session_orphaned', `${sender.replicaId} session ${session.id} has no executor`)
       }
     }

@@ -108,6 +108,8 @@ export interface ClusterOptions {
   readonly network: NetworkModel
   /** The storage model: slow or failing fsync, long base transfers, bounded pins (all zero: instant, reliable, unbounded). */
   readonly storage: StorageModel
+  /** Connects go over the simulated network (a handshake and its reply) instead of answering in the call. */
+  readonly handshakeOverNetwork: boolean
 }
 
 export interface StorageModel {
@@ -161,6 +163,7 @@ export const clusterDefaults: Omit<ClusterOptions, 'seed'> = {
   faults: noFaults,
   network: reliableNetwork,
   storage: healthyStorage,
+  handshakeOverNetwork: false,
 }
 
 export const nodeCountMax = 9
@@ -206,6 +209,8 @@ export class PrimaryRuntime extends PrimaryProtocol {
   readonly streamed = new Map<ReplicaId, { fromLsn: Lsn; toLsn: Lsn; tick: Tick }>()
   /** The newest endpoint version this primary has addressed each member at (the checker's memory). */
   readonly endpointVersionsUsed = new Map<ReplicaId, number>()
+  /** Handshakes sent, by replica: the session's, and the replica's answer once it arrived. */
+  readonly handshakes = new Map<ReplicaId, { sessionId: SessionId; flushedLsn: Lsn | undefined }>()
   /** Base transfers under way (at most one per replica: the one of its current session). */
   readonly transfers = new Map<ReplicaId, { sessionId: SessionId; doneAt: Tick }>()
 
@@ -519,7 +524,7 @@ export class Cluster {
     if (!node.running) return this.#reject(message, 'node_down')
     if (message.kind === 'assignment') return this.#adoptAssignment(node, message)
     if (message.kind === 'membership') return this.#receiveMembership(message)
-    if (message.kind === 'ack') {
+    if (message.kind === 'ack' || message.kind === 'handshake_reply') {
       const runtime = this.#runtime
       if (runtime === undefined || runtime.nodeId !== message.to) return this.#reject(message, 'not_primary')
       if (fenceEpoch(runtime.epoch, message.epoch, this.options.faults) !== 'current') return this.#reject(message, 'epoch_mismatch')
@@ -527,7 +532,7 @@ export class Cluster {
       return this.#reject(message, 'epoch_mismatch')
     }
     if (this.isLinkDown(message.from, message.to)) return this.#reject(message, 'link_down')
-    if ((message.kind === 'ship' || message.kind === 'barrier') && message.endpointVersion !== node.endpoint.version) {
+    if ((message.kind === 'ship' || message.kind === 'barrier' || message.kind === 'handshake') && message.endpointVersion !== node.endpoint.version) {
       return this.#reject(message, 'stale_endpoint')
     }
     switch (message.kind) {
@@ -537,6 +542,10 @@ export class Cluster {
         return this.#receiveBarrier(node, message)
       case 'ack':
         return this.#receiveAck(message)
+      case 'handshake':
+        return this.#receiveHandshake(node, message)
+      case 'handshake_reply':
+        return this.#receiveHandshakeReply(message)
       case 'heartbeat':
         return this.#reject(message, 'misrouted')
       default: {
@@ -612,6 +621,26 @@ export class Cluster {
       return
     }
     this.#reject(message, 'barrier_abandoned')
+  }
+
+  /** The replica side of a connect: log matching against the primary's log, a divergent or volatile tail dropped, the flushed LSN answered. */
+  #receiveHandshake(node: SimNode, message: Extract<Message, { kind: 'handshake' }>): void {
+    const flushed = matchLog(node, this.node(message.from))
+    if (node.headLsn > flushed) {
+      node.truncate(flushed)
+      this.#log('recovery', `${node.id} drops tail above ${flushed} (off the primary's lineage or volatile)`)
+    }
+    this.#accept(message, `flushed=${flushed}`)
+    this.#send(Tick.after(this.#now, 1), { kind: 'handshake_reply', from: node.id, to: message.from, epoch: node.epoch, sessionId: message.sessionId, flushedLsn: flushed })
+  }
+
+  #receiveHandshakeReply(message: Extract<Message, { kind: 'handshake_reply' }>): void {
+    const runtime = this.#runtime
+    invariant(runtime !== undefined, 'handshake reply accepted without a primary')
+    const pending = runtime.handshakes.get(message.from)
+    if (pending === undefined || pending.sessionId !== message.sessionId || pending.flushedLsn !== undefined) return this.#reject(message, 'session_unknown')
+    runtime.handshakes.set(message.from, { sessionId: message.sessionId, flushedLsn: message.flushedLsn })
+    this.#accept(message, '')
   }
 
   #receiveAck(message: Extract<Message, { kind: 'ack' }>): void {
@@ -1056,12 +1085,40 @@ export class Cluster {
    * Handshake transport: the replica's flushed LSN on the primary's lineage,
    * found by the replica side's log matching on (LSN, epoch) (`matchLog`);
    * the replica drops everything above it (a divergent or volatile tail).
+   * With `handshakeOverNetwork` the request and the answer are messages
+   * (lossy and delayed under the network model) and the driver polls until
+   * the answer is in; the replica's barriers expire when the request leaves,
+   * since an ack still in flight may describe entries the replica is about to
+   * drop.
    */
-  #connect(runtime: PrimaryRuntime, ticket: Pick<SessionTicket, 'replicaId' | 'endpoint' | 'epoch'>): ConnectReport {
-    const reason = this.#unreachable(runtime, ticket)
-    if (reason !== undefined) return { ok: false, reason }
+  #connect(runtime: PrimaryRuntime, request: Pick<SessionTicket, 'replicaId' | 'sessionId' | 'endpoint' | 'epoch'>): ConnectReport {
+    const reason = this.#unreachable(runtime, request)
+    if (reason !== undefined) {
+      runtime.handshakes.delete(request.replicaId)
+      return { ok: false, reason }
+    }
     const primary = this.node(runtime.nodeId)
-    const node = this.node(ticket.replicaId)
+    const node = this.node(request.replicaId)
+    if (this.options.handshakeOverNetwork) {
+      const sent = runtime.handshakes.get(node.id)
+      if (sent === undefined || sent.sessionId !== request.sessionId) {
+        runtime.handshakes.set(node.id, { sessionId: request.sessionId, flushedLsn: undefined })
+        runtime.barriers.expireFor(node.id, this.#now)
+        this.#send(Tick.after(this.#now, 1), {
+          kind: 'handshake',
+          from: primary.id,
+          to: node.id,
+          epoch: runtime.epoch,
+          endpointVersion: request.endpoint.version,
+          sessionId: request.sessionId,
+        })
+        return { ok: true, flushedLsn: undefined }
+      }
+      if (sent.flushedLsn === undefined) return { ok: true, flushedLsn: undefined }
+      runtime.handshakes.delete(node.id)
+      runtime.replicaRewound(node.id, sent.flushedLsn, this.#now)
+      return { ok: true, flushedLsn: sent.flushedLsn }
+    }
     const flushed = matchLog(node, primary)
     if (node.headLsn > flushed) {
       node.truncate(flushed)
@@ -1201,6 +1258,10 @@ export function describe(message: Message): string {
       return `assignment ${route}`
     case 'membership':
       return `membership ${route}`
+    case 'handshake':
+      return `handshake ${route} session=${message.sessionId}`
+    case 'handshake_reply':
+      return `handshake_reply ${route} session=${message.sessionId} flushed=${message.flushedLsn}`
     default: {
       const never: never = message
       throw new Error(`unknown message ${String(never)}`)

@@ -36,6 +36,8 @@ export interface RunShape {
   readonly timers: 'default' | 'tight'
   /** `faulty`: slow and failing fsyncs, slow interruptible base transfers, few pins (see `StorageModel`). */
   readonly storage: 'healthy' | 'faulty'
+  /** `network`: connects are a handshake and a reply over the simulated network, polled by the driver. */
+  readonly handshake: 'call' | 'network'
 }
 
 export interface RunResult {
@@ -94,7 +96,8 @@ export function shapeFor(seed: number, fixed: RandomRunOptions['shape'] = {}): R
   const profile = new Prng(seed ^ 0x7133)
   const timers = fixed.timers ?? (profile.chance(0.5) ? 'tight' : 'default')
   const storage = fixed.storage ?? (profile.chance(0.5) ? 'faulty' : 'healthy')
-  return { nodeCount, durability, order, timers, storage }
+  const handshake = fixed.handshake ?? (profile.chance(0.5) ? 'network' : 'call')
+  return { nodeCount, durability, order, timers, storage, handshake }
 }
 
 /** The cluster options a shape stands for; the tight limits and the faulty disk are drawn from the seed. */
@@ -104,6 +107,7 @@ export function optionsFor(seed: number, shape: RunShape): Partial<ClusterOption
     nodeCount: shape.nodeCount,
     durability: shape.durability,
     order: shape.order,
+    handshakeOverNetwork: shape.handshake === 'network',
   }
   if (shape.timers === 'tight') {
     options.catchUpTimeoutTicks = 6 + prng.int(20)

@@ -49,11 +49,11 @@ test('planted, network model on: pins kept on the budget-violation exit are caug
 })
 
 test('planted, network model on: the registry applying an older assignment is caught (a reordered membership update moves a sender back to an address its replica left)', () => {
-  expectCaught({ acceptOlderAssignment: true }, { firstSeed: 5, count: 4 }, 'endpoint_regressed', lossyNetwork)
+  expectCaught({ acceptOlderAssignment: true }, { firstSeed: 25, count: 4 }, 'endpoint_regressed', lossyNetwork)
 })
 
 test('planted, network model on: a replica accepting older-epoch ship/barrier traffic is caught', () => {
-  expectCaught({ acceptOlderEpochTraffic: true }, { firstSeed: 19, count: 4 }, 'commit_not_durable', lossyNetwork)
+  expectCaught({ acceptOlderEpochTraffic: true }, { firstSeed: 34, count: 4 }, 'commit_not_durable', lossyNetwork)
 })
 
 const notCaughtYet: Array<[keyof ProtocolFaults, string]> = [
