@@ -170,7 +170,7 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
       `catch-ups ${totals.catchUpsCompleted} rebuilds ${totals.rebuildsCompleted} failed recoveries ${totals.recoveriesFailed}`,
       `messages delivered ${totals.messagesDelivered} rejected ${totals.messagesRejected}`,
       `paths: budget violations ${totals.budgetViolations} catch-up timeouts ${totals.catchUpTimeouts} reservation timeouts ${totals.reservationTimeouts} pin failures ${totals.pinFailures} rebuild stalls ${totals.rebuildStalls}`,
-      `       stale assignments ${totals.staleAssignments} failed fsyncs ${totals.fsyncFailures} interrupted transfers ${totals.transfersInterrupted}`,
+      `       stale assignments ${totals.staleAssignments} failed fsyncs ${totals.fsyncFailures} interrupted transfers ${totals.transfersInterrupted} connect timeouts ${totals.connectTimeouts}`,
       `liveness: ${settledRuns} of ${summary.runs} runs settled after faults stopped, slowest in ${settledTicksMax} ticks`,
     ].join('\n') + '\n',
   )

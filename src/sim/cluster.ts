@@ -239,6 +239,8 @@ export interface ClusterStats {
   staleAssignments: number
   fsyncFailures: number
   transfersInterrupted: number
+  /** Handshakes over the network never answered in time (lost request or reply). */
+  connectTimeouts: number
 }
 
 /** Every counter at zero: a run's start, and the sum over no runs. */
@@ -262,6 +264,7 @@ export function emptyClusterStats(): ClusterStats {
     staleAssignments: 0,
     fsyncFailures: 0,
     transfersInterrupted: 0,
+    connectTimeouts: 0,
   }
 }
 
@@ -994,6 +997,7 @@ export class Cluster {
   #countPath(event: RecoveryEvent): void {
     if (event.kind === 'pin_failed') this.stats.pinFailures += 1
     else if (event.kind === 'stale_assignment') this.stats.staleAssignments += 1
+    else if (event.kind === 'session_invalidated' && event.reason === 'connect_timeout') this.stats.connectTimeouts += 1
     else if (event.kind === 'exec_failed') {
       const reason = event.reason ?? ''
       if (reason.startsWith('budget_')) this.stats.budgetViolations += 1
