@@ -64,10 +64,16 @@ export type BaseTransferReport =
  * Entries carry their epoch, so the implementation can compare (lsn, epoch)
  * pairs, as Raft's log-matching check does.
  */
-export type ConnectReport = { readonly ok: true; readonly flushedLsn: Lsn } | { readonly ok: false; readonly reason: string }
+export type ConnectReport = { readonly ok: true; readonly flushedLsn: Lsn | undefined } | { readonly ok: false; readonly reason: string }
 
 export interface ReplicaConnector {
-  connect(request: { readonly replicaId: ReplicaId; readonly endpoint: Endpoint; readonly epoch: Epoch }): ConnectReport
+  /**
+   * Starts the handshake, or polls the one already started for this session:
+   * `flushedLsn` is undefined until the replica has answered (the driver asks
+   * again once per tick, within `connectTimeoutTicks`). A session that ends
+   * meanwhile is never polled again, so its late answer is simply unused.
+   */
+  connect(request: { readonly replicaId: ReplicaId; readonly sessionId: SessionId; readonly endpoint: Endpoint; readonly epoch: Epoch }): ConnectReport
 }
 
 export interface WalStreamer {

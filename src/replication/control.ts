@@ -87,7 +87,8 @@ export class ControlPlane {
     const { replicaId } = heartbeat
     this.#heard.set(replicaId, { epoch: heartbeat.epoch, durableLsn: heartbeat.durableLsn, safeLsn: heartbeat.safeLsn, reportedAt: now })
     const known = this.knownEndpoints.get(replicaId)
-    const moved = known === undefined || endpointChanged(known, heartbeat.endpoint)
+    // Endpoint versions only go forward: a heartbeat reordered behind a newer one names an address the member left.
+    const moved = known === undefined || (heartbeat.endpoint.version > known.version && endpointChanged(known, heartbeat.endpoint))
     if (moved) this.knownEndpoints.set(replicaId, heartbeat.endpoint)
     let sendAssignment = false
     if (heartbeat.epoch < this.#epoch && replicaId !== this.#primaryId) {

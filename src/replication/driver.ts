@@ -37,8 +37,12 @@ export interface DriverOptions {
   readonly reservationTimeoutTicks: number
   readonly rebuildStallTicks: number
   readonly recoveryRetryTicks: number
+  /** A handshake not answered within this many ticks is abandoned (`connect_timeout`); default `connectTimeoutTicksDefault`. */
+  readonly connectTimeoutTicks?: number
   readonly faults?: ProtocolFaults
 }
+
+export const connectTimeoutTicksDefault = 10
 
 export type DriverTimerKind = 'catchup_timeout' | 'reservation_timeout'
 
@@ -70,6 +74,13 @@ export interface DriverReady {
   readonly ignored: readonly DriverTimer[]
 }
 
+/** A session whose handshake the replica has not answered yet. */
+interface PendingConnect {
+  readonly ticket: SessionTicket
+  readonly kind: SessionKind
+  readonly since: Tick
+}
+
 interface RunningRecovery {
   readonly executor: CatchUpExecutor | RebuildExecutor
   readonly kind: SessionKind
@@ -97,6 +108,7 @@ export class RecoveryDriver {
   readonly #retryAt = new Map<ReplicaId, Tick>()
   readonly #reassign = new Set<ReplicaId>()
   readonly #everInSync = new Set<ReplicaId>()
+  readonly #connecting = new Map<ReplicaId, PendingConnect>()
 
   constructor(options: DriverOptions) {
     invariant(options.recoveryRetryTicks >= 1, 'recoveryRetryTicks must be >= 1')
@@ -108,6 +120,11 @@ export class RecoveryDriver {
   /** The session a replica's running executor serves, if any (for audits of pins and sessions). */
   executorSessionId(replicaId: ReplicaId): SessionId | undefined {
     return this.#running.get(replicaId)?.sessionId
+  }
+
+  /** The session whose handshake is still unanswered for a replica, if any (it has no executor yet). */
+  connectingSessionId(replicaId: ReplicaId): SessionId | undefined {
+    return this.#connecting.get(replicaId)?.ticket.sessionId
   }
 
   /** The control plane reported a new endpoint: the next session for the replica is a `reassign`. */
@@ -122,6 +139,15 @@ export class RecoveryDriver {
       if (running !== undefined) {
         this.#step(sender, running, now, ready)
         continue
+      }
+      const pending = this.#connecting.get(sender.replicaId)
+      if (pending !== undefined) {
+        this.#connecting.delete(sender.replicaId)
+        // Still this session's handshake: poll it; else the session ended (epoch or endpoint change) and a new one starts.
+        if (sender.activeSession()?.id === pending.ticket.sessionId) {
+          this.#connect(sender, pending, now, ready)
+          continue
+        }
       }
       if (sender.state === 'in_sync') continue
       if ((this.#retryAt.get(sender.replicaId) ?? Tick.zero) > now) continue
@@ -184,16 +210,28 @@ export class RecoveryDriver {
     const attached = this.registry.attach(replicaId, kind)
     invariant(attached.ok, () => `attach on an idle sender failed: ${attached.ok ? '' : attached.reason}`)
     this.#reassign.delete(replicaId)
-    const ticket = attached.value
+    this.#connect(sender, { ticket: attached.value, kind, since: now }, now, ready)
+  }
+
+  /** Asks the connector (again) for the session's handshake; plans and starts the executor once it is answered. */
+  #connect(sender: Sender, pending: PendingConnect, now: Tick, ready: ReadyBuilder): void {
+    const replicaId = sender.replicaId
+    const { ticket, kind } = pending
     const retryLater = (): void => {
       this.#retryAt.set(replicaId, Tick.after(now, this.#options.recoveryRetryTicks))
       // A plan that failed closed has invalidated its session; make sure of it.
       if (sender.activeSession()?.id === ticket.sessionId) sender.invalidateSession(ticket, 'plan_failed', 'disconnected')
     }
     const { adapters } = this.#options
-    const connected = adapters.connect({ replicaId, endpoint: ticket.endpoint, epoch: ticket.epoch })
-    if (!connected.ok) {
-      sender.invalidateSession(ticket, `connect_${connected.reason}`, kind === 'rebuild' ? 'needs_rebuild' : 'disconnected')
+    const connected = adapters.connect({ replicaId, sessionId: ticket.sessionId, endpoint: ticket.endpoint, epoch: ticket.epoch })
+    if (!connected.ok || connected.flushedLsn === undefined) {
+      const timeoutTicks = this.#options.connectTimeoutTicks ?? connectTimeoutTicksDefault
+      if (connected.ok && Tick.between(pending.since, now) <= timeoutTicks) {
+        this.#connecting.set(replicaId, pending)
+        return
+      }
+      const reason = connected.ok ? 'connect_timeout' : `connect_${connected.reason}`
+      sender.invalidateSession(ticket, reason, kind === 'rebuild' ? 'needs_rebuild' : 'disconnected')
       retryLater()
       return
     }

@@ -156,7 +156,8 @@ export function planRecovery(context: PlannerContext, ticket: SessionTicket, flu
 /**
  * Connect + source selection + pins for a rebuild session. Snapshot + tail
  * pins the snapshot, then WAL retention from the snapshot; full base pins
- * the base at committed. Any refused pin releases what was taken, invalidates
+ * the base at committed, then WAL retention from it (live shipping resumes
+ * there when the rebuild completes, however long the transfer took). Any refused pin releases what was taken, invalidates
  * the session and leaves the sender in `needs_rebuild`.
  */
 export function planRebuild(context: PlannerContext, ticket: SessionTicket): PlanResult<RebuildPlan> {
@@ -189,6 +190,10 @@ export function planRebuild(context: PlannerContext, ticket: SessionTicket): Pla
     const targetLsn = decision.targetLsn
     if (!acquire(context, ticket, 'full_base', targetLsn, () => context.storage.pinFullBase(owner, targetLsn), pins)) {
       return failWith('full_base_pin_failed', 'needs_rebuild')
+    }
+    // Live shipping resumes above the target once the rebuild completes: that WAL must outlive the transfer.
+    if (!acquire(context, ticket, 'wal', targetLsn, () => context.storage.pinWalRetention(owner, targetLsn), pins)) {
+      return failWith('wal_pin_failed', 'needs_rebuild')
     }
   }
   log(context).append({

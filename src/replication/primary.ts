@@ -13,9 +13,12 @@ import { CommitTracker, type DurabilityMode } from './commit.ts'
 import { RecoveryDriver, type DriverOptions } from './driver.ts'
 import type { ProtocolFaults } from './faults.ts'
 import type { RecoveryLog } from './log.ts'
-import { Registry, type ReplicaAssignment } from './registry.ts'
+import { Registry, type Assignment, type ReplicaAssignment } from './registry.ts'
 import type { Sender } from './sender.ts'
 import type { Epoch, Lsn, ReplicaId, Tick } from './types.ts'
+
+/** What a membership update did: applied, refused as older than the senders, or not yet this primary's epoch. */
+export type MembershipVerdict = 'applied' | 'stale' | 'ahead'
 
 export interface PrimaryOptions {
   readonly primaryId: ReplicaId
@@ -86,13 +89,26 @@ export class PrimaryProtocol {
     this.registry.reconcile({ epoch, replicas })
   }
 
-  /** Membership at this epoch: a replica whose endpoint changed gets a `reassign` session. */
-  applyMembership(replicas: readonly ReplicaAssignment[]): void {
-    for (const replica of replicas) {
-      const sender = this.registry.sender(replica.replicaId)
-      if (sender !== undefined && sender.endpoint.version !== replica.endpoint.version) this.driver.requestReassign(replica.replicaId)
+  /**
+   * A membership update from the control plane. One of this primary's epoch
+   * is applied: a replica whose endpoint changed gets a `reassign` session.
+   * One of an older epoch (delayed past an epoch change, or sent by a
+   * coordinator acting on stale knowledge) goes to the registry, which
+   * refuses it per replica (`stale_assignment`) and changes nothing. One of
+   * a newer epoch is not applied: this primary must first be moved to that
+   * epoch by its own assignment (or it was deposed).
+   */
+  applyMembership(assignment: Assignment): MembershipVerdict {
+    if (assignment.epoch > this.#epoch) return 'ahead'
+    const versions = new Map(this.registry.senders().map((sender) => [sender.replicaId, sender.endpoint.version]))
+    const result = this.registry.reconcile(assignment)
+    const refused = new Set(result.refused)
+    for (const replica of assignment.replicas) {
+      const version = versions.get(replica.replicaId)
+      if (refused.has(replica.replicaId) || version === undefined || version === replica.endpoint.version) continue
+      this.driver.requestReassign(replica.replicaId)
     }
-    this.registry.reconcile({ epoch: this.#epoch, replicas })
+    return refused.size > 0 ? 'stale' : 'applied'
   }
 
   /**

@@ -2,8 +2,8 @@
  * The registry of senders, keyed by stable replica id. `reconcile` applies an
  * assignment: existing senders keep their identity (endpoint, then epoch,
  * updated in place), new ones are created, missing ones are stopped, and a
- * replica whose assignment epoch is older than its sender's is refused (fail
- * closed). Session ids are made by `sessionIdOf` from the registry's scope
+ * replica whose assignment epoch, or endpoint version, is older than its
+ * sender's is refused (fail closed). Session ids are made by `sessionIdOf` from the registry's scope
  * (primary id and incarnation), the sender's epoch and the registry's own
  * counter: reproducible, and never reissued by another primary or a
  * restarted one.
@@ -54,6 +54,18 @@ export interface SenderStatus {
 
 export const replicasMax = 64
 
+/**
+ * Why an assignment is older than what the sender already holds, if it is:
+ * an older epoch, or an older version of the replica's endpoint (a
+ * membership update reordered behind a newer one names an address the
+ * replica left). Both are versions the control plane only moves forward.
+ */
+function olderThan(epoch: Epoch, endpoint: Endpoint, sender: Sender): 'assignment_epoch_older_than_sender' | 'endpoint_version_older_than_sender' | undefined {
+  if (epoch < sender.epoch) return 'assignment_epoch_older_than_sender'
+  if (endpoint.version < sender.endpoint.version) return 'endpoint_version_older_than_sender'
+  return undefined
+}
+
 export class Registry {
   readonly log: RecoveryLog
   readonly #senders = new Map<ReplicaId, Sender>()
@@ -86,12 +98,13 @@ export class Registry {
       invariant(!seen.has(intent.replicaId), () => `replica ${intent.replicaId} assigned twice`)
       seen.add(intent.replicaId)
       let sender = this.#senders.get(intent.replicaId)
-      if (sender !== undefined && assignment.epoch < sender.epoch && this.#faults.acceptOlderAssignment !== true) {
+      const staleness = sender === undefined || this.#faults.acceptOlderAssignment === true ? undefined : olderThan(assignment.epoch, intent.endpoint, sender)
+      if (sender !== undefined && staleness !== undefined) {
         this.log.append({
           kind: 'stale_assignment',
           replicaId: intent.replicaId,
-          reason: 'assignment_epoch_older_than_sender',
-          detail: { assignmentEpoch: assignment.epoch, senderEpoch: sender.epoch },
+          reason: staleness,
+          detail: { assignmentEpoch: assignment.epoch, senderEpoch: sender.epoch, endpointVersion: intent.endpoint.version, senderEndpointVersion: sender.endpoint.version },
         })
         refused.push(intent.replicaId)
         continue

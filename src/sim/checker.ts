@@ -14,6 +14,9 @@
  * 5. Pins are held only by running executors of active sessions, and every
  *    active session has an executor (so all pins are released when sessions end).
  * 6. Node storage keeps tail <= checkpoint <= durable <= head.
+ * 7. The primary never goes back to an older endpoint of a member: the
+ *    address a member left may already serve another process, so a sender
+ *    that regressed would ship the ledger to the wrong place.
  */
 import { InvariantViolation } from '../domain/index.ts'
 import { Lsn, type DurabilityMode, type Tick } from '../replication/index.ts'
@@ -32,6 +35,7 @@ export type ViolationKind =
   | 'pin_leaked'
   | 'session_orphaned'
   | 'storage_structure'
+  | 'endpoint_regressed'
   | 'liveness'
   | 'exception'
 
@@ -137,8 +141,15 @@ export function checkCluster(cluster: Cluster): Violation[] {
           add('in_sync_replica_diverged', `${node.id} in sync but differs from the reference at ${lsn}`)
         }
       }
+      const highest = runtime.endpointVersionsUsed.get(sender.replicaId) ?? 0
+      if (sender.endpoint.version < highest) {
+        add('endpoint_regressed', `primary ${primary.id} addresses ${sender.replicaId} at endpoint v${sender.endpoint.version} after v${highest}`)
+      } else {
+        runtime.endpointVersionsUsed.set(sender.replicaId, sender.endpoint.version)
+      }
       const session = sender.activeSession()
-      if (session !== undefined && runtime.driver.executorSessionId(sender.replicaId) !== session.id) {
+      const driven = runtime.driver.executorSessionId(sender.replicaId) ?? runtime.driver.connectingSessionId(sender.replicaId)
+      if (session !== undefined && driven !== session.id) {
         add('session_orphaned', `${sender.replicaId} session ${session.id} has no executor`)
       }
     }

@@ -56,9 +56,11 @@ import type {
   ProtocolFaults,
   PromotionDecision,
   PromotionInput,
+  RecoveryEvent,
   ReplicaState,
   RetainedHistory,
   Sender,
+  SessionId,
   SessionTicket,
   TransferReport,
 } from '../replication/index.ts'
@@ -104,7 +106,33 @@ export interface ClusterOptions {
   readonly faults: ProtocolFaults
   /** The network model: every message may be lost, delayed or duplicated (all zero: every message arrives once, on time). */
   readonly network: NetworkModel
+  /** The storage model: slow or failing fsync, long base transfers, bounded pins (all zero: instant, reliable, unbounded). */
+  readonly storage: StorageModel
+  /** Connects go over the simulated network (a handshake and its reply) instead of answering in the call. */
+  readonly handshakeOverNetwork: boolean
 }
+
+export interface StorageModel {
+  /** Per mille of replica fsyncs (on a barrier) that take 1..`slowFsyncTicksMax` extra ticks; a crash meanwhile loses them. */
+  readonly slowFsyncPermille: number
+  readonly slowFsyncTicksMax: number
+  /** Per mille of fsyncs (a replica's on a barrier, the primary's group commit) that fail: the node crashes (its volatile tail is gone). */
+  readonly failedFsyncPermille: number
+  /** Per cent of base transfers (snapshot or full base) that take 2..`slowTransferTicksMax` ticks and are polled until done or interrupted. */
+  readonly slowTransferPercent: number
+  readonly slowTransferTicksMax: number
+  /** Most pins the primary's storage holds at once; a pin beyond it is refused (`pin_limit`). 0: unbounded. */
+  readonly pinsMax: number
+}
+
+export const healthyStorage: StorageModel = Object.freeze({
+  slowFsyncPermille: 0,
+  slowFsyncTicksMax: 0,
+  failedFsyncPermille: 0,
+  slowTransferPercent: 0,
+  slowTransferTicksMax: 0,
+  pinsMax: 0,
+})
 
 export interface NetworkModel {
   /** Extra delay, 0..max ticks, drawn per message (reorders messages on a link). */
@@ -134,6 +162,8 @@ export const clusterDefaults: Omit<ClusterOptions, 'seed'> = {
   plantedBugs: {},
   faults: noFaults,
   network: reliableNetwork,
+  storage: healthyStorage,
+  handshakeOverNetwork: false,
 }
 
 export const nodeCountMax = 9
@@ -177,6 +207,12 @@ interface PinRecord {
 export class PrimaryRuntime extends PrimaryProtocol {
   readonly pins = new Map<number, PinRecord>()
   readonly streamed = new Map<ReplicaId, { fromLsn: Lsn; toLsn: Lsn; tick: Tick }>()
+  /** The newest endpoint version this primary has addressed each member at (the checker's memory). */
+  readonly endpointVersionsUsed = new Map<ReplicaId, number>()
+  /** Handshakes sent, by replica: the session's, and the replica's answer once it arrived. */
+  readonly handshakes = new Map<ReplicaId, { sessionId: SessionId; flushedLsn: Lsn | undefined }>()
+  /** Base transfers under way (at most one per replica: the one of its current session). */
+  readonly transfers = new Map<ReplicaId, { sessionId: SessionId; doneAt: Tick }>()
 
   get nodeId(): NodeId {
     return this.primaryId
@@ -194,6 +230,17 @@ export interface ClusterStats {
   recoveriesFailed: number
   messagesDelivered: number
   messagesRejected: number
+  /** Recovery paths taken (the seed sets must exercise each; see `test/sim/paths.test.ts`). */
+  budgetViolations: number
+  catchUpTimeouts: number
+  reservationTimeouts: number
+  pinFailures: number
+  rebuildStalls: number
+  staleAssignments: number
+  fsyncFailures: number
+  transfersInterrupted: number
+  /** Handshakes over the network never answered in time (lost request or reply). */
+  connectTimeouts: number
 }
 
 /** Every counter at zero: a run's start, and the sum over no runs. */
@@ -209,6 +256,15 @@ export function emptyClusterStats(): ClusterStats {
     recoveriesFailed: 0,
     messagesDelivered: 0,
     messagesRejected: 0,
+    budgetViolations: 0,
+    catchUpTimeouts: 0,
+    reservationTimeouts: 0,
+    pinFailures: 0,
+    rebuildStalls: 0,
+    staleAssignments: 0,
+    fsyncFailures: 0,
+    transfersInterrupted: 0,
+    connectTimeouts: 0,
   }
 }
 
@@ -226,7 +282,10 @@ export class Cluster {
   readonly #linksDown = new Set<string>()
   /** Draws for the network model only, so turning it on leaves the action sequence of a seed alone. */
   readonly #networkPrng: Prng
+  /** Draws for the storage model only, for the same reason. */
+  readonly #storagePrng: Prng
   #network: NetworkModel
+  #storage: StorageModel
   #now: Tick = Tick.zero
   #runtime: PrimaryRuntime | undefined
   #incarnation = 0
@@ -246,6 +305,8 @@ export class Cluster {
     this.prng = new Prng(this.options.seed)
     this.#networkPrng = new Prng(this.options.seed ^ 0x6e6574)
     this.#network = this.options.network
+    this.#storagePrng = new Prng(this.options.seed ^ 0x646973)
+    this.#storage = this.options.storage
     this.#trace = this.options.trace ? [] : undefined
     const ids: NodeId[] = []
     for (let index = 1; index <= nodeCount; index += 1) {
@@ -373,6 +434,17 @@ export class Cluster {
     this.#log('action', 'network healed')
   }
 
+  /**
+   * The storage model stops: fsyncs neither fail nor stall, transfers are
+   * immediate, pins unbounded (transfers and fsyncs already under way finish
+   * as drawn). With pins scarce, recoveries serialise, and one chunk per
+   * round trip makes a replica far behind outlast the liveness bound.
+   */
+  healStorage(): void {
+    this.#storage = healthyStorage
+    this.#log('action', 'storage healed')
+  }
+
   /** Takes a checkpoint at the highest LSN the node knows is committed and holds. */
   checkpoint(id: NodeId): void {
     const node = this.node(id)
@@ -455,7 +527,7 @@ export class Cluster {
     if (!node.running) return this.#reject(message, 'node_down')
     if (message.kind === 'assignment') return this.#adoptAssignment(node, message)
     if (message.kind === 'membership') return this.#receiveMembership(message)
-    if (message.kind === 'ack') {
+    if (message.kind === 'ack' || message.kind === 'handshake_reply') {
       const runtime = this.#runtime
       if (runtime === undefined || runtime.nodeId !== message.to) return this.#reject(message, 'not_primary')
       if (fenceEpoch(runtime.epoch, message.epoch, this.options.faults) !== 'current') return this.#reject(message, 'epoch_mismatch')
@@ -463,7 +535,7 @@ export class Cluster {
       return this.#reject(message, 'epoch_mismatch')
     }
     if (this.isLinkDown(message.from, message.to)) return this.#reject(message, 'link_down')
-    if ((message.kind === 'ship' || message.kind === 'barrier') && message.endpointVersion !== node.endpoint.version) {
+    if ((message.kind === 'ship' || message.kind === 'barrier' || message.kind === 'handshake') && message.endpointVersion !== node.endpoint.version) {
       return this.#reject(message, 'stale_endpoint')
     }
     switch (message.kind) {
@@ -473,6 +545,10 @@ export class Cluster {
         return this.#receiveBarrier(node, message)
       case 'ack':
         return this.#receiveAck(message)
+      case 'handshake':
+        return this.#receiveHandshake(node, message)
+      case 'handshake_reply':
+        return this.#receiveHandshakeReply(message)
       case 'heartbeat':
         return this.#reject(message, 'misrouted')
       default: {
@@ -519,6 +595,16 @@ export class Cluster {
   #receiveBarrier(node: SimNode, message: Extract<Message, { kind: 'barrier' }>): void {
     const decision = decideBarrier(node, { ...message, retriesMax: this.options.barrierRetriesMax })
     if (decision.kind === 'flush_and_ack') {
+      if (message.fsyncStarted !== true) {
+        const fsync = this.#drawFsync()
+        if (fsync === 'failed') return this.#fsyncFailed(node)
+        if (fsync === 'slow') {
+          // The fsync completes later; a crash before then loses it (the barrier dies with the node).
+          this.#log('deliver', `${describe(message)} fsync slow`)
+          this.queue.sendAt(Tick.after(this.#now, 1 + this.#storagePrng.int(this.#storage.slowFsyncTicksMax)), { ...message, fsyncStarted: true })
+          return
+        }
+      }
       node.flush()
       node.knownCommittedLsn = decision.knownCommittedLsn
       this.#accept(message, `flushed=${node.durableLsn}`)
@@ -538,6 +624,26 @@ export class Cluster {
       return
     }
     this.#reject(message, 'barrier_abandoned')
+  }
+
+  /** The replica side of a connect: log matching against the primary's log, a divergent or volatile tail dropped, the flushed LSN answered. */
+  #receiveHandshake(node: SimNode, message: Extract<Message, { kind: 'handshake' }>): void {
+    const flushed = matchLog(node, this.node(message.from))
+    if (node.headLsn > flushed) {
+      node.truncate(flushed)
+      this.#log('recovery', `${node.id} drops tail above ${flushed} (off the primary's lineage or volatile)`)
+    }
+    this.#accept(message, `flushed=${flushed}`)
+    this.#send(Tick.after(this.#now, 1), { kind: 'handshake_reply', from: node.id, to: message.from, epoch: node.epoch, sessionId: message.sessionId, flushedLsn: flushed })
+  }
+
+  #receiveHandshakeReply(message: Extract<Message, { kind: 'handshake_reply' }>): void {
+    const runtime = this.#runtime
+    invariant(runtime !== undefined, 'handshake reply accepted without a primary')
+    const pending = runtime.handshakes.get(message.from)
+    if (pending === undefined || pending.sessionId !== message.sessionId || pending.flushedLsn !== undefined) return this.#reject(message, 'session_unknown')
+    runtime.handshakes.set(message.from, { sessionId: message.sessionId, flushedLsn: message.flushedLsn })
+    this.#accept(message, '')
   }
 
   #receiveAck(message: Extract<Message, { kind: 'ack' }>): void {
@@ -631,7 +737,29 @@ export class Cluster {
 
   #groupCommit(): void {
     const runtime = this.#runtime
-    if (runtime !== undefined) this.node(runtime.nodeId).flush()
+    if (runtime === undefined) return
+    const primary = this.node(runtime.nodeId)
+    if (primary.headLsn === primary.durableLsn) return
+    const fsync = this.#drawFsync()
+    if (fsync === 'failed') return this.#fsyncFailed(primary)
+    // A slow group commit is still running at the end of this tick; the next one retries.
+    if (fsync === 'ok') primary.flush()
+  }
+
+  /** One fsync's fate under the storage model. */
+  #drawFsync(): 'ok' | 'slow' | 'failed' {
+    const storage = this.#storage
+    if (storage.failedFsyncPermille === 0 && storage.slowFsyncPermille === 0) return 'ok'
+    const roll = this.#storagePrng.int(1000)
+    if (roll < storage.failedFsyncPermille) return 'failed'
+    return roll < storage.failedFsyncPermille + storage.slowFsyncPermille ? 'slow' : 'ok'
+  }
+
+  /** A failed fsync is not retried (what it covered may be lost in the page cache): the node crashes and restarts from its disk. */
+  #fsyncFailed(node: SimNode): void {
+    this.#log('action', `fsync failed on ${node.id}`)
+    this.stats.fsyncFailures += 1
+    this.crash(node.id)
   }
 
   #refreshCommit(): void {
@@ -725,11 +853,10 @@ export class Cluster {
 
   #receiveMembership(message: Extract<Message, { kind: 'membership' }>): void {
     const runtime = this.#runtime
-    if (runtime === undefined || runtime.nodeId !== message.to || message.epoch !== runtime.epoch) {
-      return this.#reject(message, 'epoch_mismatch')
-    }
-    runtime.applyMembership(this.#replicaAssignments(runtime, new Map(message.endpoints)))
-    this.#accept(message, '')
+    if (runtime === undefined || runtime.nodeId !== message.to) return this.#reject(message, 'not_primary')
+    const verdict = runtime.applyMembership({ epoch: message.epoch, replicas: this.#replicaAssignments(runtime, new Map(message.endpoints)) })
+    if (verdict === 'applied') this.#accept(message, '')
+    else this.#reject(message, verdict === 'stale' ? 'stale_assignment' : 'epoch_ahead')
   }
 
   #coordinate(): void {
@@ -860,9 +987,24 @@ export class Cluster {
       // Only PrimaryRuntime instances are built here, so the adapters see the pins and streams.
       adapters: (created) => this.#adapters(created as PrimaryRuntime),
     })
+    runtime.log.subscribe((event) => this.#countPath(event))
     if (this.#trace !== undefined) runtime.log.subscribe((event) => this.#log('engine', formatRecoveryEvent(event)))
     this.#runtime = runtime
     runtime.registry.reconcile({ epoch, replicas: this.#replicaAssignments(runtime) })
+  }
+
+  /** Counts the recovery paths the engine reports taking. */
+  #countPath(event: RecoveryEvent): void {
+    if (event.kind === 'pin_failed') this.stats.pinFailures += 1
+    else if (event.kind === 'stale_assignment') this.stats.staleAssignments += 1
+    else if (event.kind === 'session_invalidated' && event.reason === 'connect_timeout') this.stats.connectTimeouts += 1
+    else if (event.kind === 'exec_failed') {
+      const reason = event.reason ?? ''
+      if (reason.startsWith('budget_')) this.stats.budgetViolations += 1
+      else if (reason === 'catchup_timeout') this.stats.catchUpTimeouts += 1
+      else if (reason === 'reservation_expired') this.stats.reservationTimeouts += 1
+      else if (reason === 'rebuild_stalled') this.stats.rebuildStalls += 1
+    }
   }
 
   #replicaAssignments(runtime: PrimaryRuntime, endpoints: Map<NodeId, Endpoint> = this.coordinator.knownEndpoints) {
@@ -947,12 +1089,40 @@ export class Cluster {
    * Handshake transport: the replica's flushed LSN on the primary's lineage,
    * found by the replica side's log matching on (LSN, epoch) (`matchLog`);
    * the replica drops everything above it (a divergent or volatile tail).
+   * With `handshakeOverNetwork` the request and the answer are messages
+   * (lossy and delayed under the network model) and the driver polls until
+   * the answer is in; the replica's barriers expire when the request leaves,
+   * since an ack still in flight may describe entries the replica is about to
+   * drop.
    */
-  #connect(runtime: PrimaryRuntime, ticket: Pick<SessionTicket, 'replicaId' | 'endpoint' | 'epoch'>): ConnectReport {
-    const reason = this.#unreachable(runtime, ticket)
-    if (reason !== undefined) return { ok: false, reason }
+  #connect(runtime: PrimaryRuntime, request: Pick<SessionTicket, 'replicaId' | 'sessionId' | 'endpoint' | 'epoch'>): ConnectReport {
+    const reason = this.#unreachable(runtime, request)
+    if (reason !== undefined) {
+      runtime.handshakes.delete(request.replicaId)
+      return { ok: false, reason }
+    }
     const primary = this.node(runtime.nodeId)
-    const node = this.node(ticket.replicaId)
+    const node = this.node(request.replicaId)
+    if (this.options.handshakeOverNetwork) {
+      const sent = runtime.handshakes.get(node.id)
+      if (sent === undefined || sent.sessionId !== request.sessionId) {
+        runtime.handshakes.set(node.id, { sessionId: request.sessionId, flushedLsn: undefined })
+        runtime.barriers.expireFor(node.id, this.#now)
+        this.#send(Tick.after(this.#now, 1), {
+          kind: 'handshake',
+          from: primary.id,
+          to: node.id,
+          epoch: runtime.epoch,
+          endpointVersion: request.endpoint.version,
+          sessionId: request.sessionId,
+        })
+        return { ok: true, flushedLsn: undefined }
+      }
+      if (sent.flushedLsn === undefined) return { ok: true, flushedLsn: undefined }
+      runtime.handshakes.delete(node.id)
+      runtime.replicaRewound(node.id, sent.flushedLsn, this.#now)
+      return { ok: true, flushedLsn: sent.flushedLsn }
+    }
     const flushed = matchLog(node, primary)
     if (node.headLsn > flushed) {
       node.truncate(flushed)
@@ -966,6 +1136,8 @@ export class Cluster {
   #adapters(runtime: PrimaryRuntime): DriverOptions['adapters'] {
     const primary = this.node(runtime.nodeId)
     const pin = (owner: PinOwner, kind: PinRecord['kind'], lsn: Lsn, image: Image | undefined): PinResult => {
+      const pinsMax = this.#storage.pinsMax
+      if (pinsMax > 0 && runtime.pins.size >= pinsMax) return { ok: false, reason: 'pin_limit' }
       const id = this.#nextPinId
       this.#nextPinId += 1
       runtime.pins.set(id, { owner, kind, lsn, image })
@@ -978,10 +1150,27 @@ export class Cluster {
       return undefined
     }
     const install = (ticket: SessionTicket, kind: 'snapshot' | 'full_base'): BaseTransferReport => {
+      const transfer = runtime.transfers.get(ticket.replicaId)
+      const underWay = transfer !== undefined && transfer.sessionId === ticket.sessionId
       const reason = this.#unreachable(runtime, ticket)
-      if (reason !== undefined) return { ok: false, reason }
+      if (reason !== undefined) {
+        runtime.transfers.delete(ticket.replicaId)
+        if (underWay) this.stats.transfersInterrupted += 1
+        return { ok: false, reason: underWay ? `transfer_interrupted_${reason}` : reason }
+      }
       const image = pinnedImage(ticket, kind)
       if (image === undefined) return { ok: false, reason: `${kind}_not_pinned` }
+      if (!underWay) {
+        const ticks = this.#drawTransferTicks()
+        if (ticks > 0) {
+          runtime.transfers.set(ticket.replicaId, { sessionId: ticket.sessionId, doneAt: Tick.after(this.#now, ticks) })
+          this.#log('recovery', `${ticket.replicaId} ${kind} transfer at ${image.lsn} takes ${ticks} ticks`)
+          return { ok: true, installedLsn: undefined }
+        }
+      } else if (transfer.doneAt > this.#now) {
+        return { ok: true, installedLsn: undefined }
+      }
+      runtime.transfers.delete(ticket.replicaId)
       this.node(ticket.replicaId).installImage(image)
       runtime.replicaInstalled(ticket.replicaId, image.lsn, this.#now)
       runtime.streamed.delete(ticket.replicaId)
@@ -1033,6 +1222,13 @@ export class Cluster {
     }
   }
 
+  /** 0 for an immediate base transfer, else how many ticks a slow one takes. */
+  #drawTransferTicks(): number {
+    const storage = this.#storage
+    if (storage.slowTransferPercent === 0 || this.#storagePrng.int(100) >= storage.slowTransferPercent) return 0
+    return 2 + this.#storagePrng.int(Math.max(1, storage.slowTransferTicksMax - 1))
+  }
+
   // ------------------------------------------------------------------ trace
 
   #log(kind: TraceKind, text: string): void {
@@ -1066,6 +1262,10 @@ export function describe(message: Message): string {
       return `assignment ${route}`
     case 'membership':
       return `membership ${route}`
+    case 'handshake':
+      return `handshake ${route} session=${message.sessionId}`
+    case 'handshake_reply':
+      return `handshake_reply ${route} session=${message.sessionId} flushed=${message.flushedLsn}`
     default: {
       const never: never = message
       throw new Error(`unknown message ${String(never)}`)

@@ -29,8 +29,13 @@ export type Message =
       readonly lsn: Lsn
       readonly committedLsn: Lsn
       readonly attempt: number
+      /** The replica's fsync for this barrier already started (slow fsync under the storage model). */
+      readonly fsyncStarted?: boolean
     })
   | (MessageBase & { readonly kind: 'ack'; readonly barrierId: number; readonly durableLsn: Lsn })
+  /** The primary's connect for a session: the replica matches its log against the primary's and answers with its flushed LSN. */
+  | (MessageBase & { readonly kind: 'handshake'; readonly endpointVersion: number; readonly sessionId: SessionId })
+  | (MessageBase & { readonly kind: 'handshake_reply'; readonly sessionId: SessionId; readonly flushedLsn: Lsn })
   | (MessageBase & { readonly kind: 'heartbeat'; readonly endpoint: Endpoint; readonly durableLsn: Lsn; readonly safeLsn: Lsn })
   | (MessageBase & { readonly kind: 'assignment'; readonly lineageResets: readonly LineageReset[] })
   | (MessageBase & { readonly kind: 'membership'; readonly endpoints: ReadonlyArray<readonly [NodeId, Endpoint]> })

@@ -1,9 +1,9 @@
 /** Public surface of the deterministic cluster simulator. See docs/simulator.md. */
-export { Cluster, clusterDefaults, formatTraceEvent, describe as describeMessage, reliableNetwork } from './cluster.ts'
-export type { ClusterOptions, ClusterStats, NetworkModel, DurabilityMode, PlantedBugs, TraceEvent, TraceKind, PrimaryRuntime } from './cluster.ts'
+export { Cluster, clusterDefaults, formatTraceEvent, describe as describeMessage, healthyStorage, reliableNetwork } from './cluster.ts'
+export type { ClusterOptions, ClusterStats, NetworkModel, StorageModel, DurabilityMode, PlantedBugs, TraceEvent, TraceKind, PrimaryRuntime } from './cluster.ts'
 export { checkCluster } from './checker.ts'
 export type { Violation, ViolationKind } from './checker.ts'
-export { runRandom, runSeeds, shapeFor, livenessTicksMax } from './random.ts'
+export { runRandom, runSeeds, shapeFor, optionsFor, livenessTicksMax } from './random.ts'
 export type { RandomRunOptions, RunResult, RunShape, SeedsSummary } from './random.ts'
 export { Prng, chainDigest } from './prng.ts'
 export { SimNode } from './node.ts'

@@ -23,7 +23,7 @@ export interface RandomRunOptions {
   /** The network model (reliable by default). */
   readonly network?: NetworkModel
   /** Fixes parts of the cluster shape instead of drawing them from the seed. */
-  readonly shape?: Partial<Pick<ClusterOptions, 'nodeCount' | 'durability' | 'order'>>
+  readonly shape?: Partial<RunShape>
   /** After the faulty steps, heal and require every replica in sync within `livenessTicksMax` (default on). */
   readonly liveness?: boolean
 }
@@ -32,6 +32,12 @@ export interface RunShape {
   readonly nodeCount: number
   readonly durability: DurabilityMode
   readonly order: EventOrder
+  /** `tight`: catch-up, reservation and budget limits drawn short, so each is sometimes the first to end a catch-up. */
+  readonly timers: 'default' | 'tight'
+  /** `faulty`: slow and failing fsyncs, slow interruptible base transfers, few pins (see `StorageModel`). */
+  readonly storage: 'healthy' | 'faulty'
+  /** `network`: connects are a handshake and a reply over the simulated network, polled by the driver. */
+  readonly handshake: 'call' | 'network'
 }
 
 export interface RunResult {
@@ -84,11 +90,45 @@ export function shapeFor(seed: number, fixed: RandomRunOptions['shape'] = {}): R
   const prng = new Prng(seed ^ 0x51ab)
   const nodeCount = fixed.nodeCount ?? 3 + prng.int(3)
   const durabilities: DurabilityMode[] = ['sync_all', 'sync_quorum', 'best_effort']
-  return {
-    nodeCount,
-    durability: fixed.durability ?? prng.pick(durabilities),
-    order: fixed.order ?? (prng.chance(0.5) ? 'ordered' : 'shuffled'),
+  const durability = fixed.durability ?? prng.pick(durabilities)
+  const order = fixed.order ?? (prng.chance(0.5) ? 'ordered' : 'shuffled')
+  // Drawn apart, so adding them left the shapes above as they were for every seed.
+  const profile = new Prng(seed ^ 0x7133)
+  const timers = fixed.timers ?? (profile.chance(0.5) ? 'tight' : 'default')
+  const storage = fixed.storage ?? (profile.chance(0.5) ? 'faulty' : 'healthy')
+  const handshake = fixed.handshake ?? (profile.chance(0.5) ? 'network' : 'call')
+  return { nodeCount, durability, order, timers, storage, handshake }
+}
+
+/** The cluster options a shape stands for; the tight limits and the faulty disk are drawn from the seed. */
+export function optionsFor(seed: number, shape: RunShape): Partial<ClusterOptions> {
+  const prng = new Prng(seed ^ 0x7134)
+  const options: { -readonly [K in keyof ClusterOptions]?: ClusterOptions[K] } = {
+    nodeCount: shape.nodeCount,
+    durability: shape.durability,
+    order: shape.order,
+    handshakeOverNetwork: shape.handshake === 'network',
   }
+  if (shape.timers === 'tight') {
+    options.catchUpTimeoutTicks = 6 + prng.int(20)
+    options.reservationTimeoutTicks = 6 + prng.int(25)
+    options.catchUpBudget = {
+      durationTicksMax: prng.pick([0, 12, 20]),
+      entriesMax: prng.pick([0, 16, 40]),
+      progressDeadlineTicks: prng.pick([0, 4, 8]),
+    }
+  }
+  if (shape.storage === 'faulty') {
+    options.storage = {
+      slowFsyncPermille: 30,
+      slowFsyncTicksMax: 4,
+      failedFsyncPermille: 1,
+      slowTransferPercent: 30,
+      slowTransferTicksMax: 16,
+      pinsMax: 2 + prng.int(3),
+    }
+  }
+  return options
 }
 
 function step(cluster: Cluster, prng: Prng): void {
@@ -169,7 +209,7 @@ export function runRandom(options: RandomRunOptions): RunResult {
   const shape = shapeFor(options.seed, options.shape)
   const cluster = new Cluster({
     seed: options.seed,
-    ...shape,
+    ...optionsFor(options.seed, shape),
     trace: options.trace === true,
     plantedBugs: options.plantedBugs ?? {},
     faults: options.faults ?? noFaults,
@@ -216,6 +256,7 @@ function inSyncEverywhere(cluster: Cluster): boolean {
  */
 function settle(cluster: Cluster): number | undefined {
   cluster.healNetwork()
+  cluster.healStorage()
   for (const id of cluster.nodeIds) if (!cluster.node(id).running) cluster.restart(id)
   for (const link of cluster.linksDown()) {
     const [from, to] = link.split('>') as [NodeId, NodeId]

@@ -88,3 +88,10 @@ test('a membership update the primary missed is sent again while its published e
   assert.equal(plane.replicaStates.get(n2), 'disconnected')
   assert.equal(plane.publishStates([{ replicaId: n2, state: 'in_sync', endpointVersion: 2 }], Tick.of(9)), false)
 })
+
+test('a heartbeat carrying an older endpoint version than the control plane knows (reordered) does not move the member back', () => {
+  const plane = controlPlane()
+  assert.equal(plane.receiveHeartbeat(beat(n2, { version: 3 }), Tick.of(1)).endpointChanged, true)
+  assert.equal(plane.receiveHeartbeat(beat(n2, { version: 2 }), Tick.of(2)).endpointChanged, false)
+  assert.equal(plane.knownEndpoints.get(n2)?.version, 3)
+})

@@ -4,7 +4,7 @@
 // failure, and escalates timeouts and stalled rebuilds to needs_rebuild.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Lsn, RecoveryDriver, Tick, unlimitedBudget } from '../../src/replication/index.ts'
+import { Epoch, Lsn, RecoveryDriver, Tick, unlimitedBudget } from '../../src/replication/index.ts'
 import type { BaseTransferReport, ConnectReport, DriverReady, ReplicaConnector, RetainedHistory } from '../../src/replication/index.ts'
 import { FakeStorage, FakeTransport, history, registryWith } from './fakes.ts'
 
@@ -13,13 +13,21 @@ class FakeAdapters extends FakeTransport implements ReplicaConnector {
   readonly storage: FakeStorage
   connectFailure: string | undefined
   installNever = false
+  /** Polls a connect answers `undefined` (not known yet) before it reports; Infinity: never. */
+  connectPolls = 0
+  readonly connectRequests: Array<{ sessionId: string; epoch: number }> = []
+  readonly #pollsBySession = new Map<string, number>()
 
   constructor(retained: RetainedHistory, flushed: number) {
     super(Lsn.of(flushed))
     this.storage = new FakeStorage(retained)
   }
 
-  connect(): ConnectReport {
+  connect(request: Parameters<ReplicaConnector['connect']>[0]): ConnectReport {
+    this.connectRequests.push({ sessionId: request.sessionId, epoch: request.epoch })
+    const polls = (this.#pollsBySession.get(request.sessionId) ?? 0) + 1
+    this.#pollsBySession.set(request.sessionId, polls)
+    if (polls <= this.connectPolls) return { ok: true, flushedLsn: undefined }
     return this.connectFailure === undefined ? { ok: true, flushedLsn: this.durableLsn } : { ok: false, reason: this.connectFailure }
   }
 
@@ -56,6 +64,23 @@ function driverFor(retained: RetainedHistory, flushed: number) {
     reservationTimeoutTicks: 40,
     rebuildStallTicks: 3,
     recoveryRetryTicks: 2,
+  })
+  return { driver, registry, log, adapters }
+}
+
+function driverWithConnectTimeout(connectTimeoutTicks: number) {
+  const { registry, log } = registryWith(['r1'])
+  const adapters = new FakeAdapters(history({ headLsn: Lsn.of(100), committedLsn: Lsn.of(100) }), 50)
+  const driver = new RecoveryDriver({
+    registry,
+    adapters,
+    chunkEntriesMax: 10,
+    catchUpBudget: unlimitedBudget,
+    catchUpTimeoutTicks: 30,
+    reservationTimeoutTicks: 40,
+    rebuildStallTicks: 3,
+    recoveryRetryTicks: 2,
+    connectTimeoutTicks,
   })
   return { driver, registry, log, adapters }
 }
@@ -143,4 +168,45 @@ test('a rebuild that stops progressing is cancelled as rebuild_stalled', () => {
   const { ready } = ticksUntil(driver, 2, (next) => next.failed.length > 0)
   assert.deepEqual(ready.failed, [{ replicaId: 'r1', kind: 'rebuild', reason: 'rebuild_stalled' }])
   assert.equal(adapters.storage.totalHeld(), 0)
+})
+
+test('a connect that answers later: the driver polls it once per tick under the same session, and plans only once it has the answer', () => {
+  const { driver, registry, adapters } = driverFor(h100, 50)
+  adapters.connectPolls = 2
+  assert.deepEqual(driver.tick(t(1)).timers, [], 'no plan yet, so no deadlines')
+  assert.equal(registry.senders()[0]?.state, 'disconnected')
+  assert.deepEqual(driver.tick(t(2)).timers, [])
+  const answered = driver.tick(t(3))
+  assert.deepEqual(answered.timers.map((timer) => timer.kind), ['catchup_timeout', 'reservation_timeout'])
+  assert.equal(new Set(adapters.connectRequests.map((request) => request.sessionId)).size, 1, 'one session, polled three times')
+  const { ready } = ticksUntil(driver, 4, (next) => next.completed.length > 0)
+  assert.equal(ready.completed[0]?.syncedToLsn, 100)
+})
+
+test('a connect still pending when the epoch changes is abandoned: its late answer belongs to an invalidated session, and a new session connects at the new epoch', () => {
+  const { driver, registry, adapters } = driverFor(h100, 50)
+  adapters.connectPolls = 3
+  driver.tick(t(1))
+  const first = adapters.connectRequests[0]
+  assert.ok(first !== undefined)
+  registry.invalidateEpoch(Epoch.of(2))
+  driver.tick(t(2))
+  const later = adapters.connectRequests.filter((request) => request.sessionId !== first.sessionId)
+  assert.ok(later.length > 0 && later.every((request) => request.epoch === 2), 'the next connect is a new session at epoch 2')
+  assert.equal(adapters.connectRequests.filter((request) => request.sessionId === first.sessionId).length, 1, 'the old session is never polled again')
+  const { ready } = ticksUntil(driver, 3, (next) => next.completed.length > 0)
+  assert.equal(ready.completed[0]?.syncedToLsn, 100)
+})
+
+test('a connect that never answers times out: the session is invalidated (connect_timeout) and retried after recoveryRetryTicks', () => {
+  const { driver, log, adapters } = driverWithConnectTimeout(3)
+  adapters.connectPolls = Number.POSITIVE_INFINITY
+  for (let at = 1; at <= 4; at += 1) driver.tick(t(at))
+  assert.equal(log.has('session_invalidated', 'connect_timeout'), false, 'inside the timeout it keeps polling')
+  driver.tick(t(5))
+  assert.equal(log.has('session_invalidated', 'connect_timeout'), true)
+  adapters.connectPolls = 0
+  const { ready, at } = ticksUntil(driver, 6, (next) => next.completed.length > 0)
+  assert.ok(at >= 7, 'waits out the retry window')
+  assert.equal(ready.completed.length, 1)
 })

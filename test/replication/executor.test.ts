@@ -217,6 +217,23 @@ test('full-base pin failure leaves needs_rebuild', () => {
   assert.equal(registry.sender(ReplicaId.of('r1'))?.state, 'needs_rebuild')
 })
 
+test('a full-base plan also pins WAL from its target: live shipping resumes there when the rebuild completes, so a slow transfer cannot let it be recycled', () => {
+  const { registry, storage, ticket } = setup(h100, 'rebuild')
+  const planned = planRebuild({ registry, storage }, ticket)
+  assert.ok(planned.ok)
+  assert.equal(planned.plan.decision.source, 'full_base')
+  assert.deepEqual(planned.plan.pins.held(), ['full_base', 'wal'])
+  assert.equal(storage.held.wal, 1)
+})
+
+test('a full-base plan whose WAL pin is refused releases the base and leaves needs_rebuild', () => {
+  const { registry, storage, ticket } = setup(h100, 'rebuild')
+  storage.failWal = 'pin_limit'
+  assert.deepEqual(planRebuild({ registry, storage }, ticket), { ok: false, reason: 'wal_pin_failed' })
+  assert.equal(registry.sender(ReplicaId.of('r1'))?.state, 'needs_rebuild')
+  assert.equal(storage.totalHeld(), 0)
+})
+
 test('planner fails closed: missing sender, wrong session kind', () => {
   const { registry, storage, ticket } = setup(h100)
   assert.deepEqual(planRebuild({ registry, storage }, ticket), { ok: false, reason: 'wrong_kind' })
@@ -233,7 +250,7 @@ test('planner: gap beyond retention returns needs_rebuild without pins', () => {
 test('§12.5 trusted checkpoint with unreplayable tail: full base with a FullBasePin and no SnapshotPin; executor succeeds', () => {
   const { registry, storage, plan } = rebuildPlan(history({ headLsn: Lsn.of(100), committedLsn: Lsn.of(100), tailLsn: Lsn.of(80), checkpointLsn: Lsn.of(50), checkpointTrusted: true }))
   assert.equal(plan.decision.source, 'full_base')
-  assert.deepEqual(plan.pins.held(), ['full_base'])
+  assert.deepEqual(plan.pins.held(), ['full_base', 'wal'])
   assert.equal(storage.held.snapshot, 0)
   assert.deepEqual(new RebuildExecutor({ registry, transport: new FakeTransport(Lsn.of(10)), plan }).run(Tick.of(0), 5), { state: 'completed' })
   assert.equal(registry.sender(ReplicaId.of('r1'))?.state, 'in_sync')

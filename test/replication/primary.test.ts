@@ -86,10 +86,16 @@ test('an ack counts through an open barrier only; an epoch change expires barrie
 test('a membership update with a new endpoint makes the next session a reassign', () => {
   const protocol = primary()
   syncAll(protocol, 1)
-  protocol.applyMembership([
-    { replicaId: r1, endpoint: endpoint('a2', 2) },
-    { replicaId: r2, endpoint: endpoint('b') },
-  ])
+  assert.equal(
+    protocol.applyMembership({
+      epoch: Epoch.of(1),
+      replicas: [
+        { replicaId: r1, endpoint: endpoint('a2', 2) },
+        { replicaId: r2, endpoint: endpoint('b') },
+      ],
+    }),
+    'applied',
+  )
   const kinds: string[] = []
   for (let at = 10; at < 13; at += 1) kinds.push(...protocol.driver.tick(Tick.of(at)).completed.map((done) => `${done.replicaId}:${done.kind}`))
   assert.deepEqual(kinds, ['r1:reassign'])
@@ -108,4 +114,27 @@ test('a replica rewound (truncated) drops its ack, and an ack still in flight fr
   protocol.replicaInstalled(r1, Lsn.of(12), Tick.of(8))
   assert.equal(protocol.commit.ackedLsn(r1), 12)
   assert.equal(protocol.receiveAck({ barrierId: 3, from: r1, durableLsn: Lsn.of(12) }), 'barrier_expired')
+})
+
+test('a membership update of another epoch changes nothing: an older one (delayed past an epoch change) is refused by the registry, a newer one waits for the epoch change', () => {
+  const protocol = primary()
+  syncAll(protocol, 1)
+  protocol.changeEpoch(Epoch.of(2), Tick.of(5), [
+    { replicaId: r1, endpoint: endpoint('a') },
+    { replicaId: r2, endpoint: endpoint('b') },
+  ])
+  syncAll(protocol, 6)
+  const moved = [
+    { replicaId: r1, endpoint: endpoint('a0', 0) },
+    { replicaId: r2, endpoint: endpoint('b') },
+  ]
+  assert.equal(protocol.applyMembership({ epoch: Epoch.of(1), replicas: moved }), 'stale')
+  assert.equal(protocol.registry.sender(r1)?.endpoint.dataAddress, endpoint('a').dataAddress, 'the old epoch\'s endpoint is not applied')
+  assert.equal(protocol.registry.sender(r1)?.state, 'in_sync')
+  assert.equal(protocol.log.has('stale_assignment', 'assignment_epoch_older_than_sender'), true)
+  assert.equal(protocol.applyMembership({ epoch: Epoch.of(3), replicas: moved }), 'ahead')
+  assert.equal(protocol.registry.sender(r1)?.endpoint.dataAddress, endpoint('a').dataAddress)
+  const kinds: string[] = []
+  for (let at = 10; at < 13; at += 1) kinds.push(...protocol.driver.tick(Tick.of(at)).completed.map((done) => done.kind))
+  assert.deepEqual(kinds, [], 'no reassign was requested')
 })

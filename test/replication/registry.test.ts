@@ -53,6 +53,17 @@ test('reconcile: an assignment older than the sender epoch is refused (fail clos
   assert.ok(log.has('stale_assignment'))
 })
 
+test('reconcile: an assignment naming an older endpoint version than the sender holds is refused, at the same epoch too (endpoint versions never go back)', () => {
+  const { registry: reg, log } = registry()
+  reg.reconcile({ epoch: Epoch.of(3), replicas: [{ replicaId: ReplicaId.of('r1'), endpoint: endpoint('b', 2) }] })
+  // A membership update reordered behind a newer one: same epoch, the address the member left.
+  const result = reg.reconcile({ epoch: Epoch.of(3), replicas: [{ replicaId: ReplicaId.of('r1'), endpoint: endpoint('a', 1), recovery: 'reassign' }] })
+  assert.deepEqual(result.refused, ['r1'])
+  assert.equal(reg.sender(ReplicaId.of('r1'))?.endpoint.dataAddress, 'b')
+  assert.equal(reg.sender(ReplicaId.of('r1'))?.activeSession(), undefined)
+  assert.ok(log.has('stale_assignment', 'endpoint_version_older_than_sender'))
+})
+
 test('reconcile: replicas missing from the assignment are stopped and removed', () => {
   const { registry: reg } = registry()
   reg.reconcile({ epoch: Epoch.of(1), replicas: [{ replicaId: ReplicaId.of('r1'), endpoint: endpoint('a') }, { replicaId: ReplicaId.of('r2'), endpoint: endpoint('b'), recovery: 'catchup' }] })

@@ -19,7 +19,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { livenessTicksMax, runRandom, runSeeds } from '../../src/sim/index.ts'
-import type { RunResult } from '../../src/sim/index.ts'
+import type { ClusterStats, RunResult } from '../../src/sim/index.ts'
 
 /** Seed sets covered by `npm test` (recorded in bench/results/sim-throughput.md). */
 export const seedSets = {
@@ -28,6 +28,25 @@ export const seedSets = {
   bestEffortShuffled: { firstSeed: 20_001, count: 25, steps: 250 },
   plantedBugs: { firstSeed: 1, count: 60, steps: 250 },
 } as const
+
+/** Totals of the clean seed sets above, filled by the tests that run them (same file, run in order). */
+const cleanTotals: ClusterStats[] = []
+
+/**
+ * The recovery paths issue #10 found never taken in random runs (0 in 200
+ * seeds each). The seed sets draw tight timer limits and a faulty disk
+ * (`shapeFor`), so every one of them must occur in the fixed seeds.
+ */
+const pathsRequired = [
+  'budgetViolations',
+  'catchUpTimeouts',
+  'reservationTimeouts',
+  'pinFailures',
+  'rebuildStalls',
+  'staleAssignments',
+  'fsyncFailures',
+  'transfersInterrupted',
+] as const satisfies ReadonlyArray<keyof ClusterStats>
 
 function describeFailures(failures: readonly RunResult[]): string {
   return failures
@@ -43,6 +62,7 @@ test('randomized: 120 seeds x 250 steps over mixed shapes hold every invariant, 
   const settled: number[] = []
   const summary = runSeeds({ ...seedSets.mixed, onRun: (result) => settled.push(result.settledAfterTicks ?? Number.NaN) })
   assert.equal(summary.failures.length, 0, describeFailures(summary.failures))
+  cleanTotals.push(summary.totals)
   assert.equal(summary.steps, 120 * 250)
   // The runs exercise what they claim to.
   assert.ok(summary.totals.promotions > 50, `promotions ${summary.totals.promotions}`)
@@ -59,6 +79,14 @@ test('randomized: sync_all (3 nodes) and best_effort (shuffled events) seed sets
   assert.equal(syncAll.failures.length, 0, describeFailures(syncAll.failures))
   const bestEffort = runSeeds({ ...seedSets.bestEffortShuffled, shape: { durability: 'best_effort', order: 'shuffled' } })
   assert.equal(bestEffort.failures.length, 0, describeFailures(bestEffort.failures))
+  cleanTotals.push(syncAll.totals, bestEffort.totals)
+})
+
+test('randomized: the clean seed sets take every recovery path (budget violations, catch-up and reservation timeouts, pin failures, rebuild stalls, stale assignments, failed fsyncs, interrupted transfers)', () => {
+  assert.equal(cleanTotals.length, 3, 'the seed-set tests above ran')
+  const missing = pathsRequired.filter((path) => cleanTotals.every((totals) => totals[path] === 0))
+  const counts = pathsRequired.map((path) => `${path}=${cleanTotals.reduce((sum, totals) => sum + totals[path], 0)}`)
+  assert.deepEqual(missing, [], `paths never taken in the fixed seeds: ${counts.join(' ')}`)
 })
 
 test('randomized runs catch a planted bug: promotion ignoring eligibility loses committed entries', () => {

@@ -15,6 +15,7 @@ test('tally sim prints runs, steps and violations and exits 0 when clean', async
   assert.match(text, /^runs 5$/m)
   assert.match(text, /^steps 250$/m)
   assert.match(text, /^violations 0$/m)
+  assert.match(text, /^paths: budget violations \d+ catch-up timeouts \d+ reservation timeouts \d+ pin failures \d+ rebuild stalls \d+$/m)
   assert.match(text, /^liveness: 5 of 5 runs settled after faults stopped, slowest in \d+ ticks$/m)
 })
 
