@@ -2,7 +2,7 @@ import type { AttributeValue, CanonicalKey } from '../domain/index.ts'
 import { TallyError } from '../domain/index.ts'
 import { idempotencyKey as idempotencyRecordKey } from '../domain/index.ts'
 import type { KnownValue, Order, ProposedOrder, Scope } from '../orders/index.ts'
-import { executeOrder, needsOf } from '../orders/index.ts'
+import { executeOrder, needsOf, needsReadValues } from '../orders/index.ts'
 
 /** Thrown through a handler when a value is not loaded; one frozen instance (no stack to build). */
 const NEEDS_LOAD: unique symbol = Symbol('needs load')
@@ -69,12 +69,23 @@ export interface PlannedNeeds {
 export function planRound(orders: readonly ProposedOrder[], date: string, lookup: (key: CanonicalKey) => KnownValue): PlannedNeeds[] {
   const overlay = new Map<CanonicalKey, AttributeValue>()
   const withOverlay = (key: CanonicalKey): KnownValue => overlay.get(key) ?? lookup(key)
-  return orders.map((proposed) => {
+  // The overlay is read only by the planning of orders whose needs read
+  // values (a revert, a script): from the last of them on, no later plan can
+  // see an order's effects, so its handler is not run (a bulk of postings
+  // has none, and is planned from its orders alone).
+  let speculatedBelow = 0
+  for (let index = orders.length - 1; index > 0; index--) {
+    if (needsReadValues((orders[index] as ProposedOrder).order)) {
+      speculatedBelow = index
+      break
+    }
+  }
+  return orders.map((proposed, index) => {
     const needs = needsOf(proposed.order, withOverlay)
     const keys = [...needs.keys]
     if (proposed.idempotencyKey !== undefined) keys.push(idempotencyRecordKey(proposed.order.ledger, proposed.idempotencyKey))
     const order = needs.order ?? proposed.order
-    const complete = needs.complete && (orders.length === 1 || speculate(order, date, proposed.idempotencyKey, withOverlay, overlay))
+    const complete = needs.complete && (index >= speculatedBelow || speculate(order, date, proposed.idempotencyKey, withOverlay, overlay))
     return { keys, complete, order }
   })
 }

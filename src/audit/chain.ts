@@ -47,15 +47,22 @@ export interface EncodedAuditEntry extends AuditEntry {
  * checkpoints (`checkpoint.ts`) do.
  */
 export function entryHash(clusterId: string, previousHash: string, body: AuditBody): string {
+  return hashOfCanonicalBody(clusterId, previousHash, canonicalJson(body))
+}
+
+/** `entryHash` of a body already printed canonically. */
+function hashOfCanonicalBody(clusterId: string, previousHash: string, canonicalBody: string): string {
   invariant(clusterId.length > 0, 'the audit chain needs a cluster id')
-  return createHmac('sha256', clusterId).update(previousHash).update(canonicalJson(body)).digest('hex')
+  return createHmac('sha256', clusterId).update(previousHash).update(canonicalBody).digest('hex')
 }
 
 /** The next entry of the chain after `head`, with its stored encoding. */
 export function chainEntry(clusterId: string, head: AuditHead, body: Omit<AuditBody, 'seq'>): EncodedAuditEntry {
   const full: AuditBody = { ...body, seq: head.seq + 1n }
-  const hash = entryHash(clusterId, head.hash, full)
-  const text = `{"body":${canonicalJson(full)},"previousHash":${JSON.stringify(head.hash)},"hash":${JSON.stringify(hash)}}`
+  // Printed once: the bytes hashed are the bytes stored (a whole bulk's orders and outcomes).
+  const canonicalBody = canonicalJson(full)
+  const hash = hashOfCanonicalBody(clusterId, head.hash, canonicalBody)
+  const text = `{"body":${canonicalBody},"previousHash":${JSON.stringify(head.hash)},"hash":${JSON.stringify(hash)}}`
   return { ...full, previousHash: head.hash, hash, text }
 }
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Json } from '../domain/index.ts'
-import { InvariantViolation, canonicalDate, isJsonObject, readInstant, validationError } from '../domain/index.ts'
+import { InvariantViolation, canonicalDate, isFixedWidthDate, isJsonObject, readInstant, validationError } from '../domain/index.ts'
 
 /**
  * Formance v2's log hash (v2's Go `Log.ComputeHash`): SHA-256 over a Go `json.Encoder` stream of
@@ -139,6 +139,12 @@ function parseRfc3339(text: string): ParsedDate | undefined {
 
 /** Go's `time.RFC3339Nano` of a UTC time: the fraction without trailing zeros, none when zero. */
 export function goDate(text: string): string {
+  if (isFixedWidthDate(text)) {
+    // Already UTC with whole seconds at 0–19: only the fraction's trailing zeros (and a bare dot) go.
+    let end = text.length - 1
+    while (end > 20 && text.charCodeAt(end - 1) === 0x30) end--
+    return `${text.slice(0, end === 20 ? 19 : end)}Z`
+  }
   const parsed = parseRfc3339(text)
   if (parsed === undefined) throw new InvariantViolation(`not an RFC 3339 date: ${JSON.stringify(text)}`)
   const fraction = parsed.nanos.replace(/0+$/, '')

@@ -68,6 +68,59 @@ export function readInstant(text: string): Instant | DateError {
   return { text, nanos: BigInt(seconds) * NANOS_PER_SECOND + fractionNanos }
 }
 
+/** `YYYY-MM-DDTHH:MM:SS.ffffff` by character code; 0 where a digit goes. */
+const FIXED_WIDTH_SHAPE = Array.from('0000-00-00T00:00:00.000000', (character) => (character === '0' ? 0 : character.charCodeAt(0)))
+const CODE_ZERO = 0x30
+const CODE_NINE = 0x39
+const CODE_Z = 0x5a
+
+/**
+ * Whether `text` is a date in fixed width, `YYYY-MM-DDTHH:MM:SS.fffZ` or
+ * `….ffffffZ`, naming a real instant (no `2021-02-29`, no hour 24). Every
+ * canonical text is one (and the millisecond-exact ones spelled with six
+ * digits too), so the hot path's dates — stored ones, `toISOString`'s, and
+ * clients echoing Tally's own — are read here by character, with no regular
+ * expression and no bigint, and only other spellings take `readInstant`.
+ */
+export function isFixedWidthDate(text: string): boolean {
+  const length = text.length
+  if ((length !== 24 && length !== 27) || text.charCodeAt(length - 1) !== CODE_Z) return false
+  for (let index = 0; index < length - 1; index++) {
+    const code = text.charCodeAt(index)
+    const separator = FIXED_WIDTH_SHAPE[index] as number
+    if (separator === 0 ? code < CODE_ZERO || code > CODE_NINE : code !== separator) return false
+  }
+  const year = digitsAt(text, 0, 4)
+  const month = digitsAt(text, 5, 2)
+  const day = digitsAt(text, 8, 2)
+  return (
+    month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth(year, month) && digitsAt(text, 11, 2) <= 23 && digitsAt(text, 14, 2) <= 59 && digitsAt(text, 17, 2) <= 59
+  )
+}
+
+/** The number written by `count` ASCII digits from `start` (already checked to be digits). */
+function digitsAt(text: string, start: number, count: number): number {
+  let value = 0
+  for (let index = start; index < start + count; index++) value = value * 10 + (text.charCodeAt(index) - CODE_ZERO)
+  return value
+}
+
+/**
+ * Orders two fixed-width dates: the same fields at the same offsets, UTC
+ * both, so character order is instant order once the millisecond form's
+ * missing microsecond digits are read as zeros.
+ */
+function compareFixedWidth(left: string, right: string): number {
+  const leftMicros = left.length === 27
+  const rightMicros = right.length === 27
+  for (let index = 0; index < 26; index++) {
+    const a = index < 23 || leftMicros ? left.charCodeAt(index) : CODE_ZERO
+    const b = index < 23 || rightMicros ? right.charCodeAt(index) : CODE_ZERO
+    if (a !== b) return a < b ? -1 : 1
+  }
+  return 0
+}
+
 /** Parses an RFC 3339 date-time (`Z` or `±hh:mm`, up to 9 fraction digits), exactly. */
 export function parseInstant(text: string): Instant | undefined {
   const read = readInstant(text)
@@ -108,6 +161,8 @@ export function canonicalDate(nanos: bigint): string | undefined {
 export function parseDate(value: unknown, field: string): string | undefined {
   if (value === undefined || value === null) return undefined
   if (typeof value !== 'string') throw validationError(`${field}: expected an RFC 3339 date-time, got ${describe(value)}`)
+  // Already canonical (a millisecond, or microseconds not on one): it is its own canonical text.
+  if (isFixedWidthDate(value) && (value.length === 24 || !value.endsWith('000Z'))) return value
   const read = readInstant(value)
   if ('error' in read) throw validationError(`${field}: ${describe(value)} is not a date: ${read.error}`)
   const text = canonicalDate(toMicroseconds(read.nanos))
@@ -121,6 +176,7 @@ export function parseDate(value: unknown, field: string): string | undefined {
 /** Orders two stored dates as the instants they name, whatever their precision. */
 export function compareDates(left: string, right: string): number {
   if (left === right) return 0
+  if (isFixedWidthDate(left) && isFixedWidthDate(right)) return compareFixedWidth(left, right)
   const a = parseInstant(left)
   const b = parseInstant(right)
   if (a === undefined || b === undefined) throw new InvariantViolation(`stored date ${JSON.stringify(a === undefined ? left : right)} is not RFC 3339`)

@@ -3,7 +3,7 @@ export type { Scope, LedgerLog } from './scope.ts'
 export type { OrderOutput, AggregatedVolumes } from './output.ts'
 export { transactionView } from './output.ts'
 export { executeOrder } from './dispatch.ts'
-export { needsOf } from './needs.ts'
+export { needsOf, needsReadValues } from './needs.ts'
 export type { KnownValue, Needs } from './needs.ts'
 export {
   parseCreateTransaction,

@@ -73,6 +73,16 @@ export function needsOf(order: Order, known: (key: CanonicalKey) => KnownValue):
   }
 }
 
+/**
+ * Whether planning `order` reads values (`needsOf` calls its lookup): a
+ * revert reads the transaction it reverts, a script the balances and
+ * metadata it names. Every other order's keys follow from the order alone,
+ * so the effects of earlier orders of its proposal cannot change its plan.
+ */
+export function needsReadValues(order: Order): boolean {
+  return order.type === 'REVERT_TRANSACTION' || (order.type === 'CREATE_TRANSACTION' && order.script !== undefined)
+}
+
 /** The schema a write names: read to check the write against it. */
 function schemaNeeds(order: { readonly ledger: LedgerName; readonly schemaVersion?: string }): CanonicalKey[] {
   return order.schemaVersion === undefined ? [] : [schemaKey(order.ledger, order.schemaVersion)]

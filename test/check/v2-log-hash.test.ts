@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import fc from 'fast-check'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseJson } from '../../src/domain/index.ts'
@@ -88,6 +89,20 @@ test('v2 dates: Go RFC3339Nano for hashing, microsecond-exact import form', () =
   assert.throws(() => importedDate('2026-01-01T00:00:01.0000001Z', 'date'), /microsecond/)
   assert.throws(() => importedDate('yesterday', 'date'), /RFC 3339/)
   for (const date of ['2026-01-01T00:00:01.000Z', '2024-03-01T10:00:00.123456Z']) assert.equal(goDate(importedDate(goDate(date), 'd')), goDate(date))
+})
+
+test('v2 dates: a fixed-width UTC date prints as the same instant spelled with an offset does (property)', () => {
+  // `+00:00` is never fixed-width, so the right side takes the general parser: the oracle for the character path.
+  const stored = fc.tuple(fc.bigInt({ min: 0n, max: 253_402_300_799_999_999n }), fc.constantFrom(6, 3)).map(([micros, digits]) => {
+    const iso = new Date(Number(micros / 1_000_000n) * 1000).toISOString().slice(0, 19)
+    return `${iso}.${String(micros % 1_000_000n).padStart(6, '0').slice(0, digits)}Z`
+  })
+  fc.assert(
+    fc.property(stored, (text) => {
+      assert.equal(goDate(text), goDate(`${text.slice(0, -1)}+00:00`), text)
+    }),
+    { numRuns: 2_000 },
+  )
 })
 
 test('v2 dates: offsets convert to UTC across day, month and leap-year boundaries', () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { TallyError, compareDates, parseDate, parseInstant } from '../../src/domain/index.ts'
+import { InvariantViolation, TallyError, compareDates, isFixedWidthDate, parseDate, parseInstant } from '../../src/domain/index.ts'
 
 /**
  * The date parser against a naive reference built on `Date`: a text names an
@@ -102,6 +102,37 @@ test('compareDates orders stored dates as instants, not as text (property)', () 
     }),
   )
   assert.equal(compareDates('2024-01-01T00:00:00.123Z', '2024-01-01T00:00:00.123456Z'), -1, 'text order says otherwise')
+})
+
+/** Fixed-width texts (`….fffZ`, `….ffffffZ`), impossible fields included: the shape the fast paths read by character. */
+const fixedWidthFields = fc
+  .tuple(dateText, fc.integer({ min: 0, max: 999_999 }), fc.constantFrom(3, 6))
+  .map(([fields, fraction, digits]): Fields => ({ ...fields, fraction: String(fraction).padStart(6, '0').slice(0, digits), zone: 'Z' }))
+
+test('fixed-width dates take the character path with the same results as the general parser (property)', () => {
+  fc.assert(
+    fc.property(fixedWidthFields, fixedWidthFields, (leftFields, rightFields) => {
+      const left = render(leftFields)
+      const right = render(rightFields)
+      const leftNanos = reference(leftFields)
+      const rightNanos = reference(rightFields)
+      assert.equal(isFixedWidthDate(left), leftNanos !== undefined, left)
+      const expected = leftNanos === undefined ? undefined : referenceCanonical(leftNanos)
+      if (expected === undefined) assert.throws(() => parseDate(left, 'timestamp'), TallyError, left)
+      else assert.equal(parseDate(left, 'timestamp'), expected, left)
+      if (leftNanos === undefined || rightNanos === undefined) {
+        if (left !== right) assert.throws(() => compareDates(left, right), InvariantViolation, `${left} vs ${right}`)
+      } else {
+        assert.equal(compareDates(left, right), leftNanos < rightNanos ? -1 : leftNanos > rightNanos ? 1 : 0, `${left} vs ${right}`)
+      }
+    }),
+    { numRuns: 5_000 },
+  )
+  // Equal instants in both precisions, and an order text alone gets wrong.
+  assert.equal(compareDates('2024-01-01T00:00:00.123Z', '2024-01-01T00:00:00.123000Z'), 0)
+  assert.equal(compareDates('2024-01-01T00:00:00.123Z', '2024-01-01T00:00:00.122999Z'), 1)
+  assert.equal(parseDate('2024-01-01T00:00:00.123000Z', 'timestamp'), '2024-01-01T00:00:00.123Z')
+  for (const spelled of ['2024-01-01t00:00:00.123Z', '2024-01-01T00:00:00.123z', '+2024-01-01T00:00:00.12Z', '2024-01-01T00:00:00.1234Z']) assert.equal(isFixedWidthDate(spelled), false, spelled)
 })
 
 test('the reasons an impossible date gives', () => {
