@@ -1,5 +1,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import path from 'node:path'
+import { LedgerNode } from '../../src/server/index.ts'
+import { buildApi } from '../../src/api/index.ts'
+import { Store } from '../../src/store/index.ts'
+import { runCheck } from '../../src/check/index.ts'
+import { tempDirectory } from '../support/temp.ts'
 import { parseJson } from '../../src/domain/index.ts'
 import { parseExporterConfiguration } from '../../src/outputs/index.ts'
 import { TestHttpSink, assertOrderedAtLeastOnce } from '../support/http-sink.ts'
@@ -106,9 +112,6 @@ test('exporters and pipelines survive a restart of the node: configuration, curs
   // Covered with a real process and SIGKILL in test/crash/pipeline-crash.test.ts; here the clean close and reopen.
   const sink = await TestHttpSink.start()
   try {
-    const { tempDirectory } = await import('../support/temp.ts')
-    const { LedgerNode } = await import('../../src/server/index.ts')
-    const { buildApi } = await import('../../src/api/index.ts')
     const temp = tempDirectory('tally-outputs-')
     const open = async () => {
       const node = await LedgerNode.open({ dataDirectory: temp.directory, sync: false })
@@ -166,5 +169,30 @@ test('exporter configuration: one parser, defaults filled in, unknown settings a
     { driver: 'http', config: { url: 'https://example.org', batchSize: 1001 } },
   ]) {
     assert.throws(() => parseExporterConfiguration(body), { code: 'VALIDATION' }, JSON.stringify(body))
+  }
+})
+
+test('tally check on a store with exporters, pipelines and cursors: clean (the outputs zone is node state, not a projection)', async () => {
+  const sink = await TestHttpSink.start()
+  const temp = tempDirectory('tally-outputs-check-')
+  try {
+    const node = await LedgerNode.open({ dataDirectory: temp.directory, sync: false })
+    const app = await buildApi(node)
+    const url = await app.listen({ host: '127.0.0.1', port: 0 })
+    const pipelineID = await setUp(url, sink.url)
+    await transfers(url, 3)
+    await stateUntil(url, pipelineID, (s) => s.lastLogID === 2n, 'cursor written')
+    await app.close()
+    await node.close()
+    const store = await Store.open(path.join(temp.directory, 'store'))
+    try {
+      const result = await runCheck(store)
+      assert.deepEqual(result.findingsList, [])
+    } finally {
+      await store.close()
+    }
+  } finally {
+    temp.remove()
+    await sink.close()
   }
 })
