@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Writable } from 'node:stream'
-import { TallyError, notFound, parseJson, stringifyJson, validationError } from '../domain/index.ts'
+import { InvariantViolation, TallyError, notFound, parseJson, stringifyJson, validationError } from '../domain/index.ts'
 import type { Json } from '../domain/index.ts'
 import { logRowKey, logRowPrefix, outputRowKey, outputRowPrefix, prefixEnd } from '../store/layout.ts'
 import type { StoreReader, StoreWriter } from '../store/index.ts'
@@ -260,7 +260,8 @@ export class Outputs {
 
   private worker(record: PipelineRecord, lastLogID: bigint | undefined): PipelineWorker {
     const exporter = this.exporters.get(record.exporterID)
-    if (exporter === undefined) throw notFound(`pipeline ${record.id} names exporter ${record.exporterID}, which is not stored`)
+    // An exporter cannot be deleted while a pipeline names it (deleteExporter refuses).
+    if (exporter === undefined) throw new InvariantViolation(`pipeline ${record.id} names exporter ${record.exporterID}, which is not stored`)
     const worker = new PipelineWorker(record, this.store, sinkOf(exporter.configuration, { stdout: this.stdout }), this.idlePollMs)
     worker.lastLogID = lastLogID
     worker.batchSize = exporter.configuration.config.batchSize
