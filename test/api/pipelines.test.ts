@@ -6,6 +6,8 @@ import { buildApi } from '../../src/api/index.ts'
 import { Store } from '../../src/store/index.ts'
 import { runCheck } from '../../src/check/index.ts'
 import { tempDirectory } from '../support/temp.ts'
+import { operations, routeUrlOf } from '../../src/api/openapi/index.ts'
+import { requirementOf } from '../../src/api/auth/requirements.ts'
 import { parseJson } from '../../src/domain/index.ts'
 import { parseExporterConfiguration } from '../../src/outputs/index.ts'
 import { TestHttpSink, assertOrderedAtLeastOnce } from '../support/http-sink.ts'
@@ -194,5 +196,17 @@ test('tally check on a store with exporters, pipelines and cursors: clean (the o
   } finally {
     temp.remove()
     await sink.close()
+  }
+})
+
+test('auth: configuring outputs needs ledger:admin (an exporter sends a whole history where it points), reading them ledger:read', () => {
+  const outputs = operations.filter((operation) => operation.tag === 'outputs')
+  assert.equal(outputs.length, 12)
+  for (const operation of outputs) {
+    const route = routeUrlOf(operation.path)
+    const requirement = requirementOf(operation.method.toUpperCase(), route)
+    const scope = operation.method === 'get' ? 'ledger:read' : 'ledger:admin'
+    assert.ok(requirement.kind === 'token' && requirement.scope === scope, `${operation.method} ${route}: ${JSON.stringify(requirement)}`)
+    if (route.startsWith('/v2/_/')) assert.equal(requirement.reach, 'cluster', `${route} reaches every ledger`)
   }
 })
