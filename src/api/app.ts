@@ -160,6 +160,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
   // The node's outputs run while the app does: opened here (resuming running pipelines), stopped on close before the node is.
   const outputs = await Outputs.open(node.store, options.outputs)
   app.addHook('onClose', async () => outputs.close())
+  metrics.observeOutputs(outputs)
   const routes = async (scope: FastifyInstance): Promise<void> => {
     openApiRoutes(scope) // first: documents the routes registered after it
     systemRoutes(scope, node)

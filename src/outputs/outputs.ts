@@ -164,6 +164,11 @@ export class Outputs {
     return Promise.all(workers.map((worker) => this.stateOf(worker)))
   }
 
+  /** Every pipeline of the node, for metrics. */
+  async states(): Promise<PipelineState[]> {
+    return Promise.all([...this.pipelines.values()].map((worker) => this.stateOf(worker)))
+  }
+
   async pipeline(ledger: string, id: string): Promise<PipelineState> {
     return this.stateOf(this.pipelineWorker(ledger, id))
   }

@@ -78,6 +78,9 @@ test('a stalled sink holds no write back: every write is acknowledged while the 
       assert.equal(state.enabled, true)
       assert.equal(state.lastLogID, undefined)
       assert.equal(state.lag, 201n)
+      const metrics = await (await fetch(`${url}/_/metrics`)).text()
+      assert.match(metrics, new RegExp(`^tally_pipeline_lag_logs\\{ledger="main",pipeline="${pipelineID}"\\} 201$`, 'm'))
+      assert.match(metrics, new RegExp(`^tally_pipeline_running\\{ledger="main",pipeline="${pipelineID}"\\} 1$`, 'm'))
       sink.release() // the held request fails (503); the pipeline retries and catches up
       await sink.until(() => sink.ids().includes(200n), 'caught up after release')
       assertOrderedAtLeastOnce(sink.accepted, 0n, 200n)
