@@ -21,6 +21,9 @@ import { unsupportedRoutes } from './routes/unsupported.ts'
 import { logTransferRoutes } from './routes/logs-transfer.ts'
 import { checkRoutes } from './routes/check.ts'
 import { schemaRoutes } from './routes/schemas.ts'
+import { outputRoutes } from './routes/outputs.ts'
+import { Outputs } from '../outputs/index.ts'
+import type { OutputsOptions } from '../outputs/index.ts'
 import { ServerMetrics, metricsRoutes } from './metrics.ts'
 import { authentication, tokenEndpoint } from './auth/plugin.ts'
 import type { AuthOptions } from './auth/plugin.ts'
@@ -39,6 +42,8 @@ export interface ApiOptions {
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer }
   /** Timeouts, connection bound and shutdown grace; each defaults to `transportLimitsDefault`. */
   readonly transport?: Partial<TransportLimits>
+  /** Exporters and pipelines (docs/pipelines.md): where stdout goes, how often a caught-up pipeline looks again. */
+  readonly outputs?: OutputsOptions
 }
 
 export interface ApiLogOptions {
@@ -152,6 +157,10 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     }
   })
   const views = new Views(node.store)
+  // The node's outputs run while the app does: opened here (resuming running pipelines), stopped on close before the node is.
+  const outputs = await Outputs.open(node.store, options.outputs)
+  app.addHook('onClose', async () => outputs.close())
+  metrics.observeOutputs(outputs)
   const routes = async (scope: FastifyInstance): Promise<void> => {
     openApiRoutes(scope) // first: documents the routes registered after it
     systemRoutes(scope, node)
@@ -164,6 +173,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     logTransferRoutes(scope, node)
     checkRoutes(scope, node)
     schemaRoutes(scope, node, views)
+    outputRoutes(scope, outputs, views)
     metricsRoutes(scope, metrics)
     unsupportedRoutes(scope) // last: 501 for the v2 operations no route above serves
   }

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Outputs, PipelineState } from '../outputs/index.ts'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { LedgerNode, PipelineObserver } from '../server/index.ts'
 
@@ -74,6 +75,41 @@ export class ServerMetrics implements PipelineObserver {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
     registers: [this.registry],
   })
+
+  /**
+   * Each pipeline's lag (logs stored, not yet confirmed by its sink) and
+   * whether it runs, read at scrape time (docs/pipelines.md). Labelled by
+   * ledger and pipeline id: both bounded (at most 1000 pipelines).
+   */
+  observeOutputs(outputs: Outputs): void {
+    const registers = [this.registry]
+    let states: Promise<readonly PipelineState[]> | undefined
+    // One read of the states per scrape serves both gauges.
+    const read = (): Promise<readonly PipelineState[]> => {
+      states ??= outputs.states().finally(() => setImmediate(() => (states = undefined)))
+      return states
+    }
+    new Gauge({
+      name: 'tally_pipeline_lag_logs',
+      help: 'Logs stored after the last one the sink confirmed, per pipeline.',
+      labelNames: ['ledger', 'pipeline'] as const,
+      registers,
+      async collect() {
+        this.reset()
+        for (const state of await read()) this.set({ ledger: state.ledger, pipeline: state.id }, Number(state.lag))
+      },
+    })
+    new Gauge({
+      name: 'tally_pipeline_running',
+      help: '1 while the pipeline runs, 0 when stopped.',
+      labelNames: ['ledger', 'pipeline'] as const,
+      registers,
+      async collect() {
+        this.reset()
+        for (const state of await read()) this.set({ ledger: state.ledger, pipeline: state.id }, state.enabled ? 1 : 0)
+      },
+    })
+  }
 
   constructor(node: LedgerNode) {
     const registers = [this.registry]

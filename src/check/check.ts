@@ -172,6 +172,8 @@ class CheckRun {
         case Zone.auditCheckpoints:
           this.checkpointRow(key, value)
           break
+        case Zone.outputs:
+          break // the node's exporters, pipelines and cursors: its configuration and I/O state, not ledger facts (docs/pipelines.md)
         case Zone.audit:
           this.auditRow(key, value)
           break

@@ -157,6 +157,8 @@ export function zoneName(zone: number): string {
       return 'indexes'
     case Zone.cacheMirror:
       return 'cache mirror'
+    case Zone.outputs:
+      return 'outputs'
     default:
       return `unknown zone 0x${zone.toString(16).padStart(2, '0')}`
   }

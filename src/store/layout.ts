@@ -10,6 +10,12 @@ import { InvariantViolation } from '../domain/errors.ts'
  */
 export const Zone = {
   meta: 0x00,
+  /**
+   * This node's outputs (exporters, pipelines and their cursors): node
+   * configuration and I/O state written by the node, never by the FSM, so
+   * neither replayed nor compared by `tally check` (docs/adr/0008).
+   */
+  outputs: 0xe0,
   /** Signed checkpoints of the audit chain; below the audit zone so one ordered scan meets them first. */
   auditCheckpoints: 0xe2,
   logs: 0xf0,
@@ -144,4 +150,13 @@ export function auditCheckpointRowKey(size: bigint): Buffer {
 /** Audit rows: [zone][seq u64 BE]. */
 export function auditRowKey(seq: bigint): Buffer {
   return Buffer.concat([Buffer.of(Zone.audit), u64be(seq)])
+}
+
+/** Rows of the outputs zone: [zone][kind byte][0][id]; kinds `e` exporter, `p` pipeline, `c` a pipeline's cursor. */
+export function outputRowKey(kind: 'e' | 'p' | 'c', id: string): Buffer {
+  return Buffer.concat([Buffer.of(Zone.outputs), Buffer.from(kind, 'latin1'), Buffer.of(0), Buffer.from(id, 'utf8')])
+}
+
+export function outputRowPrefix(kind: 'e' | 'p' | 'c'): Buffer {
+  return Buffer.concat([Buffer.of(Zone.outputs), Buffer.from(kind, 'latin1'), Buffer.of(0)])
 }

@@ -6,20 +6,8 @@ import type { LedgerV2 } from './server.ts'
 
 /** Each unsupported v2 operation, called the way an application would call it through the SDK. */
 const calls: Readonly<Record<string, (v2: LedgerV2) => Promise<unknown>>> = {
-  v2ListExporters: (v2) => v2.listExporters(),
-  v2CreateExporter: (v2) => v2.createExporter({ driver: 'clickhouse', config: {} }),
-  v2GetExporterState: (v2) => v2.getExporterState({ exporterID: 'e1' }),
-  v2UpdateExporter: (v2) => v2.updateExporter({ exporterID: 'e1', v2ExporterConfiguration: { driver: 'clickhouse', config: {} } }),
-  v2DeleteExporter: (v2) => v2.deleteExporter({ exporterID: 'e1' }),
   v2DeleteBucket: (v2) => v2.deleteBucket({ bucket: '_default' }),
   v2RestoreBucket: (v2) => v2.restoreBucket({ bucket: '_default' }),
-  v2ListPipelines: (v2) => v2.listPipelines({ ledger: 'main' }),
-  v2CreatePipeline: (v2) => v2.createPipeline({ ledger: 'main', v2CreatePipelineRequest: { exporterID: 'e1' } }),
-  v2GetPipelineState: (v2) => v2.getPipelineState({ ledger: 'main', pipelineID: 'p1' }),
-  v2DeletePipeline: (v2) => v2.deletePipeline({ ledger: 'main', pipelineID: 'p1' }),
-  v2ResetPipeline: (v2) => v2.resetPipeline({ ledger: 'main', pipelineID: 'p1' }),
-  v2StartPipeline: (v2) => v2.startPipeline({ ledger: 'main', pipelineID: 'p1' }),
-  v2StopPipeline: (v2) => v2.stopPipeline({ ledger: 'main', pipelineID: 'p1' }),
 }
 
 test('SDK: every operation Tally does not support fails with the typed v2 error, status 501, errorCode INTERNAL, naming the operation', async () => {

@@ -17,7 +17,21 @@ export function tokenRoutes(): readonly string[] {
 }
 
 /** Creation, deletion and operator routes (`ledger:admin`), by method and route template. */
-const adminRoutes: ReadonlySet<string> = new Set(['POST /v2/:ledger', 'DELETE /v2/:ledger', 'POST /_/check', 'POST /v2/:ledger/logs/import'])
+const adminRoutes: ReadonlySet<string> = new Set([
+  'POST /v2/:ledger',
+  'DELETE /v2/:ledger',
+  'POST /_/check',
+  'POST /v2/:ledger/logs/import',
+  // Outputs send a ledger's whole history where they are pointed: configuring them is an operator's act.
+  'POST /v2/_/exporters',
+  'PUT /v2/_/exporters/:exporterID',
+  'DELETE /v2/_/exporters/:exporterID',
+  'POST /v2/:ledger/pipelines',
+  'DELETE /v2/:ledger/pipelines/:pipelineID',
+  'POST /v2/:ledger/pipelines/:pipelineID/start',
+  'POST /v2/:ledger/pipelines/:pipelineID/stop',
+  'POST /v2/:ledger/pipelines/:pipelineID/reset',
+])
 
 /** Cluster-wide routes every valid token may read, restricted or not (they say nothing about any ledger). */
 const anyReach: ReadonlySet<string> = new Set(['/_/info', '/_/openapi.json'])

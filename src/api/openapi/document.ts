@@ -106,6 +106,7 @@ export function buildOpenApiDocument(options: DocumentOptions): OpenApiObject {
       { name: 'logs', description: 'The v2 log of each ledger, hash-chained.' },
       { name: 'bulk', description: 'Many writes in one request.' },
       { name: 'schemas', description: 'Ledger schemas: chart of accounts, transaction and query templates.' },
+      { name: 'outputs', description: "Exporters (sinks) and pipelines streaming a ledger's logs to them." },
       { name: 'unsupported', description: 'v2 operations Tally answers with 501.' },
     ],
     paths,

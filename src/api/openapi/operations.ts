@@ -70,8 +70,13 @@ function notServed(method: HttpMethod, path: string, operationId: string, summar
   return { method, path, operationId, origin: 'v2', tag: 'unsupported', summary, status: unsupported(reason), responses: {} }
 }
 
-const NO_EXPORTERS = 'exporters and pipelines stream logs to external systems; Tally has no connectors (export the logs with POST /v2/{ledger}/logs/export instead)'
-const NO_BUCKETS = 'buckets are a PostgreSQL storage unit of Formance; Tally records the bucket name of a ledger but has no buckets to delete or restore'
+/**
+ * Decided (issue 14): a Formance bucket is a PostgreSQL schema holding ledgers, and deleting one soft-deletes
+ * them. Tally keeps each ledger's bucket name but has no soft-deleted ledger at all (v2 has no operation that
+ * deletes one): serving these would first need that state honoured by every write, read, list and replay.
+ */
+const NO_BUCKETS =
+  'a Formance bucket is a PostgreSQL schema of ledgers and deleting it soft-deletes them; Tally records the bucket name of each ledger but has no soft-deleted ledger state for a bucket deletion to set or a restore to clear'
 
 // ---- the catalogue -----------------------------------------------------------------
 
@@ -330,21 +335,67 @@ export const operations: readonly Operation[] = [
     },
   },
 
-  // exporters, buckets, pipelines: not part of Tally
-  notServed('get', '/v2/_/exporters', 'v2ListExporters', 'List exporters', NO_EXPORTERS),
-  notServed('post', '/v2/_/exporters', 'v2CreateExporter', 'Create an exporter', NO_EXPORTERS),
-  notServed('get', '/v2/_/exporters/{exporterID}', 'v2GetExporterState', 'Get an exporter', NO_EXPORTERS),
-  notServed('put', '/v2/_/exporters/{exporterID}', 'v2UpdateExporter', 'Update an exporter', NO_EXPORTERS),
-  notServed('delete', '/v2/_/exporters/{exporterID}', 'v2DeleteExporter', 'Delete an exporter', NO_EXPORTERS),
+  // exporters and pipelines: this node's outputs (docs/pipelines.md)
+  {
+    method: 'get', path: '/v2/_/exporters', operationId: 'v2ListExporters', origin: 'v2', tag: 'outputs', summary: 'List exporters', status: served('one page: at most 256 exporters'),
+    responses: { '200': json('The exporters.', ref('ExporterPage')) },
+  },
+  {
+    method: 'post', path: '/v2/_/exporters', operationId: 'v2CreateExporter', origin: 'v2', tag: 'outputs', summary: 'Create an exporter',
+    status: served('drivers `stdout` and `http`; NATS JetStream, ClickHouse and Elasticsearch are not served'),
+    description: 'Needs `ledger:admin`. An unknown driver or setting is `VALIDATION` (400).',
+    requestBody: jsonBody(ref('ExporterConfiguration')),
+    responses: { '201': json('The exporter.', ref('ExporterResponse')) },
+  },
+  {
+    method: 'get', path: '/v2/_/exporters/{exporterID}', operationId: 'v2GetExporterState', origin: 'v2', tag: 'outputs', summary: 'Get an exporter', status: served(),
+    responses: { '200': json('The exporter.', ref('ExporterResponse')) },
+  },
+  {
+    method: 'put', path: '/v2/_/exporters/{exporterID}', operationId: 'v2UpdateExporter', origin: 'v2', tag: 'outputs', summary: 'Update an exporter', status: served(),
+    description: "Needs `ledger:admin`. The exporter's running pipelines go on from their cursor with the new configuration.",
+    requestBody: jsonBody(ref('ExporterConfiguration')),
+    responses: { '204': noContent('Updated.') },
+  },
+  {
+    method: 'delete', path: '/v2/_/exporters/{exporterID}', operationId: 'v2DeleteExporter', origin: 'v2', tag: 'outputs', summary: 'Delete an exporter',
+    status: served('refused (`VALIDATION`) while a pipeline uses it'),
+    responses: { '204': noContent('Deleted.') },
+  },
   notServed('delete', '/v2/_/buckets/{bucket}', 'v2DeleteBucket', 'Soft-delete the ledgers of a bucket', NO_BUCKETS),
   notServed('post', '/v2/_/buckets/{bucket}/restore', 'v2RestoreBucket', 'Restore the ledgers of a bucket', NO_BUCKETS),
-  notServed('get', '/v2/{ledger}/pipelines', 'v2ListPipelines', 'List pipelines', NO_EXPORTERS),
-  notServed('post', '/v2/{ledger}/pipelines', 'v2CreatePipeline', 'Create a pipeline', NO_EXPORTERS),
-  notServed('get', '/v2/{ledger}/pipelines/{pipelineID}', 'v2GetPipelineState', 'Get a pipeline', NO_EXPORTERS),
-  notServed('delete', '/v2/{ledger}/pipelines/{pipelineID}', 'v2DeletePipeline', 'Delete a pipeline', NO_EXPORTERS),
-  notServed('post', '/v2/{ledger}/pipelines/{pipelineID}/reset', 'v2ResetPipeline', 'Reset a pipeline', NO_EXPORTERS),
-  notServed('post', '/v2/{ledger}/pipelines/{pipelineID}/start', 'v2StartPipeline', 'Start a pipeline', NO_EXPORTERS),
-  notServed('post', '/v2/{ledger}/pipelines/{pipelineID}/stop', 'v2StopPipeline', 'Stop a pipeline', NO_EXPORTERS),
+  {
+    method: 'get', path: '/v2/{ledger}/pipelines', operationId: 'v2ListPipelines', origin: 'v2', tag: 'outputs', summary: "List a ledger's pipelines", status: served('one page: at most 1000 pipelines'),
+    responses: { '200': json('The pipelines.', ref('PipelinePage')) },
+  },
+  {
+    method: 'post', path: '/v2/{ledger}/pipelines', operationId: 'v2CreatePipeline', origin: 'v2', tag: 'outputs', summary: 'Create a pipeline (it starts at once, from the first log)',
+    status: served('one pipeline per ledger and exporter (`CONFLICT`, 409, for a second)'),
+    description: 'Needs `ledger:admin`. Delivery is ordered and at least once: each log carries its `id`.',
+    requestBody: jsonBody(ref('PipelineRequest')),
+    responses: { '201': json('The pipeline.', ref('PipelineResponse')) },
+  },
+  {
+    method: 'get', path: '/v2/{ledger}/pipelines/{pipelineID}', operationId: 'v2GetPipelineState', origin: 'v2', tag: 'outputs', summary: 'Get a pipeline and its state',
+    status: served('adds `lag`, and `lastError`/`lastErrorAt` while the sink fails'),
+    responses: { '200': json('The pipeline.', ref('PipelineResponse')) },
+  },
+  {
+    method: 'delete', path: '/v2/{ledger}/pipelines/{pipelineID}', operationId: 'v2DeletePipeline', origin: 'v2', tag: 'outputs', summary: 'Delete a pipeline', status: served(),
+    responses: { '204': noContent('Deleted.') },
+  },
+  {
+    method: 'post', path: '/v2/{ledger}/pipelines/{pipelineID}/reset', operationId: 'v2ResetPipeline', origin: 'v2', tag: 'outputs', summary: 'Reset a pipeline: deliver again from the first log', status: served(),
+    responses: { '202': noContent('Reset.') },
+  },
+  {
+    method: 'post', path: '/v2/{ledger}/pipelines/{pipelineID}/start', operationId: 'v2StartPipeline', origin: 'v2', tag: 'outputs', summary: 'Start a pipeline from its cursor', status: served(),
+    responses: { '202': noContent('Started.') },
+  },
+  {
+    method: 'post', path: '/v2/{ledger}/pipelines/{pipelineID}/stop', operationId: 'v2StopPipeline', origin: 'v2', tag: 'outputs', summary: 'Stop a pipeline (its cursor stays)', status: served(),
+    responses: { '202': noContent('Stopped.') },
+  },
 ]
 
 /** Path parameters by name; `id` is a transaction id except under `/queries/`. */

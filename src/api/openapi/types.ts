@@ -19,7 +19,7 @@ export type OperationStatus =
   | { readonly kind: 'planned'; readonly issue: number; readonly what: string }
   | { readonly kind: 'unsupported'; readonly reason: string }
 
-export type OperationTag = 'server' | 'ledgers' | 'transactions' | 'accounts' | 'logs' | 'bulk' | 'aggregates' | 'schemas' | 'unsupported'
+export type OperationTag = 'server' | 'ledgers' | 'transactions' | 'accounts' | 'logs' | 'bulk' | 'aggregates' | 'schemas' | 'outputs' | 'unsupported'
 
 export interface Operation {
   readonly method: HttpMethod
