@@ -24,6 +24,9 @@ const adminRoutes: ReadonlySet<string> = new Set([
   'POST /v2/:ledger/logs/import',
   // Outputs send a ledger's whole history where they are pointed: configuring them is an operator's act.
   'POST /v2/_/exporters',
+  // An exporter's configuration names where data goes and how to reach it: reading it is an operator's act too.
+  'GET /v2/_/exporters',
+  'GET /v2/_/exporters/:exporterID',
   'PUT /v2/_/exporters/:exporterID',
   'DELETE /v2/_/exporters/:exporterID',
   'POST /v2/:ledger/pipelines',
