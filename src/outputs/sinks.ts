@@ -105,11 +105,18 @@ class NatsSink implements Sink {
 
   async deliver(batch: LogBatch, signal: AbortSignal): Promise<void> {
     const { jetstream } = await this.open()
-    for (let i = 0; i < batch.logs.length; i++) {
-      if (signal.aborted) throw new Error('the pipeline stopped')
-      const log = batch.logs[i] as string
-      const id = batch.ids[i] as bigint
-      await jetstream.publish(this.config.subject, logEnvelope(batch, log), { msgID: `${batch.ledger}/${id}`, timeout: this.config.timeoutMs })
+    // A stop must not wait out an ack that may never come: closing the connection fails the publish at once.
+    const onAbort = (): void => void this.close()
+    signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      for (let i = 0; i < batch.logs.length; i++) {
+        if (signal.aborted) throw new Error('the pipeline stopped')
+        const log = batch.logs[i] as string
+        const id = batch.ids[i] as bigint
+        await jetstream.publish(this.config.subject, logEnvelope(batch, log), { msgID: `${batch.ledger}/${id}`, timeout: this.config.timeoutMs })
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort)
     }
   }
 

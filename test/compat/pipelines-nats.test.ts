@@ -152,6 +152,10 @@ describe('NATS JetStream driver', { skip }, () => {
         const behind = await untilState(url, pipeline.id, (state) => state.lastError !== undefined, 'an error shown while the broker is down')
         assert.ok(behind.lag > 0n, 'the logs written while the broker is down are lag')
         assert.ok(behind.enabled)
+        // A stop while an ack is awaited closes the connection; the start after it must open a new one once the broker is back.
+        assert.equal((await v2.stopPipeline({ ledger: 'main', pipelineID: pipeline.id })).statusCode, 202)
+        assert.equal((await stateOf(url, pipeline.id)).enabled, false)
+        assert.equal((await v2.startPipeline({ ledger: 'main', pipelineID: pipeline.id })).statusCode, 202)
 
         await broker.start()
         await untilState(url, pipeline.id, (state) => state.lastLogID === newest && state.lastError === undefined, 'every log confirmed after the restart')
