@@ -297,7 +297,7 @@ interface Backoff {
 }
 
 function backoffOf(configuration: ExporterConfiguration): Backoff {
-  return configuration.driver === 'http' ? { minMs: configuration.config.backoffMinMs, maxMs: configuration.config.backoffMaxMs } : { minMs: 100, maxMs: 30_000 }
+  return configuration.driver === 'stdout' ? { minMs: 100, maxMs: 30_000 } : { minMs: configuration.config.backoffMinMs, maxMs: configuration.config.backoffMaxMs }
 }
 
 /**
@@ -334,15 +334,17 @@ class PipelineWorker {
     this.loop = loop
   }
 
+  /** Stops the loop and lets go of the sink's connection (a later start opens it again). */
   async stop(): Promise<void> {
     this.abort.abort()
     await this.loop
+    await this.sink.close()
   }
 
   private async run(signal: AbortSignal): Promise<void> {
     let failures = 0
     while (!signal.aborted) {
-      let batch: { readonly logs: string[]; readonly last: bigint } | undefined
+      let batch: { readonly logs: string[]; readonly ids: bigint[]; readonly last: bigint } | undefined
       // Nothing escapes an iteration: a failure (sink, store) is the pipeline's lastError, then a backoff.
       try {
         batch = await this.readBatch()
@@ -350,7 +352,7 @@ class PipelineWorker {
           await pause(this.idlePollMs, signal)
           continue
         }
-        await this.sink.deliver({ ledger: this.record.ledger, pipelineID: this.record.id, logs: batch.logs }, signal)
+        await this.sink.deliver({ ledger: this.record.ledger, pipelineID: this.record.id, logs: batch.logs, ids: batch.ids }, signal)
         // Confirmed: persisted even if a stop arrived meanwhile, so a confirmed batch is not sent again needlessly.
         await this.store.write([{ key: outputRowKey('c', this.record.id), value: Buffer.from(batch.last.toString(), 'utf8') }], { sync: true })
       } catch (error) {
@@ -367,10 +369,11 @@ class PipelineWorker {
   }
 
   /** The logs after the cursor, in id order, up to the batch size and byte bound; undefined when caught up. */
-  private async readBatch(): Promise<{ logs: string[]; last: bigint } | undefined> {
+  private async readBatch(): Promise<{ logs: string[]; ids: bigint[]; last: bigint } | undefined> {
     const prefix = logRowPrefix(this.record.ledger)
     const gte = this.lastLogID === undefined ? prefix : logRowKey(this.record.ledger, this.lastLogID + 1n)
     const logs: string[] = []
+    const ids: bigint[] = []
     let bytes = 0
     let last: bigint | undefined
     for await (const [key, value] of this.store.range({ gte, lt: prefixEnd(prefix), limit: this.batchSize })) {
@@ -378,8 +381,9 @@ class PipelineWorker {
       logs.push(value.toString('utf8'))
       bytes += value.length
       last = key.readBigUInt64BE(key.length - 8)
+      ids.push(last)
     }
-    return last === undefined ? undefined : { logs, last }
+    return last === undefined ? undefined : { logs, ids, last }
   }
 }
 

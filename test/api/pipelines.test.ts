@@ -160,6 +160,15 @@ test('exporter configuration: one parser, defaults filled in, unknown settings a
     backoffMinMs: 100,
     backoffMaxMs: 30_000,
   })
+  assert.deepEqual(parseExporterConfiguration({ driver: 'nats', config: { url: 'nats://127.0.0.1:4222', subject: 'tally.logs' } }).config, {
+    url: 'nats://127.0.0.1:4222',
+    subject: 'tally.logs',
+    createStream: false,
+    batchSize: 100,
+    timeoutMs: 5_000,
+    backoffMinMs: 100,
+    backoffMaxMs: 30_000,
+  })
   for (const body of [
     null,
     [],
@@ -172,6 +181,16 @@ test('exporter configuration: one parser, defaults filled in, unknown settings a
     { driver: 'stdout', config: {}, extra: 1 },
     { driver: 'http', config: { url: 'https://example.org', constructor: 1 } },
     { driver: 'http', config: { url: 'https://example.org', batchSize: 1001 } },
+    { driver: 'nats', config: { url: 'nats://127.0.0.1:4222' } },
+    { driver: 'nats', config: { url: 'https://127.0.0.1:4222', subject: 'a' } },
+    { driver: 'nats', config: { url: 'nats://u:p@127.0.0.1:4222', subject: 'a' } },
+    { driver: 'nats', config: { url: 'nats://127.0.0.1:4222', subject: 'a.*' } },
+    { driver: 'nats', config: { url: 'nats://127.0.0.1:4222', subject: 'a..b' } },
+    { driver: 'nats', config: { url: 'nats://127.0.0.1:4222', subject: 'a b' } },
+    { driver: 'nats', config: { url: 'nats://127.0.0.1:4222', subject: 'a', stream: 'S/1' } },
+    { driver: 'nats', config: { url: 'nats://127.0.0.1:4222', subject: 'a', createStream: true } },
+    { driver: 'nats', config: { url: 'nats://127.0.0.1:4222', subject: 'a', createStream: 'yes', stream: 'S' } },
+    { driver: 'nats', config: { url: 'nats://127.0.0.1:4222', subject: 'a', timeoutMs: 0 } },
   ]) {
     assert.throws(() => parseExporterConfiguration(body), { code: 'VALIDATION' }, JSON.stringify(body))
   }
