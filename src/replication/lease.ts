@@ -20,7 +20,7 @@
  *
  * Pure: ticks in, decisions out.
  */
-import { invariant, validationError } from '../domain/index.ts'
+import { validationError } from '../domain/index.ts'
 import { Tick, type Epoch } from './types.ts'
 
 export interface LeaseTerms {
@@ -75,8 +75,9 @@ export class PrimaryLease {
       this.#expiresAt = undefined
       return 'deposed'
     }
-    invariant(grantEpoch === this.epoch, () => `a lease grant for epoch ${grantEpoch} reached the primary of the newer epoch ${this.epoch}`)
     if (this.#deposed) return 'deposed'
+    // A grant of an older epoch was delayed past an epoch change: it speaks for a primary that no longer exists.
+    if (grantEpoch < this.epoch) return 'stale_grant'
     const expiresAt = Tick.after(sentAt, this.#terms.leaseTicks - this.#terms.safetyMarginTicks)
     if (this.#expiresAt !== undefined && expiresAt <= this.#expiresAt) return 'stale_grant'
     this.#expiresAt = expiresAt

@@ -33,6 +33,7 @@ test('an older grant arriving late does not shorten the lease; a newer epoch dep
   const lease = new PrimaryLease(terms, Epoch.of(2))
   assert.equal(lease.renewed(t(10), Epoch.of(2)), 'renewed')
   assert.equal(lease.renewed(t(8), Epoch.of(2)), 'stale_grant')
+  assert.equal(lease.renewed(t(12), Epoch.of(1)), 'stale_grant', 'a grant delayed past an epoch change speaks for an older primary')
   assert.equal(lease.expiresAt, t(14))
   assert.equal(lease.renewed(t(11), Epoch.of(3)), 'deposed')
   assert.equal(lease.holds(t(11)), false)
