@@ -259,7 +259,7 @@ export interface ClusterStats {
   connectTimeouts: number
   /** Primaries replaced while still running (cut off from the coordinator), and client writes they took meanwhile. */
   primariesDeposed: number
-  depositedWrites: number
+  writesToDeposed: number
   /** Commits a primary held back because its lease did not hold. */
   commitsWithoutLease: number
 }
@@ -287,7 +287,7 @@ export function emptyClusterStats(): ClusterStats {
     transfersInterrupted: 0,
     connectTimeouts: 0,
     primariesDeposed: 0,
-    depositedWrites: 0,
+    writesToDeposed: 0,
     commitsWithoutLease: 0,
   }
 }
@@ -435,7 +435,7 @@ export class Cluster {
     const value = this.prng.int(1_000_000_000)
     const entry = node.appendLocal(runtime.epoch, value)
     this.reference.recordWrite(runtime.epoch, entry.lsn, value)
-    this.stats.depositedWrites += 1
+    this.stats.writesToDeposed += 1
     this.#log('action', `write lsn=${entry.lsn} epoch=${entry.epoch} deposed_primary=${node.id}`)
     for (const sender of runtime.liveShipTargets()) this.#ship(runtime, sender, Lsn.after(entry.lsn, -1), entry.lsn, true)
     return entry.lsn

@@ -66,6 +66,6 @@ test('randomized coordinator partitions: deposed primaries and their client writ
     [],
   )
   assert.ok(summary.totals.primariesDeposed > 0, 'a running primary was replaced')
-  assert.ok(summary.totals.depositedWrites > 0, 'clients wrote to a deposed primary')
+  assert.ok(summary.totals.writesToDeposed > 0, 'clients wrote to a deposed primary')
   assert.ok(summary.totals.commitsWithoutLease > 0, 'a primary held a commit back without its lease')
 })

@@ -47,7 +47,7 @@ const pathsRequired = [
   'fsyncFailures',
   'transfersInterrupted',
   'primariesDeposed',
-  'depositedWrites',
+  'writesToDeposed',
   'commitsWithoutLease',
 ] as const satisfies ReadonlyArray<keyof ClusterStats>
 
