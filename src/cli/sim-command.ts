@@ -54,7 +54,7 @@ function parseCount(text: string | undefined, name: string, fallback: number, mi
 class UsageError extends Error {}
 
 function describeRun(result: RunResult): string {
-  const shape = `${result.shape.nodeCount} nodes ${result.shape.durability} ${result.shape.order}, ${result.shape.timers} timers, ${result.shape.storage} disk, ${result.shape.handshake} handshake`
+  const shape = `${result.shape.nodeCount} nodes ${result.shape.durability} ${result.shape.order}, ${result.shape.timers} timers, ${result.shape.storage} disk, ${result.shape.handshake} handshake, ${result.shape.coordinatorLinks} coordinator links`
   return `seed ${result.seed} (${shape}) steps ${result.stepsRun} committed ${result.committedLsn}`
 }
 
@@ -171,6 +171,7 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
       `messages delivered ${totals.messagesDelivered} rejected ${totals.messagesRejected}`,
       `paths: budget violations ${totals.budgetViolations} catch-up timeouts ${totals.catchUpTimeouts} reservation timeouts ${totals.reservationTimeouts} pin failures ${totals.pinFailures} rebuild stalls ${totals.rebuildStalls}`,
       `       stale assignments ${totals.staleAssignments} failed fsyncs ${totals.fsyncFailures} interrupted transfers ${totals.transfersInterrupted} connect timeouts ${totals.connectTimeouts}`,
+      `       deposed primaries ${totals.primariesDeposed} writes to deposed primaries ${totals.writesToDeposed} commits held back without a lease ${totals.commitsWithoutLease}`,
       `liveness: ${settledRuns} of ${summary.runs} runs settled after faults stopped, slowest in ${settledTicksMax} ticks`,
     ].join('\n') + '\n',
   )

@@ -17,6 +17,7 @@ import type { RecoveryLog } from './log.ts'
 import { decideDesperatePromotion, decidePromotion, ineligibility } from './promotion.ts'
 import type { DesperatePromotionDecision, Ineligibility, MemberReport, PromotionDecision, PromotionInput } from './promotion.ts'
 import type { LineageReset } from './replica.ts'
+import type { VersionedAssignment } from './assignment-store.ts'
 import { Epoch, Lsn, Tick, endpointChanged, type Endpoint, type ReplicaId, type ReplicaState } from './types.ts'
 
 export interface ControlPlaneOptions {
@@ -68,6 +69,25 @@ export class ControlPlane {
     this.members = options.members.map((member) => member.replicaId)
     this.log = options.log
     for (const member of options.members) this.knownEndpoints.set(member.replicaId, member.endpoint)
+  }
+
+  /**
+   * A coordinator that restarted: its in-memory view (reports, published
+   * states, when it last heard the primary) is gone; it re-reads the
+   * versioned assignment and acts from that alone. It has not heard the
+   * primary since the restart, so a promotion is due only a whole lease
+   * after its first look (`promotionDue`), never at once.
+   */
+  static restore(options: ControlPlaneOptions, stored: VersionedAssignment): ControlPlane {
+    const plane = new ControlPlane(options)
+    const { record } = stored
+    invariant(plane.members.includes(record.primaryId), () => `stored primary ${record.primaryId} is not a member`)
+    plane.#epoch = record.epoch
+    plane.#primaryId = record.primaryId
+    plane.#committedLsn = record.committedLsn
+    plane.lineageResets.push(...record.lineageResets)
+    plane.replicaStates.set(record.primaryId, 'in_sync')
+    return plane
   }
 
   get epoch(): Epoch {

@@ -79,3 +79,7 @@ export type {
   RecoveryTransport,
   AssignmentSource,
 } from './adapters.ts'
+export { PrimaryLease, CoordinatorLease, validateLeaseTerms } from './lease.ts'
+export type { LeaseTerms, LeaseRenewal } from './lease.ts'
+export { AssignmentStore, fencingTokenCurrent, promotionRecord, commitRecord } from './assignment-store.ts'
+export type { AssignmentRecord, VersionedAssignment, SwapResult } from './assignment-store.ts'

@@ -17,6 +17,9 @@
  * 7. The primary never goes back to an older endpoint of a member: the
  *    address a member left may already serve another process, so a sender
  *    that regressed would ship the ledger to the wrong place.
+ * 8. No two primaries may acknowledge at once: a primary the coordinator
+ *    replaced while it ran (deposed, cut off) never still holds its lease,
+ *    so it cannot commit in an epoch overlapping its successor's.
  */
 import { InvariantViolation } from '../domain/index.ts'
 import { Lsn, type DurabilityMode, type Tick } from '../replication/index.ts'
@@ -36,6 +39,7 @@ export type ViolationKind =
   | 'session_orphaned'
   | 'storage_structure'
   | 'endpoint_regressed'
+  | 'overlapping_primaries'
   | 'liveness'
   | 'exception'
 
@@ -158,6 +162,12 @@ export function checkCluster(cluster: Cluster): Violation[] {
       if (runtime.driver.executorSessionId(pin.owner.replicaId) !== pin.owner.sessionId || session?.id !== pin.owner.sessionId) {
         add('pin_leaked', `${pin.kind} pin at ${pin.lsn} held for ${pin.owner.replicaId} session ${pin.owner.sessionId}`)
       }
+    }
+  }
+
+  for (const deposed of cluster.deposed()) {
+    if (deposed.lease?.holds(tick) === true) {
+      add('overlapping_primaries', `deposed primary ${deposed.nodeId} (epoch ${deposed.epoch}) still holds its lease until ${deposed.lease.expiresAt} while ${cluster.runtime?.nodeId ?? 'no primary'} serves epoch ${cluster.coordinator.epoch}`)
     }
   }
 

@@ -24,6 +24,9 @@ import {
   noFaults,
   Epoch,
   ControlPlane,
+  CoordinatorLease,
+  PrimaryLease,
+  validateLeaseTerms,
   acceptPromotion,
   decideBarrier,
   decideEpochAdoption,
@@ -49,6 +52,7 @@ import type {
   DriverOptions,
   DriverReady,
   Ineligibility,
+  LeaseTerms,
   LineageReset,
   MemberReport,
   PinOwner,
@@ -110,6 +114,14 @@ export interface ClusterOptions {
   readonly storage: StorageModel
   /** Connects go over the simulated network (a handshake and its reply) instead of answering in the call. */
   readonly handshakeOverNetwork: boolean
+  /**
+   * Leased primaries (`src/replication/lease.ts`): the primary commits only
+   * while the lease the coordinator granted on its heartbeats holds, and the
+   * coordinator promotes only once that lease has lapsed, so a primary cut
+   * off from the coordinator keeps running, deposed, until it steps down.
+   * Undefined: the coordinator sees directly whether the primary runs.
+   */
+  readonly primaryLease: LeaseTerms | undefined
 }
 
 export interface StorageModel {
@@ -164,6 +176,7 @@ export const clusterDefaults: Omit<ClusterOptions, 'seed'> = {
   network: reliableNetwork,
   storage: healthyStorage,
   handshakeOverNetwork: false,
+  primaryLease: undefined,
 }
 
 export const nodeCountMax = 9
@@ -180,6 +193,7 @@ export type TraceKind =
   | 'coordinator'
   | 'recovery'
   | 'engine'
+  | 'lease'
   | 'violation'
 
 export interface TraceEvent {
@@ -213,6 +227,8 @@ export class PrimaryRuntime extends PrimaryProtocol {
   readonly handshakes = new Map<ReplicaId, { sessionId: SessionId; flushedLsn: Lsn | undefined }>()
   /** Base transfers under way (at most one per replica: the one of its current session). */
   readonly transfers = new Map<ReplicaId, { sessionId: SessionId; doneAt: Tick }>()
+  /** The lease this primary may acknowledge under (leased clusters only). */
+  lease: PrimaryLease | undefined
 
   get nodeId(): NodeId {
     return this.primaryId
@@ -241,6 +257,11 @@ export interface ClusterStats {
   transfersInterrupted: number
   /** Handshakes over the network never answered in time (lost request or reply). */
   connectTimeouts: number
+  /** Primaries replaced while still running (cut off from the coordinator), and client writes they took meanwhile. */
+  primariesDeposed: number
+  writesToDeposed: number
+  /** Commits a primary held back because its lease did not hold. */
+  commitsWithoutLease: number
 }
 
 /** Every counter at zero: a run's start, and the sum over no runs. */
@@ -265,6 +286,9 @@ export function emptyClusterStats(): ClusterStats {
     fsyncFailures: 0,
     transfersInterrupted: 0,
     connectTimeouts: 0,
+    primariesDeposed: 0,
+    writesToDeposed: 0,
+    commitsWithoutLease: 0,
   }
 }
 
@@ -288,6 +312,9 @@ export class Cluster {
   #storage: StorageModel
   #now: Tick = Tick.zero
   #runtime: PrimaryRuntime | undefined
+  /** Primaries the coordinator replaced while they still ran; each steps down once it learns the newer epoch or crashes. */
+  readonly #deposed: PrimaryRuntime[] = []
+  readonly #coordinatorLease: CoordinatorLease | undefined
   #incarnation = 0
   #nextBarrierId = 1
   #nextPinId = 1
@@ -302,6 +329,8 @@ export class Cluster {
       throw validationError(`nodeCount must be in [1, ${nodeCountMax}]`)
     }
     validateDurability(durability, nodeCount)
+    if (this.options.primaryLease !== undefined) validateLeaseTerms(this.options.primaryLease)
+    this.#coordinatorLease = this.options.primaryLease === undefined ? undefined : new CoordinatorLease(this.options.primaryLease, Tick.zero)
     this.prng = new Prng(this.options.seed)
     this.#networkPrng = new Prng(this.options.seed ^ 0x6e6574)
     this.#network = this.options.network
@@ -348,6 +377,11 @@ export class Cluster {
     return this.#runtime === undefined ? undefined : this.node(this.#runtime.nodeId)
   }
 
+  /** Replaced primaries still running on their old epoch (leased clusters only). */
+  deposed(): readonly PrimaryRuntime[] {
+    return this.#deposed
+  }
+
   sender(id: NodeId): Sender | undefined {
     return this.#runtime?.registry.sender(id)
   }
@@ -389,6 +423,29 @@ export class Cluster {
     return entry.lsn
   }
 
+  /**
+   * A client still pointed at a deposed primary writes there: the entry is
+   * appended and shipped at the old epoch, and must never be acknowledged.
+   * Returns its LSN, or undefined when no deposed primary runs.
+   */
+  writeToDeposed(): Lsn | undefined {
+    const runtime = this.#deposed[0]
+    if (runtime === undefined) return undefined
+    const node = this.node(runtime.nodeId)
+    const value = this.prng.int(1_000_000_000)
+    const entry = node.appendLocal(runtime.epoch, value)
+    this.reference.recordWrite(runtime.epoch, entry.lsn, value)
+    this.stats.writesToDeposed += 1
+    this.#log('action', `write lsn=${entry.lsn} epoch=${entry.epoch} deposed_primary=${node.id}`)
+    for (const sender of runtime.liveShipTargets()) this.#ship(runtime, sender, Lsn.after(entry.lsn, -1), entry.lsn, true)
+    return entry.lsn
+  }
+
+  /** Cuts a node off from the coordinator (both ways unless `bothWays` is false): a live primary there keeps running. */
+  isolateFromCoordinator(id: NodeId, bothWays = true): void {
+    this.linkDown(id, coordinatorId, bothWays)
+  }
+
   crash(id: NodeId): void {
     const node = this.node(id)
     if (!node.running) return
@@ -399,6 +456,7 @@ export class Cluster {
       this.#runtime = undefined
       this.#log('action', `primary ${id} lost its in-memory state (sessions, pins, acks)`)
     }
+    this.#stepDown((runtime) => runtime.nodeId === id, 'crashed')
   }
 
   restart(id: NodeId, options: { changeEndpoint?: boolean } = {}): void {
@@ -479,6 +537,8 @@ export class Cluster {
     primary.epoch = epoch
     this.#truncatePrimaryUncommitted(primary, runtime.commit.committedLsn)
     runtime.streamed.clear()
+    // The lease was granted for the old epoch: none until the coordinator answers at the new one.
+    if (this.options.primaryLease !== undefined) runtime.lease = new PrimaryLease(this.options.primaryLease, epoch)
     runtime.changeEpoch(epoch, this.#now, this.#replicaAssignments(runtime))
     this.#sendAssignments(runtime.nodeId)
   }
@@ -499,6 +559,7 @@ export class Cluster {
     }
     this.#groupCommit()
     this.#refreshCommit()
+    this.#serveDeposed()
     this.#heartbeat()
     this.#coordinate()
     this.#driveRecovery()
@@ -520,11 +581,14 @@ export class Cluster {
 
   #deliver(message: Message): void {
     if (message.to === coordinatorId) {
+      if (this.isLinkDown(message.from, coordinatorId)) return this.#reject(message, 'link_down')
       this.#coordinatorReceive(message)
       return
     }
     const node = this.node(message.to)
     if (!node.running) return this.#reject(message, 'node_down')
+    if (message.from === coordinatorId && this.isLinkDown(coordinatorId, node.id)) return this.#reject(message, 'link_down')
+    if (message.kind === 'lease_grant') return this.#receiveLeaseGrant(node, message)
     if (message.kind === 'assignment') return this.#adoptAssignment(node, message)
     if (message.kind === 'membership') return this.#receiveMembership(message)
     if (message.kind === 'ack' || message.kind === 'handshake_reply') {
@@ -770,6 +834,7 @@ export class Cluster {
     const previous = runtime.commit.committedLsn
     const committed = runtime.commit.candidateLsn()
     if (committed === previous) return
+    if (!this.#mayAcknowledge(runtime, committed)) return
     // Client acknowledgement is modelled as the coordinator accepting the
     // commit: a primary of an older epoch is refused (it lost its lease).
     if (!this.coordinator.acknowledgeCommit(runtime.epoch, committed)) {
@@ -806,6 +871,9 @@ export class Cluster {
         endpoint: node.endpoint,
         durableLsn: node.durableLsn,
         safeLsn: lineageSafeLsn(node),
+        sentAt: this.#now,
+        // Whether this node runs as primary: a primary that restarted is a replica until promoted again.
+        serving: this.#runtime?.nodeId === node.id || this.#deposed.some((runtime) => runtime.nodeId === node.id),
       })
     }
   }
@@ -818,6 +886,12 @@ export class Cluster {
       this.#log('coordinator', `endpoint_changed ${message.from} v${message.endpoint.version}`)
       const runtime = this.#runtime
       if (runtime !== undefined && runtime.nodeId !== message.from) this.#sendMembership(runtime)
+    }
+    const lease = this.#coordinatorLease
+    if (lease !== undefined && message.serving && message.from === coordinator.primaryId && message.epoch === coordinator.epoch) {
+      // The primary's heartbeat is its lease renewal: granted from when it was sent.
+      lease.heard(this.#now)
+      this.#send(Tick.after(this.#now, 1), { kind: 'lease_grant', from: coordinatorId, to: message.from, epoch: coordinator.epoch, sentAt: message.sentAt })
     }
     if (outcome.sendAssignment) {
       this.#send(Tick.after(this.#now, 1), {
@@ -859,8 +933,69 @@ export class Cluster {
     else this.#reject(message, verdict === 'stale' ? 'stale_assignment' : 'epoch_ahead')
   }
 
+  /**
+   * Without leases the coordinator sees directly whether the primary runs.
+   * With them it knows only what reached it: the primary counts as serving
+   * while its heartbeats arrive, and a promotion also waits until the lease
+   * it last granted has lapsed on the primary's side.
+   */
   #coordinate(): void {
-    if (this.coordinator.promotionDue(this.#runtime !== undefined, this.#now)) this.#promote()
+    const lease = this.#coordinatorLease
+    if (lease === undefined) {
+      if (this.coordinator.promotionDue(this.#runtime !== undefined, this.#now)) this.#promote()
+      return
+    }
+    const heardLately = Tick.between(lease.lastHeardAt(), this.#now) <= 1
+    if (this.coordinator.promotionDue(heardLately, this.#now) && lease.promotionAllowed(this.#now)) this.#promote()
+  }
+
+  /** A lease grant reaches the primary (or a deposed one) on `node`. */
+  #receiveLeaseGrant(node: SimNode, message: Extract<Message, { kind: 'lease_grant' }>): void {
+    const runtime = this.#runtime?.nodeId === node.id ? this.#runtime : this.#deposed.find((candidate) => candidate.nodeId === node.id)
+    if (runtime?.lease === undefined) return this.#reject(message, 'not_primary')
+    const renewal = runtime.lease.renewed(message.sentAt, message.epoch)
+    this.#accept(message, `lease=${renewal} until=${runtime.lease.expiresAt ?? '-'}`)
+  }
+
+  /**
+   * Deposed primaries keep running on their old epoch (clients may still
+   * write there) but may not acknowledge: one steps down once its node
+   * adopted a newer epoch (the coordinator reached it) or crashed.
+   */
+  #serveDeposed(): void {
+    this.#stepDown((runtime) => this.node(runtime.nodeId).epoch > runtime.epoch, 'adopted_newer_epoch')
+    for (const runtime of this.#deposed) {
+      const node = this.node(runtime.nodeId)
+      if (node.headLsn > node.durableLsn) node.flush()
+      // It still runs its commit rule (best_effort needs only its own disk); its lease must refuse.
+      runtime.commit.recordPrimaryDurable(node.durableLsn)
+      const candidate = runtime.commit.candidateLsn()
+      if (candidate > runtime.commit.committedLsn && this.#mayAcknowledge(runtime, candidate)) {
+        this.recordViolation({
+          tick: this.#now,
+          kind: 'overlapping_primaries',
+          detail: `deposed primary ${node.id} (epoch ${runtime.epoch}) acknowledges commit ${candidate} while ${this.#runtime?.nodeId ?? 'no primary'} serves epoch ${this.coordinator.epoch}`,
+        })
+        runtime.commit.advance()
+      }
+    }
+  }
+
+  /** The primary's own rule before it acknowledges a commit: in a leased cluster, only while its lease holds. */
+  #mayAcknowledge(runtime: PrimaryRuntime, committed: Lsn): boolean {
+    if (runtime.lease === undefined || runtime.lease.holds(this.#now)) return true
+    this.stats.commitsWithoutLease += 1
+    this.#log('reject', `commit ${committed} from ${runtime.nodeId} epoch ${runtime.epoch} reason=lease_not_held`)
+    return false
+  }
+
+  #stepDown(which: (runtime: PrimaryRuntime) => boolean, reason: string): void {
+    for (let index = this.#deposed.length - 1; index >= 0; index -= 1) {
+      const runtime = this.#deposed[index]!
+      if (!which(runtime)) continue
+      this.#deposed.splice(index, 1)
+      this.#log('lease', `deposed primary ${runtime.nodeId} epoch=${runtime.epoch} steps down reason=${reason}`)
+    }
   }
 
   /** What the coordinator knows when it decides a promotion: heartbeats and published states. */
@@ -897,6 +1032,16 @@ export class Cluster {
     }
     const epoch = decision.epoch
     coordinator.promoted(chosen.id, epoch)
+    this.#coordinatorLease?.assigned(this.#now)
+    const replaced = this.#runtime
+    if (replaced !== undefined) {
+      // Still running, cut off from the coordinator: it serves on, deposed, until it learns or crashes.
+      invariant(this.options.primaryLease !== undefined, 'only a leased cluster promotes over a running primary')
+      invariant(replaced.nodeId !== chosen.id, 'the coordinator promotes a primary it has not heard from')
+      this.#deposed.push(replaced)
+      this.stats.primariesDeposed += 1
+      this.#log('lease', `primary ${replaced.nodeId} epoch=${replaced.epoch} deposed, lease until ${replaced.lease?.expiresAt ?? '-'}`)
+    }
     this.#log('promote', `${chosen.id} epoch=${epoch} committed=${coordinator.committedLsn} durable=${chosen.durableLsn} candidates=${verdicts.join(',')}`)
     this.stats.promotions += 1
     chosen.epoch = epoch
@@ -987,6 +1132,7 @@ export class Cluster {
       // Only PrimaryRuntime instances are built here, so the adapters see the pins and streams.
       adapters: (created) => this.#adapters(created as PrimaryRuntime),
     })
+    if (this.options.primaryLease !== undefined) runtime.lease = new PrimaryLease(this.options.primaryLease, epoch)
     runtime.log.subscribe((event) => this.#countPath(event))
     if (this.#trace !== undefined) runtime.log.subscribe((event) => this.#log('engine', formatRecoveryEvent(event)))
     this.#runtime = runtime
@@ -1262,6 +1408,8 @@ export function describe(message: Message): string {
       return `assignment ${route}`
     case 'membership':
       return `membership ${route}`
+    case 'lease_grant':
+      return `lease_grant ${route} sent_at=${message.sentAt}`
     case 'handshake':
       return `handshake ${route} session=${message.sessionId}`
     case 'handshake_reply':

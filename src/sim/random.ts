@@ -9,7 +9,7 @@
 import { InvariantViolation } from '../domain/index.ts'
 import { Cluster, emptyClusterStats, reliableNetwork, type NetworkModel, type ClusterOptions, type ClusterStats, type DurabilityMode, type PlantedBugs } from './cluster.ts'
 import type { Violation } from './checker.ts'
-import type { EventOrder, NodeId } from './events.ts'
+import { coordinatorId, type EventOrder, type NodeId } from './events.ts'
 import { Prng } from './prng.ts'
 import { noFaults, type ProtocolFaults } from '../replication/index.ts'
 
@@ -38,6 +38,12 @@ export interface RunShape {
   readonly storage: 'healthy' | 'faulty'
   /** `network`: connects are a handshake and a reply over the simulated network, polled by the driver. */
   readonly handshake: 'call' | 'network'
+  /**
+   * `partitioned`: leased primaries, and the primary is sometimes cut off
+   * from the coordinator while it keeps running (it is replaced, serves on
+   * deposed, and clients still write to it); see `partitionStep`.
+   */
+  readonly coordinatorLinks: 'reliable' | 'partitioned'
 }
 
 export interface RunResult {
@@ -97,7 +103,8 @@ export function shapeFor(seed: number, fixed: RandomRunOptions['shape'] = {}): R
   const timers = fixed.timers ?? (profile.chance(0.5) ? 'tight' : 'default')
   const storage = fixed.storage ?? (profile.chance(0.5) ? 'faulty' : 'healthy')
   const handshake = fixed.handshake ?? (profile.chance(0.5) ? 'network' : 'call')
-  return { nodeCount, durability, order, timers, storage, handshake }
+  const coordinatorLinks = fixed.coordinatorLinks ?? (profile.chance(0.35) ? 'partitioned' : 'reliable')
+  return { nodeCount, durability, order, timers, storage, handshake, coordinatorLinks }
 }
 
 /** The cluster options a shape stands for; the tight limits and the faulty disk are drawn from the seed. */
@@ -108,6 +115,11 @@ export function optionsFor(seed: number, shape: RunShape): Partial<ClusterOption
     durability: shape.durability,
     order: shape.order,
     handshakeOverNetwork: shape.handshake === 'network',
+  }
+  if (shape.coordinatorLinks === 'partitioned') {
+    // Heartbeats every tick, a round trip of 2: the primary's lease (8 - 2 ticks from the send) outlives a lost heartbeat or two.
+    options.primaryLease = leaseTermsPartitioned
+    options.leaseTimeoutTicks = leaseTermsPartitioned.leaseTicks
   }
   if (shape.timers === 'tight') {
     options.catchUpTimeoutTicks = 6 + prng.int(20)
@@ -129,6 +141,25 @@ export function optionsFor(seed: number, shape: RunShape): Partial<ClusterOption
     }
   }
   return options
+}
+
+export const leaseTermsPartitioned = Object.freeze({ leaseTicks: 8, safetyMarginTicks: 2 })
+
+/**
+ * Coordinator partitions, drawn from their own PRNG so a seed's actions stay
+ * the same: the primary is cut off from the coordinator (sometimes one way),
+ * links to the coordinator come back, and a client still pointed at a
+ * deposed primary writes there.
+ */
+function partitionStep(cluster: Cluster, prng: Prng): void {
+  const primary = cluster.runtime?.nodeId
+  if (primary !== undefined && prng.int(100) < 3) cluster.isolateFromCoordinator(primary, prng.chance(0.7))
+  const cut = cluster.linksDown().filter((link) => link.includes(coordinatorId))
+  if (cut.length > 0 && prng.int(100) < 8) {
+    const [from, to] = prng.pick(cut).split('>') as [NodeId, NodeId]
+    cluster.linkUp(from, to, false)
+  }
+  if (cluster.deposed().length > 0 && prng.int(100) < 40) cluster.writeToDeposed()
 }
 
 function step(cluster: Cluster, prng: Prng): void {
@@ -216,11 +247,13 @@ export function runRandom(options: RandomRunOptions): RunResult {
     network: options.network ?? reliableNetwork,
   })
   const prng = new Prng(options.seed ^ 0x7f4a7c15)
+  const partitionPrng = shape.coordinatorLinks === 'partitioned' ? new Prng(options.seed ^ 0x70617274) : undefined
   let stepsRun = 0
   let settledAfterTicks: number | undefined
   try {
     while (stepsRun < options.steps && cluster.violations.length === 0) {
       step(cluster, prng)
+      if (partitionPrng !== undefined) partitionStep(cluster, partitionPrng)
       cluster.tick()
       stepsRun += 1
     }

@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { InvariantViolation } from '../../src/domain/index.ts'
-import { ControlPlane, Epoch, Lsn, RecoveryLog, ReplicaId, Tick } from '../../src/replication/index.ts'
+import { AssignmentStore, ControlPlane, Epoch, Lsn, RecoveryLog, ReplicaId, Tick } from '../../src/replication/index.ts'
 import { endpoint } from './fakes.ts'
 
 const [n1, n2, n3] = ['n1', 'n2', 'n3'].map((id) => ReplicaId.of(id)) as [ReplicaId, ReplicaId, ReplicaId]
@@ -94,4 +94,22 @@ test('a heartbeat carrying an older endpoint version than the control plane know
   assert.equal(plane.receiveHeartbeat(beat(n2, { version: 3 }), Tick.of(1)).endpointChanged, true)
   assert.equal(plane.receiveHeartbeat(beat(n2, { version: 2 }), Tick.of(2)).endpointChanged, false)
   assert.equal(plane.knownEndpoints.get(n2)?.version, 3)
+})
+
+test('a restarted coordinator re-reads the versioned assignment and waits a whole lease before promoting', () => {
+  const store = new AssignmentStore({ epoch: Epoch.of(4), primaryId: n2, committedLsn: Lsn.of(9), lineageResets: [{ epoch: Epoch.of(3), keptLsn: Lsn.of(6) }] })
+  const plane = ControlPlane.restore(
+    { members: [n1, n2, n3].map((replicaId) => ({ replicaId, endpoint: endpoint(replicaId) })), log: new RecoveryLog(), leaseTicks: 3, reportFreshTicks: 2, assignmentResendTicks: 2 },
+    store.read(),
+  )
+  assert.equal(plane.epoch, Epoch.of(4))
+  assert.equal(plane.primaryId, n2)
+  assert.equal(plane.committedLsn, Lsn.of(9))
+  assert.deepEqual(plane.lineageResets, [{ epoch: Epoch.of(3), keptLsn: Lsn.of(6) }])
+  // Not heard from the primary since the restart: no promotion before a whole lease has passed.
+  assert.equal(plane.promotionDue(false, Tick.of(50)), false)
+  assert.equal(plane.promotionDue(false, Tick.of(52)), false)
+  assert.equal(plane.promotionDue(false, Tick.of(53)), true)
+  assert.equal(plane.acknowledgeCommit(Epoch.of(3), Lsn.of(10)), false, 'a commit from the deposed epoch is refused after the restart too')
+  assert.throws(() => ControlPlane.restore({ members: [n1].map((replicaId) => ({ replicaId, endpoint: endpoint(replicaId) })), log: new RecoveryLog(), leaseTicks: 3, reportFreshTicks: 2, assignmentResendTicks: 2 }, store.read()), InvariantViolation)
 })

@@ -46,6 +46,9 @@ const pathsRequired = [
   'staleAssignments',
   'fsyncFailures',
   'transfersInterrupted',
+  'primariesDeposed',
+  'writesToDeposed',
+  'commitsWithoutLease',
 ] as const satisfies ReadonlyArray<keyof ClusterStats>
 
 function describeFailures(failures: readonly RunResult[]): string {

@@ -16,6 +16,7 @@ test('tally sim prints runs, steps and violations and exits 0 when clean', async
   assert.match(text, /^steps 250$/m)
   assert.match(text, /^violations 0$/m)
   assert.match(text, /^paths: budget violations \d+ catch-up timeouts \d+ reservation timeouts \d+ pin failures \d+ rebuild stalls \d+$/m)
+  assert.match(text, /^ +deposed primaries \d+ writes to deposed primaries \d+ commits held back without a lease \d+$/m)
   assert.match(text, /^liveness: 5 of 5 runs settled after faults stopped, slowest in \d+ ticks$/m)
 })
 
