@@ -8,6 +8,7 @@ import { tempDirectory } from '../support/temp.ts'
 import { killTally, spawnTally } from '../support/server-process.ts'
 import type { ServerProcess } from '../support/server-process.ts'
 import { asArray, asBigint, asObject, at, show } from '../support/api.ts'
+import { mulberry32 } from './power-loss-harness.ts'
 
 /**
  * Crash test (issue 2): the real server under concurrent writes, SIGKILLed at
@@ -28,17 +29,6 @@ const keyedPercent = 35
 const cacheRotationThreshold = 16
 const testMsMax = 90_000
 const ledger = 'crash'
-
-function mulberry32(state: number): () => number {
-  let a = state >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function integerBelow(random: () => number, limit: number): number {
   return Math.floor(random() * limit)
