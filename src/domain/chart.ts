@@ -30,7 +30,7 @@ export interface ChartVariable {
 }
 
 export interface ChartAccount {
-  /** `.metadata`: default values by key (recorded and served; not applied to accounts yet). */
+  /** `.metadata`: default values by key, given to an account when a write following the schema creates it. */
   readonly metadataDefaults: ReadonlyMap<string, string>
 }
 

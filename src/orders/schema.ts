@@ -1,13 +1,16 @@
-import type { Json, Keyed, LedgerName, LedgerRecord, SchemaRecord } from '../domain/index.ts'
+import type { AccountAddress, ChartAccount, Json, Keyed, LedgerName, LedgerRecord, Metadata, SchemaRecord } from '../domain/index.ts'
 import {
   TallyError,
+  canonicalAccountMetadata,
   canonicalJson,
+  canonicalMetadata,
   compileChart,
   describe,
   emptyKeyed,
   findChartAccount,
   isJsonObject,
   lengthLimitError,
+  mergeMetadata,
   notFound,
   ownEntries,
   ownValue,
@@ -18,6 +21,7 @@ import {
   valueOfKind,
 } from '../domain/index.ts'
 import type { Scope } from './scope.ts'
+import { readAccount } from './scope.ts'
 import { compileScript } from './script.ts'
 
 /** v2 names versions freely (`v1.0.0`); Tally bounds them to what a key and a URL carry plainly. */
@@ -240,11 +244,15 @@ export function schemaNotFound(ledger: LedgerName, version: string, latest: stri
   return notFound(`schema ${version} not found in ledger ${ledger}${latest === undefined ? ' (it has no schema)' : ` (latest: ${latest})`}`)
 }
 
-/** Refuses, with the first account outside the chart, a write touching accounts the schema does not allow. */
-export function checkAccountsInChart(schema: SchemaRecord, accounts: Iterable<string>, what: string): void {
+/**
+ * Refuses, with the first account outside the chart, a write touching
+ * accounts the schema does not allow; else the chart entry of each account.
+ */
+export function checkAccountsInChart(schema: SchemaRecord, accounts: Iterable<string>, what: string): Map<string, ChartAccount> {
   const chart = schema.data.chart
   if (!isJsonObject(chart)) throw validationError(`schema ${schema.version} has no chart`)
   const compiled = compileChart(chart)
+  const entries = new Map<string, ChartAccount>()
   for (const account of accounts) {
     const found = findChartAccount(compiled, account)
     if ('refusal' in found) {
@@ -255,7 +263,24 @@ export function checkAccountsInChart(schema: SchemaRecord, accounts: Iterable<st
         details: { schemaVersion: schema.version, account },
       })
     }
+    entries.set(account, found.account)
   }
+  return entries
+}
+
+/**
+ * The account metadata a write following a schema applies: for each account
+ * it uses for the first time (no account row yet), its chart entry's
+ * `.metadata` defaults, under whatever the write itself sets. Read through the
+ * gate like the write's own account reads, so a replay applies the same.
+ */
+export function withChartDefaults(scope: Scope, ledger: LedgerName, chartAccounts: ReadonlyMap<string, ChartAccount>, given: Readonly<Keyed<Metadata>>): Keyed<Metadata> {
+  const byAccount = new Map<string, Metadata>(ownEntries(given))
+  for (const [address, entry] of chartAccounts) {
+    if (entry.metadataDefaults.size === 0 || readAccount(scope, ledger, address as AccountAddress) !== undefined) continue
+    byAccount.set(address, mergeMetadata(canonicalMetadata(entry.metadataDefaults), byAccount.get(address) ?? emptyKeyed<string>()))
+  }
+  return canonicalAccountMetadata(byAccount)
 }
 
 /** The script of a transaction template of `schema`, or a precise 400/404. */

@@ -200,3 +200,48 @@ test('schemas: template and query names that are Object.prototype members are da
     await api.close()
   }
 })
+
+test('schemas: a chart account\'s default metadata is applied when a write following the schema first uses it, never over the write\'s own', async () => {
+  const api = await openTestApi()
+  try {
+    await withSchema(api, 'v1')
+    const metadataOf = async (address: string) => at((await api.request('GET', `/v2/main/accounts/${address}`)).body, 'data', 'metadata')
+    const posting = (destination: string) => ({ postings: [{ source: 'world', destination, amount: 5, asset: 'USD' }] })
+    const created = await api.request('POST', '/v2/main/transactions?schemaVersion=v1', posting('users:7'))
+    assertStatus(created, 200)
+    assert.deepEqual(await metadataOf('users:7'), { tier: 'basic' })
+    assert.deepEqual(await metadataOf('world'), {}, 'world has no defaults in this chart')
+    assertError(await api.request('GET', '/v2/main/accounts/users:7:wallet'), 404, 'NOT_FOUND')
+    // The write's own value wins over the default.
+    assertStatus(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { ...posting('users:8'), accountMetadata: { 'users:8': { tier: 'gold' } } }), 200)
+    assert.deepEqual(await metadataOf('users:8'), { tier: 'gold' })
+    // A script's set_account_meta wins too; a template's accounts get their defaults.
+    assertStatus(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { template: 'DEPOSIT', vars: { user: 'users:12', amount: 'USD 3' } } }), 200)
+    assert.deepEqual(await metadataOf('users:12'), { tier: 'basic' })
+    assertStatus(await api.request('POST', '/v2/main/_bulk?schemaVersion=v1', [{ action: 'CREATE_TRANSACTION', data: posting('users:13') }]), 200)
+    assert.deepEqual(await metadataOf('users:13'), { tier: 'basic' })
+    // Only on first use: a removed default does not come back.
+    assertStatus(await api.request('DELETE', '/v2/main/accounts/users:7/metadata/tier'), 204)
+    assertStatus(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', posting('users:7')), 200)
+    assert.deepEqual(await metadataOf('users:7'), {})
+    // Saving metadata on an account never used creates it with its defaults under the saved values.
+    assertStatus(await api.request('POST', '/v2/main/accounts/users:9/metadata?schemaVersion=v1', { note: 'x' }), 204)
+    assert.deepEqual(await metadataOf('users:9'), { note: 'x', tier: 'basic' })
+    assertStatus(await api.request('POST', '/v2/main/accounts/users:10/metadata?schemaVersion=v1', { tier: 'gold' }), 204)
+    assert.deepEqual(await metadataOf('users:10'), { tier: 'gold' })
+    // The logs carry what was applied, so an export replays to the same accounts; check is clean.
+    const logs = asArray(at((await api.request('GET', '/v2/main/logs?sort=id:asc')).body, 'cursor', 'data'))
+    const first = logs.map((log) => asObject(log)).find((log) => log.type === 'NEW_TRANSACTION')
+    assert.deepEqual(at(first, 'data', 'accountMetadata'), { 'users:7': { tier: 'basic' } })
+    const exported = (await api.app.inject({ method: 'POST', url: '/v2/main/logs/export' })).body
+    assertStatus(await api.request('POST', '/v2/copy/logs/import', exported), 204)
+    assert.equal((await api.app.inject({ method: 'POST', url: '/v2/copy/logs/export' })).body, exported, 'the copy exports the same bytes')
+    for (const address of ['users:7', 'users:8', 'users:9', 'users:10', 'users:12', 'users:13']) {
+      assert.deepEqual(at((await api.request('GET', `/v2/copy/accounts/${address}`)).body, 'data', 'metadata'), await metadataOf(address), address)
+    }
+    const checked = (await api.app.inject({ method: 'POST', url: '/_/check' })).body.trim().split('\n').at(-1) ?? ''
+    assert.match(checked, /"ok":true/, checked)
+  } finally {
+    await api.close()
+  }
+})

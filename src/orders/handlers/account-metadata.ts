@@ -1,18 +1,21 @@
-import { keyedFrom, notFound, storedMetadata, withoutKey } from '../../domain/index.ts'
+import { keyedFrom, notFound, ownValue, storedMetadata, withoutKey } from '../../domain/index.ts'
 import type { DeleteAccountMetadata, SaveAccountMetadata } from '../order.ts'
 import type { OrderOutput } from '../output.ts'
 import type { Scope } from '../scope.ts'
 import { readAccount, readLedger, writeAccount } from '../scope.ts'
 import { appendLedgerLog } from '../ledger-log.ts'
 import { touchAccounts } from '../postings-apply.ts'
-import { checkAccountsInChart, followedSchema } from '../schema.ts'
+import { checkAccountsInChart, followedSchema, withChartDefaults } from '../schema.ts'
 
 /** Saving metadata on an account that was never used creates it, as in v2. */
 export function saveAccountMetadata(scope: Scope, order: SaveAccountMetadata): OrderOutput {
   const ledger = readLedger(scope, order.ledger)
   const schema = followedSchema(scope, ledger, order.schemaVersion)
-  if (schema !== undefined) checkAccountsInChart(schema, [order.address], 'the metadata')
-  const metadata = storedMetadata(order.metadata)
+  const chartAccounts = schema === undefined ? undefined : checkAccountsInChart(schema, [order.address], 'the metadata')
+  const given = storedMetadata(order.metadata)
+  // An account this save creates takes its chart defaults under the saved values, as in v2; the
+  // log records both, so an import replays the same account.
+  const metadata = chartAccounts === undefined ? given : (ownValue(withChartDefaults(scope, order.ledger, chartAccounts, keyedFrom([[order.address, given]])), order.address) ?? given)
   const created = touchAccounts(scope, order.ledger, [order.address], scope.date, keyedFrom([[order.address, metadata]]))
   const logged = appendLedgerLog(scope, { ...ledger, accountCount: ledger.accountCount + created }, 'SET_METADATA', { targetType: 'ACCOUNT', targetId: order.address, metadata }, order.schemaVersion)
   return { type: 'METADATA', logId: logged.nextLogId - 1n }

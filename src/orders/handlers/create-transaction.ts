@@ -9,7 +9,7 @@ import { readAccount, readLedger, readReference, readVolumes, writeTransaction }
 import { accountsOf, applyPostings, touchAccounts } from '../postings-apply.ts'
 import { appendLedgerLog } from '../ledger-log.ts'
 import { checkedAccount, checkedAsset, runPlannedScript, scriptAccountMetadata, scriptPostings } from '../script.ts'
-import { checkAccountsInChart, followedSchema, templateScript } from '../schema.ts'
+import { checkAccountsInChart, followedSchema, templateScript, withChartDefaults } from '../schema.ts'
 
 export function createTransaction(scope: Scope, order: CreateTransaction): OrderOutput {
   const ledger = readLedger(scope, order.ledger)
@@ -24,12 +24,15 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
   if (order.reference !== undefined && readReference(scope, order.ledger, order.reference) !== undefined) {
     throw new TallyError({ code: 'CONFLICT', kind: 'conflict', message: `reference ${JSON.stringify(order.reference)} is already used` })
   }
-  const moves = order.script === undefined ? fromPostings(order) : fromScript(scope, order)
-  if (moves.postings.length === 0) {
+  const planned = order.script === undefined ? fromPostings(order) : fromScript(scope, order)
+  if (planned.postings.length === 0) {
     throw new TallyError({ code: 'NO_POSTINGS', kind: 'validation', message: 'a transaction needs at least one posting' })
   }
   // Checked before anything is written: a refused transaction leaves nothing.
-  if (schema !== undefined) checkAccountsInChart(schema, [...accountsOf(moves.postings), ...Object.keys(moves.accountMetadata)], 'the transaction')
+  const chartAccounts = schema === undefined ? undefined : checkAccountsInChart(schema, [...accountsOf(planned.postings), ...Object.keys(planned.accountMetadata)], 'the transaction')
+  // v2 gives an account its chart defaults when a write following the schema first uses it; the
+  // log records them with the write's own, so an import replays the same accounts.
+  const moves = chartAccounts === undefined ? planned : { ...planned, accountMetadata: withChartDefaults(scope, order.ledger, chartAccounts, planned.accountMetadata) }
   const timestamp = order.timestamp ?? scope.date
   // A script already enforced its own overdraft rules: its postings apply as they are.
   const volumes = applyPostings(scope, order.ledger, moves.postings, order.force || order.script !== undefined)
