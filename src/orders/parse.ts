@@ -2,6 +2,7 @@ import type { AccountAddress, Keyed, LedgerName, Metadata, TransactionId } from 
 import {
   describe,
   emptyKeyed,
+  invariant,
   canonicalAccountMetadata,
   ownEntries,
   isJsonObject,
@@ -110,7 +111,7 @@ function resolvedTemplate(template: string, options: CreateTransactionOptions): 
   if (options.schemaVersion === undefined) {
     throw new TallyError({ code: 'SCHEMA_NOT_SPECIFIED', kind: 'validation', message: `script.template: template ${JSON.stringify(template)} comes from a schema; name its version (schemaVersion)` })
   }
-  if (options.templateScript === undefined) throw validationError('script.template: transaction templates are served by POST /v2/{ledger}/transactions, not in bulk elements; send script.plain')
+  invariant(options.templateScript !== undefined, 'a caller parsing a template names its schema\'s templates')
   return options.templateScript(template)
 }
 

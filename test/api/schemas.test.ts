@@ -110,6 +110,7 @@ test('schemas: script.template creates a transaction from a named template with 
   const api = await openTestApi()
   try {
     await withSchema(api, 'v1')
+    const posting = (destination: string) => ({ postings: [{ source: 'world', destination, amount: 5, asset: 'USD' }] })
     const body = { script: { template: 'DEPOSIT', vars: { user: 'users:42', amount: 'USD 100' } } }
     const created = await api.request('POST', '/v2/main/transactions?schemaVersion=v1', body)
     assertStatus(created, 200)
@@ -122,6 +123,20 @@ test('schemas: script.template creates a transaction from a named template with 
     assertError(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { template: 'DEPOSIT', vars: { user: 'users:x', amount: 'USD 1' } } }), 400, 'VALIDATION', 'users:x')
     const got = await api.request('GET', '/v2/main/transactions/0')
     assert.equal(at(got.body, 'data', 'template'), 'DEPOSIT')
+    // In _bulk, each element's template is planned like a single transaction's, from the bulk's schemaVersion.
+    const element = (vars: Record<string, string>, template = 'DEPOSIT') => ({ action: 'CREATE_TRANSACTION', data: { script: { template, vars } } })
+    const bulk = await api.request('POST', '/v2/main/_bulk?schemaVersion=v1', [element({ user: 'users:43', amount: 'USD 7' }), { action: 'CREATE_TRANSACTION', data: posting('users:44') }])
+    assertStatus(bulk, 200)
+    const results = asArray(at(bulk.body, 'data')).map((result) => asObject(result))
+    assert.equal(at(results[0], 'data', 'template'), 'DEPOSIT')
+    assert.deepEqual(at(results[0], 'data', 'postings'), [{ source: 'world', destination: 'users:43', amount: 7n, asset: 'USD' }])
+    assert.equal(Object.hasOwn(asObject(at(results[1], 'data')), 'template'), false)
+    assertError(await api.request('POST', '/v2/main/_bulk', [element({ user: 'users:43', amount: 'USD 7' })]), 400, 'SCHEMA_NOT_SPECIFIED', 'template')
+    assertError(await api.request('POST', '/v2/main/_bulk?schemaVersion=v1', [element({}, 'NOPE')]), 404, 'NOT_FOUND', '[0].data: transaction template "NOPE"')
+    assertError(await api.request('POST', '/v2/main/_bulk?schemaVersion=v9', [element({})]), 404, 'NOT_FOUND', 'schema v9')
+    assertError(await api.request('POST', '/v2/main/_bulk?schemaVersion=v1&atomic=true', [element({ user: 'users:45', amount: 'USD 1' }), element({ user: 'users:x', amount: 'USD 1' })]), 400, 'VALIDATION', 'users:x')
+    // An atomic bulk with one refused element applies nothing.
+    assertError(await api.request('GET', '/v2/main/accounts/users:45'), 404, 'NOT_FOUND')
   } finally {
     await api.close()
   }

@@ -125,7 +125,7 @@ const transactionRequest: OpenApiObject = {
       properties: {
         plain: { type: 'string', description: 'Numscript source.' },
         vars: { type: 'object', additionalProperties: { type: 'string' }, description: 'Values of the script variables, as strings.' },
-        template: { type: 'string', description: 'Not supported by Tally (templates live in schemas, which Tally does not serve).' },
+        template: { type: 'string', description: 'A transaction template of the schema named by `schemaVersion` (instead of `plain`); also in `_bulk` elements.' },
       },
     },
     runtime: { type: 'string', enum: ['experimental-interpreter', 'machine'], description: 'Ignored: Tally has one Numscript interpreter.' },

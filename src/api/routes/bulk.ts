@@ -12,8 +12,8 @@ import {
   validationError,
   InvariantViolation,
 } from '../../domain/index.ts'
-import type { Order, ProposedOrder } from '../../orders/index.ts'
-import { parseBoolean, parseCreateTransaction, parseRevertTransaction, parseTransactionId } from '../../orders/index.ts'
+import type { CreateTransactionOptions, Order, ProposedOrder } from '../../orders/index.ts'
+import { parseBoolean, parseCreateTransaction, parseRevertTransaction, parseTransactionId, templateScript } from '../../orders/index.ts'
 import type { OrderResult } from '../../fsm/index.ts'
 import { idempotencyKeyLengthMax, ledgerParam, queryFlag, requestHash, schemaVersionOf } from '../requests.ts'
 import { wireCode } from '../errors.ts'
@@ -50,7 +50,11 @@ export function bulkRoutes(app: FastifyInstance, node: LedgerNode, views: Views,
     await views.ledger(ledger) // 404 LEDGER_NOT_FOUND like every other ledger route
     if (body.length === 0) return reply.code(200).send({ data: [] })
     const schema = schemaVersionOf(request)
-    const elements = body.map((element, i) => parseElement(ledger, element, i, schema))
+    // Elements' templates are read from the bulk's schema here, once, as a single transaction's
+    // are; the FSM checks each against the schema it reads.
+    const followed = schema.schemaVersion === undefined || !body.some(namesTemplate) ? undefined : await views.schema(ledger, schema.schemaVersion)
+    const parsing: CreateTransactionOptions = { ...schema, ...(followed === undefined ? {} : { templateScript: (name: string) => templateScript(followed, name) }) }
+    const elements = body.map((element, i) => parseElement(ledger, element, i, parsing))
     // Parallel elements are independent; applying them in order gives the same results.
     const results = await node.admission.submit(
       elements.map((element) => element.proposed),
@@ -96,8 +100,18 @@ function bulkSuccess(action: Action, result: Extract<OrderResult, { status: 'app
   }
 }
 
-/** `schema`: the bulk's `schemaVersion`, followed by every element that v2 validates against a schema. */
-function parseElement(ledger: LedgerName, element: unknown, i: number, schema: { schemaVersion?: string }): { action: Action; proposed: ProposedOrder } {
+/** Whether a bulk element creates a transaction from a template (`script.template`). */
+function namesTemplate(element: unknown): boolean {
+  if (!isJsonObject(element) || element.action !== 'CREATE_TRANSACTION' || !isJsonObject(element.data)) return false
+  const script = element.data.script
+  return isJsonObject(script) && script.template !== undefined && script.template !== null && script.template !== ''
+}
+
+/**
+ * `options`: the bulk's `schemaVersion`, followed by every element that v2
+ * validates against a schema, and the templates of that schema.
+ */
+function parseElement(ledger: LedgerName, element: unknown, i: number, options: CreateTransactionOptions): { action: Action; proposed: ProposedOrder } {
   const field = `[${i}]`
   if (!isJsonObject(element)) throw validationError(`${field}: expected a bulk element object, got ${describe(element)}`)
   const action = element.action
@@ -111,7 +125,7 @@ function parseElement(ledger: LedgerName, element: unknown, i: number, schema: {
   }
   let order: Order
   try {
-    order = parseAction(ledger, action as Action, element.data, schema)
+    order = parseAction(ledger, action as Action, element.data, options)
   } catch (error) {
     if (error instanceof TallyError) {
       throw new TallyError({ code: error.code, kind: error.kind, message: `${field}.data: ${error.message}` })
@@ -123,11 +137,12 @@ function parseElement(ledger: LedgerName, element: unknown, i: number, schema: {
   return { action: action as Action, proposed }
 }
 
-function parseAction(ledger: LedgerName, action: Action, data: unknown, schema: { schemaVersion?: string }): Order {
+function parseAction(ledger: LedgerName, action: Action, data: unknown, options: CreateTransactionOptions): Order {
   if (!isJsonObject(data)) throw validationError(`expected an object, got ${describe(data)}`)
+  const schema = options.schemaVersion === undefined ? {} : { schemaVersion: options.schemaVersion }
   switch (action) {
     case 'CREATE_TRANSACTION':
-      return parseCreateTransaction(ledger, data, schema)
+      return parseCreateTransaction(ledger, data, options)
     case 'REVERT_TRANSACTION':
       return {
         ...parseRevertTransaction(ledger, parseTransactionId(data.id, 'id'), { metadata: data.metadata ?? null }, {
