@@ -10,8 +10,8 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { performance } from 'node:perf_hooks'
 import { LedgerNode } from '../src/server/index.ts'
-import type { AccountAddress, Asset, LedgerName } from '../src/domain/index.ts'
-import type { ProposedOrder } from '../src/orders/index.ts'
+import type { LedgerName } from '../src/domain/index.ts'
+import { depositBulks } from './deposits.ts'
 
 const { values } = parseArgs({ options: { proposals: { type: 'string' }, orders: { type: 'string' }, sync: { type: 'boolean' } } })
 const proposals = Number(values.proposals ?? 40)
@@ -20,22 +20,7 @@ const directory = mkdtempSync(path.join(os.tmpdir(), 'tally-bulk-apply-'))
 const ledger = 'bench' as LedgerName
 const node = await LedgerNode.open({ dataDirectory: directory, sync: values.sync === true })
 await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger, bucket: '_default', metadata: {}, features: {} } }], { atomic: true, continueOnFailure: false })
-let next = 0
-function orders(): ProposedOrder[] {
-  return Array.from({ length: ordersPerProposal }, () => {
-    const i = next++
-    return {
-      order: {
-        type: 'CREATE_TRANSACTION',
-        ledger,
-        postings: [{ source: 'world' as AccountAddress, destination: `users:${i % 10_000}` as AccountAddress, amount: BigInt(1 + (i % 997)), asset: 'USD/2' as Asset }],
-        metadata: {},
-        accountMetadata: {},
-        force: false,
-      },
-    }
-  })
-}
+const orders = depositBulks(ledger, ordersPerProposal, 10_000)
 const started = performance.now()
 let submitted = 0
 async function client(): Promise<void> {

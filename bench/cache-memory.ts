@@ -15,9 +15,9 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { performance } from 'node:perf_hooks'
 import { LedgerNode } from '../src/server/index.ts'
-import type { AccountAddress, Asset, LedgerName } from '../src/domain/index.ts'
+import type { LedgerName } from '../src/domain/index.ts'
 import { TallyError } from '../src/domain/index.ts'
-import type { ProposedOrder } from '../src/orders/index.ts'
+import { depositBulks } from './deposits.ts'
 
 const { values } = parseArgs({
   options: {
@@ -55,22 +55,7 @@ function report(label: string, node: LedgerNode): void {
 let node = await LedgerNode.open(options)
 console.log(`K ${threshold}, Gen0 budget ${budget === null ? 'none' : `${(budget / MiB).toFixed(1)} MiB`}, ${proposals} proposals × ${ordersPerProposal} orders, gc ${gc === undefined ? 'unavailable (pass --expose-gc)' : 'forced before each sample'}`)
 await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger, bucket: '_default', metadata: {}, features: {} } }], { atomic: true, continueOnFailure: false })
-let next = 0
-function orders(): ProposedOrder[] {
-  return Array.from({ length: ordersPerProposal }, () => {
-    const i = next++
-    return {
-      order: {
-        type: 'CREATE_TRANSACTION',
-        ledger,
-        postings: [{ source: 'world' as AccountAddress, destination: `users:${i}` as AccountAddress, amount: BigInt(1 + (i % 997)), asset: 'USD/2' as Asset }],
-        metadata: {},
-        accountMetadata: {},
-        force: false,
-      },
-    }
-  })
-}
+const orders = depositBulks(ledger, ordersPerProposal)
 const started = performance.now()
 let submitted = 0
 let completed = 0

@@ -4,6 +4,7 @@ import { LedgerNode } from '../../src/server/index.ts'
 import { buildApi } from '../../src/api/index.ts'
 import { parseJson } from '../../src/domain/index.ts'
 import { tempDirectory } from '../support/temp.ts'
+import { overrunCacheHorizon, postJson } from '../support/ledger.ts'
 import { SDK } from '@formance/formance-sdk'
 import { ErrorsV2ErrorResponse } from '@formance/formance-sdk/sdk/models/ledger/index.js'
 import { openCompatServer } from '../compat/server.ts'
@@ -14,11 +15,7 @@ test('too many writes in flight for the cache horizon: 503 CACHE_HORIZON_EXCEEDE
   const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 1, sync: false })
   const app = await buildApi(node)
   try {
-    const post = (url: string, body: unknown) => app.inject({ method: 'POST', url, payload: JSON.stringify(body), headers: { 'content-type': 'application/json' } })
-    assert.equal((await post('/v2/main', {})).statusCode, 204)
-    const replies = await Promise.all(
-      Array.from({ length: 12 }, (_, i) => post('/v2/main/transactions', { postings: [{ source: 'world', destination: `users:${i}`, amount: 1, asset: 'USD' }] })),
-    )
+    const replies = await overrunCacheHorizon(app)
     const refused = replies.filter((reply) => reply.statusCode === 503)
     const accepted = replies.filter((reply) => reply.statusCode === 200)
     assert.ok(refused.length > 0, 'some writes were refused')
@@ -35,7 +32,7 @@ test('too many writes in flight for the cache horizon: 503 CACHE_HORIZON_EXCEEDE
     const stats = parseJson((await app.inject({ method: 'GET', url: '/v2/main/stats' })).body) as { data: { transactions: bigint } }
     assert.equal(stats.data.transactions, BigInt(accepted.length), 'a refused write applied nothing')
     // Retrying (as Retry-After says) succeeds once the pipeline drains.
-    const retried = await post('/v2/main/transactions', { postings: [{ source: 'world', destination: 'users:0', amount: 1, asset: 'USD' }] })
+    const retried = await postJson(app, '/v2/main/transactions', { postings: [{ source: 'world', destination: 'users:0', amount: 1, asset: 'USD' }] })
     assert.equal(retried.statusCode, 200)
   } finally {
     await app.close()

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { LedgerNode } from '../../src/server/index.ts'
 import { buildApi } from '../../src/api/index.ts'
 import { tempDirectory } from '../support/temp.ts'
+import { overrunCacheHorizon } from '../support/ledger.ts'
 
 /** The value of one sample of the Prometheus text (`name{labels} value`); 0 when absent. */
 function sample(text: string, series: string): number {
@@ -79,11 +80,7 @@ test('/_/metrics: a write refused for the cache horizon counts as a refusal and 
   const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 1, sync: false })
   const app = await buildApi(node)
   try {
-    const post = (url: string, body: unknown) => app.inject({ method: 'POST', url, payload: JSON.stringify(body), headers: { 'content-type': 'application/json' } })
-    assert.equal((await post('/v2/main', {})).statusCode, 204)
-    const replies = await Promise.all(
-      Array.from({ length: 12 }, (_, i) => post('/v2/main/transactions', { postings: [{ source: 'world', destination: `users:${i}`, amount: 1, asset: 'USD' }] })),
-    )
+    const replies = await overrunCacheHorizon(app)
     const refused = replies.filter((reply) => reply.statusCode === 503).length
     assert.ok(refused > 0)
     const text = (await app.inject({ method: 'GET', url: '/_/metrics' })).body

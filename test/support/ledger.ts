@@ -6,6 +6,7 @@ import type { Order } from '../../src/orders/index.ts'
 import type { LedgerNode } from '../../src/server/index.ts'
 import { Store } from '../../src/store/index.ts'
 import { runCheck } from '../../src/check/index.ts'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 
 /** Orders and store helpers shared by the pipeline-level tests. */
 
@@ -52,4 +53,21 @@ export async function assertCheckClean(directory: string): Promise<void> {
   } finally {
     await store.close()
   }
+}
+
+/** POSTs a JSON body through fastify's inject. */
+export function postJson(app: FastifyInstance, url: string, body: unknown): Promise<LightMyRequestResponse> {
+  return app.inject({ method: 'POST', url, payload: JSON.stringify(body), headers: { 'content-type': 'application/json' } })
+}
+
+/**
+ * On a node opened with K = 1 (every index its own generation, so two
+ * proposals in flight already reach Δ = 2): creates ledger `main`, then sends
+ * twelve transfers at once; some are refused for the cache horizon.
+ */
+export async function overrunCacheHorizon(app: FastifyInstance): Promise<LightMyRequestResponse[]> {
+  assert.equal((await postJson(app, '/v2/main', {})).statusCode, 204)
+  return Promise.all(
+    Array.from({ length: 12 }, (_, i) => postJson(app, '/v2/main/transactions', { postings: [{ source: 'world', destination: `users:${i}`, amount: 1, asset: 'USD' }] })),
+  )
 }
