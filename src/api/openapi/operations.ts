@@ -338,17 +338,19 @@ export const operations: readonly Operation[] = [
   // exporters and pipelines: this node's outputs (docs/pipelines.md)
   {
     method: 'get', path: '/v2/_/exporters', operationId: 'v2ListExporters', origin: 'v2', tag: 'outputs', summary: 'List exporters', status: served('one page: at most 256 exporters'),
+    description: "Needs `ledger:admin`: an exporter's configuration says where a ledger's history goes.",
     responses: { '200': json('The exporters.', ref('ExporterPage')) },
   },
   {
     method: 'post', path: '/v2/_/exporters', operationId: 'v2CreateExporter', origin: 'v2', tag: 'outputs', summary: 'Create an exporter',
-    status: served('drivers `stdout` and `http`; NATS JetStream, ClickHouse and Elasticsearch are not served'),
+    status: served('drivers `stdout`, `http` and `nats` (JetStream); ClickHouse and Elasticsearch are not served'),
     description: 'Needs `ledger:admin`. An unknown driver or setting is `VALIDATION` (400).',
     requestBody: jsonBody(ref('ExporterConfiguration')),
     responses: { '201': json('The exporter.', ref('ExporterResponse')) },
   },
   {
     method: 'get', path: '/v2/_/exporters/{exporterID}', operationId: 'v2GetExporterState', origin: 'v2', tag: 'outputs', summary: 'Get an exporter', status: served(),
+    description: "Needs `ledger:admin`: an exporter's configuration says where a ledger's history goes.",
     responses: { '200': json('The exporter.', ref('ExporterResponse')) },
   },
   {
