@@ -1,0 +1,357 @@
+/**
+ * The replica side of the peer transport: accepts a primary's connection,
+ * fences every frame by epoch, answers the handshake with its log for
+ * matching by (index, epoch), applies truncations (never below what it knows
+ * is committed), appends shipped entries to its own WAL with their own
+ * epochs, and acknowledges the LSN it has fsynced — never more.
+ *
+ * Decisions are the replication protocol's pure functions (`fenceEpoch`,
+ * `decideEpochAdoption`, `lineageSafeLsn`, `learnCommitted`); this module
+ * only does the I/O. Persisting the epoch and the known committed LSN is
+ * the server's job, through `ReplicaNodeState`.
+ *
+ * Frames from every connection are handled one at a time, in arrival order
+ * (one WAL, one writer). A connection whose queued frames exceed
+ * `queuedBytesMax` stops being read until the queue drains (TCP then pushes
+ * back on the primary).
+ */
+import * as net from 'node:net'
+import { InvariantViolation, invariant } from '../../domain/index.ts'
+import {
+  Epoch,
+  Lsn,
+  decideEpochAdoption,
+  fenceEpoch,
+  learnCommitted,
+  lineageSafeLsn,
+  type EpochAdoption,
+  type LineageReset,
+  type ProtocolFaults,
+  type ReplicaLogView,
+} from '../../replication/index.ts'
+import type { Wal, WalRecord } from '../../wal/index.ts'
+import { PeerConnection } from './connection.ts'
+import { readEpochWindow } from './epochs.ts'
+import { PeerError } from './errors.ts'
+import { frameBytesMaxDefault } from './frame.ts'
+import type { PeerMessage } from './messages.ts'
+
+/** What the replica's server keeps about itself; the transport reads it and asks it to persist. */
+export interface ReplicaNodeState {
+  /** The epoch this node has persisted (its assignment's). */
+  epoch(): Epoch
+  /** The highest LSN this node knows is committed (persisted by the server). */
+  knownCommittedLsn(): Lsn
+  /** The LSN its store's last trusted checkpoint covers. */
+  checkpointLsn(): Lsn
+  isPrimary(): boolean
+  lineageResets?(): readonly LineageReset[]
+  /**
+   * A primary brought a newer epoch and the protocol decided to adopt it:
+   * persist `persistEpoch` and `knownCommittedLsn` (and wipe the store when
+   * `wipeStore`) before resolving. The transport truncates the WAL itself
+   * afterwards.
+   */
+  adoptEpoch(adoption: Extract<EpochAdoption, { kind: 'adopt' }>): Promise<void>
+  /** A ship or heartbeat taught a higher committed LSN (held here). Persist lazily; it only grows. */
+  learnCommitted(lsn: Lsn): void
+}
+
+export interface ReplicaServerOptions {
+  readonly replicaId: string
+  readonly wal: Wal
+  readonly state: ReplicaNodeState
+  readonly host?: string
+  /** 0 = any free port */
+  readonly port?: number
+  readonly frameBytesMax?: number
+  /** Close a connection that sends nothing for this long (the primary heartbeats). Default 10 s. */
+  readonly idleTimeoutMs?: number
+  /** Stop reading a connection while this many received bytes wait to be handled. Default 8 MiB. */
+  readonly queuedBytesMax?: number
+  /** Entries of its own log the replica describes at a handshake. Default 65 536. */
+  readonly matchWindowEntriesMax?: number
+  /** Open connections at once; more are refused. Default 8. */
+  readonly connectionsMax?: number
+  /** A bug shows: by default rethrown on the next tick (crashes the process); tests may collect it. */
+  readonly onInvariantViolation?: (error: InvariantViolation) => void
+  /** Every acknowledgement, as it is sent (tests observe ack ≤ fsynced). */
+  readonly onAck?: (durableLsn: number) => void
+  readonly faults?: ProtocolFaults
+}
+
+interface Session {
+  readonly connection: PeerConnection
+  epoch: number
+  /** The primary saw this replica's log and told it where to cut: entries may flow. */
+  matched: boolean
+  queuedBytes: number
+  paused: boolean
+}
+
+export const replicaIdleTimeoutMsDefault = 10_000
+export const queuedBytesMaxDefault = 8 * 1024 * 1024
+export const matchWindowEntriesMaxDefault = 65_536
+export const connectionsMaxDefault = 8
+
+export class ReplicaServer {
+  readonly #options: ReplicaServerOptions
+  readonly #server: net.Server
+  readonly #sessions = new Set<Session>()
+  /** The session that last completed a hello: entries from any other are refused. */
+  #current: Session | undefined
+  #work: Promise<void> = Promise.resolve()
+  #address: { host: string; port: number } | undefined
+  #closed = false
+  readonly counters = { appended: 0, duplicatesSkipped: 0, truncations: 0, refusedStale: 0, acks: 0 }
+
+  private constructor(options: ReplicaServerOptions) {
+    this.#options = options
+    this.#server = net.createServer((socket) => this.#accept(socket))
+  }
+
+  static async listen(options: ReplicaServerOptions): Promise<ReplicaServer> {
+    const server = new ReplicaServer(options)
+    await new Promise<void>((resolve, reject) => {
+      server.#server.once('error', reject)
+      server.#server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+        server.#server.off('error', reject)
+        resolve()
+      })
+    })
+    const address = server.#server.address()
+    invariant(address !== null && typeof address === 'object', 'a TCP server has an address')
+    server.#address = { host: address.address, port: address.port }
+    return server
+  }
+
+  get address(): { host: string; port: number } {
+    invariant(this.#address !== undefined, 'listening')
+    return this.#address
+  }
+
+  /** Stops accepting, closes every connection, and waits for the frame in hand. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()))
+    for (const session of this.#sessions) session.connection.close()
+    await closed
+    await this.#work
+  }
+
+  #accept(socket: net.Socket): void {
+    if (this.#closed || this.#sessions.size >= (this.#options.connectionsMax ?? connectionsMaxDefault)) {
+      socket.destroy()
+      return
+    }
+    // eslint-disable-next-line prefer-const
+    let session: Session
+    const connection = new PeerConnection(socket, {
+      frameBytesMax: this.#options.frameBytesMax ?? frameBytesMaxDefault,
+      idleTimeoutMs: this.#options.idleTimeoutMs ?? replicaIdleTimeoutMsDefault,
+      onMessage: (message, epoch) => this.#enqueue(session, message, epoch),
+      onClose: () => {
+        this.#sessions.delete(session)
+        if (this.#current === session) this.#current = undefined
+      },
+    })
+    session = { connection, epoch: 0, matched: false, queuedBytes: 0, paused: false }
+    this.#sessions.add(session)
+  }
+
+  #enqueue(session: Session, message: PeerMessage, epoch: number): void {
+    const bytes = message.kind === 'entries' ? message.entries.reduce((sum, entry) => sum + entry.payload.byteLength, 0) : 0
+    session.queuedBytes += bytes
+    if (!session.paused && session.queuedBytes > (this.#options.queuedBytesMax ?? queuedBytesMaxDefault)) {
+      session.paused = true
+      session.connection.pause()
+    }
+    this.#work = this.#work.then(async () => {
+      try {
+        if (!session.connection.closed) await this.#handle(session, message, epoch)
+      } catch (error) {
+        this.#refuse(session, error)
+      } finally {
+        session.queuedBytes -= bytes
+        if (session.paused && session.queuedBytes <= (this.#options.queuedBytesMax ?? queuedBytesMaxDefault) / 2) {
+          session.paused = false
+          session.connection.resume()
+        }
+      }
+    })
+  }
+
+  #refuse(session: Session, error: unknown): void {
+    const epoch = this.#options.state.epoch()
+    if (error instanceof PeerError) {
+      session.connection.fail(epoch, error)
+      return
+    }
+    session.connection.fail(epoch, new PeerError({ reason: 'INTERNAL', message: error instanceof Error ? error.message : String(error), cause: error }))
+    if (error instanceof InvariantViolation) this.#reportViolation(error)
+  }
+
+  #reportViolation(error: InvariantViolation): void {
+    const report = this.#options.onInvariantViolation
+    if (report !== undefined) report(error)
+    else
+      process.nextTick(() => {
+        throw error
+      })
+  }
+
+  /** Every frame passes the epoch fence first; only a hello may bring a newer epoch. */
+  async #handle(session: Session, message: PeerMessage, frameEpoch: number): Promise<void> {
+    const { state } = this.#options
+    const nodeEpoch = state.epoch()
+    const fence = frameEpoch < Epoch.first ? 'stale' : fenceEpoch(nodeEpoch, Epoch.of(frameEpoch), this.#options.faults)
+    if (fence === 'stale') {
+      this.counters.refusedStale += 1
+      throw new PeerError({ reason: 'STALE_EPOCH', message: `frame of epoch ${frameEpoch}, this replica is at epoch ${nodeEpoch}` })
+    }
+    if (message.kind === 'hello') {
+      await this.#hello(session, message, Epoch.of(frameEpoch), fence === 'future')
+      return
+    }
+    if (fence === 'future' || frameEpoch !== session.epoch) {
+      throw new PeerError({ reason: 'FUTURE_EPOCH', message: `a ${message.kind} of epoch ${frameEpoch} on a session of epoch ${session.epoch}` })
+    }
+    switch (message.kind) {
+      case 'truncate':
+        await this.#truncate(session, message.toLsn)
+        return
+      case 'entries':
+        await this.#entries(session, message.entries, message.committedLsn)
+        return
+      case 'heartbeat':
+        this.#learn(session, message.committedLsn)
+        this.#ack(session)
+        return
+      case 'hello_reply':
+      case 'truncated':
+      case 'ack':
+      case 'error':
+        throw new PeerError({ reason: 'PROTOCOL', message: `a replica does not take ${message.kind}` })
+      default: {
+        const never: never = message
+        throw new PeerError({ reason: 'PROTOCOL', message: `unknown message ${String(never)}` })
+      }
+    }
+  }
+
+  #view(): ReplicaLogView {
+    const { wal, state } = this.#options
+    return {
+      headLsn: Lsn.of(wal.head),
+      durableLsn: Lsn.of(wal.durable),
+      checkpointLsn: state.checkpointLsn(),
+      knownCommittedLsn: state.knownCommittedLsn(),
+      epochAt: () => undefined, // the replica never matches itself: the primary does, from the hello reply
+    }
+  }
+
+  async #hello(session: Session, message: Extract<PeerMessage, { kind: 'hello' }>, epoch: Epoch, future: boolean): Promise<void> {
+    const { wal, state } = this.#options
+    if (future) {
+      const adoption = decideEpochAdoption({
+        log: this.#view(),
+        currentEpoch: state.epoch(),
+        offeredEpoch: epoch,
+        isPrimary: state.isPrimary(),
+        ...(state.lineageResets === undefined ? {} : { lineageResets: state.lineageResets() }),
+      })
+      if (adoption.kind === 'ignore') {
+        throw new PeerError({ reason: 'FUTURE_EPOCH', message: `epoch ${epoch} not adopted (${adoption.reason})` })
+      }
+      await state.adoptEpoch(adoption)
+      invariant(state.epoch() === epoch, () => `adoptEpoch persisted epoch ${state.epoch()}, not ${epoch}`)
+      if (adoption.wipeStore) throw new PeerError({ reason: 'REBUILD_REQUIRED', message: `the store lies above a lineage reset; rebuild at epoch ${epoch}` })
+      if (wal.head > adoption.truncateToLsn) await this.#truncateWal(adoption.truncateToLsn)
+    }
+    // A newer hello supersedes: one primary session at a time.
+    const previous = this.#current
+    if (previous !== undefined && previous !== session) previous.connection.close()
+    this.#current = session
+    session.epoch = epoch
+    session.matched = false
+    const floor = lineageSafeLsn(this.#view())
+    const window = await readEpochWindow(wal, {
+      afterLsn: floor,
+      toLsn: wal.durable,
+      entriesMax: this.#options.matchWindowEntriesMax ?? matchWindowEntriesMaxDefault,
+    })
+    session.connection.send(state.epoch(), {
+      kind: 'hello_reply',
+      replicaId: this.#options.replicaId,
+      headLsn: wal.head,
+      durableLsn: wal.durable,
+      tailLsn: wal.tail,
+      knownCommittedLsn: state.knownCommittedLsn(),
+      checkpointLsn: state.checkpointLsn(),
+      runsFromLsn: window.fromLsn,
+      runs: window.runs,
+    })
+    void message
+  }
+
+  async #truncate(session: Session, toLsn: number): Promise<void> {
+    if (this.#current !== session) throw new PeerError({ reason: 'PROTOCOL', message: 'truncate on a superseded session' })
+    const floor = lineageSafeLsn(this.#view())
+    if (toLsn < floor && toLsn < this.#options.wal.head) {
+      // The primary computed the cut from this replica's own report: below the floor is a bug on one side.
+      this.#reportViolation(new InvariantViolation(`asked to truncate after ${toLsn}, below the lineage-safe LSN ${floor}`))
+      throw new PeerError({ reason: 'TRUNCATE_BELOW_COMMITTED', message: `truncate after ${toLsn} is below the lineage-safe LSN ${floor}` })
+    }
+    const { wal } = this.#options
+    if (wal.head > toLsn) await this.#truncateWal(toLsn)
+    session.matched = true
+    session.connection.send(this.#options.state.epoch(), { kind: 'truncated', durableLsn: wal.durable })
+  }
+
+  async #truncateWal(toLsn: number): Promise<void> {
+    await this.#options.wal.truncateAfter(toLsn)
+    this.counters.truncations += 1
+  }
+
+  async #entries(session: Session, entries: readonly WalRecord[], committedLsn: number): Promise<void> {
+    const { wal } = this.#options
+    if (this.#current !== session || !session.matched) {
+      throw new PeerError({ reason: 'PROTOCOL', message: 'entries before the handshake matched the logs' })
+    }
+    for (const entry of entries) {
+      if (entry.index <= wal.head) {
+        // Sent again after a resend: the handshake proved this prefix is the primary's.
+        this.counters.duplicatesSkipped += 1
+        continue
+      }
+      if (entry.index !== wal.head + 1) {
+        throw new PeerError({ reason: 'GAP', message: `entry ${entry.index} does not follow head ${wal.head}` })
+      }
+      if (entry.epoch > session.epoch || entry.epoch < wal.epochHead) {
+        throw new PeerError({ reason: 'PROTOCOL', message: `entry ${entry.index} of epoch ${entry.epoch} (session ${session.epoch}, head epoch ${wal.epochHead})` })
+      }
+      const index = wal.append({ epoch: entry.epoch, type: entry.type, payload: entry.payload })
+      invariant(index === entry.index, () => `appended at ${index}, shipped as ${entry.index}`)
+      this.counters.appended += 1
+    }
+    await wal.flush()
+    this.#learn(session, committedLsn)
+    this.#ack(session)
+  }
+
+  #learn(session: Session, carriedCommittedLsn: number): void {
+    if (!session.matched) return
+    const { wal, state } = this.#options
+    const known = learnCommitted(this.#view(), Lsn.of(carriedCommittedLsn), Lsn.of(wal.durable))
+    if (known > state.knownCommittedLsn()) state.learnCommitted(known)
+  }
+
+  #ack(session: Session): void {
+    if (!session.matched) return
+    const durableLsn = this.#options.wal.durable
+    this.counters.acks += 1
+    this.#options.onAck?.(durableLsn)
+    session.connection.send(this.#options.state.epoch(), { kind: 'ack', durableLsn })
+  }
+}
