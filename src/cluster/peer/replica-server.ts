@@ -93,6 +93,8 @@ export const replicaIdleTimeoutMsDefault = 10_000
 export const queuedBytesMaxDefault = 8 * 1024 * 1024
 export const matchWindowEntriesMaxDefault = 65_536
 export const connectionsMaxDefault = 8
+/** What a queued message costs against `queuedBytesMax` besides its entries' payloads. */
+const messageCostBytes = 64
 
 export class ReplicaServer {
   readonly #options: ReplicaServerOptions
@@ -161,7 +163,8 @@ export class ReplicaServer {
   }
 
   #enqueue(session: Session, message: PeerMessage, epoch: number): void {
-    const bytes = message.kind === 'entries' ? message.entries.reduce((sum, entry) => sum + entry.payload.byteLength, 0) : 0
+    // Every queued message counts (a flood of small frames is bounded too); entries by their payloads.
+    const bytes = messageCostBytes + (message.kind === 'entries' ? message.entries.reduce((sum, entry) => sum + entry.payload.byteLength, 0) : 0)
     session.queuedBytes += bytes
     if (!session.paused && session.queuedBytes > (this.#options.queuedBytesMax ?? queuedBytesMaxDefault)) {
       session.paused = true
