@@ -135,6 +135,7 @@ const messages: PeerMessage[] = [
     tailLsn: 0,
     knownCommittedLsn: 8,
     checkpointLsn: 4,
+    frameBytesMax: 65_536,
     runsFromLsn: 9,
     runs: [
       { firstLsn: 9, epoch: 1 },

@@ -12,7 +12,7 @@ import { Cleanup, MemoryReplicaState, appendEntries, openWal, records, segmentIm
 
 async function replicaNode(
   cleanup: Cleanup,
-  options: { id: string; epoch: number; knownCommittedLsn?: number; io?: Partial<WalIo>; onAck?: (durableLsn: number) => void },
+  options: { id: string; epoch: number; knownCommittedLsn?: number; io?: Partial<WalIo>; onAck?: (durableLsn: number) => void; frameBytesMax?: number },
 ) {
   const { wal, directory } = await openWal(cleanup, options.io === undefined ? {} : { io: options.io })
   const state = new MemoryReplicaState({ epoch: options.epoch, ...(options.knownCommittedLsn === undefined ? {} : { knownCommittedLsn: options.knownCommittedLsn }) })
@@ -23,6 +23,7 @@ async function replicaNode(
     wal,
     state,
     idleTimeoutMs: 5_000,
+    ...(options.frameBytesMax === undefined ? {} : { frameBytesMax: options.frameBytesMax }),
     onInvariantViolation: (error) => violations.push(error),
     onAck: (lsn) => {
       acks.push(lsn)
@@ -260,6 +261,25 @@ test('an ack never runs ahead of the replica’s fsync (observed through the WAL
     await until('acknowledged after the fsync', () => primaryLink.ackedLsn === 30)
     assert.ok(replica.acks.includes(30))
     assert.deepEqual(early, [])
+  } finally {
+    await cleanup.run()
+  }
+})
+
+test('batches fit the replica’s frame bound, learned at the handshake', async () => {
+  const cleanup = new Cleanup()
+  try {
+    const primary = await openWal(cleanup)
+    await appendEntries(primary.wal, { epoch: 1, count: 40, origin: 'p1', bytes: 10_000 })
+    const replica = await replicaNode(cleanup, { id: 'r1', epoch: 1, frameBytesMax: 32 * 1024 })
+    const disconnects: string[] = []
+    const primaryLink = link(cleanup, { replicaId: 'r1', address: replica.server.address, wal: primary.wal, epoch: Epoch.of(1), onDisconnect: (error) => disconnects.push(error.reason) })
+    primaryLink.start()
+    primaryLink.setFollow(true)
+    await until('everything acknowledged', () => primaryLink.ackedLsn === 40)
+    await assertSameLog(primary, replica)
+    assert.deepEqual(disconnects, [], 'no frame was refused')
+    assert.ok(primaryLink.counters.batches >= 40 / 3, `${primaryLink.counters.batches} batches of at most 3 entries`)
   } finally {
     await cleanup.run()
   }

@@ -95,6 +95,7 @@ test('a hello cut into single bytes is answered with the replica’s log', async
       tailLsn: 0,
       knownCommittedLsn: 4,
       checkpointLsn: 0,
+      frameBytesMax: 64 * 1024,
       runsFromLsn: 5,
       runs: [{ firstLsn: 5, epoch: 1 }],
     })

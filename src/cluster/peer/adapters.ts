@@ -80,7 +80,7 @@ export class PeerTransport implements ReplicaConnector, WalStreamer, ReplicaTrun
     if (binding === undefined || binding.sessionId !== request.sessionId) {
       // A new session gets a fresh connection and handshake; live shipping stops until it completes.
       link.setFollow(false)
-      link.restart()
+      link.restart(request.sessionId)
       binding = { sessionId: request.sessionId, generation: link.generation }
       this.#sessions.set(request.replicaId, binding)
     }

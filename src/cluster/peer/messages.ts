@@ -30,6 +30,8 @@ export type PeerMessage =
       readonly tailLsn: number
       readonly knownCommittedLsn: number
       readonly checkpointLsn: number
+      /** The largest frame this replica accepts: the primary sizes its batches to fit. */
+      readonly frameBytesMax: number
       readonly runsFromLsn: number
       readonly runs: readonly EpochRun[]
     }
@@ -132,6 +134,7 @@ export function encodeMessage(message: PeerMessage): Buffer {
       writer.u64(message.tailLsn)
       writer.u64(message.knownCommittedLsn)
       writer.u64(message.checkpointLsn)
+      writer.u32(message.frameBytesMax)
       writer.u64(message.runsFromLsn)
       writer.u32(message.runs.length)
       for (const run of message.runs) {
@@ -257,13 +260,14 @@ function decodeFields(type: FrameType, reader: Reader): PeerMessage {
       const tailLsn = reader.u64('tail')
       const knownCommittedLsn = reader.u64('known committed')
       const checkpointLsn = reader.u64('checkpoint')
+      const frameBytesMax = reader.u32('frame bound')
       const runsFromLsn = reader.u64('runs from')
       const count = reader.u32('run count')
       if (count > runsMax) throw malformed(`${count} epoch runs exceed ${runsMax}`)
       const runs: EpochRun[] = []
       for (let i = 0; i < count; i += 1) runs.push({ firstLsn: reader.u64('run lsn'), epoch: reader.u64('run epoch') })
       if (durableLsn > headLsn || tailLsn > durableLsn) throw malformed(`log positions out of order: tail ${tailLsn}, durable ${durableLsn}, head ${headLsn}`)
-      return { kind: 'hello_reply', replicaId, headLsn, durableLsn, tailLsn, knownCommittedLsn, checkpointLsn, runsFromLsn, runs }
+      return { kind: 'hello_reply', replicaId, headLsn, durableLsn, tailLsn, knownCommittedLsn, checkpointLsn, frameBytesMax, runsFromLsn, runs }
     }
     case frameTypes.truncate:
       return { kind: 'truncate', toLsn: reader.u64('truncate lsn') }

@@ -83,6 +83,8 @@ interface Live {
   shippedLsn: number
   /** Highest LSN the replica acknowledged on this connection. */
   ackedLsn: number
+  /** The smaller of both sides' frame bounds, learned from the hello reply. */
+  frameBytesMax: number
   /** Shipped batches not yet acknowledged: last LSN and payload bytes. */
   readonly inFlight: Array<{ lsn: number; bytes: number }>
   inFlightBytes: number
@@ -112,6 +114,8 @@ export class PrimaryLink {
   #pumping = false
   #pinRelease: (() => void) | undefined
   #pinnedAt = -1
+  /** Names the engine's session in the hello (logs on the replica); else `<local>/<generation>`. */
+  #sessionLabel: string | undefined
   readonly #unsubscribe: () => void
   readonly counters = { connections: 0, handshakes: 0, batches: 0, entries: 0, acks: 0 }
 
@@ -190,7 +194,8 @@ export class PrimaryLink {
   }
 
   /** Drops the current connection and dials again at once (a new session wants a fresh handshake). */
-  restart(): void {
+  restart(sessionLabel?: string): void {
+    this.#sessionLabel = sessionLabel
     if (this.#stopped) return
     this.#live?.connection.close()
     if (this.#retryTimer !== undefined) {
@@ -266,6 +271,7 @@ export class PrimaryLink {
       cutLsn: 0,
       shippedLsn: 0,
       ackedLsn: 0,
+      frameBytesMax: this.#options.frameBytesMax ?? frameBytesMaxDefault,
       inFlight: [],
       inFlightBytes: 0,
       handshakeTimer: undefined,
@@ -283,7 +289,7 @@ export class PrimaryLink {
       connection.send(this.#options.epoch, {
         kind: 'hello',
         senderId: this.#options.localId,
-        sessionId: `${this.#options.localId}/${generation}`,
+        sessionId: this.#sessionLabel ?? `${this.#options.localId}/${generation}`,
         committedLsn: this.#options.committedLsn(),
       })
     })
@@ -368,6 +374,8 @@ export class PrimaryLink {
   async #match(live: Live, reply: Extract<PeerMessage, { kind: 'hello_reply' }>): Promise<void> {
     const replicaWindow: EpochWindow = { fromLsn: reply.runsFromLsn, toLsn: reply.durableLsn, runs: reply.runs }
     if (!validWindow(replicaWindow)) throw new PeerError({ reason: 'MALFORMED', message: 'epoch runs out of order' })
+    if (reply.frameBytesMax < frameOverheadBytes + 1024) throw new PeerError({ reason: 'PROTOCOL', message: `replica frame bound ${reply.frameBytesMax} is too small to ship anything` })
+    live.frameBytesMax = Math.min(live.frameBytesMax, reply.frameBytesMax)
     const { wal } = this.#options
     const replica: ReplicaLogView = {
       headLsn: Lsn.of(reply.headLsn),
@@ -489,7 +497,8 @@ export class PrimaryLink {
 
   async #shipWhileRoom(live: Live): Promise<void> {
     const batchEntriesMax = this.#options.batchEntriesMax ?? batchEntriesMaxDefault
-    const frameRoom = (this.#options.frameBytesMax ?? frameBytesMaxDefault) - frameOverheadBytes - 12
+    // An entries payload: committed u64 + count u32, then the entries.
+    const frameRoom = live.frameBytesMax - frameOverheadBytes - 12
     const batchBytesMax = Math.min(this.#options.batchBytesMax ?? batchBytesMaxDefault, frameRoom)
     while (this.#live === live && live.phase === 'matched' && !this.#stopped) {
       const target = this.#shipTarget()

@@ -147,18 +147,23 @@ export class ReplicaServer {
       socket.destroy()
       return
     }
-    // eslint-disable-next-line prefer-const
-    let session: Session
+    // The connection's callbacks need the session, and the session holds the connection.
+    const holder: { session?: Session } = {}
     const connection = new PeerConnection(socket, {
       frameBytesMax: this.#options.frameBytesMax ?? frameBytesMaxDefault,
       idleTimeoutMs: this.#options.idleTimeoutMs ?? replicaIdleTimeoutMsDefault,
-      onMessage: (message, epoch) => this.#enqueue(session, message, epoch),
+      onMessage: (message, epoch) => {
+        if (holder.session !== undefined) this.#enqueue(holder.session, message, epoch)
+      },
       onClose: () => {
-        this.#sessions.delete(session)
-        if (this.#current === session) this.#current = undefined
+        const closed = holder.session
+        if (closed === undefined) return
+        this.#sessions.delete(closed)
+        if (this.#current === closed) this.#current = undefined
       },
     })
-    session = { connection, epoch: 0, matched: false, queuedBytes: 0, paused: false }
+    const session: Session = { connection, epoch: 0, matched: false, queuedBytes: 0, paused: false }
+    holder.session = session
     this.#sessions.add(session)
   }
 
@@ -292,6 +297,7 @@ export class ReplicaServer {
       tailLsn: wal.tail,
       knownCommittedLsn: state.knownCommittedLsn(),
       checkpointLsn: state.checkpointLsn(),
+      frameBytesMax: this.#options.frameBytesMax ?? frameBytesMaxDefault,
       runsFromLsn: window.fromLsn,
       runs: window.runs,
     })
