@@ -13,7 +13,7 @@ import { Cleanup, MemoryReplicaState, appendEntries, openWal, records, segmentIm
 
 const timeouts = { idleTimeoutMs: 400, handshakeTimeoutMs: 400, heartbeatMs: 50, backoffMsMin: 10, backoffMsMax: 100 }
 
-async function rig(cleanup: Cleanup) {
+async function rig(cleanup: Cleanup, tuning: Partial<typeof timeouts> = {}) {
   const primary = await openWal(cleanup)
   const replica = await openWal(cleanup)
   const state = new MemoryReplicaState({ epoch: 1 })
@@ -36,6 +36,7 @@ async function rig(cleanup: Cleanup) {
     batchEntriesMax: 8,
     inFlightBytesMax: 4_096,
     ...timeouts,
+    ...tuning,
     onDisconnect: (error) => disconnects.push(error),
     onAck: (lsn) => acked.push(lsn),
   })
@@ -59,15 +60,18 @@ async function rig(cleanup: Cleanup) {
     for (let i = 1; i < acked.length; i += 1) assert.ok((acked[i] ?? 0) >= (acked[i - 1] ?? 0), 'acks never go back')
     assert.deepEqual(violations, [])
   }
-  link.start()
-  link.setFollow(true)
-  return { primary, replica, state, proxy, link, disconnects, append, converged, restartReplica, appendedCount: () => appended }
+  const start = () => {
+    link.start()
+    link.setFollow(true)
+  }
+  return { primary, replica, state, proxy, link, disconnects, append, converged, restartReplica, start }
 }
 
 test('a dropped connection mid-stream: redial, handshake, resume after what the replica holds', async () => {
   const cleanup = new Cleanup()
   try {
     const r = await rig(cleanup)
+    r.start()
     await r.append(200)
     await until('some entries acknowledged', () => (r.link.ackedLsn ?? 0) >= 40)
     for (let round = 0; round < 3; round += 1) {
@@ -87,6 +91,7 @@ test('delay in both directions slows shipping but loses and repeats nothing', as
   const cleanup = new Cleanup()
   try {
     const r = await rig(cleanup)
+    r.start()
     r.proxy.set('both', { delayMs: 15 })
     await r.append(150)
     await r.converged()
@@ -100,6 +105,7 @@ test('a partition both ways: timeouts close the link, redials fail until the hea
   const cleanup = new Cleanup()
   try {
     const r = await rig(cleanup)
+    r.start()
     await r.append(100)
     await until('first entries acknowledged', () => (r.link.ackedLsn ?? 0) >= 30)
     r.proxy.partition()
@@ -118,6 +124,7 @@ test('a one-way partition (acks lost): the primary’s idle timeout recycles the
   const cleanup = new Cleanup()
   try {
     const r = await rig(cleanup)
+    r.start()
     await r.append(50)
     await until('first entries acknowledged', () => r.link.ackedLsn === 50)
     r.proxy.partition('fromTarget')
@@ -134,6 +141,7 @@ test('a replica unreachable for a while: redials back off, then shipping resumes
   const cleanup = new Cleanup()
   try {
     const r = await rig(cleanup)
+    r.start()
     await r.append(40)
     await until('first entries acknowledged', () => r.link.ackedLsn === 40)
     r.proxy.refuse(true)
@@ -152,10 +160,27 @@ test('a replica server restarted on a new port behind the same endpoint: the lin
   const cleanup = new Cleanup()
   try {
     const r = await rig(cleanup)
+    r.start()
     await r.append(60)
     await until('first entries acknowledged', () => r.link.ackedLsn === 60)
     await r.restartReplica()
     await r.append(60)
+    await r.converged()
+  } finally {
+    await cleanup.run()
+  }
+})
+
+test('a handshake that never completes times out; the link redials with backoff until the path heals', async () => {
+  const cleanup = new Cleanup()
+  try {
+    const r = await rig(cleanup, { handshakeTimeoutMs: 100 })
+    await r.append(20)
+    r.proxy.partition('toTarget')
+    r.start()
+    await until('two handshake timeouts', () => r.disconnects.filter((error) => error.reason === 'TIMEOUT' && /handshake/.test(error.message)).length >= 2)
+    assert.equal(r.link.ackedLsn, undefined, 'never matched')
+    r.proxy.heal()
     await r.converged()
   } finally {
     await cleanup.run()
