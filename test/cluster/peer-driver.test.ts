@@ -70,7 +70,15 @@ test('the RecoveryDriver bootstraps and catches up real replicas over TCP, then 
     await appendEntries(diverged.wal, { epoch: 1, count: 10, origin: 'p-old' })
 
     const committed = () => Lsn.of(primary.wal.durable)
-    const transport = new PeerTransport({ localId: 'p1', wal: primary.wal, epoch: Epoch.of(2), committedLsn: committed, link: { backoffMsMin: 5, backoffMsMax: 50 } })
+    const acked = new Map<string, number>()
+    const transport = new PeerTransport({
+      localId: 'p1',
+      wal: primary.wal,
+      epoch: Epoch.of(2),
+      committedLsn: committed,
+      link: { backoffMsMin: 5, backoffMsMax: 50 },
+      onAck: (replicaId, lsn) => acked.set(replicaId, lsn),
+    })
     cleanup.add(() => transport.close())
     const log = new RecoveryLog()
     const registry = new Registry({ log, sessionScope: { primaryId: ReplicaId.of('p1'), incarnation: 1 } })
@@ -119,6 +127,7 @@ test('the RecoveryDriver bootstraps and catches up real replicas over TCP, then 
       assert.deepEqual(await records(replica.wal), await records(primary.wal))
       assert.deepEqual(await segmentImages(replica.directory), await segmentImages(primary.directory))
     }
+    await until('the acks reached the commit input', () => acked.get('r1') === 130 && acked.get('r2') === 130)
   } finally {
     await cleanup.run()
   }
@@ -130,7 +139,15 @@ test('connect reports ok: false when the replica holds a newer epoch, and a sess
     const primary = await openWal(cleanup)
     await appendEntries(primary.wal, { epoch: 1, count: 10, origin: 'p1' })
     const newer = await replicaNode(cleanup, 'r1', 2)
-    const transport = new PeerTransport({ localId: 'p1', wal: primary.wal, epoch: Epoch.of(1), committedLsn: () => Lsn.of(10), link: { backoffMsMin: 5 } })
+    const deposedBy: number[] = []
+    const transport = new PeerTransport({
+      localId: 'p1',
+      wal: primary.wal,
+      epoch: Epoch.of(1),
+      committedLsn: () => Lsn.of(10),
+      link: { backoffMsMin: 5 },
+      onDeposed: (epoch) => deposedBy.push(epoch),
+    })
     cleanup.add(() => transport.close())
     const request = {
       replicaId: ReplicaId.of('r1'),
@@ -146,6 +163,7 @@ test('connect reports ok: false when the replica holds a newer epoch, and a sess
     })
     assert.deepEqual(report, { ok: false, reason: 'deposed' })
     assert.equal(transport.link(ReplicaId.of('r1'))?.deposedBy, 2)
+    assert.deepEqual(deposedBy, [2])
     assert.deepEqual(transport.connect({ ...request, epoch: Epoch.of(2) }), { ok: false, reason: 'epoch_mismatch' })
 
     // A reachable replica: matched, then the server goes away: the session's streams fail.

@@ -31,7 +31,7 @@ import {
 import type { Wal } from '../../wal/index.ts'
 import { PrimaryLink, type PeerAddress, type PrimaryLinkOptions } from './primary-link.ts'
 
-export type LinkTuning = Omit<PrimaryLinkOptions, 'localId' | 'replicaId' | 'address' | 'wal' | 'epoch' | 'committedLsn'>
+export type LinkTuning = Omit<PrimaryLinkOptions, 'localId' | 'replicaId' | 'address' | 'wal' | 'epoch' | 'committedLsn' | 'onAck' | 'onDeposed'>
 
 export interface PeerTransportOptions {
   readonly localId: string
@@ -40,6 +40,10 @@ export interface PeerTransportOptions {
   readonly epoch: Epoch
   readonly committedLsn: () => Lsn
   readonly link?: LinkTuning
+  /** A replica's acknowledged fsynced LSN (the commit tracker's input). */
+  readonly onAck?: (replicaId: ReplicaId, durableLsn: Lsn) => void
+  /** Some replica holds a newer epoch: this primary is deposed. */
+  readonly onDeposed?: (epoch: number) => void
 }
 
 interface SessionBinding {
@@ -151,6 +155,8 @@ export class PeerTransport implements ReplicaConnector, WalStreamer, ReplicaTrun
       wal: this.#options.wal,
       epoch: this.#options.epoch,
       committedLsn: this.#options.committedLsn,
+      onAck: (durableLsn) => this.#options.onAck?.(replicaId, durableLsn),
+      onDeposed: (epoch) => this.#options.onDeposed?.(epoch),
     })
     this.#links.set(replicaId, link)
     this.#sessions.delete(replicaId)
