@@ -89,6 +89,11 @@ interface Session {
   paused: boolean
 }
 
+/** Work a handled frame left running: the fsync and ack of shipped entries. */
+interface Pending {
+  readonly acknowledged: Promise<void>
+}
+
 export const replicaIdleTimeoutMsDefault = 10_000
 export const queuedBytesMaxDefault = 8 * 1024 * 1024
 export const matchWindowEntriesMaxDefault = 65_536
@@ -175,18 +180,27 @@ export class ReplicaServer {
       session.paused = true
       session.connection.pause()
     }
+    const release = (): void => {
+      session.queuedBytes -= bytes
+      if (session.paused && session.queuedBytes <= (this.#options.queuedBytesMax ?? queuedBytesMaxDefault) / 2) {
+        session.paused = false
+        session.connection.resume()
+      }
+    }
     this.#work = this.#work.then(async () => {
+      let flushing: Promise<void> | undefined
       try {
-        if (!session.connection.closed) await this.#handle(session, message, epoch)
+        if (!session.connection.closed) flushing = (await this.#handle(session, message, epoch))?.acknowledged
       } catch (error) {
         this.#refuse(session, error)
-      } finally {
-        session.queuedBytes -= bytes
-        if (session.paused && session.queuedBytes <= (this.#options.queuedBytesMax ?? queuedBytesMaxDefault) / 2) {
-          session.paused = false
-          session.connection.resume()
-        }
       }
+      // Shipped bytes count against the queue until they are fsynced, not merely appended.
+      if (flushing === undefined) release()
+      else
+        flushing.then(release, (error: unknown) => {
+          this.#refuse(session, error)
+          release()
+        })
     })
   }
 
@@ -210,7 +224,8 @@ export class ReplicaServer {
   }
 
   /** Every frame passes the epoch fence first; only a hello may bring a newer epoch. */
-  async #handle(session: Session, message: PeerMessage, frameEpoch: number): Promise<void> {
+  /** Returns, for shipped entries, the promise of their fsync and acknowledgement (the next frame need not wait for it). */
+  async #handle(session: Session, message: PeerMessage, frameEpoch: number): Promise<Pending | undefined> {
     const { state } = this.#options
     const nodeEpoch = state.epoch()
     const fence = frameEpoch < Epoch.first ? 'stale' : fenceEpoch(nodeEpoch, Epoch.of(frameEpoch), this.#options.faults)
@@ -220,7 +235,7 @@ export class ReplicaServer {
     }
     if (message.kind === 'hello') {
       await this.#hello(session, message, Epoch.of(frameEpoch), fence === 'future')
-      return
+      return undefined
     }
     if (fence === 'future' || frameEpoch !== session.epoch) {
       throw new PeerError({ reason: 'FUTURE_EPOCH', message: `a ${message.kind} of epoch ${frameEpoch} on a session of epoch ${session.epoch}` })
@@ -228,14 +243,14 @@ export class ReplicaServer {
     switch (message.kind) {
       case 'truncate':
         await this.#truncate(session, message.toLsn)
-        return
+        return undefined
       case 'entries':
-        await this.#entries(session, message.entries, message.committedLsn)
-        return
+        // Wrapped: an async function returning a bare promise would wait for it.
+        return { acknowledged: this.#entries(session, message.entries, message.committedLsn) }
       case 'heartbeat':
         this.#learn(session, message.committedLsn)
         this.#ack(session)
-        return
+        return undefined
       case 'hello_reply':
       case 'truncated':
       case 'ack':
@@ -323,7 +338,12 @@ export class ReplicaServer {
     this.counters.truncations += 1
   }
 
-  async #entries(session: Session, entries: readonly WalRecord[], committedLsn: number): Promise<void> {
+  /**
+   * Appends at once (synchronous, in order) and returns the promise of the
+   * fsync and the ack: batches handled while a group is being written join
+   * the next one (group commit), and acks still follow their fsync, in order.
+   */
+  #entries(session: Session, entries: readonly WalRecord[], committedLsn: number): Promise<void> {
     const { wal } = this.#options
     if (this.#current !== session || !session.matched) {
       throw new PeerError({ reason: 'PROTOCOL', message: 'entries before the handshake matched the logs' })
@@ -344,9 +364,11 @@ export class ReplicaServer {
       invariant(index === entry.index, () => `appended at ${index}, shipped as ${entry.index}`)
       this.counters.appended += 1
     }
-    await wal.flush()
-    this.#learn(session, committedLsn)
-    this.#ack(session)
+    return wal.flush().then(() => {
+      if (session.connection.closed) return
+      this.#learn(session, committedLsn)
+      this.#ack(session)
+    })
   }
 
   #learn(session: Session, carriedCommittedLsn: number): void {
