@@ -43,6 +43,10 @@ export type ErrorCode =
   | 'PRECONDITION_FAILED'
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
+  /** A write reached a replica (the message and `details.primary` name the primary when known). */
+  | 'NOT_PRIMARY'
+  /** A read asked for an applied index this node did not reach within the wait. */
+  | 'NOT_CAUGHT_UP'
 
 export class TallyError extends Error {
   readonly code: ErrorCode
