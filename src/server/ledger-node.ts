@@ -85,6 +85,8 @@ export interface LedgerNodeOptions {
 export const checkpointEntriesDefault = 10_000
 export const slowCheckpointMsDefault = 100
 export const walRetainEntriesDefault = 1_000_000
+/** A replica that caught up stays ready while it trails what it knows committed by at most this many entries. */
+export const readyLagEntriesMaxDefault = 10_000
 
 interface Waiter {
   resolve(result: ProposalResult): void
@@ -131,6 +133,17 @@ export class LedgerNode implements Sequencer {
   private readonly appliedWaiters = new Set<{ readonly index: number; resolve(reached: boolean): void }>()
   /** The epoch at which a replica last learned the committed LSN from its primary (readiness). */
   private committedHeardAtEpoch = -1
+  /** The epoch at which a replica first applied all it knew committed (readiness latches, then tolerates a bounded lag). */
+  private caughtUpAtEpoch = -1
+  /** What a primary knew committed when it took over: readiness waits for it. */
+  private takeoverCommitted = 0
+  /**
+   * Runs of equal epochs over the entries this node appended since it opened
+   * (`first` ascending), with the head entry found at open: `logView().epochAt`.
+   */
+  private epochRuns: { first: number; epoch: number }[] = []
+  /** The lowest LSN `epochRuns` describes. */
+  private epochRunsFrom = 0
   /** Role changes and replicated appends run one at a time (they may truncate the WAL). */
   private transitions: Promise<void> = Promise.resolve()
   private stateHashValue: StateHash | undefined
@@ -149,6 +162,9 @@ export class LedgerNode implements Sequencer {
     this.role = options.replicated === undefined ? 'single' : 'replica'
     this.committedKnown = fsm.appliedIndex
     this.applyScheduled = fsm.appliedIndex
+    // The WAL's scan at open knows the head entry's epoch; entries appended from now on are tracked.
+    this.epochRunsFrom = wal.head > wal.tail ? wal.head : wal.head + 1
+    if (wal.head > wal.tail) this.epochRuns.push({ first: wal.head, epoch: wal.epochHead })
     this.admission = new Admission({ cache, store, sequencer: this, now: options.now ?? Date.now, newId: randomUUID })
     this.unsubscribe = wal.onDurable((from, to) => {
       this.pipelineObserver.walGroupDurable(to - from + 1, walTiming.fsyncSeconds)
@@ -374,6 +390,7 @@ export class LedgerNode implements Sequencer {
     if (this.closed) throw unavailable('node is shutting down')
     if (this.role === 'replica') throw notPrimary('replica', this.primaryId)
     const index = this.wal.append({ epoch: this.epoch, type: WAL_TYPE_PROPOSAL, payload })
+    if (this.role !== 'single') this.noteEpoch(index, this.epoch)
     this.payloads.set(index, payload)
     this.appendedAtMs.set(index, performance.now())
     if (this.role === 'primary') {
@@ -426,6 +443,7 @@ export class LedgerNode implements Sequencer {
       // Not fsynced: the WAL group holding these proposals already is (ADR 0005).
       await this.store.write(batch.rows(), { sync: false })
       this.storedIndex = end
+      this.latchCaughtUp()
       this.wakeAppliedWaiters()
       const stored = performance.now()
       this.pipelineObserver.batchApplied(end - start + 1, (stored - started) / 1000)
@@ -527,8 +545,15 @@ export class LedgerNode implements Sequencer {
   caughtUp(): boolean {
     if (this.fatal !== undefined) return false
     if (this.role === 'single') return true
-    if (this.role === 'replica' && this.committedHeardAtEpoch !== this.epoch) return false
-    return this.storedIndex >= Math.min(this.committedKnown, this.wal.head)
+    if (this.role === 'primary') return this.storedIndex >= this.takeoverCommitted
+    if (this.committedHeardAtEpoch !== this.epoch) return false
+    this.latchCaughtUp()
+    // Once caught up, a replica under load trails its primary a little: ready while the lag stays bounded.
+    return this.caughtUpAtEpoch === this.epoch && this.committedKnown - this.storedIndex <= (this.options.replicated?.readyLagEntriesMax ?? readyLagEntriesMaxDefault)
+  }
+
+  private latchCaughtUp(): void {
+    if (this.role === 'replica' && this.committedHeardAtEpoch === this.epoch && this.storedIndex >= this.committedKnown) this.caughtUpAtEpoch = this.epoch
   }
 
   /** `listener(flushedLsn)` after each durable WAL group (replicated mode): a replica acks it, a primary feeds its commit tracker. */
@@ -563,8 +588,22 @@ export class LedgerNode implements Sequencer {
       durableLsn: Lsn.of(this.wal.durable),
       checkpointLsn: Lsn.of(this.checkpointIndex),
       knownCommittedLsn: Lsn.of(this.committedKnown),
-      epochAt: () => undefined,
+      epochAt: (lsn) => this.knownEpochAt(lsn),
     }
+  }
+
+  /** The epoch of the entry at `lsn` when this node tracked it since it opened; undefined otherwise (read it with `entryEpoch`). */
+  private knownEpochAt(lsn: number): Epoch | undefined {
+    if (lsn < this.epochRunsFrom || lsn > this.wal.head || lsn <= this.wal.tail) return undefined
+    for (let i = this.epochRuns.length - 1; i >= 0; i--) {
+      const run = this.epochRuns[i] as { first: number; epoch: number }
+      if (run.first <= lsn) return run.epoch as Epoch
+    }
+    return undefined
+  }
+
+  private noteEpoch(index: number, epoch: number): void {
+    if (this.epochRuns.at(-1)?.epoch !== epoch) this.epochRuns.push({ first: index, epoch })
   }
 
   /**
@@ -589,6 +628,7 @@ export class LedgerNode implements Sequencer {
       this.committedKnown = known
       this.scheduleApply()
     }
+    this.latchCaughtUp()
   }
 
   /**
@@ -614,8 +654,9 @@ export class LedgerNode implements Sequencer {
         }
         if (entry.index !== this.wal.head + 1) throw new ReplicationRefused('gap', `entry ${entry.index} does not follow this node's head ${this.wal.head}`)
         if (entry.epoch < this.wal.epochHead) throw new ReplicationRefused('stale_epoch', `entry ${entry.index} of epoch ${entry.epoch} after one of epoch ${this.wal.epochHead}`)
-        invariant(entry.type === WAL_TYPE_PROPOSAL, () => `unknown WAL record type ${entry.type}`)
+        if (entry.type !== WAL_TYPE_PROPOSAL) throw new ReplicationRefused('unknown_type', `entry ${entry.index} has the unknown WAL record type ${entry.type}`)
         const index = this.wal.append({ epoch: entry.epoch, type: entry.type, payload: entry.payload })
+        this.noteEpoch(index, entry.epoch)
         this.payloads.set(index, Buffer.from(entry.payload.buffer, entry.payload.byteOffset, entry.payload.byteLength))
         appended = index
       }
@@ -643,6 +684,7 @@ export class LedgerNode implements Sequencer {
       await this.persistEpoch(epoch, takeover.knownCommittedLsn)
       this.epoch = epoch
       this.committedKnown = Math.max(this.committedKnown, takeover.knownCommittedLsn)
+      this.takeoverCommitted = Math.min(this.committedKnown, this.wal.head)
       this.primaryId = this.options.replicated?.nodeId
       this.role = 'primary'
       this.options.log?.(`replication: primary at epoch ${epoch}, committed ${this.committedKnown}, head ${this.wal.head}`, { level: 'info' })
@@ -661,7 +703,8 @@ export class LedgerNode implements Sequencer {
   adoptEpoch(epoch: number, primaryId: string | undefined, lineageResets: readonly LineageReset[] = []): Promise<'adopted' | 'current' | 'stale'> {
     this.requireReplicated()
     return this.exclusive(async () => {
-      if (epoch < this.epoch) return 'stale'
+      // A primary is deposed only by a newer epoch (one primary per epoch).
+      if (epoch < this.epoch || (epoch === this.epoch && this.role === 'primary')) return 'stale'
       if (epoch === this.epoch && this.role === 'replica') {
         this.primaryId = primaryId ?? this.primaryId
         return 'current'
@@ -751,6 +794,8 @@ export class LedgerNode implements Sequencer {
     const head = this.wal.head
     this.options.log?.(`replication: truncating WAL entries ${lsn + 1}..${head}: ${why}`, { level: 'warn' })
     await this.wal.truncateAfter(lsn)
+    this.epochRuns = this.epochRuns.filter((run) => run.first <= lsn)
+    this.epochRunsFrom = Math.min(this.epochRunsFrom, lsn + 1)
     for (let index = lsn + 1; index <= head; index++) {
       this.payloads.delete(index)
       this.appendedAtMs.delete(index)

@@ -23,6 +23,8 @@ export interface ReplicatedModeOptions {
    * not acknowledge). `releaseAcknowledgements()` looks again.
    */
   readonly canAcknowledge?: () => boolean
+  /** Readiness: a replica that caught up stays ready while it trails the committed LSN by at most this (default 10 000 entries). */
+  readonly readyLagEntriesMax?: number
 }
 
 /**
@@ -135,7 +137,7 @@ export function outcomeUnknown(index: number, why: string): TallyError {
 /** A replica refuses entries it cannot place: a gap, an epoch it has not adopted, or a rewrite of its committed prefix. */
 export class ReplicationRefused extends TallyError {
   constructor(
-    readonly reason: 'not_replica' | 'gap' | 'future_epoch' | 'stale_epoch' | 'committed_conflict' | 'needs_rebuild',
+    readonly reason: 'not_replica' | 'gap' | 'future_epoch' | 'stale_epoch' | 'unknown_type' | 'needs_rebuild',
     message: string,
   ) {
     super({ code: 'NOT_PRIMARY', kind: 'unavailable', message, details: { reason } })

@@ -5,6 +5,7 @@ import type { LedgerNode } from '../../src/server/index.ts'
 import { PowerLossDisk } from '../support/power-loss.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { mulberry32 } from '../crash/power-loss-harness.ts'
+import { Lsn } from '../../src/replication/index.ts'
 import { Loopback } from './node-loopback.ts'
 import { comparableRows, createLedger, kill, openNode, randomOrders, runWorkload, submit } from './node-support.ts'
 
@@ -213,6 +214,12 @@ test('replicated node: failover — the deposed primary drops its uncommitted ta
     await loop.settle()
     assert.equal(loop.failure, undefined)
     assert.equal(await p.entryEpoch(committed + 1), 2, 'the old primary now holds the new lineage')
+    assert.equal(p.logView().epochAt(Lsn.of(committed + 1)), 2, 'and its log view knows the epochs of what it appended since it opened')
+    assert.equal(p.logView().epochAt(Lsn.of(committed)), 1)
+    assert.equal(r2.logView().epochAt(Lsn.of(r2.clusterStatus().headLsn)), 2)
+    assert.equal(await p.adoptEpoch(1, 'p'), 'stale')
+    assert.equal(await r1.adoptEpoch(2, 'p'), 'stale', 'a primary is deposed only by a newer epoch')
+    assert.ok(r1.caughtUp() && p.caughtUp() && r2.caughtUp())
     for (const node of [p, r2]) assert.deepEqual(node.clusterStatus().stateHash, r1.clusterStatus().stateHash)
     loop.close()
     await Promise.all([p.close(), r1.close(), r2.close()])
