@@ -133,6 +133,8 @@ export class LedgerNode implements Sequencer {
   private readonly appliedWaiters = new Set<{ readonly index: number; resolve(reached: boolean): void }>()
   /** The epoch at which a replica last learned the committed LSN from its primary (readiness). */
   private committedHeardAtEpoch = -1
+  /** The highest committed LSN a replica's primary announced (it may hold less of it yet): readiness compares with it. */
+  private committedAnnounced = 0
   /** The epoch at which a replica first applied all it knew committed (readiness latches, then tolerates a bounded lag). */
   private caughtUpAtEpoch = -1
   /** What a primary knew committed when it took over: readiness waits for it. */
@@ -549,11 +551,12 @@ export class LedgerNode implements Sequencer {
     if (this.committedHeardAtEpoch !== this.epoch) return false
     this.latchCaughtUp()
     // Once caught up, a replica under load trails its primary a little: ready while the lag stays bounded.
-    return this.caughtUpAtEpoch === this.epoch && this.committedKnown - this.storedIndex <= (this.options.replicated?.readyLagEntriesMax ?? readyLagEntriesMaxDefault)
+    return this.caughtUpAtEpoch === this.epoch && this.committedAnnounced - this.storedIndex <= (this.options.replicated?.readyLagEntriesMax ?? readyLagEntriesMaxDefault)
   }
 
+  /** Caught up: applied all its primary announced committed (not only what it holds of it). */
   private latchCaughtUp(): void {
-    if (this.role === 'replica' && this.committedHeardAtEpoch === this.epoch && this.storedIndex >= this.committedKnown) this.caughtUpAtEpoch = this.epoch
+    if (this.role === 'replica' && this.committedHeardAtEpoch === this.epoch && this.storedIndex >= this.committedAnnounced) this.caughtUpAtEpoch = this.epoch
   }
 
   /** `listener(flushedLsn)` after each durable WAL group (replicated mode): a replica acks it, a primary feeds its commit tracker. */
@@ -618,7 +621,9 @@ export class LedgerNode implements Sequencer {
     let known: number
     if (this.role === 'replica') {
       known = learnCommitted(this.logView(), Lsn.of(committedLsn), Lsn.of(this.wal.head))
+      if (this.committedHeardAtEpoch !== this.epoch) this.committedAnnounced = 0
       this.committedHeardAtEpoch = this.epoch
+      this.committedAnnounced = Math.max(this.committedAnnounced, committedLsn)
     } else {
       // A primary's commit point never passes what it holds durably itself (the tracker guarantees it; checked here too).
       invariant(committedLsn <= this.wal.durable, () => `committed LSN ${committedLsn} beyond the primary's durable LSN ${this.wal.durable}`)

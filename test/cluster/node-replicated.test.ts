@@ -5,7 +5,7 @@ import type { LedgerNode } from '../../src/server/index.ts'
 import { PowerLossDisk } from '../support/power-loss.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { mulberry32 } from '../crash/power-loss-harness.ts'
-import { Lsn } from '../../src/replication/index.ts'
+import { Lsn, ReplicaId } from '../../src/replication/index.ts'
 import { Loopback } from './node-loopback.ts'
 import { comparableRows, createLedger, kill, openNode, randomOrders, runWorkload, submit } from './node-support.ts'
 
@@ -38,6 +38,7 @@ test('replicated node: a primary and two replicas reach the same state hash and 
     await loop.settle()
 
     // r2 loses power (unsynced WAL bytes and store batches rolled back); writes go on with p + r1.
+    const acknowledged: number = loop.tracker.ackedLsn(ReplicaId.of('r2'))
     loop.disconnect('r2')
     disk.pullPlug()
     await kill(r2)
@@ -46,6 +47,7 @@ test('replicated node: a primary and two replicas reach the same state hash and 
     await runWorkload(p, randomOrders(3, 40))
     r2 = await openR2()
     assert.equal(r2.clusterStatus().epoch, 1)
+    assert.ok(r2.clusterStatus().headLsn >= acknowledged, `what the replica acknowledged (${acknowledged}) survived the power loss`)
     assert.ok(!r2.caughtUp(), 'a restarted replica is not ready before it heard from its primary')
     await loop.connect('r2', r2)
     await runWorkload(p, randomOrders(4, 40))
@@ -303,5 +305,103 @@ test('replicated node: the state hash tells a diverged replica apart (same log, 
     await Promise.all([p.close(), r.close()])
     dirs.p.remove()
     dirs.r.remove()
+  }
+})
+
+test('replicated node: seeded schedules of replica crashes and power losses under load end with equal state hashes', async () => {
+  for (const seed of [101, 202, 303]) {
+    const random = mulberry32(seed)
+    const ids = ['r1', 'r2'] as const
+    const dirs = { p: tempDirectory(), r1: tempDirectory(), r2: tempDirectory() }
+    const disks = { r1: new PowerLossDisk({ random: mulberry32(seed + 1) }), r2: new PowerLossDisk({ random: mulberry32(seed + 2) }) }
+    const open = (id: 'r1' | 'r2') => openNode(dirs[id].directory, id, { walIo: disks[id].walIo, openStore: disks[id].openStore, sync: true })
+    const p = await openNode(dirs.p.directory, 'p')
+    const nodes: Record<'r1' | 'r2', LedgerNode> = { r1: await open('r1'), r2: await open('r2') }
+    const loop = new Loopback(p, { mode: 'sync_quorum', memberCount: 3 })
+    try {
+      await p.becomePrimary(1, 0)
+      for (const id of ids) {
+        await nodes[id].adoptEpoch(1, 'p')
+        await loop.connect(id, nodes[id])
+      }
+      await submit(p, createLedger)
+      for (let step = 0; step < 6; step++) {
+        const id = ids[Math.floor(random() * 2)] as 'r1' | 'r2'
+        const powerLoss = random() < 0.5
+        // The replica goes down while writes are in flight, writes go on, it comes back and catches up.
+        const burst = runWorkload(p, randomOrders(seed * 100 + step, 20))
+        await new Promise((resolve) => setImmediate(resolve))
+        const acknowledged: number = loop.tracker.ackedLsn(ReplicaId.of(id))
+        loop.disconnect(id)
+        if (powerLoss) disks[id].pullPlug()
+        await kill(nodes[id])
+        if (powerLoss) await disks[id].restorePower()
+        await burst
+        nodes[id] = await open(id)
+        assert.ok(nodes[id].clusterStatus().headLsn >= acknowledged, `seed ${seed} step ${step}: ${id} kept what it acknowledged`)
+        await loop.connect(id, nodes[id])
+        await loop.settle()
+      }
+      assert.equal(loop.failure, undefined)
+      for (const id of ids) {
+        assert.equal(nodes[id].clusterStatus().appliedIndex, p.clusterStatus().appliedIndex, `seed ${seed}`)
+        assert.deepEqual(nodes[id].clusterStatus().stateHash, p.clusterStatus().stateHash, `seed ${seed}`)
+      }
+    } finally {
+      loop.close()
+      await Promise.all([p.close(), nodes.r1.close().catch(() => {}), nodes.r2.close().catch(() => {})])
+      for (const dir of Object.values(dirs)) dir.remove()
+    }
+  }
+})
+
+test('replicated node: a replica acknowledges only what it fsynced (its fsyncs stall, then the power fails)', async () => {
+  const dirs = { p: tempDirectory(), r1: tempDirectory(), r2: tempDirectory() }
+  const disk = new PowerLossDisk({ random: mulberry32(9), worstCase: true })
+  let releaseSyncs: () => void = () => {}
+  let stalled = false
+  const syncsReleased = new Promise<void>((resolve) => {
+    releaseSyncs = resolve
+  })
+  const walIo = {
+    ...disk.walIo,
+    sync: async (handle: Parameters<typeof disk.walIo.sync>[0]) => {
+      if (stalled) await syncsReleased
+      return disk.walIo.sync(handle)
+    },
+  }
+  const openR2 = () => openNode(dirs.r2.directory, 'r2', { walIo, openStore: disk.openStore, sync: true })
+  const p = await openNode(dirs.p.directory, 'p')
+  const r1 = await openNode(dirs.r1.directory, 'r1')
+  let r2 = await openR2()
+  const loop = new Loopback(p, { mode: 'sync_quorum', memberCount: 3 })
+  try {
+    await p.becomePrimary(1, 0)
+    for (const [id, node] of [['r1', r1], ['r2', r2]] as const) {
+      await node.adoptEpoch(1, 'p')
+      await loop.connect(id, node)
+    }
+    await submit(p, createLedger)
+    await loop.settle()
+    stalled = true
+    // Committed by p + r1; r2 receives the entries and cannot make them durable.
+    await runWorkload(p, randomOrders(51, 12))
+    const acknowledged: number = loop.tracker.ackedLsn(ReplicaId.of('r2'))
+    loop.disconnect('r2')
+    disk.pullPlug()
+    releaseSyncs()
+    await kill(r2)
+    await disk.restorePower()
+    stalled = false
+    r2 = await openR2()
+    assert.ok(r2.clusterStatus().headLsn >= acknowledged, `r2 acknowledged ${acknowledged} and kept ${r2.clusterStatus().headLsn}`)
+    await loop.connect('r2', r2)
+    await loop.settle()
+    assert.deepEqual(r2.clusterStatus().stateHash, p.clusterStatus().stateHash)
+  } finally {
+    releaseSyncs()
+    loop.close()
+    await Promise.all([p.close(), r1.close(), r2.close().catch(() => {})])
+    for (const dir of Object.values(dirs)) dir.remove()
   }
 })
