@@ -87,6 +87,8 @@ export const slowCheckpointMsDefault = 100
 export const walRetainEntriesDefault = 1_000_000
 /** A replica that caught up stays ready while it trails what it knows committed by at most this many entries. */
 export const readyLagEntriesMaxDefault = 10_000
+/** Reads waiting for an applied index at once (`Tally-Min-Applied-Index`); more are refused, retryable. */
+export const appliedWaitersMax = 10_000
 
 interface Waiter {
   resolve(result: ProposalResult): void
@@ -94,11 +96,13 @@ interface Waiter {
 }
 
 /**
- * One single-node Tally: store, WAL, cache, FSM and admission wired into the
+ * One Tally node: store, WAL, cache, FSM and admission wired into the
  * pipeline of contract §2. Durability (ADR 0005): a write is acknowledged
  * after its WAL group is fsynced, the FSM applied it and its store batch is
  * written; the store is synced at checkpoints, and boot replays the WAL
- * beyond the store's applied index.
+ * beyond the store's applied index. In replicated mode (docs/cluster.md) a
+ * durable entry is applied only once it is known committed, and boot replays
+ * only up to the committed watermark.
  */
 export class LedgerNode implements Sequencer {
   readonly admission: Admission
@@ -308,8 +312,12 @@ export class LedgerNode implements Sequencer {
         this.stateHashValue = { index: applied, hash: genesisStateHash.hash }
       }
     }
-    if (this.options.replicated === undefined) return
     this.epoch = decodeCounter(await this.store.get(replicationMetaKey(ReplicationMetaKey.epoch)), 'epoch')
+    if (this.options.replicated === undefined) {
+      // A data directory that was replicated, opened as a single node, continues its log at its epoch (0 for one never replicated).
+      this.epoch = Math.max(this.epoch, this.wal.epochHead)
+      return
+    }
     const committed = decodeCounter(await this.store.get(replicationMetaKey(ReplicationMetaKey.committed)), 'committed watermark')
     this.committedKnown = Math.max(committed, applied)
     this.applyScheduled = applied
@@ -398,7 +406,14 @@ export class LedgerNode implements Sequencer {
     if (this.role === 'primary') {
       this.localAppends.add(index)
       const entry: ReplicatedEntry = { index, epoch: this.epoch, type: WAL_TYPE_PROPOSAL, payload }
-      for (const listener of this.appendListeners) listener(entry)
+      for (const listener of this.appendListeners) {
+        try {
+          listener(entry)
+        } catch (error) {
+          // The entry is logged: a failing shipper must not make admission think otherwise.
+          this.fail(error)
+        }
+      }
     }
     if (!this.flushScheduled) {
       this.flushScheduled = true
@@ -423,6 +438,8 @@ export class LedgerNode implements Sequencer {
   // ---- apply loop --------------------------------------------------------------
 
   private async applyDurable(from: number, to: number): Promise<void> {
+    // Replicated: applied ≤ committed ≤ head, always; a store holds committed state only.
+    if (this.role !== 'single') invariant(to <= this.committedKnown && to <= this.wal.durable, () => `apply up to ${to} beyond committed ${this.committedKnown} or durable ${this.wal.durable}`)
     for (let start = from, end = from - 1; start <= to; start = end + 1) {
       const started = performance.now()
       const last = Math.min(to, start + this.batchProposalsMax() - 1)
@@ -745,6 +762,9 @@ export class LedgerNode implements Sequencer {
   waitForApplied(index: number, timeoutMs: number): Promise<boolean> {
     if (this.storedIndex >= index) return Promise.resolve(true)
     if (this.fatal !== undefined || this.closed) return Promise.resolve(false)
+    if (this.appliedWaiters.size >= appliedWaitersMax) {
+      return Promise.reject(new TallyError({ code: 'RESOURCE_EXHAUSTED', kind: 'unavailable', message: `${appliedWaitersMax} reads already wait for an applied index, retry` }))
+    }
     return new Promise((resolve) => {
       const waiter = {
         index,

@@ -405,3 +405,24 @@ test('replicated node: a replica acknowledges only what it fsynced (its fsyncs s
     for (const dir of Object.values(dirs)) dir.remove()
   }
 })
+
+test('replicated node: a data directory that was replicated opens as a single node and takes writes at its epoch', async () => {
+  const dir = tempDirectory()
+  let node = await openNode(dir.directory, 'p')
+  let loop = new Loopback(node, { mode: 'best_effort', memberCount: 1 })
+  try {
+    await node.becomePrimary(4, 0)
+    await submit(node, createLedger)
+    loop.close()
+    await node.close()
+    node = await openNode(dir.directory, 'p', { replicated: undefined })
+    assert.equal(node.clusterStatus().mode, 'single')
+    const result = await submit(node, { type: 'SAVE_LEDGER_METADATA', ledger: 'main', metadata: { a: 'b' } } as never)
+    assert.equal(result.status, 'applied')
+    assert.equal(await node.entryEpoch(2), 4)
+  } finally {
+    loop.close()
+    await node.close()
+    dir.remove()
+  }
+})
