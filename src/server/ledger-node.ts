@@ -23,7 +23,7 @@ import type { NodeLog } from './log.ts'
 import type { AuditCheckpointSettings } from './audit-checkpoints.ts'
 import type { WalIo } from '../wal/index.ts'
 import { Lsn, decideEpochAdoption, decidePrimaryTakeover, learnCommitted } from '../replication/index.ts'
-import type { Epoch, LineageReset, ReplicaLogView } from '../replication/index.ts'
+import type { Epoch, EpochAdoption, LineageReset, ReplicaLogView } from '../replication/index.ts'
 import {
   ReplicationMetaKey,
   ReplicationRefused,
@@ -148,8 +148,9 @@ export class LedgerNode implements Sequencer {
    * (`first` ascending), with the head entry found at open: `logView().epochAt`.
    */
   private epochRuns: { first: number; epoch: number }[] = []
-  /** The lowest LSN `epochRuns` describes. */
+  /** The LSNs `epochRuns` describes: [epochRunsFrom, epochRunsTo]. */
   private epochRunsFrom = 0
+  private epochRunsTo = 0
   /** Role changes and replicated appends run one at a time (they may truncate the WAL). */
   private transitions: Promise<void> = Promise.resolve()
   private stateHashValue: StateHash | undefined
@@ -170,6 +171,7 @@ export class LedgerNode implements Sequencer {
     this.applyScheduled = fsm.appliedIndex
     // The WAL's scan at open knows the head entry's epoch; entries appended from now on are tracked.
     this.epochRunsFrom = wal.head > wal.tail ? wal.head : wal.head + 1
+    this.epochRunsTo = wal.head > wal.tail ? wal.head : wal.head
     if (wal.head > wal.tail) this.epochRuns.push({ first: wal.head, epoch: wal.epochHead })
     this.admission = new Admission({ cache, store, sequencer: this, now: options.now ?? Date.now, newId: randomUUID })
     this.unsubscribe = wal.onDurable((from, to) => {
@@ -614,7 +616,7 @@ export class LedgerNode implements Sequencer {
 
   /** The epoch of the entry at `lsn` when this node tracked it since it opened; undefined otherwise (read it with `entryEpoch`). */
   private knownEpochAt(lsn: number): Epoch | undefined {
-    if (lsn < this.epochRunsFrom || lsn > this.wal.head || lsn <= this.wal.tail) return undefined
+    if (lsn < this.epochRunsFrom || lsn > this.epochRunsTo || lsn > this.wal.head || lsn <= this.wal.tail) return undefined
     for (let i = this.epochRuns.length - 1; i >= 0; i--) {
       const run = this.epochRuns[i] as { first: number; epoch: number }
       if (run.first <= lsn) return run.epoch as Epoch
@@ -623,7 +625,13 @@ export class LedgerNode implements Sequencer {
   }
 
   private noteEpoch(index: number, epoch: number): void {
+    if (index !== this.epochRunsTo + 1) {
+      // Entries were appended behind the node's back (a transport writing the WAL itself): start over from here.
+      this.epochRuns = []
+      this.epochRunsFrom = index
+    }
     if (this.epochRuns.at(-1)?.epoch !== epoch) this.epochRuns.push({ first: index, epoch })
+    this.epochRunsTo = index
   }
 
   /**
@@ -819,8 +827,13 @@ export class LedgerNode implements Sequencer {
     const head = this.wal.head
     this.options.log?.(`replication: truncating WAL entries ${lsn + 1}..${head}: ${why}`, { level: 'warn' })
     await this.wal.truncateAfter(lsn)
-    this.epochRuns = this.epochRuns.filter((run) => run.first <= lsn)
-    this.epochRunsFrom = Math.min(this.epochRunsFrom, lsn + 1)
+    this.forgetAbove(lsn)
+    this.forgetEntriesAbove(lsn, head, why)
+    this.committedKnown = Math.min(this.committedKnown, Math.max(lsn, this.applyScheduled))
+  }
+
+  /** What the node keeps about entries above `lsn` (payloads, waiters, epochs) goes: they are, or are about to be, truncated. */
+  private forgetEntriesAbove(lsn: number, head: number, why: string): void {
     for (let index = lsn + 1; index <= head; index++) {
       this.payloads.delete(index)
       this.appendedAtMs.delete(index)
@@ -830,7 +843,55 @@ export class LedgerNode implements Sequencer {
         waiter?.reject(outcomeUnknown(index, why))
       }
     }
-    this.committedKnown = Math.min(this.committedKnown, Math.max(lsn, this.applyScheduled))
+    this.forgetAbove(lsn)
+  }
+
+  private forgetAbove(lsn: number): void {
+    this.epochRuns = this.epochRuns.filter((run) => run.first <= lsn)
+    this.epochRunsTo = Math.min(this.epochRunsTo, lsn)
+    this.epochRunsFrom = Math.min(this.epochRunsFrom, lsn + 1)
+  }
+
+  /**
+   * The node as a transport that writes the replica's WAL itself sees it
+   * (the peer protocol's replica side): the persisted epoch, the known
+   * committed and checkpoint LSNs, and two hooks — adopting an epoch the
+   * protocol decided on (persisted, synced, before the transport truncates
+   * the WAL; a deposed primary's waiters above the cut are refused) and
+   * learning a committed LSN (the FSM then applies up to it).
+   */
+  replicaState(): {
+    epoch(): Epoch
+    knownCommittedLsn(): Lsn
+    checkpointLsn(): Lsn
+    isPrimary(): boolean
+    adoptEpoch(adoption: Extract<EpochAdoption, { kind: 'adopt' }>): Promise<void>
+    learnCommitted(lsn: Lsn): void
+  } {
+    this.requireReplicated()
+    return {
+      epoch: () => this.epoch as Epoch,
+      knownCommittedLsn: () => Lsn.of(this.committedKnown),
+      checkpointLsn: () => Lsn.of(this.checkpointIndex),
+      isPrimary: () => this.role === 'primary',
+      adoptEpoch: (adoption) =>
+        this.exclusive(async () => {
+          if (adoption.persistEpoch <= this.epoch) return
+          if (adoption.wipeStore || adoption.knownCommittedLsn < this.applyScheduled) {
+            throw new ReplicationRefused('needs_rebuild', `epoch ${adoption.persistEpoch}: this node applied up to ${this.applyScheduled}, beyond what the new lineage keeps (${adoption.knownCommittedLsn}): it needs a rebuild`)
+          }
+          invariant(adoption.truncateToLsn >= this.applyScheduled, () => `a cut at ${adoption.truncateToLsn} below the applied index ${this.applyScheduled}`)
+          const wasPrimary = this.role === 'primary'
+          this.role = 'replica'
+          if (wasPrimary) this.rejectHeld(`node deposed at epoch ${adoption.persistEpoch}`)
+          this.forgetEntriesAbove(adoption.truncateToLsn, this.wal.head, `adopting epoch ${adoption.persistEpoch}`)
+          await this.persistEpoch(adoption.persistEpoch, adoption.knownCommittedLsn)
+          this.epoch = adoption.persistEpoch
+          this.committedKnown = adoption.knownCommittedLsn
+          this.primaryId = undefined
+        }),
+      learnCommitted: (lsn) => this.advanceCommitted(lsn),
+    }
   }
 
   /** The epoch (with what is known committed) reaches the disk before anything uses it. */

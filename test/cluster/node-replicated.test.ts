@@ -426,3 +426,33 @@ test('replicated node: a data directory that was replicated opens as a single no
     dir.remove()
   }
 })
+
+test('replicated node: a transport that writes the replica WAL itself drives the node through replicaState()', async () => {
+  const dirs = { p: tempDirectory(), r: tempDirectory() }
+  const p = await openNode(dirs.p.directory, 'p')
+  const r = await openNode(dirs.r.directory, 'r')
+  const loop = new Loopback(p, { mode: 'best_effort', memberCount: 2 })
+  try {
+    await p.becomePrimary(3, 0)
+    await submit(p, createLedger)
+    await runWorkload(p, randomOrders(61, 10))
+    const state = r.replicaState()
+    await state.adoptEpoch({ kind: 'adopt', persistEpoch: 3 as never, truncateToLsn: Lsn.zero, knownCommittedLsn: Lsn.zero, wipeStore: false })
+    assert.equal(state.epoch(), 3)
+    assert.equal(state.isPrimary(), false)
+    const head = p.clusterStatus().headLsn
+    for await (const entry of p.readLog(1, head)) r.wal.append(entry)
+    await r.wal.flush()
+    assert.equal(r.clusterStatus().appliedIndex, 0, 'durable, not known committed: not applied')
+    assert.equal(r.logView().epochAt(Lsn.of(head)), undefined, 'entries written behind the node are not guessed')
+    state.learnCommitted(Lsn.of(head))
+    assert.equal(await r.waitForApplied(head, 10_000), true)
+    assert.deepEqual(r.clusterStatus().stateHash, p.clusterStatus().stateHash)
+    assert.equal(state.knownCommittedLsn(), head)
+  } finally {
+    loop.close()
+    await Promise.all([p.close(), r.close()])
+    dirs.p.remove()
+    dirs.r.remove()
+  }
+})
