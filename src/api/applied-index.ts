@@ -23,9 +23,14 @@ const READ_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD'])
  * `Tally-Min-Applied-Index` to any node reads its write.
  */
 export function appliedIndexHeaders(app: FastifyInstance, node: LedgerNode, readWaitMs: number = readWaitMsDefault): void {
+  // The index a read started at; `atAnswer` for writes. Requests refused before their handler (authentication, parsing) carry no header.
   const seen = new WeakMap<FastifyRequest, number>()
+  const atAnswer = -1
   app.addHook('preHandler', async (request, reply) => {
-    if (!READ_METHODS.has(request.method)) return
+    if (!READ_METHODS.has(request.method)) {
+      seen.set(request, atAnswer)
+      return
+    }
     const wanted = minAppliedIndexOf(request.headers[minAppliedIndexHeader.toLowerCase()])
     if (wanted !== undefined && node.storeIndex() < wanted) {
       const reached = await node.waitForApplied(wanted, readWaitMs)
@@ -42,7 +47,8 @@ export function appliedIndexHeaders(app: FastifyInstance, node: LedgerNode, read
     seen.set(request, node.storeIndex())
   })
   app.addHook('onSend', async (request, reply, payload) => {
-    if (!reply.hasHeader(appliedIndexHeader)) void reply.header(appliedIndexHeader, String(seen.get(request) ?? node.storeIndex()))
+    const index = seen.get(request)
+    if (index !== undefined && !reply.hasHeader(appliedIndexHeader)) void reply.header(appliedIndexHeader, String(index === atAnswer ? node.storeIndex() : index))
     return payload
   })
 }
