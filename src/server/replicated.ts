@@ -140,7 +140,7 @@ export class ReplicationRefused extends TallyError {
     readonly reason: 'not_replica' | 'gap' | 'future_epoch' | 'stale_epoch' | 'unknown_type' | 'needs_rebuild',
     message: string,
   ) {
-    super({ code: 'NOT_PRIMARY', kind: 'unavailable', message, details: { reason } })
+    super({ code: 'REPLICATION_REFUSED', kind: 'unavailable', message, details: { refusal: reason } })
   }
 }
 
