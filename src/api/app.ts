@@ -26,6 +26,7 @@ import { Outputs } from '../outputs/index.ts'
 import type { OutputsOptions } from '../outputs/index.ts'
 import { ServerMetrics, metricsRoutes } from './metrics.ts'
 import { authentication, tokenEndpoint } from './auth/plugin.ts'
+import { appliedIndexHeaders } from './applied-index.ts'
 import type { AuthOptions } from './auth/plugin.ts'
 
 export interface ApiOptions {
@@ -44,6 +45,8 @@ export interface ApiOptions {
   readonly transport?: Partial<TransportLimits>
   /** Exporters and pipelines (docs/pipelines.md): where stdout goes, how often a caught-up pipeline looks again. */
   readonly outputs?: OutputsOptions
+  /** How long a read waits for `Tally-Min-Applied-Index` before 503 (docs/reads.md); default `readWaitMsDefault`. */
+  readonly readWaitMs?: number
 }
 
 export interface ApiLogOptions {
@@ -149,6 +152,8 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     authentication(app, options.auth)
     tokenEndpoint(app, options.auth)
   }
+  // After authentication: an unauthenticated read never waits.
+  appliedIndexHeaders(app, node, options.readWaitMs)
   app.addHook('onResponse', async (request, reply) => {
     metrics.requestAnswered(request, reply)
     if (reply.elapsedTime >= slowRequestMs) {

@@ -43,6 +43,12 @@ export type ErrorCode =
   | 'PRECONDITION_FAILED'
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
+  /** A write reached a replica (the message and `details.primary` name the primary when known). */
+  | 'NOT_PRIMARY'
+  /** A read asked for an applied index this node did not reach within the wait. */
+  | 'NOT_CAUGHT_UP'
+  /** A replica refused shipped entries (a gap, an epoch it has not adopted, a store that needs a rebuild). */
+  | 'REPLICATION_REFUSED'
 
 export class TallyError extends Error {
   readonly code: ErrorCode

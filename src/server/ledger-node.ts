@@ -22,6 +22,21 @@ import type { PipelineObserver } from './pipeline-observer.ts'
 import type { NodeLog } from './log.ts'
 import type { AuditCheckpointSettings } from './audit-checkpoints.ts'
 import type { WalIo } from '../wal/index.ts'
+import { Lsn, decideEpochAdoption, decidePrimaryTakeover, learnCommitted } from '../replication/index.ts'
+import type { Epoch, EpochAdoption, LineageReset, ReplicaLogView } from '../replication/index.ts'
+import {
+  ReplicationMetaKey,
+  ReplicationRefused,
+  decodeCounter,
+  decodeStateHash,
+  encodeStateHash,
+  genesisStateHash,
+  nextStateHash,
+  notPrimary,
+  outcomeUnknown,
+  replicationMetaKey,
+} from './replicated.ts'
+import type { NodeClusterStatus, NodeRole, ReplicatedEntry, ReplicatedModeOptions, StateHash } from './replicated.ts'
 
 export interface LedgerNodeOptions {
   readonly dataDirectory: string
@@ -56,11 +71,24 @@ export interface LedgerNodeOptions {
   readonly walIo?: Partial<WalIo>
   /** Tests: opens the store instead of `Store.open` (a fault layer modelling power loss). */
   readonly openStore?: (directory: string) => Promise<Store>
+  /**
+   * Replicated mode (docs/cluster.md, "Node in replicated mode"): entries
+   * carry the node's epoch, the FSM applies only what is known committed,
+   * and the node opens as a replica until told otherwise. Absent: the
+   * embedded single node, whose durable WAL prefix is its committed prefix.
+   */
+  readonly replicated?: ReplicatedModeOptions
+  /** Keep the rolling state hash on a single node too (always kept in replicated mode). */
+  readonly stateHash?: boolean
 }
 
 export const checkpointEntriesDefault = 10_000
 export const slowCheckpointMsDefault = 100
 export const walRetainEntriesDefault = 1_000_000
+/** A replica that caught up stays ready while it trails what it knows committed by at most this many entries. */
+export const readyLagEntriesMaxDefault = 10_000
+/** Reads waiting for an applied index at once (`Tally-Min-Applied-Index`); more are refused, retryable. */
+export const appliedWaitersMax = 10_000
 
 interface Waiter {
   resolve(result: ProposalResult): void
@@ -68,11 +96,13 @@ interface Waiter {
 }
 
 /**
- * One single-node Tally: store, WAL, cache, FSM and admission wired into the
+ * One Tally node: store, WAL, cache, FSM and admission wired into the
  * pipeline of contract §2. Durability (ADR 0005): a write is acknowledged
  * after its WAL group is fsynced, the FSM applied it and its store batch is
  * written; the store is synced at checkpoints, and boot replays the WAL
- * beyond the store's applied index.
+ * beyond the store's applied index. In replicated mode (docs/cluster.md) a
+ * durable entry is applied only once it is known committed, and boot replays
+ * only up to the committed watermark.
  */
 export class LedgerNode implements Sequencer {
   readonly admission: Admission
@@ -90,6 +120,40 @@ export class LedgerNode implements Sequencer {
   private checkpointIndex: number
   private signedCheckpoints: AuditCheckpoints | undefined
   private pipelineObserver: PipelineObserver = silentObserver
+  // ---- replicated mode (docs/cluster.md); a single node keeps role 'single' and epoch 0
+  private role: NodeRole | 'single'
+  private epoch = 0
+  private primaryId: string | undefined
+  /** Highest LSN known committed: the durable head on a single node, learned from outside otherwise. */
+  private committedKnown: number
+  /** Highest index handed to the apply chain (replicated mode). */
+  private applyScheduled: number
+  /** Indexes this node appended for its own admission (their results have a waiter, or will). */
+  private readonly localAppends = new Set<number>()
+  /** Results the lease gate keeps from being answered. */
+  private readonly heldResults: ProposalResult[] = []
+  private readonly flushedListeners = new Set<(flushedLsn: number) => void>()
+  private readonly appendListeners = new Set<(entry: ReplicatedEntry) => void>()
+  private readonly appliedWaiters = new Set<{ readonly index: number; resolve(reached: boolean): void }>()
+  /** The epoch at which a replica last learned the committed LSN from its primary (readiness). */
+  private committedHeardAtEpoch = -1
+  /** The highest committed LSN a replica's primary announced (it may hold less of it yet): readiness compares with it. */
+  private committedAnnounced = 0
+  /** The epoch at which a replica first applied all it knew committed (readiness latches, then tolerates a bounded lag). */
+  private caughtUpAtEpoch = -1
+  /** What a primary knew committed when it took over: readiness waits for it. */
+  private takeoverCommitted = 0
+  /**
+   * Runs of equal epochs over the entries this node appended since it opened
+   * (`first` ascending), with the head entry found at open: `logView().epochAt`.
+   */
+  private epochRuns: { first: number; epoch: number }[] = []
+  /** The LSNs `epochRuns` describes: [epochRunsFrom, epochRunsTo]. */
+  private epochRunsFrom = 0
+  private epochRunsTo = 0
+  /** Role changes and replicated appends run one at a time (they may truncate the WAL). */
+  private transitions: Promise<void> = Promise.resolve()
+  private stateHashValue: StateHash | undefined
 
   private constructor(
     readonly store: Store,
@@ -102,10 +166,29 @@ export class LedgerNode implements Sequencer {
   ) {
     this.storedIndex = fsm.appliedIndex
     this.checkpointIndex = fsm.appliedIndex
+    this.role = options.replicated === undefined ? 'single' : 'replica'
+    this.committedKnown = fsm.appliedIndex
+    this.applyScheduled = fsm.appliedIndex
+    // The WAL's scan at open knows the head entry's epoch; entries appended from now on are tracked.
+    this.epochRunsFrom = wal.head > wal.tail ? wal.head : wal.head + 1
+    this.epochRunsTo = wal.head > wal.tail ? wal.head : wal.head
+    if (wal.head > wal.tail) this.epochRuns.push({ first: wal.head, epoch: wal.epochHead })
     this.admission = new Admission({ cache, store, sequencer: this, now: options.now ?? Date.now, newId: randomUUID })
     this.unsubscribe = wal.onDurable((from, to) => {
       this.pipelineObserver.walGroupDurable(to - from + 1, walTiming.fsyncSeconds)
-      this.applyChain = this.applyChain.then(() => this.applyDurable(from, to)).catch((error: unknown) => this.fail(error))
+      if (this.role === 'single') {
+        this.applyChain = this.applyChain.then(() => this.applyDurable(from, to)).catch((error: unknown) => this.fail(error))
+        return
+      }
+      // Replicated: durable is not committed. Report it (acks, the commit tracker); apply what is known committed.
+      for (const listener of this.flushedListeners) {
+        try {
+          listener(to)
+        } catch (error) {
+          this.fail(error)
+        }
+      }
+      this.scheduleApply()
     })
   }
 
@@ -167,6 +250,7 @@ export class LedgerNode implements Sequencer {
         },
       })
       const node: LedgerNode = new LedgerNode(store, wal, cache, fsm, clusterId, options, walTiming)
+      await node.loadReplicationState(log)
       await node.replay(log)
       if (options.auditCheckpoints !== undefined) {
         node.signedCheckpoints = await AuditCheckpoints.open({ store, clusterId, settings: options.auditCheckpoints, head: fsm.auditHead, log }).catch(async (error: unknown) => {
@@ -177,7 +261,8 @@ export class LedgerNode implements Sequencer {
       }
       try {
         // A new directory was created with the flags: a WAL replayed into it (a rebuild) carries its own changes.
-        if (!created) await node.applyRequestedCacheSettings(log)
+        // Replicated: only a primary logs entries, and the cluster's settings are changed there.
+        if (!created && options.replicated === undefined) await node.applyRequestedCacheSettings(log)
       } catch (error) {
         await node.close().catch(() => {})
         throw error
@@ -194,21 +279,74 @@ export class LedgerNode implements Sequencer {
   /** Re-applies what the WAL holds beyond the store's applied index (crash recovery). */
   private async replay(log: NodeLog): Promise<void> {
     const from = this.fsm.appliedIndex + 1
-    if (this.wal.head < from) return
-    log(`recovery: replaying WAL entries ${from}..${this.wal.head}`)
+    // Replicated: entries above the committed watermark wait until the primary says they are committed.
+    const to = this.role === 'single' ? this.wal.head : Math.min(this.wal.head, this.committedKnown)
+    if (this.role !== 'single' && this.wal.head > to) log(`recovery: WAL entries ${to + 1}..${this.wal.head} wait for commit (known committed: ${this.committedKnown})`)
+    if (to < from) return
+    log(`recovery: replaying WAL entries ${from}..${to}`)
     let batch = new WriteBatch()
     let count = 0
-    for await (const record of this.wal.read(from)) {
+    for await (const record of this.wal.read(from, to)) {
       invariant(record.type === WAL_TYPE_PROPOSAL, () => `unknown WAL record type ${record.type}`)
-      this.fsm.apply(record.index, decodeProposal(record.payload), batch)
+      this.applyOne(record.index, record.payload, batch)
       if (++count % this.batchProposalsMax() === 0) {
+        this.writeNodeRows(batch)
         await this.store.write(batch.rows(), { sync: true })
         batch = new WriteBatch()
       }
     }
+    this.writeNodeRows(batch)
     await this.store.write(batch.rows(), { sync: true })
     this.storedIndex = this.fsm.appliedIndex
+    this.applyScheduled = this.storedIndex
     log(`recovery: applied up to ${this.storedIndex}`)
+  }
+
+  /** The replicated mode's rows (epoch, committed watermark) and the state hash, read back at open. */
+  private async loadReplicationState(log: NodeLog): Promise<void> {
+    const applied = this.fsm.appliedIndex
+    if (this.options.replicated !== undefined || this.options.stateHash === true) {
+      const stored = decodeStateHash(await this.store.get(replicationMetaKey(ReplicationMetaKey.stateHash)))
+      if (stored.index === applied) this.stateHashValue = stored
+      else {
+        // Hashing starts (or restarts, after running without it) here: nodes compare hashes from a common start only.
+        if (applied > 0) log(`state hash: starting a new chain at applied index ${applied}`)
+        this.stateHashValue = { index: applied, hash: genesisStateHash.hash }
+      }
+    }
+    this.epoch = decodeCounter(await this.store.get(replicationMetaKey(ReplicationMetaKey.epoch)), 'epoch')
+    if (this.options.replicated === undefined) {
+      // A data directory that was replicated, opened as a single node, continues its log at its epoch (0 for one never replicated).
+      this.epoch = Math.max(this.epoch, this.wal.epochHead)
+      return
+    }
+    const committed = decodeCounter(await this.store.get(replicationMetaKey(ReplicationMetaKey.committed)), 'committed watermark')
+    this.committedKnown = Math.max(committed, applied)
+    this.applyScheduled = applied
+    invariant(this.epoch >= this.wal.epochHead, () => `the WAL holds an entry of epoch ${this.wal.epochHead}, above the adopted epoch ${this.epoch}`)
+  }
+
+  /** Applies one index through the FSM; with the state hash on, hashes the rows it wrote first. */
+  private applyOne(index: number, payload: Uint8Array, batch: WriteBatch): ProposalResult {
+    const proposal = decodeProposal(payload)
+    const previous = this.stateHashValue
+    if (previous === undefined) return this.fsm.apply(index, proposal, batch)
+    const own = new WriteBatch()
+    const result = this.fsm.apply(index, proposal, own)
+    const rows = own.rows()
+    this.stateHashValue = nextStateHash(previous, index, rows)
+    for (const row of rows) {
+      if (row.value === null) batch.del(row.key)
+      else batch.put(row.key, row.value)
+    }
+    return result
+  }
+
+  /** Rows the node adds to a store batch besides the FSM's: the state hash, the committed watermark. */
+  private writeNodeRows(batch: WriteBatch): void {
+    if (this.stateHashValue !== undefined) batch.put(replicationMetaKey(ReplicationMetaKey.stateHash), encodeStateHash(this.stateHashValue))
+    // Never below what the batch applies: after a crash, the store is never ahead of its own watermark.
+    if (this.role !== 'single') batch.put(replicationMetaKey(ReplicationMetaKey.committed), Buffer.from(String(Math.max(this.committedKnown, this.fsm.appliedIndex))))
   }
 
   /**
@@ -262,9 +400,23 @@ export class LedgerNode implements Sequencer {
   append(payload: Buffer): number {
     if (this.fatal !== undefined) throw unavailable(`node stopped: ${this.fatal.message}`)
     if (this.closed) throw unavailable('node is shutting down')
-    const index = this.wal.append({ epoch: 0, type: WAL_TYPE_PROPOSAL, payload })
+    if (this.role === 'replica') throw notPrimary('replica', this.primaryId)
+    const index = this.wal.append({ epoch: this.epoch, type: WAL_TYPE_PROPOSAL, payload })
+    if (this.role !== 'single') this.noteEpoch(index, this.epoch)
     this.payloads.set(index, payload)
     this.appendedAtMs.set(index, performance.now())
+    if (this.role === 'primary') {
+      this.localAppends.add(index)
+      const entry: ReplicatedEntry = { index, epoch: this.epoch, type: WAL_TYPE_PROPOSAL, payload }
+      for (const listener of this.appendListeners) {
+        try {
+          listener(entry)
+        } catch (error) {
+          // The entry is logged: a failing shipper must not make admission think otherwise.
+          this.fail(error)
+        }
+      }
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true
       queueMicrotask(() => {
@@ -288,26 +440,32 @@ export class LedgerNode implements Sequencer {
   // ---- apply loop --------------------------------------------------------------
 
   private async applyDurable(from: number, to: number): Promise<void> {
+    // Replicated: applied ≤ committed ≤ head, always; a store holds committed state only.
+    if (this.role !== 'single') invariant(to <= this.committedKnown && to <= this.wal.durable, () => `apply up to ${to} beyond committed ${this.committedKnown} or durable ${this.wal.durable}`)
     for (let start = from, end = from - 1; start <= to; start = end + 1) {
       const started = performance.now()
       const last = Math.min(to, start + this.batchProposalsMax() - 1)
       const batch = new WriteBatch()
       const results: ProposalResult[] = []
       const generation = this.cache.generation
+      if (this.role !== 'single') await this.loadPayloads(start, last)
       for (end = start; end <= last; end++) {
         const payload = this.payloads.get(end)
         invariant(payload !== undefined, () => `no payload for durable index ${end}`)
         this.payloads.delete(end)
-        results.push(this.fsm.apply(end, decodeProposal(payload), batch))
+        results.push(this.applyOne(end, payload, batch))
         // A batch ends at a rotation: the store index then keeps up with Gen1's
         // first index, which seeds are judged against (ADR 0002), however
         // often a byte budget rotates.
         if (this.cache.generation !== generation) break
       }
       end = Math.min(end, last)
+      this.writeNodeRows(batch)
       // Not fsynced: the WAL group holding these proposals already is (ADR 0005).
       await this.store.write(batch.rows(), { sync: false })
       this.storedIndex = end
+      this.latchCaughtUp()
+      this.wakeAppliedWaiters()
       const stored = performance.now()
       this.pipelineObserver.batchApplied(end - start + 1, (stored - started) / 1000)
       for (let index = start; index <= end; index++) {
@@ -343,6 +501,15 @@ export class LedgerNode implements Sequencer {
   }
 
   private deliver(result: ProposalResult): void {
+    if (this.role !== 'single') {
+      // Entries shipped from a primary have nobody waiting here.
+      if (!this.localAppends.has(result.index)) return
+      if (this.role === 'primary' && !(this.options.replicated?.canAcknowledge?.() ?? true)) {
+        this.heldResults.push(result)
+        return
+      }
+      this.localAppends.delete(result.index)
+    }
     const waiter = this.waiters.get(result.index)
     if (waiter === undefined) {
       this.results.set(result.index, result)
@@ -362,6 +529,403 @@ export class LedgerNode implements Sequencer {
     }
     for (const waiter of this.waiters.values()) waiter.reject(unavailable(`node stopped: ${failure.message}`))
     this.waiters.clear()
+    this.wakeAppliedWaiters(true)
+  }
+
+  // ---- replicated mode (docs/cluster.md, "Node in replicated mode") ------------
+
+  /** Role, epoch, LSNs, state hash: what `/_/cluster` shows. */
+  clusterStatus(): NodeClusterStatus {
+    return {
+      mode: this.role === 'single' ? 'single' : 'replicated',
+      nodeId: this.options.replicated?.nodeId,
+      role: this.role,
+      epoch: this.epoch,
+      primaryId: this.role === 'primary' ? this.options.replicated?.nodeId : this.primaryId,
+      headLsn: this.wal.head,
+      flushedLsn: this.wal.durable,
+      committedLsn: this.role === 'single' ? this.wal.durable : this.committedKnown,
+      appliedIndex: this.storedIndex,
+      stateHash: this.stateHashValue,
+      caughtUp: this.caughtUp(),
+      heldAcknowledgements: this.heldResults.length,
+    }
+  }
+
+  /** The rolling state hash after the applied index (undefined when not kept). */
+  get stateHash(): StateHash | undefined {
+    return this.stateHashValue
+  }
+
+  /**
+   * Whether reads here reflect the cluster's committed state: always on a
+   * single node; a primary once it applied what was committed when it took
+   * over; a replica once it heard the committed LSN from its epoch's
+   * primary and applied up to it.
+   */
+  caughtUp(): boolean {
+    if (this.fatal !== undefined) return false
+    if (this.role === 'single') return true
+    if (this.role === 'primary') return this.storedIndex >= this.takeoverCommitted
+    if (this.committedHeardAtEpoch !== this.epoch) return false
+    this.latchCaughtUp()
+    // Once caught up, a replica under load trails its primary a little: ready while the lag stays bounded.
+    return this.caughtUpAtEpoch === this.epoch && this.committedAnnounced - this.storedIndex <= (this.options.replicated?.readyLagEntriesMax ?? readyLagEntriesMaxDefault)
+  }
+
+  /** Caught up: applied all its primary announced committed (not only what it holds of it). */
+  private latchCaughtUp(): void {
+    if (this.role === 'replica' && this.committedHeardAtEpoch === this.epoch && this.storedIndex >= this.committedAnnounced) this.caughtUpAtEpoch = this.epoch
+  }
+
+  /** `listener(flushedLsn)` after each durable WAL group (replicated mode): a replica acks it, a primary feeds its commit tracker. */
+  onFlushed(listener: (flushedLsn: number) => void): () => void {
+    this.flushedListeners.add(listener)
+    return () => this.flushedListeners.delete(listener)
+  }
+
+  /** `listener(entry)` for each entry the primary appends, synchronously (live shipping before the local fsync). */
+  onAppended(listener: (entry: ReplicatedEntry) => void): () => void {
+    this.appendListeners.add(listener)
+    return () => this.appendListeners.delete(listener)
+  }
+
+  /** Durable entries in [from, to], with their epochs (catch-up shipping). */
+  async *readLog(from: number, to: number): AsyncIterable<ReplicatedEntry> {
+    for await (const record of this.wal.read(from, to)) yield { index: record.index, epoch: record.epoch, type: record.type, payload: record.payload }
+  }
+
+  /** The epoch of the entry at `lsn`, or undefined when this node holds none there (recycled, or beyond head). */
+  async entryEpoch(lsn: number): Promise<number | undefined> {
+    if (lsn < 1 || lsn > this.wal.head || lsn <= this.wal.tail) return undefined
+    if (lsn > this.wal.durable) await this.wal.waitDurable(lsn)
+    for await (const record of this.wal.read(lsn, lsn)) return record.epoch
+    return undefined
+  }
+
+  /** What the protocol's replica-side rules read of this node's log (entry epochs are read with `entryEpoch`). */
+  logView(): ReplicaLogView {
+    return {
+      headLsn: Lsn.of(this.wal.head),
+      durableLsn: Lsn.of(this.wal.durable),
+      checkpointLsn: Lsn.of(this.checkpointIndex),
+      knownCommittedLsn: Lsn.of(this.committedKnown),
+      epochAt: (lsn) => this.knownEpochAt(lsn),
+    }
+  }
+
+  /** The epoch of the entry at `lsn` when this node tracked it since it opened; undefined otherwise (read it with `entryEpoch`). */
+  private knownEpochAt(lsn: number): Epoch | undefined {
+    if (lsn < this.epochRunsFrom || lsn > this.epochRunsTo || lsn > this.wal.head || lsn <= this.wal.tail) return undefined
+    for (let i = this.epochRuns.length - 1; i >= 0; i--) {
+      const run = this.epochRuns[i] as { first: number; epoch: number }
+      if (run.first <= lsn) return run.epoch as Epoch
+    }
+    return undefined
+  }
+
+  private noteEpoch(index: number, epoch: number): void {
+    if (index !== this.epochRunsTo + 1) {
+      // Entries were appended behind the node's back (a transport writing the WAL itself): start over from here.
+      this.epochRuns = []
+      this.epochRunsFrom = index
+    }
+    if (this.epochRuns.at(-1)?.epoch !== epoch) this.epochRuns.push({ first: index, epoch })
+    this.epochRunsTo = index
+  }
+
+  /**
+   * The committed LSN moved: on a primary, from its commit tracker (fed by
+   * `onFlushed` and the replicas' acks); on a replica, as carried by the
+   * primary's traffic — only what it holds counts (`learnCommitted`). The
+   * FSM then applies up to it, never beyond the local durable LSN.
+   */
+  advanceCommitted(committedLsn: number): void {
+    this.requireReplicated()
+    invariant(Number.isSafeInteger(committedLsn) && committedLsn >= 0, () => `committed LSN ${committedLsn} is not a non-negative integer`)
+    let known: number
+    if (this.role === 'replica') {
+      known = learnCommitted(this.logView(), Lsn.of(committedLsn), Lsn.of(this.wal.head))
+      if (this.committedHeardAtEpoch !== this.epoch) this.committedAnnounced = 0
+      this.committedHeardAtEpoch = this.epoch
+      this.committedAnnounced = Math.max(this.committedAnnounced, committedLsn)
+    } else {
+      // A primary's commit point never passes what it holds durably itself (the tracker guarantees it; checked here too).
+      invariant(committedLsn <= this.wal.durable, () => `committed LSN ${committedLsn} beyond the primary's durable LSN ${this.wal.durable}`)
+      known = committedLsn
+    }
+    if (known > this.committedKnown) {
+      this.committedKnown = known
+      this.scheduleApply()
+    }
+    this.latchCaughtUp()
+  }
+
+  /**
+   * A replica appends entries shipped by its primary, each with its own
+   * epoch: duplicates of what it holds are skipped, a conflicting
+   * uncommitted tail (a deposed primary's) is truncated first, a gap or an
+   * epoch it has not adopted is refused. Resolves with the flushed LSN once
+   * they are durable (what the replica acknowledges).
+   */
+  async appendReplicated(entries: readonly ReplicatedEntry[]): Promise<number> {
+    this.requireReplicated()
+    const last = await this.exclusive(async () => {
+      if (this.role !== 'replica') throw new ReplicationRefused('not_replica', `node ${this.options.replicated?.nodeId ?? ''} is ${this.role} at epoch ${this.epoch}: it takes no shipped entries`)
+      let appended = 0
+      for (const entry of entries) {
+        if (entry.epoch > this.epoch) throw new ReplicationRefused('future_epoch', `entry ${entry.index} of epoch ${entry.epoch}: this node has adopted epoch ${this.epoch} only`)
+        if (entry.index <= this.wal.head) {
+          // The committed prefix is the same on every node: nothing to check there.
+          if (entry.index <= Math.max(this.committedKnown, this.applyScheduled)) continue
+          const held = await this.entryEpoch(entry.index)
+          if (held === entry.epoch) continue
+          await this.truncateTail(entry.index - 1, `entry ${entry.index} of epoch ${entry.epoch} replaces one of epoch ${String(held)}`)
+        }
+        if (entry.index !== this.wal.head + 1) throw new ReplicationRefused('gap', `entry ${entry.index} does not follow this node's head ${this.wal.head}`)
+        if (entry.epoch < this.wal.epochHead) throw new ReplicationRefused('stale_epoch', `entry ${entry.index} of epoch ${entry.epoch} after one of epoch ${this.wal.epochHead}`)
+        if (entry.type !== WAL_TYPE_PROPOSAL) throw new ReplicationRefused('unknown_type', `entry ${entry.index} has the unknown WAL record type ${entry.type}`)
+        const index = this.wal.append({ epoch: entry.epoch, type: entry.type, payload: entry.payload })
+        this.noteEpoch(index, entry.epoch)
+        this.payloads.set(index, Buffer.from(entry.payload.buffer, entry.payload.byteOffset, entry.payload.byteLength))
+        appended = index
+      }
+      return appended
+    })
+    // A truncation queued meanwhile may have dropped some of them: wait for what is still there.
+    if (last > 0) await this.wal.waitDurable(Math.min(last, this.wal.head))
+    return this.wal.durable
+  }
+
+  /**
+   * Replica → primary at `epoch` (the control plane's assignment names this
+   * node, with the cluster's committed LSN). The uncommitted tail is dropped
+   * (`decidePrimaryTakeover`; never what this node knows committed), the
+   * epoch is persisted (synced) before any entry carries it, then admission
+   * is open. Returns 'stale' for an epoch below the adopted one.
+   */
+  becomePrimary(epoch: number, committedLsn: number): Promise<'promoted' | 'already' | 'stale'> {
+    this.requireReplicated()
+    return this.exclusive(async () => {
+      if (epoch < this.epoch || (epoch === this.epoch && this.role === 'primary')) return epoch === this.epoch ? 'already' : 'stale'
+      const committed = Lsn.of(Math.max(committedLsn, this.committedKnown))
+      const takeover = decidePrimaryTakeover(this.logView(), committed)
+      if (takeover.truncateToLsn !== undefined) await this.truncateTail(takeover.truncateToLsn, `promoted at epoch ${epoch}: the tail above committed ${committed} is dropped`)
+      await this.persistEpoch(epoch, takeover.knownCommittedLsn)
+      this.epoch = epoch
+      this.committedKnown = Math.max(this.committedKnown, takeover.knownCommittedLsn)
+      this.takeoverCommitted = Math.min(this.committedKnown, this.wal.head)
+      this.primaryId = this.options.replicated?.nodeId
+      this.role = 'primary'
+      this.options.log?.(`replication: primary at epoch ${epoch}, committed ${this.committedKnown}, head ${this.wal.head}`, { level: 'info' })
+      this.scheduleApply()
+      return 'promoted'
+    })
+  }
+
+  /**
+   * A newer epoch reached this node (it names `primaryId`): a primary is
+   * deposed and stops admitting at once; the tail beyond what it may keep
+   * whatever lineage wins is dropped (`decideEpochAdoption`), the epoch is
+   * persisted (synced), and the node is a replica of that epoch. Writes it
+   * admitted and can no longer answer are refused as of unknown outcome.
+   */
+  adoptEpoch(epoch: number, primaryId: string | undefined, lineageResets: readonly LineageReset[] = []): Promise<'adopted' | 'current' | 'stale'> {
+    this.requireReplicated()
+    return this.exclusive(async () => {
+      // A primary is deposed only by a newer epoch (one primary per epoch).
+      if (epoch < this.epoch || (epoch === this.epoch && this.role === 'primary')) return 'stale'
+      if (epoch === this.epoch && this.role === 'replica') {
+        this.primaryId = primaryId ?? this.primaryId
+        return 'current'
+      }
+      const wasPrimary = this.role === 'primary'
+      this.role = 'replica'
+      this.primaryId = primaryId
+      if (wasPrimary) this.rejectHeld(`node deposed at epoch ${epoch}`)
+      const decision = decideEpochAdoption({ log: this.logView(), currentEpoch: this.epoch as Epoch, offeredEpoch: epoch as Epoch, isPrimary: false, lineageResets })
+      if (decision.kind === 'ignore') return 'current'
+      if (decision.wipeStore || decision.knownCommittedLsn < this.applyScheduled) {
+        throw new ReplicationRefused('needs_rebuild', `epoch ${epoch}: this node applied up to ${this.applyScheduled}, beyond what the new lineage keeps (${decision.knownCommittedLsn}): it needs a rebuild`)
+      }
+      if (decision.truncateToLsn < this.wal.head) await this.truncateTail(decision.truncateToLsn, `adopting epoch ${epoch}: a tail that may be a deposed primary's is dropped`)
+      await this.persistEpoch(epoch, decision.knownCommittedLsn)
+      this.epoch = epoch
+      this.committedKnown = decision.knownCommittedLsn
+      this.options.log?.(`replication: replica at epoch ${epoch} (primary ${primaryId ?? 'unknown'}), head ${this.wal.head}, committed ${this.committedKnown}`, { level: 'info' })
+      return 'adopted'
+    })
+  }
+
+  /** The lease gate opened again: answers the results it held. */
+  releaseAcknowledgements(): void {
+    if (this.role !== 'primary' || !(this.options.replicated?.canAcknowledge?.() ?? true)) return
+    for (const result of this.heldResults.splice(0)) this.deliver(result)
+  }
+
+  /**
+   * Resolves true once the applied (and stored) index reaches `index`, false
+   * after `timeoutMs` or when the node stops: a read at or after an index.
+   */
+  waitForApplied(index: number, timeoutMs: number): Promise<boolean> {
+    if (this.storedIndex >= index) return Promise.resolve(true)
+    if (this.fatal !== undefined || this.closed) return Promise.resolve(false)
+    if (this.appliedWaiters.size >= appliedWaitersMax) {
+      return Promise.reject(new TallyError({ code: 'RESOURCE_EXHAUSTED', kind: 'unavailable', message: `${appliedWaitersMax} reads already wait for an applied index, retry` }))
+    }
+    return new Promise((resolve) => {
+      const waiter = {
+        index,
+        resolve: (reached: boolean) => {
+          clearTimeout(timer)
+          this.appliedWaiters.delete(waiter)
+          resolve(reached)
+        },
+      }
+      const timer = setTimeout(() => waiter.resolve(false), timeoutMs)
+      this.appliedWaiters.add(waiter)
+    })
+  }
+
+  private wakeAppliedWaiters(stopping = false): void {
+    for (const waiter of [...this.appliedWaiters]) {
+      if (stopping) waiter.resolve(false)
+      else if (waiter.index <= this.storedIndex) waiter.resolve(true)
+    }
+  }
+
+  /** Hands the known-committed, locally durable entries not yet scheduled to the apply chain. */
+  private scheduleApply(): void {
+    const target = Math.min(this.committedKnown, this.wal.durable)
+    if (target <= this.applyScheduled) return
+    const from = this.applyScheduled + 1
+    this.applyScheduled = target
+    this.applyChain = this.applyChain.then(() => this.applyDurable(from, target)).catch((error: unknown) => this.fail(error))
+  }
+
+  /** Payloads not in memory (entries recovered from the WAL, or appended before a restart) are read back. */
+  private async loadPayloads(from: number, to: number): Promise<void> {
+    let missing = false
+    for (let index = from; index <= to && !missing; index++) missing = !this.payloads.has(index)
+    if (!missing) return
+    for await (const record of this.wal.read(from, to)) {
+      if (this.payloads.has(record.index)) continue
+      invariant(record.type === WAL_TYPE_PROPOSAL, () => `unknown WAL record type ${record.type}`)
+      this.payloads.set(record.index, Buffer.from(record.payload.buffer, record.payload.byteOffset, record.payload.byteLength))
+    }
+  }
+
+  /**
+   * Drops every entry above `lsn`. Never an entry this node knows committed
+   * and holds durably, never one handed to the FSM: those are facts every
+   * node shares. Writes this node admitted there are answered as of unknown
+   * outcome.
+   */
+  private async truncateTail(lsn: number, why: string): Promise<void> {
+    invariant(lsn >= Math.min(this.committedKnown, this.wal.durable), () => `truncation to ${lsn} would drop committed entries (committed ${this.committedKnown}, durable ${this.wal.durable})`)
+    invariant(lsn >= this.applyScheduled, () => `truncation to ${lsn} below the applied index ${this.applyScheduled}`)
+    const head = this.wal.head
+    this.options.log?.(`replication: truncating WAL entries ${lsn + 1}..${head}: ${why}`, { level: 'warn' })
+    await this.wal.truncateAfter(lsn)
+    this.forgetAbove(lsn)
+    this.forgetEntriesAbove(lsn, head, why)
+    this.committedKnown = Math.min(this.committedKnown, Math.max(lsn, this.applyScheduled))
+  }
+
+  /** What the node keeps about entries above `lsn` (payloads, waiters, epochs) goes: they are, or are about to be, truncated. */
+  private forgetEntriesAbove(lsn: number, head: number, why: string): void {
+    for (let index = lsn + 1; index <= head; index++) {
+      this.payloads.delete(index)
+      this.appendedAtMs.delete(index)
+      if (this.localAppends.delete(index)) {
+        const waiter = this.waiters.get(index)
+        this.waiters.delete(index)
+        waiter?.reject(outcomeUnknown(index, why))
+      }
+    }
+    this.forgetAbove(lsn)
+  }
+
+  private forgetAbove(lsn: number): void {
+    this.epochRuns = this.epochRuns.filter((run) => run.first <= lsn)
+    this.epochRunsTo = Math.min(this.epochRunsTo, lsn)
+    this.epochRunsFrom = Math.min(this.epochRunsFrom, lsn + 1)
+  }
+
+  /**
+   * The node as a transport that writes the replica's WAL itself sees it
+   * (the peer protocol's replica side): the persisted epoch, the known
+   * committed and checkpoint LSNs, and two hooks — adopting an epoch the
+   * protocol decided on (persisted, synced, before the transport truncates
+   * the WAL; a deposed primary's waiters above the cut are refused) and
+   * learning a committed LSN (the FSM then applies up to it).
+   */
+  replicaState(): {
+    epoch(): Epoch
+    knownCommittedLsn(): Lsn
+    checkpointLsn(): Lsn
+    isPrimary(): boolean
+    adoptEpoch(adoption: Extract<EpochAdoption, { kind: 'adopt' }>): Promise<void>
+    learnCommitted(lsn: Lsn): void
+  } {
+    this.requireReplicated()
+    return {
+      epoch: () => this.epoch as Epoch,
+      knownCommittedLsn: () => Lsn.of(this.committedKnown),
+      checkpointLsn: () => Lsn.of(this.checkpointIndex),
+      isPrimary: () => this.role === 'primary',
+      adoptEpoch: (adoption) =>
+        this.exclusive(async () => {
+          if (adoption.persistEpoch <= this.epoch) return
+          if (adoption.wipeStore || adoption.knownCommittedLsn < this.applyScheduled) {
+            throw new ReplicationRefused('needs_rebuild', `epoch ${adoption.persistEpoch}: this node applied up to ${this.applyScheduled}, beyond what the new lineage keeps (${adoption.knownCommittedLsn}): it needs a rebuild`)
+          }
+          invariant(adoption.truncateToLsn >= this.applyScheduled, () => `a cut at ${adoption.truncateToLsn} below the applied index ${this.applyScheduled}`)
+          const wasPrimary = this.role === 'primary'
+          this.role = 'replica'
+          if (wasPrimary) this.rejectHeld(`node deposed at epoch ${adoption.persistEpoch}`)
+          this.forgetEntriesAbove(adoption.truncateToLsn, this.wal.head, `adopting epoch ${adoption.persistEpoch}`)
+          await this.persistEpoch(adoption.persistEpoch, adoption.knownCommittedLsn)
+          this.epoch = adoption.persistEpoch
+          this.committedKnown = adoption.knownCommittedLsn
+          this.primaryId = undefined
+        }),
+      learnCommitted: (lsn) => this.advanceCommitted(lsn),
+    }
+  }
+
+  /** The epoch (with what is known committed) reaches the disk before anything uses it. */
+  private async persistEpoch(epoch: number, committed: number): Promise<void> {
+    await this.store.write(
+      [
+        { key: replicationMetaKey(ReplicationMetaKey.epoch), value: Buffer.from(String(epoch)) },
+        { key: replicationMetaKey(ReplicationMetaKey.committed), value: Buffer.from(String(Math.max(committed, this.storedIndex))) },
+      ],
+      { sync: true },
+    )
+  }
+
+  private rejectHeld(why: string): void {
+    for (const result of this.heldResults.splice(0)) {
+      this.localAppends.delete(result.index)
+      const waiter = this.waiters.get(result.index)
+      this.waiters.delete(result.index)
+      waiter?.reject(outcomeUnknown(result.index, why))
+    }
+  }
+
+  private requireReplicated(): void {
+    if (this.role === 'single') throw new InvariantViolation('replicated-mode operation on a single node (open it with `replicated`)')
+    if (this.fatal !== undefined) throw unavailable(`node stopped: ${this.fatal.message}`)
+  }
+
+  private exclusive<T>(operation: () => Promise<T>): Promise<T> {
+    const result = this.transitions.then(operation)
+    this.transitions = result.then(
+      () => undefined,
+      () => undefined,
+    )
+    return result
   }
 
   /** The signed audit checkpoints this node produces, when it was given a key. */
@@ -384,6 +948,8 @@ export class LedgerNode implements Sequencer {
       await this.store.write([{ key: metaKey(MetaKey.checkpointIndex), value: Buffer.from(String(this.storedIndex)) }], { sync: true })
     }
     this.signedCheckpoints?.stop()
+    this.rejectHeld('the node is shutting down')
+    this.wakeAppliedWaiters(true)
     this.unsubscribe()
     await this.wal.close().catch(() => {})
     await this.store.close()

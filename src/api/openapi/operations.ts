@@ -102,8 +102,14 @@ export const operations: readonly Operation[] = [
     responses: { '200': json('Healthy.', ref('Health')) },
   },
   {
-    method: 'get', path: '/_/readyz', operationId: 'tallyReadiness', origin: 'tally', tag: 'server', summary: 'Readiness (same answer as healthz today)', status: served(),
+    method: 'get', path: '/_/readyz', operationId: 'tallyReadiness', origin: 'tally', tag: 'server', summary: 'Readiness: healthy and, in replicated mode, caught up', status: served(),
+    description: '503 (with `Retry-After`) while the apply pipeline is stopped or, in replicated mode, until the node applied what it knows committed (docs/cluster.md).',
     responses: { '200': json('Ready.', ref('Health')) },
+  },
+  {
+    method: 'get', path: '/_/cluster', operationId: 'tallyClusterStatus', origin: 'tally', tag: 'server', summary: "This node's place in the cluster", status: served(),
+    description: 'Mode, role, epoch, primary, head/flushed/committed/applied LSNs, the rolling state hash and readiness (docs/cluster.md).',
+    responses: { '200': json('The node status.', { type: 'object', additionalProperties: true }) },
   },
   {
     method: 'get', path: '/_/openapi.json', operationId: 'tallyOpenApi', origin: 'tally', tag: 'server', summary: "This document: the operations this server's routes serve", status: served(),

@@ -1,0 +1,63 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { TallyError } from '../domain/index.ts'
+import type { LedgerNode } from '../server/index.ts'
+
+/** The applied index a response reflects (docs/reads.md). */
+export const appliedIndexHeader = 'Tally-Applied-Index'
+/** A read asks to be served at or after this applied index (read-your-writes). */
+export const minAppliedIndexHeader = 'Tally-Min-Applied-Index'
+/** How long a read waits for the node to reach `Tally-Min-Applied-Index` before 503. */
+export const readWaitMsDefault = 5_000
+
+const READ_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD'])
+
+/**
+ * Every response says which applied index it reflects; a read may ask for
+ * at least a given index and then waits for it, with a deadline.
+ *
+ * A read is answered from the store at the index it saw when it started
+ * (after any wait): `Tally-Applied-Index` is that index, a lower bound on
+ * what the answer reflects. A write is answered once its index is applied,
+ * so the header on its answer (the node's applied index when it answers) is
+ * at or above the write's own index: a client passing it back as
+ * `Tally-Min-Applied-Index` to any node reads its write.
+ */
+export function appliedIndexHeaders(app: FastifyInstance, node: LedgerNode, readWaitMs: number = readWaitMsDefault): void {
+  // The index a read started at; `atAnswer` for writes. Requests refused before their handler (authentication, parsing) carry no header.
+  const seen = new WeakMap<FastifyRequest, number>()
+  const atAnswer = -1
+  app.addHook('preHandler', async (request, reply) => {
+    if (!READ_METHODS.has(request.method)) {
+      seen.set(request, atAnswer)
+      return
+    }
+    const wanted = minAppliedIndexOf(request.headers[minAppliedIndexHeader.toLowerCase()])
+    if (wanted !== undefined && node.storeIndex() < wanted) {
+      const reached = await node.waitForApplied(wanted, readWaitMs)
+      if (!reached) {
+        void reply.header(appliedIndexHeader, String(node.storeIndex()))
+        throw new TallyError({
+          code: 'NOT_CAUGHT_UP',
+          kind: 'unavailable',
+          message: `this node has applied up to index ${node.storeIndex()}; the read asked for ${wanted} and it was not reached within ${readWaitMs} ms: retry, or read from another node`,
+          details: { appliedIndex: String(node.storeIndex()), minAppliedIndex: String(wanted) },
+        })
+      }
+    }
+    seen.set(request, node.storeIndex())
+  })
+  app.addHook('onSend', async (request, reply, payload) => {
+    const index = seen.get(request)
+    if (index !== undefined && !reply.hasHeader(appliedIndexHeader)) void reply.header(appliedIndexHeader, String(index === atAnswer ? node.storeIndex() : index))
+    return payload
+  })
+}
+
+function minAppliedIndexOf(header: string | string[] | undefined): number | undefined {
+  if (header === undefined) return undefined
+  const text = Array.isArray(header) ? header[0] : header
+  if (text === undefined || !/^(0|[1-9][0-9]{0,15})$/.test(text.trim()) || !Number.isSafeInteger(Number(text))) {
+    throw new TallyError({ code: 'VALIDATION', kind: 'validation', message: `${minAppliedIndexHeader} must be a non-negative integer index, got ${JSON.stringify(String(text).slice(0, 40))}` })
+  }
+  return Number(text)
+}
