@@ -43,6 +43,7 @@ export type ErrorCode =
   | 'PRECONDITION_FAILED'
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
+  | 'CONTROL_PLANE_UNAVAILABLE'
 
 export class TallyError extends Error {
   readonly code: ErrorCode
