@@ -112,7 +112,7 @@ describe('etcd control plane: the assignment', { skip: etcdSkip }, () => {
       }
       await until('every write delivered', () => (delivered.length >= written.length ? true : undefined))
       assert.deepEqual(delivered.map((assignment) => assignment.epoch), written)
-      // A watch opened from an old revision replays history; the adapter drops what is not newer.
+      // A watch opened after an older revision delivers what came after it, in order.
       const late: ClusterAssignment[] = []
       const watch = await watcherControl.watchAssignment(written[2] as number, (assignment) => late.push(assignment), () => undefined)
       resources.add(watch, (opened) => opened.cancel())
