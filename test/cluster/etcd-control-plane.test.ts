@@ -14,10 +14,11 @@ import {
   type ClusterAssignment,
   type CoordinatorEvent,
 } from '../../src/cluster/index.ts'
+import { httpStatusOf } from '../../src/domain/index.ts'
 import { Epoch, Lsn } from '../../src/replication/index.ts'
 import type { Assignment } from '../../src/replication/index.ts'
 import { EtcdCluster, etcdSkip } from '../support/etcd.ts'
-import { clock, n1, n2, n3, proposal, report, Resources, until } from './helpers.ts'
+import { clock, CuttableProxy, n1, n2, n3, proposal, report, Resources, until } from './helpers.ts'
 
 async function withEtcd(run: (etcd: EtcdCluster, resources: Resources) => Promise<void>, size: 1 | 3 = 1): Promise<void> {
   const etcd = await EtcdCluster.start({ size })
@@ -131,6 +132,7 @@ describe('etcd control plane: the assignment', { skip: etcdSkip }, () => {
         assert.ok(error instanceof ControlPlaneUnavailable)
         assert.equal(error.kind, 'unavailable')
         assert.equal(error.code, 'CONTROL_PLANE_UNAVAILABLE')
+        assert.equal(httpStatusOf(error.kind), 503, 'the API answers 503 with Retry-After')
         return true
       })
       await assert.rejects(control.swapAssignment(2, proposal(n1, [n2])), ControlPlaneUnavailable)
@@ -211,6 +213,43 @@ describe('etcd control plane: the primary lease', { skip: etcdSkip }, () => {
       assert.equal(lease.canAcknowledge(expiresAt), false)
       assert.equal(lease.canAcknowledge(expiresAt - 1), true)
       assert.equal(lease.canAcknowledge(lapsed), false)
+    })
+  })
+
+  test('a primary partitioned from etcd stops acknowledging before the coordinator writes a new epoch', async () => {
+    await withEtcd(async (etcd, resources) => {
+      const control = resources.control(etcd)
+      const created = await control.createAssignment(proposal(n1, [n2, n3]))
+      assert.ok(created.ok)
+      const epoch = created.assignment.epoch
+      // The primary reaches etcd only through a proxy the test cuts; the others reach it directly.
+      const proxy = resources.add(await CuttableProxy.start(etcd.endpoints[0] as string), (opened) => opened.close())
+      const primaryControl = resources.add(EtcdControlPlane.connect({ endpoints: [proxy.endpoint], callTimeoutMs: 300 }), (opened) => opened.close())
+      const primary = await resources.register(primaryControl, n1, 1)
+      await primary.report(report(epoch, 5))
+      const r2 = await resources.register(control, n2, 1)
+      const r3 = await resources.register(control, n3, 1)
+      await r2.report(report(epoch, 5))
+      await r3.report(report(epoch, 5))
+      const lease = resources.add(new EtcdPrimaryLease(primaryControl, primary, { nodeId: n1, epoch, safetyMarginMs: 200, clock }), (opened) => opened.close())
+      await primary.renew()
+      await until('the lease holds', () => (lease.state === 'holding' ? true : undefined))
+      const events: CoordinatorEvent[] = []
+      const coordinator = resources.add(new EtcdCoordinator(resources.control(etcd), { nodeId: n2, ttlSeconds: 1, clock, stepEveryMs: 20, onEvent: (event) => events.push(event) }), (opened) => opened.stop())
+      await coordinator.step()
+      proxy.cut()
+      // Steps driven here: the promotion's write happens after its step began, at `stepStartedAt` or later.
+      const stepStartedAt = await until('a promotion', async () => {
+        const startedAt = clock()
+        await coordinator.step()
+        return events.some((event) => event.kind === 'promoted') ? startedAt : undefined
+      })
+      const expiresAt = lease.expiresAtMs
+      assert.ok(expiresAt !== undefined && expiresAt <= stepStartedAt, `the primary acknowledged until ${expiresAt}, the new epoch was written from ${stepStartedAt}`)
+      assert.equal(lease.canAcknowledge(stepStartedAt), false)
+      assert.equal(lease.state, 'lapsed')
+      const promoted = await control.readAssignment()
+      assert.ok(promoted !== undefined && promoted.primaryId !== n1 && promoted.epoch > epoch)
     })
   })
 

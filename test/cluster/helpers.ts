@@ -1,3 +1,4 @@
+import net from 'node:net'
 import { EtcdControlPlane, NodeRegistration } from '../../src/cluster/index.ts'
 import type { AssignmentProposal, NodeReport } from '../../src/cluster/index.ts'
 import { Epoch, Lsn, ReplicaId } from '../../src/replication/index.ts'
@@ -59,5 +60,60 @@ export class Resources {
         // closing what may already be gone
       }
     }
+  }
+}
+
+/**
+ * A TCP proxy in front of etcd that a test can cut (a partition between one
+ * client and etcd): `cut` drops every open connection and refuses new ones.
+ */
+export class CuttableProxy {
+  readonly #sockets = new Set<net.Socket>()
+  #cut = false
+
+  private constructor(
+    private readonly server: net.Server,
+    readonly endpoint: string,
+  ) {}
+
+  static async start(target: string): Promise<CuttableProxy> {
+    const [host, port] = target.split(':') as [string, string]
+    let proxy: CuttableProxy | undefined
+    const server = net.createServer((client) => {
+      if (proxy === undefined || proxy.#cut) {
+        client.destroy()
+        return
+      }
+      const upstream = net.connect(Number(port), host)
+      const sockets = proxy.#sockets
+      sockets.add(client)
+      sockets.add(upstream)
+      const close = (): void => {
+        client.destroy()
+        upstream.destroy()
+        sockets.delete(client)
+        sockets.delete(upstream)
+      }
+      client.on('error', close).on('close', close)
+      upstream.on('error', close).on('close', close)
+      client.pipe(upstream)
+      upstream.pipe(client)
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const address = server.address()
+    if (address === null || typeof address === 'string') throw new Error('no address')
+    proxy = new CuttableProxy(server, `127.0.0.1:${address.port}`)
+    return proxy
+  }
+
+  cut(): void {
+    this.#cut = true
+    for (const socket of this.#sockets) socket.destroy()
+    this.#sockets.clear()
+  }
+
+  async close(): Promise<void> {
+    this.cut()
+    await new Promise<void>((resolve) => this.server.close(() => resolve()))
   }
 }
