@@ -11,11 +11,12 @@ import {
   EtcdControlPlane,
   EtcdCoordinator,
   EtcdPrimaryLease,
+  NodeRegistration,
   type ClusterAssignment,
   type CoordinatorEvent,
 } from '../../src/cluster/index.ts'
 import { httpStatusOf } from '../../src/domain/index.ts'
-import { Epoch, Lsn } from '../../src/replication/index.ts'
+import { Epoch, Lsn, ReplicaId } from '../../src/replication/index.ts'
 import type { Assignment } from '../../src/replication/index.ts'
 import { EtcdCluster, etcdSkip } from '../support/etcd.ts'
 import { clock, CuttableProxy, n1, n2, n3, proposal, report, Resources, until } from './helpers.ts'
@@ -349,6 +350,36 @@ describe('etcd control plane: the coordinator', { skip: etcdSkip }, () => {
       // The deposed primary's commit reports are fenced by the epoch.
       assert.equal(await control.reportCommitted(first.epoch, Lsn.of(20)), 'stale_epoch')
       assert.equal(await control.reportCommitted(promoted.epoch, Lsn.of(9)), 'recorded')
+    })
+  })
+
+  test('a member whose registration expired is never promoted on what it reported before', async () => {
+    await withEtcd(async (etcd, resources) => {
+      const control = resources.control(etcd)
+      const [n4, n5] = [ReplicaId.of('n4'), ReplicaId.of('n5')]
+      const created = await control.createAssignment(proposal(n1, [n2, n3, n4, n5], 9))
+      assert.ok(created.ok)
+      const epoch = created.assignment.epoch
+      const durable = new Map([[n1, 10], [n2, 9], [n3, 10], [n4, 5], [n5, 5]])
+      const registrations = new Map<ReplicaId, NodeRegistration>()
+      for (const [nodeId, lsn] of durable) {
+        const registration = await resources.register(control, nodeId, 1)
+        await registration.report(report(epoch, lsn))
+        registrations.set(nodeId, registration)
+      }
+      const events: CoordinatorEvent[] = []
+      const coordinator = resources.add(new EtcdCoordinator(resources.control(etcd), { nodeId: n2, ttlSeconds: 1, clock, stepEveryMs: 1_000, promotionGraceMs: 1, onEvent: (event) => events.push(event) }), (opened) => opened.stop())
+      await coordinator.step()
+      // The primary and the most complete replica die together; the coordinator heard n3 a moment ago.
+      registrations.get(n1)?.abandon()
+      registrations.get(n3)?.abandon()
+      // The coordinator keeps stepping (and hearing n3) until the registrations expire and it promotes.
+      const promoted = await until('a promotion', async () => {
+        await coordinator.step()
+        const assignment = await control.readAssignment()
+        return assignment !== undefined && assignment.revision !== created.assignment.revision ? assignment : undefined
+      })
+      assert.equal(promoted.primaryId, n2, 'n3 is gone: the only live member holding the commit is n2')
     })
   })
 

@@ -6,11 +6,10 @@
  * version 0, older than any registration, so its first registration reaches
  * the sender as an endpoint change.
  */
-import type { Assignment, AssignmentSource, Endpoint } from '../../replication/index.ts'
+import type { Assignment, AssignmentSource } from '../../replication/index.ts'
 import type { ClusterAssignment } from './codec.ts'
 import type { AssignmentWatch, EtcdControlPlane, MemberView } from './control-plane.ts'
-
-const unknownEndpoint: Endpoint = { dataAddress: '', controlAddress: '', version: 0 }
+import { unknownEndpoint } from './operator.ts'
 
 export class EtcdAssignmentSource implements AssignmentSource {
   readonly #control: EtcdControlPlane

@@ -123,6 +123,9 @@ export class EtcdCoordinator {
     const plane = restored.plane
     const now = Tick.of(Math.floor(this.#options.clock()))
     const inAssignment = new Set(plane.members)
+    // A member whose registration is gone says nothing about itself now: forget what it reported.
+    const live = new Set(members.filter((member) => member.endpoint !== undefined && member.report !== undefined).map((member) => member.nodeId))
+    for (const replicaId of plane.members) if (!live.has(replicaId)) plane.forgetReport(replicaId)
     for (const member of members) {
       if (!inAssignment.has(member.nodeId) || member.endpoint === undefined || member.report === undefined) continue
       const { report } = member

@@ -10,7 +10,7 @@ import type { ClusterAssignment, CommittedMark } from './codec.ts'
 import type { EtcdControlPlane, MemberView } from './control-plane.ts'
 
 /** An endpoint for a member that never registered: version 0 is older than any registration's. */
-const unknownEndpoint: Endpoint = { dataAddress: '', controlAddress: '', version: 0 }
+export const unknownEndpoint: Endpoint = { dataAddress: '', controlAddress: '', version: 0 }
 
 /** Restores the pure control plane from what etcd holds (the assignment, the registrations). */
 export function controlPlaneOf(
