@@ -163,7 +163,7 @@ describe('etcd control plane: registrations', { skip: etcdSkip }, () => {
       assert.equal(members[0]?.nodeId, n1)
       assert.equal(members[0]?.endpoint?.dataAddress, '127.0.0.1:6000')
       assert.ok((members[0]?.endpoint?.version ?? 0) > first.endpoint.version)
-      // Renewals keep it alive past several TTLs.
+      // A renewal is answered while the lease lives.
       const renewed = await registration.renew()
       assert.equal(renewed.ok, true)
       // The process stops renewing (a crash): etcd deletes its keys once the lease expires.
@@ -439,6 +439,40 @@ describe('etcd control plane: etcd changes leader', { skip: etcdSkip }, () => {
         await coordinator.step()
         return events.some((event) => event.kind === 'reread' && event.epoch === swap.assignment.epoch) ? true : undefined
       })
+    }, 3)
+  })
+
+  test('failover while etcd changes leader: the replica is promoted at a larger epoch, after the old primary stopped acknowledging', async () => {
+    await withEtcd(async (etcd, resources) => {
+      const control = resources.control(etcd, 1_000)
+      const created = await control.createAssignment(proposal(n1, [n2, n3], 4))
+      assert.ok(created.ok)
+      const epoch = created.assignment.epoch
+      const primary = await resources.register(resources.control(etcd, 1_000), n1, 1)
+      const lease = resources.add(new EtcdPrimaryLease(control, primary, { nodeId: n1, epoch, safetyMarginMs: 200, clock }), (opened) => opened.close())
+      await primary.renew()
+      await until('the lease holds', () => (lease.state === 'holding' ? true : undefined))
+      for (const [nodeId, lsn] of [[n2, 4], [n3, 3]] as const) {
+        const registration = await resources.register(resources.control(etcd, 1_000), nodeId, 1)
+        await registration.report(report(epoch, lsn))
+      }
+      const events: CoordinatorEvent[] = []
+      const coordinator = resources.add(new EtcdCoordinator(resources.control(etcd, 1_000), { nodeId: n3, ttlSeconds: 2, clock, stepEveryMs: 50, onEvent: (event) => events.push(event) }), (opened) => opened.stop())
+      await coordinator.step()
+      assert.equal(coordinator.leading, true)
+      // The primary dies and the etcd leader is killed at the same moment.
+      primary.abandon()
+      await (await etcd.leader()).kill()
+      const stepStartedAt = await until('a promotion', async () => {
+        const startedAt = clock()
+        await coordinator.step()
+        return events.some((event) => event.kind === 'promoted') ? startedAt : undefined
+      }, 30_000)
+      const promoted = await until('the new assignment readable', async () => control.readAssignment().catch(() => undefined))
+      assert.equal(promoted.primaryId, n2, 'n3 lacks the committed prefix (3 < 4)')
+      assert.ok(promoted.epoch > epoch)
+      const expiresAt = lease.expiresAtMs
+      assert.ok(expiresAt !== undefined && expiresAt <= stepStartedAt, `the old primary acknowledged until ${expiresAt}, the new epoch was written from ${stepStartedAt}`)
     }, 3)
   })
 })
