@@ -314,9 +314,10 @@ describe('etcd control plane: the coordinator', { skip: etcdSkip }, () => {
     await withEtcd(async (etcd, resources) => {
       const control = resources.control(etcd)
       const registrations = new Map([
-        [n1, await resources.register(control, n1, 1, 4100)],
-        [n2, await resources.register(control, n2, 1, 4200)],
-        [n3, await resources.register(control, n3, 1, 4300)],
+        // TTLs of 2 s: a 1 s lease can lapse on a loaded machine, and this test needs n1 alive until it is stopped.
+        [n1, await resources.register(control, n1, 2, 4100)],
+        [n2, await resources.register(control, n2, 2, 4200)],
+        [n3, await resources.register(control, n3, 2, 4300)],
       ])
       const events: CoordinatorEvent[] = []
       const coordinator = resources.add(
