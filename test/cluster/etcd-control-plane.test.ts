@@ -339,10 +339,10 @@ describe('etcd control plane: the coordinator', { skip: etcdSkip }, () => {
       assert.equal((await control.readAssignment())?.revision, first.revision, 'no promotion while the primary is registered')
       // The primary dies: its registration lease expires, then the coordinator promotes.
       registrations.get(n1)?.abandon()
-      const promoted = await until('a promotion', async () => {
-        const assignment = await control.readAssignment()
-        return assignment !== undefined && assignment.revision !== first.revision ? assignment : undefined
-      })
+      // Awaited by the coordinator's event: another client may see the write before the coordinator hears its answer.
+      await until('a promotion', () => events.find((event) => event.kind === 'promoted'))
+      const promoted = await control.readAssignment()
+      assert.ok(promoted !== undefined && promoted.revision !== first.revision)
       assert.equal(promoted.primaryId, n2, 'n3 lacks the committed prefix (8 < 9): n2 is the only eligible one')
       assert.deepEqual(promoted.replicaIds, [n1, n3])
       assert.equal(promoted.committedLsn, 9)
