@@ -31,6 +31,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'Numscript tools: `numscript test DIR` runs specs files',
     load: async () => (await import('./numscript-command.ts')).numscriptCommand,
   },
+  cluster: {
+    summary: 'cluster control plane in etcd: `cluster status`, `cluster promote --desperate NODE`',
+    load: async () => (await import('./cluster-command.ts')).clusterCommand,
+  },
   sim: {
     summary: 'run the deterministic cluster simulator over seeds: `sim --seeds N [--seed S] [--steps M]`',
     load: async () => (await import('./sim-command.ts')).simCommand,

@@ -49,6 +49,8 @@ export type ErrorCode =
   | 'NOT_CAUGHT_UP'
   /** A replica refused shipped entries (a gap, an epoch it has not adopted, a store that needs a rebuild). */
   | 'REPLICATION_REFUSED'
+  /** The cluster's control plane (etcd) cannot be reached: retry later (503 + Retry-After). */
+  | 'CONTROL_PLANE_UNAVAILABLE'
 
 export class TallyError extends Error {
   readonly code: ErrorCode

@@ -1,0 +1,210 @@
+/**
+ * `tally cluster`: the operator's view of the control plane in etcd.
+ *
+ * - `status`: the assignment (epoch, primary, replicas, durability, commit,
+ *   lineage resets), the coordinator, and every member with its role,
+ *   endpoint and what it reports.
+ * - `promote --desperate NODE`: the explicit action that may lose
+ *   acknowledged data; refused unless the primary is gone and NODE is the
+ *   member the policy would pick. Logged on stderr, with the recovery event.
+ */
+import { parseArgs } from 'node:util'
+import { ControlPlaneDataError, ControlPlaneUnavailable, EtcdControlPlane, clusterStatus, nodeIdOf, parseClusterUrl, promoteDesperately } from '../cluster/index.ts'
+import type { ClusterStatus } from '../cluster/index.ts'
+import { formatRecoveryEvent } from '../replication/index.ts'
+
+export const clusterExit = { ok: 0, failed: 1, usage: 2 } as const
+
+const callTimeoutMsDefault = 3_000
+
+const help = `Usage: tally cluster <command> --cluster etcd://HOST:PORT[,HOST:PORT...][/PREFIX] [options]
+
+Commands:
+  status                   roles, epoch, members, endpoints and what each node reports
+  promote --desperate NODE make NODE primary although no eligible replica exists:
+                           committed (acknowledged) transactions it lacks are LOST.
+                           Refused while the primary is registered, or when another
+                           member keeps more of the committed log.
+
+Options (each also read from the environment variable shown):
+  --cluster URL            the etcd holding the cluster's state      [TALLY_CLUSTER]
+  --timeout-ms MS          deadline of each call to etcd             [TALLY_CLUSTER_TIMEOUT_MS, default ${callTimeoutMsDefault}]
+  --json                   status: print one JSON object
+  -h, --help               show this help
+
+The coordinator (elected among the running nodes) promotes an eligible replica
+by itself when the primary's lease expires; only the desperate promotion is an
+operator's action.
+
+Exit codes: 0 done, 1 etcd unreachable or the action refused, 2 bad usage.
+`
+
+export interface ClusterIo {
+  readonly out: (text: string) => void
+  readonly err: (text: string) => void
+  readonly env: Readonly<Record<string, string | undefined>>
+}
+
+class UsageError extends Error {}
+
+interface ClusterArgs {
+  readonly command: 'status' | 'promote'
+  readonly url: string
+  readonly timeoutMs: number
+  readonly json: boolean
+  readonly desperate: string | undefined
+}
+
+function parseClusterArgs(argv: string[], env: ClusterIo['env']): ClusterArgs | 'help' {
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true; strict: true; args: string[] }>>
+  const options = {
+    cluster: { type: 'string' },
+    'timeout-ms': { type: 'string' },
+    json: { type: 'boolean' },
+    desperate: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  } as const
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true })
+  } catch (error) {
+    throw new UsageError((error as Error).message)
+  }
+  const { values, positionals } = parsed
+  if (values.help === true) return 'help'
+  const [command, ...extra] = positionals
+  if (command === undefined) throw new UsageError('a command is needed: status or promote')
+  if (command !== 'status' && command !== 'promote') throw new UsageError(`unknown command ${JSON.stringify(command)}: status or promote`)
+  if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`)
+  const url = values.cluster ?? nonEmpty(env.TALLY_CLUSTER)
+  if (url === undefined) throw new UsageError('--cluster etcd://HOST:PORT is needed (or TALLY_CLUSTER)')
+  const timeoutText = values['timeout-ms'] ?? nonEmpty(env.TALLY_CLUSTER_TIMEOUT_MS)
+  let timeoutMs = callTimeoutMsDefault
+  if (timeoutText !== undefined) {
+    if (!/^[1-9][0-9]{0,6}$/.test(timeoutText)) throw new UsageError(`--timeout-ms: expected a positive integer of milliseconds, got ${JSON.stringify(timeoutText)}`)
+    timeoutMs = Number(timeoutText)
+  }
+  if (command === 'promote' && values.desperate === undefined) {
+    throw new UsageError('promote needs --desperate NODE: the coordinator promotes eligible replicas by itself; an operator only forces a promotion that may lose data')
+  }
+  if (command === 'status' && values.desperate !== undefined) throw new UsageError('--desperate goes with promote')
+  return { command, url, timeoutMs, json: values.json === true, desperate: values.desperate }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value
+}
+
+export async function runClusterCommand(argv: string[], io: ClusterIo): Promise<number> {
+  let args: ClusterArgs | 'help'
+  let connection: { endpoints: string[]; prefix: string }
+  try {
+    args = parseClusterArgs(argv, io.env)
+    if (args === 'help') {
+      io.out(help)
+      return clusterExit.ok
+    }
+    connection = parseClusterUrl(args.url)
+  } catch (error) {
+    io.err(`tally cluster: ${(error as Error).message}\n`)
+    return clusterExit.usage
+  }
+  let nodeId
+  try {
+    nodeId = args.desperate === undefined ? undefined : nodeIdOf(args.desperate)
+  } catch (error) {
+    io.err(`tally cluster: --desperate: ${(error as Error).message}\n`)
+    return clusterExit.usage
+  }
+  const control = EtcdControlPlane.connect({ endpoints: connection.endpoints, prefix: connection.prefix, callTimeoutMs: args.timeoutMs })
+  try {
+    if (nodeId === undefined) {
+      const status = await clusterStatus(control)
+      io.out(args.json ? `${JSON.stringify(statusJson(status))}\n` : formatStatus(args.url, status))
+      return clusterExit.ok
+    }
+    io.err(`tally cluster: DESPERATE promotion of ${nodeId} requested: acknowledged transactions it lacks will be lost\n`)
+    const outcome = await promoteDesperately(control, nodeId)
+    if (!outcome.ok) {
+      io.err(`tally cluster: promotion refused (${outcome.reason}): ${outcome.message}\n`)
+      return clusterExit.failed
+    }
+    io.err(`tally cluster: ${formatRecoveryEvent(outcome.event)}\n`)
+    const loss = outcome.lostEntries > 0 ? `committed entries after LSN ${outcome.keptLsn} (${outcome.lostEntries}) may be lost` : 'no committed entry is lost'
+    io.out(`${nodeId} is primary at epoch ${outcome.assignment.epoch}; ${loss}\n`)
+    return clusterExit.ok
+  } catch (error) {
+    if (error instanceof ControlPlaneUnavailable || error instanceof ControlPlaneDataError) {
+      io.err(`tally cluster: ${error.message}\n`)
+      return clusterExit.failed
+    }
+    throw error
+  } finally {
+    control.close()
+  }
+}
+
+export async function clusterCommand(argv: string[]): Promise<number> {
+  return runClusterCommand(argv, {
+    out: (text) => process.stdout.write(text),
+    err: (text) => process.stderr.write(text),
+    env: process.env,
+  })
+}
+
+function statusJson(status: ClusterStatus): unknown {
+  const { assignment } = status
+  return {
+    assignment:
+      assignment === undefined
+        ? null
+        : {
+            epoch: assignment.epoch,
+            primary: assignment.primaryId,
+            replicas: assignment.replicaIds,
+            durability: assignment.durability,
+            committedLsn: assignment.committedLsn,
+            lineageResets: assignment.lineageResets,
+          },
+    committed: status.committed ?? null,
+    coordinator: status.coordinator ?? null,
+    members: status.members.map((member) => ({
+      node: member.nodeId,
+      role: member.role,
+      registered: member.registered,
+      endpoint: member.endpoint ?? null,
+      report: member.report ?? null,
+    })),
+  }
+}
+
+function formatStatus(url: string, status: ClusterStatus): string {
+  const lines = [`cluster ${url}`]
+  const { assignment } = status
+  if (assignment === undefined) lines.push('no assignment yet (the coordinator makes one once enough nodes registered)')
+  else {
+    const committed = status.committed?.epoch === assignment.epoch ? status.committed.committedLsn : assignment.committedLsn
+    lines.push(`epoch ${assignment.epoch}  primary ${assignment.primaryId}  replicas ${assignment.replicaIds.join(',') || '-'}  durability ${assignment.durability}  committed ${committed}`)
+    for (const reset of assignment.lineageResets) lines.push(`lineage reset at epoch ${reset.epoch}: committed log kept up to LSN ${reset.keptLsn}`)
+  }
+  lines.push(`coordinator ${status.coordinator ?? '-'}`)
+  const rows = [['NODE', 'ROLE', 'LIVE', 'DATA', 'CONTROL', 'EPOCH', 'DURABLE', 'SAFE', 'COMMITTED', 'APPLIED', 'REPLICA STATES']]
+  for (const member of status.members) {
+    const report = member.report
+    rows.push([
+      member.nodeId,
+      member.role,
+      member.registered ? 'yes' : 'no',
+      member.endpoint?.dataAddress ?? '-',
+      member.endpoint?.controlAddress ?? '-',
+      report === undefined ? '-' : String(report.epoch),
+      report === undefined ? '-' : String(report.durableLsn),
+      report === undefined ? '-' : String(report.safeLsn),
+      report === undefined ? '-' : String(report.committedLsn),
+      report === undefined ? '-' : String(report.appliedLsn),
+      report === undefined || report.replicaStates.length === 0 ? '-' : report.replicaStates.map((state) => `${state.replicaId}=${state.state}`).join(','),
+    ])
+  }
+  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? []
+  for (const row of rows) lines.push(row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd())
+  return `${lines.join('\n')}\n`
+}

@@ -1,0 +1,140 @@
+/**
+ * `tally cluster status` and `tally cluster promote --desperate NODE`
+ * against a real etcd (skipped without one; CI installs it).
+ */
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { clusterExit, runClusterCommand } from '../../src/cli/cluster-command.ts'
+import { EtcdCluster, etcdSkip } from '../support/etcd.ts'
+import { Lsn } from '../../src/replication/index.ts'
+import { n1, n2, n3, proposal, report, Resources } from './helpers.ts'
+
+function capture(env: Record<string, string | undefined> = {}): { out: string[]; err: string[]; io: Parameters<typeof runClusterCommand>[1] } {
+  const out: string[] = []
+  const err: string[] = []
+  return { out, err, io: { out: (text) => out.push(text), err: (text) => err.push(text), env } }
+}
+
+async function withEtcd(run: (etcd: EtcdCluster, resources: Resources) => Promise<void>): Promise<void> {
+  const etcd = await EtcdCluster.start()
+  const resources = new Resources()
+  try {
+    await run(etcd, resources)
+  } finally {
+    await resources.close()
+    await etcd.close()
+  }
+}
+
+describe('tally cluster: usage', () => {
+  test('--help, and clear usage errors (exit 2)', async () => {
+    const help = capture()
+    assert.equal(await runClusterCommand(['--help'], help.io), clusterExit.ok)
+    assert.match(help.out.join(''), /promote --desperate NODE/)
+    for (const [argv, message] of [
+      [['status'], /--cluster etcd:\/\/HOST:PORT is needed/],
+      [[], /a command is needed/],
+      [['status', '--cluster', 'http://127.0.0.1:2379'], /expected etcd:\/\//],
+      [['promote', '--cluster', 'etcd://127.0.0.1:2379'], /promote needs --desperate NODE/],
+      [['promote', '--cluster', 'etcd://127.0.0.1:2379', '--desperate', 'a/b'], /node id/],
+      [['status', '--cluster', 'etcd://127.0.0.1:2379', '--timeout-ms', '0'], /--timeout-ms/],
+      [['reboot', '--cluster', 'etcd://127.0.0.1:2379'], /unknown command/],
+    ] as const) {
+      const run = capture()
+      assert.equal(await runClusterCommand([...argv], run.io), clusterExit.usage, argv.join(' '))
+      assert.match(run.err.join(''), message)
+      assert.equal(run.err.join('').trim().split('\n').length, 1, 'one line')
+    }
+  })
+})
+
+describe('tally cluster against etcd', { skip: etcdSkip }, () => {
+  test('status shows the assignment, the coordinator and every member with its endpoint and report', async () => {
+    await withEtcd(async (etcd, resources) => {
+      const empty = capture({ TALLY_CLUSTER: etcd.url })
+      assert.equal(await runClusterCommand(['status'], empty.io), clusterExit.ok)
+      assert.match(empty.out.join(''), /no assignment yet/)
+      const control = resources.control(etcd)
+      const created = await control.createAssignment(proposal(n1, [n2, n3], 4))
+      assert.ok(created.ok)
+      const epoch = created.assignment.epoch
+      const r1 = await resources.register(control, n1, 2, 4100)
+      const r2 = await resources.register(control, n2, 2, 4200)
+      await r1.report(report(epoch, 12, { replicaStates: [{ replicaId: n2, state: 'in_sync', endpointVersion: 1 }, { replicaId: n3, state: 'disconnected', endpointVersion: 0 }] }))
+      await r2.report(report(epoch, 11))
+      assert.equal(await control.reportCommitted(epoch, Lsn.of(11)), 'recorded')
+      const text = capture()
+      assert.equal(await runClusterCommand(['status', '--cluster', etcd.url], text.io), clusterExit.ok)
+      const output = text.out.join('')
+      assert.match(output, new RegExp(`epoch ${epoch}  primary n1  replicas n2,n3  durability sync_quorum  committed 11`))
+      assert.match(output, /n1\s+primary\s+yes\s+127\.0\.0\.1:4100\s+127\.0\.0\.1:4101\s+\d+\s+12\s+12\s+12\s+12\s+n2=in_sync,n3=disconnected/)
+      assert.match(output, /n2\s+replica\s+yes\s+127\.0\.0\.1:4200/)
+      assert.match(output, /n3\s+replica\s+no\s+-/)
+      const json = capture()
+      assert.equal(await runClusterCommand(['status', '--cluster', etcd.url, '--json'], json.io), clusterExit.ok)
+      const parsed = JSON.parse(json.out.join('')) as { assignment: { epoch: number; primary: string }; members: Array<{ node: string; role: string; registered: boolean; report: { durableLsn: number } | null }> }
+      assert.equal(parsed.assignment.epoch, epoch)
+      assert.equal(parsed.assignment.primary, 'n1')
+      assert.deepEqual(parsed.members.map((member) => [member.node, member.role, member.registered, member.report?.durableLsn ?? null]), [
+        ['n1', 'primary', true, 12],
+        ['n2', 'replica', true, 11],
+        ['n3', 'replica', false, null],
+      ])
+    })
+  })
+
+  test('promote --desperate: refused while the primary lives or for a less complete member; then done, logged, with the loss declared', async () => {
+    await withEtcd(async (etcd, resources) => {
+      const control = resources.control(etcd)
+      const created = await control.createAssignment(proposal(n1, [n2, n3], 10))
+      assert.ok(created.ok)
+      const epoch = created.assignment.epoch
+      const r1 = await resources.register(control, n1, 1, 4100)
+      const r2 = await resources.register(control, n2, 1, 4200)
+      const r3 = await resources.register(control, n3, 1, 4300)
+      await r1.report(report(epoch, 10))
+      await r2.report(report(epoch, 8))
+      await r3.report(report(epoch, 6))
+      const alive = capture()
+      assert.equal(await runClusterCommand(['promote', '--desperate', 'n2', '--cluster', etcd.url], alive.io), clusterExit.failed)
+      assert.match(alive.err.join(''), /refused \(primary_alive\)/)
+      await r1.close()
+      const lesser = capture()
+      assert.equal(await runClusterCommand(['promote', '--desperate', 'n3', '--cluster', etcd.url], lesser.io), clusterExit.failed)
+      assert.match(lesser.err.join(''), /refused \(not_most_complete\): n2 keeps more/)
+      assert.equal((await control.readAssignment())?.revision, created.assignment.revision, 'nothing written by a refused promotion')
+      const done = capture()
+      assert.equal(await runClusterCommand(['promote', '--desperate', 'n2', '--cluster', etcd.url], done.io), clusterExit.ok)
+      assert.match(done.err.join(''), /DESPERATE promotion of n2/)
+      assert.match(done.err.join(''), /desperate_promotion replica=n2 reason=committed_entries_may_be_lost/)
+      assert.match(done.out.join(''), /n2 is primary at epoch \d+; committed entries after LSN 8 \(2\) may be lost/)
+      const after = await control.readAssignment()
+      assert.ok(after !== undefined)
+      assert.equal(after.primaryId, n2)
+      assert.deepEqual(after.replicaIds, [n1, n3])
+      assert.ok(after.epoch > epoch)
+      assert.equal(after.committedLsn, 8)
+      assert.deepEqual(after.lineageResets, [{ epoch: after.epoch, keptLsn: 8 }])
+      const status = capture()
+      assert.equal(await runClusterCommand(['status', '--cluster', etcd.url], status.io), clusterExit.ok)
+      assert.match(status.out.join(''), new RegExp(`lineage reset at epoch ${after.epoch}: committed log kept up to LSN 8`))
+    })
+  })
+
+  test('etcd unreachable: one line on stderr, exit 1, through the real executable', async () => {
+    const etcd = await EtcdCluster.start()
+    const url = etcd.url
+    await etcd.close()
+    const bin = path.resolve(import.meta.dirname, '..', '..', 'bin', 'tally.mjs')
+    const result = await promisify(execFile)(process.execPath, [bin, 'cluster', 'status', '--cluster', url, '--timeout-ms', '500'], { timeout: 60_000 }).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),
+    )
+    assert.equal(result.code, clusterExit.failed)
+    assert.match(result.stderr, /^tally cluster: etcd at 127\.0\.0\.1:\d+ is unreachable/)
+    assert.equal(result.stderr.trim().split('\n').length, 1)
+  })
+})
