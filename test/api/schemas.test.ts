@@ -15,9 +15,9 @@ const SCHEMA = {
     DEPOSIT: { description: 'money in', script: 'vars {\n  account $user\n  monetary $amount\n}\nsend $amount (\n  source = @world\n  destination = $user\n)\n' },
   },
   queries: {
-    BY_USER: { resource: 'transactions', vars: { user: { type: 'string' } }, body: { $match: { destination: 'users:<user>' } } },
+    BY_USER: { resource: 'transactions', vars: { user: { type: 'string' } }, body: { $match: { destination: 'users:${user}' } } },
     USERS: { resource: 'accounts', params: { pageSize: 1 }, body: { $match: { address: 'users:' } } },
-    VOLUMES: { params: { resource: 'volumes', insertionDate: true }, body: { $match: { address: 'users:<user>' } }, vars: { user: { type: 'string', default: '1' } } },
+    VOLUMES: { params: { resource: 'volumes', insertionDate: true }, body: { $match: { address: 'users:$user' } }, vars: { user: { type: 'string', default: '1' } } },
     LOGS: { resource: 'logs', params: { sort: 'id:asc' } },
   },
 }
@@ -167,6 +167,61 @@ test('schemas: queries/{id}/run runs a query template with its variables, paged 
     assertError(await api.request('POST', '/v2/main/queries/BY_USER/run?schemaVersion=v1', { vars: { other: 'x' } }), 400, 'VALIDATION', 'no such variable')
     assertError(await api.request('POST', '/v2/main/queries/NOPE/run?schemaVersion=v1', {}), 404, 'NOT_FOUND', 'NOPE')
     assertError(await api.request('POST', '/v2/main/queries/USERS/run', {}), 400, 'VALIDATION', 'schemaVersion')
+  } finally {
+    await api.close()
+  }
+})
+
+test('schemas: query template variables are typed (string, int, boolean, date) and placeholders are v2\'s $name / ${name}', async () => {
+  const api = await openTestApi()
+  try {
+    await createLedger(api, 'main')
+    const typed = {
+      chart: { world: {}, users: { $id: {} } },
+      queries: {
+        RECENT: {
+          resource: 'transactions',
+          vars: { since: 'date', min: { type: 'int', default: 0 }, undone: { type: 'boolean', default: false }, user: 'string' },
+          body: { $and: [{ $gte: { timestamp: '${since}' } }, { $gte: { id: '$min' } }, { $match: { reverted: '${undone}' } }, { $match: { destination: 'users:${user}' } }] },
+        },
+      },
+    }
+    assertStatus(await api.request('POST', '/v2/main/schemas/v1', typed), 204)
+    const got = await api.request('GET', '/v2/main/schemas/v1')
+    assert.deepEqual(at(got.body, 'data', 'queries', 'RECENT', 'vars'), { min: { default: 0n, type: 'int' }, since: { type: 'date' }, undone: { default: false, type: 'boolean' }, user: { type: 'string' } }, 'a bare type is stored as {type}')
+    for (const [user, timestamp] of [['1', '2024-01-01T00:00:00Z'], ['1', '2024-03-01T00:00:00Z'], ['2', '2024-03-02T00:00:00Z'], ['1', '2024-04-01T00:00:00Z']] as const) {
+      assertStatus(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { timestamp, postings: [{ source: 'world', destination: `users:${user}`, amount: 1, asset: 'USD' }] }), 200)
+    }
+    assertStatus(await api.request('POST', '/v2/main/transactions/3/revert?schemaVersion=v1'), 201)
+    const ids = async (vars: unknown) => {
+      const run = await api.request('POST', '/v2/main/queries/RECENT/run?schemaVersion=v1', { vars })
+      assertStatus(run, 200)
+      assert.equal(at(run.body, 'resource'), 'transactions')
+      return asArray(at(run.body, 'cursor', 'data')).map((tx) => asObject(tx).id)
+    }
+    // As the SDK sends them (strings), and as JSON values of the type.
+    assert.deepEqual(await ids({ since: '2024-02-01T00:00:00Z', user: '1' }), [1n])
+    assert.deepEqual(await ids({ since: '2024-02-01T00:00:00Z', user: '1', undone: 'true' }), [3n])
+    assert.deepEqual(await ids({ since: '2023-01-01T00:00:00Z', user: '1', min: '1' }), [1n])
+    assert.deepEqual(await ids({ since: '2023-01-01T00:00:00Z', user: '1', min: 1, undone: false }), [1n])
+    // Run-time refusals name the variable.
+    assertError(await api.request('POST', '/v2/main/queries/RECENT/run?schemaVersion=v1', { vars: { user: '1' } }), 400, 'VALIDATION', 'vars["since"]')
+    assertError(await api.request('POST', '/v2/main/queries/RECENT/run?schemaVersion=v1', { vars: { since: 'yesterday', user: '1' } }), 400, 'VALIDATION', 'vars["since"]')
+    assertError(await api.request('POST', '/v2/main/queries/RECENT/run?schemaVersion=v1', { vars: { since: '2024-01-01T00:00:00Z', user: '1', min: '1.5' } }), 400, 'VALIDATION', 'not an int')
+    assertError(await api.request('POST', '/v2/main/queries/RECENT/run?schemaVersion=v1', { vars: { since: '2024-01-01T00:00:00Z', user: '1', undone: 'yes' } }), 400, 'VALIDATION', 'not a boolean')
+    assertError(await api.request('POST', '/v2/main/queries/RECENT/run?schemaVersion=v1', { vars: { since: '2024-01-01T00:00:00Z', user: 1 } }), 400, 'VALIDATION', 'not a value of type string')
+    // Insertion refusals name the template, the variable and the place.
+    const insert = (queries: unknown) => api.request('POST', '/v2/main/schemas/bad', { chart: { world: {} }, queries })
+    assertError(await insert({ Q: { resource: 'transactions', body: { $match: { reference: 'r-${nope}' } } } }), 400, 'VALIDATION', 'variable nope is not declared')
+    assertError(await insert({ Q: { resource: 'transactions', vars: { n: 'string' }, body: { $gte: { id: '${n}' } } } }), 400, 'VALIDATION', 'variable n is a string, this field needs a int')
+    assertError(await insert({ Q: { resource: 'transactions', vars: { n: 'integer' } } }), 400, 'VALIDATION', 'queries["Q"].vars["n"].type')
+    assertError(await insert({ Q: { resource: 'transactions', vars: { n: { type: 'int', default: '5' } } } }), 400, 'VALIDATION', 'queries["Q"].vars["n"].default')
+    assertError(await insert({ Q: { resource: 'transactions', vars: { Big: 'string' } } }), 400, 'VALIDATION', 'invalid variable name')
+    assertError(await insert({ Q: { resource: 'transactions', body: { $match: { reference: 'costs 5$' } } } }), 400, 'VALIDATION', 'a $ starts a variable')
+    assertError(await insert({ Q: { resource: 'transactions', vars: { a: 'string' }, body: { $match: { reference: '${a' } } } }), 400, 'VALIDATION', 'is not closed')
+    assertError(await insert({ Q: { resource: 'transactions', vars: { a: 'int' }, body: { $gte: { id: '${a} ' } } } }), 400, 'VALIDATION', 'one whole placeholder')
+    assertError(await insert({ Q: { resource: 'transactions', body: { $match: { nope: 'x' } } } }), 400, 'VALIDATION', 'queries["Q"].body')
+    assertError(await insert({ Q: { resource: 'accounts', params: { resource: 'logs' } } }), 400, 'VALIDATION', 'params.resource')
   } finally {
     await api.close()
   }

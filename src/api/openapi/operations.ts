@@ -182,13 +182,13 @@ export const operations: readonly Operation[] = [
   },
   {
     method: 'post', path: '/v2/{ledger}/queries/{id}/run', operationId: 'v2RunQuery', origin: 'v2', tag: 'schemas', summary: 'Run a query template of a schema',
-    status: served('variables are substituted where the template body writes `<name>`; the run pages like the list of its resource'),
+    status: served('placeholders are v2\'s `$name` / `${name}` and variables are typed (`string`, `int`, `boolean`, `date`); an `int`, `boolean` or `date` value may be sent as the string that spells it; a variable the template does not declare is a 400 (v2 ignores it); the answer names its `resource` and pages like the list of that resource'),
     parameters: [
       { name: 'schemaVersion', in: 'query', required: true, description: 'The schema holding the query template.', schema: { type: 'string' } },
       pageSize, cursor, expand, pit, sort,
     ],
-    requestBody: jsonBody({ type: 'object', properties: { cursor: { type: 'string' }, params: { type: 'object', additionalProperties: true }, vars: { type: 'object', additionalProperties: { type: 'string' } } } }),
-    responses: { '200': json('A page of the resource the template queries.', { type: 'object', additionalProperties: true }) },
+    requestBody: jsonBody({ type: 'object', properties: { cursor: { type: 'string' }, params: { type: 'object', additionalProperties: true }, vars: { type: 'object', description: 'Values of the template\'s variables: strings (as v2 sends them) or JSON values of each variable\'s type.', additionalProperties: {} } } }),
+    responses: { '200': json('A page of the resource the template queries, and that resource.', { type: 'object', additionalProperties: true }) },
   },
 
   // transactions
