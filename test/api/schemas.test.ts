@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { asArray, asObject, assertError, assertStatus, at, createLedger, openTestApi } from '../support/api.ts'
 import type { TestApi } from '../support/api.ts'
 
@@ -58,6 +59,9 @@ test('schemas: insert, get, list by creation; immutable; precise 400s', async ()
     assertError(await api.request('POST', '/v2/main/schemas/v3', { chart: { world: {} }, transactions: { T: { script: 'send' } } }), 400, 'INTERPRETER_PARSE', 'transactions["T"].script')
     assertError(await api.request('POST', '/v2/main/schemas/v3', { chart: { world: {} }, queries: { Q: { resource: 'nope' } } }), 400, 'VALIDATION', 'resource')
     assertError(await api.request('POST', '/v2/main/schemas/bad version', { chart: {} }), 400, 'VALIDATION', 'version')
+    // As v2 writes a chart back: an empty .rules is no rule, a leaf's .self is implied.
+    assertStatus(await api.request('POST', '/v2/main/schemas/v3', { chart: { world: { '.rules': {}, '.self': {} }, users: { '.self': {}, '.rules': {}, $id: {} } } }), 204)
+    assert.deepEqual(at((await api.request('GET', '/v2/main/schemas/v3')).body, 'data', 'chart'), { world: {}, users: { '.self': {}, $id: {} } })
   } finally {
     await api.close()
   }
@@ -246,6 +250,25 @@ test('schemas: export → import carries INSERTED_SCHEMA and schemaVersion byte 
     assertError(await api.request('POST', '/v2/copy/transactions', posting('users:1')), 400, 'SCHEMA_NOT_SPECIFIED')
     const checked = (await api.app.inject({ method: 'POST', url: '/_/check' })).body.trim().split('\n').at(-1) ?? ''
     assert.match(checked, /"ok":true/, checked)
+  } finally {
+    await api.close()
+  }
+})
+
+test('schemas: an INSERTED_SCHEMA log as v2 writes it (leaf .self, empty description) imports with the hash v2 computed', async () => {
+  const api = await openTestApi()
+  try {
+    const script = 'send [USD 1] (\n  source = @world\n  destination = @users:1\n)\n'
+    // The text v2 hashes for this log, written by hand from its Schema struct (docs/schemas.md, "The INSERTED_SCHEMA log").
+    const text = `{"type":"INSERTED_SCHEMA","data":{"schema":{"chart":{"users":{"$id":{}},"world":{}},"transactions":{"T":{"description":"","script":${JSON.stringify(script)}}},"version":"v1","createdAt":"2024-03-01T10:00:00Z"}},"date":"2024-03-01T10:00:00Z","idempotencyKey":"","id":0,"hash":null}\n`
+    const hash = createHash('sha256').update(text, 'utf8').digest('base64')
+    const log = { id: 0, type: 'INSERTED_SCHEMA', date: '2024-03-01T10:00:00Z', idempotencyKey: '', hash, data: { schema: { version: 'v1', createdAt: '2024-03-01T10:00:00Z', chart: { world: { '.self': {} }, users: { $id: {} } }, transactions: { T: { description: '', script } } } } }
+    assertStatus(await api.request('POST', '/v2/copy/logs/import', `${JSON.stringify(log)}\n`), 204)
+    assert.deepEqual(at((await api.request('GET', '/v2/copy/schemas/v1')).body, 'data', 'chart'), { world: {}, users: { $id: {} } })
+    const created = await api.request('POST', '/v2/copy/transactions?schemaVersion=v1', { script: { template: 'T' } })
+    assertStatus(created, 200)
+    const logs = asArray(at((await api.request('GET', '/v2/copy/logs?sort=id:asc')).body, 'cursor', 'data'))
+    assert.equal(at(logs[0], 'hash'), hash, 'the ledger logged it with v2\'s hash')
   } finally {
     await api.close()
   }
