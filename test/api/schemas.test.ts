@@ -274,6 +274,30 @@ test('schemas: an INSERTED_SCHEMA log as v2 writes it (leaf .self, empty descrip
   }
 })
 
+test('schemas: a Numscript meta() sees a chart default once the account exists, not in the write that creates it (as v2 applies defaults when it stores the account)', async () => {
+  const api = await openTestApi()
+  try {
+    await withSchema(api, 'v1')
+    const script = 'vars {\n  account $user\n  string $tier = meta($user, "tier")\n}\nsend [USD 1] (\n  source = @world\n  destination = $user\n)\nset_tx_meta("tier", $tier)\n'
+    // First use: the account does not exist while the script runs, so its default is not there to read (v2 stores
+    // the default when it inserts the account, after the script ran).
+    const first = await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { plain: script, vars: { user: 'users:21' } } })
+    assertError(first, 400, 'INTERPRETER_RUNTIME', 'tier')
+    assertError(await api.request('GET', '/v2/main/accounts/users:21'), 404, 'NOT_FOUND')
+    // Once the account exists (created with its default), meta() reads the default like any metadata.
+    assertStatus(await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { postings: [{ source: 'world', destination: 'users:21', amount: 1, asset: 'USD' }] }), 200)
+    const read = await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { plain: script, vars: { user: 'users:21' } } })
+    assertStatus(read, 200)
+    assert.deepEqual(at(read.body, 'data', 'metadata'), { tier: 'basic' })
+    // A value the account was given over the default is what meta() reads.
+    assertStatus(await api.request('POST', '/v2/main/accounts/users:21/metadata?schemaVersion=v1', { tier: 'gold' }), 204)
+    const gold = await api.request('POST', '/v2/main/transactions?schemaVersion=v1', { script: { plain: script, vars: { user: 'users:21' } } })
+    assert.deepEqual(at(gold.body, 'data', 'metadata'), { tier: 'gold' })
+  } finally {
+    await api.close()
+  }
+})
+
 test('schemas: template and query names that are Object.prototype members are data (never prototype lookups)', async () => {
   const api = await openTestApi()
   try {
