@@ -343,7 +343,7 @@ export const operations: readonly Operation[] = [
   },
   {
     method: 'post', path: '/v2/_/exporters', operationId: 'v2CreateExporter', origin: 'v2', tag: 'outputs', summary: 'Create an exporter',
-    status: served('drivers `stdout`, `http` and `nats` (JetStream); ClickHouse and Elasticsearch are not served'),
+    status: served('drivers `stdout`, `http` and `nats` (JetStream); ClickHouse and Elasticsearch are not served; exporters and pipelines are node configuration, not audited orders (docs/adr/0008-outputs-are-node-state.md)'),
     description: 'Needs `ledger:admin`. An unknown driver or setting is `VALIDATION` (400).',
     requestBody: jsonBody(ref('ExporterConfiguration')),
     responses: { '201': json('The exporter.', ref('ExporterResponse')) },
@@ -372,7 +372,7 @@ export const operations: readonly Operation[] = [
   },
   {
     method: 'post', path: '/v2/{ledger}/pipelines', operationId: 'v2CreatePipeline', origin: 'v2', tag: 'outputs', summary: 'Create a pipeline (it starts at once, from the first log)',
-    status: served('one pipeline per ledger and exporter (`CONFLICT`, 409, for a second)'),
+    status: served('one pipeline per ledger and exporter (`CONFLICT`, 409, for a second); node configuration, not an audited order (docs/adr/0008-outputs-are-node-state.md)'),
     description: 'Needs `ledger:admin`. Delivery is ordered and at least once: each log carries its `id`.',
     requestBody: jsonBody(ref('PipelineRequest')),
     responses: { '201': json('The pipeline.', ref('PipelineResponse')) },
