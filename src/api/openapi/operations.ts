@@ -163,7 +163,7 @@ export const operations: readonly Operation[] = [
   // schemas: chart of accounts, transaction and query templates
   {
     method: 'post', path: '/v2/{ledger}/schemas/{version}', operationId: 'v2InsertSchema', origin: 'v2', tag: 'schemas', summary: 'Insert an immutable ledger schema',
-    status: served('versions match `^[a-zA-Z0-9][a-zA-Z0-9._+-]{0,63}$`; a schema is at most 1 MiB; chart patterns that can backtrack exponentially, and account rules v2 does not define, are refused'),
+    status: served('versions match `^[a-zA-Z0-9][a-zA-Z0-9._+-]{0,63}$`; a schema is at most 1 MiB; chart patterns that can backtrack exponentially, and account rules v2 does not define, are refused; a query template\'s variables and body are checked at insertion, as v2 checks them'),
     description:
       'Logged as `INSERTED_SCHEMA`. `SCHEMA_ALREADY_EXISTS` (400) for a version already inserted; `VALIDATION` (400) naming the offending chart segment or template; a template script that does not compile is `INTERPRETER_PARSE` or `COMPILATION_FAILED`.',
     parameters: [idempotencyKey],
