@@ -255,20 +255,23 @@ test('schemas: export → import carries INSERTED_SCHEMA and schemaVersion byte 
   }
 })
 
-test('schemas: an INSERTED_SCHEMA log as v2 writes it (leaf .self, empty description) imports with the hash v2 computed', async () => {
+test('schemas: an INSERTED_SCHEMA log as v2 writes it (leaf .self, empty description, createdAt apart from the log date) imports with the hash v2 computed', async () => {
   const api = await openTestApi()
   try {
     const script = 'send [USD 1] (\n  source = @world\n  destination = @users:1\n)\n'
     // The text v2 hashes for this log, written by hand from its Schema struct (docs/schemas.md, "The INSERTED_SCHEMA log").
-    const text = `{"type":"INSERTED_SCHEMA","data":{"schema":{"chart":{"users":{"$id":{}},"world":{}},"transactions":{"T":{"description":"","script":${JSON.stringify(script)}}},"version":"v1","createdAt":"2024-03-01T10:00:00Z"}},"date":"2024-03-01T10:00:00Z","idempotencyKey":"","id":0,"hash":null}\n`
+    const text = `{"type":"INSERTED_SCHEMA","data":{"schema":{"chart":{"users":{"$id":{}},"world":{}},"transactions":{"T":{"description":"","script":${JSON.stringify(script)}}},"version":"v1","createdAt":"2024-03-01T09:59:59.987654Z"}},"date":"2024-03-01T10:00:00Z","idempotencyKey":"","id":0,"hash":null}\n`
     const hash = createHash('sha256').update(text, 'utf8').digest('base64')
-    const log = { id: 0, type: 'INSERTED_SCHEMA', date: '2024-03-01T10:00:00Z', idempotencyKey: '', hash, data: { schema: { version: 'v1', createdAt: '2024-03-01T10:00:00Z', chart: { world: { '.self': {} }, users: { $id: {} } }, transactions: { T: { description: '', script } } } } }
+    const log = { id: 0, type: 'INSERTED_SCHEMA', date: '2024-03-01T10:00:00Z', idempotencyKey: '', hash, data: { schema: { version: 'v1', createdAt: '2024-03-01T09:59:59.987654Z', chart: { world: { '.self': {} }, users: { $id: {} } }, transactions: { T: { description: '', script } } } } }
     assertStatus(await api.request('POST', '/v2/copy/logs/import', `${JSON.stringify(log)}\n`), 204)
     assert.deepEqual(at((await api.request('GET', '/v2/copy/schemas/v1')).body, 'data', 'chart'), { world: {}, users: { $id: {} } })
     const created = await api.request('POST', '/v2/copy/transactions?schemaVersion=v1', { script: { template: 'T' } })
     assertStatus(created, 200)
     const logs = asArray(at((await api.request('GET', '/v2/copy/logs?sort=id:asc')).body, 'cursor', 'data'))
     assert.equal(at(logs[0], 'hash'), hash, 'the ledger logged it with v2\'s hash')
+    assert.equal(at((await api.request('GET', '/v2/copy/schemas/v1')).body, 'data', 'createdAt'), '2024-03-01T09:59:59.987654Z')
+    const checked = (await api.app.inject({ method: 'POST', url: '/_/check' })).body.trim().split('\n').at(-1) ?? ''
+    assert.match(checked, /"ok":true/, checked)
   } finally {
     await api.close()
   }
