@@ -208,6 +208,12 @@ test('schemas: query template variables are typed (string, int, boolean, date) a
     assert.deepEqual(await ids({ since: '2024-02-01T00:00:00Z', user: '1', undone: 'true' }), [3n])
     assert.deepEqual(await ids({ since: '2023-01-01T00:00:00Z', user: '1', min: '1' }), [1n])
     assert.deepEqual(await ids({ since: '2023-01-01T00:00:00Z', user: '1', min: 1, undone: false }), [1n])
+    // A later page follows the cursor, which carries the filled-in typed filter.
+    const firstPage = await api.request('POST', '/v2/main/queries/RECENT/run?schemaVersion=v1&pageSize=1', { vars: { since: '2023-01-01T00:00:00Z', user: '1' } })
+    assert.deepEqual(asArray(at(firstPage.body, 'cursor', 'data')).map((tx) => asObject(tx).id), [1n])
+    const secondPage = await api.request('POST', `/v2/main/queries/RECENT/run?schemaVersion=v1&cursor=${String(at(firstPage.body, 'cursor', 'next'))}`, {})
+    assertStatus(secondPage, 200)
+    assert.deepEqual(asArray(at(secondPage.body, 'cursor', 'data')).map((tx) => asObject(tx).id), [0n])
     // Run-time refusals name the variable.
     assertError(await api.request('POST', '/v2/main/queries/RECENT/run?schemaVersion=v1', { vars: { user: '1' } }), 400, 'VALIDATION', 'vars["since"]')
     assertError(await api.request('POST', '/v2/main/queries/RECENT/run?schemaVersion=v1', { vars: { since: 'yesterday', user: '1' } }), 400, 'VALIDATION', 'vars["since"]')
