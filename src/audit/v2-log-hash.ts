@@ -16,6 +16,8 @@ import { InvariantViolation, canonicalDate, isFixedWidthDate, isJsonObject, read
  * trimmed (`2026-01-01T00:00:01Z`, `…:01.5Z`). Strings are escaped as Go's
  * encoder does (`<`, `>`, `&`, U+2028, U+2029 as \uXXXX).
  *
+ * An INSERTED_SCHEMA payload is v2's `Schema` struct (`schemaText`).
+ *
  * A payload that does not have its type's shape is hashed as a generic JSON
  * value (Go's encoding of `map[string]any`: keys sorted).
  */
@@ -63,9 +65,114 @@ export function v2Memento(type: string, data: Json): string {
       return `{"targetType":${goValue(data.targetType ?? '')},"targetId":${goValue(data.targetId ?? null)},"metadata":${goValue(data.metadata ?? null)}}`
     case 'DELETE_METADATA':
       return `{"targetType":${goValue(data.targetType ?? '')},"targetId":${goValue(data.targetId ?? null)},"key":${goValue(data.key ?? '')}}`
+    case 'INSERTED_SCHEMA': {
+      const schema = data.schema
+      if (!isJsonObject(schema)) return goValue(data)
+      return `{"schema":${schemaText(schema)}}`
+    }
     default:
       return goValue(data)
   }
+}
+
+// ---- INSERTED_SCHEMA: v2's `Schema` struct, as Go's encoder writes it ------------
+
+/**
+ * v2's `ledger.Schema` (`internal/schema.go`): the embedded `SchemaData`
+ * first — `chart`, then `transactions` and `queries` (both omitted when
+ * empty) — then `version` and `createdAt`. What v2 re-encodes from a log it
+ * reads is what it hashes, so each part follows v2's own marshalling:
+ */
+function schemaText(schema: { [key: string]: Json }): string {
+  const parts = [`"chart":${chartText(schema.chart ?? null)}`]
+  const transactions = schema.transactions
+  if (isJsonObject(transactions) && Object.keys(transactions).length > 0) parts.push(`"transactions":${goMap(transactions, transactionTemplateText)}`)
+  const queries = schema.queries
+  if (isJsonObject(queries) && Object.keys(queries).length > 0) parts.push(`"queries":${goMap(queries, queryTemplateText)}`)
+  parts.push(`"version":${goString(typeof schema.version === 'string' ? schema.version : '')}`)
+  parts.push(`"createdAt":${goString(typeof schema.createdAt === 'string' ? goDate(schema.createdAt) : '0001-01-01T00:00:00Z')}`)
+  return `{${parts.join(',')}}`
+}
+
+/** A Go map of values: keys in byte order. */
+function goMap(map: { [key: string]: Json }, text: (value: Json) => string): string {
+  const keys = Object.keys(map).sort(compareUtf8)
+  return `{${keys.map((key) => `${goString(key)}:${text(map[key] as Json)}`).join(',')}}`
+}
+
+/**
+ * v2's `ChartOfAccounts` marshals segments back from what it parsed: sub-
+ * segments (a variable one as `$label`, with its `.pattern`), and for an
+ * account `.metadata` (each key `{default?}`) and `.self: {}` only when it
+ * also has sub-segments; `.rules` is never written (v2 defines no rule).
+ */
+function chartText(chart: Json): string {
+  if (chart === null) return '{}'
+  if (!isJsonObject(chart)) return goValue(chart)
+  return goMap(chart, chartSegmentText)
+}
+
+function chartSegmentText(segment: Json): string {
+  if (!isJsonObject(segment)) return goValue(segment)
+  const out = new Map<string, string>()
+  let subsegments = 0
+  for (const key of Object.keys(segment)) {
+    if (key.startsWith('.')) continue
+    subsegments++
+    out.set(key, chartSegmentText(segment[key] as Json))
+  }
+  const isAccount = subsegments === 0 || Object.hasOwn(segment, '.self')
+  const metadata = segment['.metadata']
+  if (isAccount && isJsonObject(metadata)) out.set('.metadata', goMap(metadata, chartMetadataText))
+  if (isAccount && subsegments > 0) out.set('.self', '{}')
+  if (typeof segment['.pattern'] === 'string') out.set('.pattern', goString(segment['.pattern']))
+  const keys = [...out.keys()].sort(compareUtf8)
+  return `{${keys.map((key) => `${goString(key)}:${out.get(key) as string}`).join(',')}}`
+}
+
+/** `ChartAccountMetadata{Default *string \`json:"default,omitempty"\`}`. */
+function chartMetadataText(entry: Json): string {
+  return isJsonObject(entry) && typeof entry.default === 'string' ? `{"default":${goString(entry.default)}}` : '{}'
+}
+
+/** `TransactionTemplate{description, script, runtime,omitempty}`: the description is written even when empty. */
+function transactionTemplateText(template: Json): string {
+  if (!isJsonObject(template)) return goValue(template)
+  const description = typeof template.description === 'string' ? template.description : ''
+  const script = typeof template.script === 'string' ? template.script : ''
+  const runtime = typeof template.runtime === 'string' && template.runtime !== '' ? `,"runtime":${goString(template.runtime)}` : ''
+  return `{"description":${goString(description)},"script":${goString(script)}${runtime}}`
+}
+
+/**
+ * `QueryTemplate{description,omitempty; resource; params,omitempty;
+ * vars,omitempty; body,omitempty}`. `params` and `body` are raw JSON in v2:
+ * written back as read, keys in the order the log has them; each variable is
+ * `{type, default,omitempty}`.
+ */
+function queryTemplateText(template: Json): string {
+  if (!isJsonObject(template)) return goValue(template)
+  const parts: string[] = []
+  if (typeof template.description === 'string' && template.description !== '') parts.push(`"description":${goString(template.description)}`)
+  parts.push(`"resource":${goString(typeof template.resource === 'string' ? template.resource : '')}`)
+  if (template.params !== undefined) parts.push(`"params":${goRaw(template.params)}`)
+  const vars = template.vars
+  if (isJsonObject(vars) && Object.keys(vars).length > 0) parts.push(`"vars":${goMap(vars, variableText)}`)
+  if (template.body !== undefined) parts.push(`"body":${goRaw(template.body)}`)
+  return `{${parts.join(',')}}`
+}
+
+function variableText(declaration: Json): string {
+  if (!isJsonObject(declaration)) return `{"type":${goString(typeof declaration === 'string' ? declaration : '')}}`
+  const type = `"type":${goString(typeof declaration.type === 'string' ? declaration.type : '')}`
+  return declaration.default === undefined || declaration.default === null ? `{${type}}` : `{${type},"default":${goValue(declaration.default)}}`
+}
+
+/** A Go `json.RawMessage` re-encoded: compacted, HTML-escaped, object keys in the order written. */
+function goRaw(value: Json): string {
+  if (Array.isArray(value)) return `[${value.map(goRaw).join(',')}]`
+  if (isJsonObject(value)) return `{${Object.keys(value).map((key) => `${goString(key)}:${goRaw(value[key] as Json)}`).join(',')}}`
+  return goValue(value)
 }
 
 /** v2's `transactionResume`: `reverted` is never set in the memento, so it is always false. */

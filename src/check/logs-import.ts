@@ -234,9 +234,11 @@ class Importer {
       case 'INSERTED_SCHEMA': {
         const schema = objectField(data, 'schema')
         const version = parseSchemaVersion(schema.version, 'schema.version')
-        const { version: _version, createdAt: _createdAt, ...body } = schema
-        const order: Order = { type: 'INSERT_SCHEMA', ledger, version, data: parseSchemaData(body) }
-        const predicted = { schema: { ...order.data, version, createdAt: date } }
+        const { version: _version, createdAt: given, ...body } = schema
+        // v2 dates a schema apart from its log: the imported date is kept when they differ.
+        const createdAt = typeof given === 'string' ? importedDate(given, 'schema.createdAt') : date
+        const order: Order = { type: 'INSERT_SCHEMA', ledger, version, data: parseSchemaData(body), ...(createdAt === date ? {} : { createdAt }) }
+        const predicted = { schema: { ...order.data, version, createdAt } }
         return { order, predicted, createsTransaction: false }
       }
       default:

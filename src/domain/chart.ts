@@ -101,7 +101,8 @@ function parseSegment(value: Json, path: string, depth: number, counter: { segme
   if (Object.hasOwn(value, '.pattern')) canonical['.pattern'] = value['.pattern'] as string
   if (Object.hasOwn(value, '.rules')) {
     if (!isAccount) throw validationError(`${path}..rules: only an account segment has rules (add .self: {})`)
-    canonical['.rules'] = parseRules(value['.rules'] as Json, `${path}..rules`)
+    // Checked, not kept: v2 defines no rule and never writes `.rules` back (an empty one is no rule).
+    parseRules(value['.rules'] as Json, `${path}..rules`)
   }
   if (Object.hasOwn(value, '.metadata')) {
     if (!isAccount) throw validationError(`${path}..metadata: only an account segment has metadata (add .self: {})`)

@@ -131,6 +131,11 @@ export interface InsertSchema {
   readonly ledger: LedgerName
   readonly version: string
   readonly data: { readonly [key: string]: Json }
+  /**
+   * Only a log import sets it: the schema's creation date as the imported log
+   * has it (v2 dates a schema apart from its log). Absent, the write's date.
+   */
+  readonly createdAt?: string
 }
 
 export type OrderType = Order['type']

@@ -20,6 +20,7 @@ import {
   validationError,
   valueOfKind,
 } from '../domain/index.ts'
+import { checkTemplateBody, parseTemplateVariables } from '../query/index.ts'
 import type { Scope } from './scope.ts'
 import { readAccount } from './scope.ts'
 import { compileScript } from './script.ts'
@@ -137,7 +138,7 @@ function parseQueryTemplates(value: Json): Keyed<Json> {
           parsed[key] = parseQueryParams(entry, `${field}.params`)
           break
         case 'vars':
-          parsed[key] = parseQueryVars(entry, `${field}.vars`)
+          parsed[key] = parseTemplateVariables(entry, `${field}.vars`)
           break
         case 'body':
           if (!isJsonObject(entry)) throw validationError(`${field}.body: expected a filter object, got ${describe(entry)}`)
@@ -148,9 +149,17 @@ function parseQueryTemplates(value: Json): Keyed<Json> {
       }
     }
     const params = parsed.params
-    if (parsed.resource === undefined && !(isJsonObject(params) && params.resource !== undefined)) {
+    const inParams = isJsonObject(params) ? params.resource : undefined
+    if (parsed.resource === undefined && inParams === undefined) {
       throw validationError(`${field}.resource: required, here or in params.resource (${QUERY_RESOURCES.join(', ')})`)
     }
+    if (parsed.resource !== undefined && inParams !== undefined && parsed.resource !== inParams) {
+      throw validationError(`${field}.params.resource: ${describe(inParams)} differs from resource ${describe(parsed.resource)}`)
+    }
+    // v2 always records a template's resource beside its params: one canonical place for it.
+    const resource = (parsed.resource ?? inParams) as QueryResource
+    parsed.resource = resource
+    if (parsed.body !== undefined) checkTemplateBody(resource, parsed.body, isJsonObject(parsed.vars) ? parsed.vars : emptyKeyed<Json>(), `${field}.body`)
     templates[id] = parsed
   }
   return templates
@@ -199,23 +208,6 @@ export function parseQueryParams(value: unknown, field: string): Keyed<Json> {
     }
   }
   return params
-}
-
-const VARIABLE_NAME = /^[a-zA-Z_][a-zA-Z0-9_]{0,63}$/
-
-function parseQueryVars(value: Json, field: string): Keyed<Json> {
-  if (!isJsonObject(value)) throw validationError(`${field}: expected variables by name, got ${describe(value)}`)
-  const vars = emptyKeyed<Json>()
-  for (const [name, spec] of ownEntries(value)) {
-    const at = `${field}[${JSON.stringify(name)}]`
-    if (!VARIABLE_NAME.test(name)) throw validationError(`${at}: invalid variable name, expected ${VARIABLE_NAME.source}`)
-    if (!isJsonObject(spec) || typeof spec.type !== 'string') throw validationError(`${at}: expected {type, default?}, got ${describe(spec)}`)
-    const parsed = emptyKeyed<Json>()
-    parsed.type = spec.type
-    if (spec.default !== undefined) parsed.default = spec.default
-    vars[name] = parsed
-  }
-  return vars
 }
 
 // ---- following a schema in the state machine --------------------------------------

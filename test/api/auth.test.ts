@@ -317,3 +317,26 @@ test('auth: a clients file holds hashes only; malformed entries stop the start w
   assert.equal(await secretMatches('s3cret-value', hash), true)
   assert.equal(await secretMatches('s3cret-valuE', hash), false)
 })
+
+test('auth: request lines name the API client; each outputs configuration change is its own line, with no setting in it', async () => {
+  const h = await harness()
+  try {
+    const headers = { authorization: `Bearer ${await h.token('admin')}`, 'content-type': 'application/json' }
+    const created = await h.app.inject({ method: 'POST', url: '/v2/_/exporters', headers, payload: JSON.stringify({ driver: 'http', config: { url: 'http://127.0.0.1:9/secret-path' } }) })
+    assert.equal(created.statusCode, 201, created.body)
+    const id = (JSON.parse(created.body) as { data: { id: string } }).data.id
+    assert.equal((await h.app.inject({ method: 'DELETE', url: `/v2/_/exporters/${id}`, headers })).statusCode, 204)
+    const lines = h.logText().trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)
+    const changes = lines.filter((line) => line.msg === 'outputs configuration changed')
+    assert.deepEqual(changes.map((line) => [line.action, line.exporterID, line.clientId, line.component]), [
+      ['create exporter', id, 'admin', 'outputs'],
+      ['delete exporter', id, 'admin', 'outputs'],
+    ])
+    assert.equal(changes[0]?.driver, 'http')
+    const completed = lines.filter((line) => line.msg === 'request completed' && line.clientId === 'admin')
+    assert.equal(completed.length, 2, 'the two configuring requests complete on lines naming their client')
+    assert.ok(!h.logText().includes('secret-path'), 'an exporter setting is never logged')
+  } finally {
+    await h.close()
+  }
+})

@@ -112,3 +112,42 @@ test('v2 dates: offsets convert to UTC across day, month and leap-year boundarie
   assert.equal(goDate('2000-01-01T00:00:00+00:01'), '1999-12-31T23:59:00Z')
   assert.equal(goDate('1969-12-31T23:00:00-02:00'), '1970-01-01T01:00:00Z')
 })
+
+test('v2 hash: an INSERTED_SCHEMA log hashes v2\'s Schema struct (field order, omitted parts, chart re-encoded, raw params and body)', () => {
+  // The payload as a log may carry it: a leaf .self, .rules, a template without description, params keys not sorted.
+  const data = parseJson(
+    JSON.stringify({
+      schema: {
+        chart: {
+          world: {},
+          users: { $id: { '.pattern': '^[0-9]+$', '.self': {}, wallet: { '.self': {} }, '.metadata': { tier: { default: 'basic' }, note: {} }, '.rules': {} } },
+          bank: { '.self': {}, main: {} },
+        },
+        queries: {
+          Q: {
+            resource: 'transactions',
+            params: { sort: 'id:asc', pageSize: 10 },
+            vars: { since: { type: 'date' }, min: { default: 0, type: 'int' } },
+            body: { $and: [{ $gte: { timestamp: '${since}' } }, { $match: { reference: 'a<b' } }] },
+          },
+        },
+        transactions: { T: { script: 'send [USD 1] (\n source = @world\n destination = @bank:main\n)\n' }, R: { description: 'd', script: 'x', runtime: 'machine' } },
+        version: 'v1.0.0',
+        createdAt: '2024-03-01T10:00:00.500Z',
+      },
+    }),
+  )
+  // Written by hand from v2's structs (internal/schema.go, chart.go, transaction_templates.go, query_templates.go).
+  const chart = '{"bank":{".self":{},"main":{}},"users":{"$id":{".metadata":{"note":{},"tier":{"default":"basic"}},".pattern":"^[0-9]+$",".self":{},"wallet":{}}},"world":{}}'
+  const transactions = '{"R":{"description":"d","script":"x","runtime":"machine"},"T":{"description":"","script":"send [USD 1] (\\n source = @world\\n destination = @bank:main\\n)\\n"}}'
+  const queries =
+    '{"Q":{"resource":"transactions","params":{"sort":"id:asc","pageSize":10},"vars":{"min":{"type":"int","default":0},"since":{"type":"date"}},"body":{"$and":[{"$gte":{"timestamp":"${since}"}},{"$match":{"reference":"a\\u003cb"}}]}}}'
+  const expected = `{"type":"INSERTED_SCHEMA","data":{"schema":{"chart":${chart},"transactions":${transactions},"queries":${queries},"version":"v1.0.0","createdAt":"2024-03-01T10:00:00.5Z"}},"date":"2024-03-01T10:00:00.5Z","idempotencyKey":"","id":0,"hash":null}\n`
+  assert.equal(v2LogHashText({ type: 'INSERTED_SCHEMA', data, date: '2024-03-01T10:00:00.500Z' }), expected)
+  // Empty template maps are omitted, as Go's omitempty omits them.
+  const bare = parseJson('{"schema":{"chart":{"world":{}},"transactions":{},"queries":{},"version":"v2","createdAt":"2024-03-01T10:00:00Z"}}')
+  assert.equal(
+    v2LogHashText({ type: 'INSERTED_SCHEMA', data: bare, date: '2024-03-01T10:00:00Z' }),
+    '{"type":"INSERTED_SCHEMA","data":{"schema":{"chart":{"world":{}},"version":"v2","createdAt":"2024-03-01T10:00:00Z"}},"date":"2024-03-01T10:00:00Z","idempotencyKey":"","id":0,"hash":null}\n',
+  )
+})

@@ -61,8 +61,9 @@ test('SDK runQuery: a query template with variables, paged', async () => {
       v2SchemaData: {
         chart: { world: {}, users: { additionalProperties: { $userID: {} } } },
         queries: {
-          TO_USER: { resource: 'transactions', vars: { user: { type: 'string' } }, body: { $match: { destination: 'users:<user>' } } },
+          TO_USER: { resource: 'transactions', vars: { user: { type: 'string' } }, body: { $match: { destination: 'users:${user}' } } },
           USERS: { params: { resource: 'accounts', pageSize: 1 }, body: { $match: { address: 'users:' } } },
+          FROM_ID: { resource: 'transactions', vars: { from: { type: 'int' } }, body: { $gte: { id: '${from}' } } },
         },
       },
     })
@@ -78,6 +79,10 @@ test('SDK runQuery: a query template with variables, paged', async () => {
     assert.equal(accounts.cursor.hasMore, true)
     const next = present((await v2.runQuery({ ledger: 'main', id: 'USERS', schemaVersion: 'v1', cursor: accounts.cursor.next, requestBody: {} })).oneOf, 'next') as { cursor: { data: { address?: string }[] } }
     assert.deepEqual(next.cursor.data.map((account) => account.address), ['users:2'])
+    // The SDK sends variables as strings: an int variable takes the string that spells it.
+    const from = present((await v2.runQuery({ ledger: 'main', id: 'FROM_ID', schemaVersion: 'v1', requestBody: { vars: { from: '1' } } })).oneOf, 'from') as { cursor: { data: { id?: bigint }[] } }
+    assert.deepEqual(from.cursor.data.map((tx) => tx.id), [2n, 1n])
+    await rejectsWithV2Error(v2.runQuery({ ledger: 'main', id: 'FROM_ID', schemaVersion: 'v1', requestBody: { vars: { from: 'one' } } }), { status: 400, errorCode: 'VALIDATION', messageIncludes: 'not an int' })
     await rejectsWithV2Error(v2.runQuery({ ledger: 'main', id: 'NOPE', schemaVersion: 'v1', requestBody: {} }), { status: 404, errorCode: 'NOT_FOUND' })
   })
 })

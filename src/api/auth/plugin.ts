@@ -42,6 +42,10 @@ export function authentication(app: FastifyInstance, options: AuthOptions): void
     const requirement = requirementOf(request.method, request.routeOptions.url)
     if (requirement.kind === 'public') return
     const grant = await grantOf(request, reply, verifier)
+    // Every later line of this request (its completion, a configuration change) names the client that made it.
+    const log = request.log.child({ clientId: grant.subject })
+    request.log = log
+    reply.log = log
     if (!grant.scopes.has(requirement.scope)) throw forbidden(`this route needs scope ${requirement.scope}; the token of ${grant.subject} has ${[...grant.scopes].join(' ') || 'none'}`)
     if (grant.ledgers === undefined || requirement.reach === 'any') return
     if (requirement.reach === 'cluster') throw forbidden(`${grant.subject} is restricted to some ledgers; this route reaches every ledger`)

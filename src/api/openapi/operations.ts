@@ -169,7 +169,7 @@ export const operations: readonly Operation[] = [
   // schemas: chart of accounts, transaction and query templates
   {
     method: 'post', path: '/v2/{ledger}/schemas/{version}', operationId: 'v2InsertSchema', origin: 'v2', tag: 'schemas', summary: 'Insert an immutable ledger schema',
-    status: served('versions match `^[a-zA-Z0-9][a-zA-Z0-9._+-]{0,63}$`; a schema is at most 1 MiB; chart patterns that can backtrack exponentially, and account rules v2 does not define, are refused'),
+    status: served('versions match `^[a-zA-Z0-9][a-zA-Z0-9._+-]{0,63}$`; a schema is at most 1 MiB; chart patterns that can backtrack exponentially, and account rules v2 does not define, are refused; a query template\'s variables and body are checked at insertion, as v2 checks them'),
     description:
       'Logged as `INSERTED_SCHEMA`. `SCHEMA_ALREADY_EXISTS` (400) for a version already inserted; `VALIDATION` (400) naming the offending chart segment or template; a template script that does not compile is `INTERPRETER_PARSE` or `COMPILATION_FAILED`.',
     parameters: [idempotencyKey],
@@ -188,13 +188,13 @@ export const operations: readonly Operation[] = [
   },
   {
     method: 'post', path: '/v2/{ledger}/queries/{id}/run', operationId: 'v2RunQuery', origin: 'v2', tag: 'schemas', summary: 'Run a query template of a schema',
-    status: served('variables are substituted where the template body writes `<name>`; the run pages like the list of its resource'),
+    status: served('placeholders are v2\'s `$name` / `${name}` and variables are typed (`string`, `int`, `boolean`, `date`); an `int`, `boolean` or `date` value may be sent as the string that spells it; a variable the template does not declare is a 400 (v2 ignores it); the answer names its `resource` and pages like the list of that resource'),
     parameters: [
       { name: 'schemaVersion', in: 'query', required: true, description: 'The schema holding the query template.', schema: { type: 'string' } },
       pageSize, cursor, expand, pit, sort,
     ],
-    requestBody: jsonBody({ type: 'object', properties: { cursor: { type: 'string' }, params: { type: 'object', additionalProperties: true }, vars: { type: 'object', additionalProperties: { type: 'string' } } } }),
-    responses: { '200': json('A page of the resource the template queries.', { type: 'object', additionalProperties: true }) },
+    requestBody: jsonBody({ type: 'object', properties: { cursor: { type: 'string' }, params: { type: 'object', additionalProperties: true }, vars: { type: 'object', description: 'Values of the template\'s variables: strings (as v2 sends them) or JSON values of each variable\'s type.', additionalProperties: {} } } }),
+    responses: { '200': json('A page of the resource the template queries, and that resource.', { type: 'object', additionalProperties: true }) },
   },
 
   // transactions
@@ -349,7 +349,7 @@ export const operations: readonly Operation[] = [
   },
   {
     method: 'post', path: '/v2/_/exporters', operationId: 'v2CreateExporter', origin: 'v2', tag: 'outputs', summary: 'Create an exporter',
-    status: served('drivers `stdout`, `http` and `nats` (JetStream); ClickHouse and Elasticsearch are not served'),
+    status: served('drivers `stdout`, `http` and `nats` (JetStream); ClickHouse and Elasticsearch are not served; exporters and pipelines are node configuration, not audited orders (docs/adr/0008-outputs-are-node-state.md)'),
     description: 'Needs `ledger:admin`. An unknown driver or setting is `VALIDATION` (400).',
     requestBody: jsonBody(ref('ExporterConfiguration')),
     responses: { '201': json('The exporter.', ref('ExporterResponse')) },
@@ -378,7 +378,7 @@ export const operations: readonly Operation[] = [
   },
   {
     method: 'post', path: '/v2/{ledger}/pipelines', operationId: 'v2CreatePipeline', origin: 'v2', tag: 'outputs', summary: 'Create a pipeline (it starts at once, from the first log)',
-    status: served('one pipeline per ledger and exporter (`CONFLICT`, 409, for a second)'),
+    status: served('one pipeline per ledger and exporter (`CONFLICT`, 409, for a second); node configuration, not an audited order (docs/adr/0008-outputs-are-node-state.md)'),
     description: 'Needs `ledger:admin`. Delivery is ordered and at least once: each log carries its `id`.',
     requestBody: jsonBody(ref('PipelineRequest')),
     responses: { '201': json('The pipeline.', ref('PipelineResponse')) },

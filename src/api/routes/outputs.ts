@@ -9,7 +9,9 @@ import { ledgerParam } from '../requests.ts'
  * this node's outputs (docs/pipelines.md). Each list is one page: the
  * counts are bounded below v2's largest page. A pipeline is served as v2's
  * fields then Tally's state: `lastError`/`lastErrorAt` while failing, `lag`
- * in logs not yet confirmed.
+ * in logs not yet confirmed. Each configuration change is logged on its own
+ * line (`component: outputs`; ids and driver, never a URL or setting): an
+ * operator's trail until these changes become orders (ADR 0008).
  */
 export function outputRoutes(app: FastifyInstance, outputs: Outputs, views: Views): void {
   app.get('/v2/_/exporters', async () => {
@@ -19,6 +21,7 @@ export function outputRoutes(app: FastifyInstance, outputs: Outputs, views: View
 
   app.post('/v2/_/exporters', async (request, reply) => {
     const record = await outputs.createExporter(request.body)
+    request.log.info({ component: 'outputs', action: 'create exporter', exporterID: record.id, driver: record.configuration.driver }, 'outputs configuration changed')
     return reply.code(201).send({ data: exporterView(record) })
   })
 
@@ -27,12 +30,16 @@ export function outputRoutes(app: FastifyInstance, outputs: Outputs, views: View
   })
 
   app.put('/v2/_/exporters/:exporterID', async (request, reply) => {
-    await outputs.updateExporter(idParam(request.params, 'exporterID'), request.body)
+    const exporterID = idParam(request.params, 'exporterID')
+    await outputs.updateExporter(exporterID, request.body)
+    request.log.info({ component: 'outputs', action: 'update exporter', exporterID, driver: outputs.exporter(exporterID).configuration.driver }, 'outputs configuration changed')
     return reply.code(204).send()
   })
 
   app.delete('/v2/_/exporters/:exporterID', async (request, reply) => {
-    await outputs.deleteExporter(idParam(request.params, 'exporterID'))
+    const exporterID = idParam(request.params, 'exporterID')
+    await outputs.deleteExporter(exporterID)
+    request.log.info({ component: 'outputs', action: 'delete exporter', exporterID }, 'outputs configuration changed')
     return reply.code(204).send()
   })
 
@@ -47,6 +54,7 @@ export function outputRoutes(app: FastifyInstance, outputs: Outputs, views: View
     const ledger = ledgerParam(request)
     await views.ledger(ledger)
     const state = await outputs.createPipeline(ledger, request.body ?? {})
+    request.log.info({ component: 'outputs', action: 'create pipeline', ledger, pipelineID: state.id, exporterID: state.exporterID }, 'outputs configuration changed')
     return reply.code(201).send({ data: state })
   })
 
@@ -56,14 +64,20 @@ export function outputRoutes(app: FastifyInstance, outputs: Outputs, views: View
   })
 
   app.delete('/v2/:ledger/pipelines/:pipelineID', async (request, reply) => {
-    await outputs.deletePipeline(ledgerParam(request), idParam(request.params, 'pipelineID'))
+    const ledger = ledgerParam(request)
+    const pipelineID = idParam(request.params, 'pipelineID')
+    await outputs.deletePipeline(ledger, pipelineID)
+    request.log.info({ component: 'outputs', action: 'delete pipeline', ledger, pipelineID }, 'outputs configuration changed')
     return reply.code(204).send()
   })
 
   const actions = { start: 'startPipeline', stop: 'stopPipeline', reset: 'resetPipeline' } as const
   for (const [action, method] of Object.entries(actions)) {
     app.post(`/v2/:ledger/pipelines/:pipelineID/${action}`, async (request, reply) => {
-      await outputs[method](ledgerParam(request), idParam(request.params, 'pipelineID'))
+      const ledger = ledgerParam(request)
+      const pipelineID = idParam(request.params, 'pipelineID')
+      await outputs[method](ledger, pipelineID)
+      request.log.info({ component: 'outputs', action: `${action} pipeline`, ledger, pipelineID }, 'outputs configuration changed')
       return reply.code(202).send()
     })
   }

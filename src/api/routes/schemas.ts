@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import type { LedgerNode } from '../../server/index.ts'
 import type { Json, Keyed, LedgerName } from '../../domain/index.ts'
-import { canonicalJson, describe, emptyKeyed, isJsonObject, notFound, ownEntries, ownValue, parseJson, stringifyJson, validationError } from '../../domain/index.ts'
+import { canonicalJson, describe, emptyKeyed, isJsonObject, notFound, ownEntries, ownValue, parseJson, validationError } from '../../domain/index.ts'
 import type { QueryResource } from '../../orders/index.ts'
 import { parseQueryParams, parseQueryResource, parseSchemaData, parseSchemaVersion, parseTimestamp, schemaView } from '../../orders/index.ts'
-import { parseFilter } from '../../query/index.ts'
+import { fillTemplate, parseFilter, templateValues } from '../../query/index.ts'
 import type { Views } from '../views.ts'
 import { parsePageRequest } from '../paging.ts'
 import type { PageRequest } from '../paging.ts'
@@ -54,38 +54,35 @@ export function schemaRoutes(app: FastifyInstance, node: LedgerNode, views: View
     if (template === undefined || !isJsonObject(template)) throw notFound(`query template ${JSON.stringify(id)} not found in schema ${version}`)
     const run = runRequestOf(request.body)
     const templateParams = isJsonObject(template.params) ? template.params : undefined
-    const resource = parseQueryResource(run.params.resource ?? template.resource ?? templateParams?.resource, 'params.resource')
+    const resource = parseQueryResource(template.resource ?? templateParams?.resource, 'resource')
+    if (run.params.resource !== undefined && run.params.resource !== resource) {
+      throw validationError(`params.resource: the query template runs on ${resource}, not ${String(run.params.resource)}`)
+    }
     const page = pageRequestOf(request.server.cursorKey, query, template, run)
     // A later page takes its filter from the cursor, as any list does: the page never changes list.
-    const input = page.cursor !== undefined ? cursorFilterInput(page) : filterInput(template, run.vars)
+    const input = page.cursor !== undefined ? cursorFilterInput(page) : filterInput(resource, template, run.vars)
     const withFilter: PageRequest = input === undefined ? page : { ...page, options: { ...page.options, query: canonicalJson(input) } }
-    return { cursor: await runList(node, views, ledger, resource, withFilter, input) }
+    // v2 names the resource beside the page, so a client can tell which list it got.
+    return { resource, cursor: await runList(node, views, ledger, resource, withFilter, input) }
   })
 }
 
 interface RunRequest {
   readonly params: Keyed<Json>
-  readonly vars: Keyed<string>
+  readonly vars: Json | undefined
   readonly cursor: string | undefined
 }
 
 /** The run's body: `{params?, vars?, cursor?}`, each validated. */
 function runRequestOf(body: unknown): RunRequest {
-  if (body === undefined || body === null) return { params: emptyKeyed(), vars: emptyKeyed(), cursor: undefined }
+  if (body === undefined || body === null) return { params: emptyKeyed(), vars: undefined, cursor: undefined }
   if (!isJsonObject(body)) throw validationError(`body: expected {params?, vars?, cursor?}, got ${describe(body)}`)
   for (const key of Object.keys(body)) {
     if (key !== 'params' && key !== 'vars' && key !== 'cursor') throw validationError(`${key}: unknown field, expected params, vars or cursor`)
   }
   const params = body.params === undefined || body.params === null ? emptyKeyed<Json>() : parseQueryParams(body.params, 'params')
-  const vars = emptyKeyed<string>()
-  if (body.vars !== undefined && body.vars !== null) {
-    if (!isJsonObject(body.vars)) throw validationError(`vars: expected an object, got ${describe(body.vars)}`)
-    for (const [name, value] of ownEntries(body.vars)) {
-      if (typeof value === 'string') vars[name] = value
-      else if (typeof value === 'bigint' || typeof value === 'number' || typeof value === 'boolean') vars[name] = String(value)
-      else throw validationError(`vars[${JSON.stringify(name)}]: expected a string, got ${describe(value)}`)
-    }
-  }
+  if (body.vars !== undefined && body.vars !== null && !isJsonObject(body.vars)) throw validationError(`vars: expected an object, got ${describe(body.vars)}`)
+  const vars = body.vars === null ? undefined : body.vars
   if (body.cursor !== undefined && body.cursor !== null && typeof body.cursor !== 'string') throw validationError(`cursor: expected a string, got ${describe(body.cursor)}`)
   return { params, vars, cursor: typeof body.cursor === 'string' && body.cursor !== '' ? body.cursor : undefined }
 }
@@ -115,41 +112,16 @@ function pageRequestOf(cursorKey: Parameters<typeof parsePageRequest>[1], query:
 }
 
 /**
- * The template's filter with its variables filled in: `<name>` inside any
- * string of the body is replaced by the run's value, else the variable's
- * default (v2's substitution). A variable the template does not declare is refused.
+ * The template's filter with its variables filled in (`src/query/template.ts`):
+ * each declared variable takes the run's value, else its default; a
+ * variable the template does not declare, a value of the wrong type, or a
+ * placeholder with neither value nor default is a 400 naming it.
  */
-function filterInput(template: { [key: string]: Json }, given: Keyed<string>): Json | undefined {
+function filterInput(resource: QueryResource, template: { [key: string]: Json }, given: Json | undefined): Json | undefined {
   const declared = isJsonObject(template.vars) ? template.vars : emptyKeyed<Json>()
-  const values = new Map<string, string>()
-  for (const [name, spec] of ownEntries(declared)) {
-    if (isJsonObject(spec) && spec.default !== undefined && spec.default !== null) {
-      values.set(name, typeof spec.default === 'string' ? spec.default : stringifyJson(spec.default))
-    }
-  }
-  for (const [name, value] of ownEntries(given)) {
-    if (!Object.hasOwn(declared, name)) throw validationError(`vars[${JSON.stringify(name)}]: the query template declares no such variable`)
-    values.set(name, value)
-  }
+  const values = templateValues(declared, given)
   if (template.body === undefined || template.body === null) return undefined
-  return substitute(template.body, values)
-}
-
-function substitute(value: Json, values: ReadonlyMap<string, string>): Json {
-  if (typeof value === 'string') {
-    return value.replace(/<([a-zA-Z_][a-zA-Z0-9_]*)>/g, (whole, name: string) => {
-      const found = values.get(name)
-      if (found === undefined) throw validationError(`vars[${JSON.stringify(name)}]: required by the query template (no value and no default)`)
-      return found
-    })
-  }
-  if (Array.isArray(value)) return value.map((item) => substitute(item, values))
-  if (isJsonObject(value)) {
-    const result = emptyKeyed<Json>()
-    for (const [key, item] of ownEntries(value)) result[substitute(key, values) as string] = substitute(item, values)
-    return result
-  }
-  return value
+  return fillTemplate(resource, template.body, declared, values)
 }
 
 function cursorFilterInput(page: PageRequest): Json | undefined {

@@ -13,11 +13,11 @@ export function saveAccountMetadata(scope: Scope, order: SaveAccountMetadata): O
   const schema = followedSchema(scope, ledger, order.schemaVersion)
   const chartAccounts = schema === undefined ? undefined : checkAccountsInChart(schema, [order.address], 'the metadata')
   const given = storedMetadata(order.metadata)
-  // An account this save creates takes its chart defaults under the saved values, as in v2; the
-  // log records both, so an import replays the same account.
+  // An account this save creates takes its chart defaults under the saved values, as in v2, whose
+  // log records the saved values only: a replay naming the version derives the defaults again.
   const metadata = chartAccounts === undefined ? given : (ownValue(withChartDefaults(scope, order.ledger, chartAccounts, keyedFrom([[order.address, given]])), order.address) ?? given)
   const created = touchAccounts(scope, order.ledger, [order.address], scope.date, keyedFrom([[order.address, metadata]]))
-  const logged = appendLedgerLog(scope, { ...ledger, accountCount: ledger.accountCount + created }, 'SET_METADATA', { targetType: 'ACCOUNT', targetId: order.address, metadata }, order.schemaVersion)
+  const logged = appendLedgerLog(scope, { ...ledger, accountCount: ledger.accountCount + created }, 'SET_METADATA', { targetType: 'ACCOUNT', targetId: order.address, metadata: given }, order.schemaVersion)
   return { type: 'METADATA', logId: logged.nextLogId - 1n }
 }
 

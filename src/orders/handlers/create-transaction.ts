@@ -30,8 +30,8 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
   }
   // Checked before anything is written: a refused transaction leaves nothing.
   const chartAccounts = schema === undefined ? undefined : checkAccountsInChart(schema, [...accountsOf(planned.postings), ...Object.keys(planned.accountMetadata)], 'the transaction')
-  // v2 gives an account its chart defaults when a write following the schema first uses it; the
-  // log records them with the write's own, so an import replays the same accounts.
+  // v2 gives an account its chart defaults when a write following the schema first uses it, and
+  // logs only the write's own account metadata: a replay naming the version derives them again.
   const moves = chartAccounts === undefined ? planned : { ...planned, accountMetadata: withChartDefaults(scope, order.ledger, chartAccounts, planned.accountMetadata) }
   const timestamp = order.timestamp ?? scope.date
   // A script already enforced its own overdraft rules: its postings apply as they are.
@@ -57,7 +57,7 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
   const afterTransaction = { ...ledger, nextTransactionId: ledger.nextTransactionId + 1n, accountCount: ledger.accountCount + created }
   const logged = appendLedgerLog(scope, afterTransaction, 'NEW_TRANSACTION', {
     transaction: transactionView(transaction),
-    accountMetadata: moves.accountMetadata,
+    accountMetadata: planned.accountMetadata,
   }, order.schemaVersion)
   return { type: 'TRANSACTION', transaction: transactionView(transaction, { volumes: true }), logId: logged.nextLogId - 1n }
 }

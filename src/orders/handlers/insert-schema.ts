@@ -19,7 +19,7 @@ export function insertSchema(scope: Scope, order: InsertSchema): OrderOutput {
     throw new TallyError({ code: 'SCHEMA_ALREADY_EXISTS', kind: 'business', message: `schema ${order.version} already exists in ledger ${order.ledger} (schemas are immutable: insert a new version)` })
   }
   // Canonical here, in the FSM: the log row's bytes must not depend on the order's key order (live or replayed).
-  const schema: SchemaRecord = { version: order.version, createdAt: scope.date, logId: ledger.nextLogId, data: canonicalSchemaData(order.data) }
+  const schema: SchemaRecord = { version: order.version, createdAt: order.createdAt ?? scope.date, logId: ledger.nextLogId, data: canonicalSchemaData(order.data) }
   scope.write(key, { kind: 's', value: schema })
   const logged = appendLedgerLog(scope, { ...ledger, latestSchemaVersion: order.version }, 'INSERTED_SCHEMA', { schema: schemaView(schema) })
   return { type: 'SCHEMA', logId: logged.nextLogId - 1n }
