@@ -275,6 +275,19 @@ describe('etcd control plane: the primary lease', { skip: etcdSkip }, () => {
 })
 
 describe('etcd control plane: the coordinator', { skip: etcdSkip }, () => {
+  test('coordinators campaigning at the same moment: exactly one leads, round after round', async () => {
+    await withEtcd(async (etcd, resources) => {
+      const ids = ['c1', 'c2', 'c3', 'c4'].map((id) => ReplicaId.of(id))
+      const coordinators = ids.map((nodeId) => resources.add(new EtcdCoordinator(resources.control(etcd), { nodeId, ttlSeconds: 2, clock }), (opened) => opened.stop()))
+      for (let round = 0; round < 5; round++) {
+        await Promise.all(coordinators.map((coordinator) => coordinator.step()))
+        const leading = coordinators.filter((coordinator) => coordinator.leading)
+        assert.equal(leading.length, 1, `round ${round}: one coordinator`)
+        assert.equal((await resources.control(etcd).coordinator())?.holder, leading[0]?.nodeId)
+      }
+    })
+  })
+
   test('one coordinator at a time; when its session dies another takes over, re-reads, and a stale fence is refused', async () => {
     await withEtcd(async (etcd, resources) => {
       const control = resources.control(etcd)

@@ -107,6 +107,12 @@ export class EtcdMember {
       { stdio: ['ignore', 'ignore', 'pipe'] },
     )
     this.process = child
+    // If the test process ends without closing the cluster (a crash, a runner timeout), etcd goes with it.
+    const killOnExit = (): void => {
+      child.kill('SIGKILL')
+    }
+    process.once('exit', killOnExit)
+    child.once('exit', () => process.off('exit', killOnExit))
     child.stderr?.on('data', (chunk: Buffer) => {
       this.#output = (this.#output + chunk.toString('utf8')).slice(-8192)
     })
