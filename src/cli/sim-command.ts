@@ -54,7 +54,7 @@ function parseCount(text: string | undefined, name: string, fallback: number, mi
 class UsageError extends Error {}
 
 function describeRun(result: RunResult): string {
-  const shape = `${result.shape.nodeCount} nodes ${result.shape.durability} ${result.shape.order}, ${result.shape.timers} timers, ${result.shape.storage} disk, ${result.shape.handshake} handshake, ${result.shape.coordinatorLinks} coordinator links`
+  const shape = `${result.shape.nodeCount} nodes ${result.shape.durability} ${result.shape.order}, ${result.shape.timers} timers, ${result.shape.storage} disk, ${result.shape.handshake} handshake, ${result.shape.coordinatorLinks} coordinator links, ${result.shape.coordinator} coordinator`
   return `seed ${result.seed} (${shape}) steps ${result.stepsRun} committed ${result.committedLsn}`
 }
 

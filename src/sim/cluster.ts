@@ -23,8 +23,8 @@ import {
   PrimaryProtocol,
   noFaults,
   Epoch,
-  ControlPlane,
-  CoordinatorLease,
+  AssignmentStore,
+  Coordinator,
   PrimaryLease,
   validateLeaseTerms,
   acceptPromotion,
@@ -44,6 +44,8 @@ import {
   validateDurability,
 } from '../replication/index.ts'
 import type {
+  ControlPlane,
+  ControlPlaneOptions,
   BaseTransferReport,
   CatchUpBudget,
   ConnectReport,
@@ -262,6 +264,9 @@ export interface ClusterStats {
   writesToDeposed: number
   /** Commits a primary held back because its lease did not hold. */
   commitsWithoutLease: number
+  /** Coordinator processes restarted, and assignment writes refused because another process wrote first (compare-and-swap lost). */
+  coordinatorRestarts: number
+  assignmentWritesRefused: number
 }
 
 /** Every counter at zero: a run's start, and the sum over no runs. */
@@ -289,6 +294,8 @@ export function emptyClusterStats(): ClusterStats {
     primariesDeposed: 0,
     writesToDeposed: 0,
     commitsWithoutLease: 0,
+    coordinatorRestarts: 0,
+    assignmentWritesRefused: 0,
   }
 }
 
@@ -300,7 +307,8 @@ export class Cluster {
   readonly queue = new EventQueue()
   readonly reference = new ReferenceModel()
   readonly violations: Violation[] = []
-  readonly coordinator: ControlPlane
+  /** The versioned assignment (etcd's key): it outlives every coordinator process. */
+  readonly assignments: AssignmentStore
   readonly stats: ClusterStats = emptyClusterStats()
   readonly #trace: TraceEvent[] | undefined
   readonly #linksDown = new Set<string>()
@@ -314,7 +322,11 @@ export class Cluster {
   #runtime: PrimaryRuntime | undefined
   /** Primaries the coordinator replaced while they still ran; each steps down once it learns the newer epoch or crashes. */
   readonly #deposed: PrimaryRuntime[] = []
-  readonly #coordinatorLease: CoordinatorLease | undefined
+  readonly #coordinatorOptions: ControlPlaneOptions
+  /** The acting coordinator process. */
+  #coordinator: Coordinator
+  /** Replaced coordinator processes that have not noticed yet: they act on their views until their end tick. */
+  #staleCoordinators: Array<{ readonly process: Coordinator; readonly until: Tick }> = []
   #incarnation = 0
   #nextBarrierId = 1
   #nextPinId = 1
@@ -330,7 +342,6 @@ export class Cluster {
     }
     validateDurability(durability, nodeCount)
     if (this.options.primaryLease !== undefined) validateLeaseTerms(this.options.primaryLease)
-    this.#coordinatorLease = this.options.primaryLease === undefined ? undefined : new CoordinatorLease(this.options.primaryLease, Tick.zero)
     this.prng = new Prng(this.options.seed)
     this.#networkPrng = new Prng(this.options.seed ^ 0x6e6574)
     this.#network = this.options.network
@@ -345,15 +356,19 @@ export class Cluster {
       this.nodes.set(id, new SimNode(id, Epoch.first, endpoint))
     }
     this.nodeIds = ids
-    this.coordinator = new ControlPlane({
+    this.#coordinatorOptions = {
       members: ids.map((id) => ({ replicaId: id, endpoint: this.node(id).endpoint })),
       log: new RecoveryLog({ now: () => this.#now }),
       leaseTicks: this.options.leaseTimeoutTicks,
       reportFreshTicks: this.options.reportFreshTicks,
       assignmentResendTicks: 2,
+    }
+    this.assignments = new AssignmentStore({ epoch: Epoch.first, primaryId: ReplicaId.of('n1'), committedLsn: Lsn.zero, lineageResets: [] })
+    this.#coordinator = this.#startCoordinator()
+    this.#coordinatorOptions.log.subscribe((event) => {
+      if (event.kind === 'assignment_write_refused') this.stats.assignmentWritesRefused += 1
     })
-    if (this.#trace !== undefined) this.coordinator.log.subscribe((event) => this.#log('coordinator', formatRecoveryEvent(event)))
-    this.coordinator.assignInitialPrimary(ReplicaId.of('n1'))
+    if (this.#trace !== undefined) this.#coordinatorOptions.log.subscribe((event) => this.#log('coordinator', formatRecoveryEvent(event)))
     this.#becomePrimary(this.node(ReplicaId.of('n1')), Epoch.first, Lsn.zero)
   }
 
@@ -365,6 +380,16 @@ export class Cluster {
 
   get runtime(): PrimaryRuntime | undefined {
     return this.#runtime
+  }
+
+  /** The acting coordinator process's view (the control plane it decides with). */
+  get coordinator(): ControlPlane {
+    return this.#coordinator.plane
+  }
+
+  /** Coordinator processes replaced by a restart that still act, unaware, on their old views. */
+  staleCoordinators(): readonly Coordinator[] {
+    return this.#staleCoordinators.map((stale) => stale.process)
   }
 
   node(id: NodeId): SimNode {
@@ -444,6 +469,22 @@ export class Cluster {
   /** Cuts a node off from the coordinator (both ways unless `bothWays` is false): a live primary there keeps running. */
   isolateFromCoordinator(id: NodeId, bothWays = true): void {
     this.linkDown(id, coordinatorId, bothWays)
+  }
+
+  /**
+   * The coordinator process restarts: the new one knows only what it reads
+   * from the versioned assignment (and waits a whole lease before promoting
+   * over a primary it has not heard). The old one may not notice for
+   * `staleTicks` ticks: it keeps receiving heartbeats and acting on its
+   * view, and each write either of them makes is a compare-and-swap, so the
+   * one acting on an outdated revision is refused and re-reads.
+   */
+  restartCoordinator(staleTicks = 0): void {
+    const previous = this.#coordinator
+    this.#coordinator = this.#startCoordinator()
+    this.stats.coordinatorRestarts += 1
+    if (staleTicks > 0) this.#staleCoordinators.push({ process: previous, until: Tick.after(this.#now, staleTicks) })
+    this.#log('action', `coordinator restart revision=${this.#coordinator.revision} epoch=${this.coordinator.epoch}${staleTicks > 0 ? ` old process acts for ${staleTicks} more ticks` : ''}`)
   }
 
   crash(id: NodeId): void {
@@ -531,7 +572,12 @@ export class Cluster {
   bumpEpoch(): void {
     const runtime = this.#runtime
     if (runtime === undefined) return
-    const epoch = this.coordinator.bumpEpoch()
+    if (this.coordinator.primaryId !== runtime.nodeId) return
+    const epoch = this.#coordinator.bumpEpoch(this.#now)
+    if (epoch === undefined) {
+      this.#log('action', `epoch bump refused reason=revision_mismatch`)
+      return
+    }
     this.#log('action', `epoch bump to ${epoch} primary=${runtime.nodeId}`)
     const primary = this.node(runtime.nodeId)
     primary.epoch = epoch
@@ -540,7 +586,7 @@ export class Cluster {
     // The lease was granted for the old epoch: none until the coordinator answers at the new one.
     if (this.options.primaryLease !== undefined) runtime.lease = new PrimaryLease(this.options.primaryLease, epoch)
     runtime.changeEpoch(epoch, this.#now, this.#replicaAssignments(runtime))
-    this.#sendAssignments(runtime.nodeId)
+    this.#sendAssignments(this.#coordinator, runtime.nodeId)
   }
 
   /** Test hook: put an arbitrary message on the wire (late or stale traffic). */
@@ -553,6 +599,7 @@ export class Cluster {
   /** Advances one tick (see the module comment for the order). */
   tick(): void {
     this.#now = Tick.after(this.#now, 1)
+    this.#staleCoordinators = this.#staleCoordinators.filter((stale) => stale.until >= this.#now)
     for (const event of this.queue.take(this.#now, this.options.order, this.prng)) {
       if (event.type === 'message') this.#deliver(event.message)
       else this.#fire(event.timer)
@@ -835,12 +882,18 @@ export class Cluster {
     const committed = runtime.commit.candidateLsn()
     if (committed === previous) return
     if (!this.#mayAcknowledge(runtime, committed)) return
-    // Client acknowledgement is modelled as the coordinator accepting the
-    // commit: a primary of an older epoch is refused (it lost its lease).
-    if (!this.coordinator.acknowledgeCommit(runtime.epoch, committed)) {
-      this.#log('reject', `commit ${committed} from epoch ${runtime.epoch} reason=epoch_mismatch`)
-      return
+    // Client acknowledgement is modelled as a coordinator accepting the
+    // commit (a compare-and-swap on the versioned assignment): a primary of
+    // an older epoch is refused (it lost its lease). While a replaced
+    // coordinator process still runs, the commit reaches both (the acting
+    // one first): the one whose view is outdated loses the swap and re-reads.
+    let acknowledged = false
+    for (const process of [this.#coordinator, ...this.staleCoordinators()]) {
+      const verdict = process.acknowledgeCommit(runtime.epoch, committed, this.#now)
+      if (verdict === 'acknowledged') acknowledged = true
+      else this.#log('reject', `commit ${committed} from epoch ${runtime.epoch} reason=${verdict} coordinator_revision=${process.revision}`)
     }
+    if (!acknowledged) return
     runtime.commit.advance()
     const entries: WalEntry[] = []
     for (let lsn = Lsn.after(previous); lsn <= committed; lsn = Lsn.after(lsn)) {
@@ -878,28 +931,38 @@ export class Cluster {
     }
   }
 
+  /** A heartbeat reaches every coordinator process still running (a replaced one has not noticed yet). */
   #coordinatorReceive(message: Message): void {
     if (message.kind !== 'heartbeat') return this.#reject(message, 'misrouted')
-    const coordinator = this.coordinator
-    const outcome = coordinator.receiveHeartbeat({ replicaId: message.from, ...message }, this.#now)
+    for (const process of [...this.staleCoordinators(), this.#coordinator]) this.#coordinatorHears(process, message)
+  }
+
+  #coordinatorHears(process: Coordinator, message: Extract<Message, { kind: 'heartbeat' }>): void {
+    const outcome = process.receiveHeartbeat({ replicaId: message.from, ...message }, this.#now)
+    const coordinator = process.plane
     if (outcome.endpointChanged) {
       this.#log('coordinator', `endpoint_changed ${message.from} v${message.endpoint.version}`)
       const runtime = this.#runtime
-      if (runtime !== undefined && runtime.nodeId !== message.from) this.#sendMembership(runtime)
+      if (runtime !== undefined && runtime.nodeId !== message.from) this.#sendMembership(process, runtime)
     }
-    const lease = this.#coordinatorLease
+    const lease = process.lease
     if (lease !== undefined && message.serving && message.from === coordinator.primaryId && message.epoch === coordinator.epoch) {
-      // The primary's heartbeat is its lease renewal: granted from when it was sent.
+      // The primary's heartbeat is its lease renewal: granted from when it was sent, and only on a view that is still the store's.
       lease.heard(this.#now)
-      this.#send(Tick.after(this.#now, 1), { kind: 'lease_grant', from: coordinatorId, to: message.from, epoch: coordinator.epoch, sentAt: message.sentAt })
+      if (process.viewCurrent(this.#now)) {
+        this.#send(Tick.after(this.#now, 1), { kind: 'lease_grant', from: coordinatorId, to: message.from, epoch: coordinator.epoch, sentAt: message.sentAt, revision: process.revision })
+      } else {
+        this.#log('coordinator', `lease not granted to ${message.from} reason=view_outdated revision=${process.revision}`)
+      }
     }
     if (outcome.sendAssignment) {
       this.#send(Tick.after(this.#now, 1), {
         kind: 'assignment',
         from: coordinatorId,
         to: message.from,
-        epoch: coordinator.epoch,
-        lineageResets: coordinator.lineageResets,
+        epoch: process.plane.epoch,
+        lineageResets: process.plane.lineageResets,
+        revision: process.revision,
       })
     }
   }
@@ -940,13 +1003,15 @@ export class Cluster {
    * it last granted has lapsed on the primary's side.
    */
   #coordinate(): void {
-    const lease = this.#coordinatorLease
-    if (lease === undefined) {
-      if (this.coordinator.promotionDue(this.#runtime !== undefined, this.#now)) this.#promote()
-      return
+    for (const process of [...this.staleCoordinators(), this.#coordinator]) {
+      const lease = process.lease
+      if (lease === undefined) {
+        if (process.plane.promotionDue(this.#runtime !== undefined, this.#now)) this.#promote(process)
+        continue
+      }
+      const heardLately = Tick.between(lease.lastHeardAt(), this.#now) <= 1
+      if (process.plane.promotionDue(heardLately, this.#now) && lease.promotionAllowed(this.#now)) this.#promote(process)
     }
-    const heardLately = Tick.between(lease.lastHeardAt(), this.#now) <= 1
-    if (this.coordinator.promotionDue(heardLately, this.#now) && lease.promotionAllowed(this.#now)) this.#promote()
   }
 
   /** A lease grant reaches the primary (or a deposed one) on `node`. */
@@ -1008,9 +1073,9 @@ export class Cluster {
     return ineligibility(this.promotionInput(), node.id)
   }
 
-  #promote(): void {
-    const coordinator = this.coordinator
-    const decision = this.options.plantedBugs.promoteIgnoresEligibility === true ? this.#promoteAnyRunning() : this.coordinator.decidePromotion(this.#now)
+  #promote(process: Coordinator): void {
+    const coordinator = process.plane
+    const decision = this.options.plantedBugs.promoteIgnoresEligibility === true ? this.#promoteAnyRunning(coordinator) : coordinator.decidePromotion(this.#now)
     const verdicts = decision.verdicts.map(({ replicaId, ineligibility }) => `${replicaId}:${ineligibility ?? 'eligible'}`)
     if (decision.kind === 'blocked') {
       this.stats.promotionsBlocked += 1
@@ -1031,8 +1096,11 @@ export class Cluster {
       return
     }
     const epoch = decision.epoch
-    coordinator.promoted(chosen.id, epoch)
-    this.#coordinatorLease?.assigned(this.#now)
+    // The decision is written by compare-and-swap: a process whose view is outdated loses to the newer write and re-reads.
+    if (!process.promote(chosen.id, epoch, this.#now)) {
+      this.#log('promotion_blocked', `reason=assignment_write_refused ${chosen.id} epoch=${epoch}`)
+      return
+    }
     const replaced = this.#runtime
     if (replaced !== undefined) {
       // Still running, cut off from the coordinator: it serves on, deposed, until it learns or crashes.
@@ -1047,7 +1115,7 @@ export class Cluster {
     chosen.epoch = epoch
     this.#truncatePrimaryUncommitted(chosen, coordinator.committedLsn)
     this.#becomePrimary(chosen, epoch, Lsn.min(coordinator.committedLsn, chosen.durableLsn))
-    this.#sendAssignments(chosen.id)
+    this.#sendAssignments(process, chosen.id)
   }
 
   /**
@@ -1058,7 +1126,8 @@ export class Cluster {
    * lineage reset its next assignment carries. Returns whether it promoted.
    */
   promoteDesperately(): boolean {
-    const coordinator = this.coordinator
+    const process = this.#coordinator
+    const coordinator = process.plane
     if (this.#runtime !== undefined) {
       this.#log('promotion_blocked', 'desperate reason=primary_serving')
       return false
@@ -1075,10 +1144,12 @@ export class Cluster {
     }
     // The node keeps what it knows is on the committed lineage now, which its report may have understated.
     const keptLsn = Lsn.min(decision.keptLsn, lineageSafeLsn(chosen))
-    coordinator.log.append({ ...decision.event, detail: { ...decision.event.detail, keptLsn } })
     const epoch = decision.epoch
-    coordinator.promoted(chosen.id, epoch)
-    coordinator.declareLoss(epoch, keptLsn)
+    if (!process.promoteDesperately(chosen.id, epoch, keptLsn, this.#now)) {
+      this.#log('promotion_blocked', 'desperate reason=assignment_write_refused')
+      return false
+    }
+    coordinator.log.append({ ...decision.event, detail: { ...decision.event.detail, keptLsn } })
     this.committedHighWater = keptLsn
     this.reference.declareLoss(keptLsn)
     this.#log('promote', `${chosen.id} epoch=${epoch} desperate kept=${keptLsn} reason=${decision.event.reason ?? ''}`)
@@ -1087,16 +1158,16 @@ export class Cluster {
     chosen.knownCommittedLsn = Lsn.min(chosen.knownCommittedLsn, keptLsn)
     this.#truncatePrimaryUncommitted(chosen, keptLsn)
     this.#becomePrimary(chosen, epoch, keptLsn)
-    this.#sendAssignments(chosen.id)
+    this.#sendAssignments(process, chosen.id)
     return true
   }
 
   /** Planted bug: the first running node by id, whatever its epoch, state or prefix. */
-  #promoteAnyRunning(): PromotionDecision {
+  #promoteAnyRunning(coordinator: ControlPlane): PromotionDecision {
     const verdicts = this.nodeIds.map((replicaId) => ({ replicaId, ineligibility: undefined }))
     const chosen = this.nodeIds.find((id) => this.node(id).running)
     if (chosen === undefined) return { kind: 'blocked', reason: 'no_eligible_member', verdicts }
-    return { kind: 'promote', replicaId: chosen, epoch: Epoch.next(this.coordinator.epoch), verdicts }
+    return { kind: 'promote', replicaId: chosen, epoch: Epoch.next(coordinator.epoch), verdicts }
   }
 
   /** A node that becomes primary at a new epoch drops its uncommitted tail (never revived). */
@@ -1107,6 +1178,10 @@ export class Cluster {
       this.#log('recovery', `${node.id} drops uncommitted tail above ${committedLsn}`)
     }
     node.knownCommittedLsn = takeover.knownCommittedLsn
+  }
+
+  #startCoordinator(): Coordinator {
+    return new Coordinator({ plane: this.#coordinatorOptions, store: this.assignments, lease: this.options.primaryLease }, this.#now)
   }
 
   #becomePrimary(node: SimNode, epoch: Epoch, committedLsn: Lsn): void {
@@ -1159,35 +1234,39 @@ export class Cluster {
       .map((id) => ({ replicaId: id, endpoint: endpoints.get(id) ?? this.node(id).endpoint }))
   }
 
-  #sendAssignments(primaryId: NodeId): void {
+  #sendAssignments(process: Coordinator, primaryId: NodeId): void {
+    const coordinator = process.plane
     for (const id of this.nodeIds) {
       if (id === primaryId) continue
-      this.coordinator.recordAssignmentSent(id, this.#now)
+      coordinator.recordAssignmentSent(id, this.#now)
       this.#send(Tick.after(this.#now, 1), {
         kind: 'assignment',
         from: coordinatorId,
         to: id,
-        epoch: this.coordinator.epoch,
-        lineageResets: this.coordinator.lineageResets,
+        epoch: coordinator.epoch,
+        lineageResets: coordinator.lineageResets,
+        revision: process.revision,
       })
     }
   }
 
-  /** The primary publishes its replicas' states; the coordinator re-sends a membership update the primary missed. */
+  /** The primary publishes its replicas' states to the acting coordinator, which re-sends a membership update the primary missed. */
   #reportStates(): void {
     const runtime = this.#runtime
     if (runtime === undefined) return
-    if (this.coordinator.publishStates(runtime.registry.status(), this.#now)) this.#sendMembership(runtime)
+    if (this.coordinator.publishStates(runtime.registry.status(), this.#now)) this.#sendMembership(this.#coordinator, runtime)
   }
 
-  #sendMembership(runtime: PrimaryRuntime): void {
-    this.coordinator.recordMembershipSent(this.#now)
+  #sendMembership(process: Coordinator, runtime: PrimaryRuntime): void {
+    const coordinator = process.plane
+    coordinator.recordMembershipSent(this.#now)
     this.#send(Tick.after(this.#now, 1), {
       kind: 'membership',
       from: coordinatorId,
       to: runtime.nodeId,
-      epoch: this.coordinator.epoch,
-      endpoints: [...this.coordinator.knownEndpoints],
+      epoch: coordinator.epoch,
+      endpoints: [...coordinator.knownEndpoints],
+      revision: process.revision,
     })
   }
 
@@ -1405,11 +1484,11 @@ export function describe(message: Message): string {
     case 'heartbeat':
       return `heartbeat ${route} v${message.endpoint.version} durable=${message.durableLsn}`
     case 'assignment':
-      return `assignment ${route}`
+      return `assignment ${route} rev=${message.revision}`
     case 'membership':
-      return `membership ${route}`
+      return `membership ${route} rev=${message.revision}`
     case 'lease_grant':
-      return `lease_grant ${route} sent_at=${message.sentAt}`
+      return `lease_grant ${route} sent_at=${message.sentAt} rev=${message.revision}`
     case 'handshake':
       return `handshake ${route} session=${message.sessionId}`
     case 'handshake_reply':

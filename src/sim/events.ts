@@ -38,9 +38,10 @@ export type Message =
   | (MessageBase & { readonly kind: 'handshake_reply'; readonly sessionId: SessionId; readonly flushedLsn: Lsn })
   | (MessageBase & { readonly kind: 'heartbeat'; readonly endpoint: Endpoint; readonly durableLsn: Lsn; readonly safeLsn: Lsn; readonly sentAt: Tick; readonly serving: boolean })
   /** The coordinator's answer to the primary's heartbeat: a lease counted from the heartbeat's `sentAt`, at the coordinator's epoch. */
-  | (MessageBase & { readonly kind: 'lease_grant'; readonly sentAt: Tick })
-  | (MessageBase & { readonly kind: 'assignment'; readonly lineageResets: readonly LineageReset[] })
-  | (MessageBase & { readonly kind: 'membership'; readonly endpoints: ReadonlyArray<readonly [NodeId, Endpoint]> })
+  | (MessageBase & { readonly kind: 'lease_grant'; readonly sentAt: Tick; readonly revision: number })
+  /** Coordinator messages carry the revision of the versioned assignment their sender acted on (its fencing token). */
+  | (MessageBase & { readonly kind: 'assignment'; readonly lineageResets: readonly LineageReset[]; readonly revision: number })
+  | (MessageBase & { readonly kind: 'membership'; readonly endpoints: ReadonlyArray<readonly [NodeId, Endpoint]>; readonly revision: number })
 
 export type Timer =
   | { readonly kind: 'barrier_timeout'; readonly incarnation: number; readonly barrierId: number }
