@@ -70,6 +70,7 @@ export type {
   RetentionPins,
   StorageAdapter,
   TransferReport,
+  TruncateReport,
   BaseTransferReport,
   ConnectReport,
   ReplicaConnector,

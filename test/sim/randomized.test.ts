@@ -53,6 +53,7 @@ const pathsRequired = [
   'commitsWithoutLease',
   'coordinatorRestarts',
   'assignmentWritesRefused',
+  'truncationsAnswered',
 ] as const satisfies ReadonlyArray<keyof ClusterStats>
 
 function describeFailures(failures: readonly RunResult[]): string {
