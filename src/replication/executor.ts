@@ -207,7 +207,7 @@ export class CatchUpExecutor extends Executor {
     const toLsn = Lsn.min(Lsn.after(fromLsn, this.chunkEntriesMax), session.targetLsn)
     const report = this.transport.streamWal({ ticket: this.ticket, fromLsnExclusive: fromLsn, toLsnInclusive: toLsn })
     if (!report.ok) return this.failAndInvalidate(report.reason, 'disconnected')
-    const durableLsn = Lsn.min(report.durableLsn, session.targetLsn)
+    const durableLsn = this.faults.catchUpTargetNotFrozen === true ? report.durableLsn : Lsn.min(report.durableLsn, session.targetLsn)
     if (durableLsn > fromLsn) {
       const progress = sender.recordCatchUpProgress(this.ticket, durableLsn, tick)
       if (!progress.ok) return this.failAndInvalidate(progress.reason, 'disconnected')
