@@ -54,7 +54,7 @@ function parseCount(text: string | undefined, name: string, fallback: number, mi
 class UsageError extends Error {}
 
 function describeRun(result: RunResult): string {
-  const shape = `${result.shape.nodeCount} nodes ${result.shape.durability} ${result.shape.order}, ${result.shape.timers} timers, ${result.shape.storage} disk, ${result.shape.handshake} handshake, ${result.shape.coordinatorLinks} coordinator links`
+  const shape = `${result.shape.nodeCount} nodes ${result.shape.durability} ${result.shape.order}, ${result.shape.timers} timers, ${result.shape.storage} disk, ${result.shape.handshake} handshake, ${result.shape.coordinatorLinks} coordinator links, ${result.shape.coordinator} coordinator`
   return `seed ${result.seed} (${shape}) steps ${result.stepsRun} committed ${result.committedLsn}`
 }
 
@@ -172,6 +172,7 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
       `paths: budget violations ${totals.budgetViolations} catch-up timeouts ${totals.catchUpTimeouts} reservation timeouts ${totals.reservationTimeouts} pin failures ${totals.pinFailures} rebuild stalls ${totals.rebuildStalls}`,
       `       stale assignments ${totals.staleAssignments} failed fsyncs ${totals.fsyncFailures} interrupted transfers ${totals.transfersInterrupted} connect timeouts ${totals.connectTimeouts}`,
       `       deposed primaries ${totals.primariesDeposed} writes to deposed primaries ${totals.writesToDeposed} commits held back without a lease ${totals.commitsWithoutLease}`,
+      `       coordinator restarts ${totals.coordinatorRestarts} assignment writes refused ${totals.assignmentWritesRefused} truncations answered ${totals.truncationsAnswered} truncate timeouts ${totals.truncateTimeouts}`,
       `liveness: ${settledRuns} of ${summary.runs} runs settled after faults stopped, slowest in ${settledTicksMax} ticks`,
     ].join('\n') + '\n',
   )

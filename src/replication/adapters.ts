@@ -3,9 +3,10 @@
  * no I/O of its own: the cluster implements these over the real WAL, store
  * and network, and the simulator (`src/sim/`) implements them over simulated
  * nodes. Every method is synchronous and must not block: an operation that
- * takes time (shipping entries, copying a base) is started by one call and
- * its progress is reported by later calls, which the executors make once per
- * step. Progress that has not happened yet is not an error: the budget's
+ * takes time (a connect's handshake, shipping entries, copying a base, a
+ * truncation) is started by one call and its progress is reported by later
+ * calls, which the driver and the executors make once per tick or step; only
+ * the primary's own storage (retained history, pins) answers at once. Progress that has not happened yet is not an error: the budget's
  * progress deadline turns a stall into an escalation.
  */
 import type { Assignment } from './registry.ts'
@@ -88,9 +89,23 @@ export interface BaseTransfer {
   transferFullBase(request: { readonly ticket: SessionTicket; readonly targetLsn: Lsn }): BaseTransferReport
 }
 
+/**
+ * A truncation's report: the LSN the replica says it truncated to, once it
+ * has answered; undefined until then (the request is a message to the
+ * replica, and its answer may take ticks or be lost).
+ */
+export type TruncateReport = { readonly ok: true; readonly truncatedToLsn: Lsn | undefined } | { readonly ok: false; readonly reason: string }
+
 export interface ReplicaTruncator {
-  /** Drop every replica entry above `toLsn` (uncommitted data is never revived). */
-  truncate(request: { readonly ticket: SessionTicket; readonly toLsn: Lsn }): TransferReport
+  /**
+   * Starts, or polls, the replica's truncation of every entry above `toLsn`
+   * for the ticket's session (uncommitted data is never revived). The
+   * executor asks again on every step until the answer is in, and gives up
+   * after its `truncateTimeoutTicks`; a session that ends is never polled
+   * again. Implementations keep it idempotent per session: a duplicated or
+   * delayed request must not drop entries the replica took after answering.
+   */
+  truncate(request: { readonly ticket: SessionTicket; readonly toLsn: Lsn }): TruncateReport
 }
 
 export interface RecoveryTransport extends WalStreamer, BaseTransfer, ReplicaTruncator {}

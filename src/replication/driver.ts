@@ -262,6 +262,15 @@ export class RecoveryDriver {
       ready.timers.push({ kind: 'catchup_timeout', at: Tick.after(now, this.#options.catchUpTimeoutTicks), ...timer })
       ready.timers.push({ kind: 'reservation_timeout', at: Tick.after(now, this.#options.reservationTimeoutTicks), ...timer })
     }
-    return new CatchUpExecutor({ registry, transport: adapters, plan: planned.plan, chunkEntriesMax, budget: catchUpBudget, faults: this.#options.faults })
+    return new CatchUpExecutor({
+      registry,
+      transport: adapters,
+      plan: planned.plan,
+      chunkEntriesMax,
+      budget: catchUpBudget,
+      faults: this.#options.faults,
+      // A truncation is answered by the replica like a handshake, within the same bound.
+      truncateTimeoutTicks: this.#options.connectTimeoutTicks ?? connectTimeoutTicksDefault,
+    })
   }
 }

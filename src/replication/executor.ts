@@ -33,9 +33,12 @@ export interface ExecutorOptions {
   readonly chunkEntriesMax?: number
   readonly onStep?: StepHook
   readonly faults?: ProtocolFaults
+  /** A replica that has not answered a truncation within this many ticks fails the session (`truncate_timeout`). */
+  readonly truncateTimeoutTicks?: number
 }
 
 export const chunkEntriesMaxDefault = 64
+export const truncateTimeoutTicksDefault = 10
 
 const running: ExecutorStatus = { state: 'running' }
 
@@ -174,11 +177,16 @@ abstract class Executor {
 export class CatchUpExecutor extends Executor {
   readonly plan: RecoveryPlan
   readonly #budget: CatchUpBudget | undefined
+  readonly #truncateTimeoutTicks: number
+  /** When the truncation was first asked for (it may be answered ticks later). */
+  #truncateAskedAt: Tick | undefined
 
   constructor(options: ExecutorOptions & { readonly plan: RecoveryPlan; readonly budget?: CatchUpBudget }) {
     super(options, options.plan.ticket, options.plan.pins)
     this.plan = options.plan
     this.#budget = options.budget
+    this.#truncateTimeoutTicks = options.truncateTimeoutTicks ?? truncateTimeoutTicksDefault
+    invariant(Number.isSafeInteger(this.#truncateTimeoutTicks) && this.#truncateTimeoutTicks >= 1, 'truncateTimeoutTicks must be >= 1')
   }
 
   start(tick: Tick): ExecutorStatus {
@@ -199,7 +207,7 @@ export class CatchUpExecutor extends Executor {
     const toLsn = Lsn.min(Lsn.after(fromLsn, this.chunkEntriesMax), session.targetLsn)
     const report = this.transport.streamWal({ ticket: this.ticket, fromLsnExclusive: fromLsn, toLsnInclusive: toLsn })
     if (!report.ok) return this.failAndInvalidate(report.reason, 'disconnected')
-    const durableLsn = Lsn.min(report.durableLsn, session.targetLsn)
+    const durableLsn = this.faults.catchUpTargetNotFrozen === true ? report.durableLsn : Lsn.min(report.durableLsn, session.targetLsn)
     if (durableLsn > fromLsn) {
       const progress = sender.recordCatchUpProgress(this.ticket, durableLsn, tick)
       if (!progress.ok) return this.failAndInvalidate(progress.reason, 'disconnected')
@@ -219,9 +227,15 @@ export class CatchUpExecutor extends Executor {
       const recorded = sender.recordTruncation(this.ticket, truncation.toLsn)
       if (!recorded.ok) return this.failAndInvalidate(recorded.reason, 'disconnected')
     } else if (truncation !== undefined && !truncation.recorded) {
+      this.#truncateAskedAt ??= tick
       const report = this.transport.truncate({ ticket: this.ticket, toLsn: truncation.toLsn })
       if (!report.ok) return this.failAndInvalidate(report.reason, 'disconnected')
-      const recorded = sender.recordTruncation(this.ticket, report.durableLsn)
+      if (report.truncatedToLsn === undefined) {
+        // Not answered yet: ask again next step, within the bound.
+        if (Tick.between(this.#truncateAskedAt, tick) >= this.#truncateTimeoutTicks) return this.failAndInvalidate('truncate_timeout', 'disconnected')
+        return this.status
+      }
+      const recorded = sender.recordTruncation(this.ticket, report.truncatedToLsn)
       if (!recorded.ok) return this.failAndInvalidate(recorded.reason, 'disconnected')
     }
     const completed = sender.completeSession(this.ticket)

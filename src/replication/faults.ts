@@ -6,6 +6,8 @@
  * CLI has no way to, and `noFaults` is the default everywhere.
  */
 export interface ProtocolFaults {
+  /** Sender and executor: catch-up progress past the frozen target is accepted and moves the target with it. */
+  readonly catchUpTargetNotFrozen?: boolean
   /** Sender: a ticket from an older epoch passes the authority check. */
   readonly acceptStaleEpochTicket?: boolean
   /** Replica side: ship and barrier traffic from an older epoch passes the fence. */
@@ -25,6 +27,7 @@ export interface ProtocolFaults {
 export const noFaults: ProtocolFaults = Object.freeze({})
 
 export const protocolFaultNames = [
+  'catchUpTargetNotFrozen',
   'acceptStaleEpochTicket',
   'acceptOlderEpochTraffic',
   'keepPinsOnBudgetViolation',

@@ -70,6 +70,7 @@ export type {
   RetentionPins,
   StorageAdapter,
   TransferReport,
+  TruncateReport,
   BaseTransferReport,
   ConnectReport,
   ReplicaConnector,
@@ -83,3 +84,5 @@ export { PrimaryLease, CoordinatorLease, validateLeaseTerms } from './lease.ts'
 export type { LeaseTerms, LeaseRenewal } from './lease.ts'
 export { AssignmentStore, fencingTokenCurrent, promotionRecord, commitRecord } from './assignment-store.ts'
 export type { AssignmentRecord, VersionedAssignment, SwapResult } from './assignment-store.ts'
+export { Coordinator } from './coordinator.ts'
+export type { AssignmentPort, CoordinatorOptions, CommitAcknowledgement } from './coordinator.ts'

@@ -42,6 +42,7 @@ export type RecoveryEventKind =
   | 'exec_completed'
   | 'exec_resources_released'
   | 'desperate_promotion'
+  | 'assignment_write_refused'
 
 export interface RecoveryEvent {
   readonly seq: number

@@ -80,6 +80,13 @@ export class PrimaryProtocol {
    * The control plane moved this primary to a newer epoch: acks and
    * barriers of the old epoch stop counting, and reconciling at the new
    * epoch invalidates every older session (replicas handshake again).
+   * Every sender moves to the new epoch even where the assignment names an
+   * endpoint older than the one the sender already uses (refused as
+   * `stale_assignment`, the sender keeps its newer address): a sender left
+   * at the old epoch could never connect again, and the control plane,
+   * seeing its endpoints current, would never send the update that moves
+   * it (seed 2713 of 1–10 000, liveness: a restarted coordinator re-read no
+   * addresses and bumped the epoch with a member's first one).
    */
   changeEpoch(epoch: Epoch, now: Tick, replicas: readonly ReplicaAssignment[]): void {
     invariant(epoch > this.#epoch, () => `primary epoch ${this.#epoch} -> ${epoch} does not move forward`)
@@ -87,6 +94,7 @@ export class PrimaryProtocol {
     this.commit.clearAcks()
     this.barriers.expireAll(now)
     this.registry.reconcile({ epoch, replicas })
+    this.registry.invalidateEpoch(epoch)
   }
 
   /**

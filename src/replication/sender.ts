@@ -194,7 +194,10 @@ export class Sender {
     const session = authorized.value
     if (session.phase !== 'catchup') return this.#reject('wrong_phase', ticket)
     if (lsn <= session.recoveredTo) return this.#reject('progress_regression', ticket)
-    if (lsn > session.targetLsn) return this.#reject('beyond_frozen_target', ticket)
+    if (lsn > session.targetLsn) {
+      if (this.#faults.catchUpTargetNotFrozen !== true) return this.#reject('beyond_frozen_target', ticket)
+      session.targetLsn = lsn
+    }
     const budget = session.budget
     if (budget !== undefined) {
       if (tick === undefined && budget.budget.progressDeadlineTicks > 0) return this.#reject('tick_missing', ticket)

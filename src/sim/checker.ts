@@ -98,7 +98,9 @@ export function checkCluster(cluster: Cluster): Violation[] {
   const add = (kind: ViolationKind, detail: string): void => {
     violations.push({ tick, kind, detail })
   }
-  const committed = cluster.coordinator.committedLsn
+  // The versioned assignment is the truth; a coordinator process's view may be outdated.
+  const assigned = cluster.assignments.read().record
+  const committed = assigned.committedLsn
   const reference = cluster.reference
 
   if (committed < cluster.committedHighWater) add('committed_regressed', `committed ${committed} < ${cluster.committedHighWater}`)
@@ -107,16 +109,16 @@ export function checkCluster(cluster: Cluster): Violation[] {
   for (const node of cluster.nodes.values()) {
     const problem = node.checkStructure()
     if (problem !== undefined) add('storage_structure', `${node.id}: ${problem}`)
-    if (node.epoch > cluster.coordinator.epoch) add('future_epoch', `${node.id} at epoch ${node.epoch} > ${cluster.coordinator.epoch}`)
+    if (node.epoch > assigned.epoch) add('future_epoch', `${node.id} at epoch ${node.epoch} > ${assigned.epoch}`)
   }
   for (const message of cluster.queue.messages()) {
-    if (message.epoch > cluster.coordinator.epoch) add('future_epoch', `${message.kind} ${message.from}->${message.to} at epoch ${message.epoch}`)
+    if (message.epoch > assigned.epoch) add('future_epoch', `${message.kind} ${message.from}->${message.to} at epoch ${message.epoch}`)
   }
 
   const primary = cluster.primary()
   const runtime = cluster.runtime
   if (primary !== undefined && runtime !== undefined) {
-    if (runtime.epoch > cluster.coordinator.epoch) add('future_epoch', `primary runtime at epoch ${runtime.epoch}`)
+    if (runtime.epoch > assigned.epoch) add('future_epoch', `primary runtime at epoch ${runtime.epoch}`)
     if (primary.headLsn < committed) {
       add('committed_entry_lost', `primary ${primary.id} head ${primary.headLsn} < committed ${committed}`)
     } else {
@@ -167,7 +169,7 @@ export function checkCluster(cluster: Cluster): Violation[] {
 
   for (const deposed of cluster.deposed()) {
     if (deposed.lease?.holds(tick) === true) {
-      add('overlapping_primaries', `deposed primary ${deposed.nodeId} (epoch ${deposed.epoch}) still holds its lease until ${deposed.lease.expiresAt} while ${cluster.runtime?.nodeId ?? 'no primary'} serves epoch ${cluster.coordinator.epoch}`)
+      add('overlapping_primaries', `deposed primary ${deposed.nodeId} (epoch ${deposed.epoch}) still holds its lease until ${deposed.lease.expiresAt} while ${cluster.runtime?.nodeId ?? 'no primary'} serves epoch ${assigned.epoch}`)
     }
   }
 

@@ -23,8 +23,8 @@ import {
   PrimaryProtocol,
   noFaults,
   Epoch,
-  ControlPlane,
-  CoordinatorLease,
+  AssignmentStore,
+  Coordinator,
   PrimaryLease,
   validateLeaseTerms,
   acceptPromotion,
@@ -44,6 +44,8 @@ import {
   validateDurability,
 } from '../replication/index.ts'
 import type {
+  ControlPlane,
+  ControlPlaneOptions,
   BaseTransferReport,
   CatchUpBudget,
   ConnectReport,
@@ -67,6 +69,7 @@ import type {
   SessionId,
   SessionTicket,
   TransferReport,
+  TruncateReport,
 } from '../replication/index.ts'
 import { auditCommitDurability, checkCluster, type Violation } from './checker.ts'
 import { EventQueue, coordinatorId, type EventOrder, type Message, type NodeId, type Timer } from './events.ts'
@@ -227,6 +230,8 @@ export class PrimaryRuntime extends PrimaryProtocol {
   readonly handshakes = new Map<ReplicaId, { sessionId: SessionId; flushedLsn: Lsn | undefined }>()
   /** Base transfers under way (at most one per replica: the one of its current session). */
   readonly transfers = new Map<ReplicaId, { sessionId: SessionId; doneAt: Tick }>()
+  /** Truncations asked of replicas over the network: the session's, when last sent, and the replica's answer once it arrived. */
+  readonly truncations = new Map<ReplicaId, { sessionId: SessionId; sentAt: Tick; truncatedToLsn: Lsn | undefined }>()
   /** The lease this primary may acknowledge under (leased clusters only). */
   lease: PrimaryLease | undefined
 
@@ -262,6 +267,12 @@ export interface ClusterStats {
   writesToDeposed: number
   /** Commits a primary held back because its lease did not hold. */
   commitsWithoutLease: number
+  /** Coordinator processes restarted, and assignment writes refused because another process wrote first (compare-and-swap lost). */
+  coordinatorRestarts: number
+  assignmentWritesRefused: number
+  /** Truncations a replica answered over the network (ticks after the request), and those never answered in time. */
+  truncationsAnswered: number
+  truncateTimeouts: number
 }
 
 /** Every counter at zero: a run's start, and the sum over no runs. */
@@ -289,6 +300,10 @@ export function emptyClusterStats(): ClusterStats {
     primariesDeposed: 0,
     writesToDeposed: 0,
     commitsWithoutLease: 0,
+    coordinatorRestarts: 0,
+    assignmentWritesRefused: 0,
+    truncationsAnswered: 0,
+    truncateTimeouts: 0,
   }
 }
 
@@ -300,10 +315,17 @@ export class Cluster {
   readonly queue = new EventQueue()
   readonly reference = new ReferenceModel()
   readonly violations: Violation[] = []
-  readonly coordinator: ControlPlane
+  /** The versioned assignment (etcd's key): it outlives every coordinator process. */
+  readonly assignments: AssignmentStore
   readonly stats: ClusterStats = emptyClusterStats()
   readonly #trace: TraceEvent[] | undefined
   readonly #linksDown = new Set<string>()
+  /**
+   * The replica side's memory of its current recovery session (in memory,
+   * lost in a crash): set by the handshake, it makes a truncation
+   * idempotent per session and refuses one of an older session.
+   */
+  readonly #replicaSessions = new Map<NodeId, { sessionId: SessionId; truncatedToLsn: Lsn | undefined }>()
   /** Draws for the network model only, so turning it on leaves the action sequence of a seed alone. */
   readonly #networkPrng: Prng
   /** Draws for the storage model only, for the same reason. */
@@ -314,7 +336,11 @@ export class Cluster {
   #runtime: PrimaryRuntime | undefined
   /** Primaries the coordinator replaced while they still ran; each steps down once it learns the newer epoch or crashes. */
   readonly #deposed: PrimaryRuntime[] = []
-  readonly #coordinatorLease: CoordinatorLease | undefined
+  readonly #coordinatorOptions: ControlPlaneOptions
+  /** The acting coordinator process. */
+  #coordinator: Coordinator
+  /** Replaced coordinator processes that have not noticed yet: they act on their views until their end tick. */
+  #staleCoordinators: Array<{ readonly process: Coordinator; readonly until: Tick }> = []
   #incarnation = 0
   #nextBarrierId = 1
   #nextPinId = 1
@@ -330,7 +356,6 @@ export class Cluster {
     }
     validateDurability(durability, nodeCount)
     if (this.options.primaryLease !== undefined) validateLeaseTerms(this.options.primaryLease)
-    this.#coordinatorLease = this.options.primaryLease === undefined ? undefined : new CoordinatorLease(this.options.primaryLease, Tick.zero)
     this.prng = new Prng(this.options.seed)
     this.#networkPrng = new Prng(this.options.seed ^ 0x6e6574)
     this.#network = this.options.network
@@ -345,15 +370,19 @@ export class Cluster {
       this.nodes.set(id, new SimNode(id, Epoch.first, endpoint))
     }
     this.nodeIds = ids
-    this.coordinator = new ControlPlane({
+    this.#coordinatorOptions = {
       members: ids.map((id) => ({ replicaId: id, endpoint: this.node(id).endpoint })),
       log: new RecoveryLog({ now: () => this.#now }),
       leaseTicks: this.options.leaseTimeoutTicks,
       reportFreshTicks: this.options.reportFreshTicks,
       assignmentResendTicks: 2,
+    }
+    this.assignments = new AssignmentStore({ epoch: Epoch.first, primaryId: ReplicaId.of('n1'), committedLsn: Lsn.zero, lineageResets: [] })
+    this.#coordinator = this.#startCoordinator()
+    this.#coordinatorOptions.log.subscribe((event) => {
+      if (event.kind === 'assignment_write_refused') this.stats.assignmentWritesRefused += 1
     })
-    if (this.#trace !== undefined) this.coordinator.log.subscribe((event) => this.#log('coordinator', formatRecoveryEvent(event)))
-    this.coordinator.assignInitialPrimary(ReplicaId.of('n1'))
+    if (this.#trace !== undefined) this.#coordinatorOptions.log.subscribe((event) => this.#log('coordinator', formatRecoveryEvent(event)))
     this.#becomePrimary(this.node(ReplicaId.of('n1')), Epoch.first, Lsn.zero)
   }
 
@@ -365,6 +394,16 @@ export class Cluster {
 
   get runtime(): PrimaryRuntime | undefined {
     return this.#runtime
+  }
+
+  /** The acting coordinator process's view (the control plane it decides with). */
+  get coordinator(): ControlPlane {
+    return this.#coordinator.plane
+  }
+
+  /** Coordinator processes replaced by a restart that still act, unaware, on their old views. */
+  staleCoordinators(): readonly Coordinator[] {
+    return this.#staleCoordinators.map((stale) => stale.process)
   }
 
   node(id: NodeId): SimNode {
@@ -446,10 +485,27 @@ export class Cluster {
     this.linkDown(id, coordinatorId, bothWays)
   }
 
+  /**
+   * The coordinator process restarts: the new one knows only what it reads
+   * from the versioned assignment (and waits a whole lease before promoting
+   * over a primary it has not heard). The old one may not notice for
+   * `staleTicks` ticks: it keeps receiving heartbeats and acting on its
+   * view, and each write either of them makes is a compare-and-swap, so the
+   * one acting on an outdated revision is refused and re-reads.
+   */
+  restartCoordinator(staleTicks = 0): void {
+    const previous = this.#coordinator
+    this.#coordinator = this.#startCoordinator()
+    this.stats.coordinatorRestarts += 1
+    if (staleTicks > 0) this.#staleCoordinators.push({ process: previous, until: Tick.after(this.#now, staleTicks) })
+    this.#log('action', `coordinator restart revision=${this.#coordinator.revision} epoch=${this.coordinator.epoch}${staleTicks > 0 ? ` old process acts for ${staleTicks} more ticks` : ''}`)
+  }
+
   crash(id: NodeId): void {
     const node = this.node(id)
     if (!node.running) return
     node.crash()
+    this.#replicaSessions.delete(id)
     this.stats.crashes += 1
     this.#log('action', `crash ${id} durable=${node.durableLsn}`)
     if (this.#runtime?.nodeId === id) {
@@ -531,7 +587,12 @@ export class Cluster {
   bumpEpoch(): void {
     const runtime = this.#runtime
     if (runtime === undefined) return
-    const epoch = this.coordinator.bumpEpoch()
+    if (this.coordinator.primaryId !== runtime.nodeId) return
+    const epoch = this.#coordinator.bumpEpoch(this.#now)
+    if (epoch === undefined) {
+      this.#log('action', `epoch bump refused reason=revision_mismatch`)
+      return
+    }
     this.#log('action', `epoch bump to ${epoch} primary=${runtime.nodeId}`)
     const primary = this.node(runtime.nodeId)
     primary.epoch = epoch
@@ -540,7 +601,7 @@ export class Cluster {
     // The lease was granted for the old epoch: none until the coordinator answers at the new one.
     if (this.options.primaryLease !== undefined) runtime.lease = new PrimaryLease(this.options.primaryLease, epoch)
     runtime.changeEpoch(epoch, this.#now, this.#replicaAssignments(runtime))
-    this.#sendAssignments(runtime.nodeId)
+    this.#sendAssignments(this.#coordinator, runtime.nodeId)
   }
 
   /** Test hook: put an arbitrary message on the wire (late or stale traffic). */
@@ -553,6 +614,7 @@ export class Cluster {
   /** Advances one tick (see the module comment for the order). */
   tick(): void {
     this.#now = Tick.after(this.#now, 1)
+    this.#staleCoordinators = this.#staleCoordinators.filter((stale) => stale.until >= this.#now)
     for (const event of this.queue.take(this.#now, this.options.order, this.prng)) {
       if (event.type === 'message') this.#deliver(event.message)
       else this.#fire(event.timer)
@@ -591,7 +653,7 @@ export class Cluster {
     if (message.kind === 'lease_grant') return this.#receiveLeaseGrant(node, message)
     if (message.kind === 'assignment') return this.#adoptAssignment(node, message)
     if (message.kind === 'membership') return this.#receiveMembership(message)
-    if (message.kind === 'ack' || message.kind === 'handshake_reply') {
+    if (message.kind === 'ack' || message.kind === 'handshake_reply' || message.kind === 'truncate_reply') {
       const runtime = this.#runtime
       if (runtime === undefined || runtime.nodeId !== message.to) return this.#reject(message, 'not_primary')
       if (fenceEpoch(runtime.epoch, message.epoch, this.options.faults) !== 'current') return this.#reject(message, 'epoch_mismatch')
@@ -599,7 +661,7 @@ export class Cluster {
       return this.#reject(message, 'epoch_mismatch')
     }
     if (this.isLinkDown(message.from, message.to)) return this.#reject(message, 'link_down')
-    if ((message.kind === 'ship' || message.kind === 'barrier' || message.kind === 'handshake') && message.endpointVersion !== node.endpoint.version) {
+    if ((message.kind === 'ship' || message.kind === 'barrier' || message.kind === 'handshake' || message.kind === 'truncate') && message.endpointVersion !== node.endpoint.version) {
       return this.#reject(message, 'stale_endpoint')
     }
     switch (message.kind) {
@@ -613,6 +675,10 @@ export class Cluster {
         return this.#receiveHandshake(node, message)
       case 'handshake_reply':
         return this.#receiveHandshakeReply(message)
+      case 'truncate':
+        return this.#receiveTruncate(node, message)
+      case 'truncate_reply':
+        return this.#receiveTruncateReply(message)
       case 'heartbeat':
         return this.#reject(message, 'misrouted')
       default: {
@@ -692,6 +758,7 @@ export class Cluster {
 
   /** The replica side of a connect: log matching against the primary's log, a divergent or volatile tail dropped, the flushed LSN answered. */
   #receiveHandshake(node: SimNode, message: Extract<Message, { kind: 'handshake' }>): void {
+    this.#replicaSessions.set(node.id, { sessionId: message.sessionId, truncatedToLsn: undefined })
     const flushed = matchLog(node, this.node(message.from))
     if (node.headLsn > flushed) {
       node.truncate(flushed)
@@ -707,6 +774,42 @@ export class Cluster {
     const pending = runtime.handshakes.get(message.from)
     if (pending === undefined || pending.sessionId !== message.sessionId || pending.flushedLsn !== undefined) return this.#reject(message, 'session_unknown')
     runtime.handshakes.set(message.from, { sessionId: message.sessionId, flushedLsn: message.flushedLsn })
+    this.#accept(message, '')
+  }
+
+  /**
+   * The replica side of a truncation: only for the session its last
+   * handshake was for, and only once (a duplicate is answered again without
+   * truncating, since the replica may have taken entries above since).
+   */
+  #receiveTruncate(node: SimNode, message: Extract<Message, { kind: 'truncate' }>): void {
+    const session = this.#replicaSessions.get(node.id)
+    if (session === undefined || session.sessionId !== message.sessionId) return this.#reject(message, 'session_unknown')
+    if (session.truncatedToLsn === undefined) {
+      if (node.headLsn > message.toLsn) {
+        node.truncate(message.toLsn)
+        this.#log('recovery', `${node.id} drops tail above ${message.toLsn} (replica ahead of the committed LSN)`)
+      }
+      session.truncatedToLsn = Lsn.min(node.durableLsn, message.toLsn)
+    }
+    this.#accept(message, `truncated_to=${session.truncatedToLsn}`)
+    this.#send(Tick.after(this.#now, 1), {
+      kind: 'truncate_reply',
+      from: node.id,
+      to: message.from,
+      epoch: node.epoch,
+      sessionId: message.sessionId,
+      truncatedToLsn: session.truncatedToLsn,
+    })
+  }
+
+  #receiveTruncateReply(message: Extract<Message, { kind: 'truncate_reply' }>): void {
+    const runtime = this.#runtime
+    invariant(runtime !== undefined, 'truncate reply accepted without a primary')
+    const pending = runtime.truncations.get(message.from)
+    if (pending === undefined || pending.sessionId !== message.sessionId || pending.truncatedToLsn !== undefined) return this.#reject(message, 'session_unknown')
+    pending.truncatedToLsn = message.truncatedToLsn
+    this.stats.truncationsAnswered += 1
     this.#accept(message, '')
   }
 
@@ -835,12 +938,18 @@ export class Cluster {
     const committed = runtime.commit.candidateLsn()
     if (committed === previous) return
     if (!this.#mayAcknowledge(runtime, committed)) return
-    // Client acknowledgement is modelled as the coordinator accepting the
-    // commit: a primary of an older epoch is refused (it lost its lease).
-    if (!this.coordinator.acknowledgeCommit(runtime.epoch, committed)) {
-      this.#log('reject', `commit ${committed} from epoch ${runtime.epoch} reason=epoch_mismatch`)
-      return
+    // Client acknowledgement is modelled as a coordinator accepting the
+    // commit (a compare-and-swap on the versioned assignment): a primary of
+    // an older epoch is refused (it lost its lease). While a replaced
+    // coordinator process still runs, the commit reaches both (the acting
+    // one first): the one whose view is outdated loses the swap and re-reads.
+    let acknowledged = false
+    for (const process of [this.#coordinator, ...this.staleCoordinators()]) {
+      const verdict = process.acknowledgeCommit(runtime.epoch, committed, this.#now)
+      if (verdict === 'acknowledged') acknowledged = true
+      else this.#log('reject', `commit ${committed} from epoch ${runtime.epoch} reason=${verdict} coordinator_revision=${process.revision}`)
     }
+    if (!acknowledged) return
     runtime.commit.advance()
     const entries: WalEntry[] = []
     for (let lsn = Lsn.after(previous); lsn <= committed; lsn = Lsn.after(lsn)) {
@@ -878,28 +987,38 @@ export class Cluster {
     }
   }
 
+  /** A heartbeat reaches every coordinator process still running (a replaced one has not noticed yet). */
   #coordinatorReceive(message: Message): void {
     if (message.kind !== 'heartbeat') return this.#reject(message, 'misrouted')
-    const coordinator = this.coordinator
-    const outcome = coordinator.receiveHeartbeat({ replicaId: message.from, ...message }, this.#now)
+    for (const process of [...this.staleCoordinators(), this.#coordinator]) this.#coordinatorHears(process, message)
+  }
+
+  #coordinatorHears(process: Coordinator, message: Extract<Message, { kind: 'heartbeat' }>): void {
+    const outcome = process.receiveHeartbeat({ replicaId: message.from, ...message }, this.#now)
+    const coordinator = process.plane
     if (outcome.endpointChanged) {
       this.#log('coordinator', `endpoint_changed ${message.from} v${message.endpoint.version}`)
       const runtime = this.#runtime
-      if (runtime !== undefined && runtime.nodeId !== message.from) this.#sendMembership(runtime)
+      if (runtime !== undefined && runtime.nodeId !== message.from) this.#sendMembership(process, runtime)
     }
-    const lease = this.#coordinatorLease
+    const lease = process.lease
     if (lease !== undefined && message.serving && message.from === coordinator.primaryId && message.epoch === coordinator.epoch) {
-      // The primary's heartbeat is its lease renewal: granted from when it was sent.
+      // The primary's heartbeat is its lease renewal: granted from when it was sent, and only on a view that is still the store's.
       lease.heard(this.#now)
-      this.#send(Tick.after(this.#now, 1), { kind: 'lease_grant', from: coordinatorId, to: message.from, epoch: coordinator.epoch, sentAt: message.sentAt })
+      if (process.viewCurrent(this.#now)) {
+        this.#send(Tick.after(this.#now, 1), { kind: 'lease_grant', from: coordinatorId, to: message.from, epoch: coordinator.epoch, sentAt: message.sentAt, revision: process.revision })
+      } else {
+        this.#log('coordinator', `lease not granted to ${message.from} reason=view_outdated revision=${process.revision}`)
+      }
     }
     if (outcome.sendAssignment) {
       this.#send(Tick.after(this.#now, 1), {
         kind: 'assignment',
         from: coordinatorId,
         to: message.from,
-        epoch: coordinator.epoch,
-        lineageResets: coordinator.lineageResets,
+        epoch: process.plane.epoch,
+        lineageResets: process.plane.lineageResets,
+        revision: process.revision,
       })
     }
   }
@@ -940,13 +1059,15 @@ export class Cluster {
    * it last granted has lapsed on the primary's side.
    */
   #coordinate(): void {
-    const lease = this.#coordinatorLease
-    if (lease === undefined) {
-      if (this.coordinator.promotionDue(this.#runtime !== undefined, this.#now)) this.#promote()
-      return
+    for (const process of [...this.staleCoordinators(), this.#coordinator]) {
+      const lease = process.lease
+      if (lease === undefined) {
+        if (process.plane.promotionDue(this.#runtime !== undefined, this.#now)) this.#promote(process)
+        continue
+      }
+      const heardLately = Tick.between(lease.lastHeardAt(), this.#now) <= 1
+      if (process.plane.promotionDue(heardLately, this.#now) && lease.promotionAllowed(this.#now)) this.#promote(process)
     }
-    const heardLately = Tick.between(lease.lastHeardAt(), this.#now) <= 1
-    if (this.coordinator.promotionDue(heardLately, this.#now) && lease.promotionAllowed(this.#now)) this.#promote()
   }
 
   /** A lease grant reaches the primary (or a deposed one) on `node`. */
@@ -1008,9 +1129,9 @@ export class Cluster {
     return ineligibility(this.promotionInput(), node.id)
   }
 
-  #promote(): void {
-    const coordinator = this.coordinator
-    const decision = this.options.plantedBugs.promoteIgnoresEligibility === true ? this.#promoteAnyRunning() : this.coordinator.decidePromotion(this.#now)
+  #promote(process: Coordinator): void {
+    const coordinator = process.plane
+    const decision = this.options.plantedBugs.promoteIgnoresEligibility === true ? this.#promoteAnyRunning(coordinator) : coordinator.decidePromotion(this.#now)
     const verdicts = decision.verdicts.map(({ replicaId, ineligibility }) => `${replicaId}:${ineligibility ?? 'eligible'}`)
     if (decision.kind === 'blocked') {
       this.stats.promotionsBlocked += 1
@@ -1031,8 +1152,11 @@ export class Cluster {
       return
     }
     const epoch = decision.epoch
-    coordinator.promoted(chosen.id, epoch)
-    this.#coordinatorLease?.assigned(this.#now)
+    // The decision is written by compare-and-swap: a process whose view is outdated loses to the newer write and re-reads.
+    if (!process.promote(chosen.id, epoch, this.#now)) {
+      this.#log('promotion_blocked', `reason=assignment_write_refused ${chosen.id} epoch=${epoch}`)
+      return
+    }
     const replaced = this.#runtime
     if (replaced !== undefined) {
       // Still running, cut off from the coordinator: it serves on, deposed, until it learns or crashes.
@@ -1047,7 +1171,7 @@ export class Cluster {
     chosen.epoch = epoch
     this.#truncatePrimaryUncommitted(chosen, coordinator.committedLsn)
     this.#becomePrimary(chosen, epoch, Lsn.min(coordinator.committedLsn, chosen.durableLsn))
-    this.#sendAssignments(chosen.id)
+    this.#sendAssignments(process, chosen.id)
   }
 
   /**
@@ -1058,7 +1182,8 @@ export class Cluster {
    * lineage reset its next assignment carries. Returns whether it promoted.
    */
   promoteDesperately(): boolean {
-    const coordinator = this.coordinator
+    const process = this.#coordinator
+    const coordinator = process.plane
     if (this.#runtime !== undefined) {
       this.#log('promotion_blocked', 'desperate reason=primary_serving')
       return false
@@ -1075,10 +1200,12 @@ export class Cluster {
     }
     // The node keeps what it knows is on the committed lineage now, which its report may have understated.
     const keptLsn = Lsn.min(decision.keptLsn, lineageSafeLsn(chosen))
-    coordinator.log.append({ ...decision.event, detail: { ...decision.event.detail, keptLsn } })
     const epoch = decision.epoch
-    coordinator.promoted(chosen.id, epoch)
-    coordinator.declareLoss(epoch, keptLsn)
+    if (!process.promoteDesperately(chosen.id, epoch, keptLsn, this.#now)) {
+      this.#log('promotion_blocked', 'desperate reason=assignment_write_refused')
+      return false
+    }
+    coordinator.log.append({ ...decision.event, detail: { ...decision.event.detail, keptLsn } })
     this.committedHighWater = keptLsn
     this.reference.declareLoss(keptLsn)
     this.#log('promote', `${chosen.id} epoch=${epoch} desperate kept=${keptLsn} reason=${decision.event.reason ?? ''}`)
@@ -1087,16 +1214,16 @@ export class Cluster {
     chosen.knownCommittedLsn = Lsn.min(chosen.knownCommittedLsn, keptLsn)
     this.#truncatePrimaryUncommitted(chosen, keptLsn)
     this.#becomePrimary(chosen, epoch, keptLsn)
-    this.#sendAssignments(chosen.id)
+    this.#sendAssignments(process, chosen.id)
     return true
   }
 
   /** Planted bug: the first running node by id, whatever its epoch, state or prefix. */
-  #promoteAnyRunning(): PromotionDecision {
+  #promoteAnyRunning(coordinator: ControlPlane): PromotionDecision {
     const verdicts = this.nodeIds.map((replicaId) => ({ replicaId, ineligibility: undefined }))
     const chosen = this.nodeIds.find((id) => this.node(id).running)
     if (chosen === undefined) return { kind: 'blocked', reason: 'no_eligible_member', verdicts }
-    return { kind: 'promote', replicaId: chosen, epoch: Epoch.next(this.coordinator.epoch), verdicts }
+    return { kind: 'promote', replicaId: chosen, epoch: Epoch.next(coordinator.epoch), verdicts }
   }
 
   /** A node that becomes primary at a new epoch drops its uncommitted tail (never revived). */
@@ -1107,6 +1234,10 @@ export class Cluster {
       this.#log('recovery', `${node.id} drops uncommitted tail above ${committedLsn}`)
     }
     node.knownCommittedLsn = takeover.knownCommittedLsn
+  }
+
+  #startCoordinator(): Coordinator {
+    return new Coordinator({ plane: this.#coordinatorOptions, store: this.assignments, lease: this.options.primaryLease }, this.#now)
   }
 
   #becomePrimary(node: SimNode, epoch: Epoch, committedLsn: Lsn): void {
@@ -1150,6 +1281,7 @@ export class Cluster {
       else if (reason === 'catchup_timeout') this.stats.catchUpTimeouts += 1
       else if (reason === 'reservation_expired') this.stats.reservationTimeouts += 1
       else if (reason === 'rebuild_stalled') this.stats.rebuildStalls += 1
+      else if (reason === 'truncate_timeout') this.stats.truncateTimeouts += 1
     }
   }
 
@@ -1159,35 +1291,39 @@ export class Cluster {
       .map((id) => ({ replicaId: id, endpoint: endpoints.get(id) ?? this.node(id).endpoint }))
   }
 
-  #sendAssignments(primaryId: NodeId): void {
+  #sendAssignments(process: Coordinator, primaryId: NodeId): void {
+    const coordinator = process.plane
     for (const id of this.nodeIds) {
       if (id === primaryId) continue
-      this.coordinator.recordAssignmentSent(id, this.#now)
+      coordinator.recordAssignmentSent(id, this.#now)
       this.#send(Tick.after(this.#now, 1), {
         kind: 'assignment',
         from: coordinatorId,
         to: id,
-        epoch: this.coordinator.epoch,
-        lineageResets: this.coordinator.lineageResets,
+        epoch: coordinator.epoch,
+        lineageResets: coordinator.lineageResets,
+        revision: process.revision,
       })
     }
   }
 
-  /** The primary publishes its replicas' states; the coordinator re-sends a membership update the primary missed. */
+  /** The primary publishes its replicas' states to the acting coordinator, which re-sends a membership update the primary missed. */
   #reportStates(): void {
     const runtime = this.#runtime
     if (runtime === undefined) return
-    if (this.coordinator.publishStates(runtime.registry.status(), this.#now)) this.#sendMembership(runtime)
+    if (this.coordinator.publishStates(runtime.registry.status(), this.#now)) this.#sendMembership(this.#coordinator, runtime)
   }
 
-  #sendMembership(runtime: PrimaryRuntime): void {
-    this.coordinator.recordMembershipSent(this.#now)
+  #sendMembership(process: Coordinator, runtime: PrimaryRuntime): void {
+    const coordinator = process.plane
+    coordinator.recordMembershipSent(this.#now)
     this.#send(Tick.after(this.#now, 1), {
       kind: 'membership',
       from: coordinatorId,
       to: runtime.nodeId,
-      epoch: this.coordinator.epoch,
-      endpoints: [...this.coordinator.knownEndpoints],
+      epoch: coordinator.epoch,
+      endpoints: [...coordinator.knownEndpoints],
+      revision: process.revision,
     })
   }
 
@@ -1269,6 +1405,7 @@ export class Cluster {
       runtime.replicaRewound(node.id, sent.flushedLsn, this.#now)
       return { ok: true, flushedLsn: sent.flushedLsn }
     }
+    this.#replicaSessions.set(node.id, { sessionId: request.sessionId, truncatedToLsn: undefined })
     const flushed = matchLog(node, primary)
     if (node.headLsn > flushed) {
       node.truncate(flushed)
@@ -1357,15 +1494,57 @@ export class Cluster {
       },
       transferSnapshot: ({ ticket }) => install(ticket, 'snapshot'),
       transferFullBase: ({ ticket }) => install(ticket, 'full_base'),
-      truncate: ({ ticket, toLsn }): TransferReport => {
-        const reason = this.#unreachable(runtime, ticket)
-        if (reason !== undefined) return { ok: false, reason }
-        const node = this.node(ticket.replicaId)
-        if (node.headLsn > toLsn) node.truncate(toLsn)
-        runtime.replicaRewound(node.id, toLsn, this.#now)
-        return { ok: true, durableLsn: Lsn.min(node.durableLsn, toLsn) }
-      },
+      truncate: ({ ticket, toLsn }): TruncateReport => this.#truncate(runtime, ticket, toLsn),
     }
+  }
+
+  /**
+   * Truncation transport. With `handshakeOverNetwork` the request and the
+   * answer are messages (lossy and delayed under the network model): the
+   * request goes out on the first call (the replica's ack drops to `toLsn`
+   * and its open barriers expire then: their acks may describe the tail it
+   * is about to drop), is sent
+   * again while unanswered every 4 ticks, and the executor polls until the
+   * answer is in; otherwise the call truncates at once.
+   */
+  #truncate(runtime: PrimaryRuntime, ticket: SessionTicket, toLsn: Lsn): TruncateReport {
+    const reason = this.#unreachable(runtime, ticket)
+    if (reason !== undefined) {
+      runtime.truncations.delete(ticket.replicaId)
+      return { ok: false, reason }
+    }
+    const node = this.node(ticket.replicaId)
+    if (!this.options.handshakeOverNetwork) {
+      if (node.headLsn > toLsn) node.truncate(toLsn)
+      const session = this.#replicaSessions.get(node.id)
+      if (session?.sessionId === ticket.sessionId) session.truncatedToLsn = toLsn
+      runtime.replicaRewound(node.id, toLsn, this.#now)
+      return { ok: true, truncatedToLsn: Lsn.min(node.durableLsn, toLsn) }
+    }
+    const pending = runtime.truncations.get(node.id)
+    if (pending !== undefined && pending.sessionId === ticket.sessionId && pending.truncatedToLsn !== undefined) {
+      runtime.truncations.delete(node.id)
+      runtime.replicaRewound(node.id, pending.truncatedToLsn, this.#now)
+      return { ok: true, truncatedToLsn: pending.truncatedToLsn }
+    }
+    if (pending === undefined || pending.sessionId !== ticket.sessionId || Tick.between(pending.sentAt, this.#now) >= 4) {
+      // From the moment the request leaves, the replica may hold only up to
+      // `toLsn`: its ack drops now, not when the answer arrives, or a commit
+      // in between would count entries it already dropped (seed 41 under the
+      // network handshake: committed 6 held by 2 of 3 in sync_all).
+      if (pending === undefined || pending.sessionId !== ticket.sessionId) runtime.replicaRewound(node.id, toLsn, this.#now)
+      runtime.truncations.set(node.id, { sessionId: ticket.sessionId, sentAt: this.#now, truncatedToLsn: undefined })
+      this.#send(Tick.after(this.#now, 1), {
+        kind: 'truncate',
+        from: runtime.nodeId,
+        to: node.id,
+        epoch: runtime.epoch,
+        endpointVersion: ticket.endpoint.version,
+        sessionId: ticket.sessionId,
+        toLsn,
+      })
+    }
+    return { ok: true, truncatedToLsn: undefined }
   }
 
   /** 0 for an immediate base transfer, else how many ticks a slow one takes. */
@@ -1405,15 +1584,19 @@ export function describe(message: Message): string {
     case 'heartbeat':
       return `heartbeat ${route} v${message.endpoint.version} durable=${message.durableLsn}`
     case 'assignment':
-      return `assignment ${route}`
+      return `assignment ${route} rev=${message.revision}`
     case 'membership':
-      return `membership ${route}`
+      return `membership ${route} rev=${message.revision}`
     case 'lease_grant':
-      return `lease_grant ${route} sent_at=${message.sentAt}`
+      return `lease_grant ${route} sent_at=${message.sentAt} rev=${message.revision}`
     case 'handshake':
       return `handshake ${route} session=${message.sessionId}`
     case 'handshake_reply':
       return `handshake_reply ${route} session=${message.sessionId} flushed=${message.flushedLsn}`
+    case 'truncate':
+      return `truncate ${route} session=${message.sessionId} to=${message.toLsn}`
+    case 'truncate_reply':
+      return `truncate_reply ${route} session=${message.sessionId} truncated_to=${message.truncatedToLsn}`
     default: {
       const never: never = message
       throw new Error(`unknown message ${String(never)}`)

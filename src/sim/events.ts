@@ -36,11 +36,15 @@ export type Message =
   /** The primary's connect for a session: the replica matches its log against the primary's and answers with its flushed LSN. */
   | (MessageBase & { readonly kind: 'handshake'; readonly endpointVersion: number; readonly sessionId: SessionId })
   | (MessageBase & { readonly kind: 'handshake_reply'; readonly sessionId: SessionId; readonly flushedLsn: Lsn })
+  /** The primary asks a replica ahead of the committed LSN to drop its tail above `toLsn`, for the session its handshake was for. */
+  | (MessageBase & { readonly kind: 'truncate'; readonly endpointVersion: number; readonly sessionId: SessionId; readonly toLsn: Lsn })
+  | (MessageBase & { readonly kind: 'truncate_reply'; readonly sessionId: SessionId; readonly truncatedToLsn: Lsn })
   | (MessageBase & { readonly kind: 'heartbeat'; readonly endpoint: Endpoint; readonly durableLsn: Lsn; readonly safeLsn: Lsn; readonly sentAt: Tick; readonly serving: boolean })
   /** The coordinator's answer to the primary's heartbeat: a lease counted from the heartbeat's `sentAt`, at the coordinator's epoch. */
-  | (MessageBase & { readonly kind: 'lease_grant'; readonly sentAt: Tick })
-  | (MessageBase & { readonly kind: 'assignment'; readonly lineageResets: readonly LineageReset[] })
-  | (MessageBase & { readonly kind: 'membership'; readonly endpoints: ReadonlyArray<readonly [NodeId, Endpoint]> })
+  | (MessageBase & { readonly kind: 'lease_grant'; readonly sentAt: Tick; readonly revision: number })
+  /** Coordinator messages carry the revision of the versioned assignment their sender acted on (its fencing token). */
+  | (MessageBase & { readonly kind: 'assignment'; readonly lineageResets: readonly LineageReset[]; readonly revision: number })
+  | (MessageBase & { readonly kind: 'membership'; readonly endpoints: ReadonlyArray<readonly [NodeId, Endpoint]>; readonly revision: number })
 
 export type Timer =
   | { readonly kind: 'barrier_timeout'; readonly incarnation: number; readonly barrierId: number }

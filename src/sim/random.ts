@@ -44,6 +44,13 @@ export interface RunShape {
    * deposed, and clients still write to it); see `partitionStep`.
    */
   readonly coordinatorLinks: 'reliable' | 'partitioned'
+  /**
+   * `restarting`: the coordinator process restarts now and then (it re-reads
+   * the versioned assignment and resumes); the replaced process may act on
+   * its old view for a few more ticks, its writes refused by
+   * compare-and-swap; see `coordinatorStep`.
+   */
+  readonly coordinator: 'steady' | 'restarting'
 }
 
 export interface RunResult {
@@ -104,7 +111,8 @@ export function shapeFor(seed: number, fixed: RandomRunOptions['shape'] = {}): R
   const storage = fixed.storage ?? (profile.chance(0.5) ? 'faulty' : 'healthy')
   const handshake = fixed.handshake ?? (profile.chance(0.5) ? 'network' : 'call')
   const coordinatorLinks = fixed.coordinatorLinks ?? (profile.chance(0.35) ? 'partitioned' : 'reliable')
-  return { nodeCount, durability, order, timers, storage, handshake, coordinatorLinks }
+  const coordinator = fixed.coordinator ?? (new Prng(seed ^ 0x636f6f72).chance(0.4) ? 'restarting' : 'steady')
+  return { nodeCount, durability, order, timers, storage, handshake, coordinatorLinks, coordinator }
 }
 
 /** The cluster options a shape stands for; the tight limits and the faulty disk are drawn from the seed. */
@@ -154,12 +162,24 @@ export const leaseTermsPartitioned = Object.freeze({ leaseTicks: 8, safetyMargin
 function partitionStep(cluster: Cluster, prng: Prng): void {
   const primary = cluster.runtime?.nodeId
   if (primary !== undefined && prng.int(100) < 3) cluster.isolateFromCoordinator(primary, prng.chance(0.7))
+  // A replica's own partition: cut off from the coordinator (it misses assignments, its reports go stale), sometimes from the primary too.
+  const replicas = cluster.nodeIds.filter((id) => id !== primary)
+  if (replicas.length > 0 && prng.int(100) < 3) {
+    const replica = prng.pick(replicas)
+    cluster.isolateFromCoordinator(replica, prng.chance(0.6))
+    if (primary !== undefined && prng.chance(0.4)) cluster.linkDown(primary, replica, prng.chance(0.7))
+  }
   const cut = cluster.linksDown().filter((link) => link.includes(coordinatorId))
   if (cut.length > 0 && prng.int(100) < 8) {
     const [from, to] = prng.pick(cut).split('>') as [NodeId, NodeId]
     cluster.linkUp(from, to, false)
   }
   if (cluster.deposed().length > 0 && prng.int(100) < 40) cluster.writeToDeposed()
+}
+
+/** Coordinator restarts, drawn from their own PRNG: the replaced process acts on, unaware, for 0–3 ticks. */
+function coordinatorStep(cluster: Cluster, prng: Prng): void {
+  if (prng.int(100) < 3) cluster.restartCoordinator(prng.int(4))
 }
 
 function step(cluster: Cluster, prng: Prng): void {
@@ -248,12 +268,14 @@ export function runRandom(options: RandomRunOptions): RunResult {
   })
   const prng = new Prng(options.seed ^ 0x7f4a7c15)
   const partitionPrng = shape.coordinatorLinks === 'partitioned' ? new Prng(options.seed ^ 0x70617274) : undefined
+  const coordinatorPrng = shape.coordinator === 'restarting' ? new Prng(options.seed ^ 0x72737472) : undefined
   let stepsRun = 0
   let settledAfterTicks: number | undefined
   try {
     while (stepsRun < options.steps && cluster.violations.length === 0) {
       step(cluster, prng)
       if (partitionPrng !== undefined) partitionStep(cluster, partitionPrng)
+      if (coordinatorPrng !== undefined) coordinatorStep(cluster, coordinatorPrng)
       cluster.tick()
       stepsRun += 1
     }
@@ -268,7 +290,7 @@ export function runRandom(options: RandomRunOptions): RunResult {
     stepsRun,
     violations: cluster.violations,
     stats: cluster.stats,
-    committedLsn: cluster.coordinator.committedLsn,
+    committedLsn: cluster.assignments.read().record.committedLsn,
     trace: options.trace === true ? cluster.traceLines() : [],
     settledAfterTicks,
   }

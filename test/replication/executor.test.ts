@@ -64,6 +64,31 @@ test('§12.4 replica ahead: truncate-only plan, no WAL pin; the executor truncat
   assert.equal(registry.sender(ReplicaId.of('r1'))?.state, 'in_sync')
 })
 
+test('truncation completes later: the executor polls until the replica answers, and completes only then', () => {
+  const { registry, plan } = catchUpPlan(h100, 105)
+  const transport = new FakeTransport(Lsn.of(105))
+  transport.truncateAnswerPolls = 3
+  const executor = new CatchUpExecutor({ registry, transport, plan, truncateTimeoutTicks: 10 })
+  executor.start(Tick.of(0))
+  for (let tick = 1; tick <= 3; tick += 1) {
+    assert.deepEqual(executor.step(Tick.of(tick)), { state: 'running' })
+    assert.notEqual(registry.sender(ReplicaId.of('r1'))?.state, 'in_sync', 'not in sync before the answer')
+  }
+  assert.deepEqual(executor.step(Tick.of(4)), { state: 'completed' })
+  assert.equal(transport.truncatedTo, 100)
+  assert.equal(registry.sender(ReplicaId.of('r1'))?.state, 'in_sync')
+})
+
+test('exit path: a truncation never answered fails the session after truncateTimeoutTicks (truncate_timeout)', () => {
+  const { registry, plan } = catchUpPlan(h100, 105)
+  const transport = new FakeTransport(Lsn.of(105))
+  transport.truncateAnswerPolls = 1_000
+  const status = new CatchUpExecutor({ registry, transport, plan, truncateTimeoutTicks: 5 }).run(Tick.of(0), 20)
+  assert.deepEqual(status, { state: 'failed', reason: 'truncate_timeout' })
+  assert.equal(registry.sender(ReplicaId.of('r1'))?.activeSession(), undefined)
+  assert.equal(registry.sender(ReplicaId.of('r1'))?.state, 'disconnected')
+})
+
 test('exit path: truncation failure releases and invalidates', () => {
   const { registry, plan } = catchUpPlan(h100, 105)
   const transport = new FakeTransport(Lsn.of(105))

@@ -10,6 +10,7 @@ import type {
   SessionTicket,
   StorageAdapter,
   TransferReport,
+  TruncateReport,
 } from '../../src/replication/index.ts'
 import { Epoch, Lsn, RecoveryLog, Registry, ReplicaId, SessionId } from '../../src/replication/index.ts'
 
@@ -76,6 +77,7 @@ export class FakeTransport implements RecoveryTransport {
   stalled = false
   failStream: string | undefined
   failTruncate: string | undefined
+  truncateAnswerPolls = 0
   failTransfer: string | undefined
   throwOnStream = false
   truncatedTo: Lsn | undefined
@@ -105,11 +107,16 @@ export class FakeTransport implements RecoveryTransport {
     return { ok: true, installedLsn: request.targetLsn }
   }
 
-  truncate(request: { ticket: SessionTicket; toLsn: Lsn }): TransferReport {
+  truncate(request: { ticket: SessionTicket; toLsn: Lsn }): TruncateReport {
     if (this.failTruncate !== undefined) return { ok: false, reason: this.failTruncate }
+    // An answer that takes `truncateAnswerPolls` more polls, as a replica behind a network would.
+    if (this.truncateAnswerPolls > 0) {
+      this.truncateAnswerPolls -= 1
+      return { ok: true, truncatedToLsn: undefined }
+    }
     this.truncatedTo = request.toLsn
     this.durableLsn = Lsn.min(this.durableLsn, request.toLsn)
-    return { ok: true, durableLsn: this.durableLsn }
+    return { ok: true, truncatedToLsn: this.durableLsn }
   }
 }
 

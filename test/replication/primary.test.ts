@@ -83,6 +83,16 @@ test('an ack counts through an open barrier only; an epoch change expires barrie
   assert.throws(() => protocol.changeEpoch(Epoch.of(2), Tick.of(7), []), InvariantViolation)
 })
 
+test('an epoch change moves every sender to the new epoch, also one whose assignment names an older endpoint (kept, refused as stale)', () => {
+  const protocol = primary()
+  protocol.registry.reconcile({ epoch: Epoch.of(1), replicas: [{ replicaId: r1, endpoint: endpoint('a', 3) }, { replicaId: r2, endpoint: endpoint('b') }] })
+  assert.equal(protocol.registry.sender(r1)?.endpoint.version, 3)
+  protocol.changeEpoch(Epoch.of(2), Tick.of(5), [{ replicaId: r1, endpoint: endpoint('a') }, { replicaId: r2, endpoint: endpoint('b') }])
+  assert.equal(protocol.registry.sender(r1)?.epoch, Epoch.of(2))
+  assert.equal(protocol.registry.sender(r1)?.endpoint.version, 3, 'the newer address is kept')
+  assert.equal(protocol.registry.sender(r2)?.epoch, Epoch.of(2))
+})
+
 test('a membership update with a new endpoint makes the next session a reassign', () => {
   const protocol = primary()
   syncAll(protocol, 1)

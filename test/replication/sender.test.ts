@@ -165,6 +165,17 @@ test('catch-up: the target is frozen at the handshake committed LSN (frozen targ
   assert.ok(sender.recordCatchUpProgress(ticket, Lsn.of(50), Tick.of(1)).ok)
 })
 
+test('planted fault catchUpTargetNotFrozen: progress past the target is accepted and moves it (what the flag breaks)', () => {
+  const log = new RecoveryLog()
+  const sender = new Sender({ replicaId: ReplicaId.of('r1'), endpoint: endpoint('10.0.0.1'), epoch: Epoch.of(1), log, faults: { catchUpTargetNotFrozen: true } })
+  const ticket = attached(sender)
+  assert.ok(sender.beginConnect(ticket).ok)
+  assert.ok(sender.recordHandshake(ticket, history({ headLsn: Lsn.of(60), committedLsn: Lsn.of(50) }), Lsn.of(10)).ok)
+  assert.ok(sender.beginCatchUp(ticket, Tick.of(0)).ok)
+  assert.ok(sender.recordCatchUpProgress(ticket, Lsn.of(55), Tick.of(1)).ok)
+  assert.equal(sender.activeSession()?.targetLsn, Lsn.of(55))
+})
+
 test('catch-up: progress must strictly increase', () => {
   const { sender, ticket } = catchingUp(10, 50)
   assert.ok(sender.recordCatchUpProgress(ticket, Lsn.of(20), Tick.of(1)).ok)

@@ -50,7 +50,7 @@ export function expectClean(cluster: Cluster): void {
 
 /** The node's state at the committed LSN equals the reference's. */
 export function expectMatchesReference(cluster: Cluster, id: string): void {
-  const committed = cluster.coordinator.committedLsn
+  const committed = cluster.assignments.read().record.committedLsn
   assert.equal(cluster.node(ReplicaId.of(id)).digestAt(committed), cluster.reference.digestAt(committed), `${id} differs from the reference at ${committed}`)
 }
 

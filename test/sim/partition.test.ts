@@ -8,7 +8,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Lsn, ReplicaId } from '../../src/replication/index.ts'
-import { runSeeds } from '../../src/sim/index.ts'
+import { runRandom, runSeeds } from '../../src/sim/index.ts'
 import { leaseTermsPartitioned } from '../../src/sim/random.ts'
 import { expectClean, expectEvent, traced, writes } from './helpers.ts'
 
@@ -68,4 +68,20 @@ test('randomized coordinator partitions: deposed primaries and their client writ
   assert.ok(summary.totals.primariesDeposed > 0, 'a running primary was replaced')
   assert.ok(summary.totals.writesToDeposed > 0, 'clients wrote to a deposed primary')
   assert.ok(summary.totals.commitsWithoutLease > 0, 'a primary held a commit back without its lease')
+})
+
+test('coordinator restarts: a restarted coordinator that re-read no addresses bumps the epoch; every sender still moves to it, and the run settles (seeds 2713 and 4520, 300 steps)', () => {
+  for (const seed of [2713, 4520]) {
+    const result = runRandom({ seed, steps: 300 })
+    assert.equal(result.shape.coordinator, 'restarting')
+    assert.deepEqual(result.violations.map((violation) => `${violation.kind} ${violation.detail}`), [], `seed ${seed}`)
+    assert.ok(result.settledAfterTicks !== undefined)
+  }
+})
+
+test('randomized coordinator restarts: outdated writes are refused, every run settles', () => {
+  const summary = runSeeds({ firstSeed: 1, count: 30, steps: 250, shape: { coordinator: 'restarting', coordinatorLinks: 'partitioned' } })
+  assert.deepEqual(summary.failures.map((failure) => `${failure.seed}: ${failure.violations.map((v) => `${v.kind} ${v.detail}`).join('; ')}`), [])
+  assert.ok(summary.totals.coordinatorRestarts > 0)
+  assert.ok(summary.totals.assignmentWritesRefused > 0, 'a coordinator acting on an outdated view lost a compare-and-swap')
 })
