@@ -183,3 +183,33 @@ test('connect reports ok: false when the replica holds a newer epoch, and a sess
     await cleanup.run()
   }
 })
+
+test('truncate answers pending while the replica cuts its uncommitted tail, then the LSN it cut to', async () => {
+  const cleanup = new Cleanup()
+  try {
+    const primary = await openWal(cleanup)
+    await appendEntries(primary.wal, { epoch: 1, count: 10, origin: 'p1' })
+    const replica = await replicaNode(cleanup, 'r1', 1)
+    const transport = new PeerTransport({ localId: 'p1', wal: primary.wal, epoch: Epoch.of(1), committedLsn: () => Lsn.of(4), link: { backoffMsMin: 5 } })
+    cleanup.add(() => transport.close())
+    const endpoint = { dataAddress: replica.dataAddress, controlAddress: replica.dataAddress, version: 1 }
+    const request = { replicaId: ReplicaId.of('r1'), sessionId: 'p1/1/e1/1' as Parameters<PeerTransport['connect']>[0]['sessionId'], endpoint, epoch: Epoch.of(1) }
+    await until('matched', () => {
+      const connected = transport.connect(request)
+      return connected.ok && connected.flushedLsn !== undefined
+    })
+    const ticket = { replicaId: request.replicaId, sessionId: request.sessionId, kind: 'catchup' as const, epoch: Epoch.of(1), endpoint }
+    await until('shipped', () => transport.streamWal({ ticket, fromLsnExclusive: Lsn.zero, toLsnInclusive: Lsn.of(10) }).ok && replica.wal.durable === 10)
+    assert.deepEqual(transport.truncate({ ticket, toLsn: Lsn.of(6) }), { ok: true, truncatedToLsn: undefined }, 'the first call sends the cut')
+    let report = transport.truncate({ ticket, toLsn: Lsn.of(6) })
+    await until('the replica answered', () => {
+      report = transport.truncate({ ticket, toLsn: Lsn.of(6) })
+      return !report.ok || report.truncatedToLsn !== undefined
+    })
+    assert.deepEqual(report, { ok: true, truncatedToLsn: Lsn.of(6) })
+    assert.equal(replica.wal.head, 6, 'the replica dropped entries 7..10')
+    assert.deepEqual(transport.truncate({ ticket, toLsn: Lsn.of(6) }), { ok: true, truncatedToLsn: Lsn.of(6) }, 'asking again is idempotent')
+  } finally {
+    await cleanup.run()
+  }
+})

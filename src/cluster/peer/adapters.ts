@@ -26,6 +26,7 @@ import {
   type SessionId,
   type SessionTicket,
   type TransferReport,
+  type TruncateReport,
   type WalStreamer,
 } from '../../replication/index.ts'
 import type { Wal } from '../../wal/index.ts'
@@ -106,18 +107,20 @@ export class PeerTransport implements ReplicaConnector, WalStreamer, ReplicaTrun
   /**
    * The handshake already cut the replica at or below the committed LSN, so
    * a replica holding nothing above `toLsn` on this session reports the
-   * truncation as done. Otherwise the truncation is sent and the call
-   * reports failure: the port has no "pending" answer, and the next
-   * session's handshake cuts the replica anyway.
+   * truncation as done at once. Otherwise the truncation is sent on the
+   * matched connection and the call answers "pending" (`truncatedToLsn`
+   * undefined) until the replica's `truncated` reply arrives; the executor
+   * polls within its `truncateTimeoutTicks`.
    */
-  truncate(request: { readonly ticket: SessionTicket; readonly toLsn: Lsn }): TransferReport {
+  truncate(request: { readonly ticket: SessionTicket; readonly toLsn: Lsn }): TruncateReport {
     const link = this.#boundLink(request.ticket)
     if (typeof link === 'string') return { ok: false, reason: link }
+    if (link.truncating) return { ok: true, truncatedToLsn: undefined }
     const shipped = link.shippedLsn
     if (shipped === undefined) return { ok: false, reason: 'not_matched' }
-    if (shipped <= request.toLsn) return { ok: true, durableLsn: request.toLsn }
-    link.requestTruncate(request.toLsn)
-    return { ok: false, reason: 'truncation_in_flight' }
+    if (shipped <= request.toLsn) return { ok: true, truncatedToLsn: request.toLsn }
+    if (!link.requestTruncate(request.toLsn)) return { ok: false, reason: 'not_matched' }
+    return { ok: true, truncatedToLsn: undefined }
   }
 
   /** Live shipping to a replica whose recovery completed (`DriverReady.completed`). */

@@ -217,6 +217,11 @@ export class PrimaryLink {
     this.#pump()
   }
 
+  /** A truncation was sent on the live connection and its answer has not come back yet. */
+  get truncating(): boolean {
+    return this.#live?.phase === 'truncating'
+  }
+
   /** Asks the replica to drop entries above `toLsn` on the current, matched connection. */
   requestTruncate(toLsn: number): boolean {
     const live = this.#live
