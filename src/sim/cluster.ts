@@ -1093,7 +1093,7 @@ export class Cluster {
     coordinator.declareLoss(epoch, keptLsn)
     this.committedHighWater = keptLsn
     this.reference.declareLoss(keptLsn)
-    this.ledger?.declareLoss(keptLsn)
+    this.ledger?.declareLoss(keptLsn, decision.epoch)
     this.#log('promote', `${chosen.id} epoch=${epoch} desperate kept=${keptLsn} reason=${decision.event.reason ?? ''}`)
     this.stats.promotions += 1
     chosen.epoch = epoch

@@ -32,7 +32,7 @@ import { GENESIS, decodeAuditEntry, verifyEntry } from '../audit/index.ts'
 import { AttributeCache, MIRROR_ZONE, initialCacheState } from '../cache/index.ts'
 import { LedgerStateMachine, WriteBatch, cacheSettingsToJson, decodeCacheState, decodeProposal, encodeCacheState } from '../fsm/index.ts'
 import { MetaKey, auditRowKey, metaKey } from '../store/layout.ts'
-import { Lsn, type Tick } from '../replication/index.ts'
+import { Lsn, type Epoch, type Tick } from '../replication/index.ts'
 import type { Violation } from './checker.ts'
 import type { NodeId } from './events.ts'
 import { MemoryStore, type LedgerImage } from './ledger-store.ts'
@@ -157,8 +157,12 @@ export class SimLedger {
   readonly #checked = new Map<NodeId, { store: MemoryStore; version: number; head: AuditHead }>()
   /** Violations found in hooks, reported at the next check. */
   #pending: { kind: LedgerViolationKind; detail: string }[] = []
-  /** Committed entries above this LSN were declared lost (desperate promotion): nodes may drop what they applied there. */
-  #lossKeptLsn: number | undefined
+  /**
+   * Committed entries above `keptLsn` were declared lost by a desperate
+   * promotion at `epoch`: nodes may drop what they applied there, and what
+   * they apply there from older epochs (the lost entries) is not the lineage.
+   */
+  #loss: { keptLsn: number; epoch: number } | undefined
 
   constructor(nodes: ReadonlyMap<NodeId, SimNode>, now: () => Tick, options: LedgerOptions) {
     this.#nodes = nodes
@@ -200,9 +204,9 @@ export class SimLedger {
     return image
   }
 
-  /** A desperate promotion declared the committed entries above `keptLsn` lost. */
-  declareLoss(keptLsn: Lsn): void {
-    this.#lossKeptLsn = Math.min(this.#lossKeptLsn ?? keptLsn, keptLsn)
+  /** A desperate promotion at `epoch` declared the committed entries above `keptLsn` lost. */
+  declareLoss(keptLsn: Lsn, epoch: Epoch): void {
+    this.#loss = { keptLsn: Math.min(this.#loss?.keptLsn ?? keptLsn, keptLsn), epoch }
     for (const index of [...this.#lineage.keys()]) if (index > keptLsn) this.#lineage.delete(index)
   }
 
@@ -246,7 +250,7 @@ export class SimLedger {
   #truncated(node: SimNode, toLsn: Lsn): void {
     const ledger = this.#ledgers.get(node.id)
     if (ledger === undefined || ledger.appliedIndex <= toLsn) return
-    if (this.#lossKeptLsn !== undefined && toLsn >= this.#lossKeptLsn) {
+    if (this.#loss !== undefined && toLsn >= this.#loss.keptLsn) {
       // Entries declared lost: the node goes back to its checkpoint and the WAL it keeps.
       this.#rebuild(node)
       return
@@ -307,7 +311,8 @@ export class SimLedger {
       const payload = this.#payloads.get(writeKey(entry))
       invariant(payload !== undefined, () => `no proposal for epoch ${entry.epoch} lsn ${entry.lsn}`)
       ledger.apply(index, payload, this.stats)
-      if (record) this.#compareWithLineage(node.id, index, ledger.store.digest, 'applied')
+      const lost = this.#loss !== undefined && index > this.#loss.keptLsn && entry.epoch < this.#loss.epoch
+      if (record && !lost) this.#compareWithLineage(node.id, index, ledger.store.digest, 'applied')
     }
     return true
   }

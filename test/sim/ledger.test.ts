@@ -140,6 +140,40 @@ test('tally check (the same replay and chain verification) passes on every node 
   for (const id of cluster.nodeIds) await assertTallyCheckClean(cluster, id)
 })
 
+test('desperate promotion: the declared loss is dropped from the ledgers, and the cluster carries on with identical states', () => {
+  const cluster = new Cluster({ seed: 13, durability: 'best_effort', ledger: {} })
+  const [n1, n2, n3] = ['n1', 'n2', 'n3'] as [NodeId, NodeId, NodeId]
+  const write = (count: number) => {
+    for (let i = 0; i < count; i += 1) cluster.write()
+  }
+  cluster.run(3)
+  write(2)
+  cluster.run(4)
+  cluster.linkDown(n1, n2)
+  cluster.linkDown(n1, n3)
+  write(3)
+  cluster.run(2)
+  assert.equal(cluster.coordinator.committedLsn, 5)
+  assert.equal(cluster.ledger?.ledgerOf(n1)?.appliedIndex, 5, 'n1 applied what best_effort committed on it alone')
+  cluster.crash(n1)
+  cluster.run(6)
+  assert.equal(cluster.promoteDesperately(), true)
+  const kept = cluster.coordinator.committedLsn
+  assert.ok(kept < 5)
+  cluster.linkUp(n1, n2)
+  cluster.linkUp(n1, n3)
+  cluster.restart(n1)
+  write(3)
+  cluster.run(30)
+  write(1)
+  cluster.run(10)
+  assert.deepEqual(cluster.violations, [])
+  const nodes = cluster.ledger?.report().nodes ?? []
+  assert.ok(nodes.every((node) => node.appliedIndex !== undefined && node.appliedIndex >= kept + 3), JSON.stringify(nodes))
+  const primary = nodes.find((node) => node.id === cluster.runtime?.nodeId)
+  for (const node of nodes) if (node.appliedIndex === primary?.appliedIndex) assert.equal(node.digest, primary?.digest, node.id)
+})
+
 /** The planted ledger-level bugs: the randomized simulator (not a script) catches each within the seed set. */
 /**
  * Explored over seeds 1–40 × 250 steps: `applyUncommitted` caught in every
