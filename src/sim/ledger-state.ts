@@ -227,6 +227,10 @@ export class SimLedger {
       written: (entry) => this.#written(node, entry),
       truncated: (toLsn) => this.#truncated(node, toLsn),
       crashed: () => {
+        const applied = this.#ledgers.get(node.id)?.appliedIndex ?? 0
+        if (applied > node.durableLsn) {
+          this.#pending.push({ kind: 'applied_entry_undone', detail: `${node.id} crashed durable to ${node.durableLsn} below its applied index ${applied}` })
+        }
         this.#ledgers.set(node.id, undefined)
         this.#checked.delete(node.id)
       },
@@ -317,15 +321,22 @@ export class SimLedger {
     return true
   }
 
-  /** The node's store at `lsn`, from its current state, or from its checkpoint and WAL when it is past `lsn`. */
+  /**
+   * The node's store at `lsn`: its current state once applied up to what it
+   * may; built on a scratch copy from there (or from its checkpoint when it
+   * is past `lsn`) through its WAL otherwise, so the node itself never
+   * applies beyond its bound.
+   */
   #imageAt(node: SimNode, lsn: number): LedgerImage {
     const current = this.#ledgers.get(node.id)
     invariant(current !== undefined, () => `${node.id}: an image taken while down`)
-    if (current.appliedIndex < lsn) this.#advance(node, Lsn.of(lsn))
+    if (current.appliedIndex < lsn) this.#advance(node)
     if (current.appliedIndex === lsn) return current.image()
+    // Past what the node may apply itself (a full base at a commit it does not hold durably yet), or behind it.
     const checkpoint = this.#checkpoints.get(node.id)
-    invariant(checkpoint !== undefined && checkpoint.lsn <= lsn, () => `${node.id}: no image at ${lsn} (applied ${current.appliedIndex}, checkpoint ${checkpoint?.lsn})`)
-    const scratch = new NodeLedger(checkpoint)
+    const base = current.appliedIndex < lsn ? current.image() : checkpoint
+    invariant(base !== undefined && base.lsn <= lsn, () => `${node.id}: no image at ${lsn} (applied ${current.appliedIndex}, checkpoint ${checkpoint?.lsn})`)
+    const scratch = new NodeLedger(base)
     invariant(this.#applyTo(node, scratch, lsn, false) && scratch.appliedIndex === lsn, () => `${node.id}: cannot rebuild its state at ${lsn}`)
     return scratch.image()
   }
