@@ -71,7 +71,7 @@ export interface LedgerReport extends LedgerStats {
 
 export const simClusterId = 'sim-cluster'
 
-/** One row of what a fresh data directory starts with (the server's creation batch, ADR 0007). */
+/** The rows a fresh data directory starts with (the server's creation batch, ADR 0007). */
 function genesisImage(): LedgerImage {
   const store = new MemoryStore()
   store.write([

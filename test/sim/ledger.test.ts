@@ -97,7 +97,7 @@ test('same seed, same bytes: a randomized run with the ledger ends in the same s
   assert.deepEqual(first.ledger, second.ledger)
 })
 
-test(`${ledgerSeeds} randomized seeds with the ledger: no violation, and every ledger path is taken`, async () => {
+test(`${ledgerSeeds} randomized seeds with the ledger (and 4 under the network model): no violation, and every ledger path is taken`, async () => {
   const totals = { applied: 0, stale: 0, ordersApplied: 0, ordersRefused: 0, rebuilt: 0, installed: 0 }
   const failures: RunResult[] = []
   let last: RunResult | undefined
@@ -112,6 +112,9 @@ test(`${ledgerSeeds} randomized seeds with the ledger: no violation, and every l
       for (const key of Object.keys(totals) as (keyof typeof totals)[]) totals[key] += result.ledger?.[key] ?? 0
     },
   })
+  // And a few under the network model (delays, losses, duplicates; handshakes over the network in some seeds).
+  const network = runSeeds({ firstSeed: 1, count: 4, steps, ledger: {}, network: { delayTicksMax: 2, lossPercent: 2, duplicatePercent: 2 } })
+  failures.push(...network.failures)
   assert.deepEqual(
     failures.map((failure) => ({ seed: failure.seed, violations: failure.violations.slice(0, 3) })),
     [],
