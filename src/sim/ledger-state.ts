@@ -25,7 +25,7 @@
  * reach that index had (so nodes in sync hold byte-identical rows).
  */
 import type { AccountAddress, Asset, CanonicalKey } from '../domain/index.ts'
-import { decodeRowValue, invariant, keyFields, parseJson, stringifyJson } from '../domain/index.ts'
+import { canonicalDate, decodeRowValue, invariant, keyFields, parseJson, stringifyJson } from '../domain/index.ts'
 import { balanceOf } from '../domain/volumes.ts'
 import type { AuditHead } from '../audit/index.ts'
 import { GENESIS, decodeAuditEntry, verifyEntry } from '../audit/index.ts'
@@ -132,8 +132,13 @@ export class NodeLedger implements PlanningView {
 
 const writeKey = (entry: Pick<WalEntry, 'epoch' | 'lsn'>): string => `${entry.epoch}:${entry.lsn}`
 
-/** A fixed origin for proposal dates: one simulated second per tick. */
-const dateOrigin = Date.UTC(2026, 0, 1)
+/** Proposal dates: one simulated second per tick from 2026-01-01T00:00:00Z (no clock: calendar arithmetic). */
+const dateOriginSeconds = 1_767_225_600n
+function dateAt(tick: Tick): string {
+  const date = canonicalDate((dateOriginSeconds + BigInt(tick)) * 1_000_000_000n)
+  invariant(date !== undefined, () => `no date at tick ${tick}`)
+  return date
+}
 
 type LedgerViolationKind = 'ledger_diverged' | 'ledger_unbalanced' | 'ledger_negative_balance' | 'audit_chain_broken' | 'applied_entry_undone' | 'ledger_entry_missing' | 'ledger_meta_mismatch'
 
@@ -246,7 +251,7 @@ export class SimLedger {
     invariant(ledger !== undefined, () => `${node.id} writes while down`)
     const key = writeKey(entry)
     invariant(!this.#payloads.has(key), () => `two writes at epoch ${entry.epoch} lsn ${entry.lsn}`)
-    const date = new Date(dateOrigin + this.#now() * 1000).toISOString()
+    const date = dateAt(this.#now())
     this.#payloads.set(key, simulatedProposal(ledger, entry.value, entry.lsn, `sim-e${entry.epoch}-l${entry.lsn}`, date))
   }
 

@@ -1,47 +1,24 @@
 /**
  * The simulated node's store: the rows the FSM's `WriteBatch`es leave,
  * kept in memory by key, with the one canonical digest of the whole row set
- * (`stateDigest`) maintained as rows change. Two stores with equal digests
+ * (`stateDigest`, `src/check/state-digest.ts`) maintained as rows change. Two stores with equal digests
  * hold the same rows byte for byte, whatever order they were written in,
  * which is what "replicas in sync hold byte-identical state" compares.
  *
  * It also serves the store's read interface (`StoreReader`, sorted ranges),
  * so that `tally check` itself (`runCheck`) can run over a simulated node.
  */
-import { hash } from 'node:crypto'
 import type { RowWrite } from '../store/layout.ts'
 import { Zone } from '../store/layout.ts'
+import { addTerm, removeTerm, rowDigestTerm } from '../check/state-digest.ts'
 
-/** One stored row and its hash (the digest's term for it). */
+export { stateDigest } from '../check/state-digest.ts'
+
+/** One stored row and its term of the state digest. */
 interface StoredRow {
   readonly key: Buffer
   readonly value: Buffer
   readonly hash: bigint
-}
-
-/** The digest's modulus: 128 bits of each row's SHA-256, summed. */
-const DIGEST_MODULUS = 1n << 128n
-
-/**
- * A row's term of the state digest: the first 128 bits of
- * SHA-256(key length as u32 BE ‖ key ‖ value). The length prefix keeps the
- * key/value split unambiguous.
- */
-function rowHash(key: Buffer, value: Buffer): bigint {
-  const length = Buffer.alloc(4)
-  length.writeUInt32BE(key.length)
-  return BigInt(`0x${hash('sha256', Buffer.concat([length, key, value]), 'hex').slice(0, 32)}`)
-}
-
-/**
- * The canonical digest of a set of rows: the sum of their row hashes modulo
- * 2^128 (a multiset hash, so it does not depend on write order and can be
- * kept up to date row by row). The only state digest the simulator compares.
- */
-export function stateDigest(rows: Iterable<readonly [Buffer, Buffer]>): bigint {
-  let digest = 0n
-  for (const [key, value] of rows) digest = (digest + rowHash(key, value)) % DIGEST_MODULUS
-  return digest
 }
 
 /** A frozen copy of a store's rows: a checkpoint, a snapshot or a full base, at `lsn`. */
@@ -80,15 +57,15 @@ export class MemoryStore {
     for (const { key, value } of rows) {
       const id = key.toString('latin1')
       const previous = this.#rows.get(id)
-      if (previous !== undefined) this.#digest = (this.#digest - previous.hash + DIGEST_MODULUS) % DIGEST_MODULUS
+      if (previous !== undefined) this.#digest = removeTerm(this.#digest, previous.hash)
       if (value === null) {
         this.#rows.delete(id)
         this.#volumes.delete(id)
         continue
       }
-      const stored = { key, value, hash: rowHash(key, value) }
+      const stored = { key, value, hash: rowDigestTerm(key, value) }
       this.#rows.set(id, stored)
-      this.#digest = (this.#digest + stored.hash) % DIGEST_MODULUS
+      this.#digest = addTerm(this.#digest, stored.hash)
       if (id.startsWith(VOLUMES_PREFIX)) this.#volumes.add(id)
     }
     this.version += 1
