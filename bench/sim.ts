@@ -4,9 +4,11 @@ import os from 'node:os'
 import { parseArgs } from 'node:util'
 import { runSeeds } from '../src/sim/index.ts'
 
-const { values } = parseArgs({ options: { seeds: { type: 'string' }, steps: { type: 'string' } } })
+const { values } = parseArgs({ options: { seeds: { type: 'string' }, steps: { type: 'string' }, 'ledger-seeds': { type: 'string' } } })
 const seeds = Number(values.seeds ?? 500)
 const steps = Number(values.steps ?? 300)
+/** Seeds for the pair of sets with and without the ledger in the simulator (the FSM makes a step far dearer). */
+const ledgerSeeds = Number(values['ledger-seeds'] ?? 50)
 
 function measure(label: string, run: () => { steps: number; runs: number; failures: number }): void {
   const started = process.hrtime.bigint()
@@ -35,3 +37,6 @@ measure('npm test seed sets (170 x 250)', () => {
   const c = runSeeds({ firstSeed: 20_001, count: 25, steps: 250, shape: { durability: 'best_effort', order: 'shuffled' } })
   return { steps: a.steps + b.steps + c.steps, runs: a.runs + b.runs + c.runs, failures: a.failures.length + b.failures.length + c.failures.length }
 })
+measure(`mixed shapes (${ledgerSeeds} seeds x ${steps}), no ledger`, () => summarize(runSeeds({ firstSeed: 1, count: ledgerSeeds, steps })))
+measure(`same seeds, ledger in the simulator`, () => summarize(runSeeds({ firstSeed: 1, count: ledgerSeeds, steps, ledger: {} })))
+measure('npm test ledger seeds (12 x 250)', () => summarize(runSeeds({ firstSeed: 1, count: 12, steps: 250, ledger: {} })))

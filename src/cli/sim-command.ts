@@ -31,6 +31,10 @@ Options (each also read from the environment variable shown):
   --delay D          network model: each message delayed 0–D extra ticks, so reordered (default 0)
   --loss P           network model: each message lost with probability P% (default 0)
   --duplicate P      network model: each message delivered twice with probability P% (default 0)
+  --ledger           run the ledger in the simulator: every node applies its committed
+                     entries through the real FSM, and the ledger invariants (balances,
+                     audit chain, identical replica state) are checked every step
+                     (TALLY_SIM_LEDGER=1; about 100× slower per step)
   --trace            print the full trace of every run (use with --seeds 1)
   -h, --help         show this help
 
@@ -74,6 +78,7 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
         loss: { type: 'string' },
         duplicate: { type: 'string' },
         trace: { type: 'boolean' },
+        ledger: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -117,6 +122,7 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
     io.err(`tally sim: ${error.message}\n`)
     return simExit.usage
   }
+  const ledger = values.ledger === true || io.env.TALLY_SIM_LEDGER === '1' ? {} : undefined
   const shape = {
     ...(durability === undefined ? {} : { durability }),
     ...(nodeCount === undefined ? {} : { nodeCount }),
@@ -130,7 +136,7 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
   if (values.trace === true) {
     let failed = false
     for (let index = 0; index < count; index += 1) {
-      const result = runRandom({ seed: firstSeed + index, steps, trace: true, shape, network })
+      const result = runRandom({ seed: firstSeed + index, steps, trace: true, shape, network, ledger })
       io.out(`${result.trace.join('\n')}\n${describeRun(result)} violations ${result.violations.length}\n`)
       failed ||= result.violations.length > 0
     }
@@ -139,6 +145,7 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
 
   let settledTicksMax = 0
   let settledRuns = 0
+  const ledgerTotals = { applied: 0, stale: 0, ordersApplied: 0, ordersRefused: 0, rebuilt: 0, installed: 0 }
   const progressEvery = Math.max(1, Math.floor(count / 20))
   const showProgress = count * steps >= 200_000
   const summary = runSeeds({
@@ -147,7 +154,9 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
     steps,
     shape,
     network,
+    ...(ledger === undefined ? {} : { ledger }),
     onRun: (result, index) => {
+      if (result.ledger !== undefined) for (const key of Object.keys(ledgerTotals) as (keyof typeof ledgerTotals)[]) ledgerTotals[key] += result.ledger[key]
       if (result.settledAfterTicks !== undefined) {
         settledRuns += 1
         settledTicksMax = Math.max(settledTicksMax, result.settledAfterTicks)
@@ -174,12 +183,17 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
       `       deposed primaries ${totals.primariesDeposed} writes to deposed primaries ${totals.writesToDeposed} commits held back without a lease ${totals.commitsWithoutLease}`,
       `       coordinator restarts ${totals.coordinatorRestarts} assignment writes refused ${totals.assignmentWritesRefused} truncations answered ${totals.truncationsAnswered} truncate timeouts ${totals.truncateTimeouts}`,
       `liveness: ${settledRuns} of ${summary.runs} runs settled after faults stopped, slowest in ${settledTicksMax} ticks`,
+      ...(ledger === undefined
+        ? []
+        : [
+            `ledger: entries applied ${ledgerTotals.applied} (stale ${ledgerTotals.stale}) orders applied ${ledgerTotals.ordersApplied} refused ${ledgerTotals.ordersRefused} states rebuilt ${ledgerTotals.rebuilt} images installed ${ledgerTotals.installed}`,
+          ]),
     ].join('\n') + '\n',
   )
   const first = summary.failures[0]
   if (first !== undefined) {
-    const replay = runRandom({ seed: first.seed, steps: first.stepsRun, trace: true, shape, network })
-    io.out(`\nreplayable trace of seed ${first.seed} (rerun: tally sim --seeds 1 --seed ${first.seed} --steps ${first.stepsRun} --trace):\n`)
+    const replay = runRandom({ seed: first.seed, steps: first.stepsRun, trace: true, shape, network, ledger })
+    io.out(`\nreplayable trace of seed ${first.seed} (rerun: tally sim --seeds 1 --seed ${first.seed} --steps ${first.stepsRun}${ledger === undefined ? '' : ' --ledger'} --trace):\n`)
     io.out(`${replay.trace.join('\n')}\n`)
     io.out(`failing seeds: ${summary.failures.map((failure) => failure.seed).join(' ')}\n`)
     return simExit.violations

@@ -42,6 +42,14 @@ export type ViolationKind =
   | 'overlapping_primaries'
   | 'liveness'
   | 'exception'
+  // The ledger running in the simulator (`ledger-state.ts`):
+  | 'ledger_diverged'
+  | 'ledger_unbalanced'
+  | 'ledger_negative_balance'
+  | 'audit_chain_broken'
+  | 'applied_entry_undone'
+  | 'ledger_entry_missing'
+  | 'ledger_meta_mismatch'
 
 export interface Violation {
   readonly tick: Tick

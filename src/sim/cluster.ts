@@ -76,6 +76,7 @@ import { EventQueue, coordinatorId, type EventOrder, type Message, type NodeId, 
 import { SimNode, type Image, type WalEntry } from './node.ts'
 import { Prng } from './prng.ts'
 import { ReferenceModel } from './reference.ts'
+import { SimLedger, type LedgerOptions } from './ledger-state.ts'
 
 export type { DurabilityMode }
 
@@ -125,6 +126,12 @@ export interface ClusterOptions {
    * Undefined: the coordinator sees directly whether the primary runs.
    */
   readonly primaryLease: LeaseTerms | undefined
+  /**
+   * The ledger runs in the simulator (`ledger-state.ts`): every node applies
+   * its committed entries through the real FSM and the ledger invariants are
+   * checked every tick. Undefined: entries are abstract values only.
+   */
+  readonly ledger: LedgerOptions | undefined
 }
 
 export interface StorageModel {
@@ -180,6 +187,7 @@ export const clusterDefaults: Omit<ClusterOptions, 'seed'> = {
   storage: healthyStorage,
   handshakeOverNetwork: false,
   primaryLease: undefined,
+  ledger: undefined,
 }
 
 export const nodeCountMax = 9
@@ -318,6 +326,8 @@ export class Cluster {
   /** The versioned assignment (etcd's key): it outlives every coordinator process. */
   readonly assignments: AssignmentStore
   readonly stats: ClusterStats = emptyClusterStats()
+  /** The ledger every node applies (when `options.ledger` is set). */
+  readonly ledger: SimLedger | undefined
   readonly #trace: TraceEvent[] | undefined
   readonly #linksDown = new Set<string>()
   /**
@@ -370,6 +380,7 @@ export class Cluster {
       this.nodes.set(id, new SimNode(id, Epoch.first, endpoint))
     }
     this.nodeIds = ids
+    this.ledger = this.options.ledger === undefined ? undefined : new SimLedger(this.nodes, () => this.#now, this.options.ledger)
     this.#coordinatorOptions = {
       members: ids.map((id) => ({ replicaId: id, endpoint: this.node(id).endpoint })),
       log: new RecoveryLog({ now: () => this.#now }),
@@ -628,6 +639,7 @@ export class Cluster {
     this.#reportStates()
     this.#sweepBarriers()
     for (const violation of checkCluster(this)) this.recordViolation(violation)
+    for (const violation of this.ledger?.step() ?? []) this.recordViolation(violation)
   }
 
   run(ticks: number): void {
@@ -1208,6 +1220,7 @@ export class Cluster {
     coordinator.log.append({ ...decision.event, detail: { ...decision.event.detail, keptLsn } })
     this.committedHighWater = keptLsn
     this.reference.declareLoss(keptLsn)
+    this.ledger?.declareLoss(keptLsn, decision.epoch)
     this.#log('promote', `${chosen.id} epoch=${epoch} desperate kept=${keptLsn} reason=${decision.event.reason ?? ''}`)
     this.stats.promotions += 1
     chosen.epoch = epoch
@@ -1474,10 +1487,10 @@ export class Cluster {
       pinSnapshot: (owner, snapshotLsn) =>
         primary.checkpoint.lsn !== snapshotLsn || !primary.checkpoint.trusted
           ? { ok: false, reason: 'snapshot_unavailable' }
-          : pin(owner, 'snapshot', snapshotLsn, { lsn: snapshotLsn, digest: primary.checkpoint.digest }),
+          : pin(owner, 'snapshot', snapshotLsn, this.#withLedger(primary, { lsn: snapshotLsn, digest: primary.checkpoint.digest }, 'snapshot')),
       pinFullBase: (owner, targetLsn) => {
         const digest = primary.digestAt(targetLsn)
-        return digest === undefined ? { ok: false, reason: 'base_unavailable' } : pin(owner, 'full_base', targetLsn, { lsn: targetLsn, digest })
+        return digest === undefined ? { ok: false, reason: 'base_unavailable' } : pin(owner, 'full_base', targetLsn, this.#withLedger(primary, { lsn: targetLsn, digest }, 'full_base'))
       },
       streamWal: ({ ticket, fromLsnExclusive, toLsnInclusive }): TransferReport => {
         const reason = this.#unreachable(runtime, ticket)
@@ -1545,6 +1558,11 @@ export class Cluster {
       })
     }
     return { ok: true, truncatedToLsn: undefined }
+  }
+
+  /** A pinned image carries the source's ledger state at its LSN, taken at pin time. */
+  #withLedger(source: SimNode, image: Image, kind: 'snapshot' | 'full_base'): Image {
+    return this.ledger === undefined ? image : this.ledger.capture(source, image, kind)
   }
 
   /** 0 for an immediate base transfer, else how many ticks a slow one takes. */

@@ -28,6 +28,23 @@ export interface Image {
 
 export type AppendResult = 'appended' | 'duplicate' | 'gap' | 'lineage_mismatch'
 
+/**
+ * What happens to a node's storage, for whoever keeps state derived from it
+ * (the ledger the node applies, `ledger-state.ts`). Called after the change.
+ */
+export interface NodeStateObserver {
+  /** This node, as primary, wrote `entry`. */
+  written(entry: WalEntry): void
+  /** Entries above `toLsn` were dropped (a truncation, not a crash). */
+  truncated(toLsn: Lsn): void
+  /** Power loss: everything in memory is gone. */
+  crashed(): void
+  restarted(): void
+  checkpointed(lsn: Lsn): void
+  /** The store was replaced by `image` (a rebuild's snapshot or full base, or genesis). */
+  installed(image: Image): void
+}
+
 export const genesisDigest = 0
 
 export class SimNode implements ReplicaLogView {
@@ -42,6 +59,8 @@ export class SimNode implements ReplicaLogView {
   #checkpoint: Image & { trusted: boolean } = { lsn: Lsn.zero, digest: genesisDigest, trusted: true }
   /** Highest LSN this node knows is committed and holds on the committed lineage. */
   knownCommittedLsn: Lsn = Lsn.zero
+  /** Told of every storage change (the simulated ledger), when set. */
+  observer: NodeStateObserver | undefined
 
   constructor(id: ReplicaId, epoch: Epoch, endpoint: Endpoint) {
     this.id = id
@@ -101,6 +120,7 @@ export class SimNode implements ReplicaLogView {
     const entry = { lsn, epoch, value, digest: chainDigest(previous, lsn, epoch, value) }
     this.#entries.set(lsn, entry)
     this.#headLsn = lsn
+    this.observer?.written(entry)
     return entry
   }
 
@@ -138,18 +158,21 @@ export class SimNode implements ReplicaLogView {
   crash(): void {
     this.running = false
     this.#dropAbove(this.#durableLsn)
+    this.observer?.crashed()
   }
 
   restart(endpoint: Endpoint | undefined): void {
     invariant(!this.running, () => `${this.id} restarted while running`)
     this.running = true
     if (endpoint !== undefined) this.endpoint = endpoint
+    this.observer?.restarted()
   }
 
   /** Drops every entry above `toLsn` (never below the checkpoint). */
   truncate(toLsn: Lsn): void {
     invariant(toLsn >= this.#checkpoint.lsn, () => `${this.id}: truncate to ${toLsn} below checkpoint ${this.#checkpoint.lsn}`)
     this.#dropAbove(toLsn)
+    this.observer?.truncated(toLsn)
   }
 
   takeCheckpoint(lsn: Lsn): boolean {
@@ -158,6 +181,7 @@ export class SimNode implements ReplicaLogView {
     const digest = this.digestAt(lsn)
     if (digest === undefined) return false
     this.#checkpoint = { lsn, digest, trusted: true }
+    this.observer?.checkpointed(lsn)
     return true
   }
 
@@ -188,6 +212,7 @@ export class SimNode implements ReplicaLogView {
     this.#durableLsn = image.lsn
     this.#checkpoint = { lsn: image.lsn, digest: image.digest, trusted: true }
     this.knownCommittedLsn = Lsn.max(this.knownCommittedLsn, image.lsn)
+    this.observer?.installed(image)
   }
 
   checkStructure(): string | undefined {

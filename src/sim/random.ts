@@ -12,6 +12,7 @@ import type { Violation } from './checker.ts'
 import { coordinatorId, type EventOrder, type NodeId } from './events.ts'
 import { Prng } from './prng.ts'
 import { noFaults, type ProtocolFaults } from '../replication/index.ts'
+import type { LedgerOptions, LedgerReport } from './ledger-state.ts'
 
 export interface RandomRunOptions {
   readonly seed: number
@@ -26,6 +27,8 @@ export interface RandomRunOptions {
   readonly shape?: Partial<RunShape>
   /** After the faulty steps, heal and require every replica in sync within `livenessTicksMax` (default on). */
   readonly liveness?: boolean
+  /** Run the ledger in the simulator: every node applies its committed entries through the FSM (off by default). */
+  readonly ledger?: LedgerOptions
 }
 
 export interface RunShape {
@@ -63,6 +66,8 @@ export interface RunResult {
   readonly trace: readonly string[]
   /** Ticks the healed cluster took to bring every replica in sync (undefined when not checked or not reached). */
   readonly settledAfterTicks: number | undefined
+  /** What the ledger did, when it ran in the simulator. */
+  readonly ledger: LedgerReport | undefined
 }
 
 /** The liveness bound: after faults stop, every replica is in sync within this many ticks. */
@@ -265,6 +270,7 @@ export function runRandom(options: RandomRunOptions): RunResult {
     plantedBugs: options.plantedBugs ?? {},
     faults: options.faults ?? noFaults,
     network: options.network ?? reliableNetwork,
+    ledger: options.ledger,
   })
   const prng = new Prng(options.seed ^ 0x7f4a7c15)
   const partitionPrng = shape.coordinatorLinks === 'partitioned' ? new Prng(options.seed ^ 0x70617274) : undefined
@@ -293,6 +299,7 @@ export function runRandom(options: RandomRunOptions): RunResult {
     committedLsn: cluster.assignments.read().record.committedLsn,
     trace: options.trace === true ? cluster.traceLines() : [],
     settledAfterTicks,
+    ledger: cluster.ledger?.report(),
   }
 }
 
@@ -345,6 +352,7 @@ export function runSeeds(options: {
   readonly faults?: ProtocolFaults
   readonly network?: NetworkModel
   readonly shape?: RandomRunOptions['shape']
+  readonly ledger?: LedgerOptions
   readonly onRun?: (result: RunResult, index: number) => void
 }): SeedsSummary {
   const failures: RunResult[] = []
@@ -358,6 +366,7 @@ export function runSeeds(options: {
       ...(options.faults === undefined ? {} : { faults: options.faults }),
       ...(options.network === undefined ? {} : { network: options.network }),
       ...(options.shape === undefined ? {} : { shape: options.shape }),
+      ...(options.ledger === undefined ? {} : { ledger: options.ledger }),
     })
     steps += result.stepsRun
     for (const key of Object.keys(totals) as Array<keyof ClusterStats>) totals[key] += result.stats[key]

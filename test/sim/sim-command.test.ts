@@ -28,6 +28,17 @@ test('tally sim --delay/--loss/--duplicate turn the network model on', async () 
   assert.equal(await runSimCommand(['--loss', '80'], bad.io), simExit.usage)
 })
 
+test('tally sim --ledger runs the ledger in the simulator and prints what it applied', async () => {
+  const { io, out } = capture()
+  assert.equal(await runSimCommand(['--seeds', '2', '--seed', '1', '--steps', '60', '--ledger'], io), simExit.ok)
+  const text = out.join('')
+  assert.match(text, /^violations 0$/m)
+  assert.match(text, /^ledger: entries applied [1-9]\d* \(stale \d+\) orders applied [1-9]\d* refused \d+ states rebuilt \d+ images installed \d+$/m)
+  const without = capture()
+  assert.equal(await runSimCommand(['--seeds', '1', '--steps', '10'], without.io), simExit.ok)
+  assert.doesNotMatch(without.out.join(''), /^ledger:/m)
+})
+
 test('tally sim reads its options from the environment', async () => {
   const { io, out } = capture({ TALLY_SIM_SEEDS: '2', TALLY_SIM_STEPS: '10' })
   assert.equal(await runSimCommand([], io), simExit.ok)
