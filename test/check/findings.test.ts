@@ -128,7 +128,9 @@ test('findings: a deleted, an altered and an extra secondary-index row are each 
     const moves = indexes.find(([key]) => key[1] === 0x4d)
     assert.ok(byAccount !== undefined && moves !== undefined)
     await del(store, byAccount[0])
-    await put(store, moves[0], Buffer.from(moves[1].toString('utf8').replace(/\d/, (digit) => String((Number(digit) + 1) % 10))))
+    const altered = Buffer.from(moves[1])
+    altered[altered.length - 1] = (altered[altered.length - 1] as number) ^ 0x02 // the output's varint: another amount
+    await put(store, moves[0], altered)
     const extra = Buffer.from(moves[0])
     extra[extra.length - 1] = 0xee
     await put(store, extra, moves[1])
