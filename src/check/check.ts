@@ -269,7 +269,7 @@ class CheckRun {
     const key = describeAuditRow(rowKey)
     let entry: AuditEntry
     try {
-      entry = decodeAuditEntry(value.toString('utf8'))
+      entry = decodeAuditEntry(value)
       if (typeof entry.seq !== 'bigint' || !Number.isSafeInteger(entry.index) || !Array.isArray(entry.orders) || !Array.isArray(entry.outcome)) {
         throw new Error('fields of the wrong type')
       }
@@ -309,7 +309,7 @@ class CheckRun {
       return
     }
     if (!replayed.auditRow.equals(value)) {
-      const expected = decodeAuditEntry(replayed.auditRow.toString('utf8'))
+      const expected = decodeAuditEntry(replayed.auditRow)
       this.report({
         kind: 'audit',
         key,

@@ -141,12 +141,27 @@ function writeItem(value: unknown, sorted: boolean): boolean {
 
 function writeObject(record: Record<string, unknown>, sorted: boolean): void {
   const keys = sorted ? Object.keys(record).sort() : Object.keys(record)
+  writer.byte(Tag.object)
+  if (keys.length < 0x80) {
+    // One count byte, patched once the skipped fields (undefined, functions) are known.
+    writer.reserve(1)
+    const countAt = writer.offset++
+    let count = 0
+    for (const key of keys) {
+      const field = record[key]
+      if (field === undefined || typeof field === 'function' || typeof field === 'symbol') continue
+      writeString(key)
+      writeItem(field, sorted)
+      count++
+    }
+    writer.buffer[countAt] = count
+    return
+  }
   let count = 0
   for (const key of keys) {
     const field = record[key]
     if (field !== undefined && typeof field !== 'function' && typeof field !== 'symbol') count++
   }
-  writer.byte(Tag.object)
   writer.varint(count)
   for (const key of keys) {
     const field = record[key]

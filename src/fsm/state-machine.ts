@@ -257,7 +257,7 @@ export class LedgerStateMachine {
       ...(proposal.cacheSettings === undefined ? {} : { cacheSettings: cacheSettingsToJson(proposal.cacheSettings) }),
     })
     this.head = { seq: entry.seq, hash: entry.hash }
-    batch.put(auditRowKey(entry.seq), Buffer.from(entry.text, 'utf8'))
+    batch.put(auditRowKey(entry.seq), entry.row)
     batch.put(metaKey(MetaKey.auditHead), Buffer.from(stringifyJson(this.head), 'utf8'))
   }
 }

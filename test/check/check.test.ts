@@ -99,13 +99,6 @@ async function tamper(pick: (key: Buffer, value: Buffer) => number | undefined):
   }
 }
 
-/** Offset of the first character of the JSON string value of `field`, if the row has one. */
-function stringValueOffset(value: Buffer, field: string): number | undefined {
-  const marker = Buffer.from(`"${field}":"`)
-  const at = value.indexOf(marker)
-  return at < 0 ? undefined : at + marker.length
-}
-
 /**
  * Offset of the first byte of `field`'s value in a packed attribute row: a
  * short string's first character, or an integer's first varint byte.
@@ -184,7 +177,7 @@ test('tamper: a flipped byte in a cache-mirror row is named by the attribute it 
 
 test('tamper: a flipped byte in an audit entry is a hash mismatch at its seq, and nothing else', async () => {
   let seen = 0
-  const { result, key } = await tamper((rowKey, value) => (rowKey[0] === Zone.audit && ++seen === 5 ? stringValueOffset(value, 'proposalId') : undefined))
+  const { result, key } = await tamper((rowKey, value) => (rowKey[0] === Zone.audit && ++seen === 5 ? packedValueOffset(value, 'proposalId') : undefined))
   assertOnly(result, 'audit', `seq=${key.readBigUInt64BE(1)}`)
   assert.match(result.findingsList[0]?.message ?? '', /hash mismatch/)
 })

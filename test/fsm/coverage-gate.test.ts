@@ -31,7 +31,7 @@ function auditOutcomes(batch: WriteBatch): unknown[] {
   return batch
     .rows()
     .filter((row) => row.key[0] === Zone.audit && row.value !== null)
-    .map((row) => decodeAuditEntry((row.value as Buffer).toString('utf8')).outcome)
+    .map((row) => decodeAuditEntry(row.value as Buffer).outcome)
 }
 
 test('coverage gate: reading an undeclared key fails loudly with COVERAGE_MISS, and the failure is in the audit chain', () => {
