@@ -139,8 +139,28 @@ function writeItem(value: unknown, sorted: boolean): boolean {
   }
 }
 
+/**
+ * Own keys in JSON's canonical order (UTF-16 code units, as `Array#sort`
+ * orders strings). Records are small: an insertion sort with `<` beats the
+ * generic sort's comparator calls there.
+ */
+function sortedKeys(record: Record<string, unknown>): string[] {
+  const keys = Object.keys(record)
+  if (keys.length > 16) return keys.sort()
+  for (let i = 1; i < keys.length; i++) {
+    const key = keys[i] as string
+    let j = i - 1
+    while (j >= 0 && (keys[j] as string) > key) {
+      keys[j + 1] = keys[j] as string
+      j--
+    }
+    keys[j + 1] = key
+  }
+  return keys
+}
+
 function writeObject(record: Record<string, unknown>, sorted: boolean): void {
-  const keys = sorted ? Object.keys(record).sort() : Object.keys(record)
+  const keys = sorted ? sortedKeys(record) : Object.keys(record)
   writer.byte(Tag.object)
   if (keys.length < 0x80) {
     // One count byte, patched once the skipped fields (undefined, functions) are known.

@@ -111,3 +111,14 @@ test('packing what unpacking gave gives the same bytes (a checker re-packs decod
     { numRuns: 2000 },
   )
 })
+
+test("sorted packing writes keys in JSON's canonical order (the order canonicalJson prints)", () => {
+  fc.assert(
+    fc.property(fc.uniqueArray(fc.tuple(key, fc.constant(1n)), { minLength: 0, maxLength: 40, selector: ([k]) => k }), (entries) => {
+      const object: Record<string, unknown> = {}
+      for (const [k, v] of entries) Object.defineProperty(object, k, { value: v, enumerable: true, writable: true, configurable: true })
+      const unpacked = unpackValue(packValue(object, LAYOUT, true), LAYOUT) as Record<string, unknown>
+      assert.deepStrictEqual(Object.keys(unpacked), Object.keys(parseJson(canonicalJson(object)) as Record<string, unknown>))
+    }),
+  )
+})
