@@ -174,7 +174,7 @@ export class Admission {
     for (const entry of coverage) {
       if (typeof entry.seed !== 'string') continue
       seeded++
-      seedBytes += Buffer.byteLength(entry.seed, 'utf8')
+      seedBytes += Buffer.byteLength(entry.seed, 'base64')
     }
     throw new TallyError({
       code: 'VALIDATION',
@@ -273,7 +273,7 @@ export class Admission {
     const rows = await this.options.store.getMany(keys.map(attributeRowKey))
     keys.forEach((key, i) => {
       const row = rows[i]
-      seeds.set(key, row === undefined ? null : row.toString('utf8'))
+      seeds.set(key, row === undefined ? null : row.toString('base64'))
     })
   }
 }

@@ -1,7 +1,7 @@
 import type { AggregatedVolumes, Json, LedgerName, Posting, TransactionRecord } from '../domain/index.ts'
-import { emptyKeyed, invariant, keyedChild, ownEntries, parseJson } from '../domain/index.ts'
+import { emptyKeyed, invariant, keyedChild, ownEntries } from '../domain/index.ts'
 import type { StoreReader } from '../store/index.ts'
-import { accountTransactionsPrefix, fixedWidthInstant, moveKey, movesPrefix, prefixEnd } from '../store/index.ts'
+import { accountTransactionsPrefix, decodeIndexRow, fixedWidthInstant, moveKey, movesPrefix, prefixEnd } from '../store/index.ts'
 
 /** Volumes per asset: `{asset: {input, output}}`, summed from index rows. */
 export type VolumesByAsset = Map<string, { input: bigint; output: bigint }>
@@ -39,7 +39,7 @@ export async function effectiveVolumes(store: StoreReader, ledger: LedgerName, a
     const timestamp = rest.slice(separator + 1)
     if (until !== undefined && timestamp > until) continue
     if (since !== undefined && timestamp < since) continue
-    const moved = parseJson(value.toString('utf8')) as { input: bigint; output: bigint }
+    const moved = decodeIndexRow(value) as { input: bigint; output: bigint }
     add(volumes, asset, moved.input, moved.output)
   }
   return volumes
@@ -50,7 +50,7 @@ export async function volumesInsertedBy(store: StoreReader, ledger: LedgerName, 
   const prefix = accountTransactionsPrefix(ledger, account)
   const volumes: VolumesByAsset = new Map()
   for await (const [, value] of store.range({ gte: prefix, lt: prefixEnd(prefix) })) {
-    const row = parseJson(value.toString('utf8')) as { insertedAt: string; volumes: Record<string, { input: bigint; output: bigint }> }
+    const row = decodeIndexRow(value) as { insertedAt: string; volumes: Record<string, { input: bigint; output: bigint }> }
     const insertedAt = fixedWidthInstant(row.insertedAt)
     if (pit !== undefined && insertedAt > fixedWidthInstant(pit)) break // insertion order: nothing later qualifies
     if (from !== undefined && insertedAt < fixedWidthInstant(from)) continue
@@ -80,7 +80,7 @@ export async function transactionEffectiveVolumes(
       let input = 0n
       let output = 0n
       for await (const [, value] of store.range({ gte: prefix, lt: moveKey(ledger, account, asset, transaction.timestamp, transaction.id) })) {
-        const row = parseJson(value.toString('utf8')) as { input: bigint; output: bigint }
+        const row = decodeIndexRow(value) as { input: bigint; output: bigint }
         input += row.input
         output += row.output
       }

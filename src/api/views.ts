@@ -8,7 +8,6 @@ import {
   ledgerNotFound,
   LEDGER_PREFIX,
   notFound,
-  parseJson,
   validationError,
   schemaKey,
   transactionKey,
@@ -19,7 +18,7 @@ import { parseTimestamp, schemaNotFound, schemaView, transactionView } from '../
 import type { Filter, Leaf, FilterNode } from '../query/index.ts'
 import { addressPrefix, fieldsUsed, matches } from '../query/index.ts'
 import type { Store } from '../store/index.ts'
-import { accountTransactionsPrefix, attributeRowKey, fixedWidthInstant, logRowPrefix, prefixEnd, schemasPrefix, transactionsByTimestampPrefix } from '../store/index.ts'
+import { accountTransactionsPrefix, attributeRowKey, decodeLogRow, fixedWidthInstant, logRowPrefix, prefixEnd, schemasPrefix, transactionsByTimestampPrefix } from '../store/index.ts'
 import type { Page, PageRequest } from './paging.ts'
 import { listDescending, listOrder, pageOfRows } from './paging.ts'
 import type { VolumesByAsset } from './history.ts'
@@ -302,7 +301,7 @@ export class Views {
       descending: listDescending(request.options, 'id', true),
       request,
       select: (_key, value) => {
-        const log = parseJson(value.toString('utf8')) as { id: bigint; type: string; date: string }
+        const log = decodeLogRow(value) as { id: bigint; type: string; date: string }
         if (until !== undefined && fixedWidthInstant(log.date) > until) return undefined
         return filter === undefined || matches(filter, log) ? (log as unknown as Json) : undefined
       },

@@ -1,4 +1,4 @@
-export { chainEntry, entryHash, verifyEntry, decodeAuditEntry, GENESIS } from './chain.ts'
+export { chainEntry, entryHash, verifyEntry, decodeAuditEntry, auditRow, GENESIS, AUDIT_ROW_LAYOUT, AUDIT_BODY_LAYOUT } from './chain.ts'
 export type { AuditHead, AuditBody, AuditEntry, EncodedAuditEntry, EntryVerdict } from './chain.ts'
 export { v2LogHash } from './v2-log-hash.ts'
 export { NoteError, parseVerifierKey, parseSignerKey, formatSignerKey, seedOf, signNote, openNote, isValidKeyName, keyHashOf } from './note.ts'

@@ -40,6 +40,7 @@ export interface CpuProfile {
 export const profileCategories = [
   'GC',
   'JSON',
+  'packed',
   'RocksDB',
   'hashing',
   'FSM',
@@ -62,6 +63,8 @@ export type ProfileCategory = (typeof profileCategories)[number]
 const scriptRules: ReadonlyArray<readonly [RegExp, ProfileCategory]> = [
   [/@nxtedition\/rocksdb|abstract-level|rocks-level|classic-level/, 'RocksDB'],
   [/lossless-json|\/src\/domain\/json/, 'JSON'],
+  // The binary encoding of rows, WAL records and audit bodies (docs/adr/0009), JSON's replacement inside the engine.
+  [/\/src\/domain\/packed/, 'packed'],
   [/node:internal\/crypto|\/src\/audit\/.*(hash|hmac|sign)/, 'hashing'],
   [/\/src\/fsm\//, 'FSM'],
   [/\/src\/admission\//, 'admission'],

@@ -1,13 +1,13 @@
 import { hash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import type { CanonicalKey } from '../domain/index.ts'
-import { InvariantViolation, isJsonObject, parseJson } from '../domain/index.ts'
+import { ATTRIBUTE_ROW_LAYOUT, InvariantViolation, isJsonObject, parseJson, stringifyJson, unpackValue } from '../domain/index.ts'
 import type { AuditCheckpoint, AuditEntry, AuditHead, NoteVerifier } from '../audit/index.ts'
 import type { CacheSettings } from '../cache/index.ts'
 import { cacheSettingsFromJson } from '../fsm/index.ts'
 import { GENESIS, NoteError, checkpointOrigin, decodeAuditEntry, openCheckpoint, readCheckpoint, verifyEntry } from '../audit/index.ts'
 import type { StoreReader } from '../store/index.ts'
-import { MetaKey, Zone, attributeRowKey, metaKey } from '../store/index.ts'
+import { IndexKind, MetaKey, RowLayout, Zone, attributeRowKey, metaKey } from '../store/index.ts'
 import type { Finding, FindingKind } from './findings.ts'
 import {
   REPLAYED_META_KEYS,
@@ -269,7 +269,7 @@ class CheckRun {
     const key = describeAuditRow(rowKey)
     let entry: AuditEntry
     try {
-      entry = decodeAuditEntry(value.toString('utf8'))
+      entry = decodeAuditEntry(value)
       if (typeof entry.seq !== 'bigint' || !Number.isSafeInteger(entry.index) || !Array.isArray(entry.orders) || !Array.isArray(entry.outcome)) {
         throw new Error('fields of the wrong type')
       }
@@ -309,7 +309,7 @@ class CheckRun {
       return
     }
     if (!replayed.auditRow.equals(value)) {
-      const expected = decodeAuditEntry(replayed.auditRow.toString('utf8'))
+      const expected = decodeAuditEntry(replayed.auditRow)
       this.report({
         kind: 'audit',
         key,
@@ -490,13 +490,22 @@ class CheckRun {
       kind = 'cache-mirror'
       key = describeMirrorRow(rowKey, expected, actual)
     }
-    const binary = zone === Zone.cacheMirror
+    const shown = (row: Buffer): string =>
+      zone === Zone.cacheMirror
+        ? row.toString('hex')
+        : zone === Zone.attributes
+          ? printablePacked(row, ATTRIBUTE_ROW_LAYOUT)
+          : zone === Zone.logs
+            ? printablePacked(row, RowLayout.log)
+            : zone === Zone.indexes && rowKey[1] !== IndexKind.schemas && row.length > 0
+              ? printablePacked(row, RowLayout.index)
+              : printable(row)
     this.report({
       kind,
       key,
       message,
-      ...(expected === undefined ? {} : { expected: binary ? expected.toString('hex') : printable(expected) }),
-      ...(actual === undefined ? {} : { actual: binary ? actual.toString('hex') : printable(actual) }),
+      ...(expected === undefined ? {} : { expected: shown(expected) }),
+      ...(actual === undefined ? {} : { actual: shown(actual) }),
     })
   }
 
@@ -583,6 +592,17 @@ function safeParse(row: Buffer): unknown {
   } catch {
     return undefined
   }
+}
+
+/** A packed row (docs/adr/0009) as JSON for a finding; hex when it does not unpack. */
+function printablePacked(row: Buffer, layout: number): string {
+  let text: string
+  try {
+    text = stringifyJson(unpackValue(row, layout))
+  } catch {
+    text = `hex:${row.toString('hex')}`
+  }
+  return text.length > 2000 ? `${text.slice(0, 2000)}…` : text
 }
 
 /** Row text for a finding, bounded: findings are read by people. */

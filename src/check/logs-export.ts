@@ -1,7 +1,7 @@
 import type { Json, LedgerName } from '../domain/index.ts'
-import { decodeAttribute, idempotencyKey, invariant, isJsonObject, ledgerKey, ledgerNotFound, parseJson, stringifyJson } from '../domain/index.ts'
+import { decodeAttribute, idempotencyKey, invariant, isJsonObject, ledgerKey, ledgerNotFound, stringifyJson } from '../domain/index.ts'
 import type { Store } from '../store/index.ts'
-import { attributeRowKey, logRowPrefix, prefixEnd } from '../store/index.ts'
+import { attributeRowKey, decodeLogRow, logRowPrefix, prefixEnd } from '../store/index.ts'
 
 /**
  * A ledger's v2 logs, oldest first, one JSON object per line as v2's export
@@ -15,7 +15,7 @@ export async function* exportLogLines(store: Store, ledger: LedgerName): AsyncGe
   if ((await store.get(attributeRowKey(ledgerKey(ledger)))) === undefined) throw ledgerNotFound(ledger)
   const prefix = logRowPrefix(ledger)
   for await (const [, value] of store.range({ gte: prefix, lt: prefixEnd(prefix) })) {
-    const log = parseJson(value.toString('utf8'))
+    const log = decodeLogRow(value)
     invariant(isJsonObject(log), 'a stored log is an object')
     const key = typeof log.idempotencyKey === 'string' ? log.idempotencyKey : ''
     const idempotencyHash = key === '' ? undefined : await requestHashOf(store, ledger, key)

@@ -104,7 +104,7 @@ export class Replayer {
         if (position.has(key)) continue
         position.set(key, coverage.length)
         const row = this.attributes.get(key)
-        coverage.push({ key, seed: row === undefined ? null : row.toString('utf8') })
+        coverage.push({ key, seed: row === undefined ? null : row.toString('base64') })
       }
     }
     const orders: PlannedOrder[] = proposed.map((order, i) => ({

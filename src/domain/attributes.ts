@@ -5,8 +5,9 @@ import type { AggregatedVolumes, Volumes } from './volumes.ts'
 import { decodeMetadata } from './metadata.ts'
 import { emptyKeyed, keyedChild, ownEntries } from './keyed.ts'
 import type { Posting } from './posting.ts'
-import { parseJson, canonicalJson, isJsonObject } from './json.ts'
+import { isJsonObject } from './json.ts'
 import type { Json } from './json.ts'
+import { packValue, unpackValue } from './packed.ts'
 import { InvariantViolation, invariant } from './errors.ts'
 
 /**
@@ -177,12 +178,19 @@ export interface Attribute {
   readonly bytes: Buffer
 }
 
+/**
+ * The layout byte leading every attribute row (and the attribute bytes of a
+ * cache mirror row or a proposal's seed): the value packed canonically
+ * (`packed.ts`, docs/adr/0009). JSON-text rows of schema version 1 start with `{`.
+ */
+export const ATTRIBUTE_ROW_LAYOUT = 0x01
+
 export function encodeAttribute(value: AttributeValue): Attribute {
-  return { value, bytes: Buffer.from(canonicalJson(value.value), 'utf8') }
+  return { value, bytes: packValue(value.value, ATTRIBUTE_ROW_LAYOUT, true) }
 }
 
 export function decodeAttribute(kind: AttributeKind, bytes: Buffer): Attribute {
-  const json = parseJson(bytes.toString('utf8'))
+  const json = unpackValue(bytes, ATTRIBUTE_ROW_LAYOUT)
   invariant(isJsonObject(json), () => `attribute of kind ${kind} is not an object`)
   return { value: decodeValue(kind, json), bytes }
 }

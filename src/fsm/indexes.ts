@@ -1,7 +1,7 @@
 import type { Json } from '../domain/index.ts'
-import { invariant, stringifyJson } from '../domain/index.ts'
+import { invariant } from '../domain/index.ts'
 import type { LedgerLog } from '../orders/index.ts'
-import { accountTransactionKey, moveKey, schemaIndexKey, transactionByTimestampKey } from '../store/layout.ts'
+import { accountTransactionKey, encodeIndexRow, moveKey, schemaIndexKey, transactionByTimestampKey } from '../store/layout.ts'
 import type { WriteBatch } from './write-batch.ts'
 
 interface LoggedTransaction {
@@ -37,10 +37,10 @@ export function writeTransactionIndexes(ledger: string, log: LedgerLog, batch: W
     const volumes: Record<string, Json> = {}
     for (const [asset, moved] of byAsset) {
       volumes[asset] = moved
-      batch.put(moveKey(ledger, account, asset, transaction.timestamp, transaction.id), Buffer.from(stringifyJson(moved), 'utf8'))
+      batch.put(moveKey(ledger, account, asset, transaction.timestamp, transaction.id), encodeIndexRow(moved))
     }
     const row = { insertedAt: transaction.insertedAt, timestamp: transaction.timestamp, volumes }
-    batch.put(accountTransactionKey(ledger, account, transaction.id), Buffer.from(stringifyJson(row), 'utf8'))
+    batch.put(accountTransactionKey(ledger, account, transaction.id), encodeIndexRow(row))
   }
   batch.put(transactionByTimestampKey(ledger, transaction.timestamp, transaction.id), EMPTY)
 }

@@ -1,5 +1,5 @@
 import type { CanonicalKey, Json } from '../domain/index.ts'
-import { invariant, isJsonObject, parseJson, stringifyJson } from '../domain/index.ts'
+import { invariant, isJsonObject, packValue, parseJson, unpackValue } from '../domain/index.ts'
 import type { CacheSettings } from '../cache/index.ts'
 import { validateCacheSettings } from '../cache/index.ts'
 import type { ProposedOrder } from '../orders/index.ts'
@@ -7,8 +7,8 @@ import type { ProposedOrder } from '../orders/index.ts'
 /**
  * One plan entry (contract §2.1 step 4): authorises the FSM to read `key`.
  * `seed` absent = coverage-only (the cache holds the key at apply time);
- * `seed: null` = the store had no row; a string = the store row (canonical
- * JSON) read by admission.
+ * `seed: null` = the store had no row; a string = the store row read by
+ * admission, base64 (rows are packed binary, `ATTRIBUTE_ROW_LAYOUT`).
  */
 export interface CoverageEntry {
   readonly key: CanonicalKey
@@ -64,15 +64,28 @@ export const proposalCoverageMax = 200_000
 
 export const WAL_TYPE_PROPOSAL = 1
 
+/**
+ * Layout byte of a packed proposal record (`domain/packed.ts`, docs/adr/0009).
+ * Records logged before it are JSON text, which starts with `{` (0x7b).
+ */
+export const PROPOSAL_LAYOUT = 0x04
+const JSON_TEXT_FIRST_BYTE = 0x7b
+
 export function encodeProposal(proposal: Proposal): Buffer {
   invariant(proposal.orders.length <= proposalOrdersMax, 'too many orders in one proposal')
   // Not canonical: the logged bytes are the source of truth, nothing re-encodes them.
-  return Buffer.from(stringifyJson(proposal), 'utf8')
+  return packValue(proposal, PROPOSAL_LAYOUT, false)
 }
 
-/** The WAL is CRC-checked and written by us: decoding restores integer widths only. */
+/**
+ * The WAL is CRC-checked and written by us: decoding restores integer widths
+ * only. A JSON-text record (an older WAL) still decodes, to the same value.
+ */
 export function decodeProposal(bytes: Uint8Array): Proposal {
-  const json = parseJson(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
+  const json =
+    bytes[0] === JSON_TEXT_FIRST_BYTE
+      ? parseJson(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
+      : unpackValue(bytes, PROPOSAL_LAYOUT)
   invariant(isJsonObject(json), 'proposal is not an object')
   const raw = json as unknown as Record<string, unknown>
   const proposal = raw as unknown as Proposal

@@ -17,7 +17,7 @@ import type { AuditHead } from '../audit/index.ts'
 import { chainEntry } from '../audit/index.ts'
 import type { Order, OrderOutput } from '../orders/index.ts'
 import { executeOrder } from '../orders/index.ts'
-import { MetaKey, attributeRowKey, auditRowKey, logRowKey, metaKey } from '../store/layout.ts'
+import { MetaKey, attributeRowKey, auditRowKey, encodeLogRow, logRowKey, metaKey } from '../store/layout.ts'
 import type { Proposal, PlannedOrder } from './proposal.ts'
 import { cacheSettingsFromJson, cacheSettingsToJson } from './proposal.ts'
 import { GatedScope, WriteSet } from './gated-scope.ts'
@@ -152,7 +152,7 @@ export class LedgerStateMachine {
         seeds.set(entry.key, null)
         continue
       }
-      const attribute = decodeAttribute(kindOf(entry.key), Buffer.from(entry.seed, 'utf8'))
+      const attribute = decodeAttribute(kindOf(entry.key), Buffer.from(entry.seed, 'base64'))
       seeds.set(entry.key, attribute.value)
       // The row came from the store: only the cache (and its mirror) needs it.
       if (proposal.dryRun !== true) this.cache.preload(entry.key, attribute, batch)
@@ -234,7 +234,7 @@ export class LedgerStateMachine {
       batch.put(attributeRowKey(key), attribute.bytes)
     }
     for (const { ledger, log } of writes.logs) {
-      batch.put(logRowKey(ledger, log.id), Buffer.from(stringifyJson(log), 'utf8'))
+      batch.put(logRowKey(ledger, log.id), encodeLogRow(log))
       writeTransactionIndexes(ledger, log, batch)
     }
   }
@@ -257,7 +257,7 @@ export class LedgerStateMachine {
       ...(proposal.cacheSettings === undefined ? {} : { cacheSettings: cacheSettingsToJson(proposal.cacheSettings) }),
     })
     this.head = { seq: entry.seq, hash: entry.hash }
-    batch.put(auditRowKey(entry.seq), Buffer.from(entry.text, 'utf8'))
+    batch.put(auditRowKey(entry.seq), entry.row)
     batch.put(metaKey(MetaKey.auditHead), Buffer.from(stringifyJson(this.head), 'utf8'))
   }
 }

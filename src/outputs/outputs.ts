@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Writable } from 'node:stream'
 import { InvariantViolation, TallyError, notFound, parseJson, stringifyJson, validationError } from '../domain/index.ts'
 import type { Json } from '../domain/index.ts'
-import { logRowKey, logRowPrefix, outputRowKey, outputRowPrefix, prefixEnd } from '../store/layout.ts'
+import { decodeLogRow, logRowKey, logRowPrefix, outputRowKey, outputRowPrefix, prefixEnd } from '../store/layout.ts'
 import type { StoreReader, StoreWriter } from '../store/index.ts'
 import { batchBytesMax, parseExporterConfiguration } from './config.ts'
 import type { ExporterConfiguration } from './config.ts'
@@ -378,7 +378,8 @@ class PipelineWorker {
     let last: bigint | undefined
     for await (const [key, value] of this.store.range({ gte, lt: prefixEnd(prefix), limit: this.batchSize })) {
       if (logs.length > 0 && bytes + value.length > batchBytesMax) break
-      logs.push(value.toString('utf8'))
+      // Rows are packed (docs/adr/0009): sinks get the log's JSON text, as v2 prints it.
+      logs.push(stringifyJson(decodeLogRow(value)))
       bytes += value.length
       last = key.readBigUInt64BE(key.length - 8)
       ids.push(last)

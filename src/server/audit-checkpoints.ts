@@ -234,7 +234,7 @@ async function verifyLatest(store: Store, latest: { note: string; size: bigint }
   const row = await store.get(auditRowKey(signed.size))
   let hash: string | undefined
   try {
-    hash = row === undefined ? undefined : decodeAuditEntry(row.toString('utf8')).hash
+    hash = row === undefined ? undefined : decodeAuditEntry(row).hash
   } catch {
     hash = undefined
   }

@@ -1,4 +1,6 @@
 import { InvariantViolation } from '../domain/errors.ts'
+import type { Json } from '../domain/json.ts'
+import { packValue, unpackValue } from '../domain/packed.ts'
 /**
  * The store's row layout, importable by pure code (the FSM writes rows but
  * never reads the store: it may import this file and nothing else of the
@@ -76,6 +78,33 @@ export interface RowWrite {
   readonly value: Buffer | null
 }
 
+/**
+ * Layout bytes leading the values of packed rows (`domain/packed.ts`,
+ * docs/adr/0009); attribute rows use `ATTRIBUTE_ROW_LAYOUT` (0x01).
+ */
+export const RowLayout = { log: 0x02, index: 0x03 } as const
+
+/**
+ * A v2 log row's value: the log packed in its own field order (the order v2
+ * prints it in: `stringifyJson(decodeLogRow(row))` is the log's JSON text).
+ */
+export function encodeLogRow(log: unknown): Buffer {
+  return packValue(log, RowLayout.log, false)
+}
+
+export function decodeLogRow(row: Uint8Array): Json {
+  return unpackValue(row, RowLayout.log)
+}
+
+/** A secondary index row's value (moves, a transaction's moves on an account), packed canonically. */
+export function encodeIndexRow(value: unknown): Buffer {
+  return packValue(value, RowLayout.index, true)
+}
+
+export function decodeIndexRow(row: Uint8Array): Json {
+  return unpackValue(row, RowLayout.index)
+}
+
 /** v2 log rows: [zone][ledger][0][id u64 BE], in id order per ledger. */
 export function logRowKey(ledger: string, id: bigint): Buffer {
   return Buffer.concat([Buffer.of(Zone.logs), Buffer.from(ledger, 'utf8'), Buffer.of(0), u64be(id)])
@@ -89,9 +118,9 @@ export function logRowPrefix(ledger: string): Buffer {
  * Secondary indexes the FSM writes in the same batch as the transaction:
  *  - by account, in insertion order: [zone]['A'][ledger][0][account][0][id u64]
  *    → `{insertedAt, timestamp, volumes: {asset: {input, output}}}` (this
- *    transaction's moves on the account);
+ *    transaction's moves on the account; `encodeIndexRow`);
  *  - moves by effective date: [zone]['M'][ledger][0][account][0][asset][0][timestamp][0][id u64]
- *    → `{input, output}`; a prefix sum is the account's effective volumes at a date;
+ *    → `{input, output}` (`encodeIndexRow`); a prefix sum is the account's effective volumes at a date;
  *  - transactions by effective date: [zone]['T'][ledger][0][timestamp][0][id u64] → empty,
  *    for lists ordered by timestamp (`sort=timestamp`, v2's `order=effective`);
  *  - schemas in insertion order: [zone]['S'][ledger][0][log id u64] → the version,

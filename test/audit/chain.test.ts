@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { GENESIS, chainEntry, decodeAuditEntry, entryHash, verifyEntry, v2LogHash } from '../../src/audit/index.ts'
+import { AUDIT_BODY_LAYOUT, GENESIS, auditRow, chainEntry, decodeAuditEntry, entryHash, verifyEntry, v2LogHash } from '../../src/audit/index.ts'
+import { packValue } from '../../src/domain/index.ts'
 import type { AuditHead } from '../../src/audit/index.ts'
 
 function body(n: number) {
@@ -9,24 +10,24 @@ function body(n: number) {
 
 test('audit chain: entries link, verify after a store round trip, and any change breaks them', () => {
   let head: AuditHead = GENESIS
-  const stored: string[] = []
+  const stored: Buffer[] = []
   for (let n = 1; n <= 5; n++) {
     const entry = chainEntry('cluster-a', head, body(n))
     assert.equal(entry.seq, BigInt(n))
     assert.equal(entry.previousHash, head.hash)
-    stored.push(entry.text)
+    stored.push(entry.row)
     head = { seq: entry.seq, hash: entry.hash }
   }
   let previous: AuditHead = GENESIS
-  for (const text of stored) {
-    const entry = decodeAuditEntry(text)
+  for (const row of stored) {
+    const entry = decodeAuditEntry(row)
     assert.equal(verifyEntry('cluster-a', previous, entry), 'ok')
     assert.equal(verifyEntry('cluster-b', previous, entry), 'hash', 'keyed by the cluster id')
     assert.equal(verifyEntry('cluster-a', previous, { ...entry, proposalId: 'forged' }), 'hash')
     assert.equal(verifyEntry('cluster-a', previous, { ...entry, outcome: [{ status: 'failed' }] }), 'hash')
     previous = { seq: entry.seq, hash: entry.hash }
   }
-  const second = decodeAuditEntry(stored[1] as string)
+  const second = decodeAuditEntry(stored[1] as Buffer)
   assert.equal(verifyEntry('cluster-a', GENESIS, second), 'sequence', 'a gap or reorder does not verify')
 })
 
@@ -42,9 +43,11 @@ test('audit chain: the sequence and the link are each checked on their own (neit
 
 test('audit chain: one hash function serves the writer and the verifier', () => {
   const entry = chainEntry('cluster-a', GENESIS, body(1))
-  const { previousHash: _previous, hash, text: _text, ...full } = entry
+  const { previousHash: _previous, hash, row: _row, ...full } = entry
   assert.equal(entryHash('cluster-a', '', full), hash)
-  assert.equal(JSON.parse(entry.text).hash, hash)
+  assert.equal(decodeAuditEntry(entry.row).hash, hash)
+  // The hash is over the packed canonical body: the row's tail, as stored.
+  assert.ok(entry.row.subarray(entry.row.length - packValue(full, AUDIT_BODY_LAYOUT, true).length).equals(packValue(full, AUDIT_BODY_LAYOUT, true)))
 })
 
 test('v2 log hash: chained, and sensitive to every field', () => {
@@ -59,8 +62,10 @@ test('v2 log hash: chained, and sensitive to every field', () => {
 
 test('audit chain: a stored entry with a field the writer never writes does not decode (the hash covers only known fields)', () => {
   const entry = chainEntry('cluster-a', GENESIS, body(1))
-  assert.equal(decodeAuditEntry(entry.text).hash, entry.hash)
-  assert.throws(() => decodeAuditEntry(entry.text.replace('{"body":{', '{"body":{"extra":1,')), /not an audit entry/)
-  assert.throws(() => decodeAuditEntry(entry.text.replace('{"body":', '{"extra":1,"body":')), /not an audit entry/)
-  assert.throws(() => decodeAuditEntry('[]'), /not an audit entry/)
+  assert.equal(decodeAuditEntry(entry.row).hash, entry.hash)
+  const { previousHash: _previous, hash: _hash, row: _row, ...full } = entry
+  assert.throws(() => decodeAuditEntry(auditRow('', entry.hash, packValue({ ...full, extra: 1 }, AUDIT_BODY_LAYOUT, true))), /not an audit entry/)
+  assert.throws(() => decodeAuditEntry(auditRow('', entry.hash, packValue([full], AUDIT_BODY_LAYOUT, true))), /not an audit entry/)
+  assert.throws(() => decodeAuditEntry(Buffer.concat([entry.row, Buffer.of(0)])), /not an audit entry/)
+  assert.throws(() => decodeAuditEntry(Buffer.from('{"body":{}}')), /not an audit entry/)
 })

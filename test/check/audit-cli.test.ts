@@ -115,13 +115,13 @@ test('tally check --verifier-key --checkpoints: OK on the signed store, exit 1 o
     // A holder of the store rewrites entry 3 and re-hashes everything after it, head included.
     const store = await Store.open(path.join(data, 'store'))
     const entries: AuditEntry[] = []
-    for await (const [, value] of store.range({ gte: auditRowKey(3n), lt: Buffer.of(Zone.audit + 1) })) entries.push(decodeAuditEntry(value.toString('utf8')))
+    for await (const [, value] of store.range({ gte: auditRowKey(3n), lt: Buffer.of(Zone.audit + 1) })) entries.push(decodeAuditEntry(value))
     let previousHash = (entries[0] as AuditEntry).previousHash
     const writes: { key: Buffer; value: Buffer }[] = []
     for (const entry of entries) {
       const { seq, previousHash: _previous, hash: _hash, ...body } = entry
       const encoded = chainEntry(CLUSTER, { seq: seq - 1n, hash: previousHash }, seq === 3n ? { ...body, proposalId: 'rewritten' } : body)
-      writes.push({ key: auditRowKey(seq), value: Buffer.from(encoded.text) })
+      writes.push({ key: auditRowKey(seq), value: encoded.row })
       previousHash = encoded.hash
     }
     writes.push({ key: metaKey(MetaKey.auditHead), value: Buffer.from(stringifyJson({ seq: (entries.at(-1) as AuditEntry).seq, hash: previousHash })) })

@@ -4,6 +4,7 @@ import path from 'node:path'
 import fc from 'fast-check'
 import { LedgerNode } from '../../src/server/index.ts'
 import { Store, Zone } from '../../src/store/index.ts'
+import { ATTRIBUTE_ROW_LAYOUT, packValue } from '../../src/domain/index.ts'
 import { runCheck } from '../../src/check/index.ts'
 import type { CheckResult, FindingKind } from '../../src/check/index.ts'
 import { tempDirectory } from '../support/temp.ts'
@@ -98,25 +99,27 @@ async function tamper(pick: (key: Buffer, value: Buffer) => number | undefined):
   }
 }
 
-/** Offset of the first character of the JSON string value of `field`, if the row has one. */
-function stringValueOffset(value: Buffer, field: string): number | undefined {
-  const marker = Buffer.from(`"${field}":"`)
-  const at = value.indexOf(marker)
-  return at < 0 ? undefined : at + marker.length
+/**
+ * Offset of the first byte of `field`'s value in a packed attribute row: a
+ * short string's first character, or an integer's first varint byte.
+ */
+function packedValueOffset(value: Buffer, field: string): number | undefined {
+  // The key item as the packer writes it: pack {field: ''} and cut the layout, object header and value off.
+  const sample = packValue({ [field]: '' }, ATTRIBUTE_ROW_LAYOUT, true)
+  const keyItem = sample.subarray(3, sample.length - 2)
+  const at = value.indexOf(keyItem)
+  if (at < 0) return undefined
+  const tag = value[at + keyItem.length]
+  return at + keyItem.length + (tag === 0x06 ? 2 : 1)
 }
 
 function attributeRow(kind: string, field: string) {
   return (key: Buffer, value: Buffer): number | undefined =>
-    key[0] === Zone.attributes && key[1] === kind.charCodeAt(0) ? stringValueOffset(value, field) : undefined
+    key[0] === Zone.attributes && key[1] === kind.charCodeAt(0) ? packedValueOffset(value, field) : undefined
 }
 
 function digitOf(field: string) {
-  return (key: Buffer, value: Buffer): number | undefined => {
-    if (key[0] !== Zone.attributes || key[1] !== 'v'.charCodeAt(0)) return undefined
-    const marker = Buffer.from(`"${field}":`)
-    const at = value.indexOf(marker)
-    return at < 0 ? undefined : at + marker.length
-  }
+  return attributeRow('v', field)
 }
 
 function assertOnly(result: CheckResult, kind: FindingKind, keyIncludes: string): void {
@@ -147,7 +150,7 @@ test('tamper: a flipped byte in an account row is named', async () => {
 })
 
 test('tamper: a flipped byte in a reference row is named', async () => {
-  const { result } = await tamper((key, value) => (key[0] === Zone.attributes && key[1] === 'r'.charCodeAt(0) ? value.indexOf('0') : undefined))
+  const { result } = await tamper(attributeRow('r', 'transactionId'))
   assertOnly(result, 'reference', 'reference=ref-')
 })
 
@@ -162,7 +165,7 @@ test('tamper: a flipped byte in a ledger record is named', async () => {
 })
 
 test('tamper: a flipped byte in a v2 log row is named (log, ledger, id)', async () => {
-  const { result, key } = await tamper((rowKey, value) => (rowKey[0] === Zone.logs ? stringValueOffset(value, 'hash') : undefined))
+  const { result, key } = await tamper((rowKey, value) => (rowKey[0] === Zone.logs ? packedValueOffset(value, 'hash') : undefined))
   assertOnly(result, 'log', `id=${key.readBigUInt64BE(key.length - 8)}`)
 })
 
@@ -174,7 +177,7 @@ test('tamper: a flipped byte in a cache-mirror row is named by the attribute it 
 
 test('tamper: a flipped byte in an audit entry is a hash mismatch at its seq, and nothing else', async () => {
   let seen = 0
-  const { result, key } = await tamper((rowKey, value) => (rowKey[0] === Zone.audit && ++seen === 5 ? stringValueOffset(value, 'proposalId') : undefined))
+  const { result, key } = await tamper((rowKey, value) => (rowKey[0] === Zone.audit && ++seen === 5 ? packedValueOffset(value, 'proposalId') : undefined))
   assertOnly(result, 'audit', `seq=${key.readBigUInt64BE(1)}`)
   assert.match(result.findingsList[0]?.message ?? '', /hash mismatch/)
 })

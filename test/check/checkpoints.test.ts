@@ -83,13 +83,13 @@ async function rewriteHistory(storeDirectory: string, seq: bigint): Promise<void
   const store = await Store.open(storeDirectory)
   try {
     const entries: AuditEntry[] = []
-    for await (const [, value] of store.range({ gte: auditRowKey(seq), lt: Buffer.of(Zone.audit + 1) })) entries.push(decodeAuditEntry(value.toString('utf8')))
+    for await (const [, value] of store.range({ gte: auditRowKey(seq), lt: Buffer.of(Zone.audit + 1) })) entries.push(decodeAuditEntry(value))
     let previousHash = (entries[0] as AuditEntry).previousHash
     const writes: { key: Buffer; value: Buffer }[] = []
     for (const entry of entries) {
       const { seq: entrySeq, previousHash: _previous, hash: _hash, ...body } = entry
       const encoded = chainEntry(CLUSTER, { seq: entrySeq - 1n, hash: previousHash }, entrySeq === seq ? { ...body, proposalId: 'rewritten' } : body)
-      writes.push({ key: auditRowKey(entrySeq), value: Buffer.from(encoded.text) })
+      writes.push({ key: auditRowKey(entrySeq), value: encoded.row })
       previousHash = encoded.hash
     }
     writes.push({ key: metaKey(MetaKey.auditHead), value: Buffer.from(stringifyJson({ seq: (entries.at(-1) as AuditEntry).seq, hash: previousHash })) })
@@ -253,7 +253,7 @@ test('checkpoints: a store rolled back (an older copy of the data directory) is 
     const store = await Store.open(ledger.storeDirectory)
     const audit: [Buffer, Buffer][] = []
     for await (const row of store.range({ gte: Buffer.of(Zone.audit), lt: Buffer.of(Zone.audit + 1) })) audit.push(row)
-    const keep = decodeAuditEntry((audit.at(-3) as [Buffer, Buffer])[1].toString('utf8'))
+    const keep = decodeAuditEntry((audit.at(-3) as [Buffer, Buffer])[1])
     await store.write(
       [...audit.slice(-2).map(([key]) => ({ key, value: null })), { key: metaKey(MetaKey.auditHead), value: Buffer.from(stringifyJson({ seq: keep.seq, hash: keep.hash })) }],
       { sync: true },

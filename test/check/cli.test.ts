@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { LedgerNode } from '../../src/server/index.ts'
 import { buildApi } from '../../src/api/index.ts'
 import { MetaKey, STORAGE_SCHEMA_VERSION, SchemaVersionMismatch, Store, Zone, metaKey } from '../../src/store/index.ts'
+import { decodeRowValue, encodeAttribute } from '../../src/domain/index.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { FIXED_STEPS, clock, runWorkload } from './workload.ts'
 
@@ -75,7 +76,8 @@ test('tally check --data: OK (exit 0) on a clean store, FINDING naming kind and 
       break
     }
     assert.ok(volumes !== undefined)
-    await store.write([{ key: volumes[0], value: Buffer.from(volumes[1].toString('utf8').replace(/"input":(\d)/, (_m, d: string) => `"input":${(Number(d) + 1) % 10}`)) }], { sync: true })
+    const moved = decodeRowValue('v', volumes[1])
+    await store.write([{ key: volumes[0], value: encodeAttribute({ kind: 'v', value: { input: moved.input + 1n, output: moved.output } }).bytes }], { sync: true })
     await store.close()
     const tampered = await tally(['check', '--data', temp.directory, '--json'])
     assert.equal(tampered.code, 1, tampered.stderr)

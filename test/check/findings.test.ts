@@ -6,7 +6,7 @@ import { LedgerNode } from '../../src/server/index.ts'
 import { MetaKey, Store, Zone, auditCheckpointRowKey, auditRowKey, metaKey } from '../../src/store/index.ts'
 import { FINDING_KINDS, runCheck } from '../../src/check/index.ts'
 import type { CheckResult, Finding, FindingKind } from '../../src/check/index.ts'
-import { chainEntry, decodeAuditEntry } from '../../src/audit/index.ts'
+import { auditRow, chainEntry, decodeAuditEntry } from '../../src/audit/index.ts'
 import type { AuditEntry } from '../../src/audit/index.ts'
 import { stringifyJson } from '../../src/domain/index.ts'
 import { tempDirectory } from '../support/temp.ts'
@@ -78,10 +78,16 @@ function auditRows(rows: Rows): [Buffer, Buffer][] {
 }
 
 /** The audit entry's body, re-encoded and re-hashed on `previousHash` as a store holder can (the cluster id is in the store). */
-function rechained(entry: AuditEntry, previousHash: string, change: Partial<AuditEntry> = {}): { text: string; hash: string } {
+function rechained(entry: AuditEntry, previousHash: string, change: Partial<AuditEntry> = {}): { row: Buffer; hash: string } {
   const { seq, previousHash: _previous, hash: _hash, ...body } = { ...entry, ...change }
   const encoded = chainEntry(CLUSTER, { seq: seq - 1n, hash: previousHash }, body)
-  return { text: encoded.text, hash: encoded.hash }
+  return { row: encoded.row, hash: encoded.hash }
+}
+
+/** The packed body of a stored audit row (after its layout byte and the two hashes). */
+function packedBodyOf(row: Buffer): Buffer {
+  const hashAt = 2 + (row[1] as number)
+  return row.subarray(hashAt + 1 + (row[hashAt] as number))
 }
 
 // ---- projections: a missing row, an extra row, per kind ---------------------------------------------
@@ -128,7 +134,9 @@ test('findings: a deleted, an altered and an extra secondary-index row are each 
     const moves = indexes.find(([key]) => key[1] === 0x4d)
     assert.ok(byAccount !== undefined && moves !== undefined)
     await del(store, byAccount[0])
-    await put(store, moves[0], Buffer.from(moves[1].toString('utf8').replace(/\d/, (digit) => String((Number(digit) + 1) % 10))))
+    const altered = Buffer.from(moves[1])
+    altered[altered.length - 1] = (altered[altered.length - 1] as number) ^ 0x02 // the output's varint: another amount
+    await put(store, moves[0], altered)
     const extra = Buffer.from(moves[0])
     extra[extra.length - 1] = 0xee
     await put(store, extra, moves[1])
@@ -212,7 +220,7 @@ test('findings: two audit rows swapped (reordered) are both named', async () => 
 
 test('findings: reordered and re-sequenced audit rows (re-hashed by a store holder) are caught by the replay', async () => {
   const result = await tampered(async (store, rows) => {
-    const entries = auditRows(rows).map(([, value]) => decodeAuditEntry(value.toString('utf8')))
+    const entries = auditRows(rows).map(([, value]) => decodeAuditEntry(value))
     const third = entries[2] as AuditEntry
     const fourth = entries[3] as AuditEntry
     // The holder swaps the two entries, renumbers and re-chains them: links and hashes verify again.
@@ -222,9 +230,9 @@ test('findings: reordered and re-sequenced audit rows (re-hashed by a store hold
     const newFifth = rechained(fifth, newFourth.hash)
     await store.write(
       [
-        { key: auditRowKey(3n), value: Buffer.from(newThird.text) },
-        { key: auditRowKey(4n), value: Buffer.from(newFourth.text) },
-        { key: auditRowKey(5n), value: Buffer.from(newFifth.text) },
+        { key: auditRowKey(3n), value: newThird.row },
+        { key: auditRowKey(4n), value: newFourth.row },
+        { key: auditRowKey(5n), value: newFifth.row },
       ],
       { sync: true },
     )
@@ -234,10 +242,10 @@ test('findings: reordered and re-sequenced audit rows (re-hashed by a store hold
 
 test('findings: an entry whose previousHash no longer links (re-hashed on the forged link) is a broken link', async () => {
   const result = await tampered(async (store, rows) => {
-    const entries = auditRows(rows).map(([, value]) => decodeAuditEntry(value.toString('utf8')))
+    const entries = auditRows(rows).map(([, value]) => decodeAuditEntry(value))
     const fifth = entries[4] as AuditEntry
     const forged = rechained(fifth, 'f'.repeat(64))
-    await put(store, auditRowKey(fifth.seq), Buffer.from(forged.text))
+    await put(store, auditRowKey(fifth.seq), forged.row)
   })
   findingOf(result, 'audit', 'seq=5', /does not link to seq 4/)
 })
@@ -246,9 +254,9 @@ test('findings: an entry whose previousHash field alone is altered (its hash kep
   const result = await tampered(async (store, rows) => {
     const row = auditRows(rows)[4]
     assert.ok(row !== undefined)
-    const text = row[1].toString('utf8')
-    const entry = decodeAuditEntry(text)
-    await put(store, row[0], Buffer.from(text.replace(`"previousHash":"${entry.previousHash}"`, `"previousHash":"${'0'.repeat(64)}"`)))
+    const entry = decodeAuditEntry(row[1])
+    assert.equal(entry.previousHash.length, 64)
+    await put(store, row[0], auditRow('0'.repeat(64), entry.hash, packedBodyOf(row[1])))
   })
   findingOf(result, 'audit', 'seq=5', /does not link to seq 4/)
 })
@@ -257,21 +265,27 @@ test('findings: an altered body is a hash mismatch', async () => {
   const result = await tampered(async (store, rows) => {
     const row = auditRows(rows)[5]
     assert.ok(row !== undefined)
-    await put(store, row[0], Buffer.from(row[1].toString('utf8').replace(/"proposalId":"./, '"proposalId":"#')))
+    const entry = decodeAuditEntry(row[1])
+    // The body altered in place (its proposal id's first character), the stored hash kept.
+    const body = Buffer.from(packedBodyOf(row[1]))
+    const at = body.indexOf(Buffer.from(entry.proposalId, 'utf8'))
+    assert.ok(at > 0)
+    body[at] = '#'.charCodeAt(0)
+    await put(store, row[0], auditRow(entry.previousHash, entry.hash, body))
   })
   findingOf(result, 'audit', 'seq=6', /^hash mismatch/)
 })
 
 test('findings: a rewritten outcome, re-hashed and re-chained by a store holder, is caught by the replay (audit)', async () => {
   const result = await tampered(async (store, rows) => {
-    const entries = auditRows(rows).map(([, value]) => decodeAuditEntry(value.toString('utf8')))
+    const entries = auditRows(rows).map(([, value]) => decodeAuditEntry(value))
     const writes: { key: Buffer; value: Buffer }[] = []
     let previousHash = (entries[2] as AuditEntry).previousHash
     for (const [i, entry] of entries.entries()) {
       if (i < 2) continue
       const change = i === 2 ? { outcome: (entry.outcome as unknown[]).map(() => ({ status: 'failed', code: 'INSUFFICIENT_FUND' })) as unknown as AuditEntry['outcome'] } : {}
       const encoded = rechained(entry, previousHash, change)
-      writes.push({ key: auditRowKey(entry.seq), value: Buffer.from(encoded.text) })
+      writes.push({ key: auditRowKey(entry.seq), value: encoded.row })
       previousHash = encoded.hash
     }
     writes.push({ key: metaKey(MetaKey.auditHead), value: Buffer.from(stringifyJson({ seq: (entries.at(-1) as AuditEntry).seq, hash: previousHash })) })
@@ -283,14 +297,14 @@ test('findings: a rewritten outcome, re-hashed and re-chained by a store holder,
 
 test('findings: an entry re-hashed around an order no handler knows makes the replay fail there (audit)', async () => {
   const result = await tampered(async (store, rows) => {
-    const entries = auditRows(rows).map(([, value]) => decodeAuditEntry(value.toString('utf8')))
+    const entries = auditRows(rows).map(([, value]) => decodeAuditEntry(value))
     const writes: { key: Buffer; value: Buffer }[] = []
     let previousHash = (entries[3] as AuditEntry).previousHash
     for (const [i, entry] of entries.entries()) {
       if (i < 3) continue
       const change = i === 3 ? { orders: [{ order: { type: 'PRINT_MONEY', ledger: 'main' } }] as unknown as AuditEntry['orders'] } : {}
       const encoded = rechained(entry, previousHash, change)
-      writes.push({ key: auditRowKey(entry.seq), value: Buffer.from(encoded.text) })
+      writes.push({ key: auditRowKey(entry.seq), value: encoded.row })
       previousHash = encoded.hash
     }
     await store.write(writes, { sync: true })
@@ -303,7 +317,7 @@ test('findings: an audit row that does not decode stops the replay there', async
   const result = await tampered(async (store, rows) => {
     const row = auditRows(rows)[3]
     assert.ok(row !== undefined)
-    await put(store, row[0], Buffer.from('{"body":'))
+    await put(store, row[0], Buffer.from(row[1].subarray(0, row[1].length - 3)))
   })
   findingOf(result, 'audit', 'seq=4', /does not decode/)
   assert.match(result.stopped ?? '', /does not decode/)
@@ -313,7 +327,7 @@ test('findings: an audit row that does not decode stops the replay there', async
 
 test('findings: a stored checkpoint that does not parse, and one the chain disagrees with (checkpoint)', async () => {
   const result = await tampered(async (store, rows) => {
-    const head = decodeAuditEntry((auditRows(rows).at(-1) as [Buffer, Buffer])[1].toString('utf8'))
+    const head = decodeAuditEntry((auditRows(rows).at(-1) as [Buffer, Buffer])[1])
     const origin = `tally/${CLUSTER}/audit`
     await put(store, auditCheckpointRowKey(1n), Buffer.from('not a note'))
     await put(store, auditCheckpointRowKey(head.seq), Buffer.from(`${origin}\n${head.seq}\n${Buffer.alloc(32, 9).toString('base64')}\n\n\u2014 k AAAAAAA=\n`))

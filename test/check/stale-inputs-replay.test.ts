@@ -48,7 +48,7 @@ test('check: reverts and scripts raced into STALE_INPUTS replay alike, and the s
     try {
       const codes = new Map<string, number>()
       for await (const [, value] of store.range({ gte: Buffer.of(Zone.audit), lt: Buffer.of(Zone.audit + 1) })) {
-        for (const outcome of decodeAuditEntry(value.toString('utf8')).outcome as { status: string; code?: string }[]) {
+        for (const outcome of decodeAuditEntry(value).outcome as { status: string; code?: string }[]) {
           const code = outcome.code ?? outcome.status
           codes.set(code, (codes.get(code) ?? 0) + 1)
         }

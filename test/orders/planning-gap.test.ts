@@ -60,7 +60,7 @@ class Ledger {
     assert.equal(applied.outcome, 'applied')
     const result = (applied as { results: readonly OrderResult[] }).results[0] as OrderResult
     const auditRow = batch.rows().find((row) => row.key[0] === Zone.audit && row.value !== null)
-    const audited = (decodeAuditEntry((auditRow?.value as Buffer).toString('utf8')).outcome as { status: string; code?: string }[])[0] as { status: string; code?: string }
+    const audited = (decodeAuditEntry((auditRow?.value as Buffer)).outcome as { status: string; code?: string }[])[0] as { status: string; code?: string }
     return { result, audited }
   }
 

@@ -4,7 +4,7 @@ import { cpSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import { LedgerNode } from '../../src/server/index.ts'
 import type { AccountAddress, Asset, LedgerName } from '../../src/domain/index.ts'
-import { TallyError, volumesKey } from '../../src/domain/index.ts'
+import { TallyError, decodeRowValue, volumesKey } from '../../src/domain/index.ts'
 import { MetaKey, Store, attributeRowKey, metaKey } from '../../src/store/index.ts'
 import { runCheck } from '../../src/check/index.ts'
 import type { CheckResult } from '../../src/check/index.ts'
@@ -31,8 +31,8 @@ async function balanceOf(directory: string, account: string): Promise<bigint | u
   try {
     const row = await store.get(attributeRowKey(volumesKey(L, account as AccountAddress, usd)))
     if (row === undefined) return undefined
-    const volumes = JSON.parse(row.toString('utf8').replace(/(\d{16,})/g, '"$1"')) as { input: number | string; output: number | string }
-    return BigInt(volumes.input) - BigInt(volumes.output)
+    const volumes = decodeRowValue('v', row)
+    return volumes.input - volumes.output
   } finally {
     await store.close()
   }

@@ -1,7 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { fixedWidthInstant, moveKey, prefixEnd } from '../../src/store/index.ts'
+import { decodeIndexRow, decodeLogRow, encodeIndexRow, encodeLogRow, fixedWidthInstant, moveKey, prefixEnd } from '../../src/store/index.ts'
+import { stringifyJson } from '../../src/domain/index.ts'
 
 test('fixed-width instants order as bytes like the instants they name, whatever their precision (property)', () => {
   const instant = fc.record({ seconds: fc.integer({ min: 0, max: 253402300799 }), nanos: fc.integer({ min: 0, max: 999_999_999 }), digits: fc.integer({ min: 0, max: 9 }) })
@@ -26,4 +27,27 @@ test('fixed-width instants order as bytes like the instants they name, whatever 
 test('prefixEnd: the first key after a prefix, none after 0xff…', () => {
   assert.deepEqual(prefixEnd(Buffer.of(1, 2, 0xff)), Buffer.of(1, 3))
   assert.equal(prefixEnd(Buffer.of(0xff, 0xff)), undefined)
+})
+
+test('a v2 log row keeps the log in its own field order: its JSON text is the one v2 prints (export, views, sinks)', () => {
+  const log = {
+    id: 7n,
+    type: 'NEW_TRANSACTION',
+    data: {
+      transaction: { postings: [{ source: 'world', destination: 'users:1', amount: 10n ** 20n, asset: 'USD/2' }], metadata: { z: '1', a: '2' }, timestamp: '2026-12-06T22:00:00.000000Z', id: 3n, reverted: false },
+      accountMetadata: {},
+    },
+    date: '2026-12-06T22:00:00.000000Z',
+    idempotencyKey: 'k',
+    hash: 'q0J5Yg8GZ1oQcf1mB2b0b5y6oH3b9b0oLk2m0p2n8wA=',
+  }
+  const row = encodeLogRow(log)
+  assert.equal(row[0], 0x02, 'the log layout byte')
+  assert.equal(stringifyJson(decodeLogRow(row)), stringifyJson(log))
+})
+
+test('an index row decodes to the value it was written from; another layout is refused', () => {
+  const moved = { input: 5n, output: 10n ** 30n }
+  assert.deepStrictEqual(decodeIndexRow(encodeIndexRow(moved)), moved)
+  assert.throws(() => decodeLogRow(encodeIndexRow(moved)))
 })

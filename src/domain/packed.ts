@@ -1,0 +1,381 @@
+import { InvariantViolation, invariant } from './errors.ts'
+import type { Json } from './json.ts'
+
+/**
+ * The engine's binary encoding of a JSON-shaped value ("packed"): what the
+ * store's attribute rows hold instead of JSON text (docs/adr/0009). JSON stays
+ * at the HTTP edge; inside the engine a value is written once, without a
+ * printer, and read back without a parser.
+ *
+ * It decodes to exactly what `parseJson(canonicalJson(value))` gives — the
+ * form every reader was written against: integers come back as `bigint`
+ * (whether they were `number` or `bigint`), other numbers as `number`,
+ * `undefined` fields are dropped, `undefined` array items become `null`, and
+ * a `__proto__` key stays an own data property. With `sorted`, object keys
+ * are written in JSON's canonical order, so equal values pack to equal bytes.
+ *
+ * Layout: one leading byte names the layout of the whole buffer (the caller's
+ * version byte, checked when unpacking), then one item:
+ *
+ *   0x00 null | 0x01 false | 0x02 true
+ *   0x03 integer, |v| ≤ 2^52: zigzag LEB128 (the zigzag value stays exact in a double)
+ *   0x04 integer beyond: sign byte (0 +, 1 −), LEB128 length, magnitude as hex ASCII
+ *   0x05 other number: float64 LE
+ *   0x06 string: LEB128 byte length, UTF-8
+ *   0x07 string that is not well-formed UTF-16 (a lone surrogate): LEB128 unit count, UTF-16LE
+ *   0x08 array: LEB128 count, items
+ *   0x09 object: LEB128 count, then key (a string item) and value per entry
+ *   0x0a word: LEB128 position in `words` (a field name or constant the engine writes often)
+ *
+ * `words` is append-only: a position, once written, means that word forever
+ * (a new word takes the next position).
+ */
+
+const Tag = { null: 0x00, false: 0x01, true: 0x02, integer: 0x03, bigInteger: 0x04, float: 0x05, string: 0x06, string16: 0x07, array: 0x08, object: 0x09, word: 0x0a } as const
+
+const words: readonly string[] = [
+  // transactions and postings
+  'id', 'postings', 'source', 'destination', 'amount', 'asset', 'timestamp', 'insertedAt', 'updatedAt', 'reference',
+  'metadata', 'reverted', 'revertedAt', 'template', 'preCommitVolumes', 'postCommitVolumes', 'input', 'output',
+  // accounts, ledgers, references, idempotency records, schemas
+  'address', 'insertionDate', 'firstUsage', 'name', 'bucket', 'addedAt', 'features', 'nextTransactionId', 'nextLogId',
+  'accountCount', 'lastLogHash', 'latestSchemaVersion', 'transactionId', 'requestHash', 'result', 'version', 'createdAt',
+  'logId', 'data', 'chart',
+  // v2 logs and order outputs
+  'type', 'date', 'hash', 'idempotencyKey', 'schemaVersion', 'transaction', 'accountMetadata', 'revertedTransactionID',
+  'revertedTransaction', 'targetType', 'targetId', 'key', 'NEW_TRANSACTION', 'REVERTED_TRANSACTION', 'SET_METADATA',
+  'DELETE_METADATA', 'INSERTED_SCHEMA', 'TRANSACTION', 'ACCOUNT', 'METADATA', 'SCHEMA', 'volumes', 'balance',
+]
+const wordPositions = new Map<string, number>(words.map((word, i) => [word, i]))
+
+/** Zigzag doubles magnitudes: beyond 2^52 the result would not be exact in a double. */
+const INTEGER_MAX = 2 ** 52
+const INTEGER_MAX_BIG = BigInt(INTEGER_MAX)
+
+/** A growable buffer reused by every pack (packing is synchronous, never nested). */
+class Writer {
+  buffer = Buffer.allocUnsafe(4096)
+  offset = 0
+
+  reserve(bytes: number): void {
+    if (this.offset + bytes <= this.buffer.length) return
+    let size = this.buffer.length * 2
+    while (size < this.offset + bytes) size *= 2
+    const larger = Buffer.allocUnsafe(size)
+    this.buffer.copy(larger, 0, 0, this.offset)
+    this.buffer = larger
+  }
+
+  byte(value: number): void {
+    this.reserve(1)
+    this.buffer[this.offset++] = value
+  }
+
+  /** LEB128 of a non-negative integer up to 2^54 (exact in a double). */
+  varint(value: number): void {
+    this.reserve(8)
+    while (value >= 0x80) {
+      this.buffer[this.offset++] = (value % 0x80) | 0x80
+      value = Math.floor(value / 0x80)
+    }
+    this.buffer[this.offset++] = value
+  }
+}
+
+const writer = new Writer()
+
+/** Packs `value` behind the layout byte `layout`; a fresh buffer of exactly its size. */
+export function packValue(value: unknown, layout: number, sorted: boolean): Buffer {
+  invariant(Number.isInteger(layout) && layout >= 0 && layout <= 0xff, 'a layout is one byte')
+  writer.offset = 0
+  writer.byte(layout)
+  if (!writeItem(value, sorted)) throw new InvariantViolation('value has no packed representation')
+  const packed = Buffer.allocUnsafe(writer.offset)
+  writer.buffer.copy(packed, 0, 0, writer.offset)
+  return packed
+}
+
+/** Writes one item; false (nothing written) for what JSON skips: undefined, functions, symbols. */
+function writeItem(value: unknown, sorted: boolean): boolean {
+  switch (typeof value) {
+    case 'string':
+      writeString(value)
+      return true
+    case 'bigint':
+      if (value <= INTEGER_MAX_BIG && value >= -INTEGER_MAX_BIG) writeInteger(Number(value))
+      else writeBigInteger(value)
+      return true
+    case 'number':
+      if (!Number.isFinite(value)) throw new InvariantViolation(`non-finite number ${value} has no packed representation`)
+      // As JSON: an integer printed without exponent parses back as an exact integer.
+      if (Number.isInteger(value) && Math.abs(value) < 1e21) {
+        if (Math.abs(value) <= INTEGER_MAX) writeInteger(value)
+        else writeBigInteger(BigInt(String(value))) // the digits JSON prints (2^60 prints …847000)
+      } else {
+        writer.reserve(9)
+        writer.buffer[writer.offset++] = Tag.float
+        writer.offset = writer.buffer.writeDoubleLE(value, writer.offset)
+      }
+      return true
+    case 'boolean':
+      writer.byte(value ? Tag.true : Tag.false)
+      return true
+    case 'object': {
+      if (value === null) {
+        writer.byte(Tag.null)
+        return true
+      }
+      if (Array.isArray(value)) {
+        writer.byte(Tag.array)
+        writer.varint(value.length)
+        for (const item of value) if (!writeItem(item, sorted)) writer.byte(Tag.null)
+        return true
+      }
+      writeObject(value as Record<string, unknown>, sorted)
+      return true
+    }
+    default:
+      return false
+  }
+}
+
+/**
+ * Own keys in JSON's canonical order (UTF-16 code units, as `Array#sort`
+ * orders strings). Records are small: an insertion sort with `<` beats the
+ * generic sort's comparator calls there.
+ */
+function sortedKeys(record: Record<string, unknown>): string[] {
+  const keys = Object.keys(record)
+  if (keys.length > 16) return keys.sort()
+  for (let i = 1; i < keys.length; i++) {
+    const key = keys[i] as string
+    let j = i - 1
+    while (j >= 0 && (keys[j] as string) > key) {
+      keys[j + 1] = keys[j] as string
+      j--
+    }
+    keys[j + 1] = key
+  }
+  return keys
+}
+
+function writeObject(record: Record<string, unknown>, sorted: boolean): void {
+  const keys = sorted ? sortedKeys(record) : Object.keys(record)
+  writer.byte(Tag.object)
+  if (keys.length < 0x80) {
+    // One count byte, patched once the skipped fields (undefined, functions) are known.
+    writer.reserve(1)
+    const countAt = writer.offset++
+    let count = 0
+    for (const key of keys) {
+      const field = record[key]
+      if (field === undefined || typeof field === 'function' || typeof field === 'symbol') continue
+      writeString(key)
+      writeItem(field, sorted)
+      count++
+    }
+    writer.buffer[countAt] = count
+    return
+  }
+  let count = 0
+  for (const key of keys) {
+    const field = record[key]
+    if (field !== undefined && typeof field !== 'function' && typeof field !== 'symbol') count++
+  }
+  writer.varint(count)
+  for (const key of keys) {
+    const field = record[key]
+    if (field === undefined || typeof field === 'function' || typeof field === 'symbol') continue
+    writeString(key)
+    writeItem(field, sorted)
+  }
+}
+
+function writeInteger(value: number): void {
+  writer.byte(Tag.integer)
+  writer.varint(value >= 0 ? value * 2 : -value * 2 - 1)
+}
+
+function writeBigInteger(value: bigint): void {
+  const negative = value < 0n
+  const hex = (negative ? -value : value).toString(16)
+  writer.byte(Tag.bigInteger)
+  writer.byte(negative ? 1 : 0)
+  writer.varint(hex.length)
+  writer.reserve(hex.length)
+  writer.offset += writer.buffer.write(hex, writer.offset, 'latin1')
+}
+
+const asciiFastPathMax = 64
+
+function writeString(text: string): void {
+  const position = wordPositions.get(text)
+  if (position !== undefined) {
+    writer.byte(Tag.word)
+    writer.varint(position)
+    return
+  }
+  const length = text.length
+  if (length <= asciiFastPathMax) {
+    // Short ASCII (names, dates, assets): bytes written directly, no UTF-8 encoder call.
+    writer.reserve(2 + length)
+    const buffer = writer.buffer
+    const start = writer.offset + 2
+    let i = 0
+    for (; i < length; i++) {
+      const unit = text.charCodeAt(i)
+      if (unit >= 0x80) break
+      buffer[start + i] = unit
+    }
+    if (i === length) {
+      buffer[writer.offset] = Tag.string
+      buffer[writer.offset + 1] = length
+      writer.offset = start + length
+      return
+    }
+  }
+  if (!(text as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+    // UTF-8 cannot carry a lone surrogate (it would become U+FFFD): keep the code units.
+    writer.byte(Tag.string16)
+    writer.varint(length)
+    writer.reserve(2 * length)
+    writer.offset += writer.buffer.write(text, writer.offset, 'utf16le')
+    return
+  }
+  const bytes = Buffer.byteLength(text, 'utf8')
+  writer.byte(Tag.string)
+  writer.varint(bytes)
+  writer.reserve(bytes)
+  writer.offset += writer.buffer.write(text, writer.offset, bytes, 'utf8')
+}
+
+/** Reads what `packValue` wrote behind `layout`; anything else is an InvariantViolation. */
+export function unpackValue(bytes: Uint8Array, layout: number): Json {
+  const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  invariant(buffer.length > 0 && buffer[0] === layout, () => `packed value of layout ${buffer[0] ?? 'none'}, ${layout} expected`)
+  const reader = new Reader(buffer)
+  reader.offset = 1
+  const value = reader.item()
+  invariant(reader.offset === buffer.length, 'packed value followed by extra bytes')
+  return value
+}
+
+/** True when `bytes` starts with the layout byte `layout` (rows of another encoding do not). */
+export function isPacked(bytes: Uint8Array, layout: number): boolean {
+  return bytes.length > 0 && bytes[0] === layout
+}
+
+class Reader {
+  offset = 0
+  constructor(private readonly buffer: Buffer) {}
+
+  private byte(): number {
+    const value = this.buffer[this.offset++]
+    if (value === undefined) throw new InvariantViolation('packed value cut short')
+    return value
+  }
+
+  private varint(): number {
+    let value = 0
+    let scale = 1
+    for (;;) {
+      const byte = this.byte()
+      value += (byte & 0x7f) * scale
+      if (byte < 0x80) return value
+      scale *= 0x80
+      invariant(scale <= 2 ** 56, 'packed varint too long')
+    }
+  }
+
+  private take(length: number): number {
+    const start = this.offset
+    invariant(start + length <= this.buffer.length, 'packed value cut short')
+    this.offset = start + length
+    return start
+  }
+
+  string(): string {
+    const tag = this.byte()
+    switch (tag) {
+      case Tag.word: {
+        const word = words[this.varint()]
+        invariant(word !== undefined, 'packed word out of range')
+        return word
+      }
+      case Tag.string: {
+        const length = this.varint()
+        const start = this.take(length)
+        return this.buffer.toString('utf8', start, start + length)
+      }
+      case Tag.string16: {
+        const length = this.varint()
+        const start = this.take(2 * length)
+        return this.buffer.toString('utf16le', start, start + 2 * length)
+      }
+      default:
+        throw new InvariantViolation(`packed string with tag ${tag}`)
+    }
+  }
+
+  item(): Json {
+    const tag = this.buffer[this.offset]
+    switch (tag) {
+      case Tag.word:
+      case Tag.string:
+      case Tag.string16:
+        return this.string()
+      case Tag.null:
+        this.offset++
+        return null
+      case Tag.false:
+        this.offset++
+        return false
+      case Tag.true:
+        this.offset++
+        return true
+      case Tag.integer: {
+        this.offset++
+        const zigzag = this.varint()
+        return BigInt(zigzag % 2 === 0 ? zigzag / 2 : -(zigzag + 1) / 2)
+      }
+      case Tag.bigInteger: {
+        this.offset++
+        const negative = this.byte() === 1
+        const length = this.varint()
+        const start = this.take(length)
+        const magnitude = BigInt(`0x${this.buffer.toString('latin1', start, start + length)}`)
+        return negative ? -magnitude : magnitude
+      }
+      case Tag.float: {
+        this.offset++
+        const start = this.take(8)
+        return this.buffer.readDoubleLE(start)
+      }
+      case Tag.array: {
+        this.offset++
+        const count = this.varint()
+        invariant(count <= this.buffer.length - this.offset, 'packed array longer than its buffer')
+        const items: Json[] = []
+        for (let i = 0; i < count; i++) items.push(this.item())
+        return items
+      }
+      case Tag.object: {
+        this.offset++
+        const count = this.varint()
+        invariant(2 * count <= this.buffer.length - this.offset, 'packed object longer than its buffer')
+        const object: { [key: string]: Json } = {}
+        for (let i = 0; i < count; i++) {
+          const key = this.string()
+          const value = this.item()
+          invariant(!Object.hasOwn(object, key), () => `packed object repeats key ${JSON.stringify(key)}`)
+          // Assigning `__proto__` would set the prototype: keep it as data, as the JSON parser does.
+          if (key === '__proto__') Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true })
+          else object[key] = value
+        }
+        return object
+      }
+      default:
+        throw new InvariantViolation(`packed item with tag ${String(tag)}`)
+    }
+  }
+}

@@ -1,0 +1,124 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fc from 'fast-check'
+import { InvariantViolation, canonicalJson, packValue, parseJson, unpackValue } from '../../src/domain/index.ts'
+
+/**
+ * The packed encoding against the JSON round trip it replaces inside the
+ * engine: unpack(pack(v)) must equal parseJson(canonicalJson(v)) for any
+ * value the engine writes (numbers and bigints, lone surrogates, `__proto__`
+ * keys, undefined fields), and sorted packing is one canonical form.
+ */
+
+const LAYOUT = 0x7e
+const key = fc.oneof(fc.string({ unit: 'binary' }), fc.constantFrom('__proto__', 'constructor', 'amount', 'postings', 'id', 'toString'))
+const integer = fc.oneof(fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }), fc.bigInt({ min: -(2n ** 53n) - 2n, max: 2n ** 53n + 2n }), fc.integer())
+const value: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown }>((tie) => ({
+  value: fc.oneof(
+    { depthSize: 'small' },
+    fc.constant(null),
+    fc.constant(undefined),
+    fc.boolean(),
+    integer,
+    fc.double({ noNaN: true, noDefaultInfinity: true }),
+    fc.constantFrom(1e21, -1e21, 2 ** 60, -0, 0.1, 5e-324),
+    fc.string({ unit: 'binary' }),
+    fc.string({ unit: 'grapheme-ascii', maxLength: 80 }),
+    fc.constantFrom('\ud800', 'a\udc00b', 'é', '€uro', 'USD/2', 'NEW_TRANSACTION', 'x'.repeat(200)),
+    fc.array(tie('value'), { maxLength: 5 }),
+    fc.uniqueArray(fc.tuple(key, tie('value')), { maxLength: 5, selector: ([k]) => k }).map((entries) => {
+      const object: Record<string, unknown> = {}
+      for (const [k, v] of entries) Object.defineProperty(object, k, { value: v, enumerable: true, writable: true, configurable: true })
+      return object
+    }),
+  ),
+})).value
+
+const viaJson = (v: unknown) => parseJson(canonicalJson(v))
+
+test('unpack(pack(v)) is what the JSON round trip gives', () => {
+  fc.assert(
+    fc.property(value.filter((v) => v !== undefined), (v) => {
+      assert.deepStrictEqual(unpackValue(packValue(v, LAYOUT, true), LAYOUT), viaJson(v))
+      assert.deepStrictEqual(unpackValue(packValue(v, LAYOUT, false), LAYOUT), viaJson(v))
+    }),
+    { numRuns: 3000 },
+  )
+})
+
+test('sorted packing is canonical: key order does not change the bytes', () => {
+  fc.assert(
+    fc.property(fc.uniqueArray(fc.tuple(key, value), { maxLength: 8, selector: ([k]) => k }), (entries) => {
+      const forward: Record<string, unknown> = {}
+      const backward: Record<string, unknown> = {}
+      for (const [k, v] of entries) Object.defineProperty(forward, k, { value: v, enumerable: true, writable: true, configurable: true })
+      for (const [k, v] of [...entries].reverse()) Object.defineProperty(backward, k, { value: v, enumerable: true, writable: true, configurable: true })
+      assert.deepStrictEqual(packValue(forward, LAYOUT, true), packValue(backward, LAYOUT, true))
+    }),
+  )
+})
+
+test('a __proto__ key stays an own data property', () => {
+  const decoded = unpackValue(packValue(JSON.parse('{"__proto__":{"polluted":1}}'), LAYOUT, true), LAYOUT) as Record<string, unknown>
+  assert.equal(Object.getPrototypeOf(decoded), Object.prototype)
+  assert.ok(Object.hasOwn(decoded, '__proto__'))
+  assert.equal(({} as Record<string, unknown>).polluted, undefined)
+})
+
+test('integers unpack as bigint, exactly, on both sides of 2^53', () => {
+  for (const n of [0n, 1n, -1n, 2n ** 53n - 1n, 2n ** 53n, -(2n ** 53n) + 1n, -(2n ** 53n), 2n ** 256n, -(2n ** 256n)]) {
+    assert.equal(unpackValue(packValue(n, LAYOUT, true), LAYOUT), n)
+  }
+  assert.equal(unpackValue(packValue(7, LAYOUT, true), LAYOUT), 7n)
+  assert.equal(unpackValue(packValue(0.5, LAYOUT, true), LAYOUT), 0.5)
+})
+
+test('another layout byte, a cut or a trailing byte is refused', () => {
+  const packed = packValue({ amount: 100n, asset: 'USD' }, LAYOUT, true)
+  assert.throws(() => unpackValue(packed, LAYOUT + 1), InvariantViolation)
+  for (let cut = 1; cut < packed.length; cut++) assert.throws(() => unpackValue(packed.subarray(0, cut), LAYOUT), InvariantViolation)
+  assert.throws(() => unpackValue(Buffer.concat([packed, Buffer.of(0)]), LAYOUT), InvariantViolation)
+})
+
+test('the encoding is smaller than the JSON it replaces', () => {
+  const transaction = {
+    id: 12345n,
+    postings: [{ source: 'world', destination: 'users:0042', amount: 100n, asset: 'USD/2' }],
+    timestamp: '2026-12-06T22:00:00.000Z',
+    insertedAt: '2026-12-06T22:00:00.000Z',
+    updatedAt: '2026-12-06T22:00:00.000Z',
+    metadata: {},
+    reverted: false,
+  }
+  assert.ok(packValue(transaction, LAYOUT, true).length < Buffer.byteLength(canonicalJson(transaction)) * 0.7)
+})
+
+test('objects and arrays past one count byte (128 entries and more) round-trip', () => {
+  const wide: Record<string, unknown> = {}
+  for (let i = 0; i < 300; i++) wide[`k${i}`] = i % 3 === 0 ? undefined : BigInt(i)
+  const long = Array.from({ length: 300 }, (_, i) => `v${i}`)
+  for (const value of [wide, long, { wide, long }]) {
+    assert.deepStrictEqual(unpackValue(packValue(value, LAYOUT, true), LAYOUT), viaJson(value))
+  }
+})
+
+test('packing what unpacking gave gives the same bytes (a checker re-packs decoded bodies to verify their hash)', () => {
+  fc.assert(
+    fc.property(value.filter((v) => v !== undefined), (v) => {
+      const packed = packValue(v, LAYOUT, true)
+      assert.deepStrictEqual(packValue(unpackValue(packed, LAYOUT), LAYOUT, true), packed)
+    }),
+    { numRuns: 2000 },
+  )
+})
+
+test("sorted packing writes keys in JSON's canonical order (the order canonicalJson prints)", () => {
+  fc.assert(
+    fc.property(fc.uniqueArray(fc.tuple(key, fc.constant(1n)), { minLength: 0, maxLength: 40, selector: ([k]) => k }), (entries) => {
+      const object: Record<string, unknown> = {}
+      for (const [k, v] of entries) Object.defineProperty(object, k, { value: v, enumerable: true, writable: true, configurable: true })
+      const unpacked = unpackValue(packValue(object, LAYOUT, true), LAYOUT) as Record<string, unknown>
+      assert.deepStrictEqual(Object.keys(unpacked), Object.keys(parseJson(canonicalJson(object)) as Record<string, unknown>))
+    }),
+  )
+})
