@@ -4,7 +4,7 @@ import type { AttributeCache, CacheSettings } from '../cache/index.ts'
 import type { KnownValue, ProposedOrder } from '../orders/index.ts'
 import { planRound } from './speculation.ts'
 import type { CoverageEntry, OrderResult, Proposal, ProposalResult } from '../fsm/index.ts'
-import { coverageIndexesOf, encodeProposal, proposalOrdersMax } from '../fsm/index.ts'
+import { coverageIndexesOf, coverageSeed, encodeProposal, proposalOrdersMax } from '../fsm/index.ts'
 import type { StoreReader } from '../store/index.ts'
 import { attributeRowKey } from '../store/index.ts'
 
@@ -273,7 +273,7 @@ export class Admission {
     const rows = await this.options.store.getMany(keys.map(attributeRowKey))
     keys.forEach((key, i) => {
       const row = rows[i]
-      seeds.set(key, row === undefined ? null : row.toString('base64'))
+      seeds.set(key, coverageSeed(row))
     })
   }
 }

@@ -15,6 +15,11 @@ export interface CoverageEntry {
   readonly seed?: string | null
 }
 
+/** The one form of a coverage seed: the store row as admission read it (undefined: no row). */
+export function coverageSeed(row: Uint8Array | undefined): string | null {
+  return row === undefined ? null : Buffer.from(row.buffer, row.byteOffset, row.byteLength).toString('base64')
+}
+
 export interface PlannedOrder extends ProposedOrder {
   /**
    * The order's coverage: the set of `Proposal.coverage` entries it may read,

@@ -395,7 +395,7 @@ export class SimLedger {
       let verdict: string
       let next: AuditHead = head
       try {
-        const entry = decodeAuditEntry(row.toString('utf8'))
+        const entry = decodeAuditEntry(row)
         verdict = verifyEntry(simClusterId, head, entry)
         next = { seq: entry.seq, hash: entry.hash }
       } catch (error) {

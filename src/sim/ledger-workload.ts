@@ -17,7 +17,7 @@ import type { AccountAddress, Asset, AttributeValue, CanonicalKey, LedgerName } 
 import { decodeAttribute, emptyKeyed, keyedFrom, kindOf, ledgerKey } from '../domain/index.ts'
 import type { AttributeCache, CacheSettings } from '../cache/index.ts'
 import type { CoverageEntry, Proposal } from '../fsm/index.ts'
-import { coverageIndexesOf, encodeProposal } from '../fsm/index.ts'
+import { coverageIndexesOf, coverageSeed, encodeProposal } from '../fsm/index.ts'
 import type { CreateTransaction, KnownValue, Order, ProposedOrder } from '../orders/index.ts'
 import { planRound } from '../admission/speculation.ts'
 import { attributeRowKey } from '../store/layout.ts'
@@ -133,7 +133,7 @@ export function simulatedProposal(view: PlanningView, value: number, index: numb
   const coverage: CoverageEntry[] = allKeys.map((key) => {
     if (!horizonExceeded && view.cache.check(key, index) === 'hit') return { key }
     const row = view.read(attributeRowKey(key))
-    return { key, seed: row === undefined ? null : row.toString('utf8') }
+    return { key, seed: coverageSeed(row) }
   })
   const position = new Map(coverage.map((entry, i) => [entry.key, i]))
   const proposal: Proposal = {
