@@ -1,0 +1,206 @@
+// `tally serve --cluster` end to end: three real server processes and a real
+// etcd. The cluster forms; writes on the primary are read on every replica
+// (Tally-Min-Applied-Index); state hashes agree at equal applied indexes; a
+// write sent to a replica is forwarded; SIGKILL of the primary under a small
+// bounded load promotes a replica that holds every acknowledged transfer
+// exactly once (balances, Σ = 0); the old primary restarts as a replica and
+// converges. Skips with one line without etcd.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import net from 'node:net'
+import { EtcdCluster, etcdSkip } from '../support/etcd.ts'
+import { killTally, spawnTally, type ServerProcess } from '../support/server-process.ts'
+import { tempDirectory } from '../support/temp.ts'
+import { until } from './helpers.ts'
+
+interface Member {
+  readonly id: string
+  readonly data: { directory: string; remove: () => void }
+  readonly peerPort: number
+  server: ServerProcess | undefined
+}
+
+interface ClusterView {
+  role: string
+  epoch: number
+  appliedIndex: number
+  committedLsn: number
+  caughtUp: boolean
+  stateHash?: { index: number; hash: string }
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
+  const address = server.address()
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  assert.ok(address !== null && typeof address === 'object')
+  return address.port
+}
+
+async function call(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; json: unknown }> {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(10_000),
+  })
+  const text = await response.text()
+  return { status: response.status, headers: response.headers, json: text === '' ? undefined : JSON.parse(text) }
+}
+
+async function view(member: Member): Promise<ClusterView | undefined> {
+  if (member.server === undefined) return undefined
+  try {
+    const reply = await call(member.server.baseUrl, 'GET', '/_/cluster')
+    return reply.status === 200 ? (reply.json as ClusterView) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+async function balance(base: string, account: string, minIndex: number): Promise<bigint> {
+  const reply = await call(base, 'GET', `/v2/bank/accounts/${account}?expand=volumes`, undefined, { 'Tally-Min-Applied-Index': String(minIndex) })
+  if (reply.status === 404) return 0n
+  assert.equal(reply.status, 200, JSON.stringify(reply.json))
+  const volumes = (reply.json as { data: { volumes?: Record<string, { balance: number }> } }).data.volumes ?? {}
+  return BigInt(volumes.USD?.balance ?? 0)
+}
+
+const accounts = ['users:a', 'users:b', 'users:c']
+
+test('tally serve --cluster: three processes form a cluster, replicate, forward writes, and fail over without losing an acknowledged transfer', { skip: etcdSkip, timeout: 110_000 }, async () => {
+  const etcd = await EtcdCluster.start()
+  const members: Member[] = []
+  try {
+    for (const id of ['n1', 'n2', 'n3']) members.push({ id, data: tempDirectory(`tally-${id}-`), peerPort: await freePort(), server: undefined })
+    const start = async (member: Member): Promise<void> => {
+      member.server = await spawnTally({
+        dataDirectory: member.data.directory,
+        args: ['--cluster', etcd.url, '--node-id', member.id, '--peer-listen', `127.0.0.1:${member.peerPort}`, '--cluster-lease-ttl-seconds', '2', '--log-level', process.env.TALLY_TEST_LOG_LEVEL ?? 'warn'],
+      })
+    }
+    await Promise.all(members.map(start))
+
+    // The cluster forms: the lowest id is primary at the first epoch, every node ready.
+    const formed = await until('the cluster formed', async () => {
+      const views = await Promise.all(members.map(view))
+      if (views.some((v) => v === undefined || !v.caughtUp)) return undefined
+      const roles = views.map((v) => v?.role)
+      return roles[0] === 'primary' && roles[1] === 'replica' && roles[2] === 'replica' ? views : undefined
+    }, 30_000)
+    const firstEpoch = formed[0]?.epoch ?? 0
+    assert.ok(firstEpoch > 0)
+    const primaryUrl = members[0]?.server?.baseUrl as string
+
+    // Writes on the primary; read on each replica at or after the write's index.
+    assert.equal((await call(primaryUrl, 'POST', '/v2/bank', {})).status, 204)
+    let lastIndex = 0
+    for (const account of accounts) {
+      const written = await call(primaryUrl, 'POST', '/v2/bank/transactions', { postings: [{ source: 'world', destination: account, amount: 1000, asset: 'USD' }] })
+      assert.equal(written.status, 200, JSON.stringify(written.json))
+      lastIndex = Math.max(lastIndex, Number(written.headers.get('tally-applied-index')))
+    }
+    for (const member of members.slice(1)) {
+      for (const account of accounts) assert.equal(await balance(member.server?.baseUrl as string, account, lastIndex), 1000n, `${member.id} reads ${account}`)
+    }
+
+    // A write sent to a replica is forwarded to the primary.
+    const forwarded = await call(members[1]?.server?.baseUrl as string, 'POST', '/v2/bank/transactions', { postings: [{ source: 'users:a', destination: 'users:b', amount: 1, asset: 'USD' }] }, { 'Idempotency-Key': 'forwarded-1' })
+    assert.equal(forwarded.status, 200, JSON.stringify(forwarded.json))
+    const forwardedIndex = Number(forwarded.headers.get('tally-applied-index'))
+    assert.equal(await balance(members[2]?.server?.baseUrl as string, 'users:b', forwardedIndex), 1001n)
+
+    // Equal state hashes at equal applied indexes.
+    await until('equal state hashes at one applied index', async () => {
+      const views = await Promise.all(members.map(view))
+      const hashes = new Set(views.map((v) => `${v?.stateHash?.index}:${v?.stateHash?.hash}`))
+      return hashes.size === 1 && views[0]?.appliedIndex === views[0]?.stateHash?.index ? true : undefined
+    })
+
+    // A small bounded load of transfers on the primary; SIGKILL the primary in the middle of it.
+    const acknowledged = new Set<number>()
+    const sent: number[] = []
+    const transfer = (i: number) => ({ from: accounts[i % 3] as string, to: accounts[(i + 1) % 3] as string, amount: 1 + (i % 5) })
+    const send = (base: string, i: number) => {
+      const { from, to, amount } = transfer(i)
+      return call(base, 'POST', '/v2/bank/transactions', { postings: [{ source: from, destination: to, amount, asset: 'USD' }] }, { 'Idempotency-Key': `load-${i}` })
+    }
+    let stopLoad = false
+    const load = (async () => {
+      for (let i = 0; i < 400 && !stopLoad; i++) {
+        sent.push(i)
+        try {
+          if ((await send(primaryUrl, i)).status === 200) acknowledged.add(i)
+        } catch {
+          return // the primary is gone
+        }
+      }
+    })()
+    await until('some transfers acknowledged', () => (acknowledged.size >= 20 ? true : undefined))
+    await killTally(members[0]?.server as ServerProcess)
+    stopLoad = true
+    await load
+    assert.ok(acknowledged.size >= 20)
+
+    // An eligible replica is promoted and takes writes.
+    const promoted = await until('a replica promoted', async () => {
+      for (const member of members.slice(1)) {
+        const v = await view(member)
+        if (v !== undefined && v.role === 'primary' && v.epoch > firstEpoch && v.caughtUp) return member
+      }
+      return undefined
+    }, 30_000)
+    const newPrimaryUrl = promoted.server?.baseUrl as string
+    const after = await call(newPrimaryUrl, 'POST', '/v2/bank/transactions', { postings: [{ source: 'world', destination: 'users:c', amount: 7, asset: 'USD' }] })
+    assert.equal(after.status, 200, JSON.stringify(after.json))
+    let afterIndex = Number(after.headers.get('tally-applied-index'))
+
+    // Every acknowledged transfer is there exactly once: balances match, Σ = 0.
+    const expected = new Map<string, bigint>(accounts.map((account) => [account, 1000n]))
+    expected.set('users:c', (expected.get('users:c') ?? 0n) + 7n)
+    expected.set('users:a', (expected.get('users:a') ?? 0n) - 1n)
+    expected.set('users:b', (expected.get('users:b') ?? 0n) + 1n)
+    // Sent and not acknowledged (the primary died first): may or may not be committed. Retried with their keys, each lands once.
+    for (const i of sent) {
+      if (!acknowledged.has(i)) {
+        const retried = await send(newPrimaryUrl, i)
+        assert.equal(retried.status, 200, JSON.stringify(retried.json))
+      }
+      const { from, to, amount } = transfer(i)
+      expected.set(from, (expected.get(from) ?? 0n) - BigInt(amount))
+      expected.set(to, (expected.get(to) ?? 0n) + BigInt(amount))
+    }
+    const settled = await call(newPrimaryUrl, 'POST', '/v2/bank/transactions', { postings: [{ source: 'world', destination: 'users:c', amount: 1, asset: 'USD' }] })
+    expected.set('users:c', (expected.get('users:c') ?? 0n) + 1n)
+    assert.equal(settled.status, 200, JSON.stringify(settled.json))
+    afterIndex = Number(settled.headers.get('tally-applied-index'))
+    let sum = 0n
+    for (const account of accounts) {
+      const actual = await balance(newPrimaryUrl, account, afterIndex)
+      assert.equal(actual, expected.get(account), `balance of ${account} on the new primary`)
+      sum += actual
+    }
+    assert.equal(sum + (await balance(newPrimaryUrl, 'world', afterIndex)), 0n, 'Σ balances = 0')
+
+    // The old primary restarts, rejoins as a replica (its uncommitted tail cut) and converges.
+    await start(members[0] as Member)
+    const final = await until('the old primary rejoined and every node converged', async () => {
+      const views = await Promise.all(members.map(view))
+      if (views.some((v) => v === undefined || !v.caughtUp)) return undefined
+      if (views[0]?.role !== 'replica') return undefined
+      const hashes = new Set(views.map((v) => `${v?.appliedIndex}:${v?.stateHash?.index}:${v?.stateHash?.hash}`))
+      return hashes.size === 1 ? views : undefined
+    }, 30_000)
+    assert.ok((final[0]?.appliedIndex ?? 0) >= afterIndex)
+    for (const account of accounts) assert.equal(await balance(members[0]?.server?.baseUrl as string, account, afterIndex), expected.get(account), `${account} on the rejoined node`)
+  } catch (error) {
+    // What each server said, for the failure report.
+    for (const member of members) process.stderr.write(`--- ${member.id} (${JSON.stringify(await view(member))})\n${member.server?.stderr() ?? ''}\n`)
+    throw error
+  } finally {
+    await Promise.all(members.map(async (member) => (member.server === undefined ? undefined : killTally(member.server, 'SIGKILL'))))
+    await etcd.close()
+    for (const member of members) member.data.remove()
+  }
+})
