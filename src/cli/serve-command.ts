@@ -62,7 +62,10 @@ Options (each also read from the environment variable shown):
   --log-level LEVEL               trace, debug, info, warn, error, fatal or silent: JSON lines
                                   on stderr (readable lines on a terminal)
                                                             [TALLY_LOG_LEVEL, default info]
-Cluster mode (all nodes of a cluster give the same --cluster, --cluster-size and --durability):
+  -h, --help                      show this help
+
+Cluster mode (docs/cluster.md; every node of a cluster gives the same --cluster, --cluster-size
+and --durability):
   --cluster etcd://HOST:PORT[,HOST:PORT...][/PREFIX]
                                   run as a cluster node coordinated through this etcd
                                                             [TALLY_CLUSTER]
@@ -76,7 +79,6 @@ Cluster mode (all nodes of a cluster give the same --cluster, --cluster-size and
                                                              from 3 members, sync_all below]
   --cluster-lease-ttl-seconds N   registration and primary lease TTL: a dead primary is replaced
                                   after about this long     [TALLY_CLUSTER_LEASE_TTL_SECONDS, default 3]
-  -h, --help                      show this help
 `
 
 export interface ServeSettings {

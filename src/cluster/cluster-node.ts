@@ -429,12 +429,26 @@ export class ClusterNode {
       if (primary !== undefined) this.#syncLinks(primary)
       const assignment = await this.#options.control.readAssignment()
       if (assignment !== undefined && (this.#assignment === undefined || assignment.epoch > this.#assignment.epoch)) this.#follow(assignment)
+      await this.#namePrimary()
       await this.#report(false)
     } catch (error) {
       this.#log(`cluster: tick: ${(error as Error).message}`, { level: 'warn' })
     } finally {
       this.#ticking = false
     }
+  }
+
+  /**
+   * A replica that adopted its epoch at the primary's hello does not know the
+   * primary's id: tell it (at the same epoch this changes nothing else), so
+   * a write it refuses names where to go.
+   */
+  async #namePrimary(): Promise<void> {
+    const assignment = this.#assignment
+    if (this.#role !== 'replica' || assignment === undefined) return
+    const status = this.#options.node.clusterStatus()
+    if (status.role !== 'replica' || status.epoch !== assignment.epoch || status.primaryId === assignment.primaryId) return
+    await this.#options.node.adoptEpoch(assignment.epoch, assignment.primaryId, assignment.lineageResets)
   }
 
   async #refreshMembers(): Promise<void> {
