@@ -513,7 +513,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   })
   let runtime: ClusterNode | undefined
   if (cluster !== undefined) {
-    forwardWritesToPrimary(app, { nodeId: cluster.nodeId, primaryAddress: () => (runtime?.role === 'replica' ? runtime.primaryHttpAddress() : undefined), scheme: security.tls === undefined ? 'http' : 'https' })
+    forwardWritesToPrimary(app, { nodeId: cluster.nodeId, primaryAddress: () => (runtime?.role === 'replica' ? runtime.primaryHttpAddress() : undefined), refusal: () => runtime?.writeRefusal(), scheme: security.tls === undefined ? 'http' : 'https' })
   }
   try {
     await app.listen({ host: settings.host, port: settings.port })

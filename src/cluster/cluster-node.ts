@@ -191,6 +191,13 @@ export class ClusterNode {
     return address === undefined || address === '' ? undefined : address
   }
 
+  /** Why this node, primary, cannot acknowledge writes now (its lease does not hold); undefined otherwise. */
+  writeRefusal(): string | undefined {
+    const run = this.#primary
+    if (this.#role !== 'primary' || run === undefined || this.#options.gate.canAcknowledge()) return undefined
+    return `the primary's lease at epoch ${run.assignment.epoch} is ${run.lease.state} (etcd unreachable, or a newer epoch exists)`
+  }
+
   /** Stops following, resigns, closes links and the replica server, and deregisters. The node itself stays open. */
   async stop(): Promise<void> {
     if (this.#stopped) return

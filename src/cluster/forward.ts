@@ -27,6 +27,13 @@ export interface WriteForwarding {
   readonly scheme?: 'http' | 'https'
   /** The whole forwarded exchange must end within this (default 30 s). */
   readonly timeoutMs?: number
+  /**
+   * Why this node, the primary, cannot acknowledge a write now (its lease
+   * cannot be renewed: etcd unreachable, or it is being deposed); undefined
+   * when it can. Such a write is refused before it is logged: 503 +
+   * Retry-After, nothing to lose.
+   */
+  refusal?(): string | undefined
 }
 
 const readMethods = new Set(['GET', 'HEAD', 'OPTIONS'])
@@ -42,7 +49,13 @@ export function isLedgerWrite(request: Pick<FastifyRequest, 'method' | 'url'>): 
 
 export function forwardWritesToPrimary(app: FastifyInstance, forwarding: WriteForwarding): void {
   app.addHook('onRequest', async (request, reply) => {
-    if (!isLedgerWrite(request) || request.headers[forwardedByHeader] !== undefined) return
+    if (!isLedgerWrite(request)) return
+    const refusal = forwarding.refusal?.()
+    if (refusal !== undefined) {
+      void reply.header('Retry-After', '1')
+      return reply.code(503).send({ errorCode: 'INTERNAL', errorMessage: `NOT_PRIMARY: ${refusal}; retry`, details: { reason: 'NOT_PRIMARY', retryable: 'true' } })
+    }
+    if (request.headers[forwardedByHeader] !== undefined) return
     const target = forwarding.primaryAddress()
     if (target === undefined) return
     reply.hijack()

@@ -49,6 +49,14 @@ async function call(base: string, method: string, path: string, body?: unknown, 
   return { status: response.status, headers: response.headers, json: text === '' ? undefined : JSON.parse(text) }
 }
 
+/** A write to a primary that may not hold its lease yet (just promoted): 503 is retried until the deadline. */
+async function writeOnPrimary(base: string, path: string, body: unknown): Promise<{ status: number; headers: Headers; json: unknown }> {
+  return until(`a write to ${path} accepted`, async () => {
+    const reply = await call(base, 'POST', path, body)
+    return reply.status === 503 ? undefined : reply
+  })
+}
+
 async function view(member: Member): Promise<ClusterView | undefined> {
   if (member.server === undefined) return undefined
   try {
@@ -94,7 +102,7 @@ test('tally serve --cluster: three processes form a cluster, replicate, forward 
     const primaryUrl = members[0]?.server?.baseUrl as string
 
     // Writes on the primary; read on each replica at or after the write's index.
-    assert.equal((await call(primaryUrl, 'POST', '/v2/bank', {})).status, 204)
+    assert.equal((await writeOnPrimary(primaryUrl, '/v2/bank', {})).status, 204)
     let lastIndex = 0
     for (const account of accounts) {
       const written = await call(primaryUrl, 'POST', '/v2/bank/transactions', { postings: [{ source: 'world', destination: account, amount: 1000, asset: 'USD' }] })
@@ -154,7 +162,7 @@ test('tally serve --cluster: three processes form a cluster, replicate, forward 
       return undefined
     }, 30_000)
     const newPrimaryUrl = promoted.server?.baseUrl as string
-    const after = await call(newPrimaryUrl, 'POST', '/v2/bank/transactions', { postings: [{ source: 'world', destination: 'users:c', amount: 7, asset: 'USD' }] })
+    const after = await writeOnPrimary(newPrimaryUrl, '/v2/bank/transactions', { postings: [{ source: 'world', destination: 'users:c', amount: 7, asset: 'USD' }] })
     assert.equal(after.status, 200, JSON.stringify(after.json))
     let afterIndex = Number(after.headers.get('tally-applied-index'))
 
@@ -212,6 +220,24 @@ test('tally serve --cluster: three processes form a cluster, replicate, forward 
       return undefined
     }, 30_000)
     assert.equal(await balance(third.server?.baseUrl as string, 'users:marker', markerIndex), 5n, 'the last acknowledged write survived the second failover')
+
+    // etcd gone: the primary's lease lapses and writes are refused, 503 + Retry-After, before they are logged.
+    for (const member of etcd.members) await member.kill()
+    const refused = await until('writes refused while etcd is unreachable', async () => {
+      try {
+        const response = await fetch(`${third.server?.baseUrl as string}/v2/bank/transactions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ postings: [{ source: 'world', destination: 'users:late', amount: 1, asset: 'USD' }] }),
+          signal: AbortSignal.timeout(1_000),
+        })
+        return response.status === 503 ? response : undefined
+      } catch {
+        return undefined // held: admitted before the lease lapsed, waiting for etcd
+      }
+    })
+    assert.equal(refused.headers.get('retry-after'), '1')
+    assert.match(await refused.text(), /NOT_PRIMARY: the primary's lease/)
   } catch (error) {
     // What each server said, for the failure report.
     for (const member of members) process.stderr.write(`--- ${member.id} (${JSON.stringify(await view(member))})\n${member.server?.stderr() ?? ''}\n`)
