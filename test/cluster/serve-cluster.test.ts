@@ -8,6 +8,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import net from 'node:net'
+import { clusterExit, runClusterCommand } from '../../src/cli/cluster-command.ts'
 import { EtcdCluster, etcdSkip } from '../support/etcd.ts'
 import { killTally, spawnTally, type ServerProcess } from '../support/server-process.ts'
 import { tempDirectory } from '../support/temp.ts'
@@ -16,7 +17,7 @@ import { until } from './helpers.ts'
 interface Member {
   readonly id: string
   readonly data: { directory: string; remove: () => void }
-  readonly peerPort: number
+  peerPort: number
   server: ServerProcess | undefined
 }
 
@@ -100,6 +101,19 @@ test('tally serve --cluster: three processes form a cluster, replicate, forward 
     const firstEpoch = formed[0]?.epoch ?? 0
     assert.ok(firstEpoch > 0)
     const primaryUrl = members[0]?.server?.baseUrl as string
+
+    // tally cluster status sees the assignment and what the nodes report (reports follow within a tick).
+    type Status = { assignment: { primary: string; epoch: number; replicas: string[] }; members: Array<{ node: string; registered: boolean; report: { epoch: number } | null }> }
+    const status = await until('every node reports the first epoch', async () => {
+      const out: string[] = []
+      assert.equal(await runClusterCommand(['status', '--cluster', etcd.url, '--json'], { out: (text) => out.push(text), err: () => {}, env: {} }), clusterExit.ok)
+      const parsed = JSON.parse(out.join('')) as Status
+      return parsed.members.every((member) => member.registered && member.report?.epoch === firstEpoch) ? parsed : undefined
+    })
+    assert.equal(status.assignment.primary, 'n1')
+    assert.equal(status.assignment.epoch, firstEpoch)
+    assert.deepEqual(status.assignment.replicas, ['n2', 'n3'])
+    assert.deepEqual(status.members.map((member) => member.node), ['n1', 'n2', 'n3'])
 
     // Writes on the primary; read on each replica at or after the write's index.
     assert.equal((await writeOnPrimary(primaryUrl, '/v2/bank', {})).status, 204)
@@ -193,7 +207,8 @@ test('tally serve --cluster: three processes form a cluster, replicate, forward 
     }
     assert.equal(sum + (await balance(newPrimaryUrl, 'world', afterIndex)), 0n, 'Σ balances = 0')
 
-    // The old primary restarts, rejoins as a replica (its uncommitted tail cut) and converges.
+    // The old primary restarts at a new peer address, rejoins as a replica (its uncommitted tail cut) and converges.
+    ;(members[0] as Member).peerPort = await freePort()
     await start(members[0] as Member)
     const final = await until('the old primary rejoined and every node converged', async () => {
       const views = await Promise.all(members.map(view))
