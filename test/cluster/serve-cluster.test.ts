@@ -220,6 +220,15 @@ test('tally serve --cluster: three processes form a cluster, replicate, forward 
     assert.ok((final[0]?.appliedIndex ?? 0) >= afterIndex)
     for (const account of accounts) assert.equal(await balance(members[0]?.server?.baseUrl as string, account, afterIndex), expected.get(account), `${account} on the rejoined node`)
 
+    // A replica killed and restarted at a new peer address: the primary's link follows its new registration.
+    const replica = members.find((member) => member !== promoted && member !== members[0]) as Member
+    await killTally(replica.server as ServerProcess)
+    replica.peerPort = await freePort()
+    await start(replica)
+    const moved = await call(newPrimaryUrl, 'POST', '/v2/bank/transactions', { postings: [{ source: 'world', destination: 'users:moved', amount: 3, asset: 'USD' }] })
+    assert.equal(moved.status, 200, JSON.stringify(moved.json))
+    assert.equal(await balance(replica.server?.baseUrl as string, 'users:moved', Number(moved.headers.get('tally-applied-index'))), 3n, 'the moved replica caught up')
+
     // A write acknowledged just before its primary dies, with nothing after it to carry its commit to the
     // replicas, survives: the commit is recorded in etcd before the answer, and the promotion keeps it.
     const marker = await call(newPrimaryUrl, 'POST', '/v2/bank/transactions', { postings: [{ source: 'world', destination: 'users:marker', amount: 5, asset: 'USD' }] })
