@@ -229,6 +229,11 @@ export class ClusterNode {
       } catch (error) {
         this.#log(`cluster: could not take the role of epoch ${assignment.epoch}: ${(error as Error).message}`, { level: 'error' })
         if (error instanceof InvariantViolation) throw error
+        // Not primary after all: keep taking the primary's entries (a refusal such as needs_rebuild repeats there, logged).
+        if (this.#primary === undefined && this.#replicaServer === undefined) {
+          await this.#startReplicaServer().catch((failure: unknown) => this.#log(`cluster: replica server: ${(failure as Error).message}`, { level: 'error' }))
+          this.#role = 'replica'
+        }
       }
       await this.#report(true).catch(() => {})
     })
