@@ -13,10 +13,16 @@ import { isIP } from 'node:net'
 import { readFileSync } from 'node:fs'
 import { SigningKey, audienceDefault, builtInIssuerDefault, loadApiClients, tokenSecondsDefault } from '../api/index.ts'
 import type { ApiOptions, AuthOptions } from '../api/index.ts'
+import { AcknowledgementGate, ClusterNode, ControlPlaneUnavailable, EtcdControlPlane, formatAddress, isNodeId, parseClusterUrl, sharedClusterId } from '../cluster/index.ts'
+import { forwardWritesToPrimary } from '../cluster/forward.ts'
+import { durabilityModes, validateDurability, type DurabilityMode, type ReplicaId } from '../replication/index.ts'
+import { parsePeerAddress } from '../cluster/peer/index.ts'
 
 const usage = `Usage: tally serve [options]
 
-Starts a single-node Tally serving the Formance Ledger v2 API.
+Starts a single-node Tally serving the Formance Ledger v2 API, or, with
+--cluster, one node of a replicated cluster coordinated through etcd
+(docs/cluster.md, "Running a cluster").
 
 Options (each also read from the environment variable shown):
   --data DIR                      data directory            [TALLY_DATA, default ./data]
@@ -57,6 +63,22 @@ Options (each also read from the environment variable shown):
                                   on stderr (readable lines on a terminal)
                                                             [TALLY_LOG_LEVEL, default info]
   -h, --help                      show this help
+
+Cluster mode (docs/cluster.md; every node of a cluster gives the same --cluster, --cluster-size
+and --durability):
+  --cluster etcd://HOST:PORT[,HOST:PORT...][/PREFIX]
+                                  run as a cluster node coordinated through this etcd
+                                                            [TALLY_CLUSTER]
+  --node-id ID                    this node's stable id (letters, digits, . _ -) [TALLY_NODE_ID]
+  --peer-listen HOST:PORT         where replicas take the primary's WAL entries
+                                                            [TALLY_PEER_LISTEN]
+  --cluster-size N                members of the first assignment: made once N nodes registered,
+                                  the lowest id primary     [TALLY_CLUSTER_SIZE, default 3]
+  --durability MODE               sync_quorum, sync_all or best_effort
+                                                            [TALLY_DURABILITY, default sync_quorum
+                                                             from 3 members, sync_all below]
+  --cluster-lease-ttl-seconds N   registration and primary lease TTL: a dead primary is replaced
+                                  after about this long     [TALLY_CLUSTER_LEASE_TTL_SECONDS, default 3]
 `
 
 export interface ServeSettings {
@@ -75,6 +97,20 @@ export interface ServeSettings {
   readonly logLevel: string
   readonly tls?: { readonly certFile: string; readonly keyFile: string }
   readonly auth?: AuthSettings
+  /** Cluster mode; absent: the embedded single node. */
+  readonly cluster?: ClusterSettings
+}
+
+export interface ClusterSettings {
+  readonly url: string
+  readonly endpoints: readonly string[]
+  readonly prefix: string
+  readonly nodeId: ReplicaId
+  readonly peerHost: string
+  readonly peerPort: number
+  readonly size: number
+  readonly durability: DurabilityMode
+  readonly leaseTtlSeconds: number
 }
 
 export interface AuthSettings {
@@ -98,6 +134,8 @@ const integerFlags = {
   'connections-max': 'TALLY_CONNECTIONS_MAX',
   'shutdown-grace-ms': 'TALLY_SHUTDOWN_GRACE_MS',
   'audit-checkpoint-entries': 'TALLY_AUDIT_CHECKPOINT_ENTRIES',
+  'cluster-size': 'TALLY_CLUSTER_SIZE',
+  'cluster-lease-ttl-seconds': 'TALLY_CLUSTER_LEASE_TTL_SECONDS',
 } as const
 type IntegerFlag = keyof typeof integerFlags
 
@@ -113,6 +151,10 @@ const stringFlags = {
   'auth-issuer': 'TALLY_AUTH_ISSUER',
   'auth-audience': 'TALLY_AUTH_AUDIENCE',
   'auth-token-seconds': 'TALLY_AUTH_TOKEN_SECONDS',
+  cluster: 'TALLY_CLUSTER',
+  'node-id': 'TALLY_NODE_ID',
+  'peer-listen': 'TALLY_PEER_LISTEN',
+  durability: 'TALLY_DURABILITY',
 } as const
 type StringFlag = keyof typeof stringFlags
 
@@ -179,7 +221,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
   }
   const logLevel = given('log-level')
   const dataFlag = values.data
+  const cluster = clusterSettings(given, optionalInteger)
   return {
+    ...(cluster === undefined ? {} : { cluster }),
     ...(tls === undefined ? {} : { tls }),
     ...(auth === undefined ? {} : { auth }),
     dataDirectory: path.resolve(typeof dataFlag === 'string' ? dataFlag : (env.TALLY_DATA ?? 'data')),
@@ -194,6 +238,54 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
     ...(auditEntries === undefined ? {} : { auditCheckpointEntries: auditEntries }),
     ...(auditFile === undefined ? {} : { auditCheckpointFile: path.resolve(auditFile.value) }),
     logLevel: logLevelOf(logLevel?.value ?? 'info'),
+  }
+}
+
+type Given = (flag: IntegerFlag | StringFlag) => { value: string; source: string } | undefined
+
+/** The cluster flags go together: --cluster needs --node-id and --peer-listen; they mean nothing without it. */
+function clusterSettings(given: Given, optionalInteger: (flag: IntegerFlag) => number | undefined): ClusterSettings | undefined {
+  const url = given('cluster')
+  const dependent = (['node-id', 'peer-listen', 'durability', 'cluster-size', 'cluster-lease-ttl-seconds'] as const).filter((flag) => given(flag) !== undefined)
+  if (url === undefined) {
+    if (dependent.length > 0) throw new ServeUsageError(`${dependent.map((flag) => `--${flag}`).join(', ')} need --cluster`)
+    return undefined
+  }
+  let parsed: { endpoints: string[]; prefix: string }
+  try {
+    parsed = parseClusterUrl(url.value)
+  } catch (error) {
+    throw new ServeUsageError(`${url.source}: ${(error as Error).message}`)
+  }
+  const nodeId = given('node-id')
+  if (nodeId === undefined) throw new ServeUsageError('--cluster needs --node-id (a stable name for this node)')
+  if (!isNodeId(nodeId.value)) throw new ServeUsageError(`${nodeId.source}: expected 1 to 64 letters, digits, '.', '_' or '-', got ${JSON.stringify(nodeId.value.slice(0, 80))}`)
+  const peer = given('peer-listen')
+  if (peer === undefined) throw new ServeUsageError('--cluster needs --peer-listen HOST:PORT (where replicas take the WAL)')
+  const peerAddress = parsePeerAddress(peer.value)
+  if (peerAddress === undefined) throw new ServeUsageError(`${peer.source}: expected HOST:PORT, got ${JSON.stringify(peer.value.slice(0, 80))}`)
+  const size = optionalInteger('cluster-size') ?? 3
+  if (size > 64) throw new ServeUsageError('--cluster-size: at most 64 members')
+  const durabilityGiven = given('durability')
+  const durability = durabilityGiven === undefined ? (size >= 3 ? 'sync_quorum' : 'sync_all') : durabilityModes.find((mode) => mode === durabilityGiven.value)
+  if (durability === undefined) throw new ServeUsageError(`${durabilityGiven?.source ?? '--durability'}: expected one of ${durabilityModes.join(', ')}, got ${JSON.stringify(durabilityGiven?.value)}`)
+  try {
+    validateDurability(durability, size)
+  } catch (error) {
+    throw new ServeUsageError(`--durability ${durability} with --cluster-size ${size}: ${(error as Error).message}`)
+  }
+  const leaseTtlSeconds = optionalInteger('cluster-lease-ttl-seconds') ?? 3
+  if (leaseTtlSeconds > 60) throw new ServeUsageError('--cluster-lease-ttl-seconds: at most 60')
+  return {
+    url: url.value,
+    endpoints: parsed.endpoints,
+    prefix: parsed.prefix,
+    nodeId: nodeId.value as ReplicaId,
+    peerHost: peerAddress.host,
+    peerPort: peerAddress.port,
+    size,
+    durability,
+    leaseTtlSeconds,
   }
 }
 
@@ -374,6 +466,20 @@ export async function serveCommand(argv: string[]): Promise<number> {
   } catch (error) {
     return fail((error as Error).message)
   }
+  const cluster = settings.cluster
+  let control: EtcdControlPlane | undefined
+  let clusterId: string | undefined
+  const gate = new AcknowledgementGate()
+  if (cluster !== undefined) {
+    // The cluster id comes first: a data directory of another cluster is refused before it serves anything.
+    control = EtcdControlPlane.connect({ endpoints: cluster.endpoints, prefix: cluster.prefix })
+    try {
+      clusterId = await sharedClusterId(control)
+    } catch (error) {
+      control.close()
+      return fail(error instanceof ControlPlaneUnavailable ? error.message : `cannot read the cluster id from ${cluster.url}: ${(error as Error).message}`)
+    }
+  }
   let node: LedgerNode
   try {
     await checkPortFree(settings.host, settings.port)
@@ -381,14 +487,21 @@ export async function serveCommand(argv: string[]): Promise<number> {
     log(`opening ${settings.dataDirectory}`)
     node = await LedgerNode.open({
       dataDirectory: settings.dataDirectory,
+      ...(cluster === undefined || clusterId === undefined ? {} : { clusterId, replicated: { nodeId: cluster.nodeId, canAcknowledge: () => gate.canAcknowledge() } }),
       ...(settings.cacheRotationThreshold === undefined ? {} : { cacheRotationThreshold: settings.cacheRotationThreshold }),
       ...(settings.cacheGenerationBytesMax === undefined ? {} : { cacheGenerationBytesMax: settings.cacheGenerationBytesMax }),
       log,
       ...(auditCheckpoints === undefined ? {} : { auditCheckpoints }),
     })
   } catch (error) {
+    control?.close()
     // A history rewritten while the server was down says itself what to do.
     return fail(error instanceof AuditHistoryRewritten ? error.message : describeStartupFailure(error, settings))
+  }
+  if (clusterId !== undefined && node.clusterId !== clusterId) {
+    await node.close()
+    control?.close()
+    return fail(`data directory ${settings.dataDirectory} belongs to cluster ${node.clusterId}, but etcd at ${cluster?.url ?? ''} holds cluster ${clusterId}; give this node an empty --data`)
   }
   if (auditCheckpoints === undefined) log('audit: no --audit-key: no signed checkpoints (the audit chain alone proves nothing to a holder of the store)')
   const app = await buildApi(node, {
@@ -398,13 +511,42 @@ export async function serveCommand(argv: string[]): Promise<number> {
     logger: { level: settings.logLevel, stream: logStream },
     ...security,
   })
+  let runtime: ClusterNode | undefined
+  if (cluster !== undefined) {
+    forwardWritesToPrimary(app, { nodeId: cluster.nodeId, primaryAddress: () => (runtime?.role === 'replica' ? runtime.primaryHttpAddress() : undefined), refusal: () => runtime?.writeRefusal(), scheme: security.tls === undefined ? 'http' : 'https' })
+  }
   try {
     await app.listen({ host: settings.host, port: settings.port })
   } catch (error) {
     // Taken between the check and now: close what was opened, then say so.
     await app.close()
     await node.close()
+    control?.close()
     return fail(describeStartupFailure(error, settings))
+  }
+  if (cluster !== undefined && control !== undefined) {
+    const bound = app.server.address()
+    const httpAddress = typeof bound === 'object' && bound !== null ? formatAddress({ host: bound.address, port: bound.port }) : `${settings.host}:${settings.port}`
+    try {
+      runtime = await ClusterNode.start({
+        control,
+        node,
+        gate,
+        nodeId: cluster.nodeId,
+        peerListen: { host: cluster.peerHost, port: cluster.peerPort },
+        httpAddress,
+        leaseTtlSeconds: cluster.leaseTtlSeconds,
+        bootstrap: { members: cluster.size, durability: cluster.durability },
+        log,
+      })
+    } catch (error) {
+      await app.close()
+      await node.close()
+      control.close()
+      const message = (error as Error).message
+      return fail(/EADDRINUSE/.test(message) || (error as { code?: string }).code === 'EADDRINUSE' ? `peer port ${cluster.peerPort} on ${cluster.peerHost} is already in use; choose another --peer-listen` : `cannot join the cluster at ${cluster.url}: ${message}`)
+    }
+    log(`cluster: node ${cluster.nodeId} of cluster ${node.clusterId}, peer address ${formatAddress(runtime.peerAddress)}, http ${httpAddress}`)
   }
   return new Promise<number>((resolve) => {
     let stopping = false
@@ -414,7 +556,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
       log(`${signal}: draining and shutting down`)
       app
         .close()
+        .then(() => runtime?.stop())
         .then(() => node.close())
+        .then(() => control?.close())
         .then(() => {
           log('stopped cleanly')
           resolve(0)

@@ -1,2 +1,5 @@
-/** A real node's I/O adapters for cluster mode (contract §4). */
+/** A real node's I/O adapters for cluster mode (contract §4), and the runtime that wires them to a `LedgerNode`. */
 export * from './etcd/index.ts'
+export { ClusterNode, AcknowledgementGate, clusterTickMsDefault, formatAddress } from './cluster-node.ts'
+export type { ClusterNodeOptions, ClusterRole } from './cluster-node.ts'
+export { sharedClusterId, clusterIdKey } from './cluster-id.ts'

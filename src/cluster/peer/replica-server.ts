@@ -55,6 +55,13 @@ export interface ReplicaNodeState {
   adoptEpoch(adoption: Extract<EpochAdoption, { kind: 'adopt' }>): Promise<void>
   /** A ship or heartbeat taught a higher committed LSN (held here). Persist lazily; it only grows. */
   learnCommitted(lsn: Lsn): void
+  /**
+   * Every ship or heartbeat of a matched session: the committed LSN its
+   * primary announced, as carried (it may exceed what this replica holds).
+   * A node's readiness needs it even when it teaches nothing new (a cluster
+   * with nothing committed yet is caught up once it heard so).
+   */
+  heardCommitted?(carriedLsn: Lsn): void
 }
 
 export interface ReplicaServerOptions {
@@ -376,6 +383,7 @@ export class ReplicaServer {
     const { wal, state } = this.#options
     const known = learnCommitted(this.#view(), Lsn.of(carriedCommittedLsn), Lsn.of(wal.durable))
     if (known > state.knownCommittedLsn()) state.learnCommitted(known)
+    state.heardCommitted?.(Lsn.of(carriedCommittedLsn))
   }
 
   #ack(session: Session): void {

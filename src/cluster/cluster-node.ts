@@ -1,0 +1,507 @@
+/**
+ * A node's runtime in cluster mode (docs/cluster.md, "Running a cluster"):
+ * it registers in etcd, follows the assignment, and runs its `LedgerNode`
+ * as the primary of its epoch or as a replica, switching when the
+ * assignment changes.
+ *
+ * - **Replica**: a `ReplicaServer` on the peer address writes the node's
+ *   WAL through `node.replicaState()` (epochs adopted at the new primary's
+ *   hello, the committed LSN learned from its traffic; the FSM applies up
+ *   to it).
+ * - **Primary**: one `PrimaryLink` per replica of the assignment, following
+ *   the WAL's durable head; the acks and the node's own durable LSN feed a
+ *   `CommitTracker` for the assignment's durability mode. A commit point is
+ *   first **recorded in etcd** (fenced by the epoch), and only then given to
+ *   the node (`advanceCommitted`: the FSM applies, clients are answered):
+ *   a promotion reads that mark and the new primary keeps every entry up to
+ *   it, so no acknowledged write is ever above what a promotion keeps. The
+ *   primary lease gates the answers (`AcknowledgementGate`).
+ *
+ * Role changes run one at a time. Every etcd call may fail (etcd
+ * unreachable): the runtime logs it and tries again on its next tick.
+ */
+import { performance } from 'node:perf_hooks'
+import { InvariantViolation } from '../domain/index.ts'
+import { CommitTracker, Epoch, Lsn, lineageSafeLsn, type DurabilityMode, type ReplicaId, type ReplicaState } from '../replication/index.ts'
+import type { LedgerNode, NodeLog } from '../server/index.ts'
+import {
+  EtcdAssignmentSource,
+  EtcdCoordinator,
+  EtcdPrimaryLease,
+  NodeRegistration,
+  type ClusterAssignment,
+  type EtcdControlPlane,
+  type MemberView,
+  type MonotonicClock,
+  type ReplicaStateReport,
+} from './etcd/index.ts'
+import { PrimaryLink, ReplicaServer, parsePeerAddress, type LinkTuning, type PeerAddress } from './peer/index.ts'
+
+/**
+ * The lease gate the `LedgerNode` is opened with (`replicated.canAcknowledge`)
+ * before the runtime exists: closed until the runtime holds a primary lease.
+ */
+export class AcknowledgementGate {
+  #lease: EtcdPrimaryLease | undefined
+  #deposed = false
+
+  canAcknowledge(): boolean {
+    return !this.#deposed && this.#lease !== undefined && this.#lease.canAcknowledge()
+  }
+
+  hold(lease: EtcdPrimaryLease | undefined): void {
+    this.#lease = lease
+    this.#deposed = false
+  }
+
+  /** A newer epoch exists (etcd refused a commit mark, a replica refused a link): never answer again in this epoch. */
+  depose(): void {
+    this.#deposed = true
+  }
+}
+
+export interface ClusterNodeOptions {
+  readonly control: EtcdControlPlane
+  readonly node: LedgerNode
+  readonly gate: AcknowledgementGate
+  readonly nodeId: ReplicaId
+  /** Where the replica server listens (`--peer-listen`); also the data address registered in etcd. */
+  readonly peerListen: PeerAddress
+  /** The HTTP address clients (and forwarded writes) reach this node at, registered as its control address. */
+  readonly httpAddress: string
+  readonly leaseTtlSeconds: number
+  /** The first assignment: made once this many nodes registered (the lowest ids; the lowest one primary). */
+  readonly bootstrap: { readonly members: number; readonly durability: DurabilityMode }
+  /** The primary lease ends this long before etcd's TTL would (default a quarter of the TTL). */
+  readonly safetyMarginMs?: number
+  /** Reports, member refresh and the assignment re-read, this often (default 250 ms). */
+  readonly tickMs?: number
+  readonly link?: LinkTuning
+  readonly log?: NodeLog
+  readonly clock?: MonotonicClock
+}
+
+export type ClusterRole = 'starting' | 'primary' | 'replica' | 'stopped'
+
+interface PrimaryRun {
+  readonly assignment: ClusterAssignment
+  readonly lease: EtcdPrimaryLease
+  readonly tracker: CommitTracker
+  readonly links: Map<ReplicaId, PrimaryLink>
+  readonly unsubscribe: () => void
+  /** The commit point recorded in etcd (and given to the node). */
+  recorded: number
+  recording: boolean
+  retryTimer: NodeJS.Timeout | undefined
+  stopped: boolean
+}
+
+export const clusterTickMsDefault = 250
+
+export class ClusterNode {
+  readonly #options: ClusterNodeOptions
+  readonly #clock: MonotonicClock
+  readonly #log: NodeLog
+  #registration: NodeRegistration | undefined
+  #coordinator: EtcdCoordinator | undefined
+  #source: EtcdAssignmentSource | undefined
+  #replicaServer: ReplicaServer | undefined
+  #primary: PrimaryRun | undefined
+  #assignment: ClusterAssignment | undefined
+  #members: MemberView[] = []
+  #role: ClusterRole = 'starting'
+  #transitions: Promise<void> = Promise.resolve()
+  #timer: NodeJS.Timeout | undefined
+  #ticking = false
+  #lastReportAtMs = -Infinity
+  #lastReport = ''
+  #stopped = false
+  /** The replica server's port once bound: kept across role changes (it is the address registered in etcd). */
+  #boundPeerPort: number | undefined
+
+  private constructor(options: ClusterNodeOptions) {
+    this.#options = options
+    this.#clock = options.clock ?? (() => performance.now())
+    this.#log = options.log ?? (() => {})
+  }
+
+  /**
+   * Starts as a replica (the replica server listens at once: a primary may
+   * already be shipping), registers, campaigns as coordinator, and follows
+   * the assignment.
+   */
+  static async start(options: ClusterNodeOptions): Promise<ClusterNode> {
+    const runtime = new ClusterNode(options)
+    try {
+      await runtime.#startReplicaServer()
+      runtime.#role = 'replica'
+      runtime.#registration = await NodeRegistration.register(options.control, {
+        nodeId: options.nodeId,
+        endpoint: { dataAddress: formatAddress(runtime.peerAddress), controlAddress: options.httpAddress },
+        ttlSeconds: options.leaseTtlSeconds,
+        clock: runtime.#clock,
+      })
+      await runtime.#report(true).catch(() => {})
+      runtime.#coordinator = new EtcdCoordinator(options.control, {
+        nodeId: options.nodeId,
+        ttlSeconds: options.leaseTtlSeconds,
+        clock: runtime.#clock,
+        bootstrap: options.bootstrap,
+        onEvent: (event) => {
+          if (event.kind === 'step_failed') runtime.#log(`coordinator: step failed: ${event.error.message}`, { level: 'warn' })
+          else runtime.#log(`coordinator: ${event.kind} ${JSON.stringify(event)}`, { level: event.kind === 'promotion_blocked' || event.kind === 'swap_refused' ? 'warn' : 'info' })
+        },
+      })
+      runtime.#coordinator.start()
+      runtime.#source = await EtcdAssignmentSource.open(options.control, {
+        onError: (error) => runtime.#log(`cluster: assignment watch: ${error.message}`, { level: 'warn' }),
+      })
+      runtime.#source.subscribe(() => {
+        const current = runtime.#source?.currentCluster()
+        if (current !== undefined) runtime.#follow(current)
+      })
+      const current = runtime.#source.currentCluster()
+      if (current !== undefined) runtime.#follow(current)
+      runtime.#schedule()
+      return runtime
+    } catch (error) {
+      await runtime.stop().catch(() => {})
+      throw error
+    }
+  }
+
+  get role(): ClusterRole {
+    return this.#role
+  }
+
+  get assignment(): ClusterAssignment | undefined {
+    return this.#assignment
+  }
+
+  /** The replica server's address (the bound port when `--peer-listen` asked for port 0). */
+  get peerAddress(): PeerAddress {
+    return this.#replicaServer?.address ?? this.#options.peerListen
+  }
+
+  /** Where writes go when this node is a replica: the primary's HTTP address, when known. */
+  primaryHttpAddress(): string | undefined {
+    const assignment = this.#assignment
+    if (assignment === undefined || assignment.primaryId === this.#options.nodeId) return undefined
+    const address = this.#members.find((member) => member.nodeId === assignment.primaryId)?.endpoint?.controlAddress
+    return address === undefined || address === '' ? undefined : address
+  }
+
+  /** Why this node, primary, cannot acknowledge writes now (its lease does not hold); undefined otherwise. */
+  writeRefusal(): string | undefined {
+    const run = this.#primary
+    if (this.#role !== 'primary' || run === undefined || this.#options.gate.canAcknowledge()) return undefined
+    return `the primary's lease at epoch ${run.assignment.epoch} is ${run.lease.state} (etcd unreachable, or a newer epoch exists)`
+  }
+
+  /** Stops following, resigns, closes links and the replica server, and deregisters. The node itself stays open. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return
+    this.#stopped = true
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    await this.#source?.close().catch(() => {})
+    await this.#transitions
+    await this.#coordinator?.stop().catch(() => {})
+    await this.#stopPrimary()
+    await this.#replicaServer?.close().catch(() => {})
+    this.#replicaServer = undefined
+    await this.#registration?.close().catch(() => {})
+    this.#role = 'stopped'
+  }
+
+  // ---------------------------------------------------------------- roles
+
+  /** Each newer assignment, one at a time. */
+  #follow(assignment: ClusterAssignment): void {
+    this.#transitions = this.#transitions.then(async () => {
+      if (this.#stopped) return
+      const previous = this.#assignment
+      if (previous !== undefined && assignment.epoch <= previous.epoch) return
+      this.#assignment = assignment
+      try {
+        await this.#refreshMembers()
+        if (assignment.primaryId === this.#options.nodeId) await this.#becomePrimary(assignment)
+        else await this.#becomeReplica(assignment)
+      } catch (error) {
+        this.#log(`cluster: could not take the role of epoch ${assignment.epoch}: ${(error as Error).message}`, { level: 'error' })
+        if (error instanceof InvariantViolation) throw error
+        // Not primary after all: keep taking the primary's entries (a refusal such as needs_rebuild repeats there, logged).
+        if (this.#primary === undefined && this.#replicaServer === undefined) {
+          await this.#startReplicaServer().catch((failure: unknown) => this.#log(`cluster: replica server: ${(failure as Error).message}`, { level: 'error' }))
+          this.#role = 'replica'
+        }
+      }
+      await this.#report(true).catch(() => {})
+    })
+    this.#transitions = this.#transitions.catch((error: unknown) => {
+      process.nextTick(() => {
+        throw error
+      })
+    })
+  }
+
+  async #becomePrimary(assignment: ClusterAssignment): Promise<void> {
+    const { node } = this.#options
+    await this.#stopPrimary()
+    // One writer of the WAL: the replica server goes before admission opens.
+    await this.#replicaServer?.close()
+    this.#replicaServer = undefined
+    const outcome = await node.becomePrimary(assignment.epoch, assignment.committedLsn)
+    if (outcome === 'stale') {
+      this.#log(`cluster: assignment of epoch ${assignment.epoch} is older than this node's epoch ${node.clusterStatus().epoch}`, { level: 'warn' })
+      await this.#startReplicaServer()
+      this.#role = 'replica'
+      return
+    }
+    this.#role = 'primary'
+    this.#startPrimary(assignment)
+    this.#log(`cluster: primary at epoch ${assignment.epoch} (replicas ${assignment.replicaIds.join(', ') || 'none'}, ${assignment.durability})`)
+  }
+
+  async #becomeReplica(assignment: ClusterAssignment): Promise<void> {
+    const { node } = this.#options
+    if (this.#primary !== undefined) {
+      await this.#stopPrimary()
+      // Deposed: admission stops now, writes it can no longer answer fail as of unknown outcome.
+      await node.adoptEpoch(assignment.epoch, assignment.primaryId, assignment.lineageResets)
+    }
+    if (this.#replicaServer === undefined) await this.#startReplicaServer()
+    this.#role = 'replica'
+    this.#log(`cluster: replica at epoch ${assignment.epoch} of primary ${assignment.primaryId}`)
+  }
+
+  async #startReplicaServer(): Promise<void> {
+    const { node, peerListen, nodeId } = this.#options
+    const state = node.replicaState()
+    this.#replicaServer = await ReplicaServer.listen({
+      replicaId: nodeId,
+      wal: node.wal,
+      state: {
+        ...state,
+        lineageResets: () => this.#assignment?.lineageResets ?? [],
+        // The node keeps only what it holds of it, and marks the announcement heard (readiness).
+        heardCommitted: (carriedLsn) => node.advanceCommitted(carriedLsn),
+      },
+      host: peerListen.host,
+      port: this.#boundPeerPort ?? peerListen.port,
+    })
+    this.#boundPeerPort = this.#replicaServer.address.port
+  }
+
+  #startPrimary(assignment: ClusterAssignment): void {
+    const { node, control, gate, nodeId } = this.#options
+    const registration = this.#registration
+    if (registration === undefined) throw new InvariantViolation('a primary runs after registering')
+    const ttlMs = registration.ttlSeconds * 1000
+    const lease = new EtcdPrimaryLease(control, registration, {
+      nodeId,
+      epoch: assignment.epoch,
+      safetyMarginMs: this.#options.safetyMarginMs ?? Math.floor(ttlMs / 4),
+      clock: this.#clock,
+    })
+    const status = node.clusterStatus()
+    const tracker = new CommitTracker({ mode: assignment.durability, memberCount: assignment.replicaIds.length + 1, committedLsn: Lsn.of(status.committedLsn) })
+    tracker.recordPrimaryDurable(Lsn.of(node.wal.durable))
+    const run: PrimaryRun = {
+      assignment,
+      lease,
+      tracker,
+      links: new Map(),
+      unsubscribe: node.onFlushed((flushedLsn) => {
+        tracker.recordPrimaryDurable(Lsn.of(flushedLsn))
+        this.#recordCommit(run)
+      }),
+      recorded: status.committedLsn,
+      recording: false,
+      retryTimer: undefined,
+      stopped: false,
+    }
+    this.#primary = run
+    gate.hold(lease)
+    lease.onChange((state) => {
+      if (run.stopped) return
+      this.#log(`cluster: primary lease ${state} at epoch ${assignment.epoch}`, { level: state === 'holding' ? 'info' : 'warn' })
+      if (state === 'deposed') gate.depose()
+      if (state === 'holding') {
+        node.releaseAcknowledgements()
+        this.#recordCommit(run)
+      }
+    })
+    void registration.renew()
+    this.#syncLinks(run)
+  }
+
+  /** One link per replica of the assignment that registered an address; a new address restarts its link. */
+  #syncLinks(run: PrimaryRun): void {
+    const { node, nodeId } = this.#options
+    for (const replicaId of run.assignment.replicaIds) {
+      const address = parsePeerAddress(this.#members.find((member) => member.nodeId === replicaId)?.endpoint?.dataAddress ?? '')
+      if (address === undefined) continue
+      const existing = run.links.get(replicaId)
+      if (existing !== undefined) {
+        if (!existing.stopped && (existing.address.host !== address.host || existing.address.port !== address.port)) existing.setAddress(address)
+        continue
+      }
+      const link = new PrimaryLink({
+        ...(this.#options.link ?? {}),
+        localId: nodeId,
+        replicaId,
+        address,
+        wal: node.wal,
+        epoch: run.assignment.epoch,
+        committedLsn: () => Lsn.of(run.recorded),
+        // Acks on one connection only grow; a new connection's first ack says what the replica holds after the handshake's cut.
+        onAck: (durableLsn) => {
+          run.tracker.resetAck(replicaId, durableLsn)
+          this.#recordCommit(run)
+        },
+        onDisconnect: () => run.tracker.lowerAck(replicaId, Lsn.of(run.recorded)),
+        onDeposed: (epoch) => {
+          this.#log(`cluster: replica ${replicaId} holds epoch ${epoch}: this primary (epoch ${run.assignment.epoch}) is deposed`, { level: 'warn' })
+          this.#options.gate.depose()
+        },
+      })
+      run.links.set(replicaId, link)
+      link.start()
+      link.setFollow(true)
+    }
+  }
+
+  /**
+   * Records the commit point the tracker allows in etcd (one record at a
+   * time, each carrying the highest point known then), then gives it to the
+   * node. Only while the lease holds: a primary that may be deposed records
+   * nothing a promotion could miss.
+   */
+  #recordCommit(run: PrimaryRun): void {
+    if (run.stopped || run.recording || run.retryTimer !== undefined) return
+    const candidate = run.tracker.candidateLsn()
+    if (candidate <= run.recorded || !this.#options.gate.canAcknowledge()) return
+    run.recording = true
+    this.#options.control
+      .reportCommitted(run.assignment.epoch, candidate)
+      .then((outcome) => {
+        if (run.stopped) return
+        if (outcome === 'stale_epoch') {
+          this.#log(`cluster: etcd holds a newer epoch than ${run.assignment.epoch}: this primary is deposed`, { level: 'warn' })
+          this.#options.gate.depose()
+          return
+        }
+        run.recorded = Math.max(run.recorded, candidate)
+        run.tracker.advance()
+        this.#options.node.advanceCommitted(run.recorded)
+      })
+      .catch((error: unknown) => {
+        if (run.stopped) return
+        this.#log(`cluster: recording commit ${candidate}: ${(error as Error).message}`, { level: 'warn' })
+        run.retryTimer = setTimeout(() => {
+          run.retryTimer = undefined
+          this.#recordCommit(run)
+        }, 100)
+      })
+      .finally(() => {
+        run.recording = false
+        this.#recordCommit(run)
+      })
+  }
+
+  async #stopPrimary(): Promise<void> {
+    const run = this.#primary
+    if (run === undefined) return
+    this.#primary = undefined
+    run.stopped = true
+    this.#options.gate.hold(undefined)
+    run.lease.close()
+    run.unsubscribe()
+    if (run.retryTimer !== undefined) clearTimeout(run.retryTimer)
+    await Promise.all([...run.links.values()].map((link) => link.stop()))
+  }
+
+  // ---------------------------------------------------------------- ticks
+
+  #schedule(): void {
+    if (this.#stopped) return
+    this.#timer = setTimeout(() => {
+      void this.#tick().finally(() => this.#schedule())
+    }, this.#options.tickMs ?? clusterTickMsDefault)
+    this.#timer.unref()
+  }
+
+  /** Members (addresses), the assignment (in case the watch missed one), and this node's report. */
+  async #tick(): Promise<void> {
+    if (this.#ticking || this.#stopped) return
+    this.#ticking = true
+    try {
+      await this.#refreshMembers()
+      const primary = this.#primary
+      if (primary !== undefined) this.#syncLinks(primary)
+      const assignment = await this.#options.control.readAssignment()
+      if (assignment !== undefined && (this.#assignment === undefined || assignment.epoch > this.#assignment.epoch)) this.#follow(assignment)
+      await this.#namePrimary()
+      await this.#report(false)
+    } catch (error) {
+      this.#log(`cluster: tick: ${(error as Error).message}`, { level: 'warn' })
+    } finally {
+      this.#ticking = false
+    }
+  }
+
+  /**
+   * A replica that adopted its epoch at the primary's hello does not know the
+   * primary's id: tell it (at the same epoch this changes nothing else), so
+   * a write it refuses names where to go.
+   */
+  async #namePrimary(): Promise<void> {
+    const assignment = this.#assignment
+    if (this.#role !== 'replica' || assignment === undefined) return
+    const status = this.#options.node.clusterStatus()
+    if (status.role !== 'replica' || status.epoch !== assignment.epoch || status.primaryId === assignment.primaryId) return
+    await this.#options.node.adoptEpoch(assignment.epoch, assignment.primaryId, assignment.lineageResets)
+  }
+
+  async #refreshMembers(): Promise<void> {
+    this.#members = await this.#options.control.members()
+  }
+
+  /** What this node holds, under its lease: on every change, and at least every third of the TTL. */
+  async #report(force: boolean): Promise<void> {
+    const registration = this.#registration
+    if (registration === undefined || this.#stopped) return
+    const { node } = this.#options
+    const status = node.clusterStatus()
+    const report = {
+      epoch: Epoch.of(status.epoch),
+      durableLsn: Lsn.of(status.flushedLsn),
+      safeLsn: lineageSafeLsn(node.logView()),
+      committedLsn: Lsn.of(status.committedLsn),
+      appliedLsn: Lsn.of(status.appliedIndex),
+      replicaStates: this.#replicaStates(),
+    }
+    const text = JSON.stringify(report)
+    const now = this.#clock()
+    if (!force && text === this.#lastReport && now - this.#lastReportAtMs < (registration.ttlSeconds * 1000) / 3) return
+    await registration.report(report)
+    this.#lastReport = text
+    this.#lastReportAtMs = now
+  }
+
+  #replicaStates(): ReplicaStateReport[] {
+    const run = this.#primary
+    if (run === undefined) return []
+    return run.assignment.replicaIds.map((replicaId) => {
+      const link = run.links.get(replicaId)
+      const acked = link?.ackedLsn
+      const state: ReplicaState = link === undefined || acked === undefined ? 'disconnected' : acked >= run.recorded ? 'in_sync' : 'catching_up'
+      const endpointVersion = this.#members.find((member) => member.nodeId === replicaId)?.endpoint?.version ?? 0
+      return { replicaId, state, endpointVersion }
+    })
+  }
+}
+
+export function formatAddress(address: PeerAddress): string {
+  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
+}

@@ -1,0 +1,77 @@
+// `tally serve --cluster` flags (parsing only), and the shared cluster id:
+// a data directory of another cluster is refused before it serves.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { parseServeArgs } from '../../src/cli/serve-command.ts'
+import { LedgerNode } from '../../src/server/index.ts'
+import { EtcdControlPlane, sharedClusterId } from '../../src/cluster/index.ts'
+import { EtcdCluster, etcdSkip } from '../support/etcd.ts'
+import { spawnTally } from '../support/server-process.ts'
+import { tempDirectory } from '../support/temp.ts'
+
+test('serve: without --cluster nothing changes; the cluster flags go together and are checked', () => {
+  const single = parseServeArgs([], {})
+  assert.ok(single !== 'help')
+  assert.equal(single.cluster, undefined)
+
+  const flags = parseServeArgs(['--cluster', 'etcd://127.0.0.1:2379', '--node-id', 'n1', '--peer-listen', '127.0.0.1:4068'], {})
+  assert.ok(flags !== 'help')
+  assert.deepEqual(flags.cluster, {
+    url: 'etcd://127.0.0.1:2379',
+    endpoints: ['127.0.0.1:2379'],
+    prefix: '/tally/',
+    nodeId: 'n1',
+    peerHost: '127.0.0.1',
+    peerPort: 4068,
+    size: 3,
+    durability: 'sync_quorum',
+    leaseTtlSeconds: 3,
+  })
+  const env = parseServeArgs([], {
+    TALLY_CLUSTER: 'etcd://10.0.0.1:2379,10.0.0.2:2379/ledgers/',
+    TALLY_NODE_ID: 'node-2',
+    TALLY_PEER_LISTEN: '[::1]:4069',
+    TALLY_CLUSTER_SIZE: '2',
+    TALLY_CLUSTER_LEASE_TTL_SECONDS: '5',
+  })
+  assert.ok(env !== 'help')
+  assert.equal(env.cluster?.prefix, '/ledgers/')
+  assert.deepEqual(env.cluster?.endpoints, ['10.0.0.1:2379', '10.0.0.2:2379'])
+  assert.equal(env.cluster?.peerHost, '::1')
+  assert.equal(env.cluster?.durability, 'sync_all', 'below 3 members the default is sync_all')
+  assert.equal(env.cluster?.leaseTtlSeconds, 5)
+
+  const base = ['--cluster', 'etcd://127.0.0.1:2379', '--node-id', 'n1', '--peer-listen', '127.0.0.1:4068']
+  assert.throws(() => parseServeArgs(['--node-id', 'n1'], {}), /--node-id need --cluster/)
+  assert.throws(() => parseServeArgs(['--cluster', 'etcd://127.0.0.1:2379', '--peer-listen', '127.0.0.1:4068'], {}), /needs --node-id/)
+  assert.throws(() => parseServeArgs(['--cluster', 'etcd://127.0.0.1:2379', '--node-id', 'n1'], {}), /needs --peer-listen/)
+  assert.throws(() => parseServeArgs(['--cluster', 'http://127.0.0.1:2379', '--node-id', 'n1', '--peer-listen', '127.0.0.1:4068'], {}), /--cluster: expected etcd:\/\//)
+  assert.throws(() => parseServeArgs([...base.slice(0, 2), '--node-id', 'n/1', ...base.slice(4)], {}), /--node-id: expected 1 to 64/)
+  assert.throws(() => parseServeArgs([...base.slice(0, 4), '--peer-listen', '4068'], {}), /--peer-listen: expected HOST:PORT/)
+  assert.throws(() => parseServeArgs([...base, '--durability', 'fast'], {}), /--durability: expected one of sync_all, sync_quorum, best_effort/)
+  assert.throws(() => parseServeArgs([...base, '--durability', 'sync_quorum', '--cluster-size', '2'], {}), /at least 3 members/)
+  assert.throws(() => parseServeArgs([...base, '--cluster-lease-ttl-seconds', '0'], {}), /--cluster-lease-ttl-seconds/)
+})
+
+test('serve --cluster: the cluster id comes from etcd (the first node creates it) and a data directory of another cluster is refused', { skip: etcdSkip, timeout: 60_000 }, async () => {
+  const etcd = await EtcdCluster.start()
+  const control = EtcdControlPlane.connect({ endpoints: etcd.endpoints })
+  const data = tempDirectory()
+  try {
+    const first = await sharedClusterId(control, 'cluster-a')
+    assert.equal(first, 'cluster-a')
+    assert.equal(await sharedClusterId(control, 'cluster-b'), 'cluster-a', 'the first id wins; later nodes read it')
+
+    // A data directory made for another cluster.
+    const other = await LedgerNode.open({ dataDirectory: data.directory, clusterId: 'cluster-b' })
+    await other.close()
+    await assert.rejects(
+      spawnTally({ dataDirectory: data.directory, args: ['--cluster', etcd.url, '--node-id', 'n1', '--peer-listen', '127.0.0.1:1'] }),
+      /data directory .* belongs to cluster cluster-b, but etcd at .* holds cluster cluster-a/,
+    )
+  } finally {
+    control.close()
+    await etcd.close()
+    data.remove()
+  }
+})
