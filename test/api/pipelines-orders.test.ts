@@ -232,3 +232,42 @@ test('migration: configuration an older release kept as node rows becomes orders
     temp.remove()
   }
 })
+
+test('a cursor confirmed after a reset is kept across a restart; the reset is not applied twice', async () => {
+  const temp = tempDirectory('tally-outputs-reset-')
+  const stateOf = async (url: string, id: string) => ((await request(url, 'GET', `/v2/main/pipelines/${id}`)).body as { data: { lastLogID?: bigint } }).data
+  const until = async (url: string, id: string, predicate: (lastLogID: bigint | undefined) => boolean, what: string): Promise<void> => {
+    const deadline = Date.now() + 60_000
+    while (!predicate((await stateOf(url, id)).lastLogID)) {
+      if (Date.now() > deadline) throw new Error(`never reached: ${what}`)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+  }
+  try {
+    let server = await serve({ dataDirectory: temp.directory, sync: false })
+    let pipelineID: string
+    try {
+      await expectStatus(server.url, 'POST', '/v2/main', 204)
+      for (let i = 0; i < 3; i++) await expectStatus(server.url, 'POST', '/v2/main/transactions', 200, '{"postings":[{"source":"world","destination":"a","amount":1,"asset":"USD"}]}')
+      const exporterID = (await expectStatus(server.url, 'POST', '/v2/_/exporters', 201, '{"driver":"stdout","config":{"batchSize":1}}')).data.id
+      pipelineID = (await expectStatus(server.url, 'POST', '/v2/main/pipelines', 201, `{"exporterID":"${exporterID}"}`)).data.id
+      await until(server.url, pipelineID, (id) => id === 2n, 'delivered')
+      await expectStatus(server.url, 'POST', `/v2/main/pipelines/${pipelineID}/stop`, 202)
+      await expectStatus(server.url, 'POST', `/v2/main/pipelines/${pipelineID}/reset`, 202)
+      assert.equal((await stateOf(server.url, pipelineID)).lastLogID, undefined, 'the reset dropped the cursor')
+      await expectStatus(server.url, 'POST', `/v2/main/pipelines/${pipelineID}/start`, 202)
+      await until(server.url, pipelineID, (id) => id === 2n, 'delivered again from the first log')
+      await expectStatus(server.url, 'POST', `/v2/main/pipelines/${pipelineID}/stop`, 202)
+    } finally {
+      await server.close()
+    }
+    server = await serve({ dataDirectory: temp.directory, sync: false })
+    try {
+      assert.equal((await stateOf(server.url, pipelineID)).lastLogID, 2n, 'the cursor confirmed under the reset survives the restart')
+    } finally {
+      await server.close()
+    }
+  } finally {
+    temp.remove()
+  }
+})
