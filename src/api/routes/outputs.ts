@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Json, LedgerName } from '../../domain/index.ts'
-import { validationError } from '../../domain/index.ts'
+import { InvariantViolation, validationError } from '../../domain/index.ts'
 import type { Order, OrderOutput } from '../../orders/index.ts'
 import { canonicalExporterConfig, outputIdLengthMax } from '../../orders/index.ts'
 import type { ExporterRecord, Outputs } from '../../outputs/index.ts'
@@ -28,8 +28,7 @@ export function outputRoutes(app: FastifyInstance, node: LedgerNode, outputs: Ou
     // A refusal is answered as any write's; a reply is thenable (it settles once sent), so it is returned, never awaited.
     if (result?.status !== 'applied') return answer(reply, result, (_output: OrderOutput, r: FastifyReply) => r)
     // Ids and driver only, never a URL or setting: an operator's line beside the audited order.
-    const { type, id } = order as { type: string; id: string }
-    request.log.info({ component: 'outputs', order: type, id, ...('driver' in order ? { driver: order.driver } : {}) }, 'outputs configuration changed')
+    request.log.info({ component: 'outputs', ...changeOf(order) }, 'outputs configuration changed')
     await outputs.refresh()
     return success(reply)
   }
@@ -95,6 +94,26 @@ export function outputRoutes(app: FastifyInstance, node: LedgerNode, outputs: Ou
       const { ledger, id } = pipelineOf(request)
       return configure(request, reply, orderOf(ledger, id), (r) => r.code(202).send())
     })
+  }
+}
+
+/** What a configuring order changed, in the log line's words: the action and the ids. */
+function changeOf(order: Order): { readonly [field: string]: string } {
+  switch (order.type) {
+    case 'PUT_EXPORTER':
+      return { order: order.type, action: order.update ? 'update exporter' : 'create exporter', exporterID: order.id, driver: order.driver }
+    case 'DELETE_EXPORTER':
+      return { order: order.type, action: 'delete exporter', exporterID: order.id }
+    case 'PUT_PIPELINE':
+      return { order: order.type, action: 'create pipeline', ledger: order.ledger, pipelineID: order.id, exporterID: order.exporterID }
+    case 'DELETE_PIPELINE':
+      return { order: order.type, action: 'delete pipeline', ledger: order.ledger, pipelineID: order.id }
+    case 'SET_PIPELINE_ENABLED':
+      return { order: order.type, action: order.enabled ? 'start pipeline' : 'stop pipeline', ledger: order.ledger, pipelineID: order.id }
+    case 'RESET_PIPELINE':
+      return { order: order.type, action: 'reset pipeline', ledger: order.ledger, pipelineID: order.id }
+    default:
+      throw new InvariantViolation(`${order.type} does not configure outputs`)
   }
 }
 
