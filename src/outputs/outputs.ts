@@ -112,7 +112,14 @@ export class Outputs {
    * the pipelines that are enabled from their cursors.
    */
   static async open(store: Store, submit: SubmitOrders | undefined, options: OutputsOptions = {}): Promise<{ outputs: Outputs; migration: OutputsMigration | undefined }> {
-    const migration = submit === undefined ? undefined : await migrateLegacyConfiguration(store, submit)
+    let migration: OutputsMigration | undefined
+    try {
+      migration = submit === undefined ? undefined : await migrateLegacyConfiguration(store, submit)
+    } catch (error) {
+      // A node that cannot propose now (it is not the one taking writes) keeps the rows: a later start converts them.
+      if (!(error instanceof TallyError)) throw error
+      migration = { exporters: 0, pipelines: 0, refused: [`not converted (${error.code}: ${error.message}); the rows stay for the next start`] }
+    }
     const outputs = new Outputs(store, options)
     await outputs.refresh()
     return { outputs, migration }

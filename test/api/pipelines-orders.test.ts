@@ -203,6 +203,8 @@ test('migration: configuration an older release kept as node rows becomes orders
           { key: outputRowKey('e', 'legacy-exporter'), value: Buffer.from('{"id":"legacy-exporter","createdAt":"2026-01-02T03:04:05.000Z","driver":"stdout","config":{"batchSize":5}}') },
           { key: outputRowKey('p', 'legacy-pipeline'), value: Buffer.from('{"id":"legacy-pipeline","ledger":"main","exporterID":"legacy-exporter","createdAt":"2026-01-02T03:04:06.000Z","enabled":false}') },
           { key: outputRowKey('c', 'legacy-pipeline'), value: Buffer.from('0') },
+          // A pipeline of a ledger that does not exist: its order is refused, its row dropped.
+          { key: outputRowKey('p', 'orphan'), value: Buffer.from('{"id":"orphan","ledger":"gone","exporterID":"legacy-exporter","createdAt":"2026-01-02T03:04:07.000Z","enabled":true}') },
         ],
         { sync: true },
       )
