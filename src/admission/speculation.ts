@@ -2,7 +2,7 @@ import type { AttributeValue, CanonicalKey } from '../domain/index.ts'
 import { TallyError } from '../domain/index.ts'
 import { idempotencyKey as idempotencyRecordKey } from '../domain/index.ts'
 import type { KnownValue, Order, ProposedOrder, Scope } from '../orders/index.ts'
-import { executeOrder, needsOf, needsReadValues } from '../orders/index.ts'
+import { executeOrder, ledgerOfOrder, needsOf, needsReadValues } from '../orders/index.ts'
 
 /** Thrown through a handler when a value is not loaded; one frozen instance (no stack to build). */
 const NEEDS_LOAD: unique symbol = Symbol('needs load')
@@ -83,7 +83,8 @@ export function planRound(orders: readonly ProposedOrder[], date: string, lookup
   return orders.map((proposed, index) => {
     const needs = needsOf(proposed.order, withOverlay)
     const keys = [...needs.keys]
-    if (proposed.idempotencyKey !== undefined) keys.push(idempotencyRecordKey(proposed.order.ledger, proposed.idempotencyKey))
+    const ledger = ledgerOfOrder(proposed.order)
+    if (proposed.idempotencyKey !== undefined && ledger !== undefined) keys.push(idempotencyRecordKey(ledger, proposed.idempotencyKey))
     const order = needs.order ?? proposed.order
     const complete = needs.complete && (index >= speculatedBelow || speculate(order, date, proposed.idempotencyKey, withOverlay, overlay))
     return { keys, complete, order }

@@ -23,7 +23,7 @@ import { checkRoutes } from './routes/check.ts'
 import { schemaRoutes } from './routes/schemas.ts'
 import { outputRoutes } from './routes/outputs.ts'
 import { Outputs } from '../outputs/index.ts'
-import type { OutputsOptions } from '../outputs/index.ts'
+import type { OutputsOptions, SubmitOrders } from '../outputs/index.ts'
 import { ServerMetrics, metricsRoutes } from './metrics.ts'
 import { authentication, tokenEndpoint } from './auth/plugin.ts'
 import { appliedIndexHeaders } from './applied-index.ts'
@@ -163,7 +163,18 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
   })
   const views = new Views(node.store)
   // The node's outputs run while the app does: opened here (resuming running pipelines), stopped on close before the node is.
-  const outputs = await Outputs.open(node.store, options.outputs)
+  // A start that finds configuration an older release kept as node rows converts it to orders once (ADR 0008).
+  const submitOrders: SubmitOrders = async (orders) => {
+    const results = await node.admission.submit(
+      orders.map((order) => ({ order })),
+      { atomic: false, continueOnFailure: true, dryRun: false },
+    )
+    return results.map((result) => (result.status === 'failed' ? `${result.error.code}: ${result.error.message}` : result.status === 'skipped' ? 'skipped' : undefined))
+  }
+  const { outputs, migration } = await Outputs.open(node.store, submitOrders, options.outputs)
+  if (migration !== undefined) {
+    app.log.info({ component: 'outputs', exporters: migration.exporters, pipelines: migration.pipelines, refused: migration.refused }, 'outputs configuration converted to orders')
+  }
   app.addHook('onClose', async () => outputs.close())
   metrics.observeOutputs(outputs)
   const routes = async (scope: FastifyInstance): Promise<void> => {
@@ -178,7 +189,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     logTransferRoutes(scope, node)
     checkRoutes(scope, node)
     schemaRoutes(scope, node, views)
-    outputRoutes(scope, outputs, views)
+    outputRoutes(scope, node, outputs, views)
     metricsRoutes(scope, metrics)
     unsupportedRoutes(scope) // last: 501 for the v2 operations no route above serves
   }

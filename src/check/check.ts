@@ -173,7 +173,7 @@ class CheckRun {
           this.checkpointRow(key, value)
           break
         case Zone.outputs:
-          break // the node's exporters, pipelines and cursors: its configuration and I/O state, not ledger facts (docs/pipelines.md)
+          break // the pipelines' cursors: the node's I/O state, not ledger facts (exporters and pipelines are the `o` attribute, docs/pipelines.md)
         case Zone.audit:
           this.auditRow(key, value)
           break

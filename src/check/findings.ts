@@ -11,6 +11,7 @@ export type FindingKind =
   | 'ledger'
   | 'idempotency'
   | 'schema'
+  | 'outputs'
   | 'log'
   | 'index'
   | 'cache-mirror'
@@ -26,6 +27,7 @@ export const FINDING_KINDS: readonly FindingKind[] = [
   'ledger',
   'idempotency',
   'schema',
+  'outputs',
   'log',
   'index',
   'cache-mirror',
@@ -56,6 +58,7 @@ const ATTRIBUTE_KINDS: Readonly<Record<string, FindingKind>> = {
   l: 'ledger',
   i: 'idempotency',
   s: 'schema',
+  o: 'outputs',
 }
 
 /** The finding kind and readable key of an attribute row (zone 0xf1), from its canonical key. */
@@ -78,6 +81,8 @@ export function describeAttribute(key: CanonicalKey): { kind: FindingKind; key: 
       return { kind, key: `ledger=${ledger} key=${second}` }
     case 's':
       return { kind, key: `ledger=${ledger} version=${second}` }
+    case 'o':
+      return { kind, key: 'exporters and pipelines' }
     default:
       return { kind: 'meta', key: `attribute ${JSON.stringify(key)} of unknown kind` }
   }

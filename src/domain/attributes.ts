@@ -24,6 +24,7 @@ export const AttributeKind = {
   ledger: 'l',
   idempotency: 'i',
   schema: 's',
+  outputs: 'o',
 } as const
 export type AttributeKind = (typeof AttributeKind)[keyof typeof AttributeKind]
 
@@ -68,6 +69,17 @@ export function schemaKey(ledger: LedgerName, version: string): CanonicalKey {
   return `s${ledger}${SEPARATOR}${version}` as CanonicalKey
 }
 
+/**
+ * The node's exporters and pipelines (`OutputsRecord`): one attribute, read
+ * and written by every configuration order. They are few (bounded below) and
+ * rarely change, and one row makes every check that spans them (a pipeline
+ * names an existing exporter, one pipeline per ledger and exporter, the
+ * counts) a read of one key.
+ */
+export function outputsKey(): CanonicalKey {
+  return 'o' as CanonicalKey
+}
+
 export function kindOf(key: CanonicalKey): AttributeKind {
   const kind = key[0]
   switch (kind) {
@@ -78,6 +90,7 @@ export function kindOf(key: CanonicalKey): AttributeKind {
     case 'l':
     case 'i':
     case 's':
+    case 'o':
       return kind
     default:
       throw new InvariantViolation(`canonical key with unknown kind ${JSON.stringify(kind)}`)
@@ -130,6 +143,37 @@ export interface SchemaRecord {
   readonly data: { readonly [key: string]: Json }
 }
 
+/**
+ * An exporter as the FSM holds it: `config` is the parsed configuration,
+ * defaults filled in, in canonical form (keys sorted, integers as bigint).
+ */
+export interface ExporterEntry {
+  readonly id: string
+  readonly createdAt: string
+  readonly driver: string
+  readonly config: { readonly [key: string]: Json }
+}
+
+/**
+ * A pipeline as the FSM holds it. `resets` counts the RESET_PIPELINE orders
+ * applied to it: a node drops a cursor kept for an older count. The cursor
+ * itself is node-local I/O state (docs/adr/0008-outputs-are-node-state.md).
+ */
+export interface PipelineEntry {
+  readonly id: string
+  readonly ledger: LedgerName
+  readonly exporterID: string
+  readonly createdAt: string
+  readonly enabled: boolean
+  readonly resets: bigint
+}
+
+/** Every exporter and pipeline, each list in the order they were created. */
+export interface OutputsRecord {
+  readonly exporters: readonly ExporterEntry[]
+  readonly pipelines: readonly PipelineEntry[]
+}
+
 export interface ReferenceRecord {
   readonly transactionId: TransactionId
 }
@@ -148,6 +192,7 @@ export type AttributeValue =
   | { readonly kind: 'l'; readonly value: LedgerRecord }
   | { readonly kind: 'i'; readonly value: IdempotencyRecord }
   | { readonly kind: 's'; readonly value: SchemaRecord }
+  | { readonly kind: 'o'; readonly value: OutputsRecord }
 
 /** The value type of each attribute kind. */
 export interface AttributeValueOf {
@@ -158,6 +203,7 @@ export interface AttributeValueOf {
   l: LedgerRecord
   i: IdempotencyRecord
   s: SchemaRecord
+  o: OutputsRecord
 }
 
 /** The value of an attribute known to be of `kind` (a key's kind); another kind is an invariant violation. */
@@ -237,11 +283,41 @@ function decodeValue(kind: AttributeKind, json: { [key: string]: Json }): Attrib
       invariant(typeof json.version === 'string' && typeof json.createdAt === 'string', 'a schema row has a version and a date')
       return { kind, value: { version: json.version, createdAt: json.createdAt, logId: bigintField(json, 'logId'), data } }
     }
+    case 'o':
+      return { kind, value: decodeOutputs(json) }
     default: {
       const never: never = kind
       throw new InvariantViolation(`unknown attribute kind ${String(never)}`)
     }
   }
+}
+
+function decodeOutputs(json: { [key: string]: Json }): OutputsRecord {
+  const { exporters, pipelines } = json
+  invariant(Array.isArray(exporters) && Array.isArray(pipelines), 'an outputs row holds exporters and pipelines')
+  return {
+    exporters: exporters.map((entry) => {
+      invariant(isJsonObject(entry) && isJsonObject(entry.config), 'an exporter entry holds a config')
+      return { id: stringField(entry, 'id'), createdAt: stringField(entry, 'createdAt'), driver: stringField(entry, 'driver'), config: entry.config }
+    }),
+    pipelines: pipelines.map((entry) => {
+      invariant(isJsonObject(entry) && typeof entry.enabled === 'boolean', 'a pipeline entry says whether it is enabled')
+      return {
+        id: stringField(entry, 'id'),
+        ledger: stringField(entry, 'ledger') as LedgerName,
+        exporterID: stringField(entry, 'exporterID'),
+        createdAt: stringField(entry, 'createdAt'),
+        enabled: entry.enabled,
+        resets: bigintField(entry, 'resets'),
+      }
+    }),
+  }
+}
+
+function stringField(json: { [key: string]: Json }, field: string): string {
+  const value = json[field]
+  invariant(typeof value === 'string', () => `attribute field ${field} is not a string`)
+  return value
 }
 
 /** Commit volumes by account then asset, rebuilt without prototypes (an account may be named `__proto__`). */

@@ -16,7 +16,7 @@ import type { AttributeCache, CacheState } from '../cache/index.ts'
 import type { AuditHead } from '../audit/index.ts'
 import { chainEntry } from '../audit/index.ts'
 import type { Order, OrderOutput } from '../orders/index.ts'
-import { executeOrder } from '../orders/index.ts'
+import { executeOrder, ledgerOfOrder } from '../orders/index.ts'
 import { MetaKey, attributeRowKey, auditRowKey, encodeLogRow, logRowKey, metaKey } from '../store/layout.ts'
 import type { Proposal, PlannedOrder } from './proposal.ts'
 import { cacheSettingsFromJson, cacheSettingsToJson } from './proposal.ts'
@@ -186,7 +186,10 @@ export class LedgerStateMachine {
 
   private runOrder(index: number, planned: PlannedOrder, scope: GatedScope, writes: WriteSet): OrderResult {
     try {
-      const ikKey = planned.idempotencyKey === undefined ? undefined : idempotencyKey(planned.order.ledger, planned.idempotencyKey)
+      const ledger = ledgerOfOrder(planned.order)
+      // Idempotency records live in a ledger: an order about no ledger (an exporter) is never proposed with a key.
+      invariant(planned.idempotencyKey === undefined || ledger !== undefined, 'an idempotency key on an order about no ledger')
+      const ikKey = planned.idempotencyKey === undefined || ledger === undefined ? undefined : idempotencyKey(ledger, planned.idempotencyKey)
       if (ikKey !== undefined) {
         const previous = scope.read(ikKey)
         if (previous !== undefined) {

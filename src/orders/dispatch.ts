@@ -9,6 +9,7 @@ import { deleteTransactionMetadata, saveTransactionMetadata } from './handlers/t
 import { deleteAccountMetadata, saveAccountMetadata } from './handlers/account-metadata.ts'
 import { deleteLedgerMetadata, saveLedgerMetadata } from './handlers/ledger-metadata.ts'
 import { insertSchema } from './handlers/insert-schema.ts'
+import { deleteExporter, deletePipeline, putExporter, putPipeline, resetPipeline, setPipelineEnabled } from './handlers/outputs-config.ts'
 
 /** Runs one order's handler. Business refusals throw `TallyError`. */
 export function executeOrder(scope: Scope, order: Order): OrderOutput {
@@ -33,6 +34,18 @@ export function executeOrder(scope: Scope, order: Order): OrderOutput {
       return deleteLedgerMetadata(scope, order)
     case 'INSERT_SCHEMA':
       return insertSchema(scope, order)
+    case 'PUT_EXPORTER':
+      return putExporter(scope, order)
+    case 'DELETE_EXPORTER':
+      return deleteExporter(scope, order)
+    case 'PUT_PIPELINE':
+      return putPipeline(scope, order)
+    case 'DELETE_PIPELINE':
+      return deletePipeline(scope, order)
+    case 'SET_PIPELINE_ENABLED':
+      return setPipelineEnabled(scope, order)
+    case 'RESET_PIPELINE':
+      return resetPipeline(scope, order)
     default: {
       const never: never = order
       throw new InvariantViolation(`unknown order ${JSON.stringify(never)}`)

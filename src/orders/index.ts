@@ -19,6 +19,8 @@ export { revertPostings, revertedPostingsFingerprint } from './handlers/revert-t
 export { scriptInputFingerprint } from './script.ts'
 export type { ScriptInput } from './script.ts'
 export { schemaView } from './handlers/insert-schema.ts'
+export { ledgerOfOrder } from './order.ts'
+export { canonicalExporterConfig, exportersMax, pipelinesMax, outputIdLengthMax } from './handlers/outputs-config.ts'
 export {
   parseSchemaData,
   parseSchemaVersion,

@@ -2,6 +2,7 @@ import type { AttributeValue, CanonicalKey } from '../domain/index.ts'
 import {
   accountKey,
   ledgerKey,
+  outputsKey,
   referenceKey,
   schemaKey,
   transactionKey,
@@ -38,6 +39,14 @@ export function needsOf(order: Order, known: (key: CanonicalKey) => KnownValue):
       return { keys: [ledgerKey(order.ledger)], complete: true }
     case 'INSERT_SCHEMA':
       return { keys: [ledgerKey(order.ledger), schemaKey(order.ledger, order.version)], complete: true }
+    case 'PUT_PIPELINE':
+      return { keys: [ledgerKey(order.ledger), outputsKey()], complete: true }
+    case 'PUT_EXPORTER':
+    case 'DELETE_EXPORTER':
+    case 'DELETE_PIPELINE':
+    case 'SET_PIPELINE_ENABLED':
+    case 'RESET_PIPELINE':
+      return { keys: [outputsKey()], complete: true }
     case 'CREATE_TRANSACTION': {
       const keys = [ledgerKey(order.ledger), ...schemaNeeds(order), ...postingNeeds(order.ledger, order.postings)]
       for (const address of Object.keys(order.accountMetadata)) keys.push(accountKey(order.ledger, address as never))

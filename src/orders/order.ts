@@ -24,6 +24,12 @@ export type Order =
   | SaveLedgerMetadata
   | DeleteLedgerMetadata
   | InsertSchema
+  | PutExporter
+  | DeleteExporter
+  | PutPipeline
+  | DeletePipeline
+  | SetPipelineEnabled
+  | ResetPipeline
 
 export interface CreateLedger {
   readonly type: 'CREATE_LEDGER'
@@ -136,6 +142,66 @@ export interface InsertSchema {
    * has it (v2 dates a schema apart from its log). Absent, the write's date.
    */
   readonly createdAt?: string
+}
+
+/**
+ * Exporters and pipelines (docs/pipelines.md) are configured by orders like
+ * any write, so a change is audited, replayed and ordered against the logs
+ * (docs/adr/0008-outputs-are-node-state.md). They write no v2 log: v2 has no
+ * log type for them. Ids are drawn by the API and carried in the order;
+ * `createdAt` is set only when an existing configuration is carried over
+ * (migration), else the proposal's date is the creation date.
+ */
+export interface PutExporter {
+  readonly type: 'PUT_EXPORTER'
+  readonly id: string
+  readonly driver: string
+  /** Parsed, defaults filled in, canonical (`canonicalExporterConfig`). */
+  readonly config: { readonly [key: string]: Json }
+  /** true: replace an existing exporter's configuration (NOT_FOUND without one); false: create it. */
+  readonly update: boolean
+  readonly createdAt?: string
+}
+
+/** Refused while a pipeline uses the exporter. */
+export interface DeleteExporter {
+  readonly type: 'DELETE_EXPORTER'
+  readonly id: string
+}
+
+/** A new pipeline, enabled, from the ledger's first log; one per ledger and exporter. */
+export interface PutPipeline {
+  readonly type: 'PUT_PIPELINE'
+  readonly ledger: LedgerName
+  readonly id: string
+  readonly exporterID: string
+  readonly createdAt?: string
+}
+
+export interface DeletePipeline {
+  readonly type: 'DELETE_PIPELINE'
+  readonly ledger: LedgerName
+  readonly id: string
+}
+
+/** `start` (enabled) and `stop`. */
+export interface SetPipelineEnabled {
+  readonly type: 'SET_PIPELINE_ENABLED'
+  readonly ledger: LedgerName
+  readonly id: string
+  readonly enabled: boolean
+}
+
+/** From the beginning: every node drops its cursor once it has applied this order. */
+export interface ResetPipeline {
+  readonly type: 'RESET_PIPELINE'
+  readonly ledger: LedgerName
+  readonly id: string
+}
+
+/** The ledger an order is about; absent for exporters, which serve every ledger. */
+export function ledgerOfOrder(order: Order): LedgerName | undefined {
+  return 'ledger' in order ? order.ledger : undefined
 }
 
 export type OrderType = Order['type']

@@ -9,6 +9,8 @@ export type OrderOutput =
   | { readonly type: 'METADATA'; readonly logId: bigint | null }
   | { readonly type: 'LEDGER' }
   | { readonly type: 'SCHEMA'; readonly logId: bigint }
+  /** An exporter or pipeline configured (no v2 log). */
+  | { readonly type: 'OUTPUTS' }
 
 /**
  * The v2 wire shape of a transaction (`V2Transaction`); commit volumes are

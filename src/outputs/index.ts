@@ -1,5 +1,5 @@
-export { Outputs, exportersMax, pipelinesMax, idlePollMsDefault } from './outputs.ts'
-export type { ExporterRecord, OutputsOptions, PipelineRecord, PipelineState } from './outputs.ts'
+export { Outputs, exportersMax, pipelinesMax, idlePollMsDefault, refreshMsDefault } from './outputs.ts'
+export type { ExporterRecord, OutputsMigration, OutputsOptions, PipelineRecord, PipelineState, SubmitOrders } from './outputs.ts'
 export { parseExporterConfiguration, exporterDrivers, batchSizeDefault, batchSizeMax, batchBytesMax } from './config.ts'
 export type { ExporterConfiguration, ExporterDriver, HttpSinkConfig, NatsSinkConfig, StdoutSinkConfig } from './config.ts'
 export type { LogBatch, Sink } from './sinks.ts'

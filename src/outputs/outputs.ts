@@ -1,19 +1,25 @@
-import { randomUUID } from 'node:crypto'
-import type { Writable } from 'node:stream'
-import { InvariantViolation, TallyError, notFound, parseJson, stringifyJson, validationError } from '../domain/index.ts'
-import type { Json } from '../domain/index.ts'
-import { decodeLogRow, logRowKey, logRowPrefix, outputRowKey, outputRowPrefix, prefixEnd } from '../store/layout.ts'
+import { InvariantViolation, TallyError, canonicalJson, decodeRowValue, notFound, outputsKey, parseJson, stringifyJson } from '../domain/index.ts'
+import type { Json, LedgerName, OutputsRecord, PipelineEntry } from '../domain/index.ts'
+import type { Order } from '../orders/index.ts'
+import { canonicalExporterConfig, exportersMax, pipelinesMax } from '../orders/index.ts'
+import { attributeRowKey, decodeLogRow, logRowKey, logRowPrefix, outputRowKey, outputRowPrefix, prefixEnd } from '../store/layout.ts'
 import type { StoreReader, StoreWriter } from '../store/index.ts'
 import { batchBytesMax, parseExporterConfiguration } from './config.ts'
 import type { ExporterConfiguration } from './config.ts'
 import { sinkOf } from './sinks.ts'
 import type { Sink } from './sinks.ts'
+import type { Writable } from 'node:stream'
+
+export { exportersMax, pipelinesMax }
 
 /**
  * This node's outputs: exporters (configured sinks) and pipelines (one
- * ledger's logs → one exporter). Configuration and cursors live in the
- * store's outputs zone, written by the node (never by the FSM), synced, so
- * they survive restarts and crashes (docs/adr/0008-outputs-are-node-state.md).
+ * ledger's logs → one exporter). The configuration is replicated state: it
+ * is changed only by orders (PUT_EXPORTER, PUT_PIPELINE, …) applied by the
+ * FSM into the outputs attribute, and this class follows what was applied
+ * (`refresh`). Each pipeline's cursor is this node's own I/O state, in the
+ * store's outputs zone, written synced after its sink confirmed
+ * (docs/adr/0008-outputs-are-node-state.md).
  *
  * Delivery runs beside the write path, never on it: a pipeline reads logs
  * already stored, in batches after its cursor, hands one batch at a time to
@@ -25,13 +31,22 @@ export interface OutputsOptions {
   readonly stdout?: Writable
   /** How long a caught-up pipeline waits before looking for new logs. */
   readonly idlePollMs?: number
+  /**
+   * How often the node looks for configuration applied without it asking
+   * (a replicated log, a restart's replay): one row read when nothing changed.
+   */
+  readonly refreshMs?: number
 }
 
 export const idlePollMsDefault = 50
-/** Bounds on what a client may configure (each row is small: these bound the zone; each list fits one v2 page of at most 1000). */
-export const exportersMax = 256
-export const pipelinesMax = 1000
-const idLengthMax = 128
+export const refreshMsDefault = 1000
+
+/**
+ * Proposes orders through the node's write pipeline (one proposal, not
+ * atomic: each order stands alone); answers each order's refusal, or
+ * undefined where it was applied.
+ */
+export type SubmitOrders = (orders: readonly Order[]) => Promise<readonly (string | undefined)[]>
 
 export interface ExporterRecord {
   readonly id: string
@@ -39,14 +54,7 @@ export interface ExporterRecord {
   readonly configuration: ExporterConfiguration
 }
 
-export interface PipelineRecord {
-  readonly id: string
-  readonly ledger: string
-  readonly exporterID: string
-  readonly createdAt: string
-  /** Whether it should run: kept across restarts. */
-  readonly enabled: boolean
-}
+export type PipelineRecord = PipelineEntry
 
 /** What GET answers of a pipeline: v2's fields, then Tally's (`lastError`, `lag`). */
 export interface PipelineState {
@@ -62,15 +70,30 @@ export interface PipelineState {
   readonly lag: bigint
 }
 
+/** What a start found of the configuration older releases kept in the outputs zone, and did with it. */
+export interface OutputsMigration {
+  readonly exporters: number
+  readonly pipelines: number
+  /** Orders the FSM refused (e.g. a pipeline of a ledger that no longer exists): their rows are dropped. */
+  readonly refused: readonly string[]
+}
+
 type Store = StoreReader & StoreWriter
+
+const EMPTY: OutputsRecord = { exporters: [], pipelines: [] }
+/** Orders per migration proposal: well under admission's bound. */
+const migrationChunk = 100
 
 export class Outputs {
   private readonly exporters = new Map<string, ExporterRecord>()
   private readonly pipelines = new Map<string, PipelineWorker>()
   private readonly stdout: Writable
   private readonly idlePollMs: number
-  /** Configuration changes one at a time: each reads, checks and writes without another between. */
+  /** The outputs row last followed (its bytes): refresh does nothing while it is unchanged. */
+  private followed: Buffer | undefined
+  /** Refreshes one at a time: each compares, stops and starts workers without another between. */
   private changes: Promise<unknown> = Promise.resolve()
+  private readonly timer: NodeJS.Timeout
   private closed = false
 
   private constructor(
@@ -79,29 +102,46 @@ export class Outputs {
   ) {
     this.stdout = options.stdout ?? process.stdout
     this.idlePollMs = options.idlePollMs ?? idlePollMsDefault
+    this.timer = setInterval(() => void this.refresh().catch(() => undefined), options.refreshMs ?? refreshMsDefault)
+    this.timer.unref()
   }
 
-  /** Loads the zone and resumes the pipelines that were running. */
-  static async open(store: Store, options: OutputsOptions = {}): Promise<Outputs> {
+  /**
+   * Converts the configuration an older release kept in the outputs zone
+   * (if any) into orders, then follows the applied configuration, resuming
+   * the pipelines that are enabled from their cursors.
+   */
+  static async open(store: Store, submit: SubmitOrders | undefined, options: OutputsOptions = {}): Promise<{ outputs: Outputs; migration: OutputsMigration | undefined }> {
+    let migration: OutputsMigration | undefined
+    try {
+      migration = submit === undefined ? undefined : await migrateLegacyConfiguration(store, submit)
+    } catch (error) {
+      // A node that cannot propose now (it is not the one taking writes) keeps the rows: a later start converts them.
+      if (!(error instanceof TallyError)) throw error
+      migration = { exporters: 0, pipelines: 0, refused: [`not converted (${error.code}: ${error.message}); the rows stay for the next start`] }
+    }
     const outputs = new Outputs(store, options)
-    for await (const [, value] of store.range(zoneRange('e'))) {
-      const record = exporterFromRow(value)
-      outputs.exporters.set(record.id, record)
-    }
-    for await (const [, value] of store.range(zoneRange('p'))) {
-      const record = pipelineFromRow(value)
-      const cursor = await store.get(outputRowKey('c', record.id))
-      const worker = outputs.worker(record, cursor === undefined ? undefined : BigInt(cursor.toString('utf8')))
-      outputs.pipelines.set(record.id, worker)
-      if (record.enabled) worker.start()
-    }
-    return outputs
+    await outputs.refresh()
+    return { outputs, migration }
   }
 
   async close(): Promise<void> {
     this.closed = true
+    clearInterval(this.timer)
     await this.changes.catch(() => undefined)
     await Promise.all([...this.pipelines.values()].map((worker) => worker.stop()))
+  }
+
+  /**
+   * Follows the applied configuration: starts, reconfigures, resets and stops
+   * delivery loops to match the outputs row. Called after each configuring
+   * order is applied, and every `refreshMs`.
+   */
+  refresh(): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    const next = this.changes.then(() => this.follow())
+    this.changes = next.catch(() => undefined)
+    return next
   }
 
   // ---- exporters ----------------------------------------------------------------
@@ -114,46 +154,6 @@ export class Outputs {
     const record = this.exporters.get(id)
     if (record === undefined) throw notFound(`exporter ${id} not found`)
     return record
-  }
-
-  createExporter(body: unknown): Promise<ExporterRecord> {
-    const configuration = parseExporterConfiguration(body)
-    return this.change(async () => {
-      if (this.exporters.size >= exportersMax) throw validationError(`at most ${exportersMax} exporters`)
-      const record: ExporterRecord = { id: randomUUID(), createdAt: new Date().toISOString(), configuration }
-      await this.store.write([{ key: outputRowKey('e', record.id), value: exporterRow(record) }], { sync: true })
-      this.exporters.set(record.id, record)
-      return record
-    })
-  }
-
-  /** Replaces the configuration; the exporter's running pipelines go on with the new sink from their cursor. */
-  updateExporter(id: string, body: unknown): Promise<void> {
-    const configuration = parseExporterConfiguration(body)
-    return this.change(async () => {
-      const record = { ...this.exporter(id), configuration }
-      await this.store.write([{ key: outputRowKey('e', id), value: exporterRow(record) }], { sync: true })
-      this.exporters.set(id, record)
-      for (const worker of this.pipelines.values()) {
-        if (worker.record.exporterID !== id) continue
-        await worker.stop()
-        worker.sink = sinkOf(configuration, { stdout: this.stdout })
-        worker.batchSize = configuration.config.batchSize
-        worker.backoff = backoffOf(configuration)
-        if (worker.record.enabled) worker.start()
-      }
-    })
-  }
-
-  /** Refused while a pipeline uses it: delete the pipelines first. */
-  deleteExporter(id: string): Promise<void> {
-    return this.change(async () => {
-      this.exporter(id)
-      const users = [...this.pipelines.values()].filter((worker) => worker.record.exporterID === id).map((worker) => worker.record.id)
-      if (users.length > 0) throw validationError(`exporter ${id} is used by pipelines ${users.join(', ')}; delete them first`)
-      await this.store.write([{ key: outputRowKey('e', id), value: null }], { sync: true })
-      this.exporters.delete(id)
-    })
   }
 
   // ---- pipelines ----------------------------------------------------------------
@@ -170,107 +170,87 @@ export class Outputs {
   }
 
   async pipeline(ledger: string, id: string): Promise<PipelineState> {
-    return this.stateOf(this.pipelineWorker(ledger, id))
-  }
-
-  /** A new pipeline starts at once, from the ledger's first log. One pipeline per ledger and exporter. */
-  createPipeline(ledger: string, body: unknown): Promise<PipelineState> {
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw validationError('a pipeline is an object {exporterID}')
-    const fields = body as { readonly [key: string]: Json }
-    for (const key of Object.keys(fields)) if (key !== 'exporterID') throw validationError(`unknown field ${key} (a pipeline is {exporterID})`)
-    const exporterID = fields.exporterID
-    if (typeof exporterID !== 'string' || exporterID.length === 0 || exporterID.length > idLengthMax) throw validationError('exporterID must be an exporter id')
-    return this.change(async () => {
-      const exporter = this.exporters.get(exporterID)
-      if (exporter === undefined) throw notFound(`exporter ${exporterID} not found`)
-      for (const worker of this.pipelines.values()) {
-        if (worker.record.ledger === ledger && worker.record.exporterID === exporterID) {
-          throw new TallyError({ code: 'CONFLICT', kind: 'conflict', message: `ledger ${ledger} already has pipeline ${worker.record.id} to exporter ${exporterID}` })
-        }
-      }
-      if (this.pipelines.size >= pipelinesMax) throw validationError(`at most ${pipelinesMax} pipelines`)
-      const record: PipelineRecord = { id: randomUUID(), ledger, exporterID, createdAt: new Date().toISOString(), enabled: true }
-      await this.store.write([{ key: outputRowKey('p', record.id), value: pipelineRow(record) }], { sync: true })
-      const worker = this.worker(record, undefined)
-      this.pipelines.set(record.id, worker)
-      worker.start()
-      return this.stateOf(worker)
-    })
-  }
-
-  deletePipeline(ledger: string, id: string): Promise<void> {
-    return this.change(async () => {
-      const worker = this.pipelineWorker(ledger, id)
-      await worker.stop()
-      await this.store.write(
-        [
-          { key: outputRowKey('p', id), value: null },
-          { key: outputRowKey('c', id), value: null },
-        ],
-        { sync: true },
-      )
-      this.pipelines.delete(id)
-    })
-  }
-
-  startPipeline(ledger: string, id: string): Promise<void> {
-    return this.change(async () => {
-      const worker = this.pipelineWorker(ledger, id)
-      await this.setEnabled(worker, true)
-      worker.start()
-    })
-  }
-
-  stopPipeline(ledger: string, id: string): Promise<void> {
-    return this.change(async () => {
-      const worker = this.pipelineWorker(ledger, id)
-      await this.setEnabled(worker, false)
-      await worker.stop()
-    })
-  }
-
-  /** From the beginning: the cursor is dropped, every log is delivered again; a running pipeline keeps running. */
-  resetPipeline(ledger: string, id: string): Promise<void> {
-    return this.change(async () => {
-      const worker = this.pipelineWorker(ledger, id)
-      await worker.stop()
-      await this.store.write([{ key: outputRowKey('c', id), value: null }], { sync: true })
-      worker.lastLogID = undefined
-      worker.lastError = undefined
-      if (worker.record.enabled) worker.start()
-    })
+    const worker = this.pipelines.get(id)
+    if (worker === undefined || worker.record.ledger !== ledger) throw notFound(`pipeline ${id} not found in ledger ${ledger}`)
+    return this.stateOf(worker)
   }
 
   // ---- inside ----------------------------------------------------------------------
 
-  private change<T>(body: () => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new TallyError({ code: 'INTERNAL', kind: 'unavailable', message: 'the node is closing' }))
-    const next = this.changes.then(body, body)
-    this.changes = next.catch(() => undefined)
-    return next
+  private async follow(): Promise<void> {
+    const row = await this.store.get(attributeRowKey(outputsKey()))
+    if (row === undefined ? this.followed === undefined && this.pipelines.size + this.exporters.size === 0 : this.followed !== undefined && row.equals(this.followed)) return
+    const applied = row === undefined ? EMPTY : decodeRowValue('o', row)
+    const changedExporters = new Set<string>()
+    const exporters = new Map<string, ExporterRecord>()
+    for (const entry of applied.exporters) {
+      const record: ExporterRecord = { id: entry.id, createdAt: entry.createdAt, configuration: parseExporterConfiguration({ driver: entry.driver, config: entry.config }) }
+      const before = this.exporters.get(entry.id)
+      if (before !== undefined && canonicalJson(before.configuration) !== canonicalJson(record.configuration)) changedExporters.add(entry.id)
+      exporters.set(entry.id, record)
+    }
+    this.exporters.clear()
+    for (const [id, record] of exporters) this.exporters.set(id, record)
+
+    const wanted = new Map(applied.pipelines.map((entry) => [entry.id, entry]))
+    for (const [id, worker] of this.pipelines) {
+      if (wanted.has(id)) continue
+      await worker.stop()
+      await this.store.write([{ key: outputRowKey('c', id), value: null }], { sync: true })
+      this.pipelines.delete(id)
+    }
+    for (const entry of applied.pipelines) {
+      const worker = this.pipelines.get(entry.id)
+      if (worker === undefined) {
+        const created = this.worker(entry, await this.cursorOf(entry))
+        this.pipelines.set(entry.id, created)
+        if (entry.enabled) created.start()
+        continue
+      }
+      const reset = entry.resets > worker.record.resets
+      const reconfigured = changedExporters.has(entry.exporterID)
+      if (reset || reconfigured || !entry.enabled) await worker.stop()
+      if (reset) {
+        // The reset order is applied: from the first log again, whatever this node had confirmed.
+        await this.store.write([{ key: outputRowKey('c', entry.id), value: null }], { sync: true })
+        worker.lastLogID = undefined
+        worker.lastError = undefined
+      }
+      if (reconfigured) this.configure(worker, this.exporterOf(entry))
+      worker.record = entry
+      if (entry.enabled) worker.start()
+    }
+    this.followed = row
   }
 
-  private pipelineWorker(ledger: string, id: string): PipelineWorker {
-    const worker = this.pipelines.get(id)
-    if (worker === undefined || worker.record.ledger !== ledger) throw notFound(`pipeline ${id} not found in ledger ${ledger}`)
-    return worker
+  /** The cursor this node kept for the pipeline, unless a reset applied since made it stale. */
+  private async cursorOf(entry: PipelineEntry): Promise<bigint | undefined> {
+    const row = await this.store.get(outputRowKey('c', entry.id))
+    if (row === undefined) return undefined
+    const cursor = decodeCursor(row)
+    if (cursor.resets >= entry.resets) return cursor.lastLogID
+    await this.store.write([{ key: outputRowKey('c', entry.id), value: null }], { sync: true })
+    return undefined
   }
 
-  private async setEnabled(worker: PipelineWorker, enabled: boolean): Promise<void> {
-    if (worker.record.enabled === enabled) return
-    const record = { ...worker.record, enabled }
-    await this.store.write([{ key: outputRowKey('p', record.id), value: pipelineRow(record) }], { sync: true })
-    worker.record = record
+  private exporterOf(entry: PipelineEntry): ExporterRecord {
+    const exporter = this.exporters.get(entry.exporterID)
+    // The FSM refuses to delete an exporter a pipeline names, and a pipeline naming a missing one.
+    if (exporter === undefined) throw new InvariantViolation(`pipeline ${entry.id} names exporter ${entry.exporterID}, which is not configured`)
+    return exporter
   }
 
-  private worker(record: PipelineRecord, lastLogID: bigint | undefined): PipelineWorker {
-    const exporter = this.exporters.get(record.exporterID)
-    // An exporter cannot be deleted while a pipeline names it (deleteExporter refuses).
-    if (exporter === undefined) throw new InvariantViolation(`pipeline ${record.id} names exporter ${record.exporterID}, which is not stored`)
-    const worker = new PipelineWorker(record, this.store, sinkOf(exporter.configuration, { stdout: this.stdout }), this.idlePollMs)
-    worker.lastLogID = lastLogID
+  private configure(worker: PipelineWorker, exporter: ExporterRecord): void {
+    worker.sink = sinkOf(exporter.configuration, { stdout: this.stdout })
     worker.batchSize = exporter.configuration.config.batchSize
     worker.backoff = backoffOf(exporter.configuration)
+  }
+
+  private worker(entry: PipelineEntry, lastLogID: bigint | undefined): PipelineWorker {
+    const exporter = this.exporterOf(entry)
+    const worker = new PipelineWorker(entry, this.store, sinkOf(exporter.configuration, { stdout: this.stdout }), this.idlePollMs)
+    worker.lastLogID = lastLogID
+    this.configure(worker, exporter)
     return worker
   }
 
@@ -289,6 +269,73 @@ export class Outputs {
       lag,
     }
   }
+}
+
+/**
+ * A cursor row: `{resets}:{lastLogID}` — the pipeline's reset count it was
+ * confirmed under, so a reset applied while the node was down still drops
+ * it. Rows of older releases hold the id alone: written before any reset
+ * order existed, they belong to count 0.
+ */
+function encodeCursor(resets: bigint, lastLogID: bigint): Buffer {
+  return Buffer.from(`${resets}:${lastLogID}`, 'utf8')
+}
+
+function decodeCursor(row: Buffer): { resets: bigint; lastLogID: bigint } {
+  const text = row.toString('utf8')
+  const colon = text.indexOf(':')
+  if (colon < 0) return { resets: 0n, lastLogID: BigInt(text) }
+  return { resets: BigInt(text.slice(0, colon)), lastLogID: BigInt(text.slice(colon + 1)) }
+}
+
+/**
+ * Older releases kept exporters and pipelines as node rows in the outputs
+ * zone. Each one the applied configuration lacks is proposed as the orders
+ * that recreate it (same id, creation date and running state), then the
+ * rows are dropped; cursors stay. Run again after a crash in between, it
+ * finds the configuration applied and only drops the rows.
+ */
+async function migrateLegacyConfiguration(store: Store, submit: SubmitOrders): Promise<OutputsMigration | undefined> {
+  const legacyExporters: { id: string; createdAt: string; driver: Json; config: Json }[] = []
+  const legacyPipelines: { id: string; ledger: string; exporterID: string; createdAt: string; enabled: boolean }[] = []
+  const rows: Buffer[] = []
+  for await (const [key, value] of store.range(zoneRange('e'))) {
+    legacyExporters.push(parseJson(value.toString('utf8')) as unknown as (typeof legacyExporters)[number])
+    rows.push(key)
+  }
+  for await (const [key, value] of store.range(zoneRange('p'))) {
+    legacyPipelines.push(parseJson(value.toString('utf8')) as unknown as (typeof legacyPipelines)[number])
+    rows.push(key)
+  }
+  if (rows.length === 0) return undefined
+  const row = await store.get(attributeRowKey(outputsKey()))
+  const applied = row === undefined ? EMPTY : decodeRowValue('o', row)
+  const orders: Order[] = []
+  for (const exporter of legacyExporters) {
+    if (applied.exporters.some((entry) => entry.id === exporter.id)) continue
+    const configuration = parseExporterConfiguration({ driver: exporter.driver, config: exporter.config })
+    orders.push({ type: 'PUT_EXPORTER', id: exporter.id, driver: configuration.driver, config: canonicalExporterConfig(configuration.config), update: false, createdAt: exporter.createdAt })
+  }
+  for (const pipeline of legacyPipelines) {
+    if (applied.pipelines.some((entry) => entry.id === pipeline.id)) continue
+    const ledger = pipeline.ledger as LedgerName
+    orders.push({ type: 'PUT_PIPELINE', ledger, id: pipeline.id, exporterID: pipeline.exporterID, createdAt: pipeline.createdAt })
+    if (!pipeline.enabled) orders.push({ type: 'SET_PIPELINE_ENABLED', ledger, id: pipeline.id, enabled: false })
+  }
+  const refused: string[] = []
+  // Exporters come first, each chunk applied before the next: a pipeline's exporter exists when it is created.
+  for (let start = 0; start < orders.length; start += migrationChunk) {
+    const chunk = orders.slice(start, start + migrationChunk)
+    const results = await submit(chunk)
+    results.forEach((refusal, i) => {
+      if (refusal !== undefined) refused.push(`${chunk[i]?.type} ${(chunk[i] as { id: string }).id}: ${refusal}`)
+    })
+  }
+  await store.write(
+    rows.map((key) => ({ key, value: null })),
+    { sync: true },
+  )
+  return { exporters: legacyExporters.length, pipelines: legacyPipelines.length, refused }
 }
 
 interface Backoff {
@@ -314,7 +361,7 @@ class PipelineWorker {
   private abort = new AbortController()
 
   constructor(
-    public record: PipelineRecord,
+    public record: PipelineEntry,
     private readonly store: Store,
     public sink: Sink,
     private readonly idlePollMs: number,
@@ -354,7 +401,7 @@ class PipelineWorker {
         }
         await this.sink.deliver({ ledger: this.record.ledger, pipelineID: this.record.id, logs: batch.logs, ids: batch.ids }, signal)
         // Confirmed: persisted even if a stop arrived meanwhile, so a confirmed batch is not sent again needlessly.
-        await this.store.write([{ key: outputRowKey('c', this.record.id), value: Buffer.from(batch.last.toString(), 'utf8') }], { sync: true })
+        await this.store.write([{ key: outputRowKey('c', this.record.id), value: encodeCursor(this.record.resets, batch.last) }], { sync: true })
       } catch (error) {
         if (signal.aborted) return
         failures++
@@ -419,21 +466,4 @@ function zoneRange(kind: 'e' | 'p'): { gte: Buffer; lt: Buffer | undefined } {
 
 function byCreation(a: { readonly createdAt: string; readonly id: string }, b: { readonly createdAt: string; readonly id: string }): number {
   return a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0
-}
-
-function exporterRow(record: ExporterRecord): Buffer {
-  return Buffer.from(stringifyJson({ id: record.id, createdAt: record.createdAt, driver: record.configuration.driver, config: record.configuration.config }), 'utf8')
-}
-
-function exporterFromRow(value: Buffer): ExporterRecord {
-  const row = parseJson(value.toString('utf8')) as { id: string; createdAt: string; driver: Json; config: Json }
-  return { id: row.id, createdAt: row.createdAt, configuration: parseExporterConfiguration({ driver: row.driver, config: row.config }) }
-}
-
-function pipelineRow(record: PipelineRecord): Buffer {
-  return Buffer.from(stringifyJson(record), 'utf8')
-}
-
-function pipelineFromRow(value: Buffer): PipelineRecord {
-  return parseJson(value.toString('utf8')) as unknown as PipelineRecord
 }

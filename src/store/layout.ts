@@ -13,9 +13,10 @@ import { packValue, unpackValue } from '../domain/packed.ts'
 export const Zone = {
   meta: 0x00,
   /**
-   * This node's outputs (exporters, pipelines and their cursors): node
-   * configuration and I/O state written by the node, never by the FSM, so
-   * neither replayed nor compared by `tally check` (docs/adr/0008).
+   * This node's outputs: each pipeline's cursor, I/O state written by the
+   * node, never by the FSM, so neither replayed nor compared by `tally
+   * check`. Exporters and pipelines themselves are the `o` attribute; the
+   * `e`/`p` rows are an older release's, converted at start (docs/adr/0008).
    */
   outputs: 0xe0,
   /** Signed checkpoints of the audit chain; below the audit zone so one ordered scan meets them first. */
@@ -181,7 +182,7 @@ export function auditRowKey(seq: bigint): Buffer {
   return Buffer.concat([Buffer.of(Zone.audit), u64be(seq)])
 }
 
-/** Rows of the outputs zone: [zone][kind byte][0][id]; kinds `e` exporter, `p` pipeline, `c` a pipeline's cursor. */
+/** Rows of the outputs zone: [zone][kind byte][0][id]; kind `c` a pipeline's cursor (`e` exporter and `p` pipeline: an older release's rows, read once to convert them). */
 export function outputRowKey(kind: 'e' | 'p' | 'c', id: string): Buffer {
   return Buffer.concat([Buffer.of(Zone.outputs), Buffer.from(kind, 'latin1'), Buffer.of(0), Buffer.from(id, 'utf8')])
 }

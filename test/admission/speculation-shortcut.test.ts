@@ -4,7 +4,7 @@ import fc from 'fast-check'
 import type { AccountAddress, Asset, AttributeValue, CanonicalKey, LedgerName } from '../../src/domain/index.ts'
 import { idempotencyKey as idempotencyRecordKey, volumesKey } from '../../src/domain/index.ts'
 import type { KnownValue, Order, ProposedOrder } from '../../src/orders/index.ts'
-import { needsOf, needsReadValues } from '../../src/orders/index.ts'
+import { ledgerOfOrder, needsOf, needsReadValues } from '../../src/orders/index.ts'
 import { planRound, speculate } from '../../src/admission/index.ts'
 
 /**
@@ -58,7 +58,8 @@ function planSpeculatingAll(orders: readonly ProposedOrder[], date: string, look
   return orders.map((proposed) => {
     const needs = needsOf(proposed.order, withOverlay)
     const keys = [...needs.keys]
-    if (proposed.idempotencyKey !== undefined) keys.push(idempotencyRecordKey(proposed.order.ledger, proposed.idempotencyKey))
+    const ledger = ledgerOfOrder(proposed.order)
+    if (proposed.idempotencyKey !== undefined && ledger !== undefined) keys.push(idempotencyRecordKey(ledger, proposed.idempotencyKey))
     const order = needs.order ?? proposed.order
     const complete = needs.complete && (orders.length === 1 || speculate(order, date, proposed.idempotencyKey, withOverlay, overlay))
     return { keys, complete, order }

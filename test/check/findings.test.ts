@@ -10,7 +10,8 @@ import { auditRow, chainEntry, decodeAuditEntry } from '../../src/audit/index.ts
 import type { AuditEntry } from '../../src/audit/index.ts'
 import { stringifyJson } from '../../src/domain/index.ts'
 import { tempDirectory } from '../support/temp.ts'
-import { FIXED_STEPS, clock, runWorkload } from './workload.ts'
+import { FIXED_STEPS, FIXED_STEPS_WITH_OUTPUTS, clock, runWorkload } from './workload.ts'
+import type { Step } from './workload.ts'
 
 /**
  * Every finding `docs/check.md` lists, produced by tampering with a healthy
@@ -25,11 +26,11 @@ const kindsSeen = new Set<FindingKind>()
 
 type Rows = [Buffer, Buffer][]
 
-async function tampered(mutate: (store: Store, rows: Rows) => Promise<void>): Promise<CheckResult> {
+async function tampered(mutate: (store: Store, rows: Rows) => Promise<void>, steps: readonly Step[] = FIXED_STEPS): Promise<CheckResult> {
   const temp = tempDirectory('tally-findings-')
   try {
     const node = await LedgerNode.open({ dataDirectory: temp.directory, cacheRotationThreshold: 4, clusterId: CLUSTER, sync: false, now: clock() })
-    await runWorkload(node, FIXED_STEPS)
+    await runWorkload(node, steps)
     await node.close()
     const directory = path.join(temp.directory, 'store')
     const clean = await check(directory)
@@ -100,6 +101,7 @@ const ATTRIBUTE_KINDS: [string, FindingKind][] = [
   ['l', 'ledger'],
   ['i', 'idempotency'],
   ['s', 'schema'],
+  ['o', 'outputs'],
 ]
 
 for (const [tag, kind] of ATTRIBUTE_KINDS) {
@@ -108,7 +110,7 @@ for (const [tag, kind] of ATTRIBUTE_KINDS) {
       const row = rows.find(([key]) => key[0] === Zone.attributes && key[1] === tag.charCodeAt(0))
       assert.ok(row !== undefined)
       await del(store, row[0])
-    })
+    }, kind === 'outputs' ? FIXED_STEPS_WITH_OUTPUTS : FIXED_STEPS)
     assert.equal(result.findings, 1, describe(result))
     assert.equal(result.findingsList[0]?.kind, kind)
     assert.match(result.findingsList[0]?.message ?? '', /missing from the store/)

@@ -23,6 +23,8 @@ export type Step =
   | { kind: 'ledgerMeta'; ledger: number; value: string | null }
   | { kind: 'bulk'; ledger: number; size: number; atomic: boolean; continueOnFailure: boolean; seed: number }
   | { kind: 'schema'; ledger: number; version: string }
+  /** An exporter, a pipeline of the ledger to it, stopped (the check replays the orders; nothing delivers here). */
+  | { kind: 'outputs'; ledger: number }
 
 const posting = fc.record({ from: fc.integer({ min: 0, max: 4 }), to: fc.integer({ min: 0, max: 4 }), amount: fc.bigInt({ min: 0n, max: 50n }), asset: fc.integer({ min: 0, max: 2 }) })
 
@@ -80,6 +82,12 @@ function stepOrders(step: Step): ProposedOrder[] {
     }
     case 'schema':
       return [{ order: { type: 'INSERT_SCHEMA', ledger, version: step.version, data: schemaData(step.version) } }]
+    case 'outputs':
+      return [
+        { order: { type: 'PUT_EXPORTER', id: `exporter-${ledger}`, driver: 'stdout', config: { batchSize: 10n }, update: false } },
+        { order: { type: 'PUT_PIPELINE', ledger, id: `pipeline-${ledger}`, exporterID: `exporter-${ledger}` } },
+        { order: { type: 'SET_PIPELINE_ENABLED', ledger, id: `pipeline-${ledger}`, enabled: false } },
+      ]
     default: {
       const never: never = step
       throw new Error(`unknown step ${JSON.stringify(never)}`)
@@ -117,7 +125,7 @@ export async function runWorkload(node: LedgerNode, steps: readonly Step[]): Pro
   await Promise.all(pending)
 }
 
-/** A fixed workload touching every projection kind: volumes, accounts, transactions, references, ledgers, idempotency, schemas, logs. */
+/** A fixed workload touching every projection kind but outputs: volumes, accounts, transactions, references, ledgers, idempotency, schemas, logs. */
 export const FIXED_STEPS: readonly Step[] = [
   { kind: 'send', ledger: 0, postings: [{ from: 0, to: 1, amount: 100n, asset: 0 }], force: false, reference: 1, meta: 'first', accountMeta: 1, ik: 'k1' },
   { kind: 'send', ledger: 0, postings: [{ from: 1, to: 2, amount: 30n, asset: 0 }, { from: 0, to: 3, amount: 5n, asset: 1 }], force: false, reference: 2, meta: null, accountMeta: null, ik: null },
@@ -137,3 +145,6 @@ export const FIXED_STEPS: readonly Step[] = [
   { kind: 'send', ledger: 1, postings: [{ from: 0, to: 3, amount: 3n, asset: 0 }], force: false, reference: null, meta: null, accountMeta: null, ik: null, schema: 'v1' },
   { kind: 'send', ledger: 1, postings: [{ from: 0, to: 1, amount: 3n, asset: 0 }], force: false, reference: null, meta: null, accountMeta: null, ik: null },
 ]
+
+/** FIXED_STEPS then an exporter and a pipeline: the outputs attribute too (kept apart: other tests depend on FIXED_STEPS' index count). */
+export const FIXED_STEPS_WITH_OUTPUTS: readonly Step[] = [...FIXED_STEPS, { kind: 'outputs', ledger: 0 }]

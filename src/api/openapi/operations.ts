@@ -349,7 +349,7 @@ export const operations: readonly Operation[] = [
   },
   {
     method: 'post', path: '/v2/_/exporters', operationId: 'v2CreateExporter', origin: 'v2', tag: 'outputs', summary: 'Create an exporter',
-    status: served('drivers `stdout`, `http` and `nats` (JetStream); ClickHouse and Elasticsearch are not served; exporters and pipelines are node configuration, not audited orders (docs/adr/0008-outputs-are-node-state.md)'),
+    status: served('drivers `stdout`, `http` and `nats` (JetStream); ClickHouse and Elasticsearch are not served; every configuring call is an order: logged, applied by the FSM, audited, replayed by `tally check`; not part of a v2 log export (docs/adr/0008-outputs-are-node-state.md)'),
     description: 'Needs `ledger:admin`. An unknown driver or setting is `VALIDATION` (400).',
     requestBody: jsonBody(ref('ExporterConfiguration')),
     responses: { '201': json('The exporter.', ref('ExporterResponse')) },
@@ -378,7 +378,7 @@ export const operations: readonly Operation[] = [
   },
   {
     method: 'post', path: '/v2/{ledger}/pipelines', operationId: 'v2CreatePipeline', origin: 'v2', tag: 'outputs', summary: 'Create a pipeline (it starts at once, from the first log)',
-    status: served('one pipeline per ledger and exporter (`CONFLICT`, 409, for a second); node configuration, not an audited order (docs/adr/0008-outputs-are-node-state.md)'),
+    status: served('one pipeline per ledger and exporter (`CONFLICT`, 409, for a second); an audited order, the cursor is node state (docs/adr/0008-outputs-are-node-state.md)'),
     description: 'Needs `ledger:admin`. Delivery is ordered and at least once: each log carries its `id`.',
     requestBody: jsonBody(ref('PipelineRequest')),
     responses: { '201': json('The pipeline.', ref('PipelineResponse')) },

@@ -92,6 +92,7 @@ function bulkSuccess(action: Action, result: Extract<OrderResult, { status: 'app
       return { responseType: action, logID: output.logId ?? 0n }
     case 'LEDGER':
     case 'SCHEMA':
+    case 'OUTPUTS':
       throw new InvariantViolation(`bulk elements never produce a ${output.type} output`)
     default: {
       const never: never = output
