@@ -10,6 +10,8 @@ import type { ApiOptions } from '../../src/api/index.ts'
 import { Store, Zone, attributeRowKey, metaKey, MetaKey, outputRowKey, prefixEnd } from '../../src/store/index.ts'
 import { runCheck } from '../../src/check/index.ts'
 import { decodeRowValue, encodeAttribute, outputsKey, parseJson, stringifyJson } from '../../src/domain/index.ts'
+import type { Json } from '../../src/domain/index.ts'
+import { decodeAuditEntry } from '../../src/audit/index.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { PowerLossDisk } from '../support/power-loss.ts'
 import { mulberry32 } from '../crash/power-loss-harness.ts'
@@ -98,7 +100,8 @@ test('configuration changes are audited orders: tally check replays them clean, 
     await withStore(temp.directory, async (store) => {
       const audited: string[] = []
       for await (const [, value] of store.range({ gte: Buffer.of(Zone.audit), lt: Buffer.of(Zone.audit + 1) })) {
-        const text = value.toString('utf8')
+        // The body's canonical JSON print: the row itself is packed (ADR 0009).
+        const text = stringifyJson(decodeAuditEntry(value) as unknown as Json)
         for (const type of ['PUT_EXPORTER', 'DELETE_EXPORTER', 'PUT_PIPELINE', 'DELETE_PIPELINE', 'SET_PIPELINE_ENABLED', 'RESET_PIPELINE']) if (text.includes(`"${type}"`)) audited.push(type)
       }
       for (const type of ['PUT_EXPORTER', 'DELETE_EXPORTER', 'PUT_PIPELINE', 'DELETE_PIPELINE', 'SET_PIPELINE_ENABLED', 'RESET_PIPELINE']) assert.ok(audited.includes(type), `${type} is in the audit chain`)
