@@ -57,6 +57,14 @@ export interface LedgerNodeOptions {
   readonly log?: NodeLog
   /** Bound on proposals per store batch (also kept under half a cache generation). */
   readonly applyBatchProposalsMax?: number
+  /**
+   * Bound on orders per store batch (default 256): a batch ends after the
+   * proposal that reaches it, so the event loop gets a turn (the store
+   * write is asynchronous) at least every that many orders, not after up to
+   * `applyBatchProposalsMax` large bulks applied in one go. One proposal is
+   * never split.
+   */
+  readonly applyBatchOrdersMax?: number
   /** Applied entries between store checkpoints (a synced store write, then WAL recycling). */
   readonly checkpointEntries?: number
   /** WAL entries kept below the last checkpoint (history for replicas and inspection). */
@@ -85,6 +93,8 @@ export interface LedgerNodeOptions {
 export const checkpointEntriesDefault = 10_000
 export const slowCheckpointMsDefault = 100
 export const walRetainEntriesDefault = 1_000_000
+/** Orders per store batch: ~25–40 ms of apply at today's cost per order (docs/performance.md, "No stall"). */
+export const applyBatchOrdersMaxDefault = 256
 /** A replica that caught up stays ready while it trails what it knows committed by at most this many entries. */
 export const readyLagEntriesMaxDefault = 10_000
 /** Reads waiting for an applied index at once (`Tally-Min-Applied-Index`); more are refused, retryable. */
@@ -448,16 +458,23 @@ export class LedgerNode implements Sequencer {
       const batch = new WriteBatch()
       const results: ProposalResult[] = []
       const generation = this.cache.generation
+      const ordersMax = this.options.applyBatchOrdersMax ?? applyBatchOrdersMaxDefault
+      let orders = 0
       if (this.role !== 'single') await this.loadPayloads(start, last)
       for (end = start; end <= last; end++) {
         const payload = this.payloads.get(end)
         invariant(payload !== undefined, () => `no payload for durable index ${end}`)
         this.payloads.delete(end)
-        results.push(this.applyOne(end, payload, batch))
+        const result = this.applyOne(end, payload, batch)
+        results.push(result)
         // A batch ends at a rotation: the store index then keeps up with Gen1's
         // first index, which seeds are judged against (ADR 0002), however
         // often a byte budget rotates.
         if (this.cache.generation !== generation) break
+        // And once it holds enough orders: the store write yields, so health
+        // checks and other requests are served between large bulks.
+        orders += result.outcome === 'applied' ? Math.max(1, result.results.length) : 1
+        if (orders >= ordersMax) break
       }
       end = Math.min(end, last)
       this.writeNodeRows(batch)
@@ -475,6 +492,10 @@ export class LedgerNode implements Sequencer {
       }
       this.signedCheckpoints?.observe(this.fsm.auditHead)
       for (const result of results) this.deliver(result)
+      // RocksDB's batch write is synchronous (its promise settles on the next
+      // tick), so awaiting it gives the event loop no turn: yield one here,
+      // between batches, or a backlog of large bulks holds it for seconds.
+      if (end < to) await yieldTurn()
     }
     if (this.storedIndex - this.checkpointIndex >= (this.options.checkpointEntries ?? checkpointEntriesDefault)) await this.checkpoint()
   }
@@ -954,6 +975,11 @@ export class LedgerNode implements Sequencer {
     await this.wal.close().catch(() => {})
     await this.store.close()
   }
+}
+
+/** One turn of the event loop (I/O callbacks, timers), not only the microtask queue. */
+function yieldTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
 }
 
 /** The last WAL fdatasync's duration, shared by the WAL's I/O hook and the node. */
