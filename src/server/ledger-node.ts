@@ -8,7 +8,7 @@ import type { AttributeCache, CacheSettings } from '../cache/index.ts'
 import { cacheGenerationBytesMaxDefault, cacheRotationThresholdDefault, sameCacheSettings, validateCacheSettings } from '../cache/index.ts'
 import type { AuditHead } from '../audit/index.ts'
 import { GENESIS } from '../audit/index.ts'
-import type { ProposalResult } from '../fsm/index.ts'
+import type { Proposal, ProposalResult } from '../fsm/index.ts'
 import { LedgerStateMachine, WAL_TYPE_PROPOSAL, WriteBatch, decodeProposal } from '../fsm/index.ts'
 import { Admission } from '../admission/index.ts'
 import type { Sequencer } from '../admission/index.ts'
@@ -117,6 +117,8 @@ interface Waiter {
 export class LedgerNode implements Sequencer {
   readonly admission: Admission
   private readonly payloads = new Map<number, Buffer>()
+  /** The proposals admission appended here, until applied: the FSM takes them as built (their payloads are the log's truth). */
+  private readonly proposals = new Map<number, Proposal>()
   /** When each index was appended (performance.now), for the commit latency metric. */
   private readonly appendedAtMs = new Map<number, number>()
   private readonly waiters = new Map<number, Waiter>()
@@ -337,8 +339,9 @@ export class LedgerNode implements Sequencer {
   }
 
   /** Applies one index through the FSM; with the state hash on, hashes the rows it wrote first. */
-  private applyOne(index: number, payload: Uint8Array, batch: WriteBatch): ProposalResult {
-    const proposal = decodeProposal(payload)
+  private applyOne(index: number, entry: Uint8Array | Proposal, batch: WriteBatch): ProposalResult {
+    // An entry appended here comes with its proposal; one recovered or shipped is decoded (test/server/determinism.test.ts: the same store either way).
+    const proposal = entry instanceof Uint8Array ? decodeProposal(entry) : entry
     const previous = this.stateHashValue
     if (previous === undefined) return this.fsm.apply(index, proposal, batch)
     const own = new WriteBatch()
@@ -407,13 +410,15 @@ export class LedgerNode implements Sequencer {
     return this.wal.payloadBytesMax
   }
 
-  append(payload: Buffer): number {
+  append(payload: Buffer, proposal?: Proposal): number {
     if (this.fatal !== undefined) throw unavailable(`node stopped: ${this.fatal.message}`)
     if (this.closed) throw unavailable('node is shutting down')
     if (this.role === 'replica') throw notPrimary('replica', this.primaryId)
     const index = this.wal.append({ epoch: this.epoch, type: WAL_TYPE_PROPOSAL, payload })
     if (this.role !== 'single') this.noteEpoch(index, this.epoch)
     this.payloads.set(index, payload)
+    // The FSM applies the proposal admission built, not a decode of the bytes it just encoded.
+    if (proposal !== undefined) this.proposals.set(index, proposal)
     this.appendedAtMs.set(index, performance.now())
     if (this.role === 'primary') {
       this.localAppends.add(index)
@@ -465,7 +470,9 @@ export class LedgerNode implements Sequencer {
         const payload = this.payloads.get(end)
         invariant(payload !== undefined, () => `no payload for durable index ${end}`)
         this.payloads.delete(end)
-        const result = this.applyOne(end, payload, batch)
+        const proposal = this.proposals.get(end)
+        this.proposals.delete(end)
+        const result = this.applyOne(end, proposal ?? payload, batch)
         results.push(result)
         // A batch ends at a rotation: the store index then keeps up with Gen1's
         // first index, which seeds are judged against (ADR 0002), however
@@ -857,6 +864,7 @@ export class LedgerNode implements Sequencer {
   private forgetEntriesAbove(lsn: number, head: number, why: string): void {
     for (let index = lsn + 1; index <= head; index++) {
       this.payloads.delete(index)
+      this.proposals.delete(index)
       this.appendedAtMs.delete(index)
       if (this.localAppends.delete(index)) {
         const waiter = this.waiters.get(index)
