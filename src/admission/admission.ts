@@ -12,8 +12,13 @@ import { attributeRowKey } from '../store/index.ts'
 export interface Sequencer {
   /** The index the next append will get. */
   nextIndex(): number
-  /** Synchronous: appends and returns the index, which equals `nextIndex()` at call time. */
-  append(payload: Buffer): number
+  /**
+   * Synchronous: appends and returns the index, which equals `nextIndex()` at
+   * call time. `proposal` is what `payload` encodes: the log may hand it to
+   * the FSM instead of decoding its own bytes again (the bytes stay the
+   * source of truth for replay and replicas).
+   */
+  append(payload: Buffer, proposal?: Proposal): number
   /** Resolves once `index` is durable, applied and stored. */
   result(index: number): Promise<ProposalResult>
   /** Highest index whose effects are in the store (reads at least this state). */
@@ -151,7 +156,7 @@ export class Admission {
       }
       const payload = encodeProposal(proposal)
       this.checkFits(payload, coverage)
-      const appended = this.options.sequencer.append(payload)
+      const appended = this.options.sequencer.append(payload, proposal)
       invariant(appended === index, () => `predicted index ${index}, appended at ${appended}`)
       this.observer.proposalAppended(orders.length, hits, coverage.length - hits)
       return index
@@ -205,7 +210,7 @@ export class Admission {
         continueOnFailure: false,
         cacheSettings: settings,
       }
-      const appended = this.options.sequencer.append(encodeProposal(proposal))
+      const appended = this.options.sequencer.append(encodeProposal(proposal), proposal)
       invariant(appended === index, () => `predicted index ${index}, appended at ${appended}`)
       const result = await this.options.sequencer.result(index)
       if (result.outcome === 'applied') return

@@ -8,7 +8,7 @@ import type { AttributeCache, CacheSettings } from '../cache/index.ts'
 import { cacheGenerationBytesMaxDefault, cacheRotationThresholdDefault, sameCacheSettings, validateCacheSettings } from '../cache/index.ts'
 import type { AuditHead } from '../audit/index.ts'
 import { GENESIS } from '../audit/index.ts'
-import type { ProposalResult } from '../fsm/index.ts'
+import type { Proposal, ProposalResult } from '../fsm/index.ts'
 import { LedgerStateMachine, WAL_TYPE_PROPOSAL, WriteBatch, decodeProposal } from '../fsm/index.ts'
 import { Admission } from '../admission/index.ts'
 import type { Sequencer } from '../admission/index.ts'
@@ -57,6 +57,14 @@ export interface LedgerNodeOptions {
   readonly log?: NodeLog
   /** Bound on proposals per store batch (also kept under half a cache generation). */
   readonly applyBatchProposalsMax?: number
+  /**
+   * Bound on orders per store batch (default 256): a batch ends after the
+   * proposal that reaches it, so the event loop gets a turn (the store
+   * write is asynchronous) at least every that many orders, not after up to
+   * `applyBatchProposalsMax` large bulks applied in one go. One proposal is
+   * never split.
+   */
+  readonly applyBatchOrdersMax?: number
   /** Applied entries between store checkpoints (a synced store write, then WAL recycling). */
   readonly checkpointEntries?: number
   /** WAL entries kept below the last checkpoint (history for replicas and inspection). */
@@ -85,6 +93,8 @@ export interface LedgerNodeOptions {
 export const checkpointEntriesDefault = 10_000
 export const slowCheckpointMsDefault = 100
 export const walRetainEntriesDefault = 1_000_000
+/** Orders per store batch: ~25–40 ms of apply at today's cost per order (docs/performance.md, "No stall"). */
+export const applyBatchOrdersMaxDefault = 256
 /** A replica that caught up stays ready while it trails what it knows committed by at most this many entries. */
 export const readyLagEntriesMaxDefault = 10_000
 /** Reads waiting for an applied index at once (`Tally-Min-Applied-Index`); more are refused, retryable. */
@@ -107,6 +117,8 @@ interface Waiter {
 export class LedgerNode implements Sequencer {
   readonly admission: Admission
   private readonly payloads = new Map<number, Buffer>()
+  /** The proposals admission appended here, until applied: the FSM takes them as built (their payloads are the log's truth). */
+  private readonly proposals = new Map<number, Proposal>()
   /** When each index was appended (performance.now), for the commit latency metric. */
   private readonly appendedAtMs = new Map<number, number>()
   private readonly waiters = new Map<number, Waiter>()
@@ -327,8 +339,9 @@ export class LedgerNode implements Sequencer {
   }
 
   /** Applies one index through the FSM; with the state hash on, hashes the rows it wrote first. */
-  private applyOne(index: number, payload: Uint8Array, batch: WriteBatch): ProposalResult {
-    const proposal = decodeProposal(payload)
+  private applyOne(index: number, entry: Uint8Array | Proposal, batch: WriteBatch): ProposalResult {
+    // An entry appended here comes with its proposal; one recovered or shipped is decoded (test/server/determinism.test.ts: the same store either way).
+    const proposal = entry instanceof Uint8Array ? decodeProposal(entry) : entry
     const previous = this.stateHashValue
     if (previous === undefined) return this.fsm.apply(index, proposal, batch)
     const own = new WriteBatch()
@@ -397,13 +410,15 @@ export class LedgerNode implements Sequencer {
     return this.wal.payloadBytesMax
   }
 
-  append(payload: Buffer): number {
+  append(payload: Buffer, proposal?: Proposal): number {
     if (this.fatal !== undefined) throw unavailable(`node stopped: ${this.fatal.message}`)
     if (this.closed) throw unavailable('node is shutting down')
     if (this.role === 'replica') throw notPrimary('replica', this.primaryId)
     const index = this.wal.append({ epoch: this.epoch, type: WAL_TYPE_PROPOSAL, payload })
     if (this.role !== 'single') this.noteEpoch(index, this.epoch)
     this.payloads.set(index, payload)
+    // The FSM applies the proposal admission built, not a decode of the bytes it just encoded.
+    if (proposal !== undefined) this.proposals.set(index, proposal)
     this.appendedAtMs.set(index, performance.now())
     if (this.role === 'primary') {
       this.localAppends.add(index)
@@ -448,16 +463,25 @@ export class LedgerNode implements Sequencer {
       const batch = new WriteBatch()
       const results: ProposalResult[] = []
       const generation = this.cache.generation
+      const ordersMax = this.options.applyBatchOrdersMax ?? applyBatchOrdersMaxDefault
+      let orders = 0
       if (this.role !== 'single') await this.loadPayloads(start, last)
       for (end = start; end <= last; end++) {
         const payload = this.payloads.get(end)
         invariant(payload !== undefined, () => `no payload for durable index ${end}`)
         this.payloads.delete(end)
-        results.push(this.applyOne(end, payload, batch))
+        const proposal = this.proposals.get(end)
+        this.proposals.delete(end)
+        const result = this.applyOne(end, proposal ?? payload, batch)
+        results.push(result)
         // A batch ends at a rotation: the store index then keeps up with Gen1's
         // first index, which seeds are judged against (ADR 0002), however
         // often a byte budget rotates.
         if (this.cache.generation !== generation) break
+        // And once it holds enough orders: the store write yields, so health
+        // checks and other requests are served between large bulks.
+        orders += result.outcome === 'applied' ? Math.max(1, result.results.length) : 1
+        if (orders >= ordersMax) break
       }
       end = Math.min(end, last)
       this.writeNodeRows(batch)
@@ -475,6 +499,10 @@ export class LedgerNode implements Sequencer {
       }
       this.signedCheckpoints?.observe(this.fsm.auditHead)
       for (const result of results) this.deliver(result)
+      // RocksDB's batch write is synchronous (its promise settles on the next
+      // tick), so awaiting it gives the event loop no turn: yield one here,
+      // between batches, or a backlog of large bulks holds it for seconds.
+      if (end < to) await yieldTurn()
     }
     if (this.storedIndex - this.checkpointIndex >= (this.options.checkpointEntries ?? checkpointEntriesDefault)) await this.checkpoint()
   }
@@ -836,6 +864,7 @@ export class LedgerNode implements Sequencer {
   private forgetEntriesAbove(lsn: number, head: number, why: string): void {
     for (let index = lsn + 1; index <= head; index++) {
       this.payloads.delete(index)
+      this.proposals.delete(index)
       this.appendedAtMs.delete(index)
       if (this.localAppends.delete(index)) {
         const waiter = this.waiters.get(index)
@@ -954,6 +983,11 @@ export class LedgerNode implements Sequencer {
     await this.wal.close().catch(() => {})
     await this.store.close()
   }
+}
+
+/** One turn of the event loop (I/O callbacks, timers), not only the microtask queue. */
+function yieldTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
 }
 
 /** The last WAL fdatasync's duration, shared by the WAL's I/O hook and the node. */

@@ -1,0 +1,87 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { FileHandle } from 'node:fs/promises'
+import { LedgerNode, silentObserver } from '../../src/server/index.ts'
+import type { Order } from '../../src/orders/index.ts'
+import { tempDirectory } from '../support/temp.ts'
+import type { LedgerName, AccountAddress, Asset } from '../../src/domain/index.ts'
+
+const L = 'main' as LedgerName
+
+function send(destination: string): Order {
+  return {
+    type: 'CREATE_TRANSACTION',
+    ledger: L,
+    postings: [{ source: 'world' as AccountAddress, destination: destination as AccountAddress, amount: 1n, asset: 'USD/2' as Asset }],
+    metadata: {},
+    accountMetadata: {},
+    force: false,
+  } as Order
+}
+
+/** Resolves once `condition` holds, checking after each turn of the event loop; fails after a deadline. */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
+
+test('a backlog of durable proposals is stored in batches bounded by orders, with a turn of the event loop between batches', async () => {
+  const tmp = tempDirectory()
+  // The WAL's writes wait at a gate: proposals pile up behind it and become durable together.
+  let open = true
+  let release: () => void = () => {}
+  let gate = Promise.resolve()
+  const closeGate = (): void => {
+    open = false
+    gate = new Promise((resolve) => (release = resolve))
+  }
+  const node = await LedgerNode.open({
+    dataDirectory: tmp.directory,
+    cacheRotationThreshold: 1000,
+    applyBatchOrdersMax: 2,
+    walIo: {
+      write: async (handle: FileHandle, buffers: Buffer[], position: number) => {
+        if (!open) await gate
+        const { bytesWritten } = await handle.writev(buffers, position)
+        return bytesWritten
+      },
+    },
+  })
+  try {
+    const created = await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} } }], { atomic: false, continueOnFailure: false })
+    assert.equal(created[0]?.status, 'applied')
+    // Every store batch, and every turn of the event loop that follows one, in order.
+    const events: string[] = []
+    node.observe({
+      ...silentObserver,
+      batchApplied(proposals) {
+        events.push(`batch ${proposals}`)
+        setImmediate(() => events.push('turn'))
+      },
+    })
+    closeGate()
+    const first = node.nextIndex()
+    const writes = Array.from({ length: 8 }, (_, i) => node.admission.submit([{ order: send(`users:${i}`) }], { atomic: false, continueOnFailure: false }))
+    await until(() => node.nextIndex() === first + 8, 'eight appended proposals')
+    open = true
+    release()
+    const results = await Promise.all(writes)
+    assert.ok(results.every((result) => result[0]?.status === 'applied'))
+    await until(() => events.filter((event) => event === 'turn').length === events.filter((event) => event !== 'turn').length, 'the last turn')
+
+    // Two orders per batch: proposals of one order each are stored two by two (at most), never eight at once.
+    const batches = events.filter((event) => event !== 'turn')
+    assert.ok(batches.every((event) => event === 'batch 1' || event === 'batch 2'), events.join(', '))
+    assert.ok(batches.length >= 4, events.join(', '))
+    // The store's write settles without a turn of the event loop: the node yields one itself between batches.
+    for (let i = 1; i < events.length; i++) assert.ok(!(events[i - 1] !== 'turn' && events[i] !== 'turn'), `two batches without a turn between them: ${events.join(', ')}`)
+  } finally {
+    open = true
+    release()
+    await node.close()
+    tmp.remove()
+  }
+})
