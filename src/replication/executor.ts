@@ -207,7 +207,14 @@ export class CatchUpExecutor extends Executor {
     const toLsn = Lsn.min(Lsn.after(fromLsn, this.chunkEntriesMax), session.targetLsn)
     const report = this.transport.streamWal({ ticket: this.ticket, fromLsnExclusive: fromLsn, toLsnInclusive: toLsn })
     if (!report.ok) return this.failAndInvalidate(report.reason, 'disconnected')
-    const durableLsn = this.faults.catchUpTargetNotFrozen === true ? report.durableLsn : Lsn.min(report.durableLsn, session.targetLsn)
+    // Nothing above the frozen target is shipped before completion, and the
+    // replica's ack was lowered to its matched LSN at connect, so a streamer
+    // that reports more is broken (it counts what it has not had acknowledged):
+    // completing on its word would mark a replica in sync that is not.
+    if (this.faults.catchUpTargetNotFrozen !== true) {
+      invariant(report.durableLsn <= session.targetLsn, () => `${this.ticket.replicaId}: the WAL streamer reported durable ${report.durableLsn} above the frozen target ${session.targetLsn}`)
+    }
+    const durableLsn = report.durableLsn
     if (durableLsn > fromLsn) {
       const progress = sender.recordCatchUpProgress(this.ticket, durableLsn, tick)
       if (!progress.ok) return this.failAndInvalidate(progress.reason, 'disconnected')

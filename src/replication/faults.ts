@@ -22,6 +22,22 @@ export interface ProtocolFaults {
   readonly acceptOlderAssignment?: boolean
   /** Recoverability: a gap starting one entry below the retention tail counts as retained. */
   readonly retentionBoundaryOffByOne?: boolean
+  // Masking guards: each removes the second guard that keeps one of the
+  // faults above unobservable, so a test can plant the pair and show the
+  // simulator notices the first fault once its only other protection is gone.
+  /** Sender: moving to a newer epoch leaves the active session running (masks `acceptStaleEpochTicket`). */
+  readonly keepSessionOnEpochChange?: boolean
+  /** Replica side: the handshake answers the replica's durable LSN without comparing epochs (masks `skipReplicaAheadTruncation`). */
+  readonly skipLogMatchingAtConnect?: boolean
+  /** Replica side: adopting a newer epoch keeps the tail above the lineage-safe LSN (with log matching, masks `skipReplicaAheadTruncation`). */
+  readonly keepTailOnEpochAdoption?: boolean
+  /**
+   * Simulated WAL streamer: once the replica has acknowledged a chunk, it
+   * reports the primary's durable head as the replica's durable LSN (sent or
+   * written counted as acknowledged), so a report may exceed the frozen
+   * target (masks `catchUpTargetNotFrozen`).
+   */
+  readonly streamerOverReports?: boolean
 }
 
 export const noFaults: ProtocolFaults = Object.freeze({})
@@ -35,4 +51,8 @@ export const protocolFaultNames = [
   'syncAllCountedAsMajority',
   'acceptOlderAssignment',
   'retentionBoundaryOffByOne',
+  'keepSessionOnEpochChange',
+  'skipLogMatchingAtConnect',
+  'keepTailOnEpochAdoption',
+  'streamerOverReports',
 ] as const satisfies ReadonlyArray<keyof ProtocolFaults>

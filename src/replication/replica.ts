@@ -81,6 +81,7 @@ export function decideEpochAdoption(options: {
   readonly offeredEpoch: Epoch
   readonly isPrimary: boolean
   readonly lineageResets?: readonly LineageReset[]
+  readonly faults?: ProtocolFaults
 }): EpochAdoption {
   if (options.isPrimary) return { kind: 'ignore', reason: 'is_primary' }
   if (options.offeredEpoch <= options.currentEpoch) return { kind: 'ignore', reason: 'not_newer' }
@@ -89,7 +90,7 @@ export function decideEpochAdoption(options: {
   if (options.log.checkpointLsn > knownCommittedLsn) {
     return { kind: 'adopt', persistEpoch: options.offeredEpoch, truncateToLsn: Lsn.zero, knownCommittedLsn: Lsn.zero, wipeStore: true }
   }
-  const truncateToLsn = lineageSafeLsn({ ...viewOf(options.log), knownCommittedLsn })
+  const truncateToLsn = options.faults?.keepTailOnEpochAdoption === true ? options.log.headLsn : lineageSafeLsn({ ...viewOf(options.log), knownCommittedLsn })
   return { kind: 'adopt', persistEpoch: options.offeredEpoch, truncateToLsn, knownCommittedLsn, wipeStore: false }
 }
 
@@ -105,7 +106,8 @@ function viewOf(log: ReplicaLogView): Omit<ReplicaLogView, 'epochAt'> {
  * below the replica's lineage-safe LSN. The replica truncates above it and
  * reports it as its flushed LSN on the primary's lineage.
  */
-export function matchLog(replica: ReplicaLogView, primary: { readonly headLsn: Lsn; epochAt(lsn: Lsn): Epoch | undefined }): Lsn {
+export function matchLog(replica: ReplicaLogView, primary: { readonly headLsn: Lsn; epochAt(lsn: Lsn): Epoch | undefined }, faults: ProtocolFaults = noFaults): Lsn {
+  if (faults.skipLogMatchingAtConnect === true) return replica.durableLsn
   const floor = lineageSafeLsn(replica)
   for (let lsn = Lsn.min(replica.durableLsn, primary.headLsn); lsn > floor; lsn = Lsn.after(lsn, -1)) {
     const epoch = replica.epochAt(lsn)

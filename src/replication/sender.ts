@@ -365,6 +365,9 @@ export class Sender {
     this.#epoch = epoch
     this.#log.append({ kind: 'epoch_advanced', replicaId: this.replicaId, detail: { from: previous, to: epoch } })
     const active = this.activeSession()
+    if (active !== undefined && this.#faults.keepSessionOnEpochChange === true) return
+    // This is what keeps an older-epoch ticket from ever being presented:
+    // the session it names is gone before the epoch comparison is reached.
     if (active !== undefined) this.#invalidate(active, 'epoch_changed', 'disconnected')
     // A new epoch needs a new handshake even when no session was running.
     if (this.#state !== 'needs_rebuild') this.#state = 'disconnected'

@@ -35,6 +35,7 @@ export type ViolationKind =
   | 'reference_diverged'
   | 'future_epoch'
   | 'in_sync_replica_diverged'
+  | 'in_sync_replica_short'
   | 'pin_leaked'
   | 'session_orphaned'
   | 'storage_structure'
@@ -153,6 +154,13 @@ export function checkCluster(cluster: Cluster): Violation[] {
         const digest = node.digestAt(lsn)
         if (digest !== undefined && digest !== reference.digestAt(lsn)) {
           add('in_sync_replica_diverged', `${node.id} in sync but differs from the reference at ${lsn}`)
+        }
+        // What "in sync" promises, read from the replica's own disk (not from
+        // the session's bookkeeping): it durably holds what its recovery
+        // completed at, so live shipping can continue right after it.
+        const syncedTo = sender.session?.targetLsn
+        if (syncedTo !== undefined && node.durableLsn < syncedTo) {
+          add('in_sync_replica_short', `${node.id} in sync at ${syncedTo} but durably holds only up to ${node.durableLsn}`)
         }
       }
       const highest = runtime.endpointVersionsUsed.get(sender.replicaId) ?? 0

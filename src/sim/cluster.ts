@@ -771,7 +771,7 @@ export class Cluster {
   /** The replica side of a connect: log matching against the primary's log, a divergent or volatile tail dropped, the flushed LSN answered. */
   #receiveHandshake(node: SimNode, message: Extract<Message, { kind: 'handshake' }>): void {
     this.#replicaSessions.set(node.id, { sessionId: message.sessionId, truncatedToLsn: undefined })
-    const flushed = matchLog(node, this.node(message.from))
+    const flushed = matchLog(node, this.node(message.from), this.options.faults)
     if (node.headLsn > flushed) {
       node.truncate(flushed)
       this.#log('recovery', `${node.id} drops tail above ${flushed} (off the primary's lineage or volatile)`)
@@ -1044,6 +1044,7 @@ export class Cluster {
       offeredEpoch: epoch,
       isPrimary: this.#runtime?.nodeId === node.id,
       lineageResets: message.lineageResets,
+      faults: this.options.faults,
     })
     if (decision.kind === 'ignore') {
       this.#log('reject', `assignment to ${node.id} epoch=${epoch} reason=${decision.reason}`)
@@ -1419,7 +1420,7 @@ export class Cluster {
       return { ok: true, flushedLsn: sent.flushedLsn }
     }
     this.#replicaSessions.set(node.id, { sessionId: request.sessionId, truncatedToLsn: undefined })
-    const flushed = matchLog(node, primary)
+    const flushed = matchLog(node, primary, this.options.faults)
     if (node.headLsn > flushed) {
       node.truncate(flushed)
       this.#log('recovery', `${node.id} drops tail above ${flushed} (off the primary's lineage or volatile)`)
@@ -1503,7 +1504,9 @@ export class Cluster {
           this.#ship(runtime, sender, fromLsnExclusive, toLsnInclusive, false)
           runtime.streamed.set(ticket.replicaId, { fromLsn: fromLsnExclusive, toLsn: toLsnInclusive, tick: this.#now })
         }
-        return { ok: true, durableLsn: runtime.commit.ackedLsn(ticket.replicaId) }
+        const acked = runtime.commit.ackedLsn(ticket.replicaId)
+        if (this.options.faults.streamerOverReports === true && acked >= toLsnInclusive) return { ok: true, durableLsn: Lsn.max(acked, this.node(runtime.nodeId).durableLsn) }
+        return { ok: true, durableLsn: acked }
       },
       transferSnapshot: ({ ticket }) => install(ticket, 'snapshot'),
       transferFullBase: ({ ticket }) => install(ticket, 'full_base'),

@@ -6,6 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { cancelPlan, CatchUpExecutor, Epoch, Lsn, planRebuild, planRecovery, RebuildExecutor, ReplicaId, Tick } from '../../src/replication/index.ts'
 import type { RetainedHistory, RecoveryPlan, RebuildPlan, SessionKind } from '../../src/replication/index.ts'
+import { InvariantViolation } from '../../src/domain/index.ts'
 import { FakeStorage, FakeTransport, history, registryWith } from './fakes.ts'
 
 function setup(retained: RetainedHistory, kind: SessionKind = 'catchup') {
@@ -108,11 +109,15 @@ test('exit path: stream failure releases pins and disconnects', () => {
   assert.equal(registry.sender(ReplicaId.of('r1'))?.activeSession(), undefined)
 })
 
-test('a durable ack beyond the frozen target is capped at the target and completes', () => {
+test('a durable report beyond the frozen target is impossible: the executor throws and releases its pins', () => {
+  // Nothing above the target is shipped during a catch-up, so a streamer
+  // reporting more counts what the replica never acknowledged.
   const { registry, storage, plan } = catchUpPlan(h100, 50)
   const transport = new FakeTransport(Lsn.of(50))
   transport.durableLsn = Lsn.of(500)
-  assert.deepEqual(new CatchUpExecutor({ registry, transport, plan }).run(Tick.of(0), 5), { state: 'completed' })
+  const executor = new CatchUpExecutor({ registry, transport, plan })
+  assert.throws(() => executor.run(Tick.of(0), 5), (error: unknown) => error instanceof InvariantViolation && /above the frozen target/.test(error.message))
+  assert.deepEqual(executor.status, { state: 'failed', reason: 'exception' })
   assert.equal(storage.held.wal, 0)
 })
 
