@@ -55,8 +55,16 @@ interface View {
   committedLsn: number
   appliedIndex: number
   caughtUp: boolean
-  replication?: { lease?: string }
+  replication?: { lease?: string; recoveryLog?: Array<{ at: string; message: string }> }
 }
+
+/** Steps of a failover, found in the survivors' recovery logs (`/_/cluster`), in the order they happen. */
+const failoverSteps: ReadonlyArray<readonly [string, RegExp]> = [
+  ['coordinator elected', /^coordinator: elected/],
+  ['promotion written', /^coordinator: promoted/],
+  ['new primary running', /^cluster: primary at epoch/],
+  ['primary lease holding', /^cluster: primary lease holding/],
+]
 
 interface Member {
   readonly id: string
@@ -252,6 +260,7 @@ async function failover(): Promise<void> {
   const cluster = await Cluster.start('sync_quorum')
   const times: number[] = []
   const acknowledgedUnderLoad: number[] = []
+  const stepTimes = new Map<string, number[]>(failoverSteps.map(([name]) => [name, []]))
   try {
     for (let round = 0; round < failovers; round++) {
       const primary = await cluster.primary()
@@ -264,6 +273,7 @@ async function failover(): Promise<void> {
       const load = Promise.all([worker(), worker(), worker(), worker()])
       await until('load acknowledged', async () => (acknowledged >= 50 ? true : undefined), 30_000, 5)
       const killedAt = performance.now()
+      const killedWallMs = Date.now()
       await killTally(primary.server as ServerProcess)
       loading = false
       acknowledgedUnderLoad.push(acknowledged)
@@ -281,6 +291,12 @@ async function failover(): Promise<void> {
       await load
       if (firstAck === undefined) throw new Error(`round ${round}: no write acknowledged within 60 s of the kill`)
       times.push(firstAck - killedAt)
+      // Where the time went: each step's first line after the kill in a survivor's recovery log (wall clock, ms resolution).
+      const logs = (await Promise.all(survivors.map((member) => view(member.server)))).flatMap((v) => v?.replication?.recoveryLog ?? [])
+      for (const [name, pattern] of failoverSteps) {
+        const at = logs.filter((line) => pattern.test(line.message)).map((line) => Date.parse(line.at) - killedWallMs).filter((offset) => offset >= 0)
+        if (at.length > 0) stepTimes.get(name)?.push(Math.min(...at))
+      }
       process.stderr.write(`failover ${round + 1}/${failovers}: ${(firstAck - killedAt).toFixed(0)} ms\n`)
       await cluster.startMember(primary)
       await cluster.converged()
@@ -289,12 +305,19 @@ async function failover(): Promise<void> {
     await cluster.close()
   }
   const sorted = [...times].sort((a, b) => a - b)
-  results.failover = { ttlSeconds, times }
+  results.failover = { ttlSeconds, times, steps: Object.fromEntries(stepTimes) }
   print(`\n## Failover (SIGKILL of the primary under load → first acknowledged write), ${times.length} rounds, lease TTL ${ttlSeconds} s\n`)
   print('| rounds | p50 ms | p99 ms | max ms | min ms |')
   print('|---:|---:|---:|---:|---:|')
   print(`| ${times.length} | ${percentile(sorted, 50).toFixed(0)} | ${percentile(sorted, 99).toFixed(0)} | ${(sorted.at(-1) ?? Number.NaN).toFixed(0)} | ${(sorted[0] ?? Number.NaN).toFixed(0)} |`)
   print(`\nEach: ${times.map((time) => time.toFixed(0)).join(', ')} ms`)
+  print('\n| step after the kill (from the recovery logs) | rounds seen | p50 ms | max ms |')
+  print('|---|---:|---:|---:|')
+  for (const [name, offsets] of stepTimes) {
+    const ordered = [...offsets].sort((a, b) => a - b)
+    print(`| ${name} | ${ordered.length} | ${percentile(ordered, 50).toFixed(0)} | ${(ordered.at(-1) ?? Number.NaN).toFixed(0)} |`)
+  }
+  print(`| first write acknowledged | ${sorted.length} | ${percentile(sorted, 50).toFixed(0)} | ${(sorted.at(-1) ?? Number.NaN).toFixed(0)} |`)
 }
 
 async function catchup(): Promise<void> {
