@@ -28,6 +28,7 @@ import { ServerMetrics, metricsRoutes } from './metrics.ts'
 import { authentication, tokenEndpoint } from './auth/plugin.ts'
 import { appliedIndexHeaders } from './applied-index.ts'
 import type { AuthOptions } from './auth/plugin.ts'
+import type { ClusterRuntimeView } from '../cluster/runtime-status.ts'
 
 export interface ApiOptions {
   /** Largest request body; default sized to the bulk limit (`bodyBytesMaxFor`). */
@@ -47,6 +48,12 @@ export interface ApiOptions {
   readonly outputs?: OutputsOptions
   /** How long a read waits for `Tally-Min-Applied-Index` before 503 (docs/reads.md); default `readWaitMsDefault`. */
   readonly readWaitMs?: number
+  /**
+   * In cluster mode, the runtime's view (assignment, replicas, recovery log):
+   * added to `/_/cluster` and `/_/metrics`. Read at each request; undefined
+   * while the runtime has not started.
+   */
+  readonly clusterRuntime?: () => ClusterRuntimeView | undefined
 }
 
 export interface ApiLogOptions {
@@ -144,6 +151,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
   })
   const metrics = new ServerMetrics(node)
   node.observe(metrics)
+  if (options.clusterRuntime !== undefined) metrics.observeCluster(options.clusterRuntime)
   const slowRequestMs = options.slowRequestMs ?? slowRequestMsDefault
   app.addHook('onRequest', async (request, reply) => {
     void reply.header('X-Request-Id', request.id)
@@ -179,7 +187,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
   metrics.observeOutputs(outputs)
   const routes = async (scope: FastifyInstance): Promise<void> => {
     openApiRoutes(scope) // first: documents the routes registered after it
-    systemRoutes(scope, node)
+    systemRoutes(scope, node, options.clusterRuntime)
     ledgerRoutes(scope, node, views)
     transactionRoutes(scope, node, views)
     accountRoutes(scope, node, views)

@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Outputs, PipelineState } from '../outputs/index.ts'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { LedgerNode, PipelineObserver } from '../server/index.ts'
+import type { ClusterRuntimeView } from '../cluster/runtime-status.ts'
 
 /**
  * Prometheus metrics of one server (`GET /_/metrics`, text format 0.0.4).
@@ -111,8 +112,59 @@ export class ServerMetrics implements PipelineObserver {
     })
   }
 
+  /**
+   * The cluster runtime's figures, read at scrape time: per-replica lag
+   * (labelled by replica id: at most the assignment's 64 members) and the
+   * primary changes this node followed.
+   */
+  observeCluster(view: () => ClusterRuntimeView | undefined): void {
+    const registers = [this.registry]
+    new Gauge({
+      name: 'tally_cluster_replica_lag_entries',
+      help: "On a primary, per replica: entries durable here and not yet acknowledged durable by the replica.",
+      labelNames: ['replica'] as const,
+      registers,
+      collect() {
+        this.reset()
+        for (const replica of view()?.replicas ?? []) this.set({ replica: replica.replicaId }, replica.lagEntries)
+      },
+    })
+    new Gauge({
+      name: 'tally_cluster_replica_connected',
+      help: 'On a primary, per replica: 1 while its link is matched (shipping), 0 otherwise.',
+      labelNames: ['replica'] as const,
+      registers,
+      collect() {
+        this.reset()
+        for (const replica of view()?.replicas ?? []) this.set({ replica: replica.replicaId }, replica.link === 'matched' ? 1 : 0)
+      },
+    })
+    new Counter({
+      name: 'tally_cluster_failovers_total',
+      help: 'Assignments this node followed whose primary differs from the one before (since the process started).',
+      registers,
+      collect() {
+        this.reset()
+        this.inc(view()?.primaryChanges ?? 0)
+      },
+    })
+  }
+
   constructor(node: LedgerNode) {
     const registers = [this.registry]
+    new Gauge({
+      name: 'tally_cluster_role',
+      help: "1 for this node's replication role (single, primary or replica), 0 for the others.",
+      labelNames: ['role'] as const,
+      registers,
+      collect() {
+        const role = node.clusterStatus().role
+        for (const candidate of ['single', 'primary', 'replica'] as const) this.set({ role: candidate }, candidate === role ? 1 : 0)
+      },
+    })
+    new Gauge({ name: 'tally_cluster_epoch', help: 'The highest epoch this node adopted (0 for a single node).', registers, collect() { this.set(node.clusterStatus().epoch) } })
+    new Gauge({ name: 'tally_cluster_committed_lsn', help: 'The highest LSN this node knows committed.', registers, collect() { this.set(node.clusterStatus().committedLsn) } })
+    new Gauge({ name: 'tally_cluster_applied_lsn', help: 'The highest LSN applied and stored here (reads reflect at least this).', registers, collect() { this.set(node.clusterStatus().appliedIndex) } })
     new Gauge({ name: 'tally_applied_index', help: 'Highest log index applied by the FSM.', registers, collect() { this.set(node.fsm.appliedIndex) } })
     new Gauge({ name: 'tally_durable_index', help: 'Highest log index fsynced in the WAL.', registers, collect() { this.set(node.wal.durable) } })
     new Gauge({

@@ -3,7 +3,9 @@
  *
  * - `status`: the assignment (epoch, primary, replicas, durability, commit,
  *   lineage resets), the coordinator, and every member with its role,
- *   endpoint and what it reports.
+ *   endpoint and what it reports; then what each registered node answers
+ *   at `/_/cluster` (a short timeout each): its own LSNs and, on the
+ *   primary, each replica's positions and link and the recent recovery log.
  * - `promote --desperate NODE`: the explicit action that may lose
  *   acknowledged data; refused unless the primary is gone and NODE is the
  *   member the policy would pick. Logged on stderr, with the recovery event.
@@ -11,11 +13,18 @@
 import { parseArgs } from 'node:util'
 import { ControlPlaneDataError, ControlPlaneUnavailable, EtcdControlPlane, clusterStatus, nodeIdOf, parseClusterUrl, promoteDesperately } from '../cluster/index.ts'
 import type { ClusterStatus } from '../cluster/index.ts'
+import type { ClusterRuntimeView } from '../cluster/runtime-status.ts'
+import type { NodeClusterStatus } from '../server/index.ts'
 import { formatRecoveryEvent } from '../replication/index.ts'
 
 export const clusterExit = { ok: 0, failed: 1, usage: 2 } as const
 
 const callTimeoutMsDefault = 3_000
+const nodeTimeoutMsDefault = 1_000
+/** Recovery log lines the human status prints (the JSON carries all the node keeps). */
+const recoveryLinesShown = 15
+/** A node's answer larger than this is not read (the recovery log is bounded; this bounds a stranger). */
+const nodeAnswerBytesMax = 1024 * 1024
 
 const help = `Usage: tally cluster <command> --cluster etcd://HOST:PORT[,HOST:PORT...][/PREFIX] [options]
 
@@ -29,8 +38,12 @@ Commands:
 Options (each also read from the environment variable shown):
   --cluster URL            the etcd holding the cluster's state      [TALLY_CLUSTER]
   --timeout-ms MS          deadline of each call to etcd             [TALLY_CLUSTER_TIMEOUT_MS, default ${callTimeoutMsDefault}]
+  --node-timeout-ms MS     status: deadline of each node's /_/cluster  [TALLY_CLUSTER_NODE_TIMEOUT_MS, default ${nodeTimeoutMsDefault}]
   --json                   status: print one JSON object
   -h, --help               show this help
+
+status asks each registered node's control address (http://ADDRESS/_/cluster),
+with the bearer token in TALLY_TOKEN when set (a server run with --auth-clients).
 
 The coordinator (elected among the running nodes) promotes an eligible replica
 by itself when the primary's lease expires; only the desperate promotion is an
@@ -51,6 +64,7 @@ interface ClusterArgs {
   readonly command: 'status' | 'promote'
   readonly url: string
   readonly timeoutMs: number
+  readonly nodeTimeoutMs: number
   readonly json: boolean
   readonly desperate: string | undefined
 }
@@ -60,6 +74,7 @@ function parseClusterArgs(argv: string[], env: ClusterIo['env']): ClusterArgs | 
   const options = {
     cluster: { type: 'string' },
     'timeout-ms': { type: 'string' },
+    'node-timeout-ms': { type: 'string' },
     json: { type: 'boolean' },
     desperate: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -77,17 +92,18 @@ function parseClusterArgs(argv: string[], env: ClusterIo['env']): ClusterArgs | 
   if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`)
   const url = values.cluster ?? nonEmpty(env.TALLY_CLUSTER)
   if (url === undefined) throw new UsageError('--cluster etcd://HOST:PORT is needed (or TALLY_CLUSTER)')
-  const timeoutText = values['timeout-ms'] ?? nonEmpty(env.TALLY_CLUSTER_TIMEOUT_MS)
-  let timeoutMs = callTimeoutMsDefault
-  if (timeoutText !== undefined) {
-    if (!/^[1-9][0-9]{0,6}$/.test(timeoutText)) throw new UsageError(`--timeout-ms: expected a positive integer of milliseconds, got ${JSON.stringify(timeoutText)}`)
-    timeoutMs = Number(timeoutText)
+  const milliseconds = (flag: string, text: string | undefined, fallback: number): number => {
+    if (text === undefined) return fallback
+    if (!/^[1-9][0-9]{0,6}$/.test(text)) throw new UsageError(`--${flag}: expected a positive integer of milliseconds, got ${JSON.stringify(text)}`)
+    return Number(text)
   }
+  const timeoutMs = milliseconds('timeout-ms', values['timeout-ms'] ?? nonEmpty(env.TALLY_CLUSTER_TIMEOUT_MS), callTimeoutMsDefault)
+  const nodeTimeoutMs = milliseconds('node-timeout-ms', values['node-timeout-ms'] ?? nonEmpty(env.TALLY_CLUSTER_NODE_TIMEOUT_MS), nodeTimeoutMsDefault)
   if (command === 'promote' && values.desperate === undefined) {
     throw new UsageError('promote needs --desperate NODE: the coordinator promotes eligible replicas by itself; an operator only forces a promotion that may lose data')
   }
   if (command === 'status' && values.desperate !== undefined) throw new UsageError('--desperate goes with promote')
-  return { command, url, timeoutMs, json: values.json === true, desperate: values.desperate }
+  return { command, url, timeoutMs, nodeTimeoutMs, json: values.json === true, desperate: values.desperate }
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -119,7 +135,8 @@ export async function runClusterCommand(argv: string[], io: ClusterIo): Promise<
   try {
     if (nodeId === undefined) {
       const status = await clusterStatus(control)
-      io.out(args.json ? `${JSON.stringify(statusJson(status))}\n` : formatStatus(args.url, status))
+      const nodes = await askNodes(status, args.nodeTimeoutMs, nonEmpty(io.env.TALLY_TOKEN))
+      io.out(args.json ? `${JSON.stringify(statusJson(status, nodes))}\n` : formatStatus(args.url, status, nodes))
       return clusterExit.ok
     }
     io.err(`tally cluster: DESPERATE promotion of ${nodeId} requested: acknowledged transactions it lacks will be lost\n`)
@@ -151,7 +168,44 @@ export async function clusterCommand(argv: string[]): Promise<number> {
   })
 }
 
-function statusJson(status: ClusterStatus): unknown {
+/** What one node answered at `/_/cluster`, or why it did not. */
+type NodeAnswer = { readonly ok: true; readonly view: NodeClusterStatus & { readonly replication?: ClusterRuntimeView } } | { readonly ok: false; readonly error: string }
+
+/** Each registered node's `/_/cluster`, in parallel, each bounded by the timeout and a size limit. */
+async function askNodes(status: ClusterStatus, timeoutMs: number, token: string | undefined): Promise<Map<string, NodeAnswer>> {
+  const answers = new Map<string, NodeAnswer>()
+  await Promise.all(
+    status.members.map(async (member) => {
+      const address = member.endpoint?.controlAddress
+      if (!member.registered || address === undefined || address === '') return
+      answers.set(member.nodeId, await askNode(address, timeoutMs, token))
+    }),
+  )
+  return answers
+}
+
+async function askNode(address: string, timeoutMs: number, token: string | undefined): Promise<NodeAnswer> {
+  try {
+    const response = await fetch(`http://${address}/_/cluster`, {
+      headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(timeoutMs),
+    })
+    const length = Number(response.headers.get('content-length') ?? 0)
+    if (length > nodeAnswerBytesMax) {
+      await response.body?.cancel()
+      return { ok: false, error: `answer of ${length} bytes is too large` }
+    }
+    const text = await response.text()
+    if (text.length > nodeAnswerBytesMax) return { ok: false, error: 'answer too large' }
+    if (response.status !== 200) return { ok: false, error: `HTTP ${response.status}: ${text.slice(0, 200)}` }
+    return { ok: true, view: JSON.parse(text) as NodeClusterStatus & { replication?: ClusterRuntimeView } }
+  } catch (error) {
+    const failure = error as Error
+    return { ok: false, error: failure.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : failure.message }
+  }
+}
+
+function statusJson(status: ClusterStatus, nodes: ReadonlyMap<string, NodeAnswer>): unknown {
   const { assignment } = status
   return {
     assignment:
@@ -173,11 +227,12 @@ function statusJson(status: ClusterStatus): unknown {
       registered: member.registered,
       endpoint: member.endpoint ?? null,
       report: member.report ?? null,
+      live: ((answer) => (answer === undefined ? null : answer.ok ? answer.view : { error: answer.error }))(nodes.get(member.nodeId)),
     })),
   }
 }
 
-function formatStatus(url: string, status: ClusterStatus): string {
+function formatStatus(url: string, status: ClusterStatus, nodes: ReadonlyMap<string, NodeAnswer>): string {
   const lines = [`cluster ${url}`]
   const { assignment } = status
   if (assignment === undefined) lines.push('no assignment yet (the coordinator makes one once enough nodes registered)')
@@ -204,7 +259,43 @@ function formatStatus(url: string, status: ClusterStatus): string {
       report === undefined || report.replicaStates.length === 0 ? '-' : report.replicaStates.map((state) => `${state.replicaId}=${state.state}`).join(','),
     ])
   }
+  table(lines, rows)
+  lines.push('', 'nodes (their /_/cluster now)')
+  const live = [['NODE', 'ROLE', 'EPOCH', 'HEAD', 'FLUSHED', 'COMMITTED', 'APPLIED', 'CAUGHT UP', 'FAILOVERS SEEN']]
+  let primary: ClusterRuntimeView | undefined
+  let primaryId = ''
+  for (const member of status.members) {
+    const answer = nodes.get(member.nodeId)
+    if (answer === undefined) continue
+    if (!answer.ok) {
+      live.push([member.nodeId, `unreachable: ${answer.error}`])
+      continue
+    }
+    const { view } = answer
+    live.push([member.nodeId, view.role, String(view.epoch), String(view.headLsn), String(view.flushedLsn), String(view.committedLsn), String(view.appliedIndex), view.caughtUp ? 'yes' : 'no', String(view.replication?.primaryChanges ?? '-')])
+    if (view.role === 'primary' && view.replication !== undefined && (primary === undefined || (view.replication.assignment?.epoch ?? 0) > (primary.assignment?.epoch ?? 0))) {
+      primary = view.replication
+      primaryId = member.nodeId
+    }
+  }
+  table(lines, live)
+  if (primary !== undefined) {
+    lines.push('', `replicas as primary ${primaryId} sees them (lease ${primary.lease ?? '-'}, commit recorded in etcd ${primary.recordedCommitLsn ?? '-'})`)
+    const replicas = [['REPLICA', 'STATE', 'LINK', 'ADDRESS', 'HEAD', 'FLUSHED', 'COMMITTED', 'APPLIED', 'LAG', 'CONNECTIONS', 'LAST ERROR']]
+    const lsn = (value: number | undefined): string => (value === undefined ? '-' : String(value))
+    for (const replica of primary.replicas) {
+      replicas.push([replica.replicaId, replica.state, replica.link, replica.address ?? '-', lsn(replica.headLsn), lsn(replica.flushedLsn), lsn(replica.committedLsn), lsn(replica.appliedLsn), String(replica.lagEntries), String(replica.connections), replica.lastError ?? '-'])
+    }
+    table(lines, replicas)
+    const recent = primary.recoveryLog.slice(-recoveryLinesShown)
+    lines.push('', `recovery log of ${primaryId} (last ${recent.length} of ${primary.recoveryLog.length}; --json has all)`)
+    for (const line of recent) lines.push(`${line.at} ${line.level.padEnd(5)} ${line.message}`)
+  }
+  return `${lines.join('\n')}\n`
+}
+
+/** Appends rows as aligned columns. */
+function table(lines: string[], rows: readonly (readonly string[])[]): void {
   const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? []
   for (const row of rows) lines.push(row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd())
-  return `${lines.join('\n')}\n`
 }

@@ -504,14 +504,15 @@ export async function serveCommand(argv: string[]): Promise<number> {
     return fail(`data directory ${settings.dataDirectory} belongs to cluster ${node.clusterId}, but etcd at ${cluster?.url ?? ''} holds cluster ${clusterId}; give this node an empty --data`)
   }
   if (auditCheckpoints === undefined) log('audit: no --audit-key: no signed checkpoints (the audit chain alone proves nothing to a holder of the store)')
+  let runtime: ClusterNode | undefined
   const app = await buildApi(node, {
+    ...(cluster === undefined ? {} : { clusterRuntime: () => runtime?.statusView() }),
     bulkElementsMax: settings.bulkElementsMax,
     bodyBytesMax: settings.bodyBytesMax,
     transport: settings.transport,
     logger: { level: settings.logLevel, stream: logStream },
     ...security,
   })
-  let runtime: ClusterNode | undefined
   if (cluster !== undefined) {
     forwardWritesToPrimary(app, { nodeId: cluster.nodeId, primaryAddress: () => (runtime?.role === 'replica' ? runtime.primaryHttpAddress() : undefined), refusal: () => runtime?.writeRefusal(), scheme: security.tls === undefined ? 'http' : 'https' })
   }

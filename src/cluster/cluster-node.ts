@@ -36,6 +36,7 @@ import {
   type ReplicaStateReport,
 } from './etcd/index.ts'
 import { PrimaryLink, ReplicaServer, parsePeerAddress, type LinkTuning, type PeerAddress } from './peer/index.ts'
+import { RecoveryLogRing, type ClusterRuntimeView, type ReplicaView } from './runtime-status.ts'
 
 /**
  * The lease gate the `LedgerNode` is opened with (`replicated.canAcknowledge`)
@@ -118,11 +119,18 @@ export class ClusterNode {
   #stopped = false
   /** The replica server's port once bound: kept across role changes (it is the address registered in etcd). */
   #boundPeerPort: number | undefined
+  /** The recent recovery log operators read in `/_/cluster`: every line this runtime logs, bounded. */
+  readonly #recoveryLog = new RecoveryLogRing()
+  #primaryChanges = 0
 
   private constructor(options: ClusterNodeOptions) {
     this.#options = options
     this.#clock = options.clock ?? (() => performance.now())
-    this.#log = options.log ?? (() => {})
+    const log = options.log ?? (() => {})
+    this.#log = (message, fields) => {
+      this.#recoveryLog.add(fields?.level ?? 'info', message, new Date())
+      log(message, fields)
+    }
   }
 
   /**
@@ -198,6 +206,47 @@ export class ClusterNode {
     return `the primary's lease at epoch ${run.assignment.epoch} is ${run.lease.state} (etcd unreachable, or a newer epoch exists)`
   }
 
+  /** What operators see of this runtime (read-only; docs/cluster.md, "Watching a cluster"). */
+  statusView(): ClusterRuntimeView {
+    const assignment = this.#assignment
+    const run = this.#primary
+    return {
+      runtime: this.#role,
+      assignment:
+        assignment === undefined
+          ? undefined
+          : { epoch: assignment.epoch, primaryId: assignment.primaryId, replicaIds: assignment.replicaIds, durability: assignment.durability, committedLsn: assignment.committedLsn },
+      lease: run?.lease.state,
+      recordedCommitLsn: run?.recorded,
+      replicas: run === undefined ? [] : this.#replicaViews(run),
+      primaryChanges: this.#primaryChanges,
+      recoveryLog: this.#recoveryLog.lines(),
+    }
+  }
+
+  #replicaViews(run: PrimaryRun): ReplicaView[] {
+    const durable = this.#options.node.wal.durable
+    const states = new Map(this.#replicaStates().map((report) => [report.replicaId, report.state]))
+    return run.assignment.replicaIds.map((replicaId) => {
+      const link = run.links.get(replicaId)
+      const member = this.#members.find((candidate) => candidate.nodeId === replicaId)
+      const flushed = link?.ackedLsn
+      return {
+        replicaId,
+        state: states.get(replicaId) ?? 'disconnected',
+        link: link === undefined ? 'none' : link.phase,
+        address: member?.endpoint?.dataAddress,
+        headLsn: link?.shippedLsn,
+        flushedLsn: flushed,
+        committedLsn: member?.report?.committedLsn,
+        appliedLsn: member?.report?.appliedLsn,
+        lagEntries: Math.max(0, durable - (flushed ?? 0)),
+        connections: link?.counters.connections ?? 0,
+        lastError: link?.lastError?.message,
+      }
+    })
+  }
+
   /** Stops following, resigns, closes links and the replica server, and deregisters. The node itself stays open. */
   async stop(): Promise<void> {
     if (this.#stopped) return
@@ -222,6 +271,7 @@ export class ClusterNode {
       const previous = this.#assignment
       if (previous !== undefined && assignment.epoch <= previous.epoch) return
       this.#assignment = assignment
+      if (previous !== undefined && previous.primaryId !== assignment.primaryId) this.#primaryChanges += 1
       try {
         await this.#refreshMembers()
         if (assignment.primaryId === this.#options.nodeId) await this.#becomePrimary(assignment)

@@ -1,10 +1,11 @@
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { LedgerNode } from '../../server/index.ts'
+import type { ClusterRuntimeView } from '../../cluster/runtime-status.ts'
 
 export const serverVersion = '0.1.0'
 
 /** Tally's own routes: `/_/info`, `/_/healthz`, `/_/readyz`, `/_/cluster`. */
-export function systemRoutes(app: FastifyInstance, node: LedgerNode): void {
+export function systemRoutes(app: FastifyInstance, node: LedgerNode, clusterRuntime?: () => ClusterRuntimeView | undefined): void {
   app.get('/_/info', async () => ({ server: 'tally', version: serverVersion, experimentalFeatures: [] }))
   const failed = (reply: FastifyReply): FastifyReply | undefined => {
     const failure = node.failure
@@ -26,5 +27,9 @@ export function systemRoutes(app: FastifyInstance, node: LedgerNode): void {
     }
     return reply.send({ status: 'ok', appliedIndex: node.fsm.appliedIndex })
   })
-  app.get('/_/cluster', async () => node.clusterStatus())
+  // The node's own positions, and in cluster mode the runtime's: assignment, each replica as its primary sees it, the recovery log.
+  app.get('/_/cluster', async () => {
+    const replication = clusterRuntime?.()
+    return replication === undefined ? node.clusterStatus() : { ...node.clusterStatus(), replication }
+  })
 }
