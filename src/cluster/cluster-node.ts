@@ -523,6 +523,9 @@ export class ClusterNode {
     if (registration === undefined || this.#stopped) return
     const { node } = this.#options
     const status = node.clusterStatus()
+    // A node that never held an assignment has nothing to report (epochs start at 1):
+    // its registration alone makes it a member the bootstrap can assign.
+    if (status.epoch === 0) return
     const report = {
       epoch: Epoch.of(status.epoch),
       durableLsn: Lsn.of(status.flushedLsn),
