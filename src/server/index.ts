@@ -1,5 +1,5 @@
 export { LedgerNode } from './ledger-node.ts'
-export type { LedgerNodeOptions } from './ledger-node.ts'
+export type { LedgerNodeOptions, NodeRetentionHooks } from './ledger-node.ts'
 export { AuditCheckpoints, AuditKeyError, AuditHistoryRewritten, loadAuditCheckpointSettings, isInside, auditCheckpointEntriesDefault, auditCheckpointIntervalMsDefault } from './audit-checkpoints.ts'
 export type { AuditCheckpointSettings } from './audit-checkpoints.ts'
 export { silentObserver } from './pipeline-observer.ts'

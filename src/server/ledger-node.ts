@@ -154,6 +154,7 @@ export class LedgerNode implements Sequencer {
   /** Role changes and replicated appends run one at a time (they may truncate the WAL). */
   private transitions: Promise<void> = Promise.resolve()
   private stateHashValue: StateHash | undefined
+  private retention: NodeRetentionHooks | undefined
 
   private constructor(
     readonly store: Store,
@@ -496,8 +497,19 @@ export class LedgerNode implements Sequencer {
       this.options.log?.(`slow checkpoint at index ${index}: ${elapsedMs.toFixed(0)} ms`, { level: 'warn', index, durationMs: Math.round(elapsedMs), slowCheckpointMs })
     }
     this.checkpointIndex = index
-    const recyclable = index - (this.options.walRetainEntries ?? walRetainEntriesDefault)
+    this.retention?.onCheckpoint?.(index)
+    // History a rebuild still needs (a pinned WAL range, the tail after the newest snapshot) is never recycled.
+    const recyclable = Math.min(index - (this.options.walRetainEntries ?? walRetainEntriesDefault), this.retention?.recycleFloor?.() ?? Number.POSITIVE_INFINITY)
     if (recyclable > this.wal.tail) await this.wal.recycle(recyclable)
+  }
+
+  /**
+   * Cluster mode's say in checkpoints (docs/cluster.md, "Snapshots and
+   * rebuild"): `onCheckpoint` after each synced checkpoint (snapshots are
+   * taken there), `recycleFloor` the highest LSN the WAL may be recycled to.
+   */
+  setRetention(hooks: NodeRetentionHooks | undefined): void {
+    this.retention = hooks
   }
 
   private deliver(result: ProposalResult): void {
@@ -954,6 +966,12 @@ export class LedgerNode implements Sequencer {
     await this.wal.close().catch(() => {})
     await this.store.close()
   }
+}
+
+/** See `LedgerNode.setRetention`. */
+export interface NodeRetentionHooks {
+  onCheckpoint?(index: number): void
+  recycleFloor?(): number
 }
 
 /** The last WAL fdatasync's duration, shared by the WAL's I/O hook and the node. */

@@ -7,3 +7,5 @@ export { receiveSnapshot, chunkOf, SnapshotTransferError, chunkBytesDefault, inF
 export type { SnapshotChunk, SnapshotChunkRequest, TransferProgress, ReceiveSnapshotOptions, SnapshotTransferFailure } from './transfer.ts'
 export { installSnapshot, recoverInstall, fileSystemInstallIo } from './install.ts'
 export type { InstallIo, InstallSnapshotOptions } from './install.ts'
+export { NodeSnapshotStorage } from './storage.ts'
+export type { NodeSnapshotStorageOptions, SnapshotNodeView } from './storage.ts'
