@@ -177,6 +177,8 @@ export interface SnapshotCatalogOptions {
 
 interface CatalogEntry {
   readonly manifest: SnapshotManifest
+  /** The manifest as stored: what is offered to a replica. */
+  readonly encoded: Buffer
   pins: number
 }
 
@@ -202,7 +204,7 @@ export class SnapshotCatalog {
         await fs.rm(location, { recursive: true, force: true })
         continue
       }
-      catalog.#entries.set(verdict.manifest.appliedIndex, { manifest: verdict.manifest, pins: 0 })
+      catalog.#entries.set(verdict.manifest.appliedIndex, { manifest: verdict.manifest, encoded: encodeManifest(verdict.manifest), pins: 0 })
     }
     return catalog
   }
@@ -296,7 +298,7 @@ export class SnapshotCatalog {
       // Trusted only once what reached the disk verifies.
       const verdict = await verifySnapshotDirectory(target)
       if (!verdict.ok) throw new InvariantViolation(`snapshot at ${appliedIndex} does not verify right after it was written: ${verdict.reason}`)
-      this.#entries.set(appliedIndex, { manifest: verdict.manifest, pins: 0 })
+      this.#entries.set(appliedIndex, { manifest: verdict.manifest, encoded: encodeManifest(verdict.manifest), pins: 0 })
       this.options.log?.(`snapshot at applied index ${appliedIndex}: ${rows} rows in ${files.length} files`)
       await this.prune()
       return verdict.manifest
@@ -340,5 +342,10 @@ export class SnapshotCatalog {
   /** The manifest's bytes as stored (what a replica verifies). */
   async manifestBytes(appliedIndex: number): Promise<Buffer> {
     return fs.readFile(path.join(this.directoryOf(appliedIndex), manifestName))
+  }
+
+  /** The encoded manifest of a trusted image (offered to a replica), at once. */
+  manifestBytesOf(appliedIndex: number): Buffer | undefined {
+    return this.#entries.get(appliedIndex)?.encoded
   }
 }
