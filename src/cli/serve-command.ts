@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs'
 import { SigningKey, audienceDefault, builtInIssuerDefault, loadApiClients, tokenSecondsDefault } from '../api/index.ts'
 import type { ApiOptions, AuthOptions } from '../api/index.ts'
 import { AcknowledgementGate, ClusterNode, ControlPlaneUnavailable, EtcdControlPlane, formatAddress, isNodeId, parseClusterUrl, sharedClusterId } from '../cluster/index.ts'
+import { installStagedSnapshot } from '../cluster/snapshot/index.ts'
 import { forwardWritesToPrimary } from '../cluster/forward.ts'
 import { durabilityModes, validateDurability, type DurabilityMode, type ReplicaId } from '../replication/index.ts'
 import { parsePeerAddress } from '../cluster/peer/index.ts'
@@ -484,6 +485,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
   try {
     await checkPortFree(settings.host, settings.port)
     prepareDataDirectory(settings.dataDirectory)
+    // A replica rebuilt from a snapshot: the image its replica server staged is installed before the node opens (docs/cluster.md).
+    if (cluster !== undefined && clusterId !== undefined) await installStagedSnapshot({ dataDirectory: settings.dataDirectory, clusterId, log })
     log(`opening ${settings.dataDirectory}`)
     node = await LedgerNode.open({
       dataDirectory: settings.dataDirectory,

@@ -15,6 +15,7 @@ import {
   decodeManifest,
   encodeManifest,
   installSnapshot,
+  installStagedSnapshot,
   receiveSnapshot,
   recoverInstall,
   type InstallIo,
@@ -176,6 +177,27 @@ describe('snapshot transfer', () => {
     await fs.writeFile(victim, bytes)
     await assert.rejects(installSnapshot({ dataDirectory: replica, stagingDirectory: staging, manifest, epoch: 1 }), /does not verify/)
     assert.deepEqual(await stateOf(replica), old)
+  })
+
+  it('installs a staged image at startup once it verifies, and keeps a partial one for the transfer to resume', async () => {
+    const { catalog, manifest, manifestBytes, hash } = await primaryWithSnapshot(40)
+    const replica = scratch()
+    const old = await ledgerWith(replica, 3)
+    const staging = path.join(replica, 'rebuild')
+    const honest = fetchFrom(catalog, manifest.appliedIndex)
+    let served = 0
+    await assert.rejects(
+      receiveSnapshot({ directory: staging, manifest: manifestBytes, clusterId: CLUSTER, chunkBytes: 512, fetch: async (request) => {
+        if (++served > 3) throw new Error('connection reset')
+        return honest(request)
+      } }),
+    )
+    assert.equal(await installStagedSnapshot({ dataDirectory: replica, clusterId: CLUSTER }), 'partial')
+    assert.deepEqual(await stateOf(replica), old)
+    await receiveSnapshot({ directory: staging, manifest: manifestBytes, clusterId: CLUSTER, chunkBytes: 512, fetch: honest })
+    assert.equal(await installStagedSnapshot({ dataDirectory: replica, clusterId: CLUSTER }), 'installed')
+    assert.deepEqual(await stateOf(replica), hash)
+    assert.equal(await installStagedSnapshot({ dataDirectory: replica, clusterId: CLUSTER }), 'none')
   })
 
   it('refuses an image of another cluster', async () => {

@@ -176,3 +176,44 @@ export async function recoverInstall(options: { readonly dataDirectory: string; 
   await rollForward(options.dataDirectory, appliedIndex, io, options.walIo)
   return 'rolled_forward'
 }
+
+export type StagedInstallOutcome = 'none' | 'installed' | 'partial' | 'rolled_forward'
+
+/**
+ * Run before a cluster node opens its data directory: finishes or discards
+ * an interrupted install (`recoverInstall`), then installs an image the
+ * replica server staged in `<data>/rebuild` once every file verifies. A
+ * partial image is kept for the transfer to resume; one of another cluster
+ * is removed. The node's own epoch is carried over.
+ */
+export async function installStagedSnapshot(options: { readonly dataDirectory: string; readonly clusterId: string; readonly log?: (message: string) => void }): Promise<StagedInstallOutcome> {
+  const recovered = await recoverInstall({ dataDirectory: options.dataDirectory })
+  if (recovered === 'rolled_forward') options.log?.('snapshot install: finished an install interrupted by a crash')
+  const stagingDirectory = path.join(options.dataDirectory, 'rebuild')
+  if (!(await exists(path.join(stagingDirectory, 'manifest.json')))) return recovered === 'rolled_forward' ? 'rolled_forward' : 'none'
+  const verdict = await verifySnapshotDirectory(stagingDirectory)
+  if (!verdict.ok) {
+    options.log?.(`snapshot install: the staged image is incomplete (${verdict.reason}); kept for the transfer to resume`)
+    return 'partial'
+  }
+  if (verdict.manifest.clusterId !== options.clusterId) {
+    options.log?.(`snapshot install: the staged image belongs to cluster ${verdict.manifest.clusterId}; removed`)
+    await fileSystemInstallIo.remove(stagingDirectory)
+    return 'none'
+  }
+  let epoch = 0
+  const storeDirectory = path.join(options.dataDirectory, 'store')
+  if (await exists(storeDirectory)) {
+    const store = await Store.open(storeDirectory)
+    try {
+      const row = await store.get(metaKey(ReplicationMetaKey.epoch))
+      epoch = row === undefined ? 0 : Number(row.toString('utf8'))
+      invariant(Number.isSafeInteger(epoch) && epoch >= 0, 'the stored epoch is a count')
+    } finally {
+      await store.close()
+    }
+  }
+  await installSnapshot({ dataDirectory: options.dataDirectory, stagingDirectory, manifest: verdict.manifest, epoch })
+  options.log?.(`snapshot install: the store is now the image at applied index ${verdict.manifest.appliedIndex} (state hash ${verdict.manifest.stateHash.hash.slice(0, 12)}…); the WAL tail follows from the primary`)
+  return 'installed'
+}
