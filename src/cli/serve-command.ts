@@ -6,7 +6,7 @@ import { LedgerNode } from '../server/index.ts'
 import { bodyBytesMaxFor, buildApi, transportLimitsDefault } from '../api/index.ts'
 import type { TransportLimits } from '../api/index.ts'
 import { cacheGenerationBytesMaxDefault, cacheRotationThresholdDefault } from '../cache/index.ts'
-import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, loadAuditCheckpointSettings } from '../server/index.ts'
+import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, checkpointEntriesDefault, loadAuditCheckpointSettings, walRetainEntriesDefault } from '../server/index.ts'
 import type { AuditCheckpointSettings } from '../server/index.ts'
 import { nodeLogLines, parseLogLevel, prettyLines } from './log-lines.ts'
 import { isIP } from 'node:net'
@@ -43,6 +43,12 @@ Options (each also read from the environment variable shown):
   --idle-timeout-ms MS            idle keep-alive closed    [TALLY_IDLE_TIMEOUT_MS, default ${transportLimitsDefault.idleTimeoutMs}]
   --connections-max N             open connections bound    [TALLY_CONNECTIONS_MAX, default ${transportLimitsDefault.connectionsMax}]
   --shutdown-grace-ms MS          drain bound at shutdown   [TALLY_SHUTDOWN_GRACE_MS, default ${transportLimitsDefault.shutdownGraceMs}]
+  --checkpoint-entries N          applied entries between store checkpoints (and, in a
+                                  cluster, snapshot checks) [TALLY_CHECKPOINT_ENTRIES, default ${checkpointEntriesDefault}]
+  --wal-retain-entries N          WAL entries kept below a checkpoint
+                                                            [TALLY_WAL_RETAIN_ENTRIES, default ${walRetainEntriesDefault}]
+  --wal-segment-bytes-max B       WAL segment size; recycling drops whole segments
+                                                            [TALLY_WAL_SEGMENT_BYTES_MAX, default 64 MiB]
   --audit-key FILE                sign audit checkpoints with this key, kept outside --data
                                   (tally audit-key makes one)  [TALLY_AUDIT_KEY]
   --audit-checkpoint-entries N    audit entries between two checkpoints
@@ -94,6 +100,9 @@ export interface ServeSettings {
   readonly transport: TransportLimits
   readonly auditKeyFile?: string
   readonly auditCheckpointEntries?: number
+  readonly checkpointEntries?: number
+  readonly walRetainEntries?: number
+  readonly walSegmentBytesMax?: number
   readonly auditCheckpointFile?: string
   readonly logLevel: string
   readonly tls?: { readonly certFile: string; readonly keyFile: string }
@@ -137,6 +146,9 @@ const integerFlags = {
   'audit-checkpoint-entries': 'TALLY_AUDIT_CHECKPOINT_ENTRIES',
   'cluster-size': 'TALLY_CLUSTER_SIZE',
   'cluster-lease-ttl-seconds': 'TALLY_CLUSTER_LEASE_TTL_SECONDS',
+  'checkpoint-entries': 'TALLY_CHECKPOINT_ENTRIES',
+  'wal-retain-entries': 'TALLY_WAL_RETAIN_ENTRIES',
+  'wal-segment-bytes-max': 'TALLY_WAL_SEGMENT_BYTES_MAX',
 } as const
 type IntegerFlag = keyof typeof integerFlags
 
@@ -237,6 +249,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
     transport,
     ...(auditKey === undefined ? {} : { auditKeyFile: path.resolve(auditKey.value) }),
     ...(auditEntries === undefined ? {} : { auditCheckpointEntries: auditEntries }),
+    ...(optionalInteger('checkpoint-entries') === undefined ? {} : { checkpointEntries: optionalInteger('checkpoint-entries') as number }),
+    ...(optionalInteger('wal-retain-entries') === undefined ? {} : { walRetainEntries: optionalInteger('wal-retain-entries') as number }),
+    ...(optionalInteger('wal-segment-bytes-max') === undefined ? {} : { walSegmentBytesMax: optionalInteger('wal-segment-bytes-max') as number }),
     ...(auditFile === undefined ? {} : { auditCheckpointFile: path.resolve(auditFile.value) }),
     logLevel: logLevelOf(logLevel?.value ?? 'info'),
   }
@@ -493,6 +508,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
       ...(cluster === undefined || clusterId === undefined ? {} : { clusterId, replicated: { nodeId: cluster.nodeId, canAcknowledge: () => gate.canAcknowledge() } }),
       ...(settings.cacheRotationThreshold === undefined ? {} : { cacheRotationThreshold: settings.cacheRotationThreshold }),
       ...(settings.cacheGenerationBytesMax === undefined ? {} : { cacheGenerationBytesMax: settings.cacheGenerationBytesMax }),
+      ...(settings.checkpointEntries === undefined ? {} : { checkpointEntries: settings.checkpointEntries }),
+      ...(settings.walRetainEntries === undefined ? {} : { walRetainEntries: settings.walRetainEntries }),
+      ...(settings.walSegmentBytesMax === undefined ? {} : { walSegmentBytesMax: settings.walSegmentBytesMax }),
       log,
       ...(auditCheckpoints === undefined ? {} : { auditCheckpoints }),
     })
@@ -515,6 +533,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     ...security,
   })
   let runtime: ClusterNode | undefined
+  let requestStop: ((why: string, code: number) => void) | undefined
+  let stagedBeforeListening = false
   if (cluster !== undefined) {
     forwardWritesToPrimary(app, { nodeId: cluster.nodeId, primaryAddress: () => (runtime?.role === 'replica' ? runtime.primaryHttpAddress() : undefined), refusal: () => runtime?.writeRefusal(), scheme: security.tls === undefined ? 'http' : 'https' })
   }
@@ -540,6 +560,12 @@ export async function serveCommand(argv: string[]): Promise<number> {
         httpAddress,
         leaseTtlSeconds: cluster.leaseTtlSeconds,
         bootstrap: { members: cluster.size, durability: cluster.durability },
+        ...(settings.checkpointEntries === undefined ? {} : { snapshotEveryEntries: settings.checkpointEntries }),
+        // The replica server staged a snapshot: the node stops (exit 75) so that its supervisor restarts it, and it installs the image before it opens.
+        onSnapshotStaged: () => {
+          if (requestStop === undefined) stagedBeforeListening = true
+          else requestStop('snapshot staged for a rebuild', 75)
+        },
         log,
       })
     } catch (error) {
@@ -553,7 +579,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   return new Promise<number>((resolve) => {
     let stopping = false
-    const stop = (signal: string): void => {
+    const stop = (signal: string, code = 0): void => {
       if (stopping) return
       stopping = true
       log(`${signal}: draining and shutting down`)
@@ -564,7 +590,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
         .then(() => control?.close())
         .then(() => {
           log('stopped cleanly')
-          resolve(0)
+          resolve(code)
         })
         .catch((error: unknown) => {
           log(`shutdown failed: ${String(error)}`, { level: 'error' })
@@ -572,6 +598,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
         })
     }
     // Before announcing the address: a supervisor may signal as soon as it reads it.
+    requestStop = stop
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))
     const address = app.server.address()
@@ -580,6 +607,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     log(`tally listening on ${scheme}://${bound} (applied index ${node.fsm.appliedIndex})`, { auth: security.auth === undefined ? 'off' : 'on', tls: security.tls === undefined ? 'off' : 'on' })
     if (security.auth === undefined && !isLoopback(settings.host)) log(`no --auth-clients on ${settings.host}: anyone who reaches the port can move money`, { level: 'warn' })
     process.stdout.write(`listening ${bound}\n`)
+    if (stagedBeforeListening) stop('snapshot staged for a rebuild', 75)
   })
 }
 

@@ -20,6 +20,7 @@
  * Role changes run one at a time. Every etcd call may fail (etcd
  * unreachable): the runtime logs it and tries again on its next tick.
  */
+import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { InvariantViolation } from '../domain/index.ts'
 import { CommitTracker, Epoch, Lsn, lineageSafeLsn, type DurabilityMode, type ReplicaId, type ReplicaState } from '../replication/index.ts'
@@ -35,7 +36,8 @@ import {
   type MonotonicClock,
   type ReplicaStateReport,
 } from './etcd/index.ts'
-import { PrimaryLink, ReplicaServer, parsePeerAddress, type LinkTuning, type PeerAddress } from './peer/index.ts'
+import { PrimaryLink, ReplicaServer, parsePeerAddress, type LinkTuning, type PeerAddress, type SnapshotChunkSource } from './peer/index.ts'
+import { NodeSnapshotStorage, SnapshotCatalog } from './snapshot/index.ts'
 
 /**
  * The lease gate the `LedgerNode` is opened with (`replicated.canAcknowledge`)
@@ -79,6 +81,10 @@ export interface ClusterNodeOptions {
   readonly link?: LinkTuning
   readonly log?: NodeLog
   readonly clock?: MonotonicClock
+  /** A snapshot is taken at a store checkpoint once the newest is this many entries behind (default 10 000). */
+  readonly snapshotEveryEntries?: number
+  /** The replica server staged a snapshot to rebuild from: the node must reopen (its data directory installs it first). */
+  readonly onSnapshotStaged?: (appliedIndex: number) => void
 }
 
 export type ClusterRole = 'starting' | 'primary' | 'replica' | 'stopped'
@@ -97,6 +103,7 @@ interface PrimaryRun {
 }
 
 export const clusterTickMsDefault = 250
+export const snapshotEveryEntriesDefault = 10_000
 
 export class ClusterNode {
   readonly #options: ClusterNodeOptions
@@ -118,6 +125,8 @@ export class ClusterNode {
   #stopped = false
   /** The replica server's port once bound: kept across role changes (it is the address registered in etcd). */
   #boundPeerPort: number | undefined
+  /** Trusted snapshots of this node's store (docs/cluster.md, "Snapshots and rebuild"). */
+  #catalog: SnapshotCatalog | undefined
 
   private constructor(options: ClusterNodeOptions) {
     this.#options = options
@@ -133,6 +142,7 @@ export class ClusterNode {
   static async start(options: ClusterNodeOptions): Promise<ClusterNode> {
     const runtime = new ClusterNode(options)
     try {
+      await runtime.#openSnapshots()
       await runtime.#startReplicaServer()
       runtime.#role = 'replica'
       runtime.#registration = await NodeRegistration.register(options.control, {
@@ -274,6 +284,31 @@ export class ClusterNode {
     this.#log(`cluster: replica at epoch ${assignment.epoch} of primary ${assignment.primaryId}`)
   }
 
+  /** Snapshots are taken at checkpoints, and the WAL is kept from the newest one on, whatever this node's role. */
+  async #openSnapshots(): Promise<void> {
+    const { node } = this.#options
+    const catalog = await SnapshotCatalog.open({ directory: path.join(path.dirname(node.store.directory), 'snapshots'), log: (message) => this.#log(message) })
+    this.#catalog = catalog
+    node.setRetention(new NodeSnapshotStorage({ node, catalog, snapshotEveryEntries: this.#options.snapshotEveryEntries ?? snapshotEveryEntriesDefault, log: this.#log }))
+  }
+
+  /** What a link offers a replica beyond retention: the newest trusted image, when it starts at or after the WAL's tail. */
+  #snapshotSource(): SnapshotChunkSource | undefined {
+    const catalog = this.#catalog
+    if (catalog === undefined) return undefined
+    return {
+      readChunk: (request) => catalog.readChunk(request),
+      offerFor: (durableLsn) => {
+        const newest = catalog.newest()
+        if (newest === undefined || newest.appliedIndex <= durableLsn || newest.appliedIndex < this.#options.node.wal.tail) return undefined
+        const manifest = catalog.manifestBytesOf(newest.appliedIndex)
+        if (manifest === undefined) return undefined
+        this.#log(`cluster: a replica at ${durableLsn} is beyond the WAL tail ${this.#options.node.wal.tail}: offering the snapshot at ${newest.appliedIndex}`, { level: 'warn' })
+        return { appliedIndex: newest.appliedIndex, manifest }
+      },
+    }
+  }
+
   async #startReplicaServer(): Promise<void> {
     const { node, peerListen, nodeId } = this.#options
     const state = node.replicaState()
@@ -288,6 +323,15 @@ export class ClusterNode {
       },
       host: peerListen.host,
       port: this.#boundPeerPort ?? peerListen.port,
+      snapshot: {
+        directory: path.join(path.dirname(node.store.directory), 'rebuild'),
+        clusterId: node.clusterId,
+        onStaged: (manifest) => {
+          this.#log(`cluster: snapshot at ${manifest.appliedIndex} staged (state hash ${manifest.stateHash.hash.slice(0, 12)}…): reopening to install it`, { level: 'warn' })
+          this.#options.onSnapshotStaged?.(manifest.appliedIndex)
+        },
+        onFailed: (error) => this.#log(`cluster: snapshot transfer: ${error.message}`, { level: 'warn' }),
+      },
     })
     this.#boundPeerPort = this.#replicaServer.address.port
   }
@@ -338,6 +382,7 @@ export class ClusterNode {
   /** One link per replica of the assignment that registered an address; a new address restarts its link. */
   #syncLinks(run: PrimaryRun): void {
     const { node, nodeId } = this.#options
+    const snapshotSource = this.#snapshotSource()
     for (const replicaId of run.assignment.replicaIds) {
       const address = parsePeerAddress(this.#members.find((member) => member.nodeId === replicaId)?.endpoint?.dataAddress ?? '')
       if (address === undefined) continue
@@ -364,6 +409,7 @@ export class ClusterNode {
           this.#log(`cluster: replica ${replicaId} holds epoch ${epoch}: this primary (epoch ${run.assignment.epoch}) is deposed`, { level: 'warn' })
           this.#options.gate.depose()
         },
+        ...(snapshotSource === undefined ? {} : { snapshotSource }),
       })
       run.links.set(replicaId, link)
       link.start()

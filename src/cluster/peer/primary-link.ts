@@ -68,6 +68,12 @@ export interface PrimaryLinkOptions {
 /** The primary's trusted images, as the link serves them. */
 export interface SnapshotChunkSource {
   readChunk(request: { readonly appliedIndex: number; readonly file: string; readonly offset: number; readonly bytes: number }): Promise<Buffer>
+  /**
+   * A trusted image to rebuild a replica whose durable LSN lies below the
+   * WAL's tail (its next entries were recycled): the link offers it on its
+   * own instead of shipping. Absent, or undefined, the link ships as usual.
+   */
+  offerFor?(durableLsn: number): { readonly appliedIndex: number; readonly manifest: Buffer } | undefined
 }
 
 /** Chunk reads one connection may have running at once: more is a misbehaving replica. */
@@ -109,6 +115,8 @@ interface Live {
   inFlightBytes: number
   handshakeTimer: NodeJS.Timeout | undefined
   chunkReads: number
+  /** A snapshot was offered on this connection: no entries are shipped on it. */
+  rebuilding: boolean
 }
 
 /** The outcome of the handshake of a given connection generation. */
@@ -295,6 +303,7 @@ export class PrimaryLink {
       connection,
       phase: 'dialing',
       chunkReads: 0,
+      rebuilding: false,
       cutLsn: 0,
       shippedLsn: 0,
       ackedLsn: 0,
@@ -411,8 +420,8 @@ export class PrimaryLink {
     const live = this.#live
     if (live === undefined || live.phase !== 'matched' || this.#options.snapshotSource === undefined) return false
     if (this.#offer?.generation === live.generation && this.#offer.appliedIndex === appliedIndex) return true
-    // Live shipping would only be refused above the replica's gap: it stops while the image travels.
-    this.setFollow(false)
+    // Shipping would only be refused above the replica's gap: it stops on this connection while the image travels.
+    live.rebuilding = true
     this.#offer = { generation: live.generation, appliedIndex, staged: false, bytesServed: 0 }
     live.connection.send(this.#options.epoch, { kind: 'snapshot_offer', manifest })
     return true
@@ -495,6 +504,11 @@ export class PrimaryLink {
     this.#movePin(durableLsn)
     this.#startHeartbeat()
     this.#options.onAck?.(Lsn.of(durableLsn))
+    // Beyond retention: what the replica needs next was recycled, so it is rebuilt from a snapshot first.
+    if (durableLsn < this.#options.wal.tail) {
+      const offer = this.#options.snapshotSource?.offerFor?.(durableLsn)
+      if (offer !== undefined && this.offerSnapshot(offer.appliedIndex, offer.manifest)) return
+    }
     this.#pump()
   }
 
@@ -553,7 +567,7 @@ export class PrimaryLink {
   #pump(): void {
     if (this.#pumping) return
     const live = this.#live
-    if (live === undefined || live.phase !== 'matched') return
+    if (live === undefined || live.phase !== 'matched' || live.rebuilding) return
     this.#pumping = true
     this.#shipWhileRoom(live)
       .catch((error: unknown) => {
