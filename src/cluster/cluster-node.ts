@@ -24,7 +24,7 @@ import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { InvariantViolation } from '../domain/index.ts'
 import { CommitTracker, Epoch, Lsn, lineageSafeLsn, type DurabilityMode, type ReplicaId, type ReplicaState } from '../replication/index.ts'
-import type { LedgerNode, NodeLog } from '../server/index.ts'
+import type { LedgerNode, NodeLog, SnapshotStatusView } from '../server/index.ts'
 import {
   EtcdAssignmentSource,
   EtcdCoordinator,
@@ -37,7 +37,7 @@ import {
   type ReplicaStateReport,
 } from './etcd/index.ts'
 import { PrimaryLink, ReplicaServer, parsePeerAddress, type LinkTuning, type PeerAddress, type SnapshotChunkSource } from './peer/index.ts'
-import { NodeSnapshotStorage, SnapshotCatalog } from './snapshot/index.ts'
+import { NodeSnapshotStorage, SnapshotCatalog, type TransferProgress } from './snapshot/index.ts'
 
 /**
  * The lease gate the `LedgerNode` is opened with (`replicated.canAcknowledge`)
@@ -127,6 +127,8 @@ export class ClusterNode {
   #boundPeerPort: number | undefined
   /** Trusted snapshots of this node's store (docs/cluster.md, "Snapshots and rebuild"). */
   #catalog: SnapshotCatalog | undefined
+  /** The image this replica receives (or last received): `/_/cluster`. */
+  #receiving: { progress: TransferProgress; staged: boolean; filesLogged: number } | undefined
 
   private constructor(options: ClusterNodeOptions) {
     this.#options = options
@@ -290,6 +292,34 @@ export class ClusterNode {
     const catalog = await SnapshotCatalog.open({ directory: path.join(path.dirname(node.store.directory), 'snapshots'), log: (message) => this.#log(message) })
     this.#catalog = catalog
     node.setRetention(new NodeSnapshotStorage({ node, catalog, snapshotEveryEntries: this.#options.snapshotEveryEntries ?? snapshotEveryEntriesDefault, log: this.#log }))
+    node.setSnapshotStatus(() => this.#snapshotStatus())
+  }
+
+  #snapshotStatus(): SnapshotStatusView {
+    const newest = this.#catalog?.newest()
+    const receiving = this.#receiving
+    const serving: { replicaId: string; appliedIndex: number; bytesServed: number; staged: boolean }[] = []
+    for (const [replicaId, link] of this.#primary?.links ?? []) {
+      const offer = link.snapshotOffer
+      if (offer !== undefined) serving.push({ replicaId, appliedIndex: offer.appliedIndex, bytesServed: offer.bytesServed, staged: offer.staged })
+    }
+    return {
+      newest: newest === undefined ? undefined : { appliedIndex: newest.appliedIndex, stateHash: newest.stateHash.hash },
+      receiving: receiving === undefined ? undefined : { ...receiving.progress, staged: receiving.staged },
+      serving,
+    }
+  }
+
+  /** Progress of a received image: shown in `/_/cluster`, logged as each file verifies. */
+  #receiveProgress(progress: TransferProgress): void {
+    const previous = this.#receiving
+    const current = previous?.progress.appliedIndex === progress.appliedIndex ? previous : { progress, staged: false, filesLogged: 0 }
+    current.progress = progress
+    this.#receiving = current
+    if (progress.filesVerified > current.filesLogged) {
+      current.filesLogged = progress.filesVerified
+      this.#log(`cluster: snapshot at ${progress.appliedIndex}: ${progress.filesVerified}/${progress.filesTotal} files, ${progress.bytesReceived}/${progress.bytesTotal} bytes verified (${progress.bytesResumed} resumed, ${progress.chunksRefetched} chunks fetched again)`)
+    }
   }
 
   /** What a link offers a replica beyond retention: the newest trusted image, when it starts at or after the WAL's tail. */
@@ -326,7 +356,9 @@ export class ClusterNode {
       snapshot: {
         directory: path.join(path.dirname(node.store.directory), 'rebuild'),
         clusterId: node.clusterId,
+        onProgress: (progress) => this.#receiveProgress(progress),
         onStaged: (manifest) => {
+          if (this.#receiving !== undefined) this.#receiving.staged = true
           this.#log(`cluster: snapshot at ${manifest.appliedIndex} staged (state hash ${manifest.stateHash.hash.slice(0, 12)}…): reopening to install it`, { level: 'warn' })
           this.#options.onSnapshotStaged?.(manifest.appliedIndex)
         },

@@ -36,7 +36,7 @@ import {
   outcomeUnknown,
   replicationMetaKey,
 } from './replicated.ts'
-import type { NodeClusterStatus, NodeRole, ReplicatedEntry, ReplicatedModeOptions, StateHash } from './replicated.ts'
+import type { SnapshotStatusView, NodeClusterStatus, NodeRole, ReplicatedEntry, ReplicatedModeOptions, StateHash } from './replicated.ts'
 
 export interface LedgerNodeOptions {
   readonly dataDirectory: string
@@ -155,6 +155,7 @@ export class LedgerNode implements Sequencer {
   private transitions: Promise<void> = Promise.resolve()
   private stateHashValue: StateHash | undefined
   private retention: NodeRetentionHooks | undefined
+  private snapshotStatus: (() => SnapshotStatusView) | undefined
 
   private constructor(
     readonly store: Store,
@@ -561,7 +562,13 @@ export class LedgerNode implements Sequencer {
       stateHash: this.stateHashValue,
       caughtUp: this.caughtUp(),
       heldAcknowledgements: this.heldResults.length,
+      ...(this.snapshotStatus === undefined ? {} : { snapshots: this.snapshotStatus() }),
     }
+  }
+
+  /** Cluster mode's snapshot figures, shown by `clusterStatus()` (`/_/cluster`). */
+  setSnapshotStatus(source: (() => SnapshotStatusView) | undefined): void {
+    this.snapshotStatus = source
   }
 
   /** The rolling state hash after the applied index (undefined when not kept). */

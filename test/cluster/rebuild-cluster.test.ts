@@ -26,6 +26,7 @@ interface ClusterView {
   appliedIndex: number
   caughtUp: boolean
   stateHash?: { index: number; hash: string }
+  snapshots?: { newest?: { appliedIndex: number; stateHash: string } }
 }
 
 async function freePort(): Promise<number> {
@@ -96,8 +97,11 @@ test('a replica down while the primary recycles its WAL comes back rebuilt from 
     await killTally(lagging.server as ServerProcess)
     lagging.server = undefined
     for (let i = 11; i <= 150; i++) await write(i)
-    const before = await view(primary)
-    assert.ok(before !== undefined)
+    const before = await until('the primary holds a trusted snapshot', async () => {
+      const seen = await view(primary)
+      return seen?.snapshots?.newest !== undefined && seen.snapshots.newest.appliedIndex > 10 ? seen : undefined
+    })
+    assert.match(before.snapshots?.newest?.stateHash ?? '', /^[0-9a-f]{64}$/)
 
     // n3 restarts: it is offered the snapshot, stages it and stops to install it (exit 75), as its supervisor would see.
     const rejoined = await start(lagging)
