@@ -6,7 +6,7 @@ import { LedgerNode } from '../server/index.ts'
 import { bodyBytesMaxFor, buildApi, transportLimitsDefault } from '../api/index.ts'
 import type { TransportLimits } from '../api/index.ts'
 import { cacheGenerationBytesMaxDefault, cacheRotationThresholdDefault } from '../cache/index.ts'
-import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, loadAuditCheckpointSettings } from '../server/index.ts'
+import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, checkpointEntriesDefault, loadAuditCheckpointSettings, walRetainEntriesDefault } from '../server/index.ts'
 import type { AuditCheckpointSettings } from '../server/index.ts'
 import { nodeLogLines, parseLogLevel, prettyLines } from './log-lines.ts'
 import { isIP } from 'node:net'
@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs'
 import { SigningKey, audienceDefault, builtInIssuerDefault, loadApiClients, tokenSecondsDefault } from '../api/index.ts'
 import type { ApiOptions, AuthOptions } from '../api/index.ts'
 import { AcknowledgementGate, ClusterNode, ControlPlaneUnavailable, EtcdControlPlane, formatAddress, isNodeId, parseClusterUrl, sharedClusterId } from '../cluster/index.ts'
+import { installStagedSnapshot } from '../cluster/snapshot/index.ts'
 import { forwardWritesToPrimary } from '../cluster/forward.ts'
 import { durabilityModes, validateDurability, type DurabilityMode, type ReplicaId } from '../replication/index.ts'
 import { parsePeerAddress } from '../cluster/peer/index.ts'
@@ -42,6 +43,12 @@ Options (each also read from the environment variable shown):
   --idle-timeout-ms MS            idle keep-alive closed    [TALLY_IDLE_TIMEOUT_MS, default ${transportLimitsDefault.idleTimeoutMs}]
   --connections-max N             open connections bound    [TALLY_CONNECTIONS_MAX, default ${transportLimitsDefault.connectionsMax}]
   --shutdown-grace-ms MS          drain bound at shutdown   [TALLY_SHUTDOWN_GRACE_MS, default ${transportLimitsDefault.shutdownGraceMs}]
+  --checkpoint-entries N          applied entries between store checkpoints (and, in a
+                                  cluster, snapshot checks) [TALLY_CHECKPOINT_ENTRIES, default ${checkpointEntriesDefault}]
+  --wal-retain-entries N          WAL entries kept below a checkpoint
+                                                            [TALLY_WAL_RETAIN_ENTRIES, default ${walRetainEntriesDefault}]
+  --wal-segment-bytes-max B       WAL segment size; recycling drops whole segments
+                                                            [TALLY_WAL_SEGMENT_BYTES_MAX, default 64 MiB]
   --audit-key FILE                sign audit checkpoints with this key, kept outside --data
                                   (tally audit-key makes one)  [TALLY_AUDIT_KEY]
   --audit-checkpoint-entries N    audit entries between two checkpoints
@@ -93,6 +100,9 @@ export interface ServeSettings {
   readonly transport: TransportLimits
   readonly auditKeyFile?: string
   readonly auditCheckpointEntries?: number
+  readonly checkpointEntries?: number
+  readonly walRetainEntries?: number
+  readonly walSegmentBytesMax?: number
   readonly auditCheckpointFile?: string
   readonly logLevel: string
   readonly tls?: { readonly certFile: string; readonly keyFile: string }
@@ -136,6 +146,9 @@ const integerFlags = {
   'audit-checkpoint-entries': 'TALLY_AUDIT_CHECKPOINT_ENTRIES',
   'cluster-size': 'TALLY_CLUSTER_SIZE',
   'cluster-lease-ttl-seconds': 'TALLY_CLUSTER_LEASE_TTL_SECONDS',
+  'checkpoint-entries': 'TALLY_CHECKPOINT_ENTRIES',
+  'wal-retain-entries': 'TALLY_WAL_RETAIN_ENTRIES',
+  'wal-segment-bytes-max': 'TALLY_WAL_SEGMENT_BYTES_MAX',
 } as const
 type IntegerFlag = keyof typeof integerFlags
 
@@ -236,6 +249,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
     transport,
     ...(auditKey === undefined ? {} : { auditKeyFile: path.resolve(auditKey.value) }),
     ...(auditEntries === undefined ? {} : { auditCheckpointEntries: auditEntries }),
+    ...(optionalInteger('checkpoint-entries') === undefined ? {} : { checkpointEntries: optionalInteger('checkpoint-entries') as number }),
+    ...(optionalInteger('wal-retain-entries') === undefined ? {} : { walRetainEntries: optionalInteger('wal-retain-entries') as number }),
+    ...(optionalInteger('wal-segment-bytes-max') === undefined ? {} : { walSegmentBytesMax: optionalInteger('wal-segment-bytes-max') as number }),
     ...(auditFile === undefined ? {} : { auditCheckpointFile: path.resolve(auditFile.value) }),
     logLevel: logLevelOf(logLevel?.value ?? 'info'),
   }
@@ -484,12 +500,17 @@ export async function serveCommand(argv: string[]): Promise<number> {
   try {
     await checkPortFree(settings.host, settings.port)
     prepareDataDirectory(settings.dataDirectory)
+    // A replica rebuilt from a snapshot: the image its replica server staged is installed before the node opens (docs/cluster.md).
+    if (cluster !== undefined && clusterId !== undefined) await installStagedSnapshot({ dataDirectory: settings.dataDirectory, clusterId, log })
     log(`opening ${settings.dataDirectory}`)
     node = await LedgerNode.open({
       dataDirectory: settings.dataDirectory,
       ...(cluster === undefined || clusterId === undefined ? {} : { clusterId, replicated: { nodeId: cluster.nodeId, canAcknowledge: () => gate.canAcknowledge() } }),
       ...(settings.cacheRotationThreshold === undefined ? {} : { cacheRotationThreshold: settings.cacheRotationThreshold }),
       ...(settings.cacheGenerationBytesMax === undefined ? {} : { cacheGenerationBytesMax: settings.cacheGenerationBytesMax }),
+      ...(settings.checkpointEntries === undefined ? {} : { checkpointEntries: settings.checkpointEntries }),
+      ...(settings.walRetainEntries === undefined ? {} : { walRetainEntries: settings.walRetainEntries }),
+      ...(settings.walSegmentBytesMax === undefined ? {} : { walSegmentBytesMax: settings.walSegmentBytesMax }),
       log,
       ...(auditCheckpoints === undefined ? {} : { auditCheckpoints }),
     })
@@ -513,6 +534,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     logger: { level: settings.logLevel, stream: logStream },
     ...security,
   })
+  let requestStop: ((why: string, code: number) => void) | undefined
+  let stagedBeforeListening = false
   if (cluster !== undefined) {
     forwardWritesToPrimary(app, { nodeId: cluster.nodeId, primaryAddress: () => (runtime?.role === 'replica' ? runtime.primaryHttpAddress() : undefined), refusal: () => runtime?.writeRefusal(), scheme: security.tls === undefined ? 'http' : 'https' })
   }
@@ -538,6 +561,12 @@ export async function serveCommand(argv: string[]): Promise<number> {
         httpAddress,
         leaseTtlSeconds: cluster.leaseTtlSeconds,
         bootstrap: { members: cluster.size, durability: cluster.durability },
+        ...(settings.checkpointEntries === undefined ? {} : { snapshotEveryEntries: settings.checkpointEntries }),
+        // The replica server staged a snapshot: the node stops (exit 75) so that its supervisor restarts it, and it installs the image before it opens.
+        onSnapshotStaged: () => {
+          if (requestStop === undefined) stagedBeforeListening = true
+          else requestStop('snapshot staged for a rebuild', 75)
+        },
         log,
       })
     } catch (error) {
@@ -551,7 +580,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   return new Promise<number>((resolve) => {
     let stopping = false
-    const stop = (signal: string): void => {
+    const stop = (signal: string, code = 0): void => {
       if (stopping) return
       stopping = true
       log(`${signal}: draining and shutting down`)
@@ -562,7 +591,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
         .then(() => control?.close())
         .then(() => {
           log('stopped cleanly')
-          resolve(0)
+          resolve(code)
         })
         .catch((error: unknown) => {
           log(`shutdown failed: ${String(error)}`, { level: 'error' })
@@ -570,6 +599,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
         })
     }
     // Before announcing the address: a supervisor may signal as soon as it reads it.
+    requestStop = stop
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))
     const address = app.server.address()
@@ -578,6 +608,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     log(`tally listening on ${scheme}://${bound} (applied index ${node.fsm.appliedIndex})`, { auth: security.auth === undefined ? 'off' : 'on', tls: security.tls === undefined ? 'off' : 'on' })
     if (security.auth === undefined && !isLoopback(settings.host)) log(`no --auth-clients on ${settings.host}: anyone who reaches the port can move money`, { level: 'warn' })
     process.stdout.write(`listening ${bound}\n`)
+    if (stagedBeforeListening) stop('snapshot staged for a rebuild', 75)
   })
 }
 

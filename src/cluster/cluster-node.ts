@@ -20,10 +20,11 @@
  * Role changes run one at a time. Every etcd call may fail (etcd
  * unreachable): the runtime logs it and tries again on its next tick.
  */
+import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { InvariantViolation } from '../domain/index.ts'
 import { CommitTracker, Epoch, Lsn, lineageSafeLsn, type DurabilityMode, type ReplicaId, type ReplicaState } from '../replication/index.ts'
-import type { LedgerNode, NodeLog } from '../server/index.ts'
+import type { LedgerNode, NodeLog, SnapshotStatusView } from '../server/index.ts'
 import {
   EtcdAssignmentSource,
   EtcdCoordinator,
@@ -35,7 +36,8 @@ import {
   type MonotonicClock,
   type ReplicaStateReport,
 } from './etcd/index.ts'
-import { PrimaryLink, ReplicaServer, parsePeerAddress, type LinkTuning, type PeerAddress } from './peer/index.ts'
+import { PrimaryLink, ReplicaServer, parsePeerAddress, type LinkTuning, type PeerAddress, type SnapshotChunkSource } from './peer/index.ts'
+import { NodeSnapshotStorage, SnapshotCatalog, type TransferProgress } from './snapshot/index.ts'
 import { RecoveryLogRing, type ClusterRuntimeView, type ReplicaView } from './runtime-status.ts'
 
 /**
@@ -80,6 +82,10 @@ export interface ClusterNodeOptions {
   readonly link?: LinkTuning
   readonly log?: NodeLog
   readonly clock?: MonotonicClock
+  /** A snapshot is taken at a store checkpoint once the newest is this many entries behind (default 10 000). */
+  readonly snapshotEveryEntries?: number
+  /** The replica server staged a snapshot to rebuild from: the node must reopen (its data directory installs it first). */
+  readonly onSnapshotStaged?: (appliedIndex: number) => void
 }
 
 export type ClusterRole = 'starting' | 'primary' | 'replica' | 'stopped'
@@ -98,6 +104,7 @@ interface PrimaryRun {
 }
 
 export const clusterTickMsDefault = 250
+export const snapshotEveryEntriesDefault = 10_000
 
 export class ClusterNode {
   readonly #options: ClusterNodeOptions
@@ -122,6 +129,10 @@ export class ClusterNode {
   /** The recent recovery log operators read in `/_/cluster`: every line this runtime logs, bounded. */
   readonly #recoveryLog = new RecoveryLogRing()
   #primaryChanges = 0
+  /** Trusted snapshots of this node's store (docs/cluster.md, "Snapshots and rebuild"). */
+  #catalog: SnapshotCatalog | undefined
+  /** The image this replica receives (or last received): `/_/cluster`. */
+  #receiving: { progress: TransferProgress; staged: boolean; filesLogged: number } | undefined
 
   private constructor(options: ClusterNodeOptions) {
     this.#options = options
@@ -141,6 +152,7 @@ export class ClusterNode {
   static async start(options: ClusterNodeOptions): Promise<ClusterNode> {
     const runtime = new ClusterNode(options)
     try {
+      await runtime.#openSnapshots()
       await runtime.#startReplicaServer()
       runtime.#role = 'replica'
       runtime.#registration = await NodeRegistration.register(options.control, {
@@ -324,6 +336,59 @@ export class ClusterNode {
     this.#log(`cluster: replica at epoch ${assignment.epoch} of primary ${assignment.primaryId}`)
   }
 
+  /** Snapshots are taken at checkpoints, and the WAL is kept from the newest one on, whatever this node's role. */
+  async #openSnapshots(): Promise<void> {
+    const { node } = this.#options
+    const catalog = await SnapshotCatalog.open({ directory: path.join(path.dirname(node.store.directory), 'snapshots'), log: (message) => this.#log(message) })
+    this.#catalog = catalog
+    node.setRetention(new NodeSnapshotStorage({ node, catalog, snapshotEveryEntries: this.#options.snapshotEveryEntries ?? snapshotEveryEntriesDefault, log: this.#log }))
+    node.setSnapshotStatus(() => this.#snapshotStatus())
+  }
+
+  #snapshotStatus(): SnapshotStatusView {
+    const newest = this.#catalog?.newest()
+    const receiving = this.#receiving
+    const serving: { replicaId: string; appliedIndex: number; bytesServed: number; staged: boolean }[] = []
+    for (const [replicaId, link] of this.#primary?.links ?? []) {
+      const offer = link.snapshotOffer
+      if (offer !== undefined) serving.push({ replicaId, appliedIndex: offer.appliedIndex, bytesServed: offer.bytesServed, staged: offer.staged })
+    }
+    return {
+      newest: newest === undefined ? undefined : { appliedIndex: newest.appliedIndex, stateHash: newest.stateHash.hash },
+      receiving: receiving === undefined ? undefined : { ...receiving.progress, staged: receiving.staged },
+      serving,
+    }
+  }
+
+  /** Progress of a received image: shown in `/_/cluster`, logged as each file verifies. */
+  #receiveProgress(progress: TransferProgress): void {
+    const previous = this.#receiving
+    const current = previous?.progress.appliedIndex === progress.appliedIndex ? previous : { progress, staged: false, filesLogged: 0 }
+    current.progress = progress
+    this.#receiving = current
+    if (progress.filesVerified > current.filesLogged) {
+      current.filesLogged = progress.filesVerified
+      this.#log(`cluster: snapshot at ${progress.appliedIndex}: ${progress.filesVerified}/${progress.filesTotal} files, ${progress.bytesReceived}/${progress.bytesTotal} bytes verified (${progress.bytesResumed} resumed, ${progress.chunksRefetched} chunks fetched again)`)
+    }
+  }
+
+  /** What a link offers a replica beyond retention: the newest trusted image, when it starts at or after the WAL's tail. */
+  #snapshotSource(): SnapshotChunkSource | undefined {
+    const catalog = this.#catalog
+    if (catalog === undefined) return undefined
+    return {
+      readChunk: (request) => catalog.readChunk(request),
+      offerFor: (durableLsn) => {
+        const newest = catalog.newest()
+        if (newest === undefined || newest.appliedIndex <= durableLsn || newest.appliedIndex < this.#options.node.wal.tail) return undefined
+        const manifest = catalog.manifestBytesOf(newest.appliedIndex)
+        if (manifest === undefined) return undefined
+        this.#log(`cluster: a replica at ${durableLsn} is beyond the WAL tail ${this.#options.node.wal.tail}: offering the snapshot at ${newest.appliedIndex}`, { level: 'warn' })
+        return { appliedIndex: newest.appliedIndex, manifest }
+      },
+    }
+  }
+
   async #startReplicaServer(): Promise<void> {
     const { node, peerListen, nodeId } = this.#options
     const state = node.replicaState()
@@ -338,6 +403,17 @@ export class ClusterNode {
       },
       host: peerListen.host,
       port: this.#boundPeerPort ?? peerListen.port,
+      snapshot: {
+        directory: path.join(path.dirname(node.store.directory), 'rebuild'),
+        clusterId: node.clusterId,
+        onProgress: (progress) => this.#receiveProgress(progress),
+        onStaged: (manifest) => {
+          if (this.#receiving !== undefined) this.#receiving.staged = true
+          this.#log(`cluster: snapshot at ${manifest.appliedIndex} staged (state hash ${manifest.stateHash.hash.slice(0, 12)}…): reopening to install it`, { level: 'warn' })
+          this.#options.onSnapshotStaged?.(manifest.appliedIndex)
+        },
+        onFailed: (error) => this.#log(`cluster: snapshot transfer: ${error.message}`, { level: 'warn' }),
+      },
     })
     this.#boundPeerPort = this.#replicaServer.address.port
   }
@@ -388,6 +464,7 @@ export class ClusterNode {
   /** One link per replica of the assignment that registered an address; a new address restarts its link. */
   #syncLinks(run: PrimaryRun): void {
     const { node, nodeId } = this.#options
+    const snapshotSource = this.#snapshotSource()
     for (const replicaId of run.assignment.replicaIds) {
       const address = parsePeerAddress(this.#members.find((member) => member.nodeId === replicaId)?.endpoint?.dataAddress ?? '')
       if (address === undefined) continue
@@ -414,6 +491,7 @@ export class ClusterNode {
           this.#log(`cluster: replica ${replicaId} holds epoch ${epoch}: this primary (epoch ${run.assignment.epoch}) is deposed`, { level: 'warn' })
           this.#options.gate.depose()
         },
+        ...(snapshotSource === undefined ? {} : { snapshotSource }),
       })
       run.links.set(replicaId, link)
       link.start()

@@ -36,7 +36,7 @@ import {
   outcomeUnknown,
   replicationMetaKey,
 } from './replicated.ts'
-import type { NodeClusterStatus, NodeRole, ReplicatedEntry, ReplicatedModeOptions, StateHash } from './replicated.ts'
+import type { SnapshotStatusView, NodeClusterStatus, NodeRole, ReplicatedEntry, ReplicatedModeOptions, StateHash } from './replicated.ts'
 
 export interface LedgerNodeOptions {
   readonly dataDirectory: string
@@ -166,6 +166,8 @@ export class LedgerNode implements Sequencer {
   /** Role changes and replicated appends run one at a time (they may truncate the WAL). */
   private transitions: Promise<void> = Promise.resolve()
   private stateHashValue: StateHash | undefined
+  private retention: NodeRetentionHooks | undefined
+  private snapshotStatus: (() => SnapshotStatusView) | undefined
 
   private constructor(
     readonly store: Store,
@@ -524,8 +526,19 @@ export class LedgerNode implements Sequencer {
       this.options.log?.(`slow checkpoint at index ${index}: ${elapsedMs.toFixed(0)} ms`, { level: 'warn', index, durationMs: Math.round(elapsedMs), slowCheckpointMs })
     }
     this.checkpointIndex = index
-    const recyclable = index - (this.options.walRetainEntries ?? walRetainEntriesDefault)
+    this.retention?.onCheckpoint?.(index)
+    // History a rebuild still needs (a pinned WAL range, the tail after the newest snapshot) is never recycled.
+    const recyclable = Math.min(index - (this.options.walRetainEntries ?? walRetainEntriesDefault), this.retention?.recycleFloor?.() ?? Number.POSITIVE_INFINITY)
     if (recyclable > this.wal.tail) await this.wal.recycle(recyclable)
+  }
+
+  /**
+   * Cluster mode's say in checkpoints (docs/cluster.md, "Snapshots and
+   * rebuild"): `onCheckpoint` after each synced checkpoint (snapshots are
+   * taken there), `recycleFloor` the highest LSN the WAL may be recycled to.
+   */
+  setRetention(hooks: NodeRetentionHooks | undefined): void {
+    this.retention = hooks
   }
 
   private deliver(result: ProposalResult): void {
@@ -577,7 +590,13 @@ export class LedgerNode implements Sequencer {
       stateHash: this.stateHashValue,
       caughtUp: this.caughtUp(),
       heldAcknowledgements: this.heldResults.length,
+      ...(this.snapshotStatus === undefined ? {} : { snapshots: this.snapshotStatus() }),
     }
+  }
+
+  /** Cluster mode's snapshot figures, shown by `clusterStatus()` (`/_/cluster`). */
+  setSnapshotStatus(source: (() => SnapshotStatusView) | undefined): void {
+    this.snapshotStatus = source
   }
 
   /** The rolling state hash after the applied index (undefined when not kept). */
@@ -988,6 +1007,12 @@ export class LedgerNode implements Sequencer {
 /** One turn of the event loop (I/O callbacks, timers), not only the microtask queue. */
 function yieldTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve))
+}
+
+/** See `LedgerNode.setRetention`. */
+export interface NodeRetentionHooks {
+  onCheckpoint?(index: number): void
+  recycleFloor?(): number
 }
 
 /** The last WAL fdatasync's duration, shared by the WAL's I/O hook and the node. */

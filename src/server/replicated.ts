@@ -172,4 +172,25 @@ export interface NodeClusterStatus {
   readonly caughtUp: boolean
   /** Results held by the lease gate. */
   readonly heldAcknowledgements: number
+  /** Snapshots and base transfers (cluster mode; docs/cluster.md, "Snapshots and rebuild"). */
+  readonly snapshots?: SnapshotStatusView
+}
+
+/** What `/_/cluster` shows of trusted snapshots and base transfers. */
+export interface SnapshotStatusView {
+  /** The newest trusted image of this node's store. */
+  readonly newest: { readonly appliedIndex: number; readonly stateHash: string } | undefined
+  /** The image this replica is receiving (or last received) to be rebuilt from. */
+  readonly receiving: {
+    readonly appliedIndex: number
+    readonly bytesTotal: number
+    readonly bytesReceived: number
+    readonly bytesResumed: number
+    readonly filesTotal: number
+    readonly filesVerified: number
+    readonly chunksRefetched: number
+    readonly staged: boolean
+  } | undefined
+  /** Images this primary serves to replicas being rebuilt. */
+  readonly serving: readonly { readonly replicaId: string; readonly appliedIndex: number; readonly bytesServed: number; readonly staged: boolean }[]
 }

@@ -11,8 +11,13 @@
  * connection is lost, every later call for the session reports `ok: false`
  * (the driver invalidates it and starts a new one, which redials).
  *
- * Base transfer (snapshots, full base copies) is not part of this transport
- * yet: see docs/cluster.md, "Peer protocol".
+ * Base transfer (docs/cluster.md, "Snapshots and rebuild"): `transferSnapshot`
+ * offers a trusted image on the session's matched connection and the replica
+ * pulls it into its staging directory. A staged image is installed when the
+ * replica's node reopens on it, which ends the connection: the call then
+ * reports `snapshot_staged_reopen_required` and the next session finds the
+ * replica at the snapshot's LSN and catches it up with the WAL tail. Full
+ * base copies are refused (`full_base_unsupported`).
  */
 import { invariant } from '../../domain/index.ts'
 import {
@@ -28,11 +33,18 @@ import {
   type TransferReport,
   type TruncateReport,
   type WalStreamer,
+  type BaseTransfer,
+  type BaseTransferReport,
 } from '../../replication/index.ts'
 import type { Wal } from '../../wal/index.ts'
-import { PrimaryLink, type PeerAddress, type PrimaryLinkOptions } from './primary-link.ts'
+import { PrimaryLink, type PeerAddress, type PrimaryLinkOptions, type SnapshotChunkSource } from './primary-link.ts'
 
-export type LinkTuning = Omit<PrimaryLinkOptions, 'localId' | 'replicaId' | 'address' | 'wal' | 'epoch' | 'committedLsn' | 'onAck' | 'onDeposed'>
+/** The primary's trusted images (a `SnapshotCatalog`). */
+export interface SnapshotOfferSource extends SnapshotChunkSource {
+  manifestBytesOf(appliedIndex: number): Buffer | undefined
+}
+
+export type LinkTuning = Omit<PrimaryLinkOptions, 'localId' | 'replicaId' | 'address' | 'wal' | 'epoch' | 'committedLsn' | 'onAck' | 'onDeposed' | 'snapshotSource'>
 
 export interface PeerTransportOptions {
   readonly localId: string
@@ -45,6 +57,8 @@ export interface PeerTransportOptions {
   readonly onAck?: (replicaId: ReplicaId, durableLsn: Lsn) => void
   /** Some replica holds a newer epoch: this primary is deposed. */
   readonly onDeposed?: (epoch: number) => void
+  /** Trusted snapshots to rebuild replicas from; absent, `transferSnapshot` is refused. */
+  readonly snapshots?: SnapshotOfferSource
 }
 
 interface SessionBinding {
@@ -62,7 +76,7 @@ export function parsePeerAddress(text: string): PeerAddress | undefined {
   return { host, port }
 }
 
-export class PeerTransport implements ReplicaConnector, WalStreamer, ReplicaTruncator {
+export class PeerTransport implements ReplicaConnector, WalStreamer, ReplicaTruncator, BaseTransfer {
   readonly #options: PeerTransportOptions
   readonly #links = new Map<ReplicaId, PrimaryLink>()
   readonly #sessions = new Map<ReplicaId, SessionBinding>()
@@ -123,6 +137,25 @@ export class PeerTransport implements ReplicaConnector, WalStreamer, ReplicaTrun
     return { ok: true, truncatedToLsn: undefined }
   }
 
+  transferSnapshot(request: { readonly ticket: SessionTicket; readonly snapshotLsn: Lsn }): BaseTransferReport {
+    const snapshots = this.#options.snapshots
+    if (snapshots === undefined) return { ok: false, reason: 'snapshots_disabled' }
+    const link = this.#boundLink(request.ticket)
+    if (typeof link === 'string') return { ok: false, reason: link }
+    const offer = link.snapshotOffer
+    if (offer !== undefined && offer.appliedIndex === request.snapshotLsn && offer.staged) return { ok: false, reason: 'snapshot_staged_reopen_required' }
+    if (offer === undefined || offer.appliedIndex !== request.snapshotLsn) {
+      const manifest = snapshots.manifestBytesOf(request.snapshotLsn)
+      if (manifest === undefined) return { ok: false, reason: 'snapshot_missing' }
+      if (!link.offerSnapshot(request.snapshotLsn, manifest)) return { ok: false, reason: 'not_matched' }
+    }
+    return { ok: true, installedLsn: undefined }
+  }
+
+  transferFullBase(_request: { readonly ticket: SessionTicket; readonly targetLsn: Lsn }): BaseTransferReport {
+    return { ok: false, reason: 'full_base_unsupported' }
+  }
+
   /** Live shipping to a replica whose recovery completed (`DriverReady.completed`). */
   follow(replicaId: ReplicaId): void {
     this.#links.get(replicaId)?.setFollow(true)
@@ -160,6 +193,7 @@ export class PeerTransport implements ReplicaConnector, WalStreamer, ReplicaTrun
       committedLsn: this.#options.committedLsn,
       onAck: (durableLsn) => this.#options.onAck?.(replicaId, durableLsn),
       onDeposed: (epoch) => this.#options.onDeposed?.(epoch),
+      ...(this.#options.snapshots === undefined ? {} : { snapshotSource: this.#options.snapshots }),
     })
     this.#links.set(replicaId, link)
     this.#sessions.delete(replicaId)

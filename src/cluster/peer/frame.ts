@@ -33,6 +33,10 @@ export const frameTypes = {
   ack: 6,
   heartbeat: 7,
   error: 8,
+  snapshotOffer: 9,
+  chunkRequest: 10,
+  chunk: 11,
+  snapshotStaged: 12,
 } as const
 
 export type FrameTypeName = keyof typeof frameTypes

@@ -45,6 +45,14 @@ export type PeerMessage =
   | { readonly kind: 'ack'; readonly durableLsn: number }
   /** primary → replica when idle: keeps the connection alive and carries the committed LSN. */
   | { readonly kind: 'heartbeat'; readonly committedLsn: number }
+  /** primary → replica: rebuild from this trusted snapshot; the replica pulls its files (docs/cluster.md, "Snapshots and rebuild"). */
+  | { readonly kind: 'snapshot_offer'; readonly manifest: Uint8Array }
+  /** replica → primary: bytes [offset, offset + bytes) of one file of the offered image. */
+  | { readonly kind: 'chunk_request'; readonly appliedIndex: number; readonly file: string; readonly offset: number; readonly bytes: number }
+  /** primary → replica: the requested bytes with their CRC-32. */
+  | { readonly kind: 'chunk'; readonly appliedIndex: number; readonly file: string; readonly offset: number; readonly crc32: number; readonly data: Uint8Array }
+  /** replica → primary: every file of the image verified in its staging directory; it installs when its node reopens. */
+  | { readonly kind: 'snapshot_staged'; readonly appliedIndex: number }
   /** either way, then close: why the sender refuses to go on. */
   | { readonly kind: 'error'; readonly reason: string; readonly message: string }
 
@@ -53,6 +61,9 @@ export type PeerMessageKind = PeerMessage['kind']
 export const stringBytesMax = 1024
 export const runsMax = 4096
 /** bytes an entry adds to an entries payload besides its payload */
+/** Bounds of the base transfer's messages: a manifest and one chunk each fit a frame. */
+export const snapshotManifestBytesMax = 256 * 1024
+export const snapshotChunkBytesMax = 4 * 1024 * 1024
 export const shippedEntryOverheadBytes = 8 + 8 + 1 + 4
 
 const typeOfKind: Record<PeerMessageKind, FrameType> = {
@@ -64,6 +75,10 @@ const typeOfKind: Record<PeerMessageKind, FrameType> = {
   ack: frameTypes.ack,
   heartbeat: frameTypes.heartbeat,
   error: frameTypes.error,
+  snapshot_offer: frameTypes.snapshotOffer,
+  chunk_request: frameTypes.chunkRequest,
+  chunk: frameTypes.chunk,
+  snapshot_staged: frameTypes.snapshotStaged,
 }
 
 export function frameTypeOf(kind: PeerMessageKind): FrameType {
@@ -163,6 +178,28 @@ export function encodeMessage(message: PeerMessage): Buffer {
       break
     case 'heartbeat':
       writer.u64(message.committedLsn)
+      break
+    case 'snapshot_offer':
+      invariant(message.manifest.byteLength <= snapshotManifestBytesMax, 'a manifest fits its message')
+      writer.bytes(message.manifest)
+      break
+    case 'chunk_request':
+      invariant(message.bytes <= snapshotChunkBytesMax, 'a chunk fits its message')
+      writer.u64(message.appliedIndex)
+      writer.string(message.file)
+      writer.u64(message.offset)
+      writer.u32(message.bytes)
+      break
+    case 'chunk':
+      invariant(message.data.byteLength <= snapshotChunkBytesMax, 'a chunk fits its message')
+      writer.u64(message.appliedIndex)
+      writer.string(message.file)
+      writer.u64(message.offset)
+      writer.u32(message.crc32)
+      writer.bytes(message.data)
+      break
+    case 'snapshot_staged':
+      writer.u64(message.appliedIndex)
       break
     case 'error':
       writer.string(message.reason.slice(0, 64))
@@ -296,6 +333,23 @@ function decodeFields(type: FrameType, reader: Reader): PeerMessage {
       return { kind: 'heartbeat', committedLsn: reader.u64('committed') }
     case frameTypes.error:
       return { kind: 'error', reason: reader.string('reason'), message: reader.string('message') }
+    case frameTypes.snapshotOffer: {
+      const manifest = reader.bytes('manifest')
+      if (manifest.byteLength > snapshotManifestBytesMax) throw malformed(`a manifest of ${manifest.byteLength} bytes`)
+      return { kind: 'snapshot_offer', manifest }
+    }
+    case frameTypes.chunkRequest: {
+      const message = { kind: 'chunk_request' as const, appliedIndex: reader.u64('snapshot index'), file: reader.string('file'), offset: reader.u64('offset'), bytes: reader.u32('bytes') }
+      if (message.bytes > snapshotChunkBytesMax) throw malformed(`a chunk of ${message.bytes} bytes`)
+      return message
+    }
+    case frameTypes.chunk: {
+      const message = { kind: 'chunk' as const, appliedIndex: reader.u64('snapshot index'), file: reader.string('file'), offset: reader.u64('offset'), crc32: reader.u32('crc'), data: reader.bytes('chunk data') }
+      if (message.data.byteLength > snapshotChunkBytesMax) throw malformed(`a chunk of ${message.data.byteLength} bytes`)
+      return message
+    }
+    case frameTypes.snapshotStaged:
+      return { kind: 'snapshot_staged', appliedIndex: reader.u64('snapshot index') }
     default: {
       const never: never = type
       throw malformed(`unknown frame type ${String(never)}`)

@@ -20,6 +20,7 @@
  * While the link is matched it holds a WAL retention pin at the replica's
  * acknowledged LSN, so what the replica still needs is not recycled.
  */
+import { crc32 } from 'node:zlib'
 import * as net from 'node:net'
 import { invariant } from '../../domain/index.ts'
 import { Lsn, lineageSafeLsn, matchLog, type Epoch, type ReplicaLogView } from '../../replication/index.ts'
@@ -60,6 +61,30 @@ export interface PrimaryLinkOptions {
   readonly onDeposed?: (epoch: number) => void
   /** Every connection lost, with why (tests, logs). */
   readonly onDisconnect?: (error: PeerError) => void
+  /** Where the files of an offered snapshot are read (docs/cluster.md, "Snapshots and rebuild"). */
+  readonly snapshotSource?: SnapshotChunkSource
+}
+
+/** The primary's trusted images, as the link serves them. */
+export interface SnapshotChunkSource {
+  readChunk(request: { readonly appliedIndex: number; readonly file: string; readonly offset: number; readonly bytes: number }): Promise<Buffer>
+  /**
+   * A trusted image to rebuild a replica whose durable LSN lies below the
+   * WAL's tail (its next entries were recycled): the link offers it on its
+   * own instead of shipping. Absent, or undefined, the link ships as usual.
+   */
+  offerFor?(durableLsn: number): { readonly appliedIndex: number; readonly manifest: Buffer } | undefined
+}
+
+/** Chunk reads one connection may have running at once: more is a misbehaving replica. */
+export const chunkReadsMax = 64
+
+/** A snapshot offered on one connection, and whether the replica staged it. */
+export interface SnapshotOffer {
+  readonly generation: number
+  readonly appliedIndex: number
+  staged: boolean
+  bytesServed: number
 }
 
 export const inFlightBytesMaxDefault = 4 * 1024 * 1024
@@ -89,6 +114,9 @@ interface Live {
   readonly inFlight: Array<{ lsn: number; bytes: number }>
   inFlightBytes: number
   handshakeTimer: NodeJS.Timeout | undefined
+  chunkReads: number
+  /** A snapshot was offered on this connection: no entries are shipped on it. */
+  rebuilding: boolean
 }
 
 /** The outcome of the handshake of a given connection generation. */
@@ -108,6 +136,7 @@ export class PrimaryLink {
   #retryTimer: NodeJS.Timeout | undefined
   #heartbeatTimer: NodeJS.Timeout | undefined
   #stopped = false
+  #offer: SnapshotOffer | undefined
   #deposedBy: number | undefined
   #follow = false
   #targetLsn = 0
@@ -273,6 +302,8 @@ export class PrimaryLink {
       generation,
       connection,
       phase: 'dialing',
+      chunkReads: 0,
+      rebuilding: false,
       cutLsn: 0,
       shippedLsn: 0,
       ackedLsn: 0,
@@ -357,17 +388,70 @@ export class PrimaryLink {
         return this.#truncated(live, message.durableLsn)
       case 'ack':
         return this.#ack(live, message.durableLsn)
+      case 'chunk_request':
+        return this.#serveChunk(live, message)
+      case 'snapshot_staged': {
+        const offer = this.#offer
+        if (offer === undefined || offer.generation !== live.generation || offer.appliedIndex !== message.appliedIndex) return this.#fail(live, new PeerError({ reason: 'PROTOCOL', message: `snapshot ${message.appliedIndex} staged, but not offered` }))
+        offer.staged = true
+        return
+      }
       case 'hello':
       case 'truncate':
       case 'entries':
       case 'heartbeat':
       case 'error':
+      case 'snapshot_offer':
+      case 'chunk':
         return this.#fail(live, new PeerError({ reason: 'PROTOCOL', message: `a primary does not take ${message.kind}` }))
       default: {
         const never: never = message
         return this.#fail(live, new PeerError({ reason: 'PROTOCOL', message: `unknown message ${String(never)}` }))
       }
     }
+  }
+
+  /**
+   * Offers a trusted snapshot on the matched connection (once per
+   * connection): the replica pulls its files with chunk requests. False when
+   * no connection is matched or no source is configured.
+   */
+  offerSnapshot(appliedIndex: number, manifest: Uint8Array): boolean {
+    const live = this.#live
+    if (live === undefined || live.phase !== 'matched' || this.#options.snapshotSource === undefined) return false
+    if (this.#offer?.generation === live.generation && this.#offer.appliedIndex === appliedIndex) return true
+    // Shipping would only be refused above the replica's gap: it stops on this connection while the image travels.
+    live.rebuilding = true
+    this.#offer = { generation: live.generation, appliedIndex, staged: false, bytesServed: 0 }
+    live.connection.send(this.#options.epoch, { kind: 'snapshot_offer', manifest })
+    return true
+  }
+
+  /** The snapshot offered on the current connection, if any (progress, staging). */
+  get snapshotOffer(): Readonly<SnapshotOffer> | undefined {
+    const offer = this.#offer
+    return offer !== undefined && offer.generation === this.#live?.generation ? offer : undefined
+  }
+
+  #serveChunk(live: Live, request: Extract<PeerMessage, { kind: 'chunk_request' }>): void {
+    const offer = this.#offer
+    const source = this.#options.snapshotSource
+    if (source === undefined || offer === undefined || offer.generation !== live.generation || offer.appliedIndex !== request.appliedIndex) {
+      return this.#fail(live, new PeerError({ reason: 'PROTOCOL', message: `chunk of snapshot ${request.appliedIndex}, which was not offered` }))
+    }
+    if (live.chunkReads >= chunkReadsMax) return this.#fail(live, new PeerError({ reason: 'PROTOCOL', message: `more than ${chunkReadsMax} chunk requests at once` }))
+    live.chunkReads += 1
+    source
+      .readChunk(request)
+      .then((data) => {
+        if (live.connection.closed) return
+        offer.bytesServed += data.byteLength
+        live.connection.send(this.#options.epoch, { kind: 'chunk', appliedIndex: request.appliedIndex, file: request.file, offset: request.offset, crc32: crc32(data), data })
+      })
+      .catch((error: unknown) => this.#fail(live, new PeerError({ reason: 'PROTOCOL', message: `chunk ${request.file.slice(0, 64)}@${request.offset}: ${(error as Error).message}` })))
+      .finally(() => {
+        live.chunkReads -= 1
+      })
   }
 
   /**
@@ -420,6 +504,11 @@ export class PrimaryLink {
     this.#movePin(durableLsn)
     this.#startHeartbeat()
     this.#options.onAck?.(Lsn.of(durableLsn))
+    // Beyond retention: what the replica needs next was recycled, so it is rebuilt from a snapshot first.
+    if (durableLsn < this.#options.wal.tail) {
+      const offer = this.#options.snapshotSource?.offerFor?.(durableLsn)
+      if (offer !== undefined && this.offerSnapshot(offer.appliedIndex, offer.manifest)) return
+    }
     this.#pump()
   }
 
@@ -478,7 +567,7 @@ export class PrimaryLink {
   #pump(): void {
     if (this.#pumping) return
     const live = this.#live
-    if (live === undefined || live.phase !== 'matched') return
+    if (live === undefined || live.phase !== 'matched' || live.rebuilding) return
     this.#pumping = true
     this.#shipWhileRoom(live)
       .catch((error: unknown) => {

@@ -32,6 +32,8 @@ import {
 import type { Wal, WalRecord } from '../../wal/index.ts'
 import { PeerConnection } from './connection.ts'
 import { readEpochWindow } from './epochs.ts'
+import { decodeManifest, type SnapshotManifest } from '../snapshot/manifest.ts'
+import { receiveSnapshot, type SnapshotChunk, type TransferProgress } from '../snapshot/transfer.ts'
 import { PeerError } from './errors.ts'
 import { frameBytesMaxDefault } from './frame.ts'
 import type { PeerMessage } from './messages.ts'
@@ -85,6 +87,26 @@ export interface ReplicaServerOptions {
   /** Every acknowledgement, as it is sent (tests observe ack ≤ fsynced). */
   readonly onAck?: (durableLsn: number) => void
   readonly faults?: ProtocolFaults
+  /** Base transfer (docs/cluster.md, "Snapshots and rebuild"): absent, an offered snapshot is refused. */
+  readonly snapshot?: ReplicaSnapshotOptions
+}
+
+export interface ReplicaSnapshotOptions {
+  /** Staging directory of received images (`<data>/rebuild`). */
+  readonly directory: string
+  readonly clusterId: string
+  readonly chunkBytes?: number
+  readonly inFlightBytesMax?: number
+  readonly onProgress?: (progress: TransferProgress) => void
+  /** Every file verified in `directory`: the node installs it when it reopens (`installSnapshot`). */
+  readonly onStaged?: (manifest: SnapshotManifest, directory: string) => void
+  readonly onFailed?: (error: Error) => void
+}
+
+/** A snapshot being received on one session: the chunk requests waiting for their answer. */
+interface Reception {
+  readonly appliedIndex: number
+  readonly waiting: Map<string, { resolve(chunk: SnapshotChunk): void; reject(error: Error): void }>
 }
 
 interface Session {
@@ -94,6 +116,7 @@ interface Session {
   matched: boolean
   queuedBytes: number
   paused: boolean
+  reception?: Reception | undefined
 }
 
 /** Work a handled frame left running: the fsync and ack of shipped entries. */
@@ -172,6 +195,8 @@ export class ReplicaServer {
         if (closed === undefined) return
         this.#sessions.delete(closed)
         if (this.#current === closed) this.#current = undefined
+        // A dropped connection ends its transfer; the staging directory keeps what was verified for the next offer.
+        for (const waiter of closed.reception?.waiting.values() ?? []) waiter.reject(new Error('connection lost'))
       },
     })
     const session: Session = { connection, epoch: 0, matched: false, queuedBytes: 0, paused: false }
@@ -181,7 +206,7 @@ export class ReplicaServer {
 
   #enqueue(session: Session, message: PeerMessage, epoch: number): void {
     // Every queued message counts (a flood of small frames is bounded too); entries by their payloads.
-    const bytes = messageCostBytes + (message.kind === 'entries' ? message.entries.reduce((sum, entry) => sum + entry.payload.byteLength, 0) : 0)
+    const bytes = messageCostBytes + (message.kind === 'entries' ? message.entries.reduce((sum, entry) => sum + entry.payload.byteLength, 0) : message.kind === 'chunk' ? message.data.byteLength : 0)
     session.queuedBytes += bytes
     if (!session.paused && session.queuedBytes > (this.#options.queuedBytesMax ?? queuedBytesMaxDefault)) {
       session.paused = true
@@ -258,16 +283,70 @@ export class ReplicaServer {
         this.#learn(session, message.committedLsn)
         this.#ack(session)
         return undefined
+      case 'snapshot_offer':
+        this.#offer(session, message.manifest)
+        return undefined
+      case 'chunk':
+        this.#chunk(session, message)
+        return undefined
       case 'hello_reply':
       case 'truncated':
       case 'ack':
       case 'error':
+      case 'chunk_request':
+      case 'snapshot_staged':
         throw new PeerError({ reason: 'PROTOCOL', message: `a replica does not take ${message.kind}` })
       default: {
         const never: never = message
         throw new PeerError({ reason: 'PROTOCOL', message: `unknown message ${String(never)}` })
       }
     }
+  }
+
+  /** Starts pulling an offered image (once per session); the frames it needs flow while other work goes on. */
+  #offer(session: Session, manifestBytes: Uint8Array): void {
+    const options = this.#options.snapshot
+    if (options === undefined) throw new PeerError({ reason: 'PROTOCOL', message: 'this replica takes no snapshots' })
+    if (session.reception !== undefined) return
+    const decoded = decodeManifest(manifestBytes)
+    if (!decoded.ok) throw new PeerError({ reason: 'MALFORMED', message: `snapshot manifest: ${decoded.message}` })
+    const reception: Reception = { appliedIndex: decoded.manifest.appliedIndex, waiting: new Map() }
+    session.reception = reception
+    const epoch = session.epoch
+    receiveSnapshot({
+      directory: options.directory,
+      manifest: manifestBytes,
+      clusterId: options.clusterId,
+      ...(options.chunkBytes === undefined ? {} : { chunkBytes: options.chunkBytes }),
+      ...(options.inFlightBytesMax === undefined ? {} : { inFlightBytesMax: options.inFlightBytesMax }),
+      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+      fetch: (request) =>
+        new Promise<SnapshotChunk>((resolve, reject) => {
+          if (session.connection.closed) return reject(new Error('connection lost'))
+          reception.waiting.set(`${request.file}@${request.offset}`, { resolve, reject })
+          session.connection.send(epoch, { kind: 'chunk_request', appliedIndex: reception.appliedIndex, ...request })
+        }),
+    })
+      .then((manifest) => {
+        if (!session.connection.closed) session.connection.send(epoch, { kind: 'snapshot_staged', appliedIndex: manifest.appliedIndex })
+        options.onStaged?.(manifest, options.directory)
+      })
+      .catch((error: unknown) => {
+        const failure = error instanceof Error ? error : new Error(String(error))
+        options.onFailed?.(failure)
+        if (!session.connection.closed) this.#refuse(session, new PeerError({ reason: 'INTERNAL', message: failure.message }))
+      })
+      .finally(() => {
+        if (session.reception === reception) session.reception = undefined
+      })
+  }
+
+  #chunk(session: Session, message: Extract<PeerMessage, { kind: 'chunk' }>): void {
+    const key = `${message.file}@${message.offset}`
+    const waiter = session.reception?.waiting.get(key)
+    if (waiter === undefined || session.reception?.appliedIndex !== message.appliedIndex) throw new PeerError({ reason: 'PROTOCOL', message: `a chunk nobody asked for: ${key.slice(0, 80)}` })
+    session.reception?.waiting.delete(key)
+    waiter.resolve({ file: message.file, offset: message.offset, data: message.data, crc32: message.crc32 })
   }
 
   #view(): ReplicaLogView {

@@ -1,0 +1,124 @@
+// A replica beyond retention is rebuilt from a snapshot on real processes
+// (docs/cluster.md, "Snapshots and rebuild"): three `tally serve --cluster`
+// processes and a real etcd, with small checkpoint and WAL retention
+// settings. One replica is SIGKILLed, the primary commits (with the other
+// replica) far past it and recycles its WAL; the replica restarts, is offered
+// the primary's newest trusted snapshot, stages it, stops (exit 75) to
+// install it, restarts on it, takes the WAL tail and reaches the primary's
+// state hash. Skips with one line without etcd.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import net from 'node:net'
+import { EtcdCluster, etcdSkip } from '../support/etcd.ts'
+import { killTally, spawnTally, type ServerProcess } from '../support/server-process.ts'
+import { tempDirectory } from '../support/temp.ts'
+import { until } from './helpers.ts'
+
+interface Member {
+  readonly id: string
+  readonly data: { directory: string; remove: () => void }
+  readonly peerPort: number
+  server: ServerProcess | undefined
+}
+
+interface ClusterView {
+  role: string
+  appliedIndex: number
+  caughtUp: boolean
+  stateHash?: { index: number; hash: string }
+  snapshots?: { newest?: { appliedIndex: number; stateHash: string } }
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
+  const address = server.address()
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  assert.ok(address !== null && typeof address === 'object')
+  return address.port
+}
+
+async function call(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(10_000),
+  })
+  const text = await response.text()
+  return { status: response.status, json: text === '' ? undefined : JSON.parse(text) }
+}
+
+async function view(member: Member): Promise<ClusterView | undefined> {
+  if (member.server === undefined) return undefined
+  try {
+    const reply = await call(member.server.baseUrl, 'GET', '/_/cluster')
+    return reply.status === 200 ? (reply.json as ClusterView) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+test('a replica down while the primary recycles its WAL comes back rebuilt from snapshot + tail, at the same state hash', { skip: etcdSkip, timeout: 150_000 }, async () => {
+  const etcd = await EtcdCluster.start()
+  const members: Member[] = []
+  try {
+    for (const id of ['n1', 'n2', 'n3']) members.push({ id, data: tempDirectory(`tally-rebuild-${id}-`), peerPort: await freePort(), server: undefined })
+    const start = async (member: Member): Promise<ServerProcess> => {
+      member.server = await spawnTally({
+        dataDirectory: member.data.directory,
+        args: [
+          '--cluster', etcd.url, '--node-id', member.id, '--peer-listen', `127.0.0.1:${member.peerPort}`, '--cluster-lease-ttl-seconds', '2',
+          '--checkpoint-entries', '20', '--wal-retain-entries', '10', '--wal-segment-bytes-max', '4096',
+          '--log-level', process.env.TALLY_TEST_LOG_LEVEL ?? 'warn',
+        ],
+      })
+      return member.server
+    }
+    await Promise.all(members.map(start))
+    await until('the cluster formed', async () => {
+      const views = await Promise.all(members.map(view))
+      return views.every((v) => v?.caughtUp === true) && views[0]?.role === 'primary' ? true : undefined
+    }, 30_000)
+    const primary = members[0] as Member
+    const lagging = members[2] as Member
+    const primaryUrl = primary.server?.baseUrl as string
+    const write = async (amount: number): Promise<void> => {
+      const reply = await until('a write accepted', async () => {
+        const answer = await call(primaryUrl, 'POST', '/v2/bank/transactions', { postings: [{ source: 'world', destination: `users:${amount % 5}`, amount, asset: 'USD' }] })
+        return answer.status === 503 ? undefined : answer
+      })
+      assert.equal(reply.status, 200, JSON.stringify(reply.json))
+    }
+    assert.equal((await call(primaryUrl, 'POST', '/v2/bank', {})).status, 204)
+    for (let i = 1; i <= 10; i++) await write(i)
+
+    // n3 goes away; the primary and n2 commit far past it, checkpoint, snapshot and recycle.
+    await killTally(lagging.server as ServerProcess)
+    lagging.server = undefined
+    for (let i = 11; i <= 150; i++) await write(i)
+    const before = await until('the primary holds a trusted snapshot', async () => {
+      const seen = await view(primary)
+      return seen?.snapshots?.newest !== undefined && seen.snapshots.newest.appliedIndex > 10 ? seen : undefined
+    })
+    assert.match(before.snapshots?.newest?.stateHash ?? '', /^[0-9a-f]{64}$/)
+
+    // n3 restarts: it is offered the snapshot, stages it and stops to install it (exit 75), as its supervisor would see.
+    const rejoined = await start(lagging)
+    const staged = await rejoined.exited
+    assert.equal(staged.code, 75, `the replica stops to install the staged snapshot\n${rejoined.stderr()}`)
+    await start(lagging)
+    for (let i = 151; i <= 160; i++) await write(i)
+    const converged = await until('n3 converged on the primary state hash', async () => {
+      const [p, r] = await Promise.all([view(primary), view(lagging)])
+      if (p === undefined || r === undefined || !r.caughtUp || p.stateHash === undefined) return undefined
+      return r.stateHash?.index === p.stateHash.index && p.appliedIndex === r.appliedIndex ? { p, r } : undefined
+    }, 60_000)
+    assert.deepEqual(converged.r.stateHash, converged.p.stateHash)
+    assert.equal(converged.r.role, 'replica')
+  } finally {
+    await Promise.all(members.map(async (member) => (member.server === undefined ? undefined : killTally(member.server))))
+    await etcd.close()
+    for (const member of members) member.data.remove()
+  }
+})
