@@ -13,6 +13,9 @@ import { runCheck } from '../../src/check/index.ts'
 import { decodeAuditEntry } from '../../src/audit/index.ts'
 import { stringifyJson } from '../../src/domain/index.ts'
 import { tempDirectory } from '../support/temp.ts'
+import type { FastifyInstance } from 'fastify'
+import { buildApi } from '../../src/api/index.ts'
+import type { ApiOptions } from '../../src/api/index.ts'
 import { Loopback } from './node-loopback.ts'
 import { LEDGER, createLedger, openNode, randomOrders, runWorkload, submit } from './node-support.ts'
 
@@ -267,5 +270,60 @@ test('checkpoints: one order per moved cursor per tick, none while nothing moved
     await outputs?.close()
     await node.close()
     dir.remove()
+  }
+})
+
+test('pipelines in a cluster, as the API wires them: the replica app sends nothing; the primary app checkpoints; the promoted app resumes after the checkpoint', async () => {
+  const dirs = { p: tempDirectory(), r1: tempDirectory() }
+  const p = await openNode(dirs.p.directory, 'p')
+  const r1 = await openNode(dirs.r1.directory, 'r1')
+  const loop = new Loopback(p, { mode: 'sync_all', memberCount: 2 })
+  const sinks = { p: new Collected(), r1: new Collected() }
+  const apps: FastifyInstance[] = []
+  // Only what a test must shorten: the gate and the checkpoint period are the app's own (one second).
+  const api = (sink: Collected): ApiOptions => ({ outputs: { stdout: sink.stream, idlePollMs: 5, refreshMs: 20 } })
+  const state = async (app: FastifyInstance): Promise<{ lastLogID?: number; lag: number; enabled: boolean }> => {
+    const reply = await app.inject({ method: 'GET', url: `/v2/${LEDGER}/pipelines/p1` })
+    assert.equal(reply.statusCode, 200, reply.body)
+    return (JSON.parse(reply.body) as { data: { lastLogID?: number; lag: number; enabled: boolean } }).data
+  }
+  try {
+    assert.equal(await p.becomePrimary(1, 0), 'promoted')
+    assert.equal(await r1.adoptEpoch(1, 'p'), 'adopted')
+    await loop.connect('r1', r1)
+    for (const order of [createLedger, exporter, pipeline]) assert.equal((await submit(p, order)).status, 'applied')
+    const onP = await buildApi(p, api(sinks.p))
+    apps.push(onP)
+    const onR1 = await buildApi(r1, api(sinks.r1))
+    apps.push(onR1)
+    await runWorkload(p, randomOrders(8, 30))
+    await loop.settle()
+    await until('the primary delivered every log', async () => (await state(onP)).lag === 0)
+    const delivered = BigInt((await state(onP)).lastLogID ?? -1)
+    assert.deepEqual(sinks.p.ids, range(0n, delivered))
+    await until('the checkpoint reached the replica', async () => {
+      await loop.settle()
+      return (await appliedPipeline(r1))?.checkpoint === delivered
+    })
+    assert.deepEqual(sinks.r1.ids, [], 'the replica sends nothing')
+    assert.equal((await state(onR1)).enabled, true)
+
+    assert.equal(await r1.becomePrimary(2, p.clusterStatus().committedLsn), 'promoted')
+    assert.equal(await p.adoptEpoch(2, 'r1'), 'adopted')
+    const sentByP = sinks.p.ids.length
+    loop.switchPrimary(r1)
+    await loop.connect('p', p)
+    await runWorkload(r1, randomOrders(9, 10))
+    await loop.settle()
+    await until('the new primary delivered every log', async () => (await state(onR1)).lag === 0)
+    const newest = BigInt((await state(onR1)).lastLogID ?? -1)
+    assert.deepEqual(sinks.r1.ids, range(delivered + 1n, newest))
+    assert.equal(sinks.p.ids.length, sentByP, 'the deposed primary sends nothing more')
+  } finally {
+    await Promise.all(apps.map((app) => app.close()))
+    loop.close()
+    await Promise.all([p.close().catch(() => {}), r1.close().catch(() => {})])
+    dirs.p.remove()
+    dirs.r1.remove()
   }
 })
