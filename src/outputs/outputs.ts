@@ -283,7 +283,8 @@ export class Outputs {
       const reconfigured = changedExporters.has(entry.exporterID)
       // A checkpoint ahead of this node's cursor: another node's sink confirmed those logs (this one did not deliver them).
       const behind = !reset && entry.checkpoint !== undefined && (worker.lastLogID === undefined || entry.checkpoint > worker.lastLogID)
-      if (reset || reconfigured || behind || !entry.enabled || !delivering) await worker.stop()
+      // A loop that is not running holds no connection (stop closed its sink): a replica following checkpoints each second stops nothing.
+      if ((reset || reconfigured || behind || !entry.enabled || !delivering) && worker.running) await worker.stop()
       if (behind) worker.lastLogID = maxCursor(worker.lastLogID, entry.checkpoint)
       if (reset) {
         // The reset order is applied: from the first log again, whatever this node had confirmed.
