@@ -22,7 +22,7 @@ import { logTransferRoutes } from './routes/logs-transfer.ts'
 import { checkRoutes } from './routes/check.ts'
 import { schemaRoutes } from './routes/schemas.ts'
 import { outputRoutes } from './routes/outputs.ts'
-import { Outputs } from '../outputs/index.ts'
+import { Outputs, checkpointMsDefault } from '../outputs/index.ts'
 import type { OutputsOptions, SubmitOrders } from '../outputs/index.ts'
 import { ServerMetrics, metricsRoutes } from './metrics.ts'
 import { authentication, tokenEndpoint } from './auth/plugin.ts'
@@ -179,7 +179,13 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     )
     return results.map((result) => (result.status === 'failed' ? `${result.error.code}: ${result.error.message}` : result.status === 'skipped' ? 'skipped' : undefined))
   }
-  const { outputs, migration } = await Outputs.open(node.store, submitOrders, options.outputs)
+  // In a cluster only the primary delivers, and checkpoints its cursors for the node that takes over (docs/cluster.md).
+  const replicated = node.clusterStatus().mode === 'replicated'
+  const outputsOptions: OutputsOptions = {
+    ...(replicated ? { delivering: () => node.clusterStatus().role === 'primary', checkpointMs: checkpointMsDefault } : {}),
+    ...options.outputs,
+  }
+  const { outputs, migration } = await Outputs.open(node.store, submitOrders, outputsOptions)
   if (migration !== undefined) {
     app.log.info({ component: 'outputs', exporters: migration.exporters, pipelines: migration.pipelines, refused: migration.refused }, 'outputs configuration converted to orders')
   }

@@ -166,6 +166,13 @@ export interface PipelineEntry {
   readonly createdAt: string
   readonly enabled: boolean
   readonly resets: bigint
+  /**
+   * The replicated checkpoint of the cursor under the current `resets`: the
+   * highest log id a primary reported its sink confirmed (SET_PIPELINE_CURSOR).
+   * A node taking over delivery starts after max(its own cursor, this).
+   * Absent until the first checkpoint, and again after a reset.
+   */
+  readonly checkpoint?: bigint
 }
 
 /** Every exporter and pipeline, each list in the order they were created. */
@@ -309,6 +316,7 @@ function decodeOutputs(json: { [key: string]: Json }): OutputsRecord {
         createdAt: stringField(entry, 'createdAt'),
         enabled: entry.enabled,
         resets: bigintField(entry, 'resets'),
+        ...(entry.checkpoint === undefined ? {} : { checkpoint: bigintField(entry, 'checkpoint') }),
       }
     }),
   }

@@ -9,7 +9,7 @@ import { deleteTransactionMetadata, saveTransactionMetadata } from './handlers/t
 import { deleteAccountMetadata, saveAccountMetadata } from './handlers/account-metadata.ts'
 import { deleteLedgerMetadata, saveLedgerMetadata } from './handlers/ledger-metadata.ts'
 import { insertSchema } from './handlers/insert-schema.ts'
-import { deleteExporter, deletePipeline, putExporter, putPipeline, resetPipeline, setPipelineEnabled } from './handlers/outputs-config.ts'
+import { deleteExporter, deletePipeline, putExporter, putPipeline, resetPipeline, setPipelineCursor, setPipelineEnabled } from './handlers/outputs-config.ts'
 
 /** Runs one order's handler. Business refusals throw `TallyError`. */
 export function executeOrder(scope: Scope, order: Order): OrderOutput {
@@ -46,6 +46,8 @@ export function executeOrder(scope: Scope, order: Order): OrderOutput {
       return setPipelineEnabled(scope, order)
     case 'RESET_PIPELINE':
       return resetPipeline(scope, order)
+    case 'SET_PIPELINE_CURSOR':
+      return setPipelineCursor(scope, order)
     default: {
       const never: never = order
       throw new InvariantViolation(`unknown order ${JSON.stringify(never)}`)

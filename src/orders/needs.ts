@@ -40,6 +40,7 @@ export function needsOf(order: Order, known: (key: CanonicalKey) => KnownValue):
     case 'INSERT_SCHEMA':
       return { keys: [ledgerKey(order.ledger), schemaKey(order.ledger, order.version)], complete: true }
     case 'PUT_PIPELINE':
+    case 'SET_PIPELINE_CURSOR':
       return { keys: [ledgerKey(order.ledger), outputsKey()], complete: true }
     case 'PUT_EXPORTER':
     case 'DELETE_EXPORTER':

@@ -30,6 +30,7 @@ export type Order =
   | DeletePipeline
   | SetPipelineEnabled
   | ResetPipeline
+  | SetPipelineCursor
 
 export interface CreateLedger {
   readonly type: 'CREATE_LEDGER'
@@ -197,6 +198,22 @@ export interface ResetPipeline {
   readonly type: 'RESET_PIPELINE'
   readonly ledger: LedgerName
   readonly id: string
+}
+
+/**
+ * A checkpoint of a pipeline's cursor (docs/adr/0008-outputs-are-node-state.md,
+ * "Failover"): the primary's sink confirmed every log up to `lastLogID` under
+ * the reset count `resets`. Proposed by the node itself, at most once a second
+ * per pipeline and only when the cursor moved; applied only forward
+ * (a lower or equal `lastLogID` changes nothing) and refused for another
+ * reset count.
+ */
+export interface SetPipelineCursor {
+  readonly type: 'SET_PIPELINE_CURSOR'
+  readonly ledger: LedgerName
+  readonly id: string
+  readonly resets: bigint
+  readonly lastLogID: bigint
 }
 
 /** The ledger an order is about; absent for exporters, which serve every ledger. */

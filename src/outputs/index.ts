@@ -1,4 +1,4 @@
-export { Outputs, exportersMax, pipelinesMax, idlePollMsDefault, refreshMsDefault } from './outputs.ts'
+export { Outputs, exportersMax, pipelinesMax, idlePollMsDefault, refreshMsDefault, checkpointMsDefault } from './outputs.ts'
 export type { ExporterRecord, OutputsMigration, OutputsOptions, PipelineRecord, PipelineState, SubmitOrders } from './outputs.ts'
 export { parseExporterConfiguration, exporterDrivers, batchSizeDefault, batchSizeMax, batchBytesMax } from './config.ts'
 export type { ExporterConfiguration, ExporterDriver, HttpSinkConfig, NatsSinkConfig, StdoutSinkConfig } from './config.ts'

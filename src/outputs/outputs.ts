@@ -36,10 +36,25 @@ export interface OutputsOptions {
    * (a replicated log, a restart's replay): one row read when nothing changed.
    */
   readonly refreshMs?: number
+  /**
+   * Whether this node delivers: in a cluster only the primary does
+   * (docs/cluster.md, "Pipelines in a cluster"); absent, always (a single
+   * node). Looked at before each batch and every `refreshMs`: a node that
+   * stops delivering stops its loops, one that starts resumes each pipeline
+   * after max(its own cursor, the replicated checkpoint).
+   */
+  readonly delivering?: () => boolean
+  /**
+   * How often the delivering node checkpoints its cursors through the write
+   * pipeline (SET_PIPELINE_CURSOR, one order per pipeline whose cursor moved);
+   * absent, never (a single node has no one to hand over to).
+   */
+  readonly checkpointMs?: number
 }
 
 export const idlePollMsDefault = 50
 export const refreshMsDefault = 1000
+export const checkpointMsDefault = 1000
 
 /**
  * Proposes orders through the node's write pipeline (one proposal, not
@@ -95,15 +110,29 @@ export class Outputs {
   private changes: Promise<unknown> = Promise.resolve()
   private readonly timer: NodeJS.Timeout
   private closed = false
+  private readonly delivering: () => boolean
+  /** Whether the node delivered when the configuration was last followed (undefined: never followed). */
+  private deliveringFollowed: boolean | undefined
+  private readonly checkpointTimer: NodeJS.Timeout | undefined
+  /** A checkpoint proposal in flight: ticks never overlap, so each pipeline has at most one order per tick. */
+  private checkpointing: Promise<void> | undefined
+  /** The last checkpoint proposed and applied per pipeline (its reset count too): an unmoved cursor proposes nothing. */
+  private readonly checkpointed = new Map<string, { readonly resets: bigint; readonly lastLogID: bigint }>()
 
   private constructor(
     private readonly store: Store,
+    private readonly submit: SubmitOrders | undefined,
     options: OutputsOptions,
   ) {
     this.stdout = options.stdout ?? process.stdout
     this.idlePollMs = options.idlePollMs ?? idlePollMsDefault
+    this.delivering = options.delivering ?? (() => true)
     this.timer = setInterval(() => void this.refresh().catch(() => undefined), options.refreshMs ?? refreshMsDefault)
     this.timer.unref()
+    if (options.checkpointMs !== undefined && submit !== undefined) {
+      this.checkpointTimer = setInterval(() => void this.checkpoint(), options.checkpointMs)
+      this.checkpointTimer.unref()
+    }
   }
 
   /**
@@ -120,7 +149,7 @@ export class Outputs {
       if (!(error instanceof TallyError)) throw error
       migration = { exporters: 0, pipelines: 0, refused: [`not converted (${error.code}: ${error.message}); the rows stay for the next start`] }
     }
-    const outputs = new Outputs(store, options)
+    const outputs = new Outputs(store, submit, options)
     await outputs.refresh()
     return { outputs, migration }
   }
@@ -128,6 +157,8 @@ export class Outputs {
   async close(): Promise<void> {
     this.closed = true
     clearInterval(this.timer)
+    // A checkpoint in flight is not awaited: its answer may be held (a primary without its lease) until the node closes.
+    clearInterval(this.checkpointTimer)
     await this.changes.catch(() => undefined)
     await Promise.all([...this.pipelines.values()].map((worker) => worker.stop()))
   }
@@ -142,6 +173,44 @@ export class Outputs {
     const next = this.changes.then(() => this.follow())
     this.changes = next.catch(() => undefined)
     return next
+  }
+
+  /**
+   * Proposes a checkpoint (SET_PIPELINE_CURSOR) for each pipeline whose
+   * confirmed cursor moved since its last checkpoint; called every
+   * `checkpointMs`. Only the delivering node proposes, one tick at a time;
+   * a refused or failed proposal is dropped and the next tick tries again
+   * (it never holds a client's write). Resolves when the tick is done.
+   */
+  checkpoint(): Promise<void> {
+    if (this.closed || this.submit === undefined || this.checkpointing !== undefined || !this.delivering()) return this.checkpointing ?? Promise.resolve()
+    const submit = this.submit
+    const tick = (async () => {
+      const due: { order: Extract<Order, { type: 'SET_PIPELINE_CURSOR' }> }[] = []
+      for (const worker of this.pipelines.values()) {
+        const confirmed = worker.lastLogID
+        if (confirmed === undefined) continue
+        const { id, ledger, resets } = worker.record
+        const last = this.checkpointed.get(id)
+        const known = maxCursor(worker.record.checkpoint, last !== undefined && last.resets === resets ? last.lastLogID : undefined)
+        if (known !== undefined && confirmed <= known) continue
+        due.push({ order: { type: 'SET_PIPELINE_CURSOR', ledger, id, resets, lastLogID: confirmed } })
+      }
+      for (let start = 0; start < due.length; start += migrationChunk) {
+        const chunk = due.slice(start, start + migrationChunk)
+        const results = await submit(chunk.map((entry) => entry.order))
+        results.forEach((refusal, i) => {
+          const order = chunk[i]?.order
+          if (refusal === undefined && order !== undefined) this.checkpointed.set(order.id, { resets: order.resets, lastLogID: order.lastLogID })
+        })
+      }
+    })()
+      .catch(() => undefined)
+      .finally(() => {
+        this.checkpointing = undefined
+      })
+    this.checkpointing = tick
+    return tick
   }
 
   // ---- exporters ----------------------------------------------------------------
@@ -179,7 +248,9 @@ export class Outputs {
 
   private async follow(): Promise<void> {
     const row = await this.store.get(attributeRowKey(outputsKey()))
-    if (row === undefined ? this.followed === undefined && this.pipelines.size + this.exporters.size === 0 : this.followed !== undefined && row.equals(this.followed)) return
+    const delivering = this.delivering()
+    const unchanged = row === undefined ? this.followed === undefined && this.pipelines.size + this.exporters.size === 0 : this.followed !== undefined && row.equals(this.followed)
+    if (unchanged && delivering === this.deliveringFollowed) return
     const applied = row === undefined ? EMPTY : decodeRowValue('o', row)
     const changedExporters = new Set<string>()
     const exporters = new Map<string, ExporterRecord>()
@@ -198,18 +269,23 @@ export class Outputs {
       await worker.stop()
       await this.store.write([{ key: outputRowKey('c', id), value: null }], { sync: true })
       this.pipelines.delete(id)
+      this.checkpointed.delete(id)
     }
     for (const entry of applied.pipelines) {
       const worker = this.pipelines.get(entry.id)
       if (worker === undefined) {
-        const created = this.worker(entry, await this.cursorOf(entry))
+        const created = this.worker(entry, maxCursor(await this.cursorOf(entry), entry.checkpoint))
         this.pipelines.set(entry.id, created)
-        if (entry.enabled) created.start()
+        if (entry.enabled && delivering) created.start()
         continue
       }
       const reset = entry.resets > worker.record.resets
       const reconfigured = changedExporters.has(entry.exporterID)
-      if (reset || reconfigured || !entry.enabled) await worker.stop()
+      // A checkpoint ahead of this node's cursor: another node's sink confirmed those logs (this one did not deliver them).
+      const behind = !reset && entry.checkpoint !== undefined && (worker.lastLogID === undefined || entry.checkpoint > worker.lastLogID)
+      // A loop that is not running holds no connection (stop closed its sink): a replica following checkpoints each second stops nothing.
+      if ((reset || reconfigured || behind || !entry.enabled || !delivering) && worker.running) await worker.stop()
+      if (behind) worker.lastLogID = maxCursor(worker.lastLogID, entry.checkpoint)
       if (reset) {
         // The reset order is applied: from the first log again, whatever this node had confirmed.
         await this.store.write([{ key: outputRowKey('c', entry.id), value: null }], { sync: true })
@@ -218,9 +294,10 @@ export class Outputs {
       }
       if (reconfigured) this.configure(worker, this.exporterOf(entry))
       worker.record = entry
-      if (entry.enabled) worker.start()
+      if (entry.enabled && delivering) worker.start()
     }
     this.followed = row
+    this.deliveringFollowed = delivering
   }
 
   /** The cursor this node kept for the pipeline, unless a reset applied since made it stale. */
@@ -248,7 +325,7 @@ export class Outputs {
 
   private worker(entry: PipelineEntry, lastLogID: bigint | undefined): PipelineWorker {
     const exporter = this.exporterOf(entry)
-    const worker = new PipelineWorker(entry, this.store, sinkOf(exporter.configuration, { stdout: this.stdout }), this.idlePollMs)
+    const worker = new PipelineWorker(entry, this.store, sinkOf(exporter.configuration, { stdout: this.stdout }), this.idlePollMs, this.delivering)
     worker.lastLogID = lastLogID
     this.configure(worker, exporter)
     return worker
@@ -256,14 +333,15 @@ export class Outputs {
 
   private async stateOf(worker: PipelineWorker): Promise<PipelineState> {
     const newest = await newestLogID(this.store, worker.record.ledger)
-    const confirmed = worker.lastLogID
+    const confirmed = maxCursor(worker.lastLogID, worker.record.checkpoint)
     const lag = newest === undefined ? 0n : confirmed === undefined ? newest + 1n : newest - confirmed
     return {
       id: worker.record.id,
       ledger: worker.record.ledger,
       exporterID: worker.record.exporterID,
       createdAt: worker.record.createdAt,
-      enabled: worker.running,
+      // The configuration's state: a replica does not run the loop, yet the pipeline is enabled.
+      enabled: worker.record.enabled,
       ...(confirmed === undefined ? {} : { lastLogID: confirmed }),
       ...(worker.lastError === undefined ? {} : { lastError: worker.lastError.message, lastErrorAt: worker.lastError.at }),
       lag,
@@ -279,6 +357,13 @@ export class Outputs {
  */
 function encodeCursor(resets: bigint, lastLogID: bigint): Buffer {
   return Buffer.from(`${resets}:${lastLogID}`, 'utf8')
+}
+
+/** The further of two cursors (undefined: nothing confirmed). */
+function maxCursor(a: bigint | undefined, b: bigint | undefined): bigint | undefined {
+  if (a === undefined) return b
+  if (b === undefined) return a
+  return a > b ? a : b
 }
 
 function decodeCursor(row: Buffer): { resets: bigint; lastLogID: bigint } {
@@ -365,6 +450,7 @@ class PipelineWorker {
     private readonly store: Store,
     public sink: Sink,
     private readonly idlePollMs: number,
+    private readonly delivering: () => boolean,
   ) {}
 
   get running(): boolean {
@@ -394,6 +480,11 @@ class PipelineWorker {
       let batch: { readonly logs: string[]; readonly ids: bigint[]; readonly last: bigint } | undefined
       // Nothing escapes an iteration: a failure (sink, store) is the pipeline's lastError, then a backoff.
       try {
+        // A node deposed since the loop started sends nothing more (the next refresh stops the loop).
+        if (!this.delivering()) {
+          await pause(this.idlePollMs, signal)
+          continue
+        }
         batch = await this.readBatch()
         if (batch === undefined) {
           await pause(this.idlePollMs, signal)

@@ -1,6 +1,6 @@
 import { TallyError, canonicalJson, emptyKeyed, isJsonObject, notFound, outputsKey, validationError, valueOfKind } from '../../domain/index.ts'
 import type { ExporterEntry, Json, Keyed, OutputsRecord, PipelineEntry } from '../../domain/index.ts'
-import type { DeleteExporter, DeletePipeline, PutExporter, PutPipeline, ResetPipeline, SetPipelineEnabled } from '../order.ts'
+import type { DeleteExporter, DeletePipeline, PutExporter, PutPipeline, ResetPipeline, SetPipelineCursor, SetPipelineEnabled } from '../order.ts'
 import type { OrderOutput } from '../output.ts'
 import type { Scope } from '../scope.ts'
 import { readLedger } from '../scope.ts'
@@ -10,7 +10,8 @@ import { readLedger } from '../scope.ts'
  * reads and rewrites the one outputs attribute (`outputsKey`), so every check
  * spanning them is one read and a replay applies exactly what the node did.
  * The node's delivery loops follow this state once the order is applied
- * (src/outputs); cursors stay node-local and are not here.
+ * (src/outputs). Cursors are node-local; only their checkpoints
+ * (SET_PIPELINE_CURSOR, proposed by the delivering node) are here.
  */
 
 /** Bounds on what may be configured: they bound the outputs row (each list also fits one v2 page). */
@@ -135,5 +136,29 @@ export function setPipelineEnabled(scope: Scope, order: SetPipelineEnabled): Ord
 export function resetPipeline(scope: Scope, order: ResetPipeline): OrderOutput {
   const outputs = readOutputs(scope)
   const pipeline = pipelineOf(outputs, order.ledger, order.id)
-  return writeOutputs(scope, replacePipeline(outputs, { ...pipeline, resets: pipeline.resets + 1n }))
+  // From the first log again: the checkpoint of the previous count goes with it.
+  const { checkpoint: _dropped, ...kept } = pipeline
+  return writeOutputs(scope, replacePipeline(outputs, { ...kept, resets: pipeline.resets + 1n }))
+}
+
+/**
+ * Moves the pipeline's replicated checkpoint forward, never back: a
+ * checkpoint at or below the applied one changes nothing (checkpoints of
+ * one primary arrive in order, but an old primary's may be applied after a
+ * newer one's). One of another reset count describes deliveries the reset
+ * made void: refused. One beyond the ledger's logs cannot have been
+ * confirmed: refused.
+ */
+export function setPipelineCursor(scope: Scope, order: SetPipelineCursor): OrderOutput {
+  checkId(order.id, 'id')
+  const outputs = readOutputs(scope)
+  const pipeline = pipelineOf(outputs, order.ledger, order.id)
+  if (order.resets !== pipeline.resets) {
+    throw new TallyError({ code: 'CONFLICT', kind: 'conflict', message: `pipeline ${order.id}: a checkpoint of reset count ${order.resets}, the pipeline is at ${pipeline.resets}` })
+  }
+  if (order.lastLogID < 0n || order.lastLogID >= readLedger(scope, order.ledger).nextLogId) {
+    throw validationError(`pipeline ${order.id}: log ${order.lastLogID} is not a log of ledger ${order.ledger}`)
+  }
+  if (pipeline.checkpoint !== undefined && order.lastLogID <= pipeline.checkpoint) return OUTPUTS
+  return writeOutputs(scope, replacePipeline(outputs, { ...pipeline, checkpoint: order.lastLogID }))
 }
