@@ -13,7 +13,9 @@ export function selfSignedCertificate(commonName = 'tally-test'): { readonly cer
   const validity = sequence(utcTime(new Date(now - 60_000)), utcTime(new Date(now + 24 * 3600_000)))
   const subjectAltName = sequence(oid([2, 5, 29, 17]), tlv(0x04, sequence(tlv(0x87, Buffer.from([127, 0, 0, 1])), tlv(0x82, Buffer.from('localhost')))))
   const serial = randomBytes(8)
-  serial[0] = (serial[0] as number) & 0x7f
+  // DER INTEGER: positive (top bit clear) and minimal (a leading zero byte before a byte under 0x80 is
+  // illegal padding, which OpenSSL refuses: ~1 run in 512 failed with ERR_OSSL_ASN1_ILLEGAL_PADDING).
+  serial[0] = 0x40 | ((serial[0] as number) & 0x3f)
   const tbs = sequence(
     tlv(0xa0, tlv(0x02, Buffer.from([2]))),
     tlv(0x02, serial),
