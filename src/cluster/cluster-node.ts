@@ -65,8 +65,14 @@ export interface ClusterNodeOptions {
   readonly node: LedgerNode
   readonly gate: AcknowledgementGate
   readonly nodeId: ReplicaId
-  /** Where the replica server listens (`--peer-listen`); also the data address registered in etcd. */
+  /** Where the replica server listens (`--peer-listen`); also the data address registered in etcd unless `peerAdvertise` is given. */
   readonly peerListen: PeerAddress
+  /**
+   * The data address registered in etcd when other nodes reach this one
+   * elsewhere than where it listens (`--peer-advertise`: a wildcard listen
+   * address, a NAT, a proxy in front of it).
+   */
+  readonly peerAdvertise?: PeerAddress
   /** The HTTP address clients (and forwarded writes) reach this node at, registered as its control address. */
   readonly httpAddress: string
   readonly leaseTtlSeconds: number
@@ -137,7 +143,7 @@ export class ClusterNode {
       runtime.#role = 'replica'
       runtime.#registration = await NodeRegistration.register(options.control, {
         nodeId: options.nodeId,
-        endpoint: { dataAddress: formatAddress(runtime.peerAddress), controlAddress: options.httpAddress },
+        endpoint: { dataAddress: formatAddress(options.peerAdvertise ?? runtime.peerAddress), controlAddress: options.httpAddress },
         ttlSeconds: options.leaseTtlSeconds,
         clock: runtime.#clock,
       })
