@@ -227,9 +227,16 @@ export class ClusterNode {
       if (this.#stopped) return
       const previous = this.#assignment
       if (previous !== undefined && assignment.epoch <= previous.epoch) return
-      this.#assignment = assignment
       try {
         await this.#refreshMembers()
+      } catch (error) {
+        // etcd unreachable: the assignment is not taken yet, so the next tick's re-read follows it again. (Taking
+        // it here would leave a deposed primary believing itself primary at its old epoch for good.)
+        this.#log(`cluster: cannot follow the assignment of epoch ${assignment.epoch} yet: ${(error as Error).message}`, { level: 'warn' })
+        return
+      }
+      this.#assignment = assignment
+      try {
         if (assignment.primaryId === this.#options.nodeId) await this.#becomePrimary(assignment)
         else await this.#becomeReplica(assignment)
       } catch (error) {
