@@ -235,7 +235,9 @@ for (const seed of seeds) {
             await pause()
             continue
           }
-          const reply = await call(target.server.baseUrl, 'GET', `/v2/${ledger}/accounts?pageSize=100&expand=volumes`, undefined, {}, 5_000).catch(() => undefined)
+          // The node may be killed while the read runs: its address is taken once.
+          const base = target.server.baseUrl
+          const reply = await call(base, 'GET', `/v2/${ledger}/accounts?pageSize=100&expand=volumes`, undefined, {}, 5_000).catch(() => undefined)
           if (reply?.status !== 200) {
             await pause()
             continue
@@ -251,7 +253,7 @@ for (const seed of seeds) {
           // A list read is not one snapshot (each account's volumes are read in turn: docs/reads.md), so Σ is
           // judged only on a read no write overlapped: the node's applied index the same before and after it.
           const startedAt = reply.headers.get('tally-applied-index')
-          const after = await call(target.server.baseUrl, 'GET', '/_/cluster', undefined, {}, 5_000).catch(() => undefined)
+          const after = await call(base, 'GET', '/_/cluster', undefined, {}, 5_000).catch(() => undefined)
           if (after?.status !== 200 || String((after.json as ClusterView).appliedIndex) !== startedAt) continue
           quietReads += 1
           if (sum !== 0n) errors.push(`read on ${target.id} at index ${startedAt}: Σ balances = ${sum}`)
