@@ -6,6 +6,12 @@ import type { LedgerNode } from '../server/index.ts'
 export const appliedIndexHeader = 'Tally-Applied-Index'
 /** A read asks to be served at or after this applied index (read-your-writes). */
 export const minAppliedIndexHeader = 'Tally-Min-Applied-Index'
+/**
+ * In replicated mode, on a write a primary answered: the epoch it held when
+ * it answered. A client (or a checker) learns which term acknowledged its
+ * write; two primaries never answer in the same epoch.
+ */
+export const epochHeader = 'Tally-Epoch'
 /** How long a read waits for the node to reach `Tally-Min-Applied-Index` before 503. */
 export const readWaitMsDefault = 5_000
 
@@ -49,6 +55,11 @@ export function appliedIndexHeaders(app: FastifyInstance, node: LedgerNode, read
   app.addHook('onSend', async (request, reply, payload) => {
     const index = seen.get(request)
     if (index !== undefined && !reply.hasHeader(appliedIndexHeader)) void reply.header(appliedIndexHeader, String(index === atAnswer ? node.storeIndex() : index))
+    // A forwarded write is answered by the primary itself (its headers pass through the replica unchanged).
+    if (index === atAnswer && reply.statusCode < 400 && !reply.hasHeader(epochHeader)) {
+      const status = node.clusterStatus()
+      if (status.role === 'primary') void reply.header(epochHeader, String(status.epoch))
+    }
     return payload
   })
 }

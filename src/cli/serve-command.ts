@@ -79,6 +79,10 @@ and --durability):
   --node-id ID                    this node's stable id (letters, digits, . _ -) [TALLY_NODE_ID]
   --peer-listen HOST:PORT         where replicas take the primary's WAL entries
                                                             [TALLY_PEER_LISTEN]
+  --peer-advertise HOST:PORT      the peer address registered for the other nodes, when they
+                                  reach this one elsewhere  [TALLY_PEER_ADVERTISE, default --peer-listen]
+  --advertise HOST:PORT           the HTTP address registered for the other nodes (forwarded
+                                  writes)                   [TALLY_ADVERTISE, default --listen]
   --cluster-size N                members of the first assignment: made once N nodes registered,
                                   the lowest id primary     [TALLY_CLUSTER_SIZE, default 3]
   --durability MODE               sync_quorum, sync_all or best_effort
@@ -118,6 +122,10 @@ export interface ClusterSettings {
   readonly nodeId: ReplicaId
   readonly peerHost: string
   readonly peerPort: number
+  /** The peer address registered in etcd (`--peer-advertise`); absent: the bound peer address. */
+  readonly peerAdvertise?: { readonly host: string; readonly port: number }
+  /** The HTTP address registered in etcd (`--advertise`); absent: the bound HTTP address. */
+  readonly advertise?: string
   readonly size: number
   readonly durability: DurabilityMode
   readonly leaseTtlSeconds: number
@@ -167,6 +175,8 @@ const stringFlags = {
   cluster: 'TALLY_CLUSTER',
   'node-id': 'TALLY_NODE_ID',
   'peer-listen': 'TALLY_PEER_LISTEN',
+  'peer-advertise': 'TALLY_PEER_ADVERTISE',
+  advertise: 'TALLY_ADVERTISE',
   durability: 'TALLY_DURABILITY',
 } as const
 type StringFlag = keyof typeof stringFlags
@@ -262,7 +272,7 @@ type Given = (flag: IntegerFlag | StringFlag) => { value: string; source: string
 /** The cluster flags go together: --cluster needs --node-id and --peer-listen; they mean nothing without it. */
 function clusterSettings(given: Given, optionalInteger: (flag: IntegerFlag) => number | undefined): ClusterSettings | undefined {
   const url = given('cluster')
-  const dependent = (['node-id', 'peer-listen', 'durability', 'cluster-size', 'cluster-lease-ttl-seconds'] as const).filter((flag) => given(flag) !== undefined)
+  const dependent = (['node-id', 'peer-listen', 'peer-advertise', 'advertise', 'durability', 'cluster-size', 'cluster-lease-ttl-seconds'] as const).filter((flag) => given(flag) !== undefined)
   if (url === undefined) {
     if (dependent.length > 0) throw new ServeUsageError(`${dependent.map((flag) => `--${flag}`).join(', ')} need --cluster`)
     return undefined
@@ -280,6 +290,16 @@ function clusterSettings(given: Given, optionalInteger: (flag: IntegerFlag) => n
   if (peer === undefined) throw new ServeUsageError('--cluster needs --peer-listen HOST:PORT (where replicas take the WAL)')
   const peerAddress = parsePeerAddress(peer.value)
   if (peerAddress === undefined) throw new ServeUsageError(`${peer.source}: expected HOST:PORT, got ${JSON.stringify(peer.value.slice(0, 80))}`)
+  const advertised = (flag: 'peer-advertise' | 'advertise'): { host: string; port: number } | undefined => {
+    const found = given(flag)
+    if (found === undefined) return undefined
+    const address = parsePeerAddress(found.value)
+    // Registered for others to dial: a wildcard or port 0 would name no reachable place.
+    if (address === undefined || address.port === 0 || address.host === '0.0.0.0' || address.host === '::') throw new ServeUsageError(`${found.source}: expected a HOST:PORT other nodes can dial (no wildcard host, no port 0), got ${JSON.stringify(found.value.slice(0, 80))}`)
+    return address
+  }
+  const peerAdvertise = advertised('peer-advertise')
+  const advertise = advertised('advertise')
   const size = optionalInteger('cluster-size') ?? 3
   if (size > 64) throw new ServeUsageError('--cluster-size: at most 64 members')
   const durabilityGiven = given('durability')
@@ -299,6 +319,8 @@ function clusterSettings(given: Given, optionalInteger: (flag: IntegerFlag) => n
     nodeId: nodeId.value as ReplicaId,
     peerHost: peerAddress.host,
     peerPort: peerAddress.port,
+    ...(peerAdvertise === undefined ? {} : { peerAdvertise }),
+    ...(advertise === undefined ? {} : { advertise: formatAddress(advertise) }),
     size,
     durability,
     leaseTtlSeconds,
@@ -550,7 +572,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   if (cluster !== undefined && control !== undefined) {
     const bound = app.server.address()
-    const httpAddress = typeof bound === 'object' && bound !== null ? formatAddress({ host: bound.address, port: bound.port }) : `${settings.host}:${settings.port}`
+    const httpAddress = cluster.advertise ?? (typeof bound === 'object' && bound !== null ? formatAddress({ host: bound.address, port: bound.port }) : `${settings.host}:${settings.port}`)
     try {
       runtime = await ClusterNode.start({
         control,
@@ -558,6 +580,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
         gate,
         nodeId: cluster.nodeId,
         peerListen: { host: cluster.peerHost, port: cluster.peerPort },
+        ...(cluster.peerAdvertise === undefined ? {} : { peerAdvertise: cluster.peerAdvertise }),
         httpAddress,
         leaseTtlSeconds: cluster.leaseTtlSeconds,
         bootstrap: { members: cluster.size, durability: cluster.durability },
@@ -576,7 +599,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       const message = (error as Error).message
       return fail(/EADDRINUSE/.test(message) || (error as { code?: string }).code === 'EADDRINUSE' ? `peer port ${cluster.peerPort} on ${cluster.peerHost} is already in use; choose another --peer-listen` : `cannot join the cluster at ${cluster.url}: ${message}`)
     }
-    log(`cluster: node ${cluster.nodeId} of cluster ${node.clusterId}, peer address ${formatAddress(runtime.peerAddress)}, http ${httpAddress}`)
+    log(`cluster: node ${cluster.nodeId} of cluster ${node.clusterId}, peer address ${formatAddress(runtime.peerAddress)}${cluster.peerAdvertise === undefined ? '' : ` (advertised ${formatAddress(cluster.peerAdvertise)})`}, http ${httpAddress}`)
   }
   return new Promise<number>((resolve) => {
     let stopping = false

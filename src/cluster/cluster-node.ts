@@ -68,8 +68,14 @@ export interface ClusterNodeOptions {
   readonly node: LedgerNode
   readonly gate: AcknowledgementGate
   readonly nodeId: ReplicaId
-  /** Where the replica server listens (`--peer-listen`); also the data address registered in etcd. */
+  /** Where the replica server listens (`--peer-listen`); also the data address registered in etcd unless `peerAdvertise` is given. */
   readonly peerListen: PeerAddress
+  /**
+   * The data address registered in etcd when other nodes reach this one
+   * elsewhere than where it listens (`--peer-advertise`: a wildcard listen
+   * address, a NAT, a proxy in front of it).
+   */
+  readonly peerAdvertise?: PeerAddress
   /** The HTTP address clients (and forwarded writes) reach this node at, registered as its control address. */
   readonly httpAddress: string
   readonly leaseTtlSeconds: number
@@ -157,7 +163,7 @@ export class ClusterNode {
       runtime.#role = 'replica'
       runtime.#registration = await NodeRegistration.register(options.control, {
         nodeId: options.nodeId,
-        endpoint: { dataAddress: formatAddress(runtime.peerAddress), controlAddress: options.httpAddress },
+        endpoint: { dataAddress: formatAddress(options.peerAdvertise ?? runtime.peerAddress), controlAddress: options.httpAddress },
         ttlSeconds: options.leaseTtlSeconds,
         clock: runtime.#clock,
       })
@@ -282,10 +288,17 @@ export class ClusterNode {
       if (this.#stopped) return
       const previous = this.#assignment
       if (previous !== undefined && assignment.epoch <= previous.epoch) return
+      try {
+        await this.#refreshMembers()
+      } catch (error) {
+        // etcd unreachable: the assignment is not taken yet, so the next tick's re-read follows it again. (Taking
+        // it here would leave a deposed primary believing itself primary at its old epoch for good.)
+        this.#log(`cluster: cannot follow the assignment of epoch ${assignment.epoch} yet: ${(error as Error).message}`, { level: 'warn' })
+        return
+      }
       this.#assignment = assignment
       if (previous !== undefined && previous.primaryId !== assignment.primaryId) this.#primaryChanges += 1
       try {
-        await this.#refreshMembers()
         if (assignment.primaryId === this.#options.nodeId) await this.#becomePrimary(assignment)
         else await this.#becomeReplica(assignment)
       } catch (error) {

@@ -15,7 +15,7 @@ import type { Sequencer } from '../admission/index.ts'
 import type { RowWrite } from '../store/index.ts'
 import { MetaKey, Store, metaKey } from '../store/index.ts'
 import { cacheCreationRows, readCacheState, restoreCache } from './cache-restore.ts'
-import { Wal, resetWal } from '../wal/index.ts'
+import { Wal, WalError, resetWal } from '../wal/index.ts'
 import { AuditCheckpoints } from './audit-checkpoints.ts'
 import { silentObserver } from './pipeline-observer.ts'
 import type { PipelineObserver } from './pipeline-observer.ts'
@@ -104,6 +104,9 @@ interface Waiter {
   resolve(result: ProposalResult): void
   reject(error: Error): void
 }
+
+/** Reads of committed entries that a concurrent truncation of the tail above them refused, read again at most this often. */
+const concurrentTruncateRereadsMax = 8
 
 /**
  * One Tally node: store, WAL, cache, FSM and admission wired into the
@@ -855,10 +858,21 @@ export class LedgerNode implements Sequencer {
     let missing = false
     for (let index = from; index <= to && !missing; index++) missing = !this.payloads.has(index)
     if (!missing) return
-    for await (const record of this.wal.read(from, to)) {
-      if (this.payloads.has(record.index)) continue
-      invariant(record.type === WAL_TYPE_PROPOSAL, () => `unknown WAL record type ${record.type}`)
-      this.payloads.set(record.index, Buffer.from(record.payload.buffer, record.payload.byteOffset, record.payload.byteLength))
+    // These entries are committed and durable: no truncation ever reaches them. But the WAL refuses any read a
+    // truncation overlapped (the peer transport cuts a replica's uncommitted tail at a new epoch's hello, while this
+    // node applies below it), so such a read is simply read again; it stops a node only if that keeps happening.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        for await (const record of this.wal.read(from, to)) {
+          if (this.payloads.has(record.index)) continue
+          invariant(record.type === WAL_TYPE_PROPOSAL, () => `unknown WAL record type ${record.type}`)
+          this.payloads.set(record.index, Buffer.from(record.payload.buffer, record.payload.byteOffset, record.payload.byteLength))
+        }
+        return
+      } catch (error) {
+        if (!(error instanceof WalError && error.reason === 'CONCURRENT_TRUNCATE') || attempt >= concurrentTruncateRereadsMax) throw error
+        invariant(to <= this.wal.durable, () => `committed entries up to ${to} read again after a truncation left the WAL durable to ${this.wal.durable}`)
+      }
     }
   }
 

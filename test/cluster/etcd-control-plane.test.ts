@@ -187,6 +187,26 @@ describe('etcd control plane: registrations', { skip: etcdSkip }, () => {
       assert.equal(members[0]?.report?.durableLsn, 1, 'the last report comes back with it')
     })
   })
+  test('a re-registration whose lease grant failed (etcd unreachable) is retried at the next renewal, not stuck on the failed lease', async () => {
+    await withEtcd(async (etcd, resources) => {
+      const control = resources.control(etcd)
+      const registration = await resources.register(control, n2, 1)
+      await registration.report(report(2, 1))
+      await control.client.leaseClient.leaseRevoke({ ID: await registration.leaseId() })
+      // The next lease is granted by an etcd nobody listens at: its grant fails, as when etcd is cut off.
+      const nowhere = resources.add(EtcdControlPlane.connect({ endpoints: ['127.0.0.1:1'], callTimeoutMs: 300 }), (opened) => opened.close())
+      const granted = control.lease.bind(control)
+      const patched = control as unknown as { lease: (ttlSeconds: number) => ReturnType<EtcdControlPlane['lease']> }
+      patched.lease = (ttlSeconds) => nowhere.lease(ttlSeconds)
+      assert.equal((await registration.renew()).ok, false, 'the re-registration failed')
+      patched.lease = granted
+      const renewal = await registration.renew()
+      assert.ok(renewal.ok && renewal.reregistered, `registered again: ${JSON.stringify(renewal)}`)
+      const members = await control.members()
+      assert.equal(members[0]?.nodeId, n2)
+      assert.equal(members[0]?.report?.durableLsn, 1)
+    })
+  })
 })
 
 describe('etcd control plane: the primary lease', { skip: etcdSkip }, () => {

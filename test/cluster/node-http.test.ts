@@ -18,6 +18,7 @@ test('reads and writes carry Tally-Applied-Index; a read asks for an index with 
     const written = await api.request('POST', '/v2/main/transactions', deposit)
     assert.equal(written.status, 200)
     const writeIndex = Number(written.headers['tally-applied-index'])
+    assert.equal(written.headers['tally-epoch'], undefined, 'a single node has no epochs')
     assert.ok(writeIndex >= 2, `a write answers with its index or later (${String(written.headers['tally-applied-index'])})`)
 
     const read = await api.request('GET', '/v2/main/accounts/users:1', undefined, { 'Tally-Min-Applied-Index': String(writeIndex) })
@@ -84,6 +85,8 @@ test('replicated mode over HTTP: a replica refuses writes naming the primary, is
     const written = await post(primaryApi, '/v2/main/transactions', deposit)
     assert.equal(written.statusCode, 200)
     const index = String(written.headers['tally-applied-index'])
+    assert.equal(written.headers['tally-epoch'], '1', 'a write the primary answered names the epoch it answered in')
+    assert.equal(refused.headers['tally-epoch'], undefined, 'a refusal names none')
     const read = await replicaApi.inject({ method: 'GET', url: '/v2/main/accounts/users:1?expand=volumes', headers: { 'Tally-Min-Applied-Index': index } })
     assert.equal(read.statusCode, 200)
     assert.ok(Number(read.headers['tally-applied-index']) >= Number(index))

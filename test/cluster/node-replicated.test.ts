@@ -456,3 +456,49 @@ test('replicated node: a transport that writes the replica WAL itself drives the
     dirs.r.remove()
   }
 })
+
+test('replicated node: a truncation of the uncommitted tail while the node reads committed entries back to apply them does not stop the node', async () => {
+  const dirs = { p: tempDirectory(), r: tempDirectory() }
+  const p = await openNode(dirs.p.directory, 'p')
+  const r = await openNode(dirs.r.directory, 'r')
+  const loop = new Loopback(p, { mode: 'best_effort', memberCount: 2 })
+  try {
+    await p.becomePrimary(3, 0)
+    await submit(p, createLedger)
+    await runWorkload(p, randomOrders(62, 10))
+    const state = r.replicaState()
+    await state.adoptEpoch({ kind: 'adopt', persistEpoch: 3 as never, truncateToLsn: Lsn.zero, knownCommittedLsn: Lsn.zero, wipeStore: false })
+    const head = p.clusterStatus().headLsn
+    assert.ok(head >= 4)
+    for await (const entry of p.readLog(1, head)) r.wal.append(entry)
+    await r.wal.flush()
+    const committed = head - 2
+    // The first read the node makes to apply is overlapped by the transport cutting the tail above the commit
+    // (as at a new epoch's hello): the WAL refuses that read; the entries it wanted were never at risk.
+    const wal = r.wal as unknown as { read: (from: number, to: number) => AsyncIterable<{ index: number }> }
+    const read = wal.read.bind(r.wal)
+    let raced = false
+    wal.read = (from, to) => {
+      const records = read(from, to)
+      if (raced) return records
+      raced = true
+      return (async function* () {
+        const iterator = records[Symbol.asyncIterator]()
+        const first = await iterator.next()
+        await r.wal.truncateAfter(committed)
+        if (first.done === true) return
+        yield first.value
+        for (let next = await iterator.next(); next.done !== true; next = await iterator.next()) yield next.value
+      })()
+    }
+    state.learnCommitted(Lsn.of(committed))
+    assert.equal(await r.waitForApplied(committed, 10_000), true, `applied: ${JSON.stringify(r.clusterStatus())}`)
+    assert.ok(raced, 'the read was overlapped')
+    assert.equal(r.clusterStatus().appliedIndex, committed)
+  } finally {
+    loop.close()
+    await Promise.all([p.close(), r.close()])
+    dirs.p.remove()
+    dirs.r.remove()
+  }
+})

@@ -7,13 +7,13 @@
 // converges. Skips with one line without etcd.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import net from 'node:net'
 import { SDK } from '@formance/formance-sdk'
 import { clusterExit, runClusterCommand } from '../../src/cli/cluster-command.ts'
 import { EtcdCluster, etcdSkip } from '../support/etcd.ts'
 import { killTally, spawnTally, type ServerProcess } from '../support/server-process.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { until } from './helpers.ts'
+import { balance as balanceOf, call, clusterView, freePort, writeOnPrimary, type ClusterView } from './process-cluster.ts'
 
 interface Member {
   readonly id: string
@@ -22,60 +22,11 @@ interface Member {
   server: ServerProcess | undefined
 }
 
-interface ClusterView {
-  role: string
-  epoch: number
-  appliedIndex: number
-  committedLsn: number
-  caughtUp: boolean
-  stateHash?: { index: number; hash: string }
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
-  const address = server.address()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  assert.ok(address !== null && typeof address === 'object')
-  return address.port
-}
-
-async function call(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; json: unknown }> {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(10_000),
-  })
-  const text = await response.text()
-  return { status: response.status, headers: response.headers, json: text === '' ? undefined : JSON.parse(text) }
-}
-
-/** A write to a primary that may not hold its lease yet (just promoted): 503 is retried until the deadline. */
-async function writeOnPrimary(base: string, path: string, body: unknown): Promise<{ status: number; headers: Headers; json: unknown }> {
-  return until(`a write to ${path} accepted`, async () => {
-    const reply = await call(base, 'POST', path, body)
-    return reply.status === 503 ? undefined : reply
-  })
-}
-
 async function view(member: Member): Promise<ClusterView | undefined> {
-  if (member.server === undefined) return undefined
-  try {
-    const reply = await call(member.server.baseUrl, 'GET', '/_/cluster')
-    return reply.status === 200 ? (reply.json as ClusterView) : undefined
-  } catch {
-    return undefined
-  }
+  return clusterView(member.server)
 }
 
-async function balance(base: string, account: string, minIndex: number): Promise<bigint> {
-  const reply = await call(base, 'GET', `/v2/bank/accounts/${account}?expand=volumes`, undefined, { 'Tally-Min-Applied-Index': String(minIndex) })
-  if (reply.status === 404) return 0n
-  assert.equal(reply.status, 200, JSON.stringify(reply.json))
-  const volumes = (reply.json as { data: { volumes?: Record<string, { balance: number }> } }).data.volumes ?? {}
-  return BigInt(volumes.USD?.balance ?? 0)
-}
+const balance = (base: string, account: string, minIndex: number): Promise<bigint> => balanceOf(base, 'bank', account, minIndex)
 
 const accounts = ['users:a', 'users:b', 'users:c']
 

@@ -131,17 +131,25 @@ export class NodeRegistration {
   }
 
   async #register(): Promise<void> {
-    this.#lease?.release()
     const lease = this.#control.lease(this.ttlSeconds)
     // A lease we stop using is no error; without a listener Node would not throw, but say so.
     lease.on('lost', () => undefined)
-    this.#lease = lease
-    const endpointValue = encodeEndpoint(this.#endpoint)
-    await this.#control.call('register', () => lease.put(this.#control.keys.node(this.nodeId)).value(endpointValue).exec())
-    if (this.#lastReport !== undefined) {
-      const reportValue = encodeReport(this.#lastReport)
-      await this.#control.call('report', () => lease.put(this.#control.keys.report(this.nodeId)).value(reportValue).exec())
+    try {
+      const endpointValue = encodeEndpoint(this.#endpoint)
+      await this.#control.call('register', () => lease.put(this.#control.keys.node(this.nodeId)).value(endpointValue).exec())
+      if (this.#lastReport !== undefined) {
+        const reportValue = encodeReport(this.#lastReport)
+        await this.#control.call('report', () => lease.put(this.#control.keys.report(this.nodeId)).value(reportValue).exec())
+      }
+    } catch (error) {
+      // The new lease is used only once registered: a lease whose grant failed (etcd unreachable) keeps
+      // answering every call with that failure, so renewing it would read "unreachable" for good and the
+      // node would never register again. The old, expired one keeps saying "lease lost": retried next renewal.
+      lease.release()
+      throw error
     }
+    this.#lease?.release()
+    this.#lease = lease
   }
 
   #currentLease(): Lease {
