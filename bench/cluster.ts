@@ -25,13 +25,13 @@
  */
 import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { EtcdCluster } from '../test/support/etcd.ts'
 import { killTally, repositoryRoot, spawnTally, type ServerProcess } from '../test/support/server-process.ts'
 import { tempDirectory } from '../test/support/temp.ts'
+import { freePort } from '../test/support/local.ts'
 
 function argument(name: string, fallback: string): string {
   const at = process.argv.indexOf(name)
@@ -73,14 +73,6 @@ interface Member {
   server: ServerProcess | undefined
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
-  const address = server.address()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  if (address === null || typeof address !== 'object') throw new Error('no port')
-  return address.port
-}
 
 async function until<T>(what: string, check: () => Promise<T | undefined>, deadlineMs = 60_000, pollMs = 20): Promise<T> {
   const deadline = performance.now() + deadlineMs

@@ -4,7 +4,6 @@
 // `tally cluster status` (human and --json) shows what each node answers,
 // and names a killed node unreachable. Skips with one line without etcd.
 import { test } from 'node:test'
-import net from 'node:net'
 import assert from 'node:assert/strict'
 import { clusterExit, runClusterCommand } from '../../src/cli/cluster-command.ts'
 import { RecoveryLogRing } from '../../src/cluster/runtime-status.ts'
@@ -13,6 +12,7 @@ import { EtcdCluster, etcdSkip } from '../support/etcd.ts'
 import { killTally, spawnTally, type ServerProcess } from '../support/server-process.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { until } from './helpers.ts'
+import { freePort } from '../support/local.ts'
 
 interface View {
   role: string
@@ -24,14 +24,6 @@ interface View {
   replication?: ClusterRuntimeView
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
-  const address = server.address()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  assert.ok(address !== null && typeof address === 'object')
-  return address.port
-}
 
 async function getJson(base: string, path: string): Promise<unknown> {
   const response = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(5_000) })

@@ -2,12 +2,13 @@
 // (serve-cluster, bank, acceptance): free ports, JSON calls with a deadline,
 // a node's `/_/cluster` view, and account balances.
 import assert from 'node:assert/strict'
-import net from 'node:net'
 import type { EtcdCluster } from '../support/etcd.ts'
 import { FaultProxy } from '../support/fault-proxy.ts'
 import { killTally, spawnTally, type ServerProcess } from '../support/server-process.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { until } from './helpers.ts'
+import { freePort } from '../support/local.ts'
+export { freePort }
 
 export interface ClusterView {
   role: string
@@ -26,14 +27,6 @@ export interface Reply {
   json: unknown
 }
 
-export async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
-  const address = server.address()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  assert.ok(address !== null && typeof address === 'object')
-  return address.port
-}
 
 export async function call(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}, timeoutMs = 10_000): Promise<Reply> {
   const response = await fetch(`${base}${path}`, {

@@ -8,11 +8,11 @@
 // state hash. Skips with one line without etcd.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import net from 'node:net'
 import { EtcdCluster, etcdSkip } from '../support/etcd.ts'
 import { killTally, spawnTally, type ServerProcess } from '../support/server-process.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { until } from './helpers.ts'
+import { freePort } from '../support/local.ts'
 
 interface Member {
   readonly id: string
@@ -29,14 +29,6 @@ interface ClusterView {
   snapshots?: { newest?: { appliedIndex: number; stateHash: string } }
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
-  const address = server.address()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  assert.ok(address !== null && typeof address === 'object')
-  return address.port
-}
 
 async function call(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
   const response = await fetch(`${base}${path}`, {

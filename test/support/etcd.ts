@@ -1,24 +1,12 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { accessSync, constants } from 'node:fs'
-import { createServer } from 'node:net'
 import path from 'node:path'
 import { tempDirectory } from './temp.ts'
+import { findExecutable, freePort } from './local.ts'
 
 /** The `etcd` executable: on PATH, or where Debian's etcd-server puts it. */
 export function etcdExecutable(): string | undefined {
-  const directories = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/bin', '/usr/local/bin']
-  for (const directory of directories) {
-    if (directory === '') continue
-    const candidate = path.join(directory, 'etcd')
-    try {
-      accessSync(candidate, constants.X_OK)
-      return candidate
-    } catch {
-      // not here
-    }
-  }
-  return undefined
+  return findExecutable('etcd', ['/usr/bin', '/usr/local/bin'])
 }
 
 /** The reason etcd tests skip on this machine, or false when they run (CI installs etcd-server: .ci/run). */
@@ -26,19 +14,6 @@ export const etcdSkip: string | false = etcdExecutable() === undefined ? 'etcd i
 
 const healthyDeadlineMs = 30_000
 const pollMs = 50
-
-/** A port free on 127.0.0.1 right now (etcd binds it next; a start that loses the race tries other ports). */
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', resolve)
-  })
-  const address = server.address()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
-}
 
 interface MemberPorts {
   readonly name: string

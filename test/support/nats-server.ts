@@ -1,40 +1,15 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { accessSync, constants } from 'node:fs'
-import { createServer } from 'node:net'
-import path from 'node:path'
 import { tempDirectory } from './temp.ts'
+import { findExecutable, freePort } from './local.ts'
 
 /** The `nats-server` executable: on PATH, or where Debian puts it (/usr/sbin, often off a user's PATH). */
 export function natsServerExecutable(): string | undefined {
-  const directories = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/usr/local/bin']
-  for (const directory of directories) {
-    if (directory === '') continue
-    const candidate = path.join(directory, 'nats-server')
-    try {
-      accessSync(candidate, constants.X_OK)
-      return candidate
-    } catch {
-      // not here
-    }
-  }
-  return undefined
+  return findExecutable('nats-server', ['/usr/sbin', '/usr/local/bin'])
 }
 
 const readyDeadlineMs = 30_000
 
-/** A port free on 127.0.0.1 right now (the broker binds it next; a start that loses the race tries another). */
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', resolve)
-  })
-  const address = server.address()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
-}
 
 /**
  * A `nats-server -js` of the test's own: loopback, a free port, its own

@@ -1,0 +1,33 @@
+// What tests need of this machine: a free loopback port, and a service's executable.
+import { accessSync, constants } from 'node:fs'
+import { createServer } from 'node:net'
+import path from 'node:path'
+
+/** A port free on 127.0.0.1 right now (the caller binds it next; a start that loses the race tries another). */
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', resolve)
+  })
+  const address = server.address()
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return address.port
+}
+
+/** An executable on PATH or in one of `alsoIn` (where Debian installs it, often off a user's PATH). */
+export function findExecutable(name: string, alsoIn: readonly string[]): string | undefined {
+  const directories = [...(process.env.PATH ?? '').split(path.delimiter), ...alsoIn]
+  for (const directory of directories) {
+    if (directory === '') continue
+    const candidate = path.join(directory, name)
+    try {
+      accessSync(candidate, constants.X_OK)
+      return candidate
+    } catch {
+      // not here
+    }
+  }
+  return undefined
+}
