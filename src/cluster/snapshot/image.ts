@@ -21,6 +21,7 @@ import { MetaKey, Zone, metaKey, type StoreReader } from '../../store/index.ts'
 import { ReplicationMetaKey } from '../../server/index.ts'
 import { decodeStateHash } from '../../server/replicated.ts'
 import { decodeManifest, encodeManifest, snapshotFileName, snapshotFilesMax, type SnapshotFile, type SnapshotManifest } from './manifest.ts'
+import { fsyncPath } from './fsync.ts'
 
 export const snapshotFileBytesMaxDefault = 64 * 1024 * 1024
 export const snapshotsRetainedDefault = 2
@@ -42,15 +43,6 @@ export function isSnapshotRow(key: Buffer): boolean {
 
 export function snapshotDirectoryName(appliedIndex: number): string {
   return `snap-${String(appliedIndex).padStart(16, '0')}`
-}
-
-async function fsyncPath(target: string): Promise<void> {
-  const handle = await fs.open(target, 'r')
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
 }
 
 /** Writes rows into size-bounded files; returns their descriptions. */

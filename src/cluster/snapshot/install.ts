@@ -23,6 +23,7 @@ import { ReplicationMetaKey } from '../../server/index.ts'
 import { resetWal, type WalIo } from '../../wal/index.ts'
 import { readSnapshotRows, verifySnapshotDirectory } from './image.ts'
 import type { SnapshotManifest } from './manifest.ts'
+import { fsyncPath } from './fsync.ts'
 
 const markerName = 'install.json'
 const installBatchRows = 1024
@@ -41,14 +42,7 @@ export interface InstallIo {
 export const fileSystemInstallIo: InstallIo = {
   rename: (from, to) => fs.rename(from, to),
   remove: (target) => fs.rm(target, { recursive: true, force: true }),
-  async syncDirectory(directory) {
-    const handle = await fs.open(directory, 'r')
-    try {
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
-  },
+  syncDirectory: (directory) => fsyncPath(directory),
   async writeFileSynced(file, bytes) {
     const handle = await fs.open(file, 'w')
     try {

@@ -19,6 +19,7 @@ import { crc32 } from 'node:zlib'
 import { TallyError, invariant } from '../../domain/index.ts'
 import { verifyFile } from './image.ts'
 import { decodeManifest, manifestBytes, type SnapshotFile, type SnapshotManifest } from './manifest.ts'
+import { fsyncPath } from './fsync.ts'
 
 export const chunkBytesDefault = 1024 * 1024
 export const inFlightBytesMaxDefault = 8 * 1024 * 1024
@@ -76,15 +77,6 @@ export interface ReceiveSnapshotOptions {
   readonly onProgress?: (progress: TransferProgress) => void
   /** Test hook (mutation checks): false skips the per-chunk CRC check. */
   readonly verifyChunks?: boolean
-}
-
-async function fsyncPath(target: string): Promise<void> {
-  const handle = await fs.open(target, 'r')
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
 }
 
 /** Prepares the staging directory for `manifestBytes`: an earlier transfer of another image there is discarded. */
