@@ -507,7 +507,6 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const cluster = settings.cluster
   let control: EtcdControlPlane | undefined
   let clusterId: string | undefined
-  const gate = new AcknowledgementGate()
   if (cluster !== undefined) {
     // The cluster id comes first: a data directory of another cluster is refused before it serves anything.
     control = EtcdControlPlane.connect({ endpoints: cluster.endpoints, prefix: cluster.prefix })
@@ -518,121 +517,144 @@ export async function serveCommand(argv: string[]): Promise<number> {
       return fail(error instanceof ControlPlaneUnavailable ? error.message : `cannot read the cluster id from ${cluster.url}: ${(error as Error).message}`)
     }
   }
-  let node: LedgerNode
-  try {
-    await checkPortFree(settings.host, settings.port)
-    prepareDataDirectory(settings.dataDirectory)
-    // A replica rebuilt from a snapshot: the image its replica server staged is installed before the node opens (docs/cluster.md).
-    if (cluster !== undefined && clusterId !== undefined) await installStagedSnapshot({ dataDirectory: settings.dataDirectory, clusterId, log })
-    log(`opening ${settings.dataDirectory}`)
-    node = await LedgerNode.open({
-      dataDirectory: settings.dataDirectory,
-      ...(cluster === undefined || clusterId === undefined ? {} : { clusterId, replicated: { nodeId: cluster.nodeId, canAcknowledge: () => gate.canAcknowledge() } }),
-      ...(settings.cacheRotationThreshold === undefined ? {} : { cacheRotationThreshold: settings.cacheRotationThreshold }),
-      ...(settings.cacheGenerationBytesMax === undefined ? {} : { cacheGenerationBytesMax: settings.cacheGenerationBytesMax }),
-      ...(settings.checkpointEntries === undefined ? {} : { checkpointEntries: settings.checkpointEntries }),
-      ...(settings.walRetainEntries === undefined ? {} : { walRetainEntries: settings.walRetainEntries }),
-      ...(settings.walSegmentBytesMax === undefined ? {} : { walSegmentBytesMax: settings.walSegmentBytesMax }),
-      log,
-      ...(auditCheckpoints === undefined ? {} : { auditCheckpoints }),
-    })
-  } catch (error) {
-    control?.close()
-    // A history rewritten while the server was down says itself what to do.
-    return fail(error instanceof AuditHistoryRewritten ? error.message : describeStartupFailure(error, settings))
-  }
-  if (clusterId !== undefined && node.clusterId !== clusterId) {
-    await node.close()
-    control?.close()
-    return fail(`data directory ${settings.dataDirectory} belongs to cluster ${node.clusterId}, but etcd at ${cluster?.url ?? ''} holds cluster ${clusterId}; give this node an empty --data`)
-  }
-  if (auditCheckpoints === undefined) log('audit: no --audit-key: no signed checkpoints (the audit chain alone proves nothing to a holder of the store)')
-  let runtime: ClusterNode | undefined
-  const app = await buildApi(node, {
-    ...(cluster === undefined ? {} : { clusterRuntime: () => runtime?.statusView() }),
-    bulkElementsMax: settings.bulkElementsMax,
-    bodyBytesMax: settings.bodyBytesMax,
-    transport: settings.transport,
-    logger: { level: settings.logLevel, stream: logStream },
-    ...security,
-  })
-  let requestStop: ((why: string, code: number) => void) | undefined
-  let stagedBeforeListening = false
-  if (cluster !== undefined) {
-    forwardWritesToPrimary(app, { nodeId: cluster.nodeId, primaryAddress: () => (runtime?.role === 'replica' ? runtime.primaryHttpAddress() : undefined), refusal: () => runtime?.writeRefusal(), scheme: security.tls === undefined ? 'http' : 'https' })
-  }
-  try {
-    await app.listen({ host: settings.host, port: settings.port })
-  } catch (error) {
-    // Taken between the check and now: close what was opened, then say so.
-    await app.close()
-    await node.close()
-    control?.close()
-    return fail(describeStartupFailure(error, settings))
-  }
-  if (cluster !== undefined && control !== undefined) {
-    const bound = app.server.address()
-    const httpAddress = cluster.advertise ?? (typeof bound === 'object' && bound !== null ? formatAddress({ host: bound.address, port: bound.port }) : `${settings.host}:${settings.port}`)
+  // A replica that staged a snapshot reopens in place: everything below runs again on the same ports with the image
+  // installed first (docs/cluster.md, "Snapshots and rebuild"); the control plane and the settings stay.
+  const signals: { handlers: boolean; received: string | undefined; stop: ((why: string) => void) | undefined } = { handlers: false, received: undefined, stop: undefined }
+  const serveOnce = async (port: number): Promise<{ readonly code: number } | { readonly reopenOn: number }> => {
+    let node: LedgerNode
     try {
-      runtime = await ClusterNode.start({
-        control,
-        node,
-        gate,
-        nodeId: cluster.nodeId,
-        peerListen: { host: cluster.peerHost, port: cluster.peerPort },
-        ...(cluster.peerAdvertise === undefined ? {} : { peerAdvertise: cluster.peerAdvertise }),
-        httpAddress,
-        leaseTtlSeconds: cluster.leaseTtlSeconds,
-        bootstrap: { members: cluster.size, durability: cluster.durability },
-        ...(settings.checkpointEntries === undefined ? {} : { snapshotEveryEntries: settings.checkpointEntries }),
-        // The replica server staged a snapshot: the node stops (exit 75) so that its supervisor restarts it, and it installs the image before it opens.
-        onSnapshotStaged: () => {
-          if (requestStop === undefined) stagedBeforeListening = true
-          else requestStop('snapshot staged for a rebuild', 75)
-        },
+      await checkPortFree(settings.host, port)
+      prepareDataDirectory(settings.dataDirectory)
+      // A replica rebuilt from a snapshot: the image its replica server staged is installed before the node opens (docs/cluster.md).
+      if (cluster !== undefined && clusterId !== undefined) await installStagedSnapshot({ dataDirectory: settings.dataDirectory, clusterId, log })
+      log(`opening ${settings.dataDirectory}`)
+      node = await LedgerNode.open({
+        dataDirectory: settings.dataDirectory,
+        ...(cluster === undefined || clusterId === undefined ? {} : { clusterId, replicated: { nodeId: cluster.nodeId, canAcknowledge: () => gate.canAcknowledge() } }),
+        ...(settings.cacheRotationThreshold === undefined ? {} : { cacheRotationThreshold: settings.cacheRotationThreshold }),
+        ...(settings.cacheGenerationBytesMax === undefined ? {} : { cacheGenerationBytesMax: settings.cacheGenerationBytesMax }),
+        ...(settings.checkpointEntries === undefined ? {} : { checkpointEntries: settings.checkpointEntries }),
+        ...(settings.walRetainEntries === undefined ? {} : { walRetainEntries: settings.walRetainEntries }),
+        ...(settings.walSegmentBytesMax === undefined ? {} : { walSegmentBytesMax: settings.walSegmentBytesMax }),
         log,
+        ...(auditCheckpoints === undefined ? {} : { auditCheckpoints }),
       })
     } catch (error) {
+      control?.close()
+      // A history rewritten while the server was down says itself what to do.
+      return { code: fail(error instanceof AuditHistoryRewritten ? error.message : describeStartupFailure(error, settings)) }
+    }
+    if (clusterId !== undefined && node.clusterId !== clusterId) {
+      await node.close()
+      control?.close()
+      return { code: fail(`data directory ${settings.dataDirectory} belongs to cluster ${node.clusterId}, but etcd at ${cluster?.url ?? ''} holds cluster ${clusterId}; give this node an empty --data`) }
+    }
+    if (auditCheckpoints === undefined) log('audit: no --audit-key: no signed checkpoints (the audit chain alone proves nothing to a holder of the store)')
+    let runtime: ClusterNode | undefined
+    const gate = new AcknowledgementGate()
+    const app = await buildApi(node, {
+      ...(cluster === undefined ? {} : { clusterRuntime: () => runtime?.statusView() }),
+      bulkElementsMax: settings.bulkElementsMax,
+      bodyBytesMax: settings.bodyBytesMax,
+      transport: settings.transport,
+      logger: { level: settings.logLevel, stream: logStream },
+      ...security,
+    })
+    let requestReopen: (() => void) | undefined
+    let stagedBeforeListening = false
+    if (cluster !== undefined) {
+      forwardWritesToPrimary(app, { nodeId: cluster.nodeId, primaryAddress: () => (runtime?.role === 'replica' ? runtime.primaryHttpAddress() : undefined), refusal: () => runtime?.writeRefusal(), scheme: security.tls === undefined ? 'http' : 'https' })
+    }
+    try {
+      await app.listen({ host: settings.host, port })
+    } catch (error) {
+      // Taken between the check and now: close what was opened, then say so.
       await app.close()
       await node.close()
-      control.close()
-      const message = (error as Error).message
-      return fail(/EADDRINUSE/.test(message) || (error as { code?: string }).code === 'EADDRINUSE' ? `peer port ${cluster.peerPort} on ${cluster.peerHost} is already in use; choose another --peer-listen` : `cannot join the cluster at ${cluster.url}: ${message}`)
+      control?.close()
+      return { code: fail(describeStartupFailure(error, settings)) }
     }
-    log(`cluster: node ${cluster.nodeId} of cluster ${node.clusterId}, peer address ${formatAddress(runtime.peerAddress)}${cluster.peerAdvertise === undefined ? '' : ` (advertised ${formatAddress(cluster.peerAdvertise)})`}, http ${httpAddress}`)
+    if (cluster !== undefined && control !== undefined) {
+      const bound = app.server.address()
+      const httpAddress = cluster.advertise ?? (typeof bound === 'object' && bound !== null ? formatAddress({ host: bound.address, port: bound.port }) : `${settings.host}:${settings.port}`)
+      try {
+        runtime = await ClusterNode.start({
+          control,
+          node,
+          gate,
+          nodeId: cluster.nodeId,
+          peerListen: { host: cluster.peerHost, port: cluster.peerPort },
+          ...(cluster.peerAdvertise === undefined ? {} : { peerAdvertise: cluster.peerAdvertise }),
+          httpAddress,
+          leaseTtlSeconds: cluster.leaseTtlSeconds,
+          bootstrap: { members: cluster.size, durability: cluster.durability },
+          ...(settings.checkpointEntries === undefined ? {} : { snapshotEveryEntries: settings.checkpointEntries }),
+          // The replica server staged a snapshot: the node closes, installs the image and reopens on the same ports.
+          onSnapshotStaged: () => {
+            if (requestReopen === undefined) stagedBeforeListening = true
+            else requestReopen()
+          },
+          log,
+        })
+      } catch (error) {
+        await app.close()
+        await node.close()
+        control.close()
+        const message = (error as Error).message
+        return { code: fail(/EADDRINUSE/.test(message) || (error as { code?: string }).code === 'EADDRINUSE' ? `peer port ${cluster.peerPort} on ${cluster.peerHost} is already in use; choose another --peer-listen` : `cannot join the cluster at ${cluster.url}: ${message}`) }
+      }
+      log(`cluster: node ${cluster.nodeId} of cluster ${node.clusterId}, peer address ${formatAddress(runtime.peerAddress)}${cluster.peerAdvertise === undefined ? '' : ` (advertised ${formatAddress(cluster.peerAdvertise)})`}, http ${httpAddress}`)
+    }
+    return new Promise<{ readonly code: number } | { readonly reopenOn: number }>((resolve) => {
+      let stopping = false
+      const address = app.server.address()
+      const boundPort = typeof address === 'object' && address !== null ? address.port : port
+      const stop = (signal: string, reopen: boolean): void => {
+        if (stopping) return
+        stopping = true
+        signals.stop = undefined
+        if (reopen) log(`${signal}: closing to install it, then reopening on the same ports`, { level: 'warn' })
+        else log(`${signal}: draining and shutting down`)
+        app
+          .close()
+          .then(() => runtime?.stop())
+          .then(() => node.close())
+          .then(() => (reopen ? undefined : control?.close()))
+          .then(() => {
+            if (reopen) log('closed for the rebuild: installing the staged snapshot and reopening', { level: 'warn' })
+            else log('stopped cleanly')
+            resolve(reopen ? { reopenOn: boundPort } : { code: 0 })
+          })
+          .catch((error: unknown) => {
+            log(`shutdown failed: ${String(error)}`, { level: 'error' })
+            control?.close()
+            resolve({ code: 1 })
+          })
+      }
+      // Before announcing the address: a supervisor may signal as soon as it reads it.
+      requestReopen = () => stop('snapshot staged for a rebuild', true)
+      signals.stop = (why) => stop(why, false)
+      if (signals.handlers === false) {
+        signals.handlers = true
+        process.once('SIGTERM', () => (signals.stop === undefined ? (signals.received = 'SIGTERM') : signals.stop('SIGTERM')))
+        process.once('SIGINT', () => (signals.stop === undefined ? (signals.received = 'SIGINT') : signals.stop('SIGINT')))
+      }
+      const bound = typeof address === 'object' && address !== null ? `${address.address}:${address.port}` : String(address)
+      const scheme = security.tls === undefined ? 'http' : 'https'
+      log(`tally listening on ${scheme}://${bound} (applied index ${node.fsm.appliedIndex})`, { auth: security.auth === undefined ? 'off' : 'on', tls: security.tls === undefined ? 'off' : 'on' })
+      if (security.auth === undefined && !isLoopback(settings.host)) log(`no --auth-clients on ${settings.host}: anyone who reaches the port can move money`, { level: 'warn' })
+      process.stdout.write(`listening ${bound}\n`)
+      // A signal that came while the node was reopening ends it now; else a snapshot staged before listening reopens it.
+      if (signals.received !== undefined) stop(signals.received, false)
+      else if (stagedBeforeListening) requestReopen()
+    })
   }
-  return new Promise<number>((resolve) => {
-    let stopping = false
-    const stop = (signal: string, code = 0): void => {
-      if (stopping) return
-      stopping = true
-      log(`${signal}: draining and shutting down`)
-      app
-        .close()
-        .then(() => runtime?.stop())
-        .then(() => node.close())
-        .then(() => control?.close())
-        .then(() => {
-          log('stopped cleanly')
-          resolve(code)
-        })
-        .catch((error: unknown) => {
-          log(`shutdown failed: ${String(error)}`, { level: 'error' })
-          resolve(1)
-        })
-    }
-    // Before announcing the address: a supervisor may signal as soon as it reads it.
-    requestStop = stop
-    process.once('SIGTERM', () => stop('SIGTERM'))
-    process.once('SIGINT', () => stop('SIGINT'))
-    const address = app.server.address()
-    const bound = typeof address === 'object' && address !== null ? `${address.address}:${address.port}` : String(address)
-    const scheme = security.tls === undefined ? 'http' : 'https'
-    log(`tally listening on ${scheme}://${bound} (applied index ${node.fsm.appliedIndex})`, { auth: security.auth === undefined ? 'off' : 'on', tls: security.tls === undefined ? 'off' : 'on' })
-    if (security.auth === undefined && !isLoopback(settings.host)) log(`no --auth-clients on ${settings.host}: anyone who reaches the port can move money`, { level: 'warn' })
-    process.stdout.write(`listening ${bound}\n`)
-    if (stagedBeforeListening) stop('snapshot staged for a rebuild', 75)
-  })
+  let port = settings.port
+  for (;;) {
+    const outcome = await serveOnce(port)
+    if ('code' in outcome) return outcome.code
+    port = outcome.reopenOn
+  }
 }
 
 /** Reads the TLS material and the API clients before anything opens: a bad file stops the start. */

@@ -3,9 +3,10 @@
 // processes and a real etcd, with small checkpoint and WAL retention
 // settings. One replica is SIGKILLed, the primary commits (with the other
 // replica) far past it and recycles its WAL; the replica restarts, is offered
-// the primary's newest trusted snapshot, stages it, stops (exit 75) to
-// install it, restarts on it, takes the WAL tail and reaches the primary's
-// state hash. Skips with one line without etcd.
+// the primary's newest trusted snapshot, stages it, closes its node, installs
+// the image and reopens in place (the same process, no supervisor), takes the
+// WAL tail and reaches the primary's state hash. Skips with one line without
+// etcd.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { EtcdCluster, etcdSkip } from '../support/etcd.ts'
@@ -95,11 +96,14 @@ test('a replica down while the primary recycles its WAL comes back rebuilt from 
     })
     assert.match(before.snapshots?.newest?.stateHash ?? '', /^[0-9a-f]{64}$/)
 
-    // n3 restarts: it is offered the snapshot, stages it and stops to install it (exit 75), as its supervisor would see.
+    // n3 restarts: it is offered the snapshot, stages it, installs it and reopens in place: the process stays up.
     const rejoined = await start(lagging)
-    const staged = await rejoined.exited
-    assert.equal(staged.code, 75, `the replica stops to install the staged snapshot\n${rejoined.stderr()}`)
-    await start(lagging)
+    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined
+    void rejoined.exited.then((how) => (exit = how))
+    await until('n3 reopened on the installed image', async () => {
+      assert.equal(exit, undefined, `the replica stays up through its rebuild\n${rejoined.stderr()}`)
+      return /closed for the rebuild/.test(rejoined.stderr()) && (await view(lagging)) !== undefined ? true : undefined
+    }, 60_000)
     for (let i = 151; i <= 160; i++) await write(i)
     const converged = await until('n3 converged on the primary state hash', async () => {
       const [p, r] = await Promise.all([view(primary), view(lagging)])
@@ -108,6 +112,7 @@ test('a replica down while the primary recycles its WAL comes back rebuilt from 
     }, 60_000)
     assert.deepEqual(converged.r.stateHash, converged.p.stateHash)
     assert.equal(converged.r.role, 'replica')
+    assert.equal(exit, undefined, `the rebuilt replica is the same process\n${rejoined.stderr()}`)
   } finally {
     await Promise.all(members.map(async (member) => (member.server === undefined ? undefined : killTally(member.server))))
     await etcd.close()
