@@ -3,7 +3,8 @@
 // empty replica bootstraps, a replica with a divergent tail of an older
 // epoch is cut at the match point and caught up, both then follow live
 // shipping, and all three WALs end byte-identical. A connect to a stale
-// replica epoch, and sessions that lose their connection, report ok: false.
+// replica epoch, and sessions that lose their connection, report ok: false
+// (and the loss reaches the transport's onDisconnect, named by replica).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
@@ -140,6 +141,7 @@ test('connect reports ok: false when the replica holds a newer epoch, and a sess
     await appendEntries(primary.wal, { epoch: 1, count: 10, origin: 'p1' })
     const newer = await replicaNode(cleanup, 'r1', 2)
     const deposedBy: number[] = []
+    const disconnects: string[] = []
     const transport = new PeerTransport({
       localId: 'p1',
       wal: primary.wal,
@@ -147,6 +149,7 @@ test('connect reports ok: false when the replica holds a newer epoch, and a sess
       committedLsn: () => Lsn.of(10),
       link: { backoffMsMin: 5 },
       onDeposed: (epoch) => deposedBy.push(epoch),
+      onDisconnect: (replicaId, error) => disconnects.push(`${replicaId}:${error.reason}`),
     })
     cleanup.add(() => transport.close())
     const request = {
@@ -176,8 +179,11 @@ test('connect reports ok: false when the replica holds a newer epoch, and a sess
     const ticket = { replicaId: second.replicaId, sessionId: second.sessionId, kind: 'bootstrap' as const, epoch: Epoch.of(1), endpoint: second.endpoint }
     assert.deepEqual(transport.streamWal({ ticket, fromLsnExclusive: Lsn.zero, toLsnInclusive: Lsn.of(10) }).ok, true)
     await until('shipped', () => transport.streamWal({ ticket, fromLsnExclusive: Lsn.zero, toLsnInclusive: Lsn.of(10) }).ok && other.wal.durable === 10)
+    assert.ok(!disconnects.some((entry) => entry.startsWith('r2:')), 'no loss reported while r2 is connected')
     await other.server.close()
     await until('the session noticed', () => !transport.streamWal({ ticket, fromLsnExclusive: Lsn.of(10), toLsnInclusive: Lsn.of(10) }).ok)
+    // The runtime's commit input and sender state hear of the loss, named by replica.
+    assert.ok(disconnects.some((entry) => entry.startsWith('r2:')), `r2's lost connection reported: ${disconnects.join(', ')}`)
     assert.equal(transport.truncate({ ticket, toLsn: Lsn.of(10) }).ok, false)
   } finally {
     await cleanup.run()

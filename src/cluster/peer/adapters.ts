@@ -37,6 +37,7 @@ import {
   type BaseTransferReport,
 } from '../../replication/index.ts'
 import type { Wal } from '../../wal/index.ts'
+import type { PeerError } from './errors.ts'
 import { PrimaryLink, type PeerAddress, type PrimaryLinkOptions, type SnapshotChunkSource } from './primary-link.ts'
 
 /** The primary's trusted images (a `SnapshotCatalog`). */
@@ -44,7 +45,7 @@ export interface SnapshotOfferSource extends SnapshotChunkSource {
   manifestBytesOf(appliedIndex: number): Buffer | undefined
 }
 
-export type LinkTuning = Omit<PrimaryLinkOptions, 'localId' | 'replicaId' | 'address' | 'wal' | 'epoch' | 'committedLsn' | 'onAck' | 'onDeposed' | 'snapshotSource'>
+export type LinkTuning = Omit<PrimaryLinkOptions, 'localId' | 'replicaId' | 'address' | 'wal' | 'epoch' | 'committedLsn' | 'onAck' | 'onDisconnect' | 'onDeposed' | 'snapshotSource'>
 
 export interface PeerTransportOptions {
   readonly localId: string
@@ -55,6 +56,13 @@ export interface PeerTransportOptions {
   readonly link?: LinkTuning
   /** A replica's acknowledged fsynced LSN (the commit tracker's input). */
   readonly onAck?: (replicaId: ReplicaId, durableLsn: Lsn) => void
+  /**
+   * A replica's connection was lost: its acknowledgements no longer count
+   * until the next connection's first ack (the commit tracker lowers it), and
+   * a replica that was in sync must be marked degraded so the driver starts a
+   * catch-up session for it.
+   */
+  readonly onDisconnect?: (replicaId: ReplicaId, error: PeerError) => void
   /** Some replica holds a newer epoch: this primary is deposed. */
   readonly onDeposed?: (epoch: number) => void
   /** Trusted snapshots to rebuild replicas from; absent, `transferSnapshot` is refused. */
@@ -192,6 +200,7 @@ export class PeerTransport implements ReplicaConnector, WalStreamer, ReplicaTrun
       epoch: this.#options.epoch,
       committedLsn: this.#options.committedLsn,
       onAck: (durableLsn) => this.#options.onAck?.(replicaId, durableLsn),
+      onDisconnect: (error) => this.#options.onDisconnect?.(replicaId, error),
       onDeposed: (epoch) => this.#options.onDeposed?.(epoch),
       ...(this.#options.snapshots === undefined ? {} : { snapshotSource: this.#options.snapshots }),
     })
