@@ -36,7 +36,7 @@ import { FaultProxy } from '../support/fault-proxy.ts'
 import { killTally, spawnTally, type ServerProcess } from '../support/server-process.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { until } from './helpers.ts'
-import { call, clusterView, freePort, writeOnPrimary, type ClusterView } from './process-cluster.ts'
+import { call, clusterView, freePort, writeOnPrimary, type ClusterMember, type ClusterView } from './process-cluster.ts'
 
 const ledger = 'bank'
 const accounts = ['users:0', 'users:1', 'users:2', 'users:3']
@@ -61,16 +61,8 @@ function random(seed: number): () => number {
   }
 }
 
-interface BankNode {
-  readonly id: string
-  readonly data: { directory: string; remove: () => void }
-  peerPort: number
-  /** In front of the node's replica server: the address it advertises, so the primary's traffic to it crosses the proxy. */
-  peerProxy: FaultProxy
-  /** Between the node and etcd. */
-  readonly etcdProxy: FaultProxy
-  server: ServerProcess | undefined
-}
+/** A node of the bank run: the same shape the process-cluster harness gives its members. */
+type BankNode = ClusterMember
 
 interface Transfer {
   readonly name: string

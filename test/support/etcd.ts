@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { tempDirectory } from './temp.ts'
-import { findExecutable, freePort } from './local.ts'
+import { findExecutable, freePort, stopChild } from './local.ts'
 
 /** The `etcd` executable: on PATH, or where Debian's etcd-server puts it. */
 export function etcdExecutable(): string | undefined {
@@ -131,13 +131,8 @@ export class EtcdMember {
 
   async #signal(signal: NodeJS.Signals): Promise<void> {
     const child = this.process
-    if (child === undefined) return
     this.process = undefined
-    if (child.exitCode !== null || child.signalCode !== null) return
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve())
-      child.kill(signal)
-    })
+    await stopChild(child, signal)
   }
 }
 

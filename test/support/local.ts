@@ -1,4 +1,5 @@
 // What tests need of this machine: a free loopback port, and a service's executable.
+import type { ChildProcess } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
 import { createServer } from 'node:net'
 import path from 'node:path'
@@ -30,4 +31,13 @@ export function findExecutable(name: string, alsoIn: readonly string[]): string 
     }
   }
   return undefined
+}
+
+/** Signals a child process (if it still runs) and waits for it to exit. */
+export async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
+  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve())
+    child.kill(signal)
+  })
 }

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { tempDirectory } from './temp.ts'
-import { findExecutable, freePort } from './local.ts'
+import { findExecutable, freePort, stopChild } from './local.ts'
 
 /** The `nats-server` executable: on PATH, or where Debian puts it (/usr/sbin, often off a user's PATH). */
 export function natsServerExecutable(): string | undefined {
@@ -84,13 +84,8 @@ export class NatsBroker {
   /** Stops the broker (SIGTERM: JetStream flushes its store) and waits for it to exit. */
   async stop(): Promise<void> {
     const child = this.process
-    if (child === undefined) return
     this.process = undefined
-    if (child.exitCode !== null || child.signalCode !== null) return
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve())
-      child.kill('SIGTERM')
-    })
+    await stopChild(child, 'SIGTERM')
   }
 
   async close(): Promise<void> {
