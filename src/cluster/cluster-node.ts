@@ -90,6 +90,15 @@ export interface ClusterNodeOptions {
   readonly clock?: MonotonicClock
   /** A snapshot is taken at a store checkpoint once the newest is this many entries behind (default 10 000). */
   readonly snapshotEveryEntries?: number
+  /**
+   * A replica of the assignment that has had no connection from its epoch's
+   * primary for this long publishes a suspicion (default 600 ms: the
+   * primary's link redials a dropped connection within ~50–350 ms); the
+   * coordinator promotes once a quorum of the others suspects the primary.
+   */
+  readonly suspectAfterMs?: number
+  /** A primary connection silent this long counts as lost (default 2 500 ms: the link heartbeats every second). */
+  readonly primarySilenceMs?: number
   /** The replica server staged a snapshot to rebuild from: the node must reopen (its data directory installs it first). */
   readonly onSnapshotStaged?: (appliedIndex: number) => void
 }
@@ -102,6 +111,8 @@ interface PrimaryRun {
   readonly tracker: CommitTracker
   readonly links: Map<ReplicaId, PrimaryLink>
   readonly unsubscribe: () => void
+  /** The registration (endpoint version) each link last dialed for: a replica that registers again is dialed at once. */
+  readonly dialedVersions: Map<ReplicaId, number>
   /** The commit point recorded in etcd (and given to the node). */
   recorded: number
   recording: boolean
@@ -110,6 +121,8 @@ interface PrimaryRun {
 }
 
 export const clusterTickMsDefault = 250
+export const suspectAfterMsDefault = 600
+export const primarySilenceMsDefault = 2_500
 export const snapshotEveryEntriesDefault = 10_000
 
 export class ClusterNode {
@@ -129,6 +142,10 @@ export class ClusterNode {
   #ticking = false
   #lastReportAtMs = -Infinity
   #lastReport = ''
+  /** The last time (monotonic ms) this replica was in contact with the primary of `epoch`, or followed that epoch. */
+  #primaryContact: { epoch: number; atMs: number } | undefined
+  /** The suspicion published in etcd (`epoch/primary`), '' when none. */
+  #publishedSuspicion = ''
   #stopped = false
   /** The replica server's port once bound: kept across role changes (it is the address registered in etcd). */
   #boundPeerPort: number | undefined
@@ -173,6 +190,7 @@ export class ClusterNode {
         ttlSeconds: options.leaseTtlSeconds,
         clock: runtime.#clock,
         bootstrap: options.bootstrap,
+        mayLead: () => runtime.#mayCoordinate(),
         onEvent: (event) => {
           if (event.kind === 'step_failed') runtime.#log(`coordinator: step failed: ${event.error.message}`, { level: 'warn' })
           else runtime.#log(`coordinator: ${event.kind} ${JSON.stringify(event)}`, { level: event.kind === 'promotion_blocked' || event.kind === 'swap_refused' ? 'warn' : 'info' })
@@ -297,6 +315,8 @@ export class ClusterNode {
         return
       }
       this.#assignment = assignment
+      // A new epoch's primary gets the whole grace to reach this replica before it is suspected.
+      this.#primaryContact = { epoch: assignment.epoch, atMs: this.#clock() }
       if (previous !== undefined && previous.primaryId !== assignment.primaryId) this.#primaryChanges += 1
       try {
         if (assignment.primaryId === this.#options.nodeId) await this.#becomePrimary(assignment)
@@ -450,6 +470,7 @@ export class ClusterNode {
       lease,
       tracker,
       links: new Map(),
+      dialedVersions: new Map(),
       unsubscribe: node.onFlushed((flushedLsn) => {
         tracker.recordPrimaryDurable(Lsn.of(flushedLsn))
         this.#recordCommit(run)
@@ -479,11 +500,17 @@ export class ClusterNode {
     const { node, nodeId } = this.#options
     const snapshotSource = this.#snapshotSource()
     for (const replicaId of run.assignment.replicaIds) {
-      const address = parsePeerAddress(this.#members.find((member) => member.nodeId === replicaId)?.endpoint?.dataAddress ?? '')
-      if (address === undefined) continue
+      const endpoint = this.#members.find((member) => member.nodeId === replicaId)?.endpoint
+      const address = parsePeerAddress(endpoint?.dataAddress ?? '')
+      if (endpoint === undefined || address === undefined) continue
       const existing = run.links.get(replicaId)
+      const dialedVersion = run.dialedVersions.get(replicaId)
+      run.dialedVersions.set(replicaId, endpoint.version)
       if (existing !== undefined) {
-        if (!existing.stopped && (existing.address.host !== address.host || existing.address.port !== address.port)) existing.setAddress(address)
+        if (existing.stopped) continue
+        if (existing.address.host !== address.host || existing.address.port !== address.port) existing.setAddress(address)
+        // Registered again at the same address (a restart): dial now rather than after the backoff (up to 5 s).
+        else if (dialedVersion !== undefined && endpoint.version > dialedVersion) existing.redialNow()
         continue
       }
       const link = new PrimaryLink({
@@ -584,11 +611,52 @@ export class ClusterNode {
       if (assignment !== undefined && (this.#assignment === undefined || assignment.epoch > this.#assignment.epoch)) this.#follow(assignment)
       await this.#namePrimary()
       await this.#report(false)
+      await this.#suspect()
     } catch (error) {
       this.#log(`cluster: tick: ${(error as Error).message}`, { level: 'warn' })
     } finally {
       this.#ticking = false
     }
+  }
+
+  /**
+   * A replica of the current assignment that has had no live connection
+   * from that epoch's primary for `suspectAfterMs` (or one silent for
+   * `primarySilenceMs`) publishes a suspicion under its lease; it withdraws
+   * it once the primary is back or the epoch moved. A false suspicion (a
+   * partition between replicas and a live primary) costs at most one epoch
+   * change, never an acknowledged write: the promotion is fenced on the
+   * commit mark, and the old primary's next commit record is refused.
+   */
+  async #suspect(): Promise<void> {
+    const registration = this.#registration
+    const assignment = this.#assignment
+    if (registration === undefined || this.#stopped) return
+    let suspicion = ''
+    if (this.#role === 'replica' && assignment !== undefined && assignment.replicaIds.includes(this.#options.nodeId)) {
+      const now = this.#clock()
+      const contact = this.#replicaServer?.primaryContact()
+      const silenceMs = this.#options.primarySilenceMs ?? primarySilenceMsDefault
+      let last = this.#primaryContact
+      if (last === undefined || last.epoch !== assignment.epoch) last = this.#primaryContact = { epoch: assignment.epoch, atMs: now }
+      // The replica server's frame times are performance.now(); so is the default clock. A session at the epoch counts while it speaks.
+      if (contact !== undefined && contact.epoch === assignment.epoch && performance.now() - contact.lastFrameAtMs < silenceMs) last.atMs = now
+      if (now - last.atMs >= (this.#options.suspectAfterMs ?? suspectAfterMsDefault)) suspicion = `${assignment.epoch}/${assignment.primaryId}`
+    }
+    if (suspicion === this.#publishedSuspicion) return
+    if (suspicion === '') await registration.suspect(undefined)
+    else if (assignment !== undefined) {
+      this.#log(`cluster: no connection from primary ${assignment.primaryId} of epoch ${assignment.epoch}: suspecting it`, { level: 'warn' })
+      await registration.suspect({ epoch: assignment.epoch, primaryId: assignment.primaryId })
+    }
+    this.#publishedSuspicion = suspicion
+  }
+
+  /** The primary does not coordinate while another member is registered: a SIGKILL must not take both. */
+  #mayCoordinate(): boolean {
+    const assignment = this.#assignment
+    if (this.#role !== 'primary' || assignment === undefined) return true
+    return !this.#members.some((member) => member.endpoint !== undefined && assignment.replicaIds.includes(member.nodeId))
   }
 
   /**

@@ -5,7 +5,11 @@
  * acts on — a heartbeat with a new endpoint means a membership update for
  * the primary; a member behind the epoch is sent the assignment again (at
  * most every `assignmentResendTicks`); a primary gone for `leaseTicks` is
- * replaced through the promotion policy; a commit counts only from the
+ * replaced through the promotion policy, and so is one that a quorum of the
+ * other members suspects (`primarySuspected`: each lost its connection to
+ * the primary of the current epoch) — a promotion is safe at any time,
+ * because a primary's acknowledgement is itself fenced by the epoch, so
+ * detection only decides how soon; a commit counts only from the
  * current epoch and never moves back; a desperate promotion records a
  * lineage reset that later assignments carry.
  *
@@ -43,6 +47,11 @@ export interface HeartbeatOutcome {
   readonly sendAssignment: boolean
 }
 
+/** A majority of `memberCount` (the promotion policy's quorum). */
+function quorumOf(memberCount: number): number {
+  return Math.floor(memberCount / 2) + 1
+}
+
 /** Bounds the lineage resets every assignment carries (one per desperate promotion). */
 export const lineageResetsMax = 1_000
 
@@ -60,6 +69,8 @@ export class ControlPlane {
   #epoch: Epoch = Epoch.first
   #primaryId: ReplicaId | undefined
   #primaryLostAt: Tick | undefined
+  /** The primary still runs as far as the control plane sees, but a quorum of the others lost it: nothing it said counts. */
+  #primarySuspected = false
   #committedLsn: Lsn = Lsn.zero
 
   constructor(options: ControlPlaneOptions) {
@@ -154,9 +165,32 @@ export class ControlPlane {
     this.#heard.delete(replicaId)
   }
 
-  /** Lease bookkeeping; `true` when the primary has been gone for the whole lease and a promotion is due. */
-  promotionDue(primaryServing: boolean, now: Tick): boolean {
-    if (primaryServing) {
+  /**
+   * Whether the members other than the primary that suspect it — each
+   * reported it lost its connection to the primary of the CURRENT epoch —
+   * form a quorum of the members. Only then could they elect a replacement
+   * among themselves anyway, and a replica partitioned from the primary
+   * alone (the primary still commits with the others) never causes an
+   * epoch change. A suspicion of an older epoch speaks of a primary that is
+   * already gone.
+   */
+  primarySuspected(suspicions: ReadonlyMap<ReplicaId, Epoch>): boolean {
+    let suspecting = 0
+    for (const replicaId of this.members) {
+      if (replicaId !== this.#primaryId && suspicions.get(replicaId) === this.#epoch) suspecting += 1
+    }
+    return suspecting >= quorumOf(this.members.length)
+  }
+
+  /**
+   * Lease bookkeeping; `true` when the primary has been gone (or, with
+   * `suspected`, lost by a quorum of the others: `primarySuspected`) for the
+   * whole lease and a promotion is due. A suspected primary is excluded from
+   * the promotion it causes: everything it reported up to now is discounted.
+   */
+  promotionDue(primaryServing: boolean, now: Tick, suspected = false): boolean {
+    this.#primarySuspected = primaryServing && suspected
+    if (primaryServing && !suspected) {
       this.#primaryLostAt = undefined
       return false
     }
@@ -168,7 +202,8 @@ export class ControlPlane {
     const reports = new Map<ReplicaId, MemberReport>()
     for (const [replicaId, heard] of this.#heard) reports.set(replicaId, { replicaId, ...heard, state: this.replicaStates.get(replicaId) })
     const lapsedId = primaryServing ? undefined : this.#primaryId
-    const lapsedAt = this.#primaryLostAt
+    // A suspected primary still reports (it runs): none of it counts, up to the decision.
+    const lapsedAt = this.#primarySuspected ? now : this.#primaryLostAt
     return {
       now,
       epoch: this.#epoch,
@@ -205,6 +240,7 @@ export class ControlPlane {
     this.#epoch = epoch
     this.#primaryId = replicaId
     this.#primaryLostAt = undefined
+    this.#primarySuspected = false
     this.replicaStates.set(replicaId, 'in_sync')
   }
 

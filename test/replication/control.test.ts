@@ -113,3 +113,30 @@ test('a restarted coordinator re-reads the versioned assignment and waits a whol
   assert.equal(plane.acknowledgeCommit(Epoch.of(3), Lsn.of(10)), false, 'a commit from the deposed epoch is refused after the restart too')
   assert.throws(() => ControlPlane.restore({ members: [n1].map((replicaId) => ({ replicaId, endpoint: endpoint(replicaId) })), log: new RecoveryLog(), leaseTicks: 3, reportFreshTicks: 2, assignmentResendTicks: 2 }, store.read()), InvariantViolation)
 })
+
+test('a suspected primary is replaced only when a quorum of the other members suspects it at the current epoch, and is never re-picked', () => {
+  const plane = controlPlane()
+  plane.acknowledgeCommit(Epoch.of(1), Lsn.of(4))
+  const at = (tick: number): void => {
+    for (const replicaId of [n1, n2, n3]) plane.receiveHeartbeat(beat(replicaId, { epoch: 2, durable: replicaId === n3 ? 4 : 6 }), Tick.of(tick))
+  }
+  // One replica cut off from the primary (a one-sided partition): the primary still commits with the other.
+  assert.equal(plane.primarySuspected(new Map([[n2, Epoch.of(1)]])), false)
+  // Suspicions of an older epoch speak of a primary already replaced; the primary's own "suspicion" is no vote.
+  plane.bumpEpoch()
+  assert.equal(plane.primarySuspected(new Map([[n2, Epoch.of(1)], [n3, Epoch.of(2)]])), false)
+  assert.equal(plane.primarySuspected(new Map([[n1, Epoch.of(2)], [n3, Epoch.of(2)]])), false)
+  const both = new Map([[n2, Epoch.of(2)], [n3, Epoch.of(2)]])
+  assert.equal(plane.primarySuspected(both), true)
+  at(10)
+  assert.equal(plane.promotionDue(true, Tick.of(10), true), false, 'a whole lease (the grace) first')
+  assert.equal(plane.promotionDue(true, Tick.of(11), false), false, 'a suspicion withdrawn resets the grace')
+  at(12)
+  assert.equal(plane.promotionDue(true, Tick.of(12), true), false)
+  at(15)
+  assert.equal(plane.promotionDue(true, Tick.of(15), true), true)
+  // n1 still reports (it runs, with the longest log): it is the one suspected, so it is not a candidate.
+  const decision = plane.decidePromotion(Tick.of(15))
+  assert.equal(decision.kind === 'promote' && decision.replicaId, 'n2')
+  assert.equal(decision.kind === 'promote' && decision.verdicts.find((verdict) => verdict.replicaId === n1)?.ineligibility, 'lease_lapsed')
+})

@@ -70,6 +70,12 @@ export interface NodeReport {
   readonly replicaStates: readonly ReplicaStateReport[]
 }
 
+/** A node lost its connection to the primary of `epoch` (`primaryId`) and could not get it back within its grace. */
+export interface Suspicion {
+  readonly epoch: Epoch
+  readonly primaryId: ReplicaId
+}
+
 export interface CommittedMark {
   readonly epoch: Epoch
   readonly committedLsn: Lsn
@@ -160,6 +166,15 @@ export function decodeReport(key: string, text: string): NodeReport {
       return { replicaId: nodeId(key, item.replicaId, `replicaStates[${index}].replicaId`), state, endpointVersion: nonNegativeInteger(key, item.endpointVersion, 'endpointVersion') }
     }),
   }
+}
+
+export function encodeSuspicion(suspicion: Suspicion): string {
+  return JSON.stringify({ epoch: suspicion.epoch, primaryId: suspicion.primaryId })
+}
+
+export function decodeSuspicion(key: string, text: string): Suspicion {
+  const value = objectOf(key, text, ['epoch', 'primaryId'], [])
+  return { epoch: Epoch.of(positiveInteger(key, value.epoch, 'epoch')), primaryId: nodeId(key, value.primaryId, 'primaryId') }
 }
 
 export function encodeCommitted(mark: CommittedMark): string {

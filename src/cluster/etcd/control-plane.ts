@@ -12,7 +12,12 @@
  * a larger epoch than any before it, whoever wrote it (etcd's own advice:
  * the revision is the fencing token). A coordinator's writes also compare
  * the create revision of its election key: a coordinator whose lease lapsed
- * while it was paused cannot write, even with a current view.
+ * while it was paused cannot write, even with a current view. A promotion
+ * also compares the mod revision of the commit mark it read: the commit it
+ * carries into the new assignment is then the last one any primary
+ * recorded, and the deposed primary's next record is refused (it compares
+ * the assignment's revision), so no acknowledged write lies above what the
+ * promotion keeps, even when the old primary still runs.
  *
  * Every call has a deadline; a failure to reach etcd is a
  * `ControlPlaneUnavailable` (503 + Retry-After at the API).
@@ -25,6 +30,7 @@ import {
   decodeCommitted,
   decodeEndpoint,
   decodeReport,
+  decodeSuspicion,
   encodeAssignment,
   encodeCommitted,
   valueBytesMax,
@@ -32,6 +38,7 @@ import {
   type ClusterAssignment,
   type CommittedMark,
   type NodeReport,
+  type Suspicion,
 } from './codec.ts'
 import { ControlPlaneUnavailable } from './errors.ts'
 import { clusterKeys, defaultKeyPrefix, type ClusterKeys } from './keys.ts'
@@ -68,6 +75,14 @@ export type AssignmentSwap =
   | { readonly ok: true; readonly assignment: ClusterAssignment }
   | { readonly ok: false; readonly reason: 'revision_mismatch'; readonly current: ClusterAssignment | undefined }
   | { readonly ok: false; readonly reason: 'not_coordinator' }
+  /** A primary recorded a commit since the mark the swap was fenced on was read: read again, carry the newer one. */
+  | { readonly ok: false; readonly reason: 'commit_moved' }
+
+/** The commit mark and the mod revision it was read at (0: none recorded yet), to fence a promotion on. */
+export interface VersionedCommit {
+  readonly mark: CommittedMark | undefined
+  readonly revision: number
+}
 
 /** The elected coordinator's proof: the create revision of its election key. */
 export interface CoordinatorFence {
@@ -145,18 +160,32 @@ export class EtcdControlPlane {
     return this.#swap('create assignment', 'Create', 0, proposal, fence)
   }
 
-  /** Writes `proposal` only if the assignment is still at `expectedRevision` (and, with a fence, the coordinator is still elected). */
-  async swapAssignment(expectedRevision: number, proposal: AssignmentProposal, fence?: CoordinatorFence): Promise<AssignmentSwap> {
-    return this.#swap('swap assignment', 'Mod', expectedRevision, proposal, fence)
+  /**
+   * Writes `proposal` only if the assignment is still at `expectedRevision`
+   * (and, with a fence, the coordinator is still elected; with
+   * `commitRevision`, no commit was recorded since the mark read at that
+   * revision — a promotion gives it, so it carries the last recorded commit).
+   */
+  async swapAssignment(expectedRevision: number, proposal: AssignmentProposal, fence?: CoordinatorFence, commitRevision?: number): Promise<AssignmentSwap> {
+    return this.#swap('swap assignment', 'Mod', expectedRevision, proposal, fence, commitRevision)
   }
 
-  async #swap(operation: string, column: 'Create' | 'Mod', expected: number, proposal: AssignmentProposal, fence: CoordinatorFence | undefined): Promise<AssignmentSwap> {
+  async #swap(
+    operation: string,
+    column: 'Create' | 'Mod',
+    expected: number,
+    proposal: AssignmentProposal,
+    fence: CoordinatorFence | undefined,
+    commitRevision?: number,
+  ): Promise<AssignmentSwap> {
     const value = encodeAssignment(proposal)
     const client = this.#client
     const response: ITxnResponse = await this.call(operation, () => {
       let txn = client.if(this.keys.assignment, column, '==', expected)
       if (fence !== undefined) txn = txn.and(this.keys.coordinator, 'Create', '==', fence.createRevision)
-      return txn.then(client.put(this.keys.assignment).value(value)).else(client.get(this.keys.assignment)).commit()
+      // A key never written compares as mod revision 0.
+      if (commitRevision !== undefined) txn = txn.and(this.keys.committed, 'Mod', '==', commitRevision)
+      return txn.then(client.put(this.keys.assignment).value(value)).else(client.get(this.keys.assignment), client.get(this.keys.committed)).commit()
     })
     if (response.succeeded) {
       const revision = revisionOf(response.header.revision)
@@ -166,6 +195,10 @@ export class EtcdControlPlane {
     const current = kv === undefined ? undefined : this.#assignmentOf(kv)
     const currentRevision = current?.revision ?? 0
     if (column === 'Mod' ? currentRevision !== expected : current !== undefined) return { ok: false, reason: 'revision_mismatch', current }
+    if (commitRevision !== undefined) {
+      const committedKv = response.responses[1]?.response_range?.kvs[0]
+      if ((committedKv === undefined ? 0 : revisionOf(committedKv.mod_revision)) !== commitRevision) return { ok: false, reason: 'commit_moved' }
+    }
     return { ok: false, reason: 'not_coordinator' }
   }
 
@@ -224,9 +257,30 @@ export class EtcdControlPlane {
   }
 
   async readCommitted(): Promise<CommittedMark | undefined> {
+    return (await this.readCommittedVersioned()).mark
+  }
+
+  /** The commit mark with its mod revision: a promotion is fenced on it (`swapAssignment`). */
+  async readCommittedVersioned(): Promise<VersionedCommit> {
     const response = await this.call('read commit', () => this.#client.get(this.keys.committed).exec())
     const kv = response.kvs[0]
-    return kv === undefined ? undefined : decodeCommitted(this.keys.committed, textOf(this.keys.committed, kv))
+    if (kv === undefined) return { mark: undefined, revision: 0 }
+    return { mark: decodeCommitted(this.keys.committed, textOf(this.keys.committed, kv)), revision: revisionOf(kv.mod_revision) }
+  }
+
+  /**
+   * What each node suspects: the epoch whose primary it lost (`suspicions/<id>`,
+   * under the node's own lease, so a dead node's suspicion goes with it).
+   */
+  async suspicions(): Promise<Map<ReplicaId, Suspicion>> {
+    const response = await this.call('list suspicions', () => this.#client.getAll().prefix(this.keys.suspicionsPrefix).limit(nodesListedMax).exec())
+    const suspicions = new Map<ReplicaId, Suspicion>()
+    for (const kv of response.kvs) {
+      const key = kv.key.toString('utf8')
+      const nodeId = this.keys.nodeIdOf(key, this.keys.suspicionsPrefix)
+      if (nodeId !== undefined) suspicions.set(nodeId, decodeSuspicion(key, textOf(key, kv)))
+    }
+    return suspicions
   }
 
   /**

@@ -11,14 +11,24 @@
  * Each step feeds the members' reports to the `ControlPlane`; when the
  * primary's registration is gone (its etcd lease expired: it died, or it
  * cannot reach etcd and so stopped acknowledging by itself, see
- * `primary-lease.ts`) and the control plane says a promotion is due, it asks
- * `decidePromotion` for an eligible member and writes the new assignment by
- * compare-and-swap on the revision it read, fenced by its election key. A
- * desperate promotion is never taken here: only an operator asks for one
- * (`operator.ts`).
+ * `primary-lease.ts`), or a quorum of the other members suspects it (each
+ * lost its peer connection to the primary of the current epoch and
+ * published `suspicions/<id>`: `ControlPlane.primarySuspected`), and the
+ * control plane says a promotion is due, it asks `decidePromotion` for an
+ * eligible member and writes the new assignment by compare-and-swap on the
+ * revision it read, fenced by its election key and by the commit mark it
+ * read (so the new assignment carries the last commit any primary recorded,
+ * and a deposed primary that still runs records, so acknowledges, nothing
+ * more). A desperate promotion is never taken here: only an operator asks
+ * for one (`operator.ts`).
+ *
+ * A coordinator that may not lead (`mayLead`: the node is the primary and
+ * another member is registered) resigns and does not campaign: a SIGKILL of
+ * the primary must not also take the coordinator, whose election would
+ * then wait out its lease before anyone could promote.
  */
 import { ControlPlane, Lsn, RecoveryLog, Tick } from '../../replication/index.ts'
-import type { DurabilityMode, ReplicaId } from '../../replication/index.ts'
+import type { DurabilityMode, Epoch, ReplicaId } from '../../replication/index.ts'
 import type { ClusterAssignment } from './codec.ts'
 import type { CoordinatorFence, EtcdControlPlane, MemberView } from './control-plane.ts'
 import { revisionOf } from './control-plane.ts'
@@ -39,12 +49,15 @@ export interface CoordinatorOptions {
   readonly promotionGraceMs?: number
   /** The first assignment, made once this many nodes registered: the lowest ids, the lowest one primary. */
   readonly bootstrap?: { readonly members: number; readonly durability: DurabilityMode }
+  /** Whether this node may coordinate now (default always); one that may not resigns and does not campaign. */
+  readonly mayLead?: () => boolean
   readonly onEvent?: (event: CoordinatorEvent) => void
 }
 
 export type CoordinatorEvent =
   | { readonly kind: 'elected'; readonly createRevision: number }
   | { readonly kind: 'lost_election'; readonly reason: string }
+  | { readonly kind: 'resigned'; readonly reason: string }
   | { readonly kind: 'reread'; readonly epoch: number; readonly primaryId: ReplicaId }
   | { readonly kind: 'bootstrapped'; readonly epoch: number; readonly primaryId: ReplicaId }
   | { readonly kind: 'promoted'; readonly epoch: number; readonly primaryId: ReplicaId; readonly previousPrimaryId: ReplicaId }
@@ -106,10 +119,20 @@ export class EtcdCoordinator {
 
   async #step(): Promise<void> {
     if (this.#stopped) return
+    if (this.#options.mayLead?.() === false) {
+      await this.#resign('this node is the primary and another member can coordinate')
+      return
+    }
     if (!(await this.#holdElection())) return
     const fence = this.#fence
     if (fence === undefined) return
-    const [assignment, members, committed] = await Promise.all([this.#control.readAssignment(), this.#control.members(), this.#control.readCommitted()])
+    const [assignment, members, commit, suspicions] = await Promise.all([
+      this.#control.readAssignment(),
+      this.#control.members(),
+      this.#control.readCommittedVersioned(),
+      this.#control.suspicions(),
+    ])
+    const committed = commit.mark
     if (assignment === undefined) {
       await this.#bootstrap(members, fence)
       return
@@ -138,7 +161,9 @@ export class EtcdCoordinator {
       plane.acknowledgeCommit(assignment.epoch, committed.committedLsn)
     }
     const primaryServing = members.some((member) => member.nodeId === assignment.primaryId && member.endpoint !== undefined)
-    if (!plane.promotionDue(primaryServing, now)) {
+    const suspecting = new Map<ReplicaId, Epoch>()
+    for (const [nodeId, suspicion] of suspicions) if (suspicion.primaryId === assignment.primaryId) suspecting.set(nodeId, suspicion.epoch)
+    if (!plane.promotionDue(primaryServing, now, plane.primarySuspected(suspecting))) {
       this.#lastBlocked = undefined
       return
     }
@@ -159,6 +184,7 @@ export class EtcdCoordinator {
         lineageResets: assignment.lineageResets,
       },
       fence,
+      commit.revision,
     )
     if (!swap.ok) {
       this.#emit({ kind: 'swap_refused', reason: swap.reason })
@@ -235,6 +261,26 @@ export class EtcdCoordinator {
     this.#plane = undefined
     this.#emit({ kind: 'elected', createRevision })
     return true
+  }
+
+  /** Gives the election up at once (the key deleted, the lease revoked), so another node wins at its next step. */
+  async #resign(reason: string): Promise<void> {
+    const fence = this.#fence
+    const lease = this.#lease
+    if (fence === undefined && lease === undefined) return
+    this.#fence = undefined
+    this.#plane = undefined
+    this.#lease = undefined
+    const client = this.#control.client
+    const key = this.#control.keys.coordinator
+    if (fence !== undefined) {
+      await this.#control.call('resign', () => client.if(key, 'Create', '==', fence.createRevision).then(client.delete().key(key)).commit()).catch(() => undefined)
+    }
+    if (lease !== undefined) {
+      await this.#control.call('revoke coordinator lease', () => lease.revoke()).catch(() => undefined)
+      lease.release()
+    }
+    if (fence !== undefined) this.#emit({ kind: 'resigned', reason })
   }
 
   #lose(reason: string): void {

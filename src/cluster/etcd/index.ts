@@ -1,9 +1,9 @@
 /** The control plane on etcd: see docs/cluster.md. */
 export { EtcdControlPlane, parseClusterUrl, callTimeoutMsDefault, revisionOf } from './control-plane.ts'
-export type { AssignmentSwap, CoordinatorFence, MemberView, CommitReport, AssignmentWatch, EtcdConnectionOptions } from './control-plane.ts'
+export type { AssignmentSwap, CoordinatorFence, MemberView, CommitReport, AssignmentWatch, EtcdConnectionOptions, VersionedCommit } from './control-plane.ts'
 export { ControlPlaneUnavailable, isLeaseGone } from './errors.ts'
 export { ControlPlaneDataError, encodeAssignment, decodeAssignment } from './codec.ts'
-export type { AssignmentProposal, ClusterAssignment, NodeReport, NodeEndpointValue, ReplicaStateReport, CommittedMark } from './codec.ts'
+export type { AssignmentProposal, ClusterAssignment, NodeReport, NodeEndpointValue, ReplicaStateReport, CommittedMark, Suspicion } from './codec.ts'
 export { clusterKeys, defaultKeyPrefix, isNodeId, nodeIdOf } from './keys.ts'
 export type { ClusterKeys } from './keys.ts'
 export { NodeRegistration } from './registration.ts'

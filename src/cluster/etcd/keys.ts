@@ -9,6 +9,7 @@
  * | `nodes/<id>` | the node's endpoint | the node | the node's registration lease |
  * | `reports/<id>` | epoch, durable/safe/committed/applied LSNs, published replica states | the node | the node's registration lease |
  * | `coordinator` | who coordinates | the elected coordinator (created only if absent) | the coordinator's lease |
+ * | `suspicions/<id>` | the epoch (and primary) whose primary the node lost its connection to | the node, while it suspects | the node's registration lease |
  *
  * The epoch of an assignment is the etcd mod revision of the `assignment`
  * key: every write makes a new, larger one, so it is the fencing token.
@@ -24,8 +25,10 @@ export interface ClusterKeys {
   readonly coordinator: string
   readonly nodesPrefix: string
   readonly reportsPrefix: string
+  readonly suspicionsPrefix: string
   node(nodeId: ReplicaId): string
   report(nodeId: ReplicaId): string
+  suspicion(nodeId: ReplicaId): string
   /** The node id a `nodes/` or `reports/` key names, or undefined for a key outside them (or a malformed id). */
   nodeIdOf(key: string, under: string): ReplicaId | undefined
 }
@@ -34,6 +37,7 @@ export function clusterKeys(prefix = defaultKeyPrefix): ClusterKeys {
   if (!prefix.startsWith('/') || !prefix.endsWith('/')) throw new Error(`key prefix must start and end with '/': ${JSON.stringify(prefix)}`)
   const nodesPrefix = `${prefix}nodes/`
   const reportsPrefix = `${prefix}reports/`
+  const suspicionsPrefix = `${prefix}suspicions/`
   return {
     prefix,
     assignment: `${prefix}assignment`,
@@ -41,8 +45,10 @@ export function clusterKeys(prefix = defaultKeyPrefix): ClusterKeys {
     coordinator: `${prefix}coordinator`,
     nodesPrefix,
     reportsPrefix,
+    suspicionsPrefix,
     node: (nodeId) => `${nodesPrefix}${nodeId}`,
     report: (nodeId) => `${reportsPrefix}${nodeId}`,
+    suspicion: (nodeId) => `${suspicionsPrefix}${nodeId}`,
     nodeIdOf(key, under) {
       if (!key.startsWith(under)) return undefined
       const id = key.slice(under.length)

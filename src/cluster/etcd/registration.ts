@@ -13,7 +13,7 @@
  */
 import type { Lease } from 'etcd3'
 import type { ReplicaId } from '../../replication/index.ts'
-import { encodeEndpoint, encodeReport, type NodeEndpointValue, type NodeReport } from './codec.ts'
+import { encodeEndpoint, encodeReport, encodeSuspicion, type NodeEndpointValue, type NodeReport, type Suspicion } from './codec.ts'
 import type { EtcdControlPlane } from './control-plane.ts'
 import { isLeaseGone } from './errors.ts'
 
@@ -43,6 +43,7 @@ export class NodeRegistration {
   readonly #listeners = new Set<(renewal: Renewal) => void>()
   #endpoint: NodeEndpointValue
   #lastReport: NodeReport | undefined
+  #suspicion: Suspicion | undefined
   #lease: Lease | undefined
   #timer: NodeJS.Timeout | undefined
   #stopped = false
@@ -88,6 +89,22 @@ export class NodeRegistration {
     this.#lastReport = report
     const lease = this.#currentLease()
     await this.#control.call('report', () => lease.put(this.#control.keys.report(this.nodeId)).value(encodeReport(report)).exec())
+  }
+
+  /**
+   * Publishes (or, with undefined, withdraws) that this node lost the
+   * primary of an epoch (`suspicions/<id>`); it vanishes with the lease, and
+   * a re-registration publishes it again.
+   */
+  async suspect(suspicion: Suspicion | undefined): Promise<void> {
+    this.#suspicion = suspicion
+    const lease = this.#currentLease()
+    const key = this.#control.keys.suspicion(this.nodeId)
+    if (suspicion === undefined) await this.#control.call('withdraw suspicion', () => this.#control.client.delete().key(key).exec())
+    else {
+      const value = encodeSuspicion(suspicion)
+      await this.#control.call('suspect', () => lease.put(key).value(value).exec())
+    }
   }
 
   /** The node listens elsewhere now (a restart at a new address): same id, new endpoint version. */
@@ -140,6 +157,10 @@ export class NodeRegistration {
       if (this.#lastReport !== undefined) {
         const reportValue = encodeReport(this.#lastReport)
         await this.#control.call('report', () => lease.put(this.#control.keys.report(this.nodeId)).value(reportValue).exec())
+      }
+      if (this.#suspicion !== undefined) {
+        const suspicionValue = encodeSuspicion(this.#suspicion)
+        await this.#control.call('suspect', () => lease.put(this.#control.keys.suspicion(this.nodeId)).value(suspicionValue).exec())
       }
     } catch (error) {
       // The new lease is used only once registered: a lease whose grant failed (etcd unreachable) keeps

@@ -222,6 +222,18 @@ export class PrimaryLink {
     this.restart()
   }
 
+  /**
+   * The replica registered again (it restarted): if the link is waiting out
+   * its backoff, dial now. A live connection is left alone.
+   */
+  redialNow(): void {
+    if (this.#stopped || this.#live !== undefined || this.#retryTimer === undefined) return
+    clearTimeout(this.#retryTimer)
+    this.#retryTimer = undefined
+    this.#failures = 0
+    this.#dial()
+  }
+
   /** Drops the current connection and dials again at once (a new session wants a fresh handshake). */
   restart(sessionLabel?: string): void {
     this.#sessionLabel = sessionLabel

@@ -16,6 +16,7 @@
  * back on the primary).
  */
 import * as net from 'node:net'
+import { performance } from 'node:perf_hooks'
 import { InvariantViolation, invariant } from '../../domain/index.ts'
 import {
   Epoch,
@@ -112,6 +113,8 @@ interface Reception {
 interface Session {
   readonly connection: PeerConnection
   epoch: number
+  /** When this session's last frame arrived (monotonic ms): a primary heartbeats, so silence means it is gone or cut off. */
+  lastFrameAtMs: number
   /** The primary saw this replica's log and told it where to cut: entries may flow. */
   matched: boolean
   queuedBytes: number
@@ -167,6 +170,17 @@ export class ReplicaServer {
     return this.#address
   }
 
+  /**
+   * The primary this replica is connected to now: the epoch of the session
+   * that last completed a hello, and when its last frame arrived
+   * (`performance.now()` ms). Undefined while no primary session is open.
+   */
+  primaryContact(): { readonly epoch: number; readonly lastFrameAtMs: number } | undefined {
+    const current = this.#current
+    if (current === undefined || current.connection.closed) return undefined
+    return { epoch: current.epoch, lastFrameAtMs: current.lastFrameAtMs }
+  }
+
   /** Stops accepting, closes every connection, and waits for the frame in hand. */
   async close(): Promise<void> {
     if (this.#closed) return
@@ -188,7 +202,9 @@ export class ReplicaServer {
       frameBytesMax: this.#options.frameBytesMax ?? frameBytesMaxDefault,
       idleTimeoutMs: this.#options.idleTimeoutMs ?? replicaIdleTimeoutMsDefault,
       onMessage: (message, epoch) => {
-        if (holder.session !== undefined) this.#enqueue(holder.session, message, epoch)
+        if (holder.session === undefined) return
+        holder.session.lastFrameAtMs = performance.now()
+        this.#enqueue(holder.session, message, epoch)
       },
       onClose: () => {
         const closed = holder.session
@@ -199,7 +215,7 @@ export class ReplicaServer {
         for (const waiter of closed.reception?.waiting.values() ?? []) waiter.reject(new Error('connection lost'))
       },
     })
-    const session: Session = { connection, epoch: 0, matched: false, queuedBytes: 0, paused: false }
+    const session: Session = { connection, epoch: 0, lastFrameAtMs: performance.now(), matched: false, queuedBytes: 0, paused: false }
     holder.session = session
     this.#sessions.add(session)
   }
