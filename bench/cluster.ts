@@ -5,7 +5,7 @@
  *
  *   node --import tsx bench/cluster.ts [--phases throughput,failover,catchup]
  *     [--seconds 10] [--concurrency 16] [--bulk-size 100] [--modes sync_quorum,sync_all,best_effort]
- *     [--failovers 20] [--ttl 2] [--catchup-entries 20000] [--json FILE]
+ *     [--failovers 20] [--ttl 3] [--catchup-entries 20000] [--json FILE]
  *
  * - throughput: `tally bench` (single transactions, then `_bulk`) against a
  *   single node, then against the primary of a fresh 3-node cluster per
@@ -44,7 +44,8 @@ const concurrency = Number(argument('--concurrency', '16'))
 const bulkSize = Number(argument('--bulk-size', '100'))
 const modes = argument('--modes', 'sync_quorum,sync_all,best_effort').split(',')
 const failovers = Number(argument('--failovers', '20'))
-const ttlSeconds = Number(argument('--ttl', '2'))
+// The server's default lease TTL (`--cluster-lease-ttl-seconds`).
+const ttlSeconds = Number(argument('--ttl', '3'))
 const catchupEntries = Number(argument('--catchup-entries', '20000'))
 const jsonFile = argument('--json', '')
 
@@ -60,6 +61,7 @@ interface View {
 
 /** Steps of a failover, found in the survivors' recovery logs (`/_/cluster`), in the order they happen. */
 const failoverSteps: ReadonlyArray<readonly [string, RegExp]> = [
+  ['replica suspects the primary', /^cluster: no connection from primary/],
   ['coordinator elected', /^coordinator: elected/],
   ['promotion written', /^coordinator: promoted/],
   ['new primary running', /^cluster: primary at epoch/],
