@@ -88,8 +88,15 @@ and --durability):
   --durability MODE               sync_quorum, sync_all or best_effort
                                                             [TALLY_DURABILITY, default sync_quorum
                                                              from 3 members, sync_all below]
-  --cluster-lease-ttl-seconds N   registration and primary lease TTL: a dead primary is replaced
-                                  after about this long     [TALLY_CLUSTER_LEASE_TTL_SECONDS, default 3]
+  --cluster-lease-ttl-seconds N   registration and primary lease TTL: a dead primary whose replicas
+                                  did not notice first is replaced after about this long
+                                                            [TALLY_CLUSTER_LEASE_TTL_SECONDS, default 3]
+  --cluster-write-deadline-ms MS  a primary cut off from etcd this long answers the writes it
+                                  admitted as of unknown outcome (503, retry with the same
+                                  idempotency key)          [TALLY_CLUSTER_WRITE_DEADLINE_MS, default 5000]
+  --peer-backoff-ms-min MS        a primary redials a lost replica after MIN ms, doubling up to
+  --peer-backoff-ms-max MS        MAX (at once when the replica registers again)
+                                                            [TALLY_PEER_BACKOFF_MS_MIN/_MAX, default 50/5000]
 `
 
 export interface ServeSettings {
@@ -129,6 +136,9 @@ export interface ClusterSettings {
   readonly size: number
   readonly durability: DurabilityMode
   readonly leaseTtlSeconds: number
+  readonly writeDeadlineMs: number
+  readonly peerBackoffMsMin: number
+  readonly peerBackoffMsMax: number
 }
 
 export interface AuthSettings {
@@ -154,6 +164,9 @@ const integerFlags = {
   'audit-checkpoint-entries': 'TALLY_AUDIT_CHECKPOINT_ENTRIES',
   'cluster-size': 'TALLY_CLUSTER_SIZE',
   'cluster-lease-ttl-seconds': 'TALLY_CLUSTER_LEASE_TTL_SECONDS',
+  'cluster-write-deadline-ms': 'TALLY_CLUSTER_WRITE_DEADLINE_MS',
+  'peer-backoff-ms-min': 'TALLY_PEER_BACKOFF_MS_MIN',
+  'peer-backoff-ms-max': 'TALLY_PEER_BACKOFF_MS_MAX',
   'checkpoint-entries': 'TALLY_CHECKPOINT_ENTRIES',
   'wal-retain-entries': 'TALLY_WAL_RETAIN_ENTRIES',
   'wal-segment-bytes-max': 'TALLY_WAL_SEGMENT_BYTES_MAX',
@@ -272,7 +285,7 @@ type Given = (flag: IntegerFlag | StringFlag) => { value: string; source: string
 /** The cluster flags go together: --cluster needs --node-id and --peer-listen; they mean nothing without it. */
 function clusterSettings(given: Given, optionalInteger: (flag: IntegerFlag) => number | undefined): ClusterSettings | undefined {
   const url = given('cluster')
-  const dependent = (['node-id', 'peer-listen', 'peer-advertise', 'advertise', 'durability', 'cluster-size', 'cluster-lease-ttl-seconds'] as const).filter((flag) => given(flag) !== undefined)
+  const dependent = (['node-id', 'peer-listen', 'peer-advertise', 'advertise', 'durability', 'cluster-size', 'cluster-lease-ttl-seconds', 'cluster-write-deadline-ms', 'peer-backoff-ms-min', 'peer-backoff-ms-max'] as const).filter((flag) => given(flag) !== undefined)
   if (url === undefined) {
     if (dependent.length > 0) throw new ServeUsageError(`${dependent.map((flag) => `--${flag}`).join(', ')} need --cluster`)
     return undefined
@@ -312,6 +325,11 @@ function clusterSettings(given: Given, optionalInteger: (flag: IntegerFlag) => n
   }
   const leaseTtlSeconds = optionalInteger('cluster-lease-ttl-seconds') ?? 3
   if (leaseTtlSeconds > 60) throw new ServeUsageError('--cluster-lease-ttl-seconds: at most 60')
+  const writeDeadlineMs = optionalInteger('cluster-write-deadline-ms') ?? 5_000
+  if (writeDeadlineMs < 1 || writeDeadlineMs > 600_000) throw new ServeUsageError('--cluster-write-deadline-ms: 1 to 600000')
+  const peerBackoffMsMin = optionalInteger('peer-backoff-ms-min') ?? 50
+  const peerBackoffMsMax = optionalInteger('peer-backoff-ms-max') ?? 5_000
+  if (peerBackoffMsMin < 1 || peerBackoffMsMax < peerBackoffMsMin || peerBackoffMsMax > 600_000) throw new ServeUsageError('--peer-backoff-ms-min/--peer-backoff-ms-max: 1 ≤ MIN ≤ MAX ≤ 600000')
   return {
     url: url.value,
     endpoints: parsed.endpoints,
@@ -324,6 +342,9 @@ function clusterSettings(given: Given, optionalInteger: (flag: IntegerFlag) => n
     size,
     durability,
     leaseTtlSeconds,
+    writeDeadlineMs,
+    peerBackoffMsMin,
+    peerBackoffMsMax,
   }
 }
 
@@ -587,6 +608,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
           ...(cluster.peerAdvertise === undefined ? {} : { peerAdvertise: cluster.peerAdvertise }),
           httpAddress,
           leaseTtlSeconds: cluster.leaseTtlSeconds,
+          writeDeadlineMs: cluster.writeDeadlineMs,
+          link: { backoffMsMin: cluster.peerBackoffMsMin, backoffMsMax: cluster.peerBackoffMsMax },
           bootstrap: { members: cluster.size, durability: cluster.durability },
           ...(settings.checkpointEntries === undefined ? {} : { snapshotEveryEntries: settings.checkpointEntries }),
           // The replica server staged a snapshot: the node closes, installs the image and reopens on the same ports.

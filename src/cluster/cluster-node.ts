@@ -97,6 +97,12 @@ export interface ClusterNodeOptions {
    * coordinator promotes once a quorum of the others suspects the primary.
    */
   readonly suspectAfterMs?: number
+  /**
+   * A primary whose lease has lapsed this long (etcd unreachable: it can
+   * record no commit) answers the writes it admitted and has not answered as
+   * of unknown outcome, 503 + Retry-After (default 5 000 ms).
+   */
+  readonly writeDeadlineMs?: number
   /** A primary connection silent this long counts as lost (default 2 500 ms: the link heartbeats every second). */
   readonly primarySilenceMs?: number
   /** The replica server staged a snapshot to rebuild from: the node must reopen (its data directory installs it first). */
@@ -117,12 +123,15 @@ interface PrimaryRun {
   recorded: number
   recording: boolean
   retryTimer: NodeJS.Timeout | undefined
+  /** Armed while the lease does not hold: the unanswered writes are answered when it fires. */
+  deadlineTimer: NodeJS.Timeout | undefined
   stopped: boolean
 }
 
 export const clusterTickMsDefault = 250
 export const suspectAfterMsDefault = 600
 export const primarySilenceMsDefault = 2_500
+export const writeDeadlineMsDefault = 5_000
 export const snapshotEveryEntriesDefault = 10_000
 
 export class ClusterNode {
@@ -478,6 +487,7 @@ export class ClusterNode {
       recorded: status.committedLsn,
       recording: false,
       retryTimer: undefined,
+      deadlineTimer: undefined,
       stopped: false,
     }
     this.#primary = run
@@ -487,12 +497,35 @@ export class ClusterNode {
       this.#log(`cluster: primary lease ${state} at epoch ${assignment.epoch}`, { level: state === 'holding' ? 'info' : 'warn' })
       if (state === 'deposed') gate.depose()
       if (state === 'holding') {
+        if (run.deadlineTimer !== undefined) clearTimeout(run.deadlineTimer)
+        run.deadlineTimer = undefined
         node.releaseAcknowledgements()
         this.#recordCommit(run)
-      }
+      } else this.#armWriteDeadline(run)
     })
     void registration.renew()
     this.#syncLinks(run)
+  }
+
+  /**
+   * No write waits unanswered for etcd: once the lease has not held for
+   * `writeDeadlineMs`, every write admitted and not answered is answered as
+   * of unknown outcome. Each may still commit when etcd returns (its commit
+   * recorded then), which is why the answer says to retry with the same
+   * idempotency key: the retry finds the original result.
+   */
+  #armWriteDeadline(run: PrimaryRun): void {
+    if (run.deadlineTimer !== undefined || run.stopped) return
+    const deadlineMs = this.#options.writeDeadlineMs ?? writeDeadlineMsDefault
+    run.deadlineTimer = setTimeout(() => {
+      run.deadlineTimer = undefined
+      if (run.stopped || this.#options.gate.canAcknowledge()) return
+      const answered = this.#options.node.abandonUnanswered(`the primary could not record a commit in etcd for ${deadlineMs} ms (etcd unreachable, or this primary deposed)`)
+      if (answered > 0) this.#log(`cluster: ${answered} unanswered writes answered as of unknown outcome: the lease at epoch ${run.assignment.epoch} has not held for ${deadlineMs} ms`, { level: 'warn' })
+      // Writes admitted meanwhile (none while the lease lapses; some if it flapped) get the same bound.
+      if (!this.#options.gate.canAcknowledge()) this.#armWriteDeadline(run)
+    }, deadlineMs)
+    run.deadlineTimer.unref()
   }
 
   /** One link per replica of the assignment that registered an address; a new address restarts its link. */
@@ -510,7 +543,9 @@ export class ClusterNode {
         if (existing.stopped) continue
         if (existing.address.host !== address.host || existing.address.port !== address.port) existing.setAddress(address)
         // Registered again at the same address (a restart): dial now rather than after the backoff (up to 5 s).
-        else if (dialedVersion !== undefined && endpoint.version > dialedVersion) existing.redialNow()
+        else if (dialedVersion !== undefined && endpoint.version > dialedVersion && existing.redialNow()) {
+          this.#log(`cluster: replica ${replicaId} registered again at ${endpoint.dataAddress}: dialing it now`)
+        }
         continue
       }
       const link = new PrimaryLink({
@@ -586,6 +621,7 @@ export class ClusterNode {
     run.lease.close()
     run.unsubscribe()
     if (run.retryTimer !== undefined) clearTimeout(run.retryTimer)
+    if (run.deadlineTimer !== undefined) clearTimeout(run.deadlineTimer)
     await Promise.all([...run.links.values()].map((link) => link.stop()))
   }
 

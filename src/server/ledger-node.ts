@@ -145,6 +145,8 @@ export class LedgerNode implements Sequencer {
   private applyScheduled: number
   /** Indexes this node appended for its own admission (their results have a waiter, or will). */
   private readonly localAppends = new Set<number>()
+  /** Writes answered as of unknown outcome before their admission asked for the result (`abandonUnanswered`). */
+  private readonly abandoned = new Map<number, string>()
   /** Results the lease gate keeps from being answered. */
   private readonly heldResults: ProposalResult[] = []
   private readonly flushedListeners = new Set<(flushedLsn: number) => void>()
@@ -454,6 +456,11 @@ export class LedgerNode implements Sequencer {
       return Promise.resolve(ready)
     }
     if (this.fatal !== undefined) return Promise.reject(unavailable(`node stopped: ${this.fatal.message}`))
+    const abandoned = this.abandoned.get(index)
+    if (abandoned !== undefined) {
+      this.abandoned.delete(index)
+      return Promise.reject(outcomeUnknown(index, abandoned))
+    }
     return new Promise((resolve, reject) => this.waiters.set(index, { resolve, reject }))
   }
 
@@ -805,6 +812,31 @@ export class LedgerNode implements Sequencer {
       this.options.log?.(`replication: replica at epoch ${epoch} (primary ${primaryId ?? 'unknown'}), head ${this.wal.head}, committed ${this.committedKnown}`, { level: 'info' })
       return 'adopted'
     })
+  }
+
+  /**
+   * A primary that has been unable to record commits for too long (etcd
+   * unreachable) answers every write it admitted and has not answered —
+   * waiting for its commit, or committed and held by the lease gate — as of
+   * unknown outcome (503 `NOT_PRIMARY`, retryable): each may still commit
+   * later, so the client retries with the same idempotency key and gets the
+   * original result, never a second apply. The entries stay in the log; when
+   * they commit, nobody is waiting for them. Returns how many were answered.
+   */
+  abandonUnanswered(why: string): number {
+    if (this.role !== 'primary') return 0
+    this.heldResults.splice(0)
+    let answered = 0
+    for (const index of this.localAppends) {
+      const waiter = this.waiters.get(index)
+      this.waiters.delete(index)
+      // Admission asks for the result right after the append: one that has not asked yet is told when it does.
+      if (waiter === undefined) this.abandoned.set(index, why)
+      else waiter.reject(outcomeUnknown(index, why))
+      answered += 1
+    }
+    this.localAppends.clear()
+    return answered
   }
 
   /** The lease gate opened again: answers the results it held. */

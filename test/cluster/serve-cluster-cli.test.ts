@@ -26,6 +26,9 @@ test('serve: without --cluster nothing changes; the cluster flags go together an
     size: 3,
     durability: 'sync_quorum',
     leaseTtlSeconds: 3,
+    writeDeadlineMs: 5_000,
+    peerBackoffMsMin: 50,
+    peerBackoffMsMax: 5_000,
   })
   const env = parseServeArgs([], {
     TALLY_CLUSTER: 'etcd://10.0.0.1:2379,10.0.0.2:2379/ledgers/',
@@ -33,6 +36,9 @@ test('serve: without --cluster nothing changes; the cluster flags go together an
     TALLY_PEER_LISTEN: '[::1]:4069',
     TALLY_CLUSTER_SIZE: '2',
     TALLY_CLUSTER_LEASE_TTL_SECONDS: '5',
+    TALLY_CLUSTER_WRITE_DEADLINE_MS: '1500',
+    TALLY_PEER_BACKOFF_MS_MIN: '100',
+    TALLY_PEER_BACKOFF_MS_MAX: '60000',
   })
   assert.ok(env !== 'help')
   assert.equal(env.cluster?.prefix, '/ledgers/')
@@ -40,6 +46,7 @@ test('serve: without --cluster nothing changes; the cluster flags go together an
   assert.equal(env.cluster?.peerHost, '::1')
   assert.equal(env.cluster?.durability, 'sync_all', 'below 3 members the default is sync_all')
   assert.equal(env.cluster?.leaseTtlSeconds, 5)
+  assert.deepEqual([env.cluster?.writeDeadlineMs, env.cluster?.peerBackoffMsMin, env.cluster?.peerBackoffMsMax], [1_500, 100, 60_000])
 
   const base = ['--cluster', 'etcd://127.0.0.1:2379', '--node-id', 'n1', '--peer-listen', '127.0.0.1:4068']
   assert.throws(() => parseServeArgs(['--node-id', 'n1'], {}), /--node-id need --cluster/)
@@ -64,6 +71,9 @@ test('serve: without --cluster nothing changes; the cluster flags go together an
   assert.throws(() => parseServeArgs([...base, '--durability', 'fast'], {}), /--durability: expected one of sync_all, sync_quorum, best_effort/)
   assert.throws(() => parseServeArgs([...base, '--durability', 'sync_quorum', '--cluster-size', '2'], {}), /at least 3 members/)
   assert.throws(() => parseServeArgs([...base, '--cluster-lease-ttl-seconds', '0'], {}), /--cluster-lease-ttl-seconds/)
+  assert.throws(() => parseServeArgs([...base, '--cluster-write-deadline-ms', '0'], {}), /--cluster-write-deadline-ms/)
+  assert.throws(() => parseServeArgs([...base, '--peer-backoff-ms-min', '500', '--peer-backoff-ms-max', '100'], {}), /--peer-backoff-ms-min/)
+  assert.throws(() => parseServeArgs(['--peer-backoff-ms-max', '100'], {}), /--peer-backoff-ms-max need --cluster/)
 })
 
 test('serve --cluster: the cluster id comes from etcd (the first node creates it) and a data directory of another cluster is refused', { skip: etcdSkip, timeout: 60_000 }, async () => {

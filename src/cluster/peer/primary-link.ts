@@ -224,14 +224,15 @@ export class PrimaryLink {
 
   /**
    * The replica registered again (it restarted): if the link is waiting out
-   * its backoff, dial now. A live connection is left alone.
+   * its backoff, dial now; true when it did. A live connection is left alone.
    */
-  redialNow(): void {
-    if (this.#stopped || this.#live !== undefined || this.#retryTimer === undefined) return
+  redialNow(): boolean {
+    if (this.#stopped || this.#live !== undefined || this.#retryTimer === undefined) return false
     clearTimeout(this.#retryTimer)
     this.#retryTimer = undefined
     this.#failures = 0
     this.#dial()
+    return true
   }
 
   /** Drops the current connection and dials again at once (a new session wants a fresh handshake). */
