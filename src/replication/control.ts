@@ -183,10 +183,11 @@ export class ControlPlane {
   }
 
   /**
-   * Lease bookkeeping; `true` when the primary has been gone (or, with
-   * `suspected`, lost by a quorum of the others: `primarySuspected`) for the
-   * whole lease and a promotion is due. A suspected primary is excluded from
-   * the promotion it causes: everything it reported up to now is discounted.
+   * Lease bookkeeping; `true` when the primary has been gone for the whole
+   * lease, or (`suspected`) a quorum of the others lost it
+   * (`primarySuspected`: each already waited its own grace before it said
+   * so), and a promotion is due. A suspected primary is excluded from the
+   * promotion it causes: everything it reported up to now is discounted.
    */
   promotionDue(primaryServing: boolean, now: Tick, suspected = false): boolean {
     this.#primarySuspected = primaryServing && suspected
@@ -195,7 +196,7 @@ export class ControlPlane {
       return false
     }
     this.#primaryLostAt ??= now
-    return Tick.between(this.#primaryLostAt, now) >= this.#options.leaseTicks
+    return this.#primarySuspected || Tick.between(this.#primaryLostAt, now) >= this.#options.leaseTicks
   }
 
   promotionInput(now: Tick, primaryServing: boolean): PromotionInput {
