@@ -38,6 +38,8 @@ export interface Heartbeat {
   readonly endpoint: Endpoint
   readonly durableLsn: Lsn
   readonly safeLsn: Lsn
+  /** The epoch whose primary this member lost its connection to (a suspicion), if any. */
+  readonly suspects?: Epoch | undefined
 }
 
 export interface HeartbeatOutcome {
@@ -64,6 +66,8 @@ export class ControlPlane {
   readonly lineageResets: LineageReset[] = []
   readonly #options: ControlPlaneOptions
   readonly #heard = new Map<ReplicaId, Omit<MemberReport, 'replicaId' | 'state'>>()
+  /** Suspicions carried by heartbeats, with when they were heard. */
+  readonly #suspicions = new Map<ReplicaId, { readonly epoch: Epoch; readonly heardAt: Tick }>()
   readonly #assignmentSentAt = new Map<ReplicaId, Tick>()
   #membershipSentAt: Tick | undefined
   #epoch: Epoch = Epoch.first
@@ -117,6 +121,8 @@ export class ControlPlane {
   receiveHeartbeat(heartbeat: Heartbeat, now: Tick): HeartbeatOutcome {
     const { replicaId } = heartbeat
     this.#heard.set(replicaId, { epoch: heartbeat.epoch, durableLsn: heartbeat.durableLsn, safeLsn: heartbeat.safeLsn, reportedAt: now })
+    if (heartbeat.suspects === undefined) this.#suspicions.delete(replicaId)
+    else this.#suspicions.set(replicaId, { epoch: heartbeat.suspects, heardAt: now })
     const known = this.knownEndpoints.get(replicaId)
     // Endpoint versions only go forward: a heartbeat reordered behind a newer one names an address the member left.
     const moved = known === undefined || (heartbeat.endpoint.version > known.version && endpointChanged(known, heartbeat.endpoint))
@@ -163,6 +169,7 @@ export class ControlPlane {
   /** The member refused an offer: its last report no longer describes it. */
   forgetReport(replicaId: ReplicaId): void {
     this.#heard.delete(replicaId)
+    this.#suspicions.delete(replicaId)
   }
 
   /**
@@ -180,6 +187,15 @@ export class ControlPlane {
       if (replicaId !== this.#primaryId && suspicions.get(replicaId) === this.#epoch) suspecting += 1
     }
     return suspecting >= quorumOf(this.members.length)
+  }
+
+  /** The suspicions heard within `reportFreshTicks` (an older one says nothing about the member now). */
+  heardSuspicions(now: Tick): Map<ReplicaId, Epoch> {
+    const fresh = new Map<ReplicaId, Epoch>()
+    for (const [replicaId, suspicion] of this.#suspicions) {
+      if (Tick.between(suspicion.heardAt, now) <= this.#options.reportFreshTicks) fresh.set(replicaId, suspicion.epoch)
+    }
+    return fresh
   }
 
   /**

@@ -19,7 +19,10 @@
  *    that regressed would ship the ledger to the wrong place.
  * 8. No two primaries may acknowledge at once: a primary the coordinator
  *    replaced while it ran (deposed, cut off) never still holds its lease,
- *    so it cannot commit in an epoch overlapping its successor's.
+ *    so it cannot commit in an epoch overlapping its successor's. With
+ *    suspicions (`suspectAfterTicks`) a deposed primary may still hold its
+ *    lease by design; then what is checked is that it acknowledges nothing
+ *    (the fence refuses it: `overlapping_primaries` from the cluster).
  */
 import { InvariantViolation } from '../domain/index.ts'
 import { Lsn, type DurabilityMode, type Tick } from '../replication/index.ts'
@@ -41,6 +44,7 @@ export type ViolationKind =
   | 'storage_structure'
   | 'endpoint_regressed'
   | 'overlapping_primaries'
+  | 'promotion_without_quorum_suspicion'
   | 'liveness'
   | 'exception'
   // The ledger running in the simulator (`ledger-state.ts`):
@@ -183,7 +187,7 @@ export function checkCluster(cluster: Cluster): Violation[] {
     }
   }
 
-  for (const deposed of cluster.deposed()) {
+  for (const deposed of cluster.options.suspectAfterTicks === undefined ? cluster.deposed() : []) {
     if (deposed.lease?.holds(tick) === true) {
       add('overlapping_primaries', `deposed primary ${deposed.nodeId} (epoch ${deposed.epoch}) still holds its lease until ${deposed.lease.expiresAt} while ${cluster.runtime?.nodeId ?? 'no primary'} serves epoch ${assigned.epoch}`)
     }

@@ -89,6 +89,12 @@ export interface PlantedBugs {
   readonly promoteIgnoresEligibility?: boolean
   /** A replica appends an entry past a hole in its WAL and acknowledges it (a non-contiguous ack). */
   readonly ackNonContiguous?: boolean
+  /**
+   * The coordinator promotes on ONE member's suspicion of the primary (not
+   * a quorum's): a replica cut off from a primary that still commits with
+   * the others (a one-sided partition) causes an epoch change.
+   */
+  readonly promoteOnOneSuspicion?: boolean
 }
 
 export interface ClusterOptions {
@@ -126,6 +132,17 @@ export interface ClusterOptions {
    * Undefined: the coordinator sees directly whether the primary runs.
    */
   readonly primaryLease: LeaseTerms | undefined
+  /**
+   * Failure detection by suspicion (leased clusters only): a replica not
+   * connected to its epoch's primary (the primary down, or the link from it
+   * down) for more than this many ticks says so in its heartbeats, and the
+   * coordinator promotes once a quorum of the other members suspects the
+   * primary (`ControlPlane.primarySuspected`), without waiting for the lease:
+   * the old primary may still hold it, and only the fence on its
+   * acknowledgements (the coordinator's compare-and-swap) keeps it from
+   * answering. Undefined: detection by the lease alone.
+   */
+  readonly suspectAfterTicks: number | undefined
   /**
    * The ledger runs in the simulator (`ledger-state.ts`): every node applies
    * its committed entries through the real FSM and the ledger invariants are
@@ -187,6 +204,7 @@ export const clusterDefaults: Omit<ClusterOptions, 'seed'> = {
   storage: healthyStorage,
   handshakeOverNetwork: false,
   primaryLease: undefined,
+  suspectAfterTicks: undefined,
   ledger: undefined,
 }
 
@@ -275,6 +293,10 @@ export interface ClusterStats {
   writesToDeposed: number
   /** Commits a primary held back because its lease did not hold. */
   commitsWithoutLease: number
+  /** Heartbeats carrying a suspicion, promotions a quorum of suspicions caused, and commits of deposed primaries (lease still held) the fence refused. */
+  suspicions: number
+  promotionsOnSuspicion: number
+  deposedCommitsFenced: number
   /** Coordinator processes restarted, and assignment writes refused because another process wrote first (compare-and-swap lost). */
   coordinatorRestarts: number
   assignmentWritesRefused: number
@@ -308,6 +330,9 @@ export function emptyClusterStats(): ClusterStats {
     primariesDeposed: 0,
     writesToDeposed: 0,
     commitsWithoutLease: 0,
+    suspicions: 0,
+    promotionsOnSuspicion: 0,
+    deposedCommitsFenced: 0,
     coordinatorRestarts: 0,
     assignmentWritesRefused: 0,
     truncationsAnswered: 0,
@@ -346,6 +371,10 @@ export class Cluster {
   #runtime: PrimaryRuntime | undefined
   /** Primaries the coordinator replaced while they still ran; each steps down once it learns the newer epoch or crashes. */
   readonly #deposed: PrimaryRuntime[] = []
+  /** When each replica last had a connection from its epoch's primary (or adopted that epoch): suspicions. */
+  readonly #primaryContact = new Map<NodeId, { epoch: Epoch; at: Tick }>()
+  /** The last tick each replica suspected the primary of an epoch (the checker's view of whether a suspicion was true). */
+  readonly #suspectedAt = new Map<NodeId, { epoch: Epoch; at: Tick }>()
   readonly #coordinatorOptions: ControlPlaneOptions
   /** The acting coordinator process. */
   #coordinator: Coordinator
@@ -366,6 +395,9 @@ export class Cluster {
     }
     validateDurability(durability, nodeCount)
     if (this.options.primaryLease !== undefined) validateLeaseTerms(this.options.primaryLease)
+    if (this.options.suspectAfterTicks !== undefined && this.options.primaryLease === undefined) {
+      throw validationError('suspicions need leased primaries: without a lease the coordinator sees directly whether the primary runs')
+    }
     this.prng = new Prng(this.options.seed)
     this.#networkPrng = new Prng(this.options.seed ^ 0x6e6574)
     this.#network = this.options.network
@@ -981,10 +1013,56 @@ export class Cluster {
 
   // ------------------------------------------------------------ coordinator
 
+  /**
+   * A replica's suspicion: it is connected to its epoch's primary while that
+   * primary runs at its epoch and the link from it is up (the real replica
+   * sees a TCP connection that heartbeats); after `suspectAfterTicks`
+   * without one, it suspects that epoch's primary.
+   */
+  #suspicionOf(node: SimNode): Epoch | undefined {
+    const afterTicks = this.options.suspectAfterTicks
+    const runtime = this.#runtime
+    if (afterTicks === undefined || runtime?.nodeId === node.id) return undefined
+    let contact = this.#primaryContact.get(node.id)
+    if (contact === undefined || contact.epoch !== node.epoch) {
+      contact = { epoch: node.epoch, at: this.#now }
+      this.#primaryContact.set(node.id, contact)
+    }
+    if (runtime !== undefined && runtime.epoch === node.epoch && this.node(runtime.nodeId).running && !this.isLinkDown(runtime.nodeId, node.id)) contact.at = this.#now
+    if (Tick.between(contact.at, this.#now) <= afterTicks) return undefined
+    this.#suspectedAt.set(node.id, { epoch: node.epoch, at: this.#now })
+    return node.epoch
+  }
+
+  /**
+   * Checked at every promotion on suspicion: a quorum of the members other
+   * than the primary really lost it (each suspected it at this epoch within
+   * the freshness window of the heartbeats the coordinator used). A primary
+   * that a quorum can still reach is never replaced on suspicion.
+   */
+  #checkSuspicionQuorum(primaryId: NodeId, epoch: Epoch): void {
+    const window = this.options.reportFreshTicks + 2
+    const suspecting = this.nodeIds.filter((id) => {
+      const suspected = this.#suspectedAt.get(id)
+      return id !== primaryId && suspected !== undefined && suspected.epoch === epoch && Tick.between(suspected.at, this.#now) <= window
+    })
+    const quorum = Math.floor(this.nodeIds.length / 2) + 1
+    if (suspecting.length < quorum) {
+      this.recordViolation({
+        tick: this.#now,
+        kind: 'promotion_without_quorum_suspicion',
+        detail: `primary ${primaryId} of epoch ${epoch} replaced on suspicion while only ${suspecting.length} of the others had lost it (${suspecting.join(', ') || 'none'}; a quorum is ${quorum})`,
+      })
+    }
+  }
+
   #heartbeat(): void {
     for (const node of this.nodes.values()) {
       if (!node.running) continue
+      const suspects = this.#suspicionOf(node)
+      if (suspects !== undefined) this.stats.suspicions += 1
       this.#send(Tick.after(this.#now, 1), {
+        suspects,
         kind: 'heartbeat',
         from: node.id,
         to: coordinatorId,
@@ -1079,8 +1157,25 @@ export class Cluster {
         continue
       }
       const heardLately = Tick.between(lease.lastHeardAt(), this.#now) <= 1
-      if (process.plane.promotionDue(heardLately, this.#now) && lease.promotionAllowed(this.#now)) this.#promote(process)
+      // A quorum suspecting a primary the coordinator still hears promotes without waiting for its lease (fenced acks).
+      const suspected = this.options.suspectAfterTicks !== undefined && heardLately && this.#primarySuspected(process.plane)
+      if (process.plane.promotionDue(heardLately, this.#now, suspected) && (suspected || lease.promotionAllowed(this.#now))) {
+        const before = this.stats.promotions
+        const replaced = { primaryId: process.plane.primaryId, epoch: process.plane.epoch }
+        this.#promote(process)
+        if (suspected && this.stats.promotions > before) {
+          this.stats.promotionsOnSuspicion += 1
+          if (replaced.primaryId !== undefined) this.#checkSuspicionQuorum(replaced.primaryId, replaced.epoch)
+        }
+      }
     }
+  }
+
+  /** The control plane's rule (a quorum of the others suspects the primary), or the planted one-suspicion rule. */
+  #primarySuspected(plane: ControlPlane): boolean {
+    const suspicions = plane.heardSuspicions(this.#now)
+    if (this.options.plantedBugs.promoteOnOneSuspicion !== true) return plane.primarySuspected(suspicions)
+    return [...suspicions].some(([replicaId, epoch]) => replicaId !== plane.primaryId && epoch === plane.epoch)
   }
 
   /** A lease grant reaches the primary (or a deposed one) on `node`. */
@@ -1101,16 +1196,26 @@ export class Cluster {
     for (const runtime of this.#deposed) {
       const node = this.node(runtime.nodeId)
       if (node.headLsn > node.durableLsn) node.flush()
-      // It still runs its commit rule (best_effort needs only its own disk); its lease must refuse.
+      // It still runs its commit rule (best_effort needs only its own disk). Without suspicions its lease must
+      // refuse; with them it may still hold, and the fence (the coordinators' compare-and-swap) must refuse.
       runtime.commit.recordPrimaryDurable(node.durableLsn)
       const candidate = runtime.commit.candidateLsn()
       if (candidate > runtime.commit.committedLsn && this.#mayAcknowledge(runtime, candidate)) {
-        this.recordViolation({
-          tick: this.#now,
-          kind: 'overlapping_primaries',
-          detail: `deposed primary ${node.id} (epoch ${runtime.epoch}) acknowledges commit ${candidate} while ${this.#runtime?.nodeId ?? 'no primary'} serves epoch ${this.coordinator.epoch}`,
-        })
-        runtime.commit.advance()
+        let acknowledged = this.options.suspectAfterTicks === undefined
+        if (!acknowledged) {
+          for (const process of [this.#coordinator, ...this.staleCoordinators()]) {
+            if (process.acknowledgeCommit(runtime.epoch, candidate, this.#now) === 'acknowledged') acknowledged = true
+          }
+          if (!acknowledged) this.stats.deposedCommitsFenced += 1
+        }
+        if (acknowledged) {
+          this.recordViolation({
+            tick: this.#now,
+            kind: 'overlapping_primaries',
+            detail: `deposed primary ${node.id} (epoch ${runtime.epoch}) acknowledges commit ${candidate} while ${this.#runtime?.nodeId ?? 'no primary'} serves epoch ${this.coordinator.epoch}`,
+          })
+          runtime.commit.advance()
+        }
       }
     }
   }

@@ -39,7 +39,7 @@ export type Message =
   /** The primary asks a replica ahead of the committed LSN to drop its tail above `toLsn`, for the session its handshake was for. */
   | (MessageBase & { readonly kind: 'truncate'; readonly endpointVersion: number; readonly sessionId: SessionId; readonly toLsn: Lsn })
   | (MessageBase & { readonly kind: 'truncate_reply'; readonly sessionId: SessionId; readonly truncatedToLsn: Lsn })
-  | (MessageBase & { readonly kind: 'heartbeat'; readonly endpoint: Endpoint; readonly durableLsn: Lsn; readonly safeLsn: Lsn; readonly sentAt: Tick; readonly serving: boolean })
+  | (MessageBase & { readonly kind: 'heartbeat'; readonly endpoint: Endpoint; readonly durableLsn: Lsn; readonly safeLsn: Lsn; readonly sentAt: Tick; readonly serving: boolean; readonly suspects: Epoch | undefined })
   /** The coordinator's answer to the primary's heartbeat: a lease counted from the heartbeat's `sentAt`, at the coordinator's epoch. */
   | (MessageBase & { readonly kind: 'lease_grant'; readonly sentAt: Tick; readonly revision: number })
   /** Coordinator messages carry the revision of the versioned assignment their sender acted on (its fencing token). */

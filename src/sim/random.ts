@@ -48,6 +48,14 @@ export interface RunShape {
    */
   readonly coordinatorLinks: 'reliable' | 'partitioned'
   /**
+   * `suspicion` (partitioned runs only, when asked for): replicas that lose their primary
+   * say so, and a quorum of them promotes without waiting for the lease —
+   * over a primary that may still run and hold it (see
+   * `ClusterOptions.suspectAfterTicks`); the primary is now and then cut off
+   * from all its replicas but not from the coordinator (a false suspicion).
+   */
+  readonly detection: 'lease' | 'suspicion'
+  /**
    * `restarting`: the coordinator process restarts now and then (it re-reads
    * the versioned assignment and resumes); the replaced process may act on
    * its old view for a few more ticks, its writes refused by
@@ -117,7 +125,9 @@ export function shapeFor(seed: number, fixed: RandomRunOptions['shape'] = {}): R
   const handshake = fixed.handshake ?? (profile.chance(0.5) ? 'network' : 'call')
   const coordinatorLinks = fixed.coordinatorLinks ?? (profile.chance(0.35) ? 'partitioned' : 'reliable')
   const coordinator = fixed.coordinator ?? (new Prng(seed ^ 0x636f6f72).chance(0.4) ? 'restarting' : 'steady')
-  return { nodeCount, durability, order, timers, storage, handshake, coordinatorLinks, coordinator }
+  // Asked for (a shape), not drawn: every seed's run stays what it was, so the pinned seeds keep what they catch.
+  const detection = coordinatorLinks === 'partitioned' ? (fixed.detection ?? 'lease') : 'lease'
+  return { nodeCount, durability, order, timers, storage, handshake, coordinatorLinks, coordinator, detection }
 }
 
 /** The cluster options a shape stands for; the tight limits and the faulty disk are drawn from the seed. */
@@ -133,6 +143,7 @@ export function optionsFor(seed: number, shape: RunShape): Partial<ClusterOption
     // Heartbeats every tick, a round trip of 2: the primary's lease (8 - 2 ticks from the send) outlives a lost heartbeat or two.
     options.primaryLease = leaseTermsPartitioned
     options.leaseTimeoutTicks = leaseTermsPartitioned.leaseTicks
+    if (shape.detection === 'suspicion') options.suspectAfterTicks = 1 + new Prng(seed ^ 0x7375).int(4)
   }
   if (shape.timers === 'tight') {
     options.catchUpTimeoutTicks = 6 + prng.int(20)
@@ -173,6 +184,10 @@ function partitionStep(cluster: Cluster, prng: Prng): void {
     const replica = prng.pick(replicas)
     cluster.isolateFromCoordinator(replica, prng.chance(0.6))
     if (primary !== undefined && prng.chance(0.4)) cluster.linkDown(primary, replica, prng.chance(0.7))
+  }
+  // A false suspicion: the primary cut off from every replica, not from the coordinator (it keeps its lease).
+  if (primary !== undefined && cluster.options.suspectAfterTicks !== undefined && prng.int(100) < 2) {
+    for (const replica of replicas) cluster.linkDown(primary, replica, prng.chance(0.5))
   }
   const cut = cluster.linksDown().filter((link) => link.includes(coordinatorId))
   if (cut.length > 0 && prng.int(100) < 8) {

@@ -85,3 +85,15 @@ test('randomized coordinator restarts: outdated writes are refused, every run se
   assert.ok(summary.totals.coordinatorRestarts > 0)
   assert.ok(summary.totals.assignmentWritesRefused > 0, 'a coordinator acting on an outdated view lost a compare-and-swap')
 })
+
+test('randomized suspicions: replicas that lose the primary promote without waiting for its lease, over primaries that still run; nothing overlaps, every run settles', () => {
+  const summary = runSeeds({ firstSeed: 1, count: 40, steps: 250, shape: { coordinatorLinks: 'partitioned', detection: 'suspicion' } })
+  assert.deepEqual(summary.failures.map((failure) => `${failure.seed}: ${failure.violations.map((v) => `${v.kind} ${v.detail}`).join('; ')}`), [])
+  assert.ok(summary.totals.promotionsOnSuspicion > 0, 'a quorum of suspicions promoted')
+  assert.ok(summary.totals.primariesDeposed > 0, 'a primary that still ran was replaced')
+})
+
+test('planted bug: promoting on one replica\'s suspicion (a one-sided partition) is caught by random seeds', () => {
+  const summary = runSeeds({ firstSeed: 1, count: 20, steps: 250, shape: { coordinatorLinks: 'partitioned', detection: 'suspicion' }, plantedBugs: { promoteOnOneSuspicion: true } })
+  assert.ok(summary.failures.some((failure) => failure.violations.some((violation) => violation.kind === 'promotion_without_quorum_suspicion')))
+})
