@@ -387,6 +387,65 @@ describe('etcd control plane: the coordinator', { skip: etcdSkip }, () => {
     })
   })
 
+  test('a promotion is fenced by the commit mark it read: a commit recorded since refuses it; suspicions of a quorum promote over a registered primary, which records nothing after', async () => {
+    await withEtcd(async (etcd, resources) => {
+      const control = resources.control(etcd)
+      const created = await control.createAssignment(proposal(n1, [n2, n3], 0))
+      assert.ok(created.ok)
+      const epoch = created.assignment.epoch
+      assert.equal(await control.reportCommitted(epoch, Lsn.of(5)), 'recorded')
+      const read = await control.readCommittedVersioned()
+      assert.equal(read.mark?.committedLsn, 5)
+      // The primary records a commit after the mark was read: a promotion carrying 5 would lose 6.
+      assert.equal(await control.reportCommitted(epoch, Lsn.of(6)), 'recorded')
+      assert.deepEqual(await control.swapAssignment(created.assignment.revision, proposal(n2, [n1, n3], 5), undefined, read.revision), { ok: false, reason: 'commit_moved' })
+      assert.equal((await control.readAssignment())?.revision, created.assignment.revision)
+
+      // Both replicas suspect n1 at this epoch while n1 stays registered (a false suspicion): the coordinator promotes.
+      const registrations = new Map([
+        [n1, await resources.register(control, n1, 2, 4100)],
+        [n2, await resources.register(control, n2, 2, 4200)],
+        [n3, await resources.register(control, n3, 2, 4300)],
+      ])
+      for (const [nodeId, registration] of registrations) await registration.report(report(epoch, nodeId === n3 ? 7 : 6))
+      const events: CoordinatorEvent[] = []
+      const coordinator = resources.add(new EtcdCoordinator(resources.control(etcd), { nodeId: n3, ttlSeconds: 2, clock, stepEveryMs: 50, onEvent: (event) => events.push(event) }), (opened) => opened.stop())
+      await registrations.get(n2)?.suspect({ epoch, primaryId: n1 })
+      await coordinator.step()
+      await coordinator.step()
+      assert.equal((await control.readAssignment())?.revision, created.assignment.revision, 'one suspicion is not a quorum')
+      await registrations.get(n3)?.suspect({ epoch, primaryId: n1 })
+      coordinator.start()
+      await until('a promotion on suspicion', () => events.find((event) => event.kind === 'promoted'))
+      const promoted = await control.readAssignment()
+      assert.ok(promoted !== undefined && promoted.epoch > epoch)
+      assert.equal(promoted.primaryId, n3, 'the suspected primary is not a candidate, however complete its report')
+      assert.equal(promoted.committedLsn, 6, 'the promotion carries the last recorded commit')
+      // The old primary still runs and holds its registration, but can record (so acknowledge) nothing more.
+      assert.equal(await control.reportCommitted(epoch, Lsn.of(7)), 'stale_epoch')
+    })
+  })
+
+  test('a coordinator that may not lead (the primary, while another member can) resigns at once, and another wins', async () => {
+    await withEtcd(async (etcd, resources) => {
+      let mayLead = true
+      const first = resources.add(new EtcdCoordinator(resources.control(etcd), { nodeId: n1, ttlSeconds: 30, clock, mayLead: () => mayLead }), (opened) => opened.stop())
+      const second = resources.add(new EtcdCoordinator(resources.control(etcd), { nodeId: n2, ttlSeconds: 30, clock }), (opened) => opened.stop())
+      await first.step()
+      assert.equal(first.leading, true)
+      await second.step()
+      assert.equal(second.leading, false)
+      mayLead = false
+      await first.step()
+      assert.equal(first.leading, false)
+      // Without a resignation n2 would wait out n1's 30 s election lease.
+      await second.step()
+      assert.equal(second.leading, true)
+      await first.step()
+      assert.equal(first.leading, false, 'one that may not lead does not campaign')
+    })
+  })
+
   test('a member whose registration expired is never promoted on what it reported before', async () => {
     await withEtcd(async (etcd, resources) => {
       const control = resources.control(etcd)
