@@ -157,6 +157,7 @@ export class ClusterNode {
   #primaryContact: { epoch: number; atMs: number } | undefined
   /** The suspicion published in etcd (`epoch/primary`), '' when none. */
   #publishedSuspicion = ''
+  #loggedSuspicion = ''
   #suspicionTimer: NodeJS.Timeout | undefined
   #suspecting = false
   #suspicionError = ''
@@ -710,7 +711,9 @@ export class ClusterNode {
     if (suspicion === this.#publishedSuspicion) return
     if (suspicion === '') await registration.suspect(undefined)
     else if (assignment !== undefined) {
-      this.#log(`cluster: no connection from primary ${assignment.primaryId} of epoch ${assignment.epoch}: suspecting it`, { level: 'warn' })
+      // Logged once per suspicion, not at every failed attempt to publish it.
+      if (suspicion !== this.#loggedSuspicion) this.#log(`cluster: no connection from primary ${assignment.primaryId} of epoch ${assignment.epoch}: suspecting it`, { level: 'warn' })
+      this.#loggedSuspicion = suspicion
       await registration.suspect({ epoch: assignment.epoch, primaryId: assignment.primaryId })
     }
     this.#publishedSuspicion = suspicion
