@@ -13,7 +13,7 @@ import { isIP } from 'node:net'
 import { readFileSync } from 'node:fs'
 import { SigningKey, audienceDefault, builtInIssuerDefault, loadApiClients, tokenSecondsDefault } from '../api/index.ts'
 import type { ApiOptions, AuthOptions } from '../api/index.ts'
-import { AcknowledgementGate, ClusterNode, ControlPlaneUnavailable, EtcdControlPlane, formatAddress, isNodeId, parseClusterUrl, sharedClusterId } from '../cluster/index.ts'
+import { AcknowledgementGate, ClusterNode, ControlPlaneUnavailable, EtcdControlPlane, formatAddress, isNodeId, parseClusterUrl, recoverySecondsMax, recoveryTuningFrom, sharedClusterId, type RecoveryLimits } from '../cluster/index.ts'
 import { installStagedSnapshot } from '../cluster/snapshot/index.ts'
 import { forwardWritesToPrimary } from '../cluster/forward.ts'
 import { durabilityModes, validateDurability, type DurabilityMode, type ReplicaId } from '../replication/index.ts'
@@ -90,6 +90,14 @@ and --durability):
                                                              from 3 members, sync_all below]
   --cluster-lease-ttl-seconds N   registration and primary lease TTL: a dead primary is replaced
                                   after about this long     [TALLY_CLUSTER_LEASE_TTL_SECONDS, default 3]
+  --cluster-catchup-seconds-max N a replica's catch-up from the WAL longer than this escalates to a
+                                  rebuild from a snapshot   [TALLY_CLUSTER_CATCHUP_SECONDS_MAX, default 60]
+  --cluster-catchup-entries-max N ... or more entries than this (a replica that cannot keep up)
+                                                            [TALLY_CLUSTER_CATCHUP_ENTRIES_MAX, default unlimited]
+  --cluster-catchup-stall-seconds N ... or no progress for this long
+                                                            [TALLY_CLUSTER_CATCHUP_STALL_SECONDS, default 10]
+  --cluster-rebuild-stall-seconds N a rebuild (snapshot transfer, reopen) without progress for this
+                                  long starts again         [TALLY_CLUSTER_REBUILD_STALL_SECONDS, default 300]
 `
 
 export interface ServeSettings {
@@ -129,6 +137,8 @@ export interface ClusterSettings {
   readonly size: number
   readonly durability: DurabilityMode
   readonly leaseTtlSeconds: number
+  /** The primary's recovery limits given on the command line (the rest default, `recovery-runtime.ts`). */
+  readonly recovery: RecoveryLimits
 }
 
 export interface AuthSettings {
@@ -154,6 +164,10 @@ const integerFlags = {
   'audit-checkpoint-entries': 'TALLY_AUDIT_CHECKPOINT_ENTRIES',
   'cluster-size': 'TALLY_CLUSTER_SIZE',
   'cluster-lease-ttl-seconds': 'TALLY_CLUSTER_LEASE_TTL_SECONDS',
+  'cluster-catchup-seconds-max': 'TALLY_CLUSTER_CATCHUP_SECONDS_MAX',
+  'cluster-catchup-entries-max': 'TALLY_CLUSTER_CATCHUP_ENTRIES_MAX',
+  'cluster-catchup-stall-seconds': 'TALLY_CLUSTER_CATCHUP_STALL_SECONDS',
+  'cluster-rebuild-stall-seconds': 'TALLY_CLUSTER_REBUILD_STALL_SECONDS',
   'checkpoint-entries': 'TALLY_CHECKPOINT_ENTRIES',
   'wal-retain-entries': 'TALLY_WAL_RETAIN_ENTRIES',
   'wal-segment-bytes-max': 'TALLY_WAL_SEGMENT_BYTES_MAX',
@@ -272,7 +286,7 @@ type Given = (flag: IntegerFlag | StringFlag) => { value: string; source: string
 /** The cluster flags go together: --cluster needs --node-id and --peer-listen; they mean nothing without it. */
 function clusterSettings(given: Given, optionalInteger: (flag: IntegerFlag) => number | undefined): ClusterSettings | undefined {
   const url = given('cluster')
-  const dependent = (['node-id', 'peer-listen', 'peer-advertise', 'advertise', 'durability', 'cluster-size', 'cluster-lease-ttl-seconds'] as const).filter((flag) => given(flag) !== undefined)
+  const dependent = (['node-id', 'peer-listen', 'peer-advertise', 'advertise', 'durability', 'cluster-size', 'cluster-lease-ttl-seconds', 'cluster-catchup-seconds-max', 'cluster-catchup-entries-max', 'cluster-catchup-stall-seconds', 'cluster-rebuild-stall-seconds'] as const).filter((flag) => given(flag) !== undefined)
   if (url === undefined) {
     if (dependent.length > 0) throw new ServeUsageError(`${dependent.map((flag) => `--${flag}`).join(', ')} need --cluster`)
     return undefined
@@ -312,6 +326,15 @@ function clusterSettings(given: Given, optionalInteger: (flag: IntegerFlag) => n
   }
   const leaseTtlSeconds = optionalInteger('cluster-lease-ttl-seconds') ?? 3
   if (leaseTtlSeconds > 60) throw new ServeUsageError('--cluster-lease-ttl-seconds: at most 60')
+  const recovery: RecoveryLimits = {
+    catchUpSecondsMax: optionalInteger('cluster-catchup-seconds-max'),
+    catchUpEntriesMax: optionalInteger('cluster-catchup-entries-max'),
+    catchUpStallSeconds: optionalInteger('cluster-catchup-stall-seconds'),
+    rebuildStallSeconds: optionalInteger('cluster-rebuild-stall-seconds'),
+  }
+  for (const [name, seconds] of [['cluster-catchup-seconds-max', recovery.catchUpSecondsMax], ['cluster-catchup-stall-seconds', recovery.catchUpStallSeconds], ['cluster-rebuild-stall-seconds', recovery.rebuildStallSeconds]] as const) {
+    if (seconds !== undefined && seconds > recoverySecondsMax) throw new ServeUsageError(`--${name}: at most ${recoverySecondsMax}`)
+  }
   return {
     url: url.value,
     endpoints: parsed.endpoints,
@@ -324,6 +347,7 @@ function clusterSettings(given: Given, optionalInteger: (flag: IntegerFlag) => n
     size,
     durability,
     leaseTtlSeconds,
+    recovery,
   }
 }
 
@@ -587,6 +611,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
           ...(cluster.peerAdvertise === undefined ? {} : { peerAdvertise: cluster.peerAdvertise }),
           httpAddress,
           leaseTtlSeconds: cluster.leaseTtlSeconds,
+          recovery: recoveryTuningFrom(cluster.recovery),
           bootstrap: { members: cluster.size, durability: cluster.durability },
           ...(settings.checkpointEntries === undefined ? {} : { snapshotEveryEntries: settings.checkpointEntries }),
           // The replica server staged a snapshot: the node closes, installs the image and reopens on the same ports.
