@@ -159,6 +159,11 @@ const decisions: ReadonlyMap<RecoveryEvent['kind'], NodeLogLevel> = new Map<Reco
   ['replica_degraded', 'warn'],
 ])
 
+/** A decision line repeated within this window is counted, not logged again. */
+export const repeatedLinesWindowMs = 60_000
+/** Distinct recent lines remembered (then forgotten at once: a few repeats get logged again). */
+const recentLinesMax = 1_000
+
 export class PrimaryRecovery {
   readonly #options: PrimaryRecoveryOptions
   readonly #tuning: RecoveryTuning
@@ -171,10 +176,9 @@ export class PrimaryRecovery {
   #interval: NodeJS.Timeout | undefined
   #stopped = false
   #lastTick: Tick = Tick.zero
-  /** A session's attachment, logged with what happens to it next (see `#logDecision`). */
-  readonly #attached = new Map<ReplicaId, string>()
-  /** Consecutive sessions per replica whose connect failed. */
-  readonly #failedConnects = new Map<ReplicaId, number>()
+  /** When each decision line (session ids aside) was last logged, and lines counted instead per replica (see `#logDecision`). */
+  readonly #recentLines = new Map<string, number>()
+  readonly #repeatedLines = new Map<ReplicaId, number>()
 
   constructor(options: PrimaryRecoveryOptions) {
     const tuning: RecoveryTuning = { ...recoveryTuningDefault, ...(options.tuning ?? {}) }
@@ -313,34 +317,31 @@ export class PrimaryRecovery {
   }
 
   /**
-   * One line per decision. A replica that cannot be reached makes the
-   * driver try a session every `recoveryRetryTicks`: the first failed
-   * connect is logged with its session, the next ones only counted (and the
-   * count logged once something else happens), so a replica down for a while
+   * One line per decision. A replica that cannot be reached, or cannot be
+   * rebuilt yet (no trusted image), makes the driver try a session every
+   * `recoveryRetryTicks`, and each attempt repeats the same decisions: a
+   * line equal to one logged for that replica in the last
+   * `repeatedLinesWindowMs` (session ids aside) is only counted, and the
+   * count is logged with the next new line, so a replica down for a while
    * does not push every other line out of the bounded recovery log.
    */
   #logDecision(event: RecoveryEvent): void {
     const level = decisions.get(event.kind)
     if (level === undefined) return
     const replicaId = event.replicaId
-    const line = formatDecision(event)
-    if (event.kind === 'session_attached') {
-      this.#attached.set(replicaId, line)
+    const key = `${replicaId} ${formatDecision({ ...event, sessionId: undefined })}`
+    const nowMs = this.#options.clock()
+    const last = this.#recentLines.get(key)
+    if (last !== undefined && nowMs - last < repeatedLinesWindowMs) {
+      this.#repeatedLines.set(replicaId, (this.#repeatedLines.get(replicaId) ?? 0) + 1)
       return
     }
-    const attached = this.#attached.get(replicaId)
-    this.#attached.delete(replicaId)
-    if (event.kind === 'session_invalidated' && event.reason?.startsWith('connect_') === true) {
-      const failed = (this.#failedConnects.get(replicaId) ?? 0) + 1
-      this.#failedConnects.set(replicaId, failed)
-      if (failed > 1) return
-    } else {
-      const failed = this.#failedConnects.get(replicaId) ?? 0
-      this.#failedConnects.delete(replicaId)
-      if (failed > 1) this.#options.log(`recovery: ${replicaId}: ${failed - 1} more sessions could not connect`, { level: 'warn' })
-    }
-    if (attached !== undefined) this.#options.log(attached, { level: 'info' })
-    this.#options.log(line, { level })
+    if (this.#recentLines.size >= recentLinesMax) this.#recentLines.clear()
+    this.#recentLines.set(key, nowMs)
+    const repeated = this.#repeatedLines.get(replicaId) ?? 0
+    this.#repeatedLines.delete(replicaId)
+    if (repeated > 0) this.#options.log(`recovery: ${replicaId}: ${repeated} repeated decision lines not shown`, { level: 'info' })
+    this.#options.log(formatDecision(event), { level })
   }
 }
 

@@ -5,7 +5,7 @@
 // cluster tests; its decisions are the pure engine's (test/replication/).
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { PrimaryRecovery, recoveryTuningDefault, recoveryTuningFrom } from '../../src/cluster/index.ts'
+import { PrimaryRecovery, recoveryTuningDefault, recoveryTuningFrom, repeatedLinesWindowMs } from '../../src/cluster/index.ts'
 import { Epoch, Lsn, ReplicaId, type StorageAdapter } from '../../src/replication/index.ts'
 import { freePort } from '../support/local.ts'
 import { Cleanup, openWal, until } from './peer-harness.ts'
@@ -30,7 +30,7 @@ const emptyStorage: StorageAdapter = {
   pinFullBase: () => ({ ok: false, reason: 'none' }),
 }
 
-test('a replica that cannot be reached: its first failed connect is logged with its session, the next ones are not', async () => {
+test('a replica that cannot be reached: its first failed connect is logged with its session, the repeats within a minute only counted', async () => {
   const cleanup = new Cleanup()
   try {
     const { wal } = await openWal(cleanup)
@@ -63,6 +63,18 @@ test('a replica that cannot be reached: its first failed connect is logged with 
     assert.equal(lines.filter((line) => /recovery: r1: session_attached kind=bootstrap/.test(line)).length, 1, lines.join('\n'))
     assert.equal(lines.filter((line) => /recovery: r1: session_invalidated connect_/.test(line)).length, 1, lines.join('\n'))
     assert.equal(recovery.sender(ReplicaId.of('r1'))?.state, 'disconnected')
+    // A minute on, the same decision is logged again, after the count of those not shown.
+    const before = failedConnects()
+    now += repeatedLinesWindowMs
+    await until('one more session could not connect', () => {
+      now += recoveryTuningDefault.tickMs
+      recovery.tick()
+      return failedConnects() > before
+    })
+    const counted = lines.findIndex((line) => /recovery: r1: \d+ repeated decision lines not shown/.test(line))
+    assert.ok(counted > 0, lines.join('\n'))
+    assert.match(lines[counted + 1] ?? '', /recovery: r1: session_attached kind=bootstrap/)
+    assert.equal(lines.filter((line) => /recovery: r1: session_invalidated connect_/.test(line)).length, 2, lines.join('\n'))
   } finally {
     await cleanup.run()
   }
