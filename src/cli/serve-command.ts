@@ -13,7 +13,7 @@ import { isIP } from 'node:net'
 import { readFileSync } from 'node:fs'
 import { SigningKey, audienceDefault, builtInIssuerDefault, loadApiClients, tokenSecondsDefault } from '../api/index.ts'
 import type { ApiOptions, AuthOptions } from '../api/index.ts'
-import { AcknowledgementGate, ClusterNode, ControlPlaneUnavailable, EtcdControlPlane, formatAddress, isNodeId, parseClusterUrl, sharedClusterId } from '../cluster/index.ts'
+import { AcknowledgementGate, ClusterNode, ControlPlaneUnavailable, EtcdControlPlane, formatAddress, isNodeId, parseClusterUrl, recoverySecondsMax, recoveryTuningFrom, sharedClusterId, type RecoveryLimits } from '../cluster/index.ts'
 import { installStagedSnapshot } from '../cluster/snapshot/index.ts'
 import { forwardWritesToPrimary } from '../cluster/forward.ts'
 import { durabilityModes, validateDurability, type DurabilityMode, type ReplicaId } from '../replication/index.ts'
@@ -97,6 +97,14 @@ and --durability):
   --peer-backoff-ms-min MS        a primary redials a lost replica after MIN ms, doubling up to
   --peer-backoff-ms-max MS        MAX (at once when the replica registers again)
                                                             [TALLY_PEER_BACKOFF_MS_MIN/_MAX, default 50/5000]
+  --cluster-catchup-seconds-max N a replica's catch-up from the WAL longer than this escalates to a
+                                  rebuild from a snapshot   [TALLY_CLUSTER_CATCHUP_SECONDS_MAX, default 60]
+  --cluster-catchup-entries-max N ... or more entries than this (a replica that cannot keep up)
+                                                            [TALLY_CLUSTER_CATCHUP_ENTRIES_MAX, default unlimited]
+  --cluster-catchup-stall-seconds N ... or no progress for this long
+                                                            [TALLY_CLUSTER_CATCHUP_STALL_SECONDS, default 10]
+  --cluster-rebuild-stall-seconds N a rebuild (snapshot transfer, reopen) without progress for this
+                                  long starts again         [TALLY_CLUSTER_REBUILD_STALL_SECONDS, default 300]
 `
 
 export interface ServeSettings {
@@ -139,6 +147,8 @@ export interface ClusterSettings {
   readonly writeDeadlineMs: number
   readonly peerBackoffMsMin: number
   readonly peerBackoffMsMax: number
+  /** The primary's recovery limits given on the command line (the rest default, `recovery-runtime.ts`). */
+  readonly recovery: RecoveryLimits
 }
 
 export interface AuthSettings {
@@ -167,6 +177,10 @@ const integerFlags = {
   'cluster-write-deadline-ms': 'TALLY_CLUSTER_WRITE_DEADLINE_MS',
   'peer-backoff-ms-min': 'TALLY_PEER_BACKOFF_MS_MIN',
   'peer-backoff-ms-max': 'TALLY_PEER_BACKOFF_MS_MAX',
+  'cluster-catchup-seconds-max': 'TALLY_CLUSTER_CATCHUP_SECONDS_MAX',
+  'cluster-catchup-entries-max': 'TALLY_CLUSTER_CATCHUP_ENTRIES_MAX',
+  'cluster-catchup-stall-seconds': 'TALLY_CLUSTER_CATCHUP_STALL_SECONDS',
+  'cluster-rebuild-stall-seconds': 'TALLY_CLUSTER_REBUILD_STALL_SECONDS',
   'checkpoint-entries': 'TALLY_CHECKPOINT_ENTRIES',
   'wal-retain-entries': 'TALLY_WAL_RETAIN_ENTRIES',
   'wal-segment-bytes-max': 'TALLY_WAL_SEGMENT_BYTES_MAX',
@@ -285,7 +299,24 @@ type Given = (flag: IntegerFlag | StringFlag) => { value: string; source: string
 /** The cluster flags go together: --cluster needs --node-id and --peer-listen; they mean nothing without it. */
 function clusterSettings(given: Given, optionalInteger: (flag: IntegerFlag) => number | undefined): ClusterSettings | undefined {
   const url = given('cluster')
-  const dependent = (['node-id', 'peer-listen', 'peer-advertise', 'advertise', 'durability', 'cluster-size', 'cluster-lease-ttl-seconds', 'cluster-write-deadline-ms', 'peer-backoff-ms-min', 'peer-backoff-ms-max'] as const).filter((flag) => given(flag) !== undefined)
+  const dependent = (
+    [
+      'node-id',
+      'peer-listen',
+      'peer-advertise',
+      'advertise',
+      'durability',
+      'cluster-size',
+      'cluster-lease-ttl-seconds',
+      'cluster-write-deadline-ms',
+      'peer-backoff-ms-min',
+      'peer-backoff-ms-max',
+      'cluster-catchup-seconds-max',
+      'cluster-catchup-entries-max',
+      'cluster-catchup-stall-seconds',
+      'cluster-rebuild-stall-seconds',
+    ] as const
+  ).filter((flag) => given(flag) !== undefined)
   if (url === undefined) {
     if (dependent.length > 0) throw new ServeUsageError(`${dependent.map((flag) => `--${flag}`).join(', ')} need --cluster`)
     return undefined
@@ -330,6 +361,15 @@ function clusterSettings(given: Given, optionalInteger: (flag: IntegerFlag) => n
   const peerBackoffMsMin = optionalInteger('peer-backoff-ms-min') ?? 50
   const peerBackoffMsMax = optionalInteger('peer-backoff-ms-max') ?? 5_000
   if (peerBackoffMsMin < 1 || peerBackoffMsMax < peerBackoffMsMin || peerBackoffMsMax > 600_000) throw new ServeUsageError('--peer-backoff-ms-min/--peer-backoff-ms-max: 1 ≤ MIN ≤ MAX ≤ 600000')
+  const recovery: RecoveryLimits = {
+    catchUpSecondsMax: optionalInteger('cluster-catchup-seconds-max'),
+    catchUpEntriesMax: optionalInteger('cluster-catchup-entries-max'),
+    catchUpStallSeconds: optionalInteger('cluster-catchup-stall-seconds'),
+    rebuildStallSeconds: optionalInteger('cluster-rebuild-stall-seconds'),
+  }
+  for (const [name, seconds] of [['cluster-catchup-seconds-max', recovery.catchUpSecondsMax], ['cluster-catchup-stall-seconds', recovery.catchUpStallSeconds], ['cluster-rebuild-stall-seconds', recovery.rebuildStallSeconds]] as const) {
+    if (seconds !== undefined && seconds > recoverySecondsMax) throw new ServeUsageError(`--${name}: at most ${recoverySecondsMax}`)
+  }
   return {
     url: url.value,
     endpoints: parsed.endpoints,
@@ -345,6 +385,7 @@ function clusterSettings(given: Given, optionalInteger: (flag: IntegerFlag) => n
     writeDeadlineMs,
     peerBackoffMsMin,
     peerBackoffMsMax,
+    recovery,
   }
 }
 
@@ -610,6 +651,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
           leaseTtlSeconds: cluster.leaseTtlSeconds,
           writeDeadlineMs: cluster.writeDeadlineMs,
           link: { backoffMsMin: cluster.peerBackoffMsMin, backoffMsMax: cluster.peerBackoffMsMax },
+          recovery: recoveryTuningFrom(cluster.recovery),
           bootstrap: { members: cluster.size, durability: cluster.durability },
           ...(settings.checkpointEntries === undefined ? {} : { snapshotEveryEntries: settings.checkpointEntries }),
           // The replica server staged a snapshot: the node closes, installs the image and reopens on the same ports.

@@ -182,6 +182,7 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
       `       stale assignments ${totals.staleAssignments} failed fsyncs ${totals.fsyncFailures} interrupted transfers ${totals.transfersInterrupted} connect timeouts ${totals.connectTimeouts}`,
       `       deposed primaries ${totals.primariesDeposed} writes to deposed primaries ${totals.writesToDeposed} commits held back without a lease ${totals.commitsWithoutLease}`,
       `       coordinator restarts ${totals.coordinatorRestarts} assignment writes refused ${totals.assignmentWritesRefused} truncations answered ${totals.truncationsAnswered} truncate timeouts ${totals.truncateTimeouts}`,
+      `       reopens on an installed image ${totals.reopens} rebuilds resumed after a reopen ${totals.rebuildsResumedAfterReopen}`,
       `liveness: ${settledRuns} of ${summary.runs} runs settled after faults stopped, slowest in ${settledTicksMax} ticks`,
       ...(ledger === undefined
         ? []

@@ -8,9 +8,11 @@
  *   WAL through `node.replicaState()` (epochs adopted at the new primary's
  *   hello, the committed LSN learned from its traffic; the FSM applies up
  *   to it).
- * - **Primary**: one `PrimaryLink` per replica of the assignment, following
- *   the WAL's durable head; the acks and the node's own durable LSN feed a
- *   `CommitTracker` for the assignment's durability mode. A commit point is
+ * - **Primary**: the `RecoveryDriver` brings each replica of the assignment
+ *   in sync (handshake, catch-up under a budget, rebuild from a snapshot;
+ *   `PrimaryRecovery`), then its link follows the WAL's durable head; the
+ *   acks and the node's own durable LSN feed a `CommitTracker` for the
+ *   assignment's durability mode. A commit point is
  *   first **recorded in etcd** (fenced by the epoch), and only then given to
  *   the node (`advanceCommitted`: the FSM applies, clients are answered):
  *   a promotion reads that mark and the new primary keeps every entry up to
@@ -38,6 +40,7 @@ import {
 } from './etcd/index.ts'
 import { PrimaryLink, ReplicaServer, parsePeerAddress, type LinkTuning, type PeerAddress, type SnapshotChunkSource } from './peer/index.ts'
 import { NodeSnapshotStorage, SnapshotCatalog, type TransferProgress } from './snapshot/index.ts'
+import { PrimaryRecovery, type RecoveryTuning } from './recovery-runtime.ts'
 import { RecoveryLogRing, type ClusterRuntimeView, type ReplicaView } from './runtime-status.ts'
 
 /**
@@ -107,6 +110,14 @@ export interface ClusterNodeOptions {
   readonly primarySilenceMs?: number
   /** The replica server staged a snapshot to rebuild from: the node must reopen (its data directory installs it first). */
   readonly onSnapshotStaged?: (appliedIndex: number) => void
+  /**
+   * How the primary brings replicas in sync: `driver` (default) runs the
+   * `RecoveryDriver` with these limits (`recovery`); `links` is the older
+   * mode where each link follows the WAL at once and offers a snapshot on
+   * its own to a replica beyond retention (no budgets, no retention pins).
+   */
+  readonly recoveryMode?: 'driver' | 'links'
+  readonly recovery?: Partial<RecoveryTuning>
 }
 
 export type ClusterRole = 'starting' | 'primary' | 'replica' | 'stopped'
@@ -115,7 +126,10 @@ interface PrimaryRun {
   readonly assignment: ClusterAssignment
   readonly lease: EtcdPrimaryLease
   readonly tracker: CommitTracker
+  /** `links` mode: one link per replica. */
   readonly links: Map<ReplicaId, PrimaryLink>
+  /** `driver` mode: the recovery engine and its transport's links. */
+  readonly recovery: PrimaryRecovery | undefined
   readonly unsubscribe: () => void
   /** The registration (endpoint version) each link last dialed for: a replica that registers again is dialed at once. */
   readonly dialedVersions: Map<ReplicaId, number>
@@ -169,6 +183,10 @@ export class ClusterNode {
   #primaryChanges = 0
   /** Trusted snapshots of this node's store (docs/cluster.md, "Snapshots and rebuild"). */
   #catalog: SnapshotCatalog | undefined
+  /** The engine's storage port over this node (retained history, retention pins). */
+  #storage: NodeSnapshotStorage | undefined
+  /** Primary runs of this process (scopes the engine's session ids). */
+  #primaryRuns = 0
   /** The image this replica receives (or last received): `/_/cluster`. */
   #receiving: { progress: TransferProgress; staged: boolean; filesLogged: number } | undefined
 
@@ -280,7 +298,7 @@ export class ClusterNode {
     const durable = this.#options.node.wal.durable
     const states = new Map(this.#replicaStates().map((report) => [report.replicaId, report.state]))
     return run.assignment.replicaIds.map((replicaId) => {
-      const link = run.links.get(replicaId)
+      const link = linkOf(run, replicaId)
       const member = this.#members.find((candidate) => candidate.nodeId === replicaId)
       const flushed = link?.ackedLsn
       return {
@@ -391,7 +409,8 @@ export class ClusterNode {
     const { node } = this.#options
     const catalog = await SnapshotCatalog.open({ directory: path.join(path.dirname(node.store.directory), 'snapshots'), log: (message) => this.#log(message) })
     this.#catalog = catalog
-    node.setRetention(new NodeSnapshotStorage({ node, catalog, snapshotEveryEntries: this.#options.snapshotEveryEntries ?? snapshotEveryEntriesDefault, log: this.#log }))
+    this.#storage = new NodeSnapshotStorage({ node, catalog, snapshotEveryEntries: this.#options.snapshotEveryEntries ?? snapshotEveryEntriesDefault, log: this.#log })
+    node.setRetention(this.#storage)
     node.setSnapshotStatus(() => this.#snapshotStatus())
   }
 
@@ -399,8 +418,9 @@ export class ClusterNode {
     const newest = this.#catalog?.newest()
     const receiving = this.#receiving
     const serving: { replicaId: string; appliedIndex: number; bytesServed: number; staged: boolean }[] = []
-    for (const [replicaId, link] of this.#primary?.links ?? []) {
-      const offer = link.snapshotOffer
+    const run = this.#primary
+    for (const replicaId of run?.assignment.replicaIds ?? []) {
+      const offer = run === undefined ? undefined : linkOf(run, replicaId)?.snapshotOffer
       if (offer !== undefined) serving.push({ replicaId, appliedIndex: offer.appliedIndex, bytesServed: offer.bytesServed, staged: offer.staged })
     }
     return {
@@ -488,6 +508,7 @@ export class ClusterNode {
       tracker,
       links: new Map(),
       dialedVersions: new Map(),
+      recovery: this.#options.recoveryMode === 'links' ? undefined : this.#startRecovery(assignment, tracker, () => run),
       unsubscribe: node.onFlushed((flushedLsn) => {
         tracker.recordPrimaryDurable(Lsn.of(flushedLsn))
         this.#recordCommit(run)
@@ -536,9 +557,64 @@ export class ClusterNode {
     run.deadlineTimer.unref()
   }
 
+  /**
+   * The driver of a primary run: acks feed the commit tracker; a lost
+   * connection lowers that replica's ack to the recorded commit point (its
+   * next connection's first ack says what it holds after the handshake's cut).
+   */
+  #startRecovery(assignment: ClusterAssignment, tracker: CommitTracker, runOf: () => PrimaryRun): PrimaryRecovery {
+    const { node, nodeId } = this.#options
+    const storage = this.#storage
+    const catalog = this.#catalog
+    if (storage === undefined || catalog === undefined) throw new InvariantViolation('a primary runs after its snapshots are open')
+    this.#primaryRuns += 1
+    const recovery = new PrimaryRecovery({
+      nodeId,
+      epoch: Epoch.of(assignment.epoch),
+      incarnation: this.#primaryRuns,
+      wal: node.wal,
+      committedLsn: () => Lsn.of(runOf().recorded),
+      storage,
+      snapshots: { readChunk: (request) => catalog.readChunk(request), manifestBytesOf: (index) => catalog.manifestBytesOf(index) },
+      ...(this.#options.link === undefined ? {} : { link: this.#options.link }),
+      ...(this.#options.recovery === undefined ? {} : { tuning: this.#options.recovery }),
+      clock: this.#clock,
+      log: this.#log,
+      onAck: (replicaId, durableLsn) => {
+        tracker.resetAck(replicaId, durableLsn)
+        this.#recordCommit(runOf())
+      },
+      onDisconnect: (replicaId) => tracker.lowerAck(replicaId, Lsn.of(runOf().recorded)),
+      onDeposed: (epoch) => {
+        this.#log(`cluster: a replica holds epoch ${epoch}: this primary (epoch ${assignment.epoch}) is deposed`, { level: 'warn' })
+        this.#options.gate.depose()
+      },
+    })
+    recovery.start()
+    return recovery
+  }
+
   /** One link per replica of the assignment that registered an address; a new address restarts its link. */
   #syncLinks(run: PrimaryRun): void {
     const { node, nodeId } = this.#options
+    if (run.recovery !== undefined) {
+      const recovery = run.recovery
+      recovery.setMembers(
+        run.assignment.replicaIds.map((replicaId) => {
+          const endpoint = this.#members.find((member) => member.nodeId === replicaId)?.endpoint
+          if (endpoint !== undefined) {
+            const dialedVersion = run.dialedVersions.get(replicaId)
+            run.dialedVersions.set(replicaId, endpoint.version)
+            // Registered again (a restart): a link waiting out its backoff dials now, as in `links` mode below.
+            if (dialedVersion !== undefined && endpoint.version > dialedVersion && recovery.transport.link(replicaId)?.redialNow() === true) {
+              this.#log(`cluster: replica ${replicaId} registered again at ${endpoint.dataAddress}: dialing it now`)
+            }
+          }
+          return { replicaId, dataAddress: endpoint?.dataAddress, endpointVersion: endpoint?.version ?? 0 }
+        }),
+      )
+      return
+    }
     const snapshotSource = this.#snapshotSource()
     for (const replicaId of run.assignment.replicaIds) {
       const endpoint = this.#members.find((member) => member.nodeId === replicaId)?.endpoint
@@ -631,6 +707,7 @@ export class ClusterNode {
     if (run.retryTimer !== undefined) clearTimeout(run.retryTimer)
     if (run.deadlineTimer !== undefined) clearTimeout(run.deadlineTimer)
     await Promise.all([...run.links.values()].map((link) => link.stop()))
+    await run.recovery?.stop()
   }
 
   // ---------------------------------------------------------------- ticks
@@ -774,11 +851,23 @@ export class ClusterNode {
     return run.assignment.replicaIds.map((replicaId) => {
       const link = run.links.get(replicaId)
       const acked = link?.ackedLsn
-      const state: ReplicaState = link === undefined || acked === undefined ? 'disconnected' : acked >= run.recorded ? 'in_sync' : 'catching_up'
+      const state: ReplicaState =
+        run.recovery !== undefined
+          ? (run.recovery.sender(replicaId)?.state ?? 'disconnected')
+          : link === undefined || acked === undefined
+            ? 'disconnected'
+            : acked >= run.recorded
+              ? 'in_sync'
+              : 'catching_up'
       const endpointVersion = this.#members.find((member) => member.nodeId === replicaId)?.endpoint?.version ?? 0
       return { replicaId, state, endpointVersion }
     })
   }
+}
+
+/** A replica's link on a primary run, in either recovery mode. */
+function linkOf(run: PrimaryRun, replicaId: ReplicaId): PrimaryLink | undefined {
+  return run.recovery?.transport.link(replicaId) ?? run.links.get(replicaId)
 }
 
 export function formatAddress(address: PeerAddress): string {

@@ -53,9 +53,15 @@ export interface StorageAdapter extends RetainedHistorySource, RetentionPins {}
  */
 export type TransferReport = { readonly ok: true; readonly durableLsn: Lsn } | { readonly ok: false; readonly reason: string }
 
-/** A base transfer reports the LSN of the image the replica has installed, once it has. */
+/**
+ * A base transfer reports the LSN of the image the replica has installed,
+ * once it has. `reopening`: the replica installs by closing its store and
+ * reopening on the image, which ends the connection; the rebuild goes on
+ * after the replica's next handshake for the same session (the executor asks
+ * the `ReplicaConnector` until it answers).
+ */
 export type BaseTransferReport =
-  | { readonly ok: true; readonly installedLsn: Lsn | undefined }
+  | { readonly ok: true; readonly installedLsn: Lsn | undefined; readonly reopening?: boolean }
   | { readonly ok: false; readonly reason: string }
 
 /**

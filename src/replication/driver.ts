@@ -250,7 +250,7 @@ export class RecoveryDriver {
     const { registry, adapters, chunkEntriesMax } = this.#options
     const planned = planRebuild({ registry, storage: adapters }, ticket)
     if (!planned.ok) return 'retry'
-    return new RebuildExecutor({ registry, transport: adapters, plan: planned.plan, chunkEntriesMax, faults: this.#options.faults })
+    return new RebuildExecutor({ registry, transport: adapters, connector: adapters, plan: planned.plan, chunkEntriesMax, faults: this.#options.faults })
   }
 
   #catchUpExecutor(ticket: SessionTicket, flushedLsn: Lsn, now: Tick, ready: ReadyBuilder): CatchUpExecutor | 'retry' | 'needs_rebuild' {

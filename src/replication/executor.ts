@@ -10,7 +10,7 @@
  * which is where tests inject faults.
  */
 import { invariant } from '../domain/index.ts'
-import type { RecoveryTransport } from './adapters.ts'
+import type { RecoveryTransport, ReplicaConnector } from './adapters.ts'
 import type { CatchUpBudget } from './budget.ts'
 import { noFaults, type ProtocolFaults } from './faults.ts'
 import type { PinSet, RebuildPlan, RecoveryPlan } from './planner.ts'
@@ -255,13 +255,23 @@ export class CatchUpExecutor extends Executor {
  * Runs a rebuild plan with the plan-bound source (never re-derived): base
  * transfer (snapshot or full base), then tail replay for snapshot + tail,
  * then completion. A refused transfer leaves the sender in `needs_rebuild`.
+ *
+ * A replica that installs by reopening on the image (`reopening` in the
+ * transfer's report) drops the connection; the session, and the plan's
+ * pins, outlive that: the executor asks the connector for the replica's
+ * handshake on every step until it answers, an unreachable replica being
+ * the expected state meanwhile (the driver's `rebuildStallTicks` bounds the
+ * wait). At or above the image the rebuild goes on with the tail; below it
+ * the session fails into `needs_rebuild`.
  */
 export class RebuildExecutor extends Executor {
   readonly plan: RebuildPlan
+  readonly #connector: ReplicaConnector | undefined
 
-  constructor(options: ExecutorOptions & { readonly plan: RebuildPlan }) {
+  constructor(options: ExecutorOptions & { readonly plan: RebuildPlan; readonly connector?: ReplicaConnector }) {
     super(options, options.plan.ticket, options.plan.pins)
     this.plan = options.plan
+    this.#connector = options.connector
   }
 
   start(_tick: Tick): ExecutorStatus {
@@ -274,6 +284,7 @@ export class RebuildExecutor extends Executor {
     invariant(rebuild !== undefined, 'rebuild executor on a non-rebuild session')
     const decision = this.plan.decision
     const baseLsn = decision.source === 'snapshot_tail' ? decision.snapshotLsn : decision.targetLsn
+    if (rebuild.awaitingReopen) return this.#pollReopen(sender)
     if (rebuild.transferredTo === undefined || rebuild.transferredTo < baseLsn) {
       const report =
         decision.source === 'snapshot_tail'
@@ -283,6 +294,11 @@ export class RebuildExecutor extends Executor {
       if (report.installedLsn !== undefined) {
         const recorded = sender.recordRebuildTransfer(this.ticket, report.installedLsn)
         if (!recorded.ok) return this.failAndInvalidate(recorded.reason, 'needs_rebuild')
+        if (report.reopening === true && this.faults.rebuildIgnoresReopen !== true) {
+          if (this.#connector === undefined) return this.failAndInvalidate('reopen_without_connector', 'needs_rebuild')
+          const awaiting = sender.recordRebuildAwaitingReopen(this.ticket)
+          if (!awaiting.ok) return this.failAndInvalidate(awaiting.reason, 'needs_rebuild')
+        }
       }
       return undefined
     }
@@ -297,6 +313,18 @@ export class RebuildExecutor extends Executor {
       const recorded = sender.recordRebuildTailReplay(this.ticket, durableLsn)
       if (!recorded.ok) return this.failAndInvalidate(recorded.reason, 'needs_rebuild')
     }
+    return undefined
+  }
+
+  /** Asks for the reopened replica's handshake; waits while it is away or has not answered. */
+  #pollReopen(sender: Sender): ExecutorStatus | undefined {
+    const connector = this.#connector
+    invariant(connector !== undefined, 'a rebuild awaits a reopen without a connector')
+    const { replicaId, sessionId, endpoint, epoch } = this.ticket
+    const connected = connector.connect({ replicaId, sessionId, endpoint, epoch })
+    if (!connected.ok || connected.flushedLsn === undefined) return undefined
+    const reopened = sender.recordRebuildReopened(this.ticket, connected.flushedLsn)
+    if (!reopened.ok) return this.failAndInvalidate(reopened.reason, reopened.reason === 'reopened_beyond_target' ? 'disconnected' : 'needs_rebuild')
     return undefined
   }
 

@@ -22,6 +22,13 @@ export interface ProtocolFaults {
   readonly acceptOlderAssignment?: boolean
   /** Recoverability: a gap starting one entry below the retention tail counts as retained. */
   readonly retentionBoundaryOffByOne?: boolean
+  /**
+   * Rebuild executor: a base transfer's `reopening` is ignored, so the
+   * executor goes on shipping the tail over the connection the replica's
+   * reopen ended, and fails the session into `needs_rebuild`: the image is
+   * offered again, forever (the re-offer loop found wiring the driver, #11).
+   */
+  readonly rebuildIgnoresReopen?: boolean
   // Masking guards: each removes the second guard that keeps one of the
   // faults above unobservable, so a test can plant the pair and show the
   // simulator notices the first fault once its only other protection is gone.
@@ -51,6 +58,7 @@ export const protocolFaultNames = [
   'syncAllCountedAsMajority',
   'acceptOlderAssignment',
   'retentionBoundaryOffByOne',
+  'rebuildIgnoresReopen',
   'keepSessionOnEpochChange',
   'skipLogMatchingAtConnect',
   'keepTailOnEpochAdoption',

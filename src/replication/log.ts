@@ -29,6 +29,8 @@ export type RecoveryEventKind =
   | 'rebuild_source_selected'
   | 'rebuild_transferred'
   | 'rebuild_tail_replayed'
+  | 'rebuild_awaiting_reopen'
+  | 'rebuild_reopened'
   | 'rebuild_completed'
   | 'plan_created'
   | 'plan_failed'

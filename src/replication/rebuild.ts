@@ -2,8 +2,15 @@
  * Rebuild state machine, owned by a rebuild-kind session (whose phase stays
  * `handshake` while it runs):
  *
- *   init -> source_select -> transfer -> [tail_replay, snapshot_tail only] -> completed
+ *   init -> source_select -> transfer -> [reopen] -> [tail_replay, snapshot_tail only] -> completed
  *   any non-terminal phase -> aborted
+ *
+ * `reopen`: the replica installed the image by closing and reopening its
+ * store on it, which ends the connection. The rebuild is not over: it waits
+ * for the replica's next handshake in this session, which must find the
+ * replica at or above the image (a replica that came back below it never
+ * installed it, and the rebuild fails); what it holds above the image counts
+ * as tail replayed.
  *
  * Transfer progress is strictly increasing from "nothing transferred", so a
  * full-base rebuild at committed 0 (transfer reports 0) works. Tail replay
@@ -13,12 +20,13 @@ import { InvariantViolation, invariant } from '../domain/index.ts'
 import type { RebuildSourceDecision } from './recoverability.ts'
 import { accepted, assertLsn, rejected, type Lsn, type Outcome } from './types.ts'
 
-export type RebuildPhase = 'init' | 'source_select' | 'transfer' | 'tail_replay' | 'completed' | 'aborted'
+export type RebuildPhase = 'init' | 'source_select' | 'transfer' | 'reopen' | 'tail_replay' | 'completed' | 'aborted'
 
 const rebuildPhaseTransitions: Readonly<Record<RebuildPhase, readonly RebuildPhase[]>> = {
   init: ['source_select', 'aborted'],
   source_select: ['transfer', 'aborted'],
-  transfer: ['transfer', 'tail_replay', 'completed', 'aborted'],
+  transfer: ['transfer', 'reopen', 'tail_replay', 'completed', 'aborted'],
+  reopen: ['transfer', 'aborted'],
   tail_replay: ['tail_replay', 'completed', 'aborted'],
   completed: [],
   aborted: [],
@@ -75,6 +83,38 @@ export class RebuildProgress {
     if (lsn > this.transferTargetLsn()) return rejected('transfer_beyond_target')
     this.#advance('transfer')
     this.#transferredTo = lsn
+    return accepted(undefined)
+  }
+
+  /** The replica reopens on the fully transferred image: progress waits for its next handshake. */
+  awaitReopen(): Outcome<undefined> {
+    if (this.#phase !== 'transfer') return rejected('wrong_phase')
+    if (this.#transferredTo === undefined || this.#transferredTo < this.transferTargetLsn()) return rejected('transfer_incomplete')
+    this.#advance('reopen')
+    return accepted(undefined)
+  }
+
+  get awaitingReopen(): boolean {
+    return this.#phase === 'reopen'
+  }
+
+  /**
+   * The replica answered a handshake after its reopen with `flushedLsn` (on
+   * the primary's lineage). Below the image it does not hold what was
+   * transferred (`reopened_below_image`); above the rebuild target it holds
+   * entries the rebuild never shipped (`reopened_beyond_target`). Otherwise
+   * the rebuild goes on from there: what it holds above the snapshot is tail
+   * already replayed.
+   */
+  recordReopen(flushedLsn: Lsn): Outcome<undefined> {
+    assertLsn(flushedLsn, 'reopened lsn')
+    const decision = this.#requireDecision()
+    if (this.#phase !== 'reopen') return rejected('wrong_phase')
+    const imageLsn = this.transferTargetLsn()
+    if (flushedLsn < imageLsn) return rejected('reopened_below_image')
+    if (flushedLsn > decision.targetLsn) return rejected('reopened_beyond_target')
+    this.#advance('transfer')
+    if (flushedLsn > imageLsn && decision.source === 'snapshot_tail') return this.recordTailReplay(flushedLsn)
     return accepted(undefined)
   }
 

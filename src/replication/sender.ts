@@ -317,6 +317,32 @@ export class Sender {
     return result
   }
 
+  /** The replica reopens on the installed image; the session waits for its next handshake (see `RebuildProgress`). */
+  recordRebuildAwaitingReopen(ticket: SessionTicket): Outcome<undefined> {
+    const rebuild = this.#authorizeRebuild(ticket)
+    if (!rebuild.ok) return rebuild
+    const result = rebuild.value.awaitReopen()
+    if (!result.ok) return this.#reject(result.reason, ticket)
+    this.#log.append({ kind: 'rebuild_awaiting_reopen', replicaId: this.replicaId, sessionId: ticket.sessionId, detail: { lsn: rebuild.value.transferTargetLsn() } })
+    return result
+  }
+
+  /** The reopened replica's handshake answered `flushedLsn`: at or above the image the rebuild goes on. */
+  recordRebuildReopened(ticket: SessionTicket, flushedLsn: Lsn): Outcome<undefined> {
+    const rebuild = this.#authorizeRebuild(ticket)
+    if (!rebuild.ok) return rebuild
+    const result = rebuild.value.recordReopen(flushedLsn)
+    this.#log.append({
+      kind: 'rebuild_reopened',
+      replicaId: this.replicaId,
+      sessionId: ticket.sessionId,
+      reason: result.ok ? undefined : result.reason,
+      detail: { flushed: flushedLsn, image: rebuild.value.transferTargetLsn() },
+    })
+    if (!result.ok) return this.#reject(result.reason, ticket)
+    return result
+  }
+
   completeRebuild(ticket: SessionTicket): Outcome<undefined> {
     const rebuild = this.#authorizeRebuild(ticket)
     if (!rebuild.ok) return rebuild

@@ -210,6 +210,8 @@ export type RejectionReason =
   | 'transfer_beyond_target'
   | 'transfer_incomplete'
   | 'tail_replay_not_applicable'
+  | 'reopened_below_image'
+  | 'reopened_beyond_target'
   | 'stale_assignment'
 
 export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: RejectionReason }

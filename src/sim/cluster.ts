@@ -125,6 +125,13 @@ export interface ClusterOptions {
   /** Connects go over the simulated network (a handshake and its reply) instead of answering in the call. */
   readonly handshakeOverNetwork: boolean
   /**
+   * A replica installs a base image as the real one does: it closes its
+   * store, installs and reopens on the image, down for `replicaReopenTicks`
+   * ticks (the connection ends; the transfer reports `reopening`). 0: the
+   * image is installed under a live connection.
+   */
+  readonly replicaReopenTicks: number
+  /**
    * Leased primaries (`src/replication/lease.ts`): the primary commits only
    * while the lease the coordinator granted on its heartbeats holds, and the
    * coordinator promotes only once that lease has lapsed, so a primary cut
@@ -203,6 +210,7 @@ export const clusterDefaults: Omit<ClusterOptions, 'seed'> = {
   network: reliableNetwork,
   storage: healthyStorage,
   handshakeOverNetwork: false,
+  replicaReopenTicks: 2,
   primaryLease: undefined,
   suspectAfterTicks: undefined,
   ledger: undefined,
@@ -303,6 +311,9 @@ export interface ClusterStats {
   /** Truncations a replica answered over the network (ticks after the request), and those never answered in time. */
   truncationsAnswered: number
   truncateTimeouts: number
+  /** Replicas that reopened on an installed image, and rebuilds the next handshake carried on after it. */
+  reopens: number
+  rebuildsResumedAfterReopen: number
 }
 
 /** Every counter at zero: a run's start, and the sum over no runs. */
@@ -311,6 +322,8 @@ export function emptyClusterStats(): ClusterStats {
     writes: 0,
     promotions: 0,
     promotionsBlocked: 0,
+    reopens: 0,
+    rebuildsResumedAfterReopen: 0,
     crashes: 0,
     restarts: 0,
     catchUpsCompleted: 0,
@@ -361,6 +374,8 @@ export class Cluster {
    * idempotent per session and refuses one of an older session.
    */
   readonly #replicaSessions = new Map<NodeId, { sessionId: SessionId; truncatedToLsn: Lsn | undefined }>()
+  /** Replicas closed to reopen on an installed image, and the tick they are back. */
+  readonly #reopening = new Map<NodeId, Tick>()
   /** Draws for the network model only, so turning it on leaves the action sequence of a seed alone. */
   readonly #networkPrng: Prng
   /** Draws for the storage model only, for the same reason. */
@@ -658,6 +673,7 @@ export class Cluster {
   tick(): void {
     this.#now = Tick.after(this.#now, 1)
     this.#staleCoordinators = this.#staleCoordinators.filter((stale) => stale.until >= this.#now)
+    this.#reopenDue()
     for (const event of this.queue.take(this.#now, this.options.order, this.prng)) {
       if (event.type === 'message') this.#deliver(event.message)
       else this.#fire(event.timer)
@@ -672,6 +688,26 @@ export class Cluster {
     this.#sweepBarriers()
     for (const violation of checkCluster(this)) this.recordViolation(violation)
     for (const violation of this.ledger?.step() ?? []) this.recordViolation(violation)
+  }
+
+  /** A replica closes its store to reopen on an installed image (durable already: nothing is lost). */
+  #closeToReopen(id: NodeId): void {
+    const node = this.node(id)
+    invariant(node.durableLsn === node.headLsn, () => `${id}: closed to reopen with a volatile tail`)
+    node.crash()
+    this.#replicaSessions.delete(id)
+    this.stats.reopens += 1
+  }
+
+  /** Replicas whose reopen on an installed image is over come back, same endpoint (a restart in place). */
+  #reopenDue(): void {
+    for (const [id, at] of this.#reopening) {
+      if (at > this.#now) continue
+      this.#reopening.delete(id)
+      if (this.node(id).running) continue
+      this.#log('action', `reopen ${id} on its installed image`)
+      this.restart(id)
+    }
   }
 
   run(ticks: number): void {
@@ -1394,6 +1430,7 @@ export class Cluster {
     if (event.kind === 'pin_failed') this.stats.pinFailures += 1
     else if (event.kind === 'stale_assignment') this.stats.staleAssignments += 1
     else if (event.kind === 'session_invalidated' && event.reason === 'connect_timeout') this.stats.connectTimeouts += 1
+    else if (event.kind === 'rebuild_reopened' && event.reason === undefined) this.stats.rebuildsResumedAfterReopen += 1
     else if (event.kind === 'exec_failed') {
       const reason = event.reason ?? ''
       if (reason.startsWith('budget_')) this.stats.budgetViolations += 1
@@ -1577,7 +1614,12 @@ export class Cluster {
       runtime.replicaInstalled(ticket.replicaId, image.lsn, this.#now)
       runtime.streamed.delete(ticket.replicaId)
       this.#log('recovery', `${ticket.replicaId} installed ${kind} at ${image.lsn}`)
-      return { ok: true, installedLsn: image.lsn }
+      if (this.options.replicaReopenTicks === 0) return { ok: true, installedLsn: image.lsn }
+      // The replica closes its store to reopen on the image: the connection ends, and its in-memory state with it.
+      this.#closeToReopen(ticket.replicaId)
+      this.#reopening.set(ticket.replicaId, Tick.after(this.#now, this.options.replicaReopenTicks))
+      this.#log('recovery', `${ticket.replicaId} reopens on its image in ${this.options.replicaReopenTicks} ticks`)
+      return { ok: true, installedLsn: image.lsn, reopening: true }
     }
     return {
       connect: (request) => this.#connect(runtime, request),

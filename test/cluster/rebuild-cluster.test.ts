@@ -28,6 +28,7 @@ interface ClusterView {
   caughtUp: boolean
   stateHash?: { index: number; hash: string }
   snapshots?: { newest?: { appliedIndex: number; stateHash: string } }
+  replication?: { recoveryLog: { message: string }[]; replicas: { replicaId: string; state: string }[] }
 }
 
 
@@ -113,6 +114,76 @@ test('a replica down while the primary recycles its WAL comes back rebuilt from 
     assert.deepEqual(converged.r.stateHash, converged.p.stateHash)
     assert.equal(converged.r.role, 'replica')
     assert.equal(exit, undefined, `the rebuilt replica is the same process\n${rejoined.stderr()}`)
+    // The primary's recovery driver made those decisions: a rebuild from its snapshot, carried on after the reopen.
+    const decisions = (converged.p.replication?.recoveryLog ?? []).map((line) => line.message)
+    assert.ok(decisions.some((line) => /recovery: n3: rebuild_source_selected snapshot_tail/.test(line)), decisions.join('\n'))
+    assert.ok(decisions.some((line) => /recovery: n3: rebuild_reopened/.test(line)), decisions.join('\n'))
+    assert.ok(decisions.some((line) => /recovery: n3: rebuild_completed/.test(line)), decisions.join('\n'))
+  } finally {
+    await Promise.all(members.map(async (member) => (member.server === undefined ? undefined : killTally(member.server))))
+    await etcd.close()
+    for (const member of members) member.data.remove()
+  }
+})
+
+test('a catch-up beyond its entries budget escalates to a rebuild from a snapshot, and /_/cluster shows the driver deciding it', { skip: etcdSkip, timeout: 150_000 }, async () => {
+  const etcd = await EtcdCluster.start()
+  const members: Member[] = []
+  try {
+    for (const id of ['n1', 'n2', 'n3']) members.push({ id, data: tempDirectory(`tally-budget-${id}-`), peerPort: await freePort(), server: undefined })
+    const start = async (member: Member): Promise<ServerProcess> => {
+      member.server = await spawnTally({
+        dataDirectory: member.data.directory,
+        args: [
+          '--cluster', etcd.url, '--node-id', member.id, '--peer-listen', `127.0.0.1:${member.peerPort}`, '--cluster-lease-ttl-seconds', '2',
+          // Snapshots every 20 entries; the WAL keeps far more, so the replica's gap is within retention but beyond its budget.
+          '--checkpoint-entries', '20', '--cluster-catchup-entries-max', '5',
+          '--log-level', process.env.TALLY_TEST_LOG_LEVEL ?? 'warn',
+        ],
+      })
+      return member.server
+    }
+    await Promise.all(members.map(start))
+    await until('the cluster formed', async () => {
+      const views = await Promise.all(members.map(view))
+      return views.every((v) => v?.caughtUp === true) && views[0]?.role === 'primary' ? true : undefined
+    }, 30_000)
+    const [primary, , lagging] = members as [Member, Member, Member]
+    const primaryUrl = primary.server?.baseUrl as string
+    const write = async (amount: number): Promise<void> => {
+      const reply = await until('a write accepted', async () => {
+        const answer = await call(primaryUrl, 'POST', '/v2/bank/transactions', { postings: [{ source: 'world', destination: `users:${amount % 5}`, amount, asset: 'USD' }] })
+        return answer.status === 503 ? undefined : answer
+      })
+      assert.equal(reply.status, 200, JSON.stringify(reply.json))
+    }
+    assert.equal((await call(primaryUrl, 'POST', '/v2/bank', {})).status, 204)
+    for (let i = 1; i <= 5; i++) await write(i)
+
+    await killTally(lagging.server as ServerProcess)
+    lagging.server = undefined
+    for (let i = 6; i <= 60; i++) await write(i)
+    await until('the primary holds a trusted snapshot', async () => {
+      const seen = await view(primary)
+      return seen?.snapshots?.newest !== undefined && seen.snapshots.newest.appliedIndex > 20 ? seen : undefined
+    })
+
+    await start(lagging)
+    const converged = await until('n3 converged on the primary state hash after its rebuild', async () => {
+      const [p, r] = await Promise.all([view(primary), view(lagging)])
+      if (p === undefined || r === undefined || !r.caughtUp || p.stateHash === undefined) return undefined
+      const log = (p.replication?.recoveryLog ?? []).map((line) => line.message)
+      if (!log.some((line) => /recovery: n3: rebuild_completed/.test(line))) return undefined
+      return r.stateHash?.index === p.stateHash.index && p.appliedIndex === r.appliedIndex ? { p, r, log } : undefined
+    }, 90_000)
+    assert.deepEqual(converged.r.stateHash, converged.p.stateHash)
+    const log = converged.log
+    const exceeded = log.findIndex((line) => /recovery: n3: budget_violated entries_exceeded/.test(line))
+    assert.ok(exceeded >= 0, `the catch-up exceeded its entries budget\n${log.join('\n')}`)
+    const rebuilt = log.findIndex((line, index) => index > exceeded && /recovery: n3: rebuild_source_selected snapshot_tail/.test(line))
+    assert.ok(rebuilt > exceeded, `then a rebuild from the snapshot\n${log.join('\n')}`)
+    assert.ok(log.some((line, index) => index > exceeded && /recovery: n3: session_invalidated budget_entries_exceeded state=needs_rebuild/.test(line)), log.join('\n'))
+    assert.equal(converged.p.replication?.replicas.find((replica) => replica.replicaId === 'n3')?.state, 'in_sync')
   } finally {
     await Promise.all(members.map(async (member) => (member.server === undefined ? undefined : killTally(member.server))))
     await etcd.close()

@@ -29,6 +29,7 @@ test('serve: without --cluster nothing changes; the cluster flags go together an
     writeDeadlineMs: 5_000,
     peerBackoffMsMin: 50,
     peerBackoffMsMax: 5_000,
+    recovery: { catchUpSecondsMax: undefined, catchUpEntriesMax: undefined, catchUpStallSeconds: undefined, rebuildStallSeconds: undefined },
   })
   const env = parseServeArgs([], {
     TALLY_CLUSTER: 'etcd://10.0.0.1:2379,10.0.0.2:2379/ledgers/',
@@ -47,6 +48,13 @@ test('serve: without --cluster nothing changes; the cluster flags go together an
   assert.equal(env.cluster?.durability, 'sync_all', 'below 3 members the default is sync_all')
   assert.equal(env.cluster?.leaseTtlSeconds, 5)
   assert.deepEqual([env.cluster?.writeDeadlineMs, env.cluster?.peerBackoffMsMin, env.cluster?.peerBackoffMsMax], [1_500, 100, 60_000])
+  // The primary's recovery limits, by flag or environment; each needs --cluster, a duration at most a day.
+  const limits = parseServeArgs(['--cluster', 'etcd://127.0.0.1:2379', '--node-id', 'n1', '--peer-listen', '127.0.0.1:4068', '--cluster-catchup-entries-max', '5', '--cluster-rebuild-stall-seconds', '30'], { TALLY_CLUSTER_CATCHUP_SECONDS_MAX: '120', TALLY_CLUSTER_CATCHUP_STALL_SECONDS: '4' })
+  assert.ok(limits !== 'help')
+  assert.deepEqual(limits.cluster?.recovery, { catchUpSecondsMax: 120, catchUpEntriesMax: 5, catchUpStallSeconds: 4, rebuildStallSeconds: 30 })
+  assert.throws(() => parseServeArgs(['--cluster-catchup-entries-max', '5'], {}), /--cluster-catchup-entries-max need --cluster/)
+  assert.throws(() => parseServeArgs(['--cluster', 'etcd://127.0.0.1:2379', '--node-id', 'n1', '--peer-listen', '127.0.0.1:4068', '--cluster-catchup-seconds-max', '100000'], {}), /--cluster-catchup-seconds-max: at most 86400/)
+  assert.throws(() => parseServeArgs(['--cluster', 'etcd://127.0.0.1:2379', '--node-id', 'n1', '--peer-listen', '127.0.0.1:4068', '--cluster-catchup-stall-seconds', '0'], {}), /positive integer/)
 
   const base = ['--cluster', 'etcd://127.0.0.1:2379', '--node-id', 'n1', '--peer-listen', '127.0.0.1:4068']
   assert.throws(() => parseServeArgs(['--node-id', 'n1'], {}), /--node-id need --cluster/)

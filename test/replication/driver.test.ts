@@ -210,3 +210,49 @@ test('a connect that never answers times out: the session is invalidated (connec
   assert.ok(at >= 7, 'waits out the retry window')
   assert.equal(ready.completed.length, 1)
 })
+
+/** A replica that installs by reopening: down (connect refused) for `awayPolls` polls after the install, then at the image. */
+class ReopeningAdapters extends FakeAdapters {
+  awayPolls = 0
+  reopened = false
+  override transferFullBase(request: Parameters<FakeTransport['transferFullBase']>[0]): BaseTransferReport {
+    const report = super.transferFullBase(request)
+    if (report.ok && report.installedLsn !== undefined) this.reopened = true
+    return report.ok ? { ...report, reopening: true } : report
+  }
+  override connect(request: Parameters<ReplicaConnector['connect']>[0]): ConnectReport {
+    if (this.reopened && this.awayPolls > 0) {
+      this.awayPolls -= 1
+      return { ok: false, reason: 'connection_refused' }
+    }
+    return super.connect(request)
+  }
+}
+
+function reopeningDriver(awayPolls: number) {
+  const { registry, log } = registryWith(['r1'])
+  const adapters = new ReopeningAdapters(history({ headLsn: Lsn.of(100), committedLsn: Lsn.of(100), tailLsn: Lsn.of(60) }), 10)
+  adapters.awayPolls = awayPolls
+  const driver = new RecoveryDriver({ registry, adapters, chunkEntriesMax: 10, catchUpBudget: unlimitedBudget, catchUpTimeoutTicks: 30, reservationTimeoutTicks: 40, rebuildStallTicks: 3, recoveryRetryTicks: 2 })
+  return { driver, registry, log, adapters }
+}
+
+test('a rebuild whose replica reopens completes in the same session once the replica is back at the image, with one transfer', () => {
+  const { driver, registry, log, adapters } = reopeningDriver(2)
+  const { ready } = ticksUntil(driver, 1, (next) => next.completed.length > 0 || next.failed.length > 0)
+  assert.deepEqual(ready.completed, [{ replicaId: 'r1', kind: 'rebuild', syncedToLsn: 100 }])
+  assert.equal(registry.senders()[0]?.state, 'in_sync')
+  assert.equal(log.events().filter((event) => event.kind === 'rebuild_transferred').length, 1, 'the image was sent once')
+  assert.ok(log.has('rebuild_reopened'))
+  assert.equal(adapters.storage.totalHeld(), 0)
+})
+
+test('a reopen that takes longer than rebuildStallTicks is cancelled as rebuild_stalled, and the next rebuild finds the replica back', () => {
+  const { driver, registry, adapters } = reopeningDriver(6)
+  const { ready, at } = ticksUntil(driver, 1, (next) => next.failed.length > 0)
+  assert.deepEqual(ready.failed, [{ replicaId: 'r1', kind: 'rebuild', reason: 'rebuild_stalled' }])
+  assert.equal(adapters.storage.totalHeld(), 0)
+  const { ready: again } = ticksUntil(driver, at + 1, (next) => next.completed.length > 0)
+  assert.deepEqual(again.completed, [{ replicaId: 'r1', kind: 'rebuild', syncedToLsn: 100 }])
+  assert.equal(registry.senders()[0]?.state, 'in_sync')
+})

@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { cancelPlan, CatchUpExecutor, Epoch, Lsn, planRebuild, planRecovery, RebuildExecutor, ReplicaId, Tick } from '../../src/replication/index.ts'
-import type { RetainedHistory, RecoveryPlan, RebuildPlan, SessionKind } from '../../src/replication/index.ts'
+import type { BaseTransferReport, ConnectReport, RetainedHistory, RecoveryPlan, RebuildPlan, SessionKind, SessionTicket } from '../../src/replication/index.ts'
 import { InvariantViolation } from '../../src/domain/index.ts'
 import { FakeStorage, FakeTransport, history, registryWith } from './fakes.ts'
 
@@ -341,4 +341,100 @@ test('cancelPlan releases pins and invalidates only the plan\'s own session', ()
   assert.ok(log.has('plan_cancelled', 'operator_cancel'))
   cancelPlan(registry, plan, 'again')
   assert.equal(storage.held.wal, 0)
+})
+
+/** A replica that installs by reopening: the connection ends, and its handshake answers `reopenedAt` once back (after `awayPolls` polls). */
+class ReopeningReplica extends FakeTransport {
+  awayPolls = 2
+  reopenedAt: Lsn | undefined
+  connects = 0
+  override transferSnapshot(request: { ticket: SessionTicket; snapshotLsn: Lsn }): BaseTransferReport {
+    const report = super.transferSnapshot(request)
+    this.reopenedAt ??= request.snapshotLsn
+    return report.ok ? { ...report, reopening: true } : report
+  }
+  connect(): ConnectReport {
+    this.connects += 1
+    if (this.awayPolls > 0) {
+      this.awayPolls -= 1
+      return { ok: false, reason: 'replica_reopening' }
+    }
+    return { ok: true, flushedLsn: this.reopenedAt }
+  }
+}
+
+const reopenHistory = history({ headLsn: Lsn.of(100), committedLsn: Lsn.of(100), tailLsn: Lsn.of(30), checkpointLsn: Lsn.of(50), checkpointTrusted: true })
+
+test('rebuild with a reopening replica: the session and its pins outlive the reopen; the next handshake at the image carries on with the tail', () => {
+  const { registry, storage, plan, log } = rebuildPlan(reopenHistory)
+  const replica = new ReopeningReplica(Lsn.of(10))
+  const executor = new RebuildExecutor({ registry, transport: replica, connector: replica, plan, chunkEntriesMax: 25 })
+  assert.deepEqual(executor.start(Tick.of(0)), { state: 'running' })
+  assert.deepEqual(executor.step(Tick.of(1)), { state: 'running' })
+  const sender = registry.sender(ReplicaId.of('r1'))
+  assert.equal(sender?.activeSession()?.rebuild?.phase, 'reopen')
+  // Away: nothing is shipped, the pins stay held, the session stays active.
+  for (let tick = 2; tick <= 3; tick += 1) assert.deepEqual(executor.step(Tick.of(tick)), { state: 'running' })
+  assert.deepEqual(replica.streamed, [])
+  assert.deepEqual(plan.pins.held().sort(), ['snapshot', 'wal'])
+  assert.equal(sender?.state, 'rebuilding')
+  let status = executor.step(Tick.of(4))
+  for (let tick = 5; tick < 12 && status.state === 'running'; tick += 1) status = executor.step(Tick.of(tick))
+  assert.deepEqual(status, { state: 'completed' })
+  assert.deepEqual(replica.streamed, [
+    [50, 75],
+    [75, 100],
+  ])
+  assert.equal(sender?.state, 'in_sync')
+  assert.equal(storage.totalHeld(), 0)
+  assert.ok(log.has('rebuild_awaiting_reopen'))
+  assert.ok(log.has('rebuild_reopened'))
+})
+
+test('rebuild with a reopening replica that answers above the image: what it holds counts as tail replayed', () => {
+  const { registry, plan } = rebuildPlan(reopenHistory)
+  const replica = new ReopeningReplica(Lsn.of(10))
+  replica.awayPolls = 0
+  replica.reopenedAt = Lsn.of(80)
+  const executor = new RebuildExecutor({ registry, transport: replica, connector: replica, plan, chunkEntriesMax: 100 })
+  assert.deepEqual(executor.run(Tick.of(0), 10), { state: 'completed' })
+  assert.deepEqual(replica.streamed, [[80, 100]])
+})
+
+test('rebuild with a reopening replica that comes back below the image: needs_rebuild, every pin released', () => {
+  const { registry, storage, plan } = rebuildPlan(reopenHistory)
+  const replica = new ReopeningReplica(Lsn.of(10))
+  replica.reopenedAt = Lsn.of(10)
+  const executor = new RebuildExecutor({ registry, transport: replica, connector: replica, plan })
+  assert.deepEqual(executor.run(Tick.of(0), 10), { state: 'failed', reason: 'reopened_below_image' })
+  assert.equal(registry.sender(ReplicaId.of('r1'))?.state, 'needs_rebuild')
+  assert.equal(storage.totalHeld(), 0)
+  assert.deepEqual(replica.streamed, [])
+})
+
+test('rebuild with a reopening replica that answers above the rebuild target: the session fails disconnected (a catch-up truncates it next)', () => {
+  const { registry, storage, plan } = rebuildPlan(reopenHistory)
+  const replica = new ReopeningReplica(Lsn.of(10))
+  replica.reopenedAt = Lsn.of(101)
+  const executor = new RebuildExecutor({ registry, transport: replica, connector: replica, plan })
+  assert.deepEqual(executor.run(Tick.of(0), 10), { state: 'failed', reason: 'reopened_beyond_target' })
+  assert.equal(registry.sender(ReplicaId.of('r1'))?.state, 'disconnected')
+  assert.equal(storage.totalHeld(), 0)
+})
+
+test('rebuild with a reopening replica but no connector to hear it again: fails closed into needs_rebuild', () => {
+  const { registry, storage, plan } = rebuildPlan(reopenHistory)
+  const replica = new ReopeningReplica(Lsn.of(10))
+  assert.deepEqual(new RebuildExecutor({ registry, transport: replica, plan }).run(Tick.of(0), 5), { state: 'failed', reason: 'reopen_without_connector' })
+  assert.equal(storage.totalHeld(), 0)
+})
+
+test('planted rebuildIgnoresReopen: the executor ships the tail over the ended connection and fails into needs_rebuild', () => {
+  const { registry, plan } = rebuildPlan(reopenHistory)
+  const replica = new ReopeningReplica(Lsn.of(10))
+  // The reopen ended the connection: shipping fails until the replica is back.
+  replica.failStream = 'connection_closed'
+  const executor = new RebuildExecutor({ registry, transport: replica, connector: replica, plan, faults: { rebuildIgnoresReopen: true } })
+  assert.deepEqual(executor.run(Tick.of(0), 5), { state: 'failed', reason: 'connection_closed' })
+  assert.equal(registry.sender(ReplicaId.of('r1'))?.state, 'needs_rebuild')
 })

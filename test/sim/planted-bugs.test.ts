@@ -10,10 +10,12 @@
 //     syncAllCountedAsMajority   74 caught, first seed 4    commit_not_durable (independent audit)
 //     keepPinsOnBudgetViolation  18 caught, first seed 2    pin_leaked (tight budgets make violations common)
 //     retentionBoundaryOffByOne   6 caught, first seed 32   liveness (a replica never gets back in sync)
-//     acceptOlderAssignment      46 caught, first seed 2    endpoint_regressed (a restarted coordinator's
+//     acceptOlderAssignment      45 caught, first seed 14   endpoint_regressed (a restarted coordinator's
 //                                                           membership update names addresses members left)
+//     rebuildIgnoresReopen       52 caught, first seed 2    liveness (the image offered again after every reopen)
 //   network model (2 ticks of extra delay, 2% loss, 2% duplicates), seeds 1–150:
-//     acceptOlderEpochTraffic     2 caught, first seed 11   in_sync_replica_diverged
+//     acceptOlderEpochTraffic     1 caught, seed 113        in_sync_replica_diverged
+//     rebuildIgnoresReopen       24 caught, first seed 2    liveness
 //     acceptOlderAssignment      61 caught, first seed 2    endpoint_regressed (also reordered membership updates)
 // The other three are masked in this design by a second guard; they are
 // shown caught with that guard removed too (see "masking guards" below).
@@ -52,15 +54,23 @@ test('planted, network model on: pins kept on the budget-violation exit are caug
 })
 
 test('planted: the registry applying an older assignment is caught (a restarted coordinator re-reads no addresses and names ones its members left)', () => {
-  expectCaught({ acceptOlderAssignment: true }, { firstSeed: 1, count: 4 }, 'endpoint_regressed')
+  expectCaught({ acceptOlderAssignment: true }, { firstSeed: 14, count: 4 }, 'endpoint_regressed')
 })
 
 test('planted, network model on: the registry applying an older assignment is caught (a reordered membership update moves a sender back to an address its replica left)', () => {
   expectCaught({ acceptOlderAssignment: true }, { firstSeed: 25, count: 4 }, 'endpoint_regressed', lossyNetwork)
 })
 
+test('planted: a rebuild executor ignoring the replica\'s reopen is caught by the liveness check (the image offered forever)', () => {
+  expectCaught({ rebuildIgnoresReopen: true }, { firstSeed: 1, count: 4 }, 'liveness')
+})
+
+test('planted, network model on: a rebuild executor ignoring the replica\'s reopen is caught by the liveness check', () => {
+  expectCaught({ rebuildIgnoresReopen: true }, { firstSeed: 1, count: 4 }, 'liveness', lossyNetwork)
+})
+
 test('planted, network model on: a replica accepting older-epoch ship/barrier traffic is caught', () => {
-  expectCaught({ acceptOlderEpochTraffic: true }, { firstSeed: 11, count: 4 }, 'in_sync_replica_diverged', lossyNetwork)
+  expectCaught({ acceptOlderEpochTraffic: true }, { firstSeed: 113, count: 1 }, 'in_sync_replica_diverged', lossyNetwork)
 })
 
 // Masking guards. The three faults no seed catches alone, each behind a second guard that

@@ -15,9 +15,11 @@
  * offers a trusted image on the session's matched connection and the replica
  * pulls it into its staging directory. A staged image is installed when the
  * replica's node reopens on it, which ends the connection: the call then
- * reports `snapshot_staged_reopen_required` and the next session finds the
- * replica at the snapshot's LSN and catches it up with the WAL tail. Full
- * base copies are refused (`full_base_unsupported`).
+ * reports the image installed with `reopening`, and the session waits for
+ * the replica to come back — `connect` for the same session answers the
+ * handshake of the link's next connection (the link redials on its own), the
+ * session is bound to that connection, and the rebuild ships the WAL tail
+ * on it. Full base copies are refused (`full_base_unsupported`).
  */
 import { invariant } from '../../domain/index.ts'
 import {
@@ -72,6 +74,8 @@ export interface PeerTransportOptions {
 interface SessionBinding {
   readonly sessionId: SessionId
   readonly generation: number
+  /** The replica staged an image on `generation` and reopens on it: the session moves to the next matched connection. */
+  readonly reopening?: boolean
 }
 
 /** `host:port` (IPv6 in brackets: `[::1]:4068`). */
@@ -104,6 +108,13 @@ export class PeerTransport implements ReplicaConnector, WalStreamer, ReplicaTrun
     const link = this.#linkFor(request.replicaId, address)
     if (link.stopped) return { ok: false, reason: link.deposedBy === undefined ? 'link_stopped' : 'deposed' }
     let binding = this.#sessions.get(request.replicaId)
+    if (binding !== undefined && binding.sessionId === request.sessionId && binding.reopening === true) {
+      // Back after its reopen: the first connection matched after the staging one carries the session on.
+      const match = link.lastMatch
+      if (match === undefined || match.generation <= binding.generation || match.generation !== link.generation) return { ok: true, flushedLsn: undefined }
+      this.#sessions.set(request.replicaId, { sessionId: request.sessionId, generation: match.generation })
+      return { ok: true, flushedLsn: match.flushedLsn }
+    }
     if (binding === undefined || binding.sessionId !== request.sessionId) {
       // A new session gets a fresh connection and handshake; live shipping stops until it completes.
       link.setFollow(false)
@@ -148,10 +159,16 @@ export class PeerTransport implements ReplicaConnector, WalStreamer, ReplicaTrun
   transferSnapshot(request: { readonly ticket: SessionTicket; readonly snapshotLsn: Lsn }): BaseTransferReport {
     const snapshots = this.#options.snapshots
     if (snapshots === undefined) return { ok: false, reason: 'snapshots_disabled' }
+    const binding = this.#sessions.get(request.ticket.replicaId)
+    const staged = this.#links.get(request.ticket.replicaId)?.lastSnapshotOffer
+    if (binding !== undefined && binding.sessionId === request.ticket.sessionId && staged !== undefined && staged.generation === binding.generation && staged.appliedIndex === request.snapshotLsn && staged.staged) {
+      // The replica installs it by reopening, which ends this connection (perhaps already): the session waits for its next one.
+      this.#sessions.set(request.ticket.replicaId, { sessionId: request.ticket.sessionId, generation: binding.generation, reopening: true })
+      return { ok: true, installedLsn: request.snapshotLsn, reopening: true }
+    }
     const link = this.#boundLink(request.ticket)
     if (typeof link === 'string') return { ok: false, reason: link }
     const offer = link.snapshotOffer
-    if (offer !== undefined && offer.appliedIndex === request.snapshotLsn && offer.staged) return { ok: false, reason: 'snapshot_staged_reopen_required' }
     if (offer === undefined || offer.appliedIndex !== request.snapshotLsn) {
       const manifest = snapshots.manifestBytesOf(request.snapshotLsn)
       if (manifest === undefined) return { ok: false, reason: 'snapshot_missing' }

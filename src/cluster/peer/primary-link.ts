@@ -440,6 +440,11 @@ export class PrimaryLink {
     return true
   }
 
+  /** The last snapshot offered, on whichever connection: a staged one outlives the connection the replica's reopen ends. */
+  get lastSnapshotOffer(): Readonly<SnapshotOffer> | undefined {
+    return this.#offer
+  }
+
   /** The snapshot offered on the current connection, if any (progress, staging). */
   get snapshotOffer(): Readonly<SnapshotOffer> | undefined {
     const offer = this.#offer

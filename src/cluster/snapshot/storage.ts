@@ -51,11 +51,11 @@ export class NodeSnapshotStorage implements StorageAdapter, NodeRetentionHooks {
     }
   }
 
-  pinWalRetention(owner: PinOwner, fromLsnExclusive: Lsn): PinResult {
+  pinWalRetention(_owner: PinOwner, fromLsnExclusive: Lsn): PinResult {
     if (fromLsnExclusive < this.#options.node.wal.tail) return { ok: false, reason: `recycled: the WAL starts after ${this.#options.node.wal.tail}` }
     const id = ++this.#pinCounter
     this.#walPins.set(id, fromLsnExclusive)
-    this.#options.log?.(`retention: WAL pinned above ${fromLsnExclusive} for ${owner.sessionId}`, { level: 'info' })
+    // Not logged here: the engine's recovery log records the pin with its session (`pin_acquired`, `plan_created … pins=`).
     return { ok: true, release: () => void this.#walPins.delete(id) }
   }
 
