@@ -59,7 +59,7 @@ export function parseGroupBy(value: string | undefined): number {
  * `GET /v2/{ledger}/volumes`: per (account, asset) the input and output
  * moved within [startTime, endTime] and the resulting balance, filtered
  * (address, balance, metadata, first_usage), optionally grouped by address
- * segments. Computed per request from the move indexes, then paged.
+ * segments. Computed per request from the by-account index rows, then paged.
  */
 export async function listVolumes(
   store: Store,

@@ -1,7 +1,7 @@
 import type { AggregatedVolumes, Json, LedgerName, Posting, TransactionRecord } from '../domain/index.ts'
 import { emptyKeyed, invariant, keyedChild, ownEntries } from '../domain/index.ts'
 import type { StoreReader } from '../store/index.ts'
-import { accountTransactionsPrefix, decodeIndexRow, fixedWidthInstant, moveKey, movesPrefix, prefixEnd } from '../store/index.ts'
+import { accountTransactionsPrefix, decodeIndexRow, fixedWidthInstant, prefixEnd } from '../store/index.ts'
 
 /** Volumes per asset: `{asset: {input, output}}`, summed from index rows. */
 export type VolumesByAsset = Map<string, { input: bigint; output: bigint }>
@@ -21,36 +21,47 @@ export function volumesJson(volumes: VolumesByAsset): Json {
   return result
 }
 
+/** One by-account index row: a transaction's moves on the account, with its dates. */
+interface AccountMoves {
+  readonly insertedAt: string
+  readonly timestamp: string
+  readonly volumes: Record<string, { input: bigint; output: bigint }>
+}
+
+/** The account's by-account index rows in insertion (id) order, each with its transaction id. */
+async function* accountMoves(store: StoreReader, ledger: LedgerName, account: string): AsyncGenerator<{ id: bigint; row: AccountMoves }> {
+  const prefix = accountTransactionsPrefix(ledger, account)
+  for await (const [key, value] of store.range({ gte: prefix, lt: prefixEnd(prefix) })) {
+    invariant(key.length === prefix.length + 8, 'a by-account index key ends with the transaction id')
+    yield { id: key.readBigUInt64BE(prefix.length), row: decodeIndexRow(value) as unknown as AccountMoves }
+  }
+}
+
 /**
  * Effective volumes of an account: the moves of every transaction whose
  * timestamp is at or before `pit` (all of them without one), whatever order
- * they were inserted in. A prefix sum over the moves index.
+ * they were inserted in. A sum over the account's by-account index rows,
+ * filtered by their effective date (a sum needs no order).
  */
 export async function effectiveVolumes(store: StoreReader, ledger: LedgerName, account: string, pit?: string, from?: string): Promise<VolumesByAsset> {
-  const prefix = movesPrefix(ledger, account)
   const until = pit === undefined ? undefined : fixedWidthInstant(pit)
   const since = from === undefined ? undefined : fixedWidthInstant(from)
   const volumes: VolumesByAsset = new Map()
-  for await (const [key, value] of store.range({ gte: prefix, lt: prefixEnd(prefix) })) {
-    const rest = key.toString('utf8', prefix.length, key.length - 9)
-    const separator = rest.indexOf('\u0000')
-    invariant(separator > 0, 'move key has an asset and a timestamp')
-    const asset = rest.slice(0, separator)
-    const timestamp = rest.slice(separator + 1)
-    if (until !== undefined && timestamp > until) continue
-    if (since !== undefined && timestamp < since) continue
-    const moved = decodeIndexRow(value) as { input: bigint; output: bigint }
-    add(volumes, asset, moved.input, moved.output)
+  for await (const { row } of accountMoves(store, ledger, account)) {
+    if (until !== undefined || since !== undefined) {
+      const timestamp = fixedWidthInstant(row.timestamp)
+      if (until !== undefined && timestamp > until) continue
+      if (since !== undefined && timestamp < since) continue
+    }
+    for (const [asset, moved] of ownEntries(row.volumes)) add(volumes, asset, moved.input, moved.output)
   }
   return volumes
 }
 
 /** Volumes of an account as inserted up to `pit` (insertion date), from the by-account index. */
 export async function volumesInsertedBy(store: StoreReader, ledger: LedgerName, account: string, pit: string | undefined, from?: string): Promise<VolumesByAsset> {
-  const prefix = accountTransactionsPrefix(ledger, account)
   const volumes: VolumesByAsset = new Map()
-  for await (const [, value] of store.range({ gte: prefix, lt: prefixEnd(prefix) })) {
-    const row = decodeIndexRow(value) as { insertedAt: string; volumes: Record<string, { input: bigint; output: bigint }> }
+  for await (const { row } of accountMoves(store, ledger, account)) {
     const insertedAt = fixedWidthInstant(row.insertedAt)
     if (pit !== undefined && insertedAt > fixedWidthInstant(pit)) break // insertion order: nothing later qualifies
     if (from !== undefined && insertedAt < fixedWidthInstant(from)) continue
@@ -63,7 +74,8 @@ export async function volumesInsertedBy(store: StoreReader, ledger: LedgerName, 
  * Pre/post commit *effective* volumes of a transaction: for each touched
  * (account, asset), the moves of transactions ordered before it by
  * (timestamp, id), then the same plus its own. They change when a
- * transaction is backdated before it, so they are computed on read.
+ * transaction is backdated before it, so they are computed on read: one scan
+ * of each touched account's by-account rows, keeping those ordered before it.
  */
 export async function transactionEffectiveVolumes(
   store: StoreReader,
@@ -72,18 +84,18 @@ export async function transactionEffectiveVolumes(
 ): Promise<{ pre: AggregatedVolumes; post: AggregatedVolumes }> {
   const own = new Map<string, VolumesByAsset>()
   for (const posting of transaction.postings) addPosting(own, posting)
+  const at = fixedWidthInstant(transaction.timestamp)
   const pre: AggregatedVolumes = emptyKeyed()
   const post: AggregatedVolumes = emptyKeyed()
   for (const [account, assets] of own) {
+    const before: VolumesByAsset = new Map()
+    for await (const { id, row } of accountMoves(store, ledger, account)) {
+      const timestamp = fixedWidthInstant(row.timestamp)
+      if (timestamp > at || (timestamp === at && id >= transaction.id)) continue
+      for (const [asset, moved] of ownEntries(row.volumes)) if (assets.has(asset)) add(before, asset, moved.input, moved.output)
+    }
     for (const [asset, moved] of assets) {
-      const prefix = movesPrefix(ledger, account, asset)
-      let input = 0n
-      let output = 0n
-      for await (const [, value] of store.range({ gte: prefix, lt: moveKey(ledger, account, asset, transaction.timestamp, transaction.id) })) {
-        const row = decodeIndexRow(value) as { input: bigint; output: bigint }
-        input += row.input
-        output += row.output
-      }
+      const { input, output } = before.get(asset) ?? { input: 0n, output: 0n }
       keyedChild(pre, account)[asset] = { input, output, balance: input - output }
       const after = { input: input + moved.input, output: output + moved.output }
       keyedChild(post, account)[asset] = { ...after, balance: after.input - after.output }

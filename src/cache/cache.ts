@@ -1,16 +1,22 @@
-import { createHash } from 'node:crypto'
 import { crc32 } from 'node:zlib'
 import type { Attribute, CanonicalKey } from '../domain/index.ts'
-import { InvariantViolation, invariant, kindOf, decodeAttribute } from '../domain/index.ts'
+import { invariant, kindOf, decodeAttribute } from '../domain/index.ts'
 
 /**
  * The two-generation attribute cache (contract §2.3). Pure: no clock, no I/O.
- * Every mutation also describes its disk-mirror rows to a `MirrorSink`, which
- * the FSM points at the proposal's atomic store batch, so memory and mirror
- * are equal at every applied index (invariant #1).
+ * Every mutation is also recorded in the disk mirror through a `MirrorSink`,
+ * which the FSM points at the proposal's atomic store batch, so memory and
+ * mirror agree at every applied index (invariant #1).
+ *
+ * The mirror is one **segment row per applied index** (docs/adr/0010): the
+ * keys that index wrote into Gen0, each live (with its value's length) or a
+ * tombstone. The values themselves are the attribute rows the same batch
+ * writes: restore rebuilds both generations' keys from the segments and reads
+ * the values from the attribute rows.
  */
 export interface MirrorSink {
-  put(key: Buffer, value: Buffer): void
+  /** A row whose value is encoded when the batch is written (after every mutation of its index). */
+  putLater(key: Buffer, value: () => Buffer): void
   del(key: Buffer): void
 }
 
@@ -22,10 +28,16 @@ export type CacheLookup =
   | { readonly state: 'deleted' }
   | { readonly state: 'absent' }
 
+/**
+ * What a generation knows of a key. `bytes` is the value's length when the key
+ * was written (0 for a tombstone), counted against the byte budget. A restored
+ * Gen1 entry that Gen0 shadows keeps its count but no value: nothing reads it
+ * (lookups try Gen0 first) until the next rotation drops it.
+ */
 interface Entry {
-  readonly keyHash: Buffer // 16 bytes: the mirror row's key
-  readonly tag: Buffer // 8 bytes: collision check, kept by tombstones
-  readonly attribute: Attribute | null // null = tombstone
+  readonly attribute: Attribute | null
+  readonly live: boolean
+  readonly bytes: number
 }
 
 export const MIRROR_ZONE = 0xff
@@ -103,6 +115,11 @@ export class AttributeCache {
   private gen1 = new Map<string, Entry>()
   private gen0ByteCount = 0
   private gen1ByteCount = 0
+  /** The indexes whose segment rows hold each generation's keys, ascending: a rotation deletes Gen1's. */
+  private gen0Segments: number[] = []
+  private gen1Segments: number[] = []
+  /** The segment of the index being applied: its keys' last state, encoded when the batch is written. */
+  private segment: { readonly index: number; readonly entries: Map<string, Entry> } | undefined
   private state: CacheState
   /** The last index the cache entered (applied, stale or not). */
   private lastIndex: number
@@ -229,32 +246,31 @@ export class AttributeCache {
   get(key: CanonicalKey): CacheLookup {
     const entry = this.gen0.get(key) ?? this.gen1.get(key)
     if (entry === undefined) return ABSENT
-    return entry.attribute === null ? DELETED : { state: 'live', attribute: entry.attribute }
+    if (!entry.live) return DELETED
+    invariant(entry.attribute !== null, () => `cached key ${key} has no value (restore incomplete)`)
+    return { state: 'live', attribute: entry.attribute }
   }
 
   put(key: CanonicalKey, attribute: Attribute, mirror: MirrorSink): void {
     invariant(attribute.value.kind === kindOf(key), 'attribute kind differs from its key')
-    const { keyHash, tag } = this.gen0.get(key) ?? this.gen1.get(key) ?? hashKey(key)
-    this.setGen0(key, { keyHash, tag, attribute }, mirror)
+    this.setGen0(key, { attribute, live: true, bytes: attribute.bytes.length }, mirror)
   }
 
-  /** Tombstone in Gen0; when only Gen1 holds the key the tombstone reuses Gen1's tag. */
+  /** Tombstone in Gen0 when a generation holds the key live. */
   del(key: CanonicalKey, mirror: MirrorSink): 'deleted' | 'not_found' {
     const existing = this.gen0.get(key) ?? this.gen1.get(key)
-    if (existing === undefined || existing.attribute === null) return 'not_found'
+    if (existing === undefined || !existing.live) return 'not_found'
     this.tombstone(key, mirror)
     return 'deleted'
   }
 
   /**
-   * Records a deletion whatever the cache held: a Gen0 tombstone (reusing
-   * the tag of a generation that holds the key). A delete is a write: it must
-   * stay cached like any other, or a seed read before it would revive the key
-   * (ADR 0002).
+   * Records a deletion whatever the cache held: a Gen0 tombstone. A delete is
+   * a write: it must stay cached like any other, or a seed read before it
+   * would revive the key (ADR 0002).
    */
   tombstone(key: CanonicalKey, mirror: MirrorSink): void {
-    const { keyHash, tag } = this.gen0.get(key) ?? this.gen1.get(key) ?? hashKey(key)
-    this.setGen0(key, { keyHash, tag, attribute: null }, mirror)
+    this.setGen0(key, TOMBSTONE, mirror)
   }
 
   /** A seed is written only where neither generation holds the key: the cache is at least as new. */
@@ -268,16 +284,21 @@ export class AttributeCache {
   /**
    * Applying the first index of a new generation: Gen1 := Gen0 (tombstones
    * included: they shadow nothing any more, but they keep the delete cached
-   * for the seed horizon), Gen0 := ∅, old Gen1 dropped.
+   * for the seed horizon), Gen0 := ∅, old Gen1 dropped with its segment rows.
+   * Gen0's segments become Gen1's as they are: a generation's byte is its
+   * number's parity.
    */
   rotate(firstIndex: number, mirror: MirrorSink): void {
     invariant(firstIndex > this.state.gen0FirstIndex, () => `rotation at ${firstIndex}, Gen0 started at ${this.state.gen0FirstIndex}`)
     const generation = this.state.generation
-    for (const [key, entry] of this.gen1) mirror.del(this.mirrorKey(generation - 1, key, entry.keyHash))
+    for (const index of this.gen1Segments) mirror.del(segmentRowKey(generation - 1, index))
     this.gen1 = this.gen0
     this.gen1ByteCount = this.gen0ByteCount
+    this.gen1Segments = this.gen0Segments
     this.gen0 = new Map()
     this.gen0ByteCount = 0
+    this.gen0Segments = []
+    this.segment = undefined
     this.state = { ...this.state, generation: generation + 1, gen1FirstIndex: this.state.gen0FirstIndex, gen0FirstIndex: firstIndex }
   }
 
@@ -286,43 +307,92 @@ export class AttributeCache {
   }
 
   /**
-   * Restores one mirror row read at boot, so that rows stream from the store
-   * into the maps without a list of them all. Fails closed on a row that does
-   * not decode, has a wrong tag, or sits under Gen1's byte at generation 0.
-   * Tombstones may sit under either byte: a rotation relabels Gen0's rows.
+   * Restores one segment row read at boot (rows stream from the store in key
+   * order: per generation byte, by index). Fails closed on a row that does not
+   * decode, sits under Gen1's byte at generation 0, or names an index outside
+   * its generation's span. Keys come first; their values follow from the
+   * attribute rows (`keysAwaitingValues`, `restoreValue`).
    */
-  restoreRow(rowKey: Buffer, rowValue: Buffer): void {
-    if (rowKey.length !== 19 || rowKey[0] !== MIRROR_ZONE) throw new MalformedMirrorRow(`bad row key ${rowKey.toString('hex')}`)
+  restoreSegment(rowKey: Buffer, rowValue: Buffer): void {
+    if (rowKey.length !== SEGMENT_KEY_LENGTH || rowKey[0] !== MIRROR_ZONE) throw new MalformedMirrorRow(`bad row key ${rowKey.toString('hex')}`)
     const genByte = rowKey[1] as number
     if (genByte !== 0 && genByte !== 1) throw new MalformedMirrorRow(`bad generation byte in ${rowKey.toString('hex')}`)
-    const { key, entry } = decodeRow(rowKey, rowValue)
+    const index = Number(rowKey.readBigUInt64BE(2))
     const generation = this.state.generation
     const isGen0 = genByte === generation % 2
     if (!isGen0 && generation === 0) throw new MalformedMirrorRow(`Gen1 row at generation 0: ${rowKey.toString('hex')}`)
+    const [first, last] = isGen0 ? [this.state.gen0FirstIndex, this.lastIndex] : [this.state.gen1FirstIndex, this.state.gen0FirstIndex - 1]
+    if (index < first || index > last) throw new MalformedMirrorRow(`segment of index ${index} outside its generation's indexes ${first}..${last}`)
+    const segments = isGen0 ? this.gen0Segments : this.gen1Segments
+    invariant(segments.length === 0 || (segments[segments.length - 1] as number) < index, 'segment rows stream in index order')
+    segments.push(index)
     const map = isGen0 ? this.gen0 : this.gen1
-    if (map.has(key)) throw new MalformedMirrorRow(`two rows for one key in ${rowKey.toString('hex')}`)
-    map.set(key, entry)
-    if (isGen0) this.gen0ByteCount += entryBytes(key, entry)
-    else this.gen1ByteCount += entryBytes(key, entry)
-  }
-
-  /** Rebuilds both generations from mirror rows (for tests; boot streams through `restoreRow`). */
-  restore(rows: Iterable<[Buffer, Buffer]>): void {
-    invariant(this.gen0.size === 0 && this.gen1.size === 0, 'restore into a non-empty cache')
-    for (const [rowKey, rowValue] of rows) this.restoreRow(rowKey, rowValue)
-  }
-
-  /** The mirror rows memory implies, for invariant #1 checks. */
-  mirrorRows(): Map<string, Buffer> {
-    const rows = new Map<string, Buffer>()
-    const add = (generation: number, map: Map<string, Entry>): void => {
-      for (const [key, entry] of map) {
-        rows.set(this.mirrorKey(generation, key, entry.keyHash).toString('hex'), encodeRow(key, entry))
-      }
+    for (const [key, entry] of decodeSegment(rowKey, rowValue)) {
+      const previous = map.get(key)
+      map.set(key, entry)
+      const delta = entryBytes(key, entry) - (previous === undefined ? 0 : entryBytes(key, previous))
+      if (isGen0) this.gen0ByteCount += delta
+      else this.gen1ByteCount += delta
     }
-    if (this.state.generation > 0) add(this.state.generation - 1, this.gen1)
-    add(this.state.generation, this.gen0)
-    return rows
+  }
+
+  /**
+   * The live keys whose values restore must read from the attribute rows:
+   * every live Gen0 key, and every live Gen1 key Gen0 does not shadow.
+   */
+  *keysAwaitingValues(): Generator<CanonicalKey> {
+    for (const [key, entry] of this.gen0) if (entry.live && entry.attribute === null) yield key as CanonicalKey
+    for (const [key, entry] of this.gen1) if (entry.live && entry.attribute === null && !this.gen0.has(key)) yield key as CanonicalKey
+  }
+
+  /**
+   * A live key's value, read from its attribute row at boot. The row is the
+   * key's last write, so it must exist and have the length the segment
+   * recorded; anything else fails closed.
+   */
+  restoreValue(key: CanonicalKey, row: Buffer | undefined): void {
+    const inGen0 = this.gen0.get(key)
+    const map = inGen0 !== undefined ? this.gen0 : this.gen1
+    const entry = inGen0 ?? this.gen1.get(key)
+    invariant(entry !== undefined && entry.live && entry.attribute === null, () => `no live key ${key} awaits a value`)
+    if (row === undefined) throw new MalformedMirrorRow(`live cached key ${key} has no attribute row`)
+    if (row.length !== entry.bytes) throw new MalformedMirrorRow(`attribute row of ${key} is ${row.length} bytes, its last write was ${entry.bytes}`)
+    let attribute: Attribute
+    try {
+      attribute = decodeAttribute(kindOf(key), row)
+    } catch (error) {
+      if (error instanceof Error) throw new MalformedMirrorRow(`undecodable attribute row of ${key}: ${error.message}`)
+      throw error
+    }
+    map.set(key, { attribute, live: true, bytes: entry.bytes })
+  }
+
+  /** Restore from rows already in memory (tests, the simulator): segments, then values from `read`. */
+  restoreSync(rows: Iterable<[Buffer, Buffer]>, read: (key: CanonicalKey) => Buffer | undefined): void {
+    invariant(this.gen0.size === 0 && this.gen1.size === 0, 'restore into a non-empty cache')
+    for (const [rowKey, rowValue] of rows) this.restoreSegment(rowKey, rowValue)
+    for (const key of [...this.keysAwaitingValues()]) this.restoreValue(key, read(key))
+  }
+
+  /**
+   * What the cache holds, in one canonical form, for invariant #1 checks (a
+   * cache restored from the store equals the one that wrote it): per
+   * generation, each key's state, counted bytes and value — except Gen1
+   * values Gen0 shadows, which restore does not read back.
+   */
+  contents(): string {
+    const describe = (map: Map<string, Entry>, shadow?: Map<string, Entry>): string[] =>
+      [...map]
+        .map(([key, entry]) => `${key} ${entry.live ? 'live' : 'tombstone'} ${entry.bytes}${entry.live && shadow?.has(key) !== true ? ` ${entry.attribute?.bytes.toString('hex')}` : ''}`)
+        .sort()
+    return JSON.stringify({
+      state: this.state,
+      bytes: this.bytes,
+      gen0Segments: this.gen0Segments,
+      gen1Segments: this.gen1Segments,
+      gen0: describe(this.gen0),
+      gen1: describe(this.gen1, this.gen0),
+    })
   }
 
   private setGen0(key: CanonicalKey, entry: Entry, mirror: MirrorSink): void {
@@ -330,72 +400,122 @@ export class AttributeCache {
     if (previous !== undefined) this.gen0ByteCount -= entryBytes(key, previous)
     this.gen0.set(key, entry)
     this.gen0ByteCount += entryBytes(key, entry)
-    mirror.put(this.mirrorKey(this.state.generation, key, entry.keyHash), encodeRow(key, entry))
-  }
-
-  private mirrorKey(generation: number, key: string, keyHash: Buffer): Buffer {
-    const row = Buffer.allocUnsafe(19)
-    row[0] = MIRROR_ZONE
-    row[1] = generation % 2
-    row[2] = key.charCodeAt(0)
-    keyHash.copy(row, 3)
-    return row
+    let segment = this.segment
+    if (segment === undefined || segment.index !== this.lastIndex) {
+      const entries = new Map<string, Entry>()
+      segment = this.segment = { index: this.lastIndex, entries }
+      this.gen0Segments.push(this.lastIndex)
+      mirror.putLater(segmentRowKey(this.state.generation, this.lastIndex), () => encodeSegment(entries))
+    }
+    segment.entries.set(key, entry)
   }
 }
 
-/** What an entry counts against the byte budget: a pure function of the entry. */
+const TOMBSTONE: Entry = Object.freeze({ attribute: null, live: false, bytes: 0 })
+
+/** What an entry counts against the byte budget: a pure function of the key and the written value's length. */
 function entryBytes(key: string, entry: Entry): number {
-  return Buffer.byteLength(key, 'utf8') + (entry.attribute?.bytes.length ?? 0) + cacheEntryOverheadBytes
+  return Buffer.byteLength(key, 'utf8') + entry.bytes + cacheEntryOverheadBytes
 }
 
-function hashKey(key: string): { keyHash: Buffer; tag: Buffer } {
-  const digest = createHash('sha256').update(key, 'utf8').digest()
-  return { keyHash: digest.subarray(0, 16), tag: digest.subarray(16, 24) }
-}
-
-/**
- * Row value: [tag 8][flag 1][crc32 4][key length u32][key][value bytes when
- * live]. The CRC covers everything after it, so restore fails closed on any
- * flipped byte, not only on rows that no longer parse.
- */
-const HEADER = 17
-function encodeRow(key: string, entry: Entry): Buffer {
-  const keyBytes = Buffer.from(key, 'utf8')
-  const valueBytes = entry.attribute?.bytes
-  const row = Buffer.allocUnsafe(HEADER + keyBytes.length + (valueBytes?.length ?? 0))
-  entry.tag.copy(row, 0)
-  row[8] = entry.attribute === null ? FLAG_TOMBSTONE : FLAG_LIVE
-  row.writeUInt32LE(keyBytes.length, 13)
-  keyBytes.copy(row, HEADER)
-  valueBytes?.copy(row, HEADER + keyBytes.length)
-  row.writeUInt32LE(crc32(row.subarray(13)), 9)
+/** Segment rows: [zone][generation % 2][index u64 BE]. */
+const SEGMENT_KEY_LENGTH = 10
+export function segmentRowKey(generation: number, index: number): Buffer {
+  const row = Buffer.allocUnsafe(SEGMENT_KEY_LENGTH)
+  row[0] = MIRROR_ZONE
+  row[1] = generation % 2
+  row.writeBigUInt64BE(BigInt(index), 2)
   return row
 }
 
-function decodeRow(rowKey: Buffer, row: Buffer): { key: CanonicalKey; entry: Entry } {
-  if (row.length < HEADER) throw new MalformedMirrorRow(`short row ${rowKey.toString('hex')}`)
-  const flag = row[8]
-  if (flag !== FLAG_LIVE && flag !== FLAG_TOMBSTONE) throw new MalformedMirrorRow(`bad flag in ${rowKey.toString('hex')}`)
-  if (row.readUInt32LE(9) !== crc32(row.subarray(13))) throw new MalformedMirrorRow(`checksum mismatch in ${rowKey.toString('hex')}`)
-  const keyLength = row.readUInt32LE(13)
-  if (HEADER + keyLength > row.length) throw new MalformedMirrorRow(`key overruns row ${rowKey.toString('hex')}`)
-  const key = row.toString('utf8', HEADER, HEADER + keyLength) as CanonicalKey
-  const { keyHash, tag } = hashKey(key)
-  if (!keyHash.equals(rowKey.subarray(3)) || !tag.equals(row.subarray(0, 8)) || rowKey[2] !== key.charCodeAt(0)) {
-    throw new MalformedMirrorRow(`hash or tag mismatch in ${rowKey.toString('hex')}`)
+/**
+ * Segment value: [crc32 u32 LE][count varint] then per key, in the order the
+ * index first wrote it: [flag][key length varint][key UTF-8][value length
+ * varint, live only]. The CRC covers everything after it, so restore fails
+ * closed on any flipped byte, not only on rows that no longer parse.
+ */
+function encodeSegment(entries: Map<string, Entry>): Buffer {
+  const parts: Buffer[] = []
+  let size = 4 + varintLength(entries.size)
+  for (const [key, entry] of entries) {
+    const keyBytes = Buffer.from(key, 'utf8')
+    parts.push(keyBytes)
+    size += 1 + varintLength(keyBytes.length) + keyBytes.length + (entry.live ? varintLength(entry.bytes) : 0)
   }
-  if (flag === FLAG_TOMBSTONE) {
-    if (row.length !== HEADER + keyLength) throw new MalformedMirrorRow(`tombstone with payload ${rowKey.toString('hex')}`)
-    return { key, entry: { keyHash, tag, attribute: null } }
+  const row = Buffer.allocUnsafe(size)
+  let at = writeVarint(row, 4, entries.size)
+  let i = 0
+  for (const entry of entries.values()) {
+    const keyBytes = parts[i++] as Buffer
+    row[at++] = entry.live ? FLAG_LIVE : FLAG_TOMBSTONE
+    at = writeVarint(row, at, keyBytes.length)
+    at += keyBytes.copy(row, at)
+    if (entry.live) at = writeVarint(row, at, entry.bytes)
   }
-  let attribute: Attribute
-  try {
-    attribute = decodeAttribute(kindOf(key), Buffer.from(row.subarray(HEADER + keyLength)))
-  } catch (error) {
-    if (error instanceof InvariantViolation || error instanceof Error) {
-      throw new MalformedMirrorRow(`undecodable value in ${rowKey.toString('hex')}: ${error.message}`)
+  invariant(at === size, 'segment size computed exactly')
+  row.writeUInt32LE(crc32(row.subarray(4)), 0)
+  return row
+}
+
+/** A segment's keys and their state, values not yet read; throws `MalformedMirrorRow` on any inconsistency. */
+export function decodeSegment(rowKey: Buffer, row: Buffer): [CanonicalKey, Entry][] {
+  const where = rowKey.toString('hex')
+  if (row.length < 5) throw new MalformedMirrorRow(`short row ${where}`)
+  if (row.readUInt32LE(0) !== crc32(row.subarray(4))) throw new MalformedMirrorRow(`checksum mismatch in ${where}`)
+  const read = { at: 4 }
+  const varint = (): number => {
+    let value = 0
+    for (let shift = 0; shift < 35; shift += 7) {
+      if (read.at >= row.length) throw new MalformedMirrorRow(`truncated row ${where}`)
+      const byte = row[read.at++] as number
+      value += (byte & 0x7f) * 2 ** shift
+      if (byte < 0x80) return value
     }
-    throw error
+    throw new MalformedMirrorRow(`bad length in ${where}`)
   }
-  return { key, entry: { keyHash, tag, attribute } }
+  const count = varint()
+  if (count === 0) throw new MalformedMirrorRow(`empty segment ${where}`)
+  const entries: [CanonicalKey, Entry][] = []
+  const seen = new Set<string>()
+  for (let i = 0; i < count; i++) {
+    if (read.at >= row.length) throw new MalformedMirrorRow(`truncated row ${where}`)
+    const flag = row[read.at++]
+    if (flag !== FLAG_LIVE && flag !== FLAG_TOMBSTONE) throw new MalformedMirrorRow(`bad flag in ${where}`)
+    const keyLength = varint()
+    if (keyLength === 0 || read.at + keyLength > row.length) throw new MalformedMirrorRow(`key overruns row ${where}`)
+    const key = row.toString('utf8', read.at, read.at + keyLength) as CanonicalKey
+    read.at += keyLength
+    if (!isAttributeKey(key) || seen.has(key)) throw new MalformedMirrorRow(`bad or repeated key in ${where}`)
+    seen.add(key)
+    entries.push([key, flag === FLAG_LIVE ? { attribute: null, live: true, bytes: varint() } : TOMBSTONE])
+  }
+  if (read.at !== row.length) throw new MalformedMirrorRow(`trailing bytes in ${where}`)
+  return entries
+}
+
+function isAttributeKey(key: string): boolean {
+  try {
+    kindOf(key as CanonicalKey)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function varintLength(value: number): number {
+  let length = 1
+  while (value >= 0x80) {
+    value = Math.floor(value / 0x80)
+    length++
+  }
+  return length
+}
+
+function writeVarint(row: Buffer, at: number, value: number): number {
+  while (value >= 0x80) {
+    row[at++] = (value & 0x7f) | 0x80
+    value = Math.floor(value / 0x80)
+  }
+  row[at++] = value
+  return at
 }

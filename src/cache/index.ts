@@ -8,5 +8,7 @@ export {
   initialCacheState,
   sameCacheSettings,
   validateCacheSettings,
+  decodeSegment,
+  segmentRowKey,
 } from './cache.ts'
 export type { MirrorSink, CacheCheck, CacheLookup, CacheSettings, CacheState } from './cache.ts'

@@ -1,6 +1,7 @@
 import type { CanonicalKey } from '../domain/index.ts'
 import { keyFields } from '../domain/index.ts'
 import { IndexKind, MetaKey, Zone } from '../store/index.ts'
+import { decodeSegment } from '../cache/index.ts'
 
 /** What a finding is about: one projection kind, the audit chain, or the store's meta rows. */
 export type FindingKind =
@@ -128,22 +129,27 @@ export function describeMetaRow(rowKey: Buffer): string {
 }
 
 /**
- * A mirror row key is a hash; its canonical key travels in the value
- * (`[tag 8][flag 1][crc 4][key length u32 LE][key]…`, ADR 0004). Decoded from
- * whichever side still holds a well-formed value.
+ * A mirror row is the segment of one applied index (`[zone][generation % 2][index
+ * u64]`, docs/adr/0010); its keys travel in the value. Named by its generation
+ * byte and index, and by the first key of whichever side still decodes.
  */
 export function describeMirrorRow(rowKey: Buffer, ...values: (Buffer | undefined)[]): string {
-  const generation = rowKey.length === 19 ? `gen-byte=${rowKey[1]} ` : ''
+  if (rowKey.length !== 10) return `row=${rowKey.toString('hex')}`
+  const segment = `gen-byte=${rowKey[1]} index=${rowKey.readBigUInt64BE(2).toString()}`
   for (const value of values) {
-    if (value === undefined || value.length < 17) continue
-    const length = value.readUInt32LE(13)
-    if (17 + length > value.length) continue
-    const canonical = value.toString('utf8', 17, 17 + length) as CanonicalKey
-    if (ATTRIBUTE_KINDS[canonical[0] ?? ''] === undefined) continue
-    const described = describeAttribute(canonical)
-    return `${generation}${described.kind} ${described.key}`
+    if (value === undefined) continue
+    let keys: CanonicalKey[]
+    try {
+      keys = decodeSegment(rowKey, value).map(([key]) => key)
+    } catch {
+      continue
+    }
+    const first = keys[0]
+    if (first === undefined || ATTRIBUTE_KINDS[first[0] ?? ''] === undefined) continue
+    const described = describeAttribute(first)
+    return `${segment} ${described.kind} ${described.key}${keys.length > 1 ? ` (+${keys.length - 1} keys)` : ''}`
   }
-  return `${generation}row=${rowKey.toString('hex')}`
+  return segment
 }
 
 export function zoneName(zone: number): string {

@@ -233,7 +233,7 @@ export interface Attribute {
 
 /**
  * The layout byte leading every attribute row (and the attribute bytes of a
- * cache mirror row or a proposal's seed): the value packed canonically
+ * proposal's seed; of a cache mirror row up to storage schema 2): the value packed canonically
  * (`packed.ts`, docs/adr/0009). JSON-text rows of schema version 1 start with `{`.
  */
 export const ATTRIBUTE_ROW_LAYOUT = 0x01

@@ -1,7 +1,7 @@
 import type { Json } from '../domain/index.ts'
 import { invariant } from '../domain/index.ts'
 import type { LedgerLog } from '../orders/index.ts'
-import { accountTransactionKey, encodeIndexRow, moveKey, schemaIndexKey, transactionByTimestampKey } from '../store/layout.ts'
+import { accountTransactionKey, encodeIndexRow, schemaIndexKey, transactionByTimestampKey } from '../store/layout.ts'
 import type { WriteBatch } from './write-batch.ts'
 
 interface LoggedTransaction {
@@ -13,8 +13,10 @@ interface LoggedTransaction {
 
 /**
  * Index rows for a transaction, derived from its v2 log (the one place every
- * new transaction is described): by account in insertion order, moves by
- * effective date, and the transaction by effective date. Pure: same log, same rows.
+ * new transaction is described): one row per account it moves, in insertion
+ * order, carrying its moves on every asset and its dates (effective volumes
+ * read the same rows, filtered by date: storage schema 3, docs/adr/0010), and
+ * the transaction by effective date. Pure: same log, same rows.
  */
 export function writeTransactionIndexes(ledger: string, log: LedgerLog, batch: WriteBatch): void {
   if (log.type === 'INSERTED_SCHEMA') return writeSchemaIndex(ledger, log, batch)
@@ -35,10 +37,7 @@ export function writeTransactionIndexes(ledger: string, log: LedgerLog, batch: W
   }
   for (const [account, byAsset] of deltas) {
     const volumes: Record<string, Json> = {}
-    for (const [asset, moved] of byAsset) {
-      volumes[asset] = moved
-      batch.put(moveKey(ledger, account, asset, transaction.timestamp, transaction.id), encodeIndexRow(moved))
-    }
+    for (const [asset, moved] of byAsset) volumes[asset] = moved
     const row = { insertedAt: transaction.insertedAt, timestamp: transaction.timestamp, volumes }
     batch.put(accountTransactionKey(ledger, account, transaction.id), encodeIndexRow(row))
   }

@@ -4,13 +4,18 @@ import type { MirrorSink } from '../cache/index.ts'
 /**
  * The rows one or more applied proposals leave for the store, coalesced by
  * key (last write wins, as it would in an ordered batch). Committed as one
- * atomic store write.
+ * atomic store write. A row put "later" (the cache's segment of an index) is
+ * encoded when the rows are taken, after every mutation it describes.
  */
 export class WriteBatch implements MirrorSink {
-  private readonly rowsByKey = new Map<string, RowWrite>()
+  private readonly rowsByKey = new Map<string, RowWrite | { readonly key: Buffer; readonly later: () => Buffer }>()
 
   put(key: Buffer, value: Buffer): void {
     this.rowsByKey.set(key.toString('latin1'), { key, value })
+  }
+
+  putLater(key: Buffer, value: () => Buffer): void {
+    this.rowsByKey.set(key.toString('latin1'), { key, later: value })
   }
 
   del(key: Buffer): void {
@@ -22,6 +27,8 @@ export class WriteBatch implements MirrorSink {
   }
 
   rows(): RowWrite[] {
-    return [...this.rowsByKey.values()]
+    const rows: RowWrite[] = []
+    for (const row of this.rowsByKey.values()) rows.push('later' in row ? { key: row.key, value: row.later() } : row)
+    return rows
   }
 }

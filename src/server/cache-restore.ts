@@ -2,8 +2,9 @@ import type { CacheSettings, CacheState } from '../cache/index.ts'
 import { AttributeCache, MIRROR_ZONE, initialCacheState } from '../cache/index.ts'
 import { cacheSettingsToJson, decodeCacheState, encodeCacheState } from '../fsm/index.ts'
 import type { RowWrite, StoreReader } from '../store/index.ts'
-import { MetaKey, metaKey, prefixEnd } from '../store/index.ts'
+import { MetaKey, attributeRowKey, metaKey, prefixEnd } from '../store/index.ts'
 import { stringifyJson } from '../domain/index.ts'
+import type { CanonicalKey } from '../domain/index.ts'
 
 /**
  * The rows a new data directory starts with (ADR 0007): the cache settings
@@ -33,13 +34,30 @@ export async function readCacheState(store: StoreReader, legacyThreshold: number
 }
 
 /**
- * Rebuilds the cache from its disk mirror, row by row as the store iterator
- * yields them (no list of every row: the mirror can hold millions), failing
- * closed on a malformed row.
+ * Rebuilds the cache from its disk mirror (docs/adr/0010): the segment rows,
+ * streamed as the store iterator yields them (no list of every row: a
+ * generation can span many indexes), give each generation's keys; the live
+ * keys' values are then read from their attribute rows in bounded batches.
+ * Fails closed on a malformed row or a value that disagrees with the segment.
  */
 export async function restoreCache(store: StoreReader, state: CacheState, appliedIndex: number): Promise<AttributeCache> {
   const cache = AttributeCache.restoring(state, appliedIndex)
   const mirrorPrefix = Buffer.of(MIRROR_ZONE)
-  for await (const [rowKey, rowValue] of store.range({ gte: mirrorPrefix, lt: prefixEnd(mirrorPrefix) })) cache.restoreRow(rowKey, rowValue)
+  for await (const [rowKey, rowValue] of store.range({ gte: mirrorPrefix, lt: prefixEnd(mirrorPrefix) })) cache.restoreSegment(rowKey, rowValue)
+  let keys: CanonicalKey[] = []
+  const fill = async (): Promise<void> => {
+    const rows = await store.getMany(keys.map((key) => attributeRowKey(key)))
+    keys.forEach((key, i) => cache.restoreValue(key, rows[i]))
+    keys = []
+  }
+  // Collected first: restoreValue changes the maps the generator walks.
+  for (const key of [...cache.keysAwaitingValues()]) {
+    keys.push(key)
+    if (keys.length === VALUE_READ_BATCH) await fill()
+  }
+  if (keys.length > 0) await fill()
   return cache
 }
+
+/** Attribute rows read per `getMany` while restoring: bounds one read's memory. */
+const VALUE_READ_BATCH = 1024

@@ -31,7 +31,7 @@ import type { AuditHead } from '../audit/index.ts'
 import { GENESIS, decodeAuditEntry, verifyEntry } from '../audit/index.ts'
 import { AttributeCache, MIRROR_ZONE, initialCacheState } from '../cache/index.ts'
 import { LedgerStateMachine, WriteBatch, cacheSettingsToJson, decodeCacheState, decodeProposal, encodeCacheState } from '../fsm/index.ts'
-import { MetaKey, auditRowKey, metaKey } from '../store/layout.ts'
+import { MetaKey, attributeRowKey, auditRowKey, metaKey } from '../store/layout.ts'
 import { Lsn, type Epoch, type Tick } from '../replication/index.ts'
 import type { Violation } from './checker.ts'
 import type { NodeId } from './events.ts'
@@ -88,7 +88,7 @@ export class NodeLedger implements PlanningView {
   readonly cache: AttributeCache
   readonly fsm: LedgerStateMachine
 
-  /** Opens a store image as the server boots: meta rows, then the cache from its mirror. */
+  /** Opens a store image as the server boots: meta rows, then the cache from its mirror segments and the attribute rows. */
   constructor(image: LedgerImage) {
     this.store = new MemoryStore(image)
     const applied = Number(this.store.read(metaKey(MetaKey.appliedIndex))?.toString('utf8') ?? '0')
@@ -97,7 +97,7 @@ export class NodeLedger implements PlanningView {
     const stateRow = this.store.read(metaKey(MetaKey.cacheState))
     invariant(stateRow !== undefined, 'a simulated store always holds its cache state')
     this.cache = AttributeCache.restoring(decodeCacheState(stateRow), applied)
-    for (const [key, value] of this.store.sortedRange(Buffer.of(MIRROR_ZONE), undefined)) this.cache.restoreRow(key, value)
+    this.cache.restoreSync(this.store.sortedRange(Buffer.of(MIRROR_ZONE), undefined), (key) => this.store.read(attributeRowKey(key)))
     this.fsm = new LedgerStateMachine({ cache: this.cache, clusterId: simClusterId, appliedIndex: applied, auditHead: { seq: head.seq, hash: head.hash } })
   }
 

@@ -97,7 +97,7 @@ export function decodeLogRow(row: Uint8Array): Json {
   return unpackValue(row, RowLayout.log)
 }
 
-/** A secondary index row's value (moves, a transaction's moves on an account), packed canonically. */
+/** A secondary index row's value (a transaction's moves on an account, with its dates), packed canonically. */
 export function encodeIndexRow(value: unknown): Buffer {
   return packValue(value, RowLayout.index, true)
 }
@@ -119,13 +119,18 @@ export function logRowPrefix(ledger: string): Buffer {
  * Secondary indexes the FSM writes in the same batch as the transaction:
  *  - by account, in insertion order: [zone]['A'][ledger][0][account][0][id u64]
  *    → `{insertedAt, timestamp, volumes: {asset: {input, output}}}` (this
- *    transaction's moves on the account; `encodeIndexRow`);
- *  - moves by effective date: [zone]['M'][ledger][0][account][0][asset][0][timestamp][0][id u64]
- *    → `{input, output}` (`encodeIndexRow`); a prefix sum is the account's effective volumes at a date;
+ *    transaction's moves on the account; `encodeIndexRow`). One row per
+ *    (account, transaction) serves both volume histories: by insertion date
+ *    (the rows in key order) and effective (the same rows filtered by
+ *    `timestamp`, summed in any order: docs/adr/0010);
  *  - transactions by effective date: [zone]['T'][ledger][0][timestamp][0][id u64] → empty,
  *    for lists ordered by timestamp (`sort=timestamp`, v2's `order=effective`);
  *  - schemas in insertion order: [zone]['S'][ledger][0][log id u64] → the version,
  *    for `GET /v2/{ledger}/schemas` (v2 lists them by creation).
+ *
+ * `moves` ('M', moves by account, asset and effective date) is retired since
+ * storage schema 3: no build of this version writes or reads it; the byte stays
+ * reserved so the checker still names such a row if one turns up.
  */
 export const IndexKind = { accountTransactions: 0x41, moves: 0x4d, transactionsByTimestamp: 0x54, schemas: 0x53 } as const
 
@@ -153,10 +158,6 @@ export function accountTransactionKey(ledger: string, account: string, id: bigin
   return Buffer.concat([accountTransactionsPrefix(ledger, account), u64be(id)])
 }
 
-export function movesPrefix(ledger: string, account: string, asset?: string): Buffer {
-  return Buffer.concat([Buffer.of(Zone.indexes, IndexKind.moves), Buffer.from(`${ledger}\u0000${account}\u0000${asset === undefined ? '' : `${asset}\u0000`}`, 'utf8')])
-}
-
 /**
  * RFC 3339 UTC with the fraction padded to nanoseconds, so that bytes order
  * as instants whatever precision a date came with (ours carry milliseconds,
@@ -166,10 +167,6 @@ export function fixedWidthInstant(date: string): string {
   const match = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$/.exec(date)
   if (match === null) throw new InvariantViolation(`date ${JSON.stringify(date)} is not RFC 3339 UTC`)
   return `${match[1]}.${(match[2] ?? '').padEnd(9, '0')}Z`
-}
-
-export function moveKey(ledger: string, account: string, asset: string, timestamp: string, id: bigint): Buffer {
-  return Buffer.concat([movesPrefix(ledger, account, asset), Buffer.from(`${fixedWidthInstant(timestamp)}\u0000`, 'utf8'), u64be(id)])
 }
 
 /** Signed audit checkpoints: [zone][chain size u64 BE] → the C2SP checkpoint note (text). */

@@ -4,7 +4,7 @@ import { MetaKey, metaKey, prefixEnd } from './layout.ts'
 import type { RowWrite } from './layout.ts'
 
 /** Bumped whenever the on-disk layout changes; see docs/operations.md. */
-export const STORAGE_SCHEMA_VERSION = 2
+export const STORAGE_SCHEMA_VERSION = 3
 
 export interface RangeOptions {
   readonly gte: Buffer

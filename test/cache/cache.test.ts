@@ -2,27 +2,56 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { AttributeCache, MalformedMirrorRow, MIRROR_ZONE } from '../../src/cache/index.ts'
 import type { MirrorSink } from '../../src/cache/index.ts'
-import type { AccountAddress, Asset, CanonicalKey, LedgerName } from '../../src/domain/index.ts'
+import type { AccountAddress, Asset, Attribute, CanonicalKey, LedgerName } from '../../src/domain/index.ts'
 import { encodeAttribute, volumesKey } from '../../src/domain/index.ts'
-import { Store, prefixEnd } from '../../src/store/index.ts'
+import { Store, attributeRowKey, prefixEnd } from '../../src/store/index.ts'
 import { WriteBatch } from '../../src/fsm/index.ts'
 import { tempDirectory } from '../support/temp.ts'
 
 const key = (n: number): CanonicalKey => volumesKey('l' as LedgerName, `acc${n}` as AccountAddress, 'USD' as Asset)
 const value = (n: bigint) => encodeAttribute({ kind: 'v', value: { input: n, output: 0n } })
 
-/** An in-memory "disk" that applies mirror rows like an ordered batch. */
+/** An in-memory "disk" that applies mirror rows like an ordered batch (segments encoded when read). */
 class Disk implements MirrorSink {
-  readonly rows = new Map<string, Buffer>()
+  readonly rows = new Map<string, Buffer | (() => Buffer)>()
   put(k: Buffer, v: Buffer): void {
+    this.rows.set(k.toString('hex'), v)
+  }
+  putLater(k: Buffer, v: () => Buffer): void {
     this.rows.set(k.toString('hex'), v)
   }
   del(k: Buffer): void {
     this.rows.delete(k.toString('hex'))
   }
   entries(): [Buffer, Buffer][] {
-    return [...this.rows].map(([k, v]) => [Buffer.from(k, 'hex'), v])
+    return [...this.rows].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => [Buffer.from(k, 'hex'), typeof v === 'function' ? v() : v])
   }
+  mirror(): [Buffer, Buffer][] {
+    return this.entries().filter(([k]) => k[0] === MIRROR_ZONE)
+  }
+  read(k: Buffer): Buffer | undefined {
+    const v = this.rows.get(k.toString('hex'))
+    return typeof v === 'function' ? v() : v
+  }
+}
+
+/** A write as the FSM makes it: the cache (and its mirror segment) and the attribute row, in one batch. */
+function write(cache: AttributeCache, k: CanonicalKey, attribute: Attribute | null, sink: MirrorSink & { put(k: Buffer, v: Buffer): void }): void {
+  if (attribute === null) {
+    cache.tombstone(k, sink)
+    sink.del(attributeRowKey(k))
+  } else {
+    cache.put(k, attribute, sink)
+    sink.put(attributeRowKey(k), attribute.bytes)
+  }
+}
+
+/** Invariant #1: a cache restored from what the disk holds equals the one that wrote it. */
+function assertRestores(cache: AttributeCache, disk: Disk, appliedIndex: number): AttributeCache {
+  const restored = AttributeCache.restoring(cache.snapshot, appliedIndex)
+  restored.restoreSync(disk.mirror(), (k) => disk.read(attributeRowKey(k)))
+  assert.equal(restored.contents(), cache.contents())
+  return restored
 }
 
 /** Enters indexes from..to as the FSM does (rotating where the rule says). */
@@ -96,32 +125,51 @@ test('Get falls back to Gen1; rotation drops the old Gen1 from memory and mirror
   const cache = new AttributeCache(1)
   const disk = new Disk()
   cache.enter(1, disk)
-  cache.put(key(1), value(1n), disk)
+  write(cache, key(1), value(1n), disk)
+  assert.equal(disk.mirror().length, 1, 'one segment row for the index')
   cache.enter(2, disk)
   assert.equal(cache.get(key(1)).state, 'live')
+  assertRestores(cache, disk, 2)
   cache.enter(3, disk)
   assert.equal(cache.get(key(1)).state, 'absent')
-  assert.equal(disk.rows.size, 0)
-  assert.deepEqual(cache.mirrorRows(), disk.rows)
+  assert.equal(disk.mirror().length, 0)
+  assertRestores(cache, disk, 3)
 })
 
-test('Del: Gen0 tombstone reuses the Gen1 tag; mirror gets the tombstone at the Gen0 byte only', () => {
+test('one segment row per index, whatever it writes; the last write of a key in the index is what it holds', () => {
   const cache = new AttributeCache(10)
   const disk = new Disk()
-  cache.put(key(1), value(5n), disk)
-  cache.rotate(11, disk)
-  const before = [...disk.rows.values()][0] as Buffer
+  cache.enter(1, disk)
+  for (let n = 0; n < 50; n++) write(cache, key(n), value(BigInt(n)), disk)
+  write(cache, key(3), value(300n), disk)
+  write(cache, key(4), null, disk)
+  cache.enter(2, disk)
+  cache.enter(3, disk) // an index that writes nothing has no segment
+  write(cache, key(5), value(5000n), disk)
+  assert.equal(disk.mirror().length, 2)
+  const restored = assertRestores(cache, disk, 3)
+  const three = restored.get(key(3))
+  assert.equal(three.state === 'live' && three.attribute.value.kind === 'v' && three.attribute.value.value.input, 300n)
+  assert.equal(restored.get(key(4)).state, 'deleted')
+  assert.deepEqual(restored.bytes, cache.bytes, 'the byte count is a function of the segments')
+})
+
+test('Del: a Gen0 tombstone in the index segment; the Gen1 segment stays, shadowed, until the next rotation', () => {
+  const cache = new AttributeCache(10)
+  const disk = new Disk()
+  cache.enter(1, disk)
+  write(cache, key(1), value(5n), disk)
+  assert.deepEqual(enter(cache, 2, 11, disk), [11])
   assert.equal(cache.del(key(1), disk), 'deleted')
+  disk.del(attributeRowKey(key(1)))
   assert.equal(cache.get(key(1)).state, 'deleted')
   assert.equal(cache.del(key(1), disk), 'not_found')
   assert.equal(cache.del(key(9), disk), 'not_found')
-  const rows = [...disk.rows]
-  assert.equal(rows.length, 2, 'Gen1 row stays, shadowed, until the next rotation')
-  const tombstone = rows.find(([k]) => Buffer.from(k, 'hex')[1] === 1)?.[1] as Buffer
-  assert.ok(tombstone !== undefined, 'the tombstone is under the Gen0 byte (generation 1 → byte 1)')
-  assert.equal(tombstone[8], 1)
-  assert.deepEqual(tombstone.subarray(0, 8), before.subarray(0, 8), 'same tag')
-  assert.deepEqual(cache.mirrorRows(), disk.rows)
+  const rows = disk.mirror()
+  assert.equal(rows.length, 2, 'Gen1 segment stays, shadowed, until the next rotation')
+  assert.ok(rows.some(([k]) => k[1] === 1 && k.readBigUInt64BE(2) === 11n), 'the tombstone is in index 11 segment under the Gen0 byte (generation 1 → byte 1)')
+  // The Gen1 entry is live but its attribute row is gone: restore keeps its count, reads no value for it.
+  assertRestores(cache, disk, 11)
 })
 
 async function mirrorOf(store: Store): Promise<[Buffer, Buffer][]> {
@@ -130,26 +178,35 @@ async function mirrorOf(store: Store): Promise<[Buffer, Buffer][]> {
   return rows
 }
 
+async function restoredFrom(store: Store, cache: AttributeCache, appliedIndex: number): Promise<AttributeCache> {
+  const rows = await mirrorOf(store)
+  const values = new Map<string, Buffer | undefined>()
+  const restored = AttributeCache.restoring(cache.snapshot, appliedIndex)
+  for (const [k, v] of rows) restored.restoreSegment(k, v)
+  for (const k of [...restored.keysAwaitingValues()]) values.set(k, await store.get(attributeRowKey(k)))
+  for (const [k, v] of values) restored.restoreValue(k as CanonicalKey, v)
+  return restored
+}
+
 test('regression: saved, rotated into Gen1, deleted, crash, restart — memory and disk agree, reads see the delete', async () => {
   const tmp = tempDirectory()
   try {
     let store = await Store.open(tmp.directory)
     const cache = new AttributeCache(4)
     const batch = new WriteBatch()
-    cache.put(key(1), value(7n), batch)
-    cache.put(key(2), value(8n), batch)
-    cache.rotate(5, batch)
+    cache.enter(1, batch)
+    write(cache, key(1), value(7n), batch)
+    write(cache, key(2), value(8n), batch)
+    enter(cache, 2, 5, batch)
     assert.equal(cache.del(key(1), batch), 'deleted')
+    batch.del(attributeRowKey(key(1)))
     await store.write(batch.rows(), { sync: true })
     await store.close() // the process dies here; only the store survives
     store = await Store.open(tmp.directory)
-    const rows = await mirrorOf(store)
-    const restored = AttributeCache.restoring(cache.snapshot, 5)
-    restored.restore(rows)
+    const restored = await restoredFrom(store, cache, 5)
     assert.equal(restored.get(key(1)).state, 'deleted')
     assert.equal(restored.get(key(2)).state, 'live')
-    assert.deepEqual(restored.mirrorRows(), new Map(rows.map(([k, v]) => [k.toString('hex'), v])))
-    assert.deepEqual(restored.mirrorRows(), cache.mirrorRows())
+    assert.equal(restored.contents(), cache.contents())
     assert.deepEqual(restored.bytes, cache.bytes, 'the byte count is a function of the rows')
     await store.close()
   } finally {
@@ -164,18 +221,18 @@ test('regression: a tombstone rotated into Gen1 restores (it used to block resta
     const cache = new AttributeCache(2)
     const batch = new WriteBatch()
     enter(cache, 1, 1, batch)
-    cache.put(key(1), value(7n), batch)
+    write(cache, key(1), value(7n), batch)
     enter(cache, 2, 3, batch) // rotation at 3: key(1) in Gen1
     assert.equal(cache.del(key(1), batch), 'deleted')
+    batch.del(attributeRowKey(key(1)))
     enter(cache, 4, 5, batch) // rotation at 5: the tombstone is now Gen1's
     assert.equal(cache.get(key(1)).state, 'deleted')
     await store.write(batch.rows(), { sync: true })
     await store.close()
     store = await Store.open(tmp.directory)
-    const restored = AttributeCache.restoring(cache.snapshot, 5)
-    restored.restore(await mirrorOf(store))
+    const restored = await restoredFrom(store, cache, 5)
     assert.equal(restored.get(key(1)).state, 'deleted')
-    assert.deepEqual(restored.mirrorRows(), cache.mirrorRows())
+    assert.equal(restored.contents(), cache.contents())
     const next = new WriteBatch()
     enter(restored, 6, 7, next)
     assert.equal(restored.get(key(1)).state, 'absent', 'the tombstone leaves only by rotation')
@@ -187,29 +244,36 @@ test('regression: a tombstone rotated into Gen1 restores (it used to block resta
   }
 })
 
-test('restore fails closed on every kind of malformed mirror row', () => {
+test('restore fails closed on every kind of malformed mirror row, and on attribute rows that disagree with it', () => {
   const cache = new AttributeCache(4)
   const disk = new Disk()
-  cache.put(key(1), value(3n), disk)
-  const [[rowKey, rowValue]] = disk.entries() as [[Buffer, Buffer]]
+  cache.enter(1, disk)
+  write(cache, key(1), value(3n), disk)
+  const [[rowKey, rowValue]] = disk.mirror() as [[Buffer, Buffer]]
+  const read = (k: CanonicalKey) => disk.read(attributeRowKey(k))
+  const flip = (row: Buffer, at: number, to?: number) => Buffer.from(row.map((b, i) => (i === at ? (to ?? b ^ 0x01) : b)))
   const corruptions: [string, Buffer, Buffer][] = [
-    ['value byte flipped', rowKey, Buffer.from(rowValue.map((b, i) => (i === rowValue.length - 2 ? b ^ 0x01 : b)))],
-    ['tag flipped', rowKey, Buffer.from(rowValue.map((b, i) => (i === 0 ? b ^ 0xff : b)))],
-    ['flag unknown', rowKey, Buffer.from(rowValue.map((b, i) => (i === 8 ? 7 : b)))],
+    ['value length byte flipped', rowKey, flip(rowValue, rowValue.length - 1)],
+    ['key byte flipped', rowKey, flip(rowValue, 8)],
+    ['checksum flipped', rowKey, flip(rowValue, 0)],
+    ['flag unknown', rowKey, flip(rowValue, 5, 7)],
     ['truncated', rowKey, rowValue.subarray(0, 10)],
-    ['key hash flipped', Buffer.from(rowKey.map((b, i) => (i === 5 ? b ^ 1 : b))), rowValue],
-    ['generation byte out of range', Buffer.from(rowKey.map((b, i) => (i === 1 ? 9 : b))), rowValue],
+    ['index outside Gen0', flip(rowKey, 9, 2), rowValue],
+    ['index zero', flip(rowKey, 9, 0), rowValue],
+    ['generation byte out of range', flip(rowKey, 1, 9), rowValue],
     ['wrong key length', Buffer.concat([rowKey, Buffer.of(0)]), rowValue],
   ]
   for (const [name, k, v] of corruptions) {
-    assert.throws(() => new AttributeCache(4).restore([[k, v]]), MalformedMirrorRow, name)
+    assert.throws(() => AttributeCache.restoring(cache.snapshot, 1).restoreSync([[k, v]], read), MalformedMirrorRow, name)
   }
   // At generation 0 there is no Gen1: a row under its byte is refused.
-  const gen1Key = Buffer.from(rowKey.map((b, i) => (i === 1 ? 1 : b)))
-  assert.throws(() => new AttributeCache(4).restore([[gen1Key, rowValue]]), MalformedMirrorRow)
+  assert.throws(() => AttributeCache.restoring(cache.snapshot, 1).restoreSync([[flip(rowKey, 1, 1), rowValue]], read), MalformedMirrorRow)
+  // The value comes from the attribute row: missing, or of another length than the last write, is refused.
+  assert.throws(() => AttributeCache.restoring(cache.snapshot, 1).restoreSync([[rowKey, rowValue]], () => undefined), MalformedMirrorRow, 'no attribute row')
+  assert.throws(() => AttributeCache.restoring(cache.snapshot, 1).restoreSync([[rowKey, rowValue]], () => value(10n ** 30n).bytes), MalformedMirrorRow, 'another length')
   // The intact row restores.
-  const ok = new AttributeCache(4)
-  ok.restore([[rowKey, rowValue]])
+  const ok = AttributeCache.restoring(cache.snapshot, 1)
+  ok.restoreSync([[rowKey, rowValue]], read)
   assert.equal(ok.get(key(1)).state, 'live')
 })
 

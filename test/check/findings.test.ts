@@ -129,24 +129,30 @@ test('findings: a row no audited proposal wrote (an injected account) is reporte
   assert.match(result.findingsList[0]?.message ?? '', /no audited proposal wrote it/)
 })
 
-test('findings: a deleted, an altered and an extra secondary-index row are each named (index)', async () => {
+test('findings: a deleted, an altered and an extra secondary-index row, and a row of the retired moves index, are each named (index)', async () => {
   const result = await tampered(async (store, rows) => {
     const indexes = rows.filter(([key]) => key[0] === Zone.indexes)
-    const byAccount = indexes.find(([key]) => key[1] === 0x41)
-    const moves = indexes.find(([key]) => key[1] === 0x4d)
-    assert.ok(byAccount !== undefined && moves !== undefined)
-    await del(store, byAccount[0])
-    const altered = Buffer.from(moves[1])
+    const byAccount = indexes.filter(([key]) => key[1] === 0x41)
+    const byTimestamp = indexes.find(([key]) => key[1] === 0x54)
+    const [dropped, changed] = byAccount
+    assert.ok(dropped !== undefined && changed !== undefined && byTimestamp !== undefined)
+    assert.ok(!indexes.some(([key]) => key[1] === 0x4d), 'storage schema 3 writes no moves rows')
+    await del(store, dropped[0])
+    const altered = Buffer.from(changed[1])
     altered[altered.length - 1] = (altered[altered.length - 1] as number) ^ 0x02 // the output's varint: another amount
-    await put(store, moves[0], altered)
-    const extra = Buffer.from(moves[0])
+    await put(store, changed[0], altered)
+    const extra = Buffer.from(byTimestamp[0])
     extra[extra.length - 1] = 0xee
-    await put(store, extra, moves[1])
+    await put(store, extra, byTimestamp[1])
+    // A moves row as schema 2 wrote it, left behind: replay writes none, so it is extra.
+    const legacy = Buffer.concat([Buffer.of(Zone.indexes, 0x4d), Buffer.from('main\u0000users:1\u0000USD\u00002026-01-01T00:00:00.000000000Z\u0000', 'utf8'), Buffer.alloc(8)])
+    await put(store, legacy, changed[1])
   })
-  assert.equal(result.findings, 3, describe(result))
+  assert.equal(result.findings, 4, describe(result))
   for (const finding of result.findingsList) assert.equal(finding.kind, 'index')
   assert.ok(result.findingsList.some((finding) => /^transactions-by-account ledger=\w+ account=\S+ id=\d+$/.test(finding.key) && /missing/.test(finding.message)))
-  assert.ok(result.findingsList.some((finding) => finding.key.startsWith('moves ') && /differs/.test(finding.message)))
+  assert.ok(result.findingsList.some((finding) => finding.key.startsWith('transactions-by-account ') && /differs/.test(finding.message)))
+  assert.ok(result.findingsList.some((finding) => finding.key.startsWith('transactions-by-timestamp ') && /no audited proposal/.test(finding.message)))
   assert.ok(result.findingsList.some((finding) => finding.key.startsWith('moves ') && /no audited proposal/.test(finding.message)))
 })
 

@@ -74,9 +74,10 @@ test('delete → rotation → rotation → restart → read: the delete holds in
       await store.write(batch.rows(), { sync: true })
     }
     const crashAndRestart = async (): Promise<void> => {
+      const before = cache.contents()
       cache = await restart(store, fsm.appliedIndex)
       fsm = fsmAt(fsm.appliedIndex, fsm.auditHead)
-      assert.deepEqual(cache.mirrorRows(), await mirrorRows(store), 'memory == mirror after restart')
+      assert.equal(cache.contents(), before, 'memory == what the mirror restores after restart')
     }
 
     await apply(proposal(1, 'put', []))

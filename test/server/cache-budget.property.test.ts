@@ -35,11 +35,11 @@ test('property: under any byte budget and K, with a settings change midway, chec
           await node.close()
           node = await LedgerNode.open({ dataDirectory: live.directory, cacheGenerationBytesMax: budgetAfter, clusterId: CLUSTER, sync: false, now: clock(Date.UTC(2026, 1, 1)) })
           await runWorkload(node, steps.slice(half))
-          const mirror = node.cache.mirrorRows()
+          const mirror = node.cache.contents()
           const bytes = node.cache.bytes
           await node.close()
           node = await LedgerNode.open({ dataDirectory: live.directory, sync: false })
-          assert.deepEqual(node.cache.mirrorRows(), mirror)
+          assert.deepEqual(node.cache.contents(), mirror)
           assert.deepEqual(node.cache.bytes, bytes)
           await node.close()
 

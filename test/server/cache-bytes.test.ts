@@ -78,13 +78,13 @@ test('byte budget: big bulks keep Gen0 + Gen1 under 2 × (budget + one proposal)
     assert.ok(heldMax > budget, 'the workload fills the budget')
     assert.ok(heldMax <= 2 * (budget + proposalMax), `held ${heldMax} bytes, bound ${2 * (budget + proposalMax)}`)
     const bytesBefore = node.cache.bytes
-    const mirrorBefore = node.cache.mirrorRows()
+    const mirrorBefore = node.cache.contents()
     await node.close()
 
     // Restart: the same cache, byte counts included.
     const reopened = await LedgerNode.open({ ...options, dataDirectory: live.directory })
     assert.deepEqual(reopened.cache.bytes, bytesBefore)
-    assert.deepEqual(reopened.cache.mirrorRows(), mirrorBefore)
+    assert.deepEqual(reopened.cache.contents(), mirrorBefore)
     await reopened.close()
 
     // Every replica (a replay of the same WAL) rotates at the same indexes: byte-identical stores.
@@ -109,21 +109,22 @@ test('byte budget: big bulks keep Gen0 + Gen1 under 2 × (budget + one proposal)
   }
 })
 
-test('restore streams: each mirror row reaches the cache before the store yields the next one', async () => {
+test('restore streams: each mirror segment row reaches the cache before the store yields the next one', async () => {
   const tmp = tempDirectory('tally-stream-')
   try {
     const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 1000, clusterId: CLUSTER, sync: false, now: clock() })
     await submitRetrying(node, [{ type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} }])
-    await submitRetrying(node, bulk(0, 50))
+    // One segment row per applied index: many small proposals, many rows.
+    for (let round = 0; round < 110; round++) await submitRetrying(node, bulk(round, 1))
     const applied = node.fsm.appliedIndex
     await node.close()
     const store = await Store.open(path.join(tmp.directory, 'store'))
     try {
       let restored = 0
-      const restoreRow = AttributeCache.prototype.restoreRow
-      AttributeCache.prototype.restoreRow = function (this: AttributeCache, key: Buffer, value: Buffer): void {
+      const restoreSegment = AttributeCache.prototype.restoreSegment
+      AttributeCache.prototype.restoreSegment = function (this: AttributeCache, key: Buffer, value: Buffer): void {
         restored++
-        restoreRow.call(this, key, value)
+        restoreSegment.call(this, key, value)
       }
       let yielded = 0
       const watched: StoreReader = {
@@ -144,9 +145,9 @@ test('restore streams: each mirror row reaches the cache before the store yields
         const state = decodeCacheState((await store.get(metaKey(MetaKey.cacheState))) as Buffer)
         const cache = await restoreCache(watched, state, applied)
         assert.ok(yielded > 100, `${yielded} rows streamed`)
-        assert.equal(cache.size.gen0 + cache.size.gen1, yielded)
+        assert.ok(cache.size.gen0 + cache.size.gen1 >= yielded, 'every segment wrote at least one key')
       } finally {
-        AttributeCache.prototype.restoreRow = restoreRow
+        AttributeCache.prototype.restoreSegment = restoreSegment
       }
     } finally {
       await store.close()

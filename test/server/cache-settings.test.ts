@@ -109,7 +109,7 @@ test('a store from before ADR 0007 (cache state without settings or start indexe
     await submitOne(node, { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} })
     for (let i = 0; i < 6; i++) assert.equal((await submitOne(node, transfer('world', 'users:1', 1n))).status, 'applied')
     const generation = node.cache.generation
-    const mirror = node.cache.mirrorRows()
+    const mirror = node.cache.contents()
     await node.close()
     // Rewrite the meta rows as the code before ADR 0007 left them.
     const store = await Store.open(path.join(tmp.directory, 'store'))
@@ -123,7 +123,7 @@ test('a store from before ADR 0007 (cache state without settings or start indexe
     await store.close()
     node = await LedgerNode.open({ ...options, cacheRotationThreshold: 2 })
     assert.deepEqual(node.cache.settings, { rotationThreshold: 2, generationBytesMax: null })
-    assert.deepEqual(node.cache.mirrorRows(), mirror)
+    assert.deepEqual(node.cache.contents(), mirror)
     for (let i = 0; i < 5; i++) assert.equal((await submitOne(node, transfer('users:1', 'users:2', 1n))).status, 'applied')
     assert.ok(node.cache.generation > generation)
     await node.close()

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { decodeIndexRow, decodeLogRow, encodeIndexRow, encodeLogRow, fixedWidthInstant, moveKey, prefixEnd } from '../../src/store/index.ts'
+import { decodeIndexRow, decodeLogRow, encodeIndexRow, encodeLogRow, fixedWidthInstant, prefixEnd, transactionByTimestampKey } from '../../src/store/index.ts'
 import { stringifyJson } from '../../src/domain/index.ts'
 
 test('fixed-width instants order as bytes like the instants they name, whatever their precision (property)', () => {
@@ -15,7 +15,7 @@ test('fixed-width instants order as bytes like the instants they name, whatever 
     fc.property(instant, instant, (a, b) => {
       const x = text(a)
       const y = text(b)
-      const byBytes = Math.sign(Buffer.compare(moveKey('l', 'a', 'USD', x.text, 1n), moveKey('l', 'a', 'USD', y.text, 1n)))
+      const byBytes = Math.sign(Buffer.compare(transactionByTimestampKey('l', x.text, 1n), transactionByTimestampKey('l', y.text, 1n)))
       const byValue = x.value < y.value ? -1 : x.value > y.value ? 1 : 0
       assert.equal(byBytes, byValue, `${x.text} vs ${y.text}`)
     }),
