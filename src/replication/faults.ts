@@ -22,6 +22,8 @@ export interface ProtocolFaults {
   readonly acceptOlderAssignment?: boolean
   /** Recoverability: a gap starting one entry below the retention tail counts as retained. */
   readonly retentionBoundaryOffByOne?: boolean
+  /** Membership: a learner (still catching up) is counted among the voters of the commit quorum. */
+  readonly learnerCountedAsVoter?: boolean
   // Masking guards: each removes the second guard that keeps one of the
   // faults above unobservable, so a test can plant the pair and show the
   // simulator notices the first fault once its only other protection is gone.
@@ -51,6 +53,7 @@ export const protocolFaultNames = [
   'syncAllCountedAsMajority',
   'acceptOlderAssignment',
   'retentionBoundaryOffByOne',
+  'learnerCountedAsVoter',
   'keepSessionOnEpochChange',
   'skipLogMatchingAtConnect',
   'keepTailOnEpochAdoption',
