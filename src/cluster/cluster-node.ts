@@ -233,7 +233,14 @@ export class ClusterNode {
       assignment:
         assignment === undefined
           ? undefined
-          : { epoch: assignment.epoch, primaryId: assignment.primaryId, replicaIds: assignment.replicaIds, durability: assignment.durability, committedLsn: assignment.committedLsn },
+          : {
+              epoch: assignment.epoch,
+              primaryId: assignment.primaryId,
+              replicaIds: assignment.replicaIds,
+              learnerIds: assignment.learnerIds,
+              durability: assignment.durability,
+              committedLsn: assignment.committedLsn,
+            },
       lease: run?.lease.state,
       recordedCommitLsn: run?.recorded,
       replicas: run === undefined ? [] : this.#replicaViews(run),
@@ -245,12 +252,13 @@ export class ClusterNode {
   #replicaViews(run: PrimaryRun): ReplicaView[] {
     const durable = this.#options.node.wal.durable
     const states = new Map(this.#replicaStates().map((report) => [report.replicaId, report.state]))
-    return run.assignment.replicaIds.map((replicaId) => {
+    return shippedTo(run.assignment).map((replicaId) => {
       const link = run.links.get(replicaId)
       const member = this.#members.find((candidate) => candidate.nodeId === replicaId)
       const flushed = link?.ackedLsn
       return {
         replicaId,
+        membership: run.assignment.learnerIds.includes(replicaId) ? 'learner' : 'voter',
         state: states.get(replicaId) ?? 'disconnected',
         link: link === undefined ? 'none' : link.phase,
         address: member?.endpoint?.dataAddress,
@@ -334,7 +342,8 @@ export class ClusterNode {
     }
     this.#role = 'primary'
     this.#startPrimary(assignment)
-    this.#log(`cluster: primary at epoch ${assignment.epoch} (replicas ${assignment.replicaIds.join(', ') || 'none'}, ${assignment.durability})`)
+    const learners = assignment.learnerIds.length === 0 ? '' : `, learners ${assignment.learnerIds.join(', ')}`
+    this.#log(`cluster: primary at epoch ${assignment.epoch} (voters ${assignment.replicaIds.join(', ') || 'none'}${learners}, ${assignment.durability})`)
   }
 
   async #becomeReplica(assignment: ClusterAssignment): Promise<void> {
@@ -443,7 +452,13 @@ export class ClusterNode {
       clock: this.#clock,
     })
     const status = node.clusterStatus()
-    const tracker = new CommitTracker({ mode: assignment.durability, memberCount: assignment.replicaIds.length + 1, committedLsn: Lsn.of(status.committedLsn) })
+    // The quorum counts voters only: a learner's copy commits nothing (docs/cluster.md, "Membership").
+    const tracker = new CommitTracker({
+      mode: assignment.durability,
+      memberCount: assignment.replicaIds.length + 1,
+      voterIds: assignment.replicaIds,
+      committedLsn: Lsn.of(status.committedLsn),
+    })
     tracker.recordPrimaryDurable(Lsn.of(node.wal.durable))
     const run: PrimaryRun = {
       assignment,
@@ -474,11 +489,12 @@ export class ClusterNode {
     this.#syncLinks(run)
   }
 
-  /** One link per replica of the assignment that registered an address; a new address restarts its link. */
+  /** One link per replica (voter or learner) of the assignment that registered an address; a new address restarts its link. */
   #syncLinks(run: PrimaryRun): void {
     const { node, nodeId } = this.#options
     const snapshotSource = this.#snapshotSource()
-    for (const replicaId of run.assignment.replicaIds) {
+    for (const replicaId of shippedTo(run.assignment)) {
+      const voter = run.assignment.replicaIds.includes(replicaId)
       const address = parsePeerAddress(this.#members.find((member) => member.nodeId === replicaId)?.endpoint?.dataAddress ?? '')
       if (address === undefined) continue
       const existing = run.links.get(replicaId)
@@ -496,10 +512,13 @@ export class ClusterNode {
         committedLsn: () => Lsn.of(run.recorded),
         // Acks on one connection only grow; a new connection's first ack says what the replica holds after the handshake's cut.
         onAck: (durableLsn) => {
+          if (!voter) return
           run.tracker.resetAck(replicaId, durableLsn)
           this.#recordCommit(run)
         },
-        onDisconnect: () => run.tracker.lowerAck(replicaId, Lsn.of(run.recorded)),
+        onDisconnect: () => {
+          if (voter) run.tracker.lowerAck(replicaId, Lsn.of(run.recorded))
+        },
         onDeposed: (epoch) => {
           this.#log(`cluster: replica ${replicaId} holds epoch ${epoch}: this primary (epoch ${run.assignment.epoch}) is deposed`, { level: 'warn' })
           this.#options.gate.depose()
@@ -636,7 +655,7 @@ export class ClusterNode {
   #replicaStates(): ReplicaStateReport[] {
     const run = this.#primary
     if (run === undefined) return []
-    return run.assignment.replicaIds.map((replicaId) => {
+    return shippedTo(run.assignment).map((replicaId) => {
       const link = run.links.get(replicaId)
       const acked = link?.ackedLsn
       const state: ReplicaState = link === undefined || acked === undefined ? 'disconnected' : acked >= run.recorded ? 'in_sync' : 'catching_up'
@@ -644,6 +663,11 @@ export class ClusterNode {
       return { replicaId, state, endpointVersion }
     })
   }
+}
+
+/** The replicas a primary ships to: the voters, then the learners (which receive the log but count for nothing). */
+function shippedTo(assignment: ClusterAssignment): readonly ReplicaId[] {
+  return [...assignment.replicaIds, ...assignment.learnerIds]
 }
 
 export function formatAddress(address: PeerAddress): string {

@@ -68,6 +68,18 @@ export type AssignmentSwap =
   | { readonly ok: true; readonly assignment: ClusterAssignment }
   | { readonly ok: false; readonly reason: 'revision_mismatch'; readonly current: ClusterAssignment | undefined }
   | { readonly ok: false; readonly reason: 'not_coordinator' }
+  /** The commit mark changed since it was read: the new assignment would carry a commit lower than the one recorded. */
+  | { readonly ok: false; readonly reason: 'commit_moved' }
+
+/**
+ * A membership change carries the acknowledged commit into the new
+ * assignment; it is written only if the commit mark is still the one it
+ * read (its mod revision, 0 when absent), so a commit recorded meanwhile is
+ * never left behind (a promotion after it would not keep that entry).
+ */
+export interface CommittedGuard {
+  readonly committedRevision: number
+}
 
 /** The elected coordinator's proof: the create revision of its election key. */
 export interface CoordinatorFence {
@@ -146,16 +158,17 @@ export class EtcdControlPlane {
   }
 
   /** Writes `proposal` only if the assignment is still at `expectedRevision` (and, with a fence, the coordinator is still elected). */
-  async swapAssignment(expectedRevision: number, proposal: AssignmentProposal, fence?: CoordinatorFence): Promise<AssignmentSwap> {
-    return this.#swap('swap assignment', 'Mod', expectedRevision, proposal, fence)
+  async swapAssignment(expectedRevision: number, proposal: AssignmentProposal, fence?: CoordinatorFence, guard?: CommittedGuard): Promise<AssignmentSwap> {
+    return this.#swap('swap assignment', 'Mod', expectedRevision, proposal, fence, guard)
   }
 
-  async #swap(operation: string, column: 'Create' | 'Mod', expected: number, proposal: AssignmentProposal, fence: CoordinatorFence | undefined): Promise<AssignmentSwap> {
+  async #swap(operation: string, column: 'Create' | 'Mod', expected: number, proposal: AssignmentProposal, fence: CoordinatorFence | undefined, guard?: CommittedGuard): Promise<AssignmentSwap> {
     const value = encodeAssignment(proposal)
     const client = this.#client
     const response: ITxnResponse = await this.call(operation, () => {
       let txn = client.if(this.keys.assignment, column, '==', expected)
       if (fence !== undefined) txn = txn.and(this.keys.coordinator, 'Create', '==', fence.createRevision)
+      if (guard !== undefined) txn = txn.and(this.keys.committed, 'Mod', '==', guard.committedRevision)
       return txn.then(client.put(this.keys.assignment).value(value)).else(client.get(this.keys.assignment)).commit()
     })
     if (response.succeeded) {
@@ -166,6 +179,12 @@ export class EtcdControlPlane {
     const current = kv === undefined ? undefined : this.#assignmentOf(kv)
     const currentRevision = current?.revision ?? 0
     if (column === 'Mod' ? currentRevision !== expected : current !== undefined) return { ok: false, reason: 'revision_mismatch', current }
+    // The assignment is as read: the commit mark moved (the primary recorded a newer commit), or the election did.
+    if (guard !== undefined && fence === undefined) return { ok: false, reason: 'commit_moved' }
+    if (guard !== undefined) {
+      const mark = await this.readCommittedVersioned()
+      if ((mark?.revision ?? 0) !== guard.committedRevision) return { ok: false, reason: 'commit_moved' }
+    }
     return { ok: false, reason: 'not_coordinator' }
   }
 
@@ -224,9 +243,14 @@ export class EtcdControlPlane {
   }
 
   async readCommitted(): Promise<CommittedMark | undefined> {
+    return (await this.readCommittedVersioned())?.mark
+  }
+
+  /** The commit mark and its mod revision (what a `CommittedGuard` names). */
+  async readCommittedVersioned(): Promise<{ readonly mark: CommittedMark; readonly revision: number } | undefined> {
     const response = await this.call('read commit', () => this.#client.get(this.keys.committed).exec())
     const kv = response.kvs[0]
-    return kv === undefined ? undefined : decodeCommitted(this.keys.committed, textOf(this.keys.committed, kv))
+    return kv === undefined ? undefined : { mark: decodeCommitted(this.keys.committed, textOf(this.keys.committed, kv)), revision: revisionOf(kv.mod_revision) }
   }
 
   /**

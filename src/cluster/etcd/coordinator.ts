@@ -17,8 +17,8 @@
  * desperate promotion is never taken here: only an operator asks for one
  * (`operator.ts`).
  */
-import { ControlPlane, Lsn, RecoveryLog, Tick } from '../../replication/index.ts'
-import type { DurabilityMode, ReplicaId } from '../../replication/index.ts'
+import { ControlPlane, Lsn, RecoveryLog, Tick, learnersCaughtUp, promoteLearners } from '../../replication/index.ts'
+import type { DurabilityMode, LearnerReport, ReplicaId } from '../../replication/index.ts'
 import type { ClusterAssignment } from './codec.ts'
 import type { CoordinatorFence, EtcdControlPlane, MemberView } from './control-plane.ts'
 import { revisionOf } from './control-plane.ts'
@@ -49,6 +49,7 @@ export type CoordinatorEvent =
   | { readonly kind: 'bootstrapped'; readonly epoch: number; readonly primaryId: ReplicaId }
   | { readonly kind: 'promoted'; readonly epoch: number; readonly primaryId: ReplicaId; readonly previousPrimaryId: ReplicaId }
   | { readonly kind: 'promotion_blocked'; readonly reason: string }
+  | { readonly kind: 'learners_promoted'; readonly epoch: number; readonly learnerIds: readonly ReplicaId[] }
   | { readonly kind: 'swap_refused'; readonly reason: string }
   | { readonly kind: 'step_failed'; readonly error: Error }
 
@@ -109,7 +110,8 @@ export class EtcdCoordinator {
     if (!(await this.#holdElection())) return
     const fence = this.#fence
     if (fence === undefined) return
-    const [assignment, members, committed] = await Promise.all([this.#control.readAssignment(), this.#control.members(), this.#control.readCommitted()])
+    const [assignment, members, versioned] = await Promise.all([this.#control.readAssignment(), this.#control.members(), this.#control.readCommittedVersioned()])
+    const committed = versioned?.mark
     if (assignment === undefined) {
       await this.#bootstrap(members, fence)
       return
@@ -140,6 +142,7 @@ export class EtcdCoordinator {
     const primaryServing = members.some((member) => member.nodeId === assignment.primaryId && member.endpoint !== undefined)
     if (!plane.promotionDue(primaryServing, now)) {
       this.#lastBlocked = undefined
+      await this.#promoteLearners(assignment, members, plane.committedLsn, versioned?.revision ?? 0, fence)
       return
     }
     const decision = plane.decidePromotion(now)
@@ -154,6 +157,7 @@ export class EtcdCoordinator {
       {
         primaryId: decision.replicaId,
         replicaIds: plane.members.filter((id) => id !== decision.replicaId),
+        learnerIds: assignment.learnerIds,
         durability: assignment.durability,
         committedLsn: plane.committedLsn,
         lineageResets: assignment.lineageResets,
@@ -167,6 +171,39 @@ export class EtcdCoordinator {
     }
     this.#plane = { revision: swap.assignment.revision, plane: this.#restore(swap.assignment, members) }
     this.#emit({ kind: 'promoted', epoch: swap.assignment.epoch, primaryId: swap.assignment.primaryId, previousPrimaryId: assignment.primaryId })
+  }
+
+  /**
+   * Learners that caught up (at this epoch, holding the acknowledged commit)
+   * become voters: one compare-and-swap, written only if the commit mark is
+   * still the one read (the new assignment carries it), fenced by the
+   * election. Only while the primary serves: a promotion goes first.
+   */
+  async #promoteLearners(assignment: ClusterAssignment, members: readonly MemberView[], committedLsn: Lsn, committedRevision: number, fence: CoordinatorFence): Promise<void> {
+    if (assignment.learnerIds.length === 0) return
+    const reports = new Map<ReplicaId, LearnerReport>()
+    for (const member of members) {
+      if (member.endpoint === undefined || member.report === undefined) continue
+      reports.set(member.nodeId, { replicaId: member.nodeId, epoch: member.report.epoch, durableLsn: member.report.durableLsn })
+    }
+    const membership = { primaryId: assignment.primaryId, replicaIds: assignment.replicaIds, learnerIds: assignment.learnerIds }
+    const caughtUp = learnersCaughtUp(membership, { epoch: assignment.epoch, committedLsn, reports })
+    if (caughtUp.length === 0) return
+    const next = promoteLearners(membership, caughtUp)
+    const swap = await this.#control.swapAssignment(
+      assignment.revision,
+      { ...next, durability: assignment.durability, committedLsn, lineageResets: assignment.lineageResets },
+      fence,
+      { committedRevision },
+    )
+    if (!swap.ok) {
+      // A moved commit mark is the ordinary case under load: the next step reads it and tries again.
+      if (swap.reason !== 'commit_moved') this.#emit({ kind: 'swap_refused', reason: swap.reason })
+      if (swap.reason === 'not_coordinator') this.#fence = undefined
+      return
+    }
+    this.#plane = { revision: swap.assignment.revision, plane: this.#restore(swap.assignment, members) }
+    this.#emit({ kind: 'learners_promoted', epoch: swap.assignment.epoch, learnerIds: caughtUp })
   }
 
   #restore(assignment: ClusterAssignment, members: readonly MemberView[]): ControlPlane {
@@ -185,7 +222,7 @@ export class EtcdCoordinator {
     if (registered.length < bootstrap.members) return
     const [primaryId, ...replicaIds] = registered.slice(0, bootstrap.members)
     if (primaryId === undefined) return
-    const swap = await this.#control.createAssignment({ primaryId, replicaIds, durability: bootstrap.durability, committedLsn: Lsn.zero, lineageResets: [] }, fence)
+    const swap = await this.#control.createAssignment({ primaryId, replicaIds, learnerIds: [], durability: bootstrap.durability, committedLsn: Lsn.zero, lineageResets: [] }, fence)
     if (!swap.ok) {
       this.#emit({ kind: 'swap_refused', reason: swap.reason })
       return

@@ -1,6 +1,6 @@
 /** The control plane on etcd: see docs/cluster.md. */
 export { EtcdControlPlane, parseClusterUrl, callTimeoutMsDefault, revisionOf } from './control-plane.ts'
-export type { AssignmentSwap, CoordinatorFence, MemberView, CommitReport, AssignmentWatch, EtcdConnectionOptions } from './control-plane.ts'
+export type { AssignmentSwap, CommittedGuard, CoordinatorFence, MemberView, CommitReport, AssignmentWatch, EtcdConnectionOptions } from './control-plane.ts'
 export { ControlPlaneUnavailable, isLeaseGone } from './errors.ts'
 export { ControlPlaneDataError, encodeAssignment, decodeAssignment } from './codec.ts'
 export type { AssignmentProposal, ClusterAssignment, NodeReport, NodeEndpointValue, ReplicaStateReport, CommittedMark } from './codec.ts'
@@ -13,5 +13,5 @@ export type { EtcdPrimaryLeaseOptions, PrimaryLeaseState } from './primary-lease
 export { EtcdCoordinator } from './coordinator.ts'
 export type { CoordinatorOptions, CoordinatorEvent } from './coordinator.ts'
 export { EtcdAssignmentSource } from './assignment-source.ts'
-export { clusterStatus, promoteDesperately, controlPlaneOf } from './operator.ts'
-export type { ClusterStatus, DesperatePromotion, MemberRole } from './operator.ts'
+export { clusterStatus, promoteDesperately, controlPlaneOf, changeMembership } from './operator.ts'
+export type { ClusterStatus, DesperatePromotion, MemberRole, MembershipAction, MembershipOutcome } from './operator.ts'
