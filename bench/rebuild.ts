@@ -1,0 +1,214 @@
+/**
+ * Rebuild from a snapshot on real processes (issue #11, "Benchmark": rebuild
+ * MB/s; docs/cluster.md, "Snapshots and rebuild"): three `tally serve
+ * --cluster` processes on loopback and one etcd. One replica is SIGKILLed
+ * at once; the primary and the other replica commit until the primary's
+ * store holds `--store-mb` MB (bulk transactions carrying incompressible
+ * metadata), take a trusted snapshot and recycle the WAL the dead replica
+ * would need. The replica restarts: it is offered the snapshot, receives
+ * it, installs it, reopens in place and takes the WAL tail.
+ *
+ *   node --import tsx bench/rebuild.ts [--store-mb 200] [--metadata-bytes 4096]
+ *     [--bulk-size 100] [--concurrency 2] [--json FILE]
+ *
+ * Reported, from the replica's `/_/cluster` polled every 25 ms: the image's
+ * bytes and files, restart → first byte, the transfer (first byte → staged)
+ * and its MB/s, staged → reopened (close, install, reopen), reopened →
+ * caught up (the WAL tail and the apply), and restart → caught up.
+ *
+ * A benchmark, not a test: prints a Markdown summary (and `--json FILE`).
+ */
+import { randomBytes } from 'node:crypto'
+import { readdirSync, statSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { EtcdCluster } from '../test/support/etcd.ts'
+import { freePort } from '../test/support/local.ts'
+import { killTally, spawnTally, type ServerProcess } from '../test/support/server-process.ts'
+import { tempDirectory } from '../test/support/temp.ts'
+
+function argument(name: string, fallback: string): string {
+  const at = process.argv.indexOf(name)
+  return at >= 0 ? (process.argv[at + 1] ?? fallback) : fallback
+}
+
+const storeMb = Number(argument('--store-mb', '200'))
+const metadataBytes = Number(argument('--metadata-bytes', '4096'))
+const bulkSize = Number(argument('--bulk-size', '100'))
+const concurrency = Number(argument('--concurrency', '2'))
+const jsonFile = argument('--json', '')
+/** A snapshot at most this many entries behind the head; the WAL kept below it is short, so the replica is beyond it. */
+const checkpointEntries = 2_000
+const fillMsMax = 30 * 60_000
+
+interface View {
+  role: string
+  headLsn: number
+  appliedIndex: number
+  caughtUp: boolean
+  snapshots?: {
+    newest?: { appliedIndex: number }
+    receiving?: { appliedIndex: number; bytesTotal: number; bytesReceived: number; filesTotal: number; filesVerified: number; staged: boolean }
+  }
+}
+
+interface Member {
+  readonly id: string
+  readonly data: { directory: string; remove: () => void }
+  readonly peerPort: number
+  server: ServerProcess | undefined
+}
+
+async function until<T>(what: string, check: () => Promise<T | undefined>, deadlineMs: number, pollMs = 25): Promise<T> {
+  const deadline = performance.now() + deadlineMs
+  for (;;) {
+    const value = await check()
+    if (value !== undefined) return value
+    if (performance.now() > deadline) throw new Error(`not within ${deadlineMs} ms: ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, pollMs))
+  }
+}
+
+async function view(server: ServerProcess | undefined): Promise<View | undefined> {
+  if (server === undefined) return undefined
+  try {
+    const response = await fetch(`${server.baseUrl}/_/cluster`, { signal: AbortSignal.timeout(1_000) })
+    return response.status === 200 ? ((await response.json()) as View) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Bytes of the files under `directory` (the store: the data directory without the snapshots kept beside it). */
+function bytesUnder(directory: string, skip: ReadonlySet<string> = new Set()): number {
+  let total = 0
+  for (const entry of readdirSync(directory, { withFileTypes: true })) {
+    if (skip.has(entry.name)) continue
+    const full = path.join(directory, entry.name)
+    if (entry.isDirectory()) total += bytesUnder(full)
+    else if (entry.isFile()) total += statSync(full).size
+  }
+  return total
+}
+
+const lines: string[] = []
+const print = (line: string): void => {
+  lines.push(line)
+  process.stdout.write(`${line}\n`)
+}
+
+const etcd = await EtcdCluster.start({ size: 1 })
+const members: Member[] = []
+const start = async (member: Member): Promise<void> => {
+  member.server = await spawnTally({
+    dataDirectory: member.data.directory,
+    args: [
+      '--cluster', etcd.url, '--node-id', member.id, '--peer-listen', `127.0.0.1:${member.peerPort}`, '--cluster-lease-ttl-seconds', '2',
+      '--checkpoint-entries', String(checkpointEntries), '--wal-retain-entries', '1000', '--wal-segment-bytes-max', String(8 * 1024 * 1024),
+      '--log-level', 'warn',
+    ],
+    startMsMax: 120_000,
+  })
+}
+try {
+  for (const id of ['n1', 'n2', 'n3']) members.push({ id, data: tempDirectory(`tally-bench-rebuild-${id}-`), peerPort: await freePort(), server: undefined })
+  await Promise.all(members.map(start))
+  const [primary, , lagging] = members as [Member, Member, Member]
+  await until('the cluster formed', async () => {
+    const views = await Promise.all(members.map((member) => view(member.server)))
+    return views.every((v) => v?.caughtUp === true) && views[0]?.role === 'primary' ? true : undefined
+  }, 60_000)
+  const base = primary.server?.baseUrl as string
+  await until('the ledger created', async () => {
+    const response = await fetch(`${base}/v2/bench`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }).catch(() => undefined)
+    await response?.arrayBuffer()
+    return response?.status === 204 ? true : undefined
+  }, 30_000)
+  await killTally(lagging.server as ServerProcess)
+  lagging.server = undefined
+
+  // Fill: bulk requests of transactions whose metadata is random hex (RocksDB cannot compress it away).
+  const fillStartedAt = performance.now()
+  let transactions = 0
+  let filling = true
+  const storeDirectory = path.join(primary.data.directory, 'store')
+  const worker = async (): Promise<void> => {
+    while (filling) {
+      const elements = Array.from({ length: bulkSize }, () => ({
+        action: 'CREATE_TRANSACTION',
+        data: { postings: [{ source: 'world', destination: `users:${transactions % 1000}`, amount: 1, asset: 'USD' }], metadata: { blob: randomBytes(metadataBytes / 2).toString('hex') } },
+      }))
+      const response = await fetch(`${base}/v2/bench/_bulk?atomic=false`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(elements), signal: AbortSignal.timeout(60_000) }).catch(() => undefined)
+      await response?.arrayBuffer()
+      if (response?.status === 200) transactions += bulkSize
+      else await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+  const workers = Array.from({ length: concurrency }, () => worker())
+  await until(`the primary's store at ${storeMb} MB`, async () => (bytesUnder(storeDirectory) >= storeMb * 1024 * 1024 ? true : undefined), fillMsMax, 1_000)
+  filling = false
+  await Promise.all(workers)
+  const fillMs = performance.now() - fillStartedAt
+  const storeBytes = bytesUnder(storeDirectory)
+  const head = (await view(primary.server))?.headLsn ?? 0
+  const newest = await until('a snapshot near the head', async () => {
+    const v = await view(primary.server)
+    const index = v?.snapshots?.newest?.appliedIndex
+    return index !== undefined && index >= head - checkpointEntries ? index : undefined
+  }, 10 * 60_000, 500)
+  process.stderr.write(`filled ${transactions} transactions, store ${(storeBytes / 1e6).toFixed(0)} MB, head ${head}, snapshot at ${newest}, in ${(fillMs / 1000).toFixed(0)} s\n`)
+
+  // The replica restarts, far beyond the WAL the primary kept.
+  const restartAt = performance.now()
+  await start(lagging)
+  const listeningAt = performance.now()
+  let firstByteAt: number | undefined
+  let stagedAt: number | undefined
+  let reopenedAt: number | undefined
+  let image: { bytesTotal: number; filesTotal: number; appliedIndex: number } | undefined
+  const caughtUpAt = await until('the replica caught up', async () => {
+    const v = await view(lagging.server)
+    const now = performance.now()
+    const receiving = v?.snapshots?.receiving
+    if (receiving !== undefined && stagedAt === undefined) {
+      if (firstByteAt === undefined && receiving.bytesReceived > 0) firstByteAt = now
+      image = { bytesTotal: receiving.bytesTotal, filesTotal: receiving.filesTotal, appliedIndex: receiving.appliedIndex }
+      if (receiving.staged) stagedAt = now
+    }
+    // Reopened: after the image was staged, the node answers again holding at least the image.
+    if (stagedAt !== undefined && reopenedAt === undefined && v !== undefined && image !== undefined && v.appliedIndex >= image.appliedIndex) reopenedAt = now
+    return v !== undefined && v.caughtUp && v.appliedIndex >= head && reopenedAt !== undefined ? now : undefined
+  }, 30 * 60_000)
+  const mb = (image?.bytesTotal ?? 0) / (1024 * 1024)
+  const transferMs = (stagedAt ?? caughtUpAt) - (firstByteAt ?? listeningAt)
+  const figures = {
+    transactions,
+    metadataBytes,
+    storeBytes,
+    head,
+    snapshotIndex: newest,
+    imageBytes: image?.bytesTotal,
+    imageFiles: image?.filesTotal,
+    processStartMs: listeningAt - restartAt,
+    listeningToFirstByteMs: (firstByteAt ?? Number.NaN) - listeningAt,
+    transferMs,
+    transferMbPerSecond: mb / (transferMs / 1000),
+    stagedToReopenedMs: (reopenedAt ?? Number.NaN) - (stagedAt ?? Number.NaN),
+    reopenedToCaughtUpMs: caughtUpAt - (reopenedAt ?? Number.NaN),
+    restartToCaughtUpMs: caughtUpAt - restartAt,
+  }
+  print(`# Rebuild from a snapshot\n\nnode ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, load average ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}, ${new Date().toISOString()}`)
+  print(`\nStore filled with ${transactions} transactions (${metadataBytes} B of random metadata each, bulk ${bulkSize}, ${concurrency} clients) in ${(fillMs / 1000).toFixed(0)} s: ${(storeBytes / 1e6).toFixed(0)} MB on the primary, head ${head}, snapshot at ${newest}.\n`)
+  print('| image | files | process start ms | listening → first byte ms | transfer ms | transfer MB/s | staged → reopened ms (close, install, reopen) | reopened → caught up ms (WAL tail) | restart → caught up ms |')
+  print('|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  print(
+    `| ${mb.toFixed(1)} MiB | ${figures.imageFiles ?? '-'} | ${figures.processStartMs.toFixed(0)} | ${figures.listeningToFirstByteMs.toFixed(0)} | ${transferMs.toFixed(0)} | ${figures.transferMbPerSecond.toFixed(1)} | ${figures.stagedToReopenedMs.toFixed(0)} | ${figures.reopenedToCaughtUpMs.toFixed(0)} | ${figures.restartToCaughtUpMs.toFixed(0)} |`,
+  )
+  print(`\nload average at the end ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}`)
+  if (jsonFile !== '') writeFileSync(jsonFile, `${JSON.stringify(figures, null, 2)}\n`)
+} finally {
+  await Promise.all(members.map(async (member) => (member.server === undefined ? undefined : killTally(member.server))))
+  await etcd.close()
+  for (const member of members) member.data.remove()
+}
