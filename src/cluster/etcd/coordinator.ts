@@ -142,7 +142,8 @@ export class EtcdCoordinator {
     const primaryServing = members.some((member) => member.nodeId === assignment.primaryId && member.endpoint !== undefined)
     if (!plane.promotionDue(primaryServing, now)) {
       this.#lastBlocked = undefined
-      await this.#promoteLearners(assignment, members, plane.committedLsn, versioned?.revision ?? 0, fence)
+      // Only under a serving primary: while it is gone (the grace before a promotion) the membership waits.
+      if (primaryServing) await this.#promoteLearners(assignment, members, plane.committedLsn, versioned?.revision ?? 0, fence)
       return
     }
     const decision = plane.decidePromotion(now)
