@@ -2,14 +2,14 @@
  * Rebuild from a snapshot on real processes (issue #11, "Benchmark": rebuild
  * MB/s; docs/cluster.md, "Snapshots and rebuild"): three `tally serve
  * --cluster` processes on loopback and one etcd. One replica is SIGKILLed
- * at once; the primary and the other replica commit until the primary's
- * store holds `--store-mb` MB (bulk transactions carrying incompressible
- * metadata), take a trusted snapshot and recycle the WAL the dead replica
+ * at once; the primary and the other replica commit until `--store-mb` MiB
+ * of incompressible metadata (random hex, in `_bulk` transactions) is in
+ * the store, take a trusted snapshot and recycle the WAL the dead replica
  * would need. The replica restarts: it is offered the snapshot, receives
  * it, installs it, reopens in place and takes the WAL tail.
  *
- *   node --import tsx bench/rebuild.ts [--store-mb 200] [--metadata-bytes 4096]
- *     [--bulk-size 100] [--concurrency 2] [--json FILE]
+ *   node --import tsx bench/rebuild.ts [--store-mb 200] [--metadata-bytes 32768]
+ *     [--bulk-size 10] [--concurrency 2] [--checkpoint-entries 20] [--json FILE]
  *
  * Reported, from the replica's `/_/cluster` polled every 25 ms: the image's
  * bytes and files, restart → first byte, the transfer (first byte → staged)
@@ -34,12 +34,16 @@ function argument(name: string, fallback: string): string {
 }
 
 const storeMb = Number(argument('--store-mb', '200'))
-const metadataBytes = Number(argument('--metadata-bytes', '4096'))
-const bulkSize = Number(argument('--bulk-size', '100'))
+const metadataBytes = Number(argument('--metadata-bytes', '32768'))
+const bulkSize = Number(argument('--bulk-size', '10'))
 const concurrency = Number(argument('--concurrency', '2'))
 const jsonFile = argument('--json', '')
-/** A snapshot at most this many entries behind the head; the WAL kept below it is short, so the replica is beyond it. */
-const checkpointEntries = 2_000
+/**
+ * A snapshot at most this many WAL entries behind the head (an entry is one
+ * proposal: a `_bulk` request is one), and a short WAL kept below it, so the
+ * restarted replica is beyond the WAL and needs the image.
+ */
+const checkpointEntries = Number(argument('--checkpoint-entries', '20'))
 const fillMsMax = 30 * 60_000
 
 interface View {
@@ -105,7 +109,7 @@ const start = async (member: Member): Promise<void> => {
     dataDirectory: member.data.directory,
     args: [
       '--cluster', etcd.url, '--node-id', member.id, '--peer-listen', `127.0.0.1:${member.peerPort}`, '--cluster-lease-ttl-seconds', '2',
-      '--checkpoint-entries', String(checkpointEntries), '--wal-retain-entries', '1000', '--wal-segment-bytes-max', String(8 * 1024 * 1024),
+      '--checkpoint-entries', String(checkpointEntries), '--wal-retain-entries', '10', '--wal-segment-bytes-max', String(1024 * 1024),
       '--log-level', 'warn',
     ],
     startMsMax: 120_000,
@@ -146,17 +150,30 @@ try {
     }
   }
   const workers = Array.from({ length: concurrency }, () => worker())
-  await until(`the primary's store at ${storeMb} MB`, async () => (bytesUnder(storeDirectory) >= storeMb * 1024 * 1024 ? true : undefined), fillMsMax, 1_000)
+  // Counted in metadata written (what the store must hold at least): RocksDB's own files (logs, preallocation) would mislead.
+  await until(`${storeMb} MiB of metadata written`, async () => (transactions * metadataBytes >= storeMb * 1024 * 1024 ? true : undefined), fillMsMax, 1_000)
   filling = false
   await Promise.all(workers)
   const fillMs = performance.now() - fillStartedAt
   const storeBytes = bytesUnder(storeDirectory)
+  // Snapshots are taken at store checkpoints (every `checkpointEntries` applied entries), one at a time: small
+  // writes go on until one covers everything the fill wrote, so the image holds the whole store.
+  const filledHead = (await view(primary.server))?.headLsn ?? 0
+  let trickling = true
+  const trickle = (async () => {
+    while (trickling) {
+      const response = await fetch(`${base}/v2/bench/transactions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ postings: [{ source: 'world', destination: 'users:trickle', amount: 1, asset: 'USD' }] }) }).catch(() => undefined)
+      await response?.arrayBuffer()
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  })()
+  const newest = await until('a snapshot covering the fill', async () => {
+    const index = (await view(primary.server))?.snapshots?.newest?.appliedIndex
+    return index !== undefined && index >= filledHead ? index : undefined
+  }, 20 * 60_000, 500)
+  trickling = false
+  await trickle
   const head = (await view(primary.server))?.headLsn ?? 0
-  const newest = await until('a snapshot near the head', async () => {
-    const v = await view(primary.server)
-    const index = v?.snapshots?.newest?.appliedIndex
-    return index !== undefined && index >= head - checkpointEntries ? index : undefined
-  }, 10 * 60_000, 500)
   process.stderr.write(`filled ${transactions} transactions, store ${(storeBytes / 1e6).toFixed(0)} MB, head ${head}, snapshot at ${newest}, in ${(fillMs / 1000).toFixed(0)} s\n`)
 
   // The replica restarts, far beyond the WAL the primary kept.

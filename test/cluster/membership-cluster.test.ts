@@ -6,9 +6,10 @@
 // joins as a learner, is rebuilt from a snapshot plus the WAL tail (the
 // primary recycled the WAL it would need), and the coordinator makes it a
 // voter once it holds the acknowledged commit; then the dead node is
-// removed. Every write is acknowledged exactly once (unknown outcomes are
-// retried with their idempotency key) and present on every node, which
-// converge to one state hash. Skips with one line without etcd.
+// removed. Then the primary is SIGKILLed: a voter (n2 or the new n4) is
+// promoted. Every write is acknowledged exactly once (unknown outcomes are
+// retried with their idempotency key) and present on every live node,
+// which converge to one state hash. Skips with one line without etcd.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { clusterExit, runClusterCommand } from '../../src/cli/cluster-command.ts'
@@ -39,10 +40,11 @@ test('a dead replica is replaced: the new node joins as a learner, is rebuilt, b
   try {
     const [n1, n2, n3, n4] = cluster.members as [typeof cluster.members[0], typeof cluster.members[0], typeof cluster.members[0], typeof cluster.members[0]]
     await Promise.all([n1, n2, n3].map((member) => cluster.start(member)))
-    const { base } = await cluster.primary()
-    assert.equal((await writeOnPrimary(base, '/v2/bank', {})).status, 204)
-
-    // Writes to the primary (n1 stays primary throughout), each retried with its key until acknowledged.
+    const primary = await cluster.primary()
+    assert.equal(primary.member.id, 'n1')
+    assert.equal((await writeOnPrimary(primary.base, '/v2/bank', {})).status, 204)
+    // Writes go to n2 (forwarded to the primary while it is a replica; it lives throughout), each retried with its key until acknowledged.
+    const base = n2.server?.baseUrl as string
     let next = 0
     const acknowledged = new Map<string, number>()
     const writeOne = async (key: string): Promise<void> => {
@@ -105,8 +107,14 @@ test('a dead replica is replaced: the new node joins as a learner, is rebuilt, b
     }, 30_000)
     assert.match(shown.out, /replicas n2,n4  durability sync_quorum/)
     assert.doesNotMatch(shown.out, /\nn3\s+(voter|learner)/, 'no link to the removed node')
-    const settled = acknowledged.size
-    await writtenAtLeast(settled + 20)
+    await writtenAtLeast(acknowledged.size + 20)
+
+    // The failure to fear next: the primary dies; a voter is promoted (n4 counts now) and loses nothing acknowledged.
+    await cluster.kill(n1)
+    const afterKill = acknowledged.size
+    await writtenAtLeast(afterKill + 20)
+    const failedOver = JSON.parse((await cli(['status', '--cluster', etcd.url, '--json'])).out) as StatusJson
+    assert.ok(failedOver.assignment?.primary === 'n2' || failedOver.assignment?.primary === 'n4', `promoted ${failedOver.assignment?.primary}`)
 
     writing = false
     await Promise.all(writers)
@@ -115,12 +123,12 @@ test('a dead replica is replaced: the new node joins as a learner, is rebuilt, b
     const ids = new Set(acknowledged.values())
     assert.equal(ids.size, total, 'no two writes share a transaction id')
     // Every node holds every acknowledged write once: the balance counts them.
-    const views = await until('n1, n2 and n4 converged', async () => {
-      const seen = await Promise.all([n1, n2, n4].map(async (member) => (await call(member.server?.baseUrl as string, 'GET', '/_/cluster')).json as { caughtUp: boolean; appliedIndex: number; stateHash?: { index: number; hash: string } }))
+    const views = await until('n2 and n4 converged', async () => {
+      const seen = await Promise.all([n2, n4].map(async (member) => (await call(member.server?.baseUrl as string, 'GET', '/_/cluster')).json as { caughtUp: boolean; appliedIndex: number; stateHash?: { index: number; hash: string } }))
       const hashes = new Set(seen.map((view) => `${view.appliedIndex}:${view.stateHash?.hash}`))
       return seen.every((view) => view.caughtUp) && hashes.size === 1 ? seen : undefined
     }, 60_000)
-    for (const member of [n1, n2, n4]) {
+    for (const member of [n2, n4]) {
       assert.equal(await balance(member.server?.baseUrl as string, 'bank', 'users:m', views[0]?.appliedIndex ?? 0), BigInt(total), `${member.id} holds every write once`)
     }
   } catch (error) {
