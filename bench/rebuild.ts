@@ -3,7 +3,7 @@
  * MB/s; docs/cluster.md, "Snapshots and rebuild"): three `tally serve
  * --cluster` processes on loopback and one etcd. One replica is SIGKILLed
  * at once; the primary and the other replica commit until `--store-mb` MiB
- * of incompressible metadata (random hex, in `_bulk` transactions) is in
+ * of random metadata (base64, in `_bulk` transactions) is in
  * the store, take a trusted snapshot and recycle the WAL the dead replica
  * would need. The replica restarts: it is offered the snapshot, receives
  * it, installs it, reopens in place and takes the WAL tail.
@@ -54,6 +54,7 @@ interface View {
   snapshots?: {
     newest?: { appliedIndex: number }
     receiving?: { appliedIndex: number; bytesTotal: number; bytesReceived: number; filesTotal: number; filesVerified: number; staged: boolean }
+    serving?: Array<{ replicaId: string; appliedIndex: number; bytesServed: number; staged: boolean }>
   }
 }
 
@@ -132,7 +133,7 @@ try {
   await killTally(lagging.server as ServerProcess)
   lagging.server = undefined
 
-  // Fill: bulk requests of transactions whose metadata is random hex (RocksDB cannot compress it away).
+  // Fill: bulk requests of transactions whose metadata is random base64 (6 bits of entropy per byte: RocksDB's compression cannot shrink it much).
   const fillStartedAt = performance.now()
   let transactions = 0
   let filling = true
@@ -141,7 +142,7 @@ try {
     while (filling) {
       const elements = Array.from({ length: bulkSize }, () => ({
         action: 'CREATE_TRANSACTION',
-        data: { postings: [{ source: 'world', destination: `users:${transactions % 1000}`, amount: 1, asset: 'USD' }], metadata: { blob: randomBytes(metadataBytes / 2).toString('hex') } },
+        data: { postings: [{ source: 'world', destination: `users:${transactions % 1000}`, amount: 1, asset: 'USD' }], metadata: { blob: randomBytes((metadataBytes * 3) / 4).toString('base64') } },
       }))
       const response = await fetch(`${base}/v2/bench/_bulk?atomic=false`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(elements), signal: AbortSignal.timeout(60_000) }).catch(() => undefined)
       await response?.arrayBuffer()
@@ -180,24 +181,30 @@ try {
   const restartAt = performance.now()
   await start(lagging)
   const listeningAt = performance.now()
+  // Observed from the primary's `serving` (bytes served to n3), the replica's `receiving` (the image's size, when a
+  // poll catches it) and the replica's stderr (staged, closed for the reopen), each time-stamped when first seen.
   let firstByteAt: number | undefined
   let stagedAt: number | undefined
+  let closedAt: number | undefined
   let reopenedAt: number | undefined
+  let bytesServed = 0
   let image: { bytesTotal: number; filesTotal: number; appliedIndex: number } | undefined
   const caughtUpAt = await until('the replica caught up', async () => {
-    const v = await view(lagging.server)
+    const [p, v] = await Promise.all([view(primary.server), view(lagging.server)])
     const now = performance.now()
+    const served = p?.snapshots?.serving?.find((entry) => entry.replicaId === lagging.id)?.bytesServed ?? 0
+    if (served > 0) firstByteAt ??= now
+    bytesServed = Math.max(bytesServed, served)
     const receiving = v?.snapshots?.receiving
-    if (receiving !== undefined && stagedAt === undefined) {
-      if (firstByteAt === undefined && receiving.bytesReceived > 0) firstByteAt = now
-      image = { bytesTotal: receiving.bytesTotal, filesTotal: receiving.filesTotal, appliedIndex: receiving.appliedIndex }
-      if (receiving.staged) stagedAt = now
-    }
-    // Reopened: after the image was staged, the node answers again holding at least the image.
-    if (stagedAt !== undefined && reopenedAt === undefined && v !== undefined && image !== undefined && v.appliedIndex >= image.appliedIndex) reopenedAt = now
+    if (receiving !== undefined) image = { bytesTotal: receiving.bytesTotal, filesTotal: receiving.filesTotal, appliedIndex: receiving.appliedIndex }
+    const stderr = lagging.server?.stderr() ?? ''
+    if (/ staged /.test(stderr)) stagedAt ??= now
+    if (/closed for the rebuild/.test(stderr)) closedAt ??= now
+    if (closedAt !== undefined && v !== undefined) reopenedAt ??= now
     return v !== undefined && v.caughtUp && v.appliedIndex >= head && reopenedAt !== undefined ? now : undefined
   }, 30 * 60_000)
-  const mb = (image?.bytesTotal ?? 0) / (1024 * 1024)
+  const imageBytes = image?.bytesTotal ?? bytesServed
+  const mb = imageBytes / (1024 * 1024)
   const transferMs = (stagedAt ?? caughtUpAt) - (firstByteAt ?? listeningAt)
   const figures = {
     transactions,
@@ -205,22 +212,25 @@ try {
     storeBytes,
     head,
     snapshotIndex: newest,
-    imageBytes: image?.bytesTotal,
+    filledHead,
+    imageBytes,
     imageFiles: image?.filesTotal,
     processStartMs: listeningAt - restartAt,
     listeningToFirstByteMs: (firstByteAt ?? Number.NaN) - listeningAt,
     transferMs,
     transferMbPerSecond: mb / (transferMs / 1000),
-    stagedToReopenedMs: (reopenedAt ?? Number.NaN) - (stagedAt ?? Number.NaN),
+    stagedToClosedMs: (closedAt ?? Number.NaN) - (stagedAt ?? Number.NaN),
+    closedToReopenedMs: (reopenedAt ?? Number.NaN) - (closedAt ?? Number.NaN),
     reopenedToCaughtUpMs: caughtUpAt - (reopenedAt ?? Number.NaN),
     restartToCaughtUpMs: caughtUpAt - restartAt,
   }
   print(`# Rebuild from a snapshot\n\nnode ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, load average ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}, ${new Date().toISOString()}`)
   print(`\nStore filled with ${transactions} transactions (${metadataBytes} B of random metadata each, bulk ${bulkSize}, ${concurrency} clients) in ${(fillMs / 1000).toFixed(0)} s: ${(storeBytes / 1e6).toFixed(0)} MB on the primary, head ${head}, snapshot at ${newest}.\n`)
-  print('| image | files | process start ms | listening → first byte ms | transfer ms | transfer MB/s | staged → reopened ms (close, install, reopen) | reopened → caught up ms (WAL tail) | restart → caught up ms |')
-  print('|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  print('| image | files | process start ms | listening → first byte served ms | transfer ms (first byte → staged) | transfer MiB/s | staged → node closed ms | closed → reopened ms (install, reopen) | reopened → caught up ms (WAL tail) | restart → caught up ms |')
+  print('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  const ms = (value: number): string => (Number.isFinite(value) ? value.toFixed(0) : '-')
   print(
-    `| ${mb.toFixed(1)} MiB | ${figures.imageFiles ?? '-'} | ${figures.processStartMs.toFixed(0)} | ${figures.listeningToFirstByteMs.toFixed(0)} | ${transferMs.toFixed(0)} | ${figures.transferMbPerSecond.toFixed(1)} | ${figures.stagedToReopenedMs.toFixed(0)} | ${figures.reopenedToCaughtUpMs.toFixed(0)} | ${figures.restartToCaughtUpMs.toFixed(0)} |`,
+    `| ${mb.toFixed(1)} MiB | ${figures.imageFiles ?? '-'} | ${ms(figures.processStartMs)} | ${ms(figures.listeningToFirstByteMs)} | ${ms(transferMs)} | ${figures.transferMbPerSecond.toFixed(1)} | ${ms(figures.stagedToClosedMs)} | ${ms(figures.closedToReopenedMs)} | ${ms(figures.reopenedToCaughtUpMs)} | ${ms(figures.restartToCaughtUpMs)} |`,
   )
   print(`\nload average at the end ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}`)
   if (jsonFile !== '') writeFileSync(jsonFile, `${JSON.stringify(figures, null, 2)}\n`)
