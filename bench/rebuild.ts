@@ -181,7 +181,7 @@ try {
   const restartAt = performance.now()
   await start(lagging)
   const listeningAt = performance.now()
-  // Observed from the primary's `serving` (bytes served to n3), the replica's `receiving` (the image's size, when a
+  // Observed from the serving node's `serving` (bytes served to n3), the replica's `receiving` (the image's size, when a
   // poll catches it) and the replica's stderr (staged, closed for the reopen), each time-stamped when first seen.
   let firstByteAt: number | undefined
   let stagedAt: number | undefined
@@ -190,9 +190,10 @@ try {
   let bytesServed = 0
   let image: { bytesTotal: number; filesTotal: number; appliedIndex: number } | undefined
   const caughtUpAt = await until('the replica caught up', async () => {
-    const [p, v] = await Promise.all([view(primary.server), view(lagging.server)])
+    // Any live node may serve it: a failover during the run (a primary that stalls past its lease) moves the source.
+    const [sources, v] = await Promise.all([Promise.all(members.filter((member) => member !== lagging).map((member) => view(member.server))), view(lagging.server)])
     const now = performance.now()
-    const served = p?.snapshots?.serving?.find((entry) => entry.replicaId === lagging.id)?.bytesServed ?? 0
+    const served = Math.max(0, ...sources.map((p) => p?.snapshots?.serving?.find((entry) => entry.replicaId === lagging.id)?.bytesServed ?? 0))
     if (served > 0) firstByteAt ??= now
     bytesServed = Math.max(bytesServed, served)
     const receiving = v?.snapshots?.receiving
