@@ -234,7 +234,9 @@ try {
     `| ${mb.toFixed(1)} MiB | ${figures.imageFiles ?? '-'} | ${ms(figures.processStartMs)} | ${ms(figures.listeningToFirstByteMs)} | ${ms(transferMs)} | ${figures.transferMbPerSecond.toFixed(1)} | ${ms(figures.stagedToClosedMs)} | ${ms(figures.closedToReopenedMs)} | ${ms(figures.reopenedToCaughtUpMs)} | ${ms(figures.restartToCaughtUpMs)} |`,
   )
   print(`\nload average at the end ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}`)
-  if (jsonFile !== '') writeFileSync(jsonFile, `${JSON.stringify(figures, null, 2)}\n`)
+  // Where the replica's time went: its recovery log (every level, wall-clock times) and the end of its stderr.
+  const replicaLog = ((await view(lagging.server)) as (View & { replication?: { recoveryLog?: Array<{ at: string; message: string }> } }) | undefined)?.replication?.recoveryLog ?? []
+  if (jsonFile !== '') writeFileSync(jsonFile, `${JSON.stringify({ ...figures, replicaLog, replicaStderr: ((lagging.server as ServerProcess | undefined)?.stderr() ?? '').slice(-20_000) }, null, 2)}\n`)
 } finally {
   await Promise.all(members.map(async (member) => (member.server === undefined ? undefined : killTally(member.server))))
   await etcd.close()
