@@ -22,7 +22,12 @@ export interface ProtocolFaults {
   readonly acceptOlderAssignment?: boolean
   /** Recoverability: a gap starting one entry below the retention tail counts as retained. */
   readonly retentionBoundaryOffByOne?: boolean
-  /** Membership: a learner (still catching up) is counted among the voters of the commit quorum. */
+  /**
+   * Membership: a learner (still catching up) is counted among the voters of
+   * the commit quorum. Caught by the property test of
+   * `test/replication/membership.test.ts`; the simulator does not change
+   * membership yet.
+   */
   readonly learnerCountedAsVoter?: boolean
   // Masking guards: each removes the second guard that keeps one of the
   // faults above unobservable, so a test can plant the pair and show the
