@@ -6,13 +6,18 @@
  *   endpoint and what it reports; then what each registered node answers
  *   at `/_/cluster` (a short timeout each): its own LSNs and, on the
  *   primary, each replica's positions and link and the recent recovery log.
+ * - `add NODE` / `remove NODE`: membership changes, each one
+ *   compare-and-swap of the assignment (a new epoch). A node joins as a
+ *   learner and the coordinator makes it a voter once it caught up; the
+ *   primary, an unknown node, and a removal below what the durability mode
+ *   needs are refused.
  * - `promote --desperate NODE`: the explicit action that may lose
  *   acknowledged data; refused unless the primary is gone and NODE is the
  *   member the policy would pick. Logged on stderr, with the recovery event.
  */
 import { parseArgs } from 'node:util'
-import { ControlPlaneDataError, ControlPlaneUnavailable, EtcdControlPlane, clusterStatus, nodeIdOf, parseClusterUrl, promoteDesperately } from '../cluster/index.ts'
-import type { ClusterStatus } from '../cluster/index.ts'
+import { ControlPlaneDataError, ControlPlaneUnavailable, EtcdControlPlane, changeMembership, clusterStatus, nodeIdOf, parseClusterUrl, promoteDesperately } from '../cluster/index.ts'
+import type { ClusterStatus, MembershipOutcome } from '../cluster/index.ts'
 import type { ClusterRuntimeView } from '../cluster/runtime-status.ts'
 import type { NodeClusterStatus } from '../server/index.ts'
 import { formatRecoveryEvent } from '../replication/index.ts'
@@ -30,6 +35,11 @@ const help = `Usage: tally cluster <command> --cluster etcd://HOST:PORT[,HOST:PO
 
 Commands:
   status                   roles, epoch, members, endpoints and what each node reports
+  add NODE                 NODE (started and registered) joins as a learner: it receives
+                           the log, and the coordinator makes it a voter once it holds
+                           the acknowledged commit
+  remove NODE              NODE leaves the assignment (refused for the primary, and when
+                           the voters left are too few for the durability mode)
   promote --desperate NODE make NODE primary although no eligible replica exists:
                            committed (acknowledged) transactions it lacks are LOST.
                            Refused while the primary is registered, or when another
@@ -39,7 +49,7 @@ Options (each also read from the environment variable shown):
   --cluster URL            the etcd holding the cluster's state      [TALLY_CLUSTER]
   --timeout-ms MS          deadline of each call to etcd             [TALLY_CLUSTER_TIMEOUT_MS, default ${callTimeoutMsDefault}]
   --node-timeout-ms MS     status: deadline of each node's /_/cluster  [TALLY_CLUSTER_NODE_TIMEOUT_MS, default ${nodeTimeoutMsDefault}]
-  --json                   status: print one JSON object
+  --json                   status, add, remove: print one JSON object
   -h, --help               show this help
 
 status asks each registered node's control address (http://ADDRESS/_/cluster),
@@ -47,7 +57,9 @@ with the bearer token in TALLY_TOKEN when set (a server run with --auth-clients)
 
 The coordinator (elected among the running nodes) promotes an eligible replica
 by itself when the primary's lease expires; only the desperate promotion is an
-operator's action.
+operator's action. Each add or remove writes a new assignment (a new epoch):
+writes the primary had not committed yet end as of unknown outcome (retry them
+with the same idempotency key).
 
 Exit codes: 0 done, 1 etcd unreachable or the action refused, 2 bad usage.
 `
@@ -61,12 +73,14 @@ export interface ClusterIo {
 class UsageError extends Error {}
 
 interface ClusterArgs {
-  readonly command: 'status' | 'promote'
+  readonly command: 'status' | 'promote' | 'add' | 'remove'
   readonly url: string
   readonly timeoutMs: number
   readonly nodeTimeoutMs: number
   readonly json: boolean
   readonly desperate: string | undefined
+  /** add, remove: the node. */
+  readonly member: string | undefined
 }
 
 function parseClusterArgs(argv: string[], env: ClusterIo['env']): ClusterArgs | 'help' {
@@ -87,8 +101,11 @@ function parseClusterArgs(argv: string[], env: ClusterIo['env']): ClusterArgs | 
   const { values, positionals } = parsed
   if (values.help === true) return 'help'
   const [command, ...extra] = positionals
-  if (command === undefined) throw new UsageError('a command is needed: status or promote')
-  if (command !== 'status' && command !== 'promote') throw new UsageError(`unknown command ${JSON.stringify(command)}: status or promote`)
+  if (command === undefined) throw new UsageError('a command is needed: status, add, remove or promote')
+  if (command !== 'status' && command !== 'promote' && command !== 'add' && command !== 'remove') throw new UsageError(`unknown command ${JSON.stringify(command)}: status, add, remove or promote`)
+  const takesNode = command === 'add' || command === 'remove'
+  if (takesNode && extra.length === 0) throw new UsageError(`${command} needs a NODE id`)
+  const member = takesNode ? extra.shift() : undefined
   if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`)
   const url = values.cluster ?? nonEmpty(env.TALLY_CLUSTER)
   if (url === undefined) throw new UsageError('--cluster etcd://HOST:PORT is needed (or TALLY_CLUSTER)')
@@ -102,8 +119,8 @@ function parseClusterArgs(argv: string[], env: ClusterIo['env']): ClusterArgs | 
   if (command === 'promote' && values.desperate === undefined) {
     throw new UsageError('promote needs --desperate NODE: the coordinator promotes eligible replicas by itself; an operator only forces a promotion that may lose data')
   }
-  if (command === 'status' && values.desperate !== undefined) throw new UsageError('--desperate goes with promote')
-  return { command, url, timeoutMs, nodeTimeoutMs, json: values.json === true, desperate: values.desperate }
+  if (command !== 'promote' && values.desperate !== undefined) throw new UsageError('--desperate goes with promote')
+  return { command, url, timeoutMs, nodeTimeoutMs, json: values.json === true, desperate: values.desperate, member }
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -126,13 +143,29 @@ export async function runClusterCommand(argv: string[], io: ClusterIo): Promise<
   }
   let nodeId
   try {
-    nodeId = args.desperate === undefined ? undefined : nodeIdOf(args.desperate)
+    const named = args.desperate ?? args.member
+    nodeId = named === undefined ? undefined : nodeIdOf(named)
   } catch (error) {
-    io.err(`tally cluster: --desperate: ${(error as Error).message}\n`)
+    io.err(`tally cluster: ${args.command === 'promote' ? '--desperate' : args.command}: ${(error as Error).message}\n`)
     return clusterExit.usage
   }
   const control = EtcdControlPlane.connect({ endpoints: connection.endpoints, prefix: connection.prefix, callTimeoutMs: args.timeoutMs })
   try {
+    if ((args.command === 'add' || args.command === 'remove') && nodeId !== undefined) {
+      const outcome = await changeMembership(control, args.command, nodeId)
+      if (args.json) io.out(`${JSON.stringify(membershipJson(args.command, nodeId, outcome))}\n`)
+      if (!outcome.ok) {
+        io.err(`tally cluster: ${args.command} ${nodeId} refused (${outcome.reason}): ${outcome.message}\n`)
+        return clusterExit.failed
+      }
+      const { assignment } = outcome
+      if (!args.json) {
+        const learners = assignment.learnerIds.length === 0 ? '-' : assignment.learnerIds.join(',')
+        const what = args.command === 'add' ? `${nodeId} joined as a learner (the coordinator makes it a voter once it caught up)` : `${nodeId} removed`
+        io.out(`${what}; epoch ${assignment.epoch}  primary ${assignment.primaryId}  voters ${assignment.replicaIds.join(',') || '-'}  learners ${learners}\n`)
+      }
+      return clusterExit.ok
+    }
     if (nodeId === undefined) {
       const status = await clusterStatus(control)
       const nodes = await askNodes(status, args.nodeTimeoutMs, nonEmpty(io.env.TALLY_TOKEN))
@@ -205,6 +238,18 @@ async function askNode(address: string, timeoutMs: number, token: string | undef
   }
 }
 
+function membershipJson(action: 'add' | 'remove', nodeId: string, outcome: MembershipOutcome): unknown {
+  if (!outcome.ok) return { action, node: nodeId, ok: false, reason: outcome.reason, message: outcome.message }
+  const { assignment } = outcome
+  return {
+    action,
+    node: nodeId,
+    ok: true,
+    previousEpoch: outcome.previousEpoch,
+    assignment: { epoch: assignment.epoch, primary: assignment.primaryId, replicas: assignment.replicaIds, learners: assignment.learnerIds, durability: assignment.durability, committedLsn: assignment.committedLsn },
+  }
+}
+
 function statusJson(status: ClusterStatus, nodes: ReadonlyMap<string, NodeAnswer>): unknown {
   const { assignment } = status
   return {
@@ -215,6 +260,7 @@ function statusJson(status: ClusterStatus, nodes: ReadonlyMap<string, NodeAnswer
             epoch: assignment.epoch,
             primary: assignment.primaryId,
             replicas: assignment.replicaIds,
+            learners: assignment.learnerIds,
             durability: assignment.durability,
             committedLsn: assignment.committedLsn,
             lineageResets: assignment.lineageResets,
@@ -238,7 +284,8 @@ function formatStatus(url: string, status: ClusterStatus, nodes: ReadonlyMap<str
   if (assignment === undefined) lines.push('no assignment yet (the coordinator makes one once enough nodes registered)')
   else {
     const committed = status.committed?.epoch === assignment.epoch ? status.committed.committedLsn : assignment.committedLsn
-    lines.push(`epoch ${assignment.epoch}  primary ${assignment.primaryId}  replicas ${assignment.replicaIds.join(',') || '-'}  durability ${assignment.durability}  committed ${committed}`)
+    const learners = assignment.learnerIds.length === 0 ? '' : `  learners ${assignment.learnerIds.join(',')}`
+    lines.push(`epoch ${assignment.epoch}  primary ${assignment.primaryId}  replicas ${assignment.replicaIds.join(',') || '-'}${learners}  durability ${assignment.durability}  committed ${committed}`)
     for (const reset of assignment.lineageResets) lines.push(`lineage reset at epoch ${reset.epoch}: committed log kept up to LSN ${reset.keptLsn}`)
   }
   lines.push(`coordinator ${status.coordinator ?? '-'}`)
@@ -281,10 +328,10 @@ function formatStatus(url: string, status: ClusterStatus, nodes: ReadonlyMap<str
   table(lines, live)
   if (primary !== undefined) {
     lines.push('', `replicas as primary ${primaryId} sees them (lease ${primary.lease ?? '-'}, commit recorded in etcd ${primary.recordedCommitLsn ?? '-'})`)
-    const replicas = [['REPLICA', 'STATE', 'LINK', 'ADDRESS', 'HEAD', 'FLUSHED', 'COMMITTED', 'APPLIED', 'LAG', 'CONNECTIONS', 'LAST ERROR']]
+    const replicas = [['REPLICA', 'VOTES', 'STATE', 'LINK', 'ADDRESS', 'HEAD', 'FLUSHED', 'COMMITTED', 'APPLIED', 'LAG', 'CONNECTIONS', 'LAST ERROR']]
     const lsn = (value: number | undefined): string => (value === undefined ? '-' : String(value))
     for (const replica of primary.replicas) {
-      replicas.push([replica.replicaId, replica.state, replica.link, replica.address ?? '-', lsn(replica.headLsn), lsn(replica.flushedLsn), lsn(replica.committedLsn), lsn(replica.appliedLsn), String(replica.lagEntries), String(replica.connections), replica.lastError ?? '-'])
+      replicas.push([replica.replicaId, replica.membership === 'learner' ? 'learner' : 'voter', replica.state, replica.link, replica.address ?? '-', lsn(replica.headLsn), lsn(replica.flushedLsn), lsn(replica.committedLsn), lsn(replica.appliedLsn), String(replica.lagEntries), String(replica.connections), replica.lastError ?? '-'])
     }
     table(lines, replicas)
     const recent = primary.recoveryLog.slice(-recoveryLinesShown)

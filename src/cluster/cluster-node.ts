@@ -285,7 +285,14 @@ export class ClusterNode {
       assignment:
         assignment === undefined
           ? undefined
-          : { epoch: assignment.epoch, primaryId: assignment.primaryId, replicaIds: assignment.replicaIds, durability: assignment.durability, committedLsn: assignment.committedLsn },
+          : {
+              epoch: assignment.epoch,
+              primaryId: assignment.primaryId,
+              replicaIds: assignment.replicaIds,
+              learnerIds: assignment.learnerIds,
+              durability: assignment.durability,
+              committedLsn: assignment.committedLsn,
+            },
       lease: run?.lease.state,
       recordedCommitLsn: run?.recorded,
       replicas: run === undefined ? [] : this.#replicaViews(run),
@@ -297,12 +304,13 @@ export class ClusterNode {
   #replicaViews(run: PrimaryRun): ReplicaView[] {
     const durable = this.#options.node.wal.durable
     const states = new Map(this.#replicaStates().map((report) => [report.replicaId, report.state]))
-    return run.assignment.replicaIds.map((replicaId) => {
+    return shippedTo(run.assignment).map((replicaId) => {
       const link = linkOf(run, replicaId)
       const member = this.#members.find((candidate) => candidate.nodeId === replicaId)
       const flushed = link?.ackedLsn
       return {
         replicaId,
+        membership: run.assignment.learnerIds.includes(replicaId) ? 'learner' : 'voter',
         state: states.get(replicaId) ?? 'disconnected',
         link: link === undefined ? 'none' : link.phase,
         address: member?.endpoint?.dataAddress,
@@ -389,7 +397,8 @@ export class ClusterNode {
     }
     this.#role = 'primary'
     this.#startPrimary(assignment)
-    this.#log(`cluster: primary at epoch ${assignment.epoch} (replicas ${assignment.replicaIds.join(', ') || 'none'}, ${assignment.durability})`)
+    const learners = assignment.learnerIds.length === 0 ? '' : `, learners ${assignment.learnerIds.join(', ')}`
+    this.#log(`cluster: primary at epoch ${assignment.epoch} (voters ${assignment.replicaIds.join(', ') || 'none'}${learners}, ${assignment.durability})`)
   }
 
   async #becomeReplica(assignment: ClusterAssignment): Promise<void> {
@@ -500,7 +509,13 @@ export class ClusterNode {
       clock: this.#clock,
     })
     const status = node.clusterStatus()
-    const tracker = new CommitTracker({ mode: assignment.durability, memberCount: assignment.replicaIds.length + 1, committedLsn: Lsn.of(status.committedLsn) })
+    // The quorum counts voters only: a learner's copy commits nothing (docs/cluster.md, "Membership").
+    const tracker = new CommitTracker({
+      mode: assignment.durability,
+      memberCount: assignment.replicaIds.length + 1,
+      voterIds: assignment.replicaIds,
+      committedLsn: Lsn.of(status.committedLsn),
+    })
     tracker.recordPrimaryDurable(Lsn.of(node.wal.durable))
     const run: PrimaryRun = {
       assignment,
@@ -580,11 +595,15 @@ export class ClusterNode {
       ...(this.#options.recovery === undefined ? {} : { tuning: this.#options.recovery }),
       clock: this.#clock,
       log: this.#log,
+      // The quorum counts voters only: a learner's copy commits nothing (docs/cluster.md, "Membership").
       onAck: (replicaId, durableLsn) => {
+        if (!assignment.replicaIds.includes(replicaId)) return
         tracker.resetAck(replicaId, durableLsn)
         this.#recordCommit(runOf())
       },
-      onDisconnect: (replicaId) => tracker.lowerAck(replicaId, Lsn.of(runOf().recorded)),
+      onDisconnect: (replicaId) => {
+        if (assignment.replicaIds.includes(replicaId)) tracker.lowerAck(replicaId, Lsn.of(runOf().recorded))
+      },
       onDeposed: (epoch) => {
         this.#log(`cluster: a replica holds epoch ${epoch}: this primary (epoch ${assignment.epoch}) is deposed`, { level: 'warn' })
         this.#options.gate.depose()
@@ -594,13 +613,14 @@ export class ClusterNode {
     return recovery
   }
 
-  /** One link per replica of the assignment that registered an address; a new address restarts its link. */
+  /** One link per replica (voter or learner) of the assignment that registered an address; a new address restarts its link. */
   #syncLinks(run: PrimaryRun): void {
     const { node, nodeId } = this.#options
     if (run.recovery !== undefined) {
       const recovery = run.recovery
+      // Learners too: they receive the log (the tracker counts only voters' acks).
       recovery.setMembers(
-        run.assignment.replicaIds.map((replicaId) => {
+        shippedTo(run.assignment).map((replicaId) => {
           const endpoint = this.#members.find((member) => member.nodeId === replicaId)?.endpoint
           if (endpoint !== undefined) {
             const dialedVersion = run.dialedVersions.get(replicaId)
@@ -616,7 +636,8 @@ export class ClusterNode {
       return
     }
     const snapshotSource = this.#snapshotSource()
-    for (const replicaId of run.assignment.replicaIds) {
+    for (const replicaId of shippedTo(run.assignment)) {
+      const voter = run.assignment.replicaIds.includes(replicaId)
       const endpoint = this.#members.find((member) => member.nodeId === replicaId)?.endpoint
       const address = parsePeerAddress(endpoint?.dataAddress ?? '')
       if (endpoint === undefined || address === undefined) continue
@@ -642,10 +663,13 @@ export class ClusterNode {
         committedLsn: () => Lsn.of(run.recorded),
         // Acks on one connection only grow; a new connection's first ack says what the replica holds after the handshake's cut.
         onAck: (durableLsn) => {
+          if (!voter) return
           run.tracker.resetAck(replicaId, durableLsn)
           this.#recordCommit(run)
         },
-        onDisconnect: () => run.tracker.lowerAck(replicaId, Lsn.of(run.recorded)),
+        onDisconnect: () => {
+          if (voter) run.tracker.lowerAck(replicaId, Lsn.of(run.recorded))
+        },
         onDeposed: (epoch) => {
           this.#log(`cluster: replica ${replicaId} holds epoch ${epoch}: this primary (epoch ${run.assignment.epoch}) is deposed`, { level: 'warn' })
           this.#options.gate.depose()
@@ -848,7 +872,7 @@ export class ClusterNode {
   #replicaStates(): ReplicaStateReport[] {
     const run = this.#primary
     if (run === undefined) return []
-    return run.assignment.replicaIds.map((replicaId) => {
+    return shippedTo(run.assignment).map((replicaId) => {
       const link = run.links.get(replicaId)
       const acked = link?.ackedLsn
       const state: ReplicaState =
@@ -868,6 +892,11 @@ export class ClusterNode {
 /** A replica's link on a primary run, in either recovery mode. */
 function linkOf(run: PrimaryRun, replicaId: ReplicaId): PrimaryLink | undefined {
   return run.recovery?.transport.link(replicaId) ?? run.links.get(replicaId)
+}
+
+/** The replicas a primary ships to: the voters, then the learners (which receive the log but count for nothing). */
+function shippedTo(assignment: ClusterAssignment): readonly ReplicaId[] {
+  return [...assignment.replicaIds, ...assignment.learnerIds]
 }
 
 export function formatAddress(address: PeerAddress): string {

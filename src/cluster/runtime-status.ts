@@ -14,6 +14,8 @@ export type ReplicaLinkPhase = 'none' | 'idle' | 'dialing' | 'hello' | 'truncati
 /** One replica as its primary sees it. LSNs are absent when unknown (no matched link, no report yet). */
 export interface ReplicaView {
   readonly replicaId: ReplicaId
+  /** `voter` counts for the commit quorum; a `learner` receives the log and counts for nothing yet. */
+  readonly membership: 'voter' | 'learner'
   readonly state: ReplicaState
   readonly link: ReplicaLinkPhase
   /** The replica's peer address as registered in etcd. */
@@ -46,6 +48,7 @@ export interface ClusterRuntimeView {
         readonly epoch: number
         readonly primaryId: ReplicaId
         readonly replicaIds: readonly ReplicaId[]
+        readonly learnerIds: readonly ReplicaId[]
         readonly durability: DurabilityMode
         readonly committedLsn: number
       }

@@ -54,11 +54,17 @@ export class CommitTracker {
   readonly memberCount: number
   readonly copiesNeeded: number
   readonly #acks = new Map<ReplicaId, Lsn>()
+  /** The replicas whose acks count (the voters besides the primary); undefined: any, up to memberCount - 1. */
+  readonly #voterIds: ReadonlySet<ReplicaId> | undefined
   #primaryDurableLsn: Lsn
   #committedLsn: Lsn
 
-  constructor(options: { mode: DurabilityMode; memberCount: number; committedLsn: Lsn; faults?: ProtocolFaults }) {
+  constructor(options: { mode: DurabilityMode; memberCount: number; committedLsn: Lsn; voterIds?: readonly ReplicaId[]; faults?: ProtocolFaults }) {
     validateDurability(options.mode, options.memberCount)
+    if (options.voterIds !== undefined) {
+      invariant(new Set(options.voterIds).size === options.memberCount - 1, () => `${options.voterIds?.length} voting replicas for ${options.memberCount} members`)
+      this.#voterIds = new Set(options.voterIds)
+    }
     this.mode = options.mode
     this.memberCount = options.memberCount
     const counted = options.faults?.syncAllCountedAsMajority === true && options.mode === 'sync_all' ? 'sync_quorum' : options.mode
@@ -83,18 +89,27 @@ export class CommitTracker {
 
   /** A replica acknowledged it holds (0, durableLsn] durably; acks only move forward. */
   recordAck(replicaId: ReplicaId, durableLsn: Lsn): void {
+    this.#checkVoter(replicaId)
     this.#acks.set(replicaId, Lsn.max(this.ackedLsn(replicaId), durableLsn))
     invariant(this.#acks.size < this.memberCount, () => `acks from ${this.#acks.size} replicas, more than ${this.memberCount - 1}`)
   }
 
   /** What the primary learned a replica holds now, up or down (a truncation, a rebuild, a connect). */
   resetAck(replicaId: ReplicaId, durableLsn: Lsn): void {
+    this.#checkVoter(replicaId)
     this.#acks.set(replicaId, durableLsn)
   }
 
   /** Caps a replica's ack at `durableLsn` (it dropped a tail). */
   lowerAck(replicaId: ReplicaId, durableLsn: Lsn): void {
+    this.#checkVoter(replicaId)
     this.#acks.set(replicaId, Lsn.min(this.ackedLsn(replicaId), durableLsn))
+  }
+
+  /** A learner (or a node that left) holds copies that count for nothing: its ack reaching the tracker is a bug. */
+  #checkVoter(replicaId: ReplicaId): void {
+    const voters = this.#voterIds
+    if (voters !== undefined) invariant(voters.has(replicaId), () => `an ack from ${replicaId}, which is not a voter`)
   }
 
   /** A new epoch: acks of the old one say nothing about the new lineage. */

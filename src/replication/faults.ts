@@ -29,6 +29,13 @@ export interface ProtocolFaults {
    * offered again, forever (the re-offer loop found wiring the driver, #11).
    */
   readonly rebuildIgnoresReopen?: boolean
+  /**
+   * Membership: a learner (still catching up) is counted among the voters of
+   * the commit quorum. Caught by the property test of
+   * `test/replication/membership.test.ts`; the simulator does not change
+   * membership yet.
+   */
+  readonly learnerCountedAsVoter?: boolean
   // Masking guards: each removes the second guard that keeps one of the
   // faults above unobservable, so a test can plant the pair and show the
   // simulator notices the first fault once its only other protection is gone.
@@ -59,6 +66,7 @@ export const protocolFaultNames = [
   'acceptOlderAssignment',
   'retentionBoundaryOffByOne',
   'rebuildIgnoresReopen',
+  'learnerCountedAsVoter',
   'keepSessionOnEpochChange',
   'skipLogMatchingAtConnect',
   'keepTailOnEpochAdoption',

@@ -86,3 +86,15 @@ export { AssignmentStore, fencingTokenCurrent, promotionRecord, commitRecord } f
 export type { AssignmentRecord, VersionedAssignment, SwapResult } from './assignment-store.ts'
 export { Coordinator } from './coordinator.ts'
 export type { AssignmentPort, CoordinatorOptions, CommitAcknowledgement } from './coordinator.ts'
+export {
+  membersMax,
+  roleOf,
+  votersOf,
+  checkMembership,
+  decideAddMember,
+  decideRemoveMember,
+  learnersCaughtUp,
+  promoteLearners,
+  carriedCommit,
+} from './membership.ts'
+export type { Membership, MembershipRole, MembershipChange, LearnerReport } from './membership.ts'

@@ -125,7 +125,7 @@ test('/_/cluster, /_/metrics and tally cluster status show replicas, links, posi
     const human = await status(etcd.url, false)
     assert.match(human, /nodes \(their \/_\/cluster now\)/)
     assert.match(human, /replicas as primary n1 sees them \(lease holding/)
-    assert.match(human, /^n2\s+in_sync\s+matched\s+127\.0\.0\.1:\d+/m)
+    assert.match(human, /^n2\s+voter\s+in_sync\s+matched\s+127\.0\.0\.1:\d+/m)
     assert.match(human, /recovery log of n1/)
 
     // SIGKILL the primary: the promoted node counts a failover, and status names n1 unreachable.

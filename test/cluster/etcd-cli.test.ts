@@ -11,6 +11,9 @@ import { clusterExit, runClusterCommand } from '../../src/cli/cluster-command.ts
 import { EtcdCluster, etcdSkip } from '../support/etcd.ts'
 import { Lsn } from '../../src/replication/index.ts'
 import { n1, n2, n3, proposal, report, Resources } from './helpers.ts'
+import { ReplicaId } from '../../src/replication/index.ts'
+
+const n4 = ReplicaId.of('n4')
 
 function capture(env: Record<string, string | undefined> = {}): { out: string[]; err: string[]; io: Parameters<typeof runClusterCommand>[1] } {
   const out: string[] = []
@@ -42,6 +45,9 @@ describe('tally cluster: usage', () => {
       [['promote', '--cluster', 'etcd://127.0.0.1:2379', '--desperate', 'a/b'], /node id/],
       [['status', '--cluster', 'etcd://127.0.0.1:2379', '--timeout-ms', '0'], /--timeout-ms/],
       [['reboot', '--cluster', 'etcd://127.0.0.1:2379'], /unknown command/],
+      [['add', '--cluster', 'etcd://127.0.0.1:2379'], /add needs a NODE id/],
+      [['remove', 'a/b', '--cluster', 'etcd://127.0.0.1:2379'], /remove: node id/],
+      [['add', 'n4', 'n5', '--cluster', 'etcd://127.0.0.1:2379'], /unexpected argument/],
     ] as const) {
       const run = capture()
       assert.equal(await runClusterCommand([...argv], run.io), clusterExit.usage, argv.join(' '))
@@ -121,6 +127,57 @@ describe('tally cluster against etcd', { skip: etcdSkip }, () => {
       const status = capture()
       assert.equal(await runClusterCommand(['status', '--cluster', etcd.url], status.io), clusterExit.ok)
       assert.match(status.out.join(''), new RegExp(`lineage reset at epoch ${after.epoch}: committed log kept up to LSN 8`))
+    })
+  })
+
+  test('add / remove: a registered node joins as a learner, refusals are clear, the commit mark is carried, a moved mark is never left behind', async () => {
+    await withEtcd(async (etcd, resources) => {
+      const control = resources.control(etcd)
+      const created = await control.createAssignment(proposal(n1, [n2, n3], 4))
+      assert.ok(created.ok)
+      const epoch = created.assignment.epoch
+      await resources.register(control, n1, 2, 4100)
+      assert.equal(await control.reportCommitted(epoch, Lsn.of(11)), 'recorded')
+      const refusals: Array<[string[], RegExp]> = [
+        [['add', 'n4'], /add n4 refused \(not_registered\): n4 is not registered: start it/],
+        [['add', 'n1'], /add n1 refused \(already_member\)/],
+        [['remove', 'n1'], /remove n1 refused \(is_primary\)/],
+        [['remove', 'n9'], /remove n9 refused \(not_a_member\)/],
+        [['remove', 'n3'], /remove n3 refused \(below_durability\): removing n3 leaves 2 voters: sync_quorum needs a true majority/],
+      ]
+      for (const [argv, message] of refusals) {
+        const run = capture()
+        assert.equal(await runClusterCommand([...argv, '--cluster', etcd.url], run.io), clusterExit.failed, argv.join(' '))
+        assert.match(run.err.join(''), message)
+        assert.equal(run.err.join('').trim().split('\n').length, 1, 'one line')
+      }
+      assert.equal((await control.readAssignment())?.revision, created.assignment.revision, 'nothing written by a refusal')
+      await resources.register(control, n4, 2, 4400)
+      const added = capture()
+      assert.equal(await runClusterCommand(['add', 'n4', '--cluster', etcd.url, '--json'], added.io), clusterExit.ok)
+      const json = JSON.parse(added.out.join('')) as { ok: boolean; previousEpoch: number; assignment: { epoch: number; replicas: string[]; learners: string[]; committedLsn: number } }
+      assert.equal(json.ok, true)
+      assert.equal(json.previousEpoch, epoch)
+      assert.ok(json.assignment.epoch > epoch, 'a new epoch')
+      assert.deepEqual(json.assignment.replicas, ['n2', 'n3'])
+      assert.deepEqual(json.assignment.learners, ['n4'])
+      assert.equal(json.assignment.committedLsn, 11, 'the commit recorded at the old epoch is carried')
+      const status = capture()
+      assert.equal(await runClusterCommand(['status', '--cluster', etcd.url], status.io), clusterExit.ok)
+      assert.match(status.out.join(''), /replicas n2,n3  learners n4  durability/)
+      assert.match(status.out.join(''), /n4\s+learner\s+yes/)
+      // A learner may always leave; then the membership is as before, at yet another epoch.
+      const removed = capture()
+      assert.equal(await runClusterCommand(['remove', 'n4', '--cluster', etcd.url], removed.io), clusterExit.ok)
+      assert.match(removed.out.join(''), /n4 removed; epoch \d+  primary n1  voters n2,n3  learners -/)
+      // The write is guarded by the commit mark it read: a mark recorded meanwhile refuses it.
+      const current = await control.readAssignment()
+      assert.ok(current !== undefined)
+      const before = await control.readCommittedVersioned()
+      assert.equal(await control.reportCommitted(current.epoch, Lsn.of(12)), 'recorded')
+      const stale = await control.swapAssignment(current.revision, { ...proposal(n1, [n2, n3], 11, [n4]) }, undefined, before.revision)
+      assert.equal(stale.ok, false)
+      assert.equal(!stale.ok && stale.reason, 'commit_moved')
     })
   })
 

@@ -2,7 +2,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ControlPlaneDataError, decodeAssignment, encodeAssignment, parseClusterUrl } from '../../src/cluster/index.ts'
-import { Epoch, Lsn } from '../../src/replication/index.ts'
+import { Epoch, Lsn, ReplicaId } from '../../src/replication/index.ts'
 import { n1, n2, n3, proposal } from './helpers.ts'
 
 test('an assignment has one canonical form; its epoch is the revision it was read at', () => {
@@ -14,6 +14,32 @@ test('an assignment has one canonical form; its epoch is the revision it was rea
   assert.equal(decoded.revision, 17)
   assert.deepEqual(decoded.replicaIds, [n2, n3])
   assert.equal(decoded.committedLsn, 4)
+})
+
+test('learners: sorted, absent when empty (an assignment without learners is written as before), never also a voter', () => {
+  const n4 = ReplicaId.of('n4')
+  const n5 = ReplicaId.of('n5')
+  const none = encodeAssignment(proposal(n1, [n2, n3], 4))
+  assert.equal((JSON.parse(none) as Record<string, unknown>).learners, undefined)
+  assert.deepEqual(decodeAssignment('/tally/assignment', none, 9).learnerIds, [])
+  const text = encodeAssignment(proposal(n1, [n2, n3], 4, [n5, n4]))
+  assert.equal(text, encodeAssignment(proposal(n1, [n3, n2], 4, [n4, n5])), 'one canonical form')
+  const decoded = decodeAssignment('/tally/assignment', text, 9)
+  assert.deepEqual(decoded.learnerIds, [n4, n5])
+  assert.deepEqual(decoded.replicaIds, [n2, n3])
+  assert.throws(() => encodeAssignment(proposal(n1, [n2, n3], 4, [n3])), /named twice/)
+  assert.throws(() => encodeAssignment(proposal(n1, [n2, n3], 4, [n1])), /not also a replica/)
+  const good = JSON.parse(text) as Record<string, unknown>
+  for (const [what, value] of [
+    ['a learner also a voter', { ...good, learners: ['n2'] }],
+    ['the primary a learner', { ...good, learners: ['n1'] }],
+    ['an empty learner list (not canonical)', { ...good, learners: [] }],
+    ['not a list', { ...good, learners: 'n4' }],
+    ['bad node id', { ...good, learners: ['../x'] }],
+    ['too many members', { ...good, learners: Array.from({ length: 70 }, (_, index) => `m${index}`) }],
+  ] as const) {
+    assert.throws(() => decodeAssignment('/tally/assignment', JSON.stringify(value), 9), ControlPlaneDataError, what)
+  }
 })
 
 test('a desperate promotion’s lineage reset takes the epoch of the assignment that declares it', () => {

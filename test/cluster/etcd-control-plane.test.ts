@@ -476,6 +476,53 @@ describe('etcd control plane: the coordinator', { skip: etcdSkip }, () => {
     })
   })
 
+  test('learners: made voters only once caught up at the current epoch, never promoted, carried through a promotion', async () => {
+    await withEtcd(async (etcd, resources) => {
+      const control = resources.control(etcd)
+      const [n4, n5] = [ReplicaId.of('n4'), ReplicaId.of('n5')]
+      const created = await control.createAssignment(proposal(n1, [n2, n3], 9, [n4, n5]))
+      assert.ok(created.ok)
+      const epoch = created.assignment.epoch
+      const registrations = new Map<ReplicaId, NodeRegistration>()
+      for (const nodeId of [n1, n2, n3, n4, n5]) registrations.set(nodeId, await resources.register(control, nodeId, 2))
+      await registrations.get(n1)?.report(report(epoch, 12))
+      await registrations.get(n2)?.report(report(epoch, 12))
+      await registrations.get(n3)?.report(report(epoch, 9))
+      // n4 holds more than anyone but at an old epoch (it has not met this epoch's primary); n5 lacks the commit.
+      await registrations.get(n4)?.report(report(Epoch.of(1), 50))
+      await registrations.get(n5)?.report(report(epoch, 11))
+      assert.equal(await control.reportCommitted(epoch, Lsn.of(12)), 'recorded')
+      const events: CoordinatorEvent[] = []
+      const coordinator = resources.add(new EtcdCoordinator(resources.control(etcd), { nodeId: n2, ttlSeconds: 2, clock, stepEveryMs: 1_000, promotionGraceMs: 1, onEvent: (event) => events.push(event) }), (opened) => opened.stop())
+      await coordinator.step()
+      await coordinator.step()
+      assert.equal((await control.readAssignment())?.revision, created.assignment.revision, 'no learner caught up: nothing written')
+      // n5 reaches the recorded commit (12, above the assignment's 9): it becomes a voter; n4 stays a learner.
+      await registrations.get(n5)?.report(report(epoch, 12))
+      await coordinator.step()
+      const grown = await control.readAssignment()
+      assert.ok(grown !== undefined && grown.revision !== created.assignment.revision)
+      assert.deepEqual(grown.replicaIds, [n2, n3, n5])
+      assert.deepEqual(grown.learnerIds, [n4])
+      assert.equal(grown.committedLsn, 12, 'the recorded commit is carried')
+      assert.ok(events.some((event) => event.kind === 'learners_promoted' && event.learnerIds.join() === 'n5'))
+      // The primary dies. n4 (a learner) holds the most, n3 lacks the commit: n2 or n5 is promoted, never n4.
+      for (const nodeId of [n2, n3, n5]) await registrations.get(nodeId)?.report(report(grown.epoch, nodeId === n3 ? 9 : 12))
+      registrations.get(n1)?.abandon()
+      await until('the primary’s registration expired', async () => ((await control.members()).some((member) => member.nodeId === n1 && member.endpoint !== undefined) ? undefined : true))
+      // Only now does n4 report at this epoch (while the primary served, it would have become a voter).
+      await registrations.get(n4)?.report(report(grown.epoch, 50))
+      const promoted = await until('a promotion', async () => {
+        await coordinator.step()
+        const assignment = await control.readAssignment()
+        return assignment !== undefined && assignment.revision !== grown.revision ? assignment : undefined
+      })
+      assert.ok(promoted.primaryId === n2 || promoted.primaryId === n5, `promoted ${promoted.primaryId}`)
+      assert.deepEqual(promoted.learnerIds, [n4], 'the learner is carried, still a learner')
+      assert.ok(!promoted.replicaIds.includes(n4))
+    })
+  })
+
   test('no promotion when no replica is eligible: the coordinator says why and waits', async () => {
     await withEtcd(async (etcd, resources) => {
       const control = resources.control(etcd)

@@ -21,8 +21,8 @@ export async function until<T>(what: string, check: () => Promise<T | undefined>
   }
 }
 
-export function proposal(primaryId: ReplicaId, replicaIds: ReplicaId[], committedLsn = 0): AssignmentProposal {
-  return { primaryId, replicaIds, durability: 'sync_quorum', committedLsn: Lsn.of(committedLsn), lineageResets: [] }
+export function proposal(primaryId: ReplicaId, replicaIds: ReplicaId[], committedLsn = 0, learnerIds: ReplicaId[] = []): AssignmentProposal {
+  return { primaryId, replicaIds, learnerIds, durability: 'sync_quorum', committedLsn: Lsn.of(committedLsn), lineageResets: [] }
 }
 
 export function report(epoch: number, durableLsn: number, extra: Partial<NodeReport> = {}): NodeReport {

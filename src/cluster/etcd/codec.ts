@@ -26,6 +26,8 @@ export class ControlPlaneDataError extends Error {
 export interface AssignmentProposal {
   readonly primaryId: ReplicaId
   readonly replicaIds: readonly ReplicaId[]
+  /** Replicas that receive the log but count for no quorum and are never promoted (docs/cluster.md, "Membership"). */
+  readonly learnerIds: readonly ReplicaId[]
   readonly durability: DurabilityMode
   /** The highest commit acknowledged to clients when this assignment was made. */
   readonly committedLsn: Lsn
@@ -41,7 +43,10 @@ export interface ClusterAssignment {
   /** The mod revision a compare-and-swap must name; equal to `epoch`. */
   readonly revision: number
   readonly primaryId: ReplicaId
+  /** The voting replicas: they count for the commit quorum and may be promoted. */
   readonly replicaIds: readonly ReplicaId[]
+  /** Learners: they receive the log and count for nothing until the coordinator makes them voters. */
+  readonly learnerIds: readonly ReplicaId[]
   readonly durability: DurabilityMode
   readonly committedLsn: Lsn
   /** Every lineage reset, this assignment's own (a desperate promotion) included. */
@@ -89,14 +94,17 @@ function compareIds(a: string, b: string): number {
 
 export function encodeAssignment(proposal: AssignmentProposal): string {
   const replicaIds = [...proposal.replicaIds].sort(compareIds)
-  if (replicaIds.includes(proposal.primaryId)) throw new Error(`the primary ${proposal.primaryId} is not also a replica`)
-  if (new Set(replicaIds).size !== replicaIds.length) throw new Error('a replica is named twice')
-  if (replicaIds.length + 1 > membersMax) throw new Error(`an assignment names at most ${membersMax} members`)
+  const learnerIds = [...proposal.learnerIds].sort(compareIds)
+  if (replicaIds.includes(proposal.primaryId) || learnerIds.includes(proposal.primaryId)) throw new Error(`the primary ${proposal.primaryId} is not also a replica`)
+  if (new Set([...replicaIds, ...learnerIds]).size !== replicaIds.length + learnerIds.length) throw new Error('a replica is named twice')
+  if (replicaIds.length + learnerIds.length + 1 > membersMax) throw new Error(`an assignment names at most ${membersMax} members`)
   if (proposal.lineageResets.length + (proposal.lossKeptLsn === undefined ? 0 : 1) > lineageResetsKeptMax) throw new Error(`more than ${lineageResetsKeptMax} lineage resets`)
   return JSON.stringify({
     format: 1,
     primary: proposal.primaryId,
     replicas: replicaIds,
+    // Absent when empty: an assignment without learners is written as before membership changes existed.
+    ...(learnerIds.length === 0 ? {} : { learners: learnerIds }),
     durability: proposal.durability,
     committedLsn: proposal.committedLsn,
     lineageResets: proposal.lineageResets.map((reset) => ({ epoch: reset.epoch, keptLsn: reset.keptLsn })),
@@ -105,13 +113,18 @@ export function encodeAssignment(proposal: AssignmentProposal): string {
 }
 
 export function decodeAssignment(key: string, text: string, modRevision: number): ClusterAssignment {
-  const value = objectOf(key, text, ['format', 'primary', 'replicas', 'durability', 'committedLsn', 'lineageResets'], ['lossKeptLsn'])
+  const value = objectOf(key, text, ['format', 'primary', 'replicas', 'durability', 'committedLsn', 'lineageResets'], ['learners', 'lossKeptLsn'])
   if (value.format !== 1) throw new ControlPlaneDataError(key, `unknown format ${JSON.stringify(value.format)}`)
   const epoch = Epoch.of(modRevision)
   const primaryId = nodeId(key, value.primary, 'primary')
   if (!Array.isArray(value.replicas) || value.replicas.length + 1 > membersMax) throw new ControlPlaneDataError(key, `replicas is not a list of at most ${membersMax - 1} node ids`)
   const replicaIds = value.replicas.map((id, index) => nodeId(key, id, `replicas[${index}]`))
-  if (new Set([primaryId, ...replicaIds]).size !== replicaIds.length + 1) throw new ControlPlaneDataError(key, 'a member is named twice')
+  const learnersValue = value.learners ?? []
+  if (!Array.isArray(learnersValue) || learnersValue.length === 0 !== (value.learners === undefined) || replicaIds.length + learnersValue.length + 1 > membersMax) {
+    throw new ControlPlaneDataError(key, `learners is not a non-empty list of node ids (at most ${membersMax} members in all)`)
+  }
+  const learnerIds = learnersValue.map((id, index) => nodeId(key, id, `learners[${index}]`))
+  if (new Set([primaryId, ...replicaIds, ...learnerIds]).size !== replicaIds.length + learnerIds.length + 1) throw new ControlPlaneDataError(key, 'a member is named twice')
   const durability = durabilityModes.find((mode) => mode === value.durability)
   if (durability === undefined) throw new ControlPlaneDataError(key, `unknown durability ${JSON.stringify(value.durability)}`)
   const committedLsn = lsn(key, value.committedLsn, 'committedLsn')
@@ -123,7 +136,7 @@ export function decodeAssignment(key: string, text: string, modRevision: number)
     return { epoch: Epoch.of(resetEpoch), keptLsn: lsn(key, entry.keptLsn, `lineageResets[${index}].keptLsn`) }
   })
   if (value.lossKeptLsn !== undefined) lineageResets.push({ epoch, keptLsn: lsn(key, value.lossKeptLsn, 'lossKeptLsn') })
-  return { epoch, revision: modRevision, primaryId, replicaIds, durability, committedLsn, lineageResets }
+  return { epoch, revision: modRevision, primaryId, replicaIds, learnerIds, durability, committedLsn, lineageResets }
 }
 
 export function encodeEndpoint(endpoint: NodeEndpointValue): string {

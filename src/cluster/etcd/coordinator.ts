@@ -27,8 +27,8 @@
  * the primary must not also take the coordinator, whose election would
  * then wait out its lease before anyone could promote.
  */
-import { ControlPlane, Lsn, RecoveryLog, Tick } from '../../replication/index.ts'
-import type { DurabilityMode, Epoch, ReplicaId } from '../../replication/index.ts'
+import { ControlPlane, Lsn, RecoveryLog, Tick, learnersCaughtUp, promoteLearners } from '../../replication/index.ts'
+import type { DurabilityMode, Epoch, LearnerReport, ReplicaId } from '../../replication/index.ts'
 import type { ClusterAssignment } from './codec.ts'
 import type { CoordinatorFence, EtcdControlPlane, MemberView } from './control-plane.ts'
 import { revisionOf } from './control-plane.ts'
@@ -62,6 +62,7 @@ export type CoordinatorEvent =
   | { readonly kind: 'bootstrapped'; readonly epoch: number; readonly primaryId: ReplicaId }
   | { readonly kind: 'promoted'; readonly epoch: number; readonly primaryId: ReplicaId; readonly previousPrimaryId: ReplicaId }
   | { readonly kind: 'promotion_blocked'; readonly reason: string }
+  | { readonly kind: 'learners_promoted'; readonly epoch: number; readonly learnerIds: readonly ReplicaId[] }
   | { readonly kind: 'swap_refused'; readonly reason: string }
   | { readonly kind: 'step_failed'; readonly error: Error }
 
@@ -165,6 +166,8 @@ export class EtcdCoordinator {
     for (const [nodeId, suspicion] of suspicions) if (suspicion.primaryId === assignment.primaryId) suspecting.set(nodeId, suspicion.epoch)
     if (!plane.promotionDue(primaryServing, now, plane.primarySuspected(suspecting))) {
       this.#lastBlocked = undefined
+      // Only under a serving primary: while it is gone (the grace before a promotion) the membership waits.
+      if (primaryServing) await this.#promoteLearners(assignment, members, plane.committedLsn, commit.revision, fence)
       return
     }
     const decision = plane.decidePromotion(now)
@@ -179,6 +182,7 @@ export class EtcdCoordinator {
       {
         primaryId: decision.replicaId,
         replicaIds: plane.members.filter((id) => id !== decision.replicaId),
+        learnerIds: assignment.learnerIds,
         durability: assignment.durability,
         committedLsn: plane.committedLsn,
         lineageResets: assignment.lineageResets,
@@ -193,6 +197,39 @@ export class EtcdCoordinator {
     }
     this.#plane = { revision: swap.assignment.revision, plane: this.#restore(swap.assignment, members) }
     this.#emit({ kind: 'promoted', epoch: swap.assignment.epoch, primaryId: swap.assignment.primaryId, previousPrimaryId: assignment.primaryId })
+  }
+
+  /**
+   * Learners that caught up (at this epoch, holding the acknowledged commit)
+   * become voters: one compare-and-swap, written only if the commit mark is
+   * still the one read (the new assignment carries it), fenced by the
+   * election. Only while the primary serves: a promotion goes first.
+   */
+  async #promoteLearners(assignment: ClusterAssignment, members: readonly MemberView[], committedLsn: Lsn, committedRevision: number, fence: CoordinatorFence): Promise<void> {
+    if (assignment.learnerIds.length === 0) return
+    const reports = new Map<ReplicaId, LearnerReport>()
+    for (const member of members) {
+      if (member.endpoint === undefined || member.report === undefined) continue
+      reports.set(member.nodeId, { replicaId: member.nodeId, epoch: member.report.epoch, durableLsn: member.report.durableLsn })
+    }
+    const membership = { primaryId: assignment.primaryId, replicaIds: assignment.replicaIds, learnerIds: assignment.learnerIds }
+    const caughtUp = learnersCaughtUp(membership, { epoch: assignment.epoch, committedLsn, reports })
+    if (caughtUp.length === 0) return
+    const next = promoteLearners(membership, caughtUp)
+    const swap = await this.#control.swapAssignment(
+      assignment.revision,
+      { ...next, durability: assignment.durability, committedLsn, lineageResets: assignment.lineageResets },
+      fence,
+      committedRevision,
+    )
+    if (!swap.ok) {
+      // A moved commit mark is the ordinary case under load: the next step reads it and tries again.
+      if (swap.reason !== 'commit_moved') this.#emit({ kind: 'swap_refused', reason: swap.reason })
+      if (swap.reason === 'not_coordinator') this.#fence = undefined
+      return
+    }
+    this.#plane = { revision: swap.assignment.revision, plane: this.#restore(swap.assignment, members) }
+    this.#emit({ kind: 'learners_promoted', epoch: swap.assignment.epoch, learnerIds: caughtUp })
   }
 
   #restore(assignment: ClusterAssignment, members: readonly MemberView[]): ControlPlane {
@@ -211,7 +248,7 @@ export class EtcdCoordinator {
     if (registered.length < bootstrap.members) return
     const [primaryId, ...replicaIds] = registered.slice(0, bootstrap.members)
     if (primaryId === undefined) return
-    const swap = await this.#control.createAssignment({ primaryId, replicaIds, durability: bootstrap.durability, committedLsn: Lsn.zero, lineageResets: [] }, fence)
+    const swap = await this.#control.createAssignment({ primaryId, replicaIds, learnerIds: [], durability: bootstrap.durability, committedLsn: Lsn.zero, lineageResets: [] }, fence)
     if (!swap.ok) {
       this.#emit({ kind: 'swap_refused', reason: swap.reason })
       return

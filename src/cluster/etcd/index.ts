@@ -13,5 +13,5 @@ export type { EtcdPrimaryLeaseOptions, PrimaryLeaseState } from './primary-lease
 export { EtcdCoordinator } from './coordinator.ts'
 export type { CoordinatorOptions, CoordinatorEvent } from './coordinator.ts'
 export { EtcdAssignmentSource } from './assignment-source.ts'
-export { clusterStatus, promoteDesperately, controlPlaneOf } from './operator.ts'
-export type { ClusterStatus, DesperatePromotion, MemberRole } from './operator.ts'
+export { clusterStatus, promoteDesperately, controlPlaneOf, changeMembership } from './operator.ts'
+export type { ClusterStatus, DesperatePromotion, MemberRole, MembershipAction, MembershipOutcome } from './operator.ts'

@@ -4,8 +4,8 @@
  * acknowledged data, decided by `decideDesperatePromotion` (the pure
  * promotion policy) and written by compare-and-swap like any assignment.
  */
-import { ControlPlane, Lsn, RecoveryLog, Tick } from '../../replication/index.ts'
-import type { Endpoint, RecoveryEvent, ReplicaId } from '../../replication/index.ts'
+import { ControlPlane, Lsn, RecoveryLog, Tick, carriedCommit, decideAddMember, decideRemoveMember } from '../../replication/index.ts'
+import type { Endpoint, Membership, RecoveryEvent, ReplicaId } from '../../replication/index.ts'
 import type { ClusterAssignment, CommittedMark } from './codec.ts'
 import type { EtcdControlPlane, MemberView } from './control-plane.ts'
 
@@ -35,7 +35,8 @@ export function controlPlaneOf(
   )
 }
 
-export type MemberRole = 'primary' | 'replica' | 'unassigned'
+/** `replica` is a voter; a `learner` receives the log and counts for nothing until the coordinator makes it a voter. */
+export type MemberRole = 'primary' | 'replica' | 'learner' | 'unassigned'
 
 export interface ClusterStatus {
   readonly assignment: ClusterAssignment | undefined
@@ -47,7 +48,7 @@ export interface ClusterStatus {
 export async function clusterStatus(control: EtcdControlPlane): Promise<ClusterStatus> {
   const [assignment, committed, coordinator, registered] = await Promise.all([control.readAssignment(), control.readCommitted(), control.coordinator(), control.members()])
   const byId = new Map(registered.map((member) => [member.nodeId, member]))
-  const assigned = assignment === undefined ? [] : [assignment.primaryId, ...assignment.replicaIds]
+  const assigned = assignment === undefined ? [] : [assignment.primaryId, ...assignment.replicaIds, ...assignment.learnerIds]
   const ids = [...new Set([...assigned, ...byId.keys()])].sort()
   return {
     assignment,
@@ -55,7 +56,14 @@ export async function clusterStatus(control: EtcdControlPlane): Promise<ClusterS
     coordinator: coordinator?.holder,
     members: ids.map((nodeId) => {
       const view = byId.get(nodeId)
-      const role: MemberRole = nodeId === assignment?.primaryId ? 'primary' : assignment?.replicaIds.includes(nodeId) === true ? 'replica' : 'unassigned'
+      const role: MemberRole =
+        nodeId === assignment?.primaryId
+          ? 'primary'
+          : assignment?.replicaIds.includes(nodeId) === true
+            ? 'replica'
+            : assignment?.learnerIds.includes(nodeId) === true
+              ? 'learner'
+              : 'unassigned'
       return { nodeId, endpoint: view?.endpoint, report: view?.report, role, registered: view?.endpoint !== undefined }
     }),
   }
@@ -104,6 +112,7 @@ export async function promoteDesperately(control: EtcdControlPlane, nodeId: Repl
   const swap = await control.swapAssignment(assignment.revision, {
     primaryId: nodeId,
     replicaIds: memberIds.filter((id) => id !== nodeId),
+    learnerIds: assignment.learnerIds,
     durability: assignment.durability,
     committedLsn: Lsn.min(plane.committedLsn, decision.keptLsn),
     lineageResets: assignment.lineageResets,
@@ -112,4 +121,57 @@ export async function promoteDesperately(control: EtcdControlPlane, nodeId: Repl
   if (!swap.ok) return { ok: false, reason: 'revision_mismatch', message: 'the assignment changed meanwhile: look at the status again' }
   const event = log.append(decision.event)
   return { ok: true, assignment: swap.assignment, keptLsn: decision.keptLsn, lostEntries: Lsn.entriesBetween(decision.keptLsn, plane.committedLsn), event }
+}
+
+export type MembershipAction = 'add' | 'remove'
+
+export type MembershipOutcome =
+  | { readonly ok: true; readonly assignment: ClusterAssignment; readonly previousEpoch: number }
+  | {
+      readonly ok: false
+      readonly reason: 'no_assignment' | 'not_registered' | 'already_member' | 'too_many_members' | 'not_a_member' | 'is_primary' | 'below_durability' | 'revision_mismatch'
+      readonly message: string
+    }
+
+/** Attempts when only the commit mark moved between the read and the write (the primary is recording commits). */
+const membershipAttemptsMax = 8
+
+/**
+ * The operator adds or removes a member: one compare-and-swap of the
+ * assignment (a new epoch), decided by the pure membership rules
+ * (`decideAddMember`, `decideRemoveMember`). A node joins as a learner —
+ * only a registered node (started, with an address), so a typo is refused
+ * rather than waited for; the coordinator makes it a voter once it caught
+ * up. The new assignment carries the acknowledged commit (the current
+ * epoch's mark included) and is written only if that mark did not move
+ * meanwhile, so no commit recorded in between is left out.
+ */
+export async function changeMembership(control: EtcdControlPlane, action: MembershipAction, nodeId: ReplicaId): Promise<MembershipOutcome> {
+  for (let attempt = 0; attempt < membershipAttemptsMax; attempt++) {
+    const [assignment, members, versioned] = await Promise.all([control.readAssignment(), control.members(), control.readCommittedVersioned()])
+    if (assignment === undefined) return { ok: false, reason: 'no_assignment', message: 'the cluster has no assignment yet' }
+    const membership: Membership = { primaryId: assignment.primaryId, replicaIds: assignment.replicaIds, learnerIds: assignment.learnerIds }
+    if (action === 'add' && !members.some((member) => member.nodeId === nodeId && member.endpoint !== undefined)) {
+      return { ok: false, reason: 'not_registered', message: `${nodeId} is not registered: start it (tally serve --cluster ... --node-id ${nodeId}) before adding it` }
+    }
+    const change = action === 'add' ? decideAddMember(membership, nodeId) : decideRemoveMember(membership, nodeId, assignment.durability)
+    if (!change.ok) return { ok: false, reason: change.reason, message: change.message }
+    const mark = versioned.mark?.epoch === assignment.epoch ? versioned.mark.committedLsn : undefined
+    const swap = await control.swapAssignment(
+      assignment.revision,
+      {
+        primaryId: change.membership.primaryId,
+        replicaIds: change.membership.replicaIds,
+        learnerIds: change.membership.learnerIds,
+        durability: assignment.durability,
+        committedLsn: carriedCommit(assignment.committedLsn, mark),
+        lineageResets: assignment.lineageResets,
+      },
+      undefined,
+      versioned.revision,
+    )
+    if (swap.ok) return { ok: true, assignment: swap.assignment, previousEpoch: assignment.epoch }
+    if (swap.reason === 'revision_mismatch') return { ok: false, reason: 'revision_mismatch', message: 'the assignment changed meanwhile (a promotion or another change): look at the status and try again' }
+  }
+  return { ok: false, reason: 'revision_mismatch', message: `the commit mark kept moving over ${membershipAttemptsMax} attempts: try again` }
 }
