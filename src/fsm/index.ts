@@ -1,4 +1,4 @@
-export { LedgerStateMachine, encodeCacheState, decodeCacheState } from './state-machine.ts'
+export { LedgerStateMachine, ProposalApplication, encodeCacheState, decodeCacheState } from './state-machine.ts'
 export type { OrderResult, OrderFailure, ProposalResult, StateMachineOptions } from './state-machine.ts'
 export { WriteBatch } from './write-batch.ts'
 export { CoverageMiss, GatedScope } from './gated-scope.ts'

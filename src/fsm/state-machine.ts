@@ -1,4 +1,4 @@
-import type { AttributeValue, CanonicalKey, Json } from '../domain/index.ts'
+import type { Attribute, AttributeValue, CanonicalKey, Json } from '../domain/index.ts'
 import {
   InvariantViolation,
   TallyError,
@@ -74,6 +74,8 @@ export class LedgerStateMachine {
   private head: AuditHead
   private readonly onCoverageMiss: ((error: TallyError, index: number) => void) | undefined
   private readonly execute: (scope: GatedScope, order: Order) => OrderOutput
+  /** The proposal begun and not yet finished (at most one: proposals apply in index order). */
+  private open: ProposalApplication | undefined
 
   constructor(options: StateMachineOptions) {
     this.cache = options.cache
@@ -93,6 +95,26 @@ export class LedgerStateMachine {
   }
 
   apply(index: number, proposal: Proposal, batch: WriteBatch): ProposalResult {
+    const application = this.begin(index, proposal, batch)
+    if (!(application instanceof ProposalApplication)) return application
+    application.runOrders(Number.POSITIVE_INFINITY)
+    return application.finish()
+  }
+
+  /**
+   * A resumable apply of one proposal (docs/pipeline.md, "The apply loop and
+   * the event loop"): the caller runs its orders in bounded slices
+   * (`runOrders`), giving the event loop a turn in between, then `finish`es
+   * it. Between slices the orders' effects are only in the application's
+   * write set: the cache and the batch hold nothing of them until `finish`,
+   * so a reader of the cache (admission) never sees half a proposal. What
+   * `begin` may change — a rotation, a settings change — moves no value. A
+   * stale proposal is decided here and returned as a result, nothing open.
+   * Applying in one go (`apply`) or in slices writes the same rows in the
+   * same order and returns the same result.
+   */
+  begin(index: number, proposal: Proposal, batch: WriteBatch): ProposalApplication | ProposalResult {
+    invariant(this.open === undefined, () => `apply of index ${index} while index ${this.open?.index} is still being applied`)
     invariant(index === this.applied + 1, () => `apply of index ${index} after ${this.applied}`)
     this.applied = index
     batch.put(metaKey(MetaKey.appliedIndex), Buffer.from(String(index)))
@@ -104,18 +126,14 @@ export class LedgerStateMachine {
       this.cache.configure(proposal.cacheSettings)
       batch.put(metaKey(MetaKey.cacheState), encodeCacheState(this.cache.snapshot))
     }
-
-    const seeds = this.preload(proposal, batch)
-    const proposalWrites = new WriteSet(undefined)
-    const results = this.runOrders(index, proposal, seeds, proposalWrites)
-    // A dry run executes everything and keeps nothing: no rows, no cache change, no audit entry.
-    if (proposal.dryRun === true) return { index, outcome: 'applied', results }
-    const failed = results.some((result) => result.status === 'failed')
-    const committed = proposal.atomic && failed ? new WriteSet(undefined) : proposalWrites
-    const finalResults = proposal.atomic && failed ? results.map(atomicRollback) : results
-    this.flush(committed, batch)
-    this.audit(index, proposal, finalResults, batch)
-    return { index, outcome: 'applied', results: finalResults }
+    const seeds = decodeSeeds(proposal)
+    this.open = new ProposalApplication(
+      index,
+      proposal,
+      (position, writes) => this.runOrder(index, proposal, position, seeds.values, writes),
+      (results) => this.complete(index, proposal, seeds, results, batch),
+    )
+    return this.open
   }
 
   /** Contract §2.2 step 1, plus the seed horizon (ADR 0002) and unforeseen rotations (ADR 0007). */
@@ -140,51 +158,50 @@ export class LedgerStateMachine {
 
   /**
    * Step 3: seeds fill the cache where neither generation holds the key (the
-   * cache wins). Returns the seeds for the gated scope, which serves them only
-   * where the cache has nothing: absent rows, and every seed of a dry run,
-   * which leaves the cache untouched.
+   * cache wins). Done when the proposal completes, just before its flush:
+   * until then the gated scope serves the seeds itself where the cache has
+   * nothing (absent rows, every seed of a dry run), which reads the same values.
    */
-  private preload(proposal: Proposal, batch: WriteBatch): Map<CanonicalKey, AttributeValue | null> {
-    const seeds = new Map<CanonicalKey, AttributeValue | null>()
-    for (const entry of proposal.coverage) {
-      if (entry.seed === undefined) continue
-      if (entry.seed === null) {
-        seeds.set(entry.key, null)
-        continue
-      }
-      const attribute = decodeAttribute(kindOf(entry.key), Buffer.from(entry.seed, 'base64'))
-      seeds.set(entry.key, attribute.value)
-      // The row came from the store: only the cache (and its mirror) needs it.
-      if (proposal.dryRun !== true) this.cache.preload(entry.key, attribute, batch)
-    }
-    return seeds
+  private preload(proposal: Proposal, seeds: DecodedSeeds, batch: WriteBatch): void {
+    // The rows came from the store: only the cache (and its mirror) needs them.
+    if (proposal.dryRun === true) return
+    for (const [key, attribute] of seeds.rows) this.cache.preload(key, attribute, batch)
   }
 
-  private runOrders(index: number, proposal: Proposal, seeds: ReadonlyMap<CanonicalKey, AttributeValue | null>, writes: WriteSet): OrderResult[] {
-    const results: OrderResult[] = []
-    let stopped = false
-    for (const planned of proposal.orders) {
-      if (stopped) {
-        results.push({ status: 'skipped' })
-        continue
-      }
-      const allowed = new Set<CanonicalKey>()
-      for (const i of planned.coverageIndexes) {
-        const entry = proposal.coverage[i]
-        invariant(entry !== undefined, () => `coverage index ${i} outside the plan`)
-        allowed.add(entry.key)
-      }
-      const orderWrites = new WriteSet(writes)
-      const scope = new GatedScope(proposal.date, planned.idempotencyKey, allowed, seeds, this.cache, orderWrites)
-      const result = this.runOrder(index, planned, scope, orderWrites)
-      results.push(result)
-      if (result.status === 'applied') orderWrites.mergeIntoParent()
-      else if (proposal.atomic || !proposal.continueOnFailure) stopped = true
-    }
-    return results
+  /** Steps 3 and 5–6 once every order ran (or stopped): nothing of the proposal reached the cache or the batch before. */
+  private complete(index: number, proposal: Proposal, seeds: DecodedSeeds, run: { results: OrderResult[]; writes: WriteSet }, batch: WriteBatch): ProposalResult {
+    invariant(this.open?.index === index, () => `completion of index ${index}, which is not being applied`)
+    this.open = undefined
+    this.preload(proposal, seeds, batch)
+    const results = run.results
+    // A dry run executes everything and keeps nothing: no rows, no cache change, no audit entry.
+    if (proposal.dryRun === true) return { index, outcome: 'applied', results }
+    const failed = results.some((result) => result.status === 'failed')
+    const committed = proposal.atomic && failed ? new WriteSet(undefined) : run.writes
+    const finalResults = proposal.atomic && failed ? results.map(atomicRollback) : results
+    this.flush(committed, batch)
+    this.audit(index, proposal, finalResults, batch)
+    return { index, outcome: 'applied', results: finalResults }
   }
 
-  private runOrder(index: number, planned: PlannedOrder, scope: GatedScope, writes: WriteSet): OrderResult {
+  /** Step 4 for the order at `position`: through a gated scope, its effects stacked on the proposal's write set. */
+  private runOrder(index: number, proposal: Proposal, position: number, seeds: ReadonlyMap<CanonicalKey, AttributeValue | null>, writes: WriteSet): OrderResult {
+    const planned = proposal.orders[position]
+    invariant(planned !== undefined, () => `order ${position} outside the proposal`)
+    const allowed = new Set<CanonicalKey>()
+    for (const i of planned.coverageIndexes) {
+      const entry = proposal.coverage[i]
+      invariant(entry !== undefined, () => `coverage index ${i} outside the plan`)
+      allowed.add(entry.key)
+    }
+    const orderWrites = new WriteSet(writes)
+    const scope = new GatedScope(proposal.date, planned.idempotencyKey, allowed, seeds, this.cache, orderWrites)
+    const result = this.executePlanned(index, planned, scope, orderWrites)
+    if (result.status === 'applied') orderWrites.mergeIntoParent()
+    return result
+  }
+
+  private executePlanned(index: number, planned: PlannedOrder, scope: GatedScope, writes: WriteSet): OrderResult {
     try {
       const ledger = ledgerOfOrder(planned.order)
       // Idempotency records live in a ledger: an order about no ledger (an exporter) is never proposed with a key.
@@ -262,6 +279,83 @@ export class LedgerStateMachine {
     this.head = { seq: entry.seq, hash: entry.hash }
     batch.put(auditRowKey(entry.seq), entry.row)
     batch.put(metaKey(MetaKey.auditHead), Buffer.from(stringifyJson(this.head), 'utf8'))
+  }
+}
+
+interface DecodedSeeds {
+  /** What the gated scope serves where the cache holds nothing. */
+  readonly values: ReadonlyMap<CanonicalKey, AttributeValue | null>
+  /** The stored rows the cache takes at completion (absent rows seed nothing). */
+  readonly rows: readonly (readonly [CanonicalKey, Attribute])[]
+}
+
+function decodeSeeds(proposal: Proposal): DecodedSeeds {
+  const values = new Map<CanonicalKey, AttributeValue | null>()
+  const rows: [CanonicalKey, Attribute][] = []
+  for (const entry of proposal.coverage) {
+    if (entry.seed === undefined) continue
+    if (entry.seed === null) {
+      values.set(entry.key, null)
+      continue
+    }
+    const attribute = decodeAttribute(kindOf(entry.key), Buffer.from(entry.seed, 'base64'))
+    values.set(entry.key, attribute.value)
+    rows.push([entry.key, attribute])
+  }
+  return { values, rows }
+}
+
+/**
+ * One proposal being applied (`LedgerStateMachine.begin`): its orders run in
+ * sequence, in as many slices as the caller likes, into a proposal-level
+ * write set; `finish` flushes and audits them. Pure like the FSM: slicing is
+ * the caller's choice and changes no result and no row.
+ */
+export class ProposalApplication {
+  private next = 0
+  private stopped = false
+  private finished = false
+  private readonly results: OrderResult[] = []
+  private readonly writes = new WriteSet(undefined)
+
+  constructor(
+    readonly index: number,
+    private readonly proposal: Proposal,
+    private readonly runOne: (position: number, writes: WriteSet) => OrderResult,
+    private readonly completeWith: (run: { results: OrderResult[]; writes: WriteSet }) => ProposalResult,
+  ) {}
+
+  /** Orders of the proposal, all of them counted (a skipped one costs nothing, but is counted). */
+  get orders(): number {
+    return this.proposal.orders.length
+  }
+
+  /** Whether every order has run (or been skipped): `finish` may be called. */
+  get done(): boolean {
+    return this.next >= this.proposal.orders.length
+  }
+
+  /** Runs at most `ordersMax` more orders (at least one when any is left); returns `done`. */
+  runOrders(ordersMax: number): boolean {
+    invariant(!this.finished, () => `index ${this.index} already finished`)
+    const end = Math.min(this.proposal.orders.length, this.next + Math.max(1, ordersMax))
+    for (; this.next < end; this.next++) {
+      if (this.stopped) {
+        this.results.push({ status: 'skipped' })
+        continue
+      }
+      const result = this.runOne(this.next, this.writes)
+      this.results.push(result)
+      if (result.status !== 'applied' && (this.proposal.atomic || !this.proposal.continueOnFailure)) this.stopped = true
+    }
+    return this.done
+  }
+
+  /** Steps 3, 5 and 6: seeds into the cache, the write set flushed, the audit entry; the proposal's result. */
+  finish(): ProposalResult {
+    invariant(this.done && !this.finished, () => `index ${this.index} finished before all its orders ran, or twice`)
+    this.finished = true
+    return this.completeWith({ results: this.results, writes: this.writes })
   }
 }
 

@@ -5,6 +5,8 @@ import { LedgerNode, silentObserver } from '../../src/server/index.ts'
 import type { Order } from '../../src/orders/index.ts'
 import { tempDirectory } from '../support/temp.ts'
 import type { LedgerName, AccountAddress, Asset } from '../../src/domain/index.ts'
+import { volumesKey } from '../../src/domain/index.ts'
+import { buildApi } from '../../src/api/app.ts'
 
 const L = 'main' as LedgerName
 
@@ -81,6 +83,56 @@ test('a backlog of durable proposals is stored in batches bounded by orders, wit
   } finally {
     open = true
     release()
+    await node.close()
+    tmp.remove()
+  }
+})
+
+test('a bulk larger than a batch is applied in slices: the event loop turns (a health check is answered) while it is applied, and the cache never holds part of it', async () => {
+  const tmp = tempDirectory()
+  const node = await LedgerNode.open({ dataDirectory: tmp.directory, sync: false, applyBatchOrdersMax: 4, storeWriteSliceRows: 8 })
+  const app = await buildApi(node)
+  let ticking = true
+  try {
+    const created = await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} } }], { atomic: false, continueOnFailure: false })
+    assert.equal(created[0]?.status, 'applied')
+    const size = 40
+    const keys = Array.from({ length: size }, (_, i) => volumesKey(L, `bulk:${i}` as AccountAddress, 'USD/2' as Asset))
+    const bulkIndex = node.nextIndex()
+    // At every turn of the event loop: is the bulk being applied (begun, not stored), and how much of it does the cache hold?
+    const during: number[] = []
+    let health: Promise<{ statusCode: number; body: string }> | undefined
+    let healthAnsweredDuring = false
+    const tick = (): void => {
+      if (!ticking) return
+      if (node.fsm.appliedIndex >= bulkIndex && node.storeIndex() < bulkIndex) {
+        during.push(keys.filter((key) => node.cache.get(key).state !== 'absent').length)
+        health ??= app.inject({ method: 'GET', url: '/_/healthz' }).then((reply) => {
+          healthAnsweredDuring = node.storeIndex() < bulkIndex
+          return reply
+        })
+      }
+      setImmediate(tick)
+    }
+    setImmediate(tick)
+    const results = await node.admission.submit(
+      keys.map((_, i) => ({ order: send(`bulk:${i}`) })),
+      { atomic: true, continueOnFailure: false },
+    )
+    assert.equal(results.length, size)
+    assert.ok(results.every((result) => result.status === 'applied'))
+    assert.ok(during.length >= 2, `turns of the event loop while the bulk was applied: ${during.length}`)
+    // None of it (orders running), or all of it (its rows being copied to the store): never part.
+    assert.ok(during.every((held) => held === 0 || held === size), `keys of the bulk the cache held, turn by turn: ${during.join(', ')}`)
+    assert.ok(health !== undefined)
+    const reply = await health
+    assert.equal(reply.statusCode, 200)
+    assert.ok(healthAnsweredDuring, 'the health check was answered before the bulk was stored')
+    // Once stored, the cache holds all of it.
+    assert.equal(keys.filter((key) => node.cache.get(key).state === 'live').length, size)
+  } finally {
+    ticking = false
+    await app.close()
     await node.close()
     tmp.remove()
   }
