@@ -2,7 +2,7 @@ import type { AttributeValue, CanonicalKey } from '../domain/index.ts'
 import { TallyError, decodeAttribute, invariant, kindOf } from '../domain/index.ts'
 import type { AttributeCache, CacheSettings } from '../cache/index.ts'
 import type { KnownValue, ProposedOrder } from '../orders/index.ts'
-import { planRound } from './speculation.ts'
+import { planRoundInSlices } from './speculation.ts'
 import type { CoverageEntry, OrderResult, Proposal, ProposalResult } from '../fsm/index.ts'
 import { coverageIndexesOf, coverageSeed, encodeProposal, proposalOrdersMax } from '../fsm/index.ts'
 import type { StoreReader } from '../store/index.ts'
@@ -35,7 +35,14 @@ export interface AdmissionOptions {
   readonly newId: () => string
   /** Bound on proposals admitted but not yet applied. */
   readonly inFlightMax?: number
+  /** Orders planned between two turns of the event loop (default `planSliceOrdersDefault`). */
+  readonly planSliceOrders?: number
+  /** Gives the event loop a turn (default: one `setImmediate`); tests may observe it. */
+  readonly turn?: () => Promise<void>
 }
+
+/** Orders planned between two turns of the event loop: a few ms of planning. */
+export const planSliceOrdersDefault = 256
 
 export interface SubmitOptions {
   readonly atomic: boolean
@@ -72,8 +79,13 @@ export class Admission {
   /** Set by whoever exposes metrics; admission never depends on it. */
   observer: AdmissionObserver = unobserved
 
+  private readonly planSliceOrders: number
+  private readonly turn: () => Promise<void>
+
   constructor(private readonly options: AdmissionOptions) {
     this.inFlightMax = options.inFlightMax ?? 16_384
+    this.planSliceOrders = Math.max(1, options.planSliceOrders ?? planSliceOrdersDefault)
+    this.turn = options.turn ?? nextTurn
   }
 
   async submit(orders: readonly ProposedOrder[], options: SubmitOptions): Promise<readonly OrderResult[]> {
@@ -260,7 +272,14 @@ export class Admission {
         known.set(key, value)
         return value
       }
-      const perOrder = planRound(orders, date, lookup)
+      // A large bulk is planned a slice at a time, with a turn of the event loop between slices.
+      const steps = planRoundInSlices(orders, date, lookup, this.planSliceOrders)
+      let step = steps.next()
+      while (step.done !== true) {
+        await this.turn()
+        step = steps.next()
+      }
+      const perOrder = step.value
       if (perOrder.every((needs) => needs.complete)) return perOrder
       const keys = [...unknown]
       const rows = await this.options.store.getMany(keys.map(attributeRowKey))
@@ -281,6 +300,10 @@ export class Admission {
       seeds.set(key, coverageSeed(row))
     })
   }
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
 }
 
 function isStaleInputs(result: OrderResult): boolean {
