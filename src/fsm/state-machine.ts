@@ -97,21 +97,21 @@ export class LedgerStateMachine {
   apply(index: number, proposal: Proposal, batch: WriteBatch): ProposalResult {
     const application = this.begin(index, proposal, batch)
     if (!(application instanceof ProposalApplication)) return application
-    application.runOrders(Number.POSITIVE_INFINITY)
+    application.advance(Number.POSITIVE_INFINITY)
     return application.finish()
   }
 
   /**
    * A resumable apply of one proposal (docs/pipeline.md, "The apply loop and
-   * the event loop"): the caller runs its orders in bounded slices
-   * (`runOrders`), giving the event loop a turn in between, then `finish`es
-   * it. Between slices the orders' effects are only in the application's
-   * write set: the cache and the batch hold nothing of them until `finish`,
-   * so a reader of the cache (admission) never sees half a proposal. What
-   * `begin` may change — a rotation, a settings change — moves no value. A
-   * stale proposal is decided here and returned as a result, nothing open.
-   * Applying in one go (`apply`) or in slices writes the same rows in the
-   * same order and returns the same result.
+   * the event loop"): the caller `advance`s it in bounded slices — its
+   * orders, then the store rows of its effects — giving the event loop a
+   * turn in between, then `finish`es it. Until `finish` its effects are in
+   * the application's write set and in the caller's (private) batch only:
+   * the cache holds nothing of them, so a reader of the cache (admission)
+   * never sees half a proposal. What `begin` may change — a rotation, a
+   * settings change — moves no value. A stale proposal is decided here and
+   * returned as a result, nothing open. Applying in one go (`apply`) or in
+   * slices writes the same rows and returns the same result.
    */
   begin(index: number, proposal: Proposal, batch: WriteBatch): ProposalApplication | ProposalResult {
     invariant(this.open === undefined, () => `apply of index ${index} while index ${this.open?.index} is still being applied`)
@@ -127,12 +127,12 @@ export class LedgerStateMachine {
       batch.put(metaKey(MetaKey.cacheState), encodeCacheState(this.cache.snapshot))
     }
     const seeds = decodeSeeds(proposal)
-    this.open = new ProposalApplication(
-      index,
-      proposal,
-      (position, writes) => this.runOrder(index, proposal, position, seeds.values, writes),
-      (results) => this.complete(index, proposal, seeds, results, batch),
-    )
+    this.open = new ProposalApplication(index, proposal, {
+      runOrder: (position, writes) => this.runOrder(index, proposal, position, seeds.values, writes),
+      stageValue: (key, value) => stageValue(key, value, batch),
+      stageLog: (entry) => stageLog(entry, batch),
+      complete: (run) => this.complete(index, proposal, seeds, run, batch),
+    })
     return this.open
   }
 
@@ -168,20 +168,20 @@ export class LedgerStateMachine {
     for (const [key, attribute] of seeds.rows) this.cache.preload(key, attribute, batch)
   }
 
-  /** Steps 3 and 5–6 once every order ran (or stopped): nothing of the proposal reached the cache or the batch before. */
-  private complete(index: number, proposal: Proposal, seeds: DecodedSeeds, run: { results: OrderResult[]; writes: WriteSet }, batch: WriteBatch): ProposalResult {
+  /**
+   * Steps 3, 5 and 6 once every order ran and its rows are staged: seeds
+   * into the cache, the write set into the cache (and its mirror), the audit
+   * entry. Nothing of the proposal reached the cache before.
+   */
+  private complete(index: number, proposal: Proposal, seeds: DecodedSeeds, run: CompletedRun, batch: WriteBatch): ProposalResult {
     invariant(this.open?.index === index, () => `completion of index ${index}, which is not being applied`)
     this.open = undefined
     this.preload(proposal, seeds, batch)
-    const results = run.results
     // A dry run executes everything and keeps nothing: no rows, no cache change, no audit entry.
-    if (proposal.dryRun === true) return { index, outcome: 'applied', results }
-    const failed = results.some((result) => result.status === 'failed')
-    const committed = proposal.atomic && failed ? new WriteSet(undefined) : run.writes
-    const finalResults = proposal.atomic && failed ? results.map(atomicRollback) : results
-    this.flush(committed, batch)
-    this.audit(index, proposal, finalResults, batch)
-    return { index, outcome: 'applied', results: finalResults }
+    if (proposal.dryRun === true) return { index, outcome: 'applied', results: run.results }
+    this.flush(run.kept, run.staged, batch)
+    this.audit(index, proposal, run.results, batch)
+    return { index, outcome: 'applied', results: run.results }
   }
 
   /** Step 4 for the order at `position`: through a gated scope, its effects stacked on the proposal's write set. */
@@ -237,25 +237,20 @@ export class LedgerStateMachine {
   }
 
   /**
-   * Step 6: attribute rows and cache (with mirror) from the write set, then
-   * v2 log rows. A deletion leaves a cache tombstone and removes the store
-   * row, so the key reads as absent from either once the tombstone rotates out.
+   * Step 6, the cache's part: the kept write set into the cache (with its
+   * mirror rows), with the attributes staged for it (`stageValue`). A
+   * deletion leaves a cache tombstone (its store row is deleted by the
+   * staged rows), so the key reads as absent from either once the tombstone
+   * rotates out.
    */
-  private flush(writes: WriteSet, batch: WriteBatch): void {
+  private flush(writes: WriteSet, staged: readonly (Attribute | null)[], batch: WriteBatch): void {
     invariant(writes.parent === undefined, 'only the proposal-level write set is flushed')
-    for (const [key, value] of writes.values) {
-      if (value === null) {
-        this.cache.tombstone(key, batch)
-        batch.del(attributeRowKey(key))
-        continue
-      }
-      const attribute = encodeAttribute(value)
-      this.cache.put(key, attribute, batch)
-      batch.put(attributeRowKey(key), attribute.bytes)
-    }
-    for (const { ledger, log } of writes.logs) {
-      batch.put(logRowKey(ledger, log.id), encodeLogRow(log))
-      writeTransactionIndexes(ledger, log, batch)
+    invariant(staged.length === writes.values.size, () => `${staged.length} staged attributes for ${writes.values.size} writes`)
+    let at = 0
+    for (const key of writes.values.keys()) {
+      const attribute = staged[at++] as Attribute | null
+      if (attribute === null) this.cache.tombstone(key, batch)
+      else this.cache.put(key, attribute, batch)
     }
   }
 
@@ -306,56 +301,124 @@ function decodeSeeds(proposal: Proposal): DecodedSeeds {
 }
 
 /**
+ * Step 6, the store's part, for one written key: its attribute row (put, or
+ * deleted) into the batch; returns the encoded attribute the cache takes at
+ * completion (null: a deletion).
+ */
+function stageValue(key: CanonicalKey, value: AttributeValue | null, batch: WriteBatch): Attribute | null {
+  if (value === null) {
+    batch.del(attributeRowKey(key))
+    return null
+  }
+  const attribute = encodeAttribute(value)
+  batch.put(attributeRowKey(key), attribute.bytes)
+  return attribute
+}
+
+/** Step 6 for one v2 log: its row and the transaction's secondary index rows. */
+function stageLog({ ledger, log }: WriteSet['logs'][number], batch: WriteBatch): void {
+  batch.put(logRowKey(ledger, log.id), encodeLogRow(log))
+  writeTransactionIndexes(ledger, log, batch)
+}
+
+/** What a proposal's application hands to its completion. */
+interface CompletedRun {
+  /** Final per-order results (an atomic proposal that failed: every order failed or rolled back). */
+  readonly results: OrderResult[]
+  /** The write set kept: the proposal's, or an empty one (an atomic proposal that failed). */
+  readonly kept: WriteSet
+  /** The attribute staged for each of `kept`'s values, in its order. */
+  readonly staged: readonly (Attribute | null)[]
+}
+
+interface ApplicationSteps {
+  runOrder(position: number, writes: WriteSet): OrderResult
+  stageValue(key: CanonicalKey, value: AttributeValue | null): Attribute | null
+  stageLog(entry: WriteSet['logs'][number]): void
+  complete(run: CompletedRun): ProposalResult
+}
+
+/**
  * One proposal being applied (`LedgerStateMachine.begin`): its orders run in
- * sequence, in as many slices as the caller likes, into a proposal-level
- * write set; `finish` flushes and audits them. Pure like the FSM: slicing is
+ * sequence into a proposal-level write set, then the store rows of what is
+ * kept are staged into the batch, one unit of work at a time (an order, a
+ * written key, a log), in as many slices as the caller likes; `finish` puts
+ * the effects into the cache and audits them. Pure like the FSM: slicing is
  * the caller's choice and changes no result and no row.
  */
 export class ProposalApplication {
-  private next = 0
+  private nextOrder = 0
   private stopped = false
-  private finished = false
   private readonly results: OrderResult[] = []
   private readonly writes = new WriteSet(undefined)
+  /** Set once every order ran: what is kept, and the staging cursor over it. */
+  private staging: { results: OrderResult[]; kept: WriteSet; values: Iterator<[CanonicalKey, AttributeValue | null]>; staged: (Attribute | null)[]; nextLog: number; done: boolean } | undefined
+  private finished = false
 
   constructor(
     readonly index: number,
     private readonly proposal: Proposal,
-    private readonly runOne: (position: number, writes: WriteSet) => OrderResult,
-    private readonly completeWith: (run: { results: OrderResult[]; writes: WriteSet }) => ProposalResult,
+    private readonly steps: ApplicationSteps,
   ) {}
 
-  /** Orders of the proposal, all of them counted (a skipped one costs nothing, but is counted). */
-  get orders(): number {
-    return this.proposal.orders.length
-  }
-
-  /** Whether every order has run (or been skipped): `finish` may be called. */
+  /** Whether only `finish` is left. */
   get done(): boolean {
-    return this.next >= this.proposal.orders.length
+    return this.staging?.done === true
   }
 
-  /** Runs at most `ordersMax` more orders (at least one when any is left); returns `done`. */
-  runOrders(ordersMax: number): boolean {
+  /**
+   * Does at most `unitsMax` more units of work (at least one when any is
+   * left): orders first, then the rows of each kept key and log. Returns `done`.
+   */
+  advance(unitsMax: number): boolean {
     invariant(!this.finished, () => `index ${this.index} already finished`)
-    const end = Math.min(this.proposal.orders.length, this.next + Math.max(1, ordersMax))
-    for (; this.next < end; this.next++) {
+    let budget = Math.max(1, unitsMax)
+    const orders = this.proposal.orders
+    for (; this.nextOrder < orders.length && budget > 0; this.nextOrder++, budget--) {
       if (this.stopped) {
         this.results.push({ status: 'skipped' })
         continue
       }
-      const result = this.runOne(this.next, this.writes)
+      const result = this.steps.runOrder(this.nextOrder, this.writes)
       this.results.push(result)
       if (result.status !== 'applied' && (this.proposal.atomic || !this.proposal.continueOnFailure)) this.stopped = true
     }
-    return this.done
+    if (this.nextOrder < orders.length) return false
+    const staging = (this.staging ??= this.decide())
+    if (this.proposal.dryRun === true) staging.done = true
+    while (!staging.done && budget > 0) {
+      budget--
+      const next = staging.values.next()
+      if (next.done !== true) {
+        staging.staged.push(this.steps.stageValue(next.value[0], next.value[1]))
+        continue
+      }
+      const log = staging.kept.logs[staging.nextLog]
+      if (log === undefined) staging.done = true
+      else {
+        this.steps.stageLog(log)
+        staging.nextLog++
+      }
+    }
+    return staging.done
   }
 
-  /** Steps 3, 5 and 6: seeds into the cache, the write set flushed, the audit entry; the proposal's result. */
+  /** Steps 3, 5 and 6's cache part: seeds and effects into the cache, the audit entry; the proposal's result. */
   finish(): ProposalResult {
-    invariant(this.done && !this.finished, () => `index ${this.index} finished before all its orders ran, or twice`)
+    invariant(this.done && !this.finished && this.staging !== undefined, () => `index ${this.index} finished before all its work was done, or twice`)
     this.finished = true
-    return this.completeWith({ results: this.results, writes: this.writes })
+    const { results, kept, staged } = this.staging
+    return this.steps.complete({ results, kept, staged })
+  }
+
+  /** Once every order ran: what an atomic proposal with a failure keeps (nothing), and its results. */
+  private decide(): NonNullable<ProposalApplication['staging']> {
+    const failed = this.results.some((result) => result.status === 'failed')
+    const rolledBack = this.proposal.atomic && failed
+    const kept = rolledBack ? new WriteSet(undefined) : this.writes
+    // A dry run keeps its results as run (it keeps no rows either way).
+    const results = rolledBack && this.proposal.dryRun !== true ? this.results.map(atomicRollback) : this.results
+    return { results, kept, values: kept.values.entries(), staged: [], nextLog: 0, done: false }
   }
 }
 

@@ -62,10 +62,13 @@ export interface LedgerNodeOptions {
    * proposal that reaches it, so the event loop gets a turn (the store
    * write is asynchronous) at least every that many orders, not after up to
    * `applyBatchProposalsMax` large bulks applied in one go. A proposal of
-   * more orders is applied alone in its batch, in slices of this many
-   * orders with a turn between slices; it is still one atomic store write.
+   * more orders is applied alone in its batch, in slices of
+   * `applySliceUnits` with a turn between slices; it is still one atomic
+   * store write.
    */
   readonly applyBatchOrdersMax?: number
+  /** Units of apply work (an order, or the rows of one written key or log) between two turns, in a proposal applied in slices. */
+  readonly applySliceUnits?: number
   /** Rows copied into a RocksDB batch between two turns of the event loop (default `storeWriteSliceRows`). */
   readonly storeWriteSliceRows?: number
   /** Applied entries between store checkpoints (a synced store write, then WAL recycling). */
@@ -98,6 +101,8 @@ export const slowCheckpointMsDefault = 100
 export const walRetainEntriesDefault = 1_000_000
 /** Orders per store batch: ~25–40 ms of apply at today's cost per order (docs/performance.md, "No stall"). */
 export const applyBatchOrdersMaxDefault = 256
+/** Apply work between two turns in a large proposal: an order, or the rows of one key or log, each (~10–40 ms in all here). */
+export const applySliceUnitsDefault = 128
 /** Rows copied into a RocksDB batch between two turns of the event loop (a few ms at ~1–2.5 µs per row). */
 export const storeWriteSliceRows = 4096
 /** A replica that caught up stays ready while it trails what it knows committed by at most this many entries. */
@@ -320,7 +325,7 @@ export class LedgerNode implements Sequencer {
     for await (const record of this.wal.read(from, to)) {
       invariant(record.type === WAL_TYPE_PROPOSAL, () => `unknown WAL record type ${record.type}`)
       const proposal = decodeProposal(record.payload)
-      if (proposal.orders.length > ordersMax) await this.applyOneInSlices(record.index, proposal, batch, ordersMax)
+      if (proposal.orders.length > ordersMax) await this.applyOneInSlices(record.index, proposal, batch)
       else this.applyOne(record.index, proposal, batch)
       orders += Math.max(1, proposal.orders.length)
       if (++count % this.batchProposalsMax() === 0 || orders >= ordersMax) {
@@ -380,18 +385,20 @@ export class LedgerNode implements Sequencer {
   }
 
   /**
-   * `applyOne` for a proposal of more than `sliceOrders` orders: its orders
-   * run in slices of that many, with a turn of the event loop between
-   * slices (the FSM keeps their effects out of the cache until the last).
+   * `applyOne` for a proposal of more than `applyBatchOrdersMax` orders: its
+   * orders, then the rows of its effects, in slices of `applySliceUnits`
+   * with a turn of the event loop between slices (the FSM keeps its effects
+   * out of the cache until the last).
    */
-  private async applyOneInSlices(index: number, entry: Uint8Array | Proposal, batch: WriteBatch, sliceOrders: number): Promise<ProposalResult> {
+  private async applyOneInSlices(index: number, entry: Uint8Array | Proposal, batch: WriteBatch): Promise<ProposalResult> {
+    const sliceUnits = Math.max(1, this.options.applySliceUnits ?? applySliceUnitsDefault)
     const proposal = entry instanceof Uint8Array ? decodeProposal(entry) : entry
     const previous = this.stateHashValue
     const own = previous === undefined ? batch : new WriteBatch()
     const begun = this.fsm.begin(index, proposal, own)
     let result: ProposalResult
     if (begun instanceof ProposalApplication) {
-      while (!begun.runOrders(sliceOrders)) await yieldTurn()
+      while (!begun.advance(sliceUnits)) await yieldTurn()
       result = begun.finish()
     } else result = begun
     if (previous === undefined) return result
@@ -525,7 +532,7 @@ export class LedgerNode implements Sequencer {
         if (sliced && end > start) break
         this.payloads.delete(end)
         this.proposals.delete(end)
-        const result = sliced ? await this.applyOneInSlices(end, proposal, batch, ordersMax) : this.applyOne(end, proposal, batch)
+        const result = sliced ? await this.applyOneInSlices(end, proposal, batch) : this.applyOne(end, proposal, batch)
         results.push(result)
         // A batch ends at a rotation: the store index then keeps up with Gen1's
         // first index, which seeds are judged against (ADR 0002), however

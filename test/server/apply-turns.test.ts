@@ -90,7 +90,7 @@ test('a backlog of durable proposals is stored in batches bounded by orders, wit
 
 test('a bulk larger than a batch is applied in slices: the event loop turns (a health check is answered) while it is applied, and the cache never holds part of it', async () => {
   const tmp = tempDirectory()
-  const node = await LedgerNode.open({ dataDirectory: tmp.directory, sync: false, applyBatchOrdersMax: 4, storeWriteSliceRows: 8 })
+  const node = await LedgerNode.open({ dataDirectory: tmp.directory, sync: false, applyBatchOrdersMax: 4, applySliceUnits: 3, storeWriteSliceRows: 8 })
   const app = await buildApi(node)
   let ticking = true
   try {

@@ -32,7 +32,7 @@ async function scriptsAndDryRuns(node: LedgerNode): Promise<void> {
 }
 
 /** How the live node applies: in slices of a few orders and store rows, or (none given) as it does by default. */
-type LiveOptions = { readonly applyBatchOrdersMax?: number; readonly storeWriteSliceRows?: number }
+type LiveOptions = { readonly applyBatchOrdersMax?: number; readonly applySliceUnits?: number; readonly storeWriteSliceRows?: number }
 
 /**
  * The leader applies the proposals admission built (no decode of the bytes it
@@ -81,7 +81,7 @@ test('proposals applied as built and as decoded give byte-identical stores (rand
 
 // The replay applies every proposal in one go (the default bound is far above these bulks' sizes).
 test('a proposal applied in slices of orders, its rows copied to the store in slices, writes the same bytes as one applied in one go (fixed workload)', async () => {
-  await assertSameStores(FIXED_STEPS, 4, 100, { applyBatchOrdersMax: 1, storeWriteSliceRows: 3 })
+  await assertSameStores(FIXED_STEPS, 4, 100, { applyBatchOrdersMax: 1, applySliceUnits: 1, storeWriteSliceRows: 3 })
 })
 
 test('applied in slices or in one go: the same bytes (random workloads, slice sizes)', async () => {
@@ -92,7 +92,7 @@ test('applied in slices or in one go: the same bytes (random workloads, slice si
       fc.integer({ min: 1, max: 4 }),
       fc.integer({ min: 1, max: 16 }),
       async (steps, rotationThreshold, applyBatchOrdersMax, storeWriteSliceRows) => {
-        await assertSameStores(steps, rotationThreshold, 20, { applyBatchOrdersMax, storeWriteSliceRows })
+        await assertSameStores(steps, rotationThreshold, 20, { applyBatchOrdersMax, applySliceUnits: applyBatchOrdersMax, storeWriteSliceRows })
       },
     ),
     { numRuns: 8 },
