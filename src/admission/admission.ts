@@ -1,10 +1,10 @@
 import type { AttributeValue, CanonicalKey } from '../domain/index.ts'
-import { TallyError, decodeAttribute, invariant, kindOf } from '../domain/index.ts'
+import { PackedItems, TallyError, decodeAttribute, invariant, kindOf } from '../domain/index.ts'
 import type { AttributeCache, CacheSettings } from '../cache/index.ts'
 import type { KnownValue, ProposedOrder } from '../orders/index.ts'
 import { planRoundInSlices } from './speculation.ts'
-import type { CoverageEntry, OrderResult, Proposal, ProposalResult } from '../fsm/index.ts'
-import { coverageIndexesOf, coverageSeed, encodeProposal, proposalOrdersMax } from '../fsm/index.ts'
+import type { CoverageEntry, OrderResult, PlannedOrder, Proposal, ProposalResult } from '../fsm/index.ts'
+import { coverageIndexesOf, coverageSeed, encodeProposal, packProposalOrders, proposalOrdersMax } from '../fsm/index.ts'
 import type { StoreReader } from '../store/index.ts'
 import { attributeRowKey } from '../store/index.ts'
 
@@ -118,6 +118,29 @@ export class Admission {
     const resolved = await this.resolveNeeds(orders, known, date)
     const perOrderKeys = resolved.map((needs) => needs.keys)
     const allKeys = [...new Set(perOrderKeys.flat())]
+    // A proposal is built only once every key is covered, in this order: these are the plan's positions.
+    const position = new Map(allKeys.map((key, i) => [key, i]))
+    const plannedOrder = (proposed: ProposedOrder, i: number): PlannedOrder => ({
+      ...proposed,
+      order: (resolved[i] as { order: ProposedOrder['order'] }).order,
+      coverageIndexes: coverageIndexesOf(perOrderKeys[i] as CanonicalKey[], position),
+    })
+    // A large bulk's orders are packed for the log here, a slice at a time, before the
+    // synchronous stamping: that step then only copies them.
+    let planned: PlannedOrder[]
+    let packedOrders: PackedItems | undefined
+    if (orders.length <= this.planSliceOrders) planned = orders.map(plannedOrder)
+    else {
+      planned = []
+      const chunks: Buffer[] = []
+      for (let at = 0; at < orders.length; at += this.planSliceOrders) {
+        if (at > 0) await this.turn()
+        const slice = orders.slice(at, at + this.planSliceOrders).map((proposed, j) => plannedOrder(proposed, at + j))
+        planned.push(...slice)
+        chunks.push(packProposalOrders(slice))
+      }
+      packedOrders = new PackedItems(orders.length, chunks)
+    }
     const seeds = new Map<CanonicalKey, string | null>()
     let storeIndexAtLoad = this.options.sequencer.storeIndex()
     for (let round = 0; round < planRoundsMax; round++) {
@@ -148,7 +171,7 @@ export class Admission {
         }
         continue
       }
-      const position = new Map(coverage.map((entry, i) => [entry.key, i]))
+      invariant(coverage.length === allKeys.length, 'a proposal covers every key of its plan')
       const proposal: Proposal = {
         id: this.options.newId(),
         date,
@@ -157,16 +180,12 @@ export class Admission {
         cacheGeneration: cache.generationAt(index),
         storeIndexAtLoad,
         coverage,
-        orders: orders.map((proposed, i) => ({
-          ...proposed,
-          order: (resolved[i] as { order: ProposedOrder['order'] }).order,
-          coverageIndexes: coverageIndexesOf(perOrderKeys[i] as CanonicalKey[], position),
-        })),
+        orders: planned,
         atomic: options.atomic,
         continueOnFailure: options.continueOnFailure,
         ...(options.dryRun === true ? { dryRun: true } : {}),
       }
-      const payload = encodeProposal(proposal)
+      const payload = encodeProposal(proposal, packedOrders)
       this.checkFits(payload, coverage)
       const appended = this.options.sequencer.append(payload, proposal)
       invariant(appended === index, () => `predicted index ${index}, appended at ${appended}`)

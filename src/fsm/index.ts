@@ -3,4 +3,4 @@ export type { OrderResult, OrderFailure, ProposalResult, StateMachineOptions } f
 export { WriteBatch } from './write-batch.ts'
 export { CoverageMiss, GatedScope } from './gated-scope.ts'
 export type { Proposal, CoverageEntry, PlannedOrder } from './proposal.ts'
-export { encodeProposal, decodeProposal, coverageSeed, coverageIndexesOf, cacheSettingsFromJson, cacheSettingsToJson, WAL_TYPE_PROPOSAL, proposalOrdersMax } from './proposal.ts'
+export { encodeProposal, packProposalOrders, decodeProposal, coverageSeed, coverageIndexesOf, cacheSettingsFromJson, cacheSettingsToJson, WAL_TYPE_PROPOSAL, proposalOrdersMax } from './proposal.ts'
