@@ -39,6 +39,13 @@ export interface AdmissionOptions {
   readonly planSliceOrders?: number
   /** Gives the event loop a turn (default: one `setImmediate`); tests may observe it. */
   readonly turn?: () => Promise<void>
+  /**
+   * While a proposal's effects are going into the cache in slices (the apply
+   * loop, `ProposalApplication.cacheUnsettled`): a promise that settles when
+   * they all are; undefined otherwise. Admission reads the cache only when
+   * this is undefined, in the same synchronous stretch.
+   */
+  readonly cacheUnsettled?: () => Promise<void> | undefined
 }
 
 /** Orders planned between two turns of the event loop: a few ms of planning. */
@@ -144,10 +151,14 @@ export class Admission {
     const seeds = new Map<CanonicalKey, string | null>()
     let storeIndexAtLoad = this.options.sequencer.storeIndex()
     for (let round = 0; round < planRoundsMax; round++) {
+      for (let unsettled = this.cacheUnsettled(); unsettled !== undefined; unsettled = this.cacheUnsettled()) await unsettled
       const cache = this.options.cache
       const guess = this.options.sequencer.nextIndex()
       const toLoad = allKeys.filter((key) => !seeds.has(key) && this.check(key, guess) === 'miss')
-      if (toLoad.length > 0) await this.loadSeeds(toLoad, seeds)
+      if (toLoad.length > 0) {
+        await this.loadSeeds(toLoad, seeds)
+        for (let unsettled = this.cacheUnsettled(); unsettled !== undefined; unsettled = this.cacheUnsettled()) await unsettled
+      }
       // Stamping: synchronous from here to the append, so no other proposal
       // takes the index in between (the predicted index is exact).
       const index = this.options.sequencer.nextIndex()
@@ -228,6 +239,7 @@ export class Admission {
    */
   async changeCacheSettings(settings: CacheSettings): Promise<void> {
     for (let attempt = 0; attempt < staleRetriesMax; attempt++) {
+      for (let unsettled = this.cacheUnsettled(); unsettled !== undefined; unsettled = this.cacheUnsettled()) await unsettled
       const index = this.options.sequencer.nextIndex()
       const proposal: Proposal = {
         id: this.options.newId(),
@@ -247,6 +259,16 @@ export class Admission {
       if (result.outcome === 'applied') return
     }
     throw new TallyError({ code: 'STALE_PROPOSAL', kind: 'unavailable', message: 'the cache settings change went stale repeatedly, retry' })
+  }
+
+  /**
+   * While a proposal's effects are going into the cache in slices: what to
+   * wait for before reading the cache. Callers loop until it is undefined and
+   * read the cache in that same synchronous stretch (an await in between,
+   * even of a settled promise, would let the apply loop run first).
+   */
+  private cacheUnsettled(): Promise<void> | undefined {
+    return this.options.cacheUnsettled?.()
   }
 
   /** Δ ≥ 2 generations: the proposal would outlive the cache (503, retry). */
@@ -293,9 +315,11 @@ export class Admission {
       }
       // A large bulk is planned a slice at a time, with a turn of the event loop between slices.
       const steps = planRoundInSlices(orders, date, lookup, this.planSliceOrders)
+      for (let unsettled = this.cacheUnsettled(); unsettled !== undefined; unsettled = this.cacheUnsettled()) await unsettled
       let step = steps.next()
       while (step.done !== true) {
         await this.turn()
+        for (let unsettled = this.cacheUnsettled(); unsettled !== undefined; unsettled = this.cacheUnsettled()) await unsettled
         step = steps.next()
       }
       const perOrder = step.value

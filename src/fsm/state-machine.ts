@@ -1,6 +1,7 @@
 import type { Attribute, AttributeValue, CanonicalKey, Json } from '../domain/index.ts'
 import {
   InvariantViolation,
+  PackedItems,
   TallyError,
   decodeAttribute,
   encodeAttribute,
@@ -8,6 +9,7 @@ import {
   invariant,
   isJsonObject,
   kindOf,
+  packItems,
   parseJson,
   stringifyJson,
 } from '../domain/index.ts'
@@ -127,11 +129,15 @@ export class LedgerStateMachine {
       batch.put(metaKey(MetaKey.cacheState), encodeCacheState(this.cache.snapshot))
     }
     const seeds = decodeSeeds(proposal)
-    this.open = new ProposalApplication(index, proposal, {
+    this.open = new ProposalApplication(index, proposal, seeds.rows, {
       runOrder: (position, writes) => this.runOrder(index, proposal, position, seeds.values, writes),
       stageValue: (key, value) => stageValue(key, value, batch),
       stageLog: (entry) => stageLog(entry, batch),
-      complete: (run) => this.complete(index, proposal, seeds, run, batch),
+      // Step 3: seeds fill the cache where neither generation holds the key (the cache wins).
+      preload: (key, attribute) => this.cache.preload(key, attribute, batch),
+      // Step 6, the cache's part. A deletion leaves a cache tombstone (its store row is deleted by the staged rows).
+      cacheValue: (key, attribute) => (attribute === null ? this.cache.tombstone(key, batch) : this.cache.put(key, attribute, batch)),
+      complete: (run) => this.complete(index, proposal, run, batch),
     })
     return this.open
   }
@@ -156,31 +162,13 @@ export class LedgerStateMachine {
     return undefined
   }
 
-  /**
-   * Step 3: seeds fill the cache where neither generation holds the key (the
-   * cache wins). Done when the proposal completes, just before its flush:
-   * until then the gated scope serves the seeds itself where the cache has
-   * nothing (absent rows, every seed of a dry run), which reads the same values.
-   */
-  private preload(proposal: Proposal, seeds: DecodedSeeds, batch: WriteBatch): void {
-    // The rows came from the store: only the cache (and its mirror) needs them.
-    if (proposal.dryRun === true) return
-    for (const [key, attribute] of seeds.rows) this.cache.preload(key, attribute, batch)
-  }
-
-  /**
-   * Steps 3, 5 and 6 once every order ran and its rows are staged: seeds
-   * into the cache, the write set into the cache (and its mirror), the audit
-   * entry. Nothing of the proposal reached the cache before.
-   */
-  private complete(index: number, proposal: Proposal, seeds: DecodedSeeds, run: CompletedRun, batch: WriteBatch): ProposalResult {
+  /** The audit entry once everything else is done (its items packed ahead by the application); the proposal's result. */
+  private complete(index: number, proposal: Proposal, run: CompletedRun, batch: WriteBatch): ProposalResult {
     invariant(this.open?.index === index, () => `completion of index ${index}, which is not being applied`)
     this.open = undefined
-    this.preload(proposal, seeds, batch)
     // A dry run executes everything and keeps nothing: no rows, no cache change, no audit entry.
     if (proposal.dryRun === true) return { index, outcome: 'applied', results: run.results }
-    this.flush(run.kept, run.staged, batch)
-    this.audit(index, proposal, run.results, batch)
+    this.audit(index, proposal, run, batch)
     return { index, outcome: 'applied', results: run.results }
   }
 
@@ -236,38 +224,17 @@ export class LedgerStateMachine {
     }
   }
 
-  /**
-   * Step 6, the cache's part: the kept write set into the cache (with its
-   * mirror rows), with the attributes staged for it (`stageValue`). A
-   * deletion leaves a cache tombstone (its store row is deleted by the
-   * staged rows), so the key reads as absent from either once the tombstone
-   * rotates out.
-   */
-  private flush(writes: WriteSet, staged: readonly (Attribute | null)[], batch: WriteBatch): void {
-    invariant(writes.parent === undefined, 'only the proposal-level write set is flushed')
-    invariant(staged.length === writes.values.size, () => `${staged.length} staged attributes for ${writes.values.size} writes`)
-    let at = 0
-    for (const key of writes.values.keys()) {
-      const attribute = staged[at++] as Attribute | null
-      if (attribute === null) this.cache.tombstone(key, batch)
-      else this.cache.put(key, attribute, batch)
-    }
-  }
-
-  private audit(index: number, proposal: Proposal, results: readonly OrderResult[], batch: WriteBatch): void {
+  private audit(index: number, proposal: Proposal, run: CompletedRun, batch: WriteBatch): void {
     const entry = chainEntry(this.clusterId, this.head, {
       index,
       date: proposal.date,
       proposalId: proposal.id,
-      // Everything replay needs besides the plan (which a checker rebuilds from its own state).
-      orders: proposal.orders.map(({ order, idempotencyKey, requestHash }) => ({
-        order,
-        ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
-        ...(requestHash === undefined ? {} : { requestHash }),
-      })) as unknown as Json,
+      // Everything replay needs besides the plan (which a checker rebuilds from its own state):
+      // `auditOrder` and `auditOutcome` of each order, packed ahead (the same bytes as in place).
+      orders: run.auditOrders as unknown as Json,
       atomic: proposal.atomic,
       continueOnFailure: proposal.continueOnFailure,
-      outcome: results.map(auditOutcome),
+      outcome: run.auditOutcomes as unknown as Json,
       idempotencyKeys: proposal.orders.flatMap((planned) => (planned.idempotencyKey === undefined ? [] : [planned.idempotencyKey])),
       ...(proposal.cacheSettings === undefined ? {} : { cacheSettings: cacheSettingsToJson(proposal.cacheSettings) }),
     })
@@ -325,101 +292,190 @@ function stageLog({ ledger, log }: WriteSet['logs'][number], batch: WriteBatch):
 interface CompletedRun {
   /** Final per-order results (an atomic proposal that failed: every order failed or rolled back). */
   readonly results: OrderResult[]
-  /** The write set kept: the proposal's, or an empty one (an atomic proposal that failed). */
-  readonly kept: WriteSet
-  /** The attribute staged for each of `kept`'s values, in its order. */
-  readonly staged: readonly (Attribute | null)[]
+  /** The audit body's `orders` and `outcome` items (`auditOrder`, `auditOutcome`), packed canonically. */
+  readonly auditOrders: PackedItems
+  readonly auditOutcomes: PackedItems
 }
 
 interface ApplicationSteps {
   runOrder(position: number, writes: WriteSet): OrderResult
   stageValue(key: CanonicalKey, value: AttributeValue | null): Attribute | null
   stageLog(entry: WriteSet['logs'][number]): void
+  preload(key: CanonicalKey, attribute: Attribute): void
+  cacheValue(key: CanonicalKey, attribute: Attribute | null): void
   complete(run: CompletedRun): ProposalResult
 }
 
+type Phase = 'orders' | 'rows' | 'seeds' | 'cache' | 'audit' | 'done'
+
 /**
- * One proposal being applied (`LedgerStateMachine.begin`): its orders run in
- * sequence into a proposal-level write set, then the store rows of what is
- * kept are staged into the batch, one unit of work at a time (an order, a
- * written key, a log), in as many slices as the caller likes; `finish` puts
- * the effects into the cache and audits them. Pure like the FSM: slicing is
- * the caller's choice and changes no result and no row.
+ * One proposal being applied (`LedgerStateMachine.begin`), one unit of work
+ * at a time, in as many slices as the caller likes:
+ *
+ *  1. `orders`: each order runs (step 4) into the proposal's write set;
+ *  2. `rows`: the store rows of what is kept (attribute, log and index rows)
+ *     are staged into the batch, which nobody reads before it is written;
+ *  3. `seeds`, `cache`: the seeds, then the kept effects, go into the cache
+ *     (steps 3 and 6). While this phase is under way (`cacheUnsettled`) the
+ *     cache holds part of the proposal: the caller keeps readers of the
+ *     cache waiting until it ends;
+ *  4. `audit`: the audit body's items are packed;
+ *
+ * then `finish` writes the audit entry and returns the result. Pure like the
+ * FSM: slicing is the caller's choice and changes no result and no row.
  */
 export class ProposalApplication {
-  private nextOrder = 0
+  private phase: Phase = 'orders'
+  private cursor = 0
   private stopped = false
-  private readonly results: OrderResult[] = []
+  private results: OrderResult[] = []
   private readonly writes = new WriteSet(undefined)
-  /** Set once every order ran: what is kept, and the staging cursor over it. */
-  private staging: { results: OrderResult[]; kept: WriteSet; values: Iterator<[CanonicalKey, AttributeValue | null]>; staged: (Attribute | null)[]; nextLog: number; done: boolean } | undefined
+  private kept: WriteSet = this.writes
+  private keptValues: [CanonicalKey, AttributeValue | null][] = []
+  private readonly staged: (Attribute | null)[] = []
+  private readonly auditOrders: Buffer[] = []
+  private readonly auditOutcomes: Buffer[] = []
   private finished = false
 
   constructor(
     readonly index: number,
     private readonly proposal: Proposal,
+    private readonly seedRows: readonly (readonly [CanonicalKey, Attribute])[],
     private readonly steps: ApplicationSteps,
   ) {}
 
   /** Whether only `finish` is left. */
   get done(): boolean {
-    return this.staging?.done === true
+    return this.phase === 'done'
   }
 
-  /**
-   * Does at most `unitsMax` more units of work (at least one when any is
-   * left): orders first, then the rows of each kept key and log. Returns `done`.
-   */
+  /** Whether the cache holds part of the proposal's effects (seeds or values) but not all of them yet. */
+  get cacheUnsettled(): boolean {
+    return (this.phase === 'seeds' && this.cursor > 0) || this.phase === 'cache'
+  }
+
+  /** Does at most `unitsMax` more units of work (at least one when any is left); returns `done`. */
   advance(unitsMax: number): boolean {
     invariant(!this.finished, () => `index ${this.index} already finished`)
     let budget = Math.max(1, unitsMax)
-    const orders = this.proposal.orders
-    for (; this.nextOrder < orders.length && budget > 0; this.nextOrder++, budget--) {
-      if (this.stopped) {
-        this.results.push({ status: 'skipped' })
-        continue
-      }
-      const result = this.steps.runOrder(this.nextOrder, this.writes)
-      this.results.push(result)
-      if (result.status !== 'applied' && (this.proposal.atomic || !this.proposal.continueOnFailure)) this.stopped = true
-    }
-    if (this.nextOrder < orders.length) return false
-    const staging = (this.staging ??= this.decide())
-    if (this.proposal.dryRun === true) staging.done = true
-    while (!staging.done && budget > 0) {
-      budget--
-      const next = staging.values.next()
-      if (next.done !== true) {
-        staging.staged.push(this.steps.stageValue(next.value[0], next.value[1]))
-        continue
-      }
-      const log = staging.kept.logs[staging.nextLog]
-      if (log === undefined) staging.done = true
-      else {
-        this.steps.stageLog(log)
-        staging.nextLog++
-      }
-    }
-    return staging.done
+    while (budget > 0 && this.phase !== 'done') budget = this.step(budget)
+    return this.done
   }
 
-  /** Steps 3, 5 and 6's cache part: seeds and effects into the cache, the audit entry; the proposal's result. */
+  /** Steps 5 and 6 are done: the audit entry; the proposal's result. */
   finish(): ProposalResult {
-    invariant(this.done && !this.finished && this.staging !== undefined, () => `index ${this.index} finished before all its work was done, or twice`)
+    invariant(this.done && !this.finished, () => `index ${this.index} finished before all its work was done, or twice`)
     this.finished = true
-    const { results, kept, staged } = this.staging
-    return this.steps.complete({ results, kept, staged })
+    return this.steps.complete({
+      results: this.results,
+      auditOrders: new PackedItems(this.proposal.orders.length, this.auditOrders),
+      auditOutcomes: new PackedItems(this.results.length, this.auditOutcomes),
+    })
   }
 
-  /** Once every order ran: what an atomic proposal with a failure keeps (nothing), and its results. */
-  private decide(): NonNullable<ProposalApplication['staging']> {
+  /** Works within `budget` units in the current phase; returns the budget left. */
+  private step(budget: number): number {
+    switch (this.phase) {
+      case 'orders': {
+        const orders = this.proposal.orders
+        for (; this.cursor < orders.length && budget > 0; this.cursor++, budget--) {
+          if (this.stopped) {
+            this.results.push({ status: 'skipped' })
+            continue
+          }
+          const result = this.steps.runOrder(this.cursor, this.writes)
+          this.results.push(result)
+          if (result.status !== 'applied' && (this.proposal.atomic || !this.proposal.continueOnFailure)) this.stopped = true
+        }
+        if (this.cursor === orders.length) this.decide()
+        return budget
+      }
+      case 'rows': {
+        for (; this.cursor < this.keptValues.length && budget > 0; this.cursor++, budget--) {
+          const [key, value] = this.keptValues[this.cursor] as [CanonicalKey, AttributeValue | null]
+          this.staged.push(this.steps.stageValue(key, value))
+        }
+        const logs = this.kept.logs
+        for (; this.cursor >= this.keptValues.length && this.cursor - this.keptValues.length < logs.length && budget > 0; this.cursor++, budget--) {
+          this.steps.stageLog(logs[this.cursor - this.keptValues.length] as WriteSet['logs'][number])
+        }
+        if (this.cursor === this.keptValues.length + logs.length) this.enter('seeds')
+        return budget
+      }
+      case 'seeds': {
+        for (; this.cursor < this.seedRows.length && budget > 0; this.cursor++, budget--) {
+          const [key, attribute] = this.seedRows[this.cursor] as readonly [CanonicalKey, Attribute]
+          this.steps.preload(key, attribute)
+        }
+        if (this.cursor === this.seedRows.length) this.enter('cache')
+        return budget
+      }
+      case 'cache': {
+        for (; this.cursor < this.keptValues.length && budget > 0; this.cursor++, budget--) {
+          const [key] = this.keptValues[this.cursor] as [CanonicalKey, AttributeValue | null]
+          this.steps.cacheValue(key, this.staged[this.cursor] as Attribute | null)
+        }
+        if (this.cursor === this.keptValues.length) this.enter('audit')
+        return budget
+      }
+      case 'audit': {
+        // Orders, then outcomes, a slice of items per unit of budget's worth.
+        const orders = this.proposal.orders
+        const total = orders.length + this.results.length
+        const end = Math.min(total, this.cursor + budget)
+        if (this.cursor < orders.length) {
+          const to = Math.min(end, orders.length)
+          this.auditOrders.push(packItems(orders.slice(this.cursor, to).map(auditOrder), true))
+          budget -= to - this.cursor
+          this.cursor = to
+        }
+        if (this.cursor >= orders.length && this.cursor < end) {
+          const from = this.cursor - orders.length
+          const to = end - orders.length
+          this.auditOutcomes.push(packItems(this.results.slice(from, to).map(auditOutcome), true))
+          budget -= to - from
+          this.cursor = end
+        }
+        if (this.cursor === total) this.enter('done')
+        return budget
+      }
+      case 'done':
+        return budget
+      default: {
+        const never: never = this.phase
+        throw new InvariantViolation(`unknown phase ${String(never)}`)
+      }
+    }
+  }
+
+  /** Once every order ran: what is kept (nothing of an atomic proposal with a failure), and the final results. */
+  private decide(): void {
     const failed = this.results.some((result) => result.status === 'failed')
     const rolledBack = this.proposal.atomic && failed
-    const kept = rolledBack ? new WriteSet(undefined) : this.writes
-    // A dry run keeps its results as run (it keeps no rows either way).
-    const results = rolledBack && this.proposal.dryRun !== true ? this.results.map(atomicRollback) : this.results
-    return { results, kept, values: kept.values.entries(), staged: [], nextLog: 0, done: false }
+    this.kept = rolledBack ? new WriteSet(undefined) : this.writes
+    this.keptValues = [...this.kept.values]
+    // A dry run keeps its results as they ran, and nothing else: no rows, no cache change, no audit entry.
+    if (this.proposal.dryRun === true) {
+      this.enter('done')
+      return
+    }
+    if (rolledBack) this.results = this.results.map(atomicRollback)
+    this.enter('rows')
   }
+
+  private enter(phase: Phase): void {
+    this.phase = phase
+    this.cursor = 0
+  }
+}
+
+/** An order as the audit body records it: everything replay needs besides the plan (which a checker rebuilds from its own state). */
+function auditOrder({ order, idempotencyKey, requestHash }: PlannedOrder): Json {
+  return {
+    order,
+    ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+    ...(requestHash === undefined ? {} : { requestHash }),
+  } as unknown as Json
 }
 
 function atomicRollback(result: OrderResult): OrderResult {

@@ -181,6 +181,8 @@ export class LedgerNode implements Sequencer {
   private stateHashValue: StateHash | undefined
   private retention: NodeRetentionHooks | undefined
   private snapshotStatus: (() => SnapshotStatusView) | undefined
+  /** Set while a proposal's effects go into the cache in slices: admission waits for `settled` before reading the cache. */
+  private cacheHold: { readonly settled: Promise<void>; readonly release: () => void } | undefined
   /** A store batch larger than this many rows is copied into RocksDB in slices, with a turn between. */
   private readonly storeSlices: WriteSlices
 
@@ -203,7 +205,7 @@ export class LedgerNode implements Sequencer {
     this.epochRunsFrom = wal.head > wal.tail ? wal.head : wal.head + 1
     this.epochRunsTo = wal.head > wal.tail ? wal.head : wal.head
     if (wal.head > wal.tail) this.epochRuns.push({ first: wal.head, epoch: wal.epochHead })
-    this.admission = new Admission({ cache, store, sequencer: this, now: options.now ?? Date.now, newId: randomUUID })
+    this.admission = new Admission({ cache, store, sequencer: this, now: options.now ?? Date.now, newId: randomUUID, cacheUnsettled: () => this.cacheHold?.settled })
     this.unsubscribe = wal.onDurable((from, to) => {
       this.pipelineObserver.walGroupDurable(to - from + 1, walTiming.fsyncSeconds)
       if (this.role === 'single') {
@@ -398,7 +400,16 @@ export class LedgerNode implements Sequencer {
     const begun = this.fsm.begin(index, proposal, own)
     let result: ProposalResult
     if (begun instanceof ProposalApplication) {
-      while (!begun.advance(sliceUnits)) await yieldTurn()
+      try {
+        while (!begun.advance(sliceUnits)) {
+          // Part of the proposal is in the cache: admission waits until all of it is.
+          if (begun.cacheUnsettled) this.holdCacheReaders()
+          else this.releaseCacheReaders()
+          await yieldTurn()
+        }
+      } finally {
+        this.releaseCacheReaders()
+      }
       result = begun.finish()
     } else result = begun
     if (previous === undefined) return result
@@ -409,6 +420,19 @@ export class LedgerNode implements Sequencer {
       else batch.put(row.key, row.value)
     }
     return result
+  }
+
+  private holdCacheReaders(): void {
+    if (this.cacheHold !== undefined) return
+    let release: () => void = () => {}
+    const settled = new Promise<void>((resolve) => (release = resolve))
+    this.cacheHold = { settled, release }
+  }
+
+  private releaseCacheReaders(): void {
+    const hold = this.cacheHold
+    this.cacheHold = undefined
+    hold?.release()
   }
 
   /** Rows the node adds to a store batch besides the FSM's: the state hash, the committed watermark. */
