@@ -1,7 +1,8 @@
 /**
  * Health-check latency while large request bodies arrive (issue 9, point 11).
  *
- *   node --import tsx bench/healthz-under-load.ts [--posts N] [--rounds R] [--body-mb M] [--ledger missing|main] [--seconds-baseline S]
+ *   node --import tsx bench/healthz-under-load.ts [--posts N] [--rounds R] [--body-mb M | --bulk-elements E] [--ledger missing|main] [--seconds-baseline S]
+ *                                                 [--preload-tx T] [--seconds-after S]
  *
  * Starts `tally serve` on a fresh data directory (defaults: body limit
  * 1 MiB + 2 KiB × 10 000 bulk elements), then:
@@ -11,6 +12,13 @@
  * read and parsed, then 404 — the cost of parsing alone. `--ledger main`
  * applies the bulks too (the FSM's apply is measured with it).
  * A body over the limit (`--body-mb 30`) shows the 413 refusal from Content-Length.
+ * `--bulk-elements E` posts bulks of exactly E padded elements instead
+ * (10000: the largest bulk accepted). `--preload-tx T` first loads T small
+ * transactions in bulks of 1,000 (two at a time) and polls healthz for
+ * `--seconds-after` seconds right after that load ("right after a large load").
+ * Besides the poller's view, each phase reports the server's own maximum
+ * event-loop delay (`nodejs_eventloop_lag_max_seconds`, reset at every
+ * scrape) and, while posting, the transactions per second applied.
  * Prints a Markdown table of healthz latency percentiles. A benchmark, not a test.
  * BENCH_SERVER_NODE_FLAGS passes node flags to the server (`--trace-gc`, `--cpu-prof`).
  */
@@ -32,6 +40,9 @@ const rounds = Number(argument('--rounds', '3'))
 const bodyMegabytes = Number(argument('--body-mb', '19'))
 const ledger = argument('--ledger', 'missing')
 const baselineSeconds = Number(argument('--seconds-baseline', '3'))
+const bulkElements = Number(argument('--bulk-elements', '0'))
+const preloadTransactions = Number(argument('--preload-tx', '0'))
+const afterSeconds = Number(argument('--seconds-after', '5'))
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
@@ -52,12 +63,12 @@ function request(port: number, method: string, url: string, body?: string): Prom
   })
 }
 
-/** A `_bulk` of CREATE_TRANSACTION elements padded with metadata to about `megabytes` MB. */
-function bulkBody(megabytes: number): string {
+/** A `_bulk` of CREATE_TRANSACTION elements padded with metadata to about `megabytes` MB (or of exactly `elementsWanted` elements). */
+function bulkBody(megabytes: number, elementsWanted = 0): string {
   const padding = 'p'.repeat(1500)
   const elements: string[] = []
   let length = 2
-  for (let i = 0; length < megabytes * 1e6; i++) {
+  for (let i = 0; elementsWanted > 0 ? i < elementsWanted : length < megabytes * 1e6; i++) {
     const element = `{"action":"CREATE_TRANSACTION","data":{"postings":[{"source":"world","destination":"users:${i}","amount":${100 + i},"asset":"USD/2"}],"metadata":{"pad":"${padding}"}}}`
     elements.push(element)
     length += element.length + 1
@@ -69,6 +80,18 @@ function percentiles(samples: number[]): string {
   const sorted = [...samples].sort((a, b) => a - b)
   const at = (p: number): string => (sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN).toFixed(1)
   return `| ${sorted.length} | ${at(0.5)} | ${at(0.9)} | ${at(0.99)} | ${(sorted.at(-1) ?? Number.NaN).toFixed(1)} |`
+}
+
+/** A `_bulk` of `count` small transactions, accounts `prefix:0..`. */
+function smallBulk(prefix: string, count: number): string {
+  return `[${Array.from({ length: count }, (_, i) => `{"action":"CREATE_TRANSACTION","data":{"postings":[{"source":"world","destination":"${prefix}:${i % 5000}","amount":1,"asset":"USD/2"}]}}`).join(',')}]`
+}
+
+/** The server's maximum event-loop delay since the previous scrape, in ms. */
+async function serverLoopDelayMaxMs(port: number): Promise<number> {
+  const reply = await request(port, 'GET', '/_/metrics')
+  const match = /^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(reply.text)
+  return match === null ? Number.NaN : Number(match[1]) * 1000
 }
 
 let healthFailures = 0
@@ -99,16 +122,32 @@ async function main(): Promise<void> {
       child.once('exit', (code) => reject(new Error(`tally serve exited ${code}`)))
     })
     await request(port, 'POST', '/v2/main')
-    const body = bulkBody(bodyMegabytes)
+    const body = bulkBody(bodyMegabytes, bulkElements)
+    const elementsPerBody = (body.match(/"action"/g) ?? []).length
     const target = ledger === 'main' ? '/v2/main/_bulk' : '/v2/missing/_bulk'
 
+    let after: { latencies: number[]; loopMs: number } | undefined
+    if (preloadTransactions > 0) {
+      const started = performance.now()
+      for (let loaded = 0; loaded < preloadTransactions; loaded += 2000) {
+        const replies = await Promise.all([0, 1].map((k) => request(port, 'POST', '/v2/main/_bulk', smallBulk(`load${k}`, 1000))))
+        for (const reply of replies) if (reply.status !== 200) throw new Error(`preload: ${reply.status} ${reply.text.slice(0, 200)}`)
+      }
+      console.log(`preloaded ${preloadTransactions} transactions in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+      await serverLoopDelayMaxMs(port)
+      const afterEnd = performance.now() + afterSeconds * 1000
+      after = { latencies: await pollHealth(port, () => performance.now() > afterEnd), loopMs: await serverLoopDelayMaxMs(port) }
+    }
+
+    await serverLoopDelayMaxMs(port)
     const baselineEnd = performance.now() + baselineSeconds * 1000
     const baseline = await pollHealth(port, () => performance.now() > baselineEnd)
+    const baselineLoopMs = await serverLoopDelayMaxMs(port)
 
     // The posts run in another process: building and sending large bodies would otherwise delay this one's polling.
     let posting = true
     const postedStarted = performance.now()
-    const poster = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--poster', String(port), target, String(bodyMegabytes), String(posts), String(rounds)], {
+    const poster = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--poster', String(port), target, String(bodyMegabytes), String(posts), String(rounds), String(bulkElements)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     })
     let posterOutput = ''
@@ -121,13 +160,19 @@ async function main(): Promise<void> {
     const loaded = await pollHealth(port, () => !posting)
     const statuses = await load
     const postedSeconds = (performance.now() - postedStarted) / 1000
+    const loadedLoopMs = await serverLoopDelayMaxMs(port)
+    const applied = ledger === 'main' ? (statuses['200'] ?? 0) * elementsPerBody : 0
 
-    console.log(`body ${(body.length / 1e6).toFixed(1)} MB, ${posts} parallel × ${rounds} rounds to ${target}; statuses ${JSON.stringify(statuses)}; ${postedSeconds.toFixed(1)} s; failed healthz requests ${healthFailures}`)
+    console.log(
+      `body ${(body.length / 1e6).toFixed(1)} MB (${elementsPerBody} elements), ${posts} parallel × ${rounds} rounds to ${target}; statuses ${JSON.stringify(statuses)}; ` +
+        `${postedSeconds.toFixed(1)} s; ${(applied / postedSeconds).toFixed(0)} tx/s; failed healthz requests ${healthFailures}`,
+    )
     console.log('')
-    console.log('| phase | healthz requests | p50 ms | p90 ms | p99 ms | max ms |')
-    console.log('| --- | --- | --- | --- | --- | --- |')
-    console.log(`| baseline ${percentiles(baseline)}`)
-    console.log(`| while posting ${percentiles(loaded)}`)
+    console.log('| phase | healthz requests | p50 ms | p90 ms | p99 ms | max ms | server loop delay max ms |')
+    console.log('| --- | --- | --- | --- | --- | --- | --- |')
+    if (after !== undefined) console.log(`| right after the preload ${percentiles(after.latencies)} ${after.loopMs.toFixed(0)} |`)
+    console.log(`| baseline ${percentiles(baseline)} ${baselineLoopMs.toFixed(0)} |`)
+    console.log(`| while posting ${percentiles(loaded)} ${loadedLoopMs.toFixed(0)} |`)
   } finally {
     child.kill('SIGTERM')
     await new Promise<void>((resolve) => child.once('exit', () => resolve()))
@@ -139,8 +184,8 @@ async function main(): Promise<void> {
 /** The poster process: `rounds` rounds of `posts` parallel bodies; prints the statuses as JSON. */
 async function postBodies(): Promise<void> {
   const at = process.argv.indexOf('--poster')
-  const [port, target, megabytes, count, times] = process.argv.slice(at + 1)
-  const body = bulkBody(Number(megabytes))
+  const [port, target, megabytes, count, times, elements] = process.argv.slice(at + 1)
+  const body = bulkBody(Number(megabytes), Number(elements ?? '0'))
   const statuses: Record<string, number> = {}
   for (let round = 0; round < Number(times); round++) {
     const replies = await Promise.all(

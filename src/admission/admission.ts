@@ -1,10 +1,10 @@
 import type { AttributeValue, CanonicalKey } from '../domain/index.ts'
-import { TallyError, decodeAttribute, invariant, kindOf } from '../domain/index.ts'
+import { PackedItems, TallyError, decodeAttribute, invariant, kindOf } from '../domain/index.ts'
 import type { AttributeCache, CacheSettings } from '../cache/index.ts'
 import type { KnownValue, ProposedOrder } from '../orders/index.ts'
-import { planRound } from './speculation.ts'
-import type { CoverageEntry, OrderResult, Proposal, ProposalResult } from '../fsm/index.ts'
-import { coverageIndexesOf, coverageSeed, encodeProposal, proposalOrdersMax } from '../fsm/index.ts'
+import { planRoundInSlices } from './speculation.ts'
+import type { CoverageEntry, OrderResult, PlannedOrder, Proposal, ProposalResult } from '../fsm/index.ts'
+import { coverageIndexesOf, coverageSeed, encodeProposal, packProposalOrders, proposalOrdersMax } from '../fsm/index.ts'
 import type { StoreReader } from '../store/index.ts'
 import { attributeRowKey } from '../store/index.ts'
 
@@ -35,7 +35,21 @@ export interface AdmissionOptions {
   readonly newId: () => string
   /** Bound on proposals admitted but not yet applied. */
   readonly inFlightMax?: number
+  /** Orders planned between two turns of the event loop (default `planSliceOrdersDefault`). */
+  readonly planSliceOrders?: number
+  /** Gives the event loop a turn (default: one `setImmediate`); tests may observe it. */
+  readonly turn?: () => Promise<void>
+  /**
+   * While a proposal's effects are going into the cache in slices (the apply
+   * loop, `ProposalApplication.cacheUnsettled`): a promise that settles when
+   * they all are; undefined otherwise. Admission reads the cache only when
+   * this is undefined, in the same synchronous stretch.
+   */
+  readonly cacheUnsettled?: () => Promise<void> | undefined
 }
+
+/** Orders planned between two turns of the event loop: a few ms of planning. */
+export const planSliceOrdersDefault = 256
 
 export interface SubmitOptions {
   readonly atomic: boolean
@@ -72,8 +86,13 @@ export class Admission {
   /** Set by whoever exposes metrics; admission never depends on it. */
   observer: AdmissionObserver = unobserved
 
+  private readonly planSliceOrders: number
+  private readonly turn: () => Promise<void>
+
   constructor(private readonly options: AdmissionOptions) {
     this.inFlightMax = options.inFlightMax ?? 16_384
+    this.planSliceOrders = Math.max(1, options.planSliceOrders ?? planSliceOrdersDefault)
+    this.turn = options.turn ?? nextTurn
   }
 
   async submit(orders: readonly ProposedOrder[], options: SubmitOptions): Promise<readonly OrderResult[]> {
@@ -106,13 +125,40 @@ export class Admission {
     const resolved = await this.resolveNeeds(orders, known, date)
     const perOrderKeys = resolved.map((needs) => needs.keys)
     const allKeys = [...new Set(perOrderKeys.flat())]
+    // A proposal is built only once every key is covered, in this order: these are the plan's positions.
+    const position = new Map(allKeys.map((key, i) => [key, i]))
+    const plannedOrder = (proposed: ProposedOrder, i: number): PlannedOrder => ({
+      ...proposed,
+      order: (resolved[i] as { order: ProposedOrder['order'] }).order,
+      coverageIndexes: coverageIndexesOf(perOrderKeys[i] as CanonicalKey[], position),
+    })
+    // A large bulk's orders are packed for the log here, a slice at a time, before the
+    // synchronous stamping: that step then only copies them.
+    let planned: PlannedOrder[]
+    let packedOrders: PackedItems | undefined
+    if (orders.length <= this.planSliceOrders) planned = orders.map(plannedOrder)
+    else {
+      planned = []
+      const chunks: Buffer[] = []
+      for (let at = 0; at < orders.length; at += this.planSliceOrders) {
+        if (at > 0) await this.turn()
+        const slice = orders.slice(at, at + this.planSliceOrders).map((proposed, j) => plannedOrder(proposed, at + j))
+        planned.push(...slice)
+        chunks.push(packProposalOrders(slice))
+      }
+      packedOrders = new PackedItems(orders.length, chunks)
+    }
     const seeds = new Map<CanonicalKey, string | null>()
     let storeIndexAtLoad = this.options.sequencer.storeIndex()
     for (let round = 0; round < planRoundsMax; round++) {
+      for (let unsettled = this.cacheUnsettled(); unsettled !== undefined; unsettled = this.cacheUnsettled()) await unsettled
       const cache = this.options.cache
       const guess = this.options.sequencer.nextIndex()
       const toLoad = allKeys.filter((key) => !seeds.has(key) && this.check(key, guess) === 'miss')
-      if (toLoad.length > 0) await this.loadSeeds(toLoad, seeds)
+      if (toLoad.length > 0) {
+        await this.loadSeeds(toLoad, seeds)
+        for (let unsettled = this.cacheUnsettled(); unsettled !== undefined; unsettled = this.cacheUnsettled()) await unsettled
+      }
       // Stamping: synchronous from here to the append, so no other proposal
       // takes the index in between (the predicted index is exact).
       const index = this.options.sequencer.nextIndex()
@@ -136,7 +182,7 @@ export class Admission {
         }
         continue
       }
-      const position = new Map(coverage.map((entry, i) => [entry.key, i]))
+      invariant(coverage.length === allKeys.length, 'a proposal covers every key of its plan')
       const proposal: Proposal = {
         id: this.options.newId(),
         date,
@@ -145,16 +191,12 @@ export class Admission {
         cacheGeneration: cache.generationAt(index),
         storeIndexAtLoad,
         coverage,
-        orders: orders.map((proposed, i) => ({
-          ...proposed,
-          order: (resolved[i] as { order: ProposedOrder['order'] }).order,
-          coverageIndexes: coverageIndexesOf(perOrderKeys[i] as CanonicalKey[], position),
-        })),
+        orders: planned,
         atomic: options.atomic,
         continueOnFailure: options.continueOnFailure,
         ...(options.dryRun === true ? { dryRun: true } : {}),
       }
-      const payload = encodeProposal(proposal)
+      const payload = encodeProposal(proposal, packedOrders)
       this.checkFits(payload, coverage)
       const appended = this.options.sequencer.append(payload, proposal)
       invariant(appended === index, () => `predicted index ${index}, appended at ${appended}`)
@@ -197,6 +239,7 @@ export class Admission {
    */
   async changeCacheSettings(settings: CacheSettings): Promise<void> {
     for (let attempt = 0; attempt < staleRetriesMax; attempt++) {
+      for (let unsettled = this.cacheUnsettled(); unsettled !== undefined; unsettled = this.cacheUnsettled()) await unsettled
       const index = this.options.sequencer.nextIndex()
       const proposal: Proposal = {
         id: this.options.newId(),
@@ -216,6 +259,16 @@ export class Admission {
       if (result.outcome === 'applied') return
     }
     throw new TallyError({ code: 'STALE_PROPOSAL', kind: 'unavailable', message: 'the cache settings change went stale repeatedly, retry' })
+  }
+
+  /**
+   * While a proposal's effects are going into the cache in slices: what to
+   * wait for before reading the cache. Callers loop until it is undefined and
+   * read the cache in that same synchronous stretch (an await in between,
+   * even of a settled promise, would let the apply loop run first).
+   */
+  private cacheUnsettled(): Promise<void> | undefined {
+    return this.options.cacheUnsettled?.()
   }
 
   /** Δ ≥ 2 generations: the proposal would outlive the cache (503, retry). */
@@ -260,7 +313,16 @@ export class Admission {
         known.set(key, value)
         return value
       }
-      const perOrder = planRound(orders, date, lookup)
+      // A large bulk is planned a slice at a time, with a turn of the event loop between slices.
+      const steps = planRoundInSlices(orders, date, lookup, this.planSliceOrders)
+      for (let unsettled = this.cacheUnsettled(); unsettled !== undefined; unsettled = this.cacheUnsettled()) await unsettled
+      let step = steps.next()
+      while (step.done !== true) {
+        await this.turn()
+        for (let unsettled = this.cacheUnsettled(); unsettled !== undefined; unsettled = this.cacheUnsettled()) await unsettled
+        step = steps.next()
+      }
+      const perOrder = step.value
       if (perOrder.every((needs) => needs.complete)) return perOrder
       const keys = [...unknown]
       const rows = await this.options.store.getMany(keys.map(attributeRowKey))
@@ -281,6 +343,10 @@ export class Admission {
       seeds.set(key, coverageSeed(row))
     })
   }
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
 }
 
 function isStaleInputs(result: OrderResult): boolean {

@@ -67,6 +67,25 @@ export interface PlannedNeeds {
  * so both plan alike.
  */
 export function planRound(orders: readonly ProposedOrder[], date: string, lookup: (key: CanonicalKey) => KnownValue): PlannedNeeds[] {
+  const steps = planRoundInSlices(orders, date, lookup, Number.POSITIVE_INFINITY)
+  for (;;) {
+    const step = steps.next()
+    if (step.done === true) return step.value
+  }
+}
+
+/**
+ * `planRound` a slice of `sliceOrders` orders at a time: the generator
+ * pauses after each slice (admission gives the event loop a turn there) and
+ * returns the same plan as `planRound`. `lookup` is asked in the same order
+ * either way.
+ */
+export function* planRoundInSlices(
+  orders: readonly ProposedOrder[],
+  date: string,
+  lookup: (key: CanonicalKey) => KnownValue,
+  sliceOrders: number,
+): Generator<void, PlannedNeeds[], void> {
   const overlay = new Map<CanonicalKey, AttributeValue>()
   const withOverlay = (key: CanonicalKey): KnownValue => overlay.get(key) ?? lookup(key)
   // The overlay is read only by the planning of orders whose needs read
@@ -80,13 +99,17 @@ export function planRound(orders: readonly ProposedOrder[], date: string, lookup
       break
     }
   }
-  return orders.map((proposed, index) => {
+  const planned: PlannedNeeds[] = []
+  for (let index = 0; index < orders.length; index++) {
+    if (index > 0 && index % sliceOrders === 0) yield
+    const proposed = orders[index] as ProposedOrder
     const needs = needsOf(proposed.order, withOverlay)
     const keys = [...needs.keys]
     const ledger = ledgerOfOrder(proposed.order)
     if (proposed.idempotencyKey !== undefined && ledger !== undefined) keys.push(idempotencyRecordKey(ledger, proposed.idempotencyKey))
     const order = needs.order ?? proposed.order
     const complete = needs.complete && (index >= speculatedBelow || speculate(order, date, proposed.idempotencyKey, withOverlay, overlay))
-    return { keys, complete, order }
-  })
+    planned.push({ keys, complete, order })
+  }
+  return planned
 }

@@ -95,6 +95,34 @@ export function packValue(value: unknown, layout: number, sorted: boolean): Buff
   return packed
 }
 
+/**
+ * The items of an array packed ahead of the value that holds them, in
+ * chunks (`packItems`): `packValue` writes it as that array, the same bytes
+ * as packing the items in place. A large value is so packed a slice at a
+ * time (a bulk's orders, with turns of the event loop between slices).
+ */
+export class PackedItems {
+  constructor(
+    readonly count: number,
+    readonly chunks: readonly Buffer[],
+  ) {}
+
+  get byteLength(): number {
+    let bytes = 0
+    for (const chunk of this.chunks) bytes += chunk.byteLength
+    return bytes
+  }
+}
+
+/** Packs `items` as an array's items, without layout byte or array header: one chunk of `PackedItems`. */
+export function packItems(items: readonly unknown[], sorted: boolean): Buffer {
+  writer.offset = 0
+  for (const item of items) if (!writeItem(item, sorted)) writer.byte(Tag.null)
+  const packed = Buffer.allocUnsafe(writer.offset)
+  writer.buffer.copy(packed, 0, 0, writer.offset)
+  return packed
+}
+
 /** Writes one item; false (nothing written) for what JSON skips: undefined, functions, symbols. */
 function writeItem(value: unknown, sorted: boolean): boolean {
   switch (typeof value) {
@@ -123,6 +151,15 @@ function writeItem(value: unknown, sorted: boolean): boolean {
     case 'object': {
       if (value === null) {
         writer.byte(Tag.null)
+        return true
+      }
+      if (value instanceof PackedItems) {
+        writer.byte(Tag.array)
+        writer.varint(value.count)
+        for (const chunk of value.chunks) {
+          writer.reserve(chunk.byteLength)
+          writer.offset += chunk.copy(writer.buffer, writer.offset)
+        }
         return true
       }
       if (Array.isArray(value)) {

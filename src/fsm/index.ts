@@ -1,6 +1,6 @@
-export { LedgerStateMachine, encodeCacheState, decodeCacheState } from './state-machine.ts'
+export { LedgerStateMachine, ProposalApplication, encodeCacheState, decodeCacheState } from './state-machine.ts'
 export type { OrderResult, OrderFailure, ProposalResult, StateMachineOptions } from './state-machine.ts'
 export { WriteBatch } from './write-batch.ts'
 export { CoverageMiss, GatedScope } from './gated-scope.ts'
 export type { Proposal, CoverageEntry, PlannedOrder } from './proposal.ts'
-export { encodeProposal, decodeProposal, coverageSeed, coverageIndexesOf, cacheSettingsFromJson, cacheSettingsToJson, WAL_TYPE_PROPOSAL, proposalOrdersMax } from './proposal.ts'
+export { encodeProposal, packProposalOrders, decodeProposal, coverageSeed, coverageIndexesOf, cacheSettingsFromJson, cacheSettingsToJson, WAL_TYPE_PROPOSAL, proposalOrdersMax } from './proposal.ts'

@@ -1,5 +1,6 @@
 import type { CanonicalKey, Json } from '../domain/index.ts'
-import { invariant, isJsonObject, packValue, parseJson, unpackValue } from '../domain/index.ts'
+import { invariant, isJsonObject, packItems, packValue, parseJson, unpackValue } from '../domain/index.ts'
+import type { PackedItems } from '../domain/index.ts'
 import type { CacheSettings } from '../cache/index.ts'
 import { validateCacheSettings } from '../cache/index.ts'
 import type { ProposedOrder } from '../orders/index.ts'
@@ -76,10 +77,20 @@ export const WAL_TYPE_PROPOSAL = 1
 export const PROPOSAL_LAYOUT = 0x04
 const JSON_TEXT_FIRST_BYTE = 0x7b
 
-export function encodeProposal(proposal: Proposal): Buffer {
+/**
+ * `packedOrders`: the proposal's orders already packed (`packProposalOrders`,
+ * a slice at a time), written in their place: the same bytes.
+ */
+export function encodeProposal(proposal: Proposal, packedOrders?: PackedItems): Buffer {
   invariant(proposal.orders.length <= proposalOrdersMax, 'too many orders in one proposal')
+  invariant(packedOrders === undefined || packedOrders.count === proposal.orders.length, 'packed orders of another proposal')
   // Not canonical: the logged bytes are the source of truth, nothing re-encodes them.
-  return packValue(proposal, PROPOSAL_LAYOUT, false)
+  return packValue(packedOrders === undefined ? proposal : { ...proposal, orders: packedOrders }, PROPOSAL_LAYOUT, false)
+}
+
+/** Packs planned orders for `encodeProposal`: one chunk per call, in order. */
+export function packProposalOrders(orders: readonly PlannedOrder[]): Buffer {
+  return packItems(orders, false)
 }
 
 /**

@@ -1,6 +1,7 @@
-import type { AttributeValue, CanonicalKey, Json } from '../domain/index.ts'
+import type { Attribute, AttributeValue, CanonicalKey, Json } from '../domain/index.ts'
 import {
   InvariantViolation,
+  PackedItems,
   TallyError,
   decodeAttribute,
   encodeAttribute,
@@ -8,6 +9,7 @@ import {
   invariant,
   isJsonObject,
   kindOf,
+  packItems,
   parseJson,
   stringifyJson,
 } from '../domain/index.ts'
@@ -74,6 +76,8 @@ export class LedgerStateMachine {
   private head: AuditHead
   private readonly onCoverageMiss: ((error: TallyError, index: number) => void) | undefined
   private readonly execute: (scope: GatedScope, order: Order) => OrderOutput
+  /** The proposal begun and not yet finished (at most one: proposals apply in index order). */
+  private open: ProposalApplication | undefined
 
   constructor(options: StateMachineOptions) {
     this.cache = options.cache
@@ -93,6 +97,26 @@ export class LedgerStateMachine {
   }
 
   apply(index: number, proposal: Proposal, batch: WriteBatch): ProposalResult {
+    const application = this.begin(index, proposal, batch)
+    if (!(application instanceof ProposalApplication)) return application
+    application.advance(Number.POSITIVE_INFINITY)
+    return application.finish()
+  }
+
+  /**
+   * A resumable apply of one proposal (docs/pipeline.md, "The apply loop and
+   * the event loop"): the caller `advance`s it in bounded slices — its
+   * orders, then the store rows of its effects — giving the event loop a
+   * turn in between, then `finish`es it. Until `finish` its effects are in
+   * the application's write set and in the caller's (private) batch only:
+   * the cache holds nothing of them, so a reader of the cache (admission)
+   * never sees half a proposal. What `begin` may change — a rotation, a
+   * settings change — moves no value. A stale proposal is decided here and
+   * returned as a result, nothing open. Applying in one go (`apply`) or in
+   * slices writes the same rows and returns the same result.
+   */
+  begin(index: number, proposal: Proposal, batch: WriteBatch): ProposalApplication | ProposalResult {
+    invariant(this.open === undefined, () => `apply of index ${index} while index ${this.open?.index} is still being applied`)
     invariant(index === this.applied + 1, () => `apply of index ${index} after ${this.applied}`)
     this.applied = index
     batch.put(metaKey(MetaKey.appliedIndex), Buffer.from(String(index)))
@@ -104,18 +128,18 @@ export class LedgerStateMachine {
       this.cache.configure(proposal.cacheSettings)
       batch.put(metaKey(MetaKey.cacheState), encodeCacheState(this.cache.snapshot))
     }
-
-    const seeds = this.preload(proposal, batch)
-    const proposalWrites = new WriteSet(undefined)
-    const results = this.runOrders(index, proposal, seeds, proposalWrites)
-    // A dry run executes everything and keeps nothing: no rows, no cache change, no audit entry.
-    if (proposal.dryRun === true) return { index, outcome: 'applied', results }
-    const failed = results.some((result) => result.status === 'failed')
-    const committed = proposal.atomic && failed ? new WriteSet(undefined) : proposalWrites
-    const finalResults = proposal.atomic && failed ? results.map(atomicRollback) : results
-    this.flush(committed, batch)
-    this.audit(index, proposal, finalResults, batch)
-    return { index, outcome: 'applied', results: finalResults }
+    const seeds = decodeSeeds(proposal)
+    this.open = new ProposalApplication(index, proposal, seeds.rows, {
+      runOrder: (position, writes) => this.runOrder(index, proposal, position, seeds.values, writes),
+      stageValue: (key, value) => stageValue(key, value, batch),
+      stageLog: (entry) => stageLog(entry, batch),
+      // Step 3: seeds fill the cache where neither generation holds the key (the cache wins).
+      preload: (key, attribute) => this.cache.preload(key, attribute, batch),
+      // Step 6, the cache's part. A deletion leaves a cache tombstone (its store row is deleted by the staged rows).
+      cacheValue: (key, attribute) => (attribute === null ? this.cache.tombstone(key, batch) : this.cache.put(key, attribute, batch)),
+      complete: (run) => this.complete(index, proposal, run, batch),
+    })
+    return this.open
   }
 
   /** Contract §2.2 step 1, plus the seed horizon (ADR 0002) and unforeseen rotations (ADR 0007). */
@@ -138,53 +162,34 @@ export class LedgerStateMachine {
     return undefined
   }
 
-  /**
-   * Step 3: seeds fill the cache where neither generation holds the key (the
-   * cache wins). Returns the seeds for the gated scope, which serves them only
-   * where the cache has nothing: absent rows, and every seed of a dry run,
-   * which leaves the cache untouched.
-   */
-  private preload(proposal: Proposal, batch: WriteBatch): Map<CanonicalKey, AttributeValue | null> {
-    const seeds = new Map<CanonicalKey, AttributeValue | null>()
-    for (const entry of proposal.coverage) {
-      if (entry.seed === undefined) continue
-      if (entry.seed === null) {
-        seeds.set(entry.key, null)
-        continue
-      }
-      const attribute = decodeAttribute(kindOf(entry.key), Buffer.from(entry.seed, 'base64'))
-      seeds.set(entry.key, attribute.value)
-      // The row came from the store: only the cache (and its mirror) needs it.
-      if (proposal.dryRun !== true) this.cache.preload(entry.key, attribute, batch)
-    }
-    return seeds
+  /** The audit entry once everything else is done (its items packed ahead by the application); the proposal's result. */
+  private complete(index: number, proposal: Proposal, run: CompletedRun, batch: WriteBatch): ProposalResult {
+    invariant(this.open?.index === index, () => `completion of index ${index}, which is not being applied`)
+    this.open = undefined
+    // A dry run executes everything and keeps nothing: no rows, no cache change, no audit entry.
+    if (proposal.dryRun === true) return { index, outcome: 'applied', results: run.results }
+    this.audit(index, proposal, run, batch)
+    return { index, outcome: 'applied', results: run.results }
   }
 
-  private runOrders(index: number, proposal: Proposal, seeds: ReadonlyMap<CanonicalKey, AttributeValue | null>, writes: WriteSet): OrderResult[] {
-    const results: OrderResult[] = []
-    let stopped = false
-    for (const planned of proposal.orders) {
-      if (stopped) {
-        results.push({ status: 'skipped' })
-        continue
-      }
-      const allowed = new Set<CanonicalKey>()
-      for (const i of planned.coverageIndexes) {
-        const entry = proposal.coverage[i]
-        invariant(entry !== undefined, () => `coverage index ${i} outside the plan`)
-        allowed.add(entry.key)
-      }
-      const orderWrites = new WriteSet(writes)
-      const scope = new GatedScope(proposal.date, planned.idempotencyKey, allowed, seeds, this.cache, orderWrites)
-      const result = this.runOrder(index, planned, scope, orderWrites)
-      results.push(result)
-      if (result.status === 'applied') orderWrites.mergeIntoParent()
-      else if (proposal.atomic || !proposal.continueOnFailure) stopped = true
+  /** Step 4 for the order at `position`: through a gated scope, its effects stacked on the proposal's write set. */
+  private runOrder(index: number, proposal: Proposal, position: number, seeds: ReadonlyMap<CanonicalKey, AttributeValue | null>, writes: WriteSet): OrderResult {
+    const planned = proposal.orders[position]
+    invariant(planned !== undefined, () => `order ${position} outside the proposal`)
+    const allowed = new Set<CanonicalKey>()
+    for (const i of planned.coverageIndexes) {
+      const entry = proposal.coverage[i]
+      invariant(entry !== undefined, () => `coverage index ${i} outside the plan`)
+      allowed.add(entry.key)
     }
-    return results
+    const orderWrites = new WriteSet(writes)
+    const scope = new GatedScope(proposal.date, planned.idempotencyKey, allowed, seeds, this.cache, orderWrites)
+    const result = this.executePlanned(index, planned, scope, orderWrites)
+    if (result.status === 'applied') orderWrites.mergeIntoParent()
+    return result
   }
 
-  private runOrder(index: number, planned: PlannedOrder, scope: GatedScope, writes: WriteSet): OrderResult {
+  private executePlanned(index: number, planned: PlannedOrder, scope: GatedScope, writes: WriteSet): OrderResult {
     try {
       const ledger = ledgerOfOrder(planned.order)
       // Idempotency records live in a ledger: an order about no ledger (an exporter) is never proposed with a key.
@@ -219,43 +224,17 @@ export class LedgerStateMachine {
     }
   }
 
-  /**
-   * Step 6: attribute rows and cache (with mirror) from the write set, then
-   * v2 log rows. A deletion leaves a cache tombstone and removes the store
-   * row, so the key reads as absent from either once the tombstone rotates out.
-   */
-  private flush(writes: WriteSet, batch: WriteBatch): void {
-    invariant(writes.parent === undefined, 'only the proposal-level write set is flushed')
-    for (const [key, value] of writes.values) {
-      if (value === null) {
-        this.cache.tombstone(key, batch)
-        batch.del(attributeRowKey(key))
-        continue
-      }
-      const attribute = encodeAttribute(value)
-      this.cache.put(key, attribute, batch)
-      batch.put(attributeRowKey(key), attribute.bytes)
-    }
-    for (const { ledger, log } of writes.logs) {
-      batch.put(logRowKey(ledger, log.id), encodeLogRow(log))
-      writeTransactionIndexes(ledger, log, batch)
-    }
-  }
-
-  private audit(index: number, proposal: Proposal, results: readonly OrderResult[], batch: WriteBatch): void {
+  private audit(index: number, proposal: Proposal, run: CompletedRun, batch: WriteBatch): void {
     const entry = chainEntry(this.clusterId, this.head, {
       index,
       date: proposal.date,
       proposalId: proposal.id,
-      // Everything replay needs besides the plan (which a checker rebuilds from its own state).
-      orders: proposal.orders.map(({ order, idempotencyKey, requestHash }) => ({
-        order,
-        ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
-        ...(requestHash === undefined ? {} : { requestHash }),
-      })) as unknown as Json,
+      // Everything replay needs besides the plan (which a checker rebuilds from its own state):
+      // `auditOrder` and `auditOutcome` of each order, packed ahead (the same bytes as in place).
+      orders: run.auditOrders as unknown as Json,
       atomic: proposal.atomic,
       continueOnFailure: proposal.continueOnFailure,
-      outcome: results.map(auditOutcome),
+      outcome: run.auditOutcomes as unknown as Json,
       idempotencyKeys: proposal.orders.flatMap((planned) => (planned.idempotencyKey === undefined ? [] : [planned.idempotencyKey])),
       ...(proposal.cacheSettings === undefined ? {} : { cacheSettings: cacheSettingsToJson(proposal.cacheSettings) }),
     })
@@ -263,6 +242,240 @@ export class LedgerStateMachine {
     batch.put(auditRowKey(entry.seq), entry.row)
     batch.put(metaKey(MetaKey.auditHead), Buffer.from(stringifyJson(this.head), 'utf8'))
   }
+}
+
+interface DecodedSeeds {
+  /** What the gated scope serves where the cache holds nothing. */
+  readonly values: ReadonlyMap<CanonicalKey, AttributeValue | null>
+  /** The stored rows the cache takes at completion (absent rows seed nothing). */
+  readonly rows: readonly (readonly [CanonicalKey, Attribute])[]
+}
+
+function decodeSeeds(proposal: Proposal): DecodedSeeds {
+  const values = new Map<CanonicalKey, AttributeValue | null>()
+  const rows: [CanonicalKey, Attribute][] = []
+  for (const entry of proposal.coverage) {
+    if (entry.seed === undefined) continue
+    if (entry.seed === null) {
+      values.set(entry.key, null)
+      continue
+    }
+    const attribute = decodeAttribute(kindOf(entry.key), Buffer.from(entry.seed, 'base64'))
+    values.set(entry.key, attribute.value)
+    rows.push([entry.key, attribute])
+  }
+  return { values, rows }
+}
+
+/**
+ * Step 6, the store's part, for one written key: its attribute row (put, or
+ * deleted) into the batch; returns the encoded attribute the cache takes at
+ * completion (null: a deletion).
+ */
+function stageValue(key: CanonicalKey, value: AttributeValue | null, batch: WriteBatch): Attribute | null {
+  if (value === null) {
+    batch.del(attributeRowKey(key))
+    return null
+  }
+  const attribute = encodeAttribute(value)
+  batch.put(attributeRowKey(key), attribute.bytes)
+  return attribute
+}
+
+/** Step 6 for one v2 log: its row and the transaction's secondary index rows. */
+function stageLog({ ledger, log }: WriteSet['logs'][number], batch: WriteBatch): void {
+  batch.put(logRowKey(ledger, log.id), encodeLogRow(log))
+  writeTransactionIndexes(ledger, log, batch)
+}
+
+/** What a proposal's application hands to its completion. */
+interface CompletedRun {
+  /** Final per-order results (an atomic proposal that failed: every order failed or rolled back). */
+  readonly results: OrderResult[]
+  /** The audit body's `orders` and `outcome` items (`auditOrder`, `auditOutcome`), packed canonically. */
+  readonly auditOrders: PackedItems
+  readonly auditOutcomes: PackedItems
+}
+
+interface ApplicationSteps {
+  runOrder(position: number, writes: WriteSet): OrderResult
+  stageValue(key: CanonicalKey, value: AttributeValue | null): Attribute | null
+  stageLog(entry: WriteSet['logs'][number]): void
+  preload(key: CanonicalKey, attribute: Attribute): void
+  cacheValue(key: CanonicalKey, attribute: Attribute | null): void
+  complete(run: CompletedRun): ProposalResult
+}
+
+type Phase = 'orders' | 'rows' | 'seeds' | 'cache' | 'audit' | 'done'
+
+/**
+ * One proposal being applied (`LedgerStateMachine.begin`), one unit of work
+ * at a time, in as many slices as the caller likes:
+ *
+ *  1. `orders`: each order runs (step 4) into the proposal's write set;
+ *  2. `rows`: the store rows of what is kept (attribute, log and index rows)
+ *     are staged into the batch, which nobody reads before it is written;
+ *  3. `seeds`, `cache`: the seeds, then the kept effects, go into the cache
+ *     (steps 3 and 6). While this phase is under way (`cacheUnsettled`) the
+ *     cache holds part of the proposal: the caller keeps readers of the
+ *     cache waiting until it ends;
+ *  4. `audit`: the audit body's items are packed;
+ *
+ * then `finish` writes the audit entry and returns the result. Pure like the
+ * FSM: slicing is the caller's choice and changes no result and no row.
+ */
+export class ProposalApplication {
+  private phase: Phase = 'orders'
+  private cursor = 0
+  private stopped = false
+  private results: OrderResult[] = []
+  private readonly writes = new WriteSet(undefined)
+  private kept: WriteSet = this.writes
+  private keptValues: [CanonicalKey, AttributeValue | null][] = []
+  private readonly staged: (Attribute | null)[] = []
+  private readonly auditOrders: Buffer[] = []
+  private readonly auditOutcomes: Buffer[] = []
+  private finished = false
+
+  constructor(
+    readonly index: number,
+    private readonly proposal: Proposal,
+    private readonly seedRows: readonly (readonly [CanonicalKey, Attribute])[],
+    private readonly steps: ApplicationSteps,
+  ) {}
+
+  /** Whether only `finish` is left. */
+  get done(): boolean {
+    return this.phase === 'done'
+  }
+
+  /** Whether the cache holds part of the proposal's effects (seeds or values) but not all of them yet. */
+  get cacheUnsettled(): boolean {
+    return (this.phase === 'seeds' && this.cursor > 0) || this.phase === 'cache'
+  }
+
+  /** Does at most `unitsMax` more units of work (at least one when any is left); returns `done`. */
+  advance(unitsMax: number): boolean {
+    invariant(!this.finished, () => `index ${this.index} already finished`)
+    let budget = Math.max(1, unitsMax)
+    while (budget > 0 && this.phase !== 'done') budget = this.step(budget)
+    return this.done
+  }
+
+  /** Steps 5 and 6 are done: the audit entry; the proposal's result. */
+  finish(): ProposalResult {
+    invariant(this.done && !this.finished, () => `index ${this.index} finished before all its work was done, or twice`)
+    this.finished = true
+    return this.steps.complete({
+      results: this.results,
+      auditOrders: new PackedItems(this.proposal.orders.length, this.auditOrders),
+      auditOutcomes: new PackedItems(this.results.length, this.auditOutcomes),
+    })
+  }
+
+  /** Works within `budget` units in the current phase; returns the budget left. */
+  private step(budget: number): number {
+    switch (this.phase) {
+      case 'orders': {
+        const orders = this.proposal.orders
+        for (; this.cursor < orders.length && budget > 0; this.cursor++, budget--) {
+          if (this.stopped) {
+            this.results.push({ status: 'skipped' })
+            continue
+          }
+          const result = this.steps.runOrder(this.cursor, this.writes)
+          this.results.push(result)
+          if (result.status !== 'applied' && (this.proposal.atomic || !this.proposal.continueOnFailure)) this.stopped = true
+        }
+        if (this.cursor === orders.length) this.decide()
+        return budget
+      }
+      case 'rows': {
+        for (; this.cursor < this.keptValues.length && budget > 0; this.cursor++, budget--) {
+          const [key, value] = this.keptValues[this.cursor] as [CanonicalKey, AttributeValue | null]
+          this.staged.push(this.steps.stageValue(key, value))
+        }
+        const logs = this.kept.logs
+        for (; this.cursor >= this.keptValues.length && this.cursor - this.keptValues.length < logs.length && budget > 0; this.cursor++, budget--) {
+          this.steps.stageLog(logs[this.cursor - this.keptValues.length] as WriteSet['logs'][number])
+        }
+        if (this.cursor === this.keptValues.length + logs.length) this.enter('seeds')
+        return budget
+      }
+      case 'seeds': {
+        for (; this.cursor < this.seedRows.length && budget > 0; this.cursor++, budget--) {
+          const [key, attribute] = this.seedRows[this.cursor] as readonly [CanonicalKey, Attribute]
+          this.steps.preload(key, attribute)
+        }
+        if (this.cursor === this.seedRows.length) this.enter('cache')
+        return budget
+      }
+      case 'cache': {
+        for (; this.cursor < this.keptValues.length && budget > 0; this.cursor++, budget--) {
+          const [key] = this.keptValues[this.cursor] as [CanonicalKey, AttributeValue | null]
+          this.steps.cacheValue(key, this.staged[this.cursor] as Attribute | null)
+        }
+        if (this.cursor === this.keptValues.length) this.enter('audit')
+        return budget
+      }
+      case 'audit': {
+        // Orders, then outcomes, a slice of items per unit of budget's worth.
+        const orders = this.proposal.orders
+        const total = orders.length + this.results.length
+        const end = Math.min(total, this.cursor + budget)
+        if (this.cursor < orders.length) {
+          const to = Math.min(end, orders.length)
+          this.auditOrders.push(packItems(orders.slice(this.cursor, to).map(auditOrder), true))
+          budget -= to - this.cursor
+          this.cursor = to
+        }
+        if (this.cursor >= orders.length && this.cursor < end) {
+          const from = this.cursor - orders.length
+          const to = end - orders.length
+          this.auditOutcomes.push(packItems(this.results.slice(from, to).map(auditOutcome), true))
+          budget -= to - from
+          this.cursor = end
+        }
+        if (this.cursor === total) this.enter('done')
+        return budget
+      }
+      case 'done':
+        return budget
+      default: {
+        const never: never = this.phase
+        throw new InvariantViolation(`unknown phase ${String(never)}`)
+      }
+    }
+  }
+
+  /** Once every order ran: what is kept (nothing of an atomic proposal with a failure), and the final results. */
+  private decide(): void {
+    const failed = this.results.some((result) => result.status === 'failed')
+    const rolledBack = this.proposal.atomic && failed
+    this.kept = rolledBack ? new WriteSet(undefined) : this.writes
+    this.keptValues = [...this.kept.values]
+    // A dry run keeps its results as they ran, and nothing else: no rows, no cache change, no audit entry.
+    if (this.proposal.dryRun === true) {
+      this.enter('done')
+      return
+    }
+    if (rolledBack) this.results = this.results.map(atomicRollback)
+    this.enter('rows')
+  }
+
+  private enter(phase: Phase): void {
+    this.phase = phase
+    this.cursor = 0
+  }
+}
+
+/** An order as the audit body records it: everything replay needs besides the plan (which a checker rebuilds from its own state). */
+function auditOrder({ order, idempotencyKey, requestHash }: PlannedOrder): Json {
+  return {
+    order,
+    ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+    ...(requestHash === undefined ? {} : { requestHash }),
+  } as unknown as Json
 }
 
 function atomicRollback(result: OrderResult): OrderResult {

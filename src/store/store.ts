@@ -21,9 +21,20 @@ export interface StoreReader {
   range(options: RangeOptions): AsyncIterable<[Buffer, Buffer]>
 }
 
+/**
+ * Building a large batch in slices: after every `rows` rows, `turn()` is
+ * awaited (the caller gives the event loop a turn). The batch still lands in
+ * one atomic write, after the last slice: nothing of it is visible, or
+ * durable, before.
+ */
+export interface WriteSlices {
+  readonly rows: number
+  turn(): Promise<void>
+}
+
 /** The one way state reaches disk: an atomic batch, fsynced when `sync`. */
 export interface StoreWriter {
-  write(rows: readonly RowWrite[], options: { sync: boolean }): Promise<void>
+  write(rows: readonly RowWrite[], options: { sync: boolean; slices?: WriteSlices }): Promise<void>
 }
 
 export class SchemaVersionMismatch extends TallyError {
@@ -124,8 +135,12 @@ export class Store implements StoreReader, StoreWriter {
     }
   }
 
-  async write(rows: readonly RowWrite[], options: { sync: boolean }): Promise<void> {
+  async write(rows: readonly RowWrite[], options: { sync: boolean; slices?: WriteSlices }): Promise<void> {
     if (rows.length === 0) return
+    const slices = options.slices
+    // RocksDB copies each row into its batch on the JavaScript thread (about
+    // as long as the write itself): a large batch is copied in slices.
+    if (slices !== undefined && rows.length > slices.rows) return this.writeInSlices(rows, options.sync, slices)
     const operations = rows.map((row) =>
       row.value === null
         ? { type: 'del' as const, key: row.key }
@@ -134,6 +149,23 @@ export class Store implements StoreReader, StoreWriter {
     // `sync` is honoured by the RocksDB binding (WriteOptions.sync) though
     // abstract-level's types do not list it.
     await this.db.batch(operations, { sync: options.sync } as object)
+  }
+
+  private async writeInSlices(rows: readonly RowWrite[], sync: boolean, slices: WriteSlices): Promise<void> {
+    const batch = this.db.batch()
+    try {
+      for (let at = 0; at < rows.length; at++) {
+        if (at > 0 && at % slices.rows === 0) await slices.turn()
+        const row = rows[at] as RowWrite
+        if (row.value === null) batch.del(row.key)
+        else batch.put(row.key, row.value)
+      }
+    } catch (error) {
+      await batch.close() // nothing of it was written
+      throw error
+    }
+    // As `batch` above: `sync` is honoured by the binding. The write closes the batch.
+    await batch.write({ sync } as object)
   }
 
   /** A numeric RocksDB property for metrics (memtable bytes, pending compactions); undefined when unknown or closed. */

@@ -50,7 +50,7 @@ export interface PowerLossRunOptions {
   /** Receives a line per power loss (what the node had, what the disk kept). */
   readonly trace?: (line: string) => void
   /** Pins node settings the seed would otherwise draw. */
-  readonly settings?: Partial<Pick<LedgerNodeOptions, 'checkpointEntries' | 'walRetainEntries' | 'walSegmentBytesMax' | 'applyBatchProposalsMax'>>
+  readonly settings?: Partial<Pick<LedgerNodeOptions, 'checkpointEntries' | 'walRetainEntries' | 'walSegmentBytesMax' | 'applyBatchProposalsMax' | 'applyBatchOrdersMax' | 'applySliceUnits'>>
 }
 
 export interface PowerLossReport {

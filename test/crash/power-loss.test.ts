@@ -69,3 +69,16 @@ test('power loss: restarts with another cache rotation threshold lose nothing', 
   t.diagnostic(failing.join('\n'))
   assert.deepEqual(failing, [])
 })
+
+test('power loss while bulks are applied in slices (one order per slice, a turn of the event loop between): nothing half-applied survives a restart', async (t) => {
+  const failing: string[] = []
+  for (const seed of seeds.slice(0, 3)) {
+    try {
+      const report = await runPowerLossSeed({ seed, cycles: 4, worstCase: seed % 3 === 0, settings: { applyBatchOrdersMax: 1, applySliceUnits: 1 } })
+      t.diagnostic(`seed ${seed}: ${report.acknowledged} acknowledged; ${report.outcomes.map((o) => o.crashedAt).join(' | ')}`)
+    } catch (error) {
+      failing.push(error instanceof Error ? error.message.slice(0, 300) : String(error))
+    }
+  }
+  assert.deepEqual(failing, [])
+})

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { InvariantViolation, canonicalJson, packValue, parseJson, unpackValue } from '../../src/domain/index.ts'
+import { InvariantViolation, PackedItems, canonicalJson, packItems, packValue, parseJson, unpackValue } from '../../src/domain/index.ts'
 
 /**
  * The packed encoding against the JSON round trip it replaces inside the
@@ -119,6 +119,23 @@ test("sorted packing writes keys in JSON's canonical order (the order canonicalJ
       for (const [k, v] of entries) Object.defineProperty(object, k, { value: v, enumerable: true, writable: true, configurable: true })
       const unpacked = unpackValue(packValue(object, LAYOUT, true), LAYOUT) as Record<string, unknown>
       assert.deepStrictEqual(Object.keys(unpacked), Object.keys(parseJson(canonicalJson(object)) as Record<string, unknown>))
+    }),
+  )
+})
+
+test('items packed ahead in chunks (PackedItems) pack to the same bytes as the array in place, whatever the chunks', () => {
+  fc.assert(
+    fc.property(fc.array(value, { maxLength: 300 }), fc.array(fc.nat(), { maxLength: 6 }), value, fc.boolean(), (items, cuts, other, sorted) => {
+      const bounds = [...new Set(cuts.map((cut) => cut % (items.length + 1)))].sort((a, b) => a - b)
+      const chunks: Buffer[] = []
+      let from = 0
+      for (const bound of [...bounds, items.length]) {
+        chunks.push(packItems(items.slice(from, bound), sorted))
+        from = bound
+      }
+      const inPlace = packValue({ before: other, items, after: 1 }, LAYOUT, sorted)
+      const ahead = packValue({ before: other, items: new PackedItems(items.length, chunks), after: 1 }, LAYOUT, sorted)
+      assert.ok(ahead.equals(inPlace))
     }),
   )
 })

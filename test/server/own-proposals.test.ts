@@ -31,16 +31,19 @@ async function scriptsAndDryRuns(node: LedgerNode): Promise<void> {
   await submit(node, [{ order: script(3, 'users:8'), idempotencyKey: 'script-ik', requestHash: 'h1' }], { atomic: false, continueOnFailure: true })
 }
 
+/** How the live node applies: in slices of a few orders and store rows, or (none given) as it does by default. */
+type LiveOptions = { readonly applyBatchOrdersMax?: number; readonly applySliceUnits?: number; readonly storeWriteSliceRows?: number }
+
 /**
  * The leader applies the proposals admission built (no decode of the bytes it
  * just encoded); recovery and replicas decode the WAL. Both must write the
  * same bytes: the live store equals one rebuilt from its WAL alone.
  */
-async function assertSameStores(steps: readonly Step[], rotationThreshold: number, rowsMin: number): Promise<void> {
+async function assertSameStores(steps: readonly Step[], rotationThreshold: number, rowsMin: number, liveOptions: LiveOptions = {}): Promise<void> {
   const live = tempDirectory()
   const replay = tempDirectory()
   try {
-    const node = await LedgerNode.open({ dataDirectory: live.directory, cacheRotationThreshold: rotationThreshold, clusterId: CLUSTER, sync: false, now: clock() })
+    const node = await LedgerNode.open({ dataDirectory: live.directory, cacheRotationThreshold: rotationThreshold, clusterId: CLUSTER, sync: false, now: clock(), ...liveOptions })
     try {
       await runWorkload(node, steps)
       await scriptsAndDryRuns(node)
@@ -72,6 +75,26 @@ test('proposals applied as built and as decoded give byte-identical stores (rand
     fc.asyncProperty(fc.array(stepArbitrary, { minLength: 5, maxLength: 30 }), fc.constantFrom(3, 8, 64), async (steps, rotationThreshold) => {
       await assertSameStores(steps, rotationThreshold, 20)
     }),
+    { numRuns: 8 },
+  )
+})
+
+// The replay applies every proposal in one go (the default bound is far above these bulks' sizes).
+test('a proposal applied in slices of orders, its rows copied to the store in slices, writes the same bytes as one applied in one go (fixed workload)', async () => {
+  await assertSameStores(FIXED_STEPS, 4, 100, { applyBatchOrdersMax: 1, applySliceUnits: 1, storeWriteSliceRows: 3 })
+})
+
+test('applied in slices or in one go: the same bytes (random workloads, slice sizes)', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(stepArbitrary, { minLength: 5, maxLength: 30 }),
+      fc.constantFrom(3, 8, 64),
+      fc.integer({ min: 1, max: 4 }),
+      fc.integer({ min: 1, max: 16 }),
+      async (steps, rotationThreshold, applyBatchOrdersMax, storeWriteSliceRows) => {
+        await assertSameStores(steps, rotationThreshold, 20, { applyBatchOrdersMax, applySliceUnits: applyBatchOrdersMax, storeWriteSliceRows })
+      },
+    ),
     { numRuns: 8 },
   )
 })

@@ -17,6 +17,7 @@ import { parseBoolean, parseCreateTransaction, parseRevertTransaction, parseTran
 import type { OrderResult } from '../../fsm/index.ts'
 import { idempotencyKeyLengthMax, ledgerParam, queryFlag, requestHash, schemaVersionOf } from '../requests.ts'
 import { wireCode } from '../errors.ts'
+import { elementsPerTurn, nextTurn, sendDataInSlices } from '../sliced-json.ts'
 import type { Views } from '../views.ts'
 
 export interface BulkOptions {
@@ -54,7 +55,12 @@ export function bulkRoutes(app: FastifyInstance, node: LedgerNode, views: Views,
     // are; the FSM checks each against the schema it reads.
     const followed = schema.schemaVersion === undefined || !body.some(namesTemplate) ? undefined : await views.schema(ledger, schema.schemaVersion)
     const parsing: CreateTransactionOptions = { ...schema, ...(followed === undefined ? {} : { templateScript: (name: string) => templateScript(followed, name) }) }
-    const elements = body.map((element, i) => parseElement(ledger, element, i, parsing))
+    // A slice of elements at a time, with a turn of the event loop between slices (a bulk may hold 10,000).
+    const elements: { action: Action; proposed: ProposedOrder }[] = []
+    for (let i = 0; i < body.length; i++) {
+      if (i > 0 && i % elementsPerTurn === 0) await nextTurn()
+      elements.push(parseElement(ledger, body[i], i, parsing))
+    }
     // Parallel elements are independent; applying them in order gives the same results.
     const results = await node.admission.submit(
       elements.map((element) => element.proposed),
@@ -73,9 +79,9 @@ export function bulkRoutes(app: FastifyInstance, node: LedgerNode, views: Views,
       data.push(bulkSuccess(action, result))
     })
     if (firstError !== undefined && firstError.status === 'failed') {
-      return reply.code(400).send({ data, errorCode: wireCode(firstError.error.code), errorMessage: wireMessage(firstError.error) })
+      return sendDataInSlices(reply, 400, data, { errorCode: wireCode(firstError.error.code), errorMessage: wireMessage(firstError.error) })
     }
-    return reply.code(200).send({ data })
+    return sendDataInSlices(reply, 200, data)
   })
 }
 
