@@ -1,4 +1,6 @@
 export { runCheck, findingsKeptMax } from './check.ts'
+export { checkMemoryBytesDefault } from './spill.ts'
+export type { AttributeRows } from './replay.ts'
 export type { CheckOptions, CheckProgress, CheckPhase, CheckResult, CheckSummary } from './check.ts'
 export { FINDING_KINDS } from './findings.ts'
 export type { Finding, FindingKind } from './findings.ts'
