@@ -25,7 +25,7 @@ import { LedgerNode } from '../src/server/index.ts'
 import { Store } from '../src/store/index.ts'
 import type { AccountAddress, Asset, LedgerName } from '../src/domain/index.ts'
 import type { ProposedOrder } from '../src/orders/index.ts'
-import { exportLogLines, importLogs, parseJsonStream, runCheck } from '../src/check/index.ts'
+import { exportLogChunks, importLogs, parseJsonStream, runCheck } from '../src/check/index.ts'
 
 const { values } = parseArgs({
   options: { transactions: { type: 'string' }, bulk: { type: 'string' }, dir: { type: 'string' }, keep: { type: 'boolean' }, only: { type: 'string' } },
@@ -126,9 +126,9 @@ async function main(): Promise<void> {
     const started = performance.now()
     const out = createWriteStream(exportFile)
     let exported = 0
-    for await (const line of exportLogLines(store, ledger)) {
-      if (!out.write(line)) await once(out, 'drain')
-      exported++
+    for await (const chunk of exportLogChunks(store, ledger)) {
+      if (!out.write(chunk.text)) await once(out, 'drain')
+      exported += chunk.logs
     }
     out.end()
     await once(out, 'finish')
