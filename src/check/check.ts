@@ -22,7 +22,7 @@ import {
 } from './findings.ts'
 import { Replayer } from './replay.ts'
 import type { SpilledValue } from './spill.ts'
-import { SpillDisk, SpillRows, checkMemoryBytesDefault, compareLatin1 } from './spill.ts'
+import { OrderedSpillRows, SpillDisk, SpillRows, checkMemoryBytesDefault, compareLatin1 } from './spill.ts'
 
 export type CheckPhase = 'scan' | 'replay' | 'compare'
 
@@ -147,7 +147,7 @@ class CheckRun {
   private findingCount = 0
   private readonly meta = new Map<string, Buffer>()
   /** Live rows other than meta and audit, by latin1 key: value digests (spilled beyond half the memory bound). */
-  private readonly live: SpillRows
+  private readonly live: OrderedSpillRows
   /**
    * Rows the replay wrote, by latin1 key: attributes whole (the replay's
    * seeds), logs and indexes as digests, cache mirror and meta rows whole (a
@@ -178,7 +178,7 @@ class CheckRun {
     disk: SpillDisk,
   ) {
     const half = Math.max(1, Math.floor((options.memoryBytesMax ?? checkMemoryBytesDefault) / 2))
-    this.live = new SpillRows(disk, 0x53, half, () => true)
+    this.live = new OrderedSpillRows(disk, 0x53, half, () => true)
     this.replayed = new SpillRows(disk, 0x52, half, digestZone)
   }
 
@@ -195,7 +195,7 @@ class CheckRun {
         case Zone.attributes:
         case Zone.indexes:
         case Zone.cacheMirror:
-          this.live.set(key.toString('latin1'), digestOf(value))
+          this.live.append(key.toString('latin1'), digestOf(value))
           break
         case Zone.auditCheckpoints:
           this.checkpointRow(key, value)

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { RocksLevel } from '@nxtedition/rocksdb'
+import { invariant } from '../domain/index.ts'
 
 /** Default memory `tally check` may hold for rows it compares before it spills them to disk. */
 export const checkMemoryBytesDefault = 256 * 2 ** 20
@@ -159,10 +160,7 @@ export class SpillRows {
   }
 
   private diskKey(id: string): Buffer {
-    const key = Buffer.allocUnsafe(1 + id.length)
-    key[0] = this.prefix
-    key.write(id, 1, 'latin1')
-    return key
+    return diskKeyOf(this.prefix, id)
   }
 
   private revive(zone: number, row: Buffer): SpilledValue {
@@ -179,4 +177,69 @@ export function compareLatin1(left: string, right: string): number {
 function entryBytes(id: string, value: SpilledValue | null): number {
   const valueBytes = value === null ? 0 : typeof value === 'string' ? value.length : value.length + 96
   return 2 * id.length + valueBytes + 80
+}
+
+/**
+ * Rows that arrive in strictly increasing key order and are never changed
+ * (the store's rows, read by one ordered iterator): held in two arrays, no
+ * map, spilled in order, so everything on disk sorts before everything in
+ * memory and `sorted()` is the disk range followed by memory.
+ */
+export class OrderedSpillRows {
+  private ids: string[] = []
+  private values: SpilledValue[] = []
+  private heldBytes = 0
+  private last: string | undefined
+  private spilledAny = false
+  spills = 0
+
+  constructor(
+    private readonly disk: SpillDisk,
+    private readonly prefix: number,
+    private readonly bytesMax: number,
+    private readonly isDigest: (zone: number) => boolean,
+  ) {}
+
+  get overBudget(): boolean {
+    return this.heldBytes > this.bytesMax
+  }
+
+  append(id: string, value: SpilledValue): void {
+    invariant(this.last === undefined || compareLatin1(this.last, id) < 0, 'ordered rows arrive in increasing key order')
+    this.last = id
+    this.ids.push(id)
+    this.values.push(value)
+    this.heldBytes += entryBytes(id, value) - 40 // no map entry
+  }
+
+  async spill(): Promise<void> {
+    if (this.ids.length === 0) return
+    const db = await this.disk.open()
+    const batch = db.batch()
+    for (let i = 0; i < this.ids.length; i++) {
+      const id = this.ids[i] as string
+      const value = this.values[i] as SpilledValue
+      batch.put(diskKeyOf(this.prefix, id), typeof value === 'string' ? Buffer.from(value, 'latin1') : value)
+    }
+    await batch.write()
+    this.spilledAny = true
+    this.spills++
+    this.ids = []
+    this.values = []
+    this.heldBytes = 0
+  }
+
+  async *sorted(): AsyncGenerator<[string, SpilledValue]> {
+    if (this.spilledAny) {
+      for await (const [key, row] of this.disk.range(this.prefix)) yield [key.toString('latin1', 1), this.isDigest(key[1] as number) ? row.toString('latin1') : row]
+    }
+    for (let i = 0; i < this.ids.length; i++) yield [this.ids[i] as string, this.values[i] as SpilledValue]
+  }
+}
+
+function diskKeyOf(prefix: number, id: string): Buffer {
+  const key = Buffer.allocUnsafe(1 + id.length)
+  key[0] = prefix
+  key.write(id, 1, 'latin1')
+  return key
 }
