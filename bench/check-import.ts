@@ -9,8 +9,13 @@
  * entries/s and orders/s replayed), the v2 export of the ledger (logs/s) and
  * the import of that export into a fresh data directory (logs/s). Prints a
  * Markdown report on stdout.
+ *
+ * With `--dir`, the ledger built under DIR/source is kept and reused by the
+ * next run (the build of 1M transactions takes minutes); `--only
+ * check,export,import` picks the measures (the export file is written when
+ * an import needs it).
  */
-import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { createReadStream, createWriteStream, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { once } from 'node:events'
 import os from 'node:os'
 import path from 'node:path'
@@ -20,9 +25,13 @@ import { LedgerNode } from '../src/server/index.ts'
 import { Store } from '../src/store/index.ts'
 import type { AccountAddress, Asset, LedgerName } from '../src/domain/index.ts'
 import type { ProposedOrder } from '../src/orders/index.ts'
-import { exportLogLines, importLogs, parseJsonStream, runCheck } from '../src/check/index.ts'
+import { exportLogChunks, importLogs, parseJsonStream, runCheck } from '../src/check/index.ts'
 
-const { values } = parseArgs({ options: { transactions: { type: 'string' }, bulk: { type: 'string' }, dir: { type: 'string' }, keep: { type: 'boolean' } } })
+const { values } = parseArgs({
+  options: { transactions: { type: 'string' }, bulk: { type: 'string' }, dir: { type: 'string' }, keep: { type: 'boolean' }, only: { type: 'string' } },
+})
+/** Measures to run (comma-separated: build, check, export, import); all by default. */
+const only = new Set((values.only ?? 'build,check,export,import').split(','))
 const transactions = Number(values.transactions ?? 1_000_000)
 const bulk = Number(values.bulk ?? 1000)
 const root = values.dir ?? mkdtempSync(path.join(os.tmpdir(), 'tally-bench-check-'))
@@ -74,52 +83,80 @@ async function build(directory: string): Promise<number> {
   return (performance.now() - started) / 1000
 }
 
+interface Row {
+  readonly measure: string
+  readonly count: string
+  readonly seconds: number
+  readonly throughput: string
+}
+
 async function main(): Promise<void> {
   const source = path.join(root, 'source')
   const target = path.join(root, 'target')
   const exportFile = path.join(root, 'bench.jsonl')
-  log(`building ${transactions} transactions in proposals of ${bulk} under ${root}`)
-  const buildSeconds = await build(source)
-  log(`built in ${buildSeconds.toFixed(1)}s`)
-
-  const store = await Store.open(path.join(source, 'store'))
-  let started = performance.now()
-  const checked = await runCheck(store, { onProgress: (p) => p.phase === 'replay' && p.done % 100 === 0 && log(`check: ${p.done}/${p.total}`) })
-  const checkSeconds = (performance.now() - started) / 1000
-  log(`check: ok=${checked.ok} ${checked.auditEntries} entries, ${checked.ordersReplayed} orders in ${checkSeconds.toFixed(1)}s`)
-  if (!checked.ok) throw new Error(`check found ${checked.findings} findings: ${JSON.stringify(checked.findingsList.slice(0, 3))}`)
-
-  started = performance.now()
-  const out = createWriteStream(exportFile)
-  let exported = 0
-  for await (const line of exportLogLines(store, ledger)) {
-    if (!out.write(line)) await once(out, 'drain')
-    exported++
+  const rows: Row[] = []
+  // The ledger is built once per directory and reused by later runs (a 1M build costs minutes).
+  if (existsSync(path.join(source, 'store', 'CURRENT'))) {
+    log(`reusing the ledger under ${source}`)
+  } else {
+    log(`building ${transactions} transactions in proposals of ${bulk} under ${root}`)
+    const buildSeconds = await build(source)
+    log(`built in ${buildSeconds.toFixed(1)}s`)
+    rows.push({ measure: `build (LedgerNode, sync: false, ${bulk} orders/proposal)`, count: `${transactions} transactions`, seconds: buildSeconds, throughput: `${Math.round(transactions / buildSeconds)} tx/s` })
   }
-  out.end()
-  await once(out, 'finish')
-  const exportSeconds = (performance.now() - started) / 1000
-  await store.close()
-  log(`export: ${exported} logs, ${(statSync(exportFile).size / 1e6).toFixed(0)} MB in ${exportSeconds.toFixed(1)}s`)
 
-  const node = await LedgerNode.open({ dataDirectory: target, sync: false })
-  started = performance.now()
-  const imported = await importLogs(node, ledger, parseJsonStream(createReadStream(exportFile, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>), {
-    onProgress: ({ logs }) => logs % 100_000 === 0 && log(`import: ${logs}`),
-  })
-  const importSeconds = (performance.now() - started) / 1000
-  await node.close()
-  log(`import: ${imported.logs} logs in ${importSeconds.toFixed(1)}s`)
+  if (only.has('check')) {
+    const store = await Store.open(path.join(source, 'store'))
+    const started = performance.now()
+    const checked = await runCheck(store, { onProgress: (p) => p.phase === 'replay' && p.done % 100 === 0 && log(`check: ${p.done}/${p.total}`) })
+    const checkSeconds = (performance.now() - started) / 1000
+    await store.close()
+    log(`check: ok=${checked.ok} ${checked.auditEntries} entries, ${checked.ordersReplayed} orders in ${checkSeconds.toFixed(1)}s`)
+    if (!checked.ok) throw new Error(`check found ${checked.findings} findings: ${JSON.stringify(checked.findingsList.slice(0, 3))}`)
+    rows.push({
+      measure: 'check (scan + replay + compare)',
+      count: `${checked.auditEntries} audit entries / ${checked.ordersReplayed} orders`,
+      seconds: checkSeconds,
+      throughput: `${Math.round(checked.auditEntries / checkSeconds)} entries/s, ${Math.round(checked.ordersReplayed / checkSeconds)} orders/s`,
+    })
+  }
+
+  if (only.has('export') || (only.has('import') && !existsSync(exportFile))) {
+    const store = await Store.open(path.join(source, 'store'))
+    const started = performance.now()
+    const out = createWriteStream(exportFile)
+    let exported = 0
+    for await (const chunk of exportLogChunks(store, ledger)) {
+      if (!out.write(chunk.text)) await once(out, 'drain')
+      exported += chunk.logs
+    }
+    out.end()
+    await once(out, 'finish')
+    const exportSeconds = (performance.now() - started) / 1000
+    await store.close()
+    log(`export: ${exported} logs, ${(statSync(exportFile).size / 1e6).toFixed(0)} MB in ${exportSeconds.toFixed(1)}s`)
+    rows.push({ measure: `export (v2 JSON lines, ${(statSync(exportFile).size / 1e6).toFixed(0)} MB)`, count: `${exported} logs`, seconds: exportSeconds, throughput: `${Math.round(exported / exportSeconds)} logs/s` })
+  }
+
+  if (only.has('import')) {
+    rmSync(target, { recursive: true, force: true })
+    const node = await LedgerNode.open({ dataDirectory: target, sync: false })
+    const started = performance.now()
+    const imported = await importLogs(node, ledger, parseJsonStream(createReadStream(exportFile, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>), {
+      onProgress: ({ logs }) => logs % 100_000 === 0 && log(`import: ${logs}`),
+    })
+    const importSeconds = (performance.now() - started) / 1000
+    await node.close()
+    log(`import: ${imported.logs} logs in ${importSeconds.toFixed(1)}s`)
+    rows.push({ measure: 'import (verify + replay, sync: false)', count: `${imported.logs} logs`, seconds: importSeconds, throughput: `${Math.round(imported.logs / importSeconds)} logs/s` })
+  }
 
   const cpu = os.cpus()[0]?.model ?? 'unknown'
   process.stdout.write(
     [
       `| measure | count | seconds | throughput |`,
       `| --- | --- | --- | --- |`,
-      `| build (LedgerNode, sync: false, ${bulk} orders/proposal) | ${transactions} transactions | ${buildSeconds.toFixed(1)} | ${Math.round(transactions / buildSeconds)} tx/s |`,
-      `| check (scan + replay + compare) | ${checked.auditEntries} audit entries / ${checked.ordersReplayed} orders | ${checkSeconds.toFixed(1)} | ${Math.round(checked.auditEntries / checkSeconds)} entries/s, ${Math.round(checked.ordersReplayed / checkSeconds)} orders/s |`,
-      `| export (v2 JSON lines, ${(statSync(exportFile).size / 1e6).toFixed(0)} MB) | ${exported} logs | ${exportSeconds.toFixed(1)} | ${Math.round(exported / exportSeconds)} logs/s |`,
-      `| import (verify + replay, sync: false) | ${imported.logs} logs | ${importSeconds.toFixed(1)} | ${Math.round(imported.logs / importSeconds)} logs/s |`,
+      ...rows.map((row) => `| ${row.measure} | ${row.count} | ${row.seconds.toFixed(1)} | ${row.throughput} |`),
       '',
       `machine: ${os.cpus().length} CPUs (${cpu}), node ${process.version}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`,
       '',

@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import type { CanonicalKey } from '../domain/index.ts'
-import { ATTRIBUTE_ROW_LAYOUT, InvariantViolation, isJsonObject, parseJson, stringifyJson, unpackValue } from '../domain/index.ts'
+import { ATTRIBUTE_ROW_LAYOUT, InvariantViolation, invariant, isJsonObject, parseJson, stringifyJson, unpackValue } from '../domain/index.ts'
 import type { AuditCheckpoint, AuditEntry, AuditHead, NoteVerifier } from '../audit/index.ts'
 import type { CacheSettings } from '../cache/index.ts'
 import { cacheSettingsFromJson } from '../fsm/index.ts'
@@ -21,6 +21,8 @@ import {
   zoneName,
 } from './findings.ts'
 import { Replayer } from './replay.ts'
+import type { SpilledValue } from './spill.ts'
+import { OrderedSpillRows, SpillDisk, SpillRows, checkMemoryBytesDefault, compareLatin1 } from './spill.ts'
 
 export type CheckPhase = 'scan' | 'replay' | 'compare'
 
@@ -43,6 +45,8 @@ export interface CheckSummary {
   readonly auditEntries: number
   readonly ordersReplayed: number
   readonly rowsCompared: number
+  /** Times rows were moved from memory to the spill directory (0: everything fit in `memoryBytesMax`). */
+  readonly spills: number
   readonly durationMs: number
   /** Signed checkpoints (stored or given) whose signature verified and whose size and hash the chain has. */
   readonly checkpointsVerified: number
@@ -69,6 +73,16 @@ export interface CheckOptions {
   readonly verifierKeys?: readonly NoteVerifier[]
   /** Checkpoint notes kept outside the store (a file the server appended to, notes fetched earlier); need `verifierKeys`. */
   readonly externalCheckpoints?: readonly string[]
+  /**
+   * Bytes of rows (the store's live rows as digests, the replay's rows) the
+   * check holds in memory; beyond, they spill to a temporary RocksDB under
+   * `spillDirectory` and are compared from there. Default
+   * `checkMemoryBytesDefault`. The replay's cache is bounded by the ledger's
+   * own cache settings, not by this.
+   */
+  readonly memoryBytesMax?: number
+  /** Where spilled rows go (a temporary directory inside, removed at the end); default the OS temp directory. */
+  readonly spillDirectory?: string
 }
 
 /** A signed claim the chain must honour: at `size` entries, the head hash is `hash`. */
@@ -106,9 +120,19 @@ export interface CheckResult extends CheckSummary {
  * checkpoint's claim on the chain (its signature with `verifierKeys`).
  */
 export async function runCheck(store: StoreReader, options: CheckOptions = {}): Promise<CheckResult> {
-  const run = new CheckRun(store, options)
-  return run.execute()
+  const disk = new SpillDisk(options.spillDirectory)
+  try {
+    return await new CheckRun(store, options, disk).execute()
+  } finally {
+    await disk.close()
+  }
 }
+
+/** Zones whose rows the check keeps as digests on the replay's side (there are millions); others whole, a finding decodes them. */
+const digestZone = (zone: number): boolean => zone === Zone.logs || zone === Zone.indexes
+
+/** An attribute's row key as the check's latin1 row id. */
+const attributeId = (key: CanonicalKey): string => attributeRowKey(key).toString('latin1')
 
 /**
  * A row's fingerprint for comparison: the first 16 bytes of its SHA-256
@@ -122,15 +146,14 @@ class CheckRun {
   private readonly byKind: Partial<Record<FindingKind, number>> = {}
   private findingCount = 0
   private readonly meta = new Map<string, Buffer>()
-  /** Live rows other than meta and audit, by latin1 key: value digests. */
-  private readonly live = new Map<string, string>()
-  /** Rows the replay wrote outside the attribute zone (logs, mirror, meta), by latin1 key. */
+  /** Live rows other than meta and audit, by latin1 key: value digests (spilled beyond half the memory bound). */
+  private readonly live: OrderedSpillRows
   /**
-   * Rows the replay wrote outside the attribute zone: logs and indexes as
-   * digests (there are millions); cache mirror and meta rows whole (a
-   * finding on them decodes the bytes).
+   * Rows the replay wrote, by latin1 key: attributes whole (the replay's
+   * seeds), logs and indexes as digests, cache mirror and meta rows whole (a
+   * finding on them decodes the bytes); spilled beyond half the memory bound.
    */
-  private readonly replayed = new Map<string, Buffer | string>()
+  private readonly replayed: SpillRows
   private replayer: Replayer | undefined
   private stopped: string | undefined
   private initialised = false
@@ -152,7 +175,12 @@ class CheckRun {
   constructor(
     private readonly store: StoreReader,
     private readonly options: CheckOptions,
-  ) {}
+    disk: SpillDisk,
+  ) {
+    const half = Math.max(1, Math.floor((options.memoryBytesMax ?? checkMemoryBytesDefault) / 2))
+    this.live = new OrderedSpillRows(disk, 0x53, half, () => true)
+    this.replayed = new SpillRows(disk, 0x52, half, digestZone)
+  }
 
   async execute(): Promise<CheckResult> {
     for await (const [key, value] of this.store.range({ gte: Buffer.of(Zone.meta) })) {
@@ -167,7 +195,7 @@ class CheckRun {
         case Zone.attributes:
         case Zone.indexes:
         case Zone.cacheMirror:
-          this.live.set(key.toString('latin1'), digestOf(value))
+          this.live.append(key.toString('latin1'), digestOf(value))
           break
         case Zone.auditCheckpoints:
           this.checkpointRow(key, value)
@@ -181,13 +209,14 @@ class CheckRun {
           this.report({ kind: 'meta', key: `row=${key.toString('hex')}`, message: `row in ${zoneName(zone)}: no projection lives there` })
       }
       await this.pace(false)
+      await this.spillIfOver()
     }
     if (!this.initialised) this.initialise()
     this.unmetClaims()
     if (this.stopped === undefined && this.replayer !== undefined) {
       this.replayer.fillTo(this.appliedIndex)
       this.progress('compare', true)
-      await this.compare(this.replayer)
+      await this.compare()
     }
     return this.result()
   }
@@ -216,13 +245,27 @@ class CheckRun {
     for (const [i, note] of (this.options.externalCheckpoints ?? []).entries()) this.claim(note, `external #${i + 1}`)
     const genesis = this.cacheGenesis()
     if (genesis === undefined) return
-    this.replayer = new Replayer(this.clusterId, genesis.settings, (rowKey, rowValue) => {
-      if (rowKey[0] === Zone.audit) return // compared entry by entry as they are replayed
-      const id = rowKey.toString('latin1')
-      if (rowValue === null) this.replayed.delete(id)
-      else if (rowKey[0] === Zone.logs || rowKey[0] === Zone.indexes) this.replayed.set(id, digestOf(rowValue))
-      else this.replayed.set(id, rowValue)
-    }, genesis.created)
+    const replayed = this.replayed
+    this.replayer = new Replayer(
+      this.clusterId,
+      genesis.settings,
+      (rowKey, rowValue) => {
+        if (rowKey[0] === Zone.audit) return // compared entry by entry as they are replayed
+        const zone = rowKey[0] as number
+        replayed.set(rowKey.toString('latin1'), rowValue === null ? null : digestZone(zone) ? digestOf(rowValue) : rowValue)
+      },
+      genesis.created,
+      {
+        get(key) {
+          const row = replayed.get(attributeId(key))
+          invariant(typeof row !== 'string', 'attribute rows are kept whole')
+          return row
+        },
+        set(key, row) {
+          replayed.set(attributeId(key), row)
+        },
+      },
+    )
     this.replayStarted = performance.now()
   }
 
@@ -435,38 +478,60 @@ class CheckRun {
 
   // ---- comparison -------------------------------------------------------------------------
 
-  private async compare(replayer: Replayer): Promise<void> {
+  /** Spills whichever side outgrew its half of the memory bound (between rows and audit entries: the replay writes synchronously). */
+  private async spillIfOver(): Promise<void> {
+    if (this.live.overBudget) await this.live.spill()
+    if (this.replayed.overBudget) await this.replayed.spill()
+  }
+
+  /**
+   * Both sides walked once, in store key order (memory and spilled rows
+   * merged): every replayed row against the live digest, every live row
+   * nothing replayed. Findings come out in key order.
+   */
+  private async compare(): Promise<void> {
     if (this.previous.seq !== BigInt(this.auditTotal)) {
       this.report({ kind: 'meta', key: MetaKey.auditHead, message: `the audit head says seq ${this.auditTotal}, the last stored entry is seq ${this.previous.seq}` })
     }
-    // Walk both sides in place (no merged copy): every expected row against the
-    // live digest, then every live row that nothing expected.
-    const expectedOf = (id: string): Buffer | string | undefined => {
-      if (id.charCodeAt(0) === Zone.attributes) return replayer.attributes.get(Buffer.from(id, 'latin1').toString('utf8', 1) as CanonicalKey)
-      return this.replayed.get(id)
+    const expectedRows = this.replayed.sorted()
+    const liveRows = this.live.sorted()
+    const nextExpected = async (): Promise<[string, SpilledValue] | undefined> => {
+      for (;;) {
+        const next = await expectedRows.next()
+        if (next.done === true) return undefined
+        const zone = next.value[0].charCodeAt(0)
+        if (zone !== Zone.meta && zone !== Zone.audit) return next.value
+      }
     }
-    const differing: string[] = []
-    for (const [key, value] of replayer.attributes) {
-      const id = attributeRowKey(key).toString('latin1')
-      if (this.live.get(id) !== digestOf(value)) differing.push(id)
+    const nextLive = async (): Promise<[string, SpilledValue] | undefined> => {
+      const next = await liveRows.next()
+      return next.done === true ? undefined : next.value
+    }
+    let expected = await nextExpected()
+    let live = await nextLive()
+    while (expected !== undefined || live !== undefined) {
+      const order = expected === undefined ? 1 : live === undefined ? -1 : compareLatin1(expected[0], live[0])
+      if (order < 0) {
+        const [id, row] = expected as [string, SpilledValue]
+        await this.reportRow(Buffer.from(id, 'latin1'), row, false)
+        expected = await nextExpected()
+      } else if (order > 0) {
+        await this.reportRow(Buffer.from((live as [string, SpilledValue])[0], 'latin1'), undefined, true)
+        live = await nextLive()
+      } else {
+        const [id, row] = expected as [string, SpilledValue]
+        if ((live as [string, SpilledValue])[1] !== (typeof row === 'string' ? row : digestOf(row))) await this.reportRow(Buffer.from(id, 'latin1'), row, true)
+        expected = await nextExpected()
+        live = await nextLive()
+      }
       await this.pace(true)
     }
-    for (const [id, value] of this.replayed) {
-      const zone = id.charCodeAt(0)
-      if (zone === Zone.audit || zone === Zone.meta) continue
-      if (this.live.get(id) !== (typeof value === 'string' ? value : digestOf(value))) differing.push(id)
-      await this.pace(true)
-    }
-    for (const id of this.live.keys()) if (expectedOf(id) === undefined) differing.push(id)
-    differing.sort()
-    for (const id of differing) await this.reportRow(Buffer.from(id, 'latin1'), expectedOf(id))
     this.compareMeta()
   }
 
   /** `expected` is the replayed row, or only its digest for logs and indexes (then not printed). */
-  private async reportRow(rowKey: Buffer, expectedRow: Buffer | string | undefined): Promise<void> {
+  private async reportRow(rowKey: Buffer, expectedRow: SpilledValue | undefined, present: boolean): Promise<void> {
     const expected = typeof expectedRow === 'string' ? undefined : expectedRow
-    const present = this.live.has(rowKey.toString('latin1'))
     // Display only: a point read (the digest comparison above used the snapshot).
     const actual = present ? await this.store.get(rowKey) : undefined
     const message =
@@ -576,6 +641,7 @@ class CheckRun {
       auditEntries: this.entriesDone,
       ordersReplayed: this.replayer?.ordersReplayed ?? 0,
       rowsCompared: this.rowsRead,
+      spills: this.live.spills + this.replayed.spills,
       durationMs: Math.round(performance.now() - this.started),
       checkpointsVerified: this.checkpointsVerified,
       checkpointsUnverified: this.checkpointsUnverified,

@@ -9,6 +9,28 @@ import type { KnownValue, ProposedOrder } from '../orders/index.ts'
 import { planRound } from '../admission/index.ts'
 import { MetaKey, Zone, auditRowKey, metaKey } from '../store/index.ts'
 
+/**
+ * The replay's attribute rows, read synchronously while planning (the FSM's
+ * seeds) and written as the FSM writes them (null deletes). `tally check`
+ * gives one that spills to disk beyond its memory bound.
+ */
+export interface AttributeRows {
+  get(key: CanonicalKey): Buffer | undefined
+  set(key: CanonicalKey, row: Buffer | null): void
+}
+
+/** Attribute rows held in memory, for replays of small chains. */
+export class MemoryAttributeRows implements AttributeRows {
+  private readonly rows = new Map<CanonicalKey, Buffer>()
+  get(key: CanonicalKey): Buffer | undefined {
+    return this.rows.get(key)
+  }
+  set(key: CanonicalKey, row: Buffer | null): void {
+    if (row === null) this.rows.delete(key)
+    else this.rows.set(key, row)
+  }
+}
+
 /** A proposal that consumes an index without applying anything, as a stale one did. */
 const STALE: Proposal = Object.freeze({
   id: 'check:stale',
@@ -30,8 +52,6 @@ const STALE: Proposal = Object.freeze({
 export class Replayer {
   readonly cache: AttributeCache
   private fsm: LedgerStateMachine
-  /** Canonical key → attribute row bytes: what the store's 0xf1 zone should hold. */
-  readonly attributes = new Map<CanonicalKey, Buffer>()
   ordersReplayed = 0
 
   /**
@@ -44,6 +64,8 @@ export class Replayer {
     settings: CacheSettings,
     private readonly sink: (key: Buffer, value: Buffer | null) => void,
     created = false,
+    /** Canonical key → attribute row bytes: what the store's 0xf1 zone should hold (in memory unless given). */
+    readonly attributes: AttributeRows = new MemoryAttributeRows(),
   ) {
     this.cache = new AttributeCache(settings, 0)
     this.fsm = new LedgerStateMachine({ cache: this.cache, clusterId, appliedIndex: 0, auditHead: { seq: 0n, hash: '' } })
@@ -165,8 +187,7 @@ export class Replayer {
     for (const row of batch.rows()) {
       if (row.key[0] === Zone.attributes) {
         const key = row.key.toString('utf8', 1) as CanonicalKey
-        if (row.value === null) this.attributes.delete(key)
-        else this.attributes.set(key, row.value)
+        this.attributes.set(key, row.value)
       } else {
         this.sink(row.key, row.value)
       }

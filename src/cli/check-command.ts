@@ -13,6 +13,7 @@ import { progressLine } from './progress-line.ts'
 
 const usage = `Usage: tally check [--data DIR | --target URL] [--json]
                    [--verifier-key KEY]... [--checkpoints FILE]...
+                   [--memory-mb N] [--spill-dir DIR]
 
 Proves the store is what the audit chain says: verifies the chain (links,
 HMACs, sequence), replays every audited proposal through the FSM into a
@@ -34,6 +35,12 @@ Options (each also read from the environment variable shown):
                   --audit-checkpoint-file, notes saved from GET
                   /_/audit/checkpoint): the store must not be behind or
                   disagree with any of them; needs --verifier-key
+  --memory-mb N   rows the check holds in memory (the store's rows as
+                  digests, the replay's rows), in MiB; beyond, they spill to
+                  a temporary directory and are compared from there
+                  [TALLY_CHECK_MEMORY_MB, default 256]
+  --spill-dir DIR where spilled rows go (a directory inside, removed at the
+                  end)                         [TALLY_CHECK_SPILL_DIR, default the OS temp directory]
   -h, --help      show this help
 
 A running server holds its data directory's lock: check it with --target
@@ -56,8 +63,11 @@ export async function checkCommand(argv: string[]): Promise<number> {
     help?: boolean | undefined
     'verifier-key'?: string[] | undefined
     checkpoints?: string[] | undefined
+    'memory-mb'?: string | undefined
+    'spill-dir'?: string | undefined
   }
   let audit: AuditInputs
+  let bounds: SpillBounds
   try {
     ;({ values } = parseArgs({
       args: argv,
@@ -68,9 +78,12 @@ export async function checkCommand(argv: string[]): Promise<number> {
         help: { type: 'boolean', short: 'h' },
         'verifier-key': { type: 'string', multiple: true },
         checkpoints: { type: 'string', multiple: true },
+        'memory-mb': { type: 'string' },
+        'spill-dir': { type: 'string' },
       },
       strict: true,
     }))
+    bounds = spillBounds(values['memory-mb'] ?? process.env.TALLY_CHECK_MEMORY_MB, values['spill-dir'] ?? process.env.TALLY_CHECK_SPILL_DIR)
     audit = auditInputs(values['verifier-key'] ?? (process.env.TALLY_AUDIT_VERIFIER_KEY ? [process.env.TALLY_AUDIT_VERIFIER_KEY] : []), values.checkpoints ?? [])
   } catch (error) {
     process.stderr.write(`tally check: ${(error as Error).message}\n\n${usage}`)
@@ -83,7 +96,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
   const output = values.json === true ? jsonOutput() : textOutput()
   const target = values.target ?? (values.data === undefined ? process.env.TALLY_TARGET : undefined)
   try {
-    const summary = target !== undefined && target !== '' ? await checkRemote(target, output, audit) : await checkLocal(path.resolve(values.data ?? process.env.TALLY_DATA ?? 'data'), output, audit)
+    const summary = target !== undefined && target !== '' ? await checkRemote(target, output, audit) : await checkLocal(path.resolve(values.data ?? process.env.TALLY_DATA ?? 'data'), output, audit, bounds)
     if (summary === undefined) return 2
     output.summary(summary)
     return summary.ok ? 0 : 1
@@ -133,13 +146,33 @@ function readBounded(file: string, bytesMax: number): string {
   return readFileSync(file, 'utf8')
 }
 
-async function checkLocal(dataDirectory: string, output: Output, audit: AuditInputs): Promise<CheckSummary> {
+interface SpillBounds {
+  readonly memoryBytesMax?: number
+  readonly spillDirectory?: string
+}
+
+function spillBounds(memoryMb: string | undefined, spillDirectory: string | undefined): SpillBounds {
+  const bounds: { memoryBytesMax?: number; spillDirectory?: string } = {}
+  if (memoryMb !== undefined && memoryMb !== '') {
+    const mb = Number(memoryMb)
+    if (!Number.isSafeInteger(mb) || mb < 1) throw new Error(`--memory-mb: expected a positive integer of MiB, got ${memoryMb}`)
+    bounds.memoryBytesMax = mb * 2 ** 20
+  }
+  if (spillDirectory !== undefined && spillDirectory !== '') {
+    if (!existsSync(spillDirectory) || !statSync(spillDirectory).isDirectory()) throw new Error(`--spill-dir: ${spillDirectory} is not a directory`)
+    bounds.spillDirectory = path.resolve(spillDirectory)
+  }
+  return bounds
+}
+
+async function checkLocal(dataDirectory: string, output: Output, audit: AuditInputs, bounds: SpillBounds): Promise<CheckSummary> {
   const store = await openStoreForTool(dataDirectory, 'POST /_/check on that server, or tally check --target http://HOST:PORT')
   const progress = progressLine()
   try {
     const { findingsList: _kept, ...summary } = await runCheck(store, {
       verifierKeys: audit.verifierKeys,
       externalCheckpoints: audit.checkpoints,
+      ...bounds,
       onProgress: (state) => showProgress(progress, state),
       onFinding: (finding) => {
         progress.done()

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util'
 import type { Writable } from 'node:stream'
 import { TallyError, parseLedgerName } from '../domain/index.ts'
 import { SchemaVersionMismatch } from '../store/index.ts'
-import { NoDataDirectory, StoreInUse, exportLogLines, openStoreForTool } from '../check/index.ts'
+import { NoDataDirectory, StoreInUse, exportLogChunks, openStoreForTool } from '../check/index.ts'
 import { progressLine } from './progress-line.ts'
 
 const usage = `Usage: tally export --ledger L [--data DIR | --target URL] [--out FILE]
@@ -63,9 +63,10 @@ export async function exportCommand(argv: string[]): Promise<number> {
     } else {
       const store = await openStoreForTool(path.resolve(values.data ?? process.env.TALLY_DATA ?? 'data'), `POST /v2/${ledger}/logs/export on that server, or tally export --target http://HOST:PORT`)
       try {
-        for await (const line of exportLogLines(store, ledger)) {
-          await write(line)
-          if (++logs % 1000 === 0 && out !== process.stdout) progress.update({ label: 'export', done: logs, total: null, rate: (logs * 1000) / Math.max(1, Date.now() - started), etaSeconds: null, unit: 'logs' })
+        for await (const chunk of exportLogChunks(store, ledger)) {
+          await write(chunk.text)
+          logs += chunk.logs
+          if (out !== process.stdout) progress.update({ label: 'export', done: logs, total: null, rate: (logs * 1000) / Math.max(1, Date.now() - started), etaSeconds: null, unit: 'logs' })
         }
       } finally {
         await store.close()

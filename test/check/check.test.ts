@@ -1,10 +1,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { mkdirSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import fc from 'fast-check'
 import { LedgerNode } from '../../src/server/index.ts'
 import { Store, Zone } from '../../src/store/index.ts'
 import { ATTRIBUTE_ROW_LAYOUT, packValue } from '../../src/domain/index.ts'
+import type { AccountAddress, Asset, LedgerName } from '../../src/domain/index.ts'
+import type { ProposedOrder } from '../../src/orders/index.ts'
 import { runCheck } from '../../src/check/index.ts'
 import type { CheckResult, FindingKind } from '../../src/check/index.ts'
 import { tempDirectory } from '../support/temp.ts'
@@ -186,4 +189,85 @@ test('tamper: a flipped byte in the applied index is a meta finding', async () =
   const { result } = await tamper((key) => (key[0] === Zone.meta && key.toString('utf8', 1) === 'applied-index' ? 0 : undefined))
   assert.equal(result.ok, false)
   assert.ok(result.findingsList.some((finding) => finding.kind === 'meta' && finding.key === 'applied-index'), describeFindings(result))
+})
+
+test('check: a ledger larger than the memory bound is checked with its rows spilled to disk, finding exactly what an in-memory check finds', async () => {
+  const temp = tempDirectory('tally-check-spill-')
+  try {
+    const node = await LedgerNode.open({ dataDirectory: temp.directory, cacheRotationThreshold: 3, clusterId: CLUSTER, sync: false, now: clock() })
+    const ledger = 'spill' as LedgerName
+    await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger, bucket: '_default', metadata: {}, features: {} } }], { atomic: true, continueOnFailure: false })
+    for (let bulk = 0; bulk < 12; bulk++) {
+      const orders: ProposedOrder[] = []
+      for (let i = 0; i < 40; i++) {
+        const n = bulk * 40 + i
+        orders.push({
+          order: {
+            type: 'CREATE_TRANSACTION',
+            ledger,
+            postings: [{ source: (n % 2 === 0 ? 'world' : `users:${n % 17}`) as AccountAddress, destination: `users:${(n * 7) % 53}` as AccountAddress, amount: BigInt(1 + (n % 9)), asset: 'USD/2' as Asset }],
+            metadata: n % 5 === 0 ? { n: String(n) } : {},
+            accountMetadata: {},
+            force: true,
+          },
+        })
+      }
+      await node.admission.submit(orders, { atomic: true, continueOnFailure: false })
+    }
+    await node.close()
+    const spillRoot = path.join(temp.directory, 'spill-root')
+    mkdirSync(spillRoot)
+    const both = async (): Promise<CheckResult> => {
+      const store = await Store.open(path.join(temp.directory, 'store'))
+      try {
+        const inMemory = await runCheck(store)
+        const bounded = await runCheck(store, { memoryBytesMax: 16 * 1024, spillDirectory: spillRoot })
+        assert.equal(inMemory.spills, 0)
+        assert.ok(bounded.spills >= 10, `${bounded.spills} spills under a 16 KiB bound`)
+        assert.deepEqual(readdirSync(spillRoot), [], 'the spill directory is removed after the check')
+        const { durationMs: _a, spills: _b, ...left } = inMemory
+        const { durationMs: _c, spills: _d, ...right } = bounded
+        assert.deepEqual(right, left)
+        return bounded
+      } finally {
+        await store.close()
+      }
+    }
+    const clean = await both()
+    assert.equal(clean.ok, true, describeFindings(clean))
+    assert.equal(clean.ordersReplayed, 481)
+
+    // A row of each side's kind altered, removed and added: found in key order, alike.
+    const store = await Store.open(path.join(temp.directory, 'store'))
+    try {
+      const rows: [Buffer, Buffer][] = []
+      for await (const row of store.range({ gte: Buffer.of(Zone.logs), lt: Buffer.of(Zone.audit) })) rows.push(row)
+      const log = rows.find(([key]) => key[0] === Zone.logs) as [Buffer, Buffer]
+      const transaction = rows.filter(([key]) => key[0] === Zone.attributes && key[1] === 't'.charCodeAt(0))[100] as [Buffer, Buffer]
+      const altered = Buffer.from(log[1])
+      altered[altered.length - 1] = (altered.at(-1) as number) ^ 1
+      await store.write(
+        [
+          { key: log[0], value: altered },
+          { key: transaction[0], value: null },
+          { key: Buffer.concat([transaction[0], Buffer.from('x')]), value: transaction[1] },
+        ],
+        { sync: true },
+      )
+    } finally {
+      await store.close()
+    }
+    const tampered = await both()
+    assert.deepEqual(
+      tampered.findingsList.map((finding) => [finding.kind, finding.message.split(':')[0]]),
+      [
+        ['log', 'differs from the replay of the audit chain'],
+        ['transaction', 'missing from the store'],
+        ['transaction', 'in the store, but no audited proposal wrote it'],
+      ],
+      describeFindings(tampered),
+    )
+  } finally {
+    temp.remove()
+  }
 })

@@ -51,10 +51,24 @@ async function tampered(mutate: (store: Store, rows: Rows) => Promise<void>, ste
   }
 }
 
+/**
+ * Every check here runs twice: with everything in memory, and with a memory
+ * bound of one byte, so every row spills to disk as soon as it is read or
+ * replayed and the comparison walks only spilled rows. Both must find
+ * exactly the same (the bound changes where rows are kept, never what is
+ * compared).
+ */
 async function check(directory: string): Promise<CheckResult> {
   const store = await Store.open(directory)
   try {
-    return await runCheck(store)
+    const inMemory = await runCheck(store)
+    const spilled = await runCheck(store, { memoryBytesMax: 1 })
+    assert.equal(inMemory.spills, 0, 'a small ledger fits the default memory bound')
+    assert.ok(spilled.spills > 0, 'a one-byte bound spills')
+    const { durationMs: _a, spills: _b, ...inMemorySummary } = inMemory
+    const { durationMs: _c, spills: _d, ...spilledSummary } = spilled
+    assert.deepEqual(spilledSummary, inMemorySummary, 'the check finds the same with rows spilled to disk')
+    return inMemory
   } finally {
     await store.close()
   }

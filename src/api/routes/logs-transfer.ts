@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { LedgerNode } from '../../server/index.ts'
-import { exportLogLines, importLogs, parseJsonStream } from '../../check/index.ts'
+import { exportLogChunks, importLogs, parseJsonStream } from '../../check/index.ts'
 import { ledgerParam } from '../requests.ts'
 import { jsonLinesRoute } from '../transport.ts'
 
@@ -22,11 +22,11 @@ const importBodies = new WeakMap<FastifyRequest, Readable>()
 export function logTransferRoutes(app: FastifyInstance, node: LedgerNode): void {
   app.post('/v2/:ledger/logs/export', async (request, reply) => {
     const ledger = ledgerParam(request)
-    const lines = exportLogLines(node.store, ledger)
-    const first = await lines.next() // LEDGER_NOT_FOUND before the 200 is committed
+    const chunks = exportLogChunks(node.store, ledger)
+    const first = await chunks.next() // LEDGER_NOT_FOUND before the 200 is committed
     async function* all(): AsyncGenerator<string> {
-      if (first.done !== true) yield first.value
-      yield* lines
+      if (first.done !== true) yield first.value.text
+      for await (const chunk of chunks) yield chunk.text
     }
     return reply.code(200).type('application/octet-stream').send(Readable.from(all()))
   })
