@@ -379,13 +379,18 @@ export class LedgerNode implements Sequencer {
     if (previous === undefined) return this.fsm.apply(index, proposal, batch)
     const own = new WriteBatch()
     const result = this.fsm.apply(index, proposal, own)
+    this.foldIntoStateHash(previous, index, own, batch)
+    return result
+  }
+
+  /** The rows a proposal wrote (in `own`) extend the rolling state hash, then join the store batch. */
+  private foldIntoStateHash(previous: StateHash, index: number, own: WriteBatch, batch: WriteBatch): void {
     const rows = own.rows()
     this.stateHashValue = nextStateHash(previous, index, rows)
     for (const row of rows) {
       if (row.value === null) batch.del(row.key)
       else batch.put(row.key, row.value)
     }
-    return result
   }
 
   /**
@@ -414,13 +419,7 @@ export class LedgerNode implements Sequencer {
       }
       result = begun.finish()
     } else result = begun
-    if (previous === undefined) return result
-    const rows = own.rows()
-    this.stateHashValue = nextStateHash(previous, index, rows)
-    for (const row of rows) {
-      if (row.value === null) batch.del(row.key)
-      else batch.put(row.key, row.value)
-    }
+    if (previous !== undefined) this.foldIntoStateHash(previous, index, own, batch)
     return result
   }
 
