@@ -744,6 +744,14 @@ export class Cluster {
       this.#log('membership', `${action} ${nodeId} refused reason=${change.reason}`)
       return false
     }
+    // The node joins with its registration's address (`tally cluster add` reads it from the node's lease key): a
+    // restarted coordinator process re-read no addresses, and a re-added member's sender is new, with no memory of
+    // the newer address the primary used before the removal.
+    if (action === 'add') {
+      const known = process.plane.knownEndpoints.get(nodeId)
+      const registered = this.node(nodeId).endpoint
+      if (known === undefined || known.version < registered.version) process.plane.knownEndpoints.set(nodeId, registered)
+    }
     return this.#writeMembership(process, runtime, change.membership, `${action} ${nodeId}`)
   }
 
@@ -1575,8 +1583,12 @@ export class Cluster {
   }
 
   #replicaAssignments(runtime: PrimaryRuntime, endpoints: Map<NodeId, Endpoint> = this.coordinator.knownEndpoints) {
+    // With membership, the primary ships to the members the stored assignment names (voters and learners): a
+    // spare or a removed member gets no sender (the registry stops a removed one's), as in the cluster.
+    const membership = this.membership()
+    const members = membership === undefined ? undefined : new Set([membership.primaryId, ...membership.replicaIds, ...membership.learnerIds])
     return this.nodeIds
-      .filter((id) => id !== runtime.nodeId)
+      .filter((id) => id !== runtime.nodeId && (members === undefined || members.has(id)))
       .map((id) => ({ replicaId: id, endpoint: endpoints.get(id) ?? this.node(id).endpoint }))
   }
 

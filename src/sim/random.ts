@@ -352,7 +352,14 @@ export function runRandom(options: RandomRunOptions): RunResult {
 function inSyncEverywhere(cluster: Cluster): boolean {
   const runtime = cluster.runtime
   if (runtime === undefined) return false
-  return cluster.nodeIds.every((id) => id === runtime.nodeId || runtime.registry.sender(id)?.state === 'in_sync')
+  return members(cluster).every((id) => id === runtime.nodeId || runtime.registry.sender(id)?.state === 'in_sync')
+}
+
+/** The nodes the assignment names (every node without membership changes): a spare is never brought in sync. */
+function members(cluster: Cluster): readonly NodeId[] {
+  const membership = cluster.membership()
+  if (membership === undefined) return cluster.nodeIds
+  return cluster.nodeIds.filter((id) => id === membership.primaryId || membership.replicaIds.includes(id) || membership.learnerIds.includes(id))
 }
 
 /**
@@ -375,7 +382,7 @@ function settle(cluster: Cluster): number | undefined {
   }
   if (cluster.violations.length > 0) return undefined
   const runtime = cluster.runtime
-  const states = cluster.nodeIds.map((id) => `${id}:${id === runtime?.nodeId ? 'primary' : (runtime?.registry.sender(id)?.state ?? 'no_primary')}`)
+  const states = members(cluster).map((id) => `${id}:${id === runtime?.nodeId ? 'primary' : (runtime?.registry.sender(id)?.state ?? 'no_primary')}`)
   const detail = `not every replica in sync ${livenessTicksMax} ticks after faults stopped: ${states.join(' ')}`
   cluster.recordViolation({ tick: cluster.now, kind: 'liveness', detail })
   return undefined
