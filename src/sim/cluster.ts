@@ -446,6 +446,7 @@ export class Cluster {
     }
     const spare = this.options.membership && nodeCount >= 2 && durabilityAccepts(durability, nodeCount - 1)
     validateDurability(durability, spare ? nodeCount - 1 : nodeCount)
+    if (!Number.isSafeInteger(this.options.learnerPassTicks) || this.options.learnerPassTicks < 1) throw validationError('learnerPassTicks must be a positive integer')
     if (this.options.primaryLease !== undefined) validateLeaseTerms(this.options.primaryLease)
     if (this.options.suspectAfterTicks !== undefined && this.options.primaryLease === undefined) {
       throw validationError('suspicions need leased primaries: without a lease the coordinator sees directly whether the primary runs')
@@ -1440,15 +1441,16 @@ export class Cluster {
       return
     }
     const epoch = decision.epoch
-    const stored = this.assignments.read().record.membership
-    const role = stored === undefined ? undefined : roleOf(stored, chosen.id)
-    if (stored !== undefined && role !== 'voter' && role !== 'primary') {
-      this.recordViolation({ tick: this.#now, kind: 'non_voter_promoted', detail: `${chosen.id} promoted at epoch ${epoch}, ${role ?? 'not a member'} in the stored assignment` })
-    }
+    // The role the chosen node held in the assignment this promotion replaces (the store's, if the swap below wins).
+    const replacedMembership = this.assignments.read().record.membership
+    const role = replacedMembership === undefined ? undefined : roleOf(replacedMembership, chosen.id)
     // The decision is written by compare-and-swap: a process whose view is outdated loses to the newer write and re-reads.
     if (!process.promote(chosen.id, epoch, this.#now)) {
       this.#log('promotion_blocked', `reason=assignment_write_refused ${chosen.id} epoch=${epoch}`)
       return
+    }
+    if (replacedMembership !== undefined && role !== 'voter' && role !== 'primary') {
+      this.recordViolation({ tick: this.#now, kind: 'non_voter_promoted', detail: `${chosen.id} promoted at epoch ${epoch}, ${role ?? 'not a member'} in the assignment it replaced` })
     }
     const replaced = this.#runtime
     if (replaced !== undefined) {
