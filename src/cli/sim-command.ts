@@ -35,6 +35,11 @@ Options (each also read from the environment variable shown):
                      entries through the real FSM, and the ledger invariants (balances,
                      audit chain, identical replica state) are checked every step
                      (TALLY_SIM_LEDGER=1; about 100× slower per step)
+  --membership       membership changes: the assignment names voters and learners, an
+                     operator adds a spare node as a learner and removes members at
+                     random, the coordinator makes caught-up learners voters, and the
+                     commit audit counts the voters of the committing epoch only
+                     (TALLY_SIM_MEMBERSHIP=1)
   --trace            print the full trace of every run (use with --seeds 1)
   -h, --help         show this help
 
@@ -58,7 +63,7 @@ function parseCount(text: string | undefined, name: string, fallback: number, mi
 class UsageError extends Error {}
 
 function describeRun(result: RunResult): string {
-  const shape = `${result.shape.nodeCount} nodes ${result.shape.durability} ${result.shape.order}, ${result.shape.timers} timers, ${result.shape.storage} disk, ${result.shape.handshake} handshake, ${result.shape.coordinatorLinks} coordinator links, ${result.shape.coordinator} coordinator`
+  const shape = `${result.shape.nodeCount} nodes ${result.shape.durability} ${result.shape.order}, ${result.shape.timers} timers, ${result.shape.storage} disk, ${result.shape.handshake} handshake, ${result.shape.coordinatorLinks} coordinator links, ${result.shape.coordinator} coordinator${result.shape.membership === 'changing' ? ', changing membership' : ''}`
   return `seed ${result.seed} (${shape}) steps ${result.stepsRun} committed ${result.committedLsn}`
 }
 
@@ -79,6 +84,7 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
         duplicate: { type: 'string' },
         trace: { type: 'boolean' },
         ledger: { type: 'boolean' },
+        membership: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -127,6 +133,7 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
     ...(durability === undefined ? {} : { durability }),
     ...(nodeCount === undefined ? {} : { nodeCount }),
     ...(order === undefined ? {} : { order }),
+    ...(values.membership === true || io.env.TALLY_SIM_MEMBERSHIP === '1' ? { membership: 'changing' as const } : {}),
   }
   if (durability === undefined && nodeCount !== undefined && nodeCount < 3) {
     io.err('tally sim: with fewer than 3 nodes pass --durability sync_all or best_effort\n')
@@ -183,6 +190,9 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
       `       deposed primaries ${totals.primariesDeposed} writes to deposed primaries ${totals.writesToDeposed} commits held back without a lease ${totals.commitsWithoutLease}`,
       `       coordinator restarts ${totals.coordinatorRestarts} assignment writes refused ${totals.assignmentWritesRefused} truncations answered ${totals.truncationsAnswered} truncate timeouts ${totals.truncateTimeouts}`,
       `       reopens on an installed image ${totals.reopens} rebuilds resumed after a reopen ${totals.rebuildsResumedAfterReopen}`,
+      ...(shape.membership === undefined
+        ? []
+        : [`membership: changes ${totals.membershipChanges} refused by the rules ${totals.membershipChangesRefused} learners made voters ${totals.learnersPromoted}`]),
       `liveness: ${settledRuns} of ${summary.runs} runs settled after faults stopped, slowest in ${settledTicksMax} ticks`,
       ...(ledger === undefined
         ? []
@@ -194,7 +204,7 @@ export async function runSimCommand(argv: string[], io: SimIo): Promise<number> 
   const first = summary.failures[0]
   if (first !== undefined) {
     const replay = runRandom({ seed: first.seed, steps: first.stepsRun, trace: true, shape, network, ledger })
-    io.out(`\nreplayable trace of seed ${first.seed} (rerun: tally sim --seeds 1 --seed ${first.seed} --steps ${first.stepsRun}${ledger === undefined ? '' : ' --ledger'} --trace):\n`)
+    io.out(`\nreplayable trace of seed ${first.seed} (rerun: tally sim --seeds 1 --seed ${first.seed} --steps ${first.stepsRun}${ledger === undefined ? '' : ' --ledger'}${shape.membership === undefined ? '' : ' --membership'} --trace):\n`)
     io.out(`${replay.trace.join('\n')}\n`)
     io.out(`failing seeds: ${summary.failures.map((failure) => failure.seed).join(' ')}\n`)
     return simExit.violations

@@ -11,6 +11,7 @@
  * Pure: an in-memory model of the key, the rules every write obeys.
  */
 import { invariant } from '../domain/index.ts'
+import { membershipAfterPromotion, sameMembership, type Membership } from './membership.ts'
 import type { LineageReset } from './replica.ts'
 import { Epoch, Lsn, type ReplicaId } from './types.ts'
 
@@ -20,6 +21,12 @@ export interface AssignmentRecord {
   /** The highest commit acknowledged to clients. */
   readonly committedLsn: Lsn
   readonly lineageResets: readonly LineageReset[]
+  /**
+   * Who votes and who learns (`membership.ts`); undefined: every member the
+   * control plane knows votes, and membership never changes (the shape
+   * every cluster had before membership changes).
+   */
+  readonly membership?: Membership
 }
 
 export interface VersionedAssignment {
@@ -42,6 +49,13 @@ function checkSuccessor(previous: AssignmentRecord, next: AssignmentRecord): voi
   invariant(next.lineageResets.length >= previous.lineageResets.length, 'lineage resets are never forgotten')
   const resetAdded = next.lineageResets.length > previous.lineageResets.length
   invariant(resetAdded || next.committedLsn >= previous.committedLsn, () => `acknowledged commit moves back from ${previous.committedLsn} to ${next.committedLsn}`)
+  // A membership change is a new assignment: a new epoch, so acks counted for the old voters never count for the new ones.
+  const before = previous.membership
+  const after = next.membership
+  invariant((before === undefined) === (after === undefined), 'an assignment gains or loses its membership')
+  if (before === undefined || after === undefined) return
+  invariant(after.primaryId === next.primaryId, () => `membership names ${after.primaryId}, the assignment ${next.primaryId}`)
+  invariant(next.epoch > previous.epoch || sameMembership(before, after), () => `membership changed within epoch ${next.epoch}`)
 }
 
 export class AssignmentStore {
@@ -72,7 +86,8 @@ export function fencingTokenCurrent(token: number, store: VersionedAssignment): 
 
 /** The record a promotion writes: the next epoch, the chosen primary, everything else carried over. */
 export function promotionRecord(current: AssignmentRecord, primaryId: ReplicaId): AssignmentRecord {
-  return { ...current, epoch: Epoch.next(current.epoch), primaryId }
+  const membership = current.membership === undefined ? {} : { membership: membershipAfterPromotion(current.membership, primaryId) }
+  return { ...current, epoch: Epoch.next(current.epoch), primaryId, ...membership }
 }
 
 /** The record a commit acknowledgement writes: the same epoch and primary, the commit moved forward. */

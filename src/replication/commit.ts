@@ -106,6 +106,11 @@ export class CommitTracker {
     this.#acks.set(replicaId, Lsn.min(this.ackedLsn(replicaId), durableLsn))
   }
 
+  /** Whether `replicaId`'s acks count here (a voter); a learner's or a non-member's must not reach the tracker. */
+  counts(replicaId: ReplicaId): boolean {
+    return this.#voterIds === undefined || this.#voterIds.has(replicaId)
+  }
+
   /** A learner (or a node that left) holds copies that count for nothing: its ack reaching the tracker is a bug. */
   #checkVoter(replicaId: ReplicaId): void {
     const voters = this.#voterIds

@@ -19,6 +19,7 @@ import { invariant } from '../domain/index.ts'
 import { commitRecord, promotionRecord, type AssignmentRecord, type SwapResult, type VersionedAssignment } from './assignment-store.ts'
 import { ControlPlane, lineageResetsMax, type ControlPlaneOptions, type Heartbeat, type HeartbeatOutcome } from './control.ts'
 import { CoordinatorLease, type LeaseTerms } from './lease.ts'
+import type { Membership } from './membership.ts'
 import { Epoch, type Lsn, type ReplicaId, type Tick } from './types.ts'
 
 /** The versioned assignment as a coordinator reaches it (etcd in a cluster). */
@@ -40,6 +41,8 @@ export class Coordinator {
   readonly #options: CoordinatorOptions
   #plane: ControlPlane
   #revision: number
+  /** The membership this view was read (or last written) with; undefined: every member votes. */
+  #membership: Membership | undefined
   #lease: CoordinatorLease | undefined
   /** Writes this process lost to a newer revision (each followed by a re-read). */
   #writesRefused = 0
@@ -50,7 +53,13 @@ export class Coordinator {
     const stored = options.store.read()
     this.#plane = ControlPlane.restore(options.plane, stored)
     this.#revision = stored.revision
+    this.#membership = stored.record.membership
     this.#lease = options.lease === undefined ? undefined : new CoordinatorLease(options.lease, now)
+  }
+
+  /** Who votes and who learns in this view (undefined: every member votes). */
+  get membership(): Membership | undefined {
+    return this.#membership
   }
 
   /** The in-memory view this process acts on (replaced on every re-read). */
@@ -122,6 +131,22 @@ export class Coordinator {
   }
 
   /**
+   * Writes a membership change (decided by the pure rules of
+   * `membership.ts` on this view's membership) as a new assignment: the
+   * same primary at the next epoch, the acknowledged commit carried as it
+   * is (this view's is the store's while the swap can win). Undefined when
+   * another write came first.
+   */
+  changeMembership(next: Membership, now: Tick): Epoch | undefined {
+    invariant(this.#membership !== undefined, 'a membership change needs an assignment that names its members')
+    invariant(next.primaryId === this.#plane.primaryId, () => `a membership change names primary ${next.primaryId}, the view ${this.#plane.primaryId}`)
+    const epoch = Epoch.next(this.#plane.epoch)
+    if (!this.#swap((record) => ({ ...record, epoch, membership: next }), 'membership_change', now)) return undefined
+    invariant(this.#plane.bumpEpoch() === epoch, 'the membership change is the swapped epoch')
+    return epoch
+  }
+
+  /**
    * A desperate promotion: `replicaId` is primary at `epoch`, the committed
    * lineage is kept only up to `keptLsn` (the loss every later assignment
    * carries). One write, so the promotion and its declared loss are never
@@ -148,9 +173,11 @@ export class Coordinator {
 
   #swap(next: (record: AssignmentRecord) => AssignmentRecord, what: string, now: Tick): boolean {
     const store = this.#options.store
-    const result = store.compareAndSwap(this.#revision, next(this.#recordOfView()))
+    const written = next(this.#recordOfView())
+    const result = store.compareAndSwap(this.#revision, written)
     if (result.ok) {
       this.#revision = result.revision
+      this.#membership = written.membership
       return true
     }
     this.#writesRefused += 1
@@ -168,13 +195,15 @@ export class Coordinator {
   #recordOfView(): AssignmentRecord {
     const plane = this.#plane
     invariant(plane.primaryId !== undefined, 'a coordinator view always names a primary')
-    return { epoch: plane.epoch, primaryId: plane.primaryId, committedLsn: plane.committedLsn, lineageResets: [...plane.lineageResets] }
+    const membership = this.#membership === undefined ? {} : { membership: this.#membership }
+    return { epoch: plane.epoch, primaryId: plane.primaryId, committedLsn: plane.committedLsn, lineageResets: [...plane.lineageResets], ...membership }
   }
 
   /** The view is gone: resume from what the store holds, as a restarted process would (a whole lease before any promotion). */
   #resume(stored: VersionedAssignment, now: Tick): void {
     this.#plane = ControlPlane.restore(this.#options.plane, stored)
     this.#revision = stored.revision
+    this.#membership = stored.record.membership
     if (this.#options.lease !== undefined) this.#lease = new CoordinatorLease(this.#options.lease, now)
   }
 }

@@ -134,6 +134,7 @@ export class RecoveryDriver {
 
   tick(now: Tick): DriverReady {
     const ready = emptyReady()
+    this.#endRemoved(ready)
     for (const sender of this.registry.senders()) {
       const running = this.#running.get(sender.replicaId)
       if (running !== undefined) {
@@ -154,6 +155,26 @@ export class RecoveryDriver {
       this.#start(sender, now, ready)
     }
     return ready
+  }
+
+  /**
+   * A replica the registry no longer names (removed from the assignment, its
+   * sender stopped) is never stepped again: its executor is cancelled here,
+   * which releases its pins, and its pending handshake is dropped. Without
+   * this, removing a member while its recovery ran kept that recovery's pins
+   * for the primary's lifetime (found by the simulator's membership changes).
+   */
+  #endRemoved(ready: ReadyBuilder): void {
+    for (const [replicaId, running] of [...this.#running]) {
+      if (this.registry.sender(replicaId) !== undefined) continue
+      const status = running.executor.cancel('removed_from_assignment')
+      this.#running.delete(replicaId)
+      this.#retryAt.delete(replicaId)
+      if (status.state === 'failed') ready.failed.push({ replicaId, kind: running.kind, reason: status.reason })
+    }
+    for (const replicaId of [...this.#connecting.keys()]) {
+      if (this.registry.sender(replicaId) === undefined) this.#connecting.delete(replicaId)
+    }
   }
 
   timerFired(timer: DriverTimer, now: Tick): DriverReady {

@@ -32,8 +32,11 @@ export interface ProtocolFaults {
   /**
    * Membership: a learner (still catching up) is counted among the voters of
    * the commit quorum. Caught by the property test of
-   * `test/replication/membership.test.ts`; the simulator does not change
-   * membership yet.
+   * `test/replication/membership.test.ts` and by seeded random runs with
+   * changing membership (`test/sim/membership.test.ts`), as
+   * `commit_not_durable`: the simulator's audit counts only the voters of
+   * the committing epoch. Observable only where learners' copies can stand
+   * in for a majority of the voters (5-node `sync_quorum`).
    */
   readonly learnerCountedAsVoter?: boolean
   // Masking guards: each removes the second guard that keeps one of the

@@ -96,5 +96,7 @@ export {
   learnersCaughtUp,
   promoteLearners,
   carriedCommit,
+  membershipAfterPromotion,
+  sameMembership,
 } from './membership.ts'
 export type { Membership, MembershipRole, MembershipChange, LearnerReport } from './membership.ts'

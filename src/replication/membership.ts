@@ -134,6 +134,30 @@ export function promoteLearners(membership: Membership, learnerIds: readonly Rep
 }
 
 /**
+ * The membership once `newPrimaryId` is promoted: it leaves the voters, the
+ * primary it replaces becomes a voter (its copies count again once it
+ * rejoins this lineage). Promotion picks only a voter; a non-voter here is
+ * a coordinator bug the caller's checks report, so the shape is kept whole
+ * rather than thrown on (it leaves the learners too, if it was one).
+ */
+export function membershipAfterPromotion(membership: Membership, newPrimaryId: ReplicaId): Membership {
+  if (membership.primaryId === newPrimaryId) return membership
+  const next = {
+    primaryId: newPrimaryId,
+    replicaIds: sortIds([...membership.replicaIds.filter((id) => id !== newPrimaryId), membership.primaryId]),
+    learnerIds: membership.learnerIds.filter((id) => id !== newPrimaryId),
+  }
+  checkMembership(next)
+  return next
+}
+
+/** Whether two memberships name the same members in the same roles (both kept sorted by the rules above). */
+export function sameMembership(a: Membership, b: Membership): boolean {
+  const same = (x: readonly ReplicaId[], y: readonly ReplicaId[]): boolean => x.length === y.length && x.every((id, index) => id === y[index])
+  return a.primaryId === b.primaryId && same(a.replicaIds, b.replicaIds) && same(a.learnerIds, b.learnerIds)
+}
+
+/**
  * The acknowledged commit a new assignment carries: the highest of the one
  * it replaces and the current epoch's recorded mark. Never lower: a
  * promotion keeps every entry up to it.

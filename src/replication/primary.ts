@@ -15,7 +15,7 @@ import type { ProtocolFaults } from './faults.ts'
 import type { RecoveryLog } from './log.ts'
 import { Registry, type Assignment, type ReplicaAssignment } from './registry.ts'
 import type { Sender } from './sender.ts'
-import type { Epoch, Lsn, ReplicaId, Tick } from './types.ts'
+import { Lsn, type Epoch, type ReplicaId, type Tick } from './types.ts'
 
 /** What a membership update did: applied, refused as older than the senders, or not yet this primary's epoch. */
 export type MembershipVerdict = 'applied' | 'stale' | 'ahead'
@@ -28,6 +28,12 @@ export interface PrimaryOptions {
   readonly committedLsn: Lsn
   readonly durability: DurabilityMode
   readonly memberCount: number
+  /**
+   * The replicas whose acks count (the voters besides the primary, as the
+   * assignment names them); undefined: every replica, up to memberCount - 1.
+   * A learner's or a non-member's acks then never reach the tracker.
+   */
+  readonly votingReplicaIds?: readonly ReplicaId[]
   readonly barrierTimeoutTicks: number
   readonly log: RecoveryLog
   readonly recovery: Omit<DriverOptions, 'registry' | 'adapters' | 'faults'>
@@ -40,10 +46,18 @@ export class PrimaryProtocol {
   readonly primaryId: ReplicaId
   readonly incarnation: number
   readonly log: RecoveryLog
-  readonly commit: CommitTracker
   readonly barriers: BarrierTracker
   readonly registry: Registry
   readonly driver: RecoveryDriver
+  readonly #durability: DurabilityMode
+  readonly #faults: ProtocolFaults | undefined
+  #commit: CommitTracker
+  /**
+   * Every replica's acknowledged durable LSN at this epoch, learners'
+   * included: what a catch-up's progress is read from. Only the voters'
+   * also reach the commit tracker.
+   */
+  readonly #acked = new Map<ReplicaId, Lsn>()
   #epoch: Epoch
 
   constructor(options: PrimaryOptions) {
@@ -52,10 +66,13 @@ export class PrimaryProtocol {
     this.incarnation = options.incarnation
     this.#epoch = options.epoch
     this.log = options.log
-    this.commit = new CommitTracker({
+    this.#durability = options.durability
+    this.#faults = options.faults
+    this.#commit = new CommitTracker({
       mode: options.durability,
       memberCount: options.memberCount,
       committedLsn: options.committedLsn,
+      ...(options.votingReplicaIds === undefined ? {} : { voterIds: options.votingReplicaIds }),
       faults: options.faults,
     })
     this.barriers = new BarrierTracker({ timeoutTicks: options.barrierTimeoutTicks })
@@ -69,6 +86,16 @@ export class PrimaryProtocol {
 
   get epoch(): Epoch {
     return this.#epoch
+  }
+
+  /** The durable LSN `replicaId` acknowledged at this epoch (0 when none), whether or not it votes. */
+  ackedLsn(replicaId: ReplicaId): Lsn {
+    return this.#acked.get(replicaId) ?? Lsn.zero
+  }
+
+  /** The commit tracker of this epoch's voters (replaced when a new epoch changes who votes). */
+  get commit(): CommitTracker {
+    return this.#commit
   }
 
   /** A new entry is shipped live only to replicas in sync; the others get it through their session. */
@@ -88,10 +115,21 @@ export class PrimaryProtocol {
    * it (seed 2713 of 1–10 000, liveness: a restarted coordinator re-read no
    * addresses and bumped the epoch with a member's first one).
    */
-  changeEpoch(epoch: Epoch, now: Tick, replicas: readonly ReplicaAssignment[]): void {
+  changeEpoch(epoch: Epoch, now: Tick, replicas: readonly ReplicaAssignment[], votingReplicaIds?: readonly ReplicaId[]): void {
     invariant(epoch > this.#epoch, () => `primary epoch ${this.#epoch} -> ${epoch} does not move forward`)
     this.#epoch = epoch
     this.commit.clearAcks()
+    this.#acked.clear()
+    // A membership change: the new epoch's voters, counted from the commit point reached (acks start over either way).
+    if (votingReplicaIds !== undefined) {
+      this.#commit = new CommitTracker({
+        mode: this.#durability,
+        memberCount: votingReplicaIds.length + 1,
+        committedLsn: this.#commit.committedLsn,
+        voterIds: votingReplicaIds,
+        faults: this.#faults,
+      })
+    }
     this.barriers.expireAll(now)
     this.registry.reconcile({ epoch, replicas })
     this.registry.invalidateEpoch(epoch)
@@ -127,20 +165,25 @@ export class PrimaryProtocol {
    * cannot raise it again.
    */
   replicaRewound(replicaId: ReplicaId, durableLsn: Lsn, now: Tick): void {
-    this.commit.lowerAck(replicaId, durableLsn)
+    this.#acked.set(replicaId, Lsn.min(this.ackedLsn(replicaId), durableLsn))
+    if (this.commit.counts(replicaId)) this.commit.lowerAck(replicaId, durableLsn)
     this.barriers.expireFor(replicaId, now)
   }
 
   /** The replica's store was replaced by an image at `installedLsn` (a rebuild); same reasoning as a rewind. */
   replicaInstalled(replicaId: ReplicaId, installedLsn: Lsn, now: Tick): void {
-    this.commit.resetAck(replicaId, installedLsn)
+    this.#acked.set(replicaId, installedLsn)
+    if (this.commit.counts(replicaId)) this.commit.resetAck(replicaId, installedLsn)
     this.barriers.expireFor(replicaId, now)
   }
 
   /** An ack counts towards commit only while its barrier is open. */
   receiveAck(ack: { readonly barrierId: number; readonly from: ReplicaId; readonly durableLsn: Lsn }): AckVerdict {
     const verdict = this.barriers.ack(ack.barrierId, ack.from)
-    if (verdict === 'accepted') this.commit.recordAck(ack.from, ack.durableLsn)
+    if (verdict !== 'accepted') return verdict
+    this.#acked.set(ack.from, Lsn.max(this.ackedLsn(ack.from), ack.durableLsn))
+    // A learner's ack is progress (its catch-up reads it) but counts for no commit.
+    if (this.commit.counts(ack.from)) this.commit.recordAck(ack.from, ack.durableLsn)
     return verdict
   }
 }

@@ -25,7 +25,7 @@
  *    (the fence refuses it: `overlapping_primaries` from the cluster).
  */
 import { InvariantViolation } from '../domain/index.ts'
-import { Lsn, type DurabilityMode, type Tick } from '../replication/index.ts'
+import { Lsn, votersOf, type DurabilityMode, type Tick } from '../replication/index.ts'
 import type { Cluster } from './cluster.ts'
 
 export type ViolationKind =
@@ -45,6 +45,7 @@ export type ViolationKind =
   | 'endpoint_regressed'
   | 'overlapping_primaries'
   | 'promotion_without_quorum_suspicion'
+  | 'non_voter_promoted'
   | 'liveness'
   | 'exception'
   // The ledger running in the simulator (`ledger-state.ts`):
@@ -92,16 +93,22 @@ export function auditCommitDurability(cluster: Cluster, previous: Lsn, committed
   const primary = cluster.primary()
   if (primary === undefined) return undefined
   const digest = primary.digestAt(committed)
+  // With membership, only the voters of the epoch that commits count (the stored assignment's, read without
+  // any planted fault): a learner's or a spare's copy is no copy the mode promised.
+  const membership = cluster.membership()
+  const voters = membership === undefined ? undefined : new Set(votersOf(membership))
   let holders = 0
   for (const node of cluster.nodes.values()) {
+    if (voters !== undefined && !voters.has(node.id)) continue
     if (node.durableLsn >= committed && node.digestAt(committed) === digest && node.holdsRange(previous, committed)) holders += 1
   }
-  const { durability, nodeCount } = cluster.options
-  if (durabilityHeld(durability, nodeCount, holders)) return undefined
+  const { durability } = cluster.options
+  const memberCount = voters?.size ?? cluster.options.nodeCount
+  if (durabilityHeld(durability, memberCount, holders)) return undefined
   return {
     tick: cluster.now,
     kind: 'commit_not_durable',
-    detail: `committed ${committed} (${durability}) held durably by ${holders} of ${nodeCount} members`,
+    detail: `committed ${committed} (${durability}) held durably by ${holders} of ${memberCount} ${voters === undefined ? 'members' : 'voters'}`,
   }
 }
 

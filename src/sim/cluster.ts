@@ -42,6 +42,13 @@ import {
   Tick,
   formatRecoveryEvent,
   validateDurability,
+  decidePromotion,
+  decideAddMember,
+  decideRemoveMember,
+  learnersCaughtUp,
+  promoteLearners,
+  votersOf,
+  roleOf,
 } from '../replication/index.ts'
 import type {
   ControlPlane,
@@ -55,7 +62,9 @@ import type {
   DriverReady,
   Ineligibility,
   LeaseTerms,
+  LearnerReport,
   LineageReset,
+  Membership,
   MemberReport,
   PinOwner,
   PinResult,
@@ -156,6 +165,23 @@ export interface ClusterOptions {
    * checked every tick. Undefined: entries are abstract values only.
    */
   readonly ledger: LedgerOptions | undefined
+  /**
+   * Membership changes (`src/replication/membership.ts`): the versioned
+   * assignment names the voters and the learners. The last node starts as a
+   * spare (not a member) when the voters left satisfy the durability mode;
+   * `changeMembership` adds a node as a learner or removes a member (the
+   * pure rules decide, the acting coordinator writes the new assignment by
+   * compare-and-swap, a new epoch); the coordinator makes a learner a voter
+   * once it caught up; the primary's commit tracker counts the voters only;
+   * promotion picks only voters. False: every node votes, always.
+   */
+  readonly membership: boolean
+  /**
+   * The coordinator's pass that makes caught-up learners voters runs every
+   * this many ticks (its loop period), so a learner may sit in sync, still a
+   * learner, for a while: the window in which counting its acks would matter.
+   */
+  readonly learnerPassTicks: number
 }
 
 export interface StorageModel {
@@ -214,6 +240,8 @@ export const clusterDefaults: Omit<ClusterOptions, 'seed'> = {
   primaryLease: undefined,
   suspectAfterTicks: undefined,
   ledger: undefined,
+  membership: false,
+  learnerPassTicks: 1,
 }
 
 export const nodeCountMax = 9
@@ -231,6 +259,7 @@ export type TraceKind =
   | 'recovery'
   | 'engine'
   | 'lease'
+  | 'membership'
   | 'violation'
 
 export interface TraceEvent {
@@ -314,6 +343,10 @@ export interface ClusterStats {
   /** Replicas that reopened on an installed image, and rebuilds the next handshake carried on after it. */
   reopens: number
   rebuildsResumedAfterReopen: number
+  /** Membership changes written (a node added as a learner, a member removed), refused by the rules, and learners made voters. */
+  membershipChanges: number
+  membershipChangesRefused: number
+  learnersPromoted: number
 }
 
 /** Every counter at zero: a run's start, and the sum over no runs. */
@@ -350,6 +383,9 @@ export function emptyClusterStats(): ClusterStats {
     assignmentWritesRefused: 0,
     truncationsAnswered: 0,
     truncateTimeouts: 0,
+    membershipChanges: 0,
+    membershipChangesRefused: 0,
+    learnersPromoted: 0,
   }
 }
 
@@ -408,7 +444,9 @@ export class Cluster {
     if (!Number.isSafeInteger(nodeCount) || nodeCount < 1 || nodeCount > nodeCountMax) {
       throw validationError(`nodeCount must be in [1, ${nodeCountMax}]`)
     }
-    validateDurability(durability, nodeCount)
+    const spare = this.options.membership && nodeCount >= 2 && durabilityAccepts(durability, nodeCount - 1)
+    validateDurability(durability, spare ? nodeCount - 1 : nodeCount)
+    if (!Number.isSafeInteger(this.options.learnerPassTicks) || this.options.learnerPassTicks < 1) throw validationError('learnerPassTicks must be a positive integer')
     if (this.options.primaryLease !== undefined) validateLeaseTerms(this.options.primaryLease)
     if (this.options.suspectAfterTicks !== undefined && this.options.primaryLease === undefined) {
       throw validationError('suspicions need leased primaries: without a lease the coordinator sees directly whether the primary runs')
@@ -435,7 +473,11 @@ export class Cluster {
       reportFreshTicks: this.options.reportFreshTicks,
       assignmentResendTicks: 2,
     }
-    this.assignments = new AssignmentStore({ epoch: Epoch.first, primaryId: ReplicaId.of('n1'), committedLsn: Lsn.zero, lineageResets: [] })
+    const first = ReplicaId.of('n1')
+    const membership: Membership | undefined = this.options.membership
+      ? { primaryId: first, replicaIds: ids.filter((id, index) => id !== first && !(spare && index === ids.length - 1)), learnerIds: [] }
+      : undefined
+    this.assignments = new AssignmentStore({ epoch: Epoch.first, primaryId: first, committedLsn: Lsn.zero, lineageResets: [], ...(membership === undefined ? {} : { membership }) })
     this.#coordinator = this.#startCoordinator()
     this.#coordinatorOptions.log.subscribe((event) => {
       if (event.kind === 'assignment_write_refused') this.stats.assignmentWritesRefused += 1
@@ -652,14 +694,99 @@ export class Cluster {
       return
     }
     this.#log('action', `epoch bump to ${epoch} primary=${runtime.nodeId}`)
+    this.#moveToEpoch(runtime, epoch)
+  }
+
+  /** The serving primary re-assigned at `epoch` (just written): what it held beyond its commit goes, and the new epoch's voters count. */
+  #moveToEpoch(runtime: PrimaryRuntime, epoch: Epoch): void {
     const primary = this.node(runtime.nodeId)
     primary.epoch = epoch
     this.#truncatePrimaryUncommitted(primary, runtime.commit.committedLsn)
     runtime.streamed.clear()
     // The lease was granted for the old epoch: none until the coordinator answers at the new one.
     if (this.options.primaryLease !== undefined) runtime.lease = new PrimaryLease(this.options.primaryLease, epoch)
-    runtime.changeEpoch(epoch, this.#now, this.#replicaAssignments(runtime))
+    runtime.changeEpoch(epoch, this.#now, this.#replicaAssignments(runtime), this.#votingReplicaIds(runtime.nodeId))
     this.#sendAssignments(this.#coordinator, runtime.nodeId)
+  }
+
+  /**
+   * The voters besides `primaryId` the stored assignment names, as the
+   * primary's commit tracker counts them (undefined without membership: all).
+   * The planted `learnerCountedAsVoter` counts the learners too.
+   */
+  #votingReplicaIds(primaryId: NodeId): readonly ReplicaId[] | undefined {
+    const membership = this.assignments.read().record.membership
+    if (membership === undefined) return undefined
+    return votersOf(membership, this.options.faults).filter((id) => id !== primaryId)
+  }
+
+  /** The stored assignment's membership (undefined: every node votes). */
+  membership(): Membership | undefined {
+    return this.assignments.read().record.membership
+  }
+
+  /**
+   * An operator asks to add `nodeId` (it joins as a learner) or remove it.
+   * The rules of `membership.ts` decide on the acting coordinator's view;
+   * the change is written by compare-and-swap as a new assignment (the same
+   * primary at the next epoch), and the serving primary moves to it. Only
+   * while the primary the view names serves: a change is fenced on its
+   * commit mark, which a primary that is gone cannot give. Returns whether
+   * it was written.
+   */
+  changeMembership(action: 'add' | 'remove', nodeId: NodeId): boolean {
+    const process = this.#coordinator
+    const membership = process.membership
+    const runtime = this.#runtime
+    if (membership === undefined || runtime === undefined || process.plane.primaryId !== runtime.nodeId || runtime.epoch !== process.plane.epoch) return false
+    const change = action === 'add' ? decideAddMember(membership, nodeId) : decideRemoveMember(membership, nodeId, this.options.durability)
+    if (!change.ok) {
+      this.stats.membershipChangesRefused += 1
+      this.#log('membership', `${action} ${nodeId} refused reason=${change.reason}`)
+      return false
+    }
+    // The node joins with its registration's address (`tally cluster add` reads it from the node's lease key): a
+    // restarted coordinator process re-read no addresses, and a re-added member's sender is new, with no memory of
+    // the newer address the primary used before the removal.
+    if (action === 'add') {
+      const known = process.plane.knownEndpoints.get(nodeId)
+      const registered = this.node(nodeId).endpoint
+      if (known === undefined || known.version < registered.version) process.plane.knownEndpoints.set(nodeId, registered)
+    }
+    return this.#writeMembership(process, runtime, change.membership, `${action} ${nodeId}`)
+  }
+
+  #writeMembership(process: Coordinator, runtime: PrimaryRuntime, next: Membership, what: string): boolean {
+    const epoch = process.changeMembership(next, this.#now)
+    if (epoch === undefined) {
+      this.#log('membership', `${what} refused reason=revision_mismatch`)
+      return false
+    }
+    this.stats.membershipChanges += 1
+    this.#log('membership', `${what} epoch=${epoch} voters=${[next.primaryId, ...next.replicaIds].join(',')} learners=${next.learnerIds.join(',') || '-'}`)
+    this.#moveToEpoch(runtime, epoch)
+    return true
+  }
+
+  /**
+   * The acting coordinator makes the learners that caught up voters
+   * (`learnersCaughtUp`: a report at the current epoch holding the
+   * acknowledged commit), while the primary its view names serves.
+   */
+  #promoteLearners(): void {
+    const process = this.#coordinator
+    const membership = process.membership
+    const runtime = this.#runtime
+    if (membership === undefined || membership.learnerIds.length === 0) return
+    if (this.#now % this.options.learnerPassTicks !== 0) return
+    if (runtime === undefined || process.plane.primaryId !== runtime.nodeId || runtime.epoch !== process.plane.epoch) return
+    const reports = new Map<ReplicaId, LearnerReport>()
+    for (const [replicaId, report] of process.plane.promotionInput(this.#now, true).reports) reports.set(replicaId, report)
+    const caughtUp = learnersCaughtUp(membership, { epoch: process.plane.epoch, committedLsn: process.plane.committedLsn, reports })
+    if (caughtUp.length === 0) return
+    if (this.#writeMembership(process, runtime, promoteLearners(membership, caughtUp), `learners ${caughtUp.join(',')} caught up`)) {
+      this.stats.learnersPromoted += caughtUp.length
+    }
   }
 
   /** Test hook: put an arbitrary message on the wire (late or stale traffic). */
@@ -683,6 +810,7 @@ export class Cluster {
     this.#serveDeposed()
     this.#heartbeat()
     this.#coordinate()
+    this.#promoteLearners()
     this.#driveRecovery()
     this.#reportStates()
     this.#sweepBarriers()
@@ -898,7 +1026,7 @@ export class Cluster {
     invariant(runtime !== undefined, 'ack accepted without a primary')
     const verdict = runtime.receiveAck(message)
     if (verdict !== 'accepted') return this.#reject(message, verdict)
-    this.#accept(message, `acked=${runtime.commit.ackedLsn(message.from)}`)
+    this.#accept(message, `acked=${runtime.ackedLsn(message.from)}`)
   }
 
   /** Ships (from, to] to a replica, then a barrier for `to` with its timeout. */
@@ -1285,7 +1413,14 @@ export class Cluster {
 
   #promote(process: Coordinator): void {
     const coordinator = process.plane
-    const decision = this.options.plantedBugs.promoteIgnoresEligibility === true ? this.#promoteAnyRunning(coordinator) : coordinator.decidePromotion(this.#now)
+    // With membership, only the view's voters are candidates and count for the reporting quorum (learners and spares never).
+    const membership = process.membership
+    const decision =
+      this.options.plantedBugs.promoteIgnoresEligibility === true
+        ? this.#promoteAnyRunning(coordinator)
+        : membership === undefined
+          ? coordinator.decidePromotion(this.#now)
+          : decidePromotion({ ...coordinator.promotionInput(this.#now, false), members: votersOf(membership) })
     const verdicts = decision.verdicts.map(({ replicaId, ineligibility }) => `${replicaId}:${ineligibility ?? 'eligible'}`)
     if (decision.kind === 'blocked') {
       this.stats.promotionsBlocked += 1
@@ -1306,10 +1441,16 @@ export class Cluster {
       return
     }
     const epoch = decision.epoch
+    // The role the chosen node held in the assignment this promotion replaces (the store's, if the swap below wins).
+    const replacedMembership = this.assignments.read().record.membership
+    const role = replacedMembership === undefined ? undefined : roleOf(replacedMembership, chosen.id)
     // The decision is written by compare-and-swap: a process whose view is outdated loses to the newer write and re-reads.
     if (!process.promote(chosen.id, epoch, this.#now)) {
       this.#log('promotion_blocked', `reason=assignment_write_refused ${chosen.id} epoch=${epoch}`)
       return
+    }
+    if (replacedMembership !== undefined && role !== 'voter' && role !== 'primary') {
+      this.recordViolation({ tick: this.#now, kind: 'non_voter_promoted', detail: `${chosen.id} promoted at epoch ${epoch}, ${role ?? 'not a member'} in the assignment it replaced` })
     }
     const replaced = this.#runtime
     if (replaced !== undefined) {
@@ -1397,13 +1538,15 @@ export class Cluster {
 
   #becomePrimary(node: SimNode, epoch: Epoch, committedLsn: Lsn): void {
     this.#incarnation += 1
+    const voting = this.#votingReplicaIds(node.id)
     const runtime = new PrimaryRuntime({
       primaryId: node.id,
       incarnation: this.#incarnation,
       epoch,
       committedLsn,
       durability: this.options.durability,
-      memberCount: this.options.nodeCount,
+      memberCount: voting === undefined ? this.options.nodeCount : voting.length + 1,
+      ...(voting === undefined ? {} : { votingReplicaIds: voting }),
       barrierTimeoutTicks: this.options.barrierTimeoutTicks,
       faults: this.options.faults,
       log: new RecoveryLog({ now: () => this.#now }),
@@ -1442,8 +1585,12 @@ export class Cluster {
   }
 
   #replicaAssignments(runtime: PrimaryRuntime, endpoints: Map<NodeId, Endpoint> = this.coordinator.knownEndpoints) {
+    // With membership, the primary ships to the members the stored assignment names (voters and learners): a
+    // spare or a removed member gets no sender (the registry stops a removed one's), as in the cluster.
+    const membership = this.membership()
+    const members = membership === undefined ? undefined : new Set([membership.primaryId, ...membership.replicaIds, ...membership.learnerIds])
     return this.nodeIds
-      .filter((id) => id !== runtime.nodeId)
+      .filter((id) => id !== runtime.nodeId && (members === undefined || members.has(id)))
       .map((id) => ({ replicaId: id, endpoint: endpoints.get(id) ?? this.node(id).endpoint }))
   }
 
@@ -1651,7 +1798,7 @@ export class Cluster {
           this.#ship(runtime, sender, fromLsnExclusive, toLsnInclusive, false)
           runtime.streamed.set(ticket.replicaId, { fromLsn: fromLsnExclusive, toLsn: toLsnInclusive, tick: this.#now })
         }
-        const acked = runtime.commit.ackedLsn(ticket.replicaId)
+        const acked = runtime.ackedLsn(ticket.replicaId)
         if (this.options.faults.streamerOverReports === true && acked >= toLsnInclusive) return { ok: true, durableLsn: Lsn.max(acked, this.node(runtime.nodeId).durableLsn) }
         return { ok: true, durableLsn: acked }
       },
@@ -1769,5 +1916,15 @@ export function describe(message: Message): string {
       const never: never = message
       throw new Error(`unknown message ${String(never)}`)
     }
+  }
+}
+
+/** Whether the durability mode accepts `voters` voting members (primary included). */
+function durabilityAccepts(mode: DurabilityMode, voters: number): boolean {
+  try {
+    validateDurability(mode, voters)
+    return true
+  } catch {
+    return false
   }
 }

@@ -62,6 +62,13 @@ export interface RunShape {
    * compare-and-swap; see `coordinatorStep`.
    */
   readonly coordinator: 'steady' | 'restarting'
+  /**
+   * `changing` (asked for, never drawn, so every seed's run stays what it
+   * was): the assignment names voters and learners, the last node starts as
+   * a spare when the mode allows, and an operator adds a node as a learner
+   * or removes a member now and then (see `membershipStep`).
+   */
+  readonly membership: 'static' | 'changing'
 }
 
 export interface RunResult {
@@ -127,7 +134,8 @@ export function shapeFor(seed: number, fixed: RandomRunOptions['shape'] = {}): R
   const coordinator = fixed.coordinator ?? (new Prng(seed ^ 0x636f6f72).chance(0.4) ? 'restarting' : 'steady')
   // Asked for (a shape), not drawn: every seed's run stays what it was, so the pinned seeds keep what they catch.
   const detection = coordinatorLinks === 'partitioned' ? (fixed.detection ?? 'lease') : 'lease'
-  return { nodeCount, durability, order, timers, storage, handshake, coordinatorLinks, coordinator, detection }
+  const membership = fixed.membership ?? 'static'
+  return { nodeCount, durability, order, timers, storage, handshake, coordinatorLinks, coordinator, detection, membership }
 }
 
 /** The cluster options a shape stands for; the tight limits and the faulty disk are drawn from the seed. */
@@ -138,7 +146,10 @@ export function optionsFor(seed: number, shape: RunShape): Partial<ClusterOption
     durability: shape.durability,
     order: shape.order,
     handshakeOverNetwork: shape.handshake === 'network',
+    membership: shape.membership === 'changing',
   }
+  // Drawn apart (and only for changing membership), so nothing else a seed draws moves.
+  if (shape.membership === 'changing') options.learnerPassTicks = 1 + new Prng(seed ^ 0x6c726e).int(24)
   if (shape.coordinatorLinks === 'partitioned') {
     // Heartbeats every tick, a round trip of 2: the primary's lease (8 - 2 ticks from the send) outlives a lost heartbeat or two.
     options.primaryLease = leaseTermsPartitioned
@@ -200,6 +211,23 @@ function partitionStep(cluster: Cluster, prng: Prng): void {
 /** Coordinator restarts, drawn from their own PRNG: the replaced process acts on, unaware, for 0–3 ticks. */
 function coordinatorStep(cluster: Cluster, prng: Prng): void {
   if (prng.int(100) < 3) cluster.restartCoordinator(prng.int(4))
+}
+
+/**
+ * Membership changes, drawn from their own PRNG so a seed's actions stay the
+ * same: now and then an operator adds a node that is not a member (it joins
+ * as a learner) or removes a member other than the primary; the rules may
+ * refuse (below the durability mode, the primary, a member already named).
+ */
+function membershipStep(cluster: Cluster, prng: Prng): void {
+  if (prng.int(100) >= 4) return
+  const membership = cluster.membership()
+  if (membership === undefined) return
+  const members = [membership.primaryId, ...membership.replicaIds, ...membership.learnerIds]
+  const spares = cluster.nodeIds.filter((id) => !members.includes(id))
+  // Mostly add a spare when there is one; otherwise remove a member at random (the primary too: refused).
+  if (spares.length > 0 && prng.chance(0.6)) cluster.changeMembership('add', prng.pick(spares))
+  else cluster.changeMembership('remove', prng.pick(members))
 }
 
 function step(cluster: Cluster, prng: Prng): void {
@@ -290,6 +318,7 @@ export function runRandom(options: RandomRunOptions): RunResult {
   const prng = new Prng(options.seed ^ 0x7f4a7c15)
   const partitionPrng = shape.coordinatorLinks === 'partitioned' ? new Prng(options.seed ^ 0x70617274) : undefined
   const coordinatorPrng = shape.coordinator === 'restarting' ? new Prng(options.seed ^ 0x72737472) : undefined
+  const membershipPrng = shape.membership === 'changing' ? new Prng(options.seed ^ 0x6d656d62) : undefined
   let stepsRun = 0
   let settledAfterTicks: number | undefined
   try {
@@ -297,6 +326,7 @@ export function runRandom(options: RandomRunOptions): RunResult {
       step(cluster, prng)
       if (partitionPrng !== undefined) partitionStep(cluster, partitionPrng)
       if (coordinatorPrng !== undefined) coordinatorStep(cluster, coordinatorPrng)
+      if (membershipPrng !== undefined) membershipStep(cluster, membershipPrng)
       cluster.tick()
       stepsRun += 1
     }
@@ -322,7 +352,14 @@ export function runRandom(options: RandomRunOptions): RunResult {
 function inSyncEverywhere(cluster: Cluster): boolean {
   const runtime = cluster.runtime
   if (runtime === undefined) return false
-  return cluster.nodeIds.every((id) => id === runtime.nodeId || runtime.registry.sender(id)?.state === 'in_sync')
+  return members(cluster).every((id) => id === runtime.nodeId || runtime.registry.sender(id)?.state === 'in_sync')
+}
+
+/** The nodes the assignment names (every node without membership changes): a spare is never brought in sync. */
+function members(cluster: Cluster): readonly NodeId[] {
+  const membership = cluster.membership()
+  if (membership === undefined) return cluster.nodeIds
+  return cluster.nodeIds.filter((id) => id === membership.primaryId || membership.replicaIds.includes(id) || membership.learnerIds.includes(id))
 }
 
 /**
@@ -345,7 +382,7 @@ function settle(cluster: Cluster): number | undefined {
   }
   if (cluster.violations.length > 0) return undefined
   const runtime = cluster.runtime
-  const states = cluster.nodeIds.map((id) => `${id}:${id === runtime?.nodeId ? 'primary' : (runtime?.registry.sender(id)?.state ?? 'no_primary')}`)
+  const states = members(cluster).map((id) => `${id}:${id === runtime?.nodeId ? 'primary' : (runtime?.registry.sender(id)?.state ?? 'no_primary')}`)
   const detail = `not every replica in sync ${livenessTicksMax} ticks after faults stopped: ${states.join(' ')}`
   cluster.recordViolation({ tick: cluster.now, kind: 'liveness', detail })
   return undefined

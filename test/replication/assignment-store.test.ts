@@ -71,3 +71,25 @@ test('property: whatever order racing coordinators swap in, each epoch has one p
     { numRuns: 200, seed: 10 },
   )
 })
+
+test('membership in the assignment: a change needs a new epoch, is never dropped, and a promotion swaps the roles', () => {
+  const membership = { primaryId: n1, replicaIds: [n2], learnerIds: [n3] }
+  const store = new AssignmentStore({ ...initial, membership })
+  const read = store.read()
+  assert.throws(
+    () => store.compareAndSwap(read.revision, { ...read.record, membership: { ...membership, replicaIds: [n2, n3], learnerIds: [] } }),
+    InvariantViolation,
+    'a membership change within an epoch',
+  )
+  assert.throws(() => store.compareAndSwap(read.revision, { ...initial }), InvariantViolation, 'a membership dropped')
+  assert.throws(
+    () => store.compareAndSwap(read.revision, { ...read.record, epoch: Epoch.of(2), membership: { ...membership, primaryId: n2, replicaIds: [n1] } }),
+    InvariantViolation,
+    'a membership naming another primary than the assignment',
+  )
+  const promoted = promotionRecord(read.record, n2)
+  assert.deepEqual(promoted.membership, { primaryId: n2, replicaIds: [n1], learnerIds: [n3] }, 'the replaced primary votes, the learner still learns')
+  assert.deepEqual(store.compareAndSwap(read.revision, promoted), { ok: true, revision: 2 })
+  const changed = { ...store.read().record, epoch: Epoch.of(3), membership: { primaryId: n2, replicaIds: [n1, n3], learnerIds: [] } }
+  assert.deepEqual(store.compareAndSwap(2, changed), { ok: true, revision: 3 })
+})

@@ -77,3 +77,20 @@ test('a heartbeat of a newer epoch than the view makes the process re-read (foun
   assert.equal(acting.plane.primaryId, n3)
   assert.equal(acting.writesRefused, 0, 'learned without losing a write')
 })
+
+test('a membership change is a compare-and-swap at the next epoch; an outdated process loses it and re-reads the membership', () => {
+  const store = new AssignmentStore({ epoch: Epoch.first, primaryId: n1, committedLsn: Lsn.of(4), lineageResets: [], membership: { primaryId: n1, replicaIds: [n2], learnerIds: [] } })
+  const { options } = setup()
+  const withMembership = { ...options, store }
+  const acting = new Coordinator(withMembership, Tick.zero)
+  const outdated = new Coordinator(withMembership, Tick.zero)
+  const joined = { primaryId: n1, replicaIds: [n2], learnerIds: [n3] }
+  assert.equal(acting.changeMembership(joined, Tick.of(1)), Epoch.of(2))
+  assert.deepEqual(store.read().record, { epoch: Epoch.of(2), primaryId: n1, committedLsn: Lsn.of(4), lineageResets: [], membership: joined })
+  assert.deepEqual(acting.membership, joined)
+  assert.equal(outdated.changeMembership({ primaryId: n1, replicaIds: [n2, n3], learnerIds: [] }, Tick.of(1)), undefined, 'refused: another write came first')
+  assert.deepEqual(outdated.membership, joined, 'and it resumed from the store')
+  // A later commit keeps the membership the view holds.
+  assert.equal(acting.acknowledgeCommit(Epoch.of(2), Lsn.of(6), Tick.of(2)), 'acknowledged')
+  assert.deepEqual(store.read().record.membership, joined)
+})

@@ -4,7 +4,7 @@
 // failure, and escalates timeouts and stalled rebuilds to needs_rebuild.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Epoch, Lsn, RecoveryDriver, Tick, unlimitedBudget } from '../../src/replication/index.ts'
+import { Epoch, Lsn, RecoveryDriver, ReplicaId, Tick, unlimitedBudget } from '../../src/replication/index.ts'
 import type { BaseTransferReport, ConnectReport, DriverReady, ReplicaConnector, RetainedHistory } from '../../src/replication/index.ts'
 import { FakeStorage, FakeTransport, history, registryWith } from './fakes.ts'
 
@@ -255,4 +255,19 @@ test('a reopen that takes longer than rebuildStallTicks is cancelled as rebuild_
   const { ready: again } = ticksUntil(driver, at + 1, (next) => next.completed.length > 0)
   assert.deepEqual(again.completed, [{ replicaId: 'r1', kind: 'rebuild', syncedToLsn: 100 }])
   assert.equal(registry.senders()[0]?.state, 'in_sync')
+})
+
+test('a replica removed from the assignment while its catch-up runs: the driver cancels that executor and releases its pins', () => {
+  const { driver, registry, adapters } = driverFor(h100, 50)
+  adapters.stalled = true
+  driver.tick(t(1))
+  assert.ok(driver.executorSessionId(ReplicaId.of('r1')) !== undefined, 'the catch-up runs')
+  assert.ok(adapters.storage.totalHeld() > 0, 'and holds its pin')
+  // The next assignment names no replica: the registry stops r1's sender and forgets it.
+  assert.deepEqual(registry.reconcile({ epoch: Epoch.of(2), replicas: [] }).stopped, ['r1'])
+  const ready = driver.tick(t(2))
+  assert.deepEqual(ready.failed, [{ replicaId: 'r1', kind: 'bootstrap', reason: 'removed_from_assignment' }])
+  assert.equal(driver.executorSessionId(ReplicaId.of('r1')), undefined)
+  assert.equal(adapters.storage.totalHeld(), 0, 'no pin outlives the removal')
+  assert.deepEqual(driver.tick(t(3)), { timers: [], completed: [], failed: [], ignored: [] }, 'nothing more for a replica that left')
 })

@@ -39,6 +39,20 @@ test('tally sim --ledger runs the ledger in the simulator and prints what it app
   assert.doesNotMatch(without.out.join(''), /^ledger:/m)
 })
 
+test('tally sim --membership changes membership and prints what it changed', async () => {
+  const { io, out } = capture()
+  assert.equal(await runSimCommand(['--seeds', '4', '--seed', '1', '--steps', '150', '--membership'], io), simExit.ok)
+  const text = out.join('')
+  assert.match(text, /^violations 0$/m)
+  assert.match(text, /^membership: changes [1-9]\d* refused by the rules \d+ learners made voters \d+$/m)
+  const fromEnv = capture({ TALLY_SIM_MEMBERSHIP: '1' })
+  assert.equal(await runSimCommand(['--seeds', '1', '--steps', '20'], fromEnv.io), simExit.ok)
+  assert.match(fromEnv.out.join(''), /^membership: /m)
+  const without = capture()
+  assert.equal(await runSimCommand(['--seeds', '1', '--steps', '10'], without.io), simExit.ok)
+  assert.doesNotMatch(without.out.join(''), /^membership:/m)
+})
+
 test('tally sim reads its options from the environment', async () => {
   const { io, out } = capture({ TALLY_SIM_SEEDS: '2', TALLY_SIM_STEPS: '10' })
   assert.equal(await runSimCommand([], io), simExit.ok)
