@@ -10,11 +10,14 @@ import * as fs from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { after, describe, it } from 'node:test'
+import { PeerTransport, ReplicaServer } from '../../src/cluster/peer/index.ts'
 import { SnapshotCatalog, isSnapshotRow, verifySnapshotDirectory, type SnapshotManifest } from '../../src/cluster/snapshot/index.ts'
+import { Epoch, Lsn, ReplicaId, type SessionId } from '../../src/replication/index.ts'
 import { LedgerNode } from '../../src/server/index.ts'
 import type { RangeOptions, StoreReader } from '../../src/store/index.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { CLUSTER, createLedger, randomOrders, runWorkload } from './node-support.ts'
+import { Cleanup, MemoryReplicaState, appendEntries, openWal, until } from './peer-harness.ts'
 
 const temps: { remove: () => void }[] = []
 after(() => {
@@ -176,5 +179,75 @@ describe('taking an image', () => {
     })
     const most = Math.max(...bytesByTurn.values())
     assert.ok(most <= sliceBytes + fillerRowBytes + 1024, `${most} bytes of rows taken within one turn`)
+  })
+})
+
+describe('serving an image', () => {
+  it('serves one chunk between two turns of the loop, whatever the replica asks at once', async () => {
+    const cleanup = new Cleanup()
+    try {
+      const { node, data } = await nodeWithLargeRows()
+      let catalog: SnapshotCatalog
+      let manifest: SnapshotManifest
+      try {
+        catalog = await SnapshotCatalog.open({ directory: path.join(data, 'snapshots') })
+        manifest = await catalog.take(node.store, { epoch: 1 })
+      } finally {
+        await node.close()
+      }
+      // The image in memory: a read answers at once, so only the link's own pacing leaves turns.
+      const files = new Map<string, Buffer>()
+      for (const file of manifest.files) files.set(file.name, await fs.readFile(path.join(catalog.directoryOf(manifest.appliedIndex), file.name)))
+      const primary = await openWal(cleanup)
+      await appendEntries(primary.wal, { epoch: 1, count: 3, origin: 'p' })
+      const replicaData = scratch()
+      const replicaWal = await openWal(cleanup)
+      let staged = false
+      const chunkBytes = 16 * 1024
+      const server = await ReplicaServer.listen({
+        replicaId: 'r1',
+        wal: replicaWal.wal,
+        state: new MemoryReplicaState({ epoch: 1 }),
+        // A window of 32 chunks: the replica asks for all of them at once.
+        snapshot: { directory: path.join(replicaData, 'rebuild'), clusterId: CLUSTER, chunkBytes, inFlightBytesMax: 32 * chunkBytes, onStaged: () => void (staged = true) },
+      })
+      cleanup.add(() => server.close())
+      const counter = turnCounter()
+      cleanup.add(() => counter.stop())
+      const readsByTurn = new Map<number, number>()
+      const snapshots = {
+        manifestBytesOf: (index: number) => catalog.manifestBytesOf(index),
+        readChunk: (request: { appliedIndex: number; file: string; offset: number; bytes: number }) => {
+          readsByTurn.set(counter.turns(), (readsByTurn.get(counter.turns()) ?? 0) + 1)
+          const bytes = files.get(request.file) as Buffer
+          return Promise.resolve(Buffer.from(bytes.subarray(request.offset, Math.min(bytes.byteLength, request.offset + request.bytes))))
+        },
+      }
+      const transport = new PeerTransport({ localId: 'p1', wal: primary.wal, epoch: Epoch.of(1), committedLsn: () => Lsn.of(3), link: { backoffMsMin: 5, backoffMsMax: 20 }, snapshots })
+      cleanup.add(() => transport.close())
+      const address = `${server.address.host}:${server.address.port}`
+      const endpoint = { dataAddress: address, controlAddress: address, version: 1 }
+      const replicaId = ReplicaId.of('r1')
+      const sessionId = 'p1/1/e1/1' as SessionId
+      await until('matched', () => {
+        const connected = transport.connect({ replicaId, sessionId, endpoint, epoch: Epoch.of(1) })
+        return connected.ok && connected.flushedLsn !== undefined
+      })
+      const ticket = { replicaId, sessionId, kind: 'rebuild' as const, epoch: Epoch.of(1), endpoint }
+      await until('staged', () => {
+        const report = transport.transferSnapshot({ ticket, snapshotLsn: Lsn.of(manifest.appliedIndex) })
+        assert.ok(report.ok, JSON.stringify(report))
+        return staged
+      }, 60_000)
+      const imageBytes = manifest.files.reduce((sum, file) => sum + file.bytes, 0)
+      const reads = [...readsByTurn.values()].reduce((sum, count) => sum + count, 0)
+      assert.ok(reads >= imageBytes / chunkBytes, `${reads} chunks read for ${imageBytes} bytes`)
+      const most = Math.max(...readsByTurn.values())
+      assert.equal(most, 1, `${most} chunks read within one turn of the loop`)
+      const verdict = await verifySnapshotDirectory(path.join(replicaData, 'rebuild'))
+      assert.ok(verdict.ok)
+    } finally {
+      await cleanup.run()
+    }
   })
 })
