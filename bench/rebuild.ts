@@ -14,7 +14,11 @@
  * Reported, from the replica's `/_/cluster` polled every 25 ms: the image's
  * bytes and files, restart → first byte, the transfer (first byte → staged)
  * and its MB/s, staged → reopened (close, install, reopen), reopened →
- * caught up (the WAL tail and the apply), and restart → caught up.
+ * caught up (the WAL tail and the apply), and restart → caught up. And, per
+ * phase (fill, waiting for an image covering the fill, rebuild), the slowest
+ * answer of any node's `/_/cluster` polled every 100 ms (a node whose event
+ * loop is held answers late; past the 2 s lease TTL it loses its primacy)
+ * and the nodes seen as primary (more than one: a failover happened).
  *
  * A benchmark, not a test: prints a Markdown summary (and `--json FILE`).
  */
@@ -75,10 +79,10 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, deadl
   }
 }
 
-async function view(server: ServerProcess | undefined): Promise<View | undefined> {
+async function view(server: ServerProcess | undefined, timeoutMs = 1_000): Promise<View | undefined> {
   if (server === undefined) return undefined
   try {
-    const response = await fetch(`${server.baseUrl}/_/cluster`, { signal: AbortSignal.timeout(1_000) })
+    const response = await fetch(`${server.baseUrl}/_/cluster`, { signal: AbortSignal.timeout(timeoutMs) })
     return response.status === 200 ? ((await response.json()) as View) : undefined
   } catch {
     return undefined
@@ -101,6 +105,35 @@ const lines: string[] = []
 const print = (line: string): void => {
   lines.push(line)
   process.stdout.write(`${line}\n`)
+}
+
+type Phase = 'fill' | 'cover' | 'rebuild'
+let phase: Phase = 'fill'
+const slowestAnswerMs: Record<Phase, number> = { fill: 0, cover: 0, rebuild: 0 }
+const primariesSeen: Record<Phase, Set<string>> = { fill: new Set(), cover: new Set(), rebuild: new Set() }
+/** Polls every live node's `/_/cluster` until stopped: the slowest answer per phase and who answered as primary. */
+function sampleAnswers(members: readonly Member[]): () => Promise<void> {
+  let sampling = true
+  const loops = members.map(async (member) => {
+    while (sampling) {
+      const server = member.server
+      if (server !== undefined) {
+        const at = phase
+        const startedAt = performance.now()
+        const answer = await view(server, 10_000)
+        // A node killed or restarting meanwhile does not count as slow.
+        if (answer !== undefined && member.server === server) {
+          slowestAnswerMs[at] = Math.max(slowestAnswerMs[at], performance.now() - startedAt)
+          if (answer.role === 'primary') primariesSeen[at].add(member.id)
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  })
+  return async () => {
+    sampling = false
+    await Promise.all(loops)
+  }
 }
 
 const etcd = await EtcdCluster.start({ size: 1 })
@@ -132,6 +165,7 @@ try {
   }, 30_000)
   await killTally(lagging.server as ServerProcess)
   lagging.server = undefined
+  const stopSampling = sampleAnswers(members)
 
   // Fill: bulk requests of transactions whose metadata is random base64 (6 bits of entropy per byte: RocksDB's compression cannot shrink it much).
   const fillStartedAt = performance.now()
@@ -160,6 +194,7 @@ try {
   // Snapshots are taken at store checkpoints (every `checkpointEntries` applied entries), one at a time: small
   // writes go on until one covers everything the fill wrote, so the image holds the whole store.
   const filledHead = (await view(primary.server))?.headLsn ?? 0
+  phase = 'cover'
   let trickling = true
   const trickle = (async () => {
     while (trickling) {
@@ -178,6 +213,7 @@ try {
   process.stderr.write(`filled ${transactions} transactions, store ${(storeBytes / 1e6).toFixed(0)} MB, head ${head}, snapshot at ${newest}, in ${(fillMs / 1000).toFixed(0)} s\n`)
 
   // The replica restarts, far beyond the WAL the primary kept.
+  phase = 'rebuild'
   const restartAt = performance.now()
   await start(lagging)
   const listeningAt = performance.now()
@@ -204,6 +240,7 @@ try {
     if (closedAt !== undefined && v !== undefined) reopenedAt ??= now
     return v !== undefined && v.caughtUp && v.appliedIndex >= head && reopenedAt !== undefined ? now : undefined
   }, 30 * 60_000)
+  await stopSampling()
   const imageBytes = image?.bytesTotal ?? bytesServed
   const mb = imageBytes / (1024 * 1024)
   const transferMs = (stagedAt ?? caughtUpAt) - (firstByteAt ?? listeningAt)
@@ -224,6 +261,8 @@ try {
     closedToReopenedMs: (reopenedAt ?? Number.NaN) - (closedAt ?? Number.NaN),
     reopenedToCaughtUpMs: caughtUpAt - (reopenedAt ?? Number.NaN),
     restartToCaughtUpMs: caughtUpAt - restartAt,
+    slowestAnswerMs,
+    primariesSeen: Object.fromEntries(Object.entries(primariesSeen).map(([name, ids]) => [name, [...ids].sort()])),
   }
   print(`# Rebuild from a snapshot\n\nnode ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, load average ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}, ${new Date().toISOString()}`)
   print(`\nStore filled with ${transactions} transactions (${metadataBytes} B of random metadata each, bulk ${bulkSize}, ${concurrency} clients) in ${(fillMs / 1000).toFixed(0)} s: ${(storeBytes / 1e6).toFixed(0)} MB on the primary, head ${head}, snapshot at ${newest}.\n`)
@@ -233,6 +272,9 @@ try {
   print(
     `| ${mb.toFixed(1)} MiB | ${figures.imageFiles ?? '-'} | ${ms(figures.processStartMs)} | ${ms(figures.listeningToFirstByteMs)} | ${ms(transferMs)} | ${figures.transferMbPerSecond.toFixed(1)} | ${ms(figures.stagedToClosedMs)} | ${ms(figures.closedToReopenedMs)} | ${ms(figures.reopenedToCaughtUpMs)} | ${ms(figures.restartToCaughtUpMs)} |`,
   )
+  print('\n| phase | slowest `/_/cluster` answer of any node ms | nodes seen as primary |')
+  print('|---|---:|---|')
+  for (const name of ['fill', 'cover', 'rebuild'] as const) print(`| ${name} | ${ms(slowestAnswerMs[name])} | ${[...primariesSeen[name]].sort().join(', ')} |`)
   print(`\nload average at the end ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}`)
   // Where the replica's time went: its recovery log (every level, wall-clock times) and the end of its stderr.
   const replicaLog = ((await view(lagging.server)) as (View & { replication?: { recoveryLog?: Array<{ at: string; message: string }> } }) | undefined)?.replication?.recoveryLog ?? []

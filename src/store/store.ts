@@ -1,10 +1,13 @@
 import { RocksLevel } from '@nxtedition/rocksdb'
-import { TallyError } from '../domain/index.ts'
+import { TallyError, invariant } from '../domain/index.ts'
 import { MetaKey, metaKey, prefixEnd } from './layout.ts'
 import type { RowWrite } from './layout.ts'
 
 /** Bumped whenever the on-disk layout changes; see docs/operations.md. */
 export const STORAGE_SCHEMA_VERSION = 3
+
+/** Rows per batch of a range read in batches (`RangeOptions.batchBytes` bounds its bytes first). */
+const rangeBatchRowsMax = 1000
 
 export interface RangeOptions {
   readonly gte: Buffer
@@ -12,6 +15,13 @@ export interface RangeOptions {
   readonly lt?: Buffer | undefined
   readonly reverse?: boolean
   readonly limit?: number
+  /**
+   * Read in batches of about this many bytes (one row more at most), each
+   * on the thread pool, instead of on the JavaScript thread: for long scans
+   * (a snapshot image) that must neither hold the event loop nor buffer
+   * more than a batch. Readers without a thread pool may ignore it.
+   */
+  readonly batchBytes?: number
 }
 
 /** Reads: admission's loads and the API's views. Never used by the FSM. */
@@ -122,6 +132,10 @@ export class Store implements StoreReader, StoreWriter {
   }
 
   async *range(options: RangeOptions): AsyncIterable<[Buffer, Buffer]> {
+    if (options.batchBytes !== undefined) {
+      yield* this.rangeInBatches(options, options.batchBytes)
+      return
+    }
     const iterator = this.db.iterator({
       gte: options.gte,
       ...(options.lt === undefined ? {} : { lt: options.lt }),
@@ -130,6 +144,35 @@ export class Store implements StoreReader, StoreWriter {
     })
     try {
       for await (const entry of iterator) yield entry as [Buffer, Buffer]
+    } finally {
+      await iterator.close()
+    }
+  }
+
+  /**
+   * The binding's plain `next()` refills its cache with up to 1 000 rows read
+   * synchronously on the JavaScript thread, whatever their size (32 MiB of
+   * rows for a snapshot of large transactions). `nextv()` reads on the
+   * thread pool, and the binding stops a batch once `highWaterMarkBytes` is
+   * passed, so each batch is bounded in bytes and the event loop runs while
+   * it is read.
+   */
+  private async *rangeInBatches(options: RangeOptions, batchBytes: number): AsyncIterable<[Buffer, Buffer]> {
+    invariant(Number.isSafeInteger(batchBytes) && batchBytes > 0, () => `a range batch of ${batchBytes} bytes`)
+    const iterator = this.db.iterator({
+      gte: options.gte,
+      ...(options.lt === undefined ? {} : { lt: options.lt }),
+      reverse: options.reverse ?? false,
+      ...(options.limit === undefined ? {} : { limit: options.limit }),
+      // Binding-specific (abstract-level passes unknown options through).
+      highWaterMarkBytes: batchBytes,
+    } as object)
+    try {
+      for (;;) {
+        const entries = (await iterator.nextv(rangeBatchRowsMax)) as [Buffer, Buffer][]
+        if (entries.length === 0) return
+        for (const entry of entries) yield entry
+      }
     } finally {
       await iterator.close()
     }

@@ -76,7 +76,7 @@ export interface SnapshotChunkSource {
   offerFor?(durableLsn: number): { readonly appliedIndex: number; readonly manifest: Buffer } | undefined
 }
 
-/** Chunk reads one connection may have running at once: more is a misbehaving replica. */
+/** Chunk requests one connection may have waiting to be served: more is a misbehaving replica. */
 export const chunkReadsMax = 64
 
 /** A snapshot offered on one connection, and whether the replica staged it. */
@@ -114,7 +114,10 @@ interface Live {
   readonly inFlight: Array<{ lsn: number; bytes: number }>
   inFlightBytes: number
   handshakeTimer: NodeJS.Timeout | undefined
-  chunkReads: number
+  /** Chunk requests waiting to be served, in arrival order, with the offer each was checked against. */
+  readonly chunkQueue: Array<{ readonly request: Extract<PeerMessage, { kind: 'chunk_request' }>; readonly offer: SnapshotOffer }>
+  /** A loop is serving `chunkQueue`. */
+  servingChunks: boolean
   /** A snapshot was offered on this connection: no entries are shipped on it. */
   rebuilding: boolean
 }
@@ -315,7 +318,8 @@ export class PrimaryLink {
       generation,
       connection,
       phase: 'dialing',
-      chunkReads: 0,
+      chunkQueue: [],
+      servingChunks: false,
       rebuilding: false,
       cutLsn: 0,
       shippedLsn: 0,
@@ -457,19 +461,40 @@ export class PrimaryLink {
     if (source === undefined || offer === undefined || offer.generation !== live.generation || offer.appliedIndex !== request.appliedIndex) {
       return this.#fail(live, new PeerError({ reason: 'PROTOCOL', message: `chunk of snapshot ${request.appliedIndex}, which was not offered` }))
     }
-    if (live.chunkReads >= chunkReadsMax) return this.#fail(live, new PeerError({ reason: 'PROTOCOL', message: `more than ${chunkReadsMax} chunk requests at once` }))
-    live.chunkReads += 1
-    source
-      .readChunk(request)
-      .then((data) => {
+    if (live.chunkQueue.length + (live.servingChunks ? 1 : 0) >= chunkReadsMax) return this.#fail(live, new PeerError({ reason: 'PROTOCOL', message: `more than ${chunkReadsMax} chunk requests at once` }))
+    live.chunkQueue.push({ request, offer })
+    if (!live.servingChunks) void this.#serveChunks(live, source)
+  }
+
+  /**
+   * Serves a connection's chunk requests one at a time, with a turn of the
+   * event loop after each: a chunk (up to 4 MiB read, CRC'd and framed) is
+   * the most this does between two turns, so lease renewals, heartbeats
+   * and the API run while an image is served. Answered all at once, the
+   * requests of a replica's window (their reads completing together) were
+   * one long stretch on the event loop.
+   */
+  async #serveChunks(live: Live, source: SnapshotChunkSource): Promise<void> {
+    live.servingChunks = true
+    try {
+      for (let next = live.chunkQueue.shift(); next !== undefined; next = live.chunkQueue.shift()) {
+        if (live.connection.closed) return
+        const { request, offer } = next
+        let data: Buffer
+        try {
+          data = await source.readChunk(request)
+        } catch (error) {
+          return this.#fail(live, new PeerError({ reason: 'PROTOCOL', message: `chunk ${request.file.slice(0, 64)}@${request.offset}: ${(error as Error).message}` }))
+        }
         if (live.connection.closed) return
         offer.bytesServed += data.byteLength
         live.connection.send(this.#options.epoch, { kind: 'chunk', appliedIndex: request.appliedIndex, file: request.file, offset: request.offset, crc32: crc32(data), data })
-      })
-      .catch((error: unknown) => this.#fail(live, new PeerError({ reason: 'PROTOCOL', message: `chunk ${request.file.slice(0, 64)}@${request.offset}: ${(error as Error).message}` })))
-      .finally(() => {
-        live.chunkReads -= 1
-      })
+        await new Promise<void>((resolve) => setImmediate(resolve))
+      }
+    } finally {
+      live.servingChunks = false
+      if (live.connection.closed) live.chunkQueue.length = 0
+    }
   }
 
   /**

@@ -45,17 +45,40 @@ export function snapshotDirectoryName(appliedIndex: number): string {
   return `snap-${String(appliedIndex).padStart(16, '0')}`
 }
 
-/** Writes rows into size-bounded files; returns their descriptions. */
+/**
+ * Bytes of rows a take reads per store batch (on the thread pool) and writes
+ * per file write (docs/cluster.md, "Snapshots and rebuild"): what a take
+ * holds at once is one batch plus one slice, each over by one row at most.
+ */
+export const snapshotTakeSliceBytes = 1024 * 1024
+
+/** Resolves after the event loop's next check phase: timers, I/O and lease renewals run first. */
+function turnOfTheEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
+}
+
+/**
+ * Writes rows into size-bounded files; returns their descriptions. Records
+ * are gathered into slices of about `sliceBytes`, each hashed and written
+ * at once, with a turn of the event loop after it: a take never runs
+ * longer than one slice on the JavaScript thread, nor holds more than one
+ * slice of records. The bytes are the ones a row-by-row writer would write.
+ */
 class RowFileWriter {
   readonly files: SnapshotFile[] = []
   #handle: fs.FileHandle | undefined
   #hash = createHash('sha256')
+  /** Bytes of the current file, its pending slice included. */
   #bytes = 0
+  /** Where the pending slice goes in the current file. */
   #position = 0
+  #slice: Buffer[] = []
+  #sliceBytes = 0
 
   constructor(
     private readonly directory: string,
     private readonly fileBytesMax: number,
+    private readonly sliceBytes: number,
   ) {}
 
   async add(key: Buffer, value: Buffer): Promise<void> {
@@ -67,10 +90,10 @@ class RowFileWriter {
     value.copy(record, 8 + key.byteLength)
     if (this.#handle !== undefined && this.#bytes > 0 && this.#bytes + record.byteLength > this.fileBytesMax) await this.#closeFile()
     if (this.#handle === undefined) await this.#openFile()
-    await (this.#handle as fs.FileHandle).write(record, 0, record.byteLength, this.#position)
-    this.#position += record.byteLength
+    this.#slice.push(record)
+    this.#sliceBytes += record.byteLength
     this.#bytes += record.byteLength
-    this.#hash.update(record)
+    if (this.#sliceBytes >= this.sliceBytes) await this.#flush()
   }
 
   async finish(): Promise<SnapshotFile[]> {
@@ -80,8 +103,23 @@ class RowFileWriter {
   }
 
   async abandon(): Promise<void> {
+    this.#slice = []
+    this.#sliceBytes = 0
     await this.#handle?.close().catch(() => {})
     this.#handle = undefined
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#sliceBytes === 0) return
+    const slice = this.#slice.length === 1 ? (this.#slice[0] as Buffer) : Buffer.concat(this.#slice, this.#sliceBytes)
+    this.#slice = []
+    this.#sliceBytes = 0
+    this.#hash.update(slice)
+    const handle = this.#handle as fs.FileHandle
+    const { bytesWritten } = await handle.write(slice, 0, slice.byteLength, this.#position)
+    invariant(bytesWritten === slice.byteLength, () => `short write of a snapshot file: ${bytesWritten} of ${slice.byteLength} bytes`)
+    this.#position += slice.byteLength
+    await turnOfTheEventLoop()
   }
 
   async #openFile(): Promise<void> {
@@ -93,6 +131,7 @@ class RowFileWriter {
   }
 
   async #closeFile(): Promise<void> {
+    await this.#flush()
     const handle = this.#handle as fs.FileHandle
     await handle.sync()
     await handle.close()
@@ -164,6 +203,8 @@ export interface SnapshotCatalogOptions {
   readonly directory: string
   readonly retained?: number
   readonly fileBytesMax?: number
+  /** Bytes per store batch and per file write of a take (`snapshotTakeSliceBytes`). */
+  readonly takeSliceBytes?: number
   readonly log?: (message: string) => void
 }
 
@@ -251,7 +292,8 @@ export class SnapshotCatalog {
     const staging = path.join(this.options.directory, `take-${process.pid}.tmp`)
     await fs.rm(staging, { recursive: true, force: true })
     await fs.mkdir(staging, { recursive: true })
-    const writer = new RowFileWriter(staging, this.options.fileBytesMax ?? snapshotFileBytesMaxDefault)
+    const sliceBytes = this.options.takeSliceBytes ?? snapshotTakeSliceBytes
+    const writer = new RowFileWriter(staging, this.options.fileBytesMax ?? snapshotFileBytesMaxDefault, sliceBytes)
     let clusterId: string | undefined
     let appliedIndex = 0
     let stateHash: { index: number; hash: string } | undefined
@@ -260,8 +302,9 @@ export class SnapshotCatalog {
     const appliedKey = metaKey(MetaKey.appliedIndex)
     const stateHashKey = metaKey(ReplicationMetaKey.stateHash)
     try {
-      // One iterator: every row below comes from the same RocksDB snapshot.
-      for await (const [key, value] of store.range({ gte: Buffer.of(0) })) {
+      // One iterator: every row below comes from the same RocksDB snapshot,
+      // read in batches on the thread pool (not on the event loop).
+      for await (const [key, value] of store.range({ gte: Buffer.of(0), batchBytes: sliceBytes })) {
         if (key.equals(clusterIdKey)) clusterId = value.toString('utf8')
         else if (key.equals(appliedKey)) appliedIndex = Number(value.toString('utf8'))
         else if (key.equals(stateHashKey)) stateHash = decodeStateHash(value)
