@@ -463,9 +463,15 @@ describe('etcd control plane: the coordinator', { skip: etcdSkip }, () => {
       const events: CoordinatorEvent[] = []
       const coordinator = resources.add(new EtcdCoordinator(resources.control(etcd), { nodeId: n2, ttlSeconds: 1, clock, stepEveryMs: 1_000, promotionGraceMs: 1, onEvent: (event) => events.push(event) }), (opened) => opened.stop())
       await coordinator.step()
-      // The primary and the most complete replica die together; the coordinator heard n3 a moment ago.
-      registrations.get(n1)?.abandon()
+      // The most complete replica dies, then the primary; the coordinator heard n3 a moment ago. n3's registration
+      // is let expire first: with both abandoned at once, etcd may expire n1's lease a sweep earlier, and the
+      // coordinator would then rightly promote n3, still registered (seen at load average ~35).
       registrations.get(n3)?.abandon()
+      await until('n3 registration expired', async () => {
+        const members = await control.members()
+        return members.some((member) => member.nodeId === n3 && member.endpoint !== undefined) ? undefined : true
+      })
+      registrations.get(n1)?.abandon()
       // The coordinator keeps stepping (and hearing n3) until the registrations expire and it promotes.
       const promoted = await until('a promotion', async () => {
         await coordinator.step()
