@@ -214,7 +214,18 @@ function goValue(value: Json): string {
 }
 
 /** JSON.stringify escapes what Go escapes except the HTML-safe set and the JS line separators. */
-function goString(text: string): string {
+export function goString(text: string): string {
+  // Most strings the hash sees (addresses, assets, dates, keys) are printable ASCII that
+  // neither JSON nor Go escapes: quoted as they are, without the printer and the regex.
+  let plain = true
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i)
+    if (unit < 0x20 || unit > 0x7e || unit === 0x22 || unit === 0x5c || unit === 0x3c || unit === 0x3e || unit === 0x26) {
+      plain = false
+      break
+    }
+  }
+  if (plain) return `"${text}"`
   return JSON.stringify(text).replace(/[<>&\u2028\u2029]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
