@@ -1,8 +1,10 @@
 /**
  * In-process pipeline throughput for bulk proposals (no HTTP):
- *   node --import tsx bench/bulk-apply.ts [--proposals P] [--orders N] [--sync]
+ *   node --import tsx bench/bulk-apply.ts [--proposals P] [--orders N] [--sync] [--cache-rotation K]
  * Submits P proposals of N CREATE_TRANSACTION orders, 4 in flight, and
- * prints orders/s. Isolates admission + WAL + FSM + store from HTTP.
+ * prints orders/s. Isolates admission + WAL + FSM + store from HTTP. A small
+ * `--cache-rotation` (the cache's rotation threshold) makes most rows leave
+ * the cache between uses, so proposals carry them as seeds.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
@@ -13,12 +15,13 @@ import { LedgerNode } from '../src/server/index.ts'
 import type { LedgerName } from '../src/domain/index.ts'
 import { depositBulks } from './deposits.ts'
 
-const { values } = parseArgs({ options: { proposals: { type: 'string' }, orders: { type: 'string' }, sync: { type: 'boolean' } } })
+const { values } = parseArgs({ options: { proposals: { type: 'string' }, orders: { type: 'string' }, sync: { type: 'boolean' }, 'cache-rotation': { type: 'string' } } })
 const proposals = Number(values.proposals ?? 40)
 const ordersPerProposal = Number(values.orders ?? 1000)
 const directory = mkdtempSync(path.join(os.tmpdir(), 'tally-bulk-apply-'))
 const ledger = 'bench' as LedgerName
-const node = await LedgerNode.open({ dataDirectory: directory, sync: values.sync === true })
+const rotation = values['cache-rotation'] === undefined ? {} : { cacheRotationThreshold: Number(values['cache-rotation']) }
+const node = await LedgerNode.open({ dataDirectory: directory, sync: values.sync === true, ...rotation })
 await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger, bucket: '_default', metadata: {}, features: {} } }], { atomic: true, continueOnFailure: false })
 const orders = depositBulks(ledger, ordersPerProposal, 10_000)
 const started = performance.now()

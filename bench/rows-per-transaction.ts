@@ -4,10 +4,12 @@
  * values), by zone, counted at `Store.write`. The WAL's bytes per
  * transaction are read from its counters.
  *
- *   node --import tsx bench/rows-per-transaction.ts [--proposals 30] [--orders 100] [--accounts 1000]
+ *   node --import tsx bench/rows-per-transaction.ts [--proposals 30] [--orders 100] [--accounts 1000] [--cache-rotation K]
  *
  * Transfers between `accounts` users (after one deposit bulk funds them), so
- * the rows are those of a bulk of transfers between existing accounts.
+ * the rows are those of a bulk of transfers between existing accounts. A
+ * small `--cache-rotation` (the cache's rotation threshold) lets the
+ * accounts' rows leave the cache, so proposals carry them as seeds.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
@@ -19,7 +21,7 @@ import type { ProposedOrder } from '../src/orders/index.ts'
 import { Store, Zone } from '../src/store/index.ts'
 import type { RowWrite } from '../src/store/index.ts'
 
-const { values } = parseArgs({ options: { proposals: { type: 'string' }, orders: { type: 'string' }, accounts: { type: 'string' } } })
+const { values } = parseArgs({ options: { proposals: { type: 'string' }, orders: { type: 'string' }, accounts: { type: 'string' }, 'cache-rotation': { type: 'string' } } })
 const proposals = Number(values.proposals ?? 30)
 const ordersPerProposal = Number(values.orders ?? 100)
 const accounts = Number(values.accounts ?? 1000)
@@ -63,7 +65,8 @@ const order = (source: AccountAddress, destination: AccountAddress, amount: bigi
   order: { type: 'CREATE_TRANSACTION', ledger, postings: [{ source, destination, amount, asset: 'USD/2' as Asset }], metadata: {}, accountMetadata: {}, force: false },
 })
 try {
-  const node = await LedgerNode.open({ dataDirectory: directory, sync: false, openStore: CountingStore.openCounting })
+  const rotation = values['cache-rotation'] === undefined ? {} : { cacheRotationThreshold: Number(values['cache-rotation']) }
+  const node = await LedgerNode.open({ dataDirectory: directory, sync: false, openStore: CountingStore.openCounting, ...rotation })
   const submit = (orders: ProposedOrder[]) => node.admission.submit(orders, { atomic: false, continueOnFailure: true })
   await submit([{ order: { type: 'CREATE_LEDGER', ledger, bucket: '_default', metadata: {}, features: {} } }])
   for (let from = 0; from < accounts; from += ordersPerProposal) {

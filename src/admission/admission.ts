@@ -148,7 +148,7 @@ export class Admission {
       }
       packedOrders = new PackedItems(orders.length, chunks)
     }
-    const seeds = new Map<CanonicalKey, string | null>()
+    const seeds = new Map<CanonicalKey, Uint8Array | null>()
     let storeIndexAtLoad = this.options.sequencer.storeIndex()
     for (let round = 0; round < planRoundsMax; round++) {
       for (let unsettled = this.cacheUnsettled(); unsettled !== undefined; unsettled = this.cacheUnsettled()) await unsettled
@@ -170,7 +170,7 @@ export class Admission {
         if (check === 'hit') {
           hits++
           coverage.push({ key })
-        } else if (seeds.has(key)) coverage.push({ key, seed: seeds.get(key) as string | null })
+        } else if (seeds.has(key)) coverage.push({ key, seed: seeds.get(key) as Uint8Array | null })
         else missing = true
       }
       const usesSeeds = coverage.some((entry) => entry.seed !== undefined)
@@ -219,9 +219,9 @@ export class Admission {
     let seeded = 0
     let seedBytes = 0
     for (const entry of coverage) {
-      if (typeof entry.seed !== 'string') continue
+      if (entry.seed === undefined || entry.seed === null) continue
       seeded++
-      seedBytes += Buffer.byteLength(entry.seed, 'base64')
+      seedBytes += entry.seed.byteLength
     }
     throw new TallyError({
       code: 'VALIDATION',
@@ -336,7 +336,7 @@ export class Admission {
     throw new TallyError({ code: 'INTERNAL', kind: 'internal', message: `the needs of this write did not resolve in ${planRoundsMax} planning rounds` })
   }
 
-  private async loadSeeds(keys: readonly CanonicalKey[], seeds: Map<CanonicalKey, string | null>): Promise<void> {
+  private async loadSeeds(keys: readonly CanonicalKey[], seeds: Map<CanonicalKey, Uint8Array | null>): Promise<void> {
     const rows = await this.options.store.getMany(keys.map(attributeRowKey))
     keys.forEach((key, i) => {
       const row = rows[i]

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { Json } from '../domain/index.ts'
 import { InvariantViolation, canonicalDate, isFixedWidthDate, isJsonObject, readInstant, validationError } from '../domain/index.ts'
 
@@ -30,10 +30,9 @@ export interface V2LogHashInput {
 }
 
 export function v2LogHash(previousHash: string, log: V2LogHashInput): string {
-  const hash = createHash('sha256')
-  if (previousHash !== '') hash.update(`${goString(previousHash)}\n`)
-  hash.update(v2LogHashText(log), 'utf8')
-  return hash.digest('base64')
+  const text = v2LogHashText(log)
+  // One-shot: once per appended log, where a Hash object and its updates cost more than hashing ~300 bytes.
+  return hash('sha256', previousHash === '' ? text : `${goString(previousHash)}\n${text}`, 'base64')
 }
 
 /** The exact text hashed for one log (after the previous hash line), newline included. */
@@ -215,7 +214,18 @@ function goValue(value: Json): string {
 }
 
 /** JSON.stringify escapes what Go escapes except the HTML-safe set and the JS line separators. */
-function goString(text: string): string {
+export function goString(text: string): string {
+  // Most strings the hash sees (addresses, assets, dates, keys) are printable ASCII that
+  // neither JSON nor Go escapes: quoted as they are, without the printer and the regex.
+  let plain = true
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i)
+    if (unit < 0x20 || unit > 0x7e || unit === 0x22 || unit === 0x5c || unit === 0x3c || unit === 0x3e || unit === 0x26) {
+      plain = false
+      break
+    }
+  }
+  if (plain) return `"${text}"`
   return JSON.stringify(text).replace(/[<>&\u2028\u2029]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 

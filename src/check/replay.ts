@@ -4,7 +4,7 @@ import type { AuditEntry, AuditHead } from '../audit/index.ts'
 import type { CacheSettings } from '../cache/index.ts'
 import { AttributeCache } from '../cache/index.ts'
 import type { CoverageEntry, PlannedOrder, Proposal, ProposalResult } from '../fsm/index.ts'
-import { LedgerStateMachine, WriteBatch, cacheSettingsFromJson, coverageIndexesOf, encodeCacheState } from '../fsm/index.ts'
+import { LedgerStateMachine, WriteBatch, cacheSettingsFromJson, coverageIndexesOf, coverageSeed, encodeCacheState } from '../fsm/index.ts'
 import type { KnownValue, ProposedOrder } from '../orders/index.ts'
 import { planRound } from '../admission/index.ts'
 import { MetaKey, Zone, auditRowKey, metaKey } from '../store/index.ts'
@@ -126,7 +126,7 @@ export class Replayer {
         if (position.has(key)) continue
         position.set(key, coverage.length)
         const row = this.attributes.get(key)
-        coverage.push({ key, seed: row === undefined ? null : row.toString('base64') })
+        coverage.push({ key, seed: coverageSeed(row) })
       }
     }
     const orders: PlannedOrder[] = proposed.map((order, i) => ({

@@ -26,12 +26,20 @@ import type { Json } from './json.ts'
  *   0x08 array: LEB128 count, items
  *   0x09 object: LEB128 count, then key (a string item) and value per entry
  *   0x0a word: LEB128 position in `words` (a field name or constant the engine writes often)
+ *   0x0b bytes: LEB128 length, the bytes (a `Uint8Array`; records only, see below)
+ *
+ * Bytes have no JSON form, so they break the contract above: only records
+ * packed with `packRecord` may hold them (a WAL proposal carries the stored
+ * rows it seeds as they are, ADR 0009), and only `unpackRecord` reads them
+ * back, as a fresh `Buffer` that shares no memory with the record. `packValue`
+ * refuses a `Uint8Array` and `unpackValue` a bytes item: a row holds JSON-shaped
+ * values only, and one that does not is malformed.
  *
  * `words` is append-only: a position, once written, means that word forever
  * (a new word takes the next position).
  */
 
-const Tag = { null: 0x00, false: 0x01, true: 0x02, integer: 0x03, bigInteger: 0x04, float: 0x05, string: 0x06, string16: 0x07, array: 0x08, object: 0x09, word: 0x0a } as const
+const Tag = { null: 0x00, false: 0x01, true: 0x02, integer: 0x03, bigInteger: 0x04, float: 0x05, string: 0x06, string16: 0x07, array: 0x08, object: 0x09, word: 0x0a, bytes: 0x0b } as const
 
 const words: readonly string[] = [
   // transactions and postings
@@ -84,11 +92,28 @@ class Writer {
 
 const writer = new Writer()
 
+/** Whether the pack in progress may write bytes items (`packRecord`): set by every entry point (packing is never nested). */
+let bytesAllowed = false
+
 /** Packs `value` behind the layout byte `layout`; a fresh buffer of exactly its size. */
 export function packValue(value: unknown, layout: number, sorted: boolean): Buffer {
+  return pack(value, layout, sorted, false)
+}
+
+/**
+ * As `packValue` (in the value's own key order), and a `Uint8Array` anywhere
+ * in `value` is written as a bytes item: for engine records that carry
+ * binary data (a WAL proposal's seeds), never for rows.
+ */
+export function packRecord(value: unknown, layout: number): Buffer {
+  return pack(value, layout, false, true)
+}
+
+function pack(value: unknown, layout: number, sorted: boolean, withBytes: boolean): Buffer {
   invariant(Number.isInteger(layout) && layout >= 0 && layout <= 0xff, 'a layout is one byte')
   writer.offset = 0
   writer.byte(layout)
+  bytesAllowed = withBytes
   if (!writeItem(value, sorted)) throw new InvariantViolation('value has no packed representation')
   const packed = Buffer.allocUnsafe(writer.offset)
   writer.buffer.copy(packed, 0, 0, writer.offset)
@@ -117,6 +142,7 @@ export class PackedItems {
 /** Packs `items` as an array's items, without layout byte or array header: one chunk of `PackedItems`. */
 export function packItems(items: readonly unknown[], sorted: boolean): Buffer {
   writer.offset = 0
+  bytesAllowed = false
   for (const item of items) if (!writeItem(item, sorted)) writer.byte(Tag.null)
   const packed = Buffer.allocUnsafe(writer.offset)
   writer.buffer.copy(packed, 0, 0, writer.offset)
@@ -166,6 +192,15 @@ function writeItem(value: unknown, sorted: boolean): boolean {
         writer.byte(Tag.array)
         writer.varint(value.length)
         for (const item of value) if (!writeItem(item, sorted)) writer.byte(Tag.null)
+        return true
+      }
+      if (value instanceof Uint8Array) {
+        if (!bytesAllowed) throw new InvariantViolation('bytes have no packed representation outside a record')
+        writer.byte(Tag.bytes)
+        writer.varint(value.byteLength)
+        writer.reserve(value.byteLength)
+        writer.buffer.set(value, writer.offset)
+        writer.offset += value.byteLength
         return true
       }
       writeObject(value as Record<string, unknown>, sorted)
@@ -286,11 +321,23 @@ function writeString(text: string): void {
   writer.offset += writer.buffer.write(text, writer.offset, bytes, 'utf8')
 }
 
-/** Reads what `packValue` wrote behind `layout`; anything else is an InvariantViolation. */
+/** Reads what `packValue` wrote behind `layout`; anything else (a bytes item too) is an InvariantViolation. */
 export function unpackValue(bytes: Uint8Array, layout: number): Json {
+  return unpack(bytes, layout, false) as Json
+}
+
+/** A packed record's value: JSON-shaped, with `Buffer`s where bytes were packed. */
+export type PackedRecordValue = Json | Buffer | PackedRecordValue[] | { [key: string]: PackedRecordValue }
+
+/** Reads what `packRecord` (or `packValue`) wrote behind `layout`; bytes come back as fresh `Buffer`s. */
+export function unpackRecord(bytes: Uint8Array, layout: number): PackedRecordValue {
+  return unpack(bytes, layout, true)
+}
+
+function unpack(bytes: Uint8Array, layout: number, withBytes: boolean): PackedRecordValue {
   const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   invariant(buffer.length > 0 && buffer[0] === layout, () => `packed value of layout ${buffer[0] ?? 'none'}, ${layout} expected`)
-  const reader = new Reader(buffer)
+  const reader = new Reader(buffer, withBytes)
   reader.offset = 1
   const value = reader.item()
   invariant(reader.offset === buffer.length, 'packed value followed by extra bytes')
@@ -304,7 +351,10 @@ export function isPacked(bytes: Uint8Array, layout: number): boolean {
 
 class Reader {
   offset = 0
-  constructor(private readonly buffer: Buffer) {}
+  constructor(
+    private readonly buffer: Buffer,
+    private readonly withBytes: boolean,
+  ) {}
 
   private byte(): number {
     const value = this.buffer[this.offset++]
@@ -354,7 +404,7 @@ class Reader {
     }
   }
 
-  item(): Json {
+  item(): PackedRecordValue {
     const tag = this.buffer[this.offset]
     switch (tag) {
       case Tag.word:
@@ -392,7 +442,7 @@ class Reader {
         this.offset++
         const count = this.varint()
         invariant(count <= this.buffer.length - this.offset, 'packed array longer than its buffer')
-        const items: Json[] = []
+        const items: PackedRecordValue[] = []
         for (let i = 0; i < count; i++) items.push(this.item())
         return items
       }
@@ -400,7 +450,7 @@ class Reader {
         this.offset++
         const count = this.varint()
         invariant(2 * count <= this.buffer.length - this.offset, 'packed object longer than its buffer')
-        const object: { [key: string]: Json } = {}
+        const object: { [key: string]: PackedRecordValue } = {}
         for (let i = 0; i < count; i++) {
           const key = this.string()
           const value = this.item()
@@ -410,6 +460,14 @@ class Reader {
           else object[key] = value
         }
         return object
+      }
+      case Tag.bytes: {
+        invariant(this.withBytes, 'packed bytes outside a record')
+        this.offset++
+        const length = this.varint()
+        const start = this.take(length)
+        // A copy: whoever keeps the bytes (the cache keeps seeded rows) must not pin the whole record.
+        return Buffer.from(this.buffer.subarray(start, start + length))
       }
       default:
         throw new InvariantViolation(`packed item with tag ${String(tag)}`)

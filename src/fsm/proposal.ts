@@ -1,5 +1,5 @@
 import type { CanonicalKey, Json } from '../domain/index.ts'
-import { invariant, isJsonObject, packItems, packValue, parseJson, unpackValue } from '../domain/index.ts'
+import { invariant, isJsonObject, packItems, packRecord, parseJson, unpackRecord } from '../domain/index.ts'
 import type { PackedItems } from '../domain/index.ts'
 import type { CacheSettings } from '../cache/index.ts'
 import { validateCacheSettings } from '../cache/index.ts'
@@ -8,17 +8,22 @@ import type { ProposedOrder } from '../orders/index.ts'
 /**
  * One plan entry (contract §2.1 step 4): authorises the FSM to read `key`.
  * `seed` absent = coverage-only (the cache holds the key at apply time);
- * `seed: null` = the store had no row; a string = the store row read by
- * admission, base64 (rows are packed binary, `ATTRIBUTE_ROW_LAYOUT`).
+ * `seed: null` = the store had no row; bytes = the store row read by
+ * admission, as stored (packed, `ATTRIBUTE_ROW_LAYOUT`), which the record
+ * carries as a bytes item (`packRecord`).
  */
 export interface CoverageEntry {
   readonly key: CanonicalKey
-  readonly seed?: string | null
+  readonly seed?: Uint8Array | null
 }
 
-/** The one form of a coverage seed: the store row as admission read it (undefined: no row). */
-export function coverageSeed(row: Uint8Array | undefined): string | null {
-  return row === undefined ? null : Buffer.from(row.buffer, row.byteOffset, row.byteLength).toString('base64')
+/**
+ * The one form of a coverage seed (admission, the checker's replay, the
+ * simulator): the store row as read (undefined: no row). Not copied: a row
+ * read from the store is never written into.
+ */
+export function coverageSeed(row: Uint8Array | undefined): Uint8Array | null {
+  return row === undefined ? null : row
 }
 
 export interface PlannedOrder extends ProposedOrder {
@@ -85,7 +90,7 @@ export function encodeProposal(proposal: Proposal, packedOrders?: PackedItems): 
   invariant(proposal.orders.length <= proposalOrdersMax, 'too many orders in one proposal')
   invariant(packedOrders === undefined || packedOrders.count === proposal.orders.length, 'packed orders of another proposal')
   // Not canonical: the logged bytes are the source of truth, nothing re-encodes them.
-  return packValue(packedOrders === undefined ? proposal : { ...proposal, orders: packedOrders }, PROPOSAL_LAYOUT, false)
+  return packRecord(packedOrders === undefined ? proposal : { ...proposal, orders: packedOrders }, PROPOSAL_LAYOUT)
 }
 
 /** Packs planned orders for `encodeProposal`: one chunk per call, in order. */
@@ -95,18 +100,18 @@ export function packProposalOrders(orders: readonly PlannedOrder[]): Buffer {
 
 /**
  * The WAL is CRC-checked and written by us: decoding restores integer widths
- * only. A JSON-text record (an older WAL) still decodes, to the same value.
+ * only (seeds come back as bytes). A JSON-text record (an older WAL) still
+ * decodes, to the same value: its seeds are base64 text, turned into bytes here.
  */
 export function decodeProposal(bytes: Uint8Array): Proposal {
-  const json =
-    bytes[0] === JSON_TEXT_FIRST_BYTE
-      ? parseJson(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
-      : unpackValue(bytes, PROPOSAL_LAYOUT)
-  invariant(isJsonObject(json), 'proposal is not an object')
+  const text = bytes[0] === JSON_TEXT_FIRST_BYTE
+  const json = text ? parseJson(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) : unpackRecord(bytes, PROPOSAL_LAYOUT)
+  invariant(json !== null && typeof json === 'object' && !Array.isArray(json) && !Buffer.isBuffer(json), 'proposal is not an object')
   const raw = json as unknown as Record<string, unknown>
   const proposal = raw as unknown as Proposal
   return {
     ...proposal,
+    ...(text ? { coverage: proposal.coverage.map(seedFromText) } : {}),
     predictedIndex: Number(raw.predictedIndex),
     cacheEpoch: Number(raw.cacheEpoch),
     storeIndexAtLoad: Number(raw.storeIndexAtLoad),
@@ -114,6 +119,13 @@ export function decodeProposal(bytes: Uint8Array): Proposal {
     ...(raw.cacheSettings === undefined ? {} : { cacheSettings: cacheSettingsFromJson(raw.cacheSettings as Json) }),
     orders: proposal.orders.map((planned) => ({ ...planned, coverageIndexes: planned.coverageIndexes.map(Number) })),
   }
+}
+
+/** A JSON-text record's coverage entry: its seed was the row in base64. */
+function seedFromText(entry: CoverageEntry): CoverageEntry {
+  const seed = entry.seed as unknown
+  if (typeof seed !== 'string') return entry
+  return { key: entry.key, seed: Buffer.from(seed, 'base64') }
 }
 
 /** Positions of `keys` in the plan, ascending, each once. */

@@ -260,7 +260,10 @@ function decodeSeeds(proposal: Proposal): DecodedSeeds {
       values.set(entry.key, null)
       continue
     }
-    const attribute = decodeAttribute(kindOf(entry.key), Buffer.from(entry.seed, 'base64'))
+    const seed: unknown = entry.seed
+    // A seed is the stored row's bytes (a bytes item of the record); anything else is a record this build did not write.
+    invariant(seed instanceof Uint8Array, () => `seed of ${JSON.stringify(entry.key)} is not a stored row`)
+    const attribute = decodeAttribute(kindOf(entry.key), Buffer.isBuffer(seed) ? seed : Buffer.from(seed.buffer, seed.byteOffset, seed.byteLength))
     values.set(entry.key, attribute.value)
     rows.push([entry.key, attribute])
   }

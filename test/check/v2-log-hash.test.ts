@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseJson } from '../../src/domain/index.ts'
 import type { Json } from '../../src/domain/index.ts'
-import { goDate, importedDate, v2LogHash, v2LogHashText } from '../../src/audit/v2-log-hash.ts'
+import { goDate, goString, importedDate, v2LogHash, v2LogHashText } from '../../src/audit/v2-log-hash.ts'
 
 export const HAND_BUILT_FIXTURE = fileURLToPath(new URL('./fixtures/v2-hand-built.jsonl', import.meta.url))
 
@@ -150,4 +150,12 @@ test('v2 hash: an INSERTED_SCHEMA log hashes v2\'s Schema struct (field order, o
     v2LogHashText({ type: 'INSERTED_SCHEMA', data: bare, date: '2024-03-01T10:00:00Z' }),
     '{"type":"INSERTED_SCHEMA","data":{"schema":{"chart":{"world":{}},"version":"v2","createdAt":"2024-03-01T10:00:00Z"}},"date":"2024-03-01T10:00:00Z","idempotencyKey":"","id":0,"hash":null}\n',
   )
+})
+
+test('goString: the plain-ASCII shortcut quotes exactly as the escaping form (JSON, then Go\'s HTML-safe escapes) for any string', () => {
+  const reference = (text: string) => JSON.stringify(text).replace(/[<>&\u2028\u2029]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  const edges = fc.constantFrom('"', '\\', '<', '>', '&', '\u2028', '\u2029', '\u001f', '\u007f', '\u0080', '\ud800', 'é', ' ', '~', 'a')
+  const text = fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme-ascii' }), fc.array(edges, { maxLength: 8 }).map((parts) => parts.join('')))
+  fc.assert(fc.property(text, (value) => assert.equal(goString(value), reference(value))), { numRuns: 2000 })
+  for (const value of ['', 'users:1', 'USD/2', '2026-01-01T00:00:00Z', 'a"b', 'a\\b', 'a<b', 'x&y', 'tab\t', '~']) assert.equal(goString(value), reference(value))
 })

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { InvariantViolation, PackedItems, canonicalJson, packItems, packValue, parseJson, unpackValue } from '../../src/domain/index.ts'
+import { InvariantViolation, PackedItems, canonicalJson, packItems, packRecord, packValue, parseJson, unpackRecord, unpackValue } from '../../src/domain/index.ts'
 
 /**
  * The packed encoding against the JSON round trip it replaces inside the
@@ -138,4 +138,40 @@ test('items packed ahead in chunks (PackedItems) pack to the same bytes as the a
       assert.ok(ahead.equals(inPlace))
     }),
   )
+})
+
+test('a record carries bytes as they are: packRecord/unpackRecord round trip bytes of any length, beside JSON values', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), value, (bytes, other) => {
+      const record = { seed: bytes, other, list: [bytes, null] }
+      const packed = packRecord(record, LAYOUT)
+      const unpacked = unpackRecord(packed, LAYOUT) as { seed: Buffer; other: unknown; list: unknown[] }
+      assert.ok(Buffer.isBuffer(unpacked.seed))
+      assert.deepStrictEqual(unpacked.seed, Buffer.from(bytes))
+      assert.deepStrictEqual(unpacked.list, [Buffer.from(bytes), null])
+      assert.deepStrictEqual(unpacked.other, (viaJson({ other }) as Record<string, unknown>).other)
+      // Bytes packed without text encoding: 1 tag byte and the length's varint beside them.
+      assert.ok(packed.length <= packValue({ seed: null, other, list: [null, null] }, LAYOUT, false).length + 2 * (bytes.length + 2))
+    }),
+  )
+})
+
+test('bytes unpacked from a record share no memory with it', () => {
+  const packed = packRecord({ seed: Buffer.from('row bytes') }, LAYOUT)
+  const unpacked = unpackRecord(packed, LAYOUT) as { seed: Buffer }
+  packed.fill(0)
+  assert.equal(unpacked.seed.toString(), 'row bytes')
+})
+
+test('rows hold JSON-shaped values only: packValue refuses bytes, unpackValue refuses a bytes item, a cut bytes item is refused', () => {
+  assert.throws(() => packValue({ seed: Buffer.from('x') }, LAYOUT, true), InvariantViolation)
+  assert.throws(() => packValue([new Uint8Array(2)], LAYOUT, false), InvariantViolation)
+  const packed = packRecord({ seed: Buffer.from('row bytes') }, LAYOUT)
+  assert.throws(() => unpackValue(packed, LAYOUT), InvariantViolation)
+  for (let cut = 1; cut < packed.length; cut++) assert.throws(() => unpackRecord(packed.subarray(0, cut), LAYOUT), InvariantViolation)
+  // A refused record leaves no permission behind for the next pack, whichever entry it uses.
+  assert.throws(() => packRecord({ bad: Infinity, seed: Buffer.from('x') }, LAYOUT), InvariantViolation)
+  assert.throws(() => packValue({ seed: Buffer.from('x') }, LAYOUT, false), InvariantViolation)
+  assert.throws(() => packRecord({ bad: Infinity }, LAYOUT), InvariantViolation)
+  assert.throws(() => packItems([{ seed: Buffer.from('x') }], false), InvariantViolation)
 })

@@ -6,7 +6,7 @@ import type { CoverageEntry, Proposal, OrderResult } from '../../src/fsm/index.t
 import type { Order } from '../../src/orders/index.ts'
 import type { AccountAddress, Asset, CanonicalKey, LedgerName } from '../../src/domain/index.ts'
 import { GENESIS, decodeAuditEntry } from '../../src/audit/index.ts'
-import { accountKey, ledgerKey, volumesKey } from '../../src/domain/index.ts'
+import { InvariantViolation, accountKey, encodeAttribute, ledgerKey, volumesKey } from '../../src/domain/index.ts'
 import { Zone } from '../../src/store/index.ts'
 
 const L = 'main' as LedgerName
@@ -129,4 +129,39 @@ test('a plan overtaken by a rotation it could not foresee (a byte budget filled 
   assert.equal(cache.generation, 2, 'rotated at 4: the old Gen1, with the ledger record, is gone')
   assert.equal(result.outcome, 'stale', JSON.stringify(result))
   assert.deepEqual(misses, [])
+})
+
+test('a seed is the stored row bytes: the FSM applies on it, and refuses a seed of any other form (a base64 text seed) loudly', () => {
+  const start = () => {
+    const cache = new AttributeCache(100)
+    const fsm = new LedgerStateMachine({ cache, clusterId: 'c', appliedIndex: 0, auditHead: GENESIS })
+    fsm.apply(1, proposal(1, { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} }, [{ key: ledgerKey(L), seed: null }]), new WriteBatch())
+    return { cache, fsm }
+  }
+  const send: Order = {
+    type: 'CREATE_TRANSACTION',
+    ledger: L,
+    postings: [{ source: acct('world'), destination: acct('users:1'), amount: 10n, asset: usd }],
+    metadata: {},
+    accountMetadata: {},
+    force: false,
+  }
+  const worldVolumes = volumesKey(L, acct('world'), usd)
+  const stored = encodeAttribute({ kind: 'v', value: { input: 0n, output: 5n } }).bytes
+  const coverage = (seed: unknown): CoverageEntry[] => [
+    { key: ledgerKey(L) },
+    { key: worldVolumes, seed: seed as Uint8Array },
+    { key: accountKey(L, acct('world')), seed: null },
+    { key: volumesKey(L, acct('users:1'), usd), seed: null },
+    { key: accountKey(L, acct('users:1')), seed: null },
+  ]
+  const seeded = start()
+  const result = seeded.fsm.apply(2, proposal(2, send, coverage(stored)), new WriteBatch())
+  assert.equal(result.outcome === 'applied' && result.results[0]?.status, 'applied')
+  const world = seeded.cache.get(worldVolumes)
+  assert.ok(world.state === 'live')
+  assert.deepStrictEqual(world.attribute.value, { kind: 'v', value: { input: 0n, output: 15n } }, 'the seeded output (5) plus the transfer')
+
+  const text = start()
+  assert.throws(() => text.fsm.apply(2, proposal(2, send, coverage(stored.toString('base64'))), new WriteBatch()), InvariantViolation)
 })

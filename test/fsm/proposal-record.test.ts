@@ -16,7 +16,7 @@ const proposal: Proposal = {
   cacheEpoch: 1,
   cacheGeneration: 3,
   storeIndexAtLoad: 40,
-  coverage: [{ key: volumesKey(L, 'users:1' as AccountAddress, 'USD/2' as Asset) as CanonicalKey, seed: seedRow.toString('base64') }, { key: 'lmain' as CanonicalKey }, { key: 'amain\u0000users:2' as CanonicalKey, seed: null }],
+  coverage: [{ key: volumesKey(L, 'users:1' as AccountAddress, 'USD/2' as Asset) as CanonicalKey, seed: seedRow }, { key: 'lmain' as CanonicalKey }, { key: 'amain\u0000users:2' as CanonicalKey, seed: null }],
   orders: [
     {
       order: {
@@ -43,7 +43,18 @@ test('a proposal record is packed (no JSON text in the WAL) and decodes to the p
   assert.deepStrictEqual(decodeProposal(record), proposal)
 })
 
-test('a JSON-text proposal record (a WAL written before packing) decodes to the same proposal', () => {
-  const text = Buffer.from(stringifyJson(proposal), 'utf8')
+test('a JSON-text proposal record (a WAL written before packing, seeds in base64) decodes to the same proposal', () => {
+  const inText = { ...proposal, coverage: proposal.coverage.map((entry) => (entry.seed instanceof Uint8Array ? { ...entry, seed: Buffer.from(entry.seed).toString('base64') } : entry)) }
+  const text = Buffer.from(stringifyJson(inText), 'utf8')
   assert.deepStrictEqual(decodeProposal(text), decodeProposal(encodeProposal(proposal)))
+})
+
+test('a seed travels as the stored row itself: its bytes in the record, not base64, and a copy when decoded', () => {
+  const record = encodeProposal(proposal)
+  assert.ok(record.includes(seedRow), 'the row bytes appear verbatim in the record')
+  assert.ok(!record.includes(Buffer.from(seedRow.toString('base64'))), 'no base64 text of the row')
+  const decoded = decodeProposal(record).coverage[0]?.seed
+  assert.ok(Buffer.isBuffer(decoded))
+  record.fill(0) // the record's buffer reused: the decoded seed must not change with it
+  assert.deepStrictEqual(decoded, seedRow)
 })

@@ -94,7 +94,7 @@ test('delete → rotation → rotation → restart → read: the delete holds in
     await crashAndRestart() // used to fail: "tombstone outside Gen0"
     assert.equal(cache.get(KEY).state, 'deleted')
     // A seed read before the delete would revive the key: it is past the horizon, so stale.
-    const old = fsm.apply(6, proposal(6, 'read', [{ key: KEY, seed: '{"input":7,"output":0}' }], 1), new WriteBatch())
+    const old = fsm.apply(6, proposal(6, 'read', [{ key: KEY, seed: Buffer.from('{"input":7,"output":0}') }], 1), new WriteBatch())
     assert.equal(old.outcome, 'stale')
 
     // That stale apply was never stored: restart from index 5 again.
