@@ -39,6 +39,8 @@ type LiveOptions = { readonly applyBatchOrdersMax?: number; readonly applySliceU
  * just encoded); recovery and replicas decode the WAL. Both must write the
  * same bytes: the live store equals one rebuilt from its WAL alone.
  */
+// `rowsMin` only says a workload ran: the fixed steps run 4 at a time, so which of them succeed (and how many rows
+// they write) depends on interleaving; 60 leaves room below the ~90–130 rows seen under schema 3.
 async function assertSameStores(steps: readonly Step[], rotationThreshold: number, rowsMin: number, liveOptions: LiveOptions = {}): Promise<void> {
   const live = tempDirectory()
   const replay = tempDirectory()
@@ -67,7 +69,7 @@ async function assertSameStores(steps: readonly Step[], rotationThreshold: numbe
 }
 
 test('proposals applied as admission built them and as decoded from the WAL give byte-identical stores (fixed workload with scripts, dry runs, idempotency)', async () => {
-  await assertSameStores(FIXED_STEPS, 4, 100)
+  await assertSameStores(FIXED_STEPS, 4, 60)
 })
 
 test('proposals applied as built and as decoded give byte-identical stores (random workloads)', async () => {
@@ -81,7 +83,7 @@ test('proposals applied as built and as decoded give byte-identical stores (rand
 
 // The replay applies every proposal in one go (the default bound is far above these bulks' sizes).
 test('a proposal applied in slices of orders, its rows copied to the store in slices, writes the same bytes as one applied in one go (fixed workload)', async () => {
-  await assertSameStores(FIXED_STEPS, 4, 100, { applyBatchOrdersMax: 1, applySliceUnits: 1, storeWriteSliceRows: 3 })
+  await assertSameStores(FIXED_STEPS, 4, 60, { applyBatchOrdersMax: 1, applySliceUnits: 1, storeWriteSliceRows: 3 })
 })
 
 test('applied in slices or in one go: the same bytes (random workloads, slice sizes)', async () => {
