@@ -53,6 +53,17 @@ async function view(member: Member): Promise<ClusterView | undefined> {
   }
 }
 
+
+/** A deposit of `amount` to one of five users on the primary at `primaryUrl`, retried while it answers 503. */
+function depositOn(primaryUrl: string): (amount: number) => Promise<void> {
+  return async (amount) => {
+    const reply = await until('a write accepted', async () => {
+      const answer = await call(primaryUrl, 'POST', '/v2/bank/transactions', { postings: [{ source: 'world', destination: `users:${amount % 5}`, amount, asset: 'USD' }] })
+      return answer.status === 503 ? undefined : answer
+    })
+    assert.equal(reply.status, 200, JSON.stringify(reply.json))
+  }
+}
 test('a replica down while the primary recycles its WAL comes back rebuilt from snapshot + tail, at the same state hash', { skip: etcdSkip, timeout: 150_000 }, async () => {
   const etcd = await EtcdCluster.start()
   const members: Member[] = []
@@ -77,13 +88,7 @@ test('a replica down while the primary recycles its WAL comes back rebuilt from 
     const primary = members[0] as Member
     const lagging = members[2] as Member
     const primaryUrl = primary.server?.baseUrl as string
-    const write = async (amount: number): Promise<void> => {
-      const reply = await until('a write accepted', async () => {
-        const answer = await call(primaryUrl, 'POST', '/v2/bank/transactions', { postings: [{ source: 'world', destination: `users:${amount % 5}`, amount, asset: 'USD' }] })
-        return answer.status === 503 ? undefined : answer
-      })
-      assert.equal(reply.status, 200, JSON.stringify(reply.json))
-    }
+    const write = depositOn(primaryUrl)
     assert.equal((await call(primaryUrl, 'POST', '/v2/bank', {})).status, 204)
     for (let i = 1; i <= 10; i++) await write(i)
 
@@ -150,13 +155,7 @@ test('a catch-up beyond its entries budget escalates to a rebuild from a snapsho
     }, 30_000)
     const [primary, , lagging] = members as [Member, Member, Member]
     const primaryUrl = primary.server?.baseUrl as string
-    const write = async (amount: number): Promise<void> => {
-      const reply = await until('a write accepted', async () => {
-        const answer = await call(primaryUrl, 'POST', '/v2/bank/transactions', { postings: [{ source: 'world', destination: `users:${amount % 5}`, amount, asset: 'USD' }] })
-        return answer.status === 503 ? undefined : answer
-      })
-      assert.equal(reply.status, 200, JSON.stringify(reply.json))
-    }
+    const write = depositOn(primaryUrl)
     assert.equal((await call(primaryUrl, 'POST', '/v2/bank', {})).status, 204)
     for (let i = 1; i <= 5; i++) await write(i)
 
