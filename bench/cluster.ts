@@ -31,7 +31,7 @@ import { performance } from 'node:perf_hooks'
 import { EtcdCluster } from '../test/support/etcd.ts'
 import { killTally, repositoryRoot, spawnTally, type ServerProcess } from '../test/support/server-process.ts'
 import { tempDirectory } from '../test/support/temp.ts'
-import { freePort } from '../test/support/local.ts'
+import { freePort, until } from '../test/support/local.ts'
 
 function argument(name: string, fallback: string): string {
   const at = process.argv.indexOf(name)
@@ -76,15 +76,6 @@ interface Member {
 }
 
 
-async function until<T>(what: string, check: () => Promise<T | undefined>, deadlineMs = 60_000, pollMs = 20): Promise<T> {
-  const deadline = performance.now() + deadlineMs
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (performance.now() > deadline) throw new Error(`not within ${deadlineMs} ms: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, pollMs))
-  }
-}
 
 async function view(server: ServerProcess | undefined): Promise<View | undefined> {
   if (server === undefined) return undefined
@@ -123,7 +114,7 @@ async function createLedger(base: string): Promise<void> {
     } catch {
       return undefined
     }
-  })
+  }, 60_000)
 }
 
 class Cluster {
@@ -172,7 +163,7 @@ class Cluster {
         if (v?.role === 'primary' && v.replication?.lease === 'holding') return member
       }
       return undefined
-    })
+    }, 60_000)
   }
 
   async close(): Promise<void> {

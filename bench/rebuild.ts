@@ -28,7 +28,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { EtcdCluster } from '../test/support/etcd.ts'
-import { freePort } from '../test/support/local.ts'
+import { freePort, until } from '../test/support/local.ts'
 import { killTally, spawnTally, type ServerProcess } from '../test/support/server-process.ts'
 import { tempDirectory } from '../test/support/temp.ts'
 
@@ -69,15 +69,6 @@ interface Member {
   server: ServerProcess | undefined
 }
 
-async function until<T>(what: string, check: () => Promise<T | undefined>, deadlineMs: number, pollMs = 25): Promise<T> {
-  const deadline = performance.now() + deadlineMs
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (performance.now() > deadline) throw new Error(`not within ${deadlineMs} ms: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, pollMs))
-  }
-}
 
 async function view(server: ServerProcess | undefined, timeoutMs = 1_000): Promise<View | undefined> {
   if (server === undefined) return undefined

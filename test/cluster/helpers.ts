@@ -10,16 +10,7 @@ export const n3 = ReplicaId.of('n3')
 
 export const clock = (): number => performance.now()
 
-/** Polls `check` until it returns a value other than undefined, or throws at the deadline (no fixed sleeps). */
-export async function until<T>(what: string, check: () => Promise<T | undefined> | T | undefined, deadlineMs = 15_000): Promise<T> {
-  const deadline = Date.now() + deadlineMs
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`not within ${deadlineMs} ms: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-}
+export { until } from '../support/local.ts'
 
 export function proposal(primaryId: ReplicaId, replicaIds: ReplicaId[], committedLsn = 0, learnerIds: ReplicaId[] = []): AssignmentProposal {
   return { primaryId, replicaIds, learnerIds, durability: 'sync_quorum', committedLsn: Lsn.of(committedLsn), lineageResets: [] }

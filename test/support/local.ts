@@ -41,3 +41,18 @@ export async function stopChild(child: ChildProcess | undefined, signal: NodeJS.
     child.kill(signal)
   })
 }
+
+/**
+ * Polls `check` until it gives a value, or throws after `deadlineMs`. The
+ * poll interval only spaces the checks; the deadline bounds the wait (tests
+ * and benches never synchronise on a sleep).
+ */
+export async function until<T>(what: string, check: () => Promise<T | undefined> | T | undefined, deadlineMs = 15_000, pollMs = 25): Promise<T> {
+  const deadline = Date.now() + deadlineMs
+  for (;;) {
+    const value = await check()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`not within ${deadlineMs} ms: ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, pollMs))
+  }
+}
