@@ -32,6 +32,7 @@ import { EtcdCluster } from '../test/support/etcd.ts'
 import { killTally, repositoryRoot, spawnTally, type ServerProcess } from '../test/support/server-process.ts'
 import { tempDirectory } from '../test/support/temp.ts'
 import { freePort, until } from '../test/support/local.ts'
+import type { ClusterStatusView } from '../src/cluster/runtime-status.ts'
 
 function argument(name: string, fallback: string): string {
   const at = process.argv.indexOf(name)
@@ -49,15 +50,7 @@ const ttlSeconds = Number(argument('--ttl', '3'))
 const catchupEntries = Number(argument('--catchup-entries', '20000'))
 const jsonFile = argument('--json', '')
 
-interface View {
-  role: string
-  epoch: number
-  headLsn: number
-  committedLsn: number
-  appliedIndex: number
-  caughtUp: boolean
-  replication?: { lease?: string; recoveryLog?: Array<{ at: string; message: string }> }
-}
+type View = ClusterStatusView
 
 /** Steps of a failover, found in the survivors' recovery logs (`/_/cluster`), in the order they happen. */
 const failoverSteps: ReadonlyArray<readonly [string, RegExp]> = [

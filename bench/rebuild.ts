@@ -29,6 +29,7 @@ import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { EtcdCluster } from '../test/support/etcd.ts'
 import { freePort, until } from '../test/support/local.ts'
+import type { ClusterStatusView } from '../src/cluster/runtime-status.ts'
 import { killTally, spawnTally, type ServerProcess } from '../test/support/server-process.ts'
 import { tempDirectory } from '../test/support/temp.ts'
 
@@ -50,17 +51,7 @@ const jsonFile = argument('--json', '')
 const checkpointEntries = Number(argument('--checkpoint-entries', '20'))
 const fillMsMax = 30 * 60_000
 
-interface View {
-  role: string
-  headLsn: number
-  appliedIndex: number
-  caughtUp: boolean
-  snapshots?: {
-    newest?: { appliedIndex: number }
-    receiving?: { appliedIndex: number; bytesTotal: number; bytesReceived: number; filesTotal: number; filesVerified: number; staged: boolean }
-    serving?: Array<{ replicaId: string; appliedIndex: number; bytesServed: number; staged: boolean }>
-  }
-}
+type View = ClusterStatusView
 
 interface Member {
   readonly id: string

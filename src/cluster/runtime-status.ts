@@ -6,7 +6,7 @@
  * (role changes, leases, promotions, links deposed), newest last.
  */
 import type { DurabilityMode, ReplicaId, ReplicaState } from '../replication/index.ts'
-import type { NodeLogLevel } from '../server/index.ts'
+import type { NodeClusterStatus, NodeLogLevel } from '../server/index.ts'
 
 /** How a primary's link to one replica stands: no link (no address registered), or the link's phase. */
 export type ReplicaLinkPhase = 'none' | 'idle' | 'dialing' | 'hello' | 'truncating' | 'matched'
@@ -62,6 +62,9 @@ export interface ClusterRuntimeView {
   readonly primaryChanges: number
   readonly recoveryLog: readonly RecoveryLogLine[]
 }
+
+/** What `GET /_/cluster` answers: the node's own positions, and in cluster mode the runtime's view. */
+export type ClusterStatusView = NodeClusterStatus & { readonly replication?: ClusterRuntimeView }
 
 export const recoveryLogLinesMax = 100
 const recoveryLogLineBytesMax = 500

@@ -7,22 +7,14 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { clusterExit, runClusterCommand } from '../../src/cli/cluster-command.ts'
 import { RecoveryLogRing } from '../../src/cluster/runtime-status.ts'
-import type { ClusterRuntimeView } from '../../src/cluster/runtime-status.ts'
+import type { ClusterRuntimeView, ClusterStatusView } from '../../src/cluster/runtime-status.ts'
 import { EtcdCluster, etcdSkip } from '../support/etcd.ts'
 import { killTally, spawnTally, type ServerProcess } from '../support/server-process.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { until } from './helpers.ts'
 import { freePort } from '../support/local.ts'
 
-interface View {
-  role: string
-  epoch: number
-  headLsn: number
-  committedLsn: number
-  appliedIndex: number
-  caughtUp: boolean
-  replication?: ClusterRuntimeView
-}
+type View = ClusterStatusView
 
 
 async function getJson(base: string, path: string): Promise<unknown> {
