@@ -64,17 +64,31 @@ function depositOn(primaryUrl: string): (amount: number) => Promise<void> {
     assert.equal(reply.status, 200, JSON.stringify(reply.json))
   }
 }
-test('a replica down while the primary recycles its WAL comes back rebuilt from snapshot + tail, at the same state hash', { skip: etcdSkip, timeout: 150_000 }, async () => {
+
+interface ThreeNodes {
+  readonly members: readonly [Member, Member, Member]
+  /** (Re)starts a member's `tally serve --cluster` with the scenario's flags. */
+  readonly start: (member: Member) => Promise<ServerProcess>
+  readonly primaryUrl: string
+  readonly write: (amount: number) => Promise<void>
+}
+
+/**
+ * Three `tally serve --cluster` processes on a fresh etcd with `flags` beside
+ * the cluster's own, formed and caught up with n1 primary; everything started
+ * is stopped and removed afterwards, also on failure.
+ */
+async function withThreeNodes(prefix: string, flags: readonly string[], body: (cluster: ThreeNodes) => Promise<void>): Promise<void> {
   const etcd = await EtcdCluster.start()
   const members: Member[] = []
   try {
-    for (const id of ['n1', 'n2', 'n3']) members.push({ id, data: tempDirectory(`tally-rebuild-${id}-`), peerPort: await freePort(), server: undefined })
+    for (const id of ['n1', 'n2', 'n3']) members.push({ id, data: tempDirectory(`tally-${prefix}-${id}-`), peerPort: await freePort(), server: undefined })
     const start = async (member: Member): Promise<ServerProcess> => {
       member.server = await spawnTally({
         dataDirectory: member.data.directory,
         args: [
           '--cluster', etcd.url, '--node-id', member.id, '--peer-listen', `127.0.0.1:${member.peerPort}`, '--cluster-lease-ttl-seconds', '2',
-          '--checkpoint-entries', '20', '--wal-retain-entries', '10', '--wal-segment-bytes-max', '4096',
+          ...flags,
           '--log-level', process.env.TALLY_TEST_LOG_LEVEL ?? 'warn',
         ],
       })
@@ -85,10 +99,18 @@ test('a replica down while the primary recycles its WAL comes back rebuilt from 
       const views = await Promise.all(members.map(view))
       return views.every((v) => v?.caughtUp === true) && views[0]?.role === 'primary' ? true : undefined
     }, 30_000)
-    const primary = members[0] as Member
-    const lagging = members[2] as Member
-    const primaryUrl = primary.server?.baseUrl as string
-    const write = depositOn(primaryUrl)
+    const primaryUrl = members[0]?.server?.baseUrl as string
+    await body({ members: members as [Member, Member, Member], start, primaryUrl, write: depositOn(primaryUrl) })
+  } finally {
+    await Promise.all(members.map(async (member) => (member.server === undefined ? undefined : killTally(member.server))))
+    await etcd.close()
+    for (const member of members) member.data.remove()
+  }
+}
+
+test('a replica down while the primary recycles its WAL comes back rebuilt from snapshot + tail, at the same state hash', { skip: etcdSkip, timeout: 150_000 }, async () => {
+  await withThreeNodes('rebuild', ['--checkpoint-entries', '20', '--wal-retain-entries', '10', '--wal-segment-bytes-max', '4096'], async ({ members, start, primaryUrl, write }) => {
+    const [primary, , lagging] = members
     assert.equal((await call(primaryUrl, 'POST', '/v2/bank', {})).status, 204)
     for (let i = 1; i <= 10; i++) await write(i)
 
@@ -124,38 +146,13 @@ test('a replica down while the primary recycles its WAL comes back rebuilt from 
     assert.ok(decisions.some((line) => /recovery: n3: rebuild_source_selected snapshot_tail/.test(line)), decisions.join('\n'))
     assert.ok(decisions.some((line) => /recovery: n3: rebuild_reopened/.test(line)), decisions.join('\n'))
     assert.ok(decisions.some((line) => /recovery: n3: rebuild_completed/.test(line)), decisions.join('\n'))
-  } finally {
-    await Promise.all(members.map(async (member) => (member.server === undefined ? undefined : killTally(member.server))))
-    await etcd.close()
-    for (const member of members) member.data.remove()
-  }
+  })
 })
 
 test('a catch-up beyond its entries budget escalates to a rebuild from a snapshot, and /_/cluster shows the driver deciding it', { skip: etcdSkip, timeout: 150_000 }, async () => {
-  const etcd = await EtcdCluster.start()
-  const members: Member[] = []
-  try {
-    for (const id of ['n1', 'n2', 'n3']) members.push({ id, data: tempDirectory(`tally-budget-${id}-`), peerPort: await freePort(), server: undefined })
-    const start = async (member: Member): Promise<ServerProcess> => {
-      member.server = await spawnTally({
-        dataDirectory: member.data.directory,
-        args: [
-          '--cluster', etcd.url, '--node-id', member.id, '--peer-listen', `127.0.0.1:${member.peerPort}`, '--cluster-lease-ttl-seconds', '2',
-          // Snapshots every 20 entries; the WAL keeps far more, so the replica's gap is within retention but beyond its budget.
-          '--checkpoint-entries', '20', '--cluster-catchup-entries-max', '5',
-          '--log-level', process.env.TALLY_TEST_LOG_LEVEL ?? 'warn',
-        ],
-      })
-      return member.server
-    }
-    await Promise.all(members.map(start))
-    await until('the cluster formed', async () => {
-      const views = await Promise.all(members.map(view))
-      return views.every((v) => v?.caughtUp === true) && views[0]?.role === 'primary' ? true : undefined
-    }, 30_000)
-    const [primary, , lagging] = members as [Member, Member, Member]
-    const primaryUrl = primary.server?.baseUrl as string
-    const write = depositOn(primaryUrl)
+  // Snapshots every 20 entries; the WAL keeps far more, so the replica's gap is within retention but beyond its budget.
+  await withThreeNodes('budget', ['--checkpoint-entries', '20', '--cluster-catchup-entries-max', '5'], async ({ members, start, primaryUrl, write }) => {
+    const [primary, , lagging] = members
     assert.equal((await call(primaryUrl, 'POST', '/v2/bank', {})).status, 204)
     for (let i = 1; i <= 5; i++) await write(i)
 
@@ -183,9 +180,5 @@ test('a catch-up beyond its entries budget escalates to a rebuild from a snapsho
     assert.ok(rebuilt > exceeded, `then a rebuild from the snapshot\n${log.join('\n')}`)
     assert.ok(log.some((line, index) => index > exceeded && /recovery: n3: session_invalidated budget_entries_exceeded state=needs_rebuild/.test(line)), log.join('\n'))
     assert.equal(converged.p.replication?.replicas.find((replica) => replica.replicaId === 'n3')?.state, 'in_sync')
-  } finally {
-    await Promise.all(members.map(async (member) => (member.server === undefined ? undefined : killTally(member.server))))
-    await etcd.close()
-    for (const member of members) member.data.remove()
-  }
+  })
 })
