@@ -427,7 +427,13 @@ test('replicated node: a data directory that was replicated opens as a single no
   }
 })
 
-test('replicated node: a transport that writes the replica WAL itself drives the node through replicaState()', async () => {
+
+/**
+ * A primary at epoch 3 that ran a workload (seed `seed`) and a replica that
+ * adopted epoch 3 through `replicaState()` and holds none of it yet; both
+ * closed and removed afterwards.
+ */
+async function withReplicaBehind(seed: number, body: (p: LedgerNode, r: LedgerNode, state: ReturnType<LedgerNode['replicaState']>) => Promise<void>): Promise<void> {
   const dirs = { p: tempDirectory(), r: tempDirectory() }
   const p = await openNode(dirs.p.directory, 'p')
   const r = await openNode(dirs.r.directory, 'r')
@@ -435,9 +441,20 @@ test('replicated node: a transport that writes the replica WAL itself drives the
   try {
     await p.becomePrimary(3, 0)
     await submit(p, createLedger)
-    await runWorkload(p, randomOrders(61, 10))
+    await runWorkload(p, randomOrders(seed, 10))
     const state = r.replicaState()
     await state.adoptEpoch({ kind: 'adopt', persistEpoch: 3 as never, truncateToLsn: Lsn.zero, knownCommittedLsn: Lsn.zero, wipeStore: false })
+    await body(p, r, state)
+  } finally {
+    loop.close()
+    await Promise.all([p.close(), r.close()])
+    dirs.p.remove()
+    dirs.r.remove()
+  }
+}
+
+test('replicated node: a transport that writes the replica WAL itself drives the node through replicaState()', async () => {
+  await withReplicaBehind(61, async (p, r, state) => {
     assert.equal(state.epoch(), 3)
     assert.equal(state.isPrimary(), false)
     const head = p.clusterStatus().headLsn
@@ -449,25 +466,11 @@ test('replicated node: a transport that writes the replica WAL itself drives the
     assert.equal(await r.waitForApplied(head, 10_000), true)
     assert.deepEqual(r.clusterStatus().stateHash, p.clusterStatus().stateHash)
     assert.equal(state.knownCommittedLsn(), head)
-  } finally {
-    loop.close()
-    await Promise.all([p.close(), r.close()])
-    dirs.p.remove()
-    dirs.r.remove()
-  }
+  })
 })
 
 test('replicated node: a truncation of the uncommitted tail while the node reads committed entries back to apply them does not stop the node', async () => {
-  const dirs = { p: tempDirectory(), r: tempDirectory() }
-  const p = await openNode(dirs.p.directory, 'p')
-  const r = await openNode(dirs.r.directory, 'r')
-  const loop = new Loopback(p, { mode: 'best_effort', memberCount: 2 })
-  try {
-    await p.becomePrimary(3, 0)
-    await submit(p, createLedger)
-    await runWorkload(p, randomOrders(62, 10))
-    const state = r.replicaState()
-    await state.adoptEpoch({ kind: 'adopt', persistEpoch: 3 as never, truncateToLsn: Lsn.zero, knownCommittedLsn: Lsn.zero, wipeStore: false })
+  await withReplicaBehind(62, async (p, r, state) => {
     const head = p.clusterStatus().headLsn
     assert.ok(head >= 4)
     for await (const entry of p.readLog(1, head)) r.wal.append(entry)
@@ -495,10 +498,5 @@ test('replicated node: a truncation of the uncommitted tail while the node reads
     assert.equal(await r.waitForApplied(committed, 10_000), true, `applied: ${JSON.stringify(r.clusterStatus())}`)
     assert.ok(raced, 'the read was overlapped')
     assert.equal(r.clusterStatus().appliedIndex, committed)
-  } finally {
-    loop.close()
-    await Promise.all([p.close(), r.close()])
-    dirs.p.remove()
-    dirs.r.remove()
-  }
+  })
 })
