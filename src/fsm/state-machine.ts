@@ -107,10 +107,10 @@ export class LedgerStateMachine {
    * A resumable apply of one proposal (docs/pipeline.md, "The apply loop and
    * the event loop"): the caller `advance`s it in bounded slices — its
    * orders, then the store rows of its effects — giving the event loop a
-   * turn in between, then `finish`es it. Until `finish` its effects are in
-   * the application's write set and in the caller's (private) batch only:
-   * the cache holds nothing of them, so a reader of the cache (admission)
-   * never sees half a proposal. What `begin` may change — a rotation, a
+   * turn in between, then `finish`es it. Its effects reach the cache only in
+   * the last phases (seeds, then values); while `cacheUnsettled` the caller
+   * holds the cache's other reader (admission, `LedgerNode`), so nobody plans
+   * on half a proposal. What `begin` may change — a rotation, a
    * settings change — moves no value. A stale proposal is decided here and
    * returned as a result, nothing open. Applying in one go (`apply`) or in
    * slices writes the same rows and returns the same result.
