@@ -11,20 +11,30 @@ export function nextTurn(): Promise<void> {
 }
 
 /**
- * `reply.code(status).send({ data, ...rest })` for a `data` array that may be
- * long (a `_bulk`'s answer): the same bytes as the reply serializer prints,
- * a slice of elements at a time with a turn of the event loop between
- * slices. A short array is sent as before, through the serializer.
+ * `{"data":[…], ...rest}` from elements printed by `printElement` (the
+ * transaction printer's text, no objects): 200 elements or so at once, a
+ * long array `elementsPerTurn` elements at a time with a turn of the event
+ * loop between slices. The same bytes and content type as the reply
+ * serializer gives for `{data, ...rest}` with the elements as objects.
  */
-export async function sendDataInSlices(reply: FastifyReply, status: number, data: readonly Json[], rest: Readonly<Record<string, Json>> = {}): Promise<FastifyReply> {
-  if (data.length <= elementsPerTurn) return reply.code(status).send({ data, ...rest })
-  const slices: string[] = []
-  for (let at = 0; at < data.length; at += elementsPerTurn) {
-    if (at > 0) await nextTurn()
-    slices.push(data.slice(at, at + elementsPerTurn).map((element) => stringifyJson(element)).join(','))
+export async function sendPrintedData(
+  reply: FastifyReply,
+  status: number,
+  count: number,
+  printElement: (i: number) => string,
+  rest: Readonly<Record<string, Json>> = {},
+): Promise<FastifyReply> {
+  let text = '{"data":['
+  for (let i = 0; i < count; i++) {
+    if (i > 0 && i % elementsPerTurn === 0) await nextTurn()
+    text += i === 0 ? printElement(i) : `,${printElement(i)}`
   }
-  // The serializer prints an object's keys in insertion order: `data` first, then the rest.
-  let text = `{"data":[${slices.join(',')}]`
+  text += ']'
   for (const [key, value] of Object.entries(rest)) text += `,${JSON.stringify(key)}:${stringifyJson(value)}`
-  return reply.code(status).header('content-type', 'application/json; charset=utf-8').send(`${text}}`)
+  return sendPrinted(reply, status, `${text}}`)
+}
+
+/** An answer already printed as JSON text: sent as it is, with the content type the reply serializer gives. */
+export function sendPrinted(reply: FastifyReply, status: number, text: string): FastifyReply {
+  return reply.code(status).header('content-type', 'application/json; charset=utf-8').send(text)
 }

@@ -8,6 +8,7 @@ import {
   ledgerNotFound,
   LEDGER_PREFIX,
   notFound,
+  printTransaction,
   validationError,
   schemaKey,
   transactionKey,
@@ -71,11 +72,14 @@ export class Views {
 
   // ---- transactions ------------------------------------------------------------
 
-  async transaction(ledger: LedgerName, id: TransactionId, expand: Expand = NO_EXPAND): Promise<Json> {
+  /** One transaction as v2 prints it (`printTransaction`): the text of the answer's `data`. */
+  async transaction(ledger: LedgerName, id: TransactionId, expand: Expand = NO_EXPAND): Promise<string> {
     await this.ledger(ledger)
     const row = await this.store.get(attributeRowKey(transactionKey(ledger, id)))
     if (row === undefined) throw notFound(`transaction ${id} not found`)
-    return this.transactionJson(ledger, decodeTransaction(row), expand)
+    const record = decodeTransaction(row)
+    const effectiveVolumes = expand.effectiveVolumes ? await transactionEffectiveVolumes(this.store, ledger, record) : undefined
+    return printTransaction(record, { volumes: expand.volumes, ...(effectiveVolumes === undefined ? {} : { effectiveVolumes }) })
   }
 
   private async transactionJson(ledger: LedgerName, record: TransactionRecord, expand: Expand): Promise<Json> {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { LedgerNode } from '../../server/index.ts'
-import type { Json, LedgerName } from '../../domain/index.ts'
+import type { LedgerName } from '../../domain/index.ts'
 import {
   TallyError,
   describe,
@@ -11,13 +11,16 @@ import {
   parseMetadataKey,
   validationError,
   InvariantViolation,
+  printTransaction,
+  printableTransaction,
+  stringJson,
 } from '../../domain/index.ts'
 import type { CreateTransactionOptions, Order, ProposedOrder } from '../../orders/index.ts'
 import { parseBoolean, parseCreateTransaction, parseRevertTransaction, parseTransactionId, templateScript } from '../../orders/index.ts'
 import type { OrderResult } from '../../fsm/index.ts'
 import { idempotencyKeyLengthMax, ledgerParam, queryFlag, requestHash, schemaVersionOf } from '../requests.ts'
 import { wireCode } from '../errors.ts'
-import { elementsPerTurn, nextTurn, sendDataInSlices } from '../sliced-json.ts'
+import { elementsPerTurn, nextTurn, sendPrintedData } from '../sliced-json.ts'
 import type { Views } from '../views.ts'
 
 export interface BulkOptions {
@@ -66,22 +69,21 @@ export function bulkRoutes(app: FastifyInstance, node: LedgerNode, views: Views,
       elements.map((element) => element.proposed),
       { atomic, continueOnFailure: continueOnFailure || parallel },
     )
-    const data: Json[] = []
     let firstError: OrderResult | undefined
+    const answered: { action: Action; result: Exclude<OrderResult, { status: 'skipped' }> }[] = []
     results.forEach((result, i) => {
-      const action = (elements[i] as { action: Action }).action
       if (result.status === 'skipped') return
-      if (result.status === 'failed') {
-        if (result.rolledBack !== true) firstError ??= result
-        data.push({ responseType: 'ERROR', logID: 0n, errorCode: wireCode(result.error.code), errorDescription: wireMessage(result.error) })
-        return
-      }
-      data.push(bulkSuccess(action, result))
+      if (result.status === 'failed' && result.rolledBack !== true) firstError ??= result
+      answered.push({ action: (elements[i] as { action: Action }).action, result })
     })
-    if (firstError !== undefined && firstError.status === 'failed') {
-      return sendDataInSlices(reply, 400, data, { errorCode: wireCode(firstError.error.code), errorMessage: wireMessage(firstError.error) })
+    const printElement = (i: number): string => {
+      const { action, result } = answered[i] as (typeof answered)[number]
+      return result.status === 'failed' ? printBulkError(result.error) : printBulkSuccess(action, result)
     }
-    return sendDataInSlices(reply, 200, data)
+    if (firstError !== undefined && firstError.status === 'failed') {
+      return sendPrintedData(reply, 400, answered.length, printElement, { errorCode: wireCode(firstError.error.code), errorMessage: wireMessage(firstError.error) })
+    }
+    return sendPrintedData(reply, 200, answered.length, printElement)
   })
 }
 
@@ -89,13 +91,19 @@ function wireMessage(error: { code: string; message: string }): string {
   return wireCode(error.code) === error.code ? error.message : `${error.code}: ${error.message}`
 }
 
-function bulkSuccess(action: Action, result: Extract<OrderResult, { status: 'applied' }>): Json {
+/**
+ * One element of a `_bulk` answer as v2 prints it, printed field by field:
+ * `{responseType, logID, data?}` for an applied element (`data`, the
+ * transaction, for those that create one), `{responseType: "ERROR", logID: 0,
+ * errorCode, errorDescription}` for a failed one.
+ */
+function printBulkSuccess(action: Action, result: Extract<OrderResult, { status: 'applied' }>): string {
   const output = result.output
   switch (output.type) {
     case 'TRANSACTION':
-      return { responseType: action, logID: output.logId, data: output.transaction }
+      return `{"responseType":"${action}","logID":${output.logId},"data":${printTransaction(printableTransaction(output.transaction), { volumes: true })}}`
     case 'METADATA':
-      return { responseType: action, logID: output.logId ?? 0n }
+      return `{"responseType":"${action}","logID":${output.logId ?? 0n}}`
     case 'LEDGER':
     case 'SCHEMA':
     case 'OUTPUTS':
@@ -105,6 +113,10 @@ function bulkSuccess(action: Action, result: Extract<OrderResult, { status: 'app
       throw new InvariantViolation(`unknown output ${JSON.stringify(never)}`)
     }
   }
+}
+
+function printBulkError(error: { code: string; message: string }): string {
+  return `{"responseType":"ERROR","logID":0,"errorCode":${stringJson(wireCode(error.code))},"errorDescription":${stringJson(wireMessage(error))}}`
 }
 
 /** Whether a bulk element creates a transaction from a template (`script.template`). */
