@@ -26,6 +26,22 @@ import type { Views } from '../views.ts'
 export interface BulkOptions {
   /** Far above v2's 100: bulk is the fast path. */
   readonly bulkElementsMax: number
+  /** The server's body limit. */
+  readonly bodyBytesMax: number
+  /** The largest payload of one log record (`LedgerNode.payloadBytesMax`). */
+  readonly recordPayloadBytesMax: number
+}
+
+/**
+ * The body limit of `_bulk`: the server's body limit, and never more than
+ * the log's record bound (`recordPayloadBytesMax`). A bulk is logged as one
+ * record, its orders packed (about the size of their JSON text, or less) with
+ * the stored rows it reads: a body over the record bound would be parsed and
+ * planned only to be refused. One under it may still not fit once those rows
+ * are added, and is refused after planning (413 naming the record bound).
+ */
+export function bulkBodyBytesMax(bodyBytesMax: number, recordPayloadBytesMax: number): number {
+  return Math.min(bodyBytesMax, recordPayloadBytesMax)
 }
 
 export const bulkElementsMaxDefault = 10_000
@@ -34,7 +50,13 @@ const ACTIONS = ['CREATE_TRANSACTION', 'ADD_METADATA', 'REVERT_TRANSACTION', 'DE
 type Action = (typeof ACTIONS)[number]
 
 export function bulkRoutes(app: FastifyInstance, node: LedgerNode, views: Views, options: BulkOptions): void {
-  app.post('/v2/:ledger/_bulk', async (request, reply) => {
+  // Refused with 413 from Content-Length (or as the body arrives), before anything is parsed or planned.
+  const bodyLimit = bulkBodyBytesMax(options.bodyBytesMax, options.recordPayloadBytesMax)
+  const config: { bodyLimitReason?: string } =
+    bodyLimit < options.bodyBytesMax
+      ? { bodyLimitReason: `the log's record bound: a _bulk is logged as one record of at most ${options.recordPayloadBytesMax} bytes; send it as smaller bulks` }
+      : {}
+  app.post('/v2/:ledger/_bulk', { bodyLimit, config }, async (request, reply) => {
     const ledger = ledgerParam(request)
     const atomic = queryFlag(request, 'atomic')
     const parallel = queryFlag(request, 'parallel')
