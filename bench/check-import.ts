@@ -128,7 +128,7 @@ async function main(): Promise<void> {
     const out = createWriteStream(exportFile)
     let exported = 0
     for await (const chunk of exportLogChunks(store, ledger)) {
-      if (!out.write(chunk.text)) await once(out, 'drain')
+      if (!out.write(chunk.bytes)) await once(out, 'drain')
       exported += chunk.logs
     }
     out.end()

@@ -2,6 +2,7 @@ import type { Keyed } from './keyed.ts'
 import type { Json } from './json.ts'
 import type { AggregatedVolumes } from './volumes.ts'
 import { InvariantViolation, invariant } from './errors.ts'
+import { JsonBytes } from './json-bytes.ts'
 
 /**
  * The v2 wire shape of a transaction (`V2Transaction`), printed field by
@@ -54,31 +55,73 @@ export interface TransactionPrintOptions {
 
 /** `stringifyJson(transactionView(transaction, options))` (with any effective volumes appended), without the view. */
 export function printTransaction(transaction: PrintableTransaction, options: TransactionPrintOptions): string {
-  let text = `{"id":${integerJson(transaction.id)},"postings":[`
+  const from = shared.length
+  try {
+    writeTransaction(shared, transaction, options)
+    return shared.takeStringFrom(from)
+  } finally {
+    shared.discardFrom(from)
+  }
+}
+
+/** Printing to a string goes through this writer, within one synchronous call (nested calls each take their own bytes). */
+const shared = new JsonBytes()
+
+/** `printTransaction`, written into `out` as UTF-8. */
+export function writeTransaction(out: JsonBytes, transaction: PrintableTransaction, options: TransactionPrintOptions): void {
+  out.raw('{"id":')
+  out.integer(transaction.id)
+  out.raw(',"postings":[')
   const postings = transaction.postings
   for (let i = 0; i < postings.length; i++) {
     const posting = postings[i] as PrintablePosting
-    text +=
-      `${i === 0 ? '' : ','}{"source":${stringJson(posting.source)},"destination":${stringJson(posting.destination)}` +
-      `,"amount":${integerJson(posting.amount)},"asset":${stringJson(posting.asset)}}`
+    out.raw(i === 0 ? '{"source":' : ',{"source":')
+    out.string(posting.source)
+    out.raw(',"destination":')
+    out.string(posting.destination)
+    out.raw(',"amount":')
+    out.integer(posting.amount)
+    out.raw(',"asset":')
+    out.string(posting.asset)
+    out.raw('}')
   }
-  text +=
-    `],"timestamp":${stringJson(transaction.timestamp)},"insertedAt":${stringJson(transaction.insertedAt)}` +
-    `,"updatedAt":${stringJson(transaction.updatedAt)},"metadata":${metadataJson(transaction.metadata)}` +
-    `,"reverted":${booleanJson(transaction.reverted)}`
-  if (transaction.reference !== undefined) text += `,"reference":${stringJson(transaction.reference)}`
-  if (transaction.revertedAt !== undefined) text += `,"revertedAt":${stringJson(transaction.revertedAt)}`
-  if (transaction.template !== undefined) text += `,"template":${stringJson(transaction.template)}`
+  out.raw('],"timestamp":')
+  out.string(transaction.timestamp)
+  out.raw(',"insertedAt":')
+  out.string(transaction.insertedAt)
+  out.raw(',"updatedAt":')
+  out.string(transaction.updatedAt)
+  out.raw(',"metadata":')
+  writeMetadata(out, transaction.metadata)
+  out.raw(booleanField(transaction.reverted))
+  if (transaction.reference !== undefined) {
+    out.raw(',"reference":')
+    out.string(transaction.reference)
+  }
+  if (transaction.revertedAt !== undefined) {
+    out.raw(',"revertedAt":')
+    out.string(transaction.revertedAt)
+  }
+  if (transaction.template !== undefined) {
+    out.raw(',"template":')
+    out.string(transaction.template)
+  }
   const pre = transaction.preCommitVolumes
   const post = transaction.postCommitVolumes
   if (options.volumes && pre !== undefined && post !== undefined) {
-    text += `,"preCommitVolumes":${aggregatedVolumesJson(pre)},"postCommitVolumes":${aggregatedVolumesJson(post)}`
+    out.raw(',"preCommitVolumes":')
+    writeVolumes(out, pre)
+    out.raw(',"postCommitVolumes":')
+    writeVolumes(out, post)
   }
   const effective = options.effectiveVolumes
   if (effective !== undefined) {
-    text += `,"preCommitEffectiveVolumes":${aggregatedVolumesJson(effective.pre)},"postCommitEffectiveVolumes":${aggregatedVolumesJson(effective.post)}`
+    out.raw(',"preCommitEffectiveVolumes":')
+    writeVolumes(out, effective.pre)
+    out.raw(',"postCommitEffectiveVolumes":')
+    writeVolumes(out, effective.post)
   }
-  return `${text}}`
+  out.raw('}')
 }
 
 /**
@@ -92,65 +135,66 @@ export function printableTransaction(value: Json | undefined): PrintableTransact
   return value as unknown as PrintableTransaction
 }
 
-/**
- * A string as JSON prints it (`JSON.stringify`): printable ASCII other than
- * `"` and `\` is quoted as it is, without a call into the engine's
- * stringifier; anything else (control characters, non-ASCII, lone
- * surrogates) goes through `JSON.stringify`, which escapes it.
- */
+/** A string as JSON prints it (`JSON.stringify`), through the same writer. */
 export function stringJson(text: string): string {
-  for (let i = 0; i < text.length; i++) {
-    const unit = text.charCodeAt(i)
-    if (unit < 0x20 || unit > 0x7e || unit === 0x22 || unit === 0x5c) return JSON.stringify(text)
+  const from = shared.length
+  try {
+    shared.string(text)
+    return shared.takeStringFrom(from)
+  } finally {
+    shared.discardFrom(from)
   }
-  return `"${text}"`
 }
 
-/** An integer field (ids, amounts, volumes): a `bigint` as its digits; a safe integer `number` is accepted as JSON prints it. */
-function integerJson(value: bigint | number): string {
-  if (typeof value === 'bigint') return value.toString()
-  if (!Number.isSafeInteger(value)) throw new InvariantViolation(`a transaction's integer field holds ${String(value)}`)
-  return String(value)
-}
-
-function booleanJson(value: boolean): string {
-  if (typeof value !== 'boolean') throw new InvariantViolation(`a transaction's boolean field holds ${String(value)}`)
-  return value ? 'true' : 'false'
+function booleanField(value: boolean): string {
+  if (typeof value !== 'boolean') throw new InvariantViolation(`a transaction's reverted field holds ${String(value)}`)
+  return value ? ',"reverted":true' : ',"reverted":false'
 }
 
 /** A string map (metadata) in its own key order, skipping what JSON skips (an undefined value). */
-export function metadataJson(metadata: Readonly<Keyed<string>>): string {
-  let text = '{'
+export function writeMetadata(out: JsonBytes, metadata: Readonly<Keyed<string>>): void {
+  out.raw('{')
   let first = true
   for (const key of Object.keys(metadata)) {
     const value = metadata[key]
     if (value === undefined) continue
     if (typeof value !== 'string') throw new InvariantViolation(`metadata ${JSON.stringify(key)} holds a ${typeof value}`)
-    text += `${first ? '' : ','}${stringJson(key)}:${stringJson(value)}`
+    if (!first) out.raw(',')
+    out.string(key)
+    out.raw(':')
+    out.string(value)
     first = false
   }
-  return `${text}}`
+  out.raw('}')
 }
 
 /** Volumes by account and asset, each as v2 prints them: `{input, output, balance}`. */
-export function aggregatedVolumesJson(volumes: AggregatedVolumes): string {
-  let text = '{'
+export function writeVolumes(out: JsonBytes, volumes: AggregatedVolumes): void {
+  out.raw('{')
   let firstAccount = true
   for (const account of Object.keys(volumes)) {
     const byAsset = volumes[account]
     if (byAsset === undefined) continue
-    text += `${firstAccount ? '' : ','}${stringJson(account)}:{`
+    if (!firstAccount) out.raw(',')
+    out.string(account)
+    out.raw(':{')
     firstAccount = false
     let firstAsset = true
     for (const asset of Object.keys(byAsset)) {
       const moved = byAsset[asset]
       if (moved === undefined) continue
-      text +=
-        `${firstAsset ? '' : ','}${stringJson(asset)}:{"input":${integerJson(moved.input)}` +
-        `,"output":${integerJson(moved.output)},"balance":${integerJson(moved.balance)}}`
+      if (!firstAsset) out.raw(',')
+      out.string(asset)
+      out.raw(':{"input":')
+      out.integer(moved.input)
+      out.raw(',"output":')
+      out.integer(moved.output)
+      out.raw(',"balance":')
+      out.integer(moved.balance)
+      out.raw('}')
       firstAsset = false
     }
-    text += '}'
+    out.raw('}')
   }
-  return `${text}}`
+  out.raw('}')
 }

@@ -21,7 +21,7 @@ test('a data array of printed elements (in slices when long) is byte for byte wh
   let data: Json[] = []
   let rest: Record<string, Json> = {}
   app.get('/whole', async (_request, reply) => reply.code(400).send({ data, ...rest }))
-  app.get('/sliced', async (_request, reply) => sendPrintedData(reply, 400, data.length, (i) => stringifyJson(data[i] as Json), rest))
+  app.get('/sliced', async (_request, reply) => sendPrintedData(reply, 400, data.length, (out, i) => out.utf8(stringifyJson(data[i] as Json)), rest))
   try {
     for (const count of [0, 1, elementsPerTurn, elementsPerTurn + 1, 3 * elementsPerTurn + 17]) {
       for (const extra of [{}, { errorCode: 'VALIDATION', errorMessage: 'the "first" error' }] as Record<string, Json>[]) {

@@ -73,9 +73,9 @@ test('export: lines and chunks, batched over many logs with idempotency keys acr
       let chunks = ''
       let logs = 0
       for await (const chunk of exportLogChunks(node.store, ledger, chunkBytes)) {
-        chunks += chunk.text
+        chunks += chunk.bytes.toString('utf8')
         logs += chunk.logs
-        assert.equal(chunk.text.split('\n').length - 1, chunk.logs)
+        assert.equal(chunk.bytes.toString('utf8').split('\n').length - 1, chunk.logs)
       }
       assert.equal(chunks, expected, `chunks of ${chunkBytes} bytes`)
       assert.equal(logs, 1500)

@@ -11,10 +11,10 @@ import {
   parseMetadataKey,
   validationError,
   InvariantViolation,
-  printTransaction,
   printableTransaction,
-  stringJson,
+  writeTransaction,
 } from '../../domain/index.ts'
+import type { JsonBytes } from '../../domain/index.ts'
 import type { CreateTransactionOptions, Order, ProposedOrder } from '../../orders/index.ts'
 import { parseBoolean, parseCreateTransaction, parseRevertTransaction, parseTransactionId, templateScript } from '../../orders/index.ts'
 import type { OrderResult } from '../../fsm/index.ts'
@@ -98,14 +98,15 @@ export function bulkRoutes(app: FastifyInstance, node: LedgerNode, views: Views,
       if (result.status === 'failed' && result.rolledBack !== true) firstError ??= result
       answered.push({ action: (elements[i] as { action: Action }).action, result })
     })
-    const printElement = (i: number): string => {
+    const writeElement = (out: JsonBytes, i: number): void => {
       const { action, result } = answered[i] as (typeof answered)[number]
-      return result.status === 'failed' ? printBulkError(result.error) : printBulkSuccess(action, result)
+      if (result.status === 'failed') writeBulkError(out, result.error)
+      else writeBulkSuccess(out, action, result)
     }
     if (firstError !== undefined && firstError.status === 'failed') {
-      return sendPrintedData(reply, 400, answered.length, printElement, { errorCode: wireCode(firstError.error.code), errorMessage: wireMessage(firstError.error) })
+      return sendPrintedData(reply, 400, answered.length, writeElement, { errorCode: wireCode(firstError.error.code), errorMessage: wireMessage(firstError.error) })
     }
-    return sendPrintedData(reply, 200, answered.length, printElement)
+    return sendPrintedData(reply, 200, answered.length, writeElement)
   })
 }
 
@@ -119,13 +120,19 @@ function wireMessage(error: { code: string; message: string }): string {
  * transaction, for those that create one), `{responseType: "ERROR", logID: 0,
  * errorCode, errorDescription}` for a failed one.
  */
-function printBulkSuccess(action: Action, result: Extract<OrderResult, { status: 'applied' }>): string {
+function writeBulkSuccess(out: JsonBytes, action: Action, result: Extract<OrderResult, { status: 'applied' }>): void {
   const output = result.output
   switch (output.type) {
     case 'TRANSACTION':
-      return `{"responseType":"${action}","logID":${output.logId},"data":${printTransaction(printableTransaction(output.transaction), { volumes: true })}}`
+      out.raw(`{"responseType":"${action}","logID":`)
+      out.integer(output.logId)
+      out.raw(',"data":')
+      writeTransaction(out, printableTransaction(output.transaction), { volumes: true })
+      return out.raw('}')
     case 'METADATA':
-      return `{"responseType":"${action}","logID":${output.logId ?? 0n}}`
+      out.raw(`{"responseType":"${action}","logID":`)
+      out.integer(output.logId ?? 0n)
+      return out.raw('}')
     case 'LEDGER':
     case 'SCHEMA':
     case 'OUTPUTS':
@@ -137,8 +144,12 @@ function printBulkSuccess(action: Action, result: Extract<OrderResult, { status:
   }
 }
 
-function printBulkError(error: { code: string; message: string }): string {
-  return `{"responseType":"ERROR","logID":0,"errorCode":${stringJson(wireCode(error.code))},"errorDescription":${stringJson(wireMessage(error))}}`
+function writeBulkError(out: JsonBytes, error: { code: string; message: string }): void {
+  out.raw('{"responseType":"ERROR","logID":0,"errorCode":')
+  out.string(wireCode(error.code))
+  out.raw(',"errorDescription":')
+  out.string(wireMessage(error))
+  out.raw('}')
 }
 
 /** Whether a bulk element creates a transaction from a template (`script.template`). */
