@@ -72,14 +72,22 @@ export class Views {
 
   // ---- transactions ------------------------------------------------------------
 
-  /** One transaction as v2 prints it (`printTransaction`): the text of the answer's `data`. */
-  async transaction(ledger: LedgerName, id: TransactionId, expand: Expand = NO_EXPAND): Promise<string> {
+  async transaction(ledger: LedgerName, id: TransactionId, expand: Expand = NO_EXPAND): Promise<Json> {
+    return this.transactionJson(ledger, await this.transactionRecord(ledger, id), expand)
+  }
+
+  /** `transaction` as the answer prints it (`printTransaction`): the text of its `data`, without the view object. */
+  async printedTransaction(ledger: LedgerName, id: TransactionId, expand: Expand = NO_EXPAND): Promise<string> {
+    const record = await this.transactionRecord(ledger, id)
+    const effectiveVolumes = expand.effectiveVolumes ? await transactionEffectiveVolumes(this.store, ledger, record) : undefined
+    return printTransaction(record, { volumes: expand.volumes, ...(effectiveVolumes === undefined ? {} : { effectiveVolumes }) })
+  }
+
+  private async transactionRecord(ledger: LedgerName, id: TransactionId): Promise<TransactionRecord> {
     await this.ledger(ledger)
     const row = await this.store.get(attributeRowKey(transactionKey(ledger, id)))
     if (row === undefined) throw notFound(`transaction ${id} not found`)
-    const record = decodeTransaction(row)
-    const effectiveVolumes = expand.effectiveVolumes ? await transactionEffectiveVolumes(this.store, ledger, record) : undefined
-    return printTransaction(record, { volumes: expand.volumes, ...(effectiveVolumes === undefined ? {} : { effectiveVolumes }) })
+    return decodeTransaction(row)
   }
 
   private async transactionJson(ledger: LedgerName, record: TransactionRecord, expand: Expand): Promise<Json> {

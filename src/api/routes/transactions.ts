@@ -23,7 +23,7 @@ export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views:
 
   app.get('/v2/:ledger/transactions/:id', async (request, reply) => {
     const ledger = ledgerParam(request)
-    const printed = await views.transaction(ledger, parseTransactionId((request.params as Params).id), expandOf(request.query as Query))
+    const printed = await views.printedTransaction(ledger, parseTransactionId((request.params as Params).id), expandOf(request.query as Query))
     return sendPrinted(reply, 200, `{"data":${printed}}`)
   })
 
