@@ -104,13 +104,14 @@ export const pathParameterLengthMax = 9 * Math.max(accountAddressLengthMax, meta
 export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Promise<FastifyInstance> {
   const limits: TransportLimits = { ...transportLimitsDefault, ...options.transport }
   const bulkElementsMax = options.bulkElementsMax ?? bulkElementsMaxDefault
+  const bodyBytesMax = options.bodyBytesMax ?? bodyBytesMaxFor(bulkElementsMax)
   // Node's own timeouts live on the HTTP(S) server: the same for both.
   const serverTimeouts = { headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs, connectionsCheckingInterval: timeoutCheckIntervalMs(limits) }
   const serverOptions: FastifyServerOptions & { https?: { cert: Buffer; key: Buffer; minVersion: 'TLSv1.2' } & typeof serverTimeouts } = {
     ...(options.tls === undefined ? { http: serverTimeouts } : { https: { cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2', ...serverTimeouts } }),
     logger: options.logger === undefined ? false : { level: options.logger.level, stream: options.logger.stream, serializers: { req: requestSummary } },
     genReqId: (request) => requestIdOf(request.headers['x-request-id']),
-    bodyLimit: options.bodyBytesMax ?? bodyBytesMaxFor(bulkElementsMax),
+    bodyLimit: bodyBytesMax,
     routerOptions: { maxParamLength: pathParameterLengthMax },
     requestTimeout: limits.requestTimeoutMs,
     keepAliveTimeout: limits.idleTimeoutMs,
@@ -199,7 +200,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     accountRoutes(scope, node, views)
     logRoutes(scope, views)
     aggregateRoutes(scope, node.store, views)
-    bulkRoutes(scope, node, views, { bulkElementsMax })
+    bulkRoutes(scope, node, views, { bulkElementsMax, bodyBytesMax, recordPayloadBytesMax: node.payloadBytesMax() })
     logTransferRoutes(scope, node)
     checkRoutes(scope, node)
     schemaRoutes(scope, node, views)

@@ -45,7 +45,10 @@ export function errorHandler(error: FastifyError | Error, request: FastifyReques
   }
   const fastifyError = error as FastifyError
   if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return reply.code(413).send({ errorCode: 'VALIDATION', errorMessage: `request body larger than the limit of ${request.routeOptions.bodyLimit} bytes` })
+    // A route whose limit is tighter than the server's says why (`_bulk`: the log's record bound).
+    const reason = (request.routeOptions.config as { bodyLimitReason?: string } | undefined)?.bodyLimitReason
+    const message = `request body larger than the limit of ${request.routeOptions.bodyLimit} bytes${reason === undefined ? '' : `: ${reason}`}`
+    return reply.code(413).send({ errorCode: 'VALIDATION', errorMessage: message })
   }
   if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
     return reply.code(fastifyError.statusCode).send({ errorCode: 'VALIDATION', errorMessage: fastifyError.message })

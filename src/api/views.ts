@@ -8,6 +8,7 @@ import {
   ledgerNotFound,
   LEDGER_PREFIX,
   notFound,
+  printTransaction,
   validationError,
   schemaKey,
   transactionKey,
@@ -72,10 +73,21 @@ export class Views {
   // ---- transactions ------------------------------------------------------------
 
   async transaction(ledger: LedgerName, id: TransactionId, expand: Expand = NO_EXPAND): Promise<Json> {
+    return this.transactionJson(ledger, await this.transactionRecord(ledger, id), expand)
+  }
+
+  /** `transaction` as the answer prints it (`printTransaction`): the text of its `data`, without the view object. */
+  async printedTransaction(ledger: LedgerName, id: TransactionId, expand: Expand = NO_EXPAND): Promise<string> {
+    const record = await this.transactionRecord(ledger, id)
+    const effectiveVolumes = expand.effectiveVolumes ? await transactionEffectiveVolumes(this.store, ledger, record) : undefined
+    return printTransaction(record, { volumes: expand.volumes, ...(effectiveVolumes === undefined ? {} : { effectiveVolumes }) })
+  }
+
+  private async transactionRecord(ledger: LedgerName, id: TransactionId): Promise<TransactionRecord> {
     await this.ledger(ledger)
     const row = await this.store.get(attributeRowKey(transactionKey(ledger, id)))
     if (row === undefined) throw notFound(`transaction ${id} not found`)
-    return this.transactionJson(ledger, decodeTransaction(row), expand)
+    return decodeTransaction(row)
   }
 
   private async transactionJson(ledger: LedgerName, record: TransactionRecord, expand: Expand): Promise<Json> {

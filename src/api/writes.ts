@@ -2,9 +2,10 @@ import type { FastifyReply } from 'fastify'
 import type { OrderResult } from '../fsm/index.ts'
 import type { ProposedOrder } from '../orders/index.ts'
 import type { LedgerNode } from '../server/index.ts'
-import { InvariantViolation } from '../domain/index.ts'
+import { InvariantViolation, printTransaction, printableTransaction } from '../domain/index.ts'
 import type { OrderOutput } from '../orders/index.ts'
 import { sendFailure } from './errors.ts'
+import { sendPrinted } from './sliced-json.ts'
 
 /** Submits one order and answers the request from its result. */
 export async function submitOne(
@@ -46,6 +47,6 @@ export function noContent(_output: OrderOutput, reply: FastifyReply): FastifyRep
 export function transactionData(status: number) {
   return (output: OrderOutput, reply: FastifyReply): FastifyReply => {
     if (output.type !== 'TRANSACTION') throw new InvariantViolation(`expected a transaction output, got ${output.type}`)
-    return reply.code(status).send({ data: output.transaction })
+    return sendPrinted(reply, status, `{"data":${printTransaction(printableTransaction(output.transaction), { volumes: true })}}`)
   }
 }

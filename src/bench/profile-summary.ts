@@ -62,7 +62,7 @@ export type ProfileCategory = (typeof profileCategories)[number]
 /** Script-path rules, first match wins. Paths use `/`; URLs are `file://…` or `node:…`. */
 const scriptRules: ReadonlyArray<readonly [RegExp, ProfileCategory]> = [
   [/@nxtedition\/rocksdb|abstract-level|rocks-level|classic-level/, 'RocksDB'],
-  [/lossless-json|\/src\/domain\/json/, 'JSON'],
+  [/lossless-json|\/src\/domain\/json|\/src\/domain\/transaction-json/, 'JSON'],
   // The binary encoding of rows, WAL records and audit bodies (docs/adr/0009), JSON's replacement inside the engine.
   [/\/src\/domain\/packed/, 'packed'],
   [/node:internal\/crypto|\/src\/audit\/.*(hash|hmac|sign)/, 'hashing'],

@@ -47,8 +47,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const progress = progressLine()
   let logs = 0
   const started = Date.now()
-  const write = async (text: string): Promise<void> => {
-    if (!out.write(text)) await once(out, 'drain')
+  const write = async (bytes: Buffer): Promise<void> => {
+    if (!out.write(bytes)) await once(out, 'drain')
   }
   try {
     if (target !== undefined && target !== '') {
@@ -59,12 +59,12 @@ export async function exportCommand(argv: string[]): Promise<number> {
         process.stderr.write(`tally export: ${url.href} answered ${response.status}: ${await response.text()}\n`)
         return 1
       }
-      for await (const chunk of response.body) await write(Buffer.from(chunk as Uint8Array).toString('utf8'))
+      for await (const chunk of response.body) await write(Buffer.from(chunk as Uint8Array))
     } else {
       const store = await openStoreForTool(path.resolve(values.data ?? process.env.TALLY_DATA ?? 'data'), `POST /v2/${ledger}/logs/export on that server, or tally export --target http://HOST:PORT`)
       try {
         for await (const chunk of exportLogChunks(store, ledger)) {
-          await write(chunk.text)
+          await write(chunk.bytes)
           logs += chunk.logs
           if (out !== process.stdout) progress.update({ label: 'export', done: logs, total: null, rate: (logs * 1000) / Math.max(1, Date.now() - started), etaSeconds: null, unit: 'logs' })
         }

@@ -2,6 +2,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { asArray, asObject, assertError, assertStatus, at, balanceOf, createLedger, ledgerSnapshot, openTestApi, postTransaction, walkForward } from '../support/api.ts'
 import type { JsonObject, TestApi } from '../support/api.ts'
+import { LedgerNode } from '../../src/server/index.ts'
+import { buildApi, bodyBytesMaxDefault } from '../../src/api/index.ts'
+import { parseJson } from '../../src/domain/index.ts'
+import { tempDirectory } from '../support/temp.ts'
 
 function create(source: string, destination: string, amount: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { action: 'CREATE_TRANSACTION', data: { postings: [{ source, destination, amount, asset: 'USD' }], ...extra } }
@@ -187,3 +191,45 @@ test(
     }
   },
 )
+
+test('_bulk: a body over the log record bound is refused with 413 naming the bound, before it is parsed or planned; one under it is served', async () => {
+  const temp = tempDirectory('tally-bulk-record-')
+  // A small WAL segment makes the record bound (and so the _bulk body limit) 256 KiB, far below the server's body limit.
+  const node = await LedgerNode.open({ dataDirectory: temp.directory, sync: false, walSegmentBytesMax: 256 * 1024 })
+  const app = await buildApi(node)
+  try {
+    const recordBytes = node.payloadBytesMax()
+    assert.ok(recordBytes < bodyBytesMaxDefault && recordBytes <= 256 * 1024, `record payload bound ${recordBytes}`)
+    const post = (url: string, payload: string) => app.inject({ method: 'POST', url, payload, headers: { 'content-type': 'application/json' } })
+    assert.equal((await post('/v2/main', '{}')).statusCode, 204)
+    let submitted = 0
+    const submit = node.admission.submit.bind(node.admission)
+    node.admission.submit = (orders, options) => {
+      submitted++
+      return submit(orders, options)
+    }
+    const element = (i: number) => ({ action: 'CREATE_TRANSACTION', data: { postings: [{ source: 'world', destination: `users:${i}`, amount: 1, asset: 'USD' }], metadata: { note: 'x'.repeat(200) } } })
+    const body = (count: number) => JSON.stringify(Array.from({ length: count }, (_, i) => element(i)))
+    const over = body(1500)
+    assert.ok(Buffer.byteLength(over) > recordBytes)
+    const refused = await post('/v2/main/_bulk', over)
+    assert.equal(refused.statusCode, 413, refused.body)
+    const error = parseJson(refused.body) as { errorCode: string; errorMessage: string }
+    assert.equal(error.errorCode, 'VALIDATION')
+    assert.match(error.errorMessage, new RegExp(`limit of ${recordBytes} bytes: the log's record bound: a _bulk is logged as one record of at most ${recordBytes} bytes`))
+    assert.equal(submitted, 0, 'nothing was planned')
+    // Under the bound: served as before.
+    const under = body(500)
+    assert.ok(Buffer.byteLength(under) < recordBytes)
+    const served = await post('/v2/main/_bulk', under)
+    assert.equal(served.statusCode, 200, served.body.slice(0, 300))
+    assert.equal(submitted, 1)
+    // Other routes keep the server's own limit: a single transaction's body over the record bound is parsed (and refused by its own checks, not 413).
+    const single = await post('/v2/main/transactions', JSON.stringify({ postings: [{ source: 'world', destination: 'users:x', amount: 1, asset: 'USD' }], metadata: { note: 'x'.repeat(recordBytes) } }))
+    assert.notEqual(single.statusCode, 413, single.body.slice(0, 300))
+  } finally {
+    await app.close()
+    await node.close()
+    temp.remove()
+  }
+})

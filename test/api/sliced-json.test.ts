@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import Fastify from 'fastify'
 import { stringifyJson } from '../../src/domain/index.ts'
 import type { Json } from '../../src/domain/index.ts'
-import { elementsPerTurn, sendDataInSlices } from '../../src/api/sliced-json.ts'
+import { elementsPerTurn, sendPrintedData } from '../../src/api/sliced-json.ts'
 import { asArray, asObject, at, createLedger, openTestApi } from '../support/api.ts'
 
 /** Elements shaped like a bulk's answer: bigints, nested objects, strings that need escaping. */
@@ -15,13 +15,13 @@ function answerData(count: number): Json[] {
   )
 }
 
-test('a long data array printed in slices is byte for byte what the reply serializer prints, with the same content type', async () => {
+test('a data array of printed elements (in slices when long) is byte for byte what the reply serializer prints, with the same content type', async () => {
   const app = Fastify()
   app.setReplySerializer((payload) => stringifyJson(payload))
   let data: Json[] = []
   let rest: Record<string, Json> = {}
   app.get('/whole', async (_request, reply) => reply.code(400).send({ data, ...rest }))
-  app.get('/sliced', async (_request, reply) => sendDataInSlices(reply, 400, data, rest))
+  app.get('/sliced', async (_request, reply) => sendPrintedData(reply, 400, data.length, (out, i) => out.utf8(stringifyJson(data[i] as Json)), rest))
   try {
     for (const count of [0, 1, elementsPerTurn, elementsPerTurn + 1, 3 * elementsPerTurn + 17]) {
       for (const extra of [{}, { errorCode: 'VALIDATION', errorMessage: 'the "first" error' }] as Record<string, Json>[]) {

@@ -3,12 +3,13 @@ import assert from 'node:assert/strict'
 import { LedgerNode } from '../../src/server/index.ts'
 import { attributeRowKey, decodeLogRow, logRowPrefix, prefixEnd } from '../../src/store/index.ts'
 import type { StoreReader } from '../../src/store/index.ts'
-import { decodeAttribute, idempotencyKey, isJsonObject, stringifyJson } from '../../src/domain/index.ts'
+import { decodeAttribute, idempotencyKey, isJsonObject, parseJson, stringifyJson } from '../../src/domain/index.ts'
 import type { AccountAddress, Asset, Json, LedgerName } from '../../src/domain/index.ts'
 import type { ProposedOrder } from '../../src/orders/index.ts'
 import { exportLogChunks, exportLogLines } from '../../src/check/index.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { clock } from './workload.ts'
+import { createLedger, openTestApi } from '../support/api.ts'
 
 /** The export as it was printed before batching: one object per log, its idempotency record read log by log. */
 async function referenceExport(store: StoreReader, ledger: LedgerName): Promise<string> {
@@ -72,9 +73,9 @@ test('export: lines and chunks, batched over many logs with idempotency keys acr
       let chunks = ''
       let logs = 0
       for await (const chunk of exportLogChunks(node.store, ledger, chunkBytes)) {
-        chunks += chunk.text
+        chunks += chunk.bytes.toString('utf8')
         logs += chunk.logs
-        assert.equal(chunk.text.split('\n').length - 1, chunk.logs)
+        assert.equal(chunk.bytes.toString('utf8').split('\n').length - 1, chunk.logs)
       }
       assert.equal(chunks, expected, `chunks of ${chunkBytes} bytes`)
       assert.equal(logs, 1500)
@@ -82,5 +83,45 @@ test('export: lines and chunks, batched over many logs with idempotency keys acr
   } finally {
     await node.close()
     temp.remove()
+  }
+})
+
+test('export: every kind of log (reverts, metadata set and deleted, schemas, templates, references, account metadata, odd strings) prints as the logs one by one', async () => {
+  const api = await openTestApi()
+  try {
+    const ledger = 'main' as LedgerName
+    await createLedger(api, ledger)
+    const odd = parseJson('{"é \\"q\\"\\\\": "\\u2028\\u0001", "10": "ten", "9": "nine", "__proto__": "p", "z": "😀"}')
+    const schema = {
+      chart: { world: {}, users: { $id: {} } },
+      transactions: { DEPOSIT: { description: 'money in', script: 'vars {\n  account $user\n  monetary $amount\n}\nsend $amount (\n  source = @world\n  destination = $user\n)\n' } },
+    }
+    const requests: ['POST' | 'DELETE', string, unknown][] = [
+      ['POST', '/v2/main/transactions', { postings: [{ source: 'world', destination: 'users:1', amount: 10n ** 30n, asset: 'USD/2' }], metadata: odd, reference: 'ref "1"' }],
+      ['POST', '/v2/main/transactions', { postings: [{ source: 'world', destination: 'users:2', amount: 3, asset: 'EUR' }], accountMetadata: { 'users:2': { tier: 'gold', '7': 'x' } }, timestamp: '2020-01-01T00:00:00.5Z' }],
+      ['POST', '/v2/main/transactions/0/metadata', { a: 'b' }],
+      ['DELETE', '/v2/main/transactions/0/metadata/a', undefined],
+      ['POST', '/v2/main/accounts/users:1/metadata', { k: 'v' }],
+      ['DELETE', '/v2/main/accounts/users:1/metadata/k', undefined],
+      ['POST', '/v2/main/transactions/1/revert', { metadata: { why: 'test' } }],
+      ['POST', '/v2/main/schemas/v1', schema],
+      ['POST', '/v2/main/transactions?schemaVersion=v1', { script: { template: 'DEPOSIT', vars: { user: 'users:42', amount: 'USD 100' } } }],
+      ['POST', '/v2/main/_bulk?schemaVersion=v1', [{ action: 'CREATE_TRANSACTION', ik: 'bulk-1', data: { postings: [{ source: 'world', destination: 'users:3', amount: 1, asset: 'USD' }] } }, { action: 'REVERT_TRANSACTION', data: { id: 0, atEffectiveDate: true } }]],
+    ]
+    for (const [method, url, body] of requests) {
+      const reply = await api.request(method, url, typeof body === 'object' && body !== null ? stringifyJson(body as Json) : undefined, { 'idempotency-key': url.includes('metadata') ? `ik-${url}` : '' })
+      assert.ok(reply.status < 300, `${method} ${url}: ${reply.status} ${reply.text}`)
+    }
+    const expected = await referenceExport(api.node.store, ledger)
+    const types = expected.split('\n').filter((line) => line !== '').map((line) => /"type":"([A-Z_]+)"/.exec(line)?.[1])
+    assert.deepEqual(types.sort(), ['DELETE_METADATA', 'DELETE_METADATA', 'INSERTED_SCHEMA', 'NEW_TRANSACTION', 'NEW_TRANSACTION', 'NEW_TRANSACTION', 'NEW_TRANSACTION', 'REVERTED_TRANSACTION', 'REVERTED_TRANSACTION', 'SET_METADATA', 'SET_METADATA'])
+    for (const needle of ['"template":"DEPOSIT"', '"reference":"ref \\"1\\""', '"revertedTransaction":{', '"accountMetadata":{"users:2":{"7":"x","tier":"gold"}}', '"idempotencyHash":', '"__proto__":"p"', '"schemaVersion":"v1"']) {
+      assert.ok(expected.includes(needle), `the export holds ${needle}`)
+    }
+    let lines = ''
+    for await (const line of exportLogLines(api.node.store, ledger)) lines += line
+    assert.equal(lines, expected)
+  } finally {
+    await api.close()
   }
 })

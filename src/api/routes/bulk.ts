@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { LedgerNode } from '../../server/index.ts'
-import type { Json, LedgerName } from '../../domain/index.ts'
+import type { LedgerName } from '../../domain/index.ts'
 import {
   TallyError,
   describe,
@@ -11,18 +11,37 @@ import {
   parseMetadataKey,
   validationError,
   InvariantViolation,
+  printableTransaction,
+  writeTransaction,
 } from '../../domain/index.ts'
+import type { JsonBytes } from '../../domain/index.ts'
 import type { CreateTransactionOptions, Order, ProposedOrder } from '../../orders/index.ts'
 import { parseBoolean, parseCreateTransaction, parseRevertTransaction, parseTransactionId, templateScript } from '../../orders/index.ts'
 import type { OrderResult } from '../../fsm/index.ts'
 import { idempotencyKeyLengthMax, ledgerParam, queryFlag, requestHash, schemaVersionOf } from '../requests.ts'
 import { wireCode } from '../errors.ts'
-import { elementsPerTurn, nextTurn, sendDataInSlices } from '../sliced-json.ts'
+import { elementsPerTurn, nextTurn, sendPrintedData } from '../sliced-json.ts'
 import type { Views } from '../views.ts'
 
 export interface BulkOptions {
   /** Far above v2's 100: bulk is the fast path. */
   readonly bulkElementsMax: number
+  /** The server's body limit. */
+  readonly bodyBytesMax: number
+  /** The largest payload of one log record (`LedgerNode.payloadBytesMax`). */
+  readonly recordPayloadBytesMax: number
+}
+
+/**
+ * The body limit of `_bulk`: the server's body limit, and never more than
+ * the log's record bound (`recordPayloadBytesMax`). A bulk is logged as one
+ * record, its orders packed (about the size of their JSON text, or less) with
+ * the stored rows it reads: a body over the record bound would be parsed and
+ * planned only to be refused. One under it may still not fit once those rows
+ * are added, and is refused after planning (413 naming the record bound).
+ */
+export function bulkBodyBytesMax(bodyBytesMax: number, recordPayloadBytesMax: number): number {
+  return Math.min(bodyBytesMax, recordPayloadBytesMax)
 }
 
 export const bulkElementsMaxDefault = 10_000
@@ -31,7 +50,13 @@ const ACTIONS = ['CREATE_TRANSACTION', 'ADD_METADATA', 'REVERT_TRANSACTION', 'DE
 type Action = (typeof ACTIONS)[number]
 
 export function bulkRoutes(app: FastifyInstance, node: LedgerNode, views: Views, options: BulkOptions): void {
-  app.post('/v2/:ledger/_bulk', async (request, reply) => {
+  // Refused with 413 from Content-Length (or as the body arrives), before anything is parsed or planned.
+  const bodyLimit = bulkBodyBytesMax(options.bodyBytesMax, options.recordPayloadBytesMax)
+  const config: { bodyLimitReason?: string } =
+    bodyLimit < options.bodyBytesMax
+      ? { bodyLimitReason: `the log's record bound: a _bulk is logged as one record of at most ${options.recordPayloadBytesMax} bytes; send it as smaller bulks` }
+      : {}
+  app.post('/v2/:ledger/_bulk', { bodyLimit, config }, async (request, reply) => {
     const ledger = ledgerParam(request)
     const atomic = queryFlag(request, 'atomic')
     const parallel = queryFlag(request, 'parallel')
@@ -66,22 +91,22 @@ export function bulkRoutes(app: FastifyInstance, node: LedgerNode, views: Views,
       elements.map((element) => element.proposed),
       { atomic, continueOnFailure: continueOnFailure || parallel },
     )
-    const data: Json[] = []
     let firstError: OrderResult | undefined
+    const answered: { action: Action; result: Exclude<OrderResult, { status: 'skipped' }> }[] = []
     results.forEach((result, i) => {
-      const action = (elements[i] as { action: Action }).action
       if (result.status === 'skipped') return
-      if (result.status === 'failed') {
-        if (result.rolledBack !== true) firstError ??= result
-        data.push({ responseType: 'ERROR', logID: 0n, errorCode: wireCode(result.error.code), errorDescription: wireMessage(result.error) })
-        return
-      }
-      data.push(bulkSuccess(action, result))
+      if (result.status === 'failed' && result.rolledBack !== true) firstError ??= result
+      answered.push({ action: (elements[i] as { action: Action }).action, result })
     })
-    if (firstError !== undefined && firstError.status === 'failed') {
-      return sendDataInSlices(reply, 400, data, { errorCode: wireCode(firstError.error.code), errorMessage: wireMessage(firstError.error) })
+    const writeElement = (out: JsonBytes, i: number): void => {
+      const { action, result } = answered[i] as (typeof answered)[number]
+      if (result.status === 'failed') writeBulkError(out, result.error)
+      else writeBulkSuccess(out, action, result)
     }
-    return sendDataInSlices(reply, 200, data)
+    if (firstError !== undefined && firstError.status === 'failed') {
+      return sendPrintedData(reply, 400, answered.length, writeElement, { errorCode: wireCode(firstError.error.code), errorMessage: wireMessage(firstError.error) })
+    }
+    return sendPrintedData(reply, 200, answered.length, writeElement)
   })
 }
 
@@ -89,13 +114,25 @@ function wireMessage(error: { code: string; message: string }): string {
   return wireCode(error.code) === error.code ? error.message : `${error.code}: ${error.message}`
 }
 
-function bulkSuccess(action: Action, result: Extract<OrderResult, { status: 'applied' }>): Json {
+/**
+ * One element of a `_bulk` answer as v2 prints it, printed field by field:
+ * `{responseType, logID, data?}` for an applied element (`data`, the
+ * transaction, for those that create one), `{responseType: "ERROR", logID: 0,
+ * errorCode, errorDescription}` for a failed one.
+ */
+function writeBulkSuccess(out: JsonBytes, action: Action, result: Extract<OrderResult, { status: 'applied' }>): void {
   const output = result.output
   switch (output.type) {
     case 'TRANSACTION':
-      return { responseType: action, logID: output.logId, data: output.transaction }
+      out.raw(`{"responseType":"${action}","logID":`)
+      out.integer(output.logId)
+      out.raw(',"data":')
+      writeTransaction(out, printableTransaction(output.transaction), { volumes: true })
+      return out.raw('}')
     case 'METADATA':
-      return { responseType: action, logID: output.logId ?? 0n }
+      out.raw(`{"responseType":"${action}","logID":`)
+      out.integer(output.logId ?? 0n)
+      return out.raw('}')
     case 'LEDGER':
     case 'SCHEMA':
     case 'OUTPUTS':
@@ -105,6 +142,14 @@ function bulkSuccess(action: Action, result: Extract<OrderResult, { status: 'app
       throw new InvariantViolation(`unknown output ${JSON.stringify(never)}`)
     }
   }
+}
+
+function writeBulkError(out: JsonBytes, error: { code: string; message: string }): void {
+  out.raw('{"responseType":"ERROR","logID":0,"errorCode":')
+  out.string(wireCode(error.code))
+  out.raw(',"errorDescription":')
+  out.string(wireMessage(error))
+  out.raw('}')
 }
 
 /** Whether a bulk element creates a transaction from a template (`script.template`). */

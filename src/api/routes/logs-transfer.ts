@@ -24,9 +24,9 @@ export function logTransferRoutes(app: FastifyInstance, node: LedgerNode): void 
     const ledger = ledgerParam(request)
     const chunks = exportLogChunks(node.store, ledger)
     const first = await chunks.next() // LEDGER_NOT_FOUND before the 200 is committed
-    async function* all(): AsyncGenerator<string> {
-      if (first.done !== true) yield first.value.text
-      for await (const chunk of chunks) yield chunk.text
+    async function* all(): AsyncGenerator<Buffer> {
+      if (first.done !== true) yield first.value.bytes
+      for await (const chunk of chunks) yield chunk.bytes
     }
     return reply.code(200).type('application/octet-stream').send(Readable.from(all()))
   })

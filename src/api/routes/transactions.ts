@@ -7,6 +7,7 @@ import type { Views } from '../views.ts'
 import type { Params, Query } from '../requests.ts'
 import { countFilter, expandOf, idempotencyKeyOf, ledgerParam, listRequest, queryFlag, requestHash, schemaVersionOf } from '../requests.ts'
 import { noContent, submitOne, transactionData } from '../writes.ts'
+import { sendPrinted } from '../sliced-json.ts'
 
 export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views: Views): void {
   app.head('/v2/:ledger/transactions', async (request, reply) => {
@@ -20,9 +21,10 @@ export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views:
     return { cursor: await views.listTransactions(ledger, page, filter, expandOf(page.options)) }
   })
 
-  app.get('/v2/:ledger/transactions/:id', async (request) => {
+  app.get('/v2/:ledger/transactions/:id', async (request, reply) => {
     const ledger = ledgerParam(request)
-    return { data: await views.transaction(ledger, parseTransactionId((request.params as Params).id), expandOf(request.query as Query)) }
+    const printed = await views.printedTransaction(ledger, parseTransactionId((request.params as Params).id), expandOf(request.query as Query))
+    return sendPrinted(reply, 200, `{"data":${printed}}`)
   })
 
   app.post('/v2/:ledger/transactions', async (request, reply) => {

@@ -1,0 +1,106 @@
+import { InvariantViolation } from './errors.ts'
+
+/**
+ * JSON text written straight into bytes (UTF-8), for the printers at the
+ * HTTP edge and the export: no string is concatenated piece by piece (a
+ * rope that the socket or the file then has to flatten and encode again),
+ * and the answer leaves as one `Buffer`. What it writes is what
+ * `stringifyJson` prints, encoded as UTF-8.
+ *
+ * A writer is used within one synchronous stretch: `take` hands its bytes
+ * on and empties it. Its buffer grows to the largest text written and is
+ * kept for the next one.
+ */
+export class JsonBytes {
+  private buffer: Buffer
+  private offset = 0
+
+  constructor(initialBytes = 16 * 1024) {
+    this.buffer = Buffer.allocUnsafe(initialBytes)
+  }
+
+  /** Bytes written since the last `take`. */
+  get length(): number {
+    return this.offset
+  }
+
+  private reserve(bytes: number): void {
+    if (this.offset + bytes <= this.buffer.length) return
+    let size = this.buffer.length * 2
+    while (size < this.offset + bytes) size *= 2
+    const larger = Buffer.allocUnsafe(size)
+    this.buffer.copy(larger, 0, 0, this.offset)
+    this.buffer = larger
+  }
+
+  /** Text that JSON prints as it is (punctuation, field names, digits): printable ASCII only, and the newline ending a JSON line. */
+  raw(text: string): void {
+    const length = text.length
+    this.reserve(length)
+    const buffer = this.buffer
+    let offset = this.offset
+    for (let i = 0; i < length; i++) {
+      const unit = text.charCodeAt(i)
+      if (unit > 0x7e || (unit < 0x20 && unit !== 0x0a)) throw new InvariantViolation(`raw JSON text holds the code unit ${unit}`)
+      buffer[offset++] = unit
+    }
+    this.offset = offset
+  }
+
+  /**
+   * A string as `JSON.stringify` quotes it: printable ASCII other than `"`
+   * and `\` is copied as it is; a string with anything else (control
+   * characters, non-ASCII, lone surrogates) is quoted by `JSON.stringify`
+   * and encoded.
+   */
+  string(text: string): void {
+    const length = text.length
+    this.reserve(length + 2)
+    const buffer = this.buffer
+    let offset = this.offset
+    buffer[offset++] = 0x22
+    for (let i = 0; i < length; i++) {
+      const unit = text.charCodeAt(i)
+      if (unit < 0x20 || unit > 0x7e || unit === 0x22 || unit === 0x5c) {
+        this.utf8(JSON.stringify(text))
+        return
+      }
+      buffer[offset++] = unit
+    }
+    buffer[offset++] = 0x22
+    this.offset = offset
+  }
+
+  /** An integer as its digits (`bigint`, or a safe integer `number`). */
+  integer(value: bigint | number): void {
+    if (typeof value === 'number' && !Number.isSafeInteger(value)) throw new InvariantViolation(`${value} is not an integer JSON prints exactly`)
+    if (typeof value !== 'bigint' && typeof value !== 'number') throw new InvariantViolation(`an integer field holds a ${typeof value}`)
+    this.raw(value.toString())
+  }
+
+  /** Any JSON text, encoded as UTF-8 (a fallback: what another printer produced). */
+  utf8(text: string): void {
+    this.reserve(3 * text.length)
+    this.offset += this.buffer.write(text, this.offset, 'utf8')
+  }
+
+  /** Forgets the bytes written since `from` (a print that failed half way). */
+  discardFrom(from: number): void {
+    if (from < this.offset) this.offset = from
+  }
+
+  /** The bytes written since `from` as a string, then forgets them (a caller that wants a string). */
+  takeStringFrom(from: number): string {
+    const text = this.buffer.toString('utf8', from, this.offset)
+    this.offset = from
+    return text
+  }
+
+  /** The bytes written since the last `take`, in a `Buffer` of their own; the writer is empty again. */
+  take(): Buffer {
+    const bytes = Buffer.allocUnsafe(this.offset)
+    this.buffer.copy(bytes, 0, 0, this.offset)
+    this.offset = 0
+    return bytes
+  }
+}

@@ -1,0 +1,200 @@
+import type { Keyed } from './keyed.ts'
+import type { Json } from './json.ts'
+import type { AggregatedVolumes } from './volumes.ts'
+import { InvariantViolation, invariant } from './errors.ts'
+import { JsonBytes } from './json-bytes.ts'
+
+/**
+ * The v2 wire shape of a transaction (`V2Transaction`), printed field by
+ * field: the one printer behind every place Tally answers with a
+ * transaction (a write's answer, a `_bulk` element, a read, a list page, an
+ * exported log). No view object is built and no key is looked up or quoted
+ * at run time; the text is what the generic printer (`stringifyJson`) gives
+ * for the object `transactionView` builds, in its key order:
+ *
+ *   id, postings [{source, destination, amount, asset}], timestamp,
+ *   insertedAt, updatedAt, metadata, reverted, reference?, revertedAt?,
+ *   template?, preCommitVolumes?, postCommitVolumes? (both or neither),
+ *   preCommitEffectiveVolumes?, postCommitEffectiveVolumes?
+ *
+ * and volumes as `{account: {asset: {input, output, balance}}}`. That order
+ * holds whatever the key order of the value given: a transaction read back
+ * from a row packed in sorted key order (an idempotent replay's stored
+ * answer, a stored record's volumes) prints the same bytes as a fresh one.
+ * Metadata and volumes print in their maps' own order (canonical: keys
+ * sorted when built, `metadata.ts`).
+ */
+export interface PrintableTransaction {
+  readonly id: bigint
+  readonly postings: readonly PrintablePosting[]
+  readonly timestamp: string
+  readonly insertedAt: string
+  readonly updatedAt: string
+  readonly metadata: Readonly<Keyed<string>>
+  readonly reverted: boolean
+  readonly reference?: string | undefined
+  readonly revertedAt?: string | undefined
+  readonly template?: string | undefined
+  readonly preCommitVolumes?: AggregatedVolumes | undefined
+  readonly postCommitVolumes?: AggregatedVolumes | undefined
+}
+
+export interface PrintablePosting {
+  readonly source: string
+  readonly destination: string
+  readonly amount: bigint
+  readonly asset: string
+}
+
+export interface TransactionPrintOptions {
+  /** Print the commit volumes when the transaction has both (a write's answer, `expand=volumes`). */
+  readonly volumes: boolean
+  /** Effective volumes computed for a read (`expand=effectiveVolumes`), printed last. */
+  readonly effectiveVolumes?: { readonly pre: AggregatedVolumes; readonly post: AggregatedVolumes }
+}
+
+/** `stringifyJson(transactionView(transaction, options))` (with any effective volumes appended), without the view. */
+export function printTransaction(transaction: PrintableTransaction, options: TransactionPrintOptions): string {
+  const from = shared.length
+  try {
+    writeTransaction(shared, transaction, options)
+    return shared.takeStringFrom(from)
+  } finally {
+    shared.discardFrom(from)
+  }
+}
+
+/** Printing to a string goes through this writer, within one synchronous call (nested calls each take their own bytes). */
+const shared = new JsonBytes()
+
+/** `printTransaction`, written into `out` as UTF-8. */
+export function writeTransaction(out: JsonBytes, transaction: PrintableTransaction, options: TransactionPrintOptions): void {
+  out.raw('{"id":')
+  out.integer(transaction.id)
+  out.raw(',"postings":[')
+  const postings = transaction.postings
+  for (let i = 0; i < postings.length; i++) {
+    const posting = postings[i] as PrintablePosting
+    out.raw(i === 0 ? '{"source":' : ',{"source":')
+    out.string(posting.source)
+    out.raw(',"destination":')
+    out.string(posting.destination)
+    out.raw(',"amount":')
+    out.integer(posting.amount)
+    out.raw(',"asset":')
+    out.string(posting.asset)
+    out.raw('}')
+  }
+  out.raw('],"timestamp":')
+  out.string(transaction.timestamp)
+  out.raw(',"insertedAt":')
+  out.string(transaction.insertedAt)
+  out.raw(',"updatedAt":')
+  out.string(transaction.updatedAt)
+  out.raw(',"metadata":')
+  writeMetadata(out, transaction.metadata)
+  out.raw(booleanField(transaction.reverted))
+  if (transaction.reference !== undefined) {
+    out.raw(',"reference":')
+    out.string(transaction.reference)
+  }
+  if (transaction.revertedAt !== undefined) {
+    out.raw(',"revertedAt":')
+    out.string(transaction.revertedAt)
+  }
+  if (transaction.template !== undefined) {
+    out.raw(',"template":')
+    out.string(transaction.template)
+  }
+  const pre = transaction.preCommitVolumes
+  const post = transaction.postCommitVolumes
+  if (options.volumes && pre !== undefined && post !== undefined) {
+    out.raw(',"preCommitVolumes":')
+    writeVolumes(out, pre)
+    out.raw(',"postCommitVolumes":')
+    writeVolumes(out, post)
+  }
+  const effective = options.effectiveVolumes
+  if (effective !== undefined) {
+    out.raw(',"preCommitEffectiveVolumes":')
+    writeVolumes(out, effective.pre)
+    out.raw(',"postCommitEffectiveVolumes":')
+    writeVolumes(out, effective.post)
+  }
+  out.raw('}')
+}
+
+/**
+ * A transaction as an order's output or a log's payload holds it (the
+ * object `transactionView` built, or that object read back from a packed
+ * row), checked for the fields the printer reads.
+ */
+export function printableTransaction(value: Json | undefined): PrintableTransaction {
+  invariant(value !== null && typeof value === 'object' && !Array.isArray(value), 'a transaction is an object')
+  invariant(typeof value.id === 'bigint' && Array.isArray(value.postings), 'a transaction has an id and postings')
+  return value as unknown as PrintableTransaction
+}
+
+/** A string as JSON prints it (`JSON.stringify`), through the same writer. */
+export function stringJson(text: string): string {
+  const from = shared.length
+  try {
+    shared.string(text)
+    return shared.takeStringFrom(from)
+  } finally {
+    shared.discardFrom(from)
+  }
+}
+
+function booleanField(value: boolean): string {
+  if (typeof value !== 'boolean') throw new InvariantViolation(`a transaction's reverted field holds ${String(value)}`)
+  return value ? ',"reverted":true' : ',"reverted":false'
+}
+
+/** A string map (metadata) in its own key order, skipping what JSON skips (an undefined value). */
+export function writeMetadata(out: JsonBytes, metadata: Readonly<Keyed<string>>): void {
+  out.raw('{')
+  let first = true
+  for (const key of Object.keys(metadata)) {
+    const value = metadata[key]
+    if (value === undefined) continue
+    if (typeof value !== 'string') throw new InvariantViolation(`metadata ${JSON.stringify(key)} holds a ${typeof value}`)
+    if (!first) out.raw(',')
+    out.string(key)
+    out.raw(':')
+    out.string(value)
+    first = false
+  }
+  out.raw('}')
+}
+
+/** Volumes by account and asset, each as v2 prints them: `{input, output, balance}`. */
+export function writeVolumes(out: JsonBytes, volumes: AggregatedVolumes): void {
+  out.raw('{')
+  let firstAccount = true
+  for (const account of Object.keys(volumes)) {
+    const byAsset = volumes[account]
+    if (byAsset === undefined) continue
+    if (!firstAccount) out.raw(',')
+    out.string(account)
+    out.raw(':{')
+    firstAccount = false
+    let firstAsset = true
+    for (const asset of Object.keys(byAsset)) {
+      const moved = byAsset[asset]
+      if (moved === undefined) continue
+      if (!firstAsset) out.raw(',')
+      out.string(asset)
+      out.raw(':{"input":')
+      out.integer(moved.input)
+      out.raw(',"output":')
+      out.integer(moved.output)
+      out.raw(',"balance":')
+      out.integer(moved.balance)
+      out.raw('}')
+      firstAsset = false
+    }
+    out.raw('}')
+  }
+  out.raw('}')
+}
