@@ -54,8 +54,6 @@ export interface AdmissionOptions {
   readonly gatherOrdersMax?: number
   /** Bound on a gathered proposal's log record: a larger one is planned again as two halves (default `gatherBytesMaxDefault`). */
   readonly gatherBytesMax?: number
-  /** Runs a gathering's proposal once the submits of this turn are in (default: `setImmediate`); tests may hold it. */
-  readonly gatherTurn?: (close: () => void) => void
 }
 
 /** Orders planned between two turns of the event loop: a few ms of planning. */
@@ -119,7 +117,6 @@ export class Admission {
   private readonly turn: () => Promise<void>
   private readonly gatherOrdersMax: number
   private readonly gatherBytesMax: number
-  private readonly gatherTurn: (close: () => void) => void
   /** Single-order submits of this turn, not yet proposed. */
   private gathering: Gathered[] = []
   private gatherScheduled = false
@@ -133,7 +130,6 @@ export class Admission {
     invariant(Number.isSafeInteger(this.gatherOrdersMax) && this.gatherOrdersMax >= 1, 'gatherOrdersMax is a positive integer')
     invariant(this.gatherOrdersMax <= proposalOrdersMax, 'a gathering fits in one proposal')
     invariant(Number.isSafeInteger(this.gatherBytesMax) && this.gatherBytesMax >= 1, 'gatherBytesMax is a positive integer')
-    this.gatherTurn = options.gatherTurn ?? setImmediate
   }
 
   async submit(orders: readonly ProposedOrder[], options: SubmitOptions): Promise<readonly OrderResult[]> {
@@ -183,8 +179,9 @@ export class Admission {
       this.gathering.push({ proposed, options, resolve, reject })
       if (this.gathering.length >= this.gatherOrdersMax) this.closeGathering()
       else if (!this.gatherScheduled) {
+        // After the poll phase: every request read in this turn has reached admission by then.
         this.gatherScheduled = true
-        this.gatherTurn(() => {
+        setImmediate(() => {
           this.gatherScheduled = false
           this.closeGathering()
         })
