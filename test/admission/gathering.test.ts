@@ -13,6 +13,7 @@ import { TallyError, parseJson } from '../../src/domain/index.ts'
 import { Views } from '../../src/api/views.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { until } from '../support/local.ts'
+import { at, openTestApi } from '../support/api.ts'
 import { Admission } from '../../src/admission/index.ts'
 import type { StoreReader } from '../../src/store/index.ts'
 import { MAIN, USD, assertCheckClean, storeRows, transfer } from '../support/ledger.ts'
@@ -315,5 +316,29 @@ test('a gathering holds at most gatherOrdersMax orders', async () => {
     assert.deepEqual([...harness.proposals].sort(), [1, 1, 3, 3])
   } finally {
     await harness.close()
+  }
+})
+
+test('over HTTP: concurrent POST /transactions with one Idempotency-Key are one transaction; the second answer says Idempotency-Hit', async () => {
+  const api = await openTestApi()
+  const proposals: number[] = []
+  api.node.observe({ ...silentObserver, proposalAppended: (orders) => void proposals.push(orders) })
+  try {
+    assert.equal((await api.request('POST', '/v2/main')).status, 204)
+    const body = { postings: [{ source: 'world', destination: 'users:1', amount: 7, asset: 'USD' }] }
+    const [first, second, other] = await Promise.all([
+      api.request('POST', '/v2/main/transactions', body, { 'Idempotency-Key': 'same' }),
+      api.request('POST', '/v2/main/transactions', body, { 'Idempotency-Key': 'same' }),
+      api.request('POST', '/v2/main/transactions', { postings: [{ source: 'world', destination: 'users:2', amount: 1, asset: 'USD' }] }),
+    ])
+    assert.deepEqual([first?.status, second?.status, other?.status], [200, 200, 200])
+    assert.deepEqual(proposals, [1, 3], 'the three requests were one proposal')
+    assert.equal(first?.headers['idempotency-hit'], undefined)
+    assert.equal(second?.headers['idempotency-hit'], 'true')
+    assert.equal(second?.text, first?.text, 'the same transaction answered twice')
+    const count = await api.request('GET', '/v2/main/stats')
+    assert.equal(at(count.body, 'data', 'transactions'), 2n)
+  } finally {
+    await api.close()
   }
 })
