@@ -1,5 +1,5 @@
 import type { AttributeValue, CanonicalKey } from '../domain/index.ts'
-import { PackedItems, TallyError, decodeAttribute, invariant, kindOf } from '../domain/index.ts'
+import { InvariantViolation, PackedItems, TallyError, decodeAttribute, invariant, kindOf } from '../domain/index.ts'
 import type { AttributeCache, CacheSettings } from '../cache/index.ts'
 import type { KnownValue, ProposedOrder } from '../orders/index.ts'
 import { planRoundInSlices } from './speculation.ts'
@@ -46,10 +46,22 @@ export interface AdmissionOptions {
    * this is undefined, in the same synchronous stretch.
    */
   readonly cacheUnsettled?: () => Promise<void> | undefined
+  /**
+   * Bound on the orders gathered into one proposal from concurrent
+   * single-order submits (default `gatherOrdersMaxDefault`; 1: every submit
+   * is a proposal of its own). docs/pipeline.md, "Gathering single writes".
+   */
+  readonly gatherOrdersMax?: number
+  /** Bound on a gathered proposal's log record: a larger one is planned again as two halves (default `gatherBytesMaxDefault`). */
+  readonly gatherBytesMax?: number
 }
 
 /** Orders planned between two turns of the event loop: a few ms of planning. */
 export const planSliceOrdersDefault = 256
+/** Single-order submits gathered into one proposal at most (one planning slice, one store batch's orders). */
+export const gatherOrdersMaxDefault = 256
+/** A gathered proposal's log record at most: ~4 KiB per order of a full gathering. */
+export const gatherBytesMaxDefault = 1024 * 1024
 
 export interface SubmitOptions {
   readonly atomic: boolean
@@ -71,6 +83,21 @@ export interface AdmissionObserver {
 
 const unobserved: AdmissionObserver = { proposalAppended() {}, horizonRefused() {} }
 
+/** A single-order submit waiting in a gathering for its proposal. */
+interface Gathered {
+  readonly proposed: ProposedOrder
+  readonly options: SubmitOptions
+  resolve(result: OrderResult): void
+  reject(error: unknown): void
+}
+
+/**
+ * A gathered proposal: its orders are each other's strangers, so none is
+ * atomic with another and a failed one stops nothing (each keeps its own
+ * outcome, as a proposal of its own would).
+ */
+const gatheredOptions: SubmitOptions = { atomic: false, continueOnFailure: true }
+
 /** Bounds planning rounds: a Numscript chain of meta() lookups may need several loads. */
 const planRoundsMax = 8
 const staleRetriesMax = 8
@@ -88,11 +115,21 @@ export class Admission {
 
   private readonly planSliceOrders: number
   private readonly turn: () => Promise<void>
+  private readonly gatherOrdersMax: number
+  private readonly gatherBytesMax: number
+  /** Single-order submits of this turn, not yet proposed. */
+  private gathering: Gathered[] = []
+  private gatherScheduled = false
 
   constructor(private readonly options: AdmissionOptions) {
     this.inFlightMax = options.inFlightMax ?? 16_384
     this.planSliceOrders = Math.max(1, options.planSliceOrders ?? planSliceOrdersDefault)
     this.turn = options.turn ?? nextTurn
+    this.gatherOrdersMax = options.gatherOrdersMax ?? gatherOrdersMaxDefault
+    this.gatherBytesMax = options.gatherBytesMax ?? gatherBytesMaxDefault
+    invariant(Number.isSafeInteger(this.gatherOrdersMax) && this.gatherOrdersMax >= 1, 'gatherOrdersMax is a positive integer')
+    invariant(this.gatherOrdersMax <= proposalOrdersMax, 'a gathering fits in one proposal')
+    invariant(Number.isSafeInteger(this.gatherBytesMax) && this.gatherBytesMax >= 1, 'gatherBytesMax is a positive integer')
   }
 
   async submit(orders: readonly ProposedOrder[], options: SubmitOptions): Promise<readonly OrderResult[]> {
@@ -105,21 +142,124 @@ export class Admission {
     }
     this.inFlight++
     try {
+      const [single] = orders
+      if (orders.length === 1 && single !== undefined && this.gathers(options)) return [await this.gather(single, options)]
       for (let attempt = 0; attempt < staleRetriesMax; attempt++) {
         const index = await this.propose(orders, options)
+        invariant(index !== 'split', 'only a gathering is split')
         const result = await this.options.sequencer.result(index)
         if (result.outcome !== 'applied') continue
         // A script whose inputs moved is retried whole when nothing else of the proposal was kept.
         const retryable = (options.atomic || orders.length === 1) && result.results.some(isStaleInputs)
         if (!retryable) return result.results
       }
-      throw new TallyError({ code: 'STALE_PROPOSAL', kind: 'unavailable', message: 'the plan (or a script\'s inputs) went stale repeatedly, retry' })
+      throw staleRepeatedly()
     } finally {
       this.inFlight--
     }
   }
 
-  private async propose(orders: readonly ProposedOrder[], options: SubmitOptions): Promise<number> {
+  /**
+   * Whether a single-order submit may share a proposal with others: never a
+   * dry run (it would see the others' effects, or they its), nor one dated
+   * by its caller (a proposal has one date).
+   */
+  private gathers(options: SubmitOptions): boolean {
+    return this.gatherOrdersMax > 1 && options.dryRun !== true && options.date === undefined
+  }
+
+  /**
+   * Single-order submits that arrive within one turn of the event loop go
+   * into one proposal (up to `gatherOrdersMax` orders): one plan, one log
+   * record, one audit entry, one result for all of them, each order keeping
+   * its own outcome.
+   */
+  private gather(proposed: ProposedOrder, options: SubmitOptions): Promise<OrderResult> {
+    return new Promise((resolve, reject) => {
+      this.gathering.push({ proposed, options, resolve, reject })
+      if (this.gathering.length >= this.gatherOrdersMax) this.closeGathering()
+      else if (!this.gatherScheduled) {
+        // After the poll phase: every request read in this turn has reached admission by then.
+        this.gatherScheduled = true
+        setImmediate(() => {
+          this.gatherScheduled = false
+          this.closeGathering()
+        })
+      }
+    })
+  }
+
+  private closeGathering(): void {
+    const members = this.gathering
+    if (members.length === 0) return
+    this.gathering = []
+    void this.settleGathered(members)
+  }
+
+  /** Settles every member's promise, whatever happens (never rejects itself). */
+  private async settleGathered(members: readonly Gathered[]): Promise<void> {
+    try {
+      await this.proposeGathered(members)
+    } catch (error) {
+      // Members already answered ignore this (a promise settles once).
+      for (const member of members) member.reject(error)
+    }
+  }
+
+  /**
+   * A gathering of one is proposed as its submit asked, so its log record
+   * and audit entry are those of an ungathered submit. A larger one is one
+   * non-atomic proposal; afterwards, an order whose script inputs moved
+   * (`STALE_INPUTS`: nothing of it was kept) is planned again with the
+   * others that need it, each member within its own bound of attempts.
+   */
+  private async proposeGathered(members: readonly Gathered[]): Promise<void> {
+    let pending = members
+    for (let attempt = 0; attempt < staleRetriesMax; attempt++) {
+      const [alone] = pending
+      invariant(alone !== undefined, 'a gathering has a member')
+      const options = pending.length === 1 ? alone.options : gatheredOptions
+      let index: number | 'split'
+      try {
+        index = await this.propose(
+          pending.map((member) => member.proposed),
+          options,
+          pending.length === 1 ? undefined : this.gatherBytesMax,
+        )
+      } catch (error) {
+        if (pending.length === 1 || error instanceof InvariantViolation) throw error
+        // Refused before it was logged (a planning error, 413, 503): each order
+        // is proposed alone, so a refusal reaches only the request it is about.
+        await Promise.all(pending.map((member) => this.settleGathered([member])))
+        return
+      }
+      if (index === 'split') {
+        const half = Math.ceil(pending.length / 2)
+        await Promise.all([this.settleGathered(pending.slice(0, half)), this.settleGathered(pending.slice(half))])
+        return
+      }
+      const result = await this.options.sequencer.result(index)
+      if (result.outcome !== 'applied') continue
+      invariant(result.results.length === pending.length, () => `${pending.length} orders gathered, ${result.results.length} results`)
+      const again: Gathered[] = []
+      pending.forEach((member, i) => {
+        const outcome = result.results[i] as OrderResult
+        invariant(outcome.status !== 'skipped', 'a gathered order is never skipped')
+        if (isStaleInputs(outcome)) again.push(member)
+        else member.resolve(outcome)
+      })
+      if (again.length === 0) return
+      pending = again
+    }
+    throw staleRepeatedly()
+  }
+
+  /**
+   * Plans, stamps and appends one proposal; returns its index. `groupBytesMax`
+   * (a gathering of several orders): a record over it is not appended, and
+   * 'split' is returned instead.
+   */
+  private async propose(orders: readonly ProposedOrder[], options: SubmitOptions, groupBytesMax?: number): Promise<number | 'split'> {
     const known = new Map<CanonicalKey, AttributeValue | null>()
     const date = options.date ?? new Date(this.options.now()).toISOString()
     const resolved = await this.resolveNeeds(orders, known, date)
@@ -197,6 +337,7 @@ export class Admission {
         ...(options.dryRun === true ? { dryRun: true } : {}),
       }
       const payload = encodeProposal(proposal, packedOrders)
+      if (groupBytesMax !== undefined && orders.length > 1 && payload.byteLength > Math.min(groupBytesMax, this.options.sequencer.payloadBytesMax())) return 'split'
       this.checkFits(payload, coverage)
       const appended = this.options.sequencer.append(payload, proposal)
       invariant(appended === index, () => `predicted index ${index}, appended at ${appended}`)
@@ -347,6 +488,10 @@ export class Admission {
 
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve))
+}
+
+function staleRepeatedly(): TallyError {
+  return new TallyError({ code: 'STALE_PROPOSAL', kind: 'unavailable', message: 'the plan (or a script\'s inputs) went stale repeatedly, retry' })
 }
 
 function isStaleInputs(result: OrderResult): boolean {

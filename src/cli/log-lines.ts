@@ -34,6 +34,53 @@ export function nodeLogLines(options: { readonly level: string; readonly stream:
   }
 }
 
+/** Bytes of log lines held before they are written without waiting for the turn to end. */
+export const logLinesBytesMax = 64 * 1024
+
+/**
+ * Log lines gathered over one turn of the event loop and written to `target`
+ * in one call: under load every request logs two lines, and a synchronous
+ * write per line (stderr on a pipe or a file) cost more than building them.
+ * Lines keep their order; at most `bytesMax` wait, and never past the turn.
+ * `flush` writes what waits at once (the caller runs it on process exit, so
+ * a last line before exiting is not lost); a SIGKILL loses at most the
+ * lines of the turn it interrupts.
+ */
+export function linesPerTurn(target: NodeJS.WritableStream, bytesMax = logLinesBytesMax): Writable & { flush(): void } {
+  let pending: string[] = []
+  let pendingBytes = 0
+  let scheduled = false
+  const flush = (): void => {
+    if (pending.length === 0) return
+    const text = pending.length === 1 ? (pending[0] as string) : pending.join('')
+    pending = []
+    pendingBytes = 0
+    target.write(text)
+  }
+  const stream = new Writable({
+    decodeStrings: false,
+    write(chunk: Buffer | string, _encoding, done) {
+      const line = typeof chunk === 'string' ? chunk : chunk.toString('utf8')
+      pending.push(line)
+      pendingBytes += line.length
+      if (pendingBytes >= bytesMax) flush()
+      else if (!scheduled) {
+        scheduled = true
+        setImmediate(() => {
+          scheduled = false
+          flush()
+        })
+      }
+      done()
+    },
+    final(done) {
+      flush()
+      done()
+    },
+  })
+  return Object.assign(stream, { flush })
+}
+
 const levelNames = new Map([...logLevels].map(([name, number]) => [number, name.toUpperCase()]))
 
 /**

@@ -8,7 +8,7 @@ import type { TransportLimits } from '../api/index.ts'
 import { cacheGenerationBytesMaxDefault, cacheRotationThresholdDefault } from '../cache/index.ts'
 import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, checkpointEntriesDefault, loadAuditCheckpointSettings, walRetainEntriesDefault } from '../server/index.ts'
 import type { AuditCheckpointSettings } from '../server/index.ts'
-import { nodeLogLines, parseLogLevel, prettyLines } from './log-lines.ts'
+import { linesPerTurn, nodeLogLines, parseLogLevel, prettyLines } from './log-lines.ts'
 import { isIP } from 'node:net'
 import { readFileSync } from 'node:fs'
 import { SigningKey, audienceDefault, builtInIssuerDefault, loadApiClients, tokenSecondsDefault } from '../api/index.ts'
@@ -548,7 +548,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.stdout.write(usage)
     return 0
   }
-  const logStream = process.stderr.isTTY ? prettyLines(process.stderr) : process.stderr
+  // Off a terminal, the lines of a turn are written together; the last ones before an exit still go out.
+  const lines = process.stderr.isTTY ? undefined : linesPerTurn(process.stderr)
+  if (lines !== undefined) process.once('exit', () => lines.flush())
+  const logStream = lines ?? prettyLines(process.stderr)
   const log = nodeLogLines({ level: settings.logLevel, stream: logStream })
   let auditCheckpoints: AuditCheckpointSettings | undefined
   try {

@@ -94,6 +94,14 @@ export interface LedgerNodeOptions {
   readonly replicated?: ReplicatedModeOptions
   /** Keep the rolling state hash on a single node too (always kept in replicated mode). */
   readonly stateHash?: boolean
+  /**
+   * Bound on the concurrent single-order writes admission gathers into one
+   * proposal (docs/pipeline.md, "Gathering single writes"); 1: each is a
+   * proposal of its own. Default `gatherOrdersMaxDefault`.
+   */
+  readonly gatherOrdersMax?: number
+  /** Bound on a gathered proposal's log record (default `gatherBytesMaxDefault`). */
+  readonly gatherBytesMax?: number
 }
 
 export const checkpointEntriesDefault = 10_000
@@ -207,7 +215,16 @@ export class LedgerNode implements Sequencer {
     this.epochRunsFrom = wal.head > wal.tail ? wal.head : wal.head + 1
     this.epochRunsTo = wal.head > wal.tail ? wal.head : wal.head
     if (wal.head > wal.tail) this.epochRuns.push({ first: wal.head, epoch: wal.epochHead })
-    this.admission = new Admission({ cache, store, sequencer: this, now: options.now ?? Date.now, newId: randomUUID, cacheUnsettled: () => this.cacheHold?.settled })
+    this.admission = new Admission({
+      cache,
+      store,
+      sequencer: this,
+      now: options.now ?? Date.now,
+      newId: randomUUID,
+      cacheUnsettled: () => this.cacheHold?.settled,
+      ...(options.gatherOrdersMax === undefined ? {} : { gatherOrdersMax: options.gatherOrdersMax }),
+      ...(options.gatherBytesMax === undefined ? {} : { gatherBytesMax: options.gatherBytesMax }),
+    })
     this.unsubscribe = wal.onDurable((from, to) => {
       this.pipelineObserver.walGroupDurable(to - from + 1, walTiming.fsyncSeconds)
       if (this.role === 'single') {

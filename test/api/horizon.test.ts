@@ -11,8 +11,9 @@ import { openCompatServer } from '../compat/server.ts'
 
 test('too many writes in flight for the cache horizon: 503 CACHE_HORIZON_EXCEEDED with Retry-After: 1, nothing applied', async () => {
   const tmp = tempDirectory()
-  // K = 1: every index is its own generation, so two proposals in flight already reach Δ = 2.
-  const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 1, sync: false })
+  // K = 1: every index is its own generation, so two proposals in flight already reach Δ = 2
+  // (one proposal per write: gathered, the twelve writes would be one proposal and never reach it).
+  const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 1, sync: false, gatherOrdersMax: 1 })
   const app = await buildApi(node)
   try {
     const replies = await overrunCacheHorizon(app)

@@ -21,7 +21,8 @@ const USD = 'USD' as Asset
 test('check: reverts and scripts raced into STALE_INPUTS replay alike, and the store checks clean', async () => {
   const temp = tempDirectory('tally-stale-replay-')
   try {
-    const node = await LedgerNode.open({ dataDirectory: temp.directory, clusterId: 'stale', sync: false, cacheRotationThreshold: 50 })
+    // One proposal per submit: gathered into one proposal, each order would be planned on the others' effects and never race.
+    const node = await LedgerNode.open({ dataDirectory: temp.directory, clusterId: 'stale', sync: false, cacheRotationThreshold: 50, gatherOrdersMax: 1 })
     const submit = (order: Order) => node.admission.submit([{ order }], { atomic: true, continueOnFailure: false })
     await submit({ type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} })
     const pending: Promise<unknown>[] = []

@@ -25,6 +25,8 @@ export function openNode(directory: string, nodeId: string, extra: Partial<Ledge
     now: () => (clock += 1000),
     log: () => {},
     replicated: { nodeId },
+    // One log entry per submit: these tests count entries (LSNs) by the writes they make.
+    gatherOrdersMax: 1,
     ...extra,
   })
 }

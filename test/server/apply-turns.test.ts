@@ -44,6 +44,8 @@ test('a backlog of durable proposals is stored in batches bounded by orders, wit
     dataDirectory: tmp.directory,
     cacheRotationThreshold: 1000,
     applyBatchOrdersMax: 2,
+    // One proposal per submit: the backlog is made of eight proposals, not one gathering.
+    gatherOrdersMax: 1,
     walIo: {
       write: async (handle: FileHandle, buffers: Buffer[], position: number) => {
         if (!open) await gate

@@ -41,6 +41,8 @@ type LiveOptions = { readonly applyBatchOrdersMax?: number; readonly applySliceU
  */
 // `rowsMin` only says a workload ran: the fixed steps run 4 at a time, so which of them succeed (and how many rows
 // they write) depends on interleaving (93 rows seen once under load with schema 3); 60 still rules out an empty run.
+// Single-order steps submitted together share one proposal (admission gathers them: one audit row, one cache
+// segment), so a random workload of failing steps writes few rows (19 seen for 5 steps); 12 rules out an empty run.
 async function assertSameStores(steps: readonly Step[], rotationThreshold: number, rowsMin: number, liveOptions: LiveOptions = {}): Promise<void> {
   const live = tempDirectory()
   const replay = tempDirectory()
@@ -75,7 +77,7 @@ test('proposals applied as admission built them and as decoded from the WAL give
 test('proposals applied as built and as decoded give byte-identical stores (random workloads)', async () => {
   await fc.assert(
     fc.asyncProperty(fc.array(stepArbitrary, { minLength: 5, maxLength: 30 }), fc.constantFrom(3, 8, 64), async (steps, rotationThreshold) => {
-      await assertSameStores(steps, rotationThreshold, 20)
+      await assertSameStores(steps, rotationThreshold, 12)
     }),
     { numRuns: 8 },
   )
@@ -94,7 +96,7 @@ test('applied in slices or in one go: the same bytes (random workloads, slice si
       fc.integer({ min: 1, max: 4 }),
       fc.integer({ min: 1, max: 16 }),
       async (steps, rotationThreshold, applyBatchOrdersMax, storeWriteSliceRows) => {
-        await assertSameStores(steps, rotationThreshold, 20, { applyBatchOrdersMax, applySliceUnits: applyBatchOrdersMax, storeWriteSliceRows })
+        await assertSameStores(steps, rotationThreshold, 12, { applyBatchOrdersMax, applySliceUnits: applyBatchOrdersMax, storeWriteSliceRows })
       },
     ),
     { numRuns: 8 },
