@@ -1,3 +1,3 @@
-export { Store, STORAGE_SCHEMA_VERSION, SchemaVersionMismatch } from './store.ts'
-export type { RangeOptions, StoreReader, StoreWriter, WriteSlices } from './store.ts'
+export { Store, STORAGE_SCHEMA_VERSION, SchemaVersionMismatch, shortRangeRowsMax, shortRangeBatchBytesMax } from './store.ts'
+export type { RangeOptions, ShortRange, ShortReader, StoreReader, StoreWriter, WriteSlices } from './store.ts'
 export * from './layout.ts'
