@@ -46,9 +46,14 @@ export class Views {
   // ---- ledgers ---------------------------------------------------------------
 
   async ledger(name: LedgerName): Promise<LedgerRecord> {
-    const row = await this.store.get(attributeRowKey(ledgerKey(name)))
+    return decodeLedger(this.ledgerRow(name))
+  }
+
+  /** The ledger's row, read on the JavaScript thread (a point read is cheaper than the thread-pool hop); LEDGER_NOT_FOUND without one. */
+  private ledgerRow(name: LedgerName): Buffer {
+    const [row] = this.store.getManySync([attributeRowKey(ledgerKey(name))])
     if (row === undefined) throw ledgerNotFound(name)
-    return decodeLedger(row)
+    return row
   }
 
   ledgerView(record: LedgerRecord): Json {
@@ -97,17 +102,20 @@ export class Views {
    * seen (metadata is shown as it is now: its history is not kept).
    */
   async listTransactions(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): Promise<Page<Json>> {
-    await this.ledger(ledger)
+    this.ledgerRow(ledger)
     const selected = transactionSelector(filter, expand.pit)
     const order = listOrder(request.options, ['id', 'timestamp'], true)
-    const byIndexedRow = (key: Buffer) => {
-      const id = key.readBigUInt64BE(key.length - 8)
-      const [row] = this.store.getManySync([attributeRowKey(transactionKey(ledger, id))])
-      invariant(row !== undefined, () => `indexed transaction ${id} has no row`)
-      return selected(decodeTransaction(row))
+    // Index rows end with the transaction id: the rows of a batch are read in one call.
+    const byIndexedRows = (rows: readonly [Buffer, Buffer][]) => {
+      const ids = rows.map(([key]) => key.readBigUInt64BE(key.length - 8))
+      const values = this.store.getManySync(ids.map((id) => attributeRowKey(transactionKey(ledger, id))))
+      return values.map((row, at) => {
+        invariant(row !== undefined, () => `indexed transaction ${ids[at]} has no row`)
+        return selected(decodeTransaction(row))
+      })
     }
     if (order.field === 'timestamp') {
-      const page = await pageOfRows(this.store, { prefix: transactionsByTimestampPrefix(ledger), descending: order.descending, request, select: byIndexedRow })
+      const page = await pageOfRows(this.store, { prefix: transactionsByTimestampPrefix(ledger), descending: order.descending, request, selectMany: byIndexedRows })
       return this.transactionPage(ledger, page, expand)
     }
     const account = filter?.root === undefined ? undefined : indexedAccount(filter.root)
@@ -116,7 +124,7 @@ export class Views {
         prefix: accountTransactionsPrefix(ledger, account),
         descending: order.descending,
         request,
-        select: byIndexedRow,
+        selectMany: byIndexedRows,
       })
       return this.transactionPage(ledger, page, expand)
     }
@@ -148,8 +156,9 @@ export class Views {
   // ---- accounts ----------------------------------------------------------------
 
   async account(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): Promise<Json> {
-    await this.ledger(ledger)
-    const row = await this.store.get(attributeRowKey(accountKey(ledger, address)))
+    // The ledger and the account in one point read on the JavaScript thread.
+    const [ledgerRow, row] = this.store.getManySync([attributeRowKey(ledgerKey(ledger)), attributeRowKey(accountKey(ledger, address))])
+    if (ledgerRow === undefined) throw ledgerNotFound(ledger)
     if (row === undefined) throw notFound(`account ${address} not found`)
     return this.accountJson(ledger, decodeAccount(row), expand)
   }
@@ -172,13 +181,21 @@ export class Views {
     if (pit !== undefined) {
       return byInsertion ? volumesInsertedBy(this.store, ledger, address, pit) : effectiveVolumes(this.store, ledger, address, pit)
     }
-    const prefix = volumesPrefix(ledger, address as AccountAddress)
-    const rowPrefix = attributeRowKey(prefix as never)
+    return this.currentVolumes(ledger, address as AccountAddress)
+  }
+
+  /** The account's volume rows (one per asset), in short reads: most accounts hold a few assets. */
+  private currentVolumes(ledger: LedgerName, address: AccountAddress): VolumesByAsset {
+    const rowPrefix = attributeRowKey(volumesPrefix(ledger, address) as never)
+    const lt = prefixEnd(rowPrefix)
     const volumes: VolumesByAsset = new Map()
-    for await (const [key, value] of this.store.range({ gte: rowPrefix, lt: prefixEnd(rowPrefix) })) {
-      volumes.set(key.toString('utf8', rowPrefix.length), decodeRowValue('v', value))
+    for (let gte = rowPrefix; ; ) {
+      const read = this.store.rowsSync({ gte, lt, reverse: false, limit: volumeRowsPerRead })
+      for (const [key, value] of read.rows) volumes.set(key.toString('utf8', rowPrefix.length), decodeRowValue('v', value))
+      const last = read.rows[read.rows.length - 1]
+      if (read.exhausted || last === undefined) return volumes
+      gte = Buffer.concat([last[0], Buffer.of(0)])
     }
-    return volumes
   }
 
   /** Volumes of one account as v2 prints them (tests and tools). */
@@ -345,6 +362,9 @@ function exactAddresses(node: FilterNode): string[] | undefined {
 }
 
 const exactAddressesMax = 1000
+
+/** Volume rows per short read of an account's assets: one read for nearly every account. */
+const volumeRowsPerRead = 32
 
 /** An exact account a transaction filter requires (a conjunct `$match` on account/source/destination). */
 function indexedAccount(node: FilterNode): string | undefined {
