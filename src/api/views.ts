@@ -41,6 +41,14 @@ export const NO_EXPAND: Expand = { volumes: false, effectiveVolumes: false }
  * each row otherwise.
  */
 export class Views {
+  /**
+   * Ledgers this store is known to hold. A ledger is never deleted (v2 has
+   * no such operation) and a store only moves forward (a rebuilt replica
+   * gets new views), so once seen a ledger's existence needs no further
+   * read. Bounded: past `knownLedgersMax` names, the others are read each time.
+   */
+  private readonly knownLedgers = new Set<string>()
+
   constructor(private readonly store: Store) {}
 
   // ---- ledgers ---------------------------------------------------------------
@@ -53,7 +61,17 @@ export class Views {
   private ledgerRow(name: LedgerName): Buffer {
     const [row] = this.store.getManySync([attributeRowKey(ledgerKey(name))])
     if (row === undefined) throw ledgerNotFound(name)
+    this.ledgerSeen(name)
     return row
+  }
+
+  /** LEDGER_NOT_FOUND unless the ledger exists: a read only for a ledger not seen yet. */
+  private requireLedger(name: LedgerName): void {
+    if (!this.knownLedgers.has(name)) this.ledgerRow(name)
+  }
+
+  private ledgerSeen(name: LedgerName): void {
+    if (this.knownLedgers.size < knownLedgersMax) this.knownLedgers.add(name)
   }
 
   ledgerView(record: LedgerRecord): Json {
@@ -77,7 +95,7 @@ export class Views {
   // ---- transactions ------------------------------------------------------------
 
   async transaction(ledger: LedgerName, id: TransactionId, expand: Expand = NO_EXPAND): Promise<Json> {
-    await this.ledger(ledger)
+    this.requireLedger(ledger)
     const row = await this.store.get(attributeRowKey(transactionKey(ledger, id)))
     if (row === undefined) throw notFound(`transaction ${id} not found`)
     return this.transactionJson(ledger, decodeTransaction(row), expand)
@@ -102,7 +120,7 @@ export class Views {
    * seen (metadata is shown as it is now: its history is not kept).
    */
   async listTransactions(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): Promise<Page<Json>> {
-    this.ledgerRow(ledger)
+    this.requireLedger(ledger)
     const selected = transactionSelector(filter, expand.pit)
     const order = listOrder(request.options, ['id', 'timestamp'], true)
     // Index rows end with the transaction id: the rows of a batch are read in one call.
@@ -156,9 +174,15 @@ export class Views {
   // ---- accounts ----------------------------------------------------------------
 
   async account(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): Promise<Json> {
-    // The ledger and the account in one point read on the JavaScript thread.
-    const [ledgerRow, row] = this.store.getManySync([attributeRowKey(ledgerKey(ledger)), attributeRowKey(accountKey(ledger, address))])
-    if (ledgerRow === undefined) throw ledgerNotFound(ledger)
+    // One point read on the JavaScript thread: the account, and the ledger unless it is known.
+    const known = this.knownLedgers.has(ledger)
+    const keys = [attributeRowKey(accountKey(ledger, address))]
+    if (!known) keys.push(attributeRowKey(ledgerKey(ledger)))
+    const [row, ledgerRow] = this.store.getManySync(keys)
+    if (!known) {
+      if (ledgerRow === undefined) throw ledgerNotFound(ledger)
+      this.ledgerSeen(ledger)
+    }
     if (row === undefined) throw notFound(`account ${address} not found`)
     return this.accountJson(ledger, decodeAccount(row), expand)
   }
@@ -204,7 +228,7 @@ export class Views {
   }
 
   async listAccounts(ledger: LedgerName, request: PageRequest, filter: Filter<'accounts'> | undefined, expand: Expand = NO_EXPAND): Promise<Page<Json>> {
-    await this.ledger(ledger)
+    this.requireLedger(ledger)
     const scan = this.accountScan(ledger, filter)
     const page = await pageOfRows(this.store, {
       prefix: scan.prefix,
@@ -290,7 +314,7 @@ export class Views {
 
   /** Schemas by creation (their INSERTED_SCHEMA log id), newest first unless `order=asc`. */
   async listSchemas(ledger: LedgerName, request: PageRequest): Promise<Page<Json>> {
-    await this.ledger(ledger)
+    this.requireLedger(ledger)
     const sort = request.options.sort
     if (sort !== undefined && sort !== '' && sort !== 'created_at' && sort !== 'created_at:asc' && sort !== 'created_at:desc') {
       throw validationError(`sort: schemas are listed by created_at (got ${JSON.stringify(sort)})`)
@@ -310,7 +334,7 @@ export class Views {
 
   /** Logs, newest first; with `pit`, those dated at or before it. */
   async listLogs(ledger: LedgerName, request: PageRequest, filter: Filter<'logs'> | undefined): Promise<Page<Json>> {
-    await this.ledger(ledger)
+    this.requireLedger(ledger)
     const pit = parseTimestamp(request.options.pit, 'pit')
     const until = pit === undefined ? undefined : fixedWidthInstant(pit)
     return pageOfRows(this.store, {
@@ -362,6 +386,9 @@ function exactAddresses(node: FilterNode): string[] | undefined {
 }
 
 const exactAddressesMax = 1000
+
+/** Ledger names `Views` remembers as existing (see `knownLedgers`). */
+const knownLedgersMax = 10_000
 
 /** Volume rows per short read of an account's assets: one read for nearly every account. */
 const volumeRowsPerRead = 32
