@@ -69,3 +69,17 @@ test('pages read through short reads equal pages read through the async range al
     { numRuns: 300 },
   )
 })
+
+test('a cursor tag is HMAC-SHA256 of the payload under the cursor key, truncated, for any key and payload (property)', async () => {
+  const { createHmac } = await import('node:crypto')
+  const { cursorTag } = await import('../../src/api/paging.ts')
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 0, maxLength: 150, size: 'max' }), fc.uint8Array({ maxLength: 300, size: 'max' }), (keyBytes, payloadBytes) => {
+      const key = Buffer.from(keyBytes) as Parameters<typeof cursorTag>[1]
+      const payload = Buffer.from(payloadBytes)
+      assert.deepEqual(cursorTag(payload, key), createHmac('sha256', key).update(payload).digest().subarray(0, 16))
+    }),
+    { numRuns: 500 },
+  )
+  assert.deepEqual(cursorTag(Buffer.from('{}'), cursorKey), createHmac('sha256', cursorKey).update('{}').digest().subarray(0, 16))
+})
