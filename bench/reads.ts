@@ -1,7 +1,7 @@
 /**
  * Reads against checkouts, alternated in one run (docs/performance.md, "Reads").
  *
- *   node --import tsx bench/reads.ts [--root DIR]... [--workload get-account:16] [--fill 100000]
+ *   node --import tsx bench/reads.ts [--root DIR]... [--workload get-account:16]... [--fill 100000]
  *                                    [--accounts 1000] [--duration 10] [--rounds 3] [--log-level info]
  *
  * Starts one `tally serve` per `--root` (a checkout; default this one), each
@@ -14,9 +14,9 @@
  * /proc, with the load average; then the median of each root and its ratio
  * to the first root's.
  *
- * The workload list is `tally bench`'s, so reads beside writes are measured
- * the same way: `--workload bulk:4@40` alone, then
- * `--workload bulk:4@40,get-account:16@3000` (docs/performance.md).
+ * Each `--workload` is a `tally bench` list, run in turn within each round:
+ * reads beside writes are measured as `--workload bulk:4@40 --workload
+ * bulk:4@40,get-account:16@3000`, the write rows compared (docs/performance.md).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises'
@@ -31,7 +31,7 @@ const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const { values } = parseArgs({
   options: {
     root: { type: 'string', multiple: true },
-    workload: { type: 'string', default: 'get-account:16' },
+    workload: { type: 'string', multiple: true },
     fill: { type: 'string', default: '100000' },
     accounts: { type: 'string', default: '1000' },
     'bulk-size': { type: 'string', default: '100' },
@@ -41,6 +41,7 @@ const { values } = parseArgs({
   },
 })
 const roots = (values.root ?? [here]).map((root) => path.resolve(root))
+const workloads = values.workload ?? ['get-account:16']
 const rounds = Number(values.rounds)
 const common = ['--ledger', 'reads', '--accounts', values.accounts, '--bulk-size', values['bulk-size']]
 
@@ -97,34 +98,34 @@ try {
   for (const server of servers) {
     if (Number(values.fill) > 0) await bench(server, ['--fill', values.fill, '--workload', 'get-account:1', '--requests', '1'])
   }
-  const rows: { root: string; round: number; report: BenchReport; load: string }[] = []
-  process.stdout.write(`workload ${values.workload}, ${values.duration} s per run, after a fill of ${values.fill} transactions over ${values.accounts} accounts, log level ${values['log-level']}\n\n`)
+  const rows: { root: string; workload: string; round: number; report: BenchReport; load: string }[] = []
+  process.stdout.write(`workloads ${workloads.join(' | ')}, ${values.duration} s per run, after a fill of ${values.fill} transactions over ${values.accounts} accounts, log level ${values['log-level']}\n\n`)
   process.stdout.write('| round | root | load average | ' + 'workload req/s (tx/s) p99 ms | server µs/op (JS thread) | client µs/op |\n| --- | --- | --- | --- | --- | --- |\n')
   for (let round = 1; round <= rounds; round++) {
-    for (const server of servers) {
+    for (const workload of workloads) for (const server of servers) {
       const load = await loadAverage()
       const pid = server.child.pid as number
-      const report = await bench(server, ['--workload', values.workload, '--duration', values.duration, '--server-pid', String(pid)])
-      rows.push({ root: server.root, round, report, load })
-      const workloads = report.workloads
+      const report = await bench(server, ['--workload', workload, '--duration', values.duration, '--server-pid', String(pid)])
+      rows.push({ root: server.root, workload, round, report, load })
+      const measured = report.workloads
         .map((workload) => `${workload.name} ${workload.requestsPerSecond.toFixed(0)}${workload.kind === 'write' ? ` (${workload.transactionsPerSecond.toFixed(0)})` : ''} ${workload.latency.p99Ms.toFixed(1)}`)
         .join('; ')
       const cpu = report.cpu?.server
       process.stdout.write(
-        `| ${round} | ${path.basename(server.root)} | ${load} | ${workloads} | ${cpu?.microsPerOperation?.toFixed(1) ?? '–'} (${cpu?.mainThreadMicrosPerOperation?.toFixed(1) ?? '–'}) | ${report.cpu?.client.microsPerOperation?.toFixed(1) ?? '–'} |\n`,
+        `| ${round} | ${path.basename(server.root)} | ${load} | ${measured} | ${cpu?.microsPerOperation?.toFixed(1) ?? '–'} (${cpu?.mainThreadMicrosPerOperation?.toFixed(1) ?? '–'}) | ${report.cpu?.client.microsPerOperation?.toFixed(1) ?? '–'} |\n`,
       )
     }
   }
   process.stdout.write('\nmedians (ratio to the first root):\n\n| root | workload req/s (tx/s) p99 ms | server µs/op | JS thread µs/op |\n| --- | --- | --- | --- |\n')
-  const first = rows.filter((row) => row.root === roots[0])
   const medianOf = (selected: typeof rows, pick: (report: BenchReport) => number): number => median(selected.map((row) => pick(row.report)))
-  for (const root of roots) {
-    const mine = rows.filter((row) => row.root === root)
+  for (const workload of workloads) for (const root of roots) {
+    const first = rows.filter((row) => row.root === roots[0] && row.workload === workload)
+    const mine = rows.filter((row) => row.root === root && row.workload === workload)
     const ratio = (pick: (report: BenchReport) => number): string => {
       const value = medianOf(mine, pick)
       return root === roots[0] ? value.toFixed(1) : `${value.toFixed(1)} (×${(value / medianOf(first, pick)).toFixed(2)})`
     }
-    const workloads = (mine[0]?.report.workloads ?? [])
+    const measured = (mine[0]?.report.workloads ?? [])
       .map((workload, at) => {
         const rate = ratio((report) => report.workloads[at]?.requestsPerSecond ?? 0)
         const txRate = workload.kind === 'write' ? ` (${ratio((report) => report.workloads[at]?.transactionsPerSecond ?? 0)} tx/s)` : ''
@@ -132,7 +133,7 @@ try {
       })
       .join('; ')
     process.stdout.write(
-      `| ${path.basename(root)} | ${workloads} | ${ratio((report) => report.cpu?.server?.microsPerOperation ?? 0)} | ${ratio((report) => report.cpu?.server?.mainThreadMicrosPerOperation ?? 0)} |\n`,
+      `| ${path.basename(root)} | ${measured} | ${ratio((report) => report.cpu?.server?.microsPerOperation ?? 0)} | ${ratio((report) => report.cpu?.server?.mainThreadMicrosPerOperation ?? 0)} |\n`,
     )
   }
 } finally {
