@@ -1,9 +1,14 @@
 /**
  * A CPU profile of the server under load, summarised per transaction.
  *
- *   node --import tsx bench/profile.ts [--workload bulk|transactions] [--bulk-size 100] [--concurrency 4]
- *                                      [--duration 20] [--warmup 3] [--accounts 1000] [--keep DIR]
+ *   node --import tsx bench/profile.ts [--workload bulk|transactions|get-account|list-filter|aggregate-balances]
+ *                                      [--bulk-size 100] [--concurrency 4] [--duration 20] [--warmup 3]
+ *                                      [--accounts 1000] [--fill N] [--keep DIR]
  *
+ * Read workloads profile a used ledger: `--fill` transactions (default
+ * 100,000 for a read workload, 0 for a write one) are committed by `_bulk`
+ * first, every `users:k` funded (`src/bench/fill.ts`), before the warm-up;
+ * their figures are per operation (one read) rather than per transaction.
  * Starts a fresh `tally serve` under `node --cpu-prof`, warms it up, then
  * drives it for --duration with the bench's load generator. The profile is
  * cut to that window (V8's profile clock and `process.hrtime` are both
@@ -21,14 +26,7 @@ import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import {
-  bulkWorkload,
-  createLeanHttpTransport,
-  ensureLedger,
-  runBench,
-  startCpuMeter,
-  transactionsWorkload,
-} from '../src/bench/index.ts'
+import { bulkWorkload, createDefaultRegistry, createLeanHttpTransport, ensureLedger, fillLedger, runBench, startCpuMeter } from '../src/bench/index.ts'
 import { profileCategories, summariseProfile, type CpuProfile } from '../src/bench/profile-summary.ts'
 
 const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -41,11 +39,17 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '3' },
     accounts: { type: 'string', default: '1000' },
     'sampling-interval-us': { type: 'string', default: '500' },
+    fill: { type: 'string' },
     keep: { type: 'string' },
   },
 })
-const definition = values.workload === 'transactions' ? transactionsWorkload : values.workload === 'bulk' ? bulkWorkload : undefined
-if (definition === undefined) throw new Error('--workload bulk or transactions')
+const registry = createDefaultRegistry()
+const definition = registry.get(values.workload)
+if (definition === undefined) throw new Error(`--workload: one of ${registry.names().join(', ')}`)
+const reads = definition.kind === 'read'
+const fillTransactions = Number(values.fill ?? (reads ? 100_000 : 0))
+// What the figures are divided by: committed transactions for writes, reads answered for reads.
+const unit = reads ? 'operation' : 'transaction'
 const settings = { ledger: 'profile', accounts: Number(values.accounts), bulkSize: Number(values['bulk-size']), forceRatio: 0 }
 const concurrency = Number(values.concurrency)
 const durationMs = Number(values.duration) * 1000
@@ -85,18 +89,22 @@ const monotonicMicros = (): number => Number(process.hrtime.bigint() / 1000n)
 const server = await startServer()
 const transport = createLeanHttpTransport({ target: new URL(server.url), socketsMax: concurrency, requestTimeoutMs: 120_000 })
 let window: { fromMicros: number; toMicros: number }
-let transactions: number
+let counted: number
 let cpu: ReturnType<ReturnType<typeof startCpuMeter>['finish']>
 try {
   await ensureLedger(transport, server.url, settings.ledger)
+  if (fillTransactions > 0) {
+    const fill = await fillLedger({ transport, settings, transactions: fillTransactions, seed: 3 })
+    process.stderr.write(`profile: filled ${fill.transactions} transactions in ${(fill.elapsedMs / 1000).toFixed(1)} s\n`)
+  }
   const plans = [{ definition, concurrency }]
   if (warmupMs > 0) await runBench({ transport, plans, settings, stop: { kind: 'duration', durationMs: warmupMs }, seed: 2 })
   const meter = startCpuMeter(server.child.pid)
   const fromMicros = monotonicMicros()
   const run = await runBench({ transport, plans, settings, stop: { kind: 'duration', durationMs }, seed: 1 })
   window = { fromMicros, toMicros: monotonicMicros() }
-  transactions = run.total.transactions
-  cpu = meter.finish(transactions)
+  counted = reads ? run.total.operations - run.total.operationsFailed : run.total.transactions
+  cpu = meter.finish(counted)
   if (run.total.operationsFailed > 0) process.stderr.write(`profile: ${run.total.operationsFailed} operations failed: ${JSON.stringify(run.total.failures)}\n`)
 } finally {
   transport.close()
@@ -110,12 +118,15 @@ const profile = JSON.parse(await readFile(path.join(profileDirectory, profileFil
 const summary = summariseProfile(profile, window)
 if (summary.samples === 0) throw new Error('no profile samples fell in the load window: clocks disagree?')
 
-const perTransaction = (micros: number): string => (micros / transactions).toFixed(1)
+const perTransaction = (micros: number): string => (micros / counted).toFixed(1)
 const seconds = (window.toMicros - window.fromMicros) / 1e6
 const out: string[] = []
-out.push(`workload ${definition.name}${definition === bulkWorkload ? ` of ${settings.bulkSize}` : ''}, ${concurrency} clients, ${seconds.toFixed(1)} s: ${transactions} transactions, ${(transactions / seconds).toFixed(0)} tx/s`)
+out.push(
+  `workload ${definition.name}${definition === bulkWorkload ? ` of ${settings.bulkSize}` : ''}, ${concurrency} clients, ${seconds.toFixed(1)} s` +
+    `${fillTransactions > 0 ? ` after a fill of ${fillTransactions} transactions` : ''}: ${counted} ${unit}s, ${(counted / seconds).toFixed(0)} ${reads ? 'req' : 'tx'}/s`,
+)
 out.push('')
-out.push(`| measure | µs per transaction |`)
+out.push(`| measure | µs per ${unit} |`)
 out.push(`| --- | --- |`)
 out.push(`| server CPU, all threads (/proc) | ${cpu.server === null ? '–' : perTransaction(cpu.server.micros)} |`)
 out.push(`| server CPU, JavaScript thread (/proc) | ${cpu.server === null ? '–' : perTransaction(cpu.server.mainThreadMicros)} |`)
@@ -128,7 +139,7 @@ out.push('')
 // thread's CPU from /proc rather than its own busy total.
 const jsThreadMicros = cpu.server?.mainThreadMicros ?? summary.busyMicros
 const scaled = (micros: number): string => perTransaction((micros * jsThreadMicros) / summary.busyMicros)
-out.push('| category (JS thread self time) | share | µs/tx (share × JS-thread CPU) |')
+out.push(`| category (JS thread self time) | share | µs/${reads ? 'op' : 'tx'} (share × JS-thread CPU) |`)
 out.push('| --- | --- | --- |')
 for (const category of profileCategories) {
   const micros = summary.byCategory.get(category) ?? 0
@@ -136,7 +147,7 @@ for (const category of profileCategories) {
   out.push(`| ${category} | ${((100 * micros) / summary.busyMicros).toFixed(1)} % | ${scaled(micros)} |`)
 }
 out.push('')
-out.push('| heaviest functions (self) | category | share | µs/tx |')
+out.push(`| heaviest functions (self) | category | share | µs/${reads ? 'op' : 'tx'} |`)
 out.push('| --- | --- | --- | --- |')
 for (const cost of summary.topFunctions) {
   out.push(`| \`${cost.name.replaceAll('|', '\\|')}\` | ${cost.category} | ${((100 * cost.micros) / summary.busyMicros).toFixed(1)} % | ${scaled(cost.micros)} |`)

@@ -1,6 +1,6 @@
-import { createHmac, timingSafeEqual } from 'node:crypto'
-import type { StoreReader } from '../store/index.ts'
-import { prefixEnd } from '../store/index.ts'
+import { createHmac, hash, timingSafeEqual } from 'node:crypto'
+import type { ShortReader, StoreReader } from '../store/index.ts'
+import { prefixEnd, shortRangeRowsMax } from '../store/index.ts'
 import { validationError } from '../domain/index.ts'
 
 export const pageSizeDefault = 15
@@ -19,6 +19,9 @@ declare module 'fastify' {
     readonly cursorKey: CursorKey
   }
 }
+
+/** Exported for tests: a cursor's tag. */
+export { cursorTag }
 
 export function cursorKeyOf(clusterId: string): CursorKey {
   return createHmac('sha256', clusterId).update('tally list cursors v1').digest() as CursorKey
@@ -159,8 +162,30 @@ function verifiedPayload(cursorText: string, cursorKey: CursorKey): string {
   return payload.toString('utf8')
 }
 
+/**
+ * HMAC-SHA256 (RFC 2104) of the payload, truncated: the same bytes as
+ * `createHmac`, computed as two one-shot hashes over the key's padded
+ * blocks, kept per key. A `createHmac` object per page cost ~10 µs, most of
+ * a small page's hashing (docs/performance.md, "Reads").
+ */
 function cursorTag(payload: Buffer, cursorKey: CursorKey): Buffer {
-  return createHmac('sha256', cursorKey).update(payload).digest().subarray(0, cursorTagBytes)
+  const pads = hmacPadsOf(cursorKey)
+  const inner = hash('sha256', Buffer.concat([pads.inner, payload]), 'buffer')
+  return hash('sha256', Buffer.concat([pads.outer, inner]), 'buffer').subarray(0, cursorTagBytes)
+}
+
+const sha256BlockBytes = 64
+const hmacPads = new WeakMap<Buffer, { inner: Buffer; outer: Buffer }>()
+
+function hmacPadsOf(key: CursorKey): { inner: Buffer; outer: Buffer } {
+  const kept = hmacPads.get(key)
+  if (kept !== undefined) return kept
+  // A key longer than a block is hashed first (RFC 2104 §2); a cursor key is 32 bytes.
+  const block = Buffer.alloc(sha256BlockBytes)
+  ;(key.length > sha256BlockBytes ? hash('sha256', key, 'buffer') : key).copy(block)
+  const pads = { inner: Buffer.from(block.map((byte) => byte ^ 0x36)), outer: Buffer.from(block.map((byte) => byte ^ 0x5c)) }
+  hmacPads.set(key, pads)
+  return pads
 }
 
 function invalidCursor(): Error {
@@ -181,21 +206,30 @@ function encodeCursor(cursor: Cursor, cursorKey: CursorKey): string {
   return `${payload.toString('base64url')}.${cursorTag(payload, cursorKey).toString('base64url')}`
 }
 
+/** Turns rows into items, undefined for a row the list leaves out: one row at a time, or a batch at once (one store read for all). */
+export type RowSelection<T> =
+  | { readonly select: (key: Buffer, value: Buffer) => T | undefined | Promise<T | undefined> }
+  | { readonly selectMany: (rows: readonly [Buffer, Buffer][]) => (T | undefined)[] }
+
 /**
  * One page of rows under `prefix`, ascending or descending by key, keeping
- * only the rows `select` turns into an item (a filter). A `previous` cursor
- * walks back from the first row of the page. `scan` narrows the range inside
- * the prefix (an address prefix taken from the filter).
+ * only the rows the selection turns into an item (a filter). A `previous`
+ * cursor walks back from the first row of the page. `scan` narrows the range
+ * inside the prefix (an address prefix taken from the filter).
+ *
+ * A store that answers short reads on the JavaScript thread (`ShortReader`)
+ * gives the first page-and-one rows at once; only a filter that leaves rows
+ * out reads on, through the async range, which gives the event loop turns
+ * during a long scan.
  */
 export async function pageOfRows<T>(
-  store: StoreReader,
+  store: StoreReader & Partial<ShortReader>,
   options: {
     prefix: Buffer
     descending: boolean
     request: PageRequest
-    select: (key: Buffer, value: Buffer) => T | undefined | Promise<T | undefined>
     scan?: { gte: Buffer; lt: Buffer | undefined }
-  },
+  } & RowSelection<T>,
 ): Promise<Page<T>> {
   const { prefix, descending, request } = options
   const size = request.pageSize
@@ -216,12 +250,31 @@ export async function pageOfRows<T>(
     }
   }
   const rows: [Buffer, T][] = []
+  const keep = async (batch: readonly [Buffer, Buffer][]): Promise<void> => {
+    const items = 'selectMany' in options ? options.selectMany(batch) : await Promise.all(batch.map(([key, value]) => options.select(key, value)))
+    for (let at = 0; at < batch.length && rows.length <= size; at++) {
+      const item = items[at]
+      if (item !== undefined) rows.push([(batch[at] as [Buffer, Buffer])[0], item])
+    }
+  }
   if (lt === undefined || Buffer.compare(gte, lt) < 0) {
-    for await (const [key, value] of store.range({ gte, lt, reverse: scanDown })) {
-      const item = await options.select(key, value)
-      if (item === undefined) continue
-      rows.push([key, item])
-      if (rows.length > size) break
+    let exhausted = false
+    // A descending short read needs its upper bound; the attribute and index zones always have one.
+    if (store.rowsSync !== undefined && (!scanDown || lt !== undefined)) {
+      const read = store.rowsSync({ gte, lt, reverse: scanDown, limit: Math.min(shortRangeRowsMax, size + 1) })
+      await keep(read.rows)
+      exhausted = read.exhausted
+      const last = read.rows[read.rows.length - 1]
+      if (last !== undefined) {
+        if (scanDown) lt = last[0]
+        else gte = Buffer.concat([last[0], Buffer.of(0)])
+      }
+    }
+    if (!exhausted && rows.length <= size) {
+      for await (const row of store.range({ gte, lt, reverse: scanDown })) {
+        await keep([row])
+        if (rows.length > size) break
+      }
     }
   }
   const more = rows.length > size

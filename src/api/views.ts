@@ -42,14 +42,37 @@ export const NO_EXPAND: Expand = { volumes: false, effectiveVolumes: false }
  * each row otherwise.
  */
 export class Views {
+  /**
+   * Ledgers this store is known to hold. A ledger is never deleted (v2 has
+   * no such operation) and a store only moves forward (a rebuilt replica
+   * gets new views), so once seen a ledger's existence needs no further
+   * read. Bounded: past `knownLedgersMax` names, the others are read each time.
+   */
+  private readonly knownLedgers = new Set<string>()
+
   constructor(private readonly store: Store) {}
 
   // ---- ledgers ---------------------------------------------------------------
 
   async ledger(name: LedgerName): Promise<LedgerRecord> {
-    const row = await this.store.get(attributeRowKey(ledgerKey(name)))
+    return decodeLedger(this.ledgerRow(name))
+  }
+
+  /** The ledger's row, read on the JavaScript thread (a point read is cheaper than the thread-pool hop); LEDGER_NOT_FOUND without one. */
+  private ledgerRow(name: LedgerName): Buffer {
+    const [row] = this.store.getManySync([attributeRowKey(ledgerKey(name))])
     if (row === undefined) throw ledgerNotFound(name)
-    return decodeLedger(row)
+    this.ledgerSeen(name)
+    return row
+  }
+
+  /** LEDGER_NOT_FOUND unless the ledger exists: a read only for a ledger not seen yet. */
+  private requireLedger(name: LedgerName): void {
+    if (!this.knownLedgers.has(name)) this.ledgerRow(name)
+  }
+
+  private ledgerSeen(name: LedgerName): void {
+    if (this.knownLedgers.size < knownLedgersMax) this.knownLedgers.add(name)
   }
 
   ledgerView(record: LedgerRecord): Json {
@@ -84,7 +107,7 @@ export class Views {
   }
 
   private async transactionRecord(ledger: LedgerName, id: TransactionId): Promise<TransactionRecord> {
-    await this.ledger(ledger)
+    this.requireLedger(ledger)
     const row = await this.store.get(attributeRowKey(transactionKey(ledger, id)))
     if (row === undefined) throw notFound(`transaction ${id} not found`)
     return decodeTransaction(row)
@@ -109,17 +132,20 @@ export class Views {
    * seen (metadata is shown as it is now: its history is not kept).
    */
   async listTransactions(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): Promise<Page<Json>> {
-    await this.ledger(ledger)
+    this.requireLedger(ledger)
     const selected = transactionSelector(filter, expand.pit)
     const order = listOrder(request.options, ['id', 'timestamp'], true)
-    const byIndexedRow = (key: Buffer) => {
-      const id = key.readBigUInt64BE(key.length - 8)
-      const [row] = this.store.getManySync([attributeRowKey(transactionKey(ledger, id))])
-      invariant(row !== undefined, () => `indexed transaction ${id} has no row`)
-      return selected(decodeTransaction(row))
+    // Index rows end with the transaction id: the rows of a batch are read in one call.
+    const byIndexedRows = (rows: readonly [Buffer, Buffer][]) => {
+      const ids = rows.map(([key]) => key.readBigUInt64BE(key.length - 8))
+      const values = this.store.getManySync(ids.map((id) => attributeRowKey(transactionKey(ledger, id))))
+      return values.map((row, at) => {
+        invariant(row !== undefined, () => `indexed transaction ${ids[at]} has no row`)
+        return selected(decodeTransaction(row))
+      })
     }
     if (order.field === 'timestamp') {
-      const page = await pageOfRows(this.store, { prefix: transactionsByTimestampPrefix(ledger), descending: order.descending, request, select: byIndexedRow })
+      const page = await pageOfRows(this.store, { prefix: transactionsByTimestampPrefix(ledger), descending: order.descending, request, selectMany: byIndexedRows })
       return this.transactionPage(ledger, page, expand)
     }
     const account = filter?.root === undefined ? undefined : indexedAccount(filter.root)
@@ -128,7 +154,7 @@ export class Views {
         prefix: accountTransactionsPrefix(ledger, account),
         descending: order.descending,
         request,
-        select: byIndexedRow,
+        selectMany: byIndexedRows,
       })
       return this.transactionPage(ledger, page, expand)
     }
@@ -160,8 +186,15 @@ export class Views {
   // ---- accounts ----------------------------------------------------------------
 
   async account(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): Promise<Json> {
-    await this.ledger(ledger)
-    const row = await this.store.get(attributeRowKey(accountKey(ledger, address)))
+    // One point read on the JavaScript thread: the account, and the ledger unless it is known.
+    const known = this.knownLedgers.has(ledger)
+    const keys = [attributeRowKey(accountKey(ledger, address))]
+    if (!known) keys.push(attributeRowKey(ledgerKey(ledger)))
+    const [row, ledgerRow] = this.store.getManySync(keys)
+    if (!known) {
+      if (ledgerRow === undefined) throw ledgerNotFound(ledger)
+      this.ledgerSeen(ledger)
+    }
     if (row === undefined) throw notFound(`account ${address} not found`)
     return this.accountJson(ledger, decodeAccount(row), expand)
   }
@@ -184,13 +217,21 @@ export class Views {
     if (pit !== undefined) {
       return byInsertion ? volumesInsertedBy(this.store, ledger, address, pit) : effectiveVolumes(this.store, ledger, address, pit)
     }
-    const prefix = volumesPrefix(ledger, address as AccountAddress)
-    const rowPrefix = attributeRowKey(prefix as never)
+    return this.currentVolumes(ledger, address as AccountAddress)
+  }
+
+  /** The account's volume rows (one per asset), in short reads: most accounts hold a few assets. */
+  private currentVolumes(ledger: LedgerName, address: AccountAddress): VolumesByAsset {
+    const rowPrefix = attributeRowKey(volumesPrefix(ledger, address) as never)
+    const lt = prefixEnd(rowPrefix)
     const volumes: VolumesByAsset = new Map()
-    for await (const [key, value] of this.store.range({ gte: rowPrefix, lt: prefixEnd(rowPrefix) })) {
-      volumes.set(key.toString('utf8', rowPrefix.length), decodeRowValue('v', value))
+    for (let gte = rowPrefix; ; ) {
+      const read = this.store.rowsSync({ gte, lt, reverse: false, limit: volumeRowsPerRead })
+      for (const [key, value] of read.rows) volumes.set(key.toString('utf8', rowPrefix.length), decodeRowValue('v', value))
+      const last = read.rows[read.rows.length - 1]
+      if (read.exhausted || last === undefined) return volumes
+      gte = Buffer.concat([last[0], Buffer.of(0)])
     }
-    return volumes
   }
 
   /** Volumes of one account as v2 prints them (tests and tools). */
@@ -199,7 +240,7 @@ export class Views {
   }
 
   async listAccounts(ledger: LedgerName, request: PageRequest, filter: Filter<'accounts'> | undefined, expand: Expand = NO_EXPAND): Promise<Page<Json>> {
-    await this.ledger(ledger)
+    this.requireLedger(ledger)
     const scan = this.accountScan(ledger, filter)
     const page = await pageOfRows(this.store, {
       prefix: scan.prefix,
@@ -285,7 +326,7 @@ export class Views {
 
   /** Schemas by creation (their INSERTED_SCHEMA log id), newest first unless `order=asc`. */
   async listSchemas(ledger: LedgerName, request: PageRequest): Promise<Page<Json>> {
-    await this.ledger(ledger)
+    this.requireLedger(ledger)
     const sort = request.options.sort
     if (sort !== undefined && sort !== '' && sort !== 'created_at' && sort !== 'created_at:asc' && sort !== 'created_at:desc') {
       throw validationError(`sort: schemas are listed by created_at (got ${JSON.stringify(sort)})`)
@@ -305,7 +346,7 @@ export class Views {
 
   /** Logs, newest first; with `pit`, those dated at or before it. */
   async listLogs(ledger: LedgerName, request: PageRequest, filter: Filter<'logs'> | undefined): Promise<Page<Json>> {
-    await this.ledger(ledger)
+    this.requireLedger(ledger)
     const pit = parseTimestamp(request.options.pit, 'pit')
     const until = pit === undefined ? undefined : fixedWidthInstant(pit)
     return pageOfRows(this.store, {
@@ -357,6 +398,12 @@ function exactAddresses(node: FilterNode): string[] | undefined {
 }
 
 const exactAddressesMax = 1000
+
+/** Ledger names `Views` remembers as existing (see `knownLedgers`). */
+const knownLedgersMax = 10_000
+
+/** Volume rows per short read of an account's assets: one read for nearly every account. */
+const volumeRowsPerRead = 32
 
 /** An exact account a transaction filter requires (a conjunct `$match` on account/source/destination). */
 function indexedAccount(node: FilterNode): string | undefined {

@@ -103,41 +103,75 @@ export function readClientCpu(): CpuTimes {
   return { micros: usage.user + usage.system }
 }
 
-/** CPU spent over a run, in total and per committed transaction (null when none committed). */
+/**
+ * CPU spent over a run, in total, per committed transaction and per
+ * operation attempted (a transaction or a read): a read-only run commits
+ * no transaction, so only the second says what a read costs. Each is null
+ * when there was none.
+ */
 export interface CpuCost {
   readonly micros: number
   readonly microsPerTransaction: number | null
+  readonly microsPerOperation: number | null
 }
 
 export interface RunCpu {
   readonly client: CpuCost
   /** Null when no server pid was given or it could not be read. */
-  readonly server: (CpuCost & { readonly mainThreadMicros: number; readonly mainThreadMicrosPerTransaction: number | null }) | null
+  readonly server:
+    | (CpuCost & {
+        readonly mainThreadMicros: number
+        readonly mainThreadMicrosPerTransaction: number | null
+        readonly mainThreadMicrosPerOperation: number | null
+      })
+    | null
   /** The granularity of the server figures: `/proc` counts whole ticks. */
   readonly serverResolutionMicros: number
 }
 
-export function costOf(micros: number, transactions: number): CpuCost {
-  invariant(micros >= 0, 'CPU time does not run backwards')
-  return { micros, microsPerTransaction: transactions > 0 ? micros / transactions : null }
+/** What a run did, to divide its CPU by. */
+export interface RunWork {
+  /** Transactions committed. */
+  readonly transactions: number
+  /** Operations attempted: transactions (a bulk counts its elements) and reads, failed ones included (they cost too). */
+  readonly operations: number
 }
 
-/** A running meter: start before the load, `finish` with the transactions committed. */
+export function costOf(micros: number, work: RunWork): CpuCost {
+  invariant(micros >= 0, 'CPU time does not run backwards')
+  invariant(work.transactions >= 0 && work.operations >= 0, 'work is counted, not owed')
+  return {
+    micros,
+    microsPerTransaction: work.transactions > 0 ? micros / work.transactions : null,
+    microsPerOperation: work.operations > 0 ? micros / work.operations : null,
+  }
+}
+
+/**
+ * A running meter: start before the load, `finish` with what the run did
+ * (a bare number is the transactions committed, each one operation).
+ */
 export function startCpuMeter(
   serverPid: number | undefined,
   readServer: (pid: number) => ServerCpuTimes | undefined = readServerCpu,
-): { finish(transactions: number): RunCpu } {
+): { finish(work: RunWork | number): RunCpu } {
   const clientBefore = readClientCpu()
   const serverBefore = serverPid === undefined ? undefined : readServer(serverPid)
   return {
-    finish(transactions) {
-      const client = costOf(readClientCpu().micros - clientBefore.micros, transactions)
+    finish(workOrTransactions) {
+      const work = typeof workOrTransactions === 'number' ? { transactions: workOrTransactions, operations: workOrTransactions } : workOrTransactions
+      const client = costOf(readClientCpu().micros - clientBefore.micros, work)
       const serverAfter = serverPid === undefined ? undefined : readServer(serverPid)
       let server: RunCpu['server'] = null
       if (serverBefore !== undefined && serverAfter !== undefined) {
-        const total = costOf(serverAfter.micros - serverBefore.micros, transactions)
-        const main = costOf(serverAfter.mainThreadMicros - serverBefore.mainThreadMicros, transactions)
-        server = { ...total, mainThreadMicros: main.micros, mainThreadMicrosPerTransaction: main.microsPerTransaction }
+        const total = costOf(serverAfter.micros - serverBefore.micros, work)
+        const main = costOf(serverAfter.mainThreadMicros - serverBefore.mainThreadMicros, work)
+        server = {
+          ...total,
+          mainThreadMicros: main.micros,
+          mainThreadMicrosPerTransaction: main.microsPerTransaction,
+          mainThreadMicrosPerOperation: main.microsPerOperation,
+        }
       }
       return { client, server, serverResolutionMicros: 1_000_000 / procTicksPerSecond }
     },

@@ -1,4 +1,5 @@
-import type { RunCpu } from './cpu.ts'
+import type { CpuCost, RunCpu } from './cpu.ts'
+import type { FillResult } from './fill.ts'
 import type { LatencySummaryMs } from './latency.ts'
 import type { ProgressSnapshot, RunResult, StopCondition, Tally, WorkloadResult } from './runner.ts'
 import type { WorkloadSettings } from './workload.ts'
@@ -6,8 +7,8 @@ import type { WorkloadSettings } from './workload.ts'
 /** The machine-readable result (`--json`), also what `docs/bench.md` asks to keep in `bench/results/`. */
 export interface BenchReport {
   readonly tool: 'tally bench'
-  /** 2 added `cpu`. */
-  readonly reportVersion: 2
+  /** 2 added `cpu`; 3 added CPU per operation (`microsPerOperation`) and `fill`. */
+  readonly reportVersion: 3
   readonly startedAt: string
   readonly target: string
   readonly seed: number
@@ -22,6 +23,8 @@ export interface BenchReport {
   readonly total: Tally
   /** CPU the load generator and (given its pid) the server spent over the run. */
   readonly cpu: RunCpu | null
+  /** The `--fill` load that preceded the run (not measured), null without one. */
+  readonly fill: FillResult | null
 }
 
 export interface BenchEnvironment {
@@ -42,10 +45,11 @@ export function buildReport(input: {
   maxErrorRate: number
   result: RunResult
   cpu?: RunCpu
+  fill?: FillResult | null
 }): BenchReport {
   return {
     tool: 'tally bench',
-    reportVersion: 2,
+    reportVersion: 3,
     startedAt: input.startedAt.toISOString(),
     target: input.target,
     seed: input.seed,
@@ -58,6 +62,7 @@ export function buildReport(input: {
     workloads: input.result.workloads,
     total: input.result.total,
     cpu: input.cpu ?? null,
+    fill: input.fill ?? null,
   }
 }
 
@@ -135,7 +140,8 @@ export function formatSummary(report: BenchReport): string {
 
   const lines = [
     `tally bench: ${report.target} ledger ${report.settings.ledger}, seed ${report.seed}, ${describeStop(report.stop)}, ` +
-      `${integer(report.settings.accounts)} accounts, bulk size ${report.settings.bulkSize}, force ratio ${report.settings.forceRatio}`,
+      `${integer(report.settings.accounts)} accounts, bulk size ${report.settings.bulkSize}, force ratio ${report.settings.forceRatio}` +
+      (report.fill === null ? '' : `, after a fill of ${integer(report.fill.transactions)} transactions`),
     render(table[0]!) + '   (latency in ms)',
     ...table.slice(1).map(render),
   ]
@@ -148,7 +154,7 @@ export function formatSummary(report: BenchReport): string {
     Object.entries(workload.failures).map(([key, count]) => `  ${workload.name}: ${key} × ${integer(count)}`),
   )
   if (failureLines.length > 0) lines.push('failures (operations):', ...failureLines)
-  if (report.cpu !== null) lines.push(formatCpu(report.cpu))
+  if (report.cpu !== null) lines.push(...formatCpu(report.cpu, report.total))
   const errorPercent = (report.total.errorRate * 100).toFixed(3)
   lines.push(
     report.passed
@@ -166,12 +172,22 @@ function micros(value: number | null): string {
   return value === null ? '–' : value >= 100 ? value.toFixed(0) : value.toFixed(1)
 }
 
-/** `CPU per transaction: client 3.1 µs, server 120 µs (JS thread 95 µs)`. */
-export function formatCpu(cpu: RunCpu): string {
-  const client = `client ${micros(cpu.client.microsPerTransaction)} µs`
-  const server =
-    cpu.server === null
-      ? 'server not measured (--server-pid)'
-      : `server ${micros(cpu.server.microsPerTransaction)} µs (JS thread ${micros(cpu.server.mainThreadMicrosPerTransaction)} µs)`
-  return `CPU per transaction: ${client}, ${server}`
+/**
+ * `CPU per transaction: client 3.1 µs, server 120 µs (JS thread 95 µs)`,
+ * and, when the run also read (or failed operations), the same per
+ * operation: a read-only run has no transaction to divide by.
+ */
+export function formatCpu(cpu: RunCpu, work: { readonly transactions: number; readonly operations: number }): string[] {
+  const line = (unit: string, pick: (cost: CpuCost) => number | null, pickMain: (server: NonNullable<RunCpu['server']>) => number | null): string => {
+    const server = cpu.server === null ? 'server not measured (--server-pid)' : `server ${micros(pick(cpu.server))} µs (JS thread ${micros(pickMain(cpu.server))} µs)`
+    return `CPU per ${unit}: client ${micros(pick(cpu.client))} µs, ${server}`
+  }
+  const lines: string[] = []
+  if (work.transactions > 0 || work.operations === 0) {
+    lines.push(line('transaction', (cost) => cost.microsPerTransaction, (server) => server.mainThreadMicrosPerTransaction))
+  }
+  if (work.operations !== work.transactions) {
+    lines.push(line('operation (a transaction or a read)', (cost) => cost.microsPerOperation, (server) => server.mainThreadMicrosPerOperation))
+  }
+  return lines
 }

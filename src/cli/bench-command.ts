@@ -11,11 +11,15 @@ import {
   formatSummary,
   LedgerSetupError,
   runBench,
+  fillLedger,
+  FillError,
+  fillTransactionsMax,
   TargetUnreachableError,
   startCpuMeter,
   concurrencyMax,
   ratePerSecondMax,
   type BenchEnvironment,
+  type FillResult,
   type Clock,
   type HttpTransport,
   type StopCondition,
@@ -57,6 +61,12 @@ const optionSpecs = {
     env: 'TALLY_BENCH_FORCE_RATIO',
     value: 'F',
     help: 'fraction of transactions moving money users:i → users:j with force: true (default 0)',
+  },
+  fill: {
+    type: 'string',
+    env: 'TALLY_BENCH_FILL',
+    value: 'N',
+    help: 'before the load (not measured): commit N transactions by _bulk, funding every users:k first, so reads find a used ledger (default 0)',
   },
   seed: { type: 'string', env: 'TALLY_BENCH_SEED', value: 'S', help: 'seed of the deterministic request generator (default 1)' },
   'max-error-rate': {
@@ -107,6 +117,8 @@ export interface BenchConfig {
   readonly json: boolean
   readonly serverPid: number | undefined
   readonly client: 'lean' | 'node'
+  /** Transactions committed by `_bulk` before the measured load (`--fill`). */
+  readonly fillTransactions: number
 }
 
 class UsageError extends Error {}
@@ -151,6 +163,7 @@ export async function runBenchCommand(argv: string[], io: BenchCommandIo): Promi
   try {
     const ledgerState = await ensureLedger(transport, targetText, config.settings.ledger)
     io.stderr.write(`tally bench: ledger ${config.settings.ledger} ${ledgerState === 'created' ? 'created' : 'exists'} at ${targetText}\n`)
+    const fill = config.fillTransactions === 0 ? null : await runFill(transport, config, io.stderr)
     const startedAt = new Date()
     const progress = progressWriter(io.stderr)
     const cpuMeter = startCpuMeter(config.serverPid)
@@ -165,7 +178,7 @@ export async function runBenchCommand(argv: string[], io: BenchCommandIo): Promi
       ...(io.signal === undefined ? {} : { signal: io.signal }),
       ...(io.progressIntervalMs === undefined ? {} : { progressIntervalMs: io.progressIntervalMs }),
     })
-    const cpu = cpuMeter.finish(result.total.transactions)
+    const cpu = cpuMeter.finish({ transactions: result.total.transactions, operations: result.total.operations })
     progress.end()
     const report = buildReport({
       startedAt,
@@ -177,6 +190,7 @@ export async function runBenchCommand(argv: string[], io: BenchCommandIo): Promi
       maxErrorRate: config.maxErrorRate,
       result,
       cpu,
+      fill,
     })
     if (config.json) {
       io.stdout.write(JSON.stringify(report, null, 2) + '\n')
@@ -186,7 +200,7 @@ export async function runBenchCommand(argv: string[], io: BenchCommandIo): Promi
     }
     return report.passed ? benchExit.ok : benchExit.errorRateExceeded
   } catch (error) {
-    if (error instanceof TargetUnreachableError || error instanceof LedgerSetupError) {
+    if (error instanceof TargetUnreachableError || error instanceof LedgerSetupError || error instanceof FillError) {
       io.stderr.write(`tally bench: ${error.message}\n`)
       return benchExit.targetFailed
     }
@@ -194,6 +208,25 @@ export async function runBenchCommand(argv: string[], io: BenchCommandIo): Promi
   } finally {
     if (io.transport === undefined) transport.close()
   }
+}
+
+/** The `--fill` load, with a progress line about once a second. */
+async function runFill(transport: HttpTransport, config: BenchConfig, stderr: BenchCommandIo['stderr']): Promise<FillResult> {
+  let lastReportMs = performance.now()
+  const result = await fillLedger({
+    transport,
+    settings: config.settings,
+    transactions: config.fillTransactions,
+    seed: config.seed,
+    onProgress: (committed) => {
+      const nowMs = performance.now()
+      if (nowMs - lastReportMs < 1000) return
+      lastReportMs = nowMs
+      stderr.write(`tally bench: fill ${committed} of ${config.fillTransactions} transactions\n`)
+    },
+  })
+  stderr.write(`tally bench: filled ${result.transactions} transactions in ${(result.elapsedMs / 1000).toFixed(1)} s\n`)
+  return result
 }
 
 type OptionValues = Partial<Record<OptionName, string | boolean>>
@@ -345,6 +378,7 @@ export function resolveConfig(values: OptionValues, registry: WorkloadRegistry):
     requestTimeoutMs: integerOption(values, 'request-timeout-ms', defaults.requestTimeoutMs, { min: 1, max: limits.requestTimeoutMsMax }),
     json: values.json === true,
     client,
+    fillTransactions: integerOption(values, 'fill', 0, { min: 0, max: fillTransactionsMax }),
     serverPid: stringOption(values, 'server-pid') === undefined ? undefined : integerOption(values, 'server-pid', 1, { min: 1, max: 0x3fff_ffff }),
   }
 }
@@ -420,12 +454,13 @@ export function helpText(registry: WorkloadRegistry): string {
     '  tally bench --workload transactions --concurrency 32 --duration 30',
     '  tally bench --workload bulk --bulk-size 100 --concurrency 4 --requests 500',
     '  tally bench --workload transactions:16@2000,bulk:2@20 --duration 60 --json',
+    '  tally bench --fill 100000 --workload get-account:16 --duration 20 --server-pid PID   # reads of a used ledger, CPU per read',
     '  tally bench --workload bulk --server-pid "$(pgrep -nf \'tally.mjs serve\')"   # server CPU per transaction too',
     '',
     credentialsHelp,
     '',
     'Exit codes: 0 ok, 1 error rate above --max-error-rate, 2 usage error,',
-    '3 target unreachable or the ledger could not be created.',
+    '3 target unreachable, the ledger could not be created, or the --fill failed.',
     '',
   ].join('\n')
 }

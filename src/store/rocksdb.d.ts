@@ -10,4 +10,15 @@ declare module '@nxtedition/rocksdb' {
     getProperty(property: string): string
     _getManySync(keys: Buffer[], options?: object): (Buffer | undefined | null)[]
   }
+
+  /**
+   * The binding's iterator, as `RocksLevel.iterator()` returns it: beside
+   * abstract-level's API, synchronous seek and batch reads on the calling
+   * thread. `rows` alternates keys and values.
+   */
+  export interface RocksIterator {
+    _seekSync(target: Buffer): void
+    _nextvSync(count: number): { rows: Buffer[]; finished: boolean }
+    close(): Promise<void>
+  }
 }

@@ -1,4 +1,5 @@
 import { RocksLevel } from '@nxtedition/rocksdb'
+import type { RocksIterator } from '@nxtedition/rocksdb'
 import { TallyError, invariant } from '../domain/index.ts'
 import { MetaKey, metaKey, prefixEnd } from './layout.ts'
 import type { RowWrite } from './layout.ts'
@@ -45,6 +46,31 @@ export interface StoreReader {
   range(options: RangeOptions): AsyncIterable<[Buffer, Buffer]>
 }
 
+/** A short range read: at most `limit` rows, answered at once. */
+export interface ShortRange {
+  readonly gte: Buffer
+  /** Exclusive upper bound; required when `reverse` (a descending read starts below it). */
+  readonly lt: Buffer | undefined
+  readonly reverse: boolean
+  readonly limit: number
+}
+
+/** The largest `ShortRange.limit`: a short read holds the event loop, so it stays short. */
+export const shortRangeRowsMax = 1000
+/** Each batch a short read takes from RocksDB stops after about this many bytes (one row more at most). */
+export const shortRangeBatchBytesMax = 1024 * 1024
+
+/**
+ * Reads of a few rows answered on the JavaScript thread, for the API's
+ * point reads and first pages: a thread-pool hop, or a new RocksDB iterator,
+ * costs more than such a read (docs/performance.md, "Reads").
+ */
+export interface ShortReader {
+  getManySync(keys: readonly Buffer[]): (Buffer | undefined)[]
+  /** Rows in `[gte, lt)`, ascending or descending, at most `limit`; `exhausted` when the range holds no more. */
+  rowsSync(range: ShortRange): { rows: [Buffer, Buffer][]; exhausted: boolean }
+}
+
 /**
  * Building a large batch in slices: after every `rows` rows, `turn()` is
  * awaited (the caller gives the event loop a turn). The batch still lands in
@@ -79,7 +105,21 @@ export class SchemaVersionMismatch extends TallyError {
  * sit between the node and RocksDB (e.g. to model what a power loss keeps:
  * test/support/power-loss.ts) while every caller keeps one store type.
  */
-export class Store implements StoreReader, StoreWriter {
+export class Store implements StoreReader, ShortReader, StoreWriter {
+  /**
+   * The iterators short reads reuse (one per direction), made on first use
+   * after a write and dropped by the next write: creating one costs ~20 µs
+   * in the binding (option parsing, a RocksDB iterator with its snapshot),
+   * a seek on a live one ~1 µs. An iterator sees the store as it was when it
+   * was made, so one that outlived a completed write would miss it: every
+   * write drops them before it resolves, hence before the write is
+   * acknowledged. Dropping them also releases the memtables and files they
+   * pin.
+   */
+  private readonly shortReadIterators: { forward: RocksIterator | undefined; reverse: RocksIterator | undefined } = { forward: undefined, reverse: undefined }
+  /** Closes of dropped iterators (their native part is freed at once; abstract-level settles the rest a turn later). */
+  private iteratorCloses: Promise<void>[] = []
+
   protected constructor(
     protected readonly db: RocksLevel<Buffer, Buffer>,
     readonly directory: string,
@@ -143,6 +183,56 @@ export class Store implements StoreReader, StoreWriter {
   getManySync(keys: readonly Buffer[]): (Buffer | undefined)[] {
     if (keys.length === 0) return []
     return this.db._getManySync([...keys]).map((value) => value ?? undefined)
+  }
+
+  rowsSync(range: ShortRange): { rows: [Buffer, Buffer][]; exhausted: boolean } {
+    invariant(Number.isSafeInteger(range.limit) && range.limit >= 1 && range.limit <= shortRangeRowsMax, () => `a short read of ${range.limit} rows`)
+    const lt = range.lt
+    const rows: [Buffer, Buffer][] = []
+    if (lt !== undefined && Buffer.compare(range.gte, lt) >= 0) return { rows, exhausted: true }
+    invariant(!range.reverse || lt !== undefined, 'a descending short read names its upper bound')
+    const iterator = this.shortReadIterator(range.reverse ? 'reverse' : 'forward')
+    // Descending, the seek lands on the last key ≤ lt, which is lt itself when it exists (skipped below).
+    iterator._seekSync(range.reverse ? (lt as Buffer) : range.gte)
+    // The iterator has no bounds, so every row it reads past the range is
+    // work thrown away, and not a small one: stepping onto a key skips the
+    // versions of the key before it still in the memtable (a balance
+    // rewritten by every transaction). Batches grow from one row (1, 1, 2,
+    // 4, …): an account's one volume row costs two steps, a page of 15 six
+    // calls. A batch also ends early at the byte bound.
+    for (let batchRows = 1, batches = 0; ; batches++) {
+      const read = iterator._nextvSync(Math.min(batchRows, range.limit + 1 - rows.length))
+      if (batches > 0) batchRows *= 2
+      for (let at = 0; at < read.rows.length; at += 2) {
+        const key = read.rows[at] as Buffer
+        if (range.reverse ? Buffer.compare(key, range.gte) < 0 : lt !== undefined && Buffer.compare(key, lt) >= 0) return { rows, exhausted: true }
+        if (range.reverse && Buffer.compare(key, lt as Buffer) >= 0) continue
+        if (rows.length === range.limit) return { rows, exhausted: false }
+        rows.push([key, read.rows[at + 1] as Buffer])
+      }
+      if (read.finished) return { rows, exhausted: true }
+    }
+  }
+
+  private shortReadIterator(direction: 'forward' | 'reverse'): RocksIterator {
+    const kept = this.shortReadIterators[direction]
+    if (kept !== undefined) return kept
+    // No bounds: rowsSync checks the range row by row, so one iterator serves every range.
+    const made = this.db.iterator({ reverse: direction === 'reverse', fillCache: true, highWaterMarkBytes: shortRangeBatchBytesMax } as object) as unknown as RocksIterator
+    this.shortReadIterators[direction] = made
+    return made
+  }
+
+  /** Called by every write before it resolves (see `shortReadIterators`). */
+  private dropShortReadIterators(): void {
+    for (const direction of ['forward', 'reverse'] as const) {
+      const iterator = this.shortReadIterators[direction]
+      if (iterator === undefined) continue
+      this.shortReadIterators[direction] = undefined
+      this.iteratorCloses.push(iterator.close())
+    }
+    // Bounded: settled closes are folded into one promise.
+    if (this.iteratorCloses.length > 64) this.iteratorCloses = [Promise.all(this.iteratorCloses).then(() => undefined)]
   }
 
   async *range(options: RangeOptions): AsyncIterable<[Buffer, Buffer]> {
@@ -226,7 +316,11 @@ export class Store implements StoreReader, StoreWriter {
     )
     // `sync` is honoured by the RocksDB binding (WriteOptions.sync) though
     // abstract-level's types do not list it.
-    await this.db.batch(operations, { sync: options.sync } as object)
+    try {
+      await this.db.batch(operations, { sync: options.sync } as object)
+    } finally {
+      this.dropShortReadIterators()
+    }
   }
 
   private async writeInSlices(rows: readonly RowWrite[], sync: boolean, slices: WriteSlices): Promise<void> {
@@ -243,7 +337,11 @@ export class Store implements StoreReader, StoreWriter {
       throw error
     }
     // As `batch` above: `sync` is honoured by the binding. The write closes the batch.
-    await batch.write({ sync } as object)
+    try {
+      await batch.write({ sync } as object)
+    } finally {
+      this.dropShortReadIterators()
+    }
   }
 
   /** A numeric RocksDB property for metrics (memtable bytes, pending compactions); undefined when unknown or closed. */
@@ -254,6 +352,9 @@ export class Store implements StoreReader, StoreWriter {
   }
 
   async close(): Promise<void> {
+    this.dropShortReadIterators()
+    await Promise.all(this.iteratorCloses)
+    this.iteratorCloses = []
     await this.db.close()
   }
 }

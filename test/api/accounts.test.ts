@@ -72,6 +72,15 @@ test('GET accounts/{address}: 200 with volumes and balance, 404, bad address 400
     assertError(await api.request('GET', '/v2/main/accounts/bad%20address'), 400, 'VALIDATION', 'address')
     assertError(await api.request('GET', '/v2/main/accounts/users::x'), 400, 'VALIDATION', 'address')
     assertError(await api.request('GET', '/v2/nope/accounts/users:alice'), 404, 'LEDGER_NOT_FOUND')
+    // A ledger found missing is not remembered as missing: once created, its accounts are read.
+    assertError(await api.request('GET', '/v2/later/accounts/users:alice?expand=volumes'), 404, 'LEDGER_NOT_FOUND')
+    assertError(await api.request('GET', '/v2/later/transactions', { $match: { account: 'users:alice' } }), 404, 'LEDGER_NOT_FOUND')
+    await createLedger(api, 'later')
+    assertError(await api.request('GET', '/v2/later/accounts/users:alice?expand=volumes'), 404, 'NOT_FOUND', 'users:alice')
+    await postTransaction(api, 'later', [{ source: 'world', destination: 'users:alice', amount: 3, asset: 'USD' }])
+    const later = asObject(at((await api.request('GET', '/v2/later/accounts/users:alice?expand=volumes')).body, 'data'))
+    assert.deepEqual(later.volumes, { USD: { input: 3n, output: 0n, balance: 3n } })
+    assert.equal(asArray(at((await api.request('GET', '/v2/later/transactions', { $match: { account: 'users:alice' } })).body, 'cursor', 'data')).length, 1)
   } finally {
     await api.close()
   }

@@ -169,13 +169,61 @@ test('--server-pid reports the server CPU per transaction beside the client\'s',
     const out = await bench(['--target', server.url, '--workload', 'bulk', '--bulk-size', '10', '--requests', '20', '--server-pid', String(process.pid), '--json'])
     assert.equal(out.code, benchExit.ok, out.stderr)
     const report = JSON.parse(out.stdout) as BenchReport
-    assert.equal(report.reportVersion, 2)
+    assert.equal(report.reportVersion, 3)
     assert.ok(report.cpu !== null)
     assert.ok(report.cpu.server !== null, 'server measured')
     assert.equal(report.cpu.server.microsPerTransaction, report.cpu.server.micros / 200)
     assert.equal(report.cpu.client.microsPerTransaction, report.cpu.client.micros / 200)
     const text = await bench(['--target', server.url, '--requests', '5'])
     assert.match(text.stdout, /CPU per transaction: client [0-9.]+ µs, server not measured/)
+  })
+})
+
+test('--fill commits transactions by _bulk before the load, funding every account first, so reads find them', async () => {
+  await withServer({}, async (server) => {
+    const out = await bench(['--target', server.url, '--fill', '45', '--accounts', '40', '--bulk-size', '10', '--workload', 'get-account:4', '--requests', '60', '--json'])
+    assert.equal(out.code, benchExit.ok, out.stderr)
+    const report = JSON.parse(out.stdout) as BenchReport
+    assert.equal(report.fill?.transactions, 45)
+    assert.equal(server.stats.transactionsReceived, 45, 'the fill is all the server was sent to write')
+    assert.deepEqual([...server.stats.bulkElementCounts].sort((a, b) => a - b), [5, 10, 10, 10, 10])
+    for (let k = 0; k < 40; k++) assert.ok(server.stats.accounts.has(`users:${k}`), `users:${k} funded`)
+    assert.deepEqual(server.stats.invalid, [])
+    // Measured: the reads alone, every one answered 200.
+    assert.equal(server.stats.accountReads, 60)
+    assert.equal(report.total.transactions, 0)
+    assert.equal(report.total.operations, 60)
+    assert.equal(report.total.operationsFailed, 0)
+    assert.match(out.stderr, /filled 45 transactions/)
+  })
+})
+
+test('a read-only run reports CPU per operation, since it commits no transaction', { skip: process.platform !== 'linux' && 'reads Linux /proc' }, async () => {
+  await withServer({}, async (server) => {
+    const out = await bench(['--target', server.url, '--fill', '10', '--accounts', '10', '--workload', 'get-account:2', '--requests', '50', '--server-pid', String(process.pid), '--json'])
+    assert.equal(out.code, benchExit.ok, out.stderr)
+    const report = JSON.parse(out.stdout) as BenchReport
+    assert.ok(report.cpu?.server != null)
+    assert.equal(report.cpu.server.microsPerTransaction, null)
+    assert.equal(report.cpu.server.microsPerOperation, report.cpu.server.micros / 50)
+    assert.equal(report.cpu.server.mainThreadMicrosPerOperation, report.cpu.server.mainThreadMicros / 50)
+    const text = await bench(['--target', server.url, '--accounts', '10', '--workload', 'get-account:2', '--requests', '20', '--server-pid', String(process.pid)])
+    assert.equal(text.code, benchExit.ok, text.stderr)
+    assert.doesNotMatch(text.stdout, /CPU per transaction/)
+    assert.match(text.stdout, /CPU per operation \(a transaction or a read\): client [0-9.]+ µs, server [0-9.]+ µs \(JS thread [0-9.]+ µs\)/)
+    // A mixed run says both.
+    const mixed = await bench(['--target', server.url, '--accounts', '10', '--workload', 'bulk:1,get-account:1', '--bulk-size', '5', '--requests', '4'])
+    assert.match(mixed.stdout, /CPU per transaction: client [0-9.]+ µs/)
+    assert.match(mixed.stdout, /CPU per operation \(a transaction or a read\): client [0-9.]+ µs/)
+  })
+})
+
+test('a --fill the server does not commit stops the bench before the load (exit 3)', async () => {
+  await withServer({ failElementEvery: 7 }, async (server) => {
+    const out = await bench(['--target', server.url, '--fill', '20', '--bulk-size', '10', '--workload', 'get-account', '--requests', '5'])
+    assert.equal(out.code, benchExit.targetFailed)
+    assert.match(out.stderr, /fill: a bulk of 10 committed 9 \(element INSUFFICIENT_FUND × 1/)
+    assert.equal(server.stats.accountReads, 0)
   })
 })
 

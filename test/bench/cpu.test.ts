@@ -17,13 +17,27 @@ test('the server meter reads a live process and its main thread, and says nothin
   assert.equal(readServerCpu(0x3fff_fff0), undefined)
 })
 
-test('costs are per committed transaction, and absent when none committed', () => {
-  assert.deepEqual(costOf(5000, 100), { micros: 5000, microsPerTransaction: 50 })
-  assert.deepEqual(costOf(5000, 0), { micros: 5000, microsPerTransaction: null })
+test('costs are per committed transaction and per operation, each absent when there was none', () => {
+  assert.deepEqual(costOf(5000, { transactions: 100, operations: 100 }), { micros: 5000, microsPerTransaction: 50, microsPerOperation: 50 })
+  // A read-only run commits nothing: its reads are what the CPU bought.
+  assert.deepEqual(costOf(5000, { transactions: 0, operations: 250 }), { micros: 5000, microsPerTransaction: null, microsPerOperation: 20 })
+  assert.deepEqual(costOf(5000, { transactions: 0, operations: 0 }), { micros: 5000, microsPerTransaction: null, microsPerOperation: null })
   const meter = startCpuMeter(undefined)
   const cpu = meter.finish(10)
   assert.equal(cpu.server, null)
   assert.ok(cpu.client.micros >= 0)
+  assert.equal(cpu.client.microsPerOperation, cpu.client.micros / 10, 'a bare count is transactions, one operation each')
+  const readings = [
+    { micros: 1000, mainThreadMicros: 400 },
+    { micros: 3000, mainThreadMicros: 1200 },
+  ]
+  const reads = startCpuMeter(process.pid, () => readings.shift())
+  const server = reads.finish({ transactions: 0, operations: 4 }).server
+  assert.ok(server !== null)
+  assert.equal(server.microsPerOperation, 500)
+  assert.equal(server.mainThreadMicrosPerOperation, 200)
+  assert.equal(server.microsPerTransaction, null)
+  assert.equal(server.mainThreadMicrosPerTransaction, null)
 })
 
 test('a process family counts its direct children, as PostgreSQL backends under the postmaster', { skip: process.platform !== 'linux' && 'reads Linux /proc' }, async () => {

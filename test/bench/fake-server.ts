@@ -29,6 +29,7 @@ export interface FakeServer {
     forcedTransactions: number
     forceQueryRequests: number
     accounts: Set<string>
+    accountReads: number
     invalid: string[]
     other: string[]
   }
@@ -69,6 +70,7 @@ export async function startFakeServer(options: FakeServerOptions = {}): Promise<
     forcedTransactions: 0,
     forceQueryRequests: 0,
     accounts: new Set(),
+    accountReads: 0,
     invalid: [],
     other: [],
   }
@@ -151,6 +153,13 @@ export async function startFakeServer(options: FakeServerOptions = {}): Promise<
         return { responseType: 'CREATE_TRANSACTION', logID, data: { id: transactionId } }
       })
       return reply(response, failed ? 400 : 200, { data: results })
+    }
+    if (method === 'GET' && parts.length === 4 && parts[2] === 'accounts') {
+      // An account exists once a posting named it, as in a ledger.
+      const account = decodeURIComponent(parts[3] as string)
+      stats.accountReads += 1
+      if (stats.accounts.has(account)) return reply(response, 200, { data: { address: account, metadata: {} } })
+      return reply(response, 404, { errorCode: 'NOT_FOUND', errorMessage: `account ${account} not found` })
     }
     stats.other.push(`${method} ${url.pathname}`)
     return reply(response, 404, { errorCode: 'NOT_FOUND', errorMessage: 'no route' })

@@ -31,8 +31,8 @@ import * as fs from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import type { RocksLevel } from '@nxtedition/rocksdb'
-import { Store } from '../../src/store/index.ts'
-import type { RangeOptions, RowWrite } from '../../src/store/index.ts'
+import { Store, shortRangeRowsMax } from '../../src/store/index.ts'
+import type { RangeOptions, RowWrite, ShortRange } from '../../src/store/index.ts'
 import type { WalIo } from '../../src/wal/index.ts'
 
 export class PowerLost extends Error {
@@ -385,6 +385,54 @@ class PowerLossStore extends Store {
     } finally {
       await iterator.close()
     }
+  }
+
+  /** Short reads merge the overlay too: RocksDB's rows read in batches, overlay rows shadowing them. */
+  override rowsSync(range: ShortRange): { rows: [Buffer, Buffer][]; exhausted: boolean } {
+    this.disk.assertPowered()
+    const inRange = (key: Buffer): boolean => Buffer.compare(key, range.gte) >= 0 && (range.lt === undefined || Buffer.compare(key, range.lt) < 0)
+    const mine = [...this.overlay.values()].filter((row) => inRange(row.key)).sort((a, b) => Buffer.compare(a.key, b.key))
+    if (range.reverse) mine.reverse()
+    const before = (a: Buffer, b: Buffer): boolean => (range.reverse ? Buffer.compare(a, b) > 0 : Buffer.compare(a, b) < 0)
+    // RocksDB's rows, a batch at a time (the overlay's deletions may hide many of them).
+    let bounds = { gte: range.gte, lt: range.lt }
+    let batch: [Buffer, Buffer][] = []
+    let at = 0
+    let belowExhausted = false
+    const nextBelow = (): [Buffer, Buffer] | undefined => {
+      if (at === batch.length && !belowExhausted) {
+        const read = super.rowsSync({ ...bounds, reverse: range.reverse, limit: shortRangeRowsMax })
+        batch = read.rows
+        at = 0
+        belowExhausted = read.exhausted
+        const last = batch[batch.length - 1]
+        if (last !== undefined) bounds = range.reverse ? { ...bounds, lt: last[0] } : { ...bounds, gte: Buffer.concat([last[0], Buffer.of(0)]) }
+        else belowExhausted = true
+      }
+      return at < batch.length ? batch[at++] : undefined
+    }
+    const rows: [Buffer, Buffer][] = []
+    let next = 0
+    let below = nextBelow()
+    // One row past the limit says whether the range holds more.
+    while (rows.length <= range.limit) {
+      const row = mine[next]
+      let taken: [Buffer, Buffer] | undefined
+      if (row !== undefined && (below === undefined || before(row.key, below[0]) || row.key.equals(below[0]))) {
+        if (below !== undefined && row.key.equals(below[0])) below = nextBelow()
+        next += 1
+        if (row.value === null) continue
+        taken = [row.key, row.value]
+      } else if (below !== undefined) {
+        taken = below
+        below = nextBelow()
+      } else {
+        break
+      }
+      rows.push(taken)
+    }
+    const exhausted = rows.length <= range.limit
+    return { rows: rows.slice(0, range.limit), exhausted }
   }
 
   private async *merged(iterator: AsyncIterable<[Buffer, Buffer]>, mine: { key: Buffer; value: Buffer | null }[], reverse: boolean, limit: number): AsyncIterable<[Buffer, Buffer]> {

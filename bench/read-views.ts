@@ -1,0 +1,139 @@
+/**
+ * The read views alone, in process, against checkouts alternately
+ * (docs/performance.md, "Reads"): no HTTP, no client, so what a read costs
+ * the server's store and views stands out even on a machine shared with
+ * other work.
+ *
+ *   node --import tsx bench/read-views.ts [--root DIR]... [--fill 100000] [--accounts 1000]
+ *                                         [--reads 4000] [--rounds 3] [--store DIR]
+ *
+ * Builds a store once: a `tally serve` from this checkout, filled with
+ * `--fill` transactions by `tally bench --fill` (every `users:k` funded),
+ * then stopped (or takes `--store DIR`, a store directory). Then, round
+ * after round, each root opens a copy of it with its own `Store` and `Views`
+ * and times `--reads` of each read: `account(users:k, expand=volumes)` and
+ * the first page (15) of `listTransactions` filtered on `$match account
+ * users:k`, k drawn in turn. Prints CPU µs per read (process.cpuUsage: every
+ * thread, the binding's pool included) and the ratio to the first root.
+ * Every root must read the same storage schema.
+ */
+import { spawn } from 'node:child_process'
+import { cp, mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+
+const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const { values } = parseArgs({
+  options: {
+    root: { type: 'string', multiple: true },
+    fill: { type: 'string', default: '100000' },
+    accounts: { type: 'string', default: '1000' },
+    reads: { type: 'string', default: '4000' },
+    rounds: { type: 'string', default: '3' },
+    store: { type: 'string' },
+  },
+})
+const roots = (values.root ?? [here]).map((root) => path.resolve(root))
+const accounts = Number(values.accounts)
+const reads = Number(values.reads)
+const ledger = 'views'
+
+async function filledStore(directory: string): Promise<string> {
+  const data = path.join(directory, 'data')
+  const child = spawn(process.execPath, [path.join(here, 'bin', 'tally.mjs'), 'serve', '--data', data, '--listen', '127.0.0.1:0'], {
+    env: { ...process.env, TALLY_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      child.once('exit', (code) => reject(new Error(`tally serve exited (${code}) before listening`)))
+      createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+        const match = /^listening (\S+):(\d+)$/.exec(line.trim())
+        if (match !== null) resolve(`http://127.0.0.1:${match[2]}`)
+      })
+    })
+    const args = ['bench', '--target', url, '--ledger', ledger, '--accounts', String(accounts), '--fill', values.fill, '--workload', 'get-account:1', '--requests', '1']
+    const bench = spawn(process.execPath, [path.join(here, 'bin', 'tally.mjs'), ...args], { stdio: ['ignore', 'ignore', 'inherit'] })
+    const code = await new Promise<number | null>((resolve) => bench.once('exit', resolve))
+    if (code !== 0) throw new Error(`the fill exited ${code}`)
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGTERM')
+      await exited
+    }
+  }
+  return path.join(data, 'store')
+}
+
+interface Checkout {
+  readonly root: string
+  readonly Store: { open(directory: string): Promise<{ close(): Promise<void> }> }
+  readonly Views: new (store: unknown) => {
+    account(ledger: string, address: string, expand: object): Promise<unknown>
+    listTransactions(ledger: string, request: unknown, filter: unknown): Promise<unknown>
+  }
+  readonly parsePageRequest: (query: Record<string, string>, key: Buffer) => unknown
+  readonly cursorKeyOf: (clusterId: string) => Buffer
+  readonly parseFilter: (resource: 'transactions', input: unknown) => unknown
+}
+
+async function load(root: string): Promise<Checkout> {
+  const store = await import(path.join(root, 'src/store/index.ts'))
+  const views = await import(path.join(root, 'src/api/views.ts'))
+  const paging = await import(path.join(root, 'src/api/paging.ts'))
+  const query = await import(path.join(root, 'src/query/index.ts'))
+  return { root, Store: store.Store, Views: views.Views, parsePageRequest: paging.parsePageRequest, cursorKeyOf: paging.cursorKeyOf, parseFilter: query.parseFilter }
+}
+
+async function timed(count: number, read: (at: number) => Promise<unknown>): Promise<number> {
+  for (let at = 0; at < Math.min(500, count); at++) await read(at)
+  const before = process.cpuUsage()
+  for (let at = 0; at < count; at++) await read(at)
+  const used = process.cpuUsage(before)
+  return (used.user + used.system) / count
+}
+
+const work = await mkdtemp(path.join(os.tmpdir(), 'tally-read-views-'))
+try {
+  const source = values.store ?? (await filledStore(work))
+  const checkouts = await Promise.all(roots.map(load))
+  const results = new Map<string, { account: number[]; list: number[] }>(roots.map((root) => [root, { account: [], list: [] }]))
+  process.stdout.write(`store: ${values.store ?? `fill of ${values.fill} transactions over ${accounts} accounts`}; ${reads} reads of each kind per root and round\n\n`)
+  process.stdout.write('| round | root | account, expand=volumes (CPU µs/read) | first page of 15, $match account (CPU µs/read) |\n| --- | --- | --- | --- |\n')
+  for (let round = 1; round <= Number(values.rounds); round++) {
+    for (const checkout of checkouts) {
+      // A copy per run: each opens the store as a restarted server would.
+      const copy = path.join(work, `copy-${round}-${roots.indexOf(checkout.root)}`)
+      await cp(source, copy, { recursive: true })
+      const store = await checkout.Store.open(copy)
+      try {
+        const views = new checkout.Views(store)
+        const key = checkout.cursorKeyOf('read-views')
+        const account = await timed(reads, (at) => views.account(ledger, `users:${at % accounts}`, { volumes: true, effectiveVolumes: false }))
+        const list = await timed(reads, (at) =>
+          views.listTransactions(ledger, checkout.parsePageRequest({ pageSize: '15' }, key), checkout.parseFilter('transactions', { $match: { account: `users:${at % accounts}` } })),
+        )
+        results.get(checkout.root)?.account.push(account)
+        results.get(checkout.root)?.list.push(list)
+        process.stdout.write(`| ${round} | ${path.basename(checkout.root)} | ${account.toFixed(1)} | ${list.toFixed(1)} |\n`)
+      } finally {
+        await store.close()
+        await rm(copy, { recursive: true, force: true })
+      }
+    }
+  }
+  const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)] as number
+  const first = results.get(roots[0] as string) as { account: number[]; list: number[] }
+  process.stdout.write('\n| root | account µs/read (median) | list page µs/read (median) |\n| --- | --- | --- |\n')
+  for (const root of roots) {
+    const mine = results.get(root) as { account: number[]; list: number[] }
+    const ratio = (values: number[], base: number[]): string => (root === roots[0] ? '' : ` (÷ ${(median(base) / median(values)).toFixed(2)})`)
+    process.stdout.write(`| ${path.basename(root)} | ${median(mine.account).toFixed(1)}${ratio(mine.account, first.account)} | ${median(mine.list).toFixed(1)}${ratio(mine.list, first.list)} |\n`)
+  }
+} finally {
+  await rm(work, { recursive: true, force: true })
+}

@@ -1,0 +1,148 @@
+/**
+ * Reads against checkouts, alternated in one run (docs/performance.md, "Reads").
+ *
+ *   node --import tsx bench/reads.ts [--root DIR]... [--workload get-account:16]... [--fill 100000]
+ *                                    [--accounts 1000] [--duration 10] [--rounds 3] [--log-level info]
+ *
+ * Starts one `tally serve` per `--root` (a checkout; default this one), each
+ * on its own temporary data directory, fills each with `--fill`
+ * transactions by `_bulk` (every `users:k` funded), then drives them in
+ * turn, round after round, with this checkout's `tally bench` (the same
+ * client for every root), so machine noise falls on all of them alike.
+ * Prints, per round and root: requests/s of each workload, p99, and the
+ * server's CPU per operation (all threads and JavaScript thread) read from
+ * /proc, with the load average; then the median of each root and its ratio
+ * to the first root's.
+ *
+ * Each `--workload` is a `tally bench` list, run in turn within each round:
+ * reads beside writes are measured as `--workload bulk:4@40 --workload
+ * bulk:4@40,get-account:16@3000`, the write rows compared (docs/performance.md).
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import type { BenchReport } from '../src/bench/index.ts'
+
+const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const { values } = parseArgs({
+  options: {
+    root: { type: 'string', multiple: true },
+    workload: { type: 'string', multiple: true },
+    fill: { type: 'string', default: '100000' },
+    accounts: { type: 'string', default: '1000' },
+    'bulk-size': { type: 'string', default: '100' },
+    duration: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '3' },
+    'log-level': { type: 'string', default: 'info' },
+  },
+})
+const roots = (values.root ?? [here]).map((root) => path.resolve(root))
+const workloads = values.workload ?? ['get-account:16']
+const rounds = Number(values.rounds)
+const common = ['--ledger', 'reads', '--accounts', values.accounts, '--bulk-size', values['bulk-size']]
+
+interface Server {
+  readonly root: string
+  readonly child: ChildProcess
+  readonly url: string
+  readonly directory: string
+}
+
+async function startServer(root: string): Promise<Server> {
+  const directory = await mkdtemp(path.join(os.tmpdir(), 'tally-reads-'))
+  // Logs go to a file, as a deployment's would go somewhere: their cost is part of the server's.
+  const log = await open(path.join(directory, 'serve.log'), 'w')
+  const child = spawn(process.execPath, [path.join(root, 'bin', 'tally.mjs'), 'serve', '--data', path.join(directory, 'data'), '--listen', '127.0.0.1:0'], {
+    cwd: root,
+    env: { ...process.env, TALLY_LOG_LEVEL: values['log-level'] },
+    stdio: ['ignore', 'pipe', log.fd],
+  })
+  await log.close()
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code, signal) => reject(new Error(`tally serve in ${root} exited (${code ?? signal}) before listening`)))
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      const match = /^listening (\S+):(\d+)$/.exec(line.trim())
+      if (match !== null) resolve(`http://127.0.0.1:${match[2]}`)
+    })
+  })
+  return { root, child, url, directory }
+}
+
+async function bench(server: Server, args: string[]): Promise<BenchReport> {
+  const child = spawn(process.execPath, [path.join(here, 'bin', 'tally.mjs'), 'bench', '--target', server.url, ...common, ...args, '--json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  if (code !== 0) throw new Error(`tally bench exited ${code}: ${stderr.slice(-2000)}`)
+  return JSON.parse(stdout) as BenchReport
+}
+
+const loadAverage = async (): Promise<string> => (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
+const median = (numbers: number[]): number => {
+  const sorted = [...numbers].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2
+}
+
+const servers: Server[] = []
+try {
+  for (const root of roots) servers.push(await startServer(root))
+  for (const server of servers) {
+    if (Number(values.fill) > 0) await bench(server, ['--fill', values.fill, '--workload', 'get-account:1', '--requests', '1'])
+  }
+  const rows: { root: string; workload: string; round: number; report: BenchReport; load: string }[] = []
+  process.stdout.write(`workloads ${workloads.join(' | ')}, ${values.duration} s per run, after a fill of ${values.fill} transactions over ${values.accounts} accounts, log level ${values['log-level']}\n\n`)
+  process.stdout.write('| round | root | load average | ' + 'workload req/s (tx/s) p99 ms | server µs/op (JS thread) | client µs/op |\n| --- | --- | --- | --- | --- | --- |\n')
+  for (let round = 1; round <= rounds; round++) {
+    for (const workload of workloads) for (const server of servers) {
+      const load = await loadAverage()
+      const pid = server.child.pid as number
+      const report = await bench(server, ['--workload', workload, '--duration', values.duration, '--server-pid', String(pid)])
+      rows.push({ root: server.root, workload, round, report, load })
+      const measured = report.workloads
+        .map((workload) => `${workload.name} ${workload.requestsPerSecond.toFixed(0)}${workload.kind === 'write' ? ` (${workload.transactionsPerSecond.toFixed(0)})` : ''} ${workload.latency.p99Ms.toFixed(1)}`)
+        .join('; ')
+      const cpu = report.cpu?.server
+      process.stdout.write(
+        `| ${round} | ${path.basename(server.root)} | ${load} | ${measured} | ${cpu?.microsPerOperation?.toFixed(1) ?? '–'} (${cpu?.mainThreadMicrosPerOperation?.toFixed(1) ?? '–'}) | ${report.cpu?.client.microsPerOperation?.toFixed(1) ?? '–'} |\n`,
+      )
+    }
+  }
+  process.stdout.write('\nmedians (ratio to the first root):\n\n| root | workload req/s (tx/s) p99 ms | server µs/op | JS thread µs/op |\n| --- | --- | --- | --- |\n')
+  const medianOf = (selected: typeof rows, pick: (report: BenchReport) => number): number => median(selected.map((row) => pick(row.report)))
+  for (const workload of workloads) for (const root of roots) {
+    const first = rows.filter((row) => row.root === roots[0] && row.workload === workload)
+    const mine = rows.filter((row) => row.root === root && row.workload === workload)
+    const ratio = (pick: (report: BenchReport) => number): string => {
+      const value = medianOf(mine, pick)
+      return root === roots[0] ? value.toFixed(1) : `${value.toFixed(1)} (×${(value / medianOf(first, pick)).toFixed(2)})`
+    }
+    const measured = (mine[0]?.report.workloads ?? [])
+      .map((workload, at) => {
+        const rate = ratio((report) => report.workloads[at]?.requestsPerSecond ?? 0)
+        const txRate = workload.kind === 'write' ? ` (${ratio((report) => report.workloads[at]?.transactionsPerSecond ?? 0)} tx/s)` : ''
+        return `${workload.name} ${rate}${txRate} p99 ${ratio((report) => report.workloads[at]?.latency.p99Ms ?? 0)}`
+      })
+      .join('; ')
+    process.stdout.write(
+      `| ${path.basename(root)} | ${measured} | ${ratio((report) => report.cpu?.server?.microsPerOperation ?? 0)} | ${ratio((report) => report.cpu?.server?.mainThreadMicrosPerOperation ?? 0)} |\n`,
+    )
+  }
+} finally {
+  for (const server of servers) {
+    if (server.child.exitCode === null && server.child.signalCode === null) {
+      const exited = new Promise((resolve) => server.child.once('exit', resolve))
+      server.child.kill('SIGTERM')
+      await exited
+    }
+    await rm(server.directory, { recursive: true, force: true })
+  }
+}
