@@ -1,9 +1,12 @@
-import type { AccountAddress, AccountRecord, Json, LedgerName, LedgerRecord, SchemaRecord, TransactionId, TransactionRecord } from '../domain/index.ts'
+import type { AccountAddress, AccountRecord, AggregatedVolumes, Json, LedgerName, LedgerRecord, SchemaRecord, TransactionId, TransactionRecord } from '../domain/index.ts'
 import {
   accountKey,
   accountPrefix,
   decodeRowValue,
+  emptyKeyed,
   invariant,
+  keyedChild,
+  ownEntries,
   ledgerKey,
   ledgerNotFound,
   LEDGER_PREFIX,
@@ -115,6 +118,9 @@ export class Views {
 
   private async transactionJson(ledger: LedgerName, record: TransactionRecord, expand: Expand): Promise<Json> {
     const view = transactionView(record, { volumes: expand.volumes }) as Record<string, Json>
+    // A stored record's volumes decode in the row's (sorted) key order: a page prints them as a single read does (`printTransaction`).
+    if (view.preCommitVolumes !== undefined && record.preCommitVolumes !== undefined) view.preCommitVolumes = inV2Order(record.preCommitVolumes) as unknown as Json
+    if (view.postCommitVolumes !== undefined && record.postCommitVolumes !== undefined) view.postCommitVolumes = inV2Order(record.postCommitVolumes) as unknown as Json
     if (expand.effectiveVolumes) {
       const effective = await transactionEffectiveVolumes(this.store, ledger, record)
       view.preCommitEffectiveVolumes = effective.pre
@@ -427,4 +433,14 @@ export function decodeTransaction(row: Buffer): TransactionRecord {
 
 export function decodeAccount(row: Buffer): AccountRecord {
   return decodeRowValue('a', row)
+}
+
+/** Volumes by account and asset with each entry's keys in v2's order, `{input, output, balance}`. */
+function inV2Order(volumes: AggregatedVolumes): AggregatedVolumes {
+  const ordered: AggregatedVolumes = emptyKeyed()
+  for (const [account, assets] of ownEntries(volumes)) {
+    const byAsset = keyedChild(ordered, account)
+    for (const [asset, moved] of ownEntries(assets)) byAsset[asset] = { input: moved.input, output: moved.output, balance: moved.balance }
+  }
+  return ordered
 }

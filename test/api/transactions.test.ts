@@ -403,3 +403,26 @@ test('POST transactions: concurrent requests reusing one reference, one applies,
     await api.close()
   }
 })
+
+test('GET transactions?expand=volumes prints each transaction as GET transactions/{id}?expand=volumes does (one printed form, v2 key order)', async () => {
+  const api = await fresh()
+  try {
+    await postTransaction(api, 'main', [{ source: 'world', destination: 'users:1', amount: 10, asset: 'USD' }])
+    await postTransaction(api, 'main', [
+      { source: 'users:1', destination: 'users:2', amount: 3, asset: 'USD' },
+      { source: 'world', destination: 'users:2', amount: 5, asset: 'EUR/2' },
+    ])
+    const listed = await api.request('GET', '/v2/main/transactions?expand=volumes')
+    assertStatus(listed, 200)
+    for (const id of [0, 1]) {
+      const single = await api.request('GET', `/v2/main/transactions/${id}?expand=volumes`)
+      assertStatus(single, 200)
+      const printed = single.text.slice('{"data":'.length, -1)
+      assert.ok(printed.includes('"postCommitVolumes":{'), printed)
+      assert.ok(listed.text.includes(printed), `${listed.text}\n  does not hold\n${printed}`)
+    }
+    assert.match(listed.text, /\{"input":\d+,"output":\d+,"balance":-?\d+\}/)
+  } finally {
+    await api.close()
+  }
+})
