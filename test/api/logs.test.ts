@@ -17,11 +17,11 @@ function lineSink(): { stream: Writable; lines: () => Record<string, unknown>[] 
   return { stream, lines: () => text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, unknown>) }
 }
 
-test('request logs: JSON lines with a request id (an incoming X-Request-Id is kept and echoed), no amounts, metadata or query at info', async () => {
+test('request logs: JSON lines with a request id (an incoming X-Request-Id is kept and echoed), no amounts, metadata or query at debug', async () => {
   const tmp = tempDirectory()
   const sink = lineSink()
   const node = await LedgerNode.open({ dataDirectory: tmp.directory, sync: false })
-  const app = await buildApi(node, { logger: { level: 'info', stream: sink.stream } })
+  const app = await buildApi(node, { logger: { level: 'debug', stream: sink.stream } })
   try {
     const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
       app.inject({ method: 'POST', url, payload: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } })
@@ -47,6 +47,23 @@ test('request logs: JSON lines with a request id (an incoming X-Request-Id is ke
     assert.ok(lines.some((line) => line.reqId === generated))
     const text = lines.map((line) => JSON.stringify(line)).join('\n')
     for (const secret of ['987654321', 'meta-value-private', 'filter-value-private', 'token-never-logged', 'Bearer']) assert.ok(!text.includes(secret), `${secret} was logged`)
+  } finally {
+    await app.close()
+    await node.close()
+    tmp.remove()
+  }
+})
+
+test('at info, requests log no line of their own (they are debug lines)', async () => {
+  const tmp = tempDirectory()
+  const sink = lineSink()
+  const node = await LedgerNode.open({ dataDirectory: tmp.directory, sync: false })
+  const app = await buildApi(node, { logger: { level: 'info', stream: sink.stream } })
+  try {
+    const reply = await app.inject({ method: 'POST', url: '/v2/main', payload: '{}', headers: { 'content-type': 'application/json', 'x-request-id': 'quiet-1' } })
+    assert.equal(reply.statusCode, 204)
+    assert.equal(reply.headers['x-request-id'], 'quiet-1')
+    assert.deepEqual(sink.lines().filter((line) => line.reqId === 'quiet-1'), [])
   } finally {
     await app.close()
     await node.close()
