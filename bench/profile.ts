@@ -2,7 +2,8 @@
  * A CPU profile of the server under load, summarised per transaction.
  *
  *   node --import tsx bench/profile.ts [--workload bulk|transactions] [--bulk-size 100] [--concurrency 4]
- *                                      [--duration 20] [--warmup 3] [--accounts 1000] [--keep DIR]
+ *                                      [--duration 20] [--warmup 3] [--accounts 1000] [--force-ratio 0] [--keep DIR]
+ *                                      [--data DIR] [--ledger profile]
  *
  * Starts a fresh `tally serve` under `node --cpu-prof`, warms it up, then
  * drives it for --duration with the bench's load generator. The profile is
@@ -12,7 +13,11 @@
  * beside the server's whole-process and main-thread CPU from /proc (the
  * difference is RocksDB's threads, libuv's pool — the WAL fsync — and GC
  * helpers) and the client's own CPU. With --keep the `.cpuprofile` is kept
- * (open it in Chrome DevTools or speedscope).
+ * (open it in Chrome DevTools or speedscope). With --data the server runs on
+ * that existing data directory (e.g. the 10M-transaction store
+ * `bench/growth.ts --keep` leaves) instead of a fresh one, and it is kept;
+ * `--ledger growth` then goes on writing to the ledger that holds them. The
+ * same load profiled on a fresh and on a large ledger shows what grows.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { cp, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
@@ -40,13 +45,16 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '20' },
     warmup: { type: 'string', default: '3' },
     accounts: { type: 'string', default: '1000' },
+    'force-ratio': { type: 'string', default: '0' },
+    data: { type: 'string' },
+    ledger: { type: 'string', default: 'profile' },
     'sampling-interval-us': { type: 'string', default: '500' },
     keep: { type: 'string' },
   },
 })
 const definition = values.workload === 'transactions' ? transactionsWorkload : values.workload === 'bulk' ? bulkWorkload : undefined
 if (definition === undefined) throw new Error('--workload bulk or transactions')
-const settings = { ledger: 'profile', accounts: Number(values.accounts), bulkSize: Number(values['bulk-size']), forceRatio: 0 }
+const settings = { ledger: values.ledger, accounts: Number(values.accounts), bulkSize: Number(values['bulk-size']), forceRatio: Number(values['force-ratio']) }
 const concurrency = Number(values.concurrency)
 const durationMs = Number(values.duration) * 1000
 const warmupMs = Number(values.warmup) * 1000
@@ -65,7 +73,7 @@ function startServer(): Promise<{ child: ChildProcess; url: string }> {
       path.join(repositoryRoot, 'bin', 'tally.mjs'),
       'serve',
       '--data',
-      path.join(directory, 'data'),
+      values.data === undefined ? path.join(directory, 'data') : path.resolve(values.data),
       '--listen',
       '127.0.0.1:0',
     ],
