@@ -198,7 +198,7 @@ function diskUsage(directory: string): { bytes: number; files: number } {
 // ---------------------------------------------------------------- observers
 
 /** Open-loop GET /_/healthz: request i is due at start + i / rate; latency counts from the due time. */
-function startHealthzProbe(transport: HttpTransport, ratePerSecond: number): { histogram(): LatencyHistogram; failures(): number; stop(): Promise<void> } {
+function startHealthzProbe(transport: HttpTransport, ratePerSecond: number): { take(): { histogram: LatencyHistogram; failures: number }; stop(): Promise<void> } {
   let histogram = new LatencyHistogram()
   let failures = 0
   let stopped = false
@@ -224,12 +224,13 @@ function startHealthzProbe(transport: HttpTransport, ratePerSecond: number): { h
     }
   })()
   return {
-    histogram() {
-      const taken = histogram
+    /** The window since the previous take: latencies and failed requests. */
+    take() {
+      const taken = { histogram, failures }
       histogram = new LatencyHistogram()
+      failures = 0
       return taken
     },
-    failures: () => failures,
     async stop() {
       stopped = true
       await loop
@@ -446,7 +447,7 @@ async function main(): Promise<void> {
       const budget = { remaining: wanted, done: new AbortController() }
       const cutShort = setTimeout(() => budget.done.abort(), Math.max(0, loadDeadlineMs - performance.now()))
       sampler.take()
-      healthz.histogram()
+      healthz.take()
       const loadedBefore = loaded
       const startedMs = performance.now()
       const meter = startCpuMeter(serverPid)
@@ -482,7 +483,7 @@ async function main(): Promise<void> {
       loaded += segmentTransactionsDone
       const cpu = meter.finish(segmentTransactionsDone)
       const window = sampler.take()
-      const healthzWindow = healthz.histogram()
+      const healthzWindow = healthz.take()
       const store = diskUsage(path.join(dataDirectory, 'store'))
       const wal = diskUsage(path.join(dataDirectory, 'wal'))
       const entry: SegmentRecord = {
@@ -496,7 +497,7 @@ async function main(): Promise<void> {
         bulk: latencyOf(bulkResult.latency),
         bulkFailures: bulk.total.failures,
         probe: { ...latencyOf(probeResult.latency), transactions: probed.total.transactions, failures: probed.total.failures, startLagMsMax: probeResult.startLagMsMax },
-        healthz: { ...latencyOf(healthzWindow.summaryMs()), failures: healthz.failures() },
+        healthz: { ...latencyOf(healthzWindow.histogram.summaryMs()), failures: healthzWindow.failures },
         serverLoopLagMaxMs: roundMs(window.loopLagMaxMs),
         rssMaxMiB: mib(window.rssMaxBytes),
         rssEndMiB: mib(window.last?.rssBytes ?? Number.NaN),
@@ -522,7 +523,7 @@ async function main(): Promise<void> {
     // Right after the load: only the probes, at their rates.
     progress(`stall probe: ${stallSeconds} s of single transactions at ${probeRate}/s and healthz at ${healthzRate}/s`)
     sampler.take()
-    healthz.histogram()
+    healthz.take()
     const stall = await runBench({
       transport: probeTransport,
       plans: [{ definition: transactionsWorkload, concurrency: 32, ratePerSecond: probeRate }],
@@ -535,7 +536,7 @@ async function main(): Promise<void> {
     record.afterLoad = {
       seconds: stallSeconds,
       probe: { ...latencyOf(stallProbe.latency), transactions: stall.total.transactions, failures: stall.total.failures, startLagMsMax: stallProbe.startLagMsMax },
-      healthz: { ...latencyOf(healthz.histogram().summaryMs()), failures: healthz.failures() },
+      healthz: (({ histogram, failures }) => ({ ...latencyOf(histogram.summaryMs()), failures }))(healthz.take()),
       serverLoopLagMaxMs: roundMs(stallWindow.loopLagMaxMs),
       rssEndMiB: mib(stallWindow.last?.rssBytes ?? Number.NaN),
       heapUsedEndMiB: mib(stallWindow.last?.heapUsedBytes ?? Number.NaN),
