@@ -3,7 +3,8 @@
  *
  *   node --import tsx bench/profile.ts [--workload bulk|transactions|get-account|list-filter|aggregate-balances]
  *                                      [--bulk-size 100] [--concurrency 4] [--duration 20] [--warmup 3]
- *                                      [--accounts 1000] [--fill N] [--keep DIR]
+ *                                      [--accounts 1000] [--force-ratio 0] [--fill N] [--keep DIR]
+ *                                      [--data DIR] [--ledger profile]
  *
  * Read workloads profile a used ledger: `--fill` transactions (default
  * 100,000 for a read workload, 0 for a write one) are committed by `_bulk`
@@ -17,7 +18,11 @@
  * beside the server's whole-process and main-thread CPU from /proc (the
  * difference is RocksDB's threads, libuv's pool — the WAL fsync — and GC
  * helpers) and the client's own CPU. With --keep the `.cpuprofile` is kept
- * (open it in Chrome DevTools or speedscope).
+ * (open it in Chrome DevTools or speedscope). With --data the server runs on
+ * that existing data directory (e.g. the 10M-transaction store
+ * `bench/growth.ts --keep` leaves) instead of a fresh one, and it is kept;
+ * `--ledger growth` then goes on writing to the ledger that holds them. The
+ * same load profiled on a fresh and on a large ledger shows what grows.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { cp, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
@@ -38,6 +43,9 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '20' },
     warmup: { type: 'string', default: '3' },
     accounts: { type: 'string', default: '1000' },
+    'force-ratio': { type: 'string', default: '0' },
+    data: { type: 'string' },
+    ledger: { type: 'string', default: 'profile' },
     'sampling-interval-us': { type: 'string', default: '500' },
     fill: { type: 'string' },
     keep: { type: 'string' },
@@ -50,7 +58,7 @@ const reads = definition.kind === 'read'
 const fillTransactions = Number(values.fill ?? (reads ? 100_000 : 0))
 // What the figures are divided by: committed transactions for writes, reads answered for reads.
 const unit = reads ? 'operation' : 'transaction'
-const settings = { ledger: 'profile', accounts: Number(values.accounts), bulkSize: Number(values['bulk-size']), forceRatio: 0 }
+const settings = { ledger: values.ledger, accounts: Number(values.accounts), bulkSize: Number(values['bulk-size']), forceRatio: Number(values['force-ratio']) }
 const concurrency = Number(values.concurrency)
 const durationMs = Number(values.duration) * 1000
 const warmupMs = Number(values.warmup) * 1000
@@ -69,7 +77,7 @@ function startServer(): Promise<{ child: ChildProcess; url: string }> {
       path.join(repositoryRoot, 'bin', 'tally.mjs'),
       'serve',
       '--data',
-      path.join(directory, 'data'),
+      values.data === undefined ? path.join(directory, 'data') : path.resolve(values.data),
       '--listen',
       '127.0.0.1:0',
     ],
