@@ -110,13 +110,14 @@ export class SpillRows {
   async spill(): Promise<void> {
     if (this.pending.size === 0) return
     const db = await this.disk.open()
-    const operations: ({ type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer })[] = []
+    // A chained batch, closed by `write()` (the binding's array batch is never closed: `Store.write`).
+    const batch = db.batch()
     for (const [id, value] of this.pending) {
       const key = this.diskKey(id)
-      if (value === null) operations.push({ type: 'del', key })
-      else operations.push({ type: 'put', key, value: typeof value === 'string' ? Buffer.from(value, 'latin1') : value })
+      if (value === null) batch.del(key)
+      else batch.put(key, typeof value === 'string' ? Buffer.from(value, 'latin1') : value)
     }
-    await db.batch(operations)
+    await batch.write()
     this.spilledAny = true
     this.spills++
     this.pending = new Map()
