@@ -28,8 +28,13 @@ export class CoverageMiss extends TallyError {
 export class WriteSet {
   readonly values = new Map<CanonicalKey, AttributeValue | null>()
   readonly logs: { ledger: LedgerName; log: LedgerLog }[] = []
-  /** While an order runs: each write's key and what it replaced (`ABSENT`: the set did not hold the key). */
-  private undo: (CanonicalKey | AttributeValue | null | typeof ABSENT)[] | undefined
+  /**
+   * While an order runs: each write's key and what it replaced (`ABSENT`: the
+   * set did not hold the key). One array for the proposal, emptied at each
+   * order's start, not one per order.
+   */
+  private readonly undo: (CanonicalKey | AttributeValue | null | typeof ABSENT)[] = []
+  private inOrder = false
   private logsAtOrder = 0
 
   /** undefined: the proposal has not written the key; null: it deleted it. */
@@ -38,10 +43,9 @@ export class WriteSet {
   }
 
   set(key: CanonicalKey, value: AttributeValue | null): void {
-    const undo = this.undo
-    if (undo !== undefined) {
+    if (this.inOrder) {
       const previous = this.values.get(key)
-      undo.push(key, previous === undefined ? ABSENT : previous)
+      this.undo.push(key, previous === undefined ? ABSENT : previous)
     }
     this.values.set(key, value)
   }
@@ -51,24 +55,27 @@ export class WriteSet {
   }
 
   beginOrder(): void {
-    invariant(this.undo === undefined, 'an order begun while another one runs')
-    this.undo = []
+    invariant(!this.inOrder, 'an order begun while another one runs')
+    this.inOrder = true
     this.logsAtOrder = this.logs.length
   }
 
   /** Keeps the order's writes (`kept`), or undoes them, newest first. */
   endOrder(kept: boolean): void {
+    invariant(this.inOrder, 'an order ended that was not begun')
+    this.inOrder = false
     const undo = this.undo
-    invariant(undo !== undefined, 'an order ended that was not begun')
-    this.undo = undefined
-    if (kept) return
-    for (let at = undo.length - 2; at >= 0; at -= 2) {
-      const key = undo[at] as CanonicalKey
-      const previous = undo[at + 1] as AttributeValue | null | typeof ABSENT
-      if (previous === ABSENT) this.values.delete(key)
-      else this.values.set(key, previous)
+    if (!kept) {
+      for (let at = undo.length - 2; at >= 0; at -= 2) {
+        const key = undo[at] as CanonicalKey
+        const previous = undo[at + 1] as AttributeValue | null | typeof ABSENT
+        if (previous === ABSENT) this.values.delete(key)
+        else this.values.set(key, previous)
+      }
+      this.logs.length = this.logsAtOrder
     }
-    this.logs.length = this.logsAtOrder
+    // Emptied for the next order (and so it holds no replaced value past its order).
+    undo.length = 0
   }
 }
 
