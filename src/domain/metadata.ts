@@ -31,6 +31,24 @@ export const metadataValueLengthMax = 64 * 1024
 
 /** The one canonical form of metadata (see `Metadata`). */
 export function canonicalMetadata(entries: Iterable<readonly [string, string]>): Metadata {
+  // Entries already in canonical order (keys strictly ascending, so no key
+  // twice: none at all, one, or a stored map's own entries, the usual case
+  // on the apply path) are copied as they come, without a map and a sort.
+  if (Array.isArray(entries)) {
+    const list = entries as readonly (readonly [string, string])[]
+    let ascending = true
+    for (let i = 1; i < list.length; i++) {
+      if (!((list[i - 1] as readonly [string, string])[0] < (list[i] as readonly [string, string])[0])) {
+        ascending = false
+        break
+      }
+    }
+    if (ascending) {
+      const metadata = emptyKeyed<string>()
+      for (const [key, value] of list) metadata[key] = value
+      return metadata
+    }
+  }
   const byKey = new Map<string, string>()
   for (const [key, value] of entries) byKey.set(key, value)
   const metadata = emptyKeyed<string>()
@@ -71,6 +89,7 @@ export function parseMetadata(value: unknown, field = 'metadata'): Metadata {
  */
 export function boundedMetadata(metadata: Metadata, field = 'metadata'): Metadata {
   const keys = Object.keys(metadata).length
+  if (keys === 0) return metadata // "{}": within every bound
   if (keys > metadataKeysMax) {
     throw validationError(`${field}: ${keys} keys, over the limit of ${metadataKeysMax} metadata keys per transaction, account or ledger`)
   }
