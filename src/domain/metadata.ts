@@ -34,26 +34,26 @@ export function canonicalMetadata(entries: Iterable<readonly [string, string]>):
   // Entries already in canonical order (keys strictly ascending, so no key
   // twice: none at all, one, or a stored map's own entries, the usual case
   // on the apply path) are copied as they come, without a map and a sort.
-  if (Array.isArray(entries)) {
-    const list = entries as readonly (readonly [string, string])[]
-    let ascending = true
-    for (let i = 1; i < list.length; i++) {
-      if (!((list[i - 1] as readonly [string, string])[0] < (list[i] as readonly [string, string])[0])) {
-        ascending = false
-        break
-      }
-    }
-    if (ascending) {
-      const metadata = emptyKeyed<string>()
-      for (const [key, value] of list) metadata[key] = value
-      return metadata
-    }
+  if (inCanonicalOrder(entries)) {
+    const metadata = emptyKeyed<string>()
+    for (const [key, value] of entries) metadata[key] = value
+    return metadata
   }
   const byKey = new Map<string, string>()
   for (const [key, value] of entries) byKey.set(key, value)
   const metadata = emptyKeyed<string>()
   for (const key of [...byKey.keys()].sort()) metadata[key] = byKey.get(key) as string
   return metadata
+}
+
+/** An array whose keys are strictly ascending (as `Array#sort` orders strings): no key twice, nothing to reorder. */
+function inCanonicalOrder<V>(entries: Iterable<readonly [string, V]>): entries is readonly (readonly [string, V])[] {
+  if (!Array.isArray(entries)) return false
+  const list = entries as readonly (readonly [string, V])[]
+  for (let i = 1; i < list.length; i++) {
+    if (!((list[i - 1] as readonly [string, V])[0] < (list[i] as readonly [string, V])[0])) return false
+  }
+  return true
 }
 
 /** The value stored under `key`, never an inherited property. */
@@ -137,6 +137,12 @@ export function mergeMetadata(base: Metadata, update: Metadata): Metadata {
  * within bounds (`storedMetadata`).
  */
 export function canonicalAccountMetadata(entries: Iterable<readonly [string, Metadata]>): Keyed<Metadata> {
+  // Already in order (none, one, a stored map's own entries): no map, no sort.
+  if (inCanonicalOrder(entries)) {
+    const result = emptyKeyed<Metadata>()
+    for (const [address, metadata] of entries) result[address] = storedMetadata(metadata, `accountMetadata[${JSON.stringify(address)}]`)
+    return result
+  }
   const byAddress = new Map(entries)
   return keyedFrom(
     [...byAddress.keys()].sort().map((address) => [address, storedMetadata(byAddress.get(address) as Metadata, `accountMetadata[${JSON.stringify(address)}]`)]),

@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { boundedMetadata, canonicalMetadata, emptyKeyed, mergeMetadata, storedMetadata } from '../../src/domain/index.ts'
-import type { Metadata } from '../../src/domain/index.ts'
+import { boundedMetadata, canonicalAccountMetadata, canonicalMetadata, emptyKeyed, keyedFrom, mergeMetadata, storedMetadata } from '../../src/domain/index.ts'
+import type { Keyed, Metadata } from '../../src/domain/index.ts'
 
 /**
  * `canonicalMetadata` copies entries already in canonical order as they come
@@ -63,4 +63,30 @@ test('canonicalMetadata copies ascending entries into a new map: a later change 
 test('boundedMetadata: empty metadata is within every bound, and is returned as given', () => {
   const empty = emptyKeyed<string>()
   assert.equal(boundedMetadata(empty), empty)
+})
+
+/** The by-account form as built before the in-order path: a map, its addresses sorted, each account's metadata stored. */
+function accountModel(entries: Iterable<readonly [string, Metadata]>): Keyed<Metadata> {
+  const byAddress = new Map(entries)
+  return keyedFrom([...byAddress.keys()].sort().map((address) => [address, storedMetadata(byAddress.get(address) as Metadata)]))
+}
+
+test('canonicalAccountMetadata equals the map-and-sort model, ascending addresses or not', () => {
+  const byAccount = fc.oneof(
+    fc.array(fc.tuple(key, entries), { maxLength: 6 }),
+    fc.uniqueArray(fc.tuple(key, entries), { selector: ([k]) => k, maxLength: 6 }).map((list) => list.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+  )
+  fc.assert(
+    fc.property(byAccount, (list) => {
+      // Each account's metadata as a caller holds it: keys in any order, not yet canonical.
+      const input = list.map(([address, metadata]) => [address, keyedFrom(metadata)] as const)
+      const actual = canonicalAccountMetadata(input)
+      const expected = accountModel(input)
+      assert.equal(Object.getPrototypeOf(actual), null)
+      assert.deepEqual(Object.keys(actual), Object.keys(expected))
+      for (const address of Object.keys(expected)) assertSame(actual[address] as Metadata, expected[address] as Metadata)
+      assert.equal(JSON.stringify(actual), JSON.stringify(expected))
+    }),
+    { numRuns: 1000 },
+  )
 })
