@@ -2,7 +2,9 @@
  * In-process pipeline throughput for bulk proposals (no HTTP):
  *   node --import tsx bench/bulk-apply.ts [--proposals P] [--orders N] [--sync] [--cache-rotation K]
  * Submits P proposals of N CREATE_TRANSACTION orders, 4 in flight, and
- * prints orders/s. Isolates admission + WAL + FSM + store from HTTP. A small
+ * prints orders/s and the process's CPU per order (all threads, and the
+ * JavaScript thread alone, from /proc). Isolates admission + WAL + FSM +
+ * store from HTTP. A small
  * `--cache-rotation` (the cache's rotation threshold) makes most rows leave
  * the cache between uses, so proposals carry them as seeds.
  */
@@ -14,6 +16,7 @@ import { performance } from 'node:perf_hooks'
 import { LedgerNode } from '../src/server/index.ts'
 import type { LedgerName } from '../src/domain/index.ts'
 import { depositBulks } from './deposits.ts'
+import { readServerCpu } from '../src/bench/cpu.ts'
 
 const { values } = parseArgs({ options: { proposals: { type: 'string' }, orders: { type: 'string' }, sync: { type: 'boolean' }, 'cache-rotation': { type: 'string' } } })
 const proposals = Number(values.proposals ?? 40)
@@ -24,6 +27,7 @@ const rotation = values['cache-rotation'] === undefined ? {} : { cacheRotationTh
 const node = await LedgerNode.open({ dataDirectory: directory, sync: values.sync === true, ...rotation })
 await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger, bucket: '_default', metadata: {}, features: {} } }], { atomic: true, continueOnFailure: false })
 const orders = depositBulks(ledger, ordersPerProposal, 10_000)
+const cpuBefore = readServerCpu(process.pid)
 const started = performance.now()
 let submitted = 0
 async function client(): Promise<void> {
@@ -34,6 +38,12 @@ async function client(): Promise<void> {
 }
 await Promise.all([client(), client(), client(), client()])
 const seconds = (performance.now() - started) / 1000
-console.log(`${proposals} proposals × ${ordersPerProposal} orders in ${seconds.toFixed(2)} s: ${Math.round((proposals * ordersPerProposal) / seconds)} orders/s (sync ${values.sync === true})`)
+const cpuAfter = readServerCpu(process.pid)
+const total = proposals * ordersPerProposal
+const cpu =
+  cpuBefore === undefined || cpuAfter === undefined
+    ? ''
+    : `; CPU ${((cpuAfter.micros - cpuBefore.micros) / total).toFixed(1)} µs/order (JavaScript thread ${((cpuAfter.mainThreadMicros - cpuBefore.mainThreadMicros) / total).toFixed(1)})`
+console.log(`${proposals} proposals × ${ordersPerProposal} orders in ${seconds.toFixed(2)} s: ${Math.round(total / seconds)} orders/s (sync ${values.sync === true})${cpu}`)
 await node.close()
 rmSync(directory, { recursive: true, force: true })

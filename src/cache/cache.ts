@@ -34,17 +34,39 @@ export type CacheLookup =
  * Gen1 entry that Gen0 shadows keeps its count but no value: nothing reads it
  * (lookups try Gen0 first) until the next rotation drops it.
  */
-interface Entry {
-  readonly attribute: Attribute | null
-  readonly live: boolean
+type Entry = LiveEntry | AwaitingEntry | TombstoneEntry
+
+/**
+ * A live key with its value. It is its own lookup result (`state: 'live'`),
+ * so a read on the apply path returns it as it is instead of allocating one.
+ */
+interface LiveEntry {
+  readonly state: 'live'
+  readonly attribute: Attribute
+  readonly live: true
   readonly bytes: number
+}
+
+/** A live key restored from a segment row whose value the attribute row has not yet given. */
+interface AwaitingEntry {
+  readonly state: 'awaiting'
+  readonly attribute: null
+  readonly live: true
+  readonly bytes: number
+}
+
+/** A deletion; the one frozen `TOMBSTONE` is also the `deleted` lookup result. */
+interface TombstoneEntry {
+  readonly state: 'deleted'
+  readonly attribute: null
+  readonly live: false
+  readonly bytes: 0
 }
 
 export const MIRROR_ZONE = 0xff
 const FLAG_LIVE = 0
 const FLAG_TOMBSTONE = 1
 const ABSENT: CacheLookup = Object.freeze({ state: 'absent' })
-const DELETED: CacheLookup = Object.freeze({ state: 'deleted' })
 
 export const cacheRotationThresholdDefault = 1000
 /** Gen0's default byte budget: both generations then hold about 2 × 64 MiB of counted bytes. */
@@ -246,14 +268,14 @@ export class AttributeCache {
   get(key: CanonicalKey): CacheLookup {
     const entry = this.gen0.get(key) ?? this.gen1.get(key)
     if (entry === undefined) return ABSENT
-    if (!entry.live) return DELETED
-    invariant(entry.attribute !== null, () => `cached key ${key} has no value (restore incomplete)`)
-    return { state: 'live', attribute: entry.attribute }
+    invariant(entry.state !== 'awaiting', () => `cached key ${key} has no value (restore incomplete)`)
+    // A live entry and the tombstone are read-only lookup results themselves.
+    return entry
   }
 
   put(key: CanonicalKey, attribute: Attribute, mirror: MirrorSink): void {
     invariant(attribute.value.kind === kindOf(key), 'attribute kind differs from its key')
-    this.setGen0(key, { attribute, live: true, bytes: attribute.bytes.length }, mirror)
+    this.setGen0(key, { state: 'live', attribute, live: true, bytes: attribute.bytes.length }, mirror)
   }
 
   /** Tombstone in Gen0 when a generation holds the key live. */
@@ -364,7 +386,7 @@ export class AttributeCache {
       if (error instanceof Error) throw new MalformedMirrorRow(`undecodable attribute row of ${key}: ${error.message}`)
       throw error
     }
-    map.set(key, { attribute, live: true, bytes: entry.bytes })
+    map.set(key, { state: 'live', attribute, live: true, bytes: entry.bytes })
   }
 
   /** Restore from rows already in memory (tests, the simulator): segments, then values from `read`. */
@@ -411,7 +433,7 @@ export class AttributeCache {
   }
 }
 
-const TOMBSTONE: Entry = Object.freeze({ attribute: null, live: false, bytes: 0 })
+const TOMBSTONE: TombstoneEntry = Object.freeze({ state: 'deleted', attribute: null, live: false, bytes: 0 })
 
 /** What an entry counts against the byte budget: a pure function of the key and the written value's length. */
 function entryBytes(key: string, entry: Entry): number {
@@ -487,7 +509,7 @@ export function decodeSegment(rowKey: Buffer, row: Buffer): [CanonicalKey, Entry
     read.at += keyLength
     if (!isAttributeKey(key) || seen.has(key)) throw new MalformedMirrorRow(`bad or repeated key in ${where}`)
     seen.add(key)
-    entries.push([key, flag === FLAG_LIVE ? { attribute: null, live: true, bytes: varint() } : TOMBSTONE])
+    entries.push([key, flag === FLAG_LIVE ? { state: 'awaiting', attribute: null, live: true, bytes: varint() } : TOMBSTONE])
   }
   if (read.at !== row.length) throw new MalformedMirrorRow(`trailing bytes in ${where}`)
   return entries

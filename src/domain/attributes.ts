@@ -7,7 +7,7 @@ import { emptyKeyed, keyedChild, ownEntries } from './keyed.ts'
 import type { Posting } from './posting.ts'
 import { isJsonObject } from './json.ts'
 import type { Json } from './json.ts'
-import { packValue, unpackValue } from './packed.ts'
+import { PackedShape, packValue, unpackValue } from './packed.ts'
 import { InvariantViolation, invariant } from './errors.ts'
 
 /**
@@ -239,7 +239,103 @@ export interface Attribute {
 export const ATTRIBUTE_ROW_LAYOUT = 0x01
 
 export function encodeAttribute(value: AttributeValue): Attribute {
+  // The hot kinds of a transfer (its volumes, its transaction) by their known shape: the same bytes, written directly.
+  if (value.kind === 'v') return { value, bytes: packVolumesRow(value.value) }
+  if (value.kind === 't') {
+    const bytes = packTransactionRow(value.value)
+    if (bytes !== undefined) return { value, bytes }
+  }
   return { value, bytes: packValue(value.value, ATTRIBUTE_ROW_LAYOUT, true) }
+}
+
+/** `packValue({input, output}, ATTRIBUTE_ROW_LAYOUT, true)`, without the generic walk. */
+function packVolumesRow(volumes: Volumes): Buffer {
+  PackedShape.begin(ATTRIBUTE_ROW_LAYOUT)
+  PackedShape.object(2)
+  PackedShape.key('input')
+  PackedShape.integer(volumes.input)
+  PackedShape.key('output')
+  PackedShape.integer(volumes.output)
+  return PackedShape.end()
+}
+
+/** A transaction record's fields in canonical order (as `packValue` sorts them). */
+const TRANSACTION_FIELDS: readonly (keyof TransactionRecord)[] = (
+  ['id', 'postings', 'timestamp', 'insertedAt', 'updatedAt', 'reference', 'metadata', 'reverted', 'revertedAt', 'template', 'preCommitVolumes', 'postCommitVolumes'] as const
+).slice().sort()
+
+/**
+ * `packValue(record, ATTRIBUTE_ROW_LAYOUT, true)` field by field; undefined
+ * (the caller packs generically) when the record holds a field this writer
+ * does not know, or a posting or commit volume of another shape.
+ */
+function packTransactionRow(record: TransactionRecord): Buffer | undefined {
+  let count = 0
+  for (const field of TRANSACTION_FIELDS) if (record[field] !== undefined) count++
+  if (count !== Object.keys(record).length) return undefined
+  PackedShape.begin(ATTRIBUTE_ROW_LAYOUT)
+  PackedShape.object(count)
+  for (const field of TRANSACTION_FIELDS) {
+    const value = record[field]
+    if (value === undefined) continue
+    PackedShape.key(field)
+    switch (field) {
+      case 'postings':
+        if (!packPostings(record.postings)) return undefined
+        break
+      case 'preCommitVolumes':
+      case 'postCommitVolumes':
+        if (!packCommitVolumes(value as AggregatedVolumes)) return undefined
+        break
+      default:
+        PackedShape.item(value, true)
+    }
+  }
+  return PackedShape.end()
+}
+
+function packPostings(postings: readonly Posting[]): boolean {
+  PackedShape.array(postings.length)
+  for (const posting of postings) {
+    if (Object.keys(posting).length !== 4 || typeof posting.amount !== 'bigint' || typeof posting.asset !== 'string' || typeof posting.destination !== 'string' || typeof posting.source !== 'string') {
+      return false
+    }
+    PackedShape.object(4)
+    PackedShape.key('amount')
+    PackedShape.integer(posting.amount)
+    PackedShape.key('asset')
+    PackedShape.string(posting.asset)
+    PackedShape.key('destination')
+    PackedShape.string(posting.destination)
+    PackedShape.key('source')
+    PackedShape.string(posting.source)
+  }
+  return true
+}
+
+function packCommitVolumes(volumes: AggregatedVolumes): boolean {
+  const accounts = PackedShape.sortedKeys(volumes)
+  PackedShape.object(accounts.length)
+  for (const account of accounts) {
+    const byAsset = volumes[account]
+    if (typeof byAsset !== 'object' || byAsset === null) return false
+    const assets = PackedShape.sortedKeys(byAsset)
+    PackedShape.key(account)
+    PackedShape.object(assets.length)
+    for (const asset of assets) {
+      const moved = byAsset[asset]
+      if (typeof moved !== 'object' || moved === null || Object.keys(moved).length !== 3 || typeof moved.balance !== 'bigint' || typeof moved.input !== 'bigint' || typeof moved.output !== 'bigint') return false
+      PackedShape.key(asset)
+      PackedShape.object(3)
+      PackedShape.key('balance')
+      PackedShape.integer(moved.balance)
+      PackedShape.key('input')
+      PackedShape.integer(moved.input)
+      PackedShape.key('output')
+      PackedShape.integer(moved.output)
+    }
+  }
+  return true
 }
 
 export function decodeAttribute(kind: AttributeKind, bytes: Buffer): Attribute {

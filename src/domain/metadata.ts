@@ -31,11 +31,29 @@ export const metadataValueLengthMax = 64 * 1024
 
 /** The one canonical form of metadata (see `Metadata`). */
 export function canonicalMetadata(entries: Iterable<readonly [string, string]>): Metadata {
+  // Entries already in canonical order (keys strictly ascending, so no key
+  // twice: none at all, one, or a stored map's own entries, the usual case
+  // on the apply path) are copied as they come, without a map and a sort.
+  if (inCanonicalOrder(entries)) {
+    const metadata = emptyKeyed<string>()
+    for (const [key, value] of entries) metadata[key] = value
+    return metadata
+  }
   const byKey = new Map<string, string>()
   for (const [key, value] of entries) byKey.set(key, value)
   const metadata = emptyKeyed<string>()
   for (const key of [...byKey.keys()].sort()) metadata[key] = byKey.get(key) as string
   return metadata
+}
+
+/** An array whose keys are strictly ascending (as `Array#sort` orders strings): no key twice, nothing to reorder. */
+function inCanonicalOrder<V>(entries: Iterable<readonly [string, V]>): entries is readonly (readonly [string, V])[] {
+  if (!Array.isArray(entries)) return false
+  const list = entries as readonly (readonly [string, V])[]
+  for (let i = 1; i < list.length; i++) {
+    if (!((list[i - 1] as readonly [string, V])[0] < (list[i] as readonly [string, V])[0])) return false
+  }
+  return true
 }
 
 /** The value stored under `key`, never an inherited property. */
@@ -71,6 +89,7 @@ export function parseMetadata(value: unknown, field = 'metadata'): Metadata {
  */
 export function boundedMetadata(metadata: Metadata, field = 'metadata'): Metadata {
   const keys = Object.keys(metadata).length
+  if (keys === 0) return metadata // "{}": within every bound
   if (keys > metadataKeysMax) {
     throw validationError(`${field}: ${keys} keys, over the limit of ${metadataKeysMax} metadata keys per transaction, account or ledger`)
   }
@@ -118,6 +137,12 @@ export function mergeMetadata(base: Metadata, update: Metadata): Metadata {
  * within bounds (`storedMetadata`).
  */
 export function canonicalAccountMetadata(entries: Iterable<readonly [string, Metadata]>): Keyed<Metadata> {
+  // Already in order (none, one, a stored map's own entries): no map, no sort.
+  if (inCanonicalOrder(entries)) {
+    const result = emptyKeyed<Metadata>()
+    for (const [address, metadata] of entries) result[address] = storedMetadata(metadata, `accountMetadata[${JSON.stringify(address)}]`)
+    return result
+  }
   const byAddress = new Map(entries)
   return keyedFrom(
     [...byAddress.keys()].sort().map((address) => [address, storedMetadata(byAddress.get(address) as Metadata, `accountMetadata[${JSON.stringify(address)}]`)]),

@@ -149,6 +149,60 @@ export function packItems(items: readonly unknown[], sorted: boolean): Buffer {
   return packed
 }
 
+/**
+ * Packing a value of a shape known ahead (the hot rows: a volumes attribute,
+ * a by-account index row, a transaction record) field by field, without the
+ * generic walk's `Object.keys`, sort and per-field checks. The caller writes
+ * exactly what `packValue(value, layout, sorted)` would: the fields present
+ * (never an undefined one), in canonical order when `sorted`, each object's
+ * count first. It is one canonical form with the generic packer, so the
+ * bytes are the same (held by `test/domain/packed-shapes.test.ts`); a value
+ * of a shape the caller does not know goes through `packValue`. Synchronous
+ * and never nested, like every pack.
+ */
+export const PackedShape = {
+  begin(layout: number): void {
+    writer.offset = 0
+    writer.byte(layout)
+    bytesAllowed = false
+  },
+  /** An object header: `count` fields follow, each a `key` then its value. */
+  object(count: number): void {
+    writer.byte(Tag.object)
+    writer.varint(count)
+  },
+  array(count: number): void {
+    writer.byte(Tag.array)
+    writer.varint(count)
+  },
+  key(name: string): void {
+    writeString(name)
+  },
+  string(text: string): void {
+    writeString(text)
+  },
+  integer(value: bigint): void {
+    if (value <= INTEGER_MAX_BIG && value >= -INTEGER_MAX_BIG) writeInteger(Number(value))
+    else writeBigInteger(value)
+  },
+  boolean(value: boolean): void {
+    writer.byte(value ? Tag.true : Tag.false)
+  },
+  /** Any value, through the generic walk (nested values of no fixed shape: metadata). */
+  item(value: unknown, sorted: boolean): void {
+    if (!writeItem(value, sorted)) throw new InvariantViolation('value has no packed representation')
+  },
+  /** Own keys in the order `packValue` writes them when sorted. */
+  sortedKeys(record: Record<string, unknown>): string[] {
+    return sortedKeys(record)
+  },
+  end(): Buffer {
+    const packed = Buffer.allocUnsafe(writer.offset)
+    writer.buffer.copy(packed, 0, 0, writer.offset)
+    return packed
+  },
+}
+
 /** Writes one item; false (nothing written) for what JSON skips: undefined, functions, symbols. */
 function writeItem(value: unknown, sorted: boolean): boolean {
   switch (typeof value) {

@@ -1,7 +1,8 @@
 import type { AttributeValue, CanonicalKey, LedgerName } from '../domain/index.ts'
-import { TallyError } from '../domain/index.ts'
+import { TallyError, invariant } from '../domain/index.ts'
 import type { AttributeCache } from '../cache/index.ts'
 import type { LedgerLog, Scope } from '../orders/index.ts'
+import type { CoverageEntry } from './proposal.ts'
 
 export class CoverageMiss extends TallyError {
   constructor(key: CanonicalKey, reason: string) {
@@ -15,28 +16,70 @@ export class CoverageMiss extends TallyError {
 }
 
 /**
- * A read-your-writes overlay. Layers stack: proposal → order, so a failed
- * order (or a failed atomic proposal) is discarded whole. A `null` value is a
- * deletion.
+ * The proposal's read-your-writes overlay: what its orders wrote so far. An
+ * order runs inside `beginOrder` … `endOrder`: every write it makes is
+ * recorded with what it replaced, so a failed order is undone whole (and a
+ * failed atomic proposal discards the whole set). One map for the whole
+ * proposal, not one per order: no per-order map to build, look through and
+ * merge. Keys keep the order in which the proposal first wrote them (a failed
+ * order's new keys leave it), as a merge of per-order overlays kept them. A
+ * `null` value is a deletion.
  */
 export class WriteSet {
   readonly values = new Map<CanonicalKey, AttributeValue | null>()
   readonly logs: { ledger: LedgerName; log: LedgerLog }[] = []
+  /**
+   * While an order runs: each write's key and what it replaced (`ABSENT`: the
+   * set did not hold the key). One array for the proposal, emptied at each
+   * order's start, not one per order.
+   */
+  private readonly undo: (CanonicalKey | AttributeValue | null | typeof ABSENT)[] = []
+  private inOrder = false
+  private logsAtOrder = 0
 
-  constructor(readonly parent: WriteSet | undefined) {}
-
-  /** undefined: this overlay has not written the key; null: it deleted it. */
+  /** undefined: the proposal has not written the key; null: it deleted it. */
   lookup(key: CanonicalKey): AttributeValue | null | undefined {
-    const written = this.values.get(key)
-    return written !== undefined ? written : this.parent?.lookup(key)
+    return this.values.get(key)
   }
 
-  mergeIntoParent(): void {
-    if (this.parent === undefined) return
-    for (const [key, value] of this.values) this.parent.values.set(key, value)
-    this.parent.logs.push(...this.logs)
+  set(key: CanonicalKey, value: AttributeValue | null): void {
+    if (this.inOrder) {
+      const previous = this.values.get(key)
+      this.undo.push(key, previous === undefined ? ABSENT : previous)
+    }
+    this.values.set(key, value)
+  }
+
+  appendLog(ledger: LedgerName, log: LedgerLog): void {
+    this.logs.push({ ledger, log })
+  }
+
+  beginOrder(): void {
+    invariant(!this.inOrder, 'an order begun while another one runs')
+    this.inOrder = true
+    this.logsAtOrder = this.logs.length
+  }
+
+  /** Keeps the order's writes (`kept`), or undoes them, newest first. */
+  endOrder(kept: boolean): void {
+    invariant(this.inOrder, 'an order ended that was not begun')
+    this.inOrder = false
+    const undo = this.undo
+    if (!kept) {
+      for (let at = undo.length - 2; at >= 0; at -= 2) {
+        const key = undo[at] as CanonicalKey
+        const previous = undo[at + 1] as AttributeValue | null | typeof ABSENT
+        if (previous === ABSENT) this.values.delete(key)
+        else this.values.set(key, previous)
+      }
+      this.logs.length = this.logsAtOrder
+    }
+    // Emptied for the next order (and so it holds no replaced value past its order).
+    undo.length = 0
   }
 }
+
+const ABSENT: unique symbol = Symbol('absent')
 
 /**
  * The scope handlers see (contract §2.2 step 4): every read checks the
@@ -44,17 +87,43 @@ export class WriteSet {
  * here, by construction.
  */
 export class GatedScope implements Scope {
+  /** The order's coverage as a set, built on first use when the order covers many keys. */
+  private allowedSet: Set<CanonicalKey> | undefined
+
+  /**
+   * `coverage` is the proposal's plan; the order may read the entries at
+   * `coverageIndexes` (few for most orders: they are compared in place).
+   */
   constructor(
     readonly date: string,
     readonly idempotencyKey: string | undefined,
-    private readonly allowed: ReadonlySet<CanonicalKey>,
+    private readonly coverage: readonly CoverageEntry[],
+    private readonly coverageIndexes: readonly number[],
     private readonly seeds: ReadonlyMap<CanonicalKey, AttributeValue | null>,
     private readonly cache: AttributeCache,
     private readonly writes: WriteSet,
   ) {}
 
+  private allows(key: CanonicalKey): boolean {
+    const indexes = this.coverageIndexes
+    if (indexes.length <= COVERAGE_SCAN_MAX) {
+      for (const i of indexes) if (this.entry(i).key === key) return true
+      return false
+    }
+    if (this.allowedSet === undefined) {
+      this.allowedSet = new Set()
+      for (const i of indexes) this.allowedSet.add(this.entry(i).key)
+    }
+    return this.allowedSet.has(key)
+  }
+
+  /** An entry of the plan (`runOrder` checked every index of the order against it). */
+  private entry(i: number): CoverageEntry {
+    return this.coverage[i] as CoverageEntry
+  }
+
   read(key: CanonicalKey): AttributeValue | undefined {
-    if (!this.allowed.has(key)) throw new CoverageMiss(key, 'read of a key the plan does not declare for this order')
+    if (!this.allows(key)) throw new CoverageMiss(key, 'read of a key the plan does not declare for this order')
     const written = this.writes.lookup(key)
     if (written !== undefined) return written ?? undefined
     const cached = this.cache.get(key)
@@ -67,7 +136,7 @@ export class GatedScope implements Scope {
 
   /** Writes need no coverage (contract: reads and deletes do): a new transaction's key is unknown at admission. */
   write(key: CanonicalKey, value: AttributeValue): void {
-    this.writes.values.set(key, value)
+    this.writes.set(key, value)
   }
 
   /**
@@ -78,11 +147,14 @@ export class GatedScope implements Scope {
    */
   delete(key: CanonicalKey): boolean {
     if (this.read(key) === undefined) return false
-    this.writes.values.set(key, null)
+    this.writes.set(key, null)
     return true
   }
 
   appendLog(ledger: LedgerName, log: LedgerLog): void {
-    this.writes.logs.push({ ledger, log })
+    this.writes.appendLog(ledger, log)
   }
 }
+
+/** Up to this many coverage entries an order's gate compares keys in place; past it, a set. */
+const COVERAGE_SCAN_MAX = 8

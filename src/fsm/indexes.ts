@@ -1,7 +1,7 @@
-import type { Json } from '../domain/index.ts'
 import { invariant } from '../domain/index.ts'
 import type { LedgerLog } from '../orders/index.ts'
-import { accountTransactionKey, encodeIndexRow, schemaIndexKey, transactionByTimestampKey } from '../store/layout.ts'
+import type { AssetMoves } from '../store/layout.ts'
+import { accountTransactionKey, encodeAccountMovesRow, schemaIndexKey, transactionByTimestampKey } from '../store/layout.ts'
 import type { WriteBatch } from './write-batch.ts'
 
 interface LoggedTransaction {
@@ -23,28 +23,39 @@ export function writeTransactionIndexes(ledger: string, log: LedgerLog, batch: W
   if (log.type !== 'NEW_TRANSACTION' && log.type !== 'REVERTED_TRANSACTION') return
   const transaction = (log.data as unknown as { transaction: LoggedTransaction }).transaction
   invariant(typeof transaction.id === 'bigint' && transaction.postings.length > 0, 'logged transaction with id and postings')
-  const deltas = new Map<string, Map<string, { input: bigint; output: bigint }>>()
-  const delta = (account: string, asset: string) => {
-    let byAsset = deltas.get(account)
-    if (byAsset === undefined) deltas.set(account, (byAsset = new Map()))
-    let entry = byAsset.get(asset)
-    if (entry === undefined) byAsset.set(asset, (entry = { input: 0n, output: 0n }))
-    return entry
-  }
+  // Moves per account, accounts in first-seen order, each account's assets in a short list (a transfer
+  // moves one asset per account); past a few postings a map finds the pair, so the work stays linear.
+  const byAccount = new Map<string, AssetMoves[]>()
+  const pairs = transaction.postings.length > PAIR_SCAN_POSTINGS_MAX ? new Map<string, AssetMoves>() : undefined
   for (const posting of transaction.postings) {
-    delta(posting.source, posting.asset).output += posting.amount
-    delta(posting.destination, posting.asset).input += posting.amount
+    movesOf(byAccount, pairs, posting.source, posting.asset).output += posting.amount
+    movesOf(byAccount, pairs, posting.destination, posting.asset).input += posting.amount
   }
-  for (const [account, byAsset] of deltas) {
-    const volumes: Record<string, Json> = {}
-    for (const [asset, moved] of byAsset) volumes[asset] = moved
-    const row = { insertedAt: transaction.insertedAt, timestamp: transaction.timestamp, volumes }
-    batch.put(accountTransactionKey(ledger, account, transaction.id), encodeIndexRow(row))
+  for (const [account, moves] of byAccount) {
+    batch.put(accountTransactionKey(ledger, account, transaction.id), encodeAccountMovesRow(transaction.insertedAt, transaction.timestamp, moves))
   }
   batch.put(transactionByTimestampKey(ledger, transaction.timestamp, transaction.id), EMPTY)
 }
 
 const EMPTY = Buffer.alloc(0)
+
+const PAIR_SCAN_POSTINGS_MAX = 16
+
+function movesOf(byAccount: Map<string, AssetMoves[]>, pairs: Map<string, AssetMoves> | undefined, account: string, asset: string): AssetMoves {
+  let moves = byAccount.get(account)
+  if (moves === undefined) byAccount.set(account, (moves = []))
+  const pair = pairs === undefined ? undefined : `${account}\u0000${asset}`
+  if (pair === undefined) {
+    for (const moved of moves) if (moved.asset === asset) return moved
+  } else {
+    const found = pairs?.get(pair)
+    if (found !== undefined) return found
+  }
+  const moved: AssetMoves = { asset, input: 0n, output: 0n }
+  moves.push(moved)
+  if (pair !== undefined) pairs?.set(pair, moved)
+  return moved
+}
 
 /** A schema in insertion order (its log id), naming its version: schemas list by creation. */
 function writeSchemaIndex(ledger: string, log: LedgerLog, batch: WriteBatch): void {

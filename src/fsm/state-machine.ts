@@ -175,17 +175,19 @@ export class LedgerStateMachine {
   /** Step 4 for the order at `position`: through a gated scope, its effects stacked on the proposal's write set. */
   private runOrder(index: number, proposal: Proposal, position: number, seeds: ReadonlyMap<CanonicalKey, AttributeValue | null>, writes: WriteSet): OrderResult {
     const planned = proposal.orders[position]
-    invariant(planned !== undefined, () => `order ${position} outside the proposal`)
-    const allowed = new Set<CanonicalKey>()
+    if (planned === undefined) throw new InvariantViolation(`order ${position} outside the proposal`)
     for (const i of planned.coverageIndexes) {
-      const entry = proposal.coverage[i]
-      invariant(entry !== undefined, () => `coverage index ${i} outside the plan`)
-      allowed.add(entry.key)
+      if (proposal.coverage[i] === undefined) throw new InvariantViolation(`coverage index ${i} outside the plan`)
     }
-    const orderWrites = new WriteSet(writes)
-    const scope = new GatedScope(proposal.date, planned.idempotencyKey, allowed, seeds, this.cache, orderWrites)
-    const result = this.executePlanned(index, planned, scope, orderWrites)
-    if (result.status === 'applied') orderWrites.mergeIntoParent()
+    const scope = new GatedScope(proposal.date, planned.idempotencyKey, proposal.coverage, planned.coverageIndexes, seeds, this.cache, writes)
+    writes.beginOrder()
+    let result: OrderResult | undefined
+    try {
+      result = this.executePlanned(index, planned, scope, writes)
+    } finally {
+      // A failed order leaves nothing (an invariant violation stops the node: nothing to keep either).
+      writes.endOrder(result?.status === 'applied')
+    }
     return result
   }
 
@@ -211,7 +213,7 @@ export class LedgerStateMachine {
       }
       const output = this.execute(scope, planned.order)
       if (ikKey !== undefined) {
-        writes.values.set(ikKey, { kind: 'i', value: { requestHash: planned.requestHash ?? '', result: output as unknown as Json } })
+        writes.set(ikKey, { kind: 'i', value: { requestHash: planned.requestHash ?? '', result: output as unknown as Json } })
       }
       return { status: 'applied', output, idempotencyHit: false }
     } catch (error) {
@@ -332,7 +334,7 @@ export class ProposalApplication {
   private cursor = 0
   private stopped = false
   private results: OrderResult[] = []
-  private readonly writes = new WriteSet(undefined)
+  private readonly writes = new WriteSet()
   private kept: WriteSet = this.writes
   private keptValues: [CanonicalKey, AttributeValue | null][] = []
   private readonly staged: (Attribute | null)[] = []
@@ -455,7 +457,7 @@ export class ProposalApplication {
   private decide(): void {
     const failed = this.results.some((result) => result.status === 'failed')
     const rolledBack = this.proposal.atomic && failed
-    this.kept = rolledBack ? new WriteSet(undefined) : this.writes
+    this.kept = rolledBack ? new WriteSet() : this.writes
     this.keptValues = [...this.kept.values]
     // A dry run keeps its results as they ran, and nothing else: no rows, no cache change, no audit entry.
     if (this.proposal.dryRun === true) {

@@ -1,6 +1,6 @@
 import { InvariantViolation } from '../domain/errors.ts'
 import type { Json } from '../domain/json.ts'
-import { packValue, unpackValue } from '../domain/packed.ts'
+import { PackedShape, packValue, unpackValue } from '../domain/packed.ts'
 /**
  * The store's row layout, importable by pure code (the FSM writes rows but
  * never reads the store: it may import this file and nothing else of the
@@ -49,7 +49,10 @@ export function metaKey(name: string): Buffer {
 }
 
 export function attributeRowKey(canonicalKey: string): Buffer {
-  return Buffer.concat([Buffer.of(Zone.attributes), Buffer.from(canonicalKey, 'utf8')])
+  const key = Buffer.allocUnsafe(1 + Buffer.byteLength(canonicalKey, 'utf8'))
+  key[0] = Zone.attributes
+  key.write(canonicalKey, 1, 'utf8')
+  return key
 }
 
 /**
@@ -102,6 +105,44 @@ export function encodeIndexRow(value: unknown): Buffer {
   return packValue(value, RowLayout.index, true)
 }
 
+/** One asset's moves of a transaction on one account. */
+export interface AssetMoves {
+  readonly asset: string
+  input: bigint
+  output: bigint
+}
+
+/**
+ * `encodeIndexRow({insertedAt, timestamp, volumes: {asset: {input, output}}})`
+ * for the by-account row, written by its known shape (the same bytes, without
+ * building the object). `moves` is sorted here, by asset.
+ */
+export function encodeAccountMovesRow(insertedAt: string, timestamp: string, moves: AssetMoves[]): Buffer {
+  if (moves.length > 1) moves.sort(byAsset)
+  PackedShape.begin(RowLayout.index)
+  PackedShape.object(3)
+  PackedShape.key('insertedAt')
+  PackedShape.string(insertedAt)
+  PackedShape.key('timestamp')
+  PackedShape.string(timestamp)
+  PackedShape.key('volumes')
+  PackedShape.object(moves.length)
+  for (const moved of moves) {
+    PackedShape.key(moved.asset)
+    PackedShape.object(2)
+    PackedShape.key('input')
+    PackedShape.integer(moved.input)
+    PackedShape.key('output')
+    PackedShape.integer(moved.output)
+  }
+  return PackedShape.end()
+}
+
+/** Canonical key order (UTF-16 code units, as `packValue` sorts). */
+function byAsset(left: AssetMoves, right: AssetMoves): number {
+  return left.asset < right.asset ? -1 : left.asset > right.asset ? 1 : 0
+}
+
 export function decodeIndexRow(row: Uint8Array): Json {
   return unpackValue(row, RowLayout.index)
 }
@@ -147,7 +188,18 @@ export function transactionsByTimestampPrefix(ledger: string): Buffer {
 }
 
 export function transactionByTimestampKey(ledger: string, timestamp: string, id: bigint): Buffer {
-  return Buffer.concat([transactionsByTimestampPrefix(ledger), Buffer.from(`${fixedWidthInstant(timestamp)}\u0000`, 'utf8'), u64be(id)])
+  // One buffer: [zone][kind] ledger \0 instant \0 id (the fixed-width instant is ASCII).
+  const instant = fixedWidthInstant(timestamp)
+  const ledgerBytes = Buffer.byteLength(ledger, 'utf8')
+  const key = Buffer.allocUnsafe(2 + ledgerBytes + 1 + instant.length + 1 + 8)
+  key[0] = Zone.indexes
+  key[1] = IndexKind.transactionsByTimestamp
+  let at = 2 + key.write(ledger, 2, 'utf8')
+  key[at++] = 0
+  at += key.write(instant, at, 'latin1')
+  key[at++] = 0
+  key.writeBigUInt64BE(id, at)
+  return key
 }
 
 export function accountTransactionsPrefix(ledger: string, account?: string): Buffer {
@@ -155,7 +207,17 @@ export function accountTransactionsPrefix(ledger: string, account?: string): Buf
 }
 
 export function accountTransactionKey(ledger: string, account: string, id: bigint): Buffer {
-  return Buffer.concat([accountTransactionsPrefix(ledger, account), u64be(id)])
+  // One buffer: [zone][kind] ledger \0 account \0 id.
+  const ledgerBytes = Buffer.byteLength(ledger, 'utf8')
+  const key = Buffer.allocUnsafe(2 + ledgerBytes + 1 + Buffer.byteLength(account, 'utf8') + 1 + 8)
+  key[0] = Zone.indexes
+  key[1] = IndexKind.accountTransactions
+  let at = 2 + key.write(ledger, 2, 'utf8')
+  key[at++] = 0
+  at += key.write(account, at, 'utf8')
+  key[at++] = 0
+  key.writeBigUInt64BE(id, at)
+  return key
 }
 
 /**
@@ -164,10 +226,24 @@ export function accountTransactionKey(ledger: string, account: string, id: bigin
  * imported v2 dates microseconds).
  */
 export function fixedWidthInstant(date: string): string {
+  // The common case, a millisecond date as the engine writes it: padded without the regex.
+  if (date.length === 24 && isMillisecondDate(date)) return `${date.slice(0, 23)}000000Z`
   const match = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$/.exec(date)
   if (match === null) throw new InvariantViolation(`date ${JSON.stringify(date)} is not RFC 3339 UTC`)
   return `${match[1]}.${(match[2] ?? '').padEnd(9, '0')}Z`
 }
+
+/** `YYYY-MM-DDTHH:MM:SS.mmmZ`, digits where digits go (what the regex above accepts at this length). */
+function isMillisecondDate(date: string): boolean {
+  for (let i = 0; i < 23; i++) {
+    const code = date.charCodeAt(i)
+    const expected = MILLISECOND_SHAPE.charCodeAt(i)
+    if (expected === 0x64 /* d */ ? code < 0x30 || code > 0x39 : code !== expected) return false
+  }
+  return date.charCodeAt(23) === 0x5a /* Z */
+}
+
+const MILLISECOND_SHAPE = 'dddd-dd-ddTdd:dd:dd.ddd'
 
 /** Signed audit checkpoints: [zone][chain size u64 BE] → the C2SP checkpoint note (text). */
 export function auditCheckpointRowKey(size: bigint): Buffer {

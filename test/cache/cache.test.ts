@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { AttributeCache, MalformedMirrorRow, MIRROR_ZONE } from '../../src/cache/index.ts'
 import type { MirrorSink } from '../../src/cache/index.ts'
 import type { AccountAddress, Asset, Attribute, CanonicalKey, LedgerName } from '../../src/domain/index.ts'
-import { encodeAttribute, volumesKey } from '../../src/domain/index.ts'
+import { InvariantViolation, encodeAttribute, volumesKey } from '../../src/domain/index.ts'
 import { Store, attributeRowKey, prefixEnd } from '../../src/store/index.ts'
 import { WriteBatch } from '../../src/fsm/index.ts'
 import { tempDirectory } from '../support/temp.ts'
@@ -286,4 +286,31 @@ test('preload: the cache wins over a seed', () => {
   assert.equal(hit.state === 'live' && hit.attribute.value.kind === 'v' && hit.attribute.value.value.input, 10n)
   assert.equal(cache.preload(key(2), value(2n), disk), true)
   assert.equal(cache.preload(key(3), null, disk), false)
+})
+
+test('get answers without allocating: the entry itself for a live key, one shared result for a deletion or no entry; a restored key read before its value throws', () => {
+  const cache = new AttributeCache(10)
+  const disk = new Disk()
+  cache.enter(1, disk)
+  write(cache, key(1), value(7n), disk)
+  write(cache, key(2), value(8n), disk)
+  write(cache, key(2), null, disk)
+  const live = cache.get(key(1))
+  assert.equal(live.state, 'live')
+  assert.equal(live.state === 'live' && live.attribute.bytes.equals(value(7n).bytes), true)
+  assert.equal(cache.get(key(1)), live, 'the same object on every read')
+  assert.equal(cache.get(key(2)).state, 'deleted')
+  assert.equal(cache.get(key(2)), cache.get(key(2)))
+  assert.equal(cache.get(key(3)).state, 'absent')
+  assert.ok(Object.isFrozen(cache.get(key(2))) && Object.isFrozen(cache.get(key(3))), 'shared results cannot be changed by a caller')
+  // A later write gives a new result; the one read before still holds the old value.
+  write(cache, key(1), value(9n), disk)
+  const after = cache.get(key(1))
+  assert.equal(after.state === 'live' && after.attribute.bytes.equals(value(9n).bytes), true)
+  assert.equal(live.state === 'live' && live.attribute.bytes.equals(value(7n).bytes), true)
+  // Segments restored, values not yet read: a read is a bug, not an absent key.
+  const restored = AttributeCache.restoring(cache.snapshot, 1)
+  for (const [rowKey, rowValue] of disk.mirror()) restored.restoreSegment(rowKey, rowValue)
+  assert.throws(() => restored.get(key(1)), InvariantViolation)
+  assert.equal(restored.get(key(2)).state, 'deleted')
 })

@@ -1,0 +1,199 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fc from 'fast-check'
+import { ATTRIBUTE_ROW_LAYOUT, encodeAttribute, packValue } from '../../src/domain/index.ts'
+import type { AttributeValue, TransactionRecord } from '../../src/domain/index.ts'
+import { IndexKind, Zone, accountTransactionKey, attributeRowKey, encodeAccountMovesRow, encodeIndexRow, fixedWidthInstant, transactionByTimestampKey, u64be } from '../../src/store/index.ts'
+import { WriteBatch } from '../../src/fsm/index.ts'
+import { writeTransactionIndexes } from '../../src/fsm/indexes.ts'
+import type { LedgerLog } from '../../src/orders/index.ts'
+
+/**
+ * The hot rows packed by their known shape (`PackedShape`) against the
+ * generic packer they stand in for: the same bytes for every value, so
+ * stores stay byte-identical whichever path wrote a row (and with stores
+ * written before the shapes existed). Keys built in one buffer against the
+ * concatenations they replace.
+ */
+
+const amount = fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 53n + 3n }), fc.bigInt({ min: 0n, max: 2n ** 256n - 1n }), fc.constantFrom(0n, 1n, 2n ** 52n, 2n ** 52n + 1n))
+const name = fc.oneof(
+  fc.constantFrom('world', 'users:1', '__proto__', 'constructor', 'input', 'USD', 'USD/2', 'EUR', 'é', 'a\u0000b', 'amount', 'id'),
+  fc.string({ unit: 'binary', maxLength: 12 }),
+  fc.string({ unit: 'grapheme-ascii', maxLength: 70 }),
+)
+const date = fc.oneof(
+  fc.integer({ min: 0, max: 253402300799999 }).map((ms) => new Date(ms).toISOString()),
+  fc.constantFrom('2026-12-07T03:45:00.123456Z', '2026-12-07T03:45:00Z', '2026-12-07T03:45:00.123456789Z'),
+)
+/** A map with no prototype whose keys are `names` (any string, `__proto__` included). */
+function keyed<V>(entries: readonly (readonly [string, V])[]): Record<string, V> {
+  const map = Object.create(null) as Record<string, V>
+  for (const [key, value] of entries) map[key] = value
+  return map
+}
+const commitVolumes = fc
+  .uniqueArray(
+    fc.tuple(name, fc.uniqueArray(fc.tuple(name, amount, amount), { minLength: 1, maxLength: 20, selector: ([asset]) => asset })),
+    { maxLength: 20, selector: ([account]) => account },
+  )
+  .map((accounts) => keyed(accounts.map(([account, assets]) => [account, keyed(assets.map(([asset, input, output]) => [asset, { input, output, balance: input - output }] as const))] as const)))
+const metadata = fc.uniqueArray(fc.tuple(name, fc.string({ maxLength: 8 })), { maxLength: 5, selector: ([key]) => key }).map((entries) => keyed(entries))
+const posting = fc.record({ source: name, destination: name, amount, asset: name })
+const transaction: fc.Arbitrary<TransactionRecord> = fc
+  .record(
+    {
+      id: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+      postings: fc.array(posting, { minLength: 1, maxLength: 4 }),
+      timestamp: date,
+      insertedAt: date,
+      updatedAt: date,
+      reference: name,
+      metadata,
+      reverted: fc.boolean(),
+      revertedAt: date,
+      template: name,
+      preCommitVolumes: commitVolumes,
+      postCommitVolumes: commitVolumes,
+    },
+    { requiredKeys: ['id', 'postings', 'timestamp', 'insertedAt', 'updatedAt', 'metadata', 'reverted'] },
+  )
+  .map((record) => record as unknown as TransactionRecord)
+
+const generic = (value: AttributeValue) => packValue(value.value, ATTRIBUTE_ROW_LAYOUT, true)
+
+test('a volumes row packed by its shape is the generic packing, byte for byte (property)', () => {
+  fc.assert(
+    fc.property(amount, amount, (input, output) => {
+      const value: AttributeValue = { kind: 'v', value: { input, output } }
+      assert.deepEqual(encodeAttribute(value).bytes, generic(value))
+    }),
+    { numRuns: 2000 },
+  )
+})
+
+test('a transaction row packed by its shape is the generic packing, byte for byte (property)', () => {
+  fc.assert(
+    fc.property(transaction, (record) => {
+      const value: AttributeValue = { kind: 't', value: record }
+      assert.deepEqual(encodeAttribute(value).bytes, generic(value))
+    }),
+    { numRuns: 1000 },
+  )
+})
+
+test('a transaction of another shape falls back to the generic packing: same bytes still', () => {
+  const base = {
+    id: 7n,
+    postings: [{ source: 'world', destination: 'users:1', amount: 10n, asset: 'USD' }],
+    timestamp: '2026-12-07T03:45:00.000Z',
+    insertedAt: '2026-12-07T03:45:00.000Z',
+    updatedAt: '2026-12-07T03:45:00.000Z',
+    metadata: keyed([]),
+    reverted: false,
+  } as unknown as TransactionRecord
+  const shapes: unknown[] = [
+    { ...base, extra: 'a field the shape does not know' },
+    { ...base, reference: undefined },
+    { ...base, postings: [{ ...base.postings[0], note: 'extra' }] },
+    { ...base, postings: [{ ...base.postings[0], amount: 10 }] },
+    { ...base, preCommitVolumes: keyed([['users:1', keyed([['USD', { input: 1n, output: 0n }]])]]) },
+    { ...base, postCommitVolumes: keyed([['users:1', keyed([['USD', { input: 1n, output: 0n, balance: 1n, more: 1n }]])]]) },
+  ]
+  for (const shape of shapes) {
+    const value = { kind: 't', value: shape } as AttributeValue
+    assert.deepEqual(encodeAttribute(value).bytes, generic(value))
+  }
+})
+
+test('a by-account index row packed by its shape is encodeIndexRow of the object, byte for byte (property)', () => {
+  const moves = fc.uniqueArray(fc.tuple(name, amount, amount), { minLength: 1, maxLength: 20, selector: ([asset]) => asset })
+  fc.assert(
+    fc.property(date, date, moves, (insertedAt, timestamp, entries) => {
+      const volumes: Record<string, unknown> = {}
+      for (const [asset, input, output] of entries) Object.defineProperty(volumes, asset, { value: { input, output }, enumerable: true, writable: true, configurable: true })
+      const expected = encodeIndexRow({ insertedAt, timestamp, volumes })
+      const shaped = encodeAccountMovesRow(insertedAt, timestamp, entries.map(([asset, input, output]) => ({ asset, input, output })))
+      assert.deepEqual(shaped, expected)
+    }),
+    { numRuns: 1000 },
+  )
+})
+
+test('keys built in one buffer are the concatenations they replace (property)', () => {
+  fc.assert(
+    fc.property(name, name, fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), date, (ledger, account, id, timestamp) => {
+      assert.deepEqual(attributeRowKey(account), Buffer.concat([Buffer.of(Zone.attributes), Buffer.from(account, 'utf8')]))
+      assert.deepEqual(
+        accountTransactionKey(ledger, account, id),
+        Buffer.concat([Buffer.of(Zone.indexes, IndexKind.accountTransactions), Buffer.from(`${ledger}\u0000${account}\u0000`, 'utf8'), u64be(id)]),
+      )
+      assert.deepEqual(
+        transactionByTimestampKey(ledger, timestamp, id),
+        Buffer.concat([Buffer.of(Zone.indexes, IndexKind.transactionsByTimestamp), Buffer.from(`${ledger}\u0000`, 'utf8'), Buffer.from(`${fixedWidthInstant(timestamp)}\u0000`, 'utf8'), u64be(id)]),
+      )
+    }),
+    { numRuns: 1000 },
+  )
+})
+
+test('fixed-width instants: the millisecond shortcut gives what the full form gives, and refuses what it refuses (property)', () => {
+  const reference = (text: string): string | undefined => {
+    const match = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$/.exec(text)
+    return match === null ? undefined : `${match[1]}.${(match[2] ?? '').padEnd(9, '0')}Z`
+  }
+  // 24 characters drawn from what a date is made of, so that most are near-dates.
+  const nearDate = fc.array(fc.constantFrom('0', '1', '9', '-', ':', 'T', '.', 'Z', 'a', '٣'), { minLength: 24, maxLength: 24 }).map((chars) => chars.join(''))
+  const mutated = fc.tuple(date, fc.nat(23), fc.constantFrom('x', '-', '5', 'Z', '.')).map(([text, at, char]) => `${text.slice(0, at)}${char}${text.slice(at + 1)}`)
+  fc.assert(
+    fc.property(fc.oneof(date, nearDate, mutated), (text) => {
+      const expected = reference(text)
+      if (expected === undefined) assert.throws(() => fixedWidthInstant(text), /RFC 3339/)
+      else assert.equal(fixedWidthInstant(text), expected)
+    }),
+    { numRuns: 3000 },
+  )
+})
+
+test('a transaction\'s index rows are those of the nested-map derivation they replace (property)', () => {
+  // The derivation before the shapes: per account (first seen), per asset, summed; the object packed canonically.
+  const reference = (ledger: string, record: { id: bigint; insertedAt: string; timestamp: string; postings: readonly { source: string; destination: string; asset: string; amount: bigint }[] }) => {
+    const batch = new WriteBatch()
+    const deltas = new Map<string, Map<string, { input: bigint; output: bigint }>>()
+    const delta = (account: string, asset: string) => {
+      let byAsset = deltas.get(account)
+      if (byAsset === undefined) deltas.set(account, (byAsset = new Map()))
+      let entry = byAsset.get(asset)
+      if (entry === undefined) byAsset.set(asset, (entry = { input: 0n, output: 0n }))
+      return entry
+    }
+    for (const p of record.postings) {
+      delta(p.source, p.asset).output += p.amount
+      delta(p.destination, p.asset).input += p.amount
+    }
+    for (const [account, byAsset] of deltas) {
+      const volumes: Record<string, unknown> = {}
+      for (const [asset, moved] of byAsset) Object.defineProperty(volumes, asset, { value: moved, enumerable: true, writable: true, configurable: true })
+      batch.put(accountTransactionKey(ledger, account, record.id), encodeIndexRow({ insertedAt: record.insertedAt, timestamp: record.timestamp, volumes }))
+    }
+    batch.put(transactionByTimestampKey(ledger, record.timestamp, record.id), Buffer.alloc(0))
+    return batch.rows()
+  }
+  const few = fc.constantFrom('a', 'b', '__proto__', 'world')
+  const postings = fc.oneof(
+    fc.array(fc.record({ source: few, destination: few, asset: fc.constantFrom('USD', 'EUR', 'USD/2'), amount }), { minLength: 1, maxLength: 12 }),
+    // Past the short-list bound: the pair map.
+    fc.array(fc.record({ source: few, destination: few, asset: fc.constantFrom('USD', 'EUR', 'USD/2', 'JPY', 'GBP'), amount }), { minLength: 17, maxLength: 60 }),
+  )
+  fc.assert(
+    fc.property(fc.bigInt({ min: 0n, max: 2n ** 40n }), date, date, postings, (id, insertedAt, timestamp, moves) => {
+      const record = { id, insertedAt, timestamp, postings: moves }
+      const log = { type: 'NEW_TRANSACTION', data: { transaction: record } } as unknown as LedgerLog
+      const batch = new WriteBatch()
+      writeTransactionIndexes('ledger', log, batch)
+      assert.deepEqual(batch.rows(), reference('ledger', record))
+    }),
+    { numRuns: 500 },
+  )
+})
+
