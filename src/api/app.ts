@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import Fastify from 'fastify'
-import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import Fastify, { LogController } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import type { LedgerNode } from '../server/index.ts'
 import { accountAddressLengthMax, metadataKeyLengthMax, stringifyJson } from '../domain/index.ts'
 import { parseJsonBody } from './json-body.ts'
@@ -63,9 +63,23 @@ export interface ApiLogOptions {
 
 export const slowRequestMsDefault = 1000
 
-/** `incoming request` and `request completed` lines: at debug and trace only. */
-function requestLinesLogged(level: string): boolean {
-  return level === 'debug' || level === 'trace'
+/**
+ * A line per request on arrival and one on completion cost more than a read
+ * itself under load (~45 µs for two pino lines, docs/performance.md): they
+ * are debug lines. Everything else fastify logs keeps its level (a request
+ * that errored, the error handler's lines); slow requests warn (`onResponse`).
+ */
+class RequestLinesAtDebug extends LogController {
+  override incomingRequest(request: FastifyRequest): void {
+    if (this.isLogDisabled(request)) return
+    request.log.debug({ req: request }, 'incoming request')
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error !== null && error !== undefined) return super.requestCompleted(error, request, reply, {})
+    if (this.isLogDisabled(request)) return
+    reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed')
+  }
 }
 
 /** An incoming `X-Request-Id` is kept when it is short visible ASCII (it goes into logs); otherwise a new one is made. */
@@ -115,10 +129,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
   const serverOptions: FastifyServerOptions & { https?: { cert: Buffer; key: Buffer; minVersion: 'TLSv1.2' } & typeof serverTimeouts } = {
     ...(options.tls === undefined ? { http: serverTimeouts } : { https: { cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2', ...serverTimeouts } }),
     logger: options.logger === undefined ? false : { level: options.logger.level, stream: options.logger.stream, serializers: { req: requestSummary } },
-    // A line per request on arrival and one on completion cost more than the
-    // request itself under load (~45 µs, two pino lines): they are debug
-    // lines. Slow requests (warn) and failures are logged at any level.
-    disableRequestLogging: options.logger === undefined || !requestLinesLogged(options.logger.level),
+    logController: new RequestLinesAtDebug(),
     genReqId: (request) => requestIdOf(request.headers['x-request-id']),
     bodyLimit: bodyBytesMax,
     routerOptions: { maxParamLength: pathParameterLengthMax },

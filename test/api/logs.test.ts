@@ -5,6 +5,7 @@ import { LedgerNode } from '../../src/server/index.ts'
 import { buildApi } from '../../src/api/index.ts'
 import { nodeLogLines, prettyLine } from '../../src/cli/log-lines.ts'
 import { tempDirectory } from '../support/temp.ts'
+import { until } from '../support/local.ts'
 
 function lineSink(): { stream: Writable; lines: () => Record<string, unknown>[] } {
   let text = ''
@@ -89,7 +90,11 @@ test('a slow request logs one warning with its figures; a slow checkpoint logs o
     assert.equal(slow[0]?.statusCode, 204)
     assert.equal(typeof slow[0]?.durationMs, 'number')
     assert.ok(!lines.some((line) => line.msg === 'incoming request'), 'info lines are below --log-level warn')
-    const checkpoints = lines.filter((line) => typeof line.msg === 'string' && line.msg.startsWith('slow checkpoint'))
+    // The checkpoint runs after the write is answered: its line is awaited, not assumed.
+    const checkpoints = await until('the slow checkpoint line', () => {
+      const found = sink.lines().filter((line) => typeof line.msg === 'string' && line.msg.startsWith('slow checkpoint'))
+      return found.length > 0 ? found : undefined
+    })
     assert.equal(checkpoints.length, 1)
     assert.equal(checkpoints[0]?.level, 40)
     assert.equal(checkpoints[0]?.index, 1)

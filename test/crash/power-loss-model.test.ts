@@ -243,17 +243,23 @@ test('the real WalIo really syncs: one fdatasync per group, a directory fsync pe
   }
 })
 
-/** The real store, with its RocksDB batch calls recorded. */
+/** The real store, with the options of its RocksDB batch writes recorded. */
 class RecordedStore extends Store {
   readonly batchOptions: unknown[] = []
 
   static async openRecorded(directory: string): Promise<RecordedStore> {
     const store = new RecordedStore(await Store.openDatabase(directory), directory)
-    const db = store.db as unknown as { batch: (operations: unknown, options: unknown) => Promise<void> }
+    type Batch = { write: (options: unknown) => Promise<void> }
+    const db = store.db as unknown as { batch: () => Batch }
     const batch = db.batch.bind(db)
-    db.batch = (operations, options) => {
-      store.batchOptions.push(options)
-      return batch(operations, options)
+    db.batch = () => {
+      const made = batch()
+      const write = made.write.bind(made)
+      made.write = (options) => {
+        store.batchOptions.push(options)
+        return write(options)
+      }
+      return made
     }
     return store
   }
