@@ -6,7 +6,7 @@ import { LedgerNode } from '../server/index.ts'
 import { bodyBytesMaxFor, buildApi, transportLimitsDefault } from '../api/index.ts'
 import type { TransportLimits } from '../api/index.ts'
 import { cacheGenerationBytesMaxDefault, cacheRotationThresholdDefault } from '../cache/index.ts'
-import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, checkpointEntriesDefault, loadAuditCheckpointSettings, walRetainEntriesDefault } from '../server/index.ts'
+import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, checkpointEntriesDefault, loadAuditCheckpointSettings, walRetainBytesDefault, walRetainEntriesDefault } from '../server/index.ts'
 import type { AuditCheckpointSettings } from '../server/index.ts'
 import { linesPerTurn, nodeLogLines, parseLogLevel, prettyLines } from './log-lines.ts'
 import { isIP } from 'node:net'
@@ -47,6 +47,9 @@ Options (each also read from the environment variable shown):
                                   cluster, snapshot checks) [TALLY_CHECKPOINT_ENTRIES, default ${checkpointEntriesDefault}]
   --wal-retain-entries N          WAL entries kept below a checkpoint
                                                             [TALLY_WAL_RETAIN_ENTRIES, default ${walRetainEntriesDefault}]
+  --wal-retain-bytes B            at most about B bytes of WAL kept below a checkpoint,
+                                  whatever --wal-retain-entries says (whole segments)
+                                                            [TALLY_WAL_RETAIN_BYTES, default ${walRetainBytesDefault / 1024 / 1024 / 1024} GiB]
   --wal-segment-bytes-max B       WAL segment size; recycling drops whole segments
                                                             [TALLY_WAL_SEGMENT_BYTES_MAX, default 64 MiB]
   --audit-key FILE                sign audit checkpoints with this key, kept outside --data
@@ -121,6 +124,7 @@ export interface ServeSettings {
   readonly auditCheckpointEntries?: number
   readonly checkpointEntries?: number
   readonly walRetainEntries?: number
+  readonly walRetainBytes?: number
   readonly walSegmentBytesMax?: number
   readonly auditCheckpointFile?: string
   readonly logLevel: string
@@ -183,6 +187,7 @@ const integerFlags = {
   'cluster-rebuild-stall-seconds': 'TALLY_CLUSTER_REBUILD_STALL_SECONDS',
   'checkpoint-entries': 'TALLY_CHECKPOINT_ENTRIES',
   'wal-retain-entries': 'TALLY_WAL_RETAIN_ENTRIES',
+  'wal-retain-bytes': 'TALLY_WAL_RETAIN_BYTES',
   'wal-segment-bytes-max': 'TALLY_WAL_SEGMENT_BYTES_MAX',
 } as const
 type IntegerFlag = keyof typeof integerFlags
@@ -288,6 +293,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
     ...(auditEntries === undefined ? {} : { auditCheckpointEntries: auditEntries }),
     ...(optionalInteger('checkpoint-entries') === undefined ? {} : { checkpointEntries: optionalInteger('checkpoint-entries') as number }),
     ...(optionalInteger('wal-retain-entries') === undefined ? {} : { walRetainEntries: optionalInteger('wal-retain-entries') as number }),
+    ...(optionalInteger('wal-retain-bytes') === undefined ? {} : { walRetainBytes: optionalInteger('wal-retain-bytes') as number }),
     ...(optionalInteger('wal-segment-bytes-max') === undefined ? {} : { walSegmentBytesMax: optionalInteger('wal-segment-bytes-max') as number }),
     ...(auditFile === undefined ? {} : { auditCheckpointFile: path.resolve(auditFile.value) }),
     logLevel: logLevelOf(logLevel?.value ?? 'info'),
@@ -600,6 +606,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
         ...(settings.cacheGenerationBytesMax === undefined ? {} : { cacheGenerationBytesMax: settings.cacheGenerationBytesMax }),
         ...(settings.checkpointEntries === undefined ? {} : { checkpointEntries: settings.checkpointEntries }),
         ...(settings.walRetainEntries === undefined ? {} : { walRetainEntries: settings.walRetainEntries }),
+        ...(settings.walRetainBytes === undefined ? {} : { walRetainBytes: settings.walRetainBytes }),
         ...(settings.walSegmentBytesMax === undefined ? {} : { walSegmentBytesMax: settings.walSegmentBytesMax }),
         log,
         ...(auditCheckpoints === undefined ? {} : { auditCheckpoints }),

@@ -75,6 +75,13 @@ export interface LedgerNodeOptions {
   readonly checkpointEntries?: number
   /** WAL entries kept below the last checkpoint (history for replicas and inspection). */
   readonly walRetainEntries?: number
+  /**
+   * Bound on the WAL's bytes on disk kept below the last checkpoint, whatever
+   * `walRetainEntries` says: an entry is a whole proposal, so a count of
+   * entries alone does not bound the disk (bulks of 1,000 transactions make
+   * 1M entries hundreds of GiB). Default `walRetainBytesDefault`.
+   */
+  readonly walRetainBytes?: number
   /** WAL segment size; recycling drops whole segments. */
   readonly walSegmentBytesMax?: number
   /** A checkpoint longer than this logs one warning with its figures. */
@@ -107,6 +114,7 @@ export interface LedgerNodeOptions {
 export const checkpointEntriesDefault = 10_000
 export const slowCheckpointMsDefault = 100
 export const walRetainEntriesDefault = 1_000_000
+export const walRetainBytesDefault = 1024 * 1024 * 1024
 /** Orders per store batch: ~25–40 ms of apply at today's cost per order (docs/performance.md, "No stall"). */
 export const applyBatchOrdersMaxDefault = 256
 /** Apply work between two turns in a large proposal: an order, or the rows of one key or log, each (~10–40 ms in all here). */
@@ -622,7 +630,8 @@ export class LedgerNode implements Sequencer {
   /**
    * Makes every store batch so far durable (one synced write flushes RocksDB's
    * log), then lets the WAL drop what the store no longer needs, keeping
-   * `walRetainEntries` of history.
+   * `walRetainEntries` of history, in at most about `walRetainBytes` (whole
+   * segments).
    */
   async checkpoint(): Promise<void> {
     const index = this.storedIndex
@@ -638,7 +647,9 @@ export class LedgerNode implements Sequencer {
     this.checkpointIndex = index
     this.retention?.onCheckpoint?.(index)
     // History a rebuild still needs (a pinned WAL range, the tail after the newest snapshot) is never recycled.
-    const recyclable = Math.min(index - (this.options.walRetainEntries ?? walRetainEntriesDefault), this.retention?.recycleFloor?.() ?? Number.POSITIVE_INFINITY)
+    const byEntries = index - (this.options.walRetainEntries ?? walRetainEntriesDefault)
+    const byBytes = Math.min(index, this.wal.indexKeepingBytes(this.options.walRetainBytes ?? walRetainBytesDefault))
+    const recyclable = Math.min(Math.max(byEntries, byBytes), this.retention?.recycleFloor?.() ?? Number.POSITIVE_INFINITY)
     if (recyclable > this.wal.tail) await this.wal.recycle(recyclable)
   }
 

@@ -366,6 +366,23 @@ export class Wal {
     return this.#tail
   }
 
+  /**
+   * The highest index whose segment may go for the segments kept to hold
+   * at most `bytesMax` bytes: walking from the newest segment, the first
+   * one that takes the sum over `bytesMax`, and every older one, may go
+   * (0 when all of them fit). The open segment always stays (`recycle`).
+   */
+  indexKeepingBytes(bytesMax: number): number {
+    invariant(Number.isSafeInteger(bytesMax) && bytesMax >= 0, () => `indexKeepingBytes(${bytesMax}): not a non-negative integer`)
+    let kept = 0
+    for (let at = this.#segments.length - 1; at >= 0; at--) {
+      const segment = this.#segments[at] as Segment
+      kept += segment.bytes
+      if (kept > bytesMax) return segment.indexLast
+    }
+    return 0
+  }
+
   /** epoch of the entry at head (or of the last entry seen before a reset; 0 for a new WAL) */
   get epochHead(): number {
     return this.#epochHead

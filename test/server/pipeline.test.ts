@@ -1,4 +1,6 @@
 import { test } from 'node:test'
+import { readdirSync, statSync } from 'node:fs'
+import path from 'node:path'
 import assert from 'node:assert/strict'
 import { LedgerNode } from '../../src/server/index.ts'
 import type { Order } from '../../src/orders/index.ts'
@@ -65,6 +67,44 @@ test('checkpoints: a synced store write lets the WAL recycle what the store hold
     assert.equal(refused.status === 'failed' && refused.error.code, 'INSUFFICIENT_FUND')
     assert.equal((await one(node, send('users:1', 'users:2', 30n))).status, 'applied')
     await node.close()
+  } finally {
+    tmp.remove()
+  }
+})
+
+test('the WAL keeps at most about walRetainBytes below a checkpoint, whatever walRetainEntries says; restart recovers', async () => {
+  const tmp = tempDirectory()
+  const segmentBytes = 2048
+  const settings = { cacheRotationThreshold: 8, checkpointEntries: 5, walRetainEntries: 1_000_000, walRetainBytes: 3 * segmentBytes, walSegmentBytesMax: segmentBytes, sync: false }
+  const walBytes = (): number => readdirSync(path.join(tmp.directory, 'wal')).reduce((sum, file) => sum + statSync(path.join(tmp.directory, 'wal', file)).size, 0)
+  try {
+    let node = await LedgerNode.open({ dataDirectory: tmp.directory, ...settings })
+    assert.equal((await one(node, { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} })).status, 'applied')
+    let most = 0
+    for (let i = 0; i < 60; i++) {
+      assert.equal((await one(node, send('world', 'users:1', 1n))).status, 'applied')
+      most = Math.max(most, walBytes())
+    }
+    assert.ok(node.wal.tail > 0, 'the byte bound recycled segments the entry count would keep')
+    // The bound, one segment that takes the sum over it, the open segment, and what waits for the next checkpoint.
+    assert.ok(most <= settings.walRetainBytes + 3 * segmentBytes, `at most ${most} bytes of WAL`)
+    const applied = node.fsm.appliedIndex
+    await node.close()
+    node = await LedgerNode.open({ dataDirectory: tmp.directory, ...settings })
+    assert.equal(node.fsm.appliedIndex, applied)
+    assert.equal((await one(node, send('users:1', 'users:2', 60n))).status, 'applied')
+    await node.close()
+    // Without the byte bound, the entry count keeps everything.
+    const kept = tempDirectory()
+    try {
+      const unbounded = await LedgerNode.open({ dataDirectory: kept.directory, ...settings, walRetainBytes: 1 << 30 })
+      assert.equal((await one(unbounded, { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} })).status, 'applied')
+      for (let i = 0; i < 60; i++) assert.equal((await one(unbounded, send('world', 'users:1', 1n))).status, 'applied')
+      assert.equal(unbounded.wal.tail, 0)
+      await unbounded.close()
+    } finally {
+      kept.remove()
+    }
   } finally {
     tmp.remove()
   }

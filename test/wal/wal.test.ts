@@ -146,6 +146,34 @@ test('round trip across segment rolls; segments are named by their first index',
   })
 })
 
+test('indexKeepingBytes: recycling up to it keeps the newest segments whose bytes stay within the bound, plus the one that crosses it goes', async () => {
+  await withDirectory(async (directory) => {
+    const { wal } = await Wal.open({ directory, segmentBytesMax: 1024, sync: false })
+    appendMany(wal, 500)
+    await wal.flush()
+    const sizes = segmentFiles(directory).map((file) => ({ first: Number(file.slice(0, 20)), bytes: fs.statSync(path.join(directory, file)).size }))
+    assert.equal(wal.indexKeepingBytes(Number.MAX_SAFE_INTEGER), 0, 'everything fits: nothing may go')
+    for (const bound of [0, 1, 1023, 1024, 2500, 5000]) {
+      // The reference: from the newest segment, the first whose bytes take the sum over the bound ends what may go.
+      let kept = 0
+      let expected = 0
+      for (let at = sizes.length - 1; at >= 0; at--) {
+        kept += (sizes[at] as { bytes: number }).bytes
+        if (kept > bound) {
+          expected = at + 1 < sizes.length ? (sizes[at + 1] as { first: number }).first - 1 : wal.head
+          break
+        }
+      }
+      assert.equal(wal.indexKeepingBytes(bound), expected, `bound ${bound}`)
+    }
+    const tail = await wal.recycle(wal.indexKeepingBytes(2500))
+    const left = segmentFiles(directory).slice(0, -1).reduce((sum, file) => sum + fs.statSync(path.join(directory, file)).size, 0)
+    assert.ok(left <= 2500, `${left} bytes kept below the open segment`)
+    assert.ok(tail > 0)
+    await wal.close()
+  })
+})
+
 test('reopen after close keeps every record and continues the index sequence', async () => {
   await withDirectory(async (directory) => {
     const first = await Wal.open({ directory, segmentBytesMax: 2048 })
