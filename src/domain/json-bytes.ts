@@ -1,4 +1,5 @@
 import { InvariantViolation } from './errors.ts'
+import { withRoom } from './room.ts'
 
 /**
  * JSON text written straight into bytes (UTF-8), for the printers at the
@@ -25,12 +26,8 @@ export class JsonBytes {
   }
 
   private reserve(bytes: number): void {
-    if (this.offset + bytes <= this.buffer.length) return
-    let size = this.buffer.length * 2
-    while (size < this.offset + bytes) size *= 2
-    const larger = Buffer.allocUnsafe(size)
-    this.buffer.copy(larger, 0, 0, this.offset)
-    this.buffer = larger
+    // The common case stays inline: most writes fit.
+    if (this.offset + bytes > this.buffer.length) this.buffer = withRoom(this.buffer, this.offset, bytes)
   }
 
   /** Text that JSON prints as it is (punctuation, field names, digits): printable ASCII only, and the newline ending a JSON line. */

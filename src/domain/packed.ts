@@ -1,4 +1,5 @@
 import { InvariantViolation, invariant } from './errors.ts'
+import { withRoom } from './room.ts'
 import type { Json } from './json.ts'
 
 /**
@@ -62,16 +63,12 @@ const INTEGER_MAX_BIG = BigInt(INTEGER_MAX)
 
 /** A growable buffer reused by every pack (packing is synchronous, never nested). */
 class Writer {
-  buffer = Buffer.allocUnsafe(4096)
+  buffer: Buffer = Buffer.allocUnsafe(4096)
   offset = 0
 
   reserve(bytes: number): void {
-    if (this.offset + bytes <= this.buffer.length) return
-    let size = this.buffer.length * 2
-    while (size < this.offset + bytes) size *= 2
-    const larger = Buffer.allocUnsafe(size)
-    this.buffer.copy(larger, 0, 0, this.offset)
-    this.buffer = larger
+    // The common case stays inline: most writes fit.
+    if (this.offset + bytes > this.buffer.length) this.buffer = withRoom(this.buffer, this.offset, bytes)
   }
 
   byte(value: number): void {
