@@ -102,6 +102,14 @@ test('objects and arrays past one count byte (128 entries and more) round-trip',
   }
 })
 
+test('values larger than the writer buffer (it starts at 4 KiB and grows) round-trip whole, and a small one after them too', () => {
+  const large = { text: 'x'.repeat(100_000), items: Array.from({ length: 5_000 }, (_, i) => ({ id: BigInt(i), note: `n${i}` })) }
+  const packed = packValue(large, LAYOUT, true)
+  assert.ok(packed.byteLength > 100_000, `${packed.byteLength} bytes`)
+  assert.deepStrictEqual(unpackValue(packed, LAYOUT), viaJson(large))
+  assert.deepStrictEqual(unpackValue(packValue({ small: 1n }, LAYOUT, true), LAYOUT), viaJson({ small: 1n }))
+})
+
 test('packing what unpacking gave gives the same bytes (a checker re-packs decoded bodies to verify their hash)', () => {
   fc.assert(
     fc.property(value.filter((v) => v !== undefined), (v) => {
