@@ -188,15 +188,19 @@ export function transactionsByTimestampPrefix(ledger: string): Buffer {
 }
 
 export function transactionByTimestampKey(ledger: string, timestamp: string, id: bigint): Buffer {
-  // One buffer: [zone][kind] ledger \0 instant \0 id (the fixed-width instant is ASCII).
-  const instant = fixedWidthInstant(timestamp)
+  // The fixed-width instant is ASCII: its UTF-8 bytes are its characters.
+  return indexRowKey(IndexKind.transactionsByTimestamp, ledger, fixedWidthInstant(timestamp), id)
+}
+
+/** One buffer, not a concatenation of three or four: [zone][kind] ledger \0 name \0 id. */
+function indexRowKey(kind: number, ledger: string, name: string, id: bigint): Buffer {
   const ledgerBytes = Buffer.byteLength(ledger, 'utf8')
-  const key = Buffer.allocUnsafe(2 + ledgerBytes + 1 + instant.length + 1 + 8)
+  const key = Buffer.allocUnsafe(2 + ledgerBytes + 1 + Buffer.byteLength(name, 'utf8') + 1 + 8)
   key[0] = Zone.indexes
-  key[1] = IndexKind.transactionsByTimestamp
+  key[1] = kind
   let at = 2 + key.write(ledger, 2, 'utf8')
   key[at++] = 0
-  at += key.write(instant, at, 'latin1')
+  at += key.write(name, at, 'utf8')
   key[at++] = 0
   key.writeBigUInt64BE(id, at)
   return key
@@ -207,17 +211,7 @@ export function accountTransactionsPrefix(ledger: string, account?: string): Buf
 }
 
 export function accountTransactionKey(ledger: string, account: string, id: bigint): Buffer {
-  // One buffer: [zone][kind] ledger \0 account \0 id.
-  const ledgerBytes = Buffer.byteLength(ledger, 'utf8')
-  const key = Buffer.allocUnsafe(2 + ledgerBytes + 1 + Buffer.byteLength(account, 'utf8') + 1 + 8)
-  key[0] = Zone.indexes
-  key[1] = IndexKind.accountTransactions
-  let at = 2 + key.write(ledger, 2, 'utf8')
-  key[at++] = 0
-  at += key.write(account, at, 'utf8')
-  key[at++] = 0
-  key.writeBigUInt64BE(id, at)
-  return key
+  return indexRowKey(IndexKind.accountTransactions, ledger, account, id)
 }
 
 /**
