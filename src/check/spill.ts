@@ -64,64 +64,79 @@ export class SpillDisk {
 export type SpilledValue = Buffer | string
 
 /**
- * Rows keyed by their store key (as a latin1 string), held in memory up to
- * `bytesMax` and beyond that spilled to a `SpillDisk` under one prefix byte:
- * the memory the check holds is bounded by configuration, not by the
- * ledger's size. A deletion is remembered (null) until spilled, where it
- * deletes. `sorted()` walks the union in store key order, memory over disk,
- * so the comparison streams both sides in one ordered pass.
- *
- * `isDigest(firstByte)` says which zones hold digests (text) rather than
- * rows, so a value read back from disk has its original type.
+ * What both kinds of spilled rows share: the disk and their prefix byte on
+ * it, the memory budget, the count of spills, and how a row read back from
+ * disk gets its original type (`isDigest(firstByte)`: zones that hold
+ * digests, text, rather than rows).
  */
-export class SpillRows {
-  private pending = new Map<string, SpilledValue | null>()
-  private pendingBytes = 0
-  private spilledAny = false
+abstract class SpilledZone {
+  protected heldBytes = 0
+  protected spilledAny = false
   spills = 0
 
   constructor(
-    private readonly disk: SpillDisk,
-    private readonly prefix: number,
+    protected readonly disk: SpillDisk,
+    protected readonly prefix: number,
     private readonly bytesMax: number,
     private readonly isDigest: (zone: number) => boolean,
   ) {}
 
   get overBudget(): boolean {
-    return this.pendingBytes > this.bytesMax
+    return this.heldBytes > this.bytesMax
   }
 
-  get(id: string): SpilledValue | undefined {
-    const held = this.pending.get(id)
-    if (held !== undefined) return held ?? undefined
-    if (!this.spilledAny) return undefined
-    const row = this.disk.getSync(this.diskKey(id))
-    return row === undefined ? undefined : this.revive(id.charCodeAt(0), row)
-  }
-
-  set(id: string, value: SpilledValue | null): void {
-    const before = this.pending.get(id)
-    if (before !== undefined) this.pendingBytes -= entryBytes(id, before)
-    this.pending.set(id, value)
-    this.pendingBytes += entryBytes(id, value)
-  }
-
-  /** Moves what memory holds to disk, in one batch. */
-  async spill(): Promise<void> {
-    if (this.pending.size === 0) return
+  /** Writes held entries to disk in one chained batch (closed by `write()`; `Store.write` says why), a null deleting. */
+  protected async writeToDisk(entries: Iterable<readonly [string, SpilledValue | null]>): Promise<void> {
     const db = await this.disk.open()
-    // A chained batch, closed by `write()` (the binding's array batch is never closed: `Store.write`).
     const batch = db.batch()
-    for (const [id, value] of this.pending) {
-      const key = this.diskKey(id)
+    for (const [id, value] of entries) {
+      const key = diskKeyOf(this.prefix, id)
       if (value === null) batch.del(key)
       else batch.put(key, typeof value === 'string' ? Buffer.from(value, 'latin1') : value)
     }
     await batch.write()
     this.spilledAny = true
     this.spills++
+    this.heldBytes = 0
+  }
+
+  /** A row read back from disk under the id whose first character is its zone. */
+  protected revive(id: string, row: Buffer): SpilledValue {
+    return this.isDigest(id.charCodeAt(0)) ? row.toString('latin1') : row
+  }
+}
+
+/**
+ * Rows keyed by their store key (as a latin1 string), held in memory up to
+ * `bytesMax` and beyond that spilled to a `SpillDisk` under one prefix byte:
+ * the memory the check holds is bounded by configuration, not by the
+ * ledger's size. A deletion is remembered (null) until spilled, where it
+ * deletes. `sorted()` walks the union in store key order, memory over disk,
+ * so the comparison streams both sides in one ordered pass.
+ */
+export class SpillRows extends SpilledZone {
+  private pending = new Map<string, SpilledValue | null>()
+
+  get(id: string): SpilledValue | undefined {
+    const held = this.pending.get(id)
+    if (held !== undefined) return held ?? undefined
+    if (!this.spilledAny) return undefined
+    const row = this.disk.getSync(diskKeyOf(this.prefix, id))
+    return row === undefined ? undefined : this.revive(id, row)
+  }
+
+  set(id: string, value: SpilledValue | null): void {
+    const before = this.pending.get(id)
+    if (before !== undefined) this.heldBytes -= entryBytes(id, before)
+    this.pending.set(id, value)
+    this.heldBytes += entryBytes(id, value)
+  }
+
+  /** Moves what memory holds to disk, in one batch. */
+  async spill(): Promise<void> {
+    if (this.pending.size === 0) return
+    await this.writeToDisk(this.pending)
     this.pending = new Map()
-    this.pendingBytes = 0
   }
 
   /** Every live row in store key order: memory shadows disk (a pending null hides a spilled row). */
@@ -155,17 +170,9 @@ export class SpillRows {
         continue
       }
       const row = (spilled as IteratorYieldResult<[Buffer, Buffer]>).value[1]
-      yield [diskId as string, this.revive((diskId as string).charCodeAt(0), row)]
+      yield [diskId as string, this.revive(diskId as string, row)]
       spilled = await disk?.next()
     }
-  }
-
-  private diskKey(id: string): Buffer {
-    return diskKeyOf(this.prefix, id)
-  }
-
-  private revive(zone: number, row: Buffer): SpilledValue {
-    return this.isDigest(zone) ? row.toString('latin1') : row
   }
 }
 
@@ -186,24 +193,10 @@ function entryBytes(id: string, value: SpilledValue | null): number {
  * map, spilled in order, so everything on disk sorts before everything in
  * memory and `sorted()` is the disk range followed by memory.
  */
-export class OrderedSpillRows {
+export class OrderedSpillRows extends SpilledZone {
   private ids: string[] = []
   private values: SpilledValue[] = []
-  private heldBytes = 0
   private last: string | undefined
-  private spilledAny = false
-  spills = 0
-
-  constructor(
-    private readonly disk: SpillDisk,
-    private readonly prefix: number,
-    private readonly bytesMax: number,
-    private readonly isDigest: (zone: number) => boolean,
-  ) {}
-
-  get overBudget(): boolean {
-    return this.heldBytes > this.bytesMax
-  }
 
   append(id: string, value: SpilledValue): void {
     invariant(this.last === undefined || compareLatin1(this.last, id) < 0, 'ordered rows arrive in increasing key order')
@@ -215,24 +208,18 @@ export class OrderedSpillRows {
 
   async spill(): Promise<void> {
     if (this.ids.length === 0) return
-    const db = await this.disk.open()
-    const batch = db.batch()
-    for (let i = 0; i < this.ids.length; i++) {
-      const id = this.ids[i] as string
-      const value = this.values[i] as SpilledValue
-      batch.put(diskKeyOf(this.prefix, id), typeof value === 'string' ? Buffer.from(value, 'latin1') : value)
-    }
-    await batch.write()
-    this.spilledAny = true
-    this.spills++
+    const values = this.values
+    await this.writeToDisk(this.ids.map((id, i) => [id, values[i] as SpilledValue] as const))
     this.ids = []
     this.values = []
-    this.heldBytes = 0
   }
 
   async *sorted(): AsyncGenerator<[string, SpilledValue]> {
     if (this.spilledAny) {
-      for await (const [key, row] of this.disk.range(this.prefix)) yield [key.toString('latin1', 1), this.isDigest(key[1] as number) ? row.toString('latin1') : row]
+      for await (const [key, row] of this.disk.range(this.prefix)) {
+        const id = key.toString('latin1', 1)
+        yield [id, this.revive(id, row)]
+      }
     }
     for (let i = 0; i < this.ids.length; i++) yield [this.ids[i] as string, this.values[i] as SpilledValue]
   }
