@@ -22,7 +22,7 @@ import {
   type ReplicaId,
   Tick,
   validateBudget,
-  type CatchUpBudget,
+  type DriverLimits,
   type DriverReady,
   type DriverTimer,
   type Epoch,
@@ -38,24 +38,8 @@ import type { MonotonicClock } from './etcd/index.ts'
 import { PeerTransport, type LinkTuning, type SnapshotOfferSource } from './peer/index.ts'
 import type { PeerError } from './peer/index.ts'
 
-/** The driver's limits, in ticks of `tickMs` (docs/cluster.md lists the defaults). */
-export interface RecoveryTuning {
-  readonly tickMs: number
-  /** Entries one executor step asks the link to ship (the link batches them by its own bounds). */
-  readonly chunkEntriesMax: number
-  /** A catch-up longer than `durationTicksMax`, longer than `entriesMax` entries, or without progress for `progressDeadlineTicks` escalates to a rebuild. */
-  readonly catchUpBudget: CatchUpBudget
-  /** A catch-up still running this long after its handshake is cancelled into a rebuild. */
-  readonly catchUpTimeoutTicks: number
-  /** How long a catch-up may hold its WAL retention pin. */
-  readonly reservationTimeoutTicks: number
-  /** A rebuild whose recorded progress has not moved for this long (a transfer, a reopen) is cancelled and started again. */
-  readonly rebuildStallTicks: number
-  /** The wait after a failed recovery before the next attempt. */
-  readonly recoveryRetryTicks: number
-  /** A handshake (dial, hello, log matching) not done within this is abandoned. */
-  readonly connectTimeoutTicks: number
-}
+/** The driver's limits (`DriverLimits`, every one given), in ticks of `tickMs` (docs/cluster.md lists the defaults). */
+export type RecoveryTuning = Required<DriverLimits> & { readonly tickMs: number }
 
 export const recoveryTuningDefault: RecoveryTuning = Object.freeze({
   tickMs: 100,

@@ -28,17 +28,27 @@ import type { Registry } from './registry.ts'
 import type { Sender } from './sender.ts'
 import { Lsn, Tick, type ReplicaId, type SessionId, type SessionKind, type SessionTicket } from './types.ts'
 
-export interface DriverOptions {
+/** The driver's limits, in ticks (the runtime's defaults: docs/cluster.md). */
+export interface DriverLimits {
+  /** Entries one executor step asks the link to ship (the link batches them by its own bounds). */
+  readonly chunkEntriesMax: number
+  /** A catch-up longer than `durationTicksMax`, longer than `entriesMax` entries, or without progress for `progressDeadlineTicks` escalates to a rebuild. */
+  readonly catchUpBudget: CatchUpBudget
+  /** A catch-up still running this long after its handshake is cancelled into a rebuild. */
+  readonly catchUpTimeoutTicks: number
+  /** How long a catch-up may hold its WAL retention pin. */
+  readonly reservationTimeoutTicks: number
+  /** A rebuild whose recorded progress has not moved for this long (a transfer, a reopen) is cancelled and started again. */
+  readonly rebuildStallTicks: number
+  /** The wait after a failed recovery before the next attempt. */
+  readonly recoveryRetryTicks: number
+  /** A handshake (dial, hello, log matching) not answered within this many ticks is abandoned (`connect_timeout`); default `connectTimeoutTicksDefault`. */
+  readonly connectTimeoutTicks?: number
+}
+
+export interface DriverOptions extends DriverLimits {
   readonly registry: Registry
   readonly adapters: StorageAdapter & RecoveryTransport & ReplicaConnector
-  readonly chunkEntriesMax: number
-  readonly catchUpBudget: CatchUpBudget
-  readonly catchUpTimeoutTicks: number
-  readonly reservationTimeoutTicks: number
-  readonly rebuildStallTicks: number
-  readonly recoveryRetryTicks: number
-  /** A handshake not answered within this many ticks is abandoned (`connect_timeout`); default `connectTimeoutTicksDefault`. */
-  readonly connectTimeoutTicks?: number
   readonly faults?: ProtocolFaults
 }
 
