@@ -7,6 +7,7 @@ import { IndexKind, Zone, accountTransactionKey, attributeRowKey, encodeAccountM
 import { WriteBatch } from '../../src/fsm/index.ts'
 import { writeTransactionIndexes } from '../../src/fsm/indexes.ts'
 import type { LedgerLog } from '../../src/orders/index.ts'
+import { transactionRecords } from '../support/arbitraries.ts'
 
 /**
  * The hot rows packed by their known shape (`PackedShape`) against the
@@ -39,26 +40,7 @@ const commitVolumes = fc
   )
   .map((accounts) => keyed(accounts.map(([account, assets]) => [account, keyed(assets.map(([asset, input, output]) => [asset, { input, output, balance: input - output }] as const))] as const)))
 const metadata = fc.uniqueArray(fc.tuple(name, fc.string({ maxLength: 8 })), { maxLength: 5, selector: ([key]) => key }).map((entries) => keyed(entries))
-const posting = fc.record({ source: name, destination: name, amount, asset: name })
-const transaction: fc.Arbitrary<TransactionRecord> = fc
-  .record(
-    {
-      id: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
-      postings: fc.array(posting, { minLength: 1, maxLength: 4 }),
-      timestamp: date,
-      insertedAt: date,
-      updatedAt: date,
-      reference: name,
-      metadata,
-      reverted: fc.boolean(),
-      revertedAt: date,
-      template: name,
-      preCommitVolumes: commitVolumes,
-      postCommitVolumes: commitVolumes,
-    },
-    { requiredKeys: ['id', 'postings', 'timestamp', 'insertedAt', 'updatedAt', 'metadata', 'reverted'] },
-  )
-  .map((record) => record as unknown as TransactionRecord)
+const transaction = transactionRecords({ text: name, date, amount, metadata, volumes: commitVolumes })
 
 const generic = (value: AttributeValue) => packValue(value.value, ATTRIBUTE_ROW_LAYOUT, true)
 

@@ -4,6 +4,7 @@ import fc from 'fast-check'
 import type { AggregatedVolumes, Json, TransactionRecord } from '../../src/domain/index.ts'
 import { canonicalMetadata, emptyKeyed, keyedChild, printTransaction, stringJson, stringifyJson, unpackValue, packValue } from '../../src/domain/index.ts'
 import { transactionView } from '../../src/orders/index.ts'
+import { transactionRecords } from '../support/arbitraries.ts'
 
 /**
  * The field-by-field transaction printer against the printer it replaced:
@@ -20,7 +21,6 @@ const text = fc.oneof(
 const amount = fc.oneof(fc.bigInt({ min: 0n, max: 1000n }), fc.bigInt({ min: 0n, max: 2n ** 256n - 1n }))
 const date = fc.constantFrom('2026-01-01T00:00:00Z', '2026-01-01T00:00:00.123456Z', '1970-01-01T00:00:00Z')
 const metadata = fc.array(fc.tuple(text, text), { maxLength: 5 }).map((entries) => canonicalMetadata(entries))
-const posting = fc.record({ source: text, destination: text, amount, asset: text })
 
 function volumes(entries: readonly (readonly [string, string, bigint, bigint])[]): AggregatedVolumes {
   const result: AggregatedVolumes = emptyKeyed()
@@ -29,25 +29,7 @@ function volumes(entries: readonly (readonly [string, string, bigint, bigint])[]
 }
 const volumesArbitrary = fc.array(fc.tuple(text, text, amount, amount), { maxLength: 4 }).map(volumes)
 
-const record: fc.Arbitrary<TransactionRecord> = fc
-  .record(
-    {
-      id: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
-      postings: fc.array(posting, { minLength: 1, maxLength: 4 }),
-      timestamp: date,
-      insertedAt: date,
-      updatedAt: date,
-      metadata,
-      reverted: fc.boolean(),
-      reference: text,
-      revertedAt: date,
-      template: text,
-      preCommitVolumes: volumesArbitrary,
-      postCommitVolumes: volumesArbitrary,
-    },
-    { requiredKeys: ['id', 'postings', 'timestamp', 'insertedAt', 'updatedAt', 'metadata', 'reverted'] },
-  )
-  .map((fields) => fields as unknown as TransactionRecord)
+const record = transactionRecords({ text, date, amount, metadata, volumes: volumesArbitrary })
 
 test('printTransaction prints what stringifyJson(transactionView(…)) printed, with and without volumes', () => {
   fc.assert(
