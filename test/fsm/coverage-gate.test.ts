@@ -13,6 +13,16 @@ const L = 'main' as LedgerName
 const usd = 'USD' as Asset
 const acct = (s: string) => s as AccountAddress
 
+/** world → users:1, 10 USD: the order both tests plan with and without its keys. */
+const send: Order = {
+  type: 'CREATE_TRANSACTION',
+  ledger: L,
+  postings: [{ source: acct('world'), destination: acct('users:1'), amount: 10n, asset: usd }],
+  metadata: {},
+  accountMetadata: {},
+  force: false,
+}
+
 function proposal(index: number, order: Order, coverage: CoverageEntry[], covered = coverage.map((_, i) => i)): Proposal {
   return {
     id: `p${index}`,
@@ -47,14 +57,6 @@ test('coverage gate: reading an undeclared key fails loudly with COVERAGE_MISS, 
   const created = fsm.apply(1, proposal(1, { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} }, [{ key: ledgerKey(L), seed: null }]), first)
   assert.equal(created.outcome === 'applied' && created.results[0]?.status, 'applied')
 
-  const send: Order = {
-    type: 'CREATE_TRANSACTION',
-    ledger: L,
-    postings: [{ source: acct('world'), destination: acct('users:1'), amount: 10n, asset: usd }],
-    metadata: {},
-    accountMetadata: {},
-    force: false,
-  }
   const declared: CanonicalKey[] = [ledgerKey(L), volumesKey(L, acct('world'), usd), accountKey(L, acct('world')), accountKey(L, acct('users:1'))]
   // users:1's volumes are not declared.
   const batch = new WriteBatch()
@@ -137,14 +139,6 @@ test('a seed is the stored row bytes: the FSM applies on it, and refuses a seed 
     const fsm = new LedgerStateMachine({ cache, clusterId: 'c', appliedIndex: 0, auditHead: GENESIS })
     fsm.apply(1, proposal(1, { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} }, [{ key: ledgerKey(L), seed: null }]), new WriteBatch())
     return { cache, fsm }
-  }
-  const send: Order = {
-    type: 'CREATE_TRANSACTION',
-    ledger: L,
-    postings: [{ source: acct('world'), destination: acct('users:1'), amount: 10n, asset: usd }],
-    metadata: {},
-    accountMetadata: {},
-    force: false,
   }
   const worldVolumes = volumesKey(L, acct('world'), usd)
   const stored = encodeAttribute({ kind: 'v', value: { input: 0n, output: 5n } }).bytes

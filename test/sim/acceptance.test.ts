@@ -6,7 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { TallyError } from '../../src/domain/index.ts'
 import { Cluster } from '../../src/sim/index.ts'
-import { events, expectClean, expectEvent, expectMatchesReference, expectNoEvent, indexAfter, indexOf, traced, writes } from './helpers.ts'
+import { events, expectClean, expectEvent, expectMatchesReference, expectNoEvent, indexAfter, indexOf, replicaBehindRetention, traced, writes } from './helpers.ts'
 import { Epoch, Lsn, ReplicaId } from '../../src/replication/index.ts'
 
 test('A1 committed data survives failover: the promoted node equals the reference at the committed LSN', () => {
@@ -170,18 +170,7 @@ test('A6/A11 a lost reservation aborts the catch-up (reservation timeout) and es
 })
 
 test('A7 historical correctness: snapshot + tail equals the reference, with the pinned snapshot even after a newer checkpoint', () => {
-  const cluster = traced()
-  cluster.run(3)
-  writes(cluster, 3)
-  cluster.run(5)
-  cluster.crash(ReplicaId.of('n3'))
-  writes(cluster, 4)
-  cluster.run(6)
-  cluster.checkpoint(ReplicaId.of('n1'))
-  cluster.recycle(ReplicaId.of('n1'))
-  writes(cluster, 3)
-  cluster.run(5)
-  cluster.restart(ReplicaId.of('n3'))
+  const cluster = replicaBehindRetention()
   while (indexOf(cluster, 'engine', 'rebuild_source_selected replica=n3') < 0) cluster.tick()
   expectEvent(cluster, 'engine', 'rebuild_source_selected replica=n3', 'source=snapshot_tail', 'snapshot=7', 'target=10')
   // A newer checkpoint now exists on the primary; the rebuild keeps its plan-bound snapshot at 7.

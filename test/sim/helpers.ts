@@ -13,6 +13,23 @@ export function writes(cluster: Cluster, count: number): void {
   for (let index = 0; index < count; index += 1) cluster.write()
 }
 
+/** n3 misses entries past the primary's recycled WAL, then comes back: a snapshot (7) + tail (to 10) rebuild. */
+export function replicaBehindRetention(options: Partial<ClusterOptions> = {}): Cluster {
+  const cluster = traced(options)
+  cluster.run(3)
+  writes(cluster, 3)
+  cluster.run(5)
+  cluster.crash(ReplicaId.of('n3'))
+  writes(cluster, 4)
+  cluster.run(6)
+  cluster.checkpoint(ReplicaId.of('n1'))
+  cluster.recycle(ReplicaId.of('n1'))
+  writes(cluster, 3)
+  cluster.run(5)
+  cluster.restart(ReplicaId.of('n3'))
+  return cluster
+}
+
 /** Trace events of `kind` whose text contains every fragment. */
 export function events(cluster: Cluster, kind: TraceKind, ...fragments: string[]): TraceEvent[] {
   return cluster.trace().filter((event) => event.kind === kind && fragments.every((fragment) => event.text.includes(fragment)))

@@ -11,26 +11,10 @@ import assert from 'node:assert/strict'
 import { ReplicaId } from '../../src/replication/index.ts'
 import { runSeeds } from '../../src/sim/index.ts'
 import type { Cluster, ClusterOptions } from '../../src/sim/index.ts'
-import { expectClean, expectEvent, expectMatchesReference, indexAfter, indexOf, traced, writes } from './helpers.ts'
+import { expectClean, expectEvent, expectMatchesReference, indexAfter, indexOf, replicaBehindRetention } from './helpers.ts'
 
 const n3 = ReplicaId.of('n3')
 
-/** n3 misses entries past the primary's recycled WAL, then comes back: a snapshot (7) + tail (to 10) rebuild. */
-function replicaBehindRetention(options: Partial<ClusterOptions> = {}): Cluster {
-  const cluster = traced(options)
-  cluster.run(3)
-  writes(cluster, 3)
-  cluster.run(5)
-  cluster.crash(n3)
-  writes(cluster, 4)
-  cluster.run(6)
-  cluster.checkpoint(ReplicaId.of('n1'))
-  cluster.recycle(ReplicaId.of('n1'))
-  writes(cluster, 3)
-  cluster.run(5)
-  cluster.restart(n3)
-  return cluster
-}
 
 test('a rebuild whose replica reopens on the image finishes: the next handshake finds it at the image, the tail follows, once', () => {
   const cluster = replicaBehindRetention()
