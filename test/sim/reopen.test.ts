@@ -10,7 +10,6 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ReplicaId } from '../../src/replication/index.ts'
 import { runSeeds } from '../../src/sim/index.ts'
-import type { Cluster, ClusterOptions } from '../../src/sim/index.ts'
 import { expectClean, expectEvent, expectMatchesReference, indexAfter, indexOf, replicaBehindRetention } from './helpers.ts'
 
 const n3 = ReplicaId.of('n3')
