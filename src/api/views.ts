@@ -1,16 +1,14 @@
-import type { AccountAddress, AccountRecord, AggregatedVolumes, Json, LedgerName, LedgerRecord, SchemaRecord, TransactionId, TransactionRecord } from '../domain/index.ts'
+import type { AccountAddress, AccountRecord, Json, LedgerName, LedgerRecord, SchemaRecord, TransactionId, TransactionRecord } from '../domain/index.ts'
 import {
   accountKey,
   accountPrefix,
   decodeRowValue,
-  emptyKeyed,
   invariant,
-  keyedChild,
-  ownEntries,
   ledgerKey,
   ledgerNotFound,
   LEDGER_PREFIX,
   notFound,
+  PrintedJson,
   printTransaction,
   validationError,
   schemaKey,
@@ -104,7 +102,11 @@ export class Views {
 
   /** `transaction` as the answer prints it (`printTransaction`): the text of its `data`, without the view object. */
   async printedTransaction(ledger: LedgerName, id: TransactionId, expand: Expand = NO_EXPAND): Promise<string> {
-    const record = await this.transactionRecord(ledger, id)
+    return this.printed(ledger, await this.transactionRecord(ledger, id), expand)
+  }
+
+  /** A transaction as every answer prints it: one printer for a read, a list page, a write's answer and an export. */
+  private async printed(ledger: LedgerName, record: TransactionRecord, expand: Expand): Promise<string> {
     const effectiveVolumes = expand.effectiveVolumes ? await transactionEffectiveVolumes(this.store, ledger, record) : undefined
     return printTransaction(record, { volumes: expand.volumes, ...(effectiveVolumes === undefined ? {} : { effectiveVolumes }) })
   }
@@ -118,9 +120,6 @@ export class Views {
 
   private async transactionJson(ledger: LedgerName, record: TransactionRecord, expand: Expand): Promise<Json> {
     const view = transactionView(record, { volumes: expand.volumes }) as Record<string, Json>
-    // A stored record's volumes decode in the row's (sorted) key order: a page prints them as a single read does (`printTransaction`).
-    if (view.preCommitVolumes !== undefined && record.preCommitVolumes !== undefined) view.preCommitVolumes = inV2Order(record.preCommitVolumes) as unknown as Json
-    if (view.postCommitVolumes !== undefined && record.postCommitVolumes !== undefined) view.postCommitVolumes = inV2Order(record.postCommitVolumes) as unknown as Json
     if (expand.effectiveVolumes) {
       const effective = await transactionEffectiveVolumes(this.store, ledger, record)
       view.preCommitEffectiveVolumes = effective.pre
@@ -137,7 +136,7 @@ export class Views {
    * stood then: transactions dated at or before it, a revert after it not yet
    * seen (metadata is shown as it is now: its history is not kept).
    */
-  async listTransactions(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): Promise<Page<Json>> {
+  async listTransactions(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): Promise<Page<PrintedJson>> {
     this.requireLedger(ledger)
     const selected = transactionSelector(filter, expand.pit)
     const order = listOrder(request.options, ['id', 'timestamp'], true)
@@ -183,9 +182,9 @@ export class Views {
     return count
   }
 
-  private async transactionPage(ledger: LedgerName, page: Page<TransactionRecord>, expand: Expand): Promise<Page<Json>> {
-    const data: Json[] = []
-    for (const record of page.data) data.push(await this.transactionJson(ledger, record, expand))
+  private async transactionPage(ledger: LedgerName, page: Page<TransactionRecord>, expand: Expand): Promise<Page<PrintedJson>> {
+    const data: PrintedJson[] = []
+    for (const record of page.data) data.push(new PrintedJson(await this.printed(ledger, record, expand)))
     return { ...page, data }
   }
 
@@ -433,14 +432,4 @@ export function decodeTransaction(row: Buffer): TransactionRecord {
 
 export function decodeAccount(row: Buffer): AccountRecord {
   return decodeRowValue('a', row)
-}
-
-/** Volumes by account and asset with each entry's keys in v2's order, `{input, output, balance}`. */
-function inV2Order(volumes: AggregatedVolumes): AggregatedVolumes {
-  const ordered: AggregatedVolumes = emptyKeyed()
-  for (const [account, assets] of ownEntries(volumes)) {
-    const byAsset = keyedChild(ordered, account)
-    for (const [asset, moved] of ownEntries(assets)) byAsset[asset] = { input: moved.input, output: moved.output, balance: moved.balance }
-  }
-  return ordered
 }

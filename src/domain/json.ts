@@ -43,6 +43,16 @@ export function stringifyJson(value: unknown): string {
 }
 
 /**
+ * JSON text already printed by a field-by-field printer (a transaction:
+ * `printTransaction`), placed as it is where `stringifyJson` meets it, so a
+ * list of transactions prints each one as every other answer does. Never
+ * part of a canonical (hashed) value.
+ */
+export class PrintedJson {
+  constructor(readonly text: string) {}
+}
+
+/**
  * Canonical encoding: object keys sorted, no whitespace, bigint as number.
  * Used wherever bytes are hashed, so equal values always hash equal.
  */
@@ -65,6 +75,10 @@ function write(value: unknown, sorted: boolean): string | undefined {
       return value ? 'true' : 'false'
     case 'object': {
       if (value === null) return 'null'
+      if (value instanceof PrintedJson) {
+        if (sorted) throw new InvariantViolation('printed JSON inside a canonical value')
+        return value.text
+      }
       if (Array.isArray(value)) {
         let text = '['
         for (let i = 0; i < value.length; i++) {

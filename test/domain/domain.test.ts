@@ -5,6 +5,7 @@ import {
   parseJson,
   stringifyJson,
   canonicalJson,
+  PrintedJson,
   parseAmount,
   parseAccountAddress,
   parseAsset,
@@ -62,6 +63,12 @@ test('JSON codec rejects malformed input as VALIDATION', () => {
 
 test('canonical JSON sorts keys at every depth and drops undefined', () => {
   assert.equal(canonicalJson({ b: 1n, a: { d: [{ z: 1, y: 2 }], c: undefined } }), '{"a":{"d":[{"y":2,"z":1}]},"b":1}')
+})
+
+test('printed JSON is placed as it is by stringifyJson, and refused inside a canonical (hashed) value', () => {
+  const printed = new PrintedJson('{"z":1,"a":2}')
+  assert.equal(stringifyJson({ cursor: { data: [printed, printed] } }), '{"cursor":{"data":[{"z":1,"a":2},{"z":1,"a":2}]}}')
+  assert.throws(() => canonicalJson({ data: [printed] }), InvariantViolation)
 })
 
 test('amounts: 0 ≤ a < 2^256, integers only', () => {
