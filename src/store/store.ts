@@ -322,7 +322,8 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
    * closes it: the binding's array `batch(operations)` writes a chained batch
    * it never closes, so each one stayed attached to the database with its
    * native copy of every row for the life of the process (RSS grew ~0.7 GiB
-   * per million transactions; `bench/store-write-memory.ts`).
+   * per million transactions in `bench/growth.ts`; `bench/store-write-memory.ts`
+   * isolates it; `test/store/write-batches.test.ts`).
    */
   async write(rows: readonly RowWrite[], options: { sync: boolean; slices?: WriteSlices }): Promise<void> {
     if (rows.length === 0) return
