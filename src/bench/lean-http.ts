@@ -17,6 +17,13 @@ import { NetworkError, type HttpRequest, type HttpResponse, type HttpTransport, 
  * connections; a request waits for a free one. A connection that fails or
  * times out is dropped with its request failed as a `NetworkError`; nothing
  * is retried, since a write may have been applied.
+ *
+ * A server closes a kept-alive connection once it has been idle for its
+ * keep-alive timeout: a request written at that moment crosses the server's
+ * FIN and is reset, though it was never read (ECONNRESET in long runs). So an
+ * idle connection is reused only well inside the timeout its server announces
+ * (`Keep-Alive: timeout=N`, `keepAliveReuseMs`), and only while its socket
+ * has seen no FIN; otherwise the request goes on a fresh connection.
  */
 
 /** Bounds on what one answer may hold before the connection is dropped as broken. */
@@ -38,6 +45,19 @@ export interface ResponseHead {
   readonly contentLength: number | undefined
   readonly chunked: boolean
   readonly closeAfter: boolean
+  /** The server's keep-alive timeout (`Keep-Alive: timeout=N`, seconds) in ms; undefined when not announced. */
+  readonly keepAliveMs: number | undefined
+}
+
+/**
+ * How long after an answer its connection may still carry a request, for a
+ * server that closes idle connections after `keepAliveMs`: a second (or half
+ * the timeout, if shorter) before it, room for the answer's time on the wire
+ * and the two processes' timers. Unbounded when the server announced nothing.
+ */
+export function keepAliveReuseMs(keepAliveMs: number | undefined): number {
+  if (keepAliveMs === undefined) return Number.POSITIVE_INFINITY
+  return keepAliveMs - Math.min(1000, keepAliveMs / 2)
 }
 
 export function parseResponseHead(text: string): ResponseHead {
@@ -47,6 +67,7 @@ export function parseResponseHead(text: string): ResponseHead {
   let contentLength: number | undefined
   let chunked = false
   let closeAfter = /^HTTP\/1\.0/.test(lines[0] ?? '')
+  let keepAliveMs: number | undefined
   for (const line of lines.slice(1)) {
     const colon = line.indexOf(':')
     if (colon <= 0) continue
@@ -60,12 +81,15 @@ export function parseResponseHead(text: string): ResponseHead {
     } else if (name === 'connection') {
       if (value.split(',').some((option) => option.trim() === 'close')) closeAfter = true
       if (value.split(',').some((option) => option.trim() === 'keep-alive')) closeAfter = false
+    } else if (name === 'keep-alive') {
+      const timeout = /(?:^|[,;\s])timeout\s*=\s*([0-9]{1,9})(?:$|[,;\s])/.exec(value)
+      if (timeout !== null) keepAliveMs = Number(timeout[1]) * 1000
     }
   }
   if (contentLength !== undefined && contentLength > responseBodyBytesMax) {
     throw new NetworkError('BAD_RESPONSE', `answer of ${contentLength} bytes exceeds ${responseBodyBytesMax}`)
   }
-  return { status: Number(statusMatch[1]), contentLength: chunked ? undefined : contentLength, chunked, closeAfter }
+  return { status: Number(statusMatch[1]), contentLength: chunked ? undefined : contentLength, chunked, closeAfter, keepAliveMs }
 }
 
 /**
@@ -126,9 +150,12 @@ class Connection {
   private headBytes = 0
   private current: Pending | undefined
   private ended = false
+  /** When the last answer completed (the transport's clock), and until when the server keeps the connection. */
+  private idleSince = 0
+  private reuseMs = Number.POSITIVE_INFINITY
 
   constructor(
-    private readonly options: { host: string; port: number; requestTimeoutMs: number },
+    private readonly options: { host: string; port: number; requestTimeoutMs: number; now: () => number },
     private readonly onIdle: (connection: Connection) => void,
     private readonly onGone: (connection: Connection) => void,
   ) {
@@ -140,8 +167,15 @@ class Connection {
     this.socket.on('timeout', () => this.fail(new NetworkError('TIMEOUT', `no answer within ${options.requestTimeoutMs} ms`)))
   }
 
-  get usable(): boolean {
-    return !this.ended
+  /**
+   * Whether a request written now would reach a server still reading this
+   * connection: not closed, no FIN seen, and idle for less than the server's
+   * keep-alive timeout allows (`keepAliveReuseMs`).
+   */
+  usable(now: number): boolean {
+    if (this.ended) return false
+    const socket = this.socket
+    return !socket.destroyed && socket.writable && !socket.readableEnded && now - this.idleSince < this.reuseMs
   }
 
   send(pending: Pending, wire: string): void {
@@ -242,6 +276,8 @@ class Connection {
     this.chunks = []
     this.chunkBytes = 0
     this.socket.setTimeout(0)
+    this.idleSince = this.options.now()
+    this.reuseMs = keepAliveReuseMs(head.keepAliveMs)
     // The body may pin the socket's chunk until the classifier drops it: no copy.
     pending.resolve(lazyResponse(head.status, body))
     if (head.closeAfter || atEnd) {
@@ -264,7 +300,12 @@ class Connection {
   }
 }
 
-export function createLeanHttpTransport(options: HttpTransportOptions): HttpTransport {
+export interface LeanHttpTransportOptions extends HttpTransportOptions {
+  /** The clock idle connections are timed by (ms); tests pass their own. */
+  readonly now?: () => number
+}
+
+export function createLeanHttpTransport(options: LeanHttpTransportOptions): HttpTransport {
   invariant(options.socketsMax > 0, 'socketsMax must be positive')
   invariant(options.requestTimeoutMs > 0, 'requestTimeoutMs must be positive')
   invariant(options.target.protocol === 'http:', 'the lean client speaks plain http; use the node:http transport for https')
@@ -272,6 +313,7 @@ export function createLeanHttpTransport(options: HttpTransportOptions): HttpTran
   const port = options.target.port === '' ? 80 : Number(options.target.port)
   const hostHeader = options.target.host
   const basePath = options.target.pathname.replace(/\/+$/, '')
+  const now = options.now ?? (() => performance.now())
   const idle: Connection[] = []
   const waiting: Pending[] = []
   const open = new Set<Connection>()
@@ -307,10 +349,17 @@ export function createLeanHttpTransport(options: HttpTransportOptions): HttpTran
       pending.reject(new NetworkError('CLOSED', 'the transport is closed'))
       return
     }
+    // Most recently used first: the connections idle longest stay at the bottom, where the server's timeout closes them.
     let connection = idle.pop()
-    while (connection !== undefined && !connection.usable) connection = idle.pop()
+    const at = now()
+    while (connection !== undefined && !connection.usable(at)) {
+      // Past the server's keep-alive (or already closing): closed here, before a request can cross the server's FIN.
+      open.delete(connection)
+      connection.close()
+      connection = idle.pop()
+    }
     if (connection === undefined && open.size < options.socketsMax) {
-      connection = new Connection({ host, port, requestTimeoutMs: options.requestTimeoutMs }, onIdle, onGone)
+      connection = new Connection({ host, port, requestTimeoutMs: options.requestTimeoutMs, now }, onIdle, onGone)
       open.add(connection)
     }
     if (connection === undefined) waiting.push(pending)

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { NetworkError, createLeanHttpTransport, decodeChunked, parseResponseHead } from '../../src/bench/index.ts'
+import { keepAliveReuseMs } from '../../src/bench/lean-http.ts'
 
 /** A raw TCP server answering each request with the bytes `answer` returns, written in `pieces` writes. */
 async function rawServer(answer: (request: string, index: number) => string | undefined, pieces = 1): Promise<{ url: string; requests: string[]; close(): Promise<void> }> {
@@ -44,8 +45,10 @@ async function rawServer(answer: (request: string, index: number) => string | un
 }
 
 test('answer heads: status, length, chunked and connection handling', () => {
-  assert.deepEqual(parseResponseHead('HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: keep-alive'), { status: 200, contentLength: 12, chunked: false, closeAfter: false })
-  assert.deepEqual(parseResponseHead('HTTP/1.1 400 Bad Request\r\ntransfer-encoding: chunked\r\nconnection: close'), { status: 400, contentLength: undefined, chunked: true, closeAfter: true })
+  assert.deepEqual(parseResponseHead('HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5'), { status: 200, contentLength: 12, chunked: false, closeAfter: false, keepAliveMs: 5000 })
+  assert.deepEqual(parseResponseHead('HTTP/1.1 400 Bad Request\r\ntransfer-encoding: chunked\r\nconnection: close'), { status: 400, contentLength: undefined, chunked: true, closeAfter: true, keepAliveMs: undefined })
+  assert.equal(parseResponseHead('HTTP/1.1 200 OK\r\nKeep-Alive: max=100, timeout=2').keepAliveMs, 2000)
+  assert.equal(parseResponseHead('HTTP/1.1 200 OK\r\nKeep-Alive: xtimeout=2').keepAliveMs, undefined)
   assert.equal(parseResponseHead('HTTP/1.0 204 No Content').closeAfter, true)
   assert.throws(() => parseResponseHead('SSH-2.0-OpenSSH'), NetworkError)
   assert.throws(() => parseResponseHead('HTTP/1.1 200 OK\r\nContent-Length: -1'), NetworkError)
@@ -124,5 +127,88 @@ test('lean client: a hung server times out, a refused connection and a reset are
   } finally {
     reset.close()
     await resetting.close()
+  }
+})
+
+/**
+ * A server that closes a kept-alive connection after its keep-alive timeout:
+ * modelled without waiting, by resetting any connection that receives a
+ * request after `staleAfter` answers were given on it, as if its idle timer
+ * had fired while that request was on the wire. Every answer announces
+ * `Keep-Alive: timeout=5`.
+ */
+async function closingServer(): Promise<{ url: string; connections: number[]; close(): Promise<void> }> {
+  const connections: number[] = [] // answers given, per connection
+  const sockets = new Set<net.Socket>()
+  let reuseResets = true
+  const server = net.createServer((socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+    const index = connections.push(0) - 1
+    let pending = ''
+    socket.on('data', (chunk) => {
+      pending += chunk.toString('latin1')
+      const headEnd = pending.indexOf('\r\n\r\n')
+      if (headEnd === -1) return
+      pending = ''
+      if (reuseResets && (connections[index] ?? 0) > 0) {
+        socket.resetAndDestroy()
+        return
+      }
+      connections[index] = (connections[index] ?? 0) + 1
+      socket.write('HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\n{}', 'latin1')
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        reuseResets = false
+        for (const socket of sockets) socket.destroy()
+        server.close(() => resolve())
+      }),
+  }
+}
+
+test('keep-alive reuse window: a second before the announced timeout, half of it when shorter, unbounded when unannounced', () => {
+  assert.equal(keepAliveReuseMs(5000), 4000)
+  assert.equal(keepAliveReuseMs(1000), 500)
+  assert.equal(keepAliveReuseMs(undefined), Number.POSITIVE_INFINITY)
+})
+
+test('lean client: a connection idle past the server\'s keep-alive timeout is not reused (no reset from a request crossing the server\'s close)', async () => {
+  const server = await closingServer()
+  let clock = 0
+  const transport = createLeanHttpTransport({ target: new URL(server.url), socketsMax: 2, requestTimeoutMs: 5000, now: () => clock })
+  try {
+    const first = await transport.send({ method: 'POST', path: '/v2/bench/transactions', body: '{}' })
+    assert.equal(first.status, 200)
+    // Idle for 4.5 s of the server's 5: a request now could cross the server's close. It goes on a fresh connection.
+    clock += 4500
+    const second = await transport.send({ method: 'POST', path: '/v2/bench/transactions', body: '{}' })
+    assert.equal(second.status, 200)
+    assert.deepEqual(server.connections, [1, 1], 'the stale connection was closed, the request sent on a new one')
+  } finally {
+    transport.close()
+    await server.close()
+  }
+})
+
+test('lean client: a connection answered moments ago is reused', async () => {
+  const server = await closingServer()
+  let clock = 0
+  const transport = createLeanHttpTransport({ target: new URL(server.url), socketsMax: 2, requestTimeoutMs: 5000, now: () => clock })
+  try {
+    assert.equal((await transport.send({ method: 'GET', path: '/', body: undefined })).status, 200)
+    clock += 3999
+    // The server of this test resets any reuse: the request fails, proof that the connection was reused.
+    await assert.rejects(transport.send({ method: 'GET', path: '/', body: undefined }), (error: unknown) => error instanceof NetworkError && error.code === 'ECONNRESET')
+    assert.deepEqual(server.connections, [1])
+  } finally {
+    transport.close()
+    await server.close()
   }
 })
