@@ -2,6 +2,26 @@ import { InvariantViolation } from './errors.ts'
 import { withRoom } from './room.ts'
 
 /**
+ * Printable ASCII checked once, as bytes: a printer's constant text (field
+ * names, punctuation), encoded when its module loads, that `JsonBytes.ascii`
+ * then copies without looking at each code unit again as `raw` does.
+ */
+export type AsciiText = Uint8Array & { readonly __ascii: true }
+
+export function asciiText(text: string): AsciiText {
+  const bytes = new Uint8Array(text.length)
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i)
+    if (unit > 0x7e || unit < 0x20) throw new InvariantViolation(`constant JSON text holds the code unit ${unit}`)
+    bytes[i] = unit
+  }
+  return bytes as AsciiText
+}
+
+/** Integers below this print from small-integer arithmetic (`smallInteger`). */
+const smallIntegerBound = 0x7fffffffn
+
+/**
  * JSON text written straight into bytes (UTF-8), for the printers at the
  * HTTP edge and the export: no string is concatenated piece by piece (a
  * rope that the socket or the file then has to flatten and encode again),
@@ -44,6 +64,16 @@ export class JsonBytes {
     this.offset = offset
   }
 
+  /** Text checked once by `asciiText` (a printer's constant punctuation and field names), copied as it is. */
+  ascii(text: AsciiText): void {
+    const length = text.length
+    this.reserve(length)
+    const buffer = this.buffer
+    let offset = this.offset
+    for (let i = 0; i < length; i++) buffer[offset++] = text[i] as number
+    this.offset = offset
+  }
+
   /**
    * A string as `JSON.stringify` quotes it: printable ASCII other than `"`
    * and `\` is copied as it is; a string with anything else (control
@@ -68,11 +98,36 @@ export class JsonBytes {
     this.offset = offset
   }
 
-  /** An integer as its digits (`bigint`, or a safe integer `number`). */
+  /**
+   * An integer as its digits (`bigint`, or a safe integer `number`). Ids,
+   * log ids and most amounts and volumes are small: written digit by digit
+   * from a small integer, without the string `toString` allocates.
+   */
   integer(value: bigint | number): void {
-    if (typeof value === 'number' && !Number.isSafeInteger(value)) throw new InvariantViolation(`${value} is not an integer JSON prints exactly`)
-    if (typeof value !== 'bigint' && typeof value !== 'number') throw new InvariantViolation(`an integer field holds a ${typeof value}`)
+    if (typeof value === 'bigint') {
+      if (value >= 0n && value < smallIntegerBound) return this.smallInteger(Number(value))
+      return this.raw(value.toString())
+    }
+    if (typeof value !== 'number') throw new InvariantViolation(`an integer field holds a ${typeof value}`)
+    if (!Number.isSafeInteger(value)) throw new InvariantViolation(`${value} is not an integer JSON prints exactly`)
+    if (value >= 0 && value < 0x7fffffff) return this.smallInteger(value)
     this.raw(value.toString())
+  }
+
+  /** The digits of an integer in [0, 2^31 − 1): small-integer arithmetic, no string. */
+  private smallInteger(value: number): void {
+    let length = 1
+    for (let rest = value; rest >= 10; rest = (rest / 10) | 0) length++
+    this.reserve(length)
+    const buffer = this.buffer
+    let at = this.offset + length
+    this.offset = at
+    let rest = value
+    do {
+      const next = (rest / 10) | 0
+      buffer[--at] = 0x30 + rest - next * 10
+      rest = next
+    } while (rest > 0)
   }
 
   /** Any JSON text, encoded as UTF-8 (a fallback: what another printer produced). */

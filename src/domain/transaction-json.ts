@@ -2,7 +2,8 @@ import type { Keyed } from './keyed.ts'
 import type { Json } from './json.ts'
 import type { AggregatedVolumes } from './volumes.ts'
 import { InvariantViolation, invariant } from './errors.ts'
-import { JsonBytes } from './json-bytes.ts'
+import { JsonBytes, asciiText } from './json-bytes.ts'
+import type { AsciiText } from './json-bytes.ts'
 
 /**
  * The v2 wire shape of a transaction (`V2Transaction`), printed field by
@@ -53,6 +54,38 @@ export interface TransactionPrintOptions {
   readonly effectiveVolumes?: { readonly pre: AggregatedVolumes; readonly post: AggregatedVolumes }
 }
 
+/** The printer's constant text (punctuation and field names), checked and encoded once. */
+const text = {
+  openId: asciiText('{"id":'),
+  postings: asciiText(',"postings":['),
+  destination: asciiText(',"destination":'),
+  amount: asciiText(',"amount":'),
+  firstSource: asciiText('{"source":'),
+  nextSource: asciiText(',{"source":'),
+  asset: asciiText(',"asset":'),
+  close: asciiText('}'),
+  timestamp: asciiText('],"timestamp":'),
+  insertedAt: asciiText(',"insertedAt":'),
+  updatedAt: asciiText(',"updatedAt":'),
+  metadata: asciiText(',"metadata":'),
+  reference: asciiText(',"reference":'),
+  revertedAt: asciiText(',"revertedAt":'),
+  template: asciiText(',"template":'),
+  preCommitVolumes: asciiText(',"preCommitVolumes":'),
+  postCommitVolumes: asciiText(',"postCommitVolumes":'),
+  preCommitEffectiveVolumes: asciiText(',"preCommitEffectiveVolumes":'),
+  postCommitEffectiveVolumes: asciiText(',"postCommitEffectiveVolumes":'),
+  open: asciiText('{'),
+  comma: asciiText(','),
+  openAsset: asciiText(':{'),
+  input: asciiText(':{"input":'),
+  output: asciiText(',"output":'),
+  balance: asciiText(',"balance":'),
+  colon: asciiText(':'),
+  notReverted: asciiText(',"reverted":false'),
+  reverted: asciiText(',"reverted":true'),
+} as const
+
 /** `stringifyJson(transactionView(transaction, options))` (with any effective volumes appended), without the view. */
 export function printTransaction(transaction: PrintableTransaction, options: TransactionPrintOptions): string {
   const from = shared.length
@@ -69,59 +102,59 @@ const shared = new JsonBytes()
 
 /** `printTransaction`, written into `out` as UTF-8. */
 export function writeTransaction(out: JsonBytes, transaction: PrintableTransaction, options: TransactionPrintOptions): void {
-  out.raw('{"id":')
+  out.ascii(text.openId)
   out.integer(transaction.id)
-  out.raw(',"postings":[')
+  out.ascii(text.postings)
   const postings = transaction.postings
   for (let i = 0; i < postings.length; i++) {
     const posting = postings[i] as PrintablePosting
-    out.raw(i === 0 ? '{"source":' : ',{"source":')
+    out.ascii(i === 0 ? text.firstSource : text.nextSource)
     out.string(posting.source)
-    out.raw(',"destination":')
+    out.ascii(text.destination)
     out.string(posting.destination)
-    out.raw(',"amount":')
+    out.ascii(text.amount)
     out.integer(posting.amount)
-    out.raw(',"asset":')
+    out.ascii(text.asset)
     out.string(posting.asset)
-    out.raw('}')
+    out.ascii(text.close)
   }
-  out.raw('],"timestamp":')
+  out.ascii(text.timestamp)
   out.string(transaction.timestamp)
-  out.raw(',"insertedAt":')
+  out.ascii(text.insertedAt)
   out.string(transaction.insertedAt)
-  out.raw(',"updatedAt":')
+  out.ascii(text.updatedAt)
   out.string(transaction.updatedAt)
-  out.raw(',"metadata":')
+  out.ascii(text.metadata)
   writeMetadata(out, transaction.metadata)
-  out.raw(booleanField(transaction.reverted))
+  out.ascii(revertedField(transaction.reverted))
   if (transaction.reference !== undefined) {
-    out.raw(',"reference":')
+    out.ascii(text.reference)
     out.string(transaction.reference)
   }
   if (transaction.revertedAt !== undefined) {
-    out.raw(',"revertedAt":')
+    out.ascii(text.revertedAt)
     out.string(transaction.revertedAt)
   }
   if (transaction.template !== undefined) {
-    out.raw(',"template":')
+    out.ascii(text.template)
     out.string(transaction.template)
   }
   const pre = transaction.preCommitVolumes
   const post = transaction.postCommitVolumes
   if (options.volumes && pre !== undefined && post !== undefined) {
-    out.raw(',"preCommitVolumes":')
+    out.ascii(text.preCommitVolumes)
     writeVolumes(out, pre)
-    out.raw(',"postCommitVolumes":')
+    out.ascii(text.postCommitVolumes)
     writeVolumes(out, post)
   }
   const effective = options.effectiveVolumes
   if (effective !== undefined) {
-    out.raw(',"preCommitEffectiveVolumes":')
+    out.ascii(text.preCommitEffectiveVolumes)
     writeVolumes(out, effective.pre)
-    out.raw(',"postCommitEffectiveVolumes":')
+    out.ascii(text.postCommitEffectiveVolumes)
     writeVolumes(out, effective.post)
   }
-  out.raw('}')
+  out.ascii(text.close)
 }
 
 /**
@@ -146,55 +179,55 @@ export function stringJson(text: string): string {
   }
 }
 
-function booleanField(value: boolean): string {
+function revertedField(value: boolean): AsciiText {
   if (typeof value !== 'boolean') throw new InvariantViolation(`a transaction's reverted field holds ${String(value)}`)
-  return value ? ',"reverted":true' : ',"reverted":false'
+  return value ? text.reverted : text.notReverted
 }
 
 /** A string map (metadata) in its own key order, skipping what JSON skips (an undefined value). */
 export function writeMetadata(out: JsonBytes, metadata: Readonly<Keyed<string>>): void {
-  out.raw('{')
+  out.ascii(text.open)
   let first = true
   for (const key of Object.keys(metadata)) {
     const value = metadata[key]
     if (value === undefined) continue
     if (typeof value !== 'string') throw new InvariantViolation(`metadata ${JSON.stringify(key)} holds a ${typeof value}`)
-    if (!first) out.raw(',')
+    if (!first) out.ascii(text.comma)
     out.string(key)
-    out.raw(':')
+    out.ascii(text.colon)
     out.string(value)
     first = false
   }
-  out.raw('}')
+  out.ascii(text.close)
 }
 
 /** Volumes by account and asset, each as v2 prints them: `{input, output, balance}`. */
 export function writeVolumes(out: JsonBytes, volumes: AggregatedVolumes): void {
-  out.raw('{')
+  out.ascii(text.open)
   let firstAccount = true
   for (const account of Object.keys(volumes)) {
     const byAsset = volumes[account]
     if (byAsset === undefined) continue
-    if (!firstAccount) out.raw(',')
+    if (!firstAccount) out.ascii(text.comma)
     out.string(account)
-    out.raw(':{')
+    out.ascii(text.openAsset)
     firstAccount = false
     let firstAsset = true
     for (const asset of Object.keys(byAsset)) {
       const moved = byAsset[asset]
       if (moved === undefined) continue
-      if (!firstAsset) out.raw(',')
+      if (!firstAsset) out.ascii(text.comma)
       out.string(asset)
-      out.raw(':{"input":')
+      out.ascii(text.input)
       out.integer(moved.input)
-      out.raw(',"output":')
+      out.ascii(text.output)
       out.integer(moved.output)
-      out.raw(',"balance":')
+      out.ascii(text.balance)
       out.integer(moved.balance)
-      out.raw('}')
+      out.ascii(text.close)
       firstAsset = false
     }
-    out.raw('}')
+    out.ascii(text.close)
   }
-  out.raw('}')
+  out.ascii(text.close)
 }

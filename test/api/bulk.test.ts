@@ -4,7 +4,7 @@ import { asArray, asObject, assertError, assertStatus, at, balanceOf, createLedg
 import type { JsonObject, TestApi } from '../support/api.ts'
 import { LedgerNode } from '../../src/server/index.ts'
 import { buildApi, bodyBytesMaxDefault } from '../../src/api/index.ts'
-import { parseJson } from '../../src/domain/index.ts'
+import { parseJson, stringifyJson } from '../../src/domain/index.ts'
 import { tempDirectory } from '../support/temp.ts'
 
 function create(source: string, destination: string, amount: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -34,6 +34,8 @@ test('_bulk: all four actions succeed with the v2 response shape and log ids', a
       { action: 'REVERT_TRANSACTION', data: { id: 0, metadata: { why: 'test' } } },
     ])
     assertStatus(reply, 200)
+    // The answer's bytes are the generic printer's for its own value: compact, no stray text around what is checked below.
+    assert.equal(reply.text, stringifyJson(reply.body))
     const data = elements(reply.body)
     assert.deepEqual(data.map((e) => e.responseType), ['CREATE_TRANSACTION', 'ADD_METADATA', 'ADD_METADATA', 'DELETE_METADATA', 'DELETE_METADATA', 'REVERT_TRANSACTION'])
     assert.deepEqual(data.map((e) => e.logID), [1n, 2n, 3n, 4n, 5n, 6n])
@@ -84,6 +86,7 @@ test('_bulk: default stops at the first error; continueOnFailure keeps going; ER
 
     const continued = await api.request('POST', '/v2/main/_bulk?continueOnFailure=true', [create('world', 'd', 1), create('a', 'b', 100), create('world', 'e', 2), create('e', 'f', 3)])
     assertStatus(continued, 400)
+    assert.equal(continued.text, stringifyJson(continued.body))
     const continuedData = elements(continued.body)
     assert.deepEqual(continuedData.map((e) => e.responseType), ['CREATE_TRANSACTION', 'ERROR', 'CREATE_TRANSACTION', 'ERROR'])
     assert.deepEqual(continuedData.map((e) => e.errorCode), [undefined, 'INSUFFICIENT_FUND', undefined, 'INSUFFICIENT_FUND'])

@@ -11,10 +11,11 @@ import {
   parseMetadataKey,
   validationError,
   InvariantViolation,
+  asciiText,
   printableTransaction,
   writeTransaction,
 } from '../../domain/index.ts'
-import type { JsonBytes } from '../../domain/index.ts'
+import type { AsciiText, JsonBytes } from '../../domain/index.ts'
 import type { CreateTransactionOptions, Order, ProposedOrder } from '../../orders/index.ts'
 import { parseBoolean, parseCreateTransaction, parseRevertTransaction, parseTransactionId, templateScript } from '../../orders/index.ts'
 import type { OrderResult } from '../../fsm/index.ts'
@@ -120,19 +121,28 @@ function wireMessage(error: { code: string; message: string }): string {
  * transaction, for those that create one), `{responseType: "ERROR", logID: 0,
  * errorCode, errorDescription}` for a failed one.
  */
+const elementHead: Readonly<Record<Action, AsciiText>> = {
+  CREATE_TRANSACTION: asciiText('{"responseType":"CREATE_TRANSACTION","logID":'),
+  ADD_METADATA: asciiText('{"responseType":"ADD_METADATA","logID":'),
+  REVERT_TRANSACTION: asciiText('{"responseType":"REVERT_TRANSACTION","logID":'),
+  DELETE_METADATA: asciiText('{"responseType":"DELETE_METADATA","logID":'),
+}
+const dataField = asciiText(',"data":')
+const closeElement = asciiText('}')
+
 function writeBulkSuccess(out: JsonBytes, action: Action, result: Extract<OrderResult, { status: 'applied' }>): void {
   const output = result.output
   switch (output.type) {
     case 'TRANSACTION':
-      out.raw(`{"responseType":"${action}","logID":`)
+      out.ascii(elementHead[action])
       out.integer(output.logId)
-      out.raw(',"data":')
+      out.ascii(dataField)
       writeTransaction(out, printableTransaction(output.transaction), { volumes: true })
-      return out.raw('}')
+      return out.ascii(closeElement)
     case 'METADATA':
-      out.raw(`{"responseType":"${action}","logID":`)
+      out.ascii(elementHead[action])
       out.integer(output.logId ?? 0n)
-      return out.raw('}')
+      return out.ascii(closeElement)
     case 'LEDGER':
     case 'SCHEMA':
     case 'OUTPUTS':
