@@ -2,7 +2,7 @@ import type { FastifyReply } from 'fastify'
 import type { OrderResult } from '../fsm/index.ts'
 import type { ProposedOrder } from '../orders/index.ts'
 import type { LedgerNode } from '../server/index.ts'
-import { InvariantViolation, printTransaction, printableTransaction } from '../domain/index.ts'
+import { InvariantViolation, JsonBytes, asciiText, printableTransaction, writeTransaction } from '../domain/index.ts'
 import type { OrderOutput } from '../orders/index.ts'
 import { sendFailure } from './errors.ts'
 import { sendPrinted } from './sliced-json.ts'
@@ -44,9 +44,27 @@ export function noContent(_output: OrderOutput, reply: FastifyReply): FastifyRep
   return reply.code(204).send()
 }
 
+/**
+ * `{"data": transaction}` printed as UTF-8 bytes and sent as they are: no
+ * string to decode from the printer's bytes and for the socket to encode
+ * again. The writer is shared: each answer is written and taken in one
+ * synchronous stretch.
+ */
 export function transactionData(status: number) {
   return (output: OrderOutput, reply: FastifyReply): FastifyReply => {
     if (output.type !== 'TRANSACTION') throw new InvariantViolation(`expected a transaction output, got ${output.type}`)
-    return sendPrinted(reply, status, `{"data":${printTransaction(printableTransaction(output.transaction), { volumes: true })}}`)
+    try {
+      answerWriter.ascii(dataOpen)
+      writeTransaction(answerWriter, printableTransaction(output.transaction), { volumes: true })
+      answerWriter.ascii(dataClose)
+    } catch (error) {
+      answerWriter.discardFrom(0)
+      throw error
+    }
+    return sendPrinted(reply, status, answerWriter.take())
   }
 }
+
+const answerWriter = new JsonBytes()
+const dataOpen = asciiText('{"data":')
+const dataClose = asciiText('}')

@@ -17,6 +17,7 @@ import {
   walkForward,
 } from '../support/api.ts'
 import type { JsonObject, Reply, TestApi } from '../support/api.ts'
+import { stringifyJson } from '../../src/domain/index.ts'
 
 const beyond53 = 2n ** 53n + 12_345n
 const huge = 2n ** 200n + 7n
@@ -35,6 +36,9 @@ test('POST transactions: 200 with pre/post commit volumes; amounts beyond 2^53 e
     // The raw text carries the exact digits as JSON numbers, not strings and not rounded.
     assert.ok(reply.text.includes(`"amount":${beyond53}`), reply.text)
     assert.ok(reply.text.includes(`"balance":-${beyond53}`), reply.text)
+    // Compact, and only the answer: the generic printer's bytes for the same value, as JSON with its content type.
+    assert.equal(reply.text, stringifyJson(reply.body))
+    assert.equal(reply.headers['content-type'], 'application/json; charset=utf-8')
     const data = asObject(at(reply.body, 'data'))
     assert.equal(data.id, 0n)
     assert.equal(data.reference, 'ref-1')
@@ -323,6 +327,7 @@ test('POST revert: 201, revert link metadata, reverted flag, ALREADY_REVERT, ove
 
     // Reverting the spend: inverse postings, last first, and the link metadata.
     const revert = await api.request('POST', `/v2/main/transactions/${spend.id}/revert`, { metadata: { why: 'mistake' } })
+    assert.equal(revert.text, stringifyJson(revert.body))
     assertStatus(revert, 201)
     const revertData = asObject(at(revert.body, 'data'))
     assert.equal(revertData.id, 2n)
