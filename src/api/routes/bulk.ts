@@ -115,12 +115,7 @@ function wireMessage(error: { code: string; message: string }): string {
   return wireCode(error.code) === error.code ? error.message : `${error.code}: ${error.message}`
 }
 
-/**
- * One element of a `_bulk` answer as v2 prints it, printed field by field:
- * `{responseType, logID, data?}` for an applied element (`data`, the
- * transaction, for those that create one), `{responseType: "ERROR", logID: 0,
- * errorCode, errorDescription}` for a failed one.
- */
+/** The constant text of an applied element, encoded once. */
 const elementHead: Readonly<Record<Action, AsciiText>> = {
   CREATE_TRANSACTION: asciiText('{"responseType":"CREATE_TRANSACTION","logID":'),
   ADD_METADATA: asciiText('{"responseType":"ADD_METADATA","logID":'),
@@ -130,6 +125,12 @@ const elementHead: Readonly<Record<Action, AsciiText>> = {
 const dataField = asciiText(',"data":')
 const closeElement = asciiText('}')
 
+/**
+ * One element of a `_bulk` answer as v2 prints it, printed field by field:
+ * `{responseType, logID, data?}` for an applied element (`data`, the
+ * transaction, for those that create one), `{responseType: "ERROR", logID: 0,
+ * errorCode, errorDescription}` for a failed one.
+ */
 function writeBulkSuccess(out: JsonBytes, action: Action, result: Extract<OrderResult, { status: 'applied' }>): void {
   const output = result.output
   switch (output.type) {
