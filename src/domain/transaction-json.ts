@@ -77,7 +77,7 @@ const text = {
   postCommitEffectiveVolumes: asciiText(',"postCommitEffectiveVolumes":'),
   open: asciiText('{'),
   comma: asciiText(','),
-  openAsset: asciiText(':{'),
+  openAssets: asciiText(':{'),
   input: asciiText(':{"input":'),
   output: asciiText(',"output":'),
   balance: asciiText(',"balance":'),
@@ -210,7 +210,7 @@ export function writeVolumes(out: JsonBytes, volumes: AggregatedVolumes): void {
     if (byAsset === undefined) continue
     if (!firstAccount) out.ascii(text.comma)
     out.string(account)
-    out.ascii(text.openAsset)
+    out.ascii(text.openAssets)
     firstAccount = false
     let firstAsset = true
     for (const asset of Object.keys(byAsset)) {
