@@ -163,6 +163,8 @@ export class Views {
         descending: order.descending,
         request,
         selectMany: byIndexedRows,
+        // The account's index holds exactly the transactions a lone `$match` on `account` keeps (one row per account a posting moves).
+        keepsEveryRow: expand.pit === undefined && isIndexedAccountAlone(filter?.root),
       })
       return this.transactionPage(ledger, page, expand)
     }
@@ -412,6 +414,11 @@ const knownLedgersMax = 10_000
 
 /** Volume rows per short read of an account's assets: one read for nearly every account. */
 const volumeRowsPerRead = 32
+
+/** The filter is one exact `$match` on `account` and nothing else: its account's index is the whole answer. */
+function isIndexedAccountAlone(node: FilterNode | undefined): boolean {
+  return node !== undefined && node.kind === 'address' && node.field === 'account' && node.pattern.exact
+}
 
 /** An exact account a transaction filter requires (a conjunct `$match` on account/source/destination). */
 function indexedAccount(node: FilterNode): string | undefined {
