@@ -32,27 +32,40 @@ export function appliedIndexHeaders(app: FastifyInstance, node: LedgerNode, read
   // The index a read started at; `atAnswer` for writes. Requests refused before their handler (authentication, parsing) carry no header.
   const seen = new WeakMap<FastifyRequest, number>()
   const atAnswer = -1
-  app.addHook('preHandler', async (request, reply) => {
+  // Callback hooks (every request runs them): an async hook costs a promise and a microtask turn each; only a read that must wait goes async.
+  app.addHook('preHandler', (request, reply, done) => {
     if (!READ_METHODS.has(request.method)) {
       seen.set(request, atAnswer)
-      return
+      return done()
     }
-    const wanted = minAppliedIndexOf(request.headers[minAppliedIndexHeader.toLowerCase()])
-    if (wanted !== undefined && node.storeIndex() < wanted) {
-      const reached = await node.waitForApplied(wanted, readWaitMs)
+    let wanted: number | undefined
+    try {
+      wanted = minAppliedIndexOf(request.headers[minAppliedIndexHeaderLowerCase])
+    } catch (error) {
+      return done(error as Error)
+    }
+    if (wanted === undefined || node.storeIndex() >= wanted) {
+      seen.set(request, node.storeIndex())
+      return done()
+    }
+    const waitedFor = wanted
+    node.waitForApplied(waitedFor, readWaitMs).then((reached) => {
       if (!reached) {
         void reply.header(appliedIndexHeader, String(node.storeIndex()))
-        throw new TallyError({
-          code: 'NOT_CAUGHT_UP',
-          kind: 'unavailable',
-          message: `this node has applied up to index ${node.storeIndex()}; the read asked for ${wanted} and it was not reached within ${readWaitMs} ms: retry, or read from another node`,
-          details: { appliedIndex: String(node.storeIndex()), minAppliedIndex: String(wanted) },
-        })
+        return done(
+          new TallyError({
+            code: 'NOT_CAUGHT_UP',
+            kind: 'unavailable',
+            message: `this node has applied up to index ${node.storeIndex()}; the read asked for ${waitedFor} and it was not reached within ${readWaitMs} ms: retry, or read from another node`,
+            details: { appliedIndex: String(node.storeIndex()), minAppliedIndex: String(waitedFor) },
+          }),
+        )
       }
-    }
-    seen.set(request, node.storeIndex())
+      seen.set(request, node.storeIndex())
+      done()
+    }, done)
   })
-  app.addHook('onSend', async (request, reply, payload) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     const index = seen.get(request)
     if (index !== undefined && !reply.hasHeader(appliedIndexHeader)) void reply.header(appliedIndexHeader, String(index === atAnswer ? node.storeIndex() : index))
     // A forwarded write is answered by the primary itself (its headers pass through the replica unchanged).
@@ -60,9 +73,11 @@ export function appliedIndexHeaders(app: FastifyInstance, node: LedgerNode, read
       const status = node.clusterStatus()
       if (status.role === 'primary') void reply.header(epochHeader, String(status.epoch))
     }
-    return payload
+    done(null, payload)
   })
 }
+
+const minAppliedIndexHeaderLowerCase = minAppliedIndexHeader.toLowerCase()
 
 function minAppliedIndexOf(header: string | string[] | undefined): number | undefined {
   if (header === undefined) return undefined

@@ -253,10 +253,10 @@ export class ServerMetrics implements PipelineObserver {
   // ---- HTTP ------------------------------------------------------------------------
 
   /** Counts each answered request under its route template (`unmatched` for a 404 no route took). */
-  requestAnswered(request: FastifyRequest, reply: FastifyReply): void {
+  requestAnswered(request: FastifyRequest, reply: FastifyReply, elapsedMs: number = reply.elapsedTime): void {
     const route = request.routeOptions.url ?? 'unmatched'
     const method = httpMethods.has(request.method) ? request.method : 'OTHER'
-    this.httpSeconds.observe({ method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000)
+    this.httpSeconds.observe({ method, route, status: String(reply.statusCode) }, elapsedMs / 1000)
   }
 
   /** This server's metrics, then the process's (shared by every server of the process). */

@@ -209,7 +209,15 @@ function encodeCursor(cursor: Cursor, cursorKey: CursorKey): string {
 /** Turns rows into items, undefined for a row the list leaves out: one row at a time, or a batch at once (one store read for all). */
 export type RowSelection<T> =
   | { readonly select: (key: Buffer, value: Buffer) => T | undefined | Promise<T | undefined> }
-  | { readonly selectMany: (rows: readonly [Buffer, Buffer][]) => (T | undefined)[] }
+  | {
+      readonly selectMany: (rows: readonly [Buffer, Buffer][]) => (T | undefined)[]
+      /**
+       * The range is the filter (an index of exactly the rows the list
+       * keeps): the row after a full page only tells that there are more, so
+       * it is not selected (its row not read, not decoded).
+       */
+      readonly keepsEveryRow?: boolean
+    }
 
 /**
  * One page of rows under `prefix`, ascending or descending by key, keeping
@@ -250,7 +258,14 @@ export async function pageOfRows<T>(
     }
   }
   const rows: [Buffer, T][] = []
-  const keep = async (batch: readonly [Buffer, Buffer][]): Promise<void> => {
+  // Set when a selection that keeps every row met a row past the page.
+  let pastPage = false
+  const keep = async (read: readonly [Buffer, Buffer][]): Promise<void> => {
+    let batch = read
+    if ('selectMany' in options && options.keepsEveryRow === true && rows.length + read.length > size) {
+      batch = read.slice(0, size - rows.length)
+      pastPage = true
+    }
     const items = 'selectMany' in options ? options.selectMany(batch) : await Promise.all(batch.map(([key, value]) => options.select(key, value)))
     for (let at = 0; at < batch.length && rows.length <= size; at++) {
       const item = items[at]
@@ -270,14 +285,14 @@ export async function pageOfRows<T>(
         else gte = Buffer.concat([last[0], Buffer.of(0)])
       }
     }
-    if (!exhausted && rows.length <= size) {
+    if (!exhausted && !pastPage && rows.length <= size) {
       for await (const row of store.range({ gte, lt, reverse: scanDown })) {
         await keep([row])
-        if (rows.length > size) break
+        if (rows.length > size || pastPage) break
       }
     }
   }
-  const more = rows.length > size
+  const more = rows.length > size || pastPage
   const page = rows.slice(0, size)
   if (backward) page.reverse()
   const hasNext = backward ? true : more

@@ -235,18 +235,28 @@ export class ConnectionTracker {
         this.handling.delete(socket)
       })
     })
-    app.addHook('onRequest', async (request, reply) => {
-      if (!this.closing) return
+    // Callback hooks, not async ones: every request runs them, and an async hook costs a promise and a microtask turn each.
+    app.addHook('onRequest', (_request, reply, done) => {
+      if (!this.closing) return done()
       void reply.header('Connection', 'close').header('Retry-After', '1')
-      throw new TransportError(503, 'INTERNAL', 'SHUTTING_DOWN: the server is stopping; retry on another node or after restart')
+      done(new TransportError(503, 'INTERNAL', 'SHUTTING_DOWN: the server is stopping; retry on another node or after restart'))
     })
-    app.addHook('preValidation', async (request) => this.startHandling(request.raw.socket))
-    app.addHook('onSend', async (request, reply, payload) => {
+    app.addHook('preValidation', (request, _reply, done) => {
+      this.startHandling(request.raw.socket)
+      done()
+    })
+    app.addHook('onSend', (_request, reply, payload, done) => {
       if (this.closing) void reply.header('Connection', 'close')
-      return payload
+      done(null, payload)
     })
-    app.addHook('onResponse', async (request) => this.stopHandling(request.raw.socket))
-    app.addHook('onRequestAbort', async (request) => this.stopHandling(request.raw.socket))
+    app.addHook('onResponse', (request, _reply, done) => {
+      this.stopHandling(request.raw.socket)
+      done()
+    })
+    app.addHook('onRequestAbort', (request, done) => {
+      this.stopHandling(request.raw.socket)
+      done()
+    })
     app.addHook('preClose', async () => this.beginShutdown(app))
     app.addHook('onClose', async () => {
       if (this.graceTimer !== undefined) clearTimeout(this.graceTimer)

@@ -3,6 +3,7 @@ import {
   accountKey,
   accountPrefix,
   decodeRowValue,
+  decodeTransactionRowWithoutVolumes,
   invariant,
   ledgerKey,
   ledgerNotFound,
@@ -139,6 +140,8 @@ export class Views {
   async listTransactions(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): Promise<Page<PrintedJson>> {
     this.requireLedger(ledger)
     const selected = transactionSelector(filter, expand.pit)
+    // Commit volumes are stepped over, not decoded, when the page does not print them (no filter reads them).
+    const decode = expand.volumes || expand.effectiveVolumes ? decodeTransaction : decodeTransactionRowWithoutVolumes
     const order = listOrder(request.options, ['id', 'timestamp'], true)
     // Index rows end with the transaction id: the rows of a batch are read in one call.
     const byIndexedRows = (rows: readonly [Buffer, Buffer][]) => {
@@ -146,7 +149,7 @@ export class Views {
       const values = this.store.getManySync(ids.map((id) => attributeRowKey(transactionKey(ledger, id))))
       return values.map((row, at) => {
         invariant(row !== undefined, () => `indexed transaction ${ids[at]} has no row`)
-        return selected(decodeTransaction(row))
+        return selected(decode(row))
       })
     }
     if (order.field === 'timestamp') {
@@ -160,6 +163,8 @@ export class Views {
         descending: order.descending,
         request,
         selectMany: byIndexedRows,
+        // The account's index holds exactly the transactions a lone `$match` on `account` keeps (one row per account a posting moves).
+        keepsEveryRow: expand.pit === undefined && isIndexedAccountAlone(filter?.root),
       })
       return this.transactionPage(ledger, page, expand)
     }
@@ -167,7 +172,7 @@ export class Views {
       prefix: attributeRowKey(transactionPrefix(ledger) as never),
       descending: order.descending,
       request,
-      select: (_key, value) => selected(decodeTransaction(value)),
+      select: (_key, value) => selected(decode(value)),
     })
     return this.transactionPage(ledger, page, expand)
   }
@@ -409,6 +414,11 @@ const knownLedgersMax = 10_000
 
 /** Volume rows per short read of an account's assets: one read for nearly every account. */
 const volumeRowsPerRead = 32
+
+/** The filter is one exact `$match` on `account` and nothing else: its account's index is the whole answer. */
+function isIndexedAccountAlone(node: FilterNode | undefined): boolean {
+  return node !== undefined && node.kind === 'address' && node.field === 'account' && node.pattern.exact
+}
 
 /** An exact account a transaction filter requires (a conjunct `$match` on account/source/destination). */
 function indexedAccount(node: FilterNode): string | undefined {

@@ -7,7 +7,7 @@ import { emptyKeyed, keyedChild, ownEntries } from './keyed.ts'
 import type { Posting } from './posting.ts'
 import { isJsonObject } from './json.ts'
 import type { Json } from './json.ts'
-import { PackedShape, packValue, unpackValue } from './packed.ts'
+import { PackedShape, packValue, unpackObjectWithout, unpackValue } from './packed.ts'
 import { InvariantViolation, invariant } from './errors.ts'
 
 /**
@@ -336,6 +336,18 @@ function packCommitVolumes(volumes: AggregatedVolumes): boolean {
     }
   }
   return true
+}
+
+const COMMIT_VOLUMES: ReadonlySet<string> = new Set(['preCommitVolumes', 'postCommitVolumes'])
+
+/**
+ * A transaction row without its pre/post commit volumes, which are stepped
+ * over rather than decoded: for reads that do not print them (a list page
+ * without `expand=volumes`). Otherwise the same record as `decodeRowValue('t', row)`.
+ */
+export function decodeTransactionRowWithoutVolumes(row: Buffer): TransactionRecord {
+  const value = decodeValue('t', unpackObjectWithout(row, ATTRIBUTE_ROW_LAYOUT, COMMIT_VOLUMES))
+  return value.value as TransactionRecord
 }
 
 export function decodeAttribute(kind: AttributeKind, bytes: Buffer): Attribute {

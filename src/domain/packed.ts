@@ -377,6 +377,22 @@ export function unpackValue(bytes: Uint8Array, layout: number): Json {
   return unpack(bytes, layout, false) as Json
 }
 
+/**
+ * `unpackValue` of a packed object without the top-level fields named in
+ * `omitted`: their bytes are stepped over, nothing of them is built. A list
+ * page that does not print a transaction's commit volumes need not decode
+ * them (docs/performance.md, "Reads").
+ */
+export function unpackObjectWithout(bytes: Uint8Array, layout: number, omitted: ReadonlySet<string>): { [key: string]: Json } {
+  const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  invariant(buffer.length > 0 && buffer[0] === layout, () => `packed value of layout ${buffer[0] ?? 'none'}, ${layout} expected`)
+  const reader = new Reader(buffer, false)
+  reader.offset = 1
+  const value = reader.objectWithout(omitted)
+  invariant(reader.offset === buffer.length, 'packed value followed by extra bytes')
+  return value as { [key: string]: Json }
+}
+
 /** A packed record's value: JSON-shaped, with `Buffer`s where bytes were packed. */
 export type PackedRecordValue = Json | Buffer | PackedRecordValue[] | { [key: string]: PackedRecordValue }
 
@@ -455,6 +471,88 @@ class Reader {
     }
   }
 
+  /** An object; the values of the keys in `omitted` are stepped over and left out (their keys are still checked for repeats). */
+  objectWithout(omitted: ReadonlySet<string> | undefined): { [key: string]: PackedRecordValue } {
+    const tag = this.byte()
+    invariant(tag === Tag.object, () => `packed object expected, tag ${tag}`)
+    const count = this.varint()
+    invariant(2 * count <= this.buffer.length - this.offset, 'packed object longer than its buffer')
+    const object: { [key: string]: PackedRecordValue } = {}
+    const seen = omitted === undefined ? undefined : new Set<string>()
+    for (let i = 0; i < count; i++) {
+      const key = this.string()
+      if (omitted !== undefined && omitted.has(key)) {
+        invariant(!(seen as Set<string>).has(key), () => `packed object repeats key ${JSON.stringify(key)}`)
+        ;(seen as Set<string>).add(key)
+        this.skip()
+        continue
+      }
+      const value = this.item()
+      invariant(!Object.hasOwn(object, key), () => `packed object repeats key ${JSON.stringify(key)}`)
+      // Assigning `__proto__` would set the prototype: keep it as data, as the JSON parser does.
+      if (key === '__proto__') Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true })
+      else object[key] = value
+    }
+    return object
+  }
+
+  /** Steps over a string (an object's key) without building it; the tags `string` reads. */
+  private skipString(): void {
+    const tag = this.byte()
+    if (tag === Tag.word) invariant(this.varint() < words.length, 'packed word out of range')
+    else if (tag === Tag.string) this.take(this.varint())
+    else if (tag === Tag.string16) this.take(2 * this.varint())
+    else throw new InvariantViolation(`packed string with tag ${tag}`)
+  }
+
+  /** Steps over one item without building it, checking what `item` checks of its shape. */
+  private skip(): void {
+    const tag = this.byte()
+    switch (tag) {
+      case Tag.null:
+      case Tag.false:
+      case Tag.true:
+        return
+      case Tag.word:
+      case Tag.string:
+      case Tag.string16:
+        this.offset--
+        this.skipString()
+        return
+      case Tag.integer:
+        this.varint()
+        return
+      case Tag.bigInteger:
+        this.byte()
+        this.take(this.varint())
+        return
+      case Tag.float:
+        this.take(8)
+        return
+      case Tag.array: {
+        const count = this.varint()
+        invariant(count <= this.buffer.length - this.offset, 'packed array longer than its buffer')
+        for (let i = 0; i < count; i++) this.skip()
+        return
+      }
+      case Tag.object: {
+        const count = this.varint()
+        invariant(2 * count <= this.buffer.length - this.offset, 'packed object longer than its buffer')
+        for (let i = 0; i < count; i++) {
+          this.skipString()
+          this.skip()
+        }
+        return
+      }
+      case Tag.bytes:
+        invariant(this.withBytes, 'packed bytes outside a record')
+        this.take(this.varint())
+        return
+      default:
+        throw new InvariantViolation(`packed item with tag ${String(tag)}`)
+    }
+  }
+
   item(): PackedRecordValue {
     const tag = this.buffer[this.offset]
     switch (tag) {
@@ -497,21 +595,8 @@ class Reader {
         for (let i = 0; i < count; i++) items.push(this.item())
         return items
       }
-      case Tag.object: {
-        this.offset++
-        const count = this.varint()
-        invariant(2 * count <= this.buffer.length - this.offset, 'packed object longer than its buffer')
-        const object: { [key: string]: PackedRecordValue } = {}
-        for (let i = 0; i < count; i++) {
-          const key = this.string()
-          const value = this.item()
-          invariant(!Object.hasOwn(object, key), () => `packed object repeats key ${JSON.stringify(key)}`)
-          // Assigning `__proto__` would set the prototype: keep it as data, as the JSON parser does.
-          if (key === '__proto__') Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true })
-          else object[key] = value
-        }
-        return object
-      }
+      case Tag.object:
+        return this.objectWithout(undefined)
       case Tag.bytes: {
         invariant(this.withBytes, 'packed bytes outside a record')
         this.offset++

@@ -211,12 +211,13 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
     // The iterator has no bounds, so every row it reads past the range is
     // work thrown away, and not a small one: stepping onto a key skips the
     // versions of the key before it still in the memtable (a balance
-    // rewritten by every transaction). Batches grow from one row (1, 1, 2,
-    // 4, …): an account's one volume row costs two steps, a page of 15 six
-    // calls. A batch also ends early at the byte bound.
-    for (let batchRows = 1, batches = 0; ; batches++) {
+    // rewritten by every transaction). Batches grow from two rows (2, 4,
+    // 8, …): an account's one volume row and the step that finds the range's
+    // end are one call (a row is read before the step past it, so two rows
+    // cost the steps of two calls of one), a page of 15 four calls. A batch
+    // also ends early at the byte bound.
+    for (let batchRows = 2; ; batchRows *= 2) {
       const read = iterator._nextvSync(Math.min(batchRows, range.limit + 1 - rows.length))
-      if (batches > 0) batchRows *= 2
       for (let at = 0; at < read.rows.length; at += 2) {
         const key = read.rows[at] as Buffer
         if (range.reverse ? Buffer.compare(key, range.gte) < 0 : lt !== undefined && Buffer.compare(key, lt) >= 0) return { rows, exhausted: true }

@@ -87,8 +87,12 @@ test('filters: list endpoints (scans, account prefixes, the account index, pagin
         const expected = allTransactions
           .filter((tx) => matches(filter, { ...(tx as never as { id: bigint }), postings: tx.postings, metadata: tx.metadata, reverted: tx.reverted, timestamp: tx.timestamp, insertedAt: tx.insertedAt, reference: tx.reference } as never))
           .map((tx) => tx.id)
-        const got = (await walkForward(api, `/v2/q/transactions?pageSize=${pageSize}`, filterJson)).items.map((tx) => at(tx, 'id'))
+        const walked = await walkForward(api, `/v2/q/transactions?pageSize=${pageSize}`, filterJson)
+        const got = walked.items.map((tx) => at(tx, 'id'))
         assert.deepEqual(got, expected)
+        // Every page but the last is full (a page that leaves rows out reads on until it has its size), and no page follows the last item.
+        for (const page of walked.pages.slice(0, -1)) assert.equal(asArray(page.data).length, pageSize)
+        assert.equal(walked.pages.length, Math.max(1, Math.ceil(expected.length / pageSize)))
       }),
       { numRuns: 60 },
     )
@@ -119,6 +123,17 @@ test('filters: each operator and field, positive and negative, and precise 400s'
     assert.deepEqual(byAccount.map((tx) => at(tx, 'id')), [16n, 6n])
     assert.deepEqual((await list('transactions', { $match: { source: 'users:4' } })).map((tx) => at(tx, 'id')), [16n])
     assert.deepEqual((await list('transactions', { $match: { destination: 'users:4' } })).map((tx) => at(tx, 'id')), [6n])
+    // Pages of one over the account's index: only a lone `$match` on account (no pit) is the index itself; source, destination and pit still filter its rows.
+    const walkIds = async (url: string, filter: Json) => {
+      const walked = await walkForward(api, url, filter)
+      return { ids: walked.items.map((tx) => at(tx, 'id')), sizes: walked.pages.map((page) => asArray(page.data).length) }
+    }
+    assert.deepEqual(await walkIds('/v2/q/transactions?pageSize=1', { $match: { account: 'users:4' } }), { ids: [16n, 6n], sizes: [1, 1] })
+    assert.deepEqual(await walkIds('/v2/q/transactions?pageSize=1', { $match: { source: 'users:4' } }), { ids: [16n], sizes: [1] })
+    assert.deepEqual(await walkIds('/v2/q/transactions?pageSize=1', { $match: { destination: 'users:4' } }), { ids: [6n], sizes: [1] })
+    const olderTimestamp = at(byAccount[1] as Json, 'timestamp') as string
+    assert.ok(olderTimestamp < (at(byAccount[0] as Json, 'timestamp') as string), 'the fixture dates transaction 6 before 16')
+    assert.deepEqual(await walkIds(`/v2/q/transactions?pageSize=1&pit=${encodeURIComponent(olderTimestamp)}`, { $match: { account: 'users:4' } }), { ids: [6n], sizes: [1] })
     assert.deepEqual((await list('transactions', { $match: { reverted: true } })).map((tx) => at(tx, 'id')), [3n])
     assert.deepEqual((await list('transactions', { $match: { reference: 'fund-9' } })).map((tx) => at(tx, 'id')), [12n])
     assert.deepEqual((await list('transactions', { $and: [{ $gte: { id: 5 } }, { $lt: { id: 7 } }] })).map((tx) => at(tx, 'id')), [6n, 5n])

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { ATTRIBUTE_ROW_LAYOUT, encodeAttribute, packValue } from '../../src/domain/index.ts'
+import { ATTRIBUTE_ROW_LAYOUT, decodeRowValue, decodeTransactionRowWithoutVolumes, encodeAttribute, packValue } from '../../src/domain/index.ts'
 import type { AttributeValue, TransactionRecord } from '../../src/domain/index.ts'
 import { IndexKind, Zone, accountTransactionKey, attributeRowKey, encodeAccountMovesRow, encodeIndexRow, fixedWidthInstant, transactionByTimestampKey, u64be } from '../../src/store/index.ts'
 import { WriteBatch } from '../../src/fsm/index.ts'
@@ -59,6 +59,17 @@ test('a transaction row packed by its shape is the generic packing, byte for byt
     fc.property(transaction, (record) => {
       const value: AttributeValue = { kind: 't', value: record }
       assert.deepEqual(encodeAttribute(value).bytes, generic(value))
+    }),
+    { numRuns: 1000 },
+  )
+})
+
+test('a transaction row decoded without its commit volumes is the whole decode less those two fields (property)', () => {
+  fc.assert(
+    fc.property(transaction, (record) => {
+      const row = encodeAttribute({ kind: 't', value: record }).bytes
+      const { preCommitVolumes: _pre, postCommitVolumes: _post, ...rest } = decodeRowValue('t', row)
+      assert.deepStrictEqual(decodeTransactionRowWithoutVolumes(row), rest)
     }),
     { numRuns: 1000 },
   )

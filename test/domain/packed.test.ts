@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { InvariantViolation, PackedItems, canonicalJson, packItems, packRecord, packValue, parseJson, unpackRecord, unpackValue } from '../../src/domain/index.ts'
+import { InvariantViolation, PackedItems, canonicalJson, packItems, packRecord, packValue, parseJson, unpackObjectWithout, unpackRecord, unpackValue } from '../../src/domain/index.ts'
 
 /**
  * The packed encoding against the JSON round trip it replaces inside the
@@ -44,6 +44,34 @@ test('unpack(pack(v)) is what the JSON round trip gives', () => {
     }),
     { numRuns: 3000 },
   )
+})
+
+test('unpackObjectWithout is unpackValue less the omitted top-level fields, whatever they hold (property)', () => {
+  const object = fc.uniqueArray(fc.tuple(key, value), { maxLength: 8, selector: ([k]) => k }).map((entries) => {
+    const record: Record<string, unknown> = {}
+    for (const [k, v] of entries) Object.defineProperty(record, k, { value: v, enumerable: true, writable: true, configurable: true })
+    return record
+  })
+  fc.assert(
+    fc.property(object, fc.array(key, { maxLength: 3 }), fc.boolean(), (record, omittedKeys, sorted) => {
+      const bytes = packValue(record, LAYOUT, sorted)
+      const whole = unpackValue(bytes, LAYOUT) as Record<string, unknown>
+      const omitted = new Set([...omittedKeys, ...Object.keys(whole).filter((_, at) => at % 2 === 0)])
+      const expected: Record<string, unknown> = {}
+      for (const [k, v] of Object.entries(whole)) if (!omitted.has(k)) Object.defineProperty(expected, k, { value: v, enumerable: true, writable: true, configurable: true })
+      assert.deepStrictEqual(unpackObjectWithout(bytes, LAYOUT, omitted), expected)
+    }),
+    { numRuns: 3000 },
+  )
+})
+
+test('unpackObjectWithout refuses what unpackValue refuses: a cut anywhere, a trailing byte, a value that is not an object', () => {
+  const bytes = packValue({ a: 1n, skipped: { deep: ['x', 2n ** 70n, 1.5, null, true] }, z: 'end' }, LAYOUT, true)
+  const omitted = new Set(['skipped'])
+  assert.deepStrictEqual(unpackObjectWithout(bytes, LAYOUT, omitted), { a: 1n, z: 'end' })
+  for (let length = 1; length < bytes.length; length++) assert.throws(() => unpackObjectWithout(bytes.subarray(0, length), LAYOUT, omitted), InvariantViolation)
+  assert.throws(() => unpackObjectWithout(Buffer.concat([bytes, Buffer.of(0)]), LAYOUT, omitted), InvariantViolation)
+  assert.throws(() => unpackObjectWithout(packValue(['a'], LAYOUT, true), LAYOUT, omitted), InvariantViolation)
 })
 
 test('sorted packing is canonical: key order does not change the bytes', () => {
