@@ -20,6 +20,19 @@ export const STORAGE_SCHEMA_VERSION = 3
  */
 const memtableMemoryBudget = 32 * 1024 * 1024
 
+/**
+ * RocksDB's own log compressed with ZSTD (the binding's default) costs the
+ * JavaScript thread: the binding writes on the calling thread, and RocksDB
+ * compresses each batch's log record there before appending it. Off, a
+ * store write of the growth bench's rows takes ~1.33× less CPU on that
+ * thread (2.0–2.1 → 1.5–1.6 s per 100,000 transfers, `bench/store-stalls.ts`,
+ * docs/performance.md), for ~1.3 MB of log per bulk of 1,000 transfers
+ * written uncompressed, and recycled at each memtable flush. RocksDB reads
+ * a log of either kind at open (an existing store's compressed records
+ * included: test/store/wal-compression.test.ts).
+ */
+const walCompression = false
+
 /** Rows per batch of a range read in batches (`RangeOptions.batchBytes` bounds its bytes first). */
 const rangeBatchRowsMax = 1000
 
@@ -170,7 +183,7 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
       compaction: 'level',
       memtableMemoryBudget: tuning.memtableMemoryBudget ?? memtableMemoryBudget,
       ...(tuning.backgroundJobs === undefined ? {} : { parallelism: tuning.backgroundJobs }),
-      ...(tuning.walCompression === undefined ? {} : { walCompression: tuning.walCompression }),
+      walCompression: tuning.walCompression ?? walCompression,
     } as object)
     return db
   }
