@@ -184,6 +184,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
       log: (message, { level, ...fields } = {}) => app.log[level ?? 'info']({ component: 'loop', ...fields }, message),
     })
     app.addHook('onClose', async () => stalls.stop())
+    app.log.info({ component: 'loop', thresholdMs: loopStallThresholdMs }, 'event-loop stall watch on')
   }
   if (options.clusterRuntime !== undefined) metrics.observeCluster(options.clusterRuntime)
   const slowRequestMs = options.slowRequestMs ?? slowRequestMsDefault
