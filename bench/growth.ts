@@ -360,6 +360,8 @@ interface StallSummary {
   readonly stalls: number
   readonly delayMaxMs: number
   readonly delaySumMs: number
+  /** The most CPU one stall's window took on the JavaScript thread: the server's own share of its longest stall. */
+  readonly onCpuMaxMs: number
   /** Sums over the stalled windows, ms. */
   readonly onCpuMs: number
   readonly gcMs: number
@@ -377,7 +379,7 @@ function stallSummary(fromMs: number, toMs: number): StallSummary | null {
   } catch {
     return null
   }
-  const sums = { stalls: 0, delayMaxMs: 0, delaySumMs: 0, onCpuMs: 0, gcMs: 0, storeWritesMs: 0, waitingForCpuMs: 0, blockedMs: 0, rocksdbStallMs: 0 }
+  const sums = { stalls: 0, delayMaxMs: 0, delaySumMs: 0, onCpuMaxMs: 0, onCpuMs: 0, gcMs: 0, storeWritesMs: 0, waitingForCpuMs: 0, blockedMs: 0, rocksdbStallMs: 0 }
   let watched = false
   for (const line of text.split('\n')) {
     if (!line.includes('"component":"loop"')) continue
@@ -399,6 +401,7 @@ function stallSummary(fromMs: number, toMs: number): StallSummary | null {
     sums.delayMaxMs = Math.max(sums.delayMaxMs, figure('delayMs'))
     sums.delaySumMs += figure('delayMs')
     sums.onCpuMs += figure('onCpuMs')
+    sums.onCpuMaxMs = Math.max(sums.onCpuMaxMs, figure('onCpuMs'))
     sums.gcMs += figure('gcMs')
     sums.storeWritesMs += figure('storeWritesMs')
     sums.waitingForCpuMs += figure('waitingForCpuMs')
@@ -412,7 +415,7 @@ const stallLine = (label: string, summary: StallSummary | null): string =>
   summary === null
     ? `${label}: no stall watch in this build`
     : `${label}: ${summary.stalls} event-loop stalls ≥ 100 ms (max ${summary.delayMaxMs} ms, ${summary.delaySumMs} ms in all); ` +
-      `in their windows: JS thread on CPU ${summary.onCpuMs} ms (GC ${summary.gcMs}, store writes ${summary.storeWritesMs}), ` +
+      `in their windows: JS thread on CPU ${summary.onCpuMs} ms (at most ${summary.onCpuMaxMs} in one; GC ${summary.gcMs}, store writes ${summary.storeWritesMs}), ` +
       `waiting for a CPU ${summary.waitingForCpuMs} ms, blocked ${summary.blockedMs} ms; RocksDB write stalls ${summary.rocksdbStallMs} ms`
 
 interface SegmentRecord {
