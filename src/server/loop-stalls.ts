@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { closeSync, openSync, readSync } from 'node:fs'
 import { PerformanceObserver } from 'node:perf_hooks'
 import type { NodeLog } from './log.ts'
 
@@ -94,15 +94,40 @@ export interface LoopStallWatch {
   stop(): void
 }
 
-/** The JavaScript thread's scheduler figures: `/proc/self/task/<pid>/schedstat` holds ns on a CPU, ns waiting on a run queue. */
-function readThreadSchedule(): { onCpu: number; waitingForCpu: number } | undefined {
-  if (process.platform !== 'linux') return undefined
-  try {
-    const [onCpu, waiting] = readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'latin1').split(' ')
-    const result = { onCpu: Number(onCpu) / 1e6, waitingForCpu: Number(waiting) / 1e6 }
-    return Number.isFinite(result.onCpu) && Number.isFinite(result.waitingForCpu) ? result : undefined
-  } catch {
-    return undefined
+/**
+ * The JavaScript thread's scheduler figures, from Linux's
+ * `/proc/self/task/<pid>/schedstat` (ns on a CPU, ns runnable on a run
+ * queue), read through one open descriptor at offset 0: ~4 µs a read,
+ * against ~60 µs to open and read the file each time (a loaded machine).
+ */
+class ThreadSchedule {
+  private descriptor: number | undefined
+  private readonly buffer = Buffer.alloc(128)
+
+  constructor() {
+    if (process.platform !== 'linux') return
+    try {
+      this.descriptor = openSync(`/proc/self/task/${process.pid}/schedstat`, 'r')
+    } catch {
+      this.descriptor = undefined
+    }
+  }
+
+  read(): { onCpu: number; waitingForCpu: number } | undefined {
+    if (this.descriptor === undefined) return undefined
+    try {
+      const length = readSync(this.descriptor, this.buffer, 0, this.buffer.length, 0)
+      const [onCpu, waiting] = this.buffer.toString('latin1', 0, length).split(' ')
+      const result = { onCpu: Number(onCpu) / 1e6, waitingForCpu: Number(waiting) / 1e6 }
+      return Number.isFinite(result.onCpu) && Number.isFinite(result.waitingForCpu) ? result : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  close(): void {
+    if (this.descriptor !== undefined) closeSync(this.descriptor)
+    this.descriptor = undefined
   }
 }
 
@@ -118,8 +143,9 @@ export function watchLoopStalls(options: LoopStallWatchOptions): LoopStallWatch 
     for (const entry of list.getEntries()) gcMs += entry.duration
   })
   gc.observe({ entryTypes: ['gc'] })
+  const threadSchedule = new ThreadSchedule()
   const sample = (): LoopSample => {
-    const schedule = readThreadSchedule()
+    const schedule = threadSchedule.read()
     return { at: performance.now(), onCpu: schedule?.onCpu, waitingForCpu: schedule?.waitingForCpu, gc: gcMs, storeWrites: store.writeTime.milliseconds }
   }
   let previous = sample()
@@ -166,6 +192,7 @@ export function watchLoopStalls(options: LoopStallWatchOptions): LoopStallWatch 
     stop() {
       clearInterval(timer)
       gc.disconnect()
+      threadSchedule.close()
     },
   }
 }
