@@ -366,6 +366,7 @@ interface StallSummary {
   readonly onCpuMs: number
   readonly gcMs: number
   readonly storeWritesMs: number
+  readonly applyMs: number
   readonly waitingForCpuMs: number
   readonly blockedMs: number
   /** RocksDB's own write stalls, ms. */
@@ -379,7 +380,7 @@ function stallSummary(fromMs: number, toMs: number): StallSummary | null {
   } catch {
     return null
   }
-  const sums = { stalls: 0, delayMaxMs: 0, delaySumMs: 0, onCpuMaxMs: 0, onCpuMs: 0, gcMs: 0, storeWritesMs: 0, waitingForCpuMs: 0, blockedMs: 0, rocksdbStallMs: 0 }
+  const sums = { stalls: 0, delayMaxMs: 0, delaySumMs: 0, onCpuMaxMs: 0, onCpuMs: 0, gcMs: 0, storeWritesMs: 0, applyMs: 0, waitingForCpuMs: 0, blockedMs: 0, rocksdbStallMs: 0 }
   let watched = false
   for (const line of text.split('\n')) {
     if (!line.includes('"component":"loop"')) continue
@@ -404,6 +405,7 @@ function stallSummary(fromMs: number, toMs: number): StallSummary | null {
     sums.onCpuMaxMs = Math.max(sums.onCpuMaxMs, figure('onCpuMs'))
     sums.gcMs += figure('gcMs')
     sums.storeWritesMs += figure('storeWritesMs')
+    sums.applyMs += figure('applyMs')
     sums.waitingForCpuMs += figure('waitingForCpuMs')
     sums.blockedMs += figure('blockedMs')
   }
@@ -415,7 +417,7 @@ const stallLine = (label: string, summary: StallSummary | null): string =>
   summary === null
     ? `${label}: no stall watch in this build`
     : `${label}: ${summary.stalls} event-loop stalls ≥ 100 ms (max ${summary.delayMaxMs} ms, ${summary.delaySumMs} ms in all); ` +
-      `in their windows: JS thread on CPU ${summary.onCpuMs} ms (at most ${summary.onCpuMaxMs} in one; GC ${summary.gcMs}, store writes ${summary.storeWritesMs}), ` +
+      `in their windows: JS thread on CPU ${summary.onCpuMs} ms (at most ${summary.onCpuMaxMs} in one; GC ${summary.gcMs}, store writes ${summary.storeWritesMs}, apply ${summary.applyMs}), ` +
       `waiting for a CPU ${summary.waitingForCpuMs} ms, blocked ${summary.blockedMs} ms; RocksDB write stalls ${summary.rocksdbStallMs} ms`
 
 interface SegmentRecord {

@@ -179,6 +179,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
   if (loopStallThresholdMs > 0) {
     const stalls = watchLoopStalls({
       store: node.store,
+      apply: node.applyTime,
       observer: metrics,
       thresholdMs: loopStallThresholdMs,
       log: (message, { level, ...fields } = {}) => app.log[level ?? 'info']({ component: 'loop', ...fields }, message),

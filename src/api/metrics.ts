@@ -90,7 +90,7 @@ export class ServerMetrics implements PipelineObserver, LoopStallObserver {
   })
   private readonly loopStallActivities = new Counter({
     name: 'tally_event_loop_stall_activity_seconds_total',
-    help: 'Wall-clock time in stalled windows spent in gc pauses and in store_write (row copies and RocksDB writes, a RocksDB write stall included).',
+    help: 'Wall-clock time in stalled windows spent in gc pauses, in the FSM apply, and in store_write (row copies and RocksDB writes, a RocksDB write stall included).',
     labelNames: ['activity'] as const,
     registers: [this.registry],
   })
@@ -288,6 +288,7 @@ export class ServerMetrics implements PipelineObserver, LoopStallObserver {
     if (stall.blockedMs !== undefined) this.loopStallParts.inc({ state: 'blocked' }, stall.blockedMs / 1000)
     this.loopStallActivities.inc({ activity: 'gc' }, stall.gcMs / 1000)
     this.loopStallActivities.inc({ activity: 'store_write' }, stall.storeWritesMs / 1000)
+    this.loopStallActivities.inc({ activity: 'apply' }, stall.applyMs / 1000)
   }
 
   storeWriteStalled(seconds: number): void {

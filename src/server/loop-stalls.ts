@@ -6,8 +6,8 @@ import type { NodeLog } from './log.ts'
  * Names what held the event loop when it stalls (issue 12, target 3: no
  * stall over 100 ms). A timer ticks every `intervalMs`; a tick that comes
  * `thresholdMs` or more late reports the window since the previous tick:
- * how long the JavaScript thread ran on a CPU (of it, in garbage collection
- * and in store writes — a RocksDB write stall waits there), how long it
+ * how long the JavaScript thread ran on a CPU (of it, in garbage collection,
+ * in the FSM's apply and in store writes — a RocksDB write stall waits there), how long it
  * waited for a CPU (the machine's other threads, RocksDB's flushes and
  * compactions among them), and the rest (blocked in a system call, or
  * asleep). Once a second it also reads RocksDB's cumulative write-stall
@@ -30,6 +30,8 @@ export interface LoopSample {
   readonly gc: number
   /** Store writes holding the thread (row copies and RocksDB's write, a write stall included). */
   readonly storeWrites: number
+  /** The FSM's apply holding the thread. */
+  readonly apply: number
 }
 
 /** One stalled window, in milliseconds. */
@@ -41,6 +43,7 @@ export interface LoopStall {
   readonly onCpuMs: number | undefined
   readonly gcMs: number
   readonly storeWritesMs: number
+  readonly applyMs: number
   readonly waitingForCpuMs: number | undefined
   /** Neither on a CPU nor waiting for one: blocked in a system call (disk, a lock) or asleep. */
   readonly blockedMs: number | undefined
@@ -57,6 +60,7 @@ export function describeStall(previous: LoopSample, current: LoopSample, interva
     onCpuMs,
     gcMs: current.gc - previous.gc,
     storeWritesMs: current.storeWrites - previous.storeWrites,
+    applyMs: current.apply - previous.apply,
     waitingForCpuMs,
     blockedMs: onCpuMs === undefined || waitingForCpuMs === undefined ? undefined : Math.max(0, windowMs - onCpuMs - waitingForCpuMs),
   }
@@ -78,6 +82,8 @@ export interface LoopStallObserver {
 
 export interface LoopStallWatchOptions {
   readonly store: StallWatchedStore
+  /** The node's apply time (`LedgerNode.applyTime`); none = not counted. */
+  readonly apply?: { readonly milliseconds: number }
   readonly log: NodeLog
   readonly observer?: LoopStallObserver
   /** A tick this late is a stall (default `loopStallThresholdMsDefault`). */
@@ -146,7 +152,7 @@ export function watchLoopStalls(options: LoopStallWatchOptions): LoopStallWatch 
   const threadSchedule = new ThreadSchedule()
   const sample = (): LoopSample => {
     const schedule = threadSchedule.read()
-    return { at: performance.now(), onCpu: schedule?.onCpu, waitingForCpu: schedule?.waitingForCpu, gc: gcMs, storeWrites: store.writeTime.milliseconds }
+    return { at: performance.now(), onCpu: schedule?.onCpu, waitingForCpu: schedule?.waitingForCpu, gc: gcMs, storeWrites: store.writeTime.milliseconds, apply: options.apply?.milliseconds ?? 0 }
   }
   let previous = sample()
   let storeStallSeconds = store.writeStallSeconds() ?? 0
@@ -165,6 +171,7 @@ export function watchLoopStalls(options: LoopStallWatchOptions): LoopStallWatch 
         onCpuMs: rounded(stall.onCpuMs),
         gcMs: Math.round(stall.gcMs),
         storeWritesMs: Math.round(stall.storeWritesMs),
+        applyMs: Math.round(stall.applyMs),
         waitingForCpuMs: rounded(stall.waitingForCpuMs),
         blockedMs: rounded(stall.blockedMs),
       })

@@ -68,6 +68,8 @@ test('/_/metrics: Prometheus text whose counters move with the work done, labell
     }
     assert.match(after, /^tally_rocksdb_write_stall_seconds_total 0$/m)
     assert.match(after, /^# TYPE tally_event_loop_stall_seconds histogram$/m)
+    // The apply time the stall watch reads grew with the work applied.
+    assert.ok(node.applyTime.milliseconds > 0)
     assert.equal(sample(after, 'tally_coverage_misses_total'), 0)
     assert.ok(sample(after, 'process_cpu_user_seconds_total') > 0, 'process metrics')
     assert.equal(sample(after, 'tally_http_request_duration_seconds_count{method="POST",route="/v2/:ledger/transactions",status="200"}'), 4)

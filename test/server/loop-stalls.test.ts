@@ -8,23 +8,24 @@ import type { LoopStall, NodeLogFields } from '../../src/server/index.ts'
 
 test('describeStall: the delay past the interval, each counter as its growth, blocked as the window less CPU and run-queue time', () => {
   const stall = describeStall(
-    { at: 1000, onCpu: 500, waitingForCpu: 200, gc: 30, storeWrites: 40 },
-    { at: 1320, onCpu: 600, waitingForCpu: 400, gc: 80, storeWrites: 45 },
+    { at: 1000, onCpu: 500, waitingForCpu: 200, gc: 30, storeWrites: 40, apply: 7 },
+    { at: 1320, onCpu: 600, waitingForCpu: 400, gc: 80, storeWrites: 45, apply: 19 },
     20,
   )
-  assert.deepEqual(stall, { delayMs: 300, windowMs: 320, onCpuMs: 100, gcMs: 50, storeWritesMs: 5, waitingForCpuMs: 200, blockedMs: 20 })
+  assert.deepEqual(stall, { delayMs: 300, windowMs: 320, onCpuMs: 100, gcMs: 50, storeWritesMs: 5, applyMs: 12, waitingForCpuMs: 200, blockedMs: 20 })
   // A tick on time is no delay; without the scheduler's figures, neither CPU nor blocked time is claimed.
-  assert.deepEqual(describeStall({ at: 0, onCpu: undefined, waitingForCpu: undefined, gc: 0, storeWrites: 0 }, { at: 15, onCpu: undefined, waitingForCpu: undefined, gc: 0, storeWrites: 0 }, 20), {
+  assert.deepEqual(describeStall({ at: 0, onCpu: undefined, waitingForCpu: undefined, gc: 0, storeWrites: 0, apply: 0 }, { at: 15, onCpu: undefined, waitingForCpu: undefined, gc: 0, storeWrites: 0, apply: 0 }, 20), {
     delayMs: 0,
     windowMs: 15,
     onCpuMs: undefined,
     gcMs: 0,
     storeWritesMs: 0,
+    applyMs: 0,
     waitingForCpuMs: undefined,
     blockedMs: undefined,
   })
   // Counted CPU and run-queue time over the window (sampling skew) never makes blocked time negative.
-  assert.equal(describeStall({ at: 0, onCpu: 0, waitingForCpu: 0, gc: 0, storeWrites: 0 }, { at: 100, onCpu: 70, waitingForCpu: 40, gc: 0, storeWrites: 0 }, 20).blockedMs, 0)
+  assert.equal(describeStall({ at: 0, onCpu: 0, waitingForCpu: 0, gc: 0, storeWrites: 0, apply: 0 }, { at: 100, onCpu: 70, waitingForCpu: 40, gc: 0, storeWrites: 0, apply: 0 }, 20).blockedMs, 0)
 })
 
 /** Resolves with the first log line `accept` takes, or fails past the deadline. */
@@ -43,10 +44,12 @@ function nextLine(lines: { message: string; fields: NodeLogFields | undefined }[
 
 test('watchLoopStalls: a loop held past the threshold is logged at warn and observed once, with the store writes that held it', async () => {
   const store = { writeTime: { milliseconds: 0 }, writeStallSeconds: () => 0, numericProperty: () => 0 }
+  const apply = { milliseconds: 0 }
   const lines: { message: string; fields: NodeLogFields | undefined }[] = []
   const stalls: LoopStall[] = []
   const watch = watchLoopStalls({
     store,
+    apply,
     thresholdMs: 100,
     intervalMs: 10,
     log: (message, fields) => lines.push({ message, fields }),
@@ -57,11 +60,13 @@ test('watchLoopStalls: a loop held past the threshold is logged at warn and obse
     // window starts at the watch's first sample, before the hold.
     const until = performance.now() + 250
     store.writeTime.milliseconds += 120
+    apply.milliseconds += 90
     while (performance.now() < until);
     const line = await nextLine(lines, (message) => message.startsWith('event loop stalled'))
     assert.equal(line.fields?.level, 'warn')
     assert.ok(Number(line.fields?.delayMs) >= 230, `delay ${line.fields?.delayMs}`)
     assert.equal(line.fields?.storeWritesMs, 120)
+    assert.equal(line.fields?.applyMs, 90)
     // Observed once (a loaded machine may add stalls of its own, without store writes).
     const held = stalls.filter((stall) => stall.storeWritesMs > 0)
     assert.equal(held.length, 1)
