@@ -351,6 +351,75 @@ const latencyOf = (summary: LatencySummaryMs): { count: number; p50Ms: number; p
 })
 const mib = (bytes: number): number => Math.round(bytes / 1048576)
 
+/**
+ * The server's "event loop stalled" and "RocksDB delayed or stopped writes"
+ * warnings (src/server/loop-stalls.ts) logged in [fromMs, toMs) (epoch ms),
+ * summed: what held the loop in that window. Null for a build without the watch.
+ */
+interface StallSummary {
+  readonly stalls: number
+  readonly delayMaxMs: number
+  readonly delaySumMs: number
+  /** The most CPU one stall's window took on the JavaScript thread: the server's own share of its longest stall. */
+  readonly onCpuMaxMs: number
+  /** Sums over the stalled windows, ms. */
+  readonly onCpuMs: number
+  readonly gcMs: number
+  readonly storeWritesMs: number
+  readonly applyMs: number
+  readonly waitingForCpuMs: number
+  readonly blockedMs: number
+  /** RocksDB's own write stalls, ms. */
+  readonly rocksdbStallMs: number
+}
+
+function stallSummary(fromMs: number, toMs: number): StallSummary | null {
+  let text: string
+  try {
+    text = readFileSync(serverLog, 'utf8')
+  } catch {
+    return null
+  }
+  const sums = { stalls: 0, delayMaxMs: 0, delaySumMs: 0, onCpuMaxMs: 0, onCpuMs: 0, gcMs: 0, storeWritesMs: 0, applyMs: 0, waitingForCpuMs: 0, blockedMs: 0, rocksdbStallMs: 0 }
+  let watched = false
+  for (const line of text.split('\n')) {
+    if (!line.includes('"component":"loop"')) continue
+    watched = true
+    let entry: Record<string, unknown>
+    try {
+      entry = JSON.parse(line) as Record<string, unknown>
+    } catch {
+      continue
+    }
+    const time = Number(entry.time)
+    if (!(time >= fromMs && time < toMs) || (entry.delayMs === undefined && entry.stallMs === undefined)) continue
+    const figure = (name: string): number => (typeof entry[name] === 'number' ? (entry[name] as number) : 0)
+    if (typeof entry.stallMs === 'number') {
+      sums.rocksdbStallMs += entry.stallMs
+      continue
+    }
+    sums.stalls++
+    sums.delayMaxMs = Math.max(sums.delayMaxMs, figure('delayMs'))
+    sums.delaySumMs += figure('delayMs')
+    sums.onCpuMs += figure('onCpuMs')
+    sums.onCpuMaxMs = Math.max(sums.onCpuMaxMs, figure('onCpuMs'))
+    sums.gcMs += figure('gcMs')
+    sums.storeWritesMs += figure('storeWritesMs')
+    sums.applyMs += figure('applyMs')
+    sums.waitingForCpuMs += figure('waitingForCpuMs')
+    sums.blockedMs += figure('blockedMs')
+  }
+  // A build with the watch logs its start (component "loop"), stalls or not.
+  return watched ? sums : null
+}
+
+const stallLine = (label: string, summary: StallSummary | null): string =>
+  summary === null
+    ? `${label}: no stall watch in this build`
+    : `${label}: ${summary.stalls} event-loop stalls ≥ 100 ms (max ${summary.delayMaxMs} ms, ${summary.delaySumMs} ms in all); ` +
+      `in their windows: JS thread on CPU ${summary.onCpuMs} ms (at most ${summary.onCpuMaxMs} in one; GC ${summary.gcMs}, store writes ${summary.storeWritesMs}, apply ${summary.applyMs}), ` +
+      `waiting for a CPU ${summary.waitingForCpuMs} ms, blocked ${summary.blockedMs} ms; RocksDB write stalls ${summary.rocksdbStallMs} ms`
+
 interface SegmentRecord {
   readonly segment: number
   readonly partial: boolean
@@ -376,6 +445,7 @@ interface SegmentRecord {
   readonly serverJsThreadMicrosPerTx: number | null
   readonly clientCpuMicrosPerTx: number | null
   readonly loadAverage: { min: number; mean: number; max: number }
+  readonly stalls: StallSummary | null
   readonly endedAt: string
 }
 
@@ -450,6 +520,7 @@ async function main(): Promise<void> {
       healthz.take()
       const loadedBefore = loaded
       const startedMs = performance.now()
+      const startedEpochMs = Date.now()
       const meter = startCpuMeter(serverPid)
       const probe = runBench({
         transport: probeTransport,
@@ -511,11 +582,13 @@ async function main(): Promise<void> {
         serverJsThreadMicrosPerTx: cpu.server?.mainThreadMicrosPerTransaction ?? null,
         clientCpuMicrosPerTx: cpu.client.microsPerTransaction,
         loadAverage: spread(window.loadAverage),
+        stalls: stallSummary(startedEpochMs, Date.now()),
         endedAt: new Date().toISOString(),
       }
       record.segments.push(entry)
       saveRecord()
       console.log(rowOf(entry))
+      progress(stallLine(`segment ${segment}`, entry.stalls))
       if (bulk.total.operationsFailed > 0) progress(`segment ${segment}: ${bulk.total.operationsFailed} bulk operations failed: ${JSON.stringify(bulk.total.failures)}`)
     }
     if (loaded < transactionsWanted) progress(`--minutes-max reached after ${loaded.toLocaleString('en')} transactions`)
@@ -524,6 +597,7 @@ async function main(): Promise<void> {
     progress(`stall probe: ${stallSeconds} s of single transactions at ${probeRate}/s and healthz at ${healthzRate}/s`)
     sampler.take()
     healthz.take()
+    const stallStartedEpochMs = Date.now()
     const stall = await runBench({
       transport: probeTransport,
       plans: [{ definition: transactionsWorkload, concurrency: 32, ratePerSecond: probeRate }],
@@ -541,6 +615,7 @@ async function main(): Promise<void> {
       rssEndMiB: mib(stallWindow.last?.rssBytes ?? Number.NaN),
       heapUsedEndMiB: mib(stallWindow.last?.heapUsedBytes ?? Number.NaN),
       loadAverage: spread(stallWindow.loadAverage),
+      stalls: stallSummary(stallStartedEpochMs, Date.now()),
     }
     loaded += stall.total.transactions
     saveRecord()

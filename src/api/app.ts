@@ -25,6 +25,7 @@ import { outputRoutes } from './routes/outputs.ts'
 import { Outputs, checkpointMsDefault } from '../outputs/index.ts'
 import type { OutputsOptions, SubmitOrders } from '../outputs/index.ts'
 import { ServerMetrics, metricsRoutes } from './metrics.ts'
+import { loopStallThresholdMsDefault, watchLoopStalls } from '../server/index.ts'
 import { authentication, tokenEndpoint } from './auth/plugin.ts'
 import { appliedIndexHeaders } from './applied-index.ts'
 import type { AuthOptions } from './auth/plugin.ts'
@@ -54,6 +55,8 @@ export interface ApiOptions {
    * while the runtime has not started.
    */
   readonly clusterRuntime?: () => ClusterRuntimeView | undefined
+  /** An event-loop delay this long is logged at warn with what held the loop (`src/server/loop-stalls.ts`); 0 = not watched. Default 100. */
+  readonly loopStallThresholdMs?: number
 }
 
 export interface ApiLogOptions {
@@ -180,6 +183,18 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
   })
   const metrics = new ServerMetrics(node)
   node.observe(metrics)
+  const loopStallThresholdMs = options.loopStallThresholdMs ?? loopStallThresholdMsDefault
+  if (loopStallThresholdMs > 0) {
+    const stalls = watchLoopStalls({
+      store: node.store,
+      apply: node.applyTime,
+      observer: metrics,
+      thresholdMs: loopStallThresholdMs,
+      log: (message, { level, ...fields } = {}) => app.log[level ?? 'info']({ component: 'loop', ...fields }, message),
+    })
+    app.addHook('onClose', async () => stalls.stop())
+    app.log.info({ component: 'loop', thresholdMs: loopStallThresholdMs }, 'event-loop stall watch on')
+  }
   if (options.clusterRuntime !== undefined) metrics.observeCluster(options.clusterRuntime)
   const slowRequestMs = options.slowRequestMs ?? slowRequestMsDefault
   app.addHook('onRequest', (request, reply, done) => {

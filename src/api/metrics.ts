@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Outputs, PipelineState } from '../outputs/index.ts'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { LedgerNode, PipelineObserver } from '../server/index.ts'
+import type { LedgerNode, LoopStall, LoopStallObserver, PipelineObserver } from '../server/index.ts'
 import type { ClusterRuntimeView } from '../cluster/runtime-status.ts'
 
 /**
@@ -12,7 +12,7 @@ import type { ClusterRuntimeView } from '../cluster/runtime-status.ts'
  * The pipeline reports through `PipelineObserver` (once per proposal, WAL
  * group, store batch or checkpoint); gauges are read at scrape time.
  */
-export class ServerMetrics implements PipelineObserver {
+export class ServerMetrics implements PipelineObserver, LoopStallObserver {
   readonly registry = new Registry()
   private readonly httpSeconds = new Histogram({
     name: 'tally_http_request_duration_seconds',
@@ -74,6 +74,29 @@ export class ServerMetrics implements PipelineObserver {
     name: 'tally_store_checkpoint_duration_seconds',
     help: 'Store checkpoints (a synced store write, then WAL recycling).',
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+    registers: [this.registry],
+  })
+  private readonly loopStalls = new Histogram({
+    name: 'tally_event_loop_stall_seconds',
+    help: 'Event-loop stalls of 100 ms or more (the watch threshold), by length.',
+    buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  })
+  private readonly loopStallParts = new Counter({
+    name: 'tally_event_loop_stall_thread_seconds_total',
+    help: "The JavaScript thread's time in stalled windows: on_cpu, waiting_for_cpu (runnable, not scheduled), blocked (a system call, or asleep); the three add up to the windows.",
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  })
+  private readonly loopStallActivities = new Counter({
+    name: 'tally_event_loop_stall_activity_seconds_total',
+    help: 'Wall-clock time in stalled windows spent in gc pauses, in the FSM apply, and in store_write (row copies and RocksDB writes, a RocksDB write stall included).',
+    labelNames: ['activity'] as const,
+    registers: [this.registry],
+  })
+  private readonly storeWriteStalls = new Counter({
+    name: 'tally_rocksdb_write_stall_seconds_total',
+    help: "Time RocksDB delayed or stopped writes (its cumulative stall), each spent on the JavaScript thread.",
     registers: [this.registry],
   })
 
@@ -210,6 +233,12 @@ export class ServerMetrics implements PipelineObserver {
     rocksdb('tally_rocksdb_memtable_bytes', 'RocksDB memtables, all column families (rocksdb.cur-size-all-mem-tables).', 'rocksdb.cur-size-all-mem-tables')
     rocksdb('tally_rocksdb_pending_compaction_bytes', 'RocksDB estimate of bytes compaction must rewrite (rocksdb.estimate-pending-compaction-bytes).', 'rocksdb.estimate-pending-compaction-bytes')
     rocksdb('tally_rocksdb_running_compactions', 'RocksDB compactions running (rocksdb.num-running-compactions).', 'rocksdb.num-running-compactions')
+    rocksdb('tally_rocksdb_level0_files', 'RocksDB files at level 0; writes slow down at 20 and stop at 36 (rocksdb.num-files-at-level0).', 'rocksdb.num-files-at-level0')
+    rocksdb('tally_rocksdb_immutable_memtables', 'RocksDB memtables waiting to be flushed (rocksdb.num-immutable-mem-table).', 'rocksdb.num-immutable-mem-table')
+    rocksdb('tally_rocksdb_running_flushes', 'RocksDB flushes running (rocksdb.num-running-flushes).', 'rocksdb.num-running-flushes')
+    rocksdb('tally_rocksdb_delayed_write_rate_bytes', 'RocksDB write rate while it delays writes, bytes/s; 0 when not delaying (rocksdb.actual-delayed-write-rate).', 'rocksdb.actual-delayed-write-rate')
+    rocksdb('tally_rocksdb_write_stopped', '1 while RocksDB stops writes (rocksdb.is-write-stopped).', 'rocksdb.is-write-stopped')
+    rocksdb('tally_rocksdb_background_errors', 'RocksDB background errors since open (rocksdb.background-errors).', 'rocksdb.background-errors')
     rocksdb('tally_rocksdb_live_data_bytes', 'RocksDB estimate of live data (rocksdb.estimate-live-data-size).', 'rocksdb.estimate-live-data-size')
   }
 
@@ -248,6 +277,22 @@ export class ServerMetrics implements PipelineObserver {
 
   checkpointed(seconds: number): void {
     this.checkpointSeconds.observe(seconds)
+  }
+
+  // ---- LoopStallObserver -----------------------------------------------------------
+
+  loopStalled(stall: LoopStall): void {
+    this.loopStalls.observe(stall.delayMs / 1000)
+    if (stall.onCpuMs !== undefined) this.loopStallParts.inc({ state: 'on_cpu' }, stall.onCpuMs / 1000)
+    if (stall.waitingForCpuMs !== undefined) this.loopStallParts.inc({ state: 'waiting_for_cpu' }, stall.waitingForCpuMs / 1000)
+    if (stall.blockedMs !== undefined) this.loopStallParts.inc({ state: 'blocked' }, stall.blockedMs / 1000)
+    this.loopStallActivities.inc({ activity: 'gc' }, stall.gcMs / 1000)
+    this.loopStallActivities.inc({ activity: 'store_write' }, stall.storeWritesMs / 1000)
+    this.loopStallActivities.inc({ activity: 'apply' }, stall.applyMs / 1000)
+  }
+
+  storeWriteStalled(seconds: number): void {
+    this.storeWriteStalls.inc(seconds)
   }
 
   // ---- HTTP ------------------------------------------------------------------------

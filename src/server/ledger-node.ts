@@ -398,15 +398,27 @@ export class LedgerNode implements Sequencer {
 
   /** Applies one index through the FSM; with the state hash on, hashes the rows it wrote first. */
   private applyOne(index: number, entry: Uint8Array | Proposal, batch: WriteBatch): ProposalResult {
-    // An entry appended here comes with its proposal; one recovered or shipped is decoded (test/server/determinism.test.ts: the same store either way).
-    const proposal = entry instanceof Uint8Array ? decodeProposal(entry) : entry
-    const previous = this.stateHashValue
-    if (previous === undefined) return this.fsm.apply(index, proposal, batch)
-    const own = new WriteBatch()
-    const result = this.fsm.apply(index, proposal, own)
-    this.foldIntoStateHash(previous, index, own, batch)
-    return result
+    const started = performance.now()
+    try {
+      // An entry appended here comes with its proposal; one recovered or shipped is decoded (test/server/determinism.test.ts: the same store either way).
+      const proposal = entry instanceof Uint8Array ? decodeProposal(entry) : entry
+      const previous = this.stateHashValue
+      if (previous === undefined) return this.fsm.apply(index, proposal, batch)
+      const own = new WriteBatch()
+      const result = this.fsm.apply(index, proposal, own)
+      this.foldIntoStateHash(previous, index, own, batch)
+      return result
+    } finally {
+      this.applyTime.milliseconds += performance.now() - started
+    }
   }
+
+  /**
+   * Wall-clock time the FSM's apply held the JavaScript thread (decoding
+   * included; a sliced proposal's turns excluded), since the node opened:
+   * read by the event-loop stall watch (`src/server/loop-stalls.ts`).
+   */
+  readonly applyTime = { milliseconds: 0 }
 
   /** The rows a proposal wrote (in `own`) extend the rolling state hash, then join the store batch. */
   private foldIntoStateHash(previous: StateHash, index: number, own: WriteBatch, batch: WriteBatch): void {
@@ -426,25 +438,32 @@ export class LedgerNode implements Sequencer {
    */
   private async applyOneInSlices(index: number, entry: Uint8Array | Proposal, batch: WriteBatch): Promise<ProposalResult> {
     const sliceUnits = Math.max(1, this.options.applySliceUnits ?? applySliceUnitsDefault)
+    let started = performance.now()
     const proposal = entry instanceof Uint8Array ? decodeProposal(entry) : entry
     const previous = this.stateHashValue
     const own = previous === undefined ? batch : new WriteBatch()
-    const begun = this.fsm.begin(index, proposal, own)
     let result: ProposalResult
-    if (begun instanceof ProposalApplication) {
-      try {
-        while (!begun.advance(sliceUnits)) {
-          // Part of the proposal is in the cache: admission waits until all of it is.
-          if (begun.cacheUnsettled) this.holdCacheReaders()
-          else this.releaseCacheReaders()
-          await yieldTurn()
+    try {
+      const begun = this.fsm.begin(index, proposal, own)
+      if (begun instanceof ProposalApplication) {
+        try {
+          while (!begun.advance(sliceUnits)) {
+            // Part of the proposal is in the cache: admission waits until all of it is.
+            if (begun.cacheUnsettled) this.holdCacheReaders()
+            else this.releaseCacheReaders()
+            this.applyTime.milliseconds += performance.now() - started
+            await yieldTurn()
+            started = performance.now()
+          }
+        } finally {
+          this.releaseCacheReaders()
         }
-      } finally {
-        this.releaseCacheReaders()
-      }
-      result = begun.finish()
-    } else result = begun
-    if (previous !== undefined) this.foldIntoStateHash(previous, index, own, batch)
+        result = begun.finish()
+      } else result = begun
+      if (previous !== undefined) this.foldIntoStateHash(previous, index, own, batch)
+    } finally {
+      this.applyTime.milliseconds += performance.now() - started
+    }
     return result
   }
 

@@ -20,6 +20,19 @@ export const STORAGE_SCHEMA_VERSION = 3
  */
 const memtableMemoryBudget = 32 * 1024 * 1024
 
+/**
+ * RocksDB's own log compressed with ZSTD (the binding's default) costs the
+ * JavaScript thread: the binding writes on the calling thread, and RocksDB
+ * compresses each batch's log record there before appending it. Off, a
+ * store write of the growth bench's rows takes ~1.33× less CPU on that
+ * thread (2.0–2.1 → 1.5–1.6 s per 100,000 transfers, `bench/store-stalls.ts`,
+ * docs/performance.md), for ~1.3 MB of log per bulk of 1,000 transfers
+ * written uncompressed, and recycled at each memtable flush. RocksDB reads
+ * a log of either kind at open (an existing store's compressed records
+ * included: test/store/wal-compression.test.ts).
+ */
+const walCompression = false
+
 /** Rows per batch of a range read in batches (`RangeOptions.batchBytes` bounds its bytes first). */
 const rangeBatchRowsMax = 1000
 
@@ -100,6 +113,20 @@ export interface StoreWriter {
   write(rows: readonly RowWrite[], options: { sync: boolean; slices?: WriteSlices }): Promise<void>
 }
 
+/** RocksDB settings a benchmark may vary; the server uses the defaults. */
+export interface StoreTuning {
+  readonly memtableMemoryBudget?: number
+  readonly backgroundJobs?: number
+  readonly walCompression?: boolean
+}
+
+/** "Cumulative stall: 00:01:02.500 H:M:S, …" in RocksDB's `rocksdb.dbstats` text, in seconds. */
+export function cumulativeStallSeconds(dbStats: string): number | undefined {
+  const found = /Cumulative stall: (\d+):(\d+):(\d+(?:\.\d+)?) H:M:S/.exec(dbStats)
+  if (found === null) return undefined
+  return Number(found[1]) * 3600 + Number(found[2]) * 60 + Number(found[3])
+}
+
 export class SchemaVersionMismatch extends TallyError {
   constructor(found: string, directory: string) {
     super({
@@ -142,16 +169,22 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
    * Opens (creating when missing) and checks the schema version. A store
    * written by another version is refused: there is no flag to bypass it.
    */
-  static async open(directory: string): Promise<Store> {
-    const store = new Store(await Store.openDatabase(directory), directory)
+  static async open(directory: string, tuning: StoreTuning = {}): Promise<Store> {
+    const store = new Store(await Store.openDatabase(directory, tuning), directory)
     await store.checkSchemaVersion()
     return store
   }
 
-  protected static async openDatabase(directory: string): Promise<RocksLevel<Buffer, Buffer>> {
+  protected static async openDatabase(directory: string, tuning: StoreTuning = {}): Promise<RocksLevel<Buffer, Buffer>> {
     const db = new RocksLevel<Buffer, Buffer>(directory, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     // Binding-specific options (abstract-level passes them through): see `memtableMemoryBudget`.
-    await db.open({ createIfMissing: true, compaction: 'level', memtableMemoryBudget } as object)
+    await db.open({
+      createIfMissing: true,
+      compaction: 'level',
+      memtableMemoryBudget: tuning.memtableMemoryBudget ?? memtableMemoryBudget,
+      ...(tuning.backgroundJobs === undefined ? {} : { parallelism: tuning.backgroundJobs }),
+      walCompression: tuning.walCompression ?? walCompression,
+    } as object)
     return db
   }
 
@@ -332,9 +365,14 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
     // as long as the write itself): a large batch is copied in slices.
     const slices = options.slices
     const batch = this.db.batch()
+    let started = performance.now()
     try {
       for (let at = 0; at < rows.length; at++) {
-        if (slices !== undefined && at > 0 && at % slices.rows === 0) await slices.turn()
+        if (slices !== undefined && at > 0 && at % slices.rows === 0) {
+          this.writeTime.milliseconds += performance.now() - started
+          await slices.turn()
+          started = performance.now()
+        }
         const row = rows[at] as RowWrite
         if (row.value === null) batch.del(row.key)
         else batch.put(row.key, row.value)
@@ -344,12 +382,37 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
       throw error
     }
     // `sync` is honoured by the RocksDB binding (WriteOptions.sync) though
-    // abstract-level's types do not list it.
+    // abstract-level's types do not list it. The binding writes on this
+    // thread before `write` returns its promise: the time is taken there.
+    let written: Promise<void>
     try {
-      await batch.write({ sync: options.sync } as object)
+      written = batch.write({ sync: options.sync } as object)
+    } finally {
+      this.writeTime.milliseconds += performance.now() - started
+      this.writeTime.writes++
+    }
+    try {
+      await written
     } finally {
       this.dropShortReadIterators()
     }
+  }
+
+  /**
+   * Wall-clock time this store's writes held the JavaScript thread (copying
+   * rows into batches, and RocksDB's write itself, a write stall included),
+   * since it opened: read by the event-loop stall watch.
+   */
+  readonly writeTime = { milliseconds: 0, writes: 0 }
+
+  /**
+   * Seconds RocksDB has delayed or stopped writes since the database opened
+   * (its "Cumulative stall" in `rocksdb.dbstats`): such a write waits on the
+   * calling thread, here the JavaScript thread. Undefined when closed or unreadable.
+   */
+  writeStallSeconds(): number | undefined {
+    if (this.db.status !== 'open') return undefined
+    return cumulativeStallSeconds(this.db.getProperty('rocksdb.dbstats'))
   }
 
   /** A numeric RocksDB property for metrics (memtable bytes, pending compactions); undefined when unknown or closed. */

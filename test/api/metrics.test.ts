@@ -62,6 +62,14 @@ test('/_/metrics: Prometheus text whose counters move with the work done, labell
     assert.ok(sample(after, 'tally_cache_entries{generation="gen0"}') > 0)
     assert.ok(sample(after, 'tally_cache_bytes{generation="gen0"}') > 0)
     assert.ok(sample(after, 'tally_rocksdb_memtable_bytes') > 0)
+    // RocksDB's write-stall figures are exposed (a fresh store: no stall, no L0 file yet, no error).
+    for (const series of ['tally_rocksdb_level0_files', 'tally_rocksdb_immutable_memtables', 'tally_rocksdb_delayed_write_rate_bytes', 'tally_rocksdb_write_stopped', 'tally_rocksdb_background_errors']) {
+      assert.match(after, new RegExp(`^${series} 0$`, 'm'), series)
+    }
+    assert.match(after, /^tally_rocksdb_write_stall_seconds_total 0$/m)
+    assert.match(after, /^# TYPE tally_event_loop_stall_seconds histogram$/m)
+    // The apply time the stall watch reads grew with the work applied.
+    assert.ok(node.applyTime.milliseconds > 0)
     assert.equal(sample(after, 'tally_coverage_misses_total'), 0)
     assert.ok(sample(after, 'process_cpu_user_seconds_total') > 0, 'process metrics')
     assert.equal(sample(after, 'tally_http_request_duration_seconds_count{method="POST",route="/v2/:ledger/transactions",status="200"}'), 4)

@@ -119,6 +119,8 @@ test('a bulk larger than a batch is applied in slices: the event loop turns (a h
     const bulkIndex = node.nextIndex()
     // At every turn of the event loop: is the bulk being applied (begun, not stored), and how much of it does the cache hold?
     const during: number[] = []
+    // The apply time the stall watch reads, at each of those turns: it grows slice by slice, not only at the end.
+    const applyTimes: number[] = []
     let health: Promise<{ statusCode: number; body: string }> | undefined
     let healthAnsweredDuring = false
     let probe: Promise<unknown> | undefined
@@ -127,6 +129,7 @@ test('a bulk larger than a batch is applied in slices: the event loop turns (a h
       if (node.fsm.appliedIndex >= bulkIndex && node.storeIndex() < bulkIndex) {
         const now = held()
         during.push(now)
+        applyTimes.push(node.applyTime.milliseconds)
         health ??= app.inject({ method: 'GET', url: '/_/healthz' }).then((reply) => {
           healthAnsweredDuring = node.storeIndex() < bulkIndex
           return reply
@@ -144,6 +147,8 @@ test('a bulk larger than a batch is applied in slices: the event loop turns (a h
     assert.equal(results.length, size)
     assert.ok(results.every((result) => result.status === 'applied'))
     assert.ok(during.length >= 2, `turns of the event loop while the bulk was applied: ${during.length}`)
+    const grew = applyTimes.filter((ms, i) => i > 0 && ms > (applyTimes[i - 1] as number)).length
+    assert.ok(grew >= 3, `apply time at each turn: ${applyTimes.join(', ')}`)
     // The cache takes the bulk in slices too (the turns saw it hold part of it) ...
     assert.ok(during.some((count) => count > 0 && count < size), `keys of the bulk the cache held, turn by turn: ${during.join(', ')}`)
     // ... and admission waited: the write submitted meanwhile was stamped on a cache holding all of it.
