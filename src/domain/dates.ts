@@ -224,3 +224,41 @@ function civilFromDays(days: number): { year: number; month: number; day: number
   const month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9
   return { year: yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day }
 }
+
+/**
+ * A stored date in one of its two canonical texts — `YYYY-MM-DDTHH:MM:SS.mmmZ`
+ * (every date Tally stamps, `toISOString`'s form) or `…SS.uuuuuuZ` (an
+ * imported date not on a millisecond) — from 1970 on, as one number for the
+ * packed encoding's instant item (`domain/packed.ts`): the milliseconds since
+ * the epoch × 2, or the microseconds × 2 + 1; -1 for any other string, also a
+ * date of another form (a number decodes to one text only, so a text that is
+ * not the canonical one of its instant stays a string). At most 2^53, exact in
+ * a double: later microsecond dates (after 2112) stay strings too.
+ */
+export function instantCode(text: string): number {
+  if (!isFixedWidthDate(text)) return -1
+  const year = digitsAt(text, 0, 4)
+  if (year < 1970) return -1
+  const length = text.length
+  const seconds = daysFromCivil(year, digitsAt(text, 5, 2), digitsAt(text, 8, 2)) * SECONDS_PER_DAY + digitsAt(text, 11, 2) * 3600 + digitsAt(text, 14, 2) * 60 + digitsAt(text, 17, 2)
+  const fraction = digitsAt(text, 20, length - 21)
+  const code = length === 24 ? (seconds * 1000 + fraction) * 2 : (seconds * 1_000_000 + fraction) * 2 + 1
+  return code >= 0 && code <= 2 ** 53 ? code : -1
+}
+
+/** The text `instantCode` read `code` from. */
+export function instantCodeText(code: number): string {
+  invariant(Number.isSafeInteger(code) && code >= 0, () => `instant code ${code} out of range`)
+  const micro = code % 2 === 1
+  const unit = micro ? 1_000_000 : 1000
+  const count = (code - (micro ? 1 : 0)) / 2
+  const fraction = count % unit
+  const seconds = (count - fraction) / unit
+  const days = Math.floor(seconds / SECONDS_PER_DAY)
+  const secondOfDay = seconds - days * SECONDS_PER_DAY
+  const { year, month, day } = civilFromDays(days)
+  invariant(year <= DATE_YEAR_MAX, () => `instant code ${code} is past year ${DATE_YEAR_MAX}`)
+  const hour = Math.floor(secondOfDay / 3600)
+  const minute = Math.floor((secondOfDay % 3600) / 60)
+  return `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}T${pad(hour, 2)}:${pad(minute, 2)}:${pad(secondOfDay % 60, 2)}.${pad(fraction, micro ? 6 : 3)}Z`
+}
