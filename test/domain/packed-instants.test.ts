@@ -16,8 +16,12 @@ const INSTANT = 0x0c
 const STRING = 0x06
 const MS_MAX = 253402300799999 // 9999-12-31T23:59:59.999Z
 
+/** Dates of other instants, packed and unpacked between a value's packing and its unpacking (the converters keep the last date). */
+const OTHERS = ['2000-01-01T00:00:00.000Z', '2001-02-03T04:05:06.789012Z'].map((text) => packValue(text, LAYOUT, false))
+
 function roundTrip(text: string): Buffer {
   const bytes = packValue(text, LAYOUT, false)
+  for (const other of OTHERS) unpackValue(other, LAYOUT)
   assert.equal(unpackValue(bytes, LAYOUT), text)
   // Inside objects (as a key and as a value) and sorted, as rows hold them.
   const nested = { [text]: [text, { at: text }] }
@@ -81,4 +85,23 @@ test('instantCodeText refuses a code that names no stored date', () => {
   assert.throws(() => instantCodeText(-2))
   assert.throws(() => instantCodeText(2 ** 54))
   assert.throws(() => instantCodeText(2 * (MS_MAX + 1)), /past year 9999/)
+})
+
+test('dates unpack right in any order after packing in any order (the one-date memory of the converters changes no result) (property)', () => {
+  const date = fc.oneof(
+    fc.integer({ min: 0, max: MS_MAX }).map((ms) => new Date(ms).toISOString()),
+    fc.tuple(fc.integer({ min: 0, max: 4102444800000 }), fc.integer({ min: 0, max: 999 })).map(([ms, micros]) => `${new Date(ms).toISOString().slice(0, 23)}${String(micros).padStart(3, '0')}Z`),
+  )
+  fc.assert(
+    fc.property(fc.array(date, { minLength: 1, maxLength: 8 }), fc.array(fc.nat(), { minLength: 1, maxLength: 24 }), (texts, picks) => {
+      const packed = texts.map((text) => packValue(text, LAYOUT, false))
+      for (const pick of picks) {
+        const at = pick % texts.length
+        assert.equal(unpackValue(packed[at] as Buffer, LAYOUT), texts[at])
+        // Packing again between reads gives the same bytes.
+        assert.deepEqual(packValue(texts[(pick >> 3) % texts.length] as string, LAYOUT, false), packed[(pick >> 3) % texts.length])
+      }
+    }),
+    { numRuns: 2000 },
+  )
 })
