@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { instantCode, instantCodeText, isFixedWidthDate, packValue, unpackValue } from '../../src/domain/index.ts'
+import { InvariantViolation, instantCode, instantCodeText, isFixedWidthDate, packValue, unpackValue } from '../../src/domain/index.ts'
 
 /**
  * The packed encoding's instant item (storage schema 4): a string that is a
@@ -81,10 +81,20 @@ test('strings shaped like dates round-trip whatever they hold: impossible dates,
   }
 })
 
-test('instantCodeText refuses a code that names no stored date', () => {
+test('instantCodeText refuses a code that names no stored date; a row holding one fails closed when read', () => {
   assert.throws(() => instantCodeText(-2))
   assert.throws(() => instantCodeText(2 ** 54))
   assert.throws(() => instantCodeText(2 * (MS_MAX + 1)), /past year 9999/)
+  // A corrupted row: an instant item past year 9999 (LEB128 of 2 × (MS_MAX + 1)), then one cut short.
+  let code = 2 * (MS_MAX + 1)
+  const varint: number[] = []
+  while (code >= 0x80) {
+    varint.push((code % 0x80) | 0x80)
+    code = Math.floor(code / 0x80)
+  }
+  varint.push(code)
+  assert.throws(() => unpackValue(Buffer.from([LAYOUT, INSTANT, ...varint]), LAYOUT), InvariantViolation)
+  assert.throws(() => unpackValue(Buffer.from([LAYOUT, INSTANT, 0x80]), LAYOUT), InvariantViolation)
 })
 
 test('dates unpack right in any order after packing in any order (the one-date memory of the converters changes no result) (property)', () => {
