@@ -340,14 +340,15 @@ const asciiFastPathMax = 64
 function writeString(text: string): void {
   const length = text.length
   if (length === 24 || length === 27) {
-    // The dates of every transaction, account and log: one number, not 24 characters (no word is this long).
+    // The dates of every transaction, account and log: one number, not 24 characters (no word is a date).
     const code = instantCode(text)
     if (code >= 0) {
       writer.byte(Tag.instant)
       writer.varint(code)
       return
     }
-  } else if (length <= wordLengthMax) {
+  }
+  if (length <= wordLengthMax) {
     const position = wordPositions.get(text)
     if (position !== undefined) {
       writer.byte(Tag.word)
@@ -356,7 +357,7 @@ function writeString(text: string): void {
     }
   }
   if (length <= asciiFastPathMax) {
-    // Short ASCII (names, dates, assets): bytes written directly, no UTF-8 encoder call.
+    // Short ASCII (names, assets, dates of other forms): bytes written directly, no UTF-8 encoder call.
     writer.reserve(2 + length)
     const buffer = writer.buffer
     const start = writer.offset + 2
