@@ -224,3 +224,71 @@ function civilFromDays(days: number): { year: number; month: number; day: number
   const month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9
   return { year: yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day }
 }
+
+/**
+ * A stored date in one of its two canonical texts — `YYYY-MM-DDTHH:MM:SS.mmmZ`
+ * (every date Tally stamps, `toISOString`'s form) or `…SS.uuuuuuZ` (an
+ * imported date not on a millisecond) — from 1970 on, as one number for the
+ * packed encoding's instant item (`domain/packed.ts`): the milliseconds since
+ * the epoch × 2, or the microseconds × 2 + 1; -1 for any other string, also a
+ * date of another form (a number decodes to one text only, so a text that is
+ * not the canonical one of its instant stays a string). At most 2^53, exact in
+ * a double: later microsecond dates (after 2112) stay strings too.
+ */
+export function instantCode(text: string): number {
+  // The dates of one transaction, and of a bulk's transactions, are mostly one instant: the last one is kept.
+  if (text === lastInstant.text) return lastInstant.code
+  if (!isFixedWidthDate(text)) return -1
+  const year = digitsAt(text, 0, 4)
+  if (year < 1970) return -1
+  const length = text.length
+  const seconds = daysFromCivil(year, digitsAt(text, 5, 2), digitsAt(text, 8, 2)) * SECONDS_PER_DAY + digitsAt(text, 11, 2) * 3600 + digitsAt(text, 14, 2) * 60 + digitsAt(text, 17, 2)
+  const fraction = digitsAt(text, 20, length - 21)
+  const code = length === 24 ? (seconds * 1000 + fraction) * 2 : (seconds * 1_000_000 + fraction) * 2 + 1
+  if (code < 0 || code > 2 ** 53) return -1
+  lastInstant.text = text
+  lastInstant.code = code
+  return code
+}
+
+/** The text `instantCode` read `code` from. */
+export function instantCodeText(code: number): string {
+  if (code === lastInstant.code) return lastInstant.text
+  invariant(Number.isSafeInteger(code) && code >= 0, () => `instant code ${code} out of range`)
+  const micro = code % 2 === 1
+  const unit = micro ? 1_000_000 : 1000
+  const count = (code - (micro ? 1 : 0)) / 2
+  const fraction = count % unit
+  const seconds = (count - fraction) / unit
+  const days = Math.floor(seconds / SECONDS_PER_DAY)
+  const secondOfDay = seconds - days * SECONDS_PER_DAY
+  const { year, month, day } = civilFromDays(days)
+  invariant(year <= DATE_YEAR_MAX, () => `instant code ${code} is past year ${DATE_YEAR_MAX}`)
+  // Digits into a fixed template of character codes, one string made at the end.
+  const units = micro ? MICRO_TEMPLATE : MILLI_TEMPLATE
+  putDigits(units, 0, 4, year)
+  putDigits(units, 5, 2, month)
+  putDigits(units, 8, 2, day)
+  putDigits(units, 11, 2, Math.floor(secondOfDay / 3600))
+  putDigits(units, 14, 2, Math.floor((secondOfDay % 3600) / 60))
+  putDigits(units, 17, 2, secondOfDay % 60)
+  putDigits(units, 20, micro ? 6 : 3, fraction)
+  const text = String.fromCharCode.apply(null, units as unknown as number[])
+  lastInstant.text = text
+  lastInstant.code = code
+  return text
+}
+
+/** The last date `instantCode` or `instantCodeText` converted (one entry: they are pure, so it changes no result). */
+const lastInstant = { text: '1970-01-01T00:00:00.000Z', code: 0 }
+
+const MILLI_TEMPLATE = Uint16Array.from('0000-00-00T00:00:00.000Z', (character) => character.charCodeAt(0))
+const MICRO_TEMPLATE = Uint16Array.from('0000-00-00T00:00:00.000000Z', (character) => character.charCodeAt(0))
+
+/** Writes `value` as `count` decimal digits (zero-padded) at `at`. */
+function putDigits(units: Uint16Array, at: number, count: number, value: number): void {
+  for (let index = at + count - 1; index >= at; index--) {
+    units[index] = CODE_ZERO + (value % 10)
+    value = Math.floor(value / 10)
+  }
+}

@@ -1,5 +1,6 @@
 import { InvariantViolation, invariant } from './errors.ts'
 import { withRoom } from './room.ts'
+import { instantCode, instantCodeText } from './dates.ts'
 import type { Json } from './json.ts'
 
 /**
@@ -28,6 +29,9 @@ import type { Json } from './json.ts'
  *   0x09 object: LEB128 count, then key (a string item) and value per entry
  *   0x0a word: LEB128 position in `words` (a field name or constant the engine writes often)
  *   0x0b bytes: LEB128 length, the bytes (a `Uint8Array`; records only, see below)
+ *   0x0c instant: LEB128 of `instantCode` (`domain/dates.ts`) — a string that is a stored date in
+ *        its canonical text (`2026-12-07T03:45:00.123Z`, or microseconds), 8 bytes instead of 26;
+ *        it unpacks to that same string (storage schema 4, docs/adr/0011)
  *
  * Bytes have no JSON form, so they break the contract above: only records
  * packed with `packRecord` may hold them (a WAL proposal carries the stored
@@ -40,7 +44,7 @@ import type { Json } from './json.ts'
  * (a new word takes the next position).
  */
 
-const Tag = { null: 0x00, false: 0x01, true: 0x02, integer: 0x03, bigInteger: 0x04, float: 0x05, string: 0x06, string16: 0x07, array: 0x08, object: 0x09, word: 0x0a, bytes: 0x0b } as const
+const Tag = { null: 0x00, false: 0x01, true: 0x02, integer: 0x03, bigInteger: 0x04, float: 0x05, string: 0x06, string16: 0x07, array: 0x08, object: 0x09, word: 0x0a, bytes: 0x0b, instant: 0x0c } as const
 
 const words: readonly string[] = [
   // transactions and postings
@@ -56,6 +60,8 @@ const words: readonly string[] = [
   'DELETE_METADATA', 'INSERTED_SCHEMA', 'TRANSACTION', 'ACCOUNT', 'METADATA', 'SCHEMA', 'volumes', 'balance',
 ]
 const wordPositions = new Map<string, number>(words.map((word, i) => [word, i]))
+/** No longer string is a word: hashes and most names are written without looking them up. */
+const wordLengthMax = Math.max(...words.map((word) => word.length))
 
 /** Zigzag doubles magnitudes: beyond 2^52 the result would not be exact in a double. */
 const INTEGER_MAX = 2 ** 52
@@ -332,15 +338,26 @@ function writeBigInteger(value: bigint): void {
 const asciiFastPathMax = 64
 
 function writeString(text: string): void {
-  const position = wordPositions.get(text)
-  if (position !== undefined) {
-    writer.byte(Tag.word)
-    writer.varint(position)
-    return
-  }
   const length = text.length
+  if (length === 24 || length === 27) {
+    // The dates of every transaction, account and log: one number, not 24 characters (no word is a date).
+    const code = instantCode(text)
+    if (code >= 0) {
+      writer.byte(Tag.instant)
+      writer.varint(code)
+      return
+    }
+  }
+  if (length <= wordLengthMax) {
+    const position = wordPositions.get(text)
+    if (position !== undefined) {
+      writer.byte(Tag.word)
+      writer.varint(position)
+      return
+    }
+  }
   if (length <= asciiFastPathMax) {
-    // Short ASCII (names, dates, assets): bytes written directly, no UTF-8 encoder call.
+    // Short ASCII (names, assets, dates of other forms): bytes written directly, no UTF-8 encoder call.
     writer.reserve(2 + length)
     const buffer = writer.buffer
     const start = writer.offset + 2
@@ -466,6 +483,8 @@ class Reader {
         const start = this.take(2 * length)
         return this.buffer.toString('utf16le', start, start + 2 * length)
       }
+      case Tag.instant:
+        return instantCodeText(this.varint())
       default:
         throw new InvariantViolation(`packed string with tag ${tag}`)
     }
@@ -559,6 +578,7 @@ class Reader {
       case Tag.word:
       case Tag.string:
       case Tag.string16:
+      case Tag.instant:
         return this.string()
       case Tag.null:
         this.offset++

@@ -5,7 +5,7 @@ import { MetaKey, metaKey, prefixEnd } from './layout.ts'
 import type { RowWrite } from './layout.ts'
 
 /** Bumped whenever the on-disk layout changes; see docs/operations.md. */
-export const STORAGE_SCHEMA_VERSION = 3
+export const STORAGE_SCHEMA_VERSION = 4
 
 /**
  * The binding inserts a batch's rows into the memtable synchronously, on the

@@ -211,3 +211,19 @@ test('rows hold JSON-shaped values only: packValue refuses bytes, unpackValue re
   assert.throws(() => packRecord({ bad: Infinity }, LAYOUT), InvariantViolation)
   assert.throws(() => packItems([{ seed: Buffer.from('x') }], false), InvariantViolation)
 })
+
+test('field names and constants of the word table pack as one word (tag and position), the longest ones too; other strings as strings', () => {
+  // The table is a format: a row written with a word must be written with it again (stores stay byte-identical across builds).
+  for (const word of ['id', 'postings', 'NEW_TRANSACTION', 'REVERTED_TRANSACTION', 'revertedTransactionID', 'revertedTransaction', 'postCommitVolumes']) {
+    const bytes = packValue(word, 0x01, false)
+    assert.equal(bytes.length, 3, word)
+    assert.equal(bytes[1], 0x0a, `${word} is a word item`)
+    assert.equal(unpackValue(bytes, 0x01), word)
+  }
+  // (A date of 24 characters, longer than every word, is an instant item: test/domain/packed-instants.test.ts.)
+  for (const text of ['revertedTransactionIDs', 'users:0001', 'q0J5Yg8GZ1oQcf1mB2b0b5y6oH3b9b0oLk2m0p2n8wA=']) {
+    const bytes = packValue(text, 0x01, false)
+    assert.equal(bytes[1], 0x06, `${text} is a string item`)
+    assert.equal(unpackValue(bytes, 0x01), text)
+  }
+})
