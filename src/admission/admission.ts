@@ -549,9 +549,21 @@ export class SubmitSequence {
 
   constructor(private readonly submitAfter: SequencedSubmit) {}
 
-  submit(orders: readonly ProposedOrder[], options: SubmitOptions): Promise<readonly OrderResult[]> {
+  /**
+   * `accept` runs once the submit was applied, before the next one is
+   * appended; if it throws, the submit fails with its error and the sequence
+   * ends there (a caller's own check of the results, e.g. an import's log ids).
+   */
+  submit(orders: readonly ProposedOrder[], options: SubmitOptions, accept?: (results: readonly OrderResult[]) => void | Promise<void>): Promise<readonly OrderResult[]> {
     const previous = this.last
-    const submitted = this.submitAfter(orders, options, previous)
+    const applied = this.submitAfter(orders, options, previous)
+    const submitted =
+      accept === undefined
+        ? applied
+        : applied.then(async (results) => {
+            await accept(results)
+            return results
+          })
     this.last = submitted.then(
       () => true,
       () => false,
