@@ -68,6 +68,23 @@ export class JsonBytes {
     this.offset = offset
   }
 
+  /**
+   * A string given as its UTF-8 bytes (`source[start, end)`, well-formed), as
+   * `string` quotes it: copied as it is when nothing in it needs escaping
+   * (non-ASCII is printed as UTF-8 either way), else quoted from its text.
+   */
+  quotedUtf8(source: Buffer, start: number, end: number): void {
+    for (let i = start; i < end; i++) {
+      const byte = source[i] as number
+      if (byte < 0x20 || byte === 0x22 || byte === 0x5c) return this.string(source.toString('utf8', start, end))
+    }
+    this.reserve(end - start + 2)
+    const buffer = this.buffer
+    buffer[this.offset++] = 0x22
+    this.offset += source.copy(buffer, this.offset, start, end)
+    buffer[this.offset++] = 0x22
+  }
+
   /** An integer as its digits (`bigint`, or a safe integer `number`). */
   integer(value: bigint | number): void {
     if (typeof value === 'number' && !Number.isSafeInteger(value)) throw new InvariantViolation(`${value} is not an integer JSON prints exactly`)

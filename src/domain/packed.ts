@@ -57,6 +57,13 @@ const words: readonly string[] = [
 ]
 const wordPositions = new Map<string, number>(words.map((word, i) => [word, i]))
 
+/** The word a packed word item names (`packed-json.ts` prints it without decoding the item around it). */
+export function packedWord(position: number): string {
+  const word = words[position]
+  invariant(word !== undefined, 'packed word out of range')
+  return word
+}
+
 /** Zigzag doubles magnitudes: beyond 2^52 the result would not be exact in a double. */
 const INTEGER_MAX = 2 ** 52
 const INTEGER_MAX_BIG = BigInt(INTEGER_MAX)
