@@ -112,33 +112,47 @@ async function idempotencyHashes(store: ExportReader, ledger: LedgerName, batch:
  * absent value), each value printed from the row's packed bytes.
  */
 function writeLog(out: JsonBytes, log: StoredLog, idempotencyHash: string | undefined): void {
-  out.raw('{"type":')
+  out.bytes(printed.type)
   writeField(out, log, 'type')
-  out.raw(',"data":')
+  out.bytes(printed.data)
   writeField(out, log, 'data')
-  out.raw(',"date":')
+  out.bytes(printed.date)
   writeField(out, log, 'date')
-  out.raw(',"idempotencyKey":')
+  out.bytes(printed.idempotencyKey)
   out.string(log.idempotencyKey)
   if (idempotencyHash !== undefined) {
-    out.raw(',"idempotencyHash":')
+    out.bytes(printed.idempotencyHash)
     out.string(idempotencyHash)
   }
-  out.raw(',"id":')
+  out.bytes(printed.id)
   writeField(out, log, 'id')
-  out.raw(',"hash":')
+  out.bytes(printed.hash)
   writeField(out, log, 'hash')
   const schemaVersion = log.fields.get('schemaVersion')
   if (schemaVersion !== undefined && isPackedString(log.row, schemaVersion)) {
-    out.raw(',"schemaVersion":')
+    out.bytes(printed.schemaVersion)
     writePackedJson(log.row, { offset: schemaVersion }, out)
   }
-  out.raw('}\n')
+  out.bytes(printed.end)
+}
+
+/** The line's fixed text, as bytes once. */
+const printed = {
+  type: Buffer.from('{"type":'),
+  data: Buffer.from(',"data":'),
+  date: Buffer.from(',"date":'),
+  idempotencyKey: Buffer.from(',"idempotencyKey":'),
+  idempotencyHash: Buffer.from(',"idempotencyHash":'),
+  id: Buffer.from(',"id":'),
+  hash: Buffer.from(',"hash":'),
+  schemaVersion: Buffer.from(',"schemaVersion":'),
+  end: Buffer.from('}\n'),
+  null: Buffer.from('null'),
 }
 
 function writeField(out: JsonBytes, log: StoredLog, name: string): void {
   const at = log.fields.get(name)
-  if (at === undefined) out.raw('null')
+  if (at === undefined) out.bytes(printed.null)
   else writePackedJson(log.row, { offset: at }, out)
 }
 

@@ -73,16 +73,52 @@ export class JsonBytes {
    * `string` quotes it: copied as it is when nothing in it needs escaping
    * (non-ASCII is printed as UTF-8 either way), else quoted from its text.
    */
-  quotedUtf8(source: Buffer, start: number, end: number): void {
-    for (let i = start; i < end; i++) {
-      const byte = source[i] as number
-      if (byte < 0x20 || byte === 0x22 || byte === 0x5c) return this.string(source.toString('utf8', start, end))
-    }
+  quotedUtf8(source: Uint8Array, start: number, end: number): void {
     this.reserve(end - start + 2)
     const buffer = this.buffer
-    buffer[this.offset++] = 0x22
-    this.offset += source.copy(buffer, this.offset, start, end)
-    buffer[this.offset++] = 0x22
+    let offset = this.offset
+    buffer[offset++] = 0x22
+    // Checked and copied in one pass (short strings: a loop beats Buffer.copy's call).
+    for (let i = start; i < end; i++) {
+      const byte = source[i] as number
+      if (byte < 0x20 || byte === 0x22 || byte === 0x5c) return this.string(Buffer.from(source.buffer, source.byteOffset + start, end - start).toString('utf8'))
+      buffer[offset++] = byte
+    }
+    buffer[offset++] = 0x22
+    this.offset = offset
+  }
+
+  /** One byte of JSON punctuation (`{`, `,`, `:`, …). */
+  byte(value: number): void {
+    this.reserve(1)
+    this.buffer[this.offset++] = value
+  }
+
+  /** Bytes that are JSON text already (a quoted word kept printed). */
+  bytes(source: Uint8Array): void {
+    const length = source.length
+    this.reserve(length)
+    const buffer = this.buffer
+    let offset = this.offset
+    for (let i = 0; i < length; i++) buffer[offset++] = source[i] as number
+    this.offset = offset
+  }
+
+  /** A safe integer's digits, written without a string. */
+  safeInteger(value: number): void {
+    if (!Number.isSafeInteger(value)) throw new InvariantViolation(`${value} is not an integer JSON prints exactly`)
+    if (value < 0 || value >= 1e15) return this.raw(String(value))
+    this.reserve(16)
+    const buffer = this.buffer
+    let digits = 1
+    for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++
+    let at = this.offset + digits
+    this.offset = at
+    let rest = value
+    do {
+      buffer[--at] = 0x30 + (rest % 10)
+      rest = Math.floor(rest / 10)
+    } while (rest > 0)
   }
 
   /** An integer as its digits (`bigint`, or a safe integer `number`). */

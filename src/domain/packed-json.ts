@@ -55,16 +55,16 @@ export function writePackedJson(bytes: Buffer, cursor: PackedCursor, out: JsonBy
   const tag = bytes[cursor.offset++]
   switch (tag) {
     case Tag.null:
-      return out?.raw('null')
+      return out?.bytes(NULL)
     case Tag.false:
-      return out?.raw('false')
+      return out?.bytes(FALSE)
     case Tag.true:
-      return out?.raw('true')
+      return out?.bytes(TRUE)
     case Tag.integer: {
       // Read before `out?.`: an optional call skips evaluating its arguments.
       const zigzag = varint(bytes, cursor)
       // |v| ≤ 2^52: exact in a double, printed as the same digits a bigint prints.
-      if (out !== undefined) out.raw(String(zigzag % 2 === 0 ? zigzag / 2 : -(zigzag + 1) / 2))
+      if (out !== undefined) out.safeInteger(zigzag % 2 === 0 ? zigzag / 2 : -(zigzag + 1) / 2)
       return
     }
     case Tag.bigInteger: {
@@ -90,37 +90,38 @@ export function writePackedJson(bytes: Buffer, cursor: PackedCursor, out: JsonBy
       return out?.string(bytes.toString('utf16le', start, start + 2 * length))
     }
     case Tag.word: {
-      const word = packedWord(varint(bytes, cursor))
-      if (out !== undefined) out.raw(`"${word}"`)
+      const position = varint(bytes, cursor)
+      const quoted = quotedWords[position] ?? quoteWord(position)
+      if (out !== undefined) out.bytes(quoted)
       return
     }
     case Tag.array: {
       const count = varint(bytes, cursor)
       invariant(count <= bytes.length - cursor.offset, 'packed array longer than its buffer')
-      out?.raw('[')
+      out?.byte(0x5b) // [
       for (let i = 0; i < count; i++) {
-        if (i > 0) out?.raw(',')
+        if (i > 0) out?.byte(0x2c) // ,
         writePackedJson(bytes, cursor, out)
       }
-      return out?.raw(']')
+      return out?.byte(0x5d) // ]
     }
     case Tag.object: {
       const start = cursor.offset - 1
       const mark = out?.length ?? 0
       const count = varint(bytes, cursor)
       invariant(2 * count <= bytes.length - cursor.offset, 'packed object longer than its buffer')
-      out?.raw('{')
+      out?.byte(0x7b) // {
       let inIterationOrder = true
       for (let i = 0; i < count; i++) {
-        if (i > 0) out?.raw(',')
+        if (i > 0) out?.byte(0x2c) // ,
         invariant(isStringTag(bytes[cursor.offset]), 'a packed object key is a string')
         if (inIterationOrder && isArrayIndexKey(bytes, cursor.offset)) inIterationOrder = false
         writePackedJson(bytes, cursor, out)
-        out?.raw(':')
+        out?.byte(0x3a) // :
         writePackedJson(bytes, cursor, out)
       }
       if (out === undefined) return
-      if (inIterationOrder) return out.raw('}')
+      if (inIterationOrder) return out.byte(0x7d) // }
       // A decoded object iterates integer-like keys first, whatever the packed order
       // (a canonically sorted row puts "10" before "2"): print what decoding gives.
       out.discardFrom(mark)
@@ -148,6 +149,19 @@ function isArrayIndexKey(bytes: Buffer, offset: number): boolean {
     value = value * 10 + (byte - 0x30)
   }
   return value < 4294967295
+}
+
+const NULL = Buffer.from('null')
+const FALSE = Buffer.from('false')
+const TRUE = Buffer.from('true')
+
+/** Each word as JSON prints it (quoted), built on first use. */
+const quotedWords: Buffer[] = []
+
+function quoteWord(position: number): Buffer {
+  const quoted = Buffer.from(JSON.stringify(packedWord(position)), 'utf8')
+  quotedWords[position] = quoted
+  return quoted
 }
 
 function isStringTag(tag: number | undefined): boolean {
