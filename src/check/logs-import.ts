@@ -138,6 +138,17 @@ class Importer {
 
   async run(logs: AsyncIterable<Json>): Promise<ImportSummary> {
     await this.prepareLedger()
+    try {
+      return await this.replay(logs)
+    } catch (error) {
+      // The stream failed (or a log was refused) with groups in flight: they hold logs before the failure
+      // and are applied in order; the import ends only once they settled, so its caller sees the final ledger.
+      await Promise.allSettled(this.proposed.map((entry) => entry.results))
+      throw error
+    }
+  }
+
+  private async replay(logs: AsyncIterable<Json>): Promise<ImportSummary> {
     for await (const raw of logs) {
       const planned = await this.plan(raw)
       if (planned === 'drain-first') {

@@ -208,3 +208,32 @@ test('a pipelined import that fails at a group leaves exactly the groups before 
     from.remove()
   }
 })
+
+test('an import whose stream fails with groups in flight returns only once they settled: the ledger then holds a verified prefix that no longer moves', async () => {
+  const { opened: from, exported } = await source()
+  const lines = exported.split('\n').filter((line) => line !== '')
+  const to = await open()
+  try {
+    const failure = new Error('the stream broke')
+    async function* breaking(): AsyncGenerator<Json> {
+      for (const [i, line] of lines.entries()) {
+        if (i === 30) throw failure
+        yield parseJson(line)
+      }
+    }
+    const { target, inFlightMax } = observed(to.node, () => undefined)
+    await assert.rejects(importLogs(target, MAIN, breaking(), { groupOrdersMax: 2 }), (error: unknown) => error === failure)
+    assert.ok(inFlightMax() > 1)
+    const held = await exportText(to.node)
+    for (let turn = 0; turn < 50; turn++) await new Promise<void>((resolve) => setImmediate(resolve))
+    assert.equal(await exportText(to.node), held, 'nothing was applied after the import returned')
+    const heldLines = held.split('\n').filter((line) => line !== '')
+    assert.ok(heldLines.length > 0 && heldLines.length <= 30)
+    assert.deepEqual(heldLines, lines.slice(0, heldLines.length))
+  } finally {
+    await from.close()
+    await to.close()
+    from.remove()
+    to.remove()
+  }
+})
