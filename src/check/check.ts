@@ -128,6 +128,9 @@ export async function runCheck(store: StoreReader, options: CheckOptions = {}): 
   }
 }
 
+/** Bytes of store rows the scan reads at once. */
+const checkScanBatchBytes = 1024 * 1024
+
 /** Zones whose rows the check keeps as digests on the replay's side (there are millions); others whole, a finding decodes them. */
 const digestZone = (zone: number): boolean => zone === Zone.logs || zone === Zone.indexes
 
@@ -183,7 +186,8 @@ class CheckRun {
   }
 
   async execute(): Promise<CheckResult> {
-    for await (const [key, value] of this.store.range({ gte: Buffer.of(Zone.meta) })) {
+    // One iterator (one snapshot) read `nextv` a batch at a time, not a native refill and a promise per row.
+    for await (const [key, value] of this.store.range({ gte: Buffer.of(Zone.meta), batchBytes: checkScanBatchBytes })) {
       this.rowsRead++
       const zone = key[0] as number
       if (zone !== Zone.meta && !this.initialised) this.initialise()
