@@ -83,6 +83,12 @@ async function build(directory: string): Promise<number> {
   return (performance.now() - started) / 1000
 }
 
+/** CPU of every thread of this process since `started`: steadier than wall time on a shared machine. */
+function cpuSecondsSince(started: NodeJS.CpuUsage): number {
+  const cpu = process.cpuUsage(started)
+  return (cpu.user + cpu.system) / 1e6
+}
+
 interface Row {
   readonly measure: string
   readonly count: string
@@ -108,8 +114,10 @@ async function main(): Promise<void> {
   if (only.has('check')) {
     const store = await Store.open(path.join(source, 'store'))
     const started = performance.now()
+    const cpuStarted = process.cpuUsage()
     const checked = await runCheck(store, { onProgress: (p) => p.phase === 'replay' && p.done % 100 === 0 && log(`check: ${p.done}/${p.total}`) })
     const checkSeconds = (performance.now() - started) / 1000
+    const checkCpuSeconds = cpuSecondsSince(cpuStarted)
     await store.close()
     log(`check: ok=${checked.ok} ${checked.auditEntries} entries, ${checked.ordersReplayed} orders in ${checkSeconds.toFixed(1)}s`)
     if (!checked.ok) throw new Error(`check found ${checked.findings} findings: ${JSON.stringify(checked.findingsList.slice(0, 3))}`)
@@ -117,7 +125,7 @@ async function main(): Promise<void> {
       measure: 'check (scan + replay + compare)',
       count: `${checked.auditEntries} audit entries / ${checked.ordersReplayed} orders`,
       seconds: checkSeconds,
-      throughput: `${Math.round(checked.auditEntries / checkSeconds)} entries/s, ${Math.round(checked.ordersReplayed / checkSeconds)} orders/s`,
+      throughput: `${Math.round(checked.auditEntries / checkSeconds)} entries/s, ${Math.round(checked.ordersReplayed / checkSeconds)} orders/s; CPU ${checkCpuSeconds.toFixed(1)} s (${Math.round(checked.ordersReplayed / checkCpuSeconds)} orders per CPU-second)`,
     })
   }
 
@@ -135,8 +143,7 @@ async function main(): Promise<void> {
     await once(out, 'finish')
     const exportSeconds = (performance.now() - started) / 1000
     // CPU of every thread of this process (the JS thread, RocksDB's reads on the thread pool, GC helpers): steadier than wall time on a shared machine.
-    const cpu = process.cpuUsage(cpuStarted)
-    const cpuSeconds = (cpu.user + cpu.system) / 1e6
+    const cpuSeconds = cpuSecondsSince(cpuStarted)
     await store.close()
     log(`export: ${exported} logs, ${(statSync(exportFile).size / 1e6).toFixed(0)} MB in ${exportSeconds.toFixed(1)}s, CPU ${cpuSeconds.toFixed(2)}s`)
     rows.push({
@@ -151,13 +158,20 @@ async function main(): Promise<void> {
     rmSync(target, { recursive: true, force: true })
     const node = await LedgerNode.open({ dataDirectory: target, sync: false })
     const started = performance.now()
+    const cpuStarted = process.cpuUsage()
     const imported = await importLogs(node, ledger, parseJsonStream(createReadStream(exportFile, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>), {
       onProgress: ({ logs }) => logs % 100_000 === 0 && log(`import: ${logs}`),
     })
     const importSeconds = (performance.now() - started) / 1000
+    const importCpuSeconds = cpuSecondsSince(cpuStarted)
     await node.close()
-    log(`import: ${imported.logs} logs in ${importSeconds.toFixed(1)}s`)
-    rows.push({ measure: 'import (verify + replay, sync: false)', count: `${imported.logs} logs`, seconds: importSeconds, throughput: `${Math.round(imported.logs / importSeconds)} logs/s` })
+    log(`import: ${imported.logs} logs in ${importSeconds.toFixed(1)}s, CPU ${importCpuSeconds.toFixed(1)}s`)
+    rows.push({
+      measure: 'import (verify + replay, sync: false)',
+      count: `${imported.logs} logs`,
+      seconds: importSeconds,
+      throughput: `${Math.round(imported.logs / importSeconds)} logs/s; CPU ${importCpuSeconds.toFixed(1)} s (${Math.round(imported.logs / importCpuSeconds)} logs per CPU-second)`,
+    })
   }
 
   const cpu = os.cpus()[0]?.model ?? 'unknown'

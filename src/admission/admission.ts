@@ -2,6 +2,7 @@ import type { AttributeValue, CanonicalKey } from '../domain/index.ts'
 import { InvariantViolation, PackedItems, TallyError, decodeAttribute, invariant, kindOf } from '../domain/index.ts'
 import type { AttributeCache, CacheSettings } from '../cache/index.ts'
 import type { KnownValue, ProposedOrder } from '../orders/index.ts'
+import { needsReadValues } from '../orders/index.ts'
 import { planRoundInSlices } from './speculation.ts'
 import type { CoverageEntry, OrderResult, PlannedOrder, Proposal, ProposalResult } from '../fsm/index.ts'
 import { coverageIndexesOf, coverageSeed, encodeProposal, packProposalOrders, proposalOrdersMax } from '../fsm/index.ts'
@@ -132,7 +133,48 @@ export class Admission {
     invariant(Number.isSafeInteger(this.gatherBytesMax) && this.gatherBytesMax >= 1, 'gatherBytesMax is a positive integer')
   }
 
+  /**
+   * Concurrent submits have no order among themselves: each is appended when
+   * its planning is done, and a stale one is appended again after others
+   * (contract §2.1). A caller that needs its writes in order — an import,
+   * whose log ids must be the ledger's own — uses a `SubmitSequence`.
+   */
   async submit(orders: readonly ProposedOrder[], options: SubmitOptions): Promise<readonly OrderResult[]> {
+    this.admit(orders)
+    this.inFlight++
+    try {
+      const [single] = orders
+      if (orders.length === 1 && single !== undefined && this.gathers(options)) return [await this.gather(single, options)]
+      return await this.proposeUntilSettled(orders, options, undefined)
+    } finally {
+      this.inFlight--
+    }
+  }
+
+  /**
+   * A new sequence of submits appended in the order they are made
+   * (`SubmitSequence`): several may be planned at once, each is appended only
+   * once the one before it was applied.
+   */
+  sequence(): SubmitSequence {
+    return new SubmitSequence((orders, options, previous) => this.submitAfter(orders, options, previous))
+  }
+
+  /** A sequence's submit: `previous` settles true once the submit before it was applied, false if it failed. */
+  private async submitAfter(orders: readonly ProposedOrder[], options: SubmitOptions, previous: Promise<boolean>): Promise<readonly OrderResult[]> {
+    this.admit(orders)
+    this.inFlight++
+    try {
+      // An order whose needs read values (a revert, a script) is planned on its predecessors' effects, applied.
+      if (orders.some((proposed) => needsReadValues(proposed.order)) && !(await previous)) throw sequenceBroken()
+      return await this.proposeUntilSettled(orders, options, previous)
+    } finally {
+      this.inFlight--
+    }
+  }
+
+  /** The bounds every submit meets before anything is planned. */
+  private admit(orders: readonly ProposedOrder[]): void {
     invariant(orders.length > 0, 'a proposal has at least one order')
     if (orders.length > proposalOrdersMax) {
       throw new TallyError({ code: 'BULK_SIZE_EXCEEDED', kind: 'validation', message: `more than ${proposalOrdersMax} orders` })
@@ -140,23 +182,20 @@ export class Admission {
     if (this.inFlight >= this.inFlightMax) {
       throw new TallyError({ code: 'RESOURCE_EXHAUSTED', kind: 'unavailable', message: 'too many writes in flight, retry' })
     }
-    this.inFlight++
-    try {
-      const [single] = orders
-      if (orders.length === 1 && single !== undefined && this.gathers(options)) return [await this.gather(single, options)]
-      for (let attempt = 0; attempt < staleRetriesMax; attempt++) {
-        const index = await this.propose(orders, options)
-        invariant(index !== 'split', 'only a gathering is split')
-        const result = await this.options.sequencer.result(index)
-        if (result.outcome !== 'applied') continue
-        // A script whose inputs moved is retried whole when nothing else of the proposal was kept.
-        const retryable = (options.atomic || orders.length === 1) && result.results.some(isStaleInputs)
-        if (!retryable) return result.results
-      }
-      throw staleRepeatedly()
-    } finally {
-      this.inFlight--
+  }
+
+  /** Proposes until the proposal is applied (a stale one, or a script whose inputs moved, is proposed again). */
+  private async proposeUntilSettled(orders: readonly ProposedOrder[], options: SubmitOptions, appendAfter: Promise<boolean> | undefined): Promise<readonly OrderResult[]> {
+    for (let attempt = 0; attempt < staleRetriesMax; attempt++) {
+      const index = await this.propose(orders, options, undefined, appendAfter)
+      invariant(index !== 'split', 'only a gathering is split')
+      const result = await this.options.sequencer.result(index)
+      if (result.outcome !== 'applied') continue
+      // A script whose inputs moved is retried whole when nothing else of the proposal was kept.
+      const retryable = (options.atomic || orders.length === 1) && result.results.some(isStaleInputs)
+      if (!retryable) return result.results
     }
+    throw staleRepeatedly()
   }
 
   /**
@@ -259,7 +298,7 @@ export class Admission {
    * (a gathering of several orders): a record over it is not appended, and
    * 'split' is returned instead.
    */
-  private async propose(orders: readonly ProposedOrder[], options: SubmitOptions, groupBytesMax?: number): Promise<number | 'split'> {
+  private async propose(orders: readonly ProposedOrder[], options: SubmitOptions, groupBytesMax?: number, appendAfter?: Promise<boolean>): Promise<number | 'split'> {
     const known = new Map<CanonicalKey, AttributeValue | null>()
     const date = options.date ?? new Date(this.options.now()).toISOString()
     const resolved = await this.resolveNeeds(orders, known, date)
@@ -288,6 +327,9 @@ export class Admission {
       }
       packedOrders = new PackedItems(orders.length, chunks)
     }
+    // In a sequence: planned alongside the submits before it, appended after them. Seeds are
+    // read from here on, so none is older than the predecessor's effects.
+    if (appendAfter !== undefined && !(await appendAfter)) throw sequenceBroken()
     const seeds = new Map<CanonicalKey, Uint8Array | null>()
     let storeIndexAtLoad = this.options.sequencer.storeIndex()
     for (let round = 0; round < planRoundsMax; round++) {
@@ -484,6 +526,54 @@ export class Admission {
       seeds.set(key, coverageSeed(row))
     })
   }
+}
+
+type SequencedSubmit = (orders: readonly ProposedOrder[], options: SubmitOptions, previous: Promise<boolean>) => Promise<readonly OrderResult[]>
+
+/**
+ * Submits appended to the log in the order they are made, for a caller that
+ * keeps several in flight (`Admission.sequence`). Precisely: the proposal of
+ * the k-th submit is appended only once the (k-1)-th submit was applied — its
+ * stale proposals proposed again and applied first —, so the applied
+ * proposals of a sequence are in submit order, each exactly once. Planning
+ * overlaps: a submit's needs are resolved while the ones before it are in
+ * flight, unless an order's needs read values (a revert, a script), which
+ * then waits for its predecessor's effects. A submit whose predecessor failed
+ * fails too without being logged (`PRECONDITION_FAILED`), and so do the ones
+ * after it: the sequence ends at its first failure. Never gathered with other
+ * submits, whatever their size.
+ */
+export class SubmitSequence {
+  /** Settles true once the last submit made was applied, false if it failed (never rejects). */
+  private last: Promise<boolean> = Promise.resolve(true)
+
+  constructor(private readonly submitAfter: SequencedSubmit) {}
+
+  /**
+   * `accept` runs once the submit was applied, before the next one is
+   * appended; if it throws, the submit fails with its error and the sequence
+   * ends there (a caller's own check of the results, e.g. an import's log ids).
+   */
+  submit(orders: readonly ProposedOrder[], options: SubmitOptions, accept?: (results: readonly OrderResult[]) => void | Promise<void>): Promise<readonly OrderResult[]> {
+    const previous = this.last
+    const applied = this.submitAfter(orders, options, previous)
+    const submitted =
+      accept === undefined
+        ? applied
+        : applied.then(async (results) => {
+            await accept(results)
+            return results
+          })
+    this.last = submitted.then(
+      () => true,
+      () => false,
+    )
+    return submitted
+  }
+}
+
+function sequenceBroken(): TallyError {
+  return new TallyError({ code: 'PRECONDITION_FAILED', kind: 'conflict', message: 'an earlier write of this sequence failed: this one was not logged' })
 }
 
 function nextTurn(): Promise<void> {

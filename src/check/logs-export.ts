@@ -1,7 +1,7 @@
-import type { Json, LedgerName } from '../domain/index.ts'
-import { JsonBytes, decodeAttribute, idempotencyKey, invariant, isJsonObject, ledgerKey, ledgerNotFound, printableTransaction, stringifyJson, writeMetadata, writeTransaction } from '../domain/index.ts'
+import type { LedgerName } from '../domain/index.ts'
+import { JsonBytes, decodeAttribute, idempotencyKey, isPackedString, ledgerKey, ledgerNotFound, readPackedString, writePackedJson } from '../domain/index.ts'
 import type { BatchedRangeReader, StoreReader } from '../store/index.ts'
-import { attributeRowKey, decodeLogRow, logRowPrefix, prefixEnd } from '../store/index.ts'
+import { attributeRowKey, logRowFields, logRowPrefix, prefixEnd } from '../store/index.ts'
 
 /**
  * Bytes of log rows read from the store at once: one `nextv` on the thread
@@ -62,123 +62,98 @@ export interface ExportChunk {
 
 /**
  * Logs in batches: one iterator over the log zone (one snapshot), read
- * `exportBatchBytes` at a time; each batch's rows are decoded and printed in
- * one synchronous stretch into the generator's own writer.
+ * `exportBatchBytes` at a time; each batch's lines are printed straight from
+ * the packed rows (`writePackedJson`: nothing decoded but the idempotency
+ * key) in one synchronous stretch into the generator's own writer.
  */
 async function* exportLogBatches(store: ExportReader, ledger: LedgerName): AsyncGenerator<ExportChunk> {
   if ((await store.get(attributeRowKey(ledgerKey(ledger)))) === undefined) throw ledgerNotFound(ledger)
   const prefix = logRowPrefix(ledger)
   const out = new JsonBytes(exportBatchBytes)
   for await (const rows of store.rangeBatches({ gte: prefix, lt: prefixEnd(prefix), batchBytes: exportBatchBytes })) {
-    const batch: { [key: string]: Json }[] = []
-    for (const [, value] of rows) {
-      const log = decodeLogRow(value)
-      invariant(isJsonObject(log), 'a stored log is an object')
-      batch.push(log)
-    }
+    const batch = rows.map(([, value]) => storedLog(value))
     const hashes = await idempotencyHashes(store, ledger, batch)
     batch.forEach((log, i) => writeLog(out, log, hashes[i]))
     yield { bytes: out.take(), logs: batch.length }
   }
 }
 
+/** A stored log row, its fields located but not decoded (only the idempotency key is read). */
+interface StoredLog {
+  readonly row: Buffer
+  /** The offset of each top-level field's packed value. */
+  readonly fields: ReadonlyMap<string, number>
+  /** '' when the log has none (or no string). */
+  readonly idempotencyKey: string
+}
+
+function storedLog(row: Buffer): StoredLog {
+  const fields = logRowFields(row)
+  const at = fields.get('idempotencyKey')
+  const idempotencyKey = at !== undefined && isPackedString(row, at) ? readPackedString(row, { offset: at }) : ''
+  return { row, fields, idempotencyKey }
+}
+
 /** The request hash of each keyed log's idempotency record, read for the batch in one `getMany`. */
-async function idempotencyHashes(store: ExportReader, ledger: LedgerName, batch: readonly { [key: string]: Json }[]): Promise<(string | undefined)[]> {
+async function idempotencyHashes(store: ExportReader, ledger: LedgerName, batch: readonly StoredLog[]): Promise<(string | undefined)[]> {
   const hashes: (string | undefined)[] = []
-  const keyed = batch.flatMap((log, i) => (typeof log.idempotencyKey === 'string' && log.idempotencyKey !== '' ? [i] : []))
+  const keyed = batch.flatMap((log, i) => (log.idempotencyKey !== '' ? [i] : []))
   if (keyed.length === 0) return hashes
-  const rows = await store.getMany(keyed.map((i) => attributeRowKey(idempotencyKey(ledger, (batch[i] as { idempotencyKey: string }).idempotencyKey))))
+  const rows = await store.getMany(keyed.map((i) => attributeRowKey(idempotencyKey(ledger, (batch[i] as StoredLog).idempotencyKey))))
   keyed.forEach((at, i) => (hashes[at] = requestHashOf(rows[i])))
   return hashes
 }
 
 /**
- * One exported line, written field by field in v2's order (the same text
- * `stringifyJson` gives for the object `{type, data, date, idempotencyKey,
- * idempotencyHash?, id, hash, schemaVersion?}` and a newline, without
- * building it).
+ * One exported line, written field by field in v2's order: the text
+ * `stringifyJson` gives for the decoded object `{type, data, date,
+ * idempotencyKey, idempotencyHash?, id, hash, schemaVersion?}` and a
+ * newline (a missing field prints `null`, as the generic printer prints an
+ * absent value), each value printed from the row's packed bytes.
  */
-function writeLog(out: JsonBytes, log: { [key: string]: Json }, idempotencyHash: string | undefined): void {
-  out.raw('{"type":')
-  writeField(out, log.type)
-  out.raw(',"data":')
-  writeLogData(out, log.type, log.data)
-  out.raw(',"date":')
-  writeField(out, log.date)
-  out.raw(',"idempotencyKey":')
-  out.string(typeof log.idempotencyKey === 'string' ? log.idempotencyKey : '')
+function writeLog(out: JsonBytes, log: StoredLog, idempotencyHash: string | undefined): void {
+  out.bytes(printed.type)
+  writeField(out, log, 'type')
+  out.bytes(printed.data)
+  writeField(out, log, 'data')
+  out.bytes(printed.date)
+  writeField(out, log, 'date')
+  out.bytes(printed.idempotencyKey)
+  out.string(log.idempotencyKey)
   if (idempotencyHash !== undefined) {
-    out.raw(',"idempotencyHash":')
+    out.bytes(printed.idempotencyHash)
     out.string(idempotencyHash)
   }
-  out.raw(',"id":')
-  writeField(out, log.id)
-  out.raw(',"hash":')
-  writeField(out, log.hash)
-  if (typeof log.schemaVersion === 'string') {
-    out.raw(',"schemaVersion":')
-    out.string(log.schemaVersion)
+  out.bytes(printed.id)
+  writeField(out, log, 'id')
+  out.bytes(printed.hash)
+  writeField(out, log, 'hash')
+  const schemaVersion = log.fields.get('schemaVersion')
+  if (schemaVersion !== undefined && isPackedString(log.row, schemaVersion)) {
+    out.bytes(printed.schemaVersion)
+    writePackedJson(log.row, { offset: schemaVersion }, out)
   }
-  out.raw('}\n')
+  out.bytes(printed.end)
 }
 
-/** A scalar field of a log (a string, the id), as the generic printer prints it; `null` when missing. */
-function writeField(out: JsonBytes, value: Json | undefined): void {
-  if (typeof value === 'string') out.string(value)
-  else if (typeof value === 'bigint') out.integer(value)
-  else out.utf8(stringifyJson(value ?? null))
+/** The line's fixed text, as bytes once. */
+const printed = {
+  type: Buffer.from('{"type":'),
+  data: Buffer.from(',"data":'),
+  date: Buffer.from(',"date":'),
+  idempotencyKey: Buffer.from(',"idempotencyKey":'),
+  idempotencyHash: Buffer.from(',"idempotencyHash":'),
+  id: Buffer.from(',"id":'),
+  hash: Buffer.from(',"hash":'),
+  schemaVersion: Buffer.from(',"schemaVersion":'),
+  end: Buffer.from('}\n'),
+  null: Buffer.from('null'),
 }
 
-/**
- * A log's payload. The transactions a NEW_TRANSACTION or a
- * REVERTED_TRANSACTION carries go through the transaction printer, in the
- * payload's key order as the ledger log writes it (`appendLedgerLog`);
- * a payload of any other shape, and every other log, through the generic
- * printer. Either way the text is `stringifyJson(data)`.
- */
-function writeLogData(out: JsonBytes, type: Json | undefined, data: Json | undefined): void {
-  if (data === undefined || !isJsonObject(data)) return out.utf8(stringifyJson(data ?? null))
-  const fields = Object.keys(data)
-  if (type === 'NEW_TRANSACTION' && fields.length === 2 && fields[0] === 'transaction' && fields[1] === 'accountMetadata' && isAccountMetadata(data.accountMetadata)) {
-    out.raw('{"transaction":')
-    writeTransaction(out, printableTransaction(data.transaction), { volumes: false })
-    out.raw(',"accountMetadata":')
-    writeAccountMetadata(out, data.accountMetadata)
-    return out.raw('}')
-  }
-  if (type === 'REVERTED_TRANSACTION' && fields.length === 3 && fields[0] === 'revertedTransactionID' && fields[1] === 'transaction' && fields[2] === 'revertedTransaction') {
-    out.raw('{"revertedTransactionID":')
-    writeField(out, data.revertedTransactionID)
-    out.raw(',"transaction":')
-    writeTransaction(out, printableTransaction(data.transaction), { volumes: false })
-    out.raw(',"revertedTransaction":')
-    writeTransaction(out, printableTransaction(data.revertedTransaction), { volumes: false })
-    return out.raw('}')
-  }
-  out.utf8(stringifyJson(data))
-}
-
-/** Metadata by account, as the log holds it (`{address: {key: value}}`, usually empty). */
-function isAccountMetadata(value: Json | undefined): value is { [address: string]: { [key: string]: string } } {
-  if (value === undefined || !isJsonObject(value)) return false
-  for (const address of Object.keys(value)) {
-    const metadata = value[address]
-    if (metadata === undefined || !isJsonObject(metadata)) return false
-  }
-  return true
-}
-
-function writeAccountMetadata(out: JsonBytes, value: { [address: string]: { [key: string]: string } }): void {
-  out.raw('{')
-  let first = true
-  for (const address of Object.keys(value)) {
-    if (!first) out.raw(',')
-    out.string(address)
-    out.raw(':')
-    writeMetadata(out, value[address] as { [key: string]: string })
-    first = false
-  }
-  out.raw('}')
+function writeField(out: JsonBytes, log: StoredLog, name: string): void {
+  const at = log.fields.get(name)
+  if (at === undefined) out.bytes(printed.null)
+  else writePackedJson(log.row, { offset: at }, out)
 }
 
 function requestHashOf(row: Buffer | undefined): string | undefined {

@@ -18,13 +18,16 @@ import { goDate, importedDate, v2LogHash, v2Memento } from '../audit/v2-log-hash
 import type { OrderResult } from '../fsm/index.ts'
 import type { Order, ProposedOrder } from '../orders/index.ts'
 import { parseAccountMetadata, parseReference, parseSchemaData, parseSchemaVersion, parseTransactionId, revertPostings } from '../orders/index.ts'
-import type { SubmitOptions } from '../admission/index.ts'
+import type { SubmitOptions, SubmitSequence } from '../admission/index.ts'
 import type { StoreReader } from '../store/index.ts'
-import { attributeRowKey } from '../store/index.ts'
+import { attributeRowKey, decodeLogRow, logRowKey } from '../store/index.ts'
 
 /** What an import needs of a node: its write pipeline and its store. `LedgerNode` is one. */
 export interface ImportTarget {
-  readonly admission: { submit(orders: readonly ProposedOrder[], options: SubmitOptions): Promise<readonly OrderResult[]> }
+  readonly admission: {
+    submit(orders: readonly ProposedOrder[], options: SubmitOptions): Promise<readonly OrderResult[]>
+    sequence(): SubmitSequence
+  }
   readonly store: StoreReader
 }
 
@@ -45,6 +48,10 @@ export interface ImportSummary {
 }
 
 export const importGroupOrdersMax = 1000
+/** Proposals of an import in flight at most (planned, logged or being applied, not yet verified). */
+export const importGroupsInFlightMax = 4
+/** Bytes of logs (as v2 prints their payloads) in flight at most: bounds the import's memory whatever the logs' size. */
+export const importBytesInFlightMax = 32 * 1024 * 1024
 const unavailableRetriesMax = 100
 
 export function importError(message: string): TallyError {
@@ -58,6 +65,17 @@ interface PlannedLog {
   readonly date: string
   readonly proposed: ProposedOrder
   readonly createsTransaction: boolean
+  /** The log's payload as v2 prints it, in bytes: what the in-flight bound counts. */
+  readonly bytes: number
+}
+
+/** A group of logs proposed in the import's sequence, not yet verified. */
+interface ProposedGroup {
+  readonly logs: readonly PlannedLog[]
+  readonly bytes: number
+  results: Promise<readonly OrderResult[]>
+  /** Times it was proposed again after a retryable refusal (503). */
+  retries: number
 }
 
 const importsRunning = new WeakMap<object, Set<string>>()
@@ -78,6 +96,14 @@ const importsRunning = new WeakMap<object, Set<string>>()
  * Tally cannot reproduce, e.g. a `null` account metadata map, are refused
  * there, not discovered after). Consecutive logs of one date replay as one
  * proposal, so an export of bulk writes imports at bulk speed.
+ *
+ * Proposals are pipelined: up to `importGroupsInFlightMax` groups (and
+ * `importBytesInFlightMax` bytes of logs) in one `SubmitSequence`, so the
+ * next group is parsed, verified and planned while the one before is logged
+ * and applied. The sequence appends each group only once the one before it
+ * was applied and verified (its log ids are the ledger's next ones, its last
+ * log row has the supplied hash), so the ledger's logs are the stream's, in
+ * order, and a failure leaves exactly the verified groups before it.
  */
 export async function importLogs(target: ImportTarget, ledger: LedgerName, logs: AsyncIterable<Json>, options: ImportOptions = {}): Promise<ImportSummary> {
   const running = importsRunning.get(target) ?? new Set<string>()
@@ -93,6 +119,9 @@ export async function importLogs(target: ImportTarget, ledger: LedgerName, logs:
 
 class Importer {
   private readonly group: PlannedLog[] = []
+  private readonly proposed: ProposedGroup[] = []
+  private proposedBytes = 0
+  private sequence: SubmitSequence
   private previousHash = ''
   private previousId: bigint | undefined
   private nextTransactionId = 0n
@@ -103,16 +132,29 @@ class Importer {
     private readonly target: ImportTarget,
     private readonly ledger: LedgerName,
     private readonly options: ImportOptions,
-  ) {}
+  ) {
+    this.sequence = target.admission.sequence()
+  }
 
   async run(logs: AsyncIterable<Json>): Promise<ImportSummary> {
     await this.prepareLedger()
+    try {
+      return await this.replay(logs)
+    } catch (error) {
+      // The stream failed (or a log was refused) with groups in flight: they hold logs before the failure
+      // and are applied in order; the import ends only once they settled, so its caller sees the final ledger.
+      await Promise.allSettled(this.proposed.map((entry) => entry.results))
+      throw error
+    }
+  }
+
+  private async replay(logs: AsyncIterable<Json>): Promise<ImportSummary> {
     for await (const raw of logs) {
       const planned = await this.plan(raw)
-      if (planned === 'flush-first') {
-        await this.flush()
+      if (planned === 'drain-first') {
+        await this.drain()
         const retried = await this.plan(raw)
-        if (retried === 'flush-first') throw new Error('a log planned after a flush needs no other flush')
+        if (retried === 'drain-first') throw new Error('a log planned after a drain needs no other drain')
         this.group.push(retried)
       } else {
         const head = this.group[0]
@@ -121,7 +163,7 @@ class Importer {
       }
       this.previousHash = this.group.at(-1)?.hash ?? this.previousHash
     }
-    await this.flush()
+    await this.drain()
     return { logs: this.imported, lastHash: this.previousHash }
   }
 
@@ -139,9 +181,9 @@ class Importer {
   /**
    * Checks one incoming log against the chain so far and maps it to its
    * order. A revert needs its original transaction applied first: while
-   * logs are pending it answers 'flush-first'.
+   * logs are pending or in flight it answers 'drain-first'.
    */
-  private async plan(raw: Json): Promise<PlannedLog | 'flush-first'> {
+  private async plan(raw: Json): Promise<PlannedLog | 'drain-first'> {
     if (!isJsonObject(raw)) throw importError(`expected a log object, got ${describe(raw)}`)
     const id = logId(raw.id)
     const where = `log ${id}`
@@ -158,16 +200,17 @@ class Importer {
     if (schemaVersion !== undefined && type !== 'NEW_TRANSACTION' && type !== 'REVERTED_TRANSACTION' && type !== 'SET_METADATA') {
       throw importError(`${where}: schemaVersion on a ${describe(type as Json)} log is not supported (Tally logs it on NEW_TRANSACTION, REVERTED_TRANSACTION and SET_METADATA only)`)
     }
-    if (type === 'REVERTED_TRANSACTION' && this.group.length > 0) return 'flush-first'
+    if (type === 'REVERTED_TRANSACTION' && (this.group.length > 0 || this.proposed.length > 0)) return 'drain-first'
     const previousHash = this.group.at(-1)?.hash ?? this.previousHash
     const expected = v2LogHash(previousHash, { type: String(type), data, date: raw.date, idempotencyKey: key, ...(schemaVersion === undefined ? {} : { schemaVersion }) })
     if (expected !== raw.hash) {
-      await this.flush() // everything before this log is verified: it is applied, nothing after
+      await this.drain() // everything before this log is verified: it is applied, nothing after
       throw importError(`${where}: invalid hash: expected ${expected}, got ${raw.hash}`)
     }
     const mapped = await wrapAsync(where, () => this.orderOf(type, data, date))
-    if (v2Memento(String(type), mapped.predicted) !== v2Memento(String(type), data)) {
-      await this.flush()
+    const memento = v2Memento(String(type), mapped.predicted)
+    if (memento !== v2Memento(String(type), data)) {
+      await this.drain()
       throw importError(`${where}: Tally would replay it to another log (a field v2 allows but Tally writes differently, e.g. a null map); nothing after log ${this.previousId ?? 'none'} is applied`)
     }
     this.previousId = id
@@ -175,7 +218,7 @@ class Importer {
     const idempotencyHash = typeof raw.idempotencyHash === 'string' && raw.idempotencyHash !== '' ? raw.idempotencyHash : `import:${this.ledger}:${key}`
     const proposed: ProposedOrder = key === '' ? { order } : { order, idempotencyKey: key, requestHash: idempotencyHash }
     if (mapped.createsTransaction) this.nextTransactionId++
-    return { id, hash: raw.hash, date, proposed, createsTransaction: mapped.createsTransaction }
+    return { id, hash: raw.hash, date, proposed, createsTransaction: mapped.createsTransaction, bytes: memento.length }
   }
 
   /** The order that writes this log, and the payload our handlers will log for it. */
@@ -252,17 +295,74 @@ class Importer {
     if (id !== this.nextTransactionId) throw importError(`transaction.id: ${id}, but the ledger's next transaction id is ${this.nextTransactionId}`)
   }
 
-  /** Proposes the pending logs (one date) and checks the ledger logged each of them with the supplied hash. */
+  /**
+   * Proposes the pending logs (one date) in the import's sequence, then waits
+   * for the oldest groups in flight until the pipeline is within its bounds.
+   */
   private async flush(): Promise<void> {
-    const group = this.group.splice(0)
-    const first = group[0]
-    if (first === undefined) return
-    const results = await this.submit(
-      group.map((planned) => planned.proposed),
-      first.date,
+    const logs = this.group.splice(0)
+    if (logs.length === 0) return
+    const bytes = logs.reduce((sum, planned) => sum + planned.bytes, 0)
+    this.proposed.push({ logs, bytes, results: this.propose(logs), retries: 0 })
+    this.proposedBytes += bytes
+    while (this.proposed.length > importGroupsInFlightMax || (this.proposed.length > 1 && this.proposedBytes > importBytesInFlightMax)) await this.settleOldest()
+  }
+
+  /** Proposes the pending logs and waits until every group in flight is applied and verified. */
+  private async drain(): Promise<void> {
+    await this.flush()
+    while (this.proposed.length > 0) await this.settleOldest()
+  }
+
+  private propose(logs: readonly PlannedLog[]): Promise<readonly OrderResult[]> {
+    const first = logs[0] as PlannedLog
+    const results = this.sequence.submit(
+      logs.map((planned) => planned.proposed),
+      { atomic: false, continueOnFailure: false, date: first.date },
+      (applied) => this.verify(logs, applied),
     )
+    // Awaited in order by settleOldest; a rejection before then is not unhandled.
+    results.catch(() => {})
+    return results
+  }
+
+  /**
+   * Waits for the oldest group. A retryable refusal (503: the cache horizon,
+   * a plan gone stale repeatedly) happened before it was logged, and the
+   * sequence ended there, so nothing after it was logged either: the groups
+   * in flight are proposed again, in order, in a new sequence.
+   */
+  private async settleOldest(): Promise<void> {
+    const oldest = this.proposed[0]
+    if (oldest === undefined) return
+    try {
+      await oldest.results
+    } catch (error) {
+      await Promise.allSettled(this.proposed.map((entry) => entry.results))
+      if (!(error instanceof TallyError) || error.kind !== 'unavailable' || oldest.retries >= unavailableRetriesMax) {
+        this.proposed.length = 0
+        this.proposedBytes = 0
+        throw error
+      }
+      oldest.retries++
+      await new Promise<void>((resolve) => setImmediate(resolve))
+      this.sequence = this.target.admission.sequence()
+      for (const entry of this.proposed) entry.results = this.propose(entry.logs)
+      return
+    }
+    this.proposed.shift()
+    this.proposedBytes -= oldest.bytes
+  }
+
+  /**
+   * Runs in the sequence once the group was applied, before the next group
+   * is logged: each log was replayed as the ledger's next log, and the
+   * ledger logged the last one with the supplied hash (the v2 chain covers
+   * the ones before it).
+   */
+  private async verify(logs: readonly PlannedLog[], results: readonly OrderResult[]): Promise<void> {
     for (const [i, result] of results.entries()) {
-      const planned = group[i] as PlannedLog
+      const planned = logs[i] as PlannedLog
       if (result.status !== 'applied') {
         const cause = result.status === 'failed' ? `${result.error.code}: ${result.error.message}` : 'not run'
         throw importError(`log ${planned.id}: the replay failed (${cause}); the ledger holds the logs before it`)
@@ -275,12 +375,20 @@ class Importer {
       this.nextLogId++
       this.imported++
     }
-    const last = group.at(-1) as PlannedLog
-    const ledger = await this.readLedger()
-    if (ledger?.lastLogHash !== last.hash) {
-      throw importError(`log ${last.id}: the ledger logged it with hash ${ledger?.lastLogHash ?? '(none)'}, the import says ${last.hash}`)
+    const last = logs.at(-1) as PlannedLog
+    const hash = await this.loggedHash(this.nextLogId - 1n)
+    if (hash !== last.hash) {
+      throw importError(`log ${last.id}: the ledger logged it with hash ${hash ?? '(none)'}, the import says ${last.hash}`)
     }
     this.options.onProgress?.({ logs: this.imported, lastLogId: last.id })
+  }
+
+  /** The hash of the ledger's log `id` as stored (a log row never changes once written). */
+  private async loggedHash(id: bigint): Promise<string | undefined> {
+    const row = await this.target.store.get(logRowKey(this.ledger, id))
+    if (row === undefined) return undefined
+    const log = decodeLogRow(row)
+    return isJsonObject(log) && typeof log.hash === 'string' ? log.hash : undefined
   }
 
   private async submit(orders: ProposedOrder[], date: string | undefined): Promise<readonly OrderResult[]> {

@@ -4,6 +4,10 @@ import path from 'node:path'
 import { RocksLevel } from '@nxtedition/rocksdb'
 import { invariant } from '../domain/index.ts'
 
+/** Spilled rows read back per `nextv`: about this many bytes, at most this many rows. */
+const spillReadBatchBytes = 1024 * 1024
+const spillReadBatchRowsMax = 4096
+
 /** Default memory `tally check` may hold for rows it compares before it spills them to disk. */
 export const checkMemoryBytesDefault = 256 * 2 ** 20
 
@@ -49,11 +53,20 @@ export class SpillDisk {
     this.opening = undefined
   }
 
+  /**
+   * The rows under `prefix`, in key order, read `nextv` a batch at a time
+   * (one promise per batch, not per row: the comparison reads back every
+   * spilled row).
+   */
   async *range(prefix: number): AsyncGenerator<[Buffer, Buffer]> {
     if (this.db === undefined) return
-    const iterator = this.db.iterator({ gte: Buffer.of(prefix), lt: Buffer.of(prefix + 1) })
+    const iterator = this.db.iterator({ gte: Buffer.of(prefix), lt: Buffer.of(prefix + 1), highWaterMarkBytes: spillReadBatchBytes } as object)
     try {
-      for await (const entry of iterator) yield entry as [Buffer, Buffer]
+      for (;;) {
+        const entries = (await iterator.nextv(spillReadBatchRowsMax)) as [Buffer, Buffer][]
+        if (entries.length === 0) return
+        yield* entries
+      }
     } finally {
       await iterator.close()
     }

@@ -66,12 +66,7 @@ export class JsonBytes {
 
   /** Text checked once by `asciiText` (a printer's constant punctuation and field names), copied as it is. */
   ascii(text: AsciiText): void {
-    const length = text.length
-    this.reserve(length)
-    const buffer = this.buffer
-    let offset = this.offset
-    for (let i = 0; i < length; i++) buffer[offset++] = text[i] as number
-    this.offset = offset
+    this.bytes(text)
   }
 
   /**
@@ -99,6 +94,49 @@ export class JsonBytes {
   }
 
   /**
+   * A string given as its UTF-8 bytes (`source[start, end)`, well-formed), as
+   * `string` quotes it: copied as it is when nothing in it needs escaping
+   * (non-ASCII is printed as UTF-8 either way), else quoted from its text.
+   */
+  quotedUtf8(source: Uint8Array, start: number, end: number): void {
+    this.reserve(end - start + 2)
+    const buffer = this.buffer
+    let offset = this.offset
+    buffer[offset++] = 0x22
+    // Checked and copied in one pass (short strings: a loop beats Buffer.copy's call).
+    for (let i = start; i < end; i++) {
+      const byte = source[i] as number
+      if (byte < 0x20 || byte === 0x22 || byte === 0x5c) return this.string(Buffer.from(source.buffer, source.byteOffset + start, end - start).toString('utf8'))
+      buffer[offset++] = byte
+    }
+    buffer[offset++] = 0x22
+    this.offset = offset
+  }
+
+  /** One byte of JSON punctuation (`{`, `,`, `:`, …). */
+  byte(value: number): void {
+    this.reserve(1)
+    this.buffer[this.offset++] = value
+  }
+
+  /** Bytes that are JSON text already (a quoted word kept printed). */
+  bytes(source: Uint8Array): void {
+    const length = source.length
+    this.reserve(length)
+    const buffer = this.buffer
+    let offset = this.offset
+    for (let i = 0; i < length; i++) buffer[offset++] = source[i] as number
+    this.offset = offset
+  }
+
+  /** A safe integer's digits (a small one written without a string). */
+  safeInteger(value: number): void {
+    if (!Number.isSafeInteger(value)) throw new InvariantViolation(`${value} is not an integer JSON prints exactly`)
+    if (value >= 0 && value < 0x7fffffff) return this.smallInteger(value)
+    this.raw(String(value))
+  }
+
+  /**
    * An integer as its digits (`bigint`, or a safe integer `number`). Ids,
    * log ids and most amounts and volumes are small: written digit by digit
    * from a small integer, without the string `toString` allocates.
@@ -109,9 +147,7 @@ export class JsonBytes {
       return this.raw(value.toString())
     }
     if (typeof value !== 'number') throw new InvariantViolation(`an integer field holds a ${typeof value}`)
-    if (!Number.isSafeInteger(value)) throw new InvariantViolation(`${value} is not an integer JSON prints exactly`)
-    if (value >= 0 && value < 0x7fffffff) return this.smallInteger(value)
-    this.raw(value.toString())
+    this.safeInteger(value)
   }
 
   /** The digits of an integer in [0, 2^31 − 1): small-integer arithmetic, no string. */

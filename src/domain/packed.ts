@@ -44,7 +44,9 @@ import type { Json } from './json.ts'
  * (a new word takes the next position).
  */
 
-const Tag = { null: 0x00, false: 0x01, true: 0x02, integer: 0x03, bigInteger: 0x04, float: 0x05, string: 0x06, string16: 0x07, array: 0x08, object: 0x09, word: 0x0a, bytes: 0x0b, instant: 0x0c } as const
+/** The item tags of the layout above (the export's transcoder reads the same items). */
+export const PackedTag = { null: 0x00, false: 0x01, true: 0x02, integer: 0x03, bigInteger: 0x04, float: 0x05, string: 0x06, string16: 0x07, array: 0x08, object: 0x09, word: 0x0a, bytes: 0x0b, instant: 0x0c } as const
+const Tag = PackedTag
 
 const words: readonly string[] = [
   // transactions and postings
@@ -62,6 +64,13 @@ const words: readonly string[] = [
 const wordPositions = new Map<string, number>(words.map((word, i) => [word, i]))
 /** No longer string is a word: hashes and most names are written without looking them up. */
 const wordLengthMax = Math.max(...words.map((word) => word.length))
+
+/** The word a packed word item names (`packed-json.ts` prints it without decoding the item around it). */
+export function packedWord(position: number): string {
+  const word = words[position]
+  invariant(word !== undefined, 'packed word out of range')
+  return word
+}
 
 /** Zigzag doubles magnitudes: beyond 2^52 the result would not be exact in a double. */
 const INTEGER_MAX = 2 ** 52

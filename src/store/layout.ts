@@ -1,6 +1,7 @@
 import { InvariantViolation } from '../domain/errors.ts'
 import type { Json } from '../domain/json.ts'
 import { PackedShape, packValue, unpackValue } from '../domain/packed.ts'
+import { packedObjectFields } from '../domain/packed-json.ts'
 /**
  * The store's row layout, importable by pure code (the FSM writes rows but
  * never reads the store: it may import this file and nothing else of the
@@ -98,6 +99,11 @@ export function encodeLogRow(log: unknown): Buffer {
 
 export function decodeLogRow(row: Uint8Array): Json {
   return unpackValue(row, RowLayout.log)
+}
+
+/** A log row's top-level fields and where each value starts, undecoded (the export prints them from the bytes). */
+export function logRowFields(row: Buffer): Map<string, number> {
+  return packedObjectFields(row, RowLayout.log)
 }
 
 /** A secondary index row's value (a transaction's moves on an account, with its dates), packed canonically. */
