@@ -253,6 +253,25 @@ export class AttributeCache {
   }
 
   /**
+   * `check` of every key of a plan at `predictedIndex`, the generation
+   * arithmetic done once: per key, whether it is a hit (a miss otherwise);
+   * 'unreachable' when any key is (then every key is).
+   */
+  checkAll(keys: readonly CanonicalKey[], predictedIndex: number): boolean[] | 'unreachable' {
+    const hits: boolean[] = []
+    if (keys.length === 0 || predictedIndex <= this.lastIndex) {
+      for (let i = 0; i < keys.length; i++) hits.push(false)
+      return hits
+    }
+    const delta = this.generationAt(predictedIndex) - this.state.generation
+    if (delta >= 2) return 'unreachable'
+    const gen0 = this.gen0
+    const gen1 = delta === 1 ? undefined : this.gen1
+    for (const key of keys) hits.push(gen0.has(key) || (gen1 !== undefined && gen1.has(key)))
+    return hits
+  }
+
+  /**
    * ADR 0002 with real rotation points: a seed read from the store at
    * `storeIndexAtLoad` is trustworthy at `predictedIndex` while every write
    * after the load is still cached then, i.e. the load is not older than the
