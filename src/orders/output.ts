@@ -1,5 +1,5 @@
 import type { AggregatedVolumes, Json, TransactionRecord, Volumes } from '../domain/index.ts'
-import { canonicalMetadata, keyedChild, ownEntries, volumesWithBalance } from '../domain/index.ts'
+import { canonicalMetadata, invariant, isJsonObject, keyedChild, ownEntries, volumesWithBalance } from '../domain/index.ts'
 
 export type { AggregatedVolumes }
 
@@ -34,6 +34,17 @@ export function transactionView(record: TransactionRecord, options: { volumes: b
     view.postCommitVolumes = record.postCommitVolumes
   }
   return view
+}
+
+/**
+ * `transactionView(record, { volumes: true })` from `view`, the record's
+ * view without volumes already built (a new transaction's log carries that
+ * one): the same fields in the same order, the view's own values shared.
+ */
+export function withCommitVolumes(view: Json, record: TransactionRecord): Json {
+  if (record.preCommitVolumes === undefined || record.postCommitVolumes === undefined) return view
+  invariant(isJsonObject(view) && view.id === record.id, 'the view is the record\'s')
+  return { ...view, preCommitVolumes: record.preCommitVolumes, postCommitVolumes: record.postCommitVolumes }
 }
 
 export function addAggregated(target: AggregatedVolumes, account: string, asset: string, volumes: Volumes): void {
