@@ -246,7 +246,7 @@ export class LedgerStateMachine {
       ...(proposal.cacheSettings === undefined ? {} : { cacheSettings: cacheSettingsToJson(proposal.cacheSettings) }),
     })
     this.head = { seq: entry.seq, hash: entry.hash }
-    batch.put(auditRowKey(entry.seq), entry.row)
+    batch.putNew(auditRowKey(entry.seq), entry.row)
     batch.put(metaKey(MetaKey.auditHead), Buffer.from(stringifyJson(this.head), 'utf8'))
   }
 }
@@ -294,7 +294,8 @@ function stageValue(key: CanonicalKey, value: AttributeValue | null, batch: Writ
 
 /** Step 6 for one v2 log: its row and the transaction's secondary index rows. */
 function stageLog({ ledger, log }: WriteSet['logs'][number], batch: WriteBatch): void {
-  batch.put(logRowKey(ledger, log.id), encodeLogRow(log))
+  // A log id is used once: its row and its index rows are new rows of the batch.
+  batch.putNew(logRowKey(ledger, log.id), encodeLogRow(log))
   writeTransactionIndexes(ledger, log, batch)
 }
 
