@@ -3,7 +3,7 @@ import { TallyError, validationError, canonicalAccountMetadata, canonicalMetadat
 import type { InputsProvider } from '../../numscript/index.ts'
 import type { CreateTransaction } from '../order.ts'
 import type { OrderOutput } from '../output.ts'
-import { transactionView, withCommitVolumes } from '../output.ts'
+import { transactionViews } from '../output.ts'
 import type { Scope } from '../scope.ts'
 import { readAccount, readLedger, readReference, readVolumes, writeTransaction } from '../scope.ts'
 import { accountsOf, applyPostings, touchAccounts } from '../postings-apply.ts'
@@ -57,13 +57,13 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
     scope.write(referenceKey(order.ledger, order.reference), { kind: 'r', value: { transactionId: transaction.id } })
   }
   const afterTransaction = { ...ledger, nextTransactionId: ledger.nextTransactionId + 1n, accountCount: ledger.accountCount + created }
-  // One view of the transaction: the log's, and the answer's with its commit volumes added.
-  const view = transactionView(transaction)
+  // The log's view and the answer's (with its commit volumes) share one copy of the postings and metadata.
+  const views = transactionViews(transaction)
   const logged = appendLedgerLog(scope, afterTransaction, 'NEW_TRANSACTION', {
-    transaction: view,
+    transaction: views.logged,
     accountMetadata: planned.accountMetadata,
   }, order.schemaVersion)
-  return { type: 'TRANSACTION', transaction: withCommitVolumes(view, transaction), logId: logged.nextLogId - 1n }
+  return { type: 'TRANSACTION', transaction: views.answered, logId: logged.nextLogId - 1n }
 }
 
 interface Moves {
