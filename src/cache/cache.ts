@@ -437,10 +437,12 @@ export class AttributeCache {
   }
 
   private setGen0(key: CanonicalKey, entry: Entry, mirror: MirrorSink): void {
+    // The key's own bytes count in both entries: measured once.
+    const keyBytes = Buffer.byteLength(key, 'utf8')
     const previous = this.gen0.get(key)
-    if (previous !== undefined) this.gen0ByteCount -= entryBytes(key, previous)
+    if (previous !== undefined) this.gen0ByteCount -= keyBytes + previous.bytes + cacheEntryOverheadBytes
     this.gen0.set(key, entry)
-    this.gen0ByteCount += entryBytes(key, entry)
+    this.gen0ByteCount += keyBytes + entry.bytes + cacheEntryOverheadBytes
     let segment = this.segment
     if (segment === undefined || segment.index !== this.lastIndex) {
       const entries = new Map<string, Entry>()
@@ -454,7 +456,7 @@ export class AttributeCache {
 
 const TOMBSTONE: TombstoneEntry = Object.freeze({ state: 'deleted', attribute: null, live: false, bytes: 0 })
 
-/** What an entry counts against the byte budget: a pure function of the key and the written value's length. */
+/** What an entry counts against the byte budget: a pure function of the key and the written value's length (`setGen0` inlines it). */
 function entryBytes(key: string, entry: Entry): number {
   return Buffer.byteLength(key, 'utf8') + entry.bytes + cacheEntryOverheadBytes
 }
