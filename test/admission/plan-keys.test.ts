@@ -7,6 +7,9 @@ import type { AccountAddress, Asset, CanonicalKey, LedgerName } from '../../src/
 import { accountKey, encodeAttribute, ledgerKey, schemaKey, volumesKey } from '../../src/domain/index.ts'
 import { needsOf } from '../../src/orders/index.ts'
 import type { Order } from '../../src/orders/index.ts'
+import { LedgerNode } from '../../src/server/index.ts'
+import { tempDirectory } from '../support/temp.ts'
+import { USD, transfer } from '../support/ledger.ts'
 
 /**
  * Planning's keys, built once per proposal: each fast form held to the
@@ -103,4 +106,49 @@ test('AttributeCache.checkAll answers as check does for each key, whatever the g
     ),
     { numRuns: 500 },
   )
+})
+
+/**
+ * The cache is asked once per key, and again at stamping only when seeds
+ * were loaded in between: during that await other proposals apply and the
+ * cache may rotate, so a key that was a hit may be gone. Here one key of the
+ * plan is in Gen1 when it is checked, and one rotation happens while the
+ * proposal loads the seed of its new account: the key must be seeded, not
+ * proposed as a hit the cache no longer holds (a COVERAGE_MISS at apply).
+ */
+test('admission checks the cache again after loading seeds: a hit that rotated out meanwhile is seeded', async () => {
+  const tmp = tempDirectory()
+  const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 2, gatherOrdersMax: 1 })
+  const once = { atomic: true, continueOnFailure: false }
+  try {
+    await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} } as Order }], once)
+    await node.admission.submit([{ order: transfer('world', 'users:a', 10n) }], once)
+    // One rotation: users:a's keys are in Gen1 only.
+    const rotateOnce = async (from: number): Promise<void> => {
+      const generation = node.cache.generation
+      for (let i = from; node.cache.generation === generation; i++) {
+        const [result] = await node.admission.submit([{ order: transfer('world', `users:filler${i}`, 1n) }], once)
+        assert.equal(result?.status, 'applied')
+      }
+    }
+    await rotateOnce(0)
+    const usersA = volumesKey(L, 'users:a' as AccountAddress, USD)
+    assert.equal(node.cache.check(usersA, node.nextIndex()), 'hit', 'users:a is a hit when the proposal is planned')
+    const getMany = node.store.getMany.bind(node.store)
+    let armed = true
+    node.store.getMany = async (keys) => {
+      if (armed) {
+        armed = false
+        // While the proposal awaits its seeds, others apply and the cache rotates once more.
+        await rotateOnce(100)
+      }
+      return getMany(keys)
+    }
+    const [moved] = await node.admission.submit([{ order: transfer('users:a', 'users:new', 3n) }], once)
+    assert.equal(armed, false, 'the proposal loaded a seed')
+    assert.equal(moved?.status === 'failed' ? moved.error.code : moved?.status, 'applied')
+  } finally {
+    await node.close()
+    tmp.remove()
+  }
 })
