@@ -5,7 +5,7 @@ import type { KnownValue, ProposedOrder } from '../orders/index.ts'
 import { needsReadValues } from '../orders/index.ts'
 import { planRoundInSlices } from './speculation.ts'
 import type { CoverageEntry, OrderResult, PlannedOrder, Proposal, ProposalResult } from '../fsm/index.ts'
-import { coverageIndexesOf, coverageSeed, encodeProposal, packProposalOrders, proposalOrdersMax } from '../fsm/index.ts'
+import { coverageSeed, encodeProposal, planCoverage, packProposalOrders, proposalOrdersMax } from '../fsm/index.ts'
 import type { StoreReader } from '../store/index.ts'
 import { attributeRowKey } from '../store/index.ts'
 
@@ -302,14 +302,13 @@ export class Admission {
     const known = new Map<CanonicalKey, AttributeValue | null>()
     const date = options.date ?? new Date(this.options.now()).toISOString()
     const resolved = await this.resolveNeeds(orders, known, date)
-    const perOrderKeys = resolved.map((needs) => needs.keys)
-    const allKeys = [...new Set(perOrderKeys.flat())]
-    // A proposal is built only once every key is covered, in this order: these are the plan's positions.
-    const position = new Map(allKeys.map((key, i) => [key, i]))
+    // Every key once, in the order the orders first name it: these are the plan's positions.
+    const plan = planCoverage(resolved.map((needs) => needs.keys))
+    const allKeys = plan.keys
     const plannedOrder = (proposed: ProposedOrder, i: number): PlannedOrder => ({
       ...proposed,
       order: (resolved[i] as { order: ProposedOrder['order'] }).order,
-      coverageIndexes: coverageIndexesOf(perOrderKeys[i] as CanonicalKey[], position),
+      coverageIndexes: plan.coverageIndexes[i] as number[],
     })
     // A large bulk's orders are packed for the log here, a slice at a time, before the
     // synchronous stamping: that step then only copies them.
@@ -336,7 +335,8 @@ export class Admission {
       for (let unsettled = this.cacheUnsettled(); unsettled !== undefined; unsettled = this.cacheUnsettled()) await unsettled
       const cache = this.options.cache
       const guess = this.options.sequencer.nextIndex()
-      const toLoad = allKeys.filter((key) => !seeds.has(key) && this.check(key, guess) === 'miss')
+      let hits = this.checkAll(allKeys, guess)
+      const toLoad = allKeys.filter((key, i) => !hits[i] && !seeds.has(key))
       if (toLoad.length > 0) {
         await this.loadSeeds(toLoad, seeds)
         for (let unsettled = this.cacheUnsettled(); unsettled !== undefined; unsettled = this.cacheUnsettled()) await unsettled
@@ -344,13 +344,16 @@ export class Admission {
       // Stamping: synchronous from here to the append, so no other proposal
       // takes the index in between (the predicted index is exact).
       const index = this.options.sequencer.nextIndex()
+      // Nothing awaited since the check above (no seed to load): the cache and the index are as it saw them.
+      if (toLoad.length > 0) hits = this.checkAll(allKeys, index)
+      else invariant(index === guess, 'the next index moved without a turn of the event loop')
       const coverage: CoverageEntry[] = []
       let missing = false
-      let hits = 0
-      for (const key of allKeys) {
-        const check = this.check(key, index)
-        if (check === 'hit') {
-          hits++
+      let hitCount = 0
+      for (let i = 0; i < allKeys.length; i++) {
+        const key = allKeys[i] as CanonicalKey
+        if (hits[i] === true) {
+          hitCount++
           coverage.push({ key })
         } else if (seeds.has(key)) coverage.push({ key, seed: seeds.get(key) as Uint8Array | null })
         else missing = true
@@ -383,7 +386,7 @@ export class Admission {
       this.checkFits(payload, coverage)
       const appended = this.options.sequencer.append(payload, proposal)
       invariant(appended === index, () => `predicted index ${index}, appended at ${appended}`)
-      this.observer.proposalAppended(orders.length, hits, coverage.length - hits)
+      this.observer.proposalAppended(orders.length, hitCount, coverage.length - hitCount)
       return index
     }
     throw new TallyError({ code: 'STALE_PROPOSAL', kind: 'unavailable', message: 'could not plan against a moving cache, retry' })
@@ -454,10 +457,10 @@ export class Admission {
     return this.options.cacheUnsettled?.()
   }
 
-  /** Δ ≥ 2 generations: the proposal would outlive the cache (503, retry). */
-  private check(key: CanonicalKey, index: number): 'hit' | 'miss' {
-    const check = this.options.cache.check(key, index)
-    if (check === 'unreachable') {
+  /** Per key of the plan, whether the cache will hold it at `index`; Δ ≥ 2 generations: the proposal would outlive the cache (503, retry). */
+  private checkAll(keys: readonly CanonicalKey[], index: number): boolean[] {
+    const hits = this.options.cache.checkAll(keys, index)
+    if (hits === 'unreachable') {
       this.observer.horizonRefused()
       throw new TallyError({
         code: 'CACHE_HORIZON_EXCEEDED',
@@ -465,7 +468,7 @@ export class Admission {
         message: 'too many proposals in flight for the cache horizon, retry',
       })
     }
-    return check
+    return hits
   }
 
   /** Needs in rounds: some depend on values (a revert's postings). */
@@ -478,7 +481,7 @@ export class Admission {
     orders: readonly ProposedOrder[],
     known: Map<CanonicalKey, AttributeValue | null>,
     date: string,
-  ): Promise<{ keys: CanonicalKey[]; order: ProposedOrder['order'] }[]> {
+  ): Promise<{ keys: readonly CanonicalKey[]; order: ProposedOrder['order'] }[]> {
     for (let round = 0; round < planRoundsMax; round++) {
       const unknown = new Set<CanonicalKey>()
       const lookup = (key: CanonicalKey): KnownValue => {

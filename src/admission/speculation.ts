@@ -53,7 +53,7 @@ export function speculate(
 
 export interface PlannedNeeds {
   /** Every key the order may read (its coverage), idempotency record included. */
-  readonly keys: CanonicalKey[]
+  readonly keys: readonly CanonicalKey[]
   /** The order as proposed (a script order carries its inputs digest). */
   readonly order: Order
   readonly complete: boolean
@@ -104,9 +104,8 @@ export function* planRoundInSlices(
     if (index > 0 && index % sliceOrders === 0) yield
     const proposed = orders[index] as ProposedOrder
     const needs = needsOf(proposed.order, withOverlay)
-    const keys = [...needs.keys]
     const ledger = ledgerOfOrder(proposed.order)
-    if (proposed.idempotencyKey !== undefined && ledger !== undefined) keys.push(idempotencyRecordKey(ledger, proposed.idempotencyKey))
+    const keys = proposed.idempotencyKey !== undefined && ledger !== undefined ? [...needs.keys, idempotencyRecordKey(ledger, proposed.idempotencyKey)] : needs.keys
     const order = needs.order ?? proposed.order
     const complete = needs.complete && (index >= speculatedBelow || speculate(order, date, proposed.idempotencyKey, withOverlay, overlay))
     planned.push({ keys, complete, order })

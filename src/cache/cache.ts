@@ -253,6 +253,25 @@ export class AttributeCache {
   }
 
   /**
+   * `check` of every key of a plan at `predictedIndex`, the generation
+   * arithmetic done once: per key, whether it is a hit (a miss otherwise);
+   * 'unreachable' when any key is (then every key is).
+   */
+  checkAll(keys: readonly CanonicalKey[], predictedIndex: number): boolean[] | 'unreachable' {
+    const hits: boolean[] = []
+    if (keys.length === 0 || predictedIndex <= this.lastIndex) {
+      for (let i = 0; i < keys.length; i++) hits.push(false)
+      return hits
+    }
+    const delta = this.generationAt(predictedIndex) - this.state.generation
+    if (delta >= 2) return 'unreachable'
+    const gen0 = this.gen0
+    const gen1 = delta === 1 ? undefined : this.gen1
+    for (const key of keys) hits.push(gen0.has(key) || (gen1 !== undefined && gen1.has(key)))
+    return hits
+  }
+
+  /**
    * ADR 0002 with real rotation points: a seed read from the store at
    * `storeIndexAtLoad` is trustworthy at `predictedIndex` while every write
    * after the load is still cached then, i.e. the load is not older than the
@@ -418,10 +437,12 @@ export class AttributeCache {
   }
 
   private setGen0(key: CanonicalKey, entry: Entry, mirror: MirrorSink): void {
+    // The key's own bytes count in both entries: measured once.
+    const keyBytes = Buffer.byteLength(key, 'utf8')
     const previous = this.gen0.get(key)
-    if (previous !== undefined) this.gen0ByteCount -= entryBytes(key, previous)
+    if (previous !== undefined) this.gen0ByteCount -= keyBytes + previous.bytes + cacheEntryOverheadBytes
     this.gen0.set(key, entry)
-    this.gen0ByteCount += entryBytes(key, entry)
+    this.gen0ByteCount += keyBytes + entry.bytes + cacheEntryOverheadBytes
     let segment = this.segment
     if (segment === undefined || segment.index !== this.lastIndex) {
       const entries = new Map<string, Entry>()
@@ -435,7 +456,7 @@ export class AttributeCache {
 
 const TOMBSTONE: TombstoneEntry = Object.freeze({ state: 'deleted', attribute: null, live: false, bytes: 0 })
 
-/** What an entry counts against the byte budget: a pure function of the key and the written value's length. */
+/** What an entry counts against the byte budget: a pure function of the key and the written value's length (`setGen0` inlines it). */
 function entryBytes(key: string, entry: Entry): number {
   return Buffer.byteLength(key, 'utf8') + entry.bytes + cacheEntryOverheadBytes
 }

@@ -156,7 +156,7 @@ export class Replayer {
    * plans, it misses alike. A script keeps its audited inputs, so a stale
    * one is refused alike.
    */
-  private keysOf(proposed: readonly ProposedOrder[], outcomes: readonly { status?: string; code?: string }[], date: string): CanonicalKey[][] {
+  private keysOf(proposed: readonly ProposedOrder[], outcomes: readonly { status?: string; code?: string }[], date: string): (readonly CanonicalKey[])[] {
     const blind = new Set<string>()
     proposed.forEach((order, i) => {
       const outcome = outcomes[i]

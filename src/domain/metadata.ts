@@ -29,12 +29,22 @@ export const metadataBytesMax = 256 * 1024
 export const metadataKeyLengthMax = 1024
 export const metadataValueLengthMax = 64 * 1024
 
+/**
+ * Empty metadata, the most common by far: one frozen map rather than a new
+ * one per transaction (a map without prototype is a dictionary in V8, ~200
+ * bytes even empty). Metadata is never changed in place: every change builds
+ * a new map, and the freeze makes a write into this one throw.
+ */
+const EMPTY_METADATA: Metadata = Object.freeze(emptyKeyed<string>())
+const EMPTY_ACCOUNT_METADATA: Keyed<Metadata> = Object.freeze(emptyKeyed<Metadata>())
+
 /** The one canonical form of metadata (see `Metadata`). */
 export function canonicalMetadata(entries: Iterable<readonly [string, string]>): Metadata {
   // Entries already in canonical order (keys strictly ascending, so no key
   // twice: none at all, one, or a stored map's own entries, the usual case
   // on the apply path) are copied as they come, without a map and a sort.
   if (inCanonicalOrder(entries)) {
+    if (entries.length === 0) return EMPTY_METADATA
     const metadata = emptyKeyed<string>()
     for (const [key, value] of entries) metadata[key] = value
     return metadata
@@ -139,6 +149,7 @@ export function mergeMetadata(base: Metadata, update: Metadata): Metadata {
 export function canonicalAccountMetadata(entries: Iterable<readonly [string, Metadata]>): Keyed<Metadata> {
   // Already in order (none, one, a stored map's own entries): no map, no sort.
   if (inCanonicalOrder(entries)) {
+    if (entries.length === 0) return EMPTY_ACCOUNT_METADATA
     const result = emptyKeyed<Metadata>()
     for (const [address, metadata] of entries) result[address] = storedMetadata(metadata, `accountMetadata[${JSON.stringify(address)}]`)
     return result

@@ -93,16 +93,28 @@ export class GatedScope implements Scope {
   /**
    * `coverage` is the proposal's plan; the order may read the entries at
    * `coverageIndexes` (few for most orders: they are compared in place).
+   * One scope serves a proposal's orders in turn (`nextOrder`).
    */
   constructor(
     readonly date: string,
-    readonly idempotencyKey: string | undefined,
+    private idempotencyKeyOfOrder: string | undefined,
     private readonly coverage: readonly CoverageEntry[],
-    private readonly coverageIndexes: readonly number[],
+    private coverageIndexes: readonly number[],
     private readonly seeds: ReadonlyMap<CanonicalKey, AttributeValue | null>,
     private readonly cache: AttributeCache,
     private readonly writes: WriteSet,
   ) {}
+
+  get idempotencyKey(): string | undefined {
+    return this.idempotencyKeyOfOrder
+  }
+
+  /** The scope of the proposal's next order: its idempotency key and coverage (the plan, the seeds, the cache and the write set stay). */
+  nextOrder(idempotencyKey: string | undefined, coverageIndexes: readonly number[]): void {
+    this.idempotencyKeyOfOrder = idempotencyKey
+    this.coverageIndexes = coverageIndexes
+    this.allowedSet = undefined
+  }
 
   private allows(key: CanonicalKey): boolean {
     const indexes = this.coverageIndexes

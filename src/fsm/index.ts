@@ -2,5 +2,5 @@ export { LedgerStateMachine, ProposalApplication, encodeCacheState, decodeCacheS
 export type { OrderResult, OrderFailure, ProposalResult, StateMachineOptions } from './state-machine.ts'
 export { WriteBatch } from './write-batch.ts'
 export { CoverageMiss, GatedScope } from './gated-scope.ts'
-export type { Proposal, CoverageEntry, PlannedOrder } from './proposal.ts'
-export { encodeProposal, packProposalOrders, decodeProposal, coverageSeed, coverageIndexesOf, cacheSettingsFromJson, cacheSettingsToJson, WAL_TYPE_PROPOSAL, proposalOrdersMax } from './proposal.ts'
+export type { Proposal, CoverageEntry, CoveragePlan, PlannedOrder } from './proposal.ts'
+export { encodeProposal, packProposalOrders, decodeProposal, coverageSeed, coverageIndexesOf, planCoverage, cacheSettingsFromJson, cacheSettingsToJson, WAL_TYPE_PROPOSAL, proposalOrdersMax } from './proposal.ts'

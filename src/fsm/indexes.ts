@@ -16,7 +16,8 @@ interface LoggedTransaction {
  * new transaction is described): one row per account it moves, in insertion
  * order, carrying its moves on every asset and its dates (effective volumes
  * read the same rows, filtered by date: storage schema 3, docs/adr/0010), and
- * the transaction by effective date. Pure: same log, same rows.
+ * the transaction by effective date. Pure: same log, same rows. Each row's key
+ * holds the log's transaction id (or log id): written once (`putNew`).
  */
 export function writeTransactionIndexes(ledger: string, log: LedgerLog, batch: WriteBatch): void {
   if (log.type === 'INSERTED_SCHEMA') return writeSchemaIndex(ledger, log, batch)
@@ -32,9 +33,9 @@ export function writeTransactionIndexes(ledger: string, log: LedgerLog, batch: W
     movesOf(byAccount, pairs, posting.destination, posting.asset).input += posting.amount
   }
   for (const [account, moves] of byAccount) {
-    batch.put(accountTransactionKey(ledger, account, transaction.id), encodeAccountMovesRow(transaction.insertedAt, transaction.timestamp, moves))
+    batch.putNew(accountTransactionKey(ledger, account, transaction.id), encodeAccountMovesRow(transaction.insertedAt, transaction.timestamp, moves))
   }
-  batch.put(transactionByTimestampKey(ledger, transaction.timestamp, transaction.id), EMPTY)
+  batch.putNew(transactionByTimestampKey(ledger, transaction.timestamp, transaction.id), EMPTY)
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -61,5 +62,5 @@ function movesOf(byAccount: Map<string, AssetMoves[]>, pairs: Map<string, AssetM
 function writeSchemaIndex(ledger: string, log: LedgerLog, batch: WriteBatch): void {
   const version = (log.data as unknown as { schema: { version: unknown } }).schema.version
   invariant(typeof version === 'string', 'an INSERTED_SCHEMA log names the version')
-  batch.put(schemaIndexKey(ledger, log.id), Buffer.from(version, 'utf8'))
+  batch.putNew(schemaIndexKey(ledger, log.id), Buffer.from(version, 'utf8'))
 }

@@ -130,13 +130,72 @@ function seedFromText(entry: CoverageEntry): CoverageEntry {
 
 /** Positions of `keys` in the plan, ascending, each once. */
 export function coverageIndexesOf(keys: Iterable<CanonicalKey>, position: ReadonlyMap<CanonicalKey, number>): number[] {
-  const indexes = new Set<number>()
+  const indexes: number[] = []
   for (const key of keys) {
     const index = position.get(key)
     invariant(index !== undefined, () => `key ${JSON.stringify(key)} is not in the plan`)
-    indexes.add(index)
+    indexes.push(index)
   }
-  return [...indexes].sort((a, b) => a - b)
+  return ascendingOnce(indexes)
+}
+
+/** A proposal's plan positions: every key once, in the order the orders first name it. */
+export interface CoveragePlan {
+  readonly keys: readonly CanonicalKey[]
+  /** Per order, the positions of its keys in `keys`, ascending, each once. */
+  readonly coverageIndexes: readonly number[][]
+}
+
+/**
+ * The plan's keys and each order's coverage positions, in one pass over the
+ * orders' keys (one map of positions for the proposal): the same as the
+ * keys' first occurrences in order and `coverageIndexesOf` per order.
+ */
+export function planCoverage(perOrderKeys: readonly (readonly CanonicalKey[])[]): CoveragePlan {
+  const keys: CanonicalKey[] = []
+  const position = new Map<CanonicalKey, number>()
+  const coverageIndexes: number[][] = []
+  for (const orderKeys of perOrderKeys) {
+    const indexes: number[] = []
+    for (const key of orderKeys) {
+      let index = position.get(key)
+      if (index === undefined) {
+        index = keys.length
+        keys.push(key)
+        position.set(key, index)
+      }
+      indexes.push(index)
+    }
+    coverageIndexes.push(ascendingOnce(indexes))
+  }
+  return { keys, coverageIndexes }
+}
+
+/** Up to this many positions are sorted in place by insertion (an order's few keys); past it, by `Array#sort`. */
+const INSERTION_SORT_MAX = 32
+
+/**
+ * `indexes` sorted ascending with repeats dropped, in place. An order's keys
+ * are few and mostly ascending already (keys new to the plan take the next
+ * positions), so an insertion sort does it without the copy `Array#sort`
+ * makes.
+ */
+function ascendingOnce(indexes: number[]): number[] {
+  if (indexes.length > INSERTION_SORT_MAX) indexes.sort((a, b) => a - b)
+  else {
+    for (let i = 1; i < indexes.length; i++) {
+      const value = indexes[i] as number
+      let at = i - 1
+      for (; at >= 0 && (indexes[at] as number) > value; at--) indexes[at + 1] = indexes[at] as number
+      indexes[at + 1] = value
+    }
+  }
+  let kept = 0
+  for (let i = 0; i < indexes.length; i++) {
+    if (kept === 0 || indexes[i] !== indexes[kept - 1]) indexes[kept++] = indexes[i] as number
+  }
+  indexes.length = kept
+  return indexes
 }
 
 /** Settings as JSON (the WAL, the audit chain, the cache-state row): one form, integers as numbers. */

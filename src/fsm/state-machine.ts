@@ -129,8 +129,16 @@ export class LedgerStateMachine {
       batch.put(metaKey(MetaKey.cacheState), encodeCacheState(this.cache.snapshot))
     }
     const seeds = decodeSeeds(proposal)
+    // One gated scope for the proposal's orders, each in turn.
+    let scope: GatedScope | undefined
     this.open = new ProposalApplication(index, proposal, seeds.rows, {
-      runOrder: (position, writes) => this.runOrder(index, proposal, position, seeds.values, writes),
+      runOrder: (position, writes) => {
+        const planned = proposal.orders[position]
+        if (planned === undefined) throw new InvariantViolation(`order ${position} outside the proposal`)
+        if (scope === undefined) scope = new GatedScope(proposal.date, planned.idempotencyKey, proposal.coverage, planned.coverageIndexes, seeds.values, this.cache, writes)
+        else scope.nextOrder(planned.idempotencyKey, planned.coverageIndexes)
+        return this.runOrder(index, proposal, planned, scope, writes)
+      },
       stageValue: (key, value) => stageValue(key, value, batch),
       stageLog: (entry) => stageLog(entry, batch),
       // Step 3: seeds fill the cache where neither generation holds the key (the cache wins).
@@ -172,14 +180,11 @@ export class LedgerStateMachine {
     return { index, outcome: 'applied', results: run.results }
   }
 
-  /** Step 4 for the order at `position`: through a gated scope, its effects stacked on the proposal's write set. */
-  private runOrder(index: number, proposal: Proposal, position: number, seeds: ReadonlyMap<CanonicalKey, AttributeValue | null>, writes: WriteSet): OrderResult {
-    const planned = proposal.orders[position]
-    if (planned === undefined) throw new InvariantViolation(`order ${position} outside the proposal`)
+  /** Step 4 for one order: through the proposal's gated scope (set to this order), its effects stacked on the proposal's write set. */
+  private runOrder(index: number, proposal: Proposal, planned: PlannedOrder, scope: GatedScope, writes: WriteSet): OrderResult {
     for (const i of planned.coverageIndexes) {
       if (proposal.coverage[i] === undefined) throw new InvariantViolation(`coverage index ${i} outside the plan`)
     }
-    const scope = new GatedScope(proposal.date, planned.idempotencyKey, proposal.coverage, planned.coverageIndexes, seeds, this.cache, writes)
     writes.beginOrder()
     let result: OrderResult | undefined
     try {
@@ -241,7 +246,7 @@ export class LedgerStateMachine {
       ...(proposal.cacheSettings === undefined ? {} : { cacheSettings: cacheSettingsToJson(proposal.cacheSettings) }),
     })
     this.head = { seq: entry.seq, hash: entry.hash }
-    batch.put(auditRowKey(entry.seq), entry.row)
+    batch.putNew(auditRowKey(entry.seq), entry.row)
     batch.put(metaKey(MetaKey.auditHead), Buffer.from(stringifyJson(this.head), 'utf8'))
   }
 }
@@ -289,7 +294,8 @@ function stageValue(key: CanonicalKey, value: AttributeValue | null, batch: Writ
 
 /** Step 6 for one v2 log: its row and the transaction's secondary index rows. */
 function stageLog({ ledger, log }: WriteSet['logs'][number], batch: WriteBatch): void {
-  batch.put(logRowKey(ledger, log.id), encodeLogRow(log))
+  // A log id is used once: its row and its index rows are new rows of the batch.
+  batch.putNew(logRowKey(ledger, log.id), encodeLogRow(log))
   writeTransactionIndexes(ledger, log, batch)
 }
 
@@ -336,7 +342,8 @@ export class ProposalApplication {
   private results: OrderResult[] = []
   private readonly writes = new WriteSet()
   private kept: WriteSet = this.writes
-  private keptValues: [CanonicalKey, AttributeValue | null][] = []
+  /** The kept write set's keys, in its order (values read from it as they are staged). */
+  private keptKeys: CanonicalKey[] = []
   private readonly staged: (Attribute | null)[] = []
   private readonly auditOrders: Buffer[] = []
   private readonly auditOutcomes: Buffer[] = []
@@ -396,15 +403,19 @@ export class ProposalApplication {
         return budget
       }
       case 'rows': {
-        for (; this.cursor < this.keptValues.length && budget > 0; this.cursor++, budget--) {
-          const [key, value] = this.keptValues[this.cursor] as [CanonicalKey, AttributeValue | null]
+        const keys = this.keptKeys
+        const values = this.kept.values
+        for (; this.cursor < keys.length && budget > 0; this.cursor++, budget--) {
+          const key = keys[this.cursor] as CanonicalKey
+          const value = values.get(key)
+          invariant(value !== undefined, 'a kept key has a value (or a deletion)')
           this.staged.push(this.steps.stageValue(key, value))
         }
         const logs = this.kept.logs
-        for (; this.cursor >= this.keptValues.length && this.cursor - this.keptValues.length < logs.length && budget > 0; this.cursor++, budget--) {
-          this.steps.stageLog(logs[this.cursor - this.keptValues.length] as WriteSet['logs'][number])
+        for (; this.cursor >= keys.length && this.cursor - keys.length < logs.length && budget > 0; this.cursor++, budget--) {
+          this.steps.stageLog(logs[this.cursor - keys.length] as WriteSet['logs'][number])
         }
-        if (this.cursor === this.keptValues.length + logs.length) this.enter('seeds')
+        if (this.cursor === keys.length + logs.length) this.enter('seeds')
         return budget
       }
       case 'seeds': {
@@ -416,11 +427,11 @@ export class ProposalApplication {
         return budget
       }
       case 'cache': {
-        for (; this.cursor < this.keptValues.length && budget > 0; this.cursor++, budget--) {
-          const [key] = this.keptValues[this.cursor] as [CanonicalKey, AttributeValue | null]
-          this.steps.cacheValue(key, this.staged[this.cursor] as Attribute | null)
+        const keys = this.keptKeys
+        for (; this.cursor < keys.length && budget > 0; this.cursor++, budget--) {
+          this.steps.cacheValue(keys[this.cursor] as CanonicalKey, this.staged[this.cursor] as Attribute | null)
         }
-        if (this.cursor === this.keptValues.length) this.enter('audit')
+        if (this.cursor === keys.length) this.enter('audit')
         return budget
       }
       case 'audit': {
@@ -458,7 +469,7 @@ export class ProposalApplication {
     const failed = this.results.some((result) => result.status === 'failed')
     const rolledBack = this.proposal.atomic && failed
     this.kept = rolledBack ? new WriteSet() : this.writes
-    this.keptValues = [...this.kept.values]
+    this.keptKeys = [...this.kept.values.keys()]
     // A dry run keeps its results as they ran, and nothing else: no rows, no cache change, no audit entry.
     if (this.proposal.dryRun === true) {
       this.enter('done')

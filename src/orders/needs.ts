@@ -49,8 +49,12 @@ export function needsOf(order: Order, known: (key: CanonicalKey) => KnownValue):
     case 'RESET_PIPELINE':
       return { keys: [outputsKey()], complete: true }
     case 'CREATE_TRANSACTION': {
-      const keys = [ledgerKey(order.ledger), ...schemaNeeds(order), ...postingNeeds(order.ledger, order.postings)]
-      for (const address of Object.keys(order.accountMetadata)) keys.push(accountKey(order.ledger, address as never))
+      const keys = [ledgerKey(order.ledger)]
+      if (order.schemaVersion !== undefined) keys.push(schemaKey(order.ledger, order.schemaVersion))
+      pushPostingNeeds(keys, order.ledger, order.postings)
+      for (const address in order.accountMetadata) {
+        if (Object.hasOwn(order.accountMetadata, address)) keys.push(accountKey(order.ledger, address as never))
+      }
       if (order.reference !== undefined) keys.push(referenceKey(order.ledger, order.reference))
       if (order.script === undefined) return { keys: unique(keys), complete: true }
       const planned = planScript(order.ledger, order.script, order.force, known)
@@ -100,13 +104,30 @@ function schemaNeeds(order: { readonly ledger: LedgerName; readonly schemaVersio
 
 function postingNeeds(ledger: LedgerName, postings: readonly Posting[]): CanonicalKey[] {
   const keys: CanonicalKey[] = []
+  pushPostingNeeds(keys, ledger, postings)
+  return keys
+}
+
+function pushPostingNeeds(keys: CanonicalKey[], ledger: LedgerName, postings: readonly Posting[]): void {
   for (const posting of postings) {
     keys.push(volumesKey(ledger, posting.source, posting.asset), volumesKey(ledger, posting.destination, posting.asset))
     keys.push(accountKey(ledger, posting.source), accountKey(ledger, posting.destination))
   }
-  return keys
 }
 
+/** Up to this many keys, repeats are found by comparing in place; past it, through a set. */
+const UNIQUE_SCAN_MAX = 16
+
+/** `keys` with repeats dropped, first occurrences in order (in place). */
 function unique(keys: CanonicalKey[]): CanonicalKey[] {
-  return [...new Set(keys)]
+  if (keys.length > UNIQUE_SCAN_MAX) return [...new Set(keys)]
+  let kept = 0
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as CanonicalKey
+    let seen = false
+    for (let j = 0; j < kept && !seen; j++) seen = keys[j] === key
+    if (!seen) keys[kept++] = key
+  }
+  keys.length = kept
+  return keys
 }

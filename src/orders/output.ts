@@ -17,19 +17,39 @@ export type OrderOutput =
  * shown when asked for (write responses, `expand=volumes`).
  */
 export function transactionView(record: TransactionRecord, options: { volumes: boolean } = { volumes: false }): Json {
+  return viewOf(record, postingsView(record), canonicalMetadata(ownEntries(record.metadata)), options.volumes)
+}
+
+/**
+ * A new transaction's two views: the log's (`transactionView(record)`) and
+ * the answer's (`transactionView(record, { volumes: true })`), built from
+ * one copy of its postings and metadata, which they share.
+ */
+export function transactionViews(record: TransactionRecord): { readonly logged: Json; readonly answered: Json } {
+  const postings = postingsView(record)
+  const metadata = canonicalMetadata(ownEntries(record.metadata))
+  return { logged: viewOf(record, postings, metadata, false), answered: viewOf(record, postings, metadata, true) }
+}
+
+function postingsView(record: TransactionRecord): Json {
+  return record.postings.map((p) => ({ source: p.source, destination: p.destination, amount: p.amount, asset: p.asset }))
+}
+
+/** The view's fields, always in this order (printers and hashes depend on it). */
+function viewOf(record: TransactionRecord, postings: Json, metadata: Json, volumes: boolean): Json {
   const view: Record<string, Json> = {
     id: record.id,
-    postings: record.postings.map((p) => ({ source: p.source, destination: p.destination, amount: p.amount, asset: p.asset })),
+    postings,
     timestamp: record.timestamp,
     insertedAt: record.insertedAt,
     updatedAt: record.updatedAt,
-    metadata: canonicalMetadata(ownEntries(record.metadata)),
+    metadata,
     reverted: record.reverted,
   }
   if (record.reference !== undefined) view.reference = record.reference
   if (record.revertedAt !== undefined) view.revertedAt = record.revertedAt
   if (record.template !== undefined) view.template = record.template
-  if (options.volumes && record.preCommitVolumes !== undefined && record.postCommitVolumes !== undefined) {
+  if (volumes && record.preCommitVolumes !== undefined && record.postCommitVolumes !== undefined) {
     view.preCommitVolumes = record.preCommitVolumes
     view.postCommitVolumes = record.postCommitVolumes
   }

@@ -1,17 +1,26 @@
-import type { AccountAddress, Asset, LedgerName, Posting, Volumes } from '../domain/index.ts'
-import { TallyError, WORLD, addInput, addOutput, balanceOf, compareDates, emptyKeyed, fitsVolume, invariant, mergeMetadata, ownValue, storedMetadata } from '../domain/index.ts'
+import type { AccountAddress, Asset, CanonicalKey, LedgerName, Posting, Volumes } from '../domain/index.ts'
+import { TallyError, WORLD, accountKey, addInput, addOutput, balanceOf, compareDates, emptyKeyed, fitsVolume, invariant, mergeMetadata, ownValue, storedMetadata, volumesKey } from '../domain/index.ts'
 import type { Keyed, Metadata } from '../domain/index.ts'
 import type { Scope } from './scope.ts'
-import { readAccount, readVolumes, writeAccount, writeVolumes } from './scope.ts'
+import { readAccountAt, readVolumesAt, writeAccountAt, writeVolumesAt } from './scope.ts'
 import type { AggregatedVolumes } from './output.ts'
 import { addAggregated } from './output.ts'
 
 interface Moved {
   readonly account: AccountAddress
   readonly asset: Asset
+  /** Its volumes key, built once for the read and the write. */
+  readonly key: CanonicalKey
   readonly pre: Volumes
   post: Volumes
 }
+
+/**
+ * Up to this many postings, the (account, asset) pairs a transaction moves
+ * are found by comparing in place (a transfer moves two); past it, through a
+ * map, so the work stays linear.
+ */
+const PAIR_SCAN_POSTINGS_MAX = 8
 
 /**
  * Applies postings in order, as v2 does (each posting is a `send` checked
@@ -25,20 +34,12 @@ export function applyPostings(
   postings: readonly Posting[],
   force: boolean,
 ): { pre: AggregatedVolumes; post: AggregatedVolumes } {
-  const moved = new Map<string, Moved>()
-  const touch = (account: AccountAddress, asset: Asset): Moved => {
-    const id = `${account}\u0000${asset}`
-    let entry = moved.get(id)
-    if (entry === undefined) {
-      const volumes = readVolumes(scope, ledger, account, asset)
-      entry = { account, asset, pre: volumes, post: volumes }
-      moved.set(id, entry)
-    }
-    return entry
-  }
+  // Pairs in the order first moved (the order of their writes and of the commit volumes).
+  const moved: Moved[] = []
+  const byPair = postings.length > PAIR_SCAN_POSTINGS_MAX ? new Map<string, Moved>() : undefined
   for (const posting of postings) {
     invariant(posting.amount >= 0n, 'posting amounts are validated non-negative')
-    const source = touch(posting.source, posting.asset)
+    const source = touch(scope, ledger, moved, byPair, posting.source, posting.asset)
     if (posting.source !== WORLD && !force) {
       const available = balanceOf(source.post)
       if (available < posting.amount) {
@@ -52,18 +53,35 @@ export function applyPostings(
     }
     if (!fitsVolume(source.post.output, posting.amount)) throw volumeLimitReached(posting, posting.source, 'output', source.post.output)
     source.post = addOutput(source.post, posting.amount)
-    const destination = touch(posting.destination, posting.asset)
+    const destination = touch(scope, ledger, moved, byPair, posting.destination, posting.asset)
     if (!fitsVolume(destination.post.input, posting.amount)) throw volumeLimitReached(posting, posting.destination, 'input', destination.post.input)
     destination.post = addInput(destination.post, posting.amount)
   }
   const pre: AggregatedVolumes = emptyKeyed()
   const post: AggregatedVolumes = emptyKeyed()
-  for (const entry of moved.values()) {
-    writeVolumes(scope, ledger, entry.account, entry.asset, entry.post)
+  for (const entry of moved) {
+    writeVolumesAt(scope, entry.key, entry.post)
     addAggregated(pre, entry.account, entry.asset, entry.pre)
     addAggregated(post, entry.account, entry.asset, entry.post)
   }
   return { pre, post }
+}
+
+/** The pair's entry, its volumes read on first touch. */
+function touch(scope: Scope, ledger: LedgerName, moved: Moved[], byPair: Map<string, Moved> | undefined, account: AccountAddress, asset: Asset): Moved {
+  const pair = byPair === undefined ? undefined : `${account}\u0000${asset}`
+  if (pair === undefined) {
+    for (const entry of moved) if (entry.account === account && entry.asset === asset) return entry
+  } else {
+    const found = byPair?.get(pair)
+    if (found !== undefined) return found
+  }
+  const key = volumesKey(ledger, account, asset)
+  const volumes = readVolumesAt(scope, key)
+  const entry: Moved = { account, asset, key, pre: volumes, post: volumes }
+  moved.push(entry)
+  if (pair !== undefined) byPair?.set(pair, entry)
+  return entry
 }
 
 /**
@@ -89,12 +107,13 @@ export function touchAccounts(
   metadataByAccount: Readonly<Keyed<Metadata>> = emptyKeyed(),
 ): bigint {
   let created = 0n
-  for (const address of new Set(accounts)) {
-    const existing = readAccount(scope, ledger, address)
+  for (const address of distinct(accounts)) {
+    const key = accountKey(ledger, address)
+    const existing = readAccountAt(scope, key)
     const metadata = ownValue(metadataByAccount, address)
     if (existing === undefined) {
       created++
-      writeAccount(scope, ledger, {
+      writeAccountAt(scope, key, {
         address,
         metadata: storedMetadata(metadata ?? emptyKeyed()),
         insertionDate: scope.date,
@@ -103,7 +122,7 @@ export function touchAccounts(
       })
     } else if (metadata !== undefined || compareDates(usedAt, existing.firstUsage) < 0) {
       // Dates compare as instants: `….123Z` is earlier than `….123456Z`, though not as text.
-      writeAccount(scope, ledger, {
+      writeAccountAt(scope, key, {
         ...existing,
         metadata: metadata === undefined ? existing.metadata : mergeMetadata(existing.metadata, metadata),
         updatedAt: metadata === undefined ? existing.updatedAt : scope.date,
@@ -118,4 +137,16 @@ export function accountsOf(postings: readonly Posting[]): AccountAddress[] {
   const accounts: AccountAddress[] = []
   for (const posting of postings) accounts.push(posting.source, posting.destination)
   return accounts
+}
+
+/** Up to this many accounts, repeats are found by comparing in place; past it, through a set. */
+const DISTINCT_SCAN_MAX = 16
+
+/** `accounts` once each, first occurrences in order. */
+function distinct(accounts: Iterable<AccountAddress>): Iterable<AccountAddress> {
+  if (!Array.isArray(accounts) || accounts.length > DISTINCT_SCAN_MAX) return new Set(accounts)
+  const list = accounts as readonly AccountAddress[]
+  const once: AccountAddress[] = []
+  for (const account of list) if (!once.includes(account)) once.push(account)
+  return once
 }

@@ -57,20 +57,41 @@ export function readLedger(scope: Scope, ledger: LedgerName): LedgerRecord {
 }
 
 export function readVolumes(scope: Scope, ledger: LedgerName, account: AccountAddress, asset: Asset): Volumes {
-  return valueOfKind(scope.read(volumesKey(ledger, account, asset)), 'v') ?? ZERO_VOLUMES
+  return readVolumesAt(scope, volumesKey(ledger, account, asset))
+}
+
+/** `readVolumes` by a volumes key the caller built (once, for the read and the write). */
+export function readVolumesAt(scope: Scope, key: CanonicalKey): Volumes {
+  return valueOfKind(scope.read(key), 'v') ?? ZERO_VOLUMES
 }
 
 export function writeVolumes(scope: Scope, ledger: LedgerName, account: AccountAddress, asset: Asset, volumes: Volumes): void {
+  writeVolumesAt(scope, volumesKey(ledger, account, asset), volumes)
+}
+
+export function writeVolumesAt(scope: Scope, key: CanonicalKey, volumes: Volumes): void {
   invariant(volumes.input >= 0n && volumes.output >= 0n, 'volumes are never negative')
-  scope.write(volumesKey(ledger, account, asset), { kind: 'v', value: volumes })
+  invariant(key[0] === 'v', 'volumes are written under a volumes key')
+  scope.write(key, { kind: 'v', value: volumes })
 }
 
 export function readAccount(scope: Scope, ledger: LedgerName, address: AccountAddress): AccountRecord | undefined {
-  return valueOfKind(scope.read(accountKey(ledger, address)), 'a')
+  return readAccountAt(scope, accountKey(ledger, address))
+}
+
+/** `readAccount` by an account key the caller built (once, for the read and the write). */
+export function readAccountAt(scope: Scope, key: CanonicalKey): AccountRecord | undefined {
+  return valueOfKind(scope.read(key), 'a')
 }
 
 export function writeAccount(scope: Scope, ledger: LedgerName, account: AccountRecord): void {
-  scope.write(accountKey(ledger, account.address), { kind: 'a', value: account })
+  writeAccountAt(scope, accountKey(ledger, account.address), account)
+}
+
+/** `writeAccount` under `key`, which is the account's own (`accountKey(ledger, account.address)`). */
+export function writeAccountAt(scope: Scope, key: CanonicalKey, account: AccountRecord): void {
+  invariant(key[0] === 'a', 'an account is written under an account key')
+  scope.write(key, { kind: 'a', value: account })
 }
 
 export function readTransaction(scope: Scope, ledger: LedgerName, id: TransactionId): TransactionRecord | undefined {

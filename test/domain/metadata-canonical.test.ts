@@ -57,7 +57,25 @@ test('canonicalMetadata copies ascending entries into a new map: a later change 
   const metadata = canonicalMetadata(list)
   list[0] = ['a', 'changed']
   assert.equal(metadata.a, '1')
-  assert.notEqual(canonicalMetadata([]), canonicalMetadata([]), 'a fresh empty map each time')
+})
+
+test('empty metadata is one frozen map without prototype: nothing can be written into it', () => {
+  const empty = canonicalMetadata([])
+  assert.equal(canonicalMetadata([]), empty, 'the same map each time')
+  assert.equal(Object.getPrototypeOf(empty), null)
+  assert.ok(Object.isFrozen(empty))
+  assert.throws(() => {
+    ;(empty as Record<string, string>).a = '1'
+  }, TypeError)
+  assert.deepEqual(Object.keys(empty), [])
+  const byAccount = canonicalAccountMetadata([])
+  assert.equal(canonicalAccountMetadata([]), byAccount)
+  assert.equal(Object.getPrototypeOf(byAccount), null)
+  assert.ok(Object.isFrozen(byAccount))
+  // What is built from it is a new map.
+  const merged = mergeMetadata(empty, canonicalMetadata([['a', '1']]))
+  assert.notEqual(merged, empty)
+  assert.deepEqual(Object.keys(empty), [])
 })
 
 test('boundedMetadata: empty metadata is within every bound, and is returned as given', () => {

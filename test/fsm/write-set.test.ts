@@ -136,3 +136,20 @@ test('coverage gate with many keys per order (a set, not a scan): an undeclared 
   assert.equal(few.read(keys[3] as CanonicalKey), undefined)
   assert.throws(() => few.read(keys[4] as CanonicalKey), (error: unknown) => error instanceof TallyError && error.code === 'COVERAGE_MISS')
 })
+
+test('one gated scope for a proposal\'s orders: each order reads through its own coverage only (set or scan), and its own idempotency key', () => {
+  const keys = Array.from({ length: 12 }, (_, i) => key(i))
+  const coverage: CoverageEntry[] = keys.map((k) => ({ key: k, seed: null }))
+  const miss = (error: unknown): boolean => error instanceof TallyError && error.code === 'COVERAGE_MISS'
+  const many = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11] // past the scan: a set
+  const scope = new GatedScope('2026-01-01T00:00:00.000Z', 'first', coverage, many, new Map(keys.map((k) => [k, null])), new AttributeCache(100), new WriteSet())
+  assert.equal(scope.read(keys[9] as CanonicalKey), undefined, 'the set is built')
+  scope.nextOrder(undefined, [10, 11])
+  assert.equal(scope.idempotencyKey, undefined)
+  assert.equal(scope.read(keys[10] as CanonicalKey), undefined)
+  assert.throws(() => scope.read(keys[9] as CanonicalKey), miss, 'the previous order\'s coverage set is gone')
+  scope.nextOrder('third', [...many.slice(1), 10])
+  assert.equal(scope.idempotencyKey, 'third')
+  assert.equal(scope.read(keys[10] as CanonicalKey), undefined)
+  assert.throws(() => scope.read(keys[0] as CanonicalKey), miss, 'a new set for the new order')
+})

@@ -3,7 +3,7 @@ import { TallyError, validationError, canonicalAccountMetadata, canonicalMetadat
 import type { InputsProvider } from '../../numscript/index.ts'
 import type { CreateTransaction } from '../order.ts'
 import type { OrderOutput } from '../output.ts'
-import { transactionView } from '../output.ts'
+import { transactionViews } from '../output.ts'
 import type { Scope } from '../scope.ts'
 import { readAccount, readLedger, readReference, readVolumes, writeTransaction } from '../scope.ts'
 import { accountsOf, applyPostings, touchAccounts } from '../postings-apply.ts'
@@ -36,7 +36,9 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
   const timestamp = order.timestamp ?? scope.date
   // A script already enforced its own overdraft rules: its postings apply as they are.
   const volumes = applyPostings(scope, order.ledger, moves.postings, order.force || order.script !== undefined)
-  const created = touchAccounts(scope, order.ledger, [...accountsOf(moves.postings), ...(Object.keys(moves.accountMetadata) as AccountAddress[])], timestamp, moves.accountMetadata)
+  const accounts = accountsOf(moves.postings)
+  for (const address in moves.accountMetadata) accounts.push(address as AccountAddress)
+  const created = touchAccounts(scope, order.ledger, accounts, timestamp, moves.accountMetadata)
   const transaction: TransactionRecord = {
     id: ledger.nextTransactionId,
     postings: moves.postings,
@@ -55,11 +57,13 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
     scope.write(referenceKey(order.ledger, order.reference), { kind: 'r', value: { transactionId: transaction.id } })
   }
   const afterTransaction = { ...ledger, nextTransactionId: ledger.nextTransactionId + 1n, accountCount: ledger.accountCount + created }
+  // The log's view and the answer's (with its commit volumes) share one copy of the postings and metadata.
+  const views = transactionViews(transaction)
   const logged = appendLedgerLog(scope, afterTransaction, 'NEW_TRANSACTION', {
-    transaction: transactionView(transaction),
+    transaction: views.logged,
     accountMetadata: planned.accountMetadata,
   }, order.schemaVersion)
-  return { type: 'TRANSACTION', transaction: transactionView(transaction, { volumes: true }), logId: logged.nextLogId - 1n }
+  return { type: 'TRANSACTION', transaction: views.answered, logId: logged.nextLogId - 1n }
 }
 
 interface Moves {
