@@ -98,6 +98,18 @@ export class JsonBytes {
     this.offset = offset
   }
 
+  /** A string the caller has found to be printable ASCII that needs no escape, quoted: copied without another check. */
+  quotedAscii(text: string): void {
+    const length = text.length
+    this.reserve(length + 2)
+    const buffer = this.buffer
+    let offset = this.offset
+    buffer[offset++] = 0x22
+    for (let i = 0; i < length; i++) buffer[offset++] = text.charCodeAt(i)
+    buffer[offset++] = 0x22
+    this.offset = offset
+  }
+
   /**
    * An integer as its digits (`bigint`, or a safe integer `number`). Ids,
    * log ids and most amounts and volumes are small: written digit by digit
@@ -139,6 +151,11 @@ export class JsonBytes {
   /** Forgets the bytes written since `from` (a print that failed half way). */
   discardFrom(from: number): void {
     if (from < this.offset) this.offset = from
+  }
+
+  /** The bytes written since `from`, not copied: valid only until the next write (a digest read at once). */
+  viewFrom(from: number): Uint8Array {
+    return this.buffer.subarray(from, this.offset)
   }
 
   /** The bytes written since `from` as a string, then forgets them (a caller that wants a string). */
