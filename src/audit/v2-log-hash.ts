@@ -87,7 +87,7 @@ function writeLog(out: JsonBytes, log: V2LogHashInput): void {
   out.ascii(LOG_DATA)
   writeMemento(out, log.type, log.data)
   out.ascii(LOG_DATE)
-  writeGoString(out, goDate(log.date))
+  out.quotedAscii(goDate(log.date)) // digits, `-`, `:`, `T`, `.` and `Z` only
   out.ascii(LOG_KEY)
   writeGoString(out, log.idempotencyKey ?? '')
   out.ascii(LOG_END)
@@ -285,7 +285,7 @@ function writeTransactionResume(out: JsonBytes, transaction: { [key: string]: Js
   out.ascii(METADATA)
   writeGoValue(out, transaction.metadata ?? null)
   out.ascii(TIMESTAMP)
-  writeGoString(out, typeof transaction.timestamp === 'string' ? goDate(transaction.timestamp) : ZERO_TIME)
+  out.quotedAscii(typeof transaction.timestamp === 'string' ? goDate(transaction.timestamp) : ZERO_TIME)
   if (typeof transaction.reference === 'string' && transaction.reference !== '') {
     out.ascii(REFERENCE)
     writeGoString(out, transaction.reference)
@@ -367,10 +367,9 @@ function writeGoValue(out: JsonBytes, value: Json): void {
   }
 }
 
-/** `goString`, written: printable ASCII that neither JSON nor Go escapes goes in as it is. */
+/** `goString`, written: printable ASCII that neither JSON nor Go escapes goes in as it is, checked as it is copied. */
 function writeGoString(out: JsonBytes, text: string): void {
-  if (isPlainAscii(text)) out.quotedAscii(text)
-  else out.utf8(goString(text))
+  if (!out.htmlSafePlainString(text)) out.utf8(goString(text))
 }
 
 function isPlainAscii(text: string): boolean {

@@ -98,7 +98,7 @@ export class JsonBytes {
     this.offset = offset
   }
 
-  /** A string the caller has found to be printable ASCII that needs no escape, quoted: copied without another check. */
+  /** A string the caller knows to be printable ASCII that needs no escape (a date it printed), quoted: copied without a check. */
   quotedAscii(text: string): void {
     const length = text.length
     this.reserve(length + 2)
@@ -108,6 +108,28 @@ export class JsonBytes {
     for (let i = 0; i < length; i++) buffer[offset++] = text.charCodeAt(i)
     buffer[offset++] = 0x22
     this.offset = offset
+  }
+
+  /**
+   * A string quoted as it is when it is printable ASCII that neither JSON nor
+   * an HTML-safe encoder (Go's) escapes: no `"`, `\`, `<`, `>`, `&`. Checked
+   * while copied, in one pass; otherwise nothing is written and the answer is
+   * false (the caller escapes it).
+   */
+  htmlSafePlainString(text: string): boolean {
+    const length = text.length
+    this.reserve(length + 2)
+    const buffer = this.buffer
+    let offset = this.offset
+    buffer[offset++] = 0x22
+    for (let i = 0; i < length; i++) {
+      const unit = text.charCodeAt(i)
+      if (unit < 0x20 || unit > 0x7e || unit === 0x22 || unit === 0x5c || unit === 0x3c || unit === 0x3e || unit === 0x26) return false
+      buffer[offset++] = unit
+    }
+    buffer[offset++] = 0x22
+    this.offset = offset
+    return true
   }
 
   /**
