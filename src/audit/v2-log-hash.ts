@@ -87,7 +87,7 @@ function writeLog(out: JsonBytes, log: V2LogHashInput): void {
   out.ascii(LOG_DATA)
   writeMemento(out, log.type, log.data)
   out.ascii(LOG_DATE)
-  out.quotedAscii(goDate(log.date)) // digits, `-`, `:`, `T`, `.` and `Z` only
+  writeGoDate(out, log.date)
   out.ascii(LOG_KEY)
   writeGoString(out, log.idempotencyKey ?? '')
   out.ascii(LOG_END)
@@ -268,7 +268,7 @@ const TIMESTAMP = asciiText(',"timestamp":')
 const REFERENCE = asciiText(',"reference":')
 const ID = asciiText(',"id":')
 const REVERTED_FALSE = asciiText(',"reverted":false}')
-const ZERO_TIME = '0001-01-01T00:00:00Z'
+const ZERO_TIME = asciiText('"0001-01-01T00:00:00Z"')
 
 /** v2's `transactionResume`: `reverted` is never set in the memento, so it is always false. */
 function writeTransactionResume(out: JsonBytes, transaction: { [key: string]: Json }): void {
@@ -285,7 +285,8 @@ function writeTransactionResume(out: JsonBytes, transaction: { [key: string]: Js
   out.ascii(METADATA)
   writeGoValue(out, transaction.metadata ?? null)
   out.ascii(TIMESTAMP)
-  out.quotedAscii(typeof transaction.timestamp === 'string' ? goDate(transaction.timestamp) : ZERO_TIME)
+  if (typeof transaction.timestamp === 'string') writeGoDate(out, transaction.timestamp)
+  else out.ascii(ZERO_TIME)
   if (typeof transaction.reference === 'string' && transaction.reference !== '') {
     out.ascii(REFERENCE)
     writeGoString(out, transaction.reference)
@@ -396,6 +397,30 @@ export function compareUtf8(left: string, right: string): number {
 
 // ---- dates --------------------------------------------------------------------
 
+const QUOTE = asciiText('"')
+const Z_QUOTE = asciiText('Z"')
+
+/** The last date found fixed-width: a log's date and its transaction's timestamp are most often the same text. */
+let lastFixedWidthDate = ''
+
+/** `goDate`, written: a fixed-width UTC date (the form Tally stores) is copied up to its fraction's trailing zeros, without a string. */
+function writeGoDate(out: JsonBytes, text: string): void {
+  if (text !== lastFixedWidthDate) {
+    if (!isFixedWidthDate(text)) return writeGoString(out, goDate(text))
+    lastFixedWidthDate = text
+  }
+  out.ascii(QUOTE)
+  out.checkedAscii(text, fixedWidthDateEnd(text))
+  out.ascii(Z_QUOTE)
+}
+
+/** Where a fixed-width date's Go form stops before its `Z`: trailing zeros of the fraction, and a bare dot, dropped. */
+function fixedWidthDateEnd(text: string): number {
+  let end = text.length - 1
+  while (end > 20 && text.charCodeAt(end - 1) === 0x30) end--
+  return end === 20 ? 19 : end
+}
+
 interface ParsedDate {
   /** `YYYY-MM-DDTHH:MM:SS` in UTC. */
   readonly seconds: string
@@ -415,12 +440,8 @@ function parseRfc3339(text: string): ParsedDate | undefined {
 
 /** Go's `time.RFC3339Nano` of a UTC time: the fraction without trailing zeros, none when zero. */
 export function goDate(text: string): string {
-  if (isFixedWidthDate(text)) {
-    // Already UTC with whole seconds at 0–19: only the fraction's trailing zeros (and a bare dot) go.
-    let end = text.length - 1
-    while (end > 20 && text.charCodeAt(end - 1) === 0x30) end--
-    return `${text.slice(0, end === 20 ? 19 : end)}Z`
-  }
+  // Already UTC with whole seconds at 0–19: only the fraction's trailing zeros (and a bare dot) go.
+  if (isFixedWidthDate(text)) return `${text.slice(0, fixedWidthDateEnd(text))}Z`
   const parsed = parseRfc3339(text)
   if (parsed === undefined) throw new InvariantViolation(`not an RFC 3339 date: ${JSON.stringify(text)}`)
   const fraction = parsed.nanos.replace(/0+$/, '')

@@ -98,15 +98,12 @@ export class JsonBytes {
     this.offset = offset
   }
 
-  /** A string the caller knows to be printable ASCII that needs no escape (a date it printed), quoted: copied without a check. */
-  quotedAscii(text: string): void {
-    const length = text.length
-    this.reserve(length + 2)
+  /** The first `end` code units of a text the caller has checked to be printable ASCII (a date it validated): copied without another check. */
+  checkedAscii(text: string, end: number): void {
+    this.reserve(end)
     const buffer = this.buffer
     let offset = this.offset
-    buffer[offset++] = 0x22
-    for (let i = 0; i < length; i++) buffer[offset++] = text.charCodeAt(i)
-    buffer[offset++] = 0x22
+    for (let i = 0; i < end; i++) buffer[offset++] = text.charCodeAt(i)
     this.offset = offset
   }
 

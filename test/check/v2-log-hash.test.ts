@@ -170,13 +170,16 @@ test('v2 hash: the byte writer hashes and prints exactly as the string form did,
   const amount = fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 256n }), fc.constantFrom(0n, 0x7ffffffen, 0x7fffffffn, 0x80000000n, 10n ** 11n, 2n ** 53n + 1n, 10n ** 30n))
   const address = fc.oneof(fc.constantFrom('world', 'users:1', 'a&b', 'é:1'), fc.string({ unit: 'grapheme-ascii', maxLength: 10 }))
   const posting = fc.record({ source: address, destination: address, amount, asset: fc.constantFrom('USD/2', 'EUR', 'COIN<1>') })
-  const date = fc
+  const fixedWidthDate = fc
     .tuple(fc.bigInt({ min: 0n, max: 253_402_300_799_999_999n }), fc.constantFrom(3, 6))
     .map(([micros, digits]) => {
       const base = new Date(Number(micros / 1000n)).toISOString().slice(0, 19)
       const fraction = String(micros % 1_000_000n).padStart(6, '0').slice(0, digits)
       return `${base}.${fraction}Z`
     })
+  // Whole seconds, zero fractions and offsets: the forms that are not Tally's stored form, or that drop the dot.
+  const otherDate = fc.constantFrom('2024-03-01T10:00:00Z', '2024-03-01T10:00:00.000Z', '2024-03-01T10:00:00.000000Z', '2024-03-01T10:00:01.5Z', '2024-03-01T12:00:00.120+02:00', '2023-12-31T23:59:59.999999-05:30', '2024-02-29T00:00:00.100000Z')
+  const date = fc.oneof(fixedWidthDate, otherDate)
   const transaction = fc.record(
     {
       id: fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 64n }), fc.nat()),
