@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto'
 import type { Json } from '../domain/index.ts'
-import { InvariantViolation, canonicalDate, isFixedWidthDate, isJsonObject, readInstant, validationError } from '../domain/index.ts'
+import { InvariantViolation, JsonBytes, asciiText, canonicalDate, isFixedWidthDate, isJsonObject, readInstant, validationError } from '../domain/index.ts'
 
 /**
  * Formance v2's log hash (v2's Go `Log.ComputeHash`): SHA-256 over a Go `json.Encoder` stream of
@@ -29,48 +29,136 @@ export interface V2LogHashInput {
   readonly schemaVersion?: string
 }
 
+/**
+ * The hashed form is written once, as UTF-8 bytes, into this writer (`writeLog`), and SHA-256 reads
+ * those bytes: no string per field and no encoding of a joined text. The string forms below
+ * (`v2LogHashText`, `v2Memento`, the schema's parts) are the same bytes, decoded.
+ */
+const hashed = new JsonBytes(4 * 1024)
+
 export function v2LogHash(previousHash: string, log: V2LogHashInput): string {
-  const text = v2LogHashText(log)
-  // One-shot: once per appended log, where a Hash object and its updates cost more than hashing ~300 bytes.
-  return hash('sha256', previousHash === '' ? text : `${goString(previousHash)}\n${text}`, 'base64')
+  const from = hashed.length
+  try {
+    if (previousHash !== '') {
+      writeGoString(hashed, previousHash)
+      hashed.raw('\n')
+    }
+    writeLog(hashed, log)
+    // One-shot: once per appended log, where a Hash object and its updates cost more than hashing ~300 bytes.
+    return hash('sha256', hashed.viewFrom(from), 'base64')
+  } finally {
+    hashed.discardFrom(from)
+  }
 }
 
 /** The exact text hashed for one log (after the previous hash line), newline included. */
 export function v2LogHashText(log: V2LogHashInput): string {
-  const schemaVersion = log.schemaVersion === undefined || log.schemaVersion === '' ? '' : `,"schemaVersion":${goString(log.schemaVersion)}`
-  return (
-    `{"type":${goString(log.type)},"data":${v2Memento(log.type, log.data)},"date":${goString(goDate(log.date))},` +
-    `"idempotencyKey":${goString(log.idempotencyKey ?? '')},"id":0,"hash":null${schemaVersion}}\n`
-  )
+  return textOf((out) => writeLog(out, log))
 }
 
 /** The payload as v2 hashes it, Go-encoded. */
 export function v2Memento(type: string, data: Json): string {
-  if (!isJsonObject(data)) return goValue(data)
+  return textOf((out) => writeMemento(out, type, data))
+}
+
+/** What `write` puts into the shared writer, as a string; the writer is left as it was (a nested call included). */
+function textOf(write: (out: JsonBytes) => void): string {
+  const from = hashed.length
+  try {
+    write(hashed)
+  } catch (error) {
+    hashed.discardFrom(from)
+    throw error
+  }
+  return hashed.takeStringFrom(from)
+}
+
+const LOG_TYPE = asciiText('{"type":')
+const LOG_DATA = asciiText(',"data":')
+const LOG_DATE = asciiText(',"date":')
+const LOG_KEY = asciiText(',"idempotencyKey":')
+const LOG_END = asciiText(',"id":0,"hash":null')
+const LOG_SCHEMA_VERSION = asciiText(',"schemaVersion":')
+
+/** The one producer of the hashed form: `{"type":…,"data":MEMENTO,…}` and its newline. */
+function writeLog(out: JsonBytes, log: V2LogHashInput): void {
+  out.ascii(LOG_TYPE)
+  writeGoString(out, log.type)
+  out.ascii(LOG_DATA)
+  writeMemento(out, log.type, log.data)
+  out.ascii(LOG_DATE)
+  writeGoDate(out, log.date)
+  out.ascii(LOG_KEY)
+  writeGoString(out, log.idempotencyKey ?? '')
+  out.ascii(LOG_END)
+  if (log.schemaVersion !== undefined && log.schemaVersion !== '') {
+    out.ascii(LOG_SCHEMA_VERSION)
+    writeGoString(out, log.schemaVersion)
+  }
+  out.ascii(CLOSE)
+  out.raw('\n')
+}
+
+const NEW_TRANSACTION = asciiText('{"transaction":')
+const ACCOUNT_METADATA = asciiText(',"accountMetadata":')
+const REVERTED_ID = asciiText('{"revertedTransactionID":')
+const TRANSACTION = asciiText(',"transaction":')
+const TARGET_TYPE = asciiText('{"targetType":')
+const TARGET_ID = asciiText(',"targetId":')
+const METADATA = asciiText(',"metadata":')
+const KEY = asciiText(',"key":')
+const SCHEMA = asciiText('{"schema":')
+const CLOSE = asciiText('}')
+
+function writeMemento(out: JsonBytes, type: string, data: Json): void {
+  if (!isJsonObject(data)) return writeGoValue(out, data)
   switch (type) {
     case 'NEW_TRANSACTION': {
       const transaction = data.transaction
-      if (!isJsonObject(transaction)) return goValue(data)
-      return `{"transaction":${transactionResume(transaction)},"accountMetadata":${goValue(data.accountMetadata ?? null)}}`
+      if (!isJsonObject(transaction)) return writeGoValue(out, data)
+      out.ascii(NEW_TRANSACTION)
+      writeTransactionResume(out, transaction)
+      out.ascii(ACCOUNT_METADATA)
+      writeGoValue(out, data.accountMetadata ?? null)
+      return out.ascii(CLOSE)
     }
     case 'REVERTED_TRANSACTION': {
       const transaction = data.transaction
       const reverted = data.revertedTransaction
       const revertedId = data.revertedTransactionID ?? (isJsonObject(reverted) ? reverted.id : undefined)
-      if (!isJsonObject(transaction) || revertedId === undefined) return goValue(data)
-      return `{"revertedTransactionID":${goValue(revertedId)},"transaction":${transactionResume(transaction)}}`
+      if (!isJsonObject(transaction) || revertedId === undefined) return writeGoValue(out, data)
+      out.ascii(REVERTED_ID)
+      writeGoValue(out, revertedId)
+      out.ascii(TRANSACTION)
+      writeTransactionResume(out, transaction)
+      return out.ascii(CLOSE)
     }
     case 'SET_METADATA':
-      return `{"targetType":${goValue(data.targetType ?? '')},"targetId":${goValue(data.targetId ?? null)},"metadata":${goValue(data.metadata ?? null)}}`
+      out.ascii(TARGET_TYPE)
+      writeGoValue(out, data.targetType ?? '')
+      out.ascii(TARGET_ID)
+      writeGoValue(out, data.targetId ?? null)
+      out.ascii(METADATA)
+      writeGoValue(out, data.metadata ?? null)
+      return out.ascii(CLOSE)
     case 'DELETE_METADATA':
-      return `{"targetType":${goValue(data.targetType ?? '')},"targetId":${goValue(data.targetId ?? null)},"key":${goValue(data.key ?? '')}}`
+      out.ascii(TARGET_TYPE)
+      writeGoValue(out, data.targetType ?? '')
+      out.ascii(TARGET_ID)
+      writeGoValue(out, data.targetId ?? null)
+      out.ascii(KEY)
+      writeGoValue(out, data.key ?? '')
+      return out.ascii(CLOSE)
     case 'INSERTED_SCHEMA': {
       const schema = data.schema
-      if (!isJsonObject(schema)) return goValue(data)
-      return `{"schema":${schemaText(schema)}}`
+      if (!isJsonObject(schema)) return writeGoValue(out, data)
+      // Rare (one log per schema): its parts are built as text, then written.
+      out.ascii(SCHEMA)
+      out.utf8(schemaText(schema))
+      return out.ascii(CLOSE)
     }
     default:
-      return goValue(data)
+      return writeGoValue(out, data)
   }
 }
 
@@ -174,58 +262,130 @@ function goRaw(value: Json): string {
   return goValue(value)
 }
 
+const POSTINGS = asciiText('{"postings":')
+const NULL = asciiText('null')
+const TIMESTAMP = asciiText(',"timestamp":')
+const REFERENCE = asciiText(',"reference":')
+const ID = asciiText(',"id":')
+const REVERTED_FALSE = asciiText(',"reverted":false}')
+const ZERO_TIME = asciiText('"0001-01-01T00:00:00Z"')
+
 /** v2's `transactionResume`: `reverted` is never set in the memento, so it is always false. */
-function transactionResume(transaction: { [key: string]: Json }): string {
+function writeTransactionResume(out: JsonBytes, transaction: { [key: string]: Json }): void {
+  out.ascii(POSTINGS)
   const postings = transaction.postings
-  const postingsText = Array.isArray(postings) ? `[${postings.map(postingText).join(',')}]` : 'null'
-  const timestamp = typeof transaction.timestamp === 'string' ? goDate(transaction.timestamp) : '0001-01-01T00:00:00Z'
-  const reference = typeof transaction.reference === 'string' && transaction.reference !== '' ? `,"reference":${goString(transaction.reference)}` : ''
-  return `{"postings":${postingsText},"metadata":${goValue(transaction.metadata ?? null)},"timestamp":${goString(timestamp)}${reference},"id":${goValue(transaction.id ?? 0n)},"reverted":false}`
+  if (Array.isArray(postings)) {
+    out.ascii(OPEN_ARRAY)
+    for (let i = 0; i < postings.length; i++) {
+      if (i > 0) out.ascii(COMMA)
+      writePosting(out, postings[i] as Json)
+    }
+    out.ascii(CLOSE_ARRAY)
+  } else out.ascii(NULL)
+  out.ascii(METADATA)
+  writeGoValue(out, transaction.metadata ?? null)
+  out.ascii(TIMESTAMP)
+  if (typeof transaction.timestamp === 'string') writeGoDate(out, transaction.timestamp)
+  else out.ascii(ZERO_TIME)
+  if (typeof transaction.reference === 'string' && transaction.reference !== '') {
+    out.ascii(REFERENCE)
+    writeGoString(out, transaction.reference)
+  }
+  out.ascii(ID)
+  writeGoValue(out, transaction.id ?? 0n)
+  out.ascii(REVERTED_FALSE)
 }
 
-function postingText(posting: Json): string {
-  if (!isJsonObject(posting)) return goValue(posting)
-  return `{"source":${goValue(posting.source ?? '')},"destination":${goValue(posting.destination ?? '')},"amount":${goValue(posting.amount ?? null)},"asset":${goValue(posting.asset ?? '')}}`
+const SOURCE = asciiText('{"source":')
+const DESTINATION = asciiText(',"destination":')
+const AMOUNT = asciiText(',"amount":')
+const ASSET = asciiText(',"asset":')
+
+function writePosting(out: JsonBytes, posting: Json): void {
+  if (!isJsonObject(posting)) return writeGoValue(out, posting)
+  out.ascii(SOURCE)
+  writeGoValue(out, posting.source ?? '')
+  out.ascii(DESTINATION)
+  writeGoValue(out, posting.destination ?? '')
+  out.ascii(AMOUNT)
+  writeGoValue(out, posting.amount ?? null)
+  out.ascii(ASSET)
+  writeGoValue(out, posting.asset ?? '')
+  out.ascii(CLOSE)
 }
 
 // ---- Go's encoding/json -------------------------------------------------------
 
-/** A generic value as Go encodes `any`: object keys in byte order of their UTF-8. */
+const OPEN_ARRAY = asciiText('[')
+const CLOSE_ARRAY = asciiText(']')
+const OPEN_OBJECT = asciiText('{')
+const COMMA = asciiText(',')
+const COLON = asciiText(':')
+const TRUE = asciiText('true')
+const FALSE = asciiText('false')
+
+/** A generic value as Go encodes `any`, as text (the schema's parts). */
 function goValue(value: Json): string {
+  return textOf((out) => writeGoValue(out, value))
+}
+
+/** A generic value as Go encodes `any`: object keys in byte order of their UTF-8. */
+function writeGoValue(out: JsonBytes, value: Json): void {
   switch (typeof value) {
     case 'string':
-      return goString(value)
+      return writeGoString(out, value)
     case 'bigint':
-      return value.toString()
+      return out.integer(value)
     case 'number':
       if (!Number.isFinite(value)) throw new InvariantViolation('non-finite number in a v2 log')
-      return JSON.stringify(value)
+      return out.raw(JSON.stringify(value))
     case 'boolean':
-      return value ? 'true' : 'false'
+      return out.ascii(value ? TRUE : FALSE)
     case 'object': {
-      if (value === null) return 'null'
-      if (Array.isArray(value)) return `[${value.map(goValue).join(',')}]`
-      const keys = Object.keys(value).sort(compareUtf8)
-      return `{${keys.map((key) => `${goString(key)}:${goValue(value[key] as Json)}`).join(',')}}`
+      if (value === null) return out.ascii(NULL)
+      if (Array.isArray(value)) {
+        out.ascii(OPEN_ARRAY)
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out.ascii(COMMA)
+          writeGoValue(out, value[i] as Json)
+        }
+        return out.ascii(CLOSE_ARRAY)
+      }
+      const keys = Object.keys(value)
+      if (keys.length > 1) keys.sort(compareUtf8)
+      out.ascii(OPEN_OBJECT)
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i] as string
+        if (i > 0) out.ascii(COMMA)
+        writeGoString(out, key)
+        out.ascii(COLON)
+        writeGoValue(out, value[key] as Json)
+      }
+      return out.ascii(CLOSE)
     }
     default:
       throw new InvariantViolation(`value of type ${typeof value} in a v2 log`)
   }
 }
 
+/** `goString`, written: printable ASCII that neither JSON nor Go escapes goes in as it is, checked as it is copied. */
+function writeGoString(out: JsonBytes, text: string): void {
+  if (!out.htmlSafePlainString(text)) out.utf8(goString(text))
+}
+
+function isPlainAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i)
+    if (unit < 0x20 || unit > 0x7e || unit === 0x22 || unit === 0x5c || unit === 0x3c || unit === 0x3e || unit === 0x26) return false
+  }
+  return true
+}
+
 /** JSON.stringify escapes what Go escapes except the HTML-safe set and the JS line separators. */
 export function goString(text: string): string {
   // Most strings the hash sees (addresses, assets, dates, keys) are printable ASCII that
   // neither JSON nor Go escapes: quoted as they are, without the printer and the regex.
-  let plain = true
-  for (let i = 0; i < text.length; i++) {
-    const unit = text.charCodeAt(i)
-    if (unit < 0x20 || unit > 0x7e || unit === 0x22 || unit === 0x5c || unit === 0x3c || unit === 0x3e || unit === 0x26) {
-      plain = false
-      break
-    }
-  }
-  if (plain) return `"${text}"`
+  if (isPlainAscii(text)) return `"${text}"`
   return JSON.stringify(text).replace(/[<>&\u2028\u2029]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
@@ -236,6 +396,30 @@ export function compareUtf8(left: string, right: string): number {
 }
 
 // ---- dates --------------------------------------------------------------------
+
+const QUOTE = asciiText('"')
+const Z_QUOTE = asciiText('Z"')
+
+/** The last date found fixed-width: a log's date and its transaction's timestamp are most often the same text. */
+let lastFixedWidthDate = ''
+
+/** `goDate`, written: a fixed-width UTC date (the form Tally stores) is copied up to its fraction's trailing zeros, without a string. */
+function writeGoDate(out: JsonBytes, text: string): void {
+  if (text !== lastFixedWidthDate) {
+    if (!isFixedWidthDate(text)) return writeGoString(out, goDate(text))
+    lastFixedWidthDate = text
+  }
+  out.ascii(QUOTE)
+  out.checkedAscii(text, fixedWidthDateEnd(text))
+  out.ascii(Z_QUOTE)
+}
+
+/** Where a fixed-width date's Go form stops before its `Z`: trailing zeros of the fraction, and a bare dot, dropped. */
+function fixedWidthDateEnd(text: string): number {
+  let end = text.length - 1
+  while (end > 20 && text.charCodeAt(end - 1) === 0x30) end--
+  return end === 20 ? 19 : end
+}
 
 interface ParsedDate {
   /** `YYYY-MM-DDTHH:MM:SS` in UTC. */
@@ -256,12 +440,8 @@ function parseRfc3339(text: string): ParsedDate | undefined {
 
 /** Go's `time.RFC3339Nano` of a UTC time: the fraction without trailing zeros, none when zero. */
 export function goDate(text: string): string {
-  if (isFixedWidthDate(text)) {
-    // Already UTC with whole seconds at 0–19: only the fraction's trailing zeros (and a bare dot) go.
-    let end = text.length - 1
-    while (end > 20 && text.charCodeAt(end - 1) === 0x30) end--
-    return `${text.slice(0, end === 20 ? 19 : end)}Z`
-  }
+  // Already UTC with whole seconds at 0–19: only the fraction's trailing zeros (and a bare dot) go.
+  if (isFixedWidthDate(text)) return `${text.slice(0, fixedWidthDateEnd(text))}Z`
   const parsed = parseRfc3339(text)
   if (parsed === undefined) throw new InvariantViolation(`not an RFC 3339 date: ${JSON.stringify(text)}`)
   const fraction = parsed.nanos.replace(/0+$/, '')

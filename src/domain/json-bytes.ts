@@ -93,6 +93,37 @@ export class JsonBytes {
     this.offset = offset
   }
 
+  /** The first `end` code units of a text the caller has checked to be printable ASCII (a date it validated): copied without another check. */
+  checkedAscii(text: string, end: number): void {
+    this.reserve(end)
+    const buffer = this.buffer
+    let offset = this.offset
+    for (let i = 0; i < end; i++) buffer[offset++] = text.charCodeAt(i)
+    this.offset = offset
+  }
+
+  /**
+   * A string quoted as it is when it is printable ASCII that neither JSON nor
+   * an HTML-safe encoder (Go's) escapes: no `"`, `\`, `<`, `>`, `&`. Checked
+   * while copied, in one pass; otherwise nothing is written and the answer is
+   * false (the caller escapes it).
+   */
+  htmlSafePlainString(text: string): boolean {
+    const length = text.length
+    this.reserve(length + 2)
+    const buffer = this.buffer
+    let offset = this.offset
+    buffer[offset++] = 0x22
+    for (let i = 0; i < length; i++) {
+      const unit = text.charCodeAt(i)
+      if (unit < 0x20 || unit > 0x7e || unit === 0x22 || unit === 0x5c || unit === 0x3c || unit === 0x3e || unit === 0x26) return false
+      buffer[offset++] = unit
+    }
+    buffer[offset++] = 0x22
+    this.offset = offset
+    return true
+  }
+
   /**
    * A string given as its UTF-8 bytes (`source[start, end)`, well-formed), as
    * `string` quotes it: copied as it is when nothing in it needs escaping
@@ -175,6 +206,11 @@ export class JsonBytes {
   /** Forgets the bytes written since `from` (a print that failed half way). */
   discardFrom(from: number): void {
     if (from < this.offset) this.offset = from
+  }
+
+  /** The bytes written since `from`, not copied: valid only until the next write (a digest read at once). */
+  viewFrom(from: number): Uint8Array {
+    return this.buffer.subarray(from, this.offset)
   }
 
   /** The bytes written since `from` as a string, then forgets them (a caller that wants a string). */

@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseJson } from '../../src/domain/index.ts'
 import type { Json } from '../../src/domain/index.ts'
-import { goDate, goString, importedDate, v2LogHash, v2LogHashText } from '../../src/audit/v2-log-hash.ts'
+import { goDate, goString, importedDate, v2LogHash, v2LogHashText, v2Memento } from '../../src/audit/v2-log-hash.ts'
+import * as stringForm from './v2-log-hash-string-form.ts'
 
 export const HAND_BUILT_FIXTURE = fileURLToPath(new URL('./fixtures/v2-hand-built.jsonl', import.meta.url))
 
@@ -158,4 +159,68 @@ test('goString: the plain-ASCII shortcut quotes exactly as the escaping form (JS
   const text = fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme-ascii' }), fc.array(edges, { maxLength: 8 }).map((parts) => parts.join('')))
   fc.assert(fc.property(text, (value) => assert.equal(goString(value), reference(value))), { numRuns: 2000 })
   for (const value of ['', 'users:1', 'USD/2', '2026-01-01T00:00:00Z', 'a"b', 'a\\b', 'a<b', 'x&y', 'tab\t', '~']) assert.equal(goString(value), reference(value))
+})
+
+test('v2 hash: the byte writer hashes and prints exactly as the string form did, for random logs of every type (property)', () => {
+  // Keys that sort differently by UTF-16 and UTF-8, that Go escapes, and that a plain object would take as its prototype.
+  const oddKey = fc.constantFrom('__proto__', 'constructor', '', 'a<b', 'é', '\ud83d\ude00', '\uffff', '\u2028', '"', '\\', 'k\u0000', 'Z', 'a')
+  const key = fc.oneof(oddKey, fc.string({ unit: 'binary', maxLength: 6 }), fc.string({ unit: 'grapheme-ascii', maxLength: 6 }))
+  const text = fc.oneof(fc.string({ unit: 'binary', maxLength: 12 }), fc.string({ maxLength: 12 }), oddKey)
+  const metadata = fc.array(fc.tuple(key, text), { maxLength: 5 }).map((entries) => Object.fromEntries(entries) as Json)
+  const amount = fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 256n }), fc.constantFrom(0n, 0x7ffffffen, 0x7fffffffn, 0x80000000n, 10n ** 11n, 2n ** 53n + 1n, 10n ** 30n))
+  const address = fc.oneof(fc.constantFrom('world', 'users:1', 'a&b', 'é:1'), fc.string({ unit: 'grapheme-ascii', maxLength: 10 }))
+  const posting = fc.record({ source: address, destination: address, amount, asset: fc.constantFrom('USD/2', 'EUR', 'COIN<1>') })
+  const fixedWidthDate = fc
+    .tuple(fc.bigInt({ min: 0n, max: 253_402_300_799_999_999n }), fc.constantFrom(3, 6))
+    .map(([micros, digits]) => {
+      const base = new Date(Number(micros / 1000n)).toISOString().slice(0, 19)
+      const fraction = String(micros % 1_000_000n).padStart(6, '0').slice(0, digits)
+      return `${base}.${fraction}Z`
+    })
+  // Whole seconds, zero fractions and offsets: the forms that are not Tally's stored form, or that drop the dot.
+  const otherDate = fc.constantFrom('2024-03-01T10:00:00Z', '2024-03-01T10:00:00.000Z', '2024-03-01T10:00:00.000000Z', '2024-03-01T10:00:01.5Z', '2024-03-01T12:00:00.120+02:00', '2023-12-31T23:59:59.999999-05:30', '2024-02-29T00:00:00.100000Z')
+  const date = fc.oneof(fixedWidthDate, otherDate)
+  const transaction = fc.record(
+    {
+      id: fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 64n }), fc.nat()),
+      postings: fc.array(posting, { minLength: 1, maxLength: 4 }),
+      metadata,
+      timestamp: date,
+      reference: fc.oneof(fc.constant(''), text),
+      insertedAt: date,
+      reverted: fc.boolean(),
+    },
+    { requiredKeys: ['id', 'postings', 'metadata', 'timestamp'] },
+  )
+  const accountMetadata = fc.array(fc.tuple(address, metadata), { maxLength: 3 }).map((entries) => Object.fromEntries(entries) as Json)
+  const data = fc.oneof(
+    fc.record({ type: fc.constant('NEW_TRANSACTION'), data: fc.record({ transaction, accountMetadata }) }),
+    fc.record({ type: fc.constant('REVERTED_TRANSACTION'), data: fc.record({ revertedTransactionID: fc.bigInt({ min: 0n, max: 2n ** 64n }), transaction }) }),
+    fc.record({ type: fc.constant('SET_METADATA'), data: fc.record({ targetType: fc.constantFrom('ACCOUNT', 'TRANSACTION'), targetId: fc.oneof(address, fc.bigInt({ min: 0n, max: 2n ** 64n })), metadata }) }),
+    fc.record({ type: fc.constant('DELETE_METADATA'), data: fc.record({ targetType: fc.constantFrom('ACCOUNT', 'TRANSACTION'), targetId: address, key }) }),
+    // Payloads without their type's shape fall back to the generic encoding.
+    fc.record({ type: fc.constantFrom('NEW_TRANSACTION', 'OTHER'), data: fc.oneof(metadata, fc.constant(null), text) }),
+  )
+  const log = fc.record(
+    { entry: data, date, idempotencyKey: fc.oneof(fc.constant(''), text), schemaVersion: fc.oneof(fc.constant(''), text) },
+    { requiredKeys: ['entry', 'date'] },
+  ).map(({ entry, ...rest }) => ({ type: entry.type, data: entry.data as unknown as Json, ...rest }))
+  const previous = fc.oneof(fc.constant(''), fc.base64String({ minLength: 44, maxLength: 44 }))
+  fc.assert(
+    fc.property(previous, log, (previousHash, entry) => {
+      assert.equal(v2LogHashText(entry), stringForm.v2LogHashText(entry))
+      assert.equal(v2Memento(entry.type, entry.data), stringForm.v2Memento(entry.type, entry.data))
+      assert.equal(v2LogHash(previousHash, entry), stringForm.v2LogHash(previousHash, entry))
+    }),
+    { numRuns: 3000 },
+  )
+})
+
+test('v2 hash: a log that cannot be hashed leaves the shared writer as it was: the next hash is unchanged', () => {
+  const log = { type: 'NEW_TRANSACTION', date: '2024-03-01T10:00:00Z', data: { transaction: { id: 1n, postings: [], metadata: {}, timestamp: '2024-03-01T10:00:00Z' } } as unknown as Json }
+  const expected = v2LogHash('', log)
+  assert.throws(() => v2LogHash('x', { ...log, data: { transaction: { id: Number.NaN } } as unknown as Json }))
+  assert.throws(() => v2LogHashText({ ...log, data: { transaction: { id: Number.POSITIVE_INFINITY } } as unknown as Json }))
+  assert.equal(v2LogHash('', log), expected)
+  assert.equal(v2LogHashText(log), stringForm.v2LogHashText(log))
 })

@@ -45,3 +45,22 @@ test('ascii: constant text is copied as raw would write it; anything but printab
   }
   for (const text of ['é', '\n', '\u0000', '\u007f', '😀']) assert.throws(() => asciiText(text), InvariantViolation, JSON.stringify(text))
 })
+
+test('htmlSafePlainString: quotes exactly what JSON.stringify does when it accepts, writes nothing when it refuses (property)', () => {
+  const edges = fc.constantFrom('"', '\\', '<', '>', '&', '\u001f', '\u007f', '\u0080', 'é', '\ud800', ' ', '~', 'a')
+  const text = fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme-ascii' }), fc.array(edges, { maxLength: 6 }).map((parts) => parts.join('')))
+  fc.assert(
+    fc.property(text, (value) => {
+      let accepted = false
+      const written = printed((out) => {
+        out.raw('[')
+        accepted = out.htmlSafePlainString(value)
+        out.raw(']')
+      })
+      const plain = /^[\x20-\x7e]*$/.test(value) && !/["\\<>&]/.test(value)
+      assert.equal(accepted, plain)
+      assert.equal(written, plain ? `[${JSON.stringify(value)}]` : '[]')
+    }),
+    { numRuns: 2000 },
+  )
+})
