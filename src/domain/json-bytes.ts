@@ -76,21 +76,7 @@ export class JsonBytes {
    * and encoded.
    */
   string(text: string): void {
-    const length = text.length
-    this.reserve(length + 2)
-    const buffer = this.buffer
-    let offset = this.offset
-    buffer[offset++] = 0x22
-    for (let i = 0; i < length; i++) {
-      const unit = text.charCodeAt(i)
-      if (unit < 0x20 || unit > 0x7e || unit === 0x22 || unit === 0x5c) {
-        this.utf8(JSON.stringify(text))
-        return
-      }
-      buffer[offset++] = unit
-    }
-    buffer[offset++] = 0x22
-    this.offset = offset
+    if (!this.plainString(text, false)) this.utf8(JSON.stringify(text))
   }
 
   /** The first `end` code units of a text the caller has checked to be printable ASCII (a date it validated): copied without another check. */
@@ -109,6 +95,11 @@ export class JsonBytes {
    * false (the caller escapes it).
    */
   htmlSafePlainString(text: string): boolean {
+    return this.plainString(text, true)
+  }
+
+  /** Quotes `text` if nothing in it needs escaping (with `htmlSafe`, nor `<`, `>`, `&`); false, with nothing written, otherwise. */
+  private plainString(text: string, htmlSafe: boolean): boolean {
     const length = text.length
     this.reserve(length + 2)
     const buffer = this.buffer
@@ -116,7 +107,8 @@ export class JsonBytes {
     buffer[offset++] = 0x22
     for (let i = 0; i < length; i++) {
       const unit = text.charCodeAt(i)
-      if (unit < 0x20 || unit > 0x7e || unit === 0x22 || unit === 0x5c || unit === 0x3c || unit === 0x3e || unit === 0x26) return false
+      if (unit < 0x20 || unit > 0x7e || unit === 0x22 || unit === 0x5c) return false
+      if (htmlSafe && (unit === 0x3c || unit === 0x3e || unit === 0x26)) return false
       buffer[offset++] = unit
     }
     buffer[offset++] = 0x22
