@@ -6,7 +6,7 @@ import { LedgerNode } from '../server/index.ts'
 import { bodyBytesMaxFor, buildApi, transportLimitsDefault } from '../api/index.ts'
 import type { TransportLimits } from '../api/index.ts'
 import { cacheGenerationBytesMaxDefault, cacheRotationThresholdDefault } from '../cache/index.ts'
-import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, checkpointEntriesDefault, loadAuditCheckpointSettings, walRetainBytesDefault, walRetainEntriesDefault } from '../server/index.ts'
+import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, checkpointEntriesDefault, loadAuditCheckpointSettings, loopStallThresholdMsDefault, walRetainBytesDefault, walRetainEntriesDefault } from '../server/index.ts'
 import type { AuditCheckpointSettings } from '../server/index.ts'
 import { linesPerTurn, nodeLogLines, parseLogLevel, prettyLines } from './log-lines.ts'
 import { isIP } from 'node:net'
@@ -18,6 +18,9 @@ import { installStagedSnapshot } from '../cluster/snapshot/index.ts'
 import { forwardWritesToPrimary } from '../cluster/forward.ts'
 import { durabilityModes, validateDurability, type DurabilityMode, type ReplicaId } from '../replication/index.ts'
 import { parsePeerAddress } from '../cluster/peer/index.ts'
+
+/** The stall watch ticks every 20 ms; a lower threshold would log its jitter. */
+const loopStallMsMin = 50
 
 const usage = `Usage: tally serve [options]
 
@@ -52,6 +55,9 @@ Options (each also read from the environment variable shown):
                                                             [TALLY_WAL_RETAIN_BYTES, default ${walRetainBytesDefault / 1024 / 1024 / 1024} GiB]
   --wal-segment-bytes-max B       WAL segment size; recycling drops whole segments
                                                             [TALLY_WAL_SEGMENT_BYTES_MAX, default 64 MiB]
+  --loop-stall-ms MS              an event-loop delay this long is logged (warn) and counted
+                                  as a stall, with what held the loop
+                                                            [TALLY_LOOP_STALL_MS, default ${loopStallThresholdMsDefault}, at least ${loopStallMsMin}]
   --audit-key FILE                sign audit checkpoints with this key, kept outside --data
                                   (tally audit-key makes one)  [TALLY_AUDIT_KEY]
   --audit-checkpoint-entries N    audit entries between two checkpoints
@@ -126,6 +132,8 @@ export interface ServeSettings {
   readonly walRetainEntries?: number
   readonly walRetainBytes?: number
   readonly walSegmentBytesMax?: number
+  /** An event-loop delay this long is logged and counted as a stall (undefined: the default). */
+  readonly loopStallMs?: number
   readonly auditCheckpointFile?: string
   readonly logLevel: string
   readonly tls?: { readonly certFile: string; readonly keyFile: string }
@@ -189,6 +197,7 @@ const integerFlags = {
   'wal-retain-entries': 'TALLY_WAL_RETAIN_ENTRIES',
   'wal-retain-bytes': 'TALLY_WAL_RETAIN_BYTES',
   'wal-segment-bytes-max': 'TALLY_WAL_SEGMENT_BYTES_MAX',
+  'loop-stall-ms': 'TALLY_LOOP_STALL_MS',
 } as const
 type IntegerFlag = keyof typeof integerFlags
 
@@ -275,6 +284,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
     throw new ServeUsageError(`authentication on ${host}, which is not a loopback address, needs TLS (--tls-cert and --tls-key)`)
   }
   const logLevel = given('log-level')
+  const loopStallMs = optionalInteger('loop-stall-ms')
+  // The watch ticks every 20 ms: a threshold near it would report scheduling jitter as stalls.
+  if (loopStallMs !== undefined && loopStallMs < loopStallMsMin) throw new ServeUsageError(`--loop-stall-ms: at least ${loopStallMsMin} ms`)
   const dataFlag = values.data
   const cluster = clusterSettings(given, optionalInteger)
   return {
@@ -295,6 +307,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
     ...(optionalInteger('wal-retain-entries') === undefined ? {} : { walRetainEntries: optionalInteger('wal-retain-entries') as number }),
     ...(optionalInteger('wal-retain-bytes') === undefined ? {} : { walRetainBytes: optionalInteger('wal-retain-bytes') as number }),
     ...(optionalInteger('wal-segment-bytes-max') === undefined ? {} : { walSegmentBytesMax: optionalInteger('wal-segment-bytes-max') as number }),
+    ...(loopStallMs === undefined ? {} : { loopStallMs }),
     ...(auditFile === undefined ? {} : { auditCheckpointFile: path.resolve(auditFile.value) }),
     logLevel: logLevelOf(logLevel?.value ?? 'info'),
   }
@@ -629,6 +642,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       bulkElementsMax: settings.bulkElementsMax,
       bodyBytesMax: settings.bodyBytesMax,
       transport: settings.transport,
+      ...(settings.loopStallMs === undefined ? {} : { loopStallThresholdMs: settings.loopStallMs }),
       logger: { level: settings.logLevel, stream: logStream },
       ...security,
     })

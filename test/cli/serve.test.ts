@@ -161,3 +161,20 @@ test('startup failures are classified from the error and its causes, whoever run
   ]
   for (const [error, pattern] of cases) assert.match(describeStartupFailure(error, settings), pattern)
 })
+
+test('tally serve --loop-stall-ms reaches the event-loop stall watch', async () => {
+  const temp = tempDirectory('tally-serve-stall-')
+  let server: ServerProcess | undefined
+  try {
+    server = await spawnTally({ dataDirectory: path.join(temp.directory, 'data'), args: ['--loop-stall-ms', '250'] })
+    const line = server
+      .stderr()
+      .split('\n')
+      .find((text) => text.includes('event-loop stall watch on'))
+    assert.ok(line !== undefined, server.stderr())
+    assert.equal((JSON.parse(line) as { thresholdMs?: number }).thresholdMs, 250)
+  } finally {
+    if (server !== undefined) await killTally(server, 'SIGTERM')
+    temp.remove()
+  }
+})
