@@ -4,7 +4,7 @@ import type { AuditEntry, AuditHead } from '../audit/index.ts'
 import type { CacheSettings } from '../cache/index.ts'
 import { AttributeCache } from '../cache/index.ts'
 import type { CoverageEntry, PlannedOrder, Proposal, ProposalResult } from '../fsm/index.ts'
-import { LedgerStateMachine, WriteBatch, cacheSettingsFromJson, coverageIndexesOf, coverageSeed, encodeCacheState } from '../fsm/index.ts'
+import { LedgerStateMachine, WriteBatch, cacheSettingsFromJson, coverageSeed, encodeCacheState, planCoverage } from '../fsm/index.ts'
 import type { KnownValue, ProposedOrder } from '../orders/index.ts'
 import { planRound } from '../admission/index.ts'
 import { MetaKey, Zone, auditRowKey, metaKey } from '../store/index.ts'
@@ -119,19 +119,12 @@ export class Replayer {
     const proposed = entry.orders as unknown as ProposedOrder[]
     const outcomes = entry.outcome as unknown as { status?: string; code?: string }[]
     const perOrderKeys = this.keysOf(proposed, outcomes, entry.date)
-    const coverage: CoverageEntry[] = []
-    const position = new Map<CanonicalKey, number>()
-    for (const keys of perOrderKeys) {
-      for (const key of keys) {
-        if (position.has(key)) continue
-        position.set(key, coverage.length)
-        const row = this.attributes.get(key)
-        coverage.push({ key, seed: coverageSeed(row) })
-      }
-    }
+    // Every key once, in the order the orders first name it (admission's plan), seeded with its row.
+    const plan = planCoverage(perOrderKeys)
+    const coverage: CoverageEntry[] = plan.keys.map((key) => ({ key, seed: coverageSeed(this.attributes.get(key)) }))
     const orders: PlannedOrder[] = proposed.map((order, i) => ({
       ...order,
-      coverageIndexes: coverageIndexesOf(perOrderKeys[i] as CanonicalKey[], position),
+      coverageIndexes: plan.coverageIndexes[i] as number[],
     }))
     return {
       id: entry.proposalId,

@@ -3,4 +3,4 @@ export type { OrderResult, OrderFailure, ProposalResult, StateMachineOptions } f
 export { WriteBatch } from './write-batch.ts'
 export { CoverageMiss, GatedScope } from './gated-scope.ts'
 export type { Proposal, CoverageEntry, CoveragePlan, PlannedOrder } from './proposal.ts'
-export { encodeProposal, packProposalOrders, decodeProposal, coverageSeed, coverageIndexesOf, planCoverage, cacheSettingsFromJson, cacheSettingsToJson, WAL_TYPE_PROPOSAL, proposalOrdersMax } from './proposal.ts'
+export { encodeProposal, packProposalOrders, decodeProposal, coverageSeed, planCoverage, cacheSettingsFromJson, cacheSettingsToJson, WAL_TYPE_PROPOSAL, proposalOrdersMax } from './proposal.ts'

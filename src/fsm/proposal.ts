@@ -128,17 +128,6 @@ function seedFromText(entry: CoverageEntry): CoverageEntry {
   return { key: entry.key, seed: Buffer.from(seed, 'base64') }
 }
 
-/** Positions of `keys` in the plan, ascending, each once. */
-export function coverageIndexesOf(keys: Iterable<CanonicalKey>, position: ReadonlyMap<CanonicalKey, number>): number[] {
-  const indexes: number[] = []
-  for (const key of keys) {
-    const index = position.get(key)
-    invariant(index !== undefined, () => `key ${JSON.stringify(key)} is not in the plan`)
-    indexes.push(index)
-  }
-  return ascendingOnce(indexes)
-}
-
 /** A proposal's plan positions: every key once, in the order the orders first name it. */
 export interface CoveragePlan {
   readonly keys: readonly CanonicalKey[]
@@ -148,8 +137,8 @@ export interface CoveragePlan {
 
 /**
  * The plan's keys and each order's coverage positions, in one pass over the
- * orders' keys (one map of positions for the proposal): the same as the
- * keys' first occurrences in order and `coverageIndexesOf` per order.
+ * orders' keys (one map of positions for the proposal): admission, the
+ * check's replay and the simulator plan with it alike.
  */
 export function planCoverage(perOrderKeys: readonly (readonly CanonicalKey[])[]): CoveragePlan {
   const keys: CanonicalKey[] = []

@@ -17,7 +17,7 @@ import type { AccountAddress, Asset, AttributeValue, CanonicalKey, LedgerName } 
 import { decodeAttribute, emptyKeyed, keyedFrom, kindOf, ledgerKey } from '../domain/index.ts'
 import type { AttributeCache, CacheSettings } from '../cache/index.ts'
 import type { CoverageEntry, Proposal } from '../fsm/index.ts'
-import { coverageIndexesOf, coverageSeed, encodeProposal } from '../fsm/index.ts'
+import { coverageSeed, encodeProposal, planCoverage } from '../fsm/index.ts'
 import type { CreateTransaction, KnownValue, Order, ProposedOrder } from '../orders/index.ts'
 import { planRound } from '../admission/speculation.ts'
 import { attributeRowKey } from '../store/layout.ts'
@@ -127,15 +127,14 @@ export function simulatedProposal(view: PlanningView, value: number, index: numb
   }
   const drawn = draw(value, lookup(ledgerKey(simLedgerName)) !== null)
   const planned = planRound(drawn.orders, date, lookup)
-  const perOrderKeys = planned.map((needs) => needs.keys)
-  const allKeys = [...new Set(perOrderKeys.flat())]
+  const plan = planCoverage(planned.map((needs) => needs.keys))
+  const allKeys = plan.keys
   const horizonExceeded = allKeys.some((key) => view.cache.check(key, index) === 'unreachable')
   const coverage: CoverageEntry[] = allKeys.map((key) => {
     if (!horizonExceeded && view.cache.check(key, index) === 'hit') return { key }
     const row = view.read(attributeRowKey(key))
     return { key, seed: coverageSeed(row) }
   })
-  const position = new Map(coverage.map((entry, i) => [entry.key, i]))
   const proposal: Proposal = {
     id,
     date,
@@ -147,7 +146,7 @@ export function simulatedProposal(view: PlanningView, value: number, index: numb
     orders: drawn.orders.map((proposed, i) => ({
       ...proposed,
       order: (planned[i] as { order: Order }).order,
-      coverageIndexes: coverageIndexesOf(perOrderKeys[i] as CanonicalKey[], position),
+      coverageIndexes: plan.coverageIndexes[i] as number[],
     })),
     atomic: drawn.atomic,
     continueOnFailure: drawn.continueOnFailure,
