@@ -36,8 +36,27 @@ export class JsonBytes {
   private buffer: Buffer
   private offset = 0
 
-  constructor(initialBytes = 16 * 1024) {
+  /**
+   * The writers are long-lived and shared (answers, the v2 log hash): one
+   * large print grows the buffer, and emptying it gives the room back past
+   * `keptBytesMax`, so a 16 MiB answer is not held for the process's life.
+   */
+  constructor(
+    private readonly initialBytes = 16 * 1024,
+    private readonly keptBytesMax = 1024 * 1024,
+  ) {
     this.buffer = Buffer.allocUnsafe(initialBytes)
+  }
+
+  /** The buffer's size: what the writer holds now, written or not. */
+  get capacity(): number {
+    return this.buffer.length
+  }
+
+  /** Called when the writer is empty again. */
+  private emptied(): void {
+    this.offset = 0
+    if (this.buffer.length > this.keptBytesMax) this.buffer = Buffer.allocUnsafe(this.initialBytes)
   }
 
   /** Bytes written since the last `take`. */
@@ -197,7 +216,8 @@ export class JsonBytes {
 
   /** Forgets the bytes written since `from` (a print that failed half way). */
   discardFrom(from: number): void {
-    if (from < this.offset) this.offset = from
+    if (from <= 0) this.emptied()
+    else if (from < this.offset) this.offset = from
   }
 
   /** The bytes written since `from`, not copied: valid only until the next write (a digest read at once). */
@@ -208,7 +228,8 @@ export class JsonBytes {
   /** The bytes written since `from` as a string, then forgets them (a caller that wants a string). */
   takeStringFrom(from: number): string {
     const text = this.buffer.toString('utf8', from, this.offset)
-    this.offset = from
+    if (from <= 0) this.emptied()
+    else this.offset = from
     return text
   }
 
@@ -216,7 +237,7 @@ export class JsonBytes {
   take(): Buffer {
     const bytes = Buffer.allocUnsafe(this.offset)
     this.buffer.copy(bytes, 0, 0, this.offset)
-    this.offset = 0
+    this.emptied()
     return bytes
   }
 }

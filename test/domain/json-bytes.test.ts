@@ -64,3 +64,33 @@ test('htmlSafePlainString: quotes exactly what JSON.stringify does when it accep
     { numRuns: 2000 },
   )
 })
+
+test('a writer emptied after a large print gives its room back past keptBytesMax, and keeps a smaller buffer', () => {
+  const large = 'x'.repeat(3000)
+  const emptyings: [string, (out: JsonBytes) => void][] = [
+    ['take', (out) => void out.take()],
+    ['discardFrom(0)', (out) => out.discardFrom(0)],
+    ['takeStringFrom(0)', (out) => void out.takeStringFrom(0)],
+  ]
+  for (const [name, empty] of emptyings) {
+    const out = new JsonBytes(256, 1024)
+    out.string(large)
+    assert.ok(out.capacity > 1024, `${name}: the buffer grew`)
+    empty(out)
+    assert.equal(out.length, 0, name)
+    assert.equal(out.capacity, 256, `${name}: room given back`)
+    out.string('small')
+    assert.equal(out.take().toString(), '"small"', `${name}: still writes`)
+  }
+  const kept = new JsonBytes(256, 1024 * 1024)
+  kept.string(large)
+  const grown = kept.capacity
+  kept.take()
+  assert.equal(kept.capacity, grown, 'under the bound the buffer is kept (no churn)')
+  const nested = new JsonBytes(256, 1024)
+  nested.string('head')
+  const from = nested.length
+  nested.string(large)
+  nested.discardFrom(from)
+  assert.equal(nested.take().toString(), '"head"', 'discarding a nested print keeps what came before it')
+})
