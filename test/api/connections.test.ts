@@ -111,7 +111,8 @@ async function slowApp(limits: Partial<TransportLimits>) {
     return503OnClosing: false,
     clientErrorHandler: clientErrorHandler(settings),
   })
-  new ConnectionTracker(settings).attach(app)
+  const tracker = new ConnectionTracker(settings)
+  tracker.attach(app)
   app.setErrorHandler(errorHandler)
   let started = 0
   let release: () => void = () => {}
@@ -126,7 +127,7 @@ async function slowApp(limits: Partial<TransportLimits>) {
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()
   assert.ok(address !== null && typeof address === 'object')
-  return { app, port: address.port, started: () => started, release }
+  return { app, port: address.port, started: () => started, release, tracker }
 }
 
 test('shutdown lets a request being handled finish (a write in flight drains) and closes a stalled body at once', async () => {
@@ -161,6 +162,31 @@ test('shutdown cuts a request still being handled after the grace bound', async 
     const closing = app.close()
     assert.equal(await within(busy.closed, 10_000), 'settled', 'connection cut after the grace bound')
     release()
+    assert.equal(await within(closing, 10_000), 'settled')
+  } finally {
+    busy.socket.destroy()
+    release()
+    await app.close()
+  }
+})
+
+test('an answer sent once shutdown began says Connection: close, and a request pipelined behind it never runs', async () => {
+  const { app, port, started, release, tracker } = await slowApp({ shutdownGraceMs: 60_000 })
+  const busy = await connect(port)
+  try {
+    busy.write('POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}')
+    await eventually(() => started() === 1, 'the handler started')
+    const closing = app.close()
+    await eventually(() => tracker.isClosing, 'shutdown began')
+    // Read only after shutdown began: the connection ends with the first answer, so this one is never
+    // handled (the onRequest refusal covers a request parsed in that window; no socket test reaches it).
+    busy.write('POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}')
+    release()
+    assert.equal(await within(busy.closed, 10_000), 'settled', 'the connection is closed after the first answer')
+    assert.match(busy.received(), /^HTTP\/1\.1 200 /)
+    assert.match(busy.received(), /\r\nconnection: close\r\n/i, 'the answer sent while closing says so')
+    assert.doesNotMatch(busy.received(), /"done":true[\s\S]*HTTP\/1\.1 200 /, 'no second success')
+    assert.equal(started(), 1, 'the request that came during shutdown never ran its handler')
     assert.equal(await within(closing, 10_000), 'settled')
   } finally {
     busy.socket.destroy()
