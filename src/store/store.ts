@@ -63,6 +63,49 @@ export interface BatchedRangeOptions extends RangeOptions {
   readonly batchBytes: number
   /** Read the next batch while the caller handles this one (default true). */
   readonly readAhead?: boolean
+  /**
+   * At most this many rows in the first batch, each later batch twice the
+   * one before (up to 1 000): for a reader that may stop early (a filtered
+   * page), so it reads little past the rows it uses. Default: 1 000 from the
+   * first batch.
+   */
+  readonly firstBatchRows?: number
+}
+
+/** Bytes per batch of a scan that reads a whole range (a count, an aggregate, the cache restore): the size export and check read in. */
+export const scanBatchBytes = 1024 * 1024
+
+/** The scan batches of a reader: `rangeBatches` where it has one, else its `range` rows grouped by `batchBytes`. */
+export function rangeBatchesOf(reader: StoreReader & Partial<BatchedRangeReader>, options: BatchedRangeOptions): AsyncIterable<readonly [Buffer, Buffer][]> {
+  return reader.rangeBatches === undefined ? groupedRows(reader.range(options), options) : reader.rangeBatches(options)
+}
+
+/**
+ * Rows grouped into batches as `rangeBatches` bounds them (bytes first, one
+ * row more at most; `firstBatchRows` doubling), for readers whose rows are
+ * already in memory or that only serve `range` (test doubles, the simulator).
+ */
+export async function* groupedRows(rows: AsyncIterable<[Buffer, Buffer]>, options: BatchedRangeOptions): AsyncIterable<readonly [Buffer, Buffer][]> {
+  let rowsMax = batchRowsFirst(options)
+  let batch: [Buffer, Buffer][] = []
+  let bytes = 0
+  for await (const row of rows) {
+    batch.push(row)
+    bytes += row[0].length + row[1].length
+    if (bytes >= options.batchBytes || batch.length >= rowsMax) {
+      yield batch
+      batch = []
+      bytes = 0
+      rowsMax = Math.min(rowsMax * 2, rangeBatchRowsMax)
+    }
+  }
+  if (batch.length > 0) yield batch
+}
+
+function batchRowsFirst(options: BatchedRangeOptions): number {
+  const first = options.firstBatchRows ?? rangeBatchRowsMax
+  invariant(Number.isSafeInteger(first) && first >= 1, () => `a first range batch of ${first} rows`)
+  return Math.min(first, rangeBatchRowsMax)
 }
 
 /** Reads: admission's loads and the API's views. Never used by the FSM. */
@@ -332,7 +375,12 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
       // Binding-specific (abstract-level passes unknown options through).
       highWaterMarkBytes: batchBytes,
     } as object)
-    const read = () => iterator.nextv(rangeBatchRowsMax) as Promise<[Buffer, Buffer][]>
+    let rowsMax = batchRowsFirst(options)
+    const read = () => {
+      const reading = iterator.nextv(rowsMax) as Promise<[Buffer, Buffer][]>
+      rowsMax = Math.min(rowsMax * 2, rangeBatchRowsMax)
+      return reading
+    }
     let next: Promise<[Buffer, Buffer][]> | undefined
     try {
       next = read()
