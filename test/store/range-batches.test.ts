@@ -73,6 +73,10 @@ test('rangeBatches with firstBatchRows: a small first batch, each next one twice
     assert.deepEqual(native.sizes.slice(0, 10), [3, 6, 12, 24, 48, 96, 192, 384, 768, 1000])
     assert.equal(native.sizes.reduce((sum, size) => sum + size, 0), 5000)
     assert.deepEqual(native.seen, written.map(({ key }) => key.toString('hex')))
+    // Reading ahead after the first batch (read on the JavaScript thread) changes nothing of what is read.
+    assert.deepEqual(await read(store.rangeBatches({ ...options, readAhead: true })), native)
+    // A range that fits in the first batch: one batch, the iterator closed.
+    assert.deepEqual((await read(store.rangeBatches({ ...options, lt: written[2]?.key }))).sizes, [2])
     // A reader without rangeBatches (a test double, the simulator): its range rows grouped the same way.
     const plain = { get: store.get.bind(store), getMany: store.getMany.bind(store), range: store.range.bind(store) }
     assert.deepEqual(await read(rangeBatchesOf(plain, options)), native)
