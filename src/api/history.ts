@@ -30,18 +30,19 @@ interface AccountMoves {
 
 /**
  * The account's by-account index rows in insertion (id) order, each with its
- * transaction id. Read in batches on the thread pool, not one promise per row:
- * small at first (most accounts hold a few rows, and `volumesInsertedBy` stops
- * at its date), doubling for an account with a long history.
+ * transaction id, a batch at a time (no promise per row). Read on the thread
+ * pool, but the first 64 rows at once on the JavaScript thread: most accounts
+ * hold a few rows, and `volumesInsertedBy` stops at its date; the batches
+ * double for an account with a long history.
  */
-async function* accountMoves(store: HistoryReader, ledger: LedgerName, account: string): AsyncGenerator<{ id: bigint; row: AccountMoves }> {
+async function* accountMoves(store: HistoryReader, ledger: LedgerName, account: string): AsyncGenerator<{ id: bigint; row: AccountMoves }[]> {
   const prefix = accountTransactionsPrefix(ledger, account)
   const batches = rangeBatchesOf(store, { gte: prefix, lt: prefixEnd(prefix), batchBytes: scanBatchBytes, firstBatchRows: accountMovesFirstBatchRows, readAhead: false })
   for await (const rows of batches) {
-    for (const [key, value] of rows) {
+    yield rows.map(([key, value]) => {
       invariant(key.length === prefix.length + 8, 'a by-account index key ends with the transaction id')
-      yield { id: key.readBigUInt64BE(prefix.length), row: decodeIndexRow(value) as unknown as AccountMoves }
-    }
+      return { id: key.readBigUInt64BE(prefix.length), row: decodeIndexRow(value) as unknown as AccountMoves }
+    })
   }
 }
 
@@ -60,13 +61,15 @@ export async function effectiveVolumes(store: HistoryReader, ledger: LedgerName,
   const until = pit === undefined ? undefined : fixedWidthInstant(pit)
   const since = from === undefined ? undefined : fixedWidthInstant(from)
   const volumes: VolumesByAsset = new Map()
-  for await (const { row } of accountMoves(store, ledger, account)) {
-    if (until !== undefined || since !== undefined) {
-      const timestamp = fixedWidthInstant(row.timestamp)
-      if (until !== undefined && timestamp > until) continue
-      if (since !== undefined && timestamp < since) continue
+  for await (const moves of accountMoves(store, ledger, account)) {
+    for (const { row } of moves) {
+      if (until !== undefined || since !== undefined) {
+        const timestamp = fixedWidthInstant(row.timestamp)
+        if (until !== undefined && timestamp > until) continue
+        if (since !== undefined && timestamp < since) continue
+      }
+      for (const [asset, moved] of ownEntries(row.volumes)) add(volumes, asset, moved.input, moved.output)
     }
-    for (const [asset, moved] of ownEntries(row.volumes)) add(volumes, asset, moved.input, moved.output)
   }
   return volumes
 }
@@ -74,11 +77,13 @@ export async function effectiveVolumes(store: HistoryReader, ledger: LedgerName,
 /** Volumes of an account as inserted up to `pit` (insertion date), from the by-account index. */
 export async function volumesInsertedBy(store: HistoryReader, ledger: LedgerName, account: string, pit: string | undefined, from?: string): Promise<VolumesByAsset> {
   const volumes: VolumesByAsset = new Map()
-  for await (const { row } of accountMoves(store, ledger, account)) {
-    const insertedAt = fixedWidthInstant(row.insertedAt)
-    if (pit !== undefined && insertedAt > fixedWidthInstant(pit)) break // insertion order: nothing later qualifies
-    if (from !== undefined && insertedAt < fixedWidthInstant(from)) continue
-    for (const [asset, moved] of ownEntries(row.volumes)) add(volumes, asset, moved.input, moved.output)
+  for await (const moves of accountMoves(store, ledger, account)) {
+    for (const { row } of moves) {
+      const insertedAt = fixedWidthInstant(row.insertedAt)
+      if (pit !== undefined && insertedAt > fixedWidthInstant(pit)) return volumes // insertion order: nothing later qualifies
+      if (from !== undefined && insertedAt < fixedWidthInstant(from)) continue
+      for (const [asset, moved] of ownEntries(row.volumes)) add(volumes, asset, moved.input, moved.output)
+    }
   }
   return volumes
 }
@@ -102,10 +107,12 @@ export async function transactionEffectiveVolumes(
   const post: AggregatedVolumes = emptyKeyed()
   for (const [account, assets] of own) {
     const before: VolumesByAsset = new Map()
-    for await (const { id, row } of accountMoves(store, ledger, account)) {
-      const timestamp = fixedWidthInstant(row.timestamp)
-      if (timestamp > at || (timestamp === at && id >= transaction.id)) continue
-      for (const [asset, moved] of ownEntries(row.volumes)) if (assets.has(asset)) add(before, asset, moved.input, moved.output)
+    for await (const moves of accountMoves(store, ledger, account)) {
+      for (const { id, row } of moves) {
+        const timestamp = fixedWidthInstant(row.timestamp)
+        if (timestamp > at || (timestamp === at && id >= transaction.id)) continue
+        for (const [asset, moved] of ownEntries(row.volumes)) if (assets.has(asset)) add(before, asset, moved.input, moved.output)
+      }
     }
     for (const [asset, moved] of assets) {
       const { input, output } = before.get(asset) ?? { input: 0n, output: 0n }
