@@ -3,7 +3,7 @@ import { accountPrefix, emptyKeyed, validationError } from '../domain/index.ts'
 import type { Filter } from '../query/index.ts'
 import { addressPrefix, matches } from '../query/index.ts'
 import type { Store } from '../store/index.ts'
-import { attributeRowKey, prefixEnd } from '../store/index.ts'
+import { attributeRowKey, prefixEnd, scanBatchBytes } from '../store/index.ts'
 import type { VolumesByAsset } from './history.ts'
 import { effectiveVolumes, volumesInsertedBy } from './history.ts'
 import type { Page, PageRequest } from './paging.ts'
@@ -74,19 +74,22 @@ export async function listVolumes(
   const start = filter === undefined ? undefined : addressPrefix(filter)
   const gte = start === undefined ? prefix : Buffer.concat([prefix, Buffer.from(start, 'utf8')])
   const groups = new Map<string, Map<string, { input: bigint; output: bigint }>>()
-  for await (const [, value] of store.range({ gte, lt: prefixEnd(gte) })) {
-    const account = decodeAccount(value)
-    const volumes: VolumesByAsset = query.insertionDate
-      ? await volumesInsertedBy(store, ledger, account.address, query.endTime, query.startTime)
-      : await effectiveVolumes(store, ledger, account.address, query.endTime, query.startTime)
-    for (const [asset, moved] of volumes) {
-      const row = { address: account.address, asset, balance: moved.input - moved.output, metadata: account.metadata, firstUsage: account.firstUsage }
-      if (filter !== undefined && !matches(filter, row)) continue
-      const group = query.groupBy === 0 ? account.address : account.address.split(':').slice(0, query.groupBy).join(':')
-      let byAsset = groups.get(group)
-      if (byAsset === undefined) groups.set(group, (byAsset = new Map()))
-      const total = byAsset.get(asset) ?? { input: 0n, output: 0n }
-      byAsset.set(asset, { input: total.input + moved.input, output: total.output + moved.output })
+  // Every account row of the range: batches read on the thread pool, not one promise per row.
+  for await (const rows of store.rangeBatches({ gte, lt: prefixEnd(gte), batchBytes: scanBatchBytes })) {
+    for (const [, value] of rows) {
+      const account = decodeAccount(value)
+      const volumes: VolumesByAsset = query.insertionDate
+        ? await volumesInsertedBy(store, ledger, account.address, query.endTime, query.startTime)
+        : await effectiveVolumes(store, ledger, account.address, query.endTime, query.startTime)
+      for (const [asset, moved] of volumes) {
+        const row = { address: account.address, asset, balance: moved.input - moved.output, metadata: account.metadata, firstUsage: account.firstUsage }
+        if (filter !== undefined && !matches(filter, row)) continue
+        const group = query.groupBy === 0 ? account.address : account.address.split(':').slice(0, query.groupBy).join(':')
+        let byAsset = groups.get(group)
+        if (byAsset === undefined) groups.set(group, (byAsset = new Map()))
+        const total = byAsset.get(asset) ?? { input: 0n, output: 0n }
+        byAsset.set(asset, { input: total.input + moved.input, output: total.output + moved.output })
+      }
     }
   }
   const listPrefix = Buffer.from('volumes\u0000', 'utf8')

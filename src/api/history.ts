@@ -1,7 +1,7 @@
 import type { AggregatedVolumes, Json, LedgerName, Posting, TransactionRecord } from '../domain/index.ts'
 import { emptyKeyed, invariant, keyedChild, ownEntries } from '../domain/index.ts'
-import type { StoreReader } from '../store/index.ts'
-import { accountTransactionsPrefix, decodeIndexRow, fixedWidthInstant, prefixEnd } from '../store/index.ts'
+import type { BatchedRangeReader, StoreReader } from '../store/index.ts'
+import { accountTransactionsPrefix, decodeIndexRow, fixedWidthInstant, prefixEnd, rangeBatchesOf, scanBatchBytes } from '../store/index.ts'
 
 /** Volumes per asset: `{asset: {input, output}}`, summed from index rows. */
 export type VolumesByAsset = Map<string, { input: bigint; output: bigint }>
@@ -28,14 +28,28 @@ interface AccountMoves {
   readonly volumes: Record<string, { input: bigint; output: bigint }>
 }
 
-/** The account's by-account index rows in insertion (id) order, each with its transaction id. */
-async function* accountMoves(store: StoreReader, ledger: LedgerName, account: string): AsyncGenerator<{ id: bigint; row: AccountMoves }> {
+/**
+ * The account's by-account index rows in insertion (id) order, each with its
+ * transaction id, a batch at a time (no promise per row). Read on the thread
+ * pool, but the first 64 rows at once on the JavaScript thread: most accounts
+ * hold a few rows, and `volumesInsertedBy` stops at its date; the batches
+ * double for an account with a long history.
+ */
+async function* accountMoves(store: HistoryReader, ledger: LedgerName, account: string): AsyncGenerator<{ id: bigint; row: AccountMoves }[]> {
   const prefix = accountTransactionsPrefix(ledger, account)
-  for await (const [key, value] of store.range({ gte: prefix, lt: prefixEnd(prefix) })) {
-    invariant(key.length === prefix.length + 8, 'a by-account index key ends with the transaction id')
-    yield { id: key.readBigUInt64BE(prefix.length), row: decodeIndexRow(value) as unknown as AccountMoves }
+  const batches = rangeBatchesOf(store, { gte: prefix, lt: prefixEnd(prefix), batchBytes: scanBatchBytes, firstBatchRows: accountMovesFirstBatchRows, readAhead: false })
+  for await (const rows of batches) {
+    yield rows.map(([key, value]) => {
+      invariant(key.length === prefix.length + 8, 'a by-account index key ends with the transaction id')
+      return { id: key.readBigUInt64BE(prefix.length), row: decodeIndexRow(value) as unknown as AccountMoves }
+    })
   }
 }
+
+const accountMovesFirstBatchRows = 64
+
+/** What the history reads: ranges, in batches where the store reads them so. */
+export type HistoryReader = StoreReader & Partial<BatchedRangeReader>
 
 /**
  * Effective volumes of an account: the moves of every transaction whose
@@ -43,29 +57,33 @@ async function* accountMoves(store: StoreReader, ledger: LedgerName, account: st
  * they were inserted in. A sum over the account's by-account index rows,
  * filtered by their effective date (a sum needs no order).
  */
-export async function effectiveVolumes(store: StoreReader, ledger: LedgerName, account: string, pit?: string, from?: string): Promise<VolumesByAsset> {
+export async function effectiveVolumes(store: HistoryReader, ledger: LedgerName, account: string, pit?: string, from?: string): Promise<VolumesByAsset> {
   const until = pit === undefined ? undefined : fixedWidthInstant(pit)
   const since = from === undefined ? undefined : fixedWidthInstant(from)
   const volumes: VolumesByAsset = new Map()
-  for await (const { row } of accountMoves(store, ledger, account)) {
-    if (until !== undefined || since !== undefined) {
-      const timestamp = fixedWidthInstant(row.timestamp)
-      if (until !== undefined && timestamp > until) continue
-      if (since !== undefined && timestamp < since) continue
+  for await (const moves of accountMoves(store, ledger, account)) {
+    for (const { row } of moves) {
+      if (until !== undefined || since !== undefined) {
+        const timestamp = fixedWidthInstant(row.timestamp)
+        if (until !== undefined && timestamp > until) continue
+        if (since !== undefined && timestamp < since) continue
+      }
+      for (const [asset, moved] of ownEntries(row.volumes)) add(volumes, asset, moved.input, moved.output)
     }
-    for (const [asset, moved] of ownEntries(row.volumes)) add(volumes, asset, moved.input, moved.output)
   }
   return volumes
 }
 
 /** Volumes of an account as inserted up to `pit` (insertion date), from the by-account index. */
-export async function volumesInsertedBy(store: StoreReader, ledger: LedgerName, account: string, pit: string | undefined, from?: string): Promise<VolumesByAsset> {
+export async function volumesInsertedBy(store: HistoryReader, ledger: LedgerName, account: string, pit: string | undefined, from?: string): Promise<VolumesByAsset> {
   const volumes: VolumesByAsset = new Map()
-  for await (const { row } of accountMoves(store, ledger, account)) {
-    const insertedAt = fixedWidthInstant(row.insertedAt)
-    if (pit !== undefined && insertedAt > fixedWidthInstant(pit)) break // insertion order: nothing later qualifies
-    if (from !== undefined && insertedAt < fixedWidthInstant(from)) continue
-    for (const [asset, moved] of ownEntries(row.volumes)) add(volumes, asset, moved.input, moved.output)
+  for await (const moves of accountMoves(store, ledger, account)) {
+    for (const { row } of moves) {
+      const insertedAt = fixedWidthInstant(row.insertedAt)
+      if (pit !== undefined && insertedAt > fixedWidthInstant(pit)) return volumes // insertion order: nothing later qualifies
+      if (from !== undefined && insertedAt < fixedWidthInstant(from)) continue
+      for (const [asset, moved] of ownEntries(row.volumes)) add(volumes, asset, moved.input, moved.output)
+    }
   }
   return volumes
 }
@@ -78,7 +96,7 @@ export async function volumesInsertedBy(store: StoreReader, ledger: LedgerName, 
  * of each touched account's by-account rows, keeping those ordered before it.
  */
 export async function transactionEffectiveVolumes(
-  store: StoreReader,
+  store: HistoryReader,
   ledger: LedgerName,
   transaction: TransactionRecord,
 ): Promise<{ pre: AggregatedVolumes; post: AggregatedVolumes }> {
@@ -89,10 +107,12 @@ export async function transactionEffectiveVolumes(
   const post: AggregatedVolumes = emptyKeyed()
   for (const [account, assets] of own) {
     const before: VolumesByAsset = new Map()
-    for await (const { id, row } of accountMoves(store, ledger, account)) {
-      const timestamp = fixedWidthInstant(row.timestamp)
-      if (timestamp > at || (timestamp === at && id >= transaction.id)) continue
-      for (const [asset, moved] of ownEntries(row.volumes)) if (assets.has(asset)) add(before, asset, moved.input, moved.output)
+    for await (const moves of accountMoves(store, ledger, account)) {
+      for (const { id, row } of moves) {
+        const timestamp = fixedWidthInstant(row.timestamp)
+        if (timestamp > at || (timestamp === at && id >= transaction.id)) continue
+        for (const [asset, moved] of ownEntries(row.volumes)) if (assets.has(asset)) add(before, asset, moved.input, moved.output)
+      }
     }
     for (const [asset, moved] of assets) {
       const { input, output } = before.get(asset) ?? { input: 0n, output: 0n }

@@ -1,6 +1,6 @@
 import { createHmac, hash, timingSafeEqual } from 'node:crypto'
-import type { ShortReader, StoreReader } from '../store/index.ts'
-import { prefixEnd, shortRangeRowsMax } from '../store/index.ts'
+import type { BatchedRangeReader, ShortReader, StoreReader } from '../store/index.ts'
+import { prefixEnd, rangeBatchesOf, scanBatchBytes, shortRangeRowsMax } from '../store/index.ts'
 import { validationError } from '../domain/index.ts'
 
 export const pageSizeDefault = 15
@@ -227,11 +227,11 @@ export type RowSelection<T> =
  *
  * A store that answers short reads on the JavaScript thread (`ShortReader`)
  * gives the first page-and-one rows at once; only a filter that leaves rows
- * out reads on, through the async range, which gives the event loop turns
- * during a long scan.
+ * out reads on, in batches read on the thread pool (the event loop runs during
+ * a long scan), the first no larger than what the page still needs.
  */
 export async function pageOfRows<T>(
-  store: StoreReader & Partial<ShortReader>,
+  store: StoreReader & Partial<ShortReader & BatchedRangeReader>,
   options: {
     prefix: Buffer
     descending: boolean
@@ -286,8 +286,17 @@ export async function pageOfRows<T>(
       }
     }
     if (!exhausted && !pastPage && rows.length <= size) {
-      for await (const row of store.range({ gte, lt, reverse: scanDown })) {
-        await keep([row])
+      // Batches read on the thread pool, not one promise per row; the first no
+      // larger than what the page still needs, each next one twice the last
+      // (up to 1 000 rows), and none read ahead: a page reads little past its rows.
+      const batches = rangeBatchesOf(store, { gte, lt, reverse: scanDown, batchBytes: scanBatchBytes, firstBatchRows: size + 1 - rows.length, readAhead: false })
+      for await (const batch of batches) {
+        // Selected in slices of the rows the page still needs: no selection runs on a row past the page.
+        for (let at = 0; at < batch.length && rows.length <= size && !pastPage; ) {
+          const slice = batch.slice(at, at + size + 1 - rows.length)
+          at += slice.length
+          await keep(slice)
+        }
         if (rows.length > size || pastPage) break
       }
     }

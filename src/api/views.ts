@@ -21,7 +21,7 @@ import { parseTimestamp, schemaNotFound, schemaView, transactionView } from '../
 import type { Filter, Leaf, FilterNode } from '../query/index.ts'
 import { addressPrefix, fieldsUsed, matches } from '../query/index.ts'
 import type { Store } from '../store/index.ts'
-import { accountTransactionsPrefix, attributeRowKey, decodeLogRow, fixedWidthInstant, logRowPrefix, prefixEnd, schemasPrefix, transactionsByTimestampPrefix } from '../store/index.ts'
+import { accountTransactionsPrefix, attributeRowKey, decodeLogRow, fixedWidthInstant, logRowPrefix, prefixEnd, scanBatchBytes, schemasPrefix, transactionsByTimestampPrefix } from '../store/index.ts'
 import type { Page, PageRequest } from './paging.ts'
 import { listDescending, listOrder, pageOfRows } from './paging.ts'
 import type { VolumesByAsset } from './history.ts'
@@ -183,7 +183,10 @@ export class Views {
     const selected = transactionSelector(filter, pit)
     let count = 0n
     const prefix = attributeRowKey(transactionPrefix(ledger) as never)
-    for await (const [, value] of this.store.range({ gte: prefix, lt: prefixEnd(prefix) })) if (selected(decodeTransaction(value)) !== undefined) count++
+    // A whole-range scan: batches read on the thread pool, not one promise per row.
+    for await (const rows of this.store.rangeBatches({ gte: prefix, lt: prefixEnd(prefix), batchBytes: scanBatchBytes })) {
+      for (const [, value] of rows) if (selected(decodeTransaction(value)) !== undefined) count++
+    }
     return count
   }
 
@@ -283,30 +286,35 @@ export class Views {
     options: { byInsertion: boolean; needVolumes: boolean } = { byInsertion: true, needVolumes: false },
   ): Promise<void> {
     const filterNeedsVolumes = filter !== undefined && fieldsUsed(filter).has('balance')
-    for await (const value of this.accountRows(ledger, filter)) {
-      const record = decodeAccount(value)
-      // Judge on the account row alone when the filter allows: volumes are read only for selected accounts.
-      if (filter !== undefined && !filterNeedsVolumes && !matches(filter, accountFilterRecord(record, undefined))) continue
-      const volumes = options.needVolumes || filterNeedsVolumes ? await this.accountVolumes(ledger, record.address, pit, options.byInsertion) : undefined
-      if (filterNeedsVolumes && filter !== undefined && !matches(filter, accountFilterRecord(record, volumes))) continue
-      visit(record, volumes)
+    for await (const values of this.accountRows(ledger, filter)) {
+      for (const value of values) {
+        const record = decodeAccount(value)
+        // Judge on the account row alone when the filter allows: volumes are read only for selected accounts.
+        if (filter !== undefined && !filterNeedsVolumes && !matches(filter, accountFilterRecord(record, undefined))) continue
+        const volumes = options.needVolumes || filterNeedsVolumes ? await this.accountVolumes(ledger, record.address, pit, options.byInsertion) : undefined
+        if (filterNeedsVolumes && filter !== undefined && !matches(filter, accountFilterRecord(record, volumes))) continue
+        visit(record, volumes)
+      }
     }
   }
 
   /**
    * The account rows a filter can select: point reads when it names its
    * accounts exactly (`$match` on exact addresses, alone or under `$or`),
-   * else a scan of its address prefix, else of the whole ledger.
+   * else a scan of its address prefix, else of the whole ledger; a batch at a time.
    */
-  private async *accountRows(ledger: LedgerName, filter: Filter<'accounts'> | undefined): AsyncIterable<Buffer> {
+  private async *accountRows(ledger: LedgerName, filter: Filter<'accounts'> | undefined): AsyncIterable<readonly Buffer[]> {
     const exact = filter?.root === undefined ? undefined : exactAddresses(filter.root)
     if (exact !== undefined) {
       const keys = [...new Set(exact)].sort().map((address) => attributeRowKey(accountKey(ledger, address as AccountAddress)))
-      for (const row of this.store.getManySync(keys)) if (row !== undefined) yield row
+      yield this.store.getManySync(keys).filter((row) => row !== undefined)
       return
     }
     const scan = this.accountScan(ledger, filter)
-    for await (const [, value] of this.store.range(scan.range ?? { gte: scan.prefix, lt: prefixEnd(scan.prefix) })) yield value
+    // Every row of the range is visited (counts, aggregates): read in batches on the thread pool, not one promise per row.
+    for await (const rows of this.store.rangeBatches({ ...(scan.range ?? { gte: scan.prefix, lt: prefixEnd(scan.prefix) }), batchBytes: scanBatchBytes })) {
+      yield rows.map(([, value]) => value)
+    }
   }
 
   private accountScan(ledger: LedgerName, filter: Filter<'accounts'> | undefined): { prefix: Buffer; range?: { gte: Buffer; lt: Buffer | undefined } } {

@@ -1,8 +1,8 @@
 import type { CacheSettings, CacheState } from '../cache/index.ts'
 import { AttributeCache, MIRROR_ZONE, initialCacheState } from '../cache/index.ts'
 import { cacheSettingsToJson, decodeCacheState, encodeCacheState } from '../fsm/index.ts'
-import type { RowWrite, StoreReader } from '../store/index.ts'
-import { MetaKey, attributeRowKey, metaKey, prefixEnd } from '../store/index.ts'
+import type { BatchedRangeReader, RowWrite, StoreReader } from '../store/index.ts'
+import { MetaKey, attributeRowKey, metaKey, prefixEnd, rangeBatchesOf, scanBatchBytes } from '../store/index.ts'
 import { stringifyJson } from '../domain/index.ts'
 import type { CanonicalKey } from '../domain/index.ts'
 
@@ -35,15 +35,18 @@ export async function readCacheState(store: StoreReader, legacyThreshold: number
 
 /**
  * Rebuilds the cache from its disk mirror (docs/adr/0010): the segment rows,
- * streamed as the store iterator yields them (no list of every row: a
- * generation can span many indexes), give each generation's keys; the live
+ * streamed a batch at a time (no list of every row: a generation can span
+ * many indexes), give each generation's keys; the live
  * keys' values are then read from their attribute rows in bounded batches.
  * Fails closed on a malformed row or a value that disagrees with the segment.
  */
-export async function restoreCache(store: StoreReader, state: CacheState, appliedIndex: number): Promise<AttributeCache> {
+export async function restoreCache(store: StoreReader & Partial<BatchedRangeReader>, state: CacheState, appliedIndex: number): Promise<AttributeCache> {
   const cache = AttributeCache.restoring(state, appliedIndex)
   const mirrorPrefix = Buffer.of(MIRROR_ZONE)
-  for await (const [rowKey, rowValue] of store.range({ gte: mirrorPrefix, lt: prefixEnd(mirrorPrefix) })) cache.restoreSegment(rowKey, rowValue)
+  // In batches read on the thread pool, the next one while this one is restored (not one promise per row).
+  for await (const rows of rangeBatchesOf(store, { gte: mirrorPrefix, lt: prefixEnd(mirrorPrefix), batchBytes: scanBatchBytes })) {
+    for (const [rowKey, rowValue] of rows) cache.restoreSegment(rowKey, rowValue)
+  }
   let keys: CanonicalKey[] = []
   const fill = async (): Promise<void> => {
     const rows = await store.getMany(keys.map((key) => attributeRowKey(key)))

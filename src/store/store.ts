@@ -63,6 +63,51 @@ export interface BatchedRangeOptions extends RangeOptions {
   readonly batchBytes: number
   /** Read the next batch while the caller handles this one (default true). */
   readonly readAhead?: boolean
+  /**
+   * At most this many rows in the first batch, read at once on the
+   * JavaScript thread, each later batch twice the one before (up to 1 000),
+   * read on the thread pool: for a scan that is often short or may stop
+   * early (an account's history, a filtered page), so it reads little past
+   * the rows it uses and a short one costs no thread-pool hop. Default: every
+   * batch 1 000 rows, on the thread pool.
+   */
+  readonly firstBatchRows?: number
+}
+
+/** Bytes per batch of a scan that reads a whole range (a count, an aggregate, the cache restore): the size export and check read in. */
+export const scanBatchBytes = 1024 * 1024
+
+/** The scan batches of a reader: `rangeBatches` where it has one, else its `range` rows grouped by `batchBytes`. */
+export function rangeBatchesOf(reader: StoreReader & Partial<BatchedRangeReader>, options: BatchedRangeOptions): AsyncIterable<readonly [Buffer, Buffer][]> {
+  return reader.rangeBatches === undefined ? groupedRows(reader.range(options), options) : reader.rangeBatches(options)
+}
+
+/**
+ * Rows grouped into batches as `rangeBatches` bounds them (bytes first, one
+ * row more at most; `firstBatchRows` doubling), for readers whose rows are
+ * already in memory or that only serve `range` (test doubles, the simulator).
+ */
+export async function* groupedRows(rows: AsyncIterable<[Buffer, Buffer]>, options: BatchedRangeOptions): AsyncIterable<readonly [Buffer, Buffer][]> {
+  let rowsMax = batchRowsFirst(options)
+  let batch: [Buffer, Buffer][] = []
+  let bytes = 0
+  for await (const row of rows) {
+    batch.push(row)
+    bytes += row[0].length + row[1].length
+    if (bytes >= options.batchBytes || batch.length >= rowsMax) {
+      yield batch
+      batch = []
+      bytes = 0
+      rowsMax = Math.min(rowsMax * 2, rangeBatchRowsMax)
+    }
+  }
+  if (batch.length > 0) yield batch
+}
+
+function batchRowsFirst(options: BatchedRangeOptions): number {
+  const first = options.firstBatchRows ?? rangeBatchRowsMax
+  invariant(Number.isSafeInteger(first) && first >= 1, () => `a first range batch of ${first} rows`)
+  return Math.min(first, rangeBatchRowsMax)
 }
 
 /** Reads: admission's loads and the API's views. Never used by the FSM. */
@@ -332,10 +377,30 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
       // Binding-specific (abstract-level passes unknown options through).
       highWaterMarkBytes: batchBytes,
     } as object)
-    const read = () => iterator.nextv(rangeBatchRowsMax) as Promise<[Buffer, Buffer][]>
+    let rowsMax = batchRowsFirst(options)
+    const read = () => {
+      const reading = iterator.nextv(rowsMax) as Promise<[Buffer, Buffer][]>
+      rowsMax = Math.min(rowsMax * 2, rangeBatchRowsMax)
+      return reading
+    }
     let next: Promise<[Buffer, Buffer][]> | undefined
     try {
-      next = read()
+      if (options.firstBatchRows !== undefined) {
+        // A scan that is often short (one account's history) takes its first
+        // batch at once on the JavaScript thread, from the same iterator (one
+        // snapshot): a thread-pool hop costs more than a few rows.
+        const first = (iterator as unknown as RocksIterator)._nextvSync(rowsMax)
+        rowsMax = Math.min(rowsMax * 2, rangeBatchRowsMax)
+        const entries: [Buffer, Buffer][] = []
+        for (let at = 0; at < first.rows.length; at += 2) entries.push([first.rows[at] as Buffer, first.rows[at + 1] as Buffer])
+        if (first.finished) {
+          if (entries.length > 0) yield entries
+          return
+        }
+        if (readAhead) next = read()
+        if (entries.length > 0) yield entries
+      }
+      next ??= read()
       for (;;) {
         const entries = await next
         next = undefined

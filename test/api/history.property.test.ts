@@ -8,6 +8,8 @@ import { WriteBatch } from '../../src/fsm/write-batch.ts'
 import type { LedgerName, TransactionRecord } from '../../src/domain/index.ts'
 import type { LedgerLog } from '../../src/orders/index.ts'
 import type { RangeOptions, StoreReader } from '../../src/store/index.ts'
+import { Store } from '../../src/store/index.ts'
+import { tempDirectory } from '../support/temp.ts'
 
 /**
  * The volume histories read the by-account index rows the FSM writes
@@ -137,4 +139,33 @@ test('volume histories from the by-account index equal a naive sum over the tran
     }),
     { numRuns: 150 },
   )
+})
+
+test('volume histories read from a real store in growing batches (an account with hundreds of rows) equal the naive sum', async () => {
+  const temp = tempDirectory('tally-history-batches-')
+  const store = await Store.open(temp.directory)
+  try {
+    const batch = new WriteBatch()
+    const written: Written[] = []
+    // 700 transactions: 'a' and 'world' hold enough rows for batches of 64, 128, 256 and a partial one.
+    for (let index = 0; index < 700; index++) {
+      const postings = [{ source: index % 3 === 0 ? 'world' : 'b', destination: 'a', amount: BigInt(index + 1), asset: assets[index % 2] as string }]
+      const transaction: Written = { id: BigInt(index), timestamp: instant((index * 7) % 5, 0, 3), insertedAt: instant(index, 0, 3), postings }
+      written.push(transaction)
+      const logged = { id: transaction.id, timestamp: transaction.timestamp.text, insertedAt: transaction.insertedAt.text, postings, metadata: {}, reverted: false }
+      writeTransactionIndexes(ledger, { id: BigInt(index), type: 'NEW_TRANSACTION', data: { transaction: logged } } as unknown as LedgerLog, batch)
+    }
+    await store.write(batch.rows(), { sync: false })
+    const pit = instant(2, 0, 3)
+    for (const account of ['a', 'world', 'b']) {
+      assert.deepEqual(sorted(await effectiveVolumes(store, ledger, account)), sorted(naive(written, account, () => true)))
+      assert.deepEqual(sorted(await effectiveVolumes(store, ledger, account, pit.text)), sorted(naive(written, account, (t) => t.timestamp.nanos <= pit.nanos)))
+      // Stops at its date: after 300 of the 700 insertions, inside the third batch.
+      const inserted = instant(300, 0, 3)
+      assert.deepEqual(sorted(await volumesInsertedBy(store, ledger, account, inserted.text)), sorted(naive(written, account, (t) => t.insertedAt.nanos <= inserted.nanos)))
+    }
+  } finally {
+    await store.close()
+    temp.remove()
+  }
 })

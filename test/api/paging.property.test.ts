@@ -64,6 +64,12 @@ test('pages read through short reads equal pages read through the async range al
         const actual = await walk(withShortReads(all, shortReads), selection, descending, pageSize)
         assert.deepEqual(actual, expected)
         assert.ok(shortReads.count > 0, 'the short path was taken')
+        // Against a model sharing no code with pageOfRows: the forward pages are the selected rows in list order, cut every pageSize.
+        const selected = (descending ? [...rows].reverse() : rows).map(([, value]) => value.toString()).filter((value) => Number(value) % keepEvery === 0)
+        const pageCount = Math.max(1, Math.ceil(selected.length / pageSize))
+        const model = Array.from({ length: pageCount }, (_, page) => [String(page < pageCount - 1), ...selected.slice(page * pageSize, (page + 1) * pageSize)])
+        assert.deepEqual(actual.slice(0, pageCount), model)
+        assert.deepEqual(expected.slice(0, pageCount), model)
       },
     ),
     { numRuns: 300 },

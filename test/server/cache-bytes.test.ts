@@ -10,7 +10,7 @@ import { TallyError } from '../../src/domain/index.ts'
 import { AttributeCache, MIRROR_ZONE } from '../../src/cache/index.ts'
 import { decodeCacheState } from '../../src/fsm/index.ts'
 import { MetaKey, Store, metaKey } from '../../src/store/index.ts'
-import type { RangeOptions, StoreReader } from '../../src/store/index.ts'
+import type { BatchedRangeOptions, BatchedRangeReader, RangeOptions, StoreReader } from '../../src/store/index.ts'
 import { restoreCache } from '../../src/server/cache-restore.ts'
 import { runCheck } from '../../src/check/index.ts'
 import { tempDirectory } from '../support/temp.ts'
@@ -109,7 +109,7 @@ test('byte budget: big bulks keep Gen0 + Gen1 under 2 × (budget + one proposal)
   }
 })
 
-test('restore streams: each mirror segment row reaches the cache before the store yields the next one', async () => {
+test('restore streams: each batch of mirror segment rows reaches the cache before the store yields the next batch, and batches are bounded in bytes', async () => {
   const tmp = tempDirectory('tally-stream-')
   try {
     const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 1000, clusterId: CLUSTER, sync: false, now: clock() })
@@ -127,24 +127,36 @@ test('restore streams: each mirror segment row reaches the cache before the stor
         restoreSegment.call(this, key, value)
       }
       let yielded = 0
-      const watched: StoreReader = {
+      let batches = 0
+      // Batches of 10 rows here (the store's would hold them all): the restore must take them one at a time.
+      const watched: StoreReader & BatchedRangeReader = {
         get: (key) => store.get(key),
         getMany: (keys) => store.getMany(keys),
-        range: (options: RangeOptions) =>
+        range: (options: RangeOptions) => store.range(options),
+        rangeBatches: (options: BatchedRangeOptions) =>
           (async function* () {
+            assert.ok(options.batchBytes <= 16 * 1024 * 1024, `a restore batch of ${options.batchBytes} bytes`)
+            let batch: [Buffer, Buffer][] = []
             for await (const row of store.range(options)) {
-              if (row[0][0] === MIRROR_ZONE) {
-                assert.equal(restored, yielded, 'the previous row was restored before this one is read')
-                yielded++
-              }
-              yield row
+              if (row[0][0] !== MIRROR_ZONE) continue
+              batch.push(row)
+              if (batch.length < 10) continue
+              assert.equal(restored, yielded, 'the previous batch was restored before this one is read')
+              yielded += batch.length
+              batches++
+              yield batch
+              batch = []
             }
+            assert.equal(restored, yielded, 'the previous batch was restored before the last one is read')
+            yielded += batch.length
+            if (batch.length > 0) yield batch
           })(),
       }
       try {
         const state = decodeCacheState((await store.get(metaKey(MetaKey.cacheState))) as Buffer)
         const cache = await restoreCache(watched, state, applied)
-        assert.ok(yielded > 100, `${yielded} rows streamed`)
+        assert.ok(yielded > 100 && batches > 10, `${yielded} rows streamed in ${batches} batches`)
+        assert.equal(restored, yielded)
         assert.ok(cache.size.gen0 + cache.size.gen1 >= yielded, 'every segment wrote at least one key')
       } finally {
         AttributeCache.prototype.restoreSegment = restoreSegment

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Store } from '../../src/store/index.ts'
+import { Store, groupedRows, rangeBatchesOf } from '../../src/store/index.ts'
 import { tempDirectory } from '../support/temp.ts'
 
 /** Rows of the zone 0x42: keys in order, values of varied sizes. */
@@ -44,6 +44,47 @@ test('rangeBatches: the rows of range() in order, in batches bounded in bytes, w
     for await (const batch of store.rangeBatches({ ...range, batchBytes })) {
       assert.ok(batch.length > 0)
       break
+    }
+  } finally {
+    await store.close()
+    temp.remove()
+  }
+})
+
+test('rangeBatches with firstBatchRows: a small first batch, each next one twice the last up to 1 000 rows; groupedRows batches the same rows alike', async () => {
+  const temp = tempDirectory('tally-range-batches-first-')
+  const store = await Store.open(temp.directory)
+  try {
+    const written = rows(5000)
+    await store.write(written, { sync: false })
+    const range = { gte: Buffer.of(0x42), lt: Buffer.of(0x43) }
+    // Bytes never bind here: the row counts alone shape the batches.
+    const options = { ...range, batchBytes: 64 * 1024 * 1024, firstBatchRows: 3, readAhead: false }
+    const read = async (batches: AsyncIterable<readonly [Buffer, Buffer][]>) => {
+      const sizes: number[] = []
+      const seen: string[] = []
+      for await (const batch of batches) {
+        sizes.push(batch.length)
+        for (const [key] of batch) seen.push(key.toString('hex'))
+      }
+      return { sizes, seen }
+    }
+    const native = await read(store.rangeBatches(options))
+    assert.deepEqual(native.sizes.slice(0, 10), [3, 6, 12, 24, 48, 96, 192, 384, 768, 1000])
+    assert.equal(native.sizes.reduce((sum, size) => sum + size, 0), 5000)
+    assert.deepEqual(native.seen, written.map(({ key }) => key.toString('hex')))
+    // Reading ahead after the first batch (read on the JavaScript thread) changes nothing of what is read.
+    assert.deepEqual(await read(store.rangeBatches({ ...options, readAhead: true })), native)
+    // A range that fits in the first batch: one batch, the iterator closed.
+    assert.deepEqual((await read(store.rangeBatches({ ...options, lt: written[2]?.key }))).sizes, [2])
+    // A reader without rangeBatches (a test double, the simulator): its range rows grouped the same way.
+    const plain = { get: store.get.bind(store), getMany: store.getMany.bind(store), range: store.range.bind(store) }
+    assert.deepEqual(await read(rangeBatchesOf(plain, options)), native)
+    // Grouped by bytes: one row more than the bound at most.
+    const bytesBound = 4096
+    for await (const batch of groupedRows(store.range(range), { ...range, batchBytes: bytesBound })) {
+      const before = batch.slice(0, -1).reduce((sum, [key, value]) => sum + key.length + value.length, 0)
+      assert.ok(before < bytesBound, `a grouped batch of ${before} bytes before its last row`)
     }
   } finally {
     await store.close()

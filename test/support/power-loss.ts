@@ -31,8 +31,8 @@ import * as fs from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import type { RocksLevel } from '@nxtedition/rocksdb'
-import { Store, shortRangeRowsMax } from '../../src/store/index.ts'
-import type { RangeOptions, RowWrite, ShortRange } from '../../src/store/index.ts'
+import { Store, groupedRows, shortRangeRowsMax } from '../../src/store/index.ts'
+import type { BatchedRangeOptions, RangeOptions, RowWrite, ShortRange } from '../../src/store/index.ts'
 import type { WalIo } from '../../src/wal/index.ts'
 
 export class PowerLost extends Error {
@@ -385,6 +385,11 @@ class PowerLossStore extends Store {
     } finally {
       await iterator.close()
     }
+  }
+
+  /** Batches merge the overlay too: the merged rows, grouped as the store would batch them. */
+  override rangeBatches(options: BatchedRangeOptions): AsyncIterable<readonly [Buffer, Buffer][]> {
+    return groupedRows(this.range(options), options)
   }
 
   /** Short reads merge the overlay too: RocksDB's rows read in batches, overlay rows shadowing them. */
