@@ -17,13 +17,12 @@
  * thread, the binding's pool included) and the ratio to the first root.
  * Every root must read the same storage schema.
  */
-import { spawn } from 'node:child_process'
 import { cp, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { filledData } from './support/serve.ts'
 
 const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const { values } = parseArgs({
@@ -43,29 +42,7 @@ const ledger = 'views'
 
 async function filledStore(directory: string): Promise<string> {
   const data = path.join(directory, 'data')
-  const child = spawn(process.execPath, [path.join(here, 'bin', 'tally.mjs'), 'serve', '--data', data, '--listen', '127.0.0.1:0'], {
-    env: { ...process.env, TALLY_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  try {
-    const url = await new Promise<string>((resolve, reject) => {
-      child.once('exit', (code) => reject(new Error(`tally serve exited (${code}) before listening`)))
-      createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-        const match = /^listening (\S+):(\d+)$/.exec(line.trim())
-        if (match !== null) resolve(`http://127.0.0.1:${match[2]}`)
-      })
-    })
-    const args = ['bench', '--target', url, '--ledger', ledger, '--accounts', String(accounts), '--fill', values.fill, '--workload', 'get-account:1', '--requests', '1']
-    const bench = spawn(process.execPath, [path.join(here, 'bin', 'tally.mjs'), ...args], { stdio: ['ignore', 'ignore', 'inherit'] })
-    const code = await new Promise<number | null>((resolve) => bench.once('exit', resolve))
-    if (code !== 0) throw new Error(`the fill exited ${code}`)
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      child.kill('SIGTERM')
-      await exited
-    }
-  }
+  await filledData(here, data, { ledger, accounts, transactions: values.fill })
   return path.join(data, 'store')
 }
 

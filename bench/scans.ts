@@ -17,13 +17,12 @@
  * scan, and the ratio of medians to the first root. Every root must read the
  * same storage schema.
  */
-import { spawn } from 'node:child_process'
 import { cp, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { filledData, serveTally } from './support/serve.ts'
 
 const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const { values } = parseArgs({
@@ -39,45 +38,9 @@ const roots = (values.root ?? [here]).map((root) => path.resolve(root))
 const accounts = Number(values.accounts)
 const ledger = 'scans'
 
-/** Starts `tally serve` from `root` on `data`; resolves with its URL and the ms to its `listening` line. */
-async function serve(root: string, data: string): Promise<{ url: string; startMs: number; stop(): Promise<void> }> {
-  const started = performance.now()
-  const child = spawn(process.execPath, [path.join(root, 'bin', 'tally.mjs'), 'serve', '--data', data, '--listen', '127.0.0.1:0'], {
-    env: { ...process.env, TALLY_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    child.kill('SIGTERM')
-    await exited
-  }
-  try {
-    const url = await new Promise<string>((resolve, reject) => {
-      child.once('exit', (code) => reject(new Error(`tally serve exited (${code}) before listening`)))
-      createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-        const match = /^listening (\S+):(\d+)$/.exec(line.trim())
-        if (match !== null) resolve(`http://127.0.0.1:${match[2]}`)
-      })
-    })
-    return { url, startMs: performance.now() - started, stop }
-  } catch (error) {
-    await stop()
-    throw error
-  }
-}
-
-async function filledData(directory: string): Promise<string> {
+async function filledDataDirectory(directory: string): Promise<string> {
   const data = path.join(directory, 'data')
-  const server = await serve(here, data)
-  try {
-    const args = ['bench', '--target', server.url, '--ledger', ledger, '--accounts', String(accounts), '--fill', values.fill as string, '--workload', 'get-account:1', '--requests', '1']
-    const bench = spawn(process.execPath, [path.join(here, 'bin', 'tally.mjs'), ...args], { stdio: ['ignore', 'ignore', 'inherit'] })
-    const code = await new Promise<number | null>((resolve) => bench.once('exit', resolve))
-    if (code !== 0) throw new Error(`the fill exited ${code}`)
-  } finally {
-    await server.stop()
-  }
+  await filledData(here, data, { ledger, accounts, transactions: values.fill as string })
   return data
 }
 
@@ -132,7 +95,7 @@ type Scan = (typeof scans)[number]
 
 const work = await mkdtemp(path.join(os.tmpdir(), 'tally-scans-'))
 try {
-  const source = values.data ?? (await filledData(work))
+  const source = values.data ?? (await filledDataDirectory(work))
   const checkouts = await Promise.all(roots.map(load))
   const results = new Map<string, Map<Scan, Cost[]>>(roots.map((root) => [root, new Map(scans.map((scan) => [scan, []]))]))
   const record = (root: string, scan: Scan, cost: Cost) => results.get(root)?.get(scan)?.push(cost)
@@ -145,7 +108,7 @@ try {
       const copy = path.join(work, `copy-${round}-${roots.indexOf(checkout.root)}`)
       await cp(source, copy, { recursive: true })
       try {
-        const server = await serve(checkout.root, copy)
+        const server = await serveTally(checkout.root, copy)
         await server.stop()
         record(checkout.root, 'restart to listening (wall)', { cpuMs: Number.NaN, wallMs: server.startMs })
         const store = await checkout.store.Store.open(path.join(copy, 'store'))

@@ -1,0 +1,56 @@
+/**
+ * `tally serve` for the in-process benches (`scans.ts`, `read-views.ts`):
+ * started from a checkout on a data directory, and a ledger filled through
+ * `tally bench --fill`, the same way for every bench.
+ */
+import { spawn } from 'node:child_process'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+
+export interface ServedTally {
+  readonly url: string
+  /** From the spawn to the `listening` line. */
+  readonly startMs: number
+  stop(): Promise<void>
+}
+
+/** Starts `tally serve` from `root` on `data` (log level warn); resolves once it is listening. */
+export async function serveTally(root: string, data: string): Promise<ServedTally> {
+  const started = performance.now()
+  const child = spawn(process.execPath, [path.join(root, 'bin', 'tally.mjs'), 'serve', '--data', data, '--listen', '127.0.0.1:0'], {
+    env: { ...process.env, TALLY_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGTERM')
+    await exited
+  }
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      child.once('exit', (code) => reject(new Error(`tally serve exited (${code}) before listening`)))
+      createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+        const match = /^listening (\S+):(\d+)$/.exec(line.trim())
+        if (match !== null) resolve(`http://127.0.0.1:${match[2]}`)
+      })
+    })
+    return { url, startMs: performance.now() - started, stop }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}
+
+/** Fills `ledger` in a new data directory `data` with `fill` transactions over `accounts` accounts (`tally bench --fill`), then stops the server. */
+export async function filledData(root: string, data: string, fill: { ledger: string; accounts: number; transactions: string }): Promise<void> {
+  const server = await serveTally(root, data)
+  try {
+    const args = ['bench', '--target', server.url, '--ledger', fill.ledger, '--accounts', String(fill.accounts), '--fill', fill.transactions, '--workload', 'get-account:1', '--requests', '1']
+    const bench = spawn(process.execPath, [path.join(root, 'bin', 'tally.mjs'), ...args], { stdio: ['ignore', 'ignore', 'inherit'] })
+    const code = await new Promise<number | null>((resolve) => bench.once('exit', resolve))
+    if (code !== 0) throw new Error(`the fill exited ${code}`)
+  } finally {
+    await server.stop()
+  }
+}
