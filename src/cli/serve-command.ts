@@ -6,7 +6,7 @@ import { LedgerNode } from '../server/index.ts'
 import { bodyBytesMaxFor, buildApi, transportLimitsDefault } from '../api/index.ts'
 import type { TransportLimits } from '../api/index.ts'
 import { cacheGenerationBytesMaxDefault, cacheRotationThresholdDefault } from '../cache/index.ts'
-import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, checkpointEntriesDefault, loadAuditCheckpointSettings, loopStallThresholdMsDefault, walRetainBytesDefault, walRetainEntriesDefault } from '../server/index.ts'
+import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, checkpointEntriesDefault, loadAuditCheckpointSettings, loopStallThresholdMsDefault, walPreallocateBytesDefault, walRetainBytesDefault, walRetainEntriesDefault } from '../server/index.ts'
 import type { AuditCheckpointSettings } from '../server/index.ts'
 import { linesPerTurn, nodeLogLines, parseLogLevel, prettyLines } from './log-lines.ts'
 import { isIP } from 'node:net'
@@ -55,6 +55,9 @@ Options (each also read from the environment variable shown):
                                                             [TALLY_WAL_RETAIN_BYTES, default ${walRetainBytesDefault / 1024 / 1024 / 1024} GiB]
   --wal-segment-bytes-max B       WAL segment size; recycling drops whole segments
                                                             [TALLY_WAL_SEGMENT_BYTES_MAX, default 64 MiB]
+  --wal-preallocate-bytes B       zeros written ahead of the WAL's entries, so that a group's
+                                  fdatasync need not commit the file system's journal; 0: none
+                                                            [TALLY_WAL_PREALLOCATE_BYTES, default ${walPreallocateBytesDefault / 1024 / 1024} MiB]
   --loop-stall-ms MS              an event-loop delay this long is logged (warn) and counted
                                   as a stall, with what held the loop
                                                             [TALLY_LOOP_STALL_MS, default ${loopStallThresholdMsDefault}, at least ${loopStallMsMin}]
@@ -132,6 +135,7 @@ export interface ServeSettings {
   readonly walRetainEntries?: number
   readonly walRetainBytes?: number
   readonly walSegmentBytesMax?: number
+  readonly walPreallocateBytes?: number
   /** An event-loop delay this long is logged and counted as a stall (undefined: the default). */
   readonly loopStallMs?: number
   readonly auditCheckpointFile?: string
@@ -197,6 +201,7 @@ const integerFlags = {
   'wal-retain-entries': 'TALLY_WAL_RETAIN_ENTRIES',
   'wal-retain-bytes': 'TALLY_WAL_RETAIN_BYTES',
   'wal-segment-bytes-max': 'TALLY_WAL_SEGMENT_BYTES_MAX',
+  'wal-preallocate-bytes': 'TALLY_WAL_PREALLOCATE_BYTES',
   'loop-stall-ms': 'TALLY_LOOP_STALL_MS',
 } as const
 type IntegerFlag = keyof typeof integerFlags
@@ -251,6 +256,8 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
     return found === undefined ? undefined : positiveInteger(found.value, 0, found.source)
   }
   const integer = (flag: IntegerFlag, fallback: number): number => optionalInteger(flag) ?? fallback
+  // 0 is meaningful here: no zeros written ahead.
+  const preallocate = given('wal-preallocate-bytes')
   const bytes = given('cache-generation-bytes-max')
   const auditKey = given('audit-key')
   const auditEntries = optionalInteger('audit-checkpoint-entries')
@@ -307,6 +314,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
     ...(optionalInteger('wal-retain-entries') === undefined ? {} : { walRetainEntries: optionalInteger('wal-retain-entries') as number }),
     ...(optionalInteger('wal-retain-bytes') === undefined ? {} : { walRetainBytes: optionalInteger('wal-retain-bytes') as number }),
     ...(optionalInteger('wal-segment-bytes-max') === undefined ? {} : { walSegmentBytesMax: optionalInteger('wal-segment-bytes-max') as number }),
+    ...(preallocate === undefined ? {} : { walPreallocateBytes: preallocate.value === '0' ? 0 : positiveInteger(preallocate.value, 0, preallocate.source) }),
     ...(loopStallMs === undefined ? {} : { loopStallMs }),
     ...(auditFile === undefined ? {} : { auditCheckpointFile: path.resolve(auditFile.value) }),
     logLevel: logLevelOf(logLevel?.value ?? 'info'),
@@ -621,6 +629,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
         ...(settings.walRetainEntries === undefined ? {} : { walRetainEntries: settings.walRetainEntries }),
         ...(settings.walRetainBytes === undefined ? {} : { walRetainBytes: settings.walRetainBytes }),
         ...(settings.walSegmentBytesMax === undefined ? {} : { walSegmentBytesMax: settings.walSegmentBytesMax }),
+        ...(settings.walPreallocateBytes === undefined ? {} : { walPreallocateBytes: settings.walPreallocateBytes }),
         log,
         ...(auditCheckpoints === undefined ? {} : { auditCheckpoints }),
       })

@@ -1,4 +1,4 @@
-export { LedgerNode, checkpointEntriesDefault, walRetainBytesDefault, walRetainEntriesDefault } from './ledger-node.ts'
+export { LedgerNode, checkpointEntriesDefault, walPreallocateBytesDefault, walRetainBytesDefault, walRetainEntriesDefault } from './ledger-node.ts'
 export type { LedgerNodeOptions, NodeRetentionHooks } from './ledger-node.ts'
 export { AuditCheckpoints, AuditKeyError, AuditHistoryRewritten, loadAuditCheckpointSettings, isInside, auditCheckpointEntriesDefault, auditCheckpointIntervalMsDefault } from './audit-checkpoints.ts'
 export type { AuditCheckpointSettings } from './audit-checkpoints.ts'

@@ -84,6 +84,13 @@ export interface LedgerNodeOptions {
   readonly walRetainBytes?: number
   /** WAL segment size; recycling drops whole segments. */
   readonly walSegmentBytesMax?: number
+  /**
+   * Zeros the WAL writes ahead of its entries in the open segment, so that a
+   * group's fdatasync overwrites allocated blocks and need not commit the
+   * file system's journal (docs/wal.md, "Preallocation"); 0: none. Default
+   * `walPreallocateBytesDefault`.
+   */
+  readonly walPreallocateBytes?: number
   /** A checkpoint longer than this logs one warning with its figures. */
   readonly slowCheckpointMs?: number
   /** Signed checkpoints of the audit chain (docs/check.md); none without a key. */
@@ -115,6 +122,8 @@ export const checkpointEntriesDefault = 10_000
 export const slowCheckpointMsDefault = 100
 export const walRetainEntriesDefault = 1_000_000
 export const walRetainBytesDefault = 1024 * 1024 * 1024
+/** Zeros written ahead of the WAL's entries (docs/wal.md, "Preallocation"). */
+export const walPreallocateBytesDefault = 4 * 1024 * 1024
 /** Orders per store batch: ~25–40 ms of apply at today's cost per order (docs/performance.md, "No stall"). */
 export const applyBatchOrdersMaxDefault = 256
 /** Apply work between two turns in a large proposal: an order, or the rows of one key or log, each (~10–40 ms in all here). */
@@ -277,6 +286,7 @@ export class LedgerNode implements Sequencer {
           },
         },
         ...(options.walSegmentBytesMax === undefined ? {} : { segmentBytesMax: options.walSegmentBytesMax }),
+        preallocateBytes: options.walPreallocateBytes ?? walPreallocateBytesDefault,
         ...(options.walIo === undefined ? {} : { io: options.walIo }),
       }
       let { wal, recovery } = await Wal.open(walOptions)

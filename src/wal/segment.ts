@@ -13,13 +13,31 @@ export interface SegmentScan {
   epochLast: number | undefined
   bytesValid: number
   bytesTorn: number
+  /** zero bytes after the last valid entry, up to the end of the file: a preallocated (never written) region */
+  bytesZero: number
   offsets: number[]
 }
 
+const zeros = Buffer.alloc(64 * 1024)
+
+/** Whether image[from, end) holds only zero bytes. */
+export function isZeroFilled(image: Buffer, from: number, end: number): boolean {
+  for (let at = from; at < end; at += zeros.byteLength) {
+    const bytes = Math.min(zeros.byteLength, end - at)
+    if (!image.subarray(at, at + bytes).equals(zeros.subarray(0, bytes))) return false
+  }
+  return true
+}
+
 /**
- * Validates a whole segment image. Damage is tolerated only at the very end of
- * the last segment, and only when no valid entry follows it (a crash mid-write);
- * anything else throws a CORRUPTION WalError naming the file and offset.
+ * Validates a whole segment image. Its entries end at the first offset that
+ * does not start a valid entry. When every byte from there to the end of the
+ * file is zero, that is the segment's end (a preallocated region never
+ * written, in any segment: a gap before the next segment is caught by the
+ * caller's contiguity check). Other damage is tolerated only at the very end
+ * of the last segment, and only when no valid entry follows it (a crash
+ * mid-write); anything else throws a CORRUPTION WalError naming the file and
+ * offset.
  */
 export function scanSegment(options: {
   image: Buffer
@@ -47,14 +65,18 @@ export function scanSegment(options: {
       offset += decoded.bytes
       continue
     }
+    // An entry's index is ≥ 1, so an entry never starts with eight zero bytes: zeros are never data.
+    if (isZeroFilled(image, offset, image.byteLength)) {
+      return { indexLast: indexExpected - 1, epochLast: epochSeen, bytesValid: offset, bytesTorn: 0, bytesZero: image.byteLength - offset, offsets }
+    }
     const what = decoded.kind === 'incomplete' ? 'incomplete entry' : decoded.what
     if (!isLast) throw corruption(file, offset, `${what} in a segment that is not the last`)
     const indexHigh = indexExpected + Math.ceil((image.byteLength - offset) / entryOverheadBytes)
     const after = findValidEntryAfter(image, offset, image.byteLength, indexExpected, indexHigh)
     if (after !== undefined) throw corruption(file, offset, `${what} followed by a valid entry at offset ${after}`)
-    return { indexLast: indexExpected - 1, epochLast: epochSeen, bytesValid: offset, bytesTorn: image.byteLength - offset, offsets }
+    return { indexLast: indexExpected - 1, epochLast: epochSeen, bytesValid: offset, bytesTorn: image.byteLength - offset, bytesZero: 0, offsets }
   }
-  return { indexLast: indexExpected - 1, epochLast: epochSeen, bytesValid: offset, bytesTorn: 0, offsets }
+  return { indexLast: indexExpected - 1, epochLast: epochSeen, bytesValid: offset, bytesTorn: 0, bytesZero: 0, offsets }
 }
 
 export interface EntryView {

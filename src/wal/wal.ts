@@ -49,6 +49,13 @@ export interface WalIo {
   unlink(file: string): Promise<void>
   /** fsync of the directory: makes file creations and deletions in it durable. */
   syncDirectory(directory: string): Promise<void>
+  /**
+   * Writes zeros over [position, position + bytes) of a segment, beyond every
+   * byte of an entry, then fdatasyncs the file: later group writes overwrite
+   * allocated blocks of a file whose size does not change, so their
+   * fdatasync need not commit the file system's journal (docs/wal.md).
+   */
+  preallocate(handle: FileHandle, position: number, bytes: number): Promise<void>
 }
 
 export interface WalOptions {
@@ -59,6 +66,13 @@ export interface WalOptions {
   sync?: boolean
   /** bound on one group write (default 16 MiB); pending bytes are bounded by 4× this */
   groupBytesMax?: number
+  /**
+   * Zeros written ahead of the entries in the open segment, off the group
+   * commit's path (0, the default: none). The lead starts at 64 KiB (or this
+   * bound, when smaller) and doubles with each fill up to this bound; it never
+   * reaches past `segmentBytesMax`.
+   */
+  preallocateBytes?: number
   /** test/simulator hook: replaces any of the WAL's mutating file operations */
   io?: Partial<WalIo>
 }
@@ -67,6 +81,8 @@ export interface WalRecovery {
   head: number
   tail: number
   truncatedTornBytes: number
+  /** zero bytes found after the last segment's entries (a preallocated region, kept) */
+  zeroTailBytes: number
   segments: number
 }
 
@@ -81,6 +97,9 @@ export interface WalCounters {
   /** fsyncs of the directory (segment creation and deletion) */
   directorySyncCount: number
   bytesWritten: number
+  /** zero fills ahead of the entries (each one write run + one fdatasync) */
+  preallocateCount: number
+  bytesPreallocated: number
 }
 
 export const segmentBytesMaxDefault = 64 * 1024 * 1024
@@ -90,6 +109,9 @@ export const pendingGroupsMax = 4
 const bytesMin = 64
 const groupBytesMaxLimit = 1024 * 1024 * 1024
 const chunkBytesDefault = 1024 * 1024
+/** The first zero fill's lead; it doubles with each fill up to `preallocateBytes`. */
+const preallocateLeadFirst = 64 * 1024
+const zeroChunk = Buffer.alloc(1024 * 1024)
 
 interface Config {
   directory: string
@@ -99,6 +121,7 @@ interface Config {
   recordBytesMax: number
   chunkBytes: number
   sync: boolean
+  preallocateBytes: number
   io: WalIo
 }
 
@@ -112,6 +135,8 @@ interface Segment {
   bytesWritten: number
   /** bytes known to be on stable storage */
   bytesDurable: number
+  /** size of the file: its entries and, beyond them, zeros written ahead (≥ bytesWritten) */
+  bytesFile: number
   /** whether the file exists and its directory entry is synced */
   created: boolean
   file: string
@@ -133,6 +158,13 @@ interface Group {
   bytes: number
   indexFirst: number
   indexLast: number
+}
+
+/** A zero fill in flight on the open segment: [start, end) is not written by groups until it is done. */
+interface Fill {
+  segment: Segment
+  start: number
+  done: Promise<void>
 }
 
 interface Waiter {
@@ -166,6 +198,16 @@ const realIo: WalIo = {
       await handle.close()
     }
   },
+  async preallocate(handle, position, bytes) {
+    let at = position
+    const end = position + bytes
+    while (at < end) {
+      const { bytesWritten } = await handle.write(zeroChunk, 0, Math.min(zeroChunk.byteLength, end - at), at)
+      invariant(bytesWritten > 0, 'a zero fill makes progress')
+      at += bytesWritten
+    }
+    await handle.datasync()
+  },
 }
 
 function ioOf(io: Partial<WalIo> | undefined): WalIo {
@@ -183,6 +225,8 @@ function configOf(options: WalOptions): Config {
   const segmentBytesMax = checkByteOption('segmentBytesMax', options.segmentBytesMax, segmentBytesMaxDefault, indexMax)
   const groupBytesMax = checkByteOption('groupBytesMax', options.groupBytesMax, groupBytesMaxDefault, groupBytesMaxLimit)
   const recordBytesMax = Math.min(segmentBytesMax, groupBytesMax, entryOverheadBytes + payloadBytesMaxFormat)
+  const preallocateBytes = options.preallocateBytes ?? 0
+  invariant(Number.isSafeInteger(preallocateBytes) && preallocateBytes >= 0 && preallocateBytes <= indexMax, 'preallocateBytes must be a non-negative integer')
   return {
     directory: path.resolve(options.directory),
     segmentBytesMax,
@@ -191,6 +235,7 @@ function configOf(options: WalOptions): Config {
     recordBytesMax,
     chunkBytes: Math.min(chunkBytesDefault, groupBytesMax),
     sync: options.sync ?? true,
+    preallocateBytes,
     io: ioOf(options.io),
   }
 }
@@ -256,6 +301,8 @@ export class Wal {
   #pendingBytes = 0
 
   #flushing = false
+  #fill: Fill | null = null
+  #fillLead: number
   #flushTarget = 0
   #waiters: Waiter[] = []
   #listeners: Array<(fromIndex: number, toIndex: number) => void> = []
@@ -274,6 +321,8 @@ export class Wal {
     syncCount: 0,
     directorySyncCount: 0,
     bytesWritten: 0,
+    preallocateCount: 0,
+    bytesPreallocated: 0,
   }
 
   private constructor(config: Config, segments: Segment[], handle: FileHandle, epochHead: number) {
@@ -288,6 +337,7 @@ export class Wal {
     this.#durable = last.indexLast
     this.#tail = first.indexFirst - 1
     this.#epochHead = epochHead
+    this.#fillLead = Math.min(preallocateLeadFirst, config.preallocateBytes)
   }
 
   /** Opens (creating if needed) the WAL in `options.directory`, recovering from a crash. */
@@ -302,6 +352,7 @@ export class Wal {
     const segments: Segment[] = []
     let epochHead = 0
     let truncatedTornBytes = 0
+    let zeroTailBytes = 0
     for (let i = 0; i < firsts.length; i += 1) {
       const indexFirst = firsts[i]
       invariant(indexFirst !== undefined, 'segment list index')
@@ -318,6 +369,7 @@ export class Wal {
         await config.io.truncate(file, scan.bytesValid)
         truncatedTornBytes += scan.bytesTorn
       }
+      if (isLast) zeroTailBytes = scan.bytesZero
       epochHead = scan.epochLast ?? epochHead
       segments.push({
         indexFirst,
@@ -325,6 +377,7 @@ export class Wal {
         bytes: scan.bytesValid,
         bytesWritten: scan.bytesValid,
         bytesDurable: scan.bytesValid,
+        bytesFile: scan.bytesValid + scan.bytesZero,
         created: true,
         file,
         offsets: scan.offsets,
@@ -345,9 +398,10 @@ export class Wal {
     }
     const wal = new Wal(config, segments, handle, epochHead)
     wal.#counters.directorySyncCount += 1
+    wal.#preallocateAhead()
     return {
       wal,
-      recovery: { head: wal.#head, tail: wal.#tail, truncatedTornBytes, segments: segments.length },
+      recovery: { head: wal.#head, tail: wal.#tail, truncatedTornBytes, zeroTailBytes, segments: segments.length },
     }
   }
 
@@ -607,6 +661,7 @@ export class Wal {
       flushError = error
     }
     invariant(!this.#flushing || flushError !== undefined, 'no group in flight after the final flush')
+    await this.#fill?.done
     const handle = this.#handle
     this.#handle = null
     this.#handleSegment = null
@@ -636,6 +691,7 @@ export class Wal {
       bytes: 0,
       bytesWritten: 0,
       bytesDurable: 0,
+      bytesFile: 0,
       created: false,
       file: path.join(this.#config.directory, segmentFileName(indexFirst)),
       offsets: [],
@@ -696,6 +752,7 @@ export class Wal {
         const group = this.#takeGroup()
         await this.#writeGroup(group)
         this.#markDurable(group)
+        this.#preallocateAhead()
       }
     } catch (error) {
       this.#fail(error)
@@ -710,6 +767,12 @@ export class Wal {
     invariant(this.#handle !== null && this.#handleSegment === segment, 'groups go to the open segment')
     invariant(group.indexFirst === this.#durable + 1, 'groups are written in index order')
     let position = segment.bytesWritten
+    const fill = this.#fill
+    // The zeros must land before the entries they make room for, never over them.
+    if (fill !== null && fill.segment === segment && position + group.bytes > fill.start) {
+      await fill.done
+      if (this.#failure !== null) throw this.#failure
+    }
     let buffers = group.buffers
     let remaining = group.bytes
     while (remaining > 0) {
@@ -721,6 +784,7 @@ export class Wal {
       buffers = remaining > 0 ? skipBytes(buffers, written) : []
     }
     segment.bytesWritten = position
+    segment.bytesFile = Math.max(segment.bytesFile, position)
     this.#counters.bytesWritten += group.bytes
     if (this.#config.sync) {
       await this.#config.io.sync(this.#handle)
@@ -737,6 +801,12 @@ export class Wal {
       await handle.close()
       throw error
     }
+    // A fill in flight writes through the previous segment's handle.
+    await this.#fill?.done
+    if (this.#failure !== null) {
+      await handle.close()
+      throw this.#failure
+    }
     const previous = this.#handle
     const previousSegment = this.#handleSegment
     invariant(previousSegment === null || previousSegment.bytesDurable === previousSegment.bytes, 'a segment is complete before the next opens')
@@ -744,6 +814,44 @@ export class Wal {
     this.#handleSegment = segment
     segment.created = true
     if (previous !== null) await previous.close()
+  }
+
+  /**
+   * Starts a zero fill of the open segment when fewer than half the current
+   * lead's bytes of zeros are left ahead of its entries (pending ones
+   * included). Runs beside group writes: it starts beyond every byte
+   * appended so far, and a group that would write into it waits for it.
+   * Its failure (a write or fdatasync error on the segment) fails the WAL,
+   * like a group's: its fdatasync may have been the one to see an error
+   * about the entries' pages.
+   */
+  #preallocateAhead(): void {
+    if (this.#config.preallocateBytes === 0 || this.#fill !== null || this.#failure !== null || this.#closed || this.#truncationsPending > 0) return
+    const segment = this.#handleSegment
+    const handle = this.#handle
+    // A rolled segment not yet created gets its zeros once its first group made it.
+    if (segment === null || handle === null || segment !== this.#segmentLast()) return
+    const lead = this.#fillLead
+    if (segment.bytesFile - segment.bytes >= lead / 2) return
+    const start = Math.max(segment.bytesFile, segment.bytes)
+    const end = Math.min(this.#config.segmentBytesMax, segment.bytes + lead)
+    if (end <= start) return
+    this.#fillLead = Math.min(this.#config.preallocateBytes, lead * 2)
+    const fill: Fill = { segment, start, done: Promise.resolve() }
+    fill.done = this.#config.io
+      .preallocate(handle, start, end - start)
+      .then(
+        () => {
+          segment.bytesFile = Math.max(segment.bytesFile, end)
+          this.#counters.preallocateCount += 1
+          this.#counters.bytesPreallocated += end - start
+        },
+        (error: unknown) => this.#fail(error),
+      )
+      .finally(() => {
+        if (this.#fill === fill) this.#fill = null
+      })
+    this.#fill = fill
   }
 
   #markDurable(group: Group): void {
@@ -803,6 +911,8 @@ export class Wal {
 
   /** Everything is durable and no group is in flight; appends are blocked. */
   async #truncateFiles(index: number): Promise<void> {
+    await this.#fill?.done
+    if (this.#failure !== null) throw this.#failure
     invariant(!this.#flushing && this.#pendingBytes === 0 && this.#durable === this.#head, 'truncate runs on a quiescent WAL')
     invariant(index >= this.#tail && index < this.#head, 'truncate index within (tail, head)')
     this.#truncateGeneration += 1
@@ -831,6 +941,7 @@ export class Wal {
     target.bytes = offset
     target.bytesWritten = offset
     target.bytesDurable = offset
+    target.bytesFile = offset
     target.offsets.length = Math.ceil((index - target.indexFirst + 1) / offsetStride)
     this.#head = index
     this.#durable = index

@@ -50,7 +50,7 @@ export interface PowerLossRunOptions {
   /** Receives a line per power loss (what the node had, what the disk kept). */
   readonly trace?: (line: string) => void
   /** Pins node settings the seed would otherwise draw. */
-  readonly settings?: Partial<Pick<LedgerNodeOptions, 'checkpointEntries' | 'walRetainEntries' | 'walRetainBytes' | 'walSegmentBytesMax' | 'applyBatchProposalsMax' | 'applyBatchOrdersMax' | 'applySliceUnits'>>
+  readonly settings?: Partial<Pick<LedgerNodeOptions, 'checkpointEntries' | 'walRetainEntries' | 'walRetainBytes' | 'walSegmentBytesMax' | 'walPreallocateBytes' | 'applyBatchProposalsMax' | 'applyBatchOrdersMax' | 'applySliceUnits'>>
 }
 
 export interface PowerLossReport {
@@ -185,9 +185,11 @@ export async function runPowerLossSeed(options: PowerLossRunOptions): Promise<Po
     applyBatchProposalsMax: pick(random, [1, 2, 8]),
     // Drawn from a stream of its own, so every seed keeps the draws it had before this setting.
     walRetainBytes: pick(mulberry32(seed ^ 0x5a1b), [1 << 30, 1 << 30, 0, 8192, 32_768]),
+    // Zeros written ahead of the WAL's entries: none, less than a segment, or whole segments (a stream of its own too).
+    walPreallocateBytes: pick(mulberry32(seed ^ 0x9e37), [0, 1024, 4096, 1 << 16, 1 << 22]),
     ...options.settings,
   }
-  const configuration = () => `K=${rotationThreshold} checkpointEntries=${base.checkpointEntries} walRetainEntries=${base.walRetainEntries} walSegmentBytesMax=${base.walSegmentBytesMax} walRetainBytes=${base.walRetainBytes} applyBatchProposalsMax=${base.applyBatchProposalsMax}`
+  const configuration = () => `K=${rotationThreshold} checkpointEntries=${base.checkpointEntries} walRetainEntries=${base.walRetainEntries} walSegmentBytesMax=${base.walSegmentBytesMax} walRetainBytes=${base.walRetainBytes} walPreallocateBytes=${base.walPreallocateBytes} applyBatchProposalsMax=${base.applyBatchProposalsMax}`
   const disk = new PowerLossDisk({ random, worstCase: options.worstCase ?? false, ...(options.storeSyncIgnored === undefined ? {} : { storeSyncIgnored: options.storeSyncIgnored }) })
   const temp = scratchDirectory()
   const history: History = { transactions: new Map(), accountMetadata: [], transactionMetadata: [], reverts: [], keyed: [], uncertainKeyed: new Map(), uncertainRetried: 0, plannerGaveUp: 0, revertible: [] }

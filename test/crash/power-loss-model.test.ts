@@ -121,6 +121,46 @@ test('power-loss WAL: synced entries always survive; unsynced ones are dropped, 
   assert.deepEqual([...fates].sort(), ['dropped', 'kept', 'partly kept', 'torn'])
 })
 
+test('power-loss WAL with zeros written ahead: a lost overwrite brings the zeros back; what survives is a prefix of the writes, in order', async () => {
+  const fates = new Set<string>()
+  for (let seed = 1; seed <= 32; seed++) {
+    const temp = tempDirectory('tally-power-model-')
+    try {
+      const disk = new PowerLossDisk({ random: mulberry32(seed) })
+      const directory = path.join(temp.directory, 'd')
+      await mkdir(directory)
+      const file = path.join(directory, 'f')
+      const handle = await disk.walIo.open(file, 'wx')
+      await disk.walIo.syncDirectory(directory)
+      await disk.walIo.write(handle, [Buffer.from('durable|')], 0)
+      await disk.walIo.preallocate(handle, 8, 24) // zeros, then a sync of the whole file
+      // Unsynced: two overwrites of the zeros, then an append past them.
+      await disk.walIo.write(handle, [Buffer.from('first|')], 8)
+      await disk.walIo.write(handle, [Buffer.from('second|')], 14)
+      await disk.walIo.write(handle, [Buffer.from('appended')], 32)
+      await handle.close()
+      const outcome = await disk.restorePower()
+      const image = readFileSync(file)
+      const survived = (text: string, at: number): boolean => image.subarray(at, at + text.length).toString() === text
+      assert.ok(survived('durable|', 0), 'the synced bytes stay')
+      assert.ok(image.byteLength >= 32, `size ${image.byteLength}: the preallocated size stays`)
+      // Writes reach the disk as a prefix, in order: a later one never without the earlier ones
+      // (garbage may only replace bytes from the loss point on).
+      if (survived('appended', 32)) assert.ok(survived('first|second|', 8))
+      if (survived('second|', 14)) assert.ok(survived('first|', 8))
+      // Bytes no write touched keep their zeros, unless garbage landed at the loss point just before them.
+      if (survived('second|', 14)) assert.ok(image.subarray(21, 32).every((byte) => byte === 0))
+      if (image.byteLength === 32 && image.subarray(8).every((byte) => byte === 0)) fates.add('none kept')
+      else if (survived('appended', 32)) fates.add('all kept')
+      else fates.add('prefix kept')
+      if (outcome.walTornFiles > 0 && !survived('appended', 32)) fates.add('torn')
+    } finally {
+      temp.remove()
+    }
+  }
+  assert.deepEqual([...fates].sort(), ['all kept', 'none kept', 'prefix kept', 'torn'])
+})
+
 test('power-loss directories: entries created or deleted since the last directory fsync survive as a prefix, in order', async () => {
   const seen = new Set<string>()
   for (let seed = 1; seed <= 16; seed++) {
@@ -186,7 +226,7 @@ test('WalIo sweep: every change the WAL makes to its files goes through its io (
         },
       ]),
     ) as unknown as typeof real
-    let { wal } = await Wal.open({ directory, io: watched, segmentBytesMax: 256 })
+    let { wal } = await Wal.open({ directory, io: watched, segmentBytesMax: 256, preallocateBytes: 128 })
     for (let i = 0; i < 40; i++) wal.append({ epoch: 0, type: 1, payload: Buffer.alloc(20, i) })
     await wal.flush()
     await wal.recycle(20)
@@ -198,17 +238,17 @@ test('WalIo sweep: every change the WAL makes to its files goes through its io (
     const last = (await (await import('node:fs/promises')).readdir(directory)).sort().at(-1) as string
     await appendFile(path.join(directory, last), Buffer.alloc(7, 1))
     expected = await snapshot(directory)
-    ;({ wal } = await Wal.open({ directory, io: watched, segmentBytesMax: 256 }))
+    ;({ wal } = await Wal.open({ directory, io: watched, segmentBytesMax: 256, preallocateBytes: 128 }))
     await wal.close()
     await resetWal({ directory, head: 100, io: watched })
     assert.equal(await snapshot(directory), expected)
-    assert.deepEqual([...kinds].sort(), ['open', 'sync', 'syncDirectory', 'truncate', 'unlink', 'write'])
+    assert.deepEqual([...kinds].sort(), ['open', 'preallocate', 'sync', 'syncDirectory', 'truncate', 'unlink', 'write'])
   } finally {
     temp.remove()
   }
 })
 
-test('the real WalIo really syncs: one fdatasync per group, a directory fsync per segment created (what the model takes on trust)', async () => {
+test('the real WalIo really syncs: one fdatasync per group and per zero fill, a directory fsync per segment created (what the model takes on trust)', async () => {
   const temp = tempDirectory('tally-power-model-')
   const { open } = await import('node:fs/promises')
   const probe = await open(temp.directory, 'r')
@@ -225,17 +265,23 @@ test('the real WalIo really syncs: one fdatasync per group, a directory fsync pe
     return sync.call(this)
   }
   try {
-    const { wal } = await Wal.open({ directory: path.join(temp.directory, 'wal'), segmentBytesMax: 256 })
-    const before = { ...calls, groups: wal.counters.groupCount, directorySyncs: wal.counters.directorySyncCount }
+    const { wal } = await Wal.open({ directory: path.join(temp.directory, 'wal'), segmentBytesMax: 256, preallocateBytes: 256 })
+    await wal.flush() // lets the first zero fill start
+    const before = { ...calls, groups: wal.counters.groupCount, directorySyncs: wal.counters.directorySyncCount, fills: wal.counters.preallocateCount }
     for (let group = 0; group < 6; group++) {
       wal.append({ epoch: 0, type: 1, payload: Buffer.alloc(100, group) })
       await wal.flush()
     }
     assert.ok(wal.segmentCount > 2, 'the groups rolled segments')
-    assert.equal(calls.datasync - before.datasync, wal.counters.groupCount - before.groups, 'one real fdatasync per group')
+    await wal.close()
+    assert.ok(wal.counters.preallocateCount - before.fills >= 2, 'zero fills ran')
+    assert.equal(
+      calls.datasync - before.datasync,
+      wal.counters.groupCount - before.groups + wal.counters.preallocateCount - before.fills,
+      'one real fdatasync per group and per zero fill',
+    )
     assert.equal(calls.sync - before.sync, wal.counters.directorySyncCount - before.directorySyncs, 'one real directory fsync per segment created')
     assert.ok(calls.sync - before.sync >= 2)
-    await wal.close()
   } finally {
     prototype.datasync = datasync
     prototype.sync = sync

@@ -35,3 +35,16 @@ test('serve: --loop-stall-ms sets the stall watch threshold (flag or TALLY_LOOP_
   assert.throws(() => parseServeArgs(['--loop-stall-ms', '49'], {}), /--loop-stall-ms: at least 50 ms/)
   assert.throws(() => parseServeArgs(['--loop-stall-ms', 'soon'], {}), /--loop-stall-ms/)
 })
+
+test('serve: --wal-preallocate-bytes sets the zeros written ahead of the WAL (flag or TALLY_WAL_PREALLOCATE_BYTES); 0 turns them off', () => {
+  const none = parseServeArgs([], {})
+  assert.ok(none !== 'help')
+  assert.equal(none.walPreallocateBytes, undefined, 'the node default applies')
+  const given = parseServeArgs(['--wal-preallocate-bytes', '0'], {})
+  assert.ok(given !== 'help')
+  assert.equal(given.walPreallocateBytes, 0)
+  const fromEnv = parseServeArgs([], { TALLY_WAL_PREALLOCATE_BYTES: '1048576' })
+  assert.ok(fromEnv !== 'help')
+  assert.equal(fromEnv.walPreallocateBytes, 1048576)
+  assert.throws(() => parseServeArgs(['--wal-preallocate-bytes', '-1'], {}), /--wal-preallocate-bytes/)
+})

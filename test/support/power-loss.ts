@@ -9,10 +9,14 @@
  * `PowerLost`). `restorePower()` then reduces the data directory to what a
  * machine that lost power keeps, drawn from the seeded `random`:
  *
- *  - a WAL file keeps the bytes up to its last `fdatasync`, then — at random —
- *    nothing more, all of the unsynced bytes (including part of a write the
- *    power failed in), a prefix of them, or a prefix followed by garbage (a
- *    torn write: zeros or noise);
+ *  - a WAL file keeps what it held at its last `fdatasync`, then — at random —
+ *    none of the writes made since, all of them (including part of a write
+ *    the power failed in), a prefix of their bytes in the order they were
+ *    written, or such a prefix followed by garbage (a torn write: zeros or
+ *    noise). A write may extend the file (an append) or overwrite bytes
+ *    already there (zeros a preallocation wrote ahead): what it overwrote
+ *    comes back when it is lost. A preallocation (zeros, then fdatasync) is a
+ *    write followed by a sync of the whole file;
  *  - the entries created or deleted in a directory since its last fsync
  *    survive as a prefix, in the order they were made (a journalled file
  *    system's metadata): a later creation may vanish, a later deletion be
@@ -74,8 +78,8 @@ export class PowerLossDisk {
   private operations = 0
   private crashAt = Number.POSITIVE_INFINITY
   private crashedAt: string | undefined
-  /** WAL files written this power period: bytes up to the last fdatasync. */
-  private durableBytes = new Map<string, number>()
+  /** WAL files opened this power period: the writes made to each since its last fdatasync, oldest first. */
+  private unsyncedWrites = new Map<string, UnsyncedWrite[]>()
   private handleFiles = new Map<FileHandle, string>()
   /** Per directory: its entries created or deleted since its last fsync, in order. */
   private directoryChanges = new Map<string, DirectoryChange[]>()
@@ -86,32 +90,39 @@ export class PowerLossDisk {
   constructor(private readonly options: PowerLossDiskOptions) {
     this.walIo = {
       write: async (handle, buffers, position) => {
+        const file = this.fileOf(handle)
         if (this.failsNext()) {
           // The write the power fails in may have partly reached the file (a torn write; its fate is drawn at restore).
           const image = Buffer.concat(buffers)
-          await handle.write(image, 0, Math.floor(this.options.random() * image.byteLength), position)
+          await this.recordedWrite(handle, file, image.subarray(0, Math.floor(this.options.random() * image.byteLength)), position)
         }
         this.step('wal write')
-        const { bytesWritten } = await handle.writev(buffers, position)
+        const bytesWritten = await this.recordedWrite(handle, file, Buffer.concat(buffers), position)
         this.assertPowered()
         return bytesWritten
       },
       sync: async (handle) => {
         this.step('wal fdatasync')
         const file = this.fileOf(handle)
-        const { size } = await handle.stat()
         // The power may fail while the sync runs: then it never returned.
         this.assertPowered()
-        this.durableBytes.set(file, size)
+        this.unsyncedWrites.set(file, [])
+      },
+      preallocate: async (handle, position, bytes) => {
+        const file = this.fileOf(handle)
+        if (this.failsNext()) await this.recordedWrite(handle, file, Buffer.alloc(Math.floor(this.options.random() * bytes)), position)
+        this.step('wal preallocate')
+        await this.recordedWrite(handle, file, Buffer.alloc(bytes), position)
+        this.assertPowered()
+        this.unsyncedWrites.set(file, [])
       },
       open: async (file, flags) => {
         this.step(`wal open ${flags}`)
         const handle = await fs.open(file, flags)
         this.handleFiles.set(handle, file)
         if (flags === 'wx') this.changesOf(path.dirname(file)).push({ kind: 'create', file })
-        // A file found at open survived the last power loss whole.
-        if (flags === 'wx') this.durableBytes.set(file, 0)
-        else if (!this.durableBytes.has(file)) this.durableBytes.set(file, (await handle.stat()).size)
+        // A new file is empty; one found at open survived the last power loss whole.
+        if (flags === 'wx' || !this.unsyncedWrites.has(file)) this.unsyncedWrites.set(file, [])
         if (this.crashed) {
           // The open never returned: nobody will close this handle.
           await handle.close()
@@ -122,14 +133,16 @@ export class PowerLossDisk {
       truncate: async (file, bytes) => {
         this.step('wal truncate')
         await fs.truncate(file, bytes)
-        this.durableBytes.set(file, Math.min(this.durableBytes.get(file) ?? bytes, bytes))
+        // Taken as durable at once (the WAL syncs the file right after): what was unsynced beyond `bytes` is gone for good.
+        const writes = this.unsyncedWrites.get(file)
+        if (writes !== undefined) this.unsyncedWrites.set(file, writes.flatMap((write) => clipped(write, bytes)))
         this.assertPowered()
       },
       unlink: async (file) => {
         this.step('wal unlink')
         const image = await fs.readFile(file)
-        this.changesOf(path.dirname(file)).push({ kind: 'unlink', file, image: image.subarray(0, this.durableBytes.get(file) ?? image.byteLength) })
-        this.durableBytes.delete(file)
+        this.changesOf(path.dirname(file)).push({ kind: 'unlink', file, image: undone(image, this.unsyncedWrites.get(file) ?? []) })
+        this.unsyncedWrites.delete(file)
         await fs.unlink(file)
         this.assertPowered()
       },
@@ -189,6 +202,26 @@ export class PowerLossDisk {
     if (this.crashedAt !== undefined) throw new PowerLost(`power lost ${this.crashedAt}`)
   }
 
+  /** Writes `bytes` at `position`, remembering what they overwrote (and the size before) so that a power loss can undo them. */
+  private async recordedWrite(handle: FileHandle, file: string, bytes: Buffer, position: number): Promise<number> {
+    const { size } = await handle.stat()
+    const overwritten = Buffer.alloc(Math.max(0, Math.min(size, position + bytes.byteLength) - position))
+    if (overwritten.byteLength > 0) {
+      // Segments are opened write-only: read what the write replaces through a handle of our own.
+      const reader = await fs.open(file, 'r')
+      try {
+        await reader.read(overwritten, 0, overwritten.byteLength, position)
+      } finally {
+        await reader.close()
+      }
+    }
+    const writes = this.unsyncedWrites.get(file)
+    if (writes === undefined) throw new Error('power-loss model: a write to a WAL file not opened through WalIo.open')
+    writes.push({ position, bytes, overwritten, sizeBefore: size })
+    const { bytesWritten } = await handle.write(bytes, 0, bytes.byteLength, position)
+    return bytesWritten
+  }
+
   private fileOf(handle: FileHandle): string {
     const file = this.handleFiles.get(handle)
     if (file === undefined) throw new Error('power-loss model: a WAL handle not opened through WalIo.open')
@@ -219,10 +252,9 @@ export class PowerLossDisk {
     let walTornFiles = 0
     let filesVanished = 0
     let filesReappeared = 0
-    for (const [file, durableBytes] of this.durableBytes) {
-      const size = await fileSize(file)
-      if (size === undefined) continue
-      const unsynced = size - durableBytes
+    for (const [file, writes] of this.unsyncedWrites) {
+      if ((await fileSize(file)) === undefined) continue
+      const unsynced = writes.reduce((sum, write) => sum + write.bytes.byteLength, 0)
       if (unsynced <= 0) continue
       const fate = random()
       let kept = 0
@@ -235,8 +267,20 @@ export class PowerLossDisk {
         const length = 1 + Math.floor(random() * Math.min(64, unsynced - kept))
         garbage = random() < 0.5 ? Buffer.alloc(length) : Buffer.from(Array.from({ length }, () => Math.floor(random() * 256)))
       }
-      await fs.truncate(file, durableBytes + kept)
-      if (garbage !== undefined) await fs.appendFile(file, garbage)
+      // The first `kept` bytes of the writes, in the order they were made, reached the disk; the rest is undone.
+      const survivors: UnsyncedWrite[] = []
+      let left = kept
+      for (const write of writes) {
+        const length = Math.min(left, write.bytes.byteLength)
+        left -= length
+        survivors.push({ ...write, bytes: write.bytes.subarray(0, length) })
+      }
+      const image = await fs.readFile(file)
+      const lostFrom = survivors.find((write, at) => write.bytes.byteLength < (writes[at] as UnsyncedWrite).bytes.byteLength)
+      let after = undone(image, writes)
+      for (const write of survivors) if (write.bytes.byteLength > 0) after = redone(after, write)
+      if (garbage !== undefined && lostFrom !== undefined) after = redone(after, { ...lostFrom, position: lostFrom.position + lostFrom.bytes.byteLength, bytes: garbage })
+      await fs.writeFile(file, after)
       walBytesDropped += unsynced - kept - (garbage?.byteLength ?? 0)
       if (kept > 0 || garbage !== undefined) walTornFiles += 1
     }
@@ -274,12 +318,46 @@ export class PowerLossDisk {
     this.operations = 0
     this.crashAt = Number.POSITIVE_INFINITY
     this.crashedAt = undefined
-    this.durableBytes = new Map()
+    this.unsyncedWrites = new Map()
     this.handleFiles = new Map()
     this.directoryChanges = new Map()
     this.stores = new Set()
     return outcome
   }
+}
+
+/** A write not yet synced: its bytes, what they overwrote, and the file's size before it. */
+interface UnsyncedWrite {
+  readonly position: number
+  readonly bytes: Buffer
+  readonly overwritten: Buffer
+  readonly sizeBefore: number
+}
+
+/** The write as a truncation to `size` leaves it (nothing of it past `size` remains to undo or redo). */
+function clipped(write: UnsyncedWrite, size: number): UnsyncedWrite[] {
+  if (write.position >= size) return []
+  const keep = size - write.position
+  return [{ position: write.position, bytes: write.bytes.subarray(0, keep), overwritten: write.overwritten.subarray(0, keep), sizeBefore: Math.min(write.sizeBefore, size) }]
+}
+
+/** The file as it was before `writes`, undone newest first. */
+function undone(image: Buffer, writes: readonly UnsyncedWrite[]): Buffer {
+  let result = Buffer.from(image)
+  for (let at = writes.length - 1; at >= 0; at--) {
+    const write = writes[at] as UnsyncedWrite
+    write.overwritten.copy(result, write.position)
+    result = result.subarray(0, write.sizeBefore)
+  }
+  return result
+}
+
+/** `write` applied to the file `image` (extending it when it writes past its end). */
+function redone(image: Buffer, write: Pick<UnsyncedWrite, 'position' | 'bytes'>): Buffer {
+  const end = write.position + write.bytes.byteLength
+  const result = end > image.byteLength ? Buffer.concat([image, Buffer.alloc(end - image.byteLength)]) : Buffer.from(image)
+  write.bytes.copy(result, write.position)
+  return result
 }
 
 type DirectoryChange = { readonly kind: 'create'; readonly file: string } | { readonly kind: 'unlink'; readonly file: string; readonly image: Buffer }

@@ -112,7 +112,7 @@ async function until(predicate: () => boolean): Promise<void> {
 test('a new WAL is empty: head, durable and tail are 0 and the first segment is 1', async () => {
   await withDirectory(async (directory) => {
     const { wal, recovery } = await Wal.open({ directory })
-    assert.deepEqual(recovery, { head: 0, tail: 0, truncatedTornBytes: 0, segments: 1 })
+    assert.deepEqual(recovery, { head: 0, tail: 0, truncatedTornBytes: 0, zeroTailBytes: 0, segments: 1 })
     assert.equal(wal.head, 0)
     assert.equal(wal.durable, 0)
     assert.equal(wal.tail, 0)
@@ -230,12 +230,17 @@ test('property: a tear anywhere inside the last entry is truncated away on open'
             // a zero-filled extension after the torn entry (file size persisted, data not)
             fs.truncateSync(last, cut)
             fs.appendFileSync(last, Buffer.alloc(1 + (cutSeed % 300)))
-            tornBytes = fs.statSync(last).size - entryStart
+            // What is left of the entry may be zeros only (a cut at its first byte, or a prefix of zero bytes):
+            // then nothing distinguishes it from a preallocated region, which is kept as the segment's end.
+            const zerosOnly = fs.readFileSync(last).subarray(entryStart).every((byte) => byte === 0)
+            tornBytes = zerosOnly ? 0 : fs.statSync(last).size - entryStart
           }
+          const sizeDamaged = fs.statSync(last).size
           const reopened = await Wal.open({ directory })
           const lost = 1 // the last entry is always gone (a cut at its first byte removes it whole, tearing nothing)
           assert.equal(reopened.recovery.head, count - lost)
           assert.equal(reopened.recovery.truncatedTornBytes, tornBytes)
+          assert.equal(reopened.recovery.zeroTailBytes, damage === 'zeros' && tornBytes === 0 ? sizeDamaged - entryStart : 0)
           assertRecords(await collect(reopened.wal.read(1)), 1, count - lost)
           const index = reopened.wal.append({ epoch: 1, type: count % 256, payload: payloadFor(count) })
           assert.equal(index, count - lost + 1)
@@ -632,7 +637,7 @@ test('resetWal starts an empty WAL after a snapshot index', async () => {
     await resetWal({ directory, head: 1000 })
     assert.deepEqual(segmentFiles(directory), [segmentFileName(1001)])
     const opened = await Wal.open({ directory })
-    assert.deepEqual(opened.recovery, { head: 1000, tail: 1000, truncatedTornBytes: 0, segments: 1 })
+    assert.deepEqual(opened.recovery, { head: 1000, tail: 1000, truncatedTornBytes: 0, zeroTailBytes: 0, segments: 1 })
     assert.throws(() => opened.wal.read(1000), expectWalError('RECYCLED'))
     assert.deepEqual(await collect(opened.wal.read(1001)), [])
     assert.equal(opened.wal.append({ epoch: 1, type: 1001 % 256, payload: payloadFor(1001) }), 1001)
@@ -724,9 +729,9 @@ const operationArbitrary: fc.Arbitrary<Operation> = fc.oneof(
 
 test('property: the WAL behaves like an array of records (appends, flushes, truncations, recycling, reopens)', async () => {
   await fc.assert(
-    fc.asyncProperty(fc.array(operationArbitrary, { minLength: 1, maxLength: 25 }), async (operations) => {
+    fc.asyncProperty(fc.array(operationArbitrary, { minLength: 1, maxLength: 25 }), fc.constantFrom(0, 64, 300, 4096), async (operations, preallocateBytes) => {
       await withDirectory(async (directory) => {
-        const options: WalOptions = { directory, segmentBytesMax: 700, groupBytesMax: 2048, sync: false }
+        const options: WalOptions = { directory, segmentBytesMax: 700, groupBytesMax: 2048, sync: false, preallocateBytes }
         let { wal } = await Wal.open(options)
         const model = new Map<number, Uint8Array>() // index → payload
         let head = 0
@@ -790,11 +795,190 @@ test('property: the WAL behaves like an array of records (appends, flushes, trun
   )
 })
 
+// ------------------------------------------------------------ preallocation
+
+/** An io whose zero fills wait for the test to release them (each fill then runs for real). */
+function gatedPreallocation(): { io: Partial<WalIo>; release: () => void; waiting: () => number; writes: () => number } {
+  let gates: Array<() => void> = []
+  let writes = 0
+  return {
+    io: {
+      preallocate: (handle, position, bytes) =>
+        new Promise<void>((resolve, reject) => {
+          gates.push(() => {
+            handle
+              .write(Buffer.alloc(bytes), 0, bytes, position)
+              .then(() => handle.datasync())
+              .then(resolve, reject)
+          })
+        }),
+      write: async (handle, buffers, position) => {
+        writes += 1
+        return (await handle.writev(buffers, position)).bytesWritten
+      },
+    },
+    release: () => {
+      const open = gates
+      gates = []
+      for (const gate of open) gate()
+    },
+    waiting: () => gates.length,
+    writes: () => writes,
+  }
+}
+
+test('preallocation: zeros are written ahead of the entries, within the segment; a reopen keeps them as the end, truncating nothing', async () => {
+  await withDirectory(async (directory) => {
+    const options: WalOptions = { directory, segmentBytesMax: 1 << 20, preallocateBytes: 256 * 1024 }
+    const { wal } = await Wal.open(options)
+    for (let round = 0; round < 40; round += 1) {
+      appendMany(wal, 50)
+      await wal.flush()
+    }
+    await wal.close()
+    const counters = wal.counters
+    assert.ok(counters.preallocateCount >= 2, `fills: ${counters.preallocateCount}`)
+    const file = path.join(directory, segmentFileName(1))
+    const size = fs.statSync(file).size
+    assert.ok(size > counters.bytesWritten, `the file (${size} B) holds zeros beyond the entries (${counters.bytesWritten} B)`)
+    assert.ok(size <= (options.segmentBytesMax ?? 0), 'never past the segment bound')
+    assert.ok(fs.readFileSync(file).subarray(counters.bytesWritten).every((byte) => byte === 0), 'only zeros beyond the entries')
+    const reopened = await Wal.open(options)
+    assert.equal(reopened.recovery.head, 2000)
+    assert.equal(reopened.recovery.truncatedTornBytes, 0)
+    assert.equal(reopened.recovery.zeroTailBytes, size - counters.bytesWritten)
+    assert.equal(fs.statSync(file).size, size, 'nothing truncated')
+    // Appends continue over the zeros.
+    appendMany(reopened.wal, 10)
+    await reopened.wal.flush()
+    await reopened.wal.close()
+    const again = await Wal.open({ directory })
+    assertRecords(await collect(again.wal.read(1)), 1, 2010)
+    await again.wal.close()
+  })
+})
+
+test('preallocation: segments that are not the last end in zeros; they open, read, recycle and truncate like any other', async () => {
+  await withDirectory(async (directory) => {
+    const options: WalOptions = { directory, segmentBytesMax: 2048, preallocateBytes: 2048 }
+    let { wal } = await Wal.open(options)
+    for (let round = 0; round < 30; round += 1) {
+      appendMany(wal, 7)
+      await wal.flush()
+    }
+    await wal.close()
+    const files = segmentFiles(directory)
+    assert.ok(files.length >= 4, `${files.length} segments`)
+    const zeroTails = files.slice(0, -1).filter((name) => {
+      const image = fs.readFileSync(path.join(directory, name))
+      return image.at(-1) === 0 && image.at(-2) === 0
+    })
+    assert.ok(zeroTails.length > 0, 'some closed segment ends in zeros')
+    ;({ wal } = await Wal.open(options))
+    assertRecords(await collect(wal.read(1)), 1, 210)
+    await wal.truncateAfter(150)
+    assert.equal(await wal.recycle(100) <= 100, true)
+    appendMany(wal, 20)
+    await wal.flush()
+    await wal.close()
+    const reopened = await Wal.open({ directory })
+    assertRecords(await collect(reopened.wal.read(reopened.wal.tail + 1)), reopened.wal.tail + 1, 170)
+    await reopened.wal.close()
+  })
+})
+
+test('preallocation: a segment that is not the last may end in zeros only where its successor starts; other damage is corruption', async () => {
+  await withDirectory(async (directory) => {
+    const { wal } = await Wal.open({ directory, segmentBytesMax: 2048, preallocateBytes: 2048 })
+    for (let round = 0; round < 20; round += 1) {
+      appendMany(wal, 5)
+      await wal.flush()
+    }
+    await wal.close()
+    const files = segmentFiles(directory)
+    assert.ok(files.length >= 3)
+    const middle = path.join(directory, files[1] ?? '')
+    const original = fs.readFileSync(middle)
+    const indexFirst = Number((files[1] ?? '').slice(0, 20))
+    const indexNext = Number((files[2] ?? '').slice(0, 20))
+    const lastEntryBytes = entryOverheadBytes + payloadFor(indexNext - 1).length
+    const entriesEnd = [...Array(indexNext - indexFirst).keys()].reduce((sum, k) => sum + entryOverheadBytes + payloadFor(indexFirst + k).length, 0)
+    assert.ok(original.byteLength > entriesEnd, 'the middle segment ends in zeros')
+    // Its last entry zeroed: the zeros now start one entry early, and the next segment does not follow on.
+    const zeroed = Buffer.from(original)
+    zeroed.fill(0, entriesEnd - lastEntryBytes, entriesEnd)
+    fs.writeFileSync(middle, zeroed)
+    await assert.rejects(Wal.open({ directory }), (error: unknown) => {
+      expectWalError('CORRUPTION')(error)
+      assert.match(String(error), /previous segment ends at/)
+      return true
+    })
+    // A stray byte in its zeros: damage in a segment that is not the last.
+    const stray = Buffer.from(original)
+    stray[original.byteLength - 1] = 1
+    fs.writeFileSync(middle, stray)
+    await assert.rejects(Wal.open({ directory }), (error: unknown) => {
+      expectWalError('CORRUPTION')(error)
+      assert.match(String(error), /not the last/)
+      return true
+    })
+  })
+})
+
+test('preallocation: a group never writes where a zero fill is in flight; it waits, and the fill never covers an entry', async () => {
+  await withDirectory(async (directory) => {
+    const gate = gatedPreallocation()
+    const { wal } = await Wal.open({ directory, preallocateBytes: 1024 * 1024, io: gate.io })
+    // The first fill starts at open, at offset 0: the first group must wait for it.
+    assert.equal(gate.waiting(), 1)
+    appendMany(wal, 5)
+    const flushed = wal.flush()
+    let durable = false
+    void flushed.then(() => (durable = true))
+    for (let turn = 0; turn < 50; turn += 1) await new Promise<void>((resolve) => setImmediate(resolve))
+    assert.equal(gate.writes(), 0, 'no group write while the fill covering its bytes is in flight')
+    assert.equal(durable, false)
+    gate.release()
+    assert.equal(await flushed, 5)
+    // The next fill starts beyond every appended byte: groups below it go ahead while it is held.
+    await until(() => gate.waiting() === 1)
+    appendMany(wal, 5)
+    assert.equal(await wal.flush(), 10)
+    assert.ok(gate.writes() >= 2)
+    gate.release()
+    await wal.close()
+    const reopened = await Wal.open({ directory })
+    assertRecords(await collect(reopened.wal.read(1)), 1, 10)
+    await reopened.wal.close()
+  })
+})
+
+test('preallocation: a failed zero fill is fatal, like a failed group (its fdatasync may have seen the entries\' error)', async () => {
+  await withDirectory(async (directory) => {
+    const { wal } = await Wal.open({
+      directory,
+      preallocateBytes: 64 * 1024,
+      io: {
+        preallocate: () => Promise.reject(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })),
+      },
+    })
+    await until(() => {
+      try {
+        wal.append({ epoch: 1, type: 1, payload: payloadFor(1) })
+        return false
+      } catch (error) {
+        return expectWalError('FAILED')(error)
+      }
+    })
+    await assert.rejects(wal.close(), expectWalError('FAILED'))
+  })
+})
+
 // ------------------------------------------------------------------- crash test
 
 /** Runs the writer until it has printed `linesBeforeKill` durable lines, SIGKILLs it, returns every durable index it printed. */
-async function runWriterUntilKilled(directory: string, linesBeforeKill: number): Promise<number[]> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'fixtures', 'writer.ts'), directory], {
+async function runWriterUntilKilled(directory: string, linesBeforeKill: number, preallocateBytes: number): Promise<number[]> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'fixtures', 'writer.ts'), directory, String(preallocateBytes)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const durable: number[] = []
@@ -834,7 +1018,8 @@ test('crash: every index the writer reported durable survives SIGKILL at a rando
     const rounds = 4
     for (let round = 0; round < rounds; round += 1) {
       const linesBeforeKill = 1 + Math.floor(Math.random() * 40)
-      const durable = await runWriterUntilKilled(directory, linesBeforeKill)
+      // Odd rounds write zeros ahead of the entries (the even ones then continue a log with zero tails).
+      const durable = await runWriterUntilKilled(directory, linesBeforeKill, round % 2 === 1 ? 8 * 1024 : 0)
       assert.ok(durable.length >= linesBeforeKill)
       const maxDurable = Math.max(...durable)
       assert.ok(maxDurable > previousHead, 'the writer made progress')
