@@ -11,13 +11,15 @@ export interface ServedTally {
   readonly url: string
   /** From the spawn to the `listening` line. */
   readonly startMs: number
+  /** The server process (for `tally bench --server-pid`). */
+  readonly pid: number
   stop(): Promise<void>
 }
 
-/** Starts `tally serve` from `root` on `data` (log level warn); resolves once it is listening. */
-export async function serveTally(root: string, data: string): Promise<ServedTally> {
+/** Starts `tally serve` from `root` on `data` (log level warn, `args` added); resolves once it is listening. */
+export async function serveTally(root: string, data: string, args: readonly string[] = []): Promise<ServedTally> {
   const started = performance.now()
-  const child = spawn(process.execPath, [path.join(root, 'bin', 'tally.mjs'), 'serve', '--data', data, '--listen', '127.0.0.1:0'], {
+  const child = spawn(process.execPath, [path.join(root, 'bin', 'tally.mjs'), 'serve', '--data', data, '--listen', '127.0.0.1:0', ...args], {
     env: { ...process.env, TALLY_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
@@ -35,7 +37,7 @@ export async function serveTally(root: string, data: string): Promise<ServedTall
         if (match !== null) resolve(`http://127.0.0.1:${match[2]}`)
       })
     })
-    return { url, startMs: performance.now() - started, stop }
+    return { url, startMs: performance.now() - started, pid: child.pid ?? 0, stop }
   } catch (error) {
     await stop()
     throw error

@@ -111,6 +111,13 @@ const groupBytesMaxLimit = 1024 * 1024 * 1024
 const chunkBytesDefault = 1024 * 1024
 /** The first zero fill's lead; it doubles with each fill up to `preallocateBytes`. */
 const preallocateLeadFirst = 64 * 1024
+/**
+ * Bytes of one zero fill at most. Each fill changes the file's size, so the
+ * group fdatasync that runs beside it may have to wait for the journal
+ * commit (and the zeros' writeback) it causes: smaller fills spread that
+ * cost over more, shorter waits.
+ */
+const preallocateFillBytesMax = 256 * 1024
 const zeroChunk = Buffer.alloc(1024 * 1024)
 
 interface Config {
@@ -834,7 +841,7 @@ export class Wal {
     const lead = this.#fillLead
     if (segment.bytesFile - segment.bytes >= lead / 2) return
     const start = Math.max(segment.bytesFile, segment.bytes)
-    const end = Math.min(this.#config.segmentBytesMax, segment.bytes + lead)
+    const end = Math.min(this.#config.segmentBytesMax, segment.bytes + lead, start + preallocateFillBytesMax)
     if (end <= start) return
     this.#fillLead = Math.min(this.#config.preallocateBytes, lead * 2)
     const fill: Fill = { segment, start, done: Promise.resolve() }

@@ -1,0 +1,129 @@
+/**
+ * Single transactions below the peak (issue 12 target 3): open-loop load at
+ * fixed rates against a fresh `tally serve`, for several builds or settings
+ * alternated in one run, with what the server's metrics say about each run:
+ * the WAL's fdatasync per group, GC pauses, the longest event-loop delay and
+ * stalls.
+ *
+ *   node --import tsx bench/half-load.ts --variant NAME=ROOT[:serve args] ...
+ *     [--rates 1000,2500] [--duration S] [--rounds R] [--concurrency C]
+ *
+ * e.g. --variant 'base=/tmp/base-latency' --variant 'zeros=.' \
+ *      --variant 'appending=.:--wal-preallocate-bytes 0'
+ *
+ * Each round runs every variant once, in turn: a fresh data directory, a
+ * short warm-up at the first rate (not measured), then each rate for S
+ * seconds (`tally bench` from this checkout, so the client is the same for
+ * every variant). Prints one Markdown row per variant, round and rate.
+ */
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { serveTally } from './support/serve.ts'
+
+function argumentsOf(name: string): string[] {
+  const values: string[] = []
+  process.argv.forEach((value, at) => {
+    if (value === name && process.argv[at + 1] !== undefined) values.push(process.argv[at + 1] as string)
+  })
+  return values
+}
+
+const here = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
+const rates = (argumentsOf('--rates')[0] ?? '1000,2500').split(',').map(Number)
+const duration = Number(argumentsOf('--duration')[0] ?? '15')
+const rounds = Number(argumentsOf('--rounds')[0] ?? '2')
+const concurrency = Number(argumentsOf('--concurrency')[0] ?? '64')
+const variants = argumentsOf('--variant').map((text) => {
+  const [name, rest] = text.split(/=(.*)/s) as [string, string]
+  const [root, args] = rest.split(/:(.*)/s) as [string, string | undefined]
+  return { name, root: path.resolve(root), args: args === undefined || args === '' ? [] : args.split(' ') }
+})
+if (variants.length === 0) throw new Error('at least one --variant NAME=ROOT[:serve args]')
+
+/** Prometheus text → series name with labels → value. */
+async function scrape(url: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${url}/_/metrics`)).text()
+  const series = new Map<string, number>()
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue
+    const at = line.lastIndexOf(' ')
+    series.set(line.slice(0, at), Number(line.slice(at + 1)))
+  }
+  return series
+}
+
+/** Percentile (upper bucket bound, ms) of a histogram's growth between two scrapes. */
+function histogramPercentile(before: Map<string, number>, after: Map<string, number>, name: string, p: number, labels = ''): string {
+  const buckets: { le: number; count: number }[] = []
+  for (const [key, value] of after) {
+    if (!key.startsWith(`${name}_bucket{`) || !key.includes(labels)) continue
+    const match = /le="([^"]+)"/.exec(key)
+    if (match === null) continue
+    buckets.push({ le: match[1] === '+Inf' ? Infinity : Number(match[1]), count: value - (before.get(key) ?? 0) })
+  }
+  buckets.sort((a, b) => a.le - b.le)
+  const total = buckets.at(-1)?.count ?? 0
+  if (total === 0) return '–'
+  const bucket = buckets.find((candidate) => candidate.count >= total * p)
+  return bucket === undefined || bucket.le === Infinity ? '> max' : `≤ ${+(bucket.le * 1000).toFixed(2)}`
+}
+
+function delta(before: Map<string, number>, after: Map<string, number>, key: string): number {
+  return (after.get(key) ?? 0) - (before.get(key) ?? 0)
+}
+
+async function bench(url: string, pid: number, rate: number, seconds: number): Promise<Record<string, any>> {
+  const args = ['bench', '--target', url, '--workload', `transactions:${concurrency}@${rate}`, '--duration', String(seconds), '--server-pid', String(pid), '--json', '--max-error-rate', '1']
+  const child = spawn(process.execPath, [path.join(here, 'bin', 'tally.mjs'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  if (code !== 0) throw new Error(`tally bench exited ${code}`)
+  return JSON.parse(out) as Record<string, any>
+}
+
+async function main(): Promise<void> {
+  console.log(`rates ${rates.join(', ')}/s, ${concurrency} connections in flight at most, ${duration} s each, ${rounds} rounds; ${os.cpus().length} CPUs`)
+  console.log('')
+  console.log('| variant | round | rate | tx/s | p50 / p90 / p99 / p99.9 / max ms | WAL fdatasync p50 / p99 / max ms (buckets) | GC pauses: count, total ms, longest ≤ ms | loop delay max ms | stalls ≥ 100 ms | server µs/tx (JS thread) | load |')
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+  for (let round = 1; round <= rounds; round++) {
+    for (const variant of variants) {
+      const data = mkdtempSync(path.join(os.tmpdir(), 'tally-half-load-'))
+      const server = await serveTally(variant.root, path.join(data, 'data'), variant.args)
+      try {
+        await bench(server.url, server.pid, rates[0] ?? 1000, 3)
+        for (const rate of rates) {
+          const before = await scrape(server.url)
+          const report = await bench(server.url, server.pid, rate, duration)
+          const after = await scrape(server.url)
+          const latency = report.total.latency
+          const cpu = report.cpu?.server
+          const gcCount = [...after.keys()].filter((key) => key.startsWith('nodejs_gc_duration_seconds_count')).reduce((sum, key) => sum + delta(before, after, key), 0)
+          const gcSum = [...after.keys()].filter((key) => key.startsWith('nodejs_gc_duration_seconds_sum')).reduce((sum, key) => sum + delta(before, after, key), 0)
+          const gcLongest = ['minor', 'major', 'incremental']
+            .map((kind) => histogramPercentile(before, after, 'nodejs_gc_duration_seconds', 1, `kind="${kind}"`))
+            .filter((text) => text !== '–')
+            .join(', ')
+          const fsyncMax = histogramPercentile(before, after, 'tally_wal_fsync_duration_seconds', 1)
+          const stalls = delta(before, after, 'tally_event_loop_stall_seconds_count')
+          const loopMax = (after.get('nodejs_eventloop_lag_max_seconds') ?? Number.NaN) * 1000
+          const f = (value: number): string => value.toFixed(value < 10 ? 2 : 1)
+          console.log(
+            `| ${variant.name} | ${round} | ${rate} | ${Math.round(report.total.transactionsPerSecond)} | ${f(latency.p50Ms)} / ${f(latency.p90Ms)} / ${f(latency.p99Ms)} / ${f(latency.p999Ms)} / ${f(latency.maxMs)} | ${histogramPercentile(before, after, 'tally_wal_fsync_duration_seconds', 0.5)} / ${histogramPercentile(before, after, 'tally_wal_fsync_duration_seconds', 0.99)} / ${fsyncMax} | ${gcCount}, ${f(gcSum * 1000)}, ${gcLongest} | ${f(loopMax)} | ${stalls} | ${cpu === null || cpu === undefined ? '–' : `${Math.round(cpu.microsPerTransaction)} (${Math.round(cpu.mainThreadMicrosPerTransaction)})`} | ${(os.loadavg()[0] ?? 0).toFixed(1)} |`,
+          )
+        }
+      } finally {
+        await server.stop()
+        rmSync(data, { recursive: true, force: true })
+      }
+    }
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error)
+  process.exitCode = 1
+})
