@@ -87,8 +87,8 @@ async function bench(url: string, pid: number, rate: number, seconds: number): P
 async function main(): Promise<void> {
   console.log(`rates ${rates.join(', ')}/s, ${concurrency} connections in flight at most, ${duration} s each, ${rounds} rounds; ${os.cpus().length} CPUs`)
   console.log('')
-  console.log('| variant | round | rate | tx/s | p50 / p90 / p99 / p99.9 / max ms | WAL fdatasync p50 / p99 / max ms (buckets) | GC pauses: count, total ms, longest ≤ ms | loop delay max ms | stalls ≥ 100 ms | server µs/tx (JS thread) | load |')
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+  console.log('| variant | round | rate | tx/s | p50 / p90 / p99 / p99.9 / max ms | WAL fdatasync p50 / p99 / max ms (buckets) | GC pauses: count, total ms, longest ≤ ms | store checkpoints: count, longest ms | loop delay max ms | stalls ≥ 100 ms | server µs/tx (JS thread) | load |')
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
   for (let round = 1; round <= rounds; round++) {
     for (const variant of variants) {
       const data = mkdtempSync(path.join(os.tmpdir(), 'tally-half-load-'))
@@ -109,10 +109,12 @@ async function main(): Promise<void> {
             .join(', ')
           const fsyncMax = histogramPercentile(before, after, 'tally_wal_fsync_duration_seconds', 1)
           const stalls = delta(before, after, 'tally_event_loop_stall_seconds_count')
+          const checkpoints = delta(before, after, 'tally_store_checkpoint_duration_seconds_count')
+          const checkpointLongest = histogramPercentile(before, after, 'tally_store_checkpoint_duration_seconds', 1)
           const loopMax = (after.get('nodejs_eventloop_lag_max_seconds') ?? Number.NaN) * 1000
           const f = (value: number): string => value.toFixed(value < 10 ? 2 : 1)
           console.log(
-            `| ${variant.name} | ${round} | ${rate} | ${Math.round(report.total.transactionsPerSecond)} | ${f(latency.p50Ms)} / ${f(latency.p90Ms)} / ${f(latency.p99Ms)} / ${f(latency.p999Ms)} / ${f(latency.maxMs)} | ${histogramPercentile(before, after, 'tally_wal_fsync_duration_seconds', 0.5)} / ${histogramPercentile(before, after, 'tally_wal_fsync_duration_seconds', 0.99)} / ${fsyncMax} | ${gcCount}, ${f(gcSum * 1000)}, ${gcLongest} | ${f(loopMax)} | ${stalls} | ${cpu === null || cpu === undefined ? '–' : `${Math.round(cpu.microsPerTransaction)} (${Math.round(cpu.mainThreadMicrosPerTransaction)})`} | ${(os.loadavg()[0] ?? 0).toFixed(1)} |`,
+            `| ${variant.name} | ${round} | ${rate} | ${Math.round(report.total.transactionsPerSecond)} | ${f(latency.p50Ms)} / ${f(latency.p90Ms)} / ${f(latency.p99Ms)} / ${f(latency.p999Ms)} / ${f(latency.maxMs)} | ${histogramPercentile(before, after, 'tally_wal_fsync_duration_seconds', 0.5)} / ${histogramPercentile(before, after, 'tally_wal_fsync_duration_seconds', 0.99)} / ${fsyncMax} | ${gcCount}, ${f(gcSum * 1000)}, ${gcLongest} | ${checkpoints}, ${checkpointLongest} | ${f(loopMax)} | ${stalls} | ${cpu === null || cpu === undefined ? '–' : `${Math.round(cpu.microsPerTransaction)} (${Math.round(cpu.mainThreadMicrosPerTransaction)})`} | ${(os.loadavg()[0] ?? 0).toFixed(1)} |`,
           )
         }
       } finally {
