@@ -13,6 +13,11 @@
  * it to be durable, repeatedly, for S seconds; the fdatasync of each group
  * is timed inside the WAL's io. Prints one Markdown row per case and round:
  * percentiles of the fdatasync and of append → durable, and the load average.
+ *
+ * With --paired, each round instead opens one WAL of each kind side by side
+ * and alternates single-entry groups between them (A, B, A, B …), so that
+ * both see the same moments of the disk: on a shared machine this tells
+ * them apart far better than runs one after the other.
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import * as fs from 'node:fs'
@@ -100,6 +105,58 @@ async function runCase(root: string, spec: Case, seconds: number, payloadBytes: 
   }
 }
 
+/** One WAL with and one without zeros ahead, groups alternated between them. */
+async function runPaired(root: string, background: boolean, seconds: number, payloadBytes: number, backgroundMib: number): Promise<string[]> {
+  const directory = fs.mkdtempSync(path.join(root, 'tally-wal-fsync-'))
+  let child: ChildProcess | undefined
+  try {
+    if (background) {
+      child = fork(new URL(import.meta.url).pathname, ['--background-writer', directory, String(backgroundMib)], { execArgv: ['--import', 'tsx'] })
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+    }
+    const kinds = [
+      { name: 'appending', preallocateBytes: 0 },
+      { name: 'zeros ahead', preallocateBytes: 4 * 1024 * 1024 },
+    ]
+    const opened = await Promise.all(
+      kinds.map(async (kind) => {
+        const syncs: number[] = []
+        const { wal } = await Wal.open({
+          directory: path.join(directory, kind.name.replace(' ', '-')),
+          preallocateBytes: kind.preallocateBytes,
+          io: {
+            async sync(handle: FileHandle) {
+              const started = performance.now()
+              await handle.datasync()
+              syncs.push(performance.now() - started)
+            },
+          },
+        })
+        return { ...kind, wal, syncs }
+      }),
+    )
+    const payload = new Uint8Array(payloadBytes).fill(7)
+    const load = os.loadavg()[0] ?? 0
+    const deadline = performance.now() + seconds * 1000
+    try {
+      while (performance.now() < deadline) {
+        for (const { wal } of opened) await wal.waitDurable(wal.append({ epoch: 1, type: 1, payload }))
+      }
+    } finally {
+      for (const { wal } of opened) await wal.close()
+    }
+    const ms = (value: number): string => value.toFixed(value < 1 ? 3 : 2)
+    return opened.map(({ name, wal, syncs }) => {
+      syncs.sort((a, b) => a - b)
+      const mean = syncs.reduce((sum, value) => sum + value, 0) / syncs.length
+      return `| ${name}${background ? `, another writer at ${backgroundMib} MiB/s` : ''} | ${syncs.length} | ${ms(percentile(syncs, 50))} / ${ms(percentile(syncs, 90))} / ${ms(percentile(syncs, 99))} / ${ms(percentile(syncs, 99.9))} / ${ms(syncs.at(-1) ?? Number.NaN)} | ${ms(mean)} | ${wal.counters.preallocateCount} | ${load.toFixed(2)} |`
+    })
+  } finally {
+    child?.kill('SIGKILL')
+    fs.rmSync(directory, { recursive: true, force: true })
+  }
+}
+
 async function main(): Promise<void> {
   const seconds = Number(argument('--seconds') ?? '8')
   const rounds = Number(argument('--rounds') ?? '2')
@@ -112,6 +169,16 @@ async function main(): Promise<void> {
     { name: `appending, another writer at ${backgroundMib} MiB/s`, preallocateBytes: 0, background: true },
     { name: `zeros ahead, another writer at ${backgroundMib} MiB/s`, preallocateBytes: 4 * 1024 * 1024, background: true },
   ]
+  if (process.argv.includes('--paired')) {
+    console.log(`WAL fdatasync latency, paired: one ${payloadBytes}-byte entry per group, groups alternated between a WAL appending and one with zeros ahead, ${seconds} s per case, ${rounds} rounds, in ${root}`)
+    console.log('')
+    console.log('| WAL | groups | fdatasync p50 / p90 / p99 / p99.9 / max ms | mean ms | zero fills | load |')
+    console.log('| --- | --- | --- | --- | --- | --- |')
+    for (let round = 0; round < rounds; round += 1) {
+      for (const background of [false, true]) for (const row of await runPaired(root, background, seconds, payloadBytes, backgroundMib)) console.log(row)
+    }
+    return
+  }
   console.log(`WAL fdatasync latency, one ${payloadBytes}-byte entry per group, ${seconds} s per case, ${rounds} rounds, in ${root}`)
   console.log('')
   console.log('| case | groups | fdatasync p50 / p90 / p99 / p99.9 / max ms | append → durable p50 / p99 ms | zero fills | load |')
