@@ -6,6 +6,7 @@
  * stalls.
  *
  *   node --import tsx bench/half-load.ts --variant NAME=ROOT[:serve args] ...
+ *   (a serve argument written node:FLAG is given to node instead, e.g. node:--max-semi-space-size=64)
  *     [--rates 1000,2500] [--duration S] [--rounds R] [--concurrency C]
  *
  * e.g. --variant 'base=/tmp/base-latency' --variant 'zeros=.' \
@@ -38,7 +39,13 @@ const concurrency = Number(argumentsOf('--concurrency')[0] ?? '64')
 const variants = argumentsOf('--variant').map((text) => {
   const [name, rest] = text.split(/=(.*)/s) as [string, string]
   const [root, args] = rest.split(/:(.*)/s) as [string, string | undefined]
-  return { name, root: path.resolve(root), args: args === undefined || args === '' ? [] : args.split(' ') }
+  const words = args === undefined || args === '' ? [] : args.split(' ')
+  return {
+    name,
+    root: path.resolve(root),
+    args: words.filter((word) => !word.startsWith('node:')),
+    nodeFlags: words.filter((word) => word.startsWith('node:')).map((word) => word.slice('node:'.length)),
+  }
 })
 if (variants.length === 0) throw new Error('at least one --variant NAME=ROOT[:serve args]')
 
@@ -92,7 +99,7 @@ async function main(): Promise<void> {
   for (let round = 1; round <= rounds; round++) {
     for (const variant of variants) {
       const data = mkdtempSync(path.join(os.tmpdir(), 'tally-half-load-'))
-      const server = await serveTally(variant.root, path.join(data, 'data'), variant.args)
+      const server = await serveTally(variant.root, path.join(data, 'data'), variant.args, variant.nodeFlags)
       try {
         await bench(server.url, server.pid, rates[0] ?? 1000, 3)
         for (const rate of rates) {

@@ -16,10 +16,10 @@ export interface ServedTally {
   stop(): Promise<void>
 }
 
-/** Starts `tally serve` from `root` on `data` (log level warn, `args` added); resolves once it is listening. */
-export async function serveTally(root: string, data: string, args: readonly string[] = []): Promise<ServedTally> {
+/** Starts `tally serve` from `root` on `data` (log level warn, `args` added, `nodeFlags` given to node); resolves once it is listening. */
+export async function serveTally(root: string, data: string, args: readonly string[] = [], nodeFlags: readonly string[] = []): Promise<ServedTally> {
   const started = performance.now()
-  const child = spawn(process.execPath, [path.join(root, 'bin', 'tally.mjs'), 'serve', '--data', data, '--listen', '127.0.0.1:0', ...args], {
+  const child = spawn(process.execPath, [...nodeFlags, path.join(root, 'bin', 'tally.mjs'), 'serve', '--data', data, '--listen', '127.0.0.1:0', ...args], {
     env: { ...process.env, TALLY_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
