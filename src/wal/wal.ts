@@ -68,9 +68,9 @@ export interface WalOptions {
   groupBytesMax?: number
   /**
    * Zeros written ahead of the entries in the open segment, off the group
-   * commit's path (0, the default: none). The lead starts at 64 KiB (or this
-   * bound, when smaller) and doubles with each fill up to this bound; it never
-   * reaches past `segmentBytesMax`.
+   * commit's path (0, the default: none). The lead is twice the bytes groups
+   * wrote since open, at least 64 KiB, at most this bound (and never past
+   * `segmentBytesMax`).
    */
   preallocateBytes?: number
   /** test/simulator hook: replaces any of the WAL's mutating file operations */
@@ -109,8 +109,8 @@ export const pendingGroupsMax = 4
 const bytesMin = 64
 const groupBytesMaxLimit = 1024 * 1024 * 1024
 const chunkBytesDefault = 1024 * 1024
-/** The first zero fill's lead; it doubles with each fill up to `preallocateBytes`. */
-const preallocateLeadFirst = 64 * 1024
+/** The least lead of zeros ahead; it grows with what was written since open, up to `preallocateBytes`. */
+const preallocateLeadMin = 64 * 1024
 /**
  * Bytes of one zero fill at most. Each fill changes the file's size, so the
  * group fdatasync that runs beside it may have to wait for the journal
@@ -309,7 +309,6 @@ export class Wal {
 
   #flushing = false
   #fill: Fill | null = null
-  #fillLead: number
   #flushTarget = 0
   #waiters: Waiter[] = []
   #listeners: Array<(fromIndex: number, toIndex: number) => void> = []
@@ -344,7 +343,6 @@ export class Wal {
     this.#durable = last.indexLast
     this.#tail = first.indexFirst - 1
     this.#epochHead = epochHead
-    this.#fillLead = Math.min(preallocateLeadFirst, config.preallocateBytes)
   }
 
   /** Opens (creating if needed) the WAL in `options.directory`, recovering from a crash. */
@@ -838,12 +836,12 @@ export class Wal {
     const handle = this.#handle
     // A rolled segment not yet created gets its zeros once its first group made it.
     if (segment === null || handle === null || segment !== this.#segmentLast()) return
-    const lead = this.#fillLead
+    // A WAL that writes little keeps few zeros ahead: the lead is twice what groups wrote since open, within bounds.
+    const lead = Math.min(this.#config.preallocateBytes, Math.max(preallocateLeadMin, 2 * this.#counters.bytesWritten))
     if (segment.bytesFile - segment.bytes >= lead / 2) return
     const start = Math.max(segment.bytesFile, segment.bytes)
     const end = Math.min(this.#config.segmentBytesMax, segment.bytes + lead, start + preallocateFillBytesMax)
     if (end <= start) return
-    this.#fillLead = Math.min(this.#config.preallocateBytes, lead * 2)
     const fill: Fill = { segment, start, done: Promise.resolve() }
     fill.done = this.#config.io
       .preallocate(handle, start, end - start)
