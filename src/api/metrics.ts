@@ -73,7 +73,7 @@ export class ServerMetrics implements PipelineObserver, LoopStallObserver {
   })
   private readonly checkpointSeconds = new Histogram({
     name: 'tally_store_checkpoint_duration_seconds',
-    help: 'Store checkpoints (a synced store write, then WAL recycling).',
+    help: "Store checkpoints: the audit checkpoint's flush and the synced store write (on the JavaScript thread), not the WAL recycling after it.",
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
     registers: [this.registry],
   })
@@ -231,6 +231,27 @@ export class ServerMetrics implements PipelineObserver, LoopStallObserver {
         },
       })
     }
+    new Counter({
+      name: 'tally_store_log_syncs_ahead_total',
+      help: "Background fdatasyncs of RocksDB's log between store checkpoints (latency only), by outcome.",
+      labelNames: ['outcome'] as const,
+      registers,
+      collect() {
+        const figures = node.store.logSyncAheadFigures
+        this.reset()
+        this.inc({ outcome: 'synced' }, figures.syncs)
+        this.inc({ outcome: 'failed' }, figures.failures)
+      },
+    })
+    new Counter({
+      name: 'tally_store_log_sync_ahead_seconds_total',
+      help: "Wall-clock seconds the background fdatasyncs of RocksDB's log took, on libuv's pool (not the JavaScript thread).",
+      registers,
+      collect() {
+        this.reset()
+        this.inc(node.store.logSyncAheadFigures.seconds)
+      },
+    })
     rocksdb('tally_rocksdb_memtable_bytes', 'RocksDB memtables, all column families (rocksdb.cur-size-all-mem-tables).', 'rocksdb.cur-size-all-mem-tables')
     rocksdb('tally_rocksdb_pending_compaction_bytes', 'RocksDB estimate of bytes compaction must rewrite (rocksdb.estimate-pending-compaction-bytes).', 'rocksdb.estimate-pending-compaction-bytes')
     rocksdb('tally_rocksdb_running_compactions', 'RocksDB compactions running (rocksdb.num-running-compactions).', 'rocksdb.num-running-compactions')

@@ -3,6 +3,8 @@ import type { RocksIterator } from '@nxtedition/rocksdb'
 import { TallyError, invariant } from '../domain/index.ts'
 import { MetaKey, metaKey, prefixEnd } from './layout.ts'
 import type { RowWrite } from './layout.ts'
+import { LogSyncAhead, logSyncAheadBytesDefault } from './log-sync-ahead.ts'
+import type { LogSyncAheadFigures } from './log-sync-ahead.ts'
 
 /** Bumped whenever the on-disk layout changes; see docs/operations.md. */
 export const STORAGE_SCHEMA_VERSION = 4
@@ -163,6 +165,8 @@ export interface StoreTuning {
   readonly memtableMemoryBudget?: number
   readonly backgroundJobs?: number
   readonly walCompression?: boolean
+  /** Unsynced bytes written after which RocksDB's log is synced ahead in the background (0: never); see `LogSyncAhead`. */
+  readonly logSyncAheadBytes?: number
 }
 
 /** "Cumulative stall: 00:01:02.500 H:M:S, …" in RocksDB's `rocksdb.dbstats` text, in seconds. */
@@ -205,17 +209,23 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
   /** Closes of dropped iterators (their native part is freed at once; abstract-level settles the rest a turn later). */
   private iteratorCloses: Promise<void>[] = []
 
+  /** Background syncs of RocksDB's log between checkpoints (latency only: `log-sync-ahead.ts`). */
+  private readonly logSyncAhead: LogSyncAhead
+
   protected constructor(
     protected readonly db: RocksLevel<Buffer, Buffer>,
     readonly directory: string,
-  ) {}
+    logSyncAheadBytes: number = logSyncAheadBytesDefault,
+  ) {
+    this.logSyncAhead = new LogSyncAhead(directory, logSyncAheadBytes)
+  }
 
   /**
    * Opens (creating when missing) and checks the schema version. A store
    * written by another version is refused: there is no flag to bypass it.
    */
   static async open(directory: string, tuning: StoreTuning = {}): Promise<Store> {
-    const store = new Store(await Store.openDatabase(directory, tuning), directory)
+    const store = new Store(await Store.openDatabase(directory, tuning), directory, tuning.logSyncAheadBytes)
     await store.checkSchemaVersion()
     return store
   }
@@ -431,6 +441,7 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
     const slices = options.slices
     const batch = this.db.batch()
     let started = performance.now()
+    let bytes = 0
     try {
       for (let at = 0; at < rows.length; at++) {
         if (slices !== undefined && at > 0 && at % slices.rows === 0) {
@@ -440,7 +451,11 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
         }
         const row = rows[at] as RowWrite
         if (row.value === null) batch.del(row.key)
-        else batch.put(row.key, row.value)
+        else {
+          batch.put(row.key, row.value)
+          bytes += row.value.byteLength
+        }
+        bytes += row.key.byteLength
       }
     } catch (error) {
       await batch.close() // nothing of it was written
@@ -461,6 +476,13 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
     } finally {
       this.dropShortReadIterators()
     }
+    if (options.sync) this.logSyncAhead.synced()
+    else this.logSyncAhead.written(bytes)
+  }
+
+  /** What the background syncs of RocksDB's log did since the store opened. */
+  get logSyncAheadFigures(): Readonly<LogSyncAheadFigures> {
+    return this.logSyncAhead.figures
   }
 
   /**
@@ -488,6 +510,7 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
   }
 
   async close(): Promise<void> {
+    await this.logSyncAhead.settled()
     this.dropShortReadIterators()
     await Promise.all(this.iteratorCloses)
     this.iteratorCloses = []
