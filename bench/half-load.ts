@@ -8,6 +8,7 @@
  *   node --import tsx bench/half-load.ts --variant NAME=ROOT[:serve args] ...
  *   (a serve argument written node:FLAG is given to node instead, e.g. node:--max-semi-space-size=64)
  *     [--rates 1000,2500] [--duration S] [--rounds R] [--concurrency C]
+ *     [--workload bulk --bulk-size B]   (rates are then requests/s, each of B transactions)
  *
  * e.g. --variant 'base=/tmp/base-latency' --variant 'zeros=.' \
  *      --variant 'appending=.:--wal-preallocate-bytes 0'
@@ -36,6 +37,8 @@ const rates = (argumentsOf('--rates')[0] ?? '1000,2500').split(',').map(Number)
 const duration = Number(argumentsOf('--duration')[0] ?? '15')
 const rounds = Number(argumentsOf('--rounds')[0] ?? '2')
 const concurrency = Number(argumentsOf('--concurrency')[0] ?? '64')
+const workload = argumentsOf('--workload')[0] ?? 'transactions'
+const bulkSize = argumentsOf('--bulk-size')[0] ?? '100'
 const variants = argumentsOf('--variant').map((text) => {
   const [name, rest] = text.split(/=(.*)/s) as [string, string]
   const [root, args] = rest.split(/:(.*)/s) as [string, string | undefined]
@@ -82,7 +85,7 @@ function delta(before: Map<string, number>, after: Map<string, number>, key: str
 }
 
 async function bench(url: string, pid: number, rate: number, seconds: number): Promise<Record<string, any>> {
-  const args = ['bench', '--target', url, '--workload', `transactions:${concurrency}@${rate}`, '--duration', String(seconds), '--server-pid', String(pid), '--json', '--max-error-rate', '1']
+  const args = ['bench', '--target', url, '--workload', `${workload}:${concurrency}@${rate}`, '--bulk-size', bulkSize, '--duration', String(seconds), '--server-pid', String(pid), '--json', '--max-error-rate', '1']
   const child = spawn(process.execPath, [path.join(here, 'bin', 'tally.mjs'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
@@ -92,10 +95,10 @@ async function bench(url: string, pid: number, rate: number, seconds: number): P
 }
 
 async function main(): Promise<void> {
-  console.log(`rates ${rates.join(', ')}/s, ${concurrency} connections in flight at most, ${duration} s each, ${rounds} rounds; ${os.cpus().length} CPUs`)
+  console.log(`workload ${workload}${workload === 'bulk' ? ` of ${bulkSize}` : ''}, rates ${rates.join(', ')} requests/s, ${concurrency} connections in flight at most, ${duration} s each, ${rounds} rounds; ${os.cpus().length} CPUs`)
   console.log('')
-  console.log('| variant | round | rate | tx/s | p50 / p90 / p99 / p99.9 / max ms | WAL fdatasync p50 / p99 / max ms (buckets) | GC pauses: count, total ms, longest ≤ ms | store checkpoints: count, longest ms | loop delay max ms | stalls ≥ 100 ms | server µs/tx (JS thread) | load |')
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+  console.log('| variant | round | rate | tx/s | p50 / p90 / p99 / p99.9 / max ms | WAL fdatasync p50 / p99 / max ms (buckets) | GC pauses: count, total ms, longest ≤ ms | store checkpoints: count, mean ms, longest ≤ ms | store log syncs ahead | loop delay max ms | stalls ≥ 100 ms | server µs/tx (JS thread) | load |')
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
   for (let round = 1; round <= rounds; round++) {
     for (const variant of variants) {
       const data = mkdtempSync(path.join(os.tmpdir(), 'tally-half-load-'))
@@ -118,10 +121,12 @@ async function main(): Promise<void> {
           const stalls = delta(before, after, 'tally_event_loop_stall_seconds_count')
           const checkpoints = delta(before, after, 'tally_store_checkpoint_duration_seconds_count')
           const checkpointLongest = histogramPercentile(before, after, 'tally_store_checkpoint_duration_seconds', 1)
+          const checkpointMean = checkpoints === 0 ? Number.NaN : (delta(before, after, 'tally_store_checkpoint_duration_seconds_sum') * 1000) / checkpoints
+          const syncsAhead = delta(before, after, 'tally_store_log_syncs_ahead_total{outcome="synced"}')
           const loopMax = (after.get('nodejs_eventloop_lag_max_seconds') ?? Number.NaN) * 1000
           const f = (value: number): string => value.toFixed(value < 10 ? 2 : 1)
           console.log(
-            `| ${variant.name} | ${round} | ${rate} | ${Math.round(report.total.transactionsPerSecond)} | ${f(latency.p50Ms)} / ${f(latency.p90Ms)} / ${f(latency.p99Ms)} / ${f(latency.p999Ms)} / ${f(latency.maxMs)} | ${histogramPercentile(before, after, 'tally_wal_fsync_duration_seconds', 0.5)} / ${histogramPercentile(before, after, 'tally_wal_fsync_duration_seconds', 0.99)} / ${fsyncMax} | ${gcCount}, ${f(gcSum * 1000)}, ${gcLongest} | ${checkpoints}, ${checkpointLongest} | ${f(loopMax)} | ${stalls} | ${cpu === null || cpu === undefined ? '–' : `${Math.round(cpu.microsPerTransaction)} (${Math.round(cpu.mainThreadMicrosPerTransaction)})`} | ${(os.loadavg()[0] ?? 0).toFixed(1)} |`,
+            `| ${variant.name} | ${round} | ${rate} | ${Math.round(report.total.transactionsPerSecond)} | ${f(latency.p50Ms)} / ${f(latency.p90Ms)} / ${f(latency.p99Ms)} / ${f(latency.p999Ms)} / ${f(latency.maxMs)} | ${histogramPercentile(before, after, 'tally_wal_fsync_duration_seconds', 0.5)} / ${histogramPercentile(before, after, 'tally_wal_fsync_duration_seconds', 0.99)} / ${fsyncMax} | ${gcCount}, ${f(gcSum * 1000)}, ${gcLongest} | ${checkpoints}, ${Number.isNaN(checkpointMean) ? '–' : f(checkpointMean)}, ${checkpointLongest} | ${syncsAhead} | ${f(loopMax)} | ${stalls} | ${cpu === null || cpu === undefined ? '–' : `${Math.round(cpu.microsPerTransaction)} (${Math.round(cpu.mainThreadMicrosPerTransaction)})`} | ${(os.loadavg()[0] ?? 0).toFixed(1)} |`,
           )
         }
       } finally {

@@ -46,7 +46,7 @@ function errno(code: string): NodeJS.ErrnoException {
 }
 
 test("RocksDB's log files in a listing, oldest first, by file number", () => {
-  assert.deepEqual(rocksDbLogFiles(['000012.log', 'LOG', 'LOG.old.1', 'CURRENT', '000009.log', '1000000.log', '000010.sst', 'MANIFEST-000005', '000011.log.tmp']), ['000009.log', '000012.log', '1000000.log'])
+  assert.deepEqual(rocksDbLogFiles(['000012.log', 'LOG', 'LOG.old.1', 'CURRENT', '1000000.log', '000009.log', '999999.log', '000010.sst', 'MANIFEST-000005', '000011.log.tmp']), ['000009.log', '000012.log', '999999.log', '1000000.log'])
 })
 
 test('a sync ahead starts once the unsynced bytes reach the threshold, one at a time, and a synced write starts the count again', async () => {
