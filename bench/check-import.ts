@@ -25,7 +25,7 @@ import { LedgerNode } from '../src/server/index.ts'
 import { Store } from '../src/store/index.ts'
 import type { AccountAddress, Asset, LedgerName } from '../src/domain/index.ts'
 import type { ProposedOrder } from '../src/orders/index.ts'
-import { exportLogChunks, importLogs, parseJsonStream, runCheck } from '../src/check/index.ts'
+import { exportLogChunks, exportWriteQueueBytes, importLogs, parseJsonStream, runCheck } from '../src/check/index.ts'
 
 const { values } = parseArgs({
   options: { transactions: { type: 'string' }, bulk: { type: 'string' }, dir: { type: 'string' }, keep: { type: 'boolean' }, only: { type: 'string' } },
@@ -133,7 +133,7 @@ async function main(): Promise<void> {
     const store = await Store.open(path.join(source, 'store'))
     const started = performance.now()
     const cpuStarted = process.cpuUsage()
-    const out = createWriteStream(exportFile)
+    const out = createWriteStream(exportFile, { highWaterMark: exportWriteQueueBytes })
     let exported = 0
     for await (const chunk of exportLogChunks(store, ledger)) {
       if (!out.write(chunk.bytes)) await once(out, 'drain')
