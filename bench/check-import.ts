@@ -119,7 +119,7 @@ async function main(): Promise<void> {
     const checkSeconds = (performance.now() - started) / 1000
     const checkCpuSeconds = cpuSecondsSince(cpuStarted)
     await store.close()
-    log(`check: ok=${checked.ok} ${checked.auditEntries} entries, ${checked.ordersReplayed} orders in ${checkSeconds.toFixed(1)}s`)
+    log(`check: ok=${checked.ok} ${checked.auditEntries} entries, ${checked.ordersReplayed} orders in ${checkSeconds.toFixed(1)}s, ${checked.spills} spills`)
     if (!checked.ok) throw new Error(`check found ${checked.findings} findings: ${JSON.stringify(checked.findingsList.slice(0, 3))}`)
     rows.push({
       measure: 'check (scan + replay + compare)',
