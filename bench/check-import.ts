@@ -25,7 +25,7 @@ import { LedgerNode } from '../src/server/index.ts'
 import { Store } from '../src/store/index.ts'
 import type { AccountAddress, Asset, LedgerName } from '../src/domain/index.ts'
 import type { ProposedOrder } from '../src/orders/index.ts'
-import { exportLogChunks, importLogs, parseJsonStream, runCheck } from '../src/check/index.ts'
+import { exportLogChunks, exportWriteQueueBytes, importLogs, parseJsonStream, runCheck } from '../src/check/index.ts'
 
 const { values } = parseArgs({
   options: { transactions: { type: 'string' }, bulk: { type: 'string' }, dir: { type: 'string' }, keep: { type: 'boolean' }, only: { type: 'string' } },
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
     const checkSeconds = (performance.now() - started) / 1000
     const checkCpuSeconds = cpuSecondsSince(cpuStarted)
     await store.close()
-    log(`check: ok=${checked.ok} ${checked.auditEntries} entries, ${checked.ordersReplayed} orders in ${checkSeconds.toFixed(1)}s`)
+    log(`check: ok=${checked.ok} ${checked.auditEntries} entries, ${checked.ordersReplayed} orders in ${checkSeconds.toFixed(1)}s, ${checked.spills} spills`)
     if (!checked.ok) throw new Error(`check found ${checked.findings} findings: ${JSON.stringify(checked.findingsList.slice(0, 3))}`)
     rows.push({
       measure: 'check (scan + replay + compare)',
@@ -133,7 +133,7 @@ async function main(): Promise<void> {
     const store = await Store.open(path.join(source, 'store'))
     const started = performance.now()
     const cpuStarted = process.cpuUsage()
-    const out = createWriteStream(exportFile)
+    const out = createWriteStream(exportFile, { highWaterMark: exportWriteQueueBytes })
     let exported = 0
     for await (const chunk of exportLogChunks(store, ledger)) {
       if (!out.write(chunk.bytes)) await once(out, 'drain')

@@ -181,7 +181,7 @@ class CheckRun {
     disk: SpillDisk,
   ) {
     const half = Math.max(1, Math.floor((options.memoryBytesMax ?? checkMemoryBytesDefault) / 2))
-    this.live = new OrderedSpillRows(disk, 0x53, half, () => true)
+    this.live = new OrderedSpillRows(disk, 'store-rows', half)
     this.replayed = new SpillRows(disk, 0x52, half, digestZone)
   }
 
@@ -199,7 +199,7 @@ class CheckRun {
         case Zone.attributes:
         case Zone.indexes:
         case Zone.cacheMirror:
-          this.live.append(key.toString('latin1'), digestOf(value))
+          this.live.append(key, digestOf(value))
           break
         case Zone.auditCheckpoints:
           this.checkpointRow(key, value)
@@ -266,8 +266,8 @@ class CheckRun {
           invariant(typeof row !== 'string', 'attribute rows are kept whole')
           return row
         },
-        set(key, row) {
-          replayed.set(attributeId(key), row)
+        set(rowKey, row) {
+          replayed.set(rowKey.toString('latin1'), row)
         },
       },
     )
@@ -498,37 +498,36 @@ class CheckRun {
     if (this.previous.seq !== BigInt(this.auditTotal)) {
       this.report({ kind: 'meta', key: MetaKey.auditHead, message: `the audit head says seq ${this.auditTotal}, the last stored entry is seq ${this.previous.seq}` })
     }
-    const expectedRows = this.replayed.sorted()
-    const liveRows = this.live.sorted()
-    const nextExpected = async (): Promise<[string, SpilledValue] | undefined> => {
-      for (;;) {
-        const next = await expectedRows.next()
-        if (next.done === true) return undefined
-        const zone = next.value[0].charCodeAt(0)
-        if (zone !== Zone.meta && zone !== Zone.audit) return next.value
-      }
+    // Both sides come in batches: an await per batch, not per row.
+    const expected = new BatchCursor(this.replayed.sorted())
+    const live = new BatchCursor<[string, SpilledValue]>(this.live.sorted())
+    // Meta rows are compared apart (compareMeta), audit entries as they were replayed.
+    const unreplayed = (row: [string, SpilledValue] | undefined): boolean => row !== undefined && (row[0].charCodeAt(0) === Zone.meta || row[0].charCodeAt(0) === Zone.audit)
+    const skipUnreplayedZones = async (): Promise<void> => {
+      while (unreplayed(expected.current)) if (!expected.advance()) await expected.fill()
     }
-    const nextLive = async (): Promise<[string, SpilledValue] | undefined> => {
-      const next = await liveRows.next()
-      return next.done === true ? undefined : next.value
-    }
-    let expected = await nextExpected()
-    let live = await nextLive()
-    while (expected !== undefined || live !== undefined) {
-      const order = expected === undefined ? 1 : live === undefined ? -1 : compareLatin1(expected[0], live[0])
+    await expected.fill()
+    await live.fill()
+    await skipUnreplayedZones()
+    for (;;) {
+      const expectedRow = expected.current
+      const liveRow = live.current
+      if (expectedRow === undefined && liveRow === undefined) break
+      const order = expectedRow === undefined ? 1 : liveRow === undefined ? -1 : compareLatin1(expectedRow[0], liveRow[0])
       if (order < 0) {
-        const [id, row] = expected as [string, SpilledValue]
+        const [id, row] = expectedRow as [string, SpilledValue]
         await this.reportRow(Buffer.from(id, 'latin1'), row, false)
-        expected = await nextExpected()
       } else if (order > 0) {
-        await this.reportRow(Buffer.from((live as [string, SpilledValue])[0], 'latin1'), undefined, true)
-        live = await nextLive()
+        await this.reportRow(Buffer.from((liveRow as [string, SpilledValue])[0], 'latin1'), undefined, true)
       } else {
-        const [id, row] = expected as [string, SpilledValue]
-        if ((live as [string, SpilledValue])[1] !== (typeof row === 'string' ? row : digestOf(row))) await this.reportRow(Buffer.from(id, 'latin1'), row, true)
-        expected = await nextExpected()
-        live = await nextLive()
+        const [id, row] = expectedRow as [string, SpilledValue]
+        if ((liveRow as [string, SpilledValue])[1] !== (typeof row === 'string' ? row : digestOf(row))) await this.reportRow(Buffer.from(id, 'latin1'), row, true)
       }
+      if (order <= 0) {
+        if (!expected.advance()) await expected.fill()
+        if (unreplayed(expected.current)) await skipUnreplayedZones()
+      }
+      if (order >= 0 && !live.advance()) await live.fill()
       if (this.paceDue()) await this.pace(true)
     }
     this.compareMeta()
@@ -659,6 +658,42 @@ class CheckRun {
       latestCheckpoint: this.latestCheckpoint === undefined ? null : Number(this.latestCheckpoint),
       ...(this.stopped === undefined ? {} : { stopped: this.stopped }),
       findingsList: this.kept,
+    }
+  }
+}
+
+/** Reads an async source of batches an entry at a time, awaiting only when a batch is used up. */
+class BatchCursor<T> {
+  private batch: readonly T[] = []
+  private at = 0
+  private readonly source: AsyncIterator<readonly T[]>
+
+  constructor(source: AsyncIterable<readonly T[]>) {
+    this.source = source[Symbol.asyncIterator]()
+  }
+
+  /** The entry at the cursor; undefined once the source is used up. */
+  get current(): T | undefined {
+    return this.batch[this.at]
+  }
+
+  /** Moves to the next entry; false when the batch is used up (then `fill` reads the next). */
+  advance(): boolean {
+    this.at++
+    return this.at < this.batch.length
+  }
+
+  /** Reads batches until one has an entry, or the source ends. */
+  async fill(): Promise<void> {
+    while (this.at >= this.batch.length) {
+      const step = await this.source.next()
+      if (step.done === true) {
+        this.batch = []
+        this.at = 0
+        return
+      }
+      this.batch = step.value
+      this.at = 0
     }
   }
 }

@@ -8,8 +8,6 @@ function importError(message: string): TallyError {
   return new TallyError({ code: 'IMPORT', kind: 'validation', message })
 }
 
-const WHITESPACE = new Set([' ', '\t', '\n', '\r'])
-
 /**
  * Splits a stream of JSON objects — JSON lines (any whitespace between
  * objects, as Go's decoder reads v2 exports) or one JSON array of objects —
@@ -40,21 +38,23 @@ export async function* parseJsonStream(source: AsyncIterable<Buffer | string>, v
   })()
   for await (const text of chunks) {
     let start = depth > 0 ? 0 : -1
-    for (let i = 0; i < text.length; i++) {
-      const character = text[i] as string
+    const length = text.length
+    for (let i = 0; i < length; i++) {
+      // Code units, not one-character strings: every character of a stream passes here.
+      const code = text.charCodeAt(i)
       if (depth === 0) {
-        if (WHITESPACE.has(character)) continue
+        if (code === 0x20 || code === 0x0a || code === 0x0d || code === 0x09) continue
         if (mode === 'ended') throw importError('data after the end of the JSON array')
-        if (character === '[' && mode === 'undetermined') {
+        if (code === 0x5b /* [ */ && mode === 'undetermined') {
           mode = 'array'
           continue
         }
-        if (mode === 'array' && character === ',') continue
-        if (mode === 'array' && character === ']') {
+        if (mode === 'array' && code === 0x2c /* , */) continue
+        if (mode === 'array' && code === 0x5d /* ] */) {
           mode = 'ended'
           continue
         }
-        if (character !== '{') throw importError(`expected a log object, found ${JSON.stringify(character)} near byte ${position + i}`)
+        if (code !== 0x7b /* { */) throw importError(`expected a log object, found ${JSON.stringify(text[i])} near byte ${position + i}`)
         if (mode === 'undetermined') mode = 'lines'
         depth = 1
         start = i
@@ -62,13 +62,13 @@ export async function* parseJsonStream(source: AsyncIterable<Buffer | string>, v
       }
       if (inString) {
         if (escaped) escaped = false
-        else if (character === '\\') escaped = true
-        else if (character === '"') inString = false
+        else if (code === 0x5c /* \ */) escaped = true
+        else if (code === 0x22 /* " */) inString = false
         continue
       }
-      if (character === '"') inString = true
-      else if (character === '{' || character === '[') depth++
-      else if (character === '}' || character === ']') {
+      if (code === 0x22) inString = true
+      else if (code === 0x7b || code === 0x5b) depth++
+      else if (code === 0x7d || code === 0x5d) {
         depth--
         if (depth === 0) {
           const value = pending + text.slice(start, i + 1)

@@ -1,7 +1,8 @@
 import type { LedgerName } from '../domain/index.ts'
-import { JsonBytes, decodeAttribute, idempotencyKey, isPackedString, ledgerKey, ledgerNotFound, readPackedString, writePackedJson } from '../domain/index.ts'
+import type { PackedCursor } from '../domain/index.ts'
+import { JsonBytes, decodeAttribute, idempotencyKey, isPackedString, ledgerKey, ledgerNotFound, openPackedObject, readPackedString, writePackedJson } from '../domain/index.ts'
 import type { BatchedRangeReader, StoreReader } from '../store/index.ts'
-import { attributeRowKey, logRowFields, logRowPrefix, prefixEnd } from '../store/index.ts'
+import { RowLayout, attributeRowKey, logRowFields, logRowPrefix, prefixEnd } from '../store/index.ts'
 
 /**
  * Bytes of log rows read from the store at once: one `nextv` on the thread
@@ -12,6 +13,14 @@ export const exportBatchBytes = 1024 * 1024
 
 /** Bytes of JSON lines gathered before `exportLogChunks` hands them on (one write, not one per log). */
 export const exportChunkBytes = 256 * 1024
+
+/**
+ * Bytes of chunks an export's file stream queues before it pushes back
+ * (its `highWaterMark`): a few chunks, so the next batch is read and printed
+ * while the last one is written. With a stream's default (16 KiB) every
+ * chunk waits for its write to finish before the next is printed.
+ */
+export const exportWriteQueueBytes = 4 * 1024 * 1024
 
 /** What an export reads: the ledger and idempotency rows, and the log zone in batches. */
 export type ExportReader = Pick<StoreReader, 'get' | 'getMany'> & BatchedRangeReader
@@ -64,44 +73,26 @@ export interface ExportChunk {
  * Logs in batches: one iterator over the log zone (one snapshot), read
  * `exportBatchBytes` at a time; each batch's lines are printed straight from
  * the packed rows (`writePackedJson`: nothing decoded but the idempotency
- * key) in one synchronous stretch into the generator's own writer.
+ * key) in one synchronous stretch into the generator's own writer. A keyed
+ * log's request hash is read afterwards for the whole batch (one `getMany`)
+ * and put in its line where it was left out.
  */
 async function* exportLogBatches(store: ExportReader, ledger: LedgerName): AsyncGenerator<ExportChunk> {
   if ((await store.get(attributeRowKey(ledgerKey(ledger)))) === undefined) throw ledgerNotFound(ledger)
   const prefix = logRowPrefix(ledger)
   const out = new JsonBytes(exportBatchBytes)
+  const keyed: KeyedLine[] = []
   for await (const rows of store.rangeBatches({ gte: prefix, lt: prefixEnd(prefix), batchBytes: exportBatchBytes })) {
-    const batch = rows.map(([, value]) => storedLog(value))
-    const hashes = await idempotencyHashes(store, ledger, batch)
-    batch.forEach((log, i) => writeLog(out, log, hashes[i]))
-    yield { bytes: out.take(), logs: batch.length }
+    keyed.length = 0
+    for (const [, row] of rows) writeLogLine(out, row, keyed)
+    yield { bytes: keyed.length === 0 ? out.take() : await withIdempotencyHashes(store, ledger, out, keyed), logs: rows.length }
   }
 }
 
-/** A stored log row, its fields located but not decoded (only the idempotency key is read). */
-interface StoredLog {
-  readonly row: Buffer
-  /** The offset of each top-level field's packed value. */
-  readonly fields: ReadonlyMap<string, number>
-  /** '' when the log has none (or no string). */
-  readonly idempotencyKey: string
-}
-
-function storedLog(row: Buffer): StoredLog {
-  const fields = logRowFields(row)
-  const at = fields.get('idempotencyKey')
-  const idempotencyKey = at !== undefined && isPackedString(row, at) ? readPackedString(row, { offset: at }) : ''
-  return { row, fields, idempotencyKey }
-}
-
-/** The request hash of each keyed log's idempotency record, read for the batch in one `getMany`. */
-async function idempotencyHashes(store: ExportReader, ledger: LedgerName, batch: readonly StoredLog[]): Promise<(string | undefined)[]> {
-  const hashes: (string | undefined)[] = []
-  const keyed = batch.flatMap((log, i) => (log.idempotencyKey !== '' ? [i] : []))
-  if (keyed.length === 0) return hashes
-  const rows = await store.getMany(keyed.map((i) => attributeRowKey(idempotencyKey(ledger, (batch[i] as StoredLog).idempotencyKey))))
-  keyed.forEach((at, i) => (hashes[at] = requestHashOf(rows[i])))
-  return hashes
+/** A printed line whose log has an idempotency key: where its `idempotencyHash` field goes, if its record has one. */
+interface KeyedLine {
+  readonly at: number
+  readonly key: string
 }
 
 /**
@@ -109,31 +100,148 @@ async function idempotencyHashes(store: ExportReader, ledger: LedgerName, batch:
  * `stringifyJson` gives for the decoded object `{type, data, date,
  * idempotencyKey, idempotencyHash?, id, hash, schemaVersion?}` and a
  * newline (a missing field prints `null`, as the generic printer prints an
- * absent value), each value printed from the row's packed bytes.
+ * absent value), each value printed from the row's packed bytes. The
+ * `idempotencyHash` is left out: a keyed log notes where it goes in `keyed`.
  */
-function writeLog(out: JsonBytes, log: StoredLog, idempotencyHash: string | undefined): void {
+function writeLogLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]): void {
+  const start = out.length
+  if (writeFsmOrderedLine(out, row, keyed)) return
+  out.discardFrom(start)
+  writeLocatedLine(out, row, keyed)
+}
+
+/** Reused by the one-pass printer (printing is synchronous). */
+const cursor: PackedCursor = { offset: 0 }
+
+/**
+ * The line of a row in the order the FSM writes a log (`{id, hash, type,
+ * data, date, idempotencyKey?, schemaVersion?}`), printed in one pass over
+ * the row: the fields before `type` are remembered, the rest printed as they
+ * come. False, with part of a line written, for a row of any other shape
+ * (the caller discards it and prints the row by `writeLocatedLine`).
+ */
+function writeFsmOrderedLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]): boolean {
+  const count = openPackedObject(row, RowLayout.log, cursor)
+  if (count === undefined) return false
+  if (!nextKeyIs(row, 'id')) return false
+  const id = cursor.offset
+  writePackedJson(row, cursor, undefined)
+  if (!nextKeyIs(row, 'hash')) return false
+  const hash = cursor.offset
+  writePackedJson(row, cursor, undefined)
+  if (!nextKeyIs(row, 'type')) return false
   out.bytes(printed.type)
-  writeField(out, log, 'type')
+  writePackedJson(row, cursor, out)
+  if (!nextKeyIs(row, 'data')) return false
   out.bytes(printed.data)
-  writeField(out, log, 'data')
+  writePackedJson(row, cursor, out)
+  if (!nextKeyIs(row, 'date')) return false
   out.bytes(printed.date)
-  writeField(out, log, 'date')
-  out.bytes(printed.idempotencyKey)
-  out.string(log.idempotencyKey)
-  if (idempotencyHash !== undefined) {
-    out.bytes(printed.idempotencyHash)
-    out.string(idempotencyHash)
+  writePackedJson(row, cursor, out)
+  let fields = 5
+  let key = ''
+  if (fields < count && nextKeyIs(row, 'idempotencyKey')) {
+    if (!isPackedString(row, cursor.offset)) return false
+    key = readPackedString(row, cursor)
+    fields++
   }
+  let schemaVersion = -1
+  if (fields < count && nextKeyIs(row, 'schemaVersion')) {
+    if (!isPackedString(row, cursor.offset)) return false
+    schemaVersion = cursor.offset
+    writePackedJson(row, cursor, undefined)
+    fields++
+  }
+  if (fields !== count || cursor.offset !== row.length) return false
+  out.bytes(printed.idempotencyKey)
+  out.string(key)
+  if (key !== '') keyed.push({ at: out.length, key })
   out.bytes(printed.id)
-  writeField(out, log, 'id')
+  cursor.offset = id
+  writePackedJson(row, cursor, out)
   out.bytes(printed.hash)
-  writeField(out, log, 'hash')
-  const schemaVersion = log.fields.get('schemaVersion')
-  if (schemaVersion !== undefined && isPackedString(log.row, schemaVersion)) {
+  cursor.offset = hash
+  writePackedJson(row, cursor, out)
+  if (schemaVersion >= 0) {
     out.bytes(printed.schemaVersion)
-    writePackedJson(log.row, { offset: schemaVersion }, out)
+    cursor.offset = schemaVersion
+    writePackedJson(row, cursor, out)
   }
   out.bytes(printed.end)
+  return true
+}
+
+/** Whether the next key of the object at `cursor` is `name`: if so the cursor moves past it, else it stays. */
+function nextKeyIs(row: Buffer, name: string): boolean {
+  const at = cursor.offset
+  if (!isPackedString(row, at)) return false
+  if (readPackedString(row, cursor) === name) return true
+  cursor.offset = at
+  return false
+}
+
+/** The line of a row of any field order: its fields located first (`logRowFields`), then printed by name. */
+function writeLocatedLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]): void {
+  const fields = logRowFields(row)
+  const at = fields.get('idempotencyKey')
+  const key = at !== undefined && isPackedString(row, at) ? readPackedString(row, { offset: at }) : ''
+  out.bytes(printed.type)
+  writeField(out, row, fields, 'type')
+  out.bytes(printed.data)
+  writeField(out, row, fields, 'data')
+  out.bytes(printed.date)
+  writeField(out, row, fields, 'date')
+  out.bytes(printed.idempotencyKey)
+  out.string(key)
+  if (key !== '') keyed.push({ at: out.length, key })
+  out.bytes(printed.id)
+  writeField(out, row, fields, 'id')
+  out.bytes(printed.hash)
+  writeField(out, row, fields, 'hash')
+  const schemaVersion = fields.get('schemaVersion')
+  if (schemaVersion !== undefined && isPackedString(row, schemaVersion)) {
+    out.bytes(printed.schemaVersion)
+    writePackedJson(row, { offset: schemaVersion }, out)
+  }
+  out.bytes(printed.end)
+}
+
+/**
+ * The batch's lines with each keyed log's `idempotencyHash` put where it
+ * goes (its record's request hash, read for the batch in one `getMany`);
+ * the writer is empty again.
+ */
+async function withIdempotencyHashes(store: ExportReader, ledger: LedgerName, out: JsonBytes, keyed: readonly KeyedLine[]): Promise<Buffer> {
+  const records = await store.getMany(keyed.map(({ key }) => attributeRowKey(idempotencyKey(ledger, key))))
+  const fields = new JsonBytes(64 * keyed.length)
+  const ends: number[] = []
+  for (const [i, record] of records.entries()) {
+    const hash = requestHashOf(record)
+    if (hash !== undefined) {
+      fields.bytes(printed.idempotencyHash)
+      fields.string(hash)
+    }
+    ends.push(fields.length)
+  }
+  if (fields.length === 0) return out.take()
+  const lines = out.viewFrom(0)
+  const inserted = fields.viewFrom(0)
+  const bytes = Buffer.allocUnsafe(lines.length + inserted.length)
+  let from = 0
+  let written = 0
+  let fieldFrom = 0
+  keyed.forEach(({ at }, i) => {
+    bytes.set(lines.subarray(from, at), written)
+    written += at - from
+    from = at
+    const fieldEnd = ends[i] as number
+    bytes.set(inserted.subarray(fieldFrom, fieldEnd), written)
+    written += fieldEnd - fieldFrom
+    fieldFrom = fieldEnd
+  })
+  bytes.set(lines.subarray(from), written)
+  out.discardFrom(0)
+  return bytes
 }
 
 /** The line's fixed text, as bytes once. */
@@ -150,10 +258,10 @@ const printed = {
   null: Buffer.from('null'),
 }
 
-function writeField(out: JsonBytes, log: StoredLog, name: string): void {
-  const at = log.fields.get(name)
+function writeField(out: JsonBytes, row: Buffer, fields: ReadonlyMap<string, number>, name: string): void {
+  const at = fields.get(name)
   if (at === undefined) out.bytes(printed.null)
-  else writePackedJson(log.row, { offset: at }, out)
+  else writePackedJson(row, { offset: at }, out)
 }
 
 function requestHashOf(row: Buffer | undefined): string | undefined {

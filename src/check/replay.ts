@@ -11,12 +11,13 @@ import { MetaKey, Zone, auditRowKey, metaKey } from '../store/index.ts'
 
 /**
  * The replay's attribute rows, read synchronously while planning (the FSM's
- * seeds) and written as the FSM writes them (null deletes). `tally check`
- * gives one that spills to disk beyond its memory bound.
+ * seeds, by canonical key) and written as the FSM writes them (by store row
+ * key, as the batch holds it: no key decoded per write; null deletes).
+ * `tally check` gives one that spills to disk beyond its memory bound.
  */
 export interface AttributeRows {
   get(key: CanonicalKey): Buffer | undefined
-  set(key: CanonicalKey, row: Buffer | null): void
+  set(rowKey: Buffer, row: Buffer | null): void
 }
 
 /** Attribute rows held in memory, for replays of small chains. */
@@ -25,7 +26,8 @@ export class MemoryAttributeRows implements AttributeRows {
   get(key: CanonicalKey): Buffer | undefined {
     return this.rows.get(key)
   }
-  set(key: CanonicalKey, row: Buffer | null): void {
+  set(rowKey: Buffer, row: Buffer | null): void {
+    const key = rowKey.toString('utf8', 1) as CanonicalKey
     if (row === null) this.rows.delete(key)
     else this.rows.set(key, row)
   }
@@ -119,9 +121,13 @@ export class Replayer {
     const proposed = entry.orders as unknown as ProposedOrder[]
     const outcomes = entry.outcome as unknown as { status?: string; code?: string }[]
     const perOrderKeys = this.keysOf(proposed, outcomes, entry.date)
-    // Every key once, in the order the orders first name it (admission's plan), seeded with its row.
+    // Every key once, in the order the orders first name it (admission's plan). As admission
+    // does, a key the cache holds at this index goes unseeded (the FSM reads the cache); every
+    // other key is seeded with its scratch row, so no row is read and decoded for nothing.
     const plan = planCoverage(perOrderKeys)
-    const coverage: CoverageEntry[] = plan.keys.map((key) => ({ key, seed: coverageSeed(this.attributes.get(key)) }))
+    const hits = this.cache.checkAll(plan.keys, entry.index)
+    invariant(hits !== 'unreachable', 'the replay applies at the next index: the cache reaches it')
+    const coverage: CoverageEntry[] = plan.keys.map((key, i) => (hits[i] === true ? { key } : { key, seed: coverageSeed(this.attributes.get(key)) }))
     const orders: PlannedOrder[] = proposed.map((order, i) => ({
       ...order,
       coverageIndexes: plan.coverageIndexes[i] as number[],
@@ -179,8 +185,7 @@ export class Replayer {
   private fold(batch: WriteBatch): void {
     for (const row of batch.rows()) {
       if (row.key[0] === Zone.attributes) {
-        const key = row.key.toString('utf8', 1) as CanonicalKey
-        this.attributes.set(key, row.value)
+        this.attributes.set(row.key, row.value)
       } else {
         this.sink(row.key, row.value)
       }

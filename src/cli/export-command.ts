@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util'
 import type { Writable } from 'node:stream'
 import { TallyError, parseLedgerName } from '../domain/index.ts'
 import { SchemaVersionMismatch } from '../store/index.ts'
-import { NoDataDirectory, StoreInUse, exportLogChunks, openStoreForTool } from '../check/index.ts'
+import { NoDataDirectory, StoreInUse, exportLogChunks, exportWriteQueueBytes, openStoreForTool } from '../check/index.ts'
 import { progressLine } from './progress-line.ts'
 
 const usage = `Usage: tally export --ledger L [--data DIR | --target URL] [--out FILE]
@@ -42,7 +42,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
     return 0
   }
   const ledger = parseLedgerName(values.ledger, '--ledger')
-  const out: Writable = values.out === undefined ? process.stdout : createWriteStream(values.out)
+  const out: Writable = values.out === undefined ? process.stdout : createWriteStream(values.out, { highWaterMark: exportWriteQueueBytes })
   const target = values.target ?? (values.data === undefined ? process.env.TALLY_TARGET : undefined)
   const progress = progressLine()
   let logs = 0

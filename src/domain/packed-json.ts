@@ -197,6 +197,17 @@ export function readPackedString(bytes: Buffer, cursor: PackedCursor): string {
   }
 }
 
+/**
+ * The field count of the packed object behind the layout byte `layout`,
+ * leaving `cursor` at its first key; undefined (cursor unmoved) when the
+ * bytes do not start so. For a reader that walks a row's fields in one pass.
+ */
+export function openPackedObject(bytes: Buffer, layout: number, cursor: PackedCursor): number | undefined {
+  if (bytes.length < 3 || bytes[0] !== layout || bytes[1] !== Tag.object) return undefined
+  cursor.offset = 2
+  return varint(bytes, cursor)
+}
+
 /** Whether the item at `offset` is a string (the caller then reads it with `readPackedString`). */
 export function isPackedString(bytes: Buffer, offset: number): boolean {
   return isStringTag(bytes[offset])

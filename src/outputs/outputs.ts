@@ -3,7 +3,8 @@ import type { Json, LedgerName, OutputsRecord, PipelineEntry } from '../domain/i
 import type { Order } from '../orders/index.ts'
 import { canonicalExporterConfig, exportersMax, pipelinesMax } from '../orders/index.ts'
 import { attributeRowKey, decodeLogRow, logRowKey, logRowPrefix, outputRowKey, outputRowPrefix, prefixEnd } from '../store/layout.ts'
-import type { StoreReader, StoreWriter } from '../store/index.ts'
+import { rangeBatchesOf } from '../store/index.ts'
+import type { BatchedRangeReader, StoreReader, StoreWriter } from '../store/index.ts'
 import { batchBytesMax, parseExporterConfiguration } from './config.ts'
 import type { ExporterConfiguration } from './config.ts'
 import { sinkOf } from './sinks.ts'
@@ -93,7 +94,7 @@ export interface OutputsMigration {
   readonly refused: readonly string[]
 }
 
-type Store = StoreReader & StoreWriter
+type Store = StoreReader & StoreWriter & Partial<BatchedRangeReader>
 
 const EMPTY: OutputsRecord = { exporters: [], pipelines: [] }
 /** Orders per migration proposal: well under admission's bound. */
@@ -477,7 +478,7 @@ class PipelineWorker {
   private async run(signal: AbortSignal): Promise<void> {
     let failures = 0
     while (!signal.aborted) {
-      let batch: { readonly logs: string[]; readonly ids: bigint[]; readonly last: bigint } | undefined
+      let batch: LogBatchRead | undefined
       // Nothing escapes an iteration: a failure (sink, store) is the pipeline's lastError, then a backoff.
       try {
         // A node deposed since the loop started sends nothing more (the next refresh stops the loop).
@@ -507,23 +508,54 @@ class PipelineWorker {
   }
 
   /** The logs after the cursor, in id order, up to the batch size and byte bound; undefined when caught up. */
-  private async readBatch(): Promise<{ logs: string[]; ids: bigint[]; last: bigint } | undefined> {
-    const prefix = logRowPrefix(this.record.ledger)
-    const gte = this.lastLogID === undefined ? prefix : logRowKey(this.record.ledger, this.lastLogID + 1n)
-    const logs: string[] = []
-    const ids: bigint[] = []
-    let bytes = 0
-    let last: bigint | undefined
-    for await (const [key, value] of this.store.range({ gte, lt: prefixEnd(prefix), limit: this.batchSize })) {
-      if (logs.length > 0 && bytes + value.length > batchBytesMax) break
+  private readBatch(): Promise<LogBatchRead | undefined> {
+    return readLogBatch(this.store, this.record.ledger, this.lastLogID, { rows: this.batchSize, bytes: batchBytesMax, scanBytes: batchBytesMax })
+  }
+}
+
+/** A pipeline's next batch: each log's JSON text, its id, and the last id (the cursor once delivered). */
+export interface LogBatchRead {
+  readonly logs: string[]
+  readonly ids: bigint[]
+  readonly last: bigint
+}
+
+/**
+ * A delivery batch's bounds: at most `rows` logs, and no more than `bytes`
+ * of stored rows unless the first alone is larger; the store is read in
+ * `nextv` batches of about `scanBytes` (a test makes them small to put
+ * their boundaries everywhere).
+ */
+export interface LogBatchBounds {
+  readonly rows: number
+  readonly bytes: number
+  readonly scanBytes: number
+}
+
+/**
+ * The logs of `ledger` after `after` (from the first when undefined), read
+ * a store batch at a time — one thread-pool read per batch, not an await
+ * per row — and cut at the delivery bounds; undefined when there is none.
+ */
+export async function readLogBatch(store: StoreReader & Partial<BatchedRangeReader>, ledger: string, after: bigint | undefined, bounds: LogBatchBounds): Promise<LogBatchRead | undefined> {
+  const prefix = logRowPrefix(ledger)
+  const gte = after === undefined ? prefix : logRowKey(ledger, after + 1n)
+  const logs: string[] = []
+  const ids: bigint[] = []
+  let bytes = 0
+  let last: bigint | undefined
+  // No read ahead: the scan stops at the bounds, and a read past them is thrown away.
+  scan: for await (const rows of rangeBatchesOf(store, { gte, lt: prefixEnd(prefix), limit: bounds.rows, batchBytes: bounds.scanBytes, readAhead: false })) {
+    for (const [key, value] of rows) {
+      if (logs.length > 0 && bytes + value.length > bounds.bytes) break scan
       // Rows are packed (docs/adr/0009): sinks get the log's JSON text, as v2 prints it.
       logs.push(stringifyJson(decodeLogRow(value)))
       bytes += value.length
       last = key.readBigUInt64BE(key.length - 8)
       ids.push(last)
     }
-    return last === undefined ? undefined : { logs, ids, last }
   }
+  return last === undefined ? undefined : { logs, ids, last }
 }
 
 function messageOf(error: Error): string {
