@@ -335,6 +335,8 @@ class PowerLossStore extends Store {
     if (!sync) {
       this.pending.push([...rows])
       for (const row of rows) this.overlay.set(overlayKey(row.key), row)
+      // Reads see the overlay at once: the store's observers must hear of it as of a written batch.
+      this.rowsVisible(rows)
       return
     }
     const carried = this.pending.length

@@ -5,6 +5,7 @@ import type { Views } from '../views.ts'
 import type { Params, Query } from '../requests.ts'
 import { countFilter, expandOf, listRequest, idempotencyKeyOf, ledgerParam, queryFlag, requestHash, schemaVersionOf } from '../requests.ts'
 import { noContent, submitOne } from '../writes.ts'
+import { sendPrinted } from '../sliced-json.ts'
 
 export function accountRoutes(app: FastifyInstance, node: LedgerNode, views: Views): void {
   app.head('/v2/:ledger/accounts', async (request, reply) => {
@@ -19,10 +20,10 @@ export function accountRoutes(app: FastifyInstance, node: LedgerNode, views: Vie
     return { cursor: await views.listAccounts(ledger, page, filter, expandOf(page.options)) }
   })
 
-  app.get('/v2/:ledger/accounts/:address', async (request) => {
+  app.get('/v2/:ledger/accounts/:address', async (request, reply) => {
     const ledger = ledgerParam(request)
     const address = parseAccountAddress((request.params as Params).address)
-    return { data: await views.account(ledger, address, expandOf(request.query as Query)) }
+    return sendPrinted(reply, 200, await views.printedAccount(ledger, address, expandOf(request.query as Query)))
   })
 
   app.post('/v2/:ledger/accounts/:address/metadata', async (request, reply) => {

@@ -15,10 +15,10 @@ export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views:
     return reply.header('Count', count.toString()).code(204).send()
   })
 
-  app.get('/v2/:ledger/transactions', { exposeHeadRoute: false }, async (request) => {
+  app.get('/v2/:ledger/transactions', { exposeHeadRoute: false }, async (request, reply) => {
     const ledger = ledgerParam(request)
     const { page, filter } = listRequest('transactions', request)
-    return { cursor: await views.listTransactions(ledger, page, filter, expandOf(page.options)) }
+    return sendPrinted(reply, 200, await views.printedTransactionList(ledger, page, filter, expandOf(page.options)))
   })
 
   app.get('/v2/:ledger/transactions/:id', async (request, reply) => {
