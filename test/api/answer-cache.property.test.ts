@@ -9,7 +9,7 @@ import { cursorKeyOf, parsePageRequest } from '../../src/api/paging.ts'
 import { parseFilter } from '../../src/query/index.ts'
 import { RowGenerations } from '../../src/store/index.ts'
 import type { AccountAddress, LedgerName } from '../../src/domain/index.ts'
-import { accountKey, transactionKey, volumesKey } from '../../src/domain/index.ts'
+import { accountKey, canonicalJson, transactionKey, volumesKey } from '../../src/domain/index.ts'
 import { accountTransactionKey, attributeRowKey } from '../../src/store/index.ts'
 
 const accounts = ['users:0', 'users:1', 'users:2', 'bank'] as const
@@ -21,15 +21,15 @@ const write = fc.oneof(
   fc.record({ kind: fc.constant('transfer' as const), source: fc.constantFrom('world', ...accounts), destination: account, asset, amount: fc.integer({ min: 1, max: 50 }) }),
   fc.record({ kind: fc.constant('account-metadata' as const), address: account, value: fc.constantFrom('a', 'b') }),
   fc.record({ kind: fc.constant('delete-account-metadata' as const), address: account }),
-  fc.record({ kind: fc.constant('transaction-metadata' as const), id: fc.nat({ max: 12 }), value: fc.constantFrom('x', 'y') }),
-  fc.record({ kind: fc.constant('revert' as const), id: fc.nat({ max: 12 }) }),
+  fc.record({ kind: fc.constant('transaction-metadata' as const), id: fc.nat({ max: 6 }), value: fc.constantFrom('x', 'y') }),
+  fc.record({ kind: fc.constant('revert' as const), id: fc.nat({ max: 6 }) }),
 )
 const read = fc.oneof(
   fc.record({ kind: fc.constant('account' as const), address: fc.constantFrom(...accounts, 'world', 'ghost'), volumes: fc.boolean() }),
   fc.record({
     kind: fc.constant('list' as const),
     address: fc.constantFrom(...accounts, 'world'),
-    pageSize: fc.integer({ min: 1, max: 4 }),
+    pageSize: fc.constantFrom(1, 3),
     volumes: fc.boolean(),
     reverse: fc.boolean(),
   }),
@@ -38,7 +38,7 @@ const read = fc.oneof(
 function bulkElement(step: typeof write extends fc.Arbitrary<infer T> ? T : never): unknown {
   switch (step.kind) {
     case 'transfer':
-      return { action: 'CREATE_TRANSACTION', force: true, data: { postings: [{ source: step.source, destination: step.destination, amount: step.amount, asset: step.asset }] } }
+      return { action: 'CREATE_TRANSACTION', data: { force: true, postings: [{ source: step.source, destination: step.destination, amount: step.amount, asset: step.asset }] } }
     case 'account-metadata':
       return { action: 'ADD_METADATA', data: { targetType: 'ACCOUNT', targetId: step.address, metadata: { tier: step.value } } }
     case 'delete-account-metadata':
@@ -46,17 +46,21 @@ function bulkElement(step: typeof write extends fc.Arbitrary<infer T> ? T : neve
     case 'transaction-metadata':
       return { action: 'ADD_METADATA', data: { targetType: 'TRANSACTION', targetId: step.id, metadata: { note: step.value } } }
     case 'revert':
-      return { action: 'REVERT_TRANSACTION', force: true, data: { id: step.id } }
+      return { action: 'REVERT_TRANSACTION', data: { force: true, id: step.id } }
   }
 }
 
 /** What the same store answers with nothing kept: the reference every served answer must equal, byte for byte. */
-async function uncached(api: TestApi, views: Views, step: typeof read extends fc.Arbitrary<infer T> ? T : never): Promise<{ status: number; text: string }> {
+type ReadStep = typeof read extends fc.Arbitrary<infer T> ? T : never
+
+async function uncached(api: TestApi, views: Views, step: ReadStep): Promise<{ status: number; text: string }> {
   const expand = { volumes: step.volumes, effectiveVolumes: false }
   try {
     if (step.kind === 'account') return { status: 200, text: await views.printedAccount('main' as LedgerName, step.address as AccountAddress, expand) }
     const query: Record<string, string> = { pageSize: String(step.pageSize), ...(step.volumes ? { expand: 'volumes' } : {}), ...(step.reverse ? { reverse: 'true' } : {}) }
-    const request = parsePageRequest(query, cursorKeyOf(api.node.clusterId))
+    const page = parsePageRequest(query, cursorKeyOf(api.node.clusterId))
+    // As the route takes a filter from the body: its canonical text last among the options cursors carry.
+    const request = { ...page, options: { ...page.options, query: canonicalJson({ $match: { account: step.address } }) } }
     const filter = parseFilter('transactions', { $match: { account: step.address } })
     return { status: 200, text: await views.printedTransactionList('main' as LedgerName, request, filter, expand) }
   } catch (error) {
@@ -70,36 +74,50 @@ test('answers kept between writes are byte for byte what the store answers with 
       const api = await openTestApi()
       try {
         await createLedger(api, 'main')
+        // Every account funded first (transactions 0 to 3), so reads find them and writes apply.
+        for (const address of accounts) {
+          const seeded = await api.request('POST', '/v2/main/_bulk', [bulkElement({ kind: 'transfer', source: 'world', destination: address, asset: 'USD', amount: 100 })])
+          assert.equal(seeded.status, 200, seeded.text)
+        }
         const reference = new Views(api.node.store, { answerCacheBytes: 0 })
+        // Every distinct read made so far is made again after each write: a kept answer the write changed must not be served.
+        const seen = new Map<string, ReadStep>()
+        const check = async (one: ReadStep): Promise<void> => {
+          const reply =
+            one.kind === 'account'
+              ? await api.request('GET', `/v2/main/accounts/${one.address}${one.volumes ? '?expand=volumes' : ''}`)
+              : await api.request('GET', `/v2/main/transactions?pageSize=${one.pageSize}${one.volumes ? '&expand=volumes' : ''}${one.reverse ? '&reverse=true' : ''}`, {
+                  $match: { account: one.address },
+                })
+          const expected = await uncached(api, reference, one)
+          assert.equal(reply.status, expected.status, reply.text)
+          if (expected.status === 200) assert.equal(reply.text, expected.text)
+        }
         for (const step of steps) {
           if ('write' in step) {
             // Refusals (an unknown transaction, a second revert) are part of the mix: nothing is written for them.
-            await api.request('POST', '/v2/main/_bulk?atomic=false&continueOnFailure=true', [bulkElement(step.write)])
+            const reply = await api.request('POST', '/v2/main/_bulk?atomic=false&continueOnFailure=true', [bulkElement(step.write)])
+            if (reply.status === 200) applied++
+            else assert.match(reply.text, /NOT_FOUND|ALREADY_REVERT/)
+            for (const one of seen.values()) await check(one)
             continue
           }
-          const { read: one } = step
-          // Each read twice: the second is served from what the first kept, unless a write came between.
-          for (let again = 0; again < 2; again++) {
-            const reply =
-              one.kind === 'account'
-                ? await api.request('GET', `/v2/main/accounts/${one.address}${one.volumes ? '?expand=volumes' : ''}`)
-                : await api.request(
-                    'GET',
-                    `/v2/main/transactions?pageSize=${one.pageSize}${one.volumes ? '&expand=volumes' : ''}${one.reverse ? '&reverse=true' : ''}`,
-                    { $match: { account: one.address } },
-                  )
-            const expected = await uncached(api, reference, one)
-            assert.equal(reply.status, expected.status, reply.text)
-            if (expected.status === 200) assert.equal(reply.text, expected.text)
-          }
+          seen.set(JSON.stringify(step.read), step.read)
+          // Twice: the second is served from what the first kept.
+          await check(step.read)
+          await check(step.read)
         }
       } finally {
         await api.close()
       }
     }),
-    { numRuns: 60 },
+    { numRuns: 40 },
   )
+  // The mix is only worth its runs if most writes apply.
+  assert.ok(applied > 50, `${applied} writes applied`)
 })
+
+let applied = 0
 
 test('the owners of written rows: an account answers for its attribute, volume and by-account index rows, a transaction for its row', () => {
   const generations = new RowGenerations()
