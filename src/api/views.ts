@@ -167,19 +167,32 @@ export class Views {
    * (`AnswerCache`) until one of them is written.
    */
   async printedTransactionList(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): Promise<string> {
-    const account = filter?.root !== undefined && isIndexedAccountAlone(filter.root) ? indexedAccount(filter.root) : undefined
-    const keepable = account !== undefined && request.cursor === undefined && expand.pit === undefined && !expand.effectiveVolumes
-    const answers = keepable && listOrder(request.options, ['id', 'timestamp'], true).field === 'id' ? this.answerCache() : undefined
-    const slot = answers === undefined || account === undefined ? undefined : answers.generations.accountSlot(ledger, account)
-    if (answers === undefined || slot === undefined) return stringifyJson({ cursor: await this.listTransactions(ledger, request, filter, expand) })
-    const key = `t${expand.volumes ? 'v' : '-'}${request.pageSize}\u0000${ledger}\u0000${account}\u0000${JSON.stringify(request.options)}`
-    const kept = answers.cache.get(key)
+    const spot = this.transactionListSpot(ledger, request, filter, expand)
+    if (spot === undefined) return stringifyJson({ cursor: await this.listTransactions(ledger, request, filter, expand) })
+    const kept = spot.cache.get(spot.key)
     if (kept !== undefined) return kept
-    const read = answers.cache.reading()
-    read.add(slot)
+    const read = spot.cache.reading()
+    read.add(spot.slot)
     const text = stringifyJson({ cursor: await this.listTransactions(ledger, request, filter, expand, read) })
-    answers.cache.put(key, text, read)
+    spot.cache.put(spot.key, text, read)
     return text
+  }
+
+  /** `printedTransactionList`'s kept answer, when there is one: answered at once, without a promise. */
+  keptTransactionList(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): string | undefined {
+    const spot = this.transactionListSpot(ledger, request, filter, expand)
+    return spot === undefined ? undefined : spot.cache.get(spot.key)
+  }
+
+  /** Where a list's answer is kept: a first page filtered on one exact account alone, by id, without `pit` or effective volumes. */
+  private transactionListSpot(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand): AnswerSpot | undefined {
+    const account = filter?.root !== undefined && isIndexedAccountAlone(filter.root) ? indexedAccount(filter.root) : undefined
+    if (account === undefined || request.cursor !== undefined || expand.pit !== undefined || expand.effectiveVolumes) return undefined
+    if (listOrder(request.options, ['id', 'timestamp'], true).field !== 'id') return undefined
+    const answers = this.answerCache()
+    const slot = answers?.generations.accountSlot(ledger, account)
+    if (answers === undefined || slot === undefined) return undefined
+    return { cache: answers.cache, slot, key: `t${expand.volumes ? 'v' : '-'}${request.pageSize}\u0000${ledger}\u0000${account}\u0000${JSON.stringify(request.options)}` }
   }
 
   /** `read`: when the answer is to be kept, records each transaction row's owner before the row is read. */
@@ -264,17 +277,29 @@ export class Views {
    * is written.
    */
   async printedAccount(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): Promise<string> {
-    const answers = expand.pit === undefined && !expand.effectiveVolumes ? this.answerCache() : undefined
-    const slot = answers === undefined ? undefined : answers.generations.accountSlot(ledger, address)
-    if (answers === undefined || slot === undefined) return `{"data":${stringifyJson(await this.account(ledger, address, expand))}}`
-    const key = `a${expand.volumes ? 'v' : '-'}${ledger}\u0000${address}`
-    const kept = answers.cache.get(key)
+    const spot = this.accountSpot(ledger, address, expand)
+    if (spot === undefined) return `{"data":${stringifyJson(await this.account(ledger, address, expand))}}`
+    const kept = spot.cache.get(spot.key)
     if (kept !== undefined) return kept
-    const read = answers.cache.reading()
-    read.add(slot)
+    const read = spot.cache.reading()
+    read.add(spot.slot)
     const text = `{"data":${stringifyJson(await this.account(ledger, address, expand))}}`
-    answers.cache.put(key, text, read)
+    spot.cache.put(spot.key, text, read)
     return text
+  }
+
+  /** `printedAccount`'s kept answer, when there is one: answered at once, without a promise. */
+  keptAccount(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): string | undefined {
+    const spot = this.accountSpot(ledger, address, expand)
+    return spot === undefined ? undefined : spot.cache.get(spot.key)
+  }
+
+  private accountSpot(ledger: LedgerName, address: AccountAddress, expand: Expand): AnswerSpot | undefined {
+    if (expand.pit !== undefined || expand.effectiveVolumes) return undefined
+    const answers = this.answerCache()
+    const slot = answers?.generations.accountSlot(ledger, address)
+    if (answers === undefined || slot === undefined) return undefined
+    return { cache: answers.cache, slot, key: `a${expand.volumes ? 'v' : '-'}${ledger}\u0000${address}` }
   }
 
   async account(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): Promise<Json> {
@@ -457,6 +482,13 @@ export class Views {
       },
     })
   }
+}
+
+/** Where an answer is kept: its cache, the owner it reads first, its key. */
+interface AnswerSpot {
+  readonly cache: AnswerCache
+  readonly slot: number
+  readonly key: string
 }
 
 function accountFilterRecord(record: AccountRecord, volumes: VolumesByAsset | undefined) {

@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
+import { Writable } from 'node:stream'
 import { createLedger, openTestApi } from '../support/api.ts'
 import type { TestApi } from '../support/api.ts'
 import { Views } from '../../src/api/views.ts'
@@ -162,4 +163,30 @@ test('the answer cache stays within its bytes, drops the least recently served f
   // A write of the owner drops every answer read from it.
   generations.rowsWritten([{ key: attributeRowKey(accountKey('main' as LedgerName, 'users:1' as AccountAddress)), value: null }])
   assert.equal(cache.get('k0'), undefined)
+})
+
+test('a kept answer is sent once: the same status, headers and body as the first, and no "already sent" warning', async () => {
+  const lines: string[] = []
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(chunk.toString('utf8'))
+      done()
+    },
+  })
+  const api = await openTestApi({ logger: { level: 'warn', stream } })
+  try {
+    await createLedger(api, 'main')
+    await api.request('POST', '/v2/main/_bulk', [bulkElement({ kind: 'transfer', source: 'world', destination: 'users:0', asset: 'USD', amount: 5 })])
+    for (const url of ['/v2/main/accounts/users:0?expand=volumes', '/v2/main/transactions?pageSize=2']) {
+      const body = url.includes('transactions') ? { $match: { account: 'users:0' } } : undefined
+      const first = await api.request('GET', url, body)
+      const second = await api.request('GET', url, body)
+      assert.equal(first.status, 200)
+      assert.equal(second.text, first.text)
+      for (const header of ['content-type', 'content-length', 'tally-applied-index']) assert.equal(second.headers[header], first.headers[header], header)
+    }
+    assert.deepEqual(lines.filter((line) => /already sent|FST_ERR/.test(line)), [])
+  } finally {
+    await api.close()
+  }
 })
