@@ -13,10 +13,11 @@ import type { RowGenerations } from '../store/index.ts'
  * acknowledged.
  *
  * Bounded in bytes (answer text, counted at two bytes a character, plus a
- * fixed overhead per entry); the least recently served answers go first.
+ * fixed overhead per entry); eviction is second chance (an entry served
+ * since it was kept moves to the back once), close to least recently served.
  */
 export class AnswerCache {
-  /** Insertion order is recency: a hit moves its entry to the end. */
+  /** Insertion order: eviction starts at the front. */
   private readonly entries = new Map<string, Entry>()
   private bytes = 0
 
@@ -41,9 +42,8 @@ export class AnswerCache {
         return undefined
       }
     }
-    // Recency: served entries move to the back, eviction takes from the front.
-    this.entries.delete(key)
-    this.entries.set(key, entry)
+    // Recency without moving the entry on every hit (a delete and a set of a long key): eviction gives a served entry a second chance.
+    entry.served = true
     return entry.text
   }
 
@@ -53,10 +53,17 @@ export class AnswerCache {
     if (size > this.bytesMax / 8) return // one answer never takes more than an eighth of the room
     const previous = this.entries.get(key)
     if (previous !== undefined) this.remove(key, previous)
-    this.entries.set(key, { text, read, bytes: size })
+    this.entries.set(key, { text, read, bytes: size, served: false })
     this.bytes += size
+    // From the front (least recently put or moved): an entry served since it got there moves to the back once, the others go.
     for (const [oldest, entry] of this.entries) {
       if (this.bytes <= this.bytesMax) break
+      if (entry.served && oldest !== key) {
+        entry.served = false
+        this.entries.delete(oldest)
+        this.entries.set(oldest, entry)
+        continue
+      }
       this.remove(oldest, entry)
     }
   }
@@ -93,6 +100,8 @@ interface Entry {
   readonly text: string
   readonly read: ReadRecord
   readonly bytes: number
+  /** Served since it was put or last given a second chance. */
+  served: boolean
 }
 
 /** 16 MiB: some 40,000 account answers, or 4,000 first pages of 15 transactions. */
