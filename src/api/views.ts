@@ -167,21 +167,22 @@ export class Views {
    * (`AnswerCache`) until one of them is written.
    */
   async printedTransactionList(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): Promise<string> {
+    return this.transactionListAnswer(ledger, request, filter, expand)
+  }
+
+  /** `printedTransactionList`, answered at once (a string, no promise) when it is kept. */
+  transactionListAnswer(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): string | Promise<string> {
     const spot = this.transactionListSpot(ledger, request, filter, expand)
-    if (spot === undefined) return stringifyJson({ cursor: await this.listTransactions(ledger, request, filter, expand) })
+    if (spot === undefined) return this.listTransactions(ledger, request, filter, expand).then((page) => stringifyJson({ cursor: page }))
     const kept = spot.cache.get(spot.key)
     if (kept !== undefined) return kept
     const read = spot.cache.reading()
     read.add(spot.slot)
-    const text = stringifyJson({ cursor: await this.listTransactions(ledger, request, filter, expand, read) })
-    spot.cache.put(spot.key, text, read)
-    return text
-  }
-
-  /** `printedTransactionList`'s kept answer, when there is one: answered at once, without a promise. */
-  keptTransactionList(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): string | undefined {
-    const spot = this.transactionListSpot(ledger, request, filter, expand)
-    return spot === undefined ? undefined : spot.cache.get(spot.key)
+    return this.listTransactions(ledger, request, filter, expand, read).then((page) => {
+      const text = stringifyJson({ cursor: page })
+      spot.cache.put(spot.key, text, read)
+      return text
+    })
   }
 
   /** Where a list's answer is kept: a first page filtered on one exact account alone, by id, without `pit` or effective volumes. */
@@ -277,21 +278,22 @@ export class Views {
    * is written.
    */
   async printedAccount(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): Promise<string> {
+    return this.accountAnswer(ledger, address, expand)
+  }
+
+  /** `printedAccount`, answered at once (a string, no promise) when it is kept. */
+  accountAnswer(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): string | Promise<string> {
     const spot = this.accountSpot(ledger, address, expand)
-    if (spot === undefined) return `{"data":${stringifyJson(await this.account(ledger, address, expand))}}`
+    if (spot === undefined) return this.account(ledger, address, expand).then((view) => `{"data":${stringifyJson(view)}}`)
     const kept = spot.cache.get(spot.key)
     if (kept !== undefined) return kept
     const read = spot.cache.reading()
     read.add(spot.slot)
-    const text = `{"data":${stringifyJson(await this.account(ledger, address, expand))}}`
-    spot.cache.put(spot.key, text, read)
-    return text
-  }
-
-  /** `printedAccount`'s kept answer, when there is one: answered at once, without a promise. */
-  keptAccount(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): string | undefined {
-    const spot = this.accountSpot(ledger, address, expand)
-    return spot === undefined ? undefined : spot.cache.get(spot.key)
+    return this.account(ledger, address, expand).then((view) => {
+      const text = `{"data":${stringifyJson(view)}}`
+      spot.cache.put(spot.key, text, read)
+      return text
+    })
   }
 
   private accountSpot(ledger: LedgerName, address: AccountAddress, expand: Expand): AnswerSpot | undefined {

@@ -20,13 +20,13 @@ export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views:
     const ledger = ledgerParam(request)
     const { page, filter } = listRequest('transactions', request)
     const expand = expandOf(page.options)
-    const kept = views.keptTransactionList(ledger, page, filter, expand)
-    if (kept !== undefined) {
+    const answer = views.transactionListAnswer(ledger, page, filter, expand)
+    if (typeof answer === 'string') {
       // Returning nothing: fastify would send a returned reply a second time.
-      sendPrinted(reply, 200, kept)
+      sendPrinted(reply, 200, answer)
       return undefined
     }
-    return views.printedTransactionList(ledger, page, filter, expand).then((text) => sendPrinted(reply, 200, text))
+    return answer.then((text) => sendPrinted(reply, 200, text))
   })
 
   app.get('/v2/:ledger/transactions/:id', async (request, reply) => {
