@@ -2,13 +2,17 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { Writable } from 'node:stream'
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
 import { createLedger, openTestApi } from '../support/api.ts'
 import type { TestApi } from '../support/api.ts'
 import { Views } from '../../src/api/views.ts'
 import { AnswerCache } from '../../src/api/answer-cache.ts'
 import { cursorKeyOf, parsePageRequest } from '../../src/api/paging.ts'
 import { parseFilter } from '../../src/query/index.ts'
-import { RowGenerations } from '../../src/store/index.ts'
+import { RowGenerations, Store } from '../../src/store/index.ts'
+import { PowerLossDisk } from '../support/power-loss.ts'
 import type { AccountAddress, LedgerName } from '../../src/domain/index.ts'
 import { accountKey, canonicalJson, transactionKey, volumesKey } from '../../src/domain/index.ts'
 import { accountTransactionKey, attributeRowKey } from '../../src/store/index.ts'
@@ -190,3 +194,29 @@ test('a kept answer is sent once: the same status, headers and body as the first
     await api.close()
   }
 })
+
+for (const layer of ['RocksDB', 'the power-loss test layer (unsynced writes in an overlay)'] as const) {
+  test(`the store tells its write observers of a batch once reads see it and before the write resolves, synced or not, on ${layer}`, async () => {
+    const directory = await mkdtemp(path.join(os.tmpdir(), 'tally-write-observers-'))
+    const store = layer === 'RocksDB' ? await Store.open(directory) : await new PowerLossDisk({ random: () => 0.5 }).openStore(directory)
+    try {
+      const key = Buffer.of(0x20, 1)
+      const told: string[] = []
+      store.observeWrites((rows) => {
+        // Told with the rows already visible to a read.
+        told.push(rows.map((row) => `${row.key.toString('hex')}=${store.getManySync([row.key])[0]?.toString('hex')}`).join(','))
+      })
+      for (const sync of [false, true]) {
+        const before = told.length
+        await store.write([{ key, value: Buffer.of(sync ? 2 : 1) }], { sync })
+        // The last word on a batch sees its rows (the power-loss layer tells twice when a synced write carries its overlay down).
+        const last = told[told.length - 1] ?? ''
+        assert.ok(told.length > before)
+        assert.ok(last.split(',').includes(`2001=0${sync ? 2 : 1}`), last)
+      }
+    } finally {
+      await store.close()
+      await rm(directory, { recursive: true, force: true })
+    }
+  })
+}

@@ -340,11 +340,14 @@ class PowerLossStore extends Store {
       return
     }
     const carried = this.pending.length
+    const written = [...this.pending.flat(), ...rows]
     // The real write need not be synced: only the model decides what a power loss keeps.
-    await super.write([...this.pending.flat(), ...rows], { sync: false })
+    await super.write(written, { sync: false })
     this.pending = this.pending.slice(carried)
     this.overlay = new Map()
     for (const batch of this.pending) for (const row of batch) this.overlay.set(overlayKey(row.key), row)
+    // The store told its observers inside `super.write`, while the overlay still shadowed these rows: again, now reads see them.
+    this.rowsVisible(written)
     this.disk.assertPowered()
   }
 
