@@ -55,6 +55,12 @@ export interface ApiOptions {
    * while the runtime has not started.
    */
   readonly clusterRuntime?: () => ClusterRuntimeView | undefined
+  /**
+   * Room for read answers kept between writes (`docs/reads.md`, "Answers kept
+   * between writes"): an account, a wallet's first page. Default
+   * `answerCacheBytesDefault` (16 MiB); 0 keeps none.
+   */
+  readonly answerCacheBytes?: number
   /** An event-loop delay this long is logged at warn with what held the loop (`src/server/loop-stalls.ts`); 0 = not watched. Default 100. */
   readonly loopStallThresholdMs?: number
 }
@@ -216,7 +222,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     }
     done()
   })
-  const views = new Views(node.store)
+  const views = new Views(node.store, options.answerCacheBytes === undefined ? {} : { answerCacheBytes: options.answerCacheBytes })
   // The node's outputs run while the app does: opened here (resuming running pipelines), stopped on close before the node is.
   // A start that finds configuration an older release kept as node rows converts it to orders once (ADR 0008).
   const submitOrders: SubmitOrders = async (orders) => {

@@ -11,6 +11,7 @@ import {
   notFound,
   PrintedJson,
   printTransaction,
+  stringifyJson,
   validationError,
   schemaKey,
   transactionKey,
@@ -21,10 +22,12 @@ import { parseTimestamp, schemaNotFound, schemaView, transactionView } from '../
 import type { Filter, Leaf, FilterNode } from '../query/index.ts'
 import { addressPrefix, fieldsUsed, matches } from '../query/index.ts'
 import type { Store } from '../store/index.ts'
-import { accountTransactionsPrefix, attributeRowKey, decodeLogRow, fixedWidthInstant, logRowPrefix, prefixEnd, scanBatchBytes, schemasPrefix, transactionsByTimestampPrefix } from '../store/index.ts'
+import { RowGenerations, accountTransactionsPrefix, attributeRowKey, decodeLogRow, fixedWidthInstant, logRowPrefix, prefixEnd, scanBatchBytes, schemasPrefix, transactionsByTimestampPrefix } from '../store/index.ts'
 import type { Page, PageRequest } from './paging.ts'
 import { listDescending, listOrder, pageOfRows } from './paging.ts'
 import type { VolumesByAsset } from './history.ts'
+import { AnswerCache, answerCacheBytesDefault } from './answer-cache.ts'
+import type { ReadRecord } from './answer-cache.ts'
 import { effectiveVolumes, transactionEffectiveVolumes, volumesInsertedBy, volumesJson } from './history.ts'
 
 /** What a read adds to the stored record: commit volumes, effective volumes, a point in time. */
@@ -52,7 +55,26 @@ export class Views {
    */
   private readonly knownLedgers = new Set<string>()
 
-  constructor(private readonly store: Store) {}
+  /** Made at the first answer kept, when the views start watching the store's writes (a server nobody reads pays nothing per write). */
+  private answers: { cache: AnswerCache; generations: RowGenerations } | undefined
+  private readonly answerCacheBytes: number
+
+  /** `answerCacheBytes`: room for printed answers kept between writes (docs/reads.md); 0 keeps none. */
+  constructor(
+    private readonly store: Store,
+    options: { answerCacheBytes?: number } = {},
+  ) {
+    this.answerCacheBytes = options.answerCacheBytes ?? answerCacheBytesDefault
+  }
+
+  private answerCache(): { cache: AnswerCache; generations: RowGenerations } | undefined {
+    if (this.answers !== undefined || this.answerCacheBytes <= 0) return this.answers
+    const generations = new RowGenerations()
+    // Before any answer is kept: from here on, every written row bumps its owner.
+    this.store.observeWrites((rows) => generations.rowsWritten(rows))
+    this.answers = { cache: new AnswerCache(generations, this.answerCacheBytes), generations }
+    return this.answers
+  }
 
   // ---- ledgers ---------------------------------------------------------------
 
@@ -137,7 +159,51 @@ export class Views {
    * stood then: transactions dated at or before it, a revert after it not yet
    * seen (metadata is shown as it is now: its history is not kept).
    */
-  async listTransactions(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): Promise<Page<PrintedJson>> {
+  /**
+   * `{"cursor": page}` as the answer prints it. The first page of a list
+   * filtered on one exact account alone (a wallet's latest transactions),
+   * by id, without `pit` or effective volumes, is the account's index rows
+   * and the rows of the transactions it lists: kept between writes
+   * (`AnswerCache`) until one of them is written.
+   */
+  async printedTransactionList(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): Promise<string> {
+    return this.transactionListAnswer(ledger, request, filter, expand)
+  }
+
+  /** `printedTransactionList`, answered at once (a string, no promise) when it is kept. */
+  transactionListAnswer(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): string | Promise<string> {
+    const spot = this.transactionListSpot(ledger, request, filter, expand)
+    if (spot === undefined) return this.listTransactions(ledger, request, filter, expand).then((page) => stringifyJson({ cursor: page }))
+    const kept = spot.cache.get(spot.key)
+    if (kept !== undefined) return kept
+    const read = spot.cache.reading()
+    read.add(spot.slot)
+    return this.listTransactions(ledger, request, filter, expand, read).then((page) => {
+      const text = stringifyJson({ cursor: page })
+      spot.cache.put(spot.key, text, read)
+      return text
+    })
+  }
+
+  /** Where a list's answer is kept: a first page filtered on one exact account alone, by id, without `pit` or effective volumes. */
+  private transactionListSpot(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand): AnswerSpot | undefined {
+    const account = filter?.root !== undefined && isIndexedAccountAlone(filter.root) ? indexedAccount(filter.root) : undefined
+    if (account === undefined || request.cursor !== undefined || expand.pit !== undefined || expand.effectiveVolumes) return undefined
+    if (listOrder(request.options, ['id', 'timestamp'], true).field !== 'id') return undefined
+    const answers = this.answerCache()
+    const slot = answers?.generations.accountSlot(ledger, account)
+    if (answers === undefined || slot === undefined) return undefined
+    return { cache: answers.cache, slot, key: `t${expand.volumes ? 'v' : '-'}${request.pageSize}\u0000${ledger}\u0000${account}\u0000${JSON.stringify(request.options)}` }
+  }
+
+  /** `read`: when the answer is to be kept, records each transaction row's owner before the row is read. */
+  async listTransactions(
+    ledger: LedgerName,
+    request: PageRequest,
+    filter: Filter<'transactions'> | undefined,
+    expand: Expand = NO_EXPAND,
+    read?: ReadRecord,
+  ): Promise<Page<PrintedJson>> {
     this.requireLedger(ledger)
     const selected = transactionSelector(filter, expand.pit)
     // Commit volumes are stepped over, not decoded, when the page does not print them (no filter reads them).
@@ -146,6 +212,7 @@ export class Views {
     // Index rows end with the transaction id: the rows of a batch are read in one call.
     const byIndexedRows = (rows: readonly [Buffer, Buffer][]) => {
       const ids = rows.map(([key]) => key.readBigUInt64BE(key.length - 8))
+      if (read !== undefined) for (const id of ids) read.add(this.transactionSlotOf(ledger, id))
       const values = this.store.getManySync(ids.map((id) => attributeRowKey(transactionKey(ledger, id))))
       return values.map((row, at) => {
         invariant(row !== undefined, () => `indexed transaction ${ids[at]} has no row`)
@@ -190,6 +257,12 @@ export class Views {
     return count
   }
 
+  private transactionSlotOf(ledger: LedgerName, id: bigint): number {
+    const slot = this.answers?.generations.transactionSlot(ledger, id)
+    invariant(slot !== undefined, 'a kept list reads from an ASCII ledger')
+    return slot
+  }
+
   private async transactionPage(ledger: LedgerName, page: Page<TransactionRecord>, expand: Expand): Promise<Page<PrintedJson>> {
     const data: PrintedJson[] = []
     for (const record of page.data) data.push(new PrintedJson(await this.printed(ledger, record, expand)))
@@ -197,6 +270,39 @@ export class Views {
   }
 
   // ---- accounts ----------------------------------------------------------------
+
+  /**
+   * `{"data": account}` as the answer prints it. Without `pit` or effective
+   * volumes the account's answer is its attribute row and volume rows alone:
+   * kept between writes (`AnswerCache`) and served again until one of them
+   * is written.
+   */
+  async printedAccount(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): Promise<string> {
+    return this.accountAnswer(ledger, address, expand)
+  }
+
+  /** `printedAccount`, answered at once (a string, no promise) when it is kept. */
+  accountAnswer(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): string | Promise<string> {
+    const spot = this.accountSpot(ledger, address, expand)
+    if (spot === undefined) return this.account(ledger, address, expand).then((view) => `{"data":${stringifyJson(view)}}`)
+    const kept = spot.cache.get(spot.key)
+    if (kept !== undefined) return kept
+    const read = spot.cache.reading()
+    read.add(spot.slot)
+    return this.account(ledger, address, expand).then((view) => {
+      const text = `{"data":${stringifyJson(view)}}`
+      spot.cache.put(spot.key, text, read)
+      return text
+    })
+  }
+
+  private accountSpot(ledger: LedgerName, address: AccountAddress, expand: Expand): AnswerSpot | undefined {
+    if (expand.pit !== undefined || expand.effectiveVolumes) return undefined
+    const answers = this.answerCache()
+    const slot = answers?.generations.accountSlot(ledger, address)
+    if (answers === undefined || slot === undefined) return undefined
+    return { cache: answers.cache, slot, key: `a${expand.volumes ? 'v' : '-'}${ledger}\u0000${address}` }
+  }
 
   async account(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): Promise<Json> {
     // One point read on the JavaScript thread: the account, and the ledger unless it is known.
@@ -378,6 +484,13 @@ export class Views {
       },
     })
   }
+}
+
+/** Where an answer is kept: its cache, the owner it reads first, its key. */
+interface AnswerSpot {
+  readonly cache: AnswerCache
+  readonly slot: number
+  readonly key: string
 }
 
 function accountFilterRecord(record: AccountRecord, volumes: VolumesByAsset | undefined) {

@@ -3,3 +3,4 @@ export type { BatchedRangeOptions, BatchedRangeReader, RangeOptions, ShortRange,
 export * from './layout.ts'
 export { LogSyncAhead, logSyncAheadBytesDefault, rocksDbLogFiles, nodeLogSyncIo } from './log-sync-ahead.ts'
 export type { LogSyncAheadFigures, LogSyncIo } from './log-sync-ahead.ts'
+export { RowGenerations } from './row-generations.ts'

@@ -475,6 +475,7 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
       await written
     } finally {
       this.dropShortReadIterators()
+      this.rowsVisible(rows)
     }
     if (options.sync) this.logSyncAhead.synced()
     else this.logSyncAhead.written(bytes)
@@ -483,6 +484,24 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
   /** What the background syncs of RocksDB's log did since the store opened. */
   get logSyncAheadFigures(): Readonly<LogSyncAheadFigures> {
     return this.logSyncAhead.figures
+  }
+
+  private readonly writeObservers: ((rows: readonly RowWrite[]) => void)[] = []
+
+  /**
+   * `observer` is told of every batch written from now on, once its rows are
+   * visible to reads and before the write resolves (so before anything it
+   * holds is acknowledged). Synchronous: the read views' answer cache drops
+   * what the rows change (`RowGenerations`). A failed write is told too: its
+   * rows may be visible.
+   */
+  observeWrites(observer: (rows: readonly RowWrite[]) => void): void {
+    this.writeObservers.push(observer)
+  }
+
+  /** Tells the observers (see `observeWrites`); a subclass that makes rows visible outside `write` calls it itself. */
+  protected rowsVisible(rows: readonly RowWrite[]): void {
+    for (const observer of this.writeObservers) observer(rows)
   }
 
   /**

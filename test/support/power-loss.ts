@@ -413,14 +413,19 @@ class PowerLossStore extends Store {
     if (!sync) {
       this.pending.push([...rows])
       for (const row of rows) this.overlay.set(overlayKey(row.key), row)
+      // Reads see the overlay at once: the store's observers must hear of it as of a written batch.
+      this.rowsVisible(rows)
       return
     }
     const carried = this.pending.length
+    const written = [...this.pending.flat(), ...rows]
     // The real write need not be synced: only the model decides what a power loss keeps.
-    await super.write([...this.pending.flat(), ...rows], { sync: false })
+    await super.write(written, { sync: false })
     this.pending = this.pending.slice(carried)
     this.overlay = new Map()
     for (const batch of this.pending) for (const row of batch) this.overlay.set(overlayKey(row.key), row)
+    // The store told its observers inside `super.write`, while the overlay still shadowed these rows: again, now reads see them.
+    this.rowsVisible(written)
     this.disk.assertPowered()
   }
 

@@ -5,6 +5,7 @@ import type { Views } from '../views.ts'
 import type { Params, Query } from '../requests.ts'
 import { countFilter, expandOf, listRequest, idempotencyKeyOf, ledgerParam, queryFlag, requestHash, schemaVersionOf } from '../requests.ts'
 import { noContent, submitOne } from '../writes.ts'
+import { sendPrinted } from '../sliced-json.ts'
 
 export function accountRoutes(app: FastifyInstance, node: LedgerNode, views: Views): void {
   app.head('/v2/:ledger/accounts', async (request, reply) => {
@@ -19,10 +20,17 @@ export function accountRoutes(app: FastifyInstance, node: LedgerNode, views: Vie
     return { cursor: await views.listAccounts(ledger, page, filter, expandOf(page.options)) }
   })
 
-  app.get('/v2/:ledger/accounts/:address', async (request) => {
+  // Not async: a kept answer is sent at once, without a promise and its turns (docs/performance.md, "Reads").
+  app.get('/v2/:ledger/accounts/:address', (request, reply) => {
     const ledger = ledgerParam(request)
     const address = parseAccountAddress((request.params as Params).address)
-    return { data: await views.account(ledger, address, expandOf(request.query as Query)) }
+    const answer = views.accountAnswer(ledger, address, expandOf(request.query as Query))
+    if (typeof answer === 'string') {
+      // Returning nothing: fastify would send a returned reply a second time.
+      sendPrinted(reply, 200, answer)
+      return undefined
+    }
+    return answer.then((text) => sendPrinted(reply, 200, text))
   })
 
   app.post('/v2/:ledger/accounts/:address/metadata', async (request, reply) => {

@@ -15,10 +15,18 @@ export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views:
     return reply.header('Count', count.toString()).code(204).send()
   })
 
-  app.get('/v2/:ledger/transactions', { exposeHeadRoute: false }, async (request) => {
+  // Not async: a kept answer is sent at once, without a promise and its turns (docs/performance.md, "Reads").
+  app.get('/v2/:ledger/transactions', { exposeHeadRoute: false }, (request, reply) => {
     const ledger = ledgerParam(request)
     const { page, filter } = listRequest('transactions', request)
-    return { cursor: await views.listTransactions(ledger, page, filter, expandOf(page.options)) }
+    const expand = expandOf(page.options)
+    const answer = views.transactionListAnswer(ledger, page, filter, expand)
+    if (typeof answer === 'string') {
+      // Returning nothing: fastify would send a returned reply a second time.
+      sendPrinted(reply, 200, answer)
+      return undefined
+    }
+    return answer.then((text) => sendPrinted(reply, 200, text))
   })
 
   app.get('/v2/:ledger/transactions/:id', async (request, reply) => {
