@@ -11,6 +11,8 @@ export interface ServedTally {
   readonly url: string
   /** From the spawn to the `listening` line. */
   readonly startMs: number
+  /** The server's process id (its CPU is read from /proc). */
+  readonly pid: number
   stop(): Promise<void>
 }
 
@@ -35,7 +37,7 @@ export async function serveTally(root: string, data: string): Promise<ServedTall
         if (match !== null) resolve(`http://127.0.0.1:${match[2]}`)
       })
     })
-    return { url, startMs: performance.now() - started, stop }
+    return { url, startMs: performance.now() - started, pid: child.pid as number, stop }
   } catch (error) {
     await stop()
     throw error

@@ -109,6 +109,8 @@ export interface LedgerNodeOptions {
   readonly gatherOrdersMax?: number
   /** Bound on a gathered proposal's log record (default `gatherBytesMaxDefault`). */
   readonly gatherBytesMax?: number
+  /** Planning reads of at most this many rows are read on the JavaScript thread (default `syncReadKeysMaxDefault`; 0: always through the thread pool). */
+  readonly planSyncReadKeysMax?: number
 }
 
 export const checkpointEntriesDefault = 10_000
@@ -232,6 +234,7 @@ export class LedgerNode implements Sequencer {
       cacheUnsettled: () => this.cacheHold?.settled,
       ...(options.gatherOrdersMax === undefined ? {} : { gatherOrdersMax: options.gatherOrdersMax }),
       ...(options.gatherBytesMax === undefined ? {} : { gatherBytesMax: options.gatherBytesMax }),
+      ...(options.planSyncReadKeysMax === undefined ? {} : { syncReadKeysMax: options.planSyncReadKeysMax }),
     })
     this.unsubscribe = wal.onDurable((from, to) => {
       this.pipelineObserver.walGroupDurable(to - from + 1, walTiming.fsyncSeconds)

@@ -8,6 +8,7 @@
  *   tail = segment[0].indexFirst − 1; head = last segment's indexLast;
  *   at most one group is being written at a time, and groups are written in index order.
  */
+import { writevSync } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import * as path from 'node:path'
@@ -141,8 +142,20 @@ interface Waiter {
   reject: (error: unknown) => void
 }
 
+/**
+ * A group of at most this many bytes is written on the JavaScript thread:
+ * into the page cache, a few µs, where a thread-pool round trip costs two
+ * thread wake-ups and an event-loop turn on every small group (what a lone
+ * single-transaction proposal pays; docs/wal.md, "Group commit"). Larger
+ * groups (bulks) are written on the pool. The fdatasync always runs there.
+ */
+export const walSyncWriteBytesMax = 128 * 1024
+
 const realIo: WalIo = {
   async write(handle, buffers, position) {
+    let bytes = 0
+    for (const buffer of buffers) bytes += buffer.byteLength
+    if (bytes <= walSyncWriteBytesMax) return writevSync(handle.fd, buffers, position)
     const { bytesWritten } = await handle.writev(buffers, position)
     return bytesWritten
   },
