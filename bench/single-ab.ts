@@ -3,10 +3,11 @@
  * (a comparison on a shared machine, where separate runs differ by more than
  * the change):
  *
- *   node --import tsx bench/single-ab.ts --base /tmp/base-tree [--concurrency 1,16,64]
+ *   node --import tsx bench/single-ab.ts --base /tmp/base-tree [--head DIR] [--concurrency 1,16,64]
  *                                        [--duration 8] [--warmup 2] [--rounds 2]
  *
- * For each round, concurrency and checkout in turn: a fresh `tally serve` from
+ * `--head` defaults to this checkout (an archive of a commit keeps edits out
+ * of a long run). For each round, concurrency and checkout in turn: a fresh `tally serve` from
  * that checkout on a new data directory, a warm-up, then `tally bench
  * --workload transactions` (this checkout's load generator for both) with the
  * server's CPU per transaction from /proc. Prints one line per run (tx/s,
@@ -25,6 +26,7 @@ import { serveTally } from './support/serve.ts'
 const { values } = parseArgs({
   options: {
     base: { type: 'string' },
+    head: { type: 'string' },
     concurrency: { type: 'string', default: '1,16,64' },
     duration: { type: 'string', default: '8' },
     warmup: { type: 'string', default: '2' },
@@ -33,7 +35,7 @@ const { values } = parseArgs({
 })
 if (values.base === undefined) throw new Error('--base DIR: the tree to compare against')
 const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const roots: Record<'base' | 'head', string> = { base: path.resolve(values.base), head: here }
+const roots: Record<'base' | 'head', string> = { base: path.resolve(values.base), head: path.resolve(values.head ?? here) }
 const concurrencies = values.concurrency.split(',').map(Number)
 
 interface Run {
