@@ -246,8 +246,8 @@ export class LedgerNode implements Sequencer {
     this.unsubscribe = wal.onDurable((from, to) => {
       this.pipelineObserver.walGroupDurable(to - from + 1, walTiming.fsyncSeconds)
       if (this.role === 'single') {
-        // A single node applies its entries as they are appended (`scheduleApplyAppended`), and writes each batch once it is durable.
-        if (options.applyWhenDurable === true) this.applyChain = this.applyChain.then(() => this.applyDurable(from, to)).catch((error: unknown) => this.fail(error))
+        // What an idle apply loop did not take at its append (`scheduleApplyAppended`) is applied now, a group at a time.
+        if (to > this.applyScheduled) this.handToApply(to)
         return
       }
       // Replicated: durable is not committed. Report it (acks, the commit tracker); apply what is known committed.
@@ -581,19 +581,33 @@ export class LedgerNode implements Sequencer {
   }
 
   /**
-   * A single node hands what was appended to the apply chain at once: the FSM
-   * applies each entry while its WAL group is being made durable, and
+   * A single node whose apply loop is idle hands what was appended to it at
+   * once: the FSM applies it while its WAL group is being made durable, and
    * `applyDurable` writes the store batch, and answers, only once the group
    * is durable (ADR 0005). The fdatasync and the apply overlap, instead of
-   * adding up, in the latency of a write.
+   * adding up, in the latency of a lone write.
    */
   private scheduleApplyAppended(): void {
-    const target = this.wal.head
+    // Only into an idle loop: under load, entries are applied a durable group at a time, as
+    // they come out of the WAL (one store batch per group, answered as soon as it is durable).
+    if (this.applySteps > 0) return
+    this.handToApply(this.wal.head)
+  }
+
+  /** Hands the entries up to `target` not yet handed over to the apply loop (a single node). */
+  private handToApply(target: number): void {
     if (target <= this.applyScheduled) return
     const from = this.applyScheduled + 1
     this.applyScheduled = target
-    this.applyChain = this.applyChain.then(() => this.applyDurable(from, target)).catch((error: unknown) => this.fail(error))
+    this.applySteps++
+    this.applyChain = this.applyChain
+      .then(() => this.applyDurable(from, target))
+      .finally(() => this.applySteps--)
+      .catch((error: unknown) => this.fail(error))
   }
+
+  /** Ranges handed to the apply loop and not yet stored (a single node). */
+  private applySteps = 0
 
   result(index: number): Promise<ProposalResult> {
     const ready = this.results.get(index)
