@@ -6,7 +6,7 @@ import { needsReadValues } from '../orders/index.ts'
 import { planRoundInSlices } from './speculation.ts'
 import type { CoverageEntry, OrderResult, PlannedOrder, Proposal, ProposalResult } from '../fsm/index.ts'
 import { coverageSeed, encodeProposal, planCoverage, packProposalOrders, proposalOrdersMax } from '../fsm/index.ts'
-import type { StoreReader } from '../store/index.ts'
+import type { ShortReader, StoreReader } from '../store/index.ts'
 import { attributeRowKey } from '../store/index.ts'
 
 /** Where admission appends: the log assigns indexes and reports apply results. */
@@ -30,7 +30,8 @@ export interface Sequencer {
 
 export interface AdmissionOptions {
   readonly cache: AttributeCache
-  readonly store: StoreReader
+  /** With `getManySync`, a load of at most `syncReadKeysMax` rows is read on the JavaScript thread. */
+  readonly store: StoreReader & Partial<Pick<ShortReader, 'getManySync'>>
   readonly sequencer: Sequencer
   readonly now: () => number
   readonly newId: () => string
@@ -55,6 +56,12 @@ export interface AdmissionOptions {
   readonly gatherOrdersMax?: number
   /** Bound on a gathered proposal's log record: a larger one is planned again as two halves (default `gatherBytesMaxDefault`). */
   readonly gatherBytesMax?: number
+  /**
+   * Planning reads of at most this many rows (needs, seeds) are read on the
+   * JavaScript thread when the store can (default `syncReadKeysMaxDefault`;
+   * 0: always through the thread pool, with a turn of the event loop).
+   */
+  readonly syncReadKeysMax?: number
 }
 
 /** Orders planned between two turns of the event loop: a few ms of planning. */
@@ -63,6 +70,14 @@ export const planSliceOrdersDefault = 256
 export const gatherOrdersMaxDefault = 256
 /** A gathered proposal's log record at most: ~4 KiB per order of a full gathering. */
 export const gatherBytesMaxDefault = 1024 * 1024
+/**
+ * Planning loads of up to this many rows are read on the JavaScript thread:
+ * a few µs each from the memtable or block cache, where a thread-pool round
+ * trip costs two thread wake-ups and a turn of the event loop, a fixed cost
+ * of every small proposal (docs/performance.md, "A proposal's fixed cost").
+ * Larger loads (bulks) stay on the pool, off the event loop.
+ */
+export const syncReadKeysMaxDefault = 32
 
 export interface SubmitOptions {
   readonly atomic: boolean
@@ -115,6 +130,7 @@ export class Admission {
   observer: AdmissionObserver = unobserved
 
   private readonly planSliceOrders: number
+  private readonly syncReadKeysMax: number
   private readonly turn: () => Promise<void>
   private readonly gatherOrdersMax: number
   private readonly gatherBytesMax: number
@@ -128,6 +144,7 @@ export class Admission {
     this.turn = options.turn ?? nextTurn
     this.gatherOrdersMax = options.gatherOrdersMax ?? gatherOrdersMaxDefault
     this.gatherBytesMax = options.gatherBytesMax ?? gatherBytesMaxDefault
+    this.syncReadKeysMax = options.store.getManySync === undefined ? 0 : (options.syncReadKeysMax ?? syncReadKeysMaxDefault)
     invariant(Number.isSafeInteger(this.gatherOrdersMax) && this.gatherOrdersMax >= 1, 'gatherOrdersMax is a positive integer')
     invariant(this.gatherOrdersMax <= proposalOrdersMax, 'a gathering fits in one proposal')
     invariant(Number.isSafeInteger(this.gatherBytesMax) && this.gatherBytesMax >= 1, 'gatherBytesMax is a positive integer')
@@ -337,15 +354,20 @@ export class Admission {
       const guess = this.options.sequencer.nextIndex()
       let hits = this.checkAll(allKeys, guess)
       const toLoad = allKeys.filter((key, i) => !hits[i] && !seeds.has(key))
+      let awaited = false
       if (toLoad.length > 0) {
-        await this.loadSeeds(toLoad, seeds)
-        for (let unsettled = this.cacheUnsettled(); unsettled !== undefined; unsettled = this.cacheUnsettled()) await unsettled
+        const loaded = this.loadSeeds(toLoad, seeds)
+        if (loaded !== true) {
+          awaited = true
+          await loaded
+          for (let unsettled = this.cacheUnsettled(); unsettled !== undefined; unsettled = this.cacheUnsettled()) await unsettled
+        }
       }
       // Stamping: synchronous from here to the append, so no other proposal
       // takes the index in between (the predicted index is exact).
       const index = this.options.sequencer.nextIndex()
-      // Nothing awaited since the check above (no seed to load): the cache and the index are as it saw them.
-      if (toLoad.length > 0) hits = this.checkAll(allKeys, index)
+      // Nothing awaited since the check above (no seed, or seeds read at once): the cache and the index are as it saw them.
+      if (awaited) hits = this.checkAll(allKeys, index)
       else invariant(index === guess, 'the next index moved without a turn of the event loop')
       const coverage: CoverageEntry[] = []
       let missing = false
@@ -511,7 +533,8 @@ export class Admission {
       const perOrder = step.value
       if (perOrder.every((needs) => needs.complete)) return perOrder
       const keys = [...unknown]
-      const rows = await this.options.store.getMany(keys.map(attributeRowKey))
+      const read = this.readRows(keys)
+      const rows = Array.isArray(read) ? read : await read
       keys.forEach((key, i) => {
         const row = rows[i]
         known.set(key, row === undefined ? null : decodeAttribute(kindOf(key), row).value)
@@ -522,12 +545,26 @@ export class Admission {
     throw new TallyError({ code: 'INTERNAL', kind: 'internal', message: `the needs of this write did not resolve in ${planRoundsMax} planning rounds` })
   }
 
-  private async loadSeeds(keys: readonly CanonicalKey[], seeds: Map<CanonicalKey, Uint8Array | null>): Promise<void> {
-    const rows = await this.options.store.getMany(keys.map(attributeRowKey))
-    keys.forEach((key, i) => {
-      const row = rows[i]
-      seeds.set(key, coverageSeed(row))
+  /** Seeds for `keys`; true when they were read without an await (the cache and the next index have not moved). */
+  private loadSeeds(keys: readonly CanonicalKey[], seeds: Map<CanonicalKey, Uint8Array | null>): true | Promise<false> {
+    const setSeeds = (rows: readonly (Buffer | undefined)[]): void => keys.forEach((key, i) => seeds.set(key, coverageSeed(rows[i])))
+    const read = this.readRows(keys)
+    if (Array.isArray(read)) {
+      setSeeds(read)
+      return true
+    }
+    return read.then((rows) => {
+      setSeeds(rows)
+      return false
     })
+  }
+
+  /** The attribute rows of `keys`: at once (an array) when few, else through the thread pool. */
+  private readRows(keys: readonly CanonicalKey[]): (Buffer | undefined)[] | Promise<(Buffer | undefined)[]> {
+    const rowKeys = keys.map(attributeRowKey)
+    const getManySync = this.options.store.getManySync
+    if (getManySync !== undefined && rowKeys.length <= this.syncReadKeysMax) return getManySync.call(this.options.store, rowKeys)
+    return this.options.store.getMany(rowKeys)
   }
 }
 

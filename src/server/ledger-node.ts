@@ -116,6 +116,15 @@ export interface LedgerNodeOptions {
   readonly gatherOrdersMax?: number
   /** Bound on a gathered proposal's log record (default `gatherBytesMaxDefault`). */
   readonly gatherBytesMax?: number
+  /** Planning reads of at most this many rows are read on the JavaScript thread (default `syncReadKeysMaxDefault`; 0: always through the thread pool). */
+  readonly planSyncReadKeysMax?: number
+  /**
+   * Tests: a single node applies each entry only once its WAL group is
+   * durable, instead of while the group is being made durable (the store
+   * batch waits for durability either way), so proposals stay planned but
+   * not applied for a whole fdatasync, as in replicated mode.
+   */
+  readonly applyWhenDurable?: boolean
 }
 
 export const checkpointEntriesDefault = 10_000
@@ -241,11 +250,13 @@ export class LedgerNode implements Sequencer {
       cacheUnsettled: () => this.cacheHold?.settled,
       ...(options.gatherOrdersMax === undefined ? {} : { gatherOrdersMax: options.gatherOrdersMax }),
       ...(options.gatherBytesMax === undefined ? {} : { gatherBytesMax: options.gatherBytesMax }),
+      ...(options.planSyncReadKeysMax === undefined ? {} : { syncReadKeysMax: options.planSyncReadKeysMax }),
     })
     this.unsubscribe = wal.onDurable((from, to) => {
       this.pipelineObserver.walGroupDurable(to - from + 1, walTiming.fsyncSeconds)
       if (this.role === 'single') {
-        this.applyChain = this.applyChain.then(() => this.applyDurable(from, to)).catch((error: unknown) => this.fail(error))
+        // What an idle apply loop did not take at its append (`scheduleApplyAppended`) is applied now, a group at a time.
+        if (to > this.applyScheduled) this.handToApply(to)
         return
       }
       // Replicated: durable is not committed. Report it (acks, the commit tracker); apply what is known committed.
@@ -572,10 +583,41 @@ export class LedgerNode implements Sequencer {
       queueMicrotask(() => {
         this.flushScheduled = false
         this.wal.flush().catch((error: unknown) => this.fail(error))
+        // After the flush started: the FSM applies the group while its fdatasync runs.
+        if (this.role === 'single' && this.options.applyWhenDurable !== true) this.scheduleApplyAppended()
       })
     }
     return index
   }
+
+  /**
+   * A single node whose apply loop is idle hands what was appended to it at
+   * once: the FSM applies it while its WAL group is being made durable, and
+   * `applyDurable` writes the store batch, and answers, only once the group
+   * is durable (ADR 0005). The fdatasync and the apply overlap, instead of
+   * adding up, in the latency of a lone write.
+   */
+  private scheduleApplyAppended(): void {
+    // Only into an idle loop: under load, entries are applied a durable group at a time, as
+    // they come out of the WAL (one store batch per group, answered as soon as it is durable).
+    if (this.applySteps > 0) return
+    this.handToApply(this.wal.head)
+  }
+
+  /** Hands the entries up to `target` not yet handed over to the apply loop (a single node). */
+  private handToApply(target: number): void {
+    if (target <= this.applyScheduled) return
+    const from = this.applyScheduled + 1
+    this.applyScheduled = target
+    this.applySteps++
+    this.applyChain = this.applyChain
+      .then(() => this.applyDurable(from, target))
+      .finally(() => this.applySteps--)
+      .catch((error: unknown) => this.fail(error))
+  }
+
+  /** Ranges handed to the apply loop and not yet stored (a single node). */
+  private applySteps = 0
 
   result(index: number): Promise<ProposalResult> {
     const ready = this.results.get(index)
@@ -598,7 +640,8 @@ export class LedgerNode implements Sequencer {
     // Replicated: applied ≤ committed ≤ head, always; a store holds committed state only.
     if (this.role !== 'single') invariant(to <= this.committedKnown && to <= this.wal.durable, () => `apply up to ${to} beyond committed ${this.committedKnown} or durable ${this.wal.durable}`)
     for (let start = from, end = from - 1; start <= to; start = end + 1) {
-      const started = performance.now()
+      // Apply and store write time, the wait for durability excluded.
+      let started = performance.now()
       const last = Math.min(to, start + this.batchProposalsMax() - 1)
       const batch = new WriteBatch()
       const results: ProposalResult[] = []
@@ -629,6 +672,12 @@ export class LedgerNode implements Sequencer {
       }
       // Broken out of: `end` is the last applied (a rotation, enough orders) or the first not applied (a sliced proposal next).
       end = Math.min(results.length === end - start + 1 ? end : end - 1, last)
+      // A single node applied these as they were appended: nothing of them reaches the store before the WAL holds them.
+      if (this.wal.durable < end) {
+        const applied = performance.now()
+        await this.wal.waitDurable(end)
+        started += performance.now() - applied
+      }
       this.writeNodeRows(batch)
       // Not fsynced: the WAL group holding these proposals already is (ADR 0005).
       // A large batch is handed to RocksDB in slices, on a single node only: in

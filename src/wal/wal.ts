@@ -8,6 +8,7 @@
  *   tail = segment[0].indexFirst − 1; head = last segment's indexLast;
  *   at most one group is being written at a time, and groups are written in index order.
  */
+import { writevSync } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import * as path from 'node:path'
@@ -180,10 +181,30 @@ interface Waiter {
   reject: (error: unknown) => void
 }
 
+/**
+ * A group of at most this many bytes is written on the JavaScript thread
+ * when it is then fdatasynced: into the page cache, a few µs, where a
+ * thread-pool round trip costs two thread wake-ups and an event-loop turn on
+ * every small group (what a lone single-transaction proposal pays;
+ * docs/wal.md, "Group commit"). Larger groups (bulks) are written on the
+ * pool, and the fdatasync always runs there, so the event loop still turns
+ * while a group is made durable. Without sync (tests, benchmarks) every
+ * write goes to the pool: written at once, a group would be durable within
+ * the same turn, and writes in flight would never overlap.
+ */
+export const walSyncWriteBytesMax = 128 * 1024
+
+async function writeOnPool(handle: FileHandle, buffers: Buffer[], position: number): Promise<number> {
+  const { bytesWritten } = await handle.writev(buffers, position)
+  return bytesWritten
+}
+
 const realIo: WalIo = {
   async write(handle, buffers, position) {
-    const { bytesWritten } = await handle.writev(buffers, position)
-    return bytesWritten
+    let bytes = 0
+    for (const buffer of buffers) bytes += buffer.byteLength
+    if (bytes <= walSyncWriteBytesMax) return writevSync(handle.fd, buffers, position)
+    return writeOnPool(handle, buffers, position)
   },
   async sync(handle) {
     await handle.datasync()
@@ -217,8 +238,8 @@ const realIo: WalIo = {
   },
 }
 
-function ioOf(io: Partial<WalIo> | undefined): WalIo {
-  return { ...realIo, ...(io ?? {}) }
+function ioOf(io: Partial<WalIo> | undefined, sync = true): WalIo {
+  return { ...realIo, ...(sync ? {} : { write: writeOnPool }), ...(io ?? {}) }
 }
 
 function checkByteOption(name: string, value: number | undefined, fallback: number, max: number): number {
@@ -243,7 +264,7 @@ function configOf(options: WalOptions): Config {
     chunkBytes: Math.min(chunkBytesDefault, groupBytesMax),
     sync: options.sync ?? true,
     preallocateBytes,
-    io: ioOf(options.io),
+    io: ioOf(options.io, options.sync ?? true),
   }
 }
 

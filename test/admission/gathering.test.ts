@@ -177,19 +177,24 @@ test('a gathered script whose inputs moved (STALE_INPUTS) is retried alone; the 
     await submitAlone(harness.node, { order: transfer('world', 'pool', 10n) })
     gate = new Promise((resolve) => (release = resolve))
     const first = harness.node.nextIndex()
+    // A node applies what it appended while the WAL makes it durable, one batch at a time: this
+    // first proposal is applied and waits at the gate, so the ones after it wait to be applied.
+    const blocker = submitAlone(harness.node, { order: transfer('world', 'users:blocker', 1n) })
+    await until('the blocker appended', () => (harness.node.nextIndex() === first + 1 ? true : undefined))
     const topUp = submitAlone(harness.node, { order: transfer('world', 'pool', 5n) })
-    await until('the top-up appended', () => (harness.node.nextIndex() === first + 1 ? true : undefined))
+    await until('the top-up appended', () => (harness.node.nextIndex() === first + 2 ? true : undefined))
     // Planned on the pool's 10: the top-up is logged but not applied.
     const sweep = parseCreateTransaction(MAIN, parseJson(JSON.stringify({ script: { plain: 'vars { monetary $b = balance(@pool, USD/2) }\nsend $b ( source = @pool destination = @sink )', vars: {} } })))
     const together = Promise.all([submitAlone(harness.node, { order: sweep }), submitAlone(harness.node, { order: transfer('world', 'users:x', 1n) })])
-    await until('the gathered pair appended', () => (harness.node.nextIndex() === first + 2 ? true : undefined))
+    await until('the gathered pair appended', () => (harness.node.nextIndex() === first + 3 ? true : undefined))
     gate = undefined
     release()
+    assert.equal((await blocker).status, 'applied')
     assert.equal((await topUp).status, 'applied')
     const [swept, funded] = await together
     assert.equal(swept.status, 'applied', JSON.stringify(outcome(swept), (_key, value: unknown) => (typeof value === 'bigint' ? String(value) : value)))
     assert.equal(funded.status, 'applied')
-    assert.deepEqual(harness.proposals, [1, 1, 1, 2, 1], 'the pair, then the script alone')
+    assert.deepEqual(harness.proposals, [1, 1, 1, 1, 2, 1], 'the pair, then the script alone')
     assert.equal(await balance(harness.node, 'sink'), 15n, 'the retry swept what the pool held when it was applied')
     assert.equal(await balance(harness.node, 'users:x'), 1n, 'the other order was applied once')
   } finally {

@@ -115,7 +115,8 @@ test('AttributeCache.checkAll answers as check does for each key, whatever the g
  */
 test('admission checks the cache again after loading seeds: a hit that rotated out meanwhile is seeded', async () => {
   const tmp = tempDirectory()
-  const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 2, gatherOrdersMax: 1 })
+  // Seeds read through the thread pool: the await is where the cache moves.
+  const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 2, gatherOrdersMax: 1, planSyncReadKeysMax: 0 })
   const once = { atomic: true, continueOnFailure: false }
   try {
     await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} } as Order }], once)

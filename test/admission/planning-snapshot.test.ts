@@ -19,7 +19,8 @@ const L = 'main' as LedgerName
  */
 test('planning keeps what it read from the cache: keys rotating out between rounds do not exhaust the planning rounds', async () => {
   const tmp = tempDirectory()
-  const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 100_000 })
+  // Planning reads through the thread pool (the hook below counts them).
+  const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 100_000, planSyncReadKeysMax: 0 })
   try {
     const accounts = Array.from({ length: 12 }, (_, i) => `users:${i}`)
     const [created] = await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: L, bucket: '_default', metadata: {}, features: {} } as Order }], { atomic: true, continueOnFailure: false })

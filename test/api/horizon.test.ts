@@ -13,7 +13,8 @@ test('too many writes in flight for the cache horizon: 503 CACHE_HORIZON_EXCEEDE
   const tmp = tempDirectory()
   // K = 1: every index is its own generation, so two proposals in flight already reach Δ = 2
   // (one proposal per write: gathered, the twelve writes would be one proposal and never reach it).
-  const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 1, sync: false, gatherOrdersMax: 1 })
+  // Writes in flight stay unapplied until durable (not applied while their group is written), so that they overrun the horizon.
+  const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 1, sync: false, gatherOrdersMax: 1, applyWhenDurable: true })
   const app = await buildApi(node)
   try {
     const replies = await overrunCacheHorizon(app)
@@ -43,7 +44,7 @@ test('too many writes in flight for the cache horizon: 503 CACHE_HORIZON_EXCEEDE
 })
 
 test("Formance's SDK under the horizon: the typed v2 error with status 503, Retry-After and the reason in details; the SDK's retry makes every write land", async () => {
-  const server = await openCompatServer({}, { cacheRotationThreshold: 1 })
+  const server = await openCompatServer({}, { cacheRotationThreshold: 1, applyWhenDurable: true })
   try {
     await server.v2.createLedger({ ledger: 'main', v2CreateLedgerRequest: {} })
     const write = (sdk: SDK, i: number) =>

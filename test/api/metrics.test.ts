@@ -86,7 +86,7 @@ test('/_/metrics: Prometheus text whose counters move with the work done, labell
 test('/_/metrics: a write refused for the cache horizon counts as a refusal and an unreachable lookup', async () => {
   const tmp = tempDirectory()
   // One proposal per write, so that writes in flight overrun the horizon (gathered, they would be one proposal).
-  const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 1, sync: false, gatherOrdersMax: 1 })
+  const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 1, sync: false, gatherOrdersMax: 1, applyWhenDurable: true })
   const app = await buildApi(node)
   try {
     const replies = await overrunCacheHorizon(app)

@@ -132,8 +132,9 @@ function observed(node: LedgerNode, refuse: (submit: number) => TallyError | und
 
 test('a pipelined import logs the stream exactly, through stale proposals (a tiny cache) and refusals it proposes again', async () => {
   const { opened: from, exported } = await source()
-  // Rotations the plans cannot foresee (a generation's byte budget) make proposals stale.
-  const to = await open({ cacheRotationThreshold: 3, cacheGenerationBytesMax: 2048 })
+  // Rotations the plans cannot foresee (a generation's byte budget) make proposals stale: applied
+  // once durable, proposals stay planned but not applied while the WAL writes.
+  const to = await open({ cacheRotationThreshold: 3, cacheGenerationBytesMax: 2048, applyWhenDurable: true })
   try {
     const unavailable = new TallyError({ code: 'CACHE_HORIZON_EXCEEDED', kind: 'unavailable', message: 'retry' })
     let refused = 0

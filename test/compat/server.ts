@@ -23,6 +23,8 @@ export interface CompatServer {
 /** Node settings a compatibility test may change (the rest are the defaults, without fsync). */
 export interface CompatNodeOptions {
   readonly cacheRotationThreshold?: number
+  /** Writes in flight stay unapplied for a whole WAL write (`LedgerNodeOptions.applyWhenDurable`): how a test overruns the cache horizon. */
+  readonly applyWhenDurable?: boolean
 }
 
 export async function openCompatServer(options: ApiOptions = {}, nodeOptions: CompatNodeOptions = {}): Promise<CompatServer> {

@@ -1,0 +1,57 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { FileHandle } from 'node:fs/promises'
+import type { Order } from '../../src/orders/index.ts'
+import type { OrderResult } from '../../src/fsm/index.ts'
+import { attributeRowKey } from '../../src/store/index.ts'
+import { transactionKey } from '../../src/domain/index.ts'
+import { LedgerNode } from '../../src/server/index.ts'
+import { tempDirectory } from '../support/temp.ts'
+import { until } from '../support/local.ts'
+import { MAIN, transfer } from '../support/ledger.ts'
+
+const once = { atomic: true, continueOnFailure: false }
+
+// ADR 0005: a write is answered after its WAL group is fdatasynced, the FSM applied it and its
+// store batch is written. A single node applies while the fdatasync runs; nothing reaches the
+// store, and nobody is answered, before the group is durable.
+test('a single node applies an appended write while its WAL group is made durable; the store and the answer wait for the fdatasync', async () => {
+  let release: () => void = () => {}
+  let gate: Promise<void> | undefined
+  const tmp = tempDirectory()
+  const node = await LedgerNode.open({
+    dataDirectory: tmp.directory,
+    walIo: {
+      async sync(handle: FileHandle) {
+        if (gate !== undefined) await gate
+        await handle.datasync()
+      },
+    },
+  })
+  try {
+    await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: MAIN, bucket: '_default', metadata: {}, features: {} } as Order }], once)
+    gate = new Promise((resolve) => (release = resolve))
+    const index = node.nextIndex()
+    let answered: readonly OrderResult[] | undefined
+    const submitted = node.admission.submit([{ order: transfer('world', 'users:1', 7n) }], once).then((results) => (answered = results))
+    await until('the FSM applied the write, its group not yet durable', () => (node.fsm.appliedIndex === index ? true : undefined))
+    assert.ok(node.wal.durable < index, 'the group is not durable yet')
+    assert.equal(node.storeIndex(), index - 1, 'the store holds nothing of it')
+    assert.deepEqual(await node.store.getMany([attributeRowKey(transactionKey(MAIN, 0n))]), [undefined])
+    // A few turns more: still not answered while the fdatasync waits.
+    for (let turn = 0; turn < 5; turn++) await new Promise<void>((resolve) => setImmediate(resolve))
+    assert.equal(answered, undefined, 'not answered before the group is durable')
+    gate = undefined
+    release()
+    const [result] = await submitted
+    assert.equal(result?.status, 'applied')
+    assert.ok(node.wal.durable >= index)
+    assert.equal(node.storeIndex(), index)
+    assert.notDeepEqual(await node.store.getMany([attributeRowKey(transactionKey(MAIN, 0n))]), [undefined])
+  } finally {
+    gate = undefined
+    release()
+    await node.close()
+    tmp.remove()
+  }
+})
