@@ -296,7 +296,7 @@ export class AttributeCache {
     const kind = attribute.value.kind
     invariant(kind === kindOf(key), 'attribute kind differs from its key')
     // A transaction is cached as its row's bytes, decoded when first read (a revert, a metadata change):
-    // its record, postings and commit volumes (~1.5 KB of objects per transfer, read again rarely)
+    // its record, postings and commit volumes (~2.5 KB of objects per transfer, read again rarely)
     // would otherwise live as long as the cache holds the key, promoted to the old generation.
     const kept = kind === 't' ? new RowAttribute(kind, attribute.bytes) : attribute
     this.setGen0(key, { state: 'live', attribute: kept, live: true, bytes: attribute.bytes.length }, mirror)
