@@ -297,8 +297,11 @@ export class AttributeCache {
     invariant(kind === kindOf(key), 'attribute kind differs from its key')
     // A transaction is cached as its row's bytes, decoded when first read (a revert, a metadata change):
     // its record, postings and commit volumes (~2.5 KB of objects per transfer, read again rarely)
-    // would otherwise live as long as the cache holds the key, promoted to the old generation.
-    const kept = kind === 't' ? new RowAttribute(kind, attribute.bytes) : attribute
+    // would otherwise live as long as the cache holds the key, promoted to the old generation. So is
+    // an idempotency record (its answer, read again only by a replay): a replay then decodes the
+    // row as it would after a restart or from a seed, and prints the same bytes (commit volumes
+    // are built in the row's order, `commitVolumes`).
+    const kept = kind === 't' || kind === 'i' ? new RowAttribute(kind, attribute.bytes) : attribute
     this.setGen0(key, { state: 'live', attribute: kept, live: true, bytes: attribute.bytes.length }, mirror)
   }
 

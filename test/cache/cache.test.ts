@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { AttributeCache, MalformedMirrorRow, MIRROR_ZONE } from '../../src/cache/index.ts'
 import type { MirrorSink } from '../../src/cache/index.ts'
 import type { AccountAddress, Asset, Attribute, CanonicalKey, LedgerName } from '../../src/domain/index.ts'
-import { InvariantViolation, decodeAttribute, encodeAttribute, transactionKey, volumesKey } from '../../src/domain/index.ts'
+import { InvariantViolation, decodeAttribute, encodeAttribute, idempotencyKey, transactionKey, volumesKey } from '../../src/domain/index.ts'
 import fc from 'fast-check'
 import { transactionRecords } from '../support/arbitraries.ts'
 import { Store, attributeRowKey, prefixEnd } from '../../src/store/index.ts'
@@ -353,4 +353,20 @@ test('a transaction is cached as its row: it reads as a restore of that row read
     }),
     { numRuns: 300 },
   )
+})
+
+test('an idempotency record is cached as its row: a replay reads what a restart or a seed decodes from the same bytes', () => {
+  const cache = new AttributeCache(1000)
+  const disk = new Disk()
+  cache.enter(1, disk)
+  const k = idempotencyKey('l' as LedgerName, 'key-1')
+  const answer = { type: 'TRANSACTION', logId: 3n, transaction: { id: 3n, postCommitVolumes: { world: { USD: { input: 0n, output: 5n, balance: -5n } }, 'users:1': { USD: { input: 5n, output: 0n, balance: 5n } } } } }
+  const written = encodeAttribute({ kind: 'i', value: { requestHash: 'h', result: answer } })
+  write(cache, k, written, disk)
+  const found = cache.get(k)
+  assert.ok(found.state === 'live')
+  assert.notEqual(found.attribute, written, 'kept as its row, not as the value written')
+  assert.equal(found.attribute.bytes, written.bytes)
+  assert.deepStrictEqual(found.attribute.value, decodeAttribute('i', written.bytes).value)
+  assertRestores(cache, disk, 1)
 })
