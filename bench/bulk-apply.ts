@@ -1,12 +1,14 @@
 /**
  * In-process pipeline throughput for bulk proposals (no HTTP):
- *   node --import tsx bench/bulk-apply.ts [--proposals P] [--orders N] [--sync] [--cache-rotation K] [--heap-sample FILE]
+ *   node --import tsx bench/bulk-apply.ts [--proposals P] [--orders N] [--sync] [--cache-rotation K] [--idempotency-keys] [--heap-sample FILE]
  * Submits P proposals of N CREATE_TRANSACTION orders, 4 in flight, and
  * prints orders/s and the process's CPU per order (all threads, and the
  * JavaScript thread alone, from /proc). Isolates admission + WAL + FSM +
  * store from HTTP. A small
  * `--cache-rotation` (the cache's rotation threshold) makes most rows leave
  * the cache between uses, so proposals carry them as seeds.
+ * `--idempotency-keys` gives every order its own idempotency key (a bulk
+ * element's `ik`): each order also writes an idempotency record.
  *
  * `--heap-sample FILE` samples allocations during the measured run (V8's
  * sampling heap profiler, objects the GC collected included) and writes the
@@ -25,7 +27,7 @@ import { depositBulks } from './deposits.ts'
 import { readServerCpu } from '../src/bench/cpu.ts'
 import { startAllocationSampling } from './allocation-sampling.ts'
 
-const { values } = parseArgs({ options: { proposals: { type: 'string' }, orders: { type: 'string' }, sync: { type: 'boolean' }, 'cache-rotation': { type: 'string' }, 'heap-sample': { type: 'string' } } })
+const { values } = parseArgs({ options: { proposals: { type: 'string' }, orders: { type: 'string' }, sync: { type: 'boolean' }, 'cache-rotation': { type: 'string' }, 'idempotency-keys': { type: 'boolean' }, 'heap-sample': { type: 'string' } } })
 const proposals = Number(values.proposals ?? 40)
 const ordersPerProposal = Number(values.orders ?? 1000)
 const directory = mkdtempSync(path.join(os.tmpdir(), 'tally-bulk-apply-'))
@@ -33,7 +35,7 @@ const ledger = 'bench' as LedgerName
 const rotation = values['cache-rotation'] === undefined ? {} : { cacheRotationThreshold: Number(values['cache-rotation']) }
 const node = await LedgerNode.open({ dataDirectory: directory, sync: values.sync === true, ...rotation })
 await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger, bucket: '_default', metadata: {}, features: {} } }], { atomic: true, continueOnFailure: false })
-const orders = depositBulks(ledger, ordersPerProposal, 10_000)
+const orders = depositBulks(ledger, ordersPerProposal, 10_000, values['idempotency-keys'] === true)
 const sampling = values['heap-sample'] === undefined ? undefined : await startAllocationSampling()
 const cpuBefore = readServerCpu(process.pid)
 const started = performance.now()
@@ -52,7 +54,7 @@ const cpu =
   cpuBefore === undefined || cpuAfter === undefined
     ? ''
     : `; CPU ${((cpuAfter.micros - cpuBefore.micros) / total).toFixed(1)} µs/order (JavaScript thread ${((cpuAfter.mainThreadMicros - cpuBefore.mainThreadMicros) / total).toFixed(1)})`
-console.log(`${proposals} proposals × ${ordersPerProposal} orders in ${seconds.toFixed(2)} s: ${Math.round(total / seconds)} orders/s (sync ${values.sync === true})${cpu}`)
+console.log(`${proposals} proposals × ${ordersPerProposal} orders in ${seconds.toFixed(2)} s: ${Math.round(total / seconds)} orders/s (sync ${values.sync === true}${values['idempotency-keys'] === true ? ', idempotency keys' : ''})${cpu}`)
 if (sampling !== undefined) await sampling.stop(values['heap-sample'] as string, total, 'order')
 await node.close()
 rmSync(directory, { recursive: true, force: true })

@@ -4,9 +4,11 @@ import type { ProposedOrder } from '../src/orders/index.ts'
 /**
  * In-process bench workloads: bulks of deposits from `world`, numbered on
  * from one bulk to the next, to `users:<n mod accounts>` (every order a new
- * account when `accounts` is unbounded).
+ * account when `accounts` is unbounded). With `idempotencyKeys`, each order
+ * carries its own key (`d<n>`), as a bulk element's `ik` does: each leaves
+ * an idempotency record holding its answer.
  */
-export function depositBulks(ledger: LedgerName, ordersPerBulk: number, accounts = Number.POSITIVE_INFINITY): () => ProposedOrder[] {
+export function depositBulks(ledger: LedgerName, ordersPerBulk: number, accounts = Number.POSITIVE_INFINITY, idempotencyKeys = false): () => ProposedOrder[] {
   let next = 0
   return () =>
     Array.from({ length: ordersPerBulk }, () => {
@@ -20,6 +22,7 @@ export function depositBulks(ledger: LedgerName, ordersPerBulk: number, accounts
           accountMetadata: {},
           force: false,
         },
+        ...(idempotencyKeys ? { idempotencyKey: `d${i}`, requestHash: `h${i}` } : {}),
       }
     })
 }

@@ -403,7 +403,10 @@ const Z_QUOTE = asciiText('Z"')
 /** The last date found fixed-width: a log's date and its transaction's timestamp are most often the same text. */
 let lastFixedWidthDate = ''
 
-/** `goDate`, written: a fixed-width UTC date (the form Tally stores) is copied up to its fraction's trailing zeros, without a string. */
+/**
+ * `goDate`, written: a fixed-width UTC date (the form Tally stores) is copied up to its fraction's trailing zeros, without a string.
+ * Another form (a log's date, already in Go's form, whose fraction lost its trailing zeros) goes through `goDate`, which keeps its last answer.
+ */
 function writeGoDate(out: JsonBytes, text: string): void {
   if (text !== lastFixedWidthDate) {
     if (!isFixedWidthDate(text)) return writeGoString(out, goDate(text))
@@ -438,8 +441,21 @@ function parseRfc3339(text: string): ParsedDate | undefined {
   return { seconds: whole.slice(0, 19), nanos: String(nanosOfSecond).padStart(9, '0') }
 }
 
+/** `goDate`'s last argument and answer: every log of a proposal has the proposal's date, and a log's date, already in Go's form, is converted again when hashed. */
+let lastGoDateOf: string | undefined
+let lastGoDate = ''
+
 /** Go's `time.RFC3339Nano` of a UTC time: the fraction without trailing zeros, none when zero. */
 export function goDate(text: string): string {
+  if (text === lastGoDateOf) return lastGoDate
+  const converted = goDateOf(text)
+  lastGoDateOf = text
+  lastGoDate = converted
+  return converted
+}
+
+/** `goDate` without its memory of the last answer (a pure function of `text`, which the memory relies on). */
+function goDateOf(text: string): string {
   // Already UTC with whole seconds at 0–19: only the fraction's trailing zeros (and a bare dot) go.
   if (isFixedWidthDate(text)) return `${text.slice(0, fixedWidthDateEnd(text))}Z`
   const parsed = parseRfc3339(text)

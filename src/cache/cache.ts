@@ -1,5 +1,5 @@
 import { crc32 } from 'node:zlib'
-import type { Attribute, CanonicalKey } from '../domain/index.ts'
+import type { Attribute, AttributeKind, AttributeValue, CanonicalKey } from '../domain/index.ts'
 import { invariant, kindOf, decodeAttribute } from '../domain/index.ts'
 
 /**
@@ -293,8 +293,16 @@ export class AttributeCache {
   }
 
   put(key: CanonicalKey, attribute: Attribute, mirror: MirrorSink): void {
-    invariant(attribute.value.kind === kindOf(key), 'attribute kind differs from its key')
-    this.setGen0(key, { state: 'live', attribute, live: true, bytes: attribute.bytes.length }, mirror)
+    const kind = attribute.value.kind
+    invariant(kind === kindOf(key), 'attribute kind differs from its key')
+    // A transaction is cached as its row's bytes, decoded when first read (a revert, a metadata change):
+    // its record, postings and commit volumes (~2.5 KB of objects per transfer, read again rarely)
+    // would otherwise live as long as the cache holds the key, promoted to the old generation. So is
+    // an idempotency record (its answer, read again only by a replay): a replay then decodes the
+    // row as it would after a restart or from a seed, and prints the same bytes (commit volumes
+    // are built in the row's order, `commitVolumes`).
+    const kept = kind === 't' || kind === 'i' ? new RowAttribute(kind, attribute.bytes) : attribute
+    this.setGen0(key, { state: 'live', attribute: kept, live: true, bytes: attribute.bytes.length }, mirror)
   }
 
   /** Tombstone in Gen0 when a generation holds the key live. */
@@ -451,6 +459,25 @@ export class AttributeCache {
       mirror.putLater(segmentRowKey(this.state.generation, this.lastIndex), () => encodeSegment(entries))
     }
     segment.entries.set(key, entry)
+  }
+}
+
+/**
+ * A cached attribute held as its stored row, decoded on first read (then
+ * kept): the value a restore would decode from the same row, so a key reads
+ * the same whether the node wrote it or restored it.
+ */
+class RowAttribute implements Attribute {
+  private decoded: AttributeValue | undefined
+
+  constructor(
+    private readonly kind: AttributeKind,
+    readonly bytes: Buffer,
+  ) {}
+
+  get value(): AttributeValue {
+    if (this.decoded === undefined) this.decoded = decodeAttribute(this.kind, this.bytes).value
+    return this.decoded
   }
 }
 

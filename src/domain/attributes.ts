@@ -7,7 +7,8 @@ import { emptyKeyed, keyedChild, ownEntries } from './keyed.ts'
 import type { Posting } from './posting.ts'
 import { isJsonObject } from './json.ts'
 import type { Json } from './json.ts'
-import { PackedShape, packValue, unpackObjectWithout, unpackValue } from './packed.ts'
+import type { PackedKey } from './packed.ts'
+import { PackedShape, packValue, packedKey, unpackObjectWithout, unpackValue } from './packed.ts'
 import { InvariantViolation, invariant } from './errors.ts'
 
 /**
@@ -252,17 +253,27 @@ export function encodeAttribute(value: AttributeValue): Attribute {
 function packVolumesRow(volumes: Volumes): Buffer {
   PackedShape.begin(ATTRIBUTE_ROW_LAYOUT)
   PackedShape.object(2)
-  PackedShape.key('input')
+  PackedShape.knownKey(KEY_INPUT)
   PackedShape.integer(volumes.input)
-  PackedShape.key('output')
+  PackedShape.knownKey(KEY_OUTPUT)
   PackedShape.integer(volumes.output)
   return PackedShape.end()
 }
+
+// The shape writers' constant field names, packed once.
+const KEY_INPUT = packedKey('input')
+const KEY_OUTPUT = packedKey('output')
+const KEY_BALANCE = packedKey('balance')
+const KEY_AMOUNT = packedKey('amount')
+const KEY_ASSET = packedKey('asset')
+const KEY_DESTINATION = packedKey('destination')
+const KEY_SOURCE = packedKey('source')
 
 /** A transaction record's fields in canonical order (as `packValue` sorts them). */
 const TRANSACTION_FIELDS: readonly (keyof TransactionRecord)[] = (
   ['id', 'postings', 'timestamp', 'insertedAt', 'updatedAt', 'reference', 'metadata', 'reverted', 'revertedAt', 'template', 'preCommitVolumes', 'postCommitVolumes'] as const
 ).slice().sort()
+const TRANSACTION_KEYS = TRANSACTION_FIELDS.map(packedKey)
 
 /**
  * `packValue(record, ATTRIBUTE_ROW_LAYOUT, true)` field by field; undefined
@@ -275,10 +286,11 @@ function packTransactionRow(record: TransactionRecord): Buffer | undefined {
   if (count !== Object.keys(record).length) return undefined
   PackedShape.begin(ATTRIBUTE_ROW_LAYOUT)
   PackedShape.object(count)
-  for (const field of TRANSACTION_FIELDS) {
+  for (let i = 0; i < TRANSACTION_FIELDS.length; i++) {
+    const field = TRANSACTION_FIELDS[i] as keyof TransactionRecord
     const value = record[field]
     if (value === undefined) continue
-    PackedShape.key(field)
+    PackedShape.knownKey(TRANSACTION_KEYS[i] as PackedKey)
     switch (field) {
       case 'postings':
         if (!packPostings(record.postings)) return undefined
@@ -301,13 +313,13 @@ function packPostings(postings: readonly Posting[]): boolean {
       return false
     }
     PackedShape.object(4)
-    PackedShape.key('amount')
+    PackedShape.knownKey(KEY_AMOUNT)
     PackedShape.integer(posting.amount)
-    PackedShape.key('asset')
+    PackedShape.knownKey(KEY_ASSET)
     PackedShape.string(posting.asset)
-    PackedShape.key('destination')
+    PackedShape.knownKey(KEY_DESTINATION)
     PackedShape.string(posting.destination)
-    PackedShape.key('source')
+    PackedShape.knownKey(KEY_SOURCE)
     PackedShape.string(posting.source)
   }
   return true
@@ -327,11 +339,11 @@ function packCommitVolumes(volumes: AggregatedVolumes): boolean {
       if (typeof moved !== 'object' || moved === null || Object.keys(moved).length !== 3 || typeof moved.balance !== 'bigint' || typeof moved.input !== 'bigint' || typeof moved.output !== 'bigint') return false
       PackedShape.key(asset)
       PackedShape.object(3)
-      PackedShape.key('balance')
+      PackedShape.knownKey(KEY_BALANCE)
       PackedShape.integer(moved.balance)
-      PackedShape.key('input')
+      PackedShape.knownKey(KEY_INPUT)
       PackedShape.integer(moved.input)
-      PackedShape.key('output')
+      PackedShape.knownKey(KEY_OUTPUT)
       PackedShape.integer(moved.output)
     }
   }

@@ -190,6 +190,15 @@ export const PackedShape = {
   key(name: string): void {
     writeString(name)
   },
+  /** A field name packed ahead (`packedKey`): its bytes copied, without the date test and word lookup of `key`. */
+  knownKey(key: PackedKey): void {
+    const bytes = key.bytes
+    writer.reserve(bytes.length)
+    const buffer = writer.buffer
+    let offset = writer.offset
+    for (let i = 0; i < bytes.length; i++) buffer[offset++] = bytes[i] as number
+    writer.offset = offset
+  },
   string(text: string): void {
     writeString(text)
   },
@@ -213,6 +222,22 @@ export const PackedShape = {
     writer.buffer.copy(packed, 0, 0, writer.offset)
     return packed
   },
+}
+
+/** A field name's packed item, computed once (`PackedShape.knownKey` writes it). */
+export interface PackedKey {
+  readonly name: string
+  readonly bytes: Uint8Array
+}
+
+/**
+ * The item `PackedShape.key(name)` writes for `name`, computed once by that
+ * same writer (so the bytes cannot differ), ahead of any pack (it packs,
+ * and packing is never nested): the shape writers name their
+ * constant fields through it.
+ */
+export function packedKey(name: string): PackedKey {
+  return { name, bytes: Uint8Array.from(pack(name, 0, false, false).subarray(1)) }
 }
 
 /** Writes one item; false (nothing written) for what JSON skips: undefined, functions, symbols. */

@@ -1,5 +1,5 @@
-import type { AggregatedVolumes, Json, TransactionRecord, Volumes } from '../domain/index.ts'
-import { canonicalMetadata, keyedChild, ownEntries, volumesWithBalance } from '../domain/index.ts'
+import type { AggregatedVolumes, Json, TransactionRecord } from '../domain/index.ts'
+import { canonicalMetadata, ownEntries } from '../domain/index.ts'
 
 export type { AggregatedVolumes }
 
@@ -54,8 +54,4 @@ function viewOf(record: TransactionRecord, postings: Json, metadata: Json, volum
     view.postCommitVolumes = record.postCommitVolumes
   }
   return view
-}
-
-export function addAggregated(target: AggregatedVolumes, account: string, asset: string, volumes: Volumes): void {
-  keyedChild(target, account)[asset] = volumesWithBalance(volumes)
 }

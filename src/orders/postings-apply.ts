@@ -1,10 +1,9 @@
 import type { AccountAddress, Asset, CanonicalKey, LedgerName, Posting, Volumes } from '../domain/index.ts'
-import { TallyError, WORLD, accountKey, addInput, addOutput, balanceOf, compareDates, emptyKeyed, fitsVolume, invariant, mergeMetadata, ownValue, storedMetadata, volumesKey } from '../domain/index.ts'
+import { TallyError, WORLD, accountKey, addInput, addOutput, balanceOf, commitVolumes, compareDates, emptyKeyed, fitsVolume, invariant, mergeMetadata, ownValue, storedMetadata, volumesKey } from '../domain/index.ts'
 import type { Keyed, Metadata } from '../domain/index.ts'
 import type { Scope } from './scope.ts'
 import { readAccountAt, readVolumesAt, writeAccountAt, writeVolumesAt } from './scope.ts'
 import type { AggregatedVolumes } from './output.ts'
-import { addAggregated } from './output.ts'
 
 interface Moved {
   readonly account: AccountAddress
@@ -34,7 +33,7 @@ export function applyPostings(
   postings: readonly Posting[],
   force: boolean,
 ): { pre: AggregatedVolumes; post: AggregatedVolumes } {
-  // Pairs in the order first moved (the order of their writes and of the commit volumes).
+  // Pairs in the order first moved (the order of their writes).
   const moved: Moved[] = []
   const byPair = postings.length > PAIR_SCAN_POSTINGS_MAX ? new Map<string, Moved>() : undefined
   for (const posting of postings) {
@@ -57,14 +56,9 @@ export function applyPostings(
     if (!fitsVolume(destination.post.input, posting.amount)) throw volumeLimitReached(posting, posting.destination, 'input', destination.post.input)
     destination.post = addInput(destination.post, posting.amount)
   }
-  const pre: AggregatedVolumes = emptyKeyed()
-  const post: AggregatedVolumes = emptyKeyed()
-  for (const entry of moved) {
-    writeVolumesAt(scope, entry.key, entry.post)
-    addAggregated(pre, entry.account, entry.asset, entry.pre)
-    addAggregated(post, entry.account, entry.asset, entry.post)
-  }
-  return { pre, post }
+  for (const entry of moved) writeVolumesAt(scope, entry.key, entry.post)
+  // Written in the order first moved; answered in the canonical order (the stored row's).
+  return commitVolumes(moved)
 }
 
 /** The pair's entry, its volumes read on first touch. */

@@ -1,6 +1,6 @@
 import { InvariantViolation } from '../domain/errors.ts'
 import type { Json } from '../domain/json.ts'
-import { PackedShape, packValue, unpackValue } from '../domain/packed.ts'
+import { PackedShape, packValue, packedKey, unpackValue } from '../domain/packed.ts'
 import { packedObjectFields } from '../domain/packed-json.ts'
 /**
  * The store's row layout, importable by pure code (the FSM writes rows but
@@ -127,22 +127,29 @@ export function encodeAccountMovesRow(insertedAt: string, timestamp: string, mov
   if (moves.length > 1) moves.sort(byAsset)
   PackedShape.begin(RowLayout.index)
   PackedShape.object(3)
-  PackedShape.key('insertedAt')
+  PackedShape.knownKey(KEY_INSERTED_AT)
   PackedShape.string(insertedAt)
-  PackedShape.key('timestamp')
+  PackedShape.knownKey(KEY_TIMESTAMP)
   PackedShape.string(timestamp)
-  PackedShape.key('volumes')
+  PackedShape.knownKey(KEY_VOLUMES)
   PackedShape.object(moves.length)
   for (const moved of moves) {
     PackedShape.key(moved.asset)
     PackedShape.object(2)
-    PackedShape.key('input')
+    PackedShape.knownKey(KEY_INPUT)
     PackedShape.integer(moved.input)
-    PackedShape.key('output')
+    PackedShape.knownKey(KEY_OUTPUT)
     PackedShape.integer(moved.output)
   }
   return PackedShape.end()
 }
+
+// The by-account row's constant field names, packed once.
+const KEY_INSERTED_AT = packedKey('insertedAt')
+const KEY_TIMESTAMP = packedKey('timestamp')
+const KEY_VOLUMES = packedKey('volumes')
+const KEY_INPUT = packedKey('input')
+const KEY_OUTPUT = packedKey('output')
 
 /** Canonical key order (UTF-16 code units, as `packValue` sorts). */
 function byAsset(left: AssetMoves, right: AssetMoves): number {
@@ -226,6 +233,20 @@ export function accountTransactionKey(ledger: string, account: string, id: bigin
  * imported v2 dates microseconds).
  */
 export function fixedWidthInstant(date: string): string {
+  // Every transaction of a bulk has the same date: its padded form is kept.
+  if (date === lastInstantOf) return lastInstant
+  const padded = fixedWidthInstantOf(date)
+  lastInstantOf = date
+  lastInstant = padded
+  return padded
+}
+
+/** `fixedWidthInstant`'s last argument and answer (none before the first). */
+let lastInstantOf: string | undefined
+let lastInstant = ''
+
+/** `fixedWidthInstant` without its memory of the last answer (a pure function of `date`). */
+function fixedWidthInstantOf(date: string): string {
   // The common case, a millisecond date as the engine writes it: padded without the regex.
   if (date.length === 24 && isMillisecondDate(date)) return `${date.slice(0, 23)}000000Z`
   const match = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$/.exec(date)

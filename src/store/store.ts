@@ -1,5 +1,5 @@
 import { RocksLevel } from '@nxtedition/rocksdb'
-import type { RocksIterator } from '@nxtedition/rocksdb'
+import type { RocksChainedBatch, RocksIterator } from '@nxtedition/rocksdb'
 import { TallyError, invariant } from '../domain/index.ts'
 import { MetaKey, metaKey, prefixEnd } from './layout.ts'
 import type { RowWrite } from './layout.ts'
@@ -159,6 +159,9 @@ export interface WriteSlices {
 export interface StoreWriter {
   write(rows: readonly RowWrite[], options: { sync: boolean; slices?: WriteSlices }): Promise<void>
 }
+
+/** The options of every row copied into a batch: none (the binding reads a column family from them). */
+const NO_OPTIONS = Object.freeze({})
 
 /** RocksDB settings a benchmark may vary; the server uses the defaults. */
 export interface StoreTuning {
@@ -440,6 +443,11 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
     // as long as the write itself): a large batch is copied in slices.
     const slices = options.slices
     const batch = this.db.batch()
+    // Rows go straight to the binding's batch (`_put`, `_del`): abstract-level's `put` would only
+    // re-check them, map them through the identity 'buffer' encodings, copy the options and keep
+    // an operation object per row for a 'batch' event nobody listens to (~130 B and a few
+    // hundred ns per row, ~7 rows per transfer). The binding still refuses a null key or value.
+    const rocksBatch = batch as unknown as RocksChainedBatch
     let started = performance.now()
     let bytes = 0
     try {
@@ -450,9 +458,9 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
           started = performance.now()
         }
         const row = rows[at] as RowWrite
-        if (row.value === null) batch.del(row.key)
+        if (row.value === null) rocksBatch._del(row.key, NO_OPTIONS)
         else {
-          batch.put(row.key, row.value)
+          rocksBatch._put(row.key, row.value, NO_OPTIONS)
           bytes += row.value.byteLength
         }
         bytes += row.key.byteLength

@@ -8,8 +8,8 @@ import type { LedgerNodeOptions } from '../../src/server/index.ts'
 import type { Order, ProposedOrder } from '../../src/orders/index.ts'
 import { parseCreateTransaction } from '../../src/orders/index.ts'
 import type { OrderResult } from '../../src/fsm/index.ts'
-import type { AccountAddress } from '../../src/domain/index.ts'
-import { TallyError, parseJson } from '../../src/domain/index.ts'
+import type { AccountAddress, Json } from '../../src/domain/index.ts'
+import { TallyError, parseJson, printTransaction, printableTransaction, stringifyJson } from '../../src/domain/index.ts'
 import { Views } from '../../src/api/views.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { until } from '../support/local.ts'
@@ -80,9 +80,16 @@ const turn: readonly ProposedOrder[] = [
   { order: transfer('users:a', 'users:d', 1n) },
 ]
 
+/**
+ * A result as a client sees it: a transaction as the answer printer prints it. A replayed answer
+ * is decoded from its stored row (objects in the row's sorted field order, maps with a prototype)
+ * where a fresh one is the handler's own objects; the printed bytes are what must agree.
+ */
 function outcome(result: OrderResult | Error): unknown {
   if (result instanceof Error) return { thrown: result.message }
-  return result
+  if (result.status !== 'applied' || result.output.type !== 'TRANSACTION') return stringifyJson(result as unknown as Json)
+  const { output } = result
+  return { idempotencyHit: result.idempotencyHit, logId: output.logId, transaction: printTransaction(printableTransaction(output.transaction), { volumes: true }) }
 }
 
 test('single writes of one turn share one proposal, and each gets what a proposal of its own would give it', async () => {

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict'
 import { AttributeCache, MalformedMirrorRow, MIRROR_ZONE } from '../../src/cache/index.ts'
 import type { MirrorSink } from '../../src/cache/index.ts'
 import type { AccountAddress, Asset, Attribute, CanonicalKey, LedgerName } from '../../src/domain/index.ts'
-import { InvariantViolation, encodeAttribute, volumesKey } from '../../src/domain/index.ts'
+import { InvariantViolation, decodeAttribute, encodeAttribute, idempotencyKey, transactionKey, volumesKey } from '../../src/domain/index.ts'
+import fc from 'fast-check'
+import { transactionRecords } from '../support/arbitraries.ts'
 import { Store, attributeRowKey, prefixEnd } from '../../src/store/index.ts'
 import { WriteBatch } from '../../src/fsm/index.ts'
 import { tempDirectory } from '../support/temp.ts'
@@ -313,4 +315,58 @@ test('get answers without allocating: the entry itself for a live key, one share
   for (const [rowKey, rowValue] of disk.mirror()) restored.restoreSegment(rowKey, rowValue)
   assert.throws(() => restored.get(key(1)), InvariantViolation)
   assert.equal(restored.get(key(2)).state, 'deleted')
+})
+
+test('a transaction is cached as its row: it reads as a restore of that row reads it, the same row again, decoded once; other kinds keep the value written (property)', () => {
+  const text = fc.oneof(fc.constantFrom('world', 'users:1', '__proto__', 'USD/2', 'é'), fc.string({ maxLength: 10 }))
+  const date = fc.integer({ min: 0, max: 253402300799999 }).map((ms) => new Date(ms).toISOString())
+  const amount = fc.bigInt({ min: 0n, max: 2n ** 256n - 1n })
+  const keyed = <V>(entries: readonly (readonly [string, V])[]): Record<string, V> => {
+    const map = Object.create(null) as Record<string, V>
+    for (const [k, v] of entries) map[k] = v
+    return map
+  }
+  const metadata = fc.uniqueArray(fc.tuple(text, fc.string({ maxLength: 6 })), { maxLength: 3, selector: ([k]) => k }).map(keyed)
+  const volumes = fc
+    .uniqueArray(fc.tuple(text, text, amount, amount), { maxLength: 3, selector: ([account]) => account })
+    .map((rows) => keyed(rows.map(([account, asset, input, output]) => [account, keyed([[asset, { input, output, balance: input - output }]])] as const)))
+  const transaction = transactionRecords({ text, date, amount, metadata, volumes })
+  fc.assert(
+    fc.property(transaction, fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), (record, input) => {
+      const cache = new AttributeCache(1000)
+      const disk = new Disk()
+      cache.enter(1, disk)
+      const k = transactionKey('l' as LedgerName, record.id)
+      const written = encodeAttribute({ kind: 't', value: record })
+      write(cache, k, written, disk)
+      const found = cache.get(k)
+      assert.ok(found.state === 'live')
+      assert.equal(found.attribute.bytes, written.bytes)
+      const read = found.attribute.value
+      assert.deepStrictEqual(read, decodeAttribute('t', written.bytes).value)
+      assert.deepEqual(encodeAttribute(read).bytes, written.bytes)
+      assert.equal((cache.get(k) as { attribute: Attribute }).attribute.value, read, 'decoded once, then kept')
+      const volumesAttribute = value(input)
+      write(cache, key(1), volumesAttribute, disk)
+      assert.equal((cache.get(key(1)) as { attribute: Attribute }).attribute, volumesAttribute)
+      assertRestores(cache, disk, 1)
+    }),
+    { numRuns: 300 },
+  )
+})
+
+test('an idempotency record is cached as its row: a replay reads what a restart or a seed decodes from the same bytes', () => {
+  const cache = new AttributeCache(1000)
+  const disk = new Disk()
+  cache.enter(1, disk)
+  const k = idempotencyKey('l' as LedgerName, 'key-1')
+  const answer = { type: 'TRANSACTION', logId: 3n, transaction: { id: 3n, postCommitVolumes: { world: { USD: { input: 0n, output: 5n, balance: -5n } }, 'users:1': { USD: { input: 5n, output: 0n, balance: 5n } } } } }
+  const written = encodeAttribute({ kind: 'i', value: { requestHash: 'h', result: answer } })
+  write(cache, k, written, disk)
+  const found = cache.get(k)
+  assert.ok(found.state === 'live')
+  assert.notEqual(found.attribute, written, 'kept as its row, not as the value written')
+  assert.equal(found.attribute.bytes, written.bytes)
+  assert.deepStrictEqual(found.attribute.value, decodeAttribute('i', written.bytes).value)
+  assertRestores(cache, disk, 1)
 })

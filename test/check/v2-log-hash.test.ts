@@ -224,3 +224,29 @@ test('v2 hash: a log that cannot be hashed leaves the shared writer as it was: t
   assert.equal(v2LogHash('', log), expected)
   assert.equal(v2LogHashText(log), stringForm.v2LogHashText(log))
 })
+
+test('goDate asked in any sequence, repeats and refusals included, answers each as the string form\'s goDate does (property)', () => {
+  const expected = (text: string): string | Error => {
+    try {
+      return stringForm.goDate(text)
+    } catch (error) {
+      return error as Error
+    }
+  }
+  const date = fc.oneof(
+    fc.integer({ min: 0, max: 253402300799999 }).map((ms) => new Date(ms).toISOString()),
+    fc.integer({ min: 0, max: 253402300799 }).map((s) => new Date(s * 1000).toISOString().replace('.000Z', 'Z')),
+    fc.constantFrom('2026-12-07T03:45:00.12Z', '2026-12-07T03:45:00.123456Z', '2026-12-07T03:45:00.120000Z', '2021-02-29T00:00:00Z', 'not a date', ''),
+  )
+  const pool = fc.uniqueArray(date, { minLength: 1, maxLength: 4 })
+  fc.assert(
+    fc.property(pool.chain((texts) => fc.array(fc.constantFrom(...texts), { minLength: 1, maxLength: 12 })), (sequence) => {
+      for (const text of sequence) {
+        const want = expected(text)
+        if (want instanceof Error) assert.throws(() => goDate(text))
+        else assert.equal(goDate(text), want)
+      }
+    }),
+    { numRuns: 2000 },
+  )
+})

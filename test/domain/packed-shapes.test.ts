@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { ATTRIBUTE_ROW_LAYOUT, decodeRowValue, decodeTransactionRowWithoutVolumes, encodeAttribute, packValue } from '../../src/domain/index.ts'
+import { ATTRIBUTE_ROW_LAYOUT, PackedShape, packedKey, decodeRowValue, decodeTransactionRowWithoutVolumes, encodeAttribute, packValue } from '../../src/domain/index.ts'
 import type { AttributeValue, TransactionRecord } from '../../src/domain/index.ts'
 import { IndexKind, Zone, accountTransactionKey, attributeRowKey, encodeAccountMovesRow, encodeIndexRow, fixedWidthInstant, transactionByTimestampKey, u64be } from '../../src/store/index.ts'
 import { WriteBatch } from '../../src/fsm/index.ts'
@@ -113,6 +113,26 @@ test('a by-account index row packed by its shape is encodeIndexRow of the object
   )
 })
 
+test('a field name packed ahead is written as the writer writes the name itself (property)', () => {
+  fc.assert(
+    fc.property(fc.oneof(name, date), (field) => {
+      // Packed ahead, as the shape writers do at load: packing is never nested.
+      const known = packedKey(field)
+      PackedShape.begin(0)
+      PackedShape.object(1)
+      PackedShape.key(field)
+      PackedShape.boolean(true)
+      const expected = PackedShape.end()
+      PackedShape.begin(0)
+      PackedShape.object(1)
+      PackedShape.knownKey(known)
+      PackedShape.boolean(true)
+      assert.deepEqual(PackedShape.end(), expected)
+    }),
+    { numRuns: 2000 },
+  )
+})
+
 test('keys built in one buffer are the concatenations they replace (property)', () => {
   fc.assert(
     fc.property(name, name, fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), date, (ledger, account, id, timestamp) => {
@@ -145,6 +165,25 @@ test('fixed-width instants: the millisecond shortcut gives what the full form gi
       else assert.equal(fixedWidthInstant(text), expected)
     }),
     { numRuns: 3000 },
+  )
+})
+
+test('fixed-width instants asked in any sequence, repeats and refusals included, are each the full form\'s answer (property)', () => {
+  const reference = (text: string): string | undefined => {
+    const match = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$/.exec(text)
+    return match === null ? undefined : `${match[1]}.${(match[2] ?? '').padEnd(9, '0')}Z`
+  }
+  // A few texts asked over and over, in any order: the kept last answer must follow the question.
+  const pool = fc.uniqueArray(fc.oneof(date, fc.constantFrom('', 'not a date', '2026-12-07T03:45:00.12Z')), { minLength: 1, maxLength: 4 })
+  fc.assert(
+    fc.property(pool.chain((texts) => fc.array(fc.constantFrom(...texts), { minLength: 1, maxLength: 12 })), (sequence) => {
+      for (const text of sequence) {
+        const expected = reference(text)
+        if (expected === undefined) assert.throws(() => fixedWidthInstant(text), /RFC 3339/)
+        else assert.equal(fixedWidthInstant(text), expected)
+      }
+    }),
+    { numRuns: 2000 },
   )
 })
 

@@ -2,8 +2,23 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import type { AccountAddress, Asset, AttributeValue, CanonicalKey, LedgerName, Posting, Volumes } from '../../src/domain/index.ts'
-import { TallyError, ZERO_VOLUMES, accountKey, emptyKeyed, stringifyJson, volumesKey, volumesWithBalance, keyedChild } from '../../src/domain/index.ts'
-import type { AggregatedVolumes, LedgerLog, Scope } from '../../src/orders/index.ts'
+import type { Json, TransactionRecord } from '../../src/domain/index.ts'
+import {
+  TallyError,
+  ZERO_VOLUMES,
+  accountKey,
+  canonicalMetadata,
+  decodeAttribute,
+  emptyKeyed,
+  encodeAttribute,
+  printTransaction,
+  printableTransaction,
+  stringifyJson,
+  volumesKey,
+  volumesWithBalance,
+  keyedChild,
+} from '../../src/domain/index.ts'
+import type { AggregatedVolumes, LedgerLog, OrderOutput, Scope } from '../../src/orders/index.ts'
 import { transactionView } from '../../src/orders/index.ts'
 import { applyPostings, touchAccounts } from '../../src/orders/postings-apply.ts'
 import { transactionViews } from '../../src/orders/output.ts'
@@ -12,8 +27,10 @@ import { transactionRecords } from '../support/arbitraries.ts'
 /**
  * The apply of postings without per-order maps and keys built once: held to
  * the code it replaced (kept here as the model): the same reads, the same
- * writes in the same order, the same commit volumes in the same order, the
- * same refusals.
+ * writes in the same order, the same commit volumes, the same refusals. The
+ * commit volumes' order is the canonical one (accounts, then each account's
+ * assets, inserted sorted): the order of the stored row, which every later
+ * print of the transaction and every idempotent replay decodes.
  */
 
 const L = 'main' as LedgerName
@@ -59,18 +76,25 @@ function modelApplyPostings(scope: Scope, postings: readonly Posting[], force: b
     const destination = touch(posting.destination, posting.asset)
     destination.post = { input: destination.post.input + posting.amount, output: destination.post.output }
   }
+  for (const entry of moved.values()) scope.write(volumesKey(L, entry.account, entry.asset), { kind: 'v', value: entry.post })
   const pre: AggregatedVolumes = emptyKeyed()
   const post: AggregatedVolumes = emptyKeyed()
-  for (const entry of moved.values()) {
-    scope.write(volumesKey(L, entry.account, entry.asset), { kind: 'v', value: entry.post })
+  const byId = [...moved.keys()].sort((a, b) => {
+    const [accountA, assetA] = a.split('\u0000') as [string, string]
+    const [accountB, assetB] = b.split('\u0000') as [string, string]
+    return accountA !== accountB ? (accountA < accountB ? -1 : 1) : assetA < assetB ? -1 : assetA > assetB ? 1 : 0
+  })
+  for (const id of byId) {
+    const entry = moved.get(id) as { account: AccountAddress; asset: Asset; pre: Volumes; post: Volumes }
     keyedChild(pre, entry.account)[entry.asset] = volumesWithBalance(entry.pre)
     keyedChild(post, entry.account)[entry.asset] = volumesWithBalance(entry.post)
   }
   return { pre, post }
 }
 
-const account = fc.constantFrom('world', 'users:1', 'users:2', 'users:3', 'bank', '__proto__') as fc.Arbitrary<AccountAddress>
-const asset = fc.constantFrom('USD', 'EUR/2', 'COIN') as fc.Arbitrary<Asset>
+// Integer-like names too: a JS object lists them first, by value, whatever the insertion order.
+const account = fc.constantFrom('world', 'users:1', 'users:2', 'users:3', 'bank', '__proto__', '10', '9', 'users') as fc.Arbitrary<AccountAddress>
+const asset = fc.constantFrom('USD', 'EUR/2', 'COIN', 'USD/2') as fc.Arbitrary<Asset>
 const posting = fc.record({ source: account, destination: account, amount: fc.bigInt({ min: 0n, max: 50n }), asset })
 // Short transactions (pairs compared in place) and long ones (past it, through a map).
 const postings = fc.oneof(fc.array(posting, { minLength: 1, maxLength: 8 }), fc.array(posting, { minLength: 9, maxLength: 30 }))
@@ -103,6 +127,38 @@ test('applyPostings: the reads, writes, commit volumes and refusals of the map-a
       assert.deepEqual(actual.events, model.events)
     }),
     { numRuns: 400 },
+  )
+})
+
+test('a write\'s answer prints the bytes its stored row and its idempotency record print once decoded (replays from the store or a restored cache)', () => {
+  const metadataEntries = fc.array(fc.tuple(fc.constantFrom('a', 'z', '10', '9', '__proto__'), fc.string({ maxLength: 3 })), { maxLength: 4 })
+  fc.assert(
+    fc.property(postings, metadataEntries, fc.bigInt({ min: 0n, max: 1000n }), (moves, entries, id) => {
+      const volumes = applyPostings(recordingScope(new Map()), L, moves, true)
+      const record: TransactionRecord = {
+        id,
+        postings: moves,
+        timestamp: DATE,
+        insertedAt: DATE,
+        updatedAt: DATE,
+        metadata: canonicalMetadata(entries),
+        reverted: false,
+        preCommitVolumes: volumes.pre,
+        postCommitVolumes: volumes.post,
+      }
+      const output: OrderOutput = { type: 'TRANSACTION', transaction: transactionView(record, { volumes: true }), logId: id }
+      const first = printTransaction(printableTransaction(output.transaction), { volumes: true })
+
+      const row = decodeAttribute('t', encodeAttribute({ kind: 't', value: record }).bytes).value
+      assert.equal(row.kind, 't')
+      assert.equal(printTransaction(printableTransaction(transactionView(row.value as TransactionRecord, { volumes: true })), { volumes: true }), first)
+
+      const kept = decodeAttribute('i', encodeAttribute({ kind: 'i', value: { requestHash: 'h', result: output as unknown as Json } }).bytes).value
+      assert.equal(kept.kind, 'i')
+      const replayed = (kept.value as unknown as { result: { transaction: Json } }).result.transaction
+      assert.equal(printTransaction(printableTransaction(replayed), { volumes: true }), first)
+    }),
+    { numRuns: 300 },
   )
 })
 
