@@ -12,6 +12,16 @@ declare module '@nxtedition/rocksdb' {
   }
 
   /**
+   * The binding's chained batch, as `RocksLevel.batch()` returns it: beside
+   * abstract-level's API, the binding's own row copy into its batch, without
+   * abstract-level's per-row checks, encodings and operation list.
+   */
+  export interface RocksChainedBatch {
+    _put(key: Buffer, value: Buffer, options: object): void
+    _del(key: Buffer, options: object): void
+  }
+
+  /**
    * The binding's iterator, as `RocksLevel.iterator()` returns it: beside
    * abstract-level's API, synchronous seek and batch reads on the calling
    * thread. `rows` alternates keys and values.
