@@ -120,3 +120,23 @@ test('replayed rows read back as last written, in key order, spilled or not, and
     { numRuns: 200 },
   )
 })
+
+test('a row spilled, then deleted and spilled again, is gone from disk (the deletion reaches the spill batch)', async () => {
+  const disk = new SpillDisk(undefined)
+  try {
+    // A bound of one byte: every set is over it, so each spill moves everything (no digests here).
+    const rows = new SpillRows(disk, 0x52, 1, (zone) => zone === 1)
+    rows.set('\x02a', Buffer.of(1, 2, 3))
+    rows.set('\x02b', Buffer.of(4))
+    await rows.spill()
+    assert.deepEqual(rows.get('\x02a'), Buffer.of(1, 2, 3))
+    rows.set('\x02a', null)
+    await rows.spill()
+    assert.equal(rows.get('\x02a'), undefined)
+    const back: [string, SpilledValue][] = []
+    for await (const batch of rows.sorted()) back.push(...batch)
+    assert.deepEqual(back, [['\x02b', Buffer.of(4)]])
+  } finally {
+    await disk.close()
+  }
+})
