@@ -13,7 +13,8 @@
  * With `--dir`, the ledger built under DIR/source is kept and reused by the
  * next run (the build of 1M transactions takes minutes); `--only
  * check,export,import` picks the measures (the export file is written when
- * an import needs it).
+ * an import needs it). `--memory-mb M` bounds the check's memory (default
+ * the check's own, 256 MiB): a small bound measures its spill.
  */
 import { createReadStream, createWriteStream, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { once } from 'node:events'
@@ -28,12 +29,13 @@ import type { ProposedOrder } from '../src/orders/index.ts'
 import { exportLogChunks, exportWriteQueueBytes, importLogs, parseJsonStream, runCheck } from '../src/check/index.ts'
 
 const { values } = parseArgs({
-  options: { transactions: { type: 'string' }, bulk: { type: 'string' }, dir: { type: 'string' }, keep: { type: 'boolean' }, only: { type: 'string' } },
+  options: { transactions: { type: 'string' }, bulk: { type: 'string' }, dir: { type: 'string' }, keep: { type: 'boolean' }, only: { type: 'string' }, 'memory-mb': { type: 'string' } },
 })
 /** Measures to run (comma-separated: build, check, export, import); all by default. */
 const only = new Set((values.only ?? 'build,check,export,import').split(','))
 const transactions = Number(values.transactions ?? 1_000_000)
 const bulk = Number(values.bulk ?? 1000)
+const checkMemoryBytes = values['memory-mb'] === undefined ? undefined : Number(values['memory-mb']) * 2 ** 20
 const root = values.dir ?? mkdtempSync(path.join(os.tmpdir(), 'tally-bench-check-'))
 const ledger = 'bench' as LedgerName
 const accounts = 10_000
@@ -115,7 +117,7 @@ async function main(): Promise<void> {
     const store = await Store.open(path.join(source, 'store'))
     const started = performance.now()
     const cpuStarted = process.cpuUsage()
-    const checked = await runCheck(store, { onProgress: (p) => p.phase === 'replay' && p.done % 100 === 0 && log(`check: ${p.done}/${p.total}`) })
+    const checked = await runCheck(store, { ...(checkMemoryBytes === undefined ? {} : { memoryBytesMax: checkMemoryBytes }), onProgress: (p) => p.phase === 'replay' && p.done % 100 === 0 && log(`check: ${p.done}/${p.total}`) })
     const checkSeconds = (performance.now() - started) / 1000
     const checkCpuSeconds = cpuSecondsSince(cpuStarted)
     await store.close()

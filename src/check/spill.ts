@@ -4,11 +4,14 @@ import { open } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { RocksLevel } from '@nxtedition/rocksdb'
+import type { RocksChainedBatch } from '@nxtedition/rocksdb'
 import { invariant } from '../domain/index.ts'
 
 /** Spilled rows read back per `nextv`: about this many bytes, at most this many rows. */
 const spillReadBatchBytes = 1024 * 1024
 const spillReadBatchRowsMax = 4096
+/** The options of every row copied into a spill batch: none (the binding reads a column family from them). */
+const NO_OPTIONS = Object.freeze({})
 
 /** Default memory `tally check` may hold for rows it compares before it spills them to disk. */
 export const checkMemoryBytesDefault = 256 * 2 ** 20
@@ -171,10 +174,19 @@ export class SpillRows {
   private async writeToDisk(entries: Iterable<readonly [string, SpilledValue | null]>): Promise<void> {
     const db = await this.disk.open()
     const batch = db.batch()
-    for (const [id, value] of entries) {
-      const key = diskKeyOf(this.prefix, id)
-      if (value === null) batch.del(key)
-      else batch.put(key, typeof value === 'string' ? Buffer.from(value, 'latin1') : value)
+    // Rows go straight into the binding's batch, as `Store.write` puts them: abstract-level's
+    // `put` would re-check each, map it through the identity 'buffer' encodings and keep an
+    // operation object per row for a 'batch' event nobody listens to.
+    const rocksBatch = batch as unknown as RocksChainedBatch
+    try {
+      for (const [id, value] of entries) {
+        const key = diskKeyOf(this.prefix, id)
+        if (value === null) rocksBatch._del(key, NO_OPTIONS)
+        else rocksBatch._put(key, typeof value === 'string' ? Buffer.from(value, 'latin1') : value, NO_OPTIONS)
+      }
+    } catch (error) {
+      await batch.close() // nothing of it was written
+      throw error
     }
     await batch.write()
     this.spilledAny = true
