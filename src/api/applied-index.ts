@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { TallyError } from '../domain/index.ts'
 import type { LedgerNode } from '../server/index.ts'
 
@@ -15,6 +15,13 @@ export const epochHeader = 'Tally-Epoch'
 /** How long a read waits for the node to reach `Tally-Min-Applied-Index` before 503. */
 export const readWaitMsDefault = 5_000
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by `appliedIndexHeaders`: the applied index a read started at, `-1` for a write; undefined before the handler. */
+    appliedIndexSeen: number | undefined
+  }
+}
+
 const READ_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD'])
 
 /**
@@ -30,12 +37,13 @@ const READ_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD'])
  */
 export function appliedIndexHeaders(app: FastifyInstance, node: LedgerNode, readWaitMs: number = readWaitMsDefault): void {
   // The index a read started at; `atAnswer` for writes. Requests refused before their handler (authentication, parsing) carry no header.
-  const seen = new WeakMap<FastifyRequest, number>()
+  // A request field rather than a WeakMap keyed by request: every request pays for it, and a field is a plain store.
+  app.decorateRequest('appliedIndexSeen', undefined)
   const atAnswer = -1
   // Callback hooks (every request runs them): an async hook costs a promise and a microtask turn each; only a read that must wait goes async.
   app.addHook('preHandler', (request, reply, done) => {
     if (!READ_METHODS.has(request.method)) {
-      seen.set(request, atAnswer)
+      request.appliedIndexSeen = atAnswer
       return done()
     }
     let wanted: number | undefined
@@ -45,7 +53,7 @@ export function appliedIndexHeaders(app: FastifyInstance, node: LedgerNode, read
       return done(error as Error)
     }
     if (wanted === undefined || node.storeIndex() >= wanted) {
-      seen.set(request, node.storeIndex())
+      request.appliedIndexSeen = node.storeIndex()
       return done()
     }
     const waitedFor = wanted
@@ -61,12 +69,12 @@ export function appliedIndexHeaders(app: FastifyInstance, node: LedgerNode, read
           }),
         )
       }
-      seen.set(request, node.storeIndex())
+      request.appliedIndexSeen = node.storeIndex()
       done()
     }, done)
   })
   app.addHook('onSend', (request, reply, payload, done) => {
-    const index = seen.get(request)
+    const index = request.appliedIndexSeen
     if (index !== undefined && !reply.hasHeader(appliedIndexHeader)) void reply.header(appliedIndexHeader, String(index === atAnswer ? node.storeIndex() : index))
     // A forwarded write is answered by the primary itself (its headers pass through the replica unchanged).
     if (index === atAnswer && reply.statusCode < 400 && !reply.hasHeader(epochHeader)) {
