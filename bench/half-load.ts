@@ -97,7 +97,7 @@ async function bench(url: string, pid: number, rate: number, seconds: number): P
 async function main(): Promise<void> {
   console.log(`workload ${workload}${workload === 'bulk' ? ` of ${bulkSize}` : ''}, rates ${rates.join(', ')} requests/s, ${concurrency} connections in flight at most, ${duration} s each, ${rounds} rounds; ${os.cpus().length} CPUs`)
   console.log('')
-  console.log('| variant | round | rate | tx/s | p50 / p90 / p99 / p99.9 / max ms | WAL fdatasync p50 / p99 / max ms (buckets) | GC pauses: count, total ms, longest ≤ ms | store checkpoints: count, mean ms, longest ≤ ms | store log syncs ahead | loop delay max ms | stalls ≥ 100 ms | server µs/tx (JS thread) | load |')
+  console.log('| variant | round | rate | tx/s | p50 / p90 / p99 / p99.9 / max ms | WAL fdatasync p50 / p99 / max ms (buckets) | GC pauses: count, total ms, longest ≤ ms | store checkpoints: count, mean ms, p50 / longest ≤ ms | store log syncs ahead | loop delay max ms | stalls ≥ 100 ms | server µs/tx (JS thread) | load |')
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
   for (let round = 1; round <= rounds; round++) {
     for (const variant of variants) {
@@ -126,7 +126,7 @@ async function main(): Promise<void> {
           const loopMax = (after.get('nodejs_eventloop_lag_max_seconds') ?? Number.NaN) * 1000
           const f = (value: number): string => value.toFixed(value < 10 ? 2 : 1)
           console.log(
-            `| ${variant.name} | ${round} | ${rate} | ${Math.round(report.total.transactionsPerSecond)} | ${f(latency.p50Ms)} / ${f(latency.p90Ms)} / ${f(latency.p99Ms)} / ${f(latency.p999Ms)} / ${f(latency.maxMs)} | ${histogramPercentile(before, after, 'tally_wal_fsync_duration_seconds', 0.5)} / ${histogramPercentile(before, after, 'tally_wal_fsync_duration_seconds', 0.99)} / ${fsyncMax} | ${gcCount}, ${f(gcSum * 1000)}, ${gcLongest} | ${checkpoints}, ${Number.isNaN(checkpointMean) ? '–' : f(checkpointMean)}, ${checkpointLongest} | ${syncsAhead} | ${f(loopMax)} | ${stalls} | ${cpu === null || cpu === undefined ? '–' : `${Math.round(cpu.microsPerTransaction)} (${Math.round(cpu.mainThreadMicrosPerTransaction)})`} | ${(os.loadavg()[0] ?? 0).toFixed(1)} |`,
+            `| ${variant.name} | ${round} | ${rate} | ${Math.round(report.total.transactionsPerSecond)} | ${f(latency.p50Ms)} / ${f(latency.p90Ms)} / ${f(latency.p99Ms)} / ${f(latency.p999Ms)} / ${f(latency.maxMs)} | ${histogramPercentile(before, after, 'tally_wal_fsync_duration_seconds', 0.5)} / ${histogramPercentile(before, after, 'tally_wal_fsync_duration_seconds', 0.99)} / ${fsyncMax} | ${gcCount}, ${f(gcSum * 1000)}, ${gcLongest} | ${checkpoints}, ${Number.isNaN(checkpointMean) ? '–' : f(checkpointMean)}, ${histogramPercentile(before, after, 'tally_store_checkpoint_duration_seconds', 0.5)} / ${checkpointLongest} | ${syncsAhead} | ${f(loopMax)} | ${stalls} | ${cpu === null || cpu === undefined ? '–' : `${Math.round(cpu.microsPerTransaction)} (${Math.round(cpu.mainThreadMicrosPerTransaction)})`} | ${(os.loadavg()[0] ?? 0).toFixed(1)} |`,
           )
         }
       } finally {

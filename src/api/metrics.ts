@@ -235,7 +235,7 @@ export class ServerMetrics implements PipelineObserver, LoopStallObserver {
     }
     new Counter({
       name: 'tally_store_log_syncs_ahead_total',
-      help: "Background fdatasyncs of RocksDB's log between store checkpoints (latency only), by outcome.",
+      help: "fdatasyncs of RocksDB's log files on libuv's pool, between store checkpoints and before each (latency only), by outcome.",
       labelNames: ['outcome'] as const,
       registers,
       collect() {
@@ -247,7 +247,7 @@ export class ServerMetrics implements PipelineObserver, LoopStallObserver {
     })
     new Counter({
       name: 'tally_store_log_sync_ahead_seconds_total',
-      help: "Wall-clock seconds the background fdatasyncs of RocksDB's log took, on libuv's pool (not the JavaScript thread).",
+      help: "Wall-clock seconds those fdatasyncs of RocksDB's log took, on libuv's pool (not the JavaScript thread).",
       registers,
       collect() {
         this.reset()

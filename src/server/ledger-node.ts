@@ -713,6 +713,8 @@ export class LedgerNode implements Sequencer {
    */
   async checkpoint(): Promise<void> {
     const index = this.storedIndex
+    // Off the JavaScript thread first (durability still comes from the synced write below; docs/adr/0005-durability.md).
+    await this.store.syncLogAhead()
     const started = performance.now()
     await this.signedCheckpoints?.flush()
     await this.store.write([{ key: metaKey(MetaKey.checkpointIndex), value: Buffer.from(String(index)) }], { sync: true })

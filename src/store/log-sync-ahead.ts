@@ -82,6 +82,23 @@ export class LogSyncAhead {
     if (this.thresholdBytes <= 0) return
     this.unsyncedBytes += bytes
     if (this.unsyncedBytes < this.thresholdBytes || this.running !== undefined) return
+    this.start()
+  }
+
+  /**
+   * Syncs the logs now, after the sync in flight if any, off the JavaScript
+   * thread: a checkpoint awaits it before its synced write, which then finds
+   * almost nothing to flush and no sync of ours beside it.
+   */
+  async syncNow(): Promise<void> {
+    if (this.thresholdBytes <= 0) return
+    await this.running
+    // One started meanwhile began after this call: it covers what was written before it.
+    if (this.running === undefined) this.start()
+    await this.running
+  }
+
+  private start(): void {
     this.unsyncedBytes = 0
     this.running = this.syncAll().finally(() => {
       this.running = undefined

@@ -489,6 +489,16 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
     else this.logSyncAhead.written(bytes)
   }
 
+  /**
+   * Syncs RocksDB's log files now, on libuv's pool (a latency measure, not a
+   * durability one: see `log-sync-ahead.ts`). Called before a checkpoint's
+   * synced write so that the write, which holds the JavaScript thread, has
+   * little left to flush.
+   */
+  async syncLogAhead(): Promise<void> {
+    await this.logSyncAhead.syncNow()
+  }
+
   /** What the background syncs of RocksDB's log did since the store opened. */
   get logSyncAheadFigures(): Readonly<LogSyncAheadFigures> {
     return this.logSyncAhead.figures

@@ -75,6 +75,29 @@ test('a sync ahead starts once the unsynced bytes reach the threshold, one at a 
   assert.equal(ahead.figures.syncs, 2)
 })
 
+test('a sync now (before a checkpoint) waits for the sync in flight, then runs one more; none in flight: runs one', async () => {
+  const held = heldIo(['000007.log'])
+  const ahead = new LogSyncAhead('/store', 100, held.io)
+  ahead.written(100)
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(held.lists(), 1)
+  let done = false
+  const now = ahead.syncNow().then(() => void (done = true))
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(held.lists(), 1, 'waits for the one in flight first (it may predate the latest writes)')
+  await held.release()
+  await now
+  assert.ok(done)
+  assert.equal(held.lists(), 2, 'then one more, begun after the call')
+  assert.equal(ahead.figures.syncs, 2)
+  const alone = ahead.syncNow()
+  await held.release()
+  await alone
+  assert.equal(ahead.figures.syncs, 3)
+  await new LogSyncAhead('/store', 0, held.io).syncNow()
+  assert.equal(held.lists(), 3, 'a threshold of 0: off, syncNow included')
+})
+
 test('a threshold of 0 never syncs ahead', async () => {
   const held = heldIo(['000007.log'])
   const ahead = new LogSyncAhead('/store', 0, held.io)
