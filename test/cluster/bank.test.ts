@@ -37,7 +37,7 @@ import { FaultProxy } from '../support/fault-proxy.ts'
 import { killTally, spawnTally, type ServerProcess } from '../support/server-process.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { until } from './helpers.ts'
-import { call, clusterView, freePort, writeOnPrimary, type ClusterMember, type ClusterView } from './process-cluster.ts'
+import { call, clusterView, freePort, startOnFreePeerPort, writeOnPrimary, type ClusterMember, type ClusterView } from './process-cluster.ts'
 
 const ledger = 'bank'
 const accounts = ['users:0', 'users:1', 'users:2', 'users:3']
@@ -126,7 +126,7 @@ for (const seed of seeds) {
         })
       }
       const start = async (node: BankNode): Promise<void> => {
-        node.server = await spawnTally({
+        node.server = await startOnFreePeerPort(node, () => spawnTally({
           dataDirectory: node.data.directory,
           args: [
             '--cluster', `etcd://${node.etcdProxy.dataAddress}`,
@@ -136,7 +136,7 @@ for (const seed of seeds) {
             '--cluster-lease-ttl-seconds', '2',
             '--log-level', process.env.TALLY_TEST_LOG_LEVEL ?? 'warn',
           ],
-        })
+        }))
         note(`${node.id} started at ${node.server.baseUrl}, peer ${node.peerProxy.dataAddress} -> ${node.peerPort}`)
       }
       const kill = async (node: BankNode): Promise<void> => {

@@ -81,6 +81,24 @@ export interface ClusterMember {
   server: ServerProcess | undefined
 }
 
+/**
+ * Starts a node whose peer port another test file may have taken since it
+ * was probed (free ports are only free when probed): a start refused for
+ * that moves the node to a new peer port behind the same proxy, whose
+ * address is the one registered.
+ */
+export async function startOnFreePeerPort<T>(node: { peerPort: number; peerProxy: FaultProxy }, startOnce: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce()
+    } catch (error) {
+      if (attempt >= 3 || !/peer port \d+ on \S+ is already in use/.test(String(error))) throw error
+      node.peerPort = await freePort()
+      node.peerProxy.setTarget({ host: '127.0.0.1', port: node.peerPort })
+    }
+  }
+}
+
 export class ProcessCluster {
   readonly members: ClusterMember[] = []
   readonly #etcdUrlPrefix: string
@@ -123,15 +141,7 @@ export class ProcessCluster {
    * is the one registered.
    */
   async start(member: ClusterMember): Promise<ServerProcess> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.startOnce(member)
-      } catch (error) {
-        if (attempt >= 3 || !/peer port \d+ on \S+ is already in use/.test(String(error))) throw error
-        member.peerPort = await freePort()
-        member.peerProxy.setTarget({ host: '127.0.0.1', port: member.peerPort })
-      }
-    }
+    return startOnFreePeerPort(member, () => this.startOnce(member))
   }
 
   private async startOnce(member: ClusterMember): Promise<ServerProcess> {
