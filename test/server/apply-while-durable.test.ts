@@ -55,3 +55,48 @@ test('a single node applies an appended write while its WAL group is made durabl
     tmp.remove()
   }
 })
+
+// The early apply puts a write's idempotency record in the cache before its group is durable. A
+// retry with the same key is a proposal of its own, answered after its own, later WAL group: it
+// must not acknowledge the first write while that write's fdatasync has not returned.
+test('a retry of a write applied early, its group not yet durable, is answered only once the write is durable', async () => {
+  let release: () => void = () => {}
+  let gate: Promise<void> | undefined
+  const tmp = tempDirectory()
+  const node = await LedgerNode.open({
+    dataDirectory: tmp.directory,
+    walIo: {
+      async sync(handle: FileHandle) {
+        if (gate !== undefined) await gate
+        await handle.datasync()
+      },
+    },
+  })
+  try {
+    await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: MAIN, bucket: '_default', metadata: {}, features: {} } as Order }], once)
+    gate = new Promise((resolve) => (release = resolve))
+    const index = node.nextIndex()
+    const keyed = { order: transfer('world', 'users:1', 7n), idempotencyKey: 'retry-ik', requestHash: 'h1' }
+    let firstAnswered = false
+    let retryAnswered = false
+    const first = node.admission.submit([keyed], once).then((results) => ((firstAnswered = true), results))
+    await until('the FSM applied the write, its group not yet durable', () => (node.fsm.appliedIndex === index ? true : undefined))
+    const retry = node.admission.submit([keyed], once).then((results) => ((retryAnswered = true), results))
+    for (let turn = 0; turn < 20; turn++) await new Promise<void>((resolve) => setImmediate(resolve))
+    assert.ok(node.wal.durable < index, 'the first group is still not durable')
+    assert.equal(firstAnswered, false, 'the write is not answered before it is durable')
+    assert.equal(retryAnswered, false, 'nor is its retry')
+    gate = undefined
+    release()
+    const [[firstResult], [retryResult]] = await Promise.all([first, retry])
+    assert.equal(firstResult?.status, 'applied')
+    assert.equal(retryResult?.status, 'applied')
+    assert.ok(retryResult?.status === 'applied' && retryResult.idempotencyHit, 'the retry is answered from the record')
+    assert.ok(node.wal.durable >= index)
+  } finally {
+    gate = undefined
+    release()
+    await node.close()
+    tmp.remove()
+  }
+})
