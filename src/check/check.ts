@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
-import type { CanonicalKey } from '../domain/index.ts'
-import { ATTRIBUTE_ROW_LAYOUT, InvariantViolation, invariant, isJsonObject, parseJson, stringifyJson, unpackValue } from '../domain/index.ts'
+import type { CanonicalKey, Json } from '../domain/index.ts'
+import { ATTRIBUTE_ROW_LAYOUT, InvariantViolation, decodeAttribute, invariant, isJsonObject, kindOf, parseJson, stringifyJson, unpackValue } from '../domain/index.ts'
 import type { AuditCheckpoint, AuditEntry, AuditHead, NoteVerifier } from '../audit/index.ts'
 import type { CacheSettings } from '../cache/index.ts'
 import { cacheSettingsFromJson } from '../fsm/index.ts'
@@ -563,7 +563,7 @@ class CheckRun {
       zone === Zone.cacheMirror
         ? row.toString('hex')
         : zone === Zone.attributes
-          ? printablePacked(row, ATTRIBUTE_ROW_LAYOUT)
+          ? printableAttribute(row, rowKey.toString('utf8', 1) as CanonicalKey)
           : zone === Zone.logs
             ? printablePacked(row, RowLayout.log)
             : zone === Zone.indexes && rowKey[1] !== IndexKind.schemas && row.length > 0
@@ -711,6 +711,21 @@ function printablePacked(row: Buffer, layout: number): string {
   let text: string
   try {
     text = stringifyJson(unpackValue(row, layout))
+  } catch {
+    text = `hex:${row.toString('hex')}`
+  }
+  return text.length > 2000 ? `${text.slice(0, 2000)}…` : text
+}
+
+/**
+ * An attribute row as JSON for a finding: a row of a fixed layout (docs/adr/0012)
+ * through the one decoder, any other as packed; hex when it does not decode.
+ */
+function printableAttribute(row: Buffer, key: CanonicalKey): string {
+  if (row[0] === ATTRIBUTE_ROW_LAYOUT) return printablePacked(row, ATTRIBUTE_ROW_LAYOUT)
+  let text: string
+  try {
+    text = stringifyJson(decodeAttribute(kindOf(key), row).value.value as unknown as Json)
   } catch {
     text = `hex:${row.toString('hex')}`
   }

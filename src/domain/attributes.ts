@@ -10,6 +10,7 @@ import type { Json } from './json.ts'
 import type { PackedKey } from './packed.ts'
 import { PackedShape, packValue, packedKey, unpackObjectWithout, unpackValue } from './packed.ts'
 import { InvariantViolation, invariant } from './errors.ts'
+import { TRANSACTION_ROW_LAYOUT, VOLUMES_ROW_LAYOUT, decodeTransactionRow, decodeVolumesRow, encodeTransactionRow, encodeVolumesRow } from './attribute-layouts.ts'
 
 /**
  * The state the FSM reads and writes, as attributes: each has a kind and a
@@ -240,10 +241,15 @@ export interface Attribute {
 export const ATTRIBUTE_ROW_LAYOUT = 0x01
 
 export function encodeAttribute(value: AttributeValue): Attribute {
-  // The hot kinds of a transfer (its volumes, its transaction) by their known shape: the same bytes, written directly.
-  if (value.kind === 'v') return { value, bytes: packVolumesRow(value.value) }
+  // The hot kinds of a transfer (its volumes, its transaction) in their fixed layouts (docs/adr/0012);
+  // a value of a shape those do not hold is packed generically, below.
+  if (value.kind === 'v') {
+    const bytes = encodeVolumesRow(value.value)
+    if (bytes !== undefined) return { value, bytes }
+    return { value, bytes: packVolumesRow(value.value) }
+  }
   if (value.kind === 't') {
-    const bytes = packTransactionRow(value.value)
+    const bytes = encodeTransactionRow(value.value) ?? packTransactionRow(value.value)
     if (bytes !== undefined) return { value, bytes }
   }
   return { value, bytes: packValue(value.value, ATTRIBUTE_ROW_LAYOUT, true) }
@@ -358,11 +364,21 @@ const COMMIT_VOLUMES: ReadonlySet<string> = new Set(['preCommitVolumes', 'postCo
  * without `expand=volumes`). Otherwise the same record as `decodeRowValue('t', row)`.
  */
 export function decodeTransactionRowWithoutVolumes(row: Buffer): TransactionRecord {
+  if (row[0] === TRANSACTION_ROW_LAYOUT) return decodeTransactionRow(row, false)
   const value = decodeValue('t', unpackObjectWithout(row, ATTRIBUTE_ROW_LAYOUT, COMMIT_VOLUMES))
   return value.value as TransactionRecord
 }
 
 export function decodeAttribute(kind: AttributeKind, bytes: Buffer): Attribute {
+  const layout = bytes[0]
+  if (layout === TRANSACTION_ROW_LAYOUT) {
+    invariant(kind === 't', () => `a transaction row where an attribute of kind ${kind} was expected`)
+    return { value: { kind, value: decodeTransactionRow(bytes, true) }, bytes }
+  }
+  if (layout === VOLUMES_ROW_LAYOUT) {
+    invariant(kind === 'v', () => `a volumes row where an attribute of kind ${kind} was expected`)
+    return { value: { kind, value: decodeVolumesRow(bytes) }, bytes }
+  }
   const json = unpackValue(bytes, ATTRIBUTE_ROW_LAYOUT)
   invariant(isJsonObject(json), () => `attribute of kind ${kind} is not an object`)
   return { value: decodeValue(kind, json), bytes }

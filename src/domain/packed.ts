@@ -72,6 +72,12 @@ export function packedWord(position: number): string {
   return word
 }
 
+/**
+ * The longest bare unsigned integer a fixed layout holds: 2^256 - 1 (an
+ * amount's bound, `AMOUNT_LIMIT`) takes 37 groups of 7 bits.
+ */
+const UNSIGNED_BYTES_MAX = 37
+
 /** Zigzag doubles magnitudes: beyond 2^52 the result would not be exact in a double. */
 const INTEGER_MAX = 2 ** 52
 const INTEGER_MAX_BIG = BigInt(INTEGER_MAX)
@@ -208,6 +214,27 @@ export const PackedShape = {
   },
   boolean(value: boolean): void {
     writer.byte(value ? Tag.true : Tag.false)
+  },
+  /** A bare LEB128 count or position (no tag): fixed layouts know what comes where. */
+  count(value: number): void {
+    invariant(Number.isSafeInteger(value) && value >= 0, 'a packed count is a non-negative integer')
+    writer.varint(value)
+  },
+  /** A bare LEB128 of a non-negative integer of any size (no tag): amounts and ids in fixed layouts. */
+  unsigned(value: bigint): void {
+    invariant(value >= 0n, 'a packed unsigned integer is not negative')
+    if (value <= INTEGER_MAX_BIG) {
+      writer.varint(Number(value))
+      return
+    }
+    writer.reserve(UNSIGNED_BYTES_MAX)
+    let rest = value
+    while (rest >= 0x80n) {
+      writer.buffer[writer.offset++] = Number(rest & 0x7fn) | 0x80
+      rest >>= 7n
+    }
+    invariant(writer.offset <= writer.buffer.length, 'packed unsigned integer past its bound')
+    writer.buffer[writer.offset++] = Number(rest)
   },
   /** Any value, through the generic walk (nested values of no fixed shape: metadata). */
   item(value: unknown, sorted: boolean): void {
@@ -462,6 +489,34 @@ function unpack(bytes: Uint8Array, layout: number, withBytes: boolean): PackedRe
   return value
 }
 
+/**
+ * A reader over a row of a fixed layout (a sequence of items and bare
+ * counts at known places, `PackedShape.count` / `unsigned` writing the
+ * bare ones): the caller reads them in the order they were written and
+ * calls `end` to check nothing is left. The layout byte is checked here.
+ */
+export interface PackedFields {
+  /** A bare count (`PackedShape.count`). */
+  count(): number
+  /** A bare unsigned integer (`PackedShape.unsigned`). */
+  unsigned(): bigint
+  /** A string item (text, word or instant). */
+  string(): string
+  /** Any item, as `unpackValue` reads it. */
+  item(): Json
+  /** Throws unless every byte was read. */
+  end(): void
+}
+
+export function packedFields(bytes: Uint8Array, layout: number): PackedFields {
+  const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  invariant(buffer.length > 0 && buffer[0] === layout, () => `packed value of layout ${buffer[0] ?? 'none'}, ${layout} expected`)
+  const reader = new Reader(buffer, false)
+  reader.offset = 1
+  // Without bytes allowed, `item` reads JSON-shaped values only (a bytes item is refused).
+  return reader as unknown as PackedFields
+}
+
 /** True when `bytes` starts with the layout byte `layout` (rows of another encoding do not). */
 export function isPacked(bytes: Uint8Array, layout: number): boolean {
   return bytes.length > 0 && bytes[0] === layout
@@ -478,6 +533,44 @@ class Reader {
     const value = this.buffer[this.offset++]
     if (value === undefined) throw new InvariantViolation('packed value cut short')
     return value
+  }
+
+  count(): number {
+    return this.varint()
+  }
+
+  /** A bare LEB128 of any size, refused when not minimal (one value, one form) or past `UNSIGNED_BYTES_MAX` bytes. */
+  unsigned(): bigint {
+    let small = 0
+    let scale = 1
+    let at = 0
+    for (;;) {
+      const byte = this.byte()
+      if (byte < 0x80) {
+        invariant(byte !== 0 || at === 0, 'packed unsigned integer not in its shortest form')
+        small += byte * scale
+        return BigInt(small)
+      }
+      small += (byte & 0x7f) * scale
+      scale *= 0x80
+      if (++at === 7) break // 49 bits: beyond, a double would lose digits
+    }
+    let value = BigInt(small)
+    let shift = 49n
+    for (;;) {
+      const byte = this.byte()
+      invariant(++at <= UNSIGNED_BYTES_MAX, 'packed unsigned integer too long')
+      value |= BigInt(byte & 0x7f) << shift
+      if (byte < 0x80) {
+        invariant(byte !== 0, 'packed unsigned integer not in its shortest form')
+        return value
+      }
+      shift += 7n
+    }
+  }
+
+  end(): void {
+    invariant(this.offset === this.buffer.length, 'packed value followed by extra bytes')
   }
 
   private varint(): number {

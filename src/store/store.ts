@@ -7,7 +7,7 @@ import { LogSyncAhead, logSyncAheadBytesDefault } from './log-sync-ahead.ts'
 import type { LogSyncAheadFigures } from './log-sync-ahead.ts'
 
 /** Bumped whenever the on-disk layout changes; see docs/operations.md. */
-export const STORAGE_SCHEMA_VERSION = 4
+export const STORAGE_SCHEMA_VERSION = 5
 
 /**
  * The binding inserts a batch's rows into the memtable synchronously, on the

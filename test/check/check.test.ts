@@ -5,7 +5,7 @@ import path from 'node:path'
 import fc from 'fast-check'
 import { LedgerNode } from '../../src/server/index.ts'
 import { Store, Zone } from '../../src/store/index.ts'
-import { ATTRIBUTE_ROW_LAYOUT, packValue } from '../../src/domain/index.ts'
+import { ATTRIBUTE_ROW_LAYOUT, PackedTag, TRANSACTION_ROW_LAYOUT, VOLUMES_ROW_LAYOUT, packValue } from '../../src/domain/index.ts'
 import type { AccountAddress, Asset, LedgerName } from '../../src/domain/index.ts'
 import type { ProposedOrder } from '../../src/orders/index.ts'
 import { runCheck } from '../../src/check/index.ts'
@@ -121,10 +121,6 @@ function attributeRow(kind: string, field: string) {
     key[0] === Zone.attributes && key[1] === kind.charCodeAt(0) ? packedValueOffset(value, field) : undefined
 }
 
-function digitOf(field: string) {
-  return attributeRow('v', field)
-}
-
 function assertOnly(result: CheckResult, kind: FindingKind, keyIncludes: string): void {
   assert.equal(result.ok, false, 'the tampering is detected')
   assert.ok(result.findingsList.length >= 1)
@@ -135,15 +131,22 @@ function assertOnly(result: CheckResult, kind: FindingKind, keyIncludes: string)
   assert.equal(result.findingsList.length, 1, describeFindings(result))
 }
 
+/** The fixed layouts (docs/adr/0012): a volumes row's input starts after its layout byte. */
+const VOLUMES_INPUT_OFFSET = 1
+/** A transaction row's timestamp code: after the layout, flags, a one-byte id (id 0) and the instant's tag. */
+const TRANSACTION_TIMESTAMP_OFFSET = 4
+
 test('tamper: a flipped byte in a volumes row is named (volumes, ledger, account, asset)', async () => {
-  const { result, key } = await tamper(digitOf('input'))
+  const { result, key } = await tamper((rowKey, value) => (rowKey[0] === Zone.attributes && rowKey[1] === 0x76 /* v */ && value[0] === VOLUMES_ROW_LAYOUT ? VOLUMES_INPUT_OFFSET : undefined))
   const [ledger, account, asset] = key.toString('utf8', 2).split('\u0000')
   assertOnly(result, 'volumes', `ledger=${ledger} account=${account} asset=${asset}`)
   assert.ok(result.findingsList[0]?.expected !== undefined && result.findingsList[0]?.actual !== undefined)
 })
 
 test('tamper: a flipped byte in a transaction row is named (transaction, ledger, id)', async () => {
-  const { result } = await tamper(attributeRow('t', 'timestamp'))
+  const { result } = await tamper((rowKey, value) =>
+    rowKey[0] === Zone.attributes && rowKey[1] === 0x74 /* t */ && value[0] === TRANSACTION_ROW_LAYOUT && value[2] === 0 && value[3] === PackedTag.instant ? TRANSACTION_TIMESTAMP_OFFSET : undefined,
+  )
   assertOnly(result, 'transaction', 'ledger=main id=0')
 })
 

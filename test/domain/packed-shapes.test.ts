@@ -44,24 +44,20 @@ const transaction = transactionRecords({ text: name, date, amount, metadata, vol
 
 const generic = (value: AttributeValue) => packValue(value.value, ATTRIBUTE_ROW_LAYOUT, true)
 
-test('a volumes row packed by its shape is the generic packing, byte for byte (property)', () => {
-  fc.assert(
-    fc.property(amount, amount, (input, output) => {
-      const value: AttributeValue = { kind: 'v', value: { input, output } }
-      assert.deepEqual(encodeAttribute(value).bytes, generic(value))
-    }),
-    { numRuns: 2000 },
-  )
-})
-
-test('a transaction row packed by its shape is the generic packing, byte for byte (property)', () => {
+test('a transaction row the fixed layout does not hold is packed by its shape: the generic packing, byte for byte (property)', () => {
+  // Most of these records have pre and post commit volumes over different pairs: not the fixed layout's (docs/adr/0012).
+  let generics = 0
   fc.assert(
     fc.property(transaction, (record) => {
       const value: AttributeValue = { kind: 't', value: record }
-      assert.deepEqual(encodeAttribute(value).bytes, generic(value))
+      const bytes = encodeAttribute(value).bytes
+      if (bytes[0] !== ATTRIBUTE_ROW_LAYOUT) return
+      generics++
+      assert.deepEqual(bytes, generic(value))
     }),
     { numRuns: 1000 },
   )
+  assert.ok(generics > 100, `${generics} of 1000 records packed generically`)
 })
 
 test('a transaction row decoded without its commit volumes is the whole decode less those two fields (property)', () => {
@@ -75,7 +71,7 @@ test('a transaction row decoded without its commit volumes is the whole decode l
   )
 })
 
-test('a transaction of another shape falls back to the generic packing: same bytes still', () => {
+test('a transaction of a shape the fixed layout does not hold falls back to the generic packing: same bytes still', () => {
   const base = {
     id: 7n,
     postings: [{ source: 'world', destination: 'users:1', amount: 10n, asset: 'USD' }],
@@ -87,11 +83,19 @@ test('a transaction of another shape falls back to the generic packing: same byt
   } as unknown as TransactionRecord
   const shapes: unknown[] = [
     { ...base, extra: 'a field the shape does not know' },
-    { ...base, reference: undefined },
     { ...base, postings: [{ ...base.postings[0], note: 'extra' }] },
     { ...base, postings: [{ ...base.postings[0], amount: 10 }] },
     { ...base, preCommitVolumes: keyed([['users:1', keyed([['USD', { input: 1n, output: 0n }]])]]) },
     { ...base, postCommitVolumes: keyed([['users:1', keyed([['USD', { input: 1n, output: 0n, balance: 1n, more: 1n }]])]]) },
+    // Both commit volumes, but not over the same pairs, or with a balance that is not input − output, or a negative amount.
+    { ...base, preCommitVolumes: keyed([['users:1', keyed([['USD', { input: 1n, output: 0n, balance: 1n }]])]]), postCommitVolumes: keyed([['users:2', keyed([['USD', { input: 1n, output: 0n, balance: 1n }]])]]) },
+    { ...base, preCommitVolumes: keyed([['users:1', keyed([['USD', { input: 1n, output: 0n, balance: 1n }]])]]), postCommitVolumes: keyed([['users:1', keyed([['EUR', { input: 1n, output: 0n, balance: 1n }]])]]) },
+    { ...base, preCommitVolumes: keyed([['users:1', keyed([['USD', { input: 1n, output: 0n, balance: 2n }]])]]), postCommitVolumes: keyed([['users:1', keyed([['USD', { input: 1n, output: 0n, balance: 1n }]])]]) },
+    { ...base, preCommitVolumes: keyed([['users:1', keyed([['USD', { input: -1n, output: 0n, balance: -1n }]])]]), postCommitVolumes: keyed([['users:1', keyed([['USD', { input: 1n, output: 0n, balance: 1n }]])]]) },
+    { ...base, postings: [{ ...base.postings[0], amount: -10n }] },
+    { ...base, id: 2n ** 64n },
+    { ...base, reverted: 'no' },
+    { ...base, reference: 7 },
   ]
   for (const shape of shapes) {
     const value = { kind: 't', value: shape } as AttributeValue
