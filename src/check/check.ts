@@ -7,7 +7,7 @@ import type { CacheSettings } from '../cache/index.ts'
 import { cacheSettingsFromJson } from '../fsm/index.ts'
 import { GENESIS, NoteError, checkpointOrigin, decodeAuditEntry, openCheckpoint, readCheckpoint, verifyEntry } from '../audit/index.ts'
 import type { StoreReader } from '../store/index.ts'
-import { IndexKind, MetaKey, RowLayout, Zone, attributeRowKey, metaKey } from '../store/index.ts'
+import { IndexKind, MetaKey, RowLayout, Zone, attributeRowKey, decodeIndexRow, metaKey } from '../store/index.ts'
 import type { Finding, FindingKind } from './findings.ts'
 import {
   REPLAYED_META_KEYS,
@@ -567,7 +567,7 @@ class CheckRun {
           : zone === Zone.logs
             ? printablePacked(row, RowLayout.log)
             : zone === Zone.indexes && rowKey[1] !== IndexKind.schemas && row.length > 0
-              ? printablePacked(row, RowLayout.index)
+              ? printableIndexRow(row)
               : printable(row)
     this.report({
       kind,
@@ -726,6 +726,17 @@ function printableAttribute(row: Buffer, key: CanonicalKey): string {
   let text: string
   try {
     text = stringifyJson(decodeAttribute(kindOf(key), row).value.value as unknown as Json)
+  } catch {
+    text = `hex:${row.toString('hex')}`
+  }
+  return text.length > 2000 ? `${text.slice(0, 2000)}…` : text
+}
+
+/** A secondary index row as JSON for a finding (any of its layouts); hex when it does not decode. */
+function printableIndexRow(row: Buffer): string {
+  let text: string
+  try {
+    text = stringifyJson(decodeIndexRow(row))
   } catch {
     text = `hex:${row.toString('hex')}`
   }

@@ -1,6 +1,6 @@
-import { InvariantViolation } from '../domain/errors.ts'
+import { InvariantViolation, invariant } from '../domain/errors.ts'
 import type { Json } from '../domain/json.ts'
-import { PackedShape, packValue, packedKey, unpackValue } from '../domain/packed.ts'
+import { PackedShape, packValue, packedFields, unpackValue } from '../domain/packed.ts'
 import { packedObjectFields } from '../domain/packed-json.ts'
 /**
  * The store's row layout, importable by pure code (the FSM writes rows but
@@ -87,7 +87,7 @@ export interface RowWrite {
  * Layout bytes leading the values of packed rows (`domain/packed.ts`,
  * docs/adr/0009); attribute rows use `ATTRIBUTE_ROW_LAYOUT` (0x01).
  */
-export const RowLayout = { log: 0x02, index: 0x03 } as const
+export const RowLayout = { log: 0x02, index: 0x03, accountMoves: 0x09 } as const
 
 /**
  * A v2 log row's value: the log packed in its own field order (the order v2
@@ -119,44 +119,66 @@ export interface AssetMoves {
 }
 
 /**
- * `encodeIndexRow({insertedAt, timestamp, volumes: {asset: {input, output}}})`
- * for the by-account row, written by its known shape (the same bytes, without
- * building the object). `moves` is sorted here, by asset.
+ * The by-account row `{insertedAt, timestamp, volumes: {asset: {input, output}}}`
+ * in its fixed layout (storage schema 5, docs/adr/0012), no field names:
+ *
+ *   [0x09][flags][insertedAt][timestamp, with flag 1: when it is not insertedAt]
+ *   [asset count] ([asset][input][output])…   assets sorted, amounts bare LEB128
+ *
+ * Dates and assets are string items (`PackedShape.string`: a date is an
+ * instant). `decodeIndexRow` reads it back as the object the generic row
+ * (`encodeIndexRow`) of the same value gives. `moves` is sorted here, by asset.
  */
 export function encodeAccountMovesRow(insertedAt: string, timestamp: string, moves: AssetMoves[]): Buffer {
   if (moves.length > 1) moves.sort(byAsset)
-  PackedShape.begin(RowLayout.index)
-  PackedShape.object(3)
-  PackedShape.knownKey(KEY_INSERTED_AT)
+  const backdated = timestamp !== insertedAt
+  PackedShape.begin(RowLayout.accountMoves)
+  PackedShape.count(backdated ? ACCOUNT_MOVES_TIMESTAMP : 0)
   PackedShape.string(insertedAt)
-  PackedShape.knownKey(KEY_TIMESTAMP)
-  PackedShape.string(timestamp)
-  PackedShape.knownKey(KEY_VOLUMES)
-  PackedShape.object(moves.length)
+  if (backdated) PackedShape.string(timestamp)
+  PackedShape.count(moves.length)
   for (const moved of moves) {
-    PackedShape.key(moved.asset)
-    PackedShape.object(2)
-    PackedShape.knownKey(KEY_INPUT)
-    PackedShape.integer(moved.input)
-    PackedShape.knownKey(KEY_OUTPUT)
-    PackedShape.integer(moved.output)
+    PackedShape.string(moved.asset)
+    PackedShape.unsigned(moved.input)
+    PackedShape.unsigned(moved.output)
   }
   return PackedShape.end()
 }
 
-// The by-account row's constant field names, packed once.
-const KEY_INSERTED_AT = packedKey('insertedAt')
-const KEY_TIMESTAMP = packedKey('timestamp')
-const KEY_VOLUMES = packedKey('volumes')
-const KEY_INPUT = packedKey('input')
-const KEY_OUTPUT = packedKey('output')
+/** The by-account row's one flag: its timestamp is written (it differs from insertedAt). */
+const ACCOUNT_MOVES_TIMESTAMP = 1
+
+function decodeAccountMovesRow(row: Uint8Array): Json {
+  const fields = packedFields(row, RowLayout.accountMoves)
+  const flags = fields.count()
+  invariant(flags <= ACCOUNT_MOVES_TIMESTAMP, () => `by-account row with unknown flags ${flags}`)
+  const insertedAt = fields.string()
+  const timestamp = flags === ACCOUNT_MOVES_TIMESTAMP ? fields.string() : insertedAt
+  const count = fields.count()
+  invariant(count <= row.length, 'by-account row with more assets than bytes')
+  // As the generic decoder builds an object: a plain one, `__proto__` kept as data.
+  const volumes: { [asset: string]: Json } = {}
+  let previous: string | undefined
+  for (let i = 0; i < count; i++) {
+    const asset = fields.string()
+    invariant(previous === undefined || asset > previous, 'by-account row assets out of order')
+    previous = asset
+    const moved = { input: fields.unsigned(), output: fields.unsigned() }
+    if (asset === '__proto__') Object.defineProperty(volumes, asset, { value: moved, writable: true, enumerable: true, configurable: true })
+    else volumes[asset] = moved
+  }
+  fields.end()
+  return { insertedAt, timestamp, volumes }
+}
 
 /** Canonical key order (UTF-16 code units, as `packValue` sorts). */
 function byAsset(left: AssetMoves, right: AssetMoves): number {
   return left.asset < right.asset ? -1 : left.asset > right.asset ? 1 : 0
 }
 
+/** A secondary index row's value: a by-account row of the fixed layout, or any packed generically. */
 export function decodeIndexRow(row: Uint8Array): Json {
+  if (row[0] === RowLayout.accountMoves) return decodeAccountMovesRow(row)
   return unpackValue(row, RowLayout.index)
 }
 

@@ -1,9 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { ATTRIBUTE_ROW_LAYOUT, PackedShape, packedKey, decodeRowValue, decodeTransactionRowWithoutVolumes, encodeAttribute, packValue } from '../../src/domain/index.ts'
+import { ATTRIBUTE_ROW_LAYOUT, InvariantViolation, PackedShape, packedKey, decodeRowValue, decodeTransactionRowWithoutVolumes, encodeAttribute, packValue } from '../../src/domain/index.ts'
 import type { AttributeValue, TransactionRecord } from '../../src/domain/index.ts'
-import { IndexKind, Zone, accountTransactionKey, attributeRowKey, encodeAccountMovesRow, encodeIndexRow, fixedWidthInstant, transactionByTimestampKey, u64be } from '../../src/store/index.ts'
+import { IndexKind, RowLayout, Zone, accountTransactionKey, attributeRowKey, decodeIndexRow, encodeAccountMovesRow, encodeIndexRow, fixedWidthInstant, transactionByTimestampKey, u64be } from '../../src/store/index.ts'
 import { WriteBatch } from '../../src/fsm/index.ts'
 import { writeTransactionIndexes } from '../../src/fsm/indexes.ts'
 import type { LedgerLog } from '../../src/orders/index.ts'
@@ -103,15 +103,23 @@ test('a transaction of a shape the fixed layout does not hold falls back to the 
   }
 })
 
-test('a by-account index row packed by its shape is encodeIndexRow of the object, byte for byte (property)', () => {
+test('a by-account index row in its fixed layout decodes to what encodeIndexRow of the object decodes to, and refuses another layout or length (property)', () => {
   const moves = fc.uniqueArray(fc.tuple(name, amount, amount), { minLength: 1, maxLength: 20, selector: ([asset]) => asset })
   fc.assert(
     fc.property(date, date, moves, (insertedAt, timestamp, entries) => {
       const volumes: Record<string, unknown> = {}
       for (const [asset, input, output] of entries) Object.defineProperty(volumes, asset, { value: { input, output }, enumerable: true, writable: true, configurable: true })
-      const expected = encodeIndexRow({ insertedAt, timestamp, volumes })
+      const generic = encodeIndexRow({ insertedAt, timestamp, volumes })
       const shaped = encodeAccountMovesRow(insertedAt, timestamp, entries.map(([asset, input, output]) => ({ asset, input, output })))
-      assert.deepEqual(shaped, expected)
+      assert.equal(shaped[0], RowLayout.accountMoves)
+      const decoded = decodeIndexRow(shaped)
+      assert.deepStrictEqual(decoded, decodeIndexRow(generic))
+      // Field order too, at every depth (sorted assets, as the generic row's).
+      assert.equal(JSON.stringify(decoded, (_, v: unknown) => (typeof v === 'bigint' ? String(v) : v)), JSON.stringify(decodeIndexRow(generic), (_, v: unknown) => (typeof v === 'bigint' ? String(v) : v)))
+      assert.ok(shaped.length < generic.length)
+      assert.throws(() => decodeIndexRow(Buffer.concat([shaped, Buffer.of(0)])), InvariantViolation)
+      assert.throws(() => decodeIndexRow(shaped.subarray(0, shaped.length - 1)), InvariantViolation)
+      assert.throws(() => decodeIndexRow(Buffer.concat([Buffer.of(0x0a), shaped.subarray(1)])), InvariantViolation)
     }),
     { numRuns: 1000 },
   )
@@ -192,7 +200,7 @@ test('fixed-width instants asked in any sequence, repeats and refusals included,
 })
 
 test('a transaction\'s index rows are those of the nested-map derivation they replace (property)', () => {
-  // The derivation before the shapes: per account (first seen), per asset, summed; the object packed canonically.
+  // The derivation before the shapes: per account (first seen), per asset, summed, with nested maps.
   const reference = (ledger: string, record: { id: bigint; insertedAt: string; timestamp: string; postings: readonly { source: string; destination: string; asset: string; amount: bigint }[] }) => {
     const batch = new WriteBatch()
     const deltas = new Map<string, Map<string, { input: bigint; output: bigint }>>()
@@ -208,9 +216,8 @@ test('a transaction\'s index rows are those of the nested-map derivation they re
       delta(p.destination, p.asset).input += p.amount
     }
     for (const [account, byAsset] of deltas) {
-      const volumes: Record<string, unknown> = {}
-      for (const [asset, moved] of byAsset) Object.defineProperty(volumes, asset, { value: moved, enumerable: true, writable: true, configurable: true })
-      batch.put(accountTransactionKey(ledger, account, record.id), encodeIndexRow({ insertedAt: record.insertedAt, timestamp: record.timestamp, volumes }))
+      // The row itself through its one encoder (its layout is held to the generic row's decode above).
+      batch.put(accountTransactionKey(ledger, account, record.id), encodeAccountMovesRow(record.insertedAt, record.timestamp, [...byAsset].map(([asset, moved]) => ({ asset, ...moved }))))
     }
     batch.put(transactionByTimestampKey(ledger, record.timestamp, record.id), Buffer.alloc(0))
     return batch.rows()
