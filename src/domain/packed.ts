@@ -60,6 +60,11 @@ const words: readonly string[] = [
   'type', 'date', 'hash', 'idempotencyKey', 'schemaVersion', 'transaction', 'accountMetadata', 'revertedTransactionID',
   'revertedTransaction', 'targetType', 'targetId', 'key', 'NEW_TRANSACTION', 'REVERTED_TRANSACTION', 'SET_METADATA',
   'DELETE_METADATA', 'INSERTED_SCHEMA', 'TRANSACTION', 'ACCOUNT', 'METADATA', 'SCHEMA', 'volumes', 'balance',
+  // since storage schema 5 (docs/adr/0012): the names every order and outcome repeats in WAL records and audit bodies
+  'order', 'ledger', 'force', 'coverageIndexes', 'coverage', 'seed', 'status', 'applied', 'failed', 'skipped',
+  'idempotencyHit', 'code', 'message', 'CREATE_TRANSACTION', 'REVERT_TRANSACTION', 'CREATE_LEDGER', 'script', 'plain',
+  'vars', 'scriptInputs', 'atEffectiveDate', 'plannedPostings', 'atomic', 'continueOnFailure', 'proposalId', 'index',
+  'seq', 'outcome', 'idempotencyKeys', 'predictedIndex', 'cacheEpoch', 'storeIndexAtLoad', 'cacheGeneration',
 ]
 const wordPositions = new Map<string, number>(words.map((word, i) => [word, i]))
 /** No longer string is a word: hashes and most names are written without looking them up. */
