@@ -34,10 +34,13 @@ import type { AccountAddress, Asset } from './names.ts'
  *   [timestamp] [insertedAt, when not the timestamp] [updatedAt, when not insertedAt]
  *   [reference?] [revertedAt?] [template?]   string items, present as the flags say
  *   [metadata]                               one packed item, keys sorted
- *   [name count] [name]…                     each account and asset once, string items, in first use
- *   [posting count] ([source][destination][asset] name positions, [amount])…
- *   [pair count] ([account][asset] name positions, [pre input][pre output][post input][post output])…
- *                                            the commit volumes' (account, asset) pairs, sorted; with flag 16 only
+ *   [posting count] ([source][destination][asset] names, [amount])…
+ *   [account count] ([account] name, [asset count] ([asset] name, [pre input][pre output][post input][post output])…)…
+ *                                            the commit volumes, accounts and their assets sorted; with flag 16 only
+ *
+ * A name (an account or an asset) is written once per row: a bare LEB128
+ * position among the names met so far, or the next position followed by the
+ * new name's string item.
  *
  * Counts, positions, the id and amounts are bare LEB128; flags: 1 reverted,
  * 2 reference, 4 revertedAt, 8 template, 16 commit volumes, 32 insertedAt
@@ -74,56 +77,46 @@ export function decodeVolumesRow(row: Uint8Array): Volumes {
 /** The fields of a record this layout holds, each known; any other makes the record generic. */
 const TRANSACTION_FIELD_NAMES: ReadonlySet<string> = new Set(['id', 'postings', 'timestamp', 'insertedAt', 'updatedAt', 'reference', 'metadata', 'reverted', 'revertedAt', 'template', 'preCommitVolumes', 'postCommitVolumes'])
 
-/** The account and asset names of one row, each written once; positions in first use. */
+/** The account and asset names of one row, each written once: the writer's side of a name reference. */
 class NameTable {
-  readonly names: string[] = []
+  private readonly names: string[] = []
   private byName: Map<string, number> | undefined
 
-  position(name: string): number {
-    const names = this.names
-    if (this.byName === undefined) {
-      for (let i = 0; i < names.length; i++) if (names[i] === name) return i
-      names.push(name)
-      if (names.length > NAMES_LINEAR_MAX) this.byName = new Map(names.map((known, i) => [known, i]))
-      return names.length - 1
+  /** Writes `name`'s position, and the name itself the first time. */
+  write(name: string): void {
+    const known = this.positionOf(name)
+    if (known >= 0) {
+      PackedShape.count(known)
+      return
     }
-    const known = this.byName.get(name)
-    if (known !== undefined) return known
+    const names = this.names
+    PackedShape.count(names.length)
+    PackedShape.string(name)
     names.push(name)
-    this.byName.set(name, names.length - 1)
-    return names.length - 1
+    if (this.byName !== undefined) this.byName.set(name, names.length - 1)
+    else if (names.length > NAMES_LINEAR_MAX) this.byName = new Map(names.map((each, i) => [each, i]))
   }
-}
 
-/** One commit volumes pair in the row's order, checked for the layout. */
-interface Pair {
-  readonly account: string
-  readonly asset: string
-  readonly pre: Volumes
-  readonly post: Volumes
+  private positionOf(name: string): number {
+    if (this.byName !== undefined) return this.byName.get(name) ?? -1
+    const names = this.names
+    for (let i = 0; i < names.length; i++) if (names[i] === name) return i
+    return -1
+  }
 }
 
 /**
  * The transaction row in its fixed layout; undefined when `record` holds
  * something the layout does not (an unknown field, a posting or a commit
  * volume of another shape, a balance that is not input − output, pre and
- * post volumes over different pairs): the caller packs it generically.
+ * post volumes over different pairs): the caller packs it generically (a
+ * row half written here is dropped: every pack begins afresh).
  */
 export function encodeTransactionRow(record: TransactionRecord): Buffer | undefined {
   const flags = transactionFlags(record)
   if (flags === undefined) return undefined
-  const pairs = (flags & Flag.commitVolumes) === 0 ? [] : commitPairs(record.preCommitVolumes as AggregatedVolumes, record.postCommitVolumes as AggregatedVolumes)
-  if (pairs === undefined) return undefined
   const postings = record.postings
   if (!Array.isArray(postings)) return undefined
-  for (const posting of postings) if (!fixedPosting(posting)) return undefined
-  const names = new NameTable()
-  // Positions first (the table is written before the postings and pairs that use it).
-  const postingPositions: number[] = []
-  for (const posting of postings) postingPositions.push(names.position(posting.source), names.position(posting.destination), names.position(posting.asset))
-  const pairPositions: number[] = []
-  for (const pair of pairs) pairPositions.push(names.position(pair.account), names.position(pair.asset))
-
   PackedShape.begin(TRANSACTION_ROW_LAYOUT)
   PackedShape.count(flags)
   PackedShape.unsigned(record.id)
@@ -134,27 +127,16 @@ export function encodeTransactionRow(record: TransactionRecord): Buffer | undefi
   if ((flags & Flag.revertedAt) !== 0) PackedShape.string(record.revertedAt as string)
   if ((flags & Flag.template) !== 0) PackedShape.string(record.template as string)
   PackedShape.item(record.metadata, true)
-  PackedShape.count(names.names.length)
-  for (const name of names.names) PackedShape.string(name)
+  const names = new NameTable()
   PackedShape.count(postings.length)
-  for (let i = 0; i < postings.length; i++) {
-    PackedShape.count(postingPositions[3 * i] as number)
-    PackedShape.count(postingPositions[3 * i + 1] as number)
-    PackedShape.count(postingPositions[3 * i + 2] as number)
-    PackedShape.unsigned((postings[i] as Posting).amount)
+  for (const posting of postings) {
+    if (!fixedPosting(posting)) return undefined
+    names.write(posting.source)
+    names.write(posting.destination)
+    names.write(posting.asset)
+    PackedShape.unsigned(posting.amount)
   }
-  if ((flags & Flag.commitVolumes) !== 0) {
-    PackedShape.count(pairs.length)
-    for (let i = 0; i < pairs.length; i++) {
-      const pair = pairs[i] as Pair
-      PackedShape.count(pairPositions[2 * i] as number)
-      PackedShape.count(pairPositions[2 * i + 1] as number)
-      PackedShape.unsigned(pair.pre.input)
-      PackedShape.unsigned(pair.pre.output)
-      PackedShape.unsigned(pair.post.input)
-      PackedShape.unsigned(pair.post.output)
-    }
-  }
+  if ((flags & Flag.commitVolumes) !== 0 && !writeCommitVolumes(record.preCommitVolumes as AggregatedVolumes, record.postCommitVolumes as AggregatedVolumes, names)) return undefined
   return PackedShape.end()
 }
 
@@ -211,37 +193,39 @@ function fixedPosting(posting: Posting): boolean {
   return fields === 4 && typeof posting.amount === 'bigint' && posting.amount >= 0n && typeof posting.asset === 'string' && typeof posting.destination === 'string' && typeof posting.source === 'string'
 }
 
-/** Pre and post commit volumes as one sorted list of pairs; undefined when they do not fit the layout. */
-function commitPairs(pre: AggregatedVolumes, post: AggregatedVolumes): Pair[] | undefined {
-  if (typeof pre !== 'object' || pre === null || typeof post !== 'object' || post === null) return undefined
+/** Pre and post commit volumes, sorted; false when they do not fit the layout (not over the same pairs, or of another shape). */
+function writeCommitVolumes(pre: AggregatedVolumes, post: AggregatedVolumes, names: NameTable): boolean {
+  if (typeof pre !== 'object' || pre === null || typeof post !== 'object' || post === null) return false
   const accounts = PackedShape.sortedKeys(pre)
-  if (Object.keys(post).length !== accounts.length) return undefined
-  const pairs: Pair[] = []
+  if (Object.keys(post).length !== accounts.length) return false
+  PackedShape.count(accounts.length)
   for (const account of accounts) {
-    if (!Object.hasOwn(post, account)) return undefined
+    if (!Object.hasOwn(post, account)) return false
     const preAssets = pre[account]
     const postAssets = post[account]
-    if (typeof preAssets !== 'object' || preAssets === null || typeof postAssets !== 'object' || postAssets === null) return undefined
+    if (typeof preAssets !== 'object' || preAssets === null || typeof postAssets !== 'object' || postAssets === null) return false
     const assets = PackedShape.sortedKeys(preAssets)
-    if (Object.keys(postAssets).length !== assets.length) return undefined
+    if (assets.length === 0 || Object.keys(postAssets).length !== assets.length) return false
+    names.write(account)
+    PackedShape.count(assets.length)
     for (const asset of assets) {
-      if (!Object.hasOwn(postAssets, asset)) return undefined
-      const before = fixedVolumes(preAssets[asset])
-      const after = fixedVolumes(postAssets[asset])
-      if (before === undefined || after === undefined) return undefined
-      pairs.push({ account, asset, pre: before, post: after })
+      if (!Object.hasOwn(postAssets, asset)) return false
+      names.write(asset)
+      if (!writeVolumes(preAssets[asset]) || !writeVolumes(postAssets[asset])) return false
     }
   }
-  return pairs
+  return true
 }
 
-/** `{input, output, balance}` with balance = input − output and both volumes not negative; undefined otherwise. */
-function fixedVolumes(moved: unknown): Volumes | undefined {
-  if (typeof moved !== 'object' || moved === null) return undefined
+/** Writes `{input, output, balance}`'s input and output; false unless balance = input − output and both are not negative. */
+function writeVolumes(moved: unknown): boolean {
+  if (typeof moved !== 'object' || moved === null) return false
   const { input, output, balance } = moved as { input: unknown; output: unknown; balance: unknown }
-  if (typeof input !== 'bigint' || typeof output !== 'bigint' || typeof balance !== 'bigint') return undefined
-  if (input < 0n || output < 0n || balance !== input - output || Object.keys(moved).length !== 3) return undefined
-  return { input, output }
+  if (typeof input !== 'bigint' || typeof output !== 'bigint' || typeof balance !== 'bigint') return false
+  if (input < 0n || output < 0n || balance !== input - output || Object.keys(moved).length !== 3) return false
+  PackedShape.unsigned(input)
+  PackedShape.unsigned(output)
+  return true
 }
 
 /**
@@ -262,22 +246,22 @@ export function decodeTransactionRow(row: Uint8Array, withVolumes: boolean): Tra
   const revertedAt = (flags & Flag.revertedAt) !== 0 ? fields.string() : undefined
   const template = (flags & Flag.template) !== 0 ? fields.string() : undefined
   const metadata: Metadata = decodeMetadata(fields.item(), 'transaction')
-  const names = readNames(fields)
+  const names: string[] = []
   const postingCount = fields.count()
   invariant(postingCount <= row.length, 'transaction row with more postings than bytes')
   const postings: Posting[] = []
   for (let i = 0; i < postingCount; i++) {
-    const source = nameAt(names, fields.count()) as AccountAddress
-    const destination = nameAt(names, fields.count()) as AccountAddress
-    const asset = nameAt(names, fields.count()) as Asset
+    const source = readName(fields, names) as AccountAddress
+    const destination = readName(fields, names) as AccountAddress
+    const asset = readName(fields, names) as Asset
     const amount = fields.unsigned()
     postings.push({ amount, asset, destination, source } as Posting)
   }
   let pre: AggregatedVolumes | undefined
   let post: AggregatedVolumes | undefined
   if ((flags & Flag.commitVolumes) !== 0) {
-    const volumes = readPairs(fields, names, withVolumes)
-    if (withVolumes) ({ pre, post } = volumes as { pre: AggregatedVolumes; post: AggregatedVolumes })
+    const volumes = readCommitVolumes(fields, names, withVolumes)
+    if (volumes !== undefined) ({ pre, post } = volumes)
   }
   fields.end()
   // The generic row's order: its fields sorted, as `decodeAttribute` spreads them.
@@ -294,48 +278,46 @@ export function decodeTransactionRow(row: Uint8Array, withVolumes: boolean): Tra
   return record
 }
 
-function readNames(fields: PackedFields): string[] {
-  const count = fields.count()
-  const names: string[] = []
-  for (let i = 0; i < count; i++) names.push(fields.string())
-  return names
-}
-
-function nameAt(names: readonly string[], position: number): string {
-  const name = names[position]
-  invariant(name !== undefined, () => `transaction row names position ${position} of ${names.length}`)
+/** A name reference: a known position, or the next one followed by the new name. */
+function readName(fields: PackedFields, names: string[]): string {
+  const position = fields.count()
+  if (position < names.length) return names[position] as string
+  invariant(position === names.length, () => `transaction row names position ${position} of ${names.length}`)
+  const name = fields.string()
+  names.push(name)
   return name
 }
 
-/** The pairs, strictly ascending by (account, asset), as maps without prototype in that order (or only checked). */
-function readPairs(fields: PackedFields, names: readonly string[], build: boolean): { pre: AggregatedVolumes; post: AggregatedVolumes } | undefined {
-  const count = fields.count()
+/** Accounts ascending, each one's assets ascending; as maps without prototype in that order (or only checked). */
+function readCommitVolumes(fields: PackedFields, names: string[], build: boolean): { pre: AggregatedVolumes; post: AggregatedVolumes } | undefined {
+  const accountCount = fields.count()
   const pre: AggregatedVolumes | undefined = build ? emptyKeyed() : undefined
   const post: AggregatedVolumes | undefined = build ? emptyKeyed() : undefined
-  let account: string | undefined
-  let asset: string | undefined
-  let preAssets = undefined as unknown as AggregatedVolumes[string]
-  let postAssets = undefined as unknown as AggregatedVolumes[string]
-  for (let i = 0; i < count; i++) {
-    const nextAccount = nameAt(names, fields.count())
-    const nextAsset = nameAt(names, fields.count())
-    const preInput = fields.unsigned()
-    const preOutput = fields.unsigned()
-    const postInput = fields.unsigned()
-    const postOutput = fields.unsigned()
-    const ascending = account === undefined || nextAccount > account || (nextAccount === account && nextAsset > (asset as string))
-    invariant(ascending, 'transaction row commit volumes out of order')
-    if (nextAccount !== account && pre !== undefined && post !== undefined) {
-      preAssets = emptyKeyed()
-      postAssets = emptyKeyed()
-      pre[nextAccount] = preAssets
-      post[nextAccount] = postAssets
+  let previousAccount: string | undefined
+  for (let i = 0; i < accountCount; i++) {
+    const account = readName(fields, names)
+    invariant(previousAccount === undefined || account > previousAccount, 'transaction row commit volumes accounts out of order')
+    previousAccount = account
+    const assetCount = fields.count()
+    invariant(assetCount > 0, 'transaction row commit volumes account without assets')
+    const preAssets: AggregatedVolumes[string] | undefined = build ? emptyKeyed() : undefined
+    const postAssets: AggregatedVolumes[string] | undefined = build ? emptyKeyed() : undefined
+    let previousAsset: string | undefined
+    for (let j = 0; j < assetCount; j++) {
+      const asset = readName(fields, names)
+      invariant(previousAsset === undefined || asset > previousAsset, 'transaction row commit volumes assets out of order')
+      previousAsset = asset
+      const preInput = fields.unsigned()
+      const preOutput = fields.unsigned()
+      const postInput = fields.unsigned()
+      const postOutput = fields.unsigned()
+      if (preAssets === undefined || postAssets === undefined) continue
+      preAssets[asset] = { balance: preInput - preOutput, input: preInput, output: preOutput }
+      postAssets[asset] = { balance: postInput - postOutput, input: postInput, output: postOutput }
     }
-    account = nextAccount
-    asset = nextAsset
-    if (pre === undefined) continue
-    preAssets[nextAsset] = { balance: preInput - preOutput, input: preInput, output: preOutput }
-    postAssets[nextAsset] = { balance: postInput - postOutput, input: postInput, output: postOutput }
+    if (pre === undefined || post === undefined) continue
+    pre[account] = preAssets as AggregatedVolumes[string]
+    post[account] = postAssets as AggregatedVolumes[string]
   }
   return pre === undefined || post === undefined ? undefined : { pre, post }
 }

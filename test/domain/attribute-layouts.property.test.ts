@@ -4,6 +4,7 @@ import fc from 'fast-check'
 import {
   ATTRIBUTE_ROW_LAYOUT,
   InvariantViolation,
+  PackedTag,
   TRANSACTION_ROW_LAYOUT,
   VOLUMES_ROW_LAYOUT,
   decodeAttribute,
@@ -185,10 +186,16 @@ test('a reader refuses a fixed row of an unknown layout byte, of another kind, c
   // 300 = 0xac 0x02; written as 0xac 0x82 0x00 it is the same number in a longer form.
   assert.deepEqual([...volumesRow.subarray(1, 3)], [0xac, 0x02])
   refused('v', Buffer.concat([Buffer.of(VOLUMES_ROW_LAYOUT, 0xac, 0x82, 0x00), volumesRow.subarray(3)]), 'a number not in its shortest form')
-  // The commit volumes' pairs must ascend: swap the two (account position, asset position, 4 amounts: all one byte here).
-  const pairsAt = row.length - 12
-  assert.equal(row[pairsAt - 1], 2, 'two pairs')
-  const swapped = Buffer.concat([row.subarray(0, pairsAt), row.subarray(pairsAt + 6), row.subarray(pairsAt, pairsAt + 6)])
-  refused('t', swapped, 'pairs out of order')
+  // A name reference past the next position: the posting's source (right after the empty metadata and the posting count).
+  const postingsAt = row.indexOf(Buffer.of(PackedTag.object, 0, 1, 0))
+  assert.ok(postingsAt > 0)
+  const farName = Buffer.from(row)
+  farName[postingsAt + 3] = 5
+  refused('t', farName, 'a name position past the next one')
+  // The commit volumes' accounts must ascend: swap the two (each: its name, one asset, the asset's name, 4 amounts, all one byte here).
+  const accountsAt = row.length - 14
+  assert.equal(row[accountsAt - 1], 2, 'two accounts')
+  const swapped = Buffer.concat([row.subarray(0, accountsAt), row.subarray(accountsAt + 7), row.subarray(accountsAt, accountsAt + 7)])
+  refused('t', swapped, 'accounts out of order')
   assert.deepEqual(decodeRowValue('t', row), decodeRowValue('t', generic({ kind: 't', value: transaction })))
 })
