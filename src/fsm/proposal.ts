@@ -9,7 +9,8 @@ import type { ProposedOrder } from '../orders/index.ts'
  * One plan entry (contract §2.1 step 4): authorises the FSM to read `key`.
  * `seed` absent = coverage-only (the cache holds the key at apply time);
  * `seed: null` = the store had no row; bytes = the store row read by
- * admission, as stored (packed, `ATTRIBUTE_ROW_LAYOUT`), which the record
+ * admission, as stored (packed, `ATTRIBUTE_ROW_LAYOUT`, or a fixed layout:
+ * docs/adr/0012), which the record
  * carries as a bytes item (`packRecord`).
  */
 export interface CoverageEntry {

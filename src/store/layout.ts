@@ -85,7 +85,9 @@ export interface RowWrite {
 
 /**
  * Layout bytes leading the values of packed rows (`domain/packed.ts`,
- * docs/adr/0009); attribute rows use `ATTRIBUTE_ROW_LAYOUT` (0x01).
+ * docs/adr/0009); attribute rows use `ATTRIBUTE_ROW_LAYOUT` (0x01), or for
+ * volumes and transactions their fixed layouts (0x07, 0x08: docs/adr/0012);
+ * by-account index rows `accountMoves` (0x09, fixed), other index rows `index`.
  */
 export const RowLayout = { log: 0x02, index: 0x03, accountMoves: 0x09 } as const
 
@@ -195,7 +197,7 @@ export function logRowPrefix(ledger: string): Buffer {
  * Secondary indexes the FSM writes in the same batch as the transaction:
  *  - by account, in insertion order: [zone]['A'][ledger][0][account][0][id u64]
  *    → `{insertedAt, timestamp, volumes: {asset: {input, output}}}` (this
- *    transaction's moves on the account; `encodeIndexRow`). One row per
+ *    transaction's moves on the account; `encodeAccountMovesRow`, a fixed layout). One row per
  *    (account, transaction) serves both volume histories: by insertion date
  *    (the rows in key order) and effective (the same rows filtered by
  *    `timestamp`, summed in any order: docs/adr/0010);
