@@ -1,6 +1,6 @@
 import type { CanonicalKey } from '../domain/index.ts'
 import { keyFields } from '../domain/index.ts'
-import { IndexKind, MetaKey, Zone } from '../store/index.ts'
+import { INSTANT_KEY_BYTES, IndexKind, MetaKey, Zone, readInstantKey } from '../store/index.ts'
 import { decodeSegment } from '../cache/index.ts'
 
 /** What a finding is about: one projection kind, the audit chain, or the store's meta rows. */
@@ -109,10 +109,15 @@ export function describeIndexRow(rowKey: Buffer): string {
   if (rowKey.length < 11 || (kind !== IndexKind.accountTransactions && kind !== IndexKind.moves && kind !== IndexKind.transactionsByTimestamp)) {
     return `row=${rowKey.toString('hex')}`
   }
-  const fields = rowKey.toString('utf8', 2, idOffset).split('\u0000')
   const id = rowKey.readBigUInt64BE(idOffset).toString()
+  if (kind === IndexKind.transactionsByTimestamp) {
+    // ledger \0 then the binary instant (docs/adr/0012): not text to split.
+    const ledgerEnd = rowKey.indexOf(0, 2)
+    if (ledgerEnd < 0 || ledgerEnd + 1 + INSTANT_KEY_BYTES !== idOffset) return `row=${rowKey.toString('hex')}`
+    return `transactions-by-timestamp ledger=${rowKey.toString('utf8', 2, ledgerEnd)} timestamp=${readInstantKey(rowKey, ledgerEnd + 1)} id=${id}`
+  }
+  const fields = rowKey.toString('utf8', 2, idOffset).split('\u0000')
   if (kind === IndexKind.accountTransactions) return `transactions-by-account ledger=${fields[0]} account=${fields[1]} id=${id}`
-  if (kind === IndexKind.transactionsByTimestamp) return `transactions-by-timestamp ledger=${fields[0]} timestamp=${fields[1]} id=${id}`
   return `moves ledger=${fields[0]} account=${fields[1]} asset=${fields[2]} timestamp=${fields[3]} id=${id}`
 }
 

@@ -201,7 +201,7 @@ export function logRowPrefix(ledger: string): Buffer {
  *    (account, transaction) serves both volume histories: by insertion date
  *    (the rows in key order) and effective (the same rows filtered by
  *    `timestamp`, summed in any order: docs/adr/0010);
- *  - transactions by effective date: [zone]['T'][ledger][0][timestamp][0][id u64] → empty,
+ *  - transactions by effective date: [zone]['T'][ledger][0][instant, 11 bytes][id u64] → empty,
  *    for lists ordered by timestamp (`sort=timestamp`, v2's `order=effective`);
  *  - schemas in insertion order: [zone]['S'][ledger][0][log id u64] → the version,
  *    for `GET /v2/{ledger}/schemas` (v2 lists them by creation).
@@ -224,9 +224,69 @@ export function transactionsByTimestampPrefix(ledger: string): Buffer {
   return Buffer.concat([Buffer.of(Zone.indexes, IndexKind.transactionsByTimestamp), Buffer.from(`${ledger}\u0000`, 'utf8')])
 }
 
+/**
+ * `[zone]['T'] ledger \0 [instant: 11 bytes] [id u64 BE]` (storage schema 5,
+ * docs/adr/0012): the timestamp's fields as numbers, in the order of its
+ * fixed-width text (`fixedWidthInstant`), so keys sort as those texts did, in
+ * 11 bytes instead of 30 characters and a separator.
+ */
 export function transactionByTimestampKey(ledger: string, timestamp: string, id: bigint): Buffer {
-  // The fixed-width instant is ASCII: its UTF-8 bytes are its characters.
-  return indexRowKey(IndexKind.transactionsByTimestamp, ledger, fixedWidthInstant(timestamp), id)
+  const ledgerBytes = Buffer.byteLength(ledger, 'utf8')
+  const key = Buffer.allocUnsafe(2 + ledgerBytes + 1 + INSTANT_KEY_BYTES + 8)
+  key[0] = Zone.indexes
+  key[1] = IndexKind.transactionsByTimestamp
+  let at = 2 + key.write(ledger, 2, 'utf8')
+  key[at++] = 0
+  at = writeInstantKey(key, at, fixedWidthInstant(timestamp))
+  key.writeBigUInt64BE(id, at)
+  return key
+}
+
+/** The instant of a by-timestamp key: 7 bytes of year, month, day, hour, minute, second (7 bits each but the year's 14), then 4 of nanoseconds. */
+export const INSTANT_KEY_BYTES = 11
+
+/**
+ * Writes the fixed-width text `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` at `at`: its
+ * fields read as numbers (each below 2^7, the year below 2^14: every digit
+ * string of its width fits), packed from the year down, big-endian, so that
+ * byte order is the text's order. Returns the offset after it.
+ */
+function writeInstantKey(key: Buffer, at: number, fixedWidth: string): number {
+  invariant(fixedWidth.length === 30, 'a fixed-width instant has 30 characters')
+  let fields = digitsAt(fixedWidth, 0, 4)
+  for (const start of INSTANT_TWO_DIGIT_FIELDS) fields = fields * 128 + digitsAt(fixedWidth, start, 2)
+  // 14 + 5 × 7 = 49 bits: exact in a double; the top byte, then six.
+  key[at] = Math.floor(fields / 2 ** 48)
+  key.writeUIntBE(fields % 2 ** 48, at + 1, 6)
+  key.writeUInt32BE(digitsAt(fixedWidth, 20, 9), at + 7)
+  return at + INSTANT_KEY_BYTES
+}
+
+/** Where the month, day, hour, minute and second start in the fixed-width text. */
+const INSTANT_TWO_DIGIT_FIELDS = [5, 8, 11, 14, 17] as const
+
+function digitsAt(text: string, start: number, count: number): number {
+  let value = 0
+  for (let i = start; i < start + count; i++) {
+    const digit = text.charCodeAt(i) - 0x30
+    invariant(digit >= 0 && digit <= 9, 'a fixed-width instant has digits where digits go')
+    value = value * 10 + digit
+  }
+  return value
+}
+
+/** The fixed-width text of a by-timestamp key's instant (findings name the row by it). */
+export function readInstantKey(key: Buffer, at: number): string {
+  invariant(key.length >= at + INSTANT_KEY_BYTES, 'a by-timestamp key holds an instant')
+  let fields = (key[at] as number) * 2 ** 48 + key.readUIntBE(at + 1, 6)
+  const parts: string[] = []
+  for (let i = 0; i < INSTANT_TWO_DIGIT_FIELDS.length; i++) {
+    parts.unshift(String(fields % 128).padStart(2, '0'))
+    fields = Math.floor(fields / 128)
+  }
+  const [month, day, hour, minute, second] = parts
+  const nanoseconds = String(key.readUInt32BE(at + 7)).padStart(9, '0')
+  return `${String(fields).padStart(4, '0')}-${month}-${day}T${hour}:${minute}:${second}.${nanoseconds}Z`
 }
 
 /** One buffer, not a concatenation of three or four: [zone][kind] ledger \0 name \0 id. */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { ATTRIBUTE_ROW_LAYOUT, InvariantViolation, PackedShape, packedKey, decodeRowValue, decodeTransactionRowWithoutVolumes, encodeAttribute, packValue } from '../../src/domain/index.ts'
 import type { AttributeValue, TransactionRecord } from '../../src/domain/index.ts'
-import { IndexKind, RowLayout, Zone, accountTransactionKey, attributeRowKey, decodeIndexRow, encodeAccountMovesRow, encodeIndexRow, fixedWidthInstant, transactionByTimestampKey, u64be } from '../../src/store/index.ts'
+import { INSTANT_KEY_BYTES, IndexKind, RowLayout, Zone, accountTransactionKey, attributeRowKey, decodeIndexRow, encodeAccountMovesRow, encodeIndexRow, fixedWidthInstant, readInstantKey, transactionByTimestampKey, u64be } from '../../src/store/index.ts'
 import { WriteBatch } from '../../src/fsm/index.ts'
 import { writeTransactionIndexes } from '../../src/fsm/indexes.ts'
 import type { LedgerLog } from '../../src/orders/index.ts'
@@ -153,12 +153,32 @@ test('keys built in one buffer are the concatenations they replace (property)', 
         accountTransactionKey(ledger, account, id),
         Buffer.concat([Buffer.of(Zone.indexes, IndexKind.accountTransactions), Buffer.from(`${ledger}\u0000${account}\u0000`, 'utf8'), u64be(id)]),
       )
-      assert.deepEqual(
-        transactionByTimestampKey(ledger, timestamp, id),
-        Buffer.concat([Buffer.of(Zone.indexes, IndexKind.transactionsByTimestamp), Buffer.from(`${ledger}\u0000`, 'utf8'), Buffer.from(`${fixedWidthInstant(timestamp)}\u0000`, 'utf8'), u64be(id)]),
-      )
+      const byTimestamp = transactionByTimestampKey(ledger, timestamp, id)
+      const prefix = Buffer.concat([Buffer.of(Zone.indexes, IndexKind.transactionsByTimestamp), Buffer.from(`${ledger}\u0000`, 'utf8')])
+      assert.deepEqual(byTimestamp.subarray(0, prefix.length), prefix)
+      assert.deepEqual(byTimestamp.subarray(prefix.length + INSTANT_KEY_BYTES), u64be(id))
+      assert.equal(readInstantKey(byTimestamp, prefix.length), fixedWidthInstant(timestamp))
     }),
     { numRuns: 1000 },
+  )
+})
+
+test('by-timestamp keys sort as the fixed-width texts they replace, any digits in any field (property)', () => {
+  // Any digit string of the text's shape (impossible dates included: the key keeps the text's order, not the calendar's).
+  const digits = (count: number) => fc.array(fc.integer({ min: 0, max: 9 }), { minLength: count, maxLength: count }).map((each) => each.join(''))
+  const fixedWidth = fc
+    .tuple(digits(4), digits(2), digits(2), digits(2), digits(2), digits(2), digits(9))
+    .map(([year, month, day, hour, minute, second, fraction]) => `${year}-${month}-${day}T${hour}:${minute}:${second}.${fraction}Z`)
+  const text = fc.oneof(fixedWidth, date.map(fixedWidthInstant))
+  fc.assert(
+    fc.property(text, text, fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), (left, right, leftId, rightId) => {
+      const leftKey = transactionByTimestampKey('l', left, leftId)
+      const rightKey = transactionByTimestampKey('l', right, rightId)
+      const textOrder = Buffer.compare(Buffer.concat([Buffer.from(`${left}\u0000`), u64be(leftId)]), Buffer.concat([Buffer.from(`${right}\u0000`), u64be(rightId)]))
+      assert.equal(Buffer.compare(leftKey, rightKey), textOrder)
+      assert.equal(readInstantKey(leftKey, 4), left) // after [zone]['T'] 'l' \0
+    }),
+    { numRuns: 3000 },
   )
 })
 
