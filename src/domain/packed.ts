@@ -82,6 +82,7 @@ export function packedWord(position: number): string {
  * amount's bound, `AMOUNT_LIMIT`) takes 37 groups of 7 bits.
  */
 const UNSIGNED_BYTES_MAX = 37
+const UNSIGNED_LIMIT = 1n << BigInt(7 * UNSIGNED_BYTES_MAX)
 
 /** Zigzag doubles magnitudes: beyond 2^52 the result would not be exact in a double. */
 const INTEGER_MAX = 2 ** 52
@@ -232,13 +233,14 @@ export const PackedShape = {
       writer.varint(Number(value))
       return
     }
+    // What a reader takes (`UNSIGNED_BYTES_MAX` groups of 7 bits) is all a writer may write: amounts stay below 2^256.
+    invariant(value < UNSIGNED_LIMIT, 'a packed unsigned integer past 2^259')
     writer.reserve(UNSIGNED_BYTES_MAX)
     let rest = value
     while (rest >= 0x80n) {
       writer.buffer[writer.offset++] = Number(rest & 0x7fn) | 0x80
       rest >>= 7n
     }
-    invariant(writer.offset <= writer.buffer.length, 'packed unsigned integer past its bound')
     writer.buffer[writer.offset++] = Number(rest)
   },
   /** Any value, through the generic walk (nested values of no fixed shape: metadata). */

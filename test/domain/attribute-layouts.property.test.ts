@@ -200,3 +200,14 @@ test('a reader refuses a fixed row of an unknown layout byte, of another kind, c
   refused('t', swapped, 'accounts out of order')
   assert.deepEqual(decodeRowValue('t', row), decodeRowValue('t', generic({ kind: 't', value: transaction })))
 })
+
+test('a bare unsigned integer: 2^259 − 1 is the largest a row holds, read back exactly; past it the writer refuses', () => {
+  const largest = 2n ** 259n - 1n
+  const row = encodeAttribute({ kind: 'v', value: { input: largest, output: 0n } }).bytes
+  assert.equal(row.length, 1 + 37 + 1)
+  assert.deepEqual(decodeRowValue('v', row), { input: largest, output: 0n })
+  assert.throws(() => encodeAttribute({ kind: 'v', value: { input: largest + 1n, output: 0n } }), InvariantViolation)
+  // 38 groups: one more than a reader takes.
+  const long = Buffer.concat([Buffer.of(VOLUMES_ROW_LAYOUT), Buffer.alloc(37, 0xff), Buffer.of(0x01, 0x00)])
+  assert.throws(() => decodeRowValue('v', long), InvariantViolation)
+})
