@@ -29,6 +29,7 @@ import type { VolumesByAsset } from './history.ts'
 import { AnswerCache, answerCacheBytesDefault } from './answer-cache.ts'
 import type { ReadRecord } from './answer-cache.ts'
 import { effectiveVolumes, transactionEffectiveVolumes, volumesInsertedBy, volumesJson } from './history.ts'
+import { printAccountAnswer } from './account-json.ts'
 
 /** What a read adds to the stored record: commit volumes, effective volumes, a point in time. */
 export interface Expand {
@@ -281,19 +282,28 @@ export class Views {
     return this.accountAnswer(ledger, address, expand)
   }
 
-  /** `printedAccount`, answered at once (a string, no promise) when it is kept. */
+  /**
+   * `printedAccount`, answered at once (a string, no promise) unless it
+   * needs a history (`pit`, effective volumes): kept, or read and printed
+   * from its rows on the JavaScript thread (`printAccountAnswer`).
+   */
   accountAnswer(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): string | Promise<string> {
+    if (expand.pit !== undefined || expand.effectiveVolumes) return this.account(ledger, address, expand).then((view) => `{"data":${stringifyJson(view)}}`)
     const spot = this.accountSpot(ledger, address, expand)
-    if (spot === undefined) return this.account(ledger, address, expand).then((view) => `{"data":${stringifyJson(view)}}`)
+    if (spot === undefined) return this.currentAccountAnswer(ledger, address, expand.volumes)
     const kept = spot.cache.get(spot.key)
     if (kept !== undefined) return kept
     const read = spot.cache.reading()
     read.add(spot.slot)
-    return this.account(ledger, address, expand).then((view) => {
-      const text = `{"data":${stringifyJson(view)}}`
-      spot.cache.put(spot.key, text, read)
-      return text
-    })
+    const text = this.currentAccountAnswer(ledger, address, expand.volumes)
+    spot.cache.put(spot.key, text, read)
+    return text
+  }
+
+  /** The account as it stands, printed from its rows: the account's row (and the ledger's unless known), then its volume rows. */
+  private currentAccountAnswer(ledger: LedgerName, address: AccountAddress, volumes: boolean): string {
+    const row = this.accountRow(ledger, address)
+    return printAccountAnswer(row, volumes ? this.currentVolumeRows(ledger, address) : undefined)
   }
 
   private accountSpot(ledger: LedgerName, address: AccountAddress, expand: Expand): AnswerSpot | undefined {
@@ -305,7 +315,11 @@ export class Views {
   }
 
   async account(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): Promise<Json> {
-    // One point read on the JavaScript thread: the account, and the ledger unless it is known.
+    return this.accountJson(ledger, decodeAccount(this.accountRow(ledger, address)), expand)
+  }
+
+  /** The account's row: one point read on the JavaScript thread, of the account and, unless it is known, the ledger. */
+  private accountRow(ledger: LedgerName, address: AccountAddress): Buffer {
     const known = this.knownLedgers.has(ledger)
     const keys = [attributeRowKey(accountKey(ledger, address))]
     if (!known) keys.push(attributeRowKey(ledgerKey(ledger)))
@@ -315,7 +329,7 @@ export class Views {
       this.ledgerSeen(ledger)
     }
     if (row === undefined) throw notFound(`account ${address} not found`)
-    return this.accountJson(ledger, decodeAccount(row), expand)
+    return row
   }
 
   private async accountJson(ledger: LedgerName, record: AccountRecord, expand: Expand): Promise<Json> {
@@ -339,16 +353,23 @@ export class Views {
     return this.currentVolumes(ledger, address as AccountAddress)
   }
 
-  /** The account's volume rows (one per asset), in short reads: most accounts hold a few assets. */
+  /** The account's volumes (one row per asset). */
   private currentVolumes(ledger: LedgerName, address: AccountAddress): VolumesByAsset {
+    const volumes: VolumesByAsset = new Map()
+    for (const [asset, value] of this.currentVolumeRows(ledger, address)) volumes.set(asset, decodeRowValue('v', value))
+    return volumes
+  }
+
+  /** The account's volume rows, each with its asset, in key order; in short reads: most accounts hold a few assets. */
+  private currentVolumeRows(ledger: LedgerName, address: AccountAddress): [asset: string, row: Buffer][] {
     const rowPrefix = attributeRowKey(volumesPrefix(ledger, address) as never)
     const lt = prefixEnd(rowPrefix)
-    const volumes: VolumesByAsset = new Map()
+    const rows: [string, Buffer][] = []
     for (let gte = rowPrefix; ; ) {
       const read = this.store.rowsSync({ gte, lt, reverse: false, limit: volumeRowsPerRead })
-      for (const [key, value] of read.rows) volumes.set(key.toString('utf8', rowPrefix.length), decodeRowValue('v', value))
+      for (const [key, value] of read.rows) rows.push([key.toString('utf8', rowPrefix.length), value])
       const last = read.rows[read.rows.length - 1]
-      if (read.exhausted || last === undefined) return volumes
+      if (read.exhausted || last === undefined) return rows
       gte = Buffer.concat([last[0], Buffer.of(0)])
     }
   }
