@@ -210,7 +210,7 @@ export class Views {
     // Commit volumes are stepped over, not decoded, when the page does not print them (no filter reads them).
     const decode = expand.volumes || expand.effectiveVolumes ? decodeTransaction : decodeTransactionRowWithoutVolumes
     const order = listOrder(request.options, ['id', 'timestamp'], true)
-    // Index rows end with the transaction id: the rows of a batch are read in one call.
+    // Index rows end with the transaction id: the rows of a batch are read in one call, the index rows' values not at all.
     const byIndexedRows = (rows: readonly [Buffer, Buffer][]) => {
       const ids = rows.map(([key]) => key.readBigUInt64BE(key.length - 8))
       if (read !== undefined) for (const id of ids) read.add(this.transactionSlotOf(ledger, id))
@@ -221,7 +221,7 @@ export class Views {
       })
     }
     if (order.field === 'timestamp') {
-      const page = await pageOfRows(this.store, { prefix: transactionsByTimestampPrefix(ledger), descending: order.descending, request, selectMany: byIndexedRows })
+      const page = await pageOfRows(this.store, { prefix: transactionsByTimestampPrefix(ledger), descending: order.descending, request, selectMany: byIndexedRows, keysOnly: true })
       return this.transactionPage(ledger, page, expand)
     }
     const account = filter?.root === undefined ? undefined : indexedAccount(filter.root)
@@ -231,6 +231,7 @@ export class Views {
         descending: order.descending,
         request,
         selectMany: byIndexedRows,
+        keysOnly: true,
         // The account's index holds exactly the transactions a lone `$match` on `account` keeps (one row per account a posting moves).
         keepsEveryRow: expand.pit === undefined && isIndexedAccountAlone(filter?.root),
       })
