@@ -30,6 +30,7 @@ import { AnswerCache, answerCacheBytesDefault } from './answer-cache.ts'
 import type { ReadRecord } from './answer-cache.ts'
 import { effectiveVolumes, transactionEffectiveVolumes, volumesInsertedBy, volumesJson } from './history.ts'
 import { printAccountAnswer } from './account-json.ts'
+import { printTransactionRow } from './transaction-row-json.ts'
 
 /** What a read adds to the stored record: commit volumes, effective volumes, a point in time. */
 export interface Expand {
@@ -210,27 +211,36 @@ export class Views {
     // Commit volumes are stepped over, not decoded, when the page does not print them (no filter reads them).
     const decode = expand.volumes || expand.effectiveVolumes ? decodeTransaction : decodeTransactionRowWithoutVolumes
     const order = listOrder(request.options, ['id', 'timestamp'], true)
+    const judged = (row: Buffer): TransactionRecord | undefined => selected(decode(row))
+    // Nothing to judge or add (no filter beyond the range read, no `pit`, no volumes): each row printed as stored, not decoded.
+    const printsRows = !expand.volumes && !expand.effectiveVolumes && expand.pit === undefined
+    const asStored = (row: Buffer): ListedTransaction | undefined => {
+      const text = printTransactionRow(row)
+      return text === undefined ? judged(row) : new PrintedJson(text)
+    }
     // Index rows end with the transaction id: the rows of a batch are read in one call, the index rows' values not at all.
-    const byIndexedRows = (rows: readonly [Buffer, Buffer][]) => {
+    const byIndexedRows = (pick: (row: Buffer) => ListedTransaction | undefined) => (rows: readonly [Buffer, Buffer][]) => {
       const ids = rows.map(([key]) => key.readBigUInt64BE(key.length - 8))
       if (read !== undefined) for (const id of ids) read.add(this.transactionSlotOf(ledger, id))
       const values = this.store.getManySync(ids.map((id) => attributeRowKey(transactionKey(ledger, id))))
       return values.map((row, at) => {
         invariant(row !== undefined, () => `indexed transaction ${ids[at]} has no row`)
-        return selected(decode(row))
+        return pick(row)
       })
     }
     if (order.field === 'timestamp') {
-      const page = await pageOfRows(this.store, { prefix: transactionsByTimestampPrefix(ledger), descending: order.descending, request, selectMany: byIndexedRows, keysOnly: true })
+      const pick = printsRows && filter?.root === undefined ? asStored : judged
+      const page = await pageOfRows(this.store, { prefix: transactionsByTimestampPrefix(ledger), descending: order.descending, request, selectMany: byIndexedRows(pick), keysOnly: true })
       return this.transactionPage(ledger, page, expand)
     }
     const account = filter?.root === undefined ? undefined : indexedAccount(filter.root)
     if (account !== undefined) {
+      const pick = printsRows && isIndexedAccountAlone(filter?.root) ? asStored : judged
       const page = await pageOfRows(this.store, {
         prefix: accountTransactionsPrefix(ledger, account),
         descending: order.descending,
         request,
-        selectMany: byIndexedRows,
+        selectMany: byIndexedRows(pick),
         keysOnly: true,
         // The account's index holds exactly the transactions a lone `$match` on `account` keeps (one row per account a posting moves).
         keepsEveryRow: expand.pit === undefined && isIndexedAccountAlone(filter?.root),
@@ -241,7 +251,7 @@ export class Views {
       prefix: attributeRowKey(transactionPrefix(ledger) as never),
       descending: order.descending,
       request,
-      select: (_key, value) => selected(decode(value)),
+      select: (_key, value) => (printsRows && filter?.root === undefined ? asStored(value) : judged(value)),
     })
     return this.transactionPage(ledger, page, expand)
   }
@@ -265,9 +275,9 @@ export class Views {
     return slot
   }
 
-  private async transactionPage(ledger: LedgerName, page: Page<TransactionRecord>, expand: Expand): Promise<Page<PrintedJson>> {
+  private async transactionPage(ledger: LedgerName, page: Page<ListedTransaction>, expand: Expand): Promise<Page<PrintedJson>> {
     const data: PrintedJson[] = []
-    for (const record of page.data) data.push(new PrintedJson(await this.printed(ledger, record, expand)))
+    for (const item of page.data) data.push(item instanceof PrintedJson ? item : new PrintedJson(await this.printed(ledger, item, expand)))
     return { ...page, data }
   }
 
@@ -507,6 +517,9 @@ export class Views {
     })
   }
 }
+
+/** A listed transaction: its record, or already printed from its row (`printTransactionRow`). */
+type ListedTransaction = TransactionRecord | PrintedJson
 
 /** Where an answer is kept: its cache, the owner it reads first, its key. */
 interface AnswerSpot {
