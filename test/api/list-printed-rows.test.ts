@@ -62,6 +62,29 @@ test('list pages and single reads printed from stored rows are byte for byte the
     assert.deepEqual((await listText(api, '/v2/rows/transactions?pageSize=10&sort=timestamp:asc', { $match: { account: 'users:2' } })).ids, [1n, 2n, 3n])
     assert.deepEqual((await listText(api, '/v2/rows/transactions?pageSize=10&order=effective', { $match: { destination: 'users:2' } })).ids, [3n, 1n])
     assert.deepEqual((await listText(api, '/v2/rows/transactions?pageSize=10', { $match: { reference: 'r"1' } })).ids, [0n])
+    assert.deepEqual((await listText(api, '/v2/rows/transactions?pageSize=10', { $match: { 'metadata[note]': 'a\nb' } })).ids, [2n])
+    // Later pages (a cursor) print as stored too, filtered on the account or not.
+    for (const [url, filter] of [
+      ['/v2/rows/transactions?pageSize=1', undefined],
+      ['/v2/rows/transactions?pageSize=1', { $match: { account: 'users:1' } }],
+    ] as const) {
+      const first = await listText(api, url, filter)
+      const next = first.envelope.next
+      assert.equal(typeof next, 'string')
+      const second = await listText(api, `/v2/rows/transactions?cursor=${String(next)}`)
+      assert.equal(second.ids.length, 1)
+      assert.notDeepEqual(second.ids, first.ids)
+      assert.equal(second.text, await fromDecodedRows(api, 'rows', second.envelope, second.ids, ''), `${url} ${JSON.stringify(filter)}, second page`)
+    }
+    // With pit the rows are judged: only those dated by then, the revert after it not yet seen.
+    const atPit = await listText(api, '/v2/rows/transactions?pageSize=10&pit=2026-01-02T12:00:00Z')
+    assert.deepEqual(atPit.ids, [2n, 1n])
+    assert.match(atPit.text, /"id":2,[^]*?"reverted":false/)
+    assert.deepEqual((await listText(api, '/v2/rows/transactions?pageSize=10&pit=2026-01-02T12:00:00Z', { $match: { account: 'users:1' } })).ids, [2n, 1n])
+    // Effective volumes are added to each row: never printed as stored.
+    const effective = await listText(api, '/v2/rows/transactions?pageSize=10&expand=effectiveVolumes', { $match: { account: 'users:1' } })
+    assert.deepEqual(effective.ids, [3n, 2n, 1n, 0n])
+    assert.equal((effective.text.match(/"postCommitEffectiveVolumes"/g) ?? []).length, 4)
   } finally {
     await api.close()
   }
