@@ -4,7 +4,7 @@
  *   node --import tsx bench/profile.ts [--workload bulk|transactions|get-account|list-filter|aggregate-balances]
  *                                      [--bulk-size 100] [--concurrency 4] [--duration 20] [--warmup 3]
  *                                      [--accounts 1000] [--force-ratio 0] [--fill N] [--keep DIR]
- *                                      [--data DIR] [--ledger profile]
+ *                                      [--data DIR] [--ledger profile] [--answer-cache-bytes B]
  *
  * Read workloads profile a used ledger: `--fill` transactions (default
  * 100,000 for a read workload, 0 for a write one) are committed by `_bulk`
@@ -49,6 +49,8 @@ const { values } = parseArgs({
     'sampling-interval-us': { type: 'string', default: '500' },
     fill: { type: 'string' },
     keep: { type: 'string' },
+    // The server's --answer-cache-bytes: 0 profiles reads that miss the kept answers.
+    'answer-cache-bytes': { type: 'string' },
   },
 })
 const registry = createDefaultRegistry()
@@ -80,6 +82,7 @@ function startServer(): Promise<{ child: ChildProcess; url: string }> {
       values.data === undefined ? path.join(directory, 'data') : path.resolve(values.data),
       '--listen',
       '127.0.0.1:0',
+      ...(values['answer-cache-bytes'] === undefined ? [] : ['--answer-cache-bytes', values['answer-cache-bytes']]),
     ],
     { cwd: repositoryRoot, stdio: ['ignore', 'pipe', 'inherit'] },
   )

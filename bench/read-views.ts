@@ -16,6 +16,10 @@
  * users:k`, k drawn in turn. Prints CPU µs per read (process.cpuUsage: every
  * thread, the binding's pool included) and the ratio to the first root.
  * Every root must read the same storage schema.
+ *
+ * Where a root's views answer as the routes do (`accountAnswer`,
+ * `transactionListAnswer`: the printed answer), those are timed, with no
+ * answer kept (`answerCacheBytes: 0`): what a read that misses costs.
  */
 import { cp, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
@@ -49,9 +53,11 @@ async function filledStore(directory: string): Promise<string> {
 interface Checkout {
   readonly root: string
   readonly Store: { open(directory: string): Promise<{ close(): Promise<void> }> }
-  readonly Views: new (store: unknown) => {
+  readonly Views: new (store: unknown, options?: { answerCacheBytes: number }) => {
     account(ledger: string, address: string, expand: object): Promise<unknown>
     listTransactions(ledger: string, request: unknown, filter: unknown): Promise<unknown>
+    accountAnswer?(ledger: string, address: string, expand: object): string | Promise<string>
+    transactionListAnswer?(ledger: string, request: unknown, filter: unknown, expand: object): string | Promise<string>
   }
   readonly parsePageRequest: (query: Record<string, string>, key: Buffer) => unknown
   readonly cursorKeyOf: (clusterId: string) => Buffer
@@ -88,12 +94,19 @@ try {
       await cp(source, copy, { recursive: true })
       const store = await checkout.Store.open(copy)
       try {
-        const views = new checkout.Views(store)
+        const views = new checkout.Views(store, { answerCacheBytes: 0 })
         const key = checkout.cursorKeyOf('read-views')
-        const account = await timed(reads, (at) => views.account(ledger, `users:${at % accounts}`, { volumes: true, effectiveVolumes: false }))
-        const list = await timed(reads, (at) =>
-          views.listTransactions(ledger, checkout.parsePageRequest({ pageSize: '15' }, key), checkout.parseFilter('transactions', { $match: { account: `users:${at % accounts}` } })),
+        const expand = { volumes: true, effectiveVolumes: false }
+        const account = await timed(reads, async (at) =>
+          views.accountAnswer === undefined ? views.account(ledger, `users:${at % accounts}`, expand) : views.accountAnswer(ledger, `users:${at % accounts}`, expand),
         )
+        const list = await timed(reads, async (at) => {
+          const request = checkout.parsePageRequest({ pageSize: '15' }, key)
+          const filter = checkout.parseFilter('transactions', { $match: { account: `users:${at % accounts}` } })
+          return views.transactionListAnswer === undefined
+            ? views.listTransactions(ledger, request, filter)
+            : views.transactionListAnswer(ledger, request, filter, { volumes: false, effectiveVolumes: false })
+        })
         results.get(checkout.root)?.account.push(account)
         results.get(checkout.root)?.list.push(list)
         process.stdout.write(`| ${round} | ${path.basename(checkout.root)} | ${account.toFixed(1)} | ${list.toFixed(1)} |\n`)

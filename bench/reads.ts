@@ -3,6 +3,7 @@
  *
  *   node --import tsx bench/reads.ts [--root DIR]... [--workload get-account:16]... [--fill 100000]
  *                                    [--accounts 1000] [--duration 10] [--rounds 3] [--log-level info]
+ *                                    [--answer-cache-bytes B]
  *
  * Starts one `tally serve` per `--root` (a checkout; default this one), each
  * on its own temporary data directory, fills each with `--fill`
@@ -17,6 +18,11 @@
  * Each `--workload` is a `tally bench` list, run in turn within each round:
  * reads beside writes are measured as `--workload bulk:4@40 --workload
  * bulk:4@40,get-account:16@3000`, the write rows compared (docs/performance.md).
+ *
+ * `--answer-cache-bytes 0` serves every read from the store (the servers'
+ * `--answer-cache-bytes`): what a read that misses the kept answers costs,
+ * without writes beside it. A root whose `tally serve` has no such flag
+ * cannot be driven with it.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises'
@@ -38,6 +44,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '3' },
     'log-level': { type: 'string', default: 'info' },
+    'answer-cache-bytes': { type: 'string' },
   },
 })
 const roots = (values.root ?? [here]).map((root) => path.resolve(root))
@@ -56,7 +63,8 @@ async function startServer(root: string): Promise<Server> {
   const directory = await mkdtemp(path.join(os.tmpdir(), 'tally-reads-'))
   // Logs go to a file, as a deployment's would go somewhere: their cost is part of the server's.
   const log = await open(path.join(directory, 'serve.log'), 'w')
-  const child = spawn(process.execPath, [path.join(root, 'bin', 'tally.mjs'), 'serve', '--data', path.join(directory, 'data'), '--listen', '127.0.0.1:0'], {
+  const answerCache = values['answer-cache-bytes'] === undefined ? [] : ['--answer-cache-bytes', values['answer-cache-bytes']]
+  const child = spawn(process.execPath, [path.join(root, 'bin', 'tally.mjs'), 'serve', '--data', path.join(directory, 'data'), '--listen', '127.0.0.1:0', ...answerCache], {
     cwd: root,
     env: { ...process.env, TALLY_LOG_LEVEL: values['log-level'] },
     stdio: ['ignore', 'pipe', log.fd],
@@ -99,7 +107,7 @@ try {
     if (Number(values.fill) > 0) await bench(server, ['--fill', values.fill, '--workload', 'get-account:1', '--requests', '1'])
   }
   const rows: { root: string; workload: string; round: number; report: BenchReport; load: string }[] = []
-  process.stdout.write(`workloads ${workloads.join(' | ')}, ${values.duration} s per run, after a fill of ${values.fill} transactions over ${values.accounts} accounts, log level ${values['log-level']}\n\n`)
+  process.stdout.write(`workloads ${workloads.join(' | ')}, ${values.duration} s per run, after a fill of ${values.fill} transactions over ${values.accounts} accounts, log level ${values['log-level']}${values['answer-cache-bytes'] === undefined ? '' : `, answer cache ${values['answer-cache-bytes']} bytes`}\n\n`)
   process.stdout.write('| round | root | load average | ' + 'workload req/s (tx/s) p99 ms | server µs/op (JS thread) | client µs/op |\n| --- | --- | --- | --- | --- | --- |\n')
   for (let round = 1; round <= rounds; round++) {
     for (const workload of workloads) for (const server of servers) {

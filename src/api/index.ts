@@ -1,5 +1,6 @@
 export { buildApi, bodyBytesMaxDefault, bodyBytesMaxFor, requestIdOf, slowRequestMsDefault } from './app.ts'
 export type { ApiLogOptions, ApiOptions } from './app.ts'
+export { answerCacheBytesDefault } from './answer-cache.ts'
 export { transportLimitsDefault } from './transport.ts'
 export type { TransportLimits } from './transport.ts'
 export * from './auth/index.ts'

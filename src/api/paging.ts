@@ -217,6 +217,8 @@ export type RowSelection<T> =
        * it is not selected (its row not read, not decoded).
        */
       readonly keepsEveryRow?: boolean
+      /** The selection reads the rows' keys alone (an index): the store may leave their values out. */
+      readonly keysOnly?: boolean
     }
 
 /**
@@ -257,6 +259,7 @@ export async function pageOfRows<T>(
       if (Buffer.compare(after, gte) > 0) gte = after
     }
   }
+  const keysOnly = 'selectMany' in options && options.keysOnly === true
   const rows: [Buffer, T][] = []
   // Set when a selection that keeps every row met a row past the page.
   let pastPage = false
@@ -276,7 +279,7 @@ export async function pageOfRows<T>(
     let exhausted = false
     // A descending short read needs its upper bound; the attribute and index zones always have one.
     if (store.rowsSync !== undefined && (!scanDown || lt !== undefined)) {
-      const read = store.rowsSync({ gte, lt, reverse: scanDown, limit: Math.min(shortRangeRowsMax, size + 1) })
+      const read = store.rowsSync({ gte, lt, reverse: scanDown, limit: Math.min(shortRangeRowsMax, size + 1), keysOnly })
       await keep(read.rows)
       exhausted = read.exhausted
       const last = read.rows[read.rows.length - 1]
@@ -289,7 +292,7 @@ export async function pageOfRows<T>(
       // Batches read on the thread pool, not one promise per row; the first no
       // larger than what the page still needs, each next one twice the last
       // (up to 1 000 rows), and none read ahead: a page reads little past its rows.
-      const batches = rangeBatchesOf(store, { gte, lt, reverse: scanDown, batchBytes: scanBatchBytes, firstBatchRows: size + 1 - rows.length, readAhead: false })
+      const batches = rangeBatchesOf(store, { gte, lt, reverse: scanDown, batchBytes: scanBatchBytes, firstBatchRows: size + 1 - rows.length, readAhead: false, keysOnly })
       for await (const batch of batches) {
         // Selected in slices of the rows the page still needs: no selection runs on a row past the page.
         for (let at = 0; at < batch.length && rows.length <= size && !pastPage; ) {

@@ -29,6 +29,8 @@ import type { VolumesByAsset } from './history.ts'
 import { AnswerCache, answerCacheBytesDefault } from './answer-cache.ts'
 import type { ReadRecord } from './answer-cache.ts'
 import { effectiveVolumes, transactionEffectiveVolumes, volumesInsertedBy, volumesJson } from './history.ts'
+import { printAccountAnswer } from './account-json.ts'
+import { printTransactionRow } from './transaction-row-json.ts'
 
 /** What a read adds to the stored record: commit volumes, effective volumes, a point in time. */
 export interface Expand {
@@ -123,9 +125,15 @@ export class Views {
     return this.transactionJson(ledger, await this.transactionRecord(ledger, id), expand)
   }
 
-  /** `transaction` as the answer prints it (`printTransaction`): the text of its `data`, without the view object. */
+  /**
+   * `transaction` as the answer prints it (`printTransaction`): the text of
+   * its `data`, without the view object; without volumes, printed from its
+   * row as stored (`printTransactionRow`), not decoded.
+   */
   async printedTransaction(ledger: LedgerName, id: TransactionId, expand: Expand = NO_EXPAND): Promise<string> {
-    return this.printed(ledger, await this.transactionRecord(ledger, id), expand)
+    const row = this.transactionRow(ledger, id)
+    const asStored = expand.volumes || expand.effectiveVolumes ? undefined : printTransactionRow(row)
+    return asStored ?? this.printed(ledger, decodeTransaction(row), expand)
   }
 
   /** A transaction as every answer prints it: one printer for a read, a list page, a write's answer and an export. */
@@ -135,10 +143,15 @@ export class Views {
   }
 
   private async transactionRecord(ledger: LedgerName, id: TransactionId): Promise<TransactionRecord> {
+    return decodeTransaction(this.transactionRow(ledger, id))
+  }
+
+  /** The transaction's row: a point read on the JavaScript thread (cheaper than the thread-pool hop); NOT_FOUND without one. */
+  private transactionRow(ledger: LedgerName, id: TransactionId): Buffer {
     this.requireLedger(ledger)
-    const row = await this.store.get(attributeRowKey(transactionKey(ledger, id)))
+    const [row] = this.store.getManySync([attributeRowKey(transactionKey(ledger, id))])
     if (row === undefined) throw notFound(`transaction ${id} not found`)
-    return decodeTransaction(row)
+    return row
   }
 
   private async transactionJson(ledger: LedgerName, record: TransactionRecord, expand: Expand): Promise<Json> {
@@ -209,27 +222,37 @@ export class Views {
     // Commit volumes are stepped over, not decoded, when the page does not print them (no filter reads them).
     const decode = expand.volumes || expand.effectiveVolumes ? decodeTransaction : decodeTransactionRowWithoutVolumes
     const order = listOrder(request.options, ['id', 'timestamp'], true)
-    // Index rows end with the transaction id: the rows of a batch are read in one call.
-    const byIndexedRows = (rows: readonly [Buffer, Buffer][]) => {
+    const judged = (row: Buffer): TransactionRecord | undefined => selected(decode(row))
+    // Nothing to judge or add (no filter beyond the range read, no `pit`, no volumes): each row printed as stored, not decoded.
+    const printsRows = !expand.volumes && !expand.effectiveVolumes && expand.pit === undefined
+    const asStored = (row: Buffer): ListedTransaction | undefined => {
+      const text = printTransactionRow(row)
+      return text === undefined ? judged(row) : new PrintedJson(text)
+    }
+    // Index rows end with the transaction id: the rows of a batch are read in one call, the index rows' values not at all.
+    const byIndexedRows = (pick: (row: Buffer) => ListedTransaction | undefined) => (rows: readonly [Buffer, Buffer][]) => {
       const ids = rows.map(([key]) => key.readBigUInt64BE(key.length - 8))
       if (read !== undefined) for (const id of ids) read.add(this.transactionSlotOf(ledger, id))
       const values = this.store.getManySync(ids.map((id) => attributeRowKey(transactionKey(ledger, id))))
       return values.map((row, at) => {
         invariant(row !== undefined, () => `indexed transaction ${ids[at]} has no row`)
-        return selected(decode(row))
+        return pick(row)
       })
     }
     if (order.field === 'timestamp') {
-      const page = await pageOfRows(this.store, { prefix: transactionsByTimestampPrefix(ledger), descending: order.descending, request, selectMany: byIndexedRows })
+      const pick = printsRows && filter?.root === undefined ? asStored : judged
+      const page = await pageOfRows(this.store, { prefix: transactionsByTimestampPrefix(ledger), descending: order.descending, request, selectMany: byIndexedRows(pick), keysOnly: true })
       return this.transactionPage(ledger, page, expand)
     }
     const account = filter?.root === undefined ? undefined : indexedAccount(filter.root)
     if (account !== undefined) {
+      const pick = printsRows && isIndexedAccountAlone(filter?.root) ? asStored : judged
       const page = await pageOfRows(this.store, {
         prefix: accountTransactionsPrefix(ledger, account),
         descending: order.descending,
         request,
-        selectMany: byIndexedRows,
+        selectMany: byIndexedRows(pick),
+        keysOnly: true,
         // The account's index holds exactly the transactions a lone `$match` on `account` keeps (one row per account a posting moves).
         keepsEveryRow: expand.pit === undefined && isIndexedAccountAlone(filter?.root),
       })
@@ -239,7 +262,7 @@ export class Views {
       prefix: attributeRowKey(transactionPrefix(ledger) as never),
       descending: order.descending,
       request,
-      select: (_key, value) => selected(decode(value)),
+      select: (_key, value) => (printsRows && filter?.root === undefined ? asStored(value) : judged(value)),
     })
     return this.transactionPage(ledger, page, expand)
   }
@@ -263,9 +286,9 @@ export class Views {
     return slot
   }
 
-  private async transactionPage(ledger: LedgerName, page: Page<TransactionRecord>, expand: Expand): Promise<Page<PrintedJson>> {
+  private async transactionPage(ledger: LedgerName, page: Page<ListedTransaction>, expand: Expand): Promise<Page<PrintedJson>> {
     const data: PrintedJson[] = []
-    for (const record of page.data) data.push(new PrintedJson(await this.printed(ledger, record, expand)))
+    for (const item of page.data) data.push(item instanceof PrintedJson ? item : new PrintedJson(await this.printed(ledger, item, expand)))
     return { ...page, data }
   }
 
@@ -281,19 +304,28 @@ export class Views {
     return this.accountAnswer(ledger, address, expand)
   }
 
-  /** `printedAccount`, answered at once (a string, no promise) when it is kept. */
+  /**
+   * `printedAccount`, answered at once (a string, no promise) unless it
+   * needs a history (`pit`, effective volumes): kept, or read and printed
+   * from its rows on the JavaScript thread (`printAccountAnswer`).
+   */
   accountAnswer(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): string | Promise<string> {
+    if (expand.pit !== undefined || expand.effectiveVolumes) return this.account(ledger, address, expand).then((view) => `{"data":${stringifyJson(view)}}`)
     const spot = this.accountSpot(ledger, address, expand)
-    if (spot === undefined) return this.account(ledger, address, expand).then((view) => `{"data":${stringifyJson(view)}}`)
+    if (spot === undefined) return this.currentAccountAnswer(ledger, address, expand.volumes)
     const kept = spot.cache.get(spot.key)
     if (kept !== undefined) return kept
     const read = spot.cache.reading()
     read.add(spot.slot)
-    return this.account(ledger, address, expand).then((view) => {
-      const text = `{"data":${stringifyJson(view)}}`
-      spot.cache.put(spot.key, text, read)
-      return text
-    })
+    const text = this.currentAccountAnswer(ledger, address, expand.volumes)
+    spot.cache.put(spot.key, text, read)
+    return text
+  }
+
+  /** The account as it stands, printed from its rows: the account's row (and the ledger's unless known), then its volume rows. */
+  private currentAccountAnswer(ledger: LedgerName, address: AccountAddress, volumes: boolean): string {
+    const row = this.accountRow(ledger, address)
+    return printAccountAnswer(row, volumes ? this.currentVolumeRows(ledger, address) : undefined)
   }
 
   private accountSpot(ledger: LedgerName, address: AccountAddress, expand: Expand): AnswerSpot | undefined {
@@ -305,7 +337,11 @@ export class Views {
   }
 
   async account(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): Promise<Json> {
-    // One point read on the JavaScript thread: the account, and the ledger unless it is known.
+    return this.accountJson(ledger, decodeAccount(this.accountRow(ledger, address)), expand)
+  }
+
+  /** The account's row: one point read on the JavaScript thread, of the account and, unless it is known, the ledger. */
+  private accountRow(ledger: LedgerName, address: AccountAddress): Buffer {
     const known = this.knownLedgers.has(ledger)
     const keys = [attributeRowKey(accountKey(ledger, address))]
     if (!known) keys.push(attributeRowKey(ledgerKey(ledger)))
@@ -315,7 +351,7 @@ export class Views {
       this.ledgerSeen(ledger)
     }
     if (row === undefined) throw notFound(`account ${address} not found`)
-    return this.accountJson(ledger, decodeAccount(row), expand)
+    return row
   }
 
   private async accountJson(ledger: LedgerName, record: AccountRecord, expand: Expand): Promise<Json> {
@@ -339,16 +375,23 @@ export class Views {
     return this.currentVolumes(ledger, address as AccountAddress)
   }
 
-  /** The account's volume rows (one per asset), in short reads: most accounts hold a few assets. */
+  /** The account's volumes (one row per asset). */
   private currentVolumes(ledger: LedgerName, address: AccountAddress): VolumesByAsset {
+    const volumes: VolumesByAsset = new Map()
+    for (const [asset, value] of this.currentVolumeRows(ledger, address)) volumes.set(asset, decodeRowValue('v', value))
+    return volumes
+  }
+
+  /** The account's volume rows, each with its asset, in key order; in short reads: most accounts hold a few assets. */
+  private currentVolumeRows(ledger: LedgerName, address: AccountAddress): [asset: string, row: Buffer][] {
     const rowPrefix = attributeRowKey(volumesPrefix(ledger, address) as never)
     const lt = prefixEnd(rowPrefix)
-    const volumes: VolumesByAsset = new Map()
+    const rows: [string, Buffer][] = []
     for (let gte = rowPrefix; ; ) {
       const read = this.store.rowsSync({ gte, lt, reverse: false, limit: volumeRowsPerRead })
-      for (const [key, value] of read.rows) volumes.set(key.toString('utf8', rowPrefix.length), decodeRowValue('v', value))
+      for (const [key, value] of read.rows) rows.push([key.toString('utf8', rowPrefix.length), value])
       const last = read.rows[read.rows.length - 1]
-      if (read.exhausted || last === undefined) return volumes
+      if (read.exhausted || last === undefined) return rows
       gte = Buffer.concat([last[0], Buffer.of(0)])
     }
   }
@@ -485,6 +528,9 @@ export class Views {
     })
   }
 }
+
+/** A listed transaction: its record, or already printed from its row (`printTransactionRow`). */
+type ListedTransaction = TransactionRecord | PrintedJson
 
 /** Where an answer is kept: its cache, the owner it reads first, its key. */
 interface AnswerSpot {

@@ -3,7 +3,7 @@ import { accessSync, constants, mkdirSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { LedgerNode } from '../server/index.ts'
-import { bodyBytesMaxFor, buildApi, transportLimitsDefault } from '../api/index.ts'
+import { answerCacheBytesDefault, bodyBytesMaxFor, buildApi, transportLimitsDefault } from '../api/index.ts'
 import type { TransportLimits } from '../api/index.ts'
 import { cacheGenerationBytesMaxDefault, cacheRotationThresholdDefault } from '../cache/index.ts'
 import { AuditHistoryRewritten, AuditKeyError, auditCheckpointEntriesDefault, checkpointEntriesDefault, loadAuditCheckpointSettings, loopStallThresholdMsDefault, walPreallocateBytesDefault, walRetainBytesDefault, walRetainEntriesDefault } from '../server/index.ts'
@@ -58,6 +58,8 @@ Options (each also read from the environment variable shown):
   --wal-preallocate-bytes B       zeros written ahead of the WAL's entries, so that a group's
                                   fdatasync need not commit the file system's journal; 0: none
                                                             [TALLY_WAL_PREALLOCATE_BYTES, default ${walPreallocateBytesDefault / 1024 / 1024} MiB]
+  --answer-cache-bytes B          room for read answers kept between writes (docs/reads.md);
+                                  0 keeps none          [TALLY_ANSWER_CACHE_BYTES, default ${answerCacheBytesDefault / 1024 / 1024} MiB]
   --loop-stall-ms MS              an event-loop delay this long is logged (warn) and counted
                                   as a stall, with what held the loop
                                                             [TALLY_LOOP_STALL_MS, default ${loopStallThresholdMsDefault}, at least ${loopStallMsMin}]
@@ -136,6 +138,8 @@ export interface ServeSettings {
   readonly walRetainBytes?: number
   readonly walSegmentBytesMax?: number
   readonly walPreallocateBytes?: number
+  /** Room for read answers kept between writes (undefined: the default; 0: none kept). */
+  readonly answerCacheBytes?: number
   /** An event-loop delay this long is logged and counted as a stall (undefined: the default). */
   readonly loopStallMs?: number
   readonly auditCheckpointFile?: string
@@ -208,6 +212,7 @@ type IntegerFlag = keyof typeof integerFlags
 
 const stringFlags = {
   'cache-generation-bytes-max': 'TALLY_CACHE_GENERATION_BYTES_MAX',
+  'answer-cache-bytes': 'TALLY_ANSWER_CACHE_BYTES',
   'audit-key': 'TALLY_AUDIT_KEY',
   'audit-checkpoint-file': 'TALLY_AUDIT_CHECKPOINT_FILE',
   'log-level': 'TALLY_LOG_LEVEL',
@@ -259,6 +264,8 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
   // 0 is meaningful here: no zeros written ahead.
   const preallocate = given('wal-preallocate-bytes')
   const bytes = given('cache-generation-bytes-max')
+  // 0 is meaningful here too: no answer kept.
+  const answerBytes = given('answer-cache-bytes')
   const auditKey = given('audit-key')
   const auditEntries = optionalInteger('audit-checkpoint-entries')
   const auditFile = given('audit-checkpoint-file')
@@ -316,6 +323,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
     ...(optionalInteger('wal-segment-bytes-max') === undefined ? {} : { walSegmentBytesMax: optionalInteger('wal-segment-bytes-max') as number }),
     ...(preallocate === undefined ? {} : { walPreallocateBytes: preallocate.value === '0' ? 0 : positiveInteger(preallocate.value, 0, preallocate.source) }),
     ...(loopStallMs === undefined ? {} : { loopStallMs }),
+    ...(answerBytes === undefined ? {} : { answerCacheBytes: answerBytes.value === '0' ? 0 : byteSize(answerBytes.value, answerBytes.source) }),
     ...(auditFile === undefined ? {} : { auditCheckpointFile: path.resolve(auditFile.value) }),
     logLevel: logLevelOf(logLevel?.value ?? 'info'),
   }
@@ -652,6 +660,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       bodyBytesMax: settings.bodyBytesMax,
       transport: settings.transport,
       ...(settings.loopStallMs === undefined ? {} : { loopStallThresholdMs: settings.loopStallMs }),
+      ...(settings.answerCacheBytes === undefined ? {} : { answerCacheBytes: settings.answerCacheBytes }),
       logger: { level: settings.logLevel, stream: logStream },
       ...security,
     })

@@ -65,6 +65,8 @@ export interface BatchedRangeOptions extends RangeOptions {
   readonly batchBytes: number
   /** Read the next batch while the caller handles this one (default true). */
   readonly readAhead?: boolean
+  /** As `ShortRange.keysOnly`: values may be left out (empty buffers). */
+  readonly keysOnly?: boolean
   /**
    * At most this many rows in the first batch, read at once on the
    * JavaScript thread, each later batch twice the one before (up to 1 000),
@@ -126,6 +128,13 @@ export interface ShortRange {
   readonly lt: Buffer | undefined
   readonly reverse: boolean
   readonly limit: number
+  /**
+   * The reader uses the keys alone (an index whose key names the row it
+   * points to): the store may leave the values out, each then an empty
+   * buffer. RocksDB's binding then copies no value into a JavaScript buffer
+   * (each copy costs the JavaScript thread and, freed, GC helpers).
+   */
+  readonly keysOnly?: boolean
 }
 
 /** The largest `ShortRange.limit`: a short read holds the event loop, so it stays short. */
@@ -158,6 +167,17 @@ export interface WriteSlices {
 /** The one way state reaches disk: an atomic batch, fsynced when `sync`. */
 export interface StoreWriter {
   write(rows: readonly RowWrite[], options: { sync: boolean; slices?: WriteSlices }): Promise<void>
+}
+
+/** The kept iterators of short reads: a direction, reading rows or keys alone (`ShortRange.keysOnly`). */
+type ShortReadIterator = 'forward' | 'reverse' | 'forwardKeys' | 'reverseKeys'
+const shortReadIteratorKinds: readonly ShortReadIterator[] = ['forward', 'reverse', 'forwardKeys', 'reverseKeys']
+
+/** The value of a row read for its key alone (`keysOnly`). */
+const NO_VALUE = Buffer.alloc(0)
+
+function withoutValues(entries: [Buffer, Buffer | undefined][]): [Buffer, Buffer][] {
+  return entries.map(([key]) => [key, NO_VALUE])
 }
 
 /** The options of every row copied into a batch: none (the binding reads a column family from them). */
@@ -199,7 +219,8 @@ export class SchemaVersionMismatch extends TallyError {
  */
 export class Store implements StoreReader, ShortReader, StoreWriter {
   /**
-   * The iterators short reads reuse (one per direction), made on first use
+   * The iterators short reads reuse (one per direction, and one more per
+   * direction for reads of keys alone: `ShortRange.keysOnly`), made on first use
    * after a write and dropped by the next write: creating one costs ~20 µs
    * in the binding (option parsing, a RocksDB iterator with its snapshot),
    * a seek on a live one ~1 µs. An iterator sees the store as it was when it
@@ -208,7 +229,7 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
    * acknowledged. Dropping them also releases the memtables and files they
    * pin.
    */
-  private readonly shortReadIterators: { forward: RocksIterator | undefined; reverse: RocksIterator | undefined } = { forward: undefined, reverse: undefined }
+  private readonly shortReadIterators: Record<ShortReadIterator, RocksIterator | undefined> = { forward: undefined, reverse: undefined, forwardKeys: undefined, reverseKeys: undefined }
   /** Closes of dropped iterators (their native part is freed at once; abstract-level settles the rest a turn later). */
   private iteratorCloses: Promise<void>[] = []
 
@@ -296,7 +317,8 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
     const rows: [Buffer, Buffer][] = []
     if (lt !== undefined && Buffer.compare(range.gte, lt) >= 0) return { rows, exhausted: true }
     invariant(!range.reverse || lt !== undefined, 'a descending short read names its upper bound')
-    const iterator = this.shortReadIterator(range.reverse ? 'reverse' : 'forward')
+    const keysOnly = range.keysOnly === true
+    const iterator = this.shortReadIterator(range.reverse ? (keysOnly ? 'reverseKeys' : 'reverse') : keysOnly ? 'forwardKeys' : 'forward')
     // Descending, the seek lands on the last key ≤ lt, which is lt itself when it exists (skipped below).
     iterator._seekSync(range.reverse ? (lt as Buffer) : range.gte)
     // The iterator has no bounds, so every row it reads past the range is
@@ -314,24 +336,26 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
         if (range.reverse ? Buffer.compare(key, range.gte) < 0 : lt !== undefined && Buffer.compare(key, lt) >= 0) return { rows, exhausted: true }
         if (range.reverse && Buffer.compare(key, lt as Buffer) >= 0) continue
         if (rows.length === range.limit) return { rows, exhausted: false }
-        rows.push([key, read.rows[at + 1] as Buffer])
+        rows.push([key, keysOnly ? NO_VALUE : (read.rows[at + 1] as Buffer)])
       }
       if (read.finished) return { rows, exhausted: true }
     }
   }
 
-  private shortReadIterator(direction: 'forward' | 'reverse'): RocksIterator {
-    const kept = this.shortReadIterators[direction]
+  private shortReadIterator(kind: ShortReadIterator): RocksIterator {
+    const kept = this.shortReadIterators[kind]
     if (kept !== undefined) return kept
     // No bounds: rowsSync checks the range row by row, so one iterator serves every range.
-    const made = this.db.iterator({ reverse: direction === 'reverse', fillCache: true, highWaterMarkBytes: shortRangeBatchBytesMax } as object) as unknown as RocksIterator
-    this.shortReadIterators[direction] = made
+    const reverse = kind === 'reverse' || kind === 'reverseKeys'
+    const values = kind === 'forward' || kind === 'reverse'
+    const made = this.db.iterator({ reverse, values, fillCache: true, highWaterMarkBytes: shortRangeBatchBytesMax } as object) as unknown as RocksIterator
+    this.shortReadIterators[kind] = made
     return made
   }
 
   /** Called by every write before it resolves (see `shortReadIterators`). */
   private dropShortReadIterators(): void {
-    for (const direction of ['forward', 'reverse'] as const) {
+    for (const direction of shortReadIteratorKinds) {
       const iterator = this.shortReadIterators[direction]
       if (iterator === undefined) continue
       this.shortReadIterators[direction] = undefined
@@ -389,10 +413,11 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
       ...(options.limit === undefined ? {} : { limit: options.limit }),
       // Binding-specific (abstract-level passes unknown options through).
       highWaterMarkBytes: batchBytes,
+      ...(options.keysOnly === true ? { values: false } : {}),
     } as object)
     let rowsMax = batchRowsFirst(options)
     const read = () => {
-      const reading = iterator.nextv(rowsMax) as Promise<[Buffer, Buffer][]>
+      const reading = options.keysOnly === true ? iterator.nextv(rowsMax).then(withoutValues) : (iterator.nextv(rowsMax) as Promise<[Buffer, Buffer][]>)
       rowsMax = Math.min(rowsMax * 2, rangeBatchRowsMax)
       return reading
     }
@@ -405,7 +430,7 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
         const first = (iterator as unknown as RocksIterator)._nextvSync(rowsMax)
         rowsMax = Math.min(rowsMax * 2, rangeBatchRowsMax)
         const entries: [Buffer, Buffer][] = []
-        for (let at = 0; at < first.rows.length; at += 2) entries.push([first.rows[at] as Buffer, first.rows[at + 1] as Buffer])
+        for (let at = 0; at < first.rows.length; at += 2) entries.push([first.rows[at] as Buffer, options.keysOnly === true ? NO_VALUE : (first.rows[at + 1] as Buffer)])
         if (first.finished) {
           if (entries.length > 0) yield entries
           return

@@ -36,6 +36,19 @@ test('serve: --loop-stall-ms sets the stall watch threshold (flag or TALLY_LOOP_
   assert.throws(() => parseServeArgs(['--loop-stall-ms', 'soon'], {}), /--loop-stall-ms/)
 })
 
+test('serve: --answer-cache-bytes sets the room for read answers kept between writes (flag or TALLY_ANSWER_CACHE_BYTES); 0 keeps none', () => {
+  const none = parseServeArgs([], {})
+  assert.ok(none !== 'help')
+  assert.equal(none.answerCacheBytes, undefined, 'the API default applies')
+  const off = parseServeArgs(['--answer-cache-bytes', '0'], {})
+  assert.ok(off !== 'help')
+  assert.equal(off.answerCacheBytes, 0)
+  const fromEnv = parseServeArgs([], { TALLY_ANSWER_CACHE_BYTES: '64MiB' })
+  assert.ok(fromEnv !== 'help')
+  assert.equal(fromEnv.answerCacheBytes, 64 * 1024 * 1024)
+  assert.throws(() => parseServeArgs(['--answer-cache-bytes', '-1'], {}), /--answer-cache-bytes/)
+})
+
 test('serve: --wal-preallocate-bytes sets the zeros written ahead of the WAL (flag or TALLY_WAL_PREALLOCATE_BYTES); 0 turns them off', () => {
   const none = parseServeArgs([], {})
   assert.ok(none !== 'help')

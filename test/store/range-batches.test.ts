@@ -77,6 +77,19 @@ test('rangeBatches with firstBatchRows: a small first batch, each next one twice
     assert.deepEqual(await read(store.rangeBatches({ ...options, readAhead: true })), native)
     // A range that fits in the first batch: one batch, the iterator closed.
     assert.deepEqual((await read(store.rangeBatches({ ...options, lt: written[2]?.key }))).sizes, [2])
+    // Keys alone: the same keys in the same batches, every value left out (empty), on the JavaScript thread's first batch and the pool's after it.
+    const keysOnly = store.rangeBatches({ ...options, keysOnly: true })
+    const values: number[] = []
+    const keys = await read({
+      async *[Symbol.asyncIterator]() {
+        for await (const batch of keysOnly) {
+          for (const [, value] of batch) values.push(value.length)
+          yield batch
+        }
+      },
+    })
+    assert.deepEqual(keys, native)
+    assert.ok(values.every((length) => length === 0), 'no value read')
     // A reader without rangeBatches (a test double, the simulator): its range rows grouped the same way.
     const plain = { get: store.get.bind(store), getMany: store.getMany.bind(store), range: store.range.bind(store) }
     assert.deepEqual(await read(rangeBatchesOf(plain, options)), native)

@@ -41,7 +41,7 @@ test(`short reads answer what a naive filter and sort of the rows does, in both 
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.tuple(key, fc.option(fc.uint8Array({ maxLength: 8 }), { nil: null })), { maxLength: 12 }),
-        fc.array(fc.record({ gte: key, lt: bound, reverse: fc.boolean(), limit: fc.integer({ min: 1, max: 6 }) }), { minLength: 1, maxLength: 6 }),
+        fc.array(fc.record({ gte: key, lt: bound, reverse: fc.boolean(), limit: fc.integer({ min: 1, max: 6 }), keysOnly: fc.boolean() }), { minLength: 1, maxLength: 6 }),
         async (writes, ranges) => {
           // A write between two reads: the second must see it (no iterator outlives a write).
           await store.write(
@@ -57,7 +57,12 @@ test(`short reads answer what a naive filter and sort of the rows does, in both 
             const shortRange: ShortRange = { ...range, lt: range.reverse && range.lt === undefined ? Buffer.of(0x21) : range.lt }
             const read = store.rowsSync(shortRange)
             const expected = expectedRows(rows, shortRange)
-            assert.deepEqual(read.rows.map(([k, v]) => [k.toString('hex'), v.toString('hex')]), expected.rows.map(([k, v]) => [k.toString('hex'), v.toString('hex')]))
+            // Keys alone: the same keys; a value is left out (empty) or, where a layer gives it anyway, the row's own.
+            const valueOf = (seen: Buffer, row: Buffer) => (range.keysOnly && (seen.length === 0 || seen.equals(row)) ? '' : seen.toString('hex'))
+            assert.deepEqual(
+              read.rows.map(([k, v], at) => [k.toString('hex'), valueOf(v, expected.rows[at]?.[1] ?? Buffer.alloc(0))]),
+              expected.rows.map(([k, v]) => [k.toString('hex'), range.keysOnly ? '' : v.toString('hex')]),
+            )
             // `exhausted` may only be false when the page is full (then more rows may or may not follow).
             if (read.rows.length < shortRange.limit) assert.equal(read.exhausted, true)
             if (!expected.exhausted) assert.equal(read.exhausted, false)
