@@ -70,7 +70,22 @@ export class JsonParser {
   private value: Json | undefined
   private finished = false
 
-  constructor(private readonly text: string) {}
+  /**
+   * With `from`, parsing starts there; with `valueOnly`, it stops right after
+   * the first value (`end` tells where) instead of requiring the text to end.
+   */
+  constructor(
+    private readonly text: string,
+    from = 0,
+    private readonly valueOnly = false,
+  ) {
+    this.position = from
+  }
+
+  /** Where parsing stopped: after the value once done (and after trailing whitespace, unless `valueOnly`). */
+  get end(): number {
+    return this.position
+  }
 
   get done(): boolean {
     return this.finished
@@ -165,6 +180,12 @@ export class JsonParser {
       // Place the value; while that closes a container, place the container.
       for (;;) {
         if (depth === 0) {
+          if (this.valueOnly) {
+            this.position = i
+            this.value = value
+            this.finished = true
+            return true
+          }
           c = text.charCodeAt(i)
           while (c === SPACE || c === LINE_FEED || c === CARRIAGE_RETURN || c === TAB) c = text.charCodeAt(++i)
           if (i < length) throw unexpected('end of input', c, i)

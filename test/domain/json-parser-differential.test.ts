@@ -244,3 +244,17 @@ test('the HTTP edge refuses what the oracle refuses, with its message, in slices
     }
   }
 })
+
+test('one value read where it lies (valueOnly): the oracle\'s value of that text, and its end, whatever follows', () => {
+  fc.assert(
+    fc.property(fc.string({ maxLength: 5 }), jsonText, fc.constantFrom('', ' ', 'x', '{"a":1}', ']', '\n{'), (before, text, after) => {
+      const expected = oracle(text)
+      fc.pre('value' in expected)
+      const parser = new JsonParser(before + text + after, before.length, true)
+      assert.equal(parser.step(Number.POSITIVE_INFINITY), true)
+      assert.deepStrictEqual(shape(parser.result()), expected.value)
+      assert.equal(parser.end, before.length + text.length)
+    }),
+    { numRuns: 1000 },
+  )
+})
