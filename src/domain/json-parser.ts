@@ -248,27 +248,34 @@ function unexpected(expected: string, c: number, at: number): JsonSyntaxError {
 }
 
 const keyCacheSize = 1024
+/**
+ * Only short keys are kept: V8 copies a slice this short, where a longer one
+ * may point into the whole text, which the cache would then keep alive (a
+ * body of megabytes behind one key). Most keys of ours are this short.
+ */
+const cachedKeyLengthMax = 12
 const keyCache: (string | undefined)[] = new Array(keyCacheSize).fill(undefined)
-const keySpellings: (string | undefined)[] = new Array(keyCacheSize).fill(undefined)
 
 /**
  * A key: a string token, the same string object as the last time these
  * characters were a key when the cache holds it (a key repeated from object
  * to object is then neither copied nor looked up again as a property name).
+ * The cache only saves work: a key is taken from it only when every
+ * character matches, so any text gives the same keys with or without it.
  */
 function readKey(text: string, start: number): string {
   const from = start + 1
   const end = text.indexOf('"', from)
-  if (end < 0) return readString(text, start) // unterminated: its error
   const length = end - from
+  if (end < 0 || length > cachedKeyLengthMax) return readString(text, start)
   const slot = (length * 61 + text.charCodeAt(from) * 7 + text.charCodeAt(end - 1)) & (keyCacheSize - 1)
-  const spelled = keySpellings[slot]
-  if (spelled !== undefined && spelled.length === length) {
+  const cached = keyCache[slot]
+  if (cached !== undefined && cached.length === length) {
     let k = 0
-    while (k < length && spelled.charCodeAt(k) === text.charCodeAt(from + k)) k++
+    while (k < length && cached.charCodeAt(k) === text.charCodeAt(from + k)) k++
     if (k === length) {
       tokenEnd = end + 1
-      return keyCache[slot] as string
+      return cached
     }
   }
   for (let k = from; k < end; k++) {
@@ -278,7 +285,6 @@ function readKey(text: string, start: number): string {
   tokenEnd = end + 1
   const key = text.slice(from, end)
   keyCache[slot] = key
-  keySpellings[slot] = text.slice(from, end)
   return key
 }
 

@@ -218,6 +218,15 @@ test('the cases named: big integers, -0, 1e2, 1.0, escapes, surrogates, repeated
     '{"a":',
     '{"a":1',
     '[{"a":[1,{"b":null}]},"x"]',
+    // Keys that share the key cache's slot (same length, first and last character) and differ inside.
+    '[{"a1z":1},{"a2z":2},{"a1z":3,"a2z":4}]',
+    '{"a1z":1,"a2z":2,"a1z":3}',
+    '[{"users:1:x":1},{"users:2:x":2},{"users:1:x":3}]',
+    // At and past the longest cached key; escaped spellings of a cached key.
+    '[{"abcdefghijkl":1},{"abcdefghijkl":2,"abcdefghijkm":3}]',
+    '[{"abcdefghijklm":1},{"abcdefghijklm":2,"abcdefghijklm":3}]',
+    '[{"ab":1},{"\\u0061b":2},{"a\\u0062":3,"ab":4}]',
+    '[{"":1},{"":2,"":3}]',
   ]
   for (const text of cases) {
     agree(text)
