@@ -5,7 +5,7 @@
  * nothing else is in flight: the admission, the WAL hand-off, the apply
  * overlapping the fdatasync, the store write.
  *
- *   node --import tsx bench/lone-writes.ts [--root DIR] [--submits 500] [--warmup 500] [--no-sync]
+ *   node --import tsx bench/lone-writes.ts [--root DIR] [--submits 500] [--warmup 500] [--no-sync] [--heap-sample FILE]
  *   node --import tsx bench/lone-writes.ts --base DIR [--head DIR] [--rounds 6] [--submits 500] [--warmup 500]
  *
  * With `--root`, the pipeline is imported from that checkout (default: this
@@ -15,7 +15,9 @@
  * medians: latency p50/p90 of a submit, and the process's CPU per submit on
  * all threads and on the JavaScript thread (/proc). On a shared machine the
  * fdatasync's latency moves with the other processes' I/O: read the p50 of
- * many rounds.
+ * many rounds. `--heap-sample FILE` (one run) samples allocations over the
+ * measured submits (`bench/allocation-sampling.ts`) and prints the bytes
+ * allocated per submit and the heaviest allocating functions.
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -25,6 +27,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { readServerCpu } from '../src/bench/cpu.ts'
+import { startAllocationSampling } from './allocation-sampling.ts'
 
 const { values } = parseArgs({
   options: {
@@ -35,6 +38,7 @@ const { values } = parseArgs({
     submits: { type: 'string', default: '500' },
     warmup: { type: 'string', default: '500' },
     'no-sync': { type: 'boolean', default: false },
+    'heap-sample': { type: 'string' },
   },
 })
 const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -70,6 +74,7 @@ async function measure(root: string): Promise<Run> {
     for (let i = 0; i < Number(values.warmup); i++) await submit()
     const submits = Number(values.submits)
     const latencies: number[] = []
+    const sampling = values['heap-sample'] === undefined ? undefined : await startAllocationSampling()
     const before = readServerCpu(process.pid)
     for (let i = 0; i < submits; i++) {
       const started = performance.now()
@@ -77,6 +82,7 @@ async function measure(root: string): Promise<Run> {
       latencies.push((performance.now() - started) * 1000)
     }
     const after = readServerCpu(process.pid)
+    if (sampling !== undefined) await sampling.stop(values['heap-sample'] as string, submits, 'submit')
     if (before === undefined || after === undefined) throw new Error('no /proc: Linux only')
     latencies.sort((a, b) => a - b)
     return {
