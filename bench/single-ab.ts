@@ -3,7 +3,7 @@
  * (a comparison on a shared machine, where separate runs differ by more than
  * the change):
  *
- *   node --import tsx bench/single-ab.ts --base /tmp/base-tree [--head DIR] [--concurrency 1,16,64]
+ *   node --import tsx bench/single-ab.ts --base /tmp/base-tree [--head DIR] [--concurrency 1,16,64] [--rate R]
  *                                        [--duration 8] [--warmup 2] [--rounds 2]
  *
  * `--head` defaults to this checkout (an archive of a commit keeps edits out
@@ -13,7 +13,9 @@
  * server's CPU per transaction from /proc. Prints one line per run (tx/s,
  * p50/p99, server µs/tx on all threads and on the JavaScript thread, client
  * µs/tx, load average) and, per concurrency, the head ÷ base ratios of the
- * medians.
+ * medians. With `--rate R` every run is open loop at R requests/s (each
+ * `--concurrency` then caps the requests in flight): the server's CPU at a
+ * fixed rate, which a closed loop cannot show (it always finds the ceiling).
  */
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     base: { type: 'string' },
     head: { type: 'string' },
     concurrency: { type: 'string', default: '1,16,64' },
+    rate: { type: 'string' },
     duration: { type: 'string', default: '8' },
     warmup: { type: 'string', default: '2' },
     rounds: { type: 'string', default: '2' },
@@ -50,6 +53,7 @@ interface Run {
 
 function bench(url: string, pid: number, concurrency: number, seconds: string, json: boolean): Promise<string> {
   const args = ['bench', '--target', url, '--workload', 'transactions', '--concurrency', String(concurrency), '--duration', seconds, '--server-pid', String(pid)]
+  if (values.rate !== undefined) args.push('--rate', values.rate)
   if (json) args.push('--json')
   const child = spawn(process.execPath, [path.join(here, 'bin', 'tally.mjs'), ...args], { stdio: ['ignore', 'pipe', 'ignore'] })
   let out = ''
@@ -91,7 +95,7 @@ const median = (xs: number[]): number => {
 }
 
 const runs = new Map<string, Run[]>()
-console.log('| round | clients | tree | tx/s | p50 ms | p99 ms | server µs/tx | JS thread µs/tx | client µs/tx | load |')
+console.log(`| round | clients${values.rate === undefined ? '' : ` (open loop, ${values.rate}/s)`} | tree | tx/s | p50 ms | p99 ms | server µs/tx | JS thread µs/tx | client µs/tx | load |`)
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
 for (let round = 1; round <= Number(values.rounds); round++) {
   for (const concurrency of concurrencies) {

@@ -39,8 +39,13 @@ export interface WalRecord {
  * are not part of it: they see whatever the files hold.
  */
 export interface WalIo {
-  /** Writes `buffers` contiguously at `position`; returns the bytes written (may be short). */
-  write(handle: FileHandle, buffers: Buffer[], position: number): Promise<number>
+  /**
+   * Writes `buffers` contiguously at `position`; returns the bytes written
+   * (may be short). A write done on the JavaScript thread returns its count
+   * as a number: the group's `sync` is then called in the same synchronous
+   * run, before any other microtask (the node's early apply) can run first.
+   */
+  write(handle: FileHandle, buffers: Buffer[], position: number): number | Promise<number>
   /** fdatasync. */
   sync(handle: FileHandle): Promise<void>
   /** Opens a segment for writing: `wx` creates it (it must not exist), `r+` opens an existing one. */
@@ -200,7 +205,7 @@ async function writeOnPool(handle: FileHandle, buffers: Buffer[], position: numb
 }
 
 const realIo: WalIo = {
-  async write(handle, buffers, position) {
+  write(handle, buffers, position) {
     let bytes = 0
     for (const buffer of buffers) bytes += buffer.byteLength
     if (bytes <= walSyncWriteBytesMax) return writevSync(handle.fd, buffers, position)
@@ -802,7 +807,10 @@ export class Wal {
     let buffers = group.buffers
     let remaining = group.bytes
     while (remaining > 0) {
-      const written = await this.#config.io.write(this.#handle, buffers, position)
+      // A write made on this thread is not awaited: the fdatasync must be on its way before the
+      // microtasks queued meanwhile run (the node applies the group while it is made durable).
+      const writing = this.#config.io.write(this.#handle, buffers, position)
+      const written = typeof writing === 'number' ? writing : await writing
       this.#counters.writeCount += 1
       invariant(written > 0 && written <= remaining, 'write made progress')
       position += written

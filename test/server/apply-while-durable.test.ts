@@ -100,3 +100,35 @@ test('a retry of a write applied early, its group not yet durable, is answered o
     tmp.remove()
   }
 })
+
+// The overlap above only pays if the fdatasync is on its way when the FSM starts: a group written
+// on the JavaScript thread must reach `sync` in the same synchronous run, before the apply loop's
+// microtask applies the entry (else a lone write's latency is apply + fdatasync, not the larger).
+test('an idle node starts the fdatasync of a lone write before the FSM applies it', async () => {
+  const appliedAtSync: { index: number; applied: number }[] = []
+  let opened: LedgerNode | undefined
+  const tmp = tempDirectory()
+  const node = await LedgerNode.open({
+    dataDirectory: tmp.directory,
+    walIo: {
+      async sync(handle: FileHandle) {
+        if (opened !== undefined) appliedAtSync.push({ index: opened.wal.head, applied: opened.fsm.appliedIndex })
+        await handle.datasync()
+      },
+    },
+  })
+  opened = node
+  try {
+    await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: MAIN, bucket: '_default', metadata: {}, features: {} } as Order }], once)
+    for (let i = 1; i <= 3; i++) {
+      appliedAtSync.length = 0
+      const index = node.nextIndex()
+      const [result] = await node.admission.submit([{ order: transfer('world', `users:${i}`, 7n) }], once)
+      assert.equal(result?.status, 'applied')
+      assert.deepEqual(appliedAtSync[0], { index, applied: index - 1 }, 'the fdatasync started before the FSM applied the write')
+    }
+  } finally {
+    await node.close()
+    tmp.remove()
+  }
+})

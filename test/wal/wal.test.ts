@@ -494,6 +494,39 @@ test('short writes are completed', async () => {
   })
 })
 
+// A group written at once (its count returned as a number, as the JavaScript-thread write does) has
+// its fdatasync called in the same synchronous run: a microtask queued meanwhile (a single node's
+// early apply) runs while the sync does, not before it starts. Short writes of that kind too.
+test('a write that returns its count at once is followed by its sync before any microtask queued meanwhile', async () => {
+  await withDirectory(async (directory) => {
+    let microtaskRan = false
+    const seenAtSync: boolean[] = []
+    const io: Partial<WalIo> = {
+      write: (handle, buffers, position) => {
+        const first = buffers[0]
+        assert.ok(first !== undefined)
+        // Short: a third of the first buffer, so the group takes several such writes.
+        return fs.writeSync(handle.fd, first, 0, Math.max(1, Math.floor(first.byteLength / 3)), position)
+      },
+      async sync(handle) {
+        seenAtSync.push(microtaskRan)
+        await handle.datasync()
+      },
+    }
+    const { wal } = await Wal.open({ directory, io })
+    appendMany(wal, 5)
+    const flushed = wal.flush()
+    queueMicrotask(() => (microtaskRan = true))
+    await flushed
+    assert.deepEqual(seenAtSync, [false], 'one group, synced before the microtask ran')
+    assert.ok(wal.counters.writeCount > 1, 'short writes completed')
+    await wal.close()
+    const reopened = await Wal.open({ directory })
+    assertRecords(await collect(reopened.wal.read(1)), 1, 5)
+    await reopened.wal.close()
+  })
+})
+
 test('read returns durable ranges only, across segments, and refuses recycled indexes', async () => {
   await withDirectory(async (directory) => {
     const { wal } = await Wal.open({ directory, segmentBytesMax: 600, sync: false })
