@@ -49,7 +49,9 @@ import type { AccountAddress, Asset } from './names.ts'
 export const VOLUMES_ROW_LAYOUT = 0x07
 export const TRANSACTION_ROW_LAYOUT = 0x08
 
-const Flag = { reverted: 1, reference: 2, revertedAt: 4, template: 8, commitVolumes: 16, insertedAt: 32, updatedAt: 64 } as const
+/** The transaction row's flags (its second item); exported for the printer that copies a row as JSON (`src/api/transaction-row-json.ts`). */
+export const TransactionRowFlag = { reverted: 1, reference: 2, revertedAt: 4, template: 8, commitVolumes: 16, insertedAt: 32, updatedAt: 64 } as const
+const Flag = TransactionRowFlag
 const FLAGS_ALL = 127
 
 /** Transaction ids are below 2^64 (`transactionKey`). */
