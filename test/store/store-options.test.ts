@@ -26,7 +26,7 @@ function option(text: string, name: string): string {
   return (found[1] as string).trim()
 }
 
-test('a store opens RocksDB without ZSTD dictionaries, its lower levels still ZSTD, its log uncompressed, a bloom filter per file', async () => {
+test('a store opens RocksDB without ZSTD dictionaries, its lower levels still ZSTD, its log uncompressed, round-robin compactions, a bloom filter per file', async () => {
   const tmp = tempDirectory()
   const directory = path.join(tmp.directory, 'store')
   const store = await Store.open(directory)
@@ -37,6 +37,7 @@ test('a store opens RocksDB without ZSTD dictionaries, its lower levels still ZS
     assert.equal(option(text, 'compression_per_level'), 'kNoCompression:kNoCompression:kZSTD:kZSTD:kZSTD:kZSTD:kZSTD')
     assert.equal(option(text, 'wal_compression'), 'kNoCompression')
     assert.equal(option(text, 'write_buffer_size'), String(8 * 1024 * 1024))
+    assert.equal(option(text, 'compaction_pri'), 'kRoundRobin')
     assert.equal(option(text, 'filter_policy'), 'bloomfilter:10:false')
   } finally {
     await store.close()
@@ -44,14 +45,15 @@ test('a store opens RocksDB without ZSTD dictionaries, its lower levels still ZS
   }
 })
 
-test('a StoreTuning reaches RocksDB: dictionaries back on, 16 KiB blocks', async () => {
+test("a StoreTuning reaches RocksDB: dictionaries back on, 16 KiB blocks, RocksDB's own compaction priority", async () => {
   const tmp = tempDirectory()
   const directory = path.join(tmp.directory, 'store')
-  const store = await Store.open(directory, { compressionDictionaries: true, blockBytes: 16384 })
+  const store = await Store.open(directory, { compressionDictionaries: true, blockBytes: 16384, compactionPriority: 'overlappingRatio' })
   try {
     const text = rocksdbOptions(directory)
     assert.match(option(text, 'compression_opts'), /(^|[{;])max_dict_bytes=16384;/)
     assert.equal(option(text, 'block_size'), '16384')
+    assert.equal(option(text, 'compaction_pri'), 'kMinOverlappingRatio')
   } finally {
     await store.close()
     tmp.remove()
@@ -81,13 +83,13 @@ const key = (i: number): Buffer => Buffer.from(`row-${String(i).padStart(7, '0')
 /** Compressible, different per row: what ZSTD and its dictionary have something to do with. */
 const value = (i: number): Buffer => Buffer.from(`{"id":${i},"source":"users:${i % 977}","destination":"users:${(i * 7) % 977}","asset":"USD/2","amount":${i * 13}}`.repeat(4))
 
-test("a store whose lower levels an earlier release wrote with ZSTD dictionaries reads every row under today's options", async () => {
+test("a store an earlier release wrote (ZSTD dictionaries, least-overlap compactions) reads every row under today's options", async () => {
   const tmp = tempDirectory()
   const directory = path.join(tmp.directory, 'store')
   const rows = 60_000
   // Small memtables so that a few MB reach the compressed levels.
   const small: StoreTuning = { memtableMemoryBudget: 1024 * 1024 }
-  const earlier = await Store.open(directory, { ...small, compressionDictionaries: true })
+  const earlier = await Store.open(directory, { ...small, compressionDictionaries: true, compactionPriority: 'overlappingRatio' })
   try {
     for (let from = 0; from < rows; from += 2000) {
       await earlier.write(
