@@ -39,10 +39,10 @@ const walCompression = false
  * The binding's `compression` option (default on) trains a ZSTD dictionary
  * for every table file a flush or compaction writes to a compressed level
  * (16 KiB, from 1.6 MB of the file's blocks): off, those levels keep plain
- * ZSTD, and RocksDB's compactions take less CPU per transfer (24–25 → 19 µs
- * in `bench/store-replay.ts` on the growth load's own store writes, 1M
- * transfers; docs/performance.md, "RocksDB's options") for ~16 % more
- * table file bytes. A file written with a dictionary keeps it inside, so a
+ * ZSTD, and RocksDB's compactions take ÷ 1.30–1.40 less CPU per transfer
+ * (24.4–28.3 → 18.7–20.2 µs in `bench/store-replay.ts` on the growth load's
+ * own store writes, 1M transfers; docs/performance.md, "RocksDB's options")
+ * for ~16 % more table file bytes. A file written with a dictionary keeps it inside, so a
  * store an earlier release wrote reads as before
  * (test/store/store-options.test.ts).
  */
