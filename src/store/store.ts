@@ -35,6 +35,34 @@ const memtableMemoryBudget = 32 * 1024 * 1024
  */
 const walCompression = false
 
+/**
+ * The binding's `compression` option (default on) trains a ZSTD dictionary
+ * for every table file a flush or compaction writes to a compressed level
+ * (16 KiB, from 1.6 MB of the file's blocks): off, those levels keep plain
+ * ZSTD, and RocksDB's compactions take ÷ 1.30–1.40 less CPU per transfer
+ * (24.4–28.3 → 18.7–20.2 µs in `bench/store-replay.ts` on the growth load's
+ * own store writes, 1M transfers; docs/performance.md, "RocksDB's options")
+ * for ~16 % more table file bytes. A file written with a dictionary keeps it inside, so a
+ * store an earlier release wrote reads as before
+ * (test/store/store-options.test.ts).
+ */
+const compressionDictionaries = false
+
+/**
+ * Which file of a level a compaction takes next into the level below:
+ * RocksDB's default picks the file whose overlap with the level below is
+ * smallest for its size; round-robin takes the files in key order, one
+ * after the other, from a cursor kept in the manifest. Our writes are
+ * mostly appends under increasing keys (logs, transactions, audit) beside a
+ * few rows rewritten by every transfer (balances): round-robin wrote
+ * ÷ 1.10–1.20 fewer bytes in compactions and took ÷ 1.14–1.5 less compaction
+ * CPU per transfer, with dictionaries or without (`bench/store-replay.ts`,
+ * docs/performance.md, "RocksDB's options"). Only which files are merged
+ * when changes, not what a read finds; a store compacted either way opens
+ * under the other.
+ */
+const compactionPriority = 'roundRobin'
+
 /** Rows per batch of a range read in batches (`RangeOptions.batchBytes` bounds its bytes first). */
 const rangeBatchRowsMax = 1000
 
@@ -188,6 +216,20 @@ export interface StoreTuning {
   readonly memtableMemoryBudget?: number
   readonly backgroundJobs?: number
   readonly walCompression?: boolean
+  /** ZSTD dictionaries trained per compressed file (the binding's `compression`); without, the compressed levels keep plain ZSTD. */
+  readonly compressionDictionaries?: boolean
+  /** Bytes per data block of a table file (RocksDB's default 4 KiB). */
+  readonly blockBytes?: number
+  /** The shared block cache's capacity in bytes (the binding's default 8 MiB). */
+  readonly blockCacheBytes?: number
+  /** Index and filter blocks held in the block cache, within its bound, rather than beside it (RocksDB's default: beside it). */
+  readonly indexesInBlockCache?: boolean
+  /** A RocksDB filter policy (`bloomfilter:10:false`, `ribbonfilter:10`), or `nullptr` for none; default the binding's bloom filter of 10 bits per key. */
+  readonly filterPolicy?: string
+  /** RocksDB's pipelined write (log and memtable written by different writers). */
+  readonly pipelinedWrite?: boolean
+  /** The binding's compaction priority name (`roundRobin`, our default; `overlappingRatio`, RocksDB's; `byCompensatedSize`, …). */
+  readonly compactionPriority?: string
   /** Unsynced bytes written after which RocksDB's log is synced ahead in the background (0: never); see `LogSyncAhead`. */
   readonly logSyncAheadBytes?: number
 }
@@ -256,13 +298,22 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
 
   protected static async openDatabase(directory: string, tuning: StoreTuning = {}): Promise<RocksLevel<Buffer, Buffer>> {
     const db = new RocksLevel<Buffer, Buffer>(directory, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
-    // Binding-specific options (abstract-level passes them through): see `memtableMemoryBudget`.
+    // Binding-specific options (abstract-level passes them through): see `memtableMemoryBudget`,
+    // `walCompression`, `compressionDictionaries` and `compactionPriority`; the others are RocksDB's
+    // or the binding's defaults (a 10-bit bloom filter per file, 4 KiB blocks, an 8 MiB block cache).
     await db.open({
       createIfMissing: true,
       compaction: 'level',
       memtableMemoryBudget: tuning.memtableMemoryBudget ?? memtableMemoryBudget,
       ...(tuning.backgroundJobs === undefined ? {} : { parallelism: tuning.backgroundJobs }),
       walCompression: tuning.walCompression ?? walCompression,
+      compression: tuning.compressionDictionaries ?? compressionDictionaries,
+      ...(tuning.blockBytes === undefined ? {} : { blockSize: tuning.blockBytes }),
+      ...(tuning.blockCacheBytes === undefined ? {} : { cacheSize: tuning.blockCacheBytes }),
+      ...(tuning.indexesInBlockCache === undefined ? {} : { cacheIndexAndFilterBlocks: tuning.indexesInBlockCache }),
+      ...(tuning.filterPolicy === undefined ? {} : { filterPolicy: tuning.filterPolicy }),
+      ...(tuning.pipelinedWrite === undefined ? {} : { pipelinedWrite: tuning.pipelinedWrite }),
+      compactionPriority: tuning.compactionPriority ?? compactionPriority,
     } as object)
     return db
   }

@@ -1,0 +1,125 @@
+// The RocksDB options the store opens with (src/store/store.ts), as RocksDB
+// itself records them, and a store written under an earlier release's
+// options (ZSTD dictionaries) read back under today's.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync, readdirSync } from 'node:fs'
+import path from 'node:path'
+import { Store } from '../../src/store/index.ts'
+import type { StoreTuning } from '../../src/store/index.ts'
+import { tempDirectory } from '../support/temp.ts'
+
+/** The newest OPTIONS file RocksDB wrote in a store directory: the options it runs with. */
+function rocksdbOptions(directory: string): string {
+  const files = readdirSync(directory)
+    .filter((name) => name.startsWith('OPTIONS-'))
+    .sort((a, b) => Number(a.slice(8)) - Number(b.slice(8)))
+  const newest = files.at(-1)
+  assert.ok(newest !== undefined, `no OPTIONS file in ${directory}`)
+  return readFileSync(path.join(directory, newest), 'utf8')
+}
+
+/** One `name=value` line of an OPTIONS file (the first, the default column family's). */
+function option(text: string, name: string): string {
+  const found = new RegExp(`^\\s*${name}=(.*)$`, 'm').exec(text)
+  assert.ok(found !== null, `no ${name} in the OPTIONS file`)
+  return (found[1] as string).trim()
+}
+
+test('a store opens RocksDB without ZSTD dictionaries, its lower levels still ZSTD, its log uncompressed, round-robin compactions, a bloom filter per file', async () => {
+  const tmp = tempDirectory()
+  const directory = path.join(tmp.directory, 'store')
+  const store = await Store.open(directory)
+  try {
+    const text = rocksdbOptions(directory)
+    assert.match(option(text, 'compression_opts'), /(^|[{;])max_dict_bytes=0;/)
+    assert.match(option(text, 'compression_opts'), /(^|[{;])zstd_max_train_bytes=0;/)
+    assert.equal(option(text, 'compression_per_level'), 'kNoCompression:kNoCompression:kZSTD:kZSTD:kZSTD:kZSTD:kZSTD')
+    assert.equal(option(text, 'wal_compression'), 'kNoCompression')
+    assert.equal(option(text, 'write_buffer_size'), String(8 * 1024 * 1024))
+    assert.equal(option(text, 'compaction_pri'), 'kRoundRobin')
+    assert.equal(option(text, 'filter_policy'), 'bloomfilter:10:false')
+  } finally {
+    await store.close()
+    tmp.remove()
+  }
+})
+
+test("a StoreTuning reaches RocksDB: dictionaries back on, 16 KiB blocks, RocksDB's own compaction priority", async () => {
+  const tmp = tempDirectory()
+  const directory = path.join(tmp.directory, 'store')
+  const store = await Store.open(directory, { compressionDictionaries: true, blockBytes: 16384, compactionPriority: 'overlappingRatio' })
+  try {
+    const text = rocksdbOptions(directory)
+    assert.match(option(text, 'compression_opts'), /(^|[{;])max_dict_bytes=16384;/)
+    assert.equal(option(text, 'block_size'), '16384')
+    assert.equal(option(text, 'compaction_pri'), 'kMinOverlappingRatio')
+  } finally {
+    await store.close()
+    tmp.remove()
+  }
+})
+
+/** Waits until RocksDB has no flush or compaction running or pending (polling, with a deadline). */
+async function settled(store: Store): Promise<void> {
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    const busy = ['rocksdb.num-running-compactions', 'rocksdb.num-running-flushes', 'rocksdb.compaction-pending', 'rocksdb.mem-table-flush-pending'].reduce(
+      (sum, name) => sum + (store.numericProperty(name) ?? 0),
+      0,
+    )
+    if (busy === 0) return
+    assert.ok(Date.now() < deadline, 'RocksDB still flushing or compacting after 60 s')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+/** Table files holding a compression dictionary: their meta index names the block `rocksdb.compression_dict`. */
+function tableFilesWithDictionaries(directory: string): number {
+  return readdirSync(directory).filter((name) => name.endsWith('.sst') && readFileSync(path.join(directory, name)).includes('rocksdb.compression_dict')).length
+}
+
+const key = (i: number): Buffer => Buffer.from(`row-${String(i).padStart(7, '0')}`)
+/** Compressible, different per row: what ZSTD and its dictionary have something to do with. */
+const value = (i: number): Buffer => Buffer.from(`{"id":${i},"source":"users:${i % 977}","destination":"users:${(i * 7) % 977}","asset":"USD/2","amount":${i * 13}}`.repeat(4))
+
+test("a store an earlier release wrote (ZSTD dictionaries, least-overlap compactions) reads every row under today's options", async () => {
+  const tmp = tempDirectory()
+  const directory = path.join(tmp.directory, 'store')
+  const rows = 60_000
+  // Small memtables so that a few MB reach the compressed levels.
+  const small: StoreTuning = { memtableMemoryBudget: 1024 * 1024 }
+  const earlier = await Store.open(directory, { ...small, compressionDictionaries: true, compactionPriority: 'overlappingRatio' })
+  try {
+    for (let from = 0; from < rows; from += 2000) {
+      await earlier.write(
+        Array.from({ length: 2000 }, (_, at) => ({ key: key(from + at), value: value(from + at) })),
+        { sync: false },
+      )
+    }
+    await earlier.write([{ key: Buffer.from('last'), value: Buffer.from('x') }], { sync: true })
+    await settled(earlier)
+  } finally {
+    await earlier.close()
+  }
+  const store = await Store.open(directory, small)
+  try {
+    // The earlier release's files hold blocks compressed with a dictionary (a meta block of that name).
+    assert.ok(tableFilesWithDictionaries(directory) > 0, 'no table file with a ZSTD dictionary')
+    const values = store.getManySync(Array.from({ length: rows }, (_, i) => key(i)))
+    values.forEach((read, i) => assert.deepEqual(read, value(i), `row ${i}`))
+    // And what this store writes from now on goes to files without one.
+    for (let from = rows; from < 2 * rows; from += 2000) {
+      await store.write(
+        Array.from({ length: 2000 }, (_, at) => ({ key: key(from + at), value: value(from + at) })),
+        { sync: false },
+      )
+    }
+    await settled(store)
+    const all = store.getManySync(Array.from({ length: 2 * rows }, (_, i) => key(i)))
+    all.forEach((read, i) => assert.deepEqual(read, value(i), `row ${i}`))
+  } finally {
+    await store.close()
+    tmp.remove()
+  }
+})
