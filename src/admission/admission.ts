@@ -322,22 +322,18 @@ export class Admission {
     // Every key once, in the order the orders first name it: these are the plan's positions.
     const plan = planCoverage(resolved.map((needs) => needs.keys))
     const allKeys = plan.keys
-    const plannedOrder = (proposed: ProposedOrder, i: number): PlannedOrder => ({
-      ...proposed,
-      order: (resolved[i] as { order: ProposedOrder['order'] }).order,
-      coverageIndexes: plan.coverageIndexes[i] as number[],
-    })
     // A large bulk's orders are packed for the log here, a slice at a time, before the
     // synchronous stamping: that step then only copies them.
     let planned: PlannedOrder[]
     let packedOrders: PackedItems | undefined
-    if (orders.length <= this.planSliceOrders) planned = orders.map(plannedOrder)
+    // Anonymous callbacks: a named closure made per proposal costs a `name` property definition under tsx (keepNames).
+    if (orders.length <= this.planSliceOrders) planned = orders.map((proposed, i) => plannedOrder(proposed, resolved, plan.coverageIndexes, i))
     else {
       planned = []
       const chunks: Buffer[] = []
       for (let at = 0; at < orders.length; at += this.planSliceOrders) {
         if (at > 0) await this.turn()
-        const slice = orders.slice(at, at + this.planSliceOrders).map((proposed, j) => plannedOrder(proposed, at + j))
+        const slice = orders.slice(at, at + this.planSliceOrders).map((proposed, j) => plannedOrder(proposed, resolved, plan.coverageIndexes, at + j))
         planned.push(...slice)
         chunks.push(packProposalOrders(slice))
       }
@@ -493,6 +489,23 @@ export class Admission {
     return hits
   }
 
+  /** What planning knows of `key`: a value read before, the cache's, or 'unknown' (noted in `unknown`, read before the next round). */
+  private lookupKnown(key: CanonicalKey, known: Map<CanonicalKey, AttributeValue | null>, unknown: Set<CanonicalKey>): KnownValue {
+    if (known.has(key)) return known.get(key) as AttributeValue | null
+    const cached = this.options.cache.get(key)
+    if (cached.state === 'absent') {
+      unknown.add(key)
+      return 'unknown'
+    }
+    // Kept for the later rounds: the cache may rotate the key out while
+    // they await the store, and planning must not chase it round after
+    // round. A value that moves before apply is the FSM's to refuse
+    // (STALE_INPUTS), as for any planned value.
+    const value = cached.state === 'live' ? cached.attribute.value : null
+    known.set(key, value)
+    return value
+  }
+
   /** Needs in rounds: some depend on values (a revert's postings). */
   /**
    * Orders are planned in sequence on a speculative overlay of the earlier
@@ -506,23 +519,8 @@ export class Admission {
   ): Promise<{ keys: readonly CanonicalKey[]; order: ProposedOrder['order'] }[]> {
     for (let round = 0; round < planRoundsMax; round++) {
       const unknown = new Set<CanonicalKey>()
-      const lookup = (key: CanonicalKey): KnownValue => {
-        if (known.has(key)) return known.get(key) as AttributeValue | null
-        const cached = this.options.cache.get(key)
-        if (cached.state === 'absent') {
-          unknown.add(key)
-          return 'unknown'
-        }
-        // Kept for the later rounds: the cache may rotate the key out while
-        // they await the store, and planning must not chase it round after
-        // round. A value that moves before apply is the FSM's to refuse
-        // (STALE_INPUTS), as for any planned value.
-        const value = cached.state === 'live' ? cached.attribute.value : null
-        known.set(key, value)
-        return value
-      }
       // A large bulk is planned a slice at a time, with a turn of the event loop between slices.
-      const steps = planRoundInSlices(orders, date, lookup, this.planSliceOrders)
+      const steps = planRoundInSlices(orders, date, (key) => this.lookupKnown(key, known, unknown), this.planSliceOrders)
       for (let unsettled = this.cacheUnsettled(); unsettled !== undefined; unsettled = this.cacheUnsettled()) await unsettled
       let step = steps.next()
       while (step.done !== true) {
@@ -547,14 +545,13 @@ export class Admission {
 
   /** Seeds for `keys`; true when they were read without an await (the cache and the next index have not moved). */
   private loadSeeds(keys: readonly CanonicalKey[], seeds: Map<CanonicalKey, Uint8Array | null>): true | Promise<false> {
-    const setSeeds = (rows: readonly (Buffer | undefined)[]): void => keys.forEach((key, i) => seeds.set(key, coverageSeed(rows[i])))
     const read = this.readRows(keys)
     if (Array.isArray(read)) {
-      setSeeds(read)
+      setSeeds(keys, seeds, read)
       return true
     }
     return read.then((rows) => {
-      setSeeds(rows)
+      setSeeds(keys, seeds, rows)
       return false
     })
   }
@@ -626,4 +623,14 @@ function staleRepeatedly(): TallyError {
 
 function isStaleInputs(result: OrderResult): boolean {
   return result.status === 'failed' && result.error.code === 'STALE_INPUTS'
+}
+
+/** A proposed order with what planning resolved for it: its order (a revert's postings filled in) and its coverage positions. */
+function plannedOrder(proposed: ProposedOrder, resolved: readonly { order: ProposedOrder['order'] }[], coverageIndexes: readonly (readonly number[])[], i: number): PlannedOrder {
+  return { ...proposed, order: (resolved[i] as { order: ProposedOrder['order'] }).order, coverageIndexes: coverageIndexes[i] as number[] }
+}
+
+/** Each key's coverage seed, from its row (read in `keys`' order). */
+function setSeeds(keys: readonly CanonicalKey[], seeds: Map<CanonicalKey, Uint8Array | null>, rows: readonly (Buffer | undefined)[]): void {
+  for (let i = 0; i < keys.length; i++) seeds.set(keys[i] as CanonicalKey, coverageSeed(rows[i]))
 }

@@ -87,7 +87,7 @@ export function* planRoundInSlices(
   sliceOrders: number,
 ): Generator<void, PlannedNeeds[], void> {
   const overlay = new Map<CanonicalKey, AttributeValue>()
-  const withOverlay = (key: CanonicalKey): KnownValue => overlay.get(key) ?? lookup(key)
+  const withOverlay = overOverlay(overlay, lookup)
   // The overlay is read only by the planning of orders whose needs read
   // values (a revert, a script): from the last of them on, no later plan can
   // see an order's effects, so its handler is not run (a bulk of postings
@@ -111,4 +111,9 @@ export function* planRoundInSlices(
     planned.push({ keys, complete, order })
   }
   return planned
+}
+
+/** `lookup` behind `overlay`. Returned unnamed: a named closure costs a `name` property definition per call under tsx (keepNames). */
+function overOverlay(overlay: ReadonlyMap<CanonicalKey, AttributeValue>, lookup: (key: CanonicalKey) => KnownValue): (key: CanonicalKey) => KnownValue {
+  return (key) => overlay.get(key) ?? lookup(key)
 }

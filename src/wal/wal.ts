@@ -182,7 +182,8 @@ interface Fill {
 
 interface Waiter {
   index: number
-  resolve: () => void
+  /** Called with the durable index. */
+  resolve: (durable: number) => void
   reject: (error: unknown) => void
 }
 
@@ -550,18 +551,19 @@ export class Wal {
     const target = this.#head
     if (this.#durable >= target) return Promise.resolve(this.#durable)
     return new Promise<number>((resolve, reject) => {
-      this.#waiters.push({ index: target, resolve: () => resolve(this.#durable), reject })
+      this.#waiters.push({ index: target, resolve, reject })
       this.#requestFlush(target)
     })
   }
 
-  /** Resolves once `index` is durable (starting a group write if needed). */
-  waitDurable(index: number): Promise<void> {
+  /** Resolves once `index` is durable (starting a group write if needed); returns `durable`. */
+  waitDurable(index: number): Promise<number> {
     invariant(Number.isSafeInteger(index) && index >= 0, `index ${index} is not a non-negative integer`)
     invariant(index <= this.#head, () => `waitDurable(${index}) beyond head ${this.#head}`)
-    if (this.#durable >= index) return Promise.resolve()
+    if (this.#durable >= index) return Promise.resolve(this.#durable)
     if (this.#failure !== null) return Promise.reject(this.#failure)
-    return new Promise<void>((resolve, reject) => {
+    // The same waiter shape as `flush`'s: no closure per wait.
+    return new Promise<number>((resolve, reject) => {
       this.#waiters.push({ index, resolve, reject })
       this.#requestFlush(index)
     })
@@ -904,7 +906,7 @@ export class Wal {
     const durable = this.#durable
     const still: Waiter[] = []
     for (const waiter of this.#waiters) {
-      if (waiter.index <= durable) waiter.resolve()
+      if (waiter.index <= durable) waiter.resolve(durable)
       else still.push(waiter)
     }
     this.#waiters = still

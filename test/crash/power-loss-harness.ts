@@ -45,6 +45,10 @@ export interface PowerLossRunOptions {
   /** Deliberately broken configurations, to show the harness catches them. */
   readonly walSync?: boolean
   readonly storeSyncIgnored?: (rows: readonly RowWrite[]) => boolean
+  /** The WAL io returns a write's count before its bytes are in the file (see `PowerLossDiskOptions.walWriteCountEarly`). */
+  readonly walWriteCountEarly?: boolean
+  /** Pins how WAL writes complete, which the seed would otherwise draw (see `walWriteModes`). */
+  readonly walWrites?: WalWriteMode
   /** Every power loss keeps only what was synced (see `PowerLossDiskOptions.worstCase`). */
   readonly worstCase?: boolean
   /** Receives a line per power loss (what the node had, what the disk kept). */
@@ -170,6 +174,24 @@ function scratchDirectory(): { directory: string; remove: () => void } {
   return { directory, remove: () => rmSync(directory, { recursive: true, force: true }) }
 }
 
+/**
+ * How the model's WAL writes complete: all through the thread pool (a
+ * promise), all at once on the JavaScript thread (a number, the WAL then
+ * calls the fdatasync in the same run), by size as the real io decides
+ * (small groups at once; the bound scaled down to these small segments), or
+ * drawn per write.
+ */
+export const walWriteModes = ['pool', 'at once', 'by size', 'mixed'] as const
+export type WalWriteMode = (typeof walWriteModes)[number]
+
+function walWriteAtOnce(mode: WalWriteMode, seed: number): (bytes: number) => boolean {
+  if (mode === 'pool') return () => false
+  if (mode === 'at once') return () => true
+  if (mode === 'by size') return (bytes) => bytes <= 1024
+  const draws = mulberry32(seed ^ 0x61c8)
+  return () => draws() < 0.5
+}
+
 /** Runs one seed; throws a `PowerLossFailure` on the first violation. */
 export async function runPowerLossSeed(options: PowerLossRunOptions): Promise<PowerLossReport> {
   const { seed } = options
@@ -189,8 +211,16 @@ export async function runPowerLossSeed(options: PowerLossRunOptions): Promise<Po
     walPreallocateBytes: pick(mulberry32(seed ^ 0x9e37), [0, 1024, 4096, 1 << 16, 1 << 22]),
     ...options.settings,
   }
-  const configuration = () => `K=${rotationThreshold} checkpointEntries=${base.checkpointEntries} walRetainEntries=${base.walRetainEntries} walSegmentBytesMax=${base.walSegmentBytesMax} walRetainBytes=${base.walRetainBytes} walPreallocateBytes=${base.walPreallocateBytes} applyBatchProposalsMax=${base.applyBatchProposalsMax}`
-  const disk = new PowerLossDisk({ random, worstCase: options.worstCase ?? false, ...(options.storeSyncIgnored === undefined ? {} : { storeSyncIgnored: options.storeSyncIgnored }) })
+  // Drawn from a stream of its own too: the write's two completions (the real io writes small groups at once).
+  const walWrites = options.walWrites ?? pick(mulberry32(seed ^ 0x2b71), walWriteModes)
+  const configuration = () => `walWrites=${walWrites} K=${rotationThreshold} checkpointEntries=${base.checkpointEntries} walRetainEntries=${base.walRetainEntries} walSegmentBytesMax=${base.walSegmentBytesMax} walRetainBytes=${base.walRetainBytes} walPreallocateBytes=${base.walPreallocateBytes} applyBatchProposalsMax=${base.applyBatchProposalsMax}`
+  const disk = new PowerLossDisk({
+    random,
+    worstCase: options.worstCase ?? false,
+    walWriteAtOnce: walWriteAtOnce(walWrites, seed),
+    walWriteCountEarly: options.walWriteCountEarly ?? false,
+    ...(options.storeSyncIgnored === undefined ? {} : { storeSyncIgnored: options.storeSyncIgnored }),
+  })
   const temp = scratchDirectory()
   const history: History = { transactions: new Map(), accountMetadata: [], transactionMetadata: [], reverts: [], keyed: [], uncertainKeyed: new Map(), uncertainRetried: 0, plannerGaveUp: 0, revertible: [] }
   const outcomes: PowerLossOutcome[] = []

@@ -48,6 +48,12 @@ test('power loss: a WAL that never fdatasyncs is caught (acknowledged writes los
   t.diagnostic(caught.join('; '))
 })
 
+test('power loss: a WAL write made at once whose count is trusted before its bytes are in the file is caught', async (t) => {
+  // The at-once path (the count returned as a number, the fdatasync called in the same run) under a broken io.
+  const caught = await assertCaught({ walWrites: 'at once', walWriteCountEarly: true, cycles: 4 }, [1, 2, 3], ['lost-write', 'restart-refused'])
+  t.diagnostic(caught.join('; '))
+})
+
 test('power loss: an unsynced store checkpoint (batches lost after the WAL recycled them) is caught', async (t) => {
   const checkpointRow = metaKey(MetaKey.checkpointIndex)
   const isCheckpoint = (rows: readonly RowWrite[]): boolean => rows.some((row) => row.key.equals(checkpointRow))

@@ -31,6 +31,7 @@
  * them by design, docs/wal.md), and the parent directory of the data
  * directory (created once, before any write).
  */
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
@@ -59,6 +60,19 @@ export interface PowerLossDiskOptions {
    * directory change survives): the surest way to expose a missing sync.
    */
   readonly worstCase?: boolean
+  /**
+   * Whether a WAL write of `bytes` completes on the JavaScript thread and
+   * returns its count as a number (the real io's path for small groups,
+   * whose fdatasync the WAL then calls in the same synchronous run), rather
+   * than a promise (the thread pool's path). Default: always a promise.
+   */
+  readonly walWriteAtOnce?: (bytes: number) => boolean
+  /**
+   * A deliberately broken io, to show the harness notices: a write made at
+   * once returns its full count before its bytes reach the file; they land
+   * only after the fdatasync the WAL then calls, so they are not durable.
+   */
+  readonly walWriteCountEarly?: boolean
 }
 
 /** What one `restorePower` did, for diagnostics. */
@@ -84,22 +98,28 @@ export class PowerLossDisk {
   /** Per directory: its entries created or deleted since its last fsync, in order. */
   private directoryChanges = new Map<string, DirectoryChange[]>()
   private stores = new Set<PowerLossStore>()
+  /** `walWriteCountEarly`: writes whose count was returned and whose bytes are not yet in the file. */
+  private writesLate: { handle: FileHandle; file: string; bytes: Buffer; position: number }[] = []
 
   readonly walIo: WalIo
 
   constructor(private readonly options: PowerLossDiskOptions) {
     this.walIo = {
-      write: async (handle, buffers, position) => {
+      write: (handle, buffers, position) => {
+        let bytes = 0
+        for (const buffer of buffers) bytes += buffer.byteLength
+        if (this.options.walWriteAtOnce?.(bytes) !== true) return this.writeOnPool(handle, buffers, position)
         const file = this.fileOf(handle)
-        if (this.failsNext()) {
-          // The write the power fails in may have partly reached the file (a torn write; its fate is drawn at restore).
-          const image = Buffer.concat(buffers)
-          await this.recordedWrite(handle, file, image.subarray(0, Math.floor(this.options.random() * image.byteLength)), position)
+        const image = Buffer.concat(buffers)
+        // The write the power fails in may have partly reached the file (a torn write; its fate is drawn at restore).
+        if (this.failsNext()) this.recordedWriteAtOnce(handle, file, image.subarray(0, Math.floor(this.options.random() * image.byteLength)), position)
+        this.step('wal write (at once)')
+        if (this.options.walWriteCountEarly === true) {
+          // The planted bug: the count is trusted before the bytes are in the file; they land after the sync that follows.
+          this.writesLate.push({ handle, file, bytes: image, position })
+          return image.byteLength
         }
-        this.step('wal write')
-        const bytesWritten = await this.recordedWrite(handle, file, Buffer.concat(buffers), position)
-        this.assertPowered()
-        return bytesWritten
+        return this.recordedWriteAtOnce(handle, file, image, position)
       },
       sync: async (handle) => {
         this.step('wal fdatasync')
@@ -107,6 +127,8 @@ export class PowerLossDisk {
         // The power may fail while the sync runs: then it never returned.
         this.assertPowered()
         this.unsyncedWrites.set(file, [])
+        // The broken io's writes complete only now: after the sync, so they are not durable.
+        for (const late of this.writesLate.splice(0)) this.recordedWriteAtOnce(late.handle, late.file, late.bytes, late.position)
       },
       preallocate: async (handle, position, bytes) => {
         const file = this.fileOf(handle)
@@ -200,6 +222,39 @@ export class PowerLossDisk {
   /** @internal */
   assertPowered(): void {
     if (this.crashedAt !== undefined) throw new PowerLost(`power lost ${this.crashedAt}`)
+  }
+
+  /** A WAL write through the thread pool (a promise), as the real io makes large ones. */
+  private async writeOnPool(handle: FileHandle, buffers: Buffer[], position: number): Promise<number> {
+    const file = this.fileOf(handle)
+    if (this.failsNext()) {
+      // The write the power fails in may have partly reached the file (a torn write; its fate is drawn at restore).
+      const image = Buffer.concat(buffers)
+      await this.recordedWrite(handle, file, image.subarray(0, Math.floor(this.options.random() * image.byteLength)), position)
+    }
+    this.step('wal write')
+    const bytesWritten = await this.recordedWrite(handle, file, Buffer.concat(buffers), position)
+    this.assertPowered()
+    return bytesWritten
+  }
+
+  /** `recordedWrite` done on the JavaScript thread: returns before any microtask runs. */
+  private recordedWriteAtOnce(handle: FileHandle, file: string, bytes: Buffer, position: number): number {
+    const { size } = fstatSync(handle.fd)
+    const overwritten = Buffer.alloc(Math.max(0, Math.min(size, position + bytes.byteLength) - position))
+    if (overwritten.byteLength > 0) {
+      // Segments are opened write-only: read what the write replaces through a descriptor of our own.
+      const reader = openSync(file, 'r')
+      try {
+        readSync(reader, overwritten, 0, overwritten.byteLength, position)
+      } finally {
+        closeSync(reader)
+      }
+    }
+    const writes = this.unsyncedWrites.get(file)
+    if (writes === undefined) throw new Error('power-loss model: a write to a WAL file not opened through WalIo.open')
+    writes.push({ position, bytes, overwritten, sizeBefore: size })
+    return writeSync(handle.fd, bytes, 0, bytes.byteLength, position)
   }
 
   /** Writes `bytes` at `position`, remembering what they overwrote (and the size before) so that a power loss can undo them. */
@@ -322,6 +377,7 @@ export class PowerLossDisk {
     this.handleFiles = new Map()
     this.directoryChanges = new Map()
     this.stores = new Set()
+    this.writesLate = []
     return outcome
   }
 }
