@@ -260,27 +260,14 @@ export async function pageOfRows<T>(
     }
   }
   const keysOnly = 'selectMany' in options && options.keysOnly === true
-  const rows: [Buffer, T][] = []
-  // Set when a selection that keeps every row met a row past the page.
-  let pastPage = false
-  const keep = async (read: readonly [Buffer, Buffer][]): Promise<void> => {
-    let batch = read
-    if ('selectMany' in options && options.keepsEveryRow === true && rows.length + read.length > size) {
-      batch = read.slice(0, size - rows.length)
-      pastPage = true
-    }
-    const items = 'selectMany' in options ? options.selectMany(batch) : await Promise.all(batch.map(([key, value]) => options.select(key, value)))
-    for (let at = 0; at < batch.length && rows.length <= size; at++) {
-      const item = items[at]
-      if (item !== undefined) rows.push([(batch[at] as [Buffer, Buffer])[0], item])
-    }
-  }
+  const kept = new PageRows(options, size)
   if (lt === undefined || Buffer.compare(gte, lt) < 0) {
     let exhausted = false
     // A descending short read needs its upper bound; the attribute and index zones always have one.
     if (store.rowsSync !== undefined && (!scanDown || lt !== undefined)) {
       const read = store.rowsSync({ gte, lt, reverse: scanDown, limit: Math.min(shortRangeRowsMax, size + 1), keysOnly })
-      await keep(read.rows)
+      const selecting = kept.keep(read.rows)
+      if (selecting !== undefined) await selecting
       exhausted = read.exhausted
       const last = read.rows[read.rows.length - 1]
       if (last !== undefined) {
@@ -288,24 +275,25 @@ export async function pageOfRows<T>(
         else gte = Buffer.concat([last[0], Buffer.of(0)])
       }
     }
-    if (!exhausted && !pastPage && rows.length <= size) {
+    if (!exhausted && !kept.full()) {
       // Batches read on the thread pool, not one promise per row; the first no
       // larger than what the page still needs, each next one twice the last
       // (up to 1 000 rows), and none read ahead: a page reads little past its rows.
-      const batches = rangeBatchesOf(store, { gte, lt, reverse: scanDown, batchBytes: scanBatchBytes, firstBatchRows: size + 1 - rows.length, readAhead: false, keysOnly })
+      const batches = rangeBatchesOf(store, { gte, lt, reverse: scanDown, batchBytes: scanBatchBytes, firstBatchRows: size + 1 - kept.rows.length, readAhead: false, keysOnly })
       for await (const batch of batches) {
         // Selected in slices of the rows the page still needs: no selection runs on a row past the page.
-        for (let at = 0; at < batch.length && rows.length <= size && !pastPage; ) {
-          const slice = batch.slice(at, at + size + 1 - rows.length)
+        for (let at = 0; at < batch.length && !kept.full(); ) {
+          const slice = batch.slice(at, at + size + 1 - kept.rows.length)
           at += slice.length
-          await keep(slice)
+          const selecting = kept.keep(slice)
+          if (selecting !== undefined) await selecting
         }
-        if (rows.length > size || pastPage) break
+        if (kept.full()) break
       }
     }
   }
-  const more = rows.length > size || pastPage
-  const page = rows.slice(0, size)
+  const more = kept.full()
+  const page = kept.rows.slice(0, size)
   if (backward) page.reverse()
   const hasNext = backward ? true : more
   const hasPrevious = backward ? more : boundary !== undefined
@@ -321,6 +309,51 @@ export async function pageOfRows<T>(
       ? { previous: encodeCursor({ pageSize: size, boundary: first[0].toString('hex'), direction: 'previous', options: request.options }, request.cursorKey) }
       : {}),
     data: page.map(([, item]) => item),
+  }
+}
+
+/**
+ * The rows a page has kept so far, and whether it is full: a row past the
+ * page kept, or (a selection that keeps every row) met. A class rather than
+ * a closure per request: tsx's keepNames names each named closure a request
+ * makes (`__name`, a `defineProperty`).
+ */
+class PageRows<T> {
+  readonly rows: [Buffer, T][] = []
+  /** Set when a selection that keeps every row met a row past the page. */
+  private pastPage = false
+
+  constructor(
+    private readonly selection: RowSelection<T>,
+    private readonly size: number,
+  ) {}
+
+  full(): boolean {
+    return this.rows.length > this.size || this.pastPage
+  }
+
+  /** Selects `read` and keeps what it gives: at once for a batch selection, else once every row's selection settles. */
+  keep(read: readonly [Buffer, Buffer][]): Promise<void> | undefined {
+    const selection = this.selection
+    if (!('selectMany' in selection)) return this.keepSelected(read, Promise.all(read.map(([key, value]) => selection.select(key, value))))
+    let batch = read
+    if (selection.keepsEveryRow === true && this.rows.length + read.length > this.size) {
+      batch = read.slice(0, this.size - this.rows.length)
+      this.pastPage = true
+    }
+    this.add(batch, selection.selectMany(batch))
+    return undefined
+  }
+
+  private async keepSelected(batch: readonly [Buffer, Buffer][], items: Promise<(T | undefined)[]>): Promise<void> {
+    this.add(batch, await items)
+  }
+
+  private add(batch: readonly [Buffer, Buffer][], items: readonly (T | undefined)[]): void {
+    for (let at = 0; at < batch.length && this.rows.length <= this.size; at++) {
+      const item = items[at]
+      if (item !== undefined) this.rows.push([(batch[at] as [Buffer, Buffer])[0], item])
+    }
   }
 }
 

@@ -222,47 +222,47 @@ export class Views {
     // Commit volumes are stepped over, not decoded, when the page does not print them (no filter reads them).
     const decode = expand.volumes || expand.effectiveVolumes ? decodeTransaction : decodeTransactionRowWithoutVolumes
     const order = listOrder(request.options, ['id', 'timestamp'], true)
-    const judged = (row: Buffer): TransactionRecord | undefined => selected(decode(row))
     // Nothing to judge or add (no filter beyond the range read, no `pit`, no volumes): each row printed as stored, not decoded.
     const printsRows = !expand.volumes && !expand.effectiveVolumes && expand.pit === undefined
-    const asStored = (row: Buffer): ListedTransaction | undefined => {
-      const text = printTransactionRow(row)
-      return text === undefined ? judged(row) : new PrintedJson(text)
-    }
-    // Index rows end with the transaction id: the rows of a batch are read in one call, the index rows' values not at all.
-    const byIndexedRows = (pick: (row: Buffer) => ListedTransaction | undefined) => (rows: readonly [Buffer, Buffer][]) => {
-      const ids = rows.map(([key]) => key.readBigUInt64BE(key.length - 8))
-      if (read !== undefined) for (const id of ids) read.add(this.transactionSlotOf(ledger, id))
-      const values = this.store.getManySync(ids.map((id) => attributeRowKey(transactionKey(ledger, id))))
-      return values.map((row, at) => {
-        invariant(row !== undefined, () => `indexed transaction ${ids[at]} has no row`)
-        return pick(row)
-      })
-    }
+    // Methods, not closures made here: tsx's keepNames names each named closure a request makes (`__name`, a defineProperty).
+    const rowsOf = new ListedTransactionRows(this.store, ledger, selected, decode, read === undefined ? undefined : { read, slots: this.transactionSlotsIn(ledger) })
     if (order.field === 'timestamp') {
-      const pick = printsRows && filter?.root === undefined ? asStored : judged
-      const page = await pageOfRows(this.store, { prefix: transactionsByTimestampPrefix(ledger), descending: order.descending, request, selectMany: byIndexedRows(pick), keysOnly: true })
+      rowsOf.printsAsStored = printsRows && filter?.root === undefined
+      const page = await pageOfRows(this.store, {
+        prefix: transactionsByTimestampPrefix(ledger),
+        descending: order.descending,
+        request,
+        selectMany(rows) {
+          return rowsOf.indexed(rows)
+        },
+        keysOnly: true,
+      })
       return this.transactionPage(ledger, page, expand)
     }
     const account = filter?.root === undefined ? undefined : indexedAccount(filter.root)
     if (account !== undefined) {
-      const pick = printsRows && isIndexedAccountAlone(filter?.root) ? asStored : judged
+      rowsOf.printsAsStored = printsRows && isIndexedAccountAlone(filter?.root)
       const page = await pageOfRows(this.store, {
         prefix: accountTransactionsPrefix(ledger, account),
         descending: order.descending,
         request,
-        selectMany: byIndexedRows(pick),
+        selectMany(rows) {
+          return rowsOf.indexed(rows)
+        },
         keysOnly: true,
         // The account's index holds exactly the transactions a lone `$match` on `account` keeps (one row per account a posting moves).
         keepsEveryRow: expand.pit === undefined && isIndexedAccountAlone(filter?.root),
       })
       return this.transactionPage(ledger, page, expand)
     }
+    rowsOf.printsAsStored = printsRows && filter?.root === undefined
     const page = await pageOfRows(this.store, {
       prefix: attributeRowKey(transactionPrefix(ledger) as never),
       descending: order.descending,
       request,
-      select: (_key, value) => (printsRows && filter?.root === undefined ? asStored(value) : judged(value)),
+      select(_key, value) {
+        return rowsOf.picked(value)
+      },
     })
     return this.transactionPage(ledger, page, expand)
   }
@@ -280,10 +280,11 @@ export class Views {
     return count
   }
 
-  private transactionSlotOf(ledger: LedgerName, id: bigint): number {
-    const slot = this.answers?.generations.transactionSlot(ledger, id)
-    invariant(slot !== undefined, 'a kept list reads from an ASCII ledger')
-    return slot
+  /** The answer cache's row generations, through which a kept list records its transaction rows' owners. */
+  private transactionSlotsIn(ledger: LedgerName): TransactionSlots {
+    const generations = this.answers?.generations
+    invariant(generations !== undefined, 'a kept list is read once answers are kept')
+    return { ledger, generations }
   }
 
   private async transactionPage(ledger: LedgerName, page: Page<ListedTransaction>, expand: Expand): Promise<Page<PrintedJson>> {
@@ -404,12 +405,15 @@ export class Views {
   async listAccounts(ledger: LedgerName, request: PageRequest, filter: Filter<'accounts'> | undefined, expand: Expand = NO_EXPAND): Promise<Page<Json>> {
     this.requireLedger(ledger)
     const scan = this.accountScan(ledger, filter)
+    const views = this
     const page = await pageOfRows(this.store, {
       prefix: scan.prefix,
       ...(scan.range === undefined ? {} : { scan: scan.range }),
       descending: listDescending(request.options, 'address', false),
       request,
-      select: (_key, value) => this.selectAccount(ledger, value, filter, expand.pit),
+      select(_key, value) {
+        return views.selectAccount(ledger, value, filter, expand.pit)
+      },
     })
     const data: Json[] = []
     for (const record of page.data) data.push(await this.accountJson(ledger, record, expand))
@@ -590,13 +594,78 @@ function isIndexedAccountAlone(node: FilterNode | undefined): boolean {
 /** An exact account a transaction filter requires (a conjunct `$match` on account/source/destination). */
 function indexedAccount(node: FilterNode): string | undefined {
   const leaves: Leaf[] = []
-  const walk = (item: FilterNode): void => {
-    if (item.kind === 'and') item.items.forEach(walk)
-    else if (item.kind !== 'or' && item.kind !== 'not') leaves.push(item)
-  }
-  walk(node)
+  conjunctLeaves(node, leaves)
   for (const leaf of leaves) if (leaf.kind === 'address' && leaf.pattern.exact) return leaf.pattern.source
   return undefined
+}
+
+/** The leaves a conjunction requires (`and`s walked, `or`s and `not`s left out), added to `leaves`. */
+function conjunctLeaves(item: FilterNode, leaves: Leaf[]): void {
+  if (item.kind === 'and') for (const inner of item.items) conjunctLeaves(inner, leaves)
+  else if (item.kind !== 'or' && item.kind !== 'not') leaves.push(item)
+}
+
+/** Where a kept list records the owner of each transaction row it reads. */
+interface TransactionSlots {
+  readonly ledger: LedgerName
+  readonly generations: RowGenerations
+}
+
+/**
+ * What a transaction list makes of the rows it reads, one per request: a
+ * transaction row judged (decoded, then kept or left out by `pit` and the
+ * filter) or, when nothing is left to judge (`printsAsStored`), printed as
+ * stored; an index page's rows read in one call by the ids their keys end
+ * with, their values never read. A class rather than closures made per
+ * request: tsx's keepNames would name each of those (`__name`, a
+ * `defineProperty` per closure per request).
+ */
+class ListedTransactionRows {
+  printsAsStored = false
+
+  constructor(
+    private readonly store: Store,
+    private readonly ledger: LedgerName,
+    private readonly selected: (record: TransactionRecord) => TransactionRecord | undefined,
+    private readonly decode: (row: Buffer) => TransactionRecord,
+    /** Set when the answer is to be kept: each transaction row's owner is recorded before the row is read. */
+    private readonly kept: { readonly read: ReadRecord; readonly slots: TransactionSlots } | undefined,
+  ) {}
+
+  picked(row: Buffer): ListedTransaction | undefined {
+    if (this.printsAsStored) {
+      const text = printTransactionRow(row)
+      if (text !== undefined) return new PrintedJson(text)
+    }
+    return this.selected(this.decode(row))
+  }
+
+  /** Index rows end with the transaction id: the transactions' rows read in one call. */
+  indexed(rows: readonly [Buffer, Buffer][]): (ListedTransaction | undefined)[] {
+    const ids: bigint[] = []
+    const keys: Buffer[] = []
+    for (const [key] of rows) {
+      const id = key.readBigUInt64BE(key.length - 8)
+      ids.push(id)
+      keys.push(attributeRowKey(transactionKey(this.ledger, id)))
+    }
+    if (this.kept !== undefined) {
+      const { read, slots } = this.kept
+      for (const id of ids) {
+        const slot = slots.generations.transactionSlot(slots.ledger, id)
+        invariant(slot !== undefined, 'a kept list reads from an ASCII ledger')
+        read.add(slot)
+      }
+    }
+    const values = this.store.getManySync(keys)
+    const items: (ListedTransaction | undefined)[] = []
+    for (let at = 0; at < values.length; at++) {
+      const row = values[at]
+      invariant(row !== undefined, () => `indexed transaction ${ids[at]} has no row`)
+      items.push(this.picked(row))
+    }
+    return items
+  }
 }
 
 export function decodeLedger(row: Buffer): LedgerRecord {
