@@ -1,8 +1,8 @@
 import type { LedgerName } from '../domain/index.ts'
 import type { PackedCursor } from '../domain/index.ts'
 import { JsonBytes, decodeAttribute, idempotencyKey, isPackedString, ledgerKey, ledgerNotFound, openPackedObject, readPackedString, writePackedJson } from '../domain/index.ts'
-import type { BatchedRangeReader, StoreReader } from '../store/index.ts'
-import { RowLayout, attributeRowKey, logRowFields, logRowPrefix, prefixEnd } from '../store/index.ts'
+import type { BatchedRangeReader, BatchedValueReader, StoreReader } from '../store/index.ts'
+import { RowLayout, attributeRowKey, logRowFields, logRowPrefix, prefixEnd, rangeValueBatchesOf } from '../store/index.ts'
 
 /**
  * Bytes of log rows read from the store at once: one `nextv` on the thread
@@ -22,8 +22,14 @@ export const exportChunkBytes = 256 * 1024
  */
 export const exportWriteQueueBytes = 4 * 1024 * 1024
 
-/** What an export reads: the ledger and idempotency rows, and the log zone in batches. */
-export type ExportReader = Pick<StoreReader, 'get' | 'getMany'> & BatchedRangeReader
+/**
+ * Rows of a batch at most: the batch is bounded by its bytes
+ * (`exportBatchBytes`, about 3 000 log rows of a transfer), not by a row count.
+ */
+export const exportBatchRowsMax = 16 * 1024
+
+/** What an export reads: the ledger and idempotency rows, and the log zone in batches (values only, where the reader can). */
+export type ExportReader = Pick<StoreReader, 'get' | 'getMany'> & BatchedRangeReader & Partial<BatchedValueReader>
 
 /**
  * A ledger's v2 logs, oldest first, one JSON object per line as v2's export
@@ -82,9 +88,9 @@ async function* exportLogBatches(store: ExportReader, ledger: LedgerName): Async
   const prefix = logRowPrefix(ledger)
   const out = new JsonBytes(exportBatchBytes)
   const keyed: KeyedLine[] = []
-  for await (const rows of store.rangeBatches({ gte: prefix, lt: prefixEnd(prefix), batchBytes: exportBatchBytes })) {
+  for await (const rows of rangeValueBatchesOf(store, { gte: prefix, lt: prefixEnd(prefix), batchBytes: exportBatchBytes, rowsMax: exportBatchRowsMax })) {
     keyed.length = 0
-    for (const [, row] of rows) writeLogLine(out, row, keyed)
+    for (const row of rows) writeLogLine(out, row, keyed)
     yield { bytes: keyed.length === 0 ? out.take() : await withIdempotencyHashes(store, ledger, out, keyed), logs: rows.length }
   }
 }
