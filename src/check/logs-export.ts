@@ -26,12 +26,14 @@ export const exportWriteQueueBytes = 16 * 1024 * 1024
 
 /**
  * Rows of a batch at most (`exportBatchBytes` bounds a batch of large logs).
- * Measured on 1M transfers at load 17–19: batches bounded by bytes alone
- * (~3 000 rows, ~1.3 MB of lines) took 1.6–2.3 times the wall time of
- * batches of 1 000 for the same CPU: the read ahead and the printing
- * overlap in finer steps.
+ * Measured on 1M transfers at load 16–19, the same CPU each way: batches
+ * bounded by bytes alone (~3 000 rows, ~1.3 MB of lines) took 1.6–2.3 times
+ * the wall time of batches of 1 000, and batches of 400 less again in four
+ * pairs of five (÷ 1.0–1.6): the read ahead on the thread pool and the
+ * printing on the JavaScript thread overlap in finer steps, which a loaded
+ * machine's scheduler serves better.
  */
-export const exportBatchRowsMax = 1000
+export const exportBatchRowsMax = 400
 
 /** What an export reads: the ledger and idempotency rows, and the log zone in batches (values only, where the reader can). */
 export type ExportReader = Pick<StoreReader, 'get' | 'getMany'> & BatchedRangeReader & Partial<BatchedValueReader>
