@@ -6,8 +6,9 @@ import { RowLayout, attributeRowKey, logRowFields, logRowPrefix, prefixEnd, rang
 
 /**
  * Bytes of log rows read from the store at once: one `nextv` on the thread
- * pool (a thousand rows at most), then decoded and printed without an
- * `await` per row; the batch's idempotency records come in one `getMany`.
+ * pool (`exportBatchRowsMax` rows at most, values only), then printed
+ * without an `await` per row; the batch's idempotency records come in one
+ * `getMany`.
  */
 export const exportBatchBytes = 1024 * 1024
 
