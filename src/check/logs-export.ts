@@ -12,8 +12,12 @@ import { RowLayout, attributeRowKey, logRowFields, logRowPrefix, prefixEnd, rang
  */
 export const exportBatchBytes = 1024 * 1024
 
-/** Bytes of JSON lines gathered before `exportLogChunks` hands them on (one write, not one per log). */
-export const exportChunkBytes = 256 * 1024
+/**
+ * Bytes of JSON lines gathered before `exportLogChunks` hands them on (one
+ * write, not one per log): a batch of 400 transfers' logs (~180 KB) is a
+ * chunk by itself, handed on without being copied into a larger one.
+ */
+export const exportChunkBytes = 128 * 1024
 
 /**
  * Bytes of chunks an export's file stream queues before it pushes back
