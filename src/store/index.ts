@@ -1,5 +1,5 @@
-export { Store, rangeBatchesOf, groupedRows, scanBatchBytes, STORAGE_SCHEMA_VERSION, cumulativeStallSeconds, SchemaVersionMismatch, shortRangeRowsMax, shortRangeBatchBytesMax } from './store.ts'
-export type { BatchedRangeOptions, BatchedRangeReader, RangeOptions, ShortRange, ShortReader, StoreReader, StoreTuning, StoreWriter, WriteSlices } from './store.ts'
+export { Store, rangeBatchesOf, rangeValueBatchesOf, groupedRows, scanBatchBytes, STORAGE_SCHEMA_VERSION, cumulativeStallSeconds, SchemaVersionMismatch, shortRangeRowsMax, shortRangeBatchBytesMax } from './store.ts'
+export type { BatchedRangeOptions, BatchedRangeReader, BatchedValueOptions, BatchedValueReader, RangeOptions, ShortRange, ShortReader, StoreReader, StoreTuning, StoreWriter, WriteSlices } from './store.ts'
 export * from './layout.ts'
 export { LogSyncAhead, logSyncAheadBytesDefault, rocksDbLogFiles, nodeLogSyncIo } from './log-sync-ahead.ts'
 export type { LogSyncAheadFigures, LogSyncIo } from './log-sync-ahead.ts'

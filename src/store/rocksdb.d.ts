@@ -29,6 +29,8 @@ declare module '@nxtedition/rocksdb' {
   export interface RocksIterator {
     _seekSync(target: Buffer): void
     _nextvSync(count: number): { rows: Buffer[]; finished: boolean }
+    /** The same read on the thread pool, rows as the binding gives them (no key/value pairs built). */
+    _nextvAsync(count: number): Promise<{ rows: (Buffer | undefined)[]; finished: boolean }>
     close(): Promise<void>
   }
 }

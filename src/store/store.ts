@@ -106,6 +106,35 @@ export interface BatchedRangeOptions extends RangeOptions {
   readonly firstBatchRows?: number
 }
 
+/**
+ * A whole-range scan that wants only the rows' values (an export): read as
+ * `rangeBatches` reads, without the keys. The binding copies each key into a
+ * `Buffer` of its own on the JavaScript thread; a reader that never looks at
+ * them pays for none.
+ */
+export interface BatchedValueReader {
+  rangeValueBatches(options: BatchedValueOptions): AsyncIterable<readonly Buffer[]>
+}
+
+export interface BatchedValueOptions {
+  readonly gte: Buffer
+  /** Exclusive upper bound (none: to the end of the store). */
+  readonly lt: Buffer | undefined
+  /** Bytes of values per batch (one row more at most). */
+  readonly batchBytes: number
+  /** Rows per batch at most (default the `rangeBatches` bound, 1 000). */
+  readonly rowsMax?: number
+}
+
+/** The value batches of a reader: `rangeValueBatches` where it has one, else the values of its `rangeBatches`. */
+export async function* rangeValueBatchesOf(reader: BatchedRangeReader & Partial<BatchedValueReader>, options: BatchedValueOptions): AsyncIterable<readonly Buffer[]> {
+  if (reader.rangeValueBatches !== undefined) {
+    yield* reader.rangeValueBatches(options)
+    return
+  }
+  for await (const rows of reader.rangeBatches({ gte: options.gte, ...(options.lt === undefined ? {} : { lt: options.lt }), batchBytes: options.batchBytes })) yield rows.map(([, value]) => value)
+}
+
 /** Bytes per batch of a scan that reads a whole range (a count, an aggregate, the cache restore): the size export and check read in. */
 export const scanBatchBytes = 1024 * 1024
 
@@ -497,6 +526,38 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
         if (readAhead) next = read()
         yield entries
         next ??= read()
+      }
+    } finally {
+      // A read still in flight (the caller stopped early) settles before the iterator closes.
+      if (next !== undefined) await next.catch(() => undefined)
+      await iterator.close()
+    }
+  }
+
+  /**
+   * The values of a range in batches of at most `batchBytes` (and
+   * `rowsMax` rows), from one iterator that reads no keys: each batch read
+   * on the thread pool while the caller handles the one before (two batches
+   * held at most), and no batch read after the one that ends the range.
+   */
+  async *rangeValueBatches(options: BatchedValueOptions): AsyncIterable<readonly Buffer[]> {
+    const { batchBytes } = options
+    const rowsMax = options.rowsMax ?? rangeBatchRowsMax
+    invariant(Number.isSafeInteger(batchBytes) && batchBytes > 0, () => `a value batch of ${batchBytes} bytes`)
+    invariant(Number.isSafeInteger(rowsMax) && rowsMax > 0, () => `a value batch of ${rowsMax} rows`)
+    const iterator = this.db.iterator({ gte: options.gte, ...(options.lt === undefined ? {} : { lt: options.lt }), keys: false, highWaterMarkBytes: batchBytes } as object) as unknown as RocksIterator
+    // With `keys: false` the binding's rows alternate `undefined` and a value.
+    type Read = { rows: (Buffer | undefined)[]; finished: boolean }
+    const read = (): Promise<Read> => iterator._nextvAsync(rowsMax)
+    let next: Promise<Read> | undefined = read()
+    try {
+      for (;;) {
+        const { rows, finished }: Read = await next
+        next = finished ? undefined : read()
+        const values: Buffer[] = new Array<Buffer>(rows.length >>> 1)
+        for (let at = 1, i = 0; at < rows.length; at += 2, i++) values[i] = rows[at] as Buffer
+        if (values.length > 0) yield values
+        if (next === undefined) return
       }
     } finally {
       // A read still in flight (the caller stopped early) settles before the iterator closes.

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Store, groupedRows, rangeBatchesOf } from '../../src/store/index.ts'
+import { Store, groupedRows, rangeBatchesOf, rangeValueBatchesOf } from '../../src/store/index.ts'
 import { tempDirectory } from '../support/temp.ts'
 
 /** Rows of the zone 0x42: keys in order, values of varied sizes. */
@@ -98,6 +98,53 @@ test('rangeBatches with firstBatchRows: a small first batch, each next one twice
     for await (const batch of groupedRows(store.range(range), { ...range, batchBytes: bytesBound })) {
       const before = batch.slice(0, -1).reduce((sum, [key, value]) => sum + key.length + value.length, 0)
       assert.ok(before < bytesBound, `a grouped batch of ${before} bytes before its last row`)
+    }
+  } finally {
+    await store.close()
+    temp.remove()
+  }
+})
+
+test('rangeValueBatches: the values of range() in order, in batches bounded in bytes and rows, no batch after the last; an empty range yields nothing; the fallback over rangeBatches agrees; stopping early closes cleanly', async () => {
+  const temp = tempDirectory('tally-range-value-batches-')
+  const store = await Store.open(temp.directory)
+  try {
+    const written = rows(5000)
+    await store.write(written, { sync: false })
+    // A row on each side of the range: neither may be read.
+    await store.write([{ key: Buffer.of(0x41, 0xff), value: Buffer.of(1) }, { key: Buffer.of(0x43), value: Buffer.of(2) }], { sync: false })
+    const range = { gte: Buffer.of(0x42), lt: Buffer.of(0x43) }
+    const expected = written.map(({ value }) => value.toString('hex'))
+    const read = async (batches: AsyncIterable<readonly Buffer[]>, batchBytes: number, rowsMax: number) => {
+      const seen: string[] = []
+      const sizes: number[] = []
+      for await (const batch of batches) {
+        sizes.push(batch.length)
+        let bytes = 0
+        batch.forEach((value, i) => {
+          if (i < batch.length - 1) bytes += value.length
+          seen.push(value.toString('hex'))
+        })
+        assert.ok(bytes < batchBytes, `a batch of ${bytes} bytes before its last row`)
+        assert.ok(batch.length <= rowsMax && batch.length > 0, `a batch of ${batch.length} rows`)
+      }
+      return { seen, sizes }
+    }
+    const byBytes = await read(store.rangeValueBatches({ ...range, batchBytes: 16 * 1024, rowsMax: 100_000 }), 16 * 1024, 100_000)
+    assert.deepEqual(byBytes.seen, expected)
+    assert.ok(byBytes.sizes.length > 10, `${byBytes.sizes.length} batches`)
+    const byRows = await read(store.rangeValueBatches({ ...range, batchBytes: 64 * 1024 * 1024, rowsMax: 700 }), 64 * 1024 * 1024, 700)
+    assert.deepEqual(byRows.seen, expected)
+    assert.deepEqual(byRows.sizes, [...Array.from({ length: 7 }, () => 700), 100])
+    // Exactly a whole number of batches: the range ends with a full batch, and no empty one follows.
+    assert.deepEqual((await read(store.rangeValueBatches({ ...range, batchBytes: 64 * 1024 * 1024, rowsMax: 1000 }), 64 * 1024 * 1024, 1000)).sizes, [1000, 1000, 1000, 1000, 1000])
+    assert.deepEqual((await read(store.rangeValueBatches({ gte: Buffer.of(0x50), lt: Buffer.of(0x51), batchBytes: 1024 }), 1024, 1000)).sizes, [])
+    // A reader with only rangeBatches (a test double): the same values.
+    const fallback = await read(rangeValueBatchesOf({ rangeBatches: (options) => store.rangeBatches(options) }, { ...range, batchBytes: 16 * 1024 }), 16 * 1024, 1000)
+    assert.deepEqual(fallback.seen, expected)
+    for await (const batch of store.rangeValueBatches({ ...range, batchBytes: 1024 })) {
+      assert.ok(batch.length > 0)
+      break
     }
   } finally {
     await store.close()
