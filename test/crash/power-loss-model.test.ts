@@ -213,16 +213,23 @@ test('WalIo sweep: every change the WAL makes to its files goes through its io (
     let expected = await snapshot(directory)
     const kinds = new Set<string>()
     const real = new PowerLossDisk({ random: mulberry32(1) }).walIo
-    // Between two io calls the directory must not change: nothing bypasses the io.
+    // Between two io calls the directory must not change: nothing bypasses the io. The WAL may run
+    // calls at once (a zero fill beside a recycle's unlink), so the watch runs them one at a time:
+    // otherwise a snapshot could list a file another call is deleting (ENOENT), or see its change.
+    let running: Promise<unknown> = Promise.resolve()
     const watched = Object.fromEntries(
       Object.entries(real).map(([kind, operation]) => [
         kind,
-        async (...args: unknown[]) => {
-          assert.equal(await snapshot(directory), expected, `the WAL changed its files outside io before ${kind}`)
-          kinds.add(kind)
-          const result: unknown = await (operation as (...a: unknown[]) => Promise<unknown>)(...args)
-          expected = await snapshot(directory)
-          return result
+        (...args: unknown[]) => {
+          const call = running.then(async () => {
+            assert.equal(await snapshot(directory), expected, `the WAL changed its files outside io before ${kind}`)
+            kinds.add(kind)
+            const result: unknown = await (operation as (...a: unknown[]) => Promise<unknown>)(...args)
+            expected = await snapshot(directory)
+            return result
+          })
+          running = call.catch(() => undefined)
+          return call
         },
       ]),
     ) as unknown as typeof real
