@@ -1,6 +1,6 @@
 import type { LedgerName } from '../domain/index.ts'
 import type { PackedCursor } from '../domain/index.ts'
-import { JsonBytes, decodeAttribute, idempotencyKey, isPackedString, ledgerKey, ledgerNotFound, openPackedObject, readPackedString, writePackedJson } from '../domain/index.ts'
+import { JsonBytes, LOG_HASH_BYTES, TransactionLogFlag, decodeAttribute, idempotencyKey, invariant, isPackedString, ledgerKey, ledgerNotFound, openPackedObject, readPackedCount, readPackedString, writePackedJson } from '../domain/index.ts'
 import type { BatchedRangeReader, StoreReader } from '../store/index.ts'
 import { RowLayout, attributeRowKey, logRowFields, logRowPrefix, prefixEnd } from '../store/index.ts'
 
@@ -104,6 +104,7 @@ interface KeyedLine {
  * `idempotencyHash` is left out: a keyed log notes where it goes in `keyed`.
  */
 function writeLogLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]): void {
+  if (row[0] === RowLayout.transactionLog) return writeTransactionLogLine(out, row, keyed)
   const start = out.length
   if (writeFsmOrderedLine(out, row, keyed)) return
   out.discardFrom(start)
@@ -169,6 +170,94 @@ function writeFsmOrderedLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]): b
   }
   out.bytes(printed.end)
   return true
+}
+
+/**
+ * The line of a NEW_TRANSACTION row of the fixed layout (docs/adr/0012,
+ * `domain/log-layouts.ts`), in one pass: the field names are the line's
+ * constant text, each value is printed from its item as the generic row's
+ * item would be, a date left out of the row (equal to the one before it) is
+ * that item printed again, and the hash is its 32 bytes in base64.
+ */
+function writeTransactionLogLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]): void {
+  cursor.offset = 1
+  const flags = readPackedCount(row, cursor)
+  invariant(flags <= 0xff, () => `transaction log row with unknown flags ${flags}`)
+  const id = cursor.offset
+  writePackedJson(row, cursor, undefined)
+  const hash = cursor.offset
+  if ((flags & TransactionLogFlag.hashText) !== 0) writePackedJson(row, cursor, undefined)
+  else {
+    invariant(hash + LOG_HASH_BYTES <= row.length, 'packed value cut short')
+    cursor.offset += LOG_HASH_BYTES
+  }
+  const date = cursor.offset
+  writePackedJson(row, cursor, undefined)
+  const key = (flags & TransactionLogFlag.idempotencyKey) !== 0 ? readPackedString(row, cursor) : ''
+  const schemaVersion = cursor.offset
+  if ((flags & TransactionLogFlag.schemaVersion) !== 0) writePackedJson(row, cursor, undefined)
+  out.bytes(printed.transactionLogStart)
+  writePackedJson(row, cursor, out)
+  out.bytes(printed.postings)
+  const postings = readPackedCount(row, cursor)
+  invariant(postings <= row.length, 'transaction log row with more postings than bytes')
+  for (let i = 0; i < postings; i++) {
+    out.bytes(i === 0 ? printed.source : printed.nextSource)
+    writePackedJson(row, cursor, out)
+    out.bytes(printed.destination)
+    writePackedJson(row, cursor, out)
+    out.bytes(printed.amount)
+    writePackedJson(row, cursor, out)
+    out.bytes(printed.asset)
+    writePackedJson(row, cursor, out)
+    out.byte(0x7d) // }
+  }
+  out.bytes(printed.timestamp)
+  const timestamp = cursor.offset
+  writePackedJson(row, cursor, out)
+  out.bytes(printed.insertedAt)
+  let insertedAt = timestamp
+  if ((flags & TransactionLogFlag.insertedAt) !== 0) {
+    insertedAt = cursor.offset
+    writePackedJson(row, cursor, out)
+  } else writePackedJson(row, { offset: timestamp }, out)
+  out.bytes(printed.updatedAt)
+  if ((flags & TransactionLogFlag.updatedAt) !== 0) writePackedJson(row, cursor, out)
+  else writePackedJson(row, { offset: insertedAt }, out)
+  out.bytes(printed.metadata)
+  writePackedJson(row, cursor, out)
+  out.bytes(printed.reverted)
+  writePackedJson(row, cursor, out)
+  if ((flags & TransactionLogFlag.reference) !== 0) {
+    out.bytes(printed.reference)
+    writePackedJson(row, cursor, out)
+  }
+  if ((flags & TransactionLogFlag.revertedAt) !== 0) {
+    out.bytes(printed.revertedAt)
+    writePackedJson(row, cursor, out)
+  }
+  if ((flags & TransactionLogFlag.template) !== 0) {
+    out.bytes(printed.template)
+    writePackedJson(row, cursor, out)
+  }
+  out.bytes(printed.accountMetadata)
+  writePackedJson(row, cursor, out)
+  invariant(cursor.offset === row.length, 'packed value followed by extra bytes')
+  out.bytes(printed.transactionLogDate)
+  writePackedJson(row, { offset: date }, out)
+  out.bytes(printed.idempotencyKey)
+  out.string(key)
+  if (key !== '') keyed.push({ at: out.length, key })
+  out.bytes(printed.id)
+  writePackedJson(row, { offset: id }, out)
+  out.bytes(printed.hash)
+  if ((flags & TransactionLogFlag.hashText) !== 0) writePackedJson(row, { offset: hash }, out)
+  else out.string(row.toString('base64', hash, hash + LOG_HASH_BYTES))
+  if ((flags & TransactionLogFlag.schemaVersion) !== 0) {
+    out.bytes(printed.schemaVersion)
+    writePackedJson(row, { offset: schemaVersion }, out)
+  }
+  out.bytes(printed.end)
 }
 
 /** Whether the next key of the object at `cursor` is `name`: if so the cursor moves past it, else it stays. */
@@ -255,6 +344,23 @@ const printed = {
   hash: Buffer.from(',"hash":'),
   schemaVersion: Buffer.from(',"schemaVersion":'),
   end: Buffer.from('}\n'),
+  transactionLogStart: Buffer.from('{"type":"NEW_TRANSACTION","data":{"transaction":{"id":'),
+  postings: Buffer.from(',"postings":['),
+  source: Buffer.from('{"source":'),
+  nextSource: Buffer.from(',{"source":'),
+  destination: Buffer.from(',"destination":'),
+  amount: Buffer.from(',"amount":'),
+  asset: Buffer.from(',"asset":'),
+  timestamp: Buffer.from('],"timestamp":'),
+  insertedAt: Buffer.from(',"insertedAt":'),
+  updatedAt: Buffer.from(',"updatedAt":'),
+  metadata: Buffer.from(',"metadata":'),
+  reverted: Buffer.from(',"reverted":'),
+  reference: Buffer.from(',"reference":'),
+  revertedAt: Buffer.from(',"revertedAt":'),
+  template: Buffer.from(',"template":'),
+  accountMetadata: Buffer.from('},"accountMetadata":'),
+  transactionLogDate: Buffer.from('},"date":'),
   null: Buffer.from('null'),
 }
 

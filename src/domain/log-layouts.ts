@@ -1,0 +1,199 @@
+import { invariant } from './errors.ts'
+import type { Json } from './json.ts'
+import { PackedShape, packedFields } from './packed.ts'
+
+/**
+ * A fixed layout for the v2 log every transfer writes, NEW_TRANSACTION
+ * (storage schema 5, docs/adr/0012): the log's structure — its field names,
+ * the transaction's and each posting's — is known, so the row holds the
+ * values only, each one a packed item (`packed.ts`) as the generic row would
+ * hold it, and the hash as its 32 bytes instead of 44 characters of base64.
+ * Any other log, and a NEW_TRANSACTION of any other shape (a field missing,
+ * extra or out of order), is packed generically (`RowLayout.log`, 0x02); the
+ * first byte says which, and `decodeLogRow` reads both.
+ *
+ *   [0x0a][flags]
+ *   [log id][hash: 32 bytes, or with flag 4 a string item][date]
+ *   [idempotencyKey, flag 1][schemaVersion, flag 2]
+ *   transaction: [id][posting count] ([source][destination][amount][asset])…
+ *                [timestamp][insertedAt, flag 8][updatedAt, flag 16][metadata][reverted]
+ *                [reference, flag 32][revertedAt, flag 64][template, flag 128]
+ *   [accountMetadata]
+ *
+ * Counts and flags are bare LEB128; every other value is an item. Without
+ * flag 8 insertedAt is the timestamp's item again, without flag 16
+ * updatedAt is insertedAt's (the usual transfer's three equal dates are
+ * written once).
+ *
+ * It decodes to exactly what the generic row of the same log decodes to,
+ * fields in the same order at every depth, and the export prints it in one
+ * pass from its items (`src/check/logs-export.ts`): the printed line is the
+ * one the generic row gives. The v2 log hash is over the printed canonical
+ * form (`audit/v2-log-hash.ts`), never over these bytes.
+ */
+export const TRANSACTION_LOG_LAYOUT = 0x0a
+
+export const TransactionLogFlag = {
+  idempotencyKey: 1,
+  schemaVersion: 2,
+  hashText: 4,
+  insertedAt: 8,
+  updatedAt: 16,
+  reference: 32,
+  revertedAt: 64,
+  template: 128,
+} as const
+const FLAGS_ALL = 255
+
+/** A v2 log hash: base64 of a sha256. */
+export const LOG_HASH_BYTES = 32
+const HASH_TEXT_LENGTH = 44
+
+const LOG_FIELDS = ['id', 'hash', 'type', 'data', 'date'] as const
+const TRANSACTION_FIELDS = ['id', 'postings', 'timestamp', 'insertedAt', 'updatedAt', 'metadata', 'reverted'] as const
+const TRANSACTION_OPTIONAL = ['reference', 'revertedAt', 'template'] as const
+const POSTING_FIELDS = ['source', 'destination', 'amount', 'asset'] as const
+
+type Fields = { readonly [key: string]: unknown }
+
+function isRecord(value: unknown): value is Fields {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** Whether `keys` starts with `expected`, each name at its place, and its values there are all defined. */
+function startsWith(keys: readonly string[], expected: readonly string[], value: Fields): boolean {
+  if (keys.length < expected.length) return false
+  for (let i = 0; i < expected.length; i++) if (keys[i] !== expected[i] || value[expected[i] as string] === undefined) return false
+  return true
+}
+
+/**
+ * The NEW_TRANSACTION log in its fixed layout; undefined for any other log,
+ * or one whose shape the layout does not hold (the caller packs it
+ * generically; a row half written here is dropped: every pack begins afresh).
+ */
+export function encodeTransactionLogRow(log: unknown): Buffer | undefined {
+  if (!isRecord(log) || log.type !== 'NEW_TRANSACTION') return undefined
+  const keys = Object.keys(log)
+  if (!startsWith(keys, LOG_FIELDS, log)) return undefined
+  let flags = 0
+  let at: number = LOG_FIELDS.length
+  if (keys[at] === 'idempotencyKey') {
+    if (typeof log.idempotencyKey !== 'string') return undefined
+    flags |= TransactionLogFlag.idempotencyKey
+    at++
+  }
+  if (keys[at] === 'schemaVersion') {
+    if (typeof log.schemaVersion !== 'string') return undefined
+    flags |= TransactionLogFlag.schemaVersion
+    at++
+  }
+  if (at !== keys.length) return undefined
+  const data = log.data
+  if (!isRecord(data)) return undefined
+  const dataKeys = Object.keys(data)
+  if (dataKeys.length !== 2 || dataKeys[0] !== 'transaction' || dataKeys[1] !== 'accountMetadata' || data.accountMetadata === undefined) return undefined
+  const transaction = data.transaction
+  if (!isRecord(transaction)) return undefined
+  const transactionKeys = Object.keys(transaction)
+  if (!startsWith(transactionKeys, TRANSACTION_FIELDS, transaction)) return undefined
+  at = TRANSACTION_FIELDS.length
+  const optional = [TransactionLogFlag.reference, TransactionLogFlag.revertedAt, TransactionLogFlag.template]
+  for (const [i, name] of TRANSACTION_OPTIONAL.entries()) {
+    if (transactionKeys[at] !== name) continue
+    if (transaction[name] === undefined) return undefined
+    flags |= optional[i] as number
+    at++
+  }
+  if (at !== transactionKeys.length) return undefined
+  const postings = transaction.postings
+  if (!Array.isArray(postings)) return undefined
+  for (const posting of postings) {
+    if (!isRecord(posting)) return undefined
+    const postingKeys = Object.keys(posting)
+    if (postingKeys.length !== POSTING_FIELDS.length || !startsWith(postingKeys, POSTING_FIELDS, posting)) return undefined
+  }
+  const hash = hashBytes(log.hash)
+  if (hash === undefined) flags |= TransactionLogFlag.hashText
+  const { timestamp, insertedAt, updatedAt } = transaction
+  if (!sameString(insertedAt, timestamp)) flags |= TransactionLogFlag.insertedAt
+  if (!sameString(updatedAt, insertedAt)) flags |= TransactionLogFlag.updatedAt
+
+  PackedShape.begin(TRANSACTION_LOG_LAYOUT)
+  PackedShape.count(flags)
+  PackedShape.item(log.id, false)
+  if (hash !== undefined) PackedShape.raw(hash)
+  else PackedShape.item(log.hash, false)
+  PackedShape.item(log.date, false)
+  if ((flags & TransactionLogFlag.idempotencyKey) !== 0) PackedShape.string(log.idempotencyKey as string)
+  if ((flags & TransactionLogFlag.schemaVersion) !== 0) PackedShape.string(log.schemaVersion as string)
+  PackedShape.item(transaction.id, false)
+  PackedShape.count(postings.length)
+  for (const posting of postings as Fields[]) {
+    PackedShape.item(posting.source, false)
+    PackedShape.item(posting.destination, false)
+    PackedShape.item(posting.amount, false)
+    PackedShape.item(posting.asset, false)
+  }
+  PackedShape.item(timestamp, false)
+  if ((flags & TransactionLogFlag.insertedAt) !== 0) PackedShape.item(insertedAt, false)
+  if ((flags & TransactionLogFlag.updatedAt) !== 0) PackedShape.item(updatedAt, false)
+  PackedShape.item(transaction.metadata, false)
+  PackedShape.item(transaction.reverted, false)
+  if ((flags & TransactionLogFlag.reference) !== 0) PackedShape.item(transaction.reference, false)
+  if ((flags & TransactionLogFlag.revertedAt) !== 0) PackedShape.item(transaction.revertedAt, false)
+  if ((flags & TransactionLogFlag.template) !== 0) PackedShape.item(transaction.template, false)
+  PackedShape.item(data.accountMetadata, false)
+  return PackedShape.end()
+}
+
+/** Equal strings: the later date is the earlier one's item again. Anything else is written. */
+function sameString(value: unknown, previous: unknown): boolean {
+  return typeof value === 'string' && value === previous
+}
+
+/** The hash's 32 bytes when it is base64 of 32 bytes in its one canonical text (so it prints back the same), else undefined. */
+function hashBytes(hash: unknown): Buffer | undefined {
+  if (typeof hash !== 'string' || hash.length !== HASH_TEXT_LENGTH) return undefined
+  const bytes = Buffer.from(hash, 'base64')
+  if (bytes.length !== LOG_HASH_BYTES || bytes.toString('base64') !== hash) return undefined
+  return bytes
+}
+
+/** A row of the fixed layout, as `unpackValue` of the generic row of the same log gives it. */
+export function decodeTransactionLogRow(row: Uint8Array): Json {
+  const fields = packedFields(row, TRANSACTION_LOG_LAYOUT)
+  const flags = fields.count()
+  invariant(flags <= FLAGS_ALL, () => `transaction log row with unknown flags ${flags}`)
+  const id = fields.item()
+  const hash = (flags & TransactionLogFlag.hashText) !== 0 ? fields.item() : fields.raw(LOG_HASH_BYTES).toString('base64')
+  const date = fields.item()
+  const idempotencyKey = (flags & TransactionLogFlag.idempotencyKey) !== 0 ? fields.string() : undefined
+  const schemaVersion = (flags & TransactionLogFlag.schemaVersion) !== 0 ? fields.string() : undefined
+  const transactionId = fields.item()
+  const postingCount = fields.count()
+  invariant(postingCount <= row.length, 'transaction log row with more postings than bytes')
+  const postings: Json[] = []
+  for (let i = 0; i < postingCount; i++) {
+    const source = fields.item()
+    const destination = fields.item()
+    const amount = fields.item()
+    const asset = fields.item()
+    postings.push({ source, destination, amount, asset })
+  }
+  const timestamp = fields.item()
+  const insertedAt = (flags & TransactionLogFlag.insertedAt) !== 0 ? fields.item() : timestamp
+  const updatedAt = (flags & TransactionLogFlag.updatedAt) !== 0 ? fields.item() : insertedAt
+  const metadata = fields.item()
+  const reverted = fields.item()
+  const transaction: { [key: string]: Json } = { id: transactionId, postings, timestamp, insertedAt, updatedAt, metadata, reverted }
+  if ((flags & TransactionLogFlag.reference) !== 0) transaction.reference = fields.item()
+  if ((flags & TransactionLogFlag.revertedAt) !== 0) transaction.revertedAt = fields.item()
+  if ((flags & TransactionLogFlag.template) !== 0) transaction.template = fields.item()
+  const accountMetadata = fields.item()
+  fields.end()
+  const log: { [key: string]: Json } = { id, hash, type: 'NEW_TRANSACTION', data: { transaction, accountMetadata }, date }
+  if (idempotencyKey !== undefined) log.idempotencyKey = idempotencyKey
+  if (schemaVersion !== undefined) log.schemaVersion = schemaVersion
+  return log
+}
