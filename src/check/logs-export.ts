@@ -177,12 +177,13 @@ function writeFsmOrderedLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]): b
  * `domain/log-layouts.ts`), in one pass: the field names are the line's
  * constant text, each value is printed from its item as the generic row's
  * item would be, a date left out of the row (equal to the one before it) is
- * that item printed again, and the hash is its 32 bytes in base64.
+ * that item printed again (the log's date, after the account metadata, when
+ * it is insertedAt's), and the hash is its 32 bytes in base64.
  */
 function writeTransactionLogLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]): void {
   cursor.offset = 1
   const flags = readPackedCount(row, cursor)
-  invariant(flags <= 0xff, () => `transaction log row with unknown flags ${flags}`)
+  invariant(flags <= 0x1ff, () => `transaction log row with unknown flags ${flags}`)
   const id = cursor.offset
   writePackedJson(row, cursor, undefined)
   const hash = cursor.offset
@@ -191,8 +192,6 @@ function writeTransactionLogLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]
     invariant(hash + LOG_HASH_BYTES <= row.length, 'packed value cut short')
     cursor.offset += LOG_HASH_BYTES
   }
-  const date = cursor.offset
-  writePackedJson(row, cursor, undefined)
   const key = (flags & TransactionLogFlag.idempotencyKey) !== 0 ? readPackedString(row, cursor) : ''
   const schemaVersion = cursor.offset
   if ((flags & TransactionLogFlag.schemaVersion) !== 0) writePackedJson(row, cursor, undefined)
@@ -242,9 +241,10 @@ function writeTransactionLogLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]
   }
   out.bytes(printed.accountMetadata)
   writePackedJson(row, cursor, out)
-  invariant(cursor.offset === row.length, 'packed value followed by extra bytes')
   out.bytes(printed.transactionLogDate)
-  writePackedJson(row, { offset: date }, out)
+  if ((flags & TransactionLogFlag.date) !== 0) writePackedJson(row, cursor, out)
+  else writePackedJson(row, { offset: insertedAt }, out)
+  invariant(cursor.offset === row.length, 'packed value followed by extra bytes')
   out.bytes(printed.idempotencyKey)
   out.string(key)
   if (key !== '') keyed.push({ at: out.length, key })

@@ -13,17 +13,17 @@ import { PackedShape, packedFields } from './packed.ts'
  * first byte says which, and `decodeLogRow` reads both.
  *
  *   [0x0a][flags]
- *   [log id][hash: 32 bytes, or with flag 4 a string item][date]
+ *   [log id][hash: 32 bytes, or with flag 4 a string item]
  *   [idempotencyKey, flag 1][schemaVersion, flag 2]
  *   transaction: [id][posting count] ([source][destination][amount][asset])…
  *                [timestamp][insertedAt, flag 8][updatedAt, flag 16][metadata][reverted]
  *                [reference, flag 32][revertedAt, flag 64][template, flag 128]
- *   [accountMetadata]
+ *   [accountMetadata][date, flag 256]
  *
  * Counts and flags are bare LEB128; every other value is an item. Without
  * flag 8 insertedAt is the timestamp's item again, without flag 16
- * updatedAt is insertedAt's (the usual transfer's three equal dates are
- * written once).
+ * updatedAt is insertedAt's, and without flag 256 the log's date is
+ * insertedAt's (the usual transfer's four equal dates are written once).
  *
  * It decodes to exactly what the generic row of the same log decodes to,
  * fields in the same order at every depth, and the export prints it in one
@@ -42,8 +42,9 @@ export const TransactionLogFlag = {
   reference: 32,
   revertedAt: 64,
   template: 128,
+  date: 256,
 } as const
-const FLAGS_ALL = 255
+const FLAGS_ALL = 511
 
 /** A v2 log hash: base64 of a sha256. */
 export const LOG_HASH_BYTES = 32
@@ -118,13 +119,13 @@ export function encodeTransactionLogRow(log: unknown): Buffer | undefined {
   const { timestamp, insertedAt, updatedAt } = transaction
   if (!sameString(insertedAt, timestamp)) flags |= TransactionLogFlag.insertedAt
   if (!sameString(updatedAt, insertedAt)) flags |= TransactionLogFlag.updatedAt
+  if (!sameString(log.date, insertedAt)) flags |= TransactionLogFlag.date
 
   PackedShape.begin(TRANSACTION_LOG_LAYOUT)
   PackedShape.count(flags)
   PackedShape.item(log.id, false)
   if (hash !== undefined) PackedShape.raw(hash)
   else PackedShape.item(log.hash, false)
-  PackedShape.item(log.date, false)
   if ((flags & TransactionLogFlag.idempotencyKey) !== 0) PackedShape.string(log.idempotencyKey as string)
   if ((flags & TransactionLogFlag.schemaVersion) !== 0) PackedShape.string(log.schemaVersion as string)
   PackedShape.item(transaction.id, false)
@@ -144,6 +145,7 @@ export function encodeTransactionLogRow(log: unknown): Buffer | undefined {
   if ((flags & TransactionLogFlag.revertedAt) !== 0) PackedShape.item(transaction.revertedAt, false)
   if ((flags & TransactionLogFlag.template) !== 0) PackedShape.item(transaction.template, false)
   PackedShape.item(data.accountMetadata, false)
+  if ((flags & TransactionLogFlag.date) !== 0) PackedShape.item(log.date, false)
   return PackedShape.end()
 }
 
@@ -167,7 +169,6 @@ export function decodeTransactionLogRow(row: Uint8Array): Json {
   invariant(flags <= FLAGS_ALL, () => `transaction log row with unknown flags ${flags}`)
   const id = fields.item()
   const hash = (flags & TransactionLogFlag.hashText) !== 0 ? fields.item() : fields.raw(LOG_HASH_BYTES).toString('base64')
-  const date = fields.item()
   const idempotencyKey = (flags & TransactionLogFlag.idempotencyKey) !== 0 ? fields.string() : undefined
   const schemaVersion = (flags & TransactionLogFlag.schemaVersion) !== 0 ? fields.string() : undefined
   const transactionId = fields.item()
@@ -191,6 +192,7 @@ export function decodeTransactionLogRow(row: Uint8Array): Json {
   if ((flags & TransactionLogFlag.revertedAt) !== 0) transaction.revertedAt = fields.item()
   if ((flags & TransactionLogFlag.template) !== 0) transaction.template = fields.item()
   const accountMetadata = fields.item()
+  const date = (flags & TransactionLogFlag.date) !== 0 ? fields.item() : insertedAt
   fields.end()
   const log: { [key: string]: Json } = { id, hash, type: 'NEW_TRANSACTION', data: { transaction, accountMetadata }, date }
   if (idempotencyKey !== undefined) log.idempotencyKey = idempotencyKey
