@@ -178,12 +178,13 @@ function writeFsmOrderedLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]): b
  * constant text, each value is printed from its item as the generic row's
  * item would be, a date left out of the row (equal to the one before it) is
  * that item printed again (the log's date, after the account metadata, when
- * it is insertedAt's), and the hash is its 32 bytes in base64.
+ * it is insertedAt's), a metadata or account metadata left out is `{}`, a
+ * `reverted` left out `false`, and the hash is its 32 bytes in base64.
  */
 function writeTransactionLogLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]): void {
   cursor.offset = 1
   const flags = readPackedCount(row, cursor)
-  invariant(flags <= 0x1ff, () => `transaction log row with unknown flags ${flags}`)
+  invariant(flags <= 0xfff, () => `transaction log row with unknown flags ${flags}`)
   const id = cursor.offset
   writePackedJson(row, cursor, undefined)
   const hash = cursor.offset
@@ -224,9 +225,11 @@ function writeTransactionLogLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]
   if ((flags & TransactionLogFlag.updatedAt) !== 0) writePackedJson(row, cursor, out)
   else writePackedJson(row, { offset: insertedAt }, out)
   out.bytes(printed.metadata)
-  writePackedJson(row, cursor, out)
+  if ((flags & TransactionLogFlag.metadata) !== 0) writePackedJson(row, cursor, out)
+  else out.bytes(printed.emptyObject)
   out.bytes(printed.reverted)
-  writePackedJson(row, cursor, out)
+  if ((flags & TransactionLogFlag.reverted) !== 0) writePackedJson(row, cursor, out)
+  else out.bytes(printed.false)
   if ((flags & TransactionLogFlag.reference) !== 0) {
     out.bytes(printed.reference)
     writePackedJson(row, cursor, out)
@@ -240,7 +243,8 @@ function writeTransactionLogLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]
     writePackedJson(row, cursor, out)
   }
   out.bytes(printed.accountMetadata)
-  writePackedJson(row, cursor, out)
+  if ((flags & TransactionLogFlag.accountMetadata) !== 0) writePackedJson(row, cursor, out)
+  else out.bytes(printed.emptyObject)
   out.bytes(printed.transactionLogDate)
   if ((flags & TransactionLogFlag.date) !== 0) writePackedJson(row, cursor, out)
   else writePackedJson(row, { offset: insertedAt }, out)
@@ -362,6 +366,8 @@ const printed = {
   accountMetadata: Buffer.from('},"accountMetadata":'),
   transactionLogDate: Buffer.from('},"date":'),
   null: Buffer.from('null'),
+  false: Buffer.from('false'),
+  emptyObject: Buffer.from('{}'),
 }
 
 function writeField(out: JsonBytes, row: Buffer, fields: ReadonlyMap<string, number>, name: string): void {

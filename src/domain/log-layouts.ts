@@ -16,14 +16,18 @@ import { PackedShape, packedFields } from './packed.ts'
  *   [log id][hash: 32 bytes, or with flag 4 a string item]
  *   [idempotencyKey, flag 1][schemaVersion, flag 2]
  *   transaction: [id][posting count] ([source][destination][amount][asset])…
- *                [timestamp][insertedAt, flag 8][updatedAt, flag 16][metadata][reverted]
+ *                [timestamp][insertedAt, flag 8][updatedAt, flag 16]
+ *                [metadata, flag 1024][reverted, flag 512]
  *                [reference, flag 32][revertedAt, flag 64][template, flag 128]
- *   [accountMetadata][date, flag 256]
+ *   [accountMetadata, flag 2048][date, flag 256]
  *
  * Counts and flags are bare LEB128; every other value is an item. Without
  * flag 8 insertedAt is the timestamp's item again, without flag 16
  * updatedAt is insertedAt's, and without flag 256 the log's date is
  * insertedAt's (the usual transfer's four equal dates are written once).
+ * Without flag 512 `reverted` is false, without 1024 and 2048 the metadata
+ * and the account metadata are empty objects: a transfer's usual row has
+ * flags 0 (one byte).
  *
  * It decodes to exactly what the generic row of the same log decodes to,
  * fields in the same order at every depth, and the export prints it in one
@@ -43,8 +47,11 @@ export const TransactionLogFlag = {
   revertedAt: 64,
   template: 128,
   date: 256,
+  reverted: 512,
+  metadata: 1024,
+  accountMetadata: 2048,
 } as const
-const FLAGS_ALL = 511
+const FLAGS_ALL = 4095
 
 /** A v2 log hash: base64 of a sha256. */
 export const LOG_HASH_BYTES = 32
@@ -120,6 +127,9 @@ export function encodeTransactionLogRow(log: unknown): Buffer | undefined {
   if (!sameString(insertedAt, timestamp)) flags |= TransactionLogFlag.insertedAt
   if (!sameString(updatedAt, insertedAt)) flags |= TransactionLogFlag.updatedAt
   if (!sameString(log.date, insertedAt)) flags |= TransactionLogFlag.date
+  if (transaction.reverted !== false) flags |= TransactionLogFlag.reverted
+  if (!isEmptyObject(transaction.metadata)) flags |= TransactionLogFlag.metadata
+  if (!isEmptyObject(data.accountMetadata)) flags |= TransactionLogFlag.accountMetadata
 
   PackedShape.begin(TRANSACTION_LOG_LAYOUT)
   PackedShape.count(flags)
@@ -139,14 +149,21 @@ export function encodeTransactionLogRow(log: unknown): Buffer | undefined {
   PackedShape.item(timestamp, false)
   if ((flags & TransactionLogFlag.insertedAt) !== 0) PackedShape.item(insertedAt, false)
   if ((flags & TransactionLogFlag.updatedAt) !== 0) PackedShape.item(updatedAt, false)
-  PackedShape.item(transaction.metadata, false)
-  PackedShape.item(transaction.reverted, false)
+  if ((flags & TransactionLogFlag.metadata) !== 0) PackedShape.item(transaction.metadata, false)
+  if ((flags & TransactionLogFlag.reverted) !== 0) PackedShape.item(transaction.reverted, false)
   if ((flags & TransactionLogFlag.reference) !== 0) PackedShape.item(transaction.reference, false)
   if ((flags & TransactionLogFlag.revertedAt) !== 0) PackedShape.item(transaction.revertedAt, false)
   if ((flags & TransactionLogFlag.template) !== 0) PackedShape.item(transaction.template, false)
-  PackedShape.item(data.accountMetadata, false)
+  if ((flags & TransactionLogFlag.accountMetadata) !== 0) PackedShape.item(data.accountMetadata, false)
   if ((flags & TransactionLogFlag.date) !== 0) PackedShape.item(log.date, false)
   return PackedShape.end()
+}
+
+/** A plain object (or one without prototype, as keyed maps are) without fields: it packs as an empty object item, and decodes as `{}`. */
+function isEmptyObject(value: unknown): boolean {
+  if (!isRecord(value) || Object.keys(value).length !== 0) return false
+  const prototype: unknown = Object.getPrototypeOf(value)
+  return prototype === Object.prototype || prototype === null
 }
 
 /** Equal strings: the later date is the earlier one's item again. Anything else is written. */
@@ -185,13 +202,13 @@ export function decodeTransactionLogRow(row: Uint8Array): Json {
   const timestamp = fields.item()
   const insertedAt = (flags & TransactionLogFlag.insertedAt) !== 0 ? fields.item() : timestamp
   const updatedAt = (flags & TransactionLogFlag.updatedAt) !== 0 ? fields.item() : insertedAt
-  const metadata = fields.item()
-  const reverted = fields.item()
+  const metadata = (flags & TransactionLogFlag.metadata) !== 0 ? fields.item() : {}
+  const reverted = (flags & TransactionLogFlag.reverted) !== 0 ? fields.item() : false
   const transaction: { [key: string]: Json } = { id: transactionId, postings, timestamp, insertedAt, updatedAt, metadata, reverted }
   if ((flags & TransactionLogFlag.reference) !== 0) transaction.reference = fields.item()
   if ((flags & TransactionLogFlag.revertedAt) !== 0) transaction.revertedAt = fields.item()
   if ((flags & TransactionLogFlag.template) !== 0) transaction.template = fields.item()
-  const accountMetadata = fields.item()
+  const accountMetadata = (flags & TransactionLogFlag.accountMetadata) !== 0 ? fields.item() : {}
   const date = (flags & TransactionLogFlag.date) !== 0 ? fields.item() : insertedAt
   fields.end()
   const log: { [key: string]: Json } = { id, hash, type: 'NEW_TRANSACTION', data: { transaction, accountMetadata }, date }
