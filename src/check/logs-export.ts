@@ -1,6 +1,6 @@
 import type { LedgerName } from '../domain/index.ts'
 import type { PackedCursor } from '../domain/index.ts'
-import { JsonBytes, LOG_HASH_BYTES, TransactionLogFlag, decodeAttribute, idempotencyKey, invariant, isPackedString, ledgerKey, ledgerNotFound, openPackedObject, readPackedCount, readPackedString, writePackedJson } from '../domain/index.ts'
+import { JsonBytes, LOG_BARE_NUMBER_MAX, LOG_HASH_BYTES, TransactionLogFlag, decodeAttribute, idempotencyKey, invariant, isPackedString, ledgerKey, ledgerNotFound, openPackedObject, readPackedCount, readPackedString, writePackedJson } from '../domain/index.ts'
 import type { BatchedRangeReader, StoreReader } from '../store/index.ts'
 import { RowLayout, attributeRowKey, logRowFields, logRowPrefix, prefixEnd } from '../store/index.ts'
 
@@ -184,9 +184,10 @@ function writeFsmOrderedLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]): b
 function writeTransactionLogLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]): void {
   cursor.offset = 1
   const flags = readPackedCount(row, cursor)
-  invariant(flags <= 0xfff, () => `transaction log row with unknown flags ${flags}`)
+  invariant(flags <= 0x1fff, () => `transaction log row with unknown flags ${flags}`)
+  const items = (flags & TransactionLogFlag.numberItems) !== 0
   const id = cursor.offset
-  writePackedJson(row, cursor, undefined)
+  writeLogNumber(out, row, cursor, items, false)
   const hash = cursor.offset
   if ((flags & TransactionLogFlag.hashText) !== 0) writePackedJson(row, cursor, undefined)
   else {
@@ -197,7 +198,7 @@ function writeTransactionLogLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]
   const schemaVersion = cursor.offset
   if ((flags & TransactionLogFlag.schemaVersion) !== 0) writePackedJson(row, cursor, undefined)
   out.bytes(printed.transactionLogStart)
-  writePackedJson(row, cursor, out)
+  writeLogNumber(out, row, cursor, items, true)
   out.bytes(printed.postings)
   const postings = readPackedCount(row, cursor)
   invariant(postings <= row.length, 'transaction log row with more postings than bytes')
@@ -207,7 +208,7 @@ function writeTransactionLogLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]
     out.bytes(printed.destination)
     writePackedJson(row, cursor, out)
     out.bytes(printed.amount)
-    writePackedJson(row, cursor, out)
+    writeLogNumber(out, row, cursor, items, true)
     out.bytes(printed.asset)
     writePackedJson(row, cursor, out)
     out.byte(0x7d) // }
@@ -253,7 +254,8 @@ function writeTransactionLogLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]
   out.string(key)
   if (key !== '') keyed.push({ at: out.length, key })
   out.bytes(printed.id)
-  writePackedJson(row, { offset: id }, out)
+  cursor.offset = id
+  writeLogNumber(out, row, cursor, items, true)
   out.bytes(printed.hash)
   if ((flags & TransactionLogFlag.hashText) !== 0) writePackedJson(row, { offset: hash }, out)
   else out.string(row.toString('base64', hash, hash + LOG_HASH_BYTES))
@@ -262,6 +264,14 @@ function writeTransactionLogLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]
     writePackedJson(row, { offset: schemaVersion }, out)
   }
   out.bytes(printed.end)
+}
+
+/** An id or amount of the fixed log row: an item (flag 4096), or a bare LEB128 up to 2^52; printed when `print`, else stepped over. */
+function writeLogNumber(out: JsonBytes, row: Buffer, at: PackedCursor, items: boolean, print: boolean): void {
+  if (items) return writePackedJson(row, at, print ? out : undefined)
+  const value = readPackedCount(row, at)
+  invariant(value <= LOG_BARE_NUMBER_MAX, 'transaction log row with a bare number past 2^52')
+  if (print) out.safeInteger(value)
 }
 
 /** Whether the next key of the object at `cursor` is `name`: if so the cursor moves past it, else it stays. */

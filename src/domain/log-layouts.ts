@@ -21,7 +21,9 @@ import { PackedShape, packedFields } from './packed.ts'
  *                [reference, flag 32][revertedAt, flag 64][template, flag 128]
  *   [accountMetadata, flag 2048][date, flag 256]
  *
- * Counts and flags are bare LEB128; every other value is an item. Without
+ * Counts and flags are bare LEB128, and so are the log id, the transaction
+ * id and the amounts when each is an integer from 0 to 2^52 (else flag 4096:
+ * those three are items); every other value is an item. Without
  * flag 8 insertedAt is the timestamp's item again, without flag 16
  * updatedAt is insertedAt's, and without flag 256 the log's date is
  * insertedAt's (the usual transfer's four equal dates are written once).
@@ -50,8 +52,12 @@ export const TransactionLogFlag = {
   reverted: 512,
   metadata: 1024,
   accountMetadata: 2048,
+  numberItems: 4096,
 } as const
-const FLAGS_ALL = 4095
+const FLAGS_ALL = 8191
+
+/** Ids and amounts up to this are bare LEB128 (exact in a double, printed without a bigint). */
+export const LOG_BARE_NUMBER_MAX = 2 ** 52
 
 /** A v2 log hash: base64 of a sha256. */
 export const LOG_HASH_BYTES = 32
@@ -121,6 +127,7 @@ export function encodeTransactionLogRow(log: unknown): Buffer | undefined {
     const postingKeys = Object.keys(posting)
     if (postingKeys.length !== POSTING_FIELDS.length || !startsWith(postingKeys, POSTING_FIELDS, posting)) return undefined
   }
+  if (!bareNumber(log.id) || !bareNumber(transaction.id) || !(postings as Fields[]).every((posting) => bareNumber(posting.amount))) flags |= TransactionLogFlag.numberItems
   const hash = hashBytes(log.hash)
   if (hash === undefined) flags |= TransactionLogFlag.hashText
   const { timestamp, insertedAt, updatedAt } = transaction
@@ -133,17 +140,18 @@ export function encodeTransactionLogRow(log: unknown): Buffer | undefined {
 
   PackedShape.begin(TRANSACTION_LOG_LAYOUT)
   PackedShape.count(flags)
-  PackedShape.item(log.id, false)
+  const number = (flags & TransactionLogFlag.numberItems) !== 0 ? (value: unknown) => PackedShape.item(value, false) : (value: unknown) => PackedShape.count(Number(value))
+  number(log.id)
   if (hash !== undefined) PackedShape.raw(hash)
   else PackedShape.item(log.hash, false)
   if ((flags & TransactionLogFlag.idempotencyKey) !== 0) PackedShape.string(log.idempotencyKey as string)
   if ((flags & TransactionLogFlag.schemaVersion) !== 0) PackedShape.string(log.schemaVersion as string)
-  PackedShape.item(transaction.id, false)
+  number(transaction.id)
   PackedShape.count(postings.length)
   for (const posting of postings as Fields[]) {
     PackedShape.item(posting.source, false)
     PackedShape.item(posting.destination, false)
-    PackedShape.item(posting.amount, false)
+    number(posting.amount)
     PackedShape.item(posting.asset, false)
   }
   PackedShape.item(timestamp, false)
@@ -166,6 +174,12 @@ function isEmptyObject(value: unknown): boolean {
   return prototype === Object.prototype || prototype === null
 }
 
+/** An integer a bare LEB128 holds here (what the generic row's integer item would read back as). */
+function bareNumber(value: unknown): boolean {
+  if (typeof value === 'bigint') return value >= 0n && value <= BigInt(LOG_BARE_NUMBER_MAX)
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= LOG_BARE_NUMBER_MAX && !Object.is(value, -0)
+}
+
 /** Equal strings: the later date is the earlier one's item again. Anything else is written. */
 function sameString(value: unknown, previous: unknown): boolean {
   return typeof value === 'string' && value === previous
@@ -184,18 +198,25 @@ export function decodeTransactionLogRow(row: Uint8Array): Json {
   const fields = packedFields(row, TRANSACTION_LOG_LAYOUT)
   const flags = fields.count()
   invariant(flags <= FLAGS_ALL, () => `transaction log row with unknown flags ${flags}`)
-  const id = fields.item()
+  const items = (flags & TransactionLogFlag.numberItems) !== 0
+  const number = (): Json => {
+    if (items) return fields.item()
+    const value = fields.unsigned()
+    invariant(value <= BigInt(LOG_BARE_NUMBER_MAX), 'transaction log row with a bare number past 2^52')
+    return value
+  }
+  const id = number()
   const hash = (flags & TransactionLogFlag.hashText) !== 0 ? fields.item() : fields.raw(LOG_HASH_BYTES).toString('base64')
   const idempotencyKey = (flags & TransactionLogFlag.idempotencyKey) !== 0 ? fields.string() : undefined
   const schemaVersion = (flags & TransactionLogFlag.schemaVersion) !== 0 ? fields.string() : undefined
-  const transactionId = fields.item()
+  const transactionId = number()
   const postingCount = fields.count()
   invariant(postingCount <= row.length, 'transaction log row with more postings than bytes')
   const postings: Json[] = []
   for (let i = 0; i < postingCount; i++) {
     const source = fields.item()
     const destination = fields.item()
-    const amount = fields.item()
+    const amount = number()
     const asset = fields.item()
     postings.push({ source, destination, amount, asset })
   }
