@@ -500,31 +500,54 @@ export function segmentRowKey(generation: number, index: number): Buffer {
 
 /**
  * Segment value: [crc32 u32 LE][count varint] then per key, in the order the
- * index first wrote it: [flag][key length varint][key UTF-8][value length
- * varint, live only]. The CRC covers everything after it, so restore fails
+ * index first wrote it: [kind: the key's first byte][shared·2 + tombstone
+ * varint][suffix length varint][suffix][value length varint, live only]. A
+ * key is written front-coded against the previous key of its kind in the
+ * segment: `shared` bytes of that key (0 when it is the first of its kind),
+ * then the suffix — a bulk's volumes keys share their ledger and account
+ * prefix, its transaction keys all but their last hex digits (storage schema
+ * 5, docs/adr/0012). The CRC covers everything after it, so restore fails
  * closed on any flipped byte, not only on rows that no longer parse.
  */
 function encodeSegment(entries: Map<string, Entry>): Buffer {
-  const parts: Buffer[] = []
+  const keys: Buffer[] = []
+  const shares: number[] = []
+  const lastOfKind = new Map<number, Buffer>()
   let size = 4 + varintLength(entries.size)
   for (const [key, entry] of entries) {
     const keyBytes = Buffer.from(key, 'utf8')
-    parts.push(keyBytes)
-    size += 1 + varintLength(keyBytes.length) + keyBytes.length + (entry.live ? varintLength(entry.bytes) : 0)
+    const kind = keyBytes[0] as number
+    const previous = lastOfKind.get(kind)
+    const shared = previous === undefined ? 0 : sharedPrefixLength(previous, keyBytes)
+    lastOfKind.set(kind, keyBytes)
+    keys.push(keyBytes)
+    shares.push(shared)
+    const suffix = keyBytes.length - shared
+    size += 1 + varintLength(2 * shared + 1) + varintLength(suffix) + suffix + (entry.live ? varintLength(entry.bytes) : 0)
   }
   const row = Buffer.allocUnsafe(size)
   let at = writeVarint(row, 4, entries.size)
   let i = 0
   for (const entry of entries.values()) {
-    const keyBytes = parts[i++] as Buffer
-    row[at++] = entry.live ? FLAG_LIVE : FLAG_TOMBSTONE
-    at = writeVarint(row, at, keyBytes.length)
-    at += keyBytes.copy(row, at)
+    const keyBytes = keys[i] as Buffer
+    const shared = shares[i++] as number
+    row[at++] = keyBytes[0] as number
+    at = writeVarint(row, at, 2 * shared + (entry.live ? FLAG_LIVE : FLAG_TOMBSTONE))
+    at = writeVarint(row, at, keyBytes.length - shared)
+    at += keyBytes.copy(row, at, shared)
     if (entry.live) at = writeVarint(row, at, entry.bytes)
   }
   invariant(at === size, 'segment size computed exactly')
   row.writeUInt32LE(crc32(row.subarray(4)), 0)
   return row
+}
+
+/** Bytes `a` and `b` share from their start; never the whole of `b` (a key always writes at least one byte of its own). */
+function sharedPrefixLength(a: Buffer, b: Buffer): number {
+  const limit = Math.min(a.length, b.length - 1)
+  let shared = 0
+  while (shared < limit && a[shared] === b[shared]) shared++
+  return shared
 }
 
 /** A segment's keys and their state, values not yet read; throws `MalformedMirrorRow` on any inconsistency. */
@@ -547,21 +570,33 @@ export function decodeSegment(rowKey: Buffer, row: Buffer): [CanonicalKey, Entry
   if (count === 0) throw new MalformedMirrorRow(`empty segment ${where}`)
   const entries: [CanonicalKey, Entry][] = []
   const seen = new Set<string>()
+  const lastOfKind = new Map<number, Buffer>()
   for (let i = 0; i < count; i++) {
     if (read.at >= row.length) throw new MalformedMirrorRow(`truncated row ${where}`)
-    const flag = row[read.at++]
-    if (flag !== FLAG_LIVE && flag !== FLAG_TOMBSTONE) throw new MalformedMirrorRow(`bad flag in ${where}`)
-    const keyLength = varint()
-    if (keyLength === 0 || read.at + keyLength > row.length) throw new MalformedMirrorRow(`key overruns row ${where}`)
-    const key = row.toString('utf8', read.at, read.at + keyLength) as CanonicalKey
-    read.at += keyLength
-    if (!isAttributeKey(key) || seen.has(key)) throw new MalformedMirrorRow(`bad or repeated key in ${where}`)
+    const kind = row[read.at++] as number
+    const sharedAndFlag = varint()
+    const flag = sharedAndFlag % 2
+    const shared = (sharedAndFlag - flag) / 2
+    const previous = lastOfKind.get(kind)
+    if (shared > 0 && (previous === undefined || shared > previous.length)) throw new MalformedMirrorRow(`key shares more than its kind's previous key in ${where}`)
+    const suffixLength = varint()
+    if (suffixLength === 0 || read.at + suffixLength > row.length) throw new MalformedMirrorRow(`key overruns row ${where}`)
+    const suffix = row.subarray(read.at, read.at + suffixLength)
+    read.at += suffixLength
+    const keyBytes = shared === 0 ? Buffer.from(suffix) : Buffer.concat([(previous as Buffer).subarray(0, shared), suffix])
+    if (keyBytes[0] !== kind) throw new MalformedMirrorRow(`key of another kind in ${where}`)
+    if (shared !== sharedPrefixLength(previous ?? EMPTY, keyBytes)) throw new MalformedMirrorRow(`key not in its one front-coded form in ${where}`)
+    lastOfKind.set(kind, keyBytes)
+    const key = keyBytes.toString('utf8') as CanonicalKey
+    if (!isAttributeKey(key) || seen.has(key) || Buffer.byteLength(key, 'utf8') !== keyBytes.length) throw new MalformedMirrorRow(`bad or repeated key in ${where}`)
     seen.add(key)
     entries.push([key, flag === FLAG_LIVE ? { state: 'awaiting', attribute: null, live: true, bytes: varint() } : TOMBSTONE])
   }
   if (read.at !== row.length) throw new MalformedMirrorRow(`trailing bytes in ${where}`)
   return entries
 }
+
+const EMPTY = Buffer.alloc(0)
 
 function isAttributeKey(key: string): boolean {
   try {

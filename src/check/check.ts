@@ -7,7 +7,7 @@ import type { CacheSettings } from '../cache/index.ts'
 import { cacheSettingsFromJson } from '../fsm/index.ts'
 import { GENESIS, NoteError, checkpointOrigin, decodeAuditEntry, openCheckpoint, readCheckpoint, verifyEntry } from '../audit/index.ts'
 import type { StoreReader } from '../store/index.ts'
-import { IndexKind, MetaKey, RowLayout, Zone, attributeRowKey, decodeIndexRow, metaKey } from '../store/index.ts'
+import { IndexKind, MetaKey, Zone, attributeRowKey, decodeIndexRow, decodeLogRow, metaKey } from '../store/index.ts'
 import type { Finding, FindingKind } from './findings.ts'
 import {
   REPLAYED_META_KEYS,
@@ -565,7 +565,7 @@ class CheckRun {
         : zone === Zone.attributes
           ? printableAttribute(row, rowKey.toString('utf8', 1) as CanonicalKey)
           : zone === Zone.logs
-            ? printablePacked(row, RowLayout.log)
+            ? printableLogRow(row)
             : zone === Zone.indexes && rowKey[1] !== IndexKind.schemas && row.length > 0
               ? printableIndexRow(row)
               : printable(row)
@@ -711,6 +711,17 @@ function printablePacked(row: Buffer, layout: number): string {
   let text: string
   try {
     text = stringifyJson(unpackValue(row, layout))
+  } catch {
+    text = `hex:${row.toString('hex')}`
+  }
+  return text.length > 2000 ? `${text.slice(0, 2000)}…` : text
+}
+
+/** A v2 log row as JSON for a finding, through the one decoder (either layout); hex when it does not decode. */
+function printableLogRow(row: Buffer): string {
+  let text: string
+  try {
+    text = stringifyJson(decodeLogRow(row))
   } catch {
     text = `hex:${row.toString('hex')}`
   }

@@ -1,6 +1,6 @@
 import type { LedgerName } from '../domain/index.ts'
 import type { PackedCursor } from '../domain/index.ts'
-import { JsonBytes, decodeAttribute, idempotencyKey, isPackedString, ledgerKey, ledgerNotFound, openPackedObject, readPackedString, writePackedJson } from '../domain/index.ts'
+import { JsonBytes, LOG_BARE_NUMBER_MAX, LOG_HASH_BYTES, TransactionLogFlag, decodeAttribute, idempotencyKey, invariant, isPackedString, ledgerKey, ledgerNotFound, openPackedObject, readPackedCount, readPackedString, writePackedJson } from '../domain/index.ts'
 import type { BatchedRangeReader, BatchedValueReader, StoreReader } from '../store/index.ts'
 import { RowLayout, attributeRowKey, logRowFields, logRowPrefix, prefixEnd, rangeValueBatchesOf } from '../store/index.ts'
 
@@ -124,6 +124,7 @@ interface KeyedLine {
  * `idempotencyHash` is left out: a keyed log notes where it goes in `keyed`.
  */
 function writeLogLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]): void {
+  if (row[0] === RowLayout.transactionLog) return writeTransactionLogLine(out, row, keyed)
   const start = out.length
   if (writeFsmOrderedLine(out, row, keyed)) return
   out.discardFrom(start)
@@ -189,6 +190,108 @@ function writeFsmOrderedLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]): b
   }
   out.bytes(printed.end)
   return true
+}
+
+/**
+ * The line of a NEW_TRANSACTION row of the fixed layout (docs/adr/0012,
+ * `domain/log-layouts.ts`), in one pass: the field names are the line's
+ * constant text, each value is printed from its item as the generic row's
+ * item would be, a date left out of the row (equal to the one before it) is
+ * that item printed again (the log's date, after the account metadata, when
+ * it is insertedAt's), a metadata or account metadata left out is `{}`, a
+ * `reverted` left out `false`, and the hash is its 32 bytes in base64.
+ */
+function writeTransactionLogLine(out: JsonBytes, row: Buffer, keyed: KeyedLine[]): void {
+  cursor.offset = 1
+  const flags = readPackedCount(row, cursor)
+  invariant(flags <= 0x1fff, () => `transaction log row with unknown flags ${flags}`)
+  const items = (flags & TransactionLogFlag.numberItems) !== 0
+  const id = cursor.offset
+  writeLogNumber(out, row, cursor, items, false)
+  const hash = cursor.offset
+  if ((flags & TransactionLogFlag.hashText) !== 0) writePackedJson(row, cursor, undefined)
+  else {
+    invariant(hash + LOG_HASH_BYTES <= row.length, 'packed value cut short')
+    cursor.offset += LOG_HASH_BYTES
+  }
+  const key = (flags & TransactionLogFlag.idempotencyKey) !== 0 ? readPackedString(row, cursor) : ''
+  const schemaVersion = cursor.offset
+  if ((flags & TransactionLogFlag.schemaVersion) !== 0) writePackedJson(row, cursor, undefined)
+  out.bytes(printed.transactionLogStart)
+  writeLogNumber(out, row, cursor, items, true)
+  out.bytes(printed.postings)
+  const postings = readPackedCount(row, cursor)
+  invariant(postings <= row.length, 'transaction log row with more postings than bytes')
+  for (let i = 0; i < postings; i++) {
+    out.bytes(i === 0 ? printed.source : printed.nextSource)
+    writePackedJson(row, cursor, out)
+    out.bytes(printed.destination)
+    writePackedJson(row, cursor, out)
+    out.bytes(printed.amount)
+    writeLogNumber(out, row, cursor, items, true)
+    out.bytes(printed.asset)
+    writePackedJson(row, cursor, out)
+    out.byte(0x7d) // }
+  }
+  out.bytes(printed.timestamp)
+  const timestamp = cursor.offset
+  writePackedJson(row, cursor, out)
+  out.bytes(printed.insertedAt)
+  let insertedAt = timestamp
+  if ((flags & TransactionLogFlag.insertedAt) !== 0) {
+    insertedAt = cursor.offset
+    writePackedJson(row, cursor, out)
+  } else writePackedJson(row, { offset: timestamp }, out)
+  out.bytes(printed.updatedAt)
+  if ((flags & TransactionLogFlag.updatedAt) !== 0) writePackedJson(row, cursor, out)
+  else writePackedJson(row, { offset: insertedAt }, out)
+  out.bytes(printed.metadata)
+  if ((flags & TransactionLogFlag.metadata) !== 0) writePackedJson(row, cursor, out)
+  else out.bytes(printed.emptyObject)
+  out.bytes(printed.reverted)
+  if ((flags & TransactionLogFlag.reverted) !== 0) writePackedJson(row, cursor, out)
+  else out.bytes(printed.false)
+  if ((flags & TransactionLogFlag.reference) !== 0) {
+    out.bytes(printed.reference)
+    writePackedJson(row, cursor, out)
+  }
+  if ((flags & TransactionLogFlag.revertedAt) !== 0) {
+    out.bytes(printed.revertedAt)
+    writePackedJson(row, cursor, out)
+  }
+  if ((flags & TransactionLogFlag.template) !== 0) {
+    out.bytes(printed.template)
+    writePackedJson(row, cursor, out)
+  }
+  out.bytes(printed.accountMetadata)
+  if ((flags & TransactionLogFlag.accountMetadata) !== 0) writePackedJson(row, cursor, out)
+  else out.bytes(printed.emptyObject)
+  out.bytes(printed.transactionLogDate)
+  if ((flags & TransactionLogFlag.date) !== 0) writePackedJson(row, cursor, out)
+  else writePackedJson(row, { offset: insertedAt }, out)
+  invariant(cursor.offset === row.length, 'packed value followed by extra bytes')
+  out.bytes(printed.idempotencyKey)
+  out.string(key)
+  if (key !== '') keyed.push({ at: out.length, key })
+  out.bytes(printed.id)
+  cursor.offset = id
+  writeLogNumber(out, row, cursor, items, true)
+  out.bytes(printed.hash)
+  if ((flags & TransactionLogFlag.hashText) !== 0) writePackedJson(row, { offset: hash }, out)
+  else out.string(row.toString('base64', hash, hash + LOG_HASH_BYTES))
+  if ((flags & TransactionLogFlag.schemaVersion) !== 0) {
+    out.bytes(printed.schemaVersion)
+    writePackedJson(row, { offset: schemaVersion }, out)
+  }
+  out.bytes(printed.end)
+}
+
+/** An id or amount of the fixed log row: an item (flag 4096), or a bare LEB128 up to 2^52; printed when `print`, else stepped over. */
+function writeLogNumber(out: JsonBytes, row: Buffer, at: PackedCursor, items: boolean, print: boolean): void {
+  if (items) return writePackedJson(row, at, print ? out : undefined)
+  const value = readPackedCount(row, at)
+  invariant(value <= LOG_BARE_NUMBER_MAX, 'transaction log row with a bare number past 2^52')
+  if (print) out.safeInteger(value)
 }
 
 /** Whether the next key of the object at `cursor` is `name`: if so the cursor moves past it, else it stays. */
@@ -275,7 +378,26 @@ const printed = {
   hash: Buffer.from(',"hash":'),
   schemaVersion: Buffer.from(',"schemaVersion":'),
   end: Buffer.from('}\n'),
+  transactionLogStart: Buffer.from('{"type":"NEW_TRANSACTION","data":{"transaction":{"id":'),
+  postings: Buffer.from(',"postings":['),
+  source: Buffer.from('{"source":'),
+  nextSource: Buffer.from(',{"source":'),
+  destination: Buffer.from(',"destination":'),
+  amount: Buffer.from(',"amount":'),
+  asset: Buffer.from(',"asset":'),
+  timestamp: Buffer.from('],"timestamp":'),
+  insertedAt: Buffer.from(',"insertedAt":'),
+  updatedAt: Buffer.from(',"updatedAt":'),
+  metadata: Buffer.from(',"metadata":'),
+  reverted: Buffer.from(',"reverted":'),
+  reference: Buffer.from(',"reference":'),
+  revertedAt: Buffer.from(',"revertedAt":'),
+  template: Buffer.from(',"template":'),
+  accountMetadata: Buffer.from('},"accountMetadata":'),
+  transactionLogDate: Buffer.from('},"date":'),
   null: Buffer.from('null'),
+  false: Buffer.from('false'),
+  emptyObject: Buffer.from('{}'),
 }
 
 function writeField(out: JsonBytes, row: Buffer, fields: ReadonlyMap<string, number>, name: string): void {

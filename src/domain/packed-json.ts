@@ -208,6 +208,11 @@ export function openPackedObject(bytes: Buffer, layout: number, cursor: PackedCu
   return varint(bytes, cursor)
 }
 
+/** A bare LEB128 count at `cursor` (a fixed layout's, `PackedShape.count`), leaving `cursor` after it. */
+export function readPackedCount(bytes: Buffer, cursor: PackedCursor): number {
+  return varint(bytes, cursor)
+}
+
 /** Whether the item at `offset` is a string (the caller then reads it with `readPackedString`). */
 export function isPackedString(bytes: Buffer, offset: number): boolean {
   return isStringTag(bytes[offset])

@@ -243,6 +243,12 @@ export const PackedShape = {
     }
     writer.buffer[writer.offset++] = Number(rest)
   },
+  /** Bytes of a length the layout fixes (a log's 32-byte hash), as they are: no tag, no length. */
+  raw(bytes: Uint8Array): void {
+    writer.reserve(bytes.length)
+    writer.buffer.set(bytes, writer.offset)
+    writer.offset += bytes.length
+  },
   /** Any value, through the generic walk (nested values of no fixed shape: metadata). */
   item(value: unknown, sorted: boolean): void {
     if (!writeItem(value, sorted)) throw new InvariantViolation('value has no packed representation')
@@ -511,6 +517,8 @@ export interface PackedFields {
   string(): string
   /** Any item, as `unpackValue` reads it. */
   item(): Json
+  /** `length` bytes as written by `PackedShape.raw` (a view of the row, not a copy). */
+  raw(length: number): Buffer
   /** Throws unless every byte was read. */
   end(): void
 }
@@ -590,6 +598,11 @@ class Reader {
       scale *= 0x80
       invariant(scale <= 2 ** 56, 'packed varint too long')
     }
+  }
+
+  raw(length: number): Buffer {
+    const start = this.take(length)
+    return this.buffer.subarray(start, start + length)
   }
 
   private take(length: number): number {

@@ -2,6 +2,7 @@ import { InvariantViolation, invariant } from '../domain/errors.ts'
 import type { Json } from '../domain/json.ts'
 import { PackedShape, packValue, packedFields, unpackValue } from '../domain/packed.ts'
 import { packedObjectFields } from '../domain/packed-json.ts'
+import { TRANSACTION_LOG_LAYOUT, decodeTransactionLogRow, encodeTransactionLogRow } from '../domain/log-layouts.ts'
 /**
  * The store's row layout, importable by pure code (the FSM writes rows but
  * never reads the store: it may import this file and nothing else of the
@@ -87,19 +88,22 @@ export interface RowWrite {
  * Layout bytes leading the values of packed rows (`domain/packed.ts`,
  * docs/adr/0009); attribute rows use `ATTRIBUTE_ROW_LAYOUT` (0x01), or for
  * volumes and transactions their fixed layouts (0x07, 0x08: docs/adr/0012);
- * by-account index rows `accountMoves` (0x09, fixed), other index rows `index`.
+ * by-account index rows `accountMoves` (0x09, fixed), other index rows `index`;
+ * v2 log rows `log`, or for a NEW_TRANSACTION `transactionLog` (0x0a, fixed).
  */
-export const RowLayout = { log: 0x02, index: 0x03, accountMoves: 0x09 } as const
+export const RowLayout = { log: 0x02, index: 0x03, accountMoves: 0x09, transactionLog: TRANSACTION_LOG_LAYOUT } as const
 
 /**
  * A v2 log row's value: the log packed in its own field order (the order v2
  * prints it in: `stringifyJson(decodeLogRow(row))` is the log's JSON text).
  */
 export function encodeLogRow(log: unknown): Buffer {
-  return packValue(log, RowLayout.log, false)
+  return encodeTransactionLogRow(log) ?? packValue(log, RowLayout.log, false)
 }
 
+/** A log row of either layout (the fixed NEW_TRANSACTION one, docs/adr/0012, or the generic one) as the log it holds. */
 export function decodeLogRow(row: Uint8Array): Json {
+  if (row[0] === RowLayout.transactionLog) return decodeTransactionLogRow(row)
   return unpackValue(row, RowLayout.log)
 }
 

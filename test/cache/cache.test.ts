@@ -1,4 +1,5 @@
 import { test } from 'node:test'
+import { crc32 } from 'node:zlib'
 import assert from 'node:assert/strict'
 import { AttributeCache, MalformedMirrorRow, MIRROR_ZONE } from '../../src/cache/index.ts'
 import type { MirrorSink } from '../../src/cache/index.ts'
@@ -369,4 +370,83 @@ test('an idempotency record is cached as its row: a replay reads what a restart 
   assert.equal(found.attribute.bytes, written.bytes)
   assert.deepStrictEqual(found.attribute.value, decodeAttribute('i', written.bytes).value)
   assertRestores(cache, disk, 1)
+})
+
+test('segment keys are front-coded against the previous key of their kind: any keys, tombstones and lengths restore as written (property)', () => {
+  const ledger = fc.constantFrom('main', 'l', 'é', '')
+  const name = fc.oneof(fc.constantFrom('users:1', 'users:12', 'users:123', 'users:é', 'world', 'u'), fc.string({ unit: 'binary', minLength: 1, maxLength: 6 }))
+  const anyKey = fc.oneof(
+    fc.tuple(ledger, name, fc.constantFrom('USD/2', 'EUR', 'USD')).map(([l, a, s]) => volumesKey(l as LedgerName, a as AccountAddress, s as Asset)),
+    fc.tuple(ledger, fc.bigInt({ min: 0n, max: 2n ** 64n - 1n })).map(([l, id]) => transactionKey(l as LedgerName, id)),
+    fc.tuple(ledger, name).map(([l, k]) => idempotencyKey(l as LedgerName, k)),
+  )
+  fc.assert(
+    fc.property(fc.array(fc.tuple(anyKey, fc.option(fc.bigInt({ min: 0n, max: 10n ** 30n }), { nil: null })), { minLength: 1, maxLength: 12 }), (writes) => {
+      const cache = new AttributeCache(4)
+      const disk = new Disk()
+      cache.enter(1, disk)
+      for (const [k, amount] of writes) write(cache, k, amount === null || !k.startsWith('v') ? null : value(amount), disk)
+      const [[, row]] = disk.mirror() as [[Buffer, Buffer]]
+      const spelled = [...new Set(writes.map(([k]) => k))].reduce((sum, k) => sum + Buffer.byteLength(k, 'utf8'), 0)
+      assert.ok(row.length <= 5 + spelled + 5 * writes.length, 'no key costs more than its bytes and a few')
+      assertRestores(cache, disk, 1)
+    }),
+    { numRuns: 300 },
+  )
+})
+
+test('a bulk\'s keys cost a few bytes each in the segment, and a segment not in its one front-coded form is refused', () => {
+  const cache = new AttributeCache(4)
+  const disk = new Disk()
+  cache.enter(1, disk)
+  for (let n = 100; n < 110; n++) {
+    write(cache, volumesKey('main' as LedgerName, `users:${n}` as AccountAddress, 'USD/2' as Asset), value(BigInt(n)), disk)
+    write(cache, transactionKey('main' as LedgerName, BigInt(n)), null, disk)
+  }
+  const [[rowKey, row]] = disk.mirror() as [[Buffer, Buffer]]
+  assert.ok(row.length < 4 + 1 + 20 * (7 + 6), `${row.length} bytes for 20 keys`)
+  assertRestores(cache, disk, 1)
+  const read = (k: CanonicalKey) => disk.read(attributeRowKey(k))
+  const resealed = (value: Buffer): Buffer => {
+    const copy = Buffer.from(value)
+    copy.writeUInt32LE(crc32(copy.subarray(4)), 0)
+    return copy
+  }
+  // The first two keys: a volumes key spelled out, a transaction key spelled out. Their second kind-mate shares a prefix.
+  // Rewrite the third entry (users:101's volumes key, sharing "vmain\0users:10") as spelled out: the same key, not its one form.
+  const third = Buffer.from(volumesKey('main' as LedgerName, 'users:101' as AccountAddress, 'USD/2' as Asset), 'utf8')
+  const entries = (): number => {
+    let at = 5
+    const varint = (): number => {
+      let v = 0
+      for (let shift = 0; ; shift += 7) {
+        const b = row[at++] as number
+        v += (b & 0x7f) * 2 ** shift
+        if (b < 0x80) return v
+      }
+    }
+    for (let i = 0; i < 2; i++) {
+      at++
+      const sharedAndFlag = varint()
+      const suffixLength = varint()
+      at += suffixLength
+      if (sharedAndFlag % 2 === 0) varint()
+    }
+    return at
+  }
+  const start = entries()
+  assert.equal(row[start], 0x76, 'the third entry is a volumes key')
+  const shared = (row[start + 1] as number) / 2
+  assert.ok(shared > 0, 'and it shares a prefix with the first')
+  const suffix = row[start + 2] as number
+  const rest = row.subarray(start + 3 + suffix)
+  const spelledOut = Buffer.concat([row.subarray(0, start), Buffer.of(0x76, 0, third.length), third, rest])
+  assert.throws(() => AttributeCache.restoring(cache.snapshot, 1).restoreSync([[rowKey, resealed(spelledOut)]], read), MalformedMirrorRow, 'not its one form')
+  const overShared = Buffer.from(row)
+  overShared[start + 1] = 2 * 60
+  assert.throws(() => AttributeCache.restoring(cache.snapshot, 1).restoreSync([[rowKey, resealed(overShared)]], read), MalformedMirrorRow, 'shares past the previous key')
+  const otherKind = Buffer.from(row)
+  otherKind[start] = 0x74
+  assert.throws(() => AttributeCache.restoring(cache.snapshot, 1).restoreSync([[rowKey, resealed(otherKind)]], read), MalformedMirrorRow, 'another kind')
+  AttributeCache.restoring(cache.snapshot, 1).restoreSync([[rowKey, resealed(row)]], read)
 })

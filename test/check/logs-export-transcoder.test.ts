@@ -2,10 +2,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import type { Json, LedgerName } from '../../src/domain/index.ts'
-import { decodeAttribute, encodeAttribute, idempotencyKey, isJsonObject, stringifyJson } from '../../src/domain/index.ts'
+import { decodeAttribute, encodeAttribute, idempotencyKey, isJsonObject, packValue, stringifyJson } from '../../src/domain/index.ts'
 import type { ExportReader } from '../../src/check/logs-export.ts'
 import { exportLogChunks } from '../../src/check/index.ts'
-import { attributeRowKey, decodeLogRow, encodeLogRow, logRowKey } from '../../src/store/index.ts'
+import { RowLayout, attributeRowKey, decodeLogRow, encodeLogRow, logRowKey } from '../../src/store/index.ts'
 import { transactionRecords } from '../support/arbitraries.ts'
 import type { AggregatedVolumes } from '../../src/domain/index.ts'
 
@@ -109,6 +109,29 @@ const fsmLog = fc
 /** The same logs in the order the FSM stores them (`{id, hash, ...}`; no idempotencyKey field when there is none), which the export prints in one pass. */
 const fsmOrderedLog = fsmLog.map(({ type, data, date, idempotencyKey: key, id, hash, ...rest }) => ({ id, hash, type, data, date, ...(key === '' ? {} : { idempotencyKey: key }), ...rest }))
 
+/**
+ * NEW_TRANSACTION logs exactly as the FSM writes them (the transaction in its
+ * view's order, the hash base64 of 32 bytes): stored in the fixed layout
+ * (docs/adr/0012), which the export prints in its own one pass.
+ */
+const fixedLog = fc
+  .record({
+    transaction: transactionRecord,
+    accountMetadata: fc.dictionary(text, metadata, { maxKeys: 2 }),
+    idempotencyKey: fc.option(text, { nil: undefined }),
+    id: fc.bigInt({ min: 0n, max: 2n ** 63n }),
+    hash: fc.oneof(fc.uint8Array({ minLength: 32, maxLength: 32 }).map((bytes) => Buffer.from(bytes).toString('base64')), text),
+    schemaVersion: fc.option(text, { nil: undefined }),
+    date: fc.constantFrom('2026-01-01T00:00:00Z', '2026-01-01T00:00:00.5Z', '2026-01-01T00:00:00.123456Z'),
+  })
+  .map(({ transaction: t, accountMetadata, idempotencyKey, id, hash, schemaVersion, date }) => {
+    const view: { [key: string]: unknown } = { id: t.id, postings: t.postings.map((p) => ({ source: p.source, destination: p.destination, amount: p.amount, asset: p.asset })), timestamp: t.timestamp, insertedAt: t.insertedAt, updatedAt: t.updatedAt, metadata: t.metadata, reverted: t.reverted }
+    if (t.reference !== undefined) view.reference = t.reference
+    if (t.revertedAt !== undefined) view.revertedAt = t.revertedAt
+    if (t.template !== undefined) view.template = t.template
+    return { id, hash, type: 'NEW_TRANSACTION', data: { transaction: view, accountMetadata }, date, ...(idempotencyKey === undefined ? {} : { idempotencyKey }), ...(schemaVersion === undefined ? {} : { schemaVersion }) }
+  })
+
 /** A row of any shape: fields missing, of other types, in any order. */
 const oddLog = fc.record(
   { hash: scalar, schemaVersion: scalar, id: scalar, type: scalar, date: scalar, idempotencyKey: scalar, data: fc.oneof(scalar, metadata, fc.array(scalar, { maxLength: 3 })), extra: scalar },
@@ -123,12 +146,31 @@ const fsmOrderedOddLog = fc.record(
 
 test('exported lines printed from the packed rows are the generic printing of each decoded log, byte for byte', async () => {
   await fc.assert(
-    fc.asyncProperty(fc.array(fc.oneof(fsmOrderedLog, fsmLog, fsmOrderedOddLog, oddLog), { minLength: 1, maxLength: 8 }), fc.integer({ min: 1, max: 8 }), async (logs, batchRows) => {
+    fc.asyncProperty(fc.array(fc.oneof(fixedLog, fsmOrderedLog, fsmLog, fsmOrderedOddLog, oddLog), { minLength: 1, maxLength: 8 }), fc.integer({ min: 1, max: 8 }), async (logs, batchRows) => {
       const rows = logs.map((log) => encodeLogRow(log))
       assert.equal(await exported(rows, batchRows), rows.map(reference).join(''))
     }),
     { numRuns: 500 },
   )
+})
+
+test('the NEW_TRANSACTION logs the FSM writes are stored in the fixed layout, and every one prints as its generic row would', async () => {
+  await fc.assert(
+    fc.asyncProperty(fixedLog, async (log) => {
+      const row = encodeLogRow(log)
+      assert.equal(row[0], RowLayout.transactionLog)
+      assert.equal(await exported([row]), reference(packValue(log, RowLayout.log, false)))
+    }),
+    { numRuns: 500 },
+  )
+})
+
+test('a fixed log row with bytes after its value, or cut short, fails the export instead of printing', async () => {
+  const log = fc.sample(fixedLog, { numRuns: 1, seed: 3 })[0]
+  const row = encodeLogRow(log)
+  assert.equal(row[0], RowLayout.transactionLog)
+  await assert.rejects(exported([Buffer.concat([row, Buffer.of(0)])]), /extra bytes/)
+  await assert.rejects(exported([row.subarray(0, row.length - 1)]), /cut short/)
 })
 
 test('a log row with bytes after its value, or cut short, fails the export instead of printing', async () => {
