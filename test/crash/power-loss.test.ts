@@ -50,9 +50,29 @@ test('power loss: a WAL that never fdatasyncs is caught (acknowledged writes los
 
 test('power loss: a WAL write made at once whose count is trusted before its bytes are in the file is caught', async (t) => {
   // The at-once path (the count returned as a number, the fdatasync called in the same run) under a broken io.
-  const caught = await assertCaught({ walWrites: 'at once', walWriteCountEarly: true, cycles: 4 }, [1, 2, 3], ['lost-write', 'restart-refused'])
+  // A seed catches it only when a power cut lands between such a write and the next sync: whether one does
+  // moves with the records' sizes, so most seeds of eight must catch it, not each of a fixed few.
+  const caught = await assertMostlyCaught({ walWrites: 'at once', walWriteCountEarly: true, cycles: 4 }, [1, 2, 3, 4, 5, 6, 7, 8], ['lost-write', 'restart-refused'], 5)
   t.diagnostic(caught.join('; '))
 })
+
+/** As `assertCaught`, but `atLeast` of the seeds must be caught (each failure still of `kinds`). */
+async function assertMostlyCaught(options: Omit<PowerLossRunOptions, 'seed'>, seedsTried: readonly number[], kinds: readonly PowerLossFailureKind[], atLeast: number): Promise<string[]> {
+  const caught: string[] = []
+  for (const seed of seedsTried) {
+    try {
+      await runPowerLossSeed({ seed, ...options })
+      caught.push(`seed ${seed}: not caught`)
+    } catch (error) {
+      assert.ok(error instanceof PowerLossFailure, `seed ${seed} failed otherwise: ${error instanceof Error ? error.stack : String(error)}`)
+      assert.ok(kinds.includes(error.kind), error.message)
+      caught.push(`seed ${seed}: ${error.kind}`)
+    }
+  }
+  const count = caught.filter((line) => !line.endsWith('not caught')).length
+  assert.ok(count >= atLeast, `only ${count} of ${seedsTried.length} seeds noticed the broken configuration: ${caught.join('; ')}`)
+  return caught
+}
 
 test('power loss: an unsynced store checkpoint (batches lost after the WAL recycled them) is caught', async (t) => {
   const checkpointRow = metaKey(MetaKey.checkpointIndex)
