@@ -706,52 +706,30 @@ function safeParse(row: Buffer): unknown {
   }
 }
 
-/** A packed row (docs/adr/0009) as JSON for a finding; hex when it does not unpack. */
-function printablePacked(row: Buffer, layout: number): string {
+/** A stored row as JSON for a finding, through its decoder; hex when it does not decode; cut at 2,000 characters. */
+function printableDecoded(row: Buffer, decode: (row: Buffer) => Json): string {
   let text: string
   try {
-    text = stringifyJson(unpackValue(row, layout))
+    text = stringifyJson(decode(row))
   } catch {
     text = `hex:${row.toString('hex')}`
   }
   return text.length > 2000 ? `${text.slice(0, 2000)}…` : text
 }
 
-/** A v2 log row as JSON for a finding, through the one decoder (either layout); hex when it does not decode. */
-function printableLogRow(row: Buffer): string {
-  let text: string
-  try {
-    text = stringifyJson(decodeLogRow(row))
-  } catch {
-    text = `hex:${row.toString('hex')}`
-  }
-  return text.length > 2000 ? `${text.slice(0, 2000)}…` : text
-}
+/** A v2 log row, through the one decoder (either layout). */
+const printableLogRow = (row: Buffer): string => printableDecoded(row, decodeLogRow)
+
+/** A secondary index row (any of its layouts). */
+const printableIndexRow = (row: Buffer): string => printableDecoded(row, decodeIndexRow)
 
 /**
- * An attribute row as JSON for a finding: a row of a fixed layout (docs/adr/0012)
- * through the one decoder, any other as packed; hex when it does not decode.
+ * An attribute row: a row of a fixed layout (docs/adr/0012) through the one
+ * decoder, a generic one as packed (docs/adr/0009).
  */
 function printableAttribute(row: Buffer, key: CanonicalKey): string {
-  if (row[0] === ATTRIBUTE_ROW_LAYOUT) return printablePacked(row, ATTRIBUTE_ROW_LAYOUT)
-  let text: string
-  try {
-    text = stringifyJson(decodeAttribute(kindOf(key), row).value.value as unknown as Json)
-  } catch {
-    text = `hex:${row.toString('hex')}`
-  }
-  return text.length > 2000 ? `${text.slice(0, 2000)}…` : text
-}
-
-/** A secondary index row as JSON for a finding (any of its layouts); hex when it does not decode. */
-function printableIndexRow(row: Buffer): string {
-  let text: string
-  try {
-    text = stringifyJson(decodeIndexRow(row))
-  } catch {
-    text = `hex:${row.toString('hex')}`
-  }
-  return text.length > 2000 ? `${text.slice(0, 2000)}…` : text
+  if (row[0] === ATTRIBUTE_ROW_LAYOUT) return printableDecoded(row, (bytes) => unpackValue(bytes, ATTRIBUTE_ROW_LAYOUT))
+  return printableDecoded(row, (bytes) => decodeAttribute(kindOf(key), bytes).value.value as unknown as Json)
 }
 
 /** Row text for a finding, bounded: findings are read by people. */
