@@ -12,11 +12,9 @@ import { MAIN, transfer } from '../support/ledger.ts'
 
 const once = { atomic: true, continueOnFailure: false }
 
-// ADR 0005: a write is answered after its WAL group is fdatasynced, the FSM applied it and its
-// store batch is written. A single node applies while the fdatasync runs; nothing reaches the
-// store, and nobody is answered, before the group is durable.
-test('a single node applies an appended write while its WAL group is made durable; the store and the answer wait for the fdatasync', async () => {
-  let release: () => void = () => {}
+/** A node whose WAL fdatasyncs wait, while `hold` is in force, until `release`. */
+async function openGatedNode(): Promise<{ node: LedgerNode; hold: () => void; release: () => void; close: () => Promise<void> }> {
+  let open: () => void = () => {}
   let gate: Promise<void> | undefined
   const tmp = tempDirectory()
   const node = await LedgerNode.open({
@@ -28,9 +26,30 @@ test('a single node applies an appended write while its WAL group is made durabl
       },
     },
   })
+  await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: MAIN, bucket: '_default', metadata: {}, features: {} } as Order }], once)
+  const release = (): void => {
+    gate = undefined
+    open()
+  }
+  return {
+    node,
+    hold: () => void (gate = new Promise((resolve) => (open = resolve))),
+    release,
+    close: async () => {
+      release()
+      await node.close()
+      tmp.remove()
+    },
+  }
+}
+
+// ADR 0005: a write is answered after its WAL group is fdatasynced, the FSM applied it and its
+// store batch is written. A single node applies while the fdatasync runs; nothing reaches the
+// store, and nobody is answered, before the group is durable.
+test('a single node applies an appended write while its WAL group is made durable; the store and the answer wait for the fdatasync', async () => {
+  const { node, hold, release, close } = await openGatedNode()
   try {
-    await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: MAIN, bucket: '_default', metadata: {}, features: {} } as Order }], once)
-    gate = new Promise((resolve) => (release = resolve))
+    hold()
     const index = node.nextIndex()
     let answered: readonly OrderResult[] | undefined
     const submitted = node.admission.submit([{ order: transfer('world', 'users:1', 7n) }], once).then((results) => (answered = results))
@@ -41,7 +60,6 @@ test('a single node applies an appended write while its WAL group is made durabl
     // A few turns more: still not answered while the fdatasync waits.
     for (let turn = 0; turn < 5; turn++) await new Promise<void>((resolve) => setImmediate(resolve))
     assert.equal(answered, undefined, 'not answered before the group is durable')
-    gate = undefined
     release()
     const [result] = await submitted
     assert.equal(result?.status, 'applied')
@@ -49,10 +67,7 @@ test('a single node applies an appended write while its WAL group is made durabl
     assert.equal(node.storeIndex(), index)
     assert.notDeepEqual(await node.store.getMany([attributeRowKey(transactionKey(MAIN, 0n))]), [undefined])
   } finally {
-    gate = undefined
-    release()
-    await node.close()
-    tmp.remove()
+    await close()
   }
 })
 
@@ -60,21 +75,9 @@ test('a single node applies an appended write while its WAL group is made durabl
 // retry with the same key is a proposal of its own, answered after its own, later WAL group: it
 // must not acknowledge the first write while that write's fdatasync has not returned.
 test('a retry of a write applied early, its group not yet durable, is answered only once the write is durable', async () => {
-  let release: () => void = () => {}
-  let gate: Promise<void> | undefined
-  const tmp = tempDirectory()
-  const node = await LedgerNode.open({
-    dataDirectory: tmp.directory,
-    walIo: {
-      async sync(handle: FileHandle) {
-        if (gate !== undefined) await gate
-        await handle.datasync()
-      },
-    },
-  })
+  const { node, hold, release, close } = await openGatedNode()
   try {
-    await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: MAIN, bucket: '_default', metadata: {}, features: {} } as Order }], once)
-    gate = new Promise((resolve) => (release = resolve))
+    hold()
     const index = node.nextIndex()
     const keyed = { order: transfer('world', 'users:1', 7n), idempotencyKey: 'retry-ik', requestHash: 'h1' }
     let firstAnswered = false
@@ -86,7 +89,6 @@ test('a retry of a write applied early, its group not yet durable, is answered o
     assert.ok(node.wal.durable < index, 'the first group is still not durable')
     assert.equal(firstAnswered, false, 'the write is not answered before it is durable')
     assert.equal(retryAnswered, false, 'nor is its retry')
-    gate = undefined
     release()
     const [[firstResult], [retryResult]] = await Promise.all([first, retry])
     assert.equal(firstResult?.status, 'applied')
@@ -94,10 +96,7 @@ test('a retry of a write applied early, its group not yet durable, is answered o
     assert.ok(retryResult?.status === 'applied' && retryResult.idempotencyHit, 'the retry is answered from the record')
     assert.ok(node.wal.durable >= index)
   } finally {
-    gate = undefined
-    release()
-    await node.close()
-    tmp.remove()
+    await close()
   }
 })
 
