@@ -7,8 +7,7 @@ import { emptyKeyed, keyedChild, ownEntries } from './keyed.ts'
 import type { Posting } from './posting.ts'
 import { isJsonObject } from './json.ts'
 import type { Json } from './json.ts'
-import type { PackedKey } from './packed.ts'
-import { PackedShape, packValue, packedKey, unpackObjectWithout, unpackValue } from './packed.ts'
+import { packValue, unpackObjectWithout, unpackValue } from './packed.ts'
 import { InvariantViolation, invariant } from './errors.ts'
 import { TRANSACTION_ROW_LAYOUT, VOLUMES_ROW_LAYOUT, decodeTransactionRow, decodeVolumesRow, encodeTransactionRow, encodeVolumesRow } from './attribute-layouts.ts'
 
@@ -242,118 +241,15 @@ export const ATTRIBUTE_ROW_LAYOUT = 0x01
 
 export function encodeAttribute(value: AttributeValue): Attribute {
   // The hot kinds of a transfer (its volumes, its transaction) in their fixed layouts (docs/adr/0012);
-  // a value of a shape those do not hold is packed generically, below.
+  // a value of a shape those do not hold (none the FSM writes today) is packed generically, below.
   if (value.kind === 'v') {
     const bytes = encodeVolumesRow(value.value)
     if (bytes !== undefined) return { value, bytes }
-    return { value, bytes: packVolumesRow(value.value) }
-  }
-  if (value.kind === 't') {
-    const bytes = encodeTransactionRow(value.value) ?? packTransactionRow(value.value)
+  } else if (value.kind === 't') {
+    const bytes = encodeTransactionRow(value.value)
     if (bytes !== undefined) return { value, bytes }
   }
   return { value, bytes: packValue(value.value, ATTRIBUTE_ROW_LAYOUT, true) }
-}
-
-/** `packValue({input, output}, ATTRIBUTE_ROW_LAYOUT, true)`, without the generic walk. */
-function packVolumesRow(volumes: Volumes): Buffer {
-  PackedShape.begin(ATTRIBUTE_ROW_LAYOUT)
-  PackedShape.object(2)
-  PackedShape.knownKey(KEY_INPUT)
-  PackedShape.integer(volumes.input)
-  PackedShape.knownKey(KEY_OUTPUT)
-  PackedShape.integer(volumes.output)
-  return PackedShape.end()
-}
-
-// The shape writers' constant field names, packed once.
-const KEY_INPUT = packedKey('input')
-const KEY_OUTPUT = packedKey('output')
-const KEY_BALANCE = packedKey('balance')
-const KEY_AMOUNT = packedKey('amount')
-const KEY_ASSET = packedKey('asset')
-const KEY_DESTINATION = packedKey('destination')
-const KEY_SOURCE = packedKey('source')
-
-/** A transaction record's fields in canonical order (as `packValue` sorts them). */
-const TRANSACTION_FIELDS: readonly (keyof TransactionRecord)[] = (
-  ['id', 'postings', 'timestamp', 'insertedAt', 'updatedAt', 'reference', 'metadata', 'reverted', 'revertedAt', 'template', 'preCommitVolumes', 'postCommitVolumes'] as const
-).slice().sort()
-const TRANSACTION_KEYS = TRANSACTION_FIELDS.map(packedKey)
-
-/**
- * `packValue(record, ATTRIBUTE_ROW_LAYOUT, true)` field by field; undefined
- * (the caller packs generically) when the record holds a field this writer
- * does not know, or a posting or commit volume of another shape.
- */
-function packTransactionRow(record: TransactionRecord): Buffer | undefined {
-  let count = 0
-  for (const field of TRANSACTION_FIELDS) if (record[field] !== undefined) count++
-  if (count !== Object.keys(record).length) return undefined
-  PackedShape.begin(ATTRIBUTE_ROW_LAYOUT)
-  PackedShape.object(count)
-  for (let i = 0; i < TRANSACTION_FIELDS.length; i++) {
-    const field = TRANSACTION_FIELDS[i] as keyof TransactionRecord
-    const value = record[field]
-    if (value === undefined) continue
-    PackedShape.knownKey(TRANSACTION_KEYS[i] as PackedKey)
-    switch (field) {
-      case 'postings':
-        if (!packPostings(record.postings)) return undefined
-        break
-      case 'preCommitVolumes':
-      case 'postCommitVolumes':
-        if (!packCommitVolumes(value as AggregatedVolumes)) return undefined
-        break
-      default:
-        PackedShape.item(value, true)
-    }
-  }
-  return PackedShape.end()
-}
-
-function packPostings(postings: readonly Posting[]): boolean {
-  PackedShape.array(postings.length)
-  for (const posting of postings) {
-    if (Object.keys(posting).length !== 4 || typeof posting.amount !== 'bigint' || typeof posting.asset !== 'string' || typeof posting.destination !== 'string' || typeof posting.source !== 'string') {
-      return false
-    }
-    PackedShape.object(4)
-    PackedShape.knownKey(KEY_AMOUNT)
-    PackedShape.integer(posting.amount)
-    PackedShape.knownKey(KEY_ASSET)
-    PackedShape.string(posting.asset)
-    PackedShape.knownKey(KEY_DESTINATION)
-    PackedShape.string(posting.destination)
-    PackedShape.knownKey(KEY_SOURCE)
-    PackedShape.string(posting.source)
-  }
-  return true
-}
-
-function packCommitVolumes(volumes: AggregatedVolumes): boolean {
-  const accounts = PackedShape.sortedKeys(volumes)
-  PackedShape.object(accounts.length)
-  for (const account of accounts) {
-    const byAsset = volumes[account]
-    if (typeof byAsset !== 'object' || byAsset === null) return false
-    const assets = PackedShape.sortedKeys(byAsset)
-    PackedShape.key(account)
-    PackedShape.object(assets.length)
-    for (const asset of assets) {
-      const moved = byAsset[asset]
-      if (typeof moved !== 'object' || moved === null || Object.keys(moved).length !== 3 || typeof moved.balance !== 'bigint' || typeof moved.input !== 'bigint' || typeof moved.output !== 'bigint') return false
-      PackedShape.key(asset)
-      PackedShape.object(3)
-      PackedShape.knownKey(KEY_BALANCE)
-      PackedShape.integer(moved.balance)
-      PackedShape.knownKey(KEY_INPUT)
-      PackedShape.integer(moved.input)
-      PackedShape.knownKey(KEY_OUTPUT)
-      PackedShape.integer(moved.output)
-    }
-  }
-  return true
 }
 
 const COMMIT_VOLUMES: ReadonlySet<string> = new Set(['preCommitVolumes', 'postCommitVolumes'])
