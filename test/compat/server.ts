@@ -25,6 +25,8 @@ export interface CompatNodeOptions {
   readonly cacheRotationThreshold?: number
   /** Writes in flight stay unapplied for a whole WAL write (`LedgerNodeOptions.applyWhenDurable`): how a test overruns the cache horizon. */
   readonly applyWhenDurable?: boolean
+  /** Orders gathered into one proposal at most (`LedgerNodeOptions.gatherOrdersMax`): 1 keeps concurrent writes in proposals of their own. */
+  readonly gatherOrdersMax?: number
 }
 
 export async function openCompatServer(options: ApiOptions = {}, nodeOptions: CompatNodeOptions = {}): Promise<CompatServer> {
