@@ -64,21 +64,51 @@ export const LOG_HASH_BYTES = 32
 const HASH_TEXT_LENGTH = 44
 
 const LOG_FIELDS = ['id', 'hash', 'type', 'data', 'date'] as const
+/** After the log's fields, in this order, each at most once: flag bits 1 and 2 (`matchKeys`' bits are these flags). */
+const LOG_OPTIONAL = ['idempotencyKey', 'schemaVersion'] as const
+const DATA_FIELDS = ['transaction', 'accountMetadata'] as const
 const TRANSACTION_FIELDS = ['id', 'postings', 'timestamp', 'insertedAt', 'updatedAt', 'metadata', 'reverted'] as const
 const TRANSACTION_OPTIONAL = ['reference', 'revertedAt', 'template'] as const
 const POSTING_FIELDS = ['source', 'destination', 'amount', 'asset'] as const
+const NONE: readonly string[] = []
 
 type Fields = { readonly [key: string]: unknown }
 
-function isRecord(value: unknown): value is Fields {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
+/**
+ * An object whose own keys `for…in` lists exactly (its prototype is
+ * `Object.prototype` or null, as every literal and keyed map is): the layout
+ * walks its keys without an array of them. Any other object (an array, a
+ * class instance) is not a shape the layout holds.
+ */
+function isPlainRecord(value: unknown): value is Fields {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  const prototype: unknown = Object.getPrototypeOf(value)
+  return prototype === Object.prototype || prototype === null
 }
 
-/** Whether `keys` starts with `expected`, each name at its place, and its values there are all defined. */
-function startsWith(keys: readonly string[], expected: readonly string[], value: Fields): boolean {
-  if (keys.length < expected.length) return false
-  for (let i = 0; i < expected.length; i++) if (keys[i] !== expected[i] || value[expected[i] as string] === undefined) return false
-  return true
+/**
+ * Whether `value`'s own keys are `expected`, in that order, each value
+ * defined, then some of `optional`, in that order, each at most once and
+ * defined: bit i of the result is set when `optional[i]` is present; -1 when
+ * the keys are anything else. The keys are walked in place (`for…in` on a
+ * plain record lists its own keys in `Object.keys` order), no array built.
+ */
+function matchKeys(value: Fields, expected: readonly string[], optional: readonly string[]): number {
+  let at = 0
+  let next = 0
+  let bits = 0
+  for (const key in value) {
+    if (at < expected.length) {
+      if (key !== expected[at] || value[key] === undefined) return -1
+      at++
+      continue
+    }
+    while (next < optional.length && optional[next] !== key) next++
+    if (next === optional.length || value[key] === undefined) return -1
+    bits |= 1 << next
+    next++
+  }
+  return at === expected.length ? bits : -1
 }
 
 /**
@@ -87,49 +117,30 @@ function startsWith(keys: readonly string[], expected: readonly string[], value:
  * generically; a row half written here is dropped: every pack begins afresh).
  */
 export function encodeTransactionLogRow(log: unknown): Buffer | undefined {
-  if (!isRecord(log) || log.type !== 'NEW_TRANSACTION') return undefined
-  const keys = Object.keys(log)
-  if (!startsWith(keys, LOG_FIELDS, log)) return undefined
-  let flags = 0
-  let at: number = LOG_FIELDS.length
-  if (keys[at] === 'idempotencyKey') {
-    if (typeof log.idempotencyKey !== 'string') return undefined
-    flags |= TransactionLogFlag.idempotencyKey
-    at++
-  }
-  if (keys[at] === 'schemaVersion') {
-    if (typeof log.schemaVersion !== 'string') return undefined
-    flags |= TransactionLogFlag.schemaVersion
-    at++
-  }
-  if (at !== keys.length) return undefined
+  if (!isPlainRecord(log) || log.type !== 'NEW_TRANSACTION') return undefined
+  // Bits 0 and 1 are the flags `idempotencyKey` and `schemaVersion`.
+  let flags = matchKeys(log, LOG_FIELDS, LOG_OPTIONAL)
+  if (flags < 0) return undefined
+  if ((flags & TransactionLogFlag.idempotencyKey) !== 0 && typeof log.idempotencyKey !== 'string') return undefined
+  if ((flags & TransactionLogFlag.schemaVersion) !== 0 && typeof log.schemaVersion !== 'string') return undefined
   const data = log.data
-  if (!isRecord(data)) return undefined
-  const dataKeys = Object.keys(data)
-  if (dataKeys.length !== 2 || dataKeys[0] !== 'transaction' || dataKeys[1] !== 'accountMetadata' || data.accountMetadata === undefined) return undefined
+  if (!isPlainRecord(data) || matchKeys(data, DATA_FIELDS, NONE) !== 0) return undefined
   const transaction = data.transaction
-  if (!isRecord(transaction)) return undefined
-  const transactionKeys = Object.keys(transaction)
-  if (!startsWith(transactionKeys, TRANSACTION_FIELDS, transaction)) return undefined
-  at = TRANSACTION_FIELDS.length
-  const optional = [TransactionLogFlag.reference, TransactionLogFlag.revertedAt, TransactionLogFlag.template]
-  for (const [i, name] of TRANSACTION_OPTIONAL.entries()) {
-    if (transactionKeys[at] !== name) continue
-    if (transaction[name] === undefined) return undefined
-    flags |= optional[i] as number
-    at++
-  }
-  if (at !== transactionKeys.length) return undefined
+  if (!isPlainRecord(transaction)) return undefined
+  const optional = matchKeys(transaction, TRANSACTION_FIELDS, TRANSACTION_OPTIONAL)
+  if (optional < 0) return undefined
+  // reference, revertedAt, template: flags 32, 64 and 128.
+  flags |= optional * TransactionLogFlag.reference
   const postings = transaction.postings
   if (!Array.isArray(postings)) return undefined
+  let bare = bareNumber(log.id) && bareNumber(transaction.id)
   for (const posting of postings) {
-    if (!isRecord(posting)) return undefined
-    const postingKeys = Object.keys(posting)
-    if (postingKeys.length !== POSTING_FIELDS.length || !startsWith(postingKeys, POSTING_FIELDS, posting)) return undefined
+    if (!isPlainRecord(posting) || matchKeys(posting, POSTING_FIELDS, NONE) !== 0) return undefined
+    if (!bareNumber(posting.amount)) bare = false
   }
-  if (!bareNumber(log.id) || !bareNumber(transaction.id) || !(postings as Fields[]).every((posting) => bareNumber(posting.amount))) flags |= TransactionLogFlag.numberItems
-  const hash = hashBytes(log.hash)
-  if (hash === undefined) flags |= TransactionLogFlag.hashText
+  if (!bare) flags |= TransactionLogFlag.numberItems
+  const hashIsBytes = isHashText(log.hash)
+  if (!hashIsBytes) flags |= TransactionLogFlag.hashText
   const { timestamp, insertedAt, updatedAt } = transaction
   if (!sameString(insertedAt, timestamp)) flags |= TransactionLogFlag.insertedAt
   if (!sameString(updatedAt, insertedAt)) flags |= TransactionLogFlag.updatedAt
@@ -138,20 +149,20 @@ export function encodeTransactionLogRow(log: unknown): Buffer | undefined {
   if (!isEmptyObject(transaction.metadata)) flags |= TransactionLogFlag.metadata
   if (!isEmptyObject(data.accountMetadata)) flags |= TransactionLogFlag.accountMetadata
 
+  const items = (flags & TransactionLogFlag.numberItems) !== 0
   PackedShape.begin(TRANSACTION_LOG_LAYOUT)
   PackedShape.count(flags)
-  const number = (flags & TransactionLogFlag.numberItems) !== 0 ? (value: unknown) => PackedShape.item(value, false) : (value: unknown) => PackedShape.count(Number(value))
-  number(log.id)
-  if (hash !== undefined) PackedShape.raw(hash)
+  writeNumber(log.id, items)
+  if (hashIsBytes) PackedShape.base64(log.hash as string, LOG_HASH_BYTES)
   else PackedShape.item(log.hash, false)
   if ((flags & TransactionLogFlag.idempotencyKey) !== 0) PackedShape.string(log.idempotencyKey as string)
   if ((flags & TransactionLogFlag.schemaVersion) !== 0) PackedShape.string(log.schemaVersion as string)
-  number(transaction.id)
+  writeNumber(transaction.id, items)
   PackedShape.count(postings.length)
   for (const posting of postings as Fields[]) {
     PackedShape.item(posting.source, false)
     PackedShape.item(posting.destination, false)
-    number(posting.amount)
+    writeNumber(posting.amount, items)
     PackedShape.item(posting.asset, false)
   }
   PackedShape.item(timestamp, false)
@@ -167,30 +178,58 @@ export function encodeTransactionLogRow(log: unknown): Buffer | undefined {
   return PackedShape.end()
 }
 
+/** An id or amount: an item when the row's numbers are items (flag 4096), else bare LEB128 (`bareNumber` held for all). */
+function writeNumber(value: unknown, items: boolean): void {
+  if (items) PackedShape.item(value, false)
+  else PackedShape.count(Number(value))
+}
+
 /** A plain object (or one without prototype, as keyed maps are) without fields: it packs as an empty object item, and decodes as `{}`. */
 function isEmptyObject(value: unknown): boolean {
-  if (!isRecord(value) || Object.keys(value).length !== 0) return false
-  const prototype: unknown = Object.getPrototypeOf(value)
-  return prototype === Object.prototype || prototype === null
+  if (!isPlainRecord(value)) return false
+  for (const _ in value) return false
+  return true
 }
 
 /** An integer a bare LEB128 holds here (what the generic row's integer item would read back as). */
 function bareNumber(value: unknown): boolean {
-  if (typeof value === 'bigint') return value >= 0n && value <= BigInt(LOG_BARE_NUMBER_MAX)
+  if (typeof value === 'bigint') return value >= 0n && value <= LOG_BARE_NUMBER_MAX_BIG
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= LOG_BARE_NUMBER_MAX && !Object.is(value, -0)
 }
+
+const LOG_BARE_NUMBER_MAX_BIG = BigInt(LOG_BARE_NUMBER_MAX)
 
 /** Equal strings: the later date is the earlier one's item again. Anything else is written. */
 function sameString(value: unknown, previous: unknown): boolean {
   return typeof value === 'string' && value === previous
 }
 
-/** The hash's 32 bytes when it is base64 of 32 bytes in its one canonical text (so it prints back the same), else undefined. */
-function hashBytes(hash: unknown): Buffer | undefined {
-  if (typeof hash !== 'string' || hash.length !== HASH_TEXT_LENGTH) return undefined
-  const bytes = Buffer.from(hash, 'base64')
-  if (bytes.length !== LOG_HASH_BYTES || bytes.toString('base64') !== hash) return undefined
-  return bytes
+/**
+ * Whether the hash is base64 of 32 bytes in its one canonical text (so its
+ * bytes print back the same): 43 characters of the standard alphabet, the
+ * last of them with its two low bits zero (they fall past the 256th bit),
+ * and one `=`. Checked by character, without decoding and printing again.
+ */
+function isHashText(hash: unknown): hash is string {
+  if (typeof hash !== 'string' || hash.length !== HASH_TEXT_LENGTH || hash.charCodeAt(HASH_TEXT_LENGTH - 1) !== EQUALS) return false
+  for (let i = 0; i < HASH_TEXT_LENGTH - 1; i++) {
+    const value = base64Value(hash.charCodeAt(i))
+    if (value < 0) return false
+    if (i === HASH_TEXT_LENGTH - 2 && (value & 3) !== 0) return false
+  }
+  return true
+}
+
+const EQUALS = 0x3d
+
+/** A standard base64 character's 6-bit value, -1 for any other character. */
+function base64Value(unit: number): number {
+  if (unit >= 0x41 && unit <= 0x5a) return unit - 0x41
+  if (unit >= 0x61 && unit <= 0x7a) return unit - 0x61 + 26
+  if (unit >= 0x30 && unit <= 0x39) return unit - 0x30 + 52
+  if (unit === 0x2b) return 62
+  if (unit === 0x2f) return 63
+  return -1
 }
 
 /** A row of the fixed layout, as `unpackValue` of the generic row of the same log gives it. */

@@ -249,6 +249,13 @@ export const PackedShape = {
     writer.buffer.set(bytes, writer.offset)
     writer.offset += bytes.length
   },
+  /** The `byteLength` bytes a base64 text holds, as `raw` writes them (a log's hash; the caller checked the text is their canonical form). */
+  base64(text: string, byteLength: number): void {
+    writer.reserve(byteLength)
+    const written = writer.buffer.write(text, writer.offset, byteLength, 'base64')
+    invariant(written === byteLength, 'base64 text of the expected length')
+    writer.offset += written
+  },
   /** Any value, through the generic walk (nested values of no fixed shape: metadata). */
   item(value: unknown, sorted: boolean): void {
     if (!writeItem(value, sorted)) throw new InvariantViolation('value has no packed representation')

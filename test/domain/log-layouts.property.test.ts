@@ -140,3 +140,55 @@ test('a reader refuses a fixed log row it did not write: unknown flags, cut shor
   assert.throws(() => decodeLogRow(Buffer.concat([row, Buffer.of(0)])), InvariantViolation)
   assert.throws(() => decodeLogRow(Buffer.concat([Buffer.of(0x0b), row.subarray(1)])), InvariantViolation)
 })
+
+test('a hash is kept as 32 bytes only in its one canonical base64 text: any other text near it reads back as written', () => {
+  // Canonical texts with one character changed: an alphabet character (the 43rd then often sets bits past
+  // the 256th), a URL-safe one, padding, a space or a non-ASCII character, anywhere.
+  const nearHash = fc
+    .tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.nat({ max: 43 }), fc.constantFrom('A', 'B', 'C', 'D', 'E', 'Q', 'g', 'w', '+', '/', '-', '_', '=', ' ', 'é', '0', '9'))
+    .map(([bytes, at, unit]) => {
+      const canonical = Buffer.from(bytes).toString('base64')
+      return canonical.slice(0, at) + unit + canonical.slice(at + 1)
+    })
+  fc.assert(
+    fc.property(nearHash, (hash) => {
+      const log = { ...transferLog(), hash }
+      const row = encodeLogRow(log)
+      assert.equal(row[0], TRANSACTION_LOG_LAYOUT)
+      const canonical = Buffer.from(hash, 'base64').length === 32 && Buffer.from(hash, 'base64').toString('base64') === hash
+      assert.equal((row[1] as number) & 4, canonical ? 0 : 4, 'the hash as bytes exactly when its text is canonical')
+      assertSameLog(decodeLogRow(row), generic(log))
+    }),
+    { numRuns: 2000 },
+  )
+})
+
+test('a transfer log with a field missing, an optional field present but undefined, or optional fields out of order, is packed generically', () => {
+  const base = transferLog()
+  const { transaction, accountMetadata } = base.data as { transaction: Record<string, unknown>; accountMetadata: unknown }
+  const withTransaction = (fields: Record<string, unknown>) => ({ ...base, data: { transaction: { ...transaction, ...fields }, accountMetadata } })
+  const reshaped: unknown[] = [
+    withTransaction({ reference: undefined }),
+    withTransaction({ revertedAt: undefined }),
+    withTransaction({ reference: 'r', template: undefined }),
+    withTransaction({ template: 't', reference: 'r' }),
+    withTransaction({ revertedAt: '2026-12-07T10:00:00Z', reference: 'r' }),
+    { ...base, idempotencyKey: undefined },
+    { ...base, schemaVersion: undefined },
+    { ...base, schemaVersion: 'v1', idempotencyKey: 'k' },
+    { ...base, data: { transaction, accountMetadata: undefined } },
+    withTransaction({ postings: [{ source: 'a', destination: 'b', amount: 1n, asset: undefined }] }),
+    withTransaction({ postings: [{ source: 'a', destination: 'b', amount: 1n }] }),
+    { ...base, data: { transaction: Object.fromEntries(Object.entries(transaction).filter(([key]) => key !== 'reverted')), accountMetadata } },
+    Object.fromEntries(Object.entries(base).filter(([key]) => key !== 'date')),
+    { ...base, data: { transaction } },
+  ]
+  for (const log of reshaped) {
+    const row = encodeLogRow(log)
+    assert.equal(row[0], RowLayout.log, JSON.stringify(log, (_, value: unknown) => (typeof value === 'bigint' ? `${value}n` : value)))
+    assert.ok(row.equals(packValue(log, RowLayout.log, false)))
+  }
+  // And in order, each one present: the fixed layout.
+  assert.equal(encodeLogRow(withTransaction({ reference: 'r', revertedAt: '2026-12-07T10:00:00Z', template: 't' }))[0], TRANSACTION_LOG_LAYOUT)
+  assert.equal(encodeLogRow({ ...base, idempotencyKey: 'k', schemaVersion: 'v1' })[0], TRANSACTION_LOG_LAYOUT)
+})
