@@ -510,31 +510,42 @@ export function segmentRowKey(generation: number, index: number): Buffer {
  * closed on any flipped byte, not only on rows that no longer parse.
  */
 function encodeSegment(entries: Map<string, Entry>): Buffer {
-  const keys: Buffer[] = []
+  // Every key's UTF-8 bytes go once into the scratch, one after another; each key's front coding is
+  // measured there against the previous key of its kind (no buffer per key).
+  const count = entries.size
+  const starts: number[] = []
+  const lengths: number[] = []
   const shares: number[] = []
-  const lastOfKind = new Map<number, Buffer>()
-  let size = 4 + varintLength(entries.size)
+  lastOfKind.fill(-1)
+  let scratch = segmentScratch
+  let used = 0
+  let size = 4 + varintLength(count)
   for (const [key, entry] of entries) {
-    const keyBytes = Buffer.from(key, 'utf8')
-    const kind = keyBytes[0] as number
-    const previous = lastOfKind.get(kind)
-    const shared = previous === undefined ? 0 : sharedPrefixLength(previous, keyBytes)
-    lastOfKind.set(kind, keyBytes)
-    keys.push(keyBytes)
+    // A UTF-16 unit takes at most 3 bytes of UTF-8 (a pair 4 for its 2 units, a lone surrogate 3 as U+FFFD).
+    if (used + 3 * key.length > scratch.length) scratch = segmentScratch = grown(scratch, used, 3 * key.length)
+    const length = scratch.write(key, used, 'utf8')
+    const kind = scratch[used] as number
+    const previous = lastOfKind[kind] as number
+    const shared = previous < 0 ? 0 : sharedPrefixLength(scratch, starts[previous] as number, lengths[previous] as number, used, length)
+    lastOfKind[kind] = starts.length
+    starts.push(used)
+    lengths.push(length)
     shares.push(shared)
-    const suffix = keyBytes.length - shared
+    used += length
+    const suffix = length - shared
     size += 1 + varintLength(2 * shared + 1) + varintLength(suffix) + suffix + (entry.live ? varintLength(entry.bytes) : 0)
   }
   const row = Buffer.allocUnsafe(size)
-  let at = writeVarint(row, 4, entries.size)
+  let at = writeVarint(row, 4, count)
   let i = 0
   for (const entry of entries.values()) {
-    const keyBytes = keys[i] as Buffer
+    const start = starts[i] as number
+    const length = lengths[i] as number
     const shared = shares[i++] as number
-    row[at++] = keyBytes[0] as number
+    row[at++] = scratch[start] as number
     at = writeVarint(row, at, 2 * shared + (entry.live ? FLAG_LIVE : FLAG_TOMBSTONE))
-    at = writeVarint(row, at, keyBytes.length - shared)
-    at += keyBytes.copy(row, at, shared)
+    at = writeVarint(row, at, length - shared)
+    at += scratch.copy(row, at, start + shared, start + length)
     if (entry.live) at = writeVarint(row, at, entry.bytes)
   }
   invariant(at === size, 'segment size computed exactly')
@@ -542,11 +553,29 @@ function encodeSegment(entries: Map<string, Entry>): Buffer {
   return row
 }
 
-/** Bytes `a` and `b` share from their start; never the whole of `b` (a key always writes at least one byte of its own). */
-function sharedPrefixLength(a: Buffer, b: Buffer): number {
-  const limit = Math.min(a.length, b.length - 1)
+/** `encodeSegment`'s keys, one after another (encoding is synchronous and never nested); grows to the largest segment's keys. */
+let segmentScratch: Buffer = Buffer.allocUnsafe(16 * 1024)
+/** Per kind (a key's first byte), the position in the segment of the last key of that kind; -1 before the first. */
+const lastOfKind = new Int32Array(256)
+
+/** A buffer of at least `used + more` bytes holding `buffer`'s first `used` (doubling). */
+function grown(buffer: Buffer, used: number, more: number): Buffer {
+  let length = buffer.length * 2
+  while (length < used + more) length *= 2
+  const larger = Buffer.allocUnsafe(length)
+  buffer.copy(larger, 0, 0, used)
+  return larger
+}
+
+/**
+ * Bytes two keys share from their start: `a` at `aStart` (`aLength` bytes)
+ * and `b` at `bStart` (`bLength`), both in `bytes`; never the whole of `b`
+ * (a key always writes at least one byte of its own).
+ */
+function sharedPrefixLength(bytes: Buffer, aStart: number, aLength: number, bStart: number, bLength: number): number {
+  const limit = Math.min(aLength, bLength - 1)
   let shared = 0
-  while (shared < limit && a[shared] === b[shared]) shared++
+  while (shared < limit && bytes[aStart + shared] === bytes[bStart + shared]) shared++
   return shared
 }
 
@@ -585,7 +614,7 @@ export function decodeSegment(rowKey: Buffer, row: Buffer): [CanonicalKey, Entry
     read.at += suffixLength
     const keyBytes = shared === 0 ? Buffer.from(suffix) : Buffer.concat([(previous as Buffer).subarray(0, shared), suffix])
     if (keyBytes[0] !== kind) throw new MalformedMirrorRow(`key of another kind in ${where}`)
-    if (shared !== sharedPrefixLength(previous ?? EMPTY, keyBytes)) throw new MalformedMirrorRow(`key not in its one front-coded form in ${where}`)
+    if (shared !== keysSharedLength(previous ?? EMPTY, keyBytes)) throw new MalformedMirrorRow(`key not in its one front-coded form in ${where}`)
     lastOfKind.set(kind, keyBytes)
     const key = keyBytes.toString('utf8') as CanonicalKey
     if (!isAttributeKey(key) || seen.has(key) || Buffer.byteLength(key, 'utf8') !== keyBytes.length) throw new MalformedMirrorRow(`bad or repeated key in ${where}`)
@@ -597,6 +626,14 @@ export function decodeSegment(rowKey: Buffer, row: Buffer): [CanonicalKey, Entry
 }
 
 const EMPTY = Buffer.alloc(0)
+
+/** `sharedPrefixLength` of two keys in buffers of their own (restore, which checks the one front-coded form). */
+function keysSharedLength(a: Buffer, b: Buffer): number {
+  const limit = Math.min(a.length, b.length - 1)
+  let shared = 0
+  while (shared < limit && a[shared] === b[shared]) shared++
+  return shared
+}
 
 function isAttributeKey(key: string): boolean {
   try {

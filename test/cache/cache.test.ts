@@ -450,3 +450,17 @@ test('a bulk\'s keys cost a few bytes each in the segment, and a segment not in 
   assert.throws(() => AttributeCache.restoring(cache.snapshot, 1).restoreSync([[rowKey, resealed(otherKind)]], read), MalformedMirrorRow, 'another kind')
   AttributeCache.restoring(cache.snapshot, 1).restoreSync([[rowKey, resealed(row)]], read)
 })
+
+test('a segment whose keys outgrow the encoder\'s scratch, keys of multibyte characters among them, restores as written', () => {
+  // Keys of ~200 to ~300 bytes of UTF-8 for half as many UTF-16 units: their bytes cross the scratch's
+  // size (and its doublings) inside a key, whatever the key's length in units would suggest.
+  const cache = new AttributeCache(4)
+  const disk = new Disk()
+  cache.enter(1, disk)
+  for (let n = 0; n < 400; n++) {
+    const name = `${'é'.repeat(100 + (n % 7) * 13)}${'\u{1F600}'.repeat(n % 3)}:${n}`
+    write(cache, volumesKey('main' as LedgerName, name as AccountAddress, 'USD/2' as Asset), value(BigInt(n)), disk)
+    write(cache, idempotencyKey('é' as LedgerName, `${'ü'.repeat(150)}${n}`), null, disk)
+  }
+  assertRestores(cache, disk, 1)
+})
