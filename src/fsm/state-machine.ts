@@ -78,6 +78,14 @@ export class LedgerStateMachine {
   private readonly execute: (scope: GatedScope, order: Order) => OrderOutput
   /** The proposal begun and not yet finished (at most one: proposals apply in index order). */
   private open: ProposalApplication | undefined
+  /** What the open proposal's steps work on (set by `begin`, cleared at completion). */
+  private context: OpenProposal | undefined
+  /**
+   * The steps every proposal's application calls, made once: they work on
+   * `context`, so a proposal makes no closures of its own (tsx's `keepNames`
+   * makes each named closure a `defineProperty` call besides).
+   */
+  private readonly steps: ApplicationSteps
 
   constructor(options: StateMachineOptions) {
     this.cache = options.cache
@@ -86,6 +94,35 @@ export class LedgerStateMachine {
     this.head = options.auditHead
     this.onCoverageMiss = options.onCoverageMiss
     this.execute = options.execute ?? executeOrder
+    this.steps = {
+      runOrder: (position, writes) => {
+        const context = this.opened()
+        const { index, proposal } = context
+        const planned = proposal.orders[position]
+        if (planned === undefined) throw new InvariantViolation(`order ${position} outside the proposal`)
+        let scope = context.scope
+        if (scope === undefined) scope = context.scope = new GatedScope(proposal.date, planned.idempotencyKey, proposal.coverage, planned.coverageIndexes, context.seeds.values, this.cache, writes)
+        else scope.nextOrder(planned.idempotencyKey, planned.coverageIndexes)
+        return this.runOrder(index, proposal, planned, scope, writes)
+      },
+      stageValue: (key, value) => stageValue(key, value, this.opened().batch),
+      stageLog: (entry) => stageLog(entry, this.opened().batch),
+      // Step 3: seeds fill the cache where neither generation holds the key (the cache wins).
+      preload: (key, attribute) => this.cache.preload(key, attribute, this.opened().batch),
+      // Step 6, the cache's part. A deletion leaves a cache tombstone (its store row is deleted by the staged rows).
+      cacheValue: (key, attribute) => (attribute === null ? this.cache.tombstone(key, this.opened().batch) : this.cache.put(key, attribute, this.opened().batch)),
+      complete: (run) => {
+        const { index, proposal, batch } = this.opened()
+        return this.complete(index, proposal, run, batch)
+      },
+    }
+  }
+
+  /** The open proposal's context (a step outside an open proposal is a bug). */
+  private opened(): OpenProposal {
+    const context = this.context
+    invariant(context !== undefined, 'a proposal step while no proposal is open')
+    return context
   }
 
   get appliedIndex(): number {
@@ -128,25 +165,9 @@ export class LedgerStateMachine {
       this.cache.configure(proposal.cacheSettings)
       batch.put(metaKey(MetaKey.cacheState), encodeCacheState(this.cache.snapshot))
     }
-    const seeds = decodeSeeds(proposal)
-    // One gated scope for the proposal's orders, each in turn.
-    let scope: GatedScope | undefined
-    this.open = new ProposalApplication(index, proposal, seeds.rows, {
-      runOrder: (position, writes) => {
-        const planned = proposal.orders[position]
-        if (planned === undefined) throw new InvariantViolation(`order ${position} outside the proposal`)
-        if (scope === undefined) scope = new GatedScope(proposal.date, planned.idempotencyKey, proposal.coverage, planned.coverageIndexes, seeds.values, this.cache, writes)
-        else scope.nextOrder(planned.idempotencyKey, planned.coverageIndexes)
-        return this.runOrder(index, proposal, planned, scope, writes)
-      },
-      stageValue: (key, value) => stageValue(key, value, batch),
-      stageLog: (entry) => stageLog(entry, batch),
-      // Step 3: seeds fill the cache where neither generation holds the key (the cache wins).
-      preload: (key, attribute) => this.cache.preload(key, attribute, batch),
-      // Step 6, the cache's part. A deletion leaves a cache tombstone (its store row is deleted by the staged rows).
-      cacheValue: (key, attribute) => (attribute === null ? this.cache.tombstone(key, batch) : this.cache.put(key, attribute, batch)),
-      complete: (run) => this.complete(index, proposal, run, batch),
-    })
+    // One gated scope for the proposal's orders, each in turn (made with the first order).
+    this.context = { index, proposal, batch, seeds: decodeSeeds(proposal), scope: undefined }
+    this.open = new ProposalApplication(index, proposal, this.context.seeds.rows, this.steps)
     return this.open
   }
 
@@ -174,6 +195,7 @@ export class LedgerStateMachine {
   private complete(index: number, proposal: Proposal, run: CompletedRun, batch: WriteBatch): ProposalResult {
     invariant(this.open?.index === index, () => `completion of index ${index}, which is not being applied`)
     this.open = undefined
+    this.context = undefined
     // A dry run executes everything and keeps nothing: no rows, no cache change, no audit entry.
     if (proposal.dryRun === true) return { index, outcome: 'applied', results: run.results }
     this.audit(index, proposal, run, batch)
@@ -249,6 +271,16 @@ export class LedgerStateMachine {
     batch.putNew(auditRowKey(entry.seq), entry.row)
     batch.put(metaKey(MetaKey.auditHead), Buffer.from(stringifyJson(this.head), 'utf8'))
   }
+}
+
+/** The proposal `begin` opened: what its steps need besides the application's own state. */
+interface OpenProposal {
+  readonly index: number
+  readonly proposal: Proposal
+  readonly batch: WriteBatch
+  readonly seeds: DecodedSeeds
+  /** The proposal's one gated scope, made for its first order and set to each next one. */
+  scope: GatedScope | undefined
 }
 
 interface DecodedSeeds {
@@ -485,13 +517,13 @@ export class ProposalApplication {
   }
 }
 
-/** An order as the audit body records it: everything replay needs besides the plan (which a checker rebuilds from its own state). */
-function auditOrder({ order, idempotencyKey, requestHash }: PlannedOrder): Json {
-  return {
-    order,
-    ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
-    ...(requestHash === undefined ? {} : { requestHash }),
-  } as unknown as Json
+/** An order as the audit body records it: everything replay needs besides the plan (which a checker rebuilds from its own state). Exported for its test. */
+export function auditOrder({ order, idempotencyKey, requestHash }: PlannedOrder): Json {
+  // Absent fields left out (the audit body packs keys sorted, so their order changes no byte).
+  const entry: { order: Order; idempotencyKey?: string; requestHash?: string } = { order }
+  if (idempotencyKey !== undefined) entry.idempotencyKey = idempotencyKey
+  if (requestHash !== undefined) entry.requestHash = requestHash
+  return entry as unknown as Json
 }
 
 function atomicRollback(result: OrderResult): OrderResult {
@@ -506,19 +538,20 @@ function atomicRollback(result: OrderResult): OrderResult {
 /**
  * What the audit entry attests per order: the status, and for a success the
  * ids it produced (everything else is recomputed by replay; keeping entries
- * small keeps the apply loop fast).
+ * small keeps the apply loop fast). Exported for its test.
  */
-function auditOutcome(result: OrderResult): Json {
+export function auditOutcome(result: OrderResult): Json {
   switch (result.status) {
     case 'applied': {
+      // Built whole, without a spread of the ids (the audit body packs keys sorted).
       const output = result.output
-      const ids: Record<string, Json> =
-        output.type === 'TRANSACTION'
-          ? { transactionId: (output.transaction as { id: bigint }).id, logId: output.logId }
-          : (output.type === 'METADATA' && output.logId !== null) || output.type === 'SCHEMA'
-            ? { logId: output.logId }
-            : {}
-      return { status: 'applied', idempotencyHit: result.idempotencyHit, ...ids }
+      if (output.type === 'TRANSACTION') {
+        return { status: 'applied', idempotencyHit: result.idempotencyHit, transactionId: (output.transaction as { id: bigint }).id, logId: output.logId }
+      }
+      if ((output.type === 'METADATA' && output.logId !== null) || output.type === 'SCHEMA') {
+        return { status: 'applied', idempotencyHit: result.idempotencyHit, logId: output.logId as bigint }
+      }
+      return { status: 'applied', idempotencyHit: result.idempotencyHit }
     }
     case 'failed':
       return { status: 'failed', code: result.error.code, message: result.error.message }
