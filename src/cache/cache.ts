@@ -494,7 +494,11 @@ export function segmentRowKey(generation: number, index: number): Buffer {
   const row = Buffer.allocUnsafe(SEGMENT_KEY_LENGTH)
   row[0] = MIRROR_ZONE
   row[1] = generation % 2
-  row.writeBigUInt64BE(BigInt(index), 2)
+  // An index is a safe integer: its two 32-bit halves, the bytes `writeBigUInt64BE` would write.
+  invariant(Number.isSafeInteger(index) && index >= 0, 'a segment is keyed by a non-negative safe integer index')
+  const high = Math.floor(index / 2 ** 32)
+  row.writeUInt32BE(high, 2)
+  row.writeUInt32BE(index - high * 2 ** 32, 6)
   return row
 }
 

@@ -1,7 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { decodeIndexRow, decodeLogRow, encodeIndexRow, encodeLogRow, fixedWidthInstant, prefixEnd, transactionByTimestampKey } from '../../src/store/index.ts'
+import { Zone, accountTransactionKey, auditRowKey, decodeIndexRow, decodeLogRow, encodeIndexRow, encodeLogRow, fixedWidthInstant, logRowKey, prefixEnd, transactionByTimestampKey, u64be } from '../../src/store/index.ts'
+import { segmentRowKey } from '../../src/cache/index.ts'
 import { stringifyJson } from '../../src/domain/index.ts'
 
 test('fixed-width instants order as bytes like the instants they name, whatever their precision (property)', () => {
@@ -50,4 +51,36 @@ test('an index row decodes to the value it was written from; another layout is r
   const moved = { input: 5n, output: 10n ** 30n }
   assert.deepStrictEqual(decodeIndexRow(encodeIndexRow(moved)), moved)
   assert.throws(() => decodeLogRow(encodeIndexRow(moved)))
+})
+
+test('row keys end in the id as writeBigUInt64BE writes it, past 2^32 and 2^53 too, and refuse what it refuses (property)', () => {
+  const id = fc.oneof(
+    fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+    fc.bigInt({ min: 0n, max: 2n ** 33n }),
+    fc.constantFrom(0n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, 2n ** 64n - 1n),
+  )
+  const name = fc.string({ unit: 'binary', maxLength: 6 })
+  const u64 = (value: bigint): Buffer => {
+    const bytes = Buffer.alloc(8)
+    bytes.writeBigUInt64BE(value)
+    return bytes
+  }
+  fc.assert(
+    fc.property(name, name, id, (ledger, account, value) => {
+      assert.deepEqual(logRowKey(ledger, value), Buffer.concat([Buffer.of(Zone.logs), Buffer.from(ledger, 'utf8'), Buffer.of(0), u64(value)]))
+      assert.deepEqual(accountTransactionKey(ledger, account, value).subarray(-8), u64(value))
+      assert.deepEqual(transactionByTimestampKey(ledger, '2026-12-07T10:00:00.123Z', value).subarray(-8), u64(value))
+      assert.deepEqual(auditRowKey(value), Buffer.concat([Buffer.of(Zone.audit), u64(value)]))
+      assert.deepEqual(u64be(value), u64(value))
+      if (value <= BigInt(Number.MAX_SAFE_INTEGER)) {
+        assert.deepEqual(u64be(Number(value)), u64(value))
+        assert.deepEqual(segmentRowKey(3, Number(value)).subarray(2), u64(value))
+      }
+    }),
+    { numRuns: 1000 },
+  )
+  for (const refused of [-1n, 2n ** 64n]) {
+    assert.throws(() => logRowKey('l', refused), RangeError)
+    assert.throws(() => accountTransactionKey('l', 'a', refused), RangeError)
+  }
 })
