@@ -25,15 +25,31 @@ export function writeTransactionIndexes(ledger: string, log: LedgerLog, batch: W
   const transaction = (log.data as unknown as { transaction: LoggedTransaction }).transaction
   invariant(typeof transaction.id === 'bigint' && transaction.postings.length > 0, 'logged transaction with id and postings')
   // Moves per account, accounts in first-seen order, each account's assets in a short list (a transfer
-  // moves one asset per account); past a few postings a map finds the pair, so the work stays linear.
-  const byAccount = new Map<string, AssetMoves[]>()
-  const pairs = transaction.postings.length > PAIR_SCAN_POSTINGS_MAX ? new Map<string, AssetMoves>() : undefined
-  for (const posting of transaction.postings) {
-    movesOf(byAccount, pairs, posting.source, posting.asset).output += posting.amount
-    movesOf(byAccount, pairs, posting.destination, posting.asset).input += posting.amount
-  }
-  for (const [account, moves] of byAccount) {
-    batch.putNew(accountTransactionKey(ledger, account, transaction.id), encodeAccountMovesRow(transaction.insertedAt, transaction.timestamp, moves))
+  // moves one asset per account): a flat list of (account, moves) scanned in place for a few
+  // postings; past them maps find the account and the pair, so the work stays linear.
+  const postings = transaction.postings
+  if (postings.length > PAIR_SCAN_POSTINGS_MAX) {
+    const byAccount = new Map<string, AssetMoves[]>()
+    const pairs = new Map<string, AssetMoves>()
+    for (const posting of postings) {
+      pairMoves(byAccount, pairs, posting.source, posting.asset).output += posting.amount
+      pairMoves(byAccount, pairs, posting.destination, posting.asset).input += posting.amount
+    }
+    for (const [account, moves] of byAccount) {
+      batch.putNew(accountTransactionKey(ledger, account, transaction.id), encodeAccountMovesRow(transaction.insertedAt, transaction.timestamp, moves))
+    }
+  } else {
+    // [account, its moves, account, its moves, …]
+    const byAccount: (string | AssetMoves[])[] = []
+    for (const posting of postings) {
+      scannedMoves(byAccount, posting.source, posting.asset).output += posting.amount
+      scannedMoves(byAccount, posting.destination, posting.asset).input += posting.amount
+    }
+    for (let at = 0; at < byAccount.length; at += 2) {
+      const account = byAccount[at] as string
+      const moves = byAccount[at + 1] as AssetMoves[]
+      batch.putNew(accountTransactionKey(ledger, account, transaction.id), encodeAccountMovesRow(transaction.insertedAt, transaction.timestamp, moves))
+    }
   }
   batch.putNew(transactionByTimestampKey(ledger, transaction.timestamp, transaction.id), EMPTY)
 }
@@ -42,19 +58,32 @@ const EMPTY = Buffer.alloc(0)
 
 const PAIR_SCAN_POSTINGS_MAX = 16
 
-function movesOf(byAccount: Map<string, AssetMoves[]>, pairs: Map<string, AssetMoves> | undefined, account: string, asset: string): AssetMoves {
-  let moves = byAccount.get(account)
-  if (moves === undefined) byAccount.set(account, (moves = []))
-  const pair = pairs === undefined ? undefined : `${account}\u0000${asset}`
-  if (pair === undefined) {
-    for (const moved of moves) if (moved.asset === asset) return moved
-  } else {
-    const found = pairs?.get(pair)
-    if (found !== undefined) return found
+/** The (account, asset) pair's moves, found by comparing in place (`byAccount` alternates accounts and their moves). */
+function scannedMoves(byAccount: (string | AssetMoves[])[], account: string, asset: string): AssetMoves {
+  let moves: AssetMoves[] | undefined
+  for (let at = 0; at < byAccount.length; at += 2) {
+    if (byAccount[at] === account) {
+      moves = byAccount[at + 1] as AssetMoves[]
+      break
+    }
   }
+  if (moves === undefined) byAccount.push(account, (moves = []))
+  for (const moved of moves) if (moved.asset === asset) return moved
   const moved: AssetMoves = { asset, input: 0n, output: 0n }
   moves.push(moved)
-  if (pair !== undefined) pairs?.set(pair, moved)
+  return moved
+}
+
+/** The pair's moves through maps (many postings). */
+function pairMoves(byAccount: Map<string, AssetMoves[]>, pairs: Map<string, AssetMoves>, account: string, asset: string): AssetMoves {
+  const pair = `${account}\u0000${asset}`
+  const found = pairs.get(pair)
+  if (found !== undefined) return found
+  let moves = byAccount.get(account)
+  if (moves === undefined) byAccount.set(account, (moves = []))
+  const moved: AssetMoves = { asset, input: 0n, output: 0n }
+  moves.push(moved)
+  pairs.set(pair, moved)
   return moved
 }
 
