@@ -48,9 +48,11 @@ export function accountPrefix(ledger: LedgerName): string {
 }
 /** Fixed-width hex keeps transactions in id order under a byte-wise scan. */
 export function transactionKey(ledger: LedgerName, id: TransactionId): CanonicalKey {
-  invariant(id >= 0n && id < 1n << 64n, 'transaction id out of range')
+  invariant(id >= 0n && id < TRANSACTION_ID_LIMIT, 'transaction id out of range')
   return `t${ledger}${SEPARATOR}${id.toString(16).padStart(16, '0')}` as CanonicalKey
 }
+/** Ids stop below 2^64 (a constant: `1n << 64n` in place made a bigint per key). */
+const TRANSACTION_ID_LIMIT = 1n << 64n
 export function transactionPrefix(ledger: LedgerName): string {
   return `t${ledger}${SEPARATOR}`
 }

@@ -13,15 +13,20 @@ import { transactionView } from './output.ts'
  */
 export function appendLedgerLog(scope: Scope, ledger: LedgerRecord, type: LedgerLog['type'], data: Json, schemaVersion?: string): LedgerRecord {
   const payload = type === 'REVERTED_TRANSACTION' ? withRevertedTransaction(scope, ledger, data) : data
-  const base = {
+  // One object, its fields in the stored log's order (id, hash, type, data, date, then the optional
+  // ones: its row packs them in this order); the hash is over all but the id and the hash.
+  const log: { id: bigint; hash: string; type: LedgerLog['type']; data: Json; date: string; idempotencyKey?: string; schemaVersion?: string } = {
+    id: ledger.nextLogId,
+    hash: '',
     type,
     data: payload,
     date: goDate(scope.date),
-    ...(scope.idempotencyKey === undefined ? {} : { idempotencyKey: scope.idempotencyKey }),
-    ...(schemaVersion === undefined ? {} : { schemaVersion }),
   }
-  const hash = v2LogHash(ledger.lastLogHash, base)
-  scope.appendLog(ledger.name, { id: ledger.nextLogId, hash, ...base })
+  if (scope.idempotencyKey !== undefined) log.idempotencyKey = scope.idempotencyKey
+  if (schemaVersion !== undefined) log.schemaVersion = schemaVersion
+  const hash = v2LogHash(ledger.lastLogHash, log)
+  log.hash = hash
+  scope.appendLog(ledger.name, log)
   const updated: LedgerRecord = { ...ledger, nextLogId: ledger.nextLogId + 1n, lastLogHash: hash }
   writeLedger(scope, updated)
   return updated
