@@ -527,7 +527,7 @@ function encodeSegment(entries: Map<string, Entry>): Buffer {
   for (const [key, entry] of entries) {
     // A UTF-16 unit takes at most 3 bytes of UTF-8 (a pair 4 for its 2 units, a lone surrogate 3 as U+FFFD).
     if (used + 3 * key.length > scratch.length) scratch = segmentScratch = grown(scratch, used, 3 * key.length)
-    const length = scratch.write(key, used, 'utf8')
+    const length = writeKeyBytes(scratch, key, used)
     const kind = scratch[used] as number
     const previous = lastOfKind[kind] as number
     const shared = previous < 0 ? 0 : sharedPrefixLength(scratch, starts[previous] as number, lengths[previous] as number, used, length)
@@ -549,7 +549,8 @@ function encodeSegment(entries: Map<string, Entry>): Buffer {
     row[at++] = scratch[start] as number
     at = writeVarint(row, at, 2 * shared + (entry.live ? FLAG_LIVE : FLAG_TOMBSTONE))
     at = writeVarint(row, at, length - shared)
-    at += scratch.copy(row, at, start + shared, start + length)
+    // A key's suffix is short: copied byte by byte (Buffer#copy's checks cost more than the copy).
+    for (let from = start + shared; from < start + length; from++) row[at++] = scratch[from] as number
     if (entry.live) at = writeVarint(row, at, entry.bytes)
   }
   invariant(at === size, 'segment size computed exactly')
@@ -561,6 +562,21 @@ function encodeSegment(entries: Map<string, Entry>): Buffer {
 let segmentScratch: Buffer = Buffer.allocUnsafe(16 * 1024)
 /** Per kind (a key's first byte), the position in the segment of the last key of that kind; -1 before the first. */
 const lastOfKind = new Int32Array(256)
+
+/**
+ * Writes `key` as UTF-8 at `at` (the caller made room: 3 bytes per unit);
+ * returns its byte length. An ASCII key (every key a ledger of ASCII names
+ * writes) is copied unit by unit, without a call into the UTF-8 encoder.
+ */
+function writeKeyBytes(buffer: Buffer, key: string, at: number): number {
+  const length = key.length
+  for (let i = 0; i < length; i++) {
+    const unit = key.charCodeAt(i)
+    if (unit >= 0x80) return buffer.write(key, at, 'utf8')
+    buffer[at + i] = unit
+  }
+  return length
+}
 
 /** A buffer of at least `used + more` bytes holding `buffer`'s first `used` (doubling). */
 function grown(buffer: Buffer, used: number, more: number): Buffer {
