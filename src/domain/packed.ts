@@ -103,6 +103,23 @@ class Writer {
     this.buffer[this.offset++] = value
   }
 
+  /**
+   * What was written, in a fresh buffer of exactly its size. A row is short:
+   * it is copied byte by byte, without `Buffer#copy`, whose checks and source
+   * view (a `Uint8Array` per call) cost more than copying a row.
+   */
+  take(): Buffer {
+    const length = this.offset
+    const packed = Buffer.allocUnsafe(length)
+    if (length > COPY_LOOP_BYTES_MAX) {
+      this.buffer.copy(packed, 0, 0, length)
+      return packed
+    }
+    const buffer = this.buffer
+    for (let i = 0; i < length; i++) packed[i] = buffer[i] as number
+    return packed
+  }
+
   /** LEB128 of a non-negative integer up to 2^54 (exact in a double). */
   varint(value: number): void {
     this.reserve(8)
@@ -113,6 +130,9 @@ class Writer {
     this.buffer[this.offset++] = value
   }
 }
+
+/** Up to this many bytes `Writer.take` copies in a loop; a longer pack (a WAL record, an audit body) through `Buffer#copy`. */
+const COPY_LOOP_BYTES_MAX = 512
 
 const writer = new Writer()
 
@@ -139,9 +159,7 @@ function pack(value: unknown, layout: number, sorted: boolean, withBytes: boolea
   writer.byte(layout)
   bytesAllowed = withBytes
   if (!writeItem(value, sorted)) throw new InvariantViolation('value has no packed representation')
-  const packed = Buffer.allocUnsafe(writer.offset)
-  writer.buffer.copy(packed, 0, 0, writer.offset)
-  return packed
+  return writer.take()
 }
 
 /**
@@ -168,9 +186,7 @@ export function packItems(items: readonly unknown[], sorted: boolean): Buffer {
   writer.offset = 0
   bytesAllowed = false
   for (const item of items) if (!writeItem(item, sorted)) writer.byte(Tag.null)
-  const packed = Buffer.allocUnsafe(writer.offset)
-  writer.buffer.copy(packed, 0, 0, writer.offset)
-  return packed
+  return writer.take()
 }
 
 /**
@@ -265,9 +281,7 @@ export const PackedShape = {
     return sortedKeys(record)
   },
   end(): Buffer {
-    const packed = Buffer.allocUnsafe(writer.offset)
-    writer.buffer.copy(packed, 0, 0, writer.offset)
-    return packed
+    return writer.take()
   },
 }
 
