@@ -51,9 +51,9 @@ export function metaKey(name: string): Buffer {
 }
 
 export function attributeRowKey(canonicalKey: string): Buffer {
-  const key = Buffer.allocUnsafe(1 + Buffer.byteLength(canonicalKey, 'utf8'))
+  const key = Buffer.allocUnsafe(1 + utf8Length(canonicalKey))
   key[0] = Zone.attributes
-  key.write(canonicalKey, 1, 'utf8')
+  writeUtf8(key, canonicalKey, 1)
   return key
 }
 
@@ -70,6 +70,28 @@ export function prefixEnd(prefix: Buffer): Buffer | undefined {
     }
   }
   return undefined
+}
+
+/**
+ * `Buffer.byteLength(text, 'utf8')`; an ASCII text (every ledger name, and the
+ * accounts and assets of most ledgers) measured by its length, without the
+ * call into the binding. The rows' keys are built from a few such texts.
+ */
+export function utf8Length(text: string): number {
+  const length = text.length
+  for (let i = 0; i < length; i++) if (text.charCodeAt(i) >= 0x80) return Buffer.byteLength(text, 'utf8')
+  return length
+}
+
+/** Writes `text` as UTF-8 at `at` (the caller sized the buffer with `utf8Length`); returns the offset after it. ASCII unit by unit. */
+export function writeUtf8(buffer: Buffer, text: string, at: number): number {
+  const length = text.length
+  for (let i = 0; i < length; i++) {
+    const unit = text.charCodeAt(i)
+    if (unit >= 0x80) return at + buffer.write(text, at, 'utf8')
+    buffer[at + i] = unit
+  }
+  return at + length
 }
 
 export function u64be(value: number | bigint): Buffer {
@@ -211,9 +233,9 @@ export function decodeIndexRow(row: Uint8Array): Json {
 /** v2 log rows: [zone][ledger][0][id u64 BE], in id order per ledger. */
 /** `[zone][ledger][0][id u64]`, in one buffer. */
 export function logRowKey(ledger: string, id: bigint): Buffer {
-  const key = Buffer.allocUnsafe(1 + Buffer.byteLength(ledger, 'utf8') + 1 + 8)
+  const key = Buffer.allocUnsafe(1 + utf8Length(ledger) + 1 + 8)
   key[0] = Zone.logs
-  const at = 1 + key.write(ledger, 1, 'utf8')
+  const at = writeUtf8(key, ledger, 1)
   key[at] = 0
   writeU64(key, id, at + 1)
   return key
@@ -261,11 +283,11 @@ export function transactionsByTimestampPrefix(ledger: string): Buffer {
  * 11 bytes instead of 30 characters and a separator.
  */
 export function transactionByTimestampKey(ledger: string, timestamp: string, id: bigint): Buffer {
-  const ledgerBytes = Buffer.byteLength(ledger, 'utf8')
+  const ledgerBytes = utf8Length(ledger)
   const key = Buffer.allocUnsafe(2 + ledgerBytes + 1 + INSTANT_KEY_BYTES + 8)
   key[0] = Zone.indexes
   key[1] = IndexKind.transactionsByTimestamp
-  let at = 2 + key.write(ledger, 2, 'utf8')
+  let at = writeUtf8(key, ledger, 2)
   key[at++] = 0
   at = writeInstantKey(key, at, fixedWidthInstant(timestamp))
   writeU64(key, id, at)
@@ -321,13 +343,13 @@ export function readInstantKey(key: Buffer, at: number): string {
 
 /** One buffer, not a concatenation of three or four: [zone][kind] ledger \0 name \0 id. */
 function indexRowKey(kind: number, ledger: string, name: string, id: bigint): Buffer {
-  const ledgerBytes = Buffer.byteLength(ledger, 'utf8')
-  const key = Buffer.allocUnsafe(2 + ledgerBytes + 1 + Buffer.byteLength(name, 'utf8') + 1 + 8)
+  const ledgerBytes = utf8Length(ledger)
+  const key = Buffer.allocUnsafe(2 + ledgerBytes + 1 + utf8Length(name) + 1 + 8)
   key[0] = Zone.indexes
   key[1] = kind
-  let at = 2 + key.write(ledger, 2, 'utf8')
+  let at = writeUtf8(key, ledger, 2)
   key[at++] = 0
-  at += key.write(name, at, 'utf8')
+  at = writeUtf8(key, name, at)
   key[at++] = 0
   writeU64(key, id, at)
   return key
