@@ -66,6 +66,8 @@ export function parseAccountAddress(value: unknown, field = 'address'): AccountA
 const ASSET_SHAPE = /^([A-Z][A-Z0-9]*)(?:_([A-Z]+))?(?:\/(\d+))?$/
 
 export function parseAsset(value: unknown, field = 'asset'): Asset {
+  // The common case first: a valid asset needs no look at its parts (the shape's match array is built only to explain a refusal).
+  if (isAsset(value)) return value
   const shape = typeof value === 'string' ? ASSET_SHAPE.exec(value) : null
   if (shape !== null && !isAsset(value)) {
     const [, code = '', suffix = '', precision = ''] = shape
