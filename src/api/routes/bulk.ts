@@ -214,15 +214,7 @@ function parseElement(ledger: LedgerName, element: unknown, i: number, options: 
 }
 
 function isAction(value: unknown): value is Action {
-  switch (value) {
-    case 'CREATE_TRANSACTION':
-    case 'ADD_METADATA':
-    case 'REVERT_TRANSACTION':
-    case 'DELETE_METADATA':
-      return true
-    default:
-      return false
-  }
+  return (ACTIONS as readonly unknown[]).includes(value)
 }
 
 function parseAction(ledger: LedgerName, action: Action, data: unknown, options: CreateTransactionOptions): Order {
