@@ -626,8 +626,13 @@ function isStaleInputs(result: OrderResult): boolean {
 }
 
 /** A proposed order with what planning resolved for it: its order (a revert's postings filled in) and its coverage positions. */
-function plannedOrder(proposed: ProposedOrder, resolved: readonly { order: ProposedOrder['order'] }[], coverageIndexes: readonly (readonly number[])[], i: number): PlannedOrder {
-  return { ...proposed, order: (resolved[i] as { order: ProposedOrder['order'] }).order, coverageIndexes: coverageIndexes[i] as number[] }
+export function plannedOrder(proposed: ProposedOrder, resolved: readonly { order: ProposedOrder['order'] }[], coverageIndexes: readonly (readonly number[])[], i: number): PlannedOrder {
+  const order = (resolved[i] as { order: ProposedOrder['order'] }).order
+  const indexes = coverageIndexes[i] as number[]
+  // The packed log record follows the key order: the proposed order's keys, then the coverage. The
+  // common shapes as literals (a spread copies through a slow path, once per order of every bulk).
+  if (!('idempotencyKey' in proposed) && !('requestHash' in proposed)) return { order, coverageIndexes: indexes }
+  return { ...proposed, order, coverageIndexes: indexes }
 }
 
 /** Each key's coverage seed, from its row (read in `keys`' order). */

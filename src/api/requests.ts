@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import type { LedgerName } from '../domain/index.ts'
-import { canonicalJson, isJsonObject, parseJson, parseLedgerName, validationError } from '../domain/index.ts'
+import { JsonBytes, canonicalJson, isJsonObject, parseJson, parseLedgerName, validationError, writeCanonicalJson } from '../domain/index.ts'
 import type { Filter, Resource } from '../query/index.ts'
 import { filterInputOf, parseFilter } from '../query/index.ts'
 import type { PageRequest } from './paging.ts'
@@ -50,10 +50,22 @@ function headerCount(request: FastifyRequest, lowerCaseName: string): number {
   return count
 }
 
-/** base64url(sha256(canonical request)) — what "the same request" means for an idempotency key. */
+/**
+ * base64url(sha256(canonical request)) — what "the same request" means for
+ * an idempotency key. The canonical text is written as bytes and hashed in
+ * one call (a `_bulk` may hash one request per element); the writer is
+ * shared, used within this synchronous call.
+ */
 export function requestHash(parts: unknown): string {
-  return createHash('sha256').update(canonicalJson(parts)).digest('base64url')
+  try {
+    writeCanonicalJson(requestHashed, parts)
+    return hash('sha256', requestHashed.viewFrom(0), 'base64url')
+  } finally {
+    requestHashed.discardFrom(0)
+  }
 }
+
+const requestHashed = new JsonBytes()
 
 const EXPANSIONS = ['volumes', 'effectiveVolumes'] as const
 

@@ -92,8 +92,8 @@ export class Views {
     return row
   }
 
-  /** LEDGER_NOT_FOUND unless the ledger exists: a read only for a ledger not seen yet. */
-  private requireLedger(name: LedgerName): void {
+  /** LEDGER_NOT_FOUND unless the ledger exists: a read only for a ledger not seen yet (ledgers are never deleted). */
+  requireLedger(name: LedgerName): void {
     if (!this.knownLedgers.has(name)) this.ledgerRow(name)
   }
 

@@ -66,17 +66,16 @@ export function parseAccountAddress(value: unknown, field = 'address'): AccountA
 const ASSET_SHAPE = /^([A-Z][A-Z0-9]*)(?:_([A-Z]+))?(?:\/(\d+))?$/
 
 export function parseAsset(value: unknown, field = 'asset'): Asset {
+  // The common case first: the shape's parts are matched only to explain a refusal.
+  if (isAsset(value)) return value
   const shape = typeof value === 'string' ? ASSET_SHAPE.exec(value) : null
-  if (shape !== null && !isAsset(value)) {
+  if (shape !== null) {
     const [, code = '', suffix = '', precision = ''] = shape
     if (code.length > assetCodeLengthMax) throw lengthLimitError(field, 'asset code', code.length, assetCodeLengthMax)
     if (suffix.length > assetSuffixLengthMax) throw lengthLimitError(field, 'asset suffix (after _)', suffix.length, assetSuffixLengthMax)
     if (precision.length > assetPrecisionDigitsMax) throw lengthLimitError(field, 'asset precision (after /)', precision.length, assetPrecisionDigitsMax)
   }
-  if (!isAsset(value)) {
-    throw validationError(`${field}: invalid asset ${describe(value)}, expected ${ASSET_PATTERN.source}`)
-  }
-  return value
+  throw validationError(`${field}: invalid asset ${describe(value)}, expected ${ASSET_PATTERN.source}`)
 }
 
 export function describe(value: unknown): string {

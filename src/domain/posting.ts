@@ -1,7 +1,7 @@
 import type { AccountAddress, Asset } from './names.ts'
-import { parseAccountAddress, parseAsset, describe } from './names.ts'
+import { isAccountAddress, isAsset, parseAccountAddress, parseAsset, describe } from './names.ts'
 import type { Amount } from './amount.ts'
-import { parseAmount } from './amount.ts'
+import { isAmount, parseAmount } from './amount.ts'
 import { validationError } from './errors.ts'
 import { isJsonObject } from './json.ts'
 
@@ -15,18 +15,32 @@ export interface Posting {
 export const postingsPerTransactionMax = 1000
 
 export function parsePosting(value: unknown, field: string): Posting {
-  if (!isJsonObject(value)) throw validationError(`${field}: expected an object, got ${describe(value)}`)
+  return parsePostingAt(value, field, -1)
+}
+
+/**
+ * `parsePosting` of `field[index]` (of `field` itself when `index` is -1).
+ * A field's name is spelled out only for a refusal: a bulk parses thousands
+ * of postings that need none.
+ */
+function parsePostingAt(value: unknown, field: string, index: number): Posting {
+  if (!isJsonObject(value)) throw validationError(`${postingField(field, index)}: expected an object, got ${describe(value)}`)
   for (const key of Object.keys(value)) {
     if (key !== 'source' && key !== 'destination' && key !== 'amount' && key !== 'asset') {
-      throw validationError(`${field}: unknown field ${JSON.stringify(key)}`)
+      throw validationError(`${postingField(field, index)}: unknown field ${JSON.stringify(key)}`)
     }
   }
+  const { source, destination, amount, asset } = value
   return {
-    source: parseAccountAddress(value.source, `${field}.source`),
-    destination: parseAccountAddress(value.destination, `${field}.destination`),
-    amount: parseAmount(value.amount, `${field}.amount`),
-    asset: parseAsset(value.asset, `${field}.asset`),
+    source: isAccountAddress(source) ? source : parseAccountAddress(source, `${postingField(field, index)}.source`),
+    destination: isAccountAddress(destination) ? destination : parseAccountAddress(destination, `${postingField(field, index)}.destination`),
+    amount: isAmount(amount) ? amount : parseAmount(amount, `${postingField(field, index)}.amount`),
+    asset: isAsset(asset) ? asset : parseAsset(asset, `${postingField(field, index)}.asset`),
   }
+}
+
+function postingField(field: string, index: number): string {
+  return index < 0 ? field : `${field}[${index}]`
 }
 
 export function parsePostings(value: unknown, field = 'postings'): Posting[] {
@@ -34,5 +48,7 @@ export function parsePostings(value: unknown, field = 'postings'): Posting[] {
   if (value.length > postingsPerTransactionMax) {
     throw validationError(`${field}: more than ${postingsPerTransactionMax} postings`)
   }
-  return value.map((entry, i) => parsePosting(entry, `${field}[${i}]`))
+  const postings: Posting[] = []
+  for (let i = 0; i < value.length; i++) postings.push(parsePostingAt(value[i], field, i))
+  return postings
 }

@@ -43,6 +43,12 @@ export function parseCreateTransaction(ledger: LedgerName, body: unknown, option
   const accountMetadata = parseAccountMetadata(body.accountMetadata)
   const reference = parseReference(body.reference)
   const timestamp = parseTimestamp(body.timestamp, 'timestamp')
+  // The common order (postings only) as one literal: a bulk builds one per element, and each spread
+  // below is an object of its own. Same keys in the same order as the general form (the packed log
+  // record follows the key order).
+  if (script === undefined && template === undefined && options.schemaVersion === undefined && timestamp === undefined && reference === undefined) {
+    return { type: 'CREATE_TRANSACTION', ledger, postings, metadata, accountMetadata, force }
+  }
   return {
     type: 'CREATE_TRANSACTION',
     ledger,
@@ -130,7 +136,8 @@ function invalidBody(body: unknown): never {
 
 /** `accountMetadata`: by address, addresses in sorted order, each map canonical. */
 export function parseAccountMetadata(value: unknown): Keyed<Metadata> {
-  if (value === undefined || value === null) return emptyKeyed()
+  // The one frozen empty map, as for `{}` (canonicalAccountMetadata): not a new dictionary per transaction.
+  if (value === undefined || value === null) return canonicalAccountMetadata([])
   if (!isJsonObject(value)) throw validationError(`accountMetadata: expected an object, got ${describe(value)}`)
   const entries = ownEntries(value).map(([address, metadata]): [string, Metadata] => {
     const field = `accountMetadata[${JSON.stringify(address)}]`

@@ -1,12 +1,14 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { planCoverage, WriteBatch } from '../../src/fsm/index.ts'
+import { packProposalOrders, planCoverage, WriteBatch } from '../../src/fsm/index.ts'
+import type { PlannedOrder } from '../../src/fsm/index.ts'
+import { plannedOrder } from '../../src/admission/admission.ts'
 import { AttributeCache } from '../../src/cache/index.ts'
 import type { AccountAddress, Asset, CanonicalKey, LedgerName } from '../../src/domain/index.ts'
 import { accountKey, encodeAttribute, ledgerKey, schemaKey, volumesKey } from '../../src/domain/index.ts'
 import { needsOf } from '../../src/orders/index.ts'
-import type { Order } from '../../src/orders/index.ts'
+import type { Order, ProposedOrder } from '../../src/orders/index.ts'
 import { LedgerNode } from '../../src/server/index.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { USD, transfer } from '../support/ledger.ts'
@@ -149,4 +151,23 @@ test('admission checks the cache again after loading seeds: a hit that rotated o
     await node.close()
     tmp.remove()
   }
+})
+
+test('plannedOrder: the keys, in order, and the packed bytes of the spread it replaced', () => {
+  const spread = (proposed: ProposedOrder, order: Order, coverageIndexes: number[]): PlannedOrder => ({ ...proposed, order, coverageIndexes })
+  const order = transfer('world', 'users:1', 5n)
+  const resolvedOrder = transfer('world', 'users:2', 7n)
+  const shapes: ProposedOrder[] = [
+    { order },
+    { order, idempotencyKey: 'ik-1', requestHash: 'h1' },
+    { order, requestHash: 'h2' },
+    { order, idempotencyKey: 'ik-2' },
+  ]
+  shapes.forEach((proposed, i) => {
+    const planned = plannedOrder(proposed, [{ order: resolvedOrder }], [[0, 2, 3]], 0)
+    const model = spread(proposed, resolvedOrder, [0, 2, 3])
+    assert.deepStrictEqual(Object.keys(planned), Object.keys(model), `shape ${i}`)
+    assert.deepStrictEqual(planned, model, `shape ${i}`)
+    assert.ok(packProposalOrders([planned]).equals(packProposalOrders([model])), `shape ${i}: the same packed bytes`)
+  })
 })

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { LedgerNode } from '../../server/index.ts'
 import type { LedgerName } from '../../domain/index.ts'
 import {
@@ -12,6 +12,7 @@ import {
   validationError,
   InvariantViolation,
   asciiText,
+  invariant,
   printableTransaction,
   writeTransaction,
 } from '../../domain/index.ts'
@@ -74,7 +75,7 @@ export function bulkRoutes(app: FastifyInstance, node: LedgerNode, views: Views,
         message: `bulk of ${body.length} elements exceeds the limit of ${options.bulkElementsMax}`,
       })
     }
-    await views.ledger(ledger) // 404 LEDGER_NOT_FOUND like every other ledger route
+    views.requireLedger(ledger) // 404 LEDGER_NOT_FOUND like every other ledger route
     if (body.length === 0) return reply.code(200).send({ data: [] })
     const schema = schemaVersionOf(request)
     // Elements' templates are read from the bulk's schema here, once, as a single transaction's
@@ -82,33 +83,47 @@ export function bulkRoutes(app: FastifyInstance, node: LedgerNode, views: Views,
     const followed = schema.schemaVersion === undefined || !body.some(namesTemplate) ? undefined : await views.schema(ledger, schema.schemaVersion)
     const parsing: CreateTransactionOptions = { ...schema, ...(followed === undefined ? {} : { templateScript: (name: string) => templateScript(followed, name) }) }
     // A slice of elements at a time, with a turn of the event loop between slices (a bulk may hold 10,000).
-    const elements: { action: Action; proposed: ProposedOrder }[] = []
+    // Each element's action and order go into two arrays: no wrapper object per element.
+    const actions: Action[] = []
+    const proposed: ProposedOrder[] = []
     for (let i = 0; i < body.length; i++) {
       if (i > 0 && i % elementsPerTurn === 0) await nextTurn()
-      elements.push(parseElement(ledger, body[i], i, parsing))
+      actions[i] = parseElement(ledger, body[i], i, parsing, proposed)
     }
     // Parallel elements are independent; applying them in order gives the same results.
-    const results = await node.admission.submit(
-      elements.map((element) => element.proposed),
-      { atomic, continueOnFailure: continueOnFailure || parallel },
-    )
-    let firstError: OrderResult | undefined
-    const answered: { action: Action; result: Exclude<OrderResult, { status: 'skipped' }> }[] = []
-    results.forEach((result, i) => {
-      if (result.status === 'skipped') return
-      if (result.status === 'failed' && result.rolledBack !== true) firstError ??= result
-      answered.push({ action: (elements[i] as { action: Action }).action, result })
-    })
-    const writeElement = (out: JsonBytes, i: number): void => {
-      const { action, result } = answered[i] as (typeof answered)[number]
-      if (result.status === 'failed') writeBulkError(out, result.error)
-      else writeBulkSuccess(out, action, result)
-    }
-    if (firstError !== undefined && firstError.status === 'failed') {
-      return sendPrintedData(reply, 400, answered.length, writeElement, { errorCode: wireCode(firstError.error.code), errorMessage: wireMessage(firstError.error) })
-    }
-    return sendPrintedData(reply, 200, answered.length, writeElement)
+    const results = await node.admission.submit(proposed, { atomic, continueOnFailure: continueOnFailure || parallel })
+    return sendBulkAnswer(reply, actions, results)
   })
+}
+
+/**
+ * The answer: one element per result up to the first skipped one (a bulk
+ * stopped at a failure skips every element after it, and reports nothing
+ * for them), 400 with the first failure that was not rolled back, 200
+ * otherwise.
+ */
+function sendBulkAnswer(reply: FastifyReply, actions: readonly Action[], results: readonly OrderResult[]): Promise<FastifyReply> {
+  let firstError: Extract<OrderResult, { status: 'failed' }> | undefined
+  let answered = results.length
+  for (let i = 0; i < results.length; i++) {
+    const result = results[i] as OrderResult
+    if (result.status === 'skipped') {
+      if (answered === results.length) answered = i
+      continue
+    }
+    invariant(answered === results.length, 'the skipped elements of a bulk are its last ones')
+    if (result.status === 'failed' && result.rolledBack !== true) firstError ??= result
+  }
+  const writeElement = (out: JsonBytes, i: number): void => {
+    const result = results[i] as OrderResult
+    if (result.status === 'failed') writeBulkError(out, result.error)
+    else if (result.status === 'applied') writeBulkSuccess(out, actions[i] as Action, result)
+    else throw new InvariantViolation('a skipped bulk element is not answered')
+  }
+  if (firstError !== undefined) {
+    return sendPrintedData(reply, 400, answered, writeElement, { errorCode: wireCode(firstError.error.code), errorMessage: wireMessage(firstError.error) })
+  }
+  return sendPrintedData(reply, 200, answered, writeElement)
 }
 
 function wireMessage(error: { code: string; message: string }): string {
@@ -171,33 +186,35 @@ function namesTemplate(element: unknown): boolean {
 }
 
 /**
+ * Element `i`: its action returned, its order put at `proposed[i]` (appended: elements are parsed in order).
  * `options`: the bulk's `schemaVersion`, followed by every element that v2
- * validates against a schema, and the templates of that schema.
+ * validates against a schema, and the templates of that schema. A refusal
+ * names the element (`[i]`); the name is spelled out only then.
  */
-function parseElement(ledger: LedgerName, element: unknown, i: number, options: CreateTransactionOptions): { action: Action; proposed: ProposedOrder } {
-  const field = `[${i}]`
-  if (!isJsonObject(element)) throw validationError(`${field}: expected a bulk element object, got ${describe(element)}`)
+function parseElement(ledger: LedgerName, element: unknown, i: number, options: CreateTransactionOptions, proposed: ProposedOrder[]): Action {
+  if (!isJsonObject(element)) throw validationError(`[${i}]: expected a bulk element object, got ${describe(element)}`)
   const action = element.action
-  if (typeof action !== 'string' || !(ACTIONS as readonly string[]).includes(action)) {
-    throw validationError(`${field}.action: expected one of ${ACTIONS.join(', ')}, got ${describe(action)}`)
-  }
+  if (!isAction(action)) throw validationError(`[${i}].action: expected one of ${ACTIONS.join(', ')}, got ${describe(action)}`)
   const ik = element.ik
-  if (typeof ik === 'string' && ik.length > idempotencyKeyLengthMax) throw lengthLimitError(`${field}.ik`, 'idempotency key', ik.length, idempotencyKeyLengthMax)
+  if (typeof ik === 'string' && ik.length > idempotencyKeyLengthMax) throw lengthLimitError(`[${i}].ik`, 'idempotency key', ik.length, idempotencyKeyLengthMax)
   if (ik !== undefined && ik !== null && typeof ik !== 'string') {
-    throw validationError(`${field}.ik: expected a string of at most ${idempotencyKeyLengthMax} characters`)
+    throw validationError(`[${i}].ik: expected a string of at most ${idempotencyKeyLengthMax} characters`)
   }
   let order: Order
   try {
-    order = parseAction(ledger, action as Action, element.data, options)
+    order = parseAction(ledger, action, element.data, options)
   } catch (error) {
     if (error instanceof TallyError) {
-      throw new TallyError({ code: error.code, kind: error.kind, message: `${field}.data: ${error.message}` })
+      throw new TallyError({ code: error.code, kind: error.kind, message: `[${i}].data: ${error.message}` })
     }
     throw error
   }
-  const proposed: ProposedOrder =
-    typeof ik === 'string' && ik !== '' ? { order, idempotencyKey: ik, requestHash: requestHash(['bulk', order]) } : { order }
-  return { action: action as Action, proposed }
+  proposed[i] = typeof ik === 'string' && ik !== '' ? { order, idempotencyKey: ik, requestHash: requestHash(['bulk', order]) } : { order }
+  return action
+}
+
+function isAction(value: unknown): value is Action {
+  return (ACTIONS as readonly unknown[]).includes(value)
 }
 
 function parseAction(ledger: LedgerName, action: Action, data: unknown, options: CreateTransactionOptions): Order {
