@@ -33,6 +33,8 @@ export function schemaVersionOf(request: FastifyRequest): { schemaVersion?: stri
 export const idempotencyKeyLengthMax = 256
 
 export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
+  // Node keeps every sent Idempotency-Key under this name (repeats joined): absent here, none was sent.
+  if (request.headers['idempotency-key'] === undefined) return undefined
   // Node joins repeated headers with ", "; two keys must not pass as one key "k1, k2".
   if (headerCount(request, 'idempotency-key') > 1) throw validationError('Idempotency-Key: sent more than once; send exactly one key')
   const value = request.headers['idempotency-key']
