@@ -3,7 +3,7 @@
  *
  *   node --import tsx bench/reads.ts [--root DIR]... [--workload get-account:16]... [--fill 100000]
  *                                    [--accounts 1000] [--duration 10] [--rounds 3] [--log-level info]
- *                                    [--answer-cache-bytes B]
+ *                                    [--answer-cache-bytes B] [--one-server] [--warmup 2] [--auth]
  *
  * Starts one `tally serve` per `--root` (a checkout; default this one), each
  * on its own temporary data directory, fills each with `--fill`
@@ -19,13 +19,27 @@
  * reads beside writes are measured as `--workload bulk:4@40 --workload
  * bulk:4@40,get-account:16@3000`, the write rows compared (docs/performance.md).
  *
+ * With `--one-server` only one server runs at a time: each root's data
+ * directory is filled once by a server that then stops, and every run
+ * starts that root's server on its directory again, warms it up for
+ * `--warmup` seconds (not measured), measures, and stops it. Without it,
+ * every root's server stays up through the whole run, idle while another is
+ * measured: its timers, memory and caches still share the machine, which
+ * may tilt a comparison of cheap reads (the kept get-account's two signs,
+ * docs/performance.md).
+ *
+ * With `--auth` every server requires bearer tokens (`--auth-clients`, one
+ * API client with every scope) and the load generator gets its token from
+ * the token endpoint and sends it with every request, as an SDK does: what
+ * authentication costs a request.
+ *
  * `--answer-cache-bytes 0` serves every read from the store (the servers'
  * `--answer-cache-bytes`): what a read that misses the kept answers costs,
  * without writes beside it. A root whose `tally serve` has no such flag
  * cannot be driven with it.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
@@ -45,8 +59,12 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     'log-level': { type: 'string', default: 'info' },
     'answer-cache-bytes': { type: 'string' },
+    'one-server': { type: 'boolean', default: false },
+    warmup: { type: 'string', default: '2' },
+    auth: { type: 'boolean', default: false },
   },
 })
+const oneServer = values['one-server']
 const roots = (values.root ?? [here]).map((root) => path.resolve(root))
 const workloads = values.workload ?? ['get-account:16']
 const rounds = Number(values.rounds)
@@ -59,12 +77,30 @@ interface Server {
   readonly directory: string
 }
 
-async function startServer(root: string): Promise<Server> {
-  const directory = await mkdtemp(path.join(os.tmpdir(), 'tally-reads-'))
+/** With --auth: the clients file every server reads, and the client's credentials for `tally bench`. */
+async function makeApiClient(): Promise<{ file: string; env: Record<string, string> }> {
+  const directory = await mkdtemp(path.join(os.tmpdir(), 'tally-reads-auth-'))
+  const child = spawn(process.execPath, [path.join(here, 'bin', 'tally.mjs'), 'auth-client', '--id', 'bench', '--scopes', 'ledger:read,ledger:write,ledger:admin'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  const secret = /: (\S+)\s*$/.exec(stderr)?.[1]
+  if (code !== 0 || secret === undefined) throw new Error(`tally auth-client exited ${code}: ${stderr}`)
+  const file = path.join(directory, 'clients.json')
+  await writeFile(file, JSON.stringify({ clients: [JSON.parse(stdout) as unknown] }))
+  return { file, env: { TALLY_CLIENT_ID: 'bench', TALLY_CLIENT_SECRET: secret } }
+}
+const apiClient = values.auth ? await makeApiClient() : undefined
+
+async function startServer(root: string, existing?: string): Promise<Server> {
+  const directory = existing ?? (await mkdtemp(path.join(os.tmpdir(), 'tally-reads-')))
   // Logs go to a file, as a deployment's would go somewhere: their cost is part of the server's.
-  const log = await open(path.join(directory, 'serve.log'), 'w')
+  const log = await open(path.join(directory, 'serve.log'), 'a')
   const answerCache = values['answer-cache-bytes'] === undefined ? [] : ['--answer-cache-bytes', values['answer-cache-bytes']]
-  const child = spawn(process.execPath, [path.join(root, 'bin', 'tally.mjs'), 'serve', '--data', path.join(directory, 'data'), '--listen', '127.0.0.1:0', ...answerCache], {
+  const auth = apiClient === undefined ? [] : ['--auth-clients', apiClient.file]
+  const child = spawn(process.execPath, [path.join(root, 'bin', 'tally.mjs'), 'serve', '--data', path.join(directory, 'data'), '--listen', '127.0.0.1:0', ...answerCache, ...auth], {
     cwd: root,
     env: { ...process.env, TALLY_LOG_LEVEL: values['log-level'] },
     stdio: ['ignore', 'pipe', log.fd],
@@ -80,9 +116,17 @@ async function startServer(root: string): Promise<Server> {
   return { root, child, url, directory }
 }
 
+async function stopServer(server: Server): Promise<void> {
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return
+  const exited = new Promise((resolve) => server.child.once('exit', resolve))
+  server.child.kill('SIGTERM')
+  await exited
+}
+
 async function bench(server: Server, args: string[]): Promise<BenchReport> {
   const child = spawn(process.execPath, [path.join(here, 'bin', 'tally.mjs'), 'bench', '--target', server.url, ...common, ...args, '--json'], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...apiClient?.env },
   })
   let stdout = ''
   let stderr = ''
@@ -100,20 +144,30 @@ const median = (numbers: number[]): number => {
   return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2
 }
 
+// Every root's server, up for the whole run; with --one-server, each stopped after its fill and started again for each of its runs.
 const servers: Server[] = []
 try {
-  for (const root of roots) servers.push(await startServer(root))
-  for (const server of servers) {
+  for (const root of roots) {
+    const server = await startServer(root)
+    servers.push(server)
     if (Number(values.fill) > 0) await bench(server, ['--fill', values.fill, '--workload', 'get-account:1', '--requests', '1'])
+    if (oneServer) await stopServer(server)
   }
   const rows: { root: string; workload: string; round: number; report: BenchReport; load: string }[] = []
-  process.stdout.write(`workloads ${workloads.join(' | ')}, ${values.duration} s per run, after a fill of ${values.fill} transactions over ${values.accounts} accounts, log level ${values['log-level']}${values['answer-cache-bytes'] === undefined ? '' : `, answer cache ${values['answer-cache-bytes']} bytes`}\n\n`)
+  process.stdout.write(`workloads ${workloads.join(' | ')}, ${values.duration} s per run${apiClient === undefined ? '' : ', every request with a bearer token'}${oneServer ? `, one server at a time (each run on a server started for it, ${values.warmup} s warm-up)` : ', every server up throughout'}, after a fill of ${values.fill} transactions over ${values.accounts} accounts, log level ${values['log-level']}${values['answer-cache-bytes'] === undefined ? '' : `, answer cache ${values['answer-cache-bytes']} bytes`}\n\n`)
   process.stdout.write('| round | root | load average | ' + 'workload req/s (tx/s) p99 ms | server µs/op (JS thread) | client µs/op |\n| --- | --- | --- | --- | --- | --- |\n')
   for (let round = 1; round <= rounds; round++) {
-    for (const workload of workloads) for (const server of servers) {
+    for (const workload of workloads) for (const [at, kept] of servers.entries()) {
+      let server = kept
+      if (oneServer) {
+        server = await startServer(kept.root, kept.directory)
+        servers[at] = server
+        if (Number(values.warmup) > 0) await bench(server, ['--workload', workload, '--duration', values.warmup])
+      }
       const load = await loadAverage()
       const pid = server.child.pid as number
       const report = await bench(server, ['--workload', workload, '--duration', values.duration, '--server-pid', String(pid)])
+      if (oneServer) await stopServer(server)
       rows.push({ root: server.root, workload, round, report, load })
       const measured = report.workloads
         .map((workload) => `${workload.name} ${workload.requestsPerSecond.toFixed(0)}${workload.kind === 'write' ? ` (${workload.transactionsPerSecond.toFixed(0)})` : ''} ${workload.latency.p99Ms.toFixed(1)}`)
@@ -146,11 +200,8 @@ try {
   }
 } finally {
   for (const server of servers) {
-    if (server.child.exitCode === null && server.child.signalCode === null) {
-      const exited = new Promise((resolve) => server.child.once('exit', resolve))
-      server.child.kill('SIGTERM')
-      await exited
-    }
+    await stopServer(server)
     await rm(server.directory, { recursive: true, force: true })
   }
+  if (apiClient !== undefined) await rm(path.dirname(apiClient.file), { recursive: true, force: true })
 }

@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto'
 import Fastify, { LogController } from 'fastify'
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import type { LedgerNode } from '../server/index.ts'
-import { accountAddressLengthMax, metadataKeyLengthMax, stringifyJson } from '../domain/index.ts'
-import { parseJsonBody } from './json-body.ts'
+import { accountAddressLengthMax, metadataKeyLengthMax, parseJson, stringifyJson } from '../domain/index.ts'
+import type { Json } from '../domain/index.ts'
+import { jsonSliceCharacters, parseJsonBody } from './json-body.ts'
 import { errorHandler } from './errors.ts'
 import { ConnectionTracker, RouteTable, clientErrorHandler, frameworkErrors, refuseUnexpectedBodyType, timeoutCheckIntervalMs, transportLimitsDefault } from './transport.ts'
 import type { TransportLimits } from './transport.ts'
@@ -27,7 +28,7 @@ import type { OutputsOptions, SubmitOrders } from '../outputs/index.ts'
 import { ServerMetrics, metricsRoutes } from './metrics.ts'
 import { loopStallThresholdMsDefault, watchLoopStalls } from '../server/index.ts'
 import { authentication, tokenEndpoint } from './auth/plugin.ts'
-import { appliedIndexHeaders } from './applied-index.ts'
+import { AppliedIndexHeaders } from './applied-index.ts'
 import type { AuthOptions } from './auth/plugin.ts'
 import type { ClusterRuntimeView } from '../cluster/runtime-status.ts'
 
@@ -151,27 +152,26 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
   // One instance type for both: the routes never see whether the socket is TLS.
   const app = Fastify(serverOptions) as unknown as FastifyInstance
   const connections = new ConnectionTracker(limits)
-  connections.attach(app)
+  connections.attachConnections(app)
   const routeTable = new RouteTable()
   app.addHook('onRoute', (route) => routeTable.add(route.method, route.url))
   // v2 clients send list filters as a JSON body on GET and HEAD.
   app.addHttpMethod('GET', { hasBody: true, overrideExisting: true })
   app.addHttpMethod('HEAD', { hasBody: true, overrideExisting: true })
-  // Hooks every request runs take a callback: an async hook costs a promise and a microtask turn each.
-  app.addHook('preParsing', (request, _reply, payload, done) => {
+  app.removeAllContentTypeParsers()
+  // Large bodies parse in slices so one request cannot hold the event loop (health checks, other clients).
+  // A callback parser: a body of one slice or less is parsed and handed on at once, with no promise and its turn.
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_request: unknown, body: string | Buffer, done: (error: Error | null, value?: unknown) => void) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8')
+    if (text.trim() === '') return done(null, undefined)
+    if (text.length > jsonSliceCharacters) return void parseJsonBody(text).then((value) => done(null, value), done)
+    let value: Json
     try {
-      refuseUnexpectedBodyType(request)
+      value = parseJson(text)
     } catch (error) {
       return done(error as Error)
     }
-    done(null, payload)
-  })
-  app.removeAllContentTypeParsers()
-  // Large bodies parse in slices so one request cannot hold the event loop (health checks, other clients).
-  app.addContentTypeParser('*', { parseAs: 'string' }, async (_request: unknown, body: string | Buffer) => {
-    const text = typeof body === 'string' ? body : body.toString('utf8')
-    if (text.trim() === '') return undefined
-    return parseJsonBody(text)
+    done(null, value)
   })
   app.decorate('cursorKey', cursorKeyOf(node.clusterId))
   app.setReplySerializer((payload) => stringifyJson(payload))
@@ -203,17 +203,51 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
   }
   if (options.clusterRuntime !== undefined) metrics.observeCluster(options.clusterRuntime)
   const slowRequestMs = options.slowRequestMs ?? slowRequestMsDefault
+  // One hook per step of the request's life for what every request does (each hook run and each hook
+  // runner costs, and a step with no hook is skipped): callbacks, since an async hook costs a promise and a
+  // microtask turn each. In order: a request arriving at shutdown is refused (503); it gets its
+  // `X-Request-Id`; it is authenticated (when on); a write's body type is checked before its body is read.
+  const auth = options.auth
   app.addHook('onRequest', (request, reply, done) => {
+    const refusal = connections.refusal(reply)
+    if (refusal !== undefined) return done(refusal)
     void reply.header('X-Request-Id', request.id)
+    if (auth !== undefined) return done()
+    try {
+      refuseUnexpectedBodyType(request)
+    } catch (error) {
+      return done(error as Error)
+    }
     done()
   })
-  if (options.auth !== undefined) {
-    authentication(app, options.auth)
-    tokenEndpoint(app, options.auth)
+  if (auth !== undefined) {
+    authentication(app, auth)
+    tokenEndpoint(app, auth)
+    // After authentication, as without it: an unauthenticated write is refused for its token, not its body type.
+    app.addHook('onRequest', (request, _reply, done) => {
+      try {
+        refuseUnexpectedBodyType(request)
+      } catch (error) {
+        return done(error as Error)
+      }
+      done()
+    })
   }
-  // After authentication: an unauthenticated read never waits.
-  appliedIndexHeaders(app, node, options.readWaitMs)
+  // Before the handler: the request now counts as handled at shutdown, and a read notes (or waits for) the
+  // applied index it reflects — after authentication, so an unauthenticated read never waits.
+  const appliedIndex = new AppliedIndexHeaders(node, options.readWaitMs)
+  appliedIndex.attach(app)
+  app.addHook('preHandler', (request, reply, done) => {
+    connections.requestHandled(request)
+    appliedIndex.beforeHandler(request, reply, done)
+  })
+  app.addHook('onSend', (request, reply, payload, done) => {
+    connections.beforeSend(reply)
+    appliedIndex.beforeSend(request, reply)
+    done(null, payload)
+  })
   app.addHook('onResponse', (request, reply, done) => {
+    connections.requestEnded(request)
     const elapsedMs = reply.elapsedTime
     metrics.requestAnswered(request, reply, elapsedMs)
     if (elapsedMs >= slowRequestMs) {

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { TallyError } from '../domain/index.ts'
 import type { LedgerNode } from '../server/index.ts'
 
@@ -22,8 +22,6 @@ declare module 'fastify' {
   }
 }
 
-const READ_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD'])
-
 /**
  * Every response says which applied index it reflects; a read may ask for
  * at least a given index and then waits for it, with a deadline.
@@ -35,14 +33,27 @@ const READ_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD'])
  * at or above the write's own index: a client passing it back as
  * `Tally-Min-Applied-Index` to any node reads its write.
  */
-export function appliedIndexHeaders(app: FastifyInstance, node: LedgerNode, readWaitMs: number = readWaitMsDefault): void {
-  // The index a read started at; `atAnswer` for writes. Requests refused before their handler (authentication, parsing) carry no header.
-  // A request field rather than a WeakMap keyed by request: every request pays for it, and a field is a plain store.
-  app.decorateRequest('appliedIndexSeen', undefined)
-  const atAnswer = -1
-  // Callback hooks (every request runs them): an async hook costs a promise and a microtask turn each; only a read that must wait goes async.
-  app.addHook('preHandler', (request, reply, done) => {
-    if (!READ_METHODS.has(request.method)) {
+export class AppliedIndexHeaders {
+  constructor(
+    private readonly node: LedgerNode,
+    private readonly readWaitMs: number = readWaitMsDefault,
+  ) {}
+
+  /** Adds the request field; the app calls `beforeHandler` and `beforeSend` from the hooks every request runs. */
+  attach(app: FastifyInstance): void {
+    // A request field rather than a WeakMap keyed by request: every request pays for it, and a field is a plain store.
+    app.decorateRequest('appliedIndexSeen', undefined)
+  }
+
+  /**
+   * Before the handler: a write is marked to carry the index at its answer;
+   * a read records the index it starts at, after waiting for
+   * `Tally-Min-Applied-Index` if it asks for more. Calls `done` at once
+   * unless the read must wait (only then a promise).
+   */
+  beforeHandler(request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
+    const node = this.node
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
       request.appliedIndexSeen = atAnswer
       return done()
     }
@@ -57,6 +68,7 @@ export function appliedIndexHeaders(app: FastifyInstance, node: LedgerNode, read
       return done()
     }
     const waitedFor = wanted
+    const readWaitMs = this.readWaitMs
     node.waitForApplied(waitedFor, readWaitMs).then((reached) => {
       if (!reached) {
         void reply.header(appliedIndexHeader, String(node.storeIndex()))
@@ -72,18 +84,23 @@ export function appliedIndexHeaders(app: FastifyInstance, node: LedgerNode, read
       request.appliedIndexSeen = node.storeIndex()
       done()
     }, done)
-  })
-  app.addHook('onSend', (request, reply, payload, done) => {
+  }
+
+  /** Before the answer's head is written: the index it reflects; a primary's write answer, its epoch. */
+  beforeSend(request: FastifyRequest, reply: FastifyReply): void {
     const index = request.appliedIndexSeen
-    if (index !== undefined && !reply.hasHeader(appliedIndexHeader)) void reply.header(appliedIndexHeader, String(index === atAnswer ? node.storeIndex() : index))
+    if (index === undefined) return
+    if (!reply.hasHeader(appliedIndexHeader)) void reply.header(appliedIndexHeader, String(index === atAnswer ? this.node.storeIndex() : index))
     // A forwarded write is answered by the primary itself (its headers pass through the replica unchanged).
     if (index === atAnswer && reply.statusCode < 400 && !reply.hasHeader(epochHeader)) {
-      const status = node.clusterStatus()
+      const status = this.node.clusterStatus()
       if (status.role === 'primary') void reply.header(epochHeader, String(status.epoch))
     }
-    done(null, payload)
-  })
+  }
 }
+
+/** `appliedIndexSeen` of a write: its answer carries the node's applied index when it answers. */
+const atAnswer = -1
 
 const minAppliedIndexHeaderLowerCase = minAppliedIndexHeader.toLowerCase()
 

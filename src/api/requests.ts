@@ -33,6 +33,8 @@ export function schemaVersionOf(request: FastifyRequest): { schemaVersion?: stri
 export const idempotencyKeyLengthMax = 256
 
 export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
+  // Node keeps every sent Idempotency-Key under this name (repeats joined): absent here, none was sent.
+  if (request.headers['idempotency-key'] === undefined) return undefined
   // Node joins repeated headers with ", "; two keys must not pass as one key "k1, k2".
   if (headerCount(request, 'idempotency-key') > 1) throw validationError('Idempotency-Key: sent more than once; send exactly one key')
   const value = request.headers['idempotency-key']
@@ -69,8 +71,18 @@ const requestHashed = new JsonBytes()
 
 const EXPANSIONS = ['volumes', 'effectiveVolumes'] as const
 
+/** What a read without `pit` asks for most: no expansion, or `expand=volumes` alone (shared, never changed). */
+const expandNone: Expand = Object.freeze({ volumes: false, effectiveVolumes: false })
+const expandVolumes: Expand = Object.freeze({ volumes: true, effectiveVolumes: false })
+
 /** `expand=volumes,effectiveVolumes` and `pit` (RFC 3339), validated. */
 export function expandOf(options: Readonly<Record<string, string | undefined>>): Expand {
+  // Every read parses this: the two common forms answer without splitting, mapping and filtering.
+  if (options.pit === undefined) {
+    const expand = options.expand
+    if (expand === undefined || expand === '') return expandNone
+    if (expand === 'volumes') return expandVolumes
+  }
   const parts = (options.expand ?? '').split(',').map((part) => part.trim()).filter((part) => part !== '')
   for (const part of parts) {
     if (!(EXPANSIONS as readonly string[]).includes(part)) throw validationError(`expand: unknown expansion ${JSON.stringify(part)}, expected ${EXPANSIONS.join(' or ')}`)

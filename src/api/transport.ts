@@ -153,6 +153,8 @@ const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DEL
 
 /** `application/json` or a `+json` type, charset absent or UTF-8. */
 export function isJsonContentType(value: string): boolean {
+  // What clients send: decided without splitting (the same answer as below).
+  if (value === 'application/json' || value === 'application/json; charset=utf-8') return true
   const [type = '', ...parameters] = value.split(';').map((part) => part.trim().toLowerCase())
   if (type !== 'application/json' && !/^application\/[a-z0-9.!#$&^_-]+\+json$/.test(type)) return false
   return parameters.every((parameter) => !parameter.startsWith('charset=') || /^charset="?utf-8"?$/.test(parameter))
@@ -183,6 +185,10 @@ function isJsonLinesContentType(value: string): boolean {
   return JSON_LINES_TYPES.has((value.split(';', 1)[0] as string).trim().toLowerCase()) || isJsonContentType(value)
 }
 
+function acceptedBodyType(value: string, form: boolean, jsonLines: boolean): boolean {
+  return form ? isFormContentType(value) : jsonLines ? isJsonLinesContentType(value) : isJsonContentType(value)
+}
+
 /**
  * A write must say it carries JSON (or, for a log import, JSON lines).
  * `text/plain`, form encodings, and a body with no type at all are what a
@@ -196,8 +202,8 @@ export function refuseUnexpectedBodyType(request: FastifyRequest): void {
   const jsonLines = config.bodyTypes === jsonLinesRoute.bodyTypes
   const form = config.bodyTypes === formRoute.bodyTypes
   const type = request.headers['content-type']
-  const accepted = (value: string): boolean => (form ? isFormContentType(value) : jsonLines ? isJsonLinesContentType(value) : isJsonContentType(value))
-  if (type === undefined ? !hasBody(request) : accepted(type)) return
+  // A module function, not a closure: tsx's keepNames would define a name on a closure made for every write.
+  if (type === undefined ? !hasBody(request) : acceptedBodyType(type, form, jsonLines)) return
   const expected = form ? 'application/x-www-form-urlencoded' : jsonLines ? 'application/json, application/x-ndjson or application/octet-stream' : 'application/json'
   throw new TransportError(
     415,
@@ -213,10 +219,15 @@ export function refuseUnexpectedBodyType(request: FastifyRequest): void {
  * handled (its body parsed, so it may have submitted a write). At shutdown
  * the others — idle, half-sent headers, stalled bodies — are closed at once;
  * the handled ones drain, for at most `shutdownGraceMs`.
+ *
+ * The count of requests a connection is handling lives on its socket (a
+ * field, not a map entry made and dropped per request). `attach` adds the
+ * tracker's own hooks; the app calls its per-request steps from the few
+ * hooks it runs for every request instead (`attachConnections`, and
+ * `refusal`, `requestHandled`, `beforeSend`, `requestEnded` from those).
  */
 export class ConnectionTracker {
   private readonly open = new Set<Socket>()
-  private readonly handling = new Map<Socket, number>()
   private closing = false
   private graceTimer: NodeJS.Timeout | undefined
 
@@ -226,35 +237,34 @@ export class ConnectionTracker {
     return this.closing
   }
 
+  /** The connection bound, the open set and shutdown, with the tracker's own per-request hooks. */
   attach(app: FastifyInstance): void {
-    app.server.maxConnections = this.limits.connectionsMax
-    app.server.on('connection', (socket: Socket) => {
-      this.open.add(socket)
-      socket.once('close', () => {
-        this.open.delete(socket)
-        this.handling.delete(socket)
-      })
-    })
+    this.attachConnections(app)
     // Callback hooks, not async ones: every request runs them, and an async hook costs a promise and a microtask turn each.
-    app.addHook('onRequest', (_request, reply, done) => {
-      if (!this.closing) return done()
-      void reply.header('Connection', 'close').header('Retry-After', '1')
-      done(new TransportError(503, 'INTERNAL', 'SHUTTING_DOWN: the server is stopping; retry on another node or after restart'))
-    })
+    app.addHook('onRequest', (_request, reply, done) => done(this.refusal(reply)))
     app.addHook('preValidation', (request, _reply, done) => {
-      this.startHandling(request.raw.socket)
+      this.requestHandled(request)
       done()
     })
     app.addHook('onSend', (_request, reply, payload, done) => {
-      if (this.closing) void reply.header('Connection', 'close')
+      this.beforeSend(reply)
       done(null, payload)
     })
     app.addHook('onResponse', (request, _reply, done) => {
-      this.stopHandling(request.raw.socket)
+      this.requestEnded(request)
       done()
     })
+  }
+
+  /** Everything but the per-request steps, which the caller runs from its own hooks. */
+  attachConnections(app: FastifyInstance): void {
+    app.server.maxConnections = this.limits.connectionsMax
+    app.server.on('connection', (socket: Socket) => {
+      this.open.add(socket)
+      socket.once('close', () => this.open.delete(socket))
+    })
     app.addHook('onRequestAbort', (request, done) => {
-      this.stopHandling(request.raw.socket)
+      this.requestEnded(request)
       done()
     })
     app.addHook('preClose', async () => this.beginShutdown(app))
@@ -263,24 +273,44 @@ export class ConnectionTracker {
     })
   }
 
-  private startHandling(socket: Socket | null): void {
-    if (socket === null) return // light-my-request injections have no socket
-    this.handling.set(socket, (this.handling.get(socket) ?? 0) + 1)
+  /** On arrival: once shutdown began, the 503 to answer (with `Connection: close`); undefined otherwise. */
+  refusal(reply: FastifyReply): TransportError | undefined {
+    if (!this.closing) return undefined
+    void reply.header('Connection', 'close').header('Retry-After', '1')
+    return new TransportError(503, 'INTERNAL', 'SHUTTING_DOWN: the server is stopping; retry on another node or after restart')
   }
 
-  private stopHandling(socket: Socket | null): void {
+  /** Its body is parsed: the request may submit a write, so shutdown lets it finish. */
+  requestHandled(request: FastifyRequest): void {
+    const socket = request.raw.socket as TrackedSocket | null
+    if (socket === null) return // light-my-request injections have no socket
+    socket[handlingCount] = (socket[handlingCount] ?? 0) + 1
+  }
+
+  /** Before the answer's head is written: once shutdown began, the connection closes after it. */
+  beforeSend(reply: FastifyReply): void {
+    if (this.closing) void reply.header('Connection', 'close')
+  }
+
+  /** Answered or aborted. */
+  requestEnded(request: FastifyRequest): void {
+    const socket = request.raw.socket as TrackedSocket | null
     if (socket === null) return
-    const count = (this.handling.get(socket) ?? 0) - 1
-    if (count > 0) this.handling.set(socket, count)
-    else this.handling.delete(socket)
+    const count = (socket[handlingCount] ?? 0) - 1
+    socket[handlingCount] = count > 0 ? count : 0
     if (this.closing && count <= 0) socket.destroySoon()
   }
 
   private beginShutdown(app: FastifyInstance): void {
     this.closing = true
     // No write can be in flight on these: a write is submitted only after its body is parsed.
-    for (const socket of this.open) if (!this.handling.has(socket)) socket.destroy()
+    for (const socket of this.open) if (((socket as TrackedSocket)[handlingCount] ?? 0) === 0) socket.destroy()
     this.graceTimer = setTimeout(() => app.server.closeAllConnections(), this.limits.shutdownGraceMs)
     this.graceTimer.unref()
   }
 }
+
+/** Requests a connection is handling, kept on its socket. */
+const handlingCount = Symbol('tally.handlingCount')
+
+type TrackedSocket = Socket & { [handlingCount]?: number }

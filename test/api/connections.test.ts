@@ -194,3 +194,32 @@ test('an answer sent once shutdown began says Connection: close, and a request p
     await app.close()
   }
 })
+
+test("the app's own hooks count a request as handled before its handler: a read waiting for an applied index drains at shutdown", async () => {
+  const api = await openListeningApi({ readWaitMs: 500, transport: { shutdownGraceMs: 60_000 } })
+  // Told when the read starts to wait (it then counts as handled): nothing else to poll for.
+  let waiting = 0
+  const waitForApplied = api.node.waitForApplied.bind(api.node)
+  api.node.waitForApplied = (index, timeoutMs) => {
+    waiting++
+    return waitForApplied(index, timeoutMs)
+  }
+  const reading = await connect(api.port)
+  const idle = await connect(api.port)
+  try {
+    idle.write('GET /_/healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+    assert.equal((await idle.response()).status, 200)
+    reading.write('GET /_/healthz HTTP/1.1\r\nHost: x\r\nTally-Min-Applied-Index: 1000\r\n\r\n')
+    await eventually(() => waiting === 1, 'the read waits for its applied index')
+    const closing = api.app.close()
+    assert.equal(await within(idle.closed, 10_000), 'settled', 'the idle connection is closed at once')
+    const response = await reading.response()
+    assertV2Error(response, 503, 'INTERNAL', /NOT_CAUGHT_UP/)
+    assert.equal(response.headers.get('connection'), 'close', 'answered while closing')
+    assert.equal(await within(closing, 10_000), 'settled')
+  } finally {
+    reading.socket.destroy()
+    idle.socket.destroy()
+    await api.close()
+  }
+})

@@ -90,6 +90,19 @@ describe('transport errors answer the v2 error shape', () => {
     assertV2Error(await exchange(api.port, chunked), 413, 'VALIDATION', /limit/)
   })
 
+  test('Idempotency-Key sent twice: 400 VALIDATION (two keys never pass as one joined key); sent once, a replay is a hit', async () => {
+    const body = '{"postings":[{"source":"world","destination":"idem","amount":1,"asset":"USD"}]}'
+    const twice = 'Content-Type: application/json\r\nIdempotency-Key: k1\r\nIdempotency-Key: k2\r\n'
+    assertV2Error(await exchange(api.port, post('/v2/main/transactions', body, twice)), 400, 'VALIDATION', /more than once/)
+    const once = 'Content-Type: application/json\r\nidempotency-key: k1\r\n'
+    const first = await exchange(api.port, post('/v2/main/transactions', body, once))
+    assert.equal(first.status, 200, first.body)
+    assert.equal(first.headers.get('idempotency-hit'), undefined)
+    const replay = await exchange(api.port, post('/v2/main/transactions', body, once))
+    assert.equal(replay.headers.get('idempotency-hit'), 'true')
+    assert.equal(replay.body, first.body)
+  })
+
   test('malformed JSON: 400 VALIDATION', async () => {
     assertV2Error(await exchange(api.port, post('/v2/main/transactions', '{"postings": [')), 400, 'VALIDATION', /JSON/)
   })

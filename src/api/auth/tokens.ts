@@ -94,14 +94,33 @@ const clockToleranceSeconds = 5
 export class TokenVerifier {
   private externalKeys: ReturnType<typeof createRemoteJWKSet> | undefined
   private discovery: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined
+  private readonly verified: VerifiedTokens
 
+  /** `clockMs`: what jose and the kept grants read the time from (tests move it). */
   constructor(
     private readonly key: SigningKey,
     private readonly settings: TokenSettings,
-  ) {}
+    private readonly clockMs: () => number = Date.now,
+    verifiedBytesMax: number = verifiedTokenBytesMaxDefault,
+  ) {
+    this.verified = new VerifiedTokens(verifiedBytesMax)
+  }
+
+  /**
+   * The grant of a token of the built-in issuer that `verify` accepted
+   * before and that is still within its time bounds: no signature check and
+   * no promise (an Ed25519 verification through jose costs ~150 µs of CPU,
+   * more than a whole read). Undefined otherwise: `verify` decides.
+   */
+  keptGrant(token: string): Grant | undefined {
+    return this.verified.get(token, epochSeconds(this.clockMs()))
+  }
 
   async verify(token: string): Promise<Grant> {
     if (token.length > tokenBytesMax) throw new TokenRefused('token too long')
+    const nowMs = this.clockMs()
+    const kept = this.verified.get(token, epochSeconds(nowMs))
+    if (kept !== undefined) return kept
     let issuer: unknown
     try {
       issuer = decodeJwt(token).iss
@@ -116,9 +135,14 @@ export class TokenVerifier {
           algorithms: ['EdDSA'],
           clockTolerance: clockToleranceSeconds,
           requiredClaims: ['exp', 'sub'],
+          currentDate: new Date(nowMs),
         })
-        return grantOf(payload)
+        const grant = grantOf(payload)
+        // The built-in key never changes while the process runs, so a token it verified stays verified until its time bounds pass.
+        this.verified.put(token, grant, payload.exp as number, payload.nbf)
+        return grant
       }
+      // Not kept: the issuer's keys rotate, and a key it withdraws must stop its tokens at the next key fetch.
       if (this.settings.externalIssuer !== undefined && issuer === this.settings.externalIssuer) {
         const keys = await this.externalKeySet()
         const { payload } = await jwtVerify(token, keys, {
@@ -127,6 +151,7 @@ export class TokenVerifier {
           algorithms: externalAlgorithms,
           clockTolerance: clockToleranceSeconds,
           requiredClaims: ['exp', 'sub'],
+          currentDate: new Date(nowMs),
         })
         return grantOf(payload)
       }
@@ -163,6 +188,74 @@ async function discoverKeys(issuer: string, cooldownMs: number): Promise<ReturnT
   if (typeof document.jwks_uri !== 'string') throw new Error(`${url} has no jwks_uri`)
   // jose caches the key set, refetches on an unknown kid (rotation) at most once per cooldown, and refreshes after 10 min.
   return createRemoteJWKSet(new URL(document.jwks_uri), { cooldownDuration: cooldownMs, cacheMaxAge: 600_000, timeoutDuration: 5000 })
+}
+
+/** Whole seconds since the epoch, as jose reads a `Date` for its claim checks. */
+function epochSeconds(ms: number): number {
+  return Math.floor(ms / 1000)
+}
+
+/** Room for tokens kept verified: at ~0.5–1 KiB a token, some thousands of clients' live tokens. */
+export const verifiedTokenBytesMaxDefault = 4 * 1024 * 1024
+/** Per kept token beyond its text: the map slot, the entry, the grant's sets. */
+const verifiedEntryOverheadBytes = 256
+
+interface VerifiedToken {
+  readonly grant: Grant
+  /** `exp` and `nbf` as jose read them (`nbf` optional). */
+  readonly expiresAt: number
+  readonly notBefore: number | undefined
+  readonly bytes: number
+}
+
+/**
+ * Tokens of the built-in issuer jose verified, by their exact text (header,
+ * claims and signature: any other text is verified afresh), each with its
+ * grant. A kept token is served while jose would still accept it at that
+ * time: `exp` after `now - tolerance` and `nbf`, if any, not after `now +
+ * tolerance` (jose's own comparisons); past `exp` it is dropped and
+ * `verify` answers as before. Bounded in bytes (token text, counted at two
+ * bytes a character, plus an overhead each); the oldest kept go first.
+ * Refusals are not kept: a stream of bad tokens would only fill the room.
+ */
+export class VerifiedTokens {
+  private readonly entries = new Map<string, VerifiedToken>()
+  private bytes = 0
+
+  constructor(private readonly bytesMax: number) {}
+
+  get(token: string, nowSeconds: number): Grant | undefined {
+    const entry = this.entries.get(token)
+    if (entry === undefined) return undefined
+    if (entry.expiresAt <= nowSeconds - clockToleranceSeconds) {
+      this.remove(token, entry)
+      return undefined
+    }
+    if (entry.notBefore !== undefined && entry.notBefore > nowSeconds + clockToleranceSeconds) return undefined
+    return entry.grant
+  }
+
+  put(token: string, grant: Grant, expiresAt: number, notBefore: number | undefined): void {
+    const bytes = verifiedEntryOverheadBytes + 2 * token.length
+    if (bytes > this.bytesMax) return
+    const previous = this.entries.get(token)
+    if (previous !== undefined) this.remove(token, previous)
+    this.entries.set(token, { grant, expiresAt, notBefore, bytes })
+    this.bytes += bytes
+    for (const [oldest, entry] of this.entries) {
+      if (this.bytes <= this.bytesMax) break
+      this.remove(oldest, entry)
+    }
+  }
+
+  get size(): number {
+    return this.entries.size
+  }
+
+  private remove(token: string, entry: VerifiedToken): void {
+    this.entries.delete(token)
+    this.bytes -= entry.bytes
+  }
 }
 
 function refusalOf(error: unknown): string {
