@@ -5,7 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { RocksLevel } from '@nxtedition/rocksdb'
 import type { RocksChainedBatch } from '@nxtedition/rocksdb'
-import { invariant } from '../domain/index.ts'
+import { invariant } from '../domain/errors.ts'
 
 /** Spilled rows read back per `nextv`: about this many bytes, at most this many rows. */
 const spillReadBatchBytes = 1024 * 1024
@@ -28,7 +28,11 @@ export class SpillDisk {
   private opening: Promise<RocksLevel<Buffer, Buffer>> | undefined
   private files: FileHandle[] = []
 
-  constructor(private readonly directory: string | undefined) {}
+  constructor(
+    private readonly directory: string | undefined,
+    /** Told the temporary directory once it is made (a check whose spill lives on another thread removes it too, should that thread die). */
+    private readonly onDirectory?: (location: string) => void,
+  ) {}
 
   /** The directory in use once something was spilled (for progress and tests). */
   get path(): string | undefined {
@@ -37,7 +41,10 @@ export class SpillDisk {
 
   /** The temporary directory, made on first use (removed by `close`). */
   private directoryInUse(): string {
-    this.location ??= mkdtempSync(path.join(this.directory ?? os.tmpdir(), 'tally-check-spill-'))
+    if (this.location === undefined) {
+      this.location = mkdtempSync(path.join(this.directory ?? os.tmpdir(), 'tally-check-spill-'))
+      this.onDirectory?.(this.location)
+    }
     return this.location
   }
 
