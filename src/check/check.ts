@@ -23,7 +23,7 @@ import { Replayer } from './replay.ts'
 import type { SpilledValue } from './spill.ts'
 import { SpillDisk, SpillRows, checkMemoryBytesDefault } from './spill.ts'
 import type { ComparedRows } from './compared-rows.ts'
-import { InThreadRows, WorkerRows } from './compared-rows.ts'
+import { InThreadRows, WorkerRows, workerInFlightBytesMin } from './compared-rows.ts'
 
 export type CheckPhase = 'scan' | 'replay' | 'compare'
 
@@ -154,7 +154,7 @@ class CheckRun {
    * The live rows of the compared zones (logs, attributes, indexes, mirror)
    * and every row the replay wrote but its meta rows and audit entries:
    * digested, held, spilled and compared (on a thread of their own by
-   * default), each side within three eighths of the memory bound.
+   * default), each side within five sixteenths of the memory bound.
    */
   private readonly rows: ComparedRows
   /** The replay's attribute rows by latin1 key, whole: its seeds, read while planning; spilled beyond a quarter of the bound. */
@@ -184,10 +184,15 @@ class CheckRun {
     private readonly options: CheckOptions,
     disk: SpillDisk,
   ) {
+    // The bound, shared: a quarter for the seeds, five sixteenths for each compared side, an
+    // eighth for the blocks on their way to the comparison thread.
     const bound = options.memoryBytesMax ?? checkMemoryBytesDefault
-    const side = Math.max(1, Math.floor((bound * 3) / 8))
+    const side = Math.max(1, Math.floor((bound * 5) / 16))
     this.seeds = new SpillRows(disk, 0x53, Math.max(1, Math.floor(bound / 4)), () => false)
-    this.rows = options.comparisonThread === 'main' ? new InThreadRows(new SpillDisk(options.spillDirectory), side) : new WorkerRows(options.spillDirectory, side)
+    this.rows =
+      options.comparisonThread === 'main'
+        ? new InThreadRows(new SpillDisk(options.spillDirectory), side)
+        : new WorkerRows(options.spillDirectory, side, Math.max(workerInFlightBytesMin, Math.floor(bound / 8)))
   }
 
   /** Stops the comparison (its thread, its spill directory). */

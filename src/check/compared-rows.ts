@@ -88,8 +88,8 @@ export type FromComparison =
 
 /** Bytes of rows per block handed to the comparison thread. */
 const workerBlockBytes = 1024 * 1024
-/** Bytes of blocks sent and not yet handled by the comparison thread before the scan waits (`backlogged`). */
-const workerInFlightBytesMax = 8 * 1024 * 1024
+/** Blocks sent and not yet handled by the comparison thread, before the scan waits (`backlogged`): at least two. */
+export const workerInFlightBytesMin = 2 * workerBlockBytes
 
 /** The comparison thread's module, run through the same TypeScript loader as this one (tsx: `bin/tally.mjs`, the tests). */
 const workerModule = new URL('./compare-worker.ts', import.meta.url).href
@@ -98,8 +98,8 @@ const workerModule = new URL('./compare-worker.ts', import.meta.url).href
  * Compares on a worker thread: rows are packed into blocks (`RowPacker`)
  * and each block is transferred, so the main thread only copies bytes while
  * the other core digests, holds, spills and walks them. At most
- * `workerInFlightBytesMax` of blocks wait for the worker: beyond, the scan
- * awaits `settle()` (the memory stays bounded when the worker is slower).
+ * `inFlightBytesMax` of blocks wait for the worker: beyond, the scan awaits
+ * `settle()` (the memory stays bounded when the worker is slower).
  */
 export class WorkerRows implements ComparedRows {
   private readonly worker: Worker
@@ -113,7 +113,11 @@ export class WorkerRows implements ComparedRows {
   private spillsSeen = 0
   private exited: Promise<void>
 
-  constructor(spillDirectory: string | undefined, sideBytesMax: number) {
+  constructor(
+    spillDirectory: string | undefined,
+    sideBytesMax: number,
+    private readonly inFlightBytesMax: number,
+  ) {
     const setup: ComparisonSetup = { spillDirectory, sideBytesMax }
     // The worker registers the loader itself: a worker does not inherit the main thread's module hooks.
     const loaderModule = import.meta.resolve('tsx/esm/api')
@@ -138,11 +142,11 @@ export class WorkerRows implements ComparedRows {
   }
 
   get backlogged(): boolean {
-    return this.failure !== undefined || this.inFlight > workerInFlightBytesMax
+    return this.failure !== undefined || this.inFlight > this.inFlightBytesMax
   }
 
   async settle(): Promise<void> {
-    while (this.inFlight > workerInFlightBytesMax) {
+    while (this.inFlight > this.inFlightBytesMax) {
       this.throwIfFailed()
       await new Promise<void>((resolve) => (this.waiting = resolve))
     }
