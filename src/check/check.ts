@@ -86,8 +86,11 @@ export interface CheckOptions {
   readonly spillDirectory?: string
   /**
    * Where rows are digested, held and compared: on a worker thread of their
-   * own (default), while this thread scans the store and replays the chain,
-   * or on this thread. Both run the same comparison and find the same.
+   * own while this thread scans the store and replays the chain (default:
+   * once more than an eighth of the memory bound, at least 2 MiB, of rows
+   * was handed over; a smaller check compares on this thread, a thread's
+   * start costing more), on a worker from the start (`worker`), or on this
+   * thread (`main`). All run the same comparison and find the same.
    */
   readonly comparisonThread?: 'worker' | 'main'
 }
@@ -189,10 +192,12 @@ class CheckRun {
     const bound = options.memoryBytesMax ?? checkMemoryBytesDefault
     const side = Math.max(1, Math.floor((bound * 5) / 16))
     this.seeds = new SpillRows(disk, 0x53, Math.max(1, Math.floor(bound / 4)), () => false)
+    // A check whose rows fit in these blocks ends before a worker would have started: it compares them on this thread.
+    const inFlight = Math.max(workerInFlightBytesMin, Math.floor(bound / 8))
     this.rows =
       options.comparisonThread === 'main'
         ? new InThreadRows(new SpillDisk(options.spillDirectory), side)
-        : new WorkerRows(options.spillDirectory, side, Math.max(workerInFlightBytesMin, Math.floor(bound / 8)))
+        : new WorkerRows(options.spillDirectory, side, inFlight, options.comparisonThread === 'worker' ? 0 : inFlight)
   }
 
   /** Stops the comparison (its thread, its spill directory). */

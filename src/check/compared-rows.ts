@@ -100,9 +100,20 @@ const workerModule = new URL('./compare-worker.ts', import.meta.url).href
  * the other core digests, holds, spills and walks them. At most
  * `inFlightBytesMax` of blocks wait for the worker: beyond, the scan awaits
  * `settle()` (the memory stays bounded when the worker is slower).
+ *
+ * The worker starts once more than `startAfterBytes` of blocks were handed
+ * over (0: at once). Until then the blocks are held; a check that ends
+ * first compares them on the calling thread, with the same
+ * `RowComparison`: starting a thread and its TypeScript loader costs more
+ * than comparing a small ledger.
  */
 export class WorkerRows implements ComparedRows {
-  private readonly worker: Worker
+  private worker: Worker | undefined
+  /** Blocks handed over before the worker started (at most `startAfterBytes`). */
+  private held: [type: 'live' | 'replayed', block: Buffer][] = []
+  private heldBytes = 0
+  private inThread: RowComparison | undefined
+  private inThreadDisk: SpillDisk | undefined
   private readonly livePacker: RowPacker
   private readonly replayedPacker: RowPacker
   private inFlight = 0
@@ -111,26 +122,38 @@ export class WorkerRows implements ComparedRows {
   private replies: ((reply: FromComparison) => void)[] = []
   private spillLocation: string | undefined
   private spillsSeen = 0
-  private exited: Promise<void>
+  private exited: Promise<void> | undefined
 
   constructor(
-    spillDirectory: string | undefined,
-    sideBytesMax: number,
+    private readonly spillDirectory: string | undefined,
+    private readonly sideBytesMax: number,
     private readonly inFlightBytesMax: number,
+    private readonly startAfterBytes = 0,
   ) {
-    const setup: ComparisonSetup = { spillDirectory, sideBytesMax }
+    this.livePacker = new RowPacker(workerBlockBytes, (block) => this.send('live', block))
+    this.replayedPacker = new RowPacker(workerBlockBytes, (block) => this.send('replayed', block))
+    if (startAfterBytes === 0) this.start()
+  }
+
+  /** Starts the worker and hands it the blocks held so far. */
+  private start(): Worker {
+    const setup: ComparisonSetup = { spillDirectory: this.spillDirectory, sideBytesMax: this.sideBytesMax }
     // The worker registers the loader itself: a worker does not inherit the main thread's module hooks.
     const loaderModule = import.meta.resolve('tsx/esm/api')
     const bootstrap = `import(${JSON.stringify(loaderModule)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(workerModule)}) })`
-    this.worker = new Worker(bootstrap, { eval: true, workerData: setup })
-    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()))
-    this.worker.on('message', (message: FromComparison) => this.received(message))
-    this.worker.on('error', (error) => this.fail(error))
-    this.worker.once('exit', (code) => {
+    const worker = new Worker(bootstrap, { eval: true, workerData: setup })
+    this.worker = worker
+    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()))
+    worker.on('message', (message: FromComparison) => this.received(message))
+    worker.on('error', (error) => this.fail(error))
+    worker.once('exit', (code) => {
       if (this.replies.length > 0 || this.waiting !== undefined) this.fail(new Error(`the comparison thread exited (code ${code})`))
     })
-    this.livePacker = new RowPacker(workerBlockBytes, (block) => this.send('live', block))
-    this.replayedPacker = new RowPacker(workerBlockBytes, (block) => this.send('replayed', block))
+    const held = this.held
+    this.held = []
+    this.heldBytes = 0
+    for (const [type, block] of held) this.post(worker, type, block)
+    return worker
   }
 
   live(key: Buffer, value: Buffer): void {
@@ -156,6 +179,10 @@ export class WorkerRows implements ComparedRows {
   async *mismatches(): AsyncIterable<readonly RowMismatch[]> {
     this.livePacker.flush()
     this.replayedPacker.flush()
+    if (this.worker === undefined) {
+      yield* this.compareInThread()
+      return
+    }
     for (;;) {
       const reply = await this.request({ type: 'next', rowsMax: mismatchBatchRows })
       invariant(reply.type === 'mismatches', 'the comparison thread answers `next` with mismatches')
@@ -167,36 +194,68 @@ export class WorkerRows implements ComparedRows {
     }
   }
 
+  /** The held blocks compared on this thread (the worker never started): the same comparison, within the same bound. */
+  private async *compareInThread(): AsyncIterable<readonly RowMismatch[]> {
+    this.inThreadDisk = new SpillDisk(this.spillDirectory)
+    const comparison = new RowComparison(this.inThreadDisk, this.sideBytesMax)
+    this.inThread = comparison
+    const held = this.held
+    this.held = []
+    this.heldBytes = 0
+    for (const [type, block] of held) {
+      if (type === 'live') comparison.addLive(block)
+      else comparison.addReplayed(block)
+      await comparison.spillIfOver()
+    }
+    yield* comparison.mismatches(mismatchBatchRows)
+  }
+
   get spills(): number {
-    return this.spillsSeen
+    return this.inThread?.spills ?? this.spillsSeen
   }
 
   async close(): Promise<void> {
+    const worker = this.worker
     try {
-      if (this.failure === undefined) await this.request({ type: 'close' })
+      if (worker !== undefined && this.failure === undefined) await this.request({ type: 'close' })
     } catch {
       // Reported by whoever awaited the failed request; the directory is removed below.
     } finally {
-      await this.worker.terminate()
-      await this.exited
+      if (worker !== undefined) {
+        await worker.terminate()
+        await this.exited
+      }
+      await this.inThreadDisk?.close()
       if (this.spillLocation !== undefined) rmSync(this.spillLocation, { recursive: true, force: true })
     }
   }
 
   private send(type: 'live' | 'replayed', block: Buffer): void {
     if (this.failure !== undefined) return
+    if (this.worker !== undefined) {
+      this.post(this.worker, type, block)
+      return
+    }
+    this.held.push([type, block])
+    this.heldBytes += block.length
+    if (this.heldBytes > this.startAfterBytes) this.start()
+  }
+
+  private post(worker: Worker, type: 'live' | 'replayed', block: Buffer): void {
     invariant(block.byteOffset === 0, 'a packed block starts its own ArrayBuffer')
     const buffer = block.buffer as ArrayBuffer
     this.inFlight += block.length
     const message: ToComparison = { type, block: buffer, length: block.length }
-    this.worker.postMessage(message, [buffer])
+    worker.postMessage(message, [buffer])
   }
 
   private request(message: ToComparison): Promise<FromComparison> {
     this.throwIfFailed()
+    const worker = this.worker
+    invariant(worker !== undefined, 'requests go to a started worker')
     return new Promise((resolve) => {
       this.replies.push(resolve)
-      this.worker.postMessage(message)
+      worker.postMessage(message)
     }).then((reply) => {
       this.throwIfFailed()
       return reply as FromComparison
