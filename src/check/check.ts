@@ -1,4 +1,3 @@
-import { hash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import type { CanonicalKey, Json } from '../domain/index.ts'
 import { ATTRIBUTE_ROW_LAYOUT, InvariantViolation, decodeAttribute, invariant, isJsonObject, kindOf, parseJson, stringifyJson, unpackValue } from '../domain/index.ts'
@@ -7,7 +6,7 @@ import type { CacheSettings } from '../cache/index.ts'
 import { cacheSettingsFromJson } from '../fsm/index.ts'
 import { GENESIS, NoteError, checkpointOrigin, decodeAuditEntry, openCheckpoint, readCheckpoint, verifyEntry } from '../audit/index.ts'
 import type { StoreReader } from '../store/index.ts'
-import { IndexKind, MetaKey, Zone, attributeRowKey, decodeIndexRow, decodeLogRow, metaKey } from '../store/index.ts'
+import { IndexKind, MetaKey, Zone, attributeRowKey, decodeIndexRow, decodeLogRow, metaKey, rangeBatchesOf } from '../store/index.ts'
 import type { Finding, FindingKind } from './findings.ts'
 import {
   REPLAYED_META_KEYS,
@@ -22,7 +21,9 @@ import {
 } from './findings.ts'
 import { Replayer } from './replay.ts'
 import type { SpilledValue } from './spill.ts'
-import { OrderedSpillRows, SpillDisk, SpillRows, checkMemoryBytesDefault, compareLatin1 } from './spill.ts'
+import { SpillDisk, SpillRows, checkMemoryBytesDefault } from './spill.ts'
+import type { ComparedRows } from './compared-rows.ts'
+import { InThreadRows, WorkerRows, workerInFlightBytesMin } from './compared-rows.ts'
 
 export type CheckPhase = 'scan' | 'replay' | 'compare'
 
@@ -83,6 +84,15 @@ export interface CheckOptions {
   readonly memoryBytesMax?: number
   /** Where spilled rows go (a temporary directory inside, removed at the end); default the OS temp directory. */
   readonly spillDirectory?: string
+  /**
+   * Where rows are digested, held and compared: on a worker thread of their
+   * own while this thread scans the store and replays the chain (default:
+   * once more than an eighth of the memory bound, at least 2 MiB, of rows
+   * was handed over; a smaller check compares on this thread, a thread's
+   * start costing more), on a worker from the start (`worker`), or on this
+   * thread (`main`). All run the same comparison and find the same.
+   */
+  readonly comparisonThread?: 'worker' | 'main'
 }
 
 /** A signed claim the chain must honour: at `size` entries, the head hash is `hash`. */
@@ -121,9 +131,12 @@ export interface CheckResult extends CheckSummary {
  */
 export async function runCheck(store: StoreReader, options: CheckOptions = {}): Promise<CheckResult> {
   const disk = new SpillDisk(options.spillDirectory)
+  let run: CheckRun | undefined
   try {
-    return await new CheckRun(store, options, disk).execute()
+    run = new CheckRun(store, options, disk)
+    return await run.execute()
   } finally {
+    await run?.close()
     await disk.close()
   }
 }
@@ -131,17 +144,8 @@ export async function runCheck(store: StoreReader, options: CheckOptions = {}): 
 /** Bytes of store rows the scan reads at once. */
 const checkScanBatchBytes = 1024 * 1024
 
-/** Zones whose rows the check keeps as digests on the replay's side (there are millions); others whole, a finding decodes them. */
-const digestZone = (zone: number): boolean => zone === Zone.logs || zone === Zone.indexes
-
 /** An attribute's row key as the check's latin1 row id. */
 const attributeId = (key: CanonicalKey): string => attributeRowKey(key).toString('latin1')
-
-/**
- * A row's fingerprint for comparison: the first 16 bytes of its SHA-256
- * (22 base64 characters), so millions of rows fit in memory.
- */
-const digestOf = (value: Buffer): string => hash('sha256', value, 'base64').slice(0, 22)
 
 class CheckRun {
   private readonly started = performance.now()
@@ -149,14 +153,17 @@ class CheckRun {
   private readonly byKind: Partial<Record<FindingKind, number>> = {}
   private findingCount = 0
   private readonly meta = new Map<string, Buffer>()
-  /** Live rows other than meta and audit, by latin1 key: value digests (spilled beyond half the memory bound). */
-  private readonly live: OrderedSpillRows
   /**
-   * Rows the replay wrote, by latin1 key: attributes whole (the replay's
-   * seeds), logs and indexes as digests, cache mirror and meta rows whole (a
-   * finding on them decodes the bytes); spilled beyond half the memory bound.
+   * The live rows of the compared zones (logs, attributes, indexes, mirror)
+   * and every row the replay wrote but its meta rows and audit entries:
+   * digested, held, spilled and compared (on a thread of their own by
+   * default), each side within five sixteenths of the memory bound.
    */
-  private readonly replayed: SpillRows
+  private readonly rows: ComparedRows
+  /** The replay's attribute rows by latin1 key, whole: its seeds, read while planning; spilled beyond a quarter of the bound. */
+  private readonly seeds: SpillRows
+  /** The meta rows the replay wrote, by name, as the live ones are kept (`meta`). */
+  private readonly replayedMeta = new Map<string, Buffer>()
   private replayer: Replayer | undefined
   private stopped: string | undefined
   private initialised = false
@@ -180,41 +187,35 @@ class CheckRun {
     private readonly options: CheckOptions,
     disk: SpillDisk,
   ) {
-    const half = Math.max(1, Math.floor((options.memoryBytesMax ?? checkMemoryBytesDefault) / 2))
-    this.live = new OrderedSpillRows(disk, 'store-rows', half)
-    this.replayed = new SpillRows(disk, 0x52, half, digestZone)
+    // The bound, shared: a quarter for the seeds, five sixteenths for each compared side, an
+    // eighth for the blocks on their way to the comparison thread.
+    const bound = options.memoryBytesMax ?? checkMemoryBytesDefault
+    const side = Math.max(1, Math.floor((bound * 5) / 16))
+    this.seeds = new SpillRows(disk, 0x53, Math.max(1, Math.floor(bound / 4)), () => false)
+    // A check whose rows fit in these blocks ends before a worker would have started: it compares them on this thread.
+    const inFlight = Math.max(workerInFlightBytesMin, Math.floor(bound / 8))
+    this.rows =
+      options.comparisonThread === 'main'
+        ? new InThreadRows(new SpillDisk(options.spillDirectory), side)
+        : new WorkerRows(options.spillDirectory, side, inFlight, options.comparisonThread === 'worker' ? 0 : inFlight)
+  }
+
+  /** Stops the comparison (its thread, its spill directory). */
+  async close(): Promise<void> {
+    await this.rows.close()
   }
 
   async execute(): Promise<CheckResult> {
-    // One iterator (one snapshot) read `nextv` a batch at a time, not a native refill and a promise per row.
-    for await (const [key, value] of this.store.range({ gte: Buffer.of(Zone.meta), batchBytes: checkScanBatchBytes })) {
-      this.rowsRead++
-      const zone = key[0] as number
-      if (zone !== Zone.meta && !this.initialised) this.initialise()
-      switch (zone) {
-        case Zone.meta:
-          this.meta.set(key.toString('utf8', 1), value)
-          break
-        case Zone.logs:
-        case Zone.attributes:
-        case Zone.indexes:
-        case Zone.cacheMirror:
-          this.live.append(key, digestOf(value))
-          break
-        case Zone.auditCheckpoints:
-          this.checkpointRow(key, value)
-          break
-        case Zone.outputs:
-          break // the pipelines' cursors: the node's I/O state, not ledger facts (exporters and pipelines are the `o` attribute, docs/pipelines.md)
-        case Zone.audit:
-          this.auditRow(key, value)
-          break
-        default:
-          this.report({ kind: 'meta', key: `row=${key.toString('hex')}`, message: `row in ${zoneName(zone)}: no projection lives there` })
+    // One iterator (one snapshot) read `nextv` a batch at a time, the next batch read on the thread
+    // pool meanwhile: no native refill on this thread, no promise per row.
+    for await (const batch of rangeBatchesOf(this.store, { gte: Buffer.of(Zone.meta), batchBytes: checkScanBatchBytes })) {
+      for (const [key, value] of batch) {
+        const entryDone = this.scanned(key, value)
+        if (entryDone !== undefined) await entryDone
       }
-      // Awaited only when there is something to wait for: an await per row costs the scan a microtask each.
+      // Awaited only when there is something to wait for.
       if (this.paceDue()) await this.pace(false)
-      if (this.live.overBudget || this.replayed.overBudget) await this.spillIfOver()
+      if (this.rows.backlogged) await this.rows.settle()
     }
     if (!this.initialised) this.initialise()
     this.unmetClaims()
@@ -224,6 +225,42 @@ class CheckRun {
       await this.compare()
     }
     return this.result()
+  }
+
+  /** One row of the scan, in key order. Returns a promise only after an audit entry (its replay may call for a yield or a spill). */
+  private scanned(key: Buffer, value: Buffer): Promise<void> | undefined {
+    this.rowsRead++
+    const zone = key[0] as number
+    if (zone !== Zone.meta && !this.initialised) this.initialise()
+    switch (zone) {
+      case Zone.meta:
+        this.meta.set(key.toString('utf8', 1), value)
+        break
+      case Zone.logs:
+      case Zone.attributes:
+      case Zone.indexes:
+      case Zone.cacheMirror:
+        this.rows.live(key, value)
+        break
+      case Zone.auditCheckpoints:
+        this.checkpointRow(key, value)
+        break
+      case Zone.outputs:
+        break // the pipelines' cursors: the node's I/O state, not ledger facts (exporters and pipelines are the `o` attribute, docs/pipelines.md)
+      case Zone.audit:
+        this.auditRow(key, value)
+        return this.afterEntry()
+      default:
+        this.report({ kind: 'meta', key: `row=${key.toString('hex')}`, message: `row in ${zoneName(zone)}: no projection lives there` })
+    }
+    return undefined
+  }
+
+  /** After an audit entry's replay: a yield to the event loop, a spill of the seeds, a wait for the comparison, when due. */
+  private async afterEntry(): Promise<void> {
+    if (this.paceDue()) await this.pace(false)
+    if (this.seeds.overBudget) await this.seeds.spill()
+    if (this.rows.backlogged) await this.rows.settle()
   }
 
   // ---- setup ------------------------------------------------------------------------
@@ -250,24 +287,27 @@ class CheckRun {
     for (const [i, note] of (this.options.externalCheckpoints ?? []).entries()) this.claim(note, `external #${i + 1}`)
     const genesis = this.cacheGenesis()
     if (genesis === undefined) return
-    const replayed = this.replayed
+    const { rows, seeds, replayedMeta } = this
     this.replayer = new Replayer(
       this.clusterId,
       genesis.settings,
       (rowKey, rowValue) => {
-        if (rowKey[0] === Zone.audit) return // compared entry by entry as they are replayed
         const zone = rowKey[0] as number
-        replayed.set(rowKey.toString('latin1'), rowValue === null ? null : digestZone(zone) ? digestOf(rowValue) : rowValue)
+        if (zone === Zone.audit) return // compared entry by entry as they are replayed
+        if (zone !== Zone.meta) rows.replayed(rowKey, rowValue)
+        else if (rowValue === null) replayedMeta.delete(rowKey.toString('utf8', 1))
+        else replayedMeta.set(rowKey.toString('utf8', 1), rowValue)
       },
       genesis.created,
       {
         get(key) {
-          const row = replayed.get(attributeId(key))
+          const row = seeds.get(attributeId(key))
           invariant(typeof row !== 'string', 'attribute rows are kept whole')
           return row
         },
         set(rowKey, row) {
-          replayed.set(rowKey.toString('latin1'), row)
+          seeds.set(rowKey.toString('latin1'), row)
+          rows.replayed(rowKey, row)
         },
       },
     )
@@ -483,12 +523,6 @@ class CheckRun {
 
   // ---- comparison -------------------------------------------------------------------------
 
-  /** Spills whichever side outgrew its half of the memory bound (between rows and audit entries: the replay writes synchronously). */
-  private async spillIfOver(): Promise<void> {
-    if (this.live.overBudget) await this.live.spill()
-    if (this.replayed.overBudget) await this.replayed.spill()
-  }
-
   /**
    * Both sides walked once, in store key order (memory and spilled rows
    * merged): every replayed row against the live digest, every live row
@@ -498,36 +532,12 @@ class CheckRun {
     if (this.previous.seq !== BigInt(this.auditTotal)) {
       this.report({ kind: 'meta', key: MetaKey.auditHead, message: `the audit head says seq ${this.auditTotal}, the last stored entry is seq ${this.previous.seq}` })
     }
-    // Both sides come in batches: an await per batch, not per row.
-    const expected = new BatchCursor(this.replayed.sorted())
-    const live = new BatchCursor<[string, SpilledValue]>(this.live.sorted())
-    // Meta rows are compared apart (compareMeta), audit entries as they were replayed.
-    const unreplayed = (row: [string, SpilledValue] | undefined): boolean => row !== undefined && (row[0].charCodeAt(0) === Zone.meta || row[0].charCodeAt(0) === Zone.audit)
-    const skipUnreplayedZones = async (): Promise<void> => {
-      while (unreplayed(expected.current)) if (!expected.advance()) await expected.fill()
-    }
-    await expected.fill()
-    await live.fill()
-    await skipUnreplayedZones()
-    for (;;) {
-      const expectedRow = expected.current
-      const liveRow = live.current
-      if (expectedRow === undefined && liveRow === undefined) break
-      const order = expectedRow === undefined ? 1 : liveRow === undefined ? -1 : compareLatin1(expectedRow[0], liveRow[0])
-      if (order < 0) {
-        const [id, row] = expectedRow as [string, SpilledValue]
-        await this.reportRow(Buffer.from(id, 'latin1'), row, false)
-      } else if (order > 0) {
-        await this.reportRow(Buffer.from((liveRow as [string, SpilledValue])[0], 'latin1'), undefined, true)
-      } else {
-        const [id, row] = expectedRow as [string, SpilledValue]
-        if ((liveRow as [string, SpilledValue])[1] !== (typeof row === 'string' ? row : digestOf(row))) await this.reportRow(Buffer.from(id, 'latin1'), row, true)
+    for await (const mismatches of this.rows.mismatches()) {
+      for (const { key, expected, present } of mismatches) {
+        // An attribute row is shown from the seeds (whole); the comparison holds its digest.
+        const shown = expected !== undefined && key[0] === Zone.attributes ? this.seeds.get(key.toString('latin1')) : expected
+        await this.reportRow(key, shown ?? expected, present)
       }
-      if (order <= 0) {
-        if (!expected.advance()) await expected.fill()
-        if (unreplayed(expected.current)) await skipUnreplayedZones()
-      }
-      if (order >= 0 && !live.advance()) await live.fill()
       if (this.paceDue()) await this.pace(true)
     }
     this.compareMeta()
@@ -580,8 +590,7 @@ class CheckRun {
 
   private compareMeta(): void {
     for (const name of REPLAYED_META_KEYS) {
-      const replayedRow = this.replayed.get(metaKey(name).toString('latin1'))
-      const expected = typeof replayedRow === 'string' ? undefined : replayedRow
+      const expected = this.replayedMeta.get(name)
       const actual = this.meta.get(name)
       if (expected === undefined && actual === undefined) continue
       if (expected !== undefined && actual !== undefined && expected.equals(actual)) continue
@@ -651,49 +660,13 @@ class CheckRun {
       auditEntries: this.entriesDone,
       ordersReplayed: this.replayer?.ordersReplayed ?? 0,
       rowsCompared: this.rowsRead,
-      spills: this.live.spills + this.replayed.spills,
+      spills: this.seeds.spills + this.rows.spills,
       durationMs: Math.round(performance.now() - this.started),
       checkpointsVerified: this.checkpointsVerified,
       checkpointsUnverified: this.checkpointsUnverified,
       latestCheckpoint: this.latestCheckpoint === undefined ? null : Number(this.latestCheckpoint),
       ...(this.stopped === undefined ? {} : { stopped: this.stopped }),
       findingsList: this.kept,
-    }
-  }
-}
-
-/** Reads an async source of batches an entry at a time, awaiting only when a batch is used up. */
-class BatchCursor<T> {
-  private batch: readonly T[] = []
-  private at = 0
-  private readonly source: AsyncIterator<readonly T[]>
-
-  constructor(source: AsyncIterable<readonly T[]>) {
-    this.source = source[Symbol.asyncIterator]()
-  }
-
-  /** The entry at the cursor; undefined once the source is used up. */
-  get current(): T | undefined {
-    return this.batch[this.at]
-  }
-
-  /** Moves to the next entry; false when the batch is used up (then `fill` reads the next). */
-  advance(): boolean {
-    this.at++
-    return this.at < this.batch.length
-  }
-
-  /** Reads batches until one has an entry, or the source ends. */
-  async fill(): Promise<void> {
-    while (this.at >= this.batch.length) {
-      const step = await this.source.next()
-      if (step.done === true) {
-        this.batch = []
-        this.at = 0
-        return
-      }
-      this.batch = step.value
-      this.at = 0
     }
   }
 }

@@ -5,13 +5,22 @@ import os from 'node:os'
 import path from 'node:path'
 import { RocksLevel } from '@nxtedition/rocksdb'
 import type { RocksChainedBatch } from '@nxtedition/rocksdb'
-import { invariant } from '../domain/index.ts'
+import { invariant } from '../domain/errors.ts'
 
 /** Spilled rows read back per `nextv`: about this many bytes, at most this many rows. */
 const spillReadBatchBytes = 1024 * 1024
 const spillReadBatchRowsMax = 4096
 /** The options of every row copied into a spill batch: none (the binding reads a column family from them). */
 const NO_OPTIONS = Object.freeze({})
+
+/**
+ * The spill database's options (binding-specific): memtables within 16 MiB
+ * (the binding's 'level' setup: four of 4 MiB, six at worst while flushes
+ * lag) instead of RocksDB's 2 × 64 MiB, which held a whole spill in native
+ * memory a second time; and no compression: digests do not compress, and
+ * the rows are read back once.
+ */
+const spillDatabaseOptions = { compaction: 'level', memtableMemoryBudget: 16 * 2 ** 20, compression: false }
 
 /** Default memory `tally check` may hold for rows it compares before it spills them to disk. */
 export const checkMemoryBytesDefault = 256 * 2 ** 20
@@ -28,7 +37,11 @@ export class SpillDisk {
   private opening: Promise<RocksLevel<Buffer, Buffer>> | undefined
   private files: FileHandle[] = []
 
-  constructor(private readonly directory: string | undefined) {}
+  constructor(
+    private readonly directory: string | undefined,
+    /** Told the temporary directory once it is made (a check whose spill lives on another thread removes it too, should that thread die). */
+    private readonly onDirectory?: (location: string) => void,
+  ) {}
 
   /** The directory in use once something was spilled (for progress and tests). */
   get path(): string | undefined {
@@ -37,14 +50,17 @@ export class SpillDisk {
 
   /** The temporary directory, made on first use (removed by `close`). */
   private directoryInUse(): string {
-    this.location ??= mkdtempSync(path.join(this.directory ?? os.tmpdir(), 'tally-check-spill-'))
+    if (this.location === undefined) {
+      this.location = mkdtempSync(path.join(this.directory ?? os.tmpdir(), 'tally-check-spill-'))
+      this.onDirectory?.(this.location)
+    }
     return this.location
   }
 
   async open(): Promise<RocksLevel<Buffer, Buffer>> {
     this.opening ??= (async () => {
       const db = new RocksLevel<Buffer, Buffer>(path.join(this.directoryInUse(), 'rows'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
-      await db.open({ createIfMissing: true })
+      await db.open({ createIfMissing: true, ...spillDatabaseOptions } as object)
       this.db = db
       return db
     })()
