@@ -1,5 +1,5 @@
 import type { AccountAddress, Asset, Keyed, LedgerName, Metadata, Posting } from '../domain/index.ts'
-import { InvariantViolation, canonicalAccountMetadata, canonicalMetadata, emptyKeyed, isJsonObject } from '../domain/index.ts'
+import { InvariantViolation, canonicalAccountMetadata, canonicalMetadata, isJsonObject } from '../domain/index.ts'
 import type { Order, ProposedOrder } from '../orders/index.ts'
 import type { CheckedLog, PlannedLog } from './import-plan.ts'
 
@@ -42,8 +42,13 @@ export function writePlannedLog(planned: PlannedLog, wire: WireValue[]): boolean
     return false
   }
   const accounts = Object.keys(order.accountMetadata)
-  // A map parsed from an absent field is a fresh one; `{}` is the shared empty map: read back as they were.
-  wire.push(accounts.length === 0 && !Object.isFrozen(order.accountMetadata) ? -1 : accounts.length)
+  // No account metadata is the shared empty map, which reads back as itself; a fresh empty one (from an absent
+  // field, which the log check refuses) would not: left to the checked form.
+  if (accounts.length === 0 && !Object.isFrozen(order.accountMetadata)) {
+    wire.length = from
+    return false
+  }
+  wire.push(accounts.length)
   for (const address of accounts) {
     wire.push(address)
     if (!writeMetadata(order.accountMetadata[address] as Metadata, wire)) {
@@ -92,16 +97,12 @@ function readPlannedTransaction(ledger: LedgerName, wire: readonly WireValue[], 
   reader.at = at
   const metadata = readMetadata(wire, reader)
   const accountCount = wire[reader.at++] as number
-  let accountMetadata: Keyed<Metadata>
-  if (accountCount < 0) accountMetadata = emptyKeyed<Metadata>()
-  else {
-    const entries: [string, Metadata][] = []
-    for (let i = 0; i < accountCount; i++) {
-      const address = wire[reader.at++] as string
-      entries.push([address, readMetadata(wire, reader)])
-    }
-    accountMetadata = canonicalAccountMetadata(entries)
+  const entries: [string, Metadata][] = []
+  for (let i = 0; i < accountCount; i++) {
+    const address = wire[reader.at++] as string
+    entries.push([address, readMetadata(wire, reader)])
   }
+  const accountMetadata: Keyed<Metadata> = canonicalAccountMetadata(entries)
   // The key order `LogPlanner.map` gives the order (a schema version is added last).
   const created: Order = {
     type: 'CREATE_TRANSACTION',

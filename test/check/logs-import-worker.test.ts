@@ -199,6 +199,7 @@ test('the wire refuses an order of another shape rather than carry it wrong', ()
     { ...order, metadata: { a: 'b' } }, // a map with a prototype
     { ...order, postings: [{ ...(order.postings as Record<string, unknown>[])[0], extra: 1 }] },
     { ...order, timestamp: 5 },
+    { ...order, accountMetadata: Object.create(null) }, // a fresh empty map, not the shared one
   ]
   for (const variant of variants) {
     const wire: WireValue[] = []
