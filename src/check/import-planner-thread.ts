@@ -139,6 +139,6 @@ export async function* planInWorker(ledger: LedgerName, source: AsyncIterator<Ui
     worker.removeAllListeners('exit')
     await worker.terminate()
     // The sender stops at its next step; a source that never yields again is the caller's to close.
-    void sending.then(() => source.return?.())
+    void sending.then(() => source.return?.()).catch(() => {})
   }
 }
