@@ -1,26 +1,16 @@
-import type { Json, LedgerName, LedgerRecord, Metadata, Posting, TransactionRecord } from '../domain/index.ts'
-import {
-  REVERTS_METADATA_KEY,
-  TallyError,
-  decodeAttribute,
-  describe,
-  isJsonObject,
-  ledgerKey,
-  mergeMetadata,
-  parseAccountAddress,
-  parseMetadata,
-  parseMetadataKey,
-  parsePostings,
-  transactionKey,
-  withoutKey,
-} from '../domain/index.ts'
-import { goDate, importedDate, v2LogHash, v2Memento } from '../audit/v2-log-hash.ts'
+import type { Json, LedgerName, LedgerRecord, TransactionRecord } from '../domain/index.ts'
+import { TallyError, decodeAttribute, isJsonObject, ledgerKey, transactionKey } from '../domain/index.ts'
 import type { OrderResult } from '../fsm/index.ts'
-import type { Order, ProposedOrder } from '../orders/index.ts'
-import { parseAccountMetadata, parseReference, parseSchemaData, parseSchemaVersion, parseTransactionId, revertPostings } from '../orders/index.ts'
+import type { ProposedOrder } from '../orders/index.ts'
 import type { SubmitOptions, SubmitSequence } from '../admission/index.ts'
 import type { StoreReader } from '../store/index.ts'
 import { attributeRowKey, decodeLogRow, logRowKey } from '../store/index.ts'
+import type { CheckedLog, PlannedLog } from './import-plan.ts'
+import { LogPlanner, RefusedLog, importError, mapsAlone, revertedIdOf } from './import-plan.ts'
+import { planInWorker } from './import-planner-thread.ts'
+import { parseJsonStream } from './json-stream.ts'
+
+export { importError }
 
 /** What an import needs of a node: its write pipeline and its store. `LedgerNode` is one. */
 export interface ImportTarget {
@@ -53,21 +43,6 @@ export const importGroupsInFlightMax = 4
 /** Bytes of logs (as v2 prints their payloads) in flight at most: bounds the import's memory whatever the logs' size. */
 export const importBytesInFlightMax = 32 * 1024 * 1024
 const unavailableRetriesMax = 100
-
-export function importError(message: string): TallyError {
-  return new TallyError({ code: 'IMPORT', kind: 'validation', message })
-}
-
-/** One incoming log, checked and mapped to the order that replays it. */
-interface PlannedLog {
-  readonly id: bigint
-  readonly hash: string
-  readonly date: string
-  readonly proposed: ProposedOrder
-  readonly createsTransaction: boolean
-  /** The log's payload as v2 prints it, in bytes: what the in-flight bound counts. */
-  readonly bytes: number
-}
 
 /** A group of logs proposed in the import's sequence, not yet verified. */
 interface ProposedGroup {
@@ -106,15 +81,104 @@ const importsRunning = new WeakMap<object, Set<string>>()
  * order, and a failure leaves exactly the verified groups before it.
  */
 export async function importLogs(target: ImportTarget, ledger: LedgerName, logs: AsyncIterable<Json>, options: ImportOptions = {}): Promise<ImportSummary> {
+  return await importPlanned(target, ledger, () => planInThread(new LogPlanner(ledger), logs), options)
+}
+
+/** Where an import's logs are parsed, verified and mapped to orders. */
+export type ImportPlanner = 'worker' | 'thread'
+
+export interface ImportStreamOptions extends ImportOptions {
+  /**
+   * `worker`: on a worker thread, the logs handed over planned
+   * (`import-planner-thread.ts`); `thread`: beside the write pipeline. By
+   * default a stream of more than `importWorkerBytesMin` goes to a worker,
+   * a smaller one (a worker's start would cost more than it saves) stays.
+   */
+  readonly planner?: ImportPlanner
+}
+
+/** A stream shorter than this is planned on the pipeline's own thread unless told otherwise. */
+export const importWorkerBytesMin = 1024 * 1024
+
+/**
+ * `importLogs` over the bytes of a v2 log stream (JSON lines, or one JSON
+ * array; `parseJsonStream`'s forms): the same checks, the same orders and
+ * the same refusals, at the same log. The parsing, the hash verification and
+ * the mapping to orders run on a worker thread for a large stream
+ * (`ImportStreamOptions.planner`). When the import stops before the end of
+ * the stream, a `source` that can be destroyed (a Node stream) is.
+ */
+export async function importLogStream(target: ImportTarget, ledger: LedgerName, source: AsyncIterable<Buffer>, options: ImportStreamOptions = {}): Promise<ImportSummary> {
+  let finished = false
+  try {
+    const summary = await importPlanned(target, ledger, () => planStream(ledger, source, options.planner), options)
+    finished = true
+    return summary
+  } finally {
+    if (!finished) destroySource(source)
+  }
+}
+
+async function importPlanned(target: ImportTarget, ledger: LedgerName, incoming: () => AsyncIterable<IncomingLog>, options: ImportOptions): Promise<ImportSummary> {
   const running = importsRunning.get(target) ?? new Set<string>()
   importsRunning.set(target, running)
   if (running.has(ledger)) throw new TallyError({ code: 'IMPORT', kind: 'conflict', message: `an import into ledger ${ledger} is already running` })
   running.add(ledger)
   try {
-    return await new Importer(target, ledger, options).run(logs)
+    return await new Importer(target, ledger, options).run(incoming)
   } finally {
     running.delete(ledger)
   }
+}
+
+/** A log as the importer receives it: planned, or checked and left to map (a revert, which needs the store). */
+type IncomingLog = PlannedLog | CheckedLog
+
+function isChecked(log: IncomingLog): log is CheckedLog {
+  return (log as CheckedLog).kind === 'checked'
+}
+
+/** Each log checked and, unless it needs the store, mapped, beside the pipeline. */
+async function* planInThread(planner: LogPlanner, logs: AsyncIterable<Json>): AsyncGenerator<IncomingLog> {
+  for await (const raw of logs) {
+    const checked = planner.check(raw)
+    yield mapsAlone(checked) ? planner.map(checked) : checked
+  }
+}
+
+/**
+ * The stream's logs, planned on a worker when asked, or by default when the
+ * stream holds more than `importWorkerBytesMin` (its first chunks are read
+ * to know, then handed on first).
+ */
+async function* planStream(ledger: LedgerName, source: AsyncIterable<Buffer>, planner: ImportPlanner | undefined): AsyncGenerator<IncomingLog> {
+  const iterator = source[Symbol.asyncIterator]()
+  const head: Buffer[] = []
+  let headBytes = 0
+  let ended = planner !== undefined
+  while (!ended && headBytes < importWorkerBytesMin) {
+    const next = await iterator.next()
+    if (next.done === true) ended = true
+    else {
+      head.push(next.value)
+      headBytes += next.value.byteLength
+    }
+  }
+  const rest = (async function* (): AsyncGenerator<Buffer> {
+    yield* head
+    head.length = 0
+    if (headBytes >= importWorkerBytesMin || planner !== undefined) {
+      for (let next = await iterator.next(); next.done !== true; next = await iterator.next()) yield next.value
+    }
+  })()
+  const onWorker = planner === 'worker' || (planner === undefined && headBytes >= importWorkerBytesMin)
+  if (onWorker) yield* planInWorker(ledger, rest)
+  else yield* planInThread(new LogPlanner(ledger), parseJsonStream(rest))
+}
+
+function destroySource(source: AsyncIterable<Buffer>): void {
+  const stream = source as { destroy?: unknown; destroyed?: unknown }
+  if (typeof stream.destroy === 'function' && stream.destroyed !== true) (stream.destroy as () => void).call(source)
 }
 
 class Importer {
@@ -122,9 +186,9 @@ class Importer {
   private readonly proposed: ProposedGroup[] = []
   private proposedBytes = 0
   private sequence: SubmitSequence
-  private previousHash = ''
-  private previousId: bigint | undefined
-  private nextTransactionId = 0n
+  /** Maps the logs that arrive checked, not planned (`map` keeps no state of the chain). */
+  private readonly mapper: LogPlanner
+  private lastHash = ''
   private nextLogId = 0n
   private imported = 0
 
@@ -134,12 +198,13 @@ class Importer {
     private readonly options: ImportOptions,
   ) {
     this.sequence = target.admission.sequence()
+    this.mapper = new LogPlanner(ledger)
   }
 
-  async run(logs: AsyncIterable<Json>): Promise<ImportSummary> {
+  async run(incoming: () => AsyncIterable<IncomingLog>): Promise<ImportSummary> {
     await this.prepareLedger()
     try {
-      return await this.replay(logs)
+      return await this.replay(incoming())
     } catch (error) {
       // The stream failed (or a log was refused) with groups in flight: they hold logs before the failure
       // and are applied in order; the import ends only once they settled, so its caller sees the final ledger.
@@ -148,23 +213,31 @@ class Importer {
     }
   }
 
-  private async replay(logs: AsyncIterable<Json>): Promise<ImportSummary> {
-    for await (const raw of logs) {
-      const planned = await this.plan(raw)
-      if (planned === 'drain-first') {
-        await this.drain()
-        const retried = await this.plan(raw)
-        if (retried === 'drain-first') throw new Error('a log planned after a drain needs no other drain')
-        this.group.push(retried)
-      } else {
+  private async replay(incoming: AsyncIterable<IncomingLog>): Promise<ImportSummary> {
+    try {
+      for await (const log of incoming) {
+        const planned = isChecked(log) ? await this.mapChecked(log) : log
         const head = this.group[0]
         if (head !== undefined && (head.date !== planned.date || this.group.length >= (this.options.groupOrdersMax ?? importGroupOrdersMax))) await this.flush()
         this.group.push(planned)
+        this.lastHash = planned.hash
       }
-      this.previousHash = this.group.at(-1)?.hash ?? this.previousHash
+    } catch (error) {
+      if (!(error instanceof RefusedLog)) throw error
+      // A wrong hash, or a log Tally would write differently: everything before it is verified, so it is applied.
+      if (error.applyBefore) await this.drain()
+      throw error.error
     }
     await this.drain()
-    return { logs: this.imported, lastHash: this.previousHash }
+    return { logs: this.imported, lastHash: this.lastHash }
+  }
+
+  /** A checked log's order; a revert's original must be applied first, then read. */
+  private async mapChecked(checked: CheckedLog): Promise<PlannedLog> {
+    if (mapsAlone(checked)) return this.mapper.map(checked)
+    await this.drain()
+    const original = await this.readTransaction(revertedIdOf(checked))
+    return this.mapper.map(checked, original)
   }
 
   private async prepareLedger(): Promise<void> {
@@ -176,123 +249,6 @@ class Importer {
     if (existing.nextLogId !== 0n || existing.nextTransactionId !== 0n) {
       throw importError(`ledger ${this.ledger} must be empty to import (it has ${existing.nextLogId} logs)`)
     }
-  }
-
-  /**
-   * Checks one incoming log against the chain so far and maps it to its
-   * order. A revert needs its original transaction applied first: while
-   * logs are pending or in flight it answers 'drain-first'.
-   */
-  private async plan(raw: Json): Promise<PlannedLog | 'drain-first'> {
-    if (!isJsonObject(raw)) throw importError(`expected a log object, got ${describe(raw)}`)
-    const id = logId(raw.id)
-    const where = `log ${id}`
-    if (this.previousId !== undefined && id <= this.previousId) throw importError(`${where}: ids must increase (after log ${this.previousId})`)
-    const type = raw.type
-    const data = raw.data ?? null
-    if (typeof raw.date !== 'string') throw importError(`${where}: date: expected an RFC 3339 date`)
-    const date = wrap(where, () => importedDate(raw.date as string, 'date'))
-    const key = raw.idempotencyKey ?? ''
-    if (typeof key !== 'string') throw importError(`${where}: idempotencyKey: expected a string`)
-    if (typeof raw.hash !== 'string') throw importError(`${where}: hash: expected the log's base64 hash`)
-    const schemaVersion = raw.schemaVersion === undefined || raw.schemaVersion === null || raw.schemaVersion === '' ? undefined : wrap(where, () => parseSchemaVersion(raw.schemaVersion))
-    // Only the writes that name a schema log its version: a version on another log could not be replayed to the same hash.
-    if (schemaVersion !== undefined && type !== 'NEW_TRANSACTION' && type !== 'REVERTED_TRANSACTION' && type !== 'SET_METADATA') {
-      throw importError(`${where}: schemaVersion on a ${describe(type as Json)} log is not supported (Tally logs it on NEW_TRANSACTION, REVERTED_TRANSACTION and SET_METADATA only)`)
-    }
-    if (type === 'REVERTED_TRANSACTION' && (this.group.length > 0 || this.proposed.length > 0)) return 'drain-first'
-    const previousHash = this.group.at(-1)?.hash ?? this.previousHash
-    const expected = v2LogHash(previousHash, { type: String(type), data, date: raw.date, idempotencyKey: key, ...(schemaVersion === undefined ? {} : { schemaVersion }) })
-    if (expected !== raw.hash) {
-      await this.drain() // everything before this log is verified: it is applied, nothing after
-      throw importError(`${where}: invalid hash: expected ${expected}, got ${raw.hash}`)
-    }
-    const mapped = await wrapAsync(where, () => this.orderOf(type, data, date))
-    const memento = v2Memento(String(type), mapped.predicted)
-    if (memento !== v2Memento(String(type), data)) {
-      await this.drain()
-      throw importError(`${where}: Tally would replay it to another log (a field v2 allows but Tally writes differently, e.g. a null map); nothing after log ${this.previousId ?? 'none'} is applied`)
-    }
-    this.previousId = id
-    const order: Order = schemaVersion === undefined ? mapped.order : { ...mapped.order, schemaVersion } as Order
-    const idempotencyHash = typeof raw.idempotencyHash === 'string' && raw.idempotencyHash !== '' ? raw.idempotencyHash : `import:${this.ledger}:${key}`
-    const proposed: ProposedOrder = key === '' ? { order } : { order, idempotencyKey: key, requestHash: idempotencyHash }
-    if (mapped.createsTransaction) this.nextTransactionId++
-    return { id, hash: raw.hash, date, proposed, createsTransaction: mapped.createsTransaction, bytes: memento.length }
-  }
-
-  /** The order that writes this log, and the payload our handlers will log for it. */
-  private async orderOf(type: Json | undefined, data: Json, date: string): Promise<{ order: Order; predicted: Json; createsTransaction: boolean }> {
-    if (!isJsonObject(data)) throw importError(`data: expected an object, got ${describe(data)}`)
-    const ledger = this.ledger
-    switch (type) {
-      case 'NEW_TRANSACTION': {
-        const transaction = objectField(data, 'transaction')
-        const postings = parsePostings(transaction.postings)
-        const metadata = parseMetadata(transaction.metadata, 'transaction.metadata')
-        const timestamp = importedDate(stringField(transaction, 'timestamp'), 'transaction.timestamp')
-        const reference = parseReference(transaction.reference)
-        this.expectTransactionId(transaction.id)
-        const accountMetadata = parseAccountMetadata(data.accountMetadata)
-        const template = transaction.template === undefined || transaction.template === null || transaction.template === '' ? undefined : transaction.template
-        if (template !== undefined && typeof template !== 'string') throw importError(`transaction.template: expected a template name, got ${describe(template)}`)
-        const order: Order = { type: 'CREATE_TRANSACTION', ledger, postings, timestamp, ...(reference === undefined ? {} : { reference }), ...(template === undefined ? {} : { template }), metadata, accountMetadata, force: true }
-        const predicted = { transaction: resume(postings, mergeMetadata({}, metadata), timestamp, reference, this.nextTransactionId), accountMetadata }
-        return { order, predicted: predicted as unknown as Json, createsTransaction: true }
-      }
-      case 'REVERTED_TRANSACTION': {
-        const transaction = objectField(data, 'transaction')
-        const revertedField = data.revertedTransactionID ?? (isJsonObject(data.revertedTransaction) ? data.revertedTransaction.id : undefined)
-        const revertedId = parseTransactionId(revertedField, 'revertedTransactionID')
-        this.expectTransactionId(transaction.id)
-        const original = await this.readTransaction(revertedId)
-        if (original === undefined) throw importError(`revertedTransactionID: transaction ${revertedId} does not exist`)
-        const incoming = parseMetadata(transaction.metadata, 'transaction.metadata')
-        const metadata = withoutKey(incoming, REVERTS_METADATA_KEY)
-        const timestamp = importedDate(stringField(transaction, 'timestamp'), 'transaction.timestamp')
-        const atEffectiveDate = timestamp !== date && goDate(timestamp) === goDate(original.timestamp)
-        const order: Order = { type: 'REVERT_TRANSACTION', ledger, id: revertedId, force: true, atEffectiveDate, metadata }
-        const written = mergeMetadata(metadata, { [REVERTS_METADATA_KEY]: revertedId.toString() })
-        const predicted = { revertedTransactionID: revertedId, transaction: resume(revertPostings(original.postings), written, atEffectiveDate ? original.timestamp : date, undefined, this.nextTransactionId) }
-        return { order, predicted: predicted as unknown as Json, createsTransaction: true }
-      }
-      case 'SET_METADATA':
-      case 'DELETE_METADATA': {
-        const targetType = data.targetType
-        const setting = type === 'SET_METADATA'
-        const metadata = setting ? parseMetadata(data.metadata, 'metadata') : {}
-        const key = setting ? '' : parseMetadataKey(data.key, 'key')
-        if (targetType === 'ACCOUNT') {
-          const address = parseAccountAddress(data.targetId, 'targetId')
-          const order: Order = setting ? { type: 'SAVE_ACCOUNT_METADATA', ledger, address, metadata } : { type: 'DELETE_ACCOUNT_METADATA', ledger, address, key }
-          return { order, predicted: { targetType, targetId: address, ...(setting ? { metadata } : { key }) }, createsTransaction: false }
-        }
-        if (targetType === 'TRANSACTION') {
-          const id = parseTransactionId(data.targetId, 'targetId')
-          const order: Order = setting ? { type: 'SAVE_TRANSACTION_METADATA', ledger, id, metadata } : { type: 'DELETE_TRANSACTION_METADATA', ledger, id, key }
-          return { order, predicted: { targetType, targetId: id, ...(setting ? { metadata } : { key }) }, createsTransaction: false }
-        }
-        throw importError(`targetType: expected ACCOUNT or TRANSACTION, got ${describe(targetType)}`)
-      }
-      case 'INSERTED_SCHEMA': {
-        const schema = objectField(data, 'schema')
-        const version = parseSchemaVersion(schema.version, 'schema.version')
-        const { version: _version, createdAt: given, ...body } = schema
-        // v2 dates a schema apart from its log: the imported date is kept when they differ.
-        const createdAt = typeof given === 'string' ? importedDate(given, 'schema.createdAt') : date
-        const order: Order = { type: 'INSERT_SCHEMA', ledger, version, data: parseSchemaData(body), ...(createdAt === date ? {} : { createdAt }) }
-        const predicted = { schema: { ...order.data, version, createdAt } }
-        return { order, predicted, createsTransaction: false }
-      }
-      default:
-        throw importError(`type ${describe(type)} is not imported (NEW_TRANSACTION, REVERTED_TRANSACTION, SET_METADATA, DELETE_METADATA, INSERTED_SCHEMA)`)
-    }
-  }
-
-  /** Transaction ids are hashed: the log's id must be the one this ledger assigns next. */
-  private expectTransactionId(value: Json | undefined): void {
-    const id = parseTransactionId(value, 'transaction.id')
-    if (id !== this.nextTransactionId) throw importError(`transaction.id: ${id}, but the ledger's next transaction id is ${this.nextTransactionId}`)
   }
 
   /**
@@ -417,43 +373,3 @@ class Importer {
   }
 }
 
-/** The fields of a transaction v2 hashes, as our handlers will log them. */
-function resume(postings: readonly Posting[], metadata: Metadata, timestamp: string, reference: string | undefined, id: bigint): Record<string, unknown> {
-  return { postings, metadata, timestamp, ...(reference === undefined ? {} : { reference }), id }
-}
-
-function logId(value: Json | undefined): bigint {
-  if (typeof value === 'bigint' && value >= 0n) return value
-  throw importError(`expected a log with a non-negative integer id, got ${describe(value)}`)
-}
-
-function objectField(data: { [key: string]: Json }, field: string): { [key: string]: Json } {
-  const value = data[field]
-  if (!isJsonObject(value)) throw importError(`${field}: expected an object, got ${describe(value)}`)
-  return value
-}
-
-function stringField(data: { [key: string]: Json }, field: string): string {
-  const value = data[field]
-  if (typeof value !== 'string') throw importError(`${field}: expected a string, got ${describe(value)}`)
-  return value
-}
-
-/** Validation errors of a log's fields become IMPORT errors naming the log. */
-function wrap<T>(where: string, run: () => T): T {
-  try {
-    return run()
-  } catch (error) {
-    if (error instanceof TallyError) throw importError(`${where}: ${error.message}`)
-    throw error
-  }
-}
-
-async function wrapAsync<T>(where: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run()
-  } catch (error) {
-    if (error instanceof TallyError) throw importError(error.message.startsWith(where) ? error.message : `${where}: ${error.message}`)
-    throw error
-  }
-}

@@ -7,7 +7,7 @@ import { TallyError, parseLedgerName } from '../domain/index.ts'
 import { SchemaVersionMismatch } from '../store/index.ts'
 import { LedgerNode } from '../server/index.ts'
 import { cacheRotationThresholdDefault } from '../cache/index.ts'
-import { NoDataDirectory, StoreInUse, importLogs, isLockError, openStoreForTool, parseJsonStream, rotationThresholdOf, storeDirectoryOf } from '../check/index.ts'
+import { NoDataDirectory, StoreInUse, importLogStream, isLockError, openStoreForTool, rotationThresholdOf, storeDirectoryOf } from '../check/index.ts'
 import { progressLine } from './progress-line.ts'
 import { existsSync } from 'node:fs'
 
@@ -55,7 +55,7 @@ export async function importCommand(argv: string[]): Promise<number> {
     return 0
   }
   const ledger = parseLedgerName(values.ledger, '--ledger')
-  const input: Readable = values.in === undefined ? process.stdin : createReadStream(values.in)
+  const input: Readable = values.in === undefined ? process.stdin : createReadStream(values.in, { highWaterMark: 1024 * 1024 })
   const target = values.target ?? (values.data === undefined ? process.env.TALLY_TARGET : undefined)
   try {
     if (target !== undefined && target !== '') return await importRemote(target, ledger, input, values.in)
@@ -93,7 +93,7 @@ async function importLocal(dataDirectory: string, ledger: string, input: Readabl
   const progress = progressLine()
   const started = Date.now()
   try {
-    const summary = await importLogs(node, ledger as never, parseJsonStream(input as AsyncIterable<Buffer>), {
+    const summary = await importLogStream(node, ledger as never, input as AsyncIterable<Buffer>, {
       onProgress: ({ logs }) => progress.update({ label: 'import', done: logs, total: null, rate: (logs * 1000) / Math.max(1, Date.now() - started), etaSeconds: null, unit: 'logs' }),
     })
     progress.done()

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { LedgerNode } from '../../server/index.ts'
-import { exportLogChunks, importLogs, parseJsonStream } from '../../check/index.ts'
+import { exportLogChunks, importLogStream } from '../../check/index.ts'
 import { ledgerParam } from '../requests.ts'
 import { jsonLinesRoute } from '../transport.ts'
 
@@ -47,7 +47,7 @@ export function logTransferRoutes(app: FastifyInstance, node: LedgerNode): void 
       const ledger = ledgerParam(request)
       const body = importBodies.get(request) ?? Readable.from([])
       try {
-        const summary = await importLogs(node, ledger, parseJsonStream(body as AsyncIterable<Buffer>))
+        const summary = await importLogStream(node, ledger, body as AsyncIterable<Buffer>)
         return await reply.code(204).header('Tally-Imported-Logs', String(summary.logs)).send()
       } catch (error) {
         body.resume() // discard the rest of the stream so the client gets the answer
