@@ -9,7 +9,7 @@
  * Prints per run requests/s and the server's CPU per request from /proc
  * (all threads, JavaScript thread), and the client's. What Tally adds on top
  * is its kept get-account, measured the same way by `bench/reads.ts`
- * (docs/performance.md, "The HTTP edge's fixed cost").
+ * (docs/performance.md, "The HTTP edge's fixed cost per request").
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
