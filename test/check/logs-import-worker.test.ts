@@ -5,7 +5,7 @@ import fc from 'fast-check'
 import type { Json, LedgerName } from '../../src/domain/index.ts'
 import { TallyError, parseJson, stringifyJson } from '../../src/domain/index.ts'
 import { v2LogHash } from '../../src/audit/v2-log-hash.ts'
-import { exportLogLines, importLogStream } from '../../src/check/index.ts'
+import { exportLogLines, importLogStream, importWorkerBytesMin } from '../../src/check/index.ts'
 import type { ImportPlanner } from '../../src/check/index.ts'
 import type { PlannedLog } from '../../src/check/import-plan.ts'
 import { LogPlanner, RefusedLog, mapsAlone } from '../../src/check/import-plan.ts'
@@ -301,6 +301,25 @@ test('the worker path: a source that fails throws its own error after a verified
     open.write(`${first.replace(/"hash":"[^"]+"/, '"hash":"AAAA"')}\n`)
     await assert.rejects(importLogStream(api.node, 'open' as LedgerName, open, { planner: 'worker' }), /log 0: invalid hash/)
     assert.equal(open.destroyed, true)
+  } finally {
+    await api.close()
+  }
+})
+
+test('POST /v2/{ledger}/logs/import of a stream over the worker threshold imports through the worker: the same logs as the source', async () => {
+  const api = await openTestApi()
+  try {
+    await richLedger(api, 0)
+    for (let bulk = 0; bulk < 4; bulk++) {
+      const elements = Array.from({ length: 800 }, (_, i) => ({ action: 'CREATE_TRANSACTION', data: { postings: [{ source: 'world', destination: `users:b${bulk}x${i}`, amount: 1 + i, asset: 'USD/2' }], metadata: { order: `${bulk}-${i}` } } }))
+      const reply = await api.request('POST', '/v2/main/_bulk?atomic=true&schemaVersion=v1', stringifyJson(elements as unknown as Json))
+      assert.equal(reply.status, 200, reply.text)
+    }
+    const exported = await exportText(api, SOURCE)
+    assert.ok(Buffer.byteLength(exported) >= importWorkerBytesMin, `${Buffer.byteLength(exported)} bytes: past the threshold`)
+    const reply = await api.request('POST', '/v2/copy/logs/import', exported)
+    assert.equal(reply.status, 204, reply.text)
+    assert.equal(await exportText(api, 'copy' as LedgerName), exported)
   } finally {
     await api.close()
   }
