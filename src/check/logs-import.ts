@@ -79,6 +79,11 @@ const importsRunning = new WeakMap<object, Set<string>>()
  * was applied and verified (its log ids are the ledger's next ones, its last
  * log row has the supplied hash), so the ledger's logs are the stream's, in
  * order, and a failure leaves exactly the verified groups before it.
+ *
+ * The checks and the mapping are `LogPlanner`'s (`import-plan.ts`); here
+ * they run beside the pipeline, over values already parsed.
+ * `importLogStream` reads bytes and, for a large stream, runs them on a
+ * worker thread.
  */
 export async function importLogs(target: ImportTarget, ledger: LedgerName, logs: AsyncIterable<Json>, options: ImportOptions = {}): Promise<ImportSummary> {
   return await importPlanned(target, ledger, () => planInThread(new LogPlanner(ledger), logs), options)

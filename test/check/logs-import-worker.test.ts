@@ -5,7 +5,7 @@ import fc from 'fast-check'
 import type { Json, LedgerName } from '../../src/domain/index.ts'
 import { TallyError, parseJson, stringifyJson } from '../../src/domain/index.ts'
 import { v2LogHash } from '../../src/audit/v2-log-hash.ts'
-import { exportLogLines, importLogStream } from '../../src/check/index.ts'
+import { exportLogLines, importLogStream, importWorkerBytesMin } from '../../src/check/index.ts'
 import type { ImportPlanner } from '../../src/check/index.ts'
 import type { PlannedLog } from '../../src/check/import-plan.ts'
 import { LogPlanner, RefusedLog, mapsAlone } from '../../src/check/import-plan.ts'
@@ -94,6 +94,15 @@ function chunked(bytes: Buffer, cuts: readonly number[]): Readable {
     from = Math.max(from, end)
   }
   return Readable.from(chunks)
+}
+
+/** The line with its hash recomputed by v2's rule after `previous` (a log that verifies, whatever its fields). */
+function rehashed(line: string, previous: string): string {
+  const log = asObject(parseJson(line))
+  const previousHash = asObject(parseJson(previous)).hash as string
+  const schemaVersion = typeof log.schemaVersion === 'string' ? { schemaVersion: log.schemaVersion } : {}
+  const hash = v2LogHash(previousHash, { type: log.type as string, data: log.data as Json, date: log.date as string, idempotencyKey: log.idempotencyKey as string, ...schemaVersion })
+  return line.replace(/"hash":"[^"]+"/, `"hash":"${hash}"`)
 }
 
 type Outcome = { ok: true; logs: number } | { ok: false; code: string; message: string }
@@ -235,19 +244,21 @@ test('a refused stream stops on the worker at the same log, with the same error 
     const lines = exported.split('\n').filter((line) => line !== '')
     const at = (i: number, edit: (line: string) => string): string => `${lines.map((line, k) => (k === i ? edit(line) : line)).join('\n')}\n`
     const lastBulk = lines.length - 4
-    const corruptions: [string, Buffer][] = [
-      ['a forged hash in a bulk', Buffer.from(at(lastBulk, (line) => line.replace(/"hash":"[^"]+"/, `"hash":"${/"hash":"([^"]+)"/.exec(lines[0] as string)?.[1]}"`)))],
-      ['a tampered amount', Buffer.from(at(lastBulk, (line) => line.replace(/"amount":(\d+)/, '"amount":99$1')))],
-      ['a tampered revert', Buffer.from(at(6, (line) => line.replace('"why":"test"', '"why":"tost"')))],
-      ['a line that is not JSON', Buffer.from(at(lastBulk - 2, (line) => line.slice(0, -1)))],
-      ['ids that do not increase', Buffer.from(at(lastBulk, (line) => line.replace(/"id":(\d+),"hash"/, '"id":0,"hash"')))],
-      ['an unknown log type', Buffer.from(at(lastBulk - 5, (line) => line.replace('"type":"NEW_TRANSACTION"', '"type":"NEW_THING"')))],
-      ['a null account metadata (Tally would log {})', Buffer.from(at(lastBulk, (line) => line.replace(/"accountMetadata":\{\}/, '"accountMetadata":null')))],
-      ['a stream cut inside a log', Buffer.from(exported.slice(0, exported.length - 40))],
-      ['bytes that are not UTF-8', Buffer.concat([Buffer.from(at(lastBulk, (line) => line)), Buffer.from([0xff, 0xfe])])],
-      ['data after a JSON array', Buffer.from(`[${lines.join(',')}] {}`)],
+    const corruptions: [string, Buffer, RegExp][] = [
+      ['a forged hash in a bulk', Buffer.from(at(lastBulk, (line) => line.replace(/"hash":"[^"]+"/, `"hash":"${/"hash":"([^"]+)"/.exec(lines[0] as string)?.[1]}"`))), /^log \d+: invalid hash/],
+      ['a tampered amount', Buffer.from(at(lastBulk, (line) => line.replace(/"amount":(\d+)/, '"amount":99$1'))), /^log \d+: invalid hash/],
+      ['a tampered revert', Buffer.from(at(6, (line) => line.replace('"why":"test"', '"why":"tost"'))), /^log 6: invalid hash/],
+      ['a line that is not JSON', Buffer.from(at(lastBulk - 2, (line) => line.replace('"type":', '"type"::'))), /not valid JSON/],
+      ['a line whose object is not closed', Buffer.from(at(lastBulk - 2, (line) => line.slice(0, -1))), /ends inside a log object/],
+      ['ids that do not increase', Buffer.from(at(lastBulk, (line) => line.replace(/"id":(\d+),"hash"/, '"id":0,"hash"'))), /^log 0: ids must increase/],
+      ['an unknown log type', Buffer.from(at(lastBulk - 5, (line) => line.replace('"type":"NEW_TRANSACTION"', '"type":"NEW_THING"'))), /^log \d+: schemaVersion on a "NEW_THING" log is not supported/],
+      ['an unknown log type, hashed', Buffer.from(at(2, (line) => rehashed(line.replace('"type":"SET_METADATA"', '"type":"NEW_THING"'), lines[1] as string))), /^log 2: type "NEW_THING" is not imported/],
+      ['a null account metadata (Tally would log {})', Buffer.from(at(lastBulk, (line) => rehashed(line.replace(/"accountMetadata":\{\}/, '"accountMetadata":null'), lines[lastBulk - 1] as string))), /^log \d+: Tally would replay it to another log/],
+      ['a stream cut inside a log', Buffer.from(exported.slice(0, exported.length - 40)), /ends inside a log object/],
+      ['bytes that are not UTF-8', Buffer.concat([Buffer.from(at(lastBulk, (line) => line)), Buffer.from([0xff, 0xfe])]), /not valid UTF-8/],
+      ['data after a JSON array', Buffer.from(`[${lines.join(',')}] {}`), /after the end of the JSON array/],
     ]
-    for (const [i, [what, bytes]] of corruptions.entries()) {
+    for (const [i, [what, bytes, message]] of corruptions.entries()) {
       const outcomes: Outcome[] = []
       const held: string[] = []
       for (const planner of ['worker', 'thread'] as const) {
@@ -257,9 +268,13 @@ test('a refused stream stops on the worker at the same log, with the same error 
       }
       const [worker, thread] = outcomes as [Outcome, Outcome]
       assert.equal(worker.ok, false, `${what}: refused`)
+      assert.match(worker.ok ? '' : worker.message, message, what)
       assert.deepEqual(worker, thread, `${what}: the same error`)
       assert.equal(held[0], held[1], `${what}: the same logs applied`)
       assert.ok(exported.startsWith(held[0] as string), `${what}: a prefix of the stream`)
+      // A wrong hash, or a log Tally would write differently: every log before it is applied.
+      const verifiedBefore = /^log (\d+): (invalid hash|Tally would replay)/.exec(worker.ok ? '' : worker.message)
+      if (verifiedBefore !== null) assert.equal(held[0], lines.slice(0, Number(verifiedBefore[1])).map((line) => `${line}\n`).join(''), `${what}: the logs before it`)
     }
   } finally {
     await api.close()
@@ -301,6 +316,25 @@ test('the worker path: a source that fails throws its own error after a verified
     open.write(`${first.replace(/"hash":"[^"]+"/, '"hash":"AAAA"')}\n`)
     await assert.rejects(importLogStream(api.node, 'open' as LedgerName, open, { planner: 'worker' }), /log 0: invalid hash/)
     assert.equal(open.destroyed, true)
+  } finally {
+    await api.close()
+  }
+})
+
+test('POST /v2/{ledger}/logs/import of a stream over the worker threshold imports through the worker: the same logs as the source', async () => {
+  const api = await openTestApi()
+  try {
+    await richLedger(api, 0)
+    for (let bulk = 0; bulk < 4; bulk++) {
+      const elements = Array.from({ length: 800 }, (_, i) => ({ action: 'CREATE_TRANSACTION', data: { postings: [{ source: 'world', destination: `users:b${bulk}x${i}`, amount: 1 + i, asset: 'USD/2' }], metadata: { order: `${bulk}-${i}` } } }))
+      const reply = await api.request('POST', '/v2/main/_bulk?atomic=true&schemaVersion=v1', stringifyJson(elements as unknown as Json))
+      assert.equal(reply.status, 200, reply.text)
+    }
+    const exported = await exportText(api, SOURCE)
+    assert.ok(Buffer.byteLength(exported) >= importWorkerBytesMin, `${Buffer.byteLength(exported)} bytes: past the threshold`)
+    const reply = await api.request('POST', '/v2/copy/logs/import', exported)
+    assert.equal(reply.status, 204, reply.text)
+    assert.equal(await exportText(api, 'copy' as LedgerName), exported)
   } finally {
     await api.close()
   }
