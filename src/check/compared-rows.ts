@@ -123,6 +123,7 @@ export class WorkerRows implements ComparedRows {
   private spillLocation: string | undefined
   private spillsSeen = 0
   private exited: Promise<void> | undefined
+  private closing = false
 
   constructor(
     private readonly spillDirectory: string | undefined,
@@ -146,8 +147,9 @@ export class WorkerRows implements ComparedRows {
     this.exited = new Promise((resolve) => worker.once('exit', () => resolve()))
     worker.on('message', (message: FromComparison) => this.received(message))
     worker.on('error', (error) => this.fail(error))
+    // Exiting before it was told to close is a failure, whether or not anything waits on it now (a later request would wait forever).
     worker.once('exit', (code) => {
-      if (this.replies.length > 0 || this.waiting !== undefined) this.fail(new Error(`the comparison thread exited (code ${code})`))
+      if (!this.closing) this.fail(new Error(`the comparison thread exited (code ${code})`))
     })
     const held = this.held
     this.held = []
@@ -216,6 +218,7 @@ export class WorkerRows implements ComparedRows {
 
   async close(): Promise<void> {
     const worker = this.worker
+    this.closing = true
     try {
       if (worker !== undefined && this.failure === undefined) await this.request({ type: 'close' })
     } catch {

@@ -194,3 +194,19 @@ test('row comparison on a worker thread: the same differences, and its spill dir
     temp.remove()
   }
 })
+
+test('row comparison on a worker thread that dies: the walk fails instead of waiting for it', { timeout: 30_000 }, async () => {
+  const temp = tempDirectory('tally-row-comparison-dead-')
+  const rows = new WorkerRows(temp.directory, 1 << 20, 1 << 21)
+  try {
+    rows.live(Buffer.of(Zone.logs, 1), Buffer.from('x'))
+    // The thread ends without being told to close (a crash, an out-of-memory kill of the isolate).
+    await (rows as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate()
+    await assert.rejects(async () => {
+      for await (const batch of rows.mismatches()) void batch
+    }, /comparison thread exited/)
+  } finally {
+    await rows.close()
+    temp.remove()
+  }
+})
