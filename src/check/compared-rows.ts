@@ -1,9 +1,10 @@
 import { rmSync } from 'node:fs'
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 import { invariant } from '../domain/errors.ts'
 import type { RowMismatch } from './row-comparison.ts'
 import { RowComparison, RowPacker } from './row-comparison.ts'
 import { SpillDisk } from './spill.ts'
+import { startSourceWorker } from './source-worker.ts'
 
 /**
  * Where `tally check` keeps and compares the rows: the store's (in key
@@ -92,7 +93,7 @@ const workerBlockBytes = 1024 * 1024
 export const workerInFlightBytesMin = 2 * workerBlockBytes
 
 /** The comparison thread's module, run through the same TypeScript loader as this one (tsx: `bin/tally.mjs`, the tests). */
-const workerModule = new URL('./compare-worker.ts', import.meta.url).href
+const workerModule = new URL('./compare-worker.ts', import.meta.url)
 
 /**
  * Compares on a worker thread: rows are packed into blocks (`RowPacker`)
@@ -139,10 +140,7 @@ export class WorkerRows implements ComparedRows {
   /** Starts the worker and hands it the blocks held so far. */
   private start(): Worker {
     const setup: ComparisonSetup = { spillDirectory: this.spillDirectory, sideBytesMax: this.sideBytesMax }
-    // The worker registers the loader itself: a worker does not inherit the main thread's module hooks.
-    const loaderModule = import.meta.resolve('tsx/esm/api')
-    const bootstrap = `import(${JSON.stringify(loaderModule)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(workerModule)}) })`
-    const worker = new Worker(bootstrap, { eval: true, workerData: setup })
+    const worker = startSourceWorker(workerModule, { workerData: setup, name: 'tally-check-comparison' })
     this.worker = worker
     this.exited = new Promise((resolve) => worker.once('exit', () => resolve()))
     worker.on('message', (message: FromComparison) => this.received(message))

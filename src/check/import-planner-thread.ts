@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 import type { LedgerName } from '../domain/index.ts'
 import { TallyError } from '../domain/index.ts'
 import type { ErrorCode, ErrorKind } from '../domain/index.ts'
@@ -6,6 +6,7 @@ import type { CheckedLog, PlannedLog } from './import-plan.ts'
 import { RefusedLog } from './import-plan.ts'
 import type { WireValue } from './import-wire.ts'
 import { readWire } from './import-wire.ts'
+import { startSourceWorker } from './source-worker.ts'
 
 /**
  * The import's planning on a thread of its own: the stream's bytes go to a
@@ -36,16 +37,8 @@ export type FromPlanner =
 
 type Event = FromPlanner | { readonly type: 'crashed'; readonly error: unknown } | { readonly type: 'exited'; readonly code: number }
 
-/**
- * The worker runs the TypeScript sources as the process does: the eval'd
- * bootstrap registers tsx's loader in the new thread (a loader registered
- * in the main thread does not reach it), then imports the worker module.
- */
 function startWorker(ledger: LedgerName): Worker {
-  const entry = new URL('./import-worker.ts', import.meta.url).href
-  const loader = import.meta.resolve('tsx/esm/api')
-  const bootstrap = `import(${JSON.stringify(loader)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}) })`
-  return new Worker(bootstrap, { eval: true, execArgv: [], workerData: { ledger }, name: 'tally-import-planner' })
+  return startSourceWorker(new URL('./import-worker.ts', import.meta.url), { execArgv: [], workerData: { ledger }, name: 'tally-import-planner' })
 }
 
 /**
