@@ -3,7 +3,7 @@
  * rounds alternated (a comparison on a shared machine, where separate server
  * runs differ by more than a change of a few µs):
  *
- *   node --import tsx bench/edge-inject-ab.ts --base /tmp/base-tree [--rounds 20] [--requests 2000]
+ *   node --import tsx bench/edge-inject-ab.ts --base /tmp/base-tree [--rounds 20] [--requests 2000] [--auth]
  *
  * Each build's `buildApi` serves its own node (no fsync) through fastify's
  * `inject`: no socket, so what is measured is the app (hooks, routing, the
@@ -12,6 +12,10 @@
  * read once before), the same read with nothing kept (`answerCacheBytes: 0`),
  * and a filtered first page of 15 with nothing kept. Both builds must give
  * the same answers (compared once: status, body but its dates, headers but the request id).
+ * With `--auth` both builds require bearer tokens and log as `tally serve`
+ * does (info, to a stream that drops the lines), and every request carries a
+ * token each build issued and has verified once (a kept token): what an
+ * authenticated request adds.
  * Prints the median and the fastest round in µs of process CPU per request.
  */
 import os from 'node:os'
@@ -19,9 +23,10 @@ import path from 'node:path'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 
-const { values } = parseArgs({ options: { base: { type: 'string' }, rounds: { type: 'string', default: '20' }, requests: { type: 'string', default: '2000' } } })
+const { values } = parseArgs({ options: { base: { type: 'string' }, rounds: { type: 'string', default: '20' }, requests: { type: 'string', default: '2000' }, auth: { type: 'boolean', default: false } } })
 if (values.base === undefined) throw new Error('--base DIR: the tree to compare against')
 const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const roots = { base: path.resolve(values.base), head: here }
@@ -29,9 +34,12 @@ const requests = Number(values.requests)
 
 type Server = typeof import('../src/server/index.ts')
 type Api = typeof import('../src/api/index.ts')
+type Auth = typeof import('../src/api/auth/index.ts')
 
 interface Build {
   readonly apps: { readonly kept: FastifyInstance; readonly missed: FastifyInstance }
+  /** With --auth: the Authorization header every request carries. */
+  readonly authorization: string | undefined
   close(): Promise<void>
 }
 
@@ -40,16 +48,29 @@ async function open(root: string): Promise<Build> {
   const { buildApi } = (await import(pathToFileURL(path.join(root, 'src/api/index.ts')).href)) as Api
   const directories: string[] = []
   const closers: (() => Promise<void>)[] = []
+  let authorization: string | undefined
+  let authed = {}
+  if (values.auth === true) {
+    const { SigningKey, hashClientSecret, issueToken, parseApiClients } = (await import(pathToFileURL(path.join(root, 'src/api/auth/index.ts')).href)) as Auth
+    const clients = parseApiClients({ clients: [{ id: 'bench', secretHash: await hashClientSecret('bench-secret-0000'), scopes: ['ledger:read', 'ledger:write', 'ledger:admin'] }] }, 'bench clients')
+    const settings = { issuer: 'tally', audience: 'tally', tokenSeconds: 3600 }
+    const key = await SigningKey.generate()
+    const client = clients.get('bench')
+    if (client === undefined) throw new Error('no bench client')
+    authorization = `Bearer ${(await issueToken(key, settings, client, Math.floor(Date.now() / 1000))).token}`
+    const dropped = new Writable({ write: (_chunk, _encoding, done) => done() })
+    authed = { auth: { clients, key, settings }, logger: { level: 'info', stream: dropped } }
+  }
   const serve = async (answerCacheBytes: number | undefined): Promise<FastifyInstance> => {
     const directory = await mkdtemp(path.join(os.tmpdir(), 'tally-edge-ab-'))
     directories.push(directory)
     const node = await LedgerNode.open({ dataDirectory: directory, sync: false })
-    const app = await buildApi(node, answerCacheBytes === undefined ? {} : { answerCacheBytes })
+    const app = await buildApi(node, { ...authed, ...(answerCacheBytes === undefined ? {} : { answerCacheBytes }) })
     closers.push(async () => {
       await app.close()
       await node.close()
     })
-    const json = { 'content-type': 'application/json' }
+    const json = { 'content-type': 'application/json', ...(authorization === undefined ? {} : { authorization }) }
     await app.inject({ method: 'POST', url: '/v2/main', headers: json, payload: '{}' })
     // users:0 … users:19, each in a few transactions, so a page of 15 is full.
     for (let i = 0; i < 60; i++) {
@@ -62,6 +83,7 @@ async function open(root: string): Promise<Build> {
   const apps = { kept: await serve(undefined), missed: await serve(0) }
   return {
     apps,
+    authorization,
     async close() {
       for (const close of closers) await close()
       for (const directory of directories) await rm(directory, { recursive: true, force: true })
@@ -76,7 +98,10 @@ const workloads = [
 ] as const
 
 function request(build: Build, workload: (typeof workloads)[number]) {
-  const headers = workload.payload === undefined ? {} : { 'content-type': 'application/json' }
+  const headers = {
+    ...(workload.payload === undefined ? {} : { 'content-type': 'application/json' }),
+    ...(build.authorization === undefined ? {} : { authorization: build.authorization }),
+  }
   return build.apps[workload.app].inject({ method: workload.method, url: workload.url, headers, ...(workload.payload === undefined ? {} : { payload: workload.payload }) })
 }
 

@@ -340,3 +340,41 @@ test('auth: request lines name the API client; each outputs configuration change
     await h.close()
   }
 })
+
+test('auth: each request line names its own client, a kept token as a new one, and a refused token none; the line is shaped as before', async () => {
+  const h = await harness()
+  try {
+    const reader = `Bearer ${await h.token('reader')}`
+    const writer = `Bearer ${await h.token('writer')}`
+    const get = (authorization: string | undefined, requestId: string) =>
+      h.app.inject({ method: 'GET', url: '/v2', headers: { 'x-request-id': requestId, ...(authorization === undefined ? {} : { authorization }) } })
+    // The reader's token twice (verified, then kept), the writer's between them, then a request with no token and a forbidden one.
+    assert.equal((await get(reader, 'r-1')).statusCode, 200)
+    assert.equal((await get(writer, 'w-1')).statusCode, 200)
+    assert.equal((await get(reader, 'r-2')).statusCode, 200)
+    assert.equal((await get(undefined, 'none-1')).statusCode, 401)
+    const forbidden = await h.app.inject({ method: 'POST', url: '/v2/main', headers: { 'x-request-id': 'r-3', authorization: reader, ...json }, payload: '{}' })
+    assert.equal(forbidden.statusCode, 403)
+    assert.equal((await get(writer, 'w-2')).statusCode, 200)
+    const lines = h.logText().trim().split('\n')
+    const completions = lines.map((text) => ({ text, line: JSON.parse(text) as Record<string, unknown> })).filter(({ line }) => line.msg === 'request completed')
+    const clientOf = new Map(completions.map(({ line }) => [line.reqId, line.clientId]))
+    assert.deepEqual(
+      ['r-1', 'w-1', 'r-2', 'none-1', 'r-3', 'w-2'].map((requestId) => [requestId, clientOf.get(requestId)]),
+      [
+        ['r-1', 'reader'],
+        ['w-1', 'writer'],
+        ['r-2', 'reader'],
+        ['none-1', undefined],
+        ['r-3', 'reader'],
+        ['w-2', 'writer'],
+      ],
+    )
+    // The client follows the request id among the line's bindings, before the line's own fields, as a child logger's binding does.
+    const { text } = completions.find(({ line }) => line.reqId === 'r-2') ?? assert.fail('r-2 completed')
+    assert.deepEqual(Object.keys(JSON.parse(text) as object), ['level', 'time', 'pid', 'hostname', 'reqId', 'clientId', 'res', 'responseTime', 'msg'])
+    assert.match(text, /,"reqId":"r-2","clientId":"reader","res":\{"statusCode":200\},"responseTime":/)
+  } finally {
+    await h.close()
+  }
+})

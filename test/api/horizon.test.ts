@@ -8,6 +8,8 @@ import { overrunCacheHorizon, postJson } from '../support/ledger.ts'
 import { SDK } from '@formance/formance-sdk'
 import { ErrorsV2ErrorResponse } from '@formance/formance-sdk/sdk/models/ledger/index.js'
 import { openCompatServer } from '../compat/server.ts'
+import { heldWal } from '../support/held-wal.ts'
+import { until } from '../support/local.ts'
 
 test('too many writes in flight for the cache horizon: 503 CACHE_HORIZON_EXCEEDED with Retry-After: 1, nothing applied', async () => {
   const tmp = tempDirectory()
@@ -44,18 +46,27 @@ test('too many writes in flight for the cache horizon: 503 CACHE_HORIZON_EXCEEDE
 })
 
 test("Formance's SDK under the horizon: the typed v2 error with status 503, Retry-After and the reason in details; the SDK's retry makes every write land", async () => {
-  // One proposal per write, as in the test above: gathered, the twelve writes could land in one or two
-  // proposals and never overrun the horizon (seen once in a full run on a quiet machine).
-  const server = await openCompatServer({}, { cacheRotationThreshold: 1, applyWhenDurable: true, gatherOrdersMax: 1 })
+  // One write is kept in flight (its fdatasync held, applied only once durable), so the writes sent
+  // behind it are planned two generations ahead and refused, however they are gathered and however
+  // fast the machine makes the first one durable (the burst alone overran the horizon only by timing).
+  const wal = heldWal()
+  const server = await openCompatServer({}, { cacheRotationThreshold: 1, applyWhenDurable: true, sync: true, walIo: wal.walIo })
   try {
     await server.v2.createLedger({ ledger: 'main', v2CreateLedgerRequest: {} })
     const write = (sdk: SDK, i: number) =>
       sdk.ledger.v2.createTransaction({ ledger: 'main', v2PostTransaction: { postings: [{ source: 'world', destination: `users:${i}`, amount: 1n, asset: 'USD' }], metadata: {} } })
+    wal.hold()
+    const first = write(server.sdk, 0)
+    const held = await Promise.race([wal.waiting().then(() => true), first.then(() => false, () => false)])
+    assert.ok(held, 'the first write waits on its held fdatasync')
     // Without retries: the refused calls throw the SDK's typed error, carrying what a client needs to act.
-    const settled = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => write(server.sdk, i)))
-    const refused = settled.filter((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected')
-    assert.ok(refused.length > 0, 'some writes were refused')
-    for (const { reason } of refused) {
+    const refused: unknown[] = []
+    const behind = Array.from({ length: 11 }, (_, i) => write(server.sdk, i + 1).then(() => undefined, (reason: unknown) => void refused.push(reason)))
+    await until('the writes behind the one in flight are refused', () => (refused.length === behind.length ? true : undefined))
+    wal.release()
+    await first
+    await Promise.all(behind)
+    for (const reason of refused) {
       assert.ok(reason instanceof ErrorsV2ErrorResponse, `the SDK parsed the 503: ${String(reason)}`)
       assert.equal(reason.statusCode, 503)
       assert.equal(reason.headers.get('retry-after'), '1')
@@ -71,6 +82,7 @@ test("Formance's SDK under the horizon: the typed v2 error with status 503, Retr
     assert.equal(landed.length, 12)
     for (const response of landed) assert.ok(response.v2CreateTransactionResponse?.data.id !== undefined)
   } finally {
+    wal.release()
     await server.close()
   }
 })

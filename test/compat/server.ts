@@ -4,6 +4,7 @@ import { ErrorsV2ErrorResponse } from '@formance/formance-sdk/sdk/models/ledger/
 import type { V2Posting } from '@formance/formance-sdk/sdk/models/ledger/index.js'
 import type { FastifyInstance } from 'fastify'
 import { LedgerNode } from '../../src/server/index.ts'
+import type { LedgerNodeOptions } from '../../src/server/index.ts'
 import { buildApi } from '../../src/api/index.ts'
 import type { ApiOptions } from '../../src/api/index.ts'
 import { tempDirectory } from '../support/temp.ts'
@@ -27,6 +28,10 @@ export interface CompatNodeOptions {
   readonly applyWhenDurable?: boolean
   /** Orders gathered into one proposal at most (`LedgerNodeOptions.gatherOrdersMax`): 1 keeps concurrent writes in proposals of their own. */
   readonly gatherOrdersMax?: number
+  /** The WAL's file operations (`LedgerNodeOptions.walIo`), e.g. `test/support/held-wal.ts` to keep writes in flight. */
+  readonly walIo?: LedgerNodeOptions['walIo']
+  /** fdatasync the WAL (default false here): a hold on the fdatasync needs it. */
+  readonly sync?: boolean
 }
 
 export async function openCompatServer(options: ApiOptions = {}, nodeOptions: CompatNodeOptions = {}): Promise<CompatServer> {

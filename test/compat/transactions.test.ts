@@ -3,6 +3,8 @@ import assert from 'node:assert/strict'
 import { ResponseValidationError } from '@formance/formance-sdk/sdk/models/errors/index.js'
 import type { V2Transaction } from '@formance/formance-sdk/sdk/models/ledger/index.js'
 import { headerOf, posting, present, rejectsWithV2Error, withServer } from './server.ts'
+import { heldWal } from '../support/held-wal.ts'
+import { until } from '../support/local.ts'
 import type { LedgerV2 } from './server.ts'
 
 async function create(v2: LedgerV2, ledger: string, body: Parameters<LedgerV2['createTransaction']>[0]['v2PostTransaction']): Promise<V2Transaction> {
@@ -222,31 +224,50 @@ test(
   'SDK: a 503 (too many writes in flight for the cache horizon) is the typed v2 error INTERNAL with Retry-After, and applied nothing',
   {},
   async () => {
+    // Whether a burst of writes overruns the horizon must not hang on timing: gathered, concurrent
+    // writes can all be one proposal, and unheld, a proposal can be applied before the next one is
+    // planned. So one write is kept in flight (appended, its fdatasync held, not applied), and the
+    // writes sent behind it are planned two generations ahead: every one of them is refused.
+    const wal = heldWal()
     await withServer(
       async ({ v2 }) => {
         await v2.createLedger({ ledger: 'main', v2CreateLedgerRequest: {} })
-        // K = 1: every index is its own cache generation, so a burst of writes outruns the horizon.
-        const outcomes = await Promise.all(
-          Array.from({ length: 12 }, (_, i) =>
-            create(v2, 'main', { postings: [posting('world', `users:${i}`, 1n)], metadata: {} }).then(
-              () => undefined,
-              (error: unknown) => error,
-            ),
-          ),
-        )
-        const refused = outcomes.filter((outcome) => outcome !== undefined)
-        assert.ok(refused.length > 0, 'some writes were refused')
-        for (const error of refused) {
-          assert.ok(!(error instanceof ResponseValidationError), `the SDK could not parse the 503 body: ${error instanceof ResponseValidationError ? error.body : ''}`)
-          const typed = await rejectsWithV2Error(Promise.reject(error), { status: 503, errorCode: 'INTERNAL', messageIncludes: 'CACHE_HORIZON_EXCEEDED' })
-          assert.equal(typed.headers.get('retry-after'), '1')
+        wal.hold()
+        const write = (i: number) =>
+          create(v2, 'main', { postings: [posting('world', `users:${i}`, 1n)], metadata: {} }).then(
+            () => undefined,
+            (error: unknown) => error,
+          )
+        try {
+          const first = write(0)
+          const held = await Promise.race([wal.waiting().then(() => true), first.then(() => false)])
+          assert.ok(held, 'the first write waits on its held fdatasync')
+          const outcomes: unknown[] = []
+          const behind = Array.from({ length: 11 }, (_, i) => write(i + 1).then((outcome) => void outcomes.push(outcome)))
+          // Refused, they are answered while the first is held; accepted, they would wait for it.
+          await until('the writes behind the one in flight are answered', () => (outcomes.length === behind.length ? true : undefined))
+          wal.release()
+          assert.equal(await first, undefined, 'the write in flight lands once durable')
+          await Promise.all(behind)
+          for (const error of outcomes) {
+            assert.ok(!(error instanceof ResponseValidationError), `the SDK could not parse the 503 body: ${error instanceof ResponseValidationError ? error.body : ''}`)
+            const typed = await rejectsWithV2Error(Promise.reject(error), { status: 503, errorCode: 'INTERNAL', messageIncludes: 'CACHE_HORIZON_EXCEEDED' })
+            assert.equal(typed.headers.get('retry-after'), '1')
+          }
+          const listed = present((await v2.listTransactions({ ledger: 'main', pageSize: 100 })).v2TransactionsCursorResponse, 'list').cursor.data
+          assert.deepEqual(
+            listed.map((transaction) => transaction.postings[0]?.destination),
+            ['users:0'],
+            'a refused write applied nothing',
+          )
+        } finally {
+          // Also when a check failed with the write still held: the server cannot close before it is durable.
+          wal.release()
         }
-        const listed = present((await v2.listTransactions({ ledger: 'main', pageSize: 100 })).v2TransactionsCursorResponse, 'list').cursor.data
-        assert.equal(listed.length, outcomes.length - refused.length, 'a refused write applied nothing')
       },
       {},
-      // Writes in flight stay unapplied until durable, so that 12 of them overrun the horizon.
-      { cacheRotationThreshold: 1, applyWhenDurable: true },
+      // K = 1: every index is its own cache generation. Applied only once durable, a write stays in flight while its fdatasync is held.
+      { cacheRotationThreshold: 1, applyWhenDurable: true, sync: true, walIo: wal.walIo },
     )
   },
 )

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { TallyError } from '../../domain/index.ts'
 import { formRoute } from '../transport.ts'
 import { secretMatches } from './clients.ts'
@@ -50,9 +50,9 @@ export function authentication(app: FastifyInstance, options: AuthOptions): void
       return done(error as TallyError)
     }
     const kept = verifier.keptGrant(token)
-    if (kept !== undefined) return done(admission(request, reply, kept, requirement))
+    if (kept !== undefined) return done(admission(request, kept, requirement, app.log))
     verifier.verify(token).then(
-      (grant) => done(admission(request, reply, grant, requirement)),
+      (grant) => done(admission(request, grant, requirement, app.log)),
       (error: unknown) => done((error instanceof TokenRefused ? unauthenticated(reply, error.message) : error) as TallyError),
     )
   })
@@ -67,12 +67,27 @@ function bearerTokenOf(request: FastifyRequest, reply: FastifyReply): string {
   return match[1] as string
 }
 
+/**
+ * Whether `log` takes bindings: with logging on, fastify gives each request a
+ * pino child of its own (also `reply.log`), so a binding set on it reaches
+ * that request's lines only; with logging off, every request shares the
+ * app's no-op logger, which has nothing to bind (and is never bound:
+ * `admission` skips the app's own logger whatever it is).
+ */
+function logsBindings(log: FastifyBaseLogger): log is FastifyBaseLogger & { setBindings(bindings: { clientId: string }): void } {
+  return typeof (log as { setBindings?: unknown }).setBindings === 'function'
+}
+
 /** Whether `grant` lets this request through: undefined when it does, the 403 otherwise. */
-function admission(request: FastifyRequest, reply: FastifyReply, grant: Grant, requirement: Exclude<Requirement, { kind: 'public' }>): TallyError | undefined {
-  // Every later line of this request (its completion, a configuration change) names the client that made it.
-  const log = request.log.child({ clientId: grant.subject })
-  request.log = log
-  reply.log = log
+function admission(
+  request: FastifyRequest,
+  grant: Grant,
+  requirement: Exclude<Requirement, { kind: 'public' }>,
+  sharedLog: FastifyBaseLogger,
+): TallyError | undefined {
+  // Every later line of this request (its completion, a configuration change) names the client that made it:
+  // a binding added to the request's own logger (the same line a child logger would write), not a child per request.
+  if (request.log !== sharedLog && logsBindings(request.log)) request.log.setBindings({ clientId: grant.subject })
   if (!grant.scopes.has(requirement.scope)) return forbidden(`this route needs scope ${requirement.scope}; the token of ${grant.subject} has ${[...grant.scopes].join(' ') || 'none'}`)
   if (grant.ledgers === undefined || requirement.reach === 'any') return undefined
   if (requirement.reach === 'cluster') return forbidden(`${grant.subject} is restricted to some ledgers; this route reaches every ledger`)
