@@ -48,8 +48,12 @@ function viewsIn(value: unknown, found: Uint8Array[], seen = new Set<unknown>())
   if (value === null || typeof value !== 'object' || seen.has(value)) return found
   seen.add(value)
   if (value instanceof Uint8Array) found.push(value)
-  else if (value instanceof Map) for (const [k, v] of value) viewsIn(k, found, seen), viewsIn(v, found, seen)
-  else for (const v of Object.values(value)) viewsIn(v, found, seen)
+  else if (value instanceof Map) {
+    for (const [k, v] of value) {
+      viewsIn(k, found, seen)
+      viewsIn(v, found, seen)
+    }
+  } else for (const v of Object.values(value)) viewsIn(v, found, seen)
   return found
 }
 
