@@ -1,11 +1,14 @@
 /**
  * Cache memory under big bulks (issue #9 point 9), in process (no HTTP):
  *   node --expose-gc --import tsx bench/cache-memory.ts [--proposals P] [--orders N]
- *        [--threshold K] [--budget BYTES|none] [--every E]
- * Submits P proposals of N CREATE_TRANSACTION orders to new accounts, 4 in
+ *        [--threshold K] [--budget BYTES|none] [--every E] [--accounts A]
+ * Submits P proposals of N CREATE_TRANSACTION orders to new accounts (or
+ * round robin to A accounts: their volumes rows are written again and again,
+ * and each write's row is cached while older ones die), 4 in
  * flight, with rotation threshold K and Gen0 byte budget BYTES ("none": no
  * byte bound, the behaviour before the budget). Every E proposals it prints
- * the cache's entries and counted bytes and the heap after a full GC; then it
+ * the cache's entries and counted bytes, the heap and the ArrayBuffers'
+ * memory (outside the heap: where cached rows' bytes live) after a full GC; then it
  * reopens the data directory and prints the same after the streaming restore.
  * Memory is measured here only: tests never assert on it.
  */
@@ -26,6 +29,7 @@ const { values } = parseArgs({
     threshold: { type: 'string' },
     budget: { type: 'string' },
     every: { type: 'string' },
+    accounts: { type: 'string' },
   },
 })
 const proposals = Number(values.proposals ?? 200)
@@ -44,18 +48,19 @@ function report(label: string, node: LedgerNode): void {
   gc?.()
   const size = node.cache.size
   const bytes = node.cache.bytes
-  const heap = process.memoryUsage().heapUsed
+  // ArrayBuffers live outside the heap: a cached row that is a view into a larger buffer shows here.
+  const { heapUsed: heap, arrayBuffers } = process.memoryUsage()
   console.log(
     `${label.padEnd(22)} index ${String(node.fsm.appliedIndex).padStart(6)}  generation ${String(node.cache.generation).padStart(4)}  ` +
       `entries ${String(size.gen0 + size.gen1).padStart(9)}  counted ${((bytes.gen0 + bytes.gen1) / MiB).toFixed(1).padStart(7)} MiB  ` +
-      `heap ${(heap / MiB).toFixed(1).padStart(7)} MiB`,
+      `heap ${(heap / MiB).toFixed(1).padStart(7)} MiB  array buffers ${(arrayBuffers / MiB).toFixed(1).padStart(7)} MiB`,
   )
 }
 
 let node = await LedgerNode.open(options)
-console.log(`K ${threshold}, Gen0 budget ${budget === null ? 'none' : `${(budget / MiB).toFixed(1)} MiB`}, ${proposals} proposals × ${ordersPerProposal} orders, gc ${gc === undefined ? 'unavailable (pass --expose-gc)' : 'forced before each sample'}`)
+console.log(`K ${threshold}, Gen0 budget ${budget === null ? 'none' : `${(budget / MiB).toFixed(1)} MiB`}, ${proposals} proposals × ${ordersPerProposal} orders to ${values.accounts ?? 'new'} accounts, gc ${gc === undefined ? 'unavailable (pass --expose-gc)' : 'forced before each sample'}`)
 await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger, bucket: '_default', metadata: {}, features: {} } }], { atomic: true, continueOnFailure: false })
-const orders = depositBulks(ledger, ordersPerProposal)
+const orders = depositBulks(ledger, ordersPerProposal, values.accounts === undefined ? undefined : Number(values.accounts))
 const started = performance.now()
 let submitted = 0
 let completed = 0

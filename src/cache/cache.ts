@@ -301,8 +301,10 @@ export class AttributeCache {
     // an idempotency record (its answer, read again only by a replay): a replay then decodes the
     // row as it would after a restart or from a seed, and prints the same bytes (commit volumes
     // are built in the row's order, `commitVolumes`).
-    const kept = kind === 't' || kind === 'i' ? new RowAttribute(kind, attribute.bytes) : attribute
-    this.setGen0(key, { state: 'live', attribute: kept, live: true, bytes: attribute.bytes.length }, mirror)
+    // The row is kept in memory of its own, so the cache holds the bytes it counts (`ownedRow`).
+    const bytes = ownedRow(attribute.bytes)
+    const kept = kind === 't' || kind === 'i' ? new RowAttribute(kind, bytes) : bytes === attribute.bytes ? attribute : { value: attribute.value, bytes }
+    this.setGen0(key, { state: 'live', attribute: kept, live: true, bytes: bytes.length }, mirror)
   }
 
   /** Tombstone in Gen0 when a generation holds the key live. */
@@ -408,12 +410,23 @@ export class AttributeCache {
     if (row.length !== entry.bytes) throw new MalformedMirrorRow(`attribute row of ${key} is ${row.length} bytes, its last write was ${entry.bytes}`)
     let attribute: Attribute
     try {
-      attribute = decodeAttribute(kindOf(key), row)
+      // Decoded from the row's own copy: nothing the cache keeps points into the read's buffer.
+      attribute = decodeAttribute(kindOf(key), ownedRow(row))
     } catch (error) {
       if (error instanceof Error) throw new MalformedMirrorRow(`undecodable attribute row of ${key}: ${error.message}`)
       throw error
     }
     map.set(key, { state: 'live', attribute, live: true, bytes: entry.bytes })
+  }
+
+  /**
+   * Every stored row a live entry keeps, with its key: what the byte count
+   * counts, for checks that the cache holds no more memory than it counts.
+   */
+  *heldRows(): Generator<[CanonicalKey, Buffer]> {
+    for (const map of [this.gen0, this.gen1]) {
+      for (const [key, entry] of map) if (entry.attribute !== null) yield [key as CanonicalKey, entry.attribute.bytes]
+    }
   }
 
   /** Restore from rows already in memory (tests, the simulator): segments, then values from `read`. */
@@ -480,6 +493,27 @@ class RowAttribute implements Attribute {
     return this.decoded
   }
 }
+
+/**
+ * `row` in memory of its own. A row can be a view into a larger buffer: a
+ * row the FSM packed and a seed decoded from a WAL record both come from
+ * Node's shared 8 KiB pool (a store adapter could also hand out views into one
+ * read buffer; RocksDB's rows own their memory). Kept as it is, it would keep
+ * that whole buffer alive while the cache counts only the row's length, and
+ * the byte budget (docs/adr/0007) would not bound what the cache holds. A row
+ * that already owns its memory exactly is kept as it is.
+ */
+function ownedRow(row: Buffer): Buffer {
+  if (row.byteOffset === 0 && row.buffer.byteLength === row.length) return row
+  const length = row.length
+  const owned = Buffer.allocUnsafeSlow(length)
+  // A row is short: copied byte by byte (Buffer#copy's checks cost more than the copy).
+  if (length > OWNED_COPY_LOOP_BYTES_MAX) row.copy(owned, 0, 0, length)
+  else for (let i = 0; i < length; i++) owned[i] = row[i] as number
+  return owned
+}
+
+const OWNED_COPY_LOOP_BYTES_MAX = 512
 
 const TOMBSTONE: TombstoneEntry = Object.freeze({ state: 'deleted', attribute: null, live: false, bytes: 0 })
 

@@ -342,14 +342,14 @@ test('a transaction is cached as its row: it reads as a restore of that row read
       write(cache, k, written, disk)
       const found = cache.get(k)
       assert.ok(found.state === 'live')
-      assert.equal(found.attribute.bytes, written.bytes)
+      assert.ok(found.attribute.bytes.equals(written.bytes), 'the row written, in memory of its own')
       const read = found.attribute.value
       assert.deepStrictEqual(read, decodeAttribute('t', written.bytes).value)
       assert.deepEqual(encodeAttribute(read).bytes, written.bytes)
       assert.equal((cache.get(k) as { attribute: Attribute }).attribute.value, read, 'decoded once, then kept')
       const volumesAttribute = value(input)
       write(cache, key(1), volumesAttribute, disk)
-      assert.equal((cache.get(key(1)) as { attribute: Attribute }).attribute, volumesAttribute)
+      assert.equal((cache.get(key(1)) as { attribute: Attribute }).attribute.value, volumesAttribute.value)
       assertRestores(cache, disk, 1)
     }),
     { numRuns: 300 },
@@ -367,9 +367,58 @@ test('an idempotency record is cached as its row: a replay reads what a restart 
   const found = cache.get(k)
   assert.ok(found.state === 'live')
   assert.notEqual(found.attribute, written, 'kept as its row, not as the value written')
-  assert.equal(found.attribute.bytes, written.bytes)
+  assert.ok(found.attribute.bytes.equals(written.bytes), 'the row written, in memory of its own')
   assert.deepStrictEqual(found.attribute.value, decodeAttribute('i', written.bytes).value)
   assertRestores(cache, disk, 1)
+})
+
+/** Every row `cache` keeps owns no more memory than the cache counts for it. */
+function assertOwnsItsRows(cache: AttributeCache, where: string): number {
+  let rows = 0
+  for (const [k, row] of cache.heldRows()) {
+    rows++
+    assert.equal(row.buffer.byteLength, row.length, `${where}: the row of ${k} (${row.length} bytes) keeps a buffer of ${row.buffer.byteLength} bytes`)
+  }
+  return rows
+}
+
+test('the cache holds what it counts: rows packed in the shared pool, seeds inside a larger record and restored rows inside a larger read are kept in memory of their own; a row that owns its memory is kept as it is', () => {
+  const cache = new AttributeCache(1000)
+  const disk = new Disk()
+  cache.enter(1, disk)
+  // Written: a packed row is a view into Node's 8 KiB pool.
+  const packed = value(7n)
+  assert.ok(packed.bytes.buffer.byteLength > packed.bytes.length, 'the packed row shares its buffer (else this test checks nothing)')
+  write(cache, key(1), packed, disk)
+  // Seeded: a row inside a record of 64 KiB.
+  const record = Buffer.alloc(64 * 1024)
+  const seedRow = value(10n ** 20n).bytes
+  seedRow.copy(record, 1000)
+  const seed = decodeAttribute('v', record.subarray(1000, 1000 + seedRow.length))
+  assert.equal(cache.preload(key(2), seed, disk), true)
+  disk.put(attributeRowKey(key(2)), seedRow) // a seed is a row the store already holds
+  // A transaction and an idempotency record, kept as their rows.
+  const answer = { type: 'TRANSACTION', logId: 3n }
+  write(cache, idempotencyKey('l' as LedgerName, 'k'), encodeAttribute({ kind: 'i', value: { requestHash: 'h', result: answer } }), disk)
+  // A row that owns exactly its memory is not copied.
+  const own = Buffer.allocUnsafeSlow(packed.bytes.length)
+  packed.bytes.copy(own)
+  write(cache, key(3), { value: packed.value, bytes: own }, disk)
+  assert.equal((cache.get(key(3)) as { attribute: Attribute }).attribute.bytes, own)
+  assert.equal(assertOwnsItsRows(cache, 'written and seeded'), 4)
+  // Restored: every attribute row read is a view into one larger read buffer.
+  const restored = AttributeCache.restoring(cache.snapshot, 1)
+  const reads = Buffer.alloc(64 * 1024)
+  let at = 0
+  restored.restoreSync(disk.mirror(), (k) => {
+    const row = disk.read(attributeRowKey(k))
+    if (row === undefined) return undefined
+    row.copy(reads, at)
+    at += row.length
+    return reads.subarray(at - row.length, at)
+  })
+  assert.equal(restored.contents(), cache.contents())
+  assert.equal(assertOwnsItsRows(restored, 'restored'), 4)
 })
 
 test('segment keys are front-coded against the previous key of their kind: any keys, tombstones and lengths restore as written (property)', () => {
