@@ -68,6 +68,16 @@ function exportArgs(directory: string): string[] {
 const childEnv = { ...process.env, TALLY_TARGET: '', TALLY_DATA: '' }
 
 /**
+ * `tally export … | READER` run by sh: the export's stdout is a pipe (a
+ * FIFO), not the socket pair Node's `spawn` gives a child. The export's
+ * status is printed on stderr as `status=N`.
+ */
+function shellPipeline(directory: string, reader: string): ChildProcess {
+  const script = `{ "$@"; echo "status=$?" >&2; } | ${reader}`
+  return spawn('sh', ['-c', script, 'sh', process.execPath, ...exportArgs(directory)], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
+/**
  * Reads the export's stdout at most 16 KiB per turn of the event loop,
  * each turn after the next `setImmediate`: slower than the export prints,
  * so the pipe stays full and the export's writes wait on its reader.
@@ -111,6 +121,13 @@ test('tally export to stdout: through a pipe to a slow reader and redirected to 
     assert.deepEqual(read, { sha256, bytes: expected.length })
     assert.equal(await pipedErr, '')
 
+    const throughFifo = shellPipeline(temp.directory, 'cat')
+    const fifoErr = collect(throughFifo.stderr!)
+    const fifoExit = exited(throughFifo)
+    assert.deepEqual(await slowSha256(throughFifo.stdout!), { sha256, bytes: expected.length })
+    assert.deepEqual(await fifoExit, { code: 0, signal: null })
+    assert.equal(await fifoErr, 'status=0\n')
+
     const redirected = path.join(temp.directory, 'redirected.jsonl')
     const fd = openSync(redirected, 'w')
     try {
@@ -143,6 +160,21 @@ test('tally export | head -c 100: the export ends with a message and status 1, n
     const stderr = await exporterErr
     assert.deepEqual(exit, { code: 1, signal: null }, stderr)
     assert.match(stderr, /^tally export: the reader of standard output closed it before the export ended \(after \d+ logs\)\n$/)
+  } finally {
+    temp.remove()
+  }
+})
+
+test('tally export through a shell pipe into head -c 100: the same message and status 1', async () => {
+  const temp = tempDirectory('tally-cli-export-fifo-')
+  try {
+    await populate(temp.directory)
+    const pipeline = shellPipeline(temp.directory, 'head -c 100')
+    const out = collect(pipeline.stdout!)
+    const stderr = collect(pipeline.stderr!)
+    assert.deepEqual(await exited(pipeline), { code: 0, signal: null })
+    assert.equal((await out).length, 100)
+    assert.match(await stderr, /^tally export: the reader of standard output closed it before the export ended \(after \d+ logs\)\nstatus=1\n$/)
   } finally {
     temp.remove()
   }
