@@ -1,13 +1,11 @@
 import { BearerToken, credentialsHelp } from './credentials.ts'
-import { createWriteStream } from 'node:fs'
-import { once } from 'node:events'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import type { Writable } from 'node:stream'
 import { TallyError, parseLedgerName } from '../domain/index.ts'
 import { SchemaVersionMismatch } from '../store/index.ts'
 import { NoDataDirectory, StoreInUse, exportLogChunks, exportWriteQueueBytes, openStoreForTool } from '../check/index.ts'
 import { progressLine } from './progress-line.ts'
+import { ExportOutputFailed, openExportOutput } from './export-output.ts'
 
 const usage = `Usage: tally export --ledger L [--data DIR | --target URL] [--out FILE]
 
@@ -42,14 +40,12 @@ export async function exportCommand(argv: string[]): Promise<number> {
     return 0
   }
   const ledger = parseLedgerName(values.ledger, '--ledger')
-  const out: Writable = values.out === undefined ? process.stdout : createWriteStream(values.out, { highWaterMark: exportWriteQueueBytes })
+  const out = openExportOutput(values.out, exportWriteQueueBytes)
   const target = values.target ?? (values.data === undefined ? process.env.TALLY_TARGET : undefined)
   const progress = progressLine()
   let logs = 0
   const started = Date.now()
-  const write = async (bytes: Buffer): Promise<void> => {
-    if (!out.write(bytes)) await once(out, 'drain')
-  }
+  const write = (bytes: Buffer): Promise<void> => out.write(bytes)
   try {
     if (target !== undefined && target !== '') {
       const url = new URL(`/v2/${ledger}/logs/export`, target)
@@ -66,21 +62,25 @@ export async function exportCommand(argv: string[]): Promise<number> {
         for await (const chunk of exportLogChunks(store, ledger)) {
           await write(chunk.bytes)
           logs += chunk.logs
-          if (out !== process.stdout) progress.update({ label: 'export', done: logs, total: null, rate: (logs * 1000) / Math.max(1, Date.now() - started), etaSeconds: null, unit: 'logs' })
+          if (values.out !== undefined) progress.update({ label: 'export', done: logs, total: null, rate: (logs * 1000) / Math.max(1, Date.now() - started), etaSeconds: null, unit: 'logs' })
         }
       } finally {
         await store.close()
       }
     }
-    if (out !== process.stdout) {
-      out.end()
-      await once(out, 'finish')
-    }
+    await out.end()
     progress.done()
-    if (out !== process.stdout) process.stderr.write(`export: ${logs === 0 && target !== undefined ? 'done' : `${logs} logs`} → ${values.out}\n`)
+    if (values.out !== undefined) process.stderr.write(`export: ${logs === 0 && target !== undefined ? 'done' : `${logs} logs`} → ${values.out}\n`)
     return 0
   } catch (error) {
     progress.done()
+    out.destroy()
+    if (error instanceof ExportOutputFailed) {
+      // A reader that stops early (`| head`) ends the export here: a
+      // message and a failing status, as the export did not finish.
+      process.stderr.write(`tally export: ${error.message}${logs > 0 ? ` (after ${logs} logs)` : ''}\n`)
+      return 1
+    }
     if (error instanceof StoreInUse || error instanceof NoDataDirectory || error instanceof SchemaVersionMismatch || error instanceof TallyError) {
       process.stderr.write(`tally export: ${error.message}\n`)
       return error instanceof TallyError && error.kind === 'not_found' ? 1 : 2
