@@ -1,4 +1,4 @@
-import { closeSync, constants, createWriteStream, fstatSync, openSync } from 'node:fs'
+import { closeSync, constants, createWriteStream, existsSync, fstatSync, openSync } from 'node:fs'
 import { isatty } from 'node:tty'
 import { Socket, type SocketConstructorOpts } from 'node:net'
 import type { Writable } from 'node:stream'
@@ -43,7 +43,7 @@ export function openExportOutput(file: string | undefined, queueBytes: number): 
   let stream: Writable
   try {
     const stat = fstatSync(STDOUT_FD)
-    if (stat.isFIFO()) {
+    if (stat.isFIFO() && existsSync(PROC_STDOUT)) {
       // The pipe opened afresh: a file description of our own, blocking,
       // so each write of queued chunks runs whole on the thread pool. On
       // fd 1 itself (non-blocking once anything in the process made it a
@@ -53,6 +53,9 @@ export function openExportOutput(file: string | undefined, queueBytes: number): 
       // wait for a reader that never comes.
       closeSync(openSync(PROC_STDOUT, constants.O_WRONLY | constants.O_NONBLOCK))
       stream = createWriteStream('', { fd: openSync(PROC_STDOUT, constants.O_WRONLY), highWaterMark: queueBytes })
+    } else if (stat.isFIFO()) {
+      // No /proc (macOS, BSD): Node's own stream, synchronous on a pipe, as before.
+      stream = process.stdout
     } else if (stat.isSocket()) {
       stream = new Socket(socketOptions(queueBytes))
     } else if (isatty(STDOUT_FD)) {
