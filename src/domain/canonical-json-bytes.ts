@@ -1,17 +1,32 @@
 import { InvariantViolation } from './errors.ts'
 import { PrintedJson } from './json.ts'
-import type { JsonBytes } from './json-bytes.ts'
+import { JsonBytes } from './json-bytes.ts'
 
 /**
- * `canonicalJson(value)` written into `out` as UTF-8: the same bytes (keys
- * sorted, no whitespace, a bigint as its digits), without the string built
- * piece by piece and encoded again when it is hashed. For digests over
- * requests (an idempotency key's request hash: a `_bulk` may carry one per
- * element). Refuses what `canonicalJson` refuses, with the same message.
+ * The canonical encoding, written into `out` as UTF-8: object keys sorted
+ * (by UTF-16 code unit), no whitespace, a bigint as its digits, what JSON
+ * skips skipped. Used wherever bytes are hashed or compared, so equal values
+ * always hash equal: the one writer of it (`canonicalJson` is its text).
+ * Writing bytes saves building a string piece by piece and encoding it
+ * again when it is hashed (an idempotency key's request hash: a `_bulk` may
+ * carry one per element).
  */
 export function writeCanonicalJson(out: JsonBytes, value: unknown): void {
   if (!writeValue(out, value)) throw new InvariantViolation('value has no JSON representation')
 }
+
+/** The canonical encoding as text (`writeCanonicalJson`'s bytes, decoded). */
+export function canonicalJson(value: unknown): string {
+  try {
+    writeCanonicalJson(canonicalText, value)
+    return canonicalText.takeStringFrom(0)
+  } catch (error) {
+    canonicalText.discardFrom(0)
+    throw error
+  }
+}
+
+const canonicalText = new JsonBytes()
 
 /** False, with nothing written, for what JSON skips (undefined, a function, a symbol). */
 function writeValue(out: JsonBytes, value: unknown): boolean {

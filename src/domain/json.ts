@@ -37,7 +37,7 @@ export function malformedJson(error: unknown): Error {
  * numbers print exactly as `JSON.stringify` prints them.
  */
 export function stringifyJson(value: unknown): string {
-  const text = write(value, false)
+  const text = write(value)
   if (text === undefined) throw new InvariantViolation('value has no JSON representation')
   return text
 }
@@ -52,17 +52,7 @@ export class PrintedJson {
   constructor(readonly text: string) {}
 }
 
-/**
- * Canonical encoding: object keys sorted, no whitespace, bigint as number.
- * Used wherever bytes are hashed, so equal values always hash equal.
- */
-export function canonicalJson(value: unknown): string {
-  const text = write(value, true)
-  if (text === undefined) throw new InvariantViolation('value has no JSON representation')
-  return text
-}
-
-function write(value: unknown, sorted: boolean): string | undefined {
+function write(value: unknown): string | undefined {
   switch (typeof value) {
     case 'string':
       return JSON.stringify(value)
@@ -75,24 +65,21 @@ function write(value: unknown, sorted: boolean): string | undefined {
       return value ? 'true' : 'false'
     case 'object': {
       if (value === null) return 'null'
-      if (value instanceof PrintedJson) {
-        if (sorted) throw new InvariantViolation('printed JSON inside a canonical value')
-        return value.text
-      }
+      if (value instanceof PrintedJson) return value.text
       if (Array.isArray(value)) {
         let text = '['
         for (let i = 0; i < value.length; i++) {
           if (i > 0) text += ','
-          text += write(value[i], sorted) ?? 'null'
+          text += write(value[i]) ?? 'null'
         }
         return `${text}]`
       }
       const record = value as Record<string, unknown>
-      const keys = sorted ? Object.keys(record).sort() : Object.keys(record)
+      const keys = Object.keys(record)
       let text = '{'
       let first = true
       for (const key of keys) {
-        const entry = write(record[key], sorted)
+        const entry = write(record[key])
         if (entry === undefined) continue
         text += `${first ? '' : ','}${JSON.stringify(key)}:${entry}`
         first = false

@@ -1,6 +1,7 @@
 import { validationError } from './errors.ts'
 import { describe, lengthLimitError } from './names.ts'
-import { canonicalJson, isJsonObject } from './json.ts'
+import { isJsonObject } from './json.ts'
+import { canonicalJson } from './canonical-json-bytes.ts'
 import type { Json } from './json.ts'
 import { invariant } from './errors.ts'
 import { emptyKeyed, keyedFrom, ownEntries, ownValue } from './keyed.ts'

@@ -5,21 +5,23 @@ import fc from 'fast-check'
 import { InvariantViolation, JsonBytes, PrintedJson, canonicalJson, parseJson, writeCanonicalJson } from '../../src/domain/index.ts'
 import { parseCreateTransaction } from '../../src/orders/index.ts'
 import { requestHash } from '../../src/api/requests.ts'
+import { canonicalJsonOracle } from '../support/canonical-json-oracle.ts'
 
 /**
- * `writeCanonicalJson` against `canonicalJson`: on any value the same bytes
- * as the string encoded as UTF-8 (keys sorted by code unit, what JSON skips
+ * `writeCanonicalJson` (and `canonicalJson`, its text) against the string
+ * encoder it replaced (`test/support/canonical-json-oracle.ts`): on any value
+ * the same bytes as the oracle's string encoded as UTF-8 (keys sorted by code unit, what JSON skips
  * skipped, a bigint as its digits, strings quoted as `JSON.stringify` quotes
  * them, lone surrogates included), or the same refusal. `requestHash`, an
  * idempotency key's digest stored with its record, must not move: it is
- * held to the sha256 of `canonicalJson` too.
+ * held to the sha256 of the oracle's text too.
  */
 
 type Outcome = { readonly bytes: string } | { readonly refused: string }
 
-function viaString(value: unknown): Outcome {
+function viaString(value: unknown, encode: (value: unknown) => string = canonicalJsonOracle): Outcome {
   try {
-    return { bytes: Buffer.from(canonicalJson(value), 'utf8').toString('hex') }
+    return { bytes: Buffer.from(encode(value), 'utf8').toString('hex') }
   } catch (error) {
     assert.ok(error instanceof InvariantViolation, String(error))
     return { refused: error.message }
@@ -55,20 +57,23 @@ const value = fc.letrec((tie) => ({
   object: fc.dictionary(fc.oneof(text, fc.constantFrom('a', 'b', 'B', '10', '9', '__proto__', 'constructor')), tie('node'), { maxKeys: 5 }),
 })).node
 
-test('writeCanonicalJson: the bytes of canonicalJson, or its refusal', () => {
+test('writeCanonicalJson and canonicalJson: the bytes of the encoder they replaced, or its refusal', () => {
   fc.assert(
     fc.property(value, (chosen) => {
-      assert.deepStrictEqual(viaBytes(chosen), viaString(chosen))
+      const expected = viaString(chosen)
+      assert.deepStrictEqual(viaBytes(chosen), expected)
+      assert.deepStrictEqual(viaString(chosen, canonicalJson), expected)
     }),
     { numRuns: 3000 },
   )
   for (const refused of [undefined, Number.NaN, [1, Number.POSITIVE_INFINITY], { a: new PrintedJson('1') }, () => 1]) {
     assert.deepStrictEqual(viaBytes(refused), viaString(refused))
+    assert.deepStrictEqual(viaString(refused, canonicalJson), viaString(refused))
     assert.ok('refused' in viaBytes(refused))
   }
 })
 
-test('requestHash: sha256 of canonicalJson, as before, for orders and odd values alike', () => {
+test('requestHash: sha256 of the canonical text, as before, for orders and odd values alike', () => {
   const order = parseCreateTransaction('main' as never, parseJson('{"postings":[{"source":"world","destination":"users:e9","amount":123456789012345678901234567890,"asset":"USD/2"}],"metadata":{"b":"2","a":"\\ud83d"},"reference":"r"}'))
   fc.assert(
     fc.property(value, (chosen) => {
@@ -81,7 +86,7 @@ test('requestHash: sha256 of canonicalJson, as before, for orders and odd values
           return `refused: ${error.message}`
         }
       }
-      assert.equal(outcome(() => requestHash(parts)), outcome(() => createHash('sha256').update(canonicalJson(parts)).digest('base64url')))
+      assert.equal(outcome(() => requestHash(parts)), outcome(() => createHash('sha256').update(canonicalJsonOracle(parts)).digest('base64url')))
     }),
     { numRuns: 500 },
   )
