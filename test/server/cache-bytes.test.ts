@@ -6,7 +6,6 @@ import { LedgerNode } from '../../src/server/index.ts'
 import type { LedgerNodeOptions } from '../../src/server/index.ts'
 import type { Order } from '../../src/orders/index.ts'
 import type { AccountAddress, Asset, LedgerName } from '../../src/domain/index.ts'
-import { TallyError } from '../../src/domain/index.ts'
 import { AttributeCache, MIRROR_ZONE } from '../../src/cache/index.ts'
 import { decodeCacheState } from '../../src/fsm/index.ts'
 import { MetaKey, Store, metaKey } from '../../src/store/index.ts'
@@ -14,29 +13,13 @@ import type { BatchedRangeOptions, BatchedRangeReader, RangeOptions, StoreReader
 import { restoreCache } from '../../src/server/cache-restore.ts'
 import { runCheck } from '../../src/check/index.ts'
 import { tempDirectory } from '../support/temp.ts'
+import { submitRetrying } from '../support/ledger.ts'
 import { storeRows } from '../support/ledger.ts'
 import { clock } from '../check/workload.ts'
 
 const L = 'main' as LedgerName
 const CLUSTER = 'cache-bytes-cluster'
 const budget = 128 * 1024
-
-/** A client retries the retryable 503s, as the contract asks. */
-async function submitRetrying(node: LedgerNode, orders: Order[]): Promise<void> {
-  for (;;) {
-    try {
-      const results = await node.admission.submit(
-        orders.map((order) => ({ order })),
-        { atomic: true, continueOnFailure: false },
-      )
-      assert.ok(results.every((result) => result.status === 'applied'), JSON.stringify(results.find((result) => result.status !== 'applied')))
-      return
-    } catch (error) {
-      if (!(error instanceof TallyError) || (error.code !== 'CACHE_HORIZON_EXCEEDED' && error.code !== 'STALE_PROPOSAL')) throw error
-      await new Promise((resolve) => setImmediate(resolve))
-    }
-  }
-}
 
 function bulk(round: number, size: number): Order[] {
   return Array.from({ length: size }, (_, i) => ({

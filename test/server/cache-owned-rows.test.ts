@@ -6,30 +6,13 @@ import { LedgerNode } from '../../src/server/index.ts'
 import type { LedgerNodeOptions } from '../../src/server/index.ts'
 import type { Order } from '../../src/orders/index.ts'
 import type { AccountAddress, Asset, LedgerName } from '../../src/domain/index.ts'
-import { TallyError } from '../../src/domain/index.ts'
 import type { AttributeCache } from '../../src/cache/index.ts'
 import { tempDirectory } from '../support/temp.ts'
+import { submitRetrying } from '../support/ledger.ts'
 import { clock } from '../check/workload.ts'
 
 const L = 'owned' as LedgerName
 const CLUSTER = 'cache-owned-cluster'
-
-/** A client retries the retryable 503s, as the contract asks. */
-async function submitRetrying(node: LedgerNode, orders: Order[]): Promise<void> {
-  for (;;) {
-    try {
-      const results = await node.admission.submit(
-        orders.map((order) => ({ order })),
-        { atomic: true, continueOnFailure: false },
-      )
-      assert.ok(results.every((result) => result.status === 'applied'), JSON.stringify(results.find((result) => result.status !== 'applied')))
-      return
-    } catch (error) {
-      if (!(error instanceof TallyError) || (error.code !== 'CACHE_HORIZON_EXCEEDED' && error.code !== 'STALE_PROPOSAL')) throw error
-      await new Promise((resolve) => setImmediate(resolve))
-    }
-  }
-}
 
 /** Transfers among a few accounts again and again: after rotations, their volumes come back as seeds. */
 function transfers(round: number, size: number): Order[] {

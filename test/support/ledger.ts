@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import type { AccountAddress, Asset, LedgerName } from '../../src/domain/index.ts'
+import { TallyError } from '../../src/domain/index.ts'
 import type { OrderResult } from '../../src/fsm/index.ts'
 import type { Order } from '../../src/orders/index.ts'
 import type { LedgerNode } from '../../src/server/index.ts'
@@ -70,4 +71,21 @@ export async function overrunCacheHorizon(app: FastifyInstance): Promise<LightMy
   return Promise.all(
     Array.from({ length: 12 }, (_, i) => postJson(app, '/v2/main/transactions', { postings: [{ source: 'world', destination: `users:${i}`, amount: 1, asset: 'USD' }] })),
   )
+}
+
+/** Submits `orders` as one atomic proposal, retrying the retryable 503s as the contract asks a client to; every order must apply. */
+export async function submitRetrying(node: LedgerNode, orders: Order[]): Promise<void> {
+  for (;;) {
+    try {
+      const results = await node.admission.submit(
+        orders.map((order) => ({ order })),
+        { atomic: true, continueOnFailure: false },
+      )
+      assert.ok(results.every((result) => result.status === 'applied'), JSON.stringify(results.find((result) => result.status !== 'applied')))
+      return
+    } catch (error) {
+      if (!(error instanceof TallyError) || (error.code !== 'CACHE_HORIZON_EXCEEDED' && error.code !== 'STALE_PROPOSAL')) throw error
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+  }
 }
