@@ -26,8 +26,6 @@ export interface CompatNodeOptions {
   readonly cacheRotationThreshold?: number
   /** Writes in flight stay unapplied for a whole WAL write (`LedgerNodeOptions.applyWhenDurable`): how a test overruns the cache horizon. */
   readonly applyWhenDurable?: boolean
-  /** Orders gathered into one proposal at most (`LedgerNodeOptions.gatherOrdersMax`): 1 keeps concurrent writes in proposals of their own. */
-  readonly gatherOrdersMax?: number
   /** The WAL's file operations (`LedgerNodeOptions.walIo`), e.g. `test/support/held-wal.ts` to keep writes in flight. */
   readonly walIo?: LedgerNodeOptions['walIo']
   /** fdatasync the WAL (default false here): a hold on the fdatasync needs it. */
