@@ -152,7 +152,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
   // One instance type for both: the routes never see whether the socket is TLS.
   const app = Fastify(serverOptions) as unknown as FastifyInstance
   const connections = new ConnectionTracker(limits)
-  connections.attachConnections(app)
+  connections.attach(app)
   const routeTable = new RouteTable()
   app.addHook('onRoute', (route) => routeTable.add(route.method, route.url))
   // v2 clients send list filters as a JSON body on GET and HEAD.

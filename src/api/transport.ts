@@ -221,10 +221,10 @@ export function refuseUnexpectedBodyType(request: FastifyRequest): void {
  * the handled ones drain, for at most `shutdownGraceMs`.
  *
  * The count of requests a connection is handling lives on its socket (a
- * field, not a map entry made and dropped per request). `attach` adds the
- * tracker's own hooks; the app calls its per-request steps from the few
- * hooks it runs for every request instead (`attachConnections`, and
- * `refusal`, `requestHandled`, `beforeSend`, `requestEnded` from those).
+ * field, not a map entry made and dropped per request). The app calls its
+ * per-request steps from the few hooks it runs for every request (onRequest,
+ * preHandler, onSend, onResponse: `src/api/app.ts`), not from hooks of the
+ * tracker's own.
  */
 export class ConnectionTracker {
   private readonly open = new Set<Socket>()
@@ -237,27 +237,12 @@ export class ConnectionTracker {
     return this.closing
   }
 
-  /** The connection bound, the open set and shutdown, with the tracker's own per-request hooks. */
+  /**
+   * The connection bound, the open set and shutdown. The per-request steps
+   * (`refusal`, `requestHandled`, `beforeSend`, `requestEnded`) are called by
+   * the app from the few hooks it runs for every request.
+   */
   attach(app: FastifyInstance): void {
-    this.attachConnections(app)
-    // Callback hooks, not async ones: every request runs them, and an async hook costs a promise and a microtask turn each.
-    app.addHook('onRequest', (_request, reply, done) => done(this.refusal(reply)))
-    app.addHook('preValidation', (request, _reply, done) => {
-      this.requestHandled(request)
-      done()
-    })
-    app.addHook('onSend', (_request, reply, payload, done) => {
-      this.beforeSend(reply)
-      done(null, payload)
-    })
-    app.addHook('onResponse', (request, _reply, done) => {
-      this.requestEnded(request)
-      done()
-    })
-  }
-
-  /** Everything but the per-request steps, which the caller runs from its own hooks. */
-  attachConnections(app: FastifyInstance): void {
     app.server.maxConnections = this.limits.connectionsMax
     app.server.on('connection', (socket: Socket) => {
       this.open.add(socket)

@@ -113,6 +113,20 @@ async function slowApp(limits: Partial<TransportLimits>) {
   })
   const tracker = new ConnectionTracker(settings)
   tracker.attach(app)
+  // The per-request steps at the hook points `buildApi` calls them from (src/api/app.ts).
+  app.addHook('onRequest', (_request, reply, done) => done(tracker.refusal(reply)))
+  app.addHook('preHandler', (request, _reply, done) => {
+    tracker.requestHandled(request)
+    done()
+  })
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    tracker.beforeSend(reply)
+    done(null, payload)
+  })
+  app.addHook('onResponse', (request, _reply, done) => {
+    tracker.requestEnded(request)
+    done()
+  })
   app.setErrorHandler(errorHandler)
   let started = 0
   let release: () => void = () => {}
