@@ -12,7 +12,8 @@ import { LogPlanner, RefusedLog, mapsAlone } from '../../src/check/import-plan.t
 import type { WireValue } from '../../src/check/import-wire.ts'
 import { readWire, writePlannedLog } from '../../src/check/import-wire.ts'
 import type { TestApi } from '../support/api.ts'
-import { asObject, createLedger, openTestApi } from '../support/api.ts'
+import { asObject, openTestApi } from '../support/api.ts'
+import { writeRichLedger } from '../support/rich-ledger.ts'
 
 /**
  * `importLogStream` plans a large stream on a worker thread
@@ -43,38 +44,9 @@ function roundTrip(planned: PlannedLog): PlannedLog | undefined {
   return read[0] as PlannedLog
 }
 
-/** A ledger with every log kind: odd metadata keys, templates, schema versions, references, reverts, keyed writes, and bulks of one date. */
+/** A ledger with every log kind (`writeRichLedger`), then `bulks` atomic bulks of one date; its export. */
 async function richLedger(api: TestApi, bulks = 3): Promise<string> {
-  await createLedger(api, SOURCE)
-  const odd = parseJson('{"é \\"q\\"\\\\": "\\u2028\\u0001", "10": "ten", "9": "nine", "__proto__": "p", "z": "😀"}')
-  const schema = {
-    chart: { world: {}, users: { $id: {} } },
-    transactions: { DEPOSIT: { description: 'money in', script: 'vars {\n  account $user\n  monetary $amount\n}\nsend $amount (\n  source = @world\n  destination = $user\n)\n' } },
-  }
-  const requests: ['POST' | 'DELETE', string, unknown][] = [
-    ['POST', '/v2/main/transactions', { postings: [{ source: 'world', destination: 'users:1', amount: 10n ** 30n, asset: 'USD/2' }], metadata: odd, reference: 'ref "1"' }],
-    ['POST', '/v2/main/transactions', { postings: [{ source: 'world', destination: 'users:2', amount: 3, asset: 'EUR' }], accountMetadata: { 'users:2': { tier: 'gold', '7': 'x' }, 'users:1': { __proto__: 'q' } }, timestamp: '2020-01-01T00:00:00.5Z' }],
-    ['POST', '/v2/main/transactions/0/metadata', { a: 'b' }],
-    ['DELETE', '/v2/main/transactions/0/metadata/a', undefined],
-    ['POST', '/v2/main/accounts/users:1/metadata', { k: 'v' }],
-    ['DELETE', '/v2/main/accounts/users:1/metadata/k', undefined],
-    ['POST', '/v2/main/transactions/1/revert', { metadata: { why: 'test' } }],
-    ['POST', '/v2/main/schemas/v1', schema],
-    ['POST', '/v2/main/transactions?schemaVersion=v1', { script: { template: 'DEPOSIT', vars: { user: 'users:42', amount: 'USD 100' } } }],
-    ['POST', '/v2/main/_bulk?schemaVersion=v1', [{ action: 'CREATE_TRANSACTION', ik: 'bulk-1', data: { postings: [{ source: 'world', destination: 'users:3', amount: 1, asset: 'USD' }] } }, { action: 'REVERT_TRANSACTION', data: { id: 0, atEffectiveDate: true } }]],
-  ]
-  for (let bulk = 0; bulk < bulks; bulk++) {
-    const elements = Array.from({ length: 7 }, (_, i) => ({
-      action: 'CREATE_TRANSACTION',
-      ...(i % 3 === 0 ? { ik: `b${bulk}-${i}` } : {}),
-      data: { postings: [{ source: 'world', destination: `users:${bulk}${i}`, amount: 1 + i, asset: 'USD/2' }], metadata: i % 2 === 0 ? { n: String(i) } : {} },
-    }))
-    requests.push(['POST', '/v2/main/_bulk?atomic=true&schemaVersion=v1', elements])
-  }
-  for (const [method, url, body] of requests) {
-    const reply = await api.request(method, url, typeof body === 'object' && body !== null ? stringifyJson(body as Json) : undefined, { 'idempotency-key': url.includes('metadata') ? `ik-${url}` : '' })
-    assert.ok(reply.status < 300, `${method} ${url}: ${reply.status} ${reply.text}`)
-  }
+  await writeRichLedger(api, bulks)
   return await exportText(api, SOURCE)
 }
 
