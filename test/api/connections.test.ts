@@ -209,6 +209,37 @@ test('an answer sent once shutdown began says Connection: close, and a request p
   }
 })
 
+test('a request that reaches the app once shutdown began is refused with 503 SHUTTING_DOWN, Connection: close and Retry-After', async () => {
+  // Node parses no new request on a connection being closed (the pipelined test above), so no socket
+  // reaches this refusal; it is the guard for a request emitted in that window, called here directly.
+  const { app, port, started, release, tracker } = await slowApp({ shutdownGraceMs: 60_000 })
+  const busy = await connect(port)
+  const headers = new Map<string, string>()
+  const reply = { header(name: string, value: string) { headers.set(name.toLowerCase(), value); return this } }
+  try {
+    assert.equal(tracker.refusal(reply as never), undefined, 'no refusal before shutdown')
+    assert.equal(headers.size, 0)
+    busy.write('POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}')
+    await eventually(() => started() === 1, 'the handler started')
+    const closing = app.close()
+    await eventually(() => tracker.isClosing, 'shutdown began')
+    const refusal = tracker.refusal(reply as never)
+    assert.ok(refusal !== undefined, 'refused once shutdown began')
+    assert.equal(refusal.statusCode, 503)
+    assert.equal(refusal.errorCode, 'INTERNAL')
+    assert.match(refusal.message, /^SHUTTING_DOWN: /)
+    assert.equal(headers.get('connection'), 'close')
+    assert.equal(headers.get('retry-after'), '1')
+    release()
+    assert.equal((await busy.response()).status, 200)
+    assert.equal(await within(closing, 10_000), 'settled')
+  } finally {
+    busy.socket.destroy()
+    release()
+    await app.close()
+  }
+})
+
 test("the app's own hooks count a request as handled before its handler: a read waiting for an applied index drains at shutdown", async () => {
   const api = await openListeningApi({ readWaitMs: 500, transport: { shutdownGraceMs: 60_000 } })
   // Told when the read starts to wait (it then counts as handled): nothing else to poll for.
