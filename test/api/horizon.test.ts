@@ -14,15 +14,17 @@ import { until } from '../support/local.ts'
 test('too many writes in flight for the cache horizon: 503 CACHE_HORIZON_EXCEEDED with Retry-After: 1, nothing applied', async () => {
   const tmp = tempDirectory()
   // K = 1: every index is its own generation, so two proposals in flight already reach Δ = 2
-  // (one proposal per write: gathered, the twelve writes would be one proposal and never reach it).
-  // Writes in flight stay unapplied until durable (not applied while their group is written), so that they overrun the horizon.
-  const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 1, sync: false, gatherOrdersMax: 1, applyWhenDurable: true })
+  // (one proposal per write: gathered, the writes behind the first would be one proposal).
+  // The first write is kept in flight by holding its fdatasync (`overrunCacheHorizon`).
+  const wal = heldWal()
+  const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 1, sync: true, walIo: wal.walIo, gatherOrdersMax: 1, applyWhenDurable: true })
   const app = await buildApi(node)
   try {
-    const replies = await overrunCacheHorizon(app)
+    const replies = await overrunCacheHorizon(app, wal)
     const refused = replies.filter((reply) => reply.statusCode === 503)
     const accepted = replies.filter((reply) => reply.statusCode === 200)
-    assert.ok(refused.length > 0, 'some writes were refused')
+    assert.equal(replies[0]?.statusCode, 200, 'the write in flight lands')
+    assert.equal(refused.length, 11, 'every write behind it is refused')
     assert.equal(refused.length + accepted.length, replies.length)
     for (const reply of refused) {
       assert.equal(reply.headers['retry-after'], '1')

@@ -4,6 +4,7 @@ import { LedgerNode } from '../../src/server/index.ts'
 import { buildApi } from '../../src/api/index.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { overrunCacheHorizon } from '../support/ledger.ts'
+import { heldWal } from '../support/held-wal.ts'
 import { until } from '../support/local.ts'
 
 /** The value of one sample of the Prometheus text (`name{labels} value`); 0 when absent. */
@@ -92,13 +93,15 @@ test('/_/metrics: Prometheus text whose counters move with the work done, labell
 
 test('/_/metrics: a write refused for the cache horizon counts as a refusal and an unreachable lookup', async () => {
   const tmp = tempDirectory()
-  // One proposal per write, so that writes in flight overrun the horizon (gathered, they would be one proposal).
-  const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 1, sync: false, gatherOrdersMax: 1, applyWhenDurable: true })
+  // One proposal per write, so that writes in flight overrun the horizon (gathered, they would be one
+  // proposal); the first is kept in flight by holding its fdatasync (`overrunCacheHorizon`).
+  const wal = heldWal()
+  const node = await LedgerNode.open({ dataDirectory: tmp.directory, cacheRotationThreshold: 1, sync: true, walIo: wal.walIo, gatherOrdersMax: 1, applyWhenDurable: true })
   const app = await buildApi(node)
   try {
-    const replies = await overrunCacheHorizon(app)
+    const replies = await overrunCacheHorizon(app, wal)
     const refused = replies.filter((reply) => reply.statusCode === 503).length
-    assert.ok(refused > 0)
+    assert.equal(refused, 11)
     const text = (await app.inject({ method: 'GET', url: '/_/metrics' })).body
     assert.equal(sample(text, 'tally_cache_horizon_refusals_total'), refused)
     assert.equal(sample(text, 'tally_cache_lookups_total{result="unreachable"}'), refused)

@@ -8,6 +8,7 @@ import type { LedgerNode } from '../../src/server/index.ts'
 import { Store } from '../../src/store/index.ts'
 import { runCheck } from '../../src/check/index.ts'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import type { HeldWal } from './held-wal.ts'
 
 /** Orders and store helpers shared by the pipeline-level tests. */
 
@@ -63,14 +64,27 @@ export function postJson(app: FastifyInstance, url: string, body: unknown): Prom
 
 /**
  * On a node opened with K = 1 (every index its own generation, so two
- * proposals in flight already reach Δ = 2): creates ledger `main`, then sends
- * twelve transfers at once; some are refused for the cache horizon.
+ * proposals in flight already reach Δ = 2), one proposal per write, applied
+ * only once durable, and `wal`'s I/O: creates ledger `main`, then keeps one
+ * transfer in flight (its fdatasync held) and sends eleven behind it, which
+ * are planned two generations ahead and refused for the cache horizon
+ * whatever the machine's speed; then lets the first one land. The replies,
+ * the first one's at index 0.
  */
-export async function overrunCacheHorizon(app: FastifyInstance): Promise<LightMyRequestResponse[]> {
+export async function overrunCacheHorizon(app: FastifyInstance, wal: HeldWal): Promise<LightMyRequestResponse[]> {
   assert.equal((await postJson(app, '/v2/main', {})).statusCode, 204)
-  return Promise.all(
-    Array.from({ length: 12 }, (_, i) => postJson(app, '/v2/main/transactions', { postings: [{ source: 'world', destination: `users:${i}`, amount: 1, asset: 'USD' }] })),
-  )
+  const write = (i: number) => postJson(app, '/v2/main/transactions', { postings: [{ source: 'world', destination: `users:${i}`, amount: 1, asset: 'USD' }] })
+  wal.hold()
+  try {
+    const first = write(0)
+    const held = await Promise.race([wal.waiting().then(() => true), first.then(() => false)])
+    assert.ok(held, 'the first write waits on its held fdatasync')
+    const behind = await Promise.all(Array.from({ length: 11 }, (_, i) => write(i + 1)))
+    wal.release()
+    return [await first, ...behind]
+  } finally {
+    wal.release()
+  }
 }
 
 /** Submits `orders` as one atomic proposal, retrying the retryable 503s as the contract asks a client to; every order must apply. */
