@@ -273,6 +273,7 @@ function statusJson(status: ClusterStatus, nodes: ReadonlyMap<string, NodeAnswer
       registered: member.registered,
       endpoint: member.endpoint ?? null,
       report: member.report ?? null,
+      suspects: member.suspects === undefined ? null : { epoch: member.suspects.epoch, primary: member.suspects.primaryId },
       live: ((answer) => (answer === undefined ? null : answer.ok ? answer.view : { error: answer.error }))(nodes.get(member.nodeId)),
     })),
   }
@@ -289,7 +290,7 @@ function formatStatus(url: string, status: ClusterStatus, nodes: ReadonlyMap<str
     for (const reset of assignment.lineageResets) lines.push(`lineage reset at epoch ${reset.epoch}: committed log kept up to LSN ${reset.keptLsn}`)
   }
   lines.push(`coordinator ${status.coordinator ?? '-'}`)
-  const rows = [['NODE', 'ROLE', 'LIVE', 'DATA', 'CONTROL', 'EPOCH', 'DURABLE', 'SAFE', 'COMMITTED', 'APPLIED', 'REPLICA STATES']]
+  const rows = [['NODE', 'ROLE', 'LIVE', 'DATA', 'CONTROL', 'EPOCH', 'DURABLE', 'SAFE', 'COMMITTED', 'APPLIED', 'REPLICA STATES', 'SUSPECTS']]
   for (const member of status.members) {
     const report = member.report
     rows.push([
@@ -304,6 +305,7 @@ function formatStatus(url: string, status: ClusterStatus, nodes: ReadonlyMap<str
       report === undefined ? '-' : String(report.committedLsn),
       report === undefined ? '-' : String(report.appliedLsn),
       report === undefined || report.replicaStates.length === 0 ? '-' : report.replicaStates.map((state) => `${state.replicaId}=${state.state}`).join(','),
+      member.suspects === undefined ? '-' : `${member.suspects.primaryId}@${member.suspects.epoch}`,
     ])
   }
   table(lines, rows)

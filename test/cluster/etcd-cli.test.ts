@@ -71,17 +71,21 @@ describe('tally cluster against etcd', { skip: etcdSkip }, () => {
       const r2 = await resources.register(control, n2, 2, 4200)
       await r1.report(report(epoch, 12, { replicaStates: [{ replicaId: n2, state: 'in_sync', endpointVersion: 1 }, { replicaId: n3, state: 'disconnected', endpointVersion: 0 }] }))
       await r2.report(report(epoch, 11))
+      await r2.suspect({ epoch, primaryId: n1 })
       assert.equal(await control.reportCommitted(epoch, Lsn.of(11)), 'recorded')
       const text = capture()
       assert.equal(await runClusterCommand(['status', '--cluster', etcd.url], text.io), clusterExit.ok)
       const output = text.out.join('')
       assert.match(output, new RegExp(`epoch ${epoch}  primary n1  replicas n2,n3  durability sync_quorum  committed 11`))
-      assert.match(output, /n1\s+primary\s+yes\s+127\.0\.0\.1:4100\s+127\.0\.0\.1:4101\s+\d+\s+12\s+12\s+12\s+12\s+n2=in_sync,n3=disconnected/)
-      assert.match(output, /n2\s+replica\s+yes\s+127\.0\.0\.1:4200/)
+      assert.match(output, /n1\s+primary\s+yes\s+127\.0\.0\.1:4100\s+127\.0\.0\.1:4101\s+\d+\s+12\s+12\s+12\s+12\s+n2=in_sync,n3=disconnected\s+-\n/)
+      assert.match(output, new RegExp(`n2\\s+replica\\s+yes\\s+127\\.0\\.0\\.1:4200\\s.*\\s-\\s+n1@${epoch}\\n`), 'n2 suspects the primary of this epoch')
       assert.match(output, /n3\s+replica\s+no\s+-/)
       const json = capture()
       assert.equal(await runClusterCommand(['status', '--cluster', etcd.url, '--json'], json.io), clusterExit.ok)
-      const parsed = JSON.parse(json.out.join('')) as { assignment: { epoch: number; primary: string }; members: Array<{ node: string; role: string; registered: boolean; report: { durableLsn: number } | null }> }
+      const parsed = JSON.parse(json.out.join('')) as {
+        assignment: { epoch: number; primary: string }
+        members: Array<{ node: string; role: string; registered: boolean; report: { durableLsn: number } | null; suspects: { epoch: number; primary: string } | null }>
+      }
       assert.equal(parsed.assignment.epoch, epoch)
       assert.equal(parsed.assignment.primary, 'n1')
       assert.deepEqual(parsed.members.map((member) => [member.node, member.role, member.registered, member.report?.durableLsn ?? null]), [
@@ -89,6 +93,7 @@ describe('tally cluster against etcd', { skip: etcdSkip }, () => {
         ['n2', 'replica', true, 11],
         ['n3', 'replica', false, null],
       ])
+      assert.deepEqual(parsed.members.map((member) => member.suspects), [null, { epoch, primary: 'n1' }, null])
     })
   })
 

@@ -6,7 +6,7 @@
  */
 import { ControlPlane, Lsn, RecoveryLog, Tick, carriedCommit, decideAddMember, decideRemoveMember } from '../../replication/index.ts'
 import type { Endpoint, Membership, RecoveryEvent, ReplicaId } from '../../replication/index.ts'
-import type { ClusterAssignment, CommittedMark } from './codec.ts'
+import type { ClusterAssignment, CommittedMark, Suspicion } from './codec.ts'
 import type { EtcdControlPlane, MemberView } from './control-plane.ts'
 
 /** An endpoint for a member that never registered: version 0 is older than any registration's. */
@@ -42,11 +42,18 @@ export interface ClusterStatus {
   readonly assignment: ClusterAssignment | undefined
   readonly committed: CommittedMark | undefined
   readonly coordinator: string | undefined
-  readonly members: ReadonlyArray<MemberView & { readonly role: MemberRole; readonly registered: boolean }>
+  /** `suspects`: the primary (and its epoch) the member published it lost (`suspicions/<id>`), if it does now. */
+  readonly members: ReadonlyArray<MemberView & { readonly role: MemberRole; readonly registered: boolean; readonly suspects: Suspicion | undefined }>
 }
 
 export async function clusterStatus(control: EtcdControlPlane): Promise<ClusterStatus> {
-  const [assignment, committed, coordinator, registered] = await Promise.all([control.readAssignment(), control.readCommitted(), control.coordinator(), control.members()])
+  const [assignment, committed, coordinator, registered, suspicions] = await Promise.all([
+    control.readAssignment(),
+    control.readCommitted(),
+    control.coordinator(),
+    control.members(),
+    control.suspicions(),
+  ])
   const byId = new Map(registered.map((member) => [member.nodeId, member]))
   const assigned = assignment === undefined ? [] : [assignment.primaryId, ...assignment.replicaIds, ...assignment.learnerIds]
   const ids = [...new Set([...assigned, ...byId.keys()])].sort()
@@ -64,7 +71,7 @@ export async function clusterStatus(control: EtcdControlPlane): Promise<ClusterS
             : assignment?.learnerIds.includes(nodeId) === true
               ? 'learner'
               : 'unassigned'
-      return { nodeId, endpoint: view?.endpoint, report: view?.report, role, registered: view?.endpoint !== undefined }
+      return { nodeId, endpoint: view?.endpoint, report: view?.report, role, registered: view?.endpoint !== undefined, suspects: suspicions.get(nodeId) }
     }),
   }
 }
