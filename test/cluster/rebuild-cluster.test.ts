@@ -14,6 +14,7 @@ import { killTally, spawnTally, type ServerProcess } from '../support/server-pro
 import { tempDirectory } from '../support/temp.ts'
 import { until } from './helpers.ts'
 import { freePort } from '../support/local.ts'
+import { call, writeOnPrimary } from './process-cluster.ts'
 
 interface Member {
   readonly id: string
@@ -32,17 +33,6 @@ interface ClusterView {
 }
 
 
-async function call(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(10_000),
-  })
-  const text = await response.text()
-  return { status: response.status, json: text === '' ? undefined : JSON.parse(text) }
-}
-
 async function view(member: Member): Promise<ClusterView | undefined> {
   if (member.server === undefined) return undefined
   try {
@@ -57,10 +47,7 @@ async function view(member: Member): Promise<ClusterView | undefined> {
 /** A deposit of `amount` to one of five users on the primary at `primaryUrl`, retried while it answers 503. */
 function depositOn(primaryUrl: string): (amount: number) => Promise<void> {
   return async (amount) => {
-    const reply = await until('a write accepted', async () => {
-      const answer = await call(primaryUrl, 'POST', '/v2/bank/transactions', { postings: [{ source: 'world', destination: `users:${amount % 5}`, amount, asset: 'USD' }] })
-      return answer.status === 503 ? undefined : answer
-    })
+    const reply = await writeOnPrimary(primaryUrl, '/v2/bank/transactions', { postings: [{ source: 'world', destination: `users:${amount % 5}`, amount, asset: 'USD' }] })
     assert.equal(reply.status, 200, JSON.stringify(reply.json))
   }
 }
@@ -111,7 +98,8 @@ async function withThreeNodes(prefix: string, flags: readonly string[], body: (c
 test('a replica down while the primary recycles its WAL comes back rebuilt from snapshot + tail, at the same state hash', { skip: etcdSkip, timeout: 150_000 }, async () => {
   await withThreeNodes('rebuild', ['--checkpoint-entries', '20', '--wal-retain-entries', '10', '--wal-segment-bytes-max', '4096'], async ({ members, start, primaryUrl, write }) => {
     const [primary, , lagging] = members
-    assert.equal((await call(primaryUrl, 'POST', '/v2/bank', {})).status, 204)
+    // Retried while 503: right after formation the primary may not hold its lease yet.
+    assert.equal((await writeOnPrimary(primaryUrl, '/v2/bank', {})).status, 204)
     for (let i = 1; i <= 10; i++) await write(i)
 
     // n3 goes away; the primary and n2 commit far past it, checkpoint, snapshot and recycle.
@@ -153,7 +141,8 @@ test('a catch-up beyond its entries budget escalates to a rebuild from a snapsho
   // Snapshots every 20 entries; the WAL keeps far more, so the replica's gap is within retention but beyond its budget.
   await withThreeNodes('budget', ['--checkpoint-entries', '20', '--cluster-catchup-entries-max', '5'], async ({ members, start, primaryUrl, write }) => {
     const [primary, , lagging] = members
-    assert.equal((await call(primaryUrl, 'POST', '/v2/bank', {})).status, 204)
+    // Retried while 503: right after formation the primary may not hold its lease yet.
+    assert.equal((await writeOnPrimary(primaryUrl, '/v2/bank', {})).status, 204)
     for (let i = 1; i <= 5; i++) await write(i)
 
     await killTally(lagging.server as ServerProcess)
