@@ -2,6 +2,7 @@ import { InvariantViolation, invariant } from './errors.ts'
 import { withRoom } from './room.ts'
 import { instantCode, instantCodeText } from './dates.ts'
 import type { Json } from './json.ts'
+import { ListedVolumes } from './volumes.ts'
 
 /**
  * The engine's binary encoding of a JSON-shaped value ("packed"): what the
@@ -375,7 +376,8 @@ function writeItem(value: unknown, sorted: boolean): boolean {
         writer.offset += value.byteLength
         return true
       }
-      writeObject(value as Record<string, unknown>, sorted)
+      // A write's commit volumes as its apply built them (an idempotency record's answer): packed as the map of the same volumes.
+      writeObject(value instanceof ListedVolumes ? value.toMap() : (value as Record<string, unknown>), sorted)
       return true
     }
     default:
