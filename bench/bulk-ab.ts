@@ -5,6 +5,7 @@
  *
  *   node --import tsx bench/bulk-ab.ts --base /tmp/base-tree [--head DIR] [--bulk-size 100] [--concurrency 4]
  *                                      [--duration 12] [--warmup 3] [--rounds 2]
+ *                                      [--base-node-options='--max-semi-space-size=16'] [--head-node-options='…']
  *
  * `--head` defaults to this checkout (an archive of a commit keeps edits
  * out of a long run). Each round runs both checkouts, the first of them
@@ -16,6 +17,10 @@
  * JavaScript thread, client µs/tx, load average) and the head ÷ base
  * ratios of the medians; CPU per transaction resolves a change better than
  * throughput does when the machine is shared.
+ *
+ * `--base-node-options` and `--head-node-options` give node flags (split on
+ * spaces; written with `=`, as they start with a dash) to that side's server: with `--base` and `--head` the same
+ * checkout, a V8 setting is compared against the default.
  */
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -34,12 +39,18 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '12' },
     warmup: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '2' },
+    'base-node-options': { type: 'string', default: '' },
+    'head-node-options': { type: 'string', default: '' },
   },
 })
 if (values.base === undefined) throw new Error('--base DIR: the tree to compare against')
 const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const roots: Record<'base' | 'head', string> = { base: path.resolve(values.base), head: path.resolve(values.head ?? here) }
 const workload = 'bulk'
+const nodeOptions: Record<'base' | 'head', string[]> = {
+  base: values['base-node-options'].split(' ').filter((flag) => flag !== ''),
+  head: values['head-node-options'].split(' ').filter((flag) => flag !== ''),
+}
 
 interface Run {
   readonly txPerSecond: number
@@ -58,9 +69,9 @@ function bench(url: string, pid: number, seconds: string, json: boolean): Promis
   return new Promise((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`tally bench exited ${code}`)))))
 }
 
-async function runOnce(root: string): Promise<Run> {
+async function runOnce(tree: 'base' | 'head'): Promise<Run> {
   const data = await mkdtemp(path.join(os.tmpdir(), 'tally-bulk-ab-'))
-  const server = await serveTally(root, path.join(data, 'd'))
+  const server = await serveTally(roots[tree], path.join(data, 'd'), [], nodeOptions[tree])
   try {
     await bench(server.url, server.pid, values.warmup, false)
     const report = JSON.parse(await bench(server.url, server.pid, values.duration, true)) as {
@@ -89,13 +100,13 @@ const median = (xs: readonly number[]): number => {
 }
 
 const runs: Record<'base' | 'head', Run[]> = { base: [], head: [] }
-console.log(`${workload} of ${values['bulk-size']}, ${values.concurrency} clients, ${values.duration} s per run`)
+console.log(`${workload} of ${values['bulk-size']}, ${values.concurrency} clients, ${values.duration} s per run; node options: base [${nodeOptions.base.join(' ')}], head [${nodeOptions.head.join(' ')}]`)
 console.log('| round | tree | tx/s | server µs/tx | JS thread µs/tx | other threads µs/tx | client µs/tx | load |')
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- |')
 for (let round = 1; round <= Number(values.rounds); round++) {
   const order: ('base' | 'head')[] = round % 2 === 1 ? ['base', 'head'] : ['head', 'base']
   for (const tree of order) {
-    const run = await runOnce(roots[tree])
+    const run = await runOnce(tree)
     runs[tree].push(run)
     console.log(
       `| ${round} | ${tree} | ${run.txPerSecond.toFixed(0)} | ${run.serverMicros.toFixed(1)} | ${run.jsMicros.toFixed(1)} | ${(run.serverMicros - run.jsMicros).toFixed(1)} | ${run.clientMicros.toFixed(1)} | ${run.load} |`,

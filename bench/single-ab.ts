@@ -5,6 +5,7 @@
  *
  *   node --import tsx bench/single-ab.ts --base /tmp/base-tree [--head DIR] [--concurrency 1,16,64] [--rate R]
  *                                        [--duration 8] [--warmup 2] [--rounds 2]
+ *                                        [--base-node-options='--max-semi-space-size=16'] [--head-node-options='…']
  *
  * `--head` defaults to this checkout (an archive of a commit keeps edits out
  * of a long run). For each round, concurrency and checkout in turn: a fresh `tally serve` from
@@ -16,6 +17,11 @@
  * medians. With `--rate R` every run is open loop at R requests/s (each
  * `--concurrency` then caps the requests in flight): the server's CPU at a
  * fixed rate, which a closed loop cannot show (it always finds the ceiling).
+ *
+ * `--base-node-options` and `--head-node-options` give node flags (split on
+ * spaces; written with `=`, as they start with a dash) to that side's
+ * server: with `--base` and `--head` the same checkout, a V8 setting is
+ * compared against the default.
  */
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -34,11 +40,17 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '8' },
     warmup: { type: 'string', default: '2' },
     rounds: { type: 'string', default: '2' },
+    'base-node-options': { type: 'string', default: '' },
+    'head-node-options': { type: 'string', default: '' },
   },
 })
 if (values.base === undefined) throw new Error('--base DIR: the tree to compare against')
 const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const roots: Record<'base' | 'head', string> = { base: path.resolve(values.base), head: path.resolve(values.head ?? here) }
+const nodeOptions: Record<'base' | 'head', string[]> = {
+  base: values['base-node-options'].split(' ').filter((flag) => flag !== ''),
+  head: values['head-node-options'].split(' ').filter((flag) => flag !== ''),
+}
 const concurrencies = values.concurrency.split(',').map(Number)
 
 interface Run {
@@ -61,9 +73,9 @@ function bench(url: string, pid: number, concurrency: number, seconds: string, j
   return new Promise((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`tally bench exited ${code}`)))))
 }
 
-async function runOnce(root: string, concurrency: number): Promise<Run> {
+async function runOnce(tree: 'base' | 'head', concurrency: number): Promise<Run> {
   const data = await mkdtemp(path.join(os.tmpdir(), 'tally-single-ab-'))
-  const server = await serveTally(root, path.join(data, 'd'))
+  const server = await serveTally(roots[tree], path.join(data, 'd'), [], nodeOptions[tree])
   try {
     const pid = server.pid
     await bench(server.url, pid, concurrency, values.warmup, false)
@@ -95,6 +107,7 @@ const median = (xs: number[]): number => {
 }
 
 const runs = new Map<string, Run[]>()
+console.log(`node options: base [${nodeOptions.base.join(' ')}], head [${nodeOptions.head.join(' ')}]`)
 console.log(`| round | clients${values.rate === undefined ? '' : ` (open loop, ${values.rate}/s)`} | tree | tx/s | p50 ms | p99 ms | server µs/tx | JS thread µs/tx | client µs/tx | load |`)
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
 for (let round = 1; round <= Number(values.rounds); round++) {
@@ -102,7 +115,7 @@ for (let round = 1; round <= Number(values.rounds); round++) {
     // Alternate which tree goes first, round by round.
     const order: ('base' | 'head')[] = round % 2 === 1 ? ['base', 'head'] : ['head', 'base']
     for (const tree of order) {
-      const run = await runOnce(roots[tree], concurrency)
+      const run = await runOnce(tree, concurrency)
       const key = `${concurrency}/${tree}`
       runs.set(key, [...(runs.get(key) ?? []), run])
       console.log(

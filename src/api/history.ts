@@ -1,4 +1,4 @@
-import type { AggregatedVolumes, Json, LedgerName, Posting, TransactionRecord } from '../domain/index.ts'
+import type { Json, LedgerName, Posting, TransactionRecord, VolumesMap } from '../domain/index.ts'
 import { emptyKeyed, invariant, keyedChild, ownEntries } from '../domain/index.ts'
 import type { BatchedRangeReader, StoreReader } from '../store/index.ts'
 import { accountTransactionsPrefix, decodeIndexRow, fixedWidthInstant, prefixEnd, rangeBatchesOf, scanBatchBytes } from '../store/index.ts'
@@ -99,12 +99,12 @@ export async function transactionEffectiveVolumes(
   store: HistoryReader,
   ledger: LedgerName,
   transaction: TransactionRecord,
-): Promise<{ pre: AggregatedVolumes; post: AggregatedVolumes }> {
+): Promise<{ pre: VolumesMap; post: VolumesMap }> {
   const own = new Map<string, VolumesByAsset>()
   for (const posting of transaction.postings) addPosting(own, posting)
   const at = fixedWidthInstant(transaction.timestamp)
-  const pre: AggregatedVolumes = emptyKeyed()
-  const post: AggregatedVolumes = emptyKeyed()
+  const pre: VolumesMap = emptyKeyed()
+  const post: VolumesMap = emptyKeyed()
   for (const [account, assets] of own) {
     const before: VolumesByAsset = new Map()
     for await (const moves of accountMoves(store, ledger, account)) {

@@ -3,7 +3,8 @@ import { emptyKeyed } from './keyed.ts'
 import { decodeMetadata } from './metadata.ts'
 import type { Posting } from './posting.ts'
 import type { TransactionRecord } from './transaction.ts'
-import type { AggregatedVolumes, Volumes } from './volumes.ts'
+import type { AggregatedVolumes, Volumes, VolumesMap } from './volumes.ts'
+import { ListedVolumes, volumesMap } from './volumes.ts'
 import { PackedShape, packedFields } from './packed.ts'
 import type { PackedFields } from './packed.ts'
 import type { Metadata } from './metadata.ts'
@@ -197,7 +198,44 @@ function fixedPosting(posting: Posting): boolean {
 
 /** Pre and post commit volumes, sorted; false when they do not fit the layout (not over the same pairs, or of another shape). */
 function writeCommitVolumes(pre: AggregatedVolumes, post: AggregatedVolumes, names: NameTable): boolean {
+  if (pre instanceof ListedVolumes && post instanceof ListedVolumes && pre.pairs === post.pairs) return writeListedVolumes(pre, post, names)
   if (typeof pre !== 'object' || pre === null || typeof post !== 'object' || post === null) return false
+  return writeVolumesMaps(volumesMap(pre), volumesMap(post), names)
+}
+
+/**
+ * Listed pre and post volumes over one pair list: already sorted, each pair
+ * once (`PairList` checks it), walked in place. False when an amount is
+ * negative (the generic row holds it).
+ */
+function writeListedVolumes(pre: ListedVolumes, post: ListedVolumes, names: NameTable): boolean {
+  const pairs = pre.pairs.names
+  const preAmounts = pre.amounts
+  const postAmounts = post.amounts
+  PackedShape.count(pre.pairs.accountCount)
+  for (let i = 0; i < pairs.length; ) {
+    const account = pairs[i] as string
+    let end = i + 2
+    while (end < pairs.length && pairs[end] === account) end += 2
+    names.write(account)
+    PackedShape.count((end - i) / 2)
+    for (; i < end; i += 2) {
+      names.write(pairs[i + 1] as string)
+      const preInput = preAmounts[i] as bigint
+      const preOutput = preAmounts[i + 1] as bigint
+      const postInput = postAmounts[i] as bigint
+      const postOutput = postAmounts[i + 1] as bigint
+      if (preInput < 0n || preOutput < 0n || postInput < 0n || postOutput < 0n) return false
+      PackedShape.unsigned(preInput)
+      PackedShape.unsigned(preOutput)
+      PackedShape.unsigned(postInput)
+      PackedShape.unsigned(postOutput)
+    }
+  }
+  return true
+}
+
+function writeVolumesMaps(pre: VolumesMap, post: VolumesMap, names: NameTable): boolean {
   const accounts = PackedShape.sortedKeys(pre)
   if (Object.keys(post).length !== accounts.length) return false
   PackedShape.count(accounts.length)
@@ -291,10 +329,10 @@ function readName(fields: PackedFields, names: string[]): string {
 }
 
 /** Accounts ascending, each one's assets ascending; as maps without prototype in that order (or only checked). */
-function readCommitVolumes(fields: PackedFields, names: string[], build: boolean): { pre: AggregatedVolumes; post: AggregatedVolumes } | undefined {
+function readCommitVolumes(fields: PackedFields, names: string[], build: boolean): { pre: VolumesMap; post: VolumesMap } | undefined {
   const accountCount = fields.count()
-  const pre: AggregatedVolumes | undefined = build ? emptyKeyed() : undefined
-  const post: AggregatedVolumes | undefined = build ? emptyKeyed() : undefined
+  const pre: VolumesMap | undefined = build ? emptyKeyed() : undefined
+  const post: VolumesMap | undefined = build ? emptyKeyed() : undefined
   let previousAccount: string | undefined
   for (let i = 0; i < accountCount; i++) {
     const account = readName(fields, names)
@@ -302,8 +340,8 @@ function readCommitVolumes(fields: PackedFields, names: string[], build: boolean
     previousAccount = account
     const assetCount = fields.count()
     invariant(assetCount > 0, 'transaction row commit volumes account without assets')
-    const preAssets: AggregatedVolumes[string] | undefined = build ? emptyKeyed() : undefined
-    const postAssets: AggregatedVolumes[string] | undefined = build ? emptyKeyed() : undefined
+    const preAssets: VolumesMap[string] | undefined = build ? emptyKeyed() : undefined
+    const postAssets: VolumesMap[string] | undefined = build ? emptyKeyed() : undefined
     let previousAsset: string | undefined
     for (let j = 0; j < assetCount; j++) {
       const asset = readName(fields, names)
@@ -318,8 +356,8 @@ function readCommitVolumes(fields: PackedFields, names: string[], build: boolean
       postAssets[asset] = { balance: postInput - postOutput, input: postInput, output: postOutput }
     }
     if (pre === undefined || post === undefined) continue
-    pre[account] = preAssets as AggregatedVolumes[string]
-    post[account] = postAssets as AggregatedVolumes[string]
+    pre[account] = preAssets as VolumesMap[string]
+    post[account] = postAssets as VolumesMap[string]
   }
   return pre === undefined || post === undefined ? undefined : { pre, post }
 }

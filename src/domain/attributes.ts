@@ -1,7 +1,7 @@
 import type { AccountAddress, Asset, LedgerName } from './names.ts'
 import type { Metadata } from './metadata.ts'
 import type { TransactionId, TransactionRecord } from './transaction.ts'
-import type { AggregatedVolumes, Volumes } from './volumes.ts'
+import type { VolumesMap, Volumes } from './volumes.ts'
 import { decodeMetadata } from './metadata.ts'
 import { emptyKeyed, keyedChild, ownEntries } from './keyed.ts'
 import type { Posting } from './posting.ts'
@@ -297,8 +297,8 @@ function decodeValue(kind: AttributeKind, json: { [key: string]: Json }): Attrib
         id: bigintField(json, 'id'),
         postings: record.postings.map(decodePosting),
         metadata: decodeMetadata(record.metadata, 'transaction'),
-        ...(record.preCommitVolumes === undefined ? {} : { preCommitVolumes: decodeAggregatedVolumes(record.preCommitVolumes) }),
-        ...(record.postCommitVolumes === undefined ? {} : { postCommitVolumes: decodeAggregatedVolumes(record.postCommitVolumes) }),
+        ...(record.preCommitVolumes === undefined ? {} : { preCommitVolumes: decodeAggregatedVolumes(record.preCommitVolumes as VolumesMap) }),
+        ...(record.postCommitVolumes === undefined ? {} : { postCommitVolumes: decodeAggregatedVolumes(record.postCommitVolumes as VolumesMap) }),
       }
       return { kind, value }
     }
@@ -363,8 +363,8 @@ function stringField(json: { [key: string]: Json }, field: string): string {
 }
 
 /** Commit volumes by account then asset, rebuilt without prototypes (an account may be named `__proto__`). */
-function decodeAggregatedVolumes(volumes: AggregatedVolumes): AggregatedVolumes {
-  const decoded: AggregatedVolumes = emptyKeyed()
+function decodeAggregatedVolumes(volumes: VolumesMap): VolumesMap {
+  const decoded: VolumesMap = emptyKeyed()
   for (const [account, byAsset] of ownEntries(volumes)) {
     const assets = keyedChild(decoded, account)
     for (const [asset, moved] of ownEntries(byAsset)) assets[asset] = moved

@@ -1,5 +1,6 @@
 import { InvariantViolation } from './errors.ts'
 import { PrintedJson } from './json.ts'
+import { ListedVolumes } from './volumes.ts'
 import { JsonBytes } from './json-bytes.ts'
 
 /**
@@ -50,6 +51,7 @@ function writeValue(out: JsonBytes, value: unknown): boolean {
         return true
       }
       if (value instanceof PrintedJson) throw new InvariantViolation('printed JSON inside a canonical value')
+      if (value instanceof ListedVolumes) return writeValue(out, value.toMap())
       if (Array.isArray(value)) {
         out.raw('[')
         for (let i = 0; i < value.length; i++) {

@@ -1,5 +1,6 @@
 import { validationError, InvariantViolation } from './errors.ts'
 import { JsonParser, JsonSyntaxError } from './json-parser.ts'
+import { ListedVolumes } from './volumes.ts'
 
 export { JsonParser, JsonSyntaxError, jsonDepthMax } from './json-parser.ts'
 
@@ -66,6 +67,8 @@ function write(value: unknown): string | undefined {
     case 'object': {
       if (value === null) return 'null'
       if (value instanceof PrintedJson) return value.text
+      // A write's commit volumes as its apply built them: printed as the map of the same volumes.
+      if (value instanceof ListedVolumes) return write(value.toMap())
       if (Array.isArray(value)) {
         let text = '['
         for (let i = 0; i < value.length; i++) {

@@ -2,6 +2,7 @@ import { InvariantViolation, invariant } from './errors.ts'
 import { withRoom } from './room.ts'
 import { instantCode, instantCodeText } from './dates.ts'
 import type { Json } from './json.ts'
+import { ListedVolumes } from './volumes.ts'
 
 /**
  * The engine's binary encoding of a JSON-shaped value ("packed"): what the
@@ -163,6 +164,7 @@ function pack(value: unknown, layout: number, sorted: boolean, withBytes: boolea
   writer.offset = 0
   writer.byte(layout)
   bytesAllowed = withBytes
+  keyStackTop = 0
   if (!writeItem(value, sorted)) throw new InvariantViolation('value has no packed representation')
   return writer.take()
 }
@@ -190,6 +192,7 @@ export class PackedItems {
 export function packItems(items: readonly unknown[], sorted: boolean): Buffer {
   writer.offset = 0
   bytesAllowed = false
+  keyStackTop = 0
   for (const item of items) if (!writeItem(item, sorted)) writer.byte(Tag.null)
   return writer.take()
 }
@@ -210,6 +213,7 @@ export const PackedShape = {
     writer.offset = 0
     writer.byte(layout)
     bytesAllowed = false
+    keyStackTop = 0
   },
   /** An object header: `count` fields follow, each a `key` then its value. */
   object(count: number): void {
@@ -375,7 +379,8 @@ function writeItem(value: unknown, sorted: boolean): boolean {
         writer.offset += value.byteLength
         return true
       }
-      writeObject(value as Record<string, unknown>, sorted)
+      // A write's commit volumes as its apply built them (an idempotency record's answer): packed as the map of the same volumes.
+      writeObject(value instanceof ListedVolumes ? value.toMap() : (value as Record<string, unknown>), sorted)
       return true
     }
     default:
@@ -403,15 +408,40 @@ function sortedKeys(record: Record<string, unknown>): string[] {
   return keys
 }
 
+/**
+ * The keys of the objects being packed, outermost first: each `writeObject`
+ * gathers its record's keys above `keyStackTop` with `for…in` (an array per
+ * object from `Object.keys` was the packer's largest allocation: several
+ * records per order, for the WAL and the audit body) and gives its slots
+ * back when done. Every entry point starts it empty (packing is never
+ * nested; a pack that threw leaves nothing behind).
+ *
+ * `for…in` lists what `Object.keys` lists for the records packed here
+ * (plain objects and maps without prototype: own enumerable string keys,
+ * integer-like ones first, then in insertion order), and nothing else as long
+ * as no enumerable property is added to `Object.prototype`.
+ */
+const keyStack: string[] = []
+let keyStackTop = 0
+
+/** Past this many keys an object's keys are sorted by the generic sort; below, by insertion. */
+const KEYS_INSERTION_SORT_MAX = 16
+
 function writeObject(record: Record<string, unknown>, sorted: boolean): void {
-  const keys = sorted ? sortedKeys(record) : Object.keys(record)
+  const keys = keyStack
+  const from = keyStackTop
+  let end = from
+  for (const key in record) keys[end++] = key
+  if (sorted) sortKeyRange(keys, from, end)
+  keyStackTop = end
   writer.byte(Tag.object)
-  if (keys.length < 0x80) {
+  if (end - from < 0x80) {
     // One count byte, patched once the skipped fields (undefined, functions) are known.
     writer.reserve(1)
     const countAt = writer.offset++
     let count = 0
-    for (const key of keys) {
+    for (let at = from; at < end; at++) {
+      const key = keys[at] as string
       const field = record[key]
       if (field === undefined || typeof field === 'function' || typeof field === 'symbol') continue
       writeString(key)
@@ -419,19 +449,39 @@ function writeObject(record: Record<string, unknown>, sorted: boolean): void {
       count++
     }
     writer.buffer[countAt] = count
+  } else {
+    let count = 0
+    for (let at = from; at < end; at++) {
+      const field = record[keys[at] as string]
+      if (field !== undefined && typeof field !== 'function' && typeof field !== 'symbol') count++
+    }
+    writer.varint(count)
+    for (let at = from; at < end; at++) {
+      const key = keys[at] as string
+      const field = record[key]
+      if (field === undefined || typeof field === 'function' || typeof field === 'symbol') continue
+      writeString(key)
+      writeItem(field, sorted)
+    }
+  }
+  keyStackTop = from
+}
+
+/** `keys[from, end)` in JSON's canonical order (UTF-16 code units, as `sortedKeys`). */
+function sortKeyRange(keys: string[], from: number, end: number): void {
+  if (end - from > KEYS_INSERTION_SORT_MAX) {
+    const range = keys.slice(from, end).sort()
+    for (let i = 0; i < range.length; i++) keys[from + i] = range[i] as string
     return
   }
-  let count = 0
-  for (const key of keys) {
-    const field = record[key]
-    if (field !== undefined && typeof field !== 'function' && typeof field !== 'symbol') count++
-  }
-  writer.varint(count)
-  for (const key of keys) {
-    const field = record[key]
-    if (field === undefined || typeof field === 'function' || typeof field === 'symbol') continue
-    writeString(key)
-    writeItem(field, sorted)
+  for (let i = from + 1; i < end; i++) {
+    const key = keys[i] as string
+    let j = i - 1
+    while (j >= from && (keys[j] as string) > key) {
+      keys[j + 1] = keys[j] as string
+      j--
+    }
+    keys[j + 1] = key
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Keyed } from './keyed.ts'
 import type { Json } from './json.ts'
-import type { AggregatedVolumes } from './volumes.ts'
+import type { AggregatedVolumes, VolumesMap } from './volumes.ts'
+import { ListedVolumes } from './volumes.ts'
 import { InvariantViolation, invariant } from './errors.ts'
 import { JsonBytes, asciiText } from './json-bytes.ts'
 import type { AsciiText } from './json-bytes.ts'
@@ -23,7 +24,8 @@ import type { AsciiText } from './json-bytes.ts'
  * from a row packed in sorted key order (an idempotent replay's stored
  * answer, a stored record's volumes) prints the same bytes as a fresh one.
  * Metadata and volumes print in their maps' own order (canonical: keys
- * sorted when built, `metadata.ts`).
+ * sorted when built, `metadata.ts`); volumes a write's apply built as a list
+ * (`ListedVolumes`) print as the map of the same volumes does.
  */
 export interface PrintableTransaction {
   readonly id: bigint
@@ -78,6 +80,7 @@ const text = {
   open: asciiText('{'),
   comma: asciiText(','),
   openAssets: asciiText(':{'),
+  closeThenComma: asciiText('},'),
   input: asciiText(':{"input":'),
   output: asciiText(',"output":'),
   balance: asciiText(',"balance":'),
@@ -201,8 +204,17 @@ export function writeMetadata(out: JsonBytes, metadata: Readonly<Keyed<string>>)
   out.ascii(text.close)
 }
 
-/** Volumes by account and asset, each as v2 prints them: `{input, output, balance}`. */
+/**
+ * Volumes by account and asset, each as v2 prints them: `{input, output,
+ * balance}`; maps in their own key order, listed volumes in the order the
+ * map of the same volumes lists its keys.
+ */
 export function writeVolumes(out: JsonBytes, volumes: AggregatedVolumes): void {
+  if (volumes instanceof ListedVolumes) writeListedVolumes(out, volumes)
+  else writeVolumesMap(out, volumes)
+}
+
+function writeVolumesMap(out: JsonBytes, volumes: VolumesMap): void {
   out.ascii(text.open)
   let firstAccount = true
   for (const account of Object.keys(volumes)) {
@@ -217,17 +229,49 @@ export function writeVolumes(out: JsonBytes, volumes: AggregatedVolumes): void {
       const moved = byAsset[asset]
       if (moved === undefined) continue
       if (!firstAsset) out.ascii(text.comma)
-      out.string(asset)
-      out.ascii(text.input)
-      out.integer(moved.input)
-      out.ascii(text.output)
-      out.integer(moved.output)
-      out.ascii(text.balance)
-      out.integer(moved.balance)
-      out.ascii(text.close)
+      writeMoved(out, asset, moved.input, moved.output, moved.balance)
       firstAsset = false
     }
     out.ascii(text.close)
   }
+  out.ascii(text.close)
+}
+
+/** Walks the pairs (sorted, or in `printOrder` when a name is an array index): no key list, no map. */
+function writeListedVolumes(out: JsonBytes, volumes: ListedVolumes): void {
+  const names = volumes.pairs.names
+  const order = volumes.pairs.printOrder
+  const amounts = volumes.amounts
+  out.ascii(text.open)
+  let account: string | undefined
+  for (let k = 0; k < names.length; k += 2) {
+    // The pair's position in the lists: the k-th in print order.
+    const at = order === undefined ? k : 2 * (order[k / 2] as number)
+    const name = names[at] as string
+    if (name !== account) {
+      if (account !== undefined) out.ascii(text.closeThenComma)
+      account = name
+      out.string(name)
+      out.ascii(text.openAssets)
+    } else {
+      out.ascii(text.comma)
+    }
+    const input = amounts[at] as bigint
+    const output = amounts[at + 1] as bigint
+    writeMoved(out, names[at + 1] as string, input, output, input - output)
+  }
+  if (account !== undefined) out.ascii(text.close)
+  out.ascii(text.close)
+}
+
+/** `"asset":{"input":…,"output":…,"balance":…}` */
+function writeMoved(out: JsonBytes, asset: string, input: bigint, output: bigint, balance: bigint): void {
+  out.string(asset)
+  out.ascii(text.input)
+  out.integer(input)
+  out.ascii(text.output)
+  out.integer(output)
+  out.ascii(text.balance)
+  out.integer(balance)
   out.ascii(text.close)
 }

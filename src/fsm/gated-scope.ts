@@ -85,10 +85,18 @@ const ABSENT: unique symbol = Symbol('absent')
  * The scope handlers see (contract §2.2 step 4): every read checks the
  * order's coverage, then the write set, then the cache. There is no store
  * here, by construction.
+ *
+ * A key the plan declares is looked up, and written, as the plan's own
+ * string: a handler builds its keys again from the order (the same text),
+ * and a string hashes once, when a map first meets it. The plan's keys were
+ * hashed by planning (the cache's check, the coverage), so the write set,
+ * the cache and the seeds look up a hash already made instead of hashing a
+ * key built a second time; the write set then holds the plan's strings,
+ * which the cache takes at completion.
  */
 export class GatedScope implements Scope {
-  /** The order's coverage as a set, built on first use when the order covers many keys. */
-  private allowedSet: Set<CanonicalKey> | undefined
+  /** The order's coverage (each key to the plan's own string), built on first use when the order covers many keys. */
+  private allowedMap: Map<CanonicalKey, CanonicalKey> | undefined
 
   /**
    * `coverage` is the proposal's plan; the order may read the entries at
@@ -113,20 +121,27 @@ export class GatedScope implements Scope {
   nextOrder(idempotencyKey: string | undefined, coverageIndexes: readonly number[]): void {
     this.idempotencyKeyOfOrder = idempotencyKey
     this.coverageIndexes = coverageIndexes
-    this.allowedSet = undefined
+    this.allowedMap = undefined
   }
 
-  private allows(key: CanonicalKey): boolean {
+  /** The plan's own string for `key` when this order's coverage declares it (the same text), else undefined. */
+  private planned(key: CanonicalKey): CanonicalKey | undefined {
     const indexes = this.coverageIndexes
     if (indexes.length <= COVERAGE_SCAN_MAX) {
-      for (const i of indexes) if (this.entry(i).key === key) return true
-      return false
+      for (const i of indexes) {
+        const declared = this.entry(i).key
+        if (declared === key) return declared
+      }
+      return undefined
     }
-    if (this.allowedSet === undefined) {
-      this.allowedSet = new Set()
-      for (const i of indexes) this.allowedSet.add(this.entry(i).key)
+    if (this.allowedMap === undefined) {
+      this.allowedMap = new Map()
+      for (const i of indexes) {
+        const declared = this.entry(i).key
+        this.allowedMap.set(declared, declared)
+      }
     }
-    return this.allowedSet.has(key)
+    return this.allowedMap.get(key)
   }
 
   /** An entry of the plan (`runOrder` checked every index of the order against it). */
@@ -134,8 +149,9 @@ export class GatedScope implements Scope {
     return this.coverage[i] as CoverageEntry
   }
 
-  read(key: CanonicalKey): AttributeValue | undefined {
-    if (!this.allows(key)) throw new CoverageMiss(key, 'read of a key the plan does not declare for this order')
+  read(built: CanonicalKey): AttributeValue | undefined {
+    const key = this.planned(built)
+    if (key === undefined) throw new CoverageMiss(built, 'read of a key the plan does not declare for this order')
     const written = this.writes.lookup(key)
     if (written !== undefined) return written ?? undefined
     const cached = this.cache.get(key)
@@ -148,7 +164,7 @@ export class GatedScope implements Scope {
 
   /** Writes need no coverage (contract: reads and deletes do): a new transaction's key is unknown at admission. */
   write(key: CanonicalKey, value: AttributeValue): void {
-    this.writes.set(key, value)
+    this.writes.set(this.planned(key) ?? key, value)
   }
 
   /**
@@ -159,7 +175,7 @@ export class GatedScope implements Scope {
    */
   delete(key: CanonicalKey): boolean {
     if (this.read(key) === undefined) return false
-    this.writes.set(key, null)
+    this.writes.set(this.planned(key) ?? key, null)
     return true
   }
 
@@ -168,5 +184,5 @@ export class GatedScope implements Scope {
   }
 }
 
-/** Up to this many coverage entries an order's gate compares keys in place; past it, a set. */
+/** Up to this many coverage entries an order's gate compares keys in place; past it, a map. */
 const COVERAGE_SCAN_MAX = 8

@@ -50,8 +50,9 @@ function viewOf(record: TransactionRecord, postings: Json, metadata: Json, volum
   if (record.revertedAt !== undefined) view.revertedAt = record.revertedAt
   if (record.template !== undefined) view.template = record.template
   if (volumes && record.preCommitVolumes !== undefined && record.postCommitVolumes !== undefined) {
-    view.preCommitVolumes = record.preCommitVolumes
-    view.postCommitVolumes = record.postCommitVolumes
+    // Listed volumes (a write's own) stay a list: every generic printer and packer takes them as their map.
+    view.preCommitVolumes = record.preCommitVolumes as Json
+    view.postCommitVolumes = record.postCommitVolumes as Json
   }
   return view
 }

@@ -13,7 +13,7 @@ import {
   encodeAttribute,
   packValue,
 } from '../../src/domain/index.ts'
-import type { AttributeValue, TransactionRecord } from '../../src/domain/index.ts'
+import type { AttributeValue, TransactionRecord, VolumesMap } from '../../src/domain/index.ts'
 
 /**
  * The fixed layouts of the volumes and transaction rows (storage schema 5,
@@ -121,9 +121,9 @@ test('one value, one form: maps built in any order give the same transaction row
     fc.property(record, (transaction) => {
       const shuffled = { ...transaction, metadata: reversed(transaction.metadata) } as Record<string, unknown>
       if (transaction.preCommitVolumes !== undefined && transaction.postCommitVolumes !== undefined) {
-        const flip = (volumesByAccount: NonNullable<TransactionRecord['preCommitVolumes']>) => keyed(Object.keys(volumesByAccount).reverse().map((account) => [account, reversed(volumesByAccount[account] as Record<string, { input: bigint; output: bigint; balance: bigint }>)] as const))
-        shuffled.preCommitVolumes = flip(transaction.preCommitVolumes)
-        shuffled.postCommitVolumes = flip(transaction.postCommitVolumes)
+        const flip = (volumesByAccount: VolumesMap) => keyed(Object.keys(volumesByAccount).reverse().map((account) => [account, reversed(volumesByAccount[account] as Record<string, { input: bigint; output: bigint; balance: bigint }>)] as const))
+        shuffled.preCommitVolumes = flip(transaction.preCommitVolumes as VolumesMap)
+        shuffled.postCommitVolumes = flip(transaction.postCommitVolumes as VolumesMap)
       }
       assert.deepEqual(encodeAttribute({ kind: 't', value: shuffled as unknown as TransactionRecord }).bytes, encodeAttribute({ kind: 't', value: transaction }).bytes)
     }),

@@ -159,6 +159,25 @@ test("sorted packing writes keys in JSON's canonical order (the order canonicalJ
   )
 })
 
+test('sorted packing of objects past the insertion sort (17 keys and more), nested in one another, writes each in canonical order', () => {
+  const entries = fc.uniqueArray(fc.tuple(key, fc.constant(1n)), { minLength: 17, maxLength: 60, selector: ([k]) => k })
+  fc.assert(
+    fc.property(entries, entries, (outer, inner) => {
+      const object: Record<string, unknown> = {}
+      for (const [k, v] of outer) Object.defineProperty(object, k, { value: v, enumerable: true, writable: true, configurable: true })
+      const nested: Record<string, unknown> = {}
+      for (const [k, v] of inner) Object.defineProperty(nested, k, { value: v, enumerable: true, writable: true, configurable: true })
+      const value = { b: object, a: [nested, object] }
+      const unpacked = unpackValue(packValue(value, LAYOUT, true), LAYOUT)
+      assert.deepStrictEqual(unpacked, parseJson(canonicalJson(value)))
+      const [first] = (unpacked as { a: Record<string, unknown>[] }).a
+      assert.deepStrictEqual(Object.keys(first as Record<string, unknown>), Object.keys(parseJson(canonicalJson(nested)) as Record<string, unknown>))
+      assert.deepStrictEqual(Object.keys((unpacked as { b: Record<string, unknown> }).b), Object.keys(parseJson(canonicalJson(object)) as Record<string, unknown>))
+    }),
+    { numRuns: 200 },
+  )
+})
+
 test('items packed ahead in chunks (PackedItems) pack to the same bytes as the array in place, whatever the chunks', () => {
   fc.assert(
     fc.property(fc.array(value, { maxLength: 300 }), fc.array(fc.nat(), { maxLength: 6 }), value, fc.boolean(), (items, cuts, other, sorted) => {

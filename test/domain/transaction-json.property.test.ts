@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import type { AggregatedVolumes, Json, TransactionRecord } from '../../src/domain/index.ts'
+import type { VolumesMap, Json, TransactionRecord } from '../../src/domain/index.ts'
 import { canonicalMetadata, emptyKeyed, keyedChild, printTransaction, stringJson, stringifyJson, unpackValue, packValue } from '../../src/domain/index.ts'
 import { transactionView } from '../../src/orders/index.ts'
 import { transactionRecords } from '../support/arbitraries.ts'
@@ -22,8 +22,8 @@ const amount = fc.oneof(fc.bigInt({ min: 0n, max: 1000n }), fc.bigInt({ min: 0n,
 const date = fc.constantFrom('2026-01-01T00:00:00Z', '2026-01-01T00:00:00.123456Z', '1970-01-01T00:00:00Z')
 const metadata = fc.array(fc.tuple(text, text), { maxLength: 5 }).map((entries) => canonicalMetadata(entries))
 
-function volumes(entries: readonly (readonly [string, string, bigint, bigint])[]): AggregatedVolumes {
-  const result: AggregatedVolumes = emptyKeyed()
+function volumes(entries: readonly (readonly [string, string, bigint, bigint])[]): VolumesMap {
+  const result: VolumesMap = emptyKeyed()
   for (const [account, asset, input, output] of entries) keyedChild(result, account)[asset] = { input, output, balance: input - output }
   return result
 }
@@ -55,9 +55,9 @@ test('printTransaction appends effective volumes after the view, as the read pri
 })
 
 /** The same volumes, each `{input, output, balance}` in that order; accounts and assets in the map's own order. */
-function inV2Order(map: AggregatedVolumes | undefined): AggregatedVolumes | undefined {
+function inV2Order(map: VolumesMap | undefined): VolumesMap | undefined {
   if (map === undefined) return undefined
-  const result: AggregatedVolumes = emptyKeyed()
+  const result: VolumesMap = emptyKeyed()
   for (const account of Object.keys(map)) {
     for (const [asset, moved] of Object.entries(map[account] ?? {})) keyedChild(result, account)[asset] = { input: moved.input, output: moved.output, balance: moved.balance }
   }
@@ -72,7 +72,7 @@ test('printTransaction prints v2 key order whatever the key order of its value (
       // Maps (metadata, accounts, assets) keep their own order; every field of the transaction, a posting and a volume has v2's.
       const expected = stringifyJson(
         transactionView(
-          { ...transaction, metadata: sorted.metadata, preCommitVolumes: inV2Order(sorted.preCommitVolumes), postCommitVolumes: inV2Order(sorted.postCommitVolumes) } as TransactionRecord,
+          { ...transaction, metadata: sorted.metadata, preCommitVolumes: inV2Order(sorted.preCommitVolumes as VolumesMap | undefined), postCommitVolumes: inV2Order(sorted.postCommitVolumes as VolumesMap | undefined) } as TransactionRecord,
           { volumes: true },
         ),
       )

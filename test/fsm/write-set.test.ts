@@ -137,6 +137,24 @@ test('coverage gate with many keys per order (a set, not a scan): an undeclared 
   assert.throws(() => few.read(keys[4] as CanonicalKey), (error: unknown) => error instanceof TallyError && error.code === 'COVERAGE_MISS')
 })
 
+test('a gated scope reads each declared key\'s own value and writes under it, by scan and by map (keys built again from text, as a handler builds them)', () => {
+  const keys = Array.from({ length: 12 }, (_, i) => key(i))
+  const coverage: CoverageEntry[] = keys.map((k) => ({ key: k, seed: null }))
+  const seeds = new Map(keys.map((k, i) => [k, value(BigInt(100 + i))]))
+  for (const covered of [[2, 5, 7], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]]) {
+    const writes = new WriteSet()
+    const scope = new GatedScope('2026-01-01T00:00:00.000Z', undefined, coverage, covered, seeds, new AttributeCache(100), writes)
+    for (const i of [...covered].reverse()) {
+      // The same text, another string: what a handler builds from the order.
+      const built = volumesKey(L, `users:${String(i)}` as AccountAddress, 'USD' as Asset)
+      assert.deepEqual(scope.read(built), value(BigInt(100 + i)), `key ${i} of ${covered.length}`)
+      scope.write(built, value(BigInt(200 + i)))
+      assert.deepEqual(scope.read(built), value(BigInt(200 + i)))
+    }
+    assert.deepEqual([...writes.values.keys()], [...covered].reverse().map((i) => keys[i]))
+  }
+})
+
 test('one gated scope for a proposal\'s orders: each order reads through its own coverage only (set or scan), and its own idempotency key', () => {
   const keys = Array.from({ length: 12 }, (_, i) => key(i))
   const coverage: CoverageEntry[] = keys.map((k) => ({ key: k, seed: null }))
