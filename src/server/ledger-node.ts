@@ -19,6 +19,7 @@ import { Wal, WalError, resetWal } from '../wal/index.ts'
 import { AuditCheckpoints } from './audit-checkpoints.ts'
 import { silentObserver } from './pipeline-observer.ts'
 import type { PipelineObserver } from './pipeline-observer.ts'
+import type { LatencyTrace } from './latency-trace.ts'
 import type { NodeLog } from './log.ts'
 import type { AuditCheckpointSettings } from './audit-checkpoints.ts'
 import type { WalIo } from '../wal/index.ts'
@@ -179,6 +180,8 @@ export class LedgerNode implements Sequencer {
   private checkpointIndex: number
   private signedCheckpoints: AuditCheckpoints | undefined
   private pipelineObserver: PipelineObserver = silentObserver
+  /** Debug: a timeline of the pipeline's steps (`traceLatency`); undefined costs one comparison per step. */
+  private latencyTrace: LatencyTrace | undefined
   // ---- replicated mode (docs/cluster.md); a single node keeps role 'single' and epoch 0
   private role: NodeRole | 'single'
   private epoch = 0
@@ -254,6 +257,7 @@ export class LedgerNode implements Sequencer {
     })
     this.unsubscribe = wal.onDurable((from, to) => {
       this.pipelineObserver.walGroupDurable(to - from + 1, walTiming.fsyncSeconds)
+      this.latencyTrace?.recordMonotonic('wal-fsync', walTiming.fsyncStartedMs, walTiming.fsyncStartedMs + walTiming.fsyncSeconds * 1000, to - from + 1)
       if (this.role === 'single') {
         // What an idle apply loop did not take at its append (`scheduleApplyAppended`) is applied now, a group at a time.
         if (to > this.applyScheduled) this.handToApply(to)
@@ -284,7 +288,7 @@ export class LedgerNode implements Sequencer {
       const cacheState = await readCacheState(store, options.cacheRotationThreshold ?? cacheRotationThresholdDefault)
       const cache = await restoreCache(store, cacheState, appliedIndex)
       const walDirectory = path.join(options.dataDirectory, 'wal')
-      const walTiming: WalTiming = { fsyncSeconds: 0 }
+      const walTiming: WalTiming = { fsyncSeconds: 0, fsyncStartedMs: 0 }
       const walOptions = {
         directory: walDirectory,
         sync: options.sync ?? true,
@@ -293,6 +297,7 @@ export class LedgerNode implements Sequencer {
           async sync(handle: FileHandle): Promise<void> {
             const started = performance.now()
             await handle.datasync()
+            walTiming.fsyncStartedMs = started
             walTiming.fsyncSeconds = (performance.now() - started) / 1000
           },
         },
@@ -542,6 +547,12 @@ export class LedgerNode implements Sequencer {
     this.admission.observer = observer
   }
 
+  /** Debug: records the pipeline's steps into `trace` (`src/server/latency-trace.ts`). */
+  traceLatency(trace: LatencyTrace): void {
+    this.latencyTrace = trace
+    this.admission.onGatheringAppended = (firstSubmitMs, orders) => trace.recordMonotonic('gather', firstSubmitMs, performance.now(), orders)
+  }
+
   // ---- Sequencer -------------------------------------------------------------
 
   nextIndex(): number {
@@ -672,6 +683,10 @@ export class LedgerNode implements Sequencer {
       }
       // Broken out of: `end` is the last applied (a rotation, enough orders) or the first not applied (a sliced proposal next).
       end = Math.min(results.length === end - start + 1 ? end : end - 1, last)
+      if (this.latencyTrace !== undefined) {
+        this.latencyTrace.recordMonotonic('apply', started, performance.now(), results.length)
+        if (this.cache.generation !== generation) this.latencyTrace.recordMonotonic('rotation', performance.now(), performance.now(), this.cache.generation)
+      }
       // A single node applied these as they were appended: nothing of them reaches the store before the WAL holds them.
       if (this.wal.durable < end) {
         const applied = performance.now()
@@ -684,7 +699,9 @@ export class LedgerNode implements Sequencer {
       // replicated mode the batch carries the committed watermark, which a
       // role change may write meanwhile, and must land in the same turn as it
       // was read.
+      const writeStarted = performance.now()
       await this.store.write(batch.rows(), { sync: false, ...(this.role === 'single' ? { slices: this.storeSlices } : {}) })
+      this.latencyTrace?.recordMonotonic('store-write', writeStarted, performance.now(), batch.size)
       this.storedIndex = end
       this.latchCaughtUp()
       this.wakeAppliedWaiters()
@@ -702,7 +719,11 @@ export class LedgerNode implements Sequencer {
       // between batches, or a backlog of large bulks holds it for seconds.
       if (end < to) await yieldTurn()
     }
-    if (this.storedIndex - this.checkpointIndex >= (this.options.checkpointEntries ?? checkpointEntriesDefault)) await this.checkpoint()
+    if (this.storedIndex - this.checkpointIndex >= (this.options.checkpointEntries ?? checkpointEntriesDefault)) {
+      const checkpointStarted = performance.now()
+      await this.checkpoint()
+      this.latencyTrace?.recordMonotonic('checkpoint', checkpointStarted, performance.now())
+    }
   }
 
   /**
@@ -1255,6 +1276,8 @@ export interface NodeRetentionHooks {
 /** The last WAL fdatasync's duration, shared by the WAL's I/O hook and the node. */
 interface WalTiming {
   fsyncSeconds: number
+  /** When the last fdatasync started (`performance.now()`), for the latency trace. */
+  fsyncStartedMs: number
 }
 
 function unavailable(message: string): TallyError {
