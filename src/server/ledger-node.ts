@@ -140,6 +140,8 @@ export const applyBatchOrdersMaxDefault = 256
 export const applySliceUnitsDefault = 128
 /** Rows copied into a RocksDB batch between two turns of the event loop (a few ms at ~1–2.5 µs per row). */
 export const storeWriteSliceRows = 4096
+/** Applied batches waiting for durability at most before the apply loop waits for the store (a single node). */
+export const applyAheadBatchesMax = 8
 /** A replica that caught up stays ready while it trails what it knows committed by at most this many entries. */
 export const readyLagEntriesMaxDefault = 10_000
 /** Reads waiting for an applied index at once (`Tally-Min-Applied-Index`); more are refused, retryable. */
@@ -602,16 +604,15 @@ export class LedgerNode implements Sequencer {
   }
 
   /**
-   * A single node whose apply loop is idle hands what was appended to it at
-   * once: the FSM applies it while its WAL group is being made durable, and
-   * `applyDurable` writes the store batch, and answers, only once the group
-   * is durable (ADR 0005). The fdatasync and the apply overlap, instead of
-   * adding up, in the latency of a lone write.
+   * A single node hands what was appended to the apply loop at once: the FSM
+   * applies it while its WAL group is being made durable, and the store
+   * chain writes the store batch, and answers, only once the group is
+   * durable (ADR 0005). The fdatasync and the apply overlap, instead of
+   * adding up, in a write's latency — also under load, where a slow
+   * fdatasync gathers many proposals behind it: they are applied while it
+   * runs, not all in one long turn after it.
    */
   private scheduleApplyAppended(): void {
-    // Only into an idle loop: under load, entries are applied a durable group at a time, as
-    // they come out of the WAL (one store batch per group, answered as soon as it is durable).
-    if (this.applySteps > 0) return
     this.handToApply(this.wal.head)
   }
 
@@ -620,15 +621,13 @@ export class LedgerNode implements Sequencer {
     if (target <= this.applyScheduled) return
     const from = this.applyScheduled + 1
     this.applyScheduled = target
-    this.applySteps++
-    this.applyChain = this.applyChain
-      .then(() => this.applyDurable(from, target))
-      .finally(() => this.applySteps--)
-      .catch((error: unknown) => this.fail(error))
+    this.applyChain = this.applyChain.then(() => this.applyDurable(from, target)).catch((error: unknown) => this.fail(error))
   }
 
-  /** Ranges handed to the apply loop and not yet stored (a single node). */
-  private applySteps = 0
+  /** Applied batches waiting for durability or being stored, in order (a single node; `appliesAhead`). */
+  private storeChain: Promise<void> = Promise.resolve()
+  /** Batches in `storeChain` not yet stored. */
+  private storesPending = 0
 
   result(index: number): Promise<ProposalResult> {
     const ready = this.results.get(index)
@@ -651,8 +650,7 @@ export class LedgerNode implements Sequencer {
     // Replicated: applied ≤ committed ≤ head, always; a store holds committed state only.
     if (this.role !== 'single') invariant(to <= this.committedKnown && to <= this.wal.durable, () => `apply up to ${to} beyond committed ${this.committedKnown} or durable ${this.wal.durable}`)
     for (let start = from, end = from - 1; start <= to; start = end + 1) {
-      // Apply and store write time, the wait for durability excluded.
-      let started = performance.now()
+      const started = performance.now()
       const last = Math.min(to, start + this.batchProposalsMax() - 1)
       const batch = new WriteBatch()
       const results: ProposalResult[] = []
@@ -683,47 +681,87 @@ export class LedgerNode implements Sequencer {
       }
       // Broken out of: `end` is the last applied (a rotation, enough orders) or the first not applied (a sliced proposal next).
       end = Math.min(results.length === end - start + 1 ? end : end - 1, last)
+      const appliedMs = performance.now()
+      const rotated = this.cache.generation !== generation
       if (this.latencyTrace !== undefined) {
-        this.latencyTrace.recordMonotonic('apply', started, performance.now(), results.length)
-        if (this.cache.generation !== generation) this.latencyTrace.recordMonotonic('rotation', performance.now(), performance.now(), this.cache.generation)
+        this.latencyTrace.recordMonotonic('apply', started, appliedMs, results.length)
+        if (rotated) this.latencyTrace.recordMonotonic('rotation', appliedMs, appliedMs, this.cache.generation)
       }
-      // A single node applied these as they were appended: nothing of them reaches the store before the WAL holds them.
-      if (this.wal.durable < end) {
-        const applied = performance.now()
-        await this.wal.waitDurable(end)
-        started += performance.now() - applied
-      }
-      this.writeNodeRows(batch)
-      // Not fsynced: the WAL group holding these proposals already is (ADR 0005).
-      // A large batch is handed to RocksDB in slices, on a single node only: in
-      // replicated mode the batch carries the committed watermark, which a
-      // role change may write meanwhile, and must land in the same turn as it
-      // was read.
-      const writeStarted = performance.now()
-      await this.store.write(batch.rows(), { sync: false, ...(this.role === 'single' ? { slices: this.storeSlices } : {}) })
-      this.latencyTrace?.recordMonotonic('store-write', writeStarted, performance.now(), batch.size)
-      this.storedIndex = end
-      this.latchCaughtUp()
-      this.wakeAppliedWaiters()
-      const stored = performance.now()
-      this.pipelineObserver.batchApplied(end - start + 1, (stored - started) / 1000)
-      for (let index = start; index <= end; index++) {
-        const appended = this.appendedAtMs.get(index)
-        this.appendedAtMs.delete(index)
-        if (appended !== undefined) this.pipelineObserver.proposalCommitted((stored - appended) / 1000)
-      }
-      this.signedCheckpoints?.observe(this.fsm.auditHead)
-      for (const result of results) this.deliver(result)
+      const applied: AppliedBatch = { start, end, batch, results, applyMs: appliedMs - started, auditHead: this.fsm.auditHead }
+      if (this.appliesAhead()) {
+        // What the store step writes besides the FSM's rows is taken now, as of this batch's last entry.
+        this.writeNodeRows(batch)
+        this.storesPending++
+        this.storeChain = this.storeChain
+          .then(() => this.storeApplied(applied))
+          .finally(() => this.storesPending--)
+          .catch((error: unknown) => this.fail(error))
+        // The store catches up at a rotation (the seed horizon, ADR 0002), and is never more than a few batches behind.
+        if (rotated || this.storesPending >= applyAheadBatchesMax) {
+          await this.storeChain
+          if (this.fatal !== undefined) return
+        }
+      } else await this.storeApplied(applied)
       // RocksDB's batch write is synchronous (its promise settles on the next
       // tick), so awaiting it gives the event loop no turn: yield one here,
       // between batches, or a backlog of large bulks holds it for seconds.
       if (end < to) await yieldTurn()
     }
+  }
+
+  /**
+   * A single node applies what was appended as soon as it is appended, while
+   * its WAL group is made durable, and batches wait for durability in the
+   * store chain, in order; the apply loop goes on with later entries
+   * meanwhile (docs/performance.md, "Latency at half load"). Otherwise
+   * (replicated mode, `applyWhenDurable`) a batch is stored before the next
+   * is applied.
+   */
+  private appliesAhead(): boolean {
+    return this.role === 'single' && this.options.applyWhenDurable !== true
+  }
+
+  /**
+   * Writes an applied batch to the store once the WAL holds it, then answers
+   * its proposals: nothing of them reaches the store, and nobody is
+   * answered, before their WAL group is durable (ADR 0005).
+   */
+  private async storeApplied(applied: AppliedBatch): Promise<void> {
+    // A failed step fails the node: no later batch may reach the store after it.
+    if (this.fatal !== undefined) return
+    const { start, end, batch, results } = applied
+    if (this.wal.durable < end) await this.wal.waitDurable(end)
+    if (this.fatal !== undefined) return
+    const started = performance.now()
+    if (!this.appliesAhead()) this.writeNodeRows(batch)
+    // Not fsynced: the WAL group holding these proposals already is (ADR 0005).
+    // A large batch is handed to RocksDB in slices, on a single node only: in
+    // replicated mode the batch carries the committed watermark, which a
+    // role change may write meanwhile, and must land in the same turn as it
+    // was read.
+    if (this.appliesAhead()) invariant(this.storedIndex === start - 1, () => `store batch ${start}..${end} would follow index ${this.storedIndex}`)
+    await this.store.write(batch.rows(), { sync: false, ...(this.role === 'single' ? { slices: this.storeSlices } : {}) })
+    this.storedIndex = end
+    this.latchCaughtUp()
+    this.wakeAppliedWaiters()
+    const stored = performance.now()
+    this.latencyTrace?.recordMonotonic('store-write', started, stored, batch.size)
+    // Apply and store write time, the wait for durability excluded.
+    this.pipelineObserver.batchApplied(end - start + 1, (applied.applyMs + stored - started) / 1000)
+    for (let index = start; index <= end; index++) {
+      const appended = this.appendedAtMs.get(index)
+      this.appendedAtMs.delete(index)
+      if (appended !== undefined) this.pipelineObserver.proposalCommitted((stored - appended) / 1000)
+    }
+    this.signedCheckpoints?.observe(applied.auditHead)
+    for (const result of results) this.deliver(result)
     if (this.storedIndex - this.checkpointIndex >= (this.options.checkpointEntries ?? checkpointEntriesDefault)) {
       const checkpointStarted = performance.now()
       await this.checkpoint()
       this.latencyTrace?.recordMonotonic('checkpoint', checkpointStarted, performance.now())
     }
+    // Batches applied ahead and made durable by one fdatasync are stored one per turn of the event loop, as the apply loop's are.
+    if (this.storesPending > 1) await yieldTurn()
   }
 
   /**
@@ -1250,6 +1288,7 @@ export class LedgerNode implements Sequencer {
     if (this.fatal === undefined) {
       await this.wal.flush().catch(() => {})
       await this.applyChain
+      await this.storeChain
       await this.signedCheckpoints?.close()
       await this.store.write([{ key: metaKey(MetaKey.checkpointIndex), value: Buffer.from(String(this.storedIndex)) }], { sync: true })
     }
@@ -1274,6 +1313,18 @@ export interface NodeRetentionHooks {
 }
 
 /** The last WAL fdatasync's duration, shared by the WAL's I/O hook and the node. */
+/** A store batch the FSM applied, waiting to be stored (`storeApplied`). */
+interface AppliedBatch {
+  readonly start: number
+  readonly end: number
+  readonly batch: WriteBatch
+  readonly results: readonly ProposalResult[]
+  /** The FSM's time applying it (ms). */
+  readonly applyMs: number
+  /** The audit chain's head after its last entry. */
+  readonly auditHead: AuditHead
+}
+
 interface WalTiming {
   fsyncSeconds: number
   /** When the last fdatasync started (`performance.now()`), for the latency trace. */
