@@ -624,10 +624,11 @@ export class LedgerNode implements Sequencer {
     this.applyChain = this.applyChain.then(() => this.applyDurable(from, target)).catch((error: unknown) => this.fail(error))
   }
 
-  /** Applied batches waiting for durability or being stored, in order (a single node; `appliesAhead`). */
-  private storeChain: Promise<void> = Promise.resolve()
-  /** Batches in `storeChain` not yet stored. */
-  private storesPending = 0
+  /** Applied batches waiting for durability, in log order (a single node; `appliesAhead`). */
+  private readonly storeQueue: AppliedBatch[] = []
+  /** Whether `drainStoreQueue` runs; `storeDrained` settles when it has emptied the queue. */
+  private storeDraining = false
+  private storeDrained: Promise<void> = Promise.resolve()
 
   result(index: number): Promise<ProposalResult> {
     const ready = this.results.get(index)
@@ -687,21 +688,21 @@ export class LedgerNode implements Sequencer {
         this.latencyTrace.recordMonotonic('apply', started, appliedMs, results.length)
         if (rotated) this.latencyTrace.recordMonotonic('rotation', appliedMs, appliedMs, this.cache.generation)
       }
-      const applied: AppliedBatch = { start, end, batch, results, applyMs: appliedMs - started, auditHead: this.fsm.auditHead }
+      const applied: AppliedBatch = { start, end, batch, results, orders, applyMs: appliedMs - started, auditHead: this.fsm.auditHead }
       if (this.appliesAhead()) {
         // What the store step writes besides the FSM's rows is taken now, as of this batch's last entry.
         this.writeNodeRows(batch)
-        this.storesPending++
-        this.storeChain = this.storeChain
-          .then(() => this.storeApplied(applied))
-          .finally(() => this.storesPending--)
-          .catch((error: unknown) => this.fail(error))
+        this.storeQueue.push(applied)
+        if (!this.storeDraining) {
+          this.storeDraining = true
+          this.storeDrained = this.drainStoreQueue().catch((error: unknown) => this.fail(error))
+        }
         // The store catches up at a rotation (the seed horizon, ADR 0002), and is never more than a few batches behind.
-        if (rotated || this.storesPending >= applyAheadBatchesMax) {
-          await this.storeChain
+        if (rotated || this.storeQueue.length >= applyAheadBatchesMax) {
+          await this.storeDrained
           if (this.fatal !== undefined) return
         }
-      } else await this.storeApplied(applied)
+      } else await this.storeApplied([applied])
       // RocksDB's batch write is synchronous (its promise settles on the next
       // tick), so awaiting it gives the event loop no turn: yield one here,
       // between batches, or a backlog of large bulks holds it for seconds.
@@ -722,46 +723,86 @@ export class LedgerNode implements Sequencer {
   }
 
   /**
-   * Writes an applied batch to the store once the WAL holds it, then answers
-   * its proposals: nothing of them reaches the store, and nobody is
-   * answered, before their WAL group is durable (ADR 0005).
+   * Stores the batches applied ahead, in order, each once the WAL holds it
+   * (ADR 0005): the batches one fdatasync made durable go to the store in one
+   * write and are answered together, up to `applyBatchOrdersMax` orders per
+   * turn of the event loop — answers for durable writes before the FSM's
+   * work on later ones. Runs while the queue holds batches; a failure fails
+   * the node, and no later batch reaches the store after it.
    */
-  private async storeApplied(applied: AppliedBatch): Promise<void> {
+  private async drainStoreQueue(): Promise<void> {
+    const ordersMax = this.options.applyBatchOrdersMax ?? applyBatchOrdersMaxDefault
+    try {
+      for (;;) {
+        const first = this.storeQueue[0]
+        if (first === undefined || this.fatal !== undefined) return
+        if (this.wal.durable < first.end) await this.wal.waitDurable(first.end)
+        if (this.fatal !== undefined) return
+        let taken = 1
+        let orders = first.orders
+        for (let next = this.storeQueue[taken]; next !== undefined && next.end <= this.wal.durable && orders + next.orders <= ordersMax; next = this.storeQueue[taken]) {
+          orders += next.orders
+          taken++
+        }
+        await this.storeApplied(this.storeQueue.splice(0, taken))
+        if (this.storeQueue.length > 0) await yieldTurn()
+      }
+    } finally {
+      this.storeDraining = false
+    }
+  }
+
+  /**
+   * Writes applied batches (consecutive) to the store in one write once the
+   * WAL holds them, then answers their proposals: nothing of them reaches the
+   * store, and nobody is answered, before their WAL group is durable (ADR 0005).
+   */
+  private async storeApplied(applied: readonly AppliedBatch[]): Promise<void> {
     // A failed step fails the node: no later batch may reach the store after it.
     if (this.fatal !== undefined) return
-    const { start, end, batch, results } = applied
+    const first = applied[0]
+    const last = applied.at(-1)
+    invariant(first !== undefined && last !== undefined, 'a store step has a batch')
+    const start = first.start
+    const end = last.end
     if (this.wal.durable < end) await this.wal.waitDurable(end)
     if (this.fatal !== undefined) return
     const started = performance.now()
-    if (!this.appliesAhead()) this.writeNodeRows(batch)
+    if (!this.appliesAhead()) this.writeNodeRows(first.batch)
+    let rows = first.batch.rows()
+    for (let at = 1; at < applied.length; at++) {
+      const batch = applied[at] as AppliedBatch
+      invariant(batch.start === applied[at - 1]!.end + 1, 'batches stored together are consecutive')
+      rows = rows.concat(batch.batch.rows())
+    }
     // Not fsynced: the WAL group holding these proposals already is (ADR 0005).
     // A large batch is handed to RocksDB in slices, on a single node only: in
     // replicated mode the batch carries the committed watermark, which a
     // role change may write meanwhile, and must land in the same turn as it
     // was read.
     if (this.appliesAhead()) invariant(this.storedIndex === start - 1, () => `store batch ${start}..${end} would follow index ${this.storedIndex}`)
-    await this.store.write(batch.rows(), { sync: false, ...(this.role === 'single' ? { slices: this.storeSlices } : {}) })
+    await this.store.write(rows, { sync: false, ...(this.role === 'single' ? { slices: this.storeSlices } : {}) })
     this.storedIndex = end
     this.latchCaughtUp()
     this.wakeAppliedWaiters()
     const stored = performance.now()
-    this.latencyTrace?.recordMonotonic('store-write', started, stored, batch.size)
+    this.latencyTrace?.recordMonotonic('store-write', started, stored, rows.length)
     // Apply and store write time, the wait for durability excluded.
-    this.pipelineObserver.batchApplied(end - start + 1, (applied.applyMs + stored - started) / 1000)
+    this.pipelineObserver.batchApplied(end - start + 1, (applied.reduce((sum, batch) => sum + batch.applyMs, 0) + stored - started) / 1000)
     for (let index = start; index <= end; index++) {
       const appended = this.appendedAtMs.get(index)
       this.appendedAtMs.delete(index)
       if (appended !== undefined) this.pipelineObserver.proposalCommitted((stored - appended) / 1000)
     }
-    this.signedCheckpoints?.observe(applied.auditHead)
-    for (const result of results) this.deliver(result)
+    for (const batch of applied) {
+      this.signedCheckpoints?.observe(batch.auditHead)
+      for (const result of batch.results) this.deliver(result)
+    }
     if (this.storedIndex - this.checkpointIndex >= (this.options.checkpointEntries ?? checkpointEntriesDefault)) {
       const checkpointStarted = performance.now()
       await this.checkpoint()
       this.latencyTrace?.recordMonotonic('checkpoint', checkpointStarted, performance.now())
     }
-    // Batches applied ahead and made durable by one fdatasync are stored one per turn of the event loop, as the apply loop's are.
-    if (this.storesPending > 1) await yieldTurn()
   }
 
   /**
@@ -1288,7 +1329,7 @@ export class LedgerNode implements Sequencer {
     if (this.fatal === undefined) {
       await this.wal.flush().catch(() => {})
       await this.applyChain
-      await this.storeChain
+      await this.storeDrained
       await this.signedCheckpoints?.close()
       await this.store.write([{ key: metaKey(MetaKey.checkpointIndex), value: Buffer.from(String(this.storedIndex)) }], { sync: true })
     }
@@ -1319,6 +1360,8 @@ interface AppliedBatch {
   readonly end: number
   readonly batch: WriteBatch
   readonly results: readonly ProposalResult[]
+  /** Its orders (a proposal not applied counts one), for the bound on a store step. */
+  readonly orders: number
   /** The FSM's time applying it (ms). */
   readonly applyMs: number
   /** The audit chain's head after its last entry. */

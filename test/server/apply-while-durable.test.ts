@@ -5,7 +5,7 @@ import type { Order } from '../../src/orders/index.ts'
 import type { OrderResult } from '../../src/fsm/index.ts'
 import { attributeRowKey } from '../../src/store/index.ts'
 import { transactionKey } from '../../src/domain/index.ts'
-import { LedgerNode } from '../../src/server/index.ts'
+import { LedgerNode, silentObserver } from '../../src/server/index.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { until } from '../support/local.ts'
 import { MAIN, transfer } from '../support/ledger.ts'
@@ -146,6 +146,50 @@ test('applying ahead of durability stops at a cache rotation until the store cau
     const results = await Promise.all(writes)
     assert.ok(results.every(([result]) => result?.status === 'applied'))
     assert.equal(node.storeIndex(), first + 5)
+  } finally {
+    release()
+    await node.close()
+    tmp.remove()
+  }
+})
+
+// Applied ahead, the batches one fdatasync made durable are stored in one write and answered
+// together: the answers for durable writes come before the FSM's work on later ones.
+test('batches applied ahead and made durable by one fdatasync are stored in one write', async () => {
+  let open: () => void = () => {}
+  let gate: Promise<void> | undefined
+  const tmp = tempDirectory()
+  const node = await LedgerNode.open({
+    dataDirectory: tmp.directory,
+    gatherOrdersMax: 1,
+    walIo: {
+      async sync(handle: FileHandle) {
+        if (gate !== undefined) await gate
+        await handle.datasync()
+      },
+    },
+  })
+  const release = (): void => {
+    gate = undefined
+    open()
+  }
+  try {
+    await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: MAIN, bucket: '_default', metadata: {}, features: {} } as Order }], once)
+    const stored: number[] = []
+    node.observe({ ...silentObserver, batchApplied: (proposals) => void stored.push(proposals) })
+    gate = new Promise((resolve) => (open = resolve))
+    const first = node.nextIndex()
+    const writes: Promise<readonly OrderResult[]>[] = []
+    for (let i = 0; i < 4; i++) {
+      writes.push(node.admission.submit([{ order: transfer('world', `users:${i}`, 1n) }], once))
+      await until(`proposal ${i + 1} applied`, () => (node.fsm.appliedIndex === first + i ? true : undefined))
+    }
+    assert.deepEqual(stored, [], 'nothing stored before durable')
+    release()
+    await Promise.all(writes)
+    // The first write's group, then the three appended behind its fdatasync (one group): two store writes.
+    assert.deepEqual(stored, [1, 3])
+    assert.equal(node.storeIndex(), first + 3)
   } finally {
     release()
     await node.close()
