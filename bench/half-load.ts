@@ -25,7 +25,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync 
 import os from 'node:os'
 import path from 'node:path'
 import { serveTally } from './support/serve.ts'
-import { attribute, type Attribution, type TimedRequest } from './support/latency-attribution.ts'
+import { attribute, formatAttribution, type Attribution, type TimedRequest } from './support/latency-attribution.ts'
 import { readLatencyTraceFile, type LatencyTraceFile } from '../src/server/index.ts'
 
 function argumentsOf(name: string): string[] {
@@ -107,7 +107,7 @@ async function main(): Promise<void> {
   console.log('')
   console.log('| variant | round | rate | tx/s | p50 / p90 / p99 / p99.9 / max ms | WAL fdatasync p50 / p99 / max ms (buckets) | GC pauses: count, total ms, longest ≤ ms | store checkpoints: count, mean ms, p50 / longest ≤ ms | store log syncs ahead | loop delay max ms | stalls ≥ 100 ms | server µs/tx (JS thread) | load |')
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
-  const attributions: { variant: string; round: number; rate: number; attribution: Attribution }[] = []
+  const attributions: { variant: string; round: number; rate: number; attribution: Attribution; server: Attribution }[] = []
   for (let round = 1; round <= rounds; round++) {
     for (const variant of variants) {
       const data = mkdtempSync(path.join(os.tmpdir(), 'tally-half-load-'))
@@ -154,29 +154,24 @@ async function main(): Promise<void> {
             copyFileSync(traceFile, path.join(keepTraces, `${variant.name}-${round}-trace.json`))
             for (const { rate } of requestLogs) copyFileSync(path.join(data, `requests-${rate}.json`), path.join(keepTraces, `${variant.name}-${round}-requests-${rate}.json`))
           }
-          for (const { rate, requests } of requestLogs) attributions.push({ variant: variant.name, round, rate, attribution: attribute(requests, events, slowMs) })
+          for (const { rate, requests } of requestLogs) {
+            // The server's own view: each request from its arrival to its answer, against the same timeline.
+            const firstMs = Math.min(...requests.map((request) => request.fromMs))
+            const lastMs = Math.max(...requests.map((request) => request.answeredMs))
+            const served = events
+              .filter((event) => event.kind === 'request' && event.startMs >= firstMs && event.endMs <= lastMs)
+              .map((event) => ({ fromMs: event.startMs, sentMs: event.startMs, answeredMs: event.endMs }))
+            const server = attribute(served, events, slowMs)
+            attributions.push({ variant: variant.name, round, rate, attribution: attribute(requests, events, slowMs), server })
+          }
         }
         rmSync(data, { recursive: true, force: true })
       }
     }
   }
-  for (const { variant, round, rate, attribution } of attributions) printAttribution(variant, round, rate, attribution)
+  for (const { variant, round, rate, attribution, server } of attributions) console.log(['', ...formatAttribution(`${variant}, round ${round}, ${rate}/s`, attribution, server)].join('\n'))
 }
 
-function printAttribution(variant: string, round: number, rate: number, attribution: Attribution): void {
-  const percent = (share: number): string => `${(share * 100).toFixed(1)} %`
-  const server = attribution.serverRequestMs
-  console.log('')
-  console.log(
-    `**${variant}, round ${round}, ${rate}/s**: ${attribution.slow} of ${attribution.requests} requests took ≥ ${attribution.slowMs.toFixed(1)} ms (${percent(attribution.slow / Math.max(1, attribution.requests))}); ` +
-      `the server's own time per request (arrival to answer sent) p50 ${server.p50.toFixed(2)} / p99 ${server.p99.toFixed(2)} / max ${server.max.toFixed(1)} ms over ${server.count}; ` +
-      `no cause overlapped ${percent(attribution.unexplainedShare)} of the slow ones.`,
-  )
-  console.log('')
-  console.log('| cause | slow requests overlapping | all requests overlapping | primary cause of slow | share of slow requests\' time |')
-  console.log('| --- | --- | --- | --- | --- |')
-  for (const share of attribution.shares) console.log(`| ${share.cause} | ${percent(share.slowShare)} | ${percent(share.allShare)} | ${percent(share.primaryShare)} | ${percent(share.timeShare)} |`)
-}
 
 main().catch((error: unknown) => {
   console.error(error)

@@ -173,3 +173,25 @@ export function attribute(requests: readonly TimedRequest[], events: readonly La
     serverRequestMs: { count: serverTimes.length, p50: percentile(serverTimes, 0.5), p99: percentile(serverTimes, 0.99), max: serverTimes.at(-1) ?? Number.NaN },
   }
 }
+
+/** Markdown: the client's view of a run's slow requests, then the server's own (`served`: each request from arrival to answer). */
+export function formatAttribution(title: string, attribution: Attribution, served: Attribution): string[] {
+  const percent = (share: number): string => `${(share * 100).toFixed(1)} %`
+  const server = attribution.serverRequestMs
+  const table = (shares: readonly CauseShare[]): string[] => [
+    '| cause | slow requests overlapping | all requests overlapping | primary cause of slow | share of slow requests\' time |',
+    '| --- | --- | --- | --- | --- |',
+    ...shares.map((share) => `| ${share.cause} | ${percent(share.slowShare)} | ${percent(share.allShare)} | ${percent(share.primaryShare)} | ${percent(share.timeShare)} |`),
+  ]
+  return [
+    `**${title}**: ${attribution.slow} of ${attribution.requests} requests took ≥ ${attribution.slowMs.toFixed(1)} ms from their due time (${percent(attribution.slow / Math.max(1, attribution.requests))}); ` +
+      `the server's own time per request (arrival to answer sent) p50 ${server.p50.toFixed(2)} / p99 ${server.p99.toFixed(2)} / max ${server.max.toFixed(1)} ms over ${server.count}; ` +
+      `no cause overlapped ${percent(attribution.unexplainedShare)} of the slow ones.`,
+    '',
+    ...table(attribution.shares),
+    '',
+    `The server's own view (arrival to answer sent): ${served.slow} of ${served.requests} requests ≥ ${served.slowMs.toFixed(1)} ms; no cause overlapped ${percent(served.unexplainedShare)} of them.`,
+    '',
+    ...table(served.shares.filter((share) => share.cause !== sendLagCause)),
+  ]
+}
