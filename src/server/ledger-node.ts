@@ -261,7 +261,7 @@ export class LedgerNode implements Sequencer {
       this.pipelineObserver.walGroupDurable(to - from + 1, walTiming.fsyncSeconds)
       this.latencyTrace?.recordMonotonic('wal-fsync', walTiming.fsyncStartedMs, walTiming.fsyncStartedMs + walTiming.fsyncSeconds * 1000, to - from + 1)
       if (this.role === 'single') {
-        // What an idle apply loop did not take at its append (`scheduleApplyAppended`) is applied now, a group at a time.
+        // What was not handed to the apply loop at its append (`applyWhenDurable`) is applied now, a group at a time.
         if (to > this.applyScheduled) this.handToApply(to)
         return
       }
@@ -606,8 +606,8 @@ export class LedgerNode implements Sequencer {
   /**
    * A single node hands what was appended to the apply loop at once: the FSM
    * applies it while its WAL group is being made durable, and the store
-   * chain writes the store batch, and answers, only once the group is
-   * durable (ADR 0005). The fdatasync and the apply overlap, instead of
+   * queue (`drainStoreQueue`) writes the store batch, and answers, only once
+   * the group is durable (ADR 0005). The fdatasync and the apply overlap, instead of
    * adding up, in a write's latency — also under load, where a slow
    * fdatasync gathers many proposals behind it: they are applied while it
    * runs, not all in one long turn after it.
@@ -713,7 +713,7 @@ export class LedgerNode implements Sequencer {
   /**
    * A single node applies what was appended as soon as it is appended, while
    * its WAL group is made durable, and batches wait for durability in the
-   * store chain, in order; the apply loop goes on with later entries
+   * store queue, in order; the apply loop goes on with later entries
    * meanwhile (docs/performance.md, "Latency at half load"). Otherwise
    * (replicated mode, `applyWhenDurable`) a batch is stored before the next
    * is applied.
@@ -1353,7 +1353,6 @@ export interface NodeRetentionHooks {
   recycleFloor?(): number
 }
 
-/** The last WAL fdatasync's duration, shared by the WAL's I/O hook and the node. */
 /** A store batch the FSM applied, waiting to be stored (`storeApplied`). */
 interface AppliedBatch {
   readonly start: number
@@ -1368,6 +1367,7 @@ interface AppliedBatch {
   readonly auditHead: AuditHead
 }
 
+/** The last WAL fdatasync's duration, shared by the WAL's I/O hook and the node. */
 interface WalTiming {
   fsyncSeconds: number
   /** When the last fdatasync started (`performance.now()`), for the latency trace. */
