@@ -9,6 +9,8 @@
  *   (a serve argument written node:FLAG is given to node instead, e.g. node:--max-semi-space-size=64)
  *     [--rates 1000,2500] [--duration S] [--rounds R] [--concurrency C]
  *     [--workload bulk --bulk-size B]   (rates are then requests/s, each of B transactions)
+ *     [--attribute MS|p99 [--keep-traces DIR]]   (also: what the requests of MS or more, or the slowest 1 %, overlapped
+ *                             on the server's timeline, TALLY_LATENCY_TRACE; a build without the trace prints none)
  *
  * e.g. --variant 'base=/tmp/base-latency' --variant 'zeros=.' \
  *      --variant 'appending=.:--wal-preallocate-bytes 0'
@@ -19,10 +21,12 @@
  * every variant). Prints one Markdown row per variant, round and rate.
  */
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { serveTally } from './support/serve.ts'
+import { attribute, formatAttribution, type Attribution, type TimedRequest } from './support/latency-attribution.ts'
+import { readLatencyTraceFile, type LatencyTraceFile } from '../src/server/index.ts'
 
 function argumentsOf(name: string): string[] {
   const values: string[] = []
@@ -39,6 +43,10 @@ const rounds = Number(argumentsOf('--rounds')[0] ?? '2')
 const concurrency = Number(argumentsOf('--concurrency')[0] ?? '64')
 const workload = argumentsOf('--workload')[0] ?? 'transactions'
 const bulkSize = argumentsOf('--bulk-size')[0] ?? '100'
+const attributeText = argumentsOf('--attribute')[0]
+/** With --attribute: the trace and request logs are copied here, named by variant, round and rate. */
+const keepTraces = argumentsOf('--keep-traces')[0]
+const slowMs = attributeText === undefined ? undefined : attributeText === 'p99' ? 'p99' : Number(attributeText)
 const variants = argumentsOf('--variant').map((text) => {
   const [name, rest] = text.split(/=(.*)/s) as [string, string]
   const [root, args] = rest.split(/:(.*)/s) as [string, string | undefined]
@@ -84,8 +92,8 @@ function delta(before: Map<string, number>, after: Map<string, number>, key: str
   return (after.get(key) ?? 0) - (before.get(key) ?? 0)
 }
 
-async function bench(url: string, pid: number, rate: number, seconds: number): Promise<Record<string, any>> {
-  const args = ['bench', '--target', url, '--workload', `${workload}:${concurrency}@${rate}`, '--bulk-size', bulkSize, '--duration', String(seconds), '--server-pid', String(pid), '--json', '--max-error-rate', '1']
+async function bench(url: string, pid: number, rate: number, seconds: number, latencyLog?: string): Promise<Record<string, any>> {
+  const args = ['bench', ...(latencyLog === undefined ? [] : ['--latency-log', latencyLog]), '--target', url, '--workload', `${workload}:${concurrency}@${rate}`, '--bulk-size', bulkSize, '--duration', String(seconds), '--server-pid', String(pid), '--json', '--max-error-rate', '1']
   const child = spawn(process.execPath, [path.join(here, 'bin', 'tally.mjs'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
@@ -99,15 +107,23 @@ async function main(): Promise<void> {
   console.log('')
   console.log('| variant | round | rate | tx/s | p50 / p90 / p99 / p99.9 / max ms | WAL fdatasync p50 / p99 / max ms (buckets) | GC pauses: count, total ms, longest ≤ ms | store checkpoints: count, mean ms, p50 / longest ≤ ms | store log syncs ahead | loop delay max ms | stalls ≥ 100 ms | server µs/tx (JS thread) | load |')
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+  const attributions: { variant: string; round: number; rate: number; attribution: Attribution; server: Attribution }[] = []
   for (let round = 1; round <= rounds; round++) {
     for (const variant of variants) {
       const data = mkdtempSync(path.join(os.tmpdir(), 'tally-half-load-'))
-      const server = await serveTally(variant.root, path.join(data, 'data'), variant.args, variant.nodeFlags)
+      const traceFile = path.join(data, 'trace.json')
+      const server = await serveTally(variant.root, path.join(data, 'data'), variant.args, variant.nodeFlags, slowMs === undefined ? {} : { TALLY_LATENCY_TRACE: traceFile })
+      const requestLogs: { rate: number; requests: TimedRequest[] }[] = []
       try {
         await bench(server.url, server.pid, rates[0] ?? 1000, 3)
         for (const rate of rates) {
           const before = await scrape(server.url)
-          const report = await bench(server.url, server.pid, rate, duration)
+          const latencyLog = slowMs === undefined ? undefined : path.join(data, `requests-${rate}.json`)
+          const report = await bench(server.url, server.pid, rate, duration, latencyLog)
+          if (latencyLog !== undefined) {
+            const logged = JSON.parse(readFileSync(latencyLog, 'utf8')) as { requests: [number, number, number][] }
+            requestLogs.push({ rate, requests: logged.requests.map(([fromMs, sentMs, answeredMs]) => ({ fromMs, sentMs, answeredMs })) })
+          }
           const after = await scrape(server.url)
           const latency = report.total.latency
           const cpu = report.cpu?.server
@@ -131,11 +147,31 @@ async function main(): Promise<void> {
         }
       } finally {
         await server.stop()
+        if (slowMs !== undefined && existsSync(traceFile)) {
+          const events = readLatencyTraceFile(JSON.parse(readFileSync(traceFile, 'utf8')) as LatencyTraceFile)
+          if (keepTraces !== undefined) {
+            mkdirSync(keepTraces, { recursive: true })
+            copyFileSync(traceFile, path.join(keepTraces, `${variant.name}-${round}-trace.json`))
+            for (const { rate } of requestLogs) copyFileSync(path.join(data, `requests-${rate}.json`), path.join(keepTraces, `${variant.name}-${round}-requests-${rate}.json`))
+          }
+          for (const { rate, requests } of requestLogs) {
+            // The server's own view: each request from its arrival to its answer, against the same timeline.
+            const firstMs = Math.min(...requests.map((request) => request.fromMs))
+            const lastMs = Math.max(...requests.map((request) => request.answeredMs))
+            const served = events
+              .filter((event) => event.kind === 'request' && event.startMs >= firstMs && event.endMs <= lastMs)
+              .map((event) => ({ fromMs: event.startMs, sentMs: event.startMs, answeredMs: event.endMs }))
+            const server = attribute(served, events, slowMs)
+            attributions.push({ variant: variant.name, round, rate, attribution: attribute(requests, events, slowMs), server })
+          }
+        }
         rmSync(data, { recursive: true, force: true })
       }
     }
   }
+  for (const { variant, round, rate, attribution, server } of attributions) console.log(['', ...formatAttribution(`${variant}, round ${round}, ${rate}/s`, attribution, server)].join('\n'))
 }
+
 
 main().catch((error: unknown) => {
   console.error(error)

@@ -16,11 +16,11 @@ export interface ServedTally {
   stop(): Promise<void>
 }
 
-/** Starts `tally serve` from `root` on `data` (log level warn, `args` added, `nodeFlags` given to node); resolves once it is listening. */
-export async function serveTally(root: string, data: string, args: readonly string[] = [], nodeFlags: readonly string[] = []): Promise<ServedTally> {
+/** Starts `tally serve` from `root` on `data` (log level warn, `args` added, `nodeFlags` given to node, `env` added to its environment); resolves once it is listening. */
+export async function serveTally(root: string, data: string, args: readonly string[] = [], nodeFlags: readonly string[] = [], env: Readonly<Record<string, string>> = {}): Promise<ServedTally> {
   const started = performance.now()
   const child = spawn(process.execPath, [...nodeFlags, path.join(root, 'bin', 'tally.mjs'), 'serve', '--data', data, '--listen', '127.0.0.1:0', ...args], {
-    env: { ...process.env, TALLY_LOG_LEVEL: 'warn' },
+    env: { ...process.env, TALLY_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   const stop = async (): Promise<void> => {

@@ -128,6 +128,12 @@ export class Admission {
   private readonly inFlightMax: number
   /** Set by whoever exposes metrics; admission never depends on it. */
   observer: AdmissionObserver = unobserved
+  /**
+   * Debug (a latency trace, `src/server/latency-trace.ts`): told when a
+   * gathering's proposal is appended, with when its first submit arrived
+   * (`performance.now()`) and its orders. Undefined: one comparison per gathering.
+   */
+  onGatheringAppended: ((firstSubmitMs: number, orders: number) => void) | undefined = undefined
 
   private readonly planSliceOrders: number
   private readonly syncReadKeysMax: number
@@ -137,6 +143,8 @@ export class Admission {
   /** Single-order submits of this turn, not yet proposed. */
   private gathering: Gathered[] = []
   private gatherScheduled = false
+  /** When the current gathering's first submit arrived (only kept while `onGatheringAppended` is set). */
+  private gatheringSinceMs = 0
 
   constructor(private readonly options: AdmissionOptions) {
     this.inFlightMax = options.inFlightMax ?? 16_384
@@ -232,6 +240,7 @@ export class Admission {
    */
   private gather(proposed: ProposedOrder, options: SubmitOptions): Promise<OrderResult> {
     return new Promise((resolve, reject) => {
+      if (this.gathering.length === 0 && this.onGatheringAppended !== undefined) this.gatheringSinceMs = performance.now()
       this.gathering.push({ proposed, options, resolve, reject })
       if (this.gathering.length >= this.gatherOrdersMax) this.closeGathering()
       else if (!this.gatherScheduled) {
@@ -249,13 +258,13 @@ export class Admission {
     const members = this.gathering
     if (members.length === 0) return
     this.gathering = []
-    void this.settleGathered(members)
+    void this.settleGathered(members, this.gatheringSinceMs)
   }
 
   /** Settles every member's promise, whatever happens (never rejects itself). */
-  private async settleGathered(members: readonly Gathered[]): Promise<void> {
+  private async settleGathered(members: readonly Gathered[], sinceMs?: number): Promise<void> {
     try {
-      await this.proposeGathered(members)
+      await this.proposeGathered(members, sinceMs)
     } catch (error) {
       // Members already answered ignore this (a promise settles once).
       for (const member of members) member.reject(error)
@@ -269,7 +278,7 @@ export class Admission {
    * (`STALE_INPUTS`: nothing of it was kept) is planned again with the
    * others that need it, each member within its own bound of attempts.
    */
-  private async proposeGathered(members: readonly Gathered[]): Promise<void> {
+  private async proposeGathered(members: readonly Gathered[], sinceMs?: number): Promise<void> {
     let pending = members
     for (let attempt = 0; attempt < staleRetriesMax; attempt++) {
       const [alone] = pending
@@ -289,6 +298,7 @@ export class Admission {
         await Promise.all(pending.map((member) => this.settleGathered([member])))
         return
       }
+      if (attempt === 0 && sinceMs !== undefined && index !== 'split') this.onGatheringAppended?.(sinceMs, pending.length)
       if (index === 'split') {
         const half = Math.ceil(pending.length / 2)
         await Promise.all([this.settleGathered(pending.slice(0, half)), this.settleGathered(pending.slice(half))])

@@ -26,7 +26,7 @@ import { outputRoutes } from './routes/outputs.ts'
 import { Outputs, checkpointMsDefault } from '../outputs/index.ts'
 import type { OutputsOptions, SubmitOrders } from '../outputs/index.ts'
 import { ServerMetrics, metricsRoutes } from './metrics.ts'
-import { loopStallThresholdMsDefault, watchLoopStalls } from '../server/index.ts'
+import { LatencyTrace, loopStallThresholdMsDefault, wallMs, watchLatencyTrace, watchLoopStalls } from '../server/index.ts'
 import { authentication, tokenEndpoint } from './auth/plugin.ts'
 import { AppliedIndexHeaders } from './applied-index.ts'
 import type { AuthOptions } from './auth/plugin.ts'
@@ -64,6 +64,8 @@ export interface ApiOptions {
   readonly answerCacheBytes?: number
   /** An event-loop delay this long is logged at warn with what held the loop (`src/server/loop-stalls.ts`); 0 = not watched. Default 100. */
   readonly loopStallThresholdMs?: number
+  /** Debug: record a timeline of what the server does and write it here at close (`src/server/latency-trace.ts`). */
+  readonly latencyTraceFile?: string
 }
 
 export interface ApiLogOptions {
@@ -202,6 +204,14 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     app.log.info({ component: 'loop', thresholdMs: loopStallThresholdMs }, 'event-loop stall watch on')
   }
   if (options.clusterRuntime !== undefined) metrics.observeCluster(options.clusterRuntime)
+  let trace: LatencyTrace | undefined
+  if (options.latencyTraceFile !== undefined) {
+    trace = new LatencyTrace()
+    node.traceLatency(trace)
+    const watch = watchLatencyTrace(trace, options.latencyTraceFile)
+    app.addHook('onClose', async () => watch.stop())
+    app.log.warn({ component: 'latency-trace', file: options.latencyTraceFile }, 'latency trace on (a debug tool)')
+  }
   const slowRequestMs = options.slowRequestMs ?? slowRequestMsDefault
   // One hook per step of the request's life for what every request does (each hook run and each hook
   // runner costs, and a step with no hook is skipped): callbacks, since an async hook costs a promise and a
@@ -250,6 +260,10 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     connections.requestEnded(request)
     const elapsedMs = reply.elapsedTime
     metrics.requestAnswered(request, reply, elapsedMs)
+    if (trace !== undefined) {
+      const answeredMs = wallMs()
+      trace.record('request', answeredMs - elapsedMs, answeredMs, reply.statusCode)
+    }
     if (elapsedMs >= slowRequestMs) {
       const route = request.routeOptions.url ?? 'unmatched'
       request.log.warn({ method: request.method, route, statusCode: reply.statusCode, durationMs: Math.round(elapsedMs), slowRequestMs }, 'slow request')

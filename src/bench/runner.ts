@@ -73,6 +73,12 @@ export interface RunOptions {
   readonly progressIntervalMs?: number
   /** Aborting stops new requests (e.g. on Ctrl-C); in-flight ones finish and are counted. */
   readonly signal?: AbortSignal
+  /**
+   * Told of every request answered (clock times, ms): when its latency
+   * counts from (open loop: its due time), when it was sent, when its answer
+   * came. For attributing slow requests (`tally bench --latency-log`).
+   */
+  readonly onRequestDone?: (fromMs: number, sentMs: number, completedMs: number) => void
 }
 
 export interface Tally {
@@ -191,6 +197,7 @@ export async function runBench(options: RunOptions): Promise<RunResult> {
   const stopped = (): boolean => aborted !== undefined || options.signal?.aborted === true
 
   async function execute(state: WorkloadState, generator: RequestGenerator, request: BenchRequest, latencyFromMs: number): Promise<void> {
+    const sentMs = options.onRequestDone === undefined ? 0 : clock.now()
     let outcome: RequestOutcome
     try {
       const response = await options.transport.send(request)
@@ -201,6 +208,7 @@ export async function runBench(options: RunOptions): Promise<RunResult> {
     }
     const completedMs = clock.now()
     state.account(request, outcome, completedMs - latencyFromMs, completedMs)
+    options.onRequestDone?.(latencyFromMs, sentMs, completedMs)
   }
 
   async function closedLoopClient(state: WorkloadState, generator: RequestGenerator): Promise<void> {

@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { parseArgs } from 'node:util'
 import { BearerToken, credentialsHelp } from './credentials.ts'
@@ -88,6 +89,12 @@ const optionSpecs = {
     value: 'PID',
     help: "also report the server's CPU per transaction, read from /proc/PID (Linux, same machine)",
   },
+  'latency-log': {
+    type: 'string',
+    env: 'TALLY_BENCH_LATENCY_LOG',
+    value: 'FILE',
+    help: 'write each request\'s due (or start), send and answer times (wall-clock ms) to FILE as JSON, for attributing slow requests',
+  },
   json: { type: 'boolean', env: 'TALLY_BENCH_JSON', value: '', help: 'print the result as JSON on stdout' },
   help: { type: 'boolean', env: '', value: '', help: 'show this help' },
 } as const
@@ -116,6 +123,8 @@ export interface BenchConfig {
   readonly requestTimeoutMs: number
   readonly json: boolean
   readonly serverPid: number | undefined
+  /** `--latency-log`: where each request's times go. */
+  readonly latencyLog: string | undefined
   readonly client: 'lean' | 'node'
   /** Transactions committed by `_bulk` before the measured load (`--fill`). */
   readonly fillTransactions: number
@@ -167,7 +176,9 @@ export async function runBenchCommand(argv: string[], io: BenchCommandIo): Promi
     const startedAt = new Date()
     const progress = progressWriter(io.stderr)
     const cpuMeter = startCpuMeter(config.serverPid)
+    const latencyLog = config.latencyLog === undefined ? undefined : new RequestTimes(io.clock === undefined ? performance.timeOrigin : 0)
     const result = await runBench({
+      ...(latencyLog === undefined ? {} : { onRequestDone: (fromMs: number, sentMs: number, completedMs: number) => latencyLog.add(fromMs, sentMs, completedMs) }),
       transport,
       plans: config.plans,
       settings: config.settings,
@@ -179,6 +190,7 @@ export async function runBenchCommand(argv: string[], io: BenchCommandIo): Promi
       ...(io.progressIntervalMs === undefined ? {} : { progressIntervalMs: io.progressIntervalMs }),
     })
     const cpu = cpuMeter.finish({ transactions: result.total.transactions, operations: result.total.operations })
+    if (latencyLog !== undefined && config.latencyLog !== undefined) writeFileSync(config.latencyLog, JSON.stringify(latencyLog.toJson()))
     progress.end()
     const report = buildReport({
       startedAt,
@@ -380,6 +392,7 @@ export function resolveConfig(values: OptionValues, registry: WorkloadRegistry):
     client,
     fillTransactions: integerOption(values, 'fill', 0, { min: 0, max: fillTransactionsMax }),
     serverPid: stringOption(values, 'server-pid') === undefined ? undefined : integerOption(values, 'server-pid', 1, { min: 1, max: 0x3fff_ffff }),
+    latencyLog: stringOption(values, 'latency-log'),
   }
 }
 
@@ -469,4 +482,36 @@ export function helpText(registry: WorkloadRegistry): string {
 function credentialsFor(target: URL): { credentials?: () => Promise<Record<string, string>> } {
   const bearer = BearerToken.fromEnvironment(process.env, target)
   return bearer === undefined ? {} : { credentials: () => bearer.headers() }
+}
+
+/** Requests kept at most by `--latency-log` (24 bytes each); later ones are counted, not kept. */
+export const latencyLogRequestsMax = 10_000_000
+
+/** Each request's times for `--latency-log`, in wall-clock ms (the clock's origin added). */
+class RequestTimes {
+  private times: Float64Array = new Float64Array(3 * 4096)
+  private count = 0
+  private dropped = 0
+
+  constructor(private readonly originMs: number) {}
+
+  add(fromMs: number, sentMs: number, completedMs: number): void {
+    if (this.count === latencyLogRequestsMax) {
+      this.dropped++
+      return
+    }
+    if (3 * (this.count + 1) > this.times.length) {
+      const grown = new Float64Array(Math.min(this.times.length * 2, 3 * latencyLogRequestsMax))
+      grown.set(this.times)
+      this.times = grown
+    }
+    this.times.set([this.originMs + fromMs, this.originMs + sentMs, this.originMs + completedMs], 3 * this.count++)
+  }
+
+  /** `requests`: [from, sent, answered] per request, in the order they were answered. */
+  toJson(): { readonly dropped: number; readonly requests: number[][] } {
+    const requests: number[][] = []
+    for (let at = 0; at < this.count; at++) requests.push([0, 1, 2].map((column) => Math.round((this.times[3 * at + column] as number) * 1000) / 1000))
+    return { dropped: this.dropped, requests }
+  }
 }

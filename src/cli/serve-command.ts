@@ -142,6 +142,8 @@ export interface ServeSettings {
   readonly answerCacheBytes?: number
   /** An event-loop delay this long is logged and counted as a stall (undefined: the default). */
   readonly loopStallMs?: number
+  /** Debug, from `TALLY_LATENCY_TRACE` only: write a timeline of the server's steps here at shutdown (docs/performance.md, "Latency at half load: what the slow requests wait for"). */
+  readonly latencyTraceFile?: string
   readonly auditCheckpointFile?: string
   readonly logLevel: string
   readonly tls?: { readonly certFile: string; readonly keyFile: string }
@@ -323,6 +325,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
     ...(optionalInteger('wal-segment-bytes-max') === undefined ? {} : { walSegmentBytesMax: optionalInteger('wal-segment-bytes-max') as number }),
     ...(preallocate === undefined ? {} : { walPreallocateBytes: preallocate.value === '0' ? 0 : positiveInteger(preallocate.value, 0, preallocate.source) }),
     ...(loopStallMs === undefined ? {} : { loopStallMs }),
+    ...(env.TALLY_LATENCY_TRACE === undefined || env.TALLY_LATENCY_TRACE === '' ? {} : { latencyTraceFile: path.resolve(env.TALLY_LATENCY_TRACE) }),
     ...(answerBytes === undefined ? {} : { answerCacheBytes: answerBytes.value === '0' ? 0 : byteSize(answerBytes.value, answerBytes.source) }),
     ...(auditFile === undefined ? {} : { auditCheckpointFile: path.resolve(auditFile.value) }),
     logLevel: logLevelOf(logLevel?.value ?? 'info'),
@@ -660,6 +663,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       bodyBytesMax: settings.bodyBytesMax,
       transport: settings.transport,
       ...(settings.loopStallMs === undefined ? {} : { loopStallThresholdMs: settings.loopStallMs }),
+      ...(settings.latencyTraceFile === undefined ? {} : { latencyTraceFile: settings.latencyTraceFile }),
       ...(settings.answerCacheBytes === undefined ? {} : { answerCacheBytes: settings.answerCacheBytes }),
       logger: { level: settings.logLevel, stream: logStream },
       ...security,

@@ -9,3 +9,5 @@ export { ReplicationRefused, ReplicationMetaKey, nodeLocalMetaKeys, nextStateHas
 export type { NodeClusterStatus, NodeRole, ReplicatedEntry, ReplicatedModeOptions, SnapshotStatusView, StateHash } from './replicated.ts'
 export { describeStall, loopStallThresholdMsDefault, watchLoopStalls } from './loop-stalls.ts'
 export type { LoopSample, LoopStall, LoopStallObserver, LoopStallWatch, LoopStallWatchOptions, StallWatchedStore } from './loop-stalls.ts'
+export { LatencyTrace, latencyTraceEventsMax, latencyTraceKinds, readLatencyTraceFile, wallMs, watchLatencyTrace } from './latency-trace.ts'
+export type { LatencyTraceEvent, LatencyTraceFile, LatencyTraceKind, LatencyTraceWatch } from './latency-trace.ts'

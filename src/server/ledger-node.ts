@@ -19,6 +19,7 @@ import { Wal, WalError, resetWal } from '../wal/index.ts'
 import { AuditCheckpoints } from './audit-checkpoints.ts'
 import { silentObserver } from './pipeline-observer.ts'
 import type { PipelineObserver } from './pipeline-observer.ts'
+import type { LatencyTrace } from './latency-trace.ts'
 import type { NodeLog } from './log.ts'
 import type { AuditCheckpointSettings } from './audit-checkpoints.ts'
 import type { WalIo } from '../wal/index.ts'
@@ -139,6 +140,8 @@ export const applyBatchOrdersMaxDefault = 256
 export const applySliceUnitsDefault = 128
 /** Rows copied into a RocksDB batch between two turns of the event loop (a few ms at ~1–2.5 µs per row). */
 export const storeWriteSliceRows = 4096
+/** Applied batches waiting for durability at most before the apply loop waits for the store (a single node). */
+export const applyAheadBatchesMax = 8
 /** A replica that caught up stays ready while it trails what it knows committed by at most this many entries. */
 export const readyLagEntriesMaxDefault = 10_000
 /** Reads waiting for an applied index at once (`Tally-Min-Applied-Index`); more are refused, retryable. */
@@ -179,6 +182,8 @@ export class LedgerNode implements Sequencer {
   private checkpointIndex: number
   private signedCheckpoints: AuditCheckpoints | undefined
   private pipelineObserver: PipelineObserver = silentObserver
+  /** Debug: a timeline of the pipeline's steps (`traceLatency`); undefined costs one comparison per step. */
+  private latencyTrace: LatencyTrace | undefined
   // ---- replicated mode (docs/cluster.md); a single node keeps role 'single' and epoch 0
   private role: NodeRole | 'single'
   private epoch = 0
@@ -254,8 +259,9 @@ export class LedgerNode implements Sequencer {
     })
     this.unsubscribe = wal.onDurable((from, to) => {
       this.pipelineObserver.walGroupDurable(to - from + 1, walTiming.fsyncSeconds)
+      this.latencyTrace?.recordMonotonic('wal-fsync', walTiming.fsyncStartedMs, walTiming.fsyncStartedMs + walTiming.fsyncSeconds * 1000, to - from + 1)
       if (this.role === 'single') {
-        // What an idle apply loop did not take at its append (`scheduleApplyAppended`) is applied now, a group at a time.
+        // What was not handed to the apply loop at its append (`applyWhenDurable`) is applied now, a group at a time.
         if (to > this.applyScheduled) this.handToApply(to)
         return
       }
@@ -284,7 +290,7 @@ export class LedgerNode implements Sequencer {
       const cacheState = await readCacheState(store, options.cacheRotationThreshold ?? cacheRotationThresholdDefault)
       const cache = await restoreCache(store, cacheState, appliedIndex)
       const walDirectory = path.join(options.dataDirectory, 'wal')
-      const walTiming: WalTiming = { fsyncSeconds: 0 }
+      const walTiming: WalTiming = { fsyncSeconds: 0, fsyncStartedMs: 0 }
       const walOptions = {
         directory: walDirectory,
         sync: options.sync ?? true,
@@ -293,6 +299,7 @@ export class LedgerNode implements Sequencer {
           async sync(handle: FileHandle): Promise<void> {
             const started = performance.now()
             await handle.datasync()
+            walTiming.fsyncStartedMs = started
             walTiming.fsyncSeconds = (performance.now() - started) / 1000
           },
         },
@@ -542,6 +549,12 @@ export class LedgerNode implements Sequencer {
     this.admission.observer = observer
   }
 
+  /** Debug: records the pipeline's steps into `trace` (`src/server/latency-trace.ts`). */
+  traceLatency(trace: LatencyTrace): void {
+    this.latencyTrace = trace
+    this.admission.onGatheringAppended = (firstSubmitMs, orders) => trace.recordMonotonic('gather', firstSubmitMs, performance.now(), orders)
+  }
+
   // ---- Sequencer -------------------------------------------------------------
 
   nextIndex(): number {
@@ -591,16 +604,15 @@ export class LedgerNode implements Sequencer {
   }
 
   /**
-   * A single node whose apply loop is idle hands what was appended to it at
-   * once: the FSM applies it while its WAL group is being made durable, and
-   * `applyDurable` writes the store batch, and answers, only once the group
-   * is durable (ADR 0005). The fdatasync and the apply overlap, instead of
-   * adding up, in the latency of a lone write.
+   * A single node hands what was appended to the apply loop at once: the FSM
+   * applies it while its WAL group is being made durable, and the store
+   * queue (`drainStoreQueue`) writes the store batch, and answers, only once
+   * the group is durable (ADR 0005). The fdatasync and the apply overlap, instead of
+   * adding up, in a write's latency — also under load, where a slow
+   * fdatasync gathers many proposals behind it: they are applied while it
+   * runs, not all in one long turn after it.
    */
   private scheduleApplyAppended(): void {
-    // Only into an idle loop: under load, entries are applied a durable group at a time, as
-    // they come out of the WAL (one store batch per group, answered as soon as it is durable).
-    if (this.applySteps > 0) return
     this.handToApply(this.wal.head)
   }
 
@@ -609,15 +621,14 @@ export class LedgerNode implements Sequencer {
     if (target <= this.applyScheduled) return
     const from = this.applyScheduled + 1
     this.applyScheduled = target
-    this.applySteps++
-    this.applyChain = this.applyChain
-      .then(() => this.applyDurable(from, target))
-      .finally(() => this.applySteps--)
-      .catch((error: unknown) => this.fail(error))
+    this.applyChain = this.applyChain.then(() => this.applyDurable(from, target)).catch((error: unknown) => this.fail(error))
   }
 
-  /** Ranges handed to the apply loop and not yet stored (a single node). */
-  private applySteps = 0
+  /** Applied batches waiting for durability, in log order (a single node; `appliesAhead`). */
+  private readonly storeQueue: AppliedBatch[] = []
+  /** Whether `drainStoreQueue` runs; `storeDrained` settles when it has emptied the queue. */
+  private storeDraining = false
+  private storeDrained: Promise<void> = Promise.resolve()
 
   result(index: number): Promise<ProposalResult> {
     const ready = this.results.get(index)
@@ -640,8 +651,7 @@ export class LedgerNode implements Sequencer {
     // Replicated: applied ≤ committed ≤ head, always; a store holds committed state only.
     if (this.role !== 'single') invariant(to <= this.committedKnown && to <= this.wal.durable, () => `apply up to ${to} beyond committed ${this.committedKnown} or durable ${this.wal.durable}`)
     for (let start = from, end = from - 1; start <= to; start = end + 1) {
-      // Apply and store write time, the wait for durability excluded.
-      let started = performance.now()
+      const started = performance.now()
       const last = Math.min(to, start + this.batchProposalsMax() - 1)
       const batch = new WriteBatch()
       const results: ProposalResult[] = []
@@ -672,37 +682,127 @@ export class LedgerNode implements Sequencer {
       }
       // Broken out of: `end` is the last applied (a rotation, enough orders) or the first not applied (a sliced proposal next).
       end = Math.min(results.length === end - start + 1 ? end : end - 1, last)
-      // A single node applied these as they were appended: nothing of them reaches the store before the WAL holds them.
-      if (this.wal.durable < end) {
-        const applied = performance.now()
-        await this.wal.waitDurable(end)
-        started += performance.now() - applied
+      const appliedMs = performance.now()
+      const rotated = this.cache.generation !== generation
+      if (this.latencyTrace !== undefined) {
+        this.latencyTrace.recordMonotonic('apply', started, appliedMs, results.length)
+        if (rotated) this.latencyTrace.recordMonotonic('rotation', appliedMs, appliedMs, this.cache.generation)
       }
-      this.writeNodeRows(batch)
-      // Not fsynced: the WAL group holding these proposals already is (ADR 0005).
-      // A large batch is handed to RocksDB in slices, on a single node only: in
-      // replicated mode the batch carries the committed watermark, which a
-      // role change may write meanwhile, and must land in the same turn as it
-      // was read.
-      await this.store.write(batch.rows(), { sync: false, ...(this.role === 'single' ? { slices: this.storeSlices } : {}) })
-      this.storedIndex = end
-      this.latchCaughtUp()
-      this.wakeAppliedWaiters()
-      const stored = performance.now()
-      this.pipelineObserver.batchApplied(end - start + 1, (stored - started) / 1000)
-      for (let index = start; index <= end; index++) {
-        const appended = this.appendedAtMs.get(index)
-        this.appendedAtMs.delete(index)
-        if (appended !== undefined) this.pipelineObserver.proposalCommitted((stored - appended) / 1000)
-      }
-      this.signedCheckpoints?.observe(this.fsm.auditHead)
-      for (const result of results) this.deliver(result)
+      const applied: AppliedBatch = { start, end, batch, results, orders, applyMs: appliedMs - started, auditHead: this.fsm.auditHead }
+      if (this.appliesAhead()) {
+        // What the store step writes besides the FSM's rows is taken now, as of this batch's last entry.
+        this.writeNodeRows(batch)
+        this.storeQueue.push(applied)
+        if (!this.storeDraining) {
+          this.storeDraining = true
+          this.storeDrained = this.drainStoreQueue().catch((error: unknown) => this.fail(error))
+        }
+        // The store catches up at a rotation (the seed horizon, ADR 0002), and is never more than a few batches behind.
+        if (rotated || this.storeQueue.length >= applyAheadBatchesMax) {
+          await this.storeDrained
+          if (this.fatal !== undefined) return
+        }
+      } else await this.storeApplied([applied])
       // RocksDB's batch write is synchronous (its promise settles on the next
       // tick), so awaiting it gives the event loop no turn: yield one here,
       // between batches, or a backlog of large bulks holds it for seconds.
       if (end < to) await yieldTurn()
     }
-    if (this.storedIndex - this.checkpointIndex >= (this.options.checkpointEntries ?? checkpointEntriesDefault)) await this.checkpoint()
+  }
+
+  /**
+   * A single node applies what was appended as soon as it is appended, while
+   * its WAL group is made durable, and batches wait for durability in the
+   * store queue, in order; the apply loop goes on with later entries
+   * meanwhile (docs/performance.md, "Latency at half load"). Otherwise
+   * (replicated mode, `applyWhenDurable`) a batch is stored before the next
+   * is applied.
+   */
+  private appliesAhead(): boolean {
+    return this.role === 'single' && this.options.applyWhenDurable !== true
+  }
+
+  /**
+   * Stores the batches applied ahead, in order, each once the WAL holds it
+   * (ADR 0005): the batches one fdatasync made durable go to the store in one
+   * write and are answered together, up to `applyBatchOrdersMax` orders per
+   * turn of the event loop — answers for durable writes before the FSM's
+   * work on later ones. Runs while the queue holds batches; a failure fails
+   * the node, and no later batch reaches the store after it.
+   */
+  private async drainStoreQueue(): Promise<void> {
+    const ordersMax = this.options.applyBatchOrdersMax ?? applyBatchOrdersMaxDefault
+    try {
+      for (;;) {
+        const first = this.storeQueue[0]
+        if (first === undefined || this.fatal !== undefined) return
+        if (this.wal.durable < first.end) await this.wal.waitDurable(first.end)
+        if (this.fatal !== undefined) return
+        let taken = 1
+        let orders = first.orders
+        for (let next = this.storeQueue[taken]; next !== undefined && next.end <= this.wal.durable && orders + next.orders <= ordersMax; next = this.storeQueue[taken]) {
+          orders += next.orders
+          taken++
+        }
+        await this.storeApplied(this.storeQueue.splice(0, taken))
+        if (this.storeQueue.length > 0) await yieldTurn()
+      }
+    } finally {
+      this.storeDraining = false
+    }
+  }
+
+  /**
+   * Writes applied batches (consecutive) to the store in one write once the
+   * WAL holds them, then answers their proposals: nothing of them reaches the
+   * store, and nobody is answered, before their WAL group is durable (ADR 0005).
+   */
+  private async storeApplied(applied: readonly AppliedBatch[]): Promise<void> {
+    // A failed step fails the node: no later batch may reach the store after it.
+    if (this.fatal !== undefined) return
+    const first = applied[0]
+    const last = applied.at(-1)
+    invariant(first !== undefined && last !== undefined, 'a store step has a batch')
+    const start = first.start
+    const end = last.end
+    if (this.wal.durable < end) await this.wal.waitDurable(end)
+    if (this.fatal !== undefined) return
+    const started = performance.now()
+    if (!this.appliesAhead()) this.writeNodeRows(first.batch)
+    let rows = first.batch.rows()
+    for (let at = 1; at < applied.length; at++) {
+      const batch = applied[at] as AppliedBatch
+      invariant(batch.start === applied[at - 1]!.end + 1, 'batches stored together are consecutive')
+      rows = rows.concat(batch.batch.rows())
+    }
+    // Not fsynced: the WAL group holding these proposals already is (ADR 0005).
+    // A large batch is handed to RocksDB in slices, on a single node only: in
+    // replicated mode the batch carries the committed watermark, which a
+    // role change may write meanwhile, and must land in the same turn as it
+    // was read.
+    if (this.appliesAhead()) invariant(this.storedIndex === start - 1, () => `store batch ${start}..${end} would follow index ${this.storedIndex}`)
+    await this.store.write(rows, { sync: false, ...(this.role === 'single' ? { slices: this.storeSlices } : {}) })
+    this.storedIndex = end
+    this.latchCaughtUp()
+    this.wakeAppliedWaiters()
+    const stored = performance.now()
+    this.latencyTrace?.recordMonotonic('store-write', started, stored, rows.length)
+    // Apply and store write time, the wait for durability excluded.
+    this.pipelineObserver.batchApplied(end - start + 1, (applied.reduce((sum, batch) => sum + batch.applyMs, 0) + stored - started) / 1000)
+    for (let index = start; index <= end; index++) {
+      const appended = this.appendedAtMs.get(index)
+      this.appendedAtMs.delete(index)
+      if (appended !== undefined) this.pipelineObserver.proposalCommitted((stored - appended) / 1000)
+    }
+    for (const batch of applied) {
+      this.signedCheckpoints?.observe(batch.auditHead)
+      for (const result of batch.results) this.deliver(result)
+    }
+    if (this.storedIndex - this.checkpointIndex >= (this.options.checkpointEntries ?? checkpointEntriesDefault)) {
+      const checkpointStarted = performance.now()
+      await this.checkpoint()
+      this.latencyTrace?.recordMonotonic('checkpoint', checkpointStarted, performance.now())
+    }
   }
 
   /**
@@ -1229,6 +1329,7 @@ export class LedgerNode implements Sequencer {
     if (this.fatal === undefined) {
       await this.wal.flush().catch(() => {})
       await this.applyChain
+      await this.storeDrained
       await this.signedCheckpoints?.close()
       await this.store.write([{ key: metaKey(MetaKey.checkpointIndex), value: Buffer.from(String(this.storedIndex)) }], { sync: true })
     }
@@ -1252,9 +1353,25 @@ export interface NodeRetentionHooks {
   recycleFloor?(): number
 }
 
+/** A store batch the FSM applied, waiting to be stored (`storeApplied`). */
+interface AppliedBatch {
+  readonly start: number
+  readonly end: number
+  readonly batch: WriteBatch
+  readonly results: readonly ProposalResult[]
+  /** Its orders (a proposal not applied counts one), for the bound on a store step. */
+  readonly orders: number
+  /** The FSM's time applying it (ms). */
+  readonly applyMs: number
+  /** The audit chain's head after its last entry. */
+  readonly auditHead: AuditHead
+}
+
 /** The last WAL fdatasync's duration, shared by the WAL's I/O hook and the node. */
 interface WalTiming {
   fsyncSeconds: number
+  /** When the last fdatasync started (`performance.now()`), for the latency trace. */
+  fsyncStartedMs: number
 }
 
 function unavailable(message: string): TallyError {

@@ -106,7 +106,7 @@ export interface LoopStallWatch {
  * queue), read through one open descriptor at offset 0: ~4 µs a read,
  * against ~60 µs to open and read the file each time (a loaded machine).
  */
-class ThreadSchedule {
+export class ThreadSchedule {
   private descriptor: number | undefined
   private readonly buffer = Buffer.alloc(128)
 

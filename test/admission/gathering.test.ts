@@ -171,6 +171,9 @@ test('a gathered script whose inputs moved (STALE_INPUTS) is retried alone; the 
   let release: () => void = () => {}
   let gate: Promise<void> | undefined
   const harness = await open({
+    // Each entry applied only once durable: what waits at the gate stays logged and not applied
+    // (a single node otherwise applies what it appends at once, ahead of durability).
+    applyWhenDurable: true,
     walIo: {
       write: async (handle: FileHandle, buffers: Buffer[], position: number) => {
         if (gate !== undefined) await gate
@@ -184,8 +187,7 @@ test('a gathered script whose inputs moved (STALE_INPUTS) is retried alone; the 
     await submitAlone(harness.node, { order: transfer('world', 'pool', 10n) })
     gate = new Promise((resolve) => (release = resolve))
     const first = harness.node.nextIndex()
-    // A node applies what it appended while the WAL makes it durable, one batch at a time: this
-    // first proposal is applied and waits at the gate, so the ones after it wait to be applied.
+    // The first proposal waits at the gate, and the ones after it behind it, none applied.
     const blocker = submitAlone(harness.node, { order: transfer('world', 'users:blocker', 1n) })
     await until('the blocker appended', () => (harness.node.nextIndex() === first + 1 ? true : undefined))
     const topUp = submitAlone(harness.node, { order: transfer('world', 'pool', 5n) })

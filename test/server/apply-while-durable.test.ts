@@ -5,7 +5,7 @@ import type { Order } from '../../src/orders/index.ts'
 import type { OrderResult } from '../../src/fsm/index.ts'
 import { attributeRowKey } from '../../src/store/index.ts'
 import { transactionKey } from '../../src/domain/index.ts'
-import { LedgerNode } from '../../src/server/index.ts'
+import { LedgerNode, silentObserver } from '../../src/server/index.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { until } from '../support/local.ts'
 import { MAIN, transfer } from '../support/ledger.ts'
@@ -68,6 +68,132 @@ test('a single node applies an appended write while its WAL group is made durabl
     assert.notDeepEqual(await node.store.getMany([attributeRowKey(transactionKey(MAIN, 0n))]), [undefined])
   } finally {
     await close()
+  }
+})
+
+// Under load the apply loop is rarely idle: a write appended while an earlier one waits for its
+// fdatasync used to wait for that fdatasync and its own before the FSM even applied it, so a slow
+// fdatasync left a backlog applied in one long turn after it. Now it is applied while the earlier
+// one waits (docs/performance.md, "Latency at half load"); each is still stored, and answered, only
+// once its own group is durable, in order.
+test('a write appended while an earlier one waits for its fdatasync is applied before that fdatasync returns; both are stored and answered only once durable', async () => {
+  const { node, hold, release, close } = await openGatedNode()
+  try {
+    hold()
+    const firstIndex = node.nextIndex()
+    const answered: number[] = []
+    const first = node.admission.submit([{ order: transfer('world', 'users:1', 7n) }], once).then((results) => (answered.push(firstIndex), results))
+    await until('the FSM applied the first write', () => (node.fsm.appliedIndex === firstIndex ? true : undefined))
+    const secondIndex = node.nextIndex()
+    const second = node.admission.submit([{ order: transfer('world', 'users:2', 5n) }], once).then((results) => (answered.push(secondIndex), results))
+    await until('the FSM applied the second write, the first one\'s fdatasync still held', () => (node.fsm.appliedIndex === secondIndex ? true : undefined), 5_000)
+    assert.equal(secondIndex, firstIndex + 1)
+    assert.ok(node.wal.durable < firstIndex, 'the first group is not durable yet')
+    assert.equal(node.storeIndex(), firstIndex - 1, 'the store holds neither')
+    assert.deepEqual(await node.store.getMany([attributeRowKey(transactionKey(MAIN, 0n)), attributeRowKey(transactionKey(MAIN, 1n))]), [undefined, undefined])
+    for (let turn = 0; turn < 5; turn++) await new Promise<void>((resolve) => setImmediate(resolve))
+    assert.deepEqual(answered, [], 'neither is answered before its group is durable')
+    release()
+    const [[firstResult], [secondResult]] = await Promise.all([first, second])
+    assert.equal(firstResult?.status, 'applied')
+    assert.equal(secondResult?.status, 'applied')
+    assert.deepEqual(answered, [firstIndex, secondIndex], 'answered in log order')
+    assert.equal(node.storeIndex(), secondIndex)
+    assert.equal((await node.store.getMany([attributeRowKey(transactionKey(MAIN, 1n))]))[0] !== undefined, true)
+  } finally {
+    await close()
+  }
+})
+
+// Applying ahead stops at a cache rotation until the store holds everything applied: the store
+// then keeps up with the oldest generation the cache still holds, which seeds read from the store
+// are judged against (ADR 0002), however slow the fdatasync the batches wait for.
+test('applying ahead of durability stops at a cache rotation until the store caught up', async () => {
+  let open: () => void = () => {}
+  let gate: Promise<void> | undefined
+  const tmp = tempDirectory()
+  const node = await LedgerNode.open({
+    dataDirectory: tmp.directory,
+    cacheRotationThreshold: 4,
+    gatherOrdersMax: 1,
+    walIo: {
+      async sync(handle: FileHandle) {
+        if (gate !== undefined) await gate
+        await handle.datasync()
+      },
+    },
+  })
+  const release = (): void => {
+    gate = undefined
+    open()
+  }
+  try {
+    await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: MAIN, bucket: '_default', metadata: {}, features: {} } as Order }], once)
+    gate = new Promise((resolve) => (open = resolve))
+    const first = node.nextIndex()
+    const generation = node.cache.generation
+    // One at a time, each appended before the next is planned: the cache's horizon admits them all.
+    const writes: Promise<readonly OrderResult[]>[] = []
+    for (let i = 0; i < 6; i++) {
+      writes.push(node.admission.submit([{ order: transfer('world', `users:${i}`, 1n) }], once))
+      await until(`proposal ${i + 1} appended`, () => (node.nextIndex() === first + i + 1 ? true : undefined))
+    }
+    await until('a rotation applied', () => (node.cache.generation !== generation ? true : undefined))
+    for (let turn = 0; turn < 30; turn++) await new Promise<void>((resolve) => setImmediate(resolve))
+    assert.ok(node.fsm.appliedIndex < first + 5, `applied up to ${node.fsm.appliedIndex} past a rotation while the store is at ${node.storeIndex()}`)
+    assert.equal(node.cache.generation, generation + 1, 'no second rotation before the store caught up')
+    release()
+    const results = await Promise.all(writes)
+    assert.ok(results.every(([result]) => result?.status === 'applied'))
+    assert.equal(node.storeIndex(), first + 5)
+  } finally {
+    release()
+    await node.close()
+    tmp.remove()
+  }
+})
+
+// Applied ahead, the batches one fdatasync made durable are stored in one write and answered
+// together: the answers for durable writes come before the FSM's work on later ones.
+test('batches applied ahead and made durable by one fdatasync are stored in one write', async () => {
+  let open: () => void = () => {}
+  let gate: Promise<void> | undefined
+  const tmp = tempDirectory()
+  const node = await LedgerNode.open({
+    dataDirectory: tmp.directory,
+    gatherOrdersMax: 1,
+    walIo: {
+      async sync(handle: FileHandle) {
+        if (gate !== undefined) await gate
+        await handle.datasync()
+      },
+    },
+  })
+  const release = (): void => {
+    gate = undefined
+    open()
+  }
+  try {
+    await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: MAIN, bucket: '_default', metadata: {}, features: {} } as Order }], once)
+    const stored: number[] = []
+    node.observe({ ...silentObserver, batchApplied: (proposals) => void stored.push(proposals) })
+    gate = new Promise((resolve) => (open = resolve))
+    const first = node.nextIndex()
+    const writes: Promise<readonly OrderResult[]>[] = []
+    for (let i = 0; i < 4; i++) {
+      writes.push(node.admission.submit([{ order: transfer('world', `users:${i}`, 1n) }], once))
+      await until(`proposal ${i + 1} applied`, () => (node.fsm.appliedIndex === first + i ? true : undefined))
+    }
+    assert.deepEqual(stored, [], 'nothing stored before durable')
+    release()
+    await Promise.all(writes)
+    // The first write's group, then the three appended behind its fdatasync (one group): two store writes.
+    assert.deepEqual(stored, [1, 3])
+    assert.equal(node.storeIndex(), first + 3)
+  } finally {
+    release()
+    await node.close()
+    tmp.remove()
   }
 })
 

@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import path from 'node:path'
 import { byteSize, parseServeArgs } from '../../src/cli/serve-command.ts'
 
 test('serve: cache flags are optional (an existing data directory keeps its own), byte budgets take units', () => {
@@ -60,4 +61,16 @@ test('serve: --wal-preallocate-bytes sets the zeros written ahead of the WAL (fl
   assert.ok(fromEnv !== 'help')
   assert.equal(fromEnv.walPreallocateBytes, 1048576)
   assert.throws(() => parseServeArgs(['--wal-preallocate-bytes', '-1'], {}), /--wal-preallocate-bytes/)
+})
+
+test('serve: the latency trace is a debug tool, on only when TALLY_LATENCY_TRACE names a file', () => {
+  const off = parseServeArgs([], {})
+  assert.ok(off !== 'help')
+  assert.equal(off.latencyTraceFile, undefined)
+  const on = parseServeArgs([], { TALLY_LATENCY_TRACE: 'trace.json' })
+  assert.ok(on !== 'help')
+  assert.equal(on.latencyTraceFile, path.resolve('trace.json'))
+  const empty = parseServeArgs([], { TALLY_LATENCY_TRACE: '' })
+  assert.ok(empty !== 'help')
+  assert.equal(empty.latencyTraceFile, undefined)
 })
