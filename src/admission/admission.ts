@@ -183,7 +183,7 @@ export class Admission {
    * `submit([proposed], options)` would resolve with (its one result) or
    * reject with. A gathered submit costs no promise of its own, and no turn
    * of the microtask queue between its proposal's result and its answer
-   * (docs/performance.md, "Single writes answered without a promise each").
+   * (docs/performance.md, "Single writes at 64 connections").
    */
   submitSingle(proposed: ProposedOrder, options: SubmitOptions, answer: SingleAnswer): void {
     if (!this.gathers(options)) {

@@ -176,7 +176,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
   app.addContentTypeParser('*', { parseAs: 'string' }, parseBody)
   // The same parser under the type JSON clients send: fastify finds it by the header's text in its cache, where
   // the catch-all is looked up by parsing the header anew on every request (docs/performance.md, "Single writes
-  // answered without a promise each").
+  // at 64 connections").
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseBody)
   app.decorate('cursorKey', cursorKeyOf(node.clusterId))
   app.setReplySerializer((payload) => stringifyJson(payload))

@@ -25,7 +25,7 @@ export async function submitOne(
  * as admission hands it over, in the stretch that delivers its proposal.
  * A pending request costs no promise, no async frame and no adoption of the
  * reply as a thenable, each a turn of the microtask queue
- * (docs/performance.md, "Single writes answered without a promise each").
+ * (docs/performance.md, "Single writes at 64 connections").
  * An error is sent as a rejected handler's would be (fastify's error
  * handler).
  */

@@ -50,7 +50,7 @@ export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views:
   })
 
   // Not async: the common create (no template read from a schema) is answered from its result without a
-  // promise of its own (docs/performance.md, "Single writes answered without a promise each").
+  // promise of its own (docs/performance.md, "Single writes at 64 connections").
   app.post('/v2/:ledger/transactions', (request, reply) => {
     const ledger = ledgerParam(request)
     const schema = schemaVersionOf(request)
