@@ -163,7 +163,7 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
   app.removeAllContentTypeParsers()
   // Large bodies parse in slices so one request cannot hold the event loop (health checks, other clients).
   // A callback parser: a body of one slice or less is parsed and handed on at once, with no promise and its turn.
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_request: unknown, body: string | Buffer, done: (error: Error | null, value?: unknown) => void) => {
+  const parseBody = (_request: unknown, body: string | Buffer, done: (error: Error | null, value?: unknown) => void): void => {
     const text = typeof body === 'string' ? body : body.toString('utf8')
     if (text.trim() === '') return done(null, undefined)
     if (text.length > jsonSliceCharacters) return void parseJsonBody(text).then((value) => done(null, value), done)
@@ -174,7 +174,12 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
       return done(error as Error)
     }
     done(null, value)
-  })
+  }
+  app.addContentTypeParser('*', { parseAs: 'string' }, parseBody)
+  // The same parser under the type JSON clients send: fastify finds it by the header's text in its cache, where
+  // the catch-all is looked up by parsing the header anew on every request (docs/performance.md, "Single writes
+  // at 64 connections").
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseBody)
   app.decorate('cursorKey', cursorKeyOf(node.clusterId))
   app.setReplySerializer((payload) => stringifyJson(payload))
   app.setErrorHandler(errorHandler)

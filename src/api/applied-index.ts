@@ -93,8 +93,8 @@ export class AppliedIndexHeaders {
     if (!reply.hasHeader(appliedIndexHeader)) void reply.header(appliedIndexHeader, String(index === atAnswer ? this.node.storeIndex() : index))
     // A forwarded write is answered by the primary itself (its headers pass through the replica unchanged).
     if (index === atAnswer && reply.statusCode < 400 && !reply.hasHeader(epochHeader)) {
-      const status = this.node.clusterStatus()
-      if (status.role === 'primary') void reply.header(epochHeader, String(status.epoch))
+      const epoch = this.node.primaryEpoch()
+      if (epoch !== undefined) void reply.header(epochHeader, String(epoch))
     }
   }
 }

@@ -895,6 +895,11 @@ export class LedgerNode implements Sequencer {
     }
   }
 
+  /** A primary's epoch (what its write answers carry as `Tally-Epoch`); undefined on any other node. Read per answer, unlike `clusterStatus()`. */
+  primaryEpoch(): number | undefined {
+    return this.role === 'primary' ? this.epoch : undefined
+  }
+
   /** Cluster mode's snapshot figures, shown by `clusterStatus()` (`/_/cluster`). */
   setSnapshotStatus(source: (() => SnapshotStatusView) | undefined): void {
     this.snapshotStatus = source

@@ -356,3 +356,75 @@ test('over HTTP: concurrent POST /transactions with one Idempotency-Key are one 
     await api.close()
   }
 })
+
+/** `submitSingle` as a promise of every answer it was given (an array, to see a second answer). */
+function submitSingleAnswers(admission: Admission, proposed: ProposedOrder, dryRun = false): { answers: (OrderResult | Error)[]; first: Promise<OrderResult> } {
+  const answers: (OrderResult | Error)[] = []
+  let settle: (answer: OrderResult | Error) => void = () => {}
+  const first = new Promise<OrderResult | Error>((resolve) => (settle = resolve)).then((answer) => {
+    if (answer instanceof Error) throw answer
+    return answer
+  })
+  admission.submitSingle(proposed, { atomic: true, continueOnFailure: false, dryRun }, (error, result) => {
+    const answer = result ?? (error instanceof Error ? error : new Error(String(error)))
+    answers.push(answer)
+    settle(answer)
+  })
+  return { answers, first }
+}
+
+test('a single submit answered through a callback: once each, what submit resolves with, gathered into one proposal', async () => {
+  const single = await open()
+  const promised = await open()
+  try {
+    for (const harness of [single, promised]) {
+      assert.equal((await submitAlone(harness.node, { order: createLedger })).status, 'applied')
+      assert.equal((await submitAlone(harness.node, { order: transfer('world', 'users:a', 10n) })).status, 'applied')
+    }
+    const submitted = turn.map((proposed) => submitSingleAnswers(single.node.admission, proposed))
+    const answered = await Promise.all(submitted.map((entry) => entry.first))
+    const viaPromises = await Promise.all(turn.map((proposed) => submitAlone(promised.node, proposed)))
+    assert.deepEqual(single.proposals, [1, 1, turn.length], 'the turn went into one proposal')
+    assert.deepEqual(answered.map(outcome), viaPromises.map(outcome))
+    // A dry run goes through `submit` (never gathered) and answers the same way.
+    const dry = submitSingleAnswers(single.node.admission, { order: transfer('world', 'users:z', 5n) }, true)
+    assert.equal((await dry.first).status, 'applied')
+    assert.deepEqual(
+      [...submitted, dry].map((entry) => entry.answers.length),
+      [...submitted, dry].map(() => 1),
+      'each submit answered exactly once',
+    )
+    assert.equal(await balance(single.node, 'users:z'), 0n, 'the dry run kept nothing')
+  } finally {
+    await single.close()
+    await promised.close()
+  }
+})
+
+test('a single submit answered through a callback counts in flight until answered; a refusal is its answer', async () => {
+  const temp = tempDirectory('tally-gathering-single-bound-')
+  const node = await LedgerNode.open({ dataDirectory: temp.directory, sync: false })
+  try {
+    await submitAlone(node, { order: createLedger })
+    const store: StoreReader = {
+      getMany: async (keys) => {
+        if (keys.some((key) => key.includes('users:poison'))) throw new TallyError({ code: 'INTERNAL', kind: 'internal', message: 'poisoned read' })
+        return node.store.getMany(keys)
+      },
+    } as StoreReader
+    const bounded = new Admission({ cache: node.cache, store, sequencer: node, now: Date.now, newId: () => 'bounded-single', inFlightMax: 2 })
+    const turnOne = ['users:0', 'users:poison', 'users:2'].map((account) => submitSingleAnswers(bounded, { order: transfer('world', account, 1n) }))
+    const [first, poisoned, third] = await Promise.allSettled(turnOne.map((entry) => entry.first))
+    assert.ok(first?.status === 'fulfilled' && first.value.status === 'applied')
+    assert.ok(poisoned?.status === 'rejected' && poisoned.reason instanceof TallyError && poisoned.reason.message === 'poisoned read', 'a planning refusal reaches its own request')
+    assert.ok(third?.status === 'rejected' && third.reason instanceof TallyError && third.reason.code === 'RESOURCE_EXHAUSTED', 'the third of a bound of two is refused')
+    // Answered submits no longer count: two more fit.
+    const turnTwo = ['users:4', 'users:5'].map((account) => submitSingleAnswers(bounded, { order: transfer('world', account, 1n) }))
+    const results = await Promise.all(turnTwo.map((entry) => entry.first))
+    assert.deepEqual(results.map((result) => result.status), ['applied', 'applied'])
+    assert.deepEqual([...turnOne, ...turnTwo].map((entry) => entry.answers.length), [1, 1, 1, 1, 1], 'each submit answered exactly once')
+  } finally {
+    await node.close()
+    temp.remove()
+  }
+})
