@@ -186,12 +186,12 @@ export class Views {
   /** `printedTransactionList`, answered at once (a string, no promise) when it is kept. */
   transactionListAnswer(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): string | Promise<string> {
     const spot = this.transactionListSpot(ledger, request, filter, expand)
-    if (spot === undefined) return this.listTransactions(ledger, request, filter, expand).then((page) => stringifyJson({ cursor: page }))
+    if (spot === undefined) return this.listTransactionsInTurn(ledger, request, filter, expand, undefined).then((page) => stringifyJson({ cursor: page }))
     const kept = spot.cache.get(spot.key)
     if (kept !== undefined) return kept
     const read = spot.cache.reading()
     read.add(spot.slot)
-    return this.listTransactions(ledger, request, filter, expand, read).then((page) => {
+    return this.listTransactionsInTurn(ledger, request, filter, expand, read).then((page) => {
       const text = stringifyJson({ cursor: page })
       spot.cache.put(spot.key, text, read)
       return text
@@ -207,6 +207,30 @@ export class Views {
     const slot = answers?.generations.accountSlot(ledger, account)
     if (answers === undefined || slot === undefined) return undefined
     return { cache: answers.cache, slot, key: `t${expand.volumes ? 'v' : '-'}${request.pageSize}\u0000${ledger}\u0000${account}\u0000${JSON.stringify(request.options)}` }
+  }
+
+  /**
+   * A list that missed the kept answers, read once the turn's sockets are
+   * handled, right after the turn's other list reads (`endOfTurn`): its
+   * store reads then find RocksDB's code and structures warm rather than
+   * cold after an HTTP exchange (see `readAccountsInTurn`).
+   */
+  private async listTransactionsInTurn(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand, read: ReadRecord | undefined): Promise<Page<PrintedJson>> {
+    await this.endOfTurn()
+    return this.listTransactions(ledger, request, filter, expand, read)
+  }
+
+  /** Settled once the current turn's sockets are handled: one `setImmediate` a turn, shared by the turn's list reads. */
+  private turnEnd: Promise<void> | undefined
+
+  private endOfTurn(): Promise<void> {
+    this.turnEnd ??= new Promise<void>((resolve) => setImmediate(this.turnEnded, resolve))
+    return this.turnEnd
+  }
+
+  private readonly turnEnded = (resolve: () => void): void => {
+    this.turnEnd = undefined
+    resolve()
   }
 
   /** `read`: when the answer is to be kept, records each transaction row's owner before the row is read. */
