@@ -374,18 +374,19 @@ export class Views {
   private readonly readAccountsInTurn = (): void => {
     const reads = this.accountReadsWaiting.splice(0, accountReadsPerTurn)
     if (this.accountReadsWaiting.length > 0) setImmediate(this.readAccountsInTurn)
-    const keys: Buffer[] = []
-    for (const read of reads) keys.push(attributeRowKey(accountKey(read.ledger, read.address)))
     // A ledger not known yet is read once, after the accounts (ledgers are never deleted: once seen, never read again).
     let ledgerRowAt: Map<string, number> | undefined
-    for (const read of reads) {
-      if (this.knownLedgers.has(read.ledger) || ledgerRowAt?.has(read.ledger) === true) continue
-      ledgerRowAt ??= new Map()
-      ledgerRowAt.set(read.ledger, keys.length)
-      keys.push(attributeRowKey(ledgerKey(read.ledger)))
-    }
     let rows: (Buffer | undefined)[]
+    // Nothing may escape: this runs from `setImmediate`, where a throw would end the process.
     try {
+      const keys: Buffer[] = []
+      for (const read of reads) keys.push(attributeRowKey(accountKey(read.ledger, read.address)))
+      for (const read of reads) {
+        if (this.knownLedgers.has(read.ledger) || ledgerRowAt?.has(read.ledger) === true) continue
+        ledgerRowAt ??= new Map()
+        ledgerRowAt.set(read.ledger, keys.length)
+        keys.push(attributeRowKey(ledgerKey(read.ledger)))
+      }
       rows = this.store.getManySync(keys)
     } catch (error) {
       for (const read of reads) read.reject(error)
