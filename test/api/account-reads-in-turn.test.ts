@@ -7,6 +7,7 @@ import { Views } from '../../src/api/views.ts'
 import { Store, attributeRowKey } from '../../src/store/index.ts'
 import type { AccountAddress, AccountRecord, Asset, LedgerName } from '../../src/domain/index.ts'
 import { accountKey, encodeAttribute, ledgerKey, stringifyJson, volumesKey } from '../../src/domain/index.ts'
+import { createLedger, openTestApi, postTransaction } from '../support/api.ts'
 
 // Account reads that miss the kept answers are read together once the turn's
 // requests are handled (`Views.readAccountsInTurn`): each must still get its
@@ -152,4 +153,38 @@ test('more account reads than one turn takes are answered over several turns, in
     assert.equal(counted.calls, 3, `${counted.calls} calls for 150 reads`)
     for (const [at, address] of addresses.entries()) assert.equal(answers[at], await expectedAnswer(store, main, address, false))
   })
+})
+
+test('get-accounts sent at once through the app: each answer and each error is the one the same request gets alone', async () => {
+  for (const answerCacheBytes of [0, 1 << 20]) {
+    const api = await openTestApi({ answerCacheBytes })
+    try {
+      await createLedger(api, 'main')
+      for (let i = 0; i < 6; i++) await postTransaction(api, 'main', [{ source: 'world', destination: `users:${i}`, amount: 10 + i, asset: i % 2 === 0 ? 'USD' : 'EUR/2' }])
+      const urls = [
+        ...Array.from({ length: 6 }, (_, i) => `/v2/main/accounts/users:${i}?expand=volumes`),
+        '/v2/main/accounts/world?expand=volumes',
+        '/v2/main/accounts/users:404',
+        '/v2/nowhere/accounts/users:1',
+        '/v2/main/accounts/users:3',
+      ]
+      const alone: { status: number; text: string }[] = []
+      for (const url of urls) {
+        const reply = await api.request('GET', url)
+        alone.push({ status: reply.status, text: reply.text })
+      }
+      // Twice over, so that with answers kept the second round mixes kept answers and none.
+      const together = await Promise.all([...urls, ...urls].map((url) => api.request('GET', url)))
+      assert.deepEqual(
+        together.map((reply) => ({ status: reply.status, text: reply.text })),
+        [...alone, ...alone],
+      )
+      assert.deepEqual(
+        alone.map((reply) => reply.status),
+        [200, 200, 200, 200, 200, 200, 200, 404, 404, 200],
+      )
+    } finally {
+      await api.close()
+    }
+  }
 })
