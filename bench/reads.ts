@@ -3,7 +3,7 @@
  *
  *   node --import tsx bench/reads.ts [--root DIR]... [--workload get-account:16]... [--fill 100000]
  *                                    [--accounts 1000] [--duration 10] [--rounds 3] [--log-level info]
- *                                    [--answer-cache-bytes B] [--one-server] [--warmup 2] [--auth]
+ *                                    [--answer-cache-bytes B] [--one-server] [--warmup 2] [--warmup-requests N] [--auth]
  *
  * Starts one `tally serve` per `--root` (a checkout; default this one), each
  * on its own temporary data directory, fills each with `--fill`
@@ -37,6 +37,21 @@
  * `--answer-cache-bytes`): what a read that misses the kept answers costs,
  * without writes beside it. A root whose `tally serve` has no such flag
  * cannot be driven with it.
+ *
+ * What decides a comparison is the **paired ratio**: in each round, each
+ * root's server CPU per operation over the first root's, from runs a few
+ * seconds apart; the median and the range of those per-round ratios are
+ * printed last. The machine's speed drifts between rounds (on a shared VM
+ * the same build's figure moved × 1.8 between quiet runs, the load
+ * generator's own CPU per request with it), which a ratio of medians over
+ * the whole run mixes in. Beside each run: the server's read syscalls per
+ * operation (`/proc/PID/io`): a request's socket read is one, each RocksDB
+ * block read from a file (a block-cache miss: the binding reads files with
+ * `pread`, no mmap) one more; and, from the server's metrics at the start
+ * of the measured run, RocksDB's level-0 files, memtable bytes and running
+ * compactions: a store that differs between runs is seen. With
+ * `--warmup-requests N` the warm-up of each run is N requests rather than
+ * `--warmup` seconds, so each run's block cache is warmed by the same reads.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
@@ -61,6 +76,7 @@ const { values } = parseArgs({
     'answer-cache-bytes': { type: 'string' },
     'one-server': { type: 'boolean', default: false },
     warmup: { type: 'string', default: '2' },
+    'warmup-requests': { type: 'string' },
     auth: { type: 'boolean', default: false },
   },
 })
@@ -137,6 +153,30 @@ async function bench(server: Server, args: string[]): Promise<BenchReport> {
   return JSON.parse(stdout) as BenchReport
 }
 
+/** The server's read syscalls so far (`syscr` of /proc/PID/io); undefined where /proc is missing. */
+async function readSyscalls(pid: number): Promise<number | undefined> {
+  try {
+    const found = /^syscr: (\d+)$/m.exec(await readFile(`/proc/${pid}/io`, 'utf8'))
+    return found === null ? undefined : Number(found[1])
+  } catch {
+    return undefined
+  }
+}
+
+/** RocksDB's shape as the server's metrics give it: level-0 files, memtable bytes, running compactions ('–' when unreadable). */
+async function storeShape(server: Server): Promise<string> {
+  try {
+    const response = await fetch(`${server.url}/_/metrics`)
+    if (!response.ok) return '–'
+    const text = await response.text()
+    const metric = (name: string): string => new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? '?'
+    const memtable = Number(metric('tally_rocksdb_memtable_bytes'))
+    return `L0 ${metric('tally_rocksdb_level0_files')}, mem ${Number.isFinite(memtable) ? `${(memtable / 2 ** 20).toFixed(1)} MiB` : '?'}, comp ${metric('tally_rocksdb_running_compactions')}`
+  } catch {
+    return '–'
+  }
+}
+
 const loadAverage = async (): Promise<string> => (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
 const median = (numbers: number[]): number => {
   const sorted = [...numbers].sort((a, b) => a - b)
@@ -154,27 +194,34 @@ try {
     if (oneServer) await stopServer(server)
   }
   const rows: { root: string; workload: string; round: number; report: BenchReport; load: string }[] = []
-  process.stdout.write(`workloads ${workloads.join(' | ')}, ${values.duration} s per run${apiClient === undefined ? '' : ', every request with a bearer token'}${oneServer ? `, one server at a time (each run on a server started for it, ${values.warmup} s warm-up)` : ', every server up throughout'}, after a fill of ${values.fill} transactions over ${values.accounts} accounts, log level ${values['log-level']}${values['answer-cache-bytes'] === undefined ? '' : `, answer cache ${values['answer-cache-bytes']} bytes`}\n\n`)
-  process.stdout.write('| round | root | load average | ' + 'workload req/s (tx/s) p99 ms | server µs/op (JS thread) | client µs/op |\n| --- | --- | --- | --- | --- | --- |\n')
+  const warmup = values['warmup-requests'] === undefined ? ['--duration', values.warmup] : ['--requests', values['warmup-requests']]
+  const warms = values['warmup-requests'] !== undefined || Number(values.warmup) > 0
+  process.stdout.write(`workloads ${workloads.join(' | ')}, ${values.duration} s per run${apiClient === undefined ? '' : ', every request with a bearer token'}${oneServer ? `, one server at a time (each run on a server started for it, ${values['warmup-requests'] === undefined ? `${values.warmup} s` : `${values['warmup-requests']} requests of`} warm-up)` : ', every server up throughout'}, after a fill of ${values.fill} transactions over ${values.accounts} accounts, log level ${values['log-level']}${values['answer-cache-bytes'] === undefined ? '' : `, answer cache ${values['answer-cache-bytes']} bytes`}\n\n`)
+  process.stdout.write('| round | root | load average | ' + 'workload req/s (tx/s) p99 ms | server µs/op (JS thread) | client µs/op | server read syscalls/op | store at start |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n')
   for (let round = 1; round <= rounds; round++) {
     for (const workload of workloads) for (const [at, kept] of servers.entries()) {
       let server = kept
       if (oneServer) {
         server = await startServer(kept.root, kept.directory)
         servers[at] = server
-        if (Number(values.warmup) > 0) await bench(server, ['--workload', workload, '--duration', values.warmup])
+        if (warms) await bench(server, ['--workload', workload, ...warmup])
       }
       const load = await loadAverage()
       const pid = server.child.pid as number
+      const shape = await storeShape(server)
+      const syscallsBefore = await readSyscalls(pid)
       const report = await bench(server, ['--workload', workload, '--duration', values.duration, '--server-pid', String(pid)])
+      const syscallsAfter = await readSyscalls(pid)
       if (oneServer) await stopServer(server)
+      const operations = report.total.operations
+      const syscalls = syscallsBefore === undefined || syscallsAfter === undefined || operations === 0 ? '–' : ((syscallsAfter - syscallsBefore) / operations).toFixed(2)
       rows.push({ root: server.root, workload, round, report, load })
       const measured = report.workloads
         .map((workload) => `${workload.name} ${workload.requestsPerSecond.toFixed(0)}${workload.kind === 'write' ? ` (${workload.transactionsPerSecond.toFixed(0)})` : ''} ${workload.latency.p99Ms.toFixed(1)}`)
         .join('; ')
       const cpu = report.cpu?.server
       process.stdout.write(
-        `| ${round} | ${path.basename(server.root)} | ${load} | ${measured} | ${cpu?.microsPerOperation?.toFixed(1) ?? '–'} (${cpu?.mainThreadMicrosPerOperation?.toFixed(1) ?? '–'}) | ${report.cpu?.client.microsPerOperation?.toFixed(1) ?? '–'} |\n`,
+        `| ${round} | ${path.basename(server.root)} | ${load} | ${measured} | ${cpu?.microsPerOperation?.toFixed(1) ?? '–'} (${cpu?.mainThreadMicrosPerOperation?.toFixed(1) ?? '–'}) | ${report.cpu?.client.microsPerOperation?.toFixed(1) ?? '–'} | ${syscalls} | ${shape} |\n`,
       )
     }
   }
@@ -197,6 +244,27 @@ try {
     process.stdout.write(
       `| ${path.basename(root)} | ${measured} | ${ratio((report) => report.cpu?.server?.microsPerOperation ?? 0)} | ${ratio((report) => report.cpu?.server?.mainThreadMicrosPerOperation ?? 0)} |\n`,
     )
+  }
+  if (roots.length > 1) {
+    // Each round's ratio to the first root's run of the same round and workload: what decides on a machine whose speed drifts.
+    process.stdout.write('\npaired ratios to the first root, per round (median, range):\n\n| root | workload | server µs/op | JS thread µs/op | req/s |\n| --- | --- | --- | --- | --- |\n')
+    const paired = (workload: string, root: string, pick: (report: BenchReport) => number | null | undefined): string => {
+      const ratios: number[] = []
+      for (let round = 1; round <= rounds; round++) {
+        const base = rows.find((row) => row.root === roots[0] && row.workload === workload && row.round === round)
+        const mine = rows.find((row) => row.root === root && row.workload === workload && row.round === round)
+        const over = base === undefined ? undefined : pick(base.report)
+        const under = mine === undefined ? undefined : pick(mine.report)
+        if (over !== undefined && over !== null && under !== undefined && under !== null && over > 0) ratios.push(under / over)
+      }
+      if (ratios.length === 0) return '–'
+      return `×${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}; ${ratios.map((ratio) => ratio.toFixed(2)).join(', ')})`
+    }
+    for (const workload of workloads) for (const root of roots.slice(1)) {
+      process.stdout.write(
+        `| ${path.basename(root)} | ${workload} | ${paired(workload, root, (report) => report.cpu?.server?.microsPerOperation)} | ${paired(workload, root, (report) => report.cpu?.server?.mainThreadMicrosPerOperation)} | ${paired(workload, root, (report) => report.workloads[0]?.requestsPerSecond)} |\n`,
+      )
+    }
   }
 } finally {
   for (const server of servers) {

@@ -186,12 +186,12 @@ export class Views {
   /** `printedTransactionList`, answered at once (a string, no promise) when it is kept. */
   transactionListAnswer(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand = NO_EXPAND): string | Promise<string> {
     const spot = this.transactionListSpot(ledger, request, filter, expand)
-    if (spot === undefined) return this.listTransactions(ledger, request, filter, expand).then((page) => stringifyJson({ cursor: page }))
+    if (spot === undefined) return this.listTransactionsInTurn(ledger, request, filter, expand, undefined).then((page) => stringifyJson({ cursor: page }))
     const kept = spot.cache.get(spot.key)
     if (kept !== undefined) return kept
     const read = spot.cache.reading()
     read.add(spot.slot)
-    return this.listTransactions(ledger, request, filter, expand, read).then((page) => {
+    return this.listTransactionsInTurn(ledger, request, filter, expand, read).then((page) => {
       const text = stringifyJson({ cursor: page })
       spot.cache.put(spot.key, text, read)
       return text
@@ -207,6 +207,30 @@ export class Views {
     const slot = answers?.generations.accountSlot(ledger, account)
     if (answers === undefined || slot === undefined) return undefined
     return { cache: answers.cache, slot, key: `t${expand.volumes ? 'v' : '-'}${request.pageSize}\u0000${ledger}\u0000${account}\u0000${JSON.stringify(request.options)}` }
+  }
+
+  /**
+   * A list that missed the kept answers, read once the turn's sockets are
+   * handled, right after the turn's other list reads (`endOfTurn`): its
+   * store reads then find RocksDB's code and structures warm rather than
+   * cold after an HTTP exchange (see `readAccountsInTurn`).
+   */
+  private async listTransactionsInTurn(ledger: LedgerName, request: PageRequest, filter: Filter<'transactions'> | undefined, expand: Expand, read: ReadRecord | undefined): Promise<Page<PrintedJson>> {
+    await this.endOfTurn()
+    return this.listTransactions(ledger, request, filter, expand, read)
+  }
+
+  /** Settled once the current turn's sockets are handled: one `setImmediate` a turn, shared by the turn's list reads. */
+  private turnEnd: Promise<void> | undefined
+
+  private endOfTurn(): Promise<void> {
+    this.turnEnd ??= new Promise<void>((resolve) => setImmediate(this.turnEnded, resolve))
+    return this.turnEnd
+  }
+
+  private readonly turnEnded = (resolve: () => void): void => {
+    this.turnEnd = undefined
+    resolve()
   }
 
   /** `read`: when the answer is to be kept, records each transaction row's owner before the row is read. */
@@ -306,27 +330,85 @@ export class Views {
   }
 
   /**
-   * `printedAccount`, answered at once (a string, no promise) unless it
-   * needs a history (`pit`, effective volumes): kept, or read and printed
-   * from its rows on the JavaScript thread (`printAccountAnswer`).
+   * `printedAccount`: a kept answer at once (a string, no promise); one
+   * that needs a history (`pit`, effective volumes) read through
+   * `account`; any other read from its rows and printed on the JavaScript
+   * thread (`printAccountAnswer`) together with the other misses of the
+   * same turn of the event loop (`readAccountsInTurn`).
    */
   accountAnswer(ledger: LedgerName, address: AccountAddress, expand: Expand = NO_EXPAND): string | Promise<string> {
     if (expand.pit !== undefined || expand.effectiveVolumes) return this.account(ledger, address, expand).then((view) => `{"data":${stringifyJson(view)}}`)
     const spot = this.accountSpot(ledger, address, expand)
-    if (spot === undefined) return this.currentAccountAnswer(ledger, address, expand.volumes)
+    if (spot === undefined) return this.readAccountInTurn(ledger, address, expand.volumes, undefined)
     const kept = spot.cache.get(spot.key)
     if (kept !== undefined) return kept
+    // The owner's generation is recorded now, before its rows are read (later, in the batch).
     const read = spot.cache.reading()
     read.add(spot.slot)
-    const text = this.currentAccountAnswer(ledger, address, expand.volumes)
-    spot.cache.put(spot.key, text, read)
-    return text
+    return this.readAccountInTurn(ledger, address, expand.volumes, { spot, read })
   }
 
-  /** The account as it stands, printed from its rows: the account's row (and the ledger's unless known), then its volume rows. */
-  private currentAccountAnswer(ledger: LedgerName, address: AccountAddress, volumes: boolean): string {
-    const row = this.accountRow(ledger, address)
-    return printAccountAnswer(row, volumes ? this.currentVolumeRows(ledger, address) : undefined)
+  /** Account reads waiting for `readAccountsInTurn`, in arrival order. */
+  private accountReadsWaiting: AccountReadWaiting[] = []
+
+  private readAccountInTurn(ledger: LedgerName, address: AccountAddress, volumes: boolean, kept: AccountReadWaiting['kept']): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      this.accountReadsWaiting.push({ ledger, address, volumes, kept, resolve, reject })
+      if (this.accountReadsWaiting.length === 1) setImmediate(this.readAccountsInTurn)
+    })
+  }
+
+  /**
+   * The account reads that missed during one turn of the event loop, read
+   * together once the turn's sockets are handled (`setImmediate`): their
+   * account rows (and the rows of ledgers not known yet) in one
+   * `getManySync`, then each account's volume rows and its printing, one
+   * after the other. A read costs several times more between two HTTP
+   * exchanges than right after another read (RocksDB's code and the
+   * block cache's structures are cold again: docs/performance.md, "Reads,
+   * seventh pass"), so the turn's reads share one native call and run on
+   * warm caches. Each read settles on its own: a missing account or ledger
+   * rejects that read alone. Bounded per turn (`accountReadsPerTurn`); the
+   * rest go in the next.
+   */
+  private readonly readAccountsInTurn = (): void => {
+    const reads = this.accountReadsWaiting.splice(0, accountReadsPerTurn)
+    if (this.accountReadsWaiting.length > 0) setImmediate(this.readAccountsInTurn)
+    // A ledger not known yet is read once, after the accounts (ledgers are never deleted: once seen, never read again).
+    let ledgerRowAt: Map<string, number> | undefined
+    let rows: (Buffer | undefined)[]
+    // Nothing may escape: this runs from `setImmediate`, where a throw would end the process.
+    try {
+      const keys: Buffer[] = []
+      for (const read of reads) keys.push(attributeRowKey(accountKey(read.ledger, read.address)))
+      for (const read of reads) {
+        if (this.knownLedgers.has(read.ledger) || ledgerRowAt?.has(read.ledger) === true) continue
+        ledgerRowAt ??= new Map()
+        ledgerRowAt.set(read.ledger, keys.length)
+        keys.push(attributeRowKey(ledgerKey(read.ledger)))
+      }
+      rows = this.store.getManySync(keys)
+    } catch (error) {
+      for (const read of reads) read.reject(error)
+      return
+    }
+    for (let at = 0; at < reads.length; at++) {
+      const read = reads[at] as AccountReadWaiting
+      try {
+        const ledgerAt = ledgerRowAt?.get(read.ledger)
+        if (ledgerAt !== undefined) {
+          if (rows[ledgerAt] === undefined) throw ledgerNotFound(read.ledger)
+          this.ledgerSeen(read.ledger)
+        }
+        const row = rows[at]
+        if (row === undefined) throw notFound(`account ${read.address} not found`)
+        const text = printAccountAnswer(row, read.volumes ? this.currentVolumeRows(read.ledger, read.address) : undefined)
+        if (read.kept !== undefined) read.kept.spot.cache.put(read.kept.spot.key, text, read.kept.read)
+        read.resolve(text)
+      } catch (error) {
+        read.reject(error)
+      }
+    }
   }
 
   private accountSpot(ledger: LedgerName, address: AccountAddress, expand: Expand): AnswerSpot | undefined {
@@ -585,6 +667,19 @@ const knownLedgersMax = 10_000
 
 /** Volume rows per short read of an account's assets: one read for nearly every account. */
 const volumeRowsPerRead = 32
+/** Account reads answered in one turn of the event loop at most (each some tens of µs; the rest wait for the next turn). */
+const accountReadsPerTurn = 64
+
+/** An account read that missed the kept answers, waiting for its turn's batch (`Views.readAccountsInTurn`). */
+interface AccountReadWaiting {
+  readonly ledger: LedgerName
+  readonly address: AccountAddress
+  readonly volumes: boolean
+  /** Set when the answer is to be kept: the owner's generation recorded when the read was asked for. */
+  readonly kept: { readonly spot: AnswerSpot; readonly read: ReadRecord } | undefined
+  resolve(text: string): void
+  reject(error: unknown): void
+}
 
 /** The filter is one exact `$match` on `account` and nothing else: its account's index is the whole answer. */
 function isIndexedAccountAlone(node: FilterNode | undefined): boolean {
