@@ -15,7 +15,6 @@ import {
   printableTransaction,
   stringifyJson,
   volumesKey,
-  volumesWithBalance,
   keyedChild,
 } from '../../src/domain/index.ts'
 import type { AggregatedVolumes, LedgerLog, OrderOutput, Scope } from '../../src/orders/index.ts'
@@ -23,6 +22,7 @@ import { transactionView } from '../../src/orders/index.ts'
 import { applyPostings, touchAccounts } from '../../src/orders/postings-apply.ts'
 import { transactionViews } from '../../src/orders/output.ts'
 import { transactionRecords } from '../support/arbitraries.ts'
+import { volumesWithBalance } from '../support/commit-volumes-oracle.ts'
 
 /**
  * The apply of postings without per-order maps and keys built once: held to
