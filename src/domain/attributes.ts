@@ -49,7 +49,7 @@ export function accountPrefix(ledger: LedgerName): string {
 /** Fixed-width hex keeps transactions in id order under a byte-wise scan. */
 export function transactionKey(ledger: LedgerName, id: TransactionId): CanonicalKey {
   invariant(id >= 0n && id < TRANSACTION_ID_LIMIT, 'transaction id out of range')
-  return `t${ledger}${SEPARATOR}${id.toString(16).padStart(16, '0')}` as CanonicalKey
+  return `${keyPrefixesOf(ledger).transaction}${id.toString(16).padStart(16, '0')}` as CanonicalKey
 }
 /** Ids stop below 2^64 (a constant: `1n << 64n` in place made a bigint per key). */
 const TRANSACTION_ID_LIMIT = 1n << 64n
@@ -63,11 +63,12 @@ export function ledgerKey(ledger: LedgerName): CanonicalKey {
   return keyPrefixesOf(ledger).ledger
 }
 
-/** The start of a ledger's volumes and account keys, and its ledger key. */
+/** The start of a ledger's volumes, account and transaction keys, and its ledger key. */
 interface KeyPrefixes {
   readonly ledger: CanonicalKey
   readonly volumes: string
   readonly account: string
+  readonly transaction: string
 }
 
 /**
@@ -81,11 +82,11 @@ function keyPrefixesOf(ledger: LedgerName): KeyPrefixes {
   // Kept as a copy of its own: the name may be a slice of a request body, which a kept slice (or
   // a prefix joined from it) would keep alive until another ledger's key is built.
   const own = Buffer.from(ledger, 'utf16le').toString('utf16le')
-  lastPrefixes = { of: own, ledger: `l${own}` as CanonicalKey, volumes: `v${own}${SEPARATOR}`, account: `a${own}${SEPARATOR}` }
+  lastPrefixes = { of: own, ledger: `l${own}` as CanonicalKey, volumes: `v${own}${SEPARATOR}`, account: `a${own}${SEPARATOR}`, transaction: `t${own}${SEPARATOR}` }
   return lastPrefixes
 }
 
-let lastPrefixes: KeyPrefixes & { readonly of: string | undefined } = { of: undefined, ledger: '' as CanonicalKey, volumes: '', account: '' }
+let lastPrefixes: KeyPrefixes & { readonly of: string | undefined } = { of: undefined, ledger: '' as CanonicalKey, volumes: '', account: '', transaction: '' }
 export const LEDGER_PREFIX = 'l'
 export function idempotencyKey(ledger: LedgerName, key: string): CanonicalKey {
   return `i${ledger}${SEPARATOR}${key}` as CanonicalKey

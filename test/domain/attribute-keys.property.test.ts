@@ -2,12 +2,13 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import type { AccountAddress, Asset, LedgerName } from '../../src/domain/index.ts'
-import { accountKey, ledgerKey, volumesKey } from '../../src/domain/index.ts'
+import { accountKey, ledgerKey, transactionKey, volumesKey } from '../../src/domain/index.ts'
 
 /**
  * The ledger, account and volumes keys are built from the last ledger's kept
  * prefixes: whatever the sequence of ledgers, each key's text is the one
- * built from its parts (kind letter, ledger, NUL, account, NUL, asset).
+ * built from its parts (kind letter, ledger, NUL, account, NUL, asset; a
+ * transaction's id in 16 hex digits).
  */
 test('keys built from kept ledger prefixes: the text built from their parts, ledgers alternating (property)', () => {
   const ledger = fc.oneof(
@@ -24,6 +25,7 @@ test('keys built from kept ledger prefixes: the text built from their parts, led
         assert.equal(volumesKey(copied, address, unit), 'v' + name + '\u0000' + address + '\u0000' + unit)
         assert.equal(accountKey(copied, address), 'a' + name + '\u0000' + address)
         assert.equal(ledgerKey(copied), 'l' + name)
+        assert.equal(transactionKey(copied, 0x1a2bn), 't' + name + '\u0000' + '0000000000001a2b')
       }
     }),
     { numRuns: 300 },
