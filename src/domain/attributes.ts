@@ -80,8 +80,9 @@ interface KeyPrefixes {
 function keyPrefixesOf(ledger: LedgerName): KeyPrefixes {
   if (ledger === lastPrefixes.of) return lastPrefixes
   // Kept as a copy of its own: the name may be a slice of a request body, which a kept slice (or
-  // a prefix joined from it) would keep alive until another ledger's key is built.
-  const own = Buffer.from(ledger, 'utf16le').toString('utf16le')
+  // a prefix joined from it) would keep alive until another ledger's key is built. V8 makes no
+  // slice or join of fewer than 13 characters (it copies them): a short name is copied already.
+  const own = ledger.length < 13 ? ledger : Buffer.from(ledger, 'utf16le').toString('utf16le')
   lastPrefixes = { of: own, ledger: `l${own}` as CanonicalKey, volumes: `v${own}${SEPARATOR}`, account: `a${own}${SEPARATOR}`, transaction: `t${own}${SEPARATOR}` }
   return lastPrefixes
 }
