@@ -34,14 +34,14 @@ const SEPARATOR = '\u0000'
 export type CanonicalKey = string & { readonly __brand: 'CanonicalKey' }
 
 export function volumesKey(ledger: LedgerName, account: AccountAddress, asset: Asset): CanonicalKey {
-  return `v${ledger}${SEPARATOR}${account}${SEPARATOR}${asset}` as CanonicalKey
+  return `${keyPrefixesOf(ledger).volumes}${account}${SEPARATOR}${asset}` as CanonicalKey
 }
 /** Prefix of every volumes key of one account: scanned to read all its assets. */
 export function volumesPrefix(ledger: LedgerName, account: AccountAddress): string {
   return `v${ledger}${SEPARATOR}${account}${SEPARATOR}`
 }
 export function accountKey(ledger: LedgerName, account: AccountAddress): CanonicalKey {
-  return `a${ledger}${SEPARATOR}${account}` as CanonicalKey
+  return `${keyPrefixesOf(ledger).account}${account}` as CanonicalKey
 }
 export function accountPrefix(ledger: LedgerName): string {
   return `a${ledger}${SEPARATOR}`
@@ -49,7 +49,7 @@ export function accountPrefix(ledger: LedgerName): string {
 /** Fixed-width hex keeps transactions in id order under a byte-wise scan. */
 export function transactionKey(ledger: LedgerName, id: TransactionId): CanonicalKey {
   invariant(id >= 0n && id < TRANSACTION_ID_LIMIT, 'transaction id out of range')
-  return `t${ledger}${SEPARATOR}${id.toString(16).padStart(16, '0')}` as CanonicalKey
+  return `${keyPrefixesOf(ledger).transaction}${id.toString(16).padStart(16, '0')}` as CanonicalKey
 }
 /** Ids stop below 2^64 (a constant: `1n << 64n` in place made a bigint per key). */
 const TRANSACTION_ID_LIMIT = 1n << 64n
@@ -60,8 +60,34 @@ export function referenceKey(ledger: LedgerName, reference: string): CanonicalKe
   return `r${ledger}${SEPARATOR}${reference}` as CanonicalKey
 }
 export function ledgerKey(ledger: LedgerName): CanonicalKey {
-  return `l${ledger}` as CanonicalKey
+  return keyPrefixesOf(ledger).ledger
 }
+
+/** The start of a ledger's volumes, account and transaction keys, and its ledger key. */
+interface KeyPrefixes {
+  readonly ledger: CanonicalKey
+  readonly volumes: string
+  readonly account: string
+  readonly transaction: string
+}
+
+/**
+ * The last ledger's key prefixes, kept: a bulk plans and applies every key
+ * of one ledger, and each key built from its kept prefix is two string
+ * joins fewer (a string each) than one built from its parts. The text is
+ * the same either way.
+ */
+function keyPrefixesOf(ledger: LedgerName): KeyPrefixes {
+  if (ledger === lastPrefixes.of) return lastPrefixes
+  // Kept as a copy of its own: the name may be a slice of a request body, which a kept slice (or
+  // a prefix joined from it) would keep alive until another ledger's key is built. V8 makes no
+  // slice or join of fewer than 13 characters (it copies them): a short name is copied already.
+  const own = ledger.length < 13 ? ledger : Buffer.from(ledger, 'utf16le').toString('utf16le')
+  lastPrefixes = { of: own, ledger: `l${own}` as CanonicalKey, volumes: `v${own}${SEPARATOR}`, account: `a${own}${SEPARATOR}`, transaction: `t${own}${SEPARATOR}` }
+  return lastPrefixes
+}
+
+let lastPrefixes: KeyPrefixes & { readonly of: string | undefined } = { of: undefined, ledger: '' as CanonicalKey, volumes: '', account: '', transaction: '' }
 export const LEDGER_PREFIX = 'l'
 export function idempotencyKey(ledger: LedgerName, key: string): CanonicalKey {
   return `i${ledger}${SEPARATOR}${key}` as CanonicalKey

@@ -29,7 +29,10 @@ export function ownValue<V>(map: Readonly<Keyed<V>>, key: string): V | undefined
 
 /** Own entries of a map, whatever its prototype (a parsed body, a decoded row). */
 export function ownEntries<V>(map: Readonly<Keyed<V>>): [string, V][] {
-  return Object.keys(map).map((key) => [key, map[key] as V])
+  const keys = Object.keys(map)
+  // No entry (most metadata of most writes): the fresh empty list `Object.keys` made, not a second one.
+  if (keys.length === 0) return keys as unknown as [string, V][]
+  return keys.map((key) => [key, map[key] as V])
 }
 
 /** The inner map under `key`, created (without prototype) when missing. */

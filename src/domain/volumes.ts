@@ -43,11 +43,6 @@ export type VolumesMap = Keyed<Keyed<{ input: bigint; output: bigint; balance: b
  */
 export type AggregatedVolumes = VolumesMap | ListedVolumes
 
-/** Wire shape of v2: `{input, output, balance}`. */
-export function volumesWithBalance(volumes: Volumes): { input: bigint; output: bigint; balance: bigint } {
-  return { input: volumes.input, output: volumes.output, balance: volumes.input - volumes.output }
-}
-
 /** One (account, asset) pair a transaction moved: its volumes before and after. */
 export interface MovedVolumes {
   readonly account: string

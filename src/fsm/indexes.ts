@@ -1,7 +1,7 @@
 import { invariant } from '../domain/index.ts'
 import type { LedgerLog } from '../orders/index.ts'
 import type { AssetMoves } from '../store/layout.ts'
-import { accountTransactionKey, encodeAccountMovesRow, schemaIndexKey, transactionByTimestampKey } from '../store/layout.ts'
+import { accountTransactionKey, encodeAccountMoveRow, encodeAccountMovesRow, schemaIndexKey, transactionByTimestampKey } from '../store/layout.ts'
 import type { WriteBatch } from './write-batch.ts'
 
 interface LoggedTransaction {
@@ -24,9 +24,10 @@ export function writeTransactionIndexes(ledger: string, log: LedgerLog, batch: W
   if (log.type !== 'NEW_TRANSACTION' && log.type !== 'REVERTED_TRANSACTION') return
   const transaction = (log.data as unknown as { transaction: LoggedTransaction }).transaction
   invariant(typeof transaction.id === 'bigint' && transaction.postings.length > 0, 'logged transaction with id and postings')
-  // Moves per account, accounts in first-seen order, each account's assets in a short list (a transfer
-  // moves one asset per account): a flat list of (account, moves) scanned in place for a few
-  // postings; past them maps find the account and the pair, so the work stays linear.
+  // Moves per account, accounts in first-seen order, each account's assets sorted in its row. A few
+  // postings: (account, asset, input, output) quads in one scratch list, found by comparing in place,
+  // an account of one asset written from its quad (no object or list per account). Past them maps find
+  // the account and the pair, so the work stays linear.
   const postings = transaction.postings
   if (postings.length > PAIR_SCAN_POSTINGS_MAX) {
     const byAccount = new Map<string, AssetMoves[]>()
@@ -39,17 +40,21 @@ export function writeTransactionIndexes(ledger: string, log: LedgerLog, batch: W
       batch.putNew(accountTransactionKey(ledger, account, transaction.id), encodeAccountMovesRow(transaction.insertedAt, transaction.timestamp, moves))
     }
   } else {
-    // [account, its moves, account, its moves, …]
-    const byAccount: (string | AssetMoves[])[] = []
+    const quads = quadScratch
+    quads.length = 0 // a throw inside an earlier call may have left its quads
     for (const posting of postings) {
-      scannedMoves(byAccount, posting.source, posting.asset).output += posting.amount
-      scannedMoves(byAccount, posting.destination, posting.asset).input += posting.amount
+      addMove(quads, posting.source, posting.asset, OUTPUT, posting.amount)
+      addMove(quads, posting.destination, posting.asset, INPUT, posting.amount)
     }
-    for (let at = 0; at < byAccount.length; at += 2) {
-      const account = byAccount[at] as string
-      const moves = byAccount[at + 1] as AssetMoves[]
-      batch.putNew(accountTransactionKey(ledger, account, transaction.id), encodeAccountMovesRow(transaction.insertedAt, transaction.timestamp, moves))
+    for (let at = 0; at < quads.length; at += QUAD) {
+      const account = quads[at] as string
+      if (seenBefore(quads, account, at)) continue
+      const row = hasAnotherAsset(quads, account, at)
+        ? encodeAccountMovesRow(transaction.insertedAt, transaction.timestamp, movesOf(quads, account, at))
+        : encodeAccountMoveRow(transaction.insertedAt, transaction.timestamp, quads[at + 1] as string, quads[at + INPUT] as bigint, quads[at + OUTPUT] as bigint)
+      batch.putNew(accountTransactionKey(ledger, account, transaction.id), row)
     }
+    quads.length = 0 // nothing of this transaction kept alive by the scratch list
   }
   batch.putNew(transactionByTimestampKey(ledger, transaction.timestamp, transaction.id), EMPTY)
 }
@@ -58,20 +63,43 @@ const EMPTY = Buffer.alloc(0)
 
 const PAIR_SCAN_POSTINGS_MAX = 16
 
-/** The (account, asset) pair's moves, found by comparing in place (`byAccount` alternates accounts and their moves). */
-function scannedMoves(byAccount: (string | AssetMoves[])[], account: string, asset: string): AssetMoves {
-  let moves: AssetMoves[] | undefined
-  for (let at = 0; at < byAccount.length; at += 2) {
-    if (byAccount[at] === account) {
-      moves = byAccount[at + 1] as AssetMoves[]
-      break
+/** The scratch list of `writeTransactionIndexes`: `QUAD` items per (account, asset) pair, pairs in first-seen order. */
+const quadScratch: (string | bigint)[] = []
+const QUAD = 4
+/** Where a quad holds the pair's input and its output (the account at 0, the asset at 1). */
+const INPUT = 2
+const OUTPUT = 3
+
+/** Adds `amount` to the pair's input or output, the pair found by comparing in place (appended when new). */
+function addMove(quads: (string | bigint)[], account: string, asset: string, side: typeof INPUT | typeof OUTPUT, amount: bigint): void {
+  for (let at = 0; at < quads.length; at += QUAD) {
+    if (quads[at] === account && quads[at + 1] === asset) {
+      quads[at + side] = (quads[at + side] as bigint) + amount
+      return
     }
   }
-  if (moves === undefined) byAccount.push(account, (moves = []))
-  for (const moved of moves) if (moved.asset === asset) return moved
-  const moved: AssetMoves = { asset, input: 0n, output: 0n }
-  moves.push(moved)
-  return moved
+  quads.push(account, asset, side === INPUT ? amount : 0n, side === OUTPUT ? amount : 0n)
+}
+
+/** Whether a quad before `at` names `account` (its row was written there). */
+function seenBefore(quads: readonly (string | bigint)[], account: string, at: number): boolean {
+  for (let before = 0; before < at; before += QUAD) if (quads[before] === account) return true
+  return false
+}
+
+/** Whether a quad after `at` names `account`: the account moves more than one asset. */
+function hasAnotherAsset(quads: readonly (string | bigint)[], account: string, at: number): boolean {
+  for (let after = at + QUAD; after < quads.length; after += QUAD) if (quads[after] === account) return true
+  return false
+}
+
+/** The account's moves, from its first quad at `from` on, in first-seen order. */
+function movesOf(quads: readonly (string | bigint)[], account: string, from: number): AssetMoves[] {
+  const moves: AssetMoves[] = []
+  for (let at = from; at < quads.length; at += QUAD) {
+    if (quads[at] === account) moves.push({ asset: quads[at + 1] as string, input: quads[at + INPUT] as bigint, output: quads[at + OUTPUT] as bigint })
+  }
+  return moves
 }
 
 /** The pair's moves through maps (many postings). */

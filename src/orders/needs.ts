@@ -49,9 +49,22 @@ export function needsOf(order: Order, known: (key: CanonicalKey) => KnownValue):
     case 'RESET_PIPELINE':
       return { keys: [outputsKey()], complete: true }
     case 'CREATE_TRANSACTION': {
-      const keys = [ledgerKey(order.ledger)]
-      if (order.schemaVersion !== undefined) keys.push(schemaKey(order.ledger, order.schemaVersion))
-      pushPostingNeeds(keys, order.ledger, order.postings)
+      let keys: CanonicalKey[]
+      if (order.schemaVersion === undefined && order.postings.length === 1) {
+        // A transfer: its five keys in one list of their size, not one grown by pushes.
+        const posting = order.postings[0] as Posting
+        keys = [
+          ledgerKey(order.ledger),
+          volumesKey(order.ledger, posting.source, posting.asset),
+          volumesKey(order.ledger, posting.destination, posting.asset),
+          accountKey(order.ledger, posting.source),
+          accountKey(order.ledger, posting.destination),
+        ]
+      } else {
+        keys = [ledgerKey(order.ledger)]
+        if (order.schemaVersion !== undefined) keys.push(schemaKey(order.ledger, order.schemaVersion))
+        pushPostingNeeds(keys, order.ledger, order.postings)
+      }
       for (const address in order.accountMetadata) {
         if (Object.hasOwn(order.accountMetadata, address)) keys.push(accountKey(order.ledger, address as never))
       }

@@ -128,6 +128,8 @@ export function touchAccounts(
 }
 
 export function accountsOf(postings: readonly Posting[]): AccountAddress[] {
+  // A transfer's two accounts in a list of their size, not one grown by pushes.
+  if (postings.length === 1) return [(postings[0] as Posting).source, (postings[0] as Posting).destination]
   const accounts: AccountAddress[] = []
   for (const posting of postings) accounts.push(posting.source, posting.destination)
   return accounts
@@ -140,7 +142,16 @@ const DISTINCT_SCAN_MAX = 16
 function distinct(accounts: Iterable<AccountAddress>): Iterable<AccountAddress> {
   if (!Array.isArray(accounts) || accounts.length > DISTINCT_SCAN_MAX) return new Set(accounts)
   const list = accounts as readonly AccountAddress[]
+  // No repeat (a transfer between two accounts): the list itself, read only, no copy.
+  if (!hasRepeat(list)) return list
   const once: AccountAddress[] = []
   for (const account of list) if (!once.includes(account)) once.push(account)
   return once
+}
+
+function hasRepeat(list: readonly AccountAddress[]): boolean {
+  for (let i = 1; i < list.length; i++) {
+    for (let j = 0; j < i; j++) if (list[j] === list[i]) return true
+  }
+  return false
 }

@@ -179,18 +179,35 @@ export interface AssetMoves {
  */
 export function encodeAccountMovesRow(insertedAt: string, timestamp: string, moves: AssetMoves[]): Buffer {
   if (moves.length > 1) moves.sort(byAsset)
-  const backdated = timestamp !== insertedAt
-  PackedShape.begin(RowLayout.accountMoves)
-  PackedShape.count(backdated ? ACCOUNT_MOVES_TIMESTAMP : 0)
-  PackedShape.string(insertedAt)
-  if (backdated) PackedShape.string(timestamp)
-  PackedShape.count(moves.length)
+  beginAccountMovesRow(insertedAt, timestamp, moves.length)
   for (const moved of moves) {
     PackedShape.string(moved.asset)
     PackedShape.unsigned(moved.input)
     PackedShape.unsigned(moved.output)
   }
   return PackedShape.end()
+}
+
+/**
+ * `encodeAccountMovesRow` of one asset's moves, given as values: the same
+ * bytes without an `AssetMoves` object and its list (a transfer moves one
+ * asset on each of its accounts).
+ */
+export function encodeAccountMoveRow(insertedAt: string, timestamp: string, asset: string, input: bigint, output: bigint): Buffer {
+  beginAccountMovesRow(insertedAt, timestamp, 1)
+  PackedShape.string(asset)
+  PackedShape.unsigned(input)
+  PackedShape.unsigned(output)
+  return PackedShape.end()
+}
+
+function beginAccountMovesRow(insertedAt: string, timestamp: string, assets: number): void {
+  const backdated = timestamp !== insertedAt
+  PackedShape.begin(RowLayout.accountMoves)
+  PackedShape.count(backdated ? ACCOUNT_MOVES_TIMESTAMP : 0)
+  PackedShape.string(insertedAt)
+  if (backdated) PackedShape.string(timestamp)
+  PackedShape.count(assets)
 }
 
 /** The by-account row's one flag: its timestamp is written (it differs from insertedAt). */

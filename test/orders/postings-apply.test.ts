@@ -15,14 +15,14 @@ import {
   printableTransaction,
   stringifyJson,
   volumesKey,
-  volumesWithBalance,
   keyedChild,
 } from '../../src/domain/index.ts'
 import type { AggregatedVolumes, LedgerLog, OrderOutput, Scope } from '../../src/orders/index.ts'
 import { transactionView } from '../../src/orders/index.ts'
-import { applyPostings, touchAccounts } from '../../src/orders/postings-apply.ts'
+import { accountsOf, applyPostings, touchAccounts } from '../../src/orders/postings-apply.ts'
 import { transactionViews } from '../../src/orders/output.ts'
 import { transactionRecords } from '../support/arbitraries.ts'
+import { volumesWithBalance } from '../support/commit-volumes-oracle.ts'
 
 /**
  * The apply of postings without per-order maps and keys built once: held to
@@ -159,6 +159,16 @@ test('a write\'s answer prints the bytes its stored row and its idempotency reco
       assert.equal(printTransaction(printableTransaction(replayed), { volumes: true }), first)
     }),
     { numRuns: 300 },
+  )
+})
+
+test('accountsOf: each posting\'s source then destination, in posting order (one posting or many)', () => {
+  const posting = fc.record({ source: account, destination: account, amount: fc.constant(1n), asset: fc.constant('USD' as Asset) })
+  fc.assert(
+    fc.property(fc.array(posting, { minLength: 1, maxLength: 5 }), (postings) => {
+      assert.deepEqual(accountsOf(postings), postings.flatMap((p) => [p.source, p.destination]))
+    }),
+    { numRuns: 200 },
   )
 })
 

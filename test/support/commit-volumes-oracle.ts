@@ -6,7 +6,7 @@
  * (UTF-16 code units), each account's assets likewise, each volume
  * `{input, output, balance}`.
  */
-import type { MovedVolumes, VolumesMap } from '../../src/domain/index.ts'
+import type { MovedVolumes, Volumes, VolumesMap } from '../../src/domain/index.ts'
 import { emptyKeyed, invariant } from '../../src/domain/index.ts'
 
 export function commitVolumesAsMaps(moved: readonly MovedVolumes[]): { pre: VolumesMap; post: VolumesMap } {
@@ -28,12 +28,17 @@ export function commitVolumesAsMaps(moved: readonly MovedVolumes[]): { pre: Volu
     }
     invariant(entry.asset !== asset, 'a moved (account, asset) pair appears twice')
     asset = entry.asset
-    preAssets[asset] = { input: entry.pre.input, output: entry.pre.output, balance: entry.pre.input - entry.pre.output }
-    postAssets[asset] = { input: entry.post.input, output: entry.post.output, balance: entry.post.input - entry.post.output }
+    preAssets[asset] = volumesWithBalance(entry.pre)
+    postAssets[asset] = volumesWithBalance(entry.post)
   }
   return { pre, post }
 }
 
 function pairBefore(a: MovedVolumes, b: MovedVolumes): boolean {
   return a.account < b.account || (a.account === b.account && a.asset < b.asset)
+}
+
+/** Volumes in v2's wire shape, `{input, output, balance}`, as the maps above hold them. */
+export function volumesWithBalance(volumes: Volumes): { input: bigint; output: bigint; balance: bigint } {
+  return { input: volumes.input, output: volumes.output, balance: volumes.input - volumes.output }
 }

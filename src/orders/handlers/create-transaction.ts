@@ -39,19 +39,34 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
   const accounts = accountsOf(moves.postings)
   for (const address in moves.accountMetadata) accounts.push(address as AccountAddress)
   const created = touchAccounts(scope, order.ledger, accounts, timestamp, moves.accountMetadata)
-  const transaction: TransactionRecord = {
-    id: ledger.nextTransactionId,
-    postings: moves.postings,
-    timestamp,
-    insertedAt: scope.date,
-    updatedAt: scope.date,
-    ...(order.reference === undefined ? {} : { reference: order.reference }),
-    ...(order.template === undefined ? {} : { template: order.template }),
-    metadata: moves.metadata,
-    reverted: false,
-    preCommitVolumes: volumes.pre,
-    postCommitVolumes: volumes.post,
-  }
+  // Without a reference or a template (most writes), one literal: spreading empty objects into it
+  // builds it through the runtime, two objects more. Same fields in the same order either way.
+  const transaction: TransactionRecord =
+    order.reference === undefined && order.template === undefined
+      ? {
+          id: ledger.nextTransactionId,
+          postings: moves.postings,
+          timestamp,
+          insertedAt: scope.date,
+          updatedAt: scope.date,
+          metadata: moves.metadata,
+          reverted: false,
+          preCommitVolumes: volumes.pre,
+          postCommitVolumes: volumes.post,
+        }
+      : {
+          id: ledger.nextTransactionId,
+          postings: moves.postings,
+          timestamp,
+          insertedAt: scope.date,
+          updatedAt: scope.date,
+          ...(order.reference === undefined ? {} : { reference: order.reference }),
+          ...(order.template === undefined ? {} : { template: order.template }),
+          metadata: moves.metadata,
+          reverted: false,
+          preCommitVolumes: volumes.pre,
+          postCommitVolumes: volumes.post,
+        }
   writeTransaction(scope, order.ledger, transaction)
   if (order.reference !== undefined) {
     scope.write(referenceKey(order.ledger, order.reference), { kind: 'r', value: { transactionId: transaction.id } })
