@@ -96,7 +96,14 @@ async function slowSha256(stream: Readable): Promise<{ sha256: string; bytes: nu
       continue
     }
     if (ended) break
-    await new Promise((resolve) => stream.once('readable', resolve).once('end', resolve))
+    // Both listeners go once either fires (one left per turn piled up on the socket).
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        stream.off('readable', done).off('end', done)
+        resolve()
+      }
+      stream.once('readable', done).once('end', done)
+    })
   }
   return { sha256: hash.digest('hex'), bytes }
 }
