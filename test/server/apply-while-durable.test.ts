@@ -1,42 +1,31 @@
 import { test } from 'node:test'
-import assert from 'node:assert/strict'
 import type { FileHandle } from 'node:fs/promises'
+import assert from 'node:assert/strict'
 import type { Order } from '../../src/orders/index.ts'
 import type { OrderResult } from '../../src/fsm/index.ts'
 import { attributeRowKey } from '../../src/store/index.ts'
 import { transactionKey } from '../../src/domain/index.ts'
 import { LedgerNode, silentObserver } from '../../src/server/index.ts'
+import type { LedgerNodeOptions } from '../../src/server/index.ts'
 import { tempDirectory } from '../support/temp.ts'
+import { heldWal } from '../support/held-wal.ts'
 import { until } from '../support/local.ts'
 import { MAIN, transfer } from '../support/ledger.ts'
 
 const once = { atomic: true, continueOnFailure: false }
 
-/** A node whose WAL fdatasyncs wait, while `hold` is in force, until `release`. */
-async function openGatedNode(): Promise<{ node: LedgerNode; hold: () => void; release: () => void; close: () => Promise<void> }> {
-  let open: () => void = () => {}
-  let gate: Promise<void> | undefined
+/** A node (`options` besides its directory and WAL I/O) whose WAL fdatasyncs wait, while `hold` is in force, until `release`; ledger `main` created. */
+async function openGatedNode(options: Partial<LedgerNodeOptions> = {}): Promise<{ node: LedgerNode; hold: () => void; release: () => void; close: () => Promise<void> }> {
+  const wal = heldWal()
   const tmp = tempDirectory()
-  const node = await LedgerNode.open({
-    dataDirectory: tmp.directory,
-    walIo: {
-      async sync(handle: FileHandle) {
-        if (gate !== undefined) await gate
-        await handle.datasync()
-      },
-    },
-  })
+  const node = await LedgerNode.open({ ...options, dataDirectory: tmp.directory, walIo: wal.walIo })
   await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: MAIN, bucket: '_default', metadata: {}, features: {} } as Order }], once)
-  const release = (): void => {
-    gate = undefined
-    open()
-  }
   return {
     node,
-    hold: () => void (gate = new Promise((resolve) => (open = resolve))),
-    release,
+    hold: () => wal.hold(),
+    release: () => wal.release(),
     close: async () => {
-      release()
+      wal.release()
       await node.close()
       tmp.remove()
     },
@@ -109,27 +98,9 @@ test('a write appended while an earlier one waits for its fdatasync is applied b
 // then keeps up with the oldest generation the cache still holds, which seeds read from the store
 // are judged against (ADR 0002), however slow the fdatasync the batches wait for.
 test('applying ahead of durability stops at a cache rotation until the store caught up', async () => {
-  let open: () => void = () => {}
-  let gate: Promise<void> | undefined
-  const tmp = tempDirectory()
-  const node = await LedgerNode.open({
-    dataDirectory: tmp.directory,
-    cacheRotationThreshold: 4,
-    gatherOrdersMax: 1,
-    walIo: {
-      async sync(handle: FileHandle) {
-        if (gate !== undefined) await gate
-        await handle.datasync()
-      },
-    },
-  })
-  const release = (): void => {
-    gate = undefined
-    open()
-  }
+  const { node, hold, release, close } = await openGatedNode({ cacheRotationThreshold: 4, gatherOrdersMax: 1 })
   try {
-    await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: MAIN, bucket: '_default', metadata: {}, features: {} } as Order }], once)
-    gate = new Promise((resolve) => (open = resolve))
+    hold()
     const first = node.nextIndex()
     const generation = node.cache.generation
     // One at a time, each appended before the next is planned: the cache's horizon admits them all.
@@ -147,37 +118,18 @@ test('applying ahead of durability stops at a cache rotation until the store cau
     assert.ok(results.every(([result]) => result?.status === 'applied'))
     assert.equal(node.storeIndex(), first + 5)
   } finally {
-    release()
-    await node.close()
-    tmp.remove()
+    await close()
   }
 })
 
 // Applied ahead, the batches one fdatasync made durable are stored in one write and answered
 // together: the answers for durable writes come before the FSM's work on later ones.
 test('batches applied ahead and made durable by one fdatasync are stored in one write', async () => {
-  let open: () => void = () => {}
-  let gate: Promise<void> | undefined
-  const tmp = tempDirectory()
-  const node = await LedgerNode.open({
-    dataDirectory: tmp.directory,
-    gatherOrdersMax: 1,
-    walIo: {
-      async sync(handle: FileHandle) {
-        if (gate !== undefined) await gate
-        await handle.datasync()
-      },
-    },
-  })
-  const release = (): void => {
-    gate = undefined
-    open()
-  }
+  const { node, hold, release, close } = await openGatedNode({ gatherOrdersMax: 1 })
   try {
-    await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: MAIN, bucket: '_default', metadata: {}, features: {} } as Order }], once)
     const stored: number[] = []
     node.observe({ ...silentObserver, batchApplied: (proposals) => void stored.push(proposals) })
-    gate = new Promise((resolve) => (open = resolve))
+    hold()
     const first = node.nextIndex()
     const writes: Promise<readonly OrderResult[]>[] = []
     for (let i = 0; i < 4; i++) {
@@ -191,9 +143,7 @@ test('batches applied ahead and made durable by one fdatasync are stored in one 
     assert.deepEqual(stored, [1, 3])
     assert.equal(node.storeIndex(), first + 3)
   } finally {
-    release()
-    await node.close()
-    tmp.remove()
+    await close()
   }
 })
 
