@@ -250,18 +250,22 @@ test('a write that would not fit one log record is refused alone (413); the othe
   }
 })
 
+/** The node's store, except that a read of any key naming `users:poison` fails: planning a proposal touching it is refused. */
+function poisonedStore(node: LedgerNode): StoreReader {
+  return {
+    getMany: async (keys) => {
+      if (keys.some((key) => key.includes('users:poison'))) throw new TallyError({ code: 'INTERNAL', kind: 'internal', message: 'poisoned read' })
+      return node.store.getMany(keys)
+    },
+  } as StoreReader
+}
+
 test('a refusal while planning a gathering reaches only the request it is about', async () => {
   const temp = tempDirectory('tally-gathering-refusal-')
   const node = await LedgerNode.open({ dataDirectory: temp.directory, sync: false })
   try {
     await submitAlone(node, { order: createLedger })
-    // A store whose reads of one account's rows fail: planning any proposal touching it is refused.
-    const store: StoreReader = {
-      getMany: async (keys) => {
-        if (keys.some((key) => key.includes('users:poison'))) throw new TallyError({ code: 'INTERNAL', kind: 'internal', message: 'poisoned read' })
-        return node.store.getMany(keys)
-      },
-    } as StoreReader
+    const store = poisonedStore(node)
     const admission = new Admission({ cache: node.cache, store, sequencer: node, now: Date.now, newId: () => 'refusal' })
     const proposals: number[] = []
     admission.observer = { proposalAppended: (orders) => void proposals.push(orders), horizonRefused() {} }
@@ -406,12 +410,7 @@ test('a single submit answered through a callback counts in flight until answere
   const node = await LedgerNode.open({ dataDirectory: temp.directory, sync: false })
   try {
     await submitAlone(node, { order: createLedger })
-    const store: StoreReader = {
-      getMany: async (keys) => {
-        if (keys.some((key) => key.includes('users:poison'))) throw new TallyError({ code: 'INTERNAL', kind: 'internal', message: 'poisoned read' })
-        return node.store.getMany(keys)
-      },
-    } as StoreReader
+    const store = poisonedStore(node)
     const bounded = new Admission({ cache: node.cache, store, sequencer: node, now: Date.now, newId: () => 'bounded-single', inFlightMax: 2 })
     const turnOne = ['users:0', 'users:poison', 'users:2'].map((account) => submitSingleAnswers(bounded, { order: transfer('world', account, 1n) }))
     const [first, poisoned, third] = await Promise.allSettled(turnOne.map((entry) => entry.first))
