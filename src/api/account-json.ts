@@ -1,4 +1,4 @@
-import { ATTRIBUTE_ROW_LAYOUT, JsonBytes, asciiText, decodeRowValue, packedObjectFields, writePackedJson } from '../domain/index.ts'
+import { ATTRIBUTE_ROW_LAYOUT, JsonBytes, asciiText, decodeRowValue, packedObjectFields, writeMoved, writePackedJson } from '../domain/index.ts'
 import type { AsciiText } from '../domain/index.ts'
 
 /**
@@ -40,14 +40,7 @@ export function printAccountAnswer(accountRow: Buffer, volumeRows: readonly (rea
         const [asset, row] = volumeRows[at] as readonly [string, Buffer]
         const { input, output } = decodeRowValue('v', row)
         if (at > 0) out.byte(comma)
-        out.string(asset)
-        out.ascii(text.input)
-        out.integer(input)
-        out.ascii(text.output)
-        out.integer(output)
-        out.ascii(text.balance)
-        out.integer(input - output)
-        out.byte(closeBrace)
+        writeMoved(out, asset, input, output, input - output)
       }
       out.byte(closeBrace)
     }
@@ -67,9 +60,6 @@ const closeBrace = 0x7d
 const text = {
   open: asciiText('{"data":{'),
   volumes: asciiText('"volumes":{'),
-  input: asciiText(':{"input":'),
-  output: asciiText(',"output":'),
-  balance: asciiText(',"balance":'),
   close: asciiText('}}'),
 } as const
 

@@ -264,8 +264,8 @@ function writeListedVolumes(out: JsonBytes, volumes: ListedVolumes): void {
   out.ascii(text.close)
 }
 
-/** `"asset":{"input":…,"output":…,"balance":…}` */
-function writeMoved(out: JsonBytes, asset: string, input: bigint, output: bigint, balance: bigint): void {
+/** `"asset":{"input":…,"output":…,"balance":…}`: one asset of a volumes object (a transaction's, an account's). */
+export function writeMoved(out: JsonBytes, asset: string, input: bigint, output: bigint, balance: bigint): void {
   out.string(asset)
   out.ascii(text.input)
   out.integer(input)
