@@ -22,13 +22,12 @@
  * spaces; written with `=`, as they start with a dash) to that side's server: with `--base` and `--head` the same
  * checkout, a V8 setting is compared against the default.
  */
-import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { serveTally } from './support/serve.ts'
+import { abTrees, serveTally, tallyBench } from './support/serve.ts'
 
 const { values } = parseArgs({
   options: {
@@ -43,14 +42,9 @@ const { values } = parseArgs({
     'head-node-options': { type: 'string', default: '' },
   },
 })
-if (values.base === undefined) throw new Error('--base DIR: the tree to compare against')
 const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const roots: Record<'base' | 'head', string> = { base: path.resolve(values.base), head: path.resolve(values.head ?? here) }
+const { roots, nodeOptions } = abTrees(values, here)
 const workload = 'bulk'
-const nodeOptions: Record<'base' | 'head', string[]> = {
-  base: values['base-node-options'].split(' ').filter((flag) => flag !== ''),
-  head: values['head-node-options'].split(' ').filter((flag) => flag !== ''),
-}
 
 interface Run {
   readonly txPerSecond: number
@@ -61,12 +55,9 @@ interface Run {
 }
 
 function bench(url: string, pid: number, seconds: string, json: boolean): Promise<string> {
-  const args = ['bench', '--target', url, '--workload', workload, '--bulk-size', values['bulk-size'], '--concurrency', values.concurrency, '--duration', seconds, '--server-pid', String(pid)]
+  const args = ['--target', url, '--workload', workload, '--bulk-size', values['bulk-size'], '--concurrency', values.concurrency, '--duration', seconds, '--server-pid', String(pid)]
   if (json) args.push('--json')
-  const child = spawn(process.execPath, [path.join(here, 'bin', 'tally.mjs'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
-  let out = ''
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')))
-  return new Promise((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`tally bench exited ${code}`)))))
+  return tallyBench(here, args)
 }
 
 async function runOnce(tree: 'base' | 'head'): Promise<Run> {

@@ -20,11 +20,10 @@
  * seconds (`tally bench` from this checkout, so the client is the same for
  * every variant). Prints one Markdown row per variant, round and rate.
  */
-import { spawn } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { serveTally } from './support/serve.ts'
+import { serveTally, tallyBench } from './support/serve.ts'
 import { attribute, formatAttribution, type Attribution, type TimedRequest } from './support/latency-attribution.ts'
 import { readLatencyTraceFile, type LatencyTraceFile } from '../src/server/index.ts'
 
@@ -93,13 +92,8 @@ function delta(before: Map<string, number>, after: Map<string, number>, key: str
 }
 
 async function bench(url: string, pid: number, rate: number, seconds: number, latencyLog?: string): Promise<Record<string, any>> {
-  const args = ['bench', ...(latencyLog === undefined ? [] : ['--latency-log', latencyLog]), '--target', url, '--workload', `${workload}:${concurrency}@${rate}`, '--bulk-size', bulkSize, '--duration', String(seconds), '--server-pid', String(pid), '--json', '--max-error-rate', '1']
-  const child = spawn(process.execPath, [path.join(here, 'bin', 'tally.mjs'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
-  let out = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
-  if (code !== 0) throw new Error(`tally bench exited ${code}`)
-  return JSON.parse(out) as Record<string, any>
+  const args = [...(latencyLog === undefined ? [] : ['--latency-log', latencyLog]), '--target', url, '--workload', `${workload}:${concurrency}@${rate}`, '--bulk-size', bulkSize, '--duration', String(seconds), '--server-pid', String(pid), '--json', '--max-error-rate', '1']
+  return JSON.parse(await tallyBench(here, args)) as Record<string, any>
 }
 
 async function main(): Promise<void> {

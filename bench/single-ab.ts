@@ -23,13 +23,12 @@
  * server: with `--base` and `--head` the same checkout, a V8 setting is
  * compared against the default.
  */
-import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { serveTally } from './support/serve.ts'
+import { abTrees, serveTally, tallyBench } from './support/serve.ts'
 
 const { values } = parseArgs({
   options: {
@@ -44,13 +43,8 @@ const { values } = parseArgs({
     'head-node-options': { type: 'string', default: '' },
   },
 })
-if (values.base === undefined) throw new Error('--base DIR: the tree to compare against')
 const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const roots: Record<'base' | 'head', string> = { base: path.resolve(values.base), head: path.resolve(values.head ?? here) }
-const nodeOptions: Record<'base' | 'head', string[]> = {
-  base: values['base-node-options'].split(' ').filter((flag) => flag !== ''),
-  head: values['head-node-options'].split(' ').filter((flag) => flag !== ''),
-}
+const { roots, nodeOptions } = abTrees(values, here)
 const concurrencies = values.concurrency.split(',').map(Number)
 
 interface Run {
@@ -64,13 +58,10 @@ interface Run {
 }
 
 function bench(url: string, pid: number, concurrency: number, seconds: string, json: boolean): Promise<string> {
-  const args = ['bench', '--target', url, '--workload', 'transactions', '--concurrency', String(concurrency), '--duration', seconds, '--server-pid', String(pid)]
+  const args = ['--target', url, '--workload', 'transactions', '--concurrency', String(concurrency), '--duration', seconds, '--server-pid', String(pid)]
   if (values.rate !== undefined) args.push('--rate', values.rate)
   if (json) args.push('--json')
-  const child = spawn(process.execPath, [path.join(here, 'bin', 'tally.mjs'), ...args], { stdio: ['ignore', 'pipe', 'ignore'] })
-  let out = ''
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')))
-  return new Promise((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`tally bench exited ${code}`)))))
+  return tallyBench(here, args, 'ignore')
 }
 
 async function runOnce(tree: 'base' | 'head', concurrency: number): Promise<Run> {

@@ -1,7 +1,8 @@
 /**
  * `tally serve` for the in-process benches (`scans.ts`, `read-views.ts`):
  * started from a checkout on a data directory, and a ledger filled through
- * `tally bench --fill`, the same way for every bench.
+ * `tally bench --fill`, the same way for every bench; `tally bench` run
+ * against it, and the two trees an alternated comparison (`*-ab.ts`) serves.
  */
 import { spawn } from 'node:child_process'
 import path from 'node:path'
@@ -54,5 +55,30 @@ export async function filledData(root: string, data: string, fill: { ledger: str
     if (code !== 0) throw new Error(`the fill exited ${code}`)
   } finally {
     await server.stop()
+  }
+}
+
+/** Runs `tally bench ARGS` from `root`; resolves with its standard output (its stderr shown or not). */
+export function tallyBench(root: string, args: readonly string[], stderr: 'inherit' | 'ignore' = 'inherit'): Promise<string> {
+  const child = spawn(process.execPath, [path.join(root, 'bin', 'tally.mjs'), 'bench', ...args], { stdio: ['ignore', 'pipe', stderr] })
+  let out = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+  return new Promise((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`tally bench exited ${code}`)))))
+}
+
+/**
+ * The two checkouts an alternated comparison serves, from `--base DIR` and
+ * `--head DIR` (this checkout when absent), and each one's node flags from
+ * `--base-node-options` / `--head-node-options` (space-separated).
+ */
+export function abTrees(
+  values: { base?: string; head?: string; 'base-node-options': string; 'head-node-options': string },
+  here: string,
+): { roots: Record<'base' | 'head', string>; nodeOptions: Record<'base' | 'head', string[]> } {
+  if (values.base === undefined) throw new Error('--base DIR: the tree to compare against')
+  const flags = (text: string): string[] => text.split(' ').filter((flag) => flag !== '')
+  return {
+    roots: { base: path.resolve(values.base), head: path.resolve(values.head ?? here) },
+    nodeOptions: { base: flags(values['base-node-options']), head: flags(values['head-node-options']) },
   }
 }
