@@ -82,8 +82,8 @@ function merged(intervals: CauseInterval[]): CauseInterval[] {
   return out
 }
 
-/** Milliseconds of [fromMs, toMs] covered by `intervals` (sorted, merged); binary search to the first candidate. */
-export function coveredMs(intervals: readonly CauseInterval[], fromMs: number, toMs: number): number {
+/** The first of `intervals` (sorted, merged) that ends at or after `fromMs`: a binary search. */
+function firstEndingFrom(intervals: readonly CauseInterval[], fromMs: number): number {
   let low = 0
   let high = intervals.length
   while (low < high) {
@@ -91,6 +91,12 @@ export function coveredMs(intervals: readonly CauseInterval[], fromMs: number, t
     if ((intervals[middle] as CauseInterval).endMs < fromMs) low = middle + 1
     else high = middle
   }
+  return low
+}
+
+/** Milliseconds of [fromMs, toMs] covered by `intervals` (sorted, merged). */
+export function coveredMs(intervals: readonly CauseInterval[], fromMs: number, toMs: number): number {
+  const low = firstEndingFrom(intervals, fromMs)
   let covered = 0
   for (let at = low; at < intervals.length; at++) {
     const interval = intervals[at] as CauseInterval
@@ -102,14 +108,7 @@ export function coveredMs(intervals: readonly CauseInterval[], fromMs: number, t
 
 /** Whether any interval meets [fromMs, toMs] (an instant counts). */
 function overlaps(intervals: readonly CauseInterval[], fromMs: number, toMs: number): boolean {
-  let low = 0
-  let high = intervals.length
-  while (low < high) {
-    const middle = (low + high) >> 1
-    if ((intervals[middle] as CauseInterval).endMs < fromMs) low = middle + 1
-    else high = middle
-  }
-  const first = intervals[low]
+  const first = intervals[firstEndingFrom(intervals, fromMs)]
   return first !== undefined && first.startMs <= toMs
 }
 
