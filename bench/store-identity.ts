@@ -26,6 +26,7 @@ import fc from 'fast-check'
 import { LedgerNode } from '../src/server/index.ts'
 import { Store } from '../src/store/index.ts'
 import { runCheck } from '../src/check/index.ts'
+import { storeRows } from '../test/support/ledger.ts'
 
 const { values } = parseArgs({ options: { base: { type: 'string' }, 'cache-rotation': { type: 'string' }, keep: { type: 'string' }, seed: { type: 'string' } } })
 if (values.base === undefined) throw new Error('usage: bench/store-identity.ts --base ROOT [--cache-rotation K] [--keep DIR] [--seed S]')
@@ -89,21 +90,10 @@ async function replayHere(): Promise<number> {
   }
 }
 
-async function rows(dataDirectory: string): Promise<Map<string, string>> {
-  const store = await Store.open(path.join(dataDirectory, 'store'))
-  const all = new Map<string, string>()
-  try {
-    for await (const [key, value] of store.range({ gte: Buffer.of(0) })) all.set(key.toString('hex'), value.toString('hex'))
-  } finally {
-    await store.close()
-  }
-  return all
-}
-
 try {
   const writtenIndex = await writeWithBase()
   const replayedIndex = await replayHere()
-  const [base, here] = [await rows(written), await rows(replayed)]
+  const [base, here] = [await storeRows(written), await storeRows(replayed)]
   let differing = 0
   for (const [key, value] of base) if (here.get(key) !== value) differing++
   for (const key of here.keys()) if (!base.has(key)) differing++
