@@ -435,36 +435,33 @@ function writeObject(record: Record<string, unknown>, sorted: boolean): void {
   if (sorted) sortKeyRange(keys, from, end)
   keyStackTop = end
   writer.byte(Tag.object)
+  // Under 0x80 keys the count is one byte, patched once the skipped fields (undefined, functions) are
+  // known; past it the fields are counted first, the varint's length depending on the count.
+  let countAt = -1
   if (end - from < 0x80) {
-    // One count byte, patched once the skipped fields (undefined, functions) are known.
     writer.reserve(1)
-    const countAt = writer.offset++
-    let count = 0
-    for (let at = from; at < end; at++) {
-      const key = keys[at] as string
-      const field = record[key]
-      if (field === undefined || typeof field === 'function' || typeof field === 'symbol') continue
-      writeString(key)
-      writeItem(field, sorted)
-      count++
-    }
-    writer.buffer[countAt] = count
+    countAt = writer.offset++
   } else {
     let count = 0
-    for (let at = from; at < end; at++) {
-      const field = record[keys[at] as string]
-      if (field !== undefined && typeof field !== 'function' && typeof field !== 'symbol') count++
-    }
+    for (let at = from; at < end; at++) if (isPackedField(record[keys[at] as string])) count++
     writer.varint(count)
-    for (let at = from; at < end; at++) {
-      const key = keys[at] as string
-      const field = record[key]
-      if (field === undefined || typeof field === 'function' || typeof field === 'symbol') continue
-      writeString(key)
-      writeItem(field, sorted)
-    }
   }
+  let count = 0
+  for (let at = from; at < end; at++) {
+    const key = keys[at] as string
+    const field = record[key]
+    if (!isPackedField(field)) continue
+    writeString(key)
+    writeItem(field, sorted)
+    count++
+  }
+  if (countAt >= 0) writer.buffer[countAt] = count
   keyStackTop = from
+}
+
+/** Whether an object's field is packed: JSON drops undefined, functions and symbols. */
+function isPackedField(field: unknown): boolean {
+  return field !== undefined && typeof field !== 'function' && typeof field !== 'symbol'
 }
 
 /** `keys[from, end)` in JSON's canonical order (UTF-16 code units, as `sortedKeys`). */
