@@ -164,7 +164,7 @@ function pack(value: unknown, layout: number, sorted: boolean, withBytes: boolea
   writer.offset = 0
   writer.byte(layout)
   bytesAllowed = withBytes
-  keyStackTop = 0
+  startKeyStack()
   if (!writeItem(value, sorted)) throw new InvariantViolation('value has no packed representation')
   return writer.take()
 }
@@ -192,7 +192,7 @@ export class PackedItems {
 export function packItems(items: readonly unknown[], sorted: boolean): Buffer {
   writer.offset = 0
   bytesAllowed = false
-  keyStackTop = 0
+  startKeyStack()
   for (const item of items) if (!writeItem(item, sorted)) writer.byte(Tag.null)
   return writer.take()
 }
@@ -213,7 +213,7 @@ export const PackedShape = {
     writer.offset = 0
     writer.byte(layout)
     bytesAllowed = false
-    keyStackTop = 0
+    startKeyStack()
   },
   /** An object header: `count` fields follow, each a `key` then its value. */
   object(count: number): void {
@@ -419,10 +419,23 @@ function sortedKeys(record: Record<string, unknown>): string[] {
  * `for…in` lists what `Object.keys` lists for the records packed here
  * (plain objects and maps without prototype: own enumerable string keys,
  * integer-like ones first, then in insertion order), and nothing else as long
- * as no enumerable property is added to `Object.prototype`.
+ * as no enumerable property is added to `Object.prototype`, which every pack
+ * checks (`startKeyStack`).
  */
 const keyStack: string[] = []
 let keyStackTop = 0
+const plainRecord = {}
+
+/**
+ * Empties the key stack for a new pack. Refuses to pack once anything has
+ * given `Object.prototype` an enumerable property: `for…in` would list it
+ * in every plain record, and packed bytes (hashed, compared across nodes)
+ * would change.
+ */
+function startKeyStack(): void {
+  keyStackTop = 0
+  for (const key in plainRecord) throw new InvariantViolation(`Object.prototype has an enumerable property ${JSON.stringify(key)}: a plain record would pack it`)
+}
 
 /** Past this many keys an object's keys are sorted by the generic sort; below, by insertion. */
 const KEYS_INSERTION_SORT_MAX = 16

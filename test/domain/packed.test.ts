@@ -246,3 +246,15 @@ test('field names and constants of the word table pack as one word (tag and posi
     assert.equal(unpackValue(bytes, 0x01), text)
   }
 })
+
+test('packing refuses once Object.prototype has an enumerable property (for…in would pack it in every plain record)', () => {
+  assert.ok(packValue({ a: 1 }, LAYOUT, true).length > 0)
+  Object.defineProperty(Object.prototype, 'polluted', { value: 1, enumerable: true, configurable: true, writable: true })
+  try {
+    assert.throws(() => packValue({ a: 1 }, LAYOUT, true), InvariantViolation)
+    assert.throws(() => packItems([{ a: 1 }], true), InvariantViolation)
+  } finally {
+    delete (Object.prototype as Record<string, unknown>).polluted
+  }
+  assert.deepEqual(unpackValue(packValue({ a: 1 }, LAYOUT, true), LAYOUT), { a: 1n })
+})
