@@ -338,7 +338,7 @@ async function withIdempotencyHashes(store: ExportReader, ledger: LedgerName, ou
   const records = await store.getMany(keyed.map(({ key }) => attributeRowKey(idempotencyKey(ledger, key))))
   const fields = new JsonBytes(64 * keyed.length)
   const ends: number[] = []
-  for (const [i, record] of records.entries()) {
+  for (const record of records) {
     const hash = requestHashOf(record)
     if (hash !== undefined) {
       fields.bytes(printed.idempotencyHash)

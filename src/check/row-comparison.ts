@@ -115,7 +115,7 @@ export class RowComparison {
   private readonly replayed: SpillRows
 
   constructor(
-    private readonly disk: SpillDisk,
+    disk: SpillDisk,
     /** Bytes each side holds in memory before it spills. */
     sideBytesMax: number,
   ) {

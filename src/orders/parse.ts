@@ -1,4 +1,4 @@
-import type { AccountAddress, Keyed, LedgerName, Metadata, TransactionId } from '../domain/index.ts'
+import type { Keyed, LedgerName, Metadata, TransactionId } from '../domain/index.ts'
 import {
   describe,
   emptyKeyed,
@@ -10,7 +10,6 @@ import {
   parseAccountAddress,
   parseDate,
   parseMetadata,
-  parseMetadataKey,
   parsePostings,
   referenceLengthMax,
   TallyError,

@@ -234,7 +234,7 @@ export class LedgerNode implements Sequencer {
     readonly fsm: LedgerStateMachine,
     readonly clusterId: string,
     private readonly options: LedgerNodeOptions,
-    private readonly walTiming: WalTiming,
+    walTiming: WalTiming,
   ) {
     this.storedIndex = fsm.appliedIndex
     this.checkpointIndex = fsm.appliedIndex

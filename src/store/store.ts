@@ -1,7 +1,7 @@
 import { RocksLevel } from '@nxtedition/rocksdb'
 import type { RocksChainedBatch, RocksIterator } from '@nxtedition/rocksdb'
 import { TallyError, invariant } from '../domain/index.ts'
-import { MetaKey, metaKey, prefixEnd } from './layout.ts'
+import { MetaKey, metaKey } from './layout.ts'
 import type { RowWrite } from './layout.ts'
 import { LogSyncAhead, logSyncAheadBytesDefault } from './log-sync-ahead.ts'
 import type { LogSyncAheadFigures } from './log-sync-ahead.ts'

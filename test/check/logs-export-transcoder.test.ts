@@ -5,7 +5,7 @@ import type { Json, LedgerName } from '../../src/domain/index.ts'
 import { decodeAttribute, encodeAttribute, idempotencyKey, isJsonObject, packValue, stringifyJson } from '../../src/domain/index.ts'
 import type { ExportReader } from '../../src/check/logs-export.ts'
 import { exportLogChunks } from '../../src/check/index.ts'
-import { RowLayout, attributeRowKey, decodeLogRow, encodeLogRow, logRowKey } from '../../src/store/index.ts'
+import { RowLayout, decodeLogRow, encodeLogRow, logRowKey } from '../../src/store/index.ts'
 import { transactionRecords } from '../support/arbitraries.ts'
 import type { AggregatedVolumes } from '../../src/domain/index.ts'
 

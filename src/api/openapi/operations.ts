@@ -63,7 +63,6 @@ const countHeader: OpenApiObject = { Count: { description: 'Number of matching i
 // ---- statuses ----------------------------------------------------------------------
 
 const served = (differences?: string): OperationStatus => ({ kind: 'served', ...(differences === undefined ? {} : { differences }) })
-const planned = (issue: number, what: string): OperationStatus => ({ kind: 'planned', issue, what })
 const unsupported = (reason: string): OperationStatus => ({ kind: 'unsupported', reason })
 
 function notServed(method: HttpMethod, path: string, operationId: string, summary: string, reason: string): Operation {
