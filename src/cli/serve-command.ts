@@ -91,8 +91,8 @@ and --durability):
                                   run as a cluster node coordinated through this etcd
                                                             [TALLY_CLUSTER]
   --node-id ID                    this node's stable id (letters, digits, . _ -) [TALLY_NODE_ID]
-  --peer-listen HOST:PORT         where replicas take the primary's WAL entries
-                                                            [TALLY_PEER_LISTEN]
+  --peer-listen HOST:PORT         where replicas take the primary's WAL entries (port 0: a
+                                  free port, the bound one registered)  [TALLY_PEER_LISTEN]
   --peer-advertise HOST:PORT      the peer address registered for the other nodes, when they
                                   reach this one elsewhere  [TALLY_PEER_ADVERTISE, default --peer-listen]
   --advertise HOST:PORT           the HTTP address registered for the other nodes (forwarded
@@ -370,7 +370,8 @@ function clusterSettings(given: Given, optionalInteger: (flag: IntegerFlag) => n
   if (!isNodeId(nodeId.value)) throw new ServeUsageError(`${nodeId.source}: expected 1 to 64 letters, digits, '.', '_' or '-', got ${JSON.stringify(nodeId.value.slice(0, 80))}`)
   const peer = given('peer-listen')
   if (peer === undefined) throw new ServeUsageError('--cluster needs --peer-listen HOST:PORT (where replicas take the WAL)')
-  const peerAddress = parsePeerAddress(peer.value)
+  // Port 0 binds a free port, and the bound one is registered (a restart registers its new one).
+  const peerAddress = parsePeerAddress(peer.value, { portZero: true })
   if (peerAddress === undefined) throw new ServeUsageError(`${peer.source}: expected HOST:PORT, got ${JSON.stringify(peer.value.slice(0, 80))}`)
   const advertised = (flag: 'peer-advertise' | 'advertise'): { host: string; port: number } | undefined => {
     const found = given(flag)
@@ -623,7 +624,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
   // A replica that staged a snapshot reopens in place: everything below runs again on the same ports with the image
   // installed first (docs/cluster.md, "Snapshots and rebuild"); the control plane and the settings stay.
   const signals: { handlers: boolean; received: string | undefined; stop: ((why: string) => void) | undefined } = { handlers: false, received: undefined, stop: undefined }
-  const serveOnce = async (port: number): Promise<{ readonly code: number } | { readonly reopenOn: number }> => {
+  // The ports a reopen binds again: the bound ones, so that `--listen`/`--peer-listen` port 0 keeps its address.
+  type Ports = { readonly http: number; readonly peer: number | undefined }
+  const serveOnce = async (ports: Ports): Promise<{ readonly code: number } | { readonly reopenOn: Ports }> => {
+    const port = ports.http
     let node: LedgerNode
     try {
       await checkPortFree(settings.host, port)
@@ -691,7 +695,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
           node,
           gate,
           nodeId: cluster.nodeId,
-          peerListen: { host: cluster.peerHost, port: cluster.peerPort },
+          peerListen: { host: cluster.peerHost, port: ports.peer ?? cluster.peerPort },
           ...(cluster.peerAdvertise === undefined ? {} : { peerAdvertise: cluster.peerAdvertise }),
           httpAddress,
           leaseTtlSeconds: cluster.leaseTtlSeconds,
@@ -712,19 +716,21 @@ export async function serveCommand(argv: string[]): Promise<number> {
         await node.close()
         control.close()
         const message = (error as Error).message
-        return { code: fail(/EADDRINUSE/.test(message) || (error as { code?: string }).code === 'EADDRINUSE' ? `peer port ${cluster.peerPort} on ${cluster.peerHost} is already in use; choose another --peer-listen` : `cannot join the cluster at ${cluster.url}: ${message}`) }
+        return { code: fail(/EADDRINUSE/.test(message) || (error as { code?: string }).code === 'EADDRINUSE' ? `peer port ${ports.peer ?? cluster.peerPort} on ${cluster.peerHost} is already in use; choose another --peer-listen` : `cannot join the cluster at ${cluster.url}: ${message}`) }
       }
-      log(`cluster: node ${cluster.nodeId} of cluster ${node.clusterId}, peer address ${formatAddress(runtime.peerAddress)}${cluster.peerAdvertise === undefined ? '' : ` (advertised ${formatAddress(cluster.peerAdvertise)})`}, http ${httpAddress}`)
+      // After a rebuild's reopen at warn, beside the lines that announced it: the same addresses as before it.
+      log(`cluster: node ${cluster.nodeId} of cluster ${node.clusterId}, peer address ${formatAddress(runtime.peerAddress)}${cluster.peerAdvertise === undefined ? '' : ` (advertised ${formatAddress(cluster.peerAdvertise)})`}, http ${httpAddress}${ports.peer === undefined ? '' : ' (reopened after the rebuild)'}`, ports.peer === undefined ? {} : { level: 'warn' })
     }
-    return new Promise<{ readonly code: number } | { readonly reopenOn: number }>((resolve) => {
+    return new Promise<{ readonly code: number } | { readonly reopenOn: Ports }>((resolve) => {
       let stopping = false
       const address = app.server.address()
       const boundPort = typeof address === 'object' && address !== null ? address.port : port
+      const boundPeer = runtime?.peerAddress
       const stop = (signal: string, reopen: boolean): void => {
         if (stopping) return
         stopping = true
         signals.stop = undefined
-        if (reopen) log(`${signal}: closing to install it, then reopening on the same ports`, { level: 'warn' })
+        if (reopen) log(`${signal}: closing to install it, then reopening on the same ports${boundPeer === undefined ? '' : ` (peer address ${formatAddress(boundPeer)})`}`, { level: 'warn' })
         else log(`${signal}: draining and shutting down`)
         app
           .close()
@@ -734,7 +740,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
           .then(() => {
             if (reopen) log('closed for the rebuild: installing the staged snapshot and reopening', { level: 'warn' })
             else log('stopped cleanly')
-            resolve(reopen ? { reopenOn: boundPort } : { code: 0 })
+            resolve(reopen ? { reopenOn: { http: boundPort, peer: boundPeer?.port } } : { code: 0 })
           })
           .catch((error: unknown) => {
             log(`shutdown failed: ${String(error)}`, { level: 'error' })
@@ -760,11 +766,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
       else if (stagedBeforeListening) requestReopen()
     })
   }
-  let port = settings.port
+  let ports: Ports = { http: settings.port, peer: undefined }
   for (;;) {
-    const outcome = await serveOnce(port)
+    const outcome = await serveOnce(ports)
     if ('code' in outcome) return outcome.code
-    port = outcome.reopenOn
+    ports = outcome.reopenOn
   }
 }
 

@@ -12,7 +12,6 @@ import { EtcdCluster, etcdSkip } from '../support/etcd.ts'
 import { killTally, spawnTally, type ServerProcess } from '../support/server-process.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { until } from './helpers.ts'
-import { freePort } from '../support/local.ts'
 
 type View = ClusterStatusView
 
@@ -60,10 +59,10 @@ test('/_/cluster, /_/metrics and tally cluster status show replicas, links, posi
   try {
     await Promise.all(
       ids.map(async (id, i) => {
-        const peerPort = await freePort()
+        // Port 0: the bound port is the one registered, and a probed free port could be taken before the bind.
         servers[i] = await spawnTally({
           dataDirectory: data[i]?.directory as string,
-          args: ['--cluster', etcd.url, '--node-id', id, '--peer-listen', `127.0.0.1:${peerPort}`, '--cluster-lease-ttl-seconds', '2', '--log-level', 'warn'],
+          args: ['--cluster', etcd.url, '--node-id', id, '--peer-listen', '127.0.0.1:0', '--cluster-lease-ttl-seconds', '2', '--log-level', 'warn'],
         })
       }),
     )

@@ -84,17 +84,18 @@ export interface ClusterMember {
 /**
  * Starts a node whose peer port another test file may have taken since it
  * was probed (free ports are only free when probed): a start refused for
- * that moves the node to a new peer port behind the same proxy, whose
- * address is the one registered.
+ * that moves the node to a new peer port, behind the same proxy when it has
+ * one (the proxy's address is then the one registered). A node whose peer
+ * port nobody needs to know ahead listens on port 0 instead.
  */
-export async function startOnFreePeerPort<T>(node: { peerPort: number; peerProxy: FaultProxy }, startOnce: () => Promise<T>): Promise<T> {
+export async function startOnFreePeerPort<T>(node: { peerPort: number; peerProxy?: FaultProxy }, startOnce: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await startOnce()
     } catch (error) {
       if (attempt >= 3 || !/peer port \d+ on \S+ is already in use/.test(String(error))) throw error
       node.peerPort = await freePort()
-      node.peerProxy.setTarget({ host: '127.0.0.1', port: node.peerPort })
+      node.peerProxy?.setTarget({ host: '127.0.0.1', port: node.peerPort })
     }
   }
 }

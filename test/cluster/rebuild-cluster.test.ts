@@ -13,13 +13,11 @@ import { EtcdCluster, etcdSkip } from '../support/etcd.ts'
 import { killTally, spawnTally, type ServerProcess } from '../support/server-process.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { until } from './helpers.ts'
-import { freePort } from '../support/local.ts'
 import { call, writeOnPrimary } from './process-cluster.ts'
 
 interface Member {
   readonly id: string
   readonly data: { directory: string; remove: () => void }
-  readonly peerPort: number
   server: ServerProcess | undefined
 }
 
@@ -69,12 +67,14 @@ async function withThreeNodes(prefix: string, flags: readonly string[], body: (c
   const etcd = await EtcdCluster.start()
   const members: Member[] = []
   try {
-    for (const id of ['n1', 'n2', 'n3']) members.push({ id, data: tempDirectory(`tally-${prefix}-${id}-`), peerPort: await freePort(), server: undefined })
+    for (const id of ['n1', 'n2', 'n3']) members.push({ id, data: tempDirectory(`tally-${prefix}-${id}-`), server: undefined })
     const start = async (member: Member): Promise<ServerProcess> => {
       member.server = await spawnTally({
         dataDirectory: member.data.directory,
         args: [
-          '--cluster', etcd.url, '--node-id', member.id, '--peer-listen', `127.0.0.1:${member.peerPort}`, '--cluster-lease-ttl-seconds', '2',
+          '--cluster', etcd.url, '--node-id', member.id, // Port 0: the bound port is the one registered (a restart registers its new one), and a
+          // probed free port could be taken by another test before the bind.
+          '--peer-listen', '127.0.0.1:0', '--cluster-lease-ttl-seconds', '2',
           ...flags,
           '--log-level', process.env.TALLY_TEST_LOG_LEVEL ?? 'warn',
         ],
@@ -129,6 +129,10 @@ test('a replica down while the primary recycles its WAL comes back rebuilt from 
     assert.deepEqual(converged.r.stateHash, converged.p.stateHash)
     assert.equal(converged.r.role, 'replica')
     assert.equal(exit, undefined, `the rebuilt replica is the same process\n${rejoined.stderr()}`)
+    // Listening on port 0, it reopened on the port it had bound: the address registered before the rebuild still holds.
+    const peerAddresses = [...rejoined.stderr().matchAll(/peer address (\S+?)[),]/g)].map((match) => match[1])
+    assert.equal(peerAddresses.length, 2, rejoined.stderr())
+    assert.equal(new Set(peerAddresses).size, 1, `one peer address across the reopen: ${peerAddresses.join(', ')}`)
     // The primary's recovery driver made those decisions: a rebuild from its snapshot, carried on after the reopen.
     const decisions = (converged.p.replication?.recoveryLog ?? []).map((line) => line.message)
     assert.ok(decisions.some((line) => /recovery: n3: rebuild_source_selected snapshot_tail/.test(line)), decisions.join('\n'))

@@ -63,6 +63,11 @@ test('serve: without --cluster nothing changes; the cluster flags go together an
   assert.throws(() => parseServeArgs(['--cluster', 'http://127.0.0.1:2379', '--node-id', 'n1', '--peer-listen', '127.0.0.1:4068'], {}), /--cluster: expected etcd:\/\//)
   assert.throws(() => parseServeArgs([...base.slice(0, 2), '--node-id', 'n/1', ...base.slice(4)], {}), /--node-id: expected 1 to 64/)
   assert.throws(() => parseServeArgs([...base.slice(0, 4), '--peer-listen', '4068'], {}), /--peer-listen: expected HOST:PORT/)
+  // Port 0 listens on a free port (the bound one is registered); the advertised addresses below refuse it.
+  const anyPort = parseServeArgs([...base.slice(0, 4), '--peer-listen', '127.0.0.1:0'], {})
+  assert.ok(anyPort !== 'help')
+  assert.equal(anyPort.cluster?.peerPort, 0)
+  assert.throws(() => parseServeArgs([...base, '--peer-advertise', '10.0.0.7:0'], {}), /--peer-advertise: expected a HOST:PORT other nodes can dial/)
   // The advertised addresses are what other nodes dial: registered as given, never a wildcard or port 0.
   const advertised = parseServeArgs([...base.slice(0, 4), '--peer-listen', '0.0.0.0:4068', '--peer-advertise', '10.0.0.7:5068', '--advertise', '[fd00::7]:3068'], {})
   assert.ok(advertised !== 'help')

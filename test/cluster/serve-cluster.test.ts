@@ -13,7 +13,7 @@ import { EtcdCluster, etcdSkip } from '../support/etcd.ts'
 import { killTally, spawnTally, type ServerProcess } from '../support/server-process.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { until } from './helpers.ts'
-import { balance as balanceOf, call, clusterView, freePort, writeOnPrimary, type ClusterView } from './process-cluster.ts'
+import { balance as balanceOf, call, clusterView, freePort, startOnFreePeerPort, writeOnPrimary, type ClusterView } from './process-cluster.ts'
 
 interface Member {
   readonly id: string
@@ -36,10 +36,10 @@ test('tally serve --cluster: three processes form a cluster, replicate, forward 
   try {
     for (const id of ['n1', 'n2', 'n3']) members.push({ id, data: tempDirectory(`tally-${id}-`), peerPort: await freePort(), server: undefined })
     const start = async (member: Member): Promise<void> => {
-      member.server = await spawnTally({
+      member.server = await startOnFreePeerPort(member, () => spawnTally({
         dataDirectory: member.data.directory,
         args: ['--cluster', etcd.url, '--node-id', member.id, '--peer-listen', `127.0.0.1:${member.peerPort}`, '--cluster-lease-ttl-seconds', '2', '--log-level', process.env.TALLY_TEST_LOG_LEVEL ?? 'warn'],
-      })
+      }))
     }
     await Promise.all(members.map(start))
 

@@ -79,12 +79,12 @@ interface SessionBinding {
 }
 
 /** `host:port` (IPv6 in brackets: `[::1]:4068`). */
-export function parsePeerAddress(text: string): PeerAddress | undefined {
+export function parsePeerAddress(text: string, options: { readonly portZero?: boolean } = {}): PeerAddress | undefined {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text)
   if (match === null) return undefined
   const port = Number(match[3])
   const host = match[1] ?? match[2]
-  if (host === undefined || !Number.isInteger(port) || port < 1 || port > 65_535) return undefined
+  if (host === undefined || !Number.isInteger(port) || port < (options.portZero === true ? 0 : 1) || port > 65_535) return undefined
   return { host, port }
 }
 
