@@ -261,11 +261,21 @@ for (const seed of seeds) {
           return acknowledged.length >= target ? true : undefined
         }, deadlineMs)
       }
+      /**
+       * The node is back at the primary's applied index: as a caught-up replica, or leading again. Leadership can
+       * move back to it meanwhile: after a false suspicion heals, the replicas may suspect the new primary before
+       * its links form (at this machine's load) and promote the old one again, an epoch change that loses nothing.
+       */
       const caughtUp = async (node: BankNode): Promise<void> => {
         const lead = await primary()
         await until(`${node.id} caught up`, async () => {
-          const view = await clusterView(node.server)
-          return view !== undefined && view.role === 'replica' && view.caughtUp && view.appliedIndex >= lead.view.appliedIndex ? true : undefined
+          const seen = await views()
+          const view = seen[nodes.indexOf(node)]
+          if (view === undefined || !view.caughtUp || view.appliedIndex < lead.view.appliedIndex) return undefined
+          if (view.role === 'replica') return true
+          const leads = view.role === 'primary' && seen.every((other) => other === view || other?.role !== 'primary' || other.epoch < view.epoch)
+          if (leads) note(`${node.id} leads again at epoch ${view.epoch}`)
+          return leads ? true : undefined
         }, 40_000)
       }
       const replicaOf = (lead: BankNode): BankNode => pick(nodes.filter((node) => node !== lead))
