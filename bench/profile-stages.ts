@@ -4,7 +4,7 @@
  *
  *   node --import tsx bench/profile.ts --workload transactions --concurrency 64 --duration 10 --warmup 3 \
  *     --sampling-interval-us 100 --keep /tmp/p64.cpuprofile
- *   node --import tsx bench/profile-stages.ts --profile /tmp/p64.cpuprofile --js-micros 138.5 [--window 10]
+ *   node --import tsx bench/profile-stages.ts --profile /tmp/p64.cpuprofile --js-micros 138.5 [--window 10] [--functions STAGE]
  *
  * `--js-micros` is the JavaScript thread's CPU per transaction that
  * `bench/profile.ts` printed (from /proc): each stage's share of the
@@ -15,12 +15,14 @@
  * into admission is admission's. Where `bench/profile.ts` sums self time by
  * module, this says which step of a request's life pays it: the HTTP edge,
  * admission, the WAL hand-off, the apply, the store write, the answer.
+ * `--functions STAGE` (a stage's name, or the start of it) also lists the
+ * heaviest functions (self time) of the samples that stage took.
  */
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import type { CpuProfile, CpuProfileCallFrame } from '../src/bench/profile-summary.ts'
 
-const { values } = parseArgs({ options: { profile: { type: 'string' }, 'js-micros': { type: 'string' }, window: { type: 'string', default: '10' } } })
+const { values } = parseArgs({ options: { profile: { type: 'string' }, 'js-micros': { type: 'string' }, window: { type: 'string', default: '10' }, functions: { type: 'string' } } })
 if (values.profile === undefined || values['js-micros'] === undefined) throw new Error('--profile FILE --js-micros N: a kept profile and the JavaScript thread\'s µs per transaction')
 const jsMicros = Number(values['js-micros'])
 const profile = JSON.parse(await readFile(values.profile, 'utf8')) as CpuProfile
@@ -69,6 +71,8 @@ function stage(id: number): string {
 
 const windowStart = profile.endTime - Number(values.window) * 1e6
 const counts = new Map<string, number>()
+/** `--functions`: samples per self function within the stage. */
+const selfOf = new Map<string, number>()
 let total = 0
 let at = profile.startTime
 profile.samples.forEach((id, i) => {
@@ -77,9 +81,18 @@ profile.samples.forEach((id, i) => {
   total++
   const name = stage(id)
   counts.set(name, (counts.get(name) ?? 0) + 1)
+  if (values.functions !== undefined && name.startsWith(values.functions)) {
+    const frame = nodes.get(id)?.callFrame
+    const label = frame === undefined ? '?' : `${frame.functionName || '(anonymous)'} ${frame.url.replace(/^.*\/(node_modules|src)\//, '$1/')}:${frame.lineNumber + 1}`
+    selfOf.set(label, (selfOf.get(label) ?? 0) + 1)
+  }
 })
 console.log(`| stage (JavaScript thread) | share | µs/tx |\n| --- | --- | --- |`)
 for (const [name, count] of [...counts].sort((a, b) => b[1] - a[1])) {
   console.log(`| ${name} | ${((100 * count) / total).toFixed(1)} % | ${((jsMicros * count) / total).toFixed(1)} |`)
 }
 console.log(`| **total** (${total} samples) | 100 % | ${jsMicros.toFixed(1)} |`)
+if (values.functions !== undefined) {
+  console.log(`\n| heaviest functions in "${values.functions}…" (self) | µs/tx |\n| --- | --- |`)
+  for (const [label, count] of [...selfOf].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`| \`${label}\` | ${((jsMicros * count) / total).toFixed(2)} |`)
+}

@@ -22,10 +22,24 @@ export interface Sequencer {
   append(payload: Buffer, proposal?: Proposal): number
   /** Resolves once `index` is durable, applied and stored. */
   result(index: number): Promise<ProposalResult>
+  /**
+   * `result` through a callback: `waiter` is called, exactly once, in the
+   * stretch that delivers the result (synchronously if it is already known).
+   * A gathering's members are answered there, with no promise turn between
+   * the result and their answers: a single node sends them before it hands
+   * the batch to the store (ADR 0005). Optional: `result` serves without it.
+   */
+  resultTo?(index: number, waiter: ResultWaiter): void
   /** Highest index whose effects are in the store (reads at least this state). */
   storeIndex(): number
   /** The largest payload one append accepts (the log's record bound). */
   payloadBytesMax(): number
+}
+
+/** Told a proposal's result, or why there is none (`Sequencer.resultTo`). Must not throw. */
+export interface ResultWaiter {
+  resolve(result: ProposalResult): void
+  reject(error: Error): void
 }
 
 export interface AdmissionOptions {
@@ -364,20 +378,47 @@ export class Admission {
         await Promise.all([this.settleGathered(pending.slice(0, half)), this.settleGathered(pending.slice(half))])
         return
       }
-      const result = await this.options.sequencer.result(index)
-      if (result.outcome !== 'applied') continue
-      invariant(result.results.length === pending.length, () => `${pending.length} orders gathered, ${result.results.length} results`)
-      const again: Gathered[] = []
-      pending.forEach((member, i) => {
-        const outcome = result.results[i] as OrderResult
-        invariant(outcome.status !== 'skipped', 'a gathered order is never skipped')
-        if (isStaleInputs(outcome)) again.push(member)
-        else this.answerGathered(member, undefined, outcome)
-      })
+      const again = await this.answerWhenApplied(index, pending)
+      if (again === undefined) continue
       if (again.length === 0) return
       pending = again
     }
     throw staleRepeatedly()
+  }
+
+  /**
+   * Answers the members of a gathering from its proposal's result, in the
+   * stretch that delivers it (`Sequencer.resultTo`), not a promise turn
+   * later. Resolves with the members whose script inputs moved
+   * (`STALE_INPUTS`, to be planned again), or undefined when the proposal
+   * was not applied (stale: all of them are).
+   */
+  private answerWhenApplied(index: number, pending: readonly Gathered[]): Promise<Gathered[] | undefined> {
+    const sequencer = this.options.sequencer
+    return new Promise((resolve, reject) => {
+      const waiter: ResultWaiter = {
+        resolve: (result) => {
+          try {
+            if (result.outcome !== 'applied') return resolve(undefined)
+            invariant(result.results.length === pending.length, () => `${pending.length} orders gathered, ${result.results.length} results`)
+            const again: Gathered[] = []
+            for (let i = 0; i < pending.length; i++) {
+              const member = pending[i] as Gathered
+              const outcome = result.results[i] as OrderResult
+              invariant(outcome.status !== 'skipped', 'a gathered order is never skipped')
+              if (isStaleInputs(outcome)) again.push(member)
+              else this.answerGathered(member, undefined, outcome)
+            }
+            resolve(again)
+          } catch (error) {
+            reject(error)
+          }
+        },
+        reject,
+      }
+      if (sequencer.resultTo === undefined) sequencer.result(index).then(waiter.resolve, waiter.reject)
+      else sequencer.resultTo(index, waiter)
+    })
   }
 
   /**

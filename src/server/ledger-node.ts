@@ -631,18 +631,23 @@ export class LedgerNode implements Sequencer {
   private storeDrained: Promise<void> = Promise.resolve()
 
   result(index: number): Promise<ProposalResult> {
+    return new Promise((resolve, reject) => this.resultTo(index, { resolve, reject }))
+  }
+
+  /** `result` through a callback, called in the stretch that delivers the result (at once if it is known). */
+  resultTo(index: number, waiter: Waiter): void {
     const ready = this.results.get(index)
     if (ready !== undefined) {
       this.results.delete(index)
-      return Promise.resolve(ready)
+      return waiter.resolve(ready)
     }
-    if (this.fatal !== undefined) return Promise.reject(unavailable(`node stopped: ${this.fatal.message}`))
+    if (this.fatal !== undefined) return waiter.reject(unavailable(`node stopped: ${this.fatal.message}`))
     const abandoned = this.abandoned.get(index)
     if (abandoned !== undefined) {
       this.abandoned.delete(index)
-      return Promise.reject(outcomeUnknown(index, abandoned))
+      return waiter.reject(outcomeUnknown(index, abandoned))
     }
-    return new Promise((resolve, reject) => this.waiters.set(index, { resolve, reject }))
+    this.waiters.set(index, waiter)
   }
 
   // ---- apply loop --------------------------------------------------------------
@@ -754,8 +759,15 @@ export class LedgerNode implements Sequencer {
 
   /**
    * Writes applied batches (consecutive) to the store in one write once the
-   * WAL holds them, then answers their proposals: nothing of them reaches the
+   * WAL holds them, and answers their proposals: nothing of them reaches the
    * store, and nobody is answered, before their WAL group is durable (ADR 0005).
+   *
+   * A single node whose batch goes to RocksDB in one synchronous call
+   * answers first, then writes, in one synchronous stretch: an answer's bytes
+   * leave while the store write runs, and no read or planning step can run
+   * between the two (nothing yields), so none sees the answered write
+   * missing. If the store write then fails, the node stops; the answered
+   * writes are in the durable WAL and replayed at the next open.
    */
   private async storeApplied(applied: readonly AppliedBatch[]): Promise<void> {
     // A failed step fails the node: no later batch may reach the store after it.
@@ -781,6 +793,12 @@ export class LedgerNode implements Sequencer {
     // role change may write meanwhile, and must land in the same turn as it
     // was read.
     if (this.appliesAhead()) invariant(this.storedIndex === start - 1, () => `store batch ${start}..${end} would follow index ${this.storedIndex}`)
+    const answerFirst = this.role === 'single' && rows.length <= this.storeSlices.rows
+    if (answerFirst) {
+      // Answers carry the applied index they reflect (`Tally-Applied-Index`): the store holds it before anything else runs.
+      this.storedIndex = end
+      for (const batch of applied) for (const result of batch.results) this.deliver(result)
+    }
     await this.store.write(rows, { sync: false, ...(this.role === 'single' ? { slices: this.storeSlices } : {}) })
     this.storedIndex = end
     this.latchCaughtUp()
@@ -796,7 +814,7 @@ export class LedgerNode implements Sequencer {
     }
     for (const batch of applied) {
       this.signedCheckpoints?.observe(batch.auditHead)
-      for (const result of batch.results) this.deliver(result)
+      if (!answerFirst) for (const result of batch.results) this.deliver(result)
     }
     if (this.storedIndex - this.checkpointIndex >= (this.options.checkpointEntries ?? checkpointEntriesDefault)) {
       const checkpointStarted = performance.now()

@@ -609,19 +609,19 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
     // `sync` is honoured by the RocksDB binding (WriteOptions.sync) though
     // abstract-level's types do not list it. The binding writes on this
     // thread before `write` returns its promise: the time is taken there.
+    // Reads see the rows once `write` returns (a failed write is told too: its rows may be visible), and
+    // the observers hear of them in the same stretch: a caller that answers the rows' writers first, then
+    // writes (the node, ADR 0005), leaves no turn in which a read is served from what the rows replace.
     let written: Promise<void>
     try {
       written = batch.write({ sync: options.sync } as object)
     } finally {
       this.writeTime.milliseconds += performance.now() - started
       this.writeTime.writes++
-    }
-    try {
-      await written
-    } finally {
       this.dropShortReadIterators()
       this.rowsVisible(rows)
     }
+    await written
     if (options.sync) this.logSyncAhead.synced()
     else this.logSyncAhead.written(bytes)
   }

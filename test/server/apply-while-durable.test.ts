@@ -20,6 +20,8 @@ async function openGatedNode(options: Partial<LedgerNodeOptions> = {}): Promise<
   const tmp = tempDirectory()
   const node = await LedgerNode.open({ ...options, dataDirectory: tmp.directory, walIo: wal.walIo })
   await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: MAIN, bucket: '_default', metadata: {}, features: {} } as Order }], once)
+  // The creation was answered just before its store write, which settles (with its metrics) within this turn.
+  await new Promise<void>((resolve) => setImmediate(resolve))
   return {
     node,
     hold: () => wal.hold(),
@@ -139,6 +141,8 @@ test('batches applied ahead and made durable by one fdatasync are stored in one 
     assert.deepEqual(stored, [], 'nothing stored before durable')
     release()
     await Promise.all(writes)
+    // Answers go out just before their store write (docs/pipeline.md), whose metric follows it.
+    await until('both store writes observed', () => (stored.length >= 2 ? true : undefined))
     // The first write's group, then the three appended behind its fdatasync (one group): two store writes.
     assert.deepEqual(stored, [1, 3])
     assert.equal(node.storeIndex(), first + 3)
