@@ -111,7 +111,8 @@ class Writer {
    */
   take(): Buffer {
     const length = this.offset
-    const packed = Buffer.allocUnsafe(length)
+    // A row the cache keeps is in memory of its own (`packsOwnMemory`); other packs take a slice of Node's pool.
+    const packed = packOwned ? Buffer.allocUnsafeSlow(length) : Buffer.allocUnsafe(length)
     if (length > COPY_LOOP_BYTES_MAX) {
       this.buffer.copy(packed, 0, 0, length)
       return packed
@@ -141,6 +142,20 @@ const BASE64_VALUES: readonly number[] = Array.from({ length: 128 }, (_, unit) =
 const COPY_LOOP_BYTES_MAX = 512
 
 const writer = new Writer()
+
+/** Whether `Writer.take` gives each pack an ArrayBuffer of its own (`packsOwnMemory`). */
+let packOwned = false
+
+/**
+ * While on, every pack's buffer owns its memory exactly (offset 0, no larger
+ * ArrayBuffer behind it) rather than being a slice of Node's shared pool: for
+ * attribute rows, which the cache keeps (it would otherwise copy each into
+ * memory of its own, `ownedRow`). The bytes are the same either way. The
+ * caller turns it off again (try…finally): packing is synchronous.
+ */
+export function packsOwnMemory(on: boolean): void {
+  packOwned = on
+}
 
 /** Whether the pack in progress may write bytes items (`packRecord`): set by every entry point (packing is never nested). */
 let bytesAllowed = false
