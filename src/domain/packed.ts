@@ -133,11 +133,6 @@ class Writer {
   }
 }
 
-/** Each standard base64 character's 6-bit value by its code unit, -1 for any other (`PackedShape.base64`). */
-const BASE64_VALUES: readonly number[] = Array.from({ length: 128 }, (_, unit) =>
-  'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.indexOf(String.fromCharCode(unit)),
-)
-
 /** Up to this many bytes `Writer.take` copies in a loop; a longer pack (a WAL record, an audit body) through `Buffer#copy`. */
 const COPY_LOOP_BYTES_MAX = 512
 
@@ -288,28 +283,6 @@ export const PackedShape = {
     writer.reserve(bytes.length)
     writer.buffer.set(bytes, writer.offset)
     writer.offset += bytes.length
-  },
-  /** The `byteLength` bytes a base64 text holds, as `raw` writes them (a log's hash; the caller checked the text is their canonical form). */
-  base64(text: string, byteLength: number): void {
-    // Decoded here, 6 bits per character: a call into the binding's base64 decoder costs more than 43 characters.
-    writer.reserve(byteLength)
-    const buffer = writer.buffer
-    const end = writer.offset + byteLength
-    let at = writer.offset
-    let bits = 0
-    let bitCount = 0
-    for (let i = 0; i < text.length && at < end; i++) {
-      const value = BASE64_VALUES[text.charCodeAt(i)] ?? -1
-      invariant(value >= 0, 'a base64 text of the standard alphabet')
-      bits = ((bits << 6) | value) & 0xffff
-      bitCount += 6
-      if (bitCount >= 8) {
-        bitCount -= 8
-        buffer[at++] = (bits >> bitCount) & 0xff
-      }
-    }
-    invariant(at === end, 'base64 text of the expected length')
-    writer.offset = end
   },
   /** Any value, through the generic walk (nested values of no fixed shape: metadata). */
   item(value: unknown, sorted: boolean): void {
