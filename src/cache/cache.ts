@@ -499,7 +499,8 @@ class RowAttribute implements Attribute {
  * seed decoded from a WAL record, or a row packed outside `encodeAttribute`,
  * comes from Node's shared 8 KiB pool (a store adapter could also hand out
  * views into one read buffer; RocksDB's rows own their memory, and so do the
- * rows the FSM encodes, `packsOwnMemory`: kept without a copy). Kept as it is, it would keep
+ * rows of more than 64 bytes the FSM encodes, `packsOwnMemory`: kept without
+ * a copy; a shorter one is copied into a typed array V8 keeps in its heap). Kept as it is, it would keep
  * that whole buffer alive while the cache counts only the row's length, and
  * the byte budget (docs/adr/0007) would not bound what the cache holds. A row
  * that already owns its memory exactly is kept as it is.

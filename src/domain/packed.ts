@@ -111,8 +111,9 @@ class Writer {
    */
   take(): Buffer {
     const length = this.offset
-    // A row the cache keeps is in memory of its own (`packsOwnMemory`); other packs take a slice of Node's pool.
-    const packed = packOwned ? Buffer.allocUnsafeSlow(length) : Buffer.allocUnsafe(length)
+    // A row the cache keeps is in memory of its own (`packsOwnMemory`) when it is larger than V8 keeps
+    // a typed array inside its heap; other packs take a slice of Node's pool.
+    const packed = packOwned && length > ON_HEAP_TYPED_ARRAY_BYTES_MAX ? Buffer.allocUnsafeSlow(length) : Buffer.allocUnsafe(length)
     if (length > COPY_LOOP_BYTES_MAX) {
       this.buffer.copy(packed, 0, 0, length)
       return packed
@@ -142,11 +143,20 @@ const writer = new Writer()
 let packOwned = false
 
 /**
- * While on, every pack's buffer owns its memory exactly (offset 0, no larger
- * ArrayBuffer behind it) rather than being a slice of Node's shared pool: for
- * attribute rows, which the cache keeps (it would otherwise copy each into
- * memory of its own, `ownedRow`). The bytes are the same either way. The
- * caller turns it off again (try…finally): packing is synchronous.
+ * V8 keeps a typed array of up to 64 bytes inside its heap (`Buffer.allocUnsafeSlow` of a short
+ * row makes one); the first native call or `.buffer` read then moves it out, an ArrayBuffer and a
+ * copy. A short row is better packed in the pool: the store takes the slice as it is and the cache
+ * copies it into a heap array of its own (`ownedRow`), which nothing moves.
+ */
+const ON_HEAP_TYPED_ARRAY_BYTES_MAX = 64
+
+/**
+ * While on, every pack's buffer longer than 64 bytes owns its memory exactly
+ * (offset 0, no larger ArrayBuffer behind it) rather than being a slice of
+ * Node's shared pool: for attribute rows, which the cache keeps (it would
+ * otherwise copy each into memory of its own, `ownedRow`). The bytes are the
+ * same either way. The caller turns it off again (try…finally): packing is
+ * synchronous.
  */
 export function packsOwnMemory(on: boolean): void {
   packOwned = on
