@@ -496,9 +496,11 @@ class RowAttribute implements Attribute {
 
 /**
  * `row` in memory of its own. A row can be a view into a larger buffer: a
- * row the FSM packed and a seed decoded from a WAL record both come from
- * Node's shared 8 KiB pool (a store adapter could also hand out views into one
- * read buffer; RocksDB's rows own their memory). Kept as it is, it would keep
+ * seed decoded from a WAL record, or a row packed outside `encodeAttribute`,
+ * comes from Node's shared 8 KiB pool (a store adapter could also hand out
+ * views into one read buffer; RocksDB's rows own their memory, and so do the
+ * rows of more than 64 bytes the FSM encodes, `packsOwnMemory`: kept without
+ * a copy; a shorter one is copied into a typed array V8 keeps in its heap). Kept as it is, it would keep
  * that whole buffer alive while the cache counts only the row's length, and
  * the byte budget (docs/adr/0007) would not bound what the cache holds. A row
  * that already owns its memory exactly is kept as it is.

@@ -7,7 +7,7 @@ import { emptyKeyed, keyedChild, ownEntries } from './keyed.ts'
 import type { Posting } from './posting.ts'
 import { isJsonObject } from './json.ts'
 import type { Json } from './json.ts'
-import { packValue, unpackObjectWithout, unpackValue } from './packed.ts'
+import { packValue, packsOwnMemory, unpackObjectWithout, unpackValue } from './packed.ts'
 import { InvariantViolation, invariant } from './errors.ts'
 import { TRANSACTION_ROW_LAYOUT, VOLUMES_ROW_LAYOUT, decodeTransactionRow, decodeVolumesRow, encodeTransactionRow, encodeVolumesRow } from './attribute-layouts.ts'
 
@@ -268,6 +268,16 @@ export interface Attribute {
 export const ATTRIBUTE_ROW_LAYOUT = 0x01
 
 export function encodeAttribute(value: AttributeValue): Attribute {
+  // Each row in memory of its own: the cache keeps the rows the FSM encodes (and would copy a pool slice).
+  packsOwnMemory(true)
+  try {
+    return encodePackedAttribute(value)
+  } finally {
+    packsOwnMemory(false)
+  }
+}
+
+function encodePackedAttribute(value: AttributeValue): Attribute {
   // The hot kinds of a transfer (its volumes, its transaction) in their fixed layouts (docs/adr/0012);
   // a value of a shape those do not hold (none the FSM writes today) is packed generically, below.
   if (value.kind === 'v') {

@@ -139,7 +139,8 @@ export function encodeTransactionLogRow(log: unknown): Buffer | undefined {
     if (!bareNumber(posting.amount)) bare = false
   }
   if (!bare) flags |= TransactionLogFlag.numberItems
-  const hashIsBytes = isHashText(log.hash)
+  // Validated and decoded in one pass (into `hashBytes`), written as they are below.
+  const hashIsBytes = decodeHashText(log.hash)
   if (!hashIsBytes) flags |= TransactionLogFlag.hashText
   const { timestamp, insertedAt, updatedAt } = transaction
   if (!sameString(insertedAt, timestamp)) flags |= TransactionLogFlag.insertedAt
@@ -153,7 +154,7 @@ export function encodeTransactionLogRow(log: unknown): Buffer | undefined {
   PackedShape.begin(TRANSACTION_LOG_LAYOUT)
   PackedShape.count(flags)
   writeNumber(log.id, items)
-  if (hashIsBytes) PackedShape.base64(log.hash as string, LOG_HASH_BYTES)
+  if (hashIsBytes) PackedShape.raw(hashBytes)
   else PackedShape.item(log.hash, false)
   if ((flags & TransactionLogFlag.idempotencyKey) !== 0) PackedShape.string(log.idempotencyKey as string)
   if ((flags & TransactionLogFlag.schemaVersion) !== 0) PackedShape.string(log.schemaVersion as string)
@@ -208,17 +209,35 @@ function sameString(value: unknown, previous: unknown): boolean {
  * Whether the hash is base64 of 32 bytes in its one canonical text (so its
  * bytes print back the same): 43 characters of the standard alphabet, the
  * last of them with its two low bits zero (they fall past the 256th bit),
- * and one `=`. Checked by character, without decoding and printing again.
+ * and one `=`. Checked by character, without printing again; the bytes are
+ * decoded in the same pass into `hashBytes` (meaningful only when true).
  */
-function isHashText(hash: unknown): hash is string {
+function decodeHashText(hash: unknown): hash is string {
   if (typeof hash !== 'string' || hash.length !== HASH_TEXT_LENGTH || hash.charCodeAt(HASH_TEXT_LENGTH - 1) !== EQUALS) return false
+  let bits = 0
+  let bitCount = 0
+  let at = 0
   for (let i = 0; i < HASH_TEXT_LENGTH - 1; i++) {
     const value = base64Value(hash.charCodeAt(i))
     if (value < 0) return false
-    if (i === HASH_TEXT_LENGTH - 2 && (value & 3) !== 0) return false
+    if (i === HASH_TEXT_LENGTH - 2) {
+      // The last character: its top 4 bits end the 32nd byte, its two low bits must be zero.
+      if ((value & 3) !== 0) return false
+      hashBytes[at++] = ((bits << 4) | (value >> 2)) & 0xff
+      break
+    }
+    bits = ((bits << 6) | value) & 0xffff
+    bitCount += 6
+    if (bitCount >= 8) {
+      bitCount -= 8
+      hashBytes[at++] = (bits >> bitCount) & 0xff
+    }
   }
-  return true
+  return at === LOG_HASH_BYTES
 }
+
+/** The bytes `decodeHashText` decoded last (encoding is synchronous: used at once). */
+const hashBytes = new Uint8Array(LOG_HASH_BYTES)
 
 const EQUALS = 0x3d
 

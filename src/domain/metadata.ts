@@ -39,6 +39,15 @@ export const metadataValueLengthMax = 64 * 1024
 const EMPTY_METADATA: Metadata = Object.freeze(emptyKeyed<string>())
 const EMPTY_ACCOUNT_METADATA: Keyed<Metadata> = Object.freeze(emptyKeyed<Metadata>())
 
+/**
+ * Whether `map` is the one empty account-metadata map `canonicalAccountMetadata`
+ * gives a write that names none (most writes): its readers skip their per-account
+ * lookups. Another empty map is simply not recognised (its lookups find nothing).
+ */
+export function isSharedEmptyAccountMetadata(map: Readonly<Keyed<Metadata>>): boolean {
+  return map === EMPTY_ACCOUNT_METADATA
+}
+
 /** The one canonical form of metadata (see `Metadata`). */
 export function canonicalMetadata(entries: Iterable<readonly [string, string]>): Metadata {
   // Entries already in canonical order (keys strictly ascending, so no key

@@ -111,7 +111,9 @@ class Writer {
    */
   take(): Buffer {
     const length = this.offset
-    const packed = Buffer.allocUnsafe(length)
+    // A row the cache keeps is in memory of its own (`packsOwnMemory`) when it is larger than V8 keeps
+    // a typed array inside its heap; other packs take a slice of Node's pool.
+    const packed = packOwned && length > ON_HEAP_TYPED_ARRAY_BYTES_MAX ? Buffer.allocUnsafeSlow(length) : Buffer.allocUnsafe(length)
     if (length > COPY_LOOP_BYTES_MAX) {
       this.buffer.copy(packed, 0, 0, length)
       return packed
@@ -132,15 +134,33 @@ class Writer {
   }
 }
 
-/** Each standard base64 character's 6-bit value by its code unit, -1 for any other (`PackedShape.base64`). */
-const BASE64_VALUES: readonly number[] = Array.from({ length: 128 }, (_, unit) =>
-  'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.indexOf(String.fromCharCode(unit)),
-)
-
 /** Up to this many bytes `Writer.take` copies in a loop; a longer pack (a WAL record, an audit body) through `Buffer#copy`. */
 const COPY_LOOP_BYTES_MAX = 512
 
 const writer = new Writer()
+
+/** Whether `Writer.take` gives each pack an ArrayBuffer of its own (`packsOwnMemory`). */
+let packOwned = false
+
+/**
+ * V8 keeps a typed array of up to 64 bytes inside its heap (`Buffer.allocUnsafeSlow` of a short
+ * row makes one); the first native call or `.buffer` read then moves it out, an ArrayBuffer and a
+ * copy. A short row is better packed in the pool: the store takes the slice as it is and the cache
+ * copies it into a heap array of its own (`ownedRow`), which nothing moves.
+ */
+const ON_HEAP_TYPED_ARRAY_BYTES_MAX = 64
+
+/**
+ * While on, every pack's buffer longer than 64 bytes owns its memory exactly
+ * (offset 0, no larger ArrayBuffer behind it) rather than being a slice of
+ * Node's shared pool: for attribute rows, which the cache keeps (it would
+ * otherwise copy each into memory of its own, `ownedRow`). The bytes are the
+ * same either way. The caller turns it off again (try…finally): packing is
+ * synchronous.
+ */
+export function packsOwnMemory(on: boolean): void {
+  packOwned = on
+}
 
 /** Whether the pack in progress may write bytes items (`packRecord`): set by every entry point (packing is never nested). */
 let bytesAllowed = false
@@ -273,28 +293,6 @@ export const PackedShape = {
     writer.reserve(bytes.length)
     writer.buffer.set(bytes, writer.offset)
     writer.offset += bytes.length
-  },
-  /** The `byteLength` bytes a base64 text holds, as `raw` writes them (a log's hash; the caller checked the text is their canonical form). */
-  base64(text: string, byteLength: number): void {
-    // Decoded here, 6 bits per character: a call into the binding's base64 decoder costs more than 43 characters.
-    writer.reserve(byteLength)
-    const buffer = writer.buffer
-    const end = writer.offset + byteLength
-    let at = writer.offset
-    let bits = 0
-    let bitCount = 0
-    for (let i = 0; i < text.length && at < end; i++) {
-      const value = BASE64_VALUES[text.charCodeAt(i)] ?? -1
-      invariant(value >= 0, 'a base64 text of the standard alphabet')
-      bits = ((bits << 6) | value) & 0xffff
-      bitCount += 6
-      if (bitCount >= 8) {
-        bitCount -= 8
-        buffer[at++] = (bits >> bitCount) & 0xff
-      }
-    }
-    invariant(at === end, 'base64 text of the expected length')
-    writer.offset = end
   },
   /** Any value, through the generic walk (nested values of no fixed shape: metadata). */
   item(value: unknown, sorted: boolean): void {

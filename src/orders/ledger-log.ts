@@ -11,7 +11,19 @@ import { transactionView } from './output.ts'
  * as v2 prints dates, and a REVERTED_TRANSACTION carries the reverted
  * transaction (`revertedTransaction`, as v2's payload does) besides its id.
  */
-export function appendLedgerLog(scope: Scope, ledger: LedgerRecord, type: LedgerLog['type'], data: Json, schemaVersion?: string): LedgerRecord {
+/**
+ * `counts`: a new transaction's ledger counters (its next transaction id, its
+ * account count), set in the one updated record this writes rather than in a
+ * copy of the ledger made before it (a copy of every field per transaction).
+ */
+export function appendLedgerLog(
+  scope: Scope,
+  ledger: LedgerRecord,
+  type: LedgerLog['type'],
+  data: Json,
+  schemaVersion?: string,
+  counts?: { readonly nextTransactionId: bigint; readonly accountCount: bigint },
+): LedgerRecord {
   const payload = type === 'REVERTED_TRANSACTION' ? withRevertedTransaction(scope, ledger, data) : data
   // One object, its fields in the stored log's order (id, hash, type, data, date, then the optional
   // ones: its row packs them in this order); the hash is over all but the id and the hash.
@@ -27,7 +39,10 @@ export function appendLedgerLog(scope: Scope, ledger: LedgerRecord, type: Ledger
   const hash = v2LogHash(ledger.lastLogHash, log)
   log.hash = hash
   scope.appendLog(ledger.name, log)
-  const updated: LedgerRecord = { ...ledger, nextLogId: ledger.nextLogId + 1n, lastLogHash: hash }
+  const updated: LedgerRecord =
+    counts === undefined
+      ? { ...ledger, nextLogId: ledger.nextLogId + 1n, lastLogHash: hash }
+      : { ...ledger, nextTransactionId: counts.nextTransactionId, accountCount: counts.accountCount, nextLogId: ledger.nextLogId + 1n, lastLogHash: hash }
   writeLedger(scope, updated)
   return updated
 }

@@ -1,5 +1,5 @@
 import type { AccountAddress, Asset, CanonicalKey, LedgerName, Posting, Volumes } from '../domain/index.ts'
-import { TallyError, WORLD, accountKey, addInput, addOutput, balanceOf, commitVolumes, compareDates, emptyKeyed, fitsVolume, invariant, mergeMetadata, ownValue, storedMetadata, volumesKey } from '../domain/index.ts'
+import { TallyError, WORLD, accountKey, addInput, addOutput, balanceOf, commitVolumes, compareDates, emptyKeyed, fitsVolume, invariant, isSharedEmptyAccountMetadata, mergeMetadata, ownValue, storedMetadata, volumesKey } from '../domain/index.ts'
 import type { Keyed, Metadata } from '../domain/index.ts'
 import type { Scope } from './scope.ts'
 import { readAccountAt, readVolumesAt, writeAccountAt, writeVolumesAt } from './scope.ts'
@@ -101,10 +101,12 @@ export function touchAccounts(
   metadataByAccount: Readonly<Keyed<Metadata>> = emptyKeyed(),
 ): bigint {
   let created = 0n
+  // A write naming no account metadata (most) has the shared empty map: no lookup per account.
+  const noMetadata = isSharedEmptyAccountMetadata(metadataByAccount)
   for (const address of distinct(accounts)) {
     const key = accountKey(ledger, address)
     const existing = readAccountAt(scope, key)
-    const metadata = ownValue(metadataByAccount, address)
+    const metadata = noMetadata ? undefined : ownValue(metadataByAccount, address)
     if (existing === undefined) {
       created++
       writeAccountAt(scope, key, {

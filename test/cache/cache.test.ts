@@ -386,8 +386,11 @@ test('the cache holds what it counts: rows packed in the shared pool, seeds insi
   const cache = new AttributeCache(1000)
   const disk = new Disk()
   cache.enter(1, disk)
-  // Written: a packed row is a view into Node's 8 KiB pool.
-  const packed = value(7n)
+  // Written: a row in Node's 8 KiB pool (as a row packed outside \`encodeAttribute\` is, or one a store adapter hands out).
+  const encoded = value(7n)
+  const pooled = Buffer.allocUnsafe(encoded.bytes.length)
+  encoded.bytes.copy(pooled)
+  const packed = { value: encoded.value, bytes: pooled }
   assert.ok(packed.bytes.buffer.byteLength > packed.bytes.length, 'the packed row shares its buffer (else this test checks nothing)')
   write(cache, key(1), packed, disk)
   // Seeded: a row inside a record of 64 KiB.

@@ -104,6 +104,30 @@ test('compareDates orders stored dates as instants, not as text (property)', () 
   assert.equal(compareDates('2024-01-01T00:00:00.123Z', '2024-01-01T00:00:00.123456Z'), -1, 'text order says otherwise')
 })
 
+test('compareDates gives the same answers when the same few texts come back again and again (it remembers the texts it accepted), impossible ones refused every time', () => {
+  // Each text compared with every other many times over, in a fixed order: more texts than are remembered, so some are forgotten and checked again.
+  const texts = [
+    '2024-01-01T00:00:00.123Z',
+    '2024-01-01T00:00:00.123456Z',
+    '2023-12-31T23:59:59.999Z',
+    '2021-02-29T00:00:00.000Z', // fixed width, but no such day
+    '2024-01-01T00:00:00.124Z',
+    '2024-01-01T01:00:00+01:00',
+    '2021-02-28T00:00:00.000000Z',
+  ]
+  for (let round = 0; round < 3; round++) {
+    for (const left of texts) {
+      for (const right of texts) {
+        const a = parseInstant(left)?.nanos
+        const b = parseInstant(right)?.nanos
+        if (left === right) assert.equal(compareDates(left, right), 0)
+        else if (a === undefined || b === undefined) assert.throws(() => compareDates(left, right), InvariantViolation, `${left} vs ${right}`)
+        else assert.equal(compareDates(left, right), a < b ? -1 : a > b ? 1 : 0, `${left} vs ${right}`)
+      }
+    }
+  }
+})
+
 /** Fixed-width texts (`….fffZ`, `….ffffffZ`), impossible fields included: the shape the fast paths read by character. */
 const fixedWidthFields = fc
   .tuple(dateText, fc.integer({ min: 0, max: 999_999 }), fc.constantFrom(3, 6))

@@ -71,13 +71,16 @@ export function createTransaction(scope: Scope, order: CreateTransaction): Order
   if (order.reference !== undefined) {
     scope.write(referenceKey(order.ledger, order.reference), { kind: 'r', value: { transactionId: transaction.id } })
   }
-  const afterTransaction = { ...ledger, nextTransactionId: ledger.nextTransactionId + 1n, accountCount: ledger.accountCount + created }
   // The log's view and the answer's (with its commit volumes) share one copy of the postings and metadata.
   const views = transactionViews(transaction)
-  const logged = appendLedgerLog(scope, afterTransaction, 'NEW_TRANSACTION', {
-    transaction: views.logged,
-    accountMetadata: planned.accountMetadata,
-  }, order.schemaVersion)
+  const logged = appendLedgerLog(
+    scope,
+    ledger,
+    'NEW_TRANSACTION',
+    { transaction: views.logged, accountMetadata: planned.accountMetadata },
+    order.schemaVersion,
+    { nextTransactionId: ledger.nextTransactionId + 1n, accountCount: ledger.accountCount + created },
+  )
   return { type: 'TRANSACTION', transaction: views.answered, logId: logged.nextLogId - 1n }
 }
 
