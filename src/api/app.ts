@@ -29,6 +29,7 @@ import { ServerMetrics, metricsRoutes } from './metrics.ts'
 import { LatencyTrace, loopStallThresholdMsDefault, wallMs, watchLatencyTrace, watchLoopStalls } from '../server/index.ts'
 import { authentication, tokenEndpoint } from './auth/plugin.ts'
 import { AppliedIndexHeaders } from './applied-index.ts'
+import { requestChildLogger } from './request-logger.ts'
 import type { AuthOptions } from './auth/plugin.ts'
 import type { ClusterRuntimeView } from '../cluster/runtime-status.ts'
 
@@ -173,6 +174,8 @@ export async function buildApi(node: LedgerNode, options: ApiOptions = {}): Prom
     ...(options.tls === undefined ? { http: serverTimeouts } : { https: { cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2', ...serverTimeouts } }),
     logger: options.logger === undefined ? false : { level: options.logger.level, stream: options.logger.stream, serializers: { req: requestSummary } },
     logController: new RequestLinesAtDebug(),
+    // Without a logger fastify hands every request its no-op logger, unless a factory is given.
+    ...(options.logger === undefined ? {} : { childLoggerFactory: requestChildLogger }),
     genReqId: (request) => requestIdOf(request.headers['x-request-id']),
     bodyLimit: bodyBytesMax,
     routerOptions: { maxParamLength: pathParameterLengthMax },
