@@ -16,6 +16,11 @@ test('request ids: UUID-shaped, the seed UUID then a counter in its last 48 bits
   }
 })
 
+test('request ids: the lower 24 bits carry into the upper 24', () => {
+  const ids = new RequestIds('aaaaaaaa-bbbb-4ccc-9ddd-123456fffffe')
+  assert.deepEqual([ids.next(), ids.next(), ids.next()], ['aaaaaaaa-bbbb-4ccc-9ddd-123456fffffe', 'aaaaaaaa-bbbb-4ccc-9ddd-123456ffffff', 'aaaaaaaa-bbbb-4ccc-9ddd-123457000000'])
+})
+
 test('request ids: the counter wraps to zero after 2^48 - 1, keeping the shape', () => {
   const ids = new RequestIds('aaaaaaaa-bbbb-4ccc-9ddd-fffffffffffe')
   assert.deepEqual([ids.next(), ids.next(), ids.next()], ['aaaaaaaa-bbbb-4ccc-9ddd-fffffffffffe', 'aaaaaaaa-bbbb-4ccc-9ddd-ffffffffffff', 'aaaaaaaa-bbbb-4ccc-9ddd-000000000000'])
