@@ -109,7 +109,7 @@ export function requestIdOf(header: string | string[] | undefined): string {
  * (2^48 requests before the counter wraps); two processes share none but by
  * the chance of two random UUIDs sharing their first 74 random bits. A
  * `randomUUID()` per request cost ~0.25–0.6 µs and ~590 B (docs/performance.md,
- * "The HTTP edge per request: the request id and the child logger"). The
+ * "After: the HTTP edge per request: the request id and the child logger"). The
  * counter is two 24-bit halves: a small integer prints as hex several times
  * faster than a 48-bit double, and the upper half's text changes once in
  * 2^24 ids. A request id names a request in logs; it is no secret, so that

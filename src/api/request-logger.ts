@@ -19,8 +19,8 @@ type LevelName = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
  * a line, or makes a child of its own. At `info` most requests log nothing
  * (their two lines are debug: `RequestLinesAtDebug`), and a child per request
  * cost ~1 µs — the options' copy and the bindings' JSON text
- * (docs/performance.md, "The HTTP edge per request: the request id and the
- * child logger").
+ * (docs/performance.md, "After: the HTTP edge per request: the request id
+ * and the child logger").
  *
  * The lines are the child's own: the same call with the same arguments,
  * bindings set before it (`setBindings`: the authenticated client) applied
