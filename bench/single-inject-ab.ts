@@ -5,7 +5,10 @@
  * generator (a comparison of a few µs, which separate server runs on a shared
  * machine cannot resolve):
  *
- *   node --import tsx bench/single-inject-ab.ts --base /tmp/base-tree [--head DIR] [--rounds 20] [--waves 100] [--wave 32]
+ *   node --import tsx bench/single-inject-ab.ts --base /tmp/base-tree [--head DIR] [--rounds 20] [--waves 100] [--wave 32] [--log]
+ *
+ * With `--log` both builds log as `tally serve` does (info, to a stream that
+ * drops the lines): what fastify's request loggers cost.
  *
  * Each build serves its own node (no fsync) through fastify's `inject`. A
  * wave is `--wave` creates sent in one turn of the event loop, as 64
@@ -25,6 +28,7 @@ import path from 'node:path'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { startAllocationSampling } from './allocation-sampling.ts'
 
@@ -35,6 +39,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '20' },
     waves: { type: 'string', default: '100' },
     wave: { type: 'string', default: '32' },
+    log: { type: 'boolean', default: false },
     'heap-sample': { type: 'string' },
   },
 })
@@ -61,7 +66,7 @@ async function open(root: string): Promise<Build> {
   const { buildApi } = (await import(pathToFileURL(path.join(root, 'src/api/index.ts')).href)) as Api
   const directory = await mkdtemp(path.join(os.tmpdir(), 'tally-single-inject-ab-'))
   const node = await LedgerNode.open({ dataDirectory: directory, sync: false })
-  const app = await buildApi(node, {})
+  const app = await buildApi(node, values.log === true ? { logger: { level: 'info', stream: new Writable({ write: (_chunk, _encoding, done) => done() }) } } : {})
   const created = await app.inject({ method: 'POST', url: '/v2/main', headers: json, payload: '{}' })
   if (created.statusCode !== 204) throw new Error(`ledger: ${created.statusCode} ${created.body}`)
   return {

@@ -4,7 +4,7 @@ import { parseAccountAddress, parseMetadata, parseMetadataKey } from '../../doma
 import type { Views } from '../views.ts'
 import type { Params, Query } from '../requests.ts'
 import { countFilter, expandOf, listRequest, idempotencyKeyOf, ledgerParam, queryFlag, requestHash, schemaVersionOf } from '../requests.ts'
-import { noContent, submitOne } from '../writes.ts'
+import { answerWhenApplied, noContent } from '../writes.ts'
 import { sendPrinted } from '../sliced-json.ts'
 
 export function accountRoutes(app: FastifyInstance, node: LedgerNode, views: Views): void {
@@ -33,23 +33,26 @@ export function accountRoutes(app: FastifyInstance, node: LedgerNode, views: Vie
     return answer.then((text) => sendPrinted(reply, 200, text))
   })
 
-  app.post('/v2/:ledger/accounts/:address/metadata', async (request, reply) => {
+  // Not async: answered from the order's result without a promise of its own, as a create is (`answerWhenApplied`).
+  app.post('/v2/:ledger/accounts/:address/metadata', (request, reply) => {
     const ledger = ledgerParam(request)
     const address = parseAccountAddress((request.params as Params).address)
     const metadata = parseMetadata(request.body, 'body')
     const key = idempotencyKeyOf(request)
     const order = { type: 'SAVE_ACCOUNT_METADATA' as const, ledger, address, metadata, ...schemaVersionOf(request) }
-    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['account-metadata', order]) } : {}) }, noContent, {
+    answerWhenApplied(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['account-metadata', order]) } : {}) }, noContent, {
       dryRun: queryFlag(request, 'dryRun'),
     })
+    return undefined
   })
 
-  app.delete('/v2/:ledger/accounts/:address/metadata/:key', async (request, reply) => {
+  app.delete('/v2/:ledger/accounts/:address/metadata/:key', (request, reply) => {
     const ledger = ledgerParam(request)
     const address = parseAccountAddress((request.params as Params).address)
     const metadataKey = parseMetadataKey((request.params as Params).key)
     const key = idempotencyKeyOf(request)
     const order = { type: 'DELETE_ACCOUNT_METADATA' as const, ledger, address, key: metadataKey }
-    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['account-metadata-delete', order]) } : {}) }, noContent)
+    answerWhenApplied(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['account-metadata-delete', order]) } : {}) }, noContent)
+    return undefined
   })
 }

@@ -11,6 +11,7 @@ import { answerWhenApplied, noContent, submitOne, transactionData } from '../wri
 import { sendPrinted } from '../sliced-json.ts'
 
 const createdTransaction = transactionData(200)
+const revertedTransaction = transactionData(201)
 
 /** The create order of a `POST /v2/{ledger}/transactions`, with its idempotency key and request hash when it has a key. */
 function createTransaction(request: FastifyRequest, ledger: LedgerName, schema: { schemaVersion?: string }, followed: SchemaRecord | undefined): ProposedOrder {
@@ -65,7 +66,8 @@ export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views:
     )
   })
 
-  app.post('/v2/:ledger/transactions/:id/revert', async (request, reply) => {
+  // The single-order writes below are not async either: each is answered from its result as the create is.
+  app.post('/v2/:ledger/transactions/:id/revert', (request, reply) => {
     const ledger = ledgerParam(request)
     const id = parseTransactionId((request.params as Params).id)
     const order = {
@@ -76,28 +78,31 @@ export function transactionRoutes(app: FastifyInstance, node: LedgerNode, views:
       ...schemaVersionOf(request),
     }
     const key = idempotencyKeyOf(request)
-    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['revert', order]) } : {}) }, transactionData(201), {
+    answerWhenApplied(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['revert', order]) } : {}) }, revertedTransaction, {
       dryRun: queryFlag(request, 'dryRun'),
     })
+    return undefined
   })
 
-  app.post('/v2/:ledger/transactions/:id/metadata', async (request, reply) => {
+  app.post('/v2/:ledger/transactions/:id/metadata', (request, reply) => {
     const ledger = ledgerParam(request)
     const id = parseTransactionId((request.params as Params).id)
     const metadata = parseMetadata(request.body, 'body')
     const key = idempotencyKeyOf(request)
     const order = { type: 'SAVE_TRANSACTION_METADATA' as const, ledger, id, metadata, ...schemaVersionOf(request) }
-    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['tx-metadata', order]) } : {}) }, noContent, {
+    answerWhenApplied(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['tx-metadata', order]) } : {}) }, noContent, {
       dryRun: queryFlag(request, 'dryRun'),
     })
+    return undefined
   })
 
-  app.delete('/v2/:ledger/transactions/:id/metadata/:key', async (request, reply) => {
+  app.delete('/v2/:ledger/transactions/:id/metadata/:key', (request, reply) => {
     const ledger = ledgerParam(request)
     const id = parseTransactionId((request.params as Params).id)
     const metadataKey = parseMetadataKey((request.params as Params).key)
     const key = idempotencyKeyOf(request)
     const order = { type: 'DELETE_TRANSACTION_METADATA' as const, ledger, id, key: metadataKey }
-    return submitOne(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['tx-metadata-delete', order]) } : {}) }, noContent)
+    answerWhenApplied(node, reply, { order, ...(key ? { idempotencyKey: key, requestHash: requestHash(['tx-metadata-delete', order]) } : {}) }, noContent)
+    return undefined
   })
 }
