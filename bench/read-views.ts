@@ -5,7 +5,7 @@
  * other work.
  *
  *   node --import tsx bench/read-views.ts [--root DIR]... [--fill 100000] [--accounts 1000]
- *                                         [--reads 4000] [--rounds 3] [--store DIR]
+ *                                         [--reads 4000] [--rounds 3] [--store DIR] [--spread] [--warm N]
  *
  * Builds a store once: a `tally serve` from this checkout, filled with
  * `--fill` transactions by `tally bench --fill` (every `users:k` funded),
@@ -16,6 +16,13 @@
  * users:k`, k drawn in turn. Prints CPU µs per read (process.cpuUsage: every
  * thread, the binding's pool included) and the ratio to the first root.
  * Every root must read the same storage schema.
+ *
+ * With `--spread` the k of each read is drawn across the accounts
+ * (k = i·7919 mod accounts) rather than in turn: neighbouring reads then
+ * share no data block, as reads of random accounts do, so what the block
+ * cache holds decides. `--warm N` reads N accounts (spread alike, the first
+ * of those timed) before each timing instead of 500: a warm-up of every account fills the block cache
+ * as a long-running server's would be.
  *
  * Where a root's views answer as the routes do (`accountAnswer`,
  * `transactionListAnswer`: the printed answer), those are timed, with no
@@ -37,11 +44,16 @@ const { values } = parseArgs({
     reads: { type: 'string', default: '4000' },
     rounds: { type: 'string', default: '3' },
     store: { type: 'string' },
+    spread: { type: 'boolean', default: false },
+    warm: { type: 'string' },
   },
 })
 const roots = (values.root ?? [here]).map((root) => path.resolve(root))
 const accounts = Number(values.accounts)
 const reads = Number(values.reads)
+const warm = values.warm === undefined ? undefined : Number(values.warm)
+/** The account the at-th read asks for (see --spread). */
+const accountAt = (at: number): string => `users:${values.spread ? (at * 7919) % accounts : at % accounts}`
 const ledger = 'views'
 
 async function filledStore(directory: string): Promise<string> {
@@ -73,7 +85,7 @@ async function load(root: string): Promise<Checkout> {
 }
 
 async function timed(count: number, read: (at: number) => Promise<unknown>): Promise<number> {
-  for (let at = 0; at < Math.min(500, count); at++) await read(at)
+  for (let at = 0; at < (warm ?? Math.min(500, count)); at++) await read(at)
   const before = process.cpuUsage()
   for (let at = 0; at < count; at++) await read(at)
   const used = process.cpuUsage(before)
@@ -98,11 +110,11 @@ try {
         const key = checkout.cursorKeyOf('read-views')
         const expand = { volumes: true, effectiveVolumes: false }
         const account = await timed(reads, async (at) =>
-          views.accountAnswer === undefined ? views.account(ledger, `users:${at % accounts}`, expand) : views.accountAnswer(ledger, `users:${at % accounts}`, expand),
+          views.accountAnswer === undefined ? views.account(ledger, accountAt(at), expand) : views.accountAnswer(ledger, accountAt(at), expand),
         )
         const list = await timed(reads, async (at) => {
           const request = checkout.parsePageRequest({ pageSize: '15' }, key)
-          const filter = checkout.parseFilter('transactions', { $match: { account: `users:${at % accounts}` } })
+          const filter = checkout.parseFilter('transactions', { $match: { account: accountAt(at) } })
           return views.transactionListAnswer === undefined
             ? views.listTransactions(ledger, request, filter)
             : views.transactionListAnswer(ledger, request, filter, { volumes: false, effectiveVolumes: false })

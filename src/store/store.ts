@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module'
 import { RocksLevel } from '@nxtedition/rocksdb'
 import type { RocksChainedBatch, RocksIterator } from '@nxtedition/rocksdb'
 import { TallyError, invariant } from '../domain/index.ts'
@@ -240,6 +241,48 @@ function withoutValues(entries: [Buffer, Buffer | undefined][]): [Buffer, Buffer
 /** The options of every row copied into a batch: none (the binding reads a column family from them). */
 const NO_OPTIONS = Object.freeze({})
 
+/**
+ * The shared block cache holds table files' data blocks (index and filter
+ * blocks sit beside it). The binding's default, 8 MiB, holds the account and
+ * volume rows of some 50,000 accounts; a read of an account beyond them reads
+ * its blocks from the file (a `pread` each, the block then parsed, inserted,
+ * and another evicted). At 64 MiB a get-account of one of 200,000 accounts,
+ * every account read before, costs ÷ 1.36–1.50 less CPU, and a filtered
+ * first page ÷ 1.37–1.83 (in process, docs/performance.md, "Reads, eighth
+ * pass"). It fills with what point reads and short reads read (the
+ * binding's other iterators read with `fill_cache` off, and flushes and
+ * compactions do not fill it), not with what is written. What a read finds
+ * is unchanged, and so is every file's format.
+ */
+const blockCacheBytes = 64 * 1024 * 1024
+
+/** The binding's native point reads on the calling thread: the database's handle, its keys, its options. */
+type NativeGetManySync = (context: object, keys: Buffer[], options: undefined) => (Buffer | undefined | null)[]
+
+/**
+ * The binding's own `db_get_many_sync`, called without its JavaScript
+ * wrapper: the wrapper passes an options object (an empty one when given
+ * none), and the native side then looks up six option names on it, each a
+ * property lookup by a C string (~1.2 µs per call in all, measured in
+ * process: docs/performance.md, "Reads, eighth pass"); given `undefined`,
+ * it looks up none and reads with the same defaults. Undefined when the
+ * installed binding does not expose it (then `getManySync` goes through
+ * the wrapper).
+ */
+const nativeGetManySync: NativeGetManySync | undefined = (() => {
+  const binding: unknown = createRequire(import.meta.url)('@nxtedition/rocksdb/binding.js')
+  if (typeof binding !== 'object' || binding === null) return undefined
+  const native: unknown = (binding as { db_get_many_sync?: unknown }).db_get_many_sync
+  return typeof native === 'function' ? (native as NativeGetManySync) : undefined
+})()
+
+/** The database's native handle, which the binding keeps under a symbol of its own (`context`); undefined when it is not found. */
+function nativeContext(db: RocksLevel<Buffer, Buffer>): object | undefined {
+  const symbol = Object.getOwnPropertySymbols(db).find((candidate) => candidate.description === 'context')
+  const context: unknown = symbol === undefined ? undefined : (db as unknown as Record<symbol, unknown>)[symbol]
+  return typeof context === 'object' && context !== null ? context : undefined
+}
+
 /** RocksDB settings a benchmark may vary; the server uses the defaults. */
 export interface StoreTuning {
   readonly memtableMemoryBudget?: number
@@ -249,7 +292,7 @@ export interface StoreTuning {
   readonly compressionDictionaries?: boolean
   /** Bytes per data block of a table file (RocksDB's default 4 KiB). */
   readonly blockBytes?: number
-  /** The shared block cache's capacity in bytes (the binding's default 8 MiB). */
+  /** The shared block cache's capacity in bytes (default `blockCacheBytes`, 64 MiB; the binding's own 8 MiB). */
   readonly blockCacheBytes?: number
   /** Index and filter blocks held in the block cache, within its bound, rather than beside it (RocksDB's default: beside it). */
   readonly indexesInBlockCache?: boolean
@@ -307,12 +350,16 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
   /** Background syncs of RocksDB's log between checkpoints (latency only: `log-sync-ahead.ts`). */
   private readonly logSyncAhead: LogSyncAhead
 
+  /** The handle `nativeGetManySync` reads with; undefined: `getManySync` goes through the binding's wrapper. */
+  readonly nativeContext: object | undefined
+
   protected constructor(
     protected readonly db: RocksLevel<Buffer, Buffer>,
     readonly directory: string,
     logSyncAheadBytes: number = logSyncAheadBytesDefault,
   ) {
     this.logSyncAhead = new LogSyncAhead(directory, logSyncAheadBytes)
+    this.nativeContext = nativeGetManySync === undefined ? undefined : nativeContext(db)
   }
 
   /**
@@ -328,8 +375,9 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
   protected static async openDatabase(directory: string, tuning: StoreTuning = {}): Promise<RocksLevel<Buffer, Buffer>> {
     const db = new RocksLevel<Buffer, Buffer>(directory, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     // Binding-specific options (abstract-level passes them through): see `memtableMemoryBudget`,
-    // `walCompression`, `compressionDictionaries` and `compactionPriority`; the others are RocksDB's
-    // or the binding's defaults (a 10-bit bloom filter per file, 4 KiB blocks, an 8 MiB block cache).
+    // `walCompression`, `compressionDictionaries`, `compactionPriority` and are RocksDB's
+    // `blockCacheBytes`; the others are RocksDB's or the binding's defaults (a 10-bit bloom filter
+    // per file, 4 KiB blocks).
     await db.open({
       createIfMissing: true,
       compaction: 'level',
@@ -338,7 +386,7 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
       walCompression: tuning.walCompression ?? walCompression,
       compression: tuning.compressionDictionaries ?? compressionDictionaries,
       ...(tuning.blockBytes === undefined ? {} : { blockSize: tuning.blockBytes }),
-      ...(tuning.blockCacheBytes === undefined ? {} : { cacheSize: tuning.blockCacheBytes }),
+      cacheSize: tuning.blockCacheBytes ?? blockCacheBytes,
       ...(tuning.indexesInBlockCache === undefined ? {} : { cacheIndexAndFilterBlocks: tuning.indexesInBlockCache }),
       ...(tuning.filterPolicy === undefined ? {} : { filterPolicy: tuning.filterPolicy }),
       ...(tuning.pipelinedWrite === undefined ? {} : { pipelinedWrite: tuning.pipelinedWrite }),
@@ -388,7 +436,12 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
    */
   getManySync(keys: readonly Buffer[]): (Buffer | undefined)[] {
     if (keys.length === 0) return []
-    return this.db._getManySync([...keys]).map((value) => value ?? undefined)
+    const context = this.nativeContext
+    // The binding only reads the keys array (it neither keeps nor changes it): no copy.
+    const values = context === undefined || nativeGetManySync === undefined ? this.db._getManySync([...keys]) : nativeGetManySync(context, keys as Buffer[], undefined)
+    // The binding gives null for a read aborted or past its deadline: with no deadline and no value size limit, none is.
+    for (let at = 0; at < values.length; at++) invariant(values[at] !== null, 'a point read neither found nor missing')
+    return values as (Buffer | undefined)[]
   }
 
   rowsSync(range: ShortRange): { rows: [Buffer, Buffer][]; exhausted: boolean } {

@@ -26,7 +26,7 @@ function option(text: string, name: string): string {
   return (found[1] as string).trim()
 }
 
-test('a store opens RocksDB without ZSTD dictionaries, its lower levels still ZSTD, its log uncompressed, round-robin compactions, a bloom filter per file', async () => {
+test('a store opens RocksDB without ZSTD dictionaries, its lower levels still ZSTD, its log uncompressed, round-robin compactions, a bloom filter per file, a 64 MiB block cache', async () => {
   const tmp = tempDirectory()
   const directory = path.join(tmp.directory, 'store')
   const store = await Store.open(directory)
@@ -39,17 +39,20 @@ test('a store opens RocksDB without ZSTD dictionaries, its lower levels still ZS
     assert.equal(option(text, 'write_buffer_size'), String(8 * 1024 * 1024))
     assert.equal(option(text, 'compaction_pri'), 'kRoundRobin')
     assert.equal(option(text, 'filter_policy'), 'bloomfilter:10:false')
+    // Not in the OPTIONS file: RocksDB's own property.
+    assert.equal(store.numericProperty('rocksdb.block-cache-capacity'), 64 * 1024 * 1024)
   } finally {
     await store.close()
     tmp.remove()
   }
 })
 
-test("a StoreTuning reaches RocksDB: dictionaries back on, 16 KiB blocks, RocksDB's own compaction priority", async () => {
+test("a StoreTuning reaches RocksDB: dictionaries back on, 16 KiB blocks, RocksDB's own compaction priority, the binding's 8 MiB block cache", async () => {
   const tmp = tempDirectory()
   const directory = path.join(tmp.directory, 'store')
-  const store = await Store.open(directory, { compressionDictionaries: true, blockBytes: 16384, compactionPriority: 'overlappingRatio' })
+  const store = await Store.open(directory, { compressionDictionaries: true, blockBytes: 16384, compactionPriority: 'overlappingRatio', blockCacheBytes: 8 * 1024 * 1024 })
   try {
+    assert.equal(store.numericProperty('rocksdb.block-cache-capacity'), 8 * 1024 * 1024)
     const text = rocksdbOptions(directory)
     assert.match(option(text, 'compression_opts'), /(^|[{;])max_dict_bytes=16384;/)
     assert.equal(option(text, 'block_size'), '16384')
