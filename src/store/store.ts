@@ -375,9 +375,8 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
   protected static async openDatabase(directory: string, tuning: StoreTuning = {}): Promise<RocksLevel<Buffer, Buffer>> {
     const db = new RocksLevel<Buffer, Buffer>(directory, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     // Binding-specific options (abstract-level passes them through): see `memtableMemoryBudget`,
-    // `walCompression`, `compressionDictionaries`, `compactionPriority` and are RocksDB's
-    // `blockCacheBytes`; the others are RocksDB's or the binding's defaults (a 10-bit bloom filter
-    // per file, 4 KiB blocks).
+    // `walCompression`, `compressionDictionaries`, `compactionPriority` and `blockCacheBytes`; the
+    // others are RocksDB's or the binding's defaults (a 10-bit bloom filter per file, 4 KiB blocks).
     await db.open({
       createIfMissing: true,
       compaction: 'level',
