@@ -235,12 +235,6 @@ export const PackedShape = {
     bytesAllowed = false
     startKeyStack()
   },
-  /** As `begin`, for a chunk of array items (`packItems`' output): no layout byte. */
-  beginItems(): void {
-    writer.offset = 0
-    bytesAllowed = false
-    startKeyStack()
-  },
   /** An object header: `count` fields follow, each a `key` then its value. */
   object(count: number): void {
     writer.byte(Tag.object)

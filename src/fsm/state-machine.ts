@@ -24,7 +24,6 @@ import type { Proposal, PlannedOrder } from './proposal.ts'
 import { cacheSettingsFromJson, cacheSettingsToJson } from './proposal.ts'
 import { GatedScope, WriteSet } from './gated-scope.ts'
 import { writeTransactionIndexes } from './indexes.ts'
-import { packAuditOrders } from './audit-orders.ts'
 import type { WriteBatch } from './write-batch.ts'
 
 export interface OrderFailure {
@@ -474,7 +473,7 @@ export class ProposalApplication {
         const end = Math.min(total, this.cursor + budget)
         if (this.cursor < orders.length) {
           const to = Math.min(end, orders.length)
-          this.auditOrders.push(packAuditOrders(orders.slice(this.cursor, to), auditOrder))
+          this.auditOrders.push(packItems(orders.slice(this.cursor, to).map(auditOrder), true))
           budget -= to - this.cursor
           this.cursor = to
         }
