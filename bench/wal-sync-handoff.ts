@@ -21,7 +21,9 @@
  * - `writevSync only`: the write alone, no sync (the write's own share);
  * - `promise only`: `FileHandle.datasync()` alone on a file with nothing dirty
  *   (the hand-off without the disk);
- * - `callback only`: `fs.fdatasync(fd, callback)` alone, the same.
+ * - `callback only`: `fs.fdatasync(fd, callback)` alone, the same;
+ * - `O_DSYNC writev`: the write and its sync as one pool job: `fs.writev` with a
+ *   callback on a file opened with O_DSYNC (each write returns once durable).
  */
 import * as fs from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
@@ -56,6 +58,12 @@ for (let at = 0; at < pieces; at += 1) buffers.push(Buffer.alloc(Math.ceil(bytes
 const fileBytes = groups * bytes + 1024 * 1024
 
 type Mode = (handle: FileHandle, position: number) => Promise<void>
+
+function writevDurable(fd: number, position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.writev(fd, buffers, position, (error) => (error === null ? resolve() : reject(error)))
+  })
+}
 const modes: Record<string, Mode> = {
   'writevSync+promise': async (handle, position) => {
     fs.writevSync(handle.fd, buffers, position)
@@ -74,14 +82,20 @@ const modes: Record<string, Mode> = {
   'callback only': async (handle) => {
     await fdatasyncCallback(handle.fd)
   },
+  'O_DSYNC writev': async (handle, position) => {
+    await writevDurable(handle.fd, position)
+  },
 }
 
 async function runMode(name: string, mode: Mode): Promise<{ jsUs: number; wallUs: number }> {
   const file = path.join(directory, `handoff-${process.pid}-${name.replace(/[^a-z]/gi, '')}`)
-  const handle = await open(file, 'w+')
+  const filled = await open(file, 'w+')
+  await filled.write(Buffer.alloc(fileBytes), 0, fileBytes, 0)
+  await filled.sync()
+  await filled.close()
+  const dsync = name.startsWith('O_DSYNC')
+  const handle = await open(file, fs.constants.O_RDWR | (dsync ? fs.constants.O_DSYNC : 0))
   try {
-    await handle.write(Buffer.alloc(fileBytes), 0, fileBytes, 0)
-    await handle.sync()
     for (let at = 0; at < 50; at += 1) await mode(handle, at * bytes)
     const startNs = threadNs()
     const startWall = performance.now()
