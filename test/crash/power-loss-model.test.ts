@@ -8,6 +8,9 @@ import fc from 'fast-check'
 import { Store } from '../../src/store/index.ts'
 import type { RowWrite } from '../../src/store/index.ts'
 import { Wal, resetWal } from '../../src/wal/index.ts'
+import { LedgerNode } from '../../src/server/index.ts'
+import type { Order } from '../../src/orders/index.ts'
+import { MAIN, transfer } from '../support/ledger.ts'
 import { PowerLossDisk, PowerLost } from '../support/power-loss.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { mulberry32 } from './power-loss-harness.ts'
@@ -299,6 +302,39 @@ test('the real WalIo really syncs: one fdatasync per group and per zero fill, a 
     prototype.datasync = datasync
     prototype.sync = sync
     nodeFs.fdatasync = fdatasync
+    syncBuiltinESMExports()
+    temp.remove()
+  }
+})
+
+test('a node with the real WalIo really syncs each WAL group: its own sync hook (timed for metrics) calls fs.fdatasync', async () => {
+  const temp = tempDirectory('tally-power-model-node-')
+  const { fdatasync } = nodeFs
+  let calls = 0
+  const patched = nodeFs as { fdatasync: (fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => void }
+  patched.fdatasync = (fd, callback) => {
+    calls += 1
+    fdatasync(fd, callback)
+  }
+  syncBuiltinESMExports()
+  const once = { atomic: true, continueOnFailure: false }
+  try {
+    const node = await LedgerNode.open({ dataDirectory: temp.directory })
+    try {
+      await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: MAIN, bucket: '_default', metadata: {}, features: {} } as Order }], once)
+      const before = { calls, groups: node.wal.counters.groupCount }
+      for (let write = 0; write < 5; write++) {
+        const [result] = await node.admission.submit([{ order: transfer('world', `users:${write}`, 7n) }], once)
+        assert.equal(result?.status, 'applied')
+      }
+      const groups = node.wal.counters.groupCount - before.groups
+      assert.ok(groups >= 5, 'one group per lone write')
+      assert.equal(calls - before.calls, groups, 'one real fdatasync per group')
+    } finally {
+      await node.close()
+    }
+  } finally {
+    patched.fdatasync = fdatasync
     syncBuiltinESMExports()
     temp.remove()
   }
