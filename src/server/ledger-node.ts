@@ -15,7 +15,7 @@ import type { Sequencer } from '../admission/index.ts'
 import type { RowWrite, WriteSlices } from '../store/index.ts'
 import { MetaKey, Store, metaKey } from '../store/index.ts'
 import { cacheCreationRows, readCacheState, restoreCache } from './cache-restore.ts'
-import { Wal, WalError, resetWal } from '../wal/index.ts'
+import { Wal, WalError, datasyncHandle, resetWal } from '../wal/index.ts'
 import { AuditCheckpoints } from './audit-checkpoints.ts'
 import { silentObserver } from './pipeline-observer.ts'
 import type { PipelineObserver } from './pipeline-observer.ts'
@@ -298,7 +298,7 @@ export class LedgerNode implements Sequencer {
         io: {
           async sync(handle: FileHandle): Promise<void> {
             const started = performance.now()
-            await handle.datasync()
+            await datasyncHandle(handle)
             walTiming.fsyncStartedMs = started
             walTiming.fsyncSeconds = (performance.now() - started) / 1000
           },

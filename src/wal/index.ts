@@ -1,5 +1,5 @@
 /** Tally's write-ahead log: public surface. See docs/wal.md. */
-export { Wal, resetWal, segmentBytesMaxDefault, groupBytesMaxDefault, pendingGroupsMax } from './wal.ts'
+export { Wal, datasyncHandle, resetWal, segmentBytesMaxDefault, groupBytesMaxDefault, pendingGroupsMax } from './wal.ts'
 export type { WalRecord, WalOptions, WalRecovery, WalCounters, WalIo } from './wal.ts'
 export { WalError, isWalError } from './errors.ts'
 export type { WalErrorReason } from './errors.ts'

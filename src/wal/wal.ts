@@ -8,7 +8,7 @@
  *   tail = segment[0].indexFirst − 1; head = last segment's indexLast;
  *   at most one group is being written at a time, and groups are written in index order.
  */
-import { writevSync } from 'node:fs'
+import { fdatasync, writevSync } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import * as path from 'node:path'
@@ -205,6 +205,24 @@ async function writeOnPool(handle: FileHandle, buffers: Buffer[], position: numb
   return bytesWritten
 }
 
+/**
+ * fdatasync of a segment through the callback API rather than
+ * `FileHandle.datasync()`: the same one job on libuv's pool, without the
+ * handle's promise machinery (its ref count, `finally` and extra turns),
+ * ~5 µs less of the JavaScript thread per group (19.0 against 24.9 µs,
+ * bench/wal-sync-handoff.ts). The WAL never closes a handle while its sync is
+ * in flight: a segment closes once complete and durable, and `close` waits
+ * for the flush loop.
+ */
+export function datasyncHandle(handle: FileHandle): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fdatasync(handle.fd, (error) => {
+      if (error === null) resolve()
+      else reject(error)
+    })
+  })
+}
+
 const realIo: WalIo = {
   write(handle, buffers, position) {
     let bytes = 0
@@ -212,9 +230,7 @@ const realIo: WalIo = {
     if (bytes <= walSyncWriteBytesMax) return writevSync(handle.fd, buffers, position)
     return writeOnPool(handle, buffers, position)
   },
-  async sync(handle) {
-    await handle.datasync()
-  },
+  sync: datasyncHandle,
   open(file, flags) {
     return fs.open(file, flags)
   },

@@ -1,12 +1,16 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync } from 'node:fs'
+import nodeFs, { existsSync, readFileSync } from 'node:fs'
+import { syncBuiltinESMExports } from 'node:module'
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import fc from 'fast-check'
 import { Store } from '../../src/store/index.ts'
 import type { RowWrite } from '../../src/store/index.ts'
 import { Wal, resetWal } from '../../src/wal/index.ts'
+import { LedgerNode } from '../../src/server/index.ts'
+import type { Order } from '../../src/orders/index.ts'
+import { MAIN, transfer } from '../support/ledger.ts'
 import { PowerLossDisk, PowerLost } from '../support/power-loss.ts'
 import { tempDirectory } from '../support/temp.ts'
 import { mulberry32 } from './power-loss-harness.ts'
@@ -262,7 +266,15 @@ test('the real WalIo really syncs: one fdatasync per group and per zero fill, a 
   const prototype = Object.getPrototypeOf(probe) as { datasync: () => Promise<void>; sync: () => Promise<void> }
   await probe.close()
   const { datasync, sync } = prototype
-  const calls = { datasync: 0, sync: 0 }
+  const { fdatasync } = nodeFs
+  // A group's fdatasync goes through fs.fdatasync on the handle's fd (the callback API), a zero fill's through the handle.
+  const calls = { datasync: 0, sync: 0, fdatasync: 0 }
+  const patched = nodeFs as { fdatasync: (fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => void }
+  patched.fdatasync = (fd, callback) => {
+    calls.fdatasync += 1
+    fdatasync(fd, callback)
+  }
+  syncBuiltinESMExports()
   prototype.datasync = function (this: unknown) {
     calls.datasync += 1
     return datasync.call(this)
@@ -282,16 +294,48 @@ test('the real WalIo really syncs: one fdatasync per group and per zero fill, a 
     assert.ok(wal.segmentCount > 2, 'the groups rolled segments')
     await wal.close()
     assert.ok(wal.counters.preallocateCount - before.fills >= 2, 'zero fills ran')
-    assert.equal(
-      calls.datasync - before.datasync,
-      wal.counters.groupCount - before.groups + wal.counters.preallocateCount - before.fills,
-      'one real fdatasync per group and per zero fill',
-    )
+    assert.equal(calls.fdatasync - before.fdatasync, wal.counters.groupCount - before.groups, 'one real fdatasync per group')
+    assert.equal(calls.datasync - before.datasync, wal.counters.preallocateCount - before.fills, 'one real fdatasync per zero fill')
     assert.equal(calls.sync - before.sync, wal.counters.directorySyncCount - before.directorySyncs, 'one real directory fsync per segment created')
     assert.ok(calls.sync - before.sync >= 2)
   } finally {
     prototype.datasync = datasync
     prototype.sync = sync
+    nodeFs.fdatasync = fdatasync
+    syncBuiltinESMExports()
+    temp.remove()
+  }
+})
+
+test('a node with the real WalIo really syncs each WAL group: its own sync hook (timed for metrics) calls fs.fdatasync', async () => {
+  const temp = tempDirectory('tally-power-model-node-')
+  const { fdatasync } = nodeFs
+  let calls = 0
+  const patched = nodeFs as { fdatasync: (fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => void }
+  patched.fdatasync = (fd, callback) => {
+    calls += 1
+    fdatasync(fd, callback)
+  }
+  syncBuiltinESMExports()
+  const once = { atomic: true, continueOnFailure: false }
+  try {
+    const node = await LedgerNode.open({ dataDirectory: temp.directory })
+    try {
+      await node.admission.submit([{ order: { type: 'CREATE_LEDGER', ledger: MAIN, bucket: '_default', metadata: {}, features: {} } as Order }], once)
+      const before = { calls, groups: node.wal.counters.groupCount }
+      for (let write = 0; write < 5; write++) {
+        const [result] = await node.admission.submit([{ order: transfer('world', `users:${write}`, 7n) }], once)
+        assert.equal(result?.status, 'applied')
+      }
+      const groups = node.wal.counters.groupCount - before.groups
+      assert.ok(groups >= 5, 'one group per lone write')
+      assert.equal(calls - before.calls, groups, 'one real fdatasync per group')
+    } finally {
+      await node.close()
+    }
+  } finally {
+    patched.fdatasync = fdatasync
+    syncBuiltinESMExports()
     temp.remove()
   }
 })
