@@ -13,18 +13,7 @@ import { createTransaction } from '../../src/orders/handlers/create-transaction.
 const L = 'main' as LedgerName
 
 function written(reference: string | undefined): string[] {
-  const values = new Map<CanonicalKey, AttributeValue>()
-  values.set(ledgerKey(L), {
-    kind: 'l',
-    value: { name: L, bucket: '_default', addedAt: '2026-12-07T00:00:00.000Z', metadata: {}, features: {}, nextTransactionId: 0n, nextLogId: 0n, accountCount: 0n, lastLogHash: '' },
-  } as AttributeValue)
-  const scope: Scope = {
-    date: '2026-12-07T00:00:00.000Z',
-    idempotencyKey: undefined,
-    read: (key) => values.get(key),
-    write: (key, value) => void values.set(key, value),
-    appendLog: (_ledger: LedgerName, _log: LedgerLog) => {},
-  }
+  const { scope, values } = mapScope()
   const order = {
     type: 'CREATE_TRANSACTION',
     ledger: L,
