@@ -22,6 +22,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { readLatencyTraceFile, type LatencyTraceEvent, type LatencyTraceFile, type LatencyTraceKind } from '../src/server/index.ts'
+import { firstNotBefore } from './support/latency-attribution.ts'
 
 const { values } = parseArgs({ options: { trace: { type: 'string' }, requests: { type: 'string' } } })
 if (values.trace === undefined || values.requests === undefined) throw new Error('--trace FILE --requests FILE')
@@ -43,15 +44,8 @@ const of = (kind: LatencyTraceKind): LatencyTraceEvent[] => byKind.get(kind) ?? 
 /** Events of `kind` that start at or after `fromMs` and before `toMs`. */
 function startingIn(kind: LatencyTraceKind, fromMs: number, toMs: number): LatencyTraceEvent[] {
   const list = of(kind)
-  let low = 0
-  let high = list.length
-  while (low < high) {
-    const middle = (low + high) >> 1
-    if ((list[middle] as LatencyTraceEvent).startMs < fromMs) low = middle + 1
-    else high = middle
-  }
   const found: LatencyTraceEvent[] = []
-  for (let i = low; i < list.length && (list[i] as LatencyTraceEvent).startMs < toMs; i++) found.push(list[i] as LatencyTraceEvent)
+  for (let i = firstNotBefore(list, (event) => event.startMs < fromMs); i < list.length && (list[i] as LatencyTraceEvent).startMs < toMs; i++) found.push(list[i] as LatencyTraceEvent)
   return found
 }
 

@@ -82,16 +82,24 @@ function merged(intervals: CauseInterval[]): CauseInterval[] {
   return out
 }
 
-/** The first of `intervals` (sorted, merged) that ends at or after `fromMs`: a binary search. */
-function firstEndingFrom(intervals: readonly CauseInterval[], fromMs: number): number {
+/**
+ * The first index of a sorted list at which `before` turns false (the list's
+ * length if it never does): a binary search; `before` holds for a prefix.
+ */
+export function firstNotBefore<T>(list: readonly T[], before: (item: T) => boolean): number {
   let low = 0
-  let high = intervals.length
+  let high = list.length
   while (low < high) {
     const middle = (low + high) >> 1
-    if ((intervals[middle] as CauseInterval).endMs < fromMs) low = middle + 1
+    if (before(list[middle] as T)) low = middle + 1
     else high = middle
   }
   return low
+}
+
+/** The first of `intervals` (sorted, merged) that ends at or after `fromMs`. */
+function firstEndingFrom(intervals: readonly CauseInterval[], fromMs: number): number {
+  return firstNotBefore(intervals, (interval) => interval.endMs < fromMs)
 }
 
 /** Milliseconds of [fromMs, toMs] covered by `intervals` (sorted, merged). */
