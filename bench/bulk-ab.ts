@@ -28,6 +28,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { abTrees, serveTally, tallyBench } from './support/serve.ts'
+import { median } from './support/stats.ts'
 
 const { values } = parseArgs({
   options: {
@@ -84,11 +85,6 @@ async function runOnce(tree: 'base' | 'head'): Promise<Run> {
   }
 }
 
-const median = (xs: readonly number[]): number => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
-}
 
 const runs: Record<'base' | 'head', Run[]> = { base: [], head: [] }
 console.log(`${workload} of ${values['bulk-size']}, ${values.concurrency} clients, ${values.duration} s per run; node options: base [${nodeOptions.base.join(' ')}], head [${nodeOptions.head.join(' ')}]`)

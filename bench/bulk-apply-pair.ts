@@ -29,6 +29,7 @@ import { parseArgs } from 'node:util'
 import { pathToFileURL } from 'node:url'
 import type { LedgerName } from '../src/domain/index.ts'
 import { depositBulks } from './deposits.ts'
+import { median } from './support/stats.ts'
 
 const { values } = parseArgs({
   options: {
@@ -123,11 +124,6 @@ for (let round = 0; round < rounds; round++) {
   const headMicros = head.perOrderMicros[round] as number
   ratios.push(baseMicros / headMicros)
   console.log(`round ${round + 1}: base ${baseMicros.toFixed(1)} µs/order, head ${headMicros.toFixed(1)}, ratio ${(baseMicros / headMicros).toFixed(3)}; load ${os.loadavg()[0]?.toFixed(2)}`)
-}
-const median = (list: readonly number[]): number => {
-  const sorted = [...list].sort((x, y) => x - y)
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2
 }
 console.log(
   `${rounds} rounds × ${burst} proposals × ${ordersPerProposal} orders per build: JavaScript thread base ${median(base.perOrderMicros).toFixed(2)} µs/order, head ${median(head.perOrderMicros).toFixed(2)} (medians); ratio base ÷ head ${median(ratios).toFixed(3)} (median of rounds)`,

@@ -17,6 +17,7 @@ import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { startAllocationSampling } from './allocation-sampling.ts'
+import { median } from './support/stats.ts'
 
 const { values } = parseArgs({ options: { base: { type: 'string' }, head: { type: 'string' }, rounds: { type: 'string', default: '10' }, allocations: { type: 'boolean', default: false } } })
 if (values.base === undefined) throw new Error('--base ROOT: the checkout to compare against')
@@ -87,7 +88,6 @@ steps(domains.head)
 for (let round = 0; round < Number(values.rounds); round++) {
   for (const tree of round % 2 === 0 ? (['base', 'head'] as const) : (['head', 'base'] as const)) timed[tree].push(steps(domains[tree]))
 }
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 console.log('| step, ns per transfer (median / best) | base | head | head ÷ base (medians) |')
 console.log('| --- | --- | --- | --- |')
 for (const step of ['build', 'row', 'answer'] as const) {

@@ -25,6 +25,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
+import { median } from './support/stats.ts'
 
 const { values } = parseArgs({ options: { base: { type: 'string' }, rounds: { type: 'string', default: '20' }, requests: { type: 'string', default: '2000' }, auth: { type: 'boolean', default: false } } })
 if (values.base === undefined) throw new Error('--base DIR: the tree to compare against')
@@ -130,7 +131,6 @@ try {
       }
     }
   }
-  const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)] as number
   process.stdout.write(`${values.rounds} rounds of ${requests} injected requests, load average ${os.loadavg().map((load) => load.toFixed(2)).join(' ')} at the end\n\n`)
   process.stdout.write('| workload | base µs/req median (fastest) | head µs/req median (fastest) | head ÷ base, medians |\n| --- | --- | --- | --- |\n')
   for (const workload of workloads) {

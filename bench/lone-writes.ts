@@ -28,6 +28,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { readServerCpu } from '../src/bench/cpu.ts'
 import { startAllocationSampling } from './allocation-sampling.ts'
+import { median } from './support/stats.ts'
 
 const { values } = parseArgs({
   options: {
@@ -50,11 +51,6 @@ interface Run {
   readonly jsMicros: number
 }
 
-const median = (xs: readonly number[]): number => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
-}
 
 async function measure(root: string): Promise<Run> {
   const { LedgerNode } = (await import(pathToFileURL(path.join(root, 'src/server/index.ts')).href)) as typeof import('../src/server/index.ts')

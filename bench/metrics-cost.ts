@@ -16,6 +16,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { LedgerNode, silentObserver } from '../src/server/index.ts'
 import { ServerMetrics } from '../src/api/metrics.ts'
 import type { AccountAddress, Asset, LedgerName } from '../src/domain/index.ts'
+import { median } from './support/stats.ts'
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' }, writes: { type: 'string' } } })
 const rounds = Number(values.rounds ?? 10)
@@ -73,7 +74,6 @@ for (let r = 0; r < rounds; r++) {
   }
   ratios.push(pair.on / pair.off)
 }
-const median = (list: number[]): number => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)] as number
 console.log(`writes/s with metrics: median ${median(rates.on).toFixed(0)}; without: median ${median(rates.off).toFixed(0)}`)
 console.log(`paired ratios (on/off): ${ratios.map((ratio) => ratio.toFixed(3)).join(' ')}; median ${median(ratios).toFixed(3)}`)
 started = performance.now()

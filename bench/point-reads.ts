@@ -15,6 +15,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { median } from './support/stats.ts'
 
 const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const { values } = parseArgs({
@@ -85,7 +86,6 @@ try {
       }
     }
   }
-  const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)] as number
   const first = results.get(roots[0] as string) as { one: number[]; ten: number[] }
   process.stdout.write('\n| root | 1 key, µs/call (median; paired ratio median) | 10 keys, µs/key (median; paired ratio median) |\n| --- | --- | --- |\n')
   for (const root of roots) {

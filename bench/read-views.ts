@@ -34,6 +34,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { filledData } from './support/serve.ts'
+import { median } from './support/stats.ts'
 
 const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const { values } = parseArgs({
@@ -128,7 +129,6 @@ try {
       }
     }
   }
-  const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)] as number
   const first = results.get(roots[0] as string) as { account: number[]; list: number[] }
   process.stdout.write('\n| root | account µs/read (median) | list page µs/read (median) |\n| --- | --- | --- |\n')
   for (const root of roots) {

@@ -61,6 +61,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import type { BenchReport } from '../src/bench/index.ts'
+import { median } from './support/stats.ts'
 
 const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const { values } = parseArgs({
@@ -178,11 +179,6 @@ async function storeShape(server: Server): Promise<string> {
 }
 
 const loadAverage = async (): Promise<string> => (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
-const median = (numbers: number[]): number => {
-  const sorted = [...numbers].sort((a, b) => a - b)
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2
-}
 
 // Every root's server, up for the whole run; with --one-server, each stopped after its fill and started again for each of its runs.
 const servers: Server[] = []

@@ -20,6 +20,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import Fastify from 'fastify'
 import type { FastifyBaseLogger } from 'fastify'
+import { median } from './support/stats.ts'
 
 const { values } = parseArgs({ options: { base: { type: 'string' }, rounds: { type: 'string', default: '30' }, requests: { type: 'string', default: '20000' } } })
 if (values.base === undefined) throw new Error('--base DIR: the tree to compare against')
@@ -67,7 +68,6 @@ for (let round = -2; round < rounds; round++) {
     if (round >= 0) figures[name].push(((used.user + used.system) * 1000) / requests)
   }
 }
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 const [base, head] = [median(figures.base), median(figures.head)]
 console.log(`${rounds} rounds of ${requests} requests`)
 console.log(`base: median ${base.toFixed(0)} ns/request (fastest ${Math.min(...figures.base).toFixed(0)})`)

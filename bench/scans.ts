@@ -23,6 +23,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { filledData, serveTally } from './support/serve.ts'
+import { median } from './support/stats.ts'
 
 const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const { values } = parseArgs({
@@ -135,7 +136,6 @@ try {
       process.stdout.write(`| ${round} | ${path.basename(checkout.root)} | ${load} | ${cells.join(' | ')} |\n`)
     }
   }
-  const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)] as number
   process.stdout.write(`\n| root | ${scans.map((scan) => `${scan}, median CPU / wall ms`).join(' | ')} |\n| --- |${scans.map(() => ' --- |').join('')}\n`)
   const first = results.get(roots[0] as string) as Map<Scan, Cost[]>
   for (const root of roots) {

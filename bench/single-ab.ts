@@ -29,6 +29,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { abTrees, serveTally, tallyBench } from './support/serve.ts'
+import { median } from './support/stats.ts'
 
 const { values } = parseArgs({
   options: {
@@ -91,11 +92,6 @@ async function runOnce(tree: 'base' | 'head', concurrency: number): Promise<Run>
   }
 }
 
-const median = (xs: number[]): number => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
-}
 
 const runs = new Map<string, Run[]>()
 console.log(`node options: base [${nodeOptions.base.join(' ')}], head [${nodeOptions.head.join(' ')}]`)

@@ -31,6 +31,7 @@ import { parseArgs } from 'node:util'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { startAllocationSampling } from './allocation-sampling.ts'
+import { median } from './support/stats.ts'
 
 const { values } = parseArgs({
   options: {
@@ -119,7 +120,6 @@ try {
       micros[side].push((spent.user + spent.system) / (waves * waveSize))
     }
   }
-  const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)] as number
   process.stdout.write(`${values.rounds} rounds of ${waves} waves of ${waveSize} creates, load average ${os.loadavg().map((load) => load.toFixed(2)).join(' ')} at the end\n\n`)
   process.stdout.write('| workload | base µs/req median (fastest) | head µs/req median (fastest) | head ÷ base, medians |\n| --- | --- | --- | --- |\n')
   process.stdout.write(
