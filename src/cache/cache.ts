@@ -45,9 +45,6 @@ interface LiveEntry {
   readonly attribute: Attribute
   readonly live: true
   readonly bytes: number
-  /** The segment that recorded this write (`Segment.serial`; 0: restored, in no open segment) and the key's position in it. */
-  readonly serial: number
-  readonly position: number
 }
 
 /** A live key restored from a segment row whose value the attribute row has not yet given. */
@@ -56,36 +53,14 @@ interface AwaitingEntry {
   readonly attribute: null
   readonly live: true
   readonly bytes: number
-  readonly serial: 0
-  readonly position: 0
 }
 
-/**
- * A deletion; the one frozen `TOMBSTONE` is also the `deleted` lookup result.
- * Shared, it cannot say which segment recorded it: a write over it looks for
- * its key in the open segment (deletions are rare).
- */
+/** A deletion; the one frozen `TOMBSTONE` is also the `deleted` lookup result. */
 interface TombstoneEntry {
   readonly state: 'deleted'
   readonly attribute: null
   readonly live: false
   readonly bytes: 0
-  readonly serial: 0
-  readonly position: 0
-}
-
-/**
- * The segment of the index being applied: the keys it wrote into Gen0, in the
- * order of their first write, and each one's last state (its value's length,
- * or -1 for a tombstone), encoded when the batch is written. Arrays, not a
- * map: a key written again in the same index is found through its Gen0
- * entry's `serial` and `position`, so a write costs no lookup of its own.
- */
-interface Segment {
-  readonly serial: number
-  readonly index: number
-  readonly keys: string[]
-  readonly bytes: number[]
 }
 
 export const MIRROR_ZONE = 0xff
@@ -165,10 +140,8 @@ export class AttributeCache {
   /** The indexes whose segment rows hold each generation's keys, ascending: a rotation deletes Gen1's. */
   private gen0Segments: number[] = []
   private gen1Segments: number[] = []
-  /** The segment of the index being applied. */
-  private segment: Segment | undefined
-  /** The last segment's serial: each segment this cache opens gets the next one (entries restored or shared hold 0). */
-  private segmentSerial = 0
+  /** The segment of the index being applied: its keys' last state, encoded when the batch is written. */
+  private segment: { readonly index: number; readonly entries: Map<string, Entry> } | undefined
   private state: CacheState
   /** The last index the cache entered (applied, stale or not). */
   private lastIndex: number
@@ -314,8 +287,7 @@ export class AttributeCache {
   get(key: CanonicalKey): CacheLookup {
     const entry = this.gen0.get(key) ?? this.gen1.get(key)
     if (entry === undefined) return ABSENT
-    // Tested here, not through `invariant`: its message closure would be made on every read.
-    if (entry.state === 'awaiting') invariant(false, `cached key ${key} has no value (restore incomplete)`)
+    invariant(entry.state !== 'awaiting', () => `cached key ${key} has no value (restore incomplete)`)
     // A live entry and the tombstone are read-only lookup results themselves.
     return entry
   }
@@ -332,7 +304,7 @@ export class AttributeCache {
     // The row is kept in memory of its own, so the cache holds the bytes it counts (`ownedRow`).
     const bytes = ownedRow(attribute.bytes)
     const kept = kind === 't' || kind === 'i' ? new RowAttribute(kind, bytes) : bytes === attribute.bytes ? attribute : { value: attribute.value, bytes }
-    this.setGen0(key, kept, mirror)
+    this.setGen0(key, { state: 'live', attribute: kept, live: true, bytes: bytes.length }, mirror)
   }
 
   /** Tombstone in Gen0 when a generation holds the key live. */
@@ -349,7 +321,7 @@ export class AttributeCache {
    * would revive the key (ADR 0002).
    */
   tombstone(key: CanonicalKey, mirror: MirrorSink): void {
-    this.setGen0(key, null, mirror)
+    this.setGen0(key, TOMBSTONE, mirror)
   }
 
   /** A seed is written only where neither generation holds the key: the cache is at least as new. */
@@ -444,7 +416,7 @@ export class AttributeCache {
       if (error instanceof Error) throw new MalformedMirrorRow(`undecodable attribute row of ${key}: ${error.message}`)
       throw error
     }
-    map.set(key, { state: 'live', attribute, live: true, bytes: entry.bytes, serial: 0, position: 0 })
+    map.set(key, { state: 'live', attribute, live: true, bytes: entry.bytes })
   }
 
   /**
@@ -485,38 +457,21 @@ export class AttributeCache {
     })
   }
 
-  /** Writes `key` into Gen0: its value (`attribute`), or a tombstone (null). */
-  private setGen0(key: CanonicalKey, attribute: Attribute | null, mirror: MirrorSink): void {
-    let segment = this.segment
-    if (segment === undefined || segment.index !== this.lastIndex) segment = this.openSegment(mirror)
-    const bytes = attribute === null ? 0 : attribute.bytes.length
+  private setGen0(key: CanonicalKey, entry: Entry, mirror: MirrorSink): void {
+    // The key's own bytes count in both entries: measured once.
+    const keyBytes = Buffer.byteLength(key, 'utf8')
     const previous = this.gen0.get(key)
-    let position = -1
-    if (previous === undefined) this.gen0ByteCount += Buffer.byteLength(key, 'utf8') + bytes + cacheEntryOverheadBytes
-    else {
-      // The key's bytes and the overhead count in both entries: only the value's length changes.
-      this.gen0ByteCount += bytes - previous.bytes
-      // A live entry written by this segment knows its place; one written before is not in it; the shared tombstone cannot tell.
-      if (previous.serial === segment.serial) position = previous.position
-      else if (!previous.live) position = segment.keys.indexOf(key)
+    if (previous !== undefined) this.gen0ByteCount -= keyBytes + previous.bytes + cacheEntryOverheadBytes
+    this.gen0.set(key, entry)
+    this.gen0ByteCount += keyBytes + entry.bytes + cacheEntryOverheadBytes
+    let segment = this.segment
+    if (segment === undefined || segment.index !== this.lastIndex) {
+      const entries = new Map<string, Entry>()
+      segment = this.segment = { index: this.lastIndex, entries }
+      this.gen0Segments.push(this.lastIndex)
+      mirror.putLater(segmentRowKey(this.state.generation, this.lastIndex), () => encodeSegment(entries))
     }
-    if (position < 0) {
-      position = segment.keys.length
-      segment.keys.push(key)
-      segment.bytes.push(attribute === null ? -1 : bytes)
-    } else segment.bytes[position] = attribute === null ? -1 : bytes
-    this.gen0.set(key, attribute === null ? TOMBSTONE : { state: 'live', attribute, live: true, bytes, serial: segment.serial, position })
-  }
-
-  /** The segment of the index being applied, opened at its first write; its row is encoded when the batch is written. */
-  private openSegment(mirror: MirrorSink): Segment {
-    const keys: string[] = []
-    const bytes: number[] = []
-    const segment: Segment = { serial: ++this.segmentSerial, index: this.lastIndex, keys, bytes }
-    this.segment = segment
-    this.gen0Segments.push(this.lastIndex)
-    mirror.putLater(segmentRowKey(this.state.generation, this.lastIndex), () => encodeSegment(keys, bytes))
-    return segment
+    segment.entries.set(key, entry)
   }
 }
 
@@ -562,7 +517,7 @@ function ownedRow(row: Buffer): Buffer {
 
 const OWNED_COPY_LOOP_BYTES_MAX = 512
 
-const TOMBSTONE: TombstoneEntry = Object.freeze({ state: 'deleted', attribute: null, live: false, bytes: 0, serial: 0, position: 0 })
+const TOMBSTONE: TombstoneEntry = Object.freeze({ state: 'deleted', attribute: null, live: false, bytes: 0 })
 
 /** What an entry counts against the byte budget: a pure function of the key and the written value's length (`setGen0` inlines it). */
 function entryBytes(key: string, entry: Entry): number {
@@ -594,10 +549,10 @@ export function segmentRowKey(generation: number, index: number): Buffer {
  * 5, docs/adr/0012). The CRC covers everything after it, so restore fails
  * closed on any flipped byte, not only on rows that no longer parse.
  */
-function encodeSegment(keys: readonly string[], bytes: readonly number[]): Buffer {
+function encodeSegment(entries: Map<string, Entry>): Buffer {
   // Every key's UTF-8 bytes go once into the scratch, one after another; each key's front coding is
   // measured there against the previous key of its kind (no buffer per key).
-  const count = keys.length
+  const count = entries.size
   const starts: number[] = []
   const lengths: number[] = []
   const shares: number[] = []
@@ -605,9 +560,7 @@ function encodeSegment(keys: readonly string[], bytes: readonly number[]): Buffe
   let scratch = segmentScratch
   let used = 0
   let size = 4 + varintLength(count)
-  for (let k = 0; k < count; k++) {
-    const key = keys[k] as string
-    const valueBytes = bytes[k] as number
+  for (const [key, entry] of entries) {
     // A UTF-16 unit takes at most 3 bytes of UTF-8 (a pair 4 for its 2 units, a lone surrogate 3 as U+FFFD).
     if (used + 3 * key.length > scratch.length) scratch = segmentScratch = grown(scratch, used, 3 * key.length)
     const length = writeKeyBytes(scratch, key, used)
@@ -620,21 +573,21 @@ function encodeSegment(keys: readonly string[], bytes: readonly number[]): Buffe
     shares.push(shared)
     used += length
     const suffix = length - shared
-    size += 1 + varintLength(2 * shared + 1) + varintLength(suffix) + suffix + (valueBytes >= 0 ? varintLength(valueBytes) : 0)
+    size += 1 + varintLength(2 * shared + 1) + varintLength(suffix) + suffix + (entry.live ? varintLength(entry.bytes) : 0)
   }
   const row = Buffer.allocUnsafe(size)
   let at = writeVarint(row, 4, count)
-  for (let i = 0; i < count; i++) {
+  let i = 0
+  for (const entry of entries.values()) {
     const start = starts[i] as number
     const length = lengths[i] as number
-    const shared = shares[i] as number
-    const valueBytes = bytes[i] as number
+    const shared = shares[i++] as number
     row[at++] = scratch[start] as number
-    at = writeVarint(row, at, 2 * shared + (valueBytes >= 0 ? FLAG_LIVE : FLAG_TOMBSTONE))
+    at = writeVarint(row, at, 2 * shared + (entry.live ? FLAG_LIVE : FLAG_TOMBSTONE))
     at = writeVarint(row, at, length - shared)
     // A key's suffix is short: copied byte by byte (Buffer#copy's checks cost more than the copy).
     for (let from = start + shared; from < start + length; from++) row[at++] = scratch[from] as number
-    if (valueBytes >= 0) at = writeVarint(row, at, valueBytes)
+    if (entry.live) at = writeVarint(row, at, entry.bytes)
   }
   invariant(at === size, 'segment size computed exactly')
   row.writeUInt32LE(crc32(row.subarray(4)), 0)
@@ -722,7 +675,7 @@ export function decodeSegment(rowKey: Buffer, row: Buffer): [CanonicalKey, Entry
     const key = keyBytes.toString('utf8') as CanonicalKey
     if (!isAttributeKey(key) || seen.has(key) || Buffer.byteLength(key, 'utf8') !== keyBytes.length) throw new MalformedMirrorRow(`bad or repeated key in ${where}`)
     seen.add(key)
-    entries.push([key, flag === FLAG_LIVE ? { state: 'awaiting', attribute: null, live: true, bytes: varint(), serial: 0, position: 0 } : TOMBSTONE])
+    entries.push([key, flag === FLAG_LIVE ? { state: 'awaiting', attribute: null, live: true, bytes: varint() } : TOMBSTONE])
   }
   if (read.at !== row.length) throw new MalformedMirrorRow(`trailing bytes in ${where}`)
   return entries
