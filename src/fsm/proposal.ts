@@ -131,7 +131,8 @@ function seedFromText(entry: CoverageEntry): CoverageEntry {
 
 /** A proposal's plan positions: every key once, in the order the orders first name it. */
 export interface CoveragePlan {
-  readonly keys: readonly CanonicalKey[]
+  /** Mutable: admission replaces a key the cache holds by the cache's own string of it (`AttributeCache.checkAll`). */
+  readonly keys: CanonicalKey[]
   /** Per order, the positions of its keys in `keys`, ascending, each once. */
   readonly coverageIndexes: readonly number[][]
 }
