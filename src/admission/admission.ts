@@ -586,13 +586,9 @@ export class Admission {
     return this.options.cacheUnsettled?.()
   }
 
-  /**
-   * Per key of the plan, whether the cache will hold it at `index`; Δ ≥ 2 generations: the proposal
-   * would outlive the cache (503, retry). Each key the cache holds is replaced in `keys` (the plan's
-   * own array) by the cache's string of it, which the apply's lookups then find by identity.
-   */
-  private checkAll(keys: CanonicalKey[], index: number): boolean[] {
-    const hits = this.options.cache.checkAll(keys, index, keys)
+  /** Per key of the plan, whether the cache will hold it at `index`; Δ ≥ 2 generations: the proposal would outlive the cache (503, retry). */
+  private checkAll(keys: readonly CanonicalKey[], index: number): boolean[] {
+    const hits = this.options.cache.checkAll(keys, index)
     if (hits === 'unreachable') {
       this.observer.horizonRefused()
       throw new TallyError({

@@ -45,8 +45,6 @@ interface LiveEntry {
   readonly attribute: Attribute
   readonly live: true
   readonly bytes: number
-  /** The key as the generation's map holds it (the same text): see `checkAll`. */
-  readonly key: CanonicalKey
 }
 
 /** A live key restored from a segment row whose value the attribute row has not yet given. */
@@ -55,7 +53,6 @@ interface AwaitingEntry {
   readonly attribute: null
   readonly live: true
   readonly bytes: number
-  readonly key: CanonicalKey
 }
 
 /** A deletion; the one frozen `TOMBSTONE` is also the `deleted` lookup result. */
@@ -64,8 +61,6 @@ interface TombstoneEntry {
   readonly attribute: null
   readonly live: false
   readonly bytes: 0
-  /** Shared by every deleted key: it holds none. */
-  readonly key: null
 }
 
 export const MIRROR_ZONE = 0xff
@@ -261,16 +256,8 @@ export class AttributeCache {
    * `check` of every key of a plan at `predictedIndex`, the generation
    * arithmetic done once: per key, whether it is a hit (a miss otherwise);
    * 'unreachable' when any key is (then every key is).
-   *
-   * With `adopt` (the plan's own array of `keys`), each hit's key is replaced
-   * there by the string the cache's map holds (the same text). The apply then
-   * looks the plan's keys up, and writes them, with the very strings the map
-   * holds: a map compares two strings by identity before their characters,
-   * and the characters of a key stored long ago are one more read from memory
-   * a probe of a map of 10⁵ keys would otherwise make (measured: ~0.3 µs per
-   * probe on this machine, `bench/cache-trace.ts`).
    */
-  checkAll(keys: readonly CanonicalKey[], predictedIndex: number, adopt?: CanonicalKey[]): boolean[] | 'unreachable' {
+  checkAll(keys: readonly CanonicalKey[], predictedIndex: number): boolean[] | 'unreachable' {
     const hits: boolean[] = []
     if (keys.length === 0 || predictedIndex <= this.lastIndex) {
       for (let i = 0; i < keys.length; i++) hits.push(false)
@@ -280,17 +267,7 @@ export class AttributeCache {
     if (delta >= 2) return 'unreachable'
     const gen0 = this.gen0
     const gen1 = delta === 1 ? undefined : this.gen1
-    if (adopt === undefined) {
-      for (const key of keys) hits.push(gen0.has(key) || (gen1 !== undefined && gen1.has(key)))
-      return hits
-    }
-    invariant(adopt === keys, 'a plan adopts the cache\'s strings of its own keys')
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i] as CanonicalKey
-      const entry = gen0.get(key) ?? gen1?.get(key)
-      hits.push(entry !== undefined)
-      if (entry !== undefined && entry.key !== null) adopt[i] = entry.key
-    }
+    for (const key of keys) hits.push(gen0.has(key) || (gen1 !== undefined && gen1.has(key)))
     return hits
   }
 
@@ -327,7 +304,7 @@ export class AttributeCache {
     // The row is kept in memory of its own, so the cache holds the bytes it counts (`ownedRow`).
     const bytes = ownedRow(attribute.bytes)
     const kept = kind === 't' || kind === 'i' ? new RowAttribute(kind, bytes) : bytes === attribute.bytes ? attribute : { value: attribute.value, bytes }
-    this.setGen0(key, kept, mirror)
+    this.setGen0(key, { state: 'live', attribute: kept, live: true, bytes: bytes.length }, mirror)
   }
 
   /** Tombstone in Gen0 when a generation holds the key live. */
@@ -344,7 +321,7 @@ export class AttributeCache {
    * would revive the key (ADR 0002).
    */
   tombstone(key: CanonicalKey, mirror: MirrorSink): void {
-    this.setGen0(key, null, mirror)
+    this.setGen0(key, TOMBSTONE, mirror)
   }
 
   /** A seed is written only where neither generation holds the key: the cache is at least as new. */
@@ -439,7 +416,7 @@ export class AttributeCache {
       if (error instanceof Error) throw new MalformedMirrorRow(`undecodable attribute row of ${key}: ${error.message}`)
       throw error
     }
-    map.set(key, { state: 'live', attribute, live: true, bytes: entry.bytes, key: entry.key })
+    map.set(key, { state: 'live', attribute, live: true, bytes: entry.bytes })
   }
 
   /**
@@ -480,14 +457,10 @@ export class AttributeCache {
     })
   }
 
-  /** Writes `key` into Gen0: a value the cache keeps (`kept`), or a tombstone (null). */
-  private setGen0(key: CanonicalKey, kept: Attribute | null, mirror: MirrorSink): void {
+  private setGen0(key: CanonicalKey, entry: Entry, mirror: MirrorSink): void {
     // The key's own bytes count in both entries: measured once.
     const keyBytes = Buffer.byteLength(key, 'utf8')
     const previous = this.gen0.get(key)
-    // A map keeps the key string it was first given: the entry names that one (the same text; under
-    // the shared tombstone it is not known, and `key` is).
-    const entry: Entry = kept === null ? TOMBSTONE : { state: 'live', attribute: kept, live: true, bytes: kept.bytes.length, key: previous?.key ?? key }
     if (previous !== undefined) this.gen0ByteCount -= keyBytes + previous.bytes + cacheEntryOverheadBytes
     this.gen0.set(key, entry)
     this.gen0ByteCount += keyBytes + entry.bytes + cacheEntryOverheadBytes
@@ -544,7 +517,7 @@ function ownedRow(row: Buffer): Buffer {
 
 const OWNED_COPY_LOOP_BYTES_MAX = 512
 
-const TOMBSTONE: TombstoneEntry = Object.freeze({ state: 'deleted', attribute: null, live: false, bytes: 0, key: null })
+const TOMBSTONE: TombstoneEntry = Object.freeze({ state: 'deleted', attribute: null, live: false, bytes: 0 })
 
 /** What an entry counts against the byte budget: a pure function of the key and the written value's length (`setGen0` inlines it). */
 function entryBytes(key: string, entry: Entry): number {
@@ -702,7 +675,7 @@ export function decodeSegment(rowKey: Buffer, row: Buffer): [CanonicalKey, Entry
     const key = keyBytes.toString('utf8') as CanonicalKey
     if (!isAttributeKey(key) || seen.has(key) || Buffer.byteLength(key, 'utf8') !== keyBytes.length) throw new MalformedMirrorRow(`bad or repeated key in ${where}`)
     seen.add(key)
-    entries.push([key, flag === FLAG_LIVE ? { state: 'awaiting', attribute: null, live: true, bytes: varint(), key } : TOMBSTONE])
+    entries.push([key, flag === FLAG_LIVE ? { state: 'awaiting', attribute: null, live: true, bytes: varint() } : TOMBSTONE])
   }
   if (read.at !== row.length) throw new MalformedMirrorRow(`trailing bytes in ${where}`)
   return entries

@@ -131,8 +131,7 @@ function seedFromText(entry: CoverageEntry): CoverageEntry {
 
 /** A proposal's plan positions: every key once, in the order the orders first name it. */
 export interface CoveragePlan {
-  /** Mutable: admission replaces a key the cache holds by the cache's own string of it (`AttributeCache.checkAll`). */
-  readonly keys: CanonicalKey[]
+  readonly keys: readonly CanonicalKey[]
   /** Per order, the positions of its keys in `keys`, ascending, each once. */
   readonly coverageIndexes: readonly number[][]
 }
