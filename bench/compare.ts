@@ -12,6 +12,11 @@
  * process; server: Tally's process, or the postmaster and its backends).
  * Both servers are stopped and their directories deleted at the end.
  *
+ * At one client Tally's JIT settles only after ~4,000 requests (15–20 s:
+ * TurboFan's compiles and the first cache rotations' deopts), while the
+ * peer needs no warm-up: give `--warmup 20` for steady-state one-client
+ * figures (bench/results/2026-12-07-lone-inline-fdatasync.md, section 7).
+ *
  * Shapes: single transfers from a hot source (`world` → users:k) and between
  * random pairs (users:i → users:j, forced as the peer's are), and batches of
  * 100 and 1000 (Tally's `_bulk?atomic=false`, the peer's one-transaction

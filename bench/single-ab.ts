@@ -18,6 +18,10 @@
  * `--concurrency` then caps the requests in flight): the server's CPU at a
  * fixed rate, which a closed loop cannot show (it always finds the ceiling).
  *
+ * At one connection the JIT settles only after ~4,000 requests (15–20 s):
+ * with the default warm-up both trees are measured half-warm (more CPU per
+ * request, compile work on V8's workers); `--warmup 20` for warm figures.
+ *
  * `--base-node-options` and `--head-node-options` give node flags (split on
  * spaces; written with `=`, as they start with a dash) to that side's
  * server: with `--base` and `--head` the same checkout, a V8 setting is

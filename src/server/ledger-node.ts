@@ -13,7 +13,7 @@ import { LedgerStateMachine, ProposalApplication, WAL_TYPE_PROPOSAL, WriteBatch,
 import { Admission } from '../admission/index.ts'
 import type { Sequencer } from '../admission/index.ts'
 import type { RowWrite, WriteSlices } from '../store/index.ts'
-import { MetaKey, Store, metaKey } from '../store/index.ts'
+import { MetaKey, Store, metaKey, writesInOneStretch } from '../store/index.ts'
 import { cacheCreationRows, readCacheState, restoreCache } from './cache-restore.ts'
 import { Wal, WalError, datasyncHandle, resetWal } from '../wal/index.ts'
 import { AuditCheckpoints } from './audit-checkpoints.ts'
@@ -793,14 +793,16 @@ export class LedgerNode implements Sequencer {
     // role change may write meanwhile, and must land in the same turn as it
     // was read.
     if (this.appliesAhead()) invariant(this.storedIndex === start - 1, () => `store batch ${start}..${end} would follow index ${this.storedIndex}`)
-    const answerFirst = this.role === 'single' && rows.length <= this.storeSlices.rows
+    const slices = this.role === 'single' ? this.storeSlices : undefined
+    const answerFirst = this.role === 'single' && writesInOneStretch(rows.length, slices)
+    // Answers carry the applied index they reflect (`Tally-Applied-Index`): when they go first, the
+    // store holds it before anything else runs (the write below, in the same stretch).
     if (answerFirst) {
-      // Answers carry the applied index they reflect (`Tally-Applied-Index`): the store holds it before anything else runs.
       this.storedIndex = end
       for (const batch of applied) for (const result of batch.results) this.deliver(result)
     }
-    await this.store.write(rows, { sync: false, ...(this.role === 'single' ? { slices: this.storeSlices } : {}) })
-    this.storedIndex = end
+    await this.store.write(rows, { sync: false, ...(slices === undefined ? {} : { slices }) })
+    if (!answerFirst) this.storedIndex = end
     this.latchCaughtUp()
     this.wakeAppliedWaiters()
     const stored = performance.now()

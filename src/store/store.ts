@@ -222,6 +222,16 @@ export interface WriteSlices {
   turn(): Promise<void>
 }
 
+/**
+ * Whether `Store.write` of `rows` rows with `slices` runs from its call to
+ * RocksDB's write in one synchronous stretch (no turn awaited): what a
+ * caller that answers first, then writes, relies on (the node, ADR 0005).
+ * `Store.write` decides its turns by this same function.
+ */
+export function writesInOneStretch(rows: number, slices: WriteSlices | undefined): boolean {
+  return slices === undefined || rows <= slices.rows
+}
+
 /** The one way state reaches disk: an atomic batch, fsynced when `sync`. */
 export interface StoreWriter {
   write(rows: readonly RowWrite[], options: { sync: boolean; slices?: WriteSlices }): Promise<void>
@@ -630,7 +640,7 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
     if (rows.length === 0) return
     // RocksDB copies each row into its batch on the JavaScript thread (about
     // as long as the write itself): a large batch is copied in slices.
-    const slices = options.slices
+    const slices = writesInOneStretch(rows.length, options.slices) ? undefined : options.slices
     const batch = this.db.batch()
     // Rows go straight to the binding's batch (`_put`, `_del`): abstract-level's `put` would only
     // re-check them, map them through the identity 'buffer' encodings, copy the options and keep
