@@ -242,8 +242,8 @@ function withoutValues(entries: [Buffer, Buffer | undefined][]): [Buffer, Buffer
 const NO_OPTIONS = Object.freeze({})
 
 /**
- * The shared block cache holds table files' data blocks (index and filter
- * blocks sit beside it). The binding's default, 8 MiB, holds the account and
+ * The shared block cache holds table files' data blocks, and their index
+ * and filter blocks (`indexesInBlockCache`). The binding's default, 8 MiB, holds the account and
  * volume rows of some 50,000 accounts; a read of an account beyond them reads
  * its blocks from the file (a `pread` each, the block then parsed, inserted,
  * and another evicted). At 64 MiB a get-account of one of 200,000 accounts,
@@ -255,6 +255,18 @@ const NO_OPTIONS = Object.freeze({})
  * is unchanged, and so is every file's format.
  */
 const blockCacheBytes = 64 * 1024 * 1024
+
+/**
+ * Each table file's index and filter blocks are kept in the block cache,
+ * within its bound, instead of beside it in the file's table reader: beside
+ * it they took 11–14 MiB per million transfers of the growth load, held for
+ * the life of the file, so the process's memory grew with the ledger
+ * (~130 MiB at 10 M) whatever the configuration said. In the cache they
+ * are charged to its capacity and evicted like data blocks; a read whose
+ * index or filter block was evicted reads it again from the file
+ * (docs/performance.md, "Memory bounded by configuration").
+ */
+const indexesInBlockCache = true
 
 /** The binding's native point reads on the calling thread: the database's handle, its keys, its options. */
 type NativeGetManySync = (context: object, keys: Buffer[], options: undefined) => (Buffer | undefined | null)[]
@@ -294,7 +306,7 @@ export interface StoreTuning {
   readonly blockBytes?: number
   /** The shared block cache's capacity in bytes (default `blockCacheBytes`, 64 MiB; the binding's own 8 MiB). */
   readonly blockCacheBytes?: number
-  /** Index and filter blocks held in the block cache, within its bound, rather than beside it (RocksDB's default: beside it). */
+  /** Index and filter blocks held in the block cache, within its bound (default `indexesInBlockCache`: true), rather than beside it (false: RocksDB's default). */
   readonly indexesInBlockCache?: boolean
   /** A RocksDB filter policy (`bloomfilter:10:false`, `ribbonfilter:10`), or `nullptr` for none; default the binding's bloom filter of 10 bits per key. */
   readonly filterPolicy?: string
@@ -375,7 +387,7 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
   protected static async openDatabase(directory: string, tuning: StoreTuning = {}): Promise<RocksLevel<Buffer, Buffer>> {
     const db = new RocksLevel<Buffer, Buffer>(directory, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     // Binding-specific options (abstract-level passes them through): see `memtableMemoryBudget`,
-    // `walCompression`, `compressionDictionaries`, `compactionPriority` and `blockCacheBytes`; the
+    // `walCompression`, `compressionDictionaries`, `compactionPriority`, `blockCacheBytes` and `indexesInBlockCache`; the
     // others are RocksDB's or the binding's defaults (a 10-bit bloom filter per file, 4 KiB blocks).
     await db.open({
       createIfMissing: true,
@@ -386,7 +398,7 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
       compression: tuning.compressionDictionaries ?? compressionDictionaries,
       ...(tuning.blockBytes === undefined ? {} : { blockSize: tuning.blockBytes }),
       cacheSize: tuning.blockCacheBytes ?? blockCacheBytes,
-      ...(tuning.indexesInBlockCache === undefined ? {} : { cacheIndexAndFilterBlocks: tuning.indexesInBlockCache }),
+      cacheIndexAndFilterBlocks: tuning.indexesInBlockCache ?? indexesInBlockCache,
       ...(tuning.filterPolicy === undefined ? {} : { filterPolicy: tuning.filterPolicy }),
       ...(tuning.pipelinedWrite === undefined ? {} : { pipelinedWrite: tuning.pipelinedWrite }),
       compactionPriority: tuning.compactionPriority ?? compactionPriority,
