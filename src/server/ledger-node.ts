@@ -101,6 +101,12 @@ export interface LedgerNodeOptions {
   /** Tests: opens the store instead of `Store.open` (a fault layer modelling power loss). */
   readonly openStore?: (directory: string) => Promise<Store>
   /**
+   * RocksDB's block cache, in bytes (default `blockCacheBytesDefault`): data
+   * blocks reads have read, and every table file's index and filter blocks
+   * (docs/operations.md, "Memory"). Not used with `openStore`.
+   */
+  readonly storeCacheBytes?: number
+  /**
    * Replicated mode (docs/cluster.md, "Node in replicated mode"): entries
    * carry the node's epoch, the FSM applies only what is known committed,
    * and the node opens as a replica until told otherwise. Absent: the
@@ -280,7 +286,10 @@ export class LedgerNode implements Sequencer {
   static async open(options: LedgerNodeOptions): Promise<LedgerNode> {
     const log = options.log ?? (() => {})
     mkdirSync(options.dataDirectory, { recursive: true })
-    const store = await (options.openStore ?? Store.open)(path.join(options.dataDirectory, 'store'))
+    const storeDirectory = path.join(options.dataDirectory, 'store')
+    const store = await (options.openStore === undefined
+      ? Store.open(storeDirectory, options.storeCacheBytes === undefined ? {} : { blockCacheBytes: options.storeCacheBytes })
+      : options.openStore(storeDirectory))
     let opened: Wal | undefined
     try {
       const { clusterId, created } = await openOrCreateIdentity(store, options)

@@ -254,7 +254,15 @@ const NO_OPTIONS = Object.freeze({})
  * compactions do not fill it), not with what is written. What a read finds
  * is unchanged, and so is every file's format.
  */
-const blockCacheBytes = 64 * 1024 * 1024
+export const blockCacheBytesDefault = 64 * 1024 * 1024
+/**
+ * The block cache's bounds: the binding reads its capacity as a 32-bit
+ * unsigned count (a larger one would wrap) and 0 means no cache at all,
+ * where index and filter blocks go back beside it; below 1 MiB the cache
+ * would not hold the index and filter blocks of one read.
+ */
+export const blockCacheBytesMin = 1024 * 1024
+export const blockCacheBytesMax = 2 ** 32 - 1
 
 /**
  * Each table file's index and filter blocks are kept in the block cache,
@@ -267,6 +275,14 @@ const blockCacheBytes = 64 * 1024 * 1024
  * (docs/performance.md, "Memory bounded by configuration").
  */
 const indexesInBlockCache = true
+
+function blockCacheBytesOf(tuning: StoreTuning): number {
+  const bytes = tuning.blockCacheBytes ?? blockCacheBytesDefault
+  if (!Number.isSafeInteger(bytes) || bytes < blockCacheBytesMin || bytes > blockCacheBytesMax) {
+    throw new RangeError(`a block cache of ${bytes} bytes: expected ${blockCacheBytesMin} to ${blockCacheBytesMax}`)
+  }
+  return bytes
+}
 
 /** The binding's native point reads on the calling thread: the database's handle, its keys, its options. */
 type NativeGetManySync = (context: object, keys: Buffer[], options: undefined) => (Buffer | undefined | null)[]
@@ -304,7 +320,7 @@ export interface StoreTuning {
   readonly compressionDictionaries?: boolean
   /** Bytes per data block of a table file (RocksDB's default 4 KiB). */
   readonly blockBytes?: number
-  /** The shared block cache's capacity in bytes (default `blockCacheBytes`, 64 MiB; the binding's own 8 MiB). */
+  /** The shared block cache's capacity in bytes (default `blockCacheBytesDefault`, 64 MiB; the binding's own 8 MiB; `tally serve --store-cache-bytes`). */
   readonly blockCacheBytes?: number
   /** Index and filter blocks held in the block cache, within its bound (default `indexesInBlockCache`: true), rather than beside it (false: RocksDB's default). */
   readonly indexesInBlockCache?: boolean
@@ -387,7 +403,7 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
   protected static async openDatabase(directory: string, tuning: StoreTuning = {}): Promise<RocksLevel<Buffer, Buffer>> {
     const db = new RocksLevel<Buffer, Buffer>(directory, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     // Binding-specific options (abstract-level passes them through): see `memtableMemoryBudget`,
-    // `walCompression`, `compressionDictionaries`, `compactionPriority`, `blockCacheBytes` and `indexesInBlockCache`; the
+    // `walCompression`, `compressionDictionaries`, `compactionPriority`, `blockCacheBytesDefault` and `indexesInBlockCache`; the
     // others are RocksDB's or the binding's defaults (a 10-bit bloom filter per file, 4 KiB blocks).
     await db.open({
       createIfMissing: true,
@@ -397,7 +413,7 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
       walCompression: tuning.walCompression ?? walCompression,
       compression: tuning.compressionDictionaries ?? compressionDictionaries,
       ...(tuning.blockBytes === undefined ? {} : { blockSize: tuning.blockBytes }),
-      cacheSize: tuning.blockCacheBytes ?? blockCacheBytes,
+      cacheSize: blockCacheBytesOf(tuning),
       cacheIndexAndFilterBlocks: tuning.indexesInBlockCache ?? indexesInBlockCache,
       ...(tuning.filterPolicy === undefined ? {} : { filterPolicy: tuning.filterPolicy }),
       ...(tuning.pipelinedWrite === undefined ? {} : { pipelinedWrite: tuning.pipelinedWrite }),

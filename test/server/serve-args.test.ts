@@ -74,3 +74,22 @@ test('serve: the latency trace is a debug tool, on only when TALLY_LATENCY_TRACE
   assert.ok(empty !== 'help')
   assert.equal(empty.latencyTraceFile, undefined)
 })
+
+test('serve: --store-cache-bytes sets RocksDB block cache (flag or TALLY_STORE_CACHE_BYTES), from 1 MiB to 4 GiB less a byte', () => {
+  const none = parseServeArgs([], {})
+  assert.ok(none !== 'help')
+  assert.equal(none.storeCacheBytes, undefined, 'the store default applies')
+  const given = parseServeArgs(['--store-cache-bytes', '256MiB'], {})
+  assert.ok(given !== 'help')
+  assert.equal(given.storeCacheBytes, 256 * 1024 * 1024)
+  const fromEnv = parseServeArgs([], { TALLY_STORE_CACHE_BYTES: '1048576' })
+  assert.ok(fromEnv !== 'help')
+  assert.equal(fromEnv.storeCacheBytes, 1048576)
+  const largest = parseServeArgs(['--store-cache-bytes', String(2 ** 32 - 1)], {})
+  assert.ok(largest !== 'help')
+  assert.equal(largest.storeCacheBytes, 2 ** 32 - 1)
+  assert.throws(() => parseServeArgs(['--store-cache-bytes', '0'], {}), /--store-cache-bytes/)
+  assert.throws(() => parseServeArgs(['--store-cache-bytes', '512k'], {}), /--store-cache-bytes: expected 1MiB/)
+  // The binding reads the capacity as 32 bits: 4 GiB would wrap to no cache at all.
+  assert.throws(() => parseServeArgs(['--store-cache-bytes', '4GiB'], {}), /--store-cache-bytes: expected 1MiB/)
+})

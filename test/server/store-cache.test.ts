@@ -1,0 +1,34 @@
+// The node's store opens RocksDB with the block cache the operator gave
+// (`tally serve --store-cache-bytes`), or the store's default.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { LedgerNode } from '../../src/server/index.ts'
+import { Store, blockCacheBytesDefault, blockCacheBytesMax, blockCacheBytesMin } from '../../src/store/index.ts'
+import { tempDirectory } from '../support/temp.ts'
+
+test('a node opens its store with storeCacheBytes as RocksDB block cache capacity, the default without it', async () => {
+  for (const storeCacheBytes of [undefined, 24 * 1024 * 1024]) {
+    const temp = tempDirectory('tally-store-cache-')
+    try {
+      const node = await LedgerNode.open({ dataDirectory: temp.directory, clusterId: 'store-cache', ...(storeCacheBytes === undefined ? {} : { storeCacheBytes }) })
+      try {
+        assert.equal(node.store.numericProperty('rocksdb.block-cache-capacity'), storeCacheBytes ?? blockCacheBytesDefault)
+      } finally {
+        await node.close()
+      }
+    } finally {
+      temp.remove()
+    }
+  }
+})
+
+test('a store refuses a block cache outside what the binding reads (0 would be no cache, 4 GiB would wrap)', async () => {
+  const temp = tempDirectory('tally-store-cache-')
+  try {
+    for (const blockCacheBytes of [0, blockCacheBytesMin - 1, blockCacheBytesMax + 1, 1.5 * 1024 * 1024 + 0.5]) {
+      await assert.rejects(Store.open(temp.directory, { blockCacheBytes }), RangeError, `${blockCacheBytes}`)
+    }
+  } finally {
+    temp.remove()
+  }
+})
