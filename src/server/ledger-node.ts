@@ -102,10 +102,13 @@ export interface LedgerNodeOptions {
   readonly openStore?: (directory: string) => Promise<Store>
   /**
    * RocksDB's block cache, in bytes (default `blockCacheBytesDefault`): data
-   * blocks reads have read, and every table file's index and filter blocks
-   * (docs/operations.md, "Memory"). Not used with `openStore`.
+   * blocks reads have read, and with `storeIndexesInCache` every table
+   * file's index and filter blocks (docs/operations.md, "Memory"). Not used
+   * with `openStore`.
    */
   readonly storeCacheBytes?: number
+  /** Table files' index and filter blocks in the block cache, within its bound (default: beside it; `StoreTuning.indexesInBlockCache`). Not used with `openStore`. */
+  readonly storeIndexesInCache?: boolean
   /**
    * Replicated mode (docs/cluster.md, "Node in replicated mode"): entries
    * carry the node's epoch, the FSM applies only what is known committed,
@@ -288,7 +291,10 @@ export class LedgerNode implements Sequencer {
     mkdirSync(options.dataDirectory, { recursive: true })
     const storeDirectory = path.join(options.dataDirectory, 'store')
     const store = await (options.openStore === undefined
-      ? Store.open(storeDirectory, options.storeCacheBytes === undefined ? {} : { blockCacheBytes: options.storeCacheBytes })
+      ? Store.open(storeDirectory, {
+          ...(options.storeCacheBytes === undefined ? {} : { blockCacheBytes: options.storeCacheBytes }),
+          ...(options.storeIndexesInCache === undefined ? {} : { indexesInBlockCache: options.storeIndexesInCache }),
+        })
       : options.openStore(storeDirectory))
     let opened: Wal | undefined
     try {

@@ -242,8 +242,8 @@ function withoutValues(entries: [Buffer, Buffer | undefined][]): [Buffer, Buffer
 const NO_OPTIONS = Object.freeze({})
 
 /**
- * The shared block cache holds table files' data blocks, and their index
- * and filter blocks (`indexesInBlockCache`). The binding's default, 8 MiB, holds the account and
+ * The shared block cache holds table files' data blocks (their index and
+ * filter blocks sit beside it unless `indexesInBlockCache`). The binding's default, 8 MiB, holds the account and
  * volume rows of some 50,000 accounts; a read of an account beyond them reads
  * its blocks from the file (a `pread` each, the block then parsed, inserted,
  * and another evicted). At 64 MiB a get-account of one of 200,000 accounts,
@@ -265,16 +265,20 @@ export const blockCacheBytesMin = 1024 * 1024
 export const blockCacheBytesMax = 2 ** 32 - 1
 
 /**
- * Each table file's index and filter blocks are kept in the block cache,
- * within its bound, instead of beside it in the file's table reader: beside
- * it they took 11–14 MiB per million transfers of the growth load, held for
- * the life of the file, so the process's memory grew with the ledger
- * (~130 MiB at 10 M) whatever the configuration said. In the cache they
- * are charged to its capacity and evicted like data blocks; a read whose
- * index or filter block was evicted reads it again from the file
- * (docs/performance.md, "Memory bounded by configuration").
+ * Each table file's index and filter blocks are kept beside the block
+ * cache, in the file's table reader (RocksDB's default), unless
+ * `StoreTuning.indexesInBlockCache` (`tally serve --store-indexes-in-cache`)
+ * puts them in it. Beside it they take ~9–13 MiB per million transfers of
+ * the growth load for the life of each file, so that memory grows with the
+ * ledger (~130 MiB at 10 M); in the cache they are charged to its capacity
+ * and evicted like data blocks, and a read then looks each up in the cache
+ * (+~1.3 µs per one-key point read, × 1.19) and re-reads it from the file
+ * once evicted: get-account and filtered lists on a 1M-transfer store came
+ * out × 0.84–1.30 (median × 1.08) at load 12–15, not resolved, and a cache
+ * smaller than the indexes cost account reads × 1.12–1.24
+ * (docs/performance.md, "Memory bounded by configuration": not the default).
  */
-const indexesInBlockCache = true
+const indexesInBlockCache = false
 
 function blockCacheBytesOf(tuning: StoreTuning): number {
   const bytes = tuning.blockCacheBytes ?? blockCacheBytesDefault
@@ -322,7 +326,7 @@ export interface StoreTuning {
   readonly blockBytes?: number
   /** The shared block cache's capacity in bytes (default `blockCacheBytesDefault`, 64 MiB; the binding's own 8 MiB; `tally serve --store-cache-bytes`). */
   readonly blockCacheBytes?: number
-  /** Index and filter blocks held in the block cache, within its bound (default `indexesInBlockCache`: true), rather than beside it (false: RocksDB's default). */
+  /** Index and filter blocks held in the block cache, within its bound, rather than beside it (default `indexesInBlockCache`: false, RocksDB's default). */
   readonly indexesInBlockCache?: boolean
   /** A RocksDB filter policy (`bloomfilter:10:false`, `ribbonfilter:10`), or `nullptr` for none; default the binding's bloom filter of 10 bits per key. */
   readonly filterPolicy?: string

@@ -93,3 +93,16 @@ test('serve: --store-cache-bytes sets RocksDB block cache (flag or TALLY_STORE_C
   // The binding reads the capacity as 32 bits: 4 GiB would wrap to no cache at all.
   assert.throws(() => parseServeArgs(['--store-cache-bytes', '4GiB'], {}), /--store-cache-bytes: expected 1MiB/)
 })
+
+test('serve: --store-indexes-in-cache true|false (flag or TALLY_STORE_INDEXES_IN_CACHE) puts index and filter blocks in the block cache; absent, the store default', () => {
+  const none = parseServeArgs([], {})
+  assert.ok(none !== 'help')
+  assert.equal(none.storeIndexesInCache, undefined)
+  const on = parseServeArgs(['--store-indexes-in-cache', 'true'], {})
+  assert.ok(on !== 'help')
+  assert.equal(on.storeIndexesInCache, true)
+  const off = parseServeArgs([], { TALLY_STORE_INDEXES_IN_CACHE: 'false' })
+  assert.ok(off !== 'help')
+  assert.equal(off.storeIndexesInCache, false)
+  assert.throws(() => parseServeArgs(['--store-indexes-in-cache', 'yes'], {}), /--store-indexes-in-cache: expected true or false/)
+})

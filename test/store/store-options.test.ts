@@ -26,7 +26,7 @@ function option(text: string, name: string): string {
   return (found[1] as string).trim()
 }
 
-test('a store opens RocksDB without ZSTD dictionaries, its lower levels still ZSTD, its log uncompressed, round-robin compactions, a bloom filter per file, a 64 MiB block cache holding index and filter blocks', async () => {
+test('a store opens RocksDB without ZSTD dictionaries, its lower levels still ZSTD, its log uncompressed, round-robin compactions, a bloom filter per file, a 64 MiB block cache, index and filter blocks beside it', async () => {
   const tmp = tempDirectory()
   const directory = path.join(tmp.directory, 'store')
   const store = await Store.open(directory)
@@ -39,7 +39,7 @@ test('a store opens RocksDB without ZSTD dictionaries, its lower levels still ZS
     assert.equal(option(text, 'write_buffer_size'), String(8 * 1024 * 1024))
     assert.equal(option(text, 'compaction_pri'), 'kRoundRobin')
     assert.equal(option(text, 'filter_policy'), 'bloomfilter:10:false')
-    assert.equal(option(text, 'cache_index_and_filter_blocks'), 'true')
+    assert.equal(option(text, 'cache_index_and_filter_blocks'), 'false')
     // Not in the OPTIONS file: RocksDB's own property.
     assert.equal(store.numericProperty('rocksdb.block-cache-capacity'), 64 * 1024 * 1024)
   } finally {
@@ -58,7 +58,6 @@ test("a StoreTuning reaches RocksDB: dictionaries back on, 16 KiB blocks, RocksD
     assert.match(option(text, 'compression_opts'), /(^|[{;])max_dict_bytes=16384;/)
     assert.equal(option(text, 'block_size'), '16384')
     assert.equal(option(text, 'compaction_pri'), 'kMinOverlappingRatio')
-    assert.equal(option(text, 'cache_index_and_filter_blocks'), 'true')
   } finally {
     await store.close()
     tmp.remove()
@@ -101,11 +100,11 @@ async function tableMemory(indexesInBlockCache: boolean | undefined, rows: numbe
   }
 }
 
-test('index and filter blocks are held in the block cache by default, not beside it in memory that grows with the table files; the tuning puts them back beside it', async () => {
+test('StoreTuning.indexesInBlockCache holds index and filter blocks in the block cache, not beside it in memory that grows with the table files (by default they are beside it)', async () => {
   const rows = 60_000
-  const inCache = await tableMemory(undefined, rows)
-  const beside = await tableMemory(false, rows)
-  assert.equal(option(beside.text, 'cache_index_and_filter_blocks'), 'false')
+  const inCache = await tableMemory(true, rows)
+  const beside = await tableMemory(undefined, rows)
+  assert.equal(option(inCache.text, 'cache_index_and_filter_blocks'), 'true')
   // 60,000 keys: a 10-bit filter alone is ~73 KiB, held by the table readers when beside the cache.
   assert.ok(beside.tableReaders > 64 * 1024, `table readers hold ${beside.tableReaders} B with indexes beside the cache`)
   // In the cache, a table reader keeps only its own small bookkeeping (a few KiB per file) ...
