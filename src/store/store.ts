@@ -272,10 +272,10 @@ export const blockCacheBytesMax = 2 ** 32 - 1
  * the growth load for the life of each file, so that memory grows with the
  * ledger (~130 MiB at 10 M); in the cache they are charged to its capacity
  * and evicted like data blocks, and a read then looks each up in the cache
- * (+~1.3 µs per one-key point read, × 1.19) and re-reads it from the file
+ * (+~0.7–1.3 µs per one-key point read, × 1.10–1.19) and re-reads it from the file
  * once evicted: get-account and filtered lists on a 1M-transfer store came
- * out × 0.84–1.30 (median × 1.08) at load 12–15, not resolved, and a cache
- * smaller than the indexes cost account reads × 1.12–1.24
+ * out × 0.61–1.85 per pair at load 7–16 (not resolved), and a cache
+ * smaller than the indexes cost account reads × 1.12–1.92 in 4 of 4 pairs
  * (docs/performance.md, "Memory bounded by configuration": not the default).
  */
 const indexesInBlockCache = false
