@@ -243,10 +243,10 @@ const NO_OPTIONS = Object.freeze({})
 
 /**
  * The shared block cache holds table files' data blocks (their index and
- * filter blocks sit beside it unless `indexesInBlockCache`). The binding's default, 8 MiB, holds the account and
- * volume rows of some 50,000 accounts; a read of an account beyond them reads
- * its blocks from the file (a `pread` each, the block then parsed, inserted,
- * and another evicted). At 64 MiB a get-account of one of 200,000 accounts,
+ * filter blocks sit beside it unless `indexesInBlockCache`). The binding's
+ * default, 8 MiB, holds the account and volume rows of some 50,000
+ * accounts; a read of an account beyond them reads its blocks from the file
+ * (a `pread` each, the block then parsed, inserted, and another evicted). At 64 MiB a get-account of one of 200,000 accounts,
  * every account read before, costs ÷ 1.36–1.50 less CPU, and a filtered
  * first page ÷ 1.37–1.83 (in process, docs/performance.md, "Reads, eighth
  * pass"). It fills with what point reads and short reads read (the
@@ -272,8 +272,8 @@ export const blockCacheBytesMax = 2 ** 32 - 1
  * the growth load for the life of each file, so that memory grows with the
  * ledger (~130 MiB at 10 M); in the cache they are charged to its capacity
  * and evicted like data blocks, and a read then looks each up in the cache
- * (+~0.7–1.3 µs per one-key point read, × 1.10–1.19) and re-reads it from the file
- * once evicted: get-account and filtered lists on a 1M-transfer store came
+ * (+~0.7–1.3 µs per one-key point read, × 1.10–1.19) and re-reads it from
+ * the file once evicted: get-account and filtered lists on a 1M-transfer store came
  * out × 0.61–1.85 per pair at load 7–16 (not resolved), and a cache
  * smaller than the indexes cost account reads × 1.12–1.92 in 4 of 4 pairs
  * (docs/performance.md, "Memory bounded by configuration": not the default).
@@ -407,8 +407,8 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
   protected static async openDatabase(directory: string, tuning: StoreTuning = {}): Promise<RocksLevel<Buffer, Buffer>> {
     const db = new RocksLevel<Buffer, Buffer>(directory, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     // Binding-specific options (abstract-level passes them through): see `memtableMemoryBudget`,
-    // `walCompression`, `compressionDictionaries`, `compactionPriority`, `blockCacheBytesDefault` and `indexesInBlockCache`; the
-    // others are RocksDB's or the binding's defaults (a 10-bit bloom filter per file, 4 KiB blocks).
+    // `walCompression`, `compressionDictionaries`, `compactionPriority`, `blockCacheBytesDefault` and
+    // `indexesInBlockCache`; the others are RocksDB's or the binding's defaults (a 10-bit bloom filter per file, 4 KiB blocks).
     await db.open({
       createIfMissing: true,
       compaction: 'level',
