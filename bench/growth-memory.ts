@@ -3,6 +3,7 @@
  *
  *   node --import tsx bench/growth-memory.ts [--transactions 300000] [--every 50000] [--bulk-size 500]
  *                                            [--accounts 100000] [--concurrency 4] [--gc-every N]
+ *                                            [--indexes-in-block-cache true|false] [--block-cache-mib N] [--keep DIR]
  *
  * `bench/growth.ts` sees the server's RSS grow with the ledger while the V8
  * heap stays flat, and glibc's `malloc_stats` puts the growth in live
@@ -18,15 +19,22 @@
  * outside the V8 heap then stops growing, it was held by native objects
  * that only a collection frees (finalizers of V8 externals). A benchmark,
  * not a test.
+ *
+ * `--indexes-in-block-cache` and `--block-cache-mib` open the store with
+ * that `StoreTuning` (else the server's defaults): with indexes in the
+ * block cache, `block-cache-usage` holds what `estimate-table-readers-mem`
+ * held beside it.
+ * `--keep DIR` moves the data directory to DIR at the end instead of
+ * removing it (a grown store for the read benches: `bench/read-views.ts --store DIR/store`).
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, renameSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { buildApi } from '../src/api/index.ts'
 import { drawTransaction, encodeTransaction, Random } from '../src/bench/index.ts'
 import { LedgerNode } from '../src/server/index.ts'
-import { Store } from '../src/store/index.ts'
+import { Store, type StoreTuning } from '../src/store/index.ts'
 
 const { values } = parseArgs({
   options: {
@@ -36,6 +44,9 @@ const { values } = parseArgs({
     accounts: { type: 'string', default: '100000' },
     concurrency: { type: 'string', default: '4' },
     'gc-every': { type: 'string', default: '0' },
+    'indexes-in-block-cache': { type: 'string' },
+    'block-cache-mib': { type: 'string' },
+    keep: { type: 'string' },
   },
 })
 const transactionsWanted = Number(values.transactions)
@@ -45,6 +56,10 @@ const concurrency = Number(values.concurrency)
 const gcEvery = Number(values['gc-every'])
 const collect = (globalThis as { gc?: () => void }).gc
 if (gcEvery > 0 && collect === undefined) throw new Error('--gc-every needs node --expose-gc')
+const tuning: StoreTuning = {
+  ...(values['indexes-in-block-cache'] === undefined ? {} : { indexesInBlockCache: values['indexes-in-block-cache'] === 'true' }),
+  ...(values['block-cache-mib'] === undefined ? {} : { blockCacheBytes: Number(values['block-cache-mib']) * 1048576 }),
+}
 const settings = { ledger: 'growth', accounts: Number(values.accounts), bulkSize, forceRatio: 1 }
 
 /** The RocksDB handle inside a Store: protected, read here for its properties only. */
@@ -57,7 +72,7 @@ const node = await LedgerNode.open({
   dataDirectory: directory,
   log: () => {},
   openStore: async (storeDirectory) => {
-    const store = await Store.open(storeDirectory)
+    const store = await Store.open(storeDirectory, tuning)
     rocks = (store as unknown as { db: PropertyReader }).db
     return store
   },
@@ -122,5 +137,6 @@ try {
 } finally {
   await app.close()
   await node.close()
-  rmSync(directory, { recursive: true, force: true })
+  if (values.keep === undefined) rmSync(directory, { recursive: true, force: true })
+  else renameSync(directory, path.resolve(values.keep))
 }

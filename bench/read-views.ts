@@ -5,11 +5,13 @@
  * other work.
  *
  *   node --import tsx bench/read-views.ts [--root DIR]... [--fill 100000] [--accounts 1000]
- *                                         [--reads 4000] [--rounds 3] [--store DIR] [--spread] [--warm N]
+ *                                         [--reads 4000] [--rounds 3] [--store DIR [--ledger NAME]] [--spread] [--warm N]
  *
  * Builds a store once: a `tally serve` from this checkout, filled with
  * `--fill` transactions by `tally bench --fill` (every `users:k` funded),
- * then stopped (or takes `--store DIR`, a store directory). Then, round
+ * then stopped (or takes `--store DIR`, a store directory, whose ledger
+ * `--ledger` names, default `views`: `bench/growth-memory.ts --keep` grows
+ * one of ledger `growth`). Then, round
  * after round, each root opens a copy of it with its own `Store` and `Views`
  * and times `--reads` of each read: `account(users:k, expand=volumes)` and
  * the first page (15) of `listTransactions` filtered on `$match account
@@ -47,6 +49,7 @@ const { values } = parseArgs({
     store: { type: 'string' },
     spread: { type: 'boolean', default: false },
     warm: { type: 'string' },
+    ledger: { type: 'string', default: 'views' },
   },
 })
 const roots = (values.root ?? [here]).map((root) => path.resolve(root))
@@ -55,7 +58,7 @@ const reads = Number(values.reads)
 const warm = values.warm === undefined ? undefined : Number(values.warm)
 /** The account the at-th read asks for (see --spread). */
 const accountAt = (at: number): string => `users:${values.spread ? (at * 7919) % accounts : at % accounts}`
-const ledger = 'views'
+const ledger = values.ledger
 
 async function filledStore(directory: string): Promise<string> {
   const data = path.join(directory, 'data')

@@ -18,6 +18,7 @@ import { installStagedSnapshot } from '../cluster/snapshot/index.ts'
 import { forwardWritesToPrimary } from '../cluster/forward.ts'
 import { durabilityModes, validateDurability, type DurabilityMode, type ReplicaId } from '../replication/index.ts'
 import { parsePeerAddress } from '../cluster/peer/index.ts'
+import { blockCacheBytesDefault, blockCacheBytesMax, blockCacheBytesMin } from '../store/index.ts'
 
 /** The stall watch ticks every 20 ms; a lower threshold would log its jitter. */
 const loopStallMsMin = 50
@@ -58,6 +59,13 @@ Options (each also read from the environment variable shown):
   --wal-preallocate-bytes B       zeros written ahead of the WAL's entries, so that a group's
                                   fdatasync need not commit the file system's journal; 0: none
                                                             [TALLY_WAL_PREALLOCATE_BYTES, default ${walPreallocateBytesDefault / 1024 / 1024} MiB]
+  --store-cache-bytes B           RocksDB's block cache: data blocks read (and, with the next
+                                  flag, index and filter blocks) (docs/operations.md, "Memory")
+                                                            [TALLY_STORE_CACHE_BYTES, default ${blockCacheBytesDefault / 1024 / 1024} MiB]
+  --store-indexes-in-cache BOOL   true: table files' index and filter blocks in the block cache,
+                                  whose bound then holds the store's memory (reads cost a little
+                                  more); false: beside it, growing with the store
+                                                            [TALLY_STORE_INDEXES_IN_CACHE, default false]
   --answer-cache-bytes B          room for read answers kept between writes (docs/reads.md);
                                   0 keeps none          [TALLY_ANSWER_CACHE_BYTES, default ${answerCacheBytesDefault / 1024 / 1024} MiB]
   --loop-stall-ms MS              an event-loop delay this long is logged (warn) and counted
@@ -138,6 +146,10 @@ export interface ServeSettings {
   readonly walRetainBytes?: number
   readonly walSegmentBytesMax?: number
   readonly walPreallocateBytes?: number
+  /** RocksDB's block cache in bytes (undefined: the store's default). */
+  readonly storeCacheBytes?: number
+  /** Table files' index and filter blocks in the block cache (undefined: the store's default, beside it). */
+  readonly storeIndexesInCache?: boolean
   /** Room for read answers kept between writes (undefined: the default; 0: none kept). */
   readonly answerCacheBytes?: number
   /** An event-loop delay this long is logged and counted as a stall (undefined: the default). */
@@ -215,6 +227,8 @@ type IntegerFlag = keyof typeof integerFlags
 const stringFlags = {
   'cache-generation-bytes-max': 'TALLY_CACHE_GENERATION_BYTES_MAX',
   'answer-cache-bytes': 'TALLY_ANSWER_CACHE_BYTES',
+  'store-cache-bytes': 'TALLY_STORE_CACHE_BYTES',
+  'store-indexes-in-cache': 'TALLY_STORE_INDEXES_IN_CACHE',
   'audit-key': 'TALLY_AUDIT_KEY',
   'audit-checkpoint-file': 'TALLY_AUDIT_CHECKPOINT_FILE',
   'log-level': 'TALLY_LOG_LEVEL',
@@ -268,6 +282,15 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
   const bytes = given('cache-generation-bytes-max')
   // 0 is meaningful here too: no answer kept.
   const answerBytes = given('answer-cache-bytes')
+  const indexesInCache = given('store-indexes-in-cache')
+  if (indexesInCache !== undefined && indexesInCache.value !== 'true' && indexesInCache.value !== 'false') {
+    throw new ServeUsageError(`${indexesInCache.source}: expected true or false, got ${JSON.stringify(indexesInCache.value)}`)
+  }
+  const storeCache = given('store-cache-bytes')
+  const storeCacheBytes = storeCache === undefined ? undefined : byteSize(storeCache.value, storeCache.source)
+  if (storeCacheBytes !== undefined && (storeCacheBytes < blockCacheBytesMin || storeCacheBytes > blockCacheBytesMax)) {
+    throw new ServeUsageError(`${storeCache?.source ?? ''}: expected 1MiB to 4GiB less one byte, got ${JSON.stringify(storeCache?.value)}`)
+  }
   const auditKey = given('audit-key')
   const auditEntries = optionalInteger('audit-checkpoint-entries')
   const auditFile = given('audit-checkpoint-file')
@@ -326,6 +349,8 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
     ...(preallocate === undefined ? {} : { walPreallocateBytes: preallocate.value === '0' ? 0 : positiveInteger(preallocate.value, 0, preallocate.source) }),
     ...(loopStallMs === undefined ? {} : { loopStallMs }),
     ...(env.TALLY_LATENCY_TRACE === undefined || env.TALLY_LATENCY_TRACE === '' ? {} : { latencyTraceFile: path.resolve(env.TALLY_LATENCY_TRACE) }),
+    ...(storeCacheBytes === undefined ? {} : { storeCacheBytes }),
+    ...(indexesInCache === undefined ? {} : { storeIndexesInCache: indexesInCache.value === 'true' }),
     ...(answerBytes === undefined ? {} : { answerCacheBytes: answerBytes.value === '0' ? 0 : byteSize(answerBytes.value, answerBytes.source) }),
     ...(auditFile === undefined ? {} : { auditCheckpointFile: path.resolve(auditFile.value) }),
     logLevel: logLevelOf(logLevel?.value ?? 'info'),
@@ -645,6 +670,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
         ...(settings.walRetainBytes === undefined ? {} : { walRetainBytes: settings.walRetainBytes }),
         ...(settings.walSegmentBytesMax === undefined ? {} : { walSegmentBytesMax: settings.walSegmentBytesMax }),
         ...(settings.walPreallocateBytes === undefined ? {} : { walPreallocateBytes: settings.walPreallocateBytes }),
+        ...(settings.storeCacheBytes === undefined ? {} : { storeCacheBytes: settings.storeCacheBytes }),
+        ...(settings.storeIndexesInCache === undefined ? {} : { storeIndexesInCache: settings.storeIndexesInCache }),
         log,
         ...(auditCheckpoints === undefined ? {} : { auditCheckpoints }),
       })

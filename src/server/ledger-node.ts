@@ -101,6 +101,15 @@ export interface LedgerNodeOptions {
   /** Tests: opens the store instead of `Store.open` (a fault layer modelling power loss). */
   readonly openStore?: (directory: string) => Promise<Store>
   /**
+   * RocksDB's block cache, in bytes (default `blockCacheBytesDefault`): data
+   * blocks reads have read, and with `storeIndexesInCache` every table
+   * file's index and filter blocks (docs/operations.md, "Memory"). Not used
+   * with `openStore`.
+   */
+  readonly storeCacheBytes?: number
+  /** Table files' index and filter blocks in the block cache, within its bound (default: beside it; `StoreTuning.indexesInBlockCache`). Not used with `openStore`. */
+  readonly storeIndexesInCache?: boolean
+  /**
    * Replicated mode (docs/cluster.md, "Node in replicated mode"): entries
    * carry the node's epoch, the FSM applies only what is known committed,
    * and the node opens as a replica until told otherwise. Absent: the
@@ -280,7 +289,13 @@ export class LedgerNode implements Sequencer {
   static async open(options: LedgerNodeOptions): Promise<LedgerNode> {
     const log = options.log ?? (() => {})
     mkdirSync(options.dataDirectory, { recursive: true })
-    const store = await (options.openStore ?? Store.open)(path.join(options.dataDirectory, 'store'))
+    const storeDirectory = path.join(options.dataDirectory, 'store')
+    const store = await (options.openStore === undefined
+      ? Store.open(storeDirectory, {
+          ...(options.storeCacheBytes === undefined ? {} : { blockCacheBytes: options.storeCacheBytes }),
+          ...(options.storeIndexesInCache === undefined ? {} : { indexesInBlockCache: options.storeIndexesInCache }),
+        })
+      : options.openStore(storeDirectory))
     let opened: Wal | undefined
     try {
       const { clusterId, created } = await openOrCreateIdentity(store, options)

@@ -1,4 +1,4 @@
-export { Store, writesInOneStretch, rangeBatchesOf, rangeValueBatchesOf, groupedRows, scanBatchBytes, STORAGE_SCHEMA_VERSION, cumulativeStallSeconds, SchemaVersionMismatch, shortRangeRowsMax, shortRangeBatchBytesMax } from './store.ts'
+export { Store, writesInOneStretch, rangeBatchesOf, rangeValueBatchesOf, groupedRows, scanBatchBytes, STORAGE_SCHEMA_VERSION, cumulativeStallSeconds, SchemaVersionMismatch, shortRangeRowsMax, shortRangeBatchBytesMax, blockCacheBytesDefault, blockCacheBytesMin, blockCacheBytesMax } from './store.ts'
 export type { BatchedRangeOptions, BatchedRangeReader, BatchedValueOptions, BatchedValueReader, RangeOptions, ShortRange, ShortReader, StoreReader, StoreTuning, StoreWriter, WriteSlices } from './store.ts'
 export * from './layout.ts'
 export { LogSyncAhead, logSyncAheadBytesDefault, rocksDbLogFiles, nodeLogSyncIo } from './log-sync-ahead.ts'

@@ -252,11 +252,11 @@ function withoutValues(entries: [Buffer, Buffer | undefined][]): [Buffer, Buffer
 const NO_OPTIONS = Object.freeze({})
 
 /**
- * The shared block cache holds table files' data blocks (index and filter
- * blocks sit beside it). The binding's default, 8 MiB, holds the account and
- * volume rows of some 50,000 accounts; a read of an account beyond them reads
- * its blocks from the file (a `pread` each, the block then parsed, inserted,
- * and another evicted). At 64 MiB a get-account of one of 200,000 accounts,
+ * The shared block cache holds table files' data blocks (their index and
+ * filter blocks sit beside it unless `indexesInBlockCache`). The binding's
+ * default, 8 MiB, holds the account and volume rows of some 50,000
+ * accounts; a read of an account beyond them reads its blocks from the file
+ * (a `pread` each, the block then parsed, inserted, and another evicted). At 64 MiB a get-account of one of 200,000 accounts,
  * every account read before, costs ÷ 1.36–1.50 less CPU, and a filtered
  * first page ÷ 1.37–1.83 (in process, docs/performance.md, "Reads, eighth
  * pass"). It fills with what point reads and short reads read (the
@@ -264,7 +264,39 @@ const NO_OPTIONS = Object.freeze({})
  * compactions do not fill it), not with what is written. What a read finds
  * is unchanged, and so is every file's format.
  */
-const blockCacheBytes = 64 * 1024 * 1024
+export const blockCacheBytesDefault = 64 * 1024 * 1024
+/**
+ * The block cache's bounds: the binding reads its capacity as a 32-bit
+ * unsigned count (a larger one would wrap) and 0 means no cache at all,
+ * where index and filter blocks go back beside it; below 1 MiB the cache
+ * would not hold the index and filter blocks of one read.
+ */
+export const blockCacheBytesMin = 1024 * 1024
+export const blockCacheBytesMax = 2 ** 32 - 1
+
+/**
+ * Each table file's index and filter blocks are kept beside the block
+ * cache, in the file's table reader (RocksDB's default), unless
+ * `StoreTuning.indexesInBlockCache` (`tally serve --store-indexes-in-cache`)
+ * puts them in it. Beside it they take ~9–13 MiB per million transfers of
+ * the growth load for the life of each file, so that memory grows with the
+ * ledger (~130 MiB at 10 M); in the cache they are charged to its capacity
+ * and evicted like data blocks, and a read then looks each up in the cache
+ * (+~0.7–1.3 µs per one-key point read, × 1.10–1.19) and re-reads it from
+ * the file once evicted: get-account and filtered lists on a 1M-transfer store came
+ * out × 0.61–1.85 per pair at load 7–16 (not resolved), and a cache
+ * smaller than the indexes cost account reads × 1.12–1.92 in 4 of 4 pairs
+ * (docs/performance.md, "Memory bounded by configuration": not the default).
+ */
+const indexesInBlockCache = false
+
+function blockCacheBytesOf(tuning: StoreTuning): number {
+  const bytes = tuning.blockCacheBytes ?? blockCacheBytesDefault
+  if (!Number.isSafeInteger(bytes) || bytes < blockCacheBytesMin || bytes > blockCacheBytesMax) {
+    throw new RangeError(`a block cache of ${bytes} bytes: expected ${blockCacheBytesMin} to ${blockCacheBytesMax}`)
+  }
+  return bytes
+}
 
 /** The binding's native point reads on the calling thread: the database's handle, its keys, its options. */
 type NativeGetManySync = (context: object, keys: Buffer[], options: undefined) => (Buffer | undefined | null)[]
@@ -302,9 +334,9 @@ export interface StoreTuning {
   readonly compressionDictionaries?: boolean
   /** Bytes per data block of a table file (RocksDB's default 4 KiB). */
   readonly blockBytes?: number
-  /** The shared block cache's capacity in bytes (default `blockCacheBytes`, 64 MiB; the binding's own 8 MiB). */
+  /** The shared block cache's capacity in bytes (default `blockCacheBytesDefault`, 64 MiB; the binding's own 8 MiB; `tally serve --store-cache-bytes`). */
   readonly blockCacheBytes?: number
-  /** Index and filter blocks held in the block cache, within its bound, rather than beside it (RocksDB's default: beside it). */
+  /** Index and filter blocks held in the block cache, within its bound, rather than beside it (default `indexesInBlockCache`: false, RocksDB's default). */
   readonly indexesInBlockCache?: boolean
   /** A RocksDB filter policy (`bloomfilter:10:false`, `ribbonfilter:10`), or `nullptr` for none; default the binding's bloom filter of 10 bits per key. */
   readonly filterPolicy?: string
@@ -385,8 +417,8 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
   protected static async openDatabase(directory: string, tuning: StoreTuning = {}): Promise<RocksLevel<Buffer, Buffer>> {
     const db = new RocksLevel<Buffer, Buffer>(directory, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     // Binding-specific options (abstract-level passes them through): see `memtableMemoryBudget`,
-    // `walCompression`, `compressionDictionaries`, `compactionPriority` and `blockCacheBytes`; the
-    // others are RocksDB's or the binding's defaults (a 10-bit bloom filter per file, 4 KiB blocks).
+    // `walCompression`, `compressionDictionaries`, `compactionPriority`, `blockCacheBytesDefault` and
+    // `indexesInBlockCache`; the others are RocksDB's or the binding's defaults (a 10-bit bloom filter per file, 4 KiB blocks).
     await db.open({
       createIfMissing: true,
       compaction: 'level',
@@ -395,8 +427,8 @@ export class Store implements StoreReader, ShortReader, StoreWriter {
       walCompression: tuning.walCompression ?? walCompression,
       compression: tuning.compressionDictionaries ?? compressionDictionaries,
       ...(tuning.blockBytes === undefined ? {} : { blockSize: tuning.blockBytes }),
-      cacheSize: tuning.blockCacheBytes ?? blockCacheBytes,
-      ...(tuning.indexesInBlockCache === undefined ? {} : { cacheIndexAndFilterBlocks: tuning.indexesInBlockCache }),
+      cacheSize: blockCacheBytesOf(tuning),
+      cacheIndexAndFilterBlocks: tuning.indexesInBlockCache ?? indexesInBlockCache,
       ...(tuning.filterPolicy === undefined ? {} : { filterPolicy: tuning.filterPolicy }),
       ...(tuning.pipelinedWrite === undefined ? {} : { pipelinedWrite: tuning.pipelinedWrite }),
       compactionPriority: tuning.compactionPriority ?? compactionPriority,

@@ -26,7 +26,7 @@ function option(text: string, name: string): string {
   return (found[1] as string).trim()
 }
 
-test('a store opens RocksDB without ZSTD dictionaries, its lower levels still ZSTD, its log uncompressed, round-robin compactions, a bloom filter per file, a 64 MiB block cache', async () => {
+test('a store opens RocksDB without ZSTD dictionaries, its lower levels still ZSTD, its log uncompressed, round-robin compactions, a bloom filter per file, a 64 MiB block cache, index and filter blocks beside it', async () => {
   const tmp = tempDirectory()
   const directory = path.join(tmp.directory, 'store')
   const store = await Store.open(directory)
@@ -39,6 +39,7 @@ test('a store opens RocksDB without ZSTD dictionaries, its lower levels still ZS
     assert.equal(option(text, 'write_buffer_size'), String(8 * 1024 * 1024))
     assert.equal(option(text, 'compaction_pri'), 'kRoundRobin')
     assert.equal(option(text, 'filter_policy'), 'bloomfilter:10:false')
+    assert.equal(option(text, 'cache_index_and_filter_blocks'), 'false')
     // Not in the OPTIONS file: RocksDB's own property.
     assert.equal(store.numericProperty('rocksdb.block-cache-capacity'), 64 * 1024 * 1024)
   } finally {
@@ -76,6 +77,41 @@ async function settled(store: Store): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
 }
+
+/** The memory RocksDB holds for table files beside the block cache, and the block cache's usage, after `rows` rows reached table files and were read once. */
+async function tableMemory(indexesInBlockCache: boolean | undefined, rows: number): Promise<{ tableReaders: number; blockCache: number; text: string }> {
+  const tmp = tempDirectory()
+  const directory = path.join(tmp.directory, 'store')
+  const store = await Store.open(directory, { memtableMemoryBudget: 1024 * 1024, ...(indexesInBlockCache === undefined ? {} : { indexesInBlockCache }) })
+  try {
+    for (let from = 0; from < rows; from += 2000) {
+      await store.write(
+        Array.from({ length: 2000 }, (_, at) => ({ key: key(from + at), value: value(from + at) })),
+        { sync: false },
+      )
+    }
+    await settled(store)
+    const read = store.getManySync(Array.from({ length: rows / 100 }, (_, i) => key(i * 100)))
+    read.forEach((found, i) => assert.deepEqual(found, value(i * 100), `row ${i * 100}`))
+    return { tableReaders: store.numericProperty('rocksdb.estimate-table-readers-mem') ?? Number.NaN, blockCache: store.numericProperty('rocksdb.block-cache-usage') ?? Number.NaN, text: rocksdbOptions(directory) }
+  } finally {
+    await store.close()
+    tmp.remove()
+  }
+}
+
+test('StoreTuning.indexesInBlockCache holds index and filter blocks in the block cache, not beside it in memory that grows with the table files (by default they are beside it)', async () => {
+  const rows = 60_000
+  const inCache = await tableMemory(true, rows)
+  const beside = await tableMemory(undefined, rows)
+  assert.equal(option(inCache.text, 'cache_index_and_filter_blocks'), 'true')
+  // 60,000 keys: a 10-bit filter alone is ~73 KiB, held by the table readers when beside the cache.
+  assert.ok(beside.tableReaders > 64 * 1024, `table readers hold ${beside.tableReaders} B with indexes beside the cache`)
+  // In the cache, a table reader keeps only its own small bookkeeping (a few KiB per file) ...
+  assert.ok(inCache.tableReaders < beside.tableReaders / 4, `table readers hold ${inCache.tableReaders} B with indexes in the cache, ${beside.tableReaders} B beside it`)
+  // ... and the cache holds the index and filter blocks the reads used, beside their data blocks.
+  assert.ok(inCache.blockCache > beside.blockCache + 64 * 1024, `block cache ${inCache.blockCache} B with indexes in it, ${beside.blockCache} B without`)
+})
 
 /** Table files holding a compression dictionary: their meta index names the block `rocksdb.compression_dict`. */
 function tableFilesWithDictionaries(directory: string): number {
