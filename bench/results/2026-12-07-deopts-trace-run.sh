@@ -1,7 +1,10 @@
 #!/bin/bash
 # usage: run.sh ROOT OUT CONC SECONDS [extra node flags]
+# A fresh `tally serve` from ROOT under node --trace-deopt --trace-opt (and any further node flags), its
+# output (the trace) in OUT, driven by `tally bench --workload transactions` at CONC connections for
+# SECONDS; SERVE_ARGS adds serve options (e.g. "--cache-rotation-threshold 1000000"). Count with grep.
 ROOT=$1; OUT=$2; CONC=$3; SECS=$4; shift 4
-D=$(mktemp -d /tmp/deopts/data-XXXX)
+D=$(mktemp -d)
 TALLY_LOG_LEVEL=warn node --trace-deopt --trace-opt "$@" $ROOT/bin/tally.mjs serve --data $D/d --listen 127.0.0.1:0 $SERVE_ARGS > $OUT 2>$OUT.err &
 PID=$!
 URL=
