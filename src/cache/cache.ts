@@ -115,7 +115,26 @@ export function sameCacheSettings(a: CacheSettings, b: CacheSettings): boolean {
 /** The state of an empty cache before index 1: what a new data directory starts from. */
 export function initialCacheState(settings: CacheSettings): CacheState {
   validateCacheSettings(settings)
-  return { settings, epoch: 0, generation: 0, gen0FirstIndex: 1, gen1FirstIndex: 1 }
+  return cacheState(settings, 0, 0, 1, 1)
+}
+
+/**
+ * A cache state built in its one shape: every state (new, decoded from its
+ * row, restored, reconfigured, rotated) comes from here, and so do its
+ * settings, so the cache's hot readers (`rotationDue`, `generationAt`, the
+ * getters admission and the FSM call per order) see one hidden class each.
+ * A state spread from another (`{ ...state, generation }`) or a frozen or
+ * decoded settings object has a map of its own: the first rotation after a
+ * restore changed the state's map and deoptimised those readers, which then
+ * stayed polymorphic (docs/performance.md, "cache state in one shape").
+ */
+export function cacheState(settings: CacheSettings, epoch: number, generation: number, gen0FirstIndex: number, gen1FirstIndex: number): CacheState {
+  return { settings: cacheSettings(settings.rotationThreshold, settings.generationBytesMax), epoch, generation, gen0FirstIndex, gen1FirstIndex }
+}
+
+/** Cache settings in their one shape (see `cacheState`). */
+export function cacheSettings(rotationThreshold: number, generationBytesMax: number | null): CacheSettings {
+  return { rotationThreshold, generationBytesMax }
 }
 
 export class MalformedMirrorRow extends Error {
@@ -152,7 +171,8 @@ export class AttributeCache {
    */
   constructor(settings: CacheSettings | number, epoch = 0) {
     const full = typeof settings === 'number' ? { rotationThreshold: settings, generationBytesMax: null } : settings
-    this.state = { ...initialCacheState(full), epoch }
+    validateCacheSettings(full)
+    this.state = cacheState(full, epoch, 0, 1, 1)
     this.lastIndex = 0
   }
 
@@ -163,7 +183,7 @@ export class AttributeCache {
     invariant(state.gen1FirstIndex <= state.gen0FirstIndex, 'Gen1 starts before Gen0')
     invariant(state.gen0FirstIndex <= Math.max(1, appliedIndex), () => `Gen0 starts at ${state.gen0FirstIndex}, after the applied index ${appliedIndex}`)
     const cache = new AttributeCache(state.settings, state.epoch)
-    cache.state = state
+    cache.state = cacheState(state.settings, state.epoch, state.generation, state.gen0FirstIndex, state.gen1FirstIndex)
     cache.lastIndex = appliedIndex
     return cache
   }
@@ -206,7 +226,8 @@ export class AttributeCache {
   /** A settings change takes effect for the indexes after the one that carries it. */
   configure(settings: CacheSettings): void {
     validateCacheSettings(settings)
-    this.state = { ...this.state, settings }
+    const { epoch, generation, gen0FirstIndex, gen1FirstIndex } = this.state
+    this.state = cacheState(settings, epoch, generation, gen0FirstIndex, gen1FirstIndex)
   }
 
   /** Would applying `index` (the next one) rotate? */
@@ -350,7 +371,8 @@ export class AttributeCache {
     this.gen0ByteCount = 0
     this.gen0Segments = []
     this.segment = undefined
-    this.state = { ...this.state, generation: generation + 1, gen1FirstIndex: this.state.gen0FirstIndex, gen0FirstIndex: firstIndex }
+    const { settings, epoch, gen0FirstIndex } = this.state
+    this.state = cacheState(settings, epoch, generation + 1, firstIndex, gen0FirstIndex)
   }
 
   get size(): { gen0: number; gen1: number } {

@@ -6,6 +6,8 @@ export {
   cacheGenerationBytesMaxDefault,
   cacheEntryOverheadBytes,
   initialCacheState,
+  cacheState,
+  cacheSettings,
   sameCacheSettings,
   validateCacheSettings,
   decodeSegment,

@@ -2,7 +2,7 @@ import type { CanonicalKey, Json } from '../domain/index.ts'
 import { invariant, isJsonObject, packItems, packRecord, parseJson, unpackRecord } from '../domain/index.ts'
 import type { PackedItems } from '../domain/index.ts'
 import type { CacheSettings } from '../cache/index.ts'
-import { validateCacheSettings } from '../cache/index.ts'
+import { cacheSettings, validateCacheSettings } from '../cache/index.ts'
 import type { ProposedOrder } from '../orders/index.ts'
 
 /**
@@ -200,10 +200,7 @@ export function cacheSettingsFromJson(json: Json): CacheSettings {
   const bytes = json.generationBytesMax
   invariant(typeof threshold === 'bigint' || typeof threshold === 'number', 'cache settings without a rotation threshold')
   invariant(bytes === undefined || bytes === null || typeof bytes === 'bigint' || typeof bytes === 'number', 'cache settings with a bad byte budget')
-  const settings: CacheSettings = {
-    rotationThreshold: Number(threshold),
-    generationBytesMax: bytes === undefined || bytes === null ? null : Number(bytes),
-  }
+  const settings = cacheSettings(Number(threshold), bytes === undefined || bytes === null ? null : Number(bytes))
   validateCacheSettings(settings)
   return settings
 }

@@ -15,6 +15,7 @@ import {
 } from '../domain/index.ts'
 import type { ErrorCode, ErrorKind } from '../domain/index.ts'
 import type { AttributeCache, CacheState } from '../cache/index.ts'
+import { cacheState } from '../cache/index.ts'
 import type { AuditHead } from '../audit/index.ts'
 import { chainEntry } from '../audit/index.ts'
 import type { Order, OrderOutput } from '../orders/index.ts'
@@ -595,5 +596,5 @@ export function decodeCacheState(row: Buffer): CacheState {
   const gen0FirstIndex = json.gen0FirstIndex === undefined ? generation * K + 1 : Number(json.gen0FirstIndex)
   const gen1FirstIndex = json.gen1FirstIndex === undefined ? Math.max(1, (generation - 1) * K + 1) : Number(json.gen1FirstIndex)
   invariant(Number.isSafeInteger(gen0FirstIndex) && Number.isSafeInteger(gen1FirstIndex) && 1 <= gen1FirstIndex && gen1FirstIndex <= gen0FirstIndex, 'the cache state has bad generation bounds')
-  return { settings, epoch, generation, gen0FirstIndex, gen1FirstIndex }
+  return cacheState(settings, epoch, generation, gen0FirstIndex, gen1FirstIndex)
 }
