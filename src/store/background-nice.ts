@@ -65,6 +65,11 @@ export const linuxThreadPriorityIo: ThreadPriorityIo = {
   setPriority: (thread, nice) => os.setPriority(thread, nice),
 }
 
+/** The per-thread niceness of this platform; null where there is none (not Linux). */
+export function platformThreadPriorityIo(): ThreadPriorityIo | null {
+  return process.platform === 'linux' ? linuxThreadPriorityIo : null
+}
+
 /** Niceness is -20..19 on Linux; 0 means "leave them at the process's". */
 export function validStoreThreadNice(nice: number): boolean {
   return Number.isSafeInteger(nice) && nice >= 0 && nice <= 19
@@ -75,9 +80,9 @@ export function validStoreThreadNice(nice: number): boolean {
  * (a thread already nicer is left alone). Undefined where the platform has
  * no per-thread niceness (not Linux).
  */
-export function niceStoreThreads(nice: number, io: ThreadPriorityIo | undefined = process.platform === 'linux' ? linuxThreadPriorityIo : undefined): StoreThreadNiceSweep | undefined {
+export function niceStoreThreads(nice: number, io: ThreadPriorityIo | null = platformThreadPriorityIo()): StoreThreadNiceSweep | undefined {
   if (!validStoreThreadNice(nice)) throw new RangeError(`a thread niceness of 0..19, got ${nice}`)
-  if (io === undefined) return undefined
+  if (io === null) return undefined
   let found = 0
   let changed = 0
   let failed = 0
@@ -108,16 +113,17 @@ export interface StoreThreadNiceOptions {
   /** Warnings (cannot apply) and the first sweep's figures. */
   readonly log: (message: string, fields: { readonly level: 'info' | 'warn'; readonly [field: string]: string | number | undefined }) => void
   readonly sweepMs?: number
-  readonly io?: ThreadPriorityIo
+  /** Default `platformThreadPriorityIo()`; null: a platform without per-thread niceness. */
+  readonly io?: ThreadPriorityIo | null
 }
 
 /**
  * Sweeps now and every `sweepMs` (an unreferenced timer). Warns once when it
- * cannot apply: not Linux, no RocksDB thread found, or a refusal.
+ * cannot apply (and goes on serving): not Linux, no RocksDB thread found, or a refusal.
  */
 export function keepStoreThreadsNiced(options: StoreThreadNiceOptions): StoreThreadNiceKeeper {
-  const io = options.io ?? (process.platform === 'linux' ? linuxThreadPriorityIo : undefined)
-  if (io === undefined) {
+  const io = options.io === undefined ? platformThreadPriorityIo() : options.io
+  if (io === null) {
     options.log(`store threads: a niceness of ${options.nice} cannot apply on ${process.platform} (no per-thread niceness); RocksDB's threads keep the process's`, { level: 'warn' })
     return { stop() {} }
   }
