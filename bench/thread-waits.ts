@@ -11,7 +11,7 @@
  * keeps its last sample), and prints one line per class, with the JavaScript
  * thread's wait per ms on a CPU: the share of the machine it did not get
  * when it could run. Run beside `bench/growth.ts` (or any load) to compare
- * builds: `--store-thread-nice` should lower the JavaScript thread's wait
+ * builds: `--store-compaction-nice` should lower the JavaScript thread's wait
  * when RocksDB's threads were what it waited for. A benchmark, not a test.
  */
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs'

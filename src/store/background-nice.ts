@@ -2,14 +2,22 @@ import { readFileSync, readdirSync } from 'node:fs'
 import os from 'node:os'
 
 /**
- * RocksDB's background threads at a lower CPU priority than the JavaScript
+ * RocksDB's compaction threads at a lower CPU priority than the JavaScript
  * thread (issue 12, target 3: no stall over 100 ms). On 2 cores, RocksDB's
- * flushes and compactions (`rocksdb:high`, `rocksdb:low`) compete with the
- * JavaScript thread for a CPU; a stall of the event loop was mostly the
- * thread waiting for one (docs/performance.md, "Event-loop stalls"). On Linux
- * a thread's niceness is its own (`setpriority(PRIO_PROCESS, tid)`), so these
- * threads alone can yield, while libuv's pool (the WAL's fdatasync) and V8's
- * GC helpers (whose work a GC pause waits for) keep the process's priority.
+ * background work competes with the JavaScript thread for a CPU; a stall of
+ * the event loop was mostly the thread waiting for one (docs/performance.md,
+ * "Event-loop stalls"). On Linux a thread's niceness is its own
+ * (`setpriority(PRIO_PROCESS, tid)`), so some threads alone can yield, while
+ * libuv's pool (the WAL's fdatasync) and V8's GC helpers (whose work a GC
+ * pause waits for) keep the process's priority.
+ *
+ * Only compactions (`rocksdb:low`, `rocksdb:bottom`) by default: they are
+ * work RocksDB can defer (L0 files pile up, up to its slowdown trigger),
+ * while a flush (`rocksdb:high`) that falls behind fills the memtables and
+ * RocksDB then delays or stops writes on the JavaScript thread — measured:
+ * flushes reniced with compactions stalled writes where compactions alone
+ * did not (docs/performance.md, "Measured: RocksDB's compaction threads at a
+ * lower priority").
  *
  * Threads are found by name under `/proc/self/task`; RocksDB may start a pool
  * thread after the store opened (a new thread inherits its creator's
@@ -19,21 +27,21 @@ import os from 'node:os'
  * the result says so and nothing fails.
  */
 
-/** The name prefix RocksDB gives its pool threads (`rocksdb:low`, `rocksdb:high`, `rocksdb:bottom`). */
-export const storeThreadNamePrefix = 'rocksdb:'
+/** Name prefixes of RocksDB's compaction pools (its flush pool is `rocksdb:high`). */
+export const compactionThreadNames: readonly string[] = ['rocksdb:low', 'rocksdb:bottom']
 
 /**
- * The server's default niceness for RocksDB's threads (`tally serve
- * --store-thread-nice`); 0 leaves them at the process's.
+ * The server's default niceness for RocksDB's compaction threads (`tally
+ * serve --store-compaction-nice`); 0 leaves them at the process's.
  */
-export const storeThreadNiceDefault = 0
+export const storeCompactionNiceDefault = 0
 
 /** Between two sweeps for threads started later (a sweep reads ~15 small `/proc` files, ~0.1 ms). */
 export const storeThreadSweepMsDefault = 10_000
 
 /** What a sweep did. */
 export interface StoreThreadNiceSweep {
-  /** RocksDB threads seen. */
+  /** Threads of the names asked for seen. */
   readonly found: number
   /** Given the niceness now (the others already had it or more). */
   readonly changed: number
@@ -76,11 +84,11 @@ export function validStoreThreadNice(nice: number): boolean {
 }
 
 /**
- * Gives every RocksDB thread of this process at least niceness `nice`
- * (a thread already nicer is left alone). Undefined where the platform has
- * no per-thread niceness (not Linux).
+ * Gives every thread of this process whose name starts with one of `names`
+ * at least niceness `nice` (a thread already nicer is left alone).
+ * Undefined where the platform has no per-thread niceness (not Linux).
  */
-export function niceStoreThreads(nice: number, io: ThreadPriorityIo | null = platformThreadPriorityIo()): StoreThreadNiceSweep | undefined {
+export function niceStoreThreads(nice: number, io: ThreadPriorityIo | null = platformThreadPriorityIo(), names: readonly string[] = compactionThreadNames): StoreThreadNiceSweep | undefined {
   if (!validStoreThreadNice(nice)) throw new RangeError(`a thread niceness of 0..19, got ${nice}`)
   if (io === null) return undefined
   let found = 0
@@ -89,7 +97,7 @@ export function niceStoreThreads(nice: number, io: ThreadPriorityIo | null = pla
   let failure: string | undefined
   for (const thread of io.threads()) {
     const name = io.name(thread)
-    if (name === undefined || !name.startsWith(storeThreadNamePrefix)) continue
+    if (name === undefined || !names.some((prefix) => name.startsWith(prefix))) continue
     found++
     try {
       if (io.getPriority(thread) >= nice) continue
@@ -113,6 +121,8 @@ export interface StoreThreadNiceOptions {
   /** Warnings (cannot apply) and the first sweep's figures. */
   readonly log: (message: string, fields: { readonly level: 'info' | 'warn'; readonly [field: string]: string | number | undefined }) => void
   readonly sweepMs?: number
+  /** Thread name prefixes (default `compactionThreadNames`). */
+  readonly names?: readonly string[]
   /** Default `platformThreadPriorityIo()`; null: a platform without per-thread niceness. */
   readonly io?: ThreadPriorityIo | null
 }
@@ -124,20 +134,20 @@ export interface StoreThreadNiceOptions {
 export function keepStoreThreadsNiced(options: StoreThreadNiceOptions): StoreThreadNiceKeeper {
   const io = options.io === undefined ? platformThreadPriorityIo() : options.io
   if (io === null) {
-    options.log(`store threads: a niceness of ${options.nice} cannot apply on ${process.platform} (no per-thread niceness); RocksDB's threads keep the process's`, { level: 'warn' })
+    options.log(`store threads: a niceness of ${options.nice} cannot apply on ${process.platform} (no per-thread niceness); RocksDB's compactions keep the process's`, { level: 'warn' })
     return { stop() {} }
   }
   let warned = false
   const sweep = (first: boolean): void => {
-    const result = niceStoreThreads(options.nice, io) as StoreThreadNiceSweep
+    const result = niceStoreThreads(options.nice, io, options.names ?? compactionThreadNames) as StoreThreadNiceSweep
     if (result.failed > 0 && !warned) {
       warned = true
-      options.log(`store threads: ${result.failed} of RocksDB's threads refused a niceness of ${options.nice}: ${result.failure ?? ''}`, { level: 'warn', ...result })
+      options.log(`store threads: ${result.failed} of RocksDB's compaction threads refused a niceness of ${options.nice}: ${result.failure ?? ''}`, { level: 'warn', ...result })
     } else if (first && result.found === 0 && !warned) {
       warned = true
-      options.log(`store threads: no RocksDB thread found to give a niceness of ${options.nice}`, { level: 'warn' })
+      options.log(`store threads: no RocksDB compaction thread found to give a niceness of ${options.nice}`, { level: 'warn' })
     } else if (first) {
-      options.log(`store threads: ${result.found} RocksDB threads at niceness ${options.nice}`, { level: 'info', ...result })
+      options.log(`store threads: ${result.found} RocksDB compaction threads at niceness ${options.nice}`, { level: 'info', ...result })
     }
   }
   sweep(true)

@@ -179,11 +179,11 @@ test('tally serve --loop-stall-ms reaches the event-loop stall watch', async () 
   }
 })
 
-test('tally serve --store-thread-nice gives RocksDB\'s threads that niceness (read from /proc), the JavaScript thread keeps its own', { skip: process.platform === 'linux' ? false : 'per-thread niceness is Linux' }, async () => {
+test('tally serve --store-compaction-nice gives RocksDB\'s compaction threads that niceness (read from /proc); its flush thread and the JavaScript thread keep their own', { skip: process.platform === 'linux' ? false : 'per-thread niceness is Linux' }, async () => {
   const temp = tempDirectory('tally-serve-nice-')
   let server: ServerProcess | undefined
   try {
-    server = await spawnTally({ dataDirectory: path.join(temp.directory, 'data'), args: ['--store-thread-nice', '6'] })
+    server = await spawnTally({ dataDirectory: path.join(temp.directory, 'data'), args: ['--store-compaction-nice', '6'] })
     const pid = server.child.pid as number
     const threads = readdirSync(`/proc/${pid}/task`).flatMap((task) => {
       try {
@@ -193,11 +193,13 @@ test('tally serve --store-thread-nice gives RocksDB\'s threads that niceness (re
         return []
       }
     })
-    const rocksdb = threads.filter((thread) => thread.name.startsWith('rocksdb:'))
-    assert.ok(rocksdb.length >= 2, JSON.stringify(threads))
-    for (const thread of rocksdb) assert.equal(thread.nice, 6, JSON.stringify(thread))
+    const compactions = threads.filter((thread) => thread.name.startsWith('rocksdb:low'))
+    const flushes = threads.filter((thread) => thread.name.startsWith('rocksdb:high'))
+    assert.ok(compactions.length >= 1 && flushes.length >= 1, JSON.stringify(threads))
+    for (const thread of compactions) assert.equal(thread.nice, 6, JSON.stringify(thread))
+    for (const thread of flushes) assert.equal(thread.nice, 0, JSON.stringify(thread))
     assert.equal(threads.find((thread) => thread.task === pid)?.nice, 0)
-    assert.ok(server.stderr().includes('RocksDB threads at niceness 6'), server.stderr())
+    assert.ok(server.stderr().includes('RocksDB compaction threads at niceness 6'), server.stderr())
   } finally {
     if (server !== undefined) await killTally(server, 'SIGTERM')
     temp.remove()

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { byteSize, parseServeArgs } from '../../src/cli/serve-command.ts'
-import { storeThreadNiceDefault } from '../../src/store/index.ts'
+import { storeCompactionNiceDefault } from '../../src/store/index.ts'
 
 test('serve: cache flags are optional (an existing data directory keeps its own), byte budgets take units', () => {
   const none = parseServeArgs([], {})
@@ -76,17 +76,17 @@ test('serve: the latency trace is a debug tool, on only when TALLY_LATENCY_TRACE
   assert.equal(empty.latencyTraceFile, undefined)
 })
 
-test('serve: --store-thread-nice sets the niceness of RocksDB\'s threads (flag or TALLY_STORE_THREAD_NICE), 0 to 19; 0 leaves them alone', () => {
+test('serve: --store-compaction-nice sets the niceness of RocksDB\'s compaction threads (flag or TALLY_STORE_COMPACTION_NICE), 0 to 19; 0 leaves them alone', () => {
   const none = parseServeArgs([], {})
   assert.ok(none !== 'help')
-  assert.equal(none.storeThreadNice, storeThreadNiceDefault)
-  const given = parseServeArgs(['--store-thread-nice', '0'], { TALLY_STORE_THREAD_NICE: '9' })
+  assert.equal(none.storeCompactionNice, storeCompactionNiceDefault)
+  const given = parseServeArgs(['--store-compaction-nice', '0'], { TALLY_STORE_COMPACTION_NICE: '9' })
   assert.ok(given !== 'help')
-  assert.equal(given.storeThreadNice, 0, 'the flag over the environment')
-  const fromEnv = parseServeArgs([], { TALLY_STORE_THREAD_NICE: '19' })
+  assert.equal(given.storeCompactionNice, 0, 'the flag over the environment')
+  const fromEnv = parseServeArgs([], { TALLY_STORE_COMPACTION_NICE: '19' })
   assert.ok(fromEnv !== 'help')
-  assert.equal(fromEnv.storeThreadNice, 19)
-  assert.throws(() => parseServeArgs(['--store-thread-nice', '20'], {}), /--store-thread-nice: a niceness of 0 to 19, got 20/)
-  assert.throws(() => parseServeArgs(['--store-thread-nice', '-1'], {}), /--store-thread-nice/)
-  assert.throws(() => parseServeArgs([], { TALLY_STORE_THREAD_NICE: 'low' }), /TALLY_STORE_THREAD_NICE \(--store-thread-nice\)/)
+  assert.equal(fromEnv.storeCompactionNice, 19)
+  assert.throws(() => parseServeArgs(['--store-compaction-nice', '20'], {}), /--store-compaction-nice: a niceness of 0 to 19, got 20/)
+  assert.throws(() => parseServeArgs(['--store-compaction-nice', '-1'], {}), /--store-compaction-nice/)
+  assert.throws(() => parseServeArgs([], { TALLY_STORE_COMPACTION_NICE: 'low' }), /TALLY_STORE_COMPACTION_NICE \(--store-compaction-nice\)/)
 })

@@ -1,5 +1,5 @@
-// RocksDB's background threads given a niceness of their own (src/store/background-nice.ts):
-// read back from /proc on Linux, and harmless where it cannot apply.
+// RocksDB's compaction threads given a niceness of their own (src/store/background-nice.ts):
+// read back from /proc on Linux, flushes left alone, and harmless where it cannot apply.
 import { test, mock } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, readdirSync } from 'node:fs'
@@ -42,20 +42,21 @@ function fakeThreads(initial: Record<number, string>, refuse?: (thread: number) 
   }
 }
 
-test('after a store opens, every RocksDB thread has the niceness given and no other thread changed (read from /proc)', { skip: process.platform === 'linux' ? false : 'per-thread niceness is Linux' }, async () => {
+test('after a store opens, every RocksDB compaction thread has the niceness given and no other thread changed, flushes included (read from /proc)', { skip: process.platform === 'linux' ? false : 'per-thread niceness is Linux' }, async () => {
   const tmp = tempDirectory()
   const store = await Store.open(path.join(tmp.directory, 'store'))
   try {
     const before = threadsFromProc()
-    const rocksdb = before.filter((thread) => thread.name.startsWith('rocksdb:'))
-    assert.ok(rocksdb.length >= 2, `RocksDB's flush and compaction threads exist once a store is open: ${JSON.stringify(before)}`)
+    const compactions = before.filter((thread) => thread.name.startsWith('rocksdb:low'))
+    assert.ok(compactions.length >= 1, `RocksDB's compaction thread exists once a store is open: ${JSON.stringify(before)}`)
+    assert.ok(before.some((thread) => thread.name.startsWith('rocksdb:high')), `and its flush thread: ${JSON.stringify(before)}`)
     const sweep = niceStoreThreads(7)
     assert.ok(sweep !== undefined)
-    assert.equal(sweep.found, rocksdb.length)
+    assert.equal(sweep.found, compactions.length)
     assert.equal(sweep.failed, 0, sweep.failure)
     const after = threadsFromProc()
     for (const thread of after) {
-      if (thread.name.startsWith('rocksdb:')) assert.ok(thread.nice >= 7, `${thread.name} (${thread.thread}) at niceness ${thread.nice}`)
+      if (thread.name.startsWith('rocksdb:low')) assert.ok(thread.nice >= 7, `${thread.name} (${thread.thread}) at niceness ${thread.nice}`)
       else assert.equal(thread.nice, before.find((earlier) => earlier.thread === thread.thread)?.nice ?? thread.nice, `${thread.name} (${thread.thread}) kept its niceness`)
     }
     assert.equal(after.find((thread) => thread.thread === process.pid)?.nice, before.find((thread) => thread.thread === process.pid)?.nice, 'the JavaScript thread keeps its niceness')
@@ -67,8 +68,8 @@ test('after a store opens, every RocksDB thread has the niceness given and no ot
   }
 })
 
-test('a thread already nicer is left alone; only threads named rocksdb:* are touched', () => {
-  const io = fakeThreads({ 1: 'node', 2: 'rocksdb:low', 3: 'rocksdb:high', 4: 'libuv-worker' })
+test('a thread already nicer is left alone; only compaction threads (rocksdb:low, rocksdb:bottom) are touched by default', () => {
+  const io = fakeThreads({ 1: 'node', 2: 'rocksdb:low', 3: 'rocksdb:bottom', 4: 'libuv-worker', 5: 'rocksdb:high' })
   io.nice.set(3, 12)
   const sweep = niceStoreThreads(5, io)
   assert.deepEqual(sweep, { found: 2, changed: 1, failed: 0 })
@@ -76,12 +77,15 @@ test('a thread already nicer is left alone; only threads named rocksdb:* are tou
     [2, 5],
     [3, 12],
   ])
+  // Names given: flushes too (what bench/store-stalls.ts --background-nice-threads rocksdb: does).
+  assert.deepEqual(niceStoreThreads(5, io, ['rocksdb:']), { found: 3, changed: 1, failed: 0 })
+  assert.equal(io.nice.get(5), 5)
 })
 
 test('a RocksDB thread started after the first sweep is niced by a later one', () => {
   mock.timers.enable({ apis: ['setInterval'] })
   try {
-    const io = fakeThreads({ 1: 'node', 2: 'rocksdb:low' })
+    const io = fakeThreads({ 1: 'node', 2: 'rocksdb:low', 3: 'rocksdb:high' })
     const lines: string[] = []
     const keeper = keepStoreThreadsNiced({ nice: 5, io, sweepMs: 1000, log: (message) => lines.push(message) })
     assert.equal(io.nice.get(2), 5)
@@ -90,10 +94,11 @@ test('a RocksDB thread started after the first sweep is niced by a later one', (
     mock.timers.tick(1000)
     assert.equal(io.nice.get(9), 5)
     keeper.stop()
-    io.names.set(10, 'rocksdb:high')
+    io.names.set(10, 'rocksdb:low')
     mock.timers.tick(5000)
     assert.equal(io.nice.get(10), undefined, 'stopped: no more sweeps')
-    assert.deepEqual(lines, ['store threads: 1 RocksDB threads at niceness 5'])
+    assert.equal(io.nice.get(3), undefined, 'the flush thread keeps its niceness')
+    assert.deepEqual(lines, ['store threads: 1 RocksDB compaction threads at niceness 5'])
   } finally {
     mock.timers.reset()
   }
@@ -107,14 +112,14 @@ test('where it cannot apply, a warning and no failure: another platform, no Rock
   }
   keepStoreThreadsNiced({ nice: 5, io: null, log }).stop()
   assert.match(warnings.at(-1) ?? '', /cannot apply on .* \(no per-thread niceness\)/)
-  const none = keepStoreThreadsNiced({ nice: 5, io: fakeThreads({ 1: 'node' }), log })
+  const none = keepStoreThreadsNiced({ nice: 5, io: fakeThreads({ 1: 'node', 2: 'rocksdb:high' }), log })
   none.stop()
-  assert.match(warnings.at(-1) ?? '', /no RocksDB thread found/)
-  const refusing = fakeThreads({ 1: 'node', 2: 'rocksdb:low', 3: 'rocksdb:high' }, (thread) => thread === 2)
+  assert.match(warnings.at(-1) ?? '', /no RocksDB compaction thread found/)
+  const refusing = fakeThreads({ 1: 'node', 2: 'rocksdb:low', 3: 'rocksdb:bottom' }, (thread) => thread === 2)
   assert.deepEqual(niceStoreThreads(5, refusing), { found: 2, changed: 1, failed: 1, failure: 'EACCES: permission denied, uv_os_setpriority' })
   const keeper = keepStoreThreadsNiced({ nice: 5, io: refusing, log })
   keeper.stop()
-  assert.match(warnings.at(-1) ?? '', /1 of RocksDB's threads refused a niceness of 5: EACCES/)
+  assert.match(warnings.at(-1) ?? '', /1 of RocksDB's compaction threads refused a niceness of 5: EACCES/)
   assert.throws(() => niceStoreThreads(20, refusing), RangeError)
   assert.throws(() => niceStoreThreads(-1, refusing), RangeError)
 })
