@@ -11,8 +11,9 @@
  * keeps its last sample), and prints one line per class, with the JavaScript
  * thread's wait per ms on a CPU: the share of the machine it did not get
  * when it could run. Run beside `bench/growth.ts` (or any load) to compare
- * builds: `--store-compaction-nice` should lower the JavaScript thread's wait
- * when RocksDB's threads were what it waited for. A benchmark, not a test.
+ * builds, e.g. RocksDB's threads reniced (docs/performance.md, "Measured,
+ * not adopted: RocksDB's background threads at a lower priority"): the
+ * niceness column shows what each class ran at. A benchmark, not a test.
  */
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'

@@ -18,7 +18,6 @@ import { installStagedSnapshot } from '../cluster/snapshot/index.ts'
 import { forwardWritesToPrimary } from '../cluster/forward.ts'
 import { durabilityModes, validateDurability, type DurabilityMode, type ReplicaId } from '../replication/index.ts'
 import { parsePeerAddress } from '../cluster/peer/index.ts'
-import { keepStoreThreadsNiced, storeCompactionNiceDefault, validStoreThreadNice } from '../store/index.ts'
 
 /** The stall watch ticks every 20 ms; a lower threshold would log its jitter. */
 const loopStallMsMin = 50
@@ -64,9 +63,6 @@ Options (each also read from the environment variable shown):
   --loop-stall-ms MS              an event-loop delay this long is logged (warn) and counted
                                   as a stall, with what held the loop
                                                             [TALLY_LOOP_STALL_MS, default ${loopStallThresholdMsDefault}, at least ${loopStallMsMin}]
-  --store-compaction-nice N       niceness 0..19 of RocksDB's compaction threads (Linux: per
-                                  thread), so they yield a CPU to the JavaScript thread; 0 keeps
-                                  the process's  [TALLY_STORE_COMPACTION_NICE, default ${storeCompactionNiceDefault}]
   --audit-key FILE                sign audit checkpoints with this key, kept outside --data
                                   (tally audit-key makes one)  [TALLY_AUDIT_KEY]
   --audit-checkpoint-entries N    audit entries between two checkpoints
@@ -146,8 +142,6 @@ export interface ServeSettings {
   readonly answerCacheBytes?: number
   /** An event-loop delay this long is logged and counted as a stall (undefined: the default). */
   readonly loopStallMs?: number
-  /** Niceness of RocksDB's compaction threads (0: the process's). */
-  readonly storeCompactionNice: number
   /** Debug, from `TALLY_LATENCY_TRACE` only: write a timeline of the server's steps here at shutdown (docs/performance.md, "Latency at half load: what the slow requests wait for"). */
   readonly latencyTraceFile?: string
   readonly auditCheckpointFile?: string
@@ -215,7 +209,6 @@ const integerFlags = {
   'wal-segment-bytes-max': 'TALLY_WAL_SEGMENT_BYTES_MAX',
   'wal-preallocate-bytes': 'TALLY_WAL_PREALLOCATE_BYTES',
   'loop-stall-ms': 'TALLY_LOOP_STALL_MS',
-  'store-compaction-nice': 'TALLY_STORE_COMPACTION_NICE',
 } as const
 type IntegerFlag = keyof typeof integerFlags
 
@@ -310,10 +303,6 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
   const loopStallMs = optionalInteger('loop-stall-ms')
   // The watch ticks every 20 ms: a threshold near it would report scheduling jitter as stalls.
   if (loopStallMs !== undefined && loopStallMs < loopStallMsMin) throw new ServeUsageError(`--loop-stall-ms: at least ${loopStallMsMin} ms`)
-  // 0 is meaningful: RocksDB's compactions at the process's niceness.
-  const threadNice = given('store-compaction-nice')
-  const storeCompactionNice = threadNice === undefined ? storeCompactionNiceDefault : threadNice.value === '0' ? 0 : positiveInteger(threadNice.value, 0, threadNice.source)
-  if (!validStoreThreadNice(storeCompactionNice)) throw new ServeUsageError(`${threadNice?.source ?? '--store-compaction-nice'}: a niceness of 0 to 19, got ${storeCompactionNice}`)
   const dataFlag = values.data
   const cluster = clusterSettings(given, optionalInteger)
   return {
@@ -336,7 +325,6 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): ServeSet
     ...(optionalInteger('wal-segment-bytes-max') === undefined ? {} : { walSegmentBytesMax: optionalInteger('wal-segment-bytes-max') as number }),
     ...(preallocate === undefined ? {} : { walPreallocateBytes: preallocate.value === '0' ? 0 : positiveInteger(preallocate.value, 0, preallocate.source) }),
     ...(loopStallMs === undefined ? {} : { loopStallMs }),
-    storeCompactionNice,
     ...(env.TALLY_LATENCY_TRACE === undefined || env.TALLY_LATENCY_TRACE === '' ? {} : { latencyTraceFile: path.resolve(env.TALLY_LATENCY_TRACE) }),
     ...(answerBytes === undefined ? {} : { answerCacheBytes: answerBytes.value === '0' ? 0 : byteSize(answerBytes.value, answerBytes.source) }),
     ...(auditFile === undefined ? {} : { auditCheckpointFile: path.resolve(auditFile.value) }),
@@ -670,8 +658,6 @@ export async function serveCommand(argv: string[]): Promise<number> {
       control?.close()
       return { code: fail(`data directory ${settings.dataDirectory} belongs to cluster ${node.clusterId}, but etcd at ${cluster?.url ?? ''} holds cluster ${clusterId}; give this node an empty --data`) }
     }
-    // RocksDB's pool threads exist once the store is open; the keeper also covers any started later.
-    const storeThreads = settings.storeCompactionNice === 0 ? undefined : keepStoreThreadsNiced({ nice: settings.storeCompactionNice, log })
     if (auditCheckpoints === undefined) log('audit: no --audit-key: no signed checkpoints (the audit chain alone proves nothing to a holder of the store)')
     let runtime: ClusterNode | undefined
     const gate = new AcknowledgementGate()
@@ -696,7 +682,6 @@ export async function serveCommand(argv: string[]): Promise<number> {
     } catch (error) {
       // Taken between the check and now: close what was opened, then say so.
       await app.close()
-      storeThreads?.stop()
       await node.close()
       control?.close()
       return { code: fail(describeStartupFailure(error, settings)) }
@@ -728,7 +713,6 @@ export async function serveCommand(argv: string[]): Promise<number> {
         })
       } catch (error) {
         await app.close()
-        storeThreads?.stop()
         await node.close()
         control.close()
         const message = (error as Error).message
@@ -751,10 +735,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
         app
           .close()
           .then(() => runtime?.stop())
-          .then(() => {
-            storeThreads?.stop()
-            return node.close()
-          })
+          .then(() => node.close())
           .then(() => (reopen ? undefined : control?.close()))
           .then(() => {
             if (reopen) log('closed for the rebuild: installing the staged snapshot and reopening', { level: 'warn' })

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { killTally, repositoryRoot, spawnTally } from '../support/server-process.ts'
@@ -173,33 +173,6 @@ test('tally serve --loop-stall-ms reaches the event-loop stall watch', async () 
       .find((text) => text.includes('event-loop stall watch on'))
     assert.ok(line !== undefined, server.stderr())
     assert.equal((JSON.parse(line) as { thresholdMs?: number }).thresholdMs, 250)
-  } finally {
-    if (server !== undefined) await killTally(server, 'SIGTERM')
-    temp.remove()
-  }
-})
-
-test('tally serve --store-compaction-nice gives RocksDB\'s compaction threads that niceness (read from /proc); its flush thread and the JavaScript thread keep their own', { skip: process.platform === 'linux' ? false : 'per-thread niceness is Linux' }, async () => {
-  const temp = tempDirectory('tally-serve-nice-')
-  let server: ServerProcess | undefined
-  try {
-    server = await spawnTally({ dataDirectory: path.join(temp.directory, 'data'), args: ['--store-compaction-nice', '6'] })
-    const pid = server.child.pid as number
-    const threads = readdirSync(`/proc/${pid}/task`).flatMap((task) => {
-      try {
-        const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'latin1')
-        return [{ task: Number(task), name: readFileSync(`/proc/${pid}/task/${task}/comm`, 'latin1').trimEnd(), nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) }]
-      } catch {
-        return []
-      }
-    })
-    const compactions = threads.filter((thread) => thread.name.startsWith('rocksdb:low'))
-    const flushes = threads.filter((thread) => thread.name.startsWith('rocksdb:high'))
-    assert.ok(compactions.length >= 1 && flushes.length >= 1, JSON.stringify(threads))
-    for (const thread of compactions) assert.equal(thread.nice, 6, JSON.stringify(thread))
-    for (const thread of flushes) assert.equal(thread.nice, 0, JSON.stringify(thread))
-    assert.equal(threads.find((thread) => thread.task === pid)?.nice, 0)
-    assert.ok(server.stderr().includes('RocksDB compaction threads at niceness 6'), server.stderr())
   } finally {
     if (server !== undefined) await killTally(server, 'SIGTERM')
     temp.remove()

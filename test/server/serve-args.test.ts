@@ -2,7 +2,6 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { byteSize, parseServeArgs } from '../../src/cli/serve-command.ts'
-import { storeCompactionNiceDefault } from '../../src/store/index.ts'
 
 test('serve: cache flags are optional (an existing data directory keeps its own), byte budgets take units', () => {
   const none = parseServeArgs([], {})
@@ -74,19 +73,4 @@ test('serve: the latency trace is a debug tool, on only when TALLY_LATENCY_TRACE
   const empty = parseServeArgs([], { TALLY_LATENCY_TRACE: '' })
   assert.ok(empty !== 'help')
   assert.equal(empty.latencyTraceFile, undefined)
-})
-
-test('serve: --store-compaction-nice sets the niceness of RocksDB\'s compaction threads (flag or TALLY_STORE_COMPACTION_NICE), 0 to 19; 0 leaves them alone', () => {
-  const none = parseServeArgs([], {})
-  assert.ok(none !== 'help')
-  assert.equal(none.storeCompactionNice, storeCompactionNiceDefault)
-  const given = parseServeArgs(['--store-compaction-nice', '0'], { TALLY_STORE_COMPACTION_NICE: '9' })
-  assert.ok(given !== 'help')
-  assert.equal(given.storeCompactionNice, 0, 'the flag over the environment')
-  const fromEnv = parseServeArgs([], { TALLY_STORE_COMPACTION_NICE: '19' })
-  assert.ok(fromEnv !== 'help')
-  assert.equal(fromEnv.storeCompactionNice, 19)
-  assert.throws(() => parseServeArgs(['--store-compaction-nice', '20'], {}), /--store-compaction-nice: a niceness of 0 to 19, got 20/)
-  assert.throws(() => parseServeArgs(['--store-compaction-nice', '-1'], {}), /--store-compaction-nice/)
-  assert.throws(() => parseServeArgs([], { TALLY_STORE_COMPACTION_NICE: 'low' }), /TALLY_STORE_COMPACTION_NICE \(--store-compaction-nice\)/)
 })
