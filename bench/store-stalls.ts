@@ -3,6 +3,7 @@
  *
  *   node --import tsx bench/store-stalls.ts [--transactions 2000000] [--segment 250000] [--bulk 1000]
  *        [--background-jobs N] [--memtable-budget-mib 32] [--wal-compression true|false] [--background-nice N]
+ *        [--background-nice-threads rocksdb:|rocksdb:low|rocksdb:high]
  *
  * Writes proposals shaped like the growth bench's (`bench/growth.ts`): per
  * transfer, three rows appended under increasing keys (~300, ~600 and ~40
@@ -28,7 +29,7 @@ import { Store, type RowWrite } from '../src/store/index.ts'
  * `rocksdb:high` flushes) the niceness `nice`, on Linux where a thread's
  * niceness is its own. Returns how many threads were changed.
  */
-function reniceBackgroundThreads(nice: number): number {
+function reniceBackgroundThreads(nice: number, prefix: string): number {
   if (process.platform !== 'linux') return 0
   let changed = 0
   for (const task of readdirSync('/proc/self/task')) {
@@ -38,7 +39,7 @@ function reniceBackgroundThreads(nice: number): number {
     } catch {
       continue // the thread ended
     }
-    if (!name.startsWith('rocksdb:')) continue
+    if (!name.trimEnd().startsWith(prefix)) continue
     try {
       if (os.getPriority(Number(task)) < nice) {
         os.setPriority(Number(task), nice)
@@ -60,6 +61,8 @@ const { values } = parseArgs({
     'memtable-budget-mib': { type: 'string' },
     'wal-compression': { type: 'string' },
     'background-nice': { type: 'string' },
+    // Which threads --background-nice applies to, by name prefix: all of RocksDB's (default), compactions only, flushes only.
+    'background-nice-threads': { type: 'string', default: 'rocksdb:' },
   },
 })
 const transactions = Number(values.transactions)
@@ -71,7 +74,7 @@ const store = await Store.open(path.join(directory, 'store'), {
   ...(values['wal-compression'] === undefined ? {} : { walCompression: values['wal-compression'] === 'true' }),
   ...(values['memtable-budget-mib'] === undefined ? {} : { memtableMemoryBudget: Number(values['memtable-budget-mib']) * 1048576 }),
 })
-if (values['background-nice'] !== undefined) console.log(`reniced ${reniceBackgroundThreads(Number(values['background-nice']))} RocksDB threads`)
+if (values['background-nice'] !== undefined) console.log(`reniced ${reniceBackgroundThreads(Number(values['background-nice']), values['background-nice-threads'] as string)} RocksDB threads`)
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 const filler = randomBytes(1 << 20)
 let fillerAt = 0
