@@ -686,7 +686,11 @@ export class LedgerNode implements Sequencer {
         const proposal = this.proposals.get(end) ?? decodeProposal(payload)
         // A proposal applied in slices yields while the earlier ones of its batch would wait unanswered: it starts a batch of its own.
         const sliced = proposal.orders.length > ordersMax
-        if (sliced && end > start) break
+        if (sliced && end > start) {
+          // The next batch starts with it: kept decoded, so that a large proposal shipped to a replica is decoded once.
+          this.proposals.set(end, proposal)
+          break
+        }
         this.payloads.delete(end)
         this.proposals.delete(end)
         const result = sliced ? await this.applyOneInSlices(end, proposal, batch) : this.applyOne(end, proposal, batch)

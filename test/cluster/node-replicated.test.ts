@@ -500,3 +500,42 @@ test('replicated node: a truncation of the uncommitted tail while the node reads
     assert.equal(r.clusterStatus().appliedIndex, committed)
   })
 })
+
+test('replicated node: a replica that catches up applies shipped proposals too large for its batch, after smaller ones, to the primary’s state', async () => {
+  // The replica decodes what it is shipped; a proposal above its `applyBatchOrdersMax` that follows
+  // others in a batch starts the next batch (applied in slices), and must be the proposal of its own
+  // index there (kept decoded across the break, not decoded twice).
+  const dirs = { p: tempDirectory(), r1: tempDirectory() }
+  const p = await openNode(dirs.p.directory, 'p', { gatherOrdersMax: 16 })
+  const r1 = await openNode(dirs.r1.directory, 'r1', { applyBatchOrdersMax: 4, applySliceUnits: 2 })
+  // The primary commits on its own (best effort) while the replica is away.
+  const loop = new Loopback(p, { mode: 'best_effort', memberCount: 2 })
+  try {
+    await p.becomePrimary(1, 0)
+    await r1.adoptEpoch(1, 'p')
+    await submit(p, createLedger)
+    // One order at a time, then twelve at once (gathered into proposals above four orders), in turn.
+    for (let round = 0; round < 4; round++) {
+      await runWorkload(p, randomOrders(10 + round, 2), 1)
+      await runWorkload(p, randomOrders(20 + round, 12), 12)
+    }
+    const primary = p.clusterStatus()
+    assert.ok(primary.appliedIndex >= 10, `several proposals (${primary.appliedIndex})`)
+    // Connected only now: the replica receives the whole log and applies it in batches.
+    await loop.connect('r1', r1)
+    await loop.settle()
+    assert.equal(loop.failure, undefined)
+    const replica = r1.clusterStatus()
+    assert.equal(replica.appliedIndex, primary.appliedIndex)
+    assert.deepEqual(replica.stateHash, primary.stateHash)
+    loop.close()
+    await Promise.all([p.close(), r1.close()])
+    const [rowsP, rows1] = await Promise.all([comparableRows(dirs.p.directory), comparableRows(dirs.r1.directory)])
+    assert.deepEqual(rows1, rowsP)
+  } finally {
+    loop.close()
+    await Promise.all([p.close().catch(() => {}), r1.close().catch(() => {})])
+    dirs.p.remove()
+    dirs.r1.remove()
+  }
+})
