@@ -185,7 +185,7 @@ export function compareDates(left: string, right: string): number {
 
 /**
  * `isFixedWidthDate`, remembering the last texts it accepted: a bulk compares
- * its one date with the first use of the same few accounts (\`world\`) order
+ * its one date with the first use of the same few accounts (`world`), order
  * after order. A pure function of the text, so remembering changes no answer.
  */
 function knownFixedWidth(text: string): boolean {

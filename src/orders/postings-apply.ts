@@ -1,5 +1,5 @@
 import type { AccountAddress, Asset, CanonicalKey, LedgerName, Posting, Volumes } from '../domain/index.ts'
-import { TallyError, WORLD, accountKey, addInput, addOutput, balanceOf, commitVolumes, compareDates, emptyKeyed, fitsVolume, invariant, isSharedEmptyAccountMetadata, mergeMetadata, ownValue, storedMetadata, volumesKey } from '../domain/index.ts'
+import { TallyError, WORLD, accountKey, addInput, canonicalAccountMetadata, addOutput, balanceOf, commitVolumes, compareDates, emptyKeyed, fitsVolume, invariant, isSharedEmptyAccountMetadata, mergeMetadata, ownValue, storedMetadata, volumesKey } from '../domain/index.ts'
 import type { Keyed, Metadata } from '../domain/index.ts'
 import type { Scope } from './scope.ts'
 import { readAccountAt, readVolumesAt, writeAccountAt, writeVolumesAt } from './scope.ts'
@@ -98,7 +98,8 @@ export function touchAccounts(
   ledger: LedgerName,
   accounts: Iterable<AccountAddress>,
   usedAt: string,
-  metadataByAccount: Readonly<Keyed<Metadata>> = emptyKeyed(),
+  // None given (a revert): the shared empty map, which the loop below recognises.
+  metadataByAccount: Readonly<Keyed<Metadata>> = canonicalAccountMetadata([]),
 ): bigint {
   let created = 0n
   // A write naming no account metadata (most) has the shared empty map: no lookup per account.
